@@ -1,0 +1,534 @@
+/*
+ * consumer: Kafka messages -> jobs (the "consume" role, consumer.h).
+ *
+ * One thread owns everything here: the store connection, the broker
+ * handle, the group consumer and the dead-letter producer. A batch goes
+ * through three stages, each retried on its own until it succeeds (create
+ * in Redis, send dead letters, commit), so a Redis or Kafka outage stalls
+ * the batch but never skips a message; only a failed commit is not
+ * retried (a rebalance: the next owner gets the messages again, and the
+ * keys make them "existed").
+ *
+ * Key of a job: "<topic>:<id>" when the message has an id, else
+ * "<topic>/<partition>@<offset>@<cluster id>": offsets restart at 0 on a
+ * new embedded broker, the cluster id (with its start token, kafka.c) does
+ * not repeat.
+ *
+ * Backpressure and the embedded broker's key are checked once a second,
+ * not per message.
+ */
+#include "config.h"
+
+#include "consumers/consumer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "kafka.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define POLL_MS 50
+#define TICK_MS 1000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define DLQ_TIMEOUT_MS 10000
+#define CLUSTER_ID_TIMEOUT_MS 5000
+#define ACTOR "kafka"
+
+/* One message of the batch on its way to a job. */
+struct item {
+	struct jobd_request req; /* decoded; zeroed when it failed */
+	char source[300];	 /* "topic/partition@offset" */
+	char *key;		 /* idempotency key, NULL when not decoded */
+	char reason[512];	 /* why it is dead-lettered, "" when not */
+	int spec;		 /* index in specs, -1 when none */
+};
+
+struct jobd_consumer {
+	const struct jobd_conf *conf; /* borrowed */
+	struct jobd_store *st;	      /* this thread's connection */
+	struct jobd_kafka_broker *broker;
+	struct jobd_kafka_consumer *kc;	 /* NULL while reconnecting */
+	struct jobd_kafka_producer *dlq; /* NULL while reconnecting */
+	char cluster[256];		 /* key component, "" = not yet */
+	bool paused;			 /* backpressure is on */
+	bool reconnect;			 /* broker address changed */
+	atomic_bool stop;
+	pthread_t thread;
+
+	pthread_mutex_t lock; /* guards stats */
+	struct jobd_consumer_stats stats;
+
+	struct jobd_kafka_message msgs[JOBD_CONSUMER_BATCH];
+	struct item items[JOBD_CONSUMER_BATCH];
+	struct jobd_spec specs[JOBD_CONSUMER_BATCH];
+	struct jobd_created out[JOBD_CONSUMER_BATCH];
+	struct jobd_kafka_out dlq_out[JOBD_CONSUMER_BATCH];
+	struct jobd_kafka_header dlq_hdrs[JOBD_CONSUMER_BATCH][2];
+};
+
+static void nap(struct jobd_consumer *c, int ms)
+{
+	while (ms > 0 && !atomic_load(&c->stop)) {
+		int step = ms < 50 ? ms : 50;
+		struct timespec ts = { 0, step * 1000000L };
+
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+}
+
+static void count(struct jobd_consumer *c, uint64_t *field, uint64_t n)
+{
+	pthread_mutex_lock(&c->lock);
+	*field += n;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void disconnect(struct jobd_consumer *c)
+{
+	jobd_kafka_consumer_free(c->kc);
+	jobd_kafka_producer_free(c->dlq);
+	c->kc = NULL;
+	c->dlq = NULL;
+	c->cluster[0] = '\0';
+}
+
+static int connect_kafka(struct jobd_consumer *c, char *errstr,
+			 size_t errstr_size)
+{
+	const char *topics[] = { c->conf->topic_events, c->conf->topic_records,
+				 c->conf->topic_actions };
+	const char *brokers = jobd_kafka_broker_address(c->broker);
+
+	c->kc = jobd_kafka_consumer_new(c->conf, brokers, c->conf->group,
+					topics, 3, errstr, errstr_size);
+	if (!c->kc)
+		return -1;
+	c->dlq = jobd_kafka_producer_new(c->conf, brokers, errstr, errstr_size);
+	if (!c->dlq) {
+		disconnect(c);
+		return -1;
+	}
+	if (c->paused)
+		jobd_kafka_consumer_pause(c->kc, true);
+	return 0;
+}
+
+/* Once a second: the embedded broker's key, then backpressure. */
+static void tick(struct jobd_consumer *c)
+{
+	int64_t counts[JOBD_STATUS_COUNT];
+	char errstr[512];
+	int rc;
+
+	rc = jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr));
+	if (rc < 0)
+		jobd_debug("consumer: cannot check the broker key: %s", errstr);
+	else if (rc == 1)
+		c->reconnect = true;
+	if (jobd_store_counts(c->st, counts) < 0)
+		return; /* keep the current state until Redis answers */
+	if (!c->paused && counts[JOBD_PENDING] > c->conf->pending_limit) {
+		jobd_info("consumer: %lld jobs pending (limit %lld): pausing",
+			  (long long)counts[JOBD_PENDING],
+			  (long long)c->conf->pending_limit);
+		c->paused = true;
+		if (c->kc)
+			jobd_kafka_consumer_pause(c->kc, true);
+	} else if (c->paused &&
+		   counts[JOBD_PENDING] <= c->conf->pending_limit) {
+		jobd_info("consumer: %lld jobs pending: resuming",
+			  (long long)counts[JOBD_PENDING]);
+		c->paused = false;
+		if (c->kc)
+			jobd_kafka_consumer_pause(c->kc, false);
+	}
+}
+
+static int topic_kind(const struct jobd_conf *conf, const char *topic)
+{
+	if (strcmp(topic, conf->topic_events) == 0)
+		return JOBD_TOPIC_EVENTS;
+	if (strcmp(topic, conf->topic_records) == 0)
+		return JOBD_TOPIC_RECORDS;
+	if (strcmp(topic, conf->topic_actions) == 0)
+		return JOBD_TOPIC_ACTIONS;
+	return -1;
+}
+
+static void release_items(struct jobd_consumer *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		jobd_codec_request_release(&c->items[i].req);
+		free(c->items[i].key);
+		c->items[i].key = NULL;
+	}
+}
+
+static char *make_key(const struct jobd_kafka_message *msg,
+		      const struct jobd_request *req, const char *cluster)
+{
+	char *key = NULL;
+	int rc;
+
+	if (req->id)
+		rc = asprintf(&key, "%s:%s", msg->topic, req->id);
+	else
+		rc = asprintf(&key, "%s/%d@%lld@%s", msg->topic,
+			      (int)msg->partition, (long long)msg->offset,
+			      cluster);
+	return rc < 0 ? NULL : key;
+}
+
+/*
+ * Decodes the batch into items and specs; *NS = number of specs.
+ * Returns 0, or -1 when it should be retried (out of memory, no cluster
+ * id yet).
+ */
+static int decode(struct jobd_consumer *c, size_t n, size_t *ns, char *errstr,
+		  size_t errstr_size)
+{
+	*ns = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct jobd_kafka_message *msg = &c->msgs[i];
+		struct item *it = &c->items[i];
+		int kind = topic_kind(c->conf, msg->topic);
+		char why[300];
+		int rc;
+
+		memset(&it->req, 0, sizeof(it->req));
+		it->key = NULL;
+		it->reason[0] = '\0';
+		it->spec = -1;
+		snprintf(it->source, sizeof(it->source), "%s/%d@%lld",
+			 msg->topic, (int)msg->partition,
+			 (long long)msg->offset);
+		if (kind < 0) {
+			snprintf(it->reason, sizeof(it->reason),
+				 "cannot decode request at %s: not an input "
+				 "topic",
+				 it->source);
+			continue;
+		}
+		if (!msg->value || msg->len == 0) {
+			snprintf(it->reason, sizeof(it->reason),
+				 "cannot decode request at %s: empty message",
+				 it->source);
+			continue;
+		}
+		rc = jobd_codec_decode((enum jobd_topic_kind)kind, msg->value,
+				       msg->len, (size_t)c->conf->max_payload,
+				       &it->req, why, sizeof(why));
+		if (rc == -ENOMEM) {
+			snprintf(errstr, errstr_size,
+				 "cannot decode request at %s: out of memory",
+				 it->source);
+			return -1;
+		}
+		if (rc < 0) {
+			snprintf(it->reason, sizeof(it->reason),
+				 "cannot decode request at %s: %s", it->source,
+				 why);
+			continue;
+		}
+		if (!it->req.id && !c->cluster[0] &&
+		    jobd_kafka_consumer_cluster_id(c->kc, CLUSTER_ID_TIMEOUT_MS,
+						   c->cluster,
+						   sizeof(c->cluster)) < 0) {
+			snprintf(errstr, errstr_size,
+				 "cannot read the kafka cluster id");
+			return -1;
+		}
+		it->key = make_key(msg, &it->req, c->cluster);
+		if (!it->key) {
+			snprintf(errstr, errstr_size, "out of memory");
+			return -1;
+		}
+		it->spec = (int)*ns;
+		c->specs[(*ns)++] = (struct jobd_spec){
+			.type = it->req.type,
+			.key = it->key,
+			.source = it->source,
+			.payload = it->req.payload,
+			.run_by = it->req.run_by,
+			.low_priority = it->req.low_priority,
+		};
+	}
+	return 0;
+}
+
+/*
+ * Creates the jobs of the decoded items. Returns 0 or
+ * JOBD_STORE_ERR_REDIS (retry the batch).
+ */
+static int create(struct jobd_consumer *c, size_t ns, char *errstr,
+		  size_t errstr_size)
+{
+	int rc;
+
+	if (ns == 0)
+		return 0;
+	rc = jobd_store_create(c->st, ACTOR, c->specs, ns, c->out);
+	if (rc == JOBD_STORE_ERR_INVALID) {
+		/* One spec is refused as a whole call: find it. */
+		for (size_t i = 0; i < ns; i++) {
+			rc = jobd_store_create(c->st, ACTOR, &c->specs[i], 1,
+					       &c->out[i]);
+			if (rc == JOBD_STORE_ERR_INVALID) {
+				memset(&c->out[i], 0, sizeof(c->out[i]));
+				snprintf(c->out[i].error,
+					 sizeof(c->out[i].error), "%s",
+					 jobd_store_errstr(c->st));
+			} else if (rc < 0) {
+				break;
+			}
+		}
+		if (rc == JOBD_STORE_ERR_INVALID)
+			rc = 0;
+	}
+	if (rc < 0) {
+		snprintf(errstr, errstr_size, "%s", jobd_store_errstr(c->st));
+		return JOBD_STORE_ERR_REDIS;
+	}
+	return 0;
+}
+
+/* Items refused by the store become dead letters too. */
+static void collect_refusals(struct jobd_consumer *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct item *it = &c->items[i];
+		const struct jobd_created *out;
+
+		if (it->spec < 0)
+			continue;
+		out = &c->out[it->spec];
+		if (out->id == 0)
+			snprintf(it->reason, sizeof(it->reason),
+				 "cannot create job at %s: %s", it->source,
+				 out->error[0] ? out->error : "refused");
+	}
+}
+
+static int dead_letter(struct jobd_consumer *c, size_t n, char *errstr,
+		       size_t errstr_size)
+{
+	struct jobd_kafka_out *out = c->dlq_out;
+	struct jobd_kafka_header(*hdrs)[2] = c->dlq_hdrs;
+	size_t nout = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct jobd_kafka_message *msg = &c->msgs[i];
+		struct item *it = &c->items[i];
+
+		if (!it->reason[0])
+			continue;
+		hdrs[nout][0] =
+			(struct jobd_kafka_header){ "jobd-reason", it->reason,
+						    strlen(it->reason) };
+		hdrs[nout][1] =
+			(struct jobd_kafka_header){ "jobd-source", it->source,
+						    strlen(it->source) };
+		out[nout] = (struct jobd_kafka_out){
+			.topic = c->conf->topic_dlq,
+			.partition = -1,
+			.key = msg->key,
+			.key_len = msg->key_len,
+			.value = msg->value,
+			.len = msg->len,
+			.headers = hdrs[nout],
+			.nheaders = 2,
+		};
+		nout++;
+	}
+	if (nout == 0)
+		return 0;
+	if (jobd_kafka_producer_send(c->dlq, out, nout, DLQ_TIMEOUT_MS, errstr,
+				     errstr_size) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (c->items[i].reason[0])
+			jobd_warn("consumer: dead-lettered to %s: %s",
+				  c->conf->topic_dlq, c->items[i].reason);
+	count(c, &c->stats.dead_lettered, nout);
+	return 0;
+}
+
+enum stage { S_DECODE, S_CREATE, S_DLQ, S_DONE };
+
+/* Runs the batch from STAGE on; returns the stage reached. */
+static enum stage run(struct jobd_consumer *c, size_t n, enum stage stage,
+		      size_t *ns, char *errstr, size_t errstr_size)
+{
+	switch (stage) {
+	case S_DECODE:
+		release_items(c, n);
+		if (decode(c, n, ns, errstr, errstr_size) < 0)
+			return S_DECODE;
+		/* fall through */
+	case S_CREATE:
+		if (create(c, *ns, errstr, errstr_size) < 0)
+			return S_CREATE;
+		collect_refusals(c, n);
+		/* fall through */
+	case S_DLQ:
+		if (dead_letter(c, n, errstr, errstr_size) < 0)
+			return S_DLQ;
+		/* fall through */
+	case S_DONE:
+		break;
+	}
+	return S_DONE;
+}
+
+static void handle_batch(struct jobd_consumer *c, size_t n)
+{
+	enum stage stage = S_DECODE;
+	int backoff = BACKOFF_MIN_MS;
+	char errstr[512];
+	size_t ns = 0;
+	uint64_t created = 0, existed = 0;
+
+	for (;;) {
+		stage = run(c, n, stage, &ns, errstr, sizeof(errstr));
+		if (stage == S_DONE)
+			break;
+		jobd_warn("consumer: %s: retrying the batch of %zu in %d ms",
+			  errstr, n, backoff);
+		count(c, &c->stats.retries, 1);
+		nap(c, backoff);
+		if (atomic_load(&c->stop))
+			goto out; /* uncommitted: consumed again later */
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+							 backoff * 2;
+		/* a dead peer broker can stall the dead letters for good */
+		if (jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr)) ==
+		    1) {
+			c->reconnect = true;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < ns; i++) {
+		if (c->out[i].id && c->out[i].existed)
+			existed++;
+		else if (c->out[i].id)
+			created++;
+	}
+	if (jobd_kafka_consumer_commit(c->kc, c->msgs, n, errstr,
+				       sizeof(errstr)) < 0)
+		jobd_warn("consumer: %s (the batch will be consumed again)",
+			  errstr);
+	pthread_mutex_lock(&c->lock);
+	c->stats.messages += n;
+	c->stats.created += created;
+	c->stats.existed += existed;
+	pthread_mutex_unlock(&c->lock);
+out:
+	release_items(c, n);
+}
+
+static void *thread_main(void *arg)
+{
+	struct jobd_consumer *c = arg;
+	int64_t next_tick = 0;
+	char errstr[512];
+	size_t n;
+
+	while (!atomic_load(&c->stop)) {
+		if (jobd_util_mono_ms() >= next_tick) {
+			tick(c);
+			next_tick = jobd_util_mono_ms() + TICK_MS;
+		}
+		if (c->reconnect) {
+			disconnect(c);
+			c->reconnect = false;
+		}
+		if (!c->kc && connect_kafka(c, errstr, sizeof(errstr)) < 0) {
+			jobd_warn("consumer: %s", errstr);
+			nap(c, TICK_MS);
+			continue;
+		}
+		jobd_kafka_consumer_poll(c->kc, c->msgs, JOBD_CONSUMER_BATCH,
+					 &n, POLL_MS);
+		if (n == 0)
+			continue;
+		handle_batch(c, n);
+		jobd_kafka_messages_release(c->msgs, n);
+	}
+	return NULL;
+}
+
+struct jobd_consumer *jobd_consumer_start(const struct jobd_conf *conf,
+					  char *errstr, size_t errstr_size)
+{
+	struct jobd_consumer *c;
+	int err;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	c->conf = conf;
+	atomic_init(&c->stop, false);
+	pthread_mutex_init(&c->lock, NULL);
+	c->st = jobd_store_new(conf, errstr, errstr_size);
+	if (!c->st)
+		goto err_free;
+	c->broker = jobd_kafka_broker_new(conf, errstr, errstr_size);
+	if (!c->broker)
+		goto err_free_store;
+	if (connect_kafka(c, errstr, errstr_size) < 0)
+		goto err_free_broker;
+	err = pthread_create(&c->thread, NULL, thread_main, c);
+	if (err) {
+		snprintf(errstr, errstr_size, "cannot start a thread: %s",
+			 strerror(err));
+		goto err_disconnect;
+	}
+	jobd_info("consumer: group \"%s\" on %s, topics %s, %s, %s",
+		  conf->group, jobd_kafka_broker_address(c->broker),
+		  conf->topic_events, conf->topic_records, conf->topic_actions);
+	return c;
+err_disconnect:
+	disconnect(c);
+err_free_broker:
+	jobd_kafka_broker_free(c->broker);
+err_free_store:
+	jobd_store_free(c->st);
+err_free:
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return NULL;
+}
+
+void jobd_consumer_stats(struct jobd_consumer *c,
+			 struct jobd_consumer_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->stats;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void jobd_consumer_stop(struct jobd_consumer *c)
+{
+	if (!c)
+		return;
+	atomic_store(&c->stop, true);
+	pthread_join(c->thread, NULL);
+	disconnect(c);
+	jobd_kafka_broker_free(c->broker);
+	jobd_store_free(c->st);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,931 @@
+/*
+ * codec: one Kafka message -> struct jobd_request.
+ *
+ * Data flow: either encoding is first turned into one jansson tree (JSON by
+ * jansson's parser, msgpack by the small reader below), then one function
+ * per topic checks the envelope on that tree and builds the payload tree,
+ * which is written out compactly. So JSON and msgpack messages obey the
+ * same field rules and are refused with the same words.
+ *
+ * Why our own msgpack reader rather than msgpack-c's msgpack_unpack_next():
+ * its object unpacker allocates room for the declared element count of an
+ * array or map before reading them (the 8-byte message {"a": array32 of
+ * 2^32-1} makes 4.0.0 ask malloc for 128 GiB), its nesting stack is fixed
+ * at 32 levels (MSGPACK_EMBED_STACK_SIZE) while we allow 64 as for JSON,
+ * and its errors carry no position or field name.
+ * The format is small; a reader that checks every length and count against
+ * the bytes left is short. msgpack-c still writes msgpack (stats, tests).
+ *
+ * Integers: jansson holds int64 (json_int_t) and refuses bigger JSON
+ * numbers, so a msgpack uint64 over INT64_MAX is refused as well, rather
+ * than written as digits that no jobd process could read back.
+ */
+#include "config.h"
+
+#include "codec.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+/* Field names quoted in messages longer than this are not quoted. */
+#define NAME_QUOTE_MAX 64
+
+static void fail(char *errstr, size_t errstr_size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Reasons travel in Kafka headers and log lines, and may quote bytes of
+ * the message (jansson's "near '...'"), so anything but printable ASCII
+ * becomes '?'.
+ */
+static void fail(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	if (!errstr || errstr_size == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(errstr, errstr_size, fmt, ap);
+	va_end(ap);
+	for (p = errstr; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+}
+
+static int fail_nomem(char *errstr, size_t errstr_size)
+{
+	fail(errstr, errstr_size, "out of memory");
+	return -ENOMEM;
+}
+
+bool jobd_codec_valid_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + len;
+
+	while (p < end) {
+		unsigned char c = *p;
+		uint32_t cp;
+		size_t n, i;
+
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if ((size_t)(end - p) <= n)
+			return false;
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if (n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+			return false;
+		if (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* Whether NAME can be quoted in a reason as it is. */
+static bool quotable(const char *name, size_t len)
+{
+	size_t i;
+
+	if (!name || len == 0 || len > NAME_QUOTE_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (name[i] < 0x20 || name[i] > 0x7e || name[i] == '"')
+			return false;
+	return true;
+}
+
+/* --- msgpack reader ------------------------------------------------- */
+
+struct mp_reader {
+	const unsigned char *buf; /* the whole message, borrowed */
+	size_t len;		  /* bytes in buf */
+	size_t off;		  /* next byte to read, from buf */
+	const char
+		*key; /* nearest enclosing map key (points into buf), or NULL */
+	size_t key_len; /* bytes in key */
+	int rc;		/* 0 until the first failure, then -EINVAL or -ENOMEM */
+	char *errstr;	/* reason goes here; may be NULL */
+	size_t errstr_size; /* bytes at errstr */
+};
+
+static json_t *mp_value(struct mp_reader *rd, int depth);
+
+static json_t *mp_nomem(struct mp_reader *rd)
+{
+	rd->rc = fail_nomem(rd->errstr, rd->errstr_size);
+	return NULL;
+}
+
+static json_t *mp_truncated(struct mp_reader *rd)
+{
+	rd->rc = -EINVAL;
+	fail(rd->errstr, rd->errstr_size, "truncated msgpack");
+	return NULL;
+}
+
+/* Whether N more bytes are there to read; fails the reader if not. */
+static bool mp_have(struct mp_reader *rd, uint64_t n)
+{
+	if (rd->len - rd->off >= n)
+		return true;
+	mp_truncated(rd);
+	return false;
+}
+
+/* Big-endian unsigned of N bytes at the read position; mp_have() first. */
+static uint64_t mp_take(struct mp_reader *rd, size_t n)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v = v << 8 | rd->buf[rd->off + i];
+	rd->off += n;
+	return v;
+}
+
+/* Reads the length of a str/bin/ext/array/map header of N bytes. */
+static bool mp_length(struct mp_reader *rd, size_t n, uint64_t *v)
+{
+	if (!mp_have(rd, n))
+		return false;
+	*v = mp_take(rd, n);
+	return true;
+}
+
+/* Checks the N string bytes at the read position; IS_KEY for map keys. */
+static bool mp_check_string(struct mp_reader *rd, size_t n, bool is_key)
+{
+	const char *s = (const char *)rd->buf + rd->off;
+	const char *what = NULL;
+
+	if (!jobd_codec_valid_utf8(s, n))
+		what = "invalid UTF-8";
+	else if (memchr(s, '\0', n))
+		what = "NUL byte";
+	if (!what)
+		return true;
+	rd->rc = -EINVAL;
+	if (is_key)
+		fail(rd->errstr, rd->errstr_size,
+		     "%s in a msgpack map key at byte %zu", what, rd->off);
+	else if (quotable(rd->key, rd->key_len))
+		fail(rd->errstr, rd->errstr_size, "%s in \"%.*s\"", what,
+		     (int)rd->key_len, rd->key);
+	else
+		fail(rd->errstr, rd->errstr_size,
+		     "%s in a msgpack string at byte %zu", what, rd->off);
+	return false;
+}
+
+static json_t *mp_string(struct mp_reader *rd, uint64_t n)
+{
+	json_t *json;
+
+	if (!mp_have(rd, n) || !mp_check_string(rd, n, false))
+		return NULL;
+	json = json_stringn_nocheck((const char *)rd->buf + rd->off, n);
+	if (!json)
+		return mp_nomem(rd);
+	rd->off += n;
+	return json;
+}
+
+static json_t *mp_array(struct mp_reader *rd, uint64_t n, int depth)
+{
+	json_t *array, *item;
+	uint64_t i;
+
+	/* Every element takes at least one byte: a count beyond the bytes
+	 * left is a truncated message, whatever it claims. */
+	if (!mp_have(rd, n))
+		return NULL;
+	array = json_array();
+	if (!array)
+		return mp_nomem(rd);
+	for (i = 0; i < n; i++) {
+		item = mp_value(rd, depth + 1);
+		if (!item)
+			goto err_free_array;
+		if (json_array_append_new(array, item) < 0) {
+			mp_nomem(rd);
+			goto err_free_array;
+		}
+	}
+	return array;
+
+err_free_array:
+	json_decref(array);
+	return NULL;
+}
+
+/* Reads a map key: it must be a msgpack str. */
+static bool mp_key(struct mp_reader *rd, const char **key, size_t *key_len)
+{
+	size_t at = rd->off;
+	unsigned char c;
+	uint64_t n;
+
+	if (!mp_have(rd, 1))
+		return false;
+	c = rd->buf[rd->off++];
+	if (c >= 0xa0 && c <= 0xbf)
+		n = c & 0x1f;
+	else if (c >= 0xd9 && c <= 0xdb) {
+		if (!mp_length(rd, (size_t)1 << (c - 0xd9), &n))
+			return false;
+	} else {
+		rd->rc = -EINVAL;
+		fail(rd->errstr, rd->errstr_size,
+		     "msgpack map key at byte %zu is not a string", at);
+		return false;
+	}
+	if (!mp_have(rd, n) || !mp_check_string(rd, n, true))
+		return false;
+	*key = (const char *)rd->buf + rd->off;
+	*key_len = n;
+	rd->off += n;
+	return true;
+}
+
+static json_t *mp_map(struct mp_reader *rd, uint64_t n, int depth)
+{
+	const char *outer_key = rd->key, *key;
+	size_t outer_key_len = rd->key_len, key_len;
+	json_t *object, *value;
+	uint64_t i;
+
+	/* A pair takes at least two bytes. */
+	if (n > (rd->len - rd->off) / 2)
+		return mp_truncated(rd);
+	object = json_object();
+	if (!object)
+		return mp_nomem(rd);
+	for (i = 0; i < n; i++) {
+		if (!mp_key(rd, &key, &key_len))
+			goto err_free_object;
+		rd->key = key;
+		rd->key_len = key_len;
+		value = mp_value(rd, depth + 1);
+		rd->key = outer_key;
+		rd->key_len = outer_key_len;
+		if (!value)
+			goto err_free_object;
+		/* Keys were checked for NUL and UTF-8; the last duplicate
+		 * wins, as in jansson's JSON parser. */
+		if (json_object_setn_new_nocheck(object, key, key_len, value) <
+		    0) {
+			mp_nomem(rd);
+			goto err_free_object;
+		}
+	}
+	return object;
+
+err_free_object:
+	json_decref(object);
+	return NULL;
+}
+
+static json_t *mp_integer(struct mp_reader *rd, int64_t v)
+{
+	json_t *json = json_integer(v);
+
+	return json ? json : mp_nomem(rd);
+}
+
+static json_t *mp_unsigned(struct mp_reader *rd, uint64_t v)
+{
+	if (v > INT64_MAX) {
+		rd->rc = -EINVAL;
+		fail(rd->errstr, rd->errstr_size,
+		     "msgpack integer %" PRIu64 " is over the int64 range", v);
+		return NULL;
+	}
+	return mp_integer(rd, (int64_t)v);
+}
+
+static json_t *mp_real(struct mp_reader *rd, double v)
+{
+	json_t *json;
+
+	if (!isfinite(v)) {
+		rd->rc = -EINVAL;
+		fail(rd->errstr, rd->errstr_size,
+		     "msgpack float %s has no JSON form",
+		     isnan(v) ? "NaN" : "Inf");
+		return NULL;
+	}
+	json = json_real(v);
+	return json ? json : mp_nomem(rd);
+}
+
+static json_t *mp_refuse(struct mp_reader *rd, const char *what)
+{
+	rd->rc = -EINVAL;
+	fail(rd->errstr, rd->errstr_size, "msgpack %s has no JSON form", what);
+	return NULL;
+}
+
+static json_t *mp_float(struct mp_reader *rd, size_t n)
+{
+	uint64_t bits;
+	uint32_t bits32;
+	float f;
+	double d;
+
+	if (!mp_have(rd, n))
+		return NULL;
+	bits = mp_take(rd, n);
+	if (n == 4) {
+		bits32 = (uint32_t)bits;
+		memcpy(&f, &bits32, sizeof(f));
+		return mp_real(rd, f);
+	}
+	memcpy(&d, &bits, sizeof(d));
+	return mp_real(rd, d);
+}
+
+static json_t *mp_signed(struct mp_reader *rd, size_t n)
+{
+	uint64_t v;
+
+	if (!mp_have(rd, n))
+		return NULL;
+	v = mp_take(rd, n);
+	switch (n) {
+	case 1:
+		return mp_integer(rd, (int8_t)v);
+	case 2:
+		return mp_integer(rd, (int16_t)v);
+	case 4:
+		return mp_integer(rd, (int32_t)v);
+	default:
+		return mp_integer(rd, (int64_t)v);
+	}
+}
+
+static json_t *mp_value(struct mp_reader *rd, int depth)
+{
+	size_t at = rd->off;
+	unsigned char c;
+	uint64_t n;
+
+	if (!mp_have(rd, 1))
+		return NULL;
+	c = rd->buf[rd->off++];
+	if ((c >= 0x80 && c <= 0x9f) || c == 0xdc || c == 0xdd || c == 0xde ||
+	    c == 0xdf) {
+		if (depth > JOBD_CODEC_MAX_DEPTH) {
+			rd->rc = -EINVAL;
+			fail(rd->errstr, rd->errstr_size,
+			     "nested deeper than %d levels",
+			     JOBD_CODEC_MAX_DEPTH);
+			return NULL;
+		}
+	}
+	if (c <= 0x7f)
+		return mp_integer(rd, c);
+	if (c >= 0xe0)
+		return mp_integer(rd, (int8_t)c);
+	if (c <= 0x8f)
+		return mp_map(rd, c & 0x0f, depth);
+	if (c <= 0x9f)
+		return mp_array(rd, c & 0x0f, depth);
+	if (c <= 0xbf)
+		return mp_string(rd, c & 0x1f);
+	switch (c) {
+	case 0xc0:
+		return json_null();
+	case 0xc2:
+		return json_false();
+	case 0xc3:
+		return json_true();
+	case 0xc4:
+	case 0xc5:
+	case 0xc6:
+		return mp_refuse(rd, "binary");
+	case 0xc7:
+	case 0xc8:
+	case 0xc9:
+	case 0xd4:
+	case 0xd5:
+	case 0xd6:
+	case 0xd7:
+	case 0xd8:
+		return mp_refuse(rd, "ext");
+	case 0xca:
+		return mp_float(rd, 4);
+	case 0xcb:
+		return mp_float(rd, 8);
+	case 0xcc:
+	case 0xcd:
+	case 0xce:
+	case 0xcf:
+		if (!mp_length(rd, (size_t)1 << (c - 0xcc), &n))
+			return NULL;
+		return mp_unsigned(rd, n);
+	case 0xd0:
+	case 0xd1:
+	case 0xd2:
+	case 0xd3:
+		return mp_signed(rd, (size_t)1 << (c - 0xd0));
+	case 0xd9:
+	case 0xda:
+	case 0xdb:
+		if (!mp_length(rd, (size_t)1 << (c - 0xd9), &n))
+			return NULL;
+		return mp_string(rd, n);
+	case 0xdc:
+	case 0xdd:
+		if (!mp_length(rd, (size_t)2 << (c - 0xdc), &n))
+			return NULL;
+		return mp_array(rd, n, depth);
+	case 0xde:
+	case 0xdf:
+		if (!mp_length(rd, (size_t)2 << (c - 0xde), &n))
+			return NULL;
+		return mp_map(rd, n, depth);
+	default: /* 0xc1, never used */
+		rd->rc = -EINVAL;
+		fail(rd->errstr, rd->errstr_size,
+		     "invalid msgpack byte 0x%02x at byte %zu", c, at);
+		return NULL;
+	}
+}
+
+/* Reads one msgpack value spanning BUF[start..len) exactly into *JSON. */
+static int mp_read(const unsigned char *buf, size_t start, size_t len,
+		   json_t **json, char *errstr, size_t errstr_size)
+{
+	struct mp_reader rd = {
+		.buf = buf,
+		.len = len,
+		.off = start,
+		.errstr = errstr,
+		.errstr_size = errstr_size,
+	};
+
+	*json = mp_value(&rd, 1);
+	if (!*json)
+		return rd.rc ? rd.rc : fail_nomem(errstr, errstr_size);
+	if (rd.off != len) {
+		fail(errstr, errstr_size,
+		     "trailing bytes after the msgpack %s at byte %zu",
+		     json_is_object(*json) ? "map" : "value", rd.off);
+		json_decref(*json);
+		*json = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --- JSON ----------------------------------------------------------- */
+
+/* Whether a container in JSON (at level DEPTH) nests deeper than allowed. */
+static bool too_deep(json_t *json, int depth)
+{
+	void *iter;
+	size_t i;
+
+	if (!json_is_object(json) && !json_is_array(json))
+		return false;
+	if (depth > JOBD_CODEC_MAX_DEPTH)
+		return true;
+	for (i = 0; i < json_array_size(json); i++)
+		if (too_deep(json_array_get(json, i), depth + 1))
+			return true;
+	for (iter = json_object_iter(json); iter;
+	     iter = json_object_iter_next(json, iter))
+		if (too_deep(json_object_iter_value(iter), depth + 1))
+			return true;
+	return false;
+}
+
+static int json_read(const char *buf, size_t len, json_t **json, char *errstr,
+		     size_t errstr_size)
+{
+	json_error_t jerr;
+
+	*json = json_loadb(buf, len, 0, &jerr);
+	if (!*json) {
+		/* jansson returns with no error text when it cannot allocate
+		 * its lexer. */
+		if (jerr.text[0] == '\0')
+			return fail_nomem(errstr, errstr_size);
+		switch (json_error_code(&jerr)) {
+		case json_error_out_of_memory:
+			return fail_nomem(errstr, errstr_size);
+		case json_error_stack_overflow:
+			fail(errstr, errstr_size,
+			     "nested deeper than %d levels",
+			     JOBD_CODEC_MAX_DEPTH);
+			break;
+		case json_error_invalid_utf8:
+			fail(errstr, errstr_size,
+			     "invalid UTF-8 in JSON at byte %d", jerr.position);
+			break;
+		default:
+			fail(errstr, errstr_size, "invalid JSON at byte %d: %s",
+			     jerr.position, jerr.text);
+			break;
+		}
+		return -EINVAL;
+	}
+	if (too_deep(*json, 1)) {
+		json_decref(*json);
+		*json = NULL;
+		fail(errstr, errstr_size, "nested deeper than %d levels",
+		     JOBD_CODEC_MAX_DEPTH);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --- writing JSON text ---------------------------------------------- */
+
+struct text_buf {
+	char *data; /* NUL-terminated text so far, owned; NULL when over limit */
+	size_t len;   /* bytes the whole text takes, even past the limit */
+	size_t cap;   /* bytes allocated at data */
+	size_t limit; /* most bytes kept; 0 = no limit */
+	bool nomem;   /* an allocation failed */
+};
+
+static int text_append(const char *s, size_t n, void *arg)
+{
+	struct text_buf *tb = arg;
+	size_t want;
+	char *data;
+
+	tb->len += n;
+	/* Past the limit only the size is still counted, for the message. */
+	if (tb->limit && tb->len > tb->limit) {
+		free(tb->data);
+		tb->data = NULL;
+		tb->cap = 0;
+		return 0;
+	}
+	if (tb->len + 1 > tb->cap) {
+		want = tb->cap ? tb->cap : 256;
+		while (want < tb->len + 1)
+			want *= 2;
+		data = realloc(tb->data, want);
+		if (!data) {
+			tb->nomem = true;
+			return -1;
+		}
+		tb->data = data;
+		tb->cap = want;
+	}
+	memcpy(tb->data + tb->len - n, s, n);
+	tb->data[tb->len] = '\0';
+	return 0;
+}
+
+/* Writes JSON compactly into *TEXT (malloc) and *TEXT_LEN; -EINVAL when the
+ * text is over LIMIT bytes (0 = no limit). */
+static int write_json(json_t *json, size_t limit, char **text, size_t *text_len,
+		      char *errstr, size_t errstr_size)
+{
+	struct text_buf tb = { .limit = limit };
+
+	if (json_dump_callback(json, text_append, &tb,
+			       JSON_COMPACT | JSON_ENCODE_ANY) < 0 ||
+	    tb.nomem) {
+		free(tb.data);
+		return fail_nomem(errstr, errstr_size);
+	}
+	if (limit && tb.len > limit) {
+		fail(errstr, errstr_size,
+		     "payload is %zu bytes, over the %zu-byte limit", tb.len,
+		     limit);
+		return -EINVAL;
+	}
+	*text = tb.data;
+	*text_len = tb.len;
+	return 0;
+}
+
+int jobd_codec_msgpack_to_json(const void *buf, size_t len, char **json,
+			       char *errstr, size_t errstr_size)
+{
+	json_t *root;
+	size_t text_len;
+	int rc;
+
+	*json = NULL;
+	rc = mp_read(buf, 0, len, &root, errstr, errstr_size);
+	if (rc < 0)
+		return rc;
+	rc = write_json(root, 0, json, &text_len, errstr, errstr_size);
+	json_decref(root);
+	return rc;
+}
+
+/* --- envelope ------------------------------------------------------- */
+
+/* The value of NAME in ROOT, or NULL when absent or null. */
+static json_t *field(json_t *root, const char *name)
+{
+	json_t *v = json_object_get(root, name);
+
+	return json_is_null(v) ? NULL : v;
+}
+
+static int copy_string(const char *s, char **out, char *errstr,
+		       size_t errstr_size)
+{
+	*out = strdup(s);
+	return *out ? 0 : fail_nomem(errstr, errstr_size);
+}
+
+/* A required non-empty string field, copied to *OUT. */
+static int take_name(json_t *root, const char *name, char **out, char *errstr,
+		     size_t errstr_size)
+{
+	json_t *v = field(root, name);
+
+	if (!v) {
+		fail(errstr, errstr_size, "missing \"%s\"", name);
+		return -EINVAL;
+	}
+	if (!json_is_string(v)) {
+		fail(errstr, errstr_size, "\"%s\" must be a string", name);
+		return -EINVAL;
+	}
+	if (json_string_length(v) == 0) {
+		fail(errstr, errstr_size, "\"%s\" is empty", name);
+		return -EINVAL;
+	}
+	return copy_string(json_string_value(v), out, errstr, errstr_size);
+}
+
+static int take_id(json_t *root, char **id, char *errstr, size_t errstr_size)
+{
+	json_t *v = field(root, "id");
+	char num[32];
+
+	if (!v)
+		return 0;
+	if (json_is_integer(v)) {
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		return copy_string(num, id, errstr, errstr_size);
+	}
+	if (!json_is_string(v)) {
+		fail(errstr, errstr_size,
+		     "\"id\" must be a string or an integer");
+		return -EINVAL;
+	}
+	if (json_string_length(v) == 0) {
+		fail(errstr, errstr_size, "\"id\" is empty");
+		return -EINVAL;
+	}
+	return copy_string(json_string_value(v), id, errstr, errstr_size);
+}
+
+static int take_run_by(json_t *root, char **run_by, char *errstr,
+		       size_t errstr_size)
+{
+	json_t *v = field(root, "run_by");
+
+	if (!v)
+		return 0;
+	if (!json_is_string(v)) {
+		fail(errstr, errstr_size,
+		     "\"run_by\" must be a string or null");
+		return -EINVAL;
+	}
+	if (json_string_length(v) == 0)
+		return 0;
+	return copy_string(json_string_value(v), run_by, errstr, errstr_size);
+}
+
+static int take_low_priority(json_t *root, bool *low_priority, char *errstr,
+			     size_t errstr_size)
+{
+	json_t *v = field(root, "low_priority");
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v)) {
+		fail(errstr, errstr_size, "\"low_priority\" must be a boolean");
+		return -EINVAL;
+	}
+	*low_priority = json_is_true(v);
+	return 0;
+}
+
+/* The "payload" object of ROOT with a new reference, or a new {} when absent. */
+static int take_payload(json_t *root, json_t **payload, char *errstr,
+			size_t errstr_size)
+{
+	json_t *v = field(root, "payload");
+
+	if (!v) {
+		*payload = json_object();
+		return *payload ? 0 : fail_nomem(errstr, errstr_size);
+	}
+	if (!json_is_object(v)) {
+		fail(errstr, errstr_size, "\"payload\" must be an object");
+		return -EINVAL;
+	}
+	*payload = json_incref(v);
+	return 0;
+}
+
+static int decode_event(json_t *root, struct jobd_request *req,
+			json_t **payload, char *errstr, size_t errstr_size)
+{
+	json_t *data;
+	int rc;
+
+	if ((rc = take_name(root, "service", &req->service, errstr,
+			    errstr_size)) < 0 ||
+	    (rc = take_name(root, "event", &req->event, errstr, errstr_size)) <
+		    0 ||
+	    (rc = take_run_by(root, &req->run_by, errstr, errstr_size)) < 0 ||
+	    (rc = copy_string("event", &req->type, errstr, errstr_size)) < 0)
+		return rc;
+	data = field(root, "data");
+	*payload = json_object();
+	if (!*payload ||
+	    json_object_set_new(*payload, "service",
+				json_string(req->service)) < 0 ||
+	    json_object_set_new(*payload, "event", json_string(req->event)) <
+		    0 ||
+	    json_object_set_new(*payload, "data",
+				data ? json_incref(data) : json_null()) < 0)
+		return fail_nomem(errstr, errstr_size);
+	return 0;
+}
+
+static int decode_record(json_t *root, struct jobd_request *req,
+			 json_t **payload, char *errstr, size_t errstr_size)
+{
+	const char *type;
+	json_t *v;
+	int rc;
+
+	v = field(root, "type");
+	if (!v) {
+		fail(errstr, errstr_size, "missing \"type\"");
+		return -EINVAL;
+	}
+	type = json_string_value(v);
+	if (!type ||
+	    (strcmp(type, "import") != 0 && strcmp(type, "export") != 0)) {
+		fail(errstr, errstr_size,
+		     "\"type\" must be \"import\" or \"export\"");
+		return -EINVAL;
+	}
+	if ((rc = copy_string(type, &req->type, errstr, errstr_size)) < 0 ||
+	    (rc = take_run_by(root, &req->run_by, errstr, errstr_size)) < 0 ||
+	    (rc = take_low_priority(root, &req->low_priority, errstr,
+				    errstr_size)) < 0)
+		return rc;
+	return take_payload(root, payload, errstr, errstr_size);
+}
+
+static int decode_action(json_t *root, struct jobd_request *req,
+			 json_t **payload, char *errstr, size_t errstr_size)
+{
+	int rc;
+
+	if ((rc = take_name(root, "action", &req->action, errstr,
+			    errstr_size)) < 0 ||
+	    (rc = copy_string("action", &req->type, errstr, errstr_size)) < 0 ||
+	    (rc = take_run_by(root, &req->run_by, errstr, errstr_size)) < 0 ||
+	    (rc = take_low_priority(root, &req->low_priority, errstr,
+				    errstr_size)) < 0 ||
+	    (rc = take_payload(root, payload, errstr, errstr_size)) < 0)
+		return rc;
+	/* The payload is ours (a subtree of our parse): adding the key in
+	 * place is fine, and the envelope's name wins over a payload one. */
+	if (json_object_set_new(*payload, "action", json_string(req->action)) <
+	    0)
+		return fail_nomem(errstr, errstr_size);
+	return 0;
+}
+
+static bool is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_msgpack_map(unsigned char c)
+{
+	return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+}
+
+int jobd_codec_decode(enum jobd_topic_kind kind, const void *buf, size_t len,
+		      size_t max_payload, struct jobd_request *req,
+		      char *errstr, size_t errstr_size)
+{
+	const unsigned char *bytes = buf;
+	json_t *root = NULL, *payload = NULL;
+	size_t start = 0;
+	int rc;
+
+	memset(req, 0, sizeof(*req));
+	if (errstr && errstr_size)
+		errstr[0] = '\0';
+	if (max_payload && max_payload <= SIZE_MAX / 2 &&
+	    len > 2 * max_payload) {
+		fail(errstr, errstr_size,
+		     "message is %zu bytes, over twice the %zu-byte payload limit",
+		     len, max_payload);
+		return -EINVAL;
+	}
+	while (start < len && is_space(bytes[start]))
+		start++;
+	if (start == len) {
+		fail(errstr, errstr_size, "empty message");
+		return -EINVAL;
+	}
+	if (bytes[start] == '{')
+		rc = json_read(buf, len, &root, errstr, errstr_size);
+	else if (is_msgpack_map(bytes[start]))
+		rc = mp_read(bytes, start, len, &root, errstr, errstr_size);
+	else {
+		fail(errstr, errstr_size, "not a JSON object or msgpack map");
+		return -EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+
+	if ((rc = take_id(root, &req->id, errstr, errstr_size)) < 0)
+		goto err_release;
+	switch (kind) {
+	case JOBD_TOPIC_EVENTS:
+		rc = decode_event(root, req, &payload, errstr, errstr_size);
+		break;
+	case JOBD_TOPIC_RECORDS:
+		rc = decode_record(root, req, &payload, errstr, errstr_size);
+		break;
+	case JOBD_TOPIC_ACTIONS:
+		rc = decode_action(root, req, &payload, errstr, errstr_size);
+		break;
+	default:
+		fail(errstr, errstr_size, "unknown topic kind %d", (int)kind);
+		rc = -EINVAL;
+		break;
+	}
+	if (rc < 0)
+		goto err_release;
+	rc = write_json(payload, max_payload, &req->payload, &req->payload_len,
+			errstr, errstr_size);
+	if (rc < 0)
+		goto err_release;
+	json_decref(payload);
+	json_decref(root);
+	return 0;
+
+err_release:
+	json_decref(payload);
+	json_decref(root);
+	jobd_codec_request_release(req);
+	return rc;
+}
+
+void jobd_codec_request_release(struct jobd_request *req)
+{
+	if (!req)
+		return;
+	free(req->id);
+	free(req->type);
+	free(req->run_by);
+	free(req->payload);
+	free(req->service);
+	free(req->event);
+	free(req->action);
+	memset(req, 0, sizeof(*req));
+}

@@ -1,0 +1,1588 @@
+/*
+ * http: the monitor's server. One thread runs an evhttp loop and owns one
+ * store connection; each request is parsed, checked (method, parameters,
+ * token, body) and answered with a few bounded store calls, so a slow
+ * Redis delays the monitor but nothing else of jobd.
+ *
+ * Every answer of the API is JSON. User input never causes a 5xx: ids,
+ * filters, times, regexes and bodies are validated here first and refused
+ * with a 4xx saying what was wrong; 503 means Redis is unreachable (the
+ * store reconnects on the next call). The store is created lazily, so the
+ * page loads and /metrics answers while Redis is down.
+ *
+ * Limits: a query of at most 8 KiB and a body of at most 1 MiB get a JSON
+ * refusal; past 64 KiB of headers or 8 MiB of body, evhttp itself refuses
+ * the request (400/413 with its own HTML text) before it reaches us.
+ *
+ * Security: with [http] token or [users] tokens configured, POSTs (and
+ * reads with read_requires_token) need "Authorization: Bearer TOKEN",
+ * compared in constant time; the main token acts as "admin", a [users]
+ * token as its name. Without tokens the actor is X-Jobd-User or "http". A
+ * browser POST from another origin is refused (the body is parsed as JSON
+ * whatever its Content-Type, so a cross-site form could otherwise submit
+ * an operation). The page is served with a CSP allowing only its own
+ * script and style, and it inserts data with textContent only.
+ *
+ * Rejected: libmicrohttpd (not in the floor's dependency set) and one
+ * thread per request (the store is blocking, one connection per thread;
+ * an operator's monitor does not need parallel requests).
+ */
+#include "config.h"
+
+#include "http.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <regex.h>
+#include <sys/queue.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "log.h"
+#include "page.h"
+#include "statsjson.h"
+#include "store.h"
+#include "util.h"
+
+#define MAX_QUERY (8 * 1024)          /* bytes of query string */
+#define MAX_BODY (1024 * 1024)        /* bytes of request body */
+#define MAX_HEADERS (64 * 1024)       /* evhttp's own limit */
+#define MAX_BODY_HARD (8 * 1024 * 1024) /* evhttp's own limit */
+#define MAX_IDS 10000                 /* ids of one operation */
+#define MAX_COUNT 10000               /* jobs of one submit */
+#define MAX_REGEX 256                 /* bytes of a log regex */
+#define MAX_STATS_WINDOW (31 * 86400000LL) /* ms */
+#define STORE_TIMEOUT 3000            /* ms per Redis call */
+
+static const char page_csp[] =
+	"default-src 'none'; script-src 'self'; style-src 'self'; "
+	"img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+	"form-action 'none'; frame-ancestors 'none'";
+static const char api_csp[] = "default-src 'none'; frame-ancestors 'none'";
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+/* Status codes counted for jobd_http_requests_total; the last is "other". */
+static const int counted_codes[] = { 200, 201, 304, 400, 401, 403, 404,
+				     405, 409, 413, 414, 500, 503, 0 };
+#define NCODES (sizeof(counted_codes) / sizeof(counted_codes[0]))
+
+struct jobd_http {
+	const struct jobd_conf *conf; /* borrowed */
+	struct event_base *base;
+	struct evhttp *http;
+	struct event *wake;       /* reads stop_pipe[0] */
+	int stop_pipe[2];         /* a byte written = stop the loop */
+	pthread_t thread;
+	struct jobd_store *st;    /* NULL until Redis answers */
+	char address[INET6_ADDRSTRLEN + 8]; /* bound address, "host:port" */
+	uint64_t requests[NCODES]; /* answers per status code */
+};
+
+/* One request being answered. */
+struct req {
+	struct jobd_http *h;
+	struct evhttp_request *r;
+	char *path;               /* decoded path, owned */
+	struct evkeyvalq query;   /* decoded parameters */
+	const char *actor;        /* who operates: user name, "admin", "http" */
+	char actor_buf[80];
+	bool counted;             /* already in h->requests */
+};
+
+/* --- answers ------------------------------------------------------------ */
+
+static const char *reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+static void count(struct jobd_http *h, int code)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < NCODES; i++)
+		if (counted_codes[i] == code)
+			break;
+	h->requests[i]++;
+}
+
+/* Sends CODE with BUF (taken) as the body of type CTYPE. */
+static void send_buf(struct req *q, int code, const char *ctype,
+		     struct evbuffer *buf)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(q->r);
+
+	evhttp_add_header(out, "Content-Type", ctype);
+	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(out, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(out, "X-Frame-Options", "DENY");
+	if (!evhttp_find_header(out, "Content-Security-Policy"))
+		evhttp_add_header(out, "Content-Security-Policy", api_csp);
+	if (!evhttp_find_header(out, "Cache-Control"))
+		evhttp_add_header(out, "Cache-Control", "no-store");
+	if (!q->counted)
+		count(q->h, code);
+	evhttp_send_reply(q->r, code, reason(code), buf);
+	evbuffer_free(buf);
+}
+
+/* Sends J (taken) as JSON. */
+static void send_json(struct req *q, int code, json_t *j)
+{
+	struct evbuffer *buf = evbuffer_new();
+	/* "<\/script>": JSON embedded anywhere never closes a script. */
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+					    JSON_ESCAPE_SLASH) :
+		      NULL;
+
+	json_decref(j);
+	if (!buf) {
+		free(s);
+		evhttp_send_error(q->r, 500, NULL);
+		return;
+	}
+	if (s) {
+		evbuffer_add(buf, s, strlen(s));
+		evbuffer_add(buf, "\n", 1);
+	} else {
+		code = 500;
+		evbuffer_add_printf(buf, "{\"error\":\"out of memory\"}\n");
+	}
+	free(s);
+	send_buf(q, code, "application/json; charset=utf-8", buf);
+}
+
+static void send_error(struct req *q, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void send_error(struct req *q, int code, const char *fmt, ...)
+{
+	char msg[512];
+	json_t *j;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	j = json_object();
+	/* Messages quote user input through quote(): always valid UTF-8. */
+	json_object_set_new(j, "error", json_string(msg));
+	send_json(q, code, j);
+}
+
+/*
+ * User input for a message: printable ASCII only, at most 60 bytes, so
+ * the message stays valid UTF-8 and short. Returns BUF.
+ */
+static const char *quote(const char *s, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (; s && *s && n + 4 < size; s++) {
+		if (n >= 60) {
+			memcpy(buf + n, "...", 3);
+			n += 3;
+			break;
+		}
+		buf[n++] = *s >= 0x20 && *s < 0x7f ? *s : '?';
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void send_store_error(struct req *q, int rc)
+{
+	if (rc == JOBD_STORE_ERR_INVALID)
+		send_error(q, 400, "%s", jobd_store_errstr(q->h->st));
+	else
+		send_error(q, 503, "%s", jobd_store_errstr(q->h->st));
+}
+
+/* The store, connecting on first use; NULL after answering 503. */
+static struct jobd_store *store(struct req *q)
+{
+	char err[512];
+
+	if (q->h->st)
+		return q->h->st;
+	q->h->st = jobd_store_new(q->h->conf, err, sizeof(err));
+	if (!q->h->st) {
+		send_error(q, 503, "%s", err);
+		return NULL;
+	}
+	jobd_store_set_timeout(q->h->st, STORE_TIMEOUT);
+	return q->h->st;
+}
+
+/* --- parameters ---------------------------------------------------------- */
+
+/* Refuses parameters not in ALLOWED (NULL-terminated) and repeated ones. */
+static bool check_params(struct req *q, const char *const *allowed)
+{
+	struct evkeyval *kv, *other;
+	char buf[80];
+
+	TAILQ_FOREACH(kv, &q->query, next) {
+		bool ok = false;
+
+		for (size_t i = 0; allowed[i] && !ok; i++)
+			ok = strcmp(kv->key, allowed[i]) == 0;
+		if (!ok) {
+			char list[256] = "";
+
+			for (size_t i = 0; allowed[i]; i++) {
+				strncat(list, i ? ", " : "",
+					sizeof(list) - strlen(list) - 1);
+				strncat(list, allowed[i],
+					sizeof(list) - strlen(list) - 1);
+			}
+			send_error(q, 400, "unknown parameter \"%s\": %s%s",
+				   quote(kv->key, buf, sizeof(buf)),
+				   allowed[0] ? "use " : "this path takes none",
+				   list);
+			return false;
+		}
+		for (other = TAILQ_NEXT(kv, next); other;
+		     other = TAILQ_NEXT(other, next))
+			if (strcmp(kv->key, other->key) == 0) {
+				send_error(q, 400, "parameter \"%s\" given twice",
+					   kv->key);
+				return false;
+			}
+	}
+	return true;
+}
+
+static const char *param(struct req *q, const char *name)
+{
+	const char *v = evhttp_find_header(&q->query, name);
+
+	return v && *v ? v : NULL;
+}
+
+static bool param_bool(struct req *q, const char *name, bool *v)
+{
+	const char *s = param(q, name);
+	char buf[80];
+
+	*v = false;
+	if (!s)
+		return true;
+	if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes")) {
+		*v = true;
+		return true;
+	}
+	if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no"))
+		return true;
+	send_error(q, 400, "bad %s \"%s\": use 1 or 0", name,
+		   quote(s, buf, sizeof(buf)));
+	return false;
+}
+
+/* An integer parameter in [MIN, MAX]; *V unchanged when absent. */
+static bool param_int(struct req *q, const char *name, int64_t min,
+		      int64_t max, int64_t *v)
+{
+	const char *s = param(q, name);
+	char buf[80];
+	int64_t x;
+
+	if (!s)
+		return true;
+	if (jobd_util_parse_i64(s, &x) < 0 || x < min || x > max) {
+		send_error(q, 400, "bad %s \"%s\": use an integer from %lld to %lld",
+			   name, quote(s, buf, sizeof(buf)), (long long)min,
+			   (long long)max);
+		return false;
+	}
+	*v = x;
+	return true;
+}
+
+/*
+ * A time parameter: an ISO time, or a duration meaning that long ago
+ * ("10m"). *MS unchanged when absent.
+ */
+static bool param_time(struct req *q, const char *name, int64_t *ms)
+{
+	const char *s = param(q, name);
+	char buf[80];
+	int64_t d;
+
+	if (!s)
+		return true;
+	if (jobd_conf_parse_duration(s, &d) == 0) {
+		*ms = jobd_util_now_ms() - d;
+		return true;
+	}
+	if (jobd_util_parse_iso(s, ms) == 0)
+		return true;
+	send_error(q, 400,
+		   "bad %s \"%s\": use an ISO time (2026-01-31T09:30:00Z) or a duration ago (90s, 10m, 2h, 7d)",
+		   name, quote(s, buf, sizeof(buf)));
+	return false;
+}
+
+static bool known_type(struct req *q, const char *type)
+{
+	char buf[80];
+
+	if (!type || jobd_conf_type(q->h->conf, type))
+		return true;
+	send_error(q, 400, "unknown type \"%s\": see GET /api/types",
+		   quote(type, buf, sizeof(buf)));
+	return false;
+}
+
+/* "42" -> 42; refuses anything but a positive integer. */
+static bool parse_id(struct req *q, const char *s, int64_t *id)
+{
+	char buf[80];
+
+	if (jobd_util_parse_i64(s, id) == 0 && *id > 0 && s[0] != '+')
+		return true;
+	send_error(q, 400, "bad job id \"%s\": use a positive integer",
+		   quote(s, buf, sizeof(buf)));
+	return false;
+}
+
+/* --- reading jobs ---------------------------------------------------------- */
+
+static void get_jobs(struct req *q)
+{
+	static const char *const allowed[] = { "status", "type", "run_by",
+					       "system", "all", "limit",
+					       "cursor", NULL };
+	struct jobd_filter f = { .limit = 50 };
+	struct jobd_job_list list;
+	struct jobd_store *st;
+	int64_t limit = 50;
+	char buf[80];
+	int rc;
+
+	if (!check_params(q, allowed))
+		return;
+	f.status = param(q, "status");
+	f.type = param(q, "type");
+	f.run_by = param(q, "run_by");
+	if (f.status && jobd_status_parse(f.status) < 0) {
+		send_error(q, 400,
+			   "bad status \"%s\": use pending, in_progress, stopping, stopped, finished or canceled",
+			   quote(f.status, buf, sizeof(buf)));
+		return;
+	}
+	if (!known_type(q, f.type) || !param_bool(q, "system", &f.system) ||
+	    !param_bool(q, "all", &f.all) ||
+	    !param_int(q, "limit", 1, 1000, &limit) ||
+	    !param_int(q, "cursor", 0, INT64_MAX, &f.cursor))
+		return;
+	f.limit = (size_t)limit;
+	if (!(st = store(q)))
+		return;
+	if ((rc = jobd_store_list(st, &f, &list)) < 0) {
+		send_store_error(q, rc);
+		return;
+	}
+	send_json(q, 200, jobd_job_list_to_json(&list));
+	jobd_job_list_release(&list);
+}
+
+static void get_job(struct req *q, int64_t id)
+{
+	static const char *const allowed[] = { NULL };
+	struct jobd_store *st;
+	struct jobd_job *job;
+	int64_t now;
+	int rc;
+
+	if (!check_params(q, allowed) || !(st = store(q)))
+		return;
+	rc = jobd_store_get(st, id, &job, &now);
+	if (rc == JOBD_STORE_ERR_NOTFOUND) {
+		send_error(q, 404, "job %lld not found", (long long)id);
+		return;
+	}
+	if (rc < 0) {
+		send_store_error(q, rc);
+		return;
+	}
+	send_json(q, 200, jobd_job_to_json(job, now));
+	jobd_job_free(job);
+}
+
+static void get_children(struct req *q, int64_t id)
+{
+	static const char *const allowed[] = { "limit", "cursor", NULL };
+	struct jobd_job_list list;
+	struct jobd_store *st;
+	int64_t limit = 50, cursor = 0;
+	int rc;
+
+	if (!check_params(q, allowed) ||
+	    !param_int(q, "limit", 1, 1000, &limit) ||
+	    !param_int(q, "cursor", 0, INT64_MAX, &cursor) || !(st = store(q)))
+		return;
+	rc = jobd_store_children(st, id, cursor, (size_t)limit, &list);
+	if (rc == JOBD_STORE_ERR_NOTFOUND) {
+		send_error(q, 404, "job %lld not found", (long long)id);
+		return;
+	}
+	if (rc < 0) {
+		send_store_error(q, rc);
+		return;
+	}
+	send_json(q, 200, jobd_job_list_to_json(&list));
+	jobd_job_list_release(&list);
+}
+
+/* --- logs ---------------------------------------------------------------- */
+
+static bool regex_match(const struct jobd_log_entry *e, void *arg)
+{
+	return regexec(arg, e->msg, 0, NULL, 0) == 0;
+}
+
+static json_t *logs_to_json(const struct jobd_log_result *res)
+{
+	json_t *o = json_object();
+	json_t *a = json_array();
+	char iso[JOBD_ISO_SIZE];
+
+	for (size_t i = 0; i < res->n; i++) {
+		const struct jobd_log_entry *e = &res->entries[i];
+		json_t *j = json_object();
+		json_t *msg = json_string(e->msg);
+
+		json_object_set_new(j, "id", json_string(e->sid));
+		json_object_set_new(j, "job", json_integer(e->job));
+		json_object_set_new(j, "time",
+				    json_string(jobd_util_iso(e->ms, iso)));
+		json_object_set_new(j, "level",
+				    json_string(level_names[e->level & 3]));
+		json_object_set_new(j, "attempt", json_integer(e->attempt));
+		/* A handler may log bytes that are not UTF-8: keep them readable. */
+		if (!msg) {
+			char *s = strdup(e->msg);
+
+			for (char *p = s; p && *p; p++)
+				if ((unsigned char)*p >= 0x80)
+					*p = '?';
+			msg = json_string(s ? s : "");
+			free(s);
+		}
+		json_object_set_new(j, "message", msg);
+		json_array_append_new(a, j);
+	}
+	json_object_set_new(o, "entries", a);
+	json_object_set_new(o, "dropped", json_integer(res->dropped));
+	json_object_set_new(o, "truncated", json_boolean(res->truncated));
+	return o;
+}
+
+/* Logs of job ID, or of all jobs when ID is 0 (GET /api/logs). */
+static void get_logs(struct req *q, int64_t id)
+{
+	static const char *const allowed[] = { "level", "grep", "regex",
+					       "since", "until", "tree",
+					       "after", "limit", NULL };
+	static const char *const allowed_all[] = { "level", "grep", "regex",
+						   "since", "until", "limit",
+						   NULL };
+	struct jobd_log_query lq = { .limit = 1000 };
+	struct jobd_log_result res;
+	struct jobd_store *st;
+	const char *level, *re, *after;
+	int64_t limit = 1000;
+	regex_t rx;
+	bool have_rx = false;
+	char buf[80];
+	int rc;
+
+	if (!check_params(q, id ? allowed : allowed_all))
+		return;
+	if ((level = param(q, "level"))) {
+		lq.min_level = -1;
+		for (int i = 0; i < 4; i++)
+			if (strcmp(level, level_names[i]) == 0)
+				lq.min_level = i;
+		if (lq.min_level < 0) {
+			send_error(q, 400,
+				   "bad level \"%s\": use debug, info, warn or error",
+				   quote(level, buf, sizeof(buf)));
+			return;
+		}
+	}
+	lq.grep = param(q, "grep");
+	if (!param_time(q, "since", &lq.since) ||
+	    !param_time(q, "until", &lq.until) ||
+	    !param_bool(q, "tree", &lq.tree) ||
+	    !param_int(q, "limit", 1, 1000, &limit))
+		return;
+	lq.limit = (size_t)limit;
+	if ((after = param(q, "after"))) {
+		size_t digits = strspn(after, "0123456789");
+
+		if (strlen(after) >= 32 || digits == 0 || after[digits] != '-' ||
+		    after[digits + 1] == '\0' ||
+		    strspn(after + digits + 1, "0123456789") !=
+			    strlen(after + digits + 1)) {
+			send_error(q, 400,
+				   "bad after \"%s\": use the id of a log entry (1764340000000-0)",
+				   quote(after, buf, sizeof(buf)));
+			return;
+		}
+		lq.after = after;
+	}
+	if ((re = param(q, "regex"))) {
+		if (strlen(re) > MAX_REGEX) {
+			send_error(q, 400, "regex over %d bytes", MAX_REGEX);
+			return;
+		}
+		rc = regcomp(&rx, re, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+		if (rc) {
+			char why[128];
+
+			regerror(rc, &rx, why, sizeof(why));
+			send_error(q, 400, "bad regex \"%s\": %s",
+				   quote(re, buf, sizeof(buf)), why);
+			return;
+		}
+		have_rx = true;
+		lq.match = regex_match;
+		lq.match_arg = &rx;
+	}
+	if (!(st = store(q)))
+		goto out_free_rx;
+	rc = id ? jobd_store_logs(st, id, &lq, &res) :
+		  jobd_store_logs_all(st, &lq, &res);
+	if (rc == JOBD_STORE_ERR_NOTFOUND)
+		send_error(q, 404, "job %lld not found", (long long)id);
+	else if (rc < 0)
+		send_store_error(q, rc);
+	else {
+		send_json(q, 200, logs_to_json(&res));
+		jobd_log_result_release(&res);
+	}
+out_free_rx:
+	if (have_rx)
+		regfree(&rx);
+}
+
+/* --- statistics, counts, types --------------------------------------------- */
+
+static void get_stats(struct req *q)
+{
+	static const char *const allowed[] = { "since", "type", NULL };
+	int64_t now = jobd_util_now_ms(), since = now - 3600000;
+	struct jobd_stats s;
+	struct jobd_store *st;
+	const char *type;
+	int rc;
+
+	if (!check_params(q, allowed) || !param_time(q, "since", &since))
+		return;
+	type = param(q, "type");
+	if (!known_type(q, type))
+		return;
+	if (since >= now) {
+		send_error(q, 400, "since is in the future");
+		return;
+	}
+	if (now - since > MAX_STATS_WINDOW) {
+		send_error(q, 400, "since is more than 31d ago");
+		return;
+	}
+	if (!(st = store(q)))
+		return;
+	if ((rc = jobd_store_stats(st, since, type, &s)) < 0) {
+		send_store_error(q, rc);
+		return;
+	}
+	send_json(q, 200, jobd_stats_to_json(&s));
+	jobd_stats_release(&s);
+}
+
+static void get_counts(struct req *q)
+{
+	static const char *const allowed[] = { NULL };
+	int64_t counts[JOBD_STATUS_COUNT];
+	struct jobd_store *st;
+	json_t *o;
+	int rc;
+
+	if (!check_params(q, allowed) || !(st = store(q)))
+		return;
+	if ((rc = jobd_store_counts(st, counts)) < 0) {
+		send_store_error(q, rc);
+		return;
+	}
+	o = json_object();
+	for (int i = 0; i < JOBD_STATUS_COUNT; i++)
+		json_object_set_new(o, jobd_status_names[i],
+				    json_integer(counts[i]));
+	send_json(q, 200, o);
+}
+
+/* The configured types and their policies, for the page's filters. */
+static void get_types(struct req *q)
+{
+	static const char *const allowed[] = { NULL };
+	const struct jobd_conf *conf = q->h->conf;
+	json_t *o, *a;
+
+	if (!check_params(q, allowed))
+		return;
+	o = json_object();
+	a = json_array();
+	for (size_t i = 0; i < conf->types_count; i++) {
+		const struct jobd_type_conf *t = &conf->types[i];
+		json_t *j = json_object();
+
+		json_object_set_new(j, "name", json_string(t->name));
+		json_object_set_new(j, "system", json_boolean(t->system));
+		json_object_set_new(j, "stoppable", json_boolean(t->stoppable));
+		json_object_set_new(j, "restartable",
+				    json_boolean(t->restartable));
+		json_array_append_new(a, j);
+	}
+	json_object_set_new(o, "types", a);
+	send_json(q, 200, o);
+}
+
+/* --- POST bodies ----------------------------------------------------------- */
+
+/* The body as a JSON object, or NULL after answering 4xx. */
+static json_t *read_body(struct req *q)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
+	size_t len = evbuffer_get_length(in);
+	json_error_t e;
+	json_t *j;
+
+	if (len > MAX_BODY) {
+		send_error(q, 413, "body over 1 MiB (%zu bytes)", len);
+		return NULL;
+	}
+	if (len == 0) {
+		send_error(q, 400, "empty body: send a JSON object");
+		return NULL;
+	}
+	j = json_loadb((const char *)evbuffer_pullup(in, -1), len,
+		       JSON_REJECT_DUPLICATES, &e);
+	if (!j) {
+		send_error(q, 400, "invalid JSON body at byte %d: %s",
+			   e.position, e.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		send_error(q, 400, "body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* Refuses members of O not in ALLOWED (NULL-terminated). */
+static bool check_members(struct req *q, json_t *o, const char *const *allowed)
+{
+	const char *k;
+	json_t *v;
+	char buf[80];
+
+	json_object_foreach(o, k, v) {
+		bool ok = false;
+
+		for (size_t i = 0; allowed[i] && !ok; i++)
+			ok = strcmp(k, allowed[i]) == 0;
+		if (!ok) {
+			send_error(q, 400, "unknown member \"%s\" in the body",
+				   quote(k, buf, sizeof(buf)));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A member that must be a string (or null/absent when OPTIONAL). */
+static bool member_str(struct req *q, json_t *o, const char *name,
+		       bool optional, const char **v)
+{
+	json_t *m = json_object_get(o, name);
+
+	*v = NULL;
+	if ((!m || json_is_null(m)) && optional)
+		return true;
+	if (!json_is_string(m) || json_string_length(m) == 0 ||
+	    strlen(json_string_value(m)) != json_string_length(m)) {
+		send_error(q, 400, "\"%s\" must be a non-empty string%s", name,
+			   optional ? " or null" : "");
+		return false;
+	}
+	*v = json_string_value(m);
+	return true;
+}
+
+static bool member_int(struct req *q, json_t *o, const char *name,
+		       int64_t min, int64_t max, int64_t *v)
+{
+	json_t *m = json_object_get(o, name);
+
+	if (!m || json_is_null(m))
+		return true;
+	if (!json_is_integer(m) || json_integer_value(m) < min ||
+	    json_integer_value(m) > max) {
+		send_error(q, 400, "\"%s\" must be an integer from %lld to %lld",
+			   name, (long long)min, (long long)max);
+		return false;
+	}
+	*v = json_integer_value(m);
+	return true;
+}
+
+static void post_jobs(struct req *q)
+{
+	static const char *const allowed[] = { "type", "payload", "key",
+					       "run_by", "low_priority",
+					       "parent", "count", NULL };
+	struct jobd_spec spec = { 0 };
+	struct jobd_spec *specs = NULL;
+	struct jobd_created *out = NULL;
+	char **keys = NULL;
+	char *payload = NULL;
+	json_t *body, *m, *ids, *existed, *res;
+	struct jobd_store *st;
+	int64_t n = 1;
+	int rc, code = 201;
+	const char *refused = NULL;
+
+	if (!(body = read_body(q)))
+		return;
+	if (!check_members(q, body, allowed) ||
+	    !member_str(q, body, "type", false, &spec.type) ||
+	    !member_str(q, body, "key", true, &spec.key) ||
+	    !member_str(q, body, "run_by", true, &spec.run_by) ||
+	    !member_int(q, body, "parent", 1, INT64_MAX, &spec.parent) ||
+	    !member_int(q, body, "count", 1, MAX_COUNT, &n) ||
+	    !known_type(q, spec.type))
+		goto out_body;
+	m = json_object_get(body, "low_priority");
+	if (m && !json_is_null(m) && !json_is_boolean(m)) {
+		send_error(q, 400, "\"low_priority\" must be true or false");
+		goto out_body;
+	}
+	spec.low_priority = json_is_true(m);
+	m = json_object_get(body, "payload");
+	if (m && !json_is_null(m)) {
+		if (!json_is_object(m)) {
+			send_error(q, 400, "\"payload\" must be a JSON object");
+			goto out_body;
+		}
+		payload = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		spec.payload = payload;
+	}
+	if (!spec.run_by)
+		spec.run_by = q->actor;
+	if (!(st = store(q)))
+		goto out_body;
+	specs = calloc((size_t)n, sizeof(*specs));
+	out = calloc((size_t)n, sizeof(*out));
+	keys = calloc((size_t)n, sizeof(*keys));
+	if (!specs || !out || !keys) {
+		send_error(q, 503, "out of memory for %lld jobs", (long long)n);
+		goto out_free;
+	}
+	for (int64_t i = 0; i < n; i++) {
+		specs[i] = spec;
+		/* Like jobctl --count: key K names the jobs K-1, K-2, ... */
+		if (spec.key && n > 1) {
+			if (asprintf(&keys[i], "%s-%lld", spec.key,
+				     (long long)i + 1) < 0) {
+				keys[i] = NULL;
+				send_error(q, 503, "out of memory");
+				goto out_free;
+			}
+			specs[i].key = keys[i];
+		}
+	}
+	if ((rc = jobd_store_create(st, q->actor, specs, (size_t)n, out)) < 0) {
+		send_store_error(q, rc);
+		goto out_free;
+	}
+	res = json_object();
+	ids = json_array();
+	existed = json_array();
+	for (int64_t i = 0; i < n; i++) {
+		if (out[i].error[0]) {
+			refused = refused ? refused : out[i].error;
+			continue;
+		}
+		json_array_append_new(ids, json_integer(out[i].id));
+		json_array_append_new(existed, json_boolean(out[i].existed));
+	}
+	json_object_set_new(res, "ids", ids);
+	json_object_set_new(res, "existed", existed);
+	if (refused) {
+		code = strstr(refused, "not found") ? 404 : 409;
+		json_object_set_new(res, "error", json_string(refused));
+	}
+	send_json(q, code, res);
+out_free:
+	for (int64_t i = 0; keys && i < n; i++)
+		free(keys[i]);
+	free(keys);
+	free(specs);
+	free(out);
+out_body:
+	free(payload);
+	json_decref(body);
+}
+
+static void post_ops(struct req *q)
+{
+	static const char *const allowed[] = { "op", "ids", NULL };
+	struct jobd_op_result *out = NULL;
+	int64_t *ids = NULL;
+	struct jobd_store *st;
+	const char *name;
+	json_t *body, *a, *v, *res, *results;
+	size_t n, i;
+	char buf[80];
+	int op, rc;
+
+	if (!(body = read_body(q)))
+		return;
+	if (!check_members(q, body, allowed) ||
+	    !member_str(q, body, "op", false, &name))
+		goto out_body;
+	if ((op = jobd_op_parse(name)) < 0) {
+		send_error(q, 400,
+			   "unknown op \"%s\": use stop, resume, force-stop, cancel, restart, low-priority or low-priority-off",
+			   quote(name, buf, sizeof(buf)));
+		goto out_body;
+	}
+	a = json_object_get(body, "ids");
+	if (!json_is_array(a) || json_array_size(a) == 0 ||
+	    json_array_size(a) > MAX_IDS) {
+		send_error(q, 400, "\"ids\" must be an array of 1 to %d job ids",
+			   MAX_IDS);
+		goto out_body;
+	}
+	n = json_array_size(a);
+	json_array_foreach(a, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			send_error(q, 400,
+				   "bad job id at ids[%zu]: use a positive integer",
+				   i);
+			goto out_body;
+		}
+	}
+	if (!(st = store(q)))
+		goto out_body;
+	ids = calloc(n, sizeof(*ids));
+	out = calloc(n, sizeof(*out));
+	if (!ids || !out) {
+		send_error(q, 503, "out of memory for %zu ids", n);
+		goto out_free;
+	}
+	json_array_foreach(a, i, v)
+		ids[i] = json_integer_value(v);
+	if ((rc = jobd_store_op(st, (enum jobd_op)op, q->actor, ids, n,
+				out)) < 0) {
+		send_store_error(q, rc);
+		goto out_free;
+	}
+	res = json_object();
+	results = json_array();
+	for (i = 0; i < n; i++) {
+		json_t *r = json_object();
+
+		json_object_set_new(r, "id", json_integer(out[i].id));
+		json_object_set_new(r, "ok", json_boolean(out[i].ok));
+		json_object_set_new(r, "error", out[i].ok ?
+						       json_null() :
+						       json_string(out[i].error));
+		json_array_append_new(results, r);
+	}
+	json_object_set_new(res, "results", results);
+	send_json(q, 200, res);
+out_free:
+	free(ids);
+	free(out);
+out_body:
+	json_decref(body);
+}
+
+/* --- /metrics ---------------------------------------------------------------- */
+
+static void metric_head(struct evbuffer *b, const char *name,
+			const char *type, const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+			    name, type);
+}
+
+/*
+ * Counters cover the current UTC day (they reset to 0 at midnight, which
+ * rate() reads as a counter reset) and the waiting histogram the current
+ * UTC hour: both come from the hourly rollups, a few small hashes a scrape.
+ */
+static void get_metrics(struct req *q)
+{
+	static const char *const allowed[] = { NULL };
+	struct evbuffer *b;
+	struct jobd_store *st;
+	int64_t counts[JOBD_STATUS_COUNT];
+	struct jobd_stats s = { 0 };
+	struct jobd_stats_counts day = { 0 };
+	const struct jobd_stats_counts *hour = NULL;
+	int64_t now = jobd_util_now_ms();
+	int64_t since = now - now % 86400000 - 3600000;
+	bool up;
+
+	if (!check_params(q, allowed))
+		return;
+	if (now - since <= 6 * 3600000LL)
+		since = now - 7 * 3600000LL; /* hourly rollups */
+	st = q->h->st;
+	if (!st) {
+		char err[512];
+
+		st = q->h->st = jobd_store_new(q->h->conf, err, sizeof(err));
+		if (st)
+			jobd_store_set_timeout(st, STORE_TIMEOUT);
+	}
+	up = st && jobd_store_counts(st, counts) == 0 &&
+	     jobd_store_stats(st, since, NULL, &s) == 0;
+	if (!(b = evbuffer_new())) {
+		jobd_stats_release(&s);
+		send_error(q, 503, "out of memory");
+		return;
+	}
+	metric_head(b, "jobd_redis_up", "gauge",
+		    "Whether the monitor could read Redis for this scrape.");
+	evbuffer_add_printf(b, "jobd_redis_up %d\n", up ? 1 : 0);
+	if (up) {
+		int64_t day_start = s.now - s.now % 86400000;
+
+		for (size_t i = 0; i < s.n; i++) {
+			const struct jobd_stats_counts *c = &s.minutes[i].all;
+
+			if (s.minutes[i].minute < day_start)
+				continue;
+			day.created += c->created;
+			day.started += c->started;
+			day.finished += c->finished;
+			day.errors += c->errors;
+		}
+		if (s.n)
+			hour = &s.minutes[s.n - 1].all;
+		metric_head(b, "jobd_jobs", "gauge", "Jobs in each status now.");
+		for (int i = 0; i < JOBD_STATUS_COUNT; i++)
+			evbuffer_add_printf(b, "jobd_jobs{status=\"%s\"} %lld\n",
+					    jobd_status_names[i],
+					    (long long)counts[i]);
+		metric_head(b, "jobd_jobs_created_total", "counter",
+			    "Jobs created since 00:00 UTC today (resets daily).");
+		evbuffer_add_printf(b, "jobd_jobs_created_total %lld\n",
+				    (long long)day.created);
+		metric_head(b, "jobd_jobs_started_total", "counter",
+			    "Jobs started for the first time since 00:00 UTC today (resets daily).");
+		evbuffer_add_printf(b, "jobd_jobs_started_total %lld\n",
+				    (long long)day.started);
+		metric_head(b, "jobd_jobs_finished_total", "counter",
+			    "Jobs finished since 00:00 UTC today (resets daily).");
+		evbuffer_add_printf(b, "jobd_jobs_finished_total %lld\n",
+				    (long long)day.finished);
+		metric_head(b, "jobd_jobs_finished_with_errors_total", "counter",
+			    "Jobs finished with errors since 00:00 UTC today (resets daily).");
+		evbuffer_add_printf(b,
+				    "jobd_jobs_finished_with_errors_total %lld\n",
+				    (long long)day.errors);
+		metric_head(b, "jobd_waiting_seconds", "histogram",
+			    "Waiting time (creation to first start) of the jobs started in the current UTC hour (resets hourly).");
+		if (hour) {
+			int64_t cum = 0;
+
+			/* Every 4th log-scale bucket: powers of two. */
+			for (int bk = 0; bk < JOBD_STATS_BUCKETS; bk++) {
+				cum += hour->hist[bk];
+				if (bk % 4 == 3)
+					evbuffer_add_printf(
+						b,
+						"jobd_waiting_seconds_bucket{le=\"%.3f\"} %lld\n",
+						((double)(1LL << (bk / 4 + 1)) - 1) /
+							1000.0,
+						(long long)cum);
+			}
+			evbuffer_add_printf(b,
+					    "jobd_waiting_seconds_bucket{le=\"+Inf\"} %lld\n"
+					    "jobd_waiting_seconds_sum %.3f\n"
+					    "jobd_waiting_seconds_count %lld\n",
+					    (long long)hour->started,
+					    (double)hour->wait_sum / 1000.0,
+					    (long long)hour->started);
+		}
+	}
+	jobd_stats_release(&s);
+	/* This answer counts itself, so the first scrape reads 1, not 0. */
+	count(q->h, 200);
+	q->counted = true;
+	metric_head(b, "jobd_http_requests_total", "counter",
+		    "HTTP requests answered by this monitor, by status code.");
+	for (size_t i = 0; i < NCODES; i++) {
+		if (!q->h->requests[i])
+			continue;
+		if (counted_codes[i])
+			evbuffer_add_printf(b, "jobd_http_requests_total{code=\"%d\"} %llu\n",
+					    counted_codes[i],
+					    (unsigned long long)q->h->requests[i]);
+		else
+			evbuffer_add_printf(b, "jobd_http_requests_total{code=\"other\"} %llu\n",
+					    (unsigned long long)q->h->requests[i]);
+	}
+	send_buf(q, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+}
+
+/* --- the page -------------------------------------------------------------- */
+
+static bool send_file(struct req *q)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(q->r);
+	const char *inm = evhttp_find_header(
+		evhttp_request_get_input_headers(q->r), "If-None-Match");
+
+	for (size_t i = 0; i < jobd_page_files_count; i++) {
+		const struct jobd_page_file *f = &jobd_page_files[i];
+		struct evbuffer *b;
+		uint32_t hash = 2166136261u; /* FNV-1a: an ETag per build */
+		char etag[16];
+
+		if (strcmp(q->path, f->path) != 0)
+			continue;
+		for (size_t k = 0; k < f->size; k++)
+			hash = (hash ^ (unsigned char)f->data[k]) * 16777619u;
+		snprintf(etag, sizeof(etag), "\"%08x\"", hash);
+		evhttp_add_header(out, "ETag", etag);
+		evhttp_add_header(out, "Cache-Control", "no-cache");
+		evhttp_add_header(out, "Content-Security-Policy", page_csp);
+		if (!(b = evbuffer_new())) {
+			send_error(q, 503, "out of memory");
+			return true;
+		}
+		if (inm && strcmp(inm, etag) == 0) {
+			send_buf(q, 304, f->content_type, b);
+			return true;
+		}
+		evbuffer_add_reference(b, f->data, f->size, NULL, NULL);
+		send_buf(q, 200, f->content_type, b);
+		return true;
+	}
+	return false;
+}
+
+/* --- authentication ---------------------------------------------------------- */
+
+/* Constant time in the length of the secret S (the configured token). */
+static bool token_equal(const char *given, size_t glen, const char *s)
+{
+	size_t slen = strlen(s);
+	unsigned char d = glen != slen;
+
+	for (size_t i = 0; i < slen; i++)
+		d |= (unsigned char)s[i] ^
+		     (unsigned char)(i < glen ? given[i] : 0);
+	return d == 0;
+}
+
+static bool token_mode(const struct jobd_conf *conf)
+{
+	return (conf->http_token && *conf->http_token) || conf->users_count;
+}
+
+/*
+ * Sets q->actor from the bearer token; answers 401 and returns false when
+ * the token is missing or wrong.
+ */
+static bool authenticate(struct req *q)
+{
+	const struct jobd_conf *conf = q->h->conf;
+	const char *auth = evhttp_find_header(
+		evhttp_request_get_input_headers(q->r), "Authorization");
+	const char *tok, *who = NULL;
+	size_t len;
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(q->r),
+				  "WWW-Authenticate", "Bearer realm=\"jobd\"");
+		send_error(q, 401,
+			   "this request needs \"Authorization: Bearer TOKEN\"");
+		return false;
+	}
+	tok = auth + 7;
+	len = strlen(tok);
+	/* Compare with every token, so timing does not say which matched. */
+	if (conf->http_token && *conf->http_token &&
+	    token_equal(tok, len, conf->http_token))
+		who = "admin";
+	for (size_t i = 0; i < conf->users_count; i++)
+		if (*conf->users[i].key &&
+		    token_equal(tok, len, conf->users[i].key) && !who)
+			who = conf->users[i].value;
+	if (!who) {
+		evhttp_add_header(evhttp_request_get_output_headers(q->r),
+				  "WWW-Authenticate",
+				  "Bearer realm=\"jobd\", error=\"invalid_token\"");
+		send_error(q, 401, "wrong token");
+		return false;
+	}
+	q->actor = who;
+	return true;
+}
+
+/* Actor without tokens: X-Jobd-User (printable ASCII, 1-64 bytes) or "http". */
+static bool actor_from_header(struct req *q)
+{
+	const char *u = evhttp_find_header(
+		evhttp_request_get_input_headers(q->r), "X-Jobd-User");
+	size_t n;
+
+	q->actor = "http";
+	if (!u)
+		return true;
+	n = strlen(u);
+	for (size_t i = 0; i < n; i++)
+		if (u[i] < 0x20 || u[i] >= 0x7f)
+			n = 0;
+	if (n == 0 || n > 64) {
+		send_error(q, 400, "bad X-Jobd-User: use 1 to 64 printable ASCII characters");
+		return false;
+	}
+	snprintf(q->actor_buf, sizeof(q->actor_buf), "%s", u);
+	q->actor = q->actor_buf;
+	return true;
+}
+
+/*
+ * A browser tells where a request comes from: refuse a POST that another
+ * site's page makes (Sec-Fetch-Site, else Origin against Host).
+ */
+static bool same_origin(struct req *q)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(q->r);
+	const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+	const char *origin = evhttp_find_header(in, "Origin");
+	const char *host = evhttp_find_header(in, "Host");
+	const char *p;
+
+	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+		goto refuse;
+	if (!origin)
+		return true;
+	p = strstr(origin, "://");
+	if (host && p && strcmp(p + 3, host) == 0)
+		return true;
+refuse:
+	send_error(q, 403, "cross-site request refused");
+	return false;
+}
+
+/* --- routing ------------------------------------------------------------------ */
+
+static void method_not_allowed(struct req *q, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(q->r), "Allow",
+			  allow);
+	send_error(q, 405, "method not allowed: use %s", allow);
+}
+
+/* "/api/jobs/42/logs" -> id 42, rest "/logs"; false if not /api/jobs/N. */
+static bool job_path(const char *path, const char **id, size_t *idlen,
+		     const char **rest)
+{
+	const char *p;
+
+	if (strncmp(path, "/api/jobs/", 10) != 0)
+		return false;
+	p = path + 10;
+	*id = p;
+	*idlen = strcspn(p, "/");
+	*rest = p + *idlen;
+	return *idlen > 0;
+}
+
+static void route(struct req *q)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(q->r);
+	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+	bool post = cmd == EVHTTP_REQ_POST;
+	bool api = strncmp(q->path, "/api/", 5) == 0 ||
+		   strcmp(q->path, "/metrics") == 0;
+	const char *id_s, *rest;
+	size_t idlen;
+	int64_t id;
+
+	if (!api) {
+		if (!get) {
+			method_not_allowed(q, "GET, HEAD");
+			return;
+		}
+		if (!send_file(q))
+			send_error(q, 404, "no such page");
+		return;
+	}
+	if (!get && !post) {
+		method_not_allowed(q, "GET, HEAD, POST");
+		return;
+	}
+	if (post) {
+		if (!same_origin(q))
+			return;
+		if (token_mode(q->h->conf) ? !authenticate(q) :
+					     !actor_from_header(q))
+			return;
+	} else if (q->h->conf->read_requires_token && token_mode(q->h->conf)) {
+		if (!authenticate(q))
+			return;
+	}
+	if (strcmp(q->path, "/api/jobs") == 0) {
+		if (get)
+			get_jobs(q);
+		else
+			post_jobs(q);
+		return;
+	}
+	if (strcmp(q->path, "/api/jobs/ops") == 0) {
+		if (post)
+			post_ops(q);
+		else
+			method_not_allowed(q, "POST");
+		return;
+	}
+	if (job_path(q->path, &id_s, &idlen, &rest)) {
+		char idbuf[32];
+
+		if (strcmp(rest, "") != 0 && strcmp(rest, "/children") != 0 &&
+		    strcmp(rest, "/logs") != 0) {
+			send_error(q, 404, "no such path");
+			return;
+		}
+		if (!get) {
+			method_not_allowed(q, "GET, HEAD");
+			return;
+		}
+		snprintf(idbuf, sizeof(idbuf), "%.*s", (int)idlen, id_s);
+		if (idlen >= sizeof(idbuf) || !parse_id(q, idbuf, &id)) {
+			if (idlen >= sizeof(idbuf))
+				send_error(q, 400,
+					   "bad job id: use a positive integer");
+			return;
+		}
+		if (!*rest)
+			get_job(q, id);
+		else if (rest[1] == 'c')
+			get_children(q, id);
+		else
+			get_logs(q, id);
+		return;
+	}
+	{
+		static const struct {
+			const char *path;
+			void (*fn)(struct req *q);
+		} reads[] = {
+			{ "/api/stats", get_stats },
+			{ "/api/counts", get_counts },
+			{ "/api/types", get_types },
+			{ "/metrics", get_metrics },
+		};
+
+		for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+			if (strcmp(q->path, reads[i].path) != 0)
+				continue;
+			if (get)
+				reads[i].fn(q);
+			else
+				method_not_allowed(q, "GET, HEAD");
+			return;
+		}
+	}
+	if (strcmp(q->path, "/api/logs") == 0) {
+		if (get)
+			get_logs(q, 0);
+		else
+			method_not_allowed(q, "GET, HEAD");
+		return;
+	}
+	send_error(q, 404, "no such path");
+}
+
+static void handle(struct evhttp_request *r, void *arg)
+{
+	struct req q = { .h = arg, .r = r, .actor = "http" };
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	size_t len = 0;
+
+	TAILQ_INIT(&q.query);
+	q.path = evhttp_uridecode(raw && *raw ? raw : "/", 0, &len);
+	if (!q.path || strlen(q.path) != len) {
+		send_error(&q, 400, "bad path");
+		goto out;
+	}
+	if (query && strlen(query) > MAX_QUERY) {
+		send_error(&q, 414, "query over 8 KiB (%zu bytes)", strlen(query));
+		goto out;
+	}
+	if (query && evhttp_parse_query_str(query, &q.query) < 0) {
+		send_error(&q, 400, "bad query string");
+		goto out;
+	}
+	route(&q);
+out:
+	evhttp_clear_headers(&q.query);
+	free(q.path);
+}
+
+/* --- the thread ------------------------------------------------------------- */
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct jobd_http *h = arg;
+
+	event_base_loopbreak(h->base);
+}
+
+static void *run(void *arg)
+{
+	struct jobd_http *h = arg;
+
+	event_base_dispatch(h->base);
+	return NULL;
+}
+
+/* Splits "host:port", "[v6]:port" or ":port" into HOST and PORT. */
+static int split_address(const char *addr, char *host, size_t hsize,
+			 char *port, size_t psize)
+{
+	const char *colon = strrchr(addr, ':');
+	const char *h = addr;
+	size_t hl;
+
+	if (!colon || !colon[1])
+		return -1;
+	hl = (size_t)(colon - addr);
+	if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl >= hsize || strlen(colon + 1) >= psize)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	snprintf(port, psize, "%s", colon + 1);
+	return 0;
+}
+
+/* A listening socket for ADDR, or -1 with the reason in errstr. */
+static evutil_socket_t listen_on(const char *addr, char *bound, size_t bsize,
+				 char *errstr, size_t errstr_size)
+{
+	struct addrinfo hints = { 0 }, *res = NULL, *ai;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[256], port[16], name[INET6_ADDRSTRLEN];
+	evutil_socket_t fd = -1;
+	int rc, err = 0;
+
+	if (split_address(addr, host, sizeof(host), port, sizeof(port)) < 0) {
+		snprintf(errstr, errstr_size,
+			 "bad [http] listen \"%s\": use HOST:PORT", addr);
+		return -1;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+	if (rc) {
+		snprintf(errstr, errstr_size, "cannot listen on %s: %s", addr,
+			 gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		evutil_make_listen_socket_reuseable(fd);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 128) == 0 &&
+		    evutil_make_socket_nonblocking(fd) == 0)
+			break;
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(errstr, errstr_size, "cannot listen on %s: %s", addr,
+			 strerror(err ? err : EADDRNOTAVAIL));
+		return -1;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    getnameinfo((struct sockaddr *)&ss, sl, name, sizeof(name), port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(bound, bsize, ss.ss_family == AF_INET6 ? "[%s]:%s" :
+								 "%s:%s",
+			 name, port);
+	else
+		snprintf(bound, bsize, "%s", addr);
+	return fd;
+}
+
+struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
+				  size_t errstr_size)
+{
+	const char *addr = conf->http_listen && *conf->http_listen ?
+				   conf->http_listen :
+				   "127.0.0.1:8080";
+	struct jobd_http *h = calloc(1, sizeof(*h));
+	evutil_socket_t fd;
+	sigset_t all, old;
+	char err[512];
+
+	if (!h) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	h->conf = conf;
+	h->stop_pipe[0] = h->stop_pipe[1] = -1;
+	fd = listen_on(addr, h->address, sizeof(h->address), errstr,
+		       errstr_size);
+	if (fd < 0)
+		goto err_free;
+	if (pipe2(h->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		snprintf(errstr, errstr_size, "cannot create a pipe: %s",
+			 strerror(errno));
+		goto err_close;
+	}
+	if (!(h->base = event_base_new()) || !(h->http = evhttp_new(h->base)) ||
+	    !(h->wake = event_new(h->base, h->stop_pipe[0], EV_READ, on_stop,
+				  h))) {
+		snprintf(errstr, errstr_size, "cannot set up libevent");
+		goto err_close;
+	}
+	event_add(h->wake, NULL);
+	evhttp_set_timeout(h->http, 30);
+	evhttp_set_max_headers_size(h->http, MAX_HEADERS);
+	evhttp_set_max_body_size(h->http, MAX_BODY_HARD);
+	evhttp_set_allowed_methods(h->http,
+				   EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+					   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+					   EVHTTP_REQ_DELETE |
+					   EVHTTP_REQ_OPTIONS |
+					   EVHTTP_REQ_TRACE |
+					   EVHTTP_REQ_CONNECT |
+					   EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(h->http, handle, h);
+	if (!evhttp_accept_socket_with_handle(h->http, fd)) {
+		snprintf(errstr, errstr_size, "cannot listen on %s: %s", addr,
+			 strerror(errno));
+		goto err_close;
+	}
+	fd = -1; /* now owned by h->http */
+	/* Redis may come later: the API answers 503 until it does. */
+	h->st = jobd_store_new(conf, err, sizeof(err));
+	if (h->st)
+		jobd_store_set_timeout(h->st, STORE_TIMEOUT);
+	else
+		jobd_warn("http: %s (the API answers 503 until it is back)",
+			  err);
+	/* Signals go to the daemon's own threads, never to this one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	errno = pthread_create(&h->thread, NULL, run, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (errno) {
+		snprintf(errstr, errstr_size, "cannot start the http thread: %s",
+			 strerror(errno));
+		goto err_close;
+	}
+	jobd_info("http: monitor on http://%s/", h->address);
+	return h;
+
+err_close:
+	if (fd >= 0)
+		close(fd);
+	jobd_store_free(h->st);
+	if (h->wake)
+		event_free(h->wake);
+	if (h->http)
+		evhttp_free(h->http);
+	if (h->base)
+		event_base_free(h->base);
+	if (h->stop_pipe[0] >= 0) {
+		close(h->stop_pipe[0]);
+		close(h->stop_pipe[1]);
+	}
+err_free:
+	free(h);
+	return NULL;
+}
+
+const char *jobd_http_address(const struct jobd_http *h)
+{
+	return h->address;
+}
+
+void jobd_http_stop(struct jobd_http *h)
+{
+	ssize_t n;
+
+	if (!h)
+		return;
+	do
+		n = write(h->stop_pipe[1], "x", 1);
+	while (n < 0 && errno == EINTR);
+	pthread_join(h->thread, NULL);
+	evhttp_free(h->http);
+	event_free(h->wake);
+	event_base_free(h->base);
+	close(h->stop_pipe[0]);
+	close(h->stop_pipe[1]);
+	jobd_store_free(h->st);
+	free(h);
+}

@@ -1,0 +1,42 @@
+/*
+ * http: the monitor (role http, DESIGN section 9). The App Monitor "Jobs"
+ * page at "/" (embedded in the binary, see page.h) and a JSON API at
+ * /api/... with the shapes of `jobctl --json`, plus Prometheus text at
+ * /metrics. docs/monitor.md lists every endpoint.
+ *
+ * One thread runs a libevent evhttp loop with its own store connection;
+ * requests are served one at a time, each doing a few bounded store calls.
+ */
+#ifndef JOBD_SRC_HTTP_H
+#define JOBD_SRC_HTTP_H
+
+#include <stddef.h>
+
+#include "conf.h"
+
+struct jobd_http;
+
+/*
+ * Listens on conf->http_listen ("HOST:PORT", "[V6]:PORT" or ":PORT";
+ * port 0 picks a free one) and starts the server thread. CONF is borrowed
+ * and must outlive the server. Redis being down is not an error here: the
+ * API answers 503 until it is back. Returns NULL with the reason in
+ * errstr ("cannot listen on 127.0.0.1:8080: Address already in use").
+ */
+struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
+				  size_t errstr_size);
+
+/*
+ * The address actually bound, "127.0.0.1:41234" (borrowed from H until
+ * jobd_http_stop).
+ */
+const char *jobd_http_address(const struct jobd_http *h);
+
+/*
+ * Stops the server from any thread other than its own: the loop finishes
+ * the request in hand, the thread is joined, everything is freed.
+ * jobd_http_stop(NULL) is a no-op.
+ */
+void jobd_http_stop(struct jobd_http *h);
+
+#endif

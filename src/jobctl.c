@@ -1,0 +1,935 @@
+/*
+ * jobctl: the operator's command line (DESIGN section 9). It talks to Redis
+ * directly through the store, with the same Lua scripts as the daemon, so
+ * an operation judged here is judged exactly as jobd would.
+ *
+ * Exit codes: 0 all done; 1 something refused, not found or unknown (one
+ * line per id on stderr); 2 usage; 3 Redis or Kafka unreachable.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "job.h"
+#include "log.h"
+#include "statsjson.h"
+#include "store.h"
+#include "util.h"
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+
+struct ctl {
+	struct jobd_conf *conf;
+	struct jobd_store *st;
+	const char *actor;
+};
+
+static int usage(FILE *f, int rc)
+{
+	fprintf(f,
+		"usage: jobctl [-c FILE] [--as USER] COMMAND [ARGS]\n"
+		"\n"
+		"  submit TYPE [--payload JSON] [--key K] [--run-by U]\n"
+		"         [--low-priority] [--parent ID] [--count N]\n"
+		"  list [--status S] [--type T] [--run-by U] [--system] [--all]\n"
+		"       [--limit N] [--cursor C] [--json]\n"
+		"  show ID [--json]\n"
+		"  children ID [--limit N] [--cursor C] [--json]\n"
+		"  stop | resume | force-stop | cancel | restart ID...\n"
+		"  low-priority ID... [--off]\n"
+		"  logs ID [--level L] [--grep TEXT] [--regex RE] [--since T]\n"
+		"       [--until T] [--tree] [--follow] [--json]\n"
+		"  logs --all --grep TEXT [--since T] [--until T] [--json]\n"
+		"  stats [--since D] [--type T] [--json]\n"
+		"\n"
+		"Without -c, $JOBD_CONFIG names the config file; without it,\n"
+		"built-in defaults. JOBD_REDIS overrides the Redis address.\n");
+	return rc;
+}
+
+/* Connects on first use, so usage errors never wait for Redis. */
+static int connect_store(struct ctl *ctl)
+{
+	char err[512];
+
+	if (ctl->st)
+		return 0;
+	ctl->st = jobd_store_new(ctl->conf, err, sizeof(err));
+	if (!ctl->st) {
+		fprintf(stderr, "jobctl: %s\n", err);
+		return EXIT_UNREACHABLE;
+	}
+	return 0;
+}
+
+static int store_failed(struct ctl *ctl)
+{
+	fprintf(stderr, "jobctl: %s\n", jobd_store_errstr(ctl->st));
+	return EXIT_UNREACHABLE;
+}
+
+static int parse_id(const char *s, int64_t *id)
+{
+	if (jobd_util_parse_i64(s, id) < 0 || *id <= 0) {
+		fprintf(stderr, "jobctl: bad job id \"%s\": use a positive integer\n",
+			s);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+	if (s)
+		puts(s);
+	free(s);
+	json_decref(j);
+}
+
+/* --- submit ------------------------------------------------------------ */
+
+static int cmd_submit(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "payload", required_argument, NULL, 'p' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "run-by", required_argument, NULL, 'r' },
+		{ "low-priority", no_argument, NULL, 'l' },
+		{ "parent", required_argument, NULL, 'P' },
+		{ "count", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct jobd_spec spec = { 0 };
+	struct jobd_spec *specs = NULL;
+	struct jobd_created *out = NULL;
+	char **keys = NULL;
+	int64_t count = 1;
+	int opt, rc = 0;
+	json_error_t e;
+	json_t *j;
+
+	spec.run_by = ctl->actor;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			spec.payload = optarg;
+			break;
+		case 'k':
+			spec.key = optarg;
+			break;
+		case 'r':
+			spec.run_by = optarg;
+			break;
+		case 'l':
+			spec.low_priority = true;
+			break;
+		case 'P':
+			if (parse_id(optarg, &spec.parent) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'n':
+			if (jobd_util_parse_i64(optarg, &count) < 0 ||
+			    count < 1 || count > 10000000) {
+				fprintf(stderr,
+					"jobctl: bad --count \"%s\": use 1 to 10000000\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		default:
+			return usage(stderr, EXIT_USAGE);
+		}
+	}
+	if (optind != argc - 1)
+		return usage(stderr, EXIT_USAGE);
+	spec.type = argv[optind];
+	if (spec.payload) {
+		j = json_loads(spec.payload, 0, &e);
+		if (!j || !json_is_object(j)) {
+			fprintf(stderr,
+				"jobctl: bad --payload: %s (line %d, column %d)\n",
+				j ? "not a JSON object" : e.text, e.line,
+				e.column);
+			json_decref(j);
+			return EXIT_USAGE;
+		}
+		json_decref(j);
+	}
+	if (!jobd_conf_type(ctl->conf, spec.type)) {
+		fprintf(stderr, "jobctl: unknown type \"%s\": add [type.%s] to the config\n",
+			spec.type, spec.type);
+		return EXIT_REFUSED;
+	}
+	if ((rc = connect_store(ctl)))
+		return rc;
+	specs = calloc((size_t)count, sizeof(*specs));
+	out = calloc((size_t)count, sizeof(*out));
+	if (spec.key && count > 1)
+		keys = calloc((size_t)count, sizeof(*keys));
+	if (!specs || !out || (spec.key && count > 1 && !keys)) {
+		fprintf(stderr, "jobctl: out of memory for %lld jobs\n",
+			(long long)count);
+		rc = EXIT_REFUSED;
+		goto out;
+	}
+	for (int64_t i = 0; i < count; i++) {
+		specs[i] = spec;
+		/* With --count, --key K names the jobs K-1, K-2, ... */
+		if (keys && asprintf(&keys[i], "%s-%lld", spec.key,
+				     (long long)i + 1) > 0)
+			specs[i].key = keys[i];
+	}
+	if (jobd_store_create(ctl->st, ctl->actor, specs, (size_t)count,
+			      out) < 0) {
+		rc = store_failed(ctl);
+		goto out;
+	}
+	for (int64_t i = 0; i < count; i++) {
+		if (out[i].error[0]) {
+			fprintf(stderr, "jobctl: cannot submit %s: %s\n",
+				spec.type, out[i].error);
+			rc = EXIT_REFUSED;
+		} else {
+			printf("%lld\n", (long long)out[i].id);
+		}
+	}
+out:
+	if (keys)
+		for (int64_t i = 0; i < count; i++)
+			free(keys[i]);
+	free(keys);
+	free(specs);
+	free(out);
+	return rc;
+}
+
+/* --- list, show, children ------------------------------------------------- */
+
+static void fmt_time(int64_t ms, char *buf, size_t size)
+{
+	char iso[JOBD_ISO_SIZE];
+
+	if (!ms) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	jobd_util_iso(ms, iso);
+	/* "2026-11-28 14:39:38": the table has no room for ms and Z. */
+	snprintf(buf, size, "%.10s %.8s", iso, iso + 11);
+}
+
+static void print_table(const struct jobd_job_list *list)
+{
+	printf("%-8s %-14s %-12s %-19s %-8s %-19s %-8s %-8s %-14s %-6s %-3s %s\n",
+	       "ID", "TYPE", "STATUS", "CREATED", "WAITING", "STARTED",
+	       "DURATION", "PROGRESS", "CHILDREN", "ERRORS", "LOW", "RUN BY");
+	for (size_t i = 0; i < list->n; i++) {
+		const struct jobd_job *job = list->jobs[i];
+		const struct jobd_children *c = &job->children;
+		char created[32], started[32], waiting[16], duration[16];
+		char progress[16], children[32], errors[8];
+
+		fmt_time(job->created_at, created, sizeof(created));
+		fmt_time(job->started_at, started, sizeof(started));
+		jobd_util_human_ms(jobd_job_waiting_ms(job, list->now), waiting,
+				   sizeof(waiting));
+		if (job->started_at || job->run_ms)
+			jobd_util_human_ms(jobd_job_duration_ms(job, list->now),
+					   duration, sizeof(duration));
+		else
+			snprintf(duration, sizeof(duration), "-");
+		snprintf(progress, sizeof(progress), "%.0f%%", job->progress);
+		if (c->total)
+			snprintf(children, sizeof(children), "%lld/%lld %.0f%%",
+				 (long long)(c->finished + c->canceled),
+				 (long long)c->total,
+				 jobd_job_overall_progress(job));
+		else
+			snprintf(children, sizeof(children), "-");
+		if (job->errors || c->errors || job->with_errors)
+			snprintf(errors, sizeof(errors), "yes");
+		else
+			snprintf(errors, sizeof(errors), "-");
+		printf("%-8lld %-14.14s %-12s %-19s %-8s %-19s %-8s %-8s %-14s %-6s %-3s %s\n",
+		       (long long)job->id, job->type,
+		       jobd_status_label(job->status), created, waiting,
+		       started, duration, progress, children, errors,
+		       job->low_priority ? "yes" : "-",
+		       job->run_by && !job->system ? job->run_by : "");
+	}
+	if (list->next)
+		printf("(more: --cursor %lld)\n", (long long)list->next);
+}
+
+static int page_opts(int opt, size_t *limit, int64_t *cursor)
+{
+	int64_t v;
+
+	if (jobd_util_parse_i64(optarg, &v) < 0 || v < 0 ||
+	    (opt == 'L' && (v < 1 || v > 1000))) {
+		fprintf(stderr, "jobctl: bad --%s \"%s\": %s\n",
+			opt == 'L' ? "limit" : "cursor", optarg,
+			opt == 'L' ? "use 1 to 1000" : "use a value printed by a previous page");
+		return -1;
+	}
+	if (opt == 'L')
+		*limit = (size_t)v;
+	else
+		*cursor = v;
+	return 0;
+}
+
+static int cmd_list(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "status", required_argument, NULL, 's' },
+		{ "type", required_argument, NULL, 't' },
+		{ "run-by", required_argument, NULL, 'r' },
+		{ "system", no_argument, NULL, 'S' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "limit", required_argument, NULL, 'L' },
+		{ "cursor", required_argument, NULL, 'C' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct jobd_filter f = { .limit = 50 };
+	struct jobd_job_list list;
+	bool json = false;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			if (jobd_status_parse(optarg) < 0) {
+				fprintf(stderr,
+					"jobctl: bad --status \"%s\": use pending, in_progress, stopping, stopped, finished or canceled\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			f.status = optarg;
+			break;
+		case 't':
+			f.type = optarg;
+			break;
+		case 'r':
+			f.run_by = optarg;
+			break;
+		case 'S':
+			f.system = true;
+			break;
+		case 'a':
+			f.all = true;
+			break;
+		case 'L':
+		case 'C':
+			if (page_opts(opt, &f.limit, &f.cursor) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			return usage(stderr, EXIT_USAGE);
+		}
+	}
+	if (optind != argc)
+		return usage(stderr, EXIT_USAGE);
+	if ((opt = connect_store(ctl)))
+		return opt;
+	if (jobd_store_list(ctl->st, &f, &list) < 0)
+		return store_failed(ctl);
+	if (json)
+		print_json(jobd_job_list_to_json(&list));
+	else
+		print_table(&list);
+	jobd_job_list_release(&list);
+	return 0;
+}
+
+static void print_job(const struct jobd_job *job, int64_t now)
+{
+	json_t *j = jobd_job_to_json(job, now);
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(j, k, v) {
+		char *s = json_is_string(v) ?
+				  strdup(json_string_value(v)) :
+				  json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+							JSON_PRESERVE_ORDER);
+
+		printf("%-22s %s\n", k, s ? s : "");
+		free(s);
+	}
+	json_decref(j);
+}
+
+static int cmd_show(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct jobd_job *job;
+	bool json = false;
+	int64_t id, now;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'j')
+			return usage(stderr, EXIT_USAGE);
+		json = true;
+	}
+	if (optind != argc - 1)
+		return usage(stderr, EXIT_USAGE);
+	if (parse_id(argv[optind], &id) < 0)
+		return EXIT_USAGE;
+	if ((rc = connect_store(ctl)))
+		return rc;
+	rc = jobd_store_get(ctl->st, id, &job, &now);
+	if (rc == JOBD_STORE_ERR_NOTFOUND) {
+		fprintf(stderr, "jobctl: job %lld not found\n", (long long)id);
+		return EXIT_REFUSED;
+	}
+	if (rc < 0)
+		return store_failed(ctl);
+	if (json)
+		print_json(jobd_job_to_json(job, now));
+	else
+		print_job(job, now);
+	jobd_job_free(job);
+	return 0;
+}
+
+static int cmd_children(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "limit", required_argument, NULL, 'L' },
+		{ "cursor", required_argument, NULL, 'C' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct jobd_job_list list;
+	size_t limit = 50;
+	int64_t cursor = 0, id;
+	bool json = false;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'j')
+			json = true;
+		else if (opt == 'L' || opt == 'C') {
+			if (page_opts(opt, &limit, &cursor) < 0)
+				return EXIT_USAGE;
+		} else
+			return usage(stderr, EXIT_USAGE);
+	}
+	if (optind != argc - 1)
+		return usage(stderr, EXIT_USAGE);
+	if (parse_id(argv[optind], &id) < 0)
+		return EXIT_USAGE;
+	if ((rc = connect_store(ctl)))
+		return rc;
+	rc = jobd_store_children(ctl->st, id, cursor, limit, &list);
+	if (rc == JOBD_STORE_ERR_NOTFOUND) {
+		fprintf(stderr, "jobctl: job %lld not found\n", (long long)id);
+		return EXIT_REFUSED;
+	}
+	if (rc < 0)
+		return store_failed(ctl);
+	if (json)
+		print_json(jobd_job_list_to_json(&list));
+	else
+		print_table(&list);
+	jobd_job_list_release(&list);
+	return 0;
+}
+
+/* --- logs -------------------------------------------------------------- */
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+/* "10m" (that long ago) or an ISO time -> ms since the epoch. */
+static int parse_when(const char *s, int64_t *ms)
+{
+	int64_t d;
+
+	if (jobd_util_parse_iso(s, ms) == 0)
+		return 0;
+	if (jobd_conf_parse_duration(s, &d) == 0 && d > 0) {
+		*ms = jobd_util_now_ms() - d;
+		return 0;
+	}
+	fprintf(stderr,
+		"jobctl: bad time \"%s\": use an ISO time (2026-11-28T14:00:00Z) or a duration ago (10m, 2h, 7d)\n",
+		s);
+	return -1;
+}
+
+static bool regex_match(const struct jobd_log_entry *e, void *arg)
+{
+	return regexec((regex_t *)arg, e->msg, 0, NULL, 0) == 0;
+}
+
+static void print_entry(const struct jobd_log_entry *e, bool tagged, bool json)
+{
+	char iso[JOBD_ISO_SIZE];
+
+	jobd_util_iso(e->ms, iso);
+	if (json) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "id", json_string(e->sid));
+		json_object_set_new(o, "job", json_integer(e->job));
+		json_object_set_new(o, "time", json_string(iso));
+		json_object_set_new(o, "level", json_string(level_names[e->level]));
+		json_object_set_new(o, "attempt", json_integer(e->attempt));
+		json_object_set_new(o, "message", json_string(e->msg));
+		print_json(o);
+	} else if (tagged) {
+		printf("%s %-5s [%lld] %s\n", iso, level_names[e->level],
+		       (long long)e->job, e->msg);
+	} else {
+		printf("%s %-5s %s\n", iso, level_names[e->level], e->msg);
+	}
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static int cmd_logs(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "level", required_argument, NULL, 'l' },
+		{ "grep", required_argument, NULL, 'g' },
+		{ "regex", required_argument, NULL, 'r' },
+		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "tree", no_argument, NULL, 't' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "limit", required_argument, NULL, 'L' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct jobd_log_query q = { .limit = 100000 };
+	struct jobd_log_result res;
+	bool json = false, follow = false, all = false, have_re = false;
+	char last[32] = "";
+	regex_t re;
+	int64_t id = 0, v;
+	int opt, rc = 0, lv;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			for (lv = 0; lv < 4 && strcmp(optarg, level_names[lv]); lv++)
+				;
+			if (lv == 4) {
+				fprintf(stderr, "jobctl: bad --level \"%s\": use debug, info, warn or error\n",
+					optarg);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			q.min_level = lv;
+			break;
+		case 'g':
+			q.grep = optarg;
+			break;
+		case 'r':
+			if (have_re)
+				regfree(&re);
+			if ((lv = regcomp(&re, optarg, REG_EXTENDED | REG_ICASE | REG_NOSUB))) {
+				char why[128];
+
+				regerror(lv, &re, why, sizeof(why));
+				fprintf(stderr, "jobctl: bad --regex \"%s\": %s\n", optarg, why);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			have_re = true;
+			q.match = regex_match;
+			q.match_arg = &re;
+			break;
+		case 's':
+		case 'u':
+			if (parse_when(optarg, opt == 's' ? &q.since : &q.until) < 0) {
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			break;
+		case 't':
+			q.tree = true;
+			break;
+		case 'f':
+			follow = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'a':
+			all = true;
+			break;
+		case 'L':
+			if (jobd_util_parse_i64(optarg, &v) < 0 || v < 1) {
+				fprintf(stderr, "jobctl: bad --limit \"%s\"\n", optarg);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			q.limit = (size_t)v;
+			break;
+		default:
+			rc = usage(stderr, EXIT_USAGE);
+			goto out;
+		}
+	}
+	if (all ? optind != argc : optind != argc - 1) {
+		rc = usage(stderr, EXIT_USAGE);
+		goto out;
+	}
+	if (!all && parse_id(argv[optind], &id) < 0) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if ((rc = connect_store(ctl)))
+		goto out;
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
+	for (;;) {
+		if (last[0])
+			q.after = last;
+		rc = all ? jobd_store_logs_all(ctl->st, &q, &res) :
+			   jobd_store_logs(ctl->st, id, &q, &res);
+		if (rc == JOBD_STORE_ERR_NOTFOUND) {
+			fprintf(stderr, "jobctl: job %lld not found\n", (long long)id);
+			rc = EXIT_REFUSED;
+			goto out;
+		}
+		if (rc < 0) {
+			rc = store_failed(ctl);
+			goto out;
+		}
+		if (!last[0] && res.dropped > 0 && !json)
+			printf("(%lld earlier entries dropped)\n", (long long)res.dropped);
+		for (size_t i = 0; i < res.n; i++) {
+			print_entry(&res.entries[i], q.tree || all, json);
+			if (res.entries[i].job == id || q.tree)
+				snprintf(last, sizeof(last), "%s", res.entries[i].sid);
+		}
+		if (res.truncated && !json)
+			printf("(more entries: narrow the search or raise --limit)\n");
+		jobd_log_result_release(&res);
+		fflush(stdout);
+		if (!follow || all || interrupted)
+			break;
+		{
+			struct jobd_job *job;
+			int64_t now;
+
+			/* Follow until the job ends, then print what is left. */
+			if (jobd_store_get(ctl->st, id, &job, &now) == 0) {
+				bool ended = job->status == JOBD_FINISHED ||
+					     job->status == JOBD_CANCELED ||
+					     job->status == JOBD_STOPPED;
+
+				jobd_job_free(job);
+				if (ended) {
+					follow = false;
+					continue;
+				}
+			}
+		}
+		usleep(250000);
+		if (interrupted)
+			break;
+	}
+	rc = 0;
+out:
+	if (have_re)
+		regfree(&re);
+	return rc;
+}
+
+/* --- stats ------------------------------------------------------------- */
+
+static void fmt_wait(int64_t ms, char *buf, size_t size)
+{
+	if (ms < 0)
+		snprintf(buf, size, "-");
+	else
+		jobd_util_human_ms(ms, buf, size);
+}
+
+/* A terminal chart of the waiting times: one bar per minute. */
+static void print_wait_chart(const struct jobd_stats *s, const char *type)
+{
+	int64_t top = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct jobd_stats_counts *c = &s->minutes[i].all;
+
+		for (size_t t = 0; type && t < s->minutes[i].ntypes; t++)
+			c = &s->minutes[i].types[t].c;
+		if (c->wait_max > top)
+			top = c->wait_max;
+	}
+	if (top <= 0)
+		return;
+	printf("\nwaiting time per minute (= avg, + max; full width %lldms)\n",
+	       (long long)top);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct jobd_stats_counts *c = &s->minutes[i].all;
+		char iso[JOBD_ISO_SIZE], bar[61];
+		int avg, max;
+
+		for (size_t t = 0; type && t < s->minutes[i].ntypes; t++)
+			c = &s->minutes[i].types[t].c;
+		if (c->started <= 0)
+			continue;
+		avg = (int)(60 * (c->wait_sum / c->started) / top);
+		max = (int)(60 * c->wait_max / top);
+		memset(bar, ' ', 60);
+		memset(bar, '+', (size_t)max);
+		memset(bar, '=', (size_t)avg);
+		bar[max > 0 ? max : 1] = '\0';
+		jobd_util_iso(s->minutes[i].minute, iso);
+		printf("%.5s |%s\n", iso + 11, bar);
+	}
+}
+
+static int cmd_stats(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "since", required_argument, NULL, 's' },
+		{ "type", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *type = NULL;
+	struct jobd_stats s;
+	int64_t since = 0;
+	bool json = false;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			if (parse_when(optarg, &since) < 0)
+				return EXIT_USAGE;
+			break;
+		case 't':
+			type = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			return usage(stderr, EXIT_USAGE);
+		}
+	}
+	if (optind != argc)
+		return usage(stderr, EXIT_USAGE);
+	if ((rc = connect_store(ctl)))
+		return rc;
+	if (jobd_store_stats(ctl->st, since, type, &s) < 0)
+		return store_failed(ctl);
+	if (json) {
+		print_json(jobd_stats_to_json(&s));
+		jobd_stats_release(&s);
+		return 0;
+	}
+	printf("%-17s %-6s %8s %8s %8s %7s %9s %9s %9s %9s\n", "MINUTE", "",
+	       "CREATED", "STARTED", "FINISHED", "ERRORS", "WAIT AVG",
+	       "WAIT MIN", "WAIT MAX", "WAIT P95");
+	for (size_t i = 0; i < s.n; i++) {
+		const struct jobd_stats_minute *m = &s.minutes[i];
+		const struct jobd_stats_counts *c = &m->all;
+		char iso[JOBD_ISO_SIZE], avg[16], mn[16], mx[16], p95[16];
+
+		if (type) {
+			static const struct jobd_stats_counts none = {
+				.wait_min = -1, .wait_max = -1,
+			};
+
+			c = &none;
+			for (size_t t = 0; t < m->ntypes; t++)
+				c = &m->types[t].c;
+		}
+		jobd_util_iso(m->minute, iso);
+		fmt_wait(c->started > 0 ? c->wait_sum / c->started : -1, avg,
+			 sizeof(avg));
+		fmt_wait(c->wait_min, mn, sizeof(mn));
+		fmt_wait(c->wait_max, mx, sizeof(mx));
+		fmt_wait(jobd_stats_percentile(c, 95), p95, sizeof(p95));
+		printf("%.10s %.5s %-6s %8lld %8lld %8lld %7lld %9s %9s %9s %9s\n",
+		       iso, iso + 11, m->closed ? "" : "(open)",
+		       (long long)c->created, (long long)c->started,
+		       (long long)c->finished, (long long)c->errors, avg, mn,
+		       mx, p95);
+	}
+	print_wait_chart(&s, type);
+	jobd_stats_release(&s);
+	return 0;
+}
+
+/* --- operations -------------------------------------------------------- */
+
+static int cmd_op(struct ctl *ctl, const char *name, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "off", no_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool low = strcmp(name, "low-priority") == 0, off = false;
+	struct jobd_op_result *out;
+	int64_t *ids;
+	size_t n;
+	int opt, op, rc = 0;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'o' || !low)
+			return usage(stderr, EXIT_USAGE);
+		off = true;
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "jobctl: %s needs at least one job id\n", name);
+		return EXIT_USAGE;
+	}
+	op = jobd_op_parse(off ? "low-priority-off" : name);
+	n = (size_t)(argc - optind);
+	ids = calloc(n, sizeof(*ids));
+	out = calloc(n, sizeof(*out));
+	if (!ids || !out) {
+		free(ids);
+		free(out);
+		return EXIT_REFUSED;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (parse_id(argv[optind + (int)i], &ids[i]) < 0) {
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	if ((rc = connect_store(ctl)))
+		goto out;
+	if (jobd_store_op(ctl->st, (enum jobd_op)op, ctl->actor, ids, n,
+			  out) < 0) {
+		rc = store_failed(ctl);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (out[i].ok) {
+			printf("job %lld: %s done\n", (long long)ids[i],
+			       jobd_op_names[op]);
+		} else {
+			fprintf(stderr, "jobctl: %s\n", out[i].error);
+			rc = EXIT_REFUSED;
+		}
+	}
+out:
+	free(ids);
+	free(out);
+	return rc;
+}
+
+static const char *default_actor(const char *as)
+{
+	const char *u;
+
+	if ((u = getenv("JOBD_USER")) && *u)
+		return u;
+	if (as)
+		return as;
+	if ((u = getenv("USER")) && *u)
+		return u;
+	return "unknown";
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "as", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const ops[] = { "stop", "resume", "force-stop",
+					   "cancel", "restart",
+					   "low-priority" };
+	struct ctl ctl = { 0 };
+	const char *path = NULL, *as = NULL, *cmd;
+	char err[512];
+	int opt, rc = EXIT_USAGE;
+
+	jobd_log_set_ident("jobctl");
+	/* Options before the command only; the command parses its own. */
+	while ((opt = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'a':
+			as = optarg;
+			break;
+		case 'h':
+			return usage(stdout, 0);
+		default:
+			return usage(stderr, EXIT_USAGE);
+		}
+	}
+	if (optind >= argc)
+		return usage(stderr, EXIT_USAGE);
+	cmd = argv[optind];
+	ctl.conf = jobd_conf_load(path, err, sizeof(err));
+	if (!ctl.conf) {
+		fprintf(stderr, "jobctl: %s\n", err);
+		return EXIT_USAGE;
+	}
+	ctl.actor = default_actor(as);
+	/* Each command sees its name as argv[0]. */
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* glibc: reinitialise getopt for the command */
+	if (strcmp(cmd, "submit") == 0)
+		rc = cmd_submit(&ctl, argc, argv);
+	else if (strcmp(cmd, "list") == 0)
+		rc = cmd_list(&ctl, argc, argv);
+	else if (strcmp(cmd, "show") == 0)
+		rc = cmd_show(&ctl, argc, argv);
+	else if (strcmp(cmd, "children") == 0)
+		rc = cmd_children(&ctl, argc, argv);
+	else if (strcmp(cmd, "logs") == 0)
+		rc = cmd_logs(&ctl, argc, argv);
+	else if (strcmp(cmd, "stats") == 0)
+		rc = cmd_stats(&ctl, argc, argv);
+	else {
+		rc = -1;
+		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+			if (strcmp(cmd, ops[i]) == 0)
+				rc = cmd_op(&ctl, cmd, argc, argv);
+		if (rc == -1) {
+			fprintf(stderr, "jobctl: unknown command \"%s\"\n", cmd);
+			rc = usage(stderr, EXIT_USAGE);
+		}
+	}
+	jobd_store_free(ctl.st);
+	jobd_conf_free(ctl.conf);
+	return rc;
+}

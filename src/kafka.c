@@ -1,0 +1,807 @@
+/*
+ * kafka: the librdkafka wrapper (see kafka.h for the contract).
+ *
+ * Consumer: offsets are committed explicitly with the batch that produced
+ * the jobs (enable.auto.commit and enable.auto.offset.store off), so a
+ * crash between the Redis write and the commit redelivers the batch and the
+ * idempotency keys turn the redelivery into "existed". Batches are polled
+ * one message at a time with rd_kafka_consumer_poll rather than
+ * rd_kafka_consume_batch_queue: the rebalance callback is then always
+ * served between batches, never while one is being turned into jobs.
+ *
+ * Embedded broker: the mock cluster's id is derived from a heap address,
+ * so it repeats between runs (always under ASan). Keys of messages without
+ * an id must never collide with a previous broker's offsets, so the owner
+ * also creates a topic "__jobd.epoch.<random>", and the cluster id used in
+ * keys is "<cluster id>.<random>" whenever such a topic exists. Rejected:
+ * a second Redis key for the token (one more contract), and the port (it
+ * repeats too).
+ */
+#include "config.h"
+
+#include "kafka.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define EPOCH_PREFIX "__jobd.epoch."
+#define EMBEDDED_PARTITIONS 4
+#define SEND_TIMEOUT_MS 10000
+
+struct jobd_kafka_broker {
+	const struct jobd_conf *conf; /* borrowed */
+	char *addr;		      /* current bootstrap list */
+	rd_kafka_t *mock_rk;	     /* owns our mock cluster; NULL if joined */
+	rd_kafka_mock_cluster_t *mc; /* our embedded broker, NULL if joined */
+	struct jobd_store *st;	     /* for <prefix>:broker; NULL if not embedded */
+};
+
+/*
+ * One step on <prefix>:broker through the store: publish or refresh ADDR
+ * (NULL: only read). Returns 1 when ADDR is live, 0 with the live address
+ * (or "") in CUR, -1 with the reason in errstr.
+ */
+static int broker_claim(struct jobd_kafka_broker *b, const char *addr,
+			int64_t ttl_ms, char *cur, size_t cur_size,
+			char *errstr, size_t errstr_size)
+{
+	int rc = jobd_store_broker_claim(b->st, addr, ttl_ms, cur, cur_size);
+
+	if (rc < 0) {
+		snprintf(errstr, errstr_size, "%s", jobd_store_errstr(b->st));
+		return -1;
+	}
+	return addr ? rc : 0;
+}
+
+struct jobd_kafka_producer {
+	rd_kafka_t *rk;
+};
+
+struct jobd_kafka_consumer {
+	rd_kafka_t *rk;
+	bool paused; /* pause partitions assigned from now on too */
+};
+
+/* The delivery report of one message of a send. */
+struct delivery {
+	rd_kafka_resp_err_t err;
+	bool done;
+};
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	enum jobd_log_level l = JOBD_LOG_DEBUG;
+
+	/* syslog levels; notices are mostly config chatter */
+	if (level <= 3)
+		l = JOBD_LOG_ERROR;
+	else if (level == 4)
+		l = JOBD_LOG_WARN;
+	jobd_log(l, "kafka: %s: %s", fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	jobd_log(rd_kafka_fatal_error(rk, NULL, 0) ? JOBD_LOG_ERROR :
+						     JOBD_LOG_WARN,
+		 "kafka: %s", reason);
+}
+
+static int set(rd_kafka_conf_t *kconf, const char *name, const char *value,
+	       char *errstr, size_t errstr_size)
+{
+	char why[512];
+
+	if (rd_kafka_conf_set(kconf, name, value, why, sizeof(why)) ==
+	    RD_KAFKA_CONF_OK)
+		return 0;
+	snprintf(errstr, errstr_size, "bad kafka property \"%s\": %s", name,
+		 why);
+	return -1;
+}
+
+/*
+ * A librdkafka conf: DEFAULTS (name, value pairs, NULL-terminated), then
+ * the [kafka] kafka.* properties (they win), then BROKERS.
+ */
+static rd_kafka_conf_t *new_conf(const struct jobd_conf *conf,
+				 const char *brokers,
+				 const char *const *defaults, char *errstr,
+				 size_t errstr_size)
+{
+	rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+
+	rd_kafka_conf_set_log_cb(kconf, log_cb);
+	rd_kafka_conf_set_error_cb(kconf, error_cb);
+	for (size_t i = 0; defaults && defaults[i]; i += 2)
+		if (set(kconf, defaults[i], defaults[i + 1], errstr,
+			errstr_size) < 0)
+			goto err_free_conf;
+	for (size_t i = 0; conf && i < conf->kafka_props_count; i++)
+		if (set(kconf, conf->kafka_props[i].key,
+			conf->kafka_props[i].value, errstr, errstr_size) < 0)
+			goto err_free_conf;
+	if (brokers &&
+	    set(kconf, "bootstrap.servers", brokers, errstr, errstr_size) < 0)
+		goto err_free_conf;
+	return kconf;
+err_free_conf:
+	rd_kafka_conf_destroy(kconf);
+	return NULL;
+}
+
+/* --- embedded broker ---------------------------------------------------- */
+
+static void stop_embedded(struct jobd_kafka_broker *b)
+{
+	if (b->mc)
+		rd_kafka_mock_cluster_destroy(b->mc);
+	if (b->mock_rk)
+		rd_kafka_destroy(b->mock_rk);
+	b->mc = NULL;
+	b->mock_rk = NULL;
+}
+
+static int create_topic(rd_kafka_mock_cluster_t *mc, const char *topic,
+			int partitions, char *errstr, size_t errstr_size)
+{
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_mock_topic_create(mc, topic, partitions, 1);
+	if (!err)
+		return 0;
+	snprintf(errstr, errstr_size,
+		 "cannot create topic \"%s\" on the embedded broker: %s", topic,
+		 rd_kafka_err2str(err));
+	return -1;
+}
+
+/* Starts our mock cluster with jobd's topics; B->addr is not touched. */
+static int start_embedded(struct jobd_kafka_broker *b, char *errstr,
+			  size_t errstr_size)
+{
+	const struct jobd_conf *conf = b->conf;
+	const char *inputs[] = { conf->topic_events, conf->topic_records,
+				 conf->topic_actions, conf->topic_dlq };
+	char epoch[64];
+	unsigned char rnd[8];
+	rd_kafka_conf_t *kconf;
+
+	kconf = new_conf(NULL, NULL, NULL, errstr, errstr_size);
+	if (!kconf)
+		return -1;
+	b->mock_rk =
+		rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
+	if (!b->mock_rk) {
+		rd_kafka_conf_destroy(kconf);
+		return -1;
+	}
+	kconf = NULL; /* now owned by mock_rk */
+	b->mc = rd_kafka_mock_cluster_new(b->mock_rk, 1);
+	if (!b->mc) {
+		snprintf(errstr, errstr_size,
+			 "cannot start the embedded broker");
+		goto err_stop;
+	}
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
+		if (create_topic(b->mc, inputs[i], EMBEDDED_PARTITIONS, errstr,
+				 errstr_size) < 0)
+			goto err_stop;
+	/* one partition, so the minutes stay in order */
+	if (create_topic(b->mc, conf->topic_stats, 1, errstr, errstr_size) < 0)
+		goto err_stop;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		snprintf(errstr, errstr_size, "getrandom: %s", strerror(errno));
+		goto err_stop;
+	}
+	snprintf(epoch, sizeof(epoch),
+		 EPOCH_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (create_topic(b->mc, epoch, 1, errstr, errstr_size) < 0)
+		goto err_stop;
+	return 0;
+err_stop:
+	stop_embedded(b);
+	return -1;
+}
+
+static int set_addr(struct jobd_kafka_broker *b, const char *addr)
+{
+	char *s = strdup(addr);
+
+	if (!s)
+		return -1;
+	free(b->addr);
+	b->addr = s;
+	return 0;
+}
+
+/*
+ * Starts our broker and claims the key. Returns 1 when ours is live, 0
+ * when a peer won the race (B follows it, ours is stopped), -1 on error.
+ */
+static int take_over(struct jobd_kafka_broker *b, char *errstr,
+		     size_t errstr_size)
+{
+	char cur[256];
+	const char *ours;
+	int rc;
+
+	if (start_embedded(b, errstr, errstr_size) < 0)
+		return -1;
+	ours = rd_kafka_mock_cluster_bootstraps(b->mc);
+	rc = broker_claim(b, ours, JOBD_KAFKA_BROKER_TTL_MS, cur, sizeof(cur),
+			  errstr, errstr_size);
+	if (rc == 1 && set_addr(b, ours) == 0) {
+		jobd_info("kafka: embedded broker at %s", ours);
+		return 1;
+	}
+	if (rc == 1) {
+		snprintf(errstr, errstr_size, "out of memory");
+		jobd_store_broker_release(b->st, ours);
+		rc = -1;
+	}
+	stop_embedded(b);
+	if (rc < 0)
+		return -1;
+	if (set_addr(b, cur) < 0) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	jobd_info("kafka: joining the embedded broker at %s", cur);
+	return 0;
+}
+
+struct jobd_kafka_broker *jobd_kafka_broker_new(const struct jobd_conf *conf,
+						char *errstr,
+						size_t errstr_size)
+{
+	struct jobd_kafka_broker *b;
+	char cur[256];
+	int rc;
+
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	b->conf = conf;
+	if (strcmp(conf->brokers, "embedded") != 0) {
+		if (set_addr(b, conf->brokers) < 0) {
+			snprintf(errstr, errstr_size, "out of memory");
+			goto err_free;
+		}
+		return b;
+	}
+	b->st = jobd_store_new(conf, errstr, errstr_size);
+	if (!b->st)
+		goto err_free;
+	rc = broker_claim(b, NULL, 0, cur, sizeof(cur), errstr, errstr_size);
+	if (rc < 0)
+		goto err_free;
+	if (cur[0]) {
+		if (set_addr(b, cur) < 0) {
+			snprintf(errstr, errstr_size, "out of memory");
+			goto err_free;
+		}
+		jobd_info("kafka: joining the embedded broker at %s", cur);
+		return b;
+	}
+	if (take_over(b, errstr, errstr_size) < 0)
+		goto err_free;
+	return b;
+err_free:
+	jobd_store_free(b->st);
+	free(b->addr);
+	free(b);
+	return NULL;
+}
+
+const char *jobd_kafka_broker_address(const struct jobd_kafka_broker *b)
+{
+	return b->addr;
+}
+
+bool jobd_kafka_broker_owned(const struct jobd_kafka_broker *b)
+{
+	return b->mc != NULL;
+}
+
+int jobd_kafka_broker_tick(struct jobd_kafka_broker *b, char *errstr,
+			   size_t errstr_size)
+{
+	char cur[256];
+	int rc;
+
+	if (strcmp(b->conf->brokers, "embedded") != 0)
+		return 0;
+	rc = broker_claim(b, b->mc ? b->addr : NULL, JOBD_KAFKA_BROKER_TTL_MS,
+			  cur, sizeof(cur), errstr, errstr_size);
+	if (rc < 0)
+		return -1;
+	if (rc == 1)
+		return 0;
+	if (b->mc) {
+		/* Our key lapsed (Redis was away) and a peer claimed it:
+		 * everyone else follows the key, so we do too. */
+		jobd_warn("kafka: embedded broker %s lost its key to %s: "
+			  "stopping it",
+			  b->addr, cur);
+		stop_embedded(b);
+	} else if (!cur[0]) {
+		jobd_warn("kafka: embedded broker at %s is gone: taking over",
+			  b->addr);
+		rc = take_over(b, errstr, errstr_size);
+		return rc < 0 ? -1 : 1;
+	}
+	if (strcmp(cur, b->addr) == 0)
+		return 0;
+	if (set_addr(b, cur) < 0) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	jobd_info("kafka: joining the embedded broker at %s", cur);
+	return 1;
+}
+
+void jobd_kafka_broker_free(struct jobd_kafka_broker *b)
+{
+	if (!b)
+		return;
+	if (b->mc && jobd_store_broker_release(b->st, b->addr) < 0)
+		jobd_warn("kafka: cannot release the embedded broker's key: "
+			  "%s",
+			  jobd_store_errstr(b->st));
+	stop_embedded(b);
+	jobd_store_free(b->st);
+	free(b->addr);
+	free(b);
+}
+
+/* --- producer ----------------------------------------------------------- */
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage,
+		      void *opaque)
+{
+	struct delivery *d = rkmessage->_private;
+
+	d->err = rkmessage->err;
+	d->done = true;
+}
+
+struct jobd_kafka_producer *
+jobd_kafka_producer_new(const struct jobd_conf *conf, const char *brokers,
+			char *errstr, size_t errstr_size)
+{
+	static const char *const defaults[] = {
+		"client.id",
+		"jobd",
+		"linger.ms",
+		"5",
+		"message.timeout.ms",
+		"30000",
+		"enable.idempotence",
+		"true",
+		NULL,
+	};
+	struct jobd_kafka_producer *p;
+	rd_kafka_conf_t *kconf;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	kconf = new_conf(conf, brokers, defaults, errstr, errstr_size);
+	if (!kconf)
+		goto err_free;
+	rd_kafka_conf_set_dr_msg_cb(kconf, dr_msg_cb);
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
+	if (!p->rk) {
+		rd_kafka_conf_destroy(kconf);
+		goto err_free;
+	}
+	return p;
+err_free:
+	free(p);
+	return NULL;
+}
+
+static rd_kafka_resp_err_t
+produce(rd_kafka_t *rk, const struct jobd_kafka_out *m, struct delivery *d)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	rd_kafka_resp_err_t err;
+
+	if (m->nheaders) {
+		hdrs = rd_kafka_headers_new(m->nheaders);
+		for (size_t i = 0; i < m->nheaders; i++)
+			rd_kafka_header_add(hdrs, m->headers[i].name, -1,
+					    m->headers[i].value,
+					    (ssize_t)m->headers[i].len);
+	}
+	for (;;) {
+		err = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(m->topic),
+			RD_KAFKA_V_PARTITION(m->partition < 0 ?
+						     RD_KAFKA_PARTITION_UA :
+						     m->partition),
+			RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
+			RD_KAFKA_V_VALUE((void *)m->value, m->len),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d),
+			RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(rk, 100);
+	}
+	if (err && hdrs)
+		rd_kafka_headers_destroy(hdrs); /* not taken on failure */
+	return err;
+}
+
+int jobd_kafka_producer_send(struct jobd_kafka_producer *p,
+			     const struct jobd_kafka_out *msgs, size_t n,
+			     int timeout_ms, char *errstr, size_t errstr_size)
+{
+	struct delivery *d;
+	size_t pending = 0;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	d = calloc(n, sizeof(*d));
+	if (!d) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		d[i].err = produce(p->rk, &msgs[i], &d[i]);
+		d[i].done = d[i].err != RD_KAFKA_RESP_ERR_NO_ERROR;
+		pending += !d[i].done;
+	}
+	if (pending)
+		rd_kafka_flush(p->rk, timeout_ms);
+	if (rd_kafka_outq_len(p->rk) > 0) {
+		/* Purged messages get a delivery report, so D is not
+		 * referenced once every report has been served. */
+		rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE |
+					      RD_KAFKA_PURGE_F_INFLIGHT);
+		for (size_t i = 0; i < n; i++)
+			while (!d[i].done)
+				rd_kafka_poll(p->rk, 100);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (d[i].done && !d[i].err)
+			continue;
+		snprintf(errstr, errstr_size, "cannot deliver to \"%s\": %s",
+			 msgs[i].topic,
+			 d[i].done ? rd_kafka_err2str(d[i].err) : "timed out");
+		rc = -1;
+		break;
+	}
+	free(d);
+	return rc;
+}
+
+void jobd_kafka_producer_free(struct jobd_kafka_producer *p)
+{
+	if (!p)
+		return;
+	rd_kafka_flush(p->rk, 5000);
+	rd_kafka_destroy(p->rk);
+	free(p);
+}
+
+int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
+		    const void *buf, size_t len, char *errstr,
+		    size_t errstr_size)
+{
+	struct jobd_kafka_out msg = {
+		.topic = topic, .partition = -1, .value = buf, .len = len
+	};
+	struct jobd_kafka_producer *p;
+	char cur[256];
+	const char *brokers = conf->brokers;
+	int rc;
+
+	if (strcmp(brokers, "embedded") == 0) {
+		struct jobd_store *st = jobd_store_new(conf, errstr, errstr_size);
+
+		if (!st)
+			return -1;
+		/* Only reads the key: jobctl never starts a broker. */
+		rc = jobd_store_broker_claim(st, NULL, 0, cur, sizeof(cur));
+		if (rc < 0)
+			snprintf(errstr, errstr_size, "%s", jobd_store_errstr(st));
+		jobd_store_free(st);
+		if (rc < 0)
+			return -1;
+		if (!cur[0]) {
+			snprintf(errstr, errstr_size,
+				 "no embedded broker is running (redis key "
+				 "\"%s:broker\" is not set): start jobd with "
+				 "the consume role",
+				 conf->prefix);
+			return -1;
+		}
+		brokers = cur;
+	}
+	p = jobd_kafka_producer_new(conf, brokers, errstr, errstr_size);
+	if (!p)
+		return -1;
+	rc = jobd_kafka_producer_send(p, &msg, 1, SEND_TIMEOUT_MS, errstr,
+				      errstr_size);
+	jobd_kafka_producer_free(p);
+	return rc;
+}
+
+/* --- consumer ----------------------------------------------------------- */
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct jobd_kafka_consumer *kc = opaque;
+	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_error_t *error = NULL;
+	rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+		if (coop)
+			error = rd_kafka_incremental_assign(rk, parts);
+		else
+			aerr = rd_kafka_assign(rk, parts);
+		/* a partition assigned during backpressure starts paused */
+		if (kc->paused)
+			rd_kafka_pause_partitions(rk, parts);
+		jobd_debug("kafka: %d partitions assigned", parts->cnt);
+		break;
+	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+		/* Nothing to commit: batches are committed before the next
+		 * poll, and this callback only runs inside a poll. */
+		if (coop)
+			error = rd_kafka_incremental_unassign(rk, parts);
+		else
+			aerr = rd_kafka_assign(rk, NULL);
+		jobd_debug("kafka: %d partitions revoked", parts->cnt);
+		break;
+	default:
+		jobd_warn("kafka: rebalance failed: %s", rd_kafka_err2str(err));
+		aerr = rd_kafka_assign(rk, NULL);
+		break;
+	}
+	if (error) {
+		jobd_warn("kafka: cannot apply the rebalance: %s",
+			  rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	} else if (aerr) {
+		jobd_warn("kafka: cannot apply the rebalance: %s",
+			  rd_kafka_err2str(aerr));
+	}
+}
+
+struct jobd_kafka_consumer *
+jobd_kafka_consumer_new(const struct jobd_conf *conf, const char *brokers,
+			const char *group, const char *const *topics,
+			size_t ntopics, char *errstr, size_t errstr_size)
+{
+	static const char *const defaults[] = {
+		"client.id",
+		"jobd",
+		"enable.auto.commit",
+		"false",
+		"enable.auto.offset.store",
+		"false",
+		"auto.offset.reset",
+		"earliest",
+		"fetch.wait.max.ms",
+		"50",
+		/* the mock cluster's rebalances wait session.timeout - 1 s */
+		"session.timeout.ms",
+		"6000",
+		"heartbeat.interval.ms",
+		"1000",
+		/* every member of a group must use the same (the mock
+		 * aborts otherwise): this is librdkafka's default, pinned */
+		"partition.assignment.strategy",
+		"range,roundrobin",
+		NULL,
+	};
+	struct jobd_kafka_consumer *kc;
+	rd_kafka_topic_partition_list_t *subs;
+	rd_kafka_conf_t *kconf;
+	rd_kafka_resp_err_t err;
+
+	kc = calloc(1, sizeof(*kc));
+	if (!kc) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	kconf = new_conf(conf, brokers, defaults, errstr, errstr_size);
+	if (!kconf)
+		goto err_free;
+	if (set(kconf, "group.id", group, errstr, errstr_size) < 0) {
+		rd_kafka_conf_destroy(kconf);
+		goto err_free;
+	}
+	rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
+	rd_kafka_conf_set_opaque(kconf, kc);
+	kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
+	if (!kc->rk) {
+		rd_kafka_conf_destroy(kconf);
+		goto err_free;
+	}
+	kconf = NULL; /* now owned by rk */
+	rd_kafka_poll_set_consumer(kc->rk);
+	subs = rd_kafka_topic_partition_list_new((int)ntopics);
+	for (size_t i = 0; i < ntopics; i++)
+		rd_kafka_topic_partition_list_add(subs, topics[i],
+						  RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(kc->rk, subs);
+	rd_kafka_topic_partition_list_destroy(subs);
+	if (err) {
+		snprintf(errstr, errstr_size, "cannot subscribe: %s",
+			 rd_kafka_err2str(err));
+		goto err_destroy;
+	}
+	return kc;
+err_destroy:
+	rd_kafka_destroy(kc->rk);
+err_free:
+	free(kc);
+	return NULL;
+}
+
+void jobd_kafka_consumer_poll(struct jobd_kafka_consumer *kc,
+			      struct jobd_kafka_message *msgs, size_t max,
+			      size_t *n, int timeout_ms)
+{
+	int64_t deadline = jobd_util_mono_ms() + timeout_ms;
+
+	*n = 0;
+	while (*n < max) {
+		int64_t left = deadline - jobd_util_mono_ms();
+		rd_kafka_message_t *rkm;
+
+		if (*n == 0 && left <= 0)
+			break;
+		rkm = rd_kafka_consumer_poll(kc->rk, *n == 0 ? (int)left : 0);
+		if (!rkm) {
+			if (*n > 0)
+				break;
+			continue;
+		}
+		if (rkm->err) {
+			if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				jobd_warn("kafka: consume: %s",
+					  rd_kafka_message_errstr(rkm));
+			rd_kafka_message_destroy(rkm);
+			continue;
+		}
+		msgs[*n] = (struct jobd_kafka_message){
+			.topic = rd_kafka_topic_name(rkm->rkt),
+			.partition = rkm->partition,
+			.offset = rkm->offset,
+			.value = rkm->payload,
+			.len = rkm->len,
+			.key = rkm->key,
+			.key_len = rkm->key_len,
+			.priv = rkm,
+		};
+		(*n)++;
+	}
+}
+
+void jobd_kafka_messages_release(struct jobd_kafka_message *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_destroy(msgs[i].priv);
+		msgs[i].priv = NULL;
+	}
+}
+
+int jobd_kafka_consumer_commit(struct jobd_kafka_consumer *kc,
+			       const struct jobd_kafka_message *msgs, size_t n,
+			       char *errstr, size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *offsets;
+	rd_kafka_resp_err_t err;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	offsets = rd_kafka_topic_partition_list_new(8);
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_topic_partition_t *tp;
+
+		tp = rd_kafka_topic_partition_list_find(offsets, msgs[i].topic,
+							msgs[i].partition);
+		if (!tp)
+			tp = rd_kafka_topic_partition_list_add(
+				offsets, msgs[i].topic, msgs[i].partition);
+		if (tp->offset < msgs[i].offset + 1)
+			tp->offset = msgs[i].offset + 1;
+	}
+	err = rd_kafka_commit(kc->rk, offsets, 0);
+	for (int i = 0; !err && i < offsets->cnt; i++)
+		err = offsets->elems[i].err;
+	if (err) {
+		snprintf(errstr, errstr_size, "cannot commit offsets: %s",
+			 rd_kafka_err2str(err));
+		rc = -1;
+	}
+	rd_kafka_topic_partition_list_destroy(offsets);
+	return rc;
+}
+
+int jobd_kafka_consumer_pause(struct jobd_kafka_consumer *kc, bool pause)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	rd_kafka_resp_err_t err;
+
+	kc->paused = pause;
+	err = rd_kafka_assignment(kc->rk, &parts);
+	if (!err)
+		err = pause ? rd_kafka_pause_partitions(kc->rk, parts) :
+			      rd_kafka_resume_partitions(kc->rk, parts);
+	if (parts)
+		rd_kafka_topic_partition_list_destroy(parts);
+	if (err) {
+		jobd_warn("kafka: cannot %s partitions: %s",
+			  pause ? "pause" : "resume", rd_kafka_err2str(err));
+		return -1;
+	}
+	return 0;
+}
+
+int jobd_kafka_consumer_cluster_id(struct jobd_kafka_consumer *kc,
+				   int timeout_ms, char *buf, size_t size)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	const char *epoch = NULL;
+	char *id;
+
+	id = rd_kafka_clusterid(kc->rk, timeout_ms);
+	if (!id)
+		return -1;
+	if (rd_kafka_metadata(kc->rk, 1, NULL, &md, timeout_ms) != 0) {
+		rd_kafka_mem_free(kc->rk, id);
+		return -1;
+	}
+	for (int i = 0; i < md->topic_cnt; i++)
+		if (strncmp(md->topics[i].topic, EPOCH_PREFIX,
+			    strlen(EPOCH_PREFIX)) == 0)
+			epoch = md->topics[i].topic + strlen(EPOCH_PREFIX);
+	if (epoch)
+		snprintf(buf, size, "%s.%s", id, epoch);
+	else
+		snprintf(buf, size, "%s", id);
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_mem_free(kc->rk, id);
+	return 0;
+}
+
+void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc)
+{
+	rd_kafka_resp_err_t err;
+
+	if (!kc)
+		return;
+	err = rd_kafka_consumer_close(kc->rk);
+	if (err)
+		jobd_debug("kafka: consumer close: %s", rd_kafka_err2str(err));
+	rd_kafka_destroy(kc->rk);
+	free(kc);
+}

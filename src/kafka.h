@@ -1,0 +1,187 @@
+/*
+ * kafka: every librdkafka call of jobd (STYLE rule 1).
+ *
+ * Four things live here:
+ * - a producer that sends a batch of messages (with headers) and waits for
+ *   their delivery reports: the dead-letter queue, `jobctl send`, stats;
+ * - a consumer in a group with manual offset commits: poll a batch, turn it
+ *   into jobs, commit the batch only after Redis acked (offsets are never
+ *   stored or committed automatically); pause/resume for backpressure;
+ * - the embedded broker (`brokers = embedded`): librdkafka's mock cluster
+ *   started inside jobd, its address published in Redis (<prefix>:broker,
+ *   TTL refreshed while alive, see broker.h) so kcat, jobctl and other jobd
+ *   instances find it; a second instance joins the live one and takes over
+ *   (starts its own) once the key expires;
+ * - the pass-through of `[kafka] kafka.<property> = value` to librdkafka,
+ *   applied after jobd's defaults so SASL/SSL or any tuning works.
+ *
+ * librdkafka's own log lines are routed to jobd_log (notices and below at
+ * debug level). Handles are used by one thread at a time.
+ */
+#ifndef JOBD_SRC_KAFKA_H
+#define JOBD_SRC_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+/* How long the embedded broker's Redis key lives without a refresh. */
+#define JOBD_KAFKA_BROKER_TTL_MS 10000
+
+/* --- where the brokers are ---------------------------------------------- */
+
+struct jobd_kafka_broker;
+
+/*
+ * Resolves conf->brokers. A list of host:port is used as is. "embedded"
+ * joins the embedded broker whose address is in Redis, or starts one (mock
+ * cluster with the five topics of CONF: stats 1 partition, the others 4),
+ * claims the key and logs "kafka: embedded broker at 127.0.0.1:PORT".
+ * CONF is borrowed and must outlive the handle. Returns NULL with the
+ * reason in errstr (Redis unreachable, librdkafka error). Caller frees with
+ * jobd_kafka_broker_free().
+ */
+struct jobd_kafka_broker *jobd_kafka_broker_new(const struct jobd_conf *conf,
+						char *errstr,
+						size_t errstr_size);
+
+/* Bootstrap address list; borrowed, valid until the next tick or free. */
+const char *jobd_kafka_broker_address(const struct jobd_kafka_broker *b);
+
+/* Whether this handle runs the embedded broker itself. */
+bool jobd_kafka_broker_owned(const struct jobd_kafka_broker *b);
+
+/*
+ * Call about once a second. Embedded: refreshes our key, or checks the
+ * peer's and takes over when it expired. Returns 1 when the address
+ * changed (recreate consumers and producers), 0 when not (also for a real
+ * cluster), or -1 when Redis did not answer (retriable: nothing changed,
+ * errstr says why).
+ */
+int jobd_kafka_broker_tick(struct jobd_kafka_broker *b, char *errstr,
+			   size_t errstr_size);
+
+/* Deletes our key (so a peer takes over at once) and stops our broker. */
+void jobd_kafka_broker_free(struct jobd_kafka_broker *b);
+
+/* --- producer ----------------------------------------------------------- */
+
+struct jobd_kafka_producer;
+
+struct jobd_kafka_header {
+	const char *name;  /* borrowed */
+	const void *value; /* borrowed, LEN bytes */
+	size_t len;	   /* bytes */
+};
+
+/* One message to send; every pointer borrowed for the call. */
+struct jobd_kafka_out {
+	const char *topic;
+	int32_t partition; /* -1 = by key (or any) */
+	const void *key;   /* NULL = no key */
+	size_t key_len;	   /* bytes */
+	const void *value;
+	size_t len; /* bytes */
+	const struct jobd_kafka_header *headers;
+	size_t nheaders;
+};
+
+/*
+ * A producer for BROKERS (borrowed for the call; e.g. from
+ * jobd_kafka_broker_address) with CONF's kafka.* properties. Returns NULL
+ * with librdkafka's reason in errstr.
+ */
+struct jobd_kafka_producer *
+jobd_kafka_producer_new(const struct jobd_conf *conf, const char *brokers,
+			char *errstr, size_t errstr_size);
+
+/*
+ * Sends N messages and waits up to TIMEOUT_MS for all delivery reports.
+ * Returns 0 when all were acked, or -1 (retriable: some may have arrived,
+ * send them again) with the first failure in errstr.
+ */
+int jobd_kafka_producer_send(struct jobd_kafka_producer *p,
+			     const struct jobd_kafka_out *msgs, size_t n,
+			     int timeout_ms, char *errstr, size_t errstr_size);
+
+void jobd_kafka_producer_free(struct jobd_kafka_producer *p);
+
+/*
+ * One-shot send of BUF (LEN bytes, borrowed) to TOPIC, for `jobctl send`:
+ * resolves "embedded" through the Redis key (never starts a broker: an
+ * error when none is alive), waits for the delivery report (10 s). Returns
+ * 0, or -1 with the reason in errstr (Redis or Kafka unreachable: jobctl
+ * exit code 3).
+ */
+int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
+		    const void *buf, size_t len, char *errstr,
+		    size_t errstr_size);
+
+/* --- consumer ----------------------------------------------------------- */
+
+struct jobd_kafka_consumer;
+
+/* A consumed message; borrowed from its batch until the batch is released. */
+struct jobd_kafka_message {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	const void *value; /* NULL for an empty (null) message */
+	size_t len;	   /* bytes */
+	const void *key;   /* NULL when none */
+	size_t key_len;	   /* bytes */
+	void *priv;	   /* the library's message */
+};
+
+/*
+ * Joins GROUP on BROKERS (both borrowed for the call) subscribed to NTOPICS
+ * TOPICS, manual commits, reading from the earliest offset when the group
+ * has none. Returns NULL with the reason in errstr.
+ */
+struct jobd_kafka_consumer *
+jobd_kafka_consumer_new(const struct jobd_conf *conf, const char *brokers,
+			const char *group, const char *const *topics,
+			size_t ntopics, char *errstr, size_t errstr_size);
+
+/*
+ * Fills MSGS with up to MAX messages: waits up to TIMEOUT_MS for the first,
+ * then takes what is already fetched. Serves the rebalance callback.
+ * *N = how many (0 on timeout). Release them with
+ * jobd_kafka_messages_release() before the next poll.
+ */
+void jobd_kafka_consumer_poll(struct jobd_kafka_consumer *kc,
+			      struct jobd_kafka_message *msgs, size_t max,
+			      size_t *n, int timeout_ms);
+
+void jobd_kafka_messages_release(struct jobd_kafka_message *msgs, size_t n);
+
+/*
+ * Commits, synchronously, the offset after the highest one of each
+ * partition among MSGS. Returns 0, or -1 with the reason in errstr (e.g.
+ * during a rebalance: the messages will come again).
+ */
+int jobd_kafka_consumer_commit(struct jobd_kafka_consumer *kc,
+			       const struct jobd_kafka_message *msgs, size_t n,
+			       char *errstr, size_t errstr_size);
+
+/*
+ * Pauses (PAUSE true) or resumes fetching of every assigned partition,
+ * including partitions assigned later while paused. Returns 0 or -1.
+ */
+int jobd_kafka_consumer_pause(struct jobd_kafka_consumer *kc, bool pause);
+
+/*
+ * The cluster id as a key component: librdkafka's cluster id, and for the
+ * embedded broker also its start token (the mock's id repeats between
+ * runs, e.g. under ASan). Copied into BUF of SIZE. Returns 0 or -1 (no
+ * answer within TIMEOUT_MS).
+ */
+int jobd_kafka_consumer_cluster_id(struct jobd_kafka_consumer *kc,
+				   int timeout_ms, char *buf, size_t size);
+
+/* Leaves the group (commits nothing) and frees KC. NULL is a no-op. */
+void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc);
+
+#endif

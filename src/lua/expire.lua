@@ -1,0 +1,23 @@
+-- expire.lua: hands back the jobs whose lease expired (their instance died
+-- or lost Redis): in progress becomes pending, stopping becomes stopped.
+-- ARGV: prefix, stats_ttl_ms, max
+-- Reply: the ids handed back.
+
+local max = tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', NOW, 'LIMIT', 0, max)
+local out = {}
+for _, id in ipairs(ids) do
+	local h = load(id)
+	redis.call('ZREM', P .. ':leases', id)
+	if h and (h.status == 'in_progress' or h.status == 'stopping') and h.awaiting ~= '1' then
+		settle_charge(h)
+		local inst = redis.call('HGET', jkey(id), 'instance') or '?'
+		local to = h.status == 'stopping' and 'stopped' or 'pending'
+		set_status(h, to)
+		joblog(id, 'warn', h.attempt, 'lease of ' .. inst .. ' expired (attempt ' .. h.attempt .. '): ' .. to)
+		out[#out + 1] = tonumber(id)
+	end
+end
+flush_stats(tonumber(ARGV[2]))
+flush_wake()
+return out

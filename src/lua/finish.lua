@@ -1,0 +1,55 @@
+-- finish.lua: the handlers of N running jobs returned.
+-- ARGV: prefix, stats_ttl_ms, n, then n groups of 7:
+--   id, attempt, outcome (done | failed | stopped), progress (-1 keeps
+--   it), errors_delta, checkpoint ('' keeps it), jitter (0..1, for the
+--   retry backoff), message (logged for failed)
+-- Reply: n strings: finished | waiting (for children) | stopped | retry
+--   | fenced (the attempt is no longer the job's: nothing written).
+-- A failed handler finishes the job with errors unless its retry policy
+-- hands it back to pending with a not-before time (exponential backoff
+-- with jitter). "stopped" is honoured only after a stop request;
+-- otherwise it counts as a failure.
+
+local ttl = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local W = 8
+local out = {}
+
+for i = 0, n - 1 do
+	local a = 4 + i * W
+	local id, attempt, outcome = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+	local h = load(id)
+	if fenced(h, attempt) then
+		out[#out + 1] = 'fenced'
+	else
+		set_progress(h, tonumber(ARGV[a + 3]), ARGV[a + 5], tonumber(ARGV[a + 4]))
+		settle_charge(h)
+		if outcome == 'stopped' and h.status ~= 'stopping' then
+			outcome = 'failed'
+		end
+		if outcome == 'failed' then
+			h.errors = num(h.errors) + 1
+			redis.call('HSET', jkey(id), 'errors', h.errors)
+			joblog(id, 'error', attempt, ARGV[a + 7] ~= '' and ARGV[a + 7] or 'handler failed')
+		end
+		if outcome == 'stopped' then
+			set_status(h, 'stopped')
+			joblog(id, 'info', attempt, 'stopped at checkpoint')
+			out[#out + 1] = 'stopped'
+		elseif outcome == 'failed' and num(h.retry_count) < num(h.retries)
+			and h.status == 'in_progress' then
+			local rc = num(h.retry_count)
+			local delay = num(h.backoff_ms) * (2 ^ rc) * (0.5 + tonumber(ARGV[a + 6]))
+			h.not_before = NOW + math.floor(delay)
+			set_status(h, 'pending', {'retry_count', rc + 1, 'not_before', h.not_before})
+			joblog(id, 'warn', attempt, 'retry ' .. (rc + 1) .. ' of ' .. h.retries ..
+				' in ' .. math.floor(delay) .. 'ms')
+			out[#out + 1] = 'retry'
+		else
+			out[#out + 1] = finish_job(h)
+		end
+	end
+end
+flush_stats(ttl)
+flush_wake()
+return out

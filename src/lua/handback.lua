@@ -1,0 +1,28 @@
+-- handback.lua: running jobs go back without finishing: jobd shuts down,
+-- or the worker could not keep the lease. In progress becomes pending
+-- (resumed later from the checkpoint), stopping becomes stopped.
+-- ARGV: prefix, stats_ttl_ms, reason, n, then n groups of 4:
+--   id, attempt, progress (-1 keeps it), checkpoint ('' keeps it)
+-- Reply: n strings: pending | stopped | fenced.
+
+local reason = ARGV[3]
+local n = tonumber(ARGV[4])
+local out = {}
+for i = 0, n - 1 do
+	local a = 5 + i * 4
+	local id, attempt = ARGV[a], ARGV[a + 1]
+	local h = load(id)
+	if fenced(h, attempt) then
+		out[#out + 1] = 'fenced'
+	else
+		set_progress(h, tonumber(ARGV[a + 2]), ARGV[a + 3], 0)
+		settle_charge(h)
+		local to = h.status == 'stopping' and 'stopped' or 'pending'
+		set_status(h, to)
+		joblog(id, 'info', attempt, 'handed back (' .. reason .. '): ' .. to)
+		out[#out + 1] = to
+	end
+end
+flush_stats(tonumber(ARGV[2]))
+flush_wake()
+return out

@@ -1,0 +1,501 @@
+-- lib.lua: shared by every jobd script (build-aux/lua2c.sh prepends it).
+--
+-- Every script is called as EVALSHA sha 0 PREFIX ARG...: keys are derived
+-- from the prefix inside the script, so jobd needs one Redis primary (no
+-- cluster; see docs/scaling.md). All times come from Redis TIME, in ms.
+--
+-- A job is the hash P:job:ID (docs/redis-keys.md). Its status lives in
+-- exactly one status index per visibility class, and a pending job in
+-- exactly one ready queue (or the delayed set). set_status() is the only
+-- place that moves a job between statuses, so counters, indexes, queues and
+-- statistics change together.
+
+local P = ARGV[1]
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+local MINUTE = NOW - NOW % 60000
+local MAX_DEPTH = 32
+
+local function jkey(id) return P .. ':job:' .. id end
+
+local function num(v)
+	if v == false or v == nil or v == '' then return 0 end
+	return tonumber(v) or 0
+end
+
+-- The index class of a job: root or child, user or system.
+local function class_of(parent, system)
+	local c = (parent == nil or parent == '' or parent == '0') and 'r' or 'c'
+	return c .. ((system == '1') and 's' or 'u')
+end
+
+local function terminal(s) return s == 'finished' or s == 'canceled' end
+
+-- Statistics are aggregated per script call and written once per field
+-- (flush_stats), so a batch of N jobs costs a few calls, not N.
+local STATS = {}
+local STATS_MIN = {}
+local STATS_MAX = {}
+local function stat_add(field, ty, n)
+	STATS[field] = (STATS[field] or 0) + n
+	local f = field .. '|' .. ty
+	STATS[f] = (STATS[f] or 0) + n
+end
+local function stat_wait(ty, ms)
+	stat_add('started', ty, 1)
+	stat_add('wait_sum', ty, ms)
+	-- Log-scale histogram: 4 buckets per power of two (about 19 % wide).
+	local b = 0
+	if ms > 0 then b = math.min(95, math.floor(math.log(ms + 1) / math.log(2) * 4)) end
+	stat_add('h' .. b, ty, 1)
+	for _, f in ipairs({'wait', 'wait|' .. ty}) do
+		if STATS_MIN[f] == nil or ms < STATS_MIN[f] then STATS_MIN[f] = ms end
+		if STATS_MAX[f] == nil or ms > STATS_MAX[f] then STATS_MAX[f] = ms end
+	end
+end
+local function flush_stats(ttl_ms)
+	if next(STATS) == nil then return end
+	-- The minute, and its hour for long windows (DESIGN section 8).
+	local hour = NOW - NOW % 3600000
+	for _, k in ipairs({P .. ':stats:m:' .. MINUTE, P .. ':stats:h:' .. hour}) do
+		for f, n in pairs(STATS) do redis.call('HINCRBY', k, f, n) end
+		local upd = {}
+		if next(STATS_MIN) ~= nil then
+			for f, ms in pairs(STATS_MIN) do
+				local cur = redis.call('HGET', k, f .. '_min')
+				if not cur or tonumber(cur) > ms then
+					upd[#upd + 1] = f .. '_min'; upd[#upd + 1] = ms
+				end
+			end
+			for f, ms in pairs(STATS_MAX) do
+				local cur = redis.call('HGET', k, f .. '_max')
+				if not cur or tonumber(cur) < ms then
+					upd[#upd + 1] = f .. '_max'; upd[#upd + 1] = ms
+				end
+			end
+		end
+		if #upd > 0 then redis.call('HSET', k, unpack(upd)) end
+		redis.call('PEXPIRE', k, ttl_ms or 2592000000)
+	end
+	redis.call('ZADD', P .. ':stats:minutes', MINUTE, MINUTE)
+	redis.call('ZADD', P .. ':stats:hours', hour, hour)
+end
+
+-- Wake idle workers of every instance: one message per script call.
+local WAKE = false
+local function flush_wake()
+	if WAKE then redis.call('PUBLISH', P .. ':wake', '1') end
+end
+
+-- Index keys of one job, for its class and dimensions.
+local function index_keys(cls, status, ty, run_by)
+	local base = P .. ':ix:' .. cls
+	local k = {base, base .. ':s:' .. status, base .. ':t:' .. ty}
+	if run_by and run_by ~= '' then k[#k + 1] = base .. ':u:' .. run_by end
+	return k
+end
+
+-- The ready structures of a pending job: normal or low priority.
+local function ready_key(root, low)
+	return P .. (low == '1' and ':ready_low:' or ':ready:') .. root
+end
+local function roots_key(low)
+	return P .. (low == '1' and ':roots_low' or ':roots')
+end
+
+-- Puts a pending job on its root's ready queue (or the delayed set).
+-- A root that becomes ready again starts at the current minimum virtual
+-- runtime, so it neither jumps the queue nor starves (DESIGN section 5).
+local function enqueue(id, root, low, not_before)
+	if not_before and not_before > NOW then
+		redis.call('ZADD', P .. ':delayed', not_before, id)
+		return
+	end
+	redis.call('ZADD', ready_key(root, low), id, id)
+	local rk = roots_key(low)
+	if not redis.call('ZSCORE', rk, root) then
+		local floor = num(redis.call('GET', P .. ':vr_floor'))
+		local own = num(redis.call('HGET', jkey(root), 'vruntime'))
+		redis.call('ZADD', rk, math.max(floor, own), root)
+	end
+	WAKE = true
+end
+
+local function dequeue(id, root, low)
+	redis.call('ZREM', P .. ':delayed', id)
+	local rq = ready_key(root, low)
+	if redis.call('ZREM', rq, id) == 1 and redis.call('EXISTS', rq) == 0 then
+		redis.call('ZREM', roots_key(low), root)
+	end
+end
+
+-- Adds D to tree_stopping of every ancestor of a job (bounded depth).
+local function ancestors_stopping(parent, d)
+	local depth = 0
+	while parent and parent ~= '' and depth < MAX_DEPTH do
+		redis.call('HINCRBY', jkey(parent), 'tree_stopping', d)
+		parent = redis.call('HGET', jkey(parent), 'parent')
+		depth = depth + 1
+	end
+end
+
+-- overall_progress = (progress + sum of children's overall) / (1 + children).
+local function overall(h)
+	return (num(h.progress) + num(h.children_progress)) / (1 + num(h.children_total))
+end
+
+-- Reads the fields of a job that the transitions need.
+local CORE = {'status', 'parent', 'root', 'type', 'system', 'run_by',
+	'low_priority', 'progress', 'children_progress', 'children_total',
+	'attempt', 'errors', 'children_errors', 'awaiting', 'created_at',
+	'queued_at', 'started_at', 'run_since', 'run_ms', 'stoppable',
+	'restartable', 'retries', 'retry_count', 'backoff_ms', 'not_before',
+	'children_finished', 'children_canceled', 'children_in_progress',
+	'children_stopping', 'tree_stopping', 'inconsistent', 'depth',
+	'children_pending', 'children_stopped'}
+local function load(id)
+	local v = redis.call('HMGET', jkey(id), unpack(CORE))
+	if not v[1] then return nil end
+	local h = {id = id}
+	for i, f in ipairs(CORE) do h[f] = v[i] or '' end
+	return h
+end
+
+-- Changes the overall progress of job ID's parent chain after job ID's
+-- own overall went from OLD to NEW (bounded by MAX_DEPTH).
+local function propagate_progress(h, old, new)
+	local parent = h.parent
+	local depth = 0
+	while parent ~= '' and depth < MAX_DEPTH and old ~= new do
+		local pk = jkey(parent)
+		local v = redis.call('HMGET', pk, 'progress', 'children_progress',
+			'children_total', 'parent')
+		local t = num(v[3])
+		local pold = (num(v[1]) + num(v[2])) / (1 + t)
+		local cp = num(v[2]) + new - old
+		redis.call('HSET', pk, 'children_progress', cp)
+		old = pold
+		new = (num(v[1]) + cp) / (1 + t)
+		parent = v[4] or ''
+		depth = depth + 1
+	end
+end
+
+local finish_job -- forward: set_status may finish a waiting parent
+
+-- Audit and lifecycle entries, bounded per job (DESIGN section 8).
+local LOG_MAX = nil
+local LOGGED = {}
+local function joblog(id, level, attempt, msg)
+	if not LOG_MAX then
+		LOG_MAX = tonumber(redis.call('HGET', P .. ':conf', 'logs_max_entries') or '') or 10000
+	end
+	redis.call('XADD', P .. ':log:' .. id, 'MAXLEN', '~', LOG_MAX, '*',
+		'level', level, 'attempt', attempt or 0, 'msg', msg)
+	-- The global search index: which jobs logged in which minute.
+	if not LOGGED[id] then
+		LOGGED[id] = true
+		local k = P .. ':logmin:' .. MINUTE
+		redis.call('SADD', k, id)
+		if redis.call('PTTL', k) < 0 then
+			redis.call('PEXPIRE', k, 2592000000)
+		end
+	end
+end
+
+-- Moves job H to status TO: status index, parent counters, tree counters,
+-- ready queue, statistics. FIELDS are extra hash fields to write with it.
+local function set_status(h, to, fields)
+	local from = h.status
+	local k = jkey(h.id)
+	local cls = class_of(h.parent, h.system)
+	local base = P .. ':ix:' .. cls
+	fields = fields or {}
+	if from ~= to then
+		redis.call('ZREM', base .. ':s:' .. from, h.id)
+		redis.call('ZADD', base .. ':s:' .. to, h.id, h.id)
+		redis.call('HINCRBY', P .. ':count', from, -1)
+		redis.call('HINCRBY', P .. ':count', to, 1)
+	end
+	if from == 'pending' and to ~= 'pending' then
+		dequeue(h.id, h.root, h.low_priority)
+	end
+	if (from == 'in_progress' or from == 'stopping') and
+		to ~= 'in_progress' and to ~= 'stopping' then
+		redis.call('ZREM', P .. ':leases', h.id)
+		if num(h.run_since) > 0 then
+			fields[#fields + 1] = 'run_ms'
+			fields[#fields + 1] = num(h.run_ms) + NOW - num(h.run_since)
+			fields[#fields + 1] = 'run_since'
+			fields[#fields + 1] = 0
+			h.run_ms = num(h.run_ms) + NOW - num(h.run_since)
+			h.run_since = 0
+		end
+	end
+	if terminal(to) then
+		fields[#fields + 1] = 'finished_at'
+		fields[#fields + 1] = NOW
+		if to == 'finished' then
+			local errs = (num(h.errors) > 0 or num(h.children_errors) > 0)
+			fields[#fields + 1] = 'with_errors'
+			fields[#fields + 1] = errs and 1 or 0
+			h.with_errors = errs
+			stat_add('finished', h.type, 1)
+			if errs then stat_add('errors', h.type, 1) end
+		end
+		if h.parent == '' then
+			redis.call('ZADD', P .. ':done', NOW, h.id)
+		end
+	end
+	fields[#fields + 1] = 'status'
+	fields[#fields + 1] = to
+	redis.call('HSET', k, unpack(fields))
+	h.status = to
+	if from == 'stopping' and to ~= 'stopping' then
+		ancestors_stopping(h.parent, -1)
+	elseif to == 'stopping' and from ~= 'stopping' then
+		ancestors_stopping(h.parent, 1)
+	end
+	if to == 'pending' and from ~= 'pending' then
+		enqueue(h.id, h.root, h.low_priority, num(h.not_before))
+	end
+	if h.parent == '' or from == to then return end
+	-- The parent's counters of its direct children.
+	local pk = jkey(h.parent)
+	redis.call('HINCRBY', pk, 'children_' .. from, -1)
+	redis.call('HINCRBY', pk, 'children_' .. to, 1)
+	if to == 'finished' and h.with_errors then
+		redis.call('HINCRBY', pk, 'children_errors', 1)
+	end
+	-- A parent waiting for its children moves on when they allow it.
+	local p = load(h.parent)
+	if not p or p.awaiting ~= '1' then return end
+	local running = num(p.children_in_progress) + num(p.children_stopping)
+	local open = num(p.children_total) - num(p.children_finished) -
+		num(p.children_canceled)
+	if p.status == 'stopping' and running == 0 then
+		set_status(p, 'stopped')
+		joblog(p.id, 'info', p.attempt, 'stopped: no child runs any more')
+	elseif p.status == 'in_progress' and open == 0 then
+		finish_job(p)
+	end
+end
+
+-- A job whose handler is done: finished if its children are terminal,
+-- else it waits for them, holding no worker.
+finish_job = function(h)
+	local open = num(h.children_total) - num(h.children_finished) -
+		num(h.children_canceled)
+	if open > 0 then
+		redis.call('ZREM', P .. ':leases', h.id)
+		redis.call('HSET', jkey(h.id), 'awaiting', 1)
+		h.awaiting = '1'
+		if h.status == 'stopping' and
+			num(h.children_in_progress) + num(h.children_stopping) == 0 then
+			set_status(h, 'stopped')
+		end
+		return 'waiting'
+	end
+	set_status(h, 'finished', {'awaiting', 0})
+	joblog(h.id, h.with_errors and 'warn' or 'info', h.attempt,
+		h.with_errors and 'finished with errors' or 'finished')
+	return 'finished'
+end
+
+-- The first stopping or stopped ancestor of a job, or nil.
+local function stopped_ancestor(parent)
+	local depth = 0
+	while parent and parent ~= '' and depth < MAX_DEPTH do
+		local v = redis.call('HMGET', jkey(parent), 'status', 'parent')
+		if v[1] == 'stopping' or v[1] == 'stopped' then return parent end
+		parent = v[2]
+		depth = depth + 1
+	end
+	return nil
+end
+
+-- Pushes a cascade task for the descendants of ID: op and actor.
+local function cascade(op, id, actor)
+	local tid = redis.call('INCR', P .. ':cascade_seq')
+	redis.call('HSET', P .. ':cascade:' .. tid, 'op', op, 'actor', actor or '')
+	redis.call('RPUSH', P .. ':cascade:' .. tid .. ':todo', id .. ':0')
+	redis.call('ZADD', P .. ':cascades', NOW, tid)
+	return tid
+end
+
+-- Fencing: a write of a run is accepted only from its current attempt.
+local function fenced(h, attempt)
+	return not h or (h.status ~= 'in_progress' and h.status ~= 'stopping')
+		or h.attempt ~= attempt or h.awaiting == '1'
+end
+
+-- Corrects the root's virtual runtime once a run's real length is known,
+-- and keeps the root's mean duration that later claims are charged.
+local function settle_charge(h)
+	local since = num(h.run_since)
+	if since == 0 then return end
+	local actual = NOW - since
+	local charged = num(redis.call('HGET', jkey(h.id), 'charged'))
+	local rk = jkey(h.root)
+	local v = redis.call('HMGET', rk, 'vruntime', 'avg_ms')
+	local delta = actual - charged
+	if delta ~= 0 then
+		redis.call('HSET', rk, 'vruntime', num(v[1]) + delta)
+		for _, low in ipairs({'0', '1'}) do
+			if redis.call('ZSCORE', roots_key(low), h.root) then
+				redis.call('ZINCRBY', roots_key(low), delta, h.root)
+			end
+		end
+	end
+	local avg = num(v[2])
+	avg = avg > 0 and (avg * 0.8 + actual * 0.2) or actual
+	redis.call('HSET', rk, 'avg_ms', math.max(1, math.floor(avg + 0.5)))
+end
+
+-- Writes a new own progress (and checkpoint) of a running job.
+local function set_progress(h, progress, checkpoint, errors_delta)
+	local f = {}
+	if progress and progress >= 0 then
+		if progress > 100 then progress = 100 end
+		local old = overall(h)
+		local before = num(h.progress)
+		h.progress = progress
+		f[#f + 1] = 'progress'; f[#f + 1] = progress
+		propagate_progress(h, old, overall(h))
+		-- An audit line at every 10 %.
+		if math.floor(progress / 10) > math.floor(before / 10) then
+			joblog(h.id, 'info', h.attempt, 'progress ' .. math.floor(progress / 10) * 10 .. '%')
+		end
+	end
+	if checkpoint and checkpoint ~= '' then
+		f[#f + 1] = 'checkpoint'; f[#f + 1] = checkpoint
+	end
+	if errors_delta and errors_delta > 0 then
+		h.errors = num(h.errors) + errors_delta
+		f[#f + 1] = 'errors'; f[#f + 1] = h.errors
+	end
+	if #f > 0 then redis.call('HSET', jkey(h.id), unpack(f)) end
+end
+
+-- Operations (DESIGN section 3). Each OPS[op](h, actor, top) applies the
+-- operation to one job: TOP is the job the operator named (checked and
+-- refused with a reason), otherwise a descendant reached by the cascade
+-- (changed only when its status allows it). Returns nil on success or the
+-- reason for a refusal.
+local OPS = {}
+
+local function refuse(h, op, needs)
+	return 'job ' .. h.id .. ' is ' .. h.status .. ': ' .. op .. ' needs ' .. needs
+end
+
+OPS['stop'] = function(h, actor, top)
+	if h.stoppable == '0' then
+		if top then return 'job ' .. h.id .. ' (' .. h.type .. ') cannot be stopped: its type is not stoppable' end
+		return nil
+	end
+	if h.status == 'pending' then
+		set_status(h, 'stopped')
+		joblog(h.id, 'info', h.attempt, 'stopped by ' .. actor .. ' before it started')
+	elseif h.status == 'in_progress' then
+		if h.awaiting == '1' and num(h.children_in_progress) + num(h.children_stopping) == 0 then
+			set_status(h, 'stopped')
+			joblog(h.id, 'info', h.attempt, 'stopped by ' .. actor .. ' while waiting for children')
+		else
+			set_status(h, 'stopping')
+			joblog(h.id, 'info', h.attempt, 'stop requested by ' .. actor)
+		end
+	elseif top then
+		return refuse(h, 'stop', 'pending or in_progress')
+	end
+	return nil
+end
+
+OPS['resume'] = function(h, actor, top)
+	if h.status ~= 'stopped' then
+		if top then return refuse(h, 'resume', 'stopped') end
+		return nil
+	end
+	if top and h.parent ~= '' then
+		local sa = stopped_ancestor(h.parent)
+		if sa then return 'job ' .. h.id .. ' is under stopped job ' .. sa .. ': resume that one' end
+	end
+	if h.awaiting == '1' then
+		-- Its handler had returned: back to waiting for its children.
+		set_status(h, 'in_progress')
+		joblog(h.id, 'info', h.attempt, 'resumed by ' .. actor .. ', waiting for children')
+		local open = num(h.children_total) - num(h.children_finished) - num(h.children_canceled)
+		if open == 0 then finish_job(h) end
+	else
+		set_status(h, 'pending')
+		joblog(h.id, 'info', h.attempt, 'resumed by ' .. actor)
+	end
+	return nil
+end
+
+OPS['force-stop'] = function(h, actor, top)
+	if h.status ~= 'stopping' then
+		if top then return refuse(h, 'force-stop', 'stopping') end
+		return nil
+	end
+	-- The running attempt is fenced off by the status change: its
+	-- later writes and heartbeats are refused and its worker kills it.
+	set_status(h, 'stopped', {'inconsistent', 1})
+	joblog(h.id, 'warn', h.attempt, 'force-stopped by ' .. actor .. ': attempt ' .. h.attempt .. ' fenced off, data may be inconsistent')
+	return nil
+end
+
+OPS['cancel'] = function(h, actor, top)
+	if h.status ~= 'stopped' then
+		if top then return refuse(h, 'cancel', 'stopped') end
+		return nil
+	end
+	if num(h.tree_stopping) > 0 then
+		return 'job ' .. h.id .. ' has ' .. h.tree_stopping .. ' descendants still stopping: cancel needs them stopped'
+	end
+	set_status(h, 'canceled')
+	joblog(h.id, 'info', h.attempt, 'canceled by ' .. actor)
+	return nil
+end
+
+local function set_low(h, actor, top, low)
+	if terminal(h.status) then
+		if top then return refuse(h, 'low-priority', 'a job that is not finished or canceled') end
+		return nil
+	end
+	if h.low_priority == low then return nil end
+	local queued = h.status == 'pending' and
+		redis.call('ZSCORE', ready_key(h.root, h.low_priority), h.id)
+	if queued then dequeue(h.id, h.root, h.low_priority) end
+	redis.call('HSET', jkey(h.id), 'low_priority', low)
+	h.low_priority = low
+	if queued then enqueue(h.id, h.root, low, 0) end
+	joblog(h.id, 'info', h.attempt, (low == '1' and 'low priority set by ' or 'low priority removed by ') .. actor)
+	return nil
+end
+OPS['low-priority'] = function(h, actor, top) return set_low(h, actor, top, '1') end
+OPS['low-priority-off'] = function(h, actor, top) return set_low(h, actor, top, '0') end
+
+-- Applies OP to each id of ARGV from position FIRST on; a job with children
+-- gets a cascade task for them. Reply: per id, 'ok', 'ok:TASK' (a cascade
+-- to run with cascade.lua) or the refusal.
+local function run_op(op, actor, first)
+	local out = {}
+	for i = first, #ARGV do
+		local id = ARGV[i]
+		local h = load(id)
+		local r
+		if not h then
+			r = 'job ' .. id .. ' not found'
+		else
+			r = OPS[op](h, actor, true)
+		end
+		if r then
+			out[#out + 1] = r
+		elseif num(h.children_total) > 0 then
+			out[#out + 1] = 'ok:' .. cascade(op, id, actor)
+		else
+			out[#out + 1] = 'ok'
+		end
+	end
+	return out
+end

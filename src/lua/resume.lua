@@ -1,0 +1,9 @@
+-- resume.lua: the operator's resume of N jobs (DESIGN section 3).
+-- ARGV: prefix, stats_ttl_ms, actor, id...
+-- Reply: per id 'ok', 'ok:TASK' (run cascade.lua on TASK for the
+--   descendants before returning to the operator) or the refusal.
+
+local r = run_op('resume', ARGV[3], 4)
+flush_stats(tonumber(ARGV[2]))
+flush_wake()
+return r

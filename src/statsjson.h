@@ -1,0 +1,25 @@
+/*
+ * statsjson: the JSON form of per-minute statistics (DESIGN section 8
+ * contract), shared by `jobctl stats --json` and GET /api/stats.
+ */
+#ifndef JOBD_SRC_STATSJSON_H
+#define JOBD_SRC_STATSJSON_H
+
+#include <jansson.h>
+
+#include "store.h"
+
+/*
+ * {"minutes": [{"minute": ISO, "closed", "created", "started",
+ * "finished", "errors", "wait_avg_ms", "wait_min_ms", "wait_max_ms",
+ * "wait_p95_ms", "by_type": {TYPE: {same counts}}}], "span_ms": N}.
+ * Waits are null in a span with no start. span_ms is the length of each
+ * entry (60000, or 3600000 when the store answered with hourly rollups
+ * for a window over six hours). S is borrowed; caller owns the result.
+ */
+json_t *jobd_stats_to_json(const struct jobd_stats *s);
+
+/* The count fields of one minute or type (no "minute"/"by_type"). */
+json_t *jobd_stats_counts_to_json(const struct jobd_stats_counts *c);
+
+#endif

@@ -1,0 +1,1601 @@
+/*
+ * store: jobd's job store in Redis, the only module that calls hiredis.
+ *
+ * Every state change is one Lua script (src/lua/), called with EVALSHA and
+ * the key prefix as first argument; the scripts derive the keys, read the
+ * clock with TIME and keep counters, indexes, ready queues and statistics
+ * in step. Nothing here reads a value, changes it and writes it back: two
+ * jobctl processes and any number of jobd instances can race freely.
+ *
+ * Connections are blocking with timeouts (hiredis 0.14 has neither TLS nor
+ * async timeouts). Any I/O error drops the connection; the next call
+ * reconnects and reloads the scripts, so callers only need to back off and
+ * retry on JOBD_STORE_ERR_REDIS. Requests larger than JOBD_STORE_BATCH are
+ * split so that every script call does bounded work.
+ */
+#include "config.h"
+
+#include "store.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "log.h"
+#include "scripts.h"
+#include "util.h"
+
+enum script_id {
+	S_CREATE,
+	S_CLAIM,
+	S_FINISH,
+	S_HANDBACK,
+	S_PROGRESS,
+	S_HEARTBEAT,
+	S_EXPIRE,
+	S_STOP,
+	S_RESUME,
+	S_FORCE_STOP,
+	S_CANCEL,
+	S_RESTART,
+	S_LOW_PRIORITY,
+	S_LIST,
+	S_CHILDREN,
+	S_SHOW,
+	S_CASCADE,
+	S_BROKER_CLAIM,
+	S_BROKER_RELEASE,
+	S_COUNT,
+};
+
+static const char *const script_names[S_COUNT] = {
+	"create", "claim", "finish", "handback", "progress", "heartbeat",
+	"expire", "stop", "resume", "force_stop", "cancel", "restart",
+	"low_priority", "list", "children", "show", "cascade",
+	"broker_claim", "broker_release",
+};
+
+const char *const jobd_op_names[JOBD_OP_COUNT] = {
+	"stop", "resume", "force-stop", "cancel", "restart", "low-priority",
+	"low-priority-off",
+};
+
+struct jobd_store {
+	const struct jobd_conf *conf; /* borrowed */
+	redisContext *c;              /* NULL while disconnected */
+	redisContext *sub;            /* subscribed to PREFIX:wake, or NULL */
+	const char *texts[S_COUNT];   /* script texts, static */
+	char shas[S_COUNT][41];       /* SHA1 of each script, hex */
+	int timeout_ms;               /* per-call socket timeout */
+	char err[512];                /* the last error */
+};
+
+/*
+ * Arguments of one script call: borrowed strings, or numbers formatted
+ * into storage owned by the list.
+ */
+struct args {
+	const char **v;
+	size_t *len;
+	char **owned;
+	size_t n, cap;
+};
+
+static void args_release(struct args *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->owned[i]);
+	free(a->v);
+	free(a->len);
+	free(a->owned);
+	memset(a, 0, sizeof(*a));
+}
+
+static void args_grow(struct args *a)
+{
+	if (a->n < a->cap)
+		return;
+	a->cap = a->cap ? a->cap * 2 : 64;
+	a->v = realloc(a->v, a->cap * sizeof(*a->v));
+	a->len = realloc(a->len, a->cap * sizeof(*a->len));
+	a->owned = realloc(a->owned, a->cap * sizeof(*a->owned));
+	if (!a->v || !a->len || !a->owned)
+		abort(); /* out of memory: nothing sensible to do */
+}
+
+static void args_add(struct args *a, const char *s)
+{
+	args_grow(a);
+	a->v[a->n] = s ? s : "";
+	a->len[a->n] = strlen(a->v[a->n]);
+	a->owned[a->n] = NULL;
+	a->n++;
+}
+
+static void args_addf(struct args *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void args_addf(struct args *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	args_grow(a);
+	a->v[a->n] = s;
+	a->len[a->n] = strlen(s);
+	a->owned[a->n] = s;
+	a->n++;
+}
+
+static void set_err(struct jobd_store *st, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_err(struct jobd_store *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+}
+
+static void drop(redisContext **c)
+{
+	if (*c)
+		redisFree(*c);
+	*c = NULL;
+}
+
+static redisContext *connect_to(struct jobd_store *st)
+{
+	const char *addr = st->conf->redis_address;
+	struct timeval tv = { st->timeout_ms / 1000,
+			      (st->timeout_ms % 1000) * 1000 };
+	redisContext *c;
+	redisReply *r;
+
+	if (strchr(addr, '/')) {
+		c = redisConnectUnixWithTimeout(addr, tv);
+	} else {
+		char host[256];
+		const char *colon = strrchr(addr, ':');
+		int port = 6379;
+		size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
+
+		if (hl >= sizeof(host))
+			hl = sizeof(host) - 1;
+		memcpy(host, addr, hl);
+		host[hl] = '\0';
+		if (colon)
+			port = atoi(colon + 1);
+		c = redisConnectWithTimeout(host, port, tv);
+	}
+	if (!c || c->err) {
+		set_err(st, "cannot connect to redis at %s: %s", addr,
+			c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	if (st->conf->redis_password) {
+		if (st->conf->redis_user)
+			r = redisCommand(c, "AUTH %s %s", st->conf->redis_user,
+					 st->conf->redis_password);
+		else
+			r = redisCommand(c, "AUTH %s",
+					 st->conf->redis_password);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			set_err(st, "cannot authenticate to redis at %s: %s",
+				addr, r ? r->str : c->errstr);
+			if (r)
+				freeReplyObject(r);
+			redisFree(c);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
+	return c;
+}
+
+static int load_scripts(struct jobd_store *st)
+{
+	redisReply *r;
+
+	for (int i = 0; i < S_COUNT; i++)
+		redisAppendCommand(st->c, "SCRIPT LOAD %s", st->texts[i]);
+	for (int i = 0; i < S_COUNT; i++) {
+		if (redisGetReply(st->c, (void **)&r) != REDIS_OK) {
+			set_err(st, "redis at %s: %s",
+				st->conf->redis_address, st->c->errstr);
+			drop(&st->c);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+			set_err(st, "cannot load script %s.lua: %s",
+				script_names[i],
+				r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+			freeReplyObject(r);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		memcpy(st->shas[i], r->str, 41);
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+static int ensure(struct jobd_store *st)
+{
+	redisReply *r;
+
+	if (st->c)
+		return 0;
+	st->c = connect_to(st);
+	if (!st->c)
+		return JOBD_STORE_ERR_REDIS;
+	if (load_scripts(st) < 0) {
+		drop(&st->c);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	/* Scripts read the log bound from here (first writer wins). */
+	r = redisCommand(st->c, "HSETNX %s:conf logs_max_entries %lld",
+			 st->conf->prefix,
+			 (long long)st->conf->logs_max_entries);
+	if (r)
+		freeReplyObject(r);
+	return 0;
+}
+
+struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
+				  size_t errstr_size)
+{
+	struct jobd_store *st = calloc(1, sizeof(*st));
+
+	if (!st) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	st->conf = conf;
+	st->timeout_ms = 5000;
+	for (int i = 0; i < S_COUNT; i++) {
+		for (size_t j = 0; j < jobd_scripts_count; j++)
+			if (strcmp(jobd_scripts[j].name, script_names[i]) == 0)
+				st->texts[i] = jobd_scripts[j].text;
+		if (!st->texts[i]) {
+			snprintf(errstr, errstr_size,
+				 "script %s.lua is not built in",
+				 script_names[i]);
+			free(st);
+			return NULL;
+		}
+	}
+	if (ensure(st) < 0) {
+		snprintf(errstr, errstr_size, "%s", st->err);
+		free(st);
+		return NULL;
+	}
+	return st;
+}
+
+void jobd_store_free(struct jobd_store *st)
+{
+	if (!st)
+		return;
+	drop(&st->c);
+	drop(&st->sub);
+	free(st);
+}
+
+const char *jobd_store_errstr(const struct jobd_store *st)
+{
+	return st->err;
+}
+
+void jobd_store_set_timeout(struct jobd_store *st, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	st->timeout_ms = ms;
+	if (st->c)
+		redisSetTimeout(st->c, tv);
+}
+
+/*
+ * Runs script ID with ARGS (the prefix is prepended here). Returns the
+ * reply (caller frees) or NULL with st->err set; a script error is an
+ * error too, never a reply.
+ */
+static redisReply *eval(struct jobd_store *st, enum script_id id,
+			struct args *args)
+{
+	struct args a = { 0 };
+	redisReply *r = NULL;
+
+	if (ensure(st) < 0)
+		return NULL;
+	args_add(&a, "EVALSHA");
+	args_add(&a, st->shas[id]);
+	args_add(&a, "0");
+	args_add(&a, st->conf->prefix);
+	for (size_t i = 0; i < args->n; i++) {
+		args_grow(&a);
+		a.v[a.n] = args->v[i];
+		a.len[a.n] = args->len[i];
+		a.owned[a.n] = NULL;
+		a.n++;
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
+		if (!r) {
+			set_err(st, "redis at %s: %s", st->conf->redis_address,
+				st->c->errstr[0] ? st->c->errstr :
+						   "connection lost");
+			drop(&st->c);
+			break;
+		}
+		if (r->type != REDIS_REPLY_ERROR)
+			break;
+		if (strncmp(r->str, "NOSCRIPT", 8) == 0 && tries == 0) {
+			/* Redis restarted or flushed its script cache. */
+			freeReplyObject(r);
+			r = NULL;
+			if (load_scripts(st) < 0)
+				break;
+			continue;
+		}
+		set_err(st, "redis script %s.lua failed: %s", script_names[id],
+			r->str);
+		freeReplyObject(r);
+		r = NULL;
+		break;
+	}
+	args_release(&a);
+	return r;
+}
+
+/* A plain command; on I/O errors the connection is dropped and NULL returned. */
+static redisReply *command(struct jobd_store *st, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static redisReply *command(struct jobd_store *st, const char *fmt, ...)
+{
+	redisReply *r;
+	va_list ap;
+
+	if (ensure(st) < 0)
+		return NULL;
+	va_start(ap, fmt);
+	r = redisvCommand(st->c, fmt, ap);
+	va_end(ap);
+	if (!r) {
+		set_err(st, "redis at %s: %s", st->conf->redis_address,
+			st->c->errstr);
+		drop(&st->c);
+	}
+	return r;
+}
+
+static char *dup_str(const redisReply *r)
+{
+	if (!r || (r->type != REDIS_REPLY_STRING &&
+		   r->type != REDIS_REPLY_STATUS))
+		return NULL;
+	return strndup(r->str, r->len);
+}
+
+static int64_t reply_i64(const redisReply *r)
+{
+	if (!r)
+		return 0;
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r->type == REDIS_REPLY_STRING)
+		return strtoll(r->str, NULL, 10);
+	return 0;
+}
+
+/* --- create ------------------------------------------------------------ */
+
+static bool valid_json(const char *s, char *why, size_t why_size)
+{
+	json_error_t e;
+	json_t *j = json_loads(s, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+
+	if (!j) {
+		snprintf(why, why_size, "payload is not valid JSON: %s at byte %d",
+			 e.text, e.position);
+		return false;
+	}
+	json_decref(j);
+	return true;
+}
+
+static int create_batch(struct jobd_store *st, const char *actor,
+			const struct jobd_spec *specs, size_t n,
+			struct jobd_created *out)
+{
+	struct args a = { 0 };
+	size_t *pos = calloc(n, sizeof(*pos));
+	size_t sent = 0;
+	redisReply *r;
+	int rc = 0;
+
+	if (!pos)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; i < n; i++) {
+		const struct jobd_spec *sp = &specs[i];
+		const struct jobd_type_conf *ty =
+			sp->type ? jobd_conf_type(st->conf, sp->type) : NULL;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		if (!ty) {
+			snprintf(out[i].error, sizeof(out[i].error),
+				 "unknown type \"%s\"", sp->type ? sp->type : "");
+			continue;
+		}
+		if (sp->payload &&
+		    !valid_json(sp->payload, out[i].error, sizeof(out[i].error)))
+			continue;
+		pos[sent++] = i;
+	}
+	if (sent == 0)
+		goto out;
+	args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+	args_add(&a, actor);
+	args_addf(&a, "%zu", sent);
+	for (size_t k = 0; k < sent; k++) {
+		const struct jobd_spec *sp = &specs[pos[k]];
+		const struct jobd_type_conf *ty =
+			jobd_conf_type(st->conf, sp->type);
+
+		args_add(&a, sp->key);
+		args_add(&a, sp->type);
+		if (sp->parent > 0)
+			args_addf(&a, "%lld", (long long)sp->parent);
+		else
+			args_add(&a, "");
+		args_add(&a, sp->run_by);
+		args_add(&a, sp->low_priority ? "1" : "0");
+		args_add(&a, sp->payload ? sp->payload : "{}");
+		args_add(&a, sp->source);
+		args_add(&a, ty->system ? "1" : "0");
+		args_add(&a, ty->stoppable ? "1" : "0");
+		args_add(&a, ty->restartable ? "1" : "0");
+		args_addf(&a, "%d", ty->retries);
+		args_addf(&a, "%lld", (long long)ty->retry_backoff);
+	}
+	r = eval(st, S_CREATE, &a);
+	if (!r) {
+		rc = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	for (size_t k = 0; k < sent && k < r->elements; k++) {
+		redisReply *e = r->element[k];
+		struct jobd_created *c = &out[pos[k]];
+
+		if (e->type == REDIS_REPLY_ARRAY && e->elements == 2) {
+			c->id = reply_i64(e->element[0]);
+			c->existed = reply_i64(e->element[1]) == 1;
+		} else if (e->type == REDIS_REPLY_STRING) {
+			snprintf(c->error, sizeof(c->error), "%.*s",
+				 (int)e->len, e->str);
+		}
+	}
+	freeReplyObject(r);
+out:
+	args_release(&a);
+	free(pos);
+	return rc;
+}
+
+int jobd_store_create(struct jobd_store *st, const char *actor,
+		      const struct jobd_spec *specs, size_t n,
+		      struct jobd_created *out)
+{
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		int rc = create_batch(st, actor, specs + off, len, out + off);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* --- engine ------------------------------------------------------------ */
+
+int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
+		     int max_low, int64_t lease_ms, struct jobd_claim **claims,
+		     size_t *n)
+{
+	struct args a = { 0 };
+	struct jobd_claim *cl;
+	redisReply *r;
+
+	*claims = NULL;
+	*n = 0;
+	if (max <= 0)
+		return 0;
+	args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+	args_add(&a, instance);
+	args_addf(&a, "%lld", (long long)lease_ms);
+	args_addf(&a, "%d", max);
+	args_addf(&a, "%d", max_low);
+	args_add(&a, "10");
+	r = eval(st, S_CLAIM, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+		freeReplyObject(r);
+		return 0;
+	}
+	cl = calloc(r->elements, sizeof(*cl));
+	if (!cl) {
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	for (size_t i = 0; i < r->elements; i++) {
+		redisReply *e = r->element[i];
+
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 8)
+			continue;
+		cl[*n].id = reply_i64(e->element[0]);
+		cl[*n].attempt = reply_i64(e->element[1]);
+		cl[*n].type = dup_str(e->element[2]);
+		cl[*n].payload = dup_str(e->element[3]);
+		cl[*n].checkpoint = e->element[4]->len ? dup_str(e->element[4]) :
+							 NULL;
+		cl[*n].low_priority = reply_i64(e->element[5]) == 1;
+		cl[*n].root = reply_i64(e->element[6]);
+		cl[*n].progress = e->element[7]->type == REDIS_REPLY_STRING ?
+					  strtod(e->element[7]->str, NULL) :
+					  0;
+		(*n)++;
+	}
+	freeReplyObject(r);
+	*claims = cl;
+	return 0;
+}
+
+void jobd_store_claims_free(struct jobd_claim *claims, size_t n)
+{
+	if (!claims)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(claims[i].type);
+		free(claims[i].payload);
+		free(claims[i].checkpoint);
+	}
+	free(claims);
+}
+
+static enum jobd_result parse_result(const redisReply *e)
+{
+	static const struct {
+		const char *name;
+		enum jobd_result result;
+	} map[] = {
+		{ "ok", JOBD_RESULT_OK },
+		{ "stop", JOBD_RESULT_STOP },
+		{ "fenced", JOBD_RESULT_FENCED },
+		{ "finished", JOBD_RESULT_FINISHED },
+		{ "waiting", JOBD_RESULT_WAITING },
+		{ "stopped", JOBD_RESULT_STOPPED },
+		{ "retry", JOBD_RESULT_RETRY },
+		{ "pending", JOBD_RESULT_PENDING },
+	};
+
+	if (e && e->type == REDIS_REPLY_STRING)
+		for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+			if (strcmp(e->str, map[i].name) == 0)
+				return map[i].result;
+	return JOBD_RESULT_FENCED;
+}
+
+static int results_from(redisReply *r, size_t n, enum jobd_result *results)
+{
+	for (size_t i = 0; i < n; i++)
+		results[i] = parse_result(i < r->elements ? r->element[i] :
+							    NULL);
+	freeReplyObject(r);
+	return 0;
+}
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+static const char *level_name(int level)
+{
+	if (level < 0 || level > 3)
+		return "info";
+	return level_names[level];
+}
+
+static void add_progress(struct args *a, double progress)
+{
+	if (progress < 0)
+		args_add(a, "-1");
+	else
+		args_addf(a, "%.4g", progress);
+}
+
+int jobd_store_report(struct jobd_store *st, const struct jobd_report *rep,
+		      size_t n, enum jobd_result *results)
+{
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		struct args a = { 0 };
+		redisReply *r;
+
+		args_addf(&a, "%zu", len);
+		for (size_t i = off; i < off + len; i++) {
+			args_addf(&a, "%lld", (long long)rep[i].id);
+			args_addf(&a, "%lld", (long long)rep[i].attempt);
+			add_progress(&a, rep[i].progress);
+			args_addf(&a, "%lld", (long long)rep[i].errors);
+			args_add(&a, rep[i].checkpoint);
+			args_addf(&a, "%zu", rep[i].nlogs);
+			for (size_t j = 0; j < rep[i].nlogs; j++) {
+				args_add(&a, level_name(rep[i].logs[j].level));
+				args_add(&a, rep[i].logs[j].msg);
+			}
+		}
+		r = eval(st, S_PROGRESS, &a);
+		args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		results_from(r, len, results + off);
+	}
+	return 0;
+}
+
+int jobd_store_finish(struct jobd_store *st, const struct jobd_report *rep,
+		      size_t n, enum jobd_result *results)
+{
+	static const char *const outcomes[] = { "done", "failed", "stopped" };
+	int rc;
+
+	/* Log lines first, so they precede the finish entry. */
+	for (size_t i = 0; i < n; i++) {
+		if (rep[i].nlogs == 0)
+			continue;
+		rc = jobd_store_report(st, rep, n, results);
+		if (rc < 0)
+			return rc;
+		break;
+	}
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		struct args a = { 0 };
+		redisReply *r;
+
+		args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+		args_addf(&a, "%zu", len);
+		for (size_t i = off; i < off + len; i++) {
+			args_addf(&a, "%lld", (long long)rep[i].id);
+			args_addf(&a, "%lld", (long long)rep[i].attempt);
+			args_add(&a, outcomes[rep[i].outcome]);
+			add_progress(&a, rep[i].progress);
+			args_addf(&a, "%lld", (long long)rep[i].errors);
+			args_add(&a, rep[i].checkpoint);
+			args_addf(&a, "%.4f", (double)random() / RAND_MAX);
+			args_add(&a, rep[i].message);
+		}
+		r = eval(st, S_FINISH, &a);
+		args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		results_from(r, len, results + off);
+	}
+	return 0;
+}
+
+int jobd_store_handback(struct jobd_store *st, const char *reason,
+			const struct jobd_report *rep, size_t n,
+			enum jobd_result *results)
+{
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		struct args a = { 0 };
+		redisReply *r;
+
+		args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+		args_add(&a, reason);
+		args_addf(&a, "%zu", len);
+		for (size_t i = off; i < off + len; i++) {
+			args_addf(&a, "%lld", (long long)rep[i].id);
+			args_addf(&a, "%lld", (long long)rep[i].attempt);
+			add_progress(&a, rep[i].progress);
+			args_add(&a, rep[i].checkpoint);
+		}
+		r = eval(st, S_HANDBACK, &a);
+		args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		results_from(r, len, results + off);
+	}
+	return 0;
+}
+
+int jobd_store_heartbeat(struct jobd_store *st, const int64_t *ids,
+			 const int64_t *attempts, size_t n, int64_t lease_ms,
+			 enum jobd_result *results)
+{
+	for (size_t off = 0; off < n || off == 0; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		struct args a = { 0 };
+		redisReply *r;
+
+		args_addf(&a, "%lld", (long long)lease_ms);
+		args_addf(&a, "%zu", len);
+		for (size_t i = off; i < off + len; i++) {
+			args_addf(&a, "%lld", (long long)ids[i]);
+			args_addf(&a, "%lld", (long long)attempts[i]);
+		}
+		r = eval(st, S_HEARTBEAT, &a);
+		args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		results_from(r, len, results + off);
+		if (n == 0)
+			break;
+	}
+	return 0;
+}
+
+int jobd_store_expire(struct jobd_store *st, size_t max, size_t *n)
+{
+	struct args a = { 0 };
+	redisReply *r;
+
+	*n = 0;
+	args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+	args_addf(&a, "%zu", max);
+	r = eval(st, S_EXPIRE, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_ARRAY)
+		*n = r->elements;
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_wait(struct jobd_store *st, int timeout_ms)
+{
+	redisReply *r = NULL;
+	struct pollfd pfd;
+	int woken = 0, n;
+
+	if (!st->sub) {
+		st->sub = connect_to(st);
+		if (!st->sub)
+			return JOBD_STORE_ERR_REDIS;
+		r = redisCommand(st->sub, "SUBSCRIBE %s:wake", st->conf->prefix);
+		if (!r)
+			goto err_lost;
+		freeReplyObject(r);
+		r = NULL;
+		/* Jobs may have become ready before we listened. */
+		return 1;
+	}
+	/*
+	 * Poll the socket ourselves: a hiredis read timeout would leave the
+	 * context unusable and we would miss wake-ups while resubscribing.
+	 */
+	pfd.fd = st->sub->fd;
+	pfd.events = POLLIN;
+	n = poll(&pfd, 1, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : JOBD_STORE_ERR_REDIS;
+	if (n == 0)
+		return 0;
+	if (redisBufferRead(st->sub) != REDIS_OK)
+		goto err_lost;
+	/* One wake-up is as good as many: drain what arrived. */
+	while (redisGetReplyFromReader(st->sub, (void **)&r) == REDIS_OK && r) {
+		freeReplyObject(r);
+		r = NULL;
+		woken = 1;
+	}
+	return woken;
+
+err_lost:
+	set_err(st, "redis at %s: subscription lost", st->conf->redis_address);
+	drop(&st->sub);
+	return JOBD_STORE_ERR_REDIS;
+}
+
+static int cascade_run(struct jobd_store *st, const char *task)
+{
+	for (;;) {
+		struct args a = { 0 };
+		redisReply *r;
+		int64_t left;
+
+		args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+		args_add(&a, task);
+		args_add(&a, "200");
+		r = eval(st, S_CASCADE, &a);
+		args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		left = reply_i64(r);
+		freeReplyObject(r);
+		if (left == 0)
+			return 0;
+	}
+}
+
+int jobd_store_cascades_run(struct jobd_store *st, size_t max_calls,
+			    size_t *left)
+{
+	redisReply *r;
+	int rc = 0;
+
+	*left = 0;
+	if (ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	r = command(st, "ZRANGE %s:cascades 0 %zu", st->conf->prefix,
+			 max_calls ? max_calls - 1 : 0);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; i < r->elements && rc == 0; i++)
+		rc = cascade_run(st, r->element[i]->str);
+	*left = r->elements;
+	freeReplyObject(r);
+	return rc;
+}
+
+/* --- operations -------------------------------------------------------- */
+
+int jobd_op_parse(const char *name)
+{
+	for (int i = 0; i < JOBD_OP_COUNT; i++)
+		if (strcmp(name, jobd_op_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int op_batch(struct jobd_store *st, enum jobd_op op, const char *actor,
+		    const int64_t *ids, size_t n, struct jobd_op_result *out)
+{
+	static const enum script_id scripts[JOBD_OP_COUNT] = {
+		S_STOP, S_RESUME, S_FORCE_STOP, S_CANCEL, S_RESTART,
+		S_LOW_PRIORITY, S_LOW_PRIORITY,
+	};
+	struct args a = { 0 };
+	redisReply *r;
+	int rc = 0;
+
+	args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+	args_add(&a, actor);
+	if (op == JOBD_OP_LOW_PRIORITY || op == JOBD_OP_LOW_PRIORITY_OFF)
+		args_add(&a, op == JOBD_OP_LOW_PRIORITY ? "1" : "0");
+	for (size_t i = 0; i < n; i++)
+		args_addf(&a, "%lld", (long long)ids[i]);
+	r = eval(st, scripts[op], &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; i < n; i++) {
+		redisReply *e = i < r->elements ? r->element[i] : NULL;
+
+		out[i].id = ids[i];
+		out[i].ok = false;
+		out[i].error[0] = '\0';
+		if (!e || e->type != REDIS_REPLY_STRING) {
+			snprintf(out[i].error, sizeof(out[i].error),
+				 "no answer from redis");
+			continue;
+		}
+		if (strncmp(e->str, "ok", 2) == 0 &&
+		    (e->str[2] == '\0' || e->str[2] == ':')) {
+			out[i].ok = true;
+			/* Descendants first, before the operator hears "done". */
+			if (e->str[2] == ':' && rc == 0)
+				rc = cascade_run(st, e->str + 3);
+		} else {
+			snprintf(out[i].error, sizeof(out[i].error), "%s",
+				 e->str);
+		}
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+int jobd_store_op(struct jobd_store *st, enum jobd_op op, const char *actor,
+		  const int64_t *ids, size_t n, struct jobd_op_result *out)
+{
+	if ((int)op < 0 || op >= JOBD_OP_COUNT)
+		return JOBD_STORE_ERR_INVALID;
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		int rc = op_batch(st, op, actor, ids + off, len, out + off);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* --- reading ----------------------------------------------------------- */
+
+static struct jobd_job *job_from_reply(const redisReply *e)
+{
+	const char **names, **values;
+	struct jobd_job *job;
+	size_t n;
+
+	if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2)
+		return NULL;
+	n = e->elements / 2;
+	names = calloc(n, sizeof(*names));
+	values = calloc(n, sizeof(*values));
+	if (!names || !values) {
+		free(names);
+		free(values);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		names[i] = e->element[2 * i]->str;
+		values[i] = e->element[2 * i + 1]->str;
+	}
+	job = jobd_job_from_fields(names, values, n);
+	free(names);
+	free(values);
+	return job;
+}
+
+/* Appends the jobs of R's elements from FIRST on to LIST. */
+static void append_jobs(struct jobd_job_list *list, const redisReply *r,
+			size_t first)
+{
+	size_t add = r->elements > first ? r->elements - first : 0;
+	struct jobd_job **jobs;
+
+	if (add == 0)
+		return;
+	jobs = realloc(list->jobs, (list->n + add) * sizeof(*jobs));
+	if (!jobs)
+		return;
+	list->jobs = jobs;
+	for (size_t i = first; i < r->elements; i++) {
+		struct jobd_job *job = job_from_reply(r->element[i]);
+
+		if (job)
+			list->jobs[list->n++] = job;
+	}
+}
+
+int jobd_store_list(struct jobd_store *st, const struct jobd_filter *f,
+		    struct jobd_job_list *out)
+{
+	char classes[16] = "ru";
+	size_t limit = f->limit ? f->limit : 50;
+	int64_t cursor = f->cursor;
+	int64_t deadline = jobd_util_mono_ms() + 2000;
+
+	memset(out, 0, sizeof(*out));
+	if (limit > 1000)
+		limit = 1000;
+	if (f->system)
+		strcat(classes, ",rs");
+	if (f->all)
+		strcat(classes, f->system ? ",cu,cs" : ",cu");
+	/* Each call is bounded; call again until the page is full. */
+	for (;;) {
+		struct args a = { 0 };
+		redisReply *r;
+		bool more;
+
+		args_add(&a, classes);
+		args_add(&a, f->status);
+		args_add(&a, f->type);
+		args_add(&a, f->run_by);
+		args_addf(&a, "%lld", (long long)cursor);
+		args_addf(&a, "%zu", limit - out->n);
+		args_add(&a, "2000");
+		r = eval(st, S_LIST, &a);
+		args_release(&a);
+		if (!r) {
+			jobd_job_list_release(out);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		out->now = reply_i64(r->element[0]);
+		cursor = reply_i64(r->element[1]);
+		more = reply_i64(r->element[2]) == 1;
+		append_jobs(out, r, 3);
+		freeReplyObject(r);
+		if (!more) {
+			out->next = 0;
+			break;
+		}
+		out->next = cursor;
+		if (out->n >= limit || jobd_util_mono_ms() > deadline)
+			break;
+	}
+	return 0;
+}
+
+int jobd_store_children(struct jobd_store *st, int64_t id, int64_t cursor,
+			size_t limit, struct jobd_job_list *out)
+{
+	struct args a = { 0 };
+	redisReply *r;
+
+	memset(out, 0, sizeof(*out));
+	if (limit == 0 || limit > 1000)
+		limit = limit ? 1000 : 50;
+	args_addf(&a, "%lld", (long long)id);
+	args_addf(&a, "%lld", (long long)cursor);
+	args_addf(&a, "%zu", limit);
+	r = eval(st, S_CHILDREN, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_STRING) {
+		set_err(st, "%s", r->str);
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_NOTFOUND;
+	}
+	out->now = reply_i64(r->element[0]);
+	out->next = reply_i64(r->element[1]);
+	append_jobs(out, r, 2);
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_get(struct jobd_store *st, int64_t id, struct jobd_job **job,
+		   int64_t *now)
+{
+	struct args a = { 0 };
+	redisReply *r;
+
+	*job = NULL;
+	args_addf(&a, "%lld", (long long)id);
+	r = eval(st, S_SHOW, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	*now = reply_i64(r->element[0]);
+	if (r->elements > 1)
+		*job = job_from_reply(r->element[1]);
+	freeReplyObject(r);
+	if (!*job) {
+		set_err(st, "job %lld not found", (long long)id);
+		return JOBD_STORE_ERR_NOTFOUND;
+	}
+	return 0;
+}
+
+int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT])
+{
+	redisReply *r;
+
+	r = command(st,
+		    "HMGET %s:count pending in_progress stopping stopped "
+		    "finished canceled",
+		    st->conf->prefix);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (int i = 0; i < JOBD_STATUS_COUNT; i++)
+		counts[i] = i < (int)r->elements ? reply_i64(r->element[i]) : 0;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* --- logs --------------------------------------------------------------- */
+
+static int level_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, level_names[i]) == 0)
+			return i;
+	return 1;
+}
+
+void jobd_log_result_release(struct jobd_log_result *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->entries[i].msg);
+	free(r->entries);
+	memset(r, 0, sizeof(*r));
+}
+
+static bool entry_matches(const struct jobd_log_entry *e,
+			  const struct jobd_log_query *q)
+{
+	if (e->level < q->min_level)
+		return false;
+	if (q->grep && *q->grep && !strcasestr(e->msg, q->grep))
+		return false;
+	return !q->match || q->match(e, q->match_arg);
+}
+
+static int push_entry(struct jobd_log_result *out, size_t *cap,
+		      struct jobd_log_entry *e)
+{
+	if (out->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct jobd_log_entry *v =
+			realloc(out->entries, ncap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		out->entries = v;
+		*cap = ncap;
+	}
+	out->entries[out->n++] = *e;
+	return 0;
+}
+
+/* Reads one job's stream in chunks, appending matching entries to OUT. */
+static int read_log(struct jobd_store *st, int64_t job,
+		    const struct jobd_log_query *q, size_t limit,
+		    struct jobd_log_result *out, size_t *cap)
+{
+	char start[48], end[48];
+
+	if (q->after && *q->after)
+		snprintf(start, sizeof(start), "(%s", q->after);
+	else
+		snprintf(start, sizeof(start), "%lld",
+			 (long long)(q->since > 0 ? q->since : 0));
+	if (q->until > 0)
+		snprintf(end, sizeof(end), "%lld", (long long)q->until);
+	else
+		snprintf(end, sizeof(end), "+");
+	for (;;) {
+		redisReply *r = command(st, "XRANGE %s:log:%lld %s %s COUNT 500",
+					st->conf->prefix, (long long)job, start,
+					end);
+		size_t i;
+
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		if (r->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			return 0;
+		}
+		for (i = 0; i < r->elements; i++) {
+			redisReply *ent = r->element[i];
+			redisReply *kv = ent->element[1];
+			struct jobd_log_entry e = { .job = job };
+
+			snprintf(e.sid, sizeof(e.sid), "%s", ent->element[0]->str);
+			e.ms = strtoll(e.sid, NULL, 10);
+			for (size_t k = 0; k + 1 < kv->elements; k += 2) {
+				const char *f = kv->element[k]->str;
+				const char *v = kv->element[k + 1]->str;
+
+				if (strcmp(f, "level") == 0)
+					e.level = level_parse(v);
+				else if (strcmp(f, "attempt") == 0)
+					e.attempt = strtoll(v, NULL, 10);
+				else if (strcmp(f, "msg") == 0)
+					e.msg = (char *)v;
+			}
+			if (!e.msg)
+				e.msg = "";
+			if (!entry_matches(&e, q))
+				continue;
+			if (out->n >= limit) {
+				out->truncated = true;
+				break;
+			}
+			e.msg = strdup(e.msg);
+			if (!e.msg || push_entry(out, cap, &e) < 0) {
+				free(e.msg);
+				freeReplyObject(r);
+				set_err(st, "out of memory reading logs");
+				return JOBD_STORE_ERR_REDIS;
+			}
+		}
+		if (r->elements < 500 || out->truncated) {
+			freeReplyObject(r);
+			return 0;
+		}
+		snprintf(start, sizeof(start), "(%s",
+			 r->element[r->elements - 1]->element[0]->str);
+		freeReplyObject(r);
+	}
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct jobd_log_entry *x = a, *y = b;
+	int c = strcmp(x->sid, y->sid);
+
+	/* Stream ids of equal length compare as times; else by length. */
+	if (strlen(x->sid) != strlen(y->sid))
+		return strlen(x->sid) < strlen(y->sid) ? -1 : 1;
+	if (c)
+		return c;
+	return x->job < y->job ? -1 : x->job > y->job;
+}
+
+/* Appends the ids of the descendants of ID to *IDS (bounded). */
+static int descendants(struct jobd_store *st, int64_t id, int64_t **ids,
+		       size_t *n, size_t max)
+{
+	size_t cap = 64, head = 0;
+	int64_t *v = malloc(cap * sizeof(*v));
+
+	if (!v)
+		return JOBD_STORE_ERR_REDIS;
+	v[0] = id;
+	*n = 1;
+	while (head < *n && *n < max) {
+		redisReply *r = command(st, "ZRANGE %s:children:%lld 0 -1",
+					     st->conf->prefix,
+					     (long long)v[head++]);
+
+		if (!r) {
+			free(v);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		for (size_t i = 0; i < r->elements && *n < max; i++) {
+			if (*n == cap) {
+				int64_t *nv = realloc(v, (cap *= 2) * sizeof(*v));
+
+				if (!nv) {
+					freeReplyObject(r);
+					free(v);
+					return JOBD_STORE_ERR_REDIS;
+				}
+				v = nv;
+			}
+			v[(*n)++] = strtoll(r->element[i]->str, NULL, 10);
+		}
+		freeReplyObject(r);
+	}
+	*ids = v;
+	return 0;
+}
+
+static int read_logs_of(struct jobd_store *st, const int64_t *ids, size_t nids,
+			const struct jobd_log_query *q,
+			struct jobd_log_result *out)
+{
+	size_t limit = q->limit ? q->limit : 1000, cap = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < nids && rc == 0; i++) {
+		/* Each job may fill the page: the merge keeps the oldest. */
+		size_t room = nids > 1 ? out->n + limit : limit;
+
+		rc = read_log(st, ids[i], q, room, out, &cap);
+	}
+	if (rc < 0) {
+		jobd_log_result_release(out);
+		return rc;
+	}
+	qsort(out->entries, out->n, sizeof(*out->entries), cmp_entry);
+	if (out->n > limit) {
+		for (size_t i = limit; i < out->n; i++)
+			free(out->entries[i].msg);
+		out->n = limit;
+		out->truncated = true;
+	}
+	return 0;
+}
+
+int jobd_store_logs(struct jobd_store *st, int64_t id,
+		    const struct jobd_log_query *q, struct jobd_log_result *out)
+{
+	int64_t *ids = NULL;
+	size_t nids = 1;
+	redisReply *r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	r = command(st, "EXISTS %s:job:%lld", st->conf->prefix,
+			 (long long)id);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	rc = r->integer == 1 ? 0 : JOBD_STORE_ERR_NOTFOUND;
+	freeReplyObject(r);
+	if (rc < 0) {
+		set_err(st, "job %lld not found", (long long)id);
+		return rc;
+	}
+	/* Entries trimmed by MAXLEN: added so far minus still there. */
+	r = command(st, "XINFO STREAM %s:log:%lld", st->conf->prefix,
+		    (long long)id);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_ARRAY) {
+		int64_t len = 0, added = 0;
+
+		for (size_t i = 0; i + 1 < r->elements; i += 2) {
+			if (strcmp(r->element[i]->str, "length") == 0)
+				len = reply_i64(r->element[i + 1]);
+			else if (strcmp(r->element[i]->str, "entries-added") == 0)
+				added = reply_i64(r->element[i + 1]);
+		}
+		out->dropped = added > len ? added - len : 0;
+	}
+	freeReplyObject(r);
+	if (q->tree) {
+		rc = descendants(st, id, &ids, &nids, 100000);
+		if (rc < 0)
+			return rc;
+		rc = read_logs_of(st, ids, nids, q, out);
+		free(ids);
+	} else {
+		rc = read_logs_of(st, &id, 1, q, out);
+	}
+	return rc;
+}
+
+int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
+			struct jobd_log_result *out)
+{
+	int64_t from, to, *ids = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	to = q->until > 0 ? q->until : jobd_util_now_ms() + 60000;
+	from = q->since > 0 ? q->since : to - 3600000;
+	if (to - from > 7 * 86400000LL)
+		from = to - 7 * 86400000LL; /* bounded: at most a week */
+	for (int64_t m = from - from % 60000; m <= to; m += 60000) {
+		redisReply *r = command(st, "SMEMBERS %s:logmin:%lld",
+					     st->conf->prefix, (long long)m);
+
+		if (!r) {
+			free(ids);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		for (size_t i = 0; i < r->elements; i++) {
+			int64_t id = strtoll(r->element[i]->str, NULL, 10);
+			bool seen = false;
+
+			for (size_t k = 0; k < n && !seen; k++)
+				seen = ids[k] == id;
+			if (seen)
+				continue;
+			if (n == cap) {
+				int64_t *v = realloc(ids, (cap = cap ? cap * 2 : 64) *
+								  sizeof(*v));
+				if (!v) {
+					freeReplyObject(r);
+					free(ids);
+					return JOBD_STORE_ERR_REDIS;
+				}
+				ids = v;
+			}
+			ids[n++] = id;
+		}
+		freeReplyObject(r);
+	}
+	rc = read_logs_of(st, ids, n, q, out);
+	free(ids);
+	return rc;
+}
+
+/* --- statistics ---------------------------------------------------------- */
+
+void jobd_stats_release(struct jobd_stats *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		for (size_t t = 0; t < s->minutes[i].ntypes; t++)
+			free(s->minutes[i].types[t].type);
+		free(s->minutes[i].types);
+	}
+	free(s->minutes);
+	memset(s, 0, sizeof(*s));
+}
+
+int64_t jobd_stats_percentile(const struct jobd_stats_counts *c, double p)
+{
+	int64_t rank, seen = 0;
+
+	if (c->started <= 0)
+		return -1;
+	rank = (int64_t)(p / 100.0 * (double)c->started + 0.999999);
+	if (rank < 1)
+		rank = 1;
+	for (int b = 0; b < JOBD_STATS_BUCKETS; b++) {
+		seen += c->hist[b];
+		if (seen >= rank) {
+			/* Upper edge of bucket b, within the seen min/max. */
+			int64_t edge = (int64_t)(exp2((b + 1) / 4.0) - 1);
+
+			if (edge > c->wait_max)
+				edge = c->wait_max;
+			if (edge < c->wait_min)
+				edge = c->wait_min;
+			return edge;
+		}
+	}
+	return c->wait_max;
+}
+
+static struct jobd_stats_counts *type_counts(struct jobd_stats_minute *m,
+					     const char *type, size_t len)
+{
+	struct jobd_stats_type *v;
+
+	for (size_t i = 0; i < m->ntypes; i++)
+		if (strlen(m->types[i].type) == len &&
+		    memcmp(m->types[i].type, type, len) == 0)
+			return &m->types[i].c;
+	v = realloc(m->types, (m->ntypes + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	m->types = v;
+	memset(&v[m->ntypes], 0, sizeof(v[0]));
+	v[m->ntypes].type = strndup(type, len);
+	v[m->ntypes].c.wait_min = -1;
+	v[m->ntypes].c.wait_max = -1;
+	return &v[m->ntypes++].c;
+}
+
+/* One field of a stats hash: "created", "created|noop", "wait|noop_min". */
+static void stats_field(struct jobd_stats_minute *m, const char *f,
+			int64_t v, const char *only)
+{
+	struct jobd_stats_counts *c = &m->all;
+	char name[64];
+	const char *bar = strchr(f, '|');
+	size_t flen = strlen(f);
+
+	if (bar) {
+		const char *ty = bar + 1;
+		size_t tlen = strlen(ty);
+
+		/* "wait|TYPE_min": the suffix follows the type. */
+		if (strncmp(f, "wait|", 5) == 0 && tlen > 4 &&
+		    (strcmp(f + flen - 4, "_min") == 0 ||
+		     strcmp(f + flen - 4, "_max") == 0)) {
+			tlen -= 4;
+			snprintf(name, sizeof(name), "wait%s", f + flen - 4);
+		} else {
+			snprintf(name, sizeof(name), "%.*s", (int)(bar - f), f);
+		}
+		if (only && (strlen(only) != tlen || memcmp(only, ty, tlen)))
+			return;
+		c = type_counts(m, ty, tlen);
+		if (!c)
+			return;
+	} else {
+		snprintf(name, sizeof(name), "%s", f);
+	}
+	if (strcmp(name, "created") == 0)
+		c->created = v;
+	else if (strcmp(name, "started") == 0)
+		c->started = v;
+	else if (strcmp(name, "finished") == 0)
+		c->finished = v;
+	else if (strcmp(name, "errors") == 0)
+		c->errors = v;
+	else if (strcmp(name, "wait_sum") == 0)
+		c->wait_sum = v;
+	else if (strcmp(name, "wait_min") == 0)
+		c->wait_min = v;
+	else if (strcmp(name, "wait_max") == 0)
+		c->wait_max = v;
+	else if (name[0] == 'h' && v > 0) {
+		int b = atoi(name + 1);
+
+		if (b >= 0 && b < JOBD_STATS_BUCKETS)
+			c->hist[b] = v;
+	}
+}
+
+int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
+		     struct jobd_stats *out)
+{
+	int64_t now, span, first, nspans;
+	redisReply *r;
+
+	memset(out, 0, sizeof(*out));
+	if (ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	r = redisCommand(st->c, "TIME");
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+		if (r)
+			freeReplyObject(r);
+		set_err(st, "redis at %s: no TIME", st->conf->redis_address);
+		drop(&st->c);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	now = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+	      strtoll(r->element[1]->str, NULL, 10) / 1000;
+	freeReplyObject(r);
+	out->now = now;
+	if (since <= 0 || since > now)
+		since = now - 3600000;
+	/* Minutes up to six hours; hourly rollups for longer windows. */
+	span = now - since > 6 * 3600000LL ? 3600000 : 60000;
+	first = since - since % span;
+	nspans = (now - first) / span + 1;
+	out->minutes = calloc((size_t)nspans, sizeof(*out->minutes));
+	if (!out->minutes)
+		return JOBD_STORE_ERR_REDIS;
+	for (int64_t i = 0; i < nspans; i++)
+		redisAppendCommand(st->c, "HGETALL %s:stats:%s:%lld",
+				   st->conf->prefix, span == 60000 ? "m" : "h",
+				   (long long)(first + i * span));
+	for (int64_t i = 0; i < nspans; i++) {
+		struct jobd_stats_minute *m = &out->minutes[i];
+
+		if (redisGetReply(st->c, (void **)&r) != REDIS_OK) {
+			set_err(st, "redis at %s: %s", st->conf->redis_address,
+				st->c->errstr);
+			drop(&st->c);
+			out->n = (size_t)i;
+			jobd_stats_release(out);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		m->minute = first + i * span;
+		m->closed = m->minute + span <= now;
+		m->all.wait_min = m->all.wait_max = -1;
+		for (size_t k = 0; k + 1 < r->elements; k += 2)
+			stats_field(m, r->element[k]->str,
+				    strtoll(r->element[k + 1]->str, NULL, 10),
+				    type);
+		freeReplyObject(r);
+	}
+	out->n = (size_t)nspans;
+	return 0;
+}
+
+/* --- embedded broker -------------------------------------------------------- */
+
+int jobd_store_broker_claim(struct jobd_store *st, const char *addr,
+			    int64_t ttl_ms, char *current, size_t size)
+{
+	struct args a = { 0 };
+	redisReply *r;
+	int won;
+
+	args_add(&a, addr);
+	args_addf(&a, "%lld", (long long)ttl_ms);
+	r = eval(st, S_BROKER_CLAIM, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	won = reply_i64(r->element[0]) == 1;
+	snprintf(current, size, "%.*s", (int)r->element[1]->len,
+		 r->element[1]->str);
+	freeReplyObject(r);
+	return won;
+}
+
+int jobd_store_broker_release(struct jobd_store *st, const char *addr)
+{
+	struct args a = { 0 };
+	redisReply *r;
+	int rc;
+
+	args_add(&a, addr);
+	r = eval(st, S_BROKER_RELEASE, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	rc = (int)reply_i64(r);
+	freeReplyObject(r);
+	return rc;
+}

@@ -1,0 +1,529 @@
+/*
+ * check_worker: the worker pool against a real redis-server and the real
+ * store: jobs run to the end, parents wait for children without holding a
+ * worker, retries, stop/resume from a checkpoint, uninterruptible
+ * sections, force stop fencing, low priority and fairness between roots.
+ *
+ * Each test flushes Redis, starts a pool with a conf parsed from text and
+ * drives it through the store like jobctl would. Waits poll the store with
+ * generous deadlines; the assertions are about order, counts and states.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "conf.h"
+#include "handler.h"
+#include "job.h"
+#include "store.h"
+#include "testutil.h"
+#include "util.h"
+#include "worker.h"
+
+static struct jobd_test_redis *redis;
+
+/* Per test: the conf, a store for the test's own calls, the pool. */
+static struct jobd_conf *conf;
+static struct jobd_store *st;
+static struct jobd_workers *pool;
+
+static void start(int workers, const char *extra)
+{
+	char text[4096], err[512];
+
+	snprintf(text, sizeof(text),
+		 "[redis]\naddress = %s\nprefix = t\n"
+		 "[engine]\nroles = work\ninstance = test\nworkers = %d\n"
+		 "lease = 2s\nheartbeat = 200ms\nlow_priority_share = 0.5\n"
+		 "[type.retry]\nhandler = noop\nretries = 2\n"
+		 "retry_backoff = 100ms\n%s",
+		 jobd_test_redis_address(redis), workers, extra ? extra : "");
+	jobd_test_redis_flush(redis);
+	conf = jobd_conf_parse(text, strlen(text), "test.conf", err,
+			       sizeof(err));
+	ck_assert_msg(conf != NULL, "conf: %s", err);
+	st = jobd_store_new(conf, err, sizeof(err));
+	ck_assert_msg(st != NULL, "store: %s", err);
+	pool = jobd_workers_start(conf, err, sizeof(err));
+	ck_assert_msg(pool != NULL, "workers: %s", err);
+}
+
+static void teardown(void)
+{
+	jobd_workers_stop(pool);
+	pool = NULL;
+	jobd_store_free(st);
+	st = NULL;
+	jobd_conf_free(conf);
+	conf = NULL;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int64_t submit(const char *type, const char *payload, bool low)
+{
+	struct jobd_spec spec = { .type = type,
+				  .payload = payload,
+				  .low_priority = low };
+	struct jobd_created out;
+
+	ck_assert_int_eq(jobd_store_create(st, "test", &spec, 1, &out), 0);
+	ck_assert_msg(out.id > 0, "create refused: %s", out.error);
+	return out.id;
+}
+
+static struct jobd_job *get(int64_t id)
+{
+	struct jobd_job *job = NULL;
+	int64_t now;
+
+	ck_assert_int_eq(jobd_store_get(st, id, &job, &now), 0);
+	return job;
+}
+
+static enum jobd_status status_of(int64_t id)
+{
+	struct jobd_job *job = get(id);
+	enum jobd_status s = job->status;
+
+	jobd_job_free(job);
+	return s;
+}
+
+static double progress_of(int64_t id)
+{
+	struct jobd_job *job = get(id);
+	double p = job->progress;
+
+	jobd_job_free(job);
+	return p;
+}
+
+/* Waits until job ID has status S; fails after MS. */
+static void wait_status(int64_t id, enum jobd_status s, int ms)
+{
+	int64_t end = jobd_util_mono_ms() + ms;
+	enum jobd_status cur;
+
+	for (;;) {
+		cur = status_of(id);
+		if (cur == s)
+			return;
+		ck_assert_msg(jobd_util_mono_ms() < end,
+			      "job %lld is %s after %d ms, expected %s",
+			      (long long)id, jobd_status_names[cur], ms,
+			      jobd_status_names[s]);
+		sleep_ms(10);
+	}
+}
+
+static void op(enum jobd_op o, int64_t id)
+{
+	struct jobd_op_result r;
+
+	ck_assert_int_eq(jobd_store_op(st, o, "tester", &id, 1, &r), 0);
+	ck_assert_msg(r.ok, "%s %lld refused: %s", jobd_op_names[o],
+		      (long long)id, r.error);
+}
+
+/* "acc" of the job's checkpoint, -1 if none. */
+static int64_t checkpoint_field(int64_t id, const char *field)
+{
+	struct jobd_job *job = get(id);
+	json_t *j = job->checkpoint ? json_loads(job->checkpoint, 0, NULL) :
+				      NULL;
+	int64_t v = -1;
+
+	if (json_is_integer(json_object_get(j, field)))
+		v = json_integer_value(json_object_get(j, field));
+	json_decref(j);
+	jobd_job_free(job);
+	return v;
+}
+
+START_TEST(test_worker_noop_jobs_finish)
+{
+	int64_t ids[20];
+	struct jobd_job *job;
+
+	start(4, NULL);
+	for (int i = 0; i < 20; i++)
+		ids[i] = submit("noop", "{\"steps\": 3}", false);
+	for (int i = 0; i < 20; i++) {
+		wait_status(ids[i], JOBD_FINISHED, 10000);
+		job = get(ids[i]);
+		ck_assert(job->progress == 100);
+		ck_assert_int_eq(job->errors, 0);
+		ck_assert(!job->with_errors);
+		ck_assert_int_eq(job->attempt, 1);
+		ck_assert_int_eq(checkpoint_field(ids[i], "step"), 3);
+		jobd_job_free(job);
+	}
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_progress_reported_while_running)
+{
+	int64_t id;
+	double p, seen = -1;
+	int64_t end;
+
+	start(2, NULL);
+	id = submit("noop", "{\"steps\": 10, \"sleep_ms\": 100}", false);
+	end = jobd_util_mono_ms() + 10000;
+	while (status_of(id) != JOBD_FINISHED && jobd_util_mono_ms() < end) {
+		p = progress_of(id);
+		if (p > 0 && p < 100)
+			seen = p;
+		sleep_ms(20);
+	}
+	ck_assert_int_eq(status_of(id), JOBD_FINISHED);
+	ck_assert_msg(seen > 0, "no intermediate progress was visible");
+	ck_assert(progress_of(id) == 100);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_parent_waits_for_children_holding_no_worker)
+{
+	struct jobd_job *job;
+	int64_t id;
+	int64_t end;
+	bool saw_waiting = false;
+	struct jobd_workers_stats ws;
+
+	/* One worker: a parent holding it would deadlock its children. */
+	start(1, NULL);
+	id = submit("noop",
+		    "{\"children\": 3, \"child_payload\": "
+		    "{\"steps\": 4, \"sleep_ms\": 100}}",
+		    false);
+	end = jobd_util_mono_ms() + 15000;
+	for (;;) {
+		job = get(id);
+		if (job->status == JOBD_FINISHED) {
+			jobd_job_free(job);
+			break;
+		}
+		if (job->awaiting) {
+			ck_assert_int_eq(job->status, JOBD_IN_PROGRESS);
+			saw_waiting = true;
+		}
+		jobd_job_free(job);
+		ck_assert_msg(jobd_util_mono_ms() < end,
+			      "parent never finished");
+		sleep_ms(20);
+	}
+	ck_assert(saw_waiting);
+	job = get(id);
+	ck_assert_int_eq(job->children.total, 3);
+	ck_assert_int_eq(job->children.finished, 3);
+	ck_assert(!job->with_errors);
+	ck_assert(jobd_job_overall_progress(job) == 100);
+	jobd_job_free(job);
+	jobd_workers_stats(pool, &ws);
+	ck_assert_int_eq(ws.claimed, 4);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_parent_finishes_with_errors_when_a_child_failed)
+{
+	struct jobd_job *job;
+	int64_t id;
+
+	start(2, NULL);
+	id = submit("noop",
+		    "{\"children\": 2, \"child_payload\": "
+		    "{\"fail\": true}}",
+		    false);
+	wait_status(id, JOBD_FINISHED, 10000);
+	job = get(id);
+	ck_assert(job->with_errors);
+	ck_assert_int_eq(job->errors, 0);
+	ck_assert_int_eq(job->children.errors, 2);
+	jobd_job_free(job);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_retries_with_backoff_then_finished_with_errors)
+{
+	struct jobd_job *job;
+	int64_t id, t0 = jobd_util_mono_ms();
+
+	start(2, NULL);
+	id = submit("retry", "{\"fail_attempts\": 2}", false);
+	wait_status(id, JOBD_FINISHED, 15000);
+	job = get(id);
+	ck_assert_int_eq(job->attempt, 3);
+	ck_assert_int_eq(job->errors, 2);
+	ck_assert(job->with_errors);
+	jobd_job_free(job);
+	/* Backoffs of 100 ms and 200 ms, each jittered by 0.5-1.5. */
+	ck_assert_int_ge(jobd_util_mono_ms() - t0, 150);
+
+	/* Out of retries: the failure stands. */
+	id = submit("retry", "{\"fail\": true}", false);
+	wait_status(id, JOBD_FINISHED, 15000);
+	job = get(id);
+	ck_assert_int_eq(job->attempt, 3);
+	ck_assert_int_eq(job->errors, 3);
+	jobd_job_free(job);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_stop_and_resume_continue_from_checkpoint)
+{
+	const char *payload = "{\"steps\": 20, \"sleep_ms\": 50}";
+	int64_t id, ref, step, end;
+	double p, stopped_at, low = 100;
+
+	start(2, NULL);
+	ref = submit("noop", payload, false);
+	id = submit("noop", payload, false);
+	end = jobd_util_mono_ms() + 10000;
+	while (progress_of(id) < 40) {
+		ck_assert(jobd_util_mono_ms() < end);
+		sleep_ms(5);
+	}
+	op(JOBD_OP_STOP, id);
+	wait_status(id, JOBD_STOPPED, 5000);
+	step = checkpoint_field(id, "step");
+	stopped_at = progress_of(id);
+	ck_assert_msg(step >= 8 && step < 20, "checkpoint step %lld",
+		      (long long)step);
+	ck_assert(stopped_at >= 40 && stopped_at < 100);
+
+	op(JOBD_OP_RESUME, id);
+	end = jobd_util_mono_ms() + 10000;
+	while (status_of(id) != JOBD_FINISHED) {
+		p = progress_of(id);
+		if (p < low)
+			low = p;
+		ck_assert(jobd_util_mono_ms() < end);
+		sleep_ms(5);
+	}
+	/* Never back to 0: the second attempt started at the checkpoint. */
+	ck_assert_msg(low >= stopped_at,
+		      "progress fell to %g after resume "
+		      "from %g",
+		      low, stopped_at);
+	wait_status(ref, JOBD_FINISHED, 10000);
+	ck_assert_int_eq(checkpoint_field(id, "step"), 20);
+	ck_assert_int_eq(checkpoint_field(id, "acc"),
+			 checkpoint_field(ref, "acc"));
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_uninterruptible_stays_stopping_until_the_end)
+{
+	int64_t id;
+
+	start(2, NULL);
+	id = submit("noop",
+		    "{\"steps\": 10, \"sleep_ms\": 100, "
+		    "\"uninterruptible\": true}",
+		    false);
+	wait_status(id, JOBD_IN_PROGRESS, 5000);
+	sleep_ms(200);
+	op(JOBD_OP_STOP, id);
+	ck_assert_int_eq(status_of(id), JOBD_STOPPING);
+	sleep_ms(400);
+	ck_assert_int_eq(status_of(id), JOBD_STOPPING);
+	/* It ends its work, then the job finishes. */
+	wait_status(id, JOBD_FINISHED, 5000);
+	ck_assert_int_eq(checkpoint_field(id, "step"), 10);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_force_stop_fences_the_attempt)
+{
+	struct jobd_report late = { 0 };
+	enum jobd_result res;
+	struct jobd_workers_stats ws;
+	struct jobd_job *job;
+	int64_t id, attempt, end;
+
+	start(2, NULL);
+	id = submit("noop",
+		    "{\"steps\": 100, \"sleep_ms\": 50, "
+		    "\"uninterruptible\": true}",
+		    false);
+	wait_status(id, JOBD_IN_PROGRESS, 5000);
+	sleep_ms(200);
+	op(JOBD_OP_STOP, id);
+	sleep_ms(300);
+	ck_assert_int_eq(status_of(id), JOBD_STOPPING);
+	op(JOBD_OP_FORCE_STOP, id);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_STOPPED);
+	ck_assert(job->inconsistent);
+	attempt = job->attempt;
+	jobd_job_free(job);
+
+	/* A late write of the fenced attempt is refused. */
+	late.id = id;
+	late.attempt = attempt;
+	late.progress = 99;
+	ck_assert_int_eq(jobd_store_report(st, &late, 1, &res), 0);
+	ck_assert_int_eq(res, JOBD_RESULT_FENCED);
+
+	/* The worker learns it from the heartbeat and drops the handler. */
+	end = jobd_util_mono_ms() + 5000;
+	for (;;) {
+		jobd_workers_stats(pool, &ws);
+		if (ws.fenced >= 1 && ws.running == 0)
+			break;
+		ck_assert_msg(jobd_util_mono_ms() < end,
+			      "handler not abandoned: fenced %lld running %d",
+			      (long long)ws.fenced, ws.running);
+		sleep_ms(20);
+	}
+	sleep_ms(300);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_STOPPED);
+	ck_assert(job->progress < 99);
+	jobd_job_free(job);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_low_priority_deferred_under_load)
+{
+	int64_t normal[4], low[4], last_normal = 0, first_low = INT64_MAX;
+	struct jobd_workers_stats ws;
+	struct jobd_job *job;
+
+	/* 2 workers, share 0.5: at most one low-priority job at once. */
+	start(2, NULL);
+	for (int i = 0; i < 4; i++)
+		normal[i] = submit("noop", "{\"sleep_ms\": 200}", false);
+	for (int i = 0; i < 4; i++)
+		low[i] = submit("noop", "{\"sleep_ms\": 200}", true);
+	for (int i = 0; i < 4; i++) {
+		wait_status(normal[i], JOBD_FINISHED, 10000);
+		job = get(normal[i]);
+		if (job->started_at > last_normal)
+			last_normal = job->started_at;
+		jobd_job_free(job);
+	}
+	/* Idle workers take low-priority jobs, one at a time. */
+	for (int i = 0; i < 4; i++) {
+		wait_status(low[i], JOBD_FINISHED, 10000);
+		job = get(low[i]);
+		if (job->started_at < first_low)
+			first_low = job->started_at;
+		jobd_job_free(job);
+	}
+	ck_assert_msg(first_low >= last_normal,
+		      "a low-priority job started at %lld before the last "
+		      "normal one at %lld",
+		      (long long)first_low, (long long)last_normal);
+	jobd_workers_stats(pool, &ws);
+	ck_assert_int_eq(ws.max_running_low, 1);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_worker_fair_between_a_big_root_and_small_ones)
+{
+	int64_t big, small[20], end;
+	struct jobd_job *job;
+	int64_t done_before, done_after, total;
+
+	start(4, NULL);
+	big = submit("noop",
+		     "{\"children\": 2000, \"child_payload\": "
+		     "{\"sleep_ms\": 2}}",
+		     false);
+	/* Let the big root fill its queue first. */
+	end = jobd_util_mono_ms() + 30000;
+	for (;;) {
+		job = get(big);
+		total = job->children.total;
+		jobd_job_free(job);
+		if (total >= 500)
+			break;
+		ck_assert(jobd_util_mono_ms() < end);
+		sleep_ms(10);
+	}
+	job = get(big);
+	done_before = job->children.finished;
+	jobd_job_free(job);
+	for (int i = 0; i < 20; i++)
+		small[i] = submit("noop", "{\"sleep_ms\": 2}", false);
+	for (int i = 0; i < 20; i++)
+		wait_status(small[i], JOBD_FINISHED, 10000);
+	job = get(big);
+	done_after = job->children.finished;
+	ck_assert_msg(done_after < 1500,
+		      "small roots waited for the big one: %lld of 2000 "
+		      "children were done first",
+		      (long long)done_after);
+	jobd_job_free(job);
+	/* The big root kept running meanwhile and ends. */
+	wait_status(big, JOBD_FINISHED, 120000);
+	job = get(big);
+	ck_assert_int_eq(job->children.finished, 2000);
+	jobd_job_free(job);
+	(void)done_before;
+	teardown();
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("worker");
+	TCase *tc = tcase_create("worker");
+
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_worker_noop_jobs_finish);
+	tcase_add_test(tc, test_worker_progress_reported_while_running);
+	tcase_add_test(tc,
+		       test_worker_parent_waits_for_children_holding_no_worker);
+	tcase_add_test(
+		tc,
+		test_worker_parent_finishes_with_errors_when_a_child_failed);
+	tcase_add_test(
+		tc, test_worker_retries_with_backoff_then_finished_with_errors);
+	tcase_add_test(tc,
+		       test_worker_stop_and_resume_continue_from_checkpoint);
+	tcase_add_test(
+		tc, test_worker_uninterruptible_stays_stopping_until_the_end);
+	tcase_add_test(tc, test_worker_force_stop_fences_the_attempt);
+	tcase_add_test(tc, test_worker_low_priority_deferred_under_load);
+	tcase_add_test(tc, test_worker_fair_between_a_big_root_and_small_ones);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	redis = jobd_test_redis_start();
+	if (!redis)
+		jobd_test_skip_or_fail("redis-server not available");
+	rc = jobd_test_run_suite(suite());
+	jobd_test_redis_stop(redis);
+	return rc;
+}

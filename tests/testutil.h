@@ -1,0 +1,73 @@
+/*
+ * testutil: helpers for Check test programs that need real services.
+ *
+ * A test program that needs Redis starts one private redis-server in its
+ * main(), before running the suite, and stops it afterwards:
+ *
+ *	r = jobd_test_redis_start();
+ *	if (!r)
+ *		jobd_test_skip_or_fail("redis-server not available");
+ *	rc = jobd_test_run_suite(suite());
+ *	jobd_test_redis_stop(r);
+ *	return rc;
+ *
+ * The server is a child of the test program and dies with it whatever
+ * happens: a normal exit, SIGTERM/SIGINT/SIGHUP, or a crash.
+ */
+#ifndef JOBD_TESTS_TESTUTIL_H
+#define JOBD_TESTS_TESTUTIL_H
+
+#include <check.h>
+
+struct jobd_test_redis;
+
+/*
+ * Starts a private redis-server: foreground child process (killed by the
+ * kernel if the test program dies), unix socket in a fresh temp dir, port 0,
+ * no persistence. Waits until it answers PING. Returns NULL and prints why
+ * when redis-server is missing or does not start; callers then call
+ * jobd_test_skip_or_fail(). Caller stops it with jobd_test_redis_stop().
+ * Call it from main(), not from a forked test.
+ */
+struct jobd_test_redis *jobd_test_redis_start(void);
+
+/* The unix socket path; borrowed, valid until jobd_test_redis_stop(). */
+const char *jobd_test_redis_address(const struct jobd_test_redis *r);
+
+/*
+ * FLUSHALL over a raw socket. Call it from a test or fixture: a failure
+ * fails the current test.
+ */
+void jobd_test_redis_flush(struct jobd_test_redis *r);
+
+/*
+ * Kills the server, waits for it and removes its temp dir; frees R. NULL
+ * is a no-op. Only the process that started R acts on it, so a forked
+ * Check test that calls this (or exits) leaves the server alone.
+ */
+void jobd_test_redis_stop(struct jobd_test_redis *r);
+
+/*
+ * A needed service is missing: exit(77) (automake's "skip") unless $CI is
+ * "true", then exit(1), because a missing service fails CI. Prints WHY.
+ */
+void jobd_test_skip_or_fail(const char *why) __attribute__((noreturn));
+
+/*
+ * Runs suite S (taken: freed here) with fork mode and verbosity from the
+ * environment (CK_FORK, CK_VERBOSITY). Returns the exit status for main():
+ * 0 if every test passed, else 1.
+ */
+int jobd_test_run_suite(Suite *s);
+
+/*
+ * A fresh directory from mkdtemp under $TMPDIR or /tmp. Returns NULL on
+ * error (errno set); caller frees the string and removes the directory
+ * with jobd_test_rmrf().
+ */
+char *jobd_test_tmpdir(void);
+
+/* Removes DIR and everything below it; symlinks are not followed. */
+void jobd_test_rmrf(const char *dir);
+
+#endif
