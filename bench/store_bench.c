@@ -62,21 +62,25 @@ static int run_jobs(struct jobd_store *st, long n)
 		size_t k;
 
 		t = jobd_util_mono_ms();
-		if (jobd_store_claim(st, "bench-1", BATCH, 0, 60000, &cl, &k) < 0) {
+		if (jobd_store_claim(st, "bench-1", BATCH, 0, 60000, &cl, &k) <
+		    0) {
 			fprintf(stderr, "store_bench: claim: %s\n",
 				jobd_store_errstr(st));
 			return -1;
 		}
 		if (k == 0) {
-			fprintf(stderr, "store_bench: nothing to claim after %ld\n",
+			fprintf(stderr,
+				"store_bench: nothing to claim after %ld\n",
 				finished);
 			return -1;
 		}
 		for (size_t i = 0; i < k; i++)
-			rep[i] = (struct jobd_report){ .id = cl[i].id,
-						       .attempt = cl[i].attempt,
-						       .progress = 100,
-						       .outcome = JOBD_OUTCOME_DONE };
+			rep[i] = (struct jobd_report){
+				.id = cl[i].id,
+				.attempt = cl[i].attempt,
+				.progress = 100,
+				.outcome = JOBD_OUTCOME_DONE
+			};
 		jobd_store_claims_free(cl, k);
 		claim_ms += jobd_util_mono_ms() - t;
 		t = jobd_util_mono_ms();
@@ -87,7 +91,8 @@ static int run_jobs(struct jobd_store *st, long n)
 		}
 		for (size_t i = 0; i < k; i++)
 			if (res[i] != JOBD_RESULT_FINISHED) {
-				fprintf(stderr, "store_bench: job %lld not finished (%d)\n",
+				fprintf(stderr,
+					"store_bench: job %lld not finished (%d)\n",
 					(long long)rep[i].id, (int)res[i]);
 				return -1;
 			}
@@ -109,7 +114,8 @@ int main(int argc, char **argv)
 	long n;
 	int rc;
 
-	if (argc != 3 || (strcmp(argv[1], "create") && strcmp(argv[1], "run"))) {
+	if (argc != 3 ||
+	    (strcmp(argv[1], "create") && strcmp(argv[1], "run"))) {
 		fprintf(stderr, "usage: store_bench create|run N\n");
 		return 2;
 	}

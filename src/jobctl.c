@@ -20,6 +20,7 @@
 
 #include "conf.h"
 #include "job.h"
+#include "kafka.h"
 #include "log.h"
 #include "statsjson.h"
 #include "store.h"
@@ -52,10 +53,40 @@ static int usage(FILE *f, int rc)
 		"       [--until T] [--tree] [--follow] [--json]\n"
 		"  logs --all --grep TEXT [--since T] [--until T] [--json]\n"
 		"  stats [--since D] [--type T] [--json]\n"
+		"  send TOPIC JSON\n"
 		"\n"
 		"Without -c, $JOBD_CONFIG names the config file; without it,\n"
 		"built-in defaults. JOBD_REDIS overrides the Redis address.\n");
 	return rc;
+}
+
+/* One line for a usage error: what was wrong, and the command's form. */
+static int bad_usage(char **argv, bool option)
+{
+	static const struct {
+		const char *cmd, *form;
+	} forms[] = {
+		{ "submit", "submit TYPE [--payload JSON] [--key K] [--run-by U] [--low-priority] [--parent ID] [--count N]" },
+		{ "list", "list [--status S] [--type T] [--run-by U] [--system] [--all] [--limit N] [--cursor C] [--json]" },
+		{ "show", "show ID [--json]" },
+		{ "children", "children ID [--limit N] [--cursor C] [--json]" },
+		{ "logs", "logs ID [--level L] [--grep TEXT] [--regex RE] [--since T] [--until T] [--tree] [--follow] [--json]" },
+		{ "stats", "stats [--since D] [--type T] [--json]" },
+		{ "low-priority", "low-priority ID... [--off]" },
+		{ "send", "send TOPIC JSON" },
+	};
+	const char *form = "COMMAND ID...";
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		if (strcmp(argv[0], forms[i].cmd) == 0)
+			form = forms[i].form;
+	if (option)
+		fprintf(stderr, "jobctl: %s: bad option \"%s\": usage: jobctl %s\n",
+			argv[0], argv[optind - 1], form);
+	else
+		fprintf(stderr, "jobctl: %s: wrong arguments: usage: jobctl %s\n",
+			argv[0], form);
+	return EXIT_USAGE;
 }
 
 /* Connects on first use, so usage errors never wait for Redis. */
@@ -150,11 +181,11 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
 			}
 			break;
 		default:
-			return usage(stderr, EXIT_USAGE);
+			return bad_usage(argv, true);
 		}
 	}
 	if (optind != argc - 1)
-		return usage(stderr, EXIT_USAGE);
+		return bad_usage(argv, false);
 	spec.type = argv[optind];
 	if (spec.payload) {
 		j = json_loads(spec.payload, 0, &e);
@@ -342,11 +373,11 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 			json = true;
 			break;
 		default:
-			return usage(stderr, EXIT_USAGE);
+			return bad_usage(argv, true);
 		}
 	}
 	if (optind != argc)
-		return usage(stderr, EXIT_USAGE);
+		return bad_usage(argv, false);
 	if ((opt = connect_store(ctl)))
 		return opt;
 	if (jobd_store_list(ctl->st, &f, &list) < 0)
@@ -390,11 +421,11 @@ static int cmd_show(struct ctl *ctl, int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt != 'j')
-			return usage(stderr, EXIT_USAGE);
+			return bad_usage(argv, true);
 		json = true;
 	}
 	if (optind != argc - 1)
-		return usage(stderr, EXIT_USAGE);
+		return bad_usage(argv, false);
 	if (parse_id(argv[optind], &id) < 0)
 		return EXIT_USAGE;
 	if ((rc = connect_store(ctl)))
@@ -435,10 +466,10 @@ static int cmd_children(struct ctl *ctl, int argc, char **argv)
 			if (page_opts(opt, &limit, &cursor) < 0)
 				return EXIT_USAGE;
 		} else
-			return usage(stderr, EXIT_USAGE);
+			return bad_usage(argv, true);
 	}
 	if (optind != argc - 1)
-		return usage(stderr, EXIT_USAGE);
+		return bad_usage(argv, false);
 	if (parse_id(argv[optind], &id) < 0)
 		return EXIT_USAGE;
 	if ((rc = connect_store(ctl)))
@@ -597,12 +628,12 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			q.limit = (size_t)v;
 			break;
 		default:
-			rc = usage(stderr, EXIT_USAGE);
+			rc = bad_usage(argv, true);
 			goto out;
 		}
 	}
 	if (all ? optind != argc : optind != argc - 1) {
-		rc = usage(stderr, EXIT_USAGE);
+		rc = bad_usage(argv, false);
 		goto out;
 	}
 	if (!all && parse_id(argv[optind], &id) < 0) {
@@ -742,11 +773,11 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
 			json = true;
 			break;
 		default:
-			return usage(stderr, EXIT_USAGE);
+			return bad_usage(argv, true);
 		}
 	}
 	if (optind != argc)
-		return usage(stderr, EXIT_USAGE);
+		return bad_usage(argv, false);
 	if ((rc = connect_store(ctl)))
 		return rc;
 	if (jobd_store_stats(ctl->st, since, type, &s) < 0)
@@ -790,6 +821,33 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* --- send -------------------------------------------------------------- */
+
+/* Produces one message: a way to try jobd without kcat. */
+static int cmd_send(struct ctl *ctl, int argc, char **argv)
+{
+	char err[512];
+	json_error_t e;
+	json_t *j;
+
+	if (argc != 3)
+		return bad_usage(argv, false);
+	j = json_loads(argv[2], 0, &e);
+	if (!j) {
+		fprintf(stderr, "jobctl: send: invalid JSON: %s (line %d, column %d)\n",
+			e.text, e.line, e.column);
+		return EXIT_USAGE;
+	}
+	json_decref(j);
+	if (jobd_kafka_send(ctl->conf, argv[1], argv[2], strlen(argv[2]), err,
+			    sizeof(err)) < 0) {
+		fprintf(stderr, "jobctl: cannot send to %s: %s\n", argv[1], err);
+		return EXIT_UNREACHABLE;
+	}
+	printf("sent to %s\n", argv[1]);
+	return 0;
+}
+
 /* --- operations -------------------------------------------------------- */
 
 static int cmd_op(struct ctl *ctl, const char *name, int argc, char **argv)
@@ -806,7 +864,7 @@ static int cmd_op(struct ctl *ctl, const char *name, int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt != 'o' || !low)
-			return usage(stderr, EXIT_USAGE);
+			return bad_usage(argv, true);
 		off = true;
 	}
 	if (optind >= argc) {
@@ -880,6 +938,7 @@ int main(int argc, char **argv)
 
 	jobd_log_set_ident("jobctl");
 	/* Options before the command only; the command parses its own. */
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -891,11 +950,15 @@ int main(int argc, char **argv)
 		case 'h':
 			return usage(stdout, 0);
 		default:
-			return usage(stderr, EXIT_USAGE);
+			fprintf(stderr, "jobctl: bad option \"%s\" (see jobctl --help)\n",
+				argv[optind - 1]);
+			return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc)
-		return usage(stderr, EXIT_USAGE);
+	if (optind >= argc) {
+		fprintf(stderr, "jobctl: no command given (see jobctl --help)\n");
+		return EXIT_USAGE;
+	}
 	cmd = argv[optind];
 	ctl.conf = jobd_conf_load(path, err, sizeof(err));
 	if (!ctl.conf) {
@@ -907,6 +970,7 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* glibc: reinitialise getopt for the command */
+	opterr = 0; /* bad_usage() says what was wrong, in one line */
 	if (strcmp(cmd, "submit") == 0)
 		rc = cmd_submit(&ctl, argc, argv);
 	else if (strcmp(cmd, "list") == 0)
@@ -919,14 +983,17 @@ int main(int argc, char **argv)
 		rc = cmd_logs(&ctl, argc, argv);
 	else if (strcmp(cmd, "stats") == 0)
 		rc = cmd_stats(&ctl, argc, argv);
+	else if (strcmp(cmd, "send") == 0)
+		rc = cmd_send(&ctl, argc, argv);
 	else {
 		rc = -1;
 		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 			if (strcmp(cmd, ops[i]) == 0)
 				rc = cmd_op(&ctl, cmd, argc, argv);
 		if (rc == -1) {
-			fprintf(stderr, "jobctl: unknown command \"%s\"\n", cmd);
-			rc = usage(stderr, EXIT_USAGE);
+			fprintf(stderr, "jobctl: unknown command \"%s\" (see jobctl --help)\n",
+				cmd);
+			rc = EXIT_USAGE;
 		}
 	}
 	jobd_store_free(ctl.st);

@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "consumers/consumer.h"
+#include "http.h"
 #include "log.h"
 #include "store.h"
 #include "worker.h"
@@ -68,6 +70,65 @@ static bool redis_fatal(const char *err)
 	       strstr(err, "NOAUTH") || strstr(err, "NOPERM");
 }
 
+/* The role starters, in the one shape start_role() takes. */
+static void *start_probe(const struct jobd_conf *conf, char *errstr,
+			 size_t size)
+{
+	return jobd_store_new(conf, errstr, size);
+}
+
+static void *start_workers(const struct jobd_conf *conf, char *errstr,
+			   size_t size)
+{
+	return jobd_workers_start(conf, errstr, size);
+}
+
+static void *start_consumer(const struct jobd_conf *conf, char *errstr,
+			    size_t size)
+{
+	return jobd_consumer_start(conf, errstr, size);
+}
+
+static void *start_http(const struct jobd_conf *conf, char *errstr,
+			size_t size)
+{
+	return jobd_http_start(conf, errstr, size);
+}
+
+/*
+ * Starts a role, retrying with backoff while Redis or Kafka is away (a
+ * daemon must survive their restarts); a fatal error (a wrong password)
+ * sets *RC to 1. Returns the role, or NULL when it gave up or a signal
+ * came (*SIG).
+ */
+static void *start_role(const char *what,
+			void *(*start)(const struct jobd_conf *, char *,
+				       size_t),
+			const struct jobd_conf *conf, int sfd, int *sig,
+			int *rc)
+{
+	int64_t backoff = 0;
+	char errstr[512];
+	void *role;
+
+	while (!(role = start(conf, errstr, sizeof(errstr)))) {
+		if (redis_fatal(errstr)) {
+			jobd_error("cannot start %s: %s", what, errstr);
+			*rc = 1;
+			return NULL;
+		}
+		backoff = backoff < BACKOFF_MIN_MS     ? BACKOFF_MIN_MS :
+			  backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+							 backoff * 2;
+		jobd_warn("cannot start %s: %s (retrying in %lld ms)", what,
+			  errstr, (long long)backoff);
+		*sig = wait_signal(sfd, (int)backoff);
+		if (*sig)
+			return NULL;
+	}
+	return role;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -79,10 +140,11 @@ int main(int argc, char **argv)
 	const char *path = NULL;
 	struct jobd_conf *conf;
 	struct jobd_workers *workers = NULL;
+	struct jobd_consumer *consumer = NULL;
+	struct jobd_http *http = NULL;
 	struct jobd_store *st;
 	char errstr[512], roles[64] = "";
 	sigset_t mask;
-	int64_t backoff = 0;
 	int opt, sfd, sig = 0, rc = 0;
 
 	jobd_log_set_ident("jobd");
@@ -138,56 +200,24 @@ int main(int argc, char **argv)
 		  roles[0] ? roles : " none");
 
 	/* Redis first: every role needs it. */
-	for (;;) {
-		st = jobd_store_new(conf, errstr, sizeof(errstr));
-		if (st)
-			break;
-		if (redis_fatal(errstr)) {
-			jobd_error("%s", errstr);
-			rc = 1;
-			goto out_sfd;
-		}
-		backoff = backoff < BACKOFF_MIN_MS     ? BACKOFF_MIN_MS :
-			  backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-							 backoff * 2;
-		jobd_warn("%s (retrying in %lld ms)", errstr,
-			  (long long)backoff);
-		sig = wait_signal(sfd, (int)backoff);
-		if (sig)
-			goto out_sfd;
-	}
-	jobd_store_free(st);
-
-	if (conf->role_work) {
-		backoff = 0;
-		while (!(workers = jobd_workers_start(conf, errstr,
-						      sizeof(errstr)))) {
-			if (redis_fatal(errstr)) {
-				jobd_error("%s", errstr);
-				rc = 1;
-				goto out_roles;
-			}
-			backoff = backoff < BACKOFF_MIN_MS ? BACKOFF_MIN_MS :
-				  backoff * 2 > BACKOFF_MAX_MS ?
-							     BACKOFF_MAX_MS :
-							     backoff * 2;
-			jobd_warn("cannot start the workers: %s (retrying in "
-				  "%lld ms)",
-				  errstr, (long long)backoff);
-			sig = wait_signal(sfd, (int)backoff);
-			if (sig)
-				goto out_roles;
-		}
-	}
-	if (conf->role_consume) {
-		/* Role consume: the Kafka consumers (consumers/) start here. */
-	}
+	st = start_role("redis", start_probe, conf, sfd, &sig, &rc);
+	if (!st)
+		goto out_sfd;
+	jobd_store_free(st); /* it only proved that Redis answers */
+	if (conf->role_work &&
+	    !(workers = start_role("workers", start_workers, conf, sfd, &sig,
+				   &rc)))
+		goto out_roles;
+	if (conf->role_consume &&
+	    !(consumer = start_role("consumer", start_consumer, conf, sfd,
+				    &sig, &rc)))
+		goto out_roles;
 	if (conf->role_stats) {
 		/* Role stats: the per-minute stats producer starts here. */
 	}
-	if (conf->role_http) {
-		/* Role http: the monitor and API server start here. */
-	}
+	if (conf->role_http &&
+	    !(http = start_role("http", start_http, conf, sfd, &sig, &rc)))
+		goto out_roles;
 	jobd_info("running");
 
 	while (!sig)
@@ -196,6 +226,8 @@ int main(int argc, char **argv)
 
 out_roles:
 	/* Reverse order of start: http, stats, consume, then work. */
+	jobd_http_stop(http);
+	jobd_consumer_stop(consumer);
 	jobd_workers_stop(workers);
 	if (sig)
 		jobd_info("stopped");

@@ -663,17 +663,7 @@ int jobd_store_finish(struct jobd_store *st, const struct jobd_report *rep,
 		      size_t n, enum jobd_result *results)
 {
 	static const char *const outcomes[] = { "done", "failed", "stopped" };
-	int rc;
 
-	/* Log lines first, so they precede the finish entry. */
-	for (size_t i = 0; i < n; i++) {
-		if (rep[i].nlogs == 0)
-			continue;
-		rc = jobd_store_report(st, rep, n, results);
-		if (rc < 0)
-			return rc;
-		break;
-	}
 	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
 		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
 							  JOBD_STORE_BATCH;
@@ -691,6 +681,11 @@ int jobd_store_finish(struct jobd_store *st, const struct jobd_report *rep,
 			args_add(&a, rep[i].checkpoint);
 			args_addf(&a, "%.4f", (double)random() / RAND_MAX);
 			args_add(&a, rep[i].message);
+			args_addf(&a, "%zu", rep[i].nlogs);
+			for (size_t j = 0; j < rep[i].nlogs; j++) {
+				args_add(&a, level_name(rep[i].logs[j].level));
+				args_add(&a, rep[i].logs[j].msg);
+			}
 		}
 		r = eval(st, S_FINISH, &a);
 		args_release(&a);
@@ -849,8 +844,9 @@ int jobd_store_cascades_run(struct jobd_store *st, size_t max_calls,
 	*left = 0;
 	if (ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
-	r = command(st, "ZRANGE %s:cascades 0 %zu", st->conf->prefix,
-			 max_calls ? max_calls - 1 : 0);
+	/* hiredis 0.14 formats no %zu. */
+	r = command(st, "ZRANGE %s:cascades 0 %lld", st->conf->prefix,
+		    (long long)(max_calls ? max_calls - 1 : 0));
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	for (size_t i = 0; i < r->elements && rc == 0; i++)

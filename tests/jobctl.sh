@@ -221,7 +221,7 @@ for i in $(seq 1 14); do
 	race+=("$out")
 done
 for p in 0 1 2; do
-	for k in 1 2; do
+	for _ in 1 2; do
 		run submit noop --parent "${race[$p]}"
 		race+=("$out")
 	done
@@ -230,15 +230,15 @@ done
 
 # operator SEED: 1,000 operations in batches of 20 ids.
 operator() {
-	local seed=$1 i op code
+	local seed=$1 i op code ids
 	local ops=(stop resume stop resume stop resume stop resume stop cancel)
 
-	RANDOM=$seed
 	for i in $(seq 1 50); do
 		op=${ops[$(((i + seed) % 10))]}
 		code=0
-		jobctl "$op" $(printf '%s\n' "${race[@]}" | shuf --random-source=<(yes "$seed$i")) \
-			>/dev/null 2>>"$work/race-$seed.err" || code=$?
+		mapfile -t ids < <(printf '%s\n' "${race[@]}" |
+			shuf --random-source=<(yes "$seed$i"))
+		jobctl "$op" "${ids[@]}" >/dev/null 2>>"$work/race-$seed.err" || code=$?
 		[ "$code" -le 1 ] || { echo "exit $code" >>"$work/race-$seed.fail"; return 1; }
 	done
 }

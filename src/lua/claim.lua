@@ -65,10 +65,12 @@ while #out < max and tries < max * 4 + 8 do
 	if id then
 		local h = load(id)
 		if h and h.status == 'pending' then
-			local sa = h.parent ~= '' and stopped_ancestor(h.parent)
+			local sa, how = nil, nil
+			if h.parent ~= '' then sa, how = stopped_ancestor(h.parent) end
 			if sa then
-				set_status(h, 'stopped')
-				joblog(id, 'info', h.attempt, 'stopped: ancestor ' .. sa .. ' is stopping or stopped')
+				local to = how == 'canceled' and 'canceled' or 'stopped'
+				set_status(h, to)
+				joblog(id, 'info', h.attempt, to .. ': ancestor ' .. sa .. ' is ' .. how)
 			else
 				local attempt = num(h.attempt) + 1
 				local f = {'attempt', attempt, 'instance', instance,

@@ -1,8 +1,9 @@
 -- finish.lua: the handlers of N running jobs returned.
--- ARGV: prefix, stats_ttl_ms, n, then n groups of 7:
+-- ARGV: prefix, stats_ttl_ms, n, then n variable groups:
 --   id, attempt, outcome (done | failed | stopped), progress (-1 keeps
 --   it), errors_delta, checkpoint ('' keeps it), jitter (0..1, for the
---   retry backoff), message (logged for failed)
+--   retry backoff), message (logged for failed), nlogs, then nlogs pairs:
+--   level, message (the handler's last log lines)
 -- Reply: n strings: finished | waiting (for children) | stopped | retry
 --   | fenced (the attempt is no longer the job's: nothing written).
 -- A failed handler finishes the job with errors unless its retry policy
@@ -12,16 +13,19 @@
 
 local ttl = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
-local W = 8
 local out = {}
+local a = 4
 
 for i = 0, n - 1 do
-	local a = 4 + i * W
 	local id, attempt, outcome = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+	local nlogs = tonumber(ARGV[a + 8])
 	local h = load(id)
 	if fenced(h, attempt) then
 		out[#out + 1] = 'fenced'
 	else
+		for j = 0, nlogs - 1 do
+			joblog(id, ARGV[a + 9 + j * 2], attempt, ARGV[a + 10 + j * 2])
+		end
 		set_progress(h, tonumber(ARGV[a + 3]), ARGV[a + 5], tonumber(ARGV[a + 4]))
 		settle_charge(h)
 		if outcome == 'stopped' and h.status ~= 'stopping' then
@@ -49,6 +53,7 @@ for i = 0, n - 1 do
 			out[#out + 1] = finish_job(h)
 		end
 	end
+	a = a + 9 + nlogs * 2
 end
 flush_stats(ttl)
 flush_wake()

@@ -302,12 +302,15 @@ finish_job = function(h)
 	return 'finished'
 end
 
--- The first stopping or stopped ancestor of a job, or nil.
+-- The first stopping, stopped or canceled ancestor of a job and its
+-- status, or nil.
 local function stopped_ancestor(parent)
 	local depth = 0
 	while parent and parent ~= '' and depth < MAX_DEPTH do
 		local v = redis.call('HMGET', jkey(parent), 'status', 'parent')
-		if v[1] == 'stopping' or v[1] == 'stopped' then return parent end
+		if v[1] == 'stopping' or v[1] == 'stopped' or v[1] == 'canceled' then
+			return parent, v[1]
+		end
 		parent = v[2]
 		depth = depth + 1
 	end
@@ -416,8 +419,8 @@ OPS['resume'] = function(h, actor, top)
 		return nil
 	end
 	if top and h.parent ~= '' then
-		local sa = stopped_ancestor(h.parent)
-		if sa then return 'job ' .. h.id .. ' is under stopped job ' .. sa .. ': resume that one' end
+		local sa, how = stopped_ancestor(h.parent)
+		if sa then return 'job ' .. h.id .. ' is under ' .. how .. ' job ' .. sa .. (how == 'canceled' and ': it cannot run any more' or ': resume that one') end
 	end
 	if h.awaiting == '1' then
 		-- Its handler had returned: back to waiting for its children.
@@ -445,7 +448,9 @@ OPS['force-stop'] = function(h, actor, top)
 end
 
 OPS['cancel'] = function(h, actor, top)
-	if h.status ~= 'stopped' then
+	-- A descendant that a stop skipped (its type is not stoppable) and
+	-- that never started is canceled with its tree, never run under it.
+	if h.status ~= 'stopped' and (top or h.status ~= 'pending') then
 		if top then return refuse(h, 'cancel', 'stopped') end
 		return nil
 	end

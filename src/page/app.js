@@ -2,7 +2,7 @@
  * jobd monitor page: the App Monitor "Jobs" screen over the JSON API.
  *
  * Vanilla JS, no libraries. Every piece of job data goes into the DOM as
- * text (textContent / text nodes, never innerHTML), so a payload, type or
+ * text (textContent and text nodes, never parsed as HTML), so a payload, type or
  * log line holding markup is shown, not run. Views are chosen by the URL
  * hash (#/, #/jobs/ID, #/stats); the visible view refreshes every 2 s and
  * live values (waiting, duration) tick every second between refreshes,
