@@ -112,6 +112,10 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 			job->not_before = i64(v);
 		else if (strcmp(f, "instance") == 0)
 			job->instance = dup_nonempty(v);
+		else if (strcmp(f, "claimed_at") == 0)
+			job->claimed_at = i64(v);
+		else if (strcmp(f, "created_by") == 0)
+			job->created_by = dup_nonempty(v);
 		else if (strcmp(f, "payload") == 0)
 			job->payload = strdup(v);
 		else if (strcmp(f, "checkpoint") == 0)
@@ -156,6 +160,7 @@ void jobd_job_free(struct jobd_job *job)
 	free(job->type);
 	free(job->run_by);
 	free(job->instance);
+	free(job->created_by);
 	free(job->payload);
 	free(job->checkpoint);
 	free(job);

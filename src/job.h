@@ -53,6 +53,8 @@ struct jobd_job {
 	bool awaiting;       /* handler returned, waiting for children */
 	int64_t not_before;  /* ms: retry time, 0 = none */
 	char *instance;      /* instance of the last claim, NULL if never */
+	int64_t claimed_at;  /* ms: the last claim, 0 = never */
+	char *created_by;    /* the actor, when not run_by (e.g. "kafka") */
 	char *payload;       /* JSON text */
 	char *checkpoint;    /* JSON text, NULL if none */
 	struct jobd_children children;

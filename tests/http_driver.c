@@ -7,7 +7,7 @@
  *
  * The scripted worker claims every ready job and acts on its payload's
  * "sim" member, so the tests can put jobs in every status without real
- * handlers: "finish" (default) logs and finishes; "error" reports an
+ * handlers: "finish" (default) logs its "note" and finishes; "error" reports an
  * error and fails; "run" logs a step a second until a stop is requested,
  * then stops at its checkpoint; "stuck" runs and never honours a stop (it
  * stays stopping until force-stopped).
@@ -46,13 +46,16 @@ static bool signalled(const sigset_t *set, int ms)
 	return sigtimedwait(set, NULL, &ts) > 0;
 }
 
-static const char *sim_of(const char *payload)
+/* The payload's "sim" (default "finish") and "note" (a line to log). */
+static const char *sim_of(const char *payload, char *note, size_t size)
 {
 	static char buf[16];
 	json_t *j = json_loads(payload ? payload : "{}", 0, NULL);
 	const char *s = json_string_value(json_object_get(j, "sim"));
+	const char *n = json_string_value(json_object_get(j, "note"));
 
 	snprintf(buf, sizeof(buf), "%s", s ? s : "finish");
+	snprintf(note, size, "%s", n ? n : "all records processed");
 	json_decref(j);
 	return buf;
 }
@@ -117,7 +120,9 @@ static int run_worker(const struct jobd_conf *conf, const sigset_t *set)
 		    jobd_store_claim(st, "http-driver", 20, 20, LEASE, &claims,
 				     &n) == 0) {
 			for (size_t i = 0; i < n; i++) {
-				const char *sim = sim_of(claims[i].payload);
+				char note[256];
+				const char *sim = sim_of(claims[i].payload,
+							 note, sizeof(note));
 				struct jobd_claim *c = &claims[i];
 
 				if (!strcmp(sim, "run") || !strcmp(sim, "stuck")) {
@@ -133,8 +138,8 @@ static int run_worker(const struct jobd_conf *conf, const sigset_t *set)
 					       "something broke", 50, 1);
 				} else {
 					finish(st, c->id, c->attempt,
-					       JOBD_OUTCOME_DONE,
-					       "all records processed", 100, 0);
+					       JOBD_OUTCOME_DONE, note, 100,
+					       0);
 				}
 				if (nrun == MAX_RUNNING)
 					break;

@@ -45,6 +45,5 @@ if left == 0 then
 	redis.call('DEL', tk, todo)
 	redis.call('ZREM', P .. ':cascades', task)
 end
-flush_stats(tonumber(ARGV[2]))
-flush_wake()
+flush(tonumber(ARGV[2]))
 return left

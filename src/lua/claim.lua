@@ -7,8 +7,9 @@
 -- the least is served first and charged its mean duration at claim, so a
 -- batch does not hand every worker to one root; finish.lua corrects the
 -- charge. Low-priority jobs are taken only when no normal job is ready,
--- at most max_low of them. A job under a stopping or stopped ancestor is
--- stopped here instead of run, so a cascade in progress is never raced.
+-- at most max_low of them. A job under a stopping, stopped or canceled
+-- ancestor is stopped (or canceled) here instead of run, so a cascade in
+-- progress is never raced.
 
 local ttl = tonumber(ARGV[2])
 local instance = ARGV[3]
@@ -17,38 +18,35 @@ local max = tonumber(ARGV[5])
 local max_low = tonumber(ARGV[6])
 local estimate = tonumber(ARGV[7])
 local out = {}
+local FIELDS = {'status', 'parent', 'root', 'type', 'system', 'low_priority',
+	'attempt', 'progress', 'children_total', 'queued_at', 'created_at',
+	'started_at', 'not_before', 'avg_ms', 'vruntime', 'payload', 'checkpoint'}
 
 -- Due retries become ready (bounded per call).
 local due = redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', NOW, 'LIMIT', 0, 100)
 for _, id in ipairs(due) do
 	redis.call('ZREM', P .. ':delayed', id)
-	local v = redis.call('HMGET', jkey(id), 'status', 'root', 'low_priority')
-	if v[1] == 'pending' then enqueue(id, v[2], v[3], 0) end
+	local h = load_fields(id, {'status', 'root', 'low_priority',
+		'children_total', 'vruntime'})
+	if h and h.status == 'pending' then enqueue(h) end
 end
 
+-- Pops the root with the least virtual runtime and its first ready job.
+-- Returns id, root, vruntime, more (the root has more ready jobs), or nil
+-- when no root is ready. A root with no ready key is its own queue.
 local function pick(low)
-	local rk = roots_key(low)
-	local r = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+	local r = redis.call('ZPOPMIN', roots_key(low))
 	if #r == 0 then return nil end
 	local root, vr = r[1], tonumber(r[2])
+	if string.byte(root) == 61 then -- "=ID": a root that is its own queue
+		root = string.sub(root, 2)
+		return root, root, vr, false
+	end
 	local rq = ready_key(root, low)
-	local ids = redis.call('ZRANGE', rq, 0, 0)
-	if #ids == 0 then
-		redis.call('ZREM', rk, root)
-		return false
-	end
-	local id = ids[1]
-	redis.call('ZREM', rq, id)
-	local avg = num(redis.call('HGET', jkey(root), 'avg_ms'))
-	local charge = avg > 0 and avg or estimate
-	redis.call('SET', P .. ':vr_floor', vr)
-	redis.call('HSET', jkey(root), 'vruntime', vr + charge)
-	if redis.call('EXISTS', rq) == 1 then
-		redis.call('ZADD', rk, vr + charge, root)
-	else
-		redis.call('ZREM', rk, root)
-	end
-	return id, charge
+	local ids = redis.call('ZRANGE', rq, 0, 1)
+	if #ids == 0 then return root, root, vr, false end
+	redis.call('ZREM', rq, ids[1])
+	return ids[1], root, vr, #ids > 1
 end
 
 local low_taken = 0
@@ -56,42 +54,61 @@ local tries = 0
 while #out < max and tries < max * 4 + 8 do
 	tries = tries + 1
 	local low = '0'
-	local id, charge = pick('0')
+	local id, root, vr, more = pick('0')
 	if id == nil and low_taken < max_low then
 		low = '1'
-		id, charge = pick('1')
+		id, root, vr, more = pick('1')
 	end
 	if id == nil then break end
-	if id then
-		local h = load(id)
-		if h and h.status == 'pending' then
-			local sa, how = nil, nil
-			if h.parent ~= '' then sa, how = stopped_ancestor(h.parent) end
-			if sa then
-				local to = how == 'canceled' and 'canceled' or 'stopped'
-				set_status(h, to)
-				joblog(id, 'info', h.attempt, to .. ': ancestor ' .. sa .. ' is ' .. how)
-			else
-				local attempt = num(h.attempt) + 1
-				local f = {'attempt', attempt, 'instance', instance,
-					'run_since', NOW, 'charged', charge,
-					'not_before', 0}
-				if h.started_at == '' then
-					f[#f + 1] = 'started_at'; f[#f + 1] = NOW
-					stat_wait(h.type, NOW - num(h.queued_at))
-				end
-				h.not_before = 0
-				set_status(h, 'in_progress', f)
-				redis.call('ZADD', P .. ':leases', NOW + lease, id)
-				joblog(id, 'info', attempt, 'claimed by ' .. instance .. ' attempt ' .. attempt)
-				if low == '1' then low_taken = low_taken + 1 end
-				local v = redis.call('HMGET', jkey(id), 'payload', 'checkpoint')
-				out[#out + 1] = {tonumber(id), attempt, h.type, v[1] or '{}',
-					v[2] or '', tonumber(h.low_priority) or 0,
-					tonumber(h.root), h.progress}
+	VR_LAST = vr
+	local h = load_fields(id, FIELDS)
+	-- Stale entries (the job moved on, or sits in the other queue) are
+	-- dropped; the queue it really is in still holds it.
+	local ok = h and h.status == 'pending' and
+		(h.low_priority == '' and '0' or h.low_priority) == low
+	local charge = 0
+	if ok then
+		local avg = id == root and num(h.avg_ms) or
+			num(redis.call('HGET', jkey(root), 'avg_ms'))
+		charge = avg > 0 and avg or estimate
+	end
+	if more then
+		redis.call('ZADD', roots_key(low), I(vr + charge), root)
+	elseif ok and id ~= root then
+		redis.call('HSET', jkey(root), 'vruntime', I(vr + charge))
+	end
+	if ok then
+		h.dequeued = true
+		local sa, how = nil, nil
+		if h.parent ~= '' then sa, how = stopped_ancestor(h.parent) end
+		if sa then
+			local to = how == 'canceled' and 'canceled' or 'stopped'
+			set_status(h, to)
+			joblog(id, 'info', h.attempt, to .. ': ancestor ' .. sa .. ' is ' .. how)
+		else
+			local attempt = num(h.attempt) + 1
+			-- "claimed by INSTANCE attempt N" is read from these fields.
+			local f = {'attempt', I(attempt), 'instance', instance,
+				'run_since', NOWS, 'claimed_at', NOWS, 'charged', I(charge)}
+			if num(h.not_before) > 0 then
+				f[#f + 1] = 'not_before'; f[#f + 1] = '0'
 			end
+			if id == root and not more then
+				f[#f + 1] = 'vruntime'; f[#f + 1] = I(vr + charge)
+			end
+			if h.started_at == '' then
+				f[#f + 1] = 'started_at'; f[#f + 1] = NOWS
+				local from = h.queued_at ~= '' and h.queued_at or h.created_at
+				stat_wait(h.type, NOW - num(from))
+			end
+			h.lease_until = NOW + lease
+			set_status(h, 'in_progress', f)
+			if low == '1' then low_taken = low_taken + 1 end
+			out[#out + 1] = {tonumber(id), attempt, h.type, h.payload,
+				h.checkpoint, tonumber(h.low_priority) or 0,
+				tonumber(root), h.progress}
 		end
 	end
 end
-flush_stats(ttl)
+flush(ttl)
 return out

@@ -1,21 +1,25 @@
 -- create.lua: creates N jobs, idempotently by key.
--- KEYS: none (derived from the prefix).
 -- ARGV: prefix, stats_ttl_ms, actor, n, then n groups of 12:
 --   key, type, parent, run_by, low_priority (0/1), payload (JSON text),
 --   source, system (0/1), stoppable (0/1), restartable (0/1), retries,
 --   backoff_ms
 -- Reply: n entries, each {id, existed (0/1)} or an error string naming
---   the job's position ("parent 7 not found").
+--   why ("parent 7 not found").
 -- A job with a key whose mapping exists returns the existing id and
 -- changes nothing, so a create retried after a lost reply makes no second
 -- job. A child of a stopping or stopped parent is created stopped; no
 -- child under a finished or canceled parent.
+-- The hash holds only what differs from the defaults (docs/redis-keys.md):
+-- a zero counter or a default policy is an absent field, which keeps the
+-- hash small and every later read of it cheap.
 
 local ttl = tonumber(ARGV[2])
 local actor = ARGV[3]
 local n = tonumber(ARGV[4])
 local out = {}
 local W = 12
+-- Ids for the whole batch in one call; unused ones are simply skipped.
+local next_id = redis.call('INCRBY', P .. ':seq', n) - n
 
 for i = 0, n - 1 do
 	local a = 5 + i * W
@@ -42,37 +46,43 @@ for i = 0, n - 1 do
 		end
 	end
 	if not res then
-		local id = redis.call('INCR', P .. ':seq')
+		next_id = next_id + 1
+		local id = next_id
 		local sid = tostring(id)
-		local root, depth, status = sid, 0, 'pending'
+		local root, status = sid, 'pending'
 		if p then
 			root = p.root
-			depth = num(p.depth) + 1
 			if p.low_priority == '1' then low = '1' end
 			if p.status == 'stopping' or p.status == 'stopped' then
 				status = 'stopped'
 			end
 		end
 		if system == '1' then run_by = '' end
-		local f = {'id', sid, 'type', ty, 'status', status,
-			'system', system, 'low_priority', low, 'root', root,
-			'depth', depth, 'created_at', NOW, 'queued_at', NOW,
-			'progress', 0, 'errors', 0, 'attempt', 0, 'restarts', 0,
-			'children_total', 0, 'children_progress', 0,
-			'inconsistent', 0, 'payload', payload,
-			'stoppable', ARGV[a + 8], 'restartable', ARGV[a + 9],
-			'retries', ARGV[a + 10], 'backoff_ms', ARGV[a + 11]}
-		if key ~= '' then f[#f + 1] = 'key'; f[#f + 1] = key end
-		if parent ~= '' then f[#f + 1] = 'parent'; f[#f + 1] = parent end
-		if run_by ~= '' then f[#f + 1] = 'run_by'; f[#f + 1] = run_by end
-		if source ~= '' then f[#f + 1] = 'source'; f[#f + 1] = source end
+		local f = {'id', sid, 'type', ty, 'status', status, 'root', root,
+			'created_at', NOWS, 'payload', payload}
+		local function opt(name, v, default)
+			if v ~= default then f[#f + 1] = name; f[#f + 1] = v end
+		end
+		opt('system', system, '0')
+		opt('low_priority', low, '0')
+		opt('key', key, '')
+		opt('parent', parent, '')
+		opt('run_by', run_by, '')
+		opt('source', source, '')
+		opt('stoppable', ARGV[a + 8], '1')
+		opt('restartable', ARGV[a + 9], '0')
+		opt('retries', ARGV[a + 10], '0')
+		if ARGV[a + 10] ~= '0' then opt('backoff_ms', ARGV[a + 11], '') end
+		if p then opt('depth', tostring(num(p.depth) + 1), '0') end
+		-- The audit log reads "created by ACTOR" from here, not a stream.
+		if actor ~= '' and actor ~= run_by then opt('created_by', actor, '') end
 		redis.call('HSET', jkey(sid), unpack(f))
 		if kk then redis.call('SET', kk, sid) end
 		local cls = class_of(parent, system)
 		for _, ik in ipairs(index_keys(cls, status, ty, run_by)) do
-			redis.call('ZADD', ik, id, sid)
+			zset_later(ik, sid, id)
 		end
-		redis.call('HINCRBY', P .. ':count', status, 1)
+		count_add(status, 1)
 		if p then
 			local pk = jkey(parent)
 			local old = overall(p)
@@ -82,20 +92,19 @@ for i = 0, n - 1 do
 			p.children_total = num(p.children_total) + 1
 			local new = overall(p)
 			if p.parent ~= '' then propagate_progress(p, old, new) end
+			joblog(parent, 'info', p.attempt, 'child ' .. sid .. ' (' .. ty .. ') created')
+			if status == 'stopped' then
+				joblog(sid, 'info', 0, 'created stopped: parent ' .. parent .. ' is ' .. p.status)
+			end
 		end
-		if status == 'pending' then enqueue(sid, root, low, 0) end
+		if status == 'pending' then
+			enqueue({id = sid, root = root, low_priority = low,
+				children_total = 0})
+		end
 		stat_add('created', ty, 1)
-		local how = 'created'
-		if actor ~= '' then how = how .. ' by ' .. actor end
-		if source ~= '' then how = how .. ' from ' .. source end
-		if p then how = how .. ' as a child of ' .. parent end
-		if status == 'stopped' then how = how .. ', stopped: parent is ' .. p.status end
-		joblog(sid, 'info', 0, how)
-		if p then joblog(parent, 'info', p.attempt, 'child ' .. sid .. ' (' .. ty .. ') created') end
 		res = {id, 0}
 	end
 	out[#out + 1] = res
 end
-flush_stats(ttl)
-flush_wake()
+flush(ttl)
 return out

@@ -7,17 +7,17 @@ local max = tonumber(ARGV[3])
 local ids = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', NOW, 'LIMIT', 0, max)
 local out = {}
 for _, id in ipairs(ids) do
-	local h = load(id)
+	local h = load_fields(id, RUN)
 	redis.call('ZREM', P .. ':leases', id)
 	if h and (h.status == 'in_progress' or h.status == 'stopping') and h.awaiting ~= '1' then
-		settle_charge(h)
+		local f = {}
+		settle_charge(h, f)
 		local inst = redis.call('HGET', jkey(id), 'instance') or '?'
 		local to = h.status == 'stopping' and 'stopped' or 'pending'
-		set_status(h, to)
+		set_status(h, to, f)
 		joblog(id, 'warn', h.attempt, 'lease of ' .. inst .. ' expired (attempt ' .. h.attempt .. '): ' .. to)
 		out[#out + 1] = tonumber(id)
 	end
 end
-flush_stats(tonumber(ARGV[2]))
-flush_wake()
+flush(tonumber(ARGV[2]))
 return out

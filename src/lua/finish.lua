@@ -19,42 +19,47 @@ local a = 4
 for i = 0, n - 1 do
 	local id, attempt, outcome = ARGV[a], ARGV[a + 1], ARGV[a + 2]
 	local nlogs = tonumber(ARGV[a + 8])
-	local h = load(id)
+	local h = load_fields(id, RUN)
 	if fenced(h, attempt) then
 		out[#out + 1] = 'fenced'
 	else
 		for j = 0, nlogs - 1 do
 			joblog(id, ARGV[a + 9 + j * 2], attempt, ARGV[a + 10 + j * 2])
 		end
-		set_progress(h, tonumber(ARGV[a + 3]), ARGV[a + 5], tonumber(ARGV[a + 4]))
-		settle_charge(h)
+		local f = {}
+		set_progress(h, tonumber(ARGV[a + 3]), ARGV[a + 5],
+			tonumber(ARGV[a + 4]), f, true)
+		settle_charge(h, f)
 		if outcome == 'stopped' and h.status ~= 'stopping' then
 			outcome = 'failed'
 		end
 		if outcome == 'failed' then
+			need(h, {'retries', 'retry_count', 'backoff_ms'})
 			h.errors = num(h.errors) + 1
-			redis.call('HSET', jkey(id), 'errors', h.errors)
+			-- The last 'errors' of F wins in HSET.
+			f[#f + 1] = 'errors'; f[#f + 1] = h.errors
 			joblog(id, 'error', attempt, ARGV[a + 7] ~= '' and ARGV[a + 7] or 'handler failed')
 		end
 		if outcome == 'stopped' then
-			set_status(h, 'stopped')
+			set_status(h, 'stopped', f)
 			joblog(id, 'info', attempt, 'stopped at checkpoint')
 			out[#out + 1] = 'stopped'
-		elseif outcome == 'failed' and num(h.retry_count) < num(h.retries)
-			and h.status == 'in_progress' then
+		elseif outcome == 'failed' and h.status == 'in_progress' and
+			num(h.retry_count) < num(h.retries) then
 			local rc = num(h.retry_count)
 			local delay = num(h.backoff_ms) * (2 ^ rc) * (0.5 + tonumber(ARGV[a + 6]))
 			h.not_before = NOW + math.floor(delay)
-			set_status(h, 'pending', {'retry_count', rc + 1, 'not_before', h.not_before})
+			f[#f + 1] = 'retry_count'; f[#f + 1] = rc + 1
+			f[#f + 1] = 'not_before'; f[#f + 1] = h.not_before
+			set_status(h, 'pending', f)
 			joblog(id, 'warn', attempt, 'retry ' .. (rc + 1) .. ' of ' .. h.retries ..
 				' in ' .. math.floor(delay) .. 'ms')
 			out[#out + 1] = 'retry'
 		else
-			out[#out + 1] = finish_job(h)
+			out[#out + 1] = finish_job(h, f)
 		end
 	end
 	a = a + 9 + nlogs * 2
 end
-flush_stats(ttl)
-flush_wake()
+flush(ttl)
 return out

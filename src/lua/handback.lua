@@ -11,18 +11,18 @@ local out = {}
 for i = 0, n - 1 do
 	local a = 5 + i * 4
 	local id, attempt = ARGV[a], ARGV[a + 1]
-	local h = load(id)
+	local h = load_fields(id, RUN)
 	if fenced(h, attempt) then
 		out[#out + 1] = 'fenced'
 	else
-		set_progress(h, tonumber(ARGV[a + 2]), ARGV[a + 3], 0)
-		settle_charge(h)
+		local f = {}
+		set_progress(h, tonumber(ARGV[a + 2]), ARGV[a + 3], 0, f, true)
+		settle_charge(h, f)
 		local to = h.status == 'stopping' and 'stopped' or 'pending'
-		set_status(h, to)
-		joblog(id, 'info', attempt, 'handed back (' .. reason .. '): ' .. to)
+		set_status(h, to, f)
+		joblog(id, 'info', attempt, 'attempt ' .. attempt .. ' handed back (' .. reason .. '): ' .. to)
 		out[#out + 1] = to
 	end
 end
-flush_stats(tonumber(ARGV[2]))
-flush_wake()
+flush(tonumber(ARGV[2]))
 return out

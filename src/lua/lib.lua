@@ -14,6 +14,11 @@ local P = ARGV[1]
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 local MINUTE = NOW - NOW % 60000
+-- Integers as text. Lua 5.1 turns every number it hands to redis.call
+-- into text with "%.14g", a slow floating-point format: "%d" is several
+-- times cheaper, and the hot paths pass a dozen numbers per job.
+local function I(x) return string.format('%d', x) end
+local NOWS = I(NOW)
 local MAX_DEPTH = 32
 
 local function jkey(id) return P .. ':job:' .. id end
@@ -30,6 +35,36 @@ local function class_of(parent, system)
 end
 
 local function terminal(s) return s == 'finished' or s == 'canceled' end
+
+-- Running jobs (in progress or stopping) are indexed by P:leases alone,
+-- scored by lease expiry (+inf for a parent waiting for its children):
+-- the status indexes hold the other four statuses. One write less per
+-- claim and per finish; list.lua reads P:leases for these two statuses.
+local function running(s) return s == 'in_progress' or s == 'stopping' end
+
+-- Index writes (status indexes, leases, create's indexes) are collected
+-- per call and written at the end (flush) with one ZADD and one ZREM per
+-- key: a batch of 200 jobs costs a few calls, not 200 per index. The last
+-- write of a member wins, so a job that changes twice in one call is
+-- indexed by its final state. Nothing reads these keys inside a
+-- transition script; queues (read by the claim loop) are written at once.
+local ZDEFER, ZKEYS = {}, {}
+local function zset_later(key, member, score)
+	local t = ZDEFER[key]
+	if not t then
+		t = {}
+		ZDEFER[key] = t
+		ZKEYS[#ZKEYS + 1] = key
+	end
+	t[tostring(member)] = score
+end
+
+-- Status counters (P:count), like statistics, are summed per call and
+-- written once at the end (flush).
+local COUNT = {}
+local function count_add(status, d)
+	COUNT[status] = (COUNT[status] or 0) + d
+end
 
 -- Statistics are aggregated per script call and written once per field
 -- (flush_stats), so a batch of N jobs costs a few calls, not N.
@@ -83,14 +118,12 @@ end
 
 -- Wake idle workers of every instance: one message per script call.
 local WAKE = false
-local function flush_wake()
-	if WAKE then redis.call('PUBLISH', P .. ':wake', '1') end
-end
+
 
 -- Index keys of one job, for its class and dimensions.
 local function index_keys(cls, status, ty, run_by)
 	local base = P .. ':ix:' .. cls
-	local k = {base, base .. ':s:' .. status, base .. ':t:' .. ty}
+	local k = {base .. ':s:' .. status, base .. ':t:' .. ty}
 	if run_by and run_by ~= '' then k[#k + 1] = base .. ':u:' .. run_by end
 	return k
 end
@@ -103,29 +136,57 @@ local function roots_key(low)
 	return P .. (low == '1' and ':roots_low' or ':roots')
 end
 
--- Puts a pending job on its root's ready queue (or the delayed set).
--- A root that becomes ready again starts at the current minimum virtual
--- runtime, so it neither jumps the queue nor starves (DESIGN section 5).
-local function enqueue(id, root, low, not_before)
-	if not_before and not_before > NOW then
-		redis.call('ZADD', P .. ':delayed', not_before, id)
-		return
-	end
-	redis.call('ZADD', ready_key(root, low), id, id)
-	local rk = roots_key(low)
-	if not redis.call('ZSCORE', rk, root) then
-		local floor = num(redis.call('GET', P .. ':vr_floor'))
-		local own = num(redis.call('HGET', jkey(root), 'vruntime'))
-		redis.call('ZADD', rk, math.max(floor, own), root)
-	end
-	WAKE = true
+-- The virtual runtime at which a root that becomes ready starts: the
+-- last served root's (read once per call).
+local VR_FLOOR = nil
+local VR_LAST = nil
+local function vr_floor()
+	if not VR_FLOOR then VR_FLOOR = num(redis.call('GET', P .. ':vr_floor')) end
+	return VR_FLOOR
 end
 
-local function dequeue(id, root, low)
-	redis.call('ZREM', P .. ':delayed', id)
-	local rq = ready_key(root, low)
-	if redis.call('ZREM', rq, id) == 1 and redis.call('EXISTS', rq) == 0 then
-		redis.call('ZREM', roots_key(low), root)
+-- Puts pending job H on its root's ready queue (or the delayed set). A
+-- root without children is its own queue: it waits in the roots set as
+-- "=ID" with no ready key, which saves four calls per job for the common
+-- case. A
+-- root that becomes ready again starts at the current minimum virtual
+-- runtime, so it neither jumps the queue nor starves (DESIGN section 5).
+local function enqueue(h)
+	local nb = num(h.not_before)
+	if nb > NOW then
+		redis.call('ZADD', P .. ':delayed', nb, h.id)
+		return
+	end
+	WAKE = true
+	local rk = roots_key(h.low_priority)
+	if h.id == h.root and num(h.children_total) == 0 then
+		redis.call('ZADD', rk, 'NX', I(math.max(vr_floor(), num(h.vruntime))),
+			'=' .. h.id)
+		return
+	end
+	local rq = ready_key(h.root, h.low_priority)
+	local alone = redis.call('ZSCORE', rk, '=' .. h.root)
+	if alone then
+		-- The root waits as its own queue: it becomes a real one.
+		redis.call('ZREM', rk, '=' .. h.root)
+		redis.call('ZADD', rk, alone, h.root)
+		redis.call('ZADD', rq, h.root, h.root)
+	elseif not redis.call('ZSCORE', rk, h.root) then
+		local own = num(redis.call('HGET', jkey(h.root), 'vruntime'))
+		redis.call('ZADD', rk, I(math.max(vr_floor(), own)), h.root)
+	end
+	redis.call('ZADD', rq, h.id, h.id)
+end
+
+-- Takes pending job H off its ready queue (or the delayed set).
+local function dequeue(h)
+	if num(h.not_before) > 0 then redis.call('ZREM', P .. ':delayed', h.id) end
+	local rq = ready_key(h.root, h.low_priority)
+	local rk = roots_key(h.low_priority)
+	if redis.call('ZREM', rq, h.id) == 1 then
+		if redis.call('EXISTS', rq) == 0 then redis.call('ZREM', rk, h.root) end
+	elseif h.id == h.root then
+		redis.call('ZREM', rk, '=' .. h.id)
 	end
 end
 
@@ -144,21 +205,51 @@ local function overall(h)
 	return (num(h.progress) + num(h.children_progress)) / (1 + num(h.children_total))
 end
 
--- Reads the fields of a job that the transitions need.
-local CORE = {'status', 'parent', 'root', 'type', 'system', 'run_by',
-	'low_priority', 'progress', 'children_progress', 'children_total',
-	'attempt', 'errors', 'children_errors', 'awaiting', 'created_at',
-	'queued_at', 'started_at', 'run_since', 'run_ms', 'stoppable',
-	'restartable', 'retries', 'retry_count', 'backoff_ms', 'not_before',
-	'children_finished', 'children_canceled', 'children_in_progress',
-	'children_stopping', 'tree_stopping', 'inconsistent', 'depth',
-	'children_pending', 'children_stopped'}
-local function load(id)
-	local v = redis.call('HMGET', jkey(id), unpack(CORE))
+-- Reads fields of a job into a table (absent fields read as ''). Each
+-- transition reads only what it needs: HMGET costs grow with the fields.
+local function load_fields(id, fields)
+	local v = redis.call('HMGET', jkey(id), unpack(fields))
 	if not v[1] then return nil end
 	local h = {id = id}
-	for i, f in ipairs(CORE) do h[f] = v[i] or '' end
+	for i, f in ipairs(fields) do h[f] = v[i] or '' end
 	return h
+end
+
+-- Adds FIELDS to a job already loaded (those it lacks).
+local function need(h, fields)
+	local want = {}
+	for _, f in ipairs(fields) do
+		if h[f] == nil then want[#want + 1] = f end
+	end
+	if #want == 0 then return end
+	local v = redis.call('HMGET', jkey(h.id), unpack(want))
+	for i, f in ipairs(want) do h[f] = v[i] or '' end
+end
+
+local CHILDREN = {'children_progress', 'children_pending',
+	'children_in_progress', 'children_stopping', 'children_stopped',
+	'children_finished', 'children_canceled', 'children_errors',
+	'tree_stopping'}
+local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
+	'low_priority', 'progress', 'children_total', 'attempt', 'errors',
+	'awaiting', 'created_at', 'queued_at', 'started_at', 'run_since',
+	'run_ms', 'stoppable', 'restartable', 'retries', 'retry_count',
+	'backoff_ms', 'not_before', 'inconsistent', 'depth', 'charged',
+	'vruntime', 'avg_ms'}
+for _, f in ipairs(CHILDREN) do ALL[#ALL + 1] = f end
+
+-- What the ends of a run (finish, hand back, lease expiry, reports) read.
+local RUN = {'status', 'parent', 'root', 'type', 'system', 'low_priority',
+	'attempt', 'awaiting', 'progress', 'children_total', 'children_progress',
+	'errors', 'run_since', 'run_ms', 'charged', 'vruntime', 'avg_ms',
+	'not_before'}
+
+-- A whole job, for operations (off the hot path).
+local function load(id) return load_fields(id, ALL) end
+
+-- The children counters of H, when it has children.
+local function need_children(h)
+	if num(h.children_total) > 0 then need(h, CHILDREN) end
 end
 
 -- Changes the overall progress of job ID's parent chain after job ID's
@@ -212,39 +303,41 @@ local function set_status(h, to, fields)
 	local base = P .. ':ix:' .. cls
 	fields = fields or {}
 	if from ~= to then
-		redis.call('ZREM', base .. ':s:' .. from, h.id)
-		redis.call('ZADD', base .. ':s:' .. to, h.id, h.id)
-		redis.call('HINCRBY', P .. ':count', from, -1)
-		redis.call('HINCRBY', P .. ':count', to, 1)
+		if not running(from) then zset_later(base .. ':s:' .. from, h.id, false) end
+		if not running(to) then zset_later(base .. ':s:' .. to, h.id, h.id) end
+		count_add(from, -1)
+		count_add(to, 1)
 	end
-	if from == 'pending' and to ~= 'pending' then
-		dequeue(h.id, h.root, h.low_priority)
+	if running(to) and not running(from) then
+		-- claim.lua sets the lease; a resumed waiting parent has none.
+		zset_later(P .. ':leases', h.id, h.lease_until and I(h.lease_until) or '+inf')
 	end
-	if (from == 'in_progress' or from == 'stopping') and
-		to ~= 'in_progress' and to ~= 'stopping' then
-		redis.call('ZREM', P .. ':leases', h.id)
+	-- claim.lua takes the job off its queue itself (h.dequeued).
+	if from == 'pending' and to ~= 'pending' and not h.dequeued then
+		dequeue(h)
+	end
+	if running(from) and not running(to) then
+		zset_later(P .. ':leases', h.id, false)
 		if num(h.run_since) > 0 then
 			fields[#fields + 1] = 'run_ms'
-			fields[#fields + 1] = num(h.run_ms) + NOW - num(h.run_since)
+			fields[#fields + 1] = I(num(h.run_ms) + NOW - num(h.run_since))
 			fields[#fields + 1] = 'run_since'
-			fields[#fields + 1] = 0
+			fields[#fields + 1] = '0'
 			h.run_ms = num(h.run_ms) + NOW - num(h.run_since)
 			h.run_since = 0
 		end
 	end
 	if terminal(to) then
 		fields[#fields + 1] = 'finished_at'
-		fields[#fields + 1] = NOW
+		fields[#fields + 1] = NOWS
 		if to == 'finished' then
+			need_children(h)
 			local errs = (num(h.errors) > 0 or num(h.children_errors) > 0)
 			fields[#fields + 1] = 'with_errors'
-			fields[#fields + 1] = errs and 1 or 0
+			fields[#fields + 1] = errs and '1' or '0'
 			h.with_errors = errs
 			stat_add('finished', h.type, 1)
 			if errs then stat_add('errors', h.type, 1) end
-		end
-		if h.parent == '' then
-			redis.call('ZADD', P .. ':done', NOW, h.id)
 		end
 	end
 	fields[#fields + 1] = 'status'
@@ -257,7 +350,7 @@ local function set_status(h, to, fields)
 		ancestors_stopping(h.parent, 1)
 	end
 	if to == 'pending' and from ~= 'pending' then
-		enqueue(h.id, h.root, h.low_priority, num(h.not_before))
+		enqueue(h)
 	end
 	if h.parent == '' or from == to then return end
 	-- The parent's counters of its direct children.
@@ -283,22 +376,31 @@ end
 
 -- A job whose handler is done: finished if its children are terminal,
 -- else it waits for them, holding no worker.
-finish_job = function(h)
+finish_job = function(h, fields)
+	fields = fields or {}
+	need_children(h)
 	local open = num(h.children_total) - num(h.children_finished) -
 		num(h.children_canceled)
 	if open > 0 then
-		redis.call('ZREM', P .. ':leases', h.id)
-		redis.call('HSET', jkey(h.id), 'awaiting', 1)
+		-- Still running, holding no worker: no lease to expire.
+		zset_later(P .. ':leases', h.id, '+inf')
+		fields[#fields + 1] = 'awaiting'
+		fields[#fields + 1] = 1
 		h.awaiting = '1'
 		if h.status == 'stopping' and
 			num(h.children_in_progress) + num(h.children_stopping) == 0 then
-			set_status(h, 'stopped')
+			set_status(h, 'stopped', fields)
+		else
+			redis.call('HSET', jkey(h.id), unpack(fields))
 		end
 		return 'waiting'
 	end
-	set_status(h, 'finished', {'awaiting', 0})
-	joblog(h.id, h.with_errors and 'warn' or 'info', h.attempt,
-		h.with_errors and 'finished with errors' or 'finished')
+	-- No log entry: "finished" is read from the hash (finished_at).
+	if h.awaiting == '1' then
+		fields[#fields + 1] = 'awaiting'
+		fields[#fields + 1] = 0
+	end
+	set_status(h, 'finished', fields)
 	return 'finished'
 end
 
@@ -333,40 +435,54 @@ local function fenced(h, attempt)
 end
 
 -- Corrects the root's virtual runtime once a run's real length is known,
--- and keeps the root's mean duration that later claims are charged.
-local function settle_charge(h)
+-- and keeps the root's mean duration that later claims are charged. For a
+-- root job the fields go into FIELDS, written with its status change.
+local function settle_charge(h, fields)
 	local since = num(h.run_since)
 	if since == 0 then return end
 	local actual = NOW - since
-	local charged = num(redis.call('HGET', jkey(h.id), 'charged'))
-	local rk = jkey(h.root)
-	local v = redis.call('HMGET', rk, 'vruntime', 'avg_ms')
-	local delta = actual - charged
-	if delta ~= 0 then
-		redis.call('HSET', rk, 'vruntime', num(v[1]) + delta)
+	local delta = actual - num(h.charged)
+	local vr, avg
+	if h.id == h.root then
+		vr, avg = num(h.vruntime), num(h.avg_ms)
+	else
+		local v = redis.call('HMGET', jkey(h.root), 'vruntime', 'avg_ms')
+		vr, avg = num(v[1]), num(v[2])
+	end
+	avg = avg > 0 and (avg * 0.8 + actual * 0.2) or actual
+	local f = {'vruntime', I(vr + delta), 'avg_ms', I(math.max(1, math.floor(avg + 0.5)))}
+	if h.id == h.root then
+		for _, x in ipairs(f) do fields[#fields + 1] = x end
+		h.vruntime = vr + delta
+	else
+		redis.call('HSET', jkey(h.root), unpack(f))
+	end
+	-- Only a root with children can be waiting in a roots set now.
+	if delta ~= 0 and (h.id ~= h.root or num(h.children_total) > 0) then
 		for _, low in ipairs({'0', '1'}) do
 			if redis.call('ZSCORE', roots_key(low), h.root) then
 				redis.call('ZINCRBY', roots_key(low), delta, h.root)
 			end
 		end
 	end
-	local avg = num(v[2])
-	avg = avg > 0 and (avg * 0.8 + actual * 0.2) or actual
-	redis.call('HSET', rk, 'avg_ms', math.max(1, math.floor(avg + 0.5)))
 end
 
--- Writes a new own progress (and checkpoint) of a running job.
-local function set_progress(h, progress, checkpoint, errors_delta)
-	local f = {}
+-- A new own progress, checkpoint and error count of a running job. The
+-- fields go into F (written by the caller with its other changes) or, when
+-- F is nil, are written here. An audit line marks every 10 % crossed while
+-- the job runs (QUIET: not at its finish, where it would only repeat it).
+local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
+	local own = f == nil
+	f = f or {}
 	if progress and progress >= 0 then
 		if progress > 100 then progress = 100 end
+		need(h, {'children_progress'})
 		local old = overall(h)
 		local before = num(h.progress)
 		h.progress = progress
 		f[#f + 1] = 'progress'; f[#f + 1] = progress
 		propagate_progress(h, old, overall(h))
-		-- An audit line at every 10 %.
-		if math.floor(progress / 10) > math.floor(before / 10) then
+		if not quiet and math.floor(progress / 10) > math.floor(before / 10) then
 			joblog(h.id, 'info', h.attempt, 'progress ' .. math.floor(progress / 10) * 10 .. '%')
 		end
 	end
@@ -377,7 +493,7 @@ local function set_progress(h, progress, checkpoint, errors_delta)
 		h.errors = num(h.errors) + errors_delta
 		f[#f + 1] = 'errors'; f[#f + 1] = h.errors
 	end
-	if #f > 0 then redis.call('HSET', jkey(h.id), unpack(f)) end
+	if own and #f > 0 then redis.call('HSET', jkey(h.id), unpack(f)) end
 end
 
 -- Operations (DESIGN section 3). Each OPS[op](h, actor, top) applies the
@@ -468,12 +584,11 @@ local function set_low(h, actor, top, low)
 		return nil
 	end
 	if h.low_priority == low then return nil end
-	local queued = h.status == 'pending' and
-		redis.call('ZSCORE', ready_key(h.root, h.low_priority), h.id)
-	if queued then dequeue(h.id, h.root, h.low_priority) end
+	local queued = h.status == 'pending'
+	if queued then dequeue(h) end
 	redis.call('HSET', jkey(h.id), 'low_priority', low)
 	h.low_priority = low
-	if queued then enqueue(h.id, h.root, low, 0) end
+	if queued then enqueue(h) end
 	joblog(h.id, 'info', h.attempt, (low == '1' and 'low priority set by ' or 'low priority removed by ') .. actor)
 	return nil
 end
@@ -503,4 +618,33 @@ local function run_op(op, actor, first)
 		end
 	end
 	return out
+end
+
+-- Writes what a script call summed up: statistics, status counters, the
+-- virtual runtime floor, and one wake-up for idle workers.
+local function flush(ttl_ms)
+	flush_stats(ttl_ms)
+	for _, k in ipairs(ZKEYS) do
+		local add, rem = {}, {}
+		for m, sc in pairs(ZDEFER[k]) do
+			if sc then
+				add[#add + 1] = sc
+				add[#add + 1] = m
+			else
+				rem[#rem + 1] = m
+			end
+		end
+		-- In chunks: unpack() is bounded by the Lua stack.
+		for i = 1, #add, 4000 do
+			redis.call('ZADD', k, unpack(add, i, math.min(i + 3999, #add)))
+		end
+		for i = 1, #rem, 2000 do
+			redis.call('ZREM', k, unpack(rem, i, math.min(i + 1999, #rem)))
+		end
+	end
+	for st, d in pairs(COUNT) do
+		if d ~= 0 then redis.call('HINCRBY', P .. ':count', st, d) end
+	end
+	if VR_LAST then redis.call('SET', P .. ':vr_floor', VR_LAST) end
+	if WAKE then redis.call('PUBLISH', P .. ':wake', '1') end
 end

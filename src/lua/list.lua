@@ -6,36 +6,68 @@
 --   flat field/value list of its hash. more = 1 with fewer than limit
 --   jobs means the budget ran out: call again from next_cursor.
 -- The most selective filter drives (status, then type, then run_by); the
--- others are checked on the job hash. No scan is unbounded.
+-- others are checked on the job hash. Without a filter the six status
+-- indexes of each class are merged (there is no index of all jobs: one
+-- write less per job). No scan is unbounded.
 
 local status, ty, run_by = ARGV[3], ARGV[4], ARGV[5]
 local cursor = tonumber(ARGV[6])
 local limit, budget = tonumber(ARGV[7]), tonumber(ARGV[8])
-local dim = ''
-if status ~= '' then dim = ':s:' .. status
-elseif ty ~= '' then dim = ':t:' .. ty
-elseif run_by ~= '' then dim = ':u:' .. run_by end
+-- Running jobs are indexed by P:leases only (all classes, see lib.lua).
+local dims, leases = {}, false
+if status ~= '' then
+	if running(status) then leases = true else dims = {':s:' .. status} end
+elseif ty ~= '' then dims = {':t:' .. ty}
+elseif run_by ~= '' then dims = {':u:' .. run_by}
+else
+	leases = true
+	for _, st in ipairs({'pending', 'stopped', 'finished', 'canceled'}) do
+		dims[#dims + 1] = ':s:' .. st
+	end
+end
+local classes = {}
+for cls in string.gmatch(ARGV[2], '[^,]+') do classes[cls] = true end
 local max = cursor > 0 and ('(' .. cursor) or '+inf'
+-- Without filters beyond the driving one every candidate matches, so
+-- each index needs to give only one page.
+local post = leases or (status ~= '' and (ty ~= '' or run_by ~= '')) or
+	(status == '' and ty ~= '' and run_by ~= '')
+local fetch = post and budget or limit
 
 local cand = {}
 local full = false
-for cls in string.gmatch(ARGV[2], '[^,]+') do
-	local ids = redis.call('ZREVRANGEBYSCORE', P .. ':ix:' .. cls .. dim, max,
-		'-inf', 'LIMIT', 0, budget)
-	if #ids == budget then full = true end
-	for _, id in ipairs(ids) do cand[#cand + 1] = tonumber(id) end
+if leases then
+	-- As many as run at once: bounded by the workers of all instances.
+	local ids = {}
+	for _, id in ipairs(redis.call('ZRANGE', P .. ':leases', 0, -1)) do
+		local n = tonumber(id)
+		if cursor == 0 or n < cursor then ids[#ids + 1] = n end
+	end
+	table.sort(ids, function(x, y) return x > y end)
+	for i = 1, math.min(#ids, fetch) do cand[#cand + 1] = ids[i] end
+	if #ids > fetch then full = true end
+end
+for cls in pairs(classes) do
+	for _, dim in ipairs(dims) do
+		local ids = redis.call('ZREVRANGEBYSCORE', P .. ':ix:' .. cls .. dim,
+			max, '-inf', 'LIMIT', 0, fetch)
+		if #ids == fetch then full = true end
+		for _, id in ipairs(ids) do cand[#cand + 1] = tonumber(id) end
+	end
 end
 table.sort(cand, function(x, y) return x > y end)
 
 local out = {NOW, 0, 0}
 local found, examined, last = 0, 0, 0
 for _, id in ipairs(cand) do
-	if found >= limit or examined >= budget then break end
+	if found >= limit or examined >= fetch then break end
 	examined = examined + 1
 	last = id
-	local v = redis.call('HMGET', jkey(id), 'status', 'type', 'run_by')
+	local v = redis.call('HMGET', jkey(id), 'status', 'type', 'run_by',
+		'parent', 'system')
 	if v[1] and (status == '' or v[1] == status) and (ty == '' or v[2] == ty)
-		and (run_by == '' or v[3] == run_by) then
+		and (run_by == '' or v[3] == run_by)
+		and classes[class_of(v[4] or '', v[5] or '0')] then
 		out[#out + 1] = redis.call('HGETALL', jkey(id))
 		found = found + 1
 	end

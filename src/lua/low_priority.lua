@@ -4,5 +4,5 @@
 -- Reply: per id 'ok', 'ok:TASK' or the refusal.
 
 local r = run_op(ARGV[4] == '1' and 'low-priority' or 'low-priority-off', ARGV[3], 5)
-flush_wake()
+flush(nil)
 return r

@@ -26,8 +26,8 @@ for i = 4, #ARGV do
 			redis.call('RENAME', ck, ck .. ':run:' .. restarts)
 		end
 		redis.call('HDEL', jkey(id), 'checkpoint', 'started_at', 'finished_at',
-			'with_errors', 'retry_count', 'inconsistent', 'instance')
-		redis.call('ZREM', P .. ':done', id)
+			'with_errors', 'retry_count', 'inconsistent', 'instance',
+			'claimed_at')
 		local f = {'restarts', restarts, 'progress', 0, 'errors', 0,
 			'run_ms', 0, 'run_since', 0, 'queued_at', NOW, 'awaiting', 0,
 			'not_before', 0, 'children_progress', 0}
@@ -36,11 +36,12 @@ for i = 4, #ARGV do
 			f[#f + 1] = 'children_' .. c; f[#f + 1] = 0
 		end
 		h.not_before = 0
+		h.children_total = 0
 		set_status(h, 'pending', f)
 		joblog(id, 'info', h.attempt, 'restarted by ' .. actor .. ' (restart ' .. restarts .. ')')
 		r = 'ok'
 	end
 	out[#out + 1] = r
 end
-flush_wake()
+flush(nil)
 return out

@@ -4,6 +4,5 @@
 --   descendants before returning to the operator) or the refusal.
 
 local r = run_op('stop', ARGV[3], 4)
-flush_stats(tonumber(ARGV[2]))
-flush_wake()
+flush(tonumber(ARGV[2]))
 return r
