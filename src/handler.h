@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "store.h"
 #include "log.h"
 
 /* What a handler returns. */
@@ -65,6 +66,16 @@ const char *jobd_ctx_type(const struct jobd_ctx *ctx); /* borrowed */
 
 /* The type's policy (command, timeout...); borrowed from the conf. */
 const struct jobd_type_conf *jobd_ctx_type_conf(const struct jobd_ctx *ctx);
+
+/* The whole configuration (data_dir, listeners...); borrowed. */
+const struct jobd_conf *jobd_ctx_conf(const struct jobd_ctx *ctx);
+
+/*
+ * A store for the handler's own Redis work (records, leases): one per
+ * worker thread, kept across jobs, freed when the thread ends. NULL when
+ * Redis cannot be reached (the reason is logged). Borrowed: do not free.
+ */
+struct jobd_store *jobd_ctx_store(struct jobd_ctx *ctx);
 
 /* The payload as JSON text; borrowed for the handler call. */
 const char *jobd_ctx_payload(const struct jobd_ctx *ctx);

@@ -26,6 +26,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "conf.h"
 #include "consumers/consumer.h"
 #include "http.h"
@@ -35,6 +36,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define HOUSEKEEPING_MS 60000 /* between checks of the cleanup schedule */
 
 static void usage(FILE *f)
 {
@@ -203,7 +205,7 @@ int main(int argc, char **argv)
 	st = start_role("redis", start_probe, conf, sfd, &sig, &rc);
 	if (!st)
 		goto out_sfd;
-	jobd_store_free(st); /* it only proved that Redis answers */
+	/* Kept for main's own housekeeping (the cleanup schedule). */
 	if (conf->role_work &&
 	    !(workers = start_role("workers", start_workers, conf, sfd, &sig,
 				   &rc)))
@@ -220,8 +222,12 @@ int main(int argc, char **argv)
 		goto out_roles;
 	jobd_info("running");
 
-	while (!sig)
-		sig = wait_signal(sfd, -1);
+	while (!sig) {
+		/* One cleanup job per hour, whichever instance is first. */
+		if (conf->role_work && jobd_cleanup_schedule(st) < 0)
+			jobd_warn("%s", jobd_store_errstr(st));
+		sig = wait_signal(sfd, conf->role_work ? HOUSEKEEPING_MS : -1);
+	}
 	jobd_info("%s received: stopping", strsignal(sig));
 
 out_roles:
@@ -231,6 +237,7 @@ out_roles:
 	jobd_workers_stop(workers);
 	if (sig)
 		jobd_info("stopped");
+	jobd_store_free(st);
 out_sfd:
 	close(sfd);
 out_conf:

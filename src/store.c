@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -52,6 +53,8 @@ enum script_id {
 	S_CASCADE,
 	S_BROKER_CLAIM,
 	S_BROKER_RELEASE,
+	S_LEASE,
+	S_PURGE,
 	S_COUNT,
 };
 
@@ -59,7 +62,7 @@ static const char *const script_names[S_COUNT] = {
 	"create", "claim", "finish", "handback", "progress", "heartbeat",
 	"expire", "stop", "resume", "force_stop", "cancel", "restart",
 	"low_priority", "list", "children", "show", "cascade",
-	"broker_claim", "broker_release",
+	"broker_claim", "broker_release", "lease", "purge",
 };
 
 const char *const jobd_op_names[JOBD_OP_COUNT] = {
@@ -359,27 +362,6 @@ static redisReply *eval(struct jobd_store *st, enum script_id id,
 		break;
 	}
 	args_release(&a);
-	return r;
-}
-
-/* A plain command; on I/O errors the connection is dropped and NULL returned. */
-static redisReply *command(struct jobd_store *st, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static redisReply *command(struct jobd_store *st, const char *fmt, ...)
-{
-	redisReply *r;
-	va_list ap;
-
-	if (ensure(st) < 0)
-		return NULL;
-	va_start(ap, fmt);
-	r = redisvCommand(st->c, fmt, ap);
-	va_end(ap);
-	if (!r) {
-		set_err(st, "redis at %s: %s", st->conf->redis_address,
-			st->c->errstr);
-		drop(&st->c);
-	}
 	return r;
 }
 
@@ -845,7 +827,7 @@ int jobd_store_cascades_run(struct jobd_store *st, size_t max_calls,
 	if (ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
 	/* hiredis 0.14 formats no %zu. */
-	r = command(st, "ZRANGE %s:cascades 0 %lld", st->conf->prefix,
+	r = jobd_store_command(st, "ZRANGE %s:cascades 0 %lld", st->conf->prefix,
 		    (long long)(max_calls ? max_calls - 1 : 0));
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
@@ -1083,7 +1065,7 @@ int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT])
 {
 	redisReply *r;
 
-	r = command(st,
+	r = jobd_store_command(st,
 		    "HMGET %s:count pending in_progress stopping stopped "
 		    "finished canceled",
 		    st->conf->prefix);
@@ -1157,7 +1139,7 @@ static int read_log(struct jobd_store *st, int64_t job,
 	else
 		snprintf(end, sizeof(end), "+");
 	for (;;) {
-		redisReply *r = command(st, "XRANGE %s:log:%lld %s %s COUNT 500",
+		redisReply *r = jobd_store_command(st, "XRANGE %s:log:%lld %s %s COUNT 500",
 					st->conf->prefix, (long long)job, start,
 					end);
 		size_t i;
@@ -1249,7 +1231,7 @@ static int descendants(struct jobd_store *st, int64_t id, int64_t **ids,
 	v[0] = id;
 	*n = 1;
 	while (head < *n && *n < max) {
-		redisReply *r = command(st, "ZRANGE %s:children:%lld 0 -1",
+		redisReply *r = jobd_store_command(st, "ZRANGE %s:children:%lld 0 -1",
 					     st->conf->prefix,
 					     (long long)v[head++]);
 
@@ -1401,7 +1383,7 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 	memset(out, 0, sizeof(*out));
 	if (ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
-	r = command(st, "EXISTS %s:job:%lld", st->conf->prefix,
+	r = jobd_store_command(st, "EXISTS %s:job:%lld", st->conf->prefix,
 			 (long long)id);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
@@ -1412,7 +1394,7 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 		return rc;
 	}
 	/* Entries trimmed by MAXLEN: added so far minus still there. */
-	r = command(st, "XINFO STREAM %s:log:%lld", st->conf->prefix,
+	r = jobd_store_command(st, "XINFO STREAM %s:log:%lld", st->conf->prefix,
 		    (long long)id);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
@@ -1455,7 +1437,7 @@ int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
 	if (to - from > 7 * 86400000LL)
 		from = to - 7 * 86400000LL; /* bounded: at most a week */
 	for (int64_t m = from - from % 60000; m <= to; m += 60000) {
-		redisReply *r = command(st, "SMEMBERS %s:logmin:%lld",
+		redisReply *r = jobd_store_command(st, "SMEMBERS %s:logmin:%lld",
 					     st->conf->prefix, (long long)m);
 
 		if (!r) {
@@ -1693,4 +1675,129 @@ int jobd_store_broker_release(struct jobd_store *st, const char *addr)
 	rc = (int)reply_i64(r);
 	freeReplyObject(r);
 	return rc;
+}
+
+/* --- leader leases ------------------------------------------------------------ */
+
+int jobd_store_lease(struct jobd_store *st, const char *name,
+		     const char *holder, int64_t ttl_ms)
+{
+	struct args a = { 0 };
+	redisReply *r;
+	int held;
+
+	args_add(&a, name);
+	args_add(&a, holder);
+	args_addf(&a, "%lld", (long long)ttl_ms);
+	r = eval(st, S_LEASE, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	held = reply_i64(r) == 1;
+	freeReplyObject(r);
+	return held;
+}
+
+/* --- the store layer's own calls (store_int.h) ---------------------------------- */
+
+redisReply *jobd_store_command(struct jobd_store *st, const char *fmt, ...)
+{
+	redisReply *r;
+	va_list ap;
+
+	if (ensure(st) < 0)
+		return NULL;
+	va_start(ap, fmt);
+	r = redisvCommand(st->c, fmt, ap);
+	va_end(ap);
+	if (!r) {
+		set_err(st, "redis at %s: %s", st->conf->redis_address,
+			st->c->errstr);
+		drop(&st->c);
+	}
+	return r;
+}
+
+redisReply *jobd_store_command_argv(struct jobd_store *st, int argc,
+				    const char **argv, const size_t *lens)
+{
+	redisReply *r;
+
+	if (ensure(st) < 0)
+		return NULL;
+	r = redisCommandArgv(st->c, argc, argv, lens);
+	if (!r) {
+		set_err(st, "redis at %s: %s", st->conf->redis_address,
+			st->c->errstr);
+		drop(&st->c);
+	}
+	return r;
+}
+
+redisContext *jobd_store_pipeline(struct jobd_store *st)
+{
+	return ensure(st) < 0 ? NULL : st->c;
+}
+
+int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
+			     redisReply **replies)
+{
+	for (size_t i = 0; i < n; i++)
+		replies[i] = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (redisGetReply(st->c, (void **)&replies[i]) != REDIS_OK) {
+			set_err(st, "redis at %s: %s", st->conf->redis_address,
+				st->c->errstr);
+			drop(&st->c);
+			for (size_t k = 0; k < i; k++) {
+				freeReplyObject(replies[k]);
+				replies[k] = NULL;
+			}
+			return JOBD_STORE_ERR_REDIS;
+		}
+	}
+	return 0;
+}
+
+const char *jobd_store_prefix(const struct jobd_store *st)
+{
+	return st->conf->prefix;
+}
+
+/* --- retention ---------------------------------------------------------------- */
+
+int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
+		     size_t *deleted, bool *more)
+{
+	struct args a = { 0 };
+	redisReply *r;
+
+	*deleted = 0;
+	*more = false;
+	args_addf(&a, "%lld", (long long)cutoff_ms);
+	args_addf(&a, "%zu", max ? max : 200);
+	r = eval(st, S_PURGE, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+		*deleted = (size_t)reply_i64(r->element[0]);
+		*more = reply_i64(r->element[1]) == 1;
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_time(struct jobd_store *st, int64_t *now)
+{
+	redisReply *r = jobd_store_command(st, "TIME");
+
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	*now = 0;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+		*now = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+		       strtoll(r->element[1]->str, NULL, 10) / 1000;
+	freeReplyObject(r);
+	return 0;
 }

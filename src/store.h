@@ -321,4 +321,28 @@ int jobd_store_broker_claim(struct jobd_store *st, const char *addr,
 /* Deletes PREFIX:broker if it still holds ADDR: 1 deleted, 0 not ours. */
 int jobd_store_broker_release(struct jobd_store *st, const char *addr);
 
+/* --- leader leases ------------------------------------------------------------ */
+
+/*
+ * Takes or renews the lease NAME for HOLDER (an instance name) for TTL_MS;
+ * TTL_MS 0 releases it if HOLDER has it. Returns 1 when HOLDER holds it,
+ * 0 when another does (or after a release), or JOBD_STORE_ERR_REDIS.
+ */
+int jobd_store_lease(struct jobd_store *st, const char *name,
+		     const char *holder, int64_t ttl_ms);
+
+/* --- retention ---------------------------------------------------------------- */
+
+/*
+ * Deletes the trees of root jobs that finished or were canceled before
+ * CUTOFF_MS, with every key they own, visiting at most MAX jobs (0 = 200).
+ * *DELETED = jobs deleted by this call; *MORE = call again. Any number of
+ * processes may call it; the work list lives in Redis.
+ */
+int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
+		     size_t *deleted, bool *more);
+
+/* The Redis clock, ms since the epoch. */
+int jobd_store_time(struct jobd_store *st, int64_t *now);
+
 #endif

@@ -70,6 +70,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "exec.h"
 #include "handler.h"
 #include "log.h"
@@ -372,6 +373,26 @@ const struct jobd_type_conf *jobd_ctx_type_conf(const struct jobd_ctx *ctx)
 	return ctx->tc;
 }
 
+const struct jobd_conf *jobd_ctx_conf(const struct jobd_ctx *ctx)
+{
+	return ctx->w->conf;
+}
+
+/* Each worker thread's own store for its handlers, made on first use. */
+static __thread struct jobd_store *thread_st;
+
+struct jobd_store *jobd_ctx_store(struct jobd_ctx *ctx)
+{
+	char err[256];
+
+	if (!thread_st) {
+		thread_st = jobd_store_new(ctx->w->conf, err, sizeof(err));
+		if (!thread_st)
+			jobd_warn("job %lld: %s", (long long)ctx->claim.id, err);
+	}
+	return thread_st;
+}
+
 const char *jobd_ctx_payload(const struct jobd_ctx *ctx)
 {
 	return ctx->claim.payload ? ctx->claim.payload : "{}";
@@ -598,8 +619,9 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct handler_entry registry[HANDLERS_MAX] = {
 	{ "noop", jobd_handler_noop },
 	{ "exec", jobd_exec_handler },
+	{ "cleanup", jobd_handler_cleanup },
 };
-static size_t registry_count = 2;
+static size_t registry_count = 3;
 
 int jobd_handler_register(const char *name, jobd_handler_fn fn)
 {
@@ -826,6 +848,8 @@ static void *worker_main(void *arg)
 		end_run(w, ctx, rc);
 	}
 	pthread_mutex_unlock(&w->mu);
+	jobd_store_free(thread_st);
+	thread_st = NULL;
 	return NULL;
 }
 

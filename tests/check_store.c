@@ -1696,6 +1696,76 @@ START_TEST(test_list_filters_by_status_type_run_by_system_and_all)
 }
 END_TEST
 
+/* How many keys exist with the prefix (SCAN is fine in a test). */
+static long long keys_matching(const char *pattern)
+{
+	char cmd[256];
+	long long n = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' --scan --pattern '%s' | wc -l",
+		 jobd_test_redis_address(redis), pattern);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%lld", &n), 1);
+	pclose(f);
+	return n;
+}
+
+START_TEST(test_purge_deletes_expired_trees_and_every_key)
+{
+	int64_t done = create_full("noop", 0, "k-done", false, "alice", NULL);
+	int64_t kid = create("noop", done);
+	int64_t grand = create_full("noop", kid, "k-grand", false, NULL, NULL);
+	int64_t live, live_kid;
+	int64_t counts_before[JOBD_STATUS_COUNT];
+	size_t deleted, total = 0, n;
+	bool more = true;
+	int64_t now;
+	struct jobd_claim *cl = claim(100, 100, 60000, &n);
+
+	/* Run the first tree, finishing from the leaves up. */
+	ck_assert_uint_eq(n, 3);
+	jobd_store_claims_free(cl, n);
+	ck_assert_int_eq(finish(done, 1, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
+	ck_assert_int_eq(finish(kid, 1, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
+	ck_assert_int_eq(finish(grand, 1, JOBD_OUTCOME_DONE), JOBD_RESULT_FINISHED);
+	assert_status(done, "finished");
+	/* A second tree that is not over stays. */
+	live = create("noop", 0);
+	live_kid = create("noop", live);
+	op_ok(JOBD_OP_STOP, live);
+	ck_assert_int_eq(jobd_store_counts(st, counts_before), 0);
+
+	/* A cutoff before the finish deletes nothing. */
+	ck_assert_int_eq(jobd_store_purge(st, 1, 100, &deleted, &more), 0);
+	ck_assert_uint_eq(deleted, 0);
+
+	ck_assert(!more);
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	for (more = true; more;) {
+		/* A batch of 1 proves the work list carries over calls. */
+		ck_assert_int_eq(jobd_store_purge(st, now + 1000, 1, &deleted,
+						  &more),
+				 0);
+		total += deleted;
+	}
+	ck_assert_uint_eq(total, 3);
+	ck_assert_int_eq(keys_matching("jobd:job:*"), 2);
+	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)done)), 0);
+	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
+	ck_assert_int_eq(keys_matching(fmt("jobd:children:%lld", (long long)done)), 0);
+	ck_assert_int_eq(keys_matching("jobd:ix:*:s:finished"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ix:*:u:alice"), 0);
+	ck_assert_int_eq(keys_matching("jobd:purge"), 0);
+	ck_assert_int_eq(count_of(JOBD_FINISHED), counts_before[JOBD_FINISHED] - 3);
+	/* The live tree is untouched and still consistent. */
+	assert_status(live, "stopped");
+	assert_status(live_kid, "stopped");
+	check_tree(live);
+}
+END_TEST
+
 START_TEST(test_children_pages_oldest_first)
 {
 	int64_t p = create("noop", 0), ids[5];
@@ -1952,6 +2022,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc,
 		       test_list_filters_by_status_type_run_by_system_and_all);
 	tcase_add_test(tc, test_children_pages_oldest_first);
+	tcase_add_test(tc, test_purge_deletes_expired_trees_and_every_key);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(big, setup, teardown);

@@ -53,6 +53,8 @@ for i = 0, n - 1 do
 		if p then
 			root = p.root
 			if p.low_priority == '1' then low = '1' end
+			-- Children run for whoever ran their parent.
+			if run_by == '' then run_by = p.run_by end
 			if p.status == 'stopping' or p.status == 'stopped' then
 				status = 'stopped'
 			end

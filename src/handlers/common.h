@@ -1,0 +1,154 @@
+/*
+ * handlers/common: what the built-in record handlers share: a Redis
+ * connection per worker thread, retrying while Redis is away, files
+ * opened only inside data_dir, running a command with the exec protocol,
+ * payload helpers, and the relationship-update trigger.
+ *
+ * Internal to src/handlers/; the registry entry point is handlers.h.
+ */
+#ifndef JOBD_SRC_HANDLERS_COMMON_H
+#define JOBD_SRC_HANDLERS_COMMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "handler.h"
+#include "records.h"
+#include "store.h"
+
+/*
+ * The conf of the pool running the job (borrowed, outlives the call).
+ * Defined in worker.c next to the rest of the context API; declared here
+ * too until handler.h carries it.
+ */
+const struct jobd_conf *jobd_ctx_conf(const struct jobd_ctx *ctx);
+
+/* Records written or read per Redis round trip. */
+#define JOBD_HANDLERS_BATCH 500
+
+/*
+ * The calling worker thread's store for the job's conf, connected on first
+ * use and freed when the thread exits. NULL (with the reason as the job's
+ * failure via jobd_ctx_fail, so "return JOBD_HANDLER_FAILED") only when
+ * Redis cannot even be connected to.
+ */
+struct jobd_store *jobd_handlers_store(struct jobd_ctx *ctx);
+
+/*
+ * After a JOBD_STORE_ERR_REDIS: logs, sleeps with backoff (*BACKOFF ms,
+ * start at 0) and returns true to call again, or false when a stop or
+ * abandon came meanwhile (return JOBD_HANDLER_STOPPED: the last
+ * checkpoint is where a resume starts).
+ */
+bool jobd_handlers_retry(struct jobd_ctx *ctx, struct jobd_store *st,
+			 int64_t *backoff);
+
+/* --- files in data_dir ---------------------------------------------------- */
+
+/*
+ * Opens the directory holding PATH (relative to data_dir, or absolute
+ * inside it) and sets *DIRFD (caller closes) and *BASE (the last
+ * component, caller frees). Refused with a message in ERRSTR: an empty
+ * path, a ".." component, an absolute path outside data_dir, a symlink
+ * that leads out of data_dir (or, on kernels without openat2, any
+ * symlinked directory). Returns 0 or -1.
+ */
+int jobd_handlers_open_dir(const struct jobd_conf *conf, const char *path,
+			   int *dirfd, char **base, char *errstr,
+			   size_t errstr_size);
+
+/* Opens PATH inside data_dir for reading (same checks; the file itself
+ * must not be a symlink). Returns the fd or -1 with ERRSTR set. */
+int jobd_handlers_open_read(const struct jobd_conf *conf, const char *path,
+			    char *errstr, size_t errstr_size);
+
+/* --- running a command ------------------------------------------------------ */
+
+/* Handles a stdout line the exec protocol does not know; true = handled. */
+typedef bool (*jobd_run_line_fn)(void *arg, const char *line, size_t len);
+
+struct jobd_run {
+	char *const *argv;	    /* command, borrowed; argv[0] via PATH */
+	const char *input;	    /* stdin bytes, borrowed */
+	size_t input_len;
+	const char *const *env;	    /* extra "NAME=value" strings, or NULL */
+	const char *checkpoint;	    /* JOBD_CHECKPOINT for it, NULL = "" */
+	bool keep_checkpoints;	    /* its checkpoint lines become the job's */
+	double progress_base;	    /* its progress P maps to */
+	double progress_span;	    /* base + span * P / 100 */
+	const char *child_prefix;   /* prefixed to its child keys, or NULL */
+	jobd_run_line_fn line_hook; /* first look at each stdout line */
+	void *line_arg;
+	int64_t timeout_ms;	    /* 0 = none */
+};
+
+enum jobd_run_result {
+	JOBD_RUN_OK,	  /* exit 0 */
+	JOBD_RUN_STOPPED, /* exit 75 after a stop, or abandoned */
+	JOBD_RUN_FAILED,  /* anything else: WHY says what */
+};
+
+/*
+ * Runs RUN's command for the job with the exec protocol (DESIGN 6,
+ * docs/exec-protocol.md): stdout lines are progress, log, error,
+ * checkpoint and child commands, stderr lines warn logs. A stop delivered
+ * to the job sends SIGTERM to its process group (inside an uninterruptible
+ * section no stop is delivered, so the command runs to its end); an
+ * abandoned attempt or the timeout sends SIGKILL. WHY (may be NULL) gets
+ * the reason of a failure.
+ */
+enum jobd_run_result jobd_handlers_run(struct jobd_ctx *ctx,
+				       const struct jobd_run *run, char *why,
+				       size_t why_size);
+
+/* --- payload and checkpoint helpers ------------------------------------------ */
+
+/* The payload as a JSON object (caller decrefs), or NULL: the job failed. */
+json_t *jobd_handlers_payload(struct jobd_ctx *ctx, const char *what);
+
+/* The checkpoint as a JSON object (caller decrefs), NULL when none. */
+json_t *jobd_handlers_checkpoint(struct jobd_ctx *ctx);
+
+/* Saves OBJ (borrowed) as the checkpoint. */
+void jobd_handlers_save(struct jobd_ctx *ctx, const json_t *obj);
+
+/* OBJ[KEY] as a string, DEF when absent or not a string. */
+const char *jobd_handlers_str(const json_t *obj, const char *key,
+			      const char *def);
+
+/* OBJ[KEY] as an integer, DEF when absent or not a number. */
+int64_t jobd_handlers_int(const json_t *obj, const char *key, int64_t def);
+
+/*
+ * The text a JSON value is stored as in a record field: a string as is,
+ * null as "", anything else as compact JSON. Caller frees.
+ */
+char *jobd_handlers_field_text(const json_t *v);
+
+/* Spawns a child with a payload object (borrowed); jobd_ctx_spawn's codes. */
+int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type,
+			const char *key, const json_t *payload);
+
+/* --- relations ----------------------------------------------------------------- */
+
+/*
+ * After records of COLL were replaced or updated: for every
+ * [relation.NAME] whose source is COLL and whose label field changed from
+ * OLDS[i] (the records before, NULL = did not exist: no change) to
+ * NEWS[i], creates one system job "relationship-update" with the changes.
+ * KEY_BASE (borrowed) makes its idempotency key, so a retried batch does
+ * not create it twice. Redis errors are retried (false: stop requested).
+ */
+bool jobd_handlers_relations(struct jobd_ctx *ctx, struct jobd_store *st,
+			     const char *coll, const struct jobd_record *olds,
+			     const struct jobd_record *news, size_t n,
+			     const char *key_base);
+
+/* The value of field NAME in REC, NULL when absent. */
+const char *jobd_handlers_field(const struct jobd_record *rec,
+				const char *name);
+
+#endif
