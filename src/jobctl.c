@@ -54,6 +54,7 @@ static int usage(FILE *f, int rc)
 		"  logs --all --grep TEXT [--since T] [--until T] [--json]\n"
 		"  stats [--since D] [--type T] [--json]\n"
 		"  send TOPIC JSON\n"
+		"  fsck [--repair]\n"
 		"\n"
 		"Without -c, $JOBD_CONFIG names the config file; without it,\n"
 		"built-in defaults. JOBD_REDIS overrides the Redis address.\n");
@@ -74,6 +75,7 @@ static int bad_usage(char **argv, bool option)
 		{ "stats", "stats [--since D] [--type T] [--json]" },
 		{ "low-priority", "low-priority ID... [--off]" },
 		{ "send", "send TOPIC JSON" },
+		{ "fsck", "fsck [--repair]" },
 	};
 	const char *form = "COMMAND ID...";
 
@@ -848,6 +850,43 @@ static int cmd_send(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* --- fsck -------------------------------------------------------------- */
+
+static int cmd_fsck(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "repair", no_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct jobd_fsck f;
+	bool repair = false;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'r')
+			return bad_usage(argv, true);
+		repair = true;
+	}
+	if (optind != argc)
+		return bad_usage(argv, false);
+	if ((rc = connect_store(ctl)))
+		return rc;
+	if (jobd_store_fsck(ctl->st, repair, &f) < 0)
+		return store_failed(ctl);
+	for (size_t i = 0; i < f.nviolations; i++)
+		printf("%s\n", f.violations[i]);
+	if (f.more_violations)
+		printf("(%zu more violations not listed)\n", f.more_violations);
+	printf("%zu jobs checked, %zu violations%s", f.jobs,
+	       f.nviolations + f.more_violations,
+	       repair ? "" : "\n");
+	if (repair)
+		printf(", %zu repairs\n", f.fixed);
+	rc = f.nviolations && !repair ? EXIT_REFUSED : 0;
+	jobd_fsck_release(&f);
+	return rc;
+}
+
 /* --- operations -------------------------------------------------------- */
 
 static int cmd_op(struct ctl *ctl, const char *name, int argc, char **argv)
@@ -985,6 +1024,8 @@ int main(int argc, char **argv)
 		rc = cmd_stats(&ctl, argc, argv);
 	else if (strcmp(cmd, "send") == 0)
 		rc = cmd_send(&ctl, argc, argv);
+	else if (strcmp(cmd, "fsck") == 0)
+		rc = cmd_fsck(&ctl, argc, argv);
 	else {
 		rc = -1;
 		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)

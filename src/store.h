@@ -345,4 +345,25 @@ int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
 /* The Redis clock, ms since the epoch. */
 int jobd_store_time(struct jobd_store *st, int64_t *now);
 
+/* --- fsck ------------------------------------------------------------------- */
+
+#define JOBD_FSCK_MAX_REPORTED 1000
+
+struct jobd_fsck {
+	size_t jobs;          /* jobs checked */
+	char **violations;    /* owned, at most JOBD_FSCK_MAX_REPORTED */
+	size_t nviolations;
+	size_t more_violations; /* found beyond those reported */
+	size_t fixed;         /* repairs made (with repair) */
+};
+
+/*
+ * Checks every invariant of the store, job by job and then the
+ * scheduling structures and status counters, in bounded calls. With
+ * REPAIR, rebuilds what is wrong from the job hashes, which are the
+ * truth. Release F with jobd_fsck_release.
+ */
+int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f);
+void jobd_fsck_release(struct jobd_fsck *f);
+
 #endif

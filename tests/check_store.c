@@ -1766,6 +1766,62 @@ START_TEST(test_purge_deletes_expired_trees_and_every_key)
 }
 END_TEST
 
+/* Runs a redis-cli command against the test server (to corrupt it). */
+static void rcli(const char *args)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' %s >/dev/null",
+		 jobd_test_redis_address(redis), args);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_fsck_finds_and_repairs_corruption)
+{
+	int64_t a = create("noop", 0), b = create("noop", 0);
+	int64_t p = create("noop", 0), c1 = create("noop", p);
+	struct jobd_fsck f;
+	size_t n;
+	struct jobd_claim *cl;
+
+	create("noop", p);
+	op_ok(JOBD_OP_STOP, a);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_eq(f.jobs, 5);
+	ck_assert_uint_eq(f.nviolations, 0);
+	jobd_fsck_release(&f);
+
+	/* Each kind of damage: a stopped job still ready, a pending job out
+	 * of its index, a lease for a pending job, wrong parent counters,
+	 * a status counter off. */
+	rcli(fmt("ZADD jobd:roots 0 =%lld", (long long)a));
+	rcli(fmt("ZREM jobd:ix:ru:s:pending %lld", (long long)b));
+	rcli(fmt("ZADD jobd:leases 0 %lld", (long long)c1));
+	rcli(fmt("HSET jobd:job:%lld children_total 9 children_pending 0", (long long)p));
+	rcli("HINCRBY jobd:count finished 4");
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_ge(f.nviolations, 5);
+	ck_assert_uint_eq(f.fixed, 0);
+	jobd_fsck_release(&f);
+
+	ck_assert_int_eq(jobd_store_fsck(st, true, &f), 0);
+	ck_assert_uint_ge(f.fixed, 5);
+	jobd_fsck_release(&f);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "after repair: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+	check_tree(p);
+	ck_assert_int_eq(count_of(JOBD_FINISHED), 0);
+	/* The repaired queues run exactly the pending jobs, a not. */
+	cl = claim(100, 100, 60000, &n);
+	ck_assert_uint_eq(n, 4);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_ne(cl[i].id, a);
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
 START_TEST(test_children_pages_oldest_first)
 {
 	int64_t p = create("noop", 0), ids[5];
@@ -2023,6 +2079,7 @@ static Suite *store_suite(void)
 		       test_list_filters_by_status_type_run_by_system_and_all);
 	tcase_add_test(tc, test_children_pages_oldest_first);
 	tcase_add_test(tc, test_purge_deletes_expired_trees_and_every_key);
+	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(big, setup, teardown);

@@ -132,6 +132,36 @@ char *jobd_handlers_field_text(const json_t *v);
 int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type,
 			const char *key, const json_t *payload);
 
+/* --- chunked work over a collection ------------------------------------------- */
+
+/*
+ * The parent side: walks COLL's ids CHUNK at a time and spawns for each
+ * chunk a child of the job's own type with PAYLOAD (borrowed) plus
+ * "part", "after" (the id before the chunk, "" for the first) and "upto"
+ * (its last id). Checkpoints after each spawn; child keys carry a token
+ * fixed at the first attempt (a restart makes fresh children). Returns a
+ * handler result; *PARTS (may be NULL) = children spawned in all.
+ */
+int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
+			const char *coll, int64_t chunk, const json_t *payload,
+			int64_t *parts);
+
+/* Works on N ids of a page; returns 0, or a handler result to end with. */
+typedef int (*jobd_handlers_page_fn)(struct jobd_ctx *ctx,
+				     struct jobd_store *st, char **ids,
+				     size_t n, void *arg);
+
+/*
+ * The child side: calls FN for the ids of COLL after AFTER up to UPTO
+ * (NULL/"" = open ends), JOBD_HANDLERS_BATCH at a time, checkpointing the
+ * last id done after each page and honouring a stop between pages. A
+ * resumed job continues after its checkpoint. EXPECTED is the id count
+ * for progress (0 = unknown). Returns a handler result.
+ */
+int jobd_handlers_walk(struct jobd_ctx *ctx, struct jobd_store *st,
+		       const char *coll, const char *after, const char *upto,
+		       int64_t expected, jobd_handlers_page_fn fn, void *arg);
+
 /* --- relations ----------------------------------------------------------------- */
 
 /*

@@ -1,0 +1,147 @@
+-- fsck.lua: checks (and with repair, fixes) a range of jobs against the
+-- invariants of the store. The job hashes are the truth: indexes, ready
+-- queues, leases and the parent counters are derived from them.
+-- ARGV: prefix, from_id, count, repair (0/1)
+-- Reply: {next_id (0 = past the last id), fixed, {violation...},
+--   {status, n, status, n, ...} (jobs seen per status)}
+-- Checked for every job of the range: it is in exactly the status index
+-- its status implies (P:leases for running jobs), in its type and run_by
+-- indexes; a pending job is in exactly one ready queue (or delayed), no
+-- other job in any; a parent's children counters, children progress and
+-- tree_stopping equal what its children say. Work per call is bounded by
+-- COUNT jobs and CHILD_MAX children per parent.
+
+local from, count = tonumber(ARGV[2]), tonumber(ARGV[3])
+local repair = ARGV[4] == '1'
+local CHILD_MAX = 10000
+local seq = num(redis.call('GET', P .. ':seq'))
+local bad = {}
+local fixed = 0
+local seen = {}
+
+local function violation(id, msg)
+	bad[#bad + 1] = 'job ' .. id .. ': ' .. msg
+end
+
+-- Membership of ID in KEY should be WANT; repairs with SCORE when missing.
+local function member(id, key, want, score, what)
+	local has = redis.call('ZSCORE', key, id) ~= false
+	if has == want then return end
+	violation(id, (want and 'missing from ' or 'stale entry in ') .. what ..
+		' (' .. key .. ')')
+	if repair then
+		if want then redis.call('ZADD', key, score, id)
+		else redis.call('ZREM', key, id) end
+		fixed = fixed + 1
+	end
+end
+
+local STATIC = {'pending', 'stopped', 'finished', 'canceled'}
+local last = math.min(seq, from + count - 1)
+for n = from, last do
+	local id = I(n)
+	local h = load(id)
+	if h then
+		seen[h.status] = (seen[h.status] or 0) + 1
+		local base = P .. ':ix:' .. class_of(h.parent, h.system)
+		for _, st in ipairs(STATIC) do
+			member(id, base .. ':s:' .. st, st == h.status, id, st .. ' index')
+		end
+		member(id, P .. ':leases', running(h.status),
+			h.awaiting == '1' and '+inf' or NOWS, 'leases')
+		member(id, base .. ':t:' .. h.type, true, id, 'type index')
+		if h.run_by ~= '' then
+			member(id, base .. ':u:' .. h.run_by, true, id, 'run_by index')
+		end
+
+		-- Ready structures: where the job is, and where it should be.
+		local places = {}
+		for _, low in ipairs({'0', '1'}) do
+			if redis.call('ZSCORE', ready_key(h.root, low), id) then
+				places[#places + 1] = {'ready', low}
+			end
+			if id == h.root and redis.call('ZSCORE', roots_key(low), '=' .. id) then
+				places[#places + 1] = {'alone', low}
+			end
+		end
+		if redis.call('ZSCORE', P .. ':delayed', id) then
+			places[#places + 1] = {'delayed'}
+		end
+		local low = h.low_priority == '1' and '1' or '0'
+		local ok = false
+		if h.status == 'pending' and #places == 1 then
+			local p = places[1]
+			ok = p[1] == 'delayed' or p[2] == low
+			if ok and p[1] == 'ready' and not redis.call('ZSCORE', roots_key(low), h.root) then
+				ok = false
+			end
+		elseif h.status ~= 'pending' then
+			ok = #places == 0
+		end
+		if not ok then
+			violation(id, h.status .. ' job in ' .. #places .. ' ready structures')
+			if repair then
+				for _, p in ipairs(places) do
+					if p[1] == 'delayed' then
+						redis.call('ZREM', P .. ':delayed', id)
+					elseif p[1] == 'alone' then
+						redis.call('ZREM', roots_key(p[2]), '=' .. id)
+					else
+						redis.call('ZREM', ready_key(h.root, p[2]), id)
+					end
+				end
+				if h.status == 'pending' then enqueue(h) end
+				fixed = fixed + 1
+			end
+		end
+
+		-- The parent side: counters from the children themselves.
+		local kids = redis.call('ZRANGE', P .. ':children:' .. id, 0, CHILD_MAX - 1)
+		if #kids > 0 or num(h.children_total) > 0 then
+			local c = {total = 0, pending = 0, in_progress = 0, stopping = 0,
+				stopped = 0, finished = 0, canceled = 0, errors = 0}
+			local progress, stopping = 0, 0
+			for _, k in ipairs(kids) do
+				local v = redis.call('HMGET', jkey(k), 'status', 'with_errors',
+					'progress', 'children_progress', 'children_total',
+					'tree_stopping')
+				if v[1] and c[v[1]] then
+					c.total = c.total + 1
+					c[v[1]] = c[v[1]] + 1
+					if v[1] == 'finished' and v[2] == '1' then c.errors = c.errors + 1 end
+					progress = progress + (num(v[3]) + num(v[4])) / (1 + num(v[5]))
+					stopping = stopping + num(v[6]) + (v[1] == 'stopping' and 1 or 0)
+				end
+			end
+			if #kids < CHILD_MAX then
+				local f = {}
+				for k, want in pairs(c) do
+					if num(h['children_' .. k]) ~= want then
+						violation(id, 'children_' .. k .. ' is ' .. num(h['children_' .. k]) ..
+							', its children say ' .. want)
+						f[#f + 1] = 'children_' .. k; f[#f + 1] = I(want)
+					end
+				end
+				if math.abs(num(h.children_progress) - progress) > 0.01 then
+					violation(id, 'children_progress is ' .. num(h.children_progress) ..
+						', its children say ' .. progress)
+					f[#f + 1] = 'children_progress'; f[#f + 1] = progress
+				end
+				if num(h.tree_stopping) ~= stopping then
+					violation(id, 'tree_stopping is ' .. num(h.tree_stopping) ..
+						', its descendants say ' .. stopping)
+					f[#f + 1] = 'tree_stopping'; f[#f + 1] = I(stopping)
+				end
+				if repair and #f > 0 then
+					redis.call('HSET', jkey(id), unpack(f))
+					fixed = fixed + 1
+				end
+			end
+		end
+	end
+end
+
+local counts = {}
+for st, k in pairs(seen) do counts[#counts + 1] = st; counts[#counts + 1] = k end
+flush(nil)
+return {last >= seq and 0 or last + 1, fixed, bad, counts}

@@ -1,0 +1,63 @@
+-- fsck_refs.lua: checks (and with repair, drops) entries of the scheduling
+-- structures that name no job or a job in another state: leases (running
+-- jobs), the delayed set (pending jobs), the roots sets and their ready
+-- queues (pending jobs of that root and priority). fsck.lua checks the
+-- other direction, from each job.
+-- ARGV: prefix, structure (leases | delayed | roots | roots_low), start
+--   (rank), count, repair (0/1)
+-- Reply: {next start (0 = done), fixed, {violation...}}
+
+local what, start, count = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local repair = ARGV[5] == '1'
+local bad = {}
+local fixed, removed = 0, 0
+local key = P .. ':' .. what
+local members = redis.call('ZRANGE', key, start, start + count - 1)
+
+local function drop(k, m, msg)
+	bad[#bad + 1] = k .. ': ' .. m .. ': ' .. msg
+	if repair then
+		redis.call('ZREM', k, m)
+		fixed = fixed + 1
+		if k == key then removed = removed + 1 end
+	end
+end
+
+local function status_of(id)
+	return redis.call('HMGET', jkey(id), 'status', 'low_priority', 'root')
+end
+
+local low = what == 'roots_low' and '1' or '0'
+for _, m in ipairs(members) do
+	if what == 'leases' then
+		local v = status_of(m)
+		if not v[1] then drop(key, m, 'no such job')
+		elseif not running(v[1]) then drop(key, m, 'job is ' .. v[1]) end
+	elseif what == 'delayed' then
+		local v = status_of(m)
+		if v[1] ~= 'pending' then drop(key, m, 'job is ' .. (v[1] or 'gone')) end
+	elseif string.byte(m) == 61 then
+		local id = string.sub(m, 2)
+		local v = status_of(id)
+		if v[1] ~= 'pending' or (v[2] == '1' and '1' or '0') ~= low or v[3] ~= id then
+			drop(key, m, 'not a pending root of this priority')
+		end
+	else
+		local rq = ready_key(m, low)
+		local ids = redis.call('ZRANGE', rq, 0, 9999)
+		if #ids == 0 then drop(key, m, 'root without ready jobs') end
+		for _, id in ipairs(ids) do
+			local v = status_of(id)
+			if v[1] ~= 'pending' or (v[2] == '1' and '1' or '0') ~= low or v[3] ~= m then
+				drop(rq, id, 'not a pending job of root ' .. m .. ' at this priority')
+			end
+		end
+		if repair and #ids > 0 and redis.call('EXISTS', rq) == 0 then
+			redis.call('ZREM', key, m)
+			removed = removed + 1
+		end
+	end
+end
+local next_start = 0
+if #members == count then next_start = start + count - removed end
+return {next_start, fixed, bad}
