@@ -976,6 +976,8 @@ int main(int argc, char **argv)
 	int opt, rc = EXIT_USAGE;
 
 	jobd_log_set_ident("jobctl");
+	/* A dropped connection is an error to report, not a way to die. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Options before the command only; the command parses its own. */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {

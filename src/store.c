@@ -209,6 +209,23 @@ static redisContext *connect_to(struct jobd_store *st)
 		}
 		freeReplyObject(r);
 	}
+	/*
+	 * Ask before loading scripts: Redis drops an unauthenticated client
+	 * that sends large requests, which would only say "connection lost".
+	 */
+	r = redisCommand(c, "PING");
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		set_err(st, "redis at %s refused us: %s%s", addr,
+			r ? r->str : c->errstr,
+			r && strncmp(r->str, "NOAUTH", 6) == 0 ?
+				" (set [redis] password, and user for an ACL user)" :
+				"");
+		if (r)
+			freeReplyObject(r);
+		redisFree(c);
+		return NULL;
+	}
+	freeReplyObject(r);
 	return c;
 }
 
