@@ -485,6 +485,9 @@ int jobd_csv_buf_add(struct jobd_csv_buf *b, const char *s, size_t len)
 
 static bool needs_quotes(const char *s, size_t len)
 {
+	/* A byte order mark opening the file would be skipped on reading. */
+	if (len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+		return true;
 	for (size_t i = 0; i < len; i++)
 		if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n')
 			return true;

@@ -31,6 +31,7 @@
 #include "consumers/consumer.h"
 #include "http.h"
 #include "log.h"
+#include "producers/stats.h"
 #include "store.h"
 #include "worker.h"
 
@@ -91,6 +92,12 @@ static void *start_consumer(const struct jobd_conf *conf, char *errstr,
 	return jobd_consumer_start(conf, errstr, size);
 }
 
+static void *start_stats(const struct jobd_conf *conf, char *errstr,
+			 size_t size)
+{
+	return jobd_stats_producer_start(conf, errstr, size);
+}
+
 static void *start_http(const struct jobd_conf *conf, char *errstr,
 			size_t size)
 {
@@ -144,6 +151,7 @@ int main(int argc, char **argv)
 	struct jobd_workers *workers = NULL;
 	struct jobd_consumer *consumer = NULL;
 	struct jobd_http *http = NULL;
+	struct jobd_stats_producer *stats = NULL;
 	struct jobd_store *st;
 	char errstr[512], roles[64] = "";
 	sigset_t mask;
@@ -214,9 +222,9 @@ int main(int argc, char **argv)
 	    !(consumer = start_role("consumer", start_consumer, conf, sfd,
 				    &sig, &rc)))
 		goto out_roles;
-	if (conf->role_stats) {
-		/* Role stats: the per-minute stats producer starts here. */
-	}
+	if (conf->role_stats &&
+	    !(stats = start_role("stats", start_stats, conf, sfd, &sig, &rc)))
+		goto out_roles;
 	if (conf->role_http &&
 	    !(http = start_role("http", start_http, conf, sfd, &sig, &rc)))
 		goto out_roles;
@@ -233,6 +241,7 @@ int main(int argc, char **argv)
 out_roles:
 	/* Reverse order of start: http, stats, consume, then work. */
 	jobd_http_stop(http);
+	jobd_stats_producer_stop(stats);
 	jobd_consumer_stop(consumer);
 	jobd_workers_stop(workers);
 	if (sig)

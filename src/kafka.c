@@ -112,13 +112,15 @@ static int set(rd_kafka_conf_t *kconf, const char *name, const char *value,
 }
 
 /*
- * A librdkafka conf: DEFAULTS (name, value pairs, NULL-terminated), then
- * the [kafka] kafka.* properties (they win), then BROKERS.
+ * A librdkafka conf: DEFAULTS, then EXTRA (name, value pairs, each
+ * NULL-terminated or NULL), then the [kafka] kafka.* properties (they
+ * win), then BROKERS.
  */
-static rd_kafka_conf_t *new_conf(const struct jobd_conf *conf,
-				 const char *brokers,
-				 const char *const *defaults, char *errstr,
-				 size_t errstr_size)
+static rd_kafka_conf_t *new_conf2(const struct jobd_conf *conf,
+				  const char *brokers,
+				  const char *const *defaults,
+				  const char *const *extra, char *errstr,
+				  size_t errstr_size)
 {
 	rd_kafka_conf_t *kconf = rd_kafka_conf_new();
 
@@ -127,6 +129,9 @@ static rd_kafka_conf_t *new_conf(const struct jobd_conf *conf,
 	for (size_t i = 0; defaults && defaults[i]; i += 2)
 		if (set(kconf, defaults[i], defaults[i + 1], errstr,
 			errstr_size) < 0)
+			goto err_free_conf;
+	for (size_t i = 0; extra && extra[i]; i += 2)
+		if (set(kconf, extra[i], extra[i + 1], errstr, errstr_size) < 0)
 			goto err_free_conf;
 	for (size_t i = 0; conf && i < conf->kafka_props_count; i++)
 		if (set(kconf, conf->kafka_props[i].key,
@@ -139,6 +144,18 @@ static rd_kafka_conf_t *new_conf(const struct jobd_conf *conf,
 err_free_conf:
 	rd_kafka_conf_destroy(kconf);
 	return NULL;
+}
+
+/*
+ * A librdkafka conf: DEFAULTS (name, value pairs, NULL-terminated), then
+ * the [kafka] kafka.* properties (they win), then BROKERS.
+ */
+static rd_kafka_conf_t *new_conf(const struct jobd_conf *conf,
+				 const char *brokers,
+				 const char *const *defaults, char *errstr,
+				 size_t errstr_size)
+{
+	return new_conf2(conf, brokers, defaults, NULL, errstr, errstr_size);
 }
 
 /* --- embedded broker ---------------------------------------------------- */
@@ -384,6 +401,15 @@ struct jobd_kafka_producer *
 jobd_kafka_producer_new(const struct jobd_conf *conf, const char *brokers,
 			char *errstr, size_t errstr_size)
 {
+	return jobd_kafka_producer_new_props(conf, brokers, NULL, errstr,
+					     errstr_size);
+}
+
+struct jobd_kafka_producer *
+jobd_kafka_producer_new_props(const struct jobd_conf *conf,
+			      const char *brokers, const char *const *props,
+			      char *errstr, size_t errstr_size)
+{
 	static const char *const defaults[] = {
 		"client.id",
 		"jobd",
@@ -403,7 +429,7 @@ jobd_kafka_producer_new(const struct jobd_conf *conf, const char *brokers,
 		snprintf(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
-	kconf = new_conf(conf, brokers, defaults, errstr, errstr_size);
+	kconf = new_conf2(conf, brokers, defaults, props, errstr, errstr_size);
 	if (!kconf)
 		goto err_free;
 	rd_kafka_conf_set_dr_msg_cb(kconf, dr_msg_cb);
@@ -504,6 +530,69 @@ void jobd_kafka_producer_free(struct jobd_kafka_producer *p)
 	free(p);
 }
 
+/* Whether every one of the first N deliveries has its report. */
+static bool all_done(const struct delivery *d, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!d[i].done)
+			return false;
+	return true;
+}
+
+int jobd_kafka_producer_deliver(struct jobd_kafka_producer *p,
+				const struct jobd_kafka_out *msgs, size_t n,
+				jobd_kafka_wait_fn keep, void *arg,
+				size_t *acked, char *errstr,
+				size_t errstr_size)
+{
+	struct delivery *d;
+	int64_t next_ask = jobd_util_mono_ms() + 1000;
+	size_t sent = 0;
+	bool gave_up = false;
+	int rc = 0;
+
+	*acked = 0;
+	if (n == 0)
+		return 0;
+	d = calloc(n, sizeof(*d));
+	if (!d) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	/* Stop at the first refusal: a later message must not overtake it. */
+	for (; sent < n; sent++) {
+		d[sent].err = produce(p->rk, &msgs[sent], &d[sent]);
+		if (d[sent].err)
+			break;
+	}
+	while (!all_done(d, sent)) {
+		rd_kafka_poll(p->rk, 100);
+		if (!keep || jobd_util_mono_ms() < next_ask)
+			continue;
+		next_ask = jobd_util_mono_ms() + 1000;
+		if (keep(arg))
+			continue;
+		/* Purged messages get a delivery report, so D is not
+		 * referenced once every report has been served. */
+		gave_up = true;
+		rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE |
+					      RD_KAFKA_PURGE_F_INFLIGHT);
+		while (!all_done(d, sent))
+			rd_kafka_poll(p->rk, 100);
+	}
+	while (*acked < sent && !d[*acked].err)
+		(*acked)++;
+	if (*acked < n) {
+		snprintf(errstr, errstr_size, "cannot deliver to \"%s\": %s",
+			 msgs[*acked].topic,
+			 gave_up ? "gave up waiting for the broker" :
+				   rd_kafka_err2str(d[*acked].err));
+		rc = gave_up ? -2 : -1;
+	}
+	free(d);
+	return rc;
+}
+
 int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 		    const void *buf, size_t len, char *errstr,
 		    size_t errstr_size)
@@ -544,6 +633,165 @@ int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 	rc = jobd_kafka_producer_send(p, &msg, 1, SEND_TIMEOUT_MS, errstr,
 				      errstr_size);
 	jobd_kafka_producer_free(p);
+	return rc;
+}
+
+/* --- reading the end of a partition ---------------------------------- */
+
+/* How many offsets below the high watermark are tried for a message. */
+#define TAIL_STEPS 10
+
+/*
+ * Fetches the message at OFFSET into *KEY and *OFFSET. Returns 1, 0 when
+ * the partition ended before a message (OFFSET held none), or -1 when the
+ * DEADLINE (monotonic ms) passed.
+ */
+static int fetch_at(rd_kafka_t *rk, const char *topic, int32_t partition,
+		    int64_t at, int64_t deadline, char **key, int64_t *offset,
+		    char *errstr, size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_resp_err_t err;
+
+	parts = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = at;
+	err = rd_kafka_assign(rk, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (err) {
+		snprintf(errstr, errstr_size, "cannot read %s/%d@%lld: %s",
+			 topic, (int)partition, (long long)at,
+			 rd_kafka_err2str(err));
+		return -1;
+	}
+	snprintf(errstr, errstr_size, "cannot read %s/%d@%lld: timed out",
+		 topic, (int)partition, (long long)at);
+	for (;;) {
+		int64_t left = deadline - jobd_util_mono_ms();
+		rd_kafka_message_t *rkm;
+		int rc = 1;
+
+		if (left <= 0)
+			return -1;
+		rkm = rd_kafka_consumer_poll(rk, (int)left);
+		if (!rkm)
+			continue;
+		if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			rc = 0;
+		} else if (rkm->err) {
+			/* e.g. the broker is restarting: try until DEADLINE */
+			snprintf(errstr, errstr_size, "cannot read %s/%d@%lld: %s",
+				 topic, (int)partition, (long long)at,
+				 rd_kafka_message_errstr(rkm));
+			rd_kafka_message_destroy(rkm);
+			continue;
+		} else {
+			*offset = rkm->offset;
+			*key = rkm->key ? strndup(rkm->key, rkm->key_len) :
+					  NULL;
+			if (rkm->key && !*key) {
+				snprintf(errstr, errstr_size, "out of memory");
+				rc = -1;
+			}
+		}
+		rd_kafka_message_destroy(rkm);
+		return rc;
+	}
+}
+
+/*
+ * Asks the broker about TOPIC (a consumer's metadata request creates no
+ * topic). Returns 1 when it exists, 0 when the broker says it does not
+ * (nothing was ever published), -1 when the broker did not answer.
+ */
+static int topic_exists(rd_kafka_t *rk, const char *topic, int timeout_ms,
+			char *errstr, size_t errstr_size)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt;
+	rd_kafka_resp_err_t err;
+	int rc;
+
+	rkt = rd_kafka_topic_new(rk, topic, NULL);
+	if (!rkt) {
+		snprintf(errstr, errstr_size, "bad topic \"%s\": %s", topic,
+			 rd_kafka_err2str(rd_kafka_last_error()));
+		return -1;
+	}
+	err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+	rd_kafka_topic_destroy(rkt);
+	if (!err && md->topic_cnt == 1)
+		err = md->topics[0].err;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		return 0;
+	rc = err ? -1 : 1;
+	if (err)
+		snprintf(errstr, errstr_size,
+			 "cannot read the metadata of \"%s\": %s", topic,
+			 rd_kafka_err2str(err));
+	return rc;
+}
+
+int jobd_kafka_last_message(const struct jobd_conf *conf, const char *brokers,
+			    const char *topic, int32_t partition,
+			    int timeout_ms, char **key, int64_t *offset,
+			    char *errstr, size_t errstr_size)
+{
+	static const char *const defaults[] = {
+		"client.id",
+		"jobd",
+		/* needed by the consumer API; never joined (no subscribe) */
+		"group.id",
+		"jobd-tail",
+		"enable.auto.commit",
+		"false",
+		"enable.auto.offset.store",
+		"false",
+		"enable.partition.eof",
+		"true",
+		"fetch.wait.max.ms",
+		"50",
+		NULL,
+	};
+	int64_t deadline = jobd_util_mono_ms() + timeout_ms;
+	int64_t lo = 0, hi = 0;
+	rd_kafka_conf_t *kconf;
+	rd_kafka_resp_err_t err;
+	rd_kafka_t *rk;
+	int rc = 0;
+
+	*key = NULL;
+	*offset = -1;
+	kconf = new_conf(conf, brokers, defaults, errstr, errstr_size);
+	if (!kconf)
+		return -1;
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
+	if (!rk) {
+		rd_kafka_conf_destroy(kconf);
+		return -1;
+	}
+	kconf = NULL; /* now owned by rk */
+	rd_kafka_poll_set_consumer(rk);
+	rc = topic_exists(rk, topic, timeout_ms, errstr, errstr_size);
+	if (rc == 1) {
+		rc = 0;
+		err = rd_kafka_query_watermark_offsets(rk, topic, partition,
+						       &lo, &hi, timeout_ms);
+		if (err) {
+			snprintf(errstr, errstr_size,
+				 "cannot read the offsets of %s/%d: %s", topic,
+				 (int)partition, rd_kafka_err2str(err));
+			rc = -1;
+		}
+	}
+	for (int64_t at = hi - 1; rc == 0 && at >= lo && at >= hi - TAIL_STEPS;
+	     at--)
+		rc = fetch_at(rk, topic, partition, at, deadline, key, offset,
+			      errstr, errstr_size);
+	rd_kafka_assign(rk, NULL);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
 	return rc;
 }
 

@@ -1,7 +1,7 @@
 /*
  * kafka: every librdkafka call of jobd (STYLE rule 1).
  *
- * Four things live here:
+ * Five things live here:
  * - a producer that sends a batch of messages (with headers) and waits for
  *   their delivery reports: the dead-letter queue, `jobctl send`, stats;
  * - a consumer in a group with manual offset commits: poll a batch, turn it
@@ -12,6 +12,8 @@
  *   TTL refreshed while alive, see broker.h) so kcat, jobctl and other jobd
  *   instances find it; a second instance joins the live one and takes over
  *   (starts its own) once the key expires;
+ * - reading the last message of a partition (watermarks, then a fetch at
+ *   high - 1 without a group): where the stats producer resumes;
  * - the pass-through of `[kafka] kafka.<property> = value` to librdkafka,
  *   applied after jobd's defaults so SASL/SSL or any tuning works.
  *
@@ -109,6 +111,37 @@ int jobd_kafka_producer_send(struct jobd_kafka_producer *p,
 void jobd_kafka_producer_free(struct jobd_kafka_producer *p);
 
 /*
+ * Like jobd_kafka_producer_new, with PROPS (name, value pairs,
+ * NULL-terminated, borrowed for the call) applied after jobd's producer
+ * defaults and before CONF's kafka.* properties (which still win). E.g.
+ * "message.timeout.ms", "0" for a producer whose messages never expire:
+ * the idempotent producer then retries a message with its original
+ * sequence number until the broker has it, so no retry duplicates it.
+ */
+struct jobd_kafka_producer *
+jobd_kafka_producer_new_props(const struct jobd_conf *conf,
+			      const char *brokers, const char *const *props,
+			      char *errstr, size_t errstr_size);
+
+/* Asked about once a second while a delivery waits: false = give up. */
+typedef bool (*jobd_kafka_wait_fn)(void *arg);
+
+/*
+ * Sends N messages in order and waits for every delivery report for as
+ * long as KEEP(ARG) returns true (KEEP NULL: until delivered). *ACKED =
+ * how many leading messages were acked (delivery order is send order for
+ * one partition of an idempotent producer). Returns 0 when all were acked;
+ * -1 when one failed (errstr says why); -2 when KEEP gave up: the rest
+ * were purged and may or may not have arrived. After -1 or -2 free the
+ * producer and make a new one.
+ */
+int jobd_kafka_producer_deliver(struct jobd_kafka_producer *p,
+				const struct jobd_kafka_out *msgs, size_t n,
+				jobd_kafka_wait_fn keep, void *arg,
+				size_t *acked, char *errstr,
+				size_t errstr_size);
+
+/*
  * One-shot send of BUF (LEN bytes, borrowed) to TOPIC, for `jobctl send`:
  * resolves "embedded" through the Redis key (never starts a broker: an
  * error when none is alive), waits for the delivery report (10 s). Returns
@@ -118,6 +151,23 @@ void jobd_kafka_producer_free(struct jobd_kafka_producer *p);
 int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 		    const void *buf, size_t len, char *errstr,
 		    size_t errstr_size);
+
+/* --- reading the end of a partition ---------------------------------- */
+
+/*
+ * Reads the last message of TOPIC/PARTITION on BROKERS (all borrowed for
+ * the call): queries the watermark offsets and fetches the message at
+ * high - 1 (stepping back over a few offsets that hold no message, such as
+ * transaction markers), without a consumer group. *KEY is a new
+ * NUL-terminated copy of its key (NULL when it has none; caller frees with
+ * free()), *OFFSET its offset. Returns 1, 0 when the partition (or the
+ * topic) is empty, or -1 (broker unreachable within TIMEOUT_MS) with the
+ * reason in errstr.
+ */
+int jobd_kafka_last_message(const struct jobd_conf *conf, const char *brokers,
+			    const char *topic, int32_t partition,
+			    int timeout_ms, char **key, int64_t *offset,
+			    char *errstr, size_t errstr_size);
 
 /* --- consumer ----------------------------------------------------------- */
 

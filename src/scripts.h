@@ -1,19 +1,15 @@
 /*
- * scripts: the Redis Lua scripts of src/lua/, embedded at build time by
- * build-aux/lua2c.sh (lib.lua prepended to each). jobd and jobctl load
- * the same text, so they judge every transition the same way.
+ * scripts: the Redis function library built from src/lua/ by
+ * build-aux/lua2c.sh: lib.lua, then every script as a function named
+ * jobd_library_prefix + the script's name ("jobd_1a2b3c4d_claim"). jobd
+ * and jobctl load the same library, so they judge every transition the
+ * same way; loaded once (FUNCTION LOAD), its shared code is not run again
+ * on every call as a script's would be.
  */
 #ifndef JOBD_SRC_SCRIPTS_H
 #define JOBD_SRC_SCRIPTS_H
 
-#include <stddef.h>
-
-struct jobd_script {
-	const char *name; /* file name without .lua, e.g. "claim" */
-	const char *text; /* lib.lua + the script */
-};
-
-extern const struct jobd_script jobd_scripts[];
-extern const size_t jobd_scripts_count;
+extern const char jobd_library[];
+extern const char jobd_library_prefix[];
 
 #endif

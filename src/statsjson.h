@@ -22,4 +22,19 @@ json_t *jobd_stats_to_json(const struct jobd_stats *s);
 /* The count fields of one minute or type (no "minute"/"by_type"). */
 json_t *jobd_stats_counts_to_json(const struct jobd_stats_counts *c);
 
+/*
+ * One minute object of the contract, as published on the stats topic:
+ * {"minute", "closed", "created", ..., "by_type"}. M is borrowed; caller
+ * owns the result.
+ */
+json_t *jobd_stats_minute_to_json(const struct jobd_stats_minute *m);
+
+/*
+ * The same object as a msgpack map (keys in the same order). *BUF is new
+ * (caller frees with free()) of *LEN bytes. Returns 0, or -1 when out of
+ * memory.
+ */
+int jobd_stats_minute_to_msgpack(const struct jobd_stats_minute *m,
+				 char **buf, size_t *len);
+
 #endif

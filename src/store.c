@@ -76,8 +76,7 @@ struct jobd_store {
 	const struct jobd_conf *conf; /* borrowed */
 	redisContext *c;              /* NULL while disconnected */
 	redisContext *sub;            /* subscribed to PREFIX:wake, or NULL */
-	const char *texts[S_COUNT];   /* script texts, static */
-	char shas[S_COUNT][41];       /* SHA1 of each script, hex */
+	char fn[S_COUNT][64];         /* function names, "jobd_HASH_claim" */
 	int timeout_ms;               /* per-call socket timeout */
 	char err[512];                /* the last error */
 };
@@ -229,29 +228,28 @@ static redisContext *connect_to(struct jobd_store *st)
 	return c;
 }
 
-static int load_scripts(struct jobd_store *st)
+/*
+ * Loads the function library. Its name carries the hash of its sources,
+ * so "already exists" means this very library is there (another process
+ * loaded it): fine.
+ */
+static int load_library(struct jobd_store *st)
 {
-	redisReply *r;
+	redisReply *r = redisCommand(st->c, "FUNCTION LOAD %s", jobd_library);
 
-	for (int i = 0; i < S_COUNT; i++)
-		redisAppendCommand(st->c, "SCRIPT LOAD %s", st->texts[i]);
-	for (int i = 0; i < S_COUNT; i++) {
-		if (redisGetReply(st->c, (void **)&r) != REDIS_OK) {
-			set_err(st, "redis at %s: %s",
-				st->conf->redis_address, st->c->errstr);
-			drop(&st->c);
-			return JOBD_STORE_ERR_REDIS;
-		}
-		if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-			set_err(st, "cannot load script %s.lua: %s",
-				script_names[i],
-				r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
-			freeReplyObject(r);
-			return JOBD_STORE_ERR_REDIS;
-		}
-		memcpy(st->shas[i], r->str, 41);
-		freeReplyObject(r);
+	if (!r) {
+		set_err(st, "redis at %s: %s", st->conf->redis_address,
+			st->c->errstr);
+		drop(&st->c);
+		return JOBD_STORE_ERR_REDIS;
 	}
+	if (r->type == REDIS_REPLY_ERROR && !strstr(r->str, "already exists")) {
+		set_err(st, "cannot load jobd's functions into redis at %s: %s",
+			st->conf->redis_address, r->str);
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	freeReplyObject(r);
 	return 0;
 }
 
@@ -264,11 +262,7 @@ static int ensure(struct jobd_store *st)
 	st->c = connect_to(st);
 	if (!st->c)
 		return JOBD_STORE_ERR_REDIS;
-	if (load_scripts(st) < 0) {
-		drop(&st->c);
-		return JOBD_STORE_ERR_REDIS;
-	}
-	/* Scripts read the log bound from here (first writer wins). */
+	/* Functions read the log bound from here (first writer wins). */
 	r = redisCommand(st->c, "HSETNX %s:conf logs_max_entries %lld",
 			 st->conf->prefix,
 			 (long long)st->conf->logs_max_entries);
@@ -288,18 +282,9 @@ struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
 	}
 	st->conf = conf;
 	st->timeout_ms = 5000;
-	for (int i = 0; i < S_COUNT; i++) {
-		for (size_t j = 0; j < jobd_scripts_count; j++)
-			if (strcmp(jobd_scripts[j].name, script_names[i]) == 0)
-				st->texts[i] = jobd_scripts[j].text;
-		if (!st->texts[i]) {
-			snprintf(errstr, errstr_size,
-				 "script %s.lua is not built in",
-				 script_names[i]);
-			free(st);
-			return NULL;
-		}
-	}
+	for (int i = 0; i < S_COUNT; i++)
+		snprintf(st->fn[i], sizeof(st->fn[i]), "%s%s",
+			 jobd_library_prefix, script_names[i]);
 	if (ensure(st) < 0) {
 		snprintf(errstr, errstr_size, "%s", st->err);
 		free(st);
@@ -344,8 +329,8 @@ static redisReply *eval(struct jobd_store *st, enum script_id id,
 
 	if (ensure(st) < 0)
 		return NULL;
-	args_add(&a, "EVALSHA");
-	args_add(&a, st->shas[id]);
+	args_add(&a, "FCALL");
+	args_add(&a, st->fn[id]);
 	args_add(&a, "0");
 	args_add(&a, st->conf->prefix);
 	for (size_t i = 0; i < args->n; i++) {
@@ -366,16 +351,16 @@ static redisReply *eval(struct jobd_store *st, enum script_id id,
 		}
 		if (r->type != REDIS_REPLY_ERROR)
 			break;
-		if (strncmp(r->str, "NOSCRIPT", 8) == 0 && tries == 0) {
-			/* Redis restarted or flushed its script cache. */
+		if (strstr(r->str, "Function not found") && tries == 0) {
+			/* First use on this Redis, or it lost its functions. */
 			freeReplyObject(r);
 			r = NULL;
-			if (load_scripts(st) < 0)
+			if (load_library(st) < 0)
 				break;
 			continue;
 		}
-		set_err(st, "redis script %s.lua failed: %s", script_names[id],
-			r->str);
+		set_err(st, "redis function %s (src/lua/%s.lua) failed: %s",
+			st->fn[id], script_names[id], r->str);
 		freeReplyObject(r);
 		r = NULL;
 		break;

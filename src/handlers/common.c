@@ -1,11 +1,6 @@
 /*
  * handlers/common: shared plumbing of the record handlers (common.h).
  *
- * Store per worker thread: handlers run on the pool's worker threads, one
- * handler per thread at a time, so a thread-specific store needs no lock
- * and is reused by every job that thread runs; its destructor closes it
- * when the pool joins the thread.
- *
  * data_dir confinement: openat2(RESOLVE_BENEATH) resolves the whole path
  * under the data_dir descriptor and fails with EXDEV when "..", an
  * absolute symlink or a symlink chain would leave it. Kernels before 5.6
@@ -55,61 +50,21 @@
 
 /* --- the thread's store ----------------------------------------------------- */
 
-struct tstore {
-	const struct jobd_conf *conf; /* what st was made for */
-	struct jobd_store *st;
-};
-
-static pthread_key_t store_key;
-static pthread_once_t store_once = PTHREAD_ONCE_INIT;
-
-static void tstore_free(void *p)
-{
-	struct tstore *t = p;
-
-	jobd_store_free(t->st);
-	free(t);
-}
-
-static void store_key_init(void)
-{
-	pthread_key_create(&store_key, tstore_free);
-}
-
 struct jobd_store *jobd_handlers_store(struct jobd_ctx *ctx)
 {
-	const struct jobd_conf *conf = jobd_ctx_conf(ctx);
-	struct tstore *t;
-	char err[512];
+	struct jobd_store *st;
 	int64_t backoff = 0;
 
-	pthread_once(&store_once, store_key_init);
-	t = pthread_getspecific(store_key);
-	if (t && t->conf == conf)
-		return t->st;
-	if (t) {
-		jobd_store_free(t->st);
-		free(t);
-		pthread_setspecific(store_key, NULL);
-	}
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		abort(); /* out of memory: nothing sensible to do */
-	t->conf = conf;
-	while (!(t->st = jobd_store_new(conf, err, sizeof(err)))) {
+	while (!(st = jobd_ctx_store(ctx))) {
 		backoff = backoff < BACKOFF_MIN_MS ? BACKOFF_MIN_MS :
 			  backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 							 backoff * 2;
-		jobd_warn("job %" PRId64 ": %s (retrying in %" PRId64 " ms)",
-			  jobd_ctx_job_id(ctx), err, backoff);
 		if (!jobd_ctx_sleep(ctx, backoff)) {
-			free(t);
-			jobd_ctx_fail(ctx, "%s", err);
+			jobd_ctx_fail(ctx, "cannot connect to redis");
 			return NULL;
 		}
 	}
-	pthread_setspecific(store_key, t);
-	return t->st;
+	return st;
 }
 
 bool jobd_handlers_retry(struct jobd_ctx *ctx, struct jobd_store *st,

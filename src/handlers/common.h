@@ -19,21 +19,14 @@
 #include "records.h"
 #include "store.h"
 
-/*
- * The conf of the pool running the job (borrowed, outlives the call).
- * Defined in worker.c next to the rest of the context API; declared here
- * too until handler.h carries it.
- */
-const struct jobd_conf *jobd_ctx_conf(const struct jobd_ctx *ctx);
-
 /* Records written or read per Redis round trip. */
 #define JOBD_HANDLERS_BATCH 500
 
 /*
- * The calling worker thread's store for the job's conf, connected on first
- * use and freed when the thread exits. NULL (with the reason as the job's
- * failure via jobd_ctx_fail, so "return JOBD_HANDLER_FAILED") only when
- * Redis cannot even be connected to.
+ * The worker thread's store (jobd_ctx_store), waiting with backoff while
+ * Redis cannot be connected to. NULL only when a stop or abandon came
+ * meanwhile; then the job has failed with the reason (jobd_ctx_fail), so
+ * "return JOBD_HANDLER_FAILED".
  */
 struct jobd_store *jobd_handlers_store(struct jobd_ctx *ctx);
 

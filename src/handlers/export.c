@@ -18,6 +18,9 @@
  * At the end the file is fsynced and renamed over the target: readers see
  * the old file or the whole new one, never a part.
  *
+ * "pace_ms" in the payload sleeps that long between pages, to limit the
+ * load an export puts on Redis (and to let tests stop one mid-way).
+ *
  * Columns: "id" (the record id) first, then the payload's "fields", or
  * else the fields of the first record in hash order. CSV writes a header
  * row and one row per record (a missing field is empty; fields beyond the
@@ -235,6 +238,7 @@ static int export_run(struct jobd_ctx *ctx, struct jobd_store *st,
 	char **ids = NULL;
 	size_t n = 0;
 	int64_t total = 0, backoff = 0;
+	int64_t pace = jobd_handlers_int(p, "pace_ms", 0);
 	bool stopped;
 	int ret = JOBD_HANDLER_DONE;
 
@@ -312,6 +316,8 @@ static int export_run(struct jobd_ctx *ctx, struct jobd_store *st,
 		jobd_ctx_progress_of(ctx, r->written,
 				     total > r->written ? total : r->written);
 		if (jobd_ctx_stop_requested(ctx))
+			goto stop;
+		if (pace > 0 && !jobd_ctx_sleep(ctx, pace))
 			goto stop;
 	}
 	if (fsync(r->fd) < 0 || close(r->fd) < 0) {

@@ -23,6 +23,9 @@
  * rows of the chunk are still imported. Memory is one batch of rows plus
  * the reader's buffer, whatever the file's size.
  *
+ * "pace_ms" in the payload makes each chunk sleep that long between
+ * batches (limits the write load; lets tests stop a chunk mid-way).
+ *
  * Progress: the split's own progress is the share of the file scanned;
  * each chunk's is its rows done over its rows, so the root's overall
  * progress is rows done over rows total (chunks are equal in rows).
@@ -236,13 +239,14 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 		if (n == 0)
 			break;
 		child = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, "
-				  "s:I}",
+				  "s:I, s:I}",
 				  "chunk", (json_int_t)chunk, "file", sp->file,
 				  "format", sp->ndjson ? "ndjson" : "csv",
 				  "collection", sp->collection, "key", sp->key,
 				  "offset", (json_int_t)start, "end",
 				  (json_int_t)end, "line", (json_int_t)first,
-				  "rows", (json_int_t)n);
+				  "rows", (json_int_t)n, "pace_ms",
+				  (json_int_t)jobd_handlers_int(p, "pace_ms", 0));
 		if (header)
 			json_object_set(child, "header", header);
 		snprintf(key, sizeof(key), "c%" PRId64 "-%" PRId64, token,
@@ -481,6 +485,7 @@ static int chunk(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 	struct batch *b;
 	json_t *ck, *header = json_object_get(p, "header"), *nck;
 	int64_t offset, line, end, rows, done, imported, bad, flushed_at;
+	int64_t pace = jobd_handlers_int(p, "pace_ms", 0);
 	size_t keycol = 0;
 	char why[512];
 	int fd, rc, ret = JOBD_HANDLER_DONE;
@@ -575,7 +580,8 @@ static int chunk(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 			jobd_ctx_progress_of(ctx, done, rows);
 			if (rc == JOBD_CSV_EOF)
 				break;
-			if (jobd_ctx_stop_requested(ctx)) {
+			if (jobd_ctx_stop_requested(ctx) ||
+			    (pace > 0 && !jobd_ctx_sleep(ctx, pace))) {
 				ret = JOBD_HANDLER_STOPPED;
 				goto out;
 			}

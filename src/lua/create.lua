@@ -27,14 +27,14 @@ for i = 0, n - 1 do
 	local low, payload, source, system = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
 	local kk = nil
 	local res = nil
-	if key ~= '' then
-		kk = P .. ':key:' .. (parent ~= '' and (parent .. '/') or '') .. key
+	local p = nil
+	if parent ~= '' then p = load(parent) end
+	if key ~= '' and (p or parent == '') then
+		kk = P .. ':key:' .. child_scope(parent, p and p.restarts) .. key
 		local existing = redis.call('GET', kk)
 		if existing then res = {tonumber(existing), 1} end
 	end
-	local p = nil
 	if not res and parent ~= '' then
-		p = load(parent)
 		if not p then
 			res = 'parent ' .. parent .. ' not found'
 		elseif terminal(p.status) then

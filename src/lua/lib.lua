@@ -1,8 +1,10 @@
--- lib.lua: shared by every jobd script (build-aux/lua2c.sh prepends it).
---
--- Every script is called as EVALSHA sha 0 PREFIX ARG...: keys are derived
--- from the prefix inside the script, so jobd needs one Redis primary (no
--- cluster; see docs/scaling.md). All times come from Redis TIME, in ms.
+-- lib.lua: the start of the jobd function library. build-aux/lua2c.sh
+-- appends every script of src/lua/ as a function of the library (FUNCTION
+-- LOAD once; FCALL jobd_HASH_NAME 0 PREFIX ARG...), so this file's code
+-- runs once per load, not once per call; begin() resets the per-call
+-- state. Keys are derived from the prefix inside the functions, so jobd
+-- needs one Redis primary (no cluster; see docs/scaling.md). All times
+-- come from Redis TIME, in ms.
 --
 -- A job is the hash P:job:ID (docs/redis-keys.md). Its status lives in
 -- exactly one status index per visibility class, and a pending job in
@@ -10,15 +12,13 @@
 -- place that moves a job between statuses, so counters, indexes, queues and
 -- statistics change together.
 
-local P = ARGV[1]
-local T = redis.call('TIME')
-local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-local MINUTE = NOW - NOW % 60000
+-- Per call (set by begin()): the arguments, the key prefix, the Redis clock
+-- in ms and as text, the start of its minute.
+local ARGV, P, NOW, NOWS, MINUTE
 -- Integers as text. Lua 5.1 turns every number it hands to redis.call
 -- into text with "%.14g", a slow floating-point format: "%d" is several
 -- times cheaper, and the hot paths pass a dozen numbers per job.
 local function I(x) return string.format('%d', x) end
-local NOWS = I(NOW)
 local MAX_DEPTH = 32
 
 local function jkey(id) return P .. ':job:' .. id end
@@ -230,13 +230,17 @@ local CHILDREN = {'children_progress', 'children_pending',
 	'children_in_progress', 'children_stopping', 'children_stopped',
 	'children_finished', 'children_canceled', 'children_errors',
 	'tree_stopping'}
+-- Every field the transitions use (the children's counters included:
+-- written out, because a library's load may call no library function).
 local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
 	'low_priority', 'progress', 'children_total', 'attempt', 'errors',
 	'awaiting', 'created_at', 'queued_at', 'started_at', 'run_since',
 	'run_ms', 'stoppable', 'restartable', 'retries', 'retry_count',
 	'backoff_ms', 'not_before', 'inconsistent', 'depth', 'charged',
-	'vruntime', 'avg_ms'}
-for _, f in ipairs(CHILDREN) do ALL[#ALL + 1] = f end
+	'vruntime', 'avg_ms', 'restarts', 'children_progress', 'children_pending',
+	'children_in_progress', 'children_stopping', 'children_stopped',
+	'children_finished', 'children_canceled', 'children_errors',
+	'tree_stopping'}
 
 -- What the ends of a run (finish, hand back, lease expiry, reports) read.
 local RUN = {'status', 'parent', 'root', 'type', 'system', 'low_priority',
@@ -647,4 +651,27 @@ local function flush(ttl_ms)
 	end
 	if VR_LAST then redis.call('SET', P .. ':vr_floor', VR_LAST) end
 	if WAKE then redis.call('PUBLISH', P .. ':wake', '1') end
+end
+
+-- Starts a call: its arguments and clock, and empty per-call state.
+local function begin(args)
+	ARGV = args
+	P = args[1]
+	local t = redis.call('TIME')
+	NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+	NOWS = I(NOW)
+	MINUTE = NOW - NOW % 60000
+	ZDEFER, ZKEYS = {}, {}
+	COUNT, STATS, STATS_MIN, STATS_MAX = {}, {}, {}, {}
+	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
+	LOG_MAX, LOGGED = nil, {}
+end
+
+-- The key scope of a parent's children: a restart starts a new scope, so
+-- a restarted handler re-spawning its keys gets new children, not the
+-- detached ones of the earlier run.
+local function child_scope(parent, restarts)
+	if parent == '' then return '' end
+	if num(restarts) > 0 then return parent .. '/' .. restarts .. '/' end
+	return parent .. '/'
 end

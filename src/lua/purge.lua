@@ -26,7 +26,7 @@ if redis.call('LLEN', todo) == 0 then
 				local v = redis.call('HMGET', jkey(id), 'finished_at', 'created_at')
 				if num(v[2]) >= cutoff then break end
 				if v[1] and num(v[1]) < cutoff then
-					redis.call('RPUSH', todo, 'job:' .. id)
+					redis.call('RPUSH', todo, 'job\t' .. id .. '\t')
 				end
 			end
 		end
@@ -37,8 +37,9 @@ local budget = max
 while budget > 0 do
 	local e = redis.call('LPOP', todo)
 	if not e then break end
-	if string.sub(e, 1, 4) == 'job:' then
-		local id = string.sub(e, 5)
+	local kind, a, b, c = string.match(e, '^(%a+)\t([^\t]*)\t([^\t]*)\t?(.*)$')
+	if kind == 'job' then
+		local id, scope = a, b
 		local h = load_fields(id, {'status', 'parent', 'type', 'system',
 			'run_by', 'key', 'restarts'})
 		if h then
@@ -50,26 +51,28 @@ while budget > 0 do
 			end
 			zset_later(base .. ':t:' .. h.type, id, false)
 			if h.run_by ~= '' then zset_later(base .. ':u:' .. h.run_by, id, false) end
-			if h.key ~= '' then
-				redis.call('DEL', P .. ':key:' .. (h.parent ~= '' and (h.parent .. '/') or '') .. h.key)
-			end
+			if h.key ~= '' then redis.call('DEL', P .. ':key:' .. scope .. h.key) end
 			count_add(h.status, -1)
-			redis.call('RPUSH', todo, 'set:' .. P .. ':children:' .. id .. ':0')
+			local ck = P .. ':children:' .. id
+			redis.call('RPUSH', todo, 'set\t' .. ck .. '\t0\t' ..
+				child_scope(id, h.restarts))
 			for n = 1, num(h.restarts) do
-				redis.call('RPUSH', todo, 'set:' .. P .. ':children:' .. id .. ':run:' .. n .. ':0')
+				redis.call('RPUSH', todo, 'set\t' .. ck .. ':run:' .. n ..
+					'\t0\t' .. child_scope(id, n - 1))
 			end
 			redis.call('DEL', jkey(id), P .. ':log:' .. id)
 			deleted = deleted + 1
 		end
 		budget = budget - 1
 	else
-		-- "set:KEY:CURSOR": queue up to BUDGET members above CURSOR.
-		local sep = string.find(e, ':[^:]*$')
-		local key, cursor = string.sub(e, 5, sep - 1), string.sub(e, sep + 1)
+		-- A child set: queue up to BUDGET members above the cursor.
+		local key, cursor, scope = a, b, c
 		local ids = redis.call('ZRANGEBYSCORE', key, '(' .. cursor, '+inf', 'LIMIT', 0, budget)
-		for _, id in ipairs(ids) do redis.call('RPUSH', todo, 'job:' .. id) end
+		for _, id in ipairs(ids) do
+			redis.call('RPUSH', todo, 'job\t' .. id .. '\t' .. scope)
+		end
 		if #ids == budget then
-			redis.call('LPUSH', todo, 'set:' .. key .. ':' .. ids[#ids])
+			redis.call('LPUSH', todo, 'set\t' .. key .. '\t' .. ids[#ids] .. '\t' .. scope)
 		else
 			redis.call('DEL', key)
 		end

@@ -32,6 +32,7 @@ sources_of() {
 	conf) echo "src/conf.c src/util.c src/log.c" ;;
 	codec) echo "src/codec.c src/util.c src/log.c" ;;
 	execproto) echo "src/execproto.c src/codec.c src/util.c src/log.c" ;;
+	csv) echo "src/csv.c src/codec.c src/util.c src/log.c" ;;
 	*) return 1 ;;
 	esac
 }
@@ -39,7 +40,7 @@ sources_of() {
 # pkg-config modules each target needs; "msgpack" falls back to msgpack-c.
 packages_of() {
 	case $1 in
-	codec | execproto) echo "jansson msgpack" ;;
+	codec | execproto | csv) echo "jansson msgpack" ;;
 	*) echo "" ;;
 	esac
 }
