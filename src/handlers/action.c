@@ -33,6 +33,7 @@
 
 #include "csv.h"
 #include "handlers/common.h"
+#include "exec.h"
 
 struct batch_run {
 	struct jobd_ctx *ctx;
@@ -129,7 +130,7 @@ static int run_batch(struct jobd_ctx *ctx, const struct jobd_action_conf *ac,
 	struct jobd_store *st = NULL;
 	struct jobd_csv_buf in = { 0 };
 	struct batch_run br = { .ctx = ctx, .coll = coll };
-	struct jobd_run run = { 0 };
+	struct jobd_exec_spec run = { 0 };
 	char why[256], *env[3] = { NULL };
 	int64_t backoff = 0, missing = 0;
 	int ret = JOBD_HANDLER_DONE;
@@ -193,11 +194,11 @@ static int run_batch(struct jobd_ctx *ctx, const struct jobd_action_conf *ac,
 	jobd_ctx_log(ctx, JOBD_LOG_INFO,
 		     "action %s: %zu records%s%s", ac->name,
 		     n - (size_t)missing, coll ? " of " : "", coll ? coll : "");
-	switch (jobd_handlers_run(ctx, &run, why, sizeof(why))) {
-	case JOBD_RUN_OK:
+	switch (jobd_exec_run(ctx, &run, why, sizeof(why))) {
+	case JOBD_EXEC_OK:
 		jobd_ctx_progress(ctx, 100);
 		break;
-	case JOBD_RUN_STOPPED:
+	case JOBD_EXEC_STOPPED:
 		ret = JOBD_HANDLER_STOPPED;
 		break;
 	default:

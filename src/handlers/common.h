@@ -60,43 +60,6 @@ int jobd_handlers_open_read(const struct jobd_conf *conf, const char *path,
 
 /* --- running a command ------------------------------------------------------ */
 
-/* Handles a stdout line the exec protocol does not know; true = handled. */
-typedef bool (*jobd_run_line_fn)(void *arg, const char *line, size_t len);
-
-struct jobd_run {
-	char *const *argv;	    /* command, borrowed; argv[0] via PATH */
-	const char *input;	    /* stdin bytes, borrowed */
-	size_t input_len;
-	const char *const *env;	    /* extra "NAME=value" strings, or NULL */
-	const char *checkpoint;	    /* JOBD_CHECKPOINT for it, NULL = "" */
-	bool keep_checkpoints;	    /* its checkpoint lines become the job's */
-	double progress_base;	    /* its progress P maps to */
-	double progress_span;	    /* base + span * P / 100 */
-	const char *child_prefix;   /* prefixed to its child keys, or NULL */
-	jobd_run_line_fn line_hook; /* first look at each stdout line */
-	void *line_arg;
-	int64_t timeout_ms;	    /* 0 = none */
-};
-
-enum jobd_run_result {
-	JOBD_RUN_OK,	  /* exit 0 */
-	JOBD_RUN_STOPPED, /* exit 75 after a stop, or abandoned */
-	JOBD_RUN_FAILED,  /* anything else: WHY says what */
-};
-
-/*
- * Runs RUN's command for the job with the exec protocol (DESIGN 6,
- * docs/exec-protocol.md): stdout lines are progress, log, error,
- * checkpoint and child commands, stderr lines warn logs. A stop delivered
- * to the job sends SIGTERM to its process group (inside an uninterruptible
- * section no stop is delivered, so the command runs to its end); an
- * abandoned attempt or the timeout sends SIGKILL. WHY (may be NULL) gets
- * the reason of a failure.
- */
-enum jobd_run_result jobd_handlers_run(struct jobd_ctx *ctx,
-				       const struct jobd_run *run, char *why,
-				       size_t why_size);
-
 /* --- payload and checkpoint helpers ------------------------------------------ */
 
 /* The payload as a JSON object (caller decrefs), or NULL: the job failed. */

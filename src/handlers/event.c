@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "handlers/common.h"
+#include "exec.h"
 
 static bool listens(const struct jobd_listener_conf *l, const char *service,
 		    const char *event)
@@ -76,8 +77,8 @@ int jobd_handler_event(struct jobd_ctx *ctx)
 			     next + 1, n);
 	for (; next < (int64_t)n; next++) {
 		const struct jobd_listener_conf *l = ls[next];
-		struct jobd_run run = { 0 };
-		enum jobd_run_result rr;
+		struct jobd_exec_spec run = { 0 };
+		enum jobd_exec_result rr;
 		char ckbuf[64];
 
 		if (jobd_ctx_stop_requested(ctx)) {
@@ -99,7 +100,7 @@ int jobd_handler_event(struct jobd_ctx *ctx)
 		jobd_ctx_log(ctx, JOBD_LOG_INFO, "event: listener %s starts",
 			     l->name);
 		jobd_ctx_uninterruptible_begin(ctx);
-		rr = jobd_handlers_run(ctx, &run, why, sizeof(why));
+		rr = jobd_exec_run(ctx, &run, why, sizeof(why));
 		jobd_ctx_uninterruptible_end(ctx);
 		for (int i = 0; i < 3; i++) {
 			free(env[i]);
@@ -109,7 +110,7 @@ int jobd_handler_event(struct jobd_ctx *ctx)
 			ret = JOBD_HANDLER_STOPPED;
 			goto out;
 		}
-		if (rr == JOBD_RUN_FAILED)
+		if (rr == JOBD_EXEC_FAILED)
 			jobd_ctx_error(ctx, "event: listener %s failed: %s",
 				       l->name, why);
 		else
