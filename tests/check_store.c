@@ -1218,6 +1218,31 @@ START_TEST(test_cancel_refused_while_a_descendant_is_stopping)
 }
 END_TEST
 
+/* Regression (tests/fault.sh): a parent resumed while a child was still
+ * stopping waited forever for that child, stopped after the cascade. */
+START_TEST(test_resume_refused_while_a_descendant_is_stopping)
+{
+	int64_t p = create("noop", 0), c, ap, ac;
+
+	ap = claim_only(p);
+	c = create("noop", p);
+	ac = claim_only(c);
+	op_ok(JOBD_OP_STOP, p);
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	op_refused(
+		JOBD_OP_RESUME, p,
+		fmt("job %lld has 1 descendants still stopping: resume needs them stopped",
+		    (long long)p));
+	ck_assert_int_eq(finish(c, ac, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	op_ok(JOBD_OP_RESUME, p);
+	assert_status(p, "pending");
+	assert_status(c, "pending");
+	check_tree(p);
+}
+END_TEST
+
 START_TEST(test_canceled_child_is_not_an_error)
 {
 	int64_t p = create("noop", 0), c1, c2, ap, a1;
@@ -2058,6 +2083,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_force_stop_stops_stopping_descendants);
 	tcase_add_test(tc, test_cancel_refused_unless_stopped);
 	tcase_add_test(tc, test_cancel_refused_while_a_descendant_is_stopping);
+	tcase_add_test(tc, test_resume_refused_while_a_descendant_is_stopping);
 	tcase_add_test(tc, test_canceled_child_is_not_an_error);
 	tcase_add_test(tc,
 		       test_handback_running_job_goes_pending_with_checkpoint);

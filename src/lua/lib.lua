@@ -538,6 +538,11 @@ OPS['resume'] = function(h, actor, top)
 		if top then return refuse(h, 'resume', 'stopped') end
 		return nil
 	end
+	-- A descendant still stopping would stop after the cascade passed it
+	-- and leave the resumed tree waiting for it forever.
+	if top and num(h.tree_stopping) > 0 then
+		return 'job ' .. h.id .. ' has ' .. h.tree_stopping .. ' descendants still stopping: resume needs them stopped'
+	end
 	if top and h.parent ~= '' then
 		local sa, how = stopped_ancestor(h.parent)
 		if sa then return 'job ' .. h.id .. ' is under ' .. how .. ' job ' .. sa .. (how == 'canceled' and ': it cannot run any more' or ': resume that one') end
