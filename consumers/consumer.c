@@ -127,10 +127,14 @@ static int connect_kafka(struct jobd_consumer *c, char *errstr,
 /* Once a second: the embedded broker's key, then backpressure. */
 static void tick(struct jobd_consumer *c)
 {
-	int64_t counts[JOBD_STATUS_COUNT];
+	int64_t counts[JOBD_STATUS_COUNT], lag = c->kc ? jobd_kafka_consumer_lag(c->kc) : -1;
 	char errstr[512];
 	int rc;
 
+	pthread_mutex_lock(&c->lock);
+	c->stats.lag = lag;
+	c->stats.paused = c->paused;
+	pthread_mutex_unlock(&c->lock);
 	rc = jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr));
 	if (rc < 0)
 		jobd_debug("consumer: cannot check the broker key: %s", errstr);

@@ -14,6 +14,7 @@
 #define JOBD_CONSUMERS_CONSUMER_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "conf.h"
@@ -30,6 +31,8 @@ struct jobd_consumer_stats {
 	uint64_t existed;	/* messages whose key named an existing job */
 	uint64_t dead_lettered; /* messages sent to the dead-letter topic */
 	uint64_t retries;	/* batch retries after Redis or Kafka errors */
+	int64_t lag;		/* messages not yet consumed, -1 = unknown */
+	bool paused;		/* backpressure: pending_limit reached */
 };
 
 /*

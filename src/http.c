@@ -53,12 +53,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "consumers/consumer.h"
 #include "job.h"
 #include "log.h"
 #include "page.h"
 #include "statsjson.h"
 #include "store.h"
 #include "util.h"
+#include "worker.h"
 
 #define MAX_QUERY (8 * 1024)          /* bytes of query string */
 #define MAX_BODY (1024 * 1024)        /* bytes of request body */
@@ -93,6 +95,9 @@ struct jobd_http {
 	struct jobd_store *st;    /* NULL until Redis answers */
 	char address[INET6_ADDRSTRLEN + 8]; /* bound address, "host:port" */
 	uint64_t requests[NCODES]; /* answers per status code */
+	pthread_mutex_t sources_mu;
+	struct jobd_workers *workers;   /* borrowed, NULL without role work */
+	struct jobd_consumer *consumer; /* borrowed, NULL without role consume */
 };
 
 /* One request being answered. */
@@ -957,6 +962,80 @@ static void metric_head(struct evbuffer *b, const char *name,
  * rate() reads as a counter reset) and the waiting histogram the current
  * UTC hour: both come from the hourly rollups, a few small hashes a scrape.
  */
+/* The counters of this instance's own worker pool and consumer. */
+static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
+{
+	struct jobd_workers_stats ws;
+	struct jobd_consumer_stats cs;
+	bool have_w, have_c;
+
+	pthread_mutex_lock(&h->sources_mu);
+	have_w = h->workers != NULL;
+	have_c = h->consumer != NULL;
+	if (have_w)
+		jobd_workers_stats(h->workers, &ws);
+	if (have_c)
+		jobd_consumer_stats(h->consumer, &cs);
+	pthread_mutex_unlock(&h->sources_mu);
+	if (have_w) {
+		metric_head(b, "jobd_workers", "gauge",
+			    "Worker threads of this instance.");
+		evbuffer_add_printf(b, "jobd_workers %d\n", h->conf->workers);
+		metric_head(b, "jobd_workers_busy", "gauge",
+			    "Handlers running now on this instance (worker utilisation = busy / workers).");
+		evbuffer_add_printf(b, "jobd_workers_busy %d\n", ws.running);
+		evbuffer_add_printf(b, "jobd_workers_busy_low_priority %d\n",
+				    ws.running_low);
+		metric_head(b, "jobd_worker_claims_total", "counter",
+			    "Jobs claimed by this instance.");
+		evbuffer_add_printf(b, "jobd_worker_claims_total %lld\n",
+				    (long long)ws.claimed);
+		metric_head(b, "jobd_worker_handed_back_total", "counter",
+			    "Jobs this instance handed back unfinished.");
+		evbuffer_add_printf(b, "jobd_worker_handed_back_total %lld\n",
+				    (long long)ws.handed_back);
+		metric_head(b, "jobd_worker_fenced_total", "counter",
+			    "Attempts this instance abandoned: fenced off or lease lost.");
+		evbuffer_add_printf(b, "jobd_worker_fenced_total %lld\n",
+				    (long long)ws.fenced);
+	}
+	if (have_c) {
+		metric_head(b, "jobd_consumer_messages_total", "counter",
+			    "Kafka messages consumed and committed by this instance.");
+		evbuffer_add_printf(b, "jobd_consumer_messages_total %llu\n",
+				    (unsigned long long)cs.messages);
+		metric_head(b, "jobd_consumer_dead_letters_total", "counter",
+			    "Messages sent to the dead-letter topic.");
+		evbuffer_add_printf(b, "jobd_consumer_dead_letters_total %llu\n",
+				    (unsigned long long)cs.dead_lettered);
+		metric_head(b, "jobd_consumer_retries_total", "counter",
+			    "Batches retried after Redis or Kafka errors.");
+		evbuffer_add_printf(b, "jobd_consumer_retries_total %llu\n",
+				    (unsigned long long)cs.retries);
+		if (cs.lag >= 0) {
+			metric_head(b, "jobd_consumer_lag", "gauge",
+				    "Messages not yet consumed on this instance's partitions.");
+			evbuffer_add_printf(b, "jobd_consumer_lag %lld\n",
+					    (long long)cs.lag);
+		}
+		metric_head(b, "jobd_consumer_paused", "gauge",
+			    "1 while consumption is paused: pending_limit reached.");
+		evbuffer_add_printf(b, "jobd_consumer_paused %d\n",
+				    cs.paused ? 1 : 0);
+	}
+}
+
+void jobd_http_set_sources(struct jobd_http *h, struct jobd_workers *w,
+			   struct jobd_consumer *c)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->sources_mu);
+	h->workers = w;
+	h->consumer = c;
+	pthread_mutex_unlock(&h->sources_mu);
+}
+
 static void get_metrics(struct req *q)
 {
 	static const char *const allowed[] = { NULL };
@@ -1055,6 +1134,7 @@ static void get_metrics(struct req *q)
 		}
 	}
 	jobd_stats_release(&s);
+	instance_metrics(q->h, b);
 	/* This answer counts itself, so the first scrape reads 1, not 0. */
 	count(q->h, 200);
 	q->counted = true;
@@ -1488,6 +1568,7 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 		snprintf(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&h->sources_mu, NULL);
 	h->conf = conf;
 	h->stop_pipe[0] = h->stop_pipe[1] = -1;
 	fd = listen_on(addr, h->address, sizeof(h->address), errstr,
@@ -1581,6 +1662,7 @@ void jobd_http_stop(struct jobd_http *h)
 	evhttp_free(h->http);
 	event_free(h->wake);
 	event_base_free(h->base);
+	pthread_mutex_destroy(&h->sources_mu);
 	close(h->stop_pipe[0]);
 	close(h->stop_pipe[1]);
 	jobd_store_free(h->st);

@@ -39,4 +39,14 @@ const char *jobd_http_address(const struct jobd_http *h);
  */
 void jobd_http_stop(struct jobd_http *h);
 
+struct jobd_workers;
+struct jobd_consumer;
+
+/*
+ * This instance's worker pool and consumer (either may be NULL), whose
+ * counters /metrics adds. Borrowed: call with NULLs before stopping them.
+ */
+void jobd_http_set_sources(struct jobd_http *h, struct jobd_workers *w,
+			   struct jobd_consumer *c);
+
 #endif

@@ -228,6 +228,7 @@ int main(int argc, char **argv)
 	if (conf->role_http &&
 	    !(http = start_role("http", start_http, conf, sfd, &sig, &rc)))
 		goto out_roles;
+	jobd_http_set_sources(http, workers, consumer);
 	jobd_info("running");
 
 	while (!sig) {
@@ -240,6 +241,7 @@ int main(int argc, char **argv)
 
 out_roles:
 	/* Reverse order of start: http, stats, consume, then work. */
+	jobd_http_set_sources(http, NULL, NULL);
 	jobd_http_stop(http);
 	jobd_stats_producer_stop(stats);
 	jobd_consumer_stop(consumer);

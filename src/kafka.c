@@ -982,9 +982,13 @@ int jobd_kafka_consumer_commit(struct jobd_kafka_consumer *kc,
 		if (tp->offset < msgs[i].offset + 1)
 			tp->offset = msgs[i].offset + 1;
 	}
-	err = rd_kafka_commit(kc->rk, offsets, 0);
-	for (int i = 0; !err && i < offsets->cnt; i++)
-		err = offsets->elems[i].err;
+	/*
+	 * Asynchronous: the jobs are in Redis already, so a commit that
+	 * fails or is lost only makes the batch come again, and its keys
+	 * create nothing twice. Waiting for the broker here would hold up
+	 * the next batch by a round trip.
+	 */
+	err = rd_kafka_commit(kc->rk, offsets, 1);
 	if (err) {
 		snprintf(errstr, errstr_size, "cannot commit offsets: %s",
 			 rd_kafka_err2str(err));
@@ -1052,4 +1056,32 @@ void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc)
 		jobd_debug("kafka: consumer close: %s", rd_kafka_err2str(err));
 	rd_kafka_destroy(kc->rk);
 	free(kc);
+}
+
+int64_t jobd_kafka_consumer_lag(struct jobd_kafka_consumer *kc)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	int64_t lag = 0;
+
+	if (rd_kafka_assignment(kc->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    !parts)
+		return -1;
+	if (parts->cnt == 0) {
+		rd_kafka_topic_partition_list_destroy(parts);
+		return -1;
+	}
+	rd_kafka_position(kc->rk, parts);
+	for (int i = 0; i < parts->cnt; i++) {
+		const rd_kafka_topic_partition_t *p = &parts->elems[i];
+		int64_t lo, hi;
+
+		if (rd_kafka_get_watermark_offsets(kc->rk, p->topic,
+						   p->partition, &lo,
+						   &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+		    hi < 0)
+			continue;
+		lag += hi - (p->offset >= 0 ? p->offset : lo);
+	}
+	rd_kafka_topic_partition_list_destroy(parts);
+	return lag;
 }

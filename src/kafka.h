@@ -232,6 +232,13 @@ int jobd_kafka_consumer_cluster_id(struct jobd_kafka_consumer *kc,
 				   int timeout_ms, char *buf, size_t size);
 
 /* Leaves the group (commits nothing) and frees KC. NULL is a no-op. */
+/*
+ * Messages not yet consumed on the partitions assigned to KC: the high
+ * watermarks (as of the last fetch, no request made) minus the positions.
+ * -1 when unknown (no assignment yet). Call from KC's own thread.
+ */
+int64_t jobd_kafka_consumer_lag(struct jobd_kafka_consumer *kc);
+
 void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc);
 
 #endif

@@ -12,12 +12,14 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/jobd-logs.XXXXXX")
 on_exit "rm -rf '$dir'"
 cat >"$dir/jobd.conf" <<CONF
 [engine]
-roles = work
+roles = work,http
 workers = 4
 lease = 3s
 heartbeat = 200ms
 [retention]
 logs_max_entries = 100
+[http]
+listen = 127.0.0.1:0
 [type.again]
 handler = noop
 restartable = yes
@@ -157,4 +159,14 @@ for x in m:
 PY
 table=$(jobctl stats)
 assert_contains "$table" "(open)" "stats table shows the open minute"
+
+# /metrics adds this instance's worker counters to the store's.
+url=$(sed -n 's|.*http: monitor on \(http://[^ ]*\)|\1|p' "$dir/jobd.log" | head -n 1)
+[ -n "$url" ] || fail "no monitor address in the jobd log"
+metrics=$(curl -fsS "${url}metrics") || fail "GET /metrics"
+assert_contains "$metrics" "jobd_workers 4" "metrics: workers"
+assert_contains "$metrics" "jobd_workers_busy " "metrics: utilisation"
+claims=$(printf '%s\n' "$metrics" | awk '$1 == "jobd_worker_claims_total" { print $2 }')
+[ "${claims:-0}" -ge 5 ] || fail "metrics: $claims claims"
+assert_contains "$metrics" 'jobd_jobs{status="finished"}' "metrics: jobs by status"
 echo "PASS: logs"
