@@ -127,7 +127,8 @@ static int connect_kafka(struct jobd_consumer *c, char *errstr,
 /* Once a second: the embedded broker's key, then backpressure. */
 static void tick(struct jobd_consumer *c)
 {
-	int64_t counts[JOBD_STATUS_COUNT], lag = c->kc ? jobd_kafka_consumer_lag(c->kc) : -1;
+	int64_t counts[JOBD_STATUS_COUNT],
+		lag = c->kc ? jobd_kafka_consumer_lag(c->kc) : -1;
 	char errstr[512];
 	int rc;
 

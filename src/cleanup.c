@@ -39,8 +39,9 @@ int jobd_handler_cleanup(struct jobd_ctx *ctx)
 		 (long long)jobd_ctx_job_id(ctx));
 	rc = jobd_store_lease(st, "cleanup", holder, LEASE_MS);
 	if (rc == 0) {
-		jobd_ctx_log(ctx, JOBD_LOG_INFO,
-			     "cleanup: another cleanup is running; nothing to do");
+		jobd_ctx_log(
+			ctx, JOBD_LOG_INFO,
+			"cleanup: another cleanup is running; nothing to do");
 		return JOBD_HANDLER_DONE;
 	}
 	if (rc < 0 || jobd_store_time(st, &now) < 0)
@@ -55,9 +56,10 @@ int jobd_handler_cleanup(struct jobd_ctx *ctx)
 	}
 	jobd_store_lease(st, "cleanup", holder, 0);
 	jobd_ctx_progress(ctx, 100);
-	jobd_ctx_log(ctx, JOBD_LOG_INFO,
-		     "cleanup: deleted %lld jobs that ended before the last %lld s",
-		     (long long)total, (long long)(conf->retention_jobs / 1000));
+	jobd_ctx_log(
+		ctx, JOBD_LOG_INFO,
+		"cleanup: deleted %lld jobs that ended before the last %lld s",
+		(long long)total, (long long)(conf->retention_jobs / 1000));
 	return JOBD_HANDLER_DONE;
 }
 

@@ -34,20 +34,21 @@
 #include <unistd.h>
 
 #define DURATION_HINT "use a number with ms, s, m, h or d"
-#define SIZE_HINT "use a number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB"
-#define HANDLER_LIST \
+#define SIZE_HINT \
+	"use a number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB"
+#define HANDLER_LIST                                            \
 	"noop, exec, import, export, event, action, refactor, " \
 	"relationship-update or cleanup"
 
 enum kind {
-	K_STR,      /* char *, must not be empty */
+	K_STR,	    /* char *, must not be empty */
 	K_OPTSTR,   /* char *, empty = NULL */
 	K_INSTANCE, /* char *, empty = <hostname>-<pid> */
-	K_BOOL,     /* bool */
-	K_INT,      /* int within min..max */
-	K_I64,      /* int64_t within min..max */
+	K_BOOL,	    /* bool */
+	K_INT,	    /* int within min..max */
+	K_I64,	    /* int64_t within min..max */
 	K_DURATION, /* int64_t ms within min..max */
-	K_SIZE,     /* int64_t bytes within min..max */
+	K_SIZE,	    /* int64_t bytes within min..max */
 	K_SHARE,    /* double in (0, 1] */
 	K_ROLES,    /* the four role bools of struct jobd_conf */
 	K_FORMAT,   /* stats_msgpack */
@@ -64,7 +65,7 @@ struct key {
 };
 
 enum section {
-	S_NONE,    /* before the first [section] */
+	S_NONE,	   /* before the first [section] */
 	S_UNKNOWN, /* warned once at its header; keys ignored */
 	S_REDIS,
 	S_KAFKA,
@@ -189,8 +190,9 @@ static const struct key relation_keys[] = {
 #undef R
 
 static const char *const handlers[] = {
-	"noop", "exec", "import", "export", "event", "action", "refactor",
-	"relationship-update", "cleanup", NULL,
+	"noop",	   "exec",   "import",	 "export",
+	"event",   "action", "refactor", "relationship-update",
+	"cleanup", NULL,
 };
 
 /* The built-in types; [type.NAME] overrides fields of these. */
@@ -219,9 +221,9 @@ struct parser {
 	size_t errstr_size;
 
 	enum section section;
-	char *section_name;    /* as written between [ and ], for messages */
-	size_t index;          /* element of the current [type.] etc. */
-	unsigned long lease_line;     /* last line setting lease, 0 = default */
+	char *section_name;	  /* as written between [ and ], for messages */
+	size_t index;		  /* element of the current [type.] etc. */
+	unsigned long lease_line; /* last line setting lease, 0 = default */
 	unsigned long heartbeat_line; /* last line setting heartbeat */
 };
 
@@ -347,11 +349,8 @@ int jobd_conf_parse_duration(const char *s, int64_t *ms)
 		const char *unit;
 		int64_t ms;
 	} units[] = {
-		{ "ms", 1 },
-		{ "s", 1000 },
-		{ "m", 60000 },
-		{ "h", 3600000 },
-		{ "d", 86400000 },
+		{ "ms", 1 },	  { "s", 1000 },     { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
 	};
 	int64_t n = 0;
 	const char *p = s;
@@ -541,7 +540,8 @@ static int split_command(const char *s, char ***argv, const char **why)
 		} else if (*c == '"') {
 			for (c++; *c && *c != '"'; c++) {
 				/* As in sh: only these lose their backslash. */
-				if (*c == '\\' && c[1] && strchr("\"\\$`", c[1]))
+				if (*c == '\\' && c[1] &&
+				    strchr("\"\\$`", c[1]))
 					c++;
 				word[len++] = *c;
 			}
@@ -601,10 +601,10 @@ static int parse_roles(struct parser *p, const char *raw)
 		else if (strcmp(item, "http") == 0)
 			http = true;
 		else if (*item) {
-			rc = fail(p, p->lineno,
-				  "use a comma list of consume, work, stats, http",
-				  "unknown role \"%s\" for [engine] roles",
-				  item);
+			rc = fail(
+				p, p->lineno,
+				"use a comma list of consume, work, stats, http",
+				"unknown role \"%s\" for [engine] roles", item);
 			goto out;
 		}
 	}
@@ -656,9 +656,10 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 		if (rc == -2)
 			return fail_oom(p);
 		if (rc < 0)
-			return fail(p, p->lineno,
-				    "close the quote, or escape the character with a backslash",
-				    "%s in [%s] %s", why, sec, k->name);
+			return fail(
+				p, p->lineno,
+				"close the quote, or escape the character with a backslash",
+				"%s in [%s] %s", why, sec, k->name);
 		free_argv(*(char ***)(void *)field);
 		*(char ***)(void *)field = argv;
 		return 0;
@@ -669,7 +670,8 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 	switch (k->kind) {
 	case K_STR:
 		if (!*v)
-			return fail(p, p->lineno, "give a value or remove the line",
+			return fail(p, p->lineno,
+				    "give a value or remove the line",
 				    "empty value for [%s] %s", sec, k->name);
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
 	case K_OPTSTR:
@@ -694,7 +696,8 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 		return 0;
 	case K_INT:
 	case K_I64:
-		if (jobd_util_parse_i64(v, &n) < 0 || n < k->min || n > k->max) {
+		if (jobd_util_parse_i64(v, &n) < 0 || n < k->min ||
+		    n > k->max) {
 			char hint[96];
 
 			snprintf(hint, sizeof(hint),
@@ -720,8 +723,7 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 				    "duration \"%s\" too short for [%s] %s", v,
 				    sec, k->name);
 		if (n > k->max)
-			return fail(p, p->lineno,
-				    "use at most 365d",
+			return fail(p, p->lineno, "use at most 365d",
 				    "duration \"%s\" too long for [%s] %s", v,
 				    sec, k->name);
 		*(int64_t *)(void *)field = n;
@@ -749,10 +751,11 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 		return 0;
 	case K_SHARE:
 		if (parse_share(v, &d) < 0)
-			return fail(p, p->lineno,
-				    "use a fraction above 0 and at most 1, e.g. 0.5",
-				    "bad share \"%s\" for [%s] %s", v, sec,
-				    k->name);
+			return fail(
+				p, p->lineno,
+				"use a fraction above 0 and at most 1, e.g. 0.5",
+				"bad share \"%s\" for [%s] %s", v, sec,
+				k->name);
 		*(double *)(void *)field = d;
 		return 0;
 	case K_ROLES:
@@ -860,14 +863,10 @@ static int enter_section(struct parser *p, const char *name)
 		const char *name;
 		enum section section;
 	} fixed[] = {
-		{ "redis", S_REDIS },
-		{ "kafka", S_KAFKA },
-		{ "topics", S_TOPICS },
-		{ "engine", S_ENGINE },
-		{ "retention", S_RETENTION },
-		{ "stats", S_STATS },
-		{ "http", S_HTTP },
-		{ "users", S_USERS },
+		{ "redis", S_REDIS },	      { "kafka", S_KAFKA },
+		{ "topics", S_TOPICS },	      { "engine", S_ENGINE },
+		{ "retention", S_RETENTION }, { "stats", S_STATS },
+		{ "http", S_HTTP },	      { "users", S_USERS },
 	};
 	static const struct {
 		const char *prefix;
@@ -908,9 +907,10 @@ static int enter_section(struct parser *p, const char *name)
 	for (c = sub; *c && is_name_char(*c); c++)
 		;
 	if (!*sub || *c)
-		return fail(p, p->lineno,
-			    "use letters, digits, '-', '_' or '.' after the dot",
-			    "bad name \"%s\" in [%s]", sub, name);
+		return fail(
+			p, p->lineno,
+			"use letters, digits, '-', '_' or '.' after the dot",
+			"bad name \"%s\" in [%s]", sub, name);
 
 	switch (p->section) {
 	case S_TYPE:
@@ -1017,8 +1017,7 @@ static int handle_key(struct parser *p, const char *key, char *raw)
 		cut_comment(raw, false);
 		v = trim(raw);
 		if (!*v)
-			return fail(p, p->lineno,
-				    "write TOKEN = user name",
+			return fail(p, p->lineno, "write TOKEN = user name",
 				    "empty user name for a token in [users]");
 		if (set_kv(&conf->users, &conf->users_count, key, v) < 0)
 			return fail_oom(p);
@@ -1112,8 +1111,8 @@ static int finish(struct parser *p)
 	for (i = 0; i < conf->types_count; i++) {
 		struct jobd_type_conf *type = &conf->types[i];
 
-		type->needs_command =
-			strcmp(type->handler, "exec") == 0 && !type->command;
+		type->needs_command = strcmp(type->handler, "exec") == 0 &&
+				      !type->command;
 		if (type->line && type->needs_command)
 			return fail(p, type->line,
 				    "add command = /path/to/program args",
@@ -1147,16 +1146,17 @@ static int finish(struct parser *p)
 	for (i = 0; i < conf->relations_count; i++) {
 		struct jobd_relation_conf *r = &conf->relations[i];
 		const char *missing = !r->source     ? "source" :
-				      !r->label      ? "label" :
+				      !r->label	     ? "label" :
 				      !r->target     ? "target" :
 				      !r->ref_field  ? "ref_field" :
 				      !r->copy_field ? "copy_field" :
 						       NULL;
 
 		if (missing)
-			return fail(p, r->line,
-				    "a relation needs source, label, target, ref_field and copy_field",
-				    "[relation.%s] has no %s", r->name, missing);
+			return fail(
+				p, r->line,
+				"a relation needs source, label, target, ref_field and copy_field",
+				"[relation.%s] has no %s", r->name, missing);
 	}
 	if (conf->listeners_count > 1)
 		qsort(conf->listeners, conf->listeners_count,
@@ -1350,8 +1350,9 @@ struct jobd_conf *jobd_conf_load(const char *path, char *errstr,
 	} else {
 		conf = conf_defaults();
 		if (!conf)
-			set_error(errstr, errstr_size,
-				  "cannot load built-in defaults: out of memory");
+			set_error(
+				errstr, errstr_size,
+				"cannot load built-in defaults: out of memory");
 	}
 	if (!conf)
 		return NULL;

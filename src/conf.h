@@ -23,46 +23,46 @@
 
 /* Policy of one job type, [type.NAME]; copied into each job at creation. */
 struct jobd_type_conf {
-	char *name;        /* type name, e.g. "noop" */
-	char *handler;     /* noop | exec | import | export | event | action | ... */
-	char **command;    /* argv for exec, NULL-terminated; NULL if none */
-	bool stoppable;    /* default yes */
-	bool restartable;  /* default no */
-	bool system;       /* default no */
-	int64_t timeout;   /* ms, 0 = none */
-	int retries;       /* extra attempts after a failure, default 0 */
+	char *name;    /* type name, e.g. "noop" */
+	char *handler; /* noop | exec | import | export | event | action | ... */
+	char **command;	  /* argv for exec, NULL-terminated; NULL if none */
+	bool stoppable;	  /* default yes */
+	bool restartable; /* default no */
+	bool system;	  /* default no */
+	int64_t timeout;  /* ms, 0 = none */
+	int retries;	  /* extra attempts after a failure, default 0 */
 	int64_t retry_backoff; /* ms, base of the exponential backoff, default 1s */
-	int64_t chunk_size;    /* rows per child for import/action, default 1000 */
-	bool needs_command;    /* handler exec without a command (the built-in
+	int64_t chunk_size; /* rows per child for import/action, default 1000 */
+	bool needs_command; /* handler exec without a command (the built-in
 				* "exec"): jobs of this type cannot run */
-	unsigned long line;    /* line of its first [type.NAME] in conf->path,
+	unsigned long line; /* line of its first [type.NAME] in conf->path,
 				* 0 = built in and not configured */
 };
 
 /* [listener.NAME]: runs for events of one service. */
 struct jobd_listener_conf {
 	char *name;
-	char *service;  /* matches the event's "service" */
-	char *event;    /* matches the event's "event"; "*" matches any */
-	char **command; /* argv, NULL-terminated */
-	int order;      /* listeners run in ascending order, then by name */
+	char *service;	    /* matches the event's "service" */
+	char *event;	    /* matches the event's "event"; "*" matches any */
+	char **command;	    /* argv, NULL-terminated */
+	int order;	    /* listeners run in ascending order, then by name */
 	unsigned long line; /* line of its first [listener.NAME] */
 };
 
 /* [action.NAME]: a background action over records. */
 struct jobd_action_conf {
 	char *name;
-	char **command; /* argv, NULL-terminated */
-	int64_t batch;  /* records per child job, default 500 */
+	char **command;	    /* argv, NULL-terminated */
+	int64_t batch;	    /* records per child job, default 500 */
 	unsigned long line; /* line of its first [action.NAME] */
 };
 
 /* [relation.NAME]: a label copied from one collection into another. */
 struct jobd_relation_conf {
 	char *name;
-	char *source;       /* collection whose records are referenced */
-	char *label;        /* field of the source record that is copied */
-	char *target;       /* collection holding references */
+	char *source;	    /* collection whose records are referenced */
+	char *label;	    /* field of the source record that is copied */
+	char *target;	    /* collection holding references */
 	char *ref_field;    /* field of the target holding the source id */
 	char *copy_field;   /* field of the target holding the label copy */
 	unsigned long line; /* line of its first [relation.NAME] */
@@ -78,16 +78,16 @@ struct jobd_conf {
 	char *path; /* file read, NULL for built-in defaults */
 
 	/* [redis] */
-	char *redis_address;  /* host:port or a unix socket path; "127.0.0.1:6379" */
+	char *redis_address; /* host:port or a unix socket path; "127.0.0.1:6379" */
 	char *redis_password; /* NULL = no AUTH */
 	char *redis_user;     /* NULL = default user */
-	char *prefix;         /* key prefix, "jobd" */
+	char *prefix;	      /* key prefix, "jobd" */
 
 	/* [kafka] */
-	char *brokers;          /* "embedded" or host:port,... */
-	char *group;            /* consumer group, "jobd" */
-	int64_t max_payload;    /* bytes, 1 MiB */
-	int64_t pending_limit;  /* pause consumption above this, 100000 */
+	char *brokers;	       /* "embedded" or host:port,... */
+	char *group;	       /* consumer group, "jobd" */
+	int64_t max_payload;   /* bytes, 1 MiB */
+	int64_t pending_limit; /* pause consumption above this, 100000 */
 	struct jobd_kv *kafka_props;
 	size_t kafka_props_count;
 
@@ -100,15 +100,15 @@ struct jobd_conf {
 
 	/* [engine] */
 	bool role_consume, role_work, role_stats, role_http; /* all on */
-	char *instance;            /* "<hostname>-<pid>" */
-	int workers;               /* 8 */
-	int64_t lease;             /* ms, 10s */
-	int64_t heartbeat;         /* ms, 1s */
+	char *instance;		   /* "<hostname>-<pid>" */
+	int workers;		   /* 8 */
+	int64_t lease;		   /* ms, 10s */
+	int64_t heartbeat;	   /* ms, 1s */
 	double low_priority_share; /* 0.5, in (0, 1] */
-	char *data_dir;            /* "/var/lib/jobd" */
+	char *data_dir;		   /* "/var/lib/jobd" */
 
 	/* [retention] */
-	int64_t retention_jobs;   /* ms, 7d */
+	int64_t retention_jobs;	  /* ms, 7d */
 	int64_t logs_max_entries; /* 10000 */
 	int64_t retention_stats;  /* ms, 30d */
 
@@ -116,8 +116,8 @@ struct jobd_conf {
 	bool stats_msgpack; /* format = msgpack; default json */
 
 	/* [http] */
-	char *http_listen;        /* "127.0.0.1:8080" */
-	char *http_token;         /* NULL = no token */
+	char *http_listen;	  /* "127.0.0.1:8080" */
+	char *http_token;	  /* NULL = no token */
 	bool read_requires_token; /* no */
 
 	/* [users] TOKEN = name */

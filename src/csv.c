@@ -51,9 +51,9 @@ struct jobd_csv_reader {
 	size_t *starts;	   /* field i starts at data + starts[i] */
 	size_t *lens;	   /* field lengths */
 	const char **fields;
-	size_t nf, fcap;   /* fields used / allocated */
-	bool overflow;	   /* this record passed the size cap */
-	char why[160];	   /* first problem of this record, "" = none */
+	size_t nf, fcap; /* fields used / allocated */
+	bool overflow;	 /* this record passed the size cap */
+	char why[160];	 /* first problem of this record, "" = none */
 };
 
 struct jobd_csv_reader *jobd_csv_reader_new(jobd_csv_read_fn fn, void *arg,
@@ -220,7 +220,8 @@ static int skip_bom(struct jobd_csv_reader *r)
 	r->bom_checked = true;
 	if (fill(r, 3) < 0)
 		return C_IO;
-	if (r->len - r->pos >= 3 && memcmp(r->buf + r->pos, "\xef\xbb\xbf", 3) == 0) {
+	if (r->len - r->pos >= 3 &&
+	    memcmp(r->buf + r->pos, "\xef\xbb\xbf", 3) == 0) {
 		r->pos += 3;
 		r->offset += 3;
 	}
@@ -252,7 +253,8 @@ static int record_start(struct jobd_csv_reader *r)
 		if (c == '\r') {
 			if (fill(r, 2) < 0)
 				return C_IO;
-			if (r->len - r->pos >= 2 && r->buf[r->pos + 1] == '\n') {
+			if (r->len - r->pos >= 2 &&
+			    r->buf[r->pos + 1] == '\n') {
 				skip(r, '\r');
 				skip(r, '\n');
 				continue;
@@ -348,7 +350,8 @@ int jobd_csv_next(struct jobd_csv_reader *r, struct jobd_csv_record *rec,
 					problem(r,
 						"unterminated quoted field %zu "
 						"(opened on line %lld)",
-						r->nf + 1, (long long)open_line);
+						r->nf + 1,
+						(long long)open_line);
 					goto record_end;
 				}
 				skip(r, c);
@@ -362,10 +365,11 @@ int jobd_csv_next(struct jobd_csv_reader *r, struct jobd_csv_record *rec,
 			}
 			/* After the closing quote. */
 			c = peek(r);
-			if (c != ',' && c != '\n' && c != '\r' &&
-			    c != C_EOF && c != C_IO)
-				problem(r, "text after the closing quote of "
-					   "field %zu",
+			if (c != ',' && c != '\n' && c != '\r' && c != C_EOF &&
+			    c != C_IO)
+				problem(r,
+					"text after the closing quote of "
+					"field %zu",
 					r->nf + 1);
 		}
 		/* Unquoted text, or what follows a closing quote. */

@@ -40,12 +40,12 @@ struct jobd_csv_reader;
 
 /* One record; everything borrowed from the reader until the next call. */
 struct jobd_csv_record {
-	size_t n;	      /* fields */
-	const char **fields;  /* NUL-terminated field texts */
-	const size_t *lens;   /* their lengths in bytes */
-	int64_t line;	      /* line the record starts on, 1-based */
-	int64_t offset;	      /* byte offset of its first byte */
-	int64_t end;	      /* byte offset just past its line break */
+	size_t n;	     /* fields */
+	const char **fields; /* NUL-terminated field texts */
+	const size_t *lens;  /* their lengths in bytes */
+	int64_t line;	     /* line the record starts on, 1-based */
+	int64_t offset;	     /* byte offset of its first byte */
+	int64_t end;	     /* byte offset just past its line break */
 };
 
 /*
@@ -67,9 +67,10 @@ int64_t jobd_csv_reader_offset(const struct jobd_csv_reader *r);
 /* Results of jobd_csv_next() and jobd_csv_next_line(). */
 #define JOBD_CSV_RECORD 1 /* a record in *REC */
 #define JOBD_CSV_EOF 0	  /* no more records */
-#define JOBD_CSV_BAD (-1) /* a bad record: REC's line and range set, the
+#define JOBD_CSV_BAD \
+	(-1)		 /* a bad record: REC's line and range set, the
 			   * reason in errstr; call again for the next */
-#define JOBD_CSV_IO (-2)  /* the read callback failed: errno, errstr */
+#define JOBD_CSV_IO (-2) /* the read callback failed: errno, errstr */
 
 /* The next CSV record of R. */
 int jobd_csv_next(struct jobd_csv_reader *r, struct jobd_csv_record *rec,

@@ -125,9 +125,9 @@ static void stream_line(struct jobd_ctx *ctx, const struct jobd_exec_spec *run,
 	jobd_execproto_parse(line, len, &l);
 	switch (l.cmd) {
 	case JOBD_EXEC_PROGRESS:
-		jobd_ctx_progress(ctx, run->progress_base +
-					       run->progress_span * l.progress /
-						       100.0);
+		jobd_ctx_progress(ctx, run->progress_base + run->progress_span *
+								    l.progress /
+								    100.0);
 		break;
 	case JOBD_EXEC_LOG:
 		jobd_ctx_log(ctx, (enum jobd_log_level)l.level, "%s",
@@ -430,9 +430,9 @@ static void supervise(struct jobd_ctx *ctx, const struct jobd_exec_spec *run,
 }
 
 static enum jobd_exec_result result_of(struct jobd_ctx *ctx,
-				      const struct jobd_exec_spec *run,
-				      const struct child *ch, char *why,
-				      size_t why_size)
+				       const struct jobd_exec_spec *run,
+				       const struct child *ch, char *why,
+				       size_t why_size)
 {
 	int st = ch->status;
 
@@ -468,8 +468,8 @@ static enum jobd_exec_result result_of(struct jobd_ctx *ctx,
 }
 
 enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
-				       const struct jobd_exec_spec *run, char *why,
-				       size_t why_size)
+				    const struct jobd_exec_spec *run, char *why,
+				    size_t why_size)
 {
 	struct stream out = { .fd = -1, .is_stdout = true };
 	struct stream err = { .fd = -1 };
@@ -583,7 +583,6 @@ out_free:
 	free(path);
 	return rc;
 }
-
 
 int jobd_exec_handler(struct jobd_ctx *ctx)
 {

@@ -28,22 +28,22 @@ int jobd_exec_handler(struct jobd_ctx *ctx);
 typedef bool (*jobd_exec_line_fn)(void *arg, const char *line, size_t len);
 
 struct jobd_exec_spec {
-	char *const *argv;	    /* command, borrowed; argv[0] via PATH */
-	const char *input;	    /* stdin bytes, borrowed */
+	char *const *argv; /* command, borrowed; argv[0] via PATH */
+	const char *input; /* stdin bytes, borrowed */
 	size_t input_len;
-	const char *const *env;	    /* extra "NAME=value" strings, or NULL */
-	const char *checkpoint;	    /* JOBD_CHECKPOINT for it, NULL = "" */
-	bool keep_checkpoints;	    /* its checkpoint lines become the job's */
-	double progress_base;	    /* its progress P maps to */
-	double progress_span;	    /* base + span * P / 100 */
-	const char *child_prefix;   /* prefixed to its child keys, or NULL */
+	const char *const *env;	     /* extra "NAME=value" strings, or NULL */
+	const char *checkpoint;	     /* JOBD_CHECKPOINT for it, NULL = "" */
+	bool keep_checkpoints;	     /* its checkpoint lines become the job's */
+	double progress_base;	     /* its progress P maps to */
+	double progress_span;	     /* base + span * P / 100 */
+	const char *child_prefix;    /* prefixed to its child keys, or NULL */
 	jobd_exec_line_fn line_hook; /* first look at each stdout line */
 	void *line_arg;
-	int64_t timeout_ms;	    /* 0 = none */
+	int64_t timeout_ms; /* 0 = none */
 };
 
 enum jobd_exec_result {
-	JOBD_EXEC_OK,	  /* exit 0 */
+	JOBD_EXEC_OK,	   /* exit 0 */
 	JOBD_EXEC_STOPPED, /* exit 75 after a stop, or abandoned */
 	JOBD_EXEC_FAILED,  /* anything else: WHY says what */
 };
@@ -58,8 +58,7 @@ enum jobd_exec_result {
  * the reason of a failure.
  */
 enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
-				       const struct jobd_exec_spec *run, char *why,
-				       size_t why_size);
-
+				    const struct jobd_exec_spec *run, char *why,
+				    size_t why_size);
 
 #endif

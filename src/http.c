@@ -62,15 +62,15 @@
 #include "util.h"
 #include "worker.h"
 
-#define MAX_QUERY (8 * 1024)          /* bytes of query string */
-#define MAX_BODY (1024 * 1024)        /* bytes of request body */
-#define MAX_HEADERS (64 * 1024)       /* evhttp's own limit */
-#define MAX_BODY_HARD (8 * 1024 * 1024) /* evhttp's own limit */
-#define MAX_IDS 10000                 /* ids of one operation */
-#define MAX_COUNT 10000               /* jobs of one submit */
-#define MAX_REGEX 256                 /* bytes of a log regex */
+#define MAX_QUERY (8 * 1024)		   /* bytes of query string */
+#define MAX_BODY (1024 * 1024)		   /* bytes of request body */
+#define MAX_HEADERS (64 * 1024)		   /* evhttp's own limit */
+#define MAX_BODY_HARD (8 * 1024 * 1024)	   /* evhttp's own limit */
+#define MAX_IDS 10000			   /* ids of one operation */
+#define MAX_COUNT 10000			   /* jobs of one submit */
+#define MAX_REGEX 256			   /* bytes of a log regex */
 #define MAX_STATS_WINDOW (31 * 86400000LL) /* ms */
-#define STORE_TIMEOUT 3000            /* ms per Redis call */
+#define STORE_TIMEOUT 3000		   /* ms per Redis call */
 
 static const char page_csp[] =
 	"default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -89,14 +89,14 @@ struct jobd_http {
 	const struct jobd_conf *conf; /* borrowed */
 	struct event_base *base;
 	struct evhttp *http;
-	struct event *wake;       /* reads stop_pipe[0] */
-	int stop_pipe[2];         /* a byte written = stop the loop */
+	struct event *wake; /* reads stop_pipe[0] */
+	int stop_pipe[2];   /* a byte written = stop the loop */
 	pthread_t thread;
-	struct jobd_store *st;    /* NULL until Redis answers */
+	struct jobd_store *st;		    /* NULL until Redis answers */
 	char address[INET6_ADDRSTRLEN + 8]; /* bound address, "host:port" */
-	uint64_t requests[NCODES]; /* answers per status code */
+	uint64_t requests[NCODES];	    /* answers per status code */
 	pthread_mutex_t sources_mu;
-	struct jobd_workers *workers;   /* borrowed, NULL without role work */
+	struct jobd_workers *workers;	/* borrowed, NULL without role work */
 	struct jobd_consumer *consumer; /* borrowed, NULL without role consume */
 };
 
@@ -104,11 +104,11 @@ struct jobd_http {
 struct req {
 	struct jobd_http *h;
 	struct evhttp_request *r;
-	char *path;               /* decoded path, owned */
-	struct evkeyvalq query;   /* decoded parameters */
-	const char *actor;        /* who operates: user name, "admin", "http" */
+	char *path;		/* decoded path, owned */
+	struct evkeyvalq query; /* decoded parameters */
+	const char *actor;	/* who operates: user name, "admin", "http" */
 	char actor_buf[80];
-	bool counted;             /* already in h->requests */
+	bool counted; /* already in h->requests */
 };
 
 /* --- answers ------------------------------------------------------------ */
@@ -116,19 +116,32 @@ struct req {
 static const char *reason(int code)
 {
 	switch (code) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 414: return "URI Too Long";
-	case 503: return "Service Unavailable";
-	default: return "Internal Server Error";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 414:
+		return "URI Too Long";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
 	}
 }
 
@@ -258,7 +271,8 @@ static bool check_params(struct req *q, const char *const *allowed)
 	struct evkeyval *kv, *other;
 	char buf[80];
 
-	TAILQ_FOREACH(kv, &q->query, next) {
+	TAILQ_FOREACH(kv, &q->query, next)
+	{
 		bool ok = false;
 
 		for (size_t i = 0; allowed[i] && !ok; i++)
@@ -281,7 +295,8 @@ static bool check_params(struct req *q, const char *const *allowed)
 		for (other = TAILQ_NEXT(kv, next); other;
 		     other = TAILQ_NEXT(other, next))
 			if (strcmp(kv->key, other->key) == 0) {
-				send_error(q, 400, "parameter \"%s\" given twice",
+				send_error(q, 400,
+					   "parameter \"%s\" given twice",
 					   kv->key);
 				return false;
 			}
@@ -316,8 +331,8 @@ static bool param_bool(struct req *q, const char *name, bool *v)
 }
 
 /* An integer parameter in [MIN, MAX]; *V unchanged when absent. */
-static bool param_int(struct req *q, const char *name, int64_t min,
-		      int64_t max, int64_t *v)
+static bool param_int(struct req *q, const char *name, int64_t min, int64_t max,
+		      int64_t *v)
 {
 	const char *s = param(q, name);
 	char buf[80];
@@ -326,7 +341,8 @@ static bool param_int(struct req *q, const char *name, int64_t min,
 	if (!s)
 		return true;
 	if (jobd_util_parse_i64(s, &x) < 0 || x < min || x > max) {
-		send_error(q, 400, "bad %s \"%s\": use an integer from %lld to %lld",
+		send_error(q, 400,
+			   "bad %s \"%s\": use an integer from %lld to %lld",
 			   name, quote(s, buf, sizeof(buf)), (long long)min,
 			   (long long)max);
 		return false;
@@ -353,9 +369,10 @@ static bool param_time(struct req *q, const char *name, int64_t *ms)
 	}
 	if (jobd_util_parse_iso(s, ms) == 0)
 		return true;
-	send_error(q, 400,
-		   "bad %s \"%s\": use an ISO time (2026-01-31T09:30:00Z) or a duration ago (90s, 10m, 2h, 7d)",
-		   name, quote(s, buf, sizeof(buf)));
+	send_error(
+		q, 400,
+		"bad %s \"%s\": use an ISO time (2026-01-31T09:30:00Z) or a duration ago (90s, 10m, 2h, 7d)",
+		name, quote(s, buf, sizeof(buf)));
 	return false;
 }
 
@@ -387,7 +404,7 @@ static bool parse_id(struct req *q, const char *s, int64_t *id)
 static void get_jobs(struct req *q)
 {
 	static const char *const allowed[] = { "status", "type", "run_by",
-					       "system", "all", "limit",
+					       "system", "all",	 "limit",
 					       "cursor", NULL };
 	struct jobd_filter f = { .limit = 50 };
 	struct jobd_job_list list;
@@ -402,9 +419,10 @@ static void get_jobs(struct req *q)
 	f.type = param(q, "type");
 	f.run_by = param(q, "run_by");
 	if (f.status && jobd_status_parse(f.status) < 0) {
-		send_error(q, 400,
-			   "bad status \"%s\": use pending, in_progress, stopping, stopped, finished or canceled",
-			   quote(f.status, buf, sizeof(buf)));
+		send_error(
+			q, 400,
+			"bad status \"%s\": use pending, in_progress, stopping, stopped, finished or canceled",
+			quote(f.status, buf, sizeof(buf)));
 		return;
 	}
 	if (!known_type(q, f.type) || !param_bool(q, "system", &f.system) ||
@@ -518,10 +536,10 @@ static json_t *logs_to_json(const struct jobd_log_result *res)
 /* Logs of job ID, or of all jobs when ID is 0 (GET /api/logs). */
 static void get_logs(struct req *q, int64_t id)
 {
-	static const char *const allowed[] = { "level", "grep", "regex",
+	static const char *const allowed[] = { "level", "grep",	 "regex",
 					       "since", "until", "tree",
 					       "after", "limit", NULL };
-	static const char *const allowed_all[] = { "level", "grep", "regex",
+	static const char *const allowed_all[] = { "level", "grep",  "regex",
 						   "since", "until", "limit",
 						   NULL };
 	struct jobd_log_query lq = { .limit = 1000 };
@@ -542,9 +560,10 @@ static void get_logs(struct req *q, int64_t id)
 			if (strcmp(level, level_names[i]) == 0)
 				lq.min_level = i;
 		if (lq.min_level < 0) {
-			send_error(q, 400,
-				   "bad level \"%s\": use debug, info, warn or error",
-				   quote(level, buf, sizeof(buf)));
+			send_error(
+				q, 400,
+				"bad level \"%s\": use debug, info, warn or error",
+				quote(level, buf, sizeof(buf)));
 			return;
 		}
 	}
@@ -558,13 +577,14 @@ static void get_logs(struct req *q, int64_t id)
 	if ((after = param(q, "after"))) {
 		size_t digits = strspn(after, "0123456789");
 
-		if (strlen(after) >= 32 || digits == 0 || after[digits] != '-' ||
-		    after[digits + 1] == '\0' ||
+		if (strlen(after) >= 32 || digits == 0 ||
+		    after[digits] != '-' || after[digits + 1] == '\0' ||
 		    strspn(after + digits + 1, "0123456789") !=
 			    strlen(after + digits + 1)) {
-			send_error(q, 400,
-				   "bad after \"%s\": use the id of a log entry (1764340000000-0)",
-				   quote(after, buf, sizeof(buf)));
+			send_error(
+				q, 400,
+				"bad after \"%s\": use the id of a log entry (1764340000000-0)",
+				quote(after, buf, sizeof(buf)));
 			return;
 		}
 		lq.after = after;
@@ -725,7 +745,8 @@ static bool check_members(struct req *q, json_t *o, const char *const *allowed)
 	json_t *v;
 	char buf[80];
 
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		bool ok = false;
 
 		for (size_t i = 0; allowed[i] && !ok; i++)
@@ -758,8 +779,8 @@ static bool member_str(struct req *q, json_t *o, const char *name,
 	return true;
 }
 
-static bool member_int(struct req *q, json_t *o, const char *name,
-		       int64_t min, int64_t max, int64_t *v)
+static bool member_int(struct req *q, json_t *o, const char *name, int64_t min,
+		       int64_t max, int64_t *v)
 {
 	json_t *m = json_object_get(o, name);
 
@@ -767,8 +788,9 @@ static bool member_int(struct req *q, json_t *o, const char *name,
 		return true;
 	if (!json_is_integer(m) || json_integer_value(m) < min ||
 	    json_integer_value(m) > max) {
-		send_error(q, 400, "\"%s\" must be an integer from %lld to %lld",
-			   name, (long long)min, (long long)max);
+		send_error(q, 400,
+			   "\"%s\" must be an integer from %lld to %lld", name,
+			   (long long)min, (long long)max);
 		return false;
 	}
 	*v = json_integer_value(m);
@@ -777,9 +799,10 @@ static bool member_int(struct req *q, json_t *o, const char *name,
 
 static void post_jobs(struct req *q)
 {
-	static const char *const allowed[] = { "type", "payload", "key",
-					       "run_by", "low_priority",
-					       "parent", "count", NULL };
+	static const char *const allowed[] = { "type",	       "payload",
+					       "key",	       "run_by",
+					       "low_priority", "parent",
+					       "count",	       NULL };
 	struct jobd_spec spec = { 0 };
 	struct jobd_spec *specs = NULL;
 	struct jobd_created *out = NULL;
@@ -891,24 +914,28 @@ static void post_ops(struct req *q)
 	    !member_str(q, body, "op", false, &name))
 		goto out_body;
 	if ((op = jobd_op_parse(name)) < 0) {
-		send_error(q, 400,
-			   "unknown op \"%s\": use stop, resume, force-stop, cancel, restart, low-priority or low-priority-off",
-			   quote(name, buf, sizeof(buf)));
+		send_error(
+			q, 400,
+			"unknown op \"%s\": use stop, resume, force-stop, cancel, restart, low-priority or low-priority-off",
+			quote(name, buf, sizeof(buf)));
 		goto out_body;
 	}
 	a = json_object_get(body, "ids");
 	if (!json_is_array(a) || json_array_size(a) == 0 ||
 	    json_array_size(a) > MAX_IDS) {
-		send_error(q, 400, "\"ids\" must be an array of 1 to %d job ids",
+		send_error(q, 400,
+			   "\"ids\" must be an array of 1 to %d job ids",
 			   MAX_IDS);
 		goto out_body;
 	}
 	n = json_array_size(a);
-	json_array_foreach(a, i, v) {
+	json_array_foreach(a, i, v)
+	{
 		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-			send_error(q, 400,
-				   "bad job id at ids[%zu]: use a positive integer",
-				   i);
+			send_error(
+				q, 400,
+				"bad job id at ids[%zu]: use a positive integer",
+				i);
 			goto out_body;
 		}
 	}
@@ -920,10 +947,9 @@ static void post_ops(struct req *q)
 		send_error(q, 503, "out of memory for %zu ids", n);
 		goto out_free;
 	}
-	json_array_foreach(a, i, v)
-		ids[i] = json_integer_value(v);
-	if ((rc = jobd_store_op(st, (enum jobd_op)op, q->actor, ids, n,
-				out)) < 0) {
+	json_array_foreach(a, i, v) ids[i] = json_integer_value(v);
+	if ((rc = jobd_store_op(st, (enum jobd_op)op, q->actor, ids, n, out)) <
+	    0) {
 		send_store_error(q, rc);
 		goto out_free;
 	}
@@ -934,9 +960,9 @@ static void post_ops(struct req *q)
 
 		json_object_set_new(r, "id", json_integer(out[i].id));
 		json_object_set_new(r, "ok", json_boolean(out[i].ok));
-		json_object_set_new(r, "error", out[i].ok ?
-						       json_null() :
-						       json_string(out[i].error));
+		json_object_set_new(r, "error",
+				    out[i].ok ? json_null() :
+						json_string(out[i].error));
 		json_array_append_new(results, r);
 	}
 	json_object_set_new(res, "results", results);
@@ -950,11 +976,11 @@ out_body:
 
 /* --- /metrics ---------------------------------------------------------------- */
 
-static void metric_head(struct evbuffer *b, const char *name,
-			const char *type, const char *help)
+static void metric_head(struct evbuffer *b, const char *name, const char *type,
+			const char *help)
 {
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help,
-			    name, type);
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+			    type);
 }
 
 /*
@@ -981,8 +1007,9 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
 		metric_head(b, "jobd_workers", "gauge",
 			    "Worker threads of this instance.");
 		evbuffer_add_printf(b, "jobd_workers %d\n", h->conf->workers);
-		metric_head(b, "jobd_workers_busy", "gauge",
-			    "Handlers running now on this instance (worker utilisation = busy / workers).");
+		metric_head(
+			b, "jobd_workers_busy", "gauge",
+			"Handlers running now on this instance (worker utilisation = busy / workers).");
 		evbuffer_add_printf(b, "jobd_workers_busy %d\n", ws.running);
 		evbuffer_add_printf(b, "jobd_workers_busy_low_priority %d\n",
 				    ws.running_low);
@@ -994,32 +1021,37 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
 			    "Jobs this instance handed back unfinished.");
 		evbuffer_add_printf(b, "jobd_worker_handed_back_total %lld\n",
 				    (long long)ws.handed_back);
-		metric_head(b, "jobd_worker_fenced_total", "counter",
-			    "Attempts this instance abandoned: fenced off or lease lost.");
+		metric_head(
+			b, "jobd_worker_fenced_total", "counter",
+			"Attempts this instance abandoned: fenced off or lease lost.");
 		evbuffer_add_printf(b, "jobd_worker_fenced_total %lld\n",
 				    (long long)ws.fenced);
 	}
 	if (have_c) {
-		metric_head(b, "jobd_consumer_messages_total", "counter",
-			    "Kafka messages consumed and committed by this instance.");
+		metric_head(
+			b, "jobd_consumer_messages_total", "counter",
+			"Kafka messages consumed and committed by this instance.");
 		evbuffer_add_printf(b, "jobd_consumer_messages_total %llu\n",
 				    (unsigned long long)cs.messages);
 		metric_head(b, "jobd_consumer_dead_letters_total", "counter",
 			    "Messages sent to the dead-letter topic.");
-		evbuffer_add_printf(b, "jobd_consumer_dead_letters_total %llu\n",
+		evbuffer_add_printf(b,
+				    "jobd_consumer_dead_letters_total %llu\n",
 				    (unsigned long long)cs.dead_lettered);
 		metric_head(b, "jobd_consumer_retries_total", "counter",
 			    "Batches retried after Redis or Kafka errors.");
 		evbuffer_add_printf(b, "jobd_consumer_retries_total %llu\n",
 				    (unsigned long long)cs.retries);
 		if (cs.lag >= 0) {
-			metric_head(b, "jobd_consumer_lag", "gauge",
-				    "Messages not yet consumed on this instance's partitions.");
+			metric_head(
+				b, "jobd_consumer_lag", "gauge",
+				"Messages not yet consumed on this instance's partitions.");
 			evbuffer_add_printf(b, "jobd_consumer_lag %lld\n",
 					    (long long)cs.lag);
 		}
-		metric_head(b, "jobd_consumer_paused", "gauge",
-			    "1 while consumption is paused: pending_limit reached.");
+		metric_head(
+			b, "jobd_consumer_paused", "gauge",
+			"1 while consumption is paused: pending_limit reached.");
 		evbuffer_add_printf(b, "jobd_consumer_paused %d\n",
 				    cs.paused ? 1 : 0);
 	}
@@ -1086,30 +1118,37 @@ static void get_metrics(struct req *q)
 		}
 		if (s.n)
 			hour = &s.minutes[s.n - 1].all;
-		metric_head(b, "jobd_jobs", "gauge", "Jobs in each status now.");
+		metric_head(b, "jobd_jobs", "gauge",
+			    "Jobs in each status now.");
 		for (int i = 0; i < JOBD_STATUS_COUNT; i++)
-			evbuffer_add_printf(b, "jobd_jobs{status=\"%s\"} %lld\n",
+			evbuffer_add_printf(b,
+					    "jobd_jobs{status=\"%s\"} %lld\n",
 					    jobd_status_names[i],
 					    (long long)counts[i]);
-		metric_head(b, "jobd_jobs_created_total", "counter",
-			    "Jobs created since 00:00 UTC today (resets daily).");
+		metric_head(
+			b, "jobd_jobs_created_total", "counter",
+			"Jobs created since 00:00 UTC today (resets daily).");
 		evbuffer_add_printf(b, "jobd_jobs_created_total %lld\n",
 				    (long long)day.created);
-		metric_head(b, "jobd_jobs_started_total", "counter",
-			    "Jobs started for the first time since 00:00 UTC today (resets daily).");
+		metric_head(
+			b, "jobd_jobs_started_total", "counter",
+			"Jobs started for the first time since 00:00 UTC today (resets daily).");
 		evbuffer_add_printf(b, "jobd_jobs_started_total %lld\n",
 				    (long long)day.started);
-		metric_head(b, "jobd_jobs_finished_total", "counter",
-			    "Jobs finished since 00:00 UTC today (resets daily).");
+		metric_head(
+			b, "jobd_jobs_finished_total", "counter",
+			"Jobs finished since 00:00 UTC today (resets daily).");
 		evbuffer_add_printf(b, "jobd_jobs_finished_total %lld\n",
 				    (long long)day.finished);
-		metric_head(b, "jobd_jobs_finished_with_errors_total", "counter",
-			    "Jobs finished with errors since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(b,
-				    "jobd_jobs_finished_with_errors_total %lld\n",
-				    (long long)day.errors);
-		metric_head(b, "jobd_waiting_seconds", "histogram",
-			    "Waiting time (creation to first start) of the jobs started in the current UTC hour (resets hourly).");
+		metric_head(
+			b, "jobd_jobs_finished_with_errors_total", "counter",
+			"Jobs finished with errors since 00:00 UTC today (resets daily).");
+		evbuffer_add_printf(
+			b, "jobd_jobs_finished_with_errors_total %lld\n",
+			(long long)day.errors);
+		metric_head(
+			b, "jobd_waiting_seconds", "histogram",
+			"Waiting time (creation to first start) of the jobs started in the current UTC hour (resets hourly).");
 		if (hour) {
 			int64_t cum = 0;
 
@@ -1120,17 +1159,18 @@ static void get_metrics(struct req *q)
 					evbuffer_add_printf(
 						b,
 						"jobd_waiting_seconds_bucket{le=\"%.3f\"} %lld\n",
-						((double)(1LL << (bk / 4 + 1)) - 1) /
-							1000.0,
+						((double)(1LL << (bk / 4 + 1)) -
+						 1) / 1000.0,
 						(long long)cum);
 			}
-			evbuffer_add_printf(b,
-					    "jobd_waiting_seconds_bucket{le=\"+Inf\"} %lld\n"
-					    "jobd_waiting_seconds_sum %.3f\n"
-					    "jobd_waiting_seconds_count %lld\n",
-					    (long long)hour->started,
-					    (double)hour->wait_sum / 1000.0,
-					    (long long)hour->started);
+			evbuffer_add_printf(
+				b,
+				"jobd_waiting_seconds_bucket{le=\"+Inf\"} %lld\n"
+				"jobd_waiting_seconds_sum %.3f\n"
+				"jobd_waiting_seconds_count %lld\n",
+				(long long)hour->started,
+				(double)hour->wait_sum / 1000.0,
+				(long long)hour->started);
 		}
 	}
 	jobd_stats_release(&s);
@@ -1144,12 +1184,16 @@ static void get_metrics(struct req *q)
 		if (!q->h->requests[i])
 			continue;
 		if (counted_codes[i])
-			evbuffer_add_printf(b, "jobd_http_requests_total{code=\"%d\"} %llu\n",
-					    counted_codes[i],
-					    (unsigned long long)q->h->requests[i]);
+			evbuffer_add_printf(
+				b,
+				"jobd_http_requests_total{code=\"%d\"} %llu\n",
+				counted_codes[i],
+				(unsigned long long)q->h->requests[i]);
 		else
-			evbuffer_add_printf(b, "jobd_http_requests_total{code=\"other\"} %llu\n",
-					    (unsigned long long)q->h->requests[i]);
+			evbuffer_add_printf(
+				b,
+				"jobd_http_requests_total{code=\"other\"} %llu\n",
+				(unsigned long long)q->h->requests[i]);
 	}
 	send_buf(q, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
@@ -1225,8 +1269,9 @@ static bool authenticate(struct req *q)
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(q->r),
 				  "WWW-Authenticate", "Bearer realm=\"jobd\"");
-		send_error(q, 401,
-			   "this request needs \"Authorization: Bearer TOKEN\"");
+		send_error(
+			q, 401,
+			"this request needs \"Authorization: Bearer TOKEN\"");
 		return false;
 	}
 	tok = auth + 7;
@@ -1240,9 +1285,10 @@ static bool authenticate(struct req *q)
 		    token_equal(tok, len, conf->users[i].key) && !who)
 			who = conf->users[i].value;
 	if (!who) {
-		evhttp_add_header(evhttp_request_get_output_headers(q->r),
-				  "WWW-Authenticate",
-				  "Bearer realm=\"jobd\", error=\"invalid_token\"");
+		evhttp_add_header(
+			evhttp_request_get_output_headers(q->r),
+			"WWW-Authenticate",
+			"Bearer realm=\"jobd\", error=\"invalid_token\"");
 		send_error(q, 401, "wrong token");
 		return false;
 	}
@@ -1265,7 +1311,9 @@ static bool actor_from_header(struct req *q)
 		if (u[i] < 0x20 || u[i] >= 0x7f)
 			n = 0;
 	if (n == 0 || n > 64) {
-		send_error(q, 400, "bad X-Jobd-User: use 1 to 64 printable ASCII characters");
+		send_error(
+			q, 400,
+			"bad X-Jobd-User: use 1 to 64 printable ASCII characters");
 		return false;
 	}
 	snprintf(q->actor_buf, sizeof(q->actor_buf), "%s", u);
@@ -1285,7 +1333,8 @@ static bool same_origin(struct req *q)
 	const char *host = evhttp_find_header(in, "Host");
 	const char *p;
 
-	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+	if (site && strcmp(site, "same-origin") != 0 &&
+	    strcmp(site, "none") != 0)
 		goto refuse;
 	if (!origin)
 		return true;
@@ -1384,8 +1433,9 @@ static void route(struct req *q)
 		snprintf(idbuf, sizeof(idbuf), "%.*s", (int)idlen, id_s);
 		if (idlen >= sizeof(idbuf) || !parse_id(q, idbuf, &id)) {
 			if (idlen >= sizeof(idbuf))
-				send_error(q, 400,
-					   "bad job id: use a positive integer");
+				send_error(
+					q, 400,
+					"bad job id: use a positive integer");
 			return;
 		}
 		if (!*rest)
@@ -1442,7 +1492,8 @@ static void handle(struct evhttp_request *r, void *arg)
 		goto out;
 	}
 	if (query && strlen(query) > MAX_QUERY) {
-		send_error(&q, 414, "query over 8 KiB (%zu bytes)", strlen(query));
+		send_error(&q, 414, "query over 8 KiB (%zu bytes)",
+			   strlen(query));
 		goto out;
 	}
 	if (query && evhttp_parse_query_str(query, &q.query) < 0) {
@@ -1473,8 +1524,8 @@ static void *run(void *arg)
 }
 
 /* Splits "host:port", "[v6]:port" or ":port" into HOST and PORT. */
-static int split_address(const char *addr, char *host, size_t hsize,
-			 char *port, size_t psize)
+static int split_address(const char *addr, char *host, size_t hsize, char *port,
+			 size_t psize)
 {
 	const char *colon = strrchr(addr, ':');
 	const char *h = addr;
@@ -1545,9 +1596,9 @@ static evutil_socket_t listen_on(const char *addr, char *bound, size_t bsize,
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
 	    getnameinfo((struct sockaddr *)&ss, sl, name, sizeof(name), port,
 			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-		snprintf(bound, bsize, ss.ss_family == AF_INET6 ? "[%s]:%s" :
-								 "%s:%s",
-			 name, port);
+		snprintf(bound, bsize,
+			 ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", name,
+			 port);
 	else
 		snprintf(bound, bsize, "%s", addr);
 	return fd;
@@ -1590,14 +1641,11 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 	evhttp_set_timeout(h->http, 30);
 	evhttp_set_max_headers_size(h->http, MAX_HEADERS);
 	evhttp_set_max_body_size(h->http, MAX_BODY_HARD);
-	evhttp_set_allowed_methods(h->http,
-				   EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-					   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-					   EVHTTP_REQ_DELETE |
-					   EVHTTP_REQ_OPTIONS |
-					   EVHTTP_REQ_TRACE |
-					   EVHTTP_REQ_CONNECT |
-					   EVHTTP_REQ_PATCH);
+	evhttp_set_allowed_methods(
+		h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+				 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+				 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(h->http, handle, h);
 	if (!evhttp_accept_socket_with_handle(h->http, fd)) {
 		snprintf(errstr, errstr_size, "cannot listen on %s: %s", addr,
@@ -1618,8 +1666,8 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 	errno = pthread_create(&h->thread, NULL, run, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (errno) {
-		snprintf(errstr, errstr_size, "cannot start the http thread: %s",
-			 strerror(errno));
+		snprintf(errstr, errstr_size,
+			 "cannot start the http thread: %s", strerror(errno));
 		goto err_close;
 	}
 	jobd_info("http: monitor on http://%s/", h->address);

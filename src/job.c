@@ -247,10 +247,11 @@ json_t *jobd_job_to_json(const struct jobd_job *job, int64_t now)
 	json_object_set_new(o, "system", json_boolean(job->system));
 	json_object_set_new(o, "low_priority", json_boolean(job->low_priority));
 	json_object_set_new(o, "run_by",
-			    job->system ? json_null() : str_or_null(job->run_by));
-	json_object_set_new(o, "parent", job->parent ?
-						 json_integer(job->parent) :
-						 json_null());
+			    job->system ? json_null() :
+					  str_or_null(job->run_by));
+	json_object_set_new(o, "parent",
+			    job->parent ? json_integer(job->parent) :
+					  json_null());
 	json_object_set_new(o, "root", json_integer(job->root));
 	json_object_set_new(o, "created_at", time_or_null(job->created_at));
 	json_object_set_new(o, "started_at", time_or_null(job->started_at));
@@ -292,10 +293,10 @@ json_t *jobd_job_list_to_json(const struct jobd_job_list *list)
 	json_t *jobs = json_array();
 
 	for (size_t i = 0; i < list->n; i++)
-		json_array_append_new(jobs,
-				      jobd_job_to_json(list->jobs[i], list->now));
+		json_array_append_new(jobs, jobd_job_to_json(list->jobs[i],
+							     list->now));
 	json_object_set_new(o, "jobs", jobs);
-	json_object_set_new(o, "next", list->next ? json_integer(list->next) :
-						    json_null());
+	json_object_set_new(
+		o, "next", list->next ? json_integer(list->next) : json_null());
 	return o;
 }

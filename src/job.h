@@ -23,40 +23,41 @@ enum jobd_status {
 
 struct jobd_children {
 	int64_t total, pending, in_progress, stopping, stopped, finished,
-		canceled, errors; /* direct children; errors = finished with errors */
+		canceled,
+		errors; /* direct children; errors = finished with errors */
 };
 
 struct jobd_job {
 	int64_t id;
-	char *key;     /* idempotency key, NULL if none */
-	char *source;  /* "jobs.records/2@1041", NULL if none */
+	char *key;    /* idempotency key, NULL if none */
+	char *source; /* "jobs.records/2@1041", NULL if none */
 	char *type;
 	enum jobd_status status;
 	bool system;
 	bool low_priority;
-	char *run_by;  /* NULL for system jobs and when nobody is named */
+	char *run_by;	/* NULL for system jobs and when nobody is named */
 	int64_t parent; /* 0 = root job */
 	int64_t root;
-	int64_t created_at;  /* ms since epoch, Redis clock */
-	int64_t queued_at;   /* ms: creation or last restart */
-	int64_t started_at;  /* ms: first start of the current run, 0 = not yet */
+	int64_t created_at; /* ms since epoch, Redis clock */
+	int64_t queued_at;  /* ms: creation or last restart */
+	int64_t started_at; /* ms: first start of the current run, 0 = not yet */
 	int64_t finished_at; /* ms, 0 = not yet */
-	int64_t run_ms;      /* ms spent running in finished attempts */
+	int64_t run_ms;	     /* ms spent running in finished attempts */
 	int64_t run_since;   /* ms: start of the running attempt, 0 = none */
 	double progress;     /* 0-100 */
 	double children_progress; /* sum of the children's overall progress */
-	int64_t errors;      /* this job's own error count */
-	bool with_errors;    /* finished with errors (own or a child's) */
+	int64_t errors;		  /* this job's own error count */
+	bool with_errors;	  /* finished with errors (own or a child's) */
 	int64_t attempt;
 	int64_t restarts;
 	bool inconsistent;
-	bool awaiting;       /* handler returned, waiting for children */
-	int64_t not_before;  /* ms: retry time, 0 = none */
-	char *instance;      /* instance of the last claim, NULL if never */
-	int64_t claimed_at;  /* ms: the last claim, 0 = never */
-	char *created_by;    /* the actor, when not run_by (e.g. "kafka") */
-	char *payload;       /* JSON text */
-	char *checkpoint;    /* JSON text, NULL if none */
+	bool awaiting;	    /* handler returned, waiting for children */
+	int64_t not_before; /* ms: retry time, 0 = none */
+	char *instance;	    /* instance of the last claim, NULL if never */
+	int64_t claimed_at; /* ms: the last claim, 0 = never */
+	char *created_by;   /* the actor, when not run_by (e.g. "kafka") */
+	char *payload;	    /* JSON text */
+	char *checkpoint;   /* JSON text, NULL if none */
 	struct jobd_children children;
 };
 

@@ -67,11 +67,14 @@ static int bad_usage(char **argv, bool option)
 	static const struct {
 		const char *cmd, *form;
 	} forms[] = {
-		{ "submit", "submit TYPE [--payload JSON] [--key K] [--run-by U] [--low-priority] [--parent ID] [--count N]" },
-		{ "list", "list [--status S] [--type T] [--run-by U] [--system] [--all] [--limit N] [--cursor C] [--json]" },
+		{ "submit",
+		  "submit TYPE [--payload JSON] [--key K] [--run-by U] [--low-priority] [--parent ID] [--count N]" },
+		{ "list",
+		  "list [--status S] [--type T] [--run-by U] [--system] [--all] [--limit N] [--cursor C] [--json]" },
 		{ "show", "show ID [--json]" },
 		{ "children", "children ID [--limit N] [--cursor C] [--json]" },
-		{ "logs", "logs ID [--level L] [--grep TEXT] [--regex RE] [--since T] [--until T] [--tree] [--follow] [--json]" },
+		{ "logs",
+		  "logs ID [--level L] [--grep TEXT] [--regex RE] [--since T] [--until T] [--tree] [--follow] [--json]" },
 		{ "stats", "stats [--since D] [--type T] [--json]" },
 		{ "low-priority", "low-priority ID... [--off]" },
 		{ "send", "send TOPIC JSON" },
@@ -83,10 +86,12 @@ static int bad_usage(char **argv, bool option)
 		if (strcmp(argv[0], forms[i].cmd) == 0)
 			form = forms[i].form;
 	if (option)
-		fprintf(stderr, "jobctl: %s: bad option \"%s\": usage: jobctl %s\n",
+		fprintf(stderr,
+			"jobctl: %s: bad option \"%s\": usage: jobctl %s\n",
 			argv[0], argv[optind - 1], form);
 	else
-		fprintf(stderr, "jobctl: %s: wrong arguments: usage: jobctl %s\n",
+		fprintf(stderr,
+			"jobctl: %s: wrong arguments: usage: jobctl %s\n",
 			argv[0], form);
 	return EXIT_USAGE;
 }
@@ -115,7 +120,8 @@ static int store_failed(struct ctl *ctl)
 static int parse_id(const char *s, int64_t *id)
 {
 	if (jobd_util_parse_i64(s, id) < 0 || *id <= 0) {
-		fprintf(stderr, "jobctl: bad job id \"%s\": use a positive integer\n",
+		fprintf(stderr,
+			"jobctl: bad job id \"%s\": use a positive integer\n",
 			s);
 		return -1;
 	}
@@ -202,7 +208,8 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
 		json_decref(j);
 	}
 	if (!jobd_conf_type(ctl->conf, spec.type)) {
-		fprintf(stderr, "jobctl: unknown type \"%s\": add [type.%s] to the config\n",
+		fprintf(stderr,
+			"jobctl: unknown type \"%s\": add [type.%s] to the config\n",
 			spec.type, spec.type);
 		return EXIT_REFUSED;
 	}
@@ -225,8 +232,8 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
 				     (long long)i + 1) > 0)
 			specs[i].key = keys[i];
 	}
-	if (jobd_store_create(ctl->st, ctl->actor, specs, (size_t)count,
-			      out) < 0) {
+	if (jobd_store_create(ctl->st, ctl->actor, specs, (size_t)count, out) <
+	    0) {
 		rc = store_failed(ctl);
 		goto out;
 	}
@@ -315,7 +322,8 @@ static int page_opts(int opt, size_t *limit, int64_t *cursor)
 	    (opt == 'L' && (v < 1 || v > 1000))) {
 		fprintf(stderr, "jobctl: bad --%s \"%s\": %s\n",
 			opt == 'L' ? "limit" : "cursor", optarg,
-			opt == 'L' ? "use 1 to 1000" : "use a value printed by a previous page");
+			opt == 'L' ? "use 1 to 1000" :
+				     "use a value printed by a previous page");
 		return -1;
 	}
 	if (opt == 'L')
@@ -398,7 +406,8 @@ static void print_job(const struct jobd_job *job, int64_t now)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(j, k, v) {
+	json_object_foreach(j, k, v)
+	{
 		char *s = json_is_string(v) ?
 				  strdup(json_string_value(v)) :
 				  json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
@@ -528,7 +537,8 @@ static void print_entry(const struct jobd_log_entry *e, bool tagged, bool json)
 		json_object_set_new(o, "id", json_string(e->sid));
 		json_object_set_new(o, "job", json_integer(e->job));
 		json_object_set_new(o, "time", json_string(iso));
-		json_object_set_new(o, "level", json_string(level_names[e->level]));
+		json_object_set_new(o, "level",
+				    json_string(level_names[e->level]));
 		json_object_set_new(o, "attempt", json_integer(e->attempt));
 		json_object_set_new(o, "message", json_string(e->msg));
 		print_json(o);
@@ -574,10 +584,12 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
-			for (lv = 0; lv < 4 && strcmp(optarg, level_names[lv]); lv++)
+			for (lv = 0; lv < 4 && strcmp(optarg, level_names[lv]);
+			     lv++)
 				;
 			if (lv == 4) {
-				fprintf(stderr, "jobctl: bad --level \"%s\": use debug, info, warn or error\n",
+				fprintf(stderr,
+					"jobctl: bad --level \"%s\": use debug, info, warn or error\n",
 					optarg);
 				rc = EXIT_USAGE;
 				goto out;
@@ -590,11 +602,15 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 		case 'r':
 			if (have_re)
 				regfree(&re);
-			if ((lv = regcomp(&re, optarg, REG_EXTENDED | REG_ICASE | REG_NOSUB))) {
+			if ((lv = regcomp(&re, optarg,
+					  REG_EXTENDED | REG_ICASE |
+						  REG_NOSUB))) {
 				char why[128];
 
 				regerror(lv, &re, why, sizeof(why));
-				fprintf(stderr, "jobctl: bad --regex \"%s\": %s\n", optarg, why);
+				fprintf(stderr,
+					"jobctl: bad --regex \"%s\": %s\n",
+					optarg, why);
 				rc = EXIT_USAGE;
 				goto out;
 			}
@@ -604,7 +620,8 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 's':
 		case 'u':
-			if (parse_when(optarg, opt == 's' ? &q.since : &q.until) < 0) {
+			if (parse_when(optarg,
+				       opt == 's' ? &q.since : &q.until) < 0) {
 				rc = EXIT_USAGE;
 				goto out;
 			}
@@ -623,7 +640,8 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 'L':
 			if (jobd_util_parse_i64(optarg, &v) < 0 || v < 1) {
-				fprintf(stderr, "jobctl: bad --limit \"%s\"\n", optarg);
+				fprintf(stderr, "jobctl: bad --limit \"%s\"\n",
+					optarg);
 				rc = EXIT_USAGE;
 				goto out;
 			}
@@ -652,7 +670,8 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 		rc = all ? jobd_store_logs_all(ctl->st, &q, &res) :
 			   jobd_store_logs(ctl->st, id, &q, &res);
 		if (rc == JOBD_STORE_ERR_NOTFOUND) {
-			fprintf(stderr, "jobctl: job %lld not found\n", (long long)id);
+			fprintf(stderr, "jobctl: job %lld not found\n",
+				(long long)id);
 			rc = EXIT_REFUSED;
 			goto out;
 		}
@@ -661,11 +680,13 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			goto out;
 		}
 		if (!last[0] && res.dropped > 0 && !json)
-			printf("(%lld earlier entries dropped)\n", (long long)res.dropped);
+			printf("(%lld earlier entries dropped)\n",
+			       (long long)res.dropped);
 		for (size_t i = 0; i < res.n; i++) {
 			print_entry(&res.entries[i], q.tree || all, json);
 			if (res.entries[i].job == id || q.tree)
-				snprintf(last, sizeof(last), "%s", res.entries[i].sid);
+				snprintf(last, sizeof(last), "%s",
+					 res.entries[i].sid);
 		}
 		if (res.truncated && !json)
 			printf("(more entries: narrow the search or raise --limit)\n");
@@ -799,7 +820,8 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
 
 		if (type) {
 			static const struct jobd_stats_counts none = {
-				.wait_min = -1, .wait_max = -1,
+				.wait_min = -1,
+				.wait_max = -1,
 			};
 
 			c = &none;
@@ -836,14 +858,16 @@ static int cmd_send(struct ctl *ctl, int argc, char **argv)
 		return bad_usage(argv, false);
 	j = json_loads(argv[2], 0, &e);
 	if (!j) {
-		fprintf(stderr, "jobctl: send: invalid JSON: %s (line %d, column %d)\n",
+		fprintf(stderr,
+			"jobctl: send: invalid JSON: %s (line %d, column %d)\n",
 			e.text, e.line, e.column);
 		return EXIT_USAGE;
 	}
 	json_decref(j);
 	if (jobd_kafka_send(ctl->conf, argv[1], argv[2], strlen(argv[2]), err,
 			    sizeof(err)) < 0) {
-		fprintf(stderr, "jobctl: cannot send to %s: %s\n", argv[1], err);
+		fprintf(stderr, "jobctl: cannot send to %s: %s\n", argv[1],
+			err);
 		return EXIT_UNREACHABLE;
 	}
 	printf("sent to %s\n", argv[1]);
@@ -878,8 +902,7 @@ static int cmd_fsck(struct ctl *ctl, int argc, char **argv)
 	if (f.more_violations)
 		printf("(%zu more violations not listed)\n", f.more_violations);
 	printf("%zu jobs checked, %zu violations%s", f.jobs,
-	       f.nviolations + f.more_violations,
-	       repair ? "" : "\n");
+	       f.nviolations + f.more_violations, repair ? "" : "\n");
 	if (repair)
 		printf(", %zu repairs\n", f.fixed);
 	rc = f.nviolations && !repair ? EXIT_REFUSED : 0;
@@ -926,8 +949,8 @@ static int cmd_op(struct ctl *ctl, const char *name, int argc, char **argv)
 		}
 	if ((rc = connect_store(ctl)))
 		goto out;
-	if (jobd_store_op(ctl->st, (enum jobd_op)op, ctl->actor, ids, n,
-			  out) < 0) {
+	if (jobd_store_op(ctl->st, (enum jobd_op)op, ctl->actor, ids, n, out) <
+	    0) {
 		rc = store_failed(ctl);
 		goto out;
 	}
@@ -967,9 +990,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const ops[] = { "stop", "resume", "force-stop",
-					   "cancel", "restart",
-					   "low-priority" };
+	static const char *const ops[] = { "stop",   "resume",	"force-stop",
+					   "cancel", "restart", "low-priority" };
 	struct ctl ctl = { 0 };
 	const char *path = NULL, *as = NULL, *cmd;
 	char err[512];
@@ -991,13 +1013,15 @@ int main(int argc, char **argv)
 		case 'h':
 			return usage(stdout, 0);
 		default:
-			fprintf(stderr, "jobctl: bad option \"%s\" (see jobctl --help)\n",
+			fprintf(stderr,
+				"jobctl: bad option \"%s\" (see jobctl --help)\n",
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "jobctl: no command given (see jobctl --help)\n");
+		fprintf(stderr,
+			"jobctl: no command given (see jobctl --help)\n");
 		return EXIT_USAGE;
 	}
 	cmd = argv[optind];
@@ -1034,7 +1058,8 @@ int main(int argc, char **argv)
 			if (strcmp(cmd, ops[i]) == 0)
 				rc = cmd_op(&ctl, cmd, argc, argv);
 		if (rc == -1) {
-			fprintf(stderr, "jobctl: unknown command \"%s\" (see jobctl --help)\n",
+			fprintf(stderr,
+				"jobctl: unknown command \"%s\" (see jobctl --help)\n",
 				cmd);
 			rc = EXIT_USAGE;
 		}

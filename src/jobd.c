@@ -98,8 +98,7 @@ static void *start_stats(const struct jobd_conf *conf, char *errstr,
 	return jobd_stats_producer_start(conf, errstr, size);
 }
 
-static void *start_http(const struct jobd_conf *conf, char *errstr,
-			size_t size)
+static void *start_http(const struct jobd_conf *conf, char *errstr, size_t size)
 {
 	return jobd_http_start(conf, errstr, size);
 }
@@ -110,11 +109,10 @@ static void *start_http(const struct jobd_conf *conf, char *errstr,
  * sets *RC to 1. Returns the role, or NULL when it gave up or a signal
  * came (*SIG).
  */
-static void *start_role(const char *what,
-			void *(*start)(const struct jobd_conf *, char *,
-				       size_t),
-			const struct jobd_conf *conf, int sfd, int *sig,
-			int *rc)
+static void *
+start_role(const char *what,
+	   void *(*start)(const struct jobd_conf *, char *, size_t),
+	   const struct jobd_conf *conf, int sfd, int *sig, int *rc)
 {
 	int64_t backoff = 0;
 	char errstr[512];
@@ -214,13 +212,12 @@ int main(int argc, char **argv)
 	if (!st)
 		goto out_sfd;
 	/* Kept for main's own housekeeping (the cleanup schedule). */
-	if (conf->role_work &&
-	    !(workers = start_role("workers", start_workers, conf, sfd, &sig,
-				   &rc)))
+	if (conf->role_work && !(workers = start_role("workers", start_workers,
+						      conf, sfd, &sig, &rc)))
 		goto out_roles;
 	if (conf->role_consume &&
-	    !(consumer = start_role("consumer", start_consumer, conf, sfd,
-				    &sig, &rc)))
+	    !(consumer = start_role("consumer", start_consumer, conf, sfd, &sig,
+				    &rc)))
 		goto out_roles;
 	if (conf->role_stats &&
 	    !(stats = start_role("stats", start_stats, conf, sfd, &sig, &rc)))

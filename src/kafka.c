@@ -42,7 +42,7 @@ struct jobd_kafka_broker {
 	char *addr;		      /* current bootstrap list */
 	rd_kafka_t *mock_rk;	     /* owns our mock cluster; NULL if joined */
 	rd_kafka_mock_cluster_t *mc; /* our embedded broker, NULL if joined */
-	struct jobd_store *st;	     /* for <prefix>:broker; NULL if not embedded */
+	struct jobd_store *st; /* for <prefix>:broker; NULL if not embedded */
 };
 
 /*
@@ -406,9 +406,9 @@ jobd_kafka_producer_new(const struct jobd_conf *conf, const char *brokers,
 }
 
 struct jobd_kafka_producer *
-jobd_kafka_producer_new_props(const struct jobd_conf *conf,
-			      const char *brokers, const char *const *props,
-			      char *errstr, size_t errstr_size)
+jobd_kafka_producer_new_props(const struct jobd_conf *conf, const char *brokers,
+			      const char *const *props, char *errstr,
+			      size_t errstr_size)
 {
 	static const char *const defaults[] = {
 		"client.id",
@@ -542,8 +542,7 @@ static bool all_done(const struct delivery *d, size_t n)
 int jobd_kafka_producer_deliver(struct jobd_kafka_producer *p,
 				const struct jobd_kafka_out *msgs, size_t n,
 				jobd_kafka_wait_fn keep, void *arg,
-				size_t *acked, char *errstr,
-				size_t errstr_size)
+				size_t *acked, char *errstr, size_t errstr_size)
 {
 	struct delivery *d;
 	int64_t next_ask = jobd_util_mono_ms() + 1000;
@@ -606,14 +605,16 @@ int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 	int rc;
 
 	if (strcmp(brokers, "embedded") == 0) {
-		struct jobd_store *st = jobd_store_new(conf, errstr, errstr_size);
+		struct jobd_store *st =
+			jobd_store_new(conf, errstr, errstr_size);
 
 		if (!st)
 			return -1;
 		/* Only reads the key: jobctl never starts a broker. */
 		rc = jobd_store_broker_claim(st, NULL, 0, cur, sizeof(cur));
 		if (rc < 0)
-			snprintf(errstr, errstr_size, "%s", jobd_store_errstr(st));
+			snprintf(errstr, errstr_size, "%s",
+				 jobd_store_errstr(st));
 		jobd_store_free(st);
 		if (rc < 0)
 			return -1;
@@ -679,8 +680,9 @@ static int fetch_at(rd_kafka_t *rk, const char *topic, int32_t partition,
 			rc = 0;
 		} else if (rkm->err) {
 			/* e.g. the broker is restarting: try until DEADLINE */
-			snprintf(errstr, errstr_size, "cannot read %s/%d@%lld: %s",
-				 topic, (int)partition, (long long)at,
+			snprintf(errstr, errstr_size,
+				 "cannot read %s/%d@%lld: %s", topic,
+				 (int)partition, (long long)at,
 				 rd_kafka_message_errstr(rkm));
 			rd_kafka_message_destroy(rkm);
 			continue;
@@ -1076,8 +1078,8 @@ int64_t jobd_kafka_consumer_lag(struct jobd_kafka_consumer *kc)
 		int64_t lo, hi;
 
 		if (rd_kafka_get_watermark_offsets(kc->rk, p->topic,
-						   p->partition, &lo,
-						   &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+						   p->partition, &lo, &hi) !=
+			    RD_KAFKA_RESP_ERR_NO_ERROR ||
 		    hi < 0)
 			continue;
 		lag += hi - (p->offset >= 0 ? p->offset : lo);

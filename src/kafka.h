@@ -119,9 +119,9 @@ void jobd_kafka_producer_free(struct jobd_kafka_producer *p);
  * sequence number until the broker has it, so no retry duplicates it.
  */
 struct jobd_kafka_producer *
-jobd_kafka_producer_new_props(const struct jobd_conf *conf,
-			      const char *brokers, const char *const *props,
-			      char *errstr, size_t errstr_size);
+jobd_kafka_producer_new_props(const struct jobd_conf *conf, const char *brokers,
+			      const char *const *props, char *errstr,
+			      size_t errstr_size);
 
 /* Asked about once a second while a delivery waits: false = give up. */
 typedef bool (*jobd_kafka_wait_fn)(void *arg);

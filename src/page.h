@@ -9,10 +9,10 @@
 #include <stddef.h>
 
 struct jobd_page_file {
-	const char *path;         /* URL path, "/app.js" ("/" for index.html) */
+	const char *path;	  /* URL path, "/app.js" ("/" for index.html) */
 	const char *content_type; /* "text/javascript; charset=utf-8" */
-	const char *data;         /* the file's bytes */
-	size_t size;              /* bytes */
+	const char *data;	  /* the file's bytes */
+	size_t size;		  /* bytes */
 };
 
 extern const struct jobd_page_file jobd_page_files[];

@@ -126,8 +126,9 @@ bool jobd_records_valid_collection(const char *name)
 
 	if (len == 0 || len > 200)
 		return false;
-	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			    "0123456789_.-") == len;
+	return strspn(name,
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		      "0123456789_.-") == len;
 }
 
 bool jobd_records_valid_id(const char *id)
@@ -167,7 +168,8 @@ static int check_errors(redisReply **r, size_t n)
 		if (!r[i])
 			continue;
 		if (r[i]->type == REDIS_REPLY_ERROR) {
-			jobd_warn("redis refused a record write: %s", r[i]->str);
+			jobd_warn("redis refused a record write: %s",
+				  r[i]->str);
 			return JOBD_STORE_ERR_INVALID;
 		}
 		if (r[i]->type == REDIS_REPLY_NIL && i == n - 1)
@@ -288,9 +290,8 @@ int jobd_records_count(struct jobd_store *st, const char *coll, int64_t *n)
 	return 0;
 }
 
-int jobd_records_ids(struct jobd_store *st, const char *coll,
-		     const char *after, const char *upto, size_t limit,
-		     char ***ids, size_t *n)
+int jobd_records_ids(struct jobd_store *st, const char *coll, const char *after,
+		     const char *upto, size_t limit, char ***ids, size_t *n)
 {
 	struct pool p = { 0 };
 	struct cmd c = { 0 };
@@ -351,8 +352,8 @@ static char *dup_or_die(const char *s, size_t len)
 	return d;
 }
 
-int jobd_records_get(struct jobd_store *st, const char *coll,
-		     char *const *ids, size_t n, struct jobd_record **recs)
+int jobd_records_get(struct jobd_store *st, const char *coll, char *const *ids,
+		     size_t n, struct jobd_record **recs)
 {
 	struct pool p = { 0 };
 	struct cmd c = { 0 };
@@ -426,8 +427,8 @@ void jobd_records_free(struct jobd_record *recs, size_t n)
  * Reads FIELD of N records (one HGET each); *VALS[i] owned, NULL when
  * absent. Used before a conditional write.
  */
-static int read_field(struct jobd_store *st, const char *const *keys,
-		      size_t n, const char *field, char ***vals, bool *exists)
+static int read_field(struct jobd_store *st, const char *const *keys, size_t n,
+		      const char *field, char ***vals, bool *exists)
 {
 	struct cmd c = { 0 };
 	redisContext *rc = jobd_store_pipeline(st);

@@ -40,7 +40,7 @@ struct jobd_field {
 struct jobd_record {
 	char *id;
 	struct jobd_field *fields;
-	size_t n; /* fields */
+	size_t n;    /* fields */
 	bool exists; /* reads: the record was found */
 };
 
@@ -69,9 +69,8 @@ int jobd_records_count(struct jobd_store *st, const char *coll, int64_t *n);
  * first), in byte order, up to and including UPTO when set. *IDS is a new
  * array of *N strings: free with jobd_records_ids_free.
  */
-int jobd_records_ids(struct jobd_store *st, const char *coll,
-		     const char *after, const char *upto, size_t limit,
-		     char ***ids, size_t *n);
+int jobd_records_ids(struct jobd_store *st, const char *coll, const char *after,
+		     const char *upto, size_t limit, char ***ids, size_t *n);
 void jobd_records_ids_free(char **ids, size_t n);
 
 /*
@@ -79,8 +78,8 @@ void jobd_records_ids_free(char **ids, size_t n);
  * (everything owned; free with jobd_records_free). A missing record has
  * exists false and no fields. Fields come in the hash's order.
  */
-int jobd_records_get(struct jobd_store *st, const char *coll,
-		     char *const *ids, size_t n, struct jobd_record **recs);
+int jobd_records_get(struct jobd_store *st, const char *coll, char *const *ids,
+		     size_t n, struct jobd_record **recs);
 void jobd_records_free(struct jobd_record *recs, size_t n);
 
 /*

@@ -35,10 +35,10 @@ static void add_counts(json_t *o, const struct jobd_stats_counts *c)
 			    any ? json_integer((c->wait_sum + c->started / 2) /
 					       c->started) :
 				  json_null());
-	json_object_set_new(o, "wait_min_ms", any ? ms_or_null(c->wait_min) :
-						    json_null());
-	json_object_set_new(o, "wait_max_ms", any ? ms_or_null(c->wait_max) :
-						    json_null());
+	json_object_set_new(o, "wait_min_ms",
+			    any ? ms_or_null(c->wait_min) : json_null());
+	json_object_set_new(o, "wait_max_ms",
+			    any ? ms_or_null(c->wait_max) : json_null());
 	json_object_set_new(o, "wait_p95_ms",
 			    any ? ms_or_null(jobd_stats_percentile(c, 95)) :
 				  json_null());
@@ -80,8 +80,8 @@ json_t *jobd_stats_to_json(const struct jobd_stats *s)
 	if (s->n >= 2)
 		span = s->minutes[1].minute - s->minutes[0].minute;
 	for (size_t i = 0; i < s->n; i++)
-		json_array_append_new(minutes,
-				      jobd_stats_minute_to_json(&s->minutes[i]));
+		json_array_append_new(
+			minutes, jobd_stats_minute_to_json(&s->minutes[i]));
 	json_object_set_new(o, "minutes", minutes);
 	json_object_set_new(o, "span_ms", json_integer(span));
 	return o;
@@ -98,7 +98,8 @@ static int pack_json(msgpack_packer *pk, const json_t *j)
 	case JSON_OBJECT:
 		if (msgpack_pack_map(pk, json_object_size(j)) < 0)
 			return -1;
-		json_object_foreach ((json_t *)j, key, v) {
+		json_object_foreach((json_t *)j, key, v)
+		{
 			size_t len = strlen(key);
 
 			if (msgpack_pack_str(pk, len) < 0 ||
@@ -110,9 +111,7 @@ static int pack_json(msgpack_packer *pk, const json_t *j)
 	case JSON_ARRAY:
 		if (msgpack_pack_array(pk, json_array_size(j)) < 0)
 			return -1;
-		json_array_foreach (j, i, v)
-			if (pack_json(pk, v) < 0)
-				return -1;
+		json_array_foreach(j, i, v) if (pack_json(pk, v) < 0) return -1;
 		return 0;
 	case JSON_STRING:
 		return msgpack_pack_str(pk, json_string_length(j)) < 0 ||
@@ -135,8 +134,8 @@ static int pack_json(msgpack_packer *pk, const json_t *j)
 	return -1;
 }
 
-int jobd_stats_minute_to_msgpack(const struct jobd_stats_minute *m,
-				 char **buf, size_t *len)
+int jobd_stats_minute_to_msgpack(const struct jobd_stats_minute *m, char **buf,
+				 size_t *len)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;

@@ -34,7 +34,7 @@ json_t *jobd_stats_minute_to_json(const struct jobd_stats_minute *m);
  * (caller frees with free()) of *LEN bytes. Returns 0, or -1 when out of
  * memory.
  */
-int jobd_stats_minute_to_msgpack(const struct jobd_stats_minute *m,
-				 char **buf, size_t *len);
+int jobd_stats_minute_to_msgpack(const struct jobd_stats_minute *m, char **buf,
+				 size_t *len);
 
 #endif

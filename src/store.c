@@ -61,24 +61,25 @@ enum script_id {
 };
 
 static const char *const script_names[S_COUNT] = {
-	"create", "claim", "finish", "handback", "progress", "heartbeat",
-	"expire", "stop", "resume", "force_stop", "cancel", "restart",
-	"low_priority", "list", "children", "show", "cascade",
-	"broker_claim", "broker_release", "lease", "purge", "fsck", "fsck_refs",
+	"create",    "claim",	"finish",	"handback",	  "progress",
+	"heartbeat", "expire",	"stop",		"resume",	  "force_stop",
+	"cancel",    "restart", "low_priority", "list",		  "children",
+	"show",	     "cascade", "broker_claim", "broker_release", "lease",
+	"purge",     "fsck",	"fsck_refs",
 };
 
 const char *const jobd_op_names[JOBD_OP_COUNT] = {
-	"stop", "resume", "force-stop", "cancel", "restart", "low-priority",
-	"low-priority-off",
+	"stop",	   "resume",	   "force-stop",       "cancel",
+	"restart", "low-priority", "low-priority-off",
 };
 
 struct jobd_store {
 	const struct jobd_conf *conf; /* borrowed */
-	redisContext *c;              /* NULL while disconnected */
-	redisContext *sub;            /* subscribed to PREFIX:wake, or NULL */
-	char fn[S_COUNT][64];         /* function names, "jobd_HASH_claim" */
-	int timeout_ms;               /* per-call socket timeout */
-	char err[512];                /* the last error */
+	redisContext *c;	      /* NULL while disconnected */
+	redisContext *sub;	      /* subscribed to PREFIX:wake, or NULL */
+	char fn[S_COUNT][64];	      /* function names, "jobd_HASH_claim" */
+	int timeout_ms;		      /* per-call socket timeout */
+	char err[512];		      /* the last error */
 };
 
 /*
@@ -371,8 +372,8 @@ static redisReply *eval(struct jobd_store *st, enum script_id id,
 
 static char *dup_str(const redisReply *r)
 {
-	if (!r || (r->type != REDIS_REPLY_STRING &&
-		   r->type != REDIS_REPLY_STATUS))
+	if (!r ||
+	    (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
 		return NULL;
 	return strndup(r->str, r->len);
 }
@@ -396,8 +397,9 @@ static bool valid_json(const char *s, char *why, size_t why_size)
 	json_t *j = json_loads(s, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
 
 	if (!j) {
-		snprintf(why, why_size, "payload is not valid JSON: %s at byte %d",
-			 e.text, e.position);
+		snprintf(why, why_size,
+			 "payload is not valid JSON: %s at byte %d", e.text,
+			 e.position);
 		return false;
 	}
 	json_decref(j);
@@ -424,11 +426,12 @@ static int create_batch(struct jobd_store *st, const char *actor,
 		memset(&out[i], 0, sizeof(out[i]));
 		if (!ty) {
 			snprintf(out[i].error, sizeof(out[i].error),
-				 "unknown type \"%s\"", sp->type ? sp->type : "");
+				 "unknown type \"%s\"",
+				 sp->type ? sp->type : "");
 			continue;
 		}
-		if (sp->payload &&
-		    !valid_json(sp->payload, out[i].error, sizeof(out[i].error)))
+		if (sp->payload && !valid_json(sp->payload, out[i].error,
+					       sizeof(out[i].error)))
 			continue;
 		pos[sent++] = i;
 	}
@@ -539,8 +542,8 @@ int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
 		cl[*n].attempt = reply_i64(e->element[1]);
 		cl[*n].type = dup_str(e->element[2]);
 		cl[*n].payload = dup_str(e->element[3]);
-		cl[*n].checkpoint = e->element[4]->len ? dup_str(e->element[4]) :
-							 NULL;
+		cl[*n].checkpoint =
+			e->element[4]->len ? dup_str(e->element[4]) : NULL;
 		cl[*n].low_priority = reply_i64(e->element[5]) == 1;
 		cl[*n].root = reply_i64(e->element[6]);
 		cl[*n].progress = e->element[7]->type == REDIS_REPLY_STRING ?
@@ -591,8 +594,8 @@ static enum jobd_result parse_result(const redisReply *e)
 static int results_from(redisReply *r, size_t n, enum jobd_result *results)
 {
 	for (size_t i = 0; i < n; i++)
-		results[i] = parse_result(i < r->elements ? r->element[i] :
-							    NULL);
+		results[i] =
+			parse_result(i < r->elements ? r->element[i] : NULL);
 	freeReplyObject(r);
 	return 0;
 }
@@ -765,7 +768,8 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 		st->sub = connect_to(st);
 		if (!st->sub)
 			return JOBD_STORE_ERR_REDIS;
-		r = redisCommand(st->sub, "SUBSCRIBE %s:wake", st->conf->prefix);
+		r = redisCommand(st->sub, "SUBSCRIBE %s:wake",
+				 st->conf->prefix);
 		if (!r)
 			goto err_lost;
 		freeReplyObject(r);
@@ -831,8 +835,9 @@ int jobd_store_cascades_run(struct jobd_store *st, size_t max_calls,
 	if (ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
 	/* hiredis 0.14 formats no %zu. */
-	r = jobd_store_command(st, "ZRANGE %s:cascades 0 %lld", st->conf->prefix,
-		    (long long)(max_calls ? max_calls - 1 : 0));
+	r = jobd_store_command(st, "ZRANGE %s:cascades 0 %lld",
+			       st->conf->prefix,
+			       (long long)(max_calls ? max_calls - 1 : 0));
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	for (size_t i = 0; i < r->elements && rc == 0; i++)
@@ -856,8 +861,8 @@ static int op_batch(struct jobd_store *st, enum jobd_op op, const char *actor,
 		    const int64_t *ids, size_t n, struct jobd_op_result *out)
 {
 	static const enum script_id scripts[JOBD_OP_COUNT] = {
-		S_STOP, S_RESUME, S_FORCE_STOP, S_CANCEL, S_RESTART,
-		S_LOW_PRIORITY, S_LOW_PRIORITY,
+		S_STOP,	   S_RESUME,	   S_FORCE_STOP,   S_CANCEL,
+		S_RESTART, S_LOW_PRIORITY, S_LOW_PRIORITY,
 	};
 	struct args a = { 0 };
 	redisReply *r;
@@ -1069,10 +1074,11 @@ int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT])
 {
 	redisReply *r;
 
-	r = jobd_store_command(st,
-		    "HMGET %s:count pending in_progress stopping stopped "
-		    "finished canceled",
-		    st->conf->prefix);
+	r = jobd_store_command(
+		st,
+		"HMGET %s:count pending in_progress stopping stopped "
+		"finished canceled",
+		st->conf->prefix);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	for (int i = 0; i < JOBD_STATUS_COUNT; i++)
@@ -1143,9 +1149,9 @@ static int read_log(struct jobd_store *st, int64_t job,
 	else
 		snprintf(end, sizeof(end), "+");
 	for (;;) {
-		redisReply *r = jobd_store_command(st, "XRANGE %s:log:%lld %s %s COUNT 500",
-					st->conf->prefix, (long long)job, start,
-					end);
+		redisReply *r = jobd_store_command(
+			st, "XRANGE %s:log:%lld %s %s COUNT 500",
+			st->conf->prefix, (long long)job, start, end);
 		size_t i;
 
 		if (!r)
@@ -1159,7 +1165,8 @@ static int read_log(struct jobd_store *st, int64_t job,
 			redisReply *kv = ent->element[1];
 			struct jobd_log_entry e = { .job = job };
 
-			snprintf(e.sid, sizeof(e.sid), "%s", ent->element[0]->str);
+			snprintf(e.sid, sizeof(e.sid), "%s",
+				 ent->element[0]->str);
 			e.ms = strtoll(e.sid, NULL, 10);
 			for (size_t k = 0; k + 1 < kv->elements; k += 2) {
 				const char *f = kv->element[k]->str;
@@ -1201,7 +1208,8 @@ static int read_log(struct jobd_store *st, int64_t job,
 /* Compares stream ids "MS-SEQ" as numbers. */
 static int cmp_sid(const char *a, const char *b)
 {
-	unsigned long long ams = strtoull(a, NULL, 10), bms = strtoull(b, NULL, 10);
+	unsigned long long ams = strtoull(a, NULL, 10),
+			   bms = strtoull(b, NULL, 10);
 	const char *ad = strchr(a, '-'), *bd = strchr(b, '-');
 	unsigned long long aseq = ad ? strtoull(ad + 1, NULL, 10) : 0;
 	unsigned long long bseq = bd ? strtoull(bd + 1, NULL, 10) : 0;
@@ -1235,9 +1243,9 @@ static int descendants(struct jobd_store *st, int64_t id, int64_t **ids,
 	v[0] = id;
 	*n = 1;
 	while (head < *n && *n < max) {
-		redisReply *r = jobd_store_command(st, "ZRANGE %s:children:%lld 0 -1",
-					     st->conf->prefix,
-					     (long long)v[head++]);
+		redisReply *r = jobd_store_command(
+			st, "ZRANGE %s:children:%lld 0 -1", st->conf->prefix,
+			(long long)v[head++]);
 
 		if (!r) {
 			free(v);
@@ -1245,7 +1253,8 @@ static int descendants(struct jobd_store *st, int64_t id, int64_t **ids,
 		}
 		for (size_t i = 0; i < r->elements && *n < max; i++) {
 			if (*n == cap) {
-				int64_t *nv = realloc(v, (cap *= 2) * sizeof(*v));
+				int64_t *nv =
+					realloc(v, (cap *= 2) * sizeof(*v));
 
 				if (!nv) {
 					freeReplyObject(r);
@@ -1325,7 +1334,8 @@ static int lifecycle_entries(struct jobd_store *st, int64_t id,
 		/* Before any stream entry of the same millisecond. */
 		snprintf(e.sid, sizeof(e.sid), "%lld-0", (long long)e.ms);
 		e.msg = msg;
-		if ((q->since && e.ms < q->since) || (q->until && e.ms > q->until) ||
+		if ((q->since && e.ms < q->since) ||
+		    (q->until && e.ms > q->until) ||
 		    (q->after && *q->after && cmp_sid(e.sid, q->after) <= 0) ||
 		    !entry_matches(&e, q))
 			continue;
@@ -1388,7 +1398,7 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 	if (ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
 	r = jobd_store_command(st, "EXISTS %s:job:%lld", st->conf->prefix,
-			 (long long)id);
+			       (long long)id);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	rc = r->integer == 1 ? 0 : JOBD_STORE_ERR_NOTFOUND;
@@ -1399,7 +1409,7 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 	}
 	/* Entries trimmed by MAXLEN: added so far minus still there. */
 	r = jobd_store_command(st, "XINFO STREAM %s:log:%lld", st->conf->prefix,
-		    (long long)id);
+			       (long long)id);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	if (r->type == REDIS_REPLY_ARRAY) {
@@ -1408,7 +1418,8 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 		for (size_t i = 0; i + 1 < r->elements; i += 2) {
 			if (strcmp(r->element[i]->str, "length") == 0)
 				len = reply_i64(r->element[i + 1]);
-			else if (strcmp(r->element[i]->str, "entries-added") == 0)
+			else if (strcmp(r->element[i]->str, "entries-added") ==
+				 0)
 				added = reply_i64(r->element[i + 1]);
 		}
 		out->dropped = added > len ? added - len : 0;
@@ -1441,8 +1452,9 @@ int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
 	if (to - from > 7 * 86400000LL)
 		from = to - 7 * 86400000LL; /* bounded: at most a week */
 	for (int64_t m = from - from % 60000; m <= to; m += 60000) {
-		redisReply *r = jobd_store_command(st, "SMEMBERS %s:logmin:%lld",
-					     st->conf->prefix, (long long)m);
+		redisReply *r =
+			jobd_store_command(st, "SMEMBERS %s:logmin:%lld",
+					   st->conf->prefix, (long long)m);
 
 		if (!r) {
 			free(ids);
@@ -1457,7 +1469,8 @@ int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
 			if (seen)
 				continue;
 			if (n == cap) {
-				int64_t *v = realloc(ids, (cap = cap ? cap * 2 : 64) *
+				int64_t *v = realloc(ids, (cap = cap ? cap * 2 :
+								       64) *
 								  sizeof(*v));
 				if (!v) {
 					freeReplyObject(r);
@@ -1534,8 +1547,8 @@ static struct jobd_stats_counts *type_counts(struct jobd_stats_minute *m,
 }
 
 /* One field of a stats hash: "created", "created|noop", "wait|noop_min". */
-static void stats_field(struct jobd_stats_minute *m, const char *f,
-			int64_t v, const char *only)
+static void stats_field(struct jobd_stats_minute *m, const char *f, int64_t v,
+			const char *only)
 {
 	struct jobd_stats_counts *c = &m->all;
 	char name[64];
@@ -1821,8 +1834,8 @@ static void fsck_add(struct jobd_fsck *f, const redisReply *list)
 		if (!v)
 			return;
 		f->violations = v;
-		v[f->nviolations++] = strndup(list->element[i]->str,
-					      list->element[i]->len);
+		v[f->nviolations++] =
+			strndup(list->element[i]->str, list->element[i]->len);
 	}
 }
 
@@ -1858,10 +1871,12 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 		f->fixed += (size_t)reply_i64(r->element[1]);
 		fsck_add(f, r->element[2]);
 		for (size_t i = 0; i + 1 < r->element[3]->elements; i += 2) {
-			int s = jobd_status_parse(r->element[3]->element[i]->str);
+			int s = jobd_status_parse(
+				r->element[3]->element[i]->str);
 
 			if (s >= 0)
-				seen[s] += reply_i64(r->element[3]->element[i + 1]);
+				seen[s] += reply_i64(
+					r->element[3]->element[i + 1]);
 		}
 		freeReplyObject(r);
 	}

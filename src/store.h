@@ -45,18 +45,18 @@ void jobd_store_set_timeout(struct jobd_store *st, int ms);
 /* --- creating jobs ----------------------------------------------------- */
 
 struct jobd_spec {
-	const char *type;    /* must be a type of the conf */
-	const char *key;     /* idempotency key, NULL = none (scoped to parent) */
+	const char *type; /* must be a type of the conf */
+	const char *key;  /* idempotency key, NULL = none (scoped to parent) */
 	const char *source;  /* "topic/partition@offset", NULL = none */
 	const char *payload; /* JSON text, NULL = "{}" */
 	const char *run_by;  /* NULL = nobody; ignored for system types */
-	int64_t parent;      /* 0 = a root job */
+	int64_t parent;	     /* 0 = a root job */
 	bool low_priority;
 };
 
 struct jobd_created {
-	int64_t id;      /* 0 when refused */
-	bool existed;    /* the key named an existing job: nothing created */
+	int64_t id;	 /* 0 when refused */
+	bool existed;	 /* the key named an existing job: nothing created */
 	char error[200]; /* why it was refused, "" when created */
 };
 
@@ -75,10 +75,10 @@ int jobd_store_create(struct jobd_store *st, const char *actor,
 
 struct jobd_claim {
 	int64_t id;
-	int64_t attempt;    /* fencing token of this run */
+	int64_t attempt; /* fencing token of this run */
 	char *type;
-	char *payload;      /* JSON text */
-	char *checkpoint;   /* JSON text, NULL when none */
+	char *payload;	  /* JSON text */
+	char *checkpoint; /* JSON text, NULL when none */
 	bool low_priority;
 	int64_t root;
 	double progress;
@@ -95,7 +95,7 @@ int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
 void jobd_store_claims_free(struct jobd_claim *claims, size_t n);
 
 enum jobd_result {
-	JOBD_RESULT_OK,       /* written */
+	JOBD_RESULT_OK,	      /* written */
 	JOBD_RESULT_STOP,     /* written; a stop was requested */
 	JOBD_RESULT_FENCED,   /* not the job's attempt any more: abandon it */
 	JOBD_RESULT_FINISHED, /* finished */
@@ -105,10 +105,14 @@ enum jobd_result {
 	JOBD_RESULT_PENDING,  /* handed back to pending */
 };
 
-enum jobd_outcome { JOBD_OUTCOME_DONE, JOBD_OUTCOME_FAILED, JOBD_OUTCOME_STOPPED };
+enum jobd_outcome {
+	JOBD_OUTCOME_DONE,
+	JOBD_OUTCOME_FAILED,
+	JOBD_OUTCOME_STOPPED
+};
 
 struct jobd_log_line {
-	int level;       /* enum jobd_log_level */
+	int level;	 /* enum jobd_log_level */
 	const char *msg; /* borrowed */
 };
 
@@ -116,13 +120,13 @@ struct jobd_log_line {
 struct jobd_report {
 	int64_t id;
 	int64_t attempt;
-	double progress;        /* 0-100, negative = unchanged */
-	int64_t errors;         /* errors reported since the last report */
+	double progress;	/* 0-100, negative = unchanged */
+	int64_t errors;		/* errors reported since the last report */
 	const char *checkpoint; /* JSON text, NULL = unchanged */
 	const struct jobd_log_line *logs;
 	size_t nlogs;
 	enum jobd_outcome outcome; /* for jobd_store_finish */
-	const char *message;    /* for a failure: logged at level error */
+	const char *message;	   /* for a failure: logged at level error */
 };
 
 /* Writes progress, checkpoints, errors and logs of N running jobs. */
@@ -194,10 +198,10 @@ struct jobd_filter {
 	const char *status; /* NULL = any */
 	const char *type;   /* NULL = any */
 	const char *run_by; /* NULL = any */
-	bool system;        /* include system jobs */
-	bool all;           /* include children */
-	int64_t cursor;     /* 0 = from the newest */
-	size_t limit;       /* page size, at most 1000 */
+	bool system;	    /* include system jobs */
+	bool all;	    /* include children */
+	int64_t cursor;	    /* 0 = from the newest */
+	size_t limit;	    /* page size, at most 1000 */
 };
 
 /* One page of jobs, newest first. OUT is released with jobd_job_list_release. */
@@ -218,10 +222,10 @@ int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT]);
 /* --- logs --------------------------------------------------------------- */
 
 struct jobd_log_entry {
-	char sid[32];    /* stream entry id, "1764340000000-0": resume after it */
-	int64_t job;     /* the job that logged it */
-	int64_t ms;      /* ms since epoch, Redis clock */
-	int level;       /* enum jobd_log_level */
+	char sid[32]; /* stream entry id, "1764340000000-0": resume after it */
+	int64_t job;  /* the job that logged it */
+	int64_t ms;   /* ms since epoch, Redis clock */
+	int level;    /* enum jobd_log_level */
 	int64_t attempt; /* 0 = before the first claim */
 	char *msg;
 };
@@ -230,22 +234,22 @@ struct jobd_log_entry {
 typedef bool (*jobd_log_match_fn)(const struct jobd_log_entry *e, void *arg);
 
 struct jobd_log_query {
-	int min_level;        /* entries of this level and above */
-	const char *grep;     /* case-insensitive substring, NULL = any */
+	int min_level;		 /* entries of this level and above */
+	const char *grep;	 /* case-insensitive substring, NULL = any */
 	jobd_log_match_fn match; /* extra test, NULL = none */
 	void *match_arg;
-	int64_t since;        /* ms, 0 = from the first entry */
-	int64_t until;        /* ms, 0 = to the last entry */
-	const char *after;    /* stream id: only entries after it (follow) */
-	bool tree;            /* include every descendant's log */
-	size_t limit;         /* most entries returned, 0 = 1000 */
+	int64_t since;	   /* ms, 0 = from the first entry */
+	int64_t until;	   /* ms, 0 = to the last entry */
+	const char *after; /* stream id: only entries after it (follow) */
+	bool tree;	   /* include every descendant's log */
+	size_t limit;	   /* most entries returned, 0 = 1000 */
 };
 
 struct jobd_log_result {
 	struct jobd_log_entry *entries; /* owned, by time */
 	size_t n;
 	int64_t dropped; /* entries trimmed from the job's log (not the tree's) */
-	bool truncated;  /* more entries matched than limit */
+	bool truncated; /* more entries matched than limit */
 };
 
 /*
@@ -255,7 +259,8 @@ struct jobd_log_result {
  * jobd_log_result_release. JOBD_STORE_ERR_NOTFOUND when there is no job.
  */
 int jobd_store_logs(struct jobd_store *st, int64_t id,
-		    const struct jobd_log_query *q, struct jobd_log_result *out);
+		    const struct jobd_log_query *q,
+		    struct jobd_log_result *out);
 
 /*
  * Entries of all jobs that logged between q->since and q->until (the
@@ -282,7 +287,7 @@ struct jobd_stats_type {
 
 struct jobd_stats_minute {
 	int64_t minute; /* ms since epoch, start of the minute */
-	bool closed;    /* the minute is over (Redis clock) */
+	bool closed;	/* the minute is over (Redis clock) */
 	struct jobd_stats_counts all;
 	struct jobd_stats_type *types; /* owned */
 	size_t ntypes;
@@ -350,11 +355,11 @@ int jobd_store_time(struct jobd_store *st, int64_t *now);
 #define JOBD_FSCK_MAX_REPORTED 1000
 
 struct jobd_fsck {
-	size_t jobs;          /* jobs checked */
-	char **violations;    /* owned, at most JOBD_FSCK_MAX_REPORTED */
+	size_t jobs;	   /* jobs checked */
+	char **violations; /* owned, at most JOBD_FSCK_MAX_REPORTED */
 	size_t nviolations;
 	size_t more_violations; /* found beyond those reported */
-	size_t fixed;         /* repairs made (with repair) */
+	size_t fixed;		/* repairs made (with repair) */
 };
 
 /*

@@ -78,10 +78,11 @@
 #include "store.h"
 #include "util.h"
 
-#define REPORT_MS 150	       /* buffered reports are written this often */
-#define COALESCE_MS 2	       /* a finish waits this long for company */
-#define CLAIM_COALESCE_MS 2 /* under load, a claim waits for more idle workers */
-#define WAIT_MS 1000	       /* longest block in jobd_store_wait */
+#define REPORT_MS 150 /* buffered reports are written this often */
+#define COALESCE_MS 2 /* a finish waits this long for company */
+#define CLAIM_COALESCE_MS \
+	2	     /* under load, a claim waits for more idle workers */
+#define WAIT_MS 1000 /* longest block in jobd_store_wait */
 #define LOW_CAPPED_WAIT_MS 100 /* ... while the low-priority cap is reached */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -390,7 +391,8 @@ struct jobd_store *jobd_ctx_store(struct jobd_ctx *ctx)
 	if (!thread_st) {
 		thread_st = jobd_store_new(ctx->w->conf, err, sizeof(err));
 		if (!thread_st)
-			jobd_warn("job %lld: %s", (long long)ctx->claim.id, err);
+			jobd_warn("job %lld: %s", (long long)ctx->claim.id,
+				  err);
 	}
 	return thread_st;
 }
@@ -767,8 +769,8 @@ int jobd_handler_noop(struct jobd_ctx *ctx)
 	}
 	if (steps > 1 || children > 0)
 		jobd_ctx_log(ctx, JOBD_LOG_INFO,
-			     "noop: done %lld steps, acc %lld", (long long)steps,
-			     (long long)acc);
+			     "noop: done %lld steps, acc %lld",
+			     (long long)steps, (long long)acc);
 	if (fail || jobd_ctx_attempt(ctx) <= fail_attempts)
 		rc = jobd_ctx_fail(ctx,
 				   "noop: failing on request (attempt %lld)",
@@ -932,7 +934,8 @@ static void *dispatcher_main(void *arg)
 			 * so that one claim serves several of them.
 			 */
 			cond_wait_until(&w->idle_cv, &w->mu,
-					jobd_util_mono_ms() + CLAIM_COALESCE_MS);
+					jobd_util_mono_ms() +
+						CLAIM_COALESCE_MS);
 			idle = conf->workers - w->busy;
 			if (w->closing || idle <= 0)
 				continue;

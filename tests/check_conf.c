@@ -263,9 +263,21 @@ START_TEST(test_conf_durations)
 		{ "106751991167d", 106751991167LL * 86400000 },
 	};
 	static const char *const bad[] = {
-		"", "10", "5x", "-1s", "+1s", "1.5s", " 1s", "1s ", "1S",
-		"s", "1ms2", "10sec", "9223372036854775808ms",
-		"9223372036854775807s", "106751991168d",
+		"",
+		"10",
+		"5x",
+		"-1s",
+		"+1s",
+		"1.5s",
+		" 1s",
+		"1s ",
+		"1S",
+		"s",
+		"1ms2",
+		"10sec",
+		"9223372036854775808ms",
+		"9223372036854775807s",
+		"106751991168d",
 		"99999999999999999999999999d",
 	};
 	int64_t ms;
@@ -306,8 +318,9 @@ START_TEST(test_conf_sizes)
 		{ "9223372036854775807", INT64_MAX },
 	};
 	static const char *const bad[] = {
-		"", "MiB", "-1", "1.5MiB", "1 MiB", "1mib", "1M", "1Mi",
-		"8388608TiB", "9223372036854775808", "10000000TB",
+		"",	      "MiB", "-1",  "1.5MiB",	  "1 MiB",
+		"1mib",	      "1M",  "1Mi", "8388608TiB", "9223372036854775808",
+		"10000000TB",
 	};
 	int64_t bytes;
 	size_t i;
@@ -336,32 +349,33 @@ START_TEST(test_conf_values_parsed)
 {
 	struct jobd_conf *conf;
 
-	conf = parse("[redis]\n"
-		     "address = /run/redis.sock\n"
-		     "password = s3cret\n"
-		     "user = jobd\n"
-		     "prefix = j2\n"
-		     "[kafka]\n"
-		     "brokers = k1:9092,k2:9092\n"
-		     "group = g\n"
-		     "max_payload = 512KiB\n"
-		     "pending_limit = 5\n"
-		     "[topics]\n"
-		     "events = e\nrecords = r\nactions = a\nstats = s\ndlq = d\n"
-		     "[engine]\n"
-		     "roles = work, http\n"
-		     "instance = box-1\n"
-		     "workers = 1024\n"
-		     "lease = 2m\n"
-		     "heartbeat = 250ms\n"
-		     "low_priority_share = 1\n"
-		     "data_dir = /srv/jobd\n"
-		     "[retention]\n"
-		     "jobs = 0\nlogs_max_entries = 7\nstats = 2d\n"
-		     "[stats]\nformat = msgpack\n"
-		     "[http]\n"
-		     "listen = 0.0.0.0:80\ntoken = t0k\n"
-		     "read_requires_token = YES\n");
+	conf = parse(
+		"[redis]\n"
+		"address = /run/redis.sock\n"
+		"password = s3cret\n"
+		"user = jobd\n"
+		"prefix = j2\n"
+		"[kafka]\n"
+		"brokers = k1:9092,k2:9092\n"
+		"group = g\n"
+		"max_payload = 512KiB\n"
+		"pending_limit = 5\n"
+		"[topics]\n"
+		"events = e\nrecords = r\nactions = a\nstats = s\ndlq = d\n"
+		"[engine]\n"
+		"roles = work, http\n"
+		"instance = box-1\n"
+		"workers = 1024\n"
+		"lease = 2m\n"
+		"heartbeat = 250ms\n"
+		"low_priority_share = 1\n"
+		"data_dir = /srv/jobd\n"
+		"[retention]\n"
+		"jobs = 0\nlogs_max_entries = 7\nstats = 2d\n"
+		"[stats]\nformat = msgpack\n"
+		"[http]\n"
+		"listen = 0.0.0.0:80\ntoken = t0k\n"
+		"read_requires_token = YES\n");
 	ck_assert_msg(conf != NULL, "%s", errstr);
 	ck_assert_str_eq(conf->path, "t.conf");
 	ck_assert_str_eq(conf->redis_address, "/run/redis.sock");
@@ -399,8 +413,8 @@ END_TEST
 
 START_TEST(test_conf_booleans)
 {
-	static const char *const yes[] = { "yes", "true", "on", "1", "Yes",
-					   "TRUE" };
+	static const char *const yes[] = { "yes", "true", "on",
+					   "1",	  "Yes",  "TRUE" };
 	static const char *const no[] = { "no", "false", "off", "0", "OFF" };
 	struct jobd_conf *conf;
 	char text[128];
@@ -648,8 +662,18 @@ END_TEST
 START_TEST(test_conf_command_split_quotes)
 {
 	static const char *const want1[] = {
-		"/bin/prog", "two words", "it's", "a\"b", "x\\y", "$HOME",
-		"*", "", "con" "cat", "esc aped", NULL,
+		"/bin/prog",
+		"two words",
+		"it's",
+		"a\"b",
+		"x\\y",
+		"$HOME",
+		"*",
+		"",
+		"con"
+		"cat",
+		"esc aped",
+		NULL,
 	};
 	static const char *const want2[] = { "a;b", "#c", "d", NULL };
 	static const char *const want3[] = { "echo", "a ; b", "tab\there",
@@ -707,9 +731,10 @@ START_TEST(test_conf_exec_type_needs_command)
 {
 	struct jobd_conf *conf;
 
-	ck_assert_str_eq(refuse("[type.report]\nhandler = exec\ntimeout = 1m\n"),
-			 "t.conf:1: [type.report] has handler exec but no "
-			 "command: add command = /path/to/program args");
+	ck_assert_str_eq(
+		refuse("[type.report]\nhandler = exec\ntimeout = 1m\n"),
+		"t.conf:1: [type.report] has handler exec but no "
+		"command: add command = /path/to/program args");
 	/* A new type is an exec type unless it names another handler. */
 	ck_assert_ptr_nonnull(strstr(refuse("\n[type.report]\nretries = 1\n"),
 				     "t.conf:2: [type.report] has handler "
@@ -839,12 +864,13 @@ START_TEST(test_conf_listeners_sorted_by_order_then_name)
 {
 	struct jobd_conf *conf;
 
-	conf = parse("[listener.zeta]\nservice = crm\ncommand = z\norder = 5\n"
-		     "[listener.beta]\nservice = crm\ncommand = b\n"
-		     "event = order.created\norder = 10\n"
-		     "[listener.alpha]\nservice = erp\ncommand = a\norder = 10\n"
-		     "[listener.first]\nservice = erp\ncommand = f\n"
-		     "order = -3\n");
+	conf = parse(
+		"[listener.zeta]\nservice = crm\ncommand = z\norder = 5\n"
+		"[listener.beta]\nservice = crm\ncommand = b\n"
+		"event = order.created\norder = 10\n"
+		"[listener.alpha]\nservice = erp\ncommand = a\norder = 10\n"
+		"[listener.first]\nservice = erp\ncommand = f\n"
+		"order = -3\n");
 	ck_assert_msg(conf != NULL, "%s", errstr);
 	ck_assert_uint_eq(conf->listeners_count, 4);
 	ck_assert_str_eq(conf->listeners[0].name, "first");

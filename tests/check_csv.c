@@ -73,9 +73,9 @@ static void assert_fields(size_t n, const char *const *want)
 	}
 }
 
-#define FIELDS(...)                                                     \
-	assert_fields(sizeof((const char *[]){ __VA_ARGS__ }) /          \
-			      sizeof(const char *),                      \
+#define FIELDS(...)                                             \
+	assert_fields(sizeof((const char *[]){ __VA_ARGS__ }) / \
+			      sizeof(const char *),             \
 		      (const char *[]){ __VA_ARGS__ })
 
 START_TEST(test_csv_reads_quoted_escaped_and_multiline_fields)
@@ -267,8 +267,8 @@ static Suite *csv_suite(void)
 
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	/* 0: whole reads; 1 and 3: records split across reads. */
-	tcase_add_loop_test(tc, test_csv_reads_quoted_escaped_and_multiline_fields,
-			    0, 4);
+	tcase_add_loop_test(
+		tc, test_csv_reads_quoted_escaped_and_multiline_fields, 0, 4);
 	tcase_add_test(tc, test_csv_skips_bom_and_empty_lines);
 	tcase_add_test(tc, test_csv_bad_records_are_named_and_reading_goes_on);
 	tcase_add_test(tc, test_csv_nul_byte_refused);
@@ -280,7 +280,8 @@ static Suite *csv_suite(void)
 
 	tc = tcase_create("writer");
 	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_add_test(tc, test_writer_quotes_only_what_needs_it_and_reads_back);
+	tcase_add_test(tc,
+		       test_writer_quotes_only_what_needs_it_and_reads_back);
 	tcase_add_test(tc, test_writer_lone_empty_field_is_not_an_empty_line);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1728,7 +1728,8 @@ static long long keys_matching(const char *pattern)
 	long long n = 0;
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' --scan --pattern '%s' | wc -l",
+	snprintf(cmd, sizeof(cmd),
+		 "redis-cli -s '%s' --scan --pattern '%s' | wc -l",
 		 jobd_test_redis_address(redis), pattern);
 	f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
@@ -1752,9 +1753,12 @@ START_TEST(test_purge_deletes_expired_trees_and_every_key)
 	/* Run the first tree, finishing from the leaves up. */
 	ck_assert_uint_eq(n, 3);
 	jobd_store_claims_free(cl, n);
-	ck_assert_int_eq(finish(done, 1, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
-	ck_assert_int_eq(finish(kid, 1, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
-	ck_assert_int_eq(finish(grand, 1, JOBD_OUTCOME_DONE), JOBD_RESULT_FINISHED);
+	ck_assert_int_eq(finish(done, 1, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_WAITING);
+	ck_assert_int_eq(finish(kid, 1, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_WAITING);
+	ck_assert_int_eq(finish(grand, 1, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
 	assert_status(done, "finished");
 	/* A second tree that is not over stays. */
 	live = create("noop", 0);
@@ -1777,13 +1781,16 @@ START_TEST(test_purge_deletes_expired_trees_and_every_key)
 	}
 	ck_assert_uint_eq(total, 3);
 	ck_assert_int_eq(keys_matching("jobd:job:*"), 2);
-	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)done)), 0);
+	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)done)),
+			 0);
 	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
-	ck_assert_int_eq(keys_matching(fmt("jobd:children:%lld", (long long)done)), 0);
+	ck_assert_int_eq(
+		keys_matching(fmt("jobd:children:%lld", (long long)done)), 0);
 	ck_assert_int_eq(keys_matching("jobd:ix:*:s:finished"), 0);
 	ck_assert_int_eq(keys_matching("jobd:ix:*:u:alice"), 0);
 	ck_assert_int_eq(keys_matching("jobd:purge"), 0);
-	ck_assert_int_eq(count_of(JOBD_FINISHED), counts_before[JOBD_FINISHED] - 3);
+	ck_assert_int_eq(count_of(JOBD_FINISHED),
+			 counts_before[JOBD_FINISHED] - 3);
 	/* The live tree is untouched and still consistent. */
 	assert_status(live, "stopped");
 	assert_status(live_kid, "stopped");
@@ -1822,7 +1829,8 @@ START_TEST(test_fsck_finds_and_repairs_corruption)
 	rcli(fmt("ZADD jobd:roots 0 =%lld", (long long)a));
 	rcli(fmt("ZREM jobd:ix:ru:s:pending %lld", (long long)b));
 	rcli(fmt("ZADD jobd:leases 0 %lld", (long long)c1));
-	rcli(fmt("HSET jobd:job:%lld children_total 9 children_pending 0", (long long)p));
+	rcli(fmt("HSET jobd:job:%lld children_total 9 children_pending 0",
+		 (long long)p));
 	rcli("HINCRBY jobd:count finished 4");
 	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
 	ck_assert_uint_ge(f.nviolations, 5);

@@ -28,14 +28,14 @@
 #include "store.h"
 #include "util.h"
 
-#define LEASE 30000   /* ms */
+#define LEASE 30000 /* ms */
 #define MAX_RUNNING 256
 
 struct sim {
 	int64_t id;
 	int64_t attempt;
-	bool stuck;    /* ignores stop requests */
-	int steps;     /* steps logged so far */
+	bool stuck; /* ignores stop requests */
+	int steps;  /* steps logged so far */
 };
 
 /* Waits up to MS for SIGTERM or SIGINT; true when one came. */
@@ -65,9 +65,12 @@ static void finish(struct jobd_store *st, int64_t id, int64_t attempt,
 		   int64_t errors)
 {
 	struct jobd_log_line line = { JOBD_LOG_INFO, msg };
-	struct jobd_report r = { .id = id, .attempt = attempt,
-				 .progress = progress, .errors = errors,
-				 .logs = &line, .nlogs = 1,
+	struct jobd_report r = { .id = id,
+				 .attempt = attempt,
+				 .progress = progress,
+				 .errors = errors,
+				 .logs = &line,
+				 .nlogs = 1,
 				 .outcome = outcome };
 	enum jobd_result res;
 
@@ -89,9 +92,11 @@ static void step(struct jobd_store *st, struct sim *s)
 		{ JOBD_LOG_INFO, msg },
 		{ JOBD_LOG_DEBUG, "debug detail of the step" },
 	};
-	struct jobd_report r = { .id = s->id, .attempt = s->attempt,
+	struct jobd_report r = { .id = s->id,
+				 .attempt = s->attempt,
 				 .progress = s->steps < 9 ? s->steps * 10 : 90,
-				 .logs = lines, .nlogs = 2 };
+				 .logs = lines,
+				 .nlogs = 2 };
 	enum jobd_result res;
 
 	snprintf(msg, sizeof(msg), "step %d done", ++s->steps);
@@ -125,7 +130,8 @@ static int run_worker(const struct jobd_conf *conf, const sigset_t *set)
 							 note, sizeof(note));
 				struct jobd_claim *c = &claims[i];
 
-				if (!strcmp(sim, "run") || !strcmp(sim, "stuck")) {
+				if (!strcmp(sim, "run") ||
+				    !strcmp(sim, "stuck")) {
 					running[nrun++] = (struct sim){
 						.id = c->id,
 						.attempt = c->attempt,
@@ -138,8 +144,7 @@ static int run_worker(const struct jobd_conf *conf, const sigset_t *set)
 					       "something broke", 50, 1);
 				} else {
 					finish(st, c->id, c->attempt,
-					       JOBD_OUTCOME_DONE, note, 100,
-					       0);
+					       JOBD_OUTCOME_DONE, note, 100, 0);
 				}
 				if (nrun == MAX_RUNNING)
 					break;
@@ -188,7 +193,8 @@ int main(int argc, char **argv)
 	char err[512];
 	int rc = 0;
 
-	if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "--worker"))) {
+	if (argc < 2 || argc > 3 ||
+	    (argc == 3 && strcmp(argv[2], "--worker"))) {
 		fprintf(stderr, "usage: http_driver CONF [--worker]\n");
 		return 2;
 	}

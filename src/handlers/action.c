@@ -58,8 +58,8 @@ static bool update_line(void *arg, const char *line, size_t len)
 	if (len < 7 || strncmp(line, "update ", 7) != 0)
 		return false;
 	obj = json_loadb(line + 7, len - 7, 0, &e);
-	if (!json_is_object(obj) || !json_is_string(json_object_get(obj, "id")) ||
-	    !br->coll) {
+	if (!json_is_object(obj) ||
+	    !json_is_string(json_object_get(obj, "id")) || !br->coll) {
 		jobd_ctx_log(ctx, JOBD_LOG_WARN,
 			     "bad update line (needs a collection and "
 			     "{\"id\": \"...\", field: value}): %.*s",
@@ -79,8 +79,8 @@ static bool update_line(void *arg, const char *line, size_t len)
 		goto out;
 	}
 	now = olds[0];
-	now.fields = calloc(olds[0].n + json_object_size(obj),
-			    sizeof(*now.fields));
+	now.fields =
+		calloc(olds[0].n + json_object_size(obj), sizeof(*now.fields));
 	if (!now.fields)
 		abort();
 	memcpy(now.fields, olds[0].fields, olds[0].n * sizeof(*now.fields));
@@ -92,8 +92,8 @@ static bool update_line(void *arg, const char *line, size_t len)
 			continue;
 		vals[0] = jobd_handlers_field_text(v);
 		while (jobd_records_set_field(br->st, br->coll, ids, vals, 1,
-					      key, NULL) ==
-		       JOBD_STORE_ERR_REDIS)
+					      key,
+					      NULL) == JOBD_STORE_ERR_REDIS)
 			if (!jobd_handlers_retry(ctx, br->st, &backoff))
 				break;
 		for (j = 0; j < now.n; j++)
@@ -169,7 +169,8 @@ static int run_batch(struct jobd_ctx *ctx, const struct jobd_action_conf *ac,
 				if (strcmp(recs[i].fields[j].name, "id"))
 					json_object_set_new(
 						o, recs[i].fields[j].name,
-						json_string(recs[i].fields[j].value));
+						json_string(recs[i].fields[j]
+								    .value));
 			s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 			if (!s || jobd_csv_buf_add(&in, s, strlen(s)) < 0 ||
 			    jobd_csv_buf_add(&in, "\n", 1) < 0)
@@ -191,8 +192,7 @@ static int run_batch(struct jobd_ctx *ctx, const struct jobd_action_conf *ac,
 	run.progress_span = 100;
 	run.line_hook = update_line;
 	run.line_arg = &br;
-	jobd_ctx_log(ctx, JOBD_LOG_INFO,
-		     "action %s: %zu records%s%s", ac->name,
+	jobd_ctx_log(ctx, JOBD_LOG_INFO, "action %s: %zu records%s%s", ac->name,
 		     n - (size_t)missing, coll ? " of " : "", coll ? coll : "");
 	switch (jobd_exec_run(ctx, &run, why, sizeof(why))) {
 	case JOBD_EXEC_OK:
@@ -265,13 +265,15 @@ static int split_list(struct jobd_ctx *ctx, const json_t *p, const json_t *list,
 		if (jobd_ctx_stop_requested(ctx))
 			return JOBD_HANDLER_STOPPED;
 		slice = json_array();
-		for (int64_t i = part * batch; i < total && i < (part + 1) * batch;
-		     i++)
-			json_array_append(slice, json_array_get(list, (size_t)i));
+		for (int64_t i = part * batch;
+		     i < total && i < (part + 1) * batch; i++)
+			json_array_append(slice,
+					  json_array_get(list, (size_t)i));
 		child = json_deep_copy(p);
 		json_object_set_new(child, "ids", slice);
 		json_object_set_new(child, "part", json_integer(part));
-		snprintf(key, sizeof(key), "p%" PRId64 "-%" PRId64, token, part);
+		snprintf(key, sizeof(key), "p%" PRId64 "-%" PRId64, token,
+			 part);
 		rc = jobd_handlers_spawn(ctx, jobd_ctx_type(ctx), key, child);
 		json_decref(child);
 		if (rc == JOBD_CTX_ERR_ABANDONED)
@@ -286,9 +288,9 @@ static int split_list(struct jobd_ctx *ctx, const json_t *p, const json_t *list,
 		jobd_ctx_progress_of(ctx, (part + 1) * batch, total);
 	}
 	jobd_ctx_progress(ctx, 100);
-	jobd_ctx_log(ctx, JOBD_LOG_INFO, "action: %" PRId64 " ids in %" PRId64
-					 " batches",
-		     total, part);
+	jobd_ctx_log(ctx, JOBD_LOG_INFO,
+		     "action: %" PRId64 " ids in %" PRId64 " batches", total,
+		     part);
 	return JOBD_HANDLER_DONE;
 }
 
@@ -313,8 +315,9 @@ int jobd_handler_action(struct jobd_ctx *ctx)
 	coll = jobd_handlers_str(p, "collection", NULL);
 	list = json_object_get(p, "ids");
 	if (!ac) {
-		ret = jobd_ctx_fail(ctx, "action: unknown action \"%s\": no "
-					 "[action.%s] in the conf",
+		ret = jobd_ctx_fail(ctx,
+				    "action: unknown action \"%s\": no "
+				    "[action.%s] in the conf",
 				    name, name);
 		goto out;
 	}

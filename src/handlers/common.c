@@ -56,7 +56,7 @@ struct jobd_store *jobd_handlers_store(struct jobd_ctx *ctx)
 	int64_t backoff = 0;
 
 	while (!(st = jobd_ctx_store(ctx))) {
-		backoff = backoff < BACKOFF_MIN_MS ? BACKOFF_MIN_MS :
+		backoff = backoff < BACKOFF_MIN_MS     ? BACKOFF_MIN_MS :
 			  backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 							 backoff * 2;
 		if (!jobd_ctx_sleep(ctx, backoff)) {
@@ -70,7 +70,7 @@ struct jobd_store *jobd_handlers_store(struct jobd_ctx *ctx)
 bool jobd_handlers_retry(struct jobd_ctx *ctx, struct jobd_store *st,
 			 int64_t *backoff)
 {
-	*backoff = *backoff < BACKOFF_MIN_MS	  ? BACKOFF_MIN_MS :
+	*backoff = *backoff < BACKOFF_MIN_MS	 ? BACKOFF_MIN_MS :
 		   *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 						   *backoff * 2;
 	jobd_warn("job %" PRId64 ": %s (retrying in %" PRId64 " ms)",
@@ -368,8 +368,8 @@ char *jobd_handlers_field_text(const json_t *v)
 	return s;
 }
 
-int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type,
-			const char *key, const json_t *payload)
+int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
+			const json_t *payload)
 {
 	char *s = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	int rc;
@@ -510,7 +510,8 @@ int jobd_handlers_walk(struct jobd_ctx *ctx, struct jobd_store *st,
 				(json_int_t)done);
 		jobd_handlers_save(ctx, nck);
 		json_decref(nck);
-		jobd_ctx_progress_of(ctx, done, expected > done ? expected : done);
+		jobd_ctx_progress_of(ctx, done,
+				     expected > done ? expected : done);
 	}
 out:
 	if (ret == JOBD_HANDLER_DONE)
@@ -522,8 +523,7 @@ out:
 
 /* --- relations --------------------------------------------------------------------- */
 
-const char *jobd_handlers_field(const struct jobd_record *rec,
-				const char *name)
+const char *jobd_handlers_field(const struct jobd_record *rec, const char *name)
 {
 	for (size_t i = 0; i < rec->n; i++)
 		if (strcmp(rec->fields[i].name, name) == 0)

@@ -85,8 +85,8 @@ int64_t jobd_handlers_int(const json_t *obj, const char *key, int64_t def);
 char *jobd_handlers_field_text(const json_t *v);
 
 /* Spawns a child with a payload object (borrowed); jobd_ctx_spawn's codes. */
-int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type,
-			const char *key, const json_t *payload);
+int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
+			const json_t *payload);
 
 /* --- chunked work over a collection ------------------------------------------- */
 

@@ -53,8 +53,9 @@ int jobd_handler_event(struct jobd_ctx *ctx)
 	event = jobd_handlers_str(p, "event", NULL);
 	if (!service || !event) {
 		json_decref(p);
-		return jobd_ctx_fail(ctx, "event: the payload needs \"service\" "
-					  "and \"event\"");
+		return jobd_ctx_fail(ctx,
+				     "event: the payload needs \"service\" "
+				     "and \"event\"");
 	}
 	ls = calloc(conf->listeners_count + 1, sizeof(*ls));
 	if (!ls)

@@ -106,9 +106,10 @@ out:
 }
 
 /* Appends the rows of RECS to OUT. */
-static void format_rows(struct jobd_csv_buf *out, const struct jobd_record *recs,
-			size_t n, const json_t *cols, bool ndjson,
-			bool all_fields, int64_t *written)
+static void format_rows(struct jobd_csv_buf *out,
+			const struct jobd_record *recs, size_t n,
+			const json_t *cols, bool ndjson, bool all_fields,
+			int64_t *written)
 {
 	size_t ncols = json_array_size(cols);
 	const char **vals = calloc(ncols, sizeof(*vals));
@@ -131,14 +132,15 @@ static void format_rows(struct jobd_csv_buf *out, const struct jobd_record *recs
 					if (strcmp(rec->fields[j].name, "id"))
 						json_object_set_new(
 							o, rec->fields[j].name,
-							json_string(rec->fields[j]
-									    .value));
+							json_string(
+								rec->fields[j]
+									.value));
 			} else {
 				for (size_t c = 1; c < ncols; c++) {
 					const char *name = json_string_value(
 						json_array_get(cols, c));
-					const char *v = jobd_handlers_field(
-						rec, name);
+					const char *v =
+						jobd_handlers_field(rec, name);
 
 					json_object_set_new(o, name,
 							    v ? json_string(v) :
@@ -156,8 +158,8 @@ static void format_rows(struct jobd_csv_buf *out, const struct jobd_record *recs
 			lens[0] = strlen(rec->id);
 			for (size_t c = 1; c < ncols; c++) {
 				vals[c] = jobd_handlers_field(
-					rec,
-					json_string_value(json_array_get(cols, c)));
+					rec, json_string_value(
+						     json_array_get(cols, c)));
 				lens[c] = vals[c] ? strlen(vals[c]) : 0;
 			}
 			if (jobd_csv_write_record(out, vals, lens, ncols) < 0)
@@ -192,7 +194,8 @@ static bool resume_file(struct jobd_ctx *ctx, struct run *r, const json_t *ck)
 	r->bytes = jobd_handlers_int(ck, "bytes", -1);
 	r->fd = openat(r->dirfd, r->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (r->fd < 0 || fstat(r->fd, &sb) < 0 || r->bytes < 0 ||
-	    sb.st_size < r->bytes || !json_is_array(json_object_get(ck, "columns"))) {
+	    sb.st_size < r->bytes ||
+	    !json_is_array(json_object_get(ck, "columns"))) {
 		jobd_ctx_log(ctx, JOBD_LOG_WARN,
 			     "export: the partial file %s is gone or short: "
 			     "starting over",
@@ -326,7 +329,8 @@ static int export_run(struct jobd_ctx *ctx, struct jobd_store *st,
 	}
 	r->fd = -1;
 	if (renameat(r->dirfd, r->tmp, r->dirfd, r->base) < 0) {
-		ret = jobd_ctx_fail(ctx, "export: cannot rename %s to \"%s\": %s",
+		ret = jobd_ctx_fail(ctx,
+				    "export: cannot rename %s to \"%s\": %s",
 				    r->tmp, r->file, strerror(errno));
 		goto out;
 	}
@@ -372,10 +376,11 @@ int jobd_handler_export(struct jobd_ctx *ctx)
 		goto out;
 	}
 	if (format && strcmp(format, "csv") && strcmp(format, "ndjson")) {
-		ret = jobd_ctx_fail(ctx,
-				    "export: unknown \"format\" \"%s\": use csv "
-				    "or ndjson",
-				    format);
+		ret = jobd_ctx_fail(
+			ctx,
+			"export: unknown \"format\" \"%s\": use csv "
+			"or ndjson",
+			format);
 		goto out;
 	}
 	if (!r.file) {
@@ -383,7 +388,8 @@ int jobd_handler_export(struct jobd_ctx *ctx)
 		goto out;
 	}
 	r.ndjson = format ? strcmp(format, "ndjson") == 0 :
-			    strstr(r.file, ".ndjson") || strstr(r.file, ".jsonl");
+			    strstr(r.file, ".ndjson") ||
+				    strstr(r.file, ".jsonl");
 	r.all_fields = r.ndjson && !json_object_get(p, "fields");
 	if (jobd_handlers_open_dir(conf, r.file, &r.dirfd, &r.base, why,
 				   sizeof(why)) < 0) {

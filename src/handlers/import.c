@@ -76,8 +76,8 @@ static bool spec_read(struct jobd_ctx *ctx, const json_t *p, struct spec *sp)
 	sp->file = jobd_handlers_str(p, "file", NULL);
 	sp->collection = jobd_handlers_str(p, "collection", NULL);
 	sp->key = jobd_handlers_str(p, "key", "id");
-	sp->chunk_size = jobd_handlers_int(p, "chunk_size",
-					   tc ? tc->chunk_size : 1000);
+	sp->chunk_size =
+		jobd_handlers_int(p, "chunk_size", tc ? tc->chunk_size : 1000);
 	if (sp->chunk_size <= 0)
 		sp->chunk_size = 1000;
 	format = jobd_handlers_str(p, "format", NULL);
@@ -124,7 +124,8 @@ static json_t *header_of(const struct jobd_csv_record *rec, const char *key,
 
 	for (size_t i = 0; i < rec->n; i++) {
 		if (rec->lens[i] == 0) {
-			snprintf(why, why_size, "column %zu has no name", i + 1);
+			snprintf(why, why_size, "column %zu has no name",
+				 i + 1);
 			goto err;
 		}
 		for (size_t j = 0; j < i; j++)
@@ -238,15 +239,15 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 		}
 		if (n == 0)
 			break;
-		child = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, "
-				  "s:I, s:I}",
-				  "chunk", (json_int_t)chunk, "file", sp->file,
-				  "format", sp->ndjson ? "ndjson" : "csv",
-				  "collection", sp->collection, "key", sp->key,
-				  "offset", (json_int_t)start, "end",
-				  (json_int_t)end, "line", (json_int_t)first,
-				  "rows", (json_int_t)n, "pace_ms",
-				  (json_int_t)jobd_handlers_int(p, "pace_ms", 0));
+		child = json_pack(
+			"{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, "
+			"s:I, s:I}",
+			"chunk", (json_int_t)chunk, "file", sp->file, "format",
+			sp->ndjson ? "ndjson" : "csv", "collection",
+			sp->collection, "key", sp->key, "offset",
+			(json_int_t)start, "end", (json_int_t)end, "line",
+			(json_int_t)first, "rows", (json_int_t)n, "pace_ms",
+			(json_int_t)jobd_handlers_int(p, "pace_ms", 0));
 		if (header)
 			json_object_set(child, "header", header);
 		snprintf(key, sizeof(key), "c%" PRId64 "-%" PRId64, token,
@@ -258,9 +259,9 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 			goto out;
 		}
 		if (rc < 0) {
-			ret = jobd_ctx_fail(ctx,
-					    "import: cannot create chunk %" PRId64,
-					    chunk);
+			ret = jobd_ctx_fail(
+				ctx, "import: cannot create chunk %" PRId64,
+				chunk);
 			goto out;
 		}
 		chunk++;
@@ -348,12 +349,10 @@ static bool add_csv(struct batch *b, const struct jobd_csv_record *rec,
 	if (!out->fields)
 		abort();
 	for (size_t i = 0; i < cols; i++) {
-		const char *name =
-			json_string_value(json_array_get(header, i));
+		const char *name = json_string_value(json_array_get(header, i));
 
 		out->fields[i].name = xstrndup(name, strlen(name));
-		out->fields[i].value =
-			xstrndup(rec->fields[i], rec->lens[i]);
+		out->fields[i].value = xstrndup(rec->fields[i], rec->lens[i]);
 		b->bytes += rec->lens[i] + strlen(name);
 	}
 	return true;
@@ -439,8 +438,8 @@ static bool flush(struct jobd_ctx *ctx, struct jobd_store *st,
 			abort();
 		for (size_t i = 0; i < b->n; i++)
 			ids[i] = b->recs[i].id;
-		while (jobd_records_get(st, sp->collection, ids, b->n,
-					&olds) == JOBD_STORE_ERR_REDIS)
+		while (jobd_records_get(st, sp->collection, ids, b->n, &olds) ==
+		       JOBD_STORE_ERR_REDIS)
 			if (!jobd_handlers_retry(ctx, st, &backoff)) {
 				ok = false;
 				goto out;
@@ -465,8 +464,7 @@ static bool flush(struct jobd_ctx *ctx, struct jobd_store *st,
 		}
 	}
 	if (olds) {
-		snprintf(key_base, sizeof(key_base), "%" PRId64,
-			 offset);
+		snprintf(key_base, sizeof(key_base), "%" PRId64, offset);
 		ok = jobd_handlers_relations(ctx, st, sp->collection, olds,
 					     b->recs, b->n, key_base);
 	}

@@ -62,7 +62,8 @@ int jobd_handler_refactor(struct jobd_ctx *ctx)
 	rf.field = jobd_handlers_str(p, "field", NULL);
 	rf.to = jobd_handlers_str(p, "rename_to", NULL);
 	if (!jobd_records_valid_collection(rf.coll) || !rf.field ||
-	    !*rf.field || (!rf.to && !json_is_true(json_object_get(p, "drop"))) ||
+	    !*rf.field ||
+	    (!rf.to && !json_is_true(json_object_get(p, "drop"))) ||
 	    (rf.to && (!*rf.to || strcmp(rf.to, rf.field) == 0))) {
 		json_decref(p);
 		return jobd_ctx_fail(ctx,
@@ -78,7 +79,8 @@ int jobd_handler_refactor(struct jobd_ctx *ctx)
 	}
 	if (!json_object_get(p, "part")) {
 		ret = jobd_handlers_split(ctx, st, rf.coll,
-					  tc ? tc->chunk_size : 1000, p, &parts);
+					  tc ? tc->chunk_size : 1000, p,
+					  &parts);
 		if (ret == JOBD_HANDLER_DONE)
 			jobd_ctx_log(ctx, JOBD_LOG_INFO,
 				     "refactor: %s field \"%s\"%s%s of %s in "

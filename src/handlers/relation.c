@@ -45,16 +45,17 @@ static int page(struct jobd_ctx *ctx, struct jobd_store *st, char **ids,
 		if (!jobd_handlers_retry(ctx, st, &backoff))
 			return JOBD_HANDLER_STOPPED;
 	if (rc < 0)
-		return jobd_ctx_fail(ctx, "relationship-update: cannot read "
-					  "collection %s",
+		return jobd_ctx_fail(ctx,
+				     "relationship-update: cannot read "
+				     "collection %s",
 				     ru->rel->target);
 	hit_ids = calloc(n, sizeof(*hit_ids));
 	hit_vals = calloc(n, sizeof(*hit_vals));
 	if (!hit_ids || !hit_vals)
 		abort();
 	for (size_t i = 0; i < n; i++) {
-		const char *ref = jobd_handlers_field(&recs[i],
-						      ru->rel->ref_field);
+		const char *ref =
+			jobd_handlers_field(&recs[i], ru->rel->ref_field);
 		const char *label;
 
 		if (!ref)
@@ -66,10 +67,10 @@ static int page(struct jobd_ctx *ctx, struct jobd_store *st, char **ids,
 		hit_vals[hits] = (char *)label;
 		hits++;
 	}
-	while (hits && (rc = jobd_records_set_field(
-				st, ru->rel->target, hit_ids, hit_vals, hits,
-				ru->rel->copy_field, &changed)) ==
-			       JOBD_STORE_ERR_REDIS)
+	while (hits &&
+	       (rc = jobd_records_set_field(st, ru->rel->target, hit_ids,
+					    hit_vals, hits, ru->rel->copy_field,
+					    &changed)) == JOBD_STORE_ERR_REDIS)
 		if (!jobd_handlers_retry(ctx, st, &backoff)) {
 			ret = JOBD_HANDLER_STOPPED;
 			goto out;
@@ -117,7 +118,8 @@ int jobd_handler_relationship_update(struct jobd_ctx *ctx)
 	}
 	if (!json_object_get(p, "part")) {
 		ret = jobd_handlers_split(ctx, st, ru.rel->target,
-					  tc ? tc->chunk_size : 1000, p, &parts);
+					  tc ? tc->chunk_size : 1000, p,
+					  &parts);
 		if (ret == JOBD_HANDLER_DONE)
 			jobd_ctx_log(ctx, JOBD_LOG_INFO,
 				     "relationship-update: %zu labels of %s "
