@@ -333,6 +333,12 @@ static void deliver_stop(struct jobd_ctx *ctx)
 	if (ctx->stop)
 		return;
 	if (ctx->uninterruptible > 0) {
+		/* The audit trail says why the job stays Stopping (once). */
+		if (!ctx->stop_held)
+			out_add_line(
+				&ctx->out, JOBD_LOG_INFO,
+				xstrdup("stopping deferred: the handler is "
+					"in a non-interruptible section"));
 		ctx->stop_held = true;
 		return;
 	}
