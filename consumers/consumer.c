@@ -61,6 +61,8 @@ struct jobd_consumer {
 	struct jobd_kafka_producer *dlq; /* NULL while reconnecting */
 	char cluster[256];		 /* key component, "" = not yet */
 	bool paused;			 /* backpressure is on */
+	int64_t pending;		 /* pending jobs: counted each tick,
+					  * plus what we created since */
 	bool reconnect;			 /* broker address changed */
 	atomic_bool stop;
 	pthread_t thread;
@@ -124,6 +126,30 @@ static int connect_kafka(struct jobd_consumer *c, char *errstr,
 	return 0;
 }
 
+/*
+ * Pauses the partitions above pending_limit pending jobs and resumes them
+ * below it. The count is Redis's, read once a second, plus the jobs this
+ * consumer created since: a fast topic overshoots the limit by one batch
+ * at most, not by a second's worth of messages.
+ */
+static void backpressure(struct jobd_consumer *c)
+{
+	if (!c->paused && c->pending > c->conf->pending_limit) {
+		jobd_info("consumer: %lld jobs pending (limit %lld): pausing",
+			  (long long)c->pending,
+			  (long long)c->conf->pending_limit);
+		c->paused = true;
+		if (c->kc)
+			jobd_kafka_consumer_pause(c->kc, true);
+	} else if (c->paused && c->pending <= c->conf->pending_limit) {
+		jobd_info("consumer: %lld jobs pending: resuming",
+			  (long long)c->pending);
+		c->paused = false;
+		if (c->kc)
+			jobd_kafka_consumer_pause(c->kc, false);
+	}
+}
+
 /* Once a second: the embedded broker's key, then backpressure. */
 static void tick(struct jobd_consumer *c)
 {
@@ -143,21 +169,8 @@ static void tick(struct jobd_consumer *c)
 		c->reconnect = true;
 	if (jobd_store_counts(c->st, counts) < 0)
 		return; /* keep the current state until Redis answers */
-	if (!c->paused && counts[JOBD_PENDING] > c->conf->pending_limit) {
-		jobd_info("consumer: %lld jobs pending (limit %lld): pausing",
-			  (long long)counts[JOBD_PENDING],
-			  (long long)c->conf->pending_limit);
-		c->paused = true;
-		if (c->kc)
-			jobd_kafka_consumer_pause(c->kc, true);
-	} else if (c->paused &&
-		   counts[JOBD_PENDING] <= c->conf->pending_limit) {
-		jobd_info("consumer: %lld jobs pending: resuming",
-			  (long long)counts[JOBD_PENDING]);
-		c->paused = false;
-		if (c->kc)
-			jobd_kafka_consumer_pause(c->kc, false);
-	}
+	c->pending = counts[JOBD_PENDING];
+	backpressure(c);
 }
 
 static int topic_kind(const struct jobd_conf *conf, const char *topic)
@@ -438,6 +451,8 @@ static void handle_batch(struct jobd_consumer *c, size_t n)
 	c->stats.created += created;
 	c->stats.existed += existed;
 	pthread_mutex_unlock(&c->lock);
+	c->pending += (int64_t)created;
+	backpressure(c);
 out:
 	release_items(c, n);
 }
