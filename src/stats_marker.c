@@ -117,82 +117,6 @@ int jobd_stats_marker_first(struct jobd_store *st, int64_t *ms, int64_t *now)
 	return rc;
 }
 
-/*
- * The per-type counts of TYPE in M, added when missing. The same parsing
- * as the store's jobd_store_stats(): keep the two in step.
- */
-static struct jobd_stats_counts *type_counts(struct jobd_stats_minute *m,
-					     const char *type, size_t len)
-{
-	struct jobd_stats_type *v;
-
-	for (size_t i = 0; i < m->ntypes; i++)
-		if (strlen(m->types[i].type) == len &&
-		    memcmp(m->types[i].type, type, len) == 0)
-			return &m->types[i].c;
-	v = realloc(m->types, (m->ntypes + 1) * sizeof(*v));
-	if (!v)
-		return NULL;
-	m->types = v;
-	memset(&v[m->ntypes], 0, sizeof(v[0]));
-	v[m->ntypes].type = strndup(type, len);
-	if (!v[m->ntypes].type)
-		return NULL;
-	v[m->ntypes].c.wait_min = -1;
-	v[m->ntypes].c.wait_max = -1;
-	return &v[m->ntypes++].c;
-}
-
-/* One field of a minute hash: "created", "created|noop", "wait|noop_min". */
-static int minute_field(struct jobd_stats_minute *m, const char *f, int64_t v)
-{
-	struct jobd_stats_counts *c = &m->all;
-	const char *bar = strchr(f, '|');
-	size_t flen = strlen(f);
-	char name[64];
-
-	if (bar) {
-		const char *ty = bar + 1;
-		size_t tlen = strlen(ty);
-
-		/* "wait|TYPE_min": the suffix follows the type. */
-		if (strncmp(f, "wait|", 5) == 0 && tlen > 4 &&
-		    (strcmp(f + flen - 4, "_min") == 0 ||
-		     strcmp(f + flen - 4, "_max") == 0)) {
-			tlen -= 4;
-			snprintf(name, sizeof(name), "wait%s", f + flen - 4);
-		} else {
-			snprintf(name, sizeof(name), "%.*s", (int)(bar - f), f);
-		}
-		c = type_counts(m, ty, tlen);
-		if (!c)
-			return -1;
-	} else {
-		snprintf(name, sizeof(name), "%s", f);
-	}
-	if (strcmp(name, "created") == 0)
-		c->created = v;
-	else if (strcmp(name, "started") == 0)
-		c->started = v;
-	else if (strcmp(name, "finished") == 0)
-		c->finished = v;
-	else if (strcmp(name, "errors") == 0)
-		c->errors = v;
-	else if (strcmp(name, "wait_sum") == 0)
-		c->wait_sum = v;
-	else if (strcmp(name, "wait_min") == 0)
-		c->wait_min = v;
-	else if (strcmp(name, "wait_max") == 0)
-		c->wait_max = v;
-	else if (name[0] == 'h' && v > 0) {
-		int b = atoi(name + 1);
-
-		if (b >= 0 && b < JOBD_STATS_BUCKETS)
-			c->hist[b] = v;
-	}
-	return 0;
-}
-
 int jobd_stats_marker_minutes(struct jobd_store *st, int64_t from, size_t max,
 			      int64_t grace_ms, struct jobd_stats *out)
 {
@@ -230,11 +154,9 @@ int jobd_stats_marker_minutes(struct jobd_store *st, int64_t from, size_t max,
 			goto err_release;
 		}
 		for (size_t k = 0; k + 1 < r->elements; k += 2)
-			if (minute_field(m, r->element[k]->str,
-					 str_i64(r->element[k + 1])) < 0) {
-				freeReplyObject(r);
-				goto err_release;
-			}
+			jobd_store_stats_field(m, r->element[k]->str,
+					       str_i64(r->element[k + 1]),
+					       NULL);
 		freeReplyObject(r);
 	}
 	return 0;

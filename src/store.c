@@ -1546,9 +1546,8 @@ static struct jobd_stats_counts *type_counts(struct jobd_stats_minute *m,
 	return &v[m->ntypes++].c;
 }
 
-/* One field of a stats hash: "created", "created|noop", "wait|noop_min". */
-static void stats_field(struct jobd_stats_minute *m, const char *f, int64_t v,
-			const char *only)
+void jobd_store_stats_field(struct jobd_stats_minute *m, const char *f,
+			    int64_t v, const char *only)
 {
 	struct jobd_stats_counts *c = &m->all;
 	char name[64];
@@ -1647,9 +1646,10 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 		m->closed = m->minute + span <= now;
 		m->all.wait_min = m->all.wait_max = -1;
 		for (size_t k = 0; k + 1 < r->elements; k += 2)
-			stats_field(m, r->element[k]->str,
-				    strtoll(r->element[k + 1]->str, NULL, 10),
-				    type);
+			jobd_store_stats_field(m, r->element[k]->str,
+					       strtoll(r->element[k + 1]->str,
+						       NULL, 10),
+					       type);
 		freeReplyObject(r);
 	}
 	out->n = (size_t)nspans;

@@ -29,6 +29,14 @@ redisContext *jobd_store_pipeline(struct jobd_store *st);
 int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 			     redisReply **replies);
 
+/*
+ * Adds one field of a statistics hash ("created", "created|noop",
+ * "wait|noop_min", "h12") to minute M; with ONLY set, per-type fields of
+ * other types are skipped. The one parser of that layout.
+ */
+void jobd_store_stats_field(struct jobd_stats_minute *m, const char *field,
+			    int64_t v, const char *only);
+
 /* The key prefix ("jobd"). */
 const char *jobd_store_prefix(const struct jobd_store *st);
 
