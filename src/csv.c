@@ -151,22 +151,27 @@ static void problem(struct jobd_csv_reader *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int grow_data(struct jobd_csv_reader *r, size_t need)
+/* Makes room for WANT bytes in *DATA (capacity *CAP, doubling). */
+static int grow(char **data, size_t *cap, size_t want)
 {
-	size_t cap;
+	size_t c = *cap ? *cap : 256;
 	char *d;
 
-	if (r->dlen + need <= r->dcap)
+	if (want <= *cap)
 		return 0;
-	cap = r->dcap ? r->dcap : 256;
-	while (cap < r->dlen + need)
-		cap *= 2;
-	d = realloc(r->data, cap);
+	while (c < want)
+		c *= 2;
+	d = realloc(*data, c);
 	if (!d)
 		return -1;
-	r->data = d;
-	r->dcap = cap;
+	*data = d;
+	*cap = c;
 	return 0;
+}
+
+static int grow_data(struct jobd_csv_reader *r, size_t need)
+{
+	return grow(&r->data, &r->dcap, r->dlen + need);
 }
 
 /* Appends byte C to the current field (dropped past the cap). */
@@ -469,18 +474,8 @@ void jobd_csv_buf_release(struct jobd_csv_buf *b)
 
 int jobd_csv_buf_add(struct jobd_csv_buf *b, const char *s, size_t len)
 {
-	if (b->len + len + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *d;
-
-		while (cap < b->len + len + 1)
-			cap *= 2;
-		d = realloc(b->data, cap);
-		if (!d)
-			return -1;
-		b->data = d;
-		b->cap = cap;
-	}
+	if (grow(&b->data, &b->cap, b->len + len + 1) < 0)
+		return -1;
 	memcpy(b->data + b->len, s, len);
 	b->len += len;
 	b->data[b->len] = '\0';

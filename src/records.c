@@ -114,6 +114,19 @@ static const char *rec_key(struct pool *p, struct jobd_store *st,
 	return pool_printf(p, "%s:rec:%s:%s", jobd_store_prefix(st), coll, id);
 }
 
+/* The keys of records IDS[0..N-1]; the array is the caller's to free. */
+static const char **rec_keys(struct pool *p, struct jobd_store *st,
+			     const char *coll, char *const *ids, size_t n)
+{
+	const char **keys = calloc(n, sizeof(*keys));
+
+	if (!keys)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		keys[i] = rec_key(p, st, coll, ids[i]);
+	return keys;
+}
+
 static const char *idx_key(struct pool *p, struct jobd_store *st,
 			   const char *coll)
 {
@@ -502,11 +515,7 @@ int jobd_records_set_field(struct jobd_store *st, const char *coll,
 		return JOBD_STORE_ERR_INVALID;
 	if (n == 0)
 		return 0;
-	keys = calloc(n, sizeof(*keys));
-	if (!keys)
-		abort();
-	for (size_t i = 0; i < n; i++)
-		keys[i] = rec_key(&p, st, coll, ids[i]);
+	keys = rec_keys(&p, st, coll, ids, n);
 	exists = calloc(n, sizeof(*exists));
 	if (!exists)
 		abort();
@@ -568,11 +577,7 @@ int jobd_records_rename_field(struct jobd_store *st, const char *coll,
 		return JOBD_STORE_ERR_INVALID;
 	if (n == 0)
 		return 0;
-	keys = calloc(n, sizeof(*keys));
-	if (!keys)
-		abort();
-	for (size_t i = 0; i < n; i++)
-		keys[i] = rec_key(&p, st, coll, ids[i]);
+	keys = rec_keys(&p, st, coll, ids, n);
 	ret = read_field(st, keys, n, from, &cur, NULL);
 	if (ret < 0)
 		goto out;

@@ -222,14 +222,13 @@ static int range_ids(struct jobd_ctx *ctx, struct jobd_store *st,
 	int rc;
 
 	for (;;) {
-		while ((rc = jobd_records_ids(st, coll, cur, upto,
-					      JOBD_HANDLERS_BATCH, &ids, &n)) ==
-		       JOBD_STORE_ERR_REDIS)
-			if (!jobd_handlers_retry(ctx, st, &backoff)) {
-				jobd_records_ids_free(all, total);
-				free(cur);
-				return JOBD_HANDLER_STOPPED;
-			}
+		rc = jobd_handlers_ids(ctx, st, coll, cur, upto,
+				       JOBD_HANDLERS_BATCH, &ids, &n, &backoff);
+		if (rc == JOBD_HANDLERS_STOPPED) {
+			jobd_records_ids_free(all, total);
+			free(cur);
+			return JOBD_HANDLER_STOPPED;
+		}
 		if (rc < 0 || n == 0)
 			break;
 		all = realloc(all, (total + n) * sizeof(*all));

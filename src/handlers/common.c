@@ -25,22 +25,16 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "exec.h"
-#include "execproto.h"
 #include "log.h"
 #include "util.h"
 
@@ -76,6 +70,19 @@ bool jobd_handlers_retry(struct jobd_ctx *ctx, struct jobd_store *st,
 	jobd_warn("job %" PRId64 ": %s (retrying in %" PRId64 " ms)",
 		  jobd_ctx_job_id(ctx), jobd_store_errstr(st), *backoff);
 	return jobd_ctx_sleep(ctx, *backoff);
+}
+
+int jobd_handlers_ids(struct jobd_ctx *ctx, struct jobd_store *st,
+		      const char *coll, const char *after, const char *upto,
+		      size_t limit, char ***ids, size_t *n, int64_t *backoff)
+{
+	int rc;
+
+	while ((rc = jobd_records_ids(st, coll, after, upto, limit, ids, n)) ==
+	       JOBD_STORE_ERR_REDIS)
+		if (!jobd_handlers_retry(ctx, st, backoff))
+			return JOBD_HANDLERS_STOPPED;
+	return rc;
 }
 
 /* --- files in data_dir --------------------------------------------------------- */
@@ -404,13 +411,12 @@ int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
 			ret = JOBD_HANDLER_STOPPED;
 			break;
 		}
-		while ((rc = jobd_records_ids(st, coll, after, NULL,
-					      (size_t)chunk, &ids, &n)) ==
-		       JOBD_STORE_ERR_REDIS)
-			if (!jobd_handlers_retry(ctx, st, &backoff)) {
-				ret = JOBD_HANDLER_STOPPED;
-				goto out;
-			}
+		rc = jobd_handlers_ids(ctx, st, coll, after, NULL,
+				       (size_t)chunk, &ids, &n, &backoff);
+		if (rc == JOBD_HANDLERS_STOPPED) {
+			ret = JOBD_HANDLER_STOPPED;
+			goto out;
+		}
 		if (rc < 0) {
 			ret = jobd_ctx_fail(ctx, "cannot read collection %s",
 					    coll);
@@ -479,13 +485,12 @@ int jobd_handlers_walk(struct jobd_ctx *ctx, struct jobd_store *st,
 			ret = JOBD_HANDLER_STOPPED;
 			break;
 		}
-		while ((rc = jobd_records_ids(st, coll, cur, upto,
-					      JOBD_HANDLERS_BATCH, &ids, &n)) ==
-		       JOBD_STORE_ERR_REDIS)
-			if (!jobd_handlers_retry(ctx, st, &backoff)) {
-				ret = JOBD_HANDLER_STOPPED;
-				goto out;
-			}
+		rc = jobd_handlers_ids(ctx, st, coll, cur, upto,
+				       JOBD_HANDLERS_BATCH, &ids, &n, &backoff);
+		if (rc == JOBD_HANDLERS_STOPPED) {
+			ret = JOBD_HANDLER_STOPPED;
+			goto out;
+		}
 		if (rc < 0) {
 			ret = jobd_ctx_fail(ctx, "cannot read collection %s",
 					    coll);

@@ -39,6 +39,19 @@ struct jobd_store *jobd_handlers_store(struct jobd_ctx *ctx);
 bool jobd_handlers_retry(struct jobd_ctx *ctx, struct jobd_store *st,
 			 int64_t *backoff);
 
+/* JOBD_HANDLERS_STOPPED: the job was stopped while Redis was away. */
+#define JOBD_HANDLERS_STOPPED 1
+
+/*
+ * jobd_records_ids() retried with backoff while Redis is unreachable:
+ * 0 with the page in *IDS and *N, a negative JOBD_STORE_ERR_* when the store
+ * refused, or JOBD_HANDLERS_STOPPED when a stop or abandon came while
+ * waiting (return JOBD_HANDLER_STOPPED then).
+ */
+int jobd_handlers_ids(struct jobd_ctx *ctx, struct jobd_store *st,
+		      const char *coll, const char *after, const char *upto,
+		      size_t limit, char ***ids, size_t *n, int64_t *backoff);
+
 /* --- files in data_dir ---------------------------------------------------- */
 
 /*

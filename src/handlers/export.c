@@ -80,10 +80,9 @@ static json_t *columns_of(struct jobd_ctx *ctx, struct jobd_store *st,
 		}
 		return cols;
 	}
-	while (jobd_records_ids(st, coll, NULL, NULL, 1, &ids, &n) ==
-	       JOBD_STORE_ERR_REDIS)
-		if (!jobd_handlers_retry(ctx, st, &backoff))
-			goto stop;
+	if (jobd_handlers_ids(ctx, st, coll, NULL, NULL, 1, &ids, &n,
+			      &backoff) == JOBD_HANDLERS_STOPPED)
+		goto stop;
 	if (n == 0)
 		goto out;
 	while (jobd_records_get(st, coll, ids, 1, &recs) ==
@@ -289,11 +288,10 @@ static int export_run(struct jobd_ctx *ctx, struct jobd_store *st,
 		save(ctx, r);
 	}
 	for (;;) {
-		while (jobd_records_ids(st, r->coll, r->after, NULL,
-					JOBD_HANDLERS_BATCH, &ids,
-					&n) == JOBD_STORE_ERR_REDIS)
-			if (!jobd_handlers_retry(ctx, st, &backoff))
-				goto stop;
+		if (jobd_handlers_ids(ctx, st, r->coll, r->after, NULL,
+				      JOBD_HANDLERS_BATCH, &ids, &n,
+				      &backoff) == JOBD_HANDLERS_STOPPED)
+			goto stop;
 		if (n == 0)
 			break;
 		while (jobd_records_get(st, r->coll, ids, n, &recs) ==
