@@ -215,7 +215,9 @@ check_redis_outage() {
 	kill -STOP "$rpid"
 	on_exit "kill -CONT $rpid 2>/dev/null"
 	produce_load 12000 14000
-	sleep 7
+	# Longer than two Redis timeouts (5 s each): the once-a-second
+	# pending count can absorb one of them, the batch's create the other.
+	sleep 12
 	kill -CONT "$rpid"
 	wait_jobs $((base + n)) 120
 	sleep 2
