@@ -18,9 +18,19 @@ local max = tonumber(ARGV[5])
 local max_low = tonumber(ARGV[6])
 local estimate = tonumber(ARGV[7])
 local out = {}
-local FIELDS = {'status', 'parent', 'root', 'type', 'system', 'low_priority',
-	'attempt', 'progress', 'children_total', 'queued_at', 'created_at',
-	'started_at', 'not_before', 'avg_ms', 'vruntime', 'payload', 'checkpoint'}
+-- What a claim reads of a job, in one constructor (see load_run).
+local function load_claim(id)
+	local v = redis.call('HMGET', jkey(id), 'status', 'parent', 'type',
+		'system', 'low_priority', 'attempt', 'progress', 'queued_at',
+		'created_at', 'started_at', 'not_before', 'avg_ms', 'vruntime',
+		'payload', 'checkpoint')
+	if not v[1] then return nil end
+	return {id = id, status = v[1], parent = v[2] or '', type = v[3] or '',
+		system = v[4] or '', low_priority = v[5] or '', attempt = v[6] or '',
+		progress = v[7] or '', queued_at = v[8] or '', created_at = v[9] or '',
+		started_at = v[10] or '', not_before = v[11] or '', avg_ms = v[12] or '',
+		vruntime = v[13] or '', payload = v[14] or '', checkpoint = v[15] or ''}
+end
 
 -- Due retries become ready (bounded per call).
 local due = redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', NOW, 'LIMIT', 0, 100)
@@ -32,15 +42,16 @@ for _, id in ipairs(due) do
 end
 
 -- Pops the root with the least virtual runtime and its first ready job.
--- Returns id, root, vruntime, more (the root has more ready jobs), or nil
--- when no root is ready. A root with no ready key is its own queue.
+-- Returns id, root, vruntime, more (the root has more ready jobs), alone
+-- (a root with no ready key: its own queue), or nil when no root is
+-- ready.
 local function pick(low)
 	local r = redis.call('ZPOPMIN', roots_key(low))
 	if #r == 0 then return nil end
 	local root, vr = r[1], tonumber(r[2])
 	if string.byte(root) == 61 then -- "=ID": a root that is its own queue
 		root = string.sub(root, 2)
-		return root, root, vr, false
+		return root, root, vr, false, true
 	end
 	local rq = ready_key(root, low)
 	local ids = redis.call('ZRANGE', rq, 0, 1)
@@ -54,20 +65,23 @@ local tries = 0
 while #out < max and tries < max * 4 + 8 do
 	tries = tries + 1
 	local low = '0'
-	local id, root, vr, more = pick('0')
+	local id, root, vr, more, alone = pick('0')
 	if id == nil and low_taken < max_low then
 		low = '1'
-		id, root, vr, more = pick('1')
+		id, root, vr, more, alone = pick('1')
 	end
 	if id == nil then break end
 	VR_LAST = vr
-	local h = load_fields(id, FIELDS)
+	local h = load_claim(id)
+	if h then h.root = root end
 	-- Stale entries (the job moved on, or sits in the other queue) are
 	-- dropped; the queue it really is in still holds it.
 	local ok = h and h.status == 'pending' and
 		(h.low_priority == '' and '0' or h.low_priority) == low
+	-- A root alone leaves the roots set with its run: nothing to charge.
+	-- Should it become ready again, it starts at the current minimum.
 	local charge = 0
-	if ok then
+	if ok and not alone then
 		local avg = id == root and num(h.avg_ms) or
 			num(redis.call('HGET', jkey(root), 'avg_ms'))
 		charge = avg > 0 and avg or estimate
@@ -89,11 +103,14 @@ while #out < max and tries < max * 4 + 8 do
 			local attempt = num(h.attempt) + 1
 			-- "claimed by INSTANCE attempt N" is read from these fields.
 			local f = {'attempt', I(attempt), 'instance', instance,
-				'run_since', NOWS, 'claimed_at', NOWS, 'charged', I(charge)}
+				'run_since', NOWS, 'claimed_at', NOWS}
+			if not alone then
+				f[#f + 1] = 'charged'; f[#f + 1] = I(charge)
+			end
 			if num(h.not_before) > 0 then
 				f[#f + 1] = 'not_before'; f[#f + 1] = '0'
 			end
-			if id == root and not more then
+			if id == root and not more and not alone then
 				f[#f + 1] = 'vruntime'; f[#f + 1] = I(vr + charge)
 			end
 			if h.started_at == '' then

@@ -21,6 +21,50 @@ local W = 12
 -- Ids for the whole batch in one call; unused ones are simply skipped.
 local next_id = redis.call('INCRBY', P .. ':seq', n) - n
 
+-- Calls per batch rather than per job, where order allows: the key
+-- mappings of root jobs are read with one MGET and written with one MSET
+-- at the end (NEWKEY answers a key repeated within the batch), and new
+-- roots without children join the roots sets with one ZADD NX per set
+-- (enqueue() does the same one job at a time).
+local KNOWN, NEWKEY, NEWKEYS = {}, {}, {}
+local ALONE = {['0'] = {}, ['1'] = {}}
+do
+	local kks = {}
+	for i = 0, n - 1 do
+		local a = 5 + i * W
+		if ARGV[a] ~= '' and ARGV[a + 2] == '' then
+			kks[#kks + 1] = P .. ':key:' .. ARGV[a]
+		end
+	end
+	for i = 1, #kks, 1000 do
+		local v = redis.call('MGET', unpack(kks, i, math.min(i + 999, #kks)))
+		for j, id in ipairs(v) do
+			if id then KNOWN[kks[i + j - 1]] = id end
+		end
+	end
+end
+local function alone_flush()
+	for low, ids in pairs(ALONE) do
+		if #ids > 0 then
+			local score = I(vr_floor())
+			local args = {}
+			for _, id in ipairs(ids) do
+				args[#args + 1] = score
+				args[#args + 1] = '=' .. id
+			end
+			for i = 1, #args, 4000 do
+				redis.call('ZADD', roots_key(low), 'NX',
+					unpack(args, i, math.min(i + 3999, #args)))
+			end
+			ALONE[low] = {}
+		end
+	end
+end
+-- A field of the new hash, when it differs from its default.
+local function opt(f, name, v, default)
+	if v ~= default then f[#f + 1] = name; f[#f + 1] = v end
+end
+
 for i = 0, n - 1 do
 	local a = 5 + i * W
 	local key, ty, parent, run_by = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
@@ -31,7 +75,8 @@ for i = 0, n - 1 do
 	if parent ~= '' then p = load(parent) end
 	if key ~= '' and (p or parent == '') then
 		kk = P .. ':key:' .. child_scope(parent, p and p.restarts) .. key
-		local existing = redis.call('GET', kk)
+		local existing = NEWKEY[kk] or KNOWN[kk]
+		if not existing and parent ~= '' then existing = redis.call('GET', kk) end
 		if existing then res = {tonumber(existing), 1} end
 	end
 	if not res and parent ~= '' then
@@ -62,24 +107,25 @@ for i = 0, n - 1 do
 		if system == '1' then run_by = '' end
 		local f = {'id', sid, 'type', ty, 'status', status, 'root', root,
 			'created_at', NOWS, 'payload', payload}
-		local function opt(name, v, default)
-			if v ~= default then f[#f + 1] = name; f[#f + 1] = v end
-		end
-		opt('system', system, '0')
-		opt('low_priority', low, '0')
-		opt('key', key, '')
-		opt('parent', parent, '')
-		opt('run_by', run_by, '')
-		opt('source', source, '')
-		opt('stoppable', ARGV[a + 8], '1')
-		opt('restartable', ARGV[a + 9], '0')
-		opt('retries', ARGV[a + 10], '0')
-		if ARGV[a + 10] ~= '0' then opt('backoff_ms', ARGV[a + 11], '') end
-		if p then opt('depth', tostring(num(p.depth) + 1), '0') end
+		opt(f, 'system', system, '0')
+		opt(f, 'low_priority', low, '0')
+		opt(f, 'key', key, '')
+		opt(f, 'parent', parent, '')
+		opt(f, 'run_by', run_by, '')
+		opt(f, 'source', source, '')
+		opt(f, 'stoppable', ARGV[a + 8], '1')
+		opt(f, 'restartable', ARGV[a + 9], '0')
+		opt(f, 'retries', ARGV[a + 10], '0')
+		if ARGV[a + 10] ~= '0' then opt(f, 'backoff_ms', ARGV[a + 11], '') end
+		if p then opt(f, 'depth', tostring(num(p.depth) + 1), '0') end
 		-- The audit log reads "created by ACTOR" from here, not a stream.
-		if actor ~= '' and actor ~= run_by then opt('created_by', actor, '') end
+		if actor ~= '' and actor ~= run_by then opt(f, 'created_by', actor, '') end
 		redis.call('HSET', jkey(sid), unpack(f))
-		if kk then redis.call('SET', kk, sid) end
+		if kk then
+			NEWKEY[kk] = sid
+			NEWKEYS[#NEWKEYS + 1] = kk
+			NEWKEYS[#NEWKEYS + 1] = sid
+		end
 		local cls = class_of(parent, system)
 		for _, ik in ipairs(index_keys(cls, status, ty, run_by)) do
 			zset_later(ik, sid, id)
@@ -99,7 +145,13 @@ for i = 0, n - 1 do
 				joblog(sid, 'info', 0, 'created stopped: parent ' .. parent .. ' is ' .. p.status)
 			end
 		end
-		if status == 'pending' then
+		if status == 'pending' and not p then
+			local q = ALONE[low] or ALONE['0']
+			q[#q + 1] = sid
+			WAKE = true
+		elseif status == 'pending' then
+			-- Its root may be one of this batch's: in the roots set first.
+			alone_flush()
 			enqueue({id = sid, root = root, low_priority = low,
 				children_total = 0})
 		end
@@ -107,6 +159,10 @@ for i = 0, n - 1 do
 		res = {id, 0}
 	end
 	out[#out + 1] = res
+end
+alone_flush()
+for i = 1, #NEWKEYS, 1000 do
+	redis.call('MSET', unpack(NEWKEYS, i, math.min(i + 999, #NEWKEYS)))
 end
 flush(ttl)
 return out

@@ -7,7 +7,7 @@ local max = tonumber(ARGV[3])
 local ids = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', NOW, 'LIMIT', 0, max)
 local out = {}
 for _, id in ipairs(ids) do
-	local h = load_fields(id, RUN)
+	local h = load_run(id)
 	redis.call('ZREM', P .. ':leases', id)
 	if h and (h.status == 'in_progress' or h.status == 'stopping') and h.awaiting ~= '1' then
 		local f = {}

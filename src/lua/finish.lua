@@ -19,7 +19,7 @@ local a = 4
 for i = 0, n - 1 do
 	local id, attempt, outcome = ARGV[a], ARGV[a + 1], ARGV[a + 2]
 	local nlogs = tonumber(ARGV[a + 8])
-	local h = load_fields(id, RUN)
+	local h = load_run(id)
 	if fenced(h, attempt) then
 		out[#out + 1] = 'fenced'
 	else

@@ -11,7 +11,7 @@ local out = {}
 for i = 0, n - 1 do
 	local a = 5 + i * 4
 	local id, attempt = ARGV[a], ARGV[a + 1]
-	local h = load_fields(id, RUN)
+	local h = load_run(id)
 	if fenced(h, attempt) then
 		out[#out + 1] = 'fenced'
 	else

@@ -20,6 +20,7 @@ local ARGV, P, NOW, NOWS, MINUTE
 -- times cheaper, and the hot paths pass a dozen numbers per job.
 local function I(x) return string.format('%d', x) end
 local MAX_DEPTH = 32
+local LOG2x4 = 5.770780163555854 -- 4 / ln 2: four buckets per doubling
 
 local function jkey(id) return P .. ':job:' .. id end
 
@@ -76,19 +77,37 @@ local function stat_add(field, ty, n)
 	local f = field .. '|' .. ty
 	STATS[f] = (STATS[f] or 0) + n
 end
+-- Waiting times, summed per type and written by flush_stats: a claim of
+-- 200 jobs builds no field name per job.
+local WAITS = {}
 local function stat_wait(ty, ms)
-	stat_add('started', ty, 1)
-	stat_add('wait_sum', ty, ms)
+	local w = WAITS[ty]
+	if not w then
+		w = {n = 0, sum = 0, min = ms, max = ms, hist = {}}
+		WAITS[ty] = w
+	end
+	w.n = w.n + 1
+	w.sum = w.sum + ms
+	if ms < w.min then w.min = ms end
+	if ms > w.max then w.max = ms end
 	-- Log-scale histogram: 4 buckets per power of two (about 19 % wide).
 	local b = 0
-	if ms > 0 then b = math.min(95, math.floor(math.log(ms + 1) / math.log(2) * 4)) end
-	stat_add('h' .. b, ty, 1)
-	for _, f in ipairs({'wait', 'wait|' .. ty}) do
-		if STATS_MIN[f] == nil or ms < STATS_MIN[f] then STATS_MIN[f] = ms end
-		if STATS_MAX[f] == nil or ms > STATS_MAX[f] then STATS_MAX[f] = ms end
+	if ms > 0 then b = math.min(95, math.floor(math.log(ms + 1) * LOG2x4)) end
+	w.hist[b] = (w.hist[b] or 0) + 1
+end
+local function waits_to_stats()
+	for ty, w in pairs(WAITS) do
+		stat_add('started', ty, w.n)
+		stat_add('wait_sum', ty, w.sum)
+		for b, n in pairs(w.hist) do stat_add('h' .. b, ty, n) end
+		for _, f in ipairs({'wait', 'wait|' .. ty}) do
+			if STATS_MIN[f] == nil or w.min < STATS_MIN[f] then STATS_MIN[f] = w.min end
+			if STATS_MAX[f] == nil or w.max > STATS_MAX[f] then STATS_MAX[f] = w.max end
+		end
 	end
 end
 local function flush_stats(ttl_ms)
+	if next(WAITS) ~= nil then waits_to_stats() end
 	if next(STATS) == nil then return end
 	-- The minute, and its hour for long windows (DESIGN section 8).
 	local hour = NOW - NOW % 3600000
@@ -242,11 +261,23 @@ local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
 	'children_finished', 'children_canceled', 'children_errors',
 	'tree_stopping'}
 
--- What the ends of a run (finish, hand back, lease expiry, reports) read.
-local RUN = {'status', 'parent', 'root', 'type', 'system', 'low_priority',
-	'attempt', 'awaiting', 'progress', 'children_total', 'children_progress',
-	'errors', 'run_since', 'run_ms', 'charged', 'vruntime', 'avg_ms',
-	'not_before'}
+-- What the ends of a run (finish, hand back, lease expiry, reports) read,
+-- in a table built by one constructor: filling a table field by field
+-- grows it step by step, which costs twice as much on this hot path.
+local function load_run(id)
+	local v = redis.call('HMGET', jkey(id), 'status', 'parent', 'root',
+		'type', 'system', 'low_priority', 'attempt', 'awaiting', 'progress',
+		'children_total', 'children_progress', 'errors', 'run_since',
+		'run_ms', 'charged', 'vruntime', 'avg_ms', 'not_before')
+	if not v[1] then return nil end
+	return {id = id, status = v[1], parent = v[2] or '', root = v[3] or '',
+		type = v[4] or '', system = v[5] or '', low_priority = v[6] or '',
+		attempt = v[7] or '', awaiting = v[8] or '', progress = v[9] or '',
+		children_total = v[10] or '', children_progress = v[11] or '',
+		errors = v[12] or '', run_since = v[13] or '', run_ms = v[14] or '',
+		charged = v[15] or '', vruntime = v[16] or '', avg_ms = v[17] or '',
+		not_before = v[18] or ''}
+end
 
 -- A whole job, for operations (off the hot path).
 local function load(id) return load_fields(id, ALL) end
@@ -337,8 +368,11 @@ local function set_status(h, to, fields)
 		if to == 'finished' then
 			need_children(h)
 			local errs = (num(h.errors) > 0 or num(h.children_errors) > 0)
-			fields[#fields + 1] = 'with_errors'
-			fields[#fields + 1] = errs and '1' or '0'
+			-- Absent means without errors (restart deletes the field).
+			if errs then
+				fields[#fields + 1] = 'with_errors'
+				fields[#fields + 1] = '1'
+			end
 			h.with_errors = errs
 			stat_add('finished', h.type, 1)
 			if errs then stat_add('errors', h.type, 1) end
@@ -443,7 +477,8 @@ end
 -- root job the fields go into FIELDS, written with its status change.
 local function settle_charge(h, fields)
 	local since = num(h.run_since)
-	if since == 0 then return end
+	-- A root claimed alone was not charged (claim.lua).
+	if since == 0 or h.charged == '' then return end
 	local actual = NOW - since
 	local delta = actual - num(h.charged)
 	local vr, avg
@@ -480,7 +515,7 @@ local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
 	f = f or {}
 	if progress and progress >= 0 then
 		if progress > 100 then progress = 100 end
-		need(h, {'children_progress'})
+		if h.children_progress == nil then need(h, {'children_progress'}) end
 		local old = overall(h)
 		local before = num(h.progress)
 		h.progress = progress
@@ -667,7 +702,7 @@ local function begin(args)
 	NOWS = I(NOW)
 	MINUTE = NOW - NOW % 60000
 	ZDEFER, ZKEYS = {}, {}
-	COUNT, STATS, STATS_MIN, STATS_MAX = {}, {}, {}, {}
+	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS = {}, {}, {}, {}, {}
 	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
 	LOG_MAX, LOGGED = nil, {}
 end

@@ -12,7 +12,7 @@ for i = 1, n do
 	local id, attempt = ARGV[a], ARGV[a + 1]
 	local progress, errs, ck = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4]
 	local nlogs = tonumber(ARGV[a + 5])
-	local h = load_fields(id, RUN)
+	local h = load_run(id)
 	if fenced(h, attempt) then
 		out[#out + 1] = 'fenced'
 	else
