@@ -79,6 +79,7 @@ enum section {
 	S_LISTENER,
 	S_ACTION,
 	S_RELATION,
+	S_SINK,
 };
 
 #define C(f) offsetof(struct jobd_conf, f)
@@ -188,6 +189,14 @@ static const struct key relation_keys[] = {
 };
 
 #undef R
+#define K(f) offsetof(struct jobd_sink_conf, f)
+
+static const struct key sink_keys[] = {
+	{ "command", K_COMMAND, K(command), 0, 0 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+#undef K
 
 static const char *const handlers[] = {
 	"noop",	   "exec",   "import",	 "export",
@@ -872,10 +881,9 @@ static int enter_section(struct parser *p, const char *name)
 		const char *prefix;
 		enum section section;
 	} named[] = {
-		{ "type.", S_TYPE },
-		{ "listener.", S_LISTENER },
-		{ "action.", S_ACTION },
-		{ "relation.", S_RELATION },
+		{ "type.", S_TYPE },	 { "listener.", S_LISTENER },
+		{ "action.", S_ACTION }, { "relation.", S_RELATION },
+		{ "sink.", S_SINK },
 	};
 	struct jobd_conf *conf = p->conf;
 	const char *sub = NULL, *c;
@@ -963,6 +971,15 @@ static int enter_section(struct parser *p, const char *name)
 		if (!conf->relations[idx].line)
 			conf->relations[idx].line = p->lineno;
 		break;
+	case S_SINK:
+		idx = find_or_add((void **)&conf->sinks, &conf->sinks_count,
+				  sizeof(*conf->sinks),
+				  offsetof(struct jobd_sink_conf, name), sub);
+		if (idx < 0)
+			return fail_oom(p);
+		if (!conf->sinks[idx].line)
+			conf->sinks[idx].line = p->lineno;
+		break;
 	default:
 		break;
 	}
@@ -1037,6 +1054,10 @@ static int handle_key(struct parser *p, const char *key, char *raw)
 	case S_RELATION:
 		keys = relation_keys;
 		base = &conf->relations[p->index];
+		break;
+	case S_SINK:
+		keys = sink_keys;
+		base = &conf->sinks[p->index];
 		break;
 	}
 	for (; keys->name; keys++)
@@ -1142,6 +1163,13 @@ static int finish(struct parser *p)
 				    "add command = /path/to/program args",
 				    "[action.%s] has no command",
 				    conf->actions[i].name);
+	}
+	for (i = 0; i < conf->sinks_count; i++) {
+		if (!conf->sinks[i].command)
+			return fail(p, conf->sinks[i].line,
+				    "add command = /path/to/program args",
+				    "[sink.%s] has no command",
+				    conf->sinks[i].name);
 	}
 	for (i = 0; i < conf->relations_count; i++) {
 		struct jobd_relation_conf *r = &conf->relations[i];
@@ -1427,6 +1455,11 @@ void jobd_conf_free(struct jobd_conf *conf)
 		free(conf->relations[i].copy_field);
 	}
 	free(conf->relations);
+	for (i = 0; i < conf->sinks_count; i++) {
+		free(conf->sinks[i].name);
+		free_argv(conf->sinks[i].command);
+	}
+	free(conf->sinks);
 	free(conf);
 }
 

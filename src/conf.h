@@ -68,6 +68,13 @@ struct jobd_relation_conf {
 	unsigned long line; /* line of its first [relation.NAME] */
 };
 
+/* [sink.NAME]: a command an import sends its records to (NDJSON batches). */
+struct jobd_sink_conf {
+	char *name;
+	char **command;	    /* argv, NULL-terminated */
+	unsigned long line; /* line of its first [sink.NAME] */
+};
+
 /* A [kafka] "kafka.<property> = value" passed through to librdkafka. */
 struct jobd_kv {
 	char *key;
@@ -135,6 +142,8 @@ struct jobd_conf {
 	size_t actions_count;
 	struct jobd_relation_conf *relations;
 	size_t relations_count;
+	struct jobd_sink_conf *sinks;
+	size_t sinks_count;
 
 	unsigned int warnings; /* warnings printed while parsing (unknown keys
 				* and sections); 0 for a clean file */

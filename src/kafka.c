@@ -592,6 +592,40 @@ int jobd_kafka_producer_deliver(struct jobd_kafka_producer *p,
 	return rc;
 }
 
+int jobd_kafka_brokers(const struct jobd_conf *conf, struct jobd_store *st,
+		       char *buf, size_t size, char *errstr, size_t errstr_size)
+{
+	struct jobd_store *own = NULL;
+	int rc;
+
+	if (strcmp(conf->brokers, "embedded") != 0) {
+		snprintf(buf, size, "%s", conf->brokers);
+		return 0;
+	}
+	if (!st) {
+		own = jobd_store_new(conf, errstr, errstr_size);
+		if (!own)
+			return -1;
+		st = own;
+	}
+	/* Only reads the key: this never starts a broker. */
+	rc = jobd_store_broker_claim(st, NULL, 0, buf, size);
+	if (rc < 0)
+		snprintf(errstr, errstr_size, "%s", jobd_store_errstr(st));
+	jobd_store_free(own);
+	if (rc < 0)
+		return -1;
+	if (!buf[0]) {
+		snprintf(errstr, errstr_size,
+			 "no embedded broker is running (redis key "
+			 "\"%s:broker\" is not set): start jobd with "
+			 "the consume role",
+			 conf->prefix);
+		return -1;
+	}
+	return 0;
+}
+
 int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 		    const void *buf, size_t len, char *errstr,
 		    size_t errstr_size)
@@ -600,34 +634,12 @@ int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 		.topic = topic, .partition = -1, .value = buf, .len = len
 	};
 	struct jobd_kafka_producer *p;
-	char cur[256];
-	const char *brokers = conf->brokers;
+	char brokers[256];
 	int rc;
 
-	if (strcmp(brokers, "embedded") == 0) {
-		struct jobd_store *st =
-			jobd_store_new(conf, errstr, errstr_size);
-
-		if (!st)
-			return -1;
-		/* Only reads the key: jobctl never starts a broker. */
-		rc = jobd_store_broker_claim(st, NULL, 0, cur, sizeof(cur));
-		if (rc < 0)
-			snprintf(errstr, errstr_size, "%s",
-				 jobd_store_errstr(st));
-		jobd_store_free(st);
-		if (rc < 0)
-			return -1;
-		if (!cur[0]) {
-			snprintf(errstr, errstr_size,
-				 "no embedded broker is running (redis key "
-				 "\"%s:broker\" is not set): start jobd with "
-				 "the consume role",
-				 conf->prefix);
-			return -1;
-		}
-		brokers = cur;
-	}
+	if (jobd_kafka_brokers(conf, NULL, brokers, sizeof(brokers), errstr,
+			       errstr_size) < 0)
+		return -1;
 	p = jobd_kafka_producer_new(conf, brokers, errstr, errstr_size);
 	if (!p)
 		return -1;
@@ -795,6 +807,206 @@ int jobd_kafka_last_message(const struct jobd_conf *conf, const char *brokers,
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 	return rc;
+}
+
+/* --- reading a whole topic --------------------------------------------- */
+
+struct jobd_kafka_reader {
+	rd_kafka_t *rk;
+	char *topic;
+};
+
+/*
+ * TOPIC's partition count from a metadata request for all topics: a
+ * request naming the topic makes the mock cluster (the embedded broker)
+ * create it. Returns 1, 0 when it does not exist, -1 (no answer).
+ */
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
+			    int32_t *nparts, char *errstr, size_t errstr_size)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+	int rc = 0;
+
+	err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+	if (err) {
+		snprintf(errstr, errstr_size,
+			 "cannot read the metadata of \"%s\": %s", topic,
+			 rd_kafka_err2str(err));
+		return -1;
+	}
+	for (int i = 0; i < md->topic_cnt && rc == 0; i++) {
+		if (strcmp(md->topics[i].topic, topic) != 0)
+			continue;
+		if (md->topics[i].err) {
+			snprintf(errstr, errstr_size,
+				 "cannot read the metadata of \"%s\": %s",
+				 topic, rd_kafka_err2str(md->topics[i].err));
+			rc = -1;
+		} else {
+			*nparts = md->topics[i].partition_cnt;
+			rc = 1;
+		}
+	}
+	rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
+struct jobd_kafka_reader *
+jobd_kafka_reader_new(const struct jobd_conf *conf, const char *brokers,
+		      const char *topic, int timeout_ms, int32_t *nparts,
+		      char *errstr, size_t errstr_size)
+{
+	static const char *const defaults[] = {
+		"client.id",
+		"jobd",
+		/* needed by the consumer API; never joined (no subscribe) */
+		"group.id",
+		"jobd-reader",
+		"enable.auto.commit",
+		"false",
+		"enable.auto.offset.store",
+		"false",
+		"enable.partition.eof",
+		"true",
+		"auto.offset.reset",
+		"earliest",
+		"fetch.wait.max.ms",
+		"50",
+		NULL,
+	};
+	struct jobd_kafka_reader *r;
+	rd_kafka_conf_t *kconf;
+	int rc;
+
+	*nparts = 0;
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->topic = strdup(topic))) {
+		free(r);
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	kconf = new_conf(conf, brokers, defaults, errstr, errstr_size);
+	if (!kconf)
+		goto err_free;
+	r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
+	if (!r->rk) {
+		rd_kafka_conf_destroy(kconf);
+		goto err_free;
+	}
+	kconf = NULL; /* now owned by rk */
+	rd_kafka_poll_set_consumer(r->rk);
+	rc = topic_partitions(r->rk, topic, timeout_ms, nparts, errstr,
+			      errstr_size);
+	if (rc == 0)
+		snprintf(errstr, errstr_size, "topic \"%s\" does not exist",
+			 topic);
+	if (rc == 1 && *nparts <= 0) {
+		snprintf(errstr, errstr_size, "topic \"%s\" has no partitions",
+			 topic);
+		rc = 0;
+	}
+	if (rc != 1)
+		goto err_destroy;
+	return r;
+err_destroy:
+	rd_kafka_destroy(r->rk);
+err_free:
+	free(r->topic);
+	free(r);
+	return NULL;
+}
+
+int jobd_kafka_reader_watermarks(struct jobd_kafka_reader *r, int32_t partition,
+				 int timeout_ms, int64_t *low, int64_t *high,
+				 char *errstr, size_t errstr_size)
+{
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(r->rk, r->topic, partition, low,
+					       high, timeout_ms);
+	if (!err)
+		return 0;
+	snprintf(errstr, errstr_size, "cannot read the offsets of %s/%d: %s",
+		 r->topic, (int)partition, rd_kafka_err2str(err));
+	return -1;
+}
+
+int jobd_kafka_reader_seek(struct jobd_kafka_reader *r, int32_t partition,
+			   int64_t offset, char *errstr, size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_resp_err_t err;
+
+	parts = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(parts, r->topic, partition)->offset =
+		offset;
+	err = rd_kafka_assign(r->rk, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (!err)
+		return 0;
+	snprintf(errstr, errstr_size, "cannot read %s/%d@%lld: %s", r->topic,
+		 (int)partition, (long long)offset, rd_kafka_err2str(err));
+	return -1;
+}
+
+int jobd_kafka_reader_next(struct jobd_kafka_reader *r,
+			   struct jobd_kafka_message *msg, int timeout_ms,
+			   char *errstr, size_t errstr_size)
+{
+	int64_t deadline = jobd_util_mono_ms() + timeout_ms;
+
+	snprintf(errstr, errstr_size, "cannot read %s: timed out", r->topic);
+	for (;;) {
+		int64_t left = deadline - jobd_util_mono_ms();
+		rd_kafka_message_t *rkm;
+
+		if (left <= 0)
+			return -1;
+		rkm = rd_kafka_consumer_poll(r->rk, (int)left);
+		if (!rkm)
+			continue;
+		if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			*msg = (struct jobd_kafka_message){
+				.topic = r->topic,
+				.partition = rkm->partition,
+				.offset = rkm->offset,
+			};
+			rd_kafka_message_destroy(rkm);
+			return 0;
+		}
+		if (rkm->err) {
+			/* e.g. the broker is restarting: try until the
+			 * deadline, keeping the last reason */
+			snprintf(errstr, errstr_size, "cannot read %s/%d: %s",
+				 r->topic, (int)rkm->partition,
+				 rd_kafka_message_errstr(rkm));
+			rd_kafka_message_destroy(rkm);
+			continue;
+		}
+		*msg = (struct jobd_kafka_message){
+			.topic = r->topic,
+			.partition = rkm->partition,
+			.offset = rkm->offset,
+			.value = rkm->payload,
+			.len = rkm->len,
+			.key = rkm->key,
+			.key_len = rkm->key_len,
+			.priv = rkm,
+		};
+		return 1;
+	}
+}
+
+void jobd_kafka_reader_free(struct jobd_kafka_reader *r)
+{
+	if (!r)
+		return;
+	rd_kafka_assign(r->rk, NULL);
+	rd_kafka_consumer_close(r->rk);
+	rd_kafka_destroy(r->rk);
+	free(r->topic);
+	free(r);
 }
 
 /* --- consumer ----------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /*
  * kafka: every librdkafka call of jobd (STYLE rule 1).
  *
- * Five things live here:
+ * Six things live here:
  * - a producer that sends a batch of messages (with headers) and waits for
  *   their delivery reports: the dead-letter queue, `jobctl send`, stats;
  * - a consumer in a group with manual offset commits: poll a batch, turn it
@@ -14,6 +14,8 @@
  *   (starts its own) once the key expires;
  * - reading the last message of a partition (watermarks, then a fetch at
  *   high - 1 without a group): where the stats producer resumes;
+ * - a reader of whole partitions from a given offset, without a group:
+ *   export from a topic;
  * - the pass-through of `[kafka] kafka.<property> = value` to librdkafka,
  *   applied after jobd's defaults so SASL/SSL or any tuning works.
  *
@@ -28,6 +30,8 @@
 #include <stdint.h>
 
 #include "conf.h"
+
+struct jobd_store;
 
 /* How long the embedded broker's Redis key lives without a refresh. */
 #define JOBD_KAFKA_BROKER_TTL_MS 10000
@@ -152,6 +156,17 @@ int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 		    const void *buf, size_t len, char *errstr,
 		    size_t errstr_size);
 
+/*
+ * The bootstrap list handlers use: CONF's brokers, or for "embedded" the
+ * live embedded broker's address read from Redis through ST (borrowed;
+ * NULL = a connection of its own for the call). Never starts a broker.
+ * Copied into BUF of SIZE. Returns 0, or -1 with the reason in errstr
+ * (Redis unreachable, or no embedded broker alive: both retriable).
+ */
+int jobd_kafka_brokers(const struct jobd_conf *conf, struct jobd_store *st,
+		       char *buf, size_t size, char *errstr,
+		       size_t errstr_size);
+
 /* --- reading the end of a partition ---------------------------------- */
 
 /*
@@ -168,6 +183,53 @@ int jobd_kafka_last_message(const struct jobd_conf *conf, const char *brokers,
 			    const char *topic, int32_t partition,
 			    int timeout_ms, char **key, int64_t *offset,
 			    char *errstr, size_t errstr_size);
+
+/* --- reading a whole topic --------------------------------------------- */
+
+/*
+ * A reader: a consumer without a group (nothing joined, nothing
+ * committed) that reads one partition at a time from a given offset, for
+ * export from a topic. Used by one thread at a time.
+ */
+struct jobd_kafka_reader;
+struct jobd_kafka_message; /* below, with the consumer */
+
+/*
+ * A reader of TOPIC on BROKERS (both borrowed for the call), *NPARTS set
+ * to the topic's partition count. Returns NULL with the reason in errstr:
+ * `topic "x" does not exist`, or the broker did not answer within
+ * TIMEOUT_MS. Caller frees with jobd_kafka_reader_free().
+ */
+struct jobd_kafka_reader *
+jobd_kafka_reader_new(const struct jobd_conf *conf, const char *brokers,
+		      const char *topic, int timeout_ms, int32_t *nparts,
+		      char *errstr, size_t errstr_size);
+
+/* Asks the broker for PARTITION's low and high watermarks now. 0 or -1. */
+int jobd_kafka_reader_watermarks(struct jobd_kafka_reader *r, int32_t partition,
+				 int timeout_ms, int64_t *low, int64_t *high,
+				 char *errstr, size_t errstr_size);
+
+/*
+ * Reads PARTITION from OFFSET on (from the earliest kept message when
+ * OFFSET is below it), instead of what was read before. 0 or -1.
+ */
+int jobd_kafka_reader_seek(struct jobd_kafka_reader *r, int32_t partition,
+			   int64_t offset, char *errstr, size_t errstr_size);
+
+/*
+ * The next message of the partition sought, waiting up to TIMEOUT_MS:
+ * 1 with *MSG filled (borrowed until jobd_kafka_messages_release(MSG,
+ * 1)); 0 at a partition's current end, *MSG then naming only its
+ * partition and end offset (nothing to release); -1 with the reason in
+ * errstr (timed out, broker error: retriable with a new reader).
+ */
+int jobd_kafka_reader_next(struct jobd_kafka_reader *r,
+			   struct jobd_kafka_message *msg, int timeout_ms,
+			   char *errstr, size_t errstr_size);
+
+/* NULL is a no-op. */
+void jobd_kafka_reader_free(struct jobd_kafka_reader *r);
 
 /* --- consumer ----------------------------------------------------------- */
 

@@ -365,8 +365,10 @@ static char *dup_or_die(const char *s, size_t len)
 	return d;
 }
 
-int jobd_records_get(struct jobd_store *st, const char *coll, char *const *ids,
-		     size_t n, struct jobd_record **recs)
+/* HGETALL (NAMES_ONLY false) or HKEYS of N records into *RECS. */
+static int read_records(struct jobd_store *st, const char *coll,
+			char *const *ids, size_t n, bool names_only,
+			struct jobd_record **recs)
 {
 	struct pool p = { 0 };
 	struct cmd c = { 0 };
@@ -382,7 +384,7 @@ int jobd_records_get(struct jobd_store *st, const char *coll, char *const *ids,
 	if (!rc)
 		return JOBD_STORE_ERR_REDIS;
 	for (size_t i = 0; i < n; i++) {
-		cmd_str(&c, "HGETALL");
+		cmd_str(&c, names_only ? "HKEYS" : "HGETALL");
 		cmd_str(&c, rec_key(&p, st, coll, ids[i]));
 		append(rc, &c);
 	}
@@ -403,24 +405,40 @@ int jobd_records_get(struct jobd_store *st, const char *coll, char *const *ids,
 		redisReply *e = r[i];
 
 		out[i].id = dup_or_die(ids[i], strlen(ids[i]));
-		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2)
+		if (e->type != REDIS_REPLY_ARRAY ||
+		    e->elements < (names_only ? 1 : 2))
 			continue;
 		out[i].exists = true;
-		out[i].n = e->elements / 2;
+		out[i].n = names_only ? e->elements : e->elements / 2;
 		out[i].fields = calloc(out[i].n, sizeof(*out[i].fields));
 		if (!out[i].fields)
 			abort();
 		for (size_t j = 0; j < out[i].n; j++) {
-			redisReply *k = e->element[2 * j];
-			redisReply *v = e->element[2 * j + 1];
+			redisReply *k = e->element[names_only ? j : 2 * j];
+			redisReply *v = names_only ? NULL :
+						     e->element[2 * j + 1];
 
 			out[i].fields[j].name = dup_or_die(k->str, k->len);
-			out[i].fields[j].value = dup_or_die(v->str, v->len);
+			if (v)
+				out[i].fields[j].value =
+					dup_or_die(v->str, v->len);
 		}
 	}
 	free_replies(r, n);
 	*recs = out;
 	return 0;
+}
+
+int jobd_records_get(struct jobd_store *st, const char *coll, char *const *ids,
+		     size_t n, struct jobd_record **recs)
+{
+	return read_records(st, coll, ids, n, false, recs);
+}
+
+int jobd_records_names(struct jobd_store *st, const char *coll,
+		       char *const *ids, size_t n, struct jobd_record **recs)
+{
+	return read_records(st, coll, ids, n, true, recs);
 }
 
 void jobd_records_free(struct jobd_record *recs, size_t n)

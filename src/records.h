@@ -83,6 +83,13 @@ int jobd_records_get(struct jobd_store *st, const char *coll, char *const *ids,
 void jobd_records_free(struct jobd_record *recs, size_t n);
 
 /*
+ * Like jobd_records_get, but reads only the field names (HKEYS): every
+ * field's value is NULL. Free with jobd_records_free.
+ */
+int jobd_records_names(struct jobd_store *st, const char *coll,
+		       char *const *ids, size_t n, struct jobd_record **recs);
+
+/*
  * Sets FIELD to VALUES[i] in the existing records IDS[i] of COLL (a
  * missing record is not created). *CHANGED (may be NULL) = records whose
  * value differed.

@@ -1,6 +1,7 @@
 /*
- * import: a CSV or NDJSON file of data_dir into a record collection
- * (docs/job-types.md).
+ * import: a CSV or NDJSON file of data_dir into its sinks: a record
+ * collection, a Kafka topic, a [sink.NAME] command, or several of them
+ * (docs/job-types.md; sink.h).
  *
  * Two roles under one type. The root job ("split") reads the file once,
  * record by record (quotes decide where a CSV record ends, so a byte count
@@ -11,12 +12,13 @@
  * token fixed at the first split attempt, so a resumed split makes no
  * chunk twice while a restarted job (checkpoint reset) makes fresh ones.
  *
- * A chunk writes its rows JOBD_HANDLERS_BATCH at a time (one MULTI per
- * batch, each record replaced whole, so writing a row again is harmless)
- * and after each batch checkpoints the byte offset and line of the next
- * row. A stop is honoured only at those points, so a stopped and resumed
- * chunk imports no row twice and skips none; a crash between a batch and
- * its checkpoint rewrites that batch with the same values.
+ * A chunk writes its rows JOBD_HANDLERS_BATCH at a time to every sink
+ * (a collection: one MULTI per batch, each record replaced whole, so
+ * writing a row again is harmless) and after each batch checkpoints the
+ * byte offset and line of the next row. A stop is honoured only at those
+ * points, so a stopped and resumed chunk imports no row twice and skips
+ * none; a crash between a batch and its checkpoint rewrites that batch
+ * with the same values (a topic then holds it twice: at-least-once).
  *
  * Bad rows (malformed CSV, ragged rows, invalid UTF-8, JSON that is not an
  * object, a missing or empty id) are job errors naming the line; the good
@@ -44,13 +46,14 @@
 
 #include "csv.h"
 #include "handlers/common.h"
+#include "handlers/sink.h"
 
 #define BATCH_BYTES (8 << 20) /* flush a batch past this much row data */
 
 struct spec {
-	const char *file;	/* borrowed from the payload */
-	const char *collection; /* borrowed */
-	const char *key;	/* the id column or field */
+	const char *file;	  /* borrowed from the payload */
+	struct jobd_sinks *sinks; /* owned: jobd_sinks_free */
+	const char *key;	  /* the id column or field */
 	bool ndjson;
 	int64_t chunk_size;
 };
@@ -72,9 +75,9 @@ static bool spec_read(struct jobd_ctx *ctx, const json_t *p, struct spec *sp)
 {
 	const struct jobd_type_conf *tc = jobd_ctx_type_conf(ctx);
 	const char *format;
+	char why[512];
 
 	sp->file = jobd_handlers_str(p, "file", NULL);
-	sp->collection = jobd_handlers_str(p, "collection", NULL);
 	sp->key = jobd_handlers_str(p, "key", "id");
 	sp->chunk_size =
 		jobd_handlers_int(p, "chunk_size", tc ? tc->chunk_size : 1000);
@@ -85,11 +88,9 @@ static bool spec_read(struct jobd_ctx *ctx, const json_t *p, struct spec *sp)
 		jobd_ctx_fail(ctx, "import: the payload has no \"file\"");
 		return false;
 	}
-	if (!jobd_records_valid_collection(sp->collection)) {
-		jobd_ctx_fail(ctx,
-			      "import: bad or missing \"collection\" \"%s\": "
-			      "use 1-200 of A-Z a-z 0-9 _ . -",
-			      sp->collection ? sp->collection : "");
+	sp->sinks = jobd_sinks_new(jobd_ctx_conf(ctx), p, why, sizeof(why));
+	if (!sp->sinks) {
+		jobd_ctx_fail(ctx, "import: %s", why);
 		return false;
 	}
 	if (format && strcmp(format, "csv") != 0 &&
@@ -240,14 +241,19 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 		if (n == 0)
 			break;
 		child = json_pack(
-			"{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, "
-			"s:I, s:I}",
+			"{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
 			"chunk", (json_int_t)chunk, "file", sp->file, "format",
-			sp->ndjson ? "ndjson" : "csv", "collection",
-			sp->collection, "key", sp->key, "offset",
+			sp->ndjson ? "ndjson" : "csv", "key", sp->key, "offset",
 			(json_int_t)start, "end", (json_int_t)end, "line",
 			(json_int_t)first, "rows", (json_int_t)n, "pace_ms",
 			(json_int_t)jobd_handlers_int(p, "pace_ms", 0));
+		/* the sinks exactly as given: the chunk parses them again */
+		if (json_object_get(p, "collection"))
+			json_object_set(child, "collection",
+					json_object_get(p, "collection"));
+		if (json_object_get(p, "sink"))
+			json_object_set(child, "sink",
+					json_object_get(p, "sink"));
 		if (header)
 			json_object_set(child, "header", header);
 		snprintf(key, sizeof(key), "c%" PRId64 "-%" PRId64, token,
@@ -281,8 +287,9 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 	jobd_ctx_progress(ctx, 100);
 	jobd_ctx_log(ctx, JOBD_LOG_INFO,
 		     "import: \"%s\" has %" PRId64 " rows: %" PRId64
-		     " chunks of up to %" PRId64 " into collection %s",
-		     sp->file, rows, chunk, sp->chunk_size, sp->collection);
+		     " chunks of up to %" PRId64 " into %s",
+		     sp->file, rows, chunk, sp->chunk_size,
+		     jobd_sinks_describe(sp->sinks));
 out:
 	jobd_csv_reader_free(r);
 	json_decref(header);
@@ -412,66 +419,21 @@ static bool add_ndjson(struct batch *b, const struct jobd_csv_record *rec,
 	return true;
 }
 
-static bool has_relations(const struct jobd_conf *conf, const char *coll)
+/* Writes the batch to every sink; 0 or a handler result. */
+static int flush(struct jobd_ctx *ctx, struct jobd_store *st,
+		 const struct spec *sp, const struct batch *b, int64_t offset,
+		 int64_t first, int64_t last)
 {
-	for (size_t i = 0; i < conf->relations_count; i++)
-		if (strcmp(conf->relations[i].source, coll) == 0)
-			return true;
-	return false;
-}
+	char key_base[64], lines[64];
 
-/* Writes the batch (retrying Redis); false when stopped meanwhile. */
-static bool flush(struct jobd_ctx *ctx, struct jobd_store *st,
-		  const struct spec *sp, struct batch *b, int64_t offset)
-{
-	const struct jobd_conf *conf = jobd_ctx_conf(ctx);
-	struct jobd_record *olds = NULL;
-	char **ids = NULL, key_base[64];
-	int64_t backoff = 0;
-	bool ok = true;
-
-	if (b->n == 0)
-		return true;
-	if (has_relations(conf, sp->collection)) {
-		ids = calloc(b->n, sizeof(*ids));
-		if (!ids)
-			abort();
-		for (size_t i = 0; i < b->n; i++)
-			ids[i] = b->recs[i].id;
-		while (jobd_records_get(st, sp->collection, ids, b->n, &olds) ==
-		       JOBD_STORE_ERR_REDIS)
-			if (!jobd_handlers_retry(ctx, st, &backoff)) {
-				ok = false;
-				goto out;
-			}
-	}
-	for (;;) {
-		int rc = jobd_records_put(st, sp->collection, b->recs, b->n,
-					  NULL, NULL);
-
-		if (rc == 0)
-			break;
-		if (rc != JOBD_STORE_ERR_REDIS) {
-			jobd_ctx_error(ctx,
-				       "cannot write %zu records to %s: redis "
-				       "refused them (see the jobd log)",
-				       b->n, sp->collection);
-			break;
-		}
-		if (!jobd_handlers_retry(ctx, st, &backoff)) {
-			ok = false;
-			goto out;
-		}
-	}
-	if (olds) {
-		snprintf(key_base, sizeof(key_base), "%" PRId64, offset);
-		ok = jobd_handlers_relations(ctx, st, sp->collection, olds,
-					     b->recs, b->n, key_base);
-	}
-out:
-	jobd_records_free(olds, olds ? b->n : 0);
-	free(ids);
-	return ok;
+	snprintf(key_base, sizeof(key_base), "%" PRId64, offset);
+	if (first == last)
+		snprintf(lines, sizeof(lines), "line %" PRId64, first);
+	else
+		snprintf(lines, sizeof(lines), "lines %" PRId64 "-%" PRId64,
+			 first, last);
+	return jobd_sinks_write(sp->sinks, ctx, st, b->recs, b->n, key_base,
+				lines);
 }
 
 static int chunk(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
@@ -483,10 +445,11 @@ static int chunk(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 	struct batch *b;
 	json_t *ck, *header = json_object_get(p, "header"), *nck;
 	int64_t offset, line, end, rows, done, imported, bad, flushed_at;
+	int64_t first = 0, last = 0; /* lines of the batch's rows */
 	int64_t pace = jobd_handlers_int(p, "pace_ms", 0);
 	size_t keycol = 0;
 	char why[512];
-	int fd, rc, ret = JOBD_HANDLER_DONE;
+	int fd, rc, fr, ret = JOBD_HANDLER_DONE;
 
 	end = jobd_handlers_int(p, "end", -1);
 	rows = jobd_handlers_int(p, "rows", 0);
@@ -553,6 +516,10 @@ static int chunk(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 				jobd_ctx_error(ctx, "line %" PRId64 ": %s",
 					       rec.line, why);
 				bad++;
+			} else {
+				if (first == 0)
+					first = rec.line;
+				last = rec.line;
 			}
 			done++;
 		}
@@ -560,12 +527,14 @@ static int chunk(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 		    b->bytes >= BATCH_BYTES ||
 		    done - flushed_at >= JOBD_HANDLERS_BATCH) {
 			offset = jobd_csv_reader_offset(r);
-			imported += (int64_t)b->n;
-			if (!flush(ctx, st, sp, b, offset)) {
-				ret = JOBD_HANDLER_STOPPED;
+			fr = flush(ctx, st, sp, b, offset, first, last);
+			if (fr != 0) {
+				ret = fr;
 				goto out;
 			}
+			imported += (int64_t)b->n;
 			batch_clear(b);
+			first = last = 0;
 			flushed_at = done;
 			nck = json_pack("{s:I, s:I, s:I, s:I, s:I}", "offset",
 					(json_int_t)offset, "line",
@@ -590,7 +559,7 @@ static int chunk(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 		     "import: chunk %" PRId64 ": %" PRId64 " rows, %" PRId64
 		     " imported into %s, %" PRId64 " bad",
 		     jobd_handlers_int(p, "chunk", 0), done, imported,
-		     sp->collection, bad);
+		     jobd_sinks_describe(sp->sinks), bad);
 out:
 	batch_clear(b);
 	free(b);
@@ -602,7 +571,7 @@ out:
 int jobd_handler_import(struct jobd_ctx *ctx)
 {
 	json_t *p = jobd_handlers_payload(ctx, "import");
-	struct spec sp;
+	struct spec sp = { 0 };
 	int ret;
 
 	if (!p)
@@ -613,6 +582,7 @@ int jobd_handler_import(struct jobd_ctx *ctx)
 		ret = chunk(ctx, p, &sp);
 	else
 		ret = split(ctx, p, &sp);
+	jobd_sinks_free(sp.sinks);
 	json_decref(p);
 	return ret;
 }
