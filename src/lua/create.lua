@@ -128,7 +128,7 @@ for i = 0, n - 1 do
 		end
 		local cls = class_of(parent, system)
 		for _, ik in ipairs(index_keys(cls, status, ty, run_by)) do
-			zset_later(ik, sid, id)
+			zset_later(ik, sid, sid) -- text: a number costs a %.17g format
 		end
 		count_add(status, 1)
 		if p then

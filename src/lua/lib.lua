@@ -519,7 +519,8 @@ local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
 		local old = overall(h)
 		local before = num(h.progress)
 		h.progress = progress
-		f[#f + 1] = 'progress'; f[#f + 1] = progress
+		f[#f + 1] = 'progress'
+		f[#f + 1] = progress == math.floor(progress) and I(progress) or progress
 		propagate_progress(h, old, overall(h))
 		if not quiet and math.floor(progress / 10) > math.floor(before / 10) then
 			joblog(h.id, 'info', h.attempt, 'progress ' .. math.floor(progress / 10) * 10 .. '%')
