@@ -5,9 +5,10 @@
  * Redis delays the monitor but nothing else of jobd.
  *
  * Every answer of the API is JSON. User input never causes a 5xx: ids,
- * filters, times, regexes and bodies are validated here first and refused
- * with a 4xx saying what was wrong; 503 means Redis is unreachable (the
- * store reconnects on the next call). The store is created lazily, so the
+ * filters, times, regexes and bodies are validated first (httpparse.c,
+ * which takes plain bytes so that it can be fuzzed) and refused with a
+ * 4xx saying what was wrong; 503 means Redis is unreachable (the store
+ * reconnects on the next call). The store is created lazily, so the
  * page loads and /metrics answers while Redis is down.
  *
  * Limits: a query of at most 8 KiB and a body of at most 1 MiB get a JSON
@@ -35,15 +36,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <regex.h>
-#include <sys/queue.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,6 +52,7 @@
 #include <unistd.h>
 
 #include "consumers/consumer.h"
+#include "httpparse.h"
 #include "job.h"
 #include "log.h"
 #include "page.h"
@@ -62,15 +61,9 @@
 #include "util.h"
 #include "worker.h"
 
-#define MAX_QUERY (8 * 1024)		   /* bytes of query string */
-#define MAX_BODY (1024 * 1024)		   /* bytes of request body */
-#define MAX_HEADERS (64 * 1024)		   /* evhttp's own limit */
-#define MAX_BODY_HARD (8 * 1024 * 1024)	   /* evhttp's own limit */
-#define MAX_IDS 10000			   /* ids of one operation */
-#define MAX_COUNT 10000			   /* jobs of one submit */
-#define MAX_REGEX 256			   /* bytes of a log regex */
-#define MAX_STATS_WINDOW (31 * 86400000LL) /* ms */
-#define STORE_TIMEOUT 3000		   /* ms per Redis call */
+#define MAX_HEADERS (64 * 1024)		/* evhttp's own limit */
+#define MAX_BODY_HARD (8 * 1024 * 1024) /* evhttp's own limit */
+#define STORE_TIMEOUT 3000		/* ms per Redis call */
 
 static const char page_csp[] =
 	"default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -104,9 +97,9 @@ struct jobd_http {
 struct req {
 	struct jobd_http *h;
 	struct evhttp_request *r;
-	char *path;		/* decoded path, owned */
-	struct evkeyvalq query; /* decoded parameters */
-	const char *actor;	/* who operates: user name, "admin", "http" */
+	char *path;			/* decoded path, owned */
+	struct jobd_httpparse_query qs; /* decoded parameters */
+	const char *actor; /* who operates: user name, "admin", "http" */
 	char actor_buf[80];
 	bool counted; /* already in h->requests */
 };
@@ -214,29 +207,10 @@ static void send_error(struct req *q, int code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	j = json_object();
-	/* Messages quote user input through quote(): always valid UTF-8. */
+	/* User input reaches messages through jobd_httpparse_quote() only:
+	 * printable ASCII, always valid UTF-8. */
 	json_object_set_new(j, "error", json_string(msg));
 	send_json(q, code, j);
-}
-
-/*
- * User input for a message: printable ASCII only, at most 60 bytes, so
- * the message stays valid UTF-8 and short. Returns BUF.
- */
-static const char *quote(const char *s, char *buf, size_t size)
-{
-	size_t n = 0;
-
-	for (; s && *s && n + 4 < size; s++) {
-		if (n >= 60) {
-			memcpy(buf + n, "...", 3);
-			n += 3;
-			break;
-		}
-		buf[n++] = *s >= 0x20 && *s < 0x7f ? *s : '?';
-	}
-	buf[n] = '\0';
-	return buf;
 }
 
 static void send_store_error(struct req *q, int rc)
@@ -265,172 +239,43 @@ static struct jobd_store *store(struct req *q)
 
 /* --- parameters ---------------------------------------------------------- */
 
-/* Refuses parameters not in ALLOWED (NULL-terminated) and repeated ones. */
-static bool check_params(struct req *q, const char *const *allowed)
+/* Answers a refusal of httpparse (RC < 0, the reason in ERR). */
+static void refuse(struct req *q, int rc, const char *err, int too_big)
 {
-	struct evkeyval *kv, *other;
-	char buf[80];
+	int code = rc == JOBD_HTTPPARSE_TOO_BIG ? too_big :
+		   rc == JOBD_HTTPPARSE_NOMEM	? 503 :
+						  400;
 
-	TAILQ_FOREACH(kv, &q->query, next)
-	{
-		bool ok = false;
-
-		for (size_t i = 0; allowed[i] && !ok; i++)
-			ok = strcmp(kv->key, allowed[i]) == 0;
-		if (!ok) {
-			char list[256] = "";
-
-			for (size_t i = 0; allowed[i]; i++) {
-				strncat(list, i ? ", " : "",
-					sizeof(list) - strlen(list) - 1);
-				strncat(list, allowed[i],
-					sizeof(list) - strlen(list) - 1);
-			}
-			send_error(q, 400, "unknown parameter \"%s\": %s%s",
-				   quote(kv->key, buf, sizeof(buf)),
-				   allowed[0] ? "use " : "this path takes none",
-				   list);
-			return false;
-		}
-		for (other = TAILQ_NEXT(kv, next); other;
-		     other = TAILQ_NEXT(other, next))
-			if (strcmp(kv->key, other->key) == 0) {
-				send_error(q, 400,
-					   "parameter \"%s\" given twice",
-					   kv->key);
-				return false;
-			}
-	}
-	return true;
+	send_error(q, code, "%s", err);
 }
 
-static const char *param(struct req *q, const char *name)
+/* For the paths that take no parameters. */
+static bool no_params(struct req *q)
 {
-	const char *v = evhttp_find_header(&q->query, name);
+	static const char *const none[] = { NULL };
+	char err[512];
+	int rc = jobd_httpparse_allowed(&q->qs, none, err, sizeof(err));
 
-	return v && *v ? v : NULL;
-}
-
-static bool param_bool(struct req *q, const char *name, bool *v)
-{
-	const char *s = param(q, name);
-	char buf[80];
-
-	*v = false;
-	if (!s)
-		return true;
-	if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes")) {
-		*v = true;
-		return true;
-	}
-	if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no"))
-		return true;
-	send_error(q, 400, "bad %s \"%s\": use 1 or 0", name,
-		   quote(s, buf, sizeof(buf)));
-	return false;
-}
-
-/* An integer parameter in [MIN, MAX]; *V unchanged when absent. */
-static bool param_int(struct req *q, const char *name, int64_t min, int64_t max,
-		      int64_t *v)
-{
-	const char *s = param(q, name);
-	char buf[80];
-	int64_t x;
-
-	if (!s)
-		return true;
-	if (jobd_util_parse_i64(s, &x) < 0 || x < min || x > max) {
-		send_error(q, 400,
-			   "bad %s \"%s\": use an integer from %lld to %lld",
-			   name, quote(s, buf, sizeof(buf)), (long long)min,
-			   (long long)max);
-		return false;
-	}
-	*v = x;
-	return true;
-}
-
-/*
- * A time parameter: an ISO time, or a duration meaning that long ago
- * ("10m"). *MS unchanged when absent.
- */
-static bool param_time(struct req *q, const char *name, int64_t *ms)
-{
-	const char *s = param(q, name);
-	char buf[80];
-	int64_t d;
-
-	if (!s)
-		return true;
-	if (jobd_conf_parse_duration(s, &d) == 0) {
-		*ms = jobd_util_now_ms() - d;
-		return true;
-	}
-	if (jobd_util_parse_iso(s, ms) == 0)
-		return true;
-	send_error(
-		q, 400,
-		"bad %s \"%s\": use an ISO time (2026-01-31T09:30:00Z) or a duration ago (90s, 10m, 2h, 7d)",
-		name, quote(s, buf, sizeof(buf)));
-	return false;
-}
-
-static bool known_type(struct req *q, const char *type)
-{
-	char buf[80];
-
-	if (!type || jobd_conf_type(q->h->conf, type))
-		return true;
-	send_error(q, 400, "unknown type \"%s\": see GET /api/types",
-		   quote(type, buf, sizeof(buf)));
-	return false;
-}
-
-/* "42" -> 42; refuses anything but a positive integer. */
-static bool parse_id(struct req *q, const char *s, int64_t *id)
-{
-	char buf[80];
-
-	if (jobd_util_parse_i64(s, id) == 0 && *id > 0 && s[0] != '+')
-		return true;
-	send_error(q, 400, "bad job id \"%s\": use a positive integer",
-		   quote(s, buf, sizeof(buf)));
-	return false;
+	if (rc)
+		refuse(q, rc, err, 400);
+	return rc == 0;
 }
 
 /* --- reading jobs ---------------------------------------------------------- */
 
 static void get_jobs(struct req *q)
 {
-	static const char *const allowed[] = { "status", "type", "run_by",
-					       "system", "all",	 "limit",
-					       "cursor", NULL };
-	struct jobd_filter f = { .limit = 50 };
+	struct jobd_filter f;
 	struct jobd_job_list list;
 	struct jobd_store *st;
-	int64_t limit = 50;
-	char buf[80];
+	char err[512];
 	int rc;
 
-	if (!check_params(q, allowed))
-		return;
-	f.status = param(q, "status");
-	f.type = param(q, "type");
-	f.run_by = param(q, "run_by");
-	if (f.status && jobd_status_parse(f.status) < 0) {
-		send_error(
-			q, 400,
-			"bad status \"%s\": use pending, in_progress, stopping, stopped, finished or canceled",
-			quote(f.status, buf, sizeof(buf)));
+	rc = jobd_httpparse_jobs(&q->qs, q->h->conf, &f, err, sizeof(err));
+	if (rc) {
+		refuse(q, rc, err, 400);
 		return;
 	}
-	if (!known_type(q, f.type) || !param_bool(q, "system", &f.system) ||
-	    !param_bool(q, "all", &f.all) ||
-	    !param_int(q, "limit", 1, 1000, &limit) ||
-	    !param_int(q, "cursor", 0, INT64_MAX, &f.cursor))
-		return;
-	f.limit = (size_t)limit;
 	if (!(st = store(q)))
 		return;
 	if ((rc = jobd_store_list(st, &f, &list)) < 0) {
@@ -443,13 +288,12 @@ static void get_jobs(struct req *q)
 
 static void get_job(struct req *q, int64_t id)
 {
-	static const char *const allowed[] = { NULL };
 	struct jobd_store *st;
 	struct jobd_job *job;
 	int64_t now;
 	int rc;
 
-	if (!check_params(q, allowed) || !(st = store(q)))
+	if (!no_params(q) || !(st = store(q)))
 		return;
 	rc = jobd_store_get(st, id, &job, &now);
 	if (rc == JOBD_STORE_ERR_NOTFOUND) {
@@ -466,17 +310,21 @@ static void get_job(struct req *q, int64_t id)
 
 static void get_children(struct req *q, int64_t id)
 {
-	static const char *const allowed[] = { "limit", "cursor", NULL };
 	struct jobd_job_list list;
 	struct jobd_store *st;
-	int64_t limit = 50, cursor = 0;
+	int64_t cursor;
+	size_t limit;
+	char err[512];
 	int rc;
 
-	if (!check_params(q, allowed) ||
-	    !param_int(q, "limit", 1, 1000, &limit) ||
-	    !param_int(q, "cursor", 0, INT64_MAX, &cursor) || !(st = store(q)))
+	rc = jobd_httpparse_children(&q->qs, &cursor, &limit, err, sizeof(err));
+	if (rc) {
+		refuse(q, rc, err, 400);
 		return;
-	rc = jobd_store_children(st, id, cursor, (size_t)limit, &list);
+	}
+	if (!(st = store(q)))
+		return;
+	rc = jobd_store_children(st, id, cursor, limit, &list);
 	if (rc == JOBD_STORE_ERR_NOTFOUND) {
 		send_error(q, 404, "job %lld not found", (long long)id);
 		return;
@@ -490,11 +338,6 @@ static void get_children(struct req *q, int64_t id)
 }
 
 /* --- logs ---------------------------------------------------------------- */
-
-static bool regex_match(const struct jobd_log_entry *e, void *arg)
-{
-	return regexec(arg, e->msg, 0, NULL, 0) == 0;
-}
 
 static json_t *logs_to_json(const struct jobd_log_result *res)
 {
@@ -536,81 +379,22 @@ static json_t *logs_to_json(const struct jobd_log_result *res)
 /* Logs of job ID, or of all jobs when ID is 0 (GET /api/logs). */
 static void get_logs(struct req *q, int64_t id)
 {
-	static const char *const allowed[] = { "level", "grep",	 "regex",
-					       "since", "until", "tree",
-					       "after", "limit", NULL };
-	static const char *const allowed_all[] = { "level", "grep",  "regex",
-						   "since", "until", "limit",
-						   NULL };
-	struct jobd_log_query lq = { .limit = 1000 };
+	struct jobd_httpparse_logs lp;
 	struct jobd_log_result res;
 	struct jobd_store *st;
-	const char *level, *re, *after;
-	int64_t limit = 1000;
-	regex_t rx;
-	bool have_rx = false;
-	char buf[80];
+	char err[512];
 	int rc;
 
-	if (!check_params(q, id ? allowed : allowed_all))
-		return;
-	if ((level = param(q, "level"))) {
-		lq.min_level = -1;
-		for (int i = 0; i < 4; i++)
-			if (strcmp(level, level_names[i]) == 0)
-				lq.min_level = i;
-		if (lq.min_level < 0) {
-			send_error(
-				q, 400,
-				"bad level \"%s\": use debug, info, warn or error",
-				quote(level, buf, sizeof(buf)));
-			return;
-		}
-	}
-	lq.grep = param(q, "grep");
-	if (!param_time(q, "since", &lq.since) ||
-	    !param_time(q, "until", &lq.until) ||
-	    !param_bool(q, "tree", &lq.tree) ||
-	    !param_int(q, "limit", 1, 1000, &limit))
-		return;
-	lq.limit = (size_t)limit;
-	if ((after = param(q, "after"))) {
-		size_t digits = strspn(after, "0123456789");
-
-		if (strlen(after) >= 32 || digits == 0 ||
-		    after[digits] != '-' || after[digits + 1] == '\0' ||
-		    strspn(after + digits + 1, "0123456789") !=
-			    strlen(after + digits + 1)) {
-			send_error(
-				q, 400,
-				"bad after \"%s\": use the id of a log entry (1764340000000-0)",
-				quote(after, buf, sizeof(buf)));
-			return;
-		}
-		lq.after = after;
-	}
-	if ((re = param(q, "regex"))) {
-		if (strlen(re) > MAX_REGEX) {
-			send_error(q, 400, "regex over %d bytes", MAX_REGEX);
-			return;
-		}
-		rc = regcomp(&rx, re, REG_EXTENDED | REG_ICASE | REG_NOSUB);
-		if (rc) {
-			char why[128];
-
-			regerror(rc, &rx, why, sizeof(why));
-			send_error(q, 400, "bad regex \"%s\": %s",
-				   quote(re, buf, sizeof(buf)), why);
-			return;
-		}
-		have_rx = true;
-		lq.match = regex_match;
-		lq.match_arg = &rx;
+	rc = jobd_httpparse_logs(&q->qs, id != 0, jobd_util_now_ms(), &lp, err,
+				 sizeof(err));
+	if (rc) {
+		refuse(q, rc, err, 400);
+		goto out;
 	}
 	if (!(st = store(q)))
-		goto out_free_rx;
-	rc = id ? jobd_store_logs(st, id, &lq, &res) :
-		  jobd_store_logs_all(st, &lq, &res);
+		goto out;
+	rc = id ? jobd_store_logs(st, id, &lp.lq, &res) :
+		  jobd_store_logs_all(st, &lp.lq, &res);
 	if (rc == JOBD_STORE_ERR_NOTFOUND)
 		send_error(q, 404, "job %lld not found", (long long)id);
 	else if (rc < 0)
@@ -619,33 +403,25 @@ static void get_logs(struct req *q, int64_t id)
 		send_json(q, 200, logs_to_json(&res));
 		jobd_log_result_release(&res);
 	}
-out_free_rx:
-	if (have_rx)
-		regfree(&rx);
+out:
+	jobd_httpparse_logs_release(&lp);
 }
 
 /* --- statistics, counts, types --------------------------------------------- */
 
 static void get_stats(struct req *q)
 {
-	static const char *const allowed[] = { "since", "type", NULL };
-	int64_t now = jobd_util_now_ms(), since = now - 3600000;
 	struct jobd_stats s;
 	struct jobd_store *st;
 	const char *type;
+	int64_t since;
+	char err[512];
 	int rc;
 
-	if (!check_params(q, allowed) || !param_time(q, "since", &since))
-		return;
-	type = param(q, "type");
-	if (!known_type(q, type))
-		return;
-	if (since >= now) {
-		send_error(q, 400, "since is in the future");
-		return;
-	}
-	if (now - since > MAX_STATS_WINDOW) {
-		send_error(q, 400, "since is more than 31d ago");
+	rc = jobd_httpparse_stats(&q->qs, q->h->conf, jobd_util_now_ms(),
+				  &since, &type, err, sizeof(err));
+	if (rc) {
+		refuse(q, rc, err, 400);
 		return;
 	}
 	if (!(st = store(q)))
@@ -660,13 +436,12 @@ static void get_stats(struct req *q)
 
 static void get_counts(struct req *q)
 {
-	static const char *const allowed[] = { NULL };
 	int64_t counts[JOBD_STATUS_COUNT];
 	struct jobd_store *st;
 	json_t *o;
 	int rc;
 
-	if (!check_params(q, allowed) || !(st = store(q)))
+	if (!no_params(q) || !(st = store(q)))
 		return;
 	if ((rc = jobd_store_counts(st, counts)) < 0) {
 		send_store_error(q, rc);
@@ -682,11 +457,10 @@ static void get_counts(struct req *q)
 /* The configured types and their policies, for the page's filters. */
 static void get_types(struct req *q)
 {
-	static const char *const allowed[] = { NULL };
 	const struct jobd_conf *conf = q->h->conf;
 	json_t *o, *a;
 
-	if (!check_params(q, allowed))
+	if (!no_params(q))
 		return;
 	o = json_object();
 	a = json_array();
@@ -712,135 +486,45 @@ static json_t *read_body(struct req *q)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
 	size_t len = evbuffer_get_length(in);
-	json_error_t e;
-	json_t *j;
+	json_t *body;
+	char err[512];
+	int rc;
 
-	if (len > MAX_BODY) {
-		send_error(q, 413, "body over 1 MiB (%zu bytes)", len);
+	/* Past the limit, pulling the body up would only copy it. */
+	rc = jobd_httpparse_body(len > JOBD_HTTPPARSE_MAX_BODY ?
+					 NULL :
+					 (const char *)evbuffer_pullup(in, -1),
+				 len, &body, err, sizeof(err));
+	if (rc) {
+		refuse(q, rc, err, 413);
 		return NULL;
 	}
-	if (len == 0) {
-		send_error(q, 400, "empty body: send a JSON object");
-		return NULL;
-	}
-	j = json_loadb((const char *)evbuffer_pullup(in, -1), len,
-		       JSON_REJECT_DUPLICATES, &e);
-	if (!j) {
-		send_error(q, 400, "invalid JSON body at byte %d: %s",
-			   e.position, e.text);
-		return NULL;
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		send_error(q, 400, "body must be a JSON object");
-		return NULL;
-	}
-	return j;
-}
-
-/* Refuses members of O not in ALLOWED (NULL-terminated). */
-static bool check_members(struct req *q, json_t *o, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-	char buf[80];
-
-	json_object_foreach(o, k, v)
-	{
-		bool ok = false;
-
-		for (size_t i = 0; allowed[i] && !ok; i++)
-			ok = strcmp(k, allowed[i]) == 0;
-		if (!ok) {
-			send_error(q, 400, "unknown member \"%s\" in the body",
-				   quote(k, buf, sizeof(buf)));
-			return false;
-		}
-	}
-	return true;
-}
-
-/* A member that must be a string (or null/absent when OPTIONAL). */
-static bool member_str(struct req *q, json_t *o, const char *name,
-		       bool optional, const char **v)
-{
-	json_t *m = json_object_get(o, name);
-
-	*v = NULL;
-	if ((!m || json_is_null(m)) && optional)
-		return true;
-	if (!json_is_string(m) || json_string_length(m) == 0 ||
-	    strlen(json_string_value(m)) != json_string_length(m)) {
-		send_error(q, 400, "\"%s\" must be a non-empty string%s", name,
-			   optional ? " or null" : "");
-		return false;
-	}
-	*v = json_string_value(m);
-	return true;
-}
-
-static bool member_int(struct req *q, json_t *o, const char *name, int64_t min,
-		       int64_t max, int64_t *v)
-{
-	json_t *m = json_object_get(o, name);
-
-	if (!m || json_is_null(m))
-		return true;
-	if (!json_is_integer(m) || json_integer_value(m) < min ||
-	    json_integer_value(m) > max) {
-		send_error(q, 400,
-			   "\"%s\" must be an integer from %lld to %lld", name,
-			   (long long)min, (long long)max);
-		return false;
-	}
-	*v = json_integer_value(m);
-	return true;
+	return body;
 }
 
 static void post_jobs(struct req *q)
 {
-	static const char *const allowed[] = { "type",	       "payload",
-					       "key",	       "run_by",
-					       "low_priority", "parent",
-					       "count",	       NULL };
-	struct jobd_spec spec = { 0 };
+	struct jobd_httpparse_submit sub;
 	struct jobd_spec *specs = NULL;
 	struct jobd_created *out = NULL;
 	char **keys = NULL;
-	char *payload = NULL;
-	json_t *body, *m, *ids, *existed, *res;
+	json_t *body, *ids, *existed, *res;
 	struct jobd_store *st;
-	int64_t n = 1;
+	int64_t n;
 	int rc, code = 201;
 	const char *refused = NULL;
+	char err[512];
 
 	if (!(body = read_body(q)))
 		return;
-	if (!check_members(q, body, allowed) ||
-	    !member_str(q, body, "type", false, &spec.type) ||
-	    !member_str(q, body, "key", true, &spec.key) ||
-	    !member_str(q, body, "run_by", true, &spec.run_by) ||
-	    !member_int(q, body, "parent", 1, INT64_MAX, &spec.parent) ||
-	    !member_int(q, body, "count", 1, MAX_COUNT, &n) ||
-	    !known_type(q, spec.type))
-		goto out_body;
-	m = json_object_get(body, "low_priority");
-	if (m && !json_is_null(m) && !json_is_boolean(m)) {
-		send_error(q, 400, "\"low_priority\" must be true or false");
+	rc = jobd_httpparse_submit(body, q->h->conf, &sub, err, sizeof(err));
+	if (rc) {
+		refuse(q, rc, err, 400);
 		goto out_body;
 	}
-	spec.low_priority = json_is_true(m);
-	m = json_object_get(body, "payload");
-	if (m && !json_is_null(m)) {
-		if (!json_is_object(m)) {
-			send_error(q, 400, "\"payload\" must be a JSON object");
-			goto out_body;
-		}
-		payload = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		spec.payload = payload;
-	}
-	if (!spec.run_by)
-		spec.run_by = q->actor;
+	n = sub.count;
+	if (!sub.spec.run_by)
+		sub.spec.run_by = q->actor;
 	if (!(st = store(q)))
 		goto out_body;
 	specs = calloc((size_t)n, sizeof(*specs));
@@ -851,10 +535,10 @@ static void post_jobs(struct req *q)
 		goto out_free;
 	}
 	for (int64_t i = 0; i < n; i++) {
-		specs[i] = spec;
+		specs[i] = sub.spec;
 		/* Like jobctl --count: key K names the jobs K-1, K-2, ... */
-		if (spec.key && n > 1) {
-			if (asprintf(&keys[i], "%s-%lld", spec.key,
+		if (sub.spec.key && n > 1) {
+			if (asprintf(&keys[i], "%s-%lld", sub.spec.key,
 				     (long long)i + 1) < 0) {
 				keys[i] = NULL;
 				send_error(q, 503, "out of memory");
@@ -892,62 +576,45 @@ out_free:
 	free(specs);
 	free(out);
 out_body:
-	free(payload);
+	jobd_httpparse_submit_release(&sub);
 	json_decref(body);
 }
 
 static void post_ops(struct req *q)
 {
-	static const char *const allowed[] = { "op", "ids", NULL };
 	struct jobd_op_result *out = NULL;
 	int64_t *ids = NULL;
 	struct jobd_store *st;
 	const char *name;
-	json_t *body, *a, *v, *res, *results;
+	json_t *body, *res, *results;
 	size_t n, i;
-	char buf[80];
+	char buf[80], err[512];
 	int op, rc;
 
 	if (!(body = read_body(q)))
 		return;
-	if (!check_members(q, body, allowed) ||
-	    !member_str(q, body, "op", false, &name))
+	if ((rc = jobd_httpparse_op(body, &name, err, sizeof(err)))) {
+		refuse(q, rc, err, 400);
 		goto out_body;
+	}
 	if ((op = jobd_op_parse(name)) < 0) {
 		send_error(
 			q, 400,
 			"unknown op \"%s\": use stop, resume, force-stop, cancel, restart, low-priority or low-priority-off",
-			quote(name, buf, sizeof(buf)));
+			jobd_httpparse_quote(name, buf, sizeof(buf)));
 		goto out_body;
 	}
-	a = json_object_get(body, "ids");
-	if (!json_is_array(a) || json_array_size(a) == 0 ||
-	    json_array_size(a) > MAX_IDS) {
-		send_error(q, 400,
-			   "\"ids\" must be an array of 1 to %d job ids",
-			   MAX_IDS);
+	if ((rc = jobd_httpparse_ids(body, &ids, &n, err, sizeof(err)))) {
+		refuse(q, rc, err, 400);
 		goto out_body;
-	}
-	n = json_array_size(a);
-	json_array_foreach(a, i, v)
-	{
-		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-			send_error(
-				q, 400,
-				"bad job id at ids[%zu]: use a positive integer",
-				i);
-			goto out_body;
-		}
 	}
 	if (!(st = store(q)))
-		goto out_body;
-	ids = calloc(n, sizeof(*ids));
+		goto out_free;
 	out = calloc(n, sizeof(*out));
-	if (!ids || !out) {
+	if (!out) {
 		send_error(q, 503, "out of memory for %zu ids", n);
 		goto out_free;
 	}
-	json_array_foreach(a, i, v) ids[i] = json_integer_value(v);
 	if ((rc = jobd_store_op(st, (enum jobd_op)op, q->actor, ids, n, out)) <
 	    0) {
 		send_store_error(q, rc);
@@ -1070,7 +737,6 @@ void jobd_http_set_sources(struct jobd_http *h, struct jobd_workers *w,
 
 static void get_metrics(struct req *q)
 {
-	static const char *const allowed[] = { NULL };
 	struct evbuffer *b;
 	struct jobd_store *st;
 	int64_t counts[JOBD_STATUS_COUNT];
@@ -1081,7 +747,7 @@ static void get_metrics(struct req *q)
 	int64_t since = now - now % 86400000 - 3600000;
 	bool up;
 
-	if (!check_params(q, allowed))
+	if (!no_params(q))
 		return;
 	if (now - since <= 6 * 3600000LL)
 		since = now - 7 * 3600000LL; /* hourly rollups */
@@ -1419,7 +1085,8 @@ static void route(struct req *q)
 		return;
 	}
 	if (job_path(q->path, &id_s, &idlen, &rest)) {
-		char idbuf[32];
+		char err[512];
+		int rc;
 
 		if (strcmp(rest, "") != 0 && strcmp(rest, "/children") != 0 &&
 		    strcmp(rest, "/logs") != 0) {
@@ -1430,12 +1097,9 @@ static void route(struct req *q)
 			method_not_allowed(q, "GET, HEAD");
 			return;
 		}
-		snprintf(idbuf, sizeof(idbuf), "%.*s", (int)idlen, id_s);
-		if (idlen >= sizeof(idbuf) || !parse_id(q, idbuf, &id)) {
-			if (idlen >= sizeof(idbuf))
-				send_error(
-					q, 400,
-					"bad job id: use a positive integer");
+		if ((rc = jobd_httpparse_id(id_s, idlen, &id, err,
+					    sizeof(err)))) {
+			refuse(q, rc, err, 400);
 			return;
 		}
 		if (!*rest)
@@ -1484,25 +1148,24 @@ static void handle(struct evhttp_request *r, void *arg)
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
 	size_t len = 0;
+	char err[512];
+	int rc;
 
-	TAILQ_INIT(&q.query);
 	q.path = evhttp_uridecode(raw && *raw ? raw : "/", 0, &len);
 	if (!q.path || strlen(q.path) != len) {
 		send_error(&q, 400, "bad path");
 		goto out;
 	}
-	if (query && strlen(query) > MAX_QUERY) {
-		send_error(&q, 414, "query over 8 KiB (%zu bytes)",
-			   strlen(query));
-		goto out;
-	}
-	if (query && evhttp_parse_query_str(query, &q.query) < 0) {
-		send_error(&q, 400, "bad query string");
+	rc = jobd_httpparse_query_init(&q.qs, query ? query : "",
+				       query ? strlen(query) : 0, err,
+				       sizeof(err));
+	if (rc) {
+		refuse(&q, rc, err, 414);
 		goto out;
 	}
 	route(&q);
 out:
-	evhttp_clear_headers(&q.query);
+	jobd_httpparse_query_release(&q.qs);
 	free(q.path);
 }
 

@@ -144,13 +144,6 @@ bool jobd_records_valid_collection(const char *name)
 		      "0123456789_.-") == len;
 }
 
-bool jobd_records_valid_id(const char *id)
-{
-	size_t len = id ? strlen(id) : 0;
-
-	return len > 0 && len <= JOBD_RECORDS_ID_MAX;
-}
-
 /* Reads N replies; a Redis error reply among them fails the call. */
 static int read_replies(struct jobd_store *st, size_t n, redisReply ***out)
 {

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store.h"
 
@@ -48,7 +49,12 @@ struct jobd_record {
 bool jobd_records_valid_collection(const char *name);
 
 /* Whether ID can be a record id: 1-JOBD_RECORDS_ID_MAX bytes, no NUL. */
-bool jobd_records_valid_id(const char *id);
+static inline bool jobd_records_valid_id(const char *id)
+{
+	size_t len = id ? strlen(id) : 0;
+
+	return len > 0 && len <= JOBD_RECORDS_ID_MAX;
+}
 
 /*
  * Replaces N records (borrowed) of collection COLL: each record's hash is

@@ -33,6 +33,7 @@
 
 #include "csv.h"
 #include "handlers/common.h"
+#include "ndjson.h"
 #include "exec.h"
 
 struct batch_run {
@@ -67,7 +68,7 @@ static bool update_line(void *arg, const char *line, size_t len)
 		json_decref(obj);
 		return true;
 	}
-	id = jobd_handlers_field_text(json_object_get(obj, "id"));
+	id = jobd_json_text(json_object_get(obj, "id"));
 	ids[0] = id;
 	while (jobd_records_get(br->st, br->coll, ids, 1, &olds) ==
 	       JOBD_STORE_ERR_REDIS)
@@ -90,7 +91,7 @@ static bool update_line(void *arg, const char *line, size_t len)
 
 		if (strcmp(key, "id") == 0)
 			continue;
-		vals[0] = jobd_handlers_field_text(v);
+		vals[0] = jobd_json_text(v);
 		while (jobd_records_set_field(br->st, br->coll, ids, vals, 1,
 					      key,
 					      NULL) == JOBD_STORE_ERR_REDIS)
@@ -344,7 +345,7 @@ int jobd_handler_action(struct jobd_ctx *ctx)
 			abort();
 		json_array_foreach(list, i, v)
 		{
-			char *id = jobd_handlers_field_text(v);
+			char *id = jobd_json_text(v);
 
 			if (!jobd_records_valid_id(id)) {
 				jobd_ctx_error(ctx, "ids[%zu]: not a record id",

@@ -359,22 +359,6 @@ int64_t jobd_handlers_int(const json_t *obj, const char *key, int64_t def)
 	return def;
 }
 
-char *jobd_handlers_field_text(const json_t *v)
-{
-	char *s;
-
-	if (json_is_string(v))
-		s = strndup(json_string_value(v), json_string_length(v));
-	else if (!v || json_is_null(v))
-		s = strdup("");
-	else
-		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
-					  JSON_PRESERVE_ORDER);
-	if (!s)
-		abort();
-	return s;
-}
-
 int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 			const json_t *payload)
 {

@@ -91,12 +91,6 @@ const char *jobd_handlers_str(const json_t *obj, const char *key,
 /* OBJ[KEY] as an integer, DEF when absent or not a number. */
 int64_t jobd_handlers_int(const json_t *obj, const char *key, int64_t def);
 
-/*
- * The text a JSON value is stored as in a record field: a string as is,
- * null as "", anything else as compact JSON. Caller frees.
- */
-char *jobd_handlers_field_text(const json_t *v);
-
 /* Spawns a child with a payload object (borrowed); jobd_ctx_spawn's codes. */
 int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 			const json_t *payload);

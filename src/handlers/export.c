@@ -56,6 +56,7 @@
 
 #include "csv.h"
 #include "handlers/common.h"
+#include "ndjson.h"
 #include "handlers/sink.h"
 #include "kafka.h"
 
@@ -295,7 +296,7 @@ static bool message_record(const struct jobd_kafka_message *m,
 	}
 	v = json_object_get(obj, "id");
 	if (json_is_string(v) || json_is_integer(v))
-		rec->id = jobd_handlers_field_text(v);
+		rec->id = jobd_json_text(v);
 	else if (m->key && m->key_len > 0)
 		rec->id = strndup(m->key, m->key_len);
 	if (!rec->id || !jobd_records_valid_id(rec->id)) {
@@ -316,7 +317,7 @@ static bool message_record(const struct jobd_kafka_message *m,
 		if (strcmp(name, "id") == 0)
 			continue;
 		rec->fields[i].name = strdup(name);
-		rec->fields[i].value = jobd_handlers_field_text(v);
+		rec->fields[i].value = jobd_json_text(v);
 		if (!rec->fields[i].name)
 			abort();
 		i++;

@@ -46,6 +46,7 @@
 
 #include "csv.h"
 #include "handlers/common.h"
+#include "ndjson.h"
 #include "handlers/sink.h"
 
 #define BATCH_BYTES (8 << 20) /* flush a batch past this much row data */
@@ -369,53 +370,10 @@ static bool add_csv(struct batch *b, const struct jobd_csv_record *rec,
 static bool add_ndjson(struct batch *b, const struct jobd_csv_record *rec,
 		       const char *key, char *why, size_t why_size)
 {
-	struct jobd_record *out;
-	json_error_t e;
-	json_t *obj, *idv, *v;
-	const char *name;
-	char *id;
-	size_t i = 0;
-
-	obj = json_loadb(rec->fields[0], rec->lens[0], 0, &e);
-	if (!obj) {
-		snprintf(why, why_size, "invalid JSON at column %d: %s",
-			 e.column, e.text);
+	if (!jobd_ndjson_record(rec->fields[0], rec->lens[0], key,
+				&b->recs[b->n], &b->bytes, why, why_size))
 		return false;
-	}
-	if (!json_is_object(obj)) {
-		snprintf(why, why_size, "not a JSON object");
-		json_decref(obj);
-		return false;
-	}
-	idv = json_object_get(obj, key);
-	if (!json_is_string(idv) && !json_is_integer(idv)) {
-		snprintf(why, why_size,
-			 "no \"%s\" string or integer for the record id", key);
-		json_decref(obj);
-		return false;
-	}
-	id = jobd_handlers_field_text(idv);
-	if (!jobd_records_valid_id(id)) {
-		snprintf(why, why_size, "%s id in \"%s\"",
-			 *id ? "too long an" : "empty", key);
-		free(id);
-		json_decref(obj);
-		return false;
-	}
-	out = &b->recs[b->n++];
-	out->id = id;
-	out->n = json_object_size(obj);
-	out->fields = calloc(out->n ? out->n : 1, sizeof(*out->fields));
-	if (!out->fields)
-		abort();
-	json_object_foreach(obj, name, v)
-	{
-		out->fields[i].name = xstrndup(name, strlen(name));
-		out->fields[i].value = jobd_handlers_field_text(v);
-		b->bytes += strlen(name) + strlen(out->fields[i].value);
-		i++;
-	}
-	json_decref(obj);
+	b->n++;
 	return true;
 }
 

@@ -33,6 +33,8 @@ sources_of() {
 	codec) echo "src/codec.c src/util.c src/log.c" ;;
 	execproto) echo "src/execproto.c src/codec.c src/util.c src/log.c" ;;
 	csv) echo "src/csv.c src/codec.c src/util.c src/log.c" ;;
+	http) echo "src/httpparse.c src/conf.c src/job.c src/util.c src/log.c" ;;
+	ndjson) echo "src/ndjson.c src/csv.c src/codec.c src/util.c src/log.c" ;;
 	*) return 1 ;;
 	esac
 }
@@ -40,7 +42,8 @@ sources_of() {
 # pkg-config modules each target needs; "msgpack" falls back to msgpack-c.
 packages_of() {
 	case $1 in
-	codec | execproto | csv) echo "jansson msgpack" ;;
+	codec | execproto | csv | ndjson) echo "jansson msgpack" ;;
+	http) echo "jansson" ;;
 	*) echo "" ;;
 	esac
 }

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# tests/sasl.sh: Kafka SASL/PLAIN against a real broker (issue 8, security).
+#
+# Starts its own Apache Kafka broker with a SASL_PLAINTEXT listener
+# (scripts/kafka start DIR --sasl USER:PASSWORD) and a private Redis, then:
+#   1. jobd with the right login through kafka.* properties (consume and
+#      stats roles): a message sent by `jobctl send` over SASL becomes a
+#      job, and the stats producer publishes closed minutes on jobs.stats;
+#   2. jobctl and jobd with a wrong password: jobctl send fails naming the
+#      authentication failure, jobd logs it, and no job is made.
+# Bounded: about 20 s for the broker, 30-40 s in all. Skips (77) without
+# java, kcat or the broker jars unless CI=true; fails when librdkafka was
+# built without SASL/PLAIN, saying so.
+set -euo pipefail
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+
+user=jobd-sasl
+password=s3cret-$RANDOM
+
+command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found"
+command -v java >/dev/null 2>&1 || skip_or_fail "java not found (scripts/bootstrap)"
+# The library jobd links decides; kcat links the same librdkafka here.
+features=$(kcat -V 2>&1 | sed -n 's/.*builtin\.features=\([^)]*\).*/\1/p')
+case ",$features," in
+*,sasl_plain,*) ;;
+*) fail "librdkafka was built without SASL/PLAIN (builtin.features: ${features:-unknown}): Kafka SASL cannot work" ;;
+esac
+
+start_redis
+work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-sasl.XXXXXX")
+# Cleanups run last registered first: this one after the broker's stop.
+on_exit "rm -rf '$work'"
+
+broker=$("$top_srcdir/scripts/kafka" start "$work/kafka" \
+	--sasl "$user:$password" 2>"$work/kafka.log") ||
+	skip_or_fail "cannot start a SASL Kafka broker with scripts/kafka: $(tail -n 3 "$work/kafka.log")"
+on_exit "'$top_srcdir/scripts/kafka' stop '$work/kafka'"
+plain=$(cat "$work/kafka/address")
+echo "# SASL broker at $broker (plaintext $plain)"
+
+# write_conf FILE PASSWORD
+write_conf() {
+	cat >"$1" <<EOF
+[redis]
+address = $JOBD_REDIS
+[kafka]
+brokers = $broker
+group = jobd-sasl
+kafka.security.protocol = SASL_PLAINTEXT
+kafka.sasl.mechanism = PLAIN
+kafka.sasl.username = $user
+kafka.sasl.password = $2
+# the topics appear with the first message: see them soon
+kafka.topic.metadata.refresh.interval.ms = 1000
+[engine]
+roles = consume,stats
+EOF
+}
+
+jobs() {
+	rcli --scan --pattern "jobd:job:*" | grep -cE ':job:[0-9]+$' || true
+}
+
+# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1)) what=$2
+	shift 2
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || fail "$what (after ${deadline}s)"
+		sleep 0.5
+	done
+}
+
+# --- the right password ---------------------------------------------------------
+
+write_conf "$work/good.conf" "$password"
+# Publish from three minutes back: closed minutes (zeros count) go out at
+# once instead of at the end of this one (docs/statistics.md, "Limits").
+now_ms=$(($(date +%s) * 1000))
+rcli set jobd:stats:published $((now_ms - now_ms % 60000 - 180000)) >/dev/null
+
+"$top_builddir/src/jobd" -c "$work/good.conf" >"$work/good.log" 2>&1 &
+jobd_pid=$!
+on_exit "kill -KILL $jobd_pid 2>/dev/null"
+
+jobctl -c "$work/good.conf" send jobs.events \
+	'{"id":"s1","service":"crm","event":"order.created","data":{"n":1},"run_by":"ann"}' ||
+	fail "jobctl send over SASL failed"
+
+job_made() { [ -n "$(rcli get jobd:key:jobs.events:s1)" ]; }
+wait_for 40 "no job from the message sent over SASL (log: $(tail -n 5 "$work/good.log"))" job_made
+id=$(rcli get jobd:key:jobs.events:s1)
+assert_eq event "$(rcli hget "jobd:job:$id" type)" "the job's type"
+assert_eq ann "$(rcli hget "jobd:job:$id" run_by)" "the job's run_by"
+assert_eq "jobs.events/0@0" "$(rcli hget "jobd:job:$id" source)" "the job's source"
+
+sasl_read() { # TOPIC PASSWORD: the topic's messages, read over SASL
+	timeout 20 kcat -b "$broker" -X security.protocol=SASL_PLAINTEXT \
+		-X sasl.mechanisms=PLAIN -X "sasl.username=$user" \
+		-X "sasl.password=$2" -t "$1" -C -e -q -f '%k %s\n' 2>/dev/null
+}
+stats_published() { [ "$(sasl_read jobs.stats "$password" | grep -c '"minute"')" -ge 2 ]; }
+wait_for 30 "the stats producer published nothing over SASL (log: $(tail -n 5 "$work/good.log"))" stats_published
+echo "# job $id made, $(sasl_read jobs.stats "$password" | grep -c '"minute"') minutes published over SASL"
+
+kill -TERM "$jobd_pid"
+wait "$jobd_pid" || fail "jobd exited with $? at SIGTERM (log: $work/good.log)"
+if grep -qi 'authentication' "$work/good.log"; then
+	fail "authentication errors with the right password: $(grep -i authentication "$work/good.log" | head -n 3)"
+fi
+
+# --- a wrong password ----------------------------------------------------------
+
+write_conf "$work/bad.conf" "wrong-$password"
+before=$(jobs)
+err=$(jobctl -c "$work/bad.conf" send jobs.events \
+	'{"id":"s2","service":"crm","event":"order.created"}' 2>&1 >/dev/null) &&
+	fail "jobctl send with a wrong password succeeded"
+assert_contains "$err" "cannot send to jobs.events" "jobctl's message"
+assert_contains "$err" "Authentication failed" "jobctl names the failure"
+
+# The message reaches the topic by the plaintext listener; jobd, with the
+# wrong password, must not make a job of it.
+printf '{"id":"s3","service":"crm","event":"order.created"}' >"$work/s3"
+kcat -b "$plain" -t jobs.events -P "$work/s3" || fail "kcat cannot produce s3"
+"$top_builddir/src/jobd" -c "$work/bad.conf" >"$work/bad.log" 2>&1 &
+jobd_pid=$!
+on_exit "kill -KILL $jobd_pid 2>/dev/null"
+refused() { grep -q 'SASL authentication error: Authentication failed' "$work/bad.log"; }
+wait_for 20 "jobd logged no authentication failure (log: $(tail -n 5 "$work/bad.log"))" refused
+sleep 3
+assert_eq "$before" "$(jobs)" "jobs after jobd ran with a wrong password"
+[ -z "$(rcli get jobd:key:jobs.events:s3)" ] || fail "a job made for s3 with a wrong password"
+kill -TERM "$jobd_pid"
+wait "$jobd_pid" 2>/dev/null || true
+echo "# wrong password: $(grep -m1 'SASL authentication error' "$work/bad.log")"
+echo "PASS: sasl"
