@@ -897,6 +897,9 @@ START_TEST(test_conf_incomplete_sections_refused)
 	ck_assert_str_eq(refuse("[action.reindex]\nbatch = 5\n"),
 			 "t.conf:1: [action.reindex] has no command: add "
 			 "command = /path/to/program args");
+	ck_assert_str_eq(refuse("[sink.loader]\n"),
+			 "t.conf:1: [sink.loader] has no command: add "
+			 "command = /path/to/program args");
 	ck_assert_str_eq(refuse("[relation.r]\nsource = a\nlabel = b\n"
 				"target = c\nref_field = d\n"),
 			 "t.conf:1: [relation.r] has no copy_field: a "
@@ -927,6 +930,16 @@ START_TEST(test_conf_actions_and_relations)
 	ck_assert_str_eq(conf->relations[0].target, "orders");
 	ck_assert_str_eq(conf->relations[0].ref_field, "customer_id");
 	ck_assert_str_eq(conf->relations[0].copy_field, "customer_name");
+	jobd_conf_free(conf);
+
+	/* Import sinks: a command receiving batches of records. */
+	conf = parse("[sink.crm]\ncommand = /opt/crm/load --dry\n"
+		     "[sink.crm]\ncommand = /opt/crm/load\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_uint_eq(conf->sinks_count, 1);
+	ck_assert_str_eq(conf->sinks[0].name, "crm");
+	ck_assert_str_eq(conf->sinks[0].command[0], "/opt/crm/load");
+	ck_assert_ptr_null(conf->sinks[0].command[1]);
 	jobd_conf_free(conf);
 }
 END_TEST
