@@ -4,7 +4,10 @@
  * (jobd_store_create); "run N" claims and finishes them in batches
  * (jobd_store_claim, jobd_store_finish with outcome done) until N jobs are
  * finished. Prints the wall time of the phase; bench/store measures the
- * Redis CPU around each phase. JOBD_REDIS names the server.
+ * Redis CPU around each phase. JOBD_REDIS names the server;
+ * JOBD_BENCH_BATCH sets BATCH (1-200, default 200: the engine's claims
+ * under light load are far smaller). Keys carry the process id, so a
+ * second "create" into the same Redis makes new jobs.
  */
 #include "config.h"
 
@@ -15,22 +18,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define BATCH 200
+#define BATCH_MAX 200
+
+static size_t batch = BATCH_MAX;
 
 static int create_jobs(struct jobd_store *st, long n)
 {
-	struct jobd_spec specs[BATCH];
-	struct jobd_created out[BATCH];
-	char keys[BATCH][32];
+	struct jobd_spec specs[BATCH_MAX];
+	struct jobd_created out[BATCH_MAX];
+	char keys[BATCH_MAX][48];
 	static long seq;
 
 	for (long done = 0; done < n;) {
-		size_t k = n - done < BATCH ? (size_t)(n - done) : BATCH;
+		size_t k = n - done < (long)batch ? (size_t)(n - done) : batch;
 
 		for (size_t i = 0; i < k; i++) {
 			/* Every create carries a key, as the consumers do. */
-			snprintf(keys[i], sizeof(keys[i]), "bench-%ld", ++seq);
+			snprintf(keys[i], sizeof(keys[i]), "bench-%ld-%ld",
+				 (long)getpid(), ++seq);
 			specs[i] = (struct jobd_spec){ .type = "noop",
 						       .key = keys[i] };
 		}
@@ -52,8 +59,8 @@ static int create_jobs(struct jobd_store *st, long n)
 
 static int run_jobs(struct jobd_store *st, long n)
 {
-	struct jobd_report rep[BATCH];
-	enum jobd_result res[BATCH];
+	struct jobd_report rep[BATCH_MAX];
+	enum jobd_result res[BATCH_MAX];
 	long finished = 0;
 	int64_t claim_ms = 0, finish_ms = 0, t;
 
@@ -62,8 +69,8 @@ static int run_jobs(struct jobd_store *st, long n)
 		size_t k;
 
 		t = jobd_util_mono_ms();
-		if (jobd_store_claim(st, "bench-1", BATCH, 0, 60000, &cl, &k) <
-		    0) {
+		if (jobd_store_claim(st, "bench-1", (int)batch, 0, 60000, &cl,
+				     &k) < 0) {
 			fprintf(stderr, "store_bench: claim: %s\n",
 				jobd_store_errstr(st));
 			return -1;
@@ -120,6 +127,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	n = atol(argv[2]);
+	if (getenv("JOBD_BENCH_BATCH")) {
+		long b = atol(getenv("JOBD_BENCH_BATCH"));
+
+		if (b < 1 || b > BATCH_MAX) {
+			fprintf(stderr,
+				"store_bench: JOBD_BENCH_BATCH must be "
+				"1-%d\n",
+				BATCH_MAX);
+			return 2;
+		}
+		batch = (size_t)b;
+	}
 	conf = jobd_conf_load(NULL, err, sizeof(err));
 	if (!conf) {
 		fprintf(stderr, "store_bench: %s\n", err);
@@ -130,6 +149,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "store_bench: %s\n", err);
 		return 3;
 	}
+	/* Generous: under callgrind (bench/store-instr) a call is slow. */
+	jobd_store_set_timeout(st, 600000);
 	t0 = jobd_util_mono_ms();
 	rc = strcmp(argv[1], "create") == 0 ? create_jobs(st, n) :
 					      run_jobs(st, n);
