@@ -218,4 +218,54 @@ kill -TERM "$jobd_pid"
 rc=0
 wait "$jobd_pid" || rc=$?
 assert_eq 0 "$rc" "jobd exit status after SIGTERM"
+
+# --- 6. the broker away while an import publishes -----------------------------------
+# The embedded broker now lives in its own jobd (stats role), frozen with
+# SIGSTOP for 7 s mid-import; deliveries time out after 2 s, so the sink
+# retries. The import waits the outage out and every row arrives.
+rcli del jobd:broker >/dev/null
+cat >"$dir/eb.conf" <<CONF
+[engine]
+roles = stats
+instance = eb
+CONF
+cat >"$dir/w.conf" <<CONF
+[engine]
+roles = work
+instance = w
+workers = 4
+lease = 3s
+heartbeat = 300ms
+data_dir = $data
+[kafka]
+kafka.message.timeout.ms = 2000
+[type.import]
+chunk_size = 1000
+CONF
+"$jobd_bin" -c "$dir/eb.conf" 2>"$dir/eb.log" &
+eb_pid=$!
+on_exit "kill -CONT $eb_pid 2>/dev/null; kill -9 $eb_pid 2>/dev/null || true"
+for ((i = 0; i < 200; i++)); do
+	broker=$(rcli get jobd:broker)
+	[ -n "$broker" ] && break
+	sleep 0.05
+done
+[ -n "$broker" ] || fail "no embedded broker in the stats instance: $(cat "$dir/eb.log")"
+JOBD_CONFIG=$dir/w.conf "$jobd_bin" -c "$dir/w.conf" 2>"$dir/w.log" &
+w_pid=$!
+on_exit "kill -9 $w_pid 2>/dev/null || true"
+id=$(JOBD_CONFIG=$dir/w.conf jobctl submit import --payload \
+	'{"file":"contacts.csv","sink":{"topic":"crm.outage"},"pace_ms":700}') ||
+	fail "cannot submit the import"
+JOBD_CONFIG=$dir/w.conf wait_for "$id" '.children.total > 0' 30
+kill -STOP "$eb_pid"
+sleep 7
+kill -CONT "$eb_pid"
+JOBD_CONFIG=$dir/w.conf wait_for "$id" '.status == "finished"' 120
+assert_eq false "$(JOBD_CONFIG=$dir/w.conf field "$id" finished_with_errors)" "import through the outage: no errors"
+assert_contains "$(JOBD_CONFIG=$dir/w.conf tree_logs "$id")" "cannot publish the records of" "the sink retried"
+assert_eq 2500 "$(consume crm.outage | cut -f1 | sort -u | wc -l)" "every row published through the outage"
+kill -TERM "$w_pid" "$eb_pid"
+wait "$w_pid" || fail "worker exit status $?"
+wait "$eb_pid" || fail "broker instance exit status $?"
 echo "PASS: records_kafka"

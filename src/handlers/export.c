@@ -61,8 +61,9 @@
 #include "kafka.h"
 
 #define COLUMNS_MAX 10000   /* distinct field names of a union */
-#define TOPIC_TRIES 3	    /* reads of a page before failing */
-#define TOPIC_RETRY_MS 1000 /* first pause between them, doubled */
+#define TOPIC_TRIES 3	    /* tries of the start (bounds) before failing */
+#define TOPIC_RETRY_MS 1000 /* first pause between tries, doubled */
+#define TOPIC_RETRY_MAX_MS 30000
 #define TOPIC_WAIT_MS 10000 /* for a message or a broker answer */
 #define BROKERS_MAX 1024    /* bytes of a bootstrap list */
 
@@ -430,23 +431,19 @@ static int read_page(struct jobd_ctx *ctx, struct jobd_store *st, struct run *r,
 			r->done = done;
 			jobd_kafka_reader_free(r->kr);
 			r->kr = NULL;
-			if (try == TOPIC_TRIES) {
-				json_decref(next);
-				return jobd_ctx_fail(
-					ctx,
-					"export: cannot read topic "
-					"%s (%d tries): %s",
-					r->topic, try, why);
-			}
+			/* The topic was there at the start: a broker away
+			 * is waited for, as the consumers do. */
 			jobd_ctx_log(ctx, JOBD_LOG_WARN,
-				     "export: cannot read topic %s (try %d of "
-				     "%d, again in %" PRId64 " ms): %s",
-				     r->topic, try, TOPIC_TRIES, pause, why);
+				     "export: cannot read topic %s (try %d, "
+				     "again in %" PRId64 " ms): %s",
+				     r->topic, try, pause, why);
 			if (!jobd_ctx_sleep(ctx, pause)) {
 				json_decref(next);
 				return JOBD_HANDLER_STOPPED;
 			}
-			pause *= 2;
+			pause = pause * 2 > TOPIC_RETRY_MAX_MS ?
+					TOPIC_RETRY_MAX_MS :
+					pause * 2;
 		}
 		json_decref(next);
 		for (size_t p = 0; p < json_array_size(r->ends); p++)

@@ -12,8 +12,9 @@
  *   value), the value {"id", fields...}. The batch is produced with the
  *   idempotent producer and every delivery report awaited; a failed
  *   delivery retries the whole batch with a new producer (the brokers are
- *   resolved again: the embedded broker may have moved) up to
- *   TOPIC_TRIES times, then fails the job. Delivery is at-least-once: a
+ *   resolved again: the embedded broker may have moved) after a pause
+ *   that doubles up to 30 s, for as long as it takes or until the job is
+ *   stopped. Delivery is at-least-once: a
  *   batch repeated after a crash, a failure or a retry is published again,
  *   so readers see duplicates keyed by the same id. Rejected: Kafka
  *   transactions with offsets in the checkpoint (needs a transactional id
@@ -38,9 +39,9 @@
 #include "handlers/common.h"
 #include "kafka.h"
 
-#define TOPIC_TRIES 3	    /* deliveries of one batch before failing */
-#define TOPIC_RETRY_MS 1000 /* first pause between them, doubled */
-#define BROKERS_MAX 1024    /* bytes of a bootstrap list */
+#define TOPIC_RETRY_MS 1000	 /* first pause between deliveries, doubled */
+#define TOPIC_RETRY_MAX_MS 30000 /* up to this */
+#define BROKERS_MAX 1024	 /* bytes of a bootstrap list */
 
 enum sink_kind {
 	SINK_COLLECTION,
@@ -348,6 +349,9 @@ static int write_topic(struct jobd_sinks *s, struct jobd_ctx *ctx,
 			.len = strlen(vals[i]),
 		};
 	}
+	/* As the consumers do: a broker away is waited for, never a lost
+	 * batch; the job stays in progress, says so in its log, and can be
+	 * stopped meanwhile (the batch is not checkpointed). */
 	for (int try = 1;; try++) {
 		if (publish(s, ctx, st, msgs, n, why, sizeof(why)) == 0)
 			break;
@@ -355,24 +359,16 @@ static int write_topic(struct jobd_sinks *s, struct jobd_ctx *ctx,
 			ret = JOBD_HANDLER_STOPPED;
 			break;
 		}
-		if (try == TOPIC_TRIES) {
-			ret = jobd_ctx_fail(
-				ctx,
-				"import: cannot publish the records "
-				"of %s to topic %s (%d tries): %s",
-				lines, topic, try, why);
-			break;
-		}
 		jobd_ctx_log(ctx, JOBD_LOG_WARN,
 			     "import: cannot publish the records of %s to "
-			     "topic %s (try %d of %d, again in %" PRId64
-			     " ms): %s",
-			     lines, topic, try, TOPIC_TRIES, pause, why);
+			     "topic %s (try %d, again in %" PRId64 " ms): %s",
+			     lines, topic, try, pause, why);
 		if (!jobd_ctx_sleep(ctx, pause)) {
 			ret = JOBD_HANDLER_STOPPED;
 			break;
 		}
-		pause *= 2;
+		pause = pause * 2 > TOPIC_RETRY_MAX_MS ? TOPIC_RETRY_MAX_MS :
+							 pause * 2;
 	}
 	for (size_t i = 0; i < n; i++)
 		free(vals[i]);
