@@ -412,7 +412,8 @@ static int create_batch(struct jobd_store *st, const char *actor,
 {
 	struct args a = { 0 };
 	size_t *pos = calloc(n, sizeof(*pos));
-	size_t sent = 0;
+	const struct jobd_type_conf **types = NULL;
+	size_t sent = 0, ntypes = 0;
 	redisReply *r;
 	int rc = 0;
 
@@ -440,10 +441,33 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	args_addf(&a, "%lld", (long long)st->conf->retention_stats);
 	args_add(&a, actor);
 	args_addf(&a, "%zu", sent);
+	/* The policy of each type in the batch, once (create.lua). */
+	types = calloc(sent, sizeof(*types));
+	if (!types) {
+		rc = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	for (size_t k = 0; k < sent; k++) {
+		const struct jobd_type_conf *ty =
+			jobd_conf_type(st->conf, specs[pos[k]].type);
+		size_t j = 0;
+
+		while (j < ntypes && types[j] != ty)
+			j++;
+		if (j == ntypes)
+			types[ntypes++] = ty;
+	}
+	args_addf(&a, "%zu", ntypes);
+	for (size_t j = 0; j < ntypes; j++) {
+		args_add(&a, types[j]->name);
+		args_add(&a, types[j]->system ? "1" : "0");
+		args_add(&a, types[j]->stoppable ? "1" : "0");
+		args_add(&a, types[j]->restartable ? "1" : "0");
+		args_addf(&a, "%d", types[j]->retries);
+		args_addf(&a, "%lld", (long long)types[j]->retry_backoff);
+	}
 	for (size_t k = 0; k < sent; k++) {
 		const struct jobd_spec *sp = &specs[pos[k]];
-		const struct jobd_type_conf *ty =
-			jobd_conf_type(st->conf, sp->type);
 
 		args_add(&a, sp->key);
 		args_add(&a, sp->type);
@@ -455,11 +479,6 @@ static int create_batch(struct jobd_store *st, const char *actor,
 		args_add(&a, sp->low_priority ? "1" : "0");
 		args_add(&a, sp->payload ? sp->payload : "{}");
 		args_add(&a, sp->source);
-		args_add(&a, ty->system ? "1" : "0");
-		args_add(&a, ty->stoppable ? "1" : "0");
-		args_add(&a, ty->restartable ? "1" : "0");
-		args_addf(&a, "%d", ty->retries);
-		args_addf(&a, "%lld", (long long)ty->retry_backoff);
 	}
 	r = eval(st, S_CREATE, &a);
 	if (!r) {
@@ -481,6 +500,7 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	freeReplyObject(r);
 out:
 	args_release(&a);
+	free(types);
 	free(pos);
 	return rc;
 }

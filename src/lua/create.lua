@@ -1,8 +1,8 @@
 -- create.lua: creates N jobs, idempotently by key.
--- ARGV: prefix, stats_ttl_ms, actor, n, then n groups of 12:
---   key, type, parent, run_by, low_priority (0/1), payload (JSON text),
---   source, system (0/1), stoppable (0/1), restartable (0/1), retries,
---   backoff_ms
+-- ARGV: prefix, stats_ttl_ms, actor, n, t, then t groups of 6, the
+--   policy of each type of the batch: type, system (0/1), stoppable (0/1),
+--   restartable (0/1), retries, backoff_ms; then n groups of 7: key, type,
+--   parent, run_by, low_priority (0/1), payload (JSON text), source
 -- Reply: n entries, each {id, existed (0/1)} or an error string naming
 --   why ("parent 7 not found").
 -- A job with a key whose mapping exists returns the existing id and
@@ -17,7 +17,17 @@ local ttl = tonumber(ARGV[2])
 local actor = ARGV[3]
 local n = tonumber(ARGV[4])
 local out = {}
-local W = 12
+-- The policies, once per type rather than once per job.
+local POLICY = {}
+local t = tonumber(ARGV[5])
+for i = 0, t - 1 do
+	local a = 6 + i * 6
+	POLICY[ARGV[a]] = {system = ARGV[a + 1], stoppable = ARGV[a + 2],
+		restartable = ARGV[a + 3], retries = ARGV[a + 4],
+		backoff_ms = ARGV[a + 5]}
+end
+local FIRST = 6 + t * 6
+local W = 7
 -- Ids for the whole batch in one call; unused ones are simply skipped.
 local next_id = redis.call('INCRBY', P .. ':seq', n) - n
 
@@ -31,7 +41,7 @@ local ALONE = {['0'] = {}, ['1'] = {}}
 do
 	local kks = {}
 	for i = 0, n - 1 do
-		local a = 5 + i * W
+		local a = FIRST + i * W
 		if ARGV[a] ~= '' and ARGV[a + 2] == '' then
 			kks[#kks + 1] = P .. ':key:' .. ARGV[a]
 		end
@@ -66,9 +76,11 @@ local function opt(f, name, v, default)
 end
 
 for i = 0, n - 1 do
-	local a = 5 + i * W
+	local a = FIRST + i * W
 	local key, ty, parent, run_by = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-	local low, payload, source, system = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+	local low, payload, source = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+	local pol = POLICY[ty]
+	local system = pol.system
 	local kk = nil
 	local res = nil
 	local p = nil
@@ -113,10 +125,10 @@ for i = 0, n - 1 do
 		opt(f, 'parent', parent, '')
 		opt(f, 'run_by', run_by, '')
 		opt(f, 'source', source, '')
-		opt(f, 'stoppable', ARGV[a + 8], '1')
-		opt(f, 'restartable', ARGV[a + 9], '0')
-		opt(f, 'retries', ARGV[a + 10], '0')
-		if ARGV[a + 10] ~= '0' then opt(f, 'backoff_ms', ARGV[a + 11], '') end
+		opt(f, 'stoppable', pol.stoppable, '1')
+		opt(f, 'restartable', pol.restartable, '0')
+		opt(f, 'retries', pol.retries, '0')
+		if pol.retries ~= '0' then opt(f, 'backoff_ms', pol.backoff_ms, '') end
 		if p then opt(f, 'depth', tostring(num(p.depth) + 1), '0') end
 		-- The audit log reads "created by ACTOR" from here, not a stream.
 		if actor ~= '' and actor ~= run_by then opt(f, 'created_by', actor, '') end
