@@ -32,6 +32,20 @@ local function load_claim(id)
 		vruntime = v[13] or '', payload = v[14] or '', checkpoint = v[15] or ''}
 end
 
+-- The same for a root claimed alone (the common job): no parent, and its
+-- charge fields are not used (see below), so they are not read.
+local function load_alone(id)
+	local v = redis.call('HMGET', jkey(id), 'status', 'type', 'system',
+		'low_priority', 'attempt', 'progress', 'queued_at', 'created_at',
+		'started_at', 'not_before', 'payload', 'checkpoint')
+	if not v[1] then return nil end
+	return {id = id, status = v[1], parent = '', type = v[2] or '',
+		system = v[3] or '', low_priority = v[4] or '', attempt = v[5] or '',
+		progress = v[6] or '', queued_at = v[7] or '', created_at = v[8] or '',
+		started_at = v[9] or '', not_before = v[10] or '', payload = v[11] or '',
+		checkpoint = v[12] or ''}
+end
+
 -- Due retries become ready (bounded per call).
 local due = redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', NOW, 'LIMIT', 0, 100)
 for _, id in ipairs(due) do
@@ -72,7 +86,8 @@ while #out < max and tries < max * 4 + 8 do
 	end
 	if id == nil then break end
 	VR_LAST = vr
-	local h = load_claim(id)
+	local h
+	if alone then h = load_alone(id) else h = load_claim(id) end
 	if h then h.root = root end
 	-- Stale entries (the job moved on, or sits in the other queue) are
 	-- dropped; the queue it really is in still holds it.
