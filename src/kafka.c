@@ -599,7 +599,11 @@ int jobd_kafka_brokers(const struct jobd_conf *conf, struct jobd_store *st,
 	int rc;
 
 	if (strcmp(conf->brokers, "embedded") != 0) {
-		snprintf(buf, size, "%s", conf->brokers);
+		if ((size_t)snprintf(buf, size, "%s", conf->brokers) >= size) {
+			snprintf(errstr, errstr_size,
+				 "[kafka] brokers is over %zu bytes", size - 1);
+			return -1;
+		}
 		return 0;
 	}
 	if (!st) {
@@ -634,7 +638,7 @@ int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 		.topic = topic, .partition = -1, .value = buf, .len = len
 	};
 	struct jobd_kafka_producer *p;
-	char brokers[256];
+	char brokers[4096];
 	int rc;
 
 	if (jobd_kafka_brokers(conf, NULL, brokers, sizeof(brokers), errstr,
@@ -766,6 +770,9 @@ int jobd_kafka_last_message(const struct jobd_conf *conf, const char *brokers,
 		"true",
 		"fetch.wait.max.ms",
 		"50",
+		/* an export holds a page, not librdkafka's 64 MiB prefetch */
+		"queued.max.messages.kbytes",
+		"2048",
 		NULL,
 	};
 	int64_t deadline = jobd_util_mono_ms() + timeout_ms;

@@ -50,7 +50,7 @@ export JOBD_CONFIG=$dir/jobd.conf
 jobd_pid=$!
 on_exit "kill -9 $jobd_pid 2>/dev/null || true"
 for ((i = 0; i < 200; i++)); do
-	grep -q running "$dir/jobd.log" && break
+	grep -qs running "$dir/jobd.log" && break
 	kill -0 "$jobd_pid" 2>/dev/null || fail "jobd died: $(cat "$dir/jobd.log")"
 	sleep 0.05
 done

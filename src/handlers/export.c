@@ -65,7 +65,7 @@
 #define TOPIC_RETRY_MS 1000 /* first pause between tries, doubled */
 #define TOPIC_RETRY_MAX_MS 30000
 #define TOPIC_WAIT_MS 10000 /* for a message or a broker answer */
-#define BROKERS_MAX 1024    /* bytes of a bootstrap list */
+#define BROKERS_MAX 4096    /* bytes of a bootstrap list */
 
 static int write_all(int fd, const char *buf, size_t len)
 {
@@ -356,7 +356,11 @@ static int topic_page(struct jobd_ctx *ctx, struct jobd_store *st,
 			return -1;
 		r->kr_part = (int32_t)p;
 	}
-	while (*n < JOBD_HANDLERS_BATCH && at(r->next, p) < at(r->ends, p)) {
+	/* A page ends after BATCH messages too, records or not, so a run
+	 * of tombstones is checkpointed and stoppable like any other. */
+	for (size_t read = 0; *n < JOBD_HANDLERS_BATCH &&
+			      read < JOBD_HANDLERS_BATCH &&
+			      at(r->next, p) < at(r->ends, p);) {
 		struct jobd_kafka_message m;
 		char bad[256];
 		int rc;
@@ -383,6 +387,7 @@ static int topic_page(struct jobd_ctx *ctx, struct jobd_store *st,
 			jobd_kafka_messages_release(&m, 1);
 			break;
 		}
+		read++;
 		r->done += m.offset + 1 - at(r->next, p);
 		json_array_set_new(r->next, p, json_integer(m.offset + 1));
 		if (message_record(&m, &out[*n], bad, sizeof(bad)))

@@ -41,7 +41,7 @@
 
 #define TOPIC_RETRY_MS 1000	 /* first pause between deliveries, doubled */
 #define TOPIC_RETRY_MAX_MS 30000 /* up to this */
-#define BROKERS_MAX 1024	 /* bytes of a bootstrap list */
+#define BROKERS_MAX 4096	 /* bytes of a bootstrap list */
 
 enum sink_kind {
 	SINK_COLLECTION,

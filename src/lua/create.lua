@@ -133,7 +133,11 @@ for i = 0, n - 1 do
 		-- The audit log reads "created by ACTOR" from here, not a stream.
 		if actor ~= '' and actor ~= run_by then opt(f, 'created_by', actor, '') end
 		redis.call('HSET', jkey(sid), unpack(f))
-		if kk then
+		if kk and p then
+			-- A child is written through at once (its parent's counters
+			-- are): a call failing later must not leave it without its key.
+			redis.call('SET', kk, sid)
+		elseif kk then
 			NEWKEY[kk] = sid
 			NEWKEYS[#NEWKEYS + 1] = kk
 			NEWKEYS[#NEWKEYS + 1] = sid

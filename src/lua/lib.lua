@@ -477,8 +477,12 @@ end
 -- root job the fields go into FIELDS, written with its status change.
 local function settle_charge(h, fields)
 	local since = num(h.run_since)
-	-- A root claimed alone was not charged (claim.lua).
-	if since == 0 or h.charged == '' then return end
+	-- A root claimed alone was not charged (claim.lua): nothing to correct
+	-- unless it has spawned children meanwhile, whose queue its run must
+	-- weigh on (charged counts as 0).
+	if since == 0 or (h.charged == '' and num(h.children_total) == 0) then
+		return
+	end
 	local actual = NOW - since
 	local delta = actual - num(h.charged)
 	local vr, avg

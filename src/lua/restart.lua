@@ -27,7 +27,7 @@ for i = 4, #ARGV do
 		end
 		redis.call('HDEL', jkey(id), 'checkpoint', 'started_at', 'finished_at',
 			'with_errors', 'retry_count', 'inconsistent', 'instance',
-			'claimed_at')
+			'claimed_at', 'charged')
 		local f = {'restarts', restarts, 'progress', 0, 'errors', 0,
 			'run_ms', 0, 'run_since', 0, 'queued_at', NOW, 'awaiting', 0,
 			'not_before', 0, 'children_progress', 0}
