@@ -149,6 +149,15 @@ id=$(export_ exp3 '{"source":{"topic":"only.topic"},"file":"out/only.ndjson"}')
 wait_for "$id" '.status == "finished"' 30
 assert_eq $'{"id":"n1","v":"1"}\n{"id":"n2","v":"[2]"}' "$(sort "$data/out/only.ndjson")" "ndjson export of a topic"
 
+# Without an "id" member the message key is the id, if it is UTF-8.
+printf 'k1\t{"v":"1"}\n\377\t{"v":"2"}\n' |
+	kcat -b "$broker" -t keyed.topic -P -K $'\t' || fail "kcat could not produce"
+id=$(export_ expk '{"source":{"topic":"keyed.topic"},"file":"out/keyed.ndjson"}')
+wait_for "$id" '.status == "finished"' 30
+assert_eq '{"id":"k1","v":"1"}' "$(cat "$data/out/keyed.ndjson")" "the key as the id"
+assert_contains "$(tree_logs "$id")" "no record id (an \"id\" member or a UTF-8 message key" \
+	"a key that is not UTF-8 is refused"
+
 # --- 3. import into a command ------------------------------------------------------------
 {
 	echo 'id,n'

@@ -54,6 +54,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "csv.h"
 #include "handlers/common.h"
 #include "ndjson.h"
@@ -298,11 +299,13 @@ static bool message_record(const struct jobd_kafka_message *m,
 	v = json_object_get(obj, "id");
 	if (json_is_string(v) || json_is_integer(v))
 		rec->id = jobd_json_text(v);
-	else if (m->key && m->key_len > 0)
+	else if (m->key && m->key_len > 0 &&
+		 !memchr(m->key, '\0', m->key_len) &&
+		 jobd_codec_valid_utf8(m->key, m->key_len))
 		rec->id = strndup(m->key, m->key_len);
 	if (!rec->id || !jobd_records_valid_id(rec->id)) {
 		snprintf(why, why_size,
-			 "no record id (an \"id\" member or a "
+			 "no record id (an \"id\" member or a UTF-8 "
 			 "message key of 1-512 bytes)");
 		free(rec->id);
 		rec->id = NULL;
