@@ -79,6 +79,23 @@ bool jobd_ndjson_record(const char *line, size_t len, const char *key,
 	return true;
 }
 
+char *jobd_record_json(const struct jobd_record *rec)
+{
+	json_t *o = json_object();
+	char *text;
+
+	json_object_set_new(o, "id", json_string(rec->id));
+	for (size_t j = 0; j < rec->n; j++)
+		if (strcmp(rec->fields[j].name, "id") != 0)
+			json_object_set_new(o, rec->fields[j].name,
+					    json_string(rec->fields[j].value));
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!text)
+		abort();
+	return text;
+}
+
 void jobd_ndjson_record_clear(struct jobd_record *rec)
 {
 	for (size_t i = 0; i < rec->n; i++) {

@@ -31,6 +31,14 @@ bool jobd_ndjson_record(const char *line, size_t len, const char *key,
 			struct jobd_record *out, size_t *bytes, char *why,
 			size_t why_size);
 
+/*
+ * REC as one compact JSON object: "id" first, then its fields (a field
+ * named "id" is the id already), every value a string. The shape an
+ * import publishes, an action's command reads and an NDJSON export of all
+ * fields writes. Never NULL (aborts when out of memory); free() it.
+ */
+char *jobd_record_json(const struct jobd_record *rec);
+
 /* Frees what jobd_ndjson_record put into REC. */
 void jobd_ndjson_record_clear(struct jobd_record *rec);
 

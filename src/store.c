@@ -412,17 +412,22 @@ static int create_batch(struct jobd_store *st, const char *actor,
 {
 	struct args a = { 0 };
 	size_t *pos = calloc(n, sizeof(*pos));
-	const struct jobd_type_conf **types = NULL;
+	/* the distinct types of the batch, whose policies go once */
+	const struct jobd_type_conf **types = calloc(n, sizeof(*types));
 	size_t sent = 0, ntypes = 0;
 	redisReply *r;
 	int rc = 0;
 
-	if (!pos)
+	if (!pos || !types) {
+		free(pos);
+		free(types);
 		return JOBD_STORE_ERR_REDIS;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct jobd_spec *sp = &specs[i];
 		const struct jobd_type_conf *ty =
 			sp->type ? jobd_conf_type(st->conf, sp->type) : NULL;
+		size_t j = 0;
 
 		memset(&out[i], 0, sizeof(out[i]));
 		if (!ty) {
@@ -435,6 +440,10 @@ static int create_batch(struct jobd_store *st, const char *actor,
 					       sizeof(out[i].error)))
 			continue;
 		pos[sent++] = i;
+		while (j < ntypes && types[j] != ty)
+			j++;
+		if (j == ntypes)
+			types[ntypes++] = ty;
 	}
 	if (sent == 0)
 		goto out;
@@ -442,21 +451,6 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	args_add(&a, actor);
 	args_addf(&a, "%zu", sent);
 	/* The policy of each type in the batch, once (create.lua). */
-	types = calloc(sent, sizeof(*types));
-	if (!types) {
-		rc = JOBD_STORE_ERR_REDIS;
-		goto out;
-	}
-	for (size_t k = 0; k < sent; k++) {
-		const struct jobd_type_conf *ty =
-			jobd_conf_type(st->conf, specs[pos[k]].type);
-		size_t j = 0;
-
-		while (j < ntypes && types[j] != ty)
-			j++;
-		if (j == ntypes)
-			types[ntypes++] = ty;
-	}
 	args_addf(&a, "%zu", ntypes);
 	for (size_t j = 0; j < ntypes; j++) {
 		args_add(&a, types[j]->name);

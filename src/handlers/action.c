@@ -155,29 +155,21 @@ static int run_batch(struct jobd_ctx *ctx, const struct jobd_action_conf *ac,
 					goto out;
 				}
 		for (size_t i = 0; i < m; i++) {
-			json_t *o = json_object();
+			/* Without a collection a record is its id alone. */
+			struct jobd_record only = { .id = ids[off + i] };
 			char *s;
 
-			json_object_set_new(o, "id", json_string(ids[off + i]));
 			if (recs && !recs[i].exists) {
 				jobd_ctx_error(ctx, "record %s: not in %s",
 					       ids[off + i], coll);
 				missing++;
-				json_decref(o);
 				continue;
 			}
-			for (size_t j = 0; recs && j < recs[i].n; j++)
-				if (strcmp(recs[i].fields[j].name, "id"))
-					json_object_set_new(
-						o, recs[i].fields[j].name,
-						json_string(recs[i].fields[j]
-								    .value));
-			s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-			if (!s || jobd_csv_buf_add(&in, s, strlen(s)) < 0 ||
+			s = jobd_record_json(recs ? &recs[i] : &only);
+			if (jobd_csv_buf_add(&in, s, strlen(s)) < 0 ||
 			    jobd_csv_buf_add(&in, "\n", 1) < 0)
 				abort();
 			free(s);
-			json_decref(o);
 		}
 		jobd_records_free(recs, recs ? m : 0);
 	}

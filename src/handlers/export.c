@@ -100,30 +100,26 @@ static void format_rows(struct jobd_csv_buf *out,
 
 		if (!rec->exists)
 			continue; /* deleted after the index was read */
-		if (ndjson) {
+		if (ndjson && all_fields) {
+			char *s = jobd_record_json(rec);
+
+			if (jobd_csv_buf_add(out, s, strlen(s)) < 0 ||
+			    jobd_csv_buf_add(out, "\n", 1) < 0)
+				abort();
+			free(s);
+		} else if (ndjson) {
 			json_t *o = json_object();
 			char *s;
 
 			json_object_set_new(o, "id", json_string(rec->id));
-			if (all_fields) {
-				for (size_t j = 0; j < rec->n; j++)
-					if (strcmp(rec->fields[j].name, "id"))
-						json_object_set_new(
-							o, rec->fields[j].name,
-							json_string(
-								rec->fields[j]
-									.value));
-			} else {
-				for (size_t c = 1; c < ncols; c++) {
-					const char *name = json_string_value(
-						json_array_get(cols, c));
-					const char *v =
-						jobd_handlers_field(rec, name);
+			for (size_t c = 1; c < ncols; c++) {
+				const char *name = json_string_value(
+					json_array_get(cols, c));
+				const char *v = jobd_handlers_field(rec, name);
 
-					json_object_set_new(o, name,
-							    v ? json_string(v) :
-								json_null());
-				}
+				json_object_set_new(o, name,
+						    v ? json_string(v) :
+							json_null());
 			}
 			s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 			if (!s || jobd_csv_buf_add(out, s, strlen(s)) < 0 ||

@@ -38,6 +38,7 @@
 #include "exec.h"
 #include "handlers/common.h"
 #include "kafka.h"
+#include "ndjson.h"
 
 #define TOPIC_RETRY_MS 1000	 /* first pause between deliveries, doubled */
 #define TOPIC_RETRY_MAX_MS 30000 /* up to this */
@@ -217,23 +218,6 @@ const char *jobd_sinks_describe(const struct jobd_sinks *s)
 	return s->describe;
 }
 
-char *jobd_sinks_record_json(const struct jobd_record *rec)
-{
-	json_t *o = json_object();
-	char *text;
-
-	json_object_set_new(o, "id", json_string(rec->id));
-	for (size_t j = 0; j < rec->n; j++)
-		if (strcmp(rec->fields[j].name, "id") != 0)
-			json_object_set_new(o, rec->fields[j].name,
-					    json_string(rec->fields[j].value));
-	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (!text)
-		abort();
-	return text;
-}
-
 /* --- collection ------------------------------------------------------------ */
 
 static bool has_relations(const struct jobd_conf *conf, const char *coll)
@@ -339,7 +323,7 @@ static int write_topic(struct jobd_sinks *s, struct jobd_ctx *ctx,
 	if (!msgs || !vals)
 		abort();
 	for (size_t i = 0; i < n; i++) {
-		vals[i] = jobd_sinks_record_json(&recs[i]);
+		vals[i] = jobd_record_json(&recs[i]);
 		msgs[i] = (struct jobd_kafka_out){
 			.topic = topic,
 			.partition = -1,
@@ -418,7 +402,7 @@ static int write_command(struct jobd_ctx *ctx, const struct jobd_sink_conf *sc,
 	int ret = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		char *s = jobd_sinks_record_json(&recs[i]);
+		char *s = jobd_record_json(&recs[i]);
 
 		if (jobd_csv_buf_add(&in, s, strlen(s)) < 0 ||
 		    jobd_csv_buf_add(&in, "\n", 1) < 0)

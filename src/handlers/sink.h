@@ -54,12 +54,6 @@ int jobd_sinks_write(struct jobd_sinks *s, struct jobd_ctx *ctx,
 		     struct jobd_store *st, const struct jobd_record *recs,
 		     size_t n, const char *key_base, const char *lines);
 
-/*
- * REC as the JSON text a topic or command receives: {"id": ID, then
- * every field but one named "id"}, compact, one line. Caller frees.
- */
-char *jobd_sinks_record_json(const struct jobd_record *rec);
-
 /* Frees S and its producer. NULL is a no-op. */
 void jobd_sinks_free(struct jobd_sinks *s);
 
