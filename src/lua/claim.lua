@@ -51,7 +51,7 @@ local due = redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', NOW, 'LIMIT', 0
 for _, id in ipairs(due) do
 	redis.call('ZREM', P .. ':delayed', id)
 	local h = load_fields(id, {'status', 'root', 'low_priority',
-		'children_total', 'vruntime'})
+		'children_total', 'vruntime', 'not_before'})
 	if h and h.status == 'pending' then enqueue(h) end
 end
 

@@ -169,7 +169,7 @@ for i = 0, n - 1 do
 			-- Its root may be one of this batch's: in the roots set first.
 			alone_flush()
 			enqueue({id = sid, root = root, low_priority = low,
-				children_total = 0})
+				children_total = 0, not_before = '', vruntime = ''})
 		end
 		stat_add('created', ty, 1)
 		res = {id, 0}

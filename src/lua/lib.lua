@@ -147,6 +147,30 @@ local function index_keys(cls, status, ty, run_by)
 	return k
 end
 
+-- Reads fields of a job into a table (absent fields read as ''). Each
+-- transition reads only what it needs: HMGET costs grow with the fields.
+local function load_fields(id, fields)
+	local v = redis.call('HMGET', jkey(id), unpack(fields))
+	if not v[1] then return nil end
+	local h = {id = id}
+	for i, f in ipairs(fields) do h[f] = v[i] or '' end
+	return h
+end
+
+-- Adds FIELDS to a job already loaded (those it lacks).
+local function need(h, fields)
+	local want = {}
+	for _, f in ipairs(fields) do
+		if h[f] == nil then want[#want + 1] = f end
+	end
+	if #want == 0 then return end
+	local v = redis.call('HMGET', jkey(h.id), unpack(want))
+	for i, f in ipairs(want) do h[f] = v[i] or '' end
+end
+
+-- What enqueue() and dequeue() read that a loaded run may lack.
+local QUEUE = {'not_before', 'low_priority', 'vruntime'}
+
 -- The ready structures of a pending job: normal or low priority.
 local function ready_key(root, low)
 	return P .. (low == '1' and ':ready_low:' or ':ready:') .. root
@@ -171,6 +195,7 @@ end
 -- root that becomes ready again starts at the current minimum virtual
 -- runtime, so it neither jumps the queue nor starves (DESIGN section 5).
 local function enqueue(h)
+	need(h, QUEUE)
 	local nb = num(h.not_before)
 	if nb > NOW then
 		redis.call('ZADD', P .. ':delayed', nb, h.id)
@@ -199,6 +224,7 @@ end
 
 -- Takes pending job H off its ready queue (or the delayed set).
 local function dequeue(h)
+	need(h, QUEUE)
 	if num(h.not_before) > 0 then redis.call('ZREM', P .. ':delayed', h.id) end
 	local rq = ready_key(h.root, h.low_priority)
 	local rk = roots_key(h.low_priority)
@@ -224,27 +250,6 @@ local function overall(h)
 	return (num(h.progress) + num(h.children_progress)) / (1 + num(h.children_total))
 end
 
--- Reads fields of a job into a table (absent fields read as ''). Each
--- transition reads only what it needs: HMGET costs grow with the fields.
-local function load_fields(id, fields)
-	local v = redis.call('HMGET', jkey(id), unpack(fields))
-	if not v[1] then return nil end
-	local h = {id = id}
-	for i, f in ipairs(fields) do h[f] = v[i] or '' end
-	return h
-end
-
--- Adds FIELDS to a job already loaded (those it lacks).
-local function need(h, fields)
-	local want = {}
-	for _, f in ipairs(fields) do
-		if h[f] == nil then want[#want + 1] = f end
-	end
-	if #want == 0 then return end
-	local v = redis.call('HMGET', jkey(h.id), unpack(want))
-	for i, f in ipairs(want) do h[f] = v[i] or '' end
-end
-
 local CHILDREN = {'children_progress', 'children_pending',
 	'children_in_progress', 'children_stopping', 'children_stopped',
 	'children_finished', 'children_canceled', 'children_errors',
@@ -264,19 +269,20 @@ local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
 -- What the ends of a run (finish, hand back, lease expiry, reports) read,
 -- in a table built by one constructor: filling a table field by field
 -- grows it step by step, which costs twice as much on this hot path.
+-- Fields that only some ends use (low_priority, not_before and vruntime
+-- for a requeue, avg_ms for a charge, children_progress for a parent's
+-- progress) are left nil here and read by need() where they are used:
+-- each field read costs a listpack scan and two conversions.
 local function load_run(id)
 	local v = redis.call('HMGET', jkey(id), 'status', 'parent', 'root',
-		'type', 'system', 'low_priority', 'attempt', 'awaiting', 'progress',
-		'children_total', 'children_progress', 'errors', 'run_since',
-		'run_ms', 'charged', 'vruntime', 'avg_ms', 'not_before')
+		'type', 'system', 'attempt', 'awaiting', 'progress',
+		'children_total', 'errors', 'run_since', 'run_ms', 'charged')
 	if not v[1] then return nil end
 	return {id = id, status = v[1], parent = v[2] or '', root = v[3] or '',
-		type = v[4] or '', system = v[5] or '', low_priority = v[6] or '',
-		attempt = v[7] or '', awaiting = v[8] or '', progress = v[9] or '',
-		children_total = v[10] or '', children_progress = v[11] or '',
-		errors = v[12] or '', run_since = v[13] or '', run_ms = v[14] or '',
-		charged = v[15] or '', vruntime = v[16] or '', avg_ms = v[17] or '',
-		not_before = v[18] or ''}
+		type = v[4] or '', system = v[5] or '', attempt = v[6] or '',
+		awaiting = v[7] or '', progress = v[8] or '',
+		children_total = v[9] or '', errors = v[10] or '',
+		run_since = v[11] or '', run_ms = v[12] or '', charged = v[13] or ''}
 end
 
 -- A whole job, for operations (off the hot path).
@@ -487,6 +493,7 @@ local function settle_charge(h, fields)
 	local delta = actual - num(h.charged)
 	local vr, avg
 	if h.id == h.root then
+		need(h, {'vruntime', 'avg_ms'})
 		vr, avg = num(h.vruntime), num(h.avg_ms)
 	else
 		local v = redis.call('HMGET', jkey(h.root), 'vruntime', 'avg_ms')
@@ -519,13 +526,17 @@ local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
 	f = f or {}
 	if progress and progress >= 0 then
 		if progress > 100 then progress = 100 end
-		if h.children_progress == nil then need(h, {'children_progress'}) end
-		local old = overall(h)
 		local before = num(h.progress)
+		-- Only a parent's overall progress depends on this job's.
+		if h.parent ~= '' then
+			need(h, {'children_progress'})
+			local old = overall(h)
+			h.progress = progress
+			propagate_progress(h, old, overall(h))
+		end
 		h.progress = progress
 		f[#f + 1] = 'progress'
 		f[#f + 1] = progress == math.floor(progress) and I(progress) or progress
-		propagate_progress(h, old, overall(h))
 		if not quiet and math.floor(progress / 10) > math.floor(before / 10) then
 			joblog(h.id, 'info', h.attempt, 'progress ' .. math.floor(progress / 10) * 10 .. '%')
 		end
