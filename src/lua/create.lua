@@ -171,7 +171,7 @@ for i = 0, n - 1 do
 			enqueue({id = sid, root = root, low_priority = low,
 				children_total = 0, not_before = '', vruntime = ''})
 		end
-		stat_add('created', ty, 1)
+		stat_one('created', ty)
 		res = {id, 0}
 	end
 	out[#out + 1] = res

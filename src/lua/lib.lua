@@ -18,7 +18,10 @@ local ARGV, P, NOW, NOWS, MINUTE
 -- Integers as text. Lua 5.1 turns every number it hands to redis.call
 -- into text with "%.14g", a slow floating-point format: "%d" is several
 -- times cheaper, and the hot paths pass a dozen numbers per job.
-local function I(x) return string.format('%d', x) end
+-- The library functions of the hot paths as upvalues (set by begin():
+-- a library's load may read no global).
+local format, floor, log, min, max
+local function I(x) return format('%d', x) end
 local MAX_DEPTH = 32
 local LOG2x4 = 5.770780163555854 -- 4 / ln 2: four buckets per doubling
 
@@ -77,6 +80,17 @@ local function stat_add(field, ty, n)
 	local f = field .. '|' .. ty
 	STATS[f] = (STATS[f] or 0) + n
 end
+-- Per-job counts (created, finished, errors), summed per field and type
+-- without a field name built per job: flush_stats() names them.
+local TALLY = {}
+local function stat_one(field, ty)
+	local t = TALLY[field]
+	if not t then
+		t = {}
+		TALLY[field] = t
+	end
+	t[ty] = (t[ty] or 0) + 1
+end
 -- Waiting times, summed per type and written by flush_stats: a claim of
 -- 200 jobs builds no field name per job.
 local WAITS = {}
@@ -92,7 +106,7 @@ local function stat_wait(ty, ms)
 	if ms > w.max then w.max = ms end
 	-- Log-scale histogram: 4 buckets per power of two (about 19 % wide).
 	local b = 0
-	if ms > 0 then b = math.min(95, math.floor(math.log(ms + 1) * LOG2x4)) end
+	if ms > 0 then b = min(95, floor(log(ms + 1) * LOG2x4)) end
 	w.hist[b] = (w.hist[b] or 0) + 1
 end
 local function waits_to_stats()
@@ -108,6 +122,9 @@ local function waits_to_stats()
 end
 local function flush_stats(ttl_ms)
 	if next(WAITS) ~= nil then waits_to_stats() end
+	for field, t in pairs(TALLY) do
+		for ty, n in pairs(t) do stat_add(field, ty, n) end
+	end
 	if next(STATS) == nil then return end
 	-- The minute, and its hour for long windows (DESIGN section 8).
 	local hour = NOW - NOW % 3600000
@@ -204,7 +221,7 @@ local function enqueue(h)
 	WAKE = true
 	local rk = roots_key(h.low_priority)
 	if h.id == h.root and num(h.children_total) == 0 then
-		redis.call('ZADD', rk, 'NX', I(math.max(vr_floor(), num(h.vruntime))),
+		redis.call('ZADD', rk, 'NX', I(max(vr_floor(), num(h.vruntime))),
 			'=' .. h.id)
 		return
 	end
@@ -217,7 +234,7 @@ local function enqueue(h)
 		redis.call('ZADD', rq, h.root, h.root)
 	elseif not redis.call('ZSCORE', rk, h.root) then
 		local own = num(redis.call('HGET', jkey(h.root), 'vruntime'))
-		redis.call('ZADD', rk, I(math.max(vr_floor(), own)), h.root)
+		redis.call('ZADD', rk, I(max(vr_floor(), own)), h.root)
 	end
 	redis.call('ZADD', rq, h.id, h.id)
 end
@@ -380,8 +397,8 @@ local function set_status(h, to, fields)
 				fields[#fields + 1] = '1'
 			end
 			h.with_errors = errs
-			stat_add('finished', h.type, 1)
-			if errs then stat_add('errors', h.type, 1) end
+			stat_one('finished', h.type)
+			if errs then stat_one('errors', h.type) end
 		end
 	end
 	fields[#fields + 1] = 'status'
@@ -500,7 +517,7 @@ local function settle_charge(h, fields)
 		vr, avg = num(v[1]), num(v[2])
 	end
 	avg = avg > 0 and (avg * 0.8 + actual * 0.2) or actual
-	local f = {'vruntime', I(vr + delta), 'avg_ms', I(math.max(1, math.floor(avg + 0.5)))}
+	local f = {'vruntime', I(vr + delta), 'avg_ms', I(max(1, floor(avg + 0.5)))}
 	if h.id == h.root then
 		for _, x in ipairs(f) do fields[#fields + 1] = x end
 		h.vruntime = vr + delta
@@ -536,9 +553,9 @@ local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
 		end
 		h.progress = progress
 		f[#f + 1] = 'progress'
-		f[#f + 1] = progress == math.floor(progress) and I(progress) or progress
-		if not quiet and math.floor(progress / 10) > math.floor(before / 10) then
-			joblog(h.id, 'info', h.attempt, 'progress ' .. math.floor(progress / 10) * 10 .. '%')
+		f[#f + 1] = progress == floor(progress) and I(progress) or progress
+		if not quiet and floor(progress / 10) > floor(before / 10) then
+			joblog(h.id, 'info', h.attempt, 'progress ' .. floor(progress / 10) * 10 .. '%')
 		end
 	end
 	if checkpoint and checkpoint ~= '' then
@@ -696,10 +713,10 @@ local function flush(ttl_ms)
 		end
 		-- In chunks: unpack() is bounded by the Lua stack.
 		for i = 1, #add, 4000 do
-			redis.call('ZADD', k, unpack(add, i, math.min(i + 3999, #add)))
+			redis.call('ZADD', k, unpack(add, i, min(i + 3999, #add)))
 		end
 		for i = 1, #rem, 2000 do
-			redis.call('ZREM', k, unpack(rem, i, math.min(i + 1999, #rem)))
+			redis.call('ZREM', k, unpack(rem, i, min(i + 1999, #rem)))
 		end
 	end
 	for st, d in pairs(COUNT) do
@@ -711,14 +728,18 @@ end
 
 -- Starts a call: its arguments and clock, and empty per-call state.
 local function begin(args)
+	if not format then
+		format, floor, log = string.format, math.floor, math.log
+		min, max = math.min, math.max
+	end
 	ARGV = args
 	P = args[1]
 	local t = redis.call('TIME')
-	NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+	NOW = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 	NOWS = I(NOW)
 	MINUTE = NOW - NOW % 60000
 	ZDEFER, ZKEYS = {}, {}
-	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS = {}, {}, {}, {}, {}
+	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
 	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
 	LOG_MAX, LOGGED = nil, {}
 end
