@@ -1738,6 +1738,76 @@ static long long keys_matching(const char *pattern)
 	return n;
 }
 
+/* The integers redis-cli prints for a command, one per line, into V. */
+static size_t rcli_ints(long long *v, size_t max, const char *fmt, ...)
+{
+	char cmd[512], args[256];
+	size_t n = 0;
+	va_list ap;
+	FILE *f;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' %s",
+		 jobd_test_redis_address(redis), args);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	while (n < max && fscanf(f, "%lld", &v[n]) == 1)
+		n++;
+	pclose(f);
+	return n;
+}
+
+START_TEST(test_stats_windows_are_registered_and_expire_after_retention)
+{
+	static const struct {
+		const char *set, *key;
+		long long span;
+	} w[] = { { "minutes", "m", 60000 }, { "hours", "h", 3600000 } };
+	long long starts[8], v[4];
+
+	for (int i = 0; i < 2; i++) {
+		int64_t id = create("noop", 0);
+
+		ck_assert_int_eq(finish(id, claim_only(id), JOBD_OUTCOME_DONE),
+				 JOBD_RESULT_FINISHED);
+	}
+	/* Each window the jobs touched is listed, expires at its end plus
+	 * the retention (not counted from its last write), and their
+	 * counters add up over the windows (a minute may turn meanwhile). */
+	for (size_t i = 0; i < 2; i++) {
+		long long created = 0, finished = 0;
+		size_t n = rcli_ints(starts, 8, "zrange jobd:stats:%s 0 -1",
+				     w[i].set);
+
+		ck_assert_uint_ge(n, 1);
+		for (size_t k = 0; k < n; k++) {
+			ck_assert_uint_eq(
+				rcli_ints(v, 1, "pexpiretime jobd:stats:%s:%lld",
+					  w[i].key, starts[k]),
+				1);
+			ck_assert_int_eq(v[0], starts[k] + w[i].span +
+						       conf->retention_stats);
+			/* An absent field prints an empty line: no number. */
+			if (rcli_ints(v, 1, "hget jobd:stats:%s:%lld created",
+				      w[i].key, starts[k]))
+				created += v[0];
+			if (rcli_ints(v, 1, "hget jobd:stats:%s:%lld finished",
+				      w[i].key, starts[k]))
+				finished += v[0];
+			if (rcli_ints(v, 2,
+				      "hmget jobd:stats:%s:%lld wait_min "
+				      "wait_max",
+				      w[i].key, starts[k]) == 2)
+				ck_assert_int_le(v[0], v[1]);
+		}
+		ck_assert_int_eq(created, 2);
+		ck_assert_int_eq(finished, 2);
+	}
+}
+END_TEST
+
 START_TEST(test_purge_deletes_expired_trees_and_every_key)
 {
 	int64_t done = create_full("noop", 0, "k-done", false, "alice", NULL);
@@ -2113,6 +2183,8 @@ static Suite *store_suite(void)
 		       test_list_filters_by_status_type_run_by_system_and_all);
 	tcase_add_test(tc, test_children_pages_oldest_first);
 	tcase_add_test(tc, test_purge_deletes_expired_trees_and_every_key);
+	tcase_add_test(tc,
+		       test_stats_windows_are_registered_and_expire_after_retention);
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
 	suite_add_tcase(s, tc);
 

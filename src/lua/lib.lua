@@ -126,30 +126,48 @@ local function flush_stats(ttl_ms)
 		for ty, n in pairs(t) do stat_add(field, ty, n) end
 	end
 	if next(STATS) == nil then return end
-	-- The minute, and its hour for long windows (DESIGN section 8).
+	ttl_ms = ttl_ms or 2592000000
+	-- The current minute, and its hour for long windows (DESIGN section
+	-- 8). The call that creates a key (an increment that created a field:
+	-- every field is new in a new key) registers it and sets its expiry,
+	-- the end of its window plus the retention; later calls skip both.
 	local hour = NOW - NOW % 3600000
-	for _, k in ipairs({P .. ':stats:m:' .. MINUTE, P .. ':stats:h:' .. hour}) do
-		for f, n in pairs(STATS) do redis.call('HINCRBY', k, f, n) end
-		local upd = {}
-		if next(STATS_MIN) ~= nil then
-			for f, ms in pairs(STATS_MIN) do
-				local cur = redis.call('HGET', k, f .. '_min')
-				if not cur or tonumber(cur) > ms then
-					upd[#upd + 1] = f .. '_min'; upd[#upd + 1] = ms
-				end
-			end
-			for f, ms in pairs(STATS_MAX) do
-				local cur = redis.call('HGET', k, f .. '_max')
-				if not cur or tonumber(cur) < ms then
-					upd[#upd + 1] = f .. '_max'; upd[#upd + 1] = ms
-				end
-			end
+	for _, w in ipairs({{'m:', MINUTE, 60000, ':stats:minutes'},
+		{'h:', hour, 3600000, ':stats:hours'}}) do
+		local k = P .. ':stats:' .. w[1] .. w[2]
+		local fresh = false
+		for f, n in pairs(STATS) do
+			if redis.call('HINCRBY', k, f, I(n)) == n then fresh = true end
 		end
-		if #upd > 0 then redis.call('HSET', k, unpack(upd)) end
-		redis.call('PEXPIRE', k, ttl_ms or 2592000000)
+		if next(STATS_MIN) ~= nil then
+			-- Minima and maxima, read in one call and written in one.
+			local names, vals, lows = {}, {}, 0
+			for f, ms in pairs(STATS_MIN) do
+				names[#names + 1] = f .. '_min'
+				vals[#vals + 1] = ms
+			end
+			lows = #names
+			for f, ms in pairs(STATS_MAX) do
+				names[#names + 1] = f .. '_max'
+				vals[#vals + 1] = ms
+			end
+			local cur = redis.call('HMGET', k, unpack(names))
+			local upd = {}
+			for i, name in ipairs(names) do
+				local c = cur[i] and tonumber(cur[i])
+				if not c or (i <= lows and vals[i] < c) or
+					(i > lows and vals[i] > c) then
+					upd[#upd + 1] = name
+					upd[#upd + 1] = I(vals[i])
+				end
+			end
+			if #upd > 0 then redis.call('HSET', k, unpack(upd)) end
+		end
+		if fresh then
+			redis.call('PEXPIREAT', k, I(w[2] + w[3] + ttl_ms))
+			redis.call('ZADD', P .. w[4], I(w[2]), I(w[2]))
+		end
 	end
-	redis.call('ZADD', P .. ':stats:minutes', MINUTE, MINUTE)
-	redis.call('ZADD', P .. ':stats:hours', hour, hour)
 end
 
 -- Wake idle workers of every instance: one message per script call.
