@@ -1589,26 +1589,74 @@ void jobd_store_stats_field(struct jobd_stats_minute *m, const char *f,
 	} else {
 		snprintf(name, sizeof(name), "%s", f);
 	}
+	/* Added, not set: an hour adds the minutes not rolled into it. */
 	if (strcmp(name, "created") == 0)
-		c->created = v;
+		c->created += v;
 	else if (strcmp(name, "started") == 0)
-		c->started = v;
+		c->started += v;
 	else if (strcmp(name, "finished") == 0)
-		c->finished = v;
+		c->finished += v;
 	else if (strcmp(name, "errors") == 0)
-		c->errors = v;
+		c->errors += v;
 	else if (strcmp(name, "wait_sum") == 0)
-		c->wait_sum = v;
-	else if (strcmp(name, "wait_min") == 0)
-		c->wait_min = v;
-	else if (strcmp(name, "wait_max") == 0)
-		c->wait_max = v;
-	else if (name[0] == 'h' && v > 0) {
+		c->wait_sum += v;
+	else if (strcmp(name, "wait_min") == 0) {
+		if (c->wait_min < 0 || v < c->wait_min)
+			c->wait_min = v;
+	} else if (strcmp(name, "wait_max") == 0) {
+		if (v > c->wait_max)
+			c->wait_max = v;
+	} else if (name[0] == 'h' && v > 0) {
 		int b = atoi(name + 1);
 
 		if (b >= 0 && b < JOBD_STATS_BUCKETS)
-			c->hist[b] = v;
+			c->hist[b] += v;
 	}
+}
+
+/*
+ * The hours of OUT (hourly windows from FIRST) hold their minutes once a
+ * script has rolled them up (lib.lua, roll_up); the minutes after ROLLED
+ * (P:stats:rolled, read with the hours in one transaction), the last few,
+ * are added to their hour here: closed minutes no longer change, and one
+ * rolled up since was not in the hours read. ROLLED nil: nothing was
+ * written since hours were written directly.
+ */
+static int add_unrolled(struct jobd_store *st, const redisReply *rolled,
+			int64_t first, const char *type, struct jobd_stats *out)
+{
+	const char *p = st->conf->prefix;
+	redisReply *r, *h;
+
+	if (rolled->type != REDIS_REPLY_STRING)
+		return 0;
+	if (!(r = jobd_store_command(st,
+				     "ZRANGEBYSCORE %s:stats:minutes (%s +inf",
+				     p, rolled->str)))
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements;
+	     i++) {
+		long long m = strtoll(r->element[i]->str, NULL, 10);
+		int64_t k = (m - m % 3600000 - first) / 3600000;
+
+		if (m < first || k >= (int64_t)out->n)
+			continue;
+		if (!(h = jobd_store_command(st, "HGETALL %s:stats:m:%lld", p,
+					     m))) {
+			freeReplyObject(r);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		for (size_t f = 0;
+		     h->type == REDIS_REPLY_ARRAY && f + 1 < h->elements;
+		     f += 2)
+			jobd_store_stats_field(
+				&out->minutes[k], h->element[f]->str,
+				strtoll(h->element[f + 1]->str, NULL, 10),
+				type);
+		freeReplyObject(h);
+	}
+	freeReplyObject(r);
+	return 0;
 }
 
 int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
@@ -1641,32 +1689,58 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 	out->minutes = calloc((size_t)nspans, sizeof(*out->minutes));
 	if (!out->minutes)
 		return JOBD_STORE_ERR_REDIS;
+	/* The windows and the roll-up mark in one transaction (see
+	 * add_unrolled): MULTI, GET, NSPANS HGETALL, EXEC. */
+	redisAppendCommand(st->c, "MULTI");
+	redisAppendCommand(st->c, "GET %s:stats:rolled", st->conf->prefix);
 	for (int64_t i = 0; i < nspans; i++)
 		redisAppendCommand(st->c, "HGETALL %s:stats:%s:%lld",
 				   st->conf->prefix, span == 60000 ? "m" : "h",
 				   (long long)(first + i * span));
-	for (int64_t i = 0; i < nspans; i++) {
-		struct jobd_stats_minute *m = &out->minutes[i];
-
+	redisAppendCommand(st->c, "EXEC");
+	for (int64_t i = 0; i < nspans + 3; i++) {
 		if (redisGetReply(st->c, (void **)&r) != REDIS_OK) {
 			set_err(st, "redis at %s: %s", st->conf->redis_address,
 				st->c->errstr);
 			drop(&st->c);
-			out->n = (size_t)i;
-			jobd_stats_release(out);
+			free(out->minutes);
+			out->minutes = NULL;
 			return JOBD_STORE_ERR_REDIS;
 		}
+		if (i < nspans + 2)
+			freeReplyObject(r);
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)nspans + 1) {
+		set_err(st, "redis at %s: statistics transaction failed",
+			st->conf->redis_address);
+		freeReplyObject(r);
+		free(out->minutes);
+		out->minutes = NULL;
+		return JOBD_STORE_ERR_REDIS;
+	}
+	for (int64_t i = 0; i < nspans; i++) {
+		struct jobd_stats_minute *m = &out->minutes[i];
+		const redisReply *h = r->element[i + 1];
+
 		m->minute = first + i * span;
 		m->closed = m->minute + span <= now;
 		m->all.wait_min = m->all.wait_max = -1;
-		for (size_t k = 0; k + 1 < r->elements; k += 2)
-			jobd_store_stats_field(m, r->element[k]->str,
-					       strtoll(r->element[k + 1]->str,
+		for (size_t k = 0;
+		     h->type == REDIS_REPLY_ARRAY && k + 1 < h->elements;
+		     k += 2)
+			jobd_store_stats_field(m, h->element[k]->str,
+					       strtoll(h->element[k + 1]->str,
 						       NULL, 10),
 					       type);
-		freeReplyObject(r);
 	}
 	out->n = (size_t)nspans;
+	if (span == 3600000 &&
+	    add_unrolled(st, r->element[0], first, type, out) < 0) {
+		freeReplyObject(r);
+		jobd_stats_release(out);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	freeReplyObject(r);
 	return 0;
 }
 

@@ -31,8 +31,10 @@ int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 
 /*
  * Adds one field of a statistics hash ("created", "created|noop",
- * "wait|noop_min", "h12") to minute M; with ONLY set, per-type fields of
- * other types are skipped. The one parser of that layout.
+ * "wait|noop_min", "h12") to minute M (counters add up, minima and maxima
+ * combine, so several hashes can be read into one M); with ONLY set,
+ * per-type fields of other types are skipped. The one parser of that
+ * layout.
  */
 void jobd_store_stats_field(struct jobd_stats_minute *m, const char *field,
 			    int64_t v, const char *only);

@@ -1761,11 +1761,9 @@ static size_t rcli_ints(long long *v, size_t max, const char *fmt, ...)
 
 START_TEST(test_stats_windows_are_registered_and_expire_after_retention)
 {
-	static const struct {
-		const char *set, *key;
-		long long span;
-	} w[] = { { "minutes", "m", 60000 }, { "hours", "h", 3600000 } };
-	long long starts[8], v[4];
+	long long starts[8], v[4], t[2], old, hour, created = 0;
+	size_t n;
+	struct jobd_stats stats;
 
 	for (int i = 0; i < 2; i++) {
 		int64_t id = create("noop", 0);
@@ -1773,38 +1771,71 @@ START_TEST(test_stats_windows_are_registered_and_expire_after_retention)
 		ck_assert_int_eq(finish(id, claim_only(id), JOBD_OUTCOME_DONE),
 				 JOBD_RESULT_FINISHED);
 	}
-	/* Each window the jobs touched is listed, expires at its end plus
+	/* Each minute the jobs touched is listed, expires at its end plus
 	 * the retention (not counted from its last write), and their
-	 * counters add up over the windows (a minute may turn meanwhile). */
-	for (size_t i = 0; i < 2; i++) {
-		long long created = 0, finished = 0;
-		size_t n = rcli_ints(starts, 8, "zrange jobd:stats:%s 0 -1",
-				     w[i].set);
-
-		ck_assert_uint_ge(n, 1);
-		for (size_t k = 0; k < n; k++) {
-			ck_assert_uint_eq(
-				rcli_ints(v, 1, "pexpiretime jobd:stats:%s:%lld",
-					  w[i].key, starts[k]),
-				1);
-			ck_assert_int_eq(v[0], starts[k] + w[i].span +
-						       conf->retention_stats);
-			/* An absent field prints an empty line: no number. */
-			if (rcli_ints(v, 1, "hget jobd:stats:%s:%lld created",
-				      w[i].key, starts[k]))
-				created += v[0];
-			if (rcli_ints(v, 1, "hget jobd:stats:%s:%lld finished",
-				      w[i].key, starts[k]))
-				finished += v[0];
-			if (rcli_ints(v, 2,
-				      "hmget jobd:stats:%s:%lld wait_min "
-				      "wait_max",
-				      w[i].key, starts[k]) == 2)
-				ck_assert_int_le(v[0], v[1]);
-		}
-		ck_assert_int_eq(created, 2);
-		ck_assert_int_eq(finished, 2);
+	 * counters add up over the minutes (one may turn meanwhile). */
+	n = rcli_ints(starts, 8, "zrange jobd:stats:minutes 0 -1");
+	ck_assert_uint_ge(n, 1);
+	for (size_t k = 0; k < n; k++) {
+		ck_assert_uint_eq(rcli_ints(v, 1,
+					    "pexpiretime jobd:stats:m:%lld",
+					    starts[k]),
+				  1);
+		ck_assert_int_eq(v[0],
+				 starts[k] + 60000 + conf->retention_stats);
+		/* An absent field prints an empty line: no number. */
+		if (rcli_ints(v, 1, "hget jobd:stats:m:%lld created",
+			      starts[k]))
+			created += v[0];
+		if (rcli_ints(v, 2, "hmget jobd:stats:m:%lld wait_min wait_max",
+			      starts[k]) == 2)
+			ck_assert_int_le(v[0], v[1]);
 	}
+	ck_assert_int_eq(created, 2);
+
+	/* A closed minute two hours back, not rolled up yet: the next call
+	 * that writes statistics adds it to its hour, once. */
+	ck_assert_uint_eq(rcli_ints(t, 2, "time"), 2);
+	old = t[0] * 1000 - 7200000;
+	old -= old % 60000;
+	hour = old - old % 3600000;
+	rcli_ints(v, 1,
+		  "hset jobd:stats:m:%lld created 5 'created|noop' 5 "
+		  "wait_min 3 wait_max 9 'wait|noop_min' 3 'wait|noop_max' 9",
+		  old);
+	rcli_ints(v, 1, "zadd jobd:stats:minutes %lld %lld", old, old);
+	rcli_ints(v, 1, "set jobd:stats:rolled %lld", old - 60000);
+	create("noop", 0);
+	create("noop", 0);
+	ck_assert_uint_eq(rcli_ints(v, 4,
+				    "hmget jobd:stats:h:%lld created wait_min "
+				    "wait_max 'created|noop'",
+				    hour),
+			  4);
+	ck_assert_int_eq(v[0], 5);
+	ck_assert_int_eq(v[1], 3);
+	ck_assert_int_eq(v[2], 9);
+	ck_assert_int_eq(v[3], 5);
+	ck_assert_uint_eq(
+		rcli_ints(v, 1, "pexpiretime jobd:stats:h:%lld", hour), 1);
+	ck_assert_int_eq(v[0], hour + 3600000 + conf->retention_stats);
+	ck_assert_uint_eq(rcli_ints(v, 1, "zscore jobd:stats:hours %lld", hour),
+			  1);
+	ck_assert_uint_eq(rcli_ints(v, 1, "get jobd:stats:rolled"), 1);
+	ck_assert_int_ge(v[0], old);
+
+	/* A long window reads hours: the rolled minute once, and the
+	 * minutes not rolled up yet added to their hour. */
+	ck_assert_int_eq(jobd_store_stats(st, t[0] * 1000 - 8 * 3600000LL, NULL,
+					  &stats),
+			 0);
+	created = 0;
+	for (size_t k = 0; k < stats.n; k++) {
+		ck_assert_int_eq(stats.minutes[k].minute % 3600000, 0);
+		created += stats.minutes[k].all.created;
+	}
+	jobd_stats_release(&stats);
+	ck_assert_int_eq(created, 5 + 4);
 }
 END_TEST
 
@@ -2183,8 +2214,9 @@ static Suite *store_suite(void)
 		       test_list_filters_by_status_type_run_by_system_and_all);
 	tcase_add_test(tc, test_children_pages_oldest_first);
 	tcase_add_test(tc, test_purge_deletes_expired_trees_and_every_key);
-	tcase_add_test(tc,
-		       test_stats_windows_are_registered_and_expire_after_retention);
+	tcase_add_test(
+		tc,
+		test_stats_windows_are_registered_and_expire_after_retention);
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
 	suite_add_tcase(s, tc);
 

@@ -120,6 +120,97 @@ local function waits_to_stats()
 		end
 	end
 end
+-- Adds COUNTERS to the statistics window K (START, SPAN ms long, listed
+-- in the sorted set P..SET) and lowers or raises its minima and maxima
+-- (MINS, MAXS: field name without the _min/_max suffix -> ms). The call
+-- that creates the key (an increment that created a field: every field
+-- is new in a new key) registers it and sets its expiry, the end of its
+-- window plus the retention; later calls skip both.
+local function write_window(k, start, span, set, counters, mins, maxs, ttl_ms)
+	local fresh = false
+	for f, n in pairs(counters) do
+		if redis.call('HINCRBY', k, f, I(n)) == n then fresh = true end
+	end
+	if next(mins) ~= nil or next(maxs) ~= nil then
+		-- Minima and maxima, read in one call and written in one.
+		local names, vals = {}, {}
+		for f, ms in pairs(mins) do
+			names[#names + 1] = f .. '_min'
+			vals[#vals + 1] = ms
+		end
+		local lows = #names
+		for f, ms in pairs(maxs) do
+			names[#names + 1] = f .. '_max'
+			vals[#vals + 1] = ms
+		end
+		local cur = redis.call('HMGET', k, unpack(names))
+		local upd = {}
+		for i, name in ipairs(names) do
+			local c = cur[i] and tonumber(cur[i])
+			if not c or (i <= lows and vals[i] < c) or
+				(i > lows and vals[i] > c) then
+				upd[#upd + 1] = name
+				upd[#upd + 1] = I(vals[i])
+			end
+		end
+		if #upd > 0 then redis.call('HSET', k, unpack(upd)) end
+	end
+	if fresh then
+		redis.call('PEXPIREAT', k, I(start + span + ttl_ms))
+		redis.call('ZADD', P .. set, I(start), I(start))
+	end
+end
+
+-- The hours (long windows, DESIGN section 8) are sums of their minutes,
+-- made once a minute is closed: the first call that writes statistics
+-- ROLL_GRACE ms after a minute's end adds it to its hour (P:stats:rolled
+-- is the last minute added), at most ROLL_MAX minutes a call. Written
+-- per call instead, the hour doubled every call's statistics writes. The
+-- grace covers a Redis clock stepped back a little; readers add the
+-- minutes after P:stats:rolled themselves (store.c).
+local ROLL_GRACE, ROLL_MAX = 5000, 10
+local function minmax_field(f)
+	if f == 'wait_min' or f == 'wait_max' or string.sub(f, 1, 5) == 'wait|' then
+		return string.sub(f, 1, -5), string.sub(f, -3)
+	end
+	return nil
+end
+local function roll_up(ttl_ms)
+	local rk = P .. ':stats:rolled'
+	local last = NOW - ROLL_GRACE - 60000
+	last = last - last % 60000
+	local done = redis.call('GET', rk)
+	if not done then
+		-- First run (or an upgrade: earlier versions wrote the hours as
+		-- they went): nothing before the current minute is rolled.
+		redis.call('SET', rk, I(last))
+		return
+	end
+	done = tonumber(done)
+	if done >= last then return end
+	local mins = redis.call('ZRANGEBYSCORE', P .. ':stats:minutes',
+		'(' .. I(done), I(last), 'LIMIT', 0, ROLL_MAX)
+	for _, m in ipairs(mins) do
+		local v = redis.call('HGETALL', P .. ':stats:m:' .. m)
+		local counters, lo, hi = {}, {}, {}
+		for i = 1, #v, 2 do
+			local f, x = v[i], tonumber(v[i + 1])
+			local name, which = minmax_field(f)
+			if which == 'min' then lo[name] = x
+			elseif which == 'max' then hi[name] = x
+			else counters[f] = x end
+		end
+		m = tonumber(m)
+		local hour = m - m % 3600000
+		write_window(P .. ':stats:h:' .. hour, hour, 3600000, ':stats:hours',
+			counters, lo, hi, ttl_ms)
+		done = m
+	end
+	-- Fewer than asked for: every closed minute is in.
+	if #mins < ROLL_MAX then done = last end
+	redis.call('SET', rk, I(done))
+end
+
 local function flush_stats(ttl_ms)
 	if next(WAITS) ~= nil then waits_to_stats() end
 	for field, t in pairs(TALLY) do
@@ -127,47 +218,9 @@ local function flush_stats(ttl_ms)
 	end
 	if next(STATS) == nil then return end
 	ttl_ms = ttl_ms or 2592000000
-	-- The current minute, and its hour for long windows (DESIGN section
-	-- 8). The call that creates a key (an increment that created a field:
-	-- every field is new in a new key) registers it and sets its expiry,
-	-- the end of its window plus the retention; later calls skip both.
-	local hour = NOW - NOW % 3600000
-	for _, w in ipairs({{'m:', MINUTE, 60000, ':stats:minutes'},
-		{'h:', hour, 3600000, ':stats:hours'}}) do
-		local k = P .. ':stats:' .. w[1] .. w[2]
-		local fresh = false
-		for f, n in pairs(STATS) do
-			if redis.call('HINCRBY', k, f, I(n)) == n then fresh = true end
-		end
-		if next(STATS_MIN) ~= nil then
-			-- Minima and maxima, read in one call and written in one.
-			local names, vals, lows = {}, {}, 0
-			for f, ms in pairs(STATS_MIN) do
-				names[#names + 1] = f .. '_min'
-				vals[#vals + 1] = ms
-			end
-			lows = #names
-			for f, ms in pairs(STATS_MAX) do
-				names[#names + 1] = f .. '_max'
-				vals[#vals + 1] = ms
-			end
-			local cur = redis.call('HMGET', k, unpack(names))
-			local upd = {}
-			for i, name in ipairs(names) do
-				local c = cur[i] and tonumber(cur[i])
-				if not c or (i <= lows and vals[i] < c) or
-					(i > lows and vals[i] > c) then
-					upd[#upd + 1] = name
-					upd[#upd + 1] = I(vals[i])
-				end
-			end
-			if #upd > 0 then redis.call('HSET', k, unpack(upd)) end
-		end
-		if fresh then
-			redis.call('PEXPIREAT', k, I(w[2] + w[3] + ttl_ms))
-			redis.call('ZADD', P .. w[4], I(w[2]), I(w[2]))
-		end
-	end
+	write_window(P .. ':stats:m:' .. MINUTE, MINUTE, 60000, ':stats:minutes',
+		STATS, STATS_MIN, STATS_MAX, ttl_ms)
+	roll_up(ttl_ms)
 end
 
 -- Wake idle workers of every instance: one message per script call.
