@@ -1619,44 +1619,57 @@ void jobd_store_stats_field(struct jobd_stats_minute *m, const char *f,
  * script has rolled them up (lib.lua, roll_up); the minutes after ROLLED
  * (P:stats:rolled, read with the hours in one transaction), the last few,
  * are added to their hour here: closed minutes no longer change, and one
- * rolled up since was not in the hours read. ROLLED nil: nothing was
- * written since hours were written directly.
+ * rolled up since was not in the hours read. ROLLED nil: no statistics
+ * were written since hours were written directly.
  */
 static int add_unrolled(struct jobd_store *st, const redisReply *rolled,
 			int64_t first, const char *type, struct jobd_stats *out)
 {
 	const char *p = st->conf->prefix;
-	redisReply *r, *h;
+	long long from;
+	redisReply *r, **h = NULL;
+	int rc = 0;
 
 	if (rolled->type != REDIS_REPLY_STRING)
 		return 0;
-	if (!(r = jobd_store_command(st,
-				     "ZRANGEBYSCORE %s:stats:minutes (%s +inf",
-				     p, rolled->str)))
+	from = strtoll(rolled->str, NULL, 10);
+	if (from < first - 1)
+		from = first - 1;
+	if (!(r = jobd_store_command(
+		      st, "ZRANGEBYSCORE %s:stats:minutes (%lld +inf", p,
+		      from)))
 		return JOBD_STORE_ERR_REDIS;
-	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements;
-	     i++) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+		freeReplyObject(r);
+		return 0;
+	}
+	h = calloc(r->elements, sizeof(*h));
+	if (!h)
+		abort();
+	for (size_t i = 0; i < r->elements; i++)
+		redisAppendCommand(st->c, "HGETALL %s:stats:m:%s", p,
+				   r->element[i]->str);
+	if (jobd_store_pipeline_read(st, r->elements, h) < 0)
+		rc = JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; rc == 0 && i < r->elements; i++) {
 		long long m = strtoll(r->element[i]->str, NULL, 10);
 		int64_t k = (m - m % 3600000 - first) / 3600000;
 
-		if (m < first || k >= (int64_t)out->n)
+		if (k < 0 || k >= (int64_t)out->n)
 			continue;
-		if (!(h = jobd_store_command(st, "HGETALL %s:stats:m:%lld", p,
-					     m))) {
-			freeReplyObject(r);
-			return JOBD_STORE_ERR_REDIS;
-		}
 		for (size_t f = 0;
-		     h->type == REDIS_REPLY_ARRAY && f + 1 < h->elements;
+		     h[i]->type == REDIS_REPLY_ARRAY && f + 1 < h[i]->elements;
 		     f += 2)
 			jobd_store_stats_field(
-				&out->minutes[k], h->element[f]->str,
-				strtoll(h->element[f + 1]->str, NULL, 10),
+				&out->minutes[k], h[i]->element[f]->str,
+				strtoll(h[i]->element[f + 1]->str, NULL, 10),
 				type);
-		freeReplyObject(h);
 	}
+	for (size_t i = 0; rc == 0 && i < r->elements; i++)
+		freeReplyObject(h[i]);
+	free(h);
 	freeReplyObject(r);
-	return 0;
+	return rc;
 }
 
 int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,

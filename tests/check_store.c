@@ -1738,7 +1738,8 @@ static long long keys_matching(const char *pattern)
 	return n;
 }
 
-/* The integers redis-cli prints for a command, one per line, into V. */
+/* The integers redis-cli prints for a command into V (an absent value
+ * prints an empty line, which fscanf skips: read one field at a time). */
 static size_t rcli_ints(long long *v, size_t max, const char *fmt, ...)
 {
 	char cmd[512], args[256];
@@ -1759,11 +1760,10 @@ static size_t rcli_ints(long long *v, size_t max, const char *fmt, ...)
 	return n;
 }
 
-START_TEST(test_stats_windows_are_registered_and_expire_after_retention)
+START_TEST(test_stats_minutes_are_registered_and_expire_after_retention)
 {
-	long long starts[8], v[4], t[2], old, hour, created = 0;
+	long long starts[8], v[2], created = 0;
 	size_t n;
-	struct jobd_stats stats;
 
 	for (int i = 0; i < 2; i++) {
 		int64_t id = create("noop", 0);
@@ -1783,7 +1783,6 @@ START_TEST(test_stats_windows_are_registered_and_expire_after_retention)
 				  1);
 		ck_assert_int_eq(v[0],
 				 starts[k] + 60000 + conf->retention_stats);
-		/* An absent field prints an empty line: no number. */
 		if (rcli_ints(v, 1, "hget jobd:stats:m:%lld created",
 			      starts[k]))
 			created += v[0];
@@ -1792,9 +1791,32 @@ START_TEST(test_stats_windows_are_registered_and_expire_after_retention)
 			ck_assert_int_le(v[0], v[1]);
 	}
 	ck_assert_int_eq(created, 2);
+}
+END_TEST
 
-	/* A closed minute two hours back, not rolled up yet: the next call
-	 * that writes statistics adds it to its hour, once. */
+/* Jobs created over the hourly windows of the last 8 hours. */
+static long long created_in_hours(long long now_ms)
+{
+	struct jobd_stats stats;
+	long long created = 0;
+
+	ck_assert_int_eq(
+		jobd_store_stats(st, now_ms - 8 * 3600000LL, NULL, &stats), 0);
+	for (size_t k = 0; k < stats.n; k++) {
+		ck_assert_int_eq(stats.minutes[k].minute % 3600000, 0);
+		created += stats.minutes[k].all.created;
+	}
+	jobd_stats_release(&stats);
+	return created;
+}
+
+START_TEST(test_stats_closed_minutes_roll_up_into_hours_once)
+{
+	long long v[4], t[2], old, hour;
+
+	/* Before any other statistics: a closed minute two hours back, not
+	 * rolled up yet. The next call that writes statistics adds it to
+	 * its hour, once. */
 	ck_assert_uint_eq(rcli_ints(t, 2, "time"), 2);
 	old = t[0] * 1000 - 7200000;
 	old -= old % 60000;
@@ -1823,19 +1845,27 @@ START_TEST(test_stats_windows_are_registered_and_expire_after_retention)
 			  1);
 	ck_assert_uint_eq(rcli_ints(v, 1, "get jobd:stats:rolled"), 1);
 	ck_assert_int_ge(v[0], old);
-
 	/* A long window reads hours: the rolled minute once, and the
 	 * minutes not rolled up yet added to their hour. */
-	ck_assert_int_eq(jobd_store_stats(st, t[0] * 1000 - 8 * 3600000LL, NULL,
-					  &stats),
-			 0);
-	created = 0;
-	for (size_t k = 0; k < stats.n; k++) {
-		ck_assert_int_eq(stats.minutes[k].minute % 3600000, 0);
-		created += stats.minutes[k].all.created;
-	}
-	jobd_stats_release(&stats);
-	ck_assert_int_eq(created, 5 + 4);
+	ck_assert_int_eq(created_in_hours(t[0] * 1000), 5 + 2);
+}
+END_TEST
+
+START_TEST(test_stats_first_call_after_upgrade_counts_each_job_once)
+{
+	long long v[2], t[2], minute, hour;
+
+	/* What an earlier version left: the current minute written into
+	 * both its minute and its hour, and no roll-up mark. */
+	ck_assert_uint_eq(rcli_ints(t, 2, "time"), 2);
+	minute = t[0] * 1000 - t[0] * 1000 % 60000;
+	hour = minute - minute % 3600000;
+	rcli_ints(v, 1, "hset jobd:stats:m:%lld created 7", minute);
+	rcli_ints(v, 1, "hset jobd:stats:h:%lld created 7", hour);
+	rcli_ints(v, 1, "zadd jobd:stats:minutes %lld %lld", minute, minute);
+	rcli_ints(v, 1, "zadd jobd:stats:hours %lld %lld", hour, hour);
+	create("noop", 0);
+	ck_assert_int_eq(created_in_hours(t[0] * 1000), 7 + 1);
 }
 END_TEST
 
@@ -2216,7 +2246,10 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_purge_deletes_expired_trees_and_every_key);
 	tcase_add_test(
 		tc,
-		test_stats_windows_are_registered_and_expire_after_retention);
+		test_stats_minutes_are_registered_and_expire_after_retention);
+	tcase_add_test(tc, test_stats_closed_minutes_roll_up_into_hours_once);
+	tcase_add_test(
+		tc, test_stats_first_call_after_upgrade_counts_each_job_once);
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
 	suite_add_tcase(s, tc);
 

@@ -163,11 +163,14 @@ end
 
 -- The hours (long windows, DESIGN section 8) are sums of their minutes,
 -- made once a minute is closed: the first call that writes statistics
--- ROLL_GRACE ms after a minute's end adds it to its hour (P:stats:rolled
--- is the last minute added), at most ROLL_MAX minutes a call. Written
--- per call instead, the hour doubled every call's statistics writes. The
--- grace covers a Redis clock stepped back a little; readers add the
--- minutes after P:stats:rolled themselves (store.c).
+-- ROLL_GRACE ms after a minute's end adds it to its hour, at most
+-- ROLL_MAX minutes a call. P:stats:rolled marks how far: later minutes
+-- are not in their hour yet (readers add them themselves, store.c), and
+-- a call writing into a minute at or before the mark writes its hour
+-- directly too. That covers the first call of this version (the mark
+-- starts at the current minute: earlier versions wrote the hours as
+-- they went) and a Redis clock stepped back. Written by every call
+-- instead, the hour doubled the statistics writes of every transition.
 local ROLL_GRACE, ROLL_MAX = 5000, 10
 local function minmax_field(f)
 	if f == 'wait_min' or f == 'wait_max' or string.sub(f, 1, 5) == 'wait|' then
@@ -175,18 +178,15 @@ local function minmax_field(f)
 	end
 	return nil
 end
-local function roll_up(ttl_ms)
-	local rk = P .. ':stats:rolled'
+local function roll_mark()
+	local done = redis.call('GET', P .. ':stats:rolled')
+	if done then return tonumber(done) end
+	redis.call('SET', P .. ':stats:rolled', I(MINUTE))
+	return MINUTE
+end
+local function roll_up(done, ttl_ms)
 	local last = NOW - ROLL_GRACE - 60000
 	last = last - last % 60000
-	local done = redis.call('GET', rk)
-	if not done then
-		-- First run (or an upgrade: earlier versions wrote the hours as
-		-- they went): nothing before the current minute is rolled.
-		redis.call('SET', rk, I(last))
-		return
-	end
-	done = tonumber(done)
 	if done >= last then return end
 	local mins = redis.call('ZRANGEBYSCORE', P .. ':stats:minutes',
 		'(' .. I(done), I(last), 'LIMIT', 0, ROLL_MAX)
@@ -195,10 +195,13 @@ local function roll_up(ttl_ms)
 		local counters, lo, hi = {}, {}, {}
 		for i = 1, #v, 2 do
 			local f, x = v[i], tonumber(v[i + 1])
-			local name, which = minmax_field(f)
-			if which == 'min' then lo[name] = x
-			elseif which == 'max' then hi[name] = x
-			else counters[f] = x end
+			-- Only integers (a hand-edited field would fail HINCRBY).
+			if x and x == floor(x) then
+				local name, which = minmax_field(f)
+				if which == 'min' then lo[name] = x
+				elseif which == 'max' then hi[name] = x
+				else counters[f] = x end
+			end
 		end
 		m = tonumber(m)
 		local hour = m - m % 3600000
@@ -208,7 +211,7 @@ local function roll_up(ttl_ms)
 	end
 	-- Fewer than asked for: every closed minute is in.
 	if #mins < ROLL_MAX then done = last end
-	redis.call('SET', rk, I(done))
+	redis.call('SET', P .. ':stats:rolled', I(done))
 end
 
 local function flush_stats(ttl_ms)
@@ -218,9 +221,15 @@ local function flush_stats(ttl_ms)
 	end
 	if next(STATS) == nil then return end
 	ttl_ms = ttl_ms or 2592000000
+	local done = roll_mark()
 	write_window(P .. ':stats:m:' .. MINUTE, MINUTE, 60000, ':stats:minutes',
 		STATS, STATS_MIN, STATS_MAX, ttl_ms)
-	roll_up(ttl_ms)
+	if MINUTE <= done then
+		local hour = NOW - NOW % 3600000
+		write_window(P .. ':stats:h:' .. hour, hour, 3600000, ':stats:hours',
+			STATS, STATS_MIN, STATS_MAX, ttl_ms)
+	end
+	roll_up(done, ttl_ms)
 end
 
 -- Wake idle workers of every instance: one message per script call.
@@ -771,7 +780,6 @@ end
 -- Writes what a script call summed up: statistics, status counters, the
 -- virtual runtime floor, and one wake-up for idle workers.
 local function flush(ttl_ms)
-	flush_stats(ttl_ms)
 	for _, k in ipairs(ZKEYS) do
 		local add, rem = {}, {}
 		for m, sc in pairs(ZDEFER[k]) do
@@ -793,8 +801,11 @@ local function flush(ttl_ms)
 	for st, d in pairs(COUNT) do
 		if d ~= 0 then redis.call('HINCRBY', P .. ':count', st, d) end
 	end
-	if VR_LAST then redis.call('SET', P .. ':vr_floor', VR_LAST) end
+	if VR_LAST then redis.call('SET', P .. ':vr_floor', I(VR_LAST)) end
 	if WAKE then redis.call('PUBLISH', P .. ':wake', '1') end
+	-- Last: statistics read older data (a roll-up), so whatever they meet
+	-- cannot stop the transition's own writes half way.
+	flush_stats(ttl_ms)
 end
 
 -- Starts a call: its arguments and clock, and empty per-call state.
