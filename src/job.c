@@ -276,6 +276,11 @@ json_t *jobd_job_to_json(const struct jobd_job *job, int64_t now)
 	json_object_set_new(ch, "finished", json_integer(c->finished));
 	json_object_set_new(ch, "canceled", json_integer(c->canceled));
 	json_object_set_new(ch, "errors", json_integer(c->errors));
+	/* The children's own bar: the mean of their overall progress. */
+	json_object_set_new(
+		ch, "progress",
+		percent(c->total ? job->children_progress / (double)c->total :
+				   0));
 	json_object_set_new(o, "children", ch);
 	json_object_set_new(o, "inconsistent", json_boolean(job->inconsistent));
 	json_object_set_new(o, "waiting_for_children",

@@ -1088,6 +1088,75 @@ START_TEST(test_resume_waiting_parent_with_all_children_done_finishes)
 }
 END_TEST
 
+START_TEST(test_resumed_waiting_parent_runs_and_its_duration_grows)
+{
+	int64_t p = create("noop", 0), c, ap;
+	struct jobd_job *job;
+	json_t *o;
+
+	ap = claim_only(p);
+	c = create("noop", p);
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
+	op_ok(JOBD_OP_STOP, p);
+	assert_status(p, "stopped");
+	job = get(p);
+	ck_assert_int_eq(job->run_since, 0);
+	jobd_job_free(job);
+	/* Back to waiting for its child: in progress, so running. */
+	op_ok(JOBD_OP_RESUME, p);
+	assert_status(p, "in_progress");
+	job = get(p);
+	ck_assert_int_gt(job->run_since, 0);
+	ck_assert_int_ge(jobd_job_duration_ms(job, job->run_since + 500), 500);
+	jobd_job_free(job);
+	/* The child finishes at 40 % (and so its parent): the children's
+	 * bar shows 40, the parent's overall (0 + 40) / 2. */
+	ck_assert_int_eq(finish_full(c, claim_only(c), JOBD_OUTCOME_DONE, 40, 0,
+				     NULL),
+			 JOBD_RESULT_FINISHED);
+	job = get(p);
+	o = jobd_job_to_json(job, job->run_since);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_object_get(o, "children"), "progress")),
+			 40);
+	ck_assert_int_eq(
+		json_integer_value(json_object_get(o, "overall_progress")), 20);
+	json_decref(o);
+	jobd_job_free(job);
+	check_tree(p);
+}
+END_TEST
+
+START_TEST(test_waiting_grows_until_first_start_then_duration_while_running)
+{
+	int64_t id = create("noop", 0), a;
+	struct jobd_job *job = get(id);
+
+	/* Pending: waiting is creation to now, and grows. */
+	ck_assert_int_eq(jobd_job_waiting_ms(job, job->created_at + 100), 100);
+	ck_assert_int_eq(jobd_job_waiting_ms(job, job->created_at + 900), 900);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->created_at + 900), 0);
+	jobd_job_free(job);
+	/* Running: waiting stops at the start, duration grows. */
+	a = claim_only(id);
+	job = get(id);
+	ck_assert_int_eq(jobd_job_waiting_ms(job, job->started_at + 5000),
+			 job->started_at - job->created_at);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->run_since + 300), 300);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->run_since + 700), 700);
+	jobd_job_free(job);
+	/* Finished: both are fixed. */
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->finished_at + 60000),
+			 jobd_job_duration_ms(job, job->finished_at));
+	ck_assert_int_eq(jobd_job_waiting_ms(job, job->finished_at + 60000),
+			 job->started_at - job->created_at);
+	jobd_job_free(job);
+}
+END_TEST
+
 /* --- force stop --------------------------------------------------------- */
 
 START_TEST(test_force_stop_fences_the_running_attempt)
@@ -2218,6 +2287,11 @@ static Suite *store_suite(void)
 		test_stop_waiting_parent_without_running_children_stops_at_once);
 	tcase_add_test(
 		tc, test_resume_waiting_parent_with_all_children_done_finishes);
+	tcase_add_test(tc,
+		       test_resumed_waiting_parent_runs_and_its_duration_grows);
+	tcase_add_test(
+		tc,
+		test_waiting_grows_until_first_start_then_duration_while_running);
 	tcase_add_test(tc, test_force_stop_fences_the_running_attempt);
 	tcase_add_test(tc, test_force_stop_stops_stopping_descendants);
 	tcase_add_test(tc, test_cancel_refused_unless_stopped);

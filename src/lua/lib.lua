@@ -696,8 +696,10 @@ OPS['resume'] = function(h, actor, top)
 		if sa then return 'job ' .. h.id .. ' is under ' .. how .. ' job ' .. sa .. (how == 'canceled' and ': it cannot run any more' or ': resume that one') end
 	end
 	if h.awaiting == '1' then
-		-- Its handler had returned: back to waiting for its children.
-		set_status(h, 'in_progress')
+		-- Its handler had returned: back to waiting for its children,
+		-- running again (its duration grows, as for any job in progress).
+		h.run_since = NOW
+		set_status(h, 'in_progress', {'run_since', NOWS})
 		joblog(h.id, 'info', h.attempt, 'resumed by ' .. actor .. ', waiting for children')
 		local open = num(h.children_total) - num(h.children_finished) - num(h.children_canceled)
 		if open == 0 then finish_job(h) end

@@ -164,15 +164,19 @@ function childrenCell(j) {
   const ended = c.finished + c.canceled;
   return el('td', { title: `${c.pending} pending, ${c.in_progress} in progress, ${c.stopping} stopping, ` +
       `${c.stopped} stopped, ${c.finished} finished, ${c.canceled} canceled, ${c.errors} with errors` },
-    bar(j.overall_progress, ended === c.total), el('span', { class: 'pct' }, `${ended}/${c.total}`));
+    bar(c.progress, ended === c.total), el('span', { class: 'pct' }, `${ended}/${c.total}`));
 }
 
 /* Live values: the server's value plus the time since it was read. */
 function waitingNow(j, at) {
-  return j.status === 'pending' && !j.started_at ? j.waiting_ms + (performance.now() - at) : j.waiting_ms;
+  /* As the server counts it: until the first start, also while stopped
+   * before it (a job canceled before it started waits no more). */
+  const waiting = !j.started_at && j.status !== 'finished' && j.status !== 'canceled';
+  return waiting ? j.waiting_ms + (performance.now() - at) : j.waiting_ms;
 }
 function durationNow(j, at) {
-  const running = (j.status === 'in_progress' || j.status === 'stopping') && !j.waiting_for_children;
+  /* As the server counts it: a parent waiting for its children runs too. */
+  const running = j.status === 'in_progress' || j.status === 'stopping';
   return running ? j.duration_ms + (performance.now() - at) : j.duration_ms;
 }
 function durationText(j, at) {

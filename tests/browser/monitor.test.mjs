@@ -71,6 +71,15 @@ try {
   assert.equal(await row(run).locator('td').nth(10).innerText(), 'alice');
   assert.match(await row(parent).locator('td').nth(12).innerText(), /\d\/3/);
 
+  step('the children bar shows the children\'s progress, not the parent\'s');
+  await page.waitForFunction((id) => {
+    const r = document.querySelector(`#jobs-body tr[data-id="${id}"]`);
+    return r && r.children[12].textContent.includes('3/3');
+  }, parent, { timeout: 30000 });
+  const pj = await api(`/api/jobs/${parent}`);
+  assert.equal(await row(parent).locator('td').nth(12).locator('[role=progressbar]').getAttribute('aria-valuenow'),
+    String(Math.round(pj.children.progress)));
+
   step('duration ticks while running');
   const d1 = await row(run).locator('td').nth(6).innerText();
   await page.waitForTimeout(1600);
