@@ -55,6 +55,7 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 	if (!job)
 		return NULL;
 	c = &job->children;
+	job->stoppable = true; /* the defaults are absent fields */
 	for (size_t i = 0; i < n; i++) {
 		const char *f = names[i], *v = values[i];
 
@@ -74,6 +75,10 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 			job->system = strcmp(v, "1") == 0;
 		else if (strcmp(f, "low_priority") == 0)
 			job->low_priority = strcmp(v, "1") == 0;
+		else if (strcmp(f, "stoppable") == 0)
+			job->stoppable = strcmp(v, "0") != 0;
+		else if (strcmp(f, "restartable") == 0)
+			job->restartable = strcmp(v, "1") == 0;
 		else if (strcmp(f, "run_by") == 0)
 			job->run_by = dup_nonempty(v);
 		else if (strcmp(f, "parent") == 0)
@@ -246,6 +251,8 @@ json_t *jobd_job_to_json(const struct jobd_job *job, int64_t now)
 			    json_string(jobd_status_names[job->status]));
 	json_object_set_new(o, "system", json_boolean(job->system));
 	json_object_set_new(o, "low_priority", json_boolean(job->low_priority));
+	json_object_set_new(o, "stoppable", json_boolean(job->stoppable));
+	json_object_set_new(o, "restartable", json_boolean(job->restartable));
 	json_object_set_new(o, "run_by",
 			    job->system ? json_null() :
 					  str_or_null(job->run_by));

@@ -35,8 +35,10 @@ struct jobd_job {
 	enum jobd_status status;
 	bool system;
 	bool low_priority;
-	char *run_by;	/* NULL for system jobs and when nobody is named */
-	int64_t parent; /* 0 = root job */
+	bool stoppable;	  /* its type's policy, copied at creation */
+	bool restartable; /* the same */
+	char *run_by;	  /* NULL for system jobs and when nobody is named */
+	int64_t parent;	  /* 0 = root job */
 	int64_t root;
 	int64_t created_at; /* ms since epoch, Redis clock */
 	int64_t queued_at;  /* ms: creation or last restart */

@@ -25,7 +25,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-browser.XXXXXX")
 on_exit "rm -rf '$work'"
 printf '%s\n' "[redis]" "address = $JOBD_REDIS" "[http]" "listen = 127.0.0.1:0" \
 	"[type.import]" "handler = noop" "restartable = yes" \
-	"[type.refactor]" "handler = noop" "system = yes" >"$work/jobd.conf"
+	"[type.refactor]" "handler = noop" "system = yes" \
+	"[type.fixed]" "handler = noop" "stoppable = no" >"$work/jobd.conf"
 
 start() { # NAME ARGS...
 	local name=$1 i

@@ -398,8 +398,22 @@ START_TEST(test_create_makes_pending_job_with_policy_and_fields)
 	ck_assert_int_eq(job->started_at, 0);
 	ck_assert(!job->system);
 	ck_assert(!job->low_priority);
+	ck_assert(job->stoppable);
+	ck_assert(!job->restartable);
 	jobd_job_free(job);
 	ck_assert_int_eq(count_of(JOBD_PENDING), 1);
+	/* The policy copied into the job, shown in its JSON (the monitor
+	 * enables Stop and Restart by it). */
+	for (int i = 0; i < 2; i++) {
+		json_t *o;
+
+		job = get(create(i ? "again" : "nostop", 0));
+		o = jobd_job_to_json(job, job->created_at);
+		ck_assert(json_is_true(json_object_get(o, "stoppable")) == i);
+		ck_assert(json_is_true(json_object_get(o, "restartable")) == i);
+		json_decref(o);
+		jobd_job_free(job);
+	}
 }
 END_TEST
 

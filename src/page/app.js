@@ -17,13 +17,13 @@ const LABELS = {
   stopped: 'Stopped', finished: 'Finished', canceled: 'Canceled',
 };
 const OPS = [
-  { op: 'stop', label: 'Stop', ok: (j) => (j.status === 'pending' || j.status === 'in_progress') && policy(j.type).stoppable },
+  { op: 'stop', label: 'Stop', ok: (j) => (j.status === 'pending' || j.status === 'in_progress') && j.stoppable },
   { op: 'resume', label: 'Resume', ok: (j) => j.status === 'stopped' },
   { op: 'force-stop', label: 'Force Stop', danger: true, ok: (j) => j.status === 'stopping',
     confirm: 'Force stop kills the handlers of the selected jobs and may leave inconsistent data. Continue?' },
   { op: 'cancel', label: 'Cancel', danger: true, ok: (j) => j.status === 'stopped',
     confirm: 'Canceled jobs cannot be resumed. Continue?' },
-  { op: 'restart', label: 'Restart', ok: (j) => j.status === 'finished' && j.parent === null && policy(j.type).restartable },
+  { op: 'restart', label: 'Restart', ok: (j) => j.status === 'finished' && j.parent === null && j.restartable },
   { op: 'low-priority', label: 'Set low priority', ok: (j) => !TERMINAL.has(j.status) },
   { op: 'low-priority-off', label: 'Remove low priority', ok: (j) => !TERMINAL.has(j.status) },
 ];
@@ -53,7 +53,6 @@ function clear(node) { while (node.firstChild) node.removeChild(node.firstChild)
 
 const state = {
   token: localStorage.getItem('jobd.token') || '',
-  types: new Map(),
   selected: new Map(), /* id -> last seen job */
   list: { cursors: [0], page: 0, next: null, rows: [], at: 0 },
   detail: null,
@@ -109,10 +108,6 @@ function showTokenBox(msg) {
   $('token-box').hidden = false;
   if (msg) banner(msg + ': enter an API token');
   $('token-input').focus();
-}
-
-function policy(type) {
-  return state.types.get(type) || { stoppable: true, restartable: false, system: false };
 }
 
 /* --- formatting ---------------------------------------------------------- */
@@ -702,7 +697,6 @@ async function loadTypes() {
   try {
     const data = await api('/api/types');
     for (const t of data.types) {
-      state.types.set(t.name, t);
       $('f-type').append(el('option', { value: t.name }, t.name + (t.system ? ' (system)' : '')));
       $('s-type').append(el('option', { value: t.name }, t.name));
     }

@@ -59,7 +59,9 @@ try {
   await api('/api/jobs', { type: 'import', parent, count: 3 });
   await submit({ type: 'import', payload: { sim: 'error' } });
   const sys = await submit({ type: 'refactor' });
+  const fixed = await submit({ type: 'fixed', payload: { sim: 'run' } });
   await waitStatus(run, 'in_progress');
+  await waitStatus(fixed, 'in_progress');
   await waitStatus(xss, 'finished');
 
   step('the list shows the jobs');
@@ -112,6 +114,17 @@ try {
   await row(xss).locator('td.c-check input').check();
   assert.ok(await button('stop').isDisabled(), 'stop invalid when a finished job is selected');
   await row(xss).locator('td.c-check input').uncheck();
+
+  step('stop and restart follow the job\'s own policy');
+  await row(run).locator('td.c-check input').uncheck();
+  await row(xss).locator('td.c-check input').check();
+  assert.ok(await button('restart').isEnabled(), 'restart valid for a finished root of a restartable type');
+  await row(xss).locator('td.c-check input').uncheck();
+  await row(fixed).locator('td.c-check input').check();
+  assert.ok(await button('stop').isDisabled(), 'stop invalid for a job whose type is not stoppable');
+  assert.ok(await button('resume').isDisabled(), 'resume invalid for in_progress');
+  await row(fixed).locator('td.c-check input').uncheck();
+  await row(run).locator('td.c-check input').check();
 
   step('system jobs toggle');
   await page.locator('#f-system').check();
