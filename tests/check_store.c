@@ -1877,6 +1877,42 @@ START_TEST(test_stats_minutes_are_registered_and_expire_after_retention)
 }
 END_TEST
 
+START_TEST(test_stats_waiting_times_are_the_jobs_waits)
+{
+	int64_t now;
+	struct jobd_stats stats;
+	struct jobd_claim *cl;
+	size_t n;
+	int64_t started = 0, sum = 0, lo = -1, hi = -1;
+
+	create("noop", 0);
+	sleep_ms(300);
+	create("noop", 0);
+	cl = claim(10, 10, 60000, &n);
+	ck_assert_uint_eq(n, 2);
+	jobd_store_claims_free(cl, n);
+	/* A waited 300 ms or more, B a few: the minute's started, sum,
+	 * min and max say so (wait_min of B, wait_max of A). */
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	ck_assert_int_eq(jobd_store_stats(st, now - 600000, NULL, &stats), 0);
+	for (size_t k = 0; k < stats.n; k++) {
+		const struct jobd_stats_counts *c = &stats.minutes[k].all;
+
+		started += c->started;
+		sum += c->wait_sum;
+		if (c->wait_min >= 0 && (lo < 0 || c->wait_min < lo))
+			lo = c->wait_min;
+		if (c->wait_max > hi)
+			hi = c->wait_max;
+	}
+	jobd_stats_release(&stats);
+	ck_assert_int_eq(started, 2);
+	ck_assert_int_lt(lo, 100);
+	ck_assert_int_ge(hi, 300);
+	ck_assert_int_eq(sum, hi + lo);
+}
+END_TEST
+
 /* Jobs created over the hourly windows of the last 8 hours. */
 static long long created_in_hours(long long now_ms)
 {
@@ -2336,6 +2372,7 @@ static Suite *store_suite(void)
 		tc,
 		test_stats_minutes_are_registered_and_expire_after_retention);
 	tcase_add_test(tc, test_stats_closed_minutes_roll_up_into_hours_once);
+	tcase_add_test(tc, test_stats_waiting_times_are_the_jobs_waits);
 	tcase_add_test(
 		tc, test_stats_first_call_after_upgrade_counts_each_job_once);
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
