@@ -1874,6 +1874,12 @@ START_TEST(test_stats_minutes_are_registered_and_expire_after_retention)
 			ck_assert_int_le(v[0], v[1]);
 	}
 	ck_assert_int_eq(created, 2);
+	/* On a Redis with no statistics before, the roll-up starts before
+	 * the first minute: no hour is written until a minute closes. */
+	ck_assert_uint_eq(rcli_ints(v, 1, "get jobd:stats:rolled"), 1);
+	ck_assert_int_lt(v[0], starts[0]);
+	ck_assert_uint_eq(rcli_ints(v, 1, "zcard jobd:stats:hours"), 1);
+	ck_assert_int_eq(v[0], 0);
 }
 END_TEST
 

@@ -167,9 +167,10 @@ end
 -- ROLL_MAX minutes a call. P:stats:rolled marks how far: later minutes
 -- are not in their hour yet (readers add them themselves, store.c), and
 -- a call writing into a minute at or before the mark writes its hour
--- directly too. That covers the first call of this version (the mark
--- starts at the current minute: earlier versions wrote the hours as
--- they went) and a Redis clock stepped back. Written by every call
+-- directly too. That covers the first call of this version on
+-- statistics of an earlier one (the mark starts at the current minute:
+-- earlier versions wrote the hours as they went) and a Redis clock
+-- stepped back. Written by every call
 -- instead, the hour doubled the statistics writes of every transition.
 local ROLL_GRACE, ROLL_MAX = 5000, 10
 local function minmax_field(f)
@@ -181,8 +182,14 @@ end
 local function roll_mark()
 	local done = redis.call('GET', P .. ':stats:rolled')
 	if done then return tonumber(done) end
-	redis.call('SET', P .. ':stats:rolled', I(MINUTE))
-	return MINUTE
+	-- No mark: statistics written by an earlier version, whose hours hold
+	-- every minute up to now, or none at all (nothing to protect).
+	done = MINUTE
+	if redis.call('EXISTS', P .. ':stats:minutes') == 0 then
+		done = MINUTE - 60000
+	end
+	redis.call('SET', P .. ':stats:rolled', I(done))
+	return done
 end
 local function roll_up(done, ttl_ms)
 	local last = NOW - ROLL_GRACE - 60000
