@@ -4,7 +4,7 @@
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 
-command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found (run scripts/bootstrap)"
+need kcat
 start_redis
 dir=$(mktemp -d "${TMPDIR:-/tmp}/jobd-bp.XXXXXX")
 on_exit "rm -rf '$dir'"

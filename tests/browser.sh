@@ -13,9 +13,9 @@ CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 dir=$top_srcdir/tests/browser
 [ -x "$DRIVER" ] || fail "$DRIVER not built"
 [ -x "$CHROMIUM" ] || skip_or_fail "chromium not found at $CHROMIUM (run scripts/bootstrap)"
-command -v node >/dev/null || skip_or_fail "node not found (run scripts/bootstrap)"
+need node
 if [ ! -d "$dir/node_modules/playwright-core" ]; then
-	command -v npm >/dev/null || skip_or_fail "npm not found (run scripts/bootstrap)"
+	need npm
 	(cd "$dir" && npm install --no-audit --no-fund --silent) ||
 		skip_or_fail "cannot install playwright-core from npm"
 fi

@@ -13,7 +13,7 @@ set -euo pipefail
 
 command -v redis-server >/dev/null 2>&1 ||
 	skip_or_fail "redis-server not found (run scripts/bootstrap)"
-command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found (run scripts/bootstrap)"
+need kcat
 dir=$(mktemp -d "/tmp/jobd-fault.XXXXXX")
 rdir=$dir/redis
 on_exit "'$top_srcdir/scripts/redis' stop '$rdir' >/dev/null 2>&1; rm -rf '$dir'"

@@ -42,10 +42,8 @@ set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-jobd_bin=$top_builddir/src/jobd
-[ -x "$jobd_bin" ] || fail "missing $jobd_bin"
-command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found (run scripts/bootstrap)"
-command -v jq >/dev/null 2>&1 || skip_or_fail "jq not found (run scripts/bootstrap)"
+need_jobd
+need kcat jq
 
 start_redis
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-fkill.XXXXXX")

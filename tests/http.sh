@@ -7,8 +7,7 @@ set -euo pipefail
 
 DRIVER=${HTTP_DRIVER:-$top_builddir/tests/http_driver}
 [ -x "$DRIVER" ] || fail "$DRIVER not built"
-command -v curl >/dev/null || skip_or_fail "curl not found"
-command -v python3 >/dev/null || skip_or_fail "python3 not found"
+need curl python3
 
 start_redis
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-http.XXXXXX")

@@ -12,8 +12,7 @@ set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-command -v python3 >/dev/null 2>&1 || skip_or_fail "python3 not found"
-command -v redis-cli >/dev/null 2>&1 || skip_or_fail "redis-cli not found"
+need python3 redis-cli
 [ -x "$top_builddir/src/jobctl" ] || fail "no $top_builddir/src/jobctl: build first"
 
 start_redis

@@ -16,7 +16,7 @@ set -euo pipefail
 
 driver=${JOBD_KAFKA_DRIVER:-$top_builddir/tests/kafka_driver}
 [ -x "$driver" ] || fail "missing $driver (make check builds it)"
-command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found"
+need kcat
 
 start_redis
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-kafka.XXXXXX")

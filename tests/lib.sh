@@ -52,6 +52,21 @@ skip_or_fail() {
 	exit 77
 }
 
+# need CMD...: each command on PATH, or the test skips (fails in CI).
+need() {
+	local c
+	for c; do
+		command -v "$c" >/dev/null 2>&1 ||
+			skip_or_fail "$c not found (run scripts/bootstrap)"
+	done
+}
+
+# need_jobd: jobd_bin is the jobd make built (JOBD_BIN overrides it).
+need_jobd() {
+	jobd_bin=${JOBD_BIN:-$top_builddir/src/jobd}
+	[ -x "$jobd_bin" ] || fail "missing $jobd_bin (make builds it)"
+}
+
 assert_eq() {
 	[ "$1" = "$2" ] ||
 		fail "${3:-assert_eq}: expected '$1', got '$2'"

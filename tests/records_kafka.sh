@@ -19,10 +19,8 @@
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-jobd_bin=${JOBD_BIN:-$top_builddir/src/jobd}
-[ -x "$jobd_bin" ] || fail "missing $jobd_bin (make builds it)"
-command -v jq >/dev/null 2>&1 || skip_or_fail "jq not found"
-command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found (run scripts/bootstrap)"
+need_jobd
+need jq kcat
 
 start_redis
 dir=$(mktemp -d "${TMPDIR:-/tmp}/jobd-reckafka.XXXXXX")

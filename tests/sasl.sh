@@ -18,8 +18,7 @@ set -euo pipefail
 user=jobd-sasl
 password=s3cret-$RANDOM
 
-command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found"
-command -v java >/dev/null 2>&1 || skip_or_fail "java not found (scripts/bootstrap)"
+need kcat java
 # The library jobd links decides; kcat links the same librdkafka here.
 features=$(kcat -V 2>&1 | sed -n 's/.*builtin\.features=\([^)]*\).*/\1/p')
 case ",$features," in

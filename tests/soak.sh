@@ -53,10 +53,7 @@ readonly SOAK=${SOAK_SECONDS:-120} KILL_EVERY=20 RSS_LIMIT=10
 readonly WARMUP=$((SOAK / 4 < 300 ? SOAK / 4 : 300))
 [ "$SOAK" -ge 60 ] || fail "SOAK_SECONDS must be at least 60"
 
-command -v redis-server >/dev/null 2>&1 ||
-	skip_or_fail "redis-server not found (run scripts/bootstrap)"
-command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found (run scripts/bootstrap)"
-command -v jq >/dev/null 2>&1 || skip_or_fail "jq not found (run scripts/bootstrap)"
+need redis-server kcat jq
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-soak.XXXXXX")
 [ -n "${JOBD_TEST_KEEP:-}" ] || on_exit "rm -rf '$work'"

@@ -28,10 +28,8 @@ set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-jobd_bin=$top_builddir/src/jobd
-[ -x "$jobd_bin" ] || fail "missing $jobd_bin"
-command -v kcat >/dev/null 2>&1 || skip_or_fail "kcat not found"
-command -v python3 >/dev/null 2>&1 || skip_or_fail "python3 not found"
+need_jobd
+need kcat python3
 
 start_redis
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-stats.XXXXXX")
