@@ -173,6 +173,12 @@ end
 -- stepped back. Written by every call
 -- instead, the hour doubled the statistics writes of every transition.
 local ROLL_GRACE, ROLL_MAX = 5000, 10
+-- Adds to the hour that holds minute M.
+local function write_hour(m, counters, mins, maxs, ttl_ms)
+	local hour = m - m % 3600000
+	write_window(P .. ':stats:h:' .. hour, hour, 3600000, ':stats:hours',
+		counters, mins, maxs, ttl_ms)
+end
 local function minmax_field(f)
 	if f == 'wait_min' or f == 'wait_max' or string.sub(f, 1, 5) == 'wait|' then
 		return string.sub(f, 1, -5), string.sub(f, -3)
@@ -211,9 +217,7 @@ local function roll_up(done, ttl_ms)
 			end
 		end
 		m = tonumber(m)
-		local hour = m - m % 3600000
-		write_window(P .. ':stats:h:' .. hour, hour, 3600000, ':stats:hours',
-			counters, lo, hi, ttl_ms)
+		write_hour(m, counters, lo, hi, ttl_ms)
 		done = m
 	end
 	-- Fewer than asked for: every closed minute is in.
@@ -231,11 +235,7 @@ local function flush_stats(ttl_ms)
 	local done = roll_mark()
 	write_window(P .. ':stats:m:' .. MINUTE, MINUTE, 60000, ':stats:minutes',
 		STATS, STATS_MIN, STATS_MAX, ttl_ms)
-	if MINUTE <= done then
-		local hour = NOW - NOW % 3600000
-		write_window(P .. ':stats:h:' .. hour, hour, 3600000, ':stats:hours',
-			STATS, STATS_MIN, STATS_MAX, ttl_ms)
-	end
+	if MINUTE <= done then write_hour(MINUTE, STATS, STATS_MIN, STATS_MAX, ttl_ms) end
 	roll_up(done, ttl_ms)
 end
 
@@ -630,15 +630,14 @@ local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
 	f = f or {}
 	if progress and progress >= 0 then
 		if progress > 100 then progress = 100 end
-		local before = num(h.progress)
+		local before, old = num(h.progress), nil
 		-- Only a parent's overall progress depends on this job's.
 		if h.parent ~= '' then
 			need(h, {'children_progress'})
-			local old = overall(h)
-			h.progress = progress
-			propagate_progress(h, old, overall(h))
+			old = overall(h)
 		end
 		h.progress = progress
+		if old then propagate_progress(h, old, overall(h)) end
 		f[#f + 1] = 'progress'
 		f[#f + 1] = progress == floor(progress) and I(progress) or progress
 		if not quiet and floor(progress / 10) > floor(before / 10) then
