@@ -17,26 +17,9 @@
 #include <sys/types.h>
 
 #include "csv.h"
+#include "tests/fuzz/memread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct mem {
-	const uint8_t *buf;
-	size_t len, pos, step;
-};
-
-static ssize_t mem_read(void *arg, char *buf, size_t n)
-{
-	struct mem *m = arg;
-
-	if (m->step && n > m->step)
-		n = m->step;
-	if (n > m->len - m->pos)
-		n = m->len - m->pos;
-	memcpy(buf, m->buf + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
 
 static void roundtrip(const struct jobd_csv_record *rec)
 {

@@ -27,28 +27,11 @@
 
 #include "csv.h"
 #include "ndjson.h"
+#include "tests/fuzz/memread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_ROWS 4096 /* rows remembered; inputs are smaller */
-
-struct mem {
-	const uint8_t *buf;
-	size_t len, pos, step;
-};
-
-static ssize_t mem_read(void *arg, char *buf, size_t n)
-{
-	struct mem *m = arg;
-
-	if (m->step && n > m->step)
-		n = m->step;
-	if (n > m->len - m->pos)
-		n = m->len - m->pos;
-	memcpy(buf, m->buf + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
 
 /* One row as the split saw it. */
 struct row {
