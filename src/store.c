@@ -1,10 +1,12 @@
 /*
  * store: jobd's job store in Redis, the only module that calls hiredis.
  *
- * Every state change is one Lua script (src/lua/), called with EVALSHA and
+ * Every state change is one Lua script (src/lua/), called with FCALL and
  * the key prefix as first argument; the scripts derive the keys, read the
  * clock with TIME and keep counters, indexes, ready queues and statistics
- * in step. Nothing here reads a value, changes it and writes it back: two
+ * in step. Where Redis has jobd's module (src/module/), create, claim and
+ * finish call its commands first, with the same arguments; they do the
+ * common jobs and leave the rest to the Lua functions. Nothing here reads a value, changes it and writes it back: two
  * jobctl processes and any number of jobd instances can race freely.
  *
  * Connections are blocking with timeouts (hiredis 0.14 has neither TLS nor
@@ -79,6 +81,8 @@ struct jobd_store {
 	redisContext *sub;	      /* subscribed to PREFIX:wake, or NULL */
 	char fn[S_COUNT][64];	      /* function names, "jobd_HASH_claim" */
 	int timeout_ms;		      /* per-call socket timeout */
+	bool module;		      /* Redis has this jobd's module */
+	bool warned;		      /* ... in another version: said */
 	char err[512];		      /* the last error */
 };
 
@@ -140,6 +144,18 @@ static void args_addf(struct args *a, const char *fmt, ...)
 	a->len[a->n] = strlen(s);
 	a->owned[a->n] = s;
 	a->n++;
+}
+
+/* Appends the arguments of FROM to A, borrowed (FROM must outlive A). */
+static void args_append(struct args *a, const struct args *from)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		args_grow(a);
+		a->v[a->n] = from->v[i];
+		a->len[a->n] = from->len[i];
+		a->owned[a->n] = NULL;
+		a->n++;
+	}
 }
 
 static void set_err(struct jobd_store *st, const char *fmt, ...)
@@ -269,6 +285,23 @@ static int ensure(struct jobd_store *st)
 			 (long long)st->conf->logs_max_entries);
 	if (r)
 		freeReplyObject(r);
+	/*
+	 * The native module (docs/redis-module.md) runs the hot path when
+	 * Redis has it loaded in the version built with these functions;
+	 * otherwise (no module, another version, a user without the
+	 * permission) everything runs in Lua.
+	 */
+	r = redisCommand(st->c, "JOBD.VERSION");
+	st->module = r && r->type == REDIS_REPLY_STATUS &&
+		     strcmp(r->str, jobd_library_prefix) == 0;
+	if (r && r->type == REDIS_REPLY_STATUS && !st->module && !st->warned) {
+		jobd_warn("store: the jobd module in redis at %s is version "
+			  "%s, this jobd wants %s: using the Lua functions",
+			  st->conf->redis_address, r->str, jobd_library_prefix);
+		st->warned = true;
+	}
+	if (r)
+		freeReplyObject(r);
 	return 0;
 }
 
@@ -318,6 +351,50 @@ void jobd_store_set_timeout(struct jobd_store *st, int ms)
 }
 
 /*
+ * Runs the module command CMD with the arguments of script ID (ARGS, the
+ * prefix prepended), when Redis has the module. Returns the reply (caller
+ * frees), or NULL: with *fallback set when the Lua function must do the
+ * work instead (no module, or it failed: it writes nothing then), else
+ * with st->err set (Redis unreachable).
+ */
+static redisReply *module_call(struct jobd_store *st, const char *cmd,
+			       struct args *args, bool *fallback)
+{
+	struct args a = { 0 };
+	redisReply *r;
+
+	*fallback = true;
+	if (ensure(st) < 0) {
+		*fallback = false;
+		return NULL;
+	}
+	if (!st->module)
+		return NULL;
+	args_add(&a, cmd);
+	args_add(&a, st->conf->prefix);
+	args_append(&a, args);
+	r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
+	args_release(&a);
+	if (!r) {
+		set_err(st, "redis at %s: %s", st->conf->redis_address,
+			st->c->errstr[0] ? st->c->errstr : "connection lost");
+		drop(&st->c);
+		*fallback = false;
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		/* Unloaded since, or refused: Lua from now on. */
+		jobd_warn("store: redis module command %s failed, using the "
+			  "Lua functions: %s",
+			  cmd, r->str);
+		st->module = false;
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/*
  * Runs script ID with ARGS (the prefix is prepended here). Returns the
  * reply (caller frees) or NULL with st->err set; a script error is an
  * error too, never a reply.
@@ -334,13 +411,7 @@ static redisReply *eval(struct jobd_store *st, enum script_id id,
 	args_add(&a, st->fn[id]);
 	args_add(&a, "0");
 	args_add(&a, st->conf->prefix);
-	for (size_t i = 0; i < args->n; i++) {
-		args_grow(&a);
-		a.v[a.n] = args->v[i];
-		a.len[a.n] = args->len[i];
-		a.owned[a.n] = NULL;
-		a.n++;
-	}
+	args_append(&a, args);
 	for (int tries = 0; tries < 2; tries++) {
 		r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
 		if (!r) {
@@ -416,6 +487,7 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	const struct jobd_type_conf **types = calloc(n, sizeof(*types));
 	size_t sent = 0, ntypes = 0;
 	redisReply *r;
+	bool fallback;
 	int rc = 0;
 
 	if (!pos || !types) {
@@ -474,7 +546,14 @@ static int create_batch(struct jobd_store *st, const char *actor,
 		args_add(&a, sp->payload ? sp->payload : "{}");
 		args_add(&a, sp->source);
 	}
-	r = eval(st, S_CREATE, &a);
+	r = module_call(st, "JOBD.CREATE", &a, &fallback);
+	if (r && r->type == REDIS_REPLY_STATUS) {
+		/* Not only root jobs: the module left it to Lua. */
+		freeReplyObject(r);
+		r = NULL;
+	}
+	if (!r && fallback)
+		r = eval(st, S_CREATE, &a);
 	if (!r) {
 		rc = JOBD_STORE_ERR_REDIS;
 		goto out;
@@ -516,40 +595,18 @@ int jobd_store_create(struct jobd_store *st, const char *actor,
 
 /* --- engine ------------------------------------------------------------ */
 
-int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
-		     int max_low, int64_t lease_ms, struct jobd_claim **claims,
-		     size_t *n)
+/* Appends the jobs of claim reply R to CL (*n of them); true when the
+ * module stopped early and left the rest to claim.lua. */
+static bool claims_from(const redisReply *r, struct jobd_claim *cl, size_t *n,
+			int *low)
 {
-	struct args a = { 0 };
-	struct jobd_claim *cl;
-	redisReply *r;
+	bool rest = false;
 
-	*claims = NULL;
-	*n = 0;
-	if (max <= 0)
-		return 0;
-	args_addf(&a, "%lld", (long long)st->conf->retention_stats);
-	args_add(&a, instance);
-	args_addf(&a, "%lld", (long long)lease_ms);
-	args_addf(&a, "%d", max);
-	args_addf(&a, "%d", max_low);
-	args_add(&a, "10");
-	r = eval(st, S_CLAIM, &a);
-	args_release(&a);
-	if (!r)
-		return JOBD_STORE_ERR_REDIS;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-		freeReplyObject(r);
-		return 0;
-	}
-	cl = calloc(r->elements, sizeof(*cl));
-	if (!cl) {
-		freeReplyObject(r);
-		return JOBD_STORE_ERR_REDIS;
-	}
 	for (size_t i = 0; i < r->elements; i++) {
 		redisReply *e = r->element[i];
 
+		if (e->type == REDIS_REPLY_STATUS && strcmp(e->str, "lua") == 0)
+			rest = true;
 		if (e->type != REDIS_REPLY_ARRAY || e->elements < 8)
 			continue;
 		cl[*n].id = reply_i64(e->element[0]);
@@ -563,9 +620,77 @@ int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
 		cl[*n].progress = e->element[7]->type == REDIS_REPLY_STRING ?
 					  strtod(e->element[7]->str, NULL) :
 					  0;
+		*low += cl[*n].low_priority;
 		(*n)++;
 	}
-	freeReplyObject(r);
+	return rest;
+}
+
+static void claim_args(struct jobd_store *st, struct args *a,
+		       const char *instance, int64_t lease_ms, int max,
+		       int max_low)
+{
+	args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	args_add(a, instance);
+	args_addf(a, "%lld", (long long)lease_ms);
+	args_addf(a, "%d", max);
+	args_addf(a, "%d", max_low);
+	args_add(a, "10");
+}
+
+int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
+		     int max_low, int64_t lease_ms, struct jobd_claim **claims,
+		     size_t *n)
+{
+	struct args a = { 0 };
+	struct jobd_claim *cl;
+	redisReply *r;
+	bool fallback, rest = true;
+	int low = 0;
+
+	*claims = NULL;
+	*n = 0;
+	if (max <= 0)
+		return 0;
+	cl = calloc((size_t)max, sizeof(*cl));
+	if (!cl)
+		return JOBD_STORE_ERR_REDIS;
+	claim_args(st, &a, instance, lease_ms, max, max_low);
+	r = module_call(st, "JOBD.CLAIM", &a, &fallback);
+	args_release(&a);
+	if (!r && !fallback) {
+		free(cl);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	if (r) {
+		if (r->type == REDIS_REPLY_ARRAY)
+			rest = claims_from(r, cl, n, &low);
+		freeReplyObject(r);
+	}
+	if (rest && (int)*n < max) {
+		/* What the module does not claim (a root with children, a
+		 * due retry), or no module: claim.lua. */
+		memset(&a, 0, sizeof(a));
+		claim_args(st, &a, instance, lease_ms, max - (int)*n,
+			   max_low > low ? max_low - low : 0);
+		r = eval(st, S_CLAIM, &a);
+		args_release(&a);
+		if (!r) {
+			/* The module's claims stand: hand them out. */
+			if (*n == 0) {
+				free(cl);
+				return JOBD_STORE_ERR_REDIS;
+			}
+		} else {
+			if (r->type == REDIS_REPLY_ARRAY)
+				claims_from(r, cl, n, &low);
+			freeReplyObject(r);
+		}
+	}
+	if (*n == 0) {
+		free(cl);
+		return 0;
+	}
 	*claims = cl;
 	return 0;
 }
@@ -662,39 +787,102 @@ int jobd_store_report(struct jobd_store *st, const struct jobd_report *rep,
 	return 0;
 }
 
+static void finish_args(struct jobd_store *st, struct args *a,
+			const struct jobd_report *rep, const size_t *idx,
+			size_t len)
+{
+	static const char *const outcomes[] = { "done", "failed", "stopped" };
+
+	args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	args_addf(a, "%zu", len);
+	for (size_t k = 0; k < len; k++) {
+		const struct jobd_report *p = &rep[idx[k]];
+
+		args_addf(a, "%lld", (long long)p->id);
+		args_addf(a, "%lld", (long long)p->attempt);
+		args_add(a, outcomes[p->outcome]);
+		add_progress(a, p->progress);
+		args_addf(a, "%lld", (long long)p->errors);
+		args_add(a, p->checkpoint);
+		args_addf(a, "%.4f", (double)random() / RAND_MAX);
+		args_add(a, p->message);
+		args_addf(a, "%zu", p->nlogs);
+		for (size_t j = 0; j < p->nlogs; j++) {
+			args_add(a, level_name(p->logs[j].level));
+			args_add(a, p->logs[j].msg);
+		}
+	}
+}
+
+static bool is_lua(const redisReply *e)
+{
+	return e && e->type == REDIS_REPLY_STRING && strcmp(e->str, "lua") == 0;
+}
+
+/*
+ * Finishes the LEN runs of REP named by IDX: the module takes what it
+ * can, finish.lua the rest (the runs it answered "lua" for).
+ */
+static int finish_batch(struct jobd_store *st, const struct jobd_report *rep,
+			size_t *idx, size_t len, enum jobd_result *results)
+{
+	struct args a = { 0 };
+	redisReply *r;
+	bool fallback;
+	size_t left = 0;
+
+	finish_args(st, &a, rep, idx, len);
+	r = module_call(st, "JOBD.FINISH", &a, &fallback);
+	if (!r && !fallback) {
+		args_release(&a);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	if (r) {
+		for (size_t k = 0; k < len; k++) {
+			redisReply *e = k < r->elements ? r->element[k] : NULL;
+
+			if (is_lua(e))
+				idx[left++] = idx[k];
+			else
+				results[idx[k]] = parse_result(e);
+		}
+		freeReplyObject(r);
+		if (left == 0) {
+			args_release(&a);
+			return 0;
+		}
+		args_release(&a);
+		memset(&a, 0, sizeof(a));
+		finish_args(st, &a, rep, idx, left);
+	} else {
+		left = len;
+	}
+	r = eval(st, S_FINISH, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t k = 0; k < left; k++)
+		results[idx[k]] =
+			parse_result(k < r->elements ? r->element[k] : NULL);
+	freeReplyObject(r);
+	return 0;
+}
+
 int jobd_store_finish(struct jobd_store *st, const struct jobd_report *rep,
 		      size_t n, enum jobd_result *results)
 {
-	static const char *const outcomes[] = { "done", "failed", "stopped" };
+	size_t idx[JOBD_STORE_BATCH];
 
 	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
 		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
 							  JOBD_STORE_BATCH;
-		struct args a = { 0 };
-		redisReply *r;
+		int rc;
 
-		args_addf(&a, "%lld", (long long)st->conf->retention_stats);
-		args_addf(&a, "%zu", len);
-		for (size_t i = off; i < off + len; i++) {
-			args_addf(&a, "%lld", (long long)rep[i].id);
-			args_addf(&a, "%lld", (long long)rep[i].attempt);
-			args_add(&a, outcomes[rep[i].outcome]);
-			add_progress(&a, rep[i].progress);
-			args_addf(&a, "%lld", (long long)rep[i].errors);
-			args_add(&a, rep[i].checkpoint);
-			args_addf(&a, "%.4f", (double)random() / RAND_MAX);
-			args_add(&a, rep[i].message);
-			args_addf(&a, "%zu", rep[i].nlogs);
-			for (size_t j = 0; j < rep[i].nlogs; j++) {
-				args_add(&a, level_name(rep[i].logs[j].level));
-				args_add(&a, rep[i].logs[j].msg);
-			}
-		}
-		r = eval(st, S_FINISH, &a);
-		args_release(&a);
-		if (!r)
-			return JOBD_STORE_ERR_REDIS;
-		results_from(r, len, results + off);
+		for (size_t k = 0; k < len; k++)
+			idx[k] = off + k;
+		rc = finish_batch(st, rep, idx, len, results);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
