@@ -12,7 +12,8 @@ requirepass s3cret
 user alice on >apw ~jobd:* &* +@all -@dangerous +script|load +info
 CONF
 mkdir -p "$dir/redis"
-JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$dir/redis" --conf "$dir/acl.conf") ||
+# shellcheck disable=SC2046
+JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$dir/redis" --conf "$dir/acl.conf" $(module_args)) ||
 	fail "cannot start redis-server with AUTH"
 export JOBD_REDIS
 

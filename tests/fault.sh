@@ -22,7 +22,8 @@ mkdir -p "$rdir"
 sed "s|^appendfilename.*|appendfilename \"jobd.aof\"|" \
 	"$top_srcdir/config/redis.conf" >"$dir/redis.conf"
 echo "dir $rdir" >>"$dir/redis.conf"
-JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$rdir" --conf "$dir/redis.conf") ||
+# shellcheck disable=SC2046
+JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$rdir" --conf "$dir/redis.conf" $(module_args)) ||
 	fail "cannot start redis-server with AOF"
 export JOBD_REDIS
 side=$dir/side.log
@@ -118,7 +119,8 @@ sleep 2
 echo "# redis restarted from its AOF" >&2
 sleep 1.5 # appendfsync everysec: let the last second reach the disk
 "$top_srcdir/scripts/redis" stop "$rdir" >/dev/null
-JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$rdir" --conf "$dir/redis.conf") ||
+# shellcheck disable=SC2046
+JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$rdir" --conf "$dir/redis.conf" $(module_args)) ||
 	fail "cannot restart redis-server from its AOF"
 send_events 401 500
 

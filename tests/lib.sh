@@ -79,6 +79,17 @@ assert_contains() {
 	esac
 }
 
+# The scripts/redis arguments that load jobd's Redis module (make builds
+# it): every test runs with it unless JOBD_TEST_MODULE=no, so the module's
+# paths are tested by all of them; tests/module.sh compares it with the
+# Lua functions alone.
+module_args() {
+	local so=$top_builddir/src/module/jobd.so
+
+	[ "${JOBD_TEST_MODULE:-yes}" = no ] || [ ! -f "$so" ] ||
+		echo "--module $so"
+}
+
 # Starts a private redis-server (unix socket only, no persistence) in a
 # fresh temp dir and exports JOBD_REDIS = its socket path.
 start_redis() {
@@ -91,7 +102,8 @@ start_redis() {
 	JOBD_TEST_REDIS_DIR=$(mktemp -d "$base/jobd-sh.XXXXXX") ||
 		fail "cannot create a temp dir in $base"
 	on_exit stop_redis
-	JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$JOBD_TEST_REDIS_DIR") ||
+	# shellcheck disable=SC2046
+	JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$JOBD_TEST_REDIS_DIR" $(module_args)) ||
 		fail "cannot start redis-server (log: $JOBD_TEST_REDIS_DIR/redis.log)"
 	export JOBD_REDIS
 }

@@ -240,10 +240,31 @@ static void print_log(const struct jobd_test_redis *r)
 	close(fd);
 }
 
+/*
+ * jobd's Redis module as make built it, or NULL: the tests run with it
+ * unless JOBD_TEST_MODULE=no (as tests/lib.sh does), so they test its
+ * paths too; tests/module.sh compares it with the Lua functions alone.
+ * In the child, before exec: a static buffer.
+ */
+static const char *module_path(void)
+{
+	static char path[4096];
+	const char *b = getenv("top_builddir");
+	const char *m = getenv("JOBD_TEST_MODULE");
+
+	if ((m && strcmp(m, "no") == 0) || !b ||
+	    (size_t)snprintf(path, sizeof(path), "%s/src/module/jobd.so", b) >=
+		    sizeof(path) ||
+	    access(path, R_OK) != 0)
+		return NULL;
+	return path;
+}
+
 /* In the child: becomes redis-server, or exits 127. */
 static void exec_redis(const struct jobd_test_redis *r, const char *server,
 		       pid_t parent)
 {
+	const char *module = module_path();
 	/* clang-format off */
 	char *argv[] = {
 		(char *)server,
@@ -254,6 +275,7 @@ static void exec_redis(const struct jobd_test_redis *r, const char *server,
 		"--appendonly", "no",
 		"--dir", r->dir,
 		"--daemonize", "no",
+		module ? "--loadmodule" : NULL, (char *)module,
 		NULL,
 	};
 	/* clang-format on */
