@@ -32,6 +32,7 @@
 #include <sys/time.h>
 
 #include "log.h"
+#include "module/module.h"
 #include "scripts.h"
 #include "util.h"
 
@@ -272,6 +273,7 @@ static int load_library(struct jobd_store *st)
 
 static int ensure(struct jobd_store *st)
 {
+	char want[128];
 	redisReply *r;
 
 	if (st->c)
@@ -292,12 +294,14 @@ static int ensure(struct jobd_store *st)
 	 * permission) everything runs in Lua.
 	 */
 	r = redisCommand(st->c, "JOBD.VERSION");
+	snprintf(want, sizeof(want), "%s%s", jobd_library_prefix,
+		 JOBD_MODULE_REVISION);
 	st->module = r && r->type == REDIS_REPLY_STATUS &&
-		     strcmp(r->str, jobd_library_prefix) == 0;
+		     strcmp(r->str, want) == 0;
 	if (r && r->type == REDIS_REPLY_STATUS && !st->module && !st->warned) {
 		jobd_warn("store: the jobd module in redis at %s is version "
 			  "%s, this jobd wants %s: using the Lua functions",
-			  st->conf->redis_address, r->str, jobd_library_prefix);
+			  st->conf->redis_address, r->str, want);
 		st->warned = true;
 	}
 	if (r)

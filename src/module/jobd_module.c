@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "module.h"
 #include "scripts.h"
 
 #define RM_DEFINE(ret, name, params) ret(*rm_##name) params;
@@ -1690,10 +1691,14 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
  * only when this equals its own (store.c). */
 static int cmd_version(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
+	static const char version[] = JOBD_MODULE_REVISION;
+	char buf[128];
+
 	(void)argv;
 	if (argc != 1)
 		return rm_WrongArity(ctx);
-	return rm_ReplyWithSimpleString(ctx, jobd_library_prefix);
+	snprintf(buf, sizeof(buf), "%s%s", jobd_library_prefix, version);
+	return rm_ReplyWithSimpleString(ctx, buf);
 }
 
 /* The one symbol Redis looks up (the build hides all others). */
