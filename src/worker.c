@@ -164,9 +164,10 @@ struct jobd_workers {
 	struct jobd_ctx *queue, *queue_tail; /* claimed, not started */
 	struct jobd_ctx *done, *done_tail;   /* returned, not written */
 	int busy;			     /* queued + running handlers */
-	int busy_low;			     /* of them low priority */
-	int low_cap;	       /* most low-priority handlers at once */
-	bool closing;	       /* stop claiming, hand back */
+	int idle_wanted; /* idle_cv waits for this many idle workers (0: none) */
+	int busy_low;	 /* of them low priority */
+	int low_cap;	 /* most low-priority handlers at once */
+	bool closing;	 /* stop claiming, hand back */
 	bool workers_quit;     /* workers exit when the queue is empty */
 	bool flush_now;	       /* a buffer is large */
 	bool flush_quit;       /* write what is left, then exit */
@@ -828,7 +829,13 @@ static void end_run(struct jobd_workers *w, struct jobd_ctx *ctx, int rc)
 		w->done = ctx;
 	w->done_tail = ctx;
 	pthread_cond_signal(&w->flush_cv);
-	pthread_cond_broadcast(&w->idle_cv);
+	/* Only once there are as many idle workers as a waiter wants: a
+	 * wake-up per finished job cost more than the jobs. */
+	if (w->idle_wanted > 0 &&
+	    w->conf->workers - w->busy >= w->idle_wanted) {
+		w->idle_wanted = 0;
+		pthread_cond_broadcast(&w->idle_cv);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -931,7 +938,9 @@ static void *dispatcher_main(void *arg)
 	while (!w->closing) {
 		idle = conf->workers - w->busy;
 		if (idle <= 0) {
+			w->idle_wanted = 1;
 			pthread_cond_wait(&w->idle_cv, &w->mu);
+			w->idle_wanted = 0;
 			continue;
 		}
 		if (busy && idle < (conf->workers + 3) / 4) {
@@ -939,9 +948,11 @@ static void *dispatcher_main(void *arg)
 			 * Under load workers free up one by one: wait a moment
 			 * so that one claim serves several of them.
 			 */
+			w->idle_wanted = (conf->workers + 3) / 4;
 			cond_wait_until(&w->idle_cv, &w->mu,
 					jobd_util_mono_ms() +
 						CLAIM_COALESCE_MS);
+			w->idle_wanted = 0;
 			idle = conf->workers - w->busy;
 			if (w->closing || idle <= 0)
 				continue;
@@ -988,8 +999,13 @@ static void *dispatcher_main(void *arg)
 			w->stats.claimed++;
 		}
 		jobd_store_claims_free(claims, n);
-		if (n > 0)
-			pthread_cond_broadcast(&w->work_cv);
+		/*
+		 * One worker per job: a broadcast would wake every idle one
+		 * to find the queue empty again, a herd that cost jobd more
+		 * CPU than its jobs under load.
+		 */
+		for (size_t i = 0; i < n; i++)
+			pthread_cond_signal(&w->work_cv);
 		busy = (int)n >= idle;
 		if (busy)
 			continue;
@@ -1509,8 +1525,11 @@ void jobd_workers_stop(struct jobd_workers *w)
 	pthread_cond_broadcast(&w->work_cv);
 	/* Half a lease to stop at a checkpoint, then abandon. */
 	deadline = jobd_util_mono_ms() + w->conf->lease / 2;
-	while (w->busy > 0 && jobd_util_mono_ms() < deadline)
+	while (w->busy > 0 && jobd_util_mono_ms() < deadline) {
+		w->idle_wanted = w->conf->workers;
 		cond_wait_until(&w->idle_cv, &w->mu, deadline);
+	}
+	w->idle_wanted = 0;
 	for (ctx = w->live; ctx; ctx = ctx->next) {
 		if (ctx->state == RUN_RUNNING && !ctx->abandoned) {
 			ctx->abandoned = true;
