@@ -596,6 +596,7 @@ static long long hash_ll(RedisModuleKey *key, RedisModuleString *f, int *found)
  */
 #define ZADD_BULK 32
 static RedisModuleString *skiplist_member;
+static RedisModuleString *table_field, *table_value; /* write_window() */
 
 /* Adds the long member, before the adds (a set left empty in between
  * would be deleted, and made anew as a listpack). */
@@ -736,7 +737,17 @@ static void write_window(struct call *c, RedisModuleString *k, long long start,
 	RedisModuleKey *key = open_rw(c, k);
 	size_t cap = 2 * (counters->n + mins->n + maxs->n), nfv = 0;
 	RedisModuleString **fv = xalloc(sizeof(*fv) * cap);
-	int fresh = hincr_all(key, counters, fv, &nfv);
+	int fresh;
+
+	/*
+	 * A window has a hundred fields or so (per type, per waiting-time
+	 * bucket), and every call reads and writes a dozen of them: as a
+	 * listpack each access scans it. A value longer than
+	 * hash-max-listpack-value (64) makes it a hash table, which it stays
+	 * when that field goes; nothing of it is left or replicated.
+	 */
+	rm_HashSet(key, RM_HASH_NONE, table_field, table_value, NULL);
+	fresh = hincr_all(key, counters, fv, &nfv);
 
 	for (int mx = 0; mx < 2; mx++) {
 		const struct counters *s = mx ? maxs : mins;
@@ -761,6 +772,7 @@ static void write_window(struct call *c, RedisModuleString *k, long long start,
 	}
 	if (nfv)
 		hset(c, key, k, fv, nfv);
+	rm_HashSet(key, RM_HASH_NONE, table_field, RM_HASH_DELETE, NULL);
 	if (fresh) {
 		long long at = start + span + c->ttl;
 		RedisModuleString *setk = keyf(c, "%s", set);
@@ -1725,6 +1737,9 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		return RM_ERR;
 	for (int i = 0; i < NNAMES; i++)
 		N[i] = str_c(names[i]);
+	table_field = str_c("jobd:table");
+	table_value = str_c("jobd: a value long enough to make a hash a hash "
+			    "table, removed at once");
 	skiplist_member = str_c("jobd: a member long enough to make a sorted "
 				"set a skip list, removed at once");
 	/* Keys are derived from the prefix inside each command, as in the

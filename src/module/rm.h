@@ -37,6 +37,7 @@ typedef void (*rm_scan_fn)(RedisModuleKey *key, RedisModuleString *field,
 
 #define RM_POSTPONED_LEN -1
 #define RM_HASH_NONE 0
+#define RM_HASH_DELETE ((RedisModuleString *)(long)1)
 #define RM_ZADD_NX (1 << 1)
 #define RM_ZADD_ADDED (1 << 2)
 
