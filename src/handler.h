@@ -154,9 +154,10 @@ void jobd_ctx_uninterruptible_end(struct jobd_ctx *ctx);
  * the attempt is abandoned, for handlers that poll(); then check
  * jobd_ctx_stop_requested() and jobd_ctx_abandoned(). A handler may read()
  * it to reset it, so it wakes poll() again at the next event. Borrowed:
- * do not close it.
+ * do not close it. Made on the first call; -1 when it cannot be made (a
+ * warning said why): then poll with a timeout and check those two.
  */
-int jobd_ctx_event_fd(const struct jobd_ctx *ctx);
+int jobd_ctx_event_fd(struct jobd_ctx *ctx);
 
 /*
  * Sleeps MS milliseconds. Returns true after the full time, false early

@@ -125,7 +125,8 @@ struct jobd_ctx {
 	const struct jobd_type_conf *tc; /* borrowed from conf, NULL if unknown */
 	jobd_handler_fn fn;		 /* NULL: cannot run (why) */
 	char why[160];			 /* why fn is NULL */
-	int efd; /* eventfd: stop delivered or abandoned */
+	int efd;	 /* eventfd: stop delivered or abandoned; -1 */
+	bool efd_failed; /* ... and could not be made */
 	/* Below: under w->mu. */
 	char *last_ck; /* latest checkpoint, owned, NULL = claim's */
 	enum run_state state;
@@ -231,10 +232,14 @@ static char *xstrdup(const char *s)
 	return d;
 }
 
+/* Under w->mu: a stop or abandon for CTX's handler, on its event fd if
+ * it has one (event_fd() signals one made later). */
 static void notify(struct jobd_ctx *ctx)
 {
 	uint64_t one = 1;
 
+	if (ctx->efd < 0)
+		return;
 	if (write(ctx->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		jobd_warn("cannot signal job %lld: %s",
 			  (long long)ctx->claim.id, strerror(errno));
@@ -549,15 +554,41 @@ void jobd_ctx_uninterruptible_end(struct jobd_ctx *ctx)
 	pthread_mutex_unlock(&ctx->w->mu);
 }
 
-int jobd_ctx_event_fd(const struct jobd_ctx *ctx)
+/*
+ * The event fd of CTX, made on first use: most handlers never wait on it,
+ * and an eventfd per job cost two system calls a job. Made under w->mu,
+ * so a stop or abandon delivered before it existed is signalled on it at
+ * once. -1 when it cannot be made (a warning said why).
+ */
+static int event_fd(struct jobd_ctx *ctx)
 {
-	return ctx->efd;
+	int fd;
+
+	pthread_mutex_lock(&ctx->w->mu);
+	if (ctx->efd < 0 && !ctx->efd_failed) {
+		ctx->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (ctx->efd < 0) {
+			ctx->efd_failed = true;
+			jobd_warn("cannot create an eventfd for job %lld: %s",
+				  (long long)ctx->claim.id, strerror(errno));
+		} else if (ctx->stop || ctx->abandoned) {
+			notify(ctx);
+		}
+	}
+	fd = ctx->efd;
+	pthread_mutex_unlock(&ctx->w->mu);
+	return fd;
+}
+
+int jobd_ctx_event_fd(struct jobd_ctx *ctx)
+{
+	return event_fd(ctx);
 }
 
 bool jobd_ctx_sleep(struct jobd_ctx *ctx, int64_t ms)
 {
 	int64_t end = jobd_util_mono_ms() + ms, left;
-	struct pollfd pfd = { .fd = ctx->efd, .events = POLLIN };
+	struct pollfd pfd = { .fd = event_fd(ctx), .events = POLLIN };
 
 	for (;;) {
 		if (jobd_ctx_stop_requested(ctx))
@@ -888,10 +919,7 @@ static struct jobd_ctx *ctx_new(struct jobd_workers *w, struct jobd_claim *c)
 	/* The strings are ours now. */
 	memset(c, 0, sizeof(*c));
 	ctx->out.progress = -1;
-	ctx->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ctx->efd < 0)
-		jobd_warn("cannot create an eventfd for job %lld: %s",
-			  (long long)ctx->claim.id, strerror(errno));
+	ctx->efd = -1; /* made on first use: event_fd() */
 	ctx->tc = jobd_conf_type(w->conf, ctx->claim.type);
 	if (!ctx->tc) {
 		snprintf(ctx->why, sizeof(ctx->why),
