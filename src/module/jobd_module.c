@@ -273,6 +273,23 @@ static const char *const status_names[NST] = { "pending", "in_progress",
 
 /* ---- per call state (lib.lua begin / flush) ---------------------------- */
 
+/* Keys every job of a call may use, made once a call (ckey()). */
+enum {
+	K_LEASES,
+	K_PENDING_RU,
+	K_PENDING_RS,
+	K_FINISHED_RU,
+	K_FINISHED_RS,
+	NKEYS
+};
+static const char *const key_names[NKEYS] = {
+	[K_LEASES] = ":leases",
+	[K_PENDING_RU] = ":ix:ru:s:pending",
+	[K_PENDING_RS] = ":ix:rs:s:pending",
+	[K_FINISHED_RU] = ":ix:ru:s:finished",
+	[K_FINISHED_RS] = ":ix:rs:s:finished",
+};
+
 /* One deferred sorted-set write (lib.lua zset_later). */
 struct zop {
 	RedisModuleString *member; /* held */
@@ -320,6 +337,9 @@ struct call {
 	size_t nwaits, capwaits;
 	RedisModuleString **alone[2]; /* create: new "=ID" roots members */
 	size_t nalone[2], capalone[2];
+	RedisModuleString *keys[NKEYS]; /* ckey(), made on first use */
+	RedisModuleString *type_ix;	/* create: the last type's index key */
+	char *type_ix_for;		/* ... its class and type, "ru|noop" */
 };
 
 static void call_begin(struct call *c, RedisModuleCtx *ctx,
@@ -344,6 +364,12 @@ static void counters_free(struct counters *s)
 
 static void call_end(struct call *c)
 {
+	for (int i = 0; i < NKEYS; i++)
+		if (c->keys[i])
+			rm_FreeString(NULL, c->keys[i]);
+	if (c->type_ix)
+		rm_FreeString(NULL, c->type_ix);
+	rm_Free(c->type_ix_for);
 	for (size_t i = 0; i < c->nzk; i++) {
 		for (size_t j = 0; j < c->zk[i].n; j++)
 			rm_FreeString(NULL, c->zk[i].ops[j].member);
@@ -391,6 +417,14 @@ static RedisModuleString *keyf(struct call *c, const char *fmt, ...)
 	return s;
 }
 
+/* Key WHICH of the call's prefix; the call owns it. */
+static RedisModuleString *ckey(struct call *c, int which)
+{
+	if (!c->keys[which])
+		c->keys[which] = keyf(c, "%s", key_names[which]);
+	return c->keys[which];
+}
+
 static char *dup_sv(struct sv v)
 {
 	char *s = xalloc(v.n + 1);
@@ -399,15 +433,6 @@ static char *dup_sv(struct sv v)
 		memcpy(s, v.p, v.n);
 	s[v.n] = 0;
 	return s;
-}
-
-/* lib.lua class_of(): r(oot) or c(hild), u(ser) or s(ystem). */
-static const char *class_of(struct sv parent, struct sv system)
-{
-	int child = !sv_empty(parent) && !sv_eq(parent, "0");
-	int sys = sv_eq(system, "1");
-
-	return child ? (sys ? "cs" : "cu") : (sys ? "rs" : "ru");
 }
 
 static void zset_later(struct call *c, RedisModuleString *key,
@@ -682,10 +707,10 @@ static void set_string(struct call *c, RedisModuleString *k,
 	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_STRING, "set", k);
 }
 
-/* A string key as a number (lib.lua tonumber(GET)); *found 0: absent. */
-static long long get_ll(struct call *c, RedisModuleString *k, int *found)
+/* The string value of open KEY as a number (lib.lua tonumber(GET));
+ * *found 0: absent. */
+static long long key_ll(RedisModuleKey *key, int *found)
 {
-	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
 	long long n = 0;
 
 	*found = 0;
@@ -701,6 +726,15 @@ static long long get_ll(struct call *c, RedisModuleString *k, int *found)
 			n = (long long)strtod(buf, NULL);
 		}
 	}
+	return n;
+}
+
+/* String key K as a number; *found 0: absent. */
+static long long get_ll(struct call *c, RedisModuleString *k, int *found)
+{
+	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
+	long long n = key_ll(key, found);
+
 	rm_CloseKey(key);
 	return n;
 }
@@ -1130,7 +1164,7 @@ struct claim_args {
 static int claim_alone(struct call *c, const struct claim_args *a,
 		       RedisModuleString *sid, long long id, int low)
 {
-	RedisModuleString *fv[16], *ix;
+	RedisModuleString *fv[16];
 	struct job j;
 	struct sv v[NCLAIM];
 	size_t n = 0;
@@ -1169,13 +1203,11 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	fv[n++] = N[V_IN_PROGRESS];
 	hset(c, j.key, j.k, fv, n);
 	/* set_status(pending -> in_progress) */
-	ix = keyf(c, ":ix:%s:s:pending",
-		  class_of((struct sv){ "", 0 }, v[C_SYSTEM]));
-	zset_later(c, ix, sid, 0, 0);
-	rm_FreeString(NULL, ix);
-	ix = keyf(c, ":leases");
-	zset_later(c, ix, sid, c->now + a->lease, 1);
-	rm_FreeString(NULL, ix);
+	zset_later(c,
+		   ckey(c,
+			sv_eq(v[C_SYSTEM], "1") ? K_PENDING_RS : K_PENDING_RU),
+		   sid, 0, 0);
+	zset_later(c, ckey(c, K_LEASES), sid, c->now + a->lease, 1);
 	count_move(c, ST_PENDING, ST_IN_PROGRESS);
 	rm_ReplyWithArray(c->ctx, 8);
 	rm_ReplyWithLongLong(c->ctx, id);
@@ -1305,7 +1337,7 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 			       long long errors_delta,
 			       RedisModuleString *checkpoint)
 {
-	RedisModuleString *fv[20], *ix;
+	RedisModuleString *fv[20];
 	struct sv id = sv_of(sid), v[NRUN], at = sv_of(attempt);
 	struct job j;
 	const char *res = "lua";
@@ -1367,13 +1399,11 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 	fv[n++] = N[F_STATUS];
 	fv[n++] = N[V_FINISHED];
 	hset(c, j.key, j.k, fv, n);
-	ix = keyf(c, ":ix:%s:s:finished",
-		  class_of((struct sv){ "", 0 }, v[R_SYSTEM]));
-	zset_later(c, ix, sid, (long long)sv_num(id), 1);
-	rm_FreeString(NULL, ix);
-	ix = keyf(c, ":leases");
-	zset_later(c, ix, sid, 0, 0);
-	rm_FreeString(NULL, ix);
+	zset_later(c,
+		   ckey(c, sv_eq(v[R_SYSTEM], "1") ? K_FINISHED_RS :
+						     K_FINISHED_RU),
+		   sid, (long long)sv_num(id), 1);
+	zset_later(c, ckey(c, K_LEASES), sid, 0, 0);
 	count_move(c, stopping ? ST_STOPPING : ST_IN_PROGRESS, ST_FINISHED);
 	res = "finished";
 out:
@@ -1469,34 +1499,26 @@ static RedisModuleString **policy_of(RedisModuleString **pol, long long t,
 	return NULL;
 }
 
-/* The id a job key maps to: one new in this batch (NEWKEYS, key and id
- * pairs) or one in Redis. */
-static int known_key(struct call *c, RedisModuleString *kk,
-		     RedisModuleString **newkeys, size_t nnew, long long *id)
-{
-	int found = 0;
-
-	for (size_t j = 0; j < nnew; j++)
-		if (str_is(newkeys[2 * j], sv_of(kk)))
-			return parse_ll(newkeys[2 * j + 1], id);
-	*id = get_ll(c, kk, &found);
-	return found;
-}
-
 /* Adds new root ID to the indexes of class CLS (create.lua). */
-static void index_new(struct call *c, const char *cls, RedisModuleString *sid,
+static void index_new(struct call *c, int sys, RedisModuleString *sid,
 		      long long id, RedisModuleString *type,
 		      RedisModuleString *run_by)
 {
+	const char *cls = sys ? "rs" : "ru";
 	struct sv ty = sv_of(type), rb = sv_of(run_by);
 	RedisModuleString *ix;
 
-	ix = keyf(c, ":ix:%s:s:pending", cls);
-	zset_later(c, ix, sid, id, 1);
-	rm_FreeString(NULL, ix);
-	ix = keyf(c, ":ix:%s:t:%.*s", cls, (int)ty.n, ty.p);
-	zset_later(c, ix, sid, id, 1);
-	rm_FreeString(NULL, ix);
+	zset_later(c, ckey(c, sys ? K_PENDING_RS : K_PENDING_RU), sid, id, 1);
+	/* A batch is mostly of one type: its index key is kept. */
+	if (!c->type_ix || strncmp(c->type_ix_for, cls, 2) != 0 ||
+	    !sv_eq(ty, c->type_ix_for + 3)) {
+		if (c->type_ix)
+			rm_FreeString(NULL, c->type_ix);
+		rm_Free(c->type_ix_for);
+		c->type_ix = keyf(c, ":ix:%s:t:%.*s", cls, (int)ty.n, ty.p);
+		c->type_ix_for = join(cls, '|', ty.p, ty.n);
+	}
+	zset_later(c, c->type_ix, sid, id, 1);
 	if (run_by && rb.n) {
 		ix = keyf(c, ":ix:%s:u:%.*s", cls, (int)rb.n, rb.p);
 		zset_later(c, ix, sid, id, 1);
@@ -1591,7 +1613,7 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	hset(c, key, k, fv, n);
 	rm_CloseKey(key);
 	rm_FreeString(NULL, k);
-	index_new(c, sys ? "rs" : "ru", sid, id, e[1], run_by);
+	index_new(c, sys, sid, id, e[1], run_by);
 	c->count[ST_PENDING]++;
 	{
 		int low = sv_eq(sv_of(e[4]), "1");
@@ -1655,11 +1677,19 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		RedisModuleString **e = argv + first + i * 7, *kk = NULL;
 		struct sv key = sv_of(e[0]);
 
+		RedisModuleKey *mk = NULL;
+		int mapped = 0;
+
 		existed[i] = 0;
 		if (key.n) {
+			/* The mapping is written at once, so a key repeated
+			 * later in the batch finds it (create.lua: NEWKEY). */
 			kk = keyf(&c, ":key:%.*s", (int)key.n, key.p);
-			if (known_key(&c, kk, newkeys, nnew, &ids[i])) {
+			mk = open_rw(&c, kk);
+			ids[i] = key_ll(mk, &mapped);
+			if (mapped) {
 				existed[i] = 1;
+				rm_CloseKey(mk);
 				rm_FreeString(NULL, kk);
 				continue;
 			}
@@ -1669,16 +1699,12 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		if (kk) {
 			newkeys[2 * nnew] = kk;
 			newkeys[2 * nnew + 1] = str_ll(ids[i]);
+			rm_StringSet(mk, newkeys[2 * nnew + 1]);
+			rm_CloseKey(mk);
 			nnew++;
 		}
 	}
 	enqueue_alone(&c, floor_vr);
-	for (size_t j = 0; j < nnew; j++) {
-		RedisModuleKey *key = open_rw(&c, newkeys[2 * j]);
-
-		rm_StringSet(key, newkeys[2 * j + 1]);
-		rm_CloseKey(key);
-	}
 	if (nnew)
 		rm_Replicate(ctx, "MSET", "v", newkeys, 2 * nnew);
 	for (size_t j = 0; j < 2 * nnew; j++)
