@@ -358,8 +358,9 @@ void jobd_store_set_timeout(struct jobd_store *st, int ms)
  * Runs the module command CMD with the arguments of script ID (ARGS, the
  * prefix prepended), when Redis has the module. Returns the reply (caller
  * frees), or NULL: with *fallback set when the Lua function must do the
- * work instead (no module, or it failed: it writes nothing then), else
- * with st->err set (Redis unreachable).
+ * work instead (no module, or it was unloaded or refused since), else
+ * with st->err set (Redis unreachable, or refusing writes). A module
+ * command that fails has written nothing.
  */
 static redisReply *module_call(struct jobd_store *st, const char *cmd,
 			       struct args *args, bool *fallback)
@@ -387,11 +388,22 @@ static redisReply *module_call(struct jobd_store *st, const char *cmd,
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		/* Unloaded since, or refused: Lua from now on. */
-		jobd_warn("store: redis module command %s failed, using the "
-			  "Lua functions: %s",
-			  cmd, r->str);
-		st->module = false;
+		if (strncmp(r->str, "ERR unknown command", 19) == 0 ||
+		    strncmp(r->str, "NOPERM", 6) == 0 ||
+		    strstr(r->str, "wrong number of arguments")) {
+			/* Unloaded since, or refused: Lua from now on. */
+			jobd_warn("store: redis module command %s failed, "
+				  "using the Lua functions: %s",
+				  cmd, r->str);
+			st->module = false;
+		} else {
+			/* Out of memory, loading, busy, read-only: the Lua
+			 * function would fail the same way; the caller
+			 * retries (the module wrote nothing). */
+			set_err(st, "redis at %s: %s: %s",
+				st->conf->redis_address, cmd, r->str);
+			*fallback = false;
+		}
 		freeReplyObject(r);
 		return NULL;
 	}

@@ -114,15 +114,6 @@ static RedisModuleString *str_c(const char *s)
 	return rm_CreateString(NULL, s, strlen(s));
 }
 
-/* A number as Redis hands a Lua number to a command ("%.17g"). */
-static RedisModuleString *str_lua(double d)
-{
-	char buf[64];
-	int n = snprintf(buf, sizeof(buf), "%.17g", d);
-
-	return rm_CreateString(NULL, buf, (size_t)n);
-}
-
 static void *xalloc(size_t n)
 {
 	return rm_Alloc(n ? n : 1);
@@ -1024,6 +1015,8 @@ static void flush(struct call *c)
 		RedisModuleString *k = keyf(c, ":wake");
 
 		rm_PublishMessage(c->ctx, k, N[V_ONE]);
+		/* As Redis replicates a PUBLISH from Lua. */
+		rm_Replicate(c->ctx, "PUBLISH", "ss", k, N[V_ONE]);
 		rm_FreeString(NULL, k);
 	}
 	flush_stats(c);
@@ -1364,9 +1357,7 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 		if (progress > 100)
 			progress = 100;
 		fv[n++] = N[F_PROGRESS];
-		fv[n++] = job_own(&j, progress == floor(progress) ?
-					      str_ll((long long)progress) :
-					      str_lua(progress));
+		fv[n++] = job_own(&j, str_ll((long long)progress));
 	}
 	if (rm_StringPtrLen(checkpoint, NULL)[0]) {
 		fv[n++] = N[F_CHECKPOINT];
@@ -1442,8 +1433,11 @@ static int cmd_finish(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 
 		parse_ll(argv[a + 8], &nlogs);
 		res[i] = "lua";
+		/* A fractional progress too: Lua writes it as its Redis
+		 * version formats numbers ("%.17g" in 7.0, shortest in 7.2). */
 		if (nlogs == 0 && sv_eq(sv_of(argv[a + 2]), "done") &&
 		    rm_StringToDouble(argv[a + 3], &progress) == RM_OK &&
+		    progress == floor(progress) &&
 		    parse_ll(argv[a + 4], &errors))
 			res[i] = finish_done(&c, argv[a], argv[a + 1], progress,
 					     errors, argv[a + 5]);
