@@ -408,6 +408,33 @@ static RedisModuleString *keyf(struct call *c, const char *fmt, ...)
 	return s;
 }
 
+/* PREFIX + MID + the N bytes at S: keyf() without a format, for the
+ * keys made once a job (job hashes, key mappings). */
+static RedisModuleString *keycat(struct call *c, const char *mid, const char *s,
+				 size_t n)
+{
+	size_t ml = strlen(mid), len = c->plen + ml + n;
+	char buf[256], *p = len <= sizeof(buf) ? buf : xalloc(len);
+	RedisModuleString *k;
+
+	memcpy(p, c->P, c->plen);
+	memcpy(p + c->plen, mid, ml);
+	memcpy(p + c->plen + ml, s, n);
+	k = rm_CreateString(NULL, p, len);
+	if (p != buf)
+		rm_Free(p);
+	return k;
+}
+
+/* P:job:ID */
+static RedisModuleString *job_key(struct call *c, long long id)
+{
+	char buf[24];
+	int n = snprintf(buf, sizeof(buf), "%lld", id);
+
+	return keycat(c, ":job:", buf, (size_t)n);
+}
+
 /* Key WHICH of the call's prefix; the call owns it. */
 static RedisModuleString *ckey(struct call *c, int which)
 {
@@ -1164,8 +1191,7 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	int ok = 0;
 	long long attempt;
 
-	if (!job_open(c, &j, keyf(c, ":job:%lld", id), claim_fields, NCLAIM,
-		      v) ||
+	if (!job_open(c, &j, job_key(c, id), claim_fields, NCLAIM, v) ||
 	    !sv_eq(v[C_STATUS], "pending") ||
 	    (sv_eq(v[C_LOW], "1") ? 1 : 0) != low ||
 	    !(sv_empty(v[C_LOW]) || sv_eq(v[C_LOW], "0") ||
@@ -1338,8 +1364,8 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 	int stopping;
 	long long errors, since;
 
-	if (!job_open(c, &j, keyf(c, ":job:%.*s", (int)id.n, id.p), run_fields,
-		      NRUN, v) ||
+	if (!job_open(c, &j, keycat(c, ":job:", id.p, id.n), run_fields, NRUN,
+		      v) ||
 	    !(sv_eq(v[R_STATUS], "in_progress") ||
 	      sv_eq(v[R_STATUS], "stopping")) ||
 	    v[R_ATTEMPT].n != at.n || !v[R_ATTEMPT].p ||
@@ -1602,7 +1628,7 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 		fv[n++] = N[F_CREATED_BY];
 		fv[n++] = actor;
 	}
-	k = keyf(c, ":job:%lld", id);
+	k = job_key(c, id);
 	key = open_rw(c, k);
 	hset(c, key, k, fv, n);
 	rm_CloseKey(key);
@@ -1678,7 +1704,7 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		if (key.n) {
 			/* The mapping is written at once, so a key repeated
 			 * later in the batch finds it (create.lua: NEWKEY). */
-			kk = keyf(&c, ":key:%.*s", (int)key.n, key.p);
+			kk = keycat(&c, ":key:", key.p, key.n);
 			mk = open_rw(&c, kk);
 			ids[i] = key_ll(mk, &mapped);
 			if (mapped) {
