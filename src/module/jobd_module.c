@@ -84,6 +84,12 @@ static int sv_eq(struct sv v, const char *s)
 	return v.p && v.n == n && memcmp(v.p, s, n) == 0;
 }
 
+/* Present and equal to B. */
+static int sv_same(struct sv a, struct sv b)
+{
+	return a.p && a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
+}
+
 static int sv_empty(struct sv v)
 {
 	return !v.p || v.n == 0;
@@ -218,21 +224,8 @@ static const int claim_fields[] = { F_STATUS,	  F_TYPE,	F_SYSTEM,
 				    F_LOW,	  F_ATTEMPT,	F_PROGRESS,
 				    F_QUEUED_AT,  F_CREATED_AT, F_STARTED_AT,
 				    F_NOT_BEFORE, F_PAYLOAD,	F_CHECKPOINT };
-enum {
-	C_STATUS,
-	C_TYPE,
-	C_SYSTEM,
-	C_LOW,
-	C_ATTEMPT,
-	C_PROGRESS,
-	C_QUEUED_AT,
-	C_CREATED_AT,
-	C_STARTED_AT,
-	C_NOT_BEFORE,
-	C_PAYLOAD,
-	C_CHECKPOINT,
-	NCLAIM
-};
+
+#define NCLAIM (int)(sizeof(claim_fields) / sizeof(claim_fields[0]))
 
 /* What the end of a run reads (lib.lua load_run). */
 static const int run_fields[] = { F_STATUS,   F_PARENT,	   F_ROOT,
@@ -240,22 +233,8 @@ static const int run_fields[] = { F_STATUS,   F_PARENT,	   F_ROOT,
 				  F_AWAITING, F_PROGRESS,  F_CH_TOTAL,
 				  F_ERRORS,   F_RUN_SINCE, F_RUN_MS,
 				  F_CHARGED };
-enum {
-	R_STATUS,
-	R_PARENT,
-	R_ROOT,
-	R_TYPE,
-	R_SYSTEM,
-	R_ATTEMPT,
-	R_AWAITING,
-	R_PROGRESS,
-	R_CH_TOTAL,
-	R_ERRORS,
-	R_RUN_SINCE,
-	R_RUN_MS,
-	R_CHARGED,
-	NRUN
-};
+
+#define NRUN (int)(sizeof(run_fields) / sizeof(run_fields[0]))
 
 /* The status counters of P:count (lib.lua count_add). */
 enum { ST_PENDING, ST_IN_PROGRESS, ST_STOPPING, ST_FINISHED, NST };
@@ -377,39 +356,7 @@ static void call_end(struct call *c)
 	rm_FreeString(NULL, c->nows);
 }
 
-/* The key PREFIX + FMT... as a new string. */
-static RedisModuleString *keyf(struct call *c, const char *fmt, ...)
-{
-	char buf[256], *p = buf;
-	size_t room = sizeof(buf) - c->plen;
-	va_list ap;
-	int n = -1;
-	RedisModuleString *s;
-
-	if (c->plen < sizeof(buf)) {
-		va_start(ap, fmt);
-		n = vsnprintf(buf + c->plen, room, fmt, ap);
-		va_end(ap);
-	}
-	if (n < 0 || (size_t)n >= room) {
-		/* A long prefix or name: measure, then write. */
-		va_start(ap, fmt);
-		n = vsnprintf(NULL, 0, fmt, ap);
-		va_end(ap);
-		p = xalloc(c->plen + (size_t)n + 1);
-		va_start(ap, fmt);
-		vsnprintf(p + c->plen, (size_t)n + 1, fmt, ap);
-		va_end(ap);
-	}
-	memcpy(p, c->P, c->plen);
-	s = rm_CreateString(NULL, p, c->plen + (size_t)n);
-	if (p != buf)
-		rm_Free(p);
-	return s;
-}
-
-/* PREFIX + MID + the N bytes at S: keyf() without a format, for the
- * keys made once a job (job hashes, key mappings). */
+/* PREFIX + MID + the N bytes at S. */
 static RedisModuleString *keycat(struct call *c, const char *mid, const char *s,
 				 size_t n)
 {
@@ -426,6 +373,31 @@ static RedisModuleString *keycat(struct call *c, const char *mid, const char *s,
 	return k;
 }
 
+/* The key PREFIX + FMT... as a new string. */
+static RedisModuleString *keyf(struct call *c, const char *fmt, ...)
+{
+	char buf[256], *s = buf;
+	va_list ap;
+	int n;
+	RedisModuleString *k;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(buf)) {
+		s = xalloc((size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	k = keycat(c, "", s, (size_t)n);
+	if (s != buf)
+		rm_Free(s);
+	return k;
+}
+
 /* P:job:ID */
 static RedisModuleString *job_key(struct call *c, long long id)
 {
@@ -439,7 +411,7 @@ static RedisModuleString *job_key(struct call *c, long long id)
 static RedisModuleString *ckey(struct call *c, int which)
 {
 	if (!c->keys[which])
-		c->keys[which] = keyf(c, "%s", key_names[which]);
+		c->keys[which] = keycat(c, key_names[which], "", 0);
 	return c->keys[which];
 }
 
@@ -827,7 +799,7 @@ static void write_window(struct call *c, RedisModuleString *k, long long start,
 	rm_HashSet(key, RM_HASH_NONE, table_field, RM_HASH_DELETE, NULL);
 	if (fresh) {
 		long long at = start + span + c->ttl;
-		RedisModuleString *setk = keyf(c, "%s", set);
+		RedisModuleString *setk = keycat(c, set, "", 0);
 		RedisModuleString *m = str_ll(start);
 		RedisModuleKey *sk;
 
@@ -1051,68 +1023,64 @@ static void flush(struct call *c)
 
 /* ---- reading a job ------------------------------------------------------ */
 
-struct scan_want {
-	const int *fields;
-	RedisModuleString **out;
-	int n;
+/* A job hash open for a transition: what was read of it, indexed by
+ * field (F_...), and the values made for its write. */
+struct job {
+	RedisModuleString *k; /* P:job:ID */
+	RedisModuleKey *key;
+	const int *fields; /* read, NFIELDS of them */
+	int nfields;
+	RedisModuleString *held[NNAMES];
+	struct sv v[NNAMES];	   /* views of HELD; p NULL: absent */
+	RedisModuleString *own[4]; /* job_own() */
+	int nown;
 };
 
 static void scan_field(RedisModuleKey *key, RedisModuleString *field,
 		       RedisModuleString *value, void *pd)
 {
-	struct scan_want *w = pd;
+	struct job *j = pd;
 	struct sv f = sv_of(field);
 
 	(void)key;
-	for (int i = 0; i < w->n; i++) {
-		const char *name = names[w->fields[i]];
+	for (int i = 0; i < j->nfields; i++) {
+		int id = j->fields[i];
+		const char *name = names[id];
 
 		if (f.p[0] == name[0] && f.n == strlen(name) &&
 		    memcmp(f.p, name, f.n) == 0) {
-			if (value && !w->out[i])
-				w->out[i] = rm_HoldString(NULL, value);
+			if (value && !j->held[id])
+				j->held[id] = rm_HoldString(NULL, value);
 			return;
 		}
 	}
 }
 
-/* A job hash open for a transition, with what was read of it and the
- * values made for its write. */
-struct job {
-	RedisModuleString *k; /* P:job:ID */
-	RedisModuleKey *key;
-	RedisModuleString *held[16]; /* NRUN or NCLAIM of them */
-	int nheld;
-	RedisModuleString *own[4]; /* job_own() */
-	int nown;
-};
-
 /*
- * Opens job hash K (taken over) and reads FIELDS (N) of it in one pass:
- * V views the values (absent: NULL). A lookup per field would scan a
- * small hash once per field, and all of it for each absent one. Returns 0
- * when the job does not exist. job_close() in any case.
+ * Opens job hash K (taken over) and reads FIELDS (N) of it in one pass
+ * into J->v. A lookup per field would scan a small hash once per field,
+ * and all of it for each absent one. Returns 0 when the job does not
+ * exist. job_close() in any case.
  */
 static int job_open(struct call *c, struct job *j, RedisModuleString *k,
-		    const int *fields, int n, struct sv *v)
+		    const int *fields, int n)
 {
-	struct scan_want w = { fields, j->held, n };
 	RedisModuleScanCursor *cur;
 
-	_Static_assert(NRUN <= 16 && NCLAIM <= 16, "struct job holds 16");
 	memset(j, 0, sizeof(*j));
 	j->k = k;
 	j->key = open_rw(c, k);
-	j->nheld = n;
+	j->fields = fields;
+	j->nfields = n;
 	if (rm_KeyType(j->key) != RM_KEYTYPE_HASH)
 		return 0;
 	cur = rm_ScanCursorCreate();
-	while (rm_ScanKey(j->key, cur, scan_field, &w))
+	while (rm_ScanKey(j->key, cur, scan_field, j))
 		;
 	rm_ScanCursorDestroy(cur);
 	for (int i = 0; i < n; i++)
-		v[i] = sv_of(j->held[i]);
-	return v[0].p != NULL;
+		j->v[fields[i]] = sv_of(j->held[fields[i]]);
+	return j->v[F_STATUS].p != NULL;
 }
 
 /* A value made for the job's write, freed with it. */
@@ -1126,9 +1094,9 @@ static void job_close(struct job *j)
 {
 	rm_CloseKey(j->key);
 	rm_FreeString(NULL, j->k);
-	for (int i = 0; i < j->nheld; i++)
-		if (j->held[i])
-			rm_FreeString(NULL, j->held[i]);
+	for (int i = 0; i < j->nfields; i++)
+		if (j->held[j->fields[i]])
+			rm_FreeString(NULL, j->held[j->fields[i]]);
 	for (int i = 0; i < j->nown; i++)
 		rm_FreeString(NULL, j->own[i]);
 }
@@ -1179,6 +1147,12 @@ struct claim_args {
 	long long ttl, lease, max, max_low;
 };
 
+/* A bulk string reply of V ("" when absent). */
+static void reply_sv(RedisModuleCtx *ctx, struct sv v)
+{
+	rm_ReplyWithStringBuffer(ctx, v.p ? v.p : "", v.n);
+}
+
 /* Claims root ID alone (claim.lua, a "=ID" entry of the roots set of
  * priority LOW): replies with its job when it was pending there. */
 static int claim_alone(struct call *c, const struct claim_args *a,
@@ -1186,18 +1160,18 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 {
 	RedisModuleString *fv[16];
 	struct job j;
-	struct sv v[NCLAIM];
+	const struct sv *v = j.v;
 	size_t n = 0;
 	int ok = 0;
 	long long attempt;
 
-	if (!job_open(c, &j, job_key(c, id), claim_fields, NCLAIM, v) ||
-	    !sv_eq(v[C_STATUS], "pending") ||
-	    (sv_eq(v[C_LOW], "1") ? 1 : 0) != low ||
-	    !(sv_empty(v[C_LOW]) || sv_eq(v[C_LOW], "0") ||
-	      sv_eq(v[C_LOW], "1")))
+	if (!job_open(c, &j, job_key(c, id), claim_fields, NCLAIM) ||
+	    !sv_eq(v[F_STATUS], "pending") ||
+	    (sv_eq(v[F_LOW], "1") ? 1 : 0) != low ||
+	    !(sv_empty(v[F_LOW]) || sv_eq(v[F_LOW], "0") ||
+	      sv_eq(v[F_LOW], "1")))
 		goto out; /* stale: the job moved on, or sits elsewhere */
-	attempt = (long long)sv_num(v[C_ATTEMPT]) + 1;
+	attempt = (long long)sv_num(v[F_ATTEMPT]) + 1;
 	fv[n++] = N[F_ATTEMPT];
 	fv[n++] = job_own(&j, str_ll(attempt));
 	fv[n++] = N[F_INSTANCE];
@@ -1206,17 +1180,17 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	fv[n++] = c->nows;
 	fv[n++] = N[F_CLAIMED_AT];
 	fv[n++] = c->nows;
-	if (sv_num(v[C_NOT_BEFORE]) > 0) {
+	if (sv_num(v[F_NOT_BEFORE]) > 0) {
 		fv[n++] = N[F_NOT_BEFORE];
 		fv[n++] = N[V_ZERO];
 	}
-	if (sv_empty(v[C_STARTED_AT])) {
-		struct sv from = sv_empty(v[C_QUEUED_AT]) ? v[C_CREATED_AT] :
-							    v[C_QUEUED_AT];
+	if (sv_empty(v[F_STARTED_AT])) {
+		struct sv from = sv_empty(v[F_QUEUED_AT]) ? v[F_CREATED_AT] :
+							    v[F_QUEUED_AT];
 
 		fv[n++] = N[F_STARTED_AT];
 		fv[n++] = c->nows;
-		stat_wait(c, v[C_TYPE], c->now - (long long)sv_num(from));
+		stat_wait(c, v[F_TYPE], c->now - (long long)sv_num(from));
 	}
 	fv[n++] = N[F_STATUS];
 	fv[n++] = N[V_IN_PROGRESS];
@@ -1224,24 +1198,19 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	/* set_status(pending -> in_progress) */
 	zset_later(c,
 		   ckey(c,
-			sv_eq(v[C_SYSTEM], "1") ? K_PENDING_RS : K_PENDING_RU),
+			sv_eq(v[F_SYSTEM], "1") ? K_PENDING_RS : K_PENDING_RU),
 		   sid, 0, 0);
 	zset_later(c, ckey(c, K_LEASES), sid, c->now + a->lease, 1);
 	count_move(c, ST_PENDING, ST_IN_PROGRESS);
 	rm_ReplyWithArray(c->ctx, 8);
 	rm_ReplyWithLongLong(c->ctx, id);
 	rm_ReplyWithLongLong(c->ctx, attempt);
-	rm_ReplyWithStringBuffer(c->ctx, v[C_TYPE].p ? v[C_TYPE].p : "",
-				 v[C_TYPE].n);
-	rm_ReplyWithStringBuffer(c->ctx, v[C_PAYLOAD].p ? v[C_PAYLOAD].p : "",
-				 v[C_PAYLOAD].n);
-	rm_ReplyWithStringBuffer(c->ctx,
-				 v[C_CHECKPOINT].p ? v[C_CHECKPOINT].p : "",
-				 v[C_CHECKPOINT].n);
-	rm_ReplyWithLongLong(c->ctx, (long long)sv_num(v[C_LOW]));
+	reply_sv(c->ctx, v[F_TYPE]);
+	reply_sv(c->ctx, v[F_PAYLOAD]);
+	reply_sv(c->ctx, v[F_CHECKPOINT]);
+	rm_ReplyWithLongLong(c->ctx, (long long)sv_num(v[F_LOW]));
 	rm_ReplyWithLongLong(c->ctx, id);
-	rm_ReplyWithStringBuffer(c->ctx, v[C_PROGRESS].p ? v[C_PROGRESS].p : "",
-				 v[C_PROGRESS].n);
+	reply_sv(c->ctx, v[F_PROGRESS]);
 	ok = 1;
 out:
 	job_close(&j);
@@ -1357,27 +1326,26 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 			       RedisModuleString *checkpoint)
 {
 	RedisModuleString *fv[20];
-	struct sv id = sv_of(sid), v[NRUN], at = sv_of(attempt);
+	struct sv id = sv_of(sid), at = sv_of(attempt);
 	struct job j;
+	const struct sv *v = j.v;
 	const char *res = "lua";
 	size_t n = 0;
 	int stopping;
 	long long errors, since;
 
-	if (!job_open(c, &j, keycat(c, ":job:", id.p, id.n), run_fields, NRUN,
-		      v) ||
-	    !(sv_eq(v[R_STATUS], "in_progress") ||
-	      sv_eq(v[R_STATUS], "stopping")) ||
-	    v[R_ATTEMPT].n != at.n || !v[R_ATTEMPT].p ||
-	    memcmp(v[R_ATTEMPT].p, at.p, at.n) != 0 ||
-	    sv_eq(v[R_AWAITING], "1")) {
+	if (!job_open(c, &j, keycat(c, ":job:", id.p, id.n), run_fields,
+		      NRUN) ||
+	    !(sv_eq(v[F_STATUS], "in_progress") ||
+	      sv_eq(v[F_STATUS], "stopping")) ||
+	    !sv_same(v[F_ATTEMPT], at) || sv_eq(v[F_AWAITING], "1")) {
 		res = "fenced";
 		goto out;
 	}
-	if (!sv_empty(v[R_PARENT]) || sv_num(v[R_CH_TOTAL]) != 0 ||
-	    !sv_empty(v[R_CHARGED]))
+	if (!sv_empty(v[F_PARENT]) || sv_num(v[F_CH_TOTAL]) != 0 ||
+	    !sv_empty(v[F_CHARGED]))
 		goto out;
-	stopping = sv_eq(v[R_STATUS], "stopping");
+	stopping = sv_eq(v[F_STATUS], "stopping");
 	/* set_progress(quiet): a root's progress moves no parent. */
 	if (progress >= 0) {
 		if (progress > 100)
@@ -1389,17 +1357,17 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 		fv[n++] = N[F_CHECKPOINT];
 		fv[n++] = checkpoint;
 	}
-	errors = (long long)sv_num(v[R_ERRORS]);
+	errors = (long long)sv_num(v[F_ERRORS]);
 	if (errors_delta > 0) {
 		errors += errors_delta;
 		fv[n++] = N[F_ERRORS];
 		fv[n++] = job_own(&j, str_ll(errors));
 	}
 	/* set_status(running -> finished) */
-	since = (long long)sv_num(v[R_RUN_SINCE]);
+	since = (long long)sv_num(v[F_RUN_SINCE]);
 	if (since > 0) {
 		fv[n++] = N[F_RUN_MS];
-		fv[n++] = job_own(&j, str_ll((long long)sv_num(v[R_RUN_MS]) +
+		fv[n++] = job_own(&j, str_ll((long long)sv_num(v[F_RUN_MS]) +
 					     c->now - since));
 		fv[n++] = N[F_RUN_SINCE];
 		fv[n++] = N[V_ZERO];
@@ -1410,14 +1378,14 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 		fv[n++] = N[F_WITH_ERRORS];
 		fv[n++] = N[V_ONE];
 	}
-	stat_add(c, "finished", v[R_TYPE], 1);
+	stat_add(c, "finished", v[F_TYPE], 1);
 	if (errors > 0)
-		stat_add(c, "errors", v[R_TYPE], 1);
+		stat_add(c, "errors", v[F_TYPE], 1);
 	fv[n++] = N[F_STATUS];
 	fv[n++] = N[V_FINISHED];
 	hset(c, j.key, j.k, fv, n);
 	zset_later(c,
-		   ckey(c, sv_eq(v[R_SYSTEM], "1") ? K_FINISHED_RS :
+		   ckey(c, sv_eq(v[F_SYSTEM], "1") ? K_FINISHED_RS :
 						     K_FINISHED_RU),
 		   sid, (long long)sv_num(id), 1);
 	zset_later(c, ckey(c, K_LEASES), sid, 0, 0);
