@@ -107,18 +107,27 @@ run() {
 		"$mode: the replica's digest"
 	dump "$sock" >"$work/$mode.dump"
 	redis-cli -s "$sock" info commandstats | tr -d '\r' |
-		grep -o -E '^cmdstat_jobd\.[a-z]+:calls=[0-9]+' >"$work/$mode.stats" || true
+		grep -o -E '^cmdstat_(jobd\.[a-z]+|fcall):calls=[0-9]+' >"$work/$mode.stats" || true
 }
 
 run lua
 run module
 
-# Each module command did work; without the module there is none.
-[ -s "$work/lua.stats" ] && fail "module commands ran without the module"
+# Each module command ran; without the module none did.
+grep -q '^cmdstat_jobd\.' "$work/lua.stats" &&
+	fail "module commands ran without the module"
 for c in create claim finish; do
 	grep -q "^cmdstat_jobd\.$c:" "$work/module.stats" ||
 		fail "JOBD.${c^^} never ran: $(cat "$work/module.stats")"
 done
+# And did the work themselves: a module that handed every call to Lua
+# would leave the same keys. The driver's roots-only creates, claims of
+# lone roots and plain finishes (at least 10 calls) need no Lua at all.
+fcalls() { sed -n 's/^cmdstat_fcall:calls=//p' "$1"; }
+lua_calls=$(fcalls "$work/lua.stats")
+mod_calls=$(fcalls "$work/module.stats")
+[ "${mod_calls:-0}" -le $((lua_calls - 10)) ] ||
+	fail "the module did too little itself: $mod_calls Lua calls with it, $lua_calls without"
 # The Lua functions took their part too: children, the root with a
 # queue, the retry.
 grep -q "^claim 60/2: " "$work/module.out" || fail "driver output"
