@@ -177,6 +177,15 @@ static void drop(redisContext **c)
 	*c = NULL;
 }
 
+/* The connection failed (hiredis says why): the error, and a reconnect
+ * on the next call. */
+static void lost(struct jobd_store *st)
+{
+	set_err(st, "redis at %s: %s", st->conf->redis_address,
+		st->c->errstr[0] ? st->c->errstr : "connection lost");
+	drop(&st->c);
+}
+
 static redisContext *connect_to(struct jobd_store *st)
 {
 	const char *addr = st->conf->redis_address;
@@ -256,9 +265,7 @@ static int load_library(struct jobd_store *st)
 	redisReply *r = redisCommand(st->c, "FUNCTION LOAD %s", jobd_library);
 
 	if (!r) {
-		set_err(st, "redis at %s: %s", st->conf->redis_address,
-			st->c->errstr);
-		drop(&st->c);
+		lost(st);
 		return JOBD_STORE_ERR_REDIS;
 	}
 	if (r->type == REDIS_REPLY_ERROR && !strstr(r->str, "already exists")) {
@@ -381,9 +388,7 @@ static redisReply *module_call(struct jobd_store *st, const char *cmd,
 	r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
 	args_release(&a);
 	if (!r) {
-		set_err(st, "redis at %s: %s", st->conf->redis_address,
-			st->c->errstr[0] ? st->c->errstr : "connection lost");
-		drop(&st->c);
+		lost(st);
 		*fallback = false;
 		return NULL;
 	}
@@ -431,10 +436,7 @@ static redisReply *eval(struct jobd_store *st, enum script_id id,
 	for (int tries = 0; tries < 2; tries++) {
 		r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
 		if (!r) {
-			set_err(st, "redis at %s: %s", st->conf->redis_address,
-				st->c->errstr[0] ? st->c->errstr :
-						   "connection lost");
-			drop(&st->c);
+			lost(st);
 			break;
 		}
 		if (r->type != REDIS_REPLY_ERROR)
@@ -1917,9 +1919,7 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 	redisAppendCommand(st->c, "EXEC");
 	for (int64_t i = 0; i < nspans + 3; i++) {
 		if (redisGetReply(st->c, (void **)&r) != REDIS_OK) {
-			set_err(st, "redis at %s: %s", st->conf->redis_address,
-				st->c->errstr);
-			drop(&st->c);
+			lost(st);
 			free(out->minutes);
 			out->minutes = NULL;
 			return JOBD_STORE_ERR_REDIS;
@@ -2033,9 +2033,7 @@ redisReply *jobd_store_command(struct jobd_store *st, const char *fmt, ...)
 	r = redisvCommand(st->c, fmt, ap);
 	va_end(ap);
 	if (!r) {
-		set_err(st, "redis at %s: %s", st->conf->redis_address,
-			st->c->errstr);
-		drop(&st->c);
+		lost(st);
 	}
 	return r;
 }
@@ -2049,9 +2047,7 @@ redisReply *jobd_store_command_argv(struct jobd_store *st, int argc,
 		return NULL;
 	r = redisCommandArgv(st->c, argc, argv, lens);
 	if (!r) {
-		set_err(st, "redis at %s: %s", st->conf->redis_address,
-			st->c->errstr);
-		drop(&st->c);
+		lost(st);
 	}
 	return r;
 }
@@ -2068,9 +2064,7 @@ int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 		replies[i] = NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (redisGetReply(st->c, (void **)&replies[i]) != REDIS_OK) {
-			set_err(st, "redis at %s: %s", st->conf->redis_address,
-				st->c->errstr);
-			drop(&st->c);
+			lost(st);
 			for (size_t k = 0; k < i; k++) {
 				freeReplyObject(replies[k]);
 				replies[k] = NULL;
