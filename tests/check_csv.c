@@ -13,31 +13,8 @@
 #include <string.h>
 
 #include "csv.h"
+#include "tests/memread.h"
 #include "testutil.h"
-
-/* An in-memory input; STEP > 0 returns at most STEP bytes per read. */
-struct mem {
-	const char *buf;
-	size_t len, pos, step;
-	bool fail; /* the next read fails with EIO */
-};
-
-static ssize_t mem_read(void *arg, char *buf, size_t n)
-{
-	struct mem *m = arg;
-
-	if (m->fail) {
-		errno = EIO;
-		return -1;
-	}
-	if (m->step && n > m->step)
-		n = m->step;
-	if (n > m->len - m->pos)
-		n = m->len - m->pos;
-	memcpy(buf, m->buf + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
 
 static struct mem in;
 static struct jobd_csv_reader *r;

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 
 #include "csv.h"
-#include "tests/fuzz/memread.h"
+#include "tests/memread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -27,7 +27,7 @@
 
 #include "csv.h"
 #include "ndjson.h"
-#include "tests/fuzz/memread.h"
+#include "tests/memread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
