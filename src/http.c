@@ -680,6 +680,9 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
 		evbuffer_add_printf(b, "jobd_workers_busy %d\n", ws.running);
 		evbuffer_add_printf(b, "jobd_workers_busy_low_priority %d\n",
 				    ws.running_low);
+		metric_head(b, "jobd_workers_queued", "gauge",
+			    "Jobs claimed ahead, waiting for a worker.");
+		evbuffer_add_printf(b, "jobd_workers_queued %d\n", ws.queued);
 		metric_head(b, "jobd_worker_claims_total", "counter",
 			    "Jobs claimed by this instance.");
 		evbuffer_add_printf(b, "jobd_worker_claims_total %lld\n",

@@ -6,7 +6,8 @@
  *
  *   dispatcher  claims up to (idle workers) jobs in one jobd_store_claim,
  *               at most (low cap - low running) of them low priority, and
- *               queues them for the workers. With nothing claimable it
+ *               queues them for the workers; with short handlers a few
+ *               more per worker (claiming ahead, AHEAD_BUDGET_US). With nothing claimable it
  *               blocks in jobd_store_wait (pub/sub wake-up; 1 s timeout for
  *               retries whose backoff ends, which publish nothing); with
  *               every worker busy it blocks on a condition variable until
@@ -28,9 +29,10 @@
  *               "fenced" abandons it (exec: SIGKILL to its process group)
  *               and drops its writes. When renewals keep failing, an
  *               attempt whose lease would expire before the next beat is
- *               abandoned too, so a job never runs in two places. The same
- *               thread hands back other instances' expired leases and
- *               continues orphaned cascades.
+ *               abandoned too, so a job never runs in two places. Jobs
+ *               claimed ahead that waited QUEUED_MAX_MS for a worker go
+ *               back to pending. The same thread hands back other
+ *               instances' expired leases and continues orphaned cascades.
  *
  * A job's attempt is a struct jobd_ctx, on the live list from its claim
  * until its finish (or hand-back) was written or it was dropped. Every
@@ -91,6 +93,20 @@
 #define EXPIRE_MAX 100	 /* leases expired per heartbeat */
 #define CASCADE_CALLS 10 /* orphaned cascades continued per heartbeat */
 #define HANDLERS_MAX 64	 /* registry size */
+/*
+ * Claiming ahead: when handlers are short, each worker may have up to
+ * AHEAD_MAX more jobs claimed and queued for it, as many as take about
+ * AHEAD_BUDGET_US of its time by the mean run time of the recent ones.
+ * Tiny jobs then need a fraction of the claims (the fixed cost of a claim
+ * is shared by more jobs) and the workers have work while the next claim
+ * is on its way; a queued job waits a millisecond or so at most. Long
+ * handlers claim nothing ahead, so no instance holds work another idle
+ * one could run.
+ */
+#define AHEAD_BUDGET_US 1000
+#define AHEAD_MAX 3
+#define CLAIM_MAX 256 /* jobs in one claim, at most */
+#define QUEUED_MAX_MS 1000 /* a job queued longer goes back (heartbeat) */
 
 enum run_state {
 	RUN_QUEUED,  /* claimed, waiting for a worker */
@@ -130,7 +146,9 @@ struct jobd_ctx {
 	/* Below: under w->mu. */
 	char *last_ck; /* latest checkpoint, owned, NULL = claim's */
 	enum run_state state;
+	int64_t queued_at;   /* monotonic ms of the claim */
 	int64_t lease_until; /* monotonic ms the lease is known to last */
+	const char *back_why; /* hand-back reason; NULL: "shutdown" */
 	bool stop;	     /* a stop was delivered to the handler */
 	bool stop_held;	     /* a stop waits for the uninterruptible end */
 	bool shutdown;	     /* the stop comes from jobd shutting down */
@@ -165,6 +183,8 @@ struct jobd_workers {
 	struct jobd_ctx *queue, *queue_tail; /* claimed, not started */
 	struct jobd_ctx *done, *done_tail;   /* returned, not written */
 	int busy;			     /* queued + running handlers */
+	int queued;			     /* of them queued */
+	int64_t run_us;			     /* mean run time (EWMA), or -1 */
 	int idle_wanted; /* idle_cv waits for this many idle workers (0: none) */
 	int busy_low;	 /* of them low priority */
 	int low_cap;	 /* most low-priority handlers at once */
@@ -178,6 +198,27 @@ struct jobd_workers {
 };
 
 /* --- small helpers ------------------------------------------------------- */
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Under w->mu: how many jobs may be claimed (queued or running) now. */
+static int capacity(const struct jobd_workers *w)
+{
+	int64_t per;
+
+	if (w->run_us < 0)
+		return w->conf->workers; /* nothing known yet */
+	per = AHEAD_BUDGET_US / (w->run_us > 0 ? w->run_us : 1);
+	if (per > AHEAD_MAX)
+		per = AHEAD_MAX;
+	return w->conf->workers * (1 + (int)per);
+}
 
 static void timespec_at(struct timespec *ts, int64_t mono_ms)
 {
@@ -863,7 +904,7 @@ static void end_run(struct jobd_workers *w, struct jobd_ctx *ctx, int rc)
 	/* Only once there are as many idle workers as a waiter wants: a
 	 * wake-up per finished job cost more than the jobs. */
 	if (w->idle_wanted > 0 &&
-	    w->conf->workers - w->busy >= w->idle_wanted) {
+	    (capacity(w) - w->busy >= w->idle_wanted || w->busy == 0)) {
 		w->idle_wanted = 0;
 		pthread_cond_broadcast(&w->idle_cv);
 	}
@@ -873,6 +914,7 @@ static void *worker_main(void *arg)
 {
 	struct jobd_workers *w = arg;
 	struct jobd_ctx *ctx;
+	int64_t t0;
 	int rc;
 
 	pthread_mutex_lock(&w->mu);
@@ -885,6 +927,7 @@ static void *worker_main(void *arg)
 		w->queue = ctx->qnext;
 		if (!w->queue)
 			w->queue_tail = NULL;
+		w->queued--;
 		if (ctx->shutdown) {
 			/* Claimed while closing: back without running. */
 			end_run(w, ctx, JOBD_HANDLER_STOPPED);
@@ -892,12 +935,17 @@ static void *worker_main(void *arg)
 		}
 		ctx->state = RUN_RUNNING;
 		pthread_mutex_unlock(&w->mu);
+		t0 = mono_us();
 		if (ctx->fn) {
 			rc = ctx->fn(ctx);
 		} else {
 			rc = jobd_ctx_fail(ctx, "%s", ctx->why);
 		}
+		t0 = mono_us() - t0;
 		pthread_mutex_lock(&w->mu);
+		/* A mean over the last eight jobs or so. */
+		w->run_us = w->run_us < 0 ? t0 :
+					    w->run_us + (t0 - w->run_us) / 8;
 		end_run(w, ctx, rc);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -959,32 +1007,35 @@ static void *dispatcher_main(void *arg)
 	struct jobd_claim *claims;
 	int64_t backoff = 0;
 	size_t n;
-	int idle, max_low, rc, timeout;
+	int idle, cap, max_low, rc, timeout;
 	bool busy = false; /* the last claim took all it asked for */
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->closing) {
-		idle = conf->workers - w->busy;
+		cap = capacity(w);
+		idle = cap - w->busy;
 		if (idle <= 0) {
 			w->idle_wanted = 1;
 			pthread_cond_wait(&w->idle_cv, &w->mu);
 			w->idle_wanted = 0;
 			continue;
 		}
-		if (busy && idle < (conf->workers + 3) / 4) {
+		if (busy && idle < (cap + 3) / 4) {
 			/*
 			 * Under load workers free up one by one: wait a moment
 			 * so that one claim serves several of them.
 			 */
-			w->idle_wanted = (conf->workers + 3) / 4;
+			w->idle_wanted = (cap + 3) / 4;
 			cond_wait_until(&w->idle_cv, &w->mu,
 					jobd_util_mono_ms() +
 						CLAIM_COALESCE_MS);
 			w->idle_wanted = 0;
-			idle = conf->workers - w->busy;
+			idle = capacity(w) - w->busy;
 			if (w->closing || idle <= 0)
 				continue;
 		}
+		if (idle > CLAIM_MAX)
+			idle = CLAIM_MAX;
 		max_low = w->low_cap - w->busy_low;
 		if (max_low < 0)
 			max_low = 0;
@@ -1011,6 +1062,7 @@ static void *dispatcher_main(void *arg)
 			ctx->lease_until = jobd_util_mono_ms() + conf->lease -
 					   conf->heartbeat / 2;
 			ctx->state = RUN_QUEUED;
+			ctx->queued_at = jobd_util_mono_ms();
 			ctx->shutdown = w->closing;
 			live_add(w, ctx);
 			ctx->qnext = NULL;
@@ -1019,6 +1071,7 @@ static void *dispatcher_main(void *arg)
 			else
 				w->queue = ctx;
 			w->queue_tail = ctx;
+			w->queued++;
 			w->busy++;
 			if (ctx->claim.low_priority)
 				w->busy_low++;
@@ -1203,6 +1256,44 @@ static const char *result_name(enum jobd_result r)
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
 
+/* Hands back the N jobs of BACK (their ctxs in BCTX), a call per reason;
+ * returns how many were written (fewer when giving up at shutdown). */
+static size_t hand_back(struct jobd_workers *w, struct jobd_report *back,
+		      struct jobd_ctx **bctx, size_t n, enum jobd_result *res)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		const char *why = bctx[done]->back_why;
+		size_t k = 0;
+		int64_t backoff = 0;
+
+		/* Those with reason WHY to the front, from DONE on. */
+		for (size_t i = done; i < n; i++)
+			if (bctx[i]->back_why == why) {
+				struct jobd_report r = back[i];
+				struct jobd_ctx *c = bctx[i];
+
+				back[i] = back[done + k];
+				bctx[i] = bctx[done + k];
+				back[done + k] = r;
+				bctx[done + k] = c;
+				k++;
+			}
+		while (jobd_store_handback(w->st_flush, why ? why : "shutdown",
+					   back + done, k, res + done) < 0)
+			if (!flush_retry(w, "hand back jobs", &backoff))
+				return done;
+		for (size_t i = done; i < done + k; i++)
+			jobd_info("job %lld attempt %lld handed back: %s",
+				  (long long)back[i].id,
+				  (long long)back[i].attempt,
+				  result_name(res[i]));
+		done += k;
+	}
+	return done;
+}
+
 /* Writes the finishes and hand-backs of the ctxs on the list DONE. */
 static void send_ends(struct jobd_workers *w, struct jobd_ctx *done)
 {
@@ -1255,17 +1346,7 @@ static void send_ends(struct jobd_workers *w, struct jobd_ctx *done)
 	for (size_t i = 0; i < nf; i++)
 		jobd_debug("job %lld attempt %lld: %s", (long long)fin[i].id,
 			   (long long)fin[i].attempt, result_name(res[i]));
-	backoff = 0;
-	while (nb &&
-	       jobd_store_handback(w->st_flush, "shutdown", back, nb, res) < 0)
-		if (!flush_retry(w, "hand back jobs", &backoff)) {
-			nb = 0;
-			break;
-		}
-	for (size_t i = 0; i < nb; i++)
-		jobd_info("job %lld attempt %lld handed back: %s",
-			  (long long)back[i].id, (long long)back[i].attempt,
-			  result_name(res[i]));
+	nb = hand_back(w, back, bctx, nb, res);
 
 	pthread_mutex_lock(&w->mu);
 	w->stats.finished += (int64_t)nf;
@@ -1337,6 +1418,41 @@ static void *flusher_main(void *arg)
 
 /* --- heartbeat ------------------------------------------------------------------- */
 
+/*
+ * Under w->mu: jobs claimed ahead that still wait for a worker after
+ * QUEUED_MAX_MS (every worker is held by a long handler) go back to
+ * pending, where another instance's idle workers can claim them.
+ */
+static void unqueue_stale(struct jobd_workers *w)
+{
+	struct jobd_ctx **pp = &w->queue, *ctx;
+	int64_t old = jobd_util_mono_ms() - QUEUED_MAX_MS;
+	int n = 0;
+
+	w->queue_tail = NULL;
+	while ((ctx = *pp)) {
+		if (ctx->queued_at > old || ctx->shutdown) {
+			w->queue_tail = ctx;
+			pp = &ctx->qnext;
+			continue;
+		}
+		*pp = ctx->qnext;
+		w->queued--;
+		ctx->shutdown = true;
+		ctx->back_why = "waited for a worker too long";
+		end_run(w, ctx, JOBD_HANDLER_STOPPED);
+		n++;
+	}
+	if (n) {
+		/* The handlers are long now: no claiming ahead until a
+		 * run of short ones brings the mean down again. */
+		w->run_us = QUEUED_MAX_MS * 1000;
+		jobd_info("handing back %d claimed jobs that waited %d ms for "
+			  "a worker",
+			  n, QUEUED_MAX_MS);
+	}
+}
+
 static void *beat_main(void *arg)
 {
 	struct jobd_workers *w = arg;
@@ -1356,6 +1472,8 @@ static void *beat_main(void *arg)
 			continue;
 		}
 		next = jobd_util_mono_ms() + conf->heartbeat;
+		if (w->queue)
+			unqueue_stale(w);
 		n = 0;
 		for (ctx = w->live; ctx; ctx = ctx->next) {
 			if (ctx->fenced)
@@ -1470,6 +1588,7 @@ struct jobd_workers *jobd_workers_start(const struct jobd_conf *conf,
 	cond_init(&w->idle_cv);
 	cond_init(&w->flush_cv);
 	cond_init(&w->beat_cv);
+	w->run_us = -1;
 	w->low_cap = (int)ceil(conf->low_priority_share * conf->workers);
 	if (w->low_cap < 1)
 		w->low_cap = 1;
@@ -1554,7 +1673,7 @@ void jobd_workers_stop(struct jobd_workers *w)
 	/* Half a lease to stop at a checkpoint, then abandon. */
 	deadline = jobd_util_mono_ms() + w->conf->lease / 2;
 	while (w->busy > 0 && jobd_util_mono_ms() < deadline) {
-		w->idle_wanted = w->conf->workers;
+		w->idle_wanted = capacity(w);
 		cond_wait_until(&w->idle_cv, &w->mu, deadline);
 	}
 	w->idle_wanted = 0;
@@ -1595,7 +1714,8 @@ void jobd_workers_stats(struct jobd_workers *w, struct jobd_workers_stats *out)
 {
 	pthread_mutex_lock(&w->mu);
 	*out = w->stats;
-	out->running = w->busy;
+	out->running = w->busy - w->queued;
+	out->queued = w->queued;
 	out->running_low = w->busy_low;
 	pthread_mutex_unlock(&w->mu);
 }

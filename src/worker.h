@@ -43,8 +43,9 @@ struct jobd_workers_stats {
 	int64_t handed_back; /* jobs handed back */
 	int64_t fenced;	     /* attempts abandoned: fenced or lease lost */
 	int running;	     /* handlers running now */
-	int running_low;     /* of them, low priority */
-	int max_running_low; /* most low-priority handlers seen at once */
+	int queued;	     /* jobs claimed ahead, waiting for a worker */
+	int running_low;     /* low-priority jobs claimed: running or queued */
+	int max_running_low; /* most of those seen at once */
 };
 
 void jobd_workers_stats(struct jobd_workers *w, struct jobd_workers_stats *out);

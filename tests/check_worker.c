@@ -2,7 +2,8 @@
  * check_worker: the worker pool against a real redis-server and the real
  * store: jobs run to the end, parents wait for children without holding a
  * worker, retries, stop/resume from a checkpoint, uninterruptible
- * sections, force stop fencing, low priority and fairness between roots.
+ * sections, force stop fencing, low priority, fairness between roots, and
+ * claiming ahead.
  *
  * Each test flushes Redis, starts a pool with a conf parsed from text and
  * drives it through the store like jobctl would. Waits poll the store with
@@ -489,6 +490,56 @@ START_TEST(test_worker_fair_between_a_big_root_and_small_ones)
 }
 END_TEST
 
+/*
+ * Short handlers let the pool claim a few jobs per worker ahead; a job so
+ * claimed that then waits for a worker longer than a second (the one
+ * worker is held by a long handler) goes back to pending, and no more are
+ * claimed ahead until handlers are short again.
+ */
+START_TEST(test_worker_claims_ahead_and_hands_back_what_waits)
+{
+	int64_t warm[20], slow, ahead[2];
+	struct jobd_workers_stats ws;
+	struct jobd_job *job;
+
+	start(1, NULL);
+	/* Short runs teach the pool that handlers are short. */
+	for (int i = 0; i < 20; i++)
+		warm[i] = submit("noop", "{}", false);
+	for (int i = 0; i < 20; i++)
+		wait_status(warm[i], JOBD_FINISHED, 10000);
+	slow = submit("noop", "{\"sleep_ms\": 4000}", false);
+	wait_status(slow, JOBD_IN_PROGRESS, 10000);
+	ahead[0] = submit("noop", "{}", false);
+	ahead[1] = submit("noop", "{}", false);
+	/* Claimed although the only worker is busy. */
+	wait_status(ahead[0], JOBD_IN_PROGRESS, 2000);
+	wait_status(ahead[1], JOBD_IN_PROGRESS, 2000);
+	jobd_workers_stats(pool, &ws);
+	ck_assert_int_eq(ws.running, 1);
+	ck_assert_int_eq(ws.queued, 2);
+	/* Back to pending after about a second, and left there. */
+	wait_status(ahead[0], JOBD_PENDING, 3000);
+	wait_status(ahead[1], JOBD_PENDING, 3000);
+	ck_assert_int_eq(status_of(slow), JOBD_IN_PROGRESS);
+	sleep_ms(500);
+	ck_assert_int_eq(status_of(ahead[0]), JOBD_PENDING);
+	jobd_workers_stats(pool, &ws);
+	ck_assert_int_eq(ws.queued, 0);
+	ck_assert_int_eq(ws.handed_back, 2);
+	/* They run once the worker is free, on their second attempt. */
+	wait_status(slow, JOBD_FINISHED, 10000);
+	for (int i = 0; i < 2; i++) {
+		wait_status(ahead[i], JOBD_FINISHED, 10000);
+		job = get(ahead[i]);
+		ck_assert_int_eq(job->attempt, 2);
+		ck_assert(!job->with_errors);
+		jobd_job_free(job);
+	}
+	teardown();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -511,6 +562,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_worker_force_stop_fences_the_attempt);
 	tcase_add_test(tc, test_worker_low_priority_deferred_under_load);
 	tcase_add_test(tc, test_worker_fair_between_a_big_root_and_small_ones);
+	tcase_add_test(tc, test_worker_claims_ahead_and_hands_back_what_waits);
 	suite_add_tcase(s, tc);
 	return s;
 }
