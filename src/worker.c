@@ -104,7 +104,7 @@
  * one could run.
  */
 #define AHEAD_BUDGET_US 1000
-#define AHEAD_MAX 3
+#define AHEAD_MAX 8
 #define CLAIM_MAX 256 /* jobs in one claim, at most */
 #define QUEUED_MAX_MS 1000 /* a job queued longer goes back (heartbeat) */
 
