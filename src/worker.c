@@ -105,7 +105,7 @@
  */
 #define AHEAD_BUDGET_US 1000
 #define AHEAD_MAX 8
-#define CLAIM_MAX 256 /* jobs in one claim, at most */
+#define CLAIM_MAX 256	   /* jobs in one claim, at most */
 #define QUEUED_MAX_MS 1000 /* a job queued longer goes back (heartbeat) */
 
 enum run_state {
@@ -146,15 +146,15 @@ struct jobd_ctx {
 	/* Below: under w->mu. */
 	char *last_ck; /* latest checkpoint, owned, NULL = claim's */
 	enum run_state state;
-	int64_t queued_at;   /* monotonic ms of the claim */
-	int64_t lease_until; /* monotonic ms the lease is known to last */
+	int64_t queued_at;    /* monotonic ms of the claim */
+	int64_t lease_until;  /* monotonic ms the lease is known to last */
 	const char *back_why; /* hand-back reason; NULL: "shutdown" */
-	bool stop;	     /* a stop was delivered to the handler */
-	bool stop_held;	     /* a stop waits for the uninterruptible end */
-	bool shutdown;	     /* the stop comes from jobd shutting down */
-	bool abandoned;	     /* must return now */
-	bool fenced;	     /* not the job's attempt any more */
-	int uninterruptible; /* nesting depth */
+	bool stop;	      /* a stop was delivered to the handler */
+	bool stop_held;	      /* a stop waits for the uninterruptible end */
+	bool shutdown;	      /* the stop comes from jobd shutting down */
+	bool abandoned;	      /* must return now */
+	bool fenced;	      /* not the job's attempt any more */
+	int uninterruptible;  /* nesting depth */
 	struct out out;
 	enum end_kind end;	      /* when RUN_DONE */
 	enum jobd_outcome outcome;    /* for END_FINISH */
@@ -1259,7 +1259,7 @@ static const char *result_name(enum jobd_result r)
 /* Hands back the N jobs of BACK (their ctxs in BCTX), a call per reason;
  * returns how many were written (fewer when giving up at shutdown). */
 static size_t hand_back(struct jobd_workers *w, struct jobd_report *back,
-		      struct jobd_ctx **bctx, size_t n, enum jobd_result *res)
+			struct jobd_ctx **bctx, size_t n, enum jobd_result *res)
 {
 	size_t done = 0;
 
