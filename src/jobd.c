@@ -30,6 +30,7 @@
 #include "conf.h"
 #include "consumers/consumer.h"
 #include "http.h"
+#include "kafka.h"
 #include "log.h"
 #include "producers/stats.h"
 #include "store.h"
@@ -165,7 +166,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("jobd %s\n", PACKAGE_VERSION);
+			printf("jobd %s (librdkafka %s)\n", PACKAGE_VERSION,
+			       jobd_kafka_version());
 			return 0;
 		default:
 			usage(stderr);

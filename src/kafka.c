@@ -24,9 +24,12 @@
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "log.h"
@@ -111,6 +114,42 @@ static int set(rd_kafka_conf_t *kconf, const char *name, const char *value,
 	return -1;
 }
 
+const char *jobd_kafka_version(void)
+{
+	return rd_kafka_version_str();
+}
+
+/*
+ * librdkafka before 2.6.1 appends its nonce twice in the last SCRAM
+ * message; Apache Kafka 4 compares it strictly, as RFC 5802 says, and
+ * answers "invalid credentials" to the right password. Said once, when a
+ * client is configured for SCRAM with such a library.
+ */
+#define SCRAM_FIXED 0x020601ff
+
+static void check_scram(const struct jobd_conf *conf)
+{
+	static atomic_bool said;
+
+	if (rd_kafka_version() >= SCRAM_FIXED)
+		return;
+	for (size_t i = 0; conf && i < conf->kafka_props_count; i++) {
+		const char *k = conf->kafka_props[i].key;
+
+		if ((strcmp(k, "sasl.mechanism") == 0 ||
+		     strcmp(k, "sasl.mechanisms") == 0) &&
+		    strncasecmp(conf->kafka_props[i].value, "SCRAM-", 6) == 0 &&
+		    !atomic_exchange(&said, true))
+			jobd_warn(
+				"kafka: librdkafka %s has a SCRAM bug that Apache "
+				"Kafka 4 brokers answer with \"invalid "
+				"credentials\" whatever the password (fixed in "
+				"librdkafka 2.6.1): against such a broker use "
+				"SASL/PLAIN over SSL, or a newer librdkafka",
+				rd_kafka_version_str());
+	}
+}
+
 /*
  * A librdkafka conf: DEFAULTS, then EXTRA (name, value pairs, each
  * NULL-terminated or NULL), then the [kafka] kafka.* properties (they
@@ -137,6 +176,7 @@ static rd_kafka_conf_t *new_conf2(const struct jobd_conf *conf,
 		if (set(kconf, conf->kafka_props[i].key,
 			conf->kafka_props[i].value, errstr, errstr_size) < 0)
 			goto err_free_conf;
+	check_scram(conf);
 	if (brokers &&
 	    set(kconf, "bootstrap.servers", brokers, errstr, errstr_size) < 0)
 		goto err_free_conf;

@@ -36,6 +36,9 @@ struct jobd_store;
 /* How long the embedded broker's Redis key lives without a refresh. */
 #define JOBD_KAFKA_BROKER_TTL_MS 10000
 
+/* The version of the librdkafka jobd runs with, e.g. "2.0.2". */
+const char *jobd_kafka_version(void);
+
 /* --- where the brokers are ---------------------------------------------- */
 
 struct jobd_kafka_broker;
