@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/sasl.sh: Kafka SASL (PLAIN, SCRAM-SHA-256) against a real broker.
+# tests/sasl.sh: Kafka SASL (PLAIN, SCRAM-SHA-256) and SSL against a real
+# broker.
 #
 # Starts its own Apache Kafka broker with a SASL_PLAINTEXT listener
 # (scripts/kafka start DIR --sasl USER:PASSWORD) and a private Redis, then:
@@ -11,7 +12,11 @@
 #   3. SCRAM-SHA-256 on the same listener: with librdkafka 2.6.1 or later
 #      jobctl sends and jobd consumes (the message of step 2 included);
 #      before 2.6.1 (Debian 12 has 2.0.2) Kafka 4 refuses librdkafka's
-#      SCRAM, and jobctl and jobd must say why.
+#      SCRAM, and jobctl and jobd must say why;
+#   4. SSL (scripts/kafka --ssl: a listener with a certificate for IP
+#      127.0.0.1 from a CA made for the broker): with that CA jobctl sends
+#      and jobd consumes over TLS; with another CA, or the right CA and
+#      the name localhost, jobctl fails naming the certificate check.
 # Bounded: about 20 s for the broker, 30-40 s in all. Skips (77) without
 # java, kcat or the broker jars unless CI=true; fails when librdkafka was
 # built without SASL/PLAIN or SCRAM, saying so.
@@ -39,30 +44,68 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-sasl.XXXXXX")
 # Cleanups run last registered first: this one after the broker's stop.
 on_exit "rm -rf '$work'"
 
-broker=$("$top_srcdir/scripts/kafka" start "$work/kafka" \
-	--sasl "$user:$password" 2>"$work/kafka.log") ||
-	skip_or_fail "cannot start a SASL Kafka broker with scripts/kafka: $(tail -n 3 "$work/kafka.log")"
+need openssl
+"$top_srcdir/scripts/kafka" start "$work/kafka" --sasl "$user:$password" \
+	--ssl >/dev/null 2>"$work/kafka.log" ||
+	skip_or_fail "cannot start a SASL and SSL Kafka broker with scripts/kafka: $(tail -n 3 "$work/kafka.log")"
 on_exit "'$top_srcdir/scripts/kafka' stop '$work/kafka'"
+broker=$(cat "$work/kafka/sasl_address")
 plain=$(cat "$work/kafka/address")
-echo "# SASL broker at $broker (plaintext $plain)"
+tls=$(cat "$work/kafka/ssl_address")
+echo "# SASL broker at $broker (plaintext $plain, SSL $tls)"
 
-# write_conf FILE PASSWORD [MECHANISM]
+# conf FILE BROKERS GROUP ROLES PROPERTY...: a config for jobd and jobctl;
+# each PROPERTY ("kafka.NAME = VALUE") goes into [kafka].
+conf() {
+	local file=$1 brokers=$2 group=$3 roles=$4
+
+	shift 4
+	{
+		printf '[redis]\naddress = %s\n[kafka]\nbrokers = %s\ngroup = %s\n' \
+			"$JOBD_REDIS" "$brokers" "$group"
+		printf '%s\n' "$@"
+		# the topics appear with the first message: see them soon
+		printf 'kafka.topic.metadata.refresh.interval.ms = 1000\n'
+		printf '[engine]\nroles = %s\n' "$roles"
+	} >"$file"
+}
+
+# write_conf FILE PASSWORD [MECHANISM [ROLES]]: over SASL.
 write_conf() {
-	cat >"$1" <<EOF
-[redis]
-address = $JOBD_REDIS
-[kafka]
-brokers = $broker
-group = jobd-sasl
-kafka.security.protocol = SASL_PLAINTEXT
-kafka.sasl.mechanism = ${3:-PLAIN}
-kafka.sasl.username = $user
-kafka.sasl.password = $2
-# the topics appear with the first message: see them soon
-kafka.topic.metadata.refresh.interval.ms = 1000
-[engine]
-roles = consume,stats
-EOF
+	conf "$1" "$broker" jobd-sasl "${4:-consume,stats}" \
+		"kafka.security.protocol = SASL_PLAINTEXT" \
+		"kafka.sasl.mechanism = ${3:-PLAIN}" \
+		"kafka.sasl.username = $user" "kafka.sasl.password = $2"
+}
+
+# start_jobd NAME: jobd with $work/NAME.conf, its log in $work/NAME.log.
+start_jobd() {
+	"$top_builddir/src/jobd" -c "$work/$1.conf" >"$work/$1.log" 2>&1 &
+	jobd_pid=$!
+	on_exit "kill -KILL $jobd_pid 2>/dev/null"
+}
+
+# stop_jobd NAME [any]: SIGTERM; jobd must exit 0 unless "any".
+stop_jobd() {
+	kill -TERM "$jobd_pid"
+	if [ "${2:-}" = any ]; then
+		wait "$jobd_pid" 2>/dev/null || true
+	else
+		wait "$jobd_pid" || fail "jobd exited with $? at SIGTERM (log: $work/$1.log)"
+	fi
+}
+
+# deliver NAME TOPIC ID JSON: jobctl sends JSON to TOPIC with NAME's
+# config, while the jobd started as NAME runs; waits for the job of key
+# TOPIC:ID and sets $id.
+deliver() {
+	local name=$1 key=$2:$3
+
+	jobctl -c "$work/$name.conf" send "$2" "$4" ||
+		fail "jobctl send with $name.conf failed"
+	made() { [ -n "$(rcli get "jobd:key:$key")" ]; }
+	wait_for 40 "no job from the message sent with $name.conf (log: $(tail -n 5 "$work/$name.log"))" made
+	id=$(rcli get "jobd:key:$key")
 }
 
 jobs() {
@@ -87,17 +130,10 @@ write_conf "$work/good.conf" "$password"
 now_ms=$(($(date +%s) * 1000))
 rcli set jobd:stats:published $((now_ms - now_ms % 60000 - 180000)) >/dev/null
 
-"$top_builddir/src/jobd" -c "$work/good.conf" >"$work/good.log" 2>&1 &
-jobd_pid=$!
-on_exit "kill -KILL $jobd_pid 2>/dev/null"
+start_jobd good
 
-jobctl -c "$work/good.conf" send jobs.events \
-	'{"id":"s1","service":"crm","event":"order.created","data":{"n":1},"run_by":"ann"}' ||
-	fail "jobctl send over SASL failed"
-
-job_made() { [ -n "$(rcli get jobd:key:jobs.events:s1)" ]; }
-wait_for 40 "no job from the message sent over SASL (log: $(tail -n 5 "$work/good.log"))" job_made
-id=$(rcli get jobd:key:jobs.events:s1)
+deliver good jobs.events s1 \
+	'{"id":"s1","service":"crm","event":"order.created","data":{"n":1},"run_by":"ann"}'
 assert_eq event "$(rcli hget "jobd:job:$id" type)" "the job's type"
 assert_eq ann "$(rcli hget "jobd:job:$id" run_by)" "the job's run_by"
 assert_eq "jobs.events/0@0" "$(rcli hget "jobd:job:$id" source)" "the job's source"
@@ -111,8 +147,7 @@ stats_published() { [ "$(sasl_read jobs.stats "$password" | grep -c '"minute"')"
 wait_for 30 "the stats producer published nothing over SASL (log: $(tail -n 5 "$work/good.log"))" stats_published
 echo "# job $id made, $(sasl_read jobs.stats "$password" | grep -c '"minute"') minutes published over SASL"
 
-kill -TERM "$jobd_pid"
-wait "$jobd_pid" || fail "jobd exited with $? at SIGTERM (log: $work/good.log)"
+stop_jobd good
 if grep -qi 'authentication' "$work/good.log"; then
 	fail "authentication errors with the right password: $(grep -i authentication "$work/good.log" | head -n 3)"
 fi
@@ -131,16 +166,13 @@ assert_contains "$err" "Authentication failed" "jobctl names the failure"
 # wrong password, must not make a job of it.
 printf '{"id":"s3","service":"crm","event":"order.created"}' >"$work/s3"
 kcat -b "$plain" -t jobs.events -P "$work/s3" || fail "kcat cannot produce s3"
-"$top_builddir/src/jobd" -c "$work/bad.conf" >"$work/bad.log" 2>&1 &
-jobd_pid=$!
-on_exit "kill -KILL $jobd_pid 2>/dev/null"
+start_jobd bad
 refused() { grep -q 'SASL authentication error: Authentication failed' "$work/bad.log"; }
 wait_for 20 "jobd logged no authentication failure (log: $(tail -n 5 "$work/bad.log"))" refused
 sleep 3
 assert_eq "$before" "$(jobs)" "jobs after jobd ran with a wrong password"
 [ -z "$(rcli get jobd:key:jobs.events:s3)" ] || fail "a job made for s3 with a wrong password"
-kill -TERM "$jobd_pid"
-wait "$jobd_pid" 2>/dev/null || true
+stop_jobd bad any
 echo "# wrong password: $(grep -m1 'SASL authentication error' "$work/bad.log")"
 
 # --- SCRAM-SHA-256 --------------------------------------------------------------
@@ -149,27 +181,19 @@ echo "# wrong password: $(grep -m1 'SASL authentication error' "$work/bad.log")"
 # librdkafka before 2.6.1 sends a last SCRAM message that Kafka 4 refuses
 # (the nonce twice): with such a library jobd must say so, not leave the
 # operator with "invalid credentials" for the right password.
-write_conf "$work/scram.conf" "$password" SCRAM-SHA-256
-sed -i 's/^roles = consume,stats$/roles = consume/' "$work/scram.conf"
+write_conf "$work/scram.conf" "$password" SCRAM-SHA-256 consume
 rdkafka=$("$top_builddir/src/jobd" --version | sed -n 's/.*librdkafka \([0-9.]*\).*/\1/p')
 [ -n "$rdkafka" ] || fail "jobd --version names no librdkafka: $("$top_builddir/src/jobd" --version)"
 scram_bug="librdkafka $rdkafka has a SCRAM bug"
-"$top_builddir/src/jobd" -c "$work/scram.conf" >"$work/scram.log" 2>&1 &
-jobd_pid=$!
-on_exit "kill -KILL $jobd_pid 2>/dev/null"
+start_jobd scram
 if [ "$(printf '%s\n2.6.1\n' "$rdkafka" | sort -V | head -n 1)" = 2.6.1 ]; then
-	jobctl -c "$work/scram.conf" send jobs.events \
-		'{"id":"s4","service":"crm","event":"order.shipped","run_by":"bo"}' ||
-		fail "jobctl send over SCRAM-SHA-256 failed"
-	scram_job() { [ -n "$(rcli get jobd:key:jobs.events:s4)" ]; }
-	wait_for 40 "no job from the message sent over SCRAM (log: $(tail -n 5 "$work/scram.log"))" scram_job
-	id=$(rcli get jobd:key:jobs.events:s4)
+	deliver scram jobs.events s4 \
+		'{"id":"s4","service":"crm","event":"order.shipped","run_by":"bo"}'
 	assert_eq bo "$(rcli hget "jobd:job:$id" run_by)" "the SCRAM job's run_by"
 	# The message s3, left by the wrong password, is this group's too.
 	s3_job() { [ -n "$(rcli get jobd:key:jobs.events:s3)" ]; }
 	wait_for 20 "s3 never became a job over SCRAM" s3_job
-	kill -TERM "$jobd_pid"
-	wait "$jobd_pid" || fail "jobd exited with $? at SIGTERM (log: $work/scram.log)"
+	stop_jobd scram
 	if grep -qi 'authentication' "$work/scram.log"; then
 		fail "authentication errors over SCRAM: $(grep -i authentication "$work/scram.log" | head -n 3)"
 	fi
@@ -184,12 +208,44 @@ else
 	wait_for 20 "jobd did not explain the SCRAM failure (log: $(tail -n 5 "$work/scram.log"))" said
 	sleep 2
 	[ -z "$(rcli get jobd:key:jobs.events:s4)" ] || fail "a job made over a refused SCRAM login"
-	kill -TERM "$jobd_pid"
-	wait "$jobd_pid" 2>/dev/null || true
+	stop_jobd scram any
 	echo "# SCRAM-SHA-256 with librdkafka $rdkafka: refused by Kafka 4, and said why"
 fi
 # Configured for PLAIN, no such warning.
 if grep -q "SCRAM bug" "$work/good.log" "$work/bad.log"; then
 	fail "the SCRAM warning with mechanism PLAIN"
 fi
+# --- SSL -----------------------------------------------------------------------
+
+# ssl_conf FILE CA: jobd and jobctl over TLS, trusting CA.
+ssl_conf() {
+	conf "$1" "$tls" jobd-ssl consume "kafka.security.protocol = SSL" \
+		"kafka.ssl.ca.location = $2"
+}
+ssl_conf "$work/ssl.conf" "$work/kafka/ssl/ca.pem"
+start_jobd ssl
+deliver ssl jobs.actions t1 \
+	'{"id":"t1","action":"reindex","payload":{"n":1},"run_by":"cy"}'
+assert_eq cy "$(rcli hget "jobd:job:$id" run_by)" "the SSL job's run_by"
+stop_jobd ssl
+tls_errors() { grep -E ': (error|warn): ' "$1" | grep -iE 'ssl|certificate|handshake' || true; }
+[ -z "$(tls_errors "$work/ssl.log")" ] ||
+	fail "TLS errors with the right CA: $(tls_errors "$work/ssl.log" | head -n 3)"
+
+# A CA that did not sign the broker's certificate.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=another CA" \
+	-keyout "$work/other.key" -out "$work/other.pem" >/dev/null 2>&1 ||
+	fail "openssl cannot make a CA"
+ssl_conf "$work/other.conf" "$work/other.pem"
+err=$(jobctl -c "$work/other.conf" send jobs.actions \
+	'{"id":"t2","action":"reindex","payload":{}}' 2>&1 >/dev/null) &&
+	fail "jobctl send trusting another CA succeeded"
+assert_contains "$err" "certificate verify failed" "jobctl names the failed certificate check"
+# The right CA, but a name the certificate is not for (IP 127.0.0.1 only).
+sed "s/^brokers = 127.0.0.1:/brokers = localhost:/" "$work/ssl.conf" >"$work/name.conf"
+err=$(jobctl -c "$work/name.conf" send jobs.actions \
+	'{"id":"t3","action":"reindex","payload":{}}' 2>&1 >/dev/null) &&
+	fail "jobctl send to localhost with a certificate for 127.0.0.1 succeeded"
+assert_contains "$err" "certificate verify failed" "jobctl refuses a certificate for another host"
+echo "# SSL: job $id made; another CA and another host name refused"
 echo "PASS: sasl"
