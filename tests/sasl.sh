@@ -16,7 +16,9 @@
 #   4. SSL (scripts/kafka --ssl: a listener with a certificate for IP
 #      127.0.0.1 from a CA made for the broker): with that CA jobctl sends
 #      and jobd consumes over TLS; with another CA, or the right CA and
-#      the name localhost, jobctl fails naming the certificate check.
+#      the name localhost, jobctl fails naming the certificate check;
+#   5. mutual TLS (the second SSL listener): with a client certificate
+#      from that CA jobctl sends and jobd consumes; without, refused.
 # Bounded: about 20 s for the broker, 30-40 s in all. Skips (77) without
 # java, kcat or the broker jars unless CI=true; fails when librdkafka was
 # built without SASL/PLAIN or SCRAM, saying so.
@@ -52,7 +54,9 @@ on_exit "'$top_srcdir/scripts/kafka' stop '$work/kafka'"
 broker=$(cat "$work/kafka/sasl_address")
 plain=$(cat "$work/kafka/address")
 tls=$(cat "$work/kafka/ssl_address")
-echo "# SASL broker at $broker (plaintext $plain, SSL $tls)"
+mtls=$(cat "$work/kafka/mtls_address")
+ssl=$work/kafka/ssl
+echo "# SASL broker at $broker (plaintext $plain, SSL $tls, mutual TLS $mtls)"
 
 # conf FILE BROKERS GROUP ROLES PROPERTY...: a config for jobd and jobctl;
 # each PROPERTY ("kafka.NAME = VALUE") goes into [kafka].
@@ -222,7 +226,7 @@ ssl_conf() {
 	conf "$1" "$tls" jobd-ssl consume "kafka.security.protocol = SSL" \
 		"kafka.ssl.ca.location = $2"
 }
-ssl_conf "$work/ssl.conf" "$work/kafka/ssl/ca.pem"
+ssl_conf "$work/ssl.conf" "$ssl/ca.pem"
 start_jobd ssl
 deliver ssl jobs.actions t1 \
 	'{"id":"t1","action":"reindex","payload":{"n":1},"run_by":"cy"}'
@@ -248,4 +252,23 @@ err=$(jobctl -c "$work/name.conf" send jobs.actions \
 	fail "jobctl send to localhost with a certificate for 127.0.0.1 succeeded"
 assert_contains "$err" "certificate verify failed" "jobctl refuses a certificate for another host"
 echo "# SSL: job $id made; another CA and another host name refused"
+
+# Mutual TLS: the second SSL listener wants a client certificate.
+conf "$work/mtls.conf" "$mtls" jobd-mtls consume \
+	"kafka.security.protocol = SSL" "kafka.ssl.ca.location = $ssl/ca.pem" \
+	"kafka.ssl.certificate.location = $ssl/client.pem" \
+	"kafka.ssl.key.location = $ssl/client.key"
+start_jobd mtls
+deliver mtls jobs.actions t4 '{"id":"t4","action":"reindex","payload":{},"run_by":"di"}'
+assert_eq di "$(rcli hget "jobd:job:$id" run_by)" "the mutual TLS job's run_by"
+stop_jobd mtls
+[ -z "$(tls_errors "$work/mtls.log")" ] ||
+	fail "TLS errors with a client certificate: $(tls_errors "$work/mtls.log" | head -n 3)"
+conf "$work/nocert.conf" "$mtls" jobd-mtls consume \
+	"kafka.security.protocol = SSL" "kafka.ssl.ca.location = $ssl/ca.pem"
+err=$(jobctl -c "$work/nocert.conf" send jobs.actions \
+	'{"id":"t5","action":"reindex","payload":{}}' 2>&1 >/dev/null) &&
+	fail "jobctl send without a client certificate succeeded"
+assert_contains "$err" "bad certificate" "jobctl names the refused client"
+echo "# mutual TLS: job $id made; no client certificate refused"
 echo "PASS: sasl"
