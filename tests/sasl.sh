@@ -18,7 +18,8 @@
 #      and jobd consumes over TLS; with another CA, or the right CA and
 #      the name localhost, jobctl fails naming the certificate check;
 #   5. mutual TLS (the second SSL listener): with a client certificate
-#      from that CA jobctl sends and jobd consumes; without, refused.
+#      from that CA jobctl sends and jobd consumes; without, refused;
+#   6. SASL_SSL (PLAIN over TLS): jobctl sends and jobd consumes.
 # Bounded: about 20 s for the broker, 30-40 s in all. Skips (77) without
 # java, kcat or the broker jars unless CI=true; fails when librdkafka was
 # built without SASL/PLAIN or SCRAM, saying so.
@@ -55,6 +56,7 @@ broker=$(cat "$work/kafka/sasl_address")
 plain=$(cat "$work/kafka/address")
 tls=$(cat "$work/kafka/ssl_address")
 mtls=$(cat "$work/kafka/mtls_address")
+sasl_ssl=$(cat "$work/kafka/sasl_ssl_address")
 ssl=$work/kafka/ssl
 echo "# SASL broker at $broker (plaintext $plain, SSL $tls, mutual TLS $mtls)"
 
@@ -110,6 +112,25 @@ deliver() {
 	made() { [ -n "$(rcli get "jobd:key:$key")" ]; }
 	wait_for 40 "no job from the message sent with $name.conf (log: $(tail -n 5 "$work/$name.log"))" made
 	id=$(rcli get "jobd:key:$key")
+}
+
+# Warnings and errors of log $1 about TLS or logins.
+tls_errors() {
+	grep -E ': (error|warn): ' "$1" |
+		grep -iE 'ssl|certificate|handshake|authentication' || true
+}
+
+# over_tls NAME ID RUN_BY: jobd started as NAME turns a message that
+# jobctl sends with NAME's config into a job run by RUN_BY, and logs no
+# TLS or login trouble meanwhile. Sets $id.
+over_tls() {
+	start_jobd "$1"
+	deliver "$1" jobs.actions "$2" \
+		"{\"id\":\"$2\",\"action\":\"reindex\",\"payload\":{},\"run_by\":\"$3\"}"
+	assert_eq "$3" "$(rcli hget "jobd:job:$id" run_by)" "the job's run_by ($1)"
+	stop_jobd "$1"
+	[ -z "$(tls_errors "$work/$1.log")" ] ||
+		fail "TLS or login errors ($1): $(tls_errors "$work/$1.log" | head -n 3)"
 }
 
 jobs() {
@@ -227,14 +248,7 @@ ssl_conf() {
 		"kafka.ssl.ca.location = $2"
 }
 ssl_conf "$work/ssl.conf" "$ssl/ca.pem"
-start_jobd ssl
-deliver ssl jobs.actions t1 \
-	'{"id":"t1","action":"reindex","payload":{"n":1},"run_by":"cy"}'
-assert_eq cy "$(rcli hget "jobd:job:$id" run_by)" "the SSL job's run_by"
-stop_jobd ssl
-tls_errors() { grep -E ': (error|warn): ' "$1" | grep -iE 'ssl|certificate|handshake' || true; }
-[ -z "$(tls_errors "$work/ssl.log")" ] ||
-	fail "TLS errors with the right CA: $(tls_errors "$work/ssl.log" | head -n 3)"
+over_tls ssl t1 cy
 
 # A CA that did not sign the broker's certificate.
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=another CA" \
@@ -258,12 +272,7 @@ conf "$work/mtls.conf" "$mtls" jobd-mtls consume \
 	"kafka.security.protocol = SSL" "kafka.ssl.ca.location = $ssl/ca.pem" \
 	"kafka.ssl.certificate.location = $ssl/client.pem" \
 	"kafka.ssl.key.location = $ssl/client.key"
-start_jobd mtls
-deliver mtls jobs.actions t4 '{"id":"t4","action":"reindex","payload":{},"run_by":"di"}'
-assert_eq di "$(rcli hget "jobd:job:$id" run_by)" "the mutual TLS job's run_by"
-stop_jobd mtls
-[ -z "$(tls_errors "$work/mtls.log")" ] ||
-	fail "TLS errors with a client certificate: $(tls_errors "$work/mtls.log" | head -n 3)"
+over_tls mtls t4 di
 conf "$work/nocert.conf" "$mtls" jobd-mtls consume \
 	"kafka.security.protocol = SSL" "kafka.ssl.ca.location = $ssl/ca.pem"
 err=$(jobctl -c "$work/nocert.conf" send jobs.actions \
@@ -271,4 +280,13 @@ err=$(jobctl -c "$work/nocert.conf" send jobs.actions \
 	fail "jobctl send without a client certificate succeeded"
 assert_contains "$err" "bad certificate" "jobctl names the refused client"
 echo "# mutual TLS: job $id made; no client certificate refused"
+
+# SASL_SSL: a PLAIN login over TLS, what docs/reliability.md advises
+# where SCRAM cannot work.
+conf "$work/sasl_ssl.conf" "$sasl_ssl" jobd-sasl-ssl consume \
+	"kafka.security.protocol = SASL_SSL" "kafka.sasl.mechanism = PLAIN" \
+	"kafka.sasl.username = $user" "kafka.sasl.password = $password" \
+	"kafka.ssl.ca.location = $ssl/ca.pem"
+over_tls sasl_ssl t6 ed
+echo "# SASL_SSL: job $id made"
 echo "PASS: sasl"
