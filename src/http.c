@@ -678,6 +678,8 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
 			b, "jobd_workers_busy", "gauge",
 			"Handlers running now on this instance (worker utilisation = busy / workers).");
 		evbuffer_add_printf(b, "jobd_workers_busy %d\n", ws.running);
+		metric_head(b, "jobd_workers_busy_low_priority", "gauge",
+			    "Of them, running low-priority jobs.");
 		evbuffer_add_printf(b, "jobd_workers_busy_low_priority %d\n",
 				    ws.running_low);
 		metric_head(b, "jobd_workers_queued", "gauge",

@@ -4,14 +4,15 @@
  * Threads, each with its own store connection when it talks to Redis (a
  * store is used by one thread at a time):
  *
- *   dispatcher  claims up to (idle workers) jobs in one jobd_store_claim,
- *               at most (low cap - low running) of them low priority, and
- *               queues them for the workers; with short handlers a few
- *               more per worker (claiming ahead, AHEAD_BUDGET_US). With nothing claimable it
- *               blocks in jobd_store_wait (pub/sub wake-up; 1 s timeout for
- *               retries whose backoff ends, which publish nothing); with
- *               every worker busy it blocks on a condition variable until
- *               one is idle. It never polls on the hot path.
+ *   dispatcher  claims up to (free slots) jobs in one jobd_store_claim,
+ *               at most (low cap - low claimed) of them low priority, and
+ *               queues them for the workers. A slot is a worker, and with
+ *               short handlers a few more per worker (claiming ahead,
+ *               AHEAD_BUDGET_US). With nothing claimable it blocks in
+ *               jobd_store_wait (pub/sub wake-up; 1 s timeout for retries
+ *               whose backoff ends, which publish nothing); with every
+ *               slot taken it blocks on a condition variable until one is
+ *               free. It never polls on the hot path.
  *   workers     conf->workers threads that run one handler at a time.
  *               What a handler reports goes into a per-job buffer (struct
  *               out) under the pool mutex; nothing blocks on Redis except
@@ -99,9 +100,11 @@
  * AHEAD_BUDGET_US of its time by the mean run time of the recent ones.
  * Tiny jobs then need a fraction of the claims (the fixed cost of a claim
  * is shared by more jobs) and the workers have work while the next claim
- * is on its way; a queued job waits a millisecond or so at most. Long
- * handlers claim nothing ahead, so no instance holds work another idle
- * one could run.
+ * is on its way; a queued job waits about a millisecond. Once the mean
+ * says handlers are long, nothing more is claimed ahead, so no instance
+ * holds work another idle one could run; what was queued before a long
+ * handler showed up goes back after QUEUED_MAX_MS (at the next heartbeat:
+ * up to one more heartbeat interval).
  */
 #define AHEAD_BUDGET_US 1000
 #define AHEAD_MAX 8
@@ -116,7 +119,7 @@ enum run_state {
 
 enum end_kind {
 	END_FINISH,   /* jobd_store_finish with ctx->outcome */
-	END_HANDBACK, /* jobd_store_handback "shutdown" */
+	END_HANDBACK, /* jobd_store_handback, reason back_why */
 	END_DROP,     /* fenced: write nothing */
 };
 
@@ -151,7 +154,7 @@ struct jobd_ctx {
 	const char *back_why; /* hand-back reason; NULL: "shutdown" */
 	bool stop;	      /* a stop was delivered to the handler */
 	bool stop_held;	      /* a stop waits for the uninterruptible end */
-	bool shutdown;	      /* the stop comes from jobd shutting down */
+	bool shutdown;	      /* jobd shuts down, or it waited too long: back */
 	bool abandoned;	      /* must return now */
 	bool fenced;	      /* not the job's attempt any more */
 	int uninterruptible;  /* nesting depth */
@@ -187,6 +190,7 @@ struct jobd_workers {
 	int64_t run_us;			     /* mean run time (EWMA), or -1 */
 	int idle_wanted; /* idle_cv waits for this many idle workers (0: none) */
 	int busy_low;	 /* of them low priority */
+	int queued_low;	 /* of the queued ones low priority */
 	int low_cap;	 /* most low-priority handlers at once */
 	bool closing;	 /* stop claiming, hand back */
 	bool workers_quit;     /* workers exit when the queue is empty */
@@ -910,6 +914,30 @@ static void end_run(struct jobd_workers *w, struct jobd_ctx *ctx, int rc)
 	}
 }
 
+/* Under w->mu: CTX, just taken off the queue, is no longer counted there. */
+static void dequeued(struct jobd_workers *w, struct jobd_ctx *ctx)
+{
+	w->queued--;
+	if (ctx->claim.low_priority)
+		w->queued_low--;
+}
+
+/* Under w->mu: the jobs still queued go back without running (REASON;
+ * NULL: shutdown). */
+static void hand_back_queued(struct jobd_workers *w, const char *reason)
+{
+	struct jobd_ctx *ctx;
+
+	while ((ctx = w->queue)) {
+		w->queue = ctx->qnext;
+		dequeued(w, ctx);
+		ctx->shutdown = true;
+		ctx->back_why = reason;
+		end_run(w, ctx, JOBD_HANDLER_STOPPED);
+	}
+	w->queue_tail = NULL;
+}
+
 static void *worker_main(void *arg)
 {
 	struct jobd_workers *w = arg;
@@ -927,9 +955,14 @@ static void *worker_main(void *arg)
 		w->queue = ctx->qnext;
 		if (!w->queue)
 			w->queue_tail = NULL;
-		w->queued--;
-		if (ctx->shutdown) {
-			/* Claimed while closing: back without running. */
+		dequeued(w, ctx);
+		if (ctx->shutdown || ctx->fenced || ctx->stop) {
+			/*
+			 * Claimed while closing: back without running. Fenced
+			 * or stopped while queued: the handler does not
+			 * start (a stopped job ends stopped, at its
+			 * checkpoint).
+			 */
 			end_run(w, ctx, JOBD_HANDLER_STOPPED);
 			continue;
 		}
@@ -943,8 +976,10 @@ static void *worker_main(void *arg)
 		}
 		t0 = mono_us() - t0;
 		pthread_mutex_lock(&w->mu);
-		/* A mean over the last eight jobs or so. */
-		w->run_us = w->run_us < 0 ? t0 :
+		/* A mean over the last eight handlers or so. */
+		if (ctx->fn)
+			w->run_us = w->run_us < 0 ?
+					    t0 :
 					    w->run_us + (t0 - w->run_us) / 8;
 		end_run(w, ctx, rc);
 	}
@@ -1073,10 +1108,12 @@ static void *dispatcher_main(void *arg)
 			w->queue_tail = ctx;
 			w->queued++;
 			w->busy++;
-			if (ctx->claim.low_priority)
+			if (ctx->claim.low_priority) {
 				w->busy_low++;
-			if (w->busy_low > w->stats.max_running_low)
-				w->stats.max_running_low = w->busy_low;
+				w->queued_low++;
+			}
+			if (w->busy_low > w->stats.max_claimed_low)
+				w->stats.max_claimed_low = w->busy_low;
 			w->stats.claimed++;
 		}
 		jobd_store_claims_free(claims, n);
@@ -1437,7 +1474,7 @@ static void unqueue_stale(struct jobd_workers *w)
 			continue;
 		}
 		*pp = ctx->qnext;
-		w->queued--;
+		dequeued(w, ctx);
 		ctx->shutdown = true;
 		ctx->back_why = "waited for a worker too long";
 		end_run(w, ctx, JOBD_HANDLER_STOPPED);
@@ -1664,10 +1701,9 @@ void jobd_workers_stop(struct jobd_workers *w)
 		pthread_join(w->dispatcher, NULL);
 
 	pthread_mutex_lock(&w->mu);
-	/* Claimed meanwhile: mark for hand-back without running. */
-	for (ctx = w->live; ctx; ctx = ctx->next)
-		if (ctx->state == RUN_QUEUED)
-			ctx->shutdown = true;
+	/* Queued (claimed ahead, or meanwhile): back now, without running,
+	 * not after the running handlers have returned. */
+	hand_back_queued(w, NULL);
 	w->workers_quit = true;
 	pthread_cond_broadcast(&w->work_cv);
 	/* Half a lease to stop at a checkpoint, then abandon. */
@@ -1716,6 +1752,7 @@ void jobd_workers_stats(struct jobd_workers *w, struct jobd_workers_stats *out)
 	*out = w->stats;
 	out->running = w->busy - w->queued;
 	out->queued = w->queued;
-	out->running_low = w->busy_low;
+	out->running_low = w->busy_low - w->queued_low;
+	out->claimed_low = w->busy_low;
 	pthread_mutex_unlock(&w->mu);
 }

@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,7 +440,7 @@ START_TEST(test_worker_low_priority_deferred_under_load)
 		      "normal one at %lld",
 		      (long long)first_low, (long long)last_normal);
 	jobd_workers_stats(pool, &ws);
-	ck_assert_int_eq(ws.max_running_low, 1);
+	ck_assert_int_eq(ws.max_claimed_low, 1);
 	teardown();
 }
 END_TEST
@@ -490,6 +491,17 @@ START_TEST(test_worker_fair_between_a_big_root_and_small_ones)
 }
 END_TEST
 
+/* Runs 20 no-op jobs: the pool learns that its handlers are short. */
+static void learn_short_handlers(void)
+{
+	int64_t ids[20];
+
+	for (int i = 0; i < 20; i++)
+		ids[i] = submit("noop", "{}", false);
+	for (int i = 0; i < 20; i++)
+		wait_status(ids[i], JOBD_FINISHED, 10000);
+}
+
 /*
  * Short handlers let the pool claim a few jobs per worker ahead; a job so
  * claimed that then waits for a worker longer than a second (the one
@@ -498,16 +510,12 @@ END_TEST
  */
 START_TEST(test_worker_claims_ahead_and_hands_back_what_waits)
 {
-	int64_t warm[20], slow, ahead[2];
+	int64_t slow, ahead[2], end;
 	struct jobd_workers_stats ws;
 	struct jobd_job *job;
 
 	start(1, NULL);
-	/* Short runs teach the pool that handlers are short. */
-	for (int i = 0; i < 20; i++)
-		warm[i] = submit("noop", "{}", false);
-	for (int i = 0; i < 20; i++)
-		wait_status(warm[i], JOBD_FINISHED, 10000);
+	learn_short_handlers();
 	slow = submit("noop", "{\"sleep_ms\": 4000}", false);
 	wait_status(slow, JOBD_IN_PROGRESS, 10000);
 	ahead[0] = submit("noop", "{}", false);
@@ -515,7 +523,14 @@ START_TEST(test_worker_claims_ahead_and_hands_back_what_waits)
 	/* Claimed although the only worker is busy. */
 	wait_status(ahead[0], JOBD_IN_PROGRESS, 2000);
 	wait_status(ahead[1], JOBD_IN_PROGRESS, 2000);
-	jobd_workers_stats(pool, &ws);
+	/* Queued once the claim's reply is in (just after Redis has it). */
+	end = jobd_util_mono_ms() + 2000;
+	for (;;) {
+		jobd_workers_stats(pool, &ws);
+		if (ws.queued == 2 || jobd_util_mono_ms() > end)
+			break;
+		sleep_ms(5);
+	}
 	ck_assert_int_eq(ws.running, 1);
 	ck_assert_int_eq(ws.queued, 2);
 	/* Back to pending after about a second, and left there. */
@@ -536,6 +551,42 @@ START_TEST(test_worker_claims_ahead_and_hands_back_what_waits)
 		ck_assert(!job->with_errors);
 		jobd_job_free(job);
 	}
+	teardown();
+}
+END_TEST
+
+/* Handler "count": counts its runs. */
+static atomic_int count_runs;
+
+static int count_handler(struct jobd_ctx *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&count_runs, 1);
+	return JOBD_HANDLER_DONE;
+}
+
+/*
+ * A job claimed ahead and stopped while it waits for the worker ends
+ * Stopped without its handler ever starting; the other one runs.
+ */
+START_TEST(test_worker_stopped_while_queued_never_starts)
+{
+	int64_t slow, a, b;
+
+	/* A handler registered under a type's name runs that type. */
+	ck_assert_int_eq(jobd_handler_register("count", count_handler), 0);
+	start(1, "[type.count]\nhandler = noop\n");
+	learn_short_handlers();
+	slow = submit("noop", "{\"sleep_ms\": 700}", false);
+	wait_status(slow, JOBD_IN_PROGRESS, 10000);
+	a = submit("count", "{}", false);
+	b = submit("count", "{}", false);
+	wait_status(a, JOBD_IN_PROGRESS, 2000);
+	wait_status(b, JOBD_IN_PROGRESS, 2000);
+	op(JOBD_OP_STOP, b);
+	wait_status(b, JOBD_STOPPED, 5000);
+	wait_status(a, JOBD_FINISHED, 5000);
+	ck_assert_int_eq(atomic_load(&count_runs), 1);
 	teardown();
 }
 END_TEST
@@ -563,6 +614,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_worker_low_priority_deferred_under_load);
 	tcase_add_test(tc, test_worker_fair_between_a_big_root_and_small_ones);
 	tcase_add_test(tc, test_worker_claims_ahead_and_hands_back_what_waits);
+	tcase_add_test(tc, test_worker_stopped_while_queued_never_starts);
 	suite_add_tcase(s, tc);
 	return s;
 }

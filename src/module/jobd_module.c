@@ -398,7 +398,6 @@ static RedisModuleString *keyf(struct call *c, const char *fmt, ...)
 	return k;
 }
 
-/* P:job:ID */
 /* ID in decimal at the end of BUF (24 bytes, one left free before it);
  * returns where it starts. snprintf cost a job hundreds of instructions. */
 static char *id_text(char *buf, long long id)
@@ -416,6 +415,7 @@ static char *id_text(char *buf, long long id)
 	return p;
 }
 
+/* P:job:ID */
 static RedisModuleString *job_key(struct call *c, long long id)
 {
 	char buf[24], *p = id_text(buf, id);
