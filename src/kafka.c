@@ -127,27 +127,29 @@ const char *jobd_kafka_version(void)
  */
 #define SCRAM_FIXED 0x020601ff
 
-static void check_scram(const struct jobd_conf *conf)
+static void check_scram(const rd_kafka_conf_t *kconf)
 {
 	static atomic_bool said;
+	char proto[32] = "", mech[32] = "";
+	size_t np = sizeof(proto), nm = sizeof(mech);
 
 	if (rd_kafka_version() >= SCRAM_FIXED)
 		return;
-	for (size_t i = 0; conf && i < conf->kafka_props_count; i++) {
-		const char *k = conf->kafka_props[i].key;
-
-		if ((strcmp(k, "sasl.mechanism") == 0 ||
-		     strcmp(k, "sasl.mechanisms") == 0) &&
-		    strncasecmp(conf->kafka_props[i].value, "SCRAM-", 6) == 0 &&
-		    !atomic_exchange(&said, true))
-			jobd_warn(
-				"kafka: librdkafka %s has a SCRAM bug that Apache "
-				"Kafka 4 brokers answer with \"invalid "
-				"credentials\" whatever the password (fixed in "
-				"librdkafka 2.6.1): against such a broker use "
-				"SASL/PLAIN over SSL, or a newer librdkafka",
-				rd_kafka_version_str());
-	}
+	/* What the client will use: the last of every alias set. */
+	if (rd_kafka_conf_get(kconf, "security.protocol", proto, &np) !=
+		    RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_get(kconf, "sasl.mechanisms", mech, &nm) !=
+		    RD_KAFKA_CONF_OK)
+		return;
+	if (strncasecmp(proto, "sasl_", 5) == 0 &&
+	    strncasecmp(mech, "SCRAM-", 6) == 0 &&
+	    !atomic_exchange(&said, true))
+		jobd_warn("kafka: librdkafka %s has a SCRAM bug that Apache "
+			  "Kafka 4 brokers answer with \"invalid credentials\" "
+			  "whatever the password (fixed in librdkafka 2.6.1): "
+			  "against such a broker use SASL/PLAIN over SSL, or a "
+			  "newer librdkafka",
+			  rd_kafka_version_str());
 }
 
 /*
@@ -176,7 +178,7 @@ static rd_kafka_conf_t *new_conf2(const struct jobd_conf *conf,
 		if (set(kconf, conf->kafka_props[i].key,
 			conf->kafka_props[i].value, errstr, errstr_size) < 0)
 			goto err_free_conf;
-	check_scram(conf);
+	check_scram(kconf);
 	if (brokers &&
 	    set(kconf, "bootstrap.servers", brokers, errstr, errstr_size) < 0)
 		goto err_free_conf;

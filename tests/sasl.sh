@@ -241,10 +241,18 @@ else
 	stop_jobd scram any
 	echo "# SCRAM-SHA-256 with librdkafka $rdkafka: refused by Kafka 4, and said why"
 fi
-# Configured for PLAIN, no such warning.
+# Configured for PLAIN, or for SCRAM without SASL, no such warning.
 if grep -q "SCRAM bug" "$work/good.log" "$work/bad.log"; then
 	fail "the SCRAM warning with mechanism PLAIN"
 fi
+conf "$work/nosasl.conf" "$plain" jobd-plain consume \
+	"kafka.sasl.mechanism = SCRAM-SHA-256"
+err=$(jobctl -c "$work/nosasl.conf" send jobs.events \
+	'{"id":"s6","service":"crm","event":"x"}' 2>&1 >/dev/null) ||
+	fail "jobctl send over plaintext failed: $err"
+case $err in
+*"SCRAM bug"*) fail "the SCRAM warning without SASL: $err" ;;
+esac
 # --- SSL -----------------------------------------------------------------------
 
 # ssl_conf FILE CA: jobd and jobctl over TLS, trusting CA.
