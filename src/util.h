@@ -29,7 +29,8 @@ int jobd_util_parse_i64(const char *s, int64_t *v);
 /* Local wall clock in ms (for timeouts; job times come from Redis). */
 int64_t jobd_util_now_ms(void);
 
-/* Monotonic clock in ms, for intervals. */
+/* Monotonic clock in ms, for intervals; in us, for short ones. */
 int64_t jobd_util_mono_ms(void);
+int64_t jobd_util_mono_us(void);
 
 #endif

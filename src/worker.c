@@ -203,14 +203,6 @@ struct jobd_workers {
 
 /* --- small helpers ------------------------------------------------------- */
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Under w->mu: how many jobs may be claimed (queued or running) now. */
 static int capacity(const struct jobd_workers *w)
 {
@@ -968,13 +960,13 @@ static void *worker_main(void *arg)
 		}
 		ctx->state = RUN_RUNNING;
 		pthread_mutex_unlock(&w->mu);
-		t0 = mono_us();
+		t0 = jobd_util_mono_us();
 		if (ctx->fn) {
 			rc = ctx->fn(ctx);
 		} else {
 			rc = jobd_ctx_fail(ctx, "%s", ctx->why);
 		}
-		t0 = mono_us() - t0;
+		t0 = jobd_util_mono_us() - t0;
 		pthread_mutex_lock(&w->mu);
 		/* A mean over the last eight handlers or so. */
 		if (ctx->fn)
