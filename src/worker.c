@@ -914,20 +914,29 @@ static void dequeued(struct jobd_workers *w, struct jobd_ctx *ctx)
 		w->queued_low--;
 }
 
-/* Under w->mu: the jobs still queued go back without running (REASON;
- * NULL: shutdown). */
-static void hand_back_queued(struct jobd_workers *w, const char *reason)
+/*
+ * Under w->mu: the queued jobs claimed before BEFORE (monotonic ms;
+ * INT64_MAX: all) go back without running, for REASON (NULL: shutdown).
+ * The queue is in claim order, so they are at its front. Returns how
+ * many.
+ */
+static int hand_back_queued(struct jobd_workers *w, const char *reason,
+			    int64_t before)
 {
 	struct jobd_ctx *ctx;
+	int n = 0;
 
-	while ((ctx = w->queue)) {
+	while ((ctx = w->queue) && ctx->queued_at < before) {
 		w->queue = ctx->qnext;
+		if (!w->queue)
+			w->queue_tail = NULL;
 		dequeued(w, ctx);
 		ctx->shutdown = true;
 		ctx->back_why = reason;
 		end_run(w, ctx, JOBD_HANDLER_STOPPED);
+		n++;
 	}
-	w->queue_tail = NULL;
+	return n;
 }
 
 static void *worker_main(void *arg)
@@ -1454,24 +1463,9 @@ static void *flusher_main(void *arg)
  */
 static void unqueue_stale(struct jobd_workers *w)
 {
-	struct jobd_ctx **pp = &w->queue, *ctx;
-	int64_t old = jobd_util_mono_ms() - QUEUED_MAX_MS;
-	int n = 0;
+	int n = hand_back_queued(w, "waited for a worker too long",
+				 jobd_util_mono_ms() - QUEUED_MAX_MS);
 
-	w->queue_tail = NULL;
-	while ((ctx = *pp)) {
-		if (ctx->queued_at > old || ctx->shutdown) {
-			w->queue_tail = ctx;
-			pp = &ctx->qnext;
-			continue;
-		}
-		*pp = ctx->qnext;
-		dequeued(w, ctx);
-		ctx->shutdown = true;
-		ctx->back_why = "waited for a worker too long";
-		end_run(w, ctx, JOBD_HANDLER_STOPPED);
-		n++;
-	}
 	if (n) {
 		/* The handlers are long now: no claiming ahead until a
 		 * run of short ones brings the mean down again. */
@@ -1695,7 +1689,7 @@ void jobd_workers_stop(struct jobd_workers *w)
 	pthread_mutex_lock(&w->mu);
 	/* Queued (claimed ahead, or meanwhile): back now, without running,
 	 * not after the running handlers have returned. */
-	hand_back_queued(w, NULL);
+	hand_back_queued(w, NULL, INT64_MAX);
 	w->workers_quit = true;
 	pthread_cond_broadcast(&w->work_cv);
 	/* Half a lease to stop at a checkpoint, then abandon. */
