@@ -1739,6 +1739,5 @@ void jobd_workers_stats(struct jobd_workers *w, struct jobd_workers_stats *out)
 	out->running = w->busy - w->queued;
 	out->queued = w->queued;
 	out->running_low = w->busy_low - w->queued_low;
-	out->claimed_low = w->busy_low;
 	pthread_mutex_unlock(&w->mu);
 }

@@ -45,8 +45,8 @@ struct jobd_workers_stats {
 	int running;	     /* handlers running now */
 	int queued;	     /* jobs claimed ahead, waiting for a worker */
 	int running_low;     /* of the running ones low priority */
-	int claimed_low;     /* low-priority jobs claimed: running or queued */
-	int max_claimed_low; /* most of those at once (low_priority_share) */
+	int max_claimed_low; /* most low-priority jobs claimed (running or
+			      * queued) at once: low_priority_share */
 };
 
 void jobd_workers_stats(struct jobd_workers *w, struct jobd_workers_stats *out);
