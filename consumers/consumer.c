@@ -42,7 +42,6 @@
 #define BACKOFF_MAX_MS 5000
 #define DLQ_TIMEOUT_MS 10000
 #define CLUSTER_ID_TIMEOUT_MS 5000
-#define ACTOR "kafka"
 
 /* One message of the batch on its way to a job. */
 struct item {
@@ -296,12 +295,12 @@ static int create(struct jobd_consumer *c, size_t ns, char *errstr,
 
 	if (ns == 0)
 		return 0;
-	rc = jobd_store_create(c->st, ACTOR, c->specs, ns, c->out);
+	rc = jobd_store_create(c->st, JOBD_ACTOR_KAFKA, c->specs, ns, c->out);
 	if (rc == JOBD_STORE_ERR_INVALID) {
 		/* One spec is refused as a whole call: find it. */
 		for (size_t i = 0; i < ns; i++) {
-			rc = jobd_store_create(c->st, ACTOR, &c->specs[i], 1,
-					       &c->out[i]);
+			rc = jobd_store_create(c->st, JOBD_ACTOR_KAFKA,
+					       &c->specs[i], 1, &c->out[i]);
 			if (rc == JOBD_STORE_ERR_INVALID) {
 				memset(&c->out[i], 0, sizeof(c->out[i]));
 				snprintf(c->out[i].error,

@@ -153,6 +153,8 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 	}
 	if (!job->payload)
 		job->payload = strdup("{}");
+	if (!job->root) /* a root job stores no root: it is its own */
+		job->root = job->id;
 	return job;
 }
 

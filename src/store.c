@@ -1517,6 +1517,7 @@ static int lifecycle_entries(struct jobd_store *st, int64_t id,
 		switch (i) {
 		case 0:
 			by = job->created_by ? job->created_by :
+			     job->source     ? JOBD_ACTOR_KAFKA :
 			     job->run_by     ? job->run_by :
 					       "system";
 			len = snprintf(msg, sizeof(msg), "created by %s", by);

@@ -61,8 +61,15 @@ struct jobd_created {
 };
 
 /*
+ * The actor of the jobs the Kafka consumer creates. A job with a source
+ * came from it: its hash stores no created_by (docs/redis-keys.md).
+ */
+#define JOBD_ACTOR_KAFKA "kafka"
+
+/*
  * Creates N jobs in batches, each with the policy of its type copied in.
- * ACTOR (borrowed) is written in the audit log. Fills OUT[0..n-1].
+ * ACTOR (borrowed) is written in the audit log, unless a spec has a
+ * source (then it is JOBD_ACTOR_KAFKA's). Fills OUT[0..n-1].
  * Returns 0 when Redis answered (per-job refusals are in OUT), or
  * JOBD_STORE_ERR_REDIS: then jobs of earlier batches may exist; calling
  * again with the same keys creates no second job.

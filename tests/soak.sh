@@ -328,9 +328,12 @@ settle_s=$((SECONDS - t0 - load_s))
 # All jobs: id key type status attempt root created_at started_at.
 rcli --scan --pattern 'jobd:job:*' | grep -E ':job:[0-9]+$' >"$work/jobkeys" || true
 # Tab-separated: an absent field is an empty one (fields at their
-# defaults are absent, docs/redis-keys.md).
-sed 's|^|HMGET |; s|$| id key type status attempt root created_at started_at|' \
-	"$work/jobkeys" | rcli | paste - - - - - - - - >"$work/jobs"
+# defaults are absent, docs/redis-keys.md). The id is the key's, and a
+# root job stores no root: it is its own.
+sed 's|^|HMGET |; s|$| key type status attempt root created_at started_at|' \
+	"$work/jobkeys" | rcli | paste - - - - - - - |
+	paste <(sed 's|.*:||' "$work/jobkeys") - |
+	awk -F'\t' -v OFS='\t' '$6 == "" { $6 = $1 } 1' >"$work/jobs"
 jobs=$(grep -c . "$work/jobs")
 [ "$jobs" -gt 0 ] || fail "no jobs"
 

@@ -10,6 +10,6 @@ local ids = redis.call('ZRANGEBYSCORE', P .. ':children:' .. id, '(' .. cursor,
 local out = {NOW, 0}
 for i, cid in ipairs(ids) do
 	if i > limit then out[2] = tonumber(ids[limit]); break end
-	out[#out + 1] = redis.call('HGETALL', jkey(cid))
+	out[#out + 1] = job_fields(cid)
 end
 return out

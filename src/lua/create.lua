@@ -117,8 +117,10 @@ for i = 0, n - 1 do
 			end
 		end
 		if system == '1' then run_by = '' end
-		local f = {'id', sid, 'type', ty, 'status', status, 'root', root,
-			'created_at', NOWS, 'payload', payload}
+		-- No id (the key has it), no root for a root job (its own).
+		local f = {'type', ty, 'status', status, 'created_at', NOWS,
+			'payload', payload}
+		if p then f[#f + 1] = 'root'; f[#f + 1] = root end
 		opt(f, 'system', system, '0')
 		opt(f, 'low_priority', low, '0')
 		opt(f, 'key', key, '')
@@ -130,8 +132,11 @@ for i = 0, n - 1 do
 		opt(f, 'retries', pol.retries, '0')
 		if pol.retries ~= '0' then opt(f, 'backoff_ms', pol.backoff_ms, '') end
 		if p then opt(f, 'depth', tostring(num(p.depth) + 1), '0') end
-		-- The audit log reads "created by ACTOR" from here, not a stream.
-		if actor ~= '' and actor ~= run_by then opt(f, 'created_by', actor, '') end
+		-- The audit log reads "created by ACTOR" from here, not a stream;
+		-- a job with a source came from the consumer, which it names itself.
+		if actor ~= '' and actor ~= run_by and source == '' then
+			opt(f, 'created_by', actor, '')
+		end
 		redis.call('HSET', jkey(sid), unpack(f))
 		if kk and p then
 			-- A child is written through at once (its parent's counters

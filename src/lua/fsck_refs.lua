@@ -23,8 +23,11 @@ local function drop(k, m, msg)
 	end
 end
 
+-- Status, low_priority and root of job ID (a root job stores no root).
 local function status_of(id)
-	return redis.call('HMGET', jkey(id), 'status', 'low_priority', 'root')
+	local v = redis.call('HMGET', jkey(id), 'status', 'low_priority', 'root')
+	if v[1] and not v[3] then v[3] = id end
+	return v
 end
 
 local low = what == 'roots_low' and '1' or '0'

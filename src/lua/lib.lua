@@ -251,13 +251,26 @@ local function index_keys(cls, status, ty, run_by)
 	return k
 end
 
--- Reads fields of a job into a table (absent fields read as ''). Each
+-- Reads fields of a job into a table (absent fields read as '', an
+-- absent root as the job itself: a root job stores none). Each
 -- transition reads only what it needs: HMGET costs grow with the fields.
 local function load_fields(id, fields)
 	local v = redis.call('HMGET', jkey(id), unpack(fields))
 	if not v[1] then return nil end
 	local h = {id = id}
 	for i, f in ipairs(fields) do h[f] = v[i] or '' end
+	if h.root == '' then h.root = id end
+	return h
+end
+
+-- The hash of job ID as HGETALL's flat list, with its id (which the hash
+-- does not hold: the key has it); empty when there is no such job.
+local function job_fields(id)
+	local h = redis.call('HGETALL', jkey(id))
+	if #h > 0 then
+		h[#h + 1] = 'id'
+		h[#h + 1] = type(id) == 'number' and I(id) or id
+	end
 	return h
 end
 
@@ -270,6 +283,7 @@ local function need(h, fields)
 	if #want == 0 then return end
 	local v = redis.call('HMGET', jkey(h.id), unpack(want))
 	for i, f in ipairs(want) do h[f] = v[i] or '' end
+	if h.root == '' then h.root = h.id end
 end
 
 -- What enqueue() and dequeue() read that a loaded run may lack.
@@ -382,7 +396,7 @@ local function load_run(id)
 		'type', 'system', 'attempt', 'awaiting', 'progress',
 		'children_total', 'errors', 'run_since', 'run_ms', 'charged')
 	if not v[1] then return nil end
-	return {id = id, status = v[1], parent = v[2] or '', root = v[3] or '',
+	return {id = id, status = v[1], parent = v[2] or '', root = v[3] or id,
 		type = v[4] or '', system = v[5] or '', attempt = v[6] or '',
 		awaiting = v[7] or '', progress = v[8] or '',
 		children_total = v[9] or '', errors = v[10] or '',

@@ -68,7 +68,7 @@ for _, id in ipairs(cand) do
 	if v[1] and (status == '' or v[1] == status) and (ty == '' or v[2] == ty)
 		and (run_by == '' or v[3] == run_by)
 		and classes[class_of(v[4] or '', v[5] or '0')] then
-		out[#out + 1] = redis.call('HGETALL', jkey(id))
+		out[#out + 1] = job_fields(id)
 		found = found + 1
 	end
 end

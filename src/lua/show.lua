@@ -4,5 +4,5 @@
 --   hash, empty when the job does not exist.
 
 local out = {NOW}
-for i = 2, #ARGV do out[#out + 1] = redis.call('HGETALL', jkey(ARGV[i])) end
+for i = 2, #ARGV do out[#out + 1] = job_fields(ARGV[i]) end
 return out

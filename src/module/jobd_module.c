@@ -1585,14 +1585,11 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 
 	if (sys)
 		run_by = NULL; /* a system job runs for no one */
-	fv[n++] = N[F_ID];
-	fv[n++] = sid;
+	/* No id (the key has it), no root (a root job is its own). */
 	fv[n++] = N[F_TYPE];
 	fv[n++] = e[1];
 	fv[n++] = N[F_STATUS];
 	fv[n++] = N[V_PENDING];
-	fv[n++] = N[F_ROOT];
-	fv[n++] = sid;
 	fv[n++] = N[F_CREATED_AT];
 	fv[n++] = c->nows;
 	fv[n++] = N[F_PAYLOAD];
@@ -1607,8 +1604,10 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	opt(fv, &n, F_RETRIES, pol[P_RETRIES], "0");
 	if (!sv_eq(sv_of(pol[P_RETRIES]), "0"))
 		opt(fv, &n, F_BACKOFF_MS, pol[P_BACKOFF], "");
-	/* The audit log reads "created by ACTOR" from here. */
-	if (sv_of(actor).n && !(run_by && str_is(actor, sv_of(run_by)))) {
+	/* The audit log reads "created by ACTOR" from here; a job with a
+	 * source came from the consumer, which the log names itself. */
+	if (sv_of(actor).n && !(run_by && str_is(actor, sv_of(run_by))) &&
+	    !(e[6] && sv_of(e[6]).n)) {
 		fv[n++] = N[F_CREATED_BY];
 		fv[n++] = actor;
 	}
