@@ -294,8 +294,9 @@ fi
 set_topics real
 write_conf "$broker" r
 # Topics are created by the first produce; the consumer, subscribed
-# before they exist, sees them at its next metadata refresh: make it soon.
-echo "kafka.topic.metadata.refresh.interval.ms = 1000" >>"$work/jobd.conf"
+# before they exist, sees them at its next metadata refresh: make it soon
+# (in [kafka]: appended, the line fell into [topics] and was ignored).
+sed -i 's/^\[kafka\]$/&\nkafka.topic.metadata.refresh.interval.ms = 1000/' "$work/jobd.conf"
 start_driver c1
 sleep 2
 check_messages
