@@ -9,6 +9,15 @@
  * retried (a rebalance: the next owner gets the messages again, and the
  * keys make them "existed").
  *
+ * Two batches overlap: the create of one is sent to Redis
+ * (jobd_store_create_send), and while Redis works the next is polled and
+ * decoded; then the first's reply is read, the next's create sent, and
+ * only then the first's dead letters and commit done. Batches are
+ * committed in order. A create whose reply says anything but the jobs
+ * (connection lost, functions to load) is made again the usual way, with
+ * its retries, before the next is sent. Decoding and formatting, about a
+ * third of a message's time when done in turn, thus hide behind Redis.
+ *
  * Key of a job: "<topic>:<id>" when the message has an id, else
  * "<topic>/<partition>@<offset>@<cluster id>": offsets restart at 0 on a
  * new embedded broker, the cluster id (with its start token, kafka.c) does
@@ -52,6 +61,16 @@ struct item {
 	int spec;		 /* index in specs, -1 when none */
 };
 
+/* A batch of messages on its way to jobs. */
+struct batch {
+	size_t n;  /* messages */
+	size_t ns; /* of them decoded into specs */
+	struct jobd_kafka_message msgs[JOBD_CONSUMER_BATCH];
+	struct item items[JOBD_CONSUMER_BATCH];
+	struct jobd_spec specs[JOBD_CONSUMER_BATCH];
+	struct jobd_created out[JOBD_CONSUMER_BATCH];
+};
+
 struct jobd_consumer {
 	const struct jobd_conf *conf; /* borrowed */
 	struct jobd_store *st;	      /* this thread's connection */
@@ -69,10 +88,12 @@ struct jobd_consumer {
 	pthread_mutex_t lock; /* guards stats */
 	struct jobd_consumer_stats stats;
 
-	struct jobd_kafka_message msgs[JOBD_CONSUMER_BATCH];
-	struct item items[JOBD_CONSUMER_BATCH];
-	struct jobd_spec specs[JOBD_CONSUMER_BATCH];
-	struct jobd_created out[JOBD_CONSUMER_BATCH];
+	/*
+	 * Two batches: while Redis creates the jobs of one (SENT), the next
+	 * is polled and decoded.
+	 */
+	struct batch batches[2];
+	struct batch *sent; /* its create is on its way, or NULL */
 	struct jobd_kafka_out dlq_out[JOBD_CONSUMER_BATCH];
 	struct jobd_kafka_header dlq_hdrs[JOBD_CONSUMER_BATCH][2];
 };
@@ -183,12 +204,12 @@ static int topic_kind(const struct jobd_conf *conf, const char *topic)
 	return -1;
 }
 
-static void release_items(struct jobd_consumer *c, size_t n)
+static void release_items(struct batch *b)
 {
-	for (size_t i = 0; i < n; i++) {
-		jobd_codec_request_release(&c->items[i].req);
-		free(c->items[i].key);
-		c->items[i].key = NULL;
+	for (size_t i = 0; i < b->n; i++) {
+		jobd_codec_request_release(&b->items[i].req);
+		free(b->items[i].key);
+		b->items[i].key = NULL;
 	}
 }
 
@@ -208,17 +229,16 @@ static char *make_key(const struct jobd_kafka_message *msg,
 }
 
 /*
- * Decodes the batch into items and specs; *NS = number of specs.
- * Returns 0, or -1 when it should be retried (out of memory, no cluster
- * id yet).
+ * Decodes batch B into items and specs (b->ns of them). Returns 0, or -1
+ * when it should be retried (out of memory, no cluster id yet).
  */
-static int decode(struct jobd_consumer *c, size_t n, size_t *ns, char *errstr,
+static int decode(struct jobd_consumer *c, struct batch *b, char *errstr,
 		  size_t errstr_size)
 {
-	*ns = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct jobd_kafka_message *msg = &c->msgs[i];
-		struct item *it = &c->items[i];
+	b->ns = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct jobd_kafka_message *msg = &b->msgs[i];
+		struct item *it = &b->items[i];
 		int kind = topic_kind(c->conf, msg->topic);
 		char why[300];
 		int rc;
@@ -271,12 +291,14 @@ static int decode(struct jobd_consumer *c, size_t n, size_t *ns, char *errstr,
 			snprintf(errstr, errstr_size, "out of memory");
 			return -1;
 		}
-		it->spec = (int)*ns;
-		c->specs[(*ns)++] = (struct jobd_spec){
+		it->spec = (int)b->ns;
+		b->specs[b->ns++] = (struct jobd_spec){
 			.type = it->req.type,
 			.key = it->key,
 			.source = it->source,
 			.payload = it->req.payload,
+			/* written by the codec, from a parsed tree */
+			.payload_checked = true,
 			.run_by = it->req.run_by,
 			.low_priority = it->req.low_priority,
 		};
@@ -288,23 +310,24 @@ static int decode(struct jobd_consumer *c, size_t n, size_t *ns, char *errstr,
  * Creates the jobs of the decoded items. Returns 0 or
  * JOBD_STORE_ERR_REDIS (retry the batch).
  */
-static int create(struct jobd_consumer *c, size_t ns, char *errstr,
+static int create(struct jobd_consumer *c, struct batch *b, char *errstr,
 		  size_t errstr_size)
 {
+	size_t ns = b->ns;
 	int rc;
 
 	if (ns == 0)
 		return 0;
-	rc = jobd_store_create(c->st, JOBD_ACTOR_KAFKA, c->specs, ns, c->out);
+	rc = jobd_store_create(c->st, JOBD_ACTOR_KAFKA, b->specs, ns, b->out);
 	if (rc == JOBD_STORE_ERR_INVALID) {
 		/* One spec is refused as a whole call: find it. */
 		for (size_t i = 0; i < ns; i++) {
 			rc = jobd_store_create(c->st, JOBD_ACTOR_KAFKA,
-					       &c->specs[i], 1, &c->out[i]);
+					       &b->specs[i], 1, &b->out[i]);
 			if (rc == JOBD_STORE_ERR_INVALID) {
-				memset(&c->out[i], 0, sizeof(c->out[i]));
-				snprintf(c->out[i].error,
-					 sizeof(c->out[i].error), "%s",
+				memset(&b->out[i], 0, sizeof(b->out[i]));
+				snprintf(b->out[i].error,
+					 sizeof(b->out[i].error), "%s",
 					 jobd_store_errstr(c->st));
 			} else if (rc < 0) {
 				break;
@@ -321,15 +344,15 @@ static int create(struct jobd_consumer *c, size_t ns, char *errstr,
 }
 
 /* Items refused by the store become dead letters too. */
-static void collect_refusals(struct jobd_consumer *c, size_t n)
+static void collect_refusals(struct batch *b)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct item *it = &c->items[i];
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
 		const struct jobd_created *out;
 
 		if (it->spec < 0)
 			continue;
-		out = &c->out[it->spec];
+		out = &b->out[it->spec];
 		if (out->id == 0)
 			snprintf(it->reason, sizeof(it->reason),
 				 "cannot create job at %s: %s", it->source,
@@ -337,16 +360,18 @@ static void collect_refusals(struct jobd_consumer *c, size_t n)
 	}
 }
 
-static int dead_letter(struct jobd_consumer *c, size_t n, char *errstr,
+static int dead_letter(struct jobd_consumer *c, struct batch *b, char *errstr,
 		       size_t errstr_size)
 {
+	size_t n = b->n;
+
 	struct jobd_kafka_out *out = c->dlq_out;
 	struct jobd_kafka_header(*hdrs)[2] = c->dlq_hdrs;
 	size_t nout = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const struct jobd_kafka_message *msg = &c->msgs[i];
-		struct item *it = &c->items[i];
+		const struct jobd_kafka_message *msg = &b->msgs[i];
+		struct item *it = &b->items[i];
 
 		if (!it->reason[0])
 			continue;
@@ -374,32 +399,35 @@ static int dead_letter(struct jobd_consumer *c, size_t n, char *errstr,
 				     errstr_size) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		if (c->items[i].reason[0])
+		if (b->items[i].reason[0])
 			jobd_warn("consumer: dead-lettered to %s: %s",
-				  c->conf->topic_dlq, c->items[i].reason);
+				  c->conf->topic_dlq, b->items[i].reason);
 	count(c, &c->stats.dead_lettered, nout);
 	return 0;
 }
 
-enum stage { S_DECODE, S_CREATE, S_DLQ, S_DONE };
+/* S_CREATED: the jobs are in Redis, refusals not yet collected. */
+enum stage { S_DECODE, S_CREATE, S_CREATED, S_DLQ, S_DONE };
 
-/* Runs the batch from STAGE on; returns the stage reached. */
-static enum stage run(struct jobd_consumer *c, size_t n, enum stage stage,
-		      size_t *ns, char *errstr, size_t errstr_size)
+/* Runs batch B from STAGE on; returns the stage reached. */
+static enum stage run(struct jobd_consumer *c, struct batch *b,
+		      enum stage stage, char *errstr, size_t errstr_size)
 {
 	switch (stage) {
 	case S_DECODE:
-		release_items(c, n);
-		if (decode(c, n, ns, errstr, errstr_size) < 0)
+		release_items(b);
+		if (decode(c, b, errstr, errstr_size) < 0)
 			return S_DECODE;
 		/* fall through */
 	case S_CREATE:
-		if (create(c, *ns, errstr, errstr_size) < 0)
+		if (create(c, b, errstr, errstr_size) < 0)
 			return S_CREATE;
-		collect_refusals(c, n);
+		/* fall through */
+	case S_CREATED:
+		collect_refusals(b);
 		/* fall through */
 	case S_DLQ:
-		if (dead_letter(c, n, errstr, errstr_size) < 0)
+		if (dead_letter(c, b, errstr, errstr_size) < 0)
 			return S_DLQ;
 		/* fall through */
 	case S_DONE:
@@ -408,20 +436,20 @@ static enum stage run(struct jobd_consumer *c, size_t n, enum stage stage,
 	return S_DONE;
 }
 
-static void handle_batch(struct jobd_consumer *c, size_t n)
+/* Takes batch B from STAGE to its commit, then releases it. */
+static void handle_batch(struct jobd_consumer *c, struct batch *b,
+			 enum stage stage)
 {
-	enum stage stage = S_DECODE;
 	int backoff = BACKOFF_MIN_MS;
 	char errstr[512];
-	size_t ns = 0;
 	uint64_t created = 0, existed = 0;
 
 	for (;;) {
-		stage = run(c, n, stage, &ns, errstr, sizeof(errstr));
+		stage = run(c, b, stage, errstr, sizeof(errstr));
 		if (stage == S_DONE)
 			break;
 		jobd_warn("consumer: %s: retrying the batch of %zu in %d ms",
-			  errstr, n, backoff);
+			  errstr, b->n, backoff);
 		count(c, &c->stats.retries, 1);
 		nap(c, backoff);
 		if (atomic_load(&c->stop))
@@ -435,25 +463,61 @@ static void handle_batch(struct jobd_consumer *c, size_t n)
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < ns; i++) {
-		if (c->out[i].id && c->out[i].existed)
+	for (size_t i = 0; i < b->ns; i++) {
+		if (b->out[i].id && b->out[i].existed)
 			existed++;
-		else if (c->out[i].id)
+		else if (b->out[i].id)
 			created++;
 	}
-	if (jobd_kafka_consumer_commit(c->kc, c->msgs, n, errstr,
+	if (jobd_kafka_consumer_commit(c->kc, b->msgs, b->n, errstr,
 				       sizeof(errstr)) < 0)
 		jobd_warn("consumer: %s (the batch will be consumed again)",
 			  errstr);
 	pthread_mutex_lock(&c->lock);
-	c->stats.messages += n;
+	c->stats.messages += b->n;
 	c->stats.created += created;
 	c->stats.existed += existed;
 	pthread_mutex_unlock(&c->lock);
 	c->pending += (int64_t)created;
 	backpressure(c);
 out:
-	release_items(c, n);
+	release_items(b);
+	jobd_kafka_messages_release(b->msgs, b->n);
+	b->n = b->ns = 0;
+}
+
+/*
+ * Reads the reply of the sent batch's create; with NEXT (decoded, or
+ * NULL), sends NEXT's create before finishing the sent batch (dead
+ * letters, commit), so that Redis has work meanwhile. A create that did
+ * not go through is made again in handle_batch, with its retries.
+ */
+static void send_next(struct jobd_consumer *c, struct batch *next)
+{
+	struct batch *b = c->sent;
+	bool ok = true;
+
+	c->sent = NULL;
+	if (b && jobd_store_create_recv(c->st, b->out) < 0) {
+		jobd_debug("consumer: %s (creating again)",
+			   jobd_store_errstr(c->st));
+		ok = false;
+		/* in order: its create before NEXT's */
+		handle_batch(c, b, S_CREATE);
+		b = NULL;
+	}
+	if (next && next->ns > 0 && !atomic_load(&c->stop) && !c->reconnect) {
+		if (jobd_store_create_send(c->st, JOBD_ACTOR_KAFKA, next->specs,
+					   next->ns, next->out) == 0)
+			c->sent = next;
+		else
+			jobd_debug("consumer: %s (creating again)",
+				   jobd_store_errstr(c->st));
+	}
+	if (b && ok)
+		handle_batch(c, b, S_CREATED);
+	if (next && c->sent != next)
+		handle_batch(c, next, next->ns > 0 ? S_CREATE : S_CREATED);
 }
 
 static void *thread_main(void *arg)
@@ -461,14 +525,17 @@ static void *thread_main(void *arg)
 	struct jobd_consumer *c = arg;
 	int64_t next_tick = 0;
 	char errstr[512];
-	size_t n;
+	struct batch *b;
 
 	while (!atomic_load(&c->stop)) {
 		if (jobd_util_mono_ms() >= next_tick) {
+			send_next(c, NULL); /* the store is ours again */
 			tick(c);
 			next_tick = jobd_util_mono_ms() + TICK_MS;
 		}
 		if (c->reconnect) {
+			send_next(c,
+				  NULL); /* its messages are the consumer's */
 			disconnect(c);
 			c->reconnect = false;
 		}
@@ -477,13 +544,22 @@ static void *thread_main(void *arg)
 			nap(c, TICK_MS);
 			continue;
 		}
-		jobd_kafka_consumer_poll(c->kc, c->msgs, JOBD_CONSUMER_BATCH,
-					 &n, POLL_MS);
-		if (n == 0)
+		b = c->sent == &c->batches[0] ? &c->batches[1] : &c->batches[0];
+		/* With a create on its way, take what is there and go on. */
+		jobd_kafka_consumer_poll(c->kc, b->msgs, JOBD_CONSUMER_BATCH,
+					 &b->n, c->sent ? 1 : POLL_MS);
+		if (b->n == 0) {
+			send_next(c, NULL);
 			continue;
-		handle_batch(c, n);
-		jobd_kafka_messages_release(c->msgs, n);
+		}
+		if (decode(c, b, errstr, sizeof(errstr)) < 0) {
+			send_next(c, NULL);
+			handle_batch(c, b, S_DECODE);
+			continue;
+		}
+		send_next(c, b);
 	}
+	send_next(c, NULL);
 	return NULL;
 }
 

@@ -4,9 +4,10 @@
  * thread with its own store connection.
  *
  * Loop: poll a batch (up to JOBD_CONSUMER_BATCH messages or 50 ms), decode
- * each message, create all the jobs with one jobd_store_create call, send
- * the messages that cannot become jobs to the dead-letter topic, then
- * commit the batch's offsets. Redis or Kafka unreachable: the same batch is
+ * each message, create all the jobs with one call (sent before the
+ * previous batch is finished, so Redis works while the next batch is
+ * decoded), send the messages that cannot become jobs to the dead-letter
+ * topic, then commit the batch's offsets. Redis or Kafka unreachable: the same batch is
  * retried with a backoff (100 ms doubling to 5 s) and nothing is committed
  * until it went through; idempotency keys make the retries safe.
  */

@@ -85,6 +85,9 @@ struct jobd_store {
 	bool module;		      /* Redis has this jobd's module */
 	bool warned;		      /* ... in another version: said */
 	char err[512];		      /* the last error */
+	/* jobd_store_create_send's call, until its reply is read: how
+	 * many jobs it sent, and the index of each in the caller's specs */
+	size_t sent, sent_pos[JOBD_STORE_BATCH];
 };
 
 /*
@@ -495,24 +498,20 @@ static bool valid_json(const char *s, char *why, size_t why_size)
 	return true;
 }
 
-static int create_batch(struct jobd_store *st, const char *actor,
-			const struct jobd_spec *specs, size_t n,
-			struct jobd_created *out)
+/*
+ * The arguments of create.lua (and JOBD.CREATE) for the N SPECS into A.
+ * Specs refused here (unknown type, payload not JSON) get their reason in
+ * OUT; the others are sent, the k-th being SPECS[POS[k]]. Returns how
+ * many are sent.
+ */
+static size_t create_args(struct jobd_store *st, const char *actor,
+			  const struct jobd_spec *specs, size_t n,
+			  struct jobd_created *out, size_t *pos, struct args *a)
 {
-	struct args a = { 0 };
-	size_t *pos = calloc(n, sizeof(*pos));
 	/* the distinct types of the batch, whose policies go once */
-	const struct jobd_type_conf **types = calloc(n, sizeof(*types));
+	const struct jobd_type_conf *types[JOBD_STORE_BATCH];
 	size_t sent = 0, ntypes = 0;
-	redisReply *r;
-	bool fallback;
-	int rc = 0;
 
-	if (!pos || !types) {
-		free(pos);
-		free(types);
-		return JOBD_STORE_ERR_REDIS;
-	}
 	for (size_t i = 0; i < n; i++) {
 		const struct jobd_spec *sp = &specs[i];
 		const struct jobd_type_conf *ty =
@@ -526,8 +525,9 @@ static int create_batch(struct jobd_store *st, const char *actor,
 				 sp->type ? sp->type : "");
 			continue;
 		}
-		if (sp->payload && !valid_json(sp->payload, out[i].error,
-					       sizeof(out[i].error)))
+		if (sp->payload && !sp->payload_checked &&
+		    !valid_json(sp->payload, out[i].error,
+				sizeof(out[i].error)))
 			continue;
 		pos[sent++] = i;
 		while (j < ntypes && types[j] != ty)
@@ -536,46 +536,41 @@ static int create_batch(struct jobd_store *st, const char *actor,
 			types[ntypes++] = ty;
 	}
 	if (sent == 0)
-		goto out;
-	args_addf(&a, "%lld", (long long)st->conf->retention_stats);
-	args_add(&a, actor);
-	args_addf(&a, "%zu", sent);
+		return 0;
+	args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	args_add(a, actor);
+	args_addf(a, "%zu", sent);
 	/* The policy of each type in the batch, once (create.lua). */
-	args_addf(&a, "%zu", ntypes);
+	args_addf(a, "%zu", ntypes);
 	for (size_t j = 0; j < ntypes; j++) {
-		args_add(&a, types[j]->name);
-		args_add(&a, types[j]->system ? "1" : "0");
-		args_add(&a, types[j]->stoppable ? "1" : "0");
-		args_add(&a, types[j]->restartable ? "1" : "0");
-		args_addf(&a, "%d", types[j]->retries);
-		args_addf(&a, "%lld", (long long)types[j]->retry_backoff);
+		args_add(a, types[j]->name);
+		args_add(a, types[j]->system ? "1" : "0");
+		args_add(a, types[j]->stoppable ? "1" : "0");
+		args_add(a, types[j]->restartable ? "1" : "0");
+		args_addf(a, "%d", types[j]->retries);
+		args_addf(a, "%lld", (long long)types[j]->retry_backoff);
 	}
 	for (size_t k = 0; k < sent; k++) {
 		const struct jobd_spec *sp = &specs[pos[k]];
 
-		args_add(&a, sp->key);
-		args_add(&a, sp->type);
+		args_add(a, sp->key);
+		args_add(a, sp->type);
 		if (sp->parent > 0)
-			args_addf(&a, "%lld", (long long)sp->parent);
+			args_addf(a, "%lld", (long long)sp->parent);
 		else
-			args_add(&a, "");
-		args_add(&a, sp->run_by);
-		args_add(&a, sp->low_priority ? "1" : "0");
-		args_add(&a, sp->payload ? sp->payload : "{}");
-		args_add(&a, sp->source);
+			args_add(a, "");
+		args_add(a, sp->run_by);
+		args_add(a, sp->low_priority ? "1" : "0");
+		args_add(a, sp->payload ? sp->payload : "{}");
+		args_add(a, sp->source);
 	}
-	r = module_call(st, "JOBD.CREATE", &a, &fallback);
-	if (r && r->type == REDIS_REPLY_STATUS) {
-		/* Not only root jobs: the module left it to Lua. */
-		freeReplyObject(r);
-		r = NULL;
-	}
-	if (!r && fallback)
-		r = eval(st, S_CREATE, &a);
-	if (!r) {
-		rc = JOBD_STORE_ERR_REDIS;
-		goto out;
-	}
+	return sent;
+}
+
+/* The ids (or refusals) of create reply R into OUT, as create_args sent. */
+static void create_results(const redisReply *r, const size_t *pos, size_t sent,
+			   struct jobd_created *out)
+{
 	for (size_t k = 0; k < sent && k < r->elements; k++) {
 		redisReply *e = r->element[k];
 		struct jobd_created *c = &out[pos[k]];
@@ -588,11 +583,37 @@ static int create_batch(struct jobd_store *st, const char *actor,
 				 (int)e->len, e->str);
 		}
 	}
+}
+
+static int create_batch(struct jobd_store *st, const char *actor,
+			const struct jobd_spec *specs, size_t n,
+			struct jobd_created *out)
+{
+	struct args a = { 0 };
+	size_t pos[JOBD_STORE_BATCH], sent;
+	redisReply *r;
+	bool fallback;
+	int rc = 0;
+
+	sent = create_args(st, actor, specs, n, out, pos, &a);
+	if (sent == 0)
+		goto out;
+	r = module_call(st, "JOBD.CREATE", &a, &fallback);
+	if (r && r->type == REDIS_REPLY_STATUS) {
+		/* Not only root jobs: the module left it to Lua. */
+		freeReplyObject(r);
+		r = NULL;
+	}
+	if (!r && fallback)
+		r = eval(st, S_CREATE, &a);
+	if (!r) {
+		rc = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	create_results(r, pos, sent, out);
 	freeReplyObject(r);
 out:
 	args_release(&a);
-	free(types);
-	free(pos);
 	return rc;
 }
 
@@ -608,6 +629,75 @@ int jobd_store_create(struct jobd_store *st, const char *actor,
 		if (rc < 0)
 			return rc;
 	}
+	return 0;
+}
+
+int jobd_store_create_send(struct jobd_store *st, const char *actor,
+			   const struct jobd_spec *specs, size_t n,
+			   struct jobd_created *out)
+{
+	struct args a = { 0 }, call = { 0 };
+	int done = 0, rc = 0;
+
+	st->sent = 0;
+	if (n > JOBD_STORE_BATCH || ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	st->sent = create_args(st, actor, specs, n, out, st->sent_pos, &a);
+	if (st->sent == 0)
+		goto out;
+	if (st->module) {
+		args_add(&call, "JOBD.CREATE");
+	} else {
+		args_add(&call, "FCALL");
+		args_add(&call, st->fn[S_CREATE]);
+		args_add(&call, "0");
+	}
+	args_add(&call, st->conf->prefix);
+	args_append(&call, &a);
+	/* Sent now, not when the reply is read: Redis works meanwhile. */
+	if (redisAppendCommandArgv(st->c, (int)call.n, call.v, call.len) !=
+	    REDIS_OK)
+		done = -1;
+	while (done == 0)
+		if (redisBufferWrite(st->c, &done) != REDIS_OK)
+			done = -1;
+	if (done < 0) {
+		lost(st);
+		st->sent = 0;
+		rc = JOBD_STORE_ERR_REDIS;
+	}
+	args_release(&call);
+out:
+	args_release(&a);
+	return rc;
+}
+
+int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
+{
+	size_t sent = st->sent;
+	redisReply *r = NULL;
+
+	st->sent = 0;
+	if (sent == 0)
+		return 0;
+	if (!st->c || redisGetReply(st->c, (void **)&r) != REDIS_OK || !r) {
+		if (st->c)
+			lost(st);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	if (r->type != REDIS_REPLY_ARRAY) {
+		/*
+		 * Left to Lua, the module gone or refused, the functions not
+		 * loaded, or Redis refusing writes: jobd_store_create sorts
+		 * each out, and the keys make the repeat harmless.
+		 */
+		set_err(st, "redis at %s: create: %s", st->conf->redis_address,
+			r->str ? r->str : "unexpected reply");
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	create_results(r, st->sent_pos, sent, out);
+	freeReplyObject(r);
 	return 0;
 }
 

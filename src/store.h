@@ -52,6 +52,7 @@ struct jobd_spec {
 	const char *run_by;  /* NULL = nobody; ignored for system types */
 	int64_t parent;	     /* 0 = a root job */
 	bool low_priority;
+	bool payload_checked; /* the payload is known JSON text: not parsed */
 };
 
 struct jobd_created {
@@ -77,6 +78,21 @@ struct jobd_created {
 int jobd_store_create(struct jobd_store *st, const char *actor,
 		      const struct jobd_spec *specs, size_t n,
 		      struct jobd_created *out);
+
+/*
+ * jobd_store_create of at most JOBD_STORE_BATCH specs in two halves, so
+ * that the caller can work while Redis creates: _send fills OUT with the
+ * refusals it finds itself and sends the call; _recv waits for its reply
+ * and fills OUT with the rest. ST takes no other call in between. Either
+ * returns 0 or JOBD_STORE_ERR_REDIS: then make the call again with
+ * jobd_store_create (the keys make the repeat harmless); that one also
+ * handles what the two halves leave to it (Lua functions to load, a
+ * module gone since).
+ */
+int jobd_store_create_send(struct jobd_store *st, const char *actor,
+			   const struct jobd_spec *specs, size_t n,
+			   struct jobd_created *out);
+int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out);
 
 /* --- the engine's calls ----------------------------------------------- */
 
