@@ -9,14 +9,17 @@
  * retried (a rebalance: the next owner gets the messages again, and the
  * keys make them "existed").
  *
- * Two batches overlap: the create of one is sent to Redis
- * (jobd_store_create_send), and while Redis works the next is polled and
- * decoded; then the first's reply is read, the next's create sent, and
- * only then the first's dead letters and commit done. Batches are
- * committed in order. A create whose reply says anything but the jobs
- * (connection lost, functions to load) is made again the usual way, with
- * its retries, before the next is sent. Decoding and formatting, about a
- * third of a message's time when done in turn, thus hide behind Redis.
+ * Batches overlap: the creates of up to JOBD_STORE_CREATES_SENT batches
+ * are on their way to Redis (jobd_store_create_send) while the next is
+ * polled and decoded; then the oldest's reply is read, its dead letters
+ * sent and its offsets committed, and the decoded batch's create is sent.
+ * Redis thus goes from one create to the next, and decoding, formatting
+ * and committing (a third of a message's time when done in turn) hide
+ * behind it. Batches are committed in order, and before a rebalance takes
+ * their partitions (on_revoke, inside the poll). A create whose reply says
+ * anything but the jobs (connection lost, functions to load) is made
+ * again the usual way, with its retries, after the replies of the others
+ * on their way were read and before anything new is sent.
  *
  * Key of a job: "<topic>:<id>" when the message has an id, else
  * "<topic>/<partition>@<offset>@<cluster id>": offsets restart at 0 on a
@@ -82,6 +85,7 @@ struct jobd_consumer {
 	int64_t pending;		 /* pending jobs: counted each tick,
 					  * plus what we created since */
 	bool reconnect;			 /* broker address changed */
+	bool abandoned; /* a batch was not committed: commit no later one */
 	atomic_bool stop;
 	pthread_t thread;
 
@@ -89,11 +93,12 @@ struct jobd_consumer {
 	struct jobd_consumer_stats stats;
 
 	/*
-	 * Two batches: while Redis creates the jobs of one (SENT), the next
-	 * is polled and decoded.
+	 * While Redis creates the jobs of the batches SENT (oldest first),
+	 * another is polled and decoded.
 	 */
-	struct batch batches[2];
-	struct batch *sent; /* its create is on its way, or NULL */
+	struct batch batches[JOBD_STORE_CREATES_SENT + 1];
+	struct batch *sent[JOBD_STORE_CREATES_SENT];
+	size_t nsent;
 	struct jobd_kafka_out dlq_out[JOBD_CONSUMER_BATCH];
 	struct jobd_kafka_header dlq_hdrs[JOBD_CONSUMER_BATCH][2];
 };
@@ -123,7 +128,10 @@ static void disconnect(struct jobd_consumer *c)
 	c->kc = NULL;
 	c->dlq = NULL;
 	c->cluster[0] = '\0';
+	c->abandoned = false; /* a new consumer starts at the last commit */
 }
+
+static void on_revoke(void *arg);
 
 static int connect_kafka(struct jobd_consumer *c, char *errstr,
 			 size_t errstr_size)
@@ -136,6 +144,7 @@ static int connect_kafka(struct jobd_consumer *c, char *errstr,
 					topics, 3, errstr, errstr_size);
 	if (!c->kc)
 		return -1;
+	jobd_kafka_consumer_on_revoke(c->kc, on_revoke, c);
 	c->dlq = jobd_kafka_producer_new(c->conf, brokers, errstr, errstr_size);
 	if (!c->dlq) {
 		disconnect(c);
@@ -453,16 +462,19 @@ static void handle_batch(struct jobd_consumer *c, struct batch *b,
 		count(c, &c->stats.retries, 1);
 		nap(c, backoff);
 		if (atomic_load(&c->stop))
-			goto out; /* uncommitted: consumed again later */
+			goto abandon; /* uncommitted: consumed again later */
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 							 backoff * 2;
 		/* a dead peer broker can stall the dead letters for good */
 		if (jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr)) ==
 		    1) {
 			c->reconnect = true;
-			goto out;
+			goto abandon;
 		}
 	}
+	/* Not past an earlier batch that was not committed. */
+	if (c->abandoned)
+		goto out;
 	for (size_t i = 0; i < b->ns; i++) {
 		if (b->out[i].id && b->out[i].existed)
 			existed++;
@@ -480,6 +492,14 @@ static void handle_batch(struct jobd_consumer *c, struct batch *b,
 	pthread_mutex_unlock(&c->lock);
 	c->pending += (int64_t)created;
 	backpressure(c);
+	goto out;
+abandon:
+	/*
+	 * The batches after it, decoded or sent, are not committed either
+	 * (a commit of theirs would pass over this one's offsets): the
+	 * consumer, once reconnected or restarted, gets them all again.
+	 */
+	c->abandoned = true;
 out:
 	release_items(b);
 	jobd_kafka_messages_release(b->msgs, b->n);
@@ -487,37 +507,81 @@ out:
 }
 
 /*
- * Reads the reply of the sent batch's create; with NEXT (decoded, or
- * NULL), sends NEXT's create before finishing the sent batch (dead
- * letters, commit), so that Redis has work meanwhile. A create that did
- * not go through is made again in handle_batch, with its retries.
+ * Reads the reply of the oldest batch sent and takes it to its commit.
+ * When its create did not go through, reads the replies of the others
+ * sent too, then makes the creates that did not go through again, in
+ * order (handle_batch, with its retries).
  */
-static void send_next(struct jobd_consumer *c, struct batch *next)
+static void finish_oldest(struct jobd_consumer *c)
 {
-	struct batch *b = c->sent;
-	bool ok = true;
+	bool ok[JOBD_STORE_CREATES_SENT];
+	struct batch *b[JOBD_STORE_CREATES_SENT];
+	size_t n = c->nsent;
 
-	c->sent = NULL;
-	if (b && jobd_store_create_recv(c->st, b->out) < 0) {
-		jobd_debug("consumer: %s (creating again)",
-			   jobd_store_errstr(c->st));
-		ok = false;
-		/* in order: its create before NEXT's */
-		handle_batch(c, b, S_CREATE);
-		b = NULL;
+	memcpy(b, c->sent, n * sizeof(*b));
+	ok[0] = jobd_store_create_recv(c->st, b[0]->out) == 0;
+	if (ok[0]) {
+		memmove(c->sent, c->sent + 1, --c->nsent * sizeof(*b));
+		handle_batch(c, b[0], S_CREATED);
+		return;
 	}
-	if (next && next->ns > 0 && !atomic_load(&c->stop) && !c->reconnect) {
-		if (jobd_store_create_send(c->st, JOBD_ACTOR_KAFKA, next->specs,
-					   next->ns, next->out) == 0)
-			c->sent = next;
-		else
-			jobd_debug("consumer: %s (creating again)",
-				   jobd_store_errstr(c->st));
+	jobd_warn("consumer: %s: creating the batch of %zu again",
+		  jobd_store_errstr(c->st), b[0]->n);
+	count(c, &c->stats.retries, 1);
+	for (size_t i = 1; i < n; i++)
+		ok[i] = jobd_store_create_recv(c->st, b[i]->out) == 0;
+	c->nsent = 0;
+	for (size_t i = 0; i < n; i++)
+		handle_batch(c, b[i], ok[i] ? S_CREATED : S_CREATE);
+}
+
+/* Finishes every batch sent: the store is free for other calls. */
+static void finish_sent(struct jobd_consumer *c)
+{
+	while (c->nsent > 0)
+		finish_oldest(c);
+}
+
+/*
+ * Partitions are about to go (a rebalance, inside a poll): the batches
+ * sent are committed while they are still ours, as a batch is before the
+ * next poll when none is on its way.
+ */
+static void on_revoke(void *arg)
+{
+	finish_sent(arg);
+}
+
+/* Sends the create of decoded batch B, or takes B through at once. */
+static void send_batch(struct jobd_consumer *c, struct batch *b)
+{
+	if (c->nsent == JOBD_STORE_CREATES_SENT)
+		finish_oldest(c);
+	if (b->ns > 0 && !atomic_load(&c->stop) && !c->reconnect) {
+		if (jobd_store_create_send(c->st, JOBD_ACTOR_KAFKA, b->specs,
+					   b->ns, b->out) == 0) {
+			c->sent[c->nsent++] = b;
+			return;
+		}
+		jobd_warn("consumer: %s: creating the batch of %zu again",
+			  jobd_store_errstr(c->st), b->n);
+		count(c, &c->stats.retries, 1);
 	}
-	if (b && ok)
-		handle_batch(c, b, S_CREATED);
-	if (next && c->sent != next)
-		handle_batch(c, next, next->ns > 0 ? S_CREATE : S_CREATED);
+	finish_sent(c); /* in order */
+	handle_batch(c, b, b->ns > 0 ? S_CREATE : S_CREATED);
+}
+
+/* A batch neither sent nor being decoded. */
+static struct batch *free_batch(struct jobd_consumer *c)
+{
+	for (size_t i = 0;; i++) {
+		size_t j = 0;
+
+		while (j < c->nsent && c->sent[j] != &c->batches[i])
+			j++;
+		if (j == c->nsent)
+			return &c->batches[i];
+	}
 }
 
 static void *thread_main(void *arg)
@@ -529,13 +593,12 @@ static void *thread_main(void *arg)
 
 	while (!atomic_load(&c->stop)) {
 		if (jobd_util_mono_ms() >= next_tick) {
-			send_next(c, NULL); /* the store is ours again */
+			finish_sent(c); /* the store is ours again */
 			tick(c);
 			next_tick = jobd_util_mono_ms() + TICK_MS;
 		}
 		if (c->reconnect) {
-			send_next(c,
-				  NULL); /* its messages are the consumer's */
+			finish_sent(c); /* its messages are the consumer's */
 			disconnect(c);
 			c->reconnect = false;
 		}
@@ -544,22 +607,22 @@ static void *thread_main(void *arg)
 			nap(c, TICK_MS);
 			continue;
 		}
-		b = c->sent == &c->batches[0] ? &c->batches[1] : &c->batches[0];
-		/* With a create on its way, take what is there and go on. */
+		b = free_batch(c);
+		/* With creates on their way, take what is there and go on. */
 		jobd_kafka_consumer_poll(c->kc, b->msgs, JOBD_CONSUMER_BATCH,
-					 &b->n, c->sent ? 1 : POLL_MS);
+					 &b->n, c->nsent ? 1 : POLL_MS);
 		if (b->n == 0) {
-			send_next(c, NULL);
+			finish_sent(c);
 			continue;
 		}
 		if (decode(c, b, errstr, sizeof(errstr)) < 0) {
-			send_next(c, NULL);
+			finish_sent(c);
 			handle_batch(c, b, S_DECODE);
 			continue;
 		}
-		send_next(c, b);
+		send_batch(c, b);
 	}
-	send_next(c, NULL);
+	finish_sent(c);
 	return NULL;
 }
 

@@ -73,6 +73,11 @@ struct jobd_kafka_producer {
 struct jobd_kafka_consumer {
 	rd_kafka_t *rk;
 	bool paused; /* pause partitions assigned from now on too */
+	void (*before_revoke)(void *arg);
+	void *before_revoke_arg;
+	/* partitions revoked in the poll under way (all: every one) */
+	rd_kafka_topic_partition_list_t *revoked;
+	bool revoked_all;
 };
 
 /* The delivery report of one message of a send. */
@@ -1068,6 +1073,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	rd_kafka_error_t *error = NULL;
 	rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+	if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		/* The batches taken so far are committed while ours. */
+		if (kc->before_revoke)
+			kc->before_revoke(kc->before_revoke_arg);
+		if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+			if (!kc->revoked)
+				kc->revoked = rd_kafka_topic_partition_list_new(
+					parts->cnt);
+			for (int i = 0; i < parts->cnt; i++)
+				rd_kafka_topic_partition_list_add(
+					kc->revoked, parts->elems[i].topic,
+					parts->elems[i].partition);
+		} else {
+			kc->revoked_all = true;
+		}
+	}
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
 		if (coop)
@@ -1080,8 +1101,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		jobd_debug("kafka: %d partitions assigned", parts->cnt);
 		break;
 	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-		/* Nothing to commit: batches are committed before the next
-		 * poll, and this callback only runs inside a poll. */
 		if (coop)
 			error = rd_kafka_incremental_unassign(rk, parts);
 		else
@@ -1175,6 +1194,36 @@ err_free:
 	return NULL;
 }
 
+/*
+ * Drops the messages among MSGS (*N of them) of partitions revoked while
+ * they were taken: they are another member's now, or ours again from the
+ * last commit on, and a commit of theirs would fail or pass over them.
+ */
+static void drop_revoked(struct jobd_kafka_consumer *kc,
+			 struct jobd_kafka_message *msgs, size_t *n)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (kc->revoked_all ||
+		    (kc->revoked &&
+		     rd_kafka_topic_partition_list_find(
+			     kc->revoked, msgs[i].topic, msgs[i].partition))) {
+			rd_kafka_message_destroy(msgs[i].priv);
+			continue;
+		}
+		msgs[kept++] = msgs[i];
+	}
+	if (kept < *n)
+		jobd_debug("kafka: %zu messages of revoked partitions dropped",
+			   *n - kept);
+	*n = kept;
+	if (kc->revoked)
+		rd_kafka_topic_partition_list_destroy(kc->revoked);
+	kc->revoked = NULL;
+	kc->revoked_all = false;
+}
+
 void jobd_kafka_consumer_poll(struct jobd_kafka_consumer *kc,
 			      struct jobd_kafka_message *msgs, size_t max,
 			      size_t *n, int timeout_ms)
@@ -1189,6 +1238,8 @@ void jobd_kafka_consumer_poll(struct jobd_kafka_consumer *kc,
 		if (*n == 0 && left <= 0)
 			break;
 		rkm = rd_kafka_consumer_poll(kc->rk, *n == 0 ? (int)left : 0);
+		if (kc->revoked || kc->revoked_all)
+			drop_revoked(kc, msgs, n);
 		if (!rkm) {
 			if (*n > 0)
 				break;
@@ -1213,6 +1264,13 @@ void jobd_kafka_consumer_poll(struct jobd_kafka_consumer *kc,
 		};
 		(*n)++;
 	}
+}
+
+void jobd_kafka_consumer_on_revoke(struct jobd_kafka_consumer *kc,
+				   void (*fn)(void *arg), void *arg)
+{
+	kc->before_revoke = fn;
+	kc->before_revoke_arg = arg;
 }
 
 void jobd_kafka_messages_release(struct jobd_kafka_message *msgs, size_t n)
@@ -1317,6 +1375,8 @@ void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc)
 	err = rd_kafka_consumer_close(kc->rk);
 	if (err)
 		jobd_debug("kafka: consumer close: %s", rd_kafka_err2str(err));
+	if (kc->revoked)
+		rd_kafka_topic_partition_list_destroy(kc->revoked);
 	rd_kafka_destroy(kc->rk);
 	free(kc);
 }

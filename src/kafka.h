@@ -273,6 +273,16 @@ void jobd_kafka_consumer_poll(struct jobd_kafka_consumer *kc,
 void jobd_kafka_messages_release(struct jobd_kafka_message *msgs, size_t n);
 
 /*
+ * FN(ARG) runs when partitions are about to be revoked (or lost), inside
+ * a poll, in the polling thread: the caller commits there what it took
+ * in earlier polls and has not committed yet, while the partitions are
+ * still its own. Messages of revoked partitions taken in the poll under
+ * way are dropped from it (they come again from the last commit).
+ */
+void jobd_kafka_consumer_on_revoke(struct jobd_kafka_consumer *kc,
+				   void (*fn)(void *arg), void *arg);
+
+/*
  * Commits, synchronously, the offset after the highest one of each
  * partition among MSGS. Returns 0, or -1 with the reason in errstr (e.g.
  * during a rebalance: the messages will come again).

@@ -85,9 +85,14 @@ struct jobd_store {
 	bool module;		      /* Redis has this jobd's module */
 	bool warned;		      /* ... in another version: said */
 	char err[512];		      /* the last error */
-	/* jobd_store_create_send's call, until its reply is read: how
-	 * many jobs it sent, and the index of each in the caller's specs */
-	size_t sent, sent_pos[JOBD_STORE_BATCH];
+	/* jobd_store_create_send's calls whose replies are not read yet,
+	 * oldest first */
+	struct sent_create {
+		size_t n;		      /* jobs sent (0: no call made) */
+		size_t pos[JOBD_STORE_BATCH]; /* index of each in the specs */
+		bool lost;		      /* its connection is gone */
+	} sent[JOBD_STORE_CREATES_SENT];
+	size_t nsent;
 };
 
 /*
@@ -187,6 +192,8 @@ static void lost(struct jobd_store *st)
 	set_err(st, "redis at %s: %s", st->conf->redis_address,
 		st->c->errstr[0] ? st->c->errstr : "connection lost");
 	drop(&st->c);
+	for (size_t i = 0; i < st->nsent; i++)
+		st->sent[i].lost = true; /* their replies went with it */
 }
 
 static redisContext *connect_to(struct jobd_store *st)
@@ -295,8 +302,9 @@ static int ensure(struct jobd_store *st)
 	r = redisCommand(st->c, "HSETNX %s:conf logs_max_entries %lld",
 			 st->conf->prefix,
 			 (long long)st->conf->logs_max_entries);
-	if (r)
-		freeReplyObject(r);
+	if (!r)
+		goto lost;
+	freeReplyObject(r);
 	/*
 	 * The native module (docs/redis-module.md) runs the hot path when
 	 * Redis has it loaded in the version built with these functions;
@@ -304,6 +312,8 @@ static int ensure(struct jobd_store *st)
 	 * permission) everything runs in Lua.
 	 */
 	r = redisCommand(st->c, "JOBD.VERSION");
+	if (!r)
+		goto lost; /* not "no module": no answer (Redis stalled) */
 	snprintf(want, sizeof(want), "%s%s", jobd_library_prefix,
 		 JOBD_MODULE_REVISION);
 	st->module = r && r->type == REDIS_REPLY_STATUS &&
@@ -314,9 +324,11 @@ static int ensure(struct jobd_store *st)
 			  st->conf->redis_address, r->str, want);
 		st->warned = true;
 	}
-	if (r)
-		freeReplyObject(r);
+	freeReplyObject(r);
 	return 0;
+lost:
+	lost(st);
+	return JOBD_STORE_ERR_REDIS;
 }
 
 struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
@@ -637,14 +649,21 @@ int jobd_store_create_send(struct jobd_store *st, const char *actor,
 			   struct jobd_created *out)
 {
 	struct args a = { 0 }, call = { 0 };
+	struct sent_create *sc;
 	int done = 0, rc = 0;
 
-	st->sent = 0;
-	if (n > JOBD_STORE_BATCH || ensure(st) < 0)
+	if (st->nsent == JOBD_STORE_CREATES_SENT || n > JOBD_STORE_BATCH) {
+		set_err(st, "create: %zu jobs, %zu calls on their way", n,
+			st->nsent);
 		return JOBD_STORE_ERR_REDIS;
-	st->sent = create_args(st, actor, specs, n, out, st->sent_pos, &a);
-	if (st->sent == 0)
-		goto out;
+	}
+	if (ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	sc = &st->sent[st->nsent];
+	sc->lost = false;
+	sc->n = create_args(st, actor, specs, n, out, sc->pos, &a);
+	if (sc->n == 0)
+		goto out; /* all refused here: no call, and no reply */
 	if (st->module) {
 		args_add(&call, "JOBD.CREATE");
 	} else {
@@ -661,28 +680,37 @@ int jobd_store_create_send(struct jobd_store *st, const char *actor,
 	while (done == 0)
 		if (redisBufferWrite(st->c, &done) != REDIS_OK)
 			done = -1;
+	args_release(&call);
 	if (done < 0) {
 		lost(st);
-		st->sent = 0;
 		rc = JOBD_STORE_ERR_REDIS;
 	}
-	args_release(&call);
 out:
+	if (rc == 0)
+		st->nsent++;
 	args_release(&a);
 	return rc;
 }
 
 int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
 {
-	size_t sent = st->sent;
+	struct sent_create sc;
 	redisReply *r = NULL;
 
-	st->sent = 0;
-	if (sent == 0)
+	if (st->nsent == 0) {
+		set_err(st, "create: no call on its way");
+		return JOBD_STORE_ERR_REDIS;
+	}
+	sc = st->sent[0];
+	memmove(&st->sent[0], &st->sent[1],
+		(st->nsent - 1) * sizeof(st->sent[0]));
+	st->nsent--;
+	if (sc.n == 0)
 		return 0;
-	if (!st->c || redisGetReply(st->c, (void **)&r) != REDIS_OK || !r) {
-		if (st->c)
-			lost(st);
+	if (sc.lost)
+		return JOBD_STORE_ERR_REDIS; /* st->err says why */
+	if (redisGetReply(st->c, (void **)&r) != REDIS_OK || !r) {
+		lost(st);
 		return JOBD_STORE_ERR_REDIS;
 	}
 	if (r->type != REDIS_REPLY_ARRAY) {
@@ -696,7 +724,7 @@ int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
 		freeReplyObject(r);
 		return JOBD_STORE_ERR_REDIS;
 	}
-	create_results(r, st->sent_pos, sent, out);
+	create_results(r, sc.pos, sc.n, out);
 	freeReplyObject(r);
 	return 0;
 }

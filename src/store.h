@@ -82,13 +82,16 @@ int jobd_store_create(struct jobd_store *st, const char *actor,
 /*
  * jobd_store_create of at most JOBD_STORE_BATCH specs in two halves, so
  * that the caller can work while Redis creates: _send fills OUT with the
- * refusals it finds itself and sends the call; _recv waits for its reply
- * and fills OUT with the rest. ST takes no other call in between. Either
- * returns 0 or JOBD_STORE_ERR_REDIS: then make the call again with
- * jobd_store_create (the keys make the repeat harmless); that one also
- * handles what the two halves leave to it (Lua functions to load, a
- * module gone since).
+ * refusals it finds itself and sends the call; _recv waits for the reply
+ * of the oldest call sent and fills its OUT with the rest. Up to
+ * JOBD_STORE_CREATES_SENT calls may be on their way at once, so that
+ * Redis goes from one to the next without waiting for us; ST takes no
+ * other call until every reply was read. Either returns 0 or
+ * JOBD_STORE_ERR_REDIS: then make that call again with jobd_store_create
+ * (the keys make the repeat harmless), which also handles what the two
+ * halves leave to it (Lua functions to load, a module gone since).
  */
+#define JOBD_STORE_CREATES_SENT 2
 int jobd_store_create_send(struct jobd_store *st, const char *actor,
 			   const struct jobd_spec *specs, size_t n,
 			   struct jobd_created *out);

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include "store.h"
+#include "store_int.h"
 
 #include "testutil.h"
 
@@ -489,6 +490,83 @@ START_TEST(test_create_retried_after_lost_reply_makes_no_second_job)
 	ck_assert_int_eq(again[0].id, out[0].id);
 	ck_assert_int_eq(again[1].id, out[1].id);
 	ck_assert_int_eq(count_of(JOBD_PENDING), 2);
+}
+END_TEST
+
+START_TEST(test_create_in_halves_with_two_calls_on_their_way)
+{
+	struct jobd_spec a[2] = { { .type = "noop", .key = "h-1" },
+				  { .type = "nosuch", .key = "h-2" } };
+	struct jobd_spec b[1] = { { .type = "noop",
+				    .key = "h-3",
+				    .payload = "{\"x\":1}",
+				    .payload_checked = true } };
+	struct jobd_spec c[1] = { { .type = "nosuch", .key = "h-4" } };
+	struct jobd_created oa[2], ob[1], oc[1];
+	struct jobd_job *job;
+
+	ck_assert_int_eq(jobd_store_create_send(st, "t", a, 2, oa), 0);
+	ck_assert_int_eq(jobd_store_create_send(st, "t", b, 1, ob), 0);
+	/* Two on their way at most. */
+	ck_assert_int_eq(jobd_store_create_send(st, "t", c, 1, oc),
+			 JOBD_STORE_ERR_REDIS);
+	/* Replies come oldest first. */
+	ck_assert_int_eq(jobd_store_create_recv(st, oa), 0);
+	ck_assert_int_gt(oa[0].id, 0);
+	ck_assert(!oa[0].existed);
+	ck_assert_str_eq(oa[1].error, "unknown type \"nosuch\"");
+	ck_assert_int_eq(oa[1].id, 0);
+	/* All refused here: no call, and a "reply" all the same. */
+	ck_assert_int_eq(jobd_store_create_send(st, "t", c, 1, oc), 0);
+	ck_assert_int_eq(jobd_store_create_recv(st, ob), 0);
+	ck_assert_int_gt(ob[0].id, oa[0].id);
+	ck_assert_int_eq(jobd_store_create_recv(st, oc), 0);
+	ck_assert_str_eq(oc[0].error, "unknown type \"nosuch\"");
+	ck_assert_int_eq(jobd_store_create_recv(st, oc), JOBD_STORE_ERR_REDIS);
+	/* The store takes other calls again; the jobs are whole. */
+	ck_assert_int_eq(count_of(JOBD_PENDING), 2);
+	job = get(ob[0].id);
+	ck_assert_str_eq(job->payload, "{\"x\":1}");
+	ck_assert_str_eq(job->key, "h-3");
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_create_sent_then_connection_lost_is_made_again)
+{
+	struct jobd_spec a[2] = { { .type = "noop", .key = "l-1" },
+				  { .type = "noop", .key = "l-2" } };
+	struct jobd_spec b[1] = { { .type = "noop", .key = "l-3" } };
+	struct jobd_created oa[2], ob[1];
+	struct jobd_store *other;
+	redisReply *r;
+	char err[512];
+
+	other = jobd_store_new(conf, err, sizeof(err));
+	ck_assert_msg(other != NULL, "store: %s", err);
+	/* Writes wait while paused: the calls are sent, not run. */
+	r = jobd_store_command(other, "CLIENT PAUSE 10000 WRITE");
+	ck_assert(r && r->type == REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+	ck_assert_int_eq(jobd_store_create_send(st, "t", a, 2, oa), 0);
+	ck_assert_int_eq(jobd_store_create_send(st, "t", b, 1, ob), 0);
+	r = jobd_store_command(other, "CLIENT KILL TYPE normal SKIPME yes");
+	ck_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
+	freeReplyObject(r);
+	r = jobd_store_command(other, "CLIENT UNPAUSE");
+	freeReplyObject(r);
+	/* Both replies are lost with the connection... */
+	ck_assert_int_eq(jobd_store_create_recv(st, oa), JOBD_STORE_ERR_REDIS);
+	ck_assert_int_eq(jobd_store_create_recv(st, ob), JOBD_STORE_ERR_REDIS);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 0);
+	/* ...and the calls made again create each job once. */
+	ck_assert_int_eq(jobd_store_create(st, "t", a, 2, oa), 0);
+	ck_assert_int_eq(jobd_store_create(st, "t", b, 1, ob), 0);
+	ck_assert(!oa[0].existed && !oa[1].existed && !ob[0].existed);
+	ck_assert_int_eq(jobd_store_create(st, "t", b, 1, ob), 0);
+	ck_assert(ob[0].existed);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 3);
+	jobd_store_free(other);
 }
 END_TEST
 
@@ -2296,6 +2374,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_create_same_key_returns_same_job);
 	tcase_add_test(
 		tc, test_create_retried_after_lost_reply_makes_no_second_job);
+	tcase_add_test(tc, test_create_in_halves_with_two_calls_on_their_way);
+	tcase_add_test(tc, test_create_sent_then_connection_lost_is_made_again);
 	tcase_add_test(
 		tc, test_create_child_derives_root_and_inherits_low_priority);
 	tcase_add_test(
