@@ -85,14 +85,15 @@ struct jobd_store {
 	bool module;		      /* Redis has this jobd's module */
 	bool warned;		      /* ... in another version: said */
 	char err[512];		      /* the last error */
-	/* jobd_store_create_send's calls whose replies are not read yet,
-	 * oldest first */
+	uint64_t conns; /* connections made: which one a call went on */
+	/* jobd_store_create_send's calls whose replies are not read yet:
+	 * NSENT of them, the oldest at SENT_HEAD of the ring */
 	struct sent_create {
 		size_t n;		      /* jobs sent (0: no call made) */
 		size_t pos[JOBD_STORE_BATCH]; /* index of each in the specs */
-		bool lost;		      /* its connection is gone */
+		uint64_t conn;		      /* the connection it went on */
 	} sent[JOBD_STORE_CREATES_SENT];
-	size_t nsent;
+	size_t sent_head, nsent;
 };
 
 /*
@@ -192,8 +193,6 @@ static void lost(struct jobd_store *st)
 	set_err(st, "redis at %s: %s", st->conf->redis_address,
 		st->c->errstr[0] ? st->c->errstr : "connection lost");
 	drop(&st->c);
-	for (size_t i = 0; i < st->nsent; i++)
-		st->sent[i].lost = true; /* their replies went with it */
 }
 
 static redisContext *connect_to(struct jobd_store *st)
@@ -298,6 +297,7 @@ static int ensure(struct jobd_store *st)
 	st->c = connect_to(st);
 	if (!st->c)
 		return JOBD_STORE_ERR_REDIS;
+	st->conns++;
 	/* Functions read the log bound from here (first writer wins). */
 	r = redisCommand(st->c, "HSETNX %s:conf logs_max_entries %lld",
 			 st->conf->prefix,
@@ -316,9 +316,8 @@ static int ensure(struct jobd_store *st)
 		goto lost; /* not "no module": no answer (Redis stalled) */
 	snprintf(want, sizeof(want), "%s%s", jobd_library_prefix,
 		 JOBD_MODULE_REVISION);
-	st->module = r && r->type == REDIS_REPLY_STATUS &&
-		     strcmp(r->str, want) == 0;
-	if (r && r->type == REDIS_REPLY_STATUS && !st->module && !st->warned) {
+	st->module = r->type == REDIS_REPLY_STATUS && strcmp(r->str, want) == 0;
+	if (r->type == REDIS_REPLY_STATUS && !st->module && !st->warned) {
 		jobd_warn("store: the jobd module in redis at %s is version "
 			  "%s, this jobd wants %s: using the Lua functions",
 			  st->conf->redis_address, r->str, want);
@@ -377,6 +376,25 @@ void jobd_store_set_timeout(struct jobd_store *st, int ms)
 }
 
 /*
+ * Into A, the call with ARGS (borrowed): the module command CMD, or with
+ * CMD NULL the Lua function of script ID; the key prefix first either way.
+ */
+static void call_args(const struct jobd_store *st, const char *cmd,
+		      enum script_id id, const struct args *args,
+		      struct args *a)
+{
+	if (cmd) {
+		args_add(a, cmd);
+	} else {
+		args_add(a, "FCALL");
+		args_add(a, st->fn[id]);
+		args_add(a, "0");
+	}
+	args_add(a, st->conf->prefix);
+	args_append(a, args);
+}
+
+/*
  * Runs the module command CMD with the arguments of script ID (ARGS, the
  * prefix prepended), when Redis has the module. Returns the reply (caller
  * frees), or NULL: with *fallback set when the Lua function must do the
@@ -397,9 +415,7 @@ static redisReply *module_call(struct jobd_store *st, const char *cmd,
 	}
 	if (!st->module)
 		return NULL;
-	args_add(&a, cmd);
-	args_add(&a, st->conf->prefix);
-	args_append(&a, args);
+	call_args(st, cmd, 0, args, &a);
 	r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
 	args_release(&a);
 	if (!r) {
@@ -443,11 +459,7 @@ static redisReply *eval(struct jobd_store *st, enum script_id id,
 
 	if (ensure(st) < 0)
 		return NULL;
-	args_add(&a, "FCALL");
-	args_add(&a, st->fn[id]);
-	args_add(&a, "0");
-	args_add(&a, st->conf->prefix);
-	args_append(&a, args);
+	call_args(st, NULL, id, args, &a);
 	for (int tries = 0; tries < 2; tries++) {
 		r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
 		if (!r) {
@@ -659,20 +671,12 @@ int jobd_store_create_send(struct jobd_store *st, const char *actor,
 	}
 	if (ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
-	sc = &st->sent[st->nsent];
-	sc->lost = false;
+	sc = &st->sent[(st->sent_head + st->nsent) % JOBD_STORE_CREATES_SENT];
+	sc->conn = st->conns;
 	sc->n = create_args(st, actor, specs, n, out, sc->pos, &a);
 	if (sc->n == 0)
 		goto out; /* all refused here: no call, and no reply */
-	if (st->module) {
-		args_add(&call, "JOBD.CREATE");
-	} else {
-		args_add(&call, "FCALL");
-		args_add(&call, st->fn[S_CREATE]);
-		args_add(&call, "0");
-	}
-	args_add(&call, st->conf->prefix);
-	args_append(&call, &a);
+	call_args(st, st->module ? "JOBD.CREATE" : NULL, S_CREATE, &a, &call);
 	/* Sent now, not when the reply is read: Redis works meanwhile. */
 	if (redisAppendCommandArgv(st->c, (int)call.n, call.v, call.len) !=
 	    REDIS_OK)
@@ -694,21 +698,19 @@ out:
 
 int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
 {
-	struct sent_create sc;
+	const struct sent_create *sc = &st->sent[st->sent_head];
 	redisReply *r = NULL;
 
 	if (st->nsent == 0) {
 		set_err(st, "create: no call on its way");
 		return JOBD_STORE_ERR_REDIS;
 	}
-	sc = st->sent[0];
-	memmove(&st->sent[0], &st->sent[1],
-		(st->nsent - 1) * sizeof(st->sent[0]));
+	st->sent_head = (st->sent_head + 1) % JOBD_STORE_CREATES_SENT;
 	st->nsent--;
-	if (sc.n == 0)
+	if (sc->n == 0)
 		return 0;
-	if (sc.lost)
-		return JOBD_STORE_ERR_REDIS; /* st->err says why */
+	if (!st->c || sc->conn != st->conns)
+		return JOBD_STORE_ERR_REDIS; /* its reply went with it */
 	if (redisGetReply(st->c, (void **)&r) != REDIS_OK || !r) {
 		lost(st);
 		return JOBD_STORE_ERR_REDIS;
@@ -724,7 +726,7 @@ int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
 		freeReplyObject(r);
 		return JOBD_STORE_ERR_REDIS;
 	}
-	create_results(r, sc.pos, sc.n, out);
+	create_results(r, sc->pos, sc->n, out);
 	freeReplyObject(r);
 	return 0;
 }

@@ -537,7 +537,8 @@ START_TEST(test_create_sent_then_connection_lost_is_made_again)
 	struct jobd_spec a[2] = { { .type = "noop", .key = "l-1" },
 				  { .type = "noop", .key = "l-2" } };
 	struct jobd_spec b[1] = { { .type = "noop", .key = "l-3" } };
-	struct jobd_created oa[2], ob[1];
+	struct jobd_spec d[1] = { { .type = "noop", .key = "l-4" } };
+	struct jobd_created oa[2], ob[1], od[1];
 	struct jobd_store *other;
 	redisReply *r;
 	char err[512];
@@ -557,15 +558,21 @@ START_TEST(test_create_sent_then_connection_lost_is_made_again)
 	freeReplyObject(r);
 	/* Both replies are lost with the connection... */
 	ck_assert_int_eq(jobd_store_create_recv(st, oa), JOBD_STORE_ERR_REDIS);
+	/* ...even when a new call went out on a new one in between: the
+	 * second reply read is that call's, not the lost one's. */
+	ck_assert_int_eq(jobd_store_create_send(st, "t", d, 1, od), 0);
 	ck_assert_int_eq(jobd_store_create_recv(st, ob), JOBD_STORE_ERR_REDIS);
-	ck_assert_int_eq(count_of(JOBD_PENDING), 0);
+	ck_assert_int_eq(jobd_store_create_recv(st, od), 0);
+	ck_assert_int_gt(od[0].id, 0);
+	ck_assert(!od[0].existed);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 1);
 	/* ...and the calls made again create each job once. */
 	ck_assert_int_eq(jobd_store_create(st, "t", a, 2, oa), 0);
 	ck_assert_int_eq(jobd_store_create(st, "t", b, 1, ob), 0);
 	ck_assert(!oa[0].existed && !oa[1].existed && !ob[0].existed);
 	ck_assert_int_eq(jobd_store_create(st, "t", b, 1, ob), 0);
 	ck_assert(ob[0].existed);
-	ck_assert_int_eq(count_of(JOBD_PENDING), 3);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 4);
 	jobd_store_free(other);
 }
 END_TEST
