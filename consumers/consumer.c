@@ -506,6 +506,14 @@ out:
 	b->n = b->ns = 0;
 }
 
+/* The create of batch B did not go through: it is made again. */
+static void create_again(struct jobd_consumer *c, const struct batch *b)
+{
+	jobd_warn("consumer: %s: creating the batch of %zu again",
+		  jobd_store_errstr(c->st), b->n);
+	count(c, &c->stats.retries, 1);
+}
+
 /*
  * Reads the reply of the oldest batch sent and takes it to its commit.
  * When its create did not go through, reads the replies of the others
@@ -525,9 +533,7 @@ static void finish_oldest(struct jobd_consumer *c)
 		handle_batch(c, b[0], S_CREATED);
 		return;
 	}
-	jobd_warn("consumer: %s: creating the batch of %zu again",
-		  jobd_store_errstr(c->st), b[0]->n);
-	count(c, &c->stats.retries, 1);
+	create_again(c, b[0]);
 	for (size_t i = 1; i < n; i++)
 		ok[i] = jobd_store_create_recv(c->st, b[i]->out) == 0;
 	c->nsent = 0;
@@ -563,9 +569,7 @@ static void send_batch(struct jobd_consumer *c, struct batch *b)
 			c->sent[c->nsent++] = b;
 			return;
 		}
-		jobd_warn("consumer: %s: creating the batch of %zu again",
-			  jobd_store_errstr(c->st), b->n);
-		count(c, &c->stats.retries, 1);
+		create_again(c, b);
 	}
 	finish_sent(c); /* in order */
 	handle_batch(c, b, b->ns > 0 ? S_CREATE : S_CREATED);

@@ -1607,7 +1607,7 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	/* The audit log reads "created by ACTOR" from here; a job with a
 	 * source came from the consumer, which the log names itself. */
 	if (sv_of(actor).n && !(run_by && str_is(actor, sv_of(run_by))) &&
-	    !(e[6] && sv_of(e[6]).n)) {
+	    !sv_of(e[6]).n) {
 		fv[n++] = N[F_CREATED_BY];
 		fv[n++] = actor;
 	}
