@@ -155,6 +155,15 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 		job->payload = strdup("{}");
 	if (!job->root) /* a root job stores no root: it is its own */
 		job->root = job->id;
+	/* The first claim writes no claimed_at: it is started_at. */
+	if (!job->claimed_at && job->instance)
+		job->claimed_at = job->started_at;
+	/* A claim writes no run_since: a running attempt started at the
+	 * last claim, unless a waiting parent was resumed (lib.lua
+	 * run_start). */
+	if (job->run_since <= 0 &&
+	    (job->status == JOBD_IN_PROGRESS || job->status == JOBD_STOPPING))
+		job->run_since = job->claimed_at;
 	return job;
 }
 

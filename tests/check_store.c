@@ -1928,6 +1928,54 @@ static size_t rcli_ints(long long *v, size_t max, const char *fmt, ...)
 	return n;
 }
 
+/* A claim writes when it took place only from the second claim on: the
+ * running attempt starts at the last claim (lib.lua run_start). */
+START_TEST(test_duration_counts_each_attempt_from_its_claim)
+{
+	int64_t id = create("noop", 0), a = claim_only(id), first;
+	struct jobd_job *job = get(id);
+	long long v[2];
+
+	ck_assert_int_eq(rcli_ints(v, 1, "hexists jobd:job:%lld claimed_at",
+				   (long long)id),
+			 1);
+	ck_assert_int_eq(rcli_ints(v + 1, 1, "hexists jobd:job:%lld run_since",
+				   (long long)id),
+			 1);
+	ck_assert_int_eq(v[0] + v[1], 0);
+	ck_assert_int_eq(job->claimed_at, job->started_at);
+	ck_assert_int_eq(job->run_since, job->started_at);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->started_at + 250), 250);
+	jobd_job_free(job);
+	sleep_ms(30);
+	ck_assert_int_eq(handback(id, a, ""), JOBD_RESULT_PENDING);
+	job = get(id);
+	first = job->run_ms;
+	ck_assert_int_ge(first, 30);
+	ck_assert_int_eq(job->run_since, 0);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->started_at + 99999),
+			 first);
+	jobd_job_free(job);
+	sleep_ms(30);
+	a = claim_only(id);
+	job = get(id);
+	ck_assert_int_ge(job->claimed_at, job->started_at + 60);
+	ck_assert_int_eq(job->run_since, job->claimed_at);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->claimed_at + 100),
+			 first + 100);
+	jobd_job_free(job);
+	sleep_ms(20);
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert_int_eq(job->run_since, 0);
+	ck_assert_int_eq(job->run_ms,
+			 first + job->finished_at - job->claimed_at);
+	ck_assert_int_ge(job->run_ms, first + 20);
+	jobd_job_free(job);
+}
+END_TEST
+
 START_TEST(test_stats_minutes_are_registered_and_expire_after_retention)
 {
 	long long starts[8], v[2], created = 0;
@@ -2464,6 +2512,7 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc,
 		test_stats_minutes_are_registered_and_expire_after_retention);
+	tcase_add_test(tc, test_duration_counts_each_attempt_from_its_claim);
 	tcase_add_test(tc, test_stats_closed_minutes_roll_up_into_hours_once);
 	tcase_add_test(tc, test_stats_waiting_times_are_the_jobs_waits);
 	tcase_add_test(

@@ -116,9 +116,12 @@ while #out < max and tries < max * 4 + 8 do
 			joblog(id, 'info', h.attempt, to .. ': ancestor ' .. sa .. ' is ' .. how)
 		else
 			local attempt = num(h.attempt) + 1
-			-- "claimed by INSTANCE attempt N" is read from these fields.
-			local f = {'attempt', I(attempt), 'instance', instance,
-				'run_since', NOWS, 'claimed_at', NOWS}
+			-- "claimed by INSTANCE attempt N" is read from these fields
+			-- (lib.lua run_start: the first claim's time is started_at).
+			local f = {'attempt', I(attempt), 'instance', instance}
+			if h.started_at ~= '' then
+				f[#f + 1] = 'claimed_at'; f[#f + 1] = NOWS
+			end
 			if not alone then
 				f[#f + 1] = 'charged'; f[#f + 1] = I(charge)
 			end

@@ -376,8 +376,8 @@ local CHILDREN = {'children_progress', 'children_pending',
 -- written out, because a library's load may call no library function).
 local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
 	'low_priority', 'progress', 'children_total', 'attempt', 'errors',
-	'awaiting', 'created_at', 'queued_at', 'started_at', 'run_since',
-	'run_ms', 'stoppable', 'restartable', 'retries', 'retry_count',
+	'awaiting', 'created_at', 'queued_at', 'started_at', 'claimed_at',
+	'run_since', 'run_ms', 'stoppable', 'restartable', 'retries', 'retry_count',
 	'backoff_ms', 'not_before', 'inconsistent', 'depth', 'charged',
 	'vruntime', 'avg_ms', 'restarts', 'children_progress', 'children_pending',
 	'children_in_progress', 'children_stopping', 'children_stopped',
@@ -394,13 +394,28 @@ local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
 local function load_run(id)
 	local v = redis.call('HMGET', jkey(id), 'status', 'parent', 'root',
 		'type', 'system', 'attempt', 'awaiting', 'progress',
-		'children_total', 'errors', 'run_since', 'run_ms', 'charged')
+		'children_total', 'errors', 'run_since', 'run_ms', 'charged',
+		'claimed_at', 'started_at')
 	if not v[1] then return nil end
 	return {id = id, status = v[1], parent = v[2] or '', root = v[3] or id,
 		type = v[4] or '', system = v[5] or '', attempt = v[6] or '',
 		awaiting = v[7] or '', progress = v[8] or '',
 		children_total = v[9] or '', errors = v[10] or '',
-		run_since = v[11] or '', run_ms = v[12] or '', charged = v[13] or ''}
+		run_since = v[11] or '', run_ms = v[12] or '', charged = v[13] or '',
+		claimed_at = v[14] or '', started_at = v[15] or ''}
+end
+
+-- When the running attempt of running job H started. A claim writes no
+-- field for it: the first claim's time is started_at, a later one's
+-- claimed_at (written from the second claim on). Only a waiting parent
+-- that runs again without a claim (resume) has run_since.
+local function run_start(h)
+	local s = num(h.run_since)
+	if s > 0 then return s end
+	need(h, {'claimed_at', 'started_at'})
+	s = num(h.claimed_at)
+	if s > 0 then return s end
+	return num(h.started_at)
 end
 
 -- A whole job, for operations (off the hot path).
@@ -477,12 +492,15 @@ local function set_status(h, to, fields)
 	end
 	if running(from) and not running(to) then
 		zset_later(P .. ':leases', h.id, false)
-		if num(h.run_since) > 0 then
+		local since = run_start(h)
+		if since > 0 then
+			h.run_ms = num(h.run_ms) + NOW - since
 			fields[#fields + 1] = 'run_ms'
-			fields[#fields + 1] = I(num(h.run_ms) + NOW - num(h.run_since))
+			fields[#fields + 1] = I(h.run_ms)
+		end
+		if num(h.run_since) > 0 then
 			fields[#fields + 1] = 'run_since'
 			fields[#fields + 1] = '0'
-			h.run_ms = num(h.run_ms) + NOW - num(h.run_since)
 			h.run_since = 0
 		end
 	end
@@ -600,7 +618,7 @@ end
 -- and keeps the root's mean duration that later claims are charged. For a
 -- root job the fields go into FIELDS, written with its status change.
 local function settle_charge(h, fields)
-	local since = num(h.run_since)
+	local since = run_start(h)
 	-- A root claimed alone was not charged (claim.lua): nothing to correct
 	-- unless it has spawned children meanwhile, whose queue its run must
 	-- weigh on (charged counts as 0).

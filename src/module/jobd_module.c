@@ -228,11 +228,11 @@ static const int claim_fields[] = { F_STATUS,	  F_TYPE,	F_SYSTEM,
 #define NCLAIM (int)(sizeof(claim_fields) / sizeof(claim_fields[0]))
 
 /* What the end of a run reads (lib.lua load_run). */
-static const int run_fields[] = { F_STATUS,   F_PARENT,	   F_ROOT,
-				  F_TYPE,     F_SYSTEM,	   F_ATTEMPT,
-				  F_AWAITING, F_PROGRESS,  F_CH_TOTAL,
-				  F_ERRORS,   F_RUN_SINCE, F_RUN_MS,
-				  F_CHARGED };
+static const int run_fields[] = { F_STATUS,   F_PARENT,	    F_ROOT,
+				  F_TYPE,     F_SYSTEM,	    F_ATTEMPT,
+				  F_AWAITING, F_PROGRESS,   F_CH_TOTAL,
+				  F_ERRORS,   F_RUN_SINCE,  F_RUN_MS,
+				  F_CHARGED,  F_CLAIMED_AT, F_STARTED_AT };
 
 #define NRUN (int)(sizeof(run_fields) / sizeof(run_fields[0]))
 
@@ -1192,10 +1192,12 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	fv[n++] = job_own(&j, str_ll(attempt));
 	fv[n++] = N[F_INSTANCE];
 	fv[n++] = a->instance;
-	fv[n++] = N[F_RUN_SINCE];
-	fv[n++] = c->nows;
-	fv[n++] = N[F_CLAIMED_AT];
-	fv[n++] = c->nows;
+	/* No run_since: the attempt starts at the claim (lib.lua
+	 * run_start), and the first claim's time is started_at. */
+	if (!sv_empty(v[F_STARTED_AT])) {
+		fv[n++] = N[F_CLAIMED_AT];
+		fv[n++] = c->nows;
+	}
 	if (sv_num(v[F_NOT_BEFORE]) > 0) {
 		fv[n++] = N[F_NOT_BEFORE];
 		fv[n++] = N[V_ZERO];
@@ -1379,12 +1381,18 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 		fv[n++] = N[F_ERRORS];
 		fv[n++] = job_own(&j, str_ll(errors));
 	}
-	/* set_status(running -> finished) */
+	/* set_status(running -> finished), lib.lua run_start() */
 	since = (long long)sv_num(v[F_RUN_SINCE]);
+	if (since <= 0)
+		since = (long long)sv_num(v[F_CLAIMED_AT]);
+	if (since <= 0)
+		since = (long long)sv_num(v[F_STARTED_AT]);
 	if (since > 0) {
 		fv[n++] = N[F_RUN_MS];
 		fv[n++] = job_own(&j, str_ll((long long)sv_num(v[F_RUN_MS]) +
 					     c->now - since));
+	}
+	if (sv_num(v[F_RUN_SINCE]) > 0) {
 		fv[n++] = N[F_RUN_SINCE];
 		fv[n++] = N[V_ZERO];
 	}
