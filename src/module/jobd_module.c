@@ -101,9 +101,18 @@ static double sv_num(struct sv v)
 	char buf[64];
 	char *end;
 	double d;
+	long long x = 0;
+	size_t i = 0;
 
 	if (sv_empty(v) || v.n >= sizeof(buf))
 		return 0;
+	/* Mostly a time or a count: digits, read without strtod(). */
+	if (v.p[0] == '-' && v.n > 1)
+		i = 1;
+	while (i < v.n && v.n <= 16 && v.p[i] >= '0' && v.p[i] <= '9')
+		x = x * 10 + (v.p[i++] - '0');
+	if (i == v.n && v.n <= 16)
+		return (double)(v.p[0] == '-' ? -x : x);
 	memcpy(buf, v.p, v.n);
 	buf[v.n] = 0;
 	d = strtod(buf, &end);
@@ -218,6 +227,7 @@ static const char *const names[NNAMES] = {
 	[V_PENDING] = "pending",
 };
 static RedisModuleString *N[NNAMES];
+static size_t name_len[NNAMES];
 
 /* What claim.lua reads of a root claimed alone (load_alone). */
 static const int claim_fields[] = { F_STATUS,	  F_TYPE,	F_SYSTEM,
@@ -1063,7 +1073,7 @@ static void scan_field(RedisModuleKey *key, RedisModuleString *field,
 		int id = j->fields[i];
 		const char *name = names[id];
 
-		if (f.p[0] == name[0] && f.n == strlen(name) &&
+		if (f.n == name_len[id] && f.p[0] == name[0] &&
 		    memcmp(f.p, name, f.n) == 0) {
 			if (value && !j->held[id])
 				j->held[id] = rm_HoldString(NULL, value);
@@ -1772,8 +1782,10 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	(void)argc;
 	if (rm_init(ctx, "jobd", 1) != RM_OK)
 		return RM_ERR;
-	for (int i = 0; i < NNAMES; i++)
+	for (int i = 0; i < NNAMES; i++) {
 		N[i] = str_c(names[i]);
+		name_len[i] = strlen(names[i]);
+	}
 	table_field = str_c("jobd:table");
 	table_value = str_c("jobd: a value long enough to make a hash a hash "
 			    "table, removed at once");
