@@ -156,6 +156,16 @@ static void args_addf(struct args *a, const char *fmt, ...)
 	a->n++;
 }
 
+/* Adds S (LEN bytes, from malloc), which A owns from now on. */
+static void args_take(struct args *a, char *s, size_t len)
+{
+	args_grow(a);
+	a->v[a->n] = s;
+	a->len[a->n] = len;
+	a->owned[a->n] = s;
+	a->n++;
+}
+
 /* Appends the arguments of FROM to A, borrowed (FROM must outlive A). */
 static void args_append(struct args *a, const struct args *from)
 {
@@ -886,12 +896,20 @@ static const char *level_name(int level)
 	return level_names[level];
 }
 
-static void add_progress(struct args *a, double progress)
+/* A progress as the scripts take it: -1 keeps the job's. */
+static const char *progress_text(char *buf, size_t size, double progress)
 {
 	if (progress < 0)
-		args_add(a, "-1");
-	else
-		args_addf(a, "%.4g", progress);
+		return "-1";
+	snprintf(buf, size, "%.4g", progress);
+	return buf;
+}
+
+static void add_progress(struct args *a, double progress)
+{
+	char buf[32];
+
+	args_addf(a, "%s", progress_text(buf, sizeof(buf), progress));
 }
 
 int jobd_store_report(struct jobd_store *st, const struct jobd_report *rep,
@@ -958,43 +976,77 @@ static bool is_lua(const redisReply *e)
 }
 
 /*
- * Finishes the LEN runs of REP named by IDX: the module takes what it
- * can, finish.lua the rest (the runs it answered "lua" for).
+ * JOBD.FINISH's arguments for the LEN runs of REP named by IDX, all done
+ * without log lines: their list in one argument, "ID ATTEMPT PROGRESS
+ * ERRORS LEN:CHECKPOINT\n" each (src/module/jobd_module.c parse_runs()).
+ */
+static void done_args(struct jobd_store *st, struct args *a,
+		      const struct jobd_report *rep, const size_t *idx,
+		      size_t len)
+{
+	char *s = NULL, buf[32];
+	size_t n = 0;
+	FILE *f = open_memstream(&s, &n);
+
+	if (!f)
+		abort(); /* out of memory */
+	for (size_t k = 0; k < len; k++) {
+		const struct jobd_report *p = &rep[idx[k]];
+		const char *cp = p->checkpoint ? p->checkpoint : "";
+
+		fprintf(f, "%lld %lld %s %lld %zu:%s\n", (long long)p->id,
+			(long long)p->attempt,
+			progress_text(buf, sizeof(buf), p->progress),
+			(long long)p->errors, strlen(cp), cp);
+	}
+	if (fclose(f) != 0)
+		abort();
+	args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	args_take(a, s, n);
+}
+
+/*
+ * Finishes the LEN runs of REP named by IDX: the module takes the runs
+ * done without log lines that it can, finish.lua the rest (and those
+ * the module answered "lua" for).
  */
 static int finish_batch(struct jobd_store *st, const struct jobd_report *rep,
 			size_t *idx, size_t len, enum jobd_result *results)
 {
 	struct args a = { 0 };
 	redisReply *r;
-	bool fallback;
-	size_t left = 0;
+	size_t done[JOBD_STORE_BATCH], ndone = 0, left = 0;
 
-	finish_args(st, &a, rep, idx, len);
-	r = module_call(st, "JOBD.FINISH", &a, &fallback);
-	if (!r && !fallback) {
-		args_release(&a);
-		return JOBD_STORE_ERR_REDIS;
+	for (size_t k = 0; k < len; k++) {
+		const struct jobd_report *p = &rep[idx[k]];
+
+		if (p->outcome == JOBD_OUTCOME_DONE && p->nlogs == 0)
+			done[ndone++] = idx[k];
+		else
+			idx[left++] = idx[k];
 	}
-	if (r) {
-		for (size_t k = 0; k < len; k++) {
-			redisReply *e = k < r->elements ? r->element[k] : NULL;
+	if (ndone) {
+		bool fallback;
 
-			if (is_lua(e))
-				idx[left++] = idx[k];
+		done_args(st, &a, rep, done, ndone);
+		r = module_call(st, "JOBD.FINISH", &a, &fallback);
+		args_release(&a);
+		if (!r && !fallback)
+			return JOBD_STORE_ERR_REDIS;
+		for (size_t k = 0; k < ndone; k++) {
+			redisReply *e = r && k < r->elements ? r->element[k] :
+							       NULL;
+
+			if (!r || is_lua(e))
+				idx[left++] = done[k];
 			else
-				results[idx[k]] = parse_result(e);
+				results[done[k]] = parse_result(e);
 		}
 		freeReplyObject(r);
-		if (left == 0) {
-			args_release(&a);
-			return 0;
-		}
-		args_release(&a);
-		memset(&a, 0, sizeof(a));
-		finish_args(st, &a, rep, idx, left);
-	} else {
-		left = len;
 	}
+	if (left == 0)
+		return 0;
+	finish_args(st, &a, rep, idx, left);
 	r = eval(st, S_FINISH, &a);
 	args_release(&a);
 	if (!r)

@@ -138,3 +138,18 @@ diff -u "$work/lua.dump" "$work/module.dump" >&2 ||
 	fail "the module left Redis different from the Lua functions"
 echo "module: $(wc -l <"$work/module.out") calls answered alike," \
 	"$(wc -l <"$work/module.dump") lines of keys alike"
+
+# JOBD.FINISH takes its runs as one list: a malformed list is refused
+# whole, with nothing written, even after a well-formed run.
+sock=$work/module/redis.sock
+digest=$(redis-cli -s "$sock" debug digest)
+for list in '1 1 100 0 0:' '1 1 100 0 5:ab\n' 'x 1 100 0 0:\n' \
+	'1 1 abc 0 0:\n' '1 1 100 0 -1:\n' '1  1 100 0 0:\n' \
+	'1 1 100 0 0:\n2 1 100 0 0:x'; do
+	out=$(printf "$list" | redis-cli -s "$sock" -x jobd.finish jobd 60000)
+	assert_eq "ERR jobd.finish: bad arguments" "$out" "list '$list'"
+done
+assert_eq "$digest" "$(redis-cli -s "$sock" debug digest)" \
+	"Redis after the refused lists"
+assert_eq fenced "$(printf '999999 1 100 0 0:\n' |
+	redis-cli -s "$sock" -x jobd.finish jobd 60000)" "an unknown job"

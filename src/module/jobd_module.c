@@ -5,17 +5,20 @@
  * the common job (a root job without children) run here, at about half
  * the Redis CPU, and everything else still runs in Lua.
  *
- * Each command takes the arguments of its Lua function and writes exactly
- * what that function writes; what it does not handle it hands back, and
- * the client runs the Lua function for that part:
+ * Each command writes exactly what its Lua function writes; what it does
+ * not handle it hands back, and the client runs the Lua function for that
+ * part:
  *
  *   JOBD.VERSION   the version the client must match, else it uses Lua
  *   JOBD.CREATE    create.lua; only batches of root jobs, else "+lua"
  *   JOBD.CLAIM     claim.lua; claims while the next ready entry is a root
  *                  without children and no retry is due, then appends
  *                  "+lua" if it stopped early for the Lua function
- *   JOBD.FINISH    finish.lua; per job "lua" for all but an outcome done,
- *                  no logs, of a root job without children
+ *   JOBD.FINISH    finish.lua for runs done without log lines, listed in
+ *                  one argument; per run "lua" for all but a root job
+ *                  without children
+ *
+ * CREATE and CLAIM take the arguments of their Lua function.
  *
  * Writes go through the key API and are replicated by hand as their
  * effects with literal values (rm_Replicate), as Redis replicates a Lua
@@ -1348,13 +1351,11 @@ done:
 /* finish.lua for job ID when its outcome is done and it has no logs:
  * "finished", "fenced", or "lua" for what only the Lua function does
  * (a parent, a child, a charged run). */
-static const char *finish_done(struct call *c, RedisModuleString *sid,
-			       RedisModuleString *attempt, double progress,
-			       long long errors_delta,
-			       RedisModuleString *checkpoint)
+static const char *finish_done(struct call *c, struct sv id, struct sv at,
+			       double progress, long long errors_delta,
+			       struct sv checkpoint)
 {
-	RedisModuleString *fv[20];
-	struct sv id = sv_of(sid), at = sv_of(attempt);
+	RedisModuleString *fv[20], *sid;
 	struct job j;
 	const struct sv *v = j.v;
 	const char *res = "lua";
@@ -1381,9 +1382,10 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 		fv[n++] = N[F_PROGRESS];
 		fv[n++] = job_own(&j, str_ll((long long)progress));
 	}
-	if (rm_StringPtrLen(checkpoint, NULL)[0]) {
+	if (checkpoint.n) {
 		fv[n++] = N[F_CHECKPOINT];
-		fv[n++] = checkpoint;
+		fv[n++] = job_own(&j, rm_CreateString(NULL, checkpoint.p,
+						      checkpoint.n));
 	}
 	errors = (long long)sv_num(v[F_ERRORS]);
 	if (errors_delta > 0) {
@@ -1418,11 +1420,13 @@ static const char *finish_done(struct call *c, RedisModuleString *sid,
 	fv[n++] = N[F_STATUS];
 	fv[n++] = N[V_FINISHED];
 	hset(c, j.key, j.k, fv, n);
+	sid = rm_CreateString(NULL, id.p, id.n);
 	zset_later(c,
 		   ckey(c, sv_eq(v[F_SYSTEM], "1") ? K_FINISHED_RS :
 						     K_FINISHED_RU),
 		   sid, (long long)sv_num(id), 1);
 	zset_later(c, ckey(c, K_LEASES), sid, 0, 0);
+	rm_FreeString(NULL, sid);
 	count_move(c, stopping ? ST_STOPPING : ST_IN_PROGRESS, ST_FINISHED);
 	res = "finished";
 out:
@@ -1430,51 +1434,126 @@ out:
 	return res;
 }
 
-/* JOBD.FINISH prefix stats_ttl_ms n {id attempt outcome progress
- * errors_delta checkpoint jitter message nlogs {level msg}...}... */
+/* One run of JOBD.FINISH's list. */
+struct done_run {
+	struct sv id, attempt, checkpoint;
+	double progress;
+	long long errors;
+};
+
+/* The text before the next SEP in [*P, END) (not empty), and *P past
+ * the SEP; 0 when there is none. */
+static int token(const char **p, const char *end, char sep, struct sv *t)
+{
+	const char *q = memchr(*p, sep, (size_t)(end - *p));
+
+	if (!q || q == *p)
+		return 0;
+	t->p = *p;
+	t->n = (size_t)(q - *p);
+	*p = q + 1;
+	return 1;
+}
+
+/* A whole integer (an optional '-' and digits) into *V. */
+static int sv_ll(struct sv t, long long *v)
+{
+	size_t i = t.n && t.p[0] == '-';
+
+	if (i == t.n || t.n > 18)
+		return 0;
+	for (; i < t.n; i++)
+		if (t.p[i] < '0' || t.p[i] > '9')
+			return 0;
+	*v = (long long)sv_num(t);
+	return 1;
+}
+
+/* A number as strtod() reads it, whole, into *D. */
+static int sv_double(struct sv t, double *d)
+{
+	char buf[32], *e;
+
+	if (t.n >= sizeof(buf))
+		return 0;
+	memcpy(buf, t.p, t.n);
+	buf[t.n] = 0;
+	*d = strtod(buf, &e);
+	return *e == 0 && !isnan(*d);
+}
+
+/*
+ * Parses JOBD.FINISH's list of runs, each "ID ATTEMPT PROGRESS ERRORS
+ * LEN:CHECKPOINT\n" (the checkpoint LEN bytes long), into *RUNS (N of
+ * them, rm_Free). Returns 0 when a run is malformed.
+ */
+static int parse_runs(RedisModuleString *list, struct done_run **runs,
+		      size_t *n)
+{
+	size_t len, cap = 0;
+	const char *p = rm_StringPtrLen(list, &len), *end = p + len;
+
+	*runs = NULL;
+	*n = 0;
+	while (p < end) {
+		struct done_run r;
+		struct sv pr, t;
+		long long x, cp;
+
+		if (*n == MAX_BATCH || !token(&p, end, ' ', &r.id) ||
+		    !sv_ll(r.id, &x) || x <= 0 ||
+		    !token(&p, end, ' ', &r.attempt) || !sv_ll(r.attempt, &x) ||
+		    !token(&p, end, ' ', &pr) || !sv_double(pr, &r.progress) ||
+		    !token(&p, end, ' ', &t) || !sv_ll(t, &r.errors) ||
+		    !token(&p, end, ':', &t) || !sv_ll(t, &cp) || cp < 0 ||
+		    cp >= end - p || p[cp] != '\n')
+			goto bad;
+		r.checkpoint.p = p;
+		r.checkpoint.n = (size_t)cp;
+		p += cp + 1;
+		grow((void **)runs, &cap, *n, sizeof(**runs));
+		(*runs)[(*n)++] = r;
+	}
+	return 1;
+bad:
+	rm_Free(*runs);
+	*runs = NULL;
+	return 0;
+}
+
+/* JOBD.FINISH prefix stats_ttl_ms runs: finish.lua for runs whose
+ * outcome is done with no log lines (the client sends the others to
+ * finish.lua at once), listed in one argument (parse_runs()): a run's
+ * nine arguments cost Redis nine strings made and freed. */
 static int cmd_finish(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	struct call c;
-	long long ttl, n;
+	struct done_run *runs;
+	long long ttl;
+	size_t n;
 	const char **res;
-	int a = 4;
 
-	if (argc < 4 || !parse_ll(argv[2], &ttl) || !parse_ll(argv[3], &n) ||
-	    n < 0 || n > MAX_BATCH)
-		return rm_ReplyWithError(ctx, "ERR jobd.finish: bad arguments");
 	/* Checked whole before anything is written. */
-	for (long long i = 0; i < n; i++) {
-		long long nlogs;
-
-		if (a + 9 > argc || !parse_ll(argv[a + 8], &nlogs) ||
-		    nlogs < 0 || a + 9 + 2 * nlogs > argc)
-			return rm_ReplyWithError(ctx, "ERR jobd.finish: bad "
-						      "arguments");
-		a += 9 + 2 * (int)nlogs;
-	}
-	res = xalloc(sizeof(*res) * (size_t)n);
+	if (argc != 4 || !parse_ll(argv[2], &ttl) ||
+	    !parse_runs(argv[3], &runs, &n))
+		return rm_ReplyWithError(ctx, "ERR jobd.finish: bad arguments");
+	res = xalloc(sizeof(*res) * n);
 	call_begin(&c, ctx, argv[1], ttl);
-	a = 4;
-	for (long long i = 0; i < n; i++) {
-		long long nlogs = 0, errors = 0;
-		double progress = -1;
+	for (size_t i = 0; i < n; i++) {
+		struct done_run *r = &runs[i];
 
-		parse_ll(argv[a + 8], &nlogs);
 		res[i] = "lua";
 		/* A fractional progress too: Lua writes it as its Redis
 		 * version formats numbers ("%.17g" in 7.0, shortest in 7.2). */
-		if (nlogs == 0 && sv_eq(sv_of(argv[a + 2]), "done") &&
-		    rm_StringToDouble(argv[a + 3], &progress) == RM_OK &&
-		    progress == floor(progress) &&
-		    parse_ll(argv[a + 4], &errors))
-			res[i] = finish_done(&c, argv[a], argv[a + 1], progress,
-					     errors, argv[a + 5]);
-		a += 9 + 2 * (int)nlogs;
+		if (r->progress == floor(r->progress))
+			res[i] = finish_done(&c, r->id, r->attempt, r->progress,
+					     r->errors, r->checkpoint);
 	}
+	rm_Free(runs);
 	flush(&c);
 	call_end(&c);
-	rm_ReplyWithArray(ctx, n);
-	for (long long i = 0; i < n; i++)
+	rm_ReplyWithArray(ctx, (long)n);
+	for (size_t i = 0; i < n; i++)
 		rm_ReplyWithStringBuffer(ctx, res[i], strlen(res[i]));
 	rm_Free((void *)res);
 	return RM_OK;

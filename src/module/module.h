@@ -8,6 +8,6 @@
 #ifndef JOBD_MODULE_MODULE_H
 #define JOBD_MODULE_MODULE_H
 
-#define JOBD_MODULE_REVISION "r4"
+#define JOBD_MODULE_REVISION "r5"
 
 #endif
