@@ -156,13 +156,32 @@ static void args_addf(struct args *a, const char *fmt, ...)
 	a->n++;
 }
 
-/* Adds S (LEN bytes, from malloc), which A owns from now on. */
-static void args_take(struct args *a, char *s, size_t len)
+/* One argument written piece by piece: a module command's list. */
+struct list {
+	FILE *f;
+	char *s;
+	size_t n;
+};
+
+static FILE *list_open(struct list *l)
 {
+	l->s = NULL;
+	l->n = 0;
+	l->f = open_memstream(&l->s, &l->n);
+	if (!l->f)
+		abort(); /* out of memory */
+	return l->f;
+}
+
+/* Adds list L to A, which owns it from now on. */
+static void list_add(struct list *l, struct args *a)
+{
+	if (fclose(l->f) != 0)
+		abort();
 	args_grow(a);
-	a->v[a->n] = s;
-	a->len[a->n] = len;
-	a->owned[a->n] = s;
+	a->v[a->n] = l->s;
+	a->len[a->n] = l->n;
+	a->owned[a->n] = l->s;
 	a->n++;
 }
 
@@ -532,15 +551,53 @@ static bool valid_json(const char *s, char *why, size_t why_size)
 	return true;
 }
 
+/* Writes S as "LEN:S" to F (JOBD.CREATE's list of jobs). */
+static void put_field(FILE *f, const char *s)
+{
+	s = s ? s : "";
+	fprintf(f, "%zu:%s", strlen(s), s);
+}
+
 /*
- * The arguments of create.lua (and JOBD.CREATE) for the N SPECS into A.
- * Specs refused here (unknown type, payload not JSON) get their reason in
- * OUT; the others are sent, the k-th being SPECS[POS[k]]. Returns how
- * many are sent.
+ * JOBD.CREATE's list of the SENT jobs of SPECS named by POS, in one
+ * argument: create.lua's seven arguments per job, each as "LEN:BYTES",
+ * and a newline per job (src/module/jobd_module.c parse_jobs()).
+ */
+static void create_list(struct args *a, const struct jobd_spec *specs,
+			const size_t *pos, size_t sent)
+{
+	struct list l;
+	FILE *f = list_open(&l);
+
+	for (size_t k = 0; k < sent; k++) {
+		const struct jobd_spec *sp = &specs[pos[k]];
+		char parent[24] = "";
+
+		if (sp->parent > 0)
+			snprintf(parent, sizeof(parent), "%lld",
+				 (long long)sp->parent);
+		put_field(f, sp->key);
+		put_field(f, sp->type);
+		put_field(f, parent);
+		put_field(f, sp->run_by);
+		put_field(f, sp->low_priority ? "1" : "0");
+		put_field(f, sp->payload ? sp->payload : "{}");
+		put_field(f, sp->source);
+		fputc('\n', f);
+	}
+	list_add(&l, a);
+}
+
+/*
+ * The arguments of create.lua, or with MODULE of JOBD.CREATE, for the N
+ * SPECS into A. Specs refused here (unknown type, payload not JSON) get
+ * their reason in OUT; the others are sent, the k-th being SPECS[POS[k]].
+ * Returns how many are sent.
  */
 static size_t create_args(struct jobd_store *st, const char *actor,
 			  const struct jobd_spec *specs, size_t n,
-			  struct jobd_created *out, size_t *pos, struct args *a)
+			  struct jobd_created *out, size_t *pos, struct args *a,
+			  bool module)
 {
 	/* the distinct types of the batch, whose policies go once */
 	const struct jobd_type_conf *types[JOBD_STORE_BATCH];
@@ -584,24 +641,29 @@ static size_t create_args(struct jobd_store *st, const char *actor,
 		args_addf(a, "%d", types[j]->retries);
 		args_addf(a, "%lld", (long long)types[j]->retry_backoff);
 	}
-	for (size_t k = 0; k < sent; k++) {
-		const struct jobd_spec *sp = &specs[pos[k]];
+	if (module)
+		create_list(a, specs, pos, sent);
+	else
+		for (size_t k = 0; k < sent; k++) {
+			const struct jobd_spec *sp = &specs[pos[k]];
 
-		args_add(a, sp->key);
-		args_add(a, sp->type);
-		if (sp->parent > 0)
-			args_addf(a, "%lld", (long long)sp->parent);
-		else
-			args_add(a, "");
-		args_add(a, sp->run_by);
-		args_add(a, sp->low_priority ? "1" : "0");
-		args_add(a, sp->payload ? sp->payload : "{}");
-		args_add(a, sp->source);
-	}
+			args_add(a, sp->key);
+			args_add(a, sp->type);
+			if (sp->parent > 0)
+				args_addf(a, "%lld", (long long)sp->parent);
+			else
+				args_add(a, "");
+			args_add(a, sp->run_by);
+			args_add(a, sp->low_priority ? "1" : "0");
+			args_add(a, sp->payload ? sp->payload : "{}");
+			args_add(a, sp->source);
+		}
 	return sent;
 }
 
-/* The ids (or refusals) of create reply R into OUT, as create_args sent. */
+/* The ids (or refusals) of create reply R into OUT, as create_args sent:
+ * create.lua's {id, existed} per job, or JOBD.CREATE's id, negative when
+ * it existed. */
 static void create_results(const redisReply *r, const size_t *pos, size_t sent,
 			   struct jobd_created *out)
 {
@@ -609,7 +671,10 @@ static void create_results(const redisReply *r, const size_t *pos, size_t sent,
 		redisReply *e = r->element[k];
 		struct jobd_created *c = &out[pos[k]];
 
-		if (e->type == REDIS_REPLY_ARRAY && e->elements == 2) {
+		if (e->type == REDIS_REPLY_INTEGER) {
+			c->id = e->integer < 0 ? -e->integer : e->integer;
+			c->existed = e->integer < 0;
+		} else if (e->type == REDIS_REPLY_ARRAY && e->elements == 2) {
 			c->id = reply_i64(e->element[0]);
 			c->existed = reply_i64(e->element[1]) == 1;
 		} else if (e->type == REDIS_REPLY_STRING) {
@@ -626,10 +691,13 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	struct args a = { 0 };
 	size_t pos[JOBD_STORE_BATCH], sent;
 	redisReply *r;
-	bool fallback;
+	bool fallback, packed;
 	int rc = 0;
 
-	sent = create_args(st, actor, specs, n, out, pos, &a);
+	if (ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	packed = st->module;
+	sent = create_args(st, actor, specs, n, out, pos, &a, packed);
 	if (sent == 0)
 		goto out;
 	r = module_call(st, "JOBD.CREATE", &a, &fallback);
@@ -638,8 +706,13 @@ static int create_batch(struct jobd_store *st, const char *actor,
 		freeReplyObject(r);
 		r = NULL;
 	}
-	if (!r && fallback)
+	if (!r && fallback) {
+		if (packed) {
+			args_release(&a);
+			create_args(st, actor, specs, n, out, pos, &a, false);
+		}
 		r = eval(st, S_CREATE, &a);
+	}
 	if (!r) {
 		rc = JOBD_STORE_ERR_REDIS;
 		goto out;
@@ -683,7 +756,7 @@ int jobd_store_create_send(struct jobd_store *st, const char *actor,
 		return JOBD_STORE_ERR_REDIS;
 	sc = &st->sent[(st->sent_head + st->nsent) % JOBD_STORE_CREATES_SENT];
 	sc->conn = st->conns;
-	sc->n = create_args(st, actor, specs, n, out, sc->pos, &a);
+	sc->n = create_args(st, actor, specs, n, out, sc->pos, &a, st->module);
 	if (sc->n == 0)
 		goto out; /* all refused here: no call, and no reply */
 	call_args(st, st->module ? "JOBD.CREATE" : NULL, S_CREATE, &a, &call);
@@ -984,12 +1057,10 @@ static void done_args(struct jobd_store *st, struct args *a,
 		      const struct jobd_report *rep, const size_t *idx,
 		      size_t len)
 {
-	char *s = NULL, buf[32];
-	size_t n = 0;
-	FILE *f = open_memstream(&s, &n);
+	char buf[32];
+	struct list l;
+	FILE *f = list_open(&l);
 
-	if (!f)
-		abort(); /* out of memory */
 	for (size_t k = 0; k < len; k++) {
 		const struct jobd_report *p = &rep[idx[k]];
 		const char *cp = p->checkpoint ? p->checkpoint : "";
@@ -999,10 +1070,8 @@ static void done_args(struct jobd_store *st, struct args *a,
 			progress_text(buf, sizeof(buf), p->progress),
 			(long long)p->errors, strlen(cp), cp);
 	}
-	if (fclose(f) != 0)
-		abort();
 	args_addf(a, "%lld", (long long)st->conf->retention_stats);
-	args_take(a, s, n);
+	list_add(&l, a);
 }
 
 /*

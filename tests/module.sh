@@ -153,3 +153,23 @@ assert_eq "$digest" "$(redis-cli -s "$sock" debug digest)" \
 	"Redis after the refused lists"
 assert_eq fenced "$(printf '999999 1 100 0 0:\n' |
 	redis-cli -s "$sock" -x jobd.finish jobd 60000)" "an unknown job"
+
+# JOBD.CREATE takes its jobs as one list: likewise refused whole.
+pol=(sys 1 1 0 0 0)
+job='0:3:sys0:0:1:02:{}0:\n'
+for list in "${job%??}" "${job}0:" '0:3:sys0:0:1:09:{}0:\n' "$job$job" \
+	"x${job#0}" "$job\n"; do
+	out=$(printf "$list" | redis-cli -s "$sock" -x jobd.create jobd 60000 \
+		test 1 1 "${pol[@]}")
+	assert_eq "ERR jobd.create: bad arguments" "$out" "list '$list'"
+done
+assert_eq "$digest" "$(redis-cli -s "$sock" debug digest)" \
+	"Redis after the refused lists"
+# The same list, well formed, makes the job.
+out=$(printf "$job" | redis-cli -s "$sock" -x jobd.create \
+	jobd 60000 test 1 1 "${pol[@]}")
+case $out in
+[1-9]*) assert_eq sys "$(redis-cli -s "$sock" hget "jobd:job:$out" type)" \
+	"the job made from a list" ;;
+*) fail "a well-formed list: $out" ;;
+esac

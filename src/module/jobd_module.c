@@ -122,6 +122,47 @@ static double sv_num(struct sv v)
 	return *end ? 0 : d;
 }
 
+/* A whole integer (an optional '-' and digits) into *V. */
+static int sv_ll(struct sv t, long long *v)
+{
+	size_t i = t.n && t.p[0] == '-';
+
+	if (i == t.n || t.n > 18)
+		return 0;
+	for (; i < t.n; i++)
+		if (t.p[i] < '0' || t.p[i] > '9')
+			return 0;
+	*v = (long long)sv_num(t);
+	return 1;
+}
+
+/* A number as strtod() reads it, whole, into *D. */
+static int sv_double(struct sv t, double *d)
+{
+	char buf[32], *e;
+
+	if (t.n >= sizeof(buf))
+		return 0;
+	memcpy(buf, t.p, t.n);
+	buf[t.n] = 0;
+	*d = strtod(buf, &e);
+	return *e == 0 && !isnan(*d);
+}
+
+/* The text before the next SEP in [*P, END) (not empty), and *P past
+ * the SEP; 0 when there is none. */
+static int token(const char **p, const char *end, char sep, struct sv *t)
+{
+	const char *q = memchr(*p, sep, (size_t)(end - *p));
+
+	if (!q || q == *p)
+		return 0;
+	t->p = *p;
+	t->n = (size_t)(q - *p);
+	*p = q + 1;
+	return 1;
+}
+
 static RedisModuleString *str_ll(long long v)
 {
 	return rm_CreateStringFromLongLong(NULL, v);
@@ -187,6 +228,7 @@ enum {
 	V_IN_PROGRESS,
 	V_FINISHED,
 	V_PENDING,
+	V_EMPTY,
 	NNAMES
 };
 static const char *const names[NNAMES] = {
@@ -228,6 +270,7 @@ static const char *const names[NNAMES] = {
 	[V_IN_PROGRESS] = "in_progress",
 	[V_FINISHED] = "finished",
 	[V_PENDING] = "pending",
+	[V_EMPTY] = "",
 };
 static RedisModuleString *N[NNAMES];
 static size_t name_len[NNAMES];
@@ -1441,47 +1484,6 @@ struct done_run {
 	long long errors;
 };
 
-/* The text before the next SEP in [*P, END) (not empty), and *P past
- * the SEP; 0 when there is none. */
-static int token(const char **p, const char *end, char sep, struct sv *t)
-{
-	const char *q = memchr(*p, sep, (size_t)(end - *p));
-
-	if (!q || q == *p)
-		return 0;
-	t->p = *p;
-	t->n = (size_t)(q - *p);
-	*p = q + 1;
-	return 1;
-}
-
-/* A whole integer (an optional '-' and digits) into *V. */
-static int sv_ll(struct sv t, long long *v)
-{
-	size_t i = t.n && t.p[0] == '-';
-
-	if (i == t.n || t.n > 18)
-		return 0;
-	for (; i < t.n; i++)
-		if (t.p[i] < '0' || t.p[i] > '9')
-			return 0;
-	*v = (long long)sv_num(t);
-	return 1;
-}
-
-/* A number as strtod() reads it, whole, into *D. */
-static int sv_double(struct sv t, double *d)
-{
-	char buf[32], *e;
-
-	if (t.n >= sizeof(buf))
-		return 0;
-	memcpy(buf, t.p, t.n);
-	buf[t.n] = 0;
-	*d = strtod(buf, &e);
-	return *e == 0 && !isnan(*d);
-}
-
 /*
  * Parses JOBD.FINISH's list of runs, each "ID ATTEMPT PROGRESS ERRORS
  * LEN:CHECKPOINT\n" (the checkpoint LEN bytes long), into *RUNS (N of
@@ -1592,12 +1594,71 @@ static void opt(RedisModuleString **fv, size_t *n, int name,
 
 /* The policy (NPOLICY strings) of type TY among the T of POL, or NULL. */
 static RedisModuleString **policy_of(RedisModuleString **pol, long long t,
-				     RedisModuleString *ty)
+				     struct sv ty)
 {
 	for (long long j = 0; j < t; j++)
-		if (str_is(pol[j * NPOLICY + P_TYPE], sv_of(ty)))
+		if (str_is(pol[j * NPOLICY + P_TYPE], ty))
 			return pol + j * NPOLICY;
 	return NULL;
+}
+
+/* The fields of a job to create, as JOBD.CREATE lists them. */
+enum { J_KEY, J_TYPE, J_PARENT, J_RUN_BY, J_LOW, J_PAYLOAD, J_SOURCE, NJ };
+
+/*
+ * Parses JOBD.CREATE's list of N jobs, each NJ fields "LEN:BYTES" and a
+ * newline, into *F (NJ views per job, into LIST; rm_Free). Returns 0
+ * when the list is malformed or has another number of jobs.
+ */
+static int parse_jobs(RedisModuleString *list, long long n, struct sv **f)
+{
+	size_t len;
+	const char *p = rm_StringPtrLen(list, &len), *end = p + len;
+
+	*f = xalloc(sizeof(**f) * NJ * (size_t)n);
+	for (long long i = 0; i < n; i++) {
+		for (int j = 0; j < NJ; j++) {
+			struct sv t, *v = &(*f)[i * NJ + j];
+			long long flen;
+
+			if (!token(&p, end, ':', &t) || !sv_ll(t, &flen) ||
+			    flen < 0 || flen > end - p)
+				goto bad;
+			v->p = p;
+			v->n = (size_t)flen;
+			p += flen;
+		}
+		if (p == end || *p++ != '\n')
+			goto bad;
+	}
+	if (p == end)
+		return 1;
+bad:
+	rm_Free(*f);
+	*f = NULL;
+	return 0;
+}
+
+/* The strings create_root() writes for job fields F of type policy
+ * POL into E; those made here go into OWN (*NOWN of them). */
+static void job_strings(const struct sv *f, RedisModuleString **pol,
+			RedisModuleString **e, RedisModuleString **own,
+			int *nown)
+{
+	for (int j = 0; j < NJ; j++) {
+		struct sv v = f[j];
+
+		if (j == J_TYPE)
+			e[j] = pol[P_TYPE];
+		else if (!v.n)
+			e[j] = N[V_EMPTY];
+		else if (sv_eq(v, "0"))
+			e[j] = N[V_ZERO];
+		else if (sv_eq(v, "1"))
+			e[j] = N[V_ONE];
+		else
+			e[j] = own[(*nown)++] = rm_CreateString(NULL, v.p, v.n);
+	}
 }
 
 /* Adds new root ID to the indexes of class CLS (create.lua). */
@@ -1730,34 +1791,42 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	rm_FreeString(NULL, sid);
 }
 
-/* JOBD.CREATE prefix stats_ttl_ms actor n t {type system stoppable
- * restartable retries backoff_ms}*t {key type parent run_by low payload
- * source}*n: create.lua for a batch of root jobs; "+lua" for any other
- * batch, with nothing written. */
+/*
+ * JOBD.CREATE prefix stats_ttl_ms actor n t {type system stoppable
+ * restartable retries backoff_ms}*t jobs: create.lua for a batch of root
+ * jobs; "+lua" for any other batch, with nothing written. The jobs come
+ * in one argument (parse_jobs(): create.lua's seven arguments per job
+ * would cost Redis seven strings made and freed each). Replies with the
+ * id of each job, negative when its key had it already.
+ */
 static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	struct call c;
-	long long ttl, n, t, first, next_id, floor_vr;
+	long long ttl, n, t, next_id, floor_vr;
 	RedisModuleString **pol, **newkeys, *k, *v;
+	struct sv *f;
 	long long *ids;
 	int *existed, found;
 	size_t nnew = 0;
 
-	if (argc < 6 || !parse_ll(argv[2], &ttl) || !parse_ll(argv[4], &n) ||
+	if (argc < 7 || !parse_ll(argv[2], &ttl) || !parse_ll(argv[4], &n) ||
 	    !parse_ll(argv[5], &t) || n < 0 || n > MAX_BATCH || t < 0 ||
-	    6 + NPOLICY * t + 7 * n != argc)
+	    7 + NPOLICY * t != argc || !parse_jobs(argv[argc - 1], n, &f))
 		return rm_ReplyWithError(ctx, "ERR jobd.create: bad arguments");
 	pol = argv + 6;
-	first = 6 + NPOLICY * t;
 	for (long long i = 0; i < n; i++) {
-		RedisModuleString **e = argv + first + i * 7;
+		const struct sv *e = f + i * NJ;
+		const char *no = NULL;
 
-		if (sv_of(e[2]).n) /* a child: create.lua's */
-			return rm_ReplyWithSimpleString(ctx, "lua");
-		if (!policy_of(pol, t, e[1]))
-			return rm_ReplyWithError(ctx, "ERR jobd.create: a "
-						      "job's type has no "
-						      "policy");
+		if (e[J_PARENT].n) /* a child: create.lua's */
+			no = "lua";
+		else if (!policy_of(pol, t, e[J_TYPE]))
+			no = "ERR jobd.create: a job's type has no policy";
+		if (no) {
+			rm_Free(f);
+			return *no == 'l' ? rm_ReplyWithSimpleString(ctx, no) :
+					    rm_ReplyWithError(ctx, no);
+		}
 	}
 	call_begin(&c, ctx, argv[1], ttl);
 	ids = xalloc(sizeof(*ids) * (size_t)n);
@@ -1774,11 +1843,12 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	floor_vr = get_ll(&c, k, &found);
 	rm_FreeString(NULL, k);
 	for (long long i = 0; i < n; i++) {
-		RedisModuleString **e = argv + first + i * 7, *kk = NULL;
-		struct sv key = sv_of(e[0]);
-
+		const struct sv *fi = f + i * NJ;
+		struct sv key = fi[J_KEY];
+		RedisModuleString **ip = policy_of(pol, t, fi[J_TYPE]);
+		RedisModuleString *e[NJ], *own[NJ], *kk = NULL;
 		RedisModuleKey *mk = NULL;
-		int mapped = 0;
+		int mapped = 0, nown = 0;
 
 		existed[i] = 0;
 		if (key.n) {
@@ -1795,7 +1865,10 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 			}
 		}
 		ids[i] = ++next_id;
-		create_root(&c, ids[i], e, policy_of(pol, t, e[1]), argv[3]);
+		job_strings(fi, ip, e, own, &nown);
+		create_root(&c, ids[i], e, ip, argv[3]);
+		while (nown)
+			rm_FreeString(NULL, own[--nown]);
 		if (kk) {
 			newkeys[2 * nnew] = kk;
 			newkeys[2 * nnew + 1] = str_ll(ids[i]);
@@ -1812,11 +1885,9 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	flush(&c);
 	call_end(&c);
 	rm_ReplyWithArray(ctx, n);
-	for (long long i = 0; i < n; i++) {
-		rm_ReplyWithArray(ctx, 2);
-		rm_ReplyWithLongLong(ctx, ids[i]);
-		rm_ReplyWithLongLong(ctx, existed[i]);
-	}
+	for (long long i = 0; i < n; i++)
+		rm_ReplyWithLongLong(ctx, existed[i] ? -ids[i] : ids[i]);
+	rm_Free(f);
 	rm_Free(ids);
 	rm_Free(existed);
 	rm_Free(newkeys);
