@@ -228,13 +228,41 @@ static char *make_key(const struct jobd_kafka_message *msg,
 	char *key = NULL;
 	int rc;
 
-	if (req->id)
-		rc = asprintf(&key, "%s:%s", msg->topic, req->id);
-	else
-		rc = asprintf(&key, "%s/%d@%lld@%s", msg->topic,
-			      (int)msg->partition, (long long)msg->offset,
-			      cluster);
+	if (req->id) {
+		/* "TOPIC:ID", once per message: no printf. */
+		size_t t = strlen(msg->topic), n = strlen(req->id);
+
+		key = malloc(t + n + 2);
+		if (key) {
+			memcpy(key, msg->topic, t);
+			key[t] = ':';
+			memcpy(key + t + 1, req->id, n + 1);
+		}
+		return key;
+	}
+	rc = asprintf(&key, "%s/%d@%lld@%s", msg->topic, (int)msg->partition,
+		      (long long)msg->offset, cluster);
 	return rc < 0 ? NULL : key;
+}
+
+/* "TOPIC/PARTITION@OFFSET" of MSG into BUF (SIZE): once per message, so
+ * without printf when it fits (a topic name has at most 249 bytes). */
+static void source_text(char *buf, size_t size,
+			const struct jobd_kafka_message *msg)
+{
+	size_t t = strlen(msg->topic);
+
+	if (t + 2 * JOBD_I64_SIZE + 3 > size) {
+		snprintf(buf, size, "%s/%d@%lld", msg->topic,
+			 (int)msg->partition, (long long)msg->offset);
+		return;
+	}
+	memcpy(buf, msg->topic, t);
+	buf[t++] = '/';
+	t += jobd_util_i64_text(msg->partition, buf + t);
+	buf[t++] = '@';
+	t += jobd_util_i64_text(msg->offset, buf + t);
+	buf[t] = 0;
 }
 
 /*
@@ -256,9 +284,7 @@ static int decode(struct jobd_consumer *c, struct batch *b, char *errstr,
 		it->key = NULL;
 		it->reason[0] = '\0';
 		it->spec = -1;
-		snprintf(it->source, sizeof(it->source), "%s/%d@%lld",
-			 msg->topic, (int)msg->partition,
-			 (long long)msg->offset);
+		source_text(it->source, sizeof(it->source), msg);
 		if (kind < 0) {
 			snprintf(it->reason, sizeof(it->reason),
 				 "cannot decode request at %s: not an input "

@@ -113,3 +113,19 @@ int64_t jobd_util_mono_ms(void)
 {
 	return jobd_util_mono_us() / 1000;
 }
+
+size_t jobd_util_i64_text(int64_t v, char *buf)
+{
+	char tmp[JOBD_I64_SIZE], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	size_t n;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	n = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(buf, p, n);
+	return n;
+}

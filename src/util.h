@@ -23,6 +23,12 @@ int jobd_util_parse_iso(const char *s, int64_t *ms);
 /* ms -> "350ms", "4.2s", "3m12s", "2h05m", "3d04h" in BUF of SIZE. */
 char *jobd_util_human_ms(int64_t ms, char *buf, size_t size);
 
+#define JOBD_I64_SIZE 21
+
+/* V in decimal into BUF (JOBD_I64_SIZE, not terminated): its length. For
+ * hot paths, where snprintf() costs more than the work around it. */
+size_t jobd_util_i64_text(int64_t v, char *buf);
+
 /* Whole decimal number, no trailing text. Returns 0 or -1. */
 int jobd_util_parse_i64(const char *s, int64_t *v);
 
