@@ -63,6 +63,20 @@ int jobd_codec_decode(enum jobd_topic_kind kind, const void *buf, size_t len,
 		      size_t max_payload, struct jobd_request *req,
 		      char *errstr, size_t errstr_size);
 
+/*
+ * The two ways of jobd_codec_decode, apart for tests, which compare them:
+ * decode_plain reads a plain JSON message in one pass (src/codec.c, "the
+ * fast path"), and returns false, REQ zeroed, for any message it leaves
+ * to decode_tree, which reads every message through jansson's tree.
+ */
+bool jobd_codec_decode_plain(enum jobd_topic_kind kind, const void *buf,
+			     size_t len, size_t max_payload,
+			     struct jobd_request *req);
+int jobd_codec_decode_tree(enum jobd_topic_kind kind, const void *buf,
+			   size_t len, size_t max_payload,
+			   struct jobd_request *req, char *errstr,
+			   size_t errstr_size);
+
 /* Frees what REQ owns and zeroes it. REQ itself is the caller's. */
 void jobd_codec_request_release(struct jobd_request *req);
 

@@ -166,7 +166,8 @@ struct list {
 	size_t n, cap;
 };
 
-static void list_put(struct list *l, const char *p, size_t n)
+/* Room for N more bytes. */
+static void list_room(struct list *l, size_t n)
 {
 	if (l->n + n > l->cap) {
 		l->cap = (l->n + n) * 2 + 256;
@@ -174,6 +175,11 @@ static void list_put(struct list *l, const char *p, size_t n)
 		if (!l->s)
 			abort(); /* out of memory */
 	}
+}
+
+static void list_put(struct list *l, const char *p, size_t n)
+{
+	list_room(l, n);
 	memcpy(l->s + l->n, p, n);
 	l->n += n;
 }
@@ -198,9 +204,11 @@ static void list_field(struct list *l, const char *s)
 
 	s = s ? s : "";
 	n = strlen(s);
-	list_int(l, (long long)n);
-	list_char(l, ':');
-	list_put(l, s, n);
+	list_room(l, n + JOBD_I64_SIZE + 1);
+	l->n += jobd_util_i64_text((int64_t)n, l->s + l->n);
+	l->s[l->n++] = ':';
+	memcpy(l->s + l->n, s, n);
+	l->n += n;
 }
 
 /* Adds list L to A, which owns it from now on. */

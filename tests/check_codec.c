@@ -1150,6 +1150,125 @@ START_TEST(test_out_of_memory_is_not_a_refusal)
 }
 END_TEST
 
+/* --- the fast path for plain JSON ------------------------------------- */
+
+static void assert_same_text(const char *a, const char *b, const char *what,
+			     const char *json)
+{
+	ck_assert_msg(a == b || (a && b && strcmp(a, b) == 0),
+		      "%s: %s: fast '%s', tree '%s'", json, what,
+		      a ? a : "(null)", b ? b : "(null)");
+}
+
+/* Decodes JSON both ways; returns whether the fast path took it. */
+static bool fast_and_tree(enum jobd_topic_kind kind, const char *json,
+			  size_t limit)
+{
+	struct jobd_request plain, tree;
+	bool fast = jobd_codec_decode_plain(kind, json, strlen(json), limit,
+					    &plain);
+	int rc = jobd_codec_decode_tree(kind, json, strlen(json), limit, &tree,
+					err, sizeof(err));
+
+	if (fast) {
+		ck_assert_msg(rc == 0, "%s: the tree refuses it: %s", json,
+			      err);
+		assert_same_text(plain.id, tree.id, "id", json);
+		assert_same_text(plain.type, tree.type, "type", json);
+		assert_same_text(plain.run_by, tree.run_by, "run_by", json);
+		assert_same_text(plain.payload, tree.payload, "payload", json);
+		assert_same_text(plain.service, tree.service, "service", json);
+		assert_same_text(plain.event, tree.event, "event", json);
+		assert_same_text(plain.action, tree.action, "action", json);
+		ck_assert_int_eq(plain.payload_len, tree.payload_len);
+		ck_assert_int_eq(plain.low_priority, tree.low_priority);
+	} else {
+		ck_assert_ptr_null(plain.payload);
+	}
+	jobd_codec_request_release(&plain);
+	jobd_codec_request_release(&tree);
+	return fast;
+}
+
+struct message {
+	enum jobd_topic_kind kind;
+	const char *json;
+};
+
+START_TEST(test_fast_path_reads_plain_json_as_the_tree_does)
+{
+	static const struct message plain[] = {
+		{ JOBD_TOPIC_ACTIONS, "{\"id\":\"m1\",\"action\":\"bench\","
+				      "\"payload\":{}}" },
+		{ JOBD_TOPIC_ACTIONS, " { \"action\" : \"a\" , \"id\" : 42 ,"
+				      " \"payload\" : { \"x\" : [ 1 , -2 , true"
+				      " , null , { } , [ ] , \"\xc3\xa9\" ] } ,"
+				      " \"low_priority\" : true } \n" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"run_by\":\"\","
+				      "\"payload\":null,\"low_priority\":null,"
+				      "\"other\":{\"action\":1}}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"id\":0,\"run_by\":"
+				      "\"ann\",\"low_priority\":false}" },
+		{ JOBD_TOPIC_RECORDS, "{\"type\":\"import\",\"payload\":{\"a\":"
+				      "{\"b\":{\"c\":[0]}}},\"extra\":[1,2]}" },
+		{ JOBD_TOPIC_RECORDS, "{\"type\":\"export\",\"id\":null}" },
+		{ JOBD_TOPIC_EVENTS, "{\"id\":\"e\",\"service\":\"crm\","
+				     "\"event\":\"moved\",\"data\":{\"to\":"
+				     "[1,2]},\"low_priority\":7}" },
+		{ JOBD_TOPIC_EVENTS, "{\"service\":\"crm\",\"event\":\"x\"}" },
+	};
+	/* Left to the tree: what it decides or writes otherwise. */
+	static const struct message tree[] = {
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"payload\":{\"k\":"
+				      "\"\\u00e9\"}}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"payload\":{\"k\":"
+				      "1.5}}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"payload\":{\"k\":"
+				      "-0}}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"payload\":{\"k\":"
+				      "1,\"k\":2}}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"payload\":{\"action"
+				      "\":\"b\"}}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"action\":\"b\"}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"\"}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"payload\":[]}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"low_priority\":1}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"id\":\"\"}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"id\":true}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"id\":"
+				      "1234567890123456789}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\"} x" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\xff\"}" },
+		{ JOBD_TOPIC_ACTIONS, "{\"action\":\"a\",\"payload\":{\"k\":"
+				      "01}}" },
+		{ JOBD_TOPIC_RECORDS, "{\"type\":\"other\"}" },
+		{ JOBD_TOPIC_RECORDS, "{\"payload\":{}}" },
+		{ JOBD_TOPIC_EVENTS, "{\"service\":\"crm\"}" },
+		{ JOBD_TOPIC_EVENTS, "{\"service\":\"crm\",\"event\":\"x\","
+				     "\"run_by\":5}" },
+	};
+
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		ck_assert_msg(fast_and_tree(plain[i].kind, plain[i].json,
+					    LIMIT),
+			      "not taken: %s", plain[i].json);
+	for (size_t i = 0; i < sizeof(tree) / sizeof(tree[0]); i++)
+		ck_assert_msg(!fast_and_tree(tree[i].kind, tree[i].json, LIMIT),
+			      "taken: %s", tree[i].json);
+	/* Deeper than the fast path goes, and over the payload limit. */
+	ck_assert(!fast_and_tree(
+		JOBD_TOPIC_RECORDS,
+		"{\"type\":\"import\",\"payload\":{\"a\":[[[[[[[["
+		"[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}}",
+		LIMIT));
+	ck_assert(fast_and_tree(JOBD_TOPIC_ACTIONS,
+				"{\"action\":\"ab\",\"payload\":{}}", 15));
+	ck_assert(!fast_and_tree(JOBD_TOPIC_ACTIONS,
+				 "{\"action\":\"ab\",\"payload\":{}}", 14));
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -1237,6 +1356,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc,
 		       test_message_over_twice_limit_refused_before_parsing);
 	tcase_add_test(tc, test_zero_limit_means_no_limit);
+	tcase_add_test(tc, test_fast_path_reads_plain_json_as_the_tree_does);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("helpers");

@@ -4,13 +4,16 @@
  * (high bit); the rest is the message. A decoded request must hold what
  * codec.h promises (valid UTF-8, a compact JSON object payload within the
  * limit, the fields of its topic); a refusal must come with a printable
- * reason and leave the request empty. Run with tests/fuzz/run.sh.
+ * reason and leave the request empty; a message the fast path for plain
+ * JSON takes must decode to the same request through jansson's tree.
+ * Run with tests/fuzz/run.sh.
  */
 #include "config.h"
 
 #include "codec.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -91,6 +94,39 @@ static void check_refusal(const struct jobd_request *req, const char *errstr)
 			abort();
 }
 
+static bool same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The fast path, when it takes a message, reads what the tree reads. */
+static void check_fast_path(enum jobd_topic_kind kind, const uint8_t *data,
+			    size_t size, size_t limit)
+{
+	struct jobd_request plain, tree;
+	char errstr[256];
+
+	if (!jobd_codec_decode_plain(kind, data, size, limit, &plain)) {
+		if (plain.id || plain.type || plain.payload || plain.run_by)
+			abort();
+		return;
+	}
+	if (jobd_codec_decode_tree(kind, data, size, limit, &tree, errstr,
+				   sizeof(errstr)) != 0 ||
+	    !same_text(plain.id, tree.id) ||
+	    !same_text(plain.type, tree.type) ||
+	    !same_text(plain.run_by, tree.run_by) ||
+	    plain.low_priority != tree.low_priority ||
+	    !same_text(plain.payload, tree.payload) ||
+	    plain.payload_len != tree.payload_len ||
+	    !same_text(plain.service, tree.service) ||
+	    !same_text(plain.event, tree.event) ||
+	    !same_text(plain.action, tree.action))
+		abort();
+	jobd_codec_request_release(&plain);
+	jobd_codec_request_release(&tree);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum jobd_topic_kind kinds[] = {
@@ -118,6 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		abort();
 	jobd_codec_request_release(&req);
+	check_fast_path(kind, data + 1, size - 1, limit);
 
 	rc = jobd_codec_msgpack_to_json(data + 1, size - 1, &json, errstr,
 					sizeof(errstr));
