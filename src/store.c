@@ -723,12 +723,20 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	bool fallback, packed;
 	int rc = 0;
 
-	if (ensure(st) < 0)
-		return JOBD_STORE_ERR_REDIS;
+	/* Specs all refused here need no Redis. */
 	packed = st->module;
 	sent = create_args(st, actor, specs, n, out, pos, &a, packed);
 	if (sent == 0)
 		goto out;
+	if (ensure(st) < 0) {
+		rc = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	if (packed != st->module) { /* learnt as it connected */
+		args_release(&a);
+		packed = st->module;
+		create_args(st, actor, specs, n, out, pos, &a, packed);
+	}
 	r = module_call(st, "JOBD.CREATE", &a, &fallback);
 	if (r && r->type == REDIS_REPLY_STATUS) {
 		/* Not only root jobs: the module left it to Lua. */

@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,35 @@ START_TEST(test_create_sent_then_connection_lost_is_made_again)
 	ck_assert_int_eq(jobd_store_create(st, "t", b, 1, ob), 0);
 	ck_assert(ob[0].existed);
 	ck_assert_int_eq(count_of(JOBD_PENDING), 4);
+	jobd_store_free(other);
+}
+END_TEST
+
+/* Specs refused before anything is sent need no Redis: a consumer
+ * dead-letters them even while Redis is unreachable. */
+START_TEST(test_create_refused_here_needs_no_redis)
+{
+	struct jobd_spec good = { .type = "noop" }, bad = { .type = "nosuch" };
+	struct jobd_created out;
+	struct jobd_store *other;
+	redisReply *r;
+	char err[512];
+
+	signal(SIGPIPE, SIG_IGN); /* as jobd does: a write to the dropped
+				     connection fails instead */
+	other = jobd_store_new(conf, err, sizeof(err));
+	ck_assert_msg(other != NULL, "store: %s", err);
+	/* Redis gone for st: its connection dropped, no server at the
+	 * address it would reconnect to. */
+	free(conf->redis_address);
+	conf->redis_address = strdup("/nonexistent/jobd-check-store.sock");
+	r = jobd_store_command(other, "CLIENT KILL TYPE normal SKIPME yes");
+	ck_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
+	freeReplyObject(r);
+	ck_assert_int_eq(jobd_store_create(st, "t", &good, 1, &out),
+			 JOBD_STORE_ERR_REDIS);
+	ck_assert_int_eq(jobd_store_create(st, "t", &bad, 1, &out), 0);
+	ck_assert_str_eq(out.error, "unknown type \"nosuch\"");
 	jobd_store_free(other);
 }
 END_TEST
@@ -2431,6 +2461,7 @@ static Suite *store_suite(void)
 		tc, test_create_retried_after_lost_reply_makes_no_second_job);
 	tcase_add_test(tc, test_create_in_halves_with_two_calls_on_their_way);
 	tcase_add_test(tc, test_create_sent_then_connection_lost_is_made_again);
+	tcase_add_test(tc, test_create_refused_here_needs_no_redis);
 	tcase_add_test(
 		tc, test_create_child_derives_root_and_inherits_low_priority);
 	tcase_add_test(

@@ -173,3 +173,12 @@ case $out in
 	"the job made from a list" ;;
 *) fail "a well-formed list: $out" ;;
 esac
+# A policy count whose size overflows is refused, not read past argv.
+out=$(printf "$job" | redis-cli -s "$sock" -x jobd.create jobd 60000 test 1 \
+	3074457345618258603 sys 1)
+assert_eq "ERR jobd.create: bad arguments" "$out" "an overflowing policy count"
+# A key whose mapping is not a job id: that job is refused, by name.
+redis-cli -s "$sock" set jobd:key:k1 junk >/dev/null
+out=$(printf '2:k13:sys0:0:1:02:{}0:\n' | redis-cli -s "$sock" -x \
+	jobd.create jobd 60000 test 1 1 "${pol[@]}")
+assert_eq "its key maps to no job id" "$out" "a broken key mapping"

@@ -126,13 +126,16 @@ static double sv_num(struct sv v)
 static int sv_ll(struct sv t, long long *v)
 {
 	size_t i = t.n && t.p[0] == '-';
+	long long x = 0;
 
 	if (i == t.n || t.n > 18)
 		return 0;
-	for (; i < t.n; i++)
+	for (; i < t.n; i++) {
 		if (t.p[i] < '0' || t.p[i] > '9')
 			return 0;
-	*v = (long long)sv_num(t);
+		x = x * 10 + (t.p[i] - '0');
+	}
+	*v = t.p[0] == '-' ? -x : x;
 	return 1;
 }
 
@@ -1804,6 +1807,7 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	struct call c;
 	long long ttl, n, t, next_id, floor_vr;
 	RedisModuleString **pol, **newkeys, *k, *v;
+	static const char bad_mapping[] = "its key maps to no job id";
 	struct sv *f;
 	long long *ids;
 	int *existed, found;
@@ -1811,7 +1815,8 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 
 	if (argc < 7 || !parse_ll(argv[2], &ttl) || !parse_ll(argv[4], &n) ||
 	    !parse_ll(argv[5], &t) || n < 0 || n > MAX_BATCH || t < 0 ||
-	    7 + NPOLICY * t != argc || !parse_jobs(argv[argc - 1], n, &f))
+	    t > (argc - 7) / NPOLICY || 7 + NPOLICY * t != argc ||
+	    !parse_jobs(argv[argc - 1], n, &f))
 		return rm_ReplyWithError(ctx, "ERR jobd.create: bad arguments");
 	pol = argv + 6;
 	for (long long i = 0; i < n; i++) {
@@ -1886,7 +1891,12 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	call_end(&c);
 	rm_ReplyWithArray(ctx, n);
 	for (long long i = 0; i < n; i++)
-		rm_ReplyWithLongLong(ctx, existed[i] ? -ids[i] : ids[i]);
+		if (ids[i] > 0)
+			rm_ReplyWithLongLong(ctx,
+					     existed[i] ? -ids[i] : ids[i]);
+		else /* a mapping that is not a job id: refused */
+			rm_ReplyWithStringBuffer(ctx, bad_mapping,
+						 strlen(bad_mapping));
 	rm_Free(f);
 	rm_Free(ids);
 	rm_Free(existed);
