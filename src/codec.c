@@ -844,6 +844,13 @@ static bool is_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* A message over twice the payload limit is refused unread. */
+static bool over_twice_limit(size_t len, size_t max_payload)
+{
+	return max_payload && max_payload <= SIZE_MAX / 2 &&
+	       len > 2 * max_payload;
+}
+
 static bool is_msgpack_map(unsigned char c)
 {
 	return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
@@ -1262,8 +1269,7 @@ int jobd_codec_decode_tree(enum jobd_topic_kind kind, const void *buf,
 	memset(req, 0, sizeof(*req));
 	if (errstr && errstr_size)
 		errstr[0] = '\0';
-	if (max_payload && max_payload <= SIZE_MAX / 2 &&
-	    len > 2 * max_payload) {
+	if (over_twice_limit(len, max_payload)) {
 		fail(errstr, errstr_size,
 		     "message is %zu bytes, over twice the %zu-byte payload limit",
 		     len, max_payload);
@@ -1331,8 +1337,7 @@ bool jobd_codec_decode_plain(enum jobd_topic_kind kind, const void *buf,
 	while (start < len && is_space((unsigned char)s[start]))
 		start++;
 	return start < len && s[start] == '{' &&
-	       !(max_payload && max_payload <= SIZE_MAX / 2 &&
-		 len > 2 * max_payload) &&
+	       !over_twice_limit(len, max_payload) &&
 	       fast_decode(kind, s + start, len - start, max_payload, req);
 }
 

@@ -1006,12 +1006,16 @@ static const char *level_name(int level)
 	return level_names[level];
 }
 
-/* A progress as the scripts take it: -1 keeps the job's. */
+/* A progress as the scripts take it (-1 keeps the job's) in BUF (SIZE,
+ * at least 32): "%.4g", with no printf for a whole number. */
 static const char *progress_text(char *buf, size_t size, double progress)
 {
 	if (progress < 0)
 		return "-1";
-	snprintf(buf, size, "%.4g", progress);
+	if (progress <= 9999 && progress == floor(progress))
+		buf[jobd_util_i64_text((int64_t)progress, buf)] = '\0';
+	else
+		snprintf(buf, size, "%.4g", progress);
 	return buf;
 }
 
@@ -1099,20 +1103,13 @@ static void done_args(struct jobd_store *st, struct args *a,
 
 	for (size_t k = 0; k < len; k++) {
 		const struct jobd_report *p = &rep[idx[k]];
-		double pr = p->progress;
+		const char *pr = progress_text(buf, sizeof(buf), p->progress);
 
 		list_int(&l, (long long)p->id);
 		list_char(&l, ' ');
 		list_int(&l, (long long)p->attempt);
 		list_char(&l, ' ');
-		/* As progress_text() writes it, mostly with no printf. */
-		if (pr >= 0 && pr <= 9999 && pr == floor(pr)) {
-			list_int(&l, (long long)pr);
-		} else {
-			const char *s = progress_text(buf, sizeof(buf), pr);
-
-			list_put(&l, s, strlen(s));
-		}
+		list_put(&l, pr, strlen(pr));
 		list_char(&l, ' ');
 		list_int(&l, (long long)p->errors);
 		list_char(&l, ' ');

@@ -1821,16 +1821,16 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	pol = argv + 6;
 	for (long long i = 0; i < n; i++) {
 		const struct sv *e = f + i * NJ;
-		const char *no = NULL;
 
-		if (e[J_PARENT].n) /* a child: create.lua's */
-			no = "lua";
-		else if (!policy_of(pol, t, e[J_TYPE]))
-			no = "ERR jobd.create: a job's type has no policy";
-		if (no) {
+		if (e[J_PARENT].n) { /* a child: create.lua's */
 			rm_Free(f);
-			return *no == 'l' ? rm_ReplyWithSimpleString(ctx, no) :
-					    rm_ReplyWithError(ctx, no);
+			return rm_ReplyWithSimpleString(ctx, "lua");
+		}
+		if (!policy_of(pol, t, e[J_TYPE])) {
+			rm_Free(f);
+			return rm_ReplyWithError(ctx,
+						 "ERR jobd.create: a job's "
+						 "type has no policy");
 		}
 	}
 	call_begin(&c, ctx, argv[1], ttl);
