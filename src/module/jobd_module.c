@@ -98,30 +98,6 @@ static int sv_empty(struct sv v)
 	return !v.p || v.n == 0;
 }
 
-/* lib.lua num(): absent, empty or not a number is 0. */
-static double sv_num(struct sv v)
-{
-	char buf[64];
-	char *end;
-	double d;
-	long long x = 0;
-	size_t i = 0;
-
-	if (sv_empty(v) || v.n >= sizeof(buf))
-		return 0;
-	/* Mostly a time or a count: digits, read without strtod(). */
-	if (v.p[0] == '-' && v.n > 1)
-		i = 1;
-	while (i < v.n && v.n <= 16 && v.p[i] >= '0' && v.p[i] <= '9')
-		x = x * 10 + (v.p[i++] - '0');
-	if (i == v.n && v.n <= 16)
-		return (double)(v.p[0] == '-' ? -x : x);
-	memcpy(buf, v.p, v.n);
-	buf[v.n] = 0;
-	d = strtod(buf, &end);
-	return *end ? 0 : d;
-}
-
 /* A whole integer (an optional '-' and digits) into *V. */
 static int sv_ll(struct sv t, long long *v)
 {
@@ -137,6 +113,26 @@ static int sv_ll(struct sv t, long long *v)
 	}
 	*v = t.p[0] == '-' ? -x : x;
 	return 1;
+}
+
+/* lib.lua num(): absent, empty or not a number is 0. */
+static double sv_num(struct sv v)
+{
+	char buf[64];
+	char *end;
+	double d;
+	long long x;
+
+	if (sv_empty(v) || v.n >= sizeof(buf))
+		return 0;
+	/* Mostly a time or a count: digits, read without strtod() (the
+	 * conversion rounds as strtod() would). */
+	if (sv_ll(v, &x))
+		return (double)x;
+	memcpy(buf, v.p, v.n);
+	buf[v.n] = 0;
+	d = strtod(buf, &end);
+	return *end ? 0 : d;
 }
 
 /* A number as strtod() reads it, whole, into *D. */
