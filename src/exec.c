@@ -8,25 +8,26 @@
  * context's event fd (a stop was delivered, or the attempt abandoned) and
  * a pidfd for the child's exit, so nothing here polls on a timer.
  *
- * The child: its own process group (setpgid), so a signal reaches
- * everything it started; PR_SET_PDEATHSIG SIGKILL, then getppid() checked
- * against the forking process in case jobd died before prctl. The death
- * signal fires when the *thread* that forked exits, not the process: we
- * fork from the worker thread that runs this handler, a thread that lives
- * until the pool stops, and this function does not return before the child
- * is reaped, so the forking thread never exits while its child runs except
- * when all of jobd dies, which is exactly when the child must die too.
+ * The child is a reaper (reaper.h), which forks and execs the command and
+ * makes sure that nothing the command started outlives it or jobd: it is
+ * a child subreaper, so a grandchild that double-forks or calls setsid()
+ * stays below it, and it kills the whole tree when the command exits,
+ * when jobd closes the "life" pipe (force stop, a lost lease, the
+ * timeout's SIGKILL) and when jobd dies, even by kill -9 (the kernel
+ * closes jobd's end of the pipe then). A stop is SIGTERM to the reaper,
+ * which passes it to the command's process group. The reaper exits with
+ * the command's wait status.
  *
  * Everything the child needs (path, argv, environment) is prepared before
  * fork(): between fork and exec only async-signal-safe calls, because jobd
  * is multithreaded. Descriptors above 2 are closed in the child
  * (close_range), since hiredis does not open its sockets close-on-exec.
  * The environment is minimal: PATH, HOME, LANG of jobd plus the JOBD_*
- * variables. When the leader exits, the rest of its process group is
- * killed: a job leaves no processes behind.
+ * variables.
  *
- * Rejected: posix_spawn (cannot set the death signal), system()/sh -c (the
- * command is argv, never a shell), reading with threads per pipe.
+ * Rejected: posix_spawn (the reaper must run code of ours before the
+ * exec), system()/sh -c (the command is argv, never a shell), reading
+ * with threads per pipe.
  */
 #include "config.h"
 
@@ -41,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -50,6 +50,7 @@
 
 #include "execproto.h"
 #include "log.h"
+#include "reaper.h"
 #include "util.h"
 
 #define READ_CHUNK 65536
@@ -99,8 +100,9 @@ struct stream {
 };
 
 struct child {
-	pid_t pid; /* leader and process group id; 0 once reaped */
+	pid_t pid; /* the reaper's; 0 once reaped */
 	int pidfd; /* readable when it exits; -1 if unsupported */
+	int life;  /* write end of the life pipe; -1 once closed (kill) */
 	int in;	   /* write end of its stdin, -1 when closed */
 	const char *input;
 	size_t input_len, written;
@@ -224,12 +226,20 @@ static void child_write(struct child *ch)
 	}
 }
 
+/* SIGTERM goes to the command through the reaper; SIGKILL is the end
+ * of the life pipe, on which the reaper kills the command's whole tree. */
 static void child_signal(struct child *ch, int sig)
 {
-	if (ch->pid > 0)
-		kill(-ch->pid, sig);
-	if (sig == SIGKILL)
-		ch->kill_sent = true;
+	if (sig != SIGKILL) {
+		if (ch->pid > 0)
+			kill(ch->pid, sig);
+		return;
+	}
+	if (ch->life >= 0) {
+		close(ch->life);
+		ch->life = -1;
+	}
+	ch->kill_sent = true;
 }
 
 static bool child_reap(struct child *ch, bool block)
@@ -242,8 +252,7 @@ static bool child_reap(struct child *ch, bool block)
 		r = waitpid(ch->pid, &ch->status, block ? 0 : WNOHANG);
 	while (r < 0 && errno == EINTR);
 	if (r == ch->pid || (r < 0 && errno == ECHILD)) {
-		kill(-ch->pid, SIGKILL);
-		ch->pid = 0;
+		ch->pid = 0; /* the reaper left no process behind */
 		return true;
 	}
 	return false;
@@ -312,35 +321,6 @@ err:
 	env[n - 1] = NULL;
 	free_env(env);
 	return NULL;
-}
-
-static void __attribute__((noreturn))
-exec_child(const char *path, char *const argv[], char *const env[],
-	   pid_t parent, int in, int out, int err)
-{
-	static const char msg[] = "jobd: cannot exec the command\n";
-	struct sigaction sa;
-	sigset_t none;
-
-	setpgid(0, 0);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-		_exit(127);
-	if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-	    dup2(err, STDERR_FILENO) < 0)
-		_exit(127);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-	execve(path, argv, env);
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
-		_exit(127);
-	_exit(127);
 }
 
 static int set_nonblock(int fd)
@@ -473,12 +453,12 @@ enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
 {
 	struct stream out = { .fd = -1, .is_stdout = true };
 	struct stream err = { .fd = -1 };
-	struct child ch = { .pid = 0, .pidfd = -1, .in = -1 };
+	struct child ch = { .pid = 0, .pidfd = -1, .life = -1, .in = -1 };
 	int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
+	int life_p[2] = { -1, -1 };
 	char *path = NULL, **env = NULL, *ck_file = NULL, dummy[8];
 	sigset_t pipe_set, old_set;
 	struct timespec zero = { 0, 0 };
-	pid_t parent = getpid();
 	enum jobd_exec_result rc = JOBD_EXEC_FAILED;
 
 	if (!why) {
@@ -514,7 +494,7 @@ enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
 		goto out_free;
 	}
 	if (pipe2(in_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 ||
-	    pipe2(err_p, O_CLOEXEC) < 0) {
+	    pipe2(err_p, O_CLOEXEC) < 0 || pipe2(life_p, O_CLOEXEC) < 0) {
 		snprintf(why, why_size, "cannot create pipes: %s",
 			 strerror(errno));
 		goto out_close;
@@ -528,15 +508,27 @@ enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
 		snprintf(why, why_size, "cannot fork: %s", strerror(errno));
 		goto out_mask;
 	}
-	if (ch.pid == 0)
-		exec_child(path, run->argv, env, parent, in_p[0], out_p[1],
-			   err_p[1]);
-	setpgid(ch.pid, ch.pid);
+	if (ch.pid == 0) {
+		struct jobd_reaper_spec spec = {
+			.path = path,
+			.argv = run->argv,
+			.env = env,
+			.in = in_p[0],
+			.out = out_p[1],
+			.err = err_p[1],
+			.life = life_p[0],
+		};
+
+		jobd_reaper_main(&spec);
+	}
 	ch.pidfd = (int)syscall(SYS_pidfd_open, ch.pid, 0);
 	close(in_p[0]);
 	close(out_p[1]);
 	close(err_p[1]);
-	in_p[0] = out_p[1] = err_p[1] = -1;
+	close(life_p[0]);
+	in_p[0] = out_p[1] = err_p[1] = life_p[0] = -1;
+	ch.life = life_p[1];
+	life_p[1] = -1;
 	ch.in = in_p[1];
 	out.fd = out_p[0];
 	err.fd = err_p[0];
@@ -559,6 +551,8 @@ enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
 		close(err.fd);
 	if (ch.pidfd >= 0)
 		close(ch.pidfd);
+	if (ch.life >= 0)
+		close(ch.life);
 out_mask:
 	while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
 		;
@@ -571,6 +565,8 @@ out_close:
 			close(out_p[i]);
 		if (err_p[i] >= 0)
 			close(err_p[i]);
+		if (life_p[i] >= 0)
+			close(life_p[i]);
 	}
 out_free:
 	if (ck_file) {

@@ -4,8 +4,8 @@
  * never a shell) with the payload on stdin, reads commands from its stdout
  * (execproto.h), turns stderr lines into warn logs, and maps its exit
  * status to the handler's result. Stop: SIGTERM to its process group;
- * force stop, a lost lease: SIGKILL; the type's timeout: SIGTERM, then
- * SIGKILL after JOBD_EXEC_GRACE_MS.
+ * force stop, a lost lease: SIGKILL to its whole tree (reaper.h); the
+ * type's timeout: SIGTERM, then SIGKILL after JOBD_EXEC_GRACE_MS.
  */
 #ifndef JOBD_SRC_EXEC_H
 #define JOBD_SRC_EXEC_H
@@ -54,7 +54,8 @@ enum jobd_exec_result {
  * checkpoint and child commands, stderr lines warn logs. A stop delivered
  * to the job sends SIGTERM to its process group (inside an uninterruptible
  * section no stop is delivered, so the command runs to its end); an
- * abandoned attempt or the timeout sends SIGKILL. WHY (may be NULL) gets
+ * abandoned attempt or the timeout kills its whole tree. Nothing the
+ * command starts outlives it or jobd (reaper.h). WHY (may be NULL) gets
  * the reason of a failure.
  */
 enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
