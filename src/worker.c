@@ -28,12 +28,19 @@
  *               attempts of this instance; "stop" delivers a stop to the
  *               handler (held back inside an uninterruptible section),
  *               "fenced" abandons it (exec: SIGKILL to its process group)
- *               and drops its writes. When renewals keep failing, an
- *               attempt whose lease would expire before the next beat is
- *               abandoned too, so a job never runs in two places. Jobs
- *               claimed ahead that waited QUEUED_MAX_MS for a worker go
- *               back to pending. The same thread hands back other
- *               instances' expired leases and continues orphaned cascades.
+ *               and drops its writes. Jobs claimed ahead that waited
+ *               QUEUED_MAX_MS for a worker go back to pending. The same
+ *               thread hands back other instances' expired leases and
+ *               continues orphaned cascades.
+ *   guard       makes no Redis call: it abandons (fences) an attempt
+ *               once its lease may have less than a heartbeat to run,
+ *               counted on the monotonic clock from before the last
+ *               claim or renewal that succeeded, whatever the heartbeat
+ *               thread is doing meanwhile (blocked in a call to a Redis
+ *               cut off, say). Another instance can take the job only
+ *               once the whole lease has passed in Redis since that
+ *               renewal reached it, so a job never runs in two places:
+ *               an exec handler's tree is killed a heartbeat before.
  *
  * A job's attempt is a struct jobd_ctx, on the live list from its claim
  * until its finish (or hand-back) was written or it was dropped. Every
@@ -150,7 +157,8 @@ struct jobd_ctx {
 	char *last_ck; /* latest checkpoint, owned, NULL = claim's */
 	enum run_state state;
 	int64_t queued_at;    /* monotonic ms of the claim */
-	int64_t lease_until;  /* monotonic ms the lease is known to last */
+	int64_t lease_until;  /* monotonic ms the lease surely lasts: from
+			       * before the claim or renewal that set it */
 	const char *back_why; /* hand-back reason; NULL: "shutdown" */
 	bool stop;	      /* a stop was delivered to the handler */
 	bool stop_held;	      /* a stop waits for the uninterruptible end */
@@ -178,10 +186,11 @@ struct jobd_workers {
 	pthread_cond_t idle_cv;	 /* a worker became idle, or closing */
 	pthread_cond_t flush_cv; /* something to write, or quit */
 	pthread_cond_t beat_cv;	 /* quit */
-	pthread_t dispatcher, flusher, beat;
+	pthread_cond_t guard_cv; /* an earlier lease end, or quit */
+	pthread_t dispatcher, flusher, beat, guard;
 	pthread_t *threads; /* conf->workers */
 	int nthreads;	    /* started */
-	bool dispatcher_up, flusher_up, beat_up;
+	bool dispatcher_up, flusher_up, beat_up, guard_up;
 	struct jobd_ctx *live; /* every attempt not yet written off */
 	struct jobd_ctx *queue, *queue_tail; /* claimed, not started */
 	struct jobd_ctx *done, *done_tail;   /* returned, not written */
@@ -198,6 +207,8 @@ struct jobd_workers {
 	bool flush_quit;       /* write what is left, then exit */
 	int64_t flush_give_up; /* monotonic ms: stop retrying at quit */
 	bool beat_quit;
+	bool guard_quit;
+	int64_t guard_at; /* monotonic ms the guard wakes at */
 	struct jobd_workers_stats stats;
 };
 
@@ -992,6 +1003,8 @@ static void *worker_main(void *arg)
 
 /* --- dispatcher ------------------------------------------------------------------ */
 
+static void guard_wake(struct jobd_workers *w, int64_t lease_until);
+
 static struct jobd_ctx *ctx_new(struct jobd_workers *w, struct jobd_claim *c)
 {
 	struct jobd_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -1041,7 +1054,7 @@ static void *dispatcher_main(void *arg)
 	struct jobd_workers *w = arg;
 	const struct jobd_conf *conf = w->conf;
 	struct jobd_claim *claims;
-	int64_t backoff = 0;
+	int64_t backoff = 0, t0;
 	size_t n;
 	int idle, cap, max_low, rc, timeout;
 	bool busy = false; /* the last claim took all it asked for */
@@ -1076,6 +1089,7 @@ static void *dispatcher_main(void *arg)
 		if (max_low < 0)
 			max_low = 0;
 		pthread_mutex_unlock(&w->mu);
+		t0 = jobd_util_mono_ms();
 		rc = jobd_store_claim(w->st_claim, conf->instance, idle,
 				      max_low, conf->lease, &claims, &n);
 		pthread_mutex_lock(&w->mu);
@@ -1094,9 +1108,8 @@ static void *dispatcher_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			struct jobd_ctx *ctx = ctx_new(w, &claims[i]);
 
-			/* Leases are counted from before the claim. */
-			ctx->lease_until = jobd_util_mono_ms() + conf->lease -
-					   conf->heartbeat / 2;
+			/* Redis counts the lease from a moment after T0. */
+			ctx->lease_until = t0 + conf->lease;
 			ctx->state = RUN_QUEUED;
 			ctx->queued_at = jobd_util_mono_ms();
 			ctx->shutdown = w->closing;
@@ -1118,6 +1131,8 @@ static void *dispatcher_main(void *arg)
 			w->stats.claimed++;
 		}
 		jobd_store_claims_free(claims, n);
+		if (n)
+			guard_wake(w, t0 + conf->lease);
 		/*
 		 * One worker per job: a broadcast would wake every idle one
 		 * to find the queue empty again, a herd that cost jobd more
@@ -1480,7 +1495,7 @@ static void *beat_main(void *arg)
 {
 	struct jobd_workers *w = arg;
 	const struct jobd_conf *conf = w->conf;
-	int64_t *ids = NULL, *attempts = NULL, t0, next, now;
+	int64_t *ids = NULL, *attempts = NULL, t0, next;
 	enum jobd_result *res = NULL;
 	size_t n, cap = 0, expired, left;
 	struct jobd_ctx *ctx;
@@ -1539,16 +1554,11 @@ static void *beat_main(void *arg)
 				}
 			}
 		} else {
+			/* The guard abandons what cannot be renewed in time. */
 			if (!failing)
 				jobd_warn("cannot renew leases: %s",
 					  jobd_store_errstr(w->st_beat));
 			failing = true;
-			now = jobd_util_mono_ms();
-			/* Expiring before the next beat: stop it ourselves. */
-			for (ctx = w->live; ctx; ctx = ctx->next)
-				if (!ctx->fenced &&
-				    ctx->lease_until - now <= conf->heartbeat)
-					fence(w, ctx, "is losing its lease");
 		}
 		pthread_mutex_unlock(&w->mu);
 		if (jobd_store_expire(w->st_beat, EXPIRE_MAX, &expired) == 0 &&
@@ -1565,6 +1575,52 @@ static void *beat_main(void *arg)
 	free(ids);
 	free(attempts);
 	free(res);
+	return NULL;
+}
+
+/* --- guard --------------------------------------------------------------------- */
+
+/* Under w->mu: a lease surely lasts until LEASE_UNTIL (monotonic ms); the
+ * guard wakes earlier than planned when it must look at it sooner. */
+static void guard_wake(struct jobd_workers *w, int64_t lease_until)
+{
+	int64_t at = lease_until - w->conf->heartbeat;
+
+	if (at < w->guard_at)
+		pthread_cond_signal(&w->guard_cv);
+}
+
+/*
+ * Abandons every attempt whose lease has less than a heartbeat left by
+ * the local clock: the margin covers killing the handler's tree and the
+ * rate at which the clocks of this machine and Redis's may differ over
+ * one lease. Only the mutex is taken, which no thread holds across a
+ * Redis call.
+ */
+static void *guard_main(void *arg)
+{
+	struct jobd_workers *w = arg;
+	const int64_t margin = w->conf->heartbeat;
+	struct jobd_ctx *ctx;
+	int64_t now, at;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->guard_quit) {
+		now = jobd_util_mono_ms();
+		w->guard_at = now + w->conf->lease;
+		for (ctx = w->live; ctx; ctx = ctx->next) {
+			if (ctx->fenced || ctx->state == RUN_DONE)
+				continue;
+			at = ctx->lease_until - margin;
+			if (at <= now)
+				fence(w, ctx,
+				      "could not renew its lease in time");
+			else if (at < w->guard_at)
+				w->guard_at = at;
+		}
+		cond_wait_until(&w->guard_cv, &w->mu, w->guard_at);
+	}
+	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
@@ -1586,6 +1642,7 @@ static void pool_free(struct jobd_workers *w)
 	pthread_cond_destroy(&w->idle_cv);
 	pthread_cond_destroy(&w->flush_cv);
 	pthread_cond_destroy(&w->beat_cv);
+	pthread_cond_destroy(&w->guard_cv);
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->spawn_mu);
 	free(w->threads);
@@ -1611,6 +1668,7 @@ struct jobd_workers *jobd_workers_start(const struct jobd_conf *conf,
 	cond_init(&w->idle_cv);
 	cond_init(&w->flush_cv);
 	cond_init(&w->beat_cv);
+	cond_init(&w->guard_cv);
 	w->run_us = -1;
 	w->low_cap = (int)ceil(conf->low_priority_share * conf->workers);
 	if (w->low_cap < 1)
@@ -1645,6 +1703,10 @@ struct jobd_workers *jobd_workers_start(const struct jobd_conf *conf,
 	if (rc)
 		goto err_thread;
 	w->beat_up = true;
+	rc = pthread_create(&w->guard, NULL, guard_main, w);
+	if (rc)
+		goto err_thread;
+	w->guard_up = true;
 	rc = pthread_create(&w->dispatcher, NULL, dispatcher_main, w);
 	if (rc)
 		goto err_thread;
@@ -1663,6 +1725,17 @@ err_thread:
 err_free:
 	pool_free(w);
 	return NULL;
+}
+
+/* Sets *QUIT under w->mu, wakes the thread on CV and joins it. */
+static void quit_thread(struct jobd_workers *w, bool *quit, pthread_cond_t *cv,
+			pthread_t thread)
+{
+	pthread_mutex_lock(&w->mu);
+	*quit = true;
+	pthread_cond_signal(cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(thread, NULL);
 }
 
 void jobd_workers_stop(struct jobd_workers *w)
@@ -1722,13 +1795,10 @@ void jobd_workers_stop(struct jobd_workers *w)
 		pthread_mutex_unlock(&w->mu);
 		pthread_join(w->flusher, NULL);
 	}
-	if (w->beat_up) {
-		pthread_mutex_lock(&w->mu);
-		w->beat_quit = true;
-		pthread_cond_signal(&w->beat_cv);
-		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->beat, NULL);
-	}
+	if (w->beat_up)
+		quit_thread(w, &w->beat_quit, &w->beat_cv, w->beat);
+	if (w->guard_up)
+		quit_thread(w, &w->guard_quit, &w->guard_cv, w->guard);
 	pool_free(w);
 }
 

@@ -123,6 +123,11 @@ rcli() {
 	redis-cli -s "$JOBD_REDIS" "$@"
 }
 
+# Prints a free TCP port on 127.0.0.1.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # Prints the shared Kafka broker's address (scripts/test starts one). In a
 # command substitution the skip only leaves the subshell, so write
 # addr=$(kafka_address) || exit
