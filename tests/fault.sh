@@ -129,13 +129,23 @@ open_jobs() {
 	rcli hmget jobd:count pending in_progress stopping | tr -d '\r' |
 		awk '{ s += $1 } END { print s + 0 }'
 }
+# The resume above is refused while a descendant is still stopping (its
+# handler not yet at a point where it can stop, or its worker just
+# killed); the tree then ends Stopped. It is resumed once, when Stopped:
+# a tree stuck in Stopping, or stopped again, stays open and fails below.
+resumed_late=no
 for i in $(seq 1 600); do
 	events=$(jobctl list --type event --all --limit 1000 --json | jq '.jobs | length')
 	if [ "$events" -ge "$messages" ] && [ "$(open_jobs)" -eq 0 ]; then
 		break
 	fi
-	# A stop that raced a fault leaves the tree stopped: resume it.
-	jobctl resume "$p" >/dev/null 2>&1 || true
+	if [ "$resumed_late" = no ] &&
+		[ "$(jobctl show "$p" --json | jq -r .status)" = stopped ]; then
+		out=$(jobctl resume "$p" 2>&1) ||
+			fail "resume of the stopped tree $p refused: $out"
+		resumed_late=yes
+		echo "# tree $p resumed once more after it stopped" >&2
+	fi
 	sleep 0.2
 done
 echo "# settled after faults: $events event jobs, $(open_jobs) open" >&2
