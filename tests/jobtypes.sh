@@ -11,7 +11,8 @@
 #  3. Import stopped mid-chunk and resumed: every row once, none skipped.
 #  4. Export: a stopped and resumed export is byte-identical to an
 #     uninterrupted one; NDJSON export.
-#  5. Paths escaping data_dir are refused (.., absolute, symlink out).
+#  5. Paths escaping data_dir are refused (.., absolute, symlink out), and
+#     so is anything but a regular file (a FIFO would block a worker).
 #  6. Events: listeners in order; nobody listening; a stop waits for the
 #     running listener, resume continues with the next one.
 #  7. Actions over a collection in batch children, per-record errors, an
@@ -227,6 +228,11 @@ for case in '../x.csv:escapes data_dir' '/etc/passwd:is outside data_dir' \
 	assert_eq 1 "$(field "$id" errors)" "import of $f fails"
 	assert_contains "$(tree_logs "$id")" "$want" "import of $f refused"
 done
+# A FIFO would block the worker's open() (no writer comes) for good.
+mkfifo "$data/fifo.csv"
+id=$(import fifo "{\"file\":\"fifo.csv\",\"collection\":\"x\"}")
+wait_for "$id" '.status == "finished"' 30
+assert_contains "$(tree_logs "$id")" '"fifo.csv" is not a regular file' "import of a FIFO refused"
 id=$(export_ escx '{"collection":"people","file":"../out.csv"}')
 wait_for "$id" '.status == "finished"' 30
 assert_contains "$(tree_logs "$id")" "escapes data_dir" "export outside refused"

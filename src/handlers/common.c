@@ -270,10 +270,35 @@ int jobd_handlers_open_dir(const struct jobd_conf *conf, const char *path,
 	return 0;
 }
 
+/* Whether FD is a regular file; if so it blocks again (O_NONBLOCK off). */
+static bool regular_blocking(int fd)
+{
+	struct stat sb;
+	int fl;
+
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+		return false;
+	fl = fcntl(fd, F_GETFL);
+	return fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
+}
+
+int jobd_handlers_openat_regular(int dirfd, const char *name, int flags,
+				 mode_t mode)
+{
+	int fd = openat(dirfd, name,
+			flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, mode);
+
+	if (fd >= 0 && !regular_blocking(fd)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
 int jobd_handlers_open_read(const struct jobd_conf *conf, const char *path,
 			    char *errstr, size_t errstr_size)
 {
-	struct stat sb;
 	char *rel;
 	int root, fd;
 
@@ -285,11 +310,12 @@ int jobd_handlers_open_read(const struct jobd_conf *conf, const char *path,
 		free(rel);
 		return -1;
 	}
-	fd = open_beneath(root, rel, O_RDONLY, 0, path, conf, errstr,
-			  errstr_size);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = open_beneath(root, rel, O_RDONLY | O_NONBLOCK, 0, path, conf,
+			  errstr, errstr_size);
 	close(root);
 	free(rel);
-	if (fd >= 0 && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+	if (fd >= 0 && !regular_blocking(fd)) {
 		snprintf(errstr, errstr_size, "\"%s\" is not a regular file",
 			 path);
 		close(fd);

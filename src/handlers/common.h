@@ -67,9 +67,19 @@ int jobd_handlers_open_dir(const struct jobd_conf *conf, const char *path,
 			   size_t errstr_size);
 
 /* Opens PATH inside data_dir for reading (same checks; the file itself
- * must not be a symlink). Returns the fd or -1 with ERRSTR set. */
+ * must not be a symlink, and must be a regular file: a FIFO or a device
+ * would block a worker). Returns the fd or -1 with ERRSTR set. */
 int jobd_handlers_open_read(const struct jobd_conf *conf, const char *path,
 			    char *errstr, size_t errstr_size);
+
+/*
+ * openat(DIRFD, NAME, FLAGS | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, MODE)
+ * that opens regular files only: whatever else is there (a FIFO, which
+ * would block the open or every write, a device) is refused with EINVAL,
+ * and so is a symlink (ELOOP). The fd it returns blocks as usual.
+ */
+int jobd_handlers_openat_regular(int dirfd, const char *name, int flags,
+				 mode_t mode);
 
 /* --- running a command ------------------------------------------------------ */
 

@@ -587,7 +587,7 @@ static bool resume_file(struct jobd_ctx *ctx, struct run *r, const json_t *ck)
 		return true;
 	}
 	r->bytes = jobd_handlers_int(ck, "bytes", -1);
-	r->fd = openat(r->dirfd, r->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	r->fd = jobd_handlers_openat_regular(r->dirfd, r->tmp, O_WRONLY, 0);
 	if (r->fd < 0 || fstat(r->fd, &sb) < 0 || r->bytes < 0 ||
 	    sb.st_size < r->bytes) {
 		jobd_ctx_log(ctx, JOBD_LOG_WARN,
@@ -618,14 +618,15 @@ static int start_file(struct jobd_ctx *ctx, struct run *r)
 {
 	struct jobd_csv_buf buf = { 0 };
 
-	r->fd = openat(r->dirfd, r->tmp,
-		       O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		       0644);
+	r->fd = jobd_handlers_openat_regular(
+		r->dirfd, r->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (r->fd < 0)
 		return jobd_ctx_fail(ctx,
 				     "export: cannot create %s in the "
 				     "directory of \"%s\": %s",
-				     r->tmp, r->file, strerror(errno));
+				     r->tmp, r->file,
+				     errno == EINVAL ? "not a regular file" :
+						       strerror(errno));
 	r->bytes = r->written = 0;
 	if (!r->ndjson) {
 		size_t nc = json_array_size(r->cols);
