@@ -21,6 +21,15 @@
  * again the usual way, with its retries, after the replies of the others
  * on their way were read and before anything new is sent.
  *
+ * Dead letters (deadletter.h) are sent once each, on a producer that puts
+ * each record in a batch of its own: a retry sends only those not acked;
+ * one the broker or librdkafka refuses for itself (too large, invalid)
+ * goes again at once as a reference record, and a refused reference
+ * record is dropped with an error line (the message stays on its topic).
+ * Anything else (brokers down, a missing ACL) is retried with the
+ * batch's backoff: the batch waits and nothing is lost. Before, one dead
+ * letter the broker refused held every later message back for good.
+ *
  * Key of a job: "<topic>:<id>" when the message has an id, else
  * "<topic>/<partition>@<offset>@<cluster id>": offsets restart at 0 on a
  * new embedded broker, the cluster id (with its start token, kafka.c) does
@@ -40,9 +49,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "codec.h"
+#include "deadletter.h"
 #include "kafka.h"
 #include "log.h"
 #include "store.h"
@@ -52,7 +63,6 @@
 #define TICK_MS 1000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define DLQ_TIMEOUT_MS 10000
 #define CLUSTER_ID_TIMEOUT_MS 5000
 
 /* One message of the batch on its way to a job. */
@@ -62,6 +72,9 @@ struct item {
 	char *key;		 /* idempotency key, NULL when not decoded */
 	char reason[512];	 /* why it is dead-lettered, "" when not */
 	int spec;		 /* index in specs, -1 when none */
+	enum jobd_deadletter_form least; /* of its dead letter: whole
+					  * (or cut) until one is refused */
+	bool dead; /* its dead letter was acked, or dropped */
 };
 
 /* A batch of messages on its way to jobs. */
@@ -99,8 +112,6 @@ struct jobd_consumer {
 	struct batch batches[JOBD_STORE_CREATES_SENT + 1];
 	struct batch *sent[JOBD_STORE_CREATES_SENT];
 	size_t nsent;
-	struct jobd_kafka_out dlq_out[JOBD_CONSUMER_BATCH];
-	struct jobd_kafka_header dlq_hdrs[JOBD_CONSUMER_BATCH][2];
 };
 
 static void nap(struct jobd_consumer *c, int ms)
@@ -133,6 +144,22 @@ static void disconnect(struct jobd_consumer *c)
 
 static void on_revoke(void *arg);
 
+/*
+ * The dead-letter producer (idempotent, as every jobd producer): one
+ * record a batch, so that a broker that refuses a batch for its size
+ * refuses that dead letter only, not the small ones sent with it.
+ */
+static int connect_dlq(struct jobd_consumer *c, char *errstr,
+		       size_t errstr_size)
+{
+	static const char *const props[] = { "batch.num.messages", "1", NULL };
+
+	c->dlq = jobd_kafka_producer_new_props(
+		c->conf, jobd_kafka_broker_address(c->broker), props, errstr,
+		errstr_size);
+	return c->dlq ? 0 : -1;
+}
+
 static int connect_kafka(struct jobd_consumer *c, char *errstr,
 			 size_t errstr_size)
 {
@@ -145,8 +172,7 @@ static int connect_kafka(struct jobd_consumer *c, char *errstr,
 	if (!c->kc)
 		return -1;
 	jobd_kafka_consumer_on_revoke(c->kc, on_revoke, c);
-	c->dlq = jobd_kafka_producer_new(c->conf, brokers, errstr, errstr_size);
-	if (!c->dlq) {
+	if (connect_dlq(c, errstr, errstr_size) < 0) {
 		disconnect(c);
 		return -1;
 	}
@@ -284,6 +310,8 @@ static int decode(struct jobd_consumer *c, struct batch *b, char *errstr,
 		it->key = NULL;
 		it->reason[0] = '\0';
 		it->spec = -1;
+		it->least = JOBD_DEADLETTER_WHOLE;
+		it->dead = false;
 		source_text(it->source, sizeof(it->source), msg);
 		if (kind < 0) {
 			snprintf(it->reason, sizeof(it->reason),
@@ -395,50 +423,178 @@ static void collect_refusals(struct batch *b)
 	}
 }
 
+/*
+ * KEEP of a dead-letter delivery: until jobd stops or the broker's
+ * address moves (a dead embedded broker). Asked once a second, it also
+ * refreshes our embedded broker's key while the delivery waits.
+ */
+static bool keep_sending(void *arg)
+{
+	struct jobd_consumer *c = arg;
+	char errstr[512];
+
+	if (atomic_load(&c->stop))
+		return false;
+	if (jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr)) == 1) {
+		c->reconnect = true;
+		return false;
+	}
+	return true;
+}
+
+/* Logs what became of dead letter DL of item IT; true when IT is done. */
+static bool dead_letter_fate(struct jobd_consumer *c, struct item *it,
+			     const struct jobd_deadletter *dl,
+			     enum jobd_kafka_fate fate)
+{
+	const char *dlq = c->conf->topic_dlq;
+
+	switch (fate) {
+	case JOBD_KAFKA_UNSENT:
+		return false;
+	case JOBD_KAFKA_ACKED:
+		if (dl->form == JOBD_DEADLETTER_WHOLE)
+			jobd_warn("consumer: dead-lettered to %s: %s", dlq,
+				  it->reason);
+		else if (dl->form == JOBD_DEADLETTER_TRUNCATED)
+			jobd_warn("consumer: dead-lettered to %s, its value "
+				  "cut to %zu of %zu bytes: %s",
+				  dlq, dl->out.len, dl->original, it->reason);
+		else
+			jobd_warn("consumer: dead-lettered to %s as a "
+				  "reference record (%zu bytes at %s): %s",
+				  dlq, dl->original, it->source, it->reason);
+		count(c, &c->stats.dead_lettered, 1);
+		return true;
+	case JOBD_KAFKA_TOO_LARGE:
+	case JOBD_KAFKA_INVALID:
+		break;
+	}
+	if (dl->form != JOBD_DEADLETTER_REFERENCE) {
+		jobd_warn("consumer: %s refused the dead letter of %s (%s, %zu "
+			  "bytes): sending a reference record instead",
+			  dlq, it->source,
+			  fate == JOBD_KAFKA_TOO_LARGE ? "too large" :
+							 "invalid record",
+			  jobd_deadletter_size(&dl->out));
+		it->least = JOBD_DEADLETTER_REFERENCE;
+		return false;
+	}
+	jobd_error("consumer: %s refused the reference record of %s too (%s): "
+		   "dropped; the message stays at %s: %s",
+		   dlq, it->source,
+		   fate == JOBD_KAFKA_TOO_LARGE ? "too large" :
+						  "invalid record",
+		   it->source, it->reason);
+	return true;
+}
+
+/*
+ * Builds the dead letters of the items of B not done yet into DLS and
+ * OUT, their items' indexes into OF. Returns how many, or -1 (out of
+ * memory).
+ */
+static ssize_t dead_letters(struct jobd_consumer *c, struct batch *b,
+			    struct jobd_deadletter *dls,
+			    struct jobd_kafka_out *out, size_t *of)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		struct jobd_kafka_header *hdrs;
+		size_t nhdrs;
+		int rc;
+
+		if (!it->reason[0] || it->dead)
+			continue;
+		if (jobd_kafka_message_headers(&b->msgs[i], &hdrs, &nhdrs) < 0)
+			goto err_release;
+		rc = jobd_deadletter_init(&dls[n], c->conf->topic_dlq,
+					  &b->msgs[i], hdrs, nhdrs, it->reason,
+					  it->source,
+					  (size_t)c->conf->dlq_max_bytes,
+					  it->least);
+		free(hdrs); /* DLS[N] has their names and values */
+		if (rc < 0)
+			goto err_release;
+		out[n] = dls[n].out;
+		of[n++] = i;
+	}
+	return (ssize_t)n;
+err_release:
+	while (n > 0)
+		jobd_deadletter_release(&dls[--n]);
+	return -1;
+}
+
+/*
+ * Sends the dead letters of batch B that are not done yet, each once: a
+ * retry sends only those not acked. One refused for itself (too large
+ * for the broker or the topic, invalid) goes again at once as a
+ * reference record; a refused reference record is dropped. Returns 0
+ * when each is done, or -1 (retry later) with errstr.
+ */
 static int dead_letter(struct jobd_consumer *c, struct batch *b, char *errstr,
 		       size_t errstr_size)
 {
-	size_t n = b->n;
+	struct jobd_deadletter *dls = NULL;
+	struct jobd_kafka_out *out = NULL;
+	enum jobd_kafka_fate *fates = NULL;
+	size_t *of = NULL, todo = 0;
+	bool again;
+	int rc = -1;
 
-	struct jobd_kafka_out *out = c->dlq_out;
-	struct jobd_kafka_header(*hdrs)[2] = c->dlq_hdrs;
-	size_t nout = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		const struct jobd_kafka_message *msg = &b->msgs[i];
-		struct item *it = &b->items[i];
-
-		if (!it->reason[0])
-			continue;
-		hdrs[nout][0] =
-			(struct jobd_kafka_header){ "jobd-reason", it->reason,
-						    strlen(it->reason) };
-		hdrs[nout][1] =
-			(struct jobd_kafka_header){ "jobd-source", it->source,
-						    strlen(it->source) };
-		out[nout] = (struct jobd_kafka_out){
-			.topic = c->conf->topic_dlq,
-			.partition = -1,
-			.key = msg->key,
-			.key_len = msg->key_len,
-			.value = msg->value,
-			.len = msg->len,
-			.headers = hdrs[nout],
-			.nheaders = 2,
-		};
-		nout++;
+	for (size_t i = 0; i < b->n; i++)
+		todo += b->items[i].reason[0] && !b->items[i].dead;
+	if (todo == 0)
+		return 0; /* most batches: nothing allocated */
+	dls = calloc(todo, sizeof(*dls));
+	out = calloc(todo, sizeof(*out));
+	fates = calloc(todo, sizeof(*fates));
+	of = calloc(todo, sizeof(*of));
+	if (!dls || !out || !fates || !of) {
+		snprintf(errstr, errstr_size, "out of memory");
+		goto out;
 	}
-	if (nout == 0)
-		return 0;
-	if (jobd_kafka_producer_send(c->dlq, out, nout, DLQ_TIMEOUT_MS, errstr,
-				     errstr_size) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (b->items[i].reason[0])
-			jobd_warn("consumer: dead-lettered to %s: %s",
-				  c->conf->topic_dlq, b->items[i].reason);
-	count(c, &c->stats.dead_lettered, nout);
-	return 0;
+	do {
+		ssize_t n = dead_letters(c, b, dls, out, of);
+
+		again = false;
+		if (n < 0) {
+			snprintf(errstr, errstr_size, "out of memory");
+			rc = -1;
+			break;
+		}
+		if (!c->dlq && connect_dlq(c, errstr, errstr_size) < 0) {
+			for (ssize_t k = 0; k < n; k++)
+				fates[k] = JOBD_KAFKA_UNSENT;
+			rc = -1;
+		} else {
+			rc = jobd_kafka_producer_send(c->dlq, out, (size_t)n,
+						      keep_sending, c, fates,
+						      errstr, errstr_size);
+		}
+		if (rc == -2) {
+			/* librdkafka's fatal error: a new producer */
+			jobd_kafka_producer_free(c->dlq);
+			c->dlq = NULL;
+		}
+		for (ssize_t k = 0; k < n; k++) {
+			struct item *it = &b->items[of[k]];
+			enum jobd_deadletter_form least = it->least;
+
+			it->dead = dead_letter_fate(c, it, &dls[k], fates[k]);
+			again |= it->least != least;
+			jobd_deadletter_release(&dls[k]);
+		}
+	} while (again);
+out:
+	free(dls);
+	free(out);
+	free(fates);
+	free(of);
+	return rc < 0 ? -1 : 0;
 }
 
 /* S_CREATED: the jobs are in Redis, refusals not yet collected. */
@@ -492,8 +648,9 @@ static void handle_batch(struct jobd_consumer *c, struct batch *b,
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 							 backoff * 2;
 		/* a dead peer broker can stall the dead letters for good */
-		if (jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr)) ==
-		    1) {
+		if (c->reconnect ||
+		    jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr)) ==
+			    1) {
 			c->reconnect = true;
 			goto abandon;
 		}

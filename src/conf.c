@@ -97,6 +97,9 @@ static const struct key kafka_keys[] = {
 	{ "brokers", K_STR, C(brokers), 0, 0 },
 	{ "group", K_STR, C(group), 0, 0 },
 	{ "max_payload", K_SIZE, C(max_payload), 1, 1000000000 },
+	/* from JOBD_DEADLETTER_MIN_BYTES (a reference record fits) to
+	 * librdkafka's largest message.max.bytes */
+	{ "dlq_max_bytes", K_SIZE, C(dlq_max_bytes), 4096, 1000000000 },
 	{ "pending_limit", K_I64, C(pending_limit), 1, INT64_C(1000000000000) },
 	{ NULL, K_STR, 0, 0, 0 },
 };
@@ -1206,6 +1209,7 @@ static struct jobd_conf *conf_defaults(void)
 	rc |= set_str(&conf->brokers, "embedded");
 	rc |= set_str(&conf->group, "jobd");
 	conf->max_payload = INT64_C(1) << 20;
+	conf->dlq_max_bytes = 900 * 1024;
 	conf->pending_limit = 100000;
 	rc |= set_str(&conf->topic_events, "jobs.events");
 	rc |= set_str(&conf->topic_records, "jobs.records");

@@ -94,6 +94,7 @@ struct jobd_conf {
 	char *brokers;	       /* "embedded" or host:port,... */
 	char *group;	       /* consumer group, "jobd" */
 	int64_t max_payload;   /* bytes, 1 MiB */
+	int64_t dlq_max_bytes; /* bytes of a dead letter, 900 KiB */
 	int64_t pending_limit; /* pause consumption above this, 100000 */
 	struct jobd_kv *kafka_props;
 	size_t kafka_props_count;

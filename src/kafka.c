@@ -524,48 +524,119 @@ produce(rd_kafka_t *rk, const struct jobd_kafka_out *m, struct delivery *d)
 	return err;
 }
 
+/* Whether every one of the first N deliveries has its report. */
+static bool all_done(const struct delivery *d, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!d[i].done)
+			return false;
+	return true;
+}
+
+/*
+ * Serves delivery reports until each of the N of D has its own, asking
+ * KEEP(ARG) about once a second (KEEP NULL: never gives up). Returns
+ * true when KEEP gave up: what was not acked then was purged.
+ */
+static bool wait_reports(struct jobd_kafka_producer *p, struct delivery *d,
+			 size_t n, jobd_kafka_wait_fn keep, void *arg)
+{
+	int64_t next_ask = jobd_util_mono_ms() + 1000;
+
+	while (!all_done(d, n)) {
+		rd_kafka_poll(p->rk, 100);
+		if (!keep || jobd_util_mono_ms() < next_ask)
+			continue;
+		next_ask = jobd_util_mono_ms() + 1000;
+		if (keep(arg))
+			continue;
+		/* Purged messages get a delivery report, so D is not
+		 * referenced once every report has been served. */
+		rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE |
+					      RD_KAFKA_PURGE_F_INFLIGHT);
+		while (!all_done(d, n))
+			rd_kafka_poll(p->rk, 100);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * What ERR, librdkafka's verdict on one message, means for it. Only a
+ * refusal of the record itself is final: librdkafka's own size check
+ * (message.max.bytes) reports the broker's code, and a broker refuses a
+ * record batch over its message.max.bytes or the topic's
+ * max.message.bytes. A refused ACL or an unknown topic is retried, as an
+ * outage is: an operator can fix both, and dropping the message instead
+ * would lose it.
+ */
+static enum jobd_kafka_fate fate_of(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return JOBD_KAFKA_ACKED;
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+		return JOBD_KAFKA_TOO_LARGE;
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+		return JOBD_KAFKA_INVALID;
+	default:
+		return JOBD_KAFKA_UNSENT;
+	}
+}
+
+static bool is_purged(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+	       err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+}
+
 int jobd_kafka_producer_send(struct jobd_kafka_producer *p,
 			     const struct jobd_kafka_out *msgs, size_t n,
-			     int timeout_ms, char *errstr, size_t errstr_size)
+			     jobd_kafka_wait_fn keep, void *arg,
+			     enum jobd_kafka_fate *fates, char *errstr,
+			     size_t errstr_size)
 {
 	struct delivery *d;
-	size_t pending = 0;
-	int rc = 0;
+	size_t failed = n, refused = n;
 
 	if (n == 0)
 		return 0;
 	d = calloc(n, sizeof(*d));
 	if (!d) {
+		for (size_t i = 0; fates && i < n; i++)
+			fates[i] = JOBD_KAFKA_UNSENT;
 		snprintf(errstr, errstr_size, "out of memory");
 		return -1;
 	}
+	/* One refused message does not hold up the others. */
 	for (size_t i = 0; i < n; i++) {
 		d[i].err = produce(p->rk, &msgs[i], &d[i]);
 		d[i].done = d[i].err != RD_KAFKA_RESP_ERR_NO_ERROR;
-		pending += !d[i].done;
 	}
-	if (pending)
-		rd_kafka_flush(p->rk, timeout_ms);
-	if (rd_kafka_outq_len(p->rk) > 0) {
-		/* Purged messages get a delivery report, so D is not
-		 * referenced once every report has been served. */
-		rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE |
-					      RD_KAFKA_PURGE_F_INFLIGHT);
-		for (size_t i = 0; i < n; i++)
-			while (!d[i].done)
-				rd_kafka_poll(p->rk, 100);
-	}
+	wait_reports(p, d, n, keep, arg);
 	for (size_t i = 0; i < n; i++) {
-		if (d[i].done && !d[i].err)
-			continue;
-		snprintf(errstr, errstr_size, "cannot deliver to \"%s\": %s",
-			 msgs[i].topic,
-			 d[i].done ? rd_kafka_err2str(d[i].err) : "timed out");
-		rc = -1;
-		break;
+		enum jobd_kafka_fate fate = fate_of(d[i].err);
+
+		if (fates)
+			fates[i] = fate;
+		if (fate == JOBD_KAFKA_UNSENT && failed == n)
+			failed = i;
+		else if (fate != JOBD_KAFKA_ACKED && refused == n)
+			refused = i;
 	}
+	if (failed == n)
+		failed = refused;
+	if (failed < n)
+		snprintf(errstr, errstr_size, "cannot deliver to \"%s\": %s",
+			 msgs[failed].topic,
+			 is_purged(d[failed].err) ?
+				 "gave up waiting for the broker" :
+				 rd_kafka_err2str(d[failed].err));
 	free(d);
-	return rc;
+	if (failed == n)
+		return 0;
+	return rd_kafka_fatal_error(p->rk, NULL, 0) ? -2 : -1;
 }
 
 void jobd_kafka_producer_free(struct jobd_kafka_producer *p)
@@ -577,24 +648,14 @@ void jobd_kafka_producer_free(struct jobd_kafka_producer *p)
 	free(p);
 }
 
-/* Whether every one of the first N deliveries has its report. */
-static bool all_done(const struct delivery *d, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!d[i].done)
-			return false;
-	return true;
-}
-
 int jobd_kafka_producer_deliver(struct jobd_kafka_producer *p,
 				const struct jobd_kafka_out *msgs, size_t n,
 				jobd_kafka_wait_fn keep, void *arg,
 				size_t *acked, char *errstr, size_t errstr_size)
 {
 	struct delivery *d;
-	int64_t next_ask = jobd_util_mono_ms() + 1000;
 	size_t sent = 0;
-	bool gave_up = false;
+	bool gave_up;
 	int rc = 0;
 
 	*acked = 0;
@@ -611,21 +672,7 @@ int jobd_kafka_producer_deliver(struct jobd_kafka_producer *p,
 		if (d[sent].err)
 			break;
 	}
-	while (!all_done(d, sent)) {
-		rd_kafka_poll(p->rk, 100);
-		if (!keep || jobd_util_mono_ms() < next_ask)
-			continue;
-		next_ask = jobd_util_mono_ms() + 1000;
-		if (keep(arg))
-			continue;
-		/* Purged messages get a delivery report, so D is not
-		 * referenced once every report has been served. */
-		gave_up = true;
-		rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE |
-					      RD_KAFKA_PURGE_F_INFLIGHT);
-		while (!all_done(d, sent))
-			rd_kafka_poll(p->rk, 100);
-	}
+	gave_up = wait_reports(p, d, sent, keep, arg);
 	while (*acked < sent && !d[*acked].err)
 		(*acked)++;
 	if (*acked < n) {
@@ -677,6 +724,12 @@ int jobd_kafka_brokers(const struct jobd_conf *conf, struct jobd_store *st,
 	return 0;
 }
 
+/* KEEP of a send that gives up at *ARG, a monotonic time in ms. */
+static bool before_deadline(void *arg)
+{
+	return jobd_util_mono_ms() < *(const int64_t *)arg;
+}
+
 int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 		    const void *buf, size_t len, char *errstr,
 		    size_t errstr_size)
@@ -686,6 +739,7 @@ int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 	};
 	struct jobd_kafka_producer *p;
 	char brokers[4096];
+	int64_t deadline;
 	int rc;
 
 	if (jobd_kafka_brokers(conf, NULL, brokers, sizeof(brokers), errstr,
@@ -694,8 +748,9 @@ int jobd_kafka_send(const struct jobd_conf *conf, const char *topic,
 	p = jobd_kafka_producer_new(conf, brokers, errstr, errstr_size);
 	if (!p)
 		return -1;
-	rc = jobd_kafka_producer_send(p, &msg, 1, SEND_TIMEOUT_MS, errstr,
-				      errstr_size);
+	deadline = jobd_util_mono_ms() + SEND_TIMEOUT_MS;
+	rc = jobd_kafka_producer_send(p, &msg, 1, before_deadline, &deadline,
+				      NULL, errstr, errstr_size);
 	jobd_kafka_producer_free(p);
 	return rc;
 }
@@ -1279,6 +1334,36 @@ void jobd_kafka_messages_release(struct jobd_kafka_message *msgs, size_t n)
 		rd_kafka_message_destroy(msgs[i].priv);
 		msgs[i].priv = NULL;
 	}
+}
+
+int jobd_kafka_message_headers(const struct jobd_kafka_message *msg,
+			       struct jobd_kafka_header **hdrs, size_t *n)
+{
+	rd_kafka_headers_t *rh = NULL;
+	const char *name;
+	const void *value;
+	size_t cnt, size;
+
+	*hdrs = NULL;
+	*n = 0;
+	/* __NOENT: none. A header block librdkafka cannot parse was
+	 * accepted by the broker; it is left out rather than stop here. */
+	if (!msg->priv || rd_kafka_message_headers(msg->priv, &rh) !=
+				  RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	cnt = rd_kafka_header_cnt(rh);
+	if (cnt == 0)
+		return 0;
+	*hdrs = calloc(cnt, sizeof(**hdrs));
+	if (!*hdrs)
+		return -ENOMEM;
+	while (*n < cnt &&
+	       rd_kafka_header_get_all(rh, *n, &name, &value, &size) ==
+		       RD_KAFKA_RESP_ERR_NO_ERROR) {
+		(*hdrs)[*n] = (struct jobd_kafka_header){ name, value, size };
+		(*n)++;
+	}
+	return 0;
 }
 
 int jobd_kafka_consumer_commit(struct jobd_kafka_consumer *kc,

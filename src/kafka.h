@@ -3,7 +3,8 @@
  *
  * Six things live here:
  * - a producer that sends a batch of messages (with headers) and waits for
- *   their delivery reports: the dead-letter queue, `jobctl send`, stats;
+ *   their delivery reports, saying what became of each: the dead-letter
+ *   queue, `jobctl send`, stats, sinks;
  * - a consumer in a group with manual offset commits: poll a batch, turn it
  *   into jobs, commit the batch only after Redis acked (offsets are never
  *   stored or committed automatically); pause/resume for backpressure;
@@ -81,7 +82,7 @@ struct jobd_kafka_producer;
 
 struct jobd_kafka_header {
 	const char *name;  /* borrowed */
-	const void *value; /* borrowed, LEN bytes */
+	const void *value; /* borrowed, LEN bytes; NULL = a null value */
 	size_t len;	   /* bytes */
 };
 
@@ -91,8 +92,8 @@ struct jobd_kafka_out {
 	int32_t partition; /* -1 = by key (or any) */
 	const void *key;   /* NULL = no key */
 	size_t key_len;	   /* bytes */
-	const void *value;
-	size_t len; /* bytes */
+	const void *value; /* NULL = a null value ("" for an empty one) */
+	size_t len;	   /* bytes */
 	const struct jobd_kafka_header *headers;
 	size_t nheaders;
 };
@@ -107,13 +108,41 @@ jobd_kafka_producer_new(const struct jobd_conf *conf, const char *brokers,
 			char *errstr, size_t errstr_size);
 
 /*
- * Sends N messages and waits up to TIMEOUT_MS for all delivery reports.
- * Returns 0 when all were acked, or -1 (retriable: some may have arrived,
- * send them again) with the first failure in errstr.
+ * What became of one message of a send. Only a refusal of the message
+ * itself is final; anything else (brokers or network down, a timeout, a
+ * leader moving, a topic that does not exist yet, a missing ACL) may pass
+ * and the message is sent again: an operator who grants the right or
+ * fixes the broker loses nothing.
+ */
+enum jobd_kafka_fate {
+	JOBD_KAFKA_UNSENT,    /* not acked: send it again */
+	JOBD_KAFKA_ACKED,     /* the broker has it */
+	JOBD_KAFKA_TOO_LARGE, /* over message.max.bytes, of librdkafka or of
+			       * the broker or topic: never goes as it is */
+	JOBD_KAFKA_INVALID,   /* refused for what it holds (e.g. no key for
+			       * a compacted topic): never goes as it is */
+};
+
+/* Asked about once a second while a delivery waits: false = give up. */
+typedef bool (*jobd_kafka_wait_fn)(void *arg);
+
+/*
+ * Sends N messages and waits for every delivery report for as long as
+ * KEEP(ARG) returns true (KEEP NULL: until every report is in; librdkafka
+ * gives each within message.timeout.ms, 30 s). When KEEP gives up, the
+ * messages not acked yet are purged: they may or may not have arrived.
+ * FATES (NULL, or N entries) receives what became of each message, so
+ * that a retry sends only those JOBD_KAFKA_UNSENT. Returns 0 when all
+ * were acked; -1 when not, with the first failure in errstr (the first
+ * message to send again, when there is one); -2 when
+ * moreover the producer cannot send any more (an idempotence error
+ * librdkafka calls fatal): free it and make a new one.
  */
 int jobd_kafka_producer_send(struct jobd_kafka_producer *p,
 			     const struct jobd_kafka_out *msgs, size_t n,
-			     int timeout_ms, char *errstr, size_t errstr_size);
+			     jobd_kafka_wait_fn keep, void *arg,
+			     enum jobd_kafka_fate *fates, char *errstr,
+			     size_t errstr_size);
 
 void jobd_kafka_producer_free(struct jobd_kafka_producer *p);
 
@@ -129,9 +158,6 @@ struct jobd_kafka_producer *
 jobd_kafka_producer_new_props(const struct jobd_conf *conf, const char *brokers,
 			      const char *const *props, char *errstr,
 			      size_t errstr_size);
-
-/* Asked about once a second while a delivery waits: false = give up. */
-typedef bool (*jobd_kafka_wait_fn)(void *arg);
 
 /*
  * Sends N messages in order and waits for every delivery report for as
@@ -271,6 +297,16 @@ void jobd_kafka_consumer_poll(struct jobd_kafka_consumer *kc,
 			      size_t *n, int timeout_ms);
 
 void jobd_kafka_messages_release(struct jobd_kafka_message *msgs, size_t n);
+
+/*
+ * The headers of MSG, in their order (a name may repeat; a value may be
+ * NULL), as a new array of *N (caller frees it with free(); the names
+ * and values in it are borrowed from MSG until it is released). *HDRS is
+ * NULL when MSG has none. Read on demand, not for every message polled:
+ * only a dead letter needs them. Returns 0, or -ENOMEM.
+ */
+int jobd_kafka_message_headers(const struct jobd_kafka_message *msg,
+			       struct jobd_kafka_header **hdrs, size_t *n);
 
 /*
  * FN(ARG) runs when partitions are about to be revoked (or lost), inside

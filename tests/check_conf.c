@@ -125,6 +125,7 @@ START_TEST(test_conf_defaults_without_file)
 	ck_assert_str_eq(conf->brokers, "embedded");
 	ck_assert_str_eq(conf->group, "jobd");
 	ck_assert_int_eq(conf->max_payload, 1048576);
+	ck_assert_int_eq(conf->dlq_max_bytes, 921600);
 	ck_assert_int_eq(conf->pending_limit, 100000);
 	ck_assert_uint_eq(conf->kafka_props_count, 0);
 	ck_assert_str_eq(conf->topic_events, "jobs.events");
@@ -342,6 +343,10 @@ START_TEST(test_conf_sizes)
 	ck_assert_str_eq(refuse("[kafka]\nmax_payload = 2GiB\n"),
 			 "t.conf:2: size \"2GiB\" out of range for [kafka] "
 			 "max_payload: use from 1 to 1000000000 bytes");
+	/* a reference record must fit */
+	ck_assert_str_eq(refuse("[kafka]\ndlq_max_bytes = 4095\n"),
+			 "t.conf:2: size \"4095\" out of range for [kafka] "
+			 "dlq_max_bytes: use from 4096 to 1000000000 bytes");
 }
 END_TEST
 
@@ -359,6 +364,7 @@ START_TEST(test_conf_values_parsed)
 		"brokers = k1:9092,k2:9092\n"
 		"group = g\n"
 		"max_payload = 512KiB\n"
+		"dlq_max_bytes = 4KiB\n"
 		"pending_limit = 5\n"
 		"[topics]\n"
 		"events = e\nrecords = r\nactions = a\nstats = s\ndlq = d\n"
@@ -385,6 +391,7 @@ START_TEST(test_conf_values_parsed)
 	ck_assert_str_eq(conf->brokers, "k1:9092,k2:9092");
 	ck_assert_str_eq(conf->group, "g");
 	ck_assert_int_eq(conf->max_payload, 524288);
+	ck_assert_int_eq(conf->dlq_max_bytes, 4096);
 	ck_assert_int_eq(conf->pending_limit, 5);
 	ck_assert_str_eq(conf->topic_events, "e");
 	ck_assert_str_eq(conf->topic_records, "r");

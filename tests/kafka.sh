@@ -14,8 +14,6 @@ set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
-driver=${JOBD_KAFKA_DRIVER:-$top_builddir/tests/kafka_driver}
-[ -x "$driver" ] || fail "missing $driver (make check builds it)"
 need kcat
 
 start_redis
@@ -25,32 +23,13 @@ run_id=$$.$RANDOM
 
 # --- helpers ----------------------------------------------------------------
 
-drivers=()
-
 # start_driver NAME [ARGS...]: runs the driver with $work/jobd.conf.
 start_driver() {
-	local name=$1
-	shift
-	"$driver" -c "$work/jobd.conf" "$@" >>"$work/$name.out" \
-		2>>"$work/$name.err" &
-	eval "pid_$name=$!"
-	drivers+=("$!")
-	on_exit "kill -KILL $! 2>/dev/null"
+	start_kafka_driver "$1" "$work" -c "$work/jobd.conf" "${@:2}"
 }
 
-# stop_driver NAME: SIGTERM, waits; fails when it did not exit 0.
 stop_driver() {
-	local pid
-	eval "pid=\$pid_$1"
-	kill -TERM "$pid"
-	wait "$pid" || fail "driver $1 exited with $? (see $work/$1.err)"
-}
-
-kill9_driver() {
-	local pid
-	eval "pid=\$pid_$1"
-	kill -KILL "$pid"
-	wait "$pid" 2>/dev/null || true
+	stop_kafka_driver "$1" "$work"
 }
 
 job_count() {
@@ -202,7 +181,7 @@ check_kill9() {
 		start_driver c9
 		sleep "$delay"
 		sleep $((RANDOM % 2))
-		kill9_driver c9
+		kill9_kafka_driver c9
 	done
 	start_driver c9
 	wait_jobs $((base + n)) 120
@@ -254,12 +233,7 @@ set_topics embedded
 write_conf embedded e
 # a broker-only process hosts the broker, so consumers can be killed
 start_driver host --broker-only
-for _ in $(seq 50); do
-	broker=$(rcli get jobd:broker)
-	[ -n "$broker" ] && break
-	sleep 0.1
-done
-[ -n "$broker" ] || fail "embedded broker key not published"
+broker=$(embedded_broker) || exit
 assert_contains "$(cat "$work/host.err")" "kafka: embedded broker at $broker" \
 	"broker log line"
 start_driver c1
@@ -273,7 +247,7 @@ check_redis_outage
 # expires
 start_driver c2
 sleep 1
-kill9_driver host
+kill9_kafka_driver host
 deadline=$((SECONDS + 30))
 while [ "$(rcli get jobd:broker)" = "$broker" ] ||
 	[ -z "$(rcli get jobd:broker)" ]; do
@@ -292,13 +266,7 @@ rcli flushall >/dev/null
 # --- real broker -----------------------------------------------------------------
 
 echo "# real broker"
-if [ -n "${JOBD_TEST_KAFKA:-}" ]; then
-	broker=$JOBD_TEST_KAFKA
-else
-	broker=$("$top_srcdir/scripts/kafka" start "$work/kafka" 2>"$work/kafka.log") ||
-		skip_or_fail "cannot start a Kafka broker (scripts/kafka, log $work/kafka.log)"
-	on_exit "'$top_srcdir/scripts/kafka' stop '$work/kafka'"
-fi
+real_broker "$work/kafka"
 set_topics real
 write_conf "$broker" r
 # Topics are created by the first produce; the consumer, subscribed

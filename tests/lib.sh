@@ -136,3 +136,58 @@ kafka_address() {
 		skip_or_fail "no Kafka broker: JOBD_TEST_KAFKA is not set (scripts/test starts one)"
 	echo "$JOBD_TEST_KAFKA"
 }
+
+# The consume role alone: tests/kafka_driver (JOBD_KAFKA_DRIVER overrides).
+# start_kafka_driver NAME DIR ARGS...: runs it with ARGS in the background,
+# its output appended to DIR/NAME.out and DIR/NAME.err, its pid in
+# $pid_NAME (NAME is a shell name); killed at exit.
+start_kafka_driver() {
+	local name=$1 dir=$2 bin=${JOBD_KAFKA_DRIVER:-$top_builddir/tests/kafka_driver}
+	shift 2
+	[ -x "$bin" ] || fail "missing $bin (make check builds it)"
+	"$bin" "$@" >>"$dir/$name.out" 2>>"$dir/$name.err" &
+	eval "pid_$name=$!"
+	on_exit "kill -KILL $! 2>/dev/null"
+}
+
+# stop_kafka_driver NAME DIR: SIGTERM, waits; fails when it did not exit 0.
+stop_kafka_driver() {
+	local pid
+	eval "pid=\$pid_$1"
+	kill -TERM "$pid"
+	wait "$pid" || fail "driver $1 exited with $? (see $2/$1.err)"
+}
+
+kill9_kafka_driver() {
+	local pid
+	eval "pid=\$pid_$1"
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+}
+
+# Prints the embedded broker's address once its Redis key is there (10 s
+# at most). In a command substitution the failure only leaves the
+# subshell, so write broker=$(embedded_broker) || exit
+embedded_broker() {
+	local addr
+	for _ in $(seq 100); do
+		addr=$(rcli get jobd:broker)
+		[ -n "$addr" ] && break
+		sleep 0.1
+	done
+	[ -n "$addr" ] || fail "embedded broker key not published"
+	echo "$addr"
+}
+
+# real_broker DIR: sets broker to a real Kafka broker's address:
+# $JOBD_TEST_KAFKA (scripts/test starts one), else one started here in DIR
+# with scripts/kafka and stopped at exit; skips (fails in CI) without.
+real_broker() {
+	if [ -n "${JOBD_TEST_KAFKA:-}" ]; then
+		broker=$JOBD_TEST_KAFKA
+		return
+	fi
+	broker=$("$top_srcdir/scripts/kafka" start "$1" 2>"$1.log") ||
+		skip_or_fail "cannot start a Kafka broker (scripts/kafka, log $1.log)"
+	on_exit "'$top_srcdir/scripts/kafka' stop '$1'"
+}
