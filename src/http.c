@@ -1395,6 +1395,7 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 	evutil_socket_t fd;
 	sigset_t all, old;
 	char err[512], timeout[32];
+	struct timeval tv;
 	int max;
 
 	if ((max = jobd_http_connection_limit(conf, errstr, errstr_size)) < 0)
@@ -1424,7 +1425,11 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 		goto err_close;
 	}
 	event_add(h->wake, NULL);
-	evhttp_set_timeout(h->http, 30);
+	/* evhttp's own timeout (between two bytes) is the deadline's length:
+	 * the deadline, which httpconn.c keeps, comes first. */
+	tv.tv_sec = (time_t)(conf->http_request_timeout / 1000);
+	tv.tv_usec = (suseconds_t)(conf->http_request_timeout % 1000) * 1000;
+	evhttp_set_timeout_tv(h->http, &tv);
 	evhttp_set_max_headers_size(h->http, MAX_HEADERS);
 	evhttp_set_max_body_size(h->http, MAX_BODY_HARD);
 	evhttp_set_allowed_methods(

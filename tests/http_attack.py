@@ -66,7 +66,11 @@ def flood(port, n):
 
 def slowloris(port, interval):
     while True:
-        s = socket.create_connection(("127.0.0.1", port))
+        try:
+            s = socket.create_connection(("127.0.0.1", port))
+        except OSError as e:
+            print("slowloris: cannot connect: %s" % e, flush=True)
+            return
         start = time.monotonic()
         s.settimeout(interval)
         try:
