@@ -8,11 +8,12 @@
 # 1 s, exec jobs submitted all finish without error (no "cannot create
 # pipes"), the monitor keeps at most its connection limit, and jobd's log
 # stays a few lines long (it used to repeat "accept(): Too many open files"
-# millions of times).
+# millions of times). Last, out of descriptors all the same: accepting
+# pauses without spinning or flooding the log.
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh" 2>/dev/null || . "$(dirname "$0")/lib.sh"
 
-need curl python3 jq
+need curl python3 jq prlimit
 need_jobd
 start_redis
 dir=$(mktemp -d "${TMPDIR:-/tmp}/jobd-limits.XXXXXX")
@@ -150,6 +151,37 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.1
 done
 assert_eq 1 "$(metric jobd_http_connections)" "connections once the flood is gone"
+
+# 3. Out of descriptors all the same (here: the soft limit lowered under
+# jobd's feet): accepting pauses, no spinning, one warning line; when
+# descriptors are back, the monitor answers again.
+cpu() { # user + system ticks of jobd
+	awk '{ print $14 + $15 }' "/proc/$jobd_pid/stat"
+}
+fds=$(ls "/proc/$jobd_pid/fd" | wc -l)
+prlimit --pid "$jobd_pid" --nofile=$((fds + 10)):256
+python3 "$attack" flood "$port" 300 > "$dir/flood2.out" &
+flood=$!
+on_exit "kill $flood 2>/dev/null || true"
+for ((i = 0; i < 100; i++)); do
+	[ "$(ls "/proc/$jobd_pid/fd" | wc -l)" -ge $((fds + 10)) ] && break
+	sleep 0.1
+done
+lines_before=$(wc -l < "$dir/jobd.log")
+ticks=$(cpu)
+sleep 3
+ticks=$(($(cpu) - ticks))
+emfile_lines=$(($(wc -l < "$dir/jobd.log") - lines_before))
+hz=$(getconf CLK_TCK)
+[ "$ticks" -lt "$hz" ] || fail "jobd used $ticks/$hz s of CPU in 3 s out of descriptors: spinning?"
+[ "$emfile_lines" -le 1 ] || fail "jobd logged $emfile_lines lines in 3 s out of descriptors"
+grep -q 'http: cannot accept a connection: Too many open files' "$dir/jobd.log" ||
+	fail "no warning about accept errors: $(tail -n 3 "$dir/jobd.log")"
+prlimit --pid "$jobd_pid" --nofile=256:256
+kill "$flood"
+fresh > /dev/null
+[ "$(metric jobd_http_accept_errors_total)" -ge 1 ] || fail "no accept error counted"
+
 kill -TERM "$jobd_pid"
 rc=0
 wait "$jobd_pid" || rc=$?
@@ -157,4 +189,5 @@ assert_eq 0 "$rc" "jobd exits 0 on SIGTERM: $(tail -n 5 "$dir/jobd.log")"
 echo "limit $max connections; slowloris alone closed after $first s;" \
 	"under 1,100 idle connections and 3 slowloris: slowest fresh answer" \
 	"$slowest s, $still, closed at deadline $deadline, at the limit" \
-	"$limit, $lines log lines, 8 exec jobs finished"
+	"$limit, $lines log lines, 8 exec jobs finished; out of descriptors:" \
+	"$ticks/$hz s of CPU in 3 s, $emfile_lines log lines"
