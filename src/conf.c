@@ -54,6 +54,7 @@ enum kind {
 	K_FORMAT,   /* stats_msgpack */
 	K_HANDLER,  /* char *, one of the known handlers */
 	K_COMMAND,  /* char **, split like shell words */
+	K_HOSTS,    /* char **, host names separated by commas */
 };
 
 struct key {
@@ -140,6 +141,9 @@ static const struct key http_keys[] = {
 	{ "listen", K_STR, C(http_listen), 0, 0 },
 	{ "token", K_OPTSTR, C(http_token), 0, 0 },
 	{ "read_requires_token", K_BOOL, C(read_requires_token), 0, 0 },
+	{ "allowed_hosts", K_HOSTS, C(http_allowed_hosts), 0, 0 },
+	{ "max_connections", K_INT, C(http_max_connections), 0, 1000000 },
+	{ "request_timeout", K_DURATION, C(http_request_timeout), 1, 3600000 },
 	{ NULL, K_STR, 0, 0, 0 },
 };
 
@@ -635,6 +639,86 @@ out:
 	return rc;
 }
 
+/* MS as a duration the parser reads back: "365d", "1h", "250ms". */
+static const char *duration_text(int64_t ms, char *buf, size_t size)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {
+		{ "d", DAY_MS }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 }
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms >= units[i].ms && ms % units[i].ms == 0) {
+			snprintf(buf, size, "%lld%s",
+				 (long long)(ms / units[i].ms), units[i].unit);
+			return buf;
+		}
+	}
+	snprintf(buf, size, "%lldms", (long long)ms);
+	return buf;
+}
+
+/*
+ * [http] allowed_hosts = jobs.example.com, ops-box: host names (letters,
+ * digits, '-' and '.'), kept lowercase in *FIELD; empty = none.
+ */
+static int parse_hosts(struct parser *p, char ***field, const char *raw,
+		       const char *key)
+{
+	char *copy, *item, *save = NULL, **names, **grown;
+	size_t n = 0;
+	int rc = 0;
+
+	copy = strdup(raw);
+	names = calloc(1, sizeof(*names));
+	if (!copy || !names) {
+		rc = fail_oom(p);
+		goto out;
+	}
+	for (item = strtok_r(copy, ",", &save); item;
+	     item = strtok_r(NULL, ",", &save)) {
+		size_t len = strlen(item = trim(item));
+
+		if (len == 0)
+			continue;
+		if (len > 253 || strspn(item, "abcdefghijklmnopqrstuvwxyz"
+					      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					      "0123456789-.") != len) {
+			rc = fail(
+				p, p->lineno,
+				"use host names separated by commas, e.g. jobs.example.com, ops-box",
+				"bad host name \"%s\" for [%s] %s", item,
+				p->section_name, key);
+			goto out;
+		}
+		for (char *c = item; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a');
+		if (!(grown = realloc(names, (n + 2) * sizeof(*names)))) {
+			rc = fail_oom(p);
+			goto out;
+		}
+		names = grown;
+		names[n + 1] = NULL;
+		if (!(names[n] = strdup(item))) {
+			rc = fail_oom(p);
+			goto out;
+		}
+		n++;
+	}
+	free_argv(*field);
+	*field = n ? names : NULL;
+	if (n)
+		names = NULL;
+out:
+	free_argv(names);
+	free(copy);
+	return rc;
+}
+
 static char *default_instance(void)
 {
 	char host[256], buf[300];
@@ -655,7 +739,7 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 {
 	char *field = (char *)base + k->off;
 	const char *sec = p->section_name;
-	char *v;
+	char *v, buf[32];
 	int64_t n;
 	bool b;
 	double d;
@@ -734,10 +818,15 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 				    "use a duration above 0, e.g. 10s",
 				    "duration \"%s\" too short for [%s] %s", v,
 				    sec, k->name);
-		if (n > k->max)
-			return fail(p, p->lineno, "use at most 365d",
+		if (n > k->max) {
+			char hint[64];
+
+			snprintf(hint, sizeof(hint), "use at most %s",
+				 duration_text(k->max, buf, sizeof(buf)));
+			return fail(p, p->lineno, hint,
 				    "duration \"%s\" too long for [%s] %s", v,
 				    sec, k->name);
+		}
 		*(int64_t *)(void *)field = n;
 		if (p->section == S_ENGINE && strcmp(k->name, "lease") == 0)
 			p->lease_line = p->lineno;
@@ -788,6 +877,8 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 				    "unknown handler \"%s\" for [%s] %s", v,
 				    sec, k->name);
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
+	case K_HOSTS:
+		return parse_hosts(p, (char ***)(void *)field, v, k->name);
 	case K_COMMAND:
 		break;
 	}
@@ -1228,6 +1319,7 @@ static struct jobd_conf *conf_defaults(void)
 	conf->logs_max_entries = 10000;
 	conf->retention_stats = 30 * DAY_MS;
 	rc |= set_str(&conf->http_listen, "127.0.0.1:8080");
+	conf->http_request_timeout = 10000;
 	conf->types = calloc(n, sizeof(*conf->types));
 	if (rc || !conf->instance || !conf->types)
 		goto err_free_conf;
@@ -1431,6 +1523,7 @@ void jobd_conf_free(struct jobd_conf *conf)
 	free(conf->data_dir);
 	free(conf->http_listen);
 	free(conf->http_token);
+	free_argv(conf->http_allowed_hosts);
 	free_kv(conf->users, conf->users_count);
 	for (i = 0; i < conf->types_count; i++) {
 		free(conf->types[i].name);

@@ -124,9 +124,16 @@ struct jobd_conf {
 	bool stats_msgpack; /* format = msgpack; default json */
 
 	/* [http] */
-	char *http_listen;	  /* "127.0.0.1:8080" */
-	char *http_token;	  /* NULL = no token */
-	bool read_requires_token; /* no */
+	char *http_listen;	      /* "127.0.0.1:8080" */
+	char *http_token;	      /* NULL = no token */
+	bool read_requires_token;     /* no */
+	char **http_allowed_hosts;    /* more host names than the listen address
+				    * and loopback, lowercase, NULL-terminated;
+				    * NULL = none */
+	int http_max_connections;     /* connections at once; 0 = 256 or what
+				    * RLIMIT_NOFILE leaves, if less */
+	int64_t http_request_timeout; /* ms a connection has to send a whole
+				       * request, 10s */
 
 	/* [users] TOKEN = name */
 	struct jobd_kv *users;

@@ -14,8 +14,14 @@
  * Limits: a query of at most 8 KiB and a body of at most 1 MiB get a JSON
  * refusal; past 64 KiB of headers or 8 MiB of body, evhttp itself refuses
  * the request (400/413 with its own HTML text) before it reaches us.
+ * Connections are bounded in number and each has [http] request_timeout
+ * to send a request (httpconn.c).
  *
- * Security: with [http] token or [users] tokens configured, POSTs (and
+ * Security: a request whose Host is not an address, localhost or a name
+ * of [http] allowed_hosts gets 421, whatever it asks: a page of another
+ * site that its DNS points at 127.0.0.1 (DNS rebinding) would otherwise be
+ * same-origin with the monitor in the browser, read it, and pass the Origin
+ * check below. With [http] token or [users] tokens configured, POSTs (and
  * reads with read_requires_token) need "Authorization: Bearer TOKEN",
  * compared in constant time; the main token acts as "admin", a [users]
  * token as its name. Without tokens the actor is X-Jobd-User or "http". A
@@ -39,6 +45,7 @@
 #include <event2/util.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -48,10 +55,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "consumers/consumer.h"
+#include "httpconn.h"
 #include "httpparse.h"
 #include "job.h"
 #include "log.h"
@@ -74,8 +83,8 @@ static const char api_csp[] = "default-src 'none'; frame-ancestors 'none'";
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 /* Status codes counted for jobd_http_requests_total; the last is "other". */
-static const int counted_codes[] = { 200, 201, 304, 400, 401, 403, 404,
-				     405, 409, 413, 414, 500, 503, 0 };
+static const int counted_codes[] = { 200, 201, 304, 400, 401, 403, 404, 405,
+				     409, 413, 414, 421, 500, 503, 0 };
 #define NCODES (sizeof(counted_codes) / sizeof(counted_codes[0]))
 
 struct jobd_http {
@@ -85,7 +94,10 @@ struct jobd_http {
 	struct event *wake; /* reads stop_pipe[0] */
 	int stop_pipe[2];   /* a byte written = stop the loop */
 	pthread_t thread;
-	struct jobd_store *st;		    /* NULL until Redis answers */
+	struct jobd_store *st;	     /* NULL until Redis answers */
+	struct jobd_httpconn *conns; /* limit and deadlines */
+	char **hosts; /* names for the Host header besides addresses and
+		       * localhost, NULL-terminated */
 	char address[INET6_ADDRSTRLEN + 8]; /* bound address, "host:port" */
 	uint64_t requests[NCODES];	    /* answers per status code */
 	pthread_mutex_t sources_mu;
@@ -131,6 +143,8 @@ static const char *reason(int code)
 		return "Payload Too Large";
 	case 414:
 		return "URI Too Long";
+	case 421:
+		return "Misdirected Request";
 	case 503:
 		return "Service Unavailable";
 	default:
@@ -729,6 +743,33 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
 	}
 }
 
+/* The monitor's own connections (httpconn.c). */
+static void connection_metrics(struct jobd_http *h, struct evbuffer *b)
+{
+	struct jobd_httpconn_stats cs;
+
+	jobd_httpconn_stats(h->conns, &cs);
+	metric_head(b, "jobd_http_connections", "gauge",
+		    "Connections open to this monitor.");
+	evbuffer_add_printf(b, "jobd_http_connections %d\n", cs.open);
+	metric_head(b, "jobd_http_connections_max", "gauge",
+		    "The connection limit ([http] max_connections).");
+	evbuffer_add_printf(b, "jobd_http_connections_max %d\n", cs.max);
+	metric_head(
+		b, "jobd_http_connections_closed_total", "counter",
+		"Connections the monitor closed: no whole request by [http] request_timeout, or the oldest at the limit.");
+	evbuffer_add_printf(
+		b,
+		"jobd_http_connections_closed_total{reason=\"deadline\"} %llu\n"
+		"jobd_http_connections_closed_total{reason=\"limit\"} %llu\n",
+		(unsigned long long)cs.deadline_closed,
+		(unsigned long long)cs.limit_closed);
+	metric_head(b, "jobd_http_accept_errors_total", "counter",
+		    "accept() failures, e.g. out of descriptors.");
+	evbuffer_add_printf(b, "jobd_http_accept_errors_total %llu\n",
+			    (unsigned long long)cs.accept_errors);
+}
+
 void jobd_http_set_sources(struct jobd_http *h, struct jobd_workers *w,
 			   struct jobd_consumer *c)
 {
@@ -866,6 +907,7 @@ static void get_metrics(struct req *q)
 				"jobd_http_requests_total{code=\"other\"} %llu\n",
 				(unsigned long long)q->h->requests[i]);
 	}
+	connection_metrics(q->h, b);
 	send_buf(q, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
@@ -1146,9 +1188,26 @@ static void route(struct req *q)
 	send_error(q, 404, "no such path");
 }
 
+/* Answers 421 unless the Host header names this monitor. */
+static bool known_host(struct req *q)
+{
+	const char *host = evhttp_find_header(
+		evhttp_request_get_input_headers(q->r), "Host");
+	char buf[80];
+
+	if (jobd_httpparse_host_allowed(host, (const char *const *)q->h->hosts))
+		return true;
+	send_error(
+		q, 421,
+		"unknown host \"%s\": the monitor answers to its addresses, localhost and the names of [http] allowed_hosts",
+		jobd_httpparse_quote(host, buf, sizeof(buf)));
+	return false;
+}
+
 static void handle(struct evhttp_request *r, void *arg)
 {
 	struct req q = { .h = arg, .r = r, .actor = "http" };
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -1156,6 +1215,9 @@ static void handle(struct evhttp_request *r, void *arg)
 	char err[512];
 	int rc;
 
+	jobd_httpconn_request_begin(q.h->conns, evcon);
+	if (!known_host(&q))
+		goto out;
 	q.path = evhttp_uridecode(raw && *raw ? raw : "/", 0, &len);
 	if (!q.path || strlen(q.path) != len) {
 		send_error(&q, 400, "bad path");
@@ -1172,6 +1234,7 @@ static void handle(struct evhttp_request *r, void *arg)
 out:
 	jobd_httpparse_query_release(&q.qs);
 	free(q.path);
+	jobd_httpconn_request_end(q.h->conns, evcon);
 }
 
 /* --- the thread ------------------------------------------------------------- */
@@ -1187,6 +1250,7 @@ static void *run(void *arg)
 {
 	struct jobd_http *h = arg;
 
+	jobd_httpconn_attach(h->conns);
 	event_base_dispatch(h->base);
 	return NULL;
 }
@@ -1272,18 +1336,73 @@ static evutil_socket_t listen_on(const char *addr, char *bound, size_t bsize,
 	return fd;
 }
 
+/*
+ * The names the Host header may give (besides addresses and localhost):
+ * [http] allowed_hosts and the host of ADDR when it is a name. NULL when
+ * out of memory.
+ */
+static char **host_names(const struct jobd_conf *conf, const char *addr)
+{
+	char host[256], port[16], **names;
+	size_t n = 0, i;
+
+	for (char **p = conf->http_allowed_hosts; p && *p; p++)
+		n++;
+	if (!(names = calloc(n + 2, sizeof(*names))))
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (!(names[i] = strdup(conf->http_allowed_hosts[i])))
+			goto err_free;
+	if (split_address(addr, host, sizeof(host), port, sizeof(port)) == 0 &&
+	    *host && !(names[n] = strdup(host)))
+		goto err_free;
+	return names;
+
+err_free:
+	for (i = 0; names[i]; i++)
+		free(names[i]);
+	free(names);
+	return NULL;
+}
+
+static void free_names(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}
+
+int jobd_http_connection_limit(const struct jobd_conf *conf, char *errstr,
+			       size_t errstr_size)
+{
+	struct rlimit rl;
+	long nofile = LONG_MAX;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)LONG_MAX)
+		nofile = (long)rl.rlim_cur;
+	return jobd_httpconn_limit(conf, nofile, errstr, errstr_size);
+}
+
 struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 				  size_t errstr_size)
 {
 	const char *addr = conf->http_listen && *conf->http_listen ?
 				   conf->http_listen :
 				   "127.0.0.1:8080";
-	struct jobd_http *h = calloc(1, sizeof(*h));
+	struct jobd_http *h;
+	struct evhttp_bound_socket *bound;
 	evutil_socket_t fd;
 	sigset_t all, old;
-	char err[512];
+	char err[512], timeout[32];
+	struct timeval tv;
+	int max;
 
-	if (!h) {
+	if ((max = jobd_http_connection_limit(conf, errstr, errstr_size)) < 0)
+		return NULL;
+	if (!(h = calloc(1, sizeof(*h))) ||
+	    !(h->hosts = host_names(conf, addr))) {
+		free(h);
 		snprintf(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
@@ -1306,7 +1425,11 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 		goto err_close;
 	}
 	event_add(h->wake, NULL);
-	evhttp_set_timeout(h->http, 30);
+	/* evhttp's own timeout (between two bytes) is the deadline's length:
+	 * the deadline, which httpconn.c keeps, comes first. */
+	tv.tv_sec = (time_t)(conf->http_request_timeout / 1000);
+	tv.tv_usec = (suseconds_t)(conf->http_request_timeout % 1000) * 1000;
+	evhttp_set_timeout_tv(h->http, &tv);
 	evhttp_set_max_headers_size(h->http, MAX_HEADERS);
 	evhttp_set_max_body_size(h->http, MAX_BODY_HARD);
 	evhttp_set_allowed_methods(
@@ -1315,12 +1438,18 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 				 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 				 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(h->http, handle, h);
-	if (!evhttp_accept_socket_with_handle(h->http, fd)) {
+	if (!(bound = evhttp_accept_socket_with_handle(h->http, fd))) {
 		snprintf(errstr, errstr_size, "cannot listen on %s: %s", addr,
 			 strerror(errno));
 		goto err_close;
 	}
 	fd = -1; /* now owned by h->http */
+	h->conns = jobd_httpconn_new(h->base, h->http, bound, max,
+				     conf->http_request_timeout);
+	if (!h->conns) {
+		snprintf(errstr, errstr_size, "out of memory");
+		goto err_close;
+	}
 	/* Redis may come later: the API answers 503 until it does. */
 	h->st = jobd_store_new(conf, err, sizeof(err));
 	if (h->st)
@@ -1338,7 +1467,11 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 			 "cannot start the http thread: %s", strerror(errno));
 		goto err_close;
 	}
-	jobd_info("http: monitor on http://%s/", h->address);
+	jobd_info("http: monitor on http://%s/ (at most %d connections, %s "
+		  "per request)",
+		  h->address, max,
+		  jobd_util_human_ms(conf->http_request_timeout, timeout,
+				     sizeof(timeout)));
 	return h;
 
 err_close:
@@ -1349,6 +1482,7 @@ err_close:
 		event_free(h->wake);
 	if (h->http)
 		evhttp_free(h->http);
+	jobd_httpconn_free(h->conns);
 	if (h->base)
 		event_base_free(h->base);
 	if (h->stop_pipe[0] >= 0) {
@@ -1356,6 +1490,7 @@ err_close:
 		close(h->stop_pipe[1]);
 	}
 err_free:
+	free_names(h->hosts);
 	free(h);
 	return NULL;
 }
@@ -1375,12 +1510,14 @@ void jobd_http_stop(struct jobd_http *h)
 		n = write(h->stop_pipe[1], "x", 1);
 	while (n < 0 && errno == EINTR);
 	pthread_join(h->thread, NULL);
-	evhttp_free(h->http);
+	evhttp_free(h->http); /* closes the connections */
+	jobd_httpconn_free(h->conns);
 	event_free(h->wake);
 	event_base_free(h->base);
 	pthread_mutex_destroy(&h->sources_mu);
 	close(h->stop_pipe[0]);
 	close(h->stop_pipe[1]);
 	jobd_store_free(h->st);
+	free_names(h->hosts);
 	free(h);
 }

@@ -27,6 +27,15 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 				  size_t errstr_size);
 
 /*
+ * Checks that the descriptor limit (RLIMIT_NOFILE now) leaves room for
+ * the monitor's connections (see jobd_httpconn_limit()): jobd calls it at
+ * start, so a bad [http] max_connections stops it instead of being
+ * retried. Returns the connection limit, or -1 with the reason in errstr.
+ */
+int jobd_http_connection_limit(const struct jobd_conf *conf, char *errstr,
+			       size_t errstr_size);
+
+/*
  * The address actually bound, "127.0.0.1:41234" (borrowed from H until
  * jobd_http_stop).
  */

@@ -17,10 +17,12 @@
 
 #include "httpparse.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "job.h"
 #include "util.h"
@@ -849,4 +851,45 @@ int jobd_httpparse_ids(json_t *body, int64_t **ids, size_t *n, char *errstr,
 	json_array_foreach(a, i, v)(*ids)[i] = json_integer_value(v);
 	*n = json_array_size(a);
 	return 0;
+}
+
+bool jobd_httpparse_host_allowed(const char *host, const char *const *names)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	const char *end, *port;
+	char name[256];
+	bool bracketed;
+	size_t len;
+
+	if (!host)
+		return true;
+	bracketed = host[0] == '[';
+	if (bracketed) {
+		host++;
+		if (!(end = strchr(host, ']')))
+			return false;
+		port = end + 1;
+	} else {
+		end = host + strcspn(host, ":");
+		port = end;
+	}
+	/* An empty port is allowed (RFC 3986: port = *DIGIT). */
+	if (*port && (*port != ':' || strlen(port + 1) > 5 ||
+		      strspn(port + 1, "0123456789") != strlen(port + 1)))
+		return false;
+	len = (size_t)(end - host);
+	if (len == 0 || len >= sizeof(name))
+		return false;
+	memcpy(name, host, len);
+	name[len] = '\0';
+	if (bracketed)
+		return inet_pton(AF_INET6, name, &a6) == 1;
+	if (inet_pton(AF_INET, name, &a4) == 1 ||
+	    strcasecmp(name, "localhost") == 0)
+		return true;
+	for (; names && *names; names++)
+		if (strcasecmp(name, *names) == 0)
+			return true;
+	return false;
 }

@@ -183,6 +183,20 @@ int jobd_httpparse_op(json_t *body, const char **op, char *errstr,
 int jobd_httpparse_ids(json_t *body, int64_t **ids, size_t *n, char *errstr,
 		       size_t errstr_size);
 
+/* --- the Host header ------------------------------------------------------ */
+
+/*
+ * Whether HOST, a request's Host header ("name", "name:port", "10.0.0.5",
+ * "[::1]:8080"; NULL when the request has none), names this monitor: an
+ * IPv4 or IPv6 address, "localhost", or one of NAMES (lowercase,
+ * NULL-terminated; NULL = none), without regard to case or port. An empty
+ * or malformed HOST is refused. A DNS-rebinding page reaches the monitor
+ * under a name its author controls, never under an address or localhost,
+ * so refusing other names stops it; a client other than a browser may send
+ * any Host it likes, and no Host proves nothing either way.
+ */
+bool jobd_httpparse_host_allowed(const char *host, const char *const *names);
+
 /* --- messages ------------------------------------------------------------ */
 
 /*

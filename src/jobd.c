@@ -8,6 +8,11 @@
  * signal context. SIGPIPE is ignored: a peer that went away is an error
  * return, never a death.
  *
+ * The soft descriptor limit is raised to the hard one at start: the
+ * monitor's connections, the workers' pipes and the Redis and Kafka
+ * connections all come out of it (the monitor keeps to its share, see
+ * httpconn.h).
+ *
  * Exit codes: 0 after a graceful stop; 1 on a configuration error or a
  * fatal Redis error (wrong password); 2 on bad usage. An unreachable Redis
  * is not fatal: a daemon must survive Redis restarts, so jobd warns and
@@ -23,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -65,6 +71,35 @@ static int wait_signal(int sfd, int ms)
 	if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
 		return 0;
 	return (int)si.ssi_signo;
+}
+
+static void limit_text(rlim_t n, char *buf, size_t size)
+{
+	if (n == RLIM_INFINITY)
+		snprintf(buf, size, "unlimited");
+	else
+		snprintf(buf, size, "%llu", (unsigned long long)n);
+}
+
+/* Raises RLIMIT_NOFILE's soft limit to the hard one, and says so. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	char was[32], to[32];
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	limit_text(rl.rlim_cur, was, sizeof(was));
+	limit_text(rl.rlim_max, to, sizeof(to));
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		jobd_warn("cannot raise the descriptor limit (RLIMIT_NOFILE) "
+			  "from %s to %s: %s",
+			  was, to, strerror(errno));
+	else
+		jobd_info(
+			"descriptor limit (RLIMIT_NOFILE) raised from %s to %s",
+			was, to);
 }
 
 /* A Redis error that retrying will not fix. */
@@ -208,6 +243,13 @@ int main(int argc, char **argv)
 	jobd_info("jobd %s starting: instance %s, redis %s, roles:%s",
 		  PACKAGE_VERSION, conf->instance, conf->redis_address,
 		  roles[0] ? roles : " none");
+	raise_nofile();
+	if (conf->role_http &&
+	    jobd_http_connection_limit(conf, errstr, sizeof(errstr)) < 0) {
+		jobd_error("%s", errstr);
+		rc = 1;
+		goto out_sfd;
+	}
 
 	/* Redis first: every role needs it. */
 	st = start_role("redis", start_probe, conf, sfd, &sig, &rc);

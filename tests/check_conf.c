@@ -150,6 +150,9 @@ START_TEST(test_conf_defaults_without_file)
 	ck_assert_str_eq(conf->http_listen, "127.0.0.1:8080");
 	ck_assert_ptr_null(conf->http_token);
 	ck_assert(!conf->read_requires_token);
+	ck_assert_ptr_null(conf->http_allowed_hosts);
+	ck_assert_int_eq(conf->http_max_connections, 0);
+	ck_assert_int_eq(conf->http_request_timeout, 10000);
 	ck_assert_uint_eq(conf->users_count, 0);
 	ck_assert_uint_eq(conf->types_count, 9);
 	ck_assert_uint_eq(conf->listeners_count, 0);
@@ -381,7 +384,10 @@ START_TEST(test_conf_values_parsed)
 		"[stats]\nformat = msgpack\n"
 		"[http]\n"
 		"listen = 0.0.0.0:80\ntoken = t0k\n"
-		"read_requires_token = YES\n");
+		"read_requires_token = YES\n"
+		"allowed_hosts = Jobs.Example.com, ops-box ,,\n"
+		"max_connections = 40\n"
+		"request_timeout = 2500ms\n");
 	ck_assert_msg(conf != NULL, "%s", errstr);
 	ck_assert_str_eq(conf->path, "t.conf");
 	ck_assert_str_eq(conf->redis_address, "/run/redis.sock");
@@ -413,7 +419,46 @@ START_TEST(test_conf_values_parsed)
 	ck_assert_str_eq(conf->http_listen, "0.0.0.0:80");
 	ck_assert_str_eq(conf->http_token, "t0k");
 	ck_assert(conf->read_requires_token);
+	assert_argv(conf->http_allowed_hosts,
+		    (const char *const[]){ "jobs.example.com", "ops-box",
+					   NULL });
+	ck_assert_int_eq(conf->http_max_connections, 40);
+	ck_assert_int_eq(conf->http_request_timeout, 2500);
 	ck_assert_uint_eq(conf->warnings, 0);
+	jobd_conf_free(conf);
+}
+END_TEST
+
+START_TEST(test_conf_http_limits_refused_out_of_range)
+{
+	struct jobd_conf *conf;
+
+	ck_assert_str_eq(
+		refuse("[http]\nmax_connections = -1\n"),
+		"t.conf:2: bad number \"-1\" for [http] "
+		"max_connections: use a whole number from 0 to 1000000");
+	ck_assert_str_eq(refuse("[http]\nrequest_timeout = 0\n"),
+			 "t.conf:2: duration \"0\" too short for [http] "
+			 "request_timeout: use a duration above 0, e.g. 10s");
+	ck_assert_str_eq(refuse("[http]\nrequest_timeout = 61m\n"),
+			 "t.conf:2: duration \"61m\" too long for [http] "
+			 "request_timeout: use at most 1h");
+	ck_assert_str_eq(refuse("[engine]\nlease = 366d\n"),
+			 "t.conf:2: duration \"366d\" too long for [engine] "
+			 "lease: use at most 365d");
+	ck_assert_str_eq(
+		refuse("[http]\nallowed_hosts = ok.example, [::1]\n"),
+		"t.conf:2: bad host name \"[::1]\" for [http] allowed_hosts: "
+		"use host names separated by commas, e.g. jobs.example.com, "
+		"ops-box");
+	ck_assert_str_eq(refuse("[http]\nallowed_hosts = a b\n"),
+			 "t.conf:2: bad host name \"a b\" for [http] "
+			 "allowed_hosts: use host names separated by commas, "
+			 "e.g. jobs.example.com, ops-box");
+	/* A later empty value clears the list. */
+	conf = parse("[http]\nallowed_hosts = a\nallowed_hosts =\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_ptr_null(conf->http_allowed_hosts);
 	jobd_conf_free(conf);
 }
 END_TEST
@@ -1103,6 +1148,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_values_parsed);
 	tcase_add_test(tc, test_conf_booleans);
 	tcase_add_test(tc, test_conf_number_ranges_refused);
+	tcase_add_test(tc, test_conf_http_limits_refused_out_of_range);
 	tcase_add_test(tc, test_conf_lease_must_exceed_heartbeat);
 	tcase_add_test(tc, test_conf_repeated_sections_merge);
 	tcase_add_test(tc, test_conf_unknown_key_warns);

@@ -274,6 +274,48 @@ START_TEST(test_ops_body)
 }
 END_TEST
 
+START_TEST(test_host_refused_unless_address_localhost_or_listed)
+{
+	static const char *const names[] = { "jobs.example.com", "ops-box",
+					     NULL };
+	static const char *const ok[] = {
+		"127.0.0.1",	"127.0.0.1:8080",   "localhost:8080",
+		"LocalHost",	"[::1]:8080",	    "[::1]",
+		"10.0.0.5:",	"jobs.example.com", "JOBS.example.com:443",
+		"ops-box:8080",
+	};
+	static const char *const refused[] = {
+		"rebind.evil.example:8080",
+		"rebind.evil.example",
+		"localhost.evil.example",
+		"jobs.example.com.evil.example",
+		"example.com",
+		"",
+		":8080",
+		"[::1",
+		"[evil.example]:80",
+		"::1",
+		"127.0.0.1:80x",
+		"127.0.0.1:123456",
+		"127.0.0.1:80:80",
+		"localhost/x",
+		"1.2.3",
+		"evil.example@127.0.0.1",
+	};
+	size_t i;
+
+	ck_assert(jobd_httpparse_host_allowed(NULL, names));
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		ck_assert_msg(jobd_httpparse_host_allowed(ok[i], names),
+			      "refused \"%s\"", ok[i]);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		ck_assert_msg(!jobd_httpparse_host_allowed(refused[i], names),
+			      "allowed \"%s\"", refused[i]);
+	ck_assert(!jobd_httpparse_host_allowed("ops-box", NULL));
+	ck_assert(jobd_httpparse_host_allowed("localhost", NULL));
+}
+END_TEST
+
 static Suite *httpparse_suite(void)
 {
 	Suite *s = suite_create("httpparse");
@@ -289,6 +331,8 @@ static Suite *httpparse_suite(void)
 	tc = tcase_create("body");
 	tcase_add_test(tc, test_body_errors_stay_ascii);
 	tcase_add_test(tc, test_ops_body);
+	tcase_add_test(tc,
+		       test_host_refused_unless_address_localhost_or_listed);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -316,6 +316,27 @@ check 414 "over 8 KiB" GET "/api/jobs?run_by=$(printf 'a%.0s' $(seq 9000))"
 req POST /api/jobs/ops '{"op":"stop","ids":[1]}' -H "Origin: $BASE"
 expect 200 "same-origin POST"
 
+# --- DNS rebinding: a page of rebind.evil.example resolved to 127.0.0.1 ----
+port=${BASE##*:}
+evil=rebind.evil.example:$port
+req GET /api/counts
+before=$BODY
+check 421 "unknown host \"$evil\"" POST /api/jobs '{"type":"imp"}' -H "Host: $evil" -H "Origin: http://$evil"
+check 421 "unknown host" POST /api/jobs/ops '{"op":"stop","ids":[1]}' -H "Host: $evil" -H "Origin: http://$evil"
+check 421 "unknown host" GET /api/jobs "" -H "Host: $evil"
+check 421 "unknown host" GET "/api/jobs/$parent" "" -H "Host: $evil"
+check 421 "unknown host" GET /metrics "" -H "Host: $evil"
+check 421 "unknown host" GET / "" -H "Host: $evil"
+check 421 "unknown host" GET /api/counts "" -H "Host: localhost.evil.example:$port"
+req GET /api/counts
+assert_eq "$before" "$BODY" "no job created through a rebound name"
+for host in "127.0.0.1:$port" "localhost:$port" "LOCALHOST" "[::1]:$port"; do
+	req GET /api/counts "" -H "Host: $host"
+	expect 200 "GET with Host: $host"
+done
+req POST /api/jobs '{"type":"imp"}' -H "Host: localhost:$port" -H "Origin: http://localhost:$port"
+expect 201 "POST from the page at localhost"
+
 # --- a worker moves jobs through every status ------------------------------
 start_driver worker "$work/open.conf" --worker
 req POST /api/jobs '{"type":"imp","payload":{"sim":"run"}}'
@@ -389,7 +410,7 @@ expect 200 "read with token"
 req GET /
 expect 200 "the page itself needs no token"
 
-# --- the address in use, Redis down, shutdown -------------------------------
+# --- the address in use ------------------------------------------------------
 port=${BASE##*:}
 write_conf "$work/busy.conf" "" ""
 sed -i "s/^listen = .*/listen = 127.0.0.1:$port/" "$work/busy.conf"
@@ -399,6 +420,20 @@ assert_eq 1 "$rc" "a busy address fails"
 assert_contains "$(cat "$work/busy.err")" "cannot listen on 127.0.0.1:$port: Address already in use" "busy message"
 stop_driver ro
 
+# --- [http] allowed_hosts: more names for the monitor -----------------------
+write_conf "$work/hosts.conf" "allowed_hosts = jobs.example.test, Ops-Box" ""
+start_driver hosts "$work/hosts.conf"
+port=${BASE##*:}
+req GET /api/counts "" -H "Host: jobs.example.test:$port"
+expect 200 "a configured name"
+req GET / "" -H "Host: ops-box"
+expect 200 "a configured name, any case, no port"
+req POST /api/jobs '{"type":"imp"}' -H "Host: jobs.example.test:$port" -H "Origin: http://jobs.example.test:$port"
+expect 201 "POST from the page at a configured name"
+check 421 "unknown host" GET /api/counts "" -H "Host: rebind.evil.example:$port"
+stop_driver hosts
+
+# --- Redis down, shutdown -----------------------------------------------------
 start_driver open2 "$work/open.conf"
 stop_redis
 check 503 "redis" GET /api/jobs

@@ -7,7 +7,7 @@
  *	l  of /api/jobs/ID/logs		     L  of /api/logs
  *	s  of /api/stats		     n  of a path taking none
  *	i  the ID of /api/jobs/ID	     P  the body of POST /api/jobs
- *	O  the body of POST /api/jobs/ops
+ *	O  the body of POST /api/jobs/ops    H  a Host header
  * (any other byte picks one of these by its value), so the seeds in
  * corpus/http/ read like requests.
  *
@@ -16,7 +16,9 @@
  * past the limits; a parsed query has non-empty names and re-encoded
  * reads back the same; every accepted value is in its documented range;
  * a compiled log regex can be run on a log line, as the store does; an
- * accepted payload is the JSON text of an object; ids are positive.
+ * accepted payload is the JSON text of an object; ids are positive; an
+ * accepted Host is printable, without spaces, '/' or '@', and its name is
+ * an address, localhost or the configured name.
  */
 #include "config.h"
 
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf.h"
 #include "httpparse.h"
@@ -293,21 +296,42 @@ static void fuzz_body(char kind, const char *s, size_t len)
 	json_decref(body);
 }
 
+static void fuzz_host(const char *s, size_t len)
+{
+	static const char *const names[] = { "jobs.example.com", NULL };
+	char *host = strndup(s, len);
+
+	if (!host)
+		return;
+	if (jobd_httpparse_host_allowed(host, names)) {
+		for (const char *c = host; *c; c++)
+			if (*c <= 0x20 || *c >= 0x7f || *c == '/' || *c == '@')
+				abort();
+		if (host[0] != '[' && strncasecmp(host, "localhost", 9) != 0 &&
+		    strncasecmp(host, "jobs.example.com", 16) != 0 &&
+		    strspn(host, "0123456789.:") != strlen(host))
+			abort();
+	}
+	free(host);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char kinds[] = "jclLsniPO";
+	static const char kinds[] = "jclLsniPOH";
 	const char *s = (const char *)data + 1;
 	char kind;
 
 	if (size == 0)
 		return 0;
 	kind = strchr(kinds, data[0]) && data[0] ? (char)data[0] :
-						   kinds[data[0] % 9];
+						   kinds[data[0] % 10];
 	size--;
 	if (kind == 'i')
 		fuzz_id(s, size);
 	else if (kind == 'P' || kind == 'O')
 		fuzz_body(kind, s, size);
+	else if (kind == 'H')
+		fuzz_host(s, size);
 	else
 		fuzz_query(kind, s, size);
 	return 0;
