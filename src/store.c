@@ -2857,8 +2857,9 @@ void jobd_fsck_release(struct jobd_fsck *f)
 
 int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 {
-	static const char *const structures[] = { "leases", "delayed", "roots",
-						  "roots_low", "ended" };
+	static const char *const structures[] = { "leases", "delayed",
+						  "roots",  "roots_low",
+						  "ended",  "logix:minutes" };
 	int64_t seen[JOBD_STATUS_COUNT] = { 0 }, counts[JOBD_STATUS_COUNT];
 	int64_t next = 1;
 	redisReply *r;

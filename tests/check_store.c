@@ -2488,12 +2488,15 @@ START_TEST(test_fsck_checks_and_repairs_the_ended_index)
 	ck_assert_msg(f.nviolations == 0, "clean store: %s",
 		      f.nviolations ? f.violations[0] : "");
 	jobd_fsck_release(&f);
-	/* Missing, at a wrong time, a child, a pending job, no such job. */
+	/* Missing, at a wrong time, a child, a pending job, no such job;
+	 * and a minute of the log index without its stream. */
+	rcli("ZADD jobd:logix:minutes 60000 60000");
 	rcli(fmt("ZREM jobd:ended %lld", (long long)a));
 	rcli(fmt("ZADD jobd:ended 5 %lld 1 %lld 1 %lld 1 999999", (long long)b,
 		 (long long)kid, (long long)d));
-	fsck_then_repair(5);
+	fsck_then_repair(6);
 	ck_assert_int_eq(rcli_int("zcard jobd:ended"), 2);
+	ck_assert(!zscore("jobd:logix:minutes", 60000, NULL));
 	ck_assert(zscore("jobd:ended", a, &at));
 	ck_assert_int_eq(at, finished_at(a));
 	ck_assert(zscore("jobd:ended", b, &at));
