@@ -2049,10 +2049,10 @@ bool jobd_store_log_cursor_valid(const char *s)
 
 /* Growing arrays of the search: the entries found, the jobs met. */
 struct log_page {
-	struct log_found *found;
-	size_t n, cap;
-	struct jobd_job **jobs;
-	size_t njobs, capjobs;
+	struct log_found *found; /* owned, N of CAP used */
+	size_t n, cap;		 /* entries */
+	struct jobd_job **jobs;	 /* owned, NJOBS of CAPJOBS used */
+	size_t njobs, capjobs;	 /* jobs, a job once per logscan call */
 };
 
 static void log_page_release(struct log_page *p)
