@@ -353,7 +353,7 @@ static void get_children(struct req *q, int64_t id)
 
 /* --- logs ---------------------------------------------------------------- */
 
-static json_t *logs_to_json(const struct jobd_log_result *res)
+static json_t *logs_to_json(const struct jobd_log_result *res, bool all)
 {
 	json_t *o = json_object();
 	json_t *a = json_array();
@@ -387,6 +387,15 @@ static json_t *logs_to_json(const struct jobd_log_result *res)
 	json_object_set_new(o, "entries", a);
 	json_object_set_new(o, "dropped", json_integer(res->dropped));
 	json_object_set_new(o, "truncated", json_boolean(res->truncated));
+	if (all) {
+		/* A page of the search across jobs: the rest is asked for
+		 * with cursor=next, each page bounded in cost (store.h). */
+		json_object_set_new(o, "next",
+				    res->next[0] ? json_string(res->next) :
+						   json_null());
+		json_object_set_new(o, "scanned",
+				    json_integer((json_int_t)res->scanned));
+	}
 	return o;
 }
 
@@ -414,7 +423,7 @@ static void get_logs(struct req *q, int64_t id)
 	else if (rc < 0)
 		send_store_error(q, rc);
 	else {
-		send_json(q, 200, logs_to_json(&res));
+		send_json(q, 200, logs_to_json(&res, id == 0));
 		jobd_log_result_release(&res);
 	}
 out:

@@ -542,6 +542,23 @@ static bool valid_entry_id(const char *s)
 	       strspn(s + digits + 1, "0123456789") == strlen(s + digits + 1);
 }
 
+/* A cursor of the search across jobs: an entry id, or "ID/JOB". */
+static bool valid_log_cursor(const char *s)
+{
+	char id[32];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+
+	if (n >= sizeof(id))
+		return false;
+	memcpy(id, s, n);
+	id[n] = '\0';
+	return valid_entry_id(id) &&
+	       (!slash ||
+		(slash[1] != '\0' && strlen(slash + 1) < 20 &&
+		 strspn(slash + 1, "0123456789") == strlen(slash + 1)));
+}
+
 int jobd_httpparse_logs(const struct jobd_httpparse_query *qs, bool one_job,
 			int64_t now, struct jobd_httpparse_logs *out,
 			char *errstr, size_t errstr_size)
@@ -549,9 +566,9 @@ int jobd_httpparse_logs(const struct jobd_httpparse_query *qs, bool one_job,
 	static const char *const allowed[] = { "level", "grep",	 "regex",
 					       "since", "until", "tree",
 					       "after", "limit", NULL };
-	static const char *const allowed_all[] = { "level", "grep",  "regex",
-						   "since", "until", "limit",
-						   NULL };
+	static const char *const allowed_all[] = { "level",  "grep",  "regex",
+						   "since",  "until", "limit",
+						   "cursor", NULL };
 	struct jobd_log_query *lq = &out->lq;
 	const char *level, *re;
 	int64_t limit = 1000;
@@ -591,6 +608,12 @@ int jobd_httpparse_logs(const struct jobd_httpparse_query *qs, bool one_job,
 			errstr, errstr_size,
 			"bad after \"%s\": use the id of a log entry (1764340000000-0)",
 			jobd_httpparse_quote(lq->after, buf, sizeof(buf)));
+	if ((lq->cursor = jobd_httpparse_get(qs, "cursor")) &&
+	    !valid_log_cursor(lq->cursor))
+		return bad(
+			errstr, errstr_size,
+			"bad cursor \"%s\": use the next of the previous page",
+			jobd_httpparse_quote(lq->cursor, buf, sizeof(buf)));
 	if ((re = jobd_httpparse_get(qs, "regex"))) {
 		const char *risk;
 

@@ -120,8 +120,9 @@ struct jobd_httpparse_logs {
  * back-references, at most JOBD_HTTPPARSE_MAX_EXPANDED atoms once its
  * {m,n} counts are expanded, repetitions nested at most
  * JOBD_HTTPPARSE_MAX_NESTING deep), since and until (relative to NOW, ms),
- * limit (1-1000, default 1000), and for one job also tree and after (a
- * log entry id, "1764340000000-0").
+ * limit (1-1000, default 1000), for one job also tree and after (a log
+ * entry id, "1764340000000-0"), for all jobs also cursor (the "next" of
+ * a previous page: "1764340000000-0" or "1764340000000-0/42").
  */
 int jobd_httpparse_logs(const struct jobd_httpparse_query *qs, bool one_job,
 			int64_t now, struct jobd_httpparse_logs *out,

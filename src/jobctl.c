@@ -51,7 +51,8 @@ static int usage(FILE *f, int rc)
 		"  low-priority ID... [--off]\n"
 		"  logs ID [--level L] [--grep TEXT] [--regex RE] [--since T]\n"
 		"       [--until T] [--tree] [--follow] [--json]\n"
-		"  logs --all --grep TEXT [--since T] [--until T] [--json]\n"
+		"  logs --all [--grep TEXT] [--regex RE] [--level L] [--since T]\n"
+		"       [--until T] [--limit N] [--cursor C] [--json]\n"
 		"  stats [--since D] [--type T] [--json]\n"
 		"  send TOPIC JSON\n"
 		"  fsck [--repair]\n"
@@ -74,7 +75,7 @@ static int bad_usage(char **argv, bool option)
 		{ "show", "show ID [--json]" },
 		{ "children", "children ID [--limit N] [--cursor C] [--json]" },
 		{ "logs",
-		  "logs ID [--level L] [--grep TEXT] [--regex RE] [--since T] [--until T] [--tree] [--follow] [--json]" },
+		  "logs ID [--level L] [--grep TEXT] [--regex RE] [--since T] [--until T] [--tree] [--follow] [--json], or logs --all [...] [--limit N] [--cursor C]" },
 		{ "stats", "stats [--since D] [--type T] [--json]" },
 		{ "low-priority", "low-priority ID... [--off]" },
 		{ "send", "send TOPIC JSON" },
@@ -558,6 +559,40 @@ static void on_interrupt(int sig)
 	interrupted = 1;
 }
 
+/*
+ * logs --all: the search across jobs, page after page (each a bounded
+ * cost in Redis, store.h) until the window is done or Q->limit entries
+ * are printed; then the cursor that continues.
+ */
+static int logs_all(struct ctl *ctl, struct jobd_log_query *q, bool json)
+{
+	struct jobd_log_result res;
+	char next[JOBD_LOG_CURSOR_SIZE] = "";
+	size_t left = q->limit;
+
+	while (left > 0 && !interrupted) {
+		q->limit = left < 1000 ? left : 1000;
+		if (jobd_store_logs_all(ctl->st, q, &res) < 0)
+			return store_failed(ctl);
+		for (size_t i = 0; i < res.n; i++)
+			print_entry(&res.entries[i], true, json);
+		left -= res.n;
+		snprintf(next, sizeof(next), "%s", res.next);
+		jobd_log_result_release(&res);
+		fflush(stdout);
+		if (!next[0])
+			return 0;
+		q->cursor = next;
+	}
+	if (json)
+		fprintf(stderr,
+			"jobctl: more entries: continue with --cursor %s\n",
+			next);
+	else
+		printf("(more entries: continue with --cursor %s)\n", next);
+	return 0;
+}
+
 static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -571,6 +606,7 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "limit", required_argument, NULL, 'L' },
+		{ "cursor", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct jobd_log_query q = { .limit = 100000 };
@@ -638,6 +674,16 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 		case 'a':
 			all = true;
 			break;
+		case 'c':
+			if (!jobd_store_log_cursor_valid(optarg)) {
+				fprintf(stderr,
+					"jobctl: bad --cursor \"%s\": use the one a search printed\n",
+					optarg);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			q.cursor = optarg;
+			break;
 		case 'L':
 			if (jobd_util_parse_i64(optarg, &v) < 0 || v < 1) {
 				fprintf(stderr, "jobctl: bad --limit \"%s\"\n",
@@ -652,7 +698,7 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (all ? optind != argc : optind != argc - 1) {
+	if (all ? optind != argc : optind != argc - 1 || q.cursor) {
 		rc = bad_usage(argv, false);
 		goto out;
 	}
@@ -664,11 +710,14 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 		goto out;
 	signal(SIGINT, on_interrupt);
 	signal(SIGTERM, on_interrupt);
+	if (all) {
+		rc = logs_all(ctl, &q, json);
+		goto out;
+	}
 	for (;;) {
 		if (last[0])
 			q.after = last;
-		rc = all ? jobd_store_logs_all(ctl->st, &q, &res) :
-			   jobd_store_logs(ctl->st, id, &q, &res);
+		rc = jobd_store_logs(ctl->st, id, &q, &res);
 		if (rc == JOBD_STORE_ERR_NOTFOUND) {
 			fprintf(stderr, "jobctl: job %lld not found\n",
 				(long long)id);
@@ -683,7 +732,7 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			printf("(%lld earlier entries dropped)\n",
 			       (long long)res.dropped);
 		for (size_t i = 0; i < res.n; i++) {
-			print_entry(&res.entries[i], q.tree || all, json);
+			print_entry(&res.entries[i], q.tree, json);
 			if (res.entries[i].job == id || q.tree)
 				snprintf(last, sizeof(last), "%s",
 					 res.entries[i].sid);
@@ -692,7 +741,7 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			printf("(more entries: narrow the search or raise --limit)\n");
 		jobd_log_result_release(&res);
 		fflush(stdout);
-		if (!follow || all || interrupted)
+		if (!follow || interrupted)
 			break;
 		{
 			struct jobd_job *job;

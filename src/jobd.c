@@ -272,9 +272,9 @@ int main(int argc, char **argv)
 	jobd_http_set_sources(http, workers, consumer);
 	jobd_info("running");
 
-	while (!sig) {
+	for (bool starting = true; !sig; starting = false) {
 		/* One cleanup job per hour, whichever instance is first. */
-		if (conf->role_work && jobd_cleanup_schedule(st) < 0)
+		if (conf->role_work && jobd_cleanup_schedule(st, starting) < 0)
 			jobd_warn("%s", jobd_store_errstr(st));
 		sig = wait_signal(sfd, conf->role_work ? HOUSEKEEPING_MS : -1);
 	}

@@ -60,6 +60,8 @@ enum script_id {
 	S_PURGE,
 	S_FSCK,
 	S_FSCK_REFS,
+	S_BACKFILL,
+	S_LOGSCAN,
 	S_COUNT,
 };
 
@@ -68,7 +70,7 @@ static const char *const script_names[S_COUNT] = {
 	"heartbeat", "expire",	"stop",		"resume",	  "force_stop",
 	"cancel",    "restart", "low_priority", "list",		  "children",
 	"show",	     "cascade", "broker_claim", "broker_release", "lease",
-	"purge",     "fsck",	"fsck_refs",
+	"purge",     "fsck",	"fsck_refs",	"backfill",	  "logscan",
 };
 
 const char *const jobd_op_names[JOBD_OP_COUNT] = {
@@ -1781,79 +1783,100 @@ static int descendants(struct jobd_store *st, int64_t id, int64_t **ids,
 /*
  * The lifecycle entries that the job hash records and the hot path does
  * not write to the stream (one write less per transition): created, the
- * current claim, finished. Appended to OUT when they match Q.
+ * current claim, finished. Fills E (their messages in MSG) and returns
+ * how many; each entry's sid is "MS-0", before any stream entry of the
+ * same millisecond.
  */
-static int lifecycle_entries(struct jobd_store *st, int64_t id,
-			     const struct jobd_log_query *q, size_t limit,
-			     struct jobd_log_result *out, size_t *cap)
+static size_t lifecycle_make(const struct jobd_job *job,
+			     struct jobd_log_entry e[3], char msg[3][512])
 {
-	struct jobd_job *job;
-	int64_t now;
-	char msg[512];
-	int rc = jobd_store_get(st, id, &job, &now);
-	const char *by;
-	int n = 0, len;
+	size_t n = 0;
 
-	if (rc == JOBD_STORE_ERR_NOTFOUND)
-		return 0;
-	if (rc < 0)
-		return rc;
 	for (int i = 0; i < 3; i++) {
-		struct jobd_log_entry e = { .job = id };
+		struct jobd_log_entry *x = &e[n];
+		char *m = msg[n];
+		const char *by;
+		int len;
 
+		memset(x, 0, sizeof(*x));
+		x->job = job->id;
 		switch (i) {
 		case 0:
 			by = job->created_by ? job->created_by :
 			     job->source     ? JOBD_ACTOR_KAFKA :
 			     job->run_by     ? job->run_by :
 					       "system";
-			len = snprintf(msg, sizeof(msg), "created by %s", by);
+			len = snprintf(m, 512, "created by %s", by);
 			if (job->source)
-				len += snprintf(msg + len, sizeof(msg) - len,
-						" from %s", job->source);
+				len += snprintf(m + len, 512 - len, " from %s",
+						job->source);
 			if (job->parent)
-				snprintf(msg + len, sizeof(msg) - len,
+				snprintf(m + len, 512 - len,
 					 " as a child of %lld",
 					 (long long)job->parent);
-			e.ms = job->created_at;
-			e.level = JOBD_LOG_INFO;
+			x->ms = job->created_at;
+			x->level = JOBD_LOG_INFO;
 			break;
 		case 1:
 			if (!job->claimed_at || !job->instance)
 				continue;
-			snprintf(msg, sizeof(msg), "claimed by %s attempt %lld",
+			snprintf(m, 512, "claimed by %s attempt %lld",
 				 job->instance, (long long)job->attempt);
-			e.ms = job->claimed_at;
-			e.level = JOBD_LOG_INFO;
-			e.attempt = job->attempt;
+			x->ms = job->claimed_at;
+			x->level = JOBD_LOG_INFO;
+			x->attempt = job->attempt;
 			break;
 		default:
 			if (job->status != JOBD_FINISHED)
 				continue;
-			snprintf(msg, sizeof(msg), "%s",
+			snprintf(m, 512, "%s",
 				 job->with_errors ? "finished with errors" :
 						    "finished");
-			e.ms = job->finished_at;
-			e.level = job->with_errors ? JOBD_LOG_WARN :
-						     JOBD_LOG_INFO;
-			e.attempt = job->attempt;
+			x->ms = job->finished_at;
+			x->level = job->with_errors ? JOBD_LOG_WARN :
+						      JOBD_LOG_INFO;
+			x->attempt = job->attempt;
 			break;
 		}
-		/* Before any stream entry of the same millisecond. */
-		snprintf(e.sid, sizeof(e.sid), "%lld-0", (long long)e.ms);
-		e.msg = msg;
-		if ((q->since && e.ms < q->since) ||
-		    (q->until && e.ms > q->until) ||
-		    (q->after && *q->after && cmp_sid(e.sid, q->after) <= 0) ||
-		    !entry_matches(&e, q))
+		snprintf(x->sid, sizeof(x->sid), "%lld-0", (long long)x->ms);
+		x->msg = m;
+		n++;
+	}
+	return n;
+}
+
+/* The lifecycle entries of job ID that match Q, appended to OUT. */
+static int lifecycle_entries(struct jobd_store *st, int64_t id,
+			     const struct jobd_log_query *q, size_t limit,
+			     struct jobd_log_result *out, size_t *cap)
+{
+	struct jobd_log_entry e[3];
+	struct jobd_job *job;
+	char msg[3][512];
+	int64_t now;
+	int rc = jobd_store_get(st, id, &job, &now);
+	size_t ne;
+	int n = 0;
+
+	if (rc == JOBD_STORE_ERR_NOTFOUND)
+		return 0;
+	if (rc < 0)
+		return rc;
+	ne = lifecycle_make(job, e, msg);
+	for (size_t i = 0; i < ne; i++) {
+		if ((q->since && e[i].ms < q->since) ||
+		    (q->until && e[i].ms > q->until) ||
+		    (q->after && *q->after &&
+		     cmp_sid(e[i].sid, q->after) <= 0) ||
+		    !entry_matches(&e[i], q))
 			continue;
 		if (out->n >= limit) {
 			out->truncated = true;
 			break;
 		}
-		e.msg = strdup(msg);
-		if (!e.msg || push_entry(out, cap, &e) < 0) {
-			free(e.msg);
+		e[i].msg = strdup(msg[i]);
+		if (!e[i].msg || push_entry(out, cap, &e[i]) < 0) {
+			free(e[i].msg);
 			rc = JOBD_STORE_ERR_REDIS;
 			break;
 		}
@@ -1945,54 +1968,399 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 	return rc;
 }
 
+/*
+ * The search across jobs (jobd_store_logs_all) orders what it finds by a
+ * key: an entry read through the index by the id of its index entry
+ * (MS-SEQ, unique), a lifecycle entry by its time, before the index
+ * entries of the same millisecond, and by job among themselves. A cursor
+ * is the key of the last entry delivered, as text: "MS-SEQ" for an index
+ * entry, "MS-0/JOB" for a lifecycle entry; the next page has every key
+ * after it.
+ */
+struct log_key {
+	int64_t ms, seq; /* index entry id; lifecycle: its time (ms), 0 */
+	int kind;	 /* 0 lifecycle, 1 index entry */
+	int64_t job;	 /* lifecycle: its job; index entry: INT64_MAX */
+};
+
+/* An entry found, with its key. */
+struct log_found {
+	struct log_key key;
+	struct jobd_log_entry e; /* msg owned */
+};
+
+static int cmp_key(const struct log_key *a, const struct log_key *b)
+{
+	if (a->ms != b->ms)
+		return a->ms < b->ms ? -1 : 1;
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	if (a->kind != b->kind)
+		return a->kind < b->kind ? -1 : 1;
+	return a->job < b->job ? -1 : a->job > b->job;
+}
+
+static int cmp_found(const void *a, const void *b)
+{
+	return cmp_key(&((const struct log_found *)a)->key,
+		       &((const struct log_found *)b)->key);
+}
+
+/* Reads "MS-SEQ" or "MS-SEQ/JOB" into *K; false if S is neither. */
+static bool key_parse(const char *s, struct log_key *k)
+{
+	char *end;
+
+	if (!s || !(*s >= '0' && *s <= '9'))
+		return false;
+	errno = 0;
+	k->ms = strtoll(s, &end, 10);
+	if (*end != '-' || !(end[1] >= '0' && end[1] <= '9'))
+		return false;
+	k->seq = strtoll(end + 1, &end, 10);
+	k->kind = 1;
+	k->job = INT64_MAX;
+	if (*end == '/') {
+		if (!(end[1] >= '0' && end[1] <= '9'))
+			return false;
+		k->kind = 0;
+		k->job = strtoll(end + 1, &end, 10);
+	}
+	return *end == '\0' && errno == 0 && k->ms >= 0 && k->seq >= 0 &&
+	       k->job >= 0;
+}
+
+static void key_text(const struct log_key *k, char *buf, size_t size)
+{
+	if (k->kind)
+		snprintf(buf, size, "%lld-%lld", (long long)k->ms,
+			 (long long)k->seq);
+	else
+		snprintf(buf, size, "%lld-%lld/%lld", (long long)k->ms,
+			 (long long)k->seq, (long long)k->job);
+}
+
+bool jobd_store_log_cursor_valid(const char *s)
+{
+	struct log_key k;
+
+	return strlen(s) < JOBD_LOG_CURSOR_SIZE && key_parse(s, &k);
+}
+
+/* Growing arrays of the search: the entries found, the jobs met. */
+struct log_page {
+	struct log_found *found; /* owned, N of CAP used */
+	size_t n, cap;		 /* entries */
+	struct jobd_job **jobs;	 /* owned, NJOBS of CAPJOBS used */
+	size_t njobs, capjobs;	 /* jobs, a job once per logscan call */
+};
+
+static void log_page_release(struct log_page *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->found[i].e.msg);
+	free(p->found);
+	for (size_t i = 0; i < p->njobs; i++)
+		jobd_job_free(p->jobs[i]);
+	free(p->jobs);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Appends E (its msg copied) under key K; -1 when out of memory. */
+static int page_add(struct log_page *p, const struct log_key *k,
+		    const struct jobd_log_entry *e)
+{
+	struct log_found *f;
+
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 256;
+
+		f = realloc(p->found, ncap * sizeof(*f));
+		if (!f)
+			return -1;
+		p->found = f;
+		p->cap = ncap;
+	}
+	f = &p->found[p->n];
+	f->key = *k;
+	f->e = *e;
+	f->e.msg = strdup(e->msg ? e->msg : "");
+	if (!f->e.msg)
+		return -1;
+	p->n++;
+	return 0;
+}
+
+static int page_add_job(struct log_page *p, struct jobd_job *job)
+{
+	if (p->njobs == p->capjobs) {
+		size_t ncap = p->capjobs ? p->capjobs * 2 : 64;
+		struct jobd_job **v = realloc(p->jobs, ncap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		p->jobs = v;
+		p->capjobs = ncap;
+	}
+	p->jobs[p->njobs++] = job;
+	return 0;
+}
+
+/*
+ * The next field of a logscan.lua string at *P (END its end), up to a
+ * NUL: copied into BUF of SIZE (cut to fit); false when none is left.
+ */
+static bool scan_field(const char **p, const char *end, char *buf, size_t size)
+{
+	const char *z = memchr(*p, '\0', (size_t)(end - *p));
+	size_t n;
+
+	if (!z)
+		return false;
+	n = (size_t)(z - *p) < size ? (size_t)(z - *p) : size - 1;
+	memcpy(buf, *p, n);
+	buf[n] = '\0';
+	*p = z + 1;
+	return true;
+}
+
+/*
+ * A log entry of logscan.lua's reply, "POSITION\0JOB\0ID\0LEVEL\0ATTEMPT\0
+ * MESSAGE": its key into *K, the entry into *E (its msg borrowed from R).
+ */
+static bool scan_entry(const redisReply *r, struct log_key *k,
+		       struct jobd_log_entry *e)
+{
+	const char *p = r->str, *end = r->str + r->len;
+	char pos[48], job[24], level[16], attempt[24];
+
+	memset(e, 0, sizeof(*e));
+	if (r->type != REDIS_REPLY_STRING ||
+	    !scan_field(&p, end, pos, sizeof(pos)) ||
+	    !scan_field(&p, end, job, sizeof(job)) ||
+	    !scan_field(&p, end, e->sid, sizeof(e->sid)) ||
+	    !scan_field(&p, end, level, sizeof(level)) ||
+	    !scan_field(&p, end, attempt, sizeof(attempt)) ||
+	    !key_parse(pos, k) || k->kind != 1)
+		return false;
+	e->job = strtoll(job, NULL, 10);
+	e->ms = strtoll(e->sid, NULL, 10);
+	e->level = level_parse(level);
+	e->attempt = strtoll(attempt, NULL, 10);
+	e->msg = (char *)p; /* the rest, up to the reply's own NUL */
+	return true;
+}
+
+/* logscan.lua's LIFECYCLE, in its order, after the id. */
+static const char *const lifecycle_fields[] = {
+	"id",	  "created_at",	 "created_by",	"source",   "run_by",
+	"parent", "claimed_at",	 "started_at",	"instance", "attempt",
+	"status", "finished_at", "with_errors", "type",
+};
+#define NLIFECYCLE (sizeof(lifecycle_fields) / sizeof(*lifecycle_fields))
+
+/* A job of logscan.lua's reply: its values, each ended by a NUL. */
+static struct jobd_job *scan_job(const redisReply *r)
+{
+	const char *names[NLIFECYCLE], *values[NLIFECYCLE];
+	char *buf, *p, *end;
+	struct jobd_job *job;
+	size_t n = 0;
+
+	if (r->type != REDIS_REPLY_STRING || !(buf = malloc(r->len + 1)))
+		return NULL;
+	memcpy(buf, r->str, r->len);
+	buf[r->len] = '\0';
+	p = buf;
+	end = buf + r->len;
+	for (size_t i = 0; i < NLIFECYCLE && p < end; i++) {
+		char *z = memchr(p, '\0', (size_t)(end - p));
+
+		if (!z)
+			break;
+		if (z > p) { /* "" is an absent field */
+			names[n] = lifecycle_fields[i];
+			values[n++] = p;
+		}
+		p = z + 1;
+	}
+	job = jobd_job_from_fields(names, values, n);
+	free(buf);
+	return job;
+}
+
+static int cmp_job_id(const void *a, const void *b)
+{
+	int64_t x = (*(struct jobd_job *const *)a)->id;
+	int64_t y = (*(struct jobd_job *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The lifecycle entries of the jobs met in the page, those whose keys lie
+ * in the part of the timeline the page covers: after FROM, up to END
+ * (NULL: to the end of the window).
+ */
+static int page_lifecycle(struct log_page *p, const struct log_key *from,
+			  const struct log_key *end,
+			  const struct jobd_log_query *q, int64_t since,
+			  int64_t until)
+{
+	if (p->njobs > 1)
+		qsort(p->jobs, p->njobs, sizeof(*p->jobs), cmp_job_id);
+	for (size_t i = 0; i < p->njobs; i++) {
+		struct jobd_log_entry e[3];
+		char msg[3][512];
+		size_t ne;
+
+		if (i > 0 && p->jobs[i]->id == p->jobs[i - 1]->id)
+			continue;
+		ne = lifecycle_make(p->jobs[i], e, msg);
+		for (size_t k = 0; k < ne; k++) {
+			struct log_key key = { e[k].ms, 0, 0, e[k].job };
+
+			if (e[k].ms < since || e[k].ms > until ||
+			    cmp_key(&key, from) <= 0 ||
+			    (end && cmp_key(&key, end) > 0) ||
+			    !entry_matches(&e[k], q))
+				continue;
+			if (page_add(p, &key, &e[k]) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Index entries one logscan.lua call reads at most, and at least while
+ * the scan bound allows. */
+#define LOG_SCAN_CALL 2000
+#define LOG_SCAN_MIN 256
+
 int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
 			struct jobd_log_result *out)
 {
-	int64_t from, to, *ids = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
+	size_t limit = q->limit ? q->limit : 1000;
+	size_t budget = q->scan_max ? q->scan_max : JOBD_LOG_SCAN_MAX;
+	size_t matched = 0;
+	struct log_page p = { 0 };
+	struct log_key from, at, end;
+	int64_t until, since;
+	bool done = false;
+	int rc = JOBD_STORE_ERR_REDIS;
 
 	memset(out, 0, sizeof(*out));
-	if (ensure(st) < 0)
-		return JOBD_STORE_ERR_REDIS;
-	to = q->until > 0 ? q->until : jobd_util_now_ms() + 60000;
-	from = q->since > 0 ? q->since : to - 3600000;
-	if (to - from > 7 * 86400000LL)
-		from = to - 7 * 86400000LL; /* bounded: at most a week */
-	for (int64_t m = from - from % 60000; m <= to; m += 60000) {
-		redisReply *r =
-			jobd_store_command(st, "SMEMBERS %s:logmin:%lld",
-					   st->conf->prefix, (long long)m);
-
-		if (!r) {
-			free(ids);
-			return JOBD_STORE_ERR_REDIS;
+	until = q->until > 0 ? q->until : jobd_util_now_ms() + 60000;
+	since = q->since > 0 ? q->since : until - 3600000;
+	if (q->cursor && *q->cursor) {
+		if (!key_parse(q->cursor, &from)) {
+			set_err(st, "bad cursor \"%.40s\"", q->cursor);
+			return JOBD_STORE_ERR_INVALID;
 		}
-		for (size_t i = 0; i < r->elements; i++) {
-			int64_t id = strtoll(r->element[i]->str, NULL, 10);
-			bool seen = false;
+		/* A relative since moved on since the first page. */
+		since = from.ms;
+	} else {
+		from = (struct log_key){ since, 0, 0, 0 };
+	}
+	at = from;
+	while (!done && out->scanned < budget && matched < limit) {
+		size_t want = budget - out->scanned;
+		struct args a = { 0 };
+		redisReply *r, *ents, *jobs;
 
-			for (size_t k = 0; k < n && !seen; k++)
-				seen = ids[k] == id;
-			if (seen)
+		/* Enough to fill the page if all match, not so few that a
+		 * rare match takes many calls. */
+		if (want > LOG_SCAN_CALL)
+			want = LOG_SCAN_CALL;
+		if (want > LOG_SCAN_MIN && want > limit - matched)
+			want = limit - matched > LOG_SCAN_MIN ?
+				       limit - matched :
+				       LOG_SCAN_MIN;
+		/* After AT: an index entry's successor, or from a lifecycle
+		 * key's millisecond on. */
+		args_addf(&a, "%lld-%lld", (long long)at.ms,
+			  (long long)(at.kind ? at.seq + 1 : at.seq));
+		args_addf(&a, "%lld", (long long)until);
+		args_addf(&a, "%zu", want);
+		r = eval(st, S_LOGSCAN, &a);
+		args_release(&a);
+		if (!r)
+			goto out;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+			freeReplyObject(r);
+			set_err(st, "logscan.lua: unexpected reply");
+			goto out;
+		}
+		ents = r->element[1];
+		jobs = r->element[2];
+		out->scanned += (size_t)reply_i64(r->element[3]);
+		for (size_t i = 0; i < ents->elements; i++) {
+			struct jobd_log_entry e;
+			struct log_key k;
+
+			if (!scan_entry(ents->element[i], &k, &e) ||
+			    !entry_matches(&e, q))
 				continue;
-			if (n == cap) {
-				int64_t *v = realloc(ids, (cap = cap ? cap * 2 :
-								       64) *
-								  sizeof(*v));
-				if (!v) {
-					freeReplyObject(r);
-					free(ids);
-					return JOBD_STORE_ERR_REDIS;
-				}
-				ids = v;
+			if (page_add(&p, &k, &e) < 0)
+				goto oom;
+			matched++;
+		}
+		for (size_t i = 0; i < jobs->elements; i++) {
+			struct jobd_job *job = scan_job(jobs->element[i]);
+
+			if (job && page_add_job(&p, job) < 0) {
+				jobd_job_free(job);
+				goto oom;
 			}
-			ids[n++] = id;
+		}
+		if (r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[0]->len == 0)
+			done = true;
+		else if (!key_parse(r->element[0]->str, &at)) {
+			freeReplyObject(r);
+			set_err(st, "logscan.lua: bad position");
+			goto out;
 		}
 		freeReplyObject(r);
+		continue;
+oom:
+		freeReplyObject(r);
+		set_err(st, "out of memory searching logs");
+		goto out;
 	}
-	rc = read_logs_of(st, ids, n, q, out);
-	free(ids);
+	end = at;
+	if (page_lifecycle(&p, &from, done ? NULL : &end, q, since, until) <
+	    0) {
+		set_err(st, "out of memory searching logs");
+		goto out;
+	}
+	if (p.n > 1)
+		qsort(p.found, p.n, sizeof(*p.found), cmp_found);
+	if (p.n > limit) {
+		key_text(&p.found[limit - 1].key, out->next, sizeof(out->next));
+		for (size_t i = limit; i < p.n; i++)
+			free(p.found[i].e.msg);
+		p.n = limit;
+	} else if (!done) {
+		key_text(&end, out->next, sizeof(out->next));
+	}
+	out->truncated = out->next[0] != '\0';
+	out->entries = calloc(p.n ? p.n : 1, sizeof(*out->entries));
+	if (!out->entries) {
+		set_err(st, "out of memory searching logs");
+		goto out;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		out->entries[i] = p.found[i].e;
+		p.found[i].e.msg = NULL;
+	}
+	out->n = p.n;
+	p.n = 0;
+	rc = 0;
+out:
+	log_page_release(&p);
+	if (rc < 0)
+		jobd_log_result_release(out);
 	return rc;
 }
 
@@ -2392,6 +2760,59 @@ int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
 	return 0;
 }
 
+int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
+			size_t *converted, bool *more)
+{
+	struct args a = { 0 };
+	redisReply *r;
+
+	*indexed = *converted = 0;
+	*more = false;
+	args_addf(&a, "%zu", max ? max : 500);
+	r = eval(st, S_BACKFILL, &a);
+	args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+		*more = reply_i64(r->element[0]) == 1;
+		*indexed = (size_t)reply_i64(r->element[1]);
+		*converted = (size_t)reply_i64(r->element[2]);
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_backfill_pending(struct jobd_store *st)
+{
+	const char *p = st->conf->prefix;
+	redisReply *r =
+		jobd_store_command(st, "HMGET %s:backfill ended logs", p);
+	int pending = 0;
+
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    strcmp(r->element[i]->str, "done") != 0)
+			pending = 1;
+	freeReplyObject(r);
+	if (!pending)
+		return 0;
+	/* A store without a job yet has nothing of an earlier version. */
+	r = jobd_store_command(st, "EXISTS %s:seq", p);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	pending = r->type != REDIS_REPLY_INTEGER || r->integer != 0;
+	freeReplyObject(r);
+	if (pending)
+		return 1;
+	r = jobd_store_command(st, "HSET %s:backfill ended done logs done", p);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	freeReplyObject(r);
+	return 0;
+}
+
 int jobd_store_time(struct jobd_store *st, int64_t *now)
 {
 	redisReply *r = jobd_store_command(st, "TIME");
@@ -2436,8 +2857,9 @@ void jobd_fsck_release(struct jobd_fsck *f)
 
 int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 {
-	static const char *const structures[] = { "leases", "delayed", "roots",
-						  "roots_low" };
+	static const char *const structures[] = { "leases", "delayed",
+						  "roots",  "roots_low",
+						  "ended",  "logix:minutes" };
 	int64_t seen[JOBD_STATUS_COUNT] = { 0 }, counts[JOBD_STATUS_COUNT];
 	int64_t next = 1;
 	redisReply *r;

@@ -264,18 +264,30 @@ struct jobd_log_query {
 	const char *grep;	 /* case-insensitive substring, NULL = any */
 	jobd_log_match_fn match; /* extra test, NULL = none */
 	void *match_arg;
-	int64_t since;	   /* ms, 0 = from the first entry */
-	int64_t until;	   /* ms, 0 = to the last entry */
-	const char *after; /* stream id: only entries after it (follow) */
-	bool tree;	   /* include every descendant's log */
-	size_t limit;	   /* most entries returned, 0 = 1000 */
+	int64_t since;	    /* ms, 0 = from the first entry (all jobs: 1 h) */
+	int64_t until;	    /* ms, 0 = to the last entry */
+	const char *after;  /* stream id: only entries after it (follow) */
+	bool tree;	    /* include every descendant's log */
+	size_t limit;	    /* most entries returned, 0 = 1000 */
+	const char *cursor; /* all jobs: a result's next, to continue */
+	size_t scan_max;    /* all jobs: most index entries read, 0 = default */
 };
+
+/* Index entries a search across jobs reads per call at most by default. */
+#define JOBD_LOG_SCAN_MAX 5000
+/* Room for a cursor of the search across jobs, its NUL included. */
+#define JOBD_LOG_CURSOR_SIZE 64
 
 struct jobd_log_result {
 	struct jobd_log_entry *entries; /* owned, by time */
 	size_t n;
 	int64_t dropped; /* entries trimmed from the job's log (not the tree's) */
-	bool truncated; /* more entries matched than limit */
+	bool truncated; /* more entries matched than limit (all jobs: more
+			 * may follow next) */
+	char next[JOBD_LOG_CURSOR_SIZE]; /* all jobs: the cursor that
+					  * continues, "" = the window is done */
+	size_t scanned; /* all jobs: index entries read (log entries written
+			 * in the window, matching or not) */
 };
 
 /*
@@ -289,11 +301,23 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 		    struct jobd_log_result *out);
 
 /*
- * Entries of all jobs that logged between q->since and q->until (the
- * per-minute index P:logmin:MINUTE bounds the search), matching Q.
+ * One page of the entries of all jobs between q->since (default an hour
+ * before q->until) and q->until (default now), matching Q, in the order
+ * they were written, read through the index P:logix (docs/redis-keys.md).
+ * A call reads at most q->scan_max index entries (JOBD_LOG_SCAN_MAX) in
+ * a few Redis calls, and returns at most q->limit entries, whatever the
+ * window holds: OUT->next is then the cursor to pass as q->cursor (with
+ * the same other fields) for the rest, "" when the window is done. Each
+ * entry comes once over the pages. The lifecycle entries of a job
+ * (created, claimed, finished: lifecycle_make()) come with the page that
+ * read an entry of that job and covers their time.
+ * JOBD_STORE_ERR_INVALID for a cursor that is not one.
  */
 int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
 			struct jobd_log_result *out);
+
+/* True when S has the form of a cursor of jobd_store_logs_all. */
+bool jobd_store_log_cursor_valid(const char *s);
 void jobd_log_result_release(struct jobd_log_result *r);
 
 /* --- statistics ---------------------------------------------------------- */
@@ -372,6 +396,20 @@ int jobd_store_lease(struct jobd_store *st, const char *name,
  */
 int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
 		     size_t *deleted, bool *more);
+
+/*
+ * Builds the indexes that a store written by an earlier version lacks
+ * (src/lua/backfill.lua: P:ended from the terminal roots, P:logix from
+ * the per-minute log sets), visiting at most MAX ids or minutes.
+ * *INDEXED = roots indexed, *CONVERTED = log minutes converted by this
+ * call; *MORE = call again. Progress is kept in Redis (P:backfill): any
+ * process may continue it.
+ */
+int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
+			size_t *converted, bool *more);
+
+/* 1 when jobd_store_backfill has work left, 0 when not, or an error. */
+int jobd_store_backfill_pending(struct jobd_store *st);
 
 /* The Redis clock, ms since the epoch. */
 int jobd_store_time(struct jobd_store *st, int64_t *now);

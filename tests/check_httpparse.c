@@ -201,6 +201,39 @@ START_TEST(test_jobs_and_logs_queries)
 					     sizeof(err)),
 			 JOBD_HTTPPARSE_BAD);
 	jobd_httpparse_logs_release(&lp);
+	/* cursor belongs to the search across jobs: a next it gave */
+	ck_assert_int_eq(parse("cursor=1764340000000-3"), 0);
+	ck_assert_int_eq(
+		jobd_httpparse_logs(&qs, false, NOW, &lp, err, sizeof(err)), 0);
+	ck_assert_str_eq(lp.lq.cursor, "1764340000000-3");
+	jobd_httpparse_logs_release(&lp);
+	ck_assert_int_eq(parse("cursor=1764340000000-0%2F42"), 0);
+	ck_assert_int_eq(
+		jobd_httpparse_logs(&qs, false, NOW, &lp, err, sizeof(err)), 0);
+	jobd_httpparse_logs_release(&lp);
+	ck_assert_int_eq(parse("cursor=1764340000000-3"), 0);
+	ck_assert_int_eq(jobd_httpparse_logs(&qs, true, NOW, &lp, err,
+					     sizeof(err)),
+			 JOBD_HTTPPARSE_BAD);
+	jobd_httpparse_logs_release(&lp);
+	/* Empty: the first page, as for any parameter. */
+	ck_assert_int_eq(parse("cursor="), 0);
+	ck_assert_int_eq(
+		jobd_httpparse_logs(&qs, false, NOW, &lp, err, sizeof(err)), 0);
+	ck_assert_ptr_null(lp.lq.cursor);
+	jobd_httpparse_logs_release(&lp);
+	for (int i = 0; i < 4; i++) {
+		static const char *const bad[] = { "cursor=12", "cursor=12-",
+						   "cursor=12-3%2F",
+						   "cursor=12-3%2F4x" };
+
+		ck_assert_int_eq(parse(bad[i]), 0);
+		ck_assert_int_eq(jobd_httpparse_logs(&qs, false, NOW, &lp, err,
+						     sizeof(err)),
+				 JOBD_HTTPPARSE_BAD);
+		ck_assert_ptr_nonnull(strstr(err, "bad cursor"));
+		jobd_httpparse_logs_release(&lp);
+	}
 	jobd_conf_free(conf);
 }
 END_TEST

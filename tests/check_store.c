@@ -14,6 +14,8 @@
 #include "store.h"
 #include "store_int.h"
 
+#include "log.h"
+
 #include "testutil.h"
 
 #include <check.h>
@@ -2227,6 +2229,281 @@ static void rcli(const char *args)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
+/* fsck finds at least N violations and fixes nothing; with repair it
+ * fixes at least N, after which it finds none. */
+static void fsck_then_repair(size_t n)
+{
+	struct jobd_fsck f;
+
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_ge(f.nviolations, n);
+	ck_assert_uint_eq(f.fixed, 0);
+	jobd_fsck_release(&f);
+	ck_assert_int_eq(jobd_store_fsck(st, true, &f), 0);
+	ck_assert_uint_ge(f.fixed, n);
+	jobd_fsck_release(&f);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "after repair: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+}
+
+/*
+ * Claims every ready job and finishes it done, each with one log line
+ * (LOG: a format with one %lld, the job's id; NULL = none), until no job
+ * is ready. Returns how many finished their run.
+ */
+static size_t run_ready(const char *log)
+{
+	size_t total = 0;
+
+	for (;;) {
+		size_t n;
+		struct jobd_claim *cl = claim(1000, 1000, 60000, &n);
+		struct jobd_report *r = calloc(n ? n : 1, sizeof(*r));
+		struct jobd_log_line *lines = calloc(n ? n : 1, sizeof(*lines));
+		char(*text)[64] = calloc(n ? n : 1, sizeof(*text));
+		enum jobd_result *res = calloc(n ? n : 1, sizeof(*res));
+
+		for (size_t i = 0; i < n; i++) {
+			if (log) {
+				snprintf(text[i], sizeof(text[i]), log,
+					 (long long)cl[i].id);
+				lines[i] = (struct jobd_log_line){ 1, text[i] };
+			}
+			r[i] = (struct jobd_report){
+				.id = cl[i].id,
+				.attempt = cl[i].attempt,
+				.progress = -1,
+				.logs = log ? &lines[i] : NULL,
+				.nlogs = log ? 1 : 0,
+				.outcome = JOBD_OUTCOME_DONE,
+			};
+		}
+		if (n)
+			ck_assert_int_eq(jobd_store_finish(st, r, n, res), 0);
+		jobd_store_claims_free(cl, n);
+		free(r);
+		free(lines);
+		free(text);
+		free(res);
+		if (n == 0)
+			return total;
+		total += n;
+	}
+}
+
+/* Whether MEMBER is in the sorted set KEY (its score into *SCORE). */
+static bool zscore(const char *key, long long member, long long *score)
+{
+	long long v = 0;
+	bool in = rcli_ints(&v, 1, "zscore %s %lld", key, member) == 1;
+
+	if (score)
+		*score = v;
+	return in;
+}
+
+static int64_t finished_at(int64_t id)
+{
+	struct jobd_job *job = get(id);
+	int64_t at = job->finished_at;
+
+	jobd_job_free(job);
+	return at;
+}
+
+static long long rcli_int(const char *args)
+{
+	long long v = -1;
+
+	ck_assert_uint_eq(rcli_ints(&v, 1, "%s", args), 1);
+	return v;
+}
+
+/* Purges everything that ended before CUTOFF, in batches of 500 (the
+ * cleanup job's): the jobs deleted. */
+static size_t purge_all(int64_t cutoff)
+{
+	size_t deleted, total = 0;
+	bool more = true;
+
+	for (int calls = 0; more; calls++) {
+		ck_assert_int_lt(calls, 1000);
+		ck_assert_int_eq(
+			jobd_store_purge(st, cutoff, 500, &deleted, &more), 0);
+		total += deleted;
+	}
+	return total;
+}
+
+#define OLD_ROOTS 500
+
+/*
+ * Issue 17 item 6: retention read the 500 lowest ids of each terminal
+ * index, so 500 old roots restarted and ended again after the cutoff hid
+ * every later job from it ("deleted 0 jobs" while job 502 had ended long
+ * before). It now reads the roots by end time.
+ */
+START_TEST(test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late)
+{
+	struct jobd_spec specs[OLD_ROOTS];
+	struct jobd_created out[OLD_ROOTS];
+	struct jobd_op_result res[OLD_ROOTS];
+	int64_t ids[OLD_ROOTS], old, kid, cutoff, score;
+	long long at;
+
+	for (int i = 0; i < OLD_ROOTS; i++)
+		specs[i] = (struct jobd_spec){ .type = "again" };
+	ck_assert_int_eq(jobd_store_create(st, "t", specs, OLD_ROOTS, out), 0);
+	for (int i = 0; i < OLD_ROOTS; i++)
+		ids[i] = out[i].id;
+	ck_assert_uint_eq(run_ready(NULL), OLD_ROOTS);
+	/* The job that expires: a root with a child, a key, a user, logs. */
+	old = create_full("noop", 0, "k-old", false, "carol", NULL);
+	kid = create("noop", old);
+	ck_assert_int_gt(old, ids[OLD_ROOTS - 1]);
+	ck_assert_uint_eq(run_ready("work of %lld"), 2);
+	assert_status(old, "finished");
+	ck_assert_int_eq(jobd_store_time(st, &cutoff), 0);
+	cutoff += 1;
+	sleep_ms(5);
+	/* The old roots run again and end after the cutoff. */
+	ck_assert_int_eq(jobd_store_op(st, JOBD_OP_RESTART, "t", ids, OLD_ROOTS,
+				       res),
+			 0);
+	for (int i = 0; i < OLD_ROOTS; i++)
+		ck_assert_msg(res[i].ok, "restart: %s", res[i].error);
+	ck_assert_uint_eq(run_ready(NULL), OLD_ROOTS);
+
+	ck_assert_uint_eq(purge_all(cutoff), 2);
+	ck_assert_int_eq(keys_matching(fmt("jobd:job:%lld", (long long)old)),
+			 0);
+	ck_assert_int_eq(keys_matching(fmt("jobd:job:%lld", (long long)kid)),
+			 0);
+	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)old)),
+			 0);
+	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ix:*:u:carol"), 0);
+	ck_assert(!zscore("jobd:ended", old, NULL));
+	ck_assert(!zscore("jobd:ix:ru:s:finished", old, NULL));
+	ck_assert(!zscore("jobd:ix:cu:s:finished", kid, NULL));
+	/* Exactly those: every old root stays, indexed at its new end. */
+	ck_assert_int_eq(rcli_int("zcard jobd:ended"), OLD_ROOTS);
+	ck_assert_int_eq(count_of(JOBD_FINISHED), OLD_ROOTS);
+	for (int i = 0; i < OLD_ROOTS; i++) {
+		struct jobd_job *job = get(ids[i]);
+
+		ck_assert(zscore("jobd:ended", ids[i], &at));
+		score = at;
+		ck_assert_int_eq(score, job->finished_at);
+		ck_assert_int_ge(score, cutoff);
+		jobd_job_free(job);
+	}
+	/* Later, past their end, they go too. */
+	ck_assert_int_eq(jobd_store_time(st, &cutoff), 0);
+	ck_assert_uint_eq(purge_all(cutoff + 1), OLD_ROOTS);
+	ck_assert_int_eq(keys_matching("jobd:job:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ended"), 0);
+}
+END_TEST
+
+/* An entry of P:ended that no longer says when a root ended is settled
+ * by the purge that meets it, never read again. */
+START_TEST(test_purge_settles_stale_entries_of_the_ended_index)
+{
+	int64_t gone = create("noop", 0), late = create("noop", 0), live, now;
+	long long at;
+
+	ck_assert_uint_eq(run_ready(NULL), 2);
+	live = create("noop", 0);
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	rcli(fmt("DEL jobd:job:%lld", (long long)gone));
+	rcli(fmt("ZADD jobd:ended 1 %lld 2 %lld 3 %lld", (long long)gone,
+		 (long long)live, (long long)late));
+	ck_assert_uint_eq(purge_all(now - 60000), 0);
+	ck_assert(!zscore("jobd:ended", gone, NULL));
+	ck_assert(!zscore("jobd:ended", live, NULL));
+	ck_assert(zscore("jobd:ended", late, &at));
+	ck_assert_int_eq(at, finished_at(late));
+	assert_status(live, "pending");
+}
+END_TEST
+
+/* A store of an earlier version has no P:ended: the backfill builds it
+ * from the terminal indexes, in batches, and the purge then works. */
+START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
+{
+	int64_t a = create("noop", 0), b = create("sys", 0),
+		c = create("noop", 0);
+	int64_t kid = create("noop", a), p, now;
+	size_t indexed = 0, n, m;
+	bool more = true;
+	long long at;
+
+	op_ok(JOBD_OP_STOP, c);
+	op_ok(JOBD_OP_CANCEL, c);
+	ck_assert_uint_eq(run_ready(NULL), 3);
+	p = create("noop", 0);
+	rcli("DEL jobd:ended jobd:backfill");
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
+	/* Batches of 1 prove that the cursor carries over calls. */
+	for (int calls = 0; more && calls < 20; calls++) {
+		ck_assert_int_eq(jobd_store_backfill(st, 1, &n, &m, &more), 0);
+		indexed += n;
+	}
+	ck_assert_uint_eq(indexed, 3);
+	/* The log minutes of a month: a few larger batches. */
+	for (int calls = 0; more; calls++) {
+		ck_assert_int_lt(calls, 10);
+		ck_assert_int_eq(jobd_store_backfill(st, 10000, &n, &m, &more),
+				 0);
+		ck_assert_uint_eq(n, 0);
+	}
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	ck_assert_int_eq(rcli_int("zcard jobd:ended"), 3);
+	ck_assert(zscore("jobd:ended", a, &at));
+	ck_assert_int_eq(at, finished_at(a));
+	ck_assert(zscore("jobd:ended", b, &at));
+	ck_assert_int_eq(at, finished_at(b));
+	ck_assert(zscore("jobd:ended", c, &at));
+	ck_assert_int_eq(at, finished_at(c));
+	ck_assert(!zscore("jobd:ended", kid, NULL));
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	ck_assert_uint_eq(purge_all(now + 1), 4);
+	assert_status(p, "pending");
+}
+END_TEST
+
+START_TEST(test_fsck_checks_and_repairs_the_ended_index)
+{
+	int64_t a = create("noop", 0), b = create("noop", 0);
+	int64_t kid = create("noop", b), d;
+	struct jobd_fsck f;
+	long long at;
+
+	ck_assert_uint_eq(run_ready(NULL), 3);
+	d = create("noop", 0);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "clean store: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+	/* Missing, at a wrong time, a child, a pending job, no such job;
+	 * and a minute of the log index without its stream. */
+	rcli("ZADD jobd:logix:minutes 60000 60000");
+	rcli(fmt("ZREM jobd:ended %lld", (long long)a));
+	rcli(fmt("ZADD jobd:ended 5 %lld 1 %lld 1 %lld 1 999999", (long long)b,
+		 (long long)kid, (long long)d));
+	fsck_then_repair(6);
+	ck_assert_int_eq(rcli_int("zcard jobd:ended"), 2);
+	ck_assert(!zscore("jobd:logix:minutes", 60000, NULL));
+	ck_assert(zscore("jobd:ended", a, &at));
+	ck_assert_int_eq(at, finished_at(a));
+	ck_assert(zscore("jobd:ended", b, &at));
+	ck_assert_int_eq(at, finished_at(b));
+}
+END_TEST
+
 START_TEST(test_fsck_finds_and_repairs_corruption)
 {
 	int64_t a = create("noop", 0), b = create("noop", 0);
@@ -2251,18 +2528,7 @@ START_TEST(test_fsck_finds_and_repairs_corruption)
 	rcli(fmt("HSET jobd:job:%lld children_total 9 children_pending 0",
 		 (long long)p));
 	rcli("HINCRBY jobd:count finished 4");
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_uint_ge(f.nviolations, 5);
-	ck_assert_uint_eq(f.fixed, 0);
-	jobd_fsck_release(&f);
-
-	ck_assert_int_eq(jobd_store_fsck(st, true, &f), 0);
-	ck_assert_uint_ge(f.fixed, 5);
-	jobd_fsck_release(&f);
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_msg(f.nviolations == 0, "after repair: %s",
-		      f.nviolations ? f.violations[0] : "");
-	jobd_fsck_release(&f);
+	fsck_then_repair(5);
 	check_tree(p);
 	ck_assert_int_eq(count_of(JOBD_FINISHED), 0);
 	/* The repaired queues run exactly the pending jobs, a not. */
@@ -2271,6 +2537,259 @@ START_TEST(test_fsck_finds_and_repairs_corruption)
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_ne(cl[i].id, a);
 	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+/* A page of the search across jobs, asserting its bound. */
+static void logs_page(const struct jobd_log_query *q,
+		      struct jobd_log_result *res)
+{
+	size_t cap = q->scan_max ? q->scan_max : JOBD_LOG_SCAN_MAX;
+
+	ck_assert_int_eq(jobd_store_logs_all(st, q, res), 0);
+	ck_assert_msg(res->scanned <= cap, "a page read %zu index entries",
+		      res->scanned);
+	ck_assert_uint_le(res->n, q->limit ? q->limit : 1000);
+	ck_assert(res->truncated == (res->next[0] != '\0'));
+}
+
+#define LOGGED 20000
+
+/*
+ * Issue 17 item 7: the search across jobs read every job that logged in
+ * the window (a round trip per minute, two or more per job). A page now
+ * reads at most its scan bound of index entries, whatever the window
+ * holds, and the cursor continues exactly where it stopped: 20,000 jobs
+ * logged, every entry found once, in order, page after page.
+ */
+START_TEST(test_logs_all_pages_are_bounded_and_continue_by_cursor)
+{
+	struct jobd_spec *specs = calloc(LOGGED, sizeof(*specs));
+	struct jobd_created *out = calloc(LOGGED, sizeof(*out));
+	unsigned char *seen = calloc(LOGGED + 1, 1);
+	struct jobd_log_query q = { .grep = "work of" };
+	struct jobd_log_result res;
+	char cursor[JOBD_LOG_CURSOR_SIZE];
+	size_t pages = 0, found = 0, scanned = 0, n;
+	int64_t base, last_ms = 0;
+
+	for (size_t i = 0; i < LOGGED; i++)
+		specs[i] = (struct jobd_spec){ .type = "noop" };
+	for (size_t off = 0; off < LOGGED; off += 500)
+		ck_assert_int_eq(jobd_store_create(st, "t", specs + off, 500,
+						   out + off),
+				 0);
+	base = out[0].id - 1;
+	ck_assert_uint_eq(run_ready("work of %lld"), LOGGED);
+
+	/* Every entry once, by the order of the index, in bounded pages. */
+	do {
+		logs_page(&q, &res);
+		pages++;
+		scanned += res.scanned;
+		for (size_t i = 0; i < res.n; i++) {
+			const struct jobd_log_entry *e = &res.entries[i];
+			int64_t k = e->job - base;
+
+			ck_assert(k >= 1 && k <= LOGGED);
+			ck_assert_msg(!seen[k], "job %lld found twice",
+				      (long long)e->job);
+			seen[k] = 1;
+			ck_assert_str_eq(e->msg, fmt("work of %lld",
+						     (long long)e->job));
+			ck_assert_int_ge(e->ms, last_ms);
+			last_ms = e->ms;
+			found++;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", res.next);
+		q.cursor = cursor;
+		jobd_log_result_release(&res);
+	} while (cursor[0]);
+	ck_assert_uint_eq(found, LOGGED);
+	ck_assert_uint_eq(scanned, LOGGED);
+	ck_assert_uint_ge(pages, LOGGED / 1000);
+
+	/* A search that matches nothing reads the window in bounded pages,
+	 * each continuing the last: one index entry per entry written. */
+	q = (struct jobd_log_query){ .grep = "no such text", .scan_max = 3000 };
+	pages = scanned = 0;
+	do {
+		logs_page(&q, &res);
+		ck_assert_uint_eq(res.n, 0);
+		pages++;
+		scanned += res.scanned;
+		snprintf(cursor, sizeof(cursor), "%s", res.next);
+		q.cursor = cursor;
+		jobd_log_result_release(&res);
+	} while (cursor[0]);
+	ck_assert_uint_eq(scanned, LOGGED);
+	ck_assert_uint_eq(pages, (LOGGED + 2999) / 3000 + (LOGGED % 3000 == 0));
+
+	/* Everything (lifecycle entries too), small pages: no entry twice,
+	 * every logged one there, all in key order. */
+	memset(seen, 0, LOGGED + 1);
+	q = (struct jobd_log_query){ .limit = 700, .scan_max = 2500 };
+	found = n = 0;
+	last_ms = 0;
+	do {
+		logs_page(&q, &res);
+		for (size_t i = 0; i < res.n; i++) {
+			const struct jobd_log_entry *e = &res.entries[i];
+			int64_t k = e->job - base;
+
+			ck_assert_int_ge(e->ms, last_ms);
+			last_ms = e->ms;
+			if (strncmp(e->msg, "work of ", 8) == 0) {
+				ck_assert(!(seen[k] & 1));
+				seen[k] |= 1;
+				found++;
+			} else if (strncmp(e->msg, "created by", 10) == 0) {
+				ck_assert(!(seen[k] & 2));
+				seen[k] |= 2;
+			} else if (strcmp(e->msg, "finished") == 0) {
+				ck_assert(!(seen[k] & 4));
+				seen[k] |= 4;
+			}
+			n++;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", res.next);
+		q.cursor = cursor;
+		jobd_log_result_release(&res);
+	} while (cursor[0]);
+	ck_assert_uint_eq(found, LOGGED);
+	ck_assert_uint_gt(n, LOGGED);
+	free(specs);
+	free(out);
+	free(seen);
+}
+END_TEST
+
+/* A small search is one page, with the lifecycle entries of the jobs
+ * that logged, as before; a bad cursor is refused. */
+START_TEST(test_logs_all_one_page_has_entries_and_lifecycle_of_jobs)
+{
+	int64_t a = create("noop", 0), b = create("noop", 0);
+	int64_t c = create("noop", 0);
+	struct jobd_log_query q = { .grep = "" };
+	struct jobd_log_result res;
+	bool created_a = false, finished_b = false, work_a = false;
+
+	op_ok(JOBD_OP_STOP, c); /* logs, is no job that ran */
+	ck_assert_uint_eq(run_ready("work of %lld"), 2);
+	logs_page(&q, &res);
+	ck_assert_str_eq(res.next, "");
+	for (size_t i = 0; i < res.n; i++) {
+		const struct jobd_log_entry *e = &res.entries[i];
+
+		if (e->job == a && strcmp(e->msg, "created by tester") == 0)
+			created_a = true;
+		if (e->job == a &&
+		    strcmp(e->msg, fmt("work of %lld", (long long)a)) == 0)
+			work_a = true;
+		if (e->job == b && strcmp(e->msg, "finished") == 0)
+			finished_b = true;
+		if (i > 0)
+			ck_assert_int_ge(e->ms, res.entries[i - 1].ms);
+	}
+	ck_assert_msg(created_a && work_a && finished_b,
+		      "%d %d %d, %zu entries", created_a, work_a, finished_b,
+		      res.n);
+	jobd_log_result_release(&res);
+	/* level and regex filter as for one job. */
+	q = (struct jobd_log_query){ .grep = "stopped by", .min_level = 1 };
+	logs_page(&q, &res);
+	ck_assert_uint_eq(res.n, 1);
+	ck_assert_int_eq(res.entries[0].job, c);
+	jobd_log_result_release(&res);
+	q.cursor = "12-x";
+	ck_assert_int_eq(jobd_store_logs_all(st, &q, &res),
+			 JOBD_STORE_ERR_INVALID);
+	ck_assert(!jobd_store_log_cursor_valid("12-x"));
+	ck_assert(jobd_store_log_cursor_valid("1764340000000-3"));
+	ck_assert(jobd_store_log_cursor_valid("1764340000000-0/42"));
+}
+END_TEST
+
+/*
+ * A store of an earlier version indexed logs by minute in sets of job
+ * ids (P:logmin:MINUTE): the backfill turns them into the index, merged
+ * in time order with what this version indexed in the same minute.
+ */
+START_TEST(test_backfill_converts_the_log_sets_of_an_earlier_version)
+{
+	int64_t j = create("noop", 0), k = create("noop", 0), now, m;
+	struct jobd_log_query q = { 0 };
+	struct jobd_log_result res;
+	size_t n, conv, converted = 0;
+	bool more = true;
+
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	m = now - now % 60000 - 5 * 60000;
+	/* J logged twice in minute M under the earlier version, K once
+	 * under this one, between. */
+	rcli(fmt("XADD jobd:log:%lld %lld-0 level info attempt 0 msg old-one",
+		 (long long)j, (long long)(m + 500)));
+	rcli(fmt("XADD jobd:log:%lld %lld-0 level warn attempt 0 msg old-two",
+		 (long long)j, (long long)(m + 2000)));
+	rcli(fmt("SADD jobd:logmin:%lld %lld", (long long)m, (long long)j));
+	rcli(fmt("XADD jobd:log:%lld %lld-0 level info attempt 0 msg new-one",
+		 (long long)k, (long long)(m + 1000)));
+	rcli(fmt("XADD jobd:logix:m:%lld %lld-0 job %lld sid %lld-0",
+		 (long long)m, (long long)(m + 1000), (long long)k,
+		 (long long)(m + 1000)));
+	rcli(fmt("ZADD jobd:logix:minutes %lld %lld", (long long)m,
+		 (long long)m));
+	q.since = m;
+	q.grep = "-";
+	logs_page(&q, &res);
+	ck_assert_uint_eq(res.n, 1);
+	jobd_log_result_release(&res);
+
+	rcli("DEL jobd:backfill");
+	for (int calls = 0; more; calls++) {
+		ck_assert_int_lt(calls, 100);
+		ck_assert_int_eq(
+			jobd_store_backfill(st, 5000, &n, &conv, &more), 0);
+		converted += conv;
+	}
+	ck_assert_uint_eq(converted, 1);
+	ck_assert_int_eq(keys_matching("jobd:logmin:*"), 0);
+	logs_page(&q, &res);
+	ck_assert_uint_eq(res.n, 3);
+	ck_assert_str_eq(res.entries[0].msg, "old-one");
+	ck_assert_str_eq(res.entries[1].msg, "new-one");
+	ck_assert_str_eq(res.entries[2].msg, "old-two");
+	ck_assert_int_eq(res.entries[2].level, JOBD_LOG_WARN);
+	ck_assert_int_eq(res.entries[2].job, j);
+	jobd_log_result_release(&res);
+	/* The converted minute expires like one this version wrote. */
+	ck_assert_int_gt(rcli_int(fmt("pttl jobd:logix:m:%lld", (long long)m)),
+			 0);
+}
+END_TEST
+
+/* Retention deletes the index of the minutes before its cutoff. */
+START_TEST(test_purge_deletes_the_log_index_before_the_cutoff)
+{
+	int64_t a = create("noop", 0), now, m;
+
+	ck_assert_uint_eq(run_ready("work of %lld"), 1);
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	m = now - now % 60000;
+	ck_assert_int_eq(rcli_int("zcard jobd:logix:minutes"), 1);
+	rcli(fmt("ZADD jobd:logix:minutes %lld %lld", (long long)(m - 120000),
+		 (long long)(m - 120000)));
+	rcli(fmt("XADD jobd:logix:m:%lld %lld-0 job %lld sid 1-1",
+		 (long long)(m - 120000), (long long)(m - 120000),
+		 (long long)a));
+	/* A cutoff within this minute keeps it, drops the old one. */
+	ck_assert_uint_eq(purge_all(m + 1), 0);
+	ck_assert_int_eq(rcli_int("zcard jobd:logix:minutes"), 1);
+	ck_assert_int_eq(keys_matching(fmt("jobd:logix:m:%lld",
+					   (long long)(m - 120000))),
+			 0);
+	ck_assert_int_eq(keys_matching(fmt("jobd:logix:m:%lld", (long long)m)),
+			 1);
 }
 END_TEST
 
@@ -2542,6 +3061,19 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_purge_deletes_expired_trees_and_every_key);
 	tcase_add_test(
 		tc,
+		test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late);
+	tcase_add_test(tc, test_purge_settles_stale_entries_of_the_ended_index);
+	tcase_add_test(
+		tc,
+		test_backfill_indexes_the_ended_roots_of_an_earlier_version);
+	tcase_add_test(tc, test_fsck_checks_and_repairs_the_ended_index);
+	tcase_add_test(
+		tc, test_logs_all_one_page_has_entries_and_lifecycle_of_jobs);
+	tcase_add_test(
+		tc, test_backfill_converts_the_log_sets_of_an_earlier_version);
+	tcase_add_test(tc, test_purge_deletes_the_log_index_before_the_cutoff);
+	tcase_add_test(
+		tc,
 		test_stats_minutes_are_registered_and_expire_after_retention);
 	tcase_add_test(tc, test_duration_counts_each_attempt_from_its_claim);
 	tcase_add_test(tc, test_stats_closed_minutes_roll_up_into_hours_once);
@@ -2554,6 +3086,8 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(big, setup, teardown);
 	tcase_set_timeout(big, 120);
 	tcase_add_test(big, test_list_pages_over_100000_jobs);
+	tcase_add_test(big,
+		       test_logs_all_pages_are_bounded_and_continue_by_cursor);
 	suite_add_tcase(s, big);
 	return s;
 }

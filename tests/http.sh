@@ -236,6 +236,23 @@ assert_contains "$(j 'sorted(set(e["job"] for e in d["entries"]))')" "$child" "t
 req GET "/api/logs?grep=resumed&since=10m"
 expect 200 "logs of all jobs"
 [ "$(j 'len(d["entries"])')" -ge 1 ] || fail "logs of all jobs"
+assert_eq null "$(j 'd["next"]')" "logs of all jobs: one page"
+[ "$(j 'd["scanned"]')" -ge 1 ] || fail "logs of all jobs: scanned"
+# A page of one entry continues with its cursor, to the same entries.
+req GET "/api/logs?since=10m"
+all=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print([(e["job"], e["id"], e["message"]) for e in d["entries"]])' "$BODY")
+paged="[]"
+cursor=
+for _ in $(seq 1 200); do
+	req GET "/api/logs?since=10m&limit=1${cursor:+&cursor=$cursor}"
+	expect 200 "a page of logs"
+	paged=$(python3 -c 'import json,sys; a=eval(sys.argv[1]); d=json.loads(sys.argv[2]); print(a + [(e["job"], e["id"], e["message"]) for e in d["entries"]])' "$paged" "$BODY")
+	cursor=$(j 'd["next"] or ""')
+	[ -n "$cursor" ] || break
+done
+[ "$(python3 -c 'import sys; print(len(eval(sys.argv[1])))' "$all")" -ge 3 ] ||
+	fail "too few entries to page: $all"
+assert_eq "$all" "$paged" "pages of one entry, one after the other"
 
 # --- statistics and metrics -----------------------------------------------
 req GET "/api/stats?since=10m"
@@ -288,6 +305,8 @@ check 400 "bad level" GET "/api/jobs/$parent/logs?level=loud"
 check 400 "bad regex" GET "/api/jobs/$parent/logs?regex=%28"
 check 400 "bad since" GET "/api/jobs/$parent/logs?since=yesterday"
 check 400 "bad after" GET "/api/jobs/$parent/logs?after=x"
+check 400 "bad cursor" GET "/api/logs?cursor=12-x"
+check 400 "unknown parameter" GET "/api/jobs/$parent/logs?cursor=1-0"
 check 400 "bad since" GET "/api/stats?since=5x"
 check 400 "31d" GET "/api/stats?since=60d"
 check 400 "unknown type" GET "/api/stats?type=nosuch"

@@ -143,6 +143,19 @@ assert_contains "$out" "low priority removed by loop150" "the newest entries sta
 # The global search: by text, over every job that logged in the window.
 found=$(jobctl logs --all --grep 'stop requested' --since 1h)
 assert_contains "$found" "[$a]" "global search finds job $a"
+# --limit stops at a cursor; --cursor goes on from there with what
+# followed (entries logged meanwhile come after).
+full=$(jobctl logs --all --since 1h)
+first=$(jobctl logs --all --since 1h --limit 5)
+cursor=$(printf '%s\n' "$first" | sed -n 's/^(more entries: continue with --cursor \(.*\))$/\1/p')
+[ -n "$cursor" ] || fail "logs --all --limit 5 printed no cursor: $first"
+assert_eq "$(printf '%s\n' "$full" | head -n 5)" "$(printf '%s\n' "$first" | head -n 5)" "the first page"
+rest=$(jobctl logs --all --since 1h --cursor "$cursor")
+n=$(printf '%s\n' "$full" | wc -l)
+[ "$n" -gt 10 ] || fail "too few entries for pages: $full"
+assert_eq "$(printf '%s\n' "$full" | tail -n +6)" "$(printf '%s\n' "$rest" | head -n $((n - 5)))" "the rest after --cursor"
+err=$(jobctl logs --all --cursor nonsense 2>&1 >/dev/null) && fail "bad cursor accepted"
+assert_contains "$err" "bad --cursor" "bad cursor message"
 
 # Statistics: created per minute equals the jobs made, and every minute
 # in the window is there with the open one last.

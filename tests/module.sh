@@ -45,7 +45,9 @@ dump() {
 		t=$(redis-cli -s "$s" type "$k")
 		case $t in
 		hash) redis-cli -s "$s" hgetall "$k" | paste - - | sort ;;
-		zset) redis-cli -s "$s" zrange "$k" 0 -1 withscores | paste - - ;;
+		# Sorted: members whose scores are times (masked below) tie or
+		# not from one run to the next; each line keeps its score.
+		zset) redis-cli -s "$s" zrange "$k" 0 -1 withscores | paste - - | sort ;;
 		string) redis-cli -s "$s" get "$k" ;;
 		stream) redis-cli -s "$s" xrange "$k" - + |
 			grep -v -E '^[0-9]+-[0-9]+$' | paste - - ;;

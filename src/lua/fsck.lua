@@ -6,7 +6,8 @@
 --   {status, n, status, n, ...} (jobs seen per status)}
 -- Checked for every job of the range: it is in exactly the status index
 -- its status implies (P:leases for running jobs), in its type and run_by
--- indexes; a pending job is in exactly one ready queue (or delayed), no
+-- indexes, in P:ended at its finished_at when it is an ended root (and
+-- only then); a pending job is in exactly one ready queue (or delayed), no
 -- other job in any; a parent's children counters, children progress and
 -- tree_stopping equal what its children say. Work per call is bounded by
 -- COUNT jobs and CHILD_MAX children per parent.
@@ -52,6 +53,21 @@ for n = from, last do
 		member(id, base .. ':t:' .. h.type, true, id, 'type index')
 		if h.run_by ~= '' then
 			member(id, base .. ':u:' .. h.run_by, true, id, 'run_by index')
+		end
+		-- Retention's index: every ended root, at its end time.
+		local ended = h.parent == '' and terminal(h.status)
+		local at = ended and (redis.call('HGET', jkey(id), 'finished_at') or '0')
+		member(id, P .. ':ended', ended, at, 'ended index')
+		if ended then
+			local sc = redis.call('ZSCORE', P .. ':ended', id)
+			if sc and num(sc) ~= num(at) then
+				violation(id, 'ended index has it ending at ' .. sc ..
+					', its finished_at is ' .. at)
+				if repair then
+					redis.call('ZADD', P .. ':ended', at, id)
+					fixed = fixed + 1
+				end
+			end
 		end
 
 		-- Ready structures: where the job is, and where it should be.

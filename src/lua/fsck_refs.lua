@@ -1,9 +1,12 @@
 -- fsck_refs.lua: checks (and with repair, drops) entries of the scheduling
 -- structures that name no job or a job in another state: leases (running
 -- jobs), the delayed set (pending jobs), the roots sets and their ready
--- queues (pending jobs of that root and priority). fsck.lua checks the
+-- queues (pending jobs of that root and priority), retention's index of
+-- ended roots, and the minutes of the log search index (each listed
+-- minute has its stream: one that expired or was deleted is dropped). fsck.lua checks the
 -- other direction, from each job.
--- ARGV: prefix, structure (leases | delayed | roots | roots_low), start
+-- ARGV: prefix, structure (leases | delayed | roots | roots_low | ended |
+--   logix:minutes), start
 --   (rank), count, repair (0/1)
 -- Reply: {next start (0 = done), fixed, {violation...}}
 
@@ -39,6 +42,16 @@ for _, m in ipairs(members) do
 	elseif what == 'delayed' then
 		local v = status_of(m)
 		if v[1] ~= 'pending' then drop(key, m, 'job is ' .. (v[1] or 'gone')) end
+	elseif what == 'logix:minutes' then
+		if redis.call('EXISTS', P .. ':logix:m:' .. m) == 0 then
+			drop(key, m, 'no index stream')
+		end
+	elseif what == 'ended' then
+		local v = status_of(m)
+		if not terminal(v[1]) or v[3] ~= m then
+			drop(key, m, v[1] and ('job is ' .. v[1] .. (v[3] ~= m and ', a child' or ''))
+				or 'no such job')
+		end
 	elseif string.byte(m) == 61 then
 		local id = string.sub(m, 2)
 		local v = status_of(id)

@@ -450,20 +450,41 @@ local finish_job -- forward: set_status may finish a waiting parent
 
 -- Audit and lifecycle entries, bounded per job (DESIGN section 8).
 local LOG_MAX = nil
-local LOGGED = {}
+-- The log search index (logs --all, GET /api/logs): each entry written
+-- gets one in the stream of its minute, P:logix:m:MINUTE (fields job and
+-- sid: the entry's id in P:log:JOB), so a search reads the entries of
+-- every job in time order, as many as it chooses, and continues after
+-- the last one it read. The minutes that have a stream are listed in
+-- P:logix:minutes, so an empty window costs nothing. Each stream expires
+-- LOGIX_TTL after its minute, and retention deletes it once its minute
+-- is before the cutoff (purge.lua). The first entry of a call in a
+-- minute checks whether the minute is new: one PTTL a call, not one per
+-- entry.
+local LOGIX_TTL = 2592000000
+local LOGIX_SEEN = nil -- the minute whose stream this call checked
 local function joblog(id, level, attempt, msg)
 	if not LOG_MAX then
 		LOG_MAX = tonumber(redis.call('HGET', P .. ':conf', 'logs_max_entries') or '') or 10000
 	end
-	redis.call('XADD', P .. ':log:' .. id, 'MAXLEN', '~', LOG_MAX, '*',
+	local sid = redis.call('XADD', P .. ':log:' .. id, 'MAXLEN', '~', LOG_MAX, '*',
 		'level', level, 'attempt', attempt or 0, 'msg', msg)
-	-- The global search index: which jobs logged in which minute.
-	if not LOGGED[id] then
-		LOGGED[id] = true
-		local k = P .. ':logmin:' .. MINUTE
-		redis.call('SADD', k, id)
+	-- At the entry's own millisecond, in the stream of its minute (the
+	-- clock may have moved on since the call began, or since its XADD),
+	-- so that the index orders entries as their times do; after the
+	-- stream's last id otherwise (a clock stepped back).
+	local ms = tonumber(string.match(sid, '^(%d+)'))
+	local m = ms - ms % 60000
+	local k = P .. ':logix:m:' .. I(m)
+	if type(redis.pcall('XADD', k, I(ms) .. '-*', 'job', id, 'sid', sid)) == 'table' then
+		redis.call('XADD', k, '*', 'job', id, 'sid', sid)
+	end
+	if LOGIX_SEEN ~= m then
+		LOGIX_SEEN = m
 		if redis.call('PTTL', k) < 0 then
-			redis.call('PEXPIRE', k, 2592000000)
+			redis.call('PEXPIREAT', k, I(m + 60000 + LOGIX_TTL))
+			redis.call('ZADD', P .. ':logix:minutes', I(m), I(m))
+			redis.call('ZREMRANGEBYSCORE', P .. ':logix:minutes', '-inf',
+				'(' .. I(m - LOGIX_TTL))
 		end
 	end
 end
@@ -481,6 +502,11 @@ local function set_status(h, to, fields)
 		if not running(to) then zset_later(base .. ':s:' .. to, h.id, h.id) end
 		count_add(from, -1)
 		count_add(to, 1)
+		-- Retention's index (purge.lua): root jobs that ended, by the
+		-- time they did. Only a restart takes a job out of it alive.
+		if terminal(from) ~= terminal(to) and h.parent == '' then
+			zset_later(P .. ':ended', h.id, terminal(to) and NOWS or false)
+		end
 	end
 	if running(to) and not running(from) then
 		-- claim.lua sets the lease; a resumed waiting parent has none.
@@ -863,7 +889,7 @@ local function begin(args)
 	ZDEFER, ZKEYS = {}, {}
 	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
 	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
-	LOG_MAX, LOGGED = nil, {}
+	LOG_MAX, LOGIX_SEEN = nil, nil
 end
 
 -- The key scope of a parent's children: a restart starts a new scope, so

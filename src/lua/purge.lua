@@ -1,6 +1,8 @@
 -- purge.lua: retention. Deletes the trees of terminal root jobs that
 -- finished before a cutoff, with every key they own, a bounded batch per
--- call.
+-- call, and the log search index of the minutes before the cutoff: the
+-- entries it points at are past retention too (those of a job still
+-- alive stay in its own log, but leave the search across jobs).
 -- ARGV: prefix, cutoff_ms, max (jobs or set members visited per call)
 -- Reply: {jobs deleted, work left (0/1)}.
 -- A root is expired when it is finished or canceled and its finished_at
@@ -13,25 +15,41 @@
 local cutoff = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
 local todo = P .. ':purge'
+local ended = P .. ':ended'
 local deleted = 0
+local found = 0
 
--- Finds expired roots when there is nothing left to do. The terminal
--- indexes are read from the oldest id; a job created after the cutoff
--- cannot have finished before it, which bounds the scan.
+-- Finds expired roots when there is nothing left to do: the entries of
+-- P:ended (root jobs by the time they ended) before the cutoff, oldest
+-- first. Every entry read is settled: queued (its job expired), moved to
+-- its job's true end time, or dropped (no such job, or not an ended root
+-- any more; fsck reports how that came about). So a call costs what it
+-- finds, and nothing that ended later can stand in front of what
+-- expired: the ids scanned before, lowest first, let 500 old roots
+-- restarted and ended again hide every later expired job.
 if redis.call('LLEN', todo) == 0 then
-	for _, cls in ipairs({'ru', 'rs'}) do
-		for _, st in ipairs({'finished', 'canceled'}) do
-			local ids = redis.call('ZRANGE', P .. ':ix:' .. cls .. ':s:' .. st, 0, max - 1)
-			for _, id in ipairs(ids) do
-				local v = redis.call('HMGET', jkey(id), 'finished_at', 'created_at')
-				if num(v[2]) >= cutoff then break end
-				if v[1] and num(v[1]) < cutoff then
-					redis.call('RPUSH', todo, 'job\t' .. id .. '\t')
-				end
-			end
+	local ids = redis.call('ZRANGEBYSCORE', ended, '-inf', '(' .. I(cutoff),
+		'LIMIT', 0, max)
+	found = #ids
+	for _, id in ipairs(ids) do
+		local v = redis.call('HMGET', jkey(id), 'status', 'finished_at', 'parent')
+		if not terminal(v[1]) or v[3] then
+			redis.call('ZREM', ended, id)
+		elseif num(v[2]) < cutoff then
+			redis.call('RPUSH', todo, 'job\t' .. id .. '\t')
+		else
+			redis.call('ZADD', ended, v[2], id)
 		end
 	end
 end
+
+-- The log search index: minutes wholly before the cutoff.
+local mins = redis.call('ZRANGEBYSCORE', P .. ':logix:minutes', '-inf',
+	I(cutoff - 60000), 'LIMIT', 0, max)
+for _, m in ipairs(mins) do
+	redis.call('DEL', P .. ':logix:m:' .. m)
+end
+if #mins > 0 then redis.call('ZREM', P .. ':logix:minutes', unpack(mins)) end
 
 local budget = max
 while budget > 0 do
@@ -52,6 +70,7 @@ while budget > 0 do
 			zset_later(base .. ':t:' .. h.type, id, false)
 			if h.run_by ~= '' then zset_later(base .. ':u:' .. h.run_by, id, false) end
 			if h.key ~= '' then redis.call('DEL', P .. ':key:' .. scope .. h.key) end
+			if h.parent == '' then zset_later(ended, id, false) end
 			count_add(h.status, -1)
 			local ck = P .. ':children:' .. id
 			redis.call('RPUSH', todo, 'set\t' .. ck .. '\t0\t' ..
@@ -80,4 +99,6 @@ while budget > 0 do
 	end
 end
 flush(nil)
-return {deleted, redis.call('LLEN', todo) > 0 and 1 or 0}
+-- A full batch of either kind may have left more behind it.
+local more = found == max or #mins == max or redis.call('LLEN', todo) > 0
+return {deleted, more and 1 or 0}

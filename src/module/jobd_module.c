@@ -305,6 +305,7 @@ enum {
 	K_PENDING_RS,
 	K_FINISHED_RU,
 	K_FINISHED_RS,
+	K_ENDED,
 	NKEYS
 };
 static const char *const key_names[NKEYS] = {
@@ -313,6 +314,7 @@ static const char *const key_names[NKEYS] = {
 	[K_PENDING_RS] = ":ix:rs:s:pending",
 	[K_FINISHED_RU] = ":ix:ru:s:finished",
 	[K_FINISHED_RS] = ":ix:rs:s:finished",
+	[K_ENDED] = ":ended",
 };
 
 /* One deferred sorted-set write (lib.lua zset_later). */
@@ -1467,6 +1469,8 @@ static const char *finish_done(struct call *c, struct sv id, struct sv at,
 		   ckey(c, sv_eq(v[F_SYSTEM], "1") ? K_FINISHED_RS :
 						     K_FINISHED_RU),
 		   sid, (long long)sv_num(id), 1);
+	/* lib.lua set_status(): a root that ends enters retention's index. */
+	zset_later(c, ckey(c, K_ENDED), sid, c->now, 1);
 	zset_later(c, ckey(c, K_LEASES), sid, 0, 0);
 	rm_FreeString(NULL, sid);
 	count_move(c, stopping ? ST_STOPPING : ST_IN_PROGRESS, ST_FINISHED);

@@ -8,6 +8,6 @@
 #ifndef JOBD_MODULE_MODULE_H
 #define JOBD_MODULE_MODULE_H
 
-#define JOBD_MODULE_REVISION "r6"
+#define JOBD_MODULE_REVISION "r7"
 
 #endif
