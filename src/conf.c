@@ -55,6 +55,7 @@ enum kind {
 	K_HANDLER,  /* char *, one of the known handlers */
 	K_COMMAND,  /* char **, split like shell words */
 	K_HOSTS,    /* char **, host names separated by commas */
+	K_TOPICS,   /* char **, topic names or prefixes*, by commas */
 };
 
 struct key {
@@ -111,6 +112,7 @@ static const struct key topics_keys[] = {
 	{ "actions", K_STR, C(topic_actions), 0, 0 },
 	{ "stats", K_STR, C(topic_stats), 0, 0 },
 	{ "dlq", K_STR, C(topic_dlq), 0, 0 },
+	{ "allowed", K_TOPICS, C(topics_allowed), 0, 0 },
 	{ NULL, K_STR, 0, 0, 0 },
 };
 
@@ -240,7 +242,8 @@ struct parser {
 	char *section_name;	  /* as written between [ and ], for messages */
 	size_t index;		  /* element of the current [type.] etc. */
 	unsigned long lease_line; /* last line setting lease, 0 = default */
-	unsigned long heartbeat_line; /* last line setting heartbeat */
+	unsigned long heartbeat_line;	   /* last line setting heartbeat */
+	unsigned long topics_allowed_line; /* last line setting allowed */
 };
 
 static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
@@ -661,12 +664,42 @@ static const char *duration_text(int64_t ms, char *buf, size_t size)
 	return buf;
 }
 
+/* What a list key (K_HOSTS, K_TOPICS) accepts. */
+struct list_kind {
+	const char *chars; /* an item is 1..max of these */
+	size_t max;
+	bool lower;	  /* kept lowercase */
+	bool prefix;	  /* may end in '*' */
+	const char *what; /* "host name" */
+	const char *hint;
+};
+
+static const struct list_kind hosts_list = {
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.",
+	253,
+	true,
+	false,
+	"host name",
+	"use host names separated by commas, e.g. jobs.example.com, ops-box",
+};
+
+/* Kafka's topic names; '*' at the end of one makes it a prefix. */
+static const struct list_kind topics_list = {
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-",
+	249,
+	false,
+	true,
+	"topic",
+	"use topic names (1-249 of A-Z a-z 0-9 _ . -) or prefixes ending "
+	"in *, separated by commas, e.g. crm.contacts, exports.*",
+};
+
 /*
- * [http] allowed_hosts = jobs.example.com, ops-box: host names (letters,
- * digits, '-' and '.'), kept lowercase in *FIELD; empty = none.
+ * A list of names separated by commas, as LK says ([http] allowed_hosts =
+ * jobs.example.com, ops-box), into *FIELD, NULL-terminated; empty = NULL.
  */
-static int parse_hosts(struct parser *p, char ***field, const char *raw,
-		       const char *key)
+static int parse_list(struct parser *p, const struct list_kind *lk,
+		      char ***field, const char *raw, const char *key)
 {
 	char *copy, *item, *save = NULL, **names, **grown;
 	size_t n = 0;
@@ -681,22 +714,22 @@ static int parse_hosts(struct parser *p, char ***field, const char *raw,
 	for (item = strtok_r(copy, ",", &save); item;
 	     item = strtok_r(NULL, ",", &save)) {
 		size_t len = strlen(item = trim(item));
+		size_t body = lk->prefix && len && item[len - 1] == '*' ?
+				      len - 1 :
+				      len;
 
 		if (len == 0)
 			continue;
-		if (len > 253 || strspn(item, "abcdefghijklmnopqrstuvwxyz"
-					      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					      "0123456789-.") != len) {
-			rc = fail(
-				p, p->lineno,
-				"use host names separated by commas, e.g. jobs.example.com, ops-box",
-				"bad host name \"%s\" for [%s] %s", item,
-				p->section_name, key);
+		if (body > lk->max || strspn(item, lk->chars) != body) {
+			rc = fail(p, p->lineno, lk->hint,
+				  "bad %s \"%s\" for [%s] %s", lk->what, item,
+				  p->section_name, key);
 			goto out;
 		}
-		for (char *c = item; *c; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				*c = (char)(*c - 'A' + 'a');
+		if (lk->lower)
+			for (char *c = item; *c; c++)
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c - 'A' + 'a');
 		if (!(grown = realloc(names, (n + 2) * sizeof(*names)))) {
 			rc = fail_oom(p);
 			goto out;
@@ -878,7 +911,12 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 				    sec, k->name);
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
 	case K_HOSTS:
-		return parse_hosts(p, (char ***)(void *)field, v, k->name);
+		return parse_list(p, &hosts_list, (char ***)(void *)field, v,
+				  k->name);
+	case K_TOPICS:
+		p->topics_allowed_line = p->lineno;
+		return parse_list(p, &topics_list, (char ***)(void *)field, v,
+				  k->name);
 	case K_COMMAND:
 		break;
 	}
@@ -1204,6 +1242,24 @@ static int listener_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+const char *jobd_conf_own_topic(const struct jobd_conf *conf, const char *topic)
+{
+	const struct {
+		const char *key, *name;
+	} own[] = {
+		{ "events", conf->topic_events },
+		{ "records", conf->topic_records },
+		{ "actions", conf->topic_actions },
+		{ "stats", conf->topic_stats },
+		{ "dlq", conf->topic_dlq },
+	};
+
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (own[i].name && strcmp(own[i].name, topic) == 0)
+			return own[i].key;
+	return NULL;
+}
+
 /* Checks that need the whole file. */
 static int finish(struct parser *p)
 {
@@ -1222,6 +1278,17 @@ static int finish(struct parser *p)
 			    "make lease longer than heartbeat, e.g. 10 times",
 			    "[engine] lease %s is not longer than heartbeat %s",
 			    lease, hb);
+	}
+	for (char **t = conf->topics_allowed; t && *t; t++) {
+		const char *own = jobd_conf_own_topic(conf, *t);
+
+		if (own)
+			return fail(
+				p, p->topics_allowed_line,
+				"jobs may not read or write jobd's own "
+				"topics; remove it",
+				"[topics] allowed lists %s, jobd's %s topic",
+				*t, own);
 	}
 	for (i = 0; i < conf->types_count; i++) {
 		struct jobd_type_conf *type = &conf->types[i];
@@ -1524,6 +1591,7 @@ void jobd_conf_free(struct jobd_conf *conf)
 	free(conf->http_listen);
 	free(conf->http_token);
 	free_argv(conf->http_allowed_hosts);
+	free_argv(conf->topics_allowed);
 	free_kv(conf->users, conf->users_count);
 	for (i = 0; i < conf->types_count; i++) {
 		free(conf->types[i].name);

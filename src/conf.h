@@ -100,11 +100,15 @@ struct jobd_conf {
 	size_t kafka_props_count;
 
 	/* [topics] */
-	char *topic_events;  /* "jobs.events" */
-	char *topic_records; /* "jobs.records" */
-	char *topic_actions; /* "jobs.actions" */
-	char *topic_stats;   /* "jobs.stats" */
-	char *topic_dlq;     /* "jobs.dlq" */
+	char *topic_events;    /* "jobs.events" */
+	char *topic_records;   /* "jobs.records" */
+	char *topic_actions;   /* "jobs.actions" */
+	char *topic_stats;     /* "jobs.stats" */
+	char *topic_dlq;       /* "jobs.dlq" */
+	char **topics_allowed; /* topics jobs may read or write (import
+				* sinks, export sources): names, or
+				* prefixes ending in '*'; NULL-terminated,
+				* NULL = none */
 
 	/* [engine] */
 	bool role_consume, role_work, role_stats, role_http; /* all on */
@@ -195,5 +199,12 @@ int jobd_conf_parse_duration(const char *s, int64_t *ms);
  * overflow).
  */
 int jobd_conf_parse_size(const char *s, int64_t *bytes);
+
+/*
+ * Which of jobd's own topics ([topics] events, records, actions, stats,
+ * dlq) TOPIC is: that key's name, or NULL when it is none of them.
+ */
+const char *jobd_conf_own_topic(const struct jobd_conf *conf,
+				const char *topic);
 
 #endif

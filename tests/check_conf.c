@@ -371,6 +371,7 @@ START_TEST(test_conf_values_parsed)
 		"pending_limit = 5\n"
 		"[topics]\n"
 		"events = e\nrecords = r\nactions = a\nstats = s\ndlq = d\n"
+		"allowed = crm.contacts, exports.*, jobs.events\n"
 		"[engine]\n"
 		"roles = work, http\n"
 		"instance = box-1\n"
@@ -404,6 +405,9 @@ START_TEST(test_conf_values_parsed)
 	ck_assert_str_eq(conf->topic_actions, "a");
 	ck_assert_str_eq(conf->topic_stats, "s");
 	ck_assert_str_eq(conf->topic_dlq, "d");
+	assert_argv(conf->topics_allowed,
+		    (const char *const[]){ "crm.contacts", "exports.*",
+					   "jobs.events", NULL });
 	ck_assert(!conf->role_consume && conf->role_work);
 	ck_assert(!conf->role_stats && conf->role_http);
 	ck_assert_str_eq(conf->instance, "box-1");
@@ -460,6 +464,45 @@ START_TEST(test_conf_http_limits_refused_out_of_range)
 	ck_assert_msg(conf != NULL, "%s", errstr);
 	ck_assert_ptr_null(conf->http_allowed_hosts);
 	jobd_conf_free(conf);
+}
+END_TEST
+
+/* [topics] allowed: names or prefixes, never one of jobd's own topics. */
+START_TEST(test_conf_topics_allowed)
+{
+	struct jobd_conf *conf = parse("");
+
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_ptr_null(conf->topics_allowed);
+	jobd_conf_free(conf);
+	conf = parse("[topics]\nallowed = *, a_b-c.D*\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	assert_argv(conf->topics_allowed,
+		    (const char *const[]){ "*", "a_b-c.D*", NULL });
+	ck_assert_ptr_null(jobd_conf_own_topic(conf, "a_b-c.D"));
+	ck_assert_str_eq(jobd_conf_own_topic(conf, "jobs.dlq"), "dlq");
+	ck_assert_str_eq(jobd_conf_own_topic(conf, "jobs.events"), "events");
+	jobd_conf_free(conf);
+	ck_assert_str_eq(refuse("[topics]\nallowed = a*b\n"),
+			 "t.conf:2: bad topic \"a*b\" for [topics] allowed: "
+			 "use topic names (1-249 of A-Z a-z 0-9 _ . -) or "
+			 "prefixes ending in *, separated by commas, e.g. "
+			 "crm.contacts, exports.*");
+	ck_assert_str_eq(refuse("[topics]\nallowed = crm/x\n"),
+			 "t.conf:2: bad topic \"crm/x\" for [topics] allowed: "
+			 "use topic names (1-249 of A-Z a-z 0-9 _ . -) or "
+			 "prefixes ending in *, separated by commas, e.g. "
+			 "crm.contacts, exports.*");
+	/* jobd's own topics, as configured, wherever [topics] sets them. */
+	ck_assert_str_eq(refuse("[topics]\nallowed = crm.x, jobs.dlq\n"),
+			 "t.conf:2: [topics] allowed lists jobs.dlq, jobd's "
+			 "dlq topic: jobs may not read or write jobd's own "
+			 "topics; remove it");
+	ck_assert_str_eq(refuse("[topics]\nallowed = in.x\n"
+				"[kafka]\n[topics]\nevents = in.x\n"),
+			 "t.conf:2: [topics] allowed lists in.x, jobd's "
+			 "events topic: jobs may not read or write jobd's "
+			 "own topics; remove it");
 }
 END_TEST
 
@@ -1149,6 +1192,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_booleans);
 	tcase_add_test(tc, test_conf_number_ranges_refused);
 	tcase_add_test(tc, test_conf_http_limits_refused_out_of_range);
+	tcase_add_test(tc, test_conf_topics_allowed);
 	tcase_add_test(tc, test_conf_lease_must_exceed_heartbeat);
 	tcase_add_test(tc, test_conf_repeated_sections_merge);
 	tcase_add_test(tc, test_conf_unknown_key_warns);

@@ -15,7 +15,10 @@
 #  4. CSV export of a collection whose records have different fields: the
 #     columns are the union, sorted; stopped during the pass over the
 #     fields and resumed, still byte-identical.
-#  5. Refusals: unknown sink command, missing topic, bad sink objects.
+#  5. Refusals: unknown sink command, missing topic, bad sink objects;
+#     topics not in [topics] allowed, jobd's own topics (input, dead
+#     letters) and Kafka's internal ones, as sink or source: nothing
+#     written to or read from them.
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
@@ -35,6 +38,8 @@ workers = 4
 lease = 3s
 heartbeat = 300ms
 data_dir = $data
+[topics]
+allowed = crm.*, only.topic, keyed.topic, no.such.topic, jobs.*
 [type.import]
 chunk_size = 1000
 [sink.loader]
@@ -208,18 +213,38 @@ cmp "$data/out/contacts.csv" "$data/out/contacts2.csv" || fail "export resumed i
 assert_contains "$(tree_logs "$id")" "export: resuming the pass over the fields" "fields pass resumed"
 
 # --- 5. refusals -------------------------------------------------------------------------------
-id=$(import bad1 '{"file":"cmd.csv","sink":{"command":"nosuch"}}')
-wait_for "$id" '.status == "finished"' 30
-assert_contains "$(tree_logs "$id")" 'unknown sink command "nosuch": no [sink.nosuch] in the conf' "unknown sink"
-id=$(import bad2 '{"file":"cmd.csv","sink":{"topic":"a","collection":"b"}}')
-wait_for "$id" '.status == "finished"' 30
-assert_contains "$(tree_logs "$id")" 'needs exactly one of "collection", "topic" or "command"' "ambiguous sink"
-id=$(import bad3 '{"file":"cmd.csv"}')
-wait_for "$id" '.status == "finished"' 30
-assert_contains "$(tree_logs "$id")" 'no "collection" or "sink" to import into' "no sink"
-id=$(export_ bad4 '{"source":{"topic":"no.such.topic"},"file":"out/x.csv"}')
-wait_for "$id" '.status == "finished"' 60
-assert_contains "$(tree_logs "$id")" 'topic "no.such.topic" does not exist' "missing topic"
+# refused import|export_ ID PAYLOAD WANT WHAT: the job ends with WANT in its log.
+refused() {
+	id=$("$1" "$2" "$3")
+	wait_for "$id" '.status == "finished"' 60
+	assert_contains "$(tree_logs "$id")" "$4" "$5"
+}
+refused import bad1 '{"file":"cmd.csv","sink":{"command":"nosuch"}}' \
+	'unknown sink command "nosuch": no [sink.nosuch] in the conf' "unknown sink"
+refused import bad2 '{"file":"cmd.csv","sink":{"topic":"a","collection":"b"}}' \
+	'needs exactly one of "collection", "topic" or "command"' "ambiguous sink"
+refused import bad3 '{"file":"cmd.csv"}' 'no "collection" or "sink" to import into' "no sink"
+refused export_ bad4 '{"source":{"topic":"no.such.topic"},"file":"out/x.csv"}' \
+	'topic "no.such.topic" does not exist' "missing topic"
+# A payload names topics with jobd's credentials: only those listed, and
+# never jobd's own (the "jobs.*" listed above covers them) or Kafka's.
+dlq_lines() { kcat -b "$broker" -C -t jobs.dlq -e -q 2>/dev/null | wc -l || true; }
+dlq_before=$(dlq_lines)
+refused import bad5 '{"file":"cmd.csv","sink":{"topic":"secret.topic"}}' \
+	'topic "secret.topic" is not in [topics] allowed' "unlisted sink topic"
+refused import bad6 '{"file":"cmd.csv","sink":[{"collection":"x6"},{"topic":"jobs.dlq"}]}' \
+	"topic \"jobs.dlq\" is jobd's dlq topic ([topics] dlq): jobs may not read or write it" "dlq as a sink"
+assert_eq 0 "$(count x6)" "a refused import writes none of its sinks"
+assert_eq "$dlq_before" "$(dlq_lines)" "nothing written to the dlq"
+refused import bad7 '{"file":"cmd.csv","sink":{"topic":"jobs.events"}}' \
+	"topic \"jobs.events\" is jobd's events topic" "input topic as a sink"
+refused export_ bad8 '{"source":{"topic":"jobs.events"},"file":"out/events.csv"}' \
+	"export: topic \"jobs.events\" is jobd's events topic" "input topic as a source"
+[ ! -e "$data/out/events.csv" ] || fail "a refused export wrote its file"
+refused export_ bad9 '{"source":{"topic":"secret.topic"},"file":"out/s.csv"}' \
+	'export: topic "secret.topic" is not in [topics] allowed' "unlisted source topic"
+refused export_ bad10 '{"source":{"topic":"__consumer_offsets"},"file":"out/o.csv"}' \
+	'topic "__consumer_offsets" is internal to Kafka' "Kafka's internal topic"
 
 kill -TERM "$jobd_pid"
 rc=0
@@ -246,6 +271,8 @@ heartbeat = 300ms
 data_dir = $data
 [kafka]
 kafka.message.timeout.ms = 2000
+[topics]
+allowed = crm.*
 [type.import]
 chunk_size = 1000
 CONF

@@ -834,12 +834,12 @@ static bool source_of(struct jobd_ctx *ctx, const json_t *p, struct run *r)
 		}
 	}
 	if (topic) {
+		char why[512];
+
 		r->topic = json_string_value(topic);
-		if (!jobd_sinks_valid_topic(r->topic)) {
-			jobd_ctx_fail(ctx,
-				      "export: bad \"topic\" \"%s\": use "
-				      "1-249 of A-Z a-z 0-9 _ . -",
-				      r->topic ? r->topic : "");
+		if (!jobd_sinks_topic_allowed(jobd_ctx_conf(ctx), r->topic, why,
+					      sizeof(why))) {
+			jobd_ctx_fail(ctx, "export: %s", why);
 			return false;
 		}
 		return true;

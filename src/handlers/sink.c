@@ -66,7 +66,7 @@ struct jobd_sinks {
 
 static const char *const kind_names[] = { "collection", "topic", "command" };
 
-bool jobd_sinks_valid_topic(const char *name)
+static bool valid_topic(const char *name)
 {
 	size_t len = name ? strlen(name) : 0;
 
@@ -76,6 +76,49 @@ bool jobd_sinks_valid_topic(const char *name)
 	return strspn(name,
 		      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 		      "0123456789_.-") == len;
+}
+
+static bool listed(const struct jobd_conf *conf, const char *name)
+{
+	for (char **t = conf->topics_allowed; t && *t; t++) {
+		size_t len = strlen(*t);
+
+		if (len && (*t)[len - 1] == '*' ?
+			    strncmp(*t, name, len - 1) == 0 :
+			    strcmp(*t, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool jobd_sinks_topic_allowed(const struct jobd_conf *conf, const char *name,
+			      char *why, size_t why_size)
+{
+	const char *own;
+
+	if (!valid_topic(name))
+		snprintf(why, why_size,
+			 "bad topic \"%s\": use 1-249 of A-Z a-z 0-9 _ . -",
+			 name ? name : "");
+	else if ((own = jobd_conf_own_topic(conf, name)))
+		snprintf(why, why_size,
+			 "topic \"%s\" is jobd's %s topic ([topics] %s): "
+			 "jobs may not read or write it",
+			 name, own, own);
+	else if (strncmp(name, "__", 2) == 0)
+		snprintf(why, why_size,
+			 "topic \"%s\" is internal to Kafka: jobs may not "
+			 "read or write it",
+			 name);
+	else if (!listed(conf, name))
+		snprintf(why, why_size,
+			 "topic \"%s\" is not in [topics] allowed: add it "
+			 "there (a name, or a prefix ending in *) to let jobs "
+			 "read or write it",
+			 name);
+	else
+		return true;
+	return false;
 }
 
 /* Adds the sink KIND NAME; 0, or -1 with WHY. */
@@ -97,13 +140,8 @@ static int add(struct jobd_sinks *s, enum sink_kind kind, const char *name,
 		}
 		break;
 	case SINK_TOPIC:
-		if (!jobd_sinks_valid_topic(name)) {
-			snprintf(why, why_size,
-				 "bad topic \"%s\": use 1-249 of A-Z a-z 0-9 "
-				 "_ . -",
-				 name);
+		if (!jobd_sinks_topic_allowed(s->conf, name, why, why_size))
 			return -1;
-		}
 		break;
 	case SINK_COMMAND:
 		for (size_t i = 0; i < s->conf->sinks_count; i++)

@@ -20,9 +20,16 @@
 /* Longest Kafka topic name (Kafka's own limit). */
 #define JOBD_SINK_TOPIC_MAX 249
 
-/* Whether NAME can name a Kafka topic: 1-249 of [A-Za-z0-9._-], not
- * "." or "..". */
-bool jobd_sinks_valid_topic(const char *name);
+/*
+ * Whether a job may read or write topic NAME (an import's sink, an
+ * export's source): it must be a valid topic name (1-249 of
+ * [A-Za-z0-9._-], not "." or ".."), be listed in CONF's [topics] allowed
+ * (exactly, or by a prefix ending in '*'), and be neither one of jobd's
+ * own topics (input, stats, dead letters) nor Kafka's internal ("__...").
+ * When not, false with the reason in WHY.
+ */
+bool jobd_sinks_topic_allowed(const struct jobd_conf *conf, const char *name,
+			      char *why, size_t why_size);
 
 /* The sinks of one import job. */
 struct jobd_sinks;
