@@ -123,6 +123,20 @@ rcli() {
 	redis-cli -s "$JOBD_REDIS" "$@"
 }
 
+# Prints the monitor's base URL ("http://127.0.0.1:8080/") from the
+# "http: monitor on URL (...)" line of jobd's log LOG, waiting up to 10 s
+# for it; fails the test without one.
+monitor_url() {
+	local url i
+
+	for ((i = 0; i < 100; i++)); do
+		url=$(sed -n 's|.*http: monitor on \(http://[^ ]*\).*|\1|p' "$1" | head -n 1)
+		[ -n "$url" ] && echo "$url" && return 0
+		sleep 0.1
+	done
+	fail "no monitor address in $1: $(cat "$1")"
+}
+
 # Prints a free TCP port on 127.0.0.1.
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -180,8 +180,7 @@ table=$(jobctl stats)
 assert_contains "$table" "(open)" "stats table shows the open minute"
 
 # /metrics adds this instance's worker counters to the store's.
-url=$(sed -n 's|.*http: monitor on \(http://[^ ]*\)|\1|p' "$dir/jobd.log" | head -n 1)
-[ -n "$url" ] || fail "no monitor address in the jobd log"
+url=$(monitor_url "$dir/jobd.log") || exit 1
 metrics=$(curl -fsS "${url}metrics") || fail "GET /metrics"
 assert_contains "$metrics" "jobd_workers 4" "metrics: workers"
 assert_contains "$metrics" "jobd_workers_busy " "metrics: utilisation"

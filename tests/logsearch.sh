@@ -35,13 +35,7 @@ for ((i = 0; i < 6000; i++)); do
 done
 [ "$(rcli hget jobd:count finished)" -ge "$n" ] ||
 	fail "only $(rcli hget jobd:count finished) of $n jobs finished"
-url=
-for ((i = 0; i < 100; i++)); do
-	url=$(sed -n 's|.*http: monitor on \(http://[^ ]*\)|\1|p' "$dir/jobd.log" | head -n 1)
-	[ -n "$url" ] && break
-	sleep 0.1
-done
-[ -n "$url" ] || fail "no monitor address in the jobd log"
+url=$(monitor_url "$dir/jobd.log") || exit 1
 
 python3 - "$url" "$n" <<'PY' || fail "the search across jobs over the API"
 import json, sys, threading, urllib.request
