@@ -1785,10 +1785,12 @@ static int descendants(struct jobd_store *st, int64_t id, int64_t **ids,
  * not write to the stream (one write less per transition): created, the
  * current claim, finished. Fills E (their messages in MSG) and returns
  * how many; each entry's sid is "MS-0", before any stream entry of the
- * same millisecond.
+ * same millisecond. STEP (NULL: not wanted) gets which entry each one is:
+ * 0 created, 1 claimed, 2 finished.
  */
 static size_t lifecycle_make(const struct jobd_job *job,
-			     struct jobd_log_entry e[3], char msg[3][512])
+			     struct jobd_log_entry e[3], char msg[3][512],
+			     int step[3])
 {
 	size_t n = 0;
 
@@ -1840,6 +1842,8 @@ static size_t lifecycle_make(const struct jobd_job *job,
 		}
 		snprintf(x->sid, sizeof(x->sid), "%lld-0", (long long)x->ms);
 		x->msg = m;
+		if (step)
+			step[n] = i;
 		n++;
 	}
 	return n;
@@ -1862,7 +1866,7 @@ static int lifecycle_entries(struct jobd_store *st, int64_t id,
 		return 0;
 	if (rc < 0)
 		return rc;
-	ne = lifecycle_make(job, e, msg);
+	ne = lifecycle_make(job, e, msg, NULL);
 	for (size_t i = 0; i < ne; i++) {
 		if ((q->since && e[i].ms < q->since) ||
 		    (q->until && e[i].ms > q->until) ||
@@ -1971,14 +1975,15 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 /*
  * The search across jobs (jobd_store_logs_all) orders what it finds by a
  * key: an entry read through the index by the id of its index entry
- * (MS-SEQ, unique), a lifecycle entry by its time, before the index
- * entries of the same millisecond, and by job among themselves. A cursor
- * is the key of the last entry delivered, as text: "MS-SEQ" for an index
- * entry, "MS-0/JOB" for a lifecycle entry; the next page has every key
- * after it.
+ * (MS-SEQ, unique), a lifecycle entry by its time and step (0 created,
+ * 1 claimed, 2 finished: a job created and claimed in one millisecond
+ * has two) as if they were MS-STEP, before an index entry of the same
+ * id, and by job among themselves. A cursor is the key of the last entry
+ * delivered, as text: "MS-SEQ" for an index entry, "MS-STEP/JOB" for a
+ * lifecycle entry; the next page has every key after it.
  */
 struct log_key {
-	int64_t ms, seq; /* index entry id; lifecycle: its time (ms), 0 */
+	int64_t ms, seq; /* index entry id; lifecycle: its time (ms), step */
 	int kind;	 /* 0 lifecycle, 1 index entry */
 	int64_t job;	 /* lifecycle: its job; index entry: INT64_MAX */
 };
@@ -2212,13 +2217,14 @@ static int page_lifecycle(struct log_page *p, const struct log_key *from,
 	for (size_t i = 0; i < p->njobs; i++) {
 		struct jobd_log_entry e[3];
 		char msg[3][512];
+		int step[3];
 		size_t ne;
 
 		if (i > 0 && p->jobs[i]->id == p->jobs[i - 1]->id)
 			continue;
-		ne = lifecycle_make(p->jobs[i], e, msg);
+		ne = lifecycle_make(p->jobs[i], e, msg, step);
 		for (size_t k = 0; k < ne; k++) {
-			struct log_key key = { e[k].ms, 0, 0, e[k].job };
+			struct log_key key = { e[k].ms, step[k], 0, e[k].job };
 
 			if (e[k].ms < since || e[k].ms > until ||
 			    cmp_key(&key, from) <= 0 ||
