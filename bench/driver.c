@@ -33,9 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "job.h"
-#include "store.h"
+#include "base/conf.h"
+#include "base/job.h"
+#include "store/store.h"
 
 #define TICK_MS 5
 #define PIPELINE 1000

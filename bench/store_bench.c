@@ -11,9 +11,9 @@
  */
 #include "config.h"
 
-#include "conf.h"
-#include "store.h"
-#include "util.h"
+#include "base/conf.h"
+#include "base/util.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,13 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "job.h"
-#include "kafka.h"
-#include "log.h"
-#include "statsjson.h"
-#include "store.h"
-#include "util.h"
+#include "base/conf.h"
+#include "base/job.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "kafka/kafka.h"
+#include "store/statsjson.h"
+#include "store/store.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2

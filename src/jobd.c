@@ -32,15 +32,15 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "conf.h"
-#include "consumers/consumer.h"
-#include "http.h"
-#include "kafka.h"
-#include "log.h"
-#include "producers/stats.h"
-#include "store.h"
-#include "worker.h"
+#include "base/conf.h"
+#include "base/log.h"
+#include "engine/worker.h"
+#include "handlers/cleanup.h"
+#include "http/server.h"
+#include "kafka/consumer.h"
+#include "kafka/kafka.h"
+#include "kafka/stats_producer.h"
+#include "store/store.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000

@@ -16,7 +16,7 @@
 #include <jansson.h>
 #include <msgpack.h>
 
-#include "codec.h"
+#include "kafka/codec.h"
 #include "testutil.h"
 
 #define LIMIT (1024 * 1024)

@@ -1,11 +1,11 @@
 /*
- * check_conf: the configuration parser (src/conf.c). Pure unit tests: text
+ * check_conf: the configuration parser (src/base/conf.c). Pure unit tests: text
  * in, struct jobd_conf or an error text out. Warnings are read back from
  * stderr, which each test redirects to a temp file when it needs them.
  */
 #include "config.h"
 
-#include "conf.h"
+#include "base/conf.h"
 
 #include "testutil.h"
 

@@ -1,5 +1,5 @@
 /*
- * check_csv: the RFC 4180 reader and writer (src/csv.h): records, line
+ * check_csv: the RFC 4180 reader and writer (src/handlers/csv.h): records, line
  * numbers and byte ranges, resuming at an offset, refusals that name the
  * problem and resynchronise, reads that return one byte at a time, and a
  * writer whose output reads back to the same fields.
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv.h"
+#include "handlers/csv.h"
 #include "tests/memread.h"
 #include "testutil.h"
 

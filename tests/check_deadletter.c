@@ -1,6 +1,6 @@
 /*
  * check_deadletter: the record of a dead letter, whole, truncated to
- * [kafka] dlq_max_bytes, or a reference (src/deadletter.h).
+ * [kafka] dlq_max_bytes, or a reference (src/kafka/deadletter.h).
  */
 #include "config.h"
 
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deadletter.h"
+#include "kafka/deadletter.h"
 #include "testutil.h"
 
 #define REASON "cannot decode request at jobs.events/2@7: missing \"event\""

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "execproto.h"
-#include "log.h"
+#include "base/log.h"
+#include "handlers/execproto.h"
 #include "testutil.h"
 
 static struct jobd_exec_line line;

@@ -1,5 +1,5 @@
 /*
- * check_httpparse: the monitor's request parsing (src/httpparse.h) without
+ * check_httpparse: the monitor's request parsing (src/http/parse.h) without
  * a server: query strings decoded like libevent's (and names too), the
  * refusals that name the parameter, path ids of digits only, body errors
  * that stay printable ASCII, and the operation bodies.
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
-#include "httpparse.h"
+#include "base/conf.h"
+#include "http/parse.h"
 #include "testutil.h"
 
 #define NOW 1764340000000LL /* ms */

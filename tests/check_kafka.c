@@ -1,6 +1,6 @@
 /*
  * check_kafka: what the producer says became of each message it sent
- * (src/kafka.h, enum jobd_kafka_fate), and the headers of a message read
+ * (src/kafka/kafka.h, enum jobd_kafka_fate), and the headers of a message read
  * back, against librdkafka's mock cluster.
  *
  * The test drives the mock itself (its address, injected errors, a
@@ -9,7 +9,7 @@
  */
 #include "config.h"
 
-#include "kafka.h"
+#include "kafka/kafka.h"
 
 #include "testutil.h"
 

@@ -1,5 +1,5 @@
 /*
- * check_store: the job store (src/store.c and the Lua scripts of src/lua/)
+ * check_store: the job store (src/store/store.c and the Lua scripts of src/store/lua/)
  * against a real, private redis-server.
  *
  * Each test drives the store the way its callers do: the engine's calls
@@ -11,11 +11,11 @@
  */
 #include "config.h"
 
-#include "store.h"
-#include "store_int.h"
+#include "store/store.h"
+#include "store/store_int.h"
 
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include "testutil.h"
 

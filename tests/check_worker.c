@@ -22,13 +22,13 @@
 
 #include <jansson.h>
 
-#include "conf.h"
-#include "handler.h"
-#include "job.h"
-#include "store.h"
+#include "base/conf.h"
+#include "base/job.h"
+#include "base/util.h"
+#include "engine/handler.h"
+#include "engine/worker.h"
+#include "store/store.h"
 #include "testutil.h"
-#include "util.h"
-#include "worker.h"
 
 static struct jobd_test_redis *redis;
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/http.sh: the monitor's HTTP API (src/http.c) against a real
+# tests/http.sh: the monitor's HTTP API (src/http/server.c) against a real
 # redis-server, through tests/http_driver: every endpoint, every refusal,
 # the token rules, and a payload holding <script> returned as JSON text.
 set -euo pipefail

@@ -22,11 +22,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "conf.h"
-#include "http.h"
-#include "log.h"
-#include "store.h"
-#include "util.h"
+#include "base/conf.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "http/server.h"
+#include "store/store.h"
 
 #define LEASE 30000 /* ms */
 #define MAX_RUNNING 256

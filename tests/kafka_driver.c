@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conf.h"
-#include "consumers/consumer.h"
-#include "kafka.h"
-#include "log.h"
+#include "base/conf.h"
+#include "base/log.h"
+#include "kafka/consumer.h"
+#include "kafka/kafka.h"
 
 static int usage(void)
 {

@@ -84,7 +84,7 @@ assert_contains() {
 # paths are tested by all of them; tests/module.sh compares it with the
 # Lua functions alone.
 module_args() {
-	local so=$top_builddir/src/module/jobd.so
+	local so=$top_builddir/src/store/module/jobd.so
 
 	[ "${JOBD_TEST_MODULE:-yes}" = no ] || [ ! -f "$so" ] ||
 		echo "--module $so"

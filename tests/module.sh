@@ -10,7 +10,7 @@
 . "$top_srcdir/tests/lib.sh"
 
 need redis-server redis-cli
-so=$top_builddir/src/module/jobd.so
+so=$top_builddir/src/store/module/jobd.so
 drv=$top_builddir/tests/module_driver
 [ -f "$so" ] || fail "missing $so (make builds it)"
 [ -x "$drv" ] || fail "missing $drv (make check builds it)"

@@ -12,8 +12,8 @@
  */
 #include "config.h"
 
-#include "conf.h"
-#include "store.h"
+#include "base/conf.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -253,8 +253,8 @@ static const char *module_path(void)
 	const char *m = getenv("JOBD_TEST_MODULE");
 
 	if ((m && strcmp(m, "no") == 0) || !b ||
-	    (size_t)snprintf(path, sizeof(path), "%s/src/module/jobd.so", b) >=
-		    sizeof(path) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/src/store/module/jobd.so",
+			     b) >= sizeof(path) ||
 	    access(path, R_OK) != 0)
 		return NULL;
 	return path;

@@ -31,10 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv.h"
 #include "handlers/common.h"
-#include "ndjson.h"
-#include "exec.h"
+#include "handlers/csv.h"
+#include "handlers/exec.h"
+#include "handlers/ndjson.h"
 
 struct batch_run {
 	struct jobd_ctx *ctx;

@@ -34,9 +34,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "exec.h"
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "handlers/exec.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000

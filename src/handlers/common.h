@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf.h"
-#include "handler.h"
-#include "records.h"
-#include "store.h"
+#include "base/conf.h"
+#include "engine/handler.h"
+#include "store/records.h"
+#include "store/store.h"
 
 /* Records written or read per Redis round trip. */
 #define JOBD_HANDLERS_BATCH 500

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "handlers/common.h"
-#include "exec.h"
+#include "handlers/exec.h"
 
 static bool listens(const struct jobd_listener_conf *l, const char *service,
 		    const char *event)

@@ -54,12 +54,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "codec.h"
-#include "csv.h"
 #include "handlers/common.h"
-#include "ndjson.h"
+#include "handlers/csv.h"
+#include "handlers/ndjson.h"
 #include "handlers/sink.h"
-#include "kafka.h"
+#include "kafka/codec.h"
+#include "kafka/kafka.h"
 
 #define COLUMNS_MAX 10000   /* distinct field names of a union */
 #define TOPIC_TRIES 3	    /* tries of the start (bounds) before failing */

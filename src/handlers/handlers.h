@@ -11,7 +11,7 @@
 #ifndef JOBD_SRC_HANDLERS_HANDLERS_H
 #define JOBD_SRC_HANDLERS_HANDLERS_H
 
-#include "handler.h"
+#include "engine/handler.h"
 
 /*
  * Registers every handler below under its type name with

@@ -44,9 +44,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "csv.h"
 #include "handlers/common.h"
-#include "ndjson.h"
+#include "handlers/csv.h"
+#include "handlers/ndjson.h"
 #include "handlers/sink.h"
 
 #define BATCH_BYTES (8 << 20) /* flush a batch past this much row data */

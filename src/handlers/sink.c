@@ -34,11 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv.h"
-#include "exec.h"
 #include "handlers/common.h"
-#include "kafka.h"
-#include "ndjson.h"
+#include "handlers/csv.h"
+#include "handlers/exec.h"
+#include "handlers/ndjson.h"
+#include "kafka/kafka.h"
 
 #define TOPIC_RETRY_MS 1000	 /* first pause between deliveries, doubled */
 #define TOPIC_RETRY_MAX_MS 30000 /* up to this */

@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "handler.h"
-#include "records.h"
-#include "store.h"
+#include "engine/handler.h"
+#include "store/records.h"
+#include "store/store.h"
 
 /* Longest Kafka topic name (Kafka's own limit). */
 #define JOBD_SINK_TOPIC_MAX 249

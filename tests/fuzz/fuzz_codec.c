@@ -10,7 +10,7 @@
  */
 #include "config.h"
 
-#include "codec.h"
+#include "kafka/codec.h"
 
 #include <errno.h>
 #include <stdbool.h>

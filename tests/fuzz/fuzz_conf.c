@@ -5,9 +5,9 @@
  */
 #include "config.h"
 
-#include "conf.h"
+#include "base/conf.h"
 
-#include "log.h"
+#include "base/log.h"
 
 #include <stddef.h>
 #include <stdint.h>

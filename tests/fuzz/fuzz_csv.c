@@ -1,5 +1,5 @@
 /*
- * fuzz_csv: the CSV and NDJSON line reader (src/csv.h) on arbitrary bytes.
+ * fuzz_csv: the CSV and NDJSON line reader (src/handlers/csv.h) on arbitrary bytes.
  *
  * The first byte picks the read size (1-16 bytes, or whole), so records
  * split across reads at every position get exercised; the rest is the
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "csv.h"
+#include "handlers/csv.h"
 #include "tests/memread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

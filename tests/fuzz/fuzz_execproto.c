@@ -7,7 +7,7 @@
  */
 #include "config.h"
 
-#include "execproto.h"
+#include "handlers/execproto.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -17,8 +17,8 @@
 
 #include <jansson.h>
 
-#include "codec.h"
-#include "log.h"
+#include "base/log.h"
+#include "kafka/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

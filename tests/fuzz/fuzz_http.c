@@ -1,5 +1,5 @@
 /*
- * fuzz_http: the monitor's query string and body parsing (src/httpparse.h)
+ * fuzz_http: the monitor's query string and body parsing (src/http/parse.h)
  * on arbitrary bytes.
  *
  * The first byte picks what the rest is, as http.c would see it:
@@ -29,10 +29,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "conf.h"
-#include "httpparse.h"
-#include "job.h"
-#include "log.h"
+#include "base/conf.h"
+#include "base/job.h"
+#include "base/log.h"
+#include "http/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

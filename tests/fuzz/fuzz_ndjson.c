@@ -1,6 +1,6 @@
 /*
  * fuzz_ndjson: an NDJSON import's reading on arbitrary bytes, the way
- * src/handlers/import.c drives the line reader (src/csv.h).
+ * src/handlers/import.c drives the line reader (src/handlers/csv.h).
  *
  * The split pass reads the whole file line by line and, every CHUNK
  * rows, notes the reader's offset and line: the byte range and first
@@ -14,7 +14,7 @@
  * twice, whatever the boundaries); a good row's text is the input's bytes
  * at its offset, followed only by its line break; it holds no NUL and is
  * valid UTF-8 (jansson, which the import hands it to, takes it whole);
- * every row becomes a record as the import makes it (src/ndjson.c): a
+ * every row becomes a record as the import makes it (src/handlers/ndjson.c): a
  * valid id and its fields, or a refusal that says why.
  */
 #include "config.h"
@@ -25,8 +25,8 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "csv.h"
-#include "ndjson.h"
+#include "handlers/csv.h"
+#include "handlers/ndjson.h"
 #include "tests/memread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -29,12 +29,12 @@ usage() {
 # here when adding tests/fuzz/fuzz_NAME.c.
 sources_of() {
 	case $1 in
-	conf) echo "src/conf.c src/util.c src/log.c" ;;
-	codec) echo "src/codec.c src/util.c src/log.c" ;;
-	execproto) echo "src/execproto.c src/codec.c src/util.c src/log.c" ;;
-	csv) echo "src/csv.c src/codec.c src/util.c src/log.c" ;;
-	http) echo "src/httpparse.c src/conf.c src/job.c src/util.c src/log.c" ;;
-	ndjson) echo "src/ndjson.c src/csv.c src/codec.c src/util.c src/log.c" ;;
+	conf) echo "src/base/conf.c src/base/util.c src/base/log.c" ;;
+	codec) echo "src/kafka/codec.c src/base/util.c src/base/log.c" ;;
+	execproto) echo "src/handlers/execproto.c src/kafka/codec.c src/base/util.c src/base/log.c" ;;
+	csv) echo "src/handlers/csv.c src/kafka/codec.c src/base/util.c src/base/log.c" ;;
+	http) echo "src/http/parse.c src/base/conf.c src/base/job.c src/base/util.c src/base/log.c" ;;
+	ndjson) echo "src/handlers/ndjson.c src/handlers/csv.c src/kafka/codec.c src/base/util.c src/base/log.c" ;;
 	*) return 1 ;;
 	esac
 }

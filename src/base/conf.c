@@ -1,0 +1,1642 @@
+/*
+ * conf: reads jobd.conf into a struct jobd_conf (DESIGN section 9).
+ *
+ * Data flow: built-in defaults -> the file, line by line -> checks that
+ * need the whole file (lease > heartbeat, exec types have a command,
+ * listeners and relations are complete) -> environment (load only).
+ *
+ * The parser works on one line at a time, copied to the heap, so a line has
+ * no length limit. Keys of the fixed sections are described by tables
+ * (key, kind, offset, range) so every value is checked by the same code and
+ * every error reads the same way: "FILE:LINE: bad duration \"5x\" for
+ * [engine] lease: use a number with ms, s, m, h or d". Rejected: libinih
+ * (truncates long lines, no line numbers) and a callback API (every caller
+ * would repeat the checks).
+ *
+ * No global state: warnings go through jobd_warn and are counted on the
+ * conf, errors go to the caller's errstr.
+ */
+#include "config.h"
+
+#include "base/conf.h"
+
+#include "base/log.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define DURATION_HINT "use a number with ms, s, m, h or d"
+#define SIZE_HINT \
+	"use a number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB"
+#define HANDLER_LIST                                            \
+	"noop, exec, import, export, event, action, refactor, " \
+	"relationship-update or cleanup"
+
+enum kind {
+	K_STR,	    /* char *, must not be empty */
+	K_OPTSTR,   /* char *, empty = NULL */
+	K_INSTANCE, /* char *, empty = <hostname>-<pid> */
+	K_BOOL,	    /* bool */
+	K_INT,	    /* int within min..max */
+	K_I64,	    /* int64_t within min..max */
+	K_DURATION, /* int64_t ms within min..max */
+	K_SIZE,	    /* int64_t bytes within min..max */
+	K_SHARE,    /* double in (0, 1] */
+	K_ROLES,    /* the four role bools of struct jobd_conf */
+	K_FORMAT,   /* stats_msgpack */
+	K_HANDLER,  /* char *, one of the known handlers */
+	K_COMMAND,  /* char **, split like shell words */
+	K_HOSTS,    /* char **, host names separated by commas */
+	K_TOPICS,   /* char **, topic names or prefixes*, by commas */
+};
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off;  /* offset of the field in the section's struct */
+	int64_t min; /* inclusive, for numbers */
+	int64_t max; /* inclusive, for numbers */
+};
+
+enum section {
+	S_NONE,	   /* before the first [section] */
+	S_UNKNOWN, /* warned once at its header; keys ignored */
+	S_REDIS,
+	S_KAFKA,
+	S_TOPICS,
+	S_ENGINE,
+	S_RETENTION,
+	S_STATS,
+	S_HTTP,
+	S_USERS,
+	S_TYPE,
+	S_LISTENER,
+	S_ACTION,
+	S_RELATION,
+	S_SINK,
+};
+
+#define C(f) offsetof(struct jobd_conf, f)
+#define DAY_MS INT64_C(86400000)
+
+static const struct key redis_keys[] = {
+	{ "address", K_STR, C(redis_address), 0, 0 },
+	{ "password", K_OPTSTR, C(redis_password), 0, 0 },
+	{ "user", K_OPTSTR, C(redis_user), 0, 0 },
+	{ "prefix", K_STR, C(prefix), 0, 0 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+static const struct key kafka_keys[] = {
+	{ "brokers", K_STR, C(brokers), 0, 0 },
+	{ "group", K_STR, C(group), 0, 0 },
+	{ "max_payload", K_SIZE, C(max_payload), 1, 1000000000 },
+	/* from JOBD_DEADLETTER_MIN_BYTES (a reference record fits) to
+	 * librdkafka's largest message.max.bytes */
+	{ "dlq_max_bytes", K_SIZE, C(dlq_max_bytes), 4096, 1000000000 },
+	{ "pending_limit", K_I64, C(pending_limit), 1, INT64_C(1000000000000) },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+static const struct key topics_keys[] = {
+	{ "events", K_STR, C(topic_events), 0, 0 },
+	{ "records", K_STR, C(topic_records), 0, 0 },
+	{ "actions", K_STR, C(topic_actions), 0, 0 },
+	{ "stats", K_STR, C(topic_stats), 0, 0 },
+	{ "dlq", K_STR, C(topic_dlq), 0, 0 },
+	{ "allowed", K_TOPICS, C(topics_allowed), 0, 0 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+static const struct key engine_keys[] = {
+	{ "roles", K_ROLES, 0, 0, 0 },
+	{ "instance", K_INSTANCE, C(instance), 0, 0 },
+	{ "workers", K_INT, C(workers), 1, 1024 },
+	{ "lease", K_DURATION, C(lease), 1, 365 * DAY_MS },
+	{ "heartbeat", K_DURATION, C(heartbeat), 1, 365 * DAY_MS },
+	{ "low_priority_share", K_SHARE, C(low_priority_share), 0, 0 },
+	{ "data_dir", K_STR, C(data_dir), 0, 0 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+static const struct key retention_keys[] = {
+	{ "jobs", K_DURATION, C(retention_jobs), 0, INT64_MAX },
+	{ "logs_max_entries", K_I64, C(logs_max_entries), 1, 1000000000 },
+	{ "stats", K_DURATION, C(retention_stats), 0, INT64_MAX },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+static const struct key stats_keys[] = {
+	{ "format", K_FORMAT, 0, 0, 0 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+static const struct key http_keys[] = {
+	{ "listen", K_STR, C(http_listen), 0, 0 },
+	{ "token", K_OPTSTR, C(http_token), 0, 0 },
+	{ "read_requires_token", K_BOOL, C(read_requires_token), 0, 0 },
+	{ "allowed_hosts", K_HOSTS, C(http_allowed_hosts), 0, 0 },
+	{ "max_connections", K_INT, C(http_max_connections), 0, 1000000 },
+	{ "request_timeout", K_DURATION, C(http_request_timeout), 1, 3600000 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+#undef C
+#define T(f) offsetof(struct jobd_type_conf, f)
+
+static const struct key type_keys[] = {
+	{ "handler", K_HANDLER, T(handler), 0, 0 },
+	{ "command", K_COMMAND, T(command), 0, 0 },
+	{ "stoppable", K_BOOL, T(stoppable), 0, 0 },
+	{ "restartable", K_BOOL, T(restartable), 0, 0 },
+	{ "system", K_BOOL, T(system), 0, 0 },
+	{ "timeout", K_DURATION, T(timeout), 0, INT64_MAX },
+	{ "retries", K_INT, T(retries), 0, 1000 },
+	{ "retry_backoff", K_DURATION, T(retry_backoff), 0, INT64_MAX },
+	{ "chunk_size", K_I64, T(chunk_size), 1, 100000000 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+#undef T
+#define L(f) offsetof(struct jobd_listener_conf, f)
+
+static const struct key listener_keys[] = {
+	{ "service", K_STR, L(service), 0, 0 },
+	{ "event", K_STR, L(event), 0, 0 },
+	{ "command", K_COMMAND, L(command), 0, 0 },
+	{ "order", K_INT, L(order), -1000000, 1000000 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+#undef L
+#define A(f) offsetof(struct jobd_action_conf, f)
+
+static const struct key action_keys[] = {
+	{ "command", K_COMMAND, A(command), 0, 0 },
+	{ "batch", K_I64, A(batch), 1, 100000000 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+#undef A
+#define R(f) offsetof(struct jobd_relation_conf, f)
+
+static const struct key relation_keys[] = {
+	{ "source", K_STR, R(source), 0, 0 },
+	{ "label", K_STR, R(label), 0, 0 },
+	{ "target", K_STR, R(target), 0, 0 },
+	{ "ref_field", K_STR, R(ref_field), 0, 0 },
+	{ "copy_field", K_STR, R(copy_field), 0, 0 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+#undef R
+#define K(f) offsetof(struct jobd_sink_conf, f)
+
+static const struct key sink_keys[] = {
+	{ "command", K_COMMAND, K(command), 0, 0 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+#undef K
+
+static const char *const handlers[] = {
+	"noop",	   "exec",   "import",	 "export",
+	"event",   "action", "refactor", "relationship-update",
+	"cleanup", NULL,
+};
+
+/* The built-in types; [type.NAME] overrides fields of these. */
+static const struct builtin_type {
+	const char *name;
+	bool stoppable;
+	bool restartable;
+	bool system;
+} builtin_types[] = {
+	{ "noop", true, false, false },
+	{ "exec", true, false, false },
+	{ "import", true, true, false },
+	{ "export", true, true, false },
+	{ "event", true, false, false },
+	{ "action", true, false, false },
+	{ "refactor", true, false, true },
+	{ "relationship-update", false, false, true },
+	{ "cleanup", false, false, true },
+};
+
+struct parser {
+	struct jobd_conf *conf;
+	const char *name;     /* file name for messages */
+	unsigned long lineno; /* current line, 1-based */
+	char *errstr;
+	size_t errstr_size;
+
+	enum section section;
+	char *section_name;	  /* as written between [ and ], for messages */
+	size_t index;		  /* element of the current [type.] etc. */
+	unsigned long lease_line; /* last line setting lease, 0 = default */
+	unsigned long heartbeat_line;	   /* last line setting heartbeat */
+	unsigned long topics_allowed_line; /* last line setting allowed */
+};
+
+static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!errstr || errstr_size == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(errstr, errstr_size, fmt, ap);
+	va_end(ap);
+}
+
+/* "NAME:LINE: <what>: <hint>" into the caller's errstr. Returns -1. */
+static int fail(struct parser *p, unsigned long line, const char *hint,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int fail(struct parser *p, unsigned long line, const char *hint,
+		const char *fmt, ...)
+{
+	char what[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	set_error(p->errstr, p->errstr_size, "%s:%lu: %s: %s", p->name, line,
+		  what, hint);
+	return -1;
+}
+
+static int fail_oom(struct parser *p)
+{
+	set_error(p->errstr, p->errstr_size, "%s:%lu: out of memory", p->name,
+		  p->lineno);
+	return -1;
+}
+
+static void warn(struct parser *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void warn(struct parser *p, const char *fmt, ...)
+{
+	char what[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	jobd_warn("%s:%lu: warning: %s", p->name, p->lineno, what);
+	p->conf->warnings++;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+	       c == '\f';
+}
+
+/* Trims S in place; returns the first non-space character. */
+static char *trim(char *s)
+{
+	size_t n;
+
+	while (is_space(*s))
+		s++;
+	n = strlen(s);
+	while (n > 0 && is_space(s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/*
+ * Cuts S at a ';' or '#' that follows whitespace, or that starts S when
+ * AT_START (S is the rest of a line after "]", not a value after "=").
+ */
+static void cut_comment(char *s, bool at_start)
+{
+	char *c;
+
+	for (c = s; *c; c++) {
+		if ((*c == ';' || *c == '#') &&
+		    (c == s ? at_start : is_space(c[-1]))) {
+			*c = '\0';
+			return;
+		}
+	}
+}
+
+static void free_argv(char **argv)
+{
+	char **a;
+
+	if (!argv)
+		return;
+	for (a = argv; *a; a++)
+		free(*a);
+	free(argv);
+}
+
+/* Replaces *DST with a copy of S (NULL allowed). Returns 0 or -1 (ENOMEM). */
+static int set_str(char **dst, const char *s)
+{
+	char *copy = NULL;
+
+	if (s) {
+		copy = strdup(s);
+		if (!copy)
+			return -1;
+	}
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+int jobd_conf_parse_duration(const char *s, int64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {
+		{ "ms", 1 },	  { "s", 1000 },     { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	int64_t n = 0;
+	const char *p = s;
+	size_t i;
+
+	if (!s || *p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	if (*p == '\0') {
+		/* Only "0" may omit the unit: "10" could mean s or ms. */
+		if (n != 0)
+			return -1;
+		*ms = 0;
+		return 0;
+	}
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].unit) != 0)
+			continue;
+		if (n > INT64_MAX / units[i].ms)
+			return -1;
+		*ms = n * units[i].ms;
+		return 0;
+	}
+	return -1;
+}
+
+int jobd_conf_parse_size(const char *s, int64_t *bytes)
+{
+	static const struct {
+		const char *unit;
+		int64_t mult;
+	} units[] = {
+		{ "", 1 },
+		{ "B", 1 },
+		{ "KB", INT64_C(1000) },
+		{ "kB", INT64_C(1000) },
+		{ "MB", INT64_C(1000000) },
+		{ "GB", INT64_C(1000000000) },
+		{ "TB", INT64_C(1000000000000) },
+		{ "KiB", INT64_C(1) << 10 },
+		{ "MiB", INT64_C(1) << 20 },
+		{ "GiB", INT64_C(1) << 30 },
+		{ "TiB", INT64_C(1) << 40 },
+	};
+	int64_t n = 0;
+	const char *p = s;
+	size_t i;
+
+	if (!s || *p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].unit) != 0)
+			continue;
+		if (n > INT64_MAX / units[i].mult)
+			return -1;
+		*bytes = n * units[i].mult;
+		return 0;
+	}
+	return -1;
+}
+
+static int parse_bool(const char *s, bool *v)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*v = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*v = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* "0.5", "1", ".25": digits and one dot only, then in (0, 1]. */
+static int parse_share(const char *s, double *v)
+{
+	const char *c;
+	char *end;
+	int dots = 0, digits = 0;
+	double d;
+
+	for (c = s; *c; c++) {
+		if (*c == '.')
+			dots++;
+		else if (*c >= '0' && *c <= '9')
+			digits++;
+		else
+			return -1;
+	}
+	if (dots > 1 || digits == 0)
+		return -1;
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno || *end || !(d > 0.0 && d <= 1.0))
+		return -1;
+	*v = d;
+	return 0;
+}
+
+/*
+ * Appends a copy of WORD[0..LEN) to the NULL-terminated *ARGV of *COUNT
+ * words. Returns 0 or -1 (ENOMEM).
+ */
+static int push_word(char ***argv, size_t *count, const char *word, size_t len)
+{
+	char **grown;
+	char *copy;
+
+	copy = malloc(len + 1);
+	if (!copy)
+		return -1;
+	memcpy(copy, word, len);
+	copy[len] = '\0';
+	grown = realloc(*argv, (*count + 2) * sizeof(*grown));
+	if (!grown) {
+		free(copy);
+		return -1;
+	}
+	grown[(*count)++] = copy;
+	grown[*count] = NULL;
+	*argv = grown;
+	return 0;
+}
+
+/*
+ * Splits S into *ARGV (NULL when S holds no word). Returns 0, -1 with *WHY
+ * set on a syntax error, or -2 when out of memory.
+ */
+static int split_command(const char *s, char ***argv, const char **why)
+{
+	char **out = NULL;
+	size_t count = 0, len = 0;
+	char *word;
+	bool in_word = false;
+	const char *c = s;
+
+	/* A word is never longer than S, so one buffer serves every word. */
+	word = malloc(strlen(s) + 1);
+	if (!word)
+		return -2;
+	for (;;) {
+		if (*c == '\0' || is_space(*c)) {
+			if (in_word && push_word(&out, &count, word, len) < 0)
+				goto err_oom;
+			in_word = false;
+			len = 0;
+			if (*c == '\0')
+				break;
+			c++;
+			continue;
+		}
+		/* Not in a word and past the start: after whitespace. */
+		if (!in_word && c > s && (*c == ';' || *c == '#'))
+			break;
+		in_word = true;
+		if (*c == '\\') {
+			if (c[1] == '\0') {
+				*why = "trailing backslash";
+				goto err_syntax;
+			}
+			word[len++] = c[1];
+			c += 2;
+		} else if (*c == '\'') {
+			for (c++; *c && *c != '\''; c++)
+				word[len++] = *c;
+			if (*c == '\0') {
+				*why = "unterminated single quote";
+				goto err_syntax;
+			}
+			c++;
+		} else if (*c == '"') {
+			for (c++; *c && *c != '"'; c++) {
+				/* As in sh: only these lose their backslash. */
+				if (*c == '\\' && c[1] &&
+				    strchr("\"\\$`", c[1]))
+					c++;
+				word[len++] = *c;
+			}
+			if (*c == '\0') {
+				*why = "unterminated double quote";
+				goto err_syntax;
+			}
+			c++;
+		} else {
+			word[len++] = *c++;
+		}
+	}
+	free(word);
+	*argv = out;
+	return 0;
+
+err_syntax:
+	free(word);
+	free_argv(out);
+	return -1;
+err_oom:
+	free(word);
+	free_argv(out);
+	return -2;
+}
+
+static bool is_handler(const char *s)
+{
+	size_t i;
+
+	for (i = 0; handlers[i]; i++)
+		if (strcmp(s, handlers[i]) == 0)
+			return true;
+	return false;
+}
+
+/* [engine] roles = consume,work,stats,http */
+static int parse_roles(struct parser *p, const char *raw)
+{
+	struct jobd_conf *conf = p->conf;
+	bool consume = false, work = false, stats = false, http = false;
+	char *copy, *item, *save = NULL;
+	int rc = 0;
+
+	copy = strdup(raw);
+	if (!copy)
+		return fail_oom(p);
+	for (item = strtok_r(copy, ",", &save); item;
+	     item = strtok_r(NULL, ",", &save)) {
+		item = trim(item);
+		if (strcmp(item, "consume") == 0)
+			consume = true;
+		else if (strcmp(item, "work") == 0)
+			work = true;
+		else if (strcmp(item, "stats") == 0)
+			stats = true;
+		else if (strcmp(item, "http") == 0)
+			http = true;
+		else if (*item) {
+			rc = fail(
+				p, p->lineno,
+				"use a comma list of consume, work, stats, http",
+				"unknown role \"%s\" for [engine] roles", item);
+			goto out;
+		}
+	}
+	if (!consume && !work && !stats && !http) {
+		rc = fail(p, p->lineno,
+			  "use a comma list of consume, work, stats, http",
+			  "no role in \"%s\" for [engine] roles", raw);
+		goto out;
+	}
+	conf->role_consume = consume;
+	conf->role_work = work;
+	conf->role_stats = stats;
+	conf->role_http = http;
+out:
+	free(copy);
+	return rc;
+}
+
+/* MS as a duration the parser reads back: "365d", "1h", "250ms". */
+static const char *duration_text(int64_t ms, char *buf, size_t size)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {
+		{ "d", DAY_MS }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 }
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms >= units[i].ms && ms % units[i].ms == 0) {
+			snprintf(buf, size, "%lld%s",
+				 (long long)(ms / units[i].ms), units[i].unit);
+			return buf;
+		}
+	}
+	snprintf(buf, size, "%lldms", (long long)ms);
+	return buf;
+}
+
+/* What a list key (K_HOSTS, K_TOPICS) accepts. */
+struct list_kind {
+	const char *chars; /* an item is 1..max of these */
+	size_t max;
+	bool lower;	  /* kept lowercase */
+	bool prefix;	  /* may end in '*' */
+	const char *what; /* "host name" */
+	const char *hint;
+};
+
+static const struct list_kind hosts_list = {
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.",
+	253,
+	true,
+	false,
+	"host name",
+	"use host names separated by commas, e.g. jobs.example.com, ops-box",
+};
+
+/* Kafka's topic names; '*' at the end of one makes it a prefix. */
+static const struct list_kind topics_list = {
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-",
+	249,
+	false,
+	true,
+	"topic",
+	"use topic names (1-249 of A-Z a-z 0-9 _ . -) or prefixes ending "
+	"in *, separated by commas, e.g. crm.contacts, exports.*",
+};
+
+/*
+ * A list of names separated by commas, as LK says ([http] allowed_hosts =
+ * jobs.example.com, ops-box), into *FIELD, NULL-terminated; empty = NULL.
+ */
+static int parse_list(struct parser *p, const struct list_kind *lk,
+		      char ***field, const char *raw, const char *key)
+{
+	char *copy, *item, *save = NULL, **names, **grown;
+	size_t n = 0;
+	int rc = 0;
+
+	copy = strdup(raw);
+	names = calloc(1, sizeof(*names));
+	if (!copy || !names) {
+		rc = fail_oom(p);
+		goto out;
+	}
+	for (item = strtok_r(copy, ",", &save); item;
+	     item = strtok_r(NULL, ",", &save)) {
+		size_t len = strlen(item = trim(item));
+		size_t body = lk->prefix && len && item[len - 1] == '*' ?
+				      len - 1 :
+				      len;
+
+		if (len == 0)
+			continue;
+		if (body > lk->max || strspn(item, lk->chars) != body) {
+			rc = fail(p, p->lineno, lk->hint,
+				  "bad %s \"%s\" for [%s] %s", lk->what, item,
+				  p->section_name, key);
+			goto out;
+		}
+		if (lk->lower)
+			for (char *c = item; *c; c++)
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c - 'A' + 'a');
+		if (!(grown = realloc(names, (n + 2) * sizeof(*names)))) {
+			rc = fail_oom(p);
+			goto out;
+		}
+		names = grown;
+		names[n + 1] = NULL;
+		if (!(names[n] = strdup(item))) {
+			rc = fail_oom(p);
+			goto out;
+		}
+		n++;
+	}
+	free_argv(*field);
+	*field = n ? names : NULL;
+	if (n)
+		names = NULL;
+out:
+	free_argv(names);
+	free(copy);
+	return rc;
+}
+
+static char *default_instance(void)
+{
+	char host[256], buf[300];
+
+	if (gethostname(host, sizeof(host)) < 0 || !host[0])
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(buf, sizeof(buf), "%s-%ld", host, (long)getpid());
+	return strdup(buf);
+}
+
+/*
+ * Sets field K of BASE from the text after '=' (RAW, comments not yet
+ * removed). Returns 0 or -1 with errstr set.
+ */
+static int set_value(struct parser *p, void *base, const struct key *k,
+		     char *raw)
+{
+	char *field = (char *)base + k->off;
+	const char *sec = p->section_name;
+	char *v, buf[32];
+	int64_t n;
+	bool b;
+	double d;
+
+	if (k->kind == K_COMMAND) {
+		char **argv = NULL;
+		const char *why = NULL;
+		int rc = split_command(raw, &argv, &why);
+
+		if (rc == -2)
+			return fail_oom(p);
+		if (rc < 0)
+			return fail(
+				p, p->lineno,
+				"close the quote, or escape the character with a backslash",
+				"%s in [%s] %s", why, sec, k->name);
+		free_argv(*(char ***)(void *)field);
+		*(char ***)(void *)field = argv;
+		return 0;
+	}
+
+	cut_comment(raw, false);
+	v = trim(raw);
+	switch (k->kind) {
+	case K_STR:
+		if (!*v)
+			return fail(p, p->lineno,
+				    "give a value or remove the line",
+				    "empty value for [%s] %s", sec, k->name);
+		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
+	case K_OPTSTR:
+		return set_str((char **)(void *)field, *v ? v : NULL) ?
+			       fail_oom(p) :
+			       0;
+	case K_INSTANCE: {
+		char *inst = *v ? strdup(v) : default_instance();
+
+		if (!inst)
+			return fail_oom(p);
+		free(*(char **)(void *)field);
+		*(char **)(void *)field = inst;
+		return 0;
+	}
+	case K_BOOL:
+		if (parse_bool(v, &b) < 0)
+			return fail(p, p->lineno, "use yes or no",
+				    "bad boolean \"%s\" for [%s] %s", v, sec,
+				    k->name);
+		*(bool *)(void *)field = b;
+		return 0;
+	case K_INT:
+	case K_I64:
+		if (jobd_util_parse_i64(v, &n) < 0 || n < k->min ||
+		    n > k->max) {
+			char hint[96];
+
+			snprintf(hint, sizeof(hint),
+				 "use a whole number from %lld to %lld",
+				 (long long)k->min, (long long)k->max);
+			return fail(p, p->lineno, hint,
+				    "bad number \"%s\" for [%s] %s", v, sec,
+				    k->name);
+		}
+		if (k->kind == K_INT)
+			*(int *)(void *)field = (int)n;
+		else
+			*(int64_t *)(void *)field = n;
+		return 0;
+	case K_DURATION:
+		if (jobd_conf_parse_duration(v, &n) < 0)
+			return fail(p, p->lineno, DURATION_HINT,
+				    "bad duration \"%s\" for [%s] %s", v, sec,
+				    k->name);
+		if (n < k->min)
+			return fail(p, p->lineno,
+				    "use a duration above 0, e.g. 10s",
+				    "duration \"%s\" too short for [%s] %s", v,
+				    sec, k->name);
+		if (n > k->max) {
+			char hint[64];
+
+			snprintf(hint, sizeof(hint), "use at most %s",
+				 duration_text(k->max, buf, sizeof(buf)));
+			return fail(p, p->lineno, hint,
+				    "duration \"%s\" too long for [%s] %s", v,
+				    sec, k->name);
+		}
+		*(int64_t *)(void *)field = n;
+		if (p->section == S_ENGINE && strcmp(k->name, "lease") == 0)
+			p->lease_line = p->lineno;
+		if (p->section == S_ENGINE && strcmp(k->name, "heartbeat") == 0)
+			p->heartbeat_line = p->lineno;
+		return 0;
+	case K_SIZE:
+		if (jobd_conf_parse_size(v, &n) < 0)
+			return fail(p, p->lineno, SIZE_HINT,
+				    "bad size \"%s\" for [%s] %s", v, sec,
+				    k->name);
+		if (n < k->min || n > k->max) {
+			char hint[96];
+
+			snprintf(hint, sizeof(hint),
+				 "use from %lld to %lld bytes",
+				 (long long)k->min, (long long)k->max);
+			return fail(p, p->lineno, hint,
+				    "size \"%s\" out of range for [%s] %s", v,
+				    sec, k->name);
+		}
+		*(int64_t *)(void *)field = n;
+		return 0;
+	case K_SHARE:
+		if (parse_share(v, &d) < 0)
+			return fail(
+				p, p->lineno,
+				"use a fraction above 0 and at most 1, e.g. 0.5",
+				"bad share \"%s\" for [%s] %s", v, sec,
+				k->name);
+		*(double *)(void *)field = d;
+		return 0;
+	case K_ROLES:
+		return parse_roles(p, v);
+	case K_FORMAT:
+		if (strcmp(v, "json") == 0)
+			p->conf->stats_msgpack = false;
+		else if (strcmp(v, "msgpack") == 0)
+			p->conf->stats_msgpack = true;
+		else
+			return fail(p, p->lineno, "use json or msgpack",
+				    "bad format \"%s\" for [%s] %s", v, sec,
+				    k->name);
+		return 0;
+	case K_HANDLER:
+		if (!is_handler(v))
+			return fail(p, p->lineno, "use " HANDLER_LIST,
+				    "unknown handler \"%s\" for [%s] %s", v,
+				    sec, k->name);
+		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
+	case K_HOSTS:
+		return parse_list(p, &hosts_list, (char ***)(void *)field, v,
+				  k->name);
+	case K_TOPICS:
+		p->topics_allowed_line = p->lineno;
+		return parse_list(p, &topics_list, (char ***)(void *)field, v,
+				  k->name);
+	case K_COMMAND:
+		break;
+	}
+	return 0;
+}
+
+/* Sets or replaces KEY in the list *KV of *COUNT pairs. */
+static int set_kv(struct jobd_kv **kv, size_t *count, const char *key,
+		  const char *value)
+{
+	struct jobd_kv *grown;
+	char *k, *v;
+	size_t i;
+
+	for (i = 0; i < *count; i++)
+		if (strcmp((*kv)[i].key, key) == 0)
+			return set_str(&(*kv)[i].value, value);
+	k = strdup(key);
+	v = strdup(value);
+	grown = k && v ? realloc(*kv, (*count + 1) * sizeof(*grown)) : NULL;
+	if (!grown) {
+		free(k);
+		free(v);
+		return -1;
+	}
+	grown[*count].key = k;
+	grown[*count].value = v;
+	(*count)++;
+	*kv = grown;
+	return 0;
+}
+
+static bool is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+}
+
+/*
+ * Finds or appends the element NAME of a [type.]/[listener.]/... array.
+ * Returns its index, or -1 (ENOMEM).
+ */
+static long find_or_add(void **array, size_t *count, size_t size,
+			size_t name_off, const char *name)
+{
+	char *grown, *elem, *copy;
+	size_t i;
+
+	for (i = 0; i < *count; i++) {
+		elem = (char *)*array + i * size;
+		if (strcmp(*(char **)(void *)(elem + name_off), name) == 0)
+			return (long)i;
+	}
+	copy = strdup(name);
+	if (!copy)
+		return -1;
+	grown = realloc(*array, (*count + 1) * size);
+	if (!grown) {
+		free(copy);
+		return -1;
+	}
+	elem = grown + *count * size;
+	memset(elem, 0, size);
+	*(char **)(void *)(elem + name_off) = copy;
+	*array = grown;
+	return (long)(*count)++;
+}
+
+static int init_type(struct jobd_type_conf *type, const char *handler)
+{
+	type->stoppable = true;
+	type->restartable = false;
+	type->system = false;
+	type->timeout = 0;
+	type->retries = 0;
+	type->retry_backoff = 1000;
+	type->chunk_size = 1000;
+	return set_str(&type->handler, handler);
+}
+
+/* Enters [NAME] (trimmed, without brackets). */
+static int enter_section(struct parser *p, const char *name)
+{
+	static const struct {
+		const char *name;
+		enum section section;
+	} fixed[] = {
+		{ "redis", S_REDIS },	      { "kafka", S_KAFKA },
+		{ "topics", S_TOPICS },	      { "engine", S_ENGINE },
+		{ "retention", S_RETENTION }, { "stats", S_STATS },
+		{ "http", S_HTTP },	      { "users", S_USERS },
+	};
+	static const struct {
+		const char *prefix;
+		enum section section;
+	} named[] = {
+		{ "type.", S_TYPE },	 { "listener.", S_LISTENER },
+		{ "action.", S_ACTION }, { "relation.", S_RELATION },
+		{ "sink.", S_SINK },
+	};
+	struct jobd_conf *conf = p->conf;
+	const char *sub = NULL, *c;
+	long idx = 0;
+	size_t i;
+
+	if (set_str(&p->section_name, name) < 0)
+		return fail_oom(p);
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (strcmp(name, fixed[i].name) == 0) {
+			p->section = fixed[i].section;
+			return 0;
+		}
+	}
+	for (i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+		size_t n = strlen(named[i].prefix);
+
+		if (strncmp(name, named[i].prefix, n) == 0) {
+			p->section = named[i].section;
+			sub = name + n;
+			break;
+		}
+	}
+	if (!sub) {
+		p->section = S_UNKNOWN;
+		warn(p, "unknown section [%s]; its keys are ignored", name);
+		return 0;
+	}
+	for (c = sub; *c && is_name_char(*c); c++)
+		;
+	if (!*sub || *c)
+		return fail(
+			p, p->lineno,
+			"use letters, digits, '-', '_' or '.' after the dot",
+			"bad name \"%s\" in [%s]", sub, name);
+
+	switch (p->section) {
+	case S_TYPE:
+		idx = find_or_add((void **)&conf->types, &conf->types_count,
+				  sizeof(*conf->types),
+				  offsetof(struct jobd_type_conf, name), sub);
+		if (idx < 0)
+			return fail_oom(p);
+		/* A new type runs a command unless it names a handler. */
+		if (!conf->types[idx].handler &&
+		    init_type(&conf->types[idx], "exec") < 0)
+			return fail_oom(p);
+		if (!conf->types[idx].line)
+			conf->types[idx].line = p->lineno;
+		break;
+	case S_LISTENER:
+		idx = find_or_add((void **)&conf->listeners,
+				  &conf->listeners_count,
+				  sizeof(*conf->listeners),
+				  offsetof(struct jobd_listener_conf, name),
+				  sub);
+		if (idx < 0)
+			return fail_oom(p);
+		if (!conf->listeners[idx].line) {
+			conf->listeners[idx].line = p->lineno;
+			conf->listeners[idx].order = 0;
+			if (set_str(&conf->listeners[idx].event, "*") < 0)
+				return fail_oom(p);
+		}
+		break;
+	case S_ACTION:
+		idx = find_or_add((void **)&conf->actions, &conf->actions_count,
+				  sizeof(*conf->actions),
+				  offsetof(struct jobd_action_conf, name), sub);
+		if (idx < 0)
+			return fail_oom(p);
+		if (!conf->actions[idx].line) {
+			conf->actions[idx].line = p->lineno;
+			conf->actions[idx].batch = 500;
+		}
+		break;
+	case S_RELATION:
+		idx = find_or_add((void **)&conf->relations,
+				  &conf->relations_count,
+				  sizeof(*conf->relations),
+				  offsetof(struct jobd_relation_conf, name),
+				  sub);
+		if (idx < 0)
+			return fail_oom(p);
+		if (!conf->relations[idx].line)
+			conf->relations[idx].line = p->lineno;
+		break;
+	case S_SINK:
+		idx = find_or_add((void **)&conf->sinks, &conf->sinks_count,
+				  sizeof(*conf->sinks),
+				  offsetof(struct jobd_sink_conf, name), sub);
+		if (idx < 0)
+			return fail_oom(p);
+		if (!conf->sinks[idx].line)
+			conf->sinks[idx].line = p->lineno;
+		break;
+	default:
+		break;
+	}
+	p->index = (size_t)idx;
+	return 0;
+}
+
+/* KEY = RAW in the current section. */
+static int handle_key(struct parser *p, const char *key, char *raw)
+{
+	struct jobd_conf *conf = p->conf;
+	const struct key *keys = NULL;
+	void *base = conf;
+	char *v;
+
+	switch (p->section) {
+	case S_NONE:
+		warn(p, "key \"%s\" outside any section; ignored", key);
+		return 0;
+	case S_UNKNOWN:
+		return 0;
+	case S_REDIS:
+		keys = redis_keys;
+		break;
+	case S_KAFKA:
+		if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
+			cut_comment(raw, false);
+			v = trim(raw);
+			if (set_kv(&conf->kafka_props, &conf->kafka_props_count,
+				   key + 6, v) < 0)
+				return fail_oom(p);
+			return 0;
+		}
+		keys = kafka_keys;
+		break;
+	case S_TOPICS:
+		keys = topics_keys;
+		break;
+	case S_ENGINE:
+		keys = engine_keys;
+		break;
+	case S_RETENTION:
+		keys = retention_keys;
+		break;
+	case S_STATS:
+		keys = stats_keys;
+		break;
+	case S_HTTP:
+		keys = http_keys;
+		break;
+	case S_USERS:
+		cut_comment(raw, false);
+		v = trim(raw);
+		if (!*v)
+			return fail(p, p->lineno, "write TOKEN = user name",
+				    "empty user name for a token in [users]");
+		if (set_kv(&conf->users, &conf->users_count, key, v) < 0)
+			return fail_oom(p);
+		return 0;
+	case S_TYPE:
+		keys = type_keys;
+		base = &conf->types[p->index];
+		break;
+	case S_LISTENER:
+		keys = listener_keys;
+		base = &conf->listeners[p->index];
+		break;
+	case S_ACTION:
+		keys = action_keys;
+		base = &conf->actions[p->index];
+		break;
+	case S_RELATION:
+		keys = relation_keys;
+		base = &conf->relations[p->index];
+		break;
+	case S_SINK:
+		keys = sink_keys;
+		base = &conf->sinks[p->index];
+		break;
+	}
+	for (; keys->name; keys++)
+		if (strcmp(keys->name, key) == 0)
+			return set_value(p, base, keys, raw);
+	warn(p, "unknown key \"%s\" in [%s]; ignored", key, p->section_name);
+	return 0;
+}
+
+static int parse_line(struct parser *p, char *line)
+{
+	char *s, *eq, *end;
+
+	s = line;
+	while (is_space(*s))
+		s++;
+	if (*s == '\0' || *s == ';' || *s == '#')
+		return 0;
+	if (*s == '[') {
+		end = strchr(s, ']');
+		if (!end)
+			return fail(p, p->lineno, "close it with ]",
+				    "unterminated section header");
+		*end = '\0';
+		cut_comment(end + 1, true);
+		if (*trim(end + 1))
+			return fail(p, p->lineno,
+				    "put nothing but a comment after ]",
+				    "text after section header [%s]", s + 1);
+		return enter_section(p, trim(s + 1));
+	}
+	eq = strchr(s, '=');
+	if (!eq)
+		return fail(p, p->lineno, "write key = value",
+			    "expected [section] or key = value");
+	*eq = '\0';
+	s = trim(s);
+	if (!*s)
+		return fail(p, p->lineno, "write key = value",
+			    "missing key before =");
+	return handle_key(p, s, eq + 1);
+}
+
+static int listener_cmp(const void *a, const void *b)
+{
+	const struct jobd_listener_conf *x = a, *y = b;
+
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+const char *jobd_conf_own_topic(const struct jobd_conf *conf, const char *topic)
+{
+	const struct {
+		const char *key, *name;
+	} own[] = {
+		{ "events", conf->topic_events },
+		{ "records", conf->topic_records },
+		{ "actions", conf->topic_actions },
+		{ "stats", conf->topic_stats },
+		{ "dlq", conf->topic_dlq },
+	};
+
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (own[i].name && strcmp(own[i].name, topic) == 0)
+			return own[i].key;
+	return NULL;
+}
+
+/* Checks that need the whole file. */
+static int finish(struct parser *p)
+{
+	struct jobd_conf *conf = p->conf;
+	size_t i;
+
+	if (conf->lease <= conf->heartbeat) {
+		char lease[32], hb[32];
+
+		jobd_util_human_ms(conf->lease, lease, sizeof(lease));
+		jobd_util_human_ms(conf->heartbeat, hb, sizeof(hb));
+		return fail(p,
+			    p->lease_line > p->heartbeat_line ?
+				    p->lease_line :
+				    p->heartbeat_line,
+			    "make lease longer than heartbeat, e.g. 10 times",
+			    "[engine] lease %s is not longer than heartbeat %s",
+			    lease, hb);
+	}
+	for (char **t = conf->topics_allowed; t && *t; t++) {
+		const char *own = jobd_conf_own_topic(conf, *t);
+
+		if (own)
+			return fail(
+				p, p->topics_allowed_line,
+				"jobs may not read or write jobd's own "
+				"topics; remove it",
+				"[topics] allowed lists %s, jobd's %s topic",
+				*t, own);
+	}
+	for (i = 0; i < conf->types_count; i++) {
+		struct jobd_type_conf *type = &conf->types[i];
+
+		type->needs_command = strcmp(type->handler, "exec") == 0 &&
+				      !type->command;
+		if (type->line && type->needs_command)
+			return fail(p, type->line,
+				    "add command = /path/to/program args",
+				    "[type.%s] has handler exec but no command",
+				    type->name);
+		if (type->line && type->command &&
+		    strcmp(type->handler, "exec") != 0) {
+			p->lineno = type->line;
+			warn(p, "[type.%s] command is ignored by handler %s",
+			     type->name, type->handler);
+		}
+	}
+	for (i = 0; i < conf->listeners_count; i++) {
+		struct jobd_listener_conf *l = &conf->listeners[i];
+
+		if (!l->service)
+			return fail(p, l->line, "add service = NAME",
+				    "[listener.%s] has no service", l->name);
+		if (!l->command)
+			return fail(p, l->line,
+				    "add command = /path/to/program args",
+				    "[listener.%s] has no command", l->name);
+	}
+	for (i = 0; i < conf->actions_count; i++) {
+		if (!conf->actions[i].command)
+			return fail(p, conf->actions[i].line,
+				    "add command = /path/to/program args",
+				    "[action.%s] has no command",
+				    conf->actions[i].name);
+	}
+	for (i = 0; i < conf->sinks_count; i++) {
+		if (!conf->sinks[i].command)
+			return fail(p, conf->sinks[i].line,
+				    "add command = /path/to/program args",
+				    "[sink.%s] has no command",
+				    conf->sinks[i].name);
+	}
+	for (i = 0; i < conf->relations_count; i++) {
+		struct jobd_relation_conf *r = &conf->relations[i];
+		const char *missing = !r->source     ? "source" :
+				      !r->label	     ? "label" :
+				      !r->target     ? "target" :
+				      !r->ref_field  ? "ref_field" :
+				      !r->copy_field ? "copy_field" :
+						       NULL;
+
+		if (missing)
+			return fail(
+				p, r->line,
+				"a relation needs source, label, target, ref_field and copy_field",
+				"[relation.%s] has no %s", r->name, missing);
+	}
+	if (conf->listeners_count > 1)
+		qsort(conf->listeners, conf->listeners_count,
+		      sizeof(*conf->listeners), listener_cmp);
+	return 0;
+}
+
+static struct jobd_conf *conf_defaults(void)
+{
+	struct jobd_conf *conf;
+	size_t i, n = sizeof(builtin_types) / sizeof(builtin_types[0]);
+	int rc = 0;
+
+	conf = calloc(1, sizeof(*conf));
+	if (!conf)
+		return NULL;
+	rc |= set_str(&conf->redis_address, "127.0.0.1:6379");
+	rc |= set_str(&conf->prefix, "jobd");
+	rc |= set_str(&conf->brokers, "embedded");
+	rc |= set_str(&conf->group, "jobd");
+	conf->max_payload = INT64_C(1) << 20;
+	conf->dlq_max_bytes = 900 * 1024;
+	conf->pending_limit = 100000;
+	rc |= set_str(&conf->topic_events, "jobs.events");
+	rc |= set_str(&conf->topic_records, "jobs.records");
+	rc |= set_str(&conf->topic_actions, "jobs.actions");
+	rc |= set_str(&conf->topic_stats, "jobs.stats");
+	rc |= set_str(&conf->topic_dlq, "jobs.dlq");
+	conf->role_consume = conf->role_work = true;
+	conf->role_stats = conf->role_http = true;
+	conf->instance = default_instance();
+	conf->workers = 8;
+	conf->lease = 10000;
+	conf->heartbeat = 1000;
+	conf->low_priority_share = 0.5;
+	rc |= set_str(&conf->data_dir, "/var/lib/jobd");
+	conf->retention_jobs = 7 * DAY_MS;
+	conf->logs_max_entries = 10000;
+	conf->retention_stats = 30 * DAY_MS;
+	rc |= set_str(&conf->http_listen, "127.0.0.1:8080");
+	conf->http_request_timeout = 10000;
+	conf->types = calloc(n, sizeof(*conf->types));
+	if (rc || !conf->instance || !conf->types)
+		goto err_free_conf;
+	for (i = 0; i < n; i++) {
+		struct jobd_type_conf *type = &conf->types[i];
+
+		conf->types_count++;
+		if (set_str(&type->name, builtin_types[i].name) < 0 ||
+		    init_type(type, builtin_types[i].name) < 0)
+			goto err_free_conf;
+		type->stoppable = builtin_types[i].stoppable;
+		type->restartable = builtin_types[i].restartable;
+		type->system = builtin_types[i].system;
+		type->needs_command = strcmp(type->name, "exec") == 0;
+	}
+	return conf;
+
+err_free_conf:
+	jobd_conf_free(conf);
+	return NULL;
+}
+
+struct jobd_conf *jobd_conf_parse(const char *text, size_t len,
+				  const char *name, char *errstr,
+				  size_t errstr_size)
+{
+	struct parser p;
+	const char *pos = text, *stop = text + len, *nl;
+	char *line;
+	size_t n;
+
+	memset(&p, 0, sizeof(p));
+	p.name = name ? name : "(config)";
+	p.errstr = errstr;
+	p.errstr_size = errstr_size;
+	p.conf = conf_defaults();
+	if (!p.conf || set_str(&p.conf->path, p.name) < 0) {
+		set_error(errstr, errstr_size, "%s: out of memory", p.name);
+		goto err_free_conf;
+	}
+	while (pos < stop) {
+		p.lineno++;
+		nl = memchr(pos, '\n', (size_t)(stop - pos));
+		n = nl ? (size_t)(nl - pos) : (size_t)(stop - pos);
+		if (memchr(pos, '\0', n)) {
+			fail(&p, p.lineno, "save the file as text",
+			     "NUL byte in line");
+			goto err_free_conf;
+		}
+		line = malloc(n + 1);
+		if (!line) {
+			fail_oom(&p);
+			goto err_free_conf;
+		}
+		memcpy(line, pos, n);
+		line[n] = '\0';
+		if (parse_line(&p, line) < 0) {
+			free(line);
+			goto err_free_conf;
+		}
+		free(line);
+		pos += n + (nl ? 1 : 0);
+	}
+	if (finish(&p) < 0)
+		goto err_free_conf;
+	free(p.section_name);
+	return p.conf;
+
+err_free_conf:
+	free(p.section_name);
+	jobd_conf_free(p.conf);
+	return NULL;
+}
+
+/* Reads all of PATH into *TEXT (NUL-terminated) and *LEN. */
+static int read_file(const char *path, char **text, size_t *len)
+{
+	FILE *f;
+	char *buf = NULL, *grown;
+	size_t size = 0, cap = 0, got;
+	int err;
+
+	f = fopen(path, "rb");
+	if (!f)
+		return -errno;
+	for (;;) {
+		if (cap - size < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			grown = realloc(buf, cap);
+			if (!grown) {
+				err = ENOMEM;
+				goto err_close;
+			}
+			buf = grown;
+		}
+		got = fread(buf + size, 1, cap - size - 1, f);
+		size += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		err = errno ? errno : EIO;
+		goto err_close;
+	}
+	fclose(f);
+	buf[size] = '\0';
+	*text = buf;
+	*len = size;
+	return 0;
+
+err_close:
+	fclose(f);
+	free(buf);
+	return -err;
+}
+
+static int apply_env(struct jobd_conf *conf)
+{
+	const char *v;
+
+	v = getenv("JOBD_REDIS");
+	if (v && *v && set_str(&conf->redis_address, v) < 0)
+		return -1;
+	v = getenv("JOBD_BROKERS");
+	if (v && *v && set_str(&conf->brokers, v) < 0)
+		return -1;
+	return 0;
+}
+
+struct jobd_conf *jobd_conf_load(const char *path, char *errstr,
+				 size_t errstr_size)
+{
+	struct jobd_conf *conf;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!path) {
+		path = getenv("JOBD_CONFIG");
+		if (path && !*path)
+			path = NULL;
+	}
+	if (path) {
+		rc = read_file(path, &text, &len);
+		if (rc < 0) {
+			set_error(errstr, errstr_size, "cannot read \"%s\": %s",
+				  path, strerror(-rc));
+			return NULL;
+		}
+		conf = jobd_conf_parse(text, len, path, errstr, errstr_size);
+		free(text);
+	} else {
+		conf = conf_defaults();
+		if (!conf)
+			set_error(
+				errstr, errstr_size,
+				"cannot load built-in defaults: out of memory");
+	}
+	if (!conf)
+		return NULL;
+	if (apply_env(conf) < 0) {
+		set_error(errstr, errstr_size,
+			  "cannot apply environment: out of memory");
+		jobd_conf_free(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+static void free_kv(struct jobd_kv *kv, size_t count)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++) {
+		free(kv[i].key);
+		free(kv[i].value);
+	}
+	free(kv);
+}
+
+void jobd_conf_free(struct jobd_conf *conf)
+{
+	size_t i;
+
+	if (!conf)
+		return;
+	free(conf->path);
+	free(conf->redis_address);
+	free(conf->redis_password);
+	free(conf->redis_user);
+	free(conf->prefix);
+	free(conf->brokers);
+	free(conf->group);
+	free_kv(conf->kafka_props, conf->kafka_props_count);
+	free(conf->topic_events);
+	free(conf->topic_records);
+	free(conf->topic_actions);
+	free(conf->topic_stats);
+	free(conf->topic_dlq);
+	free(conf->instance);
+	free(conf->data_dir);
+	free(conf->http_listen);
+	free(conf->http_token);
+	free_argv(conf->http_allowed_hosts);
+	free_argv(conf->topics_allowed);
+	free_kv(conf->users, conf->users_count);
+	for (i = 0; i < conf->types_count; i++) {
+		free(conf->types[i].name);
+		free(conf->types[i].handler);
+		free_argv(conf->types[i].command);
+	}
+	free(conf->types);
+	for (i = 0; i < conf->listeners_count; i++) {
+		free(conf->listeners[i].name);
+		free(conf->listeners[i].service);
+		free(conf->listeners[i].event);
+		free_argv(conf->listeners[i].command);
+	}
+	free(conf->listeners);
+	for (i = 0; i < conf->actions_count; i++) {
+		free(conf->actions[i].name);
+		free_argv(conf->actions[i].command);
+	}
+	free(conf->actions);
+	for (i = 0; i < conf->relations_count; i++) {
+		free(conf->relations[i].name);
+		free(conf->relations[i].source);
+		free(conf->relations[i].label);
+		free(conf->relations[i].target);
+		free(conf->relations[i].ref_field);
+		free(conf->relations[i].copy_field);
+	}
+	free(conf->relations);
+	for (i = 0; i < conf->sinks_count; i++) {
+		free(conf->sinks[i].name);
+		free_argv(conf->sinks[i].command);
+	}
+	free(conf->sinks);
+	free(conf);
+}
+
+const struct jobd_type_conf *jobd_conf_type(const struct jobd_conf *conf,
+					    const char *type)
+{
+	size_t i;
+
+	if (!conf || !type)
+		return NULL;
+	for (i = 0; i < conf->types_count; i++)
+		if (strcmp(conf->types[i].name, type) == 0)
+			return &conf->types[i];
+	return NULL;
+}

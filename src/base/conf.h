@@ -1,0 +1,210 @@
+/*
+ * conf: jobd's configuration (DESIGN section 9).
+ *
+ * An INI file of "key = value" lines in [sections]; repeated sections merge;
+ * ';' or '#' start a comment (at line start, or after whitespace). Our own
+ * parser rather than libinih: Debian's inih truncates long lines and gives no
+ * line numbers, and every bad value must be reported as FILE:LINE with a hint.
+ * Built-in defaults apply without any file; the environment (JOBD_REDIS,
+ * JOBD_BROKERS) overrides the file. JOBD_USER is jobctl's, not read here.
+ *
+ * "command" values are split into argv like a shell splits words, without a
+ * shell: whitespace separates words, '...' and "..." group, a backslash
+ * escapes the next character outside quotes (and ", \, $, ` inside double
+ * quotes); nothing is expanded. An unquoted ';' or '#' starting a word
+ * begins a comment.
+ */
+#ifndef JOBD_SRC_BASE_CONF_H
+#define JOBD_SRC_BASE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Policy of one job type, [type.NAME]; copied into each job at creation. */
+struct jobd_type_conf {
+	char *name;    /* type name, e.g. "noop" */
+	char *handler; /* noop | exec | import | export | event | action | ... */
+	char **command;	  /* argv for exec, NULL-terminated; NULL if none */
+	bool stoppable;	  /* default yes */
+	bool restartable; /* default no */
+	bool system;	  /* default no */
+	int64_t timeout;  /* ms, 0 = none */
+	int retries;	  /* extra attempts after a failure, default 0 */
+	int64_t retry_backoff; /* ms, base of the exponential backoff, default 1s */
+	int64_t chunk_size; /* rows per child for import/action, default 1000 */
+	bool needs_command; /* handler exec without a command (the built-in
+				* "exec"): jobs of this type cannot run */
+	unsigned long line; /* line of its first [type.NAME] in conf->path,
+				* 0 = built in and not configured */
+};
+
+/* [listener.NAME]: runs for events of one service. */
+struct jobd_listener_conf {
+	char *name;
+	char *service;	    /* matches the event's "service" */
+	char *event;	    /* matches the event's "event"; "*" matches any */
+	char **command;	    /* argv, NULL-terminated */
+	int order;	    /* listeners run in ascending order, then by name */
+	unsigned long line; /* line of its first [listener.NAME] */
+};
+
+/* [action.NAME]: a background action over records. */
+struct jobd_action_conf {
+	char *name;
+	char **command;	    /* argv, NULL-terminated */
+	int64_t batch;	    /* records per child job, default 500 */
+	unsigned long line; /* line of its first [action.NAME] */
+};
+
+/* [relation.NAME]: a label copied from one collection into another. */
+struct jobd_relation_conf {
+	char *name;
+	char *source;	    /* collection whose records are referenced */
+	char *label;	    /* field of the source record that is copied */
+	char *target;	    /* collection holding references */
+	char *ref_field;    /* field of the target holding the source id */
+	char *copy_field;   /* field of the target holding the label copy */
+	unsigned long line; /* line of its first [relation.NAME] */
+};
+
+/* [sink.NAME]: a command an import sends its records to (NDJSON batches). */
+struct jobd_sink_conf {
+	char *name;
+	char **command;	    /* argv, NULL-terminated */
+	unsigned long line; /* line of its first [sink.NAME] */
+};
+
+/* A [kafka] "kafka.<property> = value" passed through to librdkafka. */
+struct jobd_kv {
+	char *key;
+	char *value;
+};
+
+struct jobd_conf {
+	char *path; /* file read, NULL for built-in defaults */
+
+	/* [redis] */
+	char *redis_address; /* host:port or a unix socket path; "127.0.0.1:6379" */
+	char *redis_password; /* NULL = no AUTH */
+	char *redis_user;     /* NULL = default user */
+	char *prefix;	      /* key prefix, "jobd" */
+
+	/* [kafka] */
+	char *brokers;	       /* "embedded" or host:port,... */
+	char *group;	       /* consumer group, "jobd" */
+	int64_t max_payload;   /* bytes, 1 MiB */
+	int64_t dlq_max_bytes; /* bytes of a dead letter, 900 KiB */
+	int64_t pending_limit; /* pause consumption above this, 100000 */
+	struct jobd_kv *kafka_props;
+	size_t kafka_props_count;
+
+	/* [topics] */
+	char *topic_events;    /* "jobs.events" */
+	char *topic_records;   /* "jobs.records" */
+	char *topic_actions;   /* "jobs.actions" */
+	char *topic_stats;     /* "jobs.stats" */
+	char *topic_dlq;       /* "jobs.dlq" */
+	char **topics_allowed; /* topics jobs may read or write (import
+				* sinks, export sources): names, or
+				* prefixes ending in '*'; NULL-terminated,
+				* NULL = none */
+
+	/* [engine] */
+	bool role_consume, role_work, role_stats, role_http; /* all on */
+	char *instance;		   /* "<hostname>-<pid>" */
+	int workers;		   /* 8 */
+	int64_t lease;		   /* ms, 10s */
+	int64_t heartbeat;	   /* ms, 1s */
+	double low_priority_share; /* 0.5, in (0, 1] */
+	char *data_dir;		   /* "/var/lib/jobd" */
+
+	/* [retention] */
+	int64_t retention_jobs;	  /* ms, 7d */
+	int64_t logs_max_entries; /* 10000 */
+	int64_t retention_stats;  /* ms, 30d */
+
+	/* [stats] */
+	bool stats_msgpack; /* format = msgpack; default json */
+
+	/* [http] */
+	char *http_listen;	      /* "127.0.0.1:8080" */
+	char *http_token;	      /* NULL = no token */
+	bool read_requires_token;     /* no */
+	char **http_allowed_hosts;    /* more host names than the listen address
+				    * and loopback, lowercase, NULL-terminated;
+				    * NULL = none */
+	int http_max_connections;     /* connections at once; 0 = 256 or what
+				    * RLIMIT_NOFILE leaves, if less */
+	int64_t http_request_timeout; /* ms a connection has to send a whole
+				       * request, 10s */
+
+	/* [users] TOKEN = name */
+	struct jobd_kv *users;
+	size_t users_count;
+
+	struct jobd_type_conf *types; /* built-ins (noop, exec, import, export,
+				       * event, action, refactor,
+				       * relationship-update, cleanup)
+				       * merged with [type.NAME] */
+	size_t types_count;
+	struct jobd_listener_conf *listeners; /* sorted by order, then name */
+	size_t listeners_count;
+	struct jobd_action_conf *actions;
+	size_t actions_count;
+	struct jobd_relation_conf *relations;
+	size_t relations_count;
+	struct jobd_sink_conf *sinks;
+	size_t sinks_count;
+
+	unsigned int warnings; /* warnings printed while parsing (unknown keys
+				* and sections); 0 for a clean file */
+};
+
+/*
+ * Reads PATH (NULL: $JOBD_CONFIG, else built-in defaults only), then applies
+ * the environment. Returns a new conf, caller frees with jobd_conf_free(), or
+ * NULL with the reason in errstr ("FILE:LINE: bad duration \"5x\" for
+ * [engine] lease: use a number with ms, s, m, h or d"). Unknown keys are
+ * warnings printed to stderr as "FILE:LINE: warning: unknown key ...".
+ */
+struct jobd_conf *jobd_conf_load(const char *path, char *errstr,
+				 size_t errstr_size);
+
+/*
+ * Parses TEXT of LEN bytes (any bytes; NAME is used in messages and kept as
+ * conf->path) on top of the defaults; no env. Same result and errors as
+ * jobd_conf_load.
+ */
+struct jobd_conf *jobd_conf_parse(const char *text, size_t len,
+				  const char *name, char *errstr,
+				  size_t errstr_size);
+
+void jobd_conf_free(struct jobd_conf *conf);
+
+/* The policy of TYPE, or NULL when the type is unknown. Borrowed from conf. */
+const struct jobd_type_conf *jobd_conf_type(const struct jobd_conf *conf,
+					    const char *type);
+
+/*
+ * "250ms", "10s", "5m", "2h", "7d", "0" -> ms. A unit is required except for
+ * 0; no sign, no fraction, no space. Returns 0 on success, -1 on a bad value
+ * (also on overflow).
+ */
+int jobd_conf_parse_duration(const char *s, int64_t *ms);
+
+/*
+ * "1MiB", "512KiB", "100", "5MB" -> bytes. Units B, KB, MB, GB, TB (powers
+ * of 1000) and KiB, MiB, GiB, TiB (powers of 1024). Returns 0 or -1 (also on
+ * overflow).
+ */
+int jobd_conf_parse_size(const char *s, int64_t *bytes);
+
+/*
+ * Which of jobd's own topics ([topics] events, records, actions, stats,
+ * dlq) TOPIC is: that key's name, or NULL when it is none of them.
+ */
+const char *jobd_conf_own_topic(const struct jobd_conf *conf,
+				const char *topic);
+
+#endif

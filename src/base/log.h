@@ -1,0 +1,30 @@
+/*
+ * log: jobd's own diagnostic lines on stderr ("jobd: warn: ..."), not the
+ * per-job logs (those live in Redis, see joblog.h). Thread-safe: one
+ * fprintf per line.
+ */
+#ifndef JOBD_SRC_BASE_LOG_H
+#define JOBD_SRC_BASE_LOG_H
+
+enum jobd_log_level {
+	JOBD_LOG_DEBUG,
+	JOBD_LOG_INFO,
+	JOBD_LOG_WARN,
+	JOBD_LOG_ERROR,
+};
+
+/* Lines below LEVEL are dropped; default JOBD_LOG_INFO. */
+void jobd_log_set_level(enum jobd_log_level level);
+
+/* Program name printed before each line; borrowed, must outlive logging. */
+void jobd_log_set_ident(const char *ident);
+
+void jobd_log(enum jobd_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define jobd_debug(...) jobd_log(JOBD_LOG_DEBUG, __VA_ARGS__)
+#define jobd_info(...) jobd_log(JOBD_LOG_INFO, __VA_ARGS__)
+#define jobd_warn(...) jobd_log(JOBD_LOG_WARN, __VA_ARGS__)
+#define jobd_error(...) jobd_log(JOBD_LOG_ERROR, __VA_ARGS__)
+
+#endif

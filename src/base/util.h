@@ -1,0 +1,42 @@
+/*
+ * util: small helpers shared by every module: ISO-8601 times, durations for
+ * humans, checked number parsing.
+ */
+#ifndef JOBD_SRC_BASE_UTIL_H
+#define JOBD_SRC_BASE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOBD_ISO_SIZE 32
+
+/* ms since the epoch -> "2026-11-28T14:39:38.123Z" in BUF (JOBD_ISO_SIZE). */
+char *jobd_util_iso(int64_t ms, char *buf);
+
+/*
+ * "2026-11-28T14:39:38.123Z" (milliseconds and Z optional; a trailing
+ * "+00:00" accepted) -> ms since the epoch. Returns 0 or -1.
+ */
+int jobd_util_parse_iso(const char *s, int64_t *ms);
+
+/* ms -> "350ms", "4.2s", "3m12s", "2h05m", "3d04h" in BUF of SIZE. */
+char *jobd_util_human_ms(int64_t ms, char *buf, size_t size);
+
+#define JOBD_I64_SIZE 21
+
+/* V in decimal into BUF (JOBD_I64_SIZE, not terminated): its length. For
+ * hot paths, where snprintf() costs more than the work around it. */
+size_t jobd_util_i64_text(int64_t v, char *buf);
+
+/* Whole decimal number, no trailing text. Returns 0 or -1. */
+int jobd_util_parse_i64(const char *s, int64_t *v);
+
+/* Local wall clock in ms (for timeouts; job times come from Redis). */
+int64_t jobd_util_now_ms(void);
+
+/* Monotonic clock in ms, for intervals; in us, for short ones. */
+int64_t jobd_util_mono_ms(void);
+int64_t jobd_util_mono_us(void);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * cleanup: the "cleanup" system job, jobd's retention (DESIGN section 4,
+ * [retention] jobs). Finished and canceled root jobs older than the
+ * retention are deleted with their whole tree, logs and keys, and the log
+ * search index of the minutes before the retention with them; statistics
+ * expire by themselves. It also builds the indexes that a store of an
+ * earlier version lacks (jobd_store_backfill).
+ */
+#ifndef JOBD_SRC_HANDLERS_CLEANUP_H
+#define JOBD_SRC_HANDLERS_CLEANUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/handler.h"
+
+/* How often jobd schedules a cleanup job (ms). */
+#define JOBD_CLEANUP_INTERVAL_MS 3600000
+
+/*
+ * The handler: builds the missing indexes, then purges, in bounded
+ * batches until nothing is left, holding the "cleanup" lease so that two
+ * cleanup jobs never overlap.
+ */
+int jobd_handler_cleanup(struct jobd_ctx *ctx);
+
+/*
+ * Submits this interval's cleanup job (key "cleanup:INTERVAL_START"), so
+ * any number of instances calling it create one job per interval; with
+ * STARTING (jobd's first call) also the job "cleanup:backfill" when the
+ * store still lacks an index of this version. ST is borrowed. Returns 0
+ * or a JOBD_STORE_ERR_* code.
+ */
+int jobd_cleanup_schedule(struct jobd_store *st, bool starting);
+
+#endif

@@ -1,0 +1,879 @@
+/*
+ * consumer: Kafka messages -> jobs (the "consume" role, consumer.h).
+ *
+ * One thread owns everything here: the store connection, the broker
+ * handle, the group consumer and the dead-letter producer. A batch goes
+ * through three stages, each retried on its own until it succeeds (create
+ * in Redis, send dead letters, commit), so a Redis or Kafka outage stalls
+ * the batch but never skips a message; only a failed commit is not
+ * retried (a rebalance: the next owner gets the messages again, and the
+ * keys make them "existed").
+ *
+ * Batches overlap: the creates of up to JOBD_STORE_CREATES_SENT batches
+ * are on their way to Redis (jobd_store_create_send) while the next is
+ * polled and decoded; then the oldest's reply is read, its dead letters
+ * sent and its offsets committed, and the decoded batch's create is sent.
+ * Redis thus goes from one create to the next, and decoding, formatting
+ * and committing (a third of a message's time when done in turn) hide
+ * behind it. Batches are committed in order, and before a rebalance takes
+ * their partitions (on_revoke, inside the poll). A create whose reply says
+ * anything but the jobs (connection lost, functions to load) is made
+ * again the usual way, with its retries, after the replies of the others
+ * on their way were read and before anything new is sent.
+ *
+ * Dead letters (deadletter.h) are sent once each, on a producer that puts
+ * each record in a batch of its own: a retry sends only those not acked;
+ * one the broker or librdkafka refuses for itself (too large, invalid)
+ * goes again at once as a reference record, and a refused reference
+ * record is dropped with an error line (the message stays on its topic).
+ * Anything else (brokers down, a missing ACL) is retried with the
+ * batch's backoff: the batch waits and nothing is lost. Before, one dead
+ * letter the broker refused held every later message back for good.
+ *
+ * Key of a job: "<topic>:<id>" when the message has an id, else
+ * "<topic>/<partition>@<offset>@<cluster id>": offsets restart at 0 on a
+ * new embedded broker, the cluster id (with its start token, kafka.c) does
+ * not repeat.
+ *
+ * Backpressure and the embedded broker's key are checked once a second,
+ * not per message.
+ */
+#include "config.h"
+
+#include "kafka/consumer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "kafka/codec.h"
+#include "kafka/deadletter.h"
+#include "kafka/kafka.h"
+#include "store/store.h"
+
+#define POLL_MS 50
+#define TICK_MS 1000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CLUSTER_ID_TIMEOUT_MS 5000
+
+/* One message of the batch on its way to a job. */
+struct item {
+	struct jobd_request req; /* decoded; zeroed when it failed */
+	char source[300];	 /* "topic/partition@offset" */
+	char *key;		 /* idempotency key, NULL when not decoded */
+	char reason[512];	 /* why it is dead-lettered, "" when not */
+	int spec;		 /* index in specs, -1 when none */
+	enum jobd_deadletter_form least; /* of its dead letter: whole
+					  * (or cut) until one is refused */
+	bool dead; /* its dead letter was acked, or dropped */
+};
+
+/* A batch of messages on its way to jobs. */
+struct batch {
+	size_t n;  /* messages */
+	size_t ns; /* of them decoded into specs */
+	struct jobd_kafka_message msgs[JOBD_CONSUMER_BATCH];
+	struct item items[JOBD_CONSUMER_BATCH];
+	struct jobd_spec specs[JOBD_CONSUMER_BATCH];
+	struct jobd_created out[JOBD_CONSUMER_BATCH];
+};
+
+struct jobd_consumer {
+	const struct jobd_conf *conf; /* borrowed */
+	struct jobd_store *st;	      /* this thread's connection */
+	struct jobd_kafka_broker *broker;
+	struct jobd_kafka_consumer *kc;	 /* NULL while reconnecting */
+	struct jobd_kafka_producer *dlq; /* NULL while reconnecting */
+	char cluster[256];		 /* key component, "" = not yet */
+	bool paused;			 /* backpressure is on */
+	int64_t pending;		 /* pending jobs: counted each tick,
+					  * plus what we created since */
+	bool reconnect;			 /* broker address changed */
+	bool abandoned; /* a batch was not committed: commit no later one */
+	atomic_bool stop;
+	pthread_t thread;
+
+	pthread_mutex_t lock; /* guards stats */
+	struct jobd_consumer_stats stats;
+
+	/*
+	 * While Redis creates the jobs of the batches SENT (oldest first),
+	 * another is polled and decoded.
+	 */
+	struct batch batches[JOBD_STORE_CREATES_SENT + 1];
+	struct batch *sent[JOBD_STORE_CREATES_SENT];
+	size_t nsent;
+};
+
+static void nap(struct jobd_consumer *c, int ms)
+{
+	while (ms > 0 && !atomic_load(&c->stop)) {
+		int step = ms < 50 ? ms : 50;
+		struct timespec ts = { 0, step * 1000000L };
+
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+}
+
+static void count(struct jobd_consumer *c, uint64_t *field, uint64_t n)
+{
+	pthread_mutex_lock(&c->lock);
+	*field += n;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void disconnect(struct jobd_consumer *c)
+{
+	jobd_kafka_consumer_free(c->kc);
+	jobd_kafka_producer_free(c->dlq);
+	c->kc = NULL;
+	c->dlq = NULL;
+	c->cluster[0] = '\0';
+	c->abandoned = false; /* a new consumer starts at the last commit */
+}
+
+static void on_revoke(void *arg);
+
+/*
+ * The dead-letter producer (idempotent, as every jobd producer): one
+ * record a batch, so that a broker that refuses a batch for its size
+ * refuses that dead letter only, not the small ones sent with it.
+ */
+static int connect_dlq(struct jobd_consumer *c, char *errstr,
+		       size_t errstr_size)
+{
+	static const char *const props[] = { "batch.num.messages", "1", NULL };
+
+	c->dlq = jobd_kafka_producer_new_props(
+		c->conf, jobd_kafka_broker_address(c->broker), props, errstr,
+		errstr_size);
+	return c->dlq ? 0 : -1;
+}
+
+static int connect_kafka(struct jobd_consumer *c, char *errstr,
+			 size_t errstr_size)
+{
+	const char *topics[] = { c->conf->topic_events, c->conf->topic_records,
+				 c->conf->topic_actions };
+	const char *brokers = jobd_kafka_broker_address(c->broker);
+
+	c->kc = jobd_kafka_consumer_new(c->conf, brokers, c->conf->group,
+					topics, 3, errstr, errstr_size);
+	if (!c->kc)
+		return -1;
+	jobd_kafka_consumer_on_revoke(c->kc, on_revoke, c);
+	if (connect_dlq(c, errstr, errstr_size) < 0) {
+		disconnect(c);
+		return -1;
+	}
+	if (c->paused)
+		jobd_kafka_consumer_pause(c->kc, true);
+	return 0;
+}
+
+/*
+ * Pauses the partitions above pending_limit pending jobs and resumes them
+ * below it. The count is Redis's, read once a second, plus the jobs this
+ * consumer created since: a fast topic overshoots the limit by one batch
+ * at most, not by a second's worth of messages.
+ */
+static void backpressure(struct jobd_consumer *c)
+{
+	if (!c->paused && c->pending > c->conf->pending_limit) {
+		jobd_info("consumer: %lld jobs pending (limit %lld): pausing",
+			  (long long)c->pending,
+			  (long long)c->conf->pending_limit);
+		c->paused = true;
+		if (c->kc)
+			jobd_kafka_consumer_pause(c->kc, true);
+	} else if (c->paused && c->pending <= c->conf->pending_limit) {
+		jobd_info("consumer: %lld jobs pending: resuming",
+			  (long long)c->pending);
+		c->paused = false;
+		if (c->kc)
+			jobd_kafka_consumer_pause(c->kc, false);
+	}
+}
+
+/* Once a second: the embedded broker's key, then backpressure. */
+static void tick(struct jobd_consumer *c)
+{
+	int64_t counts[JOBD_STATUS_COUNT],
+		lag = c->kc ? jobd_kafka_consumer_lag(c->kc) : -1;
+	char errstr[512];
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->stats.lag = lag;
+	c->stats.paused = c->paused;
+	pthread_mutex_unlock(&c->lock);
+	rc = jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr));
+	if (rc < 0)
+		jobd_debug("consumer: cannot check the broker key: %s", errstr);
+	else if (rc == 1)
+		c->reconnect = true;
+	if (jobd_store_counts(c->st, counts) < 0)
+		return; /* keep the current state until Redis answers */
+	c->pending = counts[JOBD_PENDING];
+	backpressure(c);
+}
+
+static int topic_kind(const struct jobd_conf *conf, const char *topic)
+{
+	if (strcmp(topic, conf->topic_events) == 0)
+		return JOBD_TOPIC_EVENTS;
+	if (strcmp(topic, conf->topic_records) == 0)
+		return JOBD_TOPIC_RECORDS;
+	if (strcmp(topic, conf->topic_actions) == 0)
+		return JOBD_TOPIC_ACTIONS;
+	return -1;
+}
+
+static void release_items(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		jobd_codec_request_release(&b->items[i].req);
+		free(b->items[i].key);
+		b->items[i].key = NULL;
+	}
+}
+
+static char *make_key(const struct jobd_kafka_message *msg,
+		      const struct jobd_request *req, const char *cluster)
+{
+	char *key = NULL;
+	int rc;
+
+	if (req->id) {
+		/* "TOPIC:ID", once per message: no printf. */
+		size_t t = strlen(msg->topic), n = strlen(req->id);
+
+		key = malloc(t + n + 2);
+		if (key) {
+			memcpy(key, msg->topic, t);
+			key[t] = ':';
+			memcpy(key + t + 1, req->id, n + 1);
+		}
+		return key;
+	}
+	rc = asprintf(&key, "%s/%d@%lld@%s", msg->topic, (int)msg->partition,
+		      (long long)msg->offset, cluster);
+	return rc < 0 ? NULL : key;
+}
+
+/* "TOPIC/PARTITION@OFFSET" of MSG into BUF (SIZE): once per message, so
+ * without printf when it fits (a topic name has at most 249 bytes). */
+static void source_text(char *buf, size_t size,
+			const struct jobd_kafka_message *msg)
+{
+	size_t t = strlen(msg->topic);
+
+	if (t + 2 * JOBD_I64_SIZE + 3 > size) {
+		snprintf(buf, size, "%s/%d@%lld", msg->topic,
+			 (int)msg->partition, (long long)msg->offset);
+		return;
+	}
+	memcpy(buf, msg->topic, t);
+	buf[t++] = '/';
+	t += jobd_util_i64_text(msg->partition, buf + t);
+	buf[t++] = '@';
+	t += jobd_util_i64_text(msg->offset, buf + t);
+	buf[t] = 0;
+}
+
+/*
+ * Decodes batch B into items and specs (b->ns of them). Returns 0, or -1
+ * when it should be retried (out of memory, no cluster id yet).
+ */
+static int decode(struct jobd_consumer *c, struct batch *b, char *errstr,
+		  size_t errstr_size)
+{
+	b->ns = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct jobd_kafka_message *msg = &b->msgs[i];
+		struct item *it = &b->items[i];
+		int kind = topic_kind(c->conf, msg->topic);
+		char why[300];
+		int rc;
+
+		memset(&it->req, 0, sizeof(it->req));
+		it->key = NULL;
+		it->reason[0] = '\0';
+		it->spec = -1;
+		it->least = JOBD_DEADLETTER_WHOLE;
+		it->dead = false;
+		source_text(it->source, sizeof(it->source), msg);
+		if (kind < 0) {
+			snprintf(it->reason, sizeof(it->reason),
+				 "cannot decode request at %s: not an input "
+				 "topic",
+				 it->source);
+			continue;
+		}
+		if (!msg->value || msg->len == 0) {
+			snprintf(it->reason, sizeof(it->reason),
+				 "cannot decode request at %s: empty message",
+				 it->source);
+			continue;
+		}
+		rc = jobd_codec_decode((enum jobd_topic_kind)kind, msg->value,
+				       msg->len, (size_t)c->conf->max_payload,
+				       &it->req, why, sizeof(why));
+		if (rc == -ENOMEM) {
+			snprintf(errstr, errstr_size,
+				 "cannot decode request at %s: out of memory",
+				 it->source);
+			return -1;
+		}
+		if (rc < 0) {
+			snprintf(it->reason, sizeof(it->reason),
+				 "cannot decode request at %s: %s", it->source,
+				 why);
+			continue;
+		}
+		if (!it->req.id && !c->cluster[0] &&
+		    jobd_kafka_consumer_cluster_id(c->kc, CLUSTER_ID_TIMEOUT_MS,
+						   c->cluster,
+						   sizeof(c->cluster)) < 0) {
+			snprintf(errstr, errstr_size,
+				 "cannot read the kafka cluster id");
+			return -1;
+		}
+		it->key = make_key(msg, &it->req, c->cluster);
+		if (!it->key) {
+			snprintf(errstr, errstr_size, "out of memory");
+			return -1;
+		}
+		it->spec = (int)b->ns;
+		b->specs[b->ns++] = (struct jobd_spec){
+			.type = it->req.type,
+			.key = it->key,
+			.source = it->source,
+			.payload = it->req.payload,
+			/* written by the codec, from a parsed tree */
+			.payload_checked = true,
+			.run_by = it->req.run_by,
+			.low_priority = it->req.low_priority,
+		};
+	}
+	return 0;
+}
+
+/*
+ * Creates the jobs of the decoded items. Returns 0 or
+ * JOBD_STORE_ERR_REDIS (retry the batch).
+ */
+static int create(struct jobd_consumer *c, struct batch *b, char *errstr,
+		  size_t errstr_size)
+{
+	size_t ns = b->ns;
+	int rc;
+
+	if (ns == 0)
+		return 0;
+	rc = jobd_store_create(c->st, JOBD_ACTOR_KAFKA, b->specs, ns, b->out);
+	if (rc == JOBD_STORE_ERR_INVALID) {
+		/* One spec is refused as a whole call: find it. */
+		for (size_t i = 0; i < ns; i++) {
+			rc = jobd_store_create(c->st, JOBD_ACTOR_KAFKA,
+					       &b->specs[i], 1, &b->out[i]);
+			if (rc == JOBD_STORE_ERR_INVALID) {
+				memset(&b->out[i], 0, sizeof(b->out[i]));
+				snprintf(b->out[i].error,
+					 sizeof(b->out[i].error), "%s",
+					 jobd_store_errstr(c->st));
+			} else if (rc < 0) {
+				break;
+			}
+		}
+		if (rc == JOBD_STORE_ERR_INVALID)
+			rc = 0;
+	}
+	if (rc < 0) {
+		snprintf(errstr, errstr_size, "%s", jobd_store_errstr(c->st));
+		return JOBD_STORE_ERR_REDIS;
+	}
+	return 0;
+}
+
+/* Items refused by the store become dead letters too. */
+static void collect_refusals(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		const struct jobd_created *out;
+
+		if (it->spec < 0)
+			continue;
+		out = &b->out[it->spec];
+		if (out->id == 0)
+			snprintf(it->reason, sizeof(it->reason),
+				 "cannot create job at %s: %s", it->source,
+				 out->error[0] ? out->error : "refused");
+	}
+}
+
+/*
+ * KEEP of a dead-letter delivery: until jobd stops or the broker's
+ * address moves (a dead embedded broker). Asked once a second, it also
+ * refreshes our embedded broker's key while the delivery waits.
+ */
+static bool keep_sending(void *arg)
+{
+	struct jobd_consumer *c = arg;
+	char errstr[512];
+
+	if (atomic_load(&c->stop))
+		return false;
+	if (jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr)) == 1) {
+		c->reconnect = true;
+		return false;
+	}
+	return true;
+}
+
+/* Logs what became of dead letter DL of item IT; true when IT is done. */
+static bool dead_letter_fate(struct jobd_consumer *c, struct item *it,
+			     const struct jobd_deadletter *dl,
+			     enum jobd_kafka_fate fate)
+{
+	const char *dlq = c->conf->topic_dlq;
+
+	switch (fate) {
+	case JOBD_KAFKA_UNSENT:
+		return false;
+	case JOBD_KAFKA_ACKED:
+		if (dl->form == JOBD_DEADLETTER_WHOLE)
+			jobd_warn("consumer: dead-lettered to %s: %s", dlq,
+				  it->reason);
+		else if (dl->form == JOBD_DEADLETTER_TRUNCATED)
+			jobd_warn("consumer: dead-lettered to %s, its value "
+				  "cut to %zu of %zu bytes: %s",
+				  dlq, dl->out.len, dl->original, it->reason);
+		else
+			jobd_warn("consumer: dead-lettered to %s as a "
+				  "reference record (%zu bytes at %s): %s",
+				  dlq, dl->original, it->source, it->reason);
+		count(c, &c->stats.dead_lettered, 1);
+		return true;
+	case JOBD_KAFKA_TOO_LARGE:
+	case JOBD_KAFKA_INVALID:
+		break;
+	}
+	if (dl->form != JOBD_DEADLETTER_REFERENCE) {
+		jobd_warn("consumer: %s refused the dead letter of %s (%s, %zu "
+			  "bytes): sending a reference record instead",
+			  dlq, it->source,
+			  fate == JOBD_KAFKA_TOO_LARGE ? "too large" :
+							 "invalid record",
+			  jobd_deadletter_size(&dl->out));
+		it->least = JOBD_DEADLETTER_REFERENCE;
+		return false;
+	}
+	jobd_error("consumer: %s refused the reference record of %s too (%s): "
+		   "dropped; the message stays at %s: %s",
+		   dlq, it->source,
+		   fate == JOBD_KAFKA_TOO_LARGE ? "too large" :
+						  "invalid record",
+		   it->source, it->reason);
+	return true;
+}
+
+/*
+ * Builds the dead letters of the items of B not done yet into DLS and
+ * OUT, their items' indexes into OF. Returns how many, or -1 (out of
+ * memory).
+ */
+static ssize_t dead_letters(struct jobd_consumer *c, struct batch *b,
+			    struct jobd_deadletter *dls,
+			    struct jobd_kafka_out *out, size_t *of)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		struct jobd_kafka_header *hdrs;
+		size_t nhdrs;
+		int rc;
+
+		if (!it->reason[0] || it->dead)
+			continue;
+		if (jobd_kafka_message_headers(&b->msgs[i], &hdrs, &nhdrs) < 0)
+			goto err_release;
+		rc = jobd_deadletter_init(&dls[n], c->conf->topic_dlq,
+					  &b->msgs[i], hdrs, nhdrs, it->reason,
+					  it->source,
+					  (size_t)c->conf->dlq_max_bytes,
+					  it->least);
+		free(hdrs); /* DLS[N] has their names and values */
+		if (rc < 0)
+			goto err_release;
+		out[n] = dls[n].out;
+		of[n++] = i;
+	}
+	return (ssize_t)n;
+err_release:
+	while (n > 0)
+		jobd_deadletter_release(&dls[--n]);
+	return -1;
+}
+
+/*
+ * Sends the dead letters of batch B that are not done yet, each once: a
+ * retry sends only those not acked. One refused for itself (too large
+ * for the broker or the topic, invalid) goes again at once as a
+ * reference record; a refused reference record is dropped. Returns 0
+ * when each is done, or -1 (retry later) with errstr.
+ */
+static int dead_letter(struct jobd_consumer *c, struct batch *b, char *errstr,
+		       size_t errstr_size)
+{
+	struct jobd_deadletter *dls = NULL;
+	struct jobd_kafka_out *out = NULL;
+	enum jobd_kafka_fate *fates = NULL;
+	size_t *of = NULL, todo = 0;
+	bool again;
+	int rc = -1;
+
+	for (size_t i = 0; i < b->n; i++)
+		todo += b->items[i].reason[0] && !b->items[i].dead;
+	if (todo == 0)
+		return 0; /* most batches: nothing allocated */
+	dls = calloc(todo, sizeof(*dls));
+	out = calloc(todo, sizeof(*out));
+	fates = calloc(todo, sizeof(*fates));
+	of = calloc(todo, sizeof(*of));
+	if (!dls || !out || !fates || !of) {
+		snprintf(errstr, errstr_size, "out of memory");
+		goto out;
+	}
+	do {
+		ssize_t n = dead_letters(c, b, dls, out, of);
+
+		again = false;
+		if (n < 0) {
+			snprintf(errstr, errstr_size, "out of memory");
+			rc = -1;
+			break;
+		}
+		if (!c->dlq && connect_dlq(c, errstr, errstr_size) < 0) {
+			for (ssize_t k = 0; k < n; k++)
+				fates[k] = JOBD_KAFKA_UNSENT;
+			rc = -1;
+		} else {
+			rc = jobd_kafka_producer_send(c->dlq, out, (size_t)n,
+						      keep_sending, c, fates,
+						      errstr, errstr_size);
+		}
+		if (rc == -2) {
+			/* librdkafka's fatal error: a new producer */
+			jobd_kafka_producer_free(c->dlq);
+			c->dlq = NULL;
+		}
+		for (ssize_t k = 0; k < n; k++) {
+			struct item *it = &b->items[of[k]];
+			enum jobd_deadletter_form least = it->least;
+
+			it->dead = dead_letter_fate(c, it, &dls[k], fates[k]);
+			again |= it->least != least;
+			jobd_deadletter_release(&dls[k]);
+		}
+	} while (again);
+out:
+	free(dls);
+	free(out);
+	free(fates);
+	free(of);
+	return rc < 0 ? -1 : 0;
+}
+
+/* S_CREATED: the jobs are in Redis, refusals not yet collected. */
+enum stage { S_DECODE, S_CREATE, S_CREATED, S_DLQ, S_DONE };
+
+/* Runs batch B from STAGE on; returns the stage reached. */
+static enum stage run(struct jobd_consumer *c, struct batch *b,
+		      enum stage stage, char *errstr, size_t errstr_size)
+{
+	switch (stage) {
+	case S_DECODE:
+		release_items(b);
+		if (decode(c, b, errstr, errstr_size) < 0)
+			return S_DECODE;
+		/* fall through */
+	case S_CREATE:
+		if (create(c, b, errstr, errstr_size) < 0)
+			return S_CREATE;
+		/* fall through */
+	case S_CREATED:
+		collect_refusals(b);
+		/* fall through */
+	case S_DLQ:
+		if (dead_letter(c, b, errstr, errstr_size) < 0)
+			return S_DLQ;
+		/* fall through */
+	case S_DONE:
+		break;
+	}
+	return S_DONE;
+}
+
+/* Takes batch B from STAGE to its commit, then releases it. */
+static void handle_batch(struct jobd_consumer *c, struct batch *b,
+			 enum stage stage)
+{
+	int backoff = BACKOFF_MIN_MS;
+	char errstr[512];
+	uint64_t created = 0, existed = 0;
+
+	for (;;) {
+		stage = run(c, b, stage, errstr, sizeof(errstr));
+		if (stage == S_DONE)
+			break;
+		jobd_warn("consumer: %s: retrying the batch of %zu in %d ms",
+			  errstr, b->n, backoff);
+		count(c, &c->stats.retries, 1);
+		nap(c, backoff);
+		if (atomic_load(&c->stop))
+			goto abandon; /* uncommitted: consumed again later */
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+							 backoff * 2;
+		/* a dead peer broker can stall the dead letters for good */
+		if (c->reconnect ||
+		    jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr)) ==
+			    1) {
+			c->reconnect = true;
+			goto abandon;
+		}
+	}
+	/* Not past an earlier batch that was not committed. */
+	if (c->abandoned)
+		goto out;
+	for (size_t i = 0; i < b->ns; i++) {
+		if (b->out[i].id && b->out[i].existed)
+			existed++;
+		else if (b->out[i].id)
+			created++;
+	}
+	if (jobd_kafka_consumer_commit(c->kc, b->msgs, b->n, errstr,
+				       sizeof(errstr)) < 0)
+		jobd_warn("consumer: %s (the batch will be consumed again)",
+			  errstr);
+	pthread_mutex_lock(&c->lock);
+	c->stats.messages += b->n;
+	c->stats.created += created;
+	c->stats.existed += existed;
+	pthread_mutex_unlock(&c->lock);
+	c->pending += (int64_t)created;
+	backpressure(c);
+	goto out;
+abandon:
+	/*
+	 * The batches after it, decoded or sent, are not committed either
+	 * (a commit of theirs would pass over this one's offsets): the
+	 * consumer, once reconnected or restarted, gets them all again.
+	 */
+	c->abandoned = true;
+out:
+	release_items(b);
+	jobd_kafka_messages_release(b->msgs, b->n);
+	b->n = b->ns = 0;
+}
+
+/* The create of batch B did not go through: it is made again. */
+static void create_again(struct jobd_consumer *c, const struct batch *b)
+{
+	jobd_warn("consumer: %s: creating the batch of %zu again",
+		  jobd_store_errstr(c->st), b->n);
+	count(c, &c->stats.retries, 1);
+}
+
+/*
+ * Reads the reply of the oldest batch sent and takes it to its commit.
+ * When its create did not go through, reads the replies of the others
+ * sent too, then makes the creates that did not go through again, in
+ * order (handle_batch, with its retries).
+ */
+static void finish_oldest(struct jobd_consumer *c)
+{
+	bool ok[JOBD_STORE_CREATES_SENT];
+	struct batch *b[JOBD_STORE_CREATES_SENT];
+	size_t n = c->nsent;
+
+	memcpy(b, c->sent, n * sizeof(*b));
+	ok[0] = jobd_store_create_recv(c->st, b[0]->out) == 0;
+	if (ok[0]) {
+		memmove(c->sent, c->sent + 1, --c->nsent * sizeof(*b));
+		handle_batch(c, b[0], S_CREATED);
+		return;
+	}
+	create_again(c, b[0]);
+	for (size_t i = 1; i < n; i++)
+		ok[i] = jobd_store_create_recv(c->st, b[i]->out) == 0;
+	c->nsent = 0;
+	for (size_t i = 0; i < n; i++)
+		handle_batch(c, b[i], ok[i] ? S_CREATED : S_CREATE);
+}
+
+/* Finishes every batch sent: the store is free for other calls. */
+static void finish_sent(struct jobd_consumer *c)
+{
+	while (c->nsent > 0)
+		finish_oldest(c);
+}
+
+/*
+ * Partitions are about to go (a rebalance, inside a poll): the batches
+ * sent are committed while they are still ours, as a batch is before the
+ * next poll when none is on its way.
+ */
+static void on_revoke(void *arg)
+{
+	finish_sent(arg);
+}
+
+/* Sends the create of decoded batch B, or takes B through at once. */
+static void send_batch(struct jobd_consumer *c, struct batch *b)
+{
+	if (c->nsent == JOBD_STORE_CREATES_SENT)
+		finish_oldest(c);
+	if (b->ns > 0 && !atomic_load(&c->stop) && !c->reconnect) {
+		if (jobd_store_create_send(c->st, JOBD_ACTOR_KAFKA, b->specs,
+					   b->ns, b->out) == 0) {
+			c->sent[c->nsent++] = b;
+			return;
+		}
+		create_again(c, b);
+	}
+	finish_sent(c); /* in order */
+	handle_batch(c, b, b->ns > 0 ? S_CREATE : S_CREATED);
+}
+
+/* A batch neither sent nor being decoded. */
+static struct batch *free_batch(struct jobd_consumer *c)
+{
+	for (size_t i = 0;; i++) {
+		size_t j = 0;
+
+		while (j < c->nsent && c->sent[j] != &c->batches[i])
+			j++;
+		if (j == c->nsent)
+			return &c->batches[i];
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	struct jobd_consumer *c = arg;
+	int64_t next_tick = 0;
+	char errstr[512];
+	struct batch *b;
+
+	while (!atomic_load(&c->stop)) {
+		if (jobd_util_mono_ms() >= next_tick) {
+			finish_sent(c); /* the store is ours again */
+			tick(c);
+			next_tick = jobd_util_mono_ms() + TICK_MS;
+		}
+		if (c->reconnect) {
+			finish_sent(c); /* its messages are the consumer's */
+			disconnect(c);
+			c->reconnect = false;
+		}
+		if (!c->kc && connect_kafka(c, errstr, sizeof(errstr)) < 0) {
+			jobd_warn("consumer: %s", errstr);
+			nap(c, TICK_MS);
+			continue;
+		}
+		b = free_batch(c);
+		/* With creates on their way, take what is there and go on. */
+		jobd_kafka_consumer_poll(c->kc, b->msgs, JOBD_CONSUMER_BATCH,
+					 &b->n, c->nsent ? 1 : POLL_MS);
+		if (b->n == 0) {
+			finish_sent(c);
+			continue;
+		}
+		if (decode(c, b, errstr, sizeof(errstr)) < 0) {
+			finish_sent(c);
+			handle_batch(c, b, S_DECODE);
+			continue;
+		}
+		send_batch(c, b);
+	}
+	finish_sent(c);
+	return NULL;
+}
+
+struct jobd_consumer *jobd_consumer_start(const struct jobd_conf *conf,
+					  char *errstr, size_t errstr_size)
+{
+	struct jobd_consumer *c;
+	int err;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	c->conf = conf;
+	atomic_init(&c->stop, false);
+	pthread_mutex_init(&c->lock, NULL);
+	c->st = jobd_store_new(conf, errstr, errstr_size);
+	if (!c->st)
+		goto err_free;
+	c->broker = jobd_kafka_broker_new(conf, errstr, errstr_size);
+	if (!c->broker)
+		goto err_free_store;
+	if (connect_kafka(c, errstr, errstr_size) < 0)
+		goto err_free_broker;
+	err = pthread_create(&c->thread, NULL, thread_main, c);
+	if (err) {
+		snprintf(errstr, errstr_size, "cannot start a thread: %s",
+			 strerror(err));
+		goto err_disconnect;
+	}
+	jobd_info("consumer: group \"%s\" on %s, topics %s, %s, %s",
+		  conf->group, jobd_kafka_broker_address(c->broker),
+		  conf->topic_events, conf->topic_records, conf->topic_actions);
+	return c;
+err_disconnect:
+	disconnect(c);
+err_free_broker:
+	jobd_kafka_broker_free(c->broker);
+err_free_store:
+	jobd_store_free(c->st);
+err_free:
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return NULL;
+}
+
+void jobd_consumer_stats(struct jobd_consumer *c,
+			 struct jobd_consumer_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->stats;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void jobd_consumer_stop(struct jobd_consumer *c)
+{
+	if (!c)
+		return;
+	atomic_store(&c->stop, true);
+	pthread_join(c->thread, NULL);
+	disconnect(c);
+	jobd_kafka_broker_free(c->broker);
+	jobd_store_free(c->st);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

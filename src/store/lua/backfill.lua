@@ -1,0 +1,121 @@
+-- backfill.lua: builds the indexes that an earlier version of jobd did
+-- not write, from what it left, a bounded batch per call. jobd's cleanup
+-- job calls it until it is done (src/handlers/cleanup.c), before it purges.
+-- ARGV: prefix, max (ids or minutes visited per call)
+-- Reply: {work left (0/1), ended roots indexed, log minutes converted}
+-- Progress lives in the hash P:backfill, so any process may continue
+-- where another stopped:
+--   ended  "K:ID" (the K-th terminal root index, done up to id ID) or
+--          "done": P:ended (retention's index) gets every root job that
+--          is finished or canceled, at its finished_at. Jobs ending
+--          meanwhile are indexed by the transitions themselves.
+--   logs   MINUTE (the next minute to look at) or "done": the log search
+--          sets of an earlier version, P:logmin:MINUTE (ids of the jobs
+--          that logged in that minute, kept 30 days), become the index
+--          streams P:logix:m:MINUTE, one minute per call, and are
+--          deleted. A minute in which this version logged already is
+--          rebuilt with both, in time order; only past minutes are
+--          converted (the current one may still be written).
+-- Delete P:backfill to run it again: every step can be repeated.
+
+local batch = tonumber(ARGV[2])
+local state = P .. ':backfill'
+local SOURCES = {'ru:s:finished', 'ru:s:canceled', 'rs:s:finished', 'rs:s:canceled'}
+local LEGACY_MS = 2592000000 + 60000 -- what the earlier sets lived
+local indexed, converted = 0, 0
+
+local function ended_step()
+	local at = redis.call('HGET', state, 'ended') or '1:0'
+	if at == 'done' then return true end
+	local k, last = string.match(at, '^(%d+):(%d+)$')
+	k, last = tonumber(k) or 1, last or '0'
+	local ids = redis.call('ZRANGEBYSCORE', P .. ':ix:' .. SOURCES[k],
+		'(' .. last, '+inf', 'LIMIT', 0, batch)
+	for _, id in ipairs(ids) do
+		local v = redis.call('HMGET', jkey(id), 'status', 'finished_at', 'parent')
+		if terminal(v[1]) and not v[3] then
+			redis.call('ZADD', P .. ':ended', v[2] or '0', id)
+			indexed = indexed + 1
+		end
+	end
+	if #ids == batch then
+		redis.call('HSET', state, 'ended', k .. ':' .. ids[#ids])
+	elseif k < #SOURCES then
+		redis.call('HSET', state, 'ended', (k + 1) .. ':0')
+	else
+		redis.call('HSET', state, 'ended', 'done')
+		return true
+	end
+	return false
+end
+
+-- Stream ids "MS-SEQ" as two numbers.
+local function sid_parts(s)
+	local ms, seq = string.match(s, '^(%d+)-(%d+)$')
+	return tonumber(ms) or 0, tonumber(seq) or 0
+end
+
+-- The index stream of minute M from the set of an earlier version and
+-- what this version wrote into it already.
+local function convert(m)
+	local old = P .. ':logmin:' .. I(m)
+	local mk = P .. ':logix:m:' .. I(m)
+	local have, ents = {}, {}
+	for _, e in ipairs(redis.call('XRANGE', mk, '-', '+')) do
+		local f = e[2]
+		local job, sid = f[2], f[4]
+		have[job .. '/' .. sid] = true
+		ents[#ents + 1] = {job, sid, sid_parts(sid)}
+	end
+	for _, id in ipairs(redis.call('SMEMBERS', old)) do
+		for _, x in ipairs(redis.call('XRANGE', P .. ':log:' .. id, I(m), I(m + 59999))) do
+			if not have[id .. '/' .. x[1]] then
+				ents[#ents + 1] = {id, x[1], sid_parts(x[1])}
+			end
+		end
+	end
+	table.sort(ents, function(a, b)
+		if a[3] ~= b[3] then return a[3] < b[3] end
+		if a[4] ~= b[4] then return a[4] < b[4] end
+		return tonumber(a[1]) < tonumber(b[1])
+	end)
+	redis.call('DEL', mk, old)
+	local lms, lseq = -1, 0
+	for _, e in ipairs(ents) do
+		local ms = max(e[3], m)
+		if ms <= lms then lseq = lseq + 1 else lms, lseq = ms, 0 end
+		redis.call('XADD', mk, I(lms) .. '-' .. I(lseq), 'job', e[1], 'sid', e[2])
+	end
+	if #ents > 0 then
+		redis.call('PEXPIREAT', mk, I(m + 60000 + LOGIX_TTL))
+		redis.call('ZADD', P .. ':logix:minutes', I(m), I(m))
+	end
+end
+
+local function logs_step()
+	local at = redis.call('HGET', state, 'logs')
+	if at == 'done' then return true end
+	local m = tonumber(at or '')
+	if not m then m = MINUTE - LEGACY_MS - (MINUTE - LEGACY_MS) % 60000 end
+	local seen = 0
+	while m < MINUTE and seen < batch do
+		seen = seen + 1
+		if redis.call('EXISTS', P .. ':logmin:' .. I(m)) == 1 then
+			convert(m)
+			converted = converted + 1
+			m = m + 60000
+			break
+		end
+		m = m + 60000
+	end
+	if m >= MINUTE then
+		redis.call('HSET', state, 'logs', 'done')
+		return true
+	end
+	redis.call('HSET', state, 'logs', I(m))
+	return false
+end
+
+local more = 1
+if ended_step() and logs_step() then more = 0 end
+return {more, indexed, converted}

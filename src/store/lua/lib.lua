@@ -1,0 +1,902 @@
+-- lib.lua: the start of the jobd function library. build-aux/lua2c.sh
+-- appends every script of src/store/lua/ as a function of the library (FUNCTION
+-- LOAD once; FCALL jobd_HASH_NAME 0 PREFIX ARG...), so this file's code
+-- runs once per load, not once per call; begin() resets the per-call
+-- state. Keys are derived from the prefix inside the functions, so jobd
+-- needs one Redis primary (no cluster; see docs/scaling.md). All times
+-- come from Redis TIME, in ms.
+--
+-- A job is the hash P:job:ID (docs/redis-keys.md). Its status lives in
+-- exactly one status index per visibility class, and a pending job in
+-- exactly one ready queue (or the delayed set). set_status() is the only
+-- place that moves a job between statuses, so counters, indexes, queues and
+-- statistics change together.
+
+-- Per call (set by begin()): the arguments, the key prefix, the Redis clock
+-- in ms and as text, the start of its minute.
+local ARGV, P, NOW, NOWS, MINUTE
+-- Integers as text. Lua 5.1 turns every number it hands to redis.call
+-- into text with "%.14g", a slow floating-point format: "%d" is several
+-- times cheaper, and the hot paths pass a dozen numbers per job.
+-- The library functions of the hot paths as upvalues (set by begin():
+-- a library's load may read no global).
+local format, floor, log, min, max
+local function I(x) return format('%d', x) end
+local MAX_DEPTH = 32
+local LOG2x4 = 5.770780163555854 -- 4 / ln 2: four buckets per doubling
+
+local function jkey(id) return P .. ':job:' .. id end
+
+local function num(v)
+	if v == false or v == nil or v == '' then return 0 end
+	return tonumber(v) or 0
+end
+
+-- The index class of a job: root or child, user or system.
+local function class_of(parent, system)
+	local c = (parent == nil or parent == '' or parent == '0') and 'r' or 'c'
+	return c .. ((system == '1') and 's' or 'u')
+end
+
+local function terminal(s) return s == 'finished' or s == 'canceled' end
+
+-- Running jobs (in progress or stopping) are indexed by P:leases alone,
+-- scored by lease expiry (+inf for a parent waiting for its children):
+-- the status indexes hold the other four statuses. One write less per
+-- claim and per finish; list.lua reads P:leases for these two statuses.
+local function running(s) return s == 'in_progress' or s == 'stopping' end
+
+-- Index writes (status indexes, leases, create's indexes) are collected
+-- per call and written at the end (flush) with one ZADD and one ZREM per
+-- key: a batch of 200 jobs costs a few calls, not 200 per index. The last
+-- write of a member wins, so a job that changes twice in one call is
+-- indexed by its final state. Nothing reads these keys inside a
+-- transition script; queues (read by the claim loop) are written at once.
+local ZDEFER, ZKEYS = {}, {}
+local function zset_later(key, member, score)
+	local t = ZDEFER[key]
+	if not t then
+		t = {}
+		ZDEFER[key] = t
+		ZKEYS[#ZKEYS + 1] = key
+	end
+	t[tostring(member)] = score
+end
+
+-- Status counters (P:count), like statistics, are summed per call and
+-- written once at the end (flush).
+local COUNT = {}
+local function count_add(status, d)
+	COUNT[status] = (COUNT[status] or 0) + d
+end
+
+-- Statistics are aggregated per script call and written once per field
+-- (flush_stats), so a batch of N jobs costs a few calls, not N.
+local STATS = {}
+local STATS_MIN = {}
+local STATS_MAX = {}
+local function stat_add(field, ty, n)
+	STATS[field] = (STATS[field] or 0) + n
+	local f = field .. '|' .. ty
+	STATS[f] = (STATS[f] or 0) + n
+end
+-- Per-job counts (created, finished, errors), summed per field and type
+-- without a field name built per job: flush_stats() names them.
+local TALLY = {}
+local function stat_one(field, ty)
+	local t = TALLY[field]
+	if not t then
+		t = {}
+		TALLY[field] = t
+	end
+	t[ty] = (t[ty] or 0) + 1
+end
+-- Waiting times, summed per type and written by flush_stats: a claim of
+-- 200 jobs builds no field name per job.
+local WAITS = {}
+local function stat_wait(ty, ms)
+	local w = WAITS[ty]
+	if not w then
+		w = {n = 0, sum = 0, min = ms, max = ms, hist = {}}
+		WAITS[ty] = w
+	end
+	w.n = w.n + 1
+	w.sum = w.sum + ms
+	if ms < w.min then w.min = ms end
+	if ms > w.max then w.max = ms end
+	-- Log-scale histogram: 4 buckets per power of two (about 19 % wide).
+	local b = 0
+	if ms > 0 then b = min(95, floor(log(ms + 1) * LOG2x4)) end
+	w.hist[b] = (w.hist[b] or 0) + 1
+end
+local function waits_to_stats()
+	for ty, w in pairs(WAITS) do
+		stat_add('started', ty, w.n)
+		stat_add('wait_sum', ty, w.sum)
+		for b, n in pairs(w.hist) do stat_add('h' .. b, ty, n) end
+		for _, f in ipairs({'wait', 'wait|' .. ty}) do
+			if STATS_MIN[f] == nil or w.min < STATS_MIN[f] then STATS_MIN[f] = w.min end
+			if STATS_MAX[f] == nil or w.max > STATS_MAX[f] then STATS_MAX[f] = w.max end
+		end
+	end
+end
+-- Adds COUNTERS to the statistics window K (START, SPAN ms long, listed
+-- in the sorted set P..SET) and lowers or raises its minima and maxima
+-- (MINS, MAXS: field name without the _min/_max suffix -> ms). The call
+-- that creates the key (an increment that created a field: every field
+-- is new in a new key) registers it and sets its expiry, the end of its
+-- window plus the retention; later calls skip both.
+local function write_window(k, start, span, set, counters, mins, maxs, ttl_ms)
+	local fresh = false
+	for f, n in pairs(counters) do
+		if redis.call('HINCRBY', k, f, I(n)) == n then fresh = true end
+	end
+	if next(mins) ~= nil or next(maxs) ~= nil then
+		-- Minima and maxima, read in one call and written in one.
+		local names, vals = {}, {}
+		for f, ms in pairs(mins) do
+			names[#names + 1] = f .. '_min'
+			vals[#vals + 1] = ms
+		end
+		local lows = #names
+		for f, ms in pairs(maxs) do
+			names[#names + 1] = f .. '_max'
+			vals[#vals + 1] = ms
+		end
+		local cur = redis.call('HMGET', k, unpack(names))
+		local upd = {}
+		for i, name in ipairs(names) do
+			local c = cur[i] and tonumber(cur[i])
+			if not c or (i <= lows and vals[i] < c) or
+				(i > lows and vals[i] > c) then
+				upd[#upd + 1] = name
+				upd[#upd + 1] = I(vals[i])
+			end
+		end
+		if #upd > 0 then redis.call('HSET', k, unpack(upd)) end
+	end
+	if fresh then
+		redis.call('PEXPIREAT', k, I(start + span + ttl_ms))
+		redis.call('ZADD', P .. set, I(start), I(start))
+	end
+end
+
+-- The hours (long windows, DESIGN section 8) are sums of their minutes,
+-- made once a minute is closed: the first call that writes statistics
+-- ROLL_GRACE ms after a minute's end adds it to its hour, at most
+-- ROLL_MAX minutes a call. P:stats:rolled marks how far: later minutes
+-- are not in their hour yet (readers add them themselves, store.c), and
+-- a call writing into a minute at or before the mark writes its hour
+-- directly too. That covers the first call of this version on
+-- statistics of an earlier one (the mark starts at the current minute:
+-- earlier versions wrote the hours as they went) and a Redis clock
+-- stepped back. Written by every call
+-- instead, the hour doubled the statistics writes of every transition.
+local ROLL_GRACE, ROLL_MAX = 5000, 10
+-- Adds to the hour that holds minute M.
+local function write_hour(m, counters, mins, maxs, ttl_ms)
+	local hour = m - m % 3600000
+	write_window(P .. ':stats:h:' .. hour, hour, 3600000, ':stats:hours',
+		counters, mins, maxs, ttl_ms)
+end
+local function minmax_field(f)
+	if f == 'wait_min' or f == 'wait_max' or string.sub(f, 1, 5) == 'wait|' then
+		return string.sub(f, 1, -5), string.sub(f, -3)
+	end
+	return nil
+end
+local function roll_mark()
+	local done = redis.call('GET', P .. ':stats:rolled')
+	if done then return tonumber(done) end
+	-- No mark: statistics written by an earlier version, whose hours hold
+	-- every minute up to now, or none at all (nothing to protect).
+	done = MINUTE
+	if redis.call('EXISTS', P .. ':stats:minutes') == 0 then
+		done = MINUTE - 60000
+	end
+	redis.call('SET', P .. ':stats:rolled', I(done))
+	return done
+end
+local function roll_up(done, ttl_ms)
+	local last = NOW - ROLL_GRACE - 60000
+	last = last - last % 60000
+	if done >= last then return end
+	local mins = redis.call('ZRANGEBYSCORE', P .. ':stats:minutes',
+		'(' .. I(done), I(last), 'LIMIT', 0, ROLL_MAX)
+	for _, m in ipairs(mins) do
+		local v = redis.call('HGETALL', P .. ':stats:m:' .. m)
+		local counters, lo, hi = {}, {}, {}
+		for i = 1, #v, 2 do
+			local f, x = v[i], tonumber(v[i + 1])
+			-- Only integers (a hand-edited field would fail HINCRBY).
+			if x and x == floor(x) then
+				local name, which = minmax_field(f)
+				if which == 'min' then lo[name] = x
+				elseif which == 'max' then hi[name] = x
+				else counters[f] = x end
+			end
+		end
+		m = tonumber(m)
+		write_hour(m, counters, lo, hi, ttl_ms)
+		done = m
+	end
+	-- Fewer than asked for: every closed minute is in.
+	if #mins < ROLL_MAX then done = last end
+	redis.call('SET', P .. ':stats:rolled', I(done))
+end
+
+local function flush_stats(ttl_ms)
+	if next(WAITS) ~= nil then waits_to_stats() end
+	for field, t in pairs(TALLY) do
+		for ty, n in pairs(t) do stat_add(field, ty, n) end
+	end
+	if next(STATS) == nil then return end
+	ttl_ms = ttl_ms or 2592000000
+	local done = roll_mark()
+	write_window(P .. ':stats:m:' .. MINUTE, MINUTE, 60000, ':stats:minutes',
+		STATS, STATS_MIN, STATS_MAX, ttl_ms)
+	if MINUTE <= done then write_hour(MINUTE, STATS, STATS_MIN, STATS_MAX, ttl_ms) end
+	roll_up(done, ttl_ms)
+end
+
+-- Wake idle workers of every instance: one message per script call.
+local WAKE = false
+
+
+-- Index keys of one job, for its class and dimensions.
+local function index_keys(cls, status, ty, run_by)
+	local base = P .. ':ix:' .. cls
+	local k = {base .. ':s:' .. status, base .. ':t:' .. ty}
+	if run_by and run_by ~= '' then k[#k + 1] = base .. ':u:' .. run_by end
+	return k
+end
+
+-- Reads fields of a job into a table (absent fields read as '', an
+-- absent root as the job itself: a root job stores none). Each
+-- transition reads only what it needs: HMGET costs grow with the fields.
+local function load_fields(id, fields)
+	local v = redis.call('HMGET', jkey(id), unpack(fields))
+	if not v[1] then return nil end
+	local h = {id = id}
+	for i, f in ipairs(fields) do h[f] = v[i] or '' end
+	if h.root == '' then h.root = id end
+	return h
+end
+
+-- The hash of job ID as HGETALL's flat list, with its id (which the hash
+-- does not hold: the key has it); empty when there is no such job.
+local function job_fields(id)
+	local h = redis.call('HGETALL', jkey(id))
+	if #h > 0 then
+		h[#h + 1] = 'id'
+		h[#h + 1] = type(id) == 'number' and I(id) or id
+	end
+	return h
+end
+
+-- Adds FIELDS to a job already loaded (those it lacks).
+local function need(h, fields)
+	local want = {}
+	for _, f in ipairs(fields) do
+		if h[f] == nil then want[#want + 1] = f end
+	end
+	if #want == 0 then return end
+	local v = redis.call('HMGET', jkey(h.id), unpack(want))
+	for i, f in ipairs(want) do h[f] = v[i] or '' end
+	if h.root == '' then h.root = h.id end
+end
+
+-- What enqueue() and dequeue() read that a loaded run may lack.
+local QUEUE = {'not_before', 'low_priority', 'vruntime'}
+
+-- The ready structures of a pending job: normal or low priority.
+local function ready_key(root, low)
+	return P .. (low == '1' and ':ready_low:' or ':ready:') .. root
+end
+local function roots_key(low)
+	return P .. (low == '1' and ':roots_low' or ':roots')
+end
+
+-- The virtual runtime at which a root that becomes ready starts: the
+-- last served root's (read once per call).
+local VR_FLOOR = nil
+local VR_LAST = nil
+local function vr_floor()
+	if not VR_FLOOR then VR_FLOOR = num(redis.call('GET', P .. ':vr_floor')) end
+	return VR_FLOOR
+end
+
+-- Puts pending job H on its root's ready queue (or the delayed set). A
+-- root without children is its own queue: it waits in the roots set as
+-- "=ID" with no ready key, which saves four calls per job for the common
+-- case. A
+-- root that becomes ready again starts at the current minimum virtual
+-- runtime, so it neither jumps the queue nor starves (DESIGN section 5).
+local function enqueue(h)
+	need(h, QUEUE)
+	local nb = num(h.not_before)
+	if nb > NOW then
+		redis.call('ZADD', P .. ':delayed', nb, h.id)
+		return
+	end
+	WAKE = true
+	local rk = roots_key(h.low_priority)
+	if h.id == h.root and num(h.children_total) == 0 then
+		redis.call('ZADD', rk, 'NX', I(max(vr_floor(), num(h.vruntime))),
+			'=' .. h.id)
+		return
+	end
+	local rq = ready_key(h.root, h.low_priority)
+	local alone = redis.call('ZSCORE', rk, '=' .. h.root)
+	if alone then
+		-- The root waits as its own queue: it becomes a real one.
+		redis.call('ZREM', rk, '=' .. h.root)
+		redis.call('ZADD', rk, alone, h.root)
+		redis.call('ZADD', rq, h.root, h.root)
+	elseif not redis.call('ZSCORE', rk, h.root) then
+		local own = num(redis.call('HGET', jkey(h.root), 'vruntime'))
+		redis.call('ZADD', rk, I(max(vr_floor(), own)), h.root)
+	end
+	redis.call('ZADD', rq, h.id, h.id)
+end
+
+-- Takes pending job H off its ready queue (or the delayed set).
+local function dequeue(h)
+	need(h, QUEUE)
+	if num(h.not_before) > 0 then redis.call('ZREM', P .. ':delayed', h.id) end
+	local rq = ready_key(h.root, h.low_priority)
+	local rk = roots_key(h.low_priority)
+	if redis.call('ZREM', rq, h.id) == 1 then
+		if redis.call('EXISTS', rq) == 0 then redis.call('ZREM', rk, h.root) end
+	elseif h.id == h.root then
+		redis.call('ZREM', rk, '=' .. h.id)
+	end
+end
+
+-- Adds D to tree_stopping of every ancestor of a job (bounded depth).
+local function ancestors_stopping(parent, d)
+	local depth = 0
+	while parent and parent ~= '' and depth < MAX_DEPTH do
+		redis.call('HINCRBY', jkey(parent), 'tree_stopping', d)
+		parent = redis.call('HGET', jkey(parent), 'parent')
+		depth = depth + 1
+	end
+end
+
+-- overall_progress = (progress + sum of children's overall) / (1 + children).
+local function overall(h)
+	return (num(h.progress) + num(h.children_progress)) / (1 + num(h.children_total))
+end
+
+local CHILDREN = {'children_progress', 'children_pending',
+	'children_in_progress', 'children_stopping', 'children_stopped',
+	'children_finished', 'children_canceled', 'children_errors',
+	'tree_stopping'}
+-- Every field the transitions use (the children's counters included:
+-- written out, because a library's load may call no library function).
+local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
+	'low_priority', 'progress', 'children_total', 'attempt', 'errors',
+	'awaiting', 'created_at', 'queued_at', 'started_at', 'claimed_at',
+	'run_since', 'run_ms', 'stoppable', 'restartable', 'retries', 'retry_count',
+	'backoff_ms', 'not_before', 'inconsistent', 'depth', 'charged',
+	'vruntime', 'avg_ms', 'restarts', 'children_progress', 'children_pending',
+	'children_in_progress', 'children_stopping', 'children_stopped',
+	'children_finished', 'children_canceled', 'children_errors',
+	'tree_stopping'}
+
+-- What the ends of a run (finish, hand back, lease expiry, reports) read,
+-- in a table built by one constructor: filling a table field by field
+-- grows it step by step, which costs twice as much on this hot path.
+-- Fields that only some ends use (low_priority, not_before and vruntime
+-- for a requeue, avg_ms for a charge, children_progress for a parent's
+-- progress) are left nil here and read by need() where they are used:
+-- each field read costs a listpack scan and two conversions.
+local function load_run(id)
+	local v = redis.call('HMGET', jkey(id), 'status', 'parent', 'root',
+		'type', 'system', 'attempt', 'awaiting', 'progress',
+		'children_total', 'errors', 'run_since', 'run_ms', 'charged',
+		'claimed_at', 'started_at')
+	if not v[1] then return nil end
+	return {id = id, status = v[1], parent = v[2] or '', root = v[3] or id,
+		type = v[4] or '', system = v[5] or '', attempt = v[6] or '',
+		awaiting = v[7] or '', progress = v[8] or '',
+		children_total = v[9] or '', errors = v[10] or '',
+		run_since = v[11] or '', run_ms = v[12] or '', charged = v[13] or '',
+		claimed_at = v[14] or '', started_at = v[15] or ''}
+end
+
+-- When the running attempt of running job H started. A claim writes no
+-- field for it: the first claim's time is started_at, a later one's
+-- claimed_at (written from the second claim on). Only a waiting parent
+-- that runs again without a claim (resume) has run_since.
+local function run_start(h)
+	local s = num(h.run_since)
+	if s > 0 then return s end
+	need(h, {'claimed_at', 'started_at'})
+	s = num(h.claimed_at)
+	if s > 0 then return s end
+	return num(h.started_at)
+end
+
+-- A whole job, for operations (off the hot path).
+local function load(id) return load_fields(id, ALL) end
+
+-- The children counters of H, when it has children.
+local function need_children(h)
+	if num(h.children_total) > 0 then need(h, CHILDREN) end
+end
+
+-- Changes the overall progress of job ID's parent chain after job ID's
+-- own overall went from OLD to NEW (bounded by MAX_DEPTH).
+local function propagate_progress(h, old, new)
+	local parent = h.parent
+	local depth = 0
+	while parent ~= '' and depth < MAX_DEPTH and old ~= new do
+		local pk = jkey(parent)
+		local v = redis.call('HMGET', pk, 'progress', 'children_progress',
+			'children_total', 'parent')
+		local t = num(v[3])
+		local pold = (num(v[1]) + num(v[2])) / (1 + t)
+		local cp = num(v[2]) + new - old
+		redis.call('HSET', pk, 'children_progress', cp)
+		old = pold
+		new = (num(v[1]) + cp) / (1 + t)
+		parent = v[4] or ''
+		depth = depth + 1
+	end
+end
+
+local finish_job -- forward: set_status may finish a waiting parent
+
+-- Audit and lifecycle entries, bounded per job (DESIGN section 8).
+local LOG_MAX = nil
+-- The log search index (logs --all, GET /api/logs): each entry written
+-- gets one in the stream of its minute, P:logix:m:MINUTE (fields job and
+-- sid: the entry's id in P:log:JOB), so a search reads the entries of
+-- every job in time order, as many as it chooses, and continues after
+-- the last one it read. The minutes that have a stream are listed in
+-- P:logix:minutes, so an empty window costs nothing. Each stream expires
+-- LOGIX_TTL after its minute, and retention deletes it once its minute
+-- is before the cutoff (purge.lua). The first entry of a call in a
+-- minute checks whether the minute is new: one PTTL a call, not one per
+-- entry.
+local LOGIX_TTL = 2592000000
+local LOGIX_SEEN = nil -- the minute whose stream this call checked
+local function joblog(id, level, attempt, msg)
+	if not LOG_MAX then
+		LOG_MAX = tonumber(redis.call('HGET', P .. ':conf', 'logs_max_entries') or '') or 10000
+	end
+	local sid = redis.call('XADD', P .. ':log:' .. id, 'MAXLEN', '~', LOG_MAX, '*',
+		'level', level, 'attempt', attempt or 0, 'msg', msg)
+	-- At the entry's own millisecond, in the stream of its minute (the
+	-- clock may have moved on since the call began, or since its XADD),
+	-- so that the index orders entries as their times do; after the
+	-- stream's last id otherwise (a clock stepped back).
+	local ms = tonumber(string.match(sid, '^(%d+)'))
+	local m = ms - ms % 60000
+	local k = P .. ':logix:m:' .. I(m)
+	if type(redis.pcall('XADD', k, I(ms) .. '-*', 'job', id, 'sid', sid)) == 'table' then
+		redis.call('XADD', k, '*', 'job', id, 'sid', sid)
+	end
+	if LOGIX_SEEN ~= m then
+		LOGIX_SEEN = m
+		if redis.call('PTTL', k) < 0 then
+			redis.call('PEXPIREAT', k, I(m + 60000 + LOGIX_TTL))
+			redis.call('ZADD', P .. ':logix:minutes', I(m), I(m))
+			redis.call('ZREMRANGEBYSCORE', P .. ':logix:minutes', '-inf',
+				'(' .. I(m - LOGIX_TTL))
+		end
+	end
+end
+
+-- Moves job H to status TO: status index, parent counters, tree counters,
+-- ready queue, statistics. FIELDS are extra hash fields to write with it.
+local function set_status(h, to, fields)
+	local from = h.status
+	local k = jkey(h.id)
+	local cls = class_of(h.parent, h.system)
+	local base = P .. ':ix:' .. cls
+	fields = fields or {}
+	if from ~= to then
+		if not running(from) then zset_later(base .. ':s:' .. from, h.id, false) end
+		if not running(to) then zset_later(base .. ':s:' .. to, h.id, h.id) end
+		count_add(from, -1)
+		count_add(to, 1)
+		-- Retention's index (purge.lua): root jobs that ended, by the
+		-- time they did. Only a restart takes a job out of it alive.
+		if terminal(from) ~= terminal(to) and h.parent == '' then
+			zset_later(P .. ':ended', h.id, terminal(to) and NOWS or false)
+		end
+	end
+	if running(to) and not running(from) then
+		-- claim.lua sets the lease; a resumed waiting parent has none.
+		zset_later(P .. ':leases', h.id, h.lease_until and I(h.lease_until) or '+inf')
+	end
+	-- claim.lua takes the job off its queue itself (h.dequeued).
+	if from == 'pending' and to ~= 'pending' and not h.dequeued then
+		dequeue(h)
+	end
+	if running(from) and not running(to) then
+		zset_later(P .. ':leases', h.id, false)
+		local since = run_start(h)
+		if since > 0 then
+			h.run_ms = num(h.run_ms) + NOW - since
+			fields[#fields + 1] = 'run_ms'
+			fields[#fields + 1] = I(h.run_ms)
+		end
+		if num(h.run_since) > 0 then
+			fields[#fields + 1] = 'run_since'
+			fields[#fields + 1] = '0'
+			h.run_since = 0
+		end
+	end
+	if terminal(to) then
+		fields[#fields + 1] = 'finished_at'
+		fields[#fields + 1] = NOWS
+		if to == 'finished' then
+			need_children(h)
+			local errs = (num(h.errors) > 0 or num(h.children_errors) > 0)
+			-- Absent means without errors (restart deletes the field).
+			if errs then
+				fields[#fields + 1] = 'with_errors'
+				fields[#fields + 1] = '1'
+			end
+			h.with_errors = errs
+			stat_one('finished', h.type)
+			if errs then stat_one('errors', h.type) end
+		end
+	end
+	fields[#fields + 1] = 'status'
+	fields[#fields + 1] = to
+	redis.call('HSET', k, unpack(fields))
+	h.status = to
+	if from == 'stopping' and to ~= 'stopping' then
+		ancestors_stopping(h.parent, -1)
+	elseif to == 'stopping' and from ~= 'stopping' then
+		ancestors_stopping(h.parent, 1)
+	end
+	if to == 'pending' and from ~= 'pending' then
+		enqueue(h)
+	end
+	if h.parent == '' or from == to then return end
+	-- The parent's counters of its direct children.
+	local pk = jkey(h.parent)
+	redis.call('HINCRBY', pk, 'children_' .. from, -1)
+	redis.call('HINCRBY', pk, 'children_' .. to, 1)
+	if to == 'finished' and h.with_errors then
+		redis.call('HINCRBY', pk, 'children_errors', 1)
+	end
+	-- A parent waiting for its children moves on when they allow it.
+	local p = load(h.parent)
+	if not p or p.awaiting ~= '1' then return end
+	local running = num(p.children_in_progress) + num(p.children_stopping)
+	local open = num(p.children_total) - num(p.children_finished) -
+		num(p.children_canceled)
+	if p.status == 'stopping' and running == 0 then
+		set_status(p, 'stopped')
+		joblog(p.id, 'info', p.attempt, 'stopped: no child runs any more')
+	elseif p.status == 'in_progress' and open == 0 then
+		finish_job(p)
+	end
+end
+
+-- A job whose handler is done: finished if its children are terminal,
+-- else it waits for them, holding no worker.
+finish_job = function(h, fields)
+	fields = fields or {}
+	need_children(h)
+	local open = num(h.children_total) - num(h.children_finished) -
+		num(h.children_canceled)
+	if open > 0 then
+		-- Still running, holding no worker: no lease to expire.
+		zset_later(P .. ':leases', h.id, '+inf')
+		fields[#fields + 1] = 'awaiting'
+		fields[#fields + 1] = 1
+		h.awaiting = '1'
+		if h.status == 'stopping' and
+			num(h.children_in_progress) + num(h.children_stopping) == 0 then
+			set_status(h, 'stopped', fields)
+		else
+			redis.call('HSET', jkey(h.id), unpack(fields))
+		end
+		return 'waiting'
+	end
+	-- No log entry: "finished" is read from the hash (finished_at).
+	if h.awaiting == '1' then
+		fields[#fields + 1] = 'awaiting'
+		fields[#fields + 1] = 0
+	end
+	set_status(h, 'finished', fields)
+	return 'finished'
+end
+
+-- The first stopping, stopped or canceled ancestor of a job and its
+-- status, or nil.
+local function stopped_ancestor(parent)
+	local depth = 0
+	while parent and parent ~= '' and depth < MAX_DEPTH do
+		local v = redis.call('HMGET', jkey(parent), 'status', 'parent')
+		if v[1] == 'stopping' or v[1] == 'stopped' or v[1] == 'canceled' then
+			return parent, v[1]
+		end
+		parent = v[2]
+		depth = depth + 1
+	end
+	return nil
+end
+
+-- Pushes a cascade task for the descendants of ID: op and actor.
+local function cascade(op, id, actor)
+	local tid = redis.call('INCR', P .. ':cascade_seq')
+	redis.call('HSET', P .. ':cascade:' .. tid, 'op', op, 'actor', actor or '')
+	redis.call('RPUSH', P .. ':cascade:' .. tid .. ':todo', id .. ':0')
+	redis.call('ZADD', P .. ':cascades', NOW, tid)
+	return tid
+end
+
+-- Fencing: a write of a run is accepted only from its current attempt.
+local function fenced(h, attempt)
+	return not h or (h.status ~= 'in_progress' and h.status ~= 'stopping')
+		or h.attempt ~= attempt or h.awaiting == '1'
+end
+
+-- Corrects the root's virtual runtime once a run's real length is known,
+-- and keeps the root's mean duration that later claims are charged. For a
+-- root job the fields go into FIELDS, written with its status change.
+local function settle_charge(h, fields)
+	local since = run_start(h)
+	-- A root claimed alone was not charged (claim.lua): nothing to correct
+	-- unless it has spawned children meanwhile, whose queue its run must
+	-- weigh on (charged counts as 0).
+	if since == 0 or (h.charged == '' and num(h.children_total) == 0) then
+		return
+	end
+	local actual = NOW - since
+	local delta = actual - num(h.charged)
+	local vr, avg
+	if h.id == h.root then
+		need(h, {'vruntime', 'avg_ms'})
+		vr, avg = num(h.vruntime), num(h.avg_ms)
+	else
+		local v = redis.call('HMGET', jkey(h.root), 'vruntime', 'avg_ms')
+		vr, avg = num(v[1]), num(v[2])
+	end
+	avg = avg > 0 and (avg * 0.8 + actual * 0.2) or actual
+	local f = {'vruntime', I(vr + delta), 'avg_ms', I(max(1, floor(avg + 0.5)))}
+	if h.id == h.root then
+		for _, x in ipairs(f) do fields[#fields + 1] = x end
+		h.vruntime = vr + delta
+	else
+		redis.call('HSET', jkey(h.root), unpack(f))
+	end
+	-- Only a root with children can be waiting in a roots set now.
+	if delta ~= 0 and (h.id ~= h.root or num(h.children_total) > 0) then
+		for _, low in ipairs({'0', '1'}) do
+			if redis.call('ZSCORE', roots_key(low), h.root) then
+				redis.call('ZINCRBY', roots_key(low), delta, h.root)
+			end
+		end
+	end
+end
+
+-- A new own progress, checkpoint and error count of a running job. The
+-- fields go into F (written by the caller with its other changes) or, when
+-- F is nil, are written here. An audit line marks every 10 % crossed while
+-- the job runs (QUIET: not at its finish, where it would only repeat it).
+local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
+	local own = f == nil
+	f = f or {}
+	if progress and progress >= 0 then
+		if progress > 100 then progress = 100 end
+		local before, old = num(h.progress), nil
+		-- Only a parent's overall progress depends on this job's.
+		if h.parent ~= '' then
+			need(h, {'children_progress'})
+			old = overall(h)
+		end
+		h.progress = progress
+		if old then propagate_progress(h, old, overall(h)) end
+		f[#f + 1] = 'progress'
+		f[#f + 1] = progress == floor(progress) and I(progress) or progress
+		if not quiet and floor(progress / 10) > floor(before / 10) then
+			joblog(h.id, 'info', h.attempt, 'progress ' .. floor(progress / 10) * 10 .. '%')
+		end
+	end
+	if checkpoint and checkpoint ~= '' then
+		f[#f + 1] = 'checkpoint'; f[#f + 1] = checkpoint
+	end
+	if errors_delta and errors_delta > 0 then
+		h.errors = num(h.errors) + errors_delta
+		f[#f + 1] = 'errors'; f[#f + 1] = h.errors
+	end
+	if own and #f > 0 then redis.call('HSET', jkey(h.id), unpack(f)) end
+end
+
+-- Operations (DESIGN section 3). Each OPS[op](h, actor, top) applies the
+-- operation to one job: TOP is the job the operator named (checked and
+-- refused with a reason), otherwise a descendant reached by the cascade
+-- (changed only when its status allows it). Returns nil on success or the
+-- reason for a refusal.
+local OPS = {}
+
+local function refuse(h, op, needs)
+	return 'job ' .. h.id .. ' is ' .. h.status .. ': ' .. op .. ' needs ' .. needs
+end
+
+OPS['stop'] = function(h, actor, top)
+	if h.stoppable == '0' then
+		if top then return 'job ' .. h.id .. ' (' .. h.type .. ') cannot be stopped: its type is not stoppable' end
+		return nil
+	end
+	if h.status == 'pending' then
+		set_status(h, 'stopped')
+		joblog(h.id, 'info', h.attempt, 'stopped by ' .. actor .. ' before it started')
+	elseif h.status == 'in_progress' then
+		if h.awaiting == '1' and num(h.children_in_progress) + num(h.children_stopping) == 0 then
+			set_status(h, 'stopped')
+			joblog(h.id, 'info', h.attempt, 'stopped by ' .. actor .. ' while waiting for children')
+		else
+			set_status(h, 'stopping')
+			joblog(h.id, 'info', h.attempt, 'stop requested by ' .. actor)
+		end
+	elseif top then
+		return refuse(h, 'stop', 'pending or in_progress')
+	end
+	return nil
+end
+
+OPS['resume'] = function(h, actor, top)
+	if h.status ~= 'stopped' then
+		if top then return refuse(h, 'resume', 'stopped') end
+		return nil
+	end
+	-- A descendant still stopping would stop after the cascade passed it
+	-- and leave the resumed tree waiting for it forever.
+	if top and num(h.tree_stopping) > 0 then
+		return 'job ' .. h.id .. ' has ' .. h.tree_stopping .. ' descendants still stopping: resume needs them stopped'
+	end
+	if top and h.parent ~= '' then
+		local sa, how = stopped_ancestor(h.parent)
+		if sa then return 'job ' .. h.id .. ' is under ' .. how .. ' job ' .. sa .. (how == 'canceled' and ': it cannot run any more' or ': resume that one') end
+	end
+	if h.awaiting == '1' then
+		-- Its handler had returned: back to waiting for its children,
+		-- running again (its duration grows, as for any job in progress).
+		h.run_since = NOW
+		set_status(h, 'in_progress', {'run_since', NOWS})
+		joblog(h.id, 'info', h.attempt, 'resumed by ' .. actor .. ', waiting for children')
+		local open = num(h.children_total) - num(h.children_finished) - num(h.children_canceled)
+		if open == 0 then finish_job(h) end
+	else
+		set_status(h, 'pending')
+		joblog(h.id, 'info', h.attempt, 'resumed by ' .. actor)
+	end
+	return nil
+end
+
+OPS['force-stop'] = function(h, actor, top)
+	if h.status ~= 'stopping' then
+		if top then return refuse(h, 'force-stop', 'stopping') end
+		return nil
+	end
+	-- The running attempt is fenced off by the status change: its
+	-- later writes and heartbeats are refused and its worker kills it.
+	set_status(h, 'stopped', {'inconsistent', 1})
+	joblog(h.id, 'warn', h.attempt, 'force-stopped by ' .. actor .. ': attempt ' .. h.attempt .. ' fenced off, data may be inconsistent')
+	return nil
+end
+
+OPS['cancel'] = function(h, actor, top)
+	-- A descendant that a stop skipped (its type is not stoppable) and
+	-- that never started is canceled with its tree, never run under it.
+	if h.status ~= 'stopped' and (top or h.status ~= 'pending') then
+		if top then return refuse(h, 'cancel', 'stopped') end
+		return nil
+	end
+	if num(h.tree_stopping) > 0 then
+		return 'job ' .. h.id .. ' has ' .. h.tree_stopping .. ' descendants still stopping: cancel needs them stopped'
+	end
+	set_status(h, 'canceled')
+	joblog(h.id, 'info', h.attempt, 'canceled by ' .. actor)
+	return nil
+end
+
+local function set_low(h, actor, top, low)
+	if terminal(h.status) then
+		if top then return refuse(h, 'low-priority', 'a job that is not finished or canceled') end
+		return nil
+	end
+	if h.low_priority == low then return nil end
+	local queued = h.status == 'pending'
+	if queued then dequeue(h) end
+	redis.call('HSET', jkey(h.id), 'low_priority', low)
+	h.low_priority = low
+	if queued then enqueue(h) end
+	joblog(h.id, 'info', h.attempt, (low == '1' and 'low priority set by ' or 'low priority removed by ') .. actor)
+	return nil
+end
+OPS['low-priority'] = function(h, actor, top) return set_low(h, actor, top, '1') end
+OPS['low-priority-off'] = function(h, actor, top) return set_low(h, actor, top, '0') end
+
+-- Applies OP to each id of ARGV from position FIRST on; a job with children
+-- gets a cascade task for them. Reply: per id, 'ok', 'ok:TASK' (a cascade
+-- to run with cascade.lua) or the refusal.
+local function run_op(op, actor, first)
+	local out = {}
+	for i = first, #ARGV do
+		local id = ARGV[i]
+		local h = load(id)
+		local r
+		if not h then
+			r = 'job ' .. id .. ' not found'
+		else
+			r = OPS[op](h, actor, true)
+		end
+		if r then
+			out[#out + 1] = r
+		elseif num(h.children_total) > 0 then
+			out[#out + 1] = 'ok:' .. cascade(op, id, actor)
+		else
+			out[#out + 1] = 'ok'
+		end
+	end
+	return out
+end
+
+-- Writes what a script call summed up: statistics, status counters, the
+-- virtual runtime floor, and one wake-up for idle workers.
+local function flush(ttl_ms)
+	for _, k in ipairs(ZKEYS) do
+		local add, rem = {}, {}
+		for m, sc in pairs(ZDEFER[k]) do
+			if sc then
+				add[#add + 1] = sc
+				add[#add + 1] = m
+			else
+				rem[#rem + 1] = m
+			end
+		end
+		-- In chunks: unpack() is bounded by the Lua stack.
+		for i = 1, #add, 4000 do
+			redis.call('ZADD', k, unpack(add, i, min(i + 3999, #add)))
+		end
+		for i = 1, #rem, 2000 do
+			redis.call('ZREM', k, unpack(rem, i, min(i + 1999, #rem)))
+		end
+	end
+	for st, d in pairs(COUNT) do
+		if d ~= 0 then redis.call('HINCRBY', P .. ':count', st, d) end
+	end
+	if VR_LAST then redis.call('SET', P .. ':vr_floor', I(VR_LAST)) end
+	if WAKE then redis.call('PUBLISH', P .. ':wake', '1') end
+	-- Last: statistics read older data (a roll-up), so whatever they meet
+	-- cannot stop the transition's own writes half way.
+	flush_stats(ttl_ms)
+end
+
+-- Starts a call: its arguments and clock, and empty per-call state.
+local function begin(args)
+	if not format then
+		format, floor, log = string.format, math.floor, math.log
+		min, max = math.min, math.max
+	end
+	ARGV = args
+	P = args[1]
+	local t = redis.call('TIME')
+	NOW = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+	NOWS = I(NOW)
+	MINUTE = NOW - NOW % 60000
+	ZDEFER, ZKEYS = {}, {}
+	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
+	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
+	LOG_MAX, LOGIX_SEEN = nil, nil
+end
+
+-- The key scope of a parent's children: a restart starts a new scope, so
+-- a restarted handler re-spawning its keys gets new children, not the
+-- detached ones of the earlier run.
+local function child_scope(parent, restarts)
+	if parent == '' then return '' end
+	if num(restarts) > 0 then return parent .. '/' .. restarts .. '/' end
+	return parent .. '/'
+end

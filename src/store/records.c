@@ -1,0 +1,635 @@
+/*
+ * records: record collections in Redis (records.h has the layout).
+ *
+ * Part of the store layer: the only file besides store.c that talks to
+ * hiredis, through store_int.h. Each call builds one pipeline of plain
+ * commands: the reads it needs first (old label values, existence), then
+ * the writes inside one MULTI/EXEC, so one record's hash and index entry
+ * change together and a reader never sees half a record.
+ *
+ * Why plain commands and not a Lua script like the job transitions: these
+ * writes touch only the records named in the call, need no check-and-set
+ * across keys (a put replaces, a rename of a field already renamed does
+ * nothing), and a 1,000-record MULTI costs Redis what the same script
+ * would. The read-before-write of a label is not atomic with other
+ * writers of the same record; relationship-update only needs "the label
+ * changed", and a concurrent writer triggers its own update.
+ *
+ * Why a sorted set with equal scores for the index: ZRANGEBYLEX gives a
+ * total, stable order and a cursor that is just an id, so export and the
+ * chunked jobs resume exactly where they stopped; a SET's SSCAN cursor
+ * may return elements twice and is meaningless after a rehash.
+ */
+#include "config.h"
+
+#include "store/records.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "store/store_int.h"
+
+/* One command's argument vector; strings borrowed or in OWNED. */
+struct cmd {
+	const char **v;
+	size_t *len;
+	size_t n, cap;
+};
+
+/* Strings built for a pipeline, freed together. */
+struct pool {
+	char **s;
+	size_t n, cap;
+};
+
+static void cmd_add(struct cmd *c, const char *s, size_t len)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->v = realloc(c->v, c->cap * sizeof(*c->v));
+		c->len = realloc(c->len, c->cap * sizeof(*c->len));
+		if (!c->v || !c->len)
+			abort(); /* out of memory: nothing sensible to do */
+	}
+	c->v[c->n] = s;
+	c->len[c->n] = len;
+	c->n++;
+}
+
+static void cmd_str(struct cmd *c, const char *s)
+{
+	cmd_add(c, s, strlen(s));
+}
+
+static void cmd_release(struct cmd *c)
+{
+	free(c->v);
+	free(c->len);
+	memset(c, 0, sizeof(*c));
+}
+
+static const char *pool_printf(struct pool *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static const char *pool_printf(struct pool *p, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 16;
+		p->s = realloc(p->s, p->cap * sizeof(*p->s));
+		if (!p->s)
+			abort();
+	}
+	p->s[p->n++] = s;
+	return s;
+}
+
+static void pool_release(struct pool *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->s[i]);
+	free(p->s);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Appends the command in C to the pipeline and empties C. */
+static void append(redisContext *rc, struct cmd *c)
+{
+	redisAppendCommandArgv(rc, (int)c->n, c->v, c->len);
+	c->n = 0;
+}
+
+static const char *rec_key(struct pool *p, struct jobd_store *st,
+			   const char *coll, const char *id)
+{
+	return pool_printf(p, "%s:rec:%s:%s", jobd_store_prefix(st), coll, id);
+}
+
+/* The keys of records IDS[0..N-1]; the array is the caller's to free. */
+static const char **rec_keys(struct pool *p, struct jobd_store *st,
+			     const char *coll, char *const *ids, size_t n)
+{
+	const char **keys = calloc(n, sizeof(*keys));
+
+	if (!keys)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		keys[i] = rec_key(p, st, coll, ids[i]);
+	return keys;
+}
+
+static const char *idx_key(struct pool *p, struct jobd_store *st,
+			   const char *coll)
+{
+	return pool_printf(p, "%s:recidx:%s", jobd_store_prefix(st), coll);
+}
+
+bool jobd_records_valid_collection(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	if (len == 0 || len > 200)
+		return false;
+	return strspn(name,
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		      "0123456789_.-") == len;
+}
+
+/* Reads N replies; a Redis error reply among them fails the call. */
+static int read_replies(struct jobd_store *st, size_t n, redisReply ***out)
+{
+	redisReply **r = calloc(n ? n : 1, sizeof(*r));
+
+	if (!r)
+		abort();
+	if (jobd_store_pipeline_read(st, n, r) < 0) {
+		free(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	*out = r;
+	return 0;
+}
+
+static void free_replies(redisReply **r, size_t n)
+{
+	for (size_t i = 0; r && i < n; i++)
+		if (r[i])
+			freeReplyObject(r[i]);
+	free(r);
+}
+
+/* An error reply in R[0..n) (a write refused: WRONGTYPE, OOM...). */
+static int check_errors(redisReply **r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!r[i])
+			continue;
+		if (r[i]->type == REDIS_REPLY_ERROR) {
+			jobd_warn("redis refused a record write: %s",
+				  r[i]->str);
+			return JOBD_STORE_ERR_INVALID;
+		}
+		if (r[i]->type == REDIS_REPLY_NIL && i == n - 1)
+			return JOBD_STORE_ERR_REDIS; /* EXEC aborted */
+		if (r[i]->type == REDIS_REPLY_ARRAY) {
+			for (size_t j = 0; j < r[i]->elements; j++)
+				if (r[i]->element[j]->type ==
+				    REDIS_REPLY_ERROR) {
+					jobd_warn("redis refused a record "
+						  "write: %s",
+						  r[i]->element[j]->str);
+					return JOBD_STORE_ERR_INVALID;
+				}
+		}
+	}
+	return 0;
+}
+
+int jobd_records_put(struct jobd_store *st, const char *coll,
+		     const struct jobd_record *recs, size_t n,
+		     const char *label, char **old)
+{
+	struct pool p = { 0 };
+	struct cmd c = { 0 };
+	redisContext *rc;
+	redisReply **r = NULL;
+	const char *idx, **keys;
+	size_t nold = label && old ? n : 0, total = 0;
+	int ret;
+
+	if (!jobd_records_valid_collection(coll))
+		return JOBD_STORE_ERR_INVALID;
+	for (size_t i = 0; i < nold; i++)
+		old[i] = NULL;
+	if (n == 0)
+		return 0;
+	rc = jobd_store_pipeline(st);
+	if (!rc)
+		return JOBD_STORE_ERR_REDIS;
+	keys = calloc(n, sizeof(*keys));
+	if (!keys)
+		abort();
+	idx = idx_key(&p, st, coll);
+	for (size_t i = 0; i < n; i++)
+		keys[i] = rec_key(&p, st, coll, recs[i].id);
+	for (size_t i = 0; i < nold; i++) {
+		cmd_str(&c, "HGET");
+		cmd_str(&c, keys[i]);
+		cmd_str(&c, label);
+		append(rc, &c);
+		total++;
+	}
+	cmd_str(&c, "MULTI");
+	append(rc, &c);
+	total++;
+	for (size_t i = 0; i < n; i++) {
+		cmd_str(&c, "DEL");
+		cmd_str(&c, keys[i]);
+		append(rc, &c);
+		total++;
+		if (recs[i].n) {
+			cmd_str(&c, "HSET");
+			cmd_str(&c, keys[i]);
+			for (size_t j = 0; j < recs[i].n; j++) {
+				cmd_str(&c, recs[i].fields[j].name);
+				cmd_str(&c, recs[i].fields[j].value ?
+						    recs[i].fields[j].value :
+						    "");
+			}
+			append(rc, &c);
+			total++;
+		}
+		cmd_str(&c, "ZADD");
+		cmd_str(&c, idx);
+		cmd_str(&c, "0");
+		cmd_str(&c, recs[i].id);
+		append(rc, &c);
+		total++;
+	}
+	cmd_str(&c, "EXEC");
+	append(rc, &c);
+	total++;
+	ret = read_replies(st, total, &r);
+	if (ret == 0)
+		ret = check_errors(r, total);
+	if (ret == 0) {
+		for (size_t i = 0; i < nold; i++)
+			if (r[i]->type == REDIS_REPLY_STRING) {
+				old[i] = strdup(r[i]->str);
+				if (!old[i])
+					abort();
+			}
+	}
+	free_replies(r, total);
+	cmd_release(&c);
+	pool_release(&p);
+	free(keys);
+	return ret;
+}
+
+int jobd_records_count(struct jobd_store *st, const char *coll, int64_t *n)
+{
+	redisReply *r;
+
+	if (!jobd_records_valid_collection(coll))
+		return JOBD_STORE_ERR_INVALID;
+	r = jobd_store_command(st, "ZCARD %s:recidx:%s", jobd_store_prefix(st),
+			       coll);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type != REDIS_REPLY_INTEGER) {
+		jobd_warn("ZCARD of collection %s: unexpected reply", coll);
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_INVALID;
+	}
+	*n = r->integer;
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_records_ids(struct jobd_store *st, const char *coll, const char *after,
+		     const char *upto, size_t limit, char ***ids, size_t *n)
+{
+	struct pool p = { 0 };
+	struct cmd c = { 0 };
+	redisReply *r;
+	char **out;
+	int ret = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if (!jobd_records_valid_collection(coll))
+		return JOBD_STORE_ERR_INVALID;
+	cmd_str(&c, "ZRANGEBYLEX");
+	cmd_str(&c, idx_key(&p, st, coll));
+	cmd_str(&c, after && *after ? pool_printf(&p, "(%s", after) : "-");
+	cmd_str(&c, upto && *upto ? pool_printf(&p, "[%s", upto) : "+");
+	cmd_str(&c, "LIMIT");
+	cmd_str(&c, "0");
+	cmd_str(&c, pool_printf(&p, "%zu", limit));
+	r = jobd_store_command_argv(st, (int)c.n, c.v, c.len);
+	cmd_release(&c);
+	pool_release(&p);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		jobd_warn("ZRANGEBYLEX of collection %s: %s", coll,
+			  r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+		ret = JOBD_STORE_ERR_INVALID;
+		goto out;
+	}
+	out = calloc(r->elements + 1, sizeof(*out));
+	if (!out)
+		abort();
+	for (size_t i = 0; i < r->elements; i++) {
+		out[i] = strndup(r->element[i]->str, r->element[i]->len);
+		if (!out[i])
+			abort();
+	}
+	*ids = out;
+	*n = r->elements;
+out:
+	freeReplyObject(r);
+	return ret;
+}
+
+void jobd_records_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; ids && i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+static char *dup_or_die(const char *s, size_t len)
+{
+	char *d = strndup(s, len);
+
+	if (!d)
+		abort();
+	return d;
+}
+
+/* HGETALL (NAMES_ONLY false) or HKEYS of N records into *RECS. */
+static int read_records(struct jobd_store *st, const char *coll,
+			char *const *ids, size_t n, bool names_only,
+			struct jobd_record **recs)
+{
+	struct pool p = { 0 };
+	struct cmd c = { 0 };
+	struct jobd_record *out;
+	redisContext *rc;
+	redisReply **r = NULL;
+	int ret;
+
+	*recs = NULL;
+	if (!jobd_records_valid_collection(coll))
+		return JOBD_STORE_ERR_INVALID;
+	rc = jobd_store_pipeline(st);
+	if (!rc)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; i < n; i++) {
+		cmd_str(&c, names_only ? "HKEYS" : "HGETALL");
+		cmd_str(&c, rec_key(&p, st, coll, ids[i]));
+		append(rc, &c);
+	}
+	cmd_release(&c);
+	pool_release(&p);
+	ret = read_replies(st, n, &r);
+	if (ret < 0)
+		return ret;
+	ret = check_errors(r, n);
+	if (ret < 0) {
+		free_replies(r, n);
+		return ret;
+	}
+	out = calloc(n ? n : 1, sizeof(*out));
+	if (!out)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		redisReply *e = r[i];
+
+		out[i].id = dup_or_die(ids[i], strlen(ids[i]));
+		if (e->type != REDIS_REPLY_ARRAY ||
+		    e->elements < (names_only ? 1 : 2))
+			continue;
+		out[i].exists = true;
+		out[i].n = names_only ? e->elements : e->elements / 2;
+		out[i].fields = calloc(out[i].n, sizeof(*out[i].fields));
+		if (!out[i].fields)
+			abort();
+		for (size_t j = 0; j < out[i].n; j++) {
+			redisReply *k = e->element[names_only ? j : 2 * j];
+			redisReply *v = names_only ? NULL :
+						     e->element[2 * j + 1];
+
+			out[i].fields[j].name = dup_or_die(k->str, k->len);
+			if (v)
+				out[i].fields[j].value =
+					dup_or_die(v->str, v->len);
+		}
+	}
+	free_replies(r, n);
+	*recs = out;
+	return 0;
+}
+
+int jobd_records_get(struct jobd_store *st, const char *coll, char *const *ids,
+		     size_t n, struct jobd_record **recs)
+{
+	return read_records(st, coll, ids, n, false, recs);
+}
+
+int jobd_records_names(struct jobd_store *st, const char *coll,
+		       char *const *ids, size_t n, struct jobd_record **recs)
+{
+	return read_records(st, coll, ids, n, true, recs);
+}
+
+void jobd_records_free(struct jobd_record *recs, size_t n)
+{
+	for (size_t i = 0; recs && i < n; i++) {
+		for (size_t j = 0; j < recs[i].n; j++) {
+			free(recs[i].fields[j].name);
+			free(recs[i].fields[j].value);
+		}
+		free(recs[i].fields);
+		free(recs[i].id);
+	}
+	free(recs);
+}
+
+/*
+ * Reads FIELD of N records (one HGET each); *VALS[i] owned, NULL when
+ * absent. Used before a conditional write.
+ */
+static int read_field(struct jobd_store *st, const char *const *keys, size_t n,
+		      const char *field, char ***vals, bool *exists)
+{
+	struct cmd c = { 0 };
+	redisContext *rc = jobd_store_pipeline(st);
+	redisReply **r = NULL;
+	char **v;
+	size_t w;
+	int ret;
+
+	*vals = NULL;
+	if (!rc)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; i < n; i++) {
+		cmd_str(&c, "HGET");
+		cmd_str(&c, keys[i]);
+		cmd_str(&c, field);
+		append(rc, &c);
+		if (exists) {
+			cmd_str(&c, "EXISTS");
+			cmd_str(&c, keys[i]);
+			append(rc, &c);
+		}
+	}
+	cmd_release(&c);
+	w = exists ? 2 : 1;
+	ret = read_replies(st, n * w, &r);
+	if (ret < 0)
+		return ret;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		if (r[i * w]->type == REDIS_REPLY_STRING)
+			v[i] = dup_or_die(r[i * w]->str, r[i * w]->len);
+		if (exists)
+			exists[i] = r[i * w + 1]->type == REDIS_REPLY_INTEGER &&
+				    r[i * w + 1]->integer == 1;
+	}
+	free_replies(r, n * w);
+	*vals = v;
+	return 0;
+}
+
+/* Runs the commands queued in RC (COUNT of them) inside MULTI/EXEC. */
+static int exec_queued(struct jobd_store *st, size_t count)
+{
+	redisReply **r = NULL;
+	int ret = read_replies(st, count, &r);
+
+	if (ret == 0)
+		ret = check_errors(r, count);
+	free_replies(r, count);
+	return ret;
+}
+
+int jobd_records_set_field(struct jobd_store *st, const char *coll,
+			   char *const *ids, char *const *values, size_t n,
+			   const char *field, size_t *changed)
+{
+	struct pool p = { 0 };
+	struct cmd c = { 0 };
+	const char **keys;
+	char **cur = NULL;
+	bool *exists;
+	redisContext *rc;
+	size_t count = 0, nch = 0;
+	int ret;
+
+	if (changed)
+		*changed = 0;
+	if (!jobd_records_valid_collection(coll))
+		return JOBD_STORE_ERR_INVALID;
+	if (n == 0)
+		return 0;
+	keys = rec_keys(&p, st, coll, ids, n);
+	exists = calloc(n, sizeof(*exists));
+	if (!exists)
+		abort();
+	/* A missing record must not be created by the HSET. */
+	ret = read_field(st, keys, n, field, &cur, exists);
+	if (ret < 0)
+		goto out;
+	rc = jobd_store_pipeline(st);
+	if (!rc) {
+		ret = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	cmd_str(&c, "MULTI");
+	append(rc, &c);
+	count++;
+	for (size_t i = 0; i < n; i++) {
+		if (!exists[i] || (cur[i] && strcmp(cur[i], values[i]) == 0))
+			continue;
+		cmd_str(&c, "HSET");
+		cmd_str(&c, keys[i]);
+		cmd_str(&c, field);
+		cmd_str(&c, values[i]);
+		append(rc, &c);
+		count++;
+		nch++;
+	}
+	cmd_str(&c, "EXEC");
+	append(rc, &c);
+	count++;
+	ret = exec_queued(st, count);
+	if (ret == 0 && changed)
+		*changed = nch;
+out:
+	for (size_t i = 0; cur && i < n; i++)
+		free(cur[i]);
+	free(cur);
+	free(exists);
+	free(keys);
+	cmd_release(&c);
+	pool_release(&p);
+	return ret;
+}
+
+int jobd_records_rename_field(struct jobd_store *st, const char *coll,
+			      char *const *ids, size_t n, const char *from,
+			      const char *to, size_t *changed)
+{
+	struct pool p = { 0 };
+	struct cmd c = { 0 };
+	const char **keys;
+	char **cur = NULL;
+	redisContext *rc;
+	size_t count = 0, nch = 0;
+	int ret;
+
+	if (changed)
+		*changed = 0;
+	if (!jobd_records_valid_collection(coll))
+		return JOBD_STORE_ERR_INVALID;
+	if (n == 0)
+		return 0;
+	keys = rec_keys(&p, st, coll, ids, n);
+	ret = read_field(st, keys, n, from, &cur, NULL);
+	if (ret < 0)
+		goto out;
+	rc = jobd_store_pipeline(st);
+	if (!rc) {
+		ret = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	cmd_str(&c, "MULTI");
+	append(rc, &c);
+	count++;
+	for (size_t i = 0; i < n; i++) {
+		if (!cur[i])
+			continue;
+		if (to) {
+			cmd_str(&c, "HSET");
+			cmd_str(&c, keys[i]);
+			cmd_str(&c, to);
+			cmd_str(&c, cur[i]);
+			append(rc, &c);
+			count++;
+		}
+		cmd_str(&c, "HDEL");
+		cmd_str(&c, keys[i]);
+		cmd_str(&c, from);
+		append(rc, &c);
+		count++;
+		nch++;
+	}
+	cmd_str(&c, "EXEC");
+	append(rc, &c);
+	count++;
+	ret = exec_queued(st, count);
+	if (ret == 0 && changed)
+		*changed = nch;
+out:
+	for (size_t i = 0; cur && i < n; i++)
+		free(cur[i]);
+	free(cur);
+	free(keys);
+	cmd_release(&c);
+	pool_release(&p);
+	return ret;
+}

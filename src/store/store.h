@@ -1,0 +1,438 @@
+/*
+ * store: the job store in Redis. Every hiredis call of jobd is here.
+ *
+ * Each transition is one Lua script of src/store/lua/ run with EVALSHA (reloaded
+ * on NOSCRIPT); hot paths take batches so one call's fixed cost is shared.
+ * A store holds one blocking connection with timeouts; it is used by one
+ * thread at a time. When Redis is unreachable a call returns
+ * JOBD_STORE_ERR_REDIS (retriable: back off and call again; the next call
+ * reconnects) and jobd_store_errstr() says why.
+ */
+#ifndef JOBD_SRC_STORE_STORE_H
+#define JOBD_SRC_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/conf.h"
+#include "base/job.h"
+
+#define JOBD_STORE_ERR_REDIS (-1)    /* unreachable or failed: retriable */
+#define JOBD_STORE_ERR_NOTFOUND (-2) /* no such job */
+#define JOBD_STORE_ERR_INVALID (-3)  /* bad argument: nothing written */
+
+/* Most jobs one script call handles; larger requests are split. */
+#define JOBD_STORE_BATCH 500
+
+struct jobd_store;
+
+/*
+ * Connects to conf->redis_address (host:port, or a path for a unix
+ * socket), authenticates, loads the scripts. CONF is borrowed and must
+ * outlive the store. Returns NULL with the reason in errstr.
+ */
+struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
+				  size_t errstr_size);
+void jobd_store_free(struct jobd_store *st);
+
+/* The last error of ST ("cannot connect to 127.0.0.1:6379: ..."). */
+const char *jobd_store_errstr(const struct jobd_store *st);
+
+/* Sets per-call timeouts (ms) of the connection; default 5000. */
+void jobd_store_set_timeout(struct jobd_store *st, int ms);
+
+/* --- creating jobs ----------------------------------------------------- */
+
+struct jobd_spec {
+	const char *type; /* must be a type of the conf */
+	const char *key;  /* idempotency key, NULL = none (scoped to parent) */
+	const char *source;  /* "topic/partition@offset", NULL = none */
+	const char *payload; /* JSON text, NULL = "{}" */
+	const char *run_by;  /* NULL = nobody; ignored for system types */
+	int64_t parent;	     /* 0 = a root job */
+	bool low_priority;
+	bool payload_checked; /* the payload is known JSON text: not parsed */
+};
+
+struct jobd_created {
+	int64_t id;	 /* 0 when refused */
+	bool existed;	 /* the key named an existing job: nothing created */
+	char error[200]; /* why it was refused, "" when created */
+};
+
+/*
+ * The actor of the jobs the Kafka consumer creates. A job with a source
+ * came from it: its hash stores no created_by (docs/redis-keys.md).
+ */
+#define JOBD_ACTOR_KAFKA "kafka"
+
+/*
+ * Creates N jobs in batches, each with the policy of its type copied in.
+ * ACTOR (borrowed) is written in the audit log, unless a spec has a
+ * source (then it is JOBD_ACTOR_KAFKA's). Fills OUT[0..n-1].
+ * Returns 0 when Redis answered (per-job refusals are in OUT), or
+ * JOBD_STORE_ERR_REDIS: then jobs of earlier batches may exist; calling
+ * again with the same keys creates no second job.
+ */
+int jobd_store_create(struct jobd_store *st, const char *actor,
+		      const struct jobd_spec *specs, size_t n,
+		      struct jobd_created *out);
+
+/*
+ * jobd_store_create of at most JOBD_STORE_BATCH specs in two halves, so
+ * that the caller can work while Redis creates: _send fills OUT with the
+ * refusals it finds itself and sends the call; _recv waits for the reply
+ * of the oldest call sent and fills its OUT with the rest. Up to
+ * JOBD_STORE_CREATES_SENT calls may be on their way at once, so that
+ * Redis goes from one to the next without waiting for us; ST takes no
+ * other call until every reply was read. Either returns 0 or
+ * JOBD_STORE_ERR_REDIS: then make that call again with jobd_store_create
+ * (the keys make the repeat harmless), which also handles what the two
+ * halves leave to it (Lua functions to load, a module gone since).
+ */
+#define JOBD_STORE_CREATES_SENT 2
+int jobd_store_create_send(struct jobd_store *st, const char *actor,
+			   const struct jobd_spec *specs, size_t n,
+			   struct jobd_created *out);
+int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out);
+
+/* --- the engine's calls ----------------------------------------------- */
+
+struct jobd_claim {
+	int64_t id;
+	int64_t attempt; /* fencing token of this run */
+	char *type;
+	char *payload;	  /* JSON text */
+	char *checkpoint; /* JSON text, NULL when none */
+	bool low_priority;
+	int64_t root;
+	double progress;
+};
+
+/*
+ * Claims up to MAX ready jobs for INSTANCE, at most MAX_LOW of them low
+ * priority, leasing them for LEASE_MS. *CLAIMS is a new array of *N (caller
+ * frees with jobd_store_claims_free).
+ */
+int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
+		     int max_low, int64_t lease_ms, struct jobd_claim **claims,
+		     size_t *n);
+void jobd_store_claims_free(struct jobd_claim *claims, size_t n);
+
+enum jobd_result {
+	JOBD_RESULT_OK,	      /* written */
+	JOBD_RESULT_STOP,     /* written; a stop was requested */
+	JOBD_RESULT_FENCED,   /* not the job's attempt any more: abandon it */
+	JOBD_RESULT_FINISHED, /* finished */
+	JOBD_RESULT_WAITING,  /* handler done, waits for its children */
+	JOBD_RESULT_STOPPED,  /* stopped at its checkpoint */
+	JOBD_RESULT_RETRY,    /* failed, pending again after a backoff */
+	JOBD_RESULT_PENDING,  /* handed back to pending */
+};
+
+enum jobd_outcome {
+	JOBD_OUTCOME_DONE,
+	JOBD_OUTCOME_FAILED,
+	JOBD_OUTCOME_STOPPED
+};
+
+struct jobd_log_line {
+	int level;	 /* enum jobd_log_level */
+	const char *msg; /* borrowed */
+};
+
+/* What a running handler reported; all pointers borrowed for the call. */
+struct jobd_report {
+	int64_t id;
+	int64_t attempt;
+	double progress;	/* 0-100, negative = unchanged */
+	int64_t errors;		/* errors reported since the last report */
+	const char *checkpoint; /* JSON text, NULL = unchanged */
+	const struct jobd_log_line *logs;
+	size_t nlogs;
+	enum jobd_outcome outcome; /* for jobd_store_finish */
+	const char *message;	   /* for a failure: logged at level error */
+};
+
+/* Writes progress, checkpoints, errors and logs of N running jobs. */
+int jobd_store_report(struct jobd_store *st, const struct jobd_report *r,
+		      size_t n, enum jobd_result *results);
+
+/* The handlers of N jobs returned with r[i].outcome (and a last report). */
+int jobd_store_finish(struct jobd_store *st, const struct jobd_report *r,
+		      size_t n, enum jobd_result *results);
+
+/* N running jobs go back unfinished (shutdown, lost lease): REASON logged. */
+int jobd_store_handback(struct jobd_store *st, const char *reason,
+			const struct jobd_report *r, size_t n,
+			enum jobd_result *results);
+
+/* Renews the leases of N running jobs: OK, STOP or FENCED each. */
+int jobd_store_heartbeat(struct jobd_store *st, const int64_t *ids,
+			 const int64_t *attempts, size_t n, int64_t lease_ms,
+			 enum jobd_result *results);
+
+/* Hands back up to MAX jobs whose lease expired; *N = how many. */
+int jobd_store_expire(struct jobd_store *st, size_t max, size_t *n);
+
+/*
+ * Blocks until jobs may be ready (a create, resume, hand-back or finish
+ * published a wake-up) or TIMEOUT_MS passed. Uses a second connection in
+ * subscribe mode. Returns 1 woken, 0 timeout, or JOBD_STORE_ERR_REDIS.
+ */
+int jobd_store_wait(struct jobd_store *st, int timeout_ms);
+
+/* Continues cascade tasks left by an operator that died; *left = tasks. */
+int jobd_store_cascades_run(struct jobd_store *st, size_t max_calls,
+			    size_t *left);
+
+/* --- operations ------------------------------------------------------- */
+
+enum jobd_op {
+	JOBD_OP_STOP,
+	JOBD_OP_RESUME,
+	JOBD_OP_FORCE_STOP,
+	JOBD_OP_CANCEL,
+	JOBD_OP_RESTART,
+	JOBD_OP_LOW_PRIORITY,
+	JOBD_OP_LOW_PRIORITY_OFF,
+	JOBD_OP_COUNT,
+};
+
+/* "force-stop" -> JOBD_OP_FORCE_STOP, -1 when unknown. */
+int jobd_op_parse(const char *name);
+extern const char *const jobd_op_names[JOBD_OP_COUNT];
+
+struct jobd_op_result {
+	int64_t id;
+	bool ok;
+	char error[200]; /* "job 42 is finished: stop needs pending or in_progress" */
+};
+
+/*
+ * Applies OP to N jobs as ACTOR, then cascades it to their descendants in
+ * bounded batches before returning: once this returns, no job of a
+ * stopped subtree can be claimed.
+ */
+int jobd_store_op(struct jobd_store *st, enum jobd_op op, const char *actor,
+		  const int64_t *ids, size_t n, struct jobd_op_result *out);
+
+/* --- reading ---------------------------------------------------------- */
+
+struct jobd_filter {
+	const char *status; /* NULL = any */
+	const char *type;   /* NULL = any */
+	const char *run_by; /* NULL = any */
+	bool system;	    /* include system jobs */
+	bool all;	    /* include children */
+	int64_t cursor;	    /* 0 = from the newest */
+	size_t limit;	    /* page size, at most 1000 */
+};
+
+/* One page of jobs, newest first. OUT is released with jobd_job_list_release. */
+int jobd_store_list(struct jobd_store *st, const struct jobd_filter *f,
+		    struct jobd_job_list *out);
+
+/* One page of the direct children of ID, oldest first. */
+int jobd_store_children(struct jobd_store *st, int64_t id, int64_t cursor,
+			size_t limit, struct jobd_job_list *out);
+
+/* One job; JOBD_STORE_ERR_NOTFOUND when there is none. *NOW = Redis clock. */
+int jobd_store_get(struct jobd_store *st, int64_t id, struct jobd_job **job,
+		   int64_t *now);
+
+/* How many jobs are in each status (from the status counters). */
+int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT]);
+
+/* --- logs --------------------------------------------------------------- */
+
+struct jobd_log_entry {
+	char sid[32]; /* stream entry id, "1764340000000-0": resume after it */
+	int64_t job;  /* the job that logged it */
+	int64_t ms;   /* ms since epoch, Redis clock */
+	int level;    /* enum jobd_log_level */
+	int64_t attempt; /* 0 = before the first claim */
+	char *msg;
+};
+
+/* Decides whether an entry matches (e.g. a regex); borrowed for the call. */
+typedef bool (*jobd_log_match_fn)(const struct jobd_log_entry *e, void *arg);
+
+struct jobd_log_query {
+	int min_level;		 /* entries of this level and above */
+	const char *grep;	 /* case-insensitive substring, NULL = any */
+	jobd_log_match_fn match; /* extra test, NULL = none */
+	void *match_arg;
+	int64_t since;	    /* ms, 0 = from the first entry (all jobs: 1 h) */
+	int64_t until;	    /* ms, 0 = to the last entry */
+	const char *after;  /* stream id: only entries after it (follow) */
+	bool tree;	    /* include every descendant's log */
+	size_t limit;	    /* most entries returned, 0 = 1000 */
+	const char *cursor; /* all jobs: a result's next, to continue */
+	size_t scan_max;    /* all jobs: most index entries read, 0 = default */
+};
+
+/* Index entries a search across jobs reads per call at most by default. */
+#define JOBD_LOG_SCAN_MAX 5000
+/* Room for a cursor of the search across jobs, its NUL included. */
+#define JOBD_LOG_CURSOR_SIZE 64
+
+struct jobd_log_result {
+	struct jobd_log_entry *entries; /* owned, by time */
+	size_t n;
+	int64_t dropped; /* entries trimmed from the job's log (not the tree's) */
+	bool truncated; /* more entries matched than limit (all jobs: more
+			 * may follow next) */
+	char next[JOBD_LOG_CURSOR_SIZE]; /* all jobs: the cursor that
+					  * continues, "" = the window is done */
+	size_t scanned; /* all jobs: index entries read (log entries written
+			 * in the window, matching or not) */
+};
+
+/*
+ * Entries of job ID's log (and its descendants' with q->tree) matching Q,
+ * oldest first. Reads the stream in chunks within the time range, so a
+ * 10,000-entry log is never loaded whole. Release with
+ * jobd_log_result_release. JOBD_STORE_ERR_NOTFOUND when there is no job.
+ */
+int jobd_store_logs(struct jobd_store *st, int64_t id,
+		    const struct jobd_log_query *q,
+		    struct jobd_log_result *out);
+
+/*
+ * One page of the entries of all jobs between q->since (default an hour
+ * before q->until) and q->until (default now), matching Q, in the order
+ * they were written, read through the index P:logix (docs/redis-keys.md).
+ * A call reads at most q->scan_max index entries (JOBD_LOG_SCAN_MAX) in
+ * a few Redis calls, and returns at most q->limit entries, whatever the
+ * window holds: OUT->next is then the cursor to pass as q->cursor (with
+ * the same other fields) for the rest, "" when the window is done. Each
+ * entry comes once over the pages. The lifecycle entries of a job
+ * (created, claimed, finished: lifecycle_make()) come with the page that
+ * read an entry of that job and covers their time.
+ * JOBD_STORE_ERR_INVALID for a cursor that is not one.
+ */
+int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
+			struct jobd_log_result *out);
+
+/* True when S has the form of a cursor of jobd_store_logs_all. */
+bool jobd_store_log_cursor_valid(const char *s);
+void jobd_log_result_release(struct jobd_log_result *r);
+
+/* --- statistics ---------------------------------------------------------- */
+
+#define JOBD_STATS_BUCKETS 96 /* log-scale waiting-time buckets, 4 per 2x */
+
+struct jobd_stats_counts {
+	int64_t created, started, finished, errors;
+	int64_t wait_sum, wait_min, wait_max; /* ms; min/max -1 = no start */
+	int64_t hist[JOBD_STATS_BUCKETS];     /* starts per waiting bucket */
+};
+
+struct jobd_stats_type {
+	char *type;
+	struct jobd_stats_counts c;
+};
+
+struct jobd_stats_minute {
+	int64_t minute; /* ms since epoch, start of the minute */
+	bool closed;	/* the minute is over (Redis clock) */
+	struct jobd_stats_counts all;
+	struct jobd_stats_type *types; /* owned */
+	size_t ntypes;
+};
+
+struct jobd_stats {
+	struct jobd_stats_minute *minutes; /* owned, oldest first */
+	size_t n;
+	int64_t now; /* ms, Redis clock */
+};
+
+/*
+ * Per-minute statistics from SINCE (ms) to now, the open minute included;
+ * minutes without activity are included with zero counts. TYPE (NULL =
+ * all) keeps only that type in by_type.
+ */
+int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
+		     struct jobd_stats *out);
+void jobd_stats_release(struct jobd_stats *s);
+
+/* The waiting-time percentile P (0-100) of counts C in ms; -1 = no start. */
+int64_t jobd_stats_percentile(const struct jobd_stats_counts *c, double p);
+
+/* --- embedded broker -------------------------------------------------------- */
+
+/*
+ * Publishes ADDR as the live embedded broker in PREFIX:broker for TTL_MS
+ * when the key is free or already ADDR's (one script: two instances
+ * starting together cannot both win). Returns 1 when ADDR is the published
+ * one (TTL refreshed), 0 when another is live or ADDR is NULL (the live
+ * address, or "", copied into CURRENT of SIZE), or JOBD_STORE_ERR_REDIS.
+ */
+int jobd_store_broker_claim(struct jobd_store *st, const char *addr,
+			    int64_t ttl_ms, char *current, size_t size);
+
+/* Deletes PREFIX:broker if it still holds ADDR: 1 deleted, 0 not ours. */
+int jobd_store_broker_release(struct jobd_store *st, const char *addr);
+
+/* --- leader leases ------------------------------------------------------------ */
+
+/*
+ * Takes or renews the lease NAME for HOLDER (an instance name) for TTL_MS;
+ * TTL_MS 0 releases it if HOLDER has it. Returns 1 when HOLDER holds it,
+ * 0 when another does (or after a release), or JOBD_STORE_ERR_REDIS.
+ */
+int jobd_store_lease(struct jobd_store *st, const char *name,
+		     const char *holder, int64_t ttl_ms);
+
+/* --- retention ---------------------------------------------------------------- */
+
+/*
+ * Deletes the trees of root jobs that finished or were canceled before
+ * CUTOFF_MS, with every key they own, visiting at most MAX jobs (0 = 200).
+ * *DELETED = jobs deleted by this call; *MORE = call again. Any number of
+ * processes may call it; the work list lives in Redis.
+ */
+int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
+		     size_t *deleted, bool *more);
+
+/*
+ * Builds the indexes that a store written by an earlier version lacks
+ * (src/store/lua/backfill.lua: P:ended from the terminal roots, P:logix from
+ * the per-minute log sets), visiting at most MAX ids or minutes.
+ * *INDEXED = roots indexed, *CONVERTED = log minutes converted by this
+ * call; *MORE = call again. Progress is kept in Redis (P:backfill): any
+ * process may continue it.
+ */
+int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
+			size_t *converted, bool *more);
+
+/* 1 when jobd_store_backfill has work left, 0 when not, or an error. */
+int jobd_store_backfill_pending(struct jobd_store *st);
+
+/* The Redis clock, ms since the epoch. */
+int jobd_store_time(struct jobd_store *st, int64_t *now);
+
+/* --- fsck ------------------------------------------------------------------- */
+
+#define JOBD_FSCK_MAX_REPORTED 1000
+
+struct jobd_fsck {
+	size_t jobs;	   /* jobs checked */
+	char **violations; /* owned, at most JOBD_FSCK_MAX_REPORTED */
+	size_t nviolations;
+	size_t more_violations; /* found beyond those reported */
+	size_t fixed;		/* repairs made (with repair) */
+};
+
+/*
+ * Checks every invariant of the store, job by job and then the
+ * scheduling structures and status counters, in bounded calls. With
+ * REPAIR, rebuilds what is wrong from the job hashes, which are the
+ * truth. Release F with jobd_fsck_release.
+ */
+int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f);
+void jobd_fsck_release(struct jobd_fsck *f);
+
+#endif
