@@ -35,6 +35,7 @@
 #include "base/conf.h"
 #include "base/log.h"
 #include "engine/worker.h"
+#include "handlers/builtin.h"
 #include "handlers/cleanup.h"
 #include "http/server.h"
 #include "kafka/consumer.h"
@@ -119,6 +120,7 @@ static void *start_probe(const struct jobd_conf *conf, char *errstr,
 static void *start_workers(const struct jobd_conf *conf, char *errstr,
 			   size_t size)
 {
+	jobd_handlers_register_builtin();
 	return jobd_workers_start(conf, errstr, size);
 }
 

@@ -26,7 +26,9 @@
 #include "base/job.h"
 #include "base/util.h"
 #include "engine/handler.h"
+#include "engine/registry.h"
 #include "engine/worker.h"
+#include "handlers/builtin.h"
 #include "store/store.h"
 #include "testutil.h"
 
@@ -54,6 +56,7 @@ static void start(int workers, const char *extra)
 	ck_assert_msg(conf != NULL, "conf: %s", err);
 	st = jobd_store_new(conf, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store: %s", err);
+	jobd_handlers_register_builtin();
 	pool = jobd_workers_start(conf, err, sizeof(err));
 	ck_assert_msg(pool != NULL, "workers: %s", err);
 }

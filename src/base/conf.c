@@ -22,6 +22,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "handlers/builtin.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -36,10 +37,6 @@
 #define DURATION_HINT "use a number with ms, s, m, h or d"
 #define SIZE_HINT \
 	"use a number of bytes, optionally with KiB, MiB, GiB, KB, MB or GB"
-#define HANDLER_LIST                                            \
-	"noop, exec, import, export, event, action, refactor, " \
-	"relationship-update or cleanup"
-
 enum kind {
 	K_STR,	    /* char *, must not be empty */
 	K_OPTSTR,   /* char *, empty = NULL */
@@ -207,29 +204,20 @@ static const struct key sink_keys[] = {
 
 #undef K
 
-static const char *const handlers[] = {
-	"noop",	   "exec",   "import",	 "export",
-	"event",   "action", "refactor", "relationship-update",
-	"cleanup", NULL,
-};
-
-/* The built-in types; [type.NAME] overrides fields of these. */
+/* The built-in types, one per handler; [type.NAME] overrides fields. */
 static const struct builtin_type {
 	const char *name;
 	bool stoppable;
 	bool restartable;
 	bool system;
 } builtin_types[] = {
-	{ "noop", true, false, false },
-	{ "exec", true, false, false },
-	{ "import", true, true, false },
-	{ "export", true, true, false },
-	{ "event", true, false, false },
-	{ "action", true, false, false },
-	{ "refactor", true, false, true },
-	{ "relationship-update", false, false, true },
-	{ "cleanup", false, false, true },
+#define TYPE(name, fn, stoppable, restartable, system) \
+	{ name, stoppable, restartable, system },
+	JOBD_BUILTIN_HANDLERS(TYPE)
+#undef TYPE
 };
+
+#define BUILTIN_COUNT (sizeof(builtin_types) / sizeof(builtin_types[0]))
 
 struct parser {
 	struct jobd_conf *conf;
@@ -589,12 +577,24 @@ err_oom:
 
 static bool is_handler(const char *s)
 {
-	size_t i;
-
-	for (i = 0; handlers[i]; i++)
-		if (strcmp(s, handlers[i]) == 0)
+	for (size_t i = 0; i < BUILTIN_COUNT; i++)
+		if (strcmp(s, builtin_types[i].name) == 0)
 			return true;
 	return false;
+}
+
+/* "use noop, exec, ... or cleanup" into BUF. */
+static const char *handler_hint(char *buf, size_t size)
+{
+	size_t len = (size_t)snprintf(buf, size, "use");
+
+	for (size_t i = 0; i < BUILTIN_COUNT && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s %s",
+					i == 0		       ? "" :
+					i + 1 == BUILTIN_COUNT ? " or" :
+								 ",",
+					builtin_types[i].name);
+	return buf;
 }
 
 /* [engine] roles = consume,work,stats,http */
@@ -904,12 +904,16 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 				    "bad format \"%s\" for [%s] %s", v, sec,
 				    k->name);
 		return 0;
-	case K_HANDLER:
+	case K_HANDLER: {
+		char hint[256];
+
 		if (!is_handler(v))
-			return fail(p, p->lineno, "use " HANDLER_LIST,
+			return fail(p, p->lineno,
+				    handler_hint(hint, sizeof(hint)),
 				    "unknown handler \"%s\" for [%s] %s", v,
 				    sec, k->name);
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
+	}
 	case K_HOSTS:
 		return parse_list(p, &hosts_list, (char ***)(void *)field, v,
 				  k->name);
@@ -1356,7 +1360,7 @@ static int finish(struct parser *p)
 static struct jobd_conf *conf_defaults(void)
 {
 	struct jobd_conf *conf;
-	size_t i, n = sizeof(builtin_types) / sizeof(builtin_types[0]);
+	size_t i, n = BUILTIN_COUNT;
 	int rc = 0;
 
 	conf = calloc(1, sizeof(*conf));

@@ -29,11 +29,12 @@
  * run does not hold its worker: the job waits In Progress until they are
  * terminal, then finishes (with errors if a child finished with errors).
  *
- * Handlers are found by name: the worker uses a handler registered under
- * the job's type name if there is one (tests and embedders), else the one
- * named by the type's "handler" in the conf. "noop" and "exec" are built
- * in. Every function below is thread-safe; a ctx is only valid during the
- * handler call it was passed to.
+ * Handlers are found by name in the registry (engine/registry.h): the
+ * worker uses a handler registered under the job's type name if there is
+ * one (tests and embedders), else the one named by the type's "handler"
+ * in the conf. The built-in ones are listed in handlers/builtin.h. Every
+ * function below is thread-safe; a ctx is only valid during the handler
+ * call it was passed to.
  */
 #ifndef JOBD_SRC_ENGINE_HANDLER_H
 #define JOBD_SRC_ENGINE_HANDLER_H
@@ -164,30 +165,5 @@ int jobd_ctx_event_fd(struct jobd_ctx *ctx);
  * when a stop was delivered or the attempt was abandoned.
  */
 bool jobd_ctx_sleep(struct jobd_ctx *ctx, int64_t ms);
-
-/* --- registry ----------------------------------------------------------- */
-
-/*
- * Registers FN under NAME (borrowed: a string literal or one that outlives
- * jobd), replacing an earlier one. Returns 0, or -1 when the table is full.
- */
-int jobd_handler_register(const char *name, jobd_handler_fn fn);
-
-/* The handler registered as NAME (built-ins: noop, exec), or NULL. */
-jobd_handler_fn jobd_handler_find(const char *name);
-
-/*
- * Built-in "noop", for demos, benchmarks and tests. Payload fields, all
- * optional: "steps" (default 1), "sleep_ms" per step (default 0),
- * "errors" (errors to report in the first step), "fail": true (fail at the
- * end), "fail_attempts": N (fail while the attempt is <= N),
- * "uninterruptible": true (the whole run), "children": N (spawned first,
- * keys "c0".., of "child_type", default the job's own type, with payload
- * "child_payload", default {}). Progress and a checkpoint
- * {"spawned", "step", "acc"} after every step; honours stop between steps;
- * "acc" sums a function of each step, so a resumed run ends with the same
- * value as an uninterrupted one.
- */
-int jobd_handler_noop(struct jobd_ctx *ctx);
 
 #endif

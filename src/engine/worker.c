@@ -59,8 +59,9 @@
  * killing C handler threads (impossible safely: they are asked to return
  * through jobd_ctx_abandoned and their writes are dropped).
  *
- * The handler registry and the built-in noop handler live here too: they
- * are the other half of the context API of handler.h.
+ * The workers find a job's handler in the registry (engine/registry.h),
+ * by the job's type, then by its type's "handler"; jobd fills it before
+ * the pool starts.
  */
 #include "config.h"
 
@@ -83,9 +84,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "engine/handler.h"
-#include "handlers/cleanup.h"
-#include "handlers/exec.h"
-#include "handlers/handlers.h"
+#include "engine/registry.h"
 #include "store/store.h"
 
 #define REPORT_MS 150 /* buffered reports are written this often */
@@ -100,7 +99,6 @@
 #define LOGS_MAX 10000	 /* buffered lines kept while Redis is away */
 #define EXPIRE_MAX 100	 /* leases expired per heartbeat */
 #define CASCADE_CALLS 10 /* orphaned cascades continued per heartbeat */
-#define HANDLERS_MAX 64	 /* registry size */
 /*
  * Claiming ahead: when handlers are short, each worker may have up to
  * AHEAD_MAX more jobs claimed and queued for it, as many as take about
@@ -696,177 +694,6 @@ int jobd_ctx_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 	if (child_id)
 		*child_id = out.id;
 	return 0;
-}
-
-/* --- registry ------------------------------------------------------------- */
-
-struct handler_entry {
-	const char *name; /* borrowed */
-	jobd_handler_fn fn;
-};
-
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct handler_entry registry[HANDLERS_MAX] = {
-	{ "noop", jobd_handler_noop },
-	{ "exec", jobd_exec_handler },
-	{ "cleanup", jobd_handler_cleanup },
-};
-static size_t registry_count = 3;
-
-int jobd_handler_register(const char *name, jobd_handler_fn fn)
-{
-	int rc = -1;
-
-	pthread_mutex_lock(&registry_mu);
-	for (size_t i = 0; i < registry_count; i++) {
-		if (strcmp(registry[i].name, name) == 0) {
-			registry[i].fn = fn;
-			rc = 0;
-			goto out;
-		}
-	}
-	if (registry_count < HANDLERS_MAX) {
-		registry[registry_count].name = name;
-		registry[registry_count].fn = fn;
-		registry_count++;
-		rc = 0;
-	}
-out:
-	pthread_mutex_unlock(&registry_mu);
-	return rc;
-}
-
-jobd_handler_fn jobd_handler_find(const char *name)
-{
-	jobd_handler_fn fn = NULL;
-
-	pthread_mutex_lock(&registry_mu);
-	for (size_t i = 0; i < registry_count && name; i++)
-		if (strcmp(registry[i].name, name) == 0)
-			fn = registry[i].fn;
-	pthread_mutex_unlock(&registry_mu);
-	return fn;
-}
-
-/* --- the noop handler -------------------------------------------------------- */
-
-static int64_t json_i64(const json_t *obj, const char *key, int64_t def)
-{
-	const json_t *v = json_object_get(obj, key);
-
-	if (json_is_integer(v))
-		return json_integer_value(v);
-	if (json_is_real(v))
-		return (int64_t)json_real_value(v);
-	return def;
-}
-
-static void noop_checkpoint(struct jobd_ctx *ctx, int64_t spawned, int64_t step,
-			    int64_t acc)
-{
-	char buf[128];
-
-	snprintf(buf, sizeof(buf),
-		 "{\"spawned\":%lld,\"step\":%lld,\"acc\":%lld}",
-		 (long long)spawned, (long long)step, (long long)acc);
-	jobd_ctx_save_checkpoint(ctx, buf);
-}
-
-int jobd_handler_noop(struct jobd_ctx *ctx)
-{
-	json_t *p, *ck = NULL;
-	json_error_t e;
-	const char *ckt = jobd_ctx_checkpoint(ctx);
-	const char *child_type;
-	char *child_payload = NULL;
-	int64_t steps, sleep_ms_, errors, children, fail_attempts;
-	int64_t spawned = 0, step = 0, acc = 0;
-	bool fail, unint;
-	int rc = JOBD_HANDLER_DONE;
-
-	p = json_loads(jobd_ctx_payload(ctx), 0, &e);
-	if (!json_is_object(p)) {
-		json_decref(p);
-		return jobd_ctx_fail(ctx, "noop: payload is not a JSON object");
-	}
-	steps = json_i64(p, "steps", 1);
-	sleep_ms_ = json_i64(p, "sleep_ms", 0);
-	errors = json_i64(p, "errors", 0);
-	children = json_i64(p, "children", 0);
-	fail_attempts = json_i64(p, "fail_attempts", 0);
-	fail = json_is_true(json_object_get(p, "fail"));
-	unint = json_is_true(json_object_get(p, "uninterruptible"));
-	child_type = json_string_value(json_object_get(p, "child_type"));
-	if (!child_type)
-		child_type = jobd_ctx_type(ctx);
-	if (json_object_get(p, "child_payload"))
-		child_payload = json_dumps(json_object_get(p, "child_payload"),
-					   JSON_COMPACT | JSON_ENCODE_ANY);
-	if (ckt)
-		ck = json_loads(ckt, 0, &e);
-	if (json_is_object(ck)) {
-		spawned = json_i64(ck, "spawned", 0);
-		step = json_i64(ck, "step", 0);
-		acc = json_i64(ck, "acc", 0);
-		jobd_ctx_log(ctx, JOBD_LOG_INFO,
-			     "noop: resuming at step %lld of %lld",
-			     (long long)step, (long long)steps);
-	}
-	json_decref(ck);
-
-	if (unint)
-		jobd_ctx_uninterruptible_begin(ctx);
-	for (; spawned < children; spawned++) {
-		char key[32];
-
-		if (jobd_ctx_stop_requested(ctx)) {
-			rc = JOBD_HANDLER_STOPPED;
-			goto out;
-		}
-		snprintf(key, sizeof(key), "c%lld", (long long)spawned);
-		if (jobd_ctx_spawn(ctx, child_type, key, child_payload, NULL) ==
-		    JOBD_CTX_ERR_ABANDONED) {
-			rc = JOBD_HANDLER_STOPPED;
-			goto out;
-		}
-		noop_checkpoint(ctx, spawned + 1, step, acc);
-	}
-	for (; step < steps; step++) {
-		if (jobd_ctx_stop_requested(ctx)) {
-			rc = JOBD_HANDLER_STOPPED;
-			goto out;
-		}
-		if (step == 0)
-			for (int64_t i = 0; i < errors; i++)
-				jobd_ctx_error(ctx, "noop: error %lld of %lld",
-					       (long long)i + 1,
-					       (long long)errors);
-		/* An interrupted step did not happen: resume redoes it. */
-		if (sleep_ms_ > 0 && !jobd_ctx_sleep(ctx, sleep_ms_)) {
-			rc = JOBD_HANDLER_STOPPED;
-			goto out;
-		}
-		acc = (acc * 31 + step + 1) % 1000000007;
-		/* A one-step job has nothing to resume: the true no-op that
-		 * benchmarks run writes nothing but its finish. */
-		if (steps > 1 || children > 0)
-			noop_checkpoint(ctx, spawned, step + 1, acc);
-		jobd_ctx_progress_of(ctx, step + 1, steps);
-	}
-	if (steps > 1 || children > 0)
-		jobd_ctx_log(ctx, JOBD_LOG_INFO,
-			     "noop: done %lld steps, acc %lld",
-			     (long long)steps, (long long)acc);
-	if (fail || jobd_ctx_attempt(ctx) <= fail_attempts)
-		rc = jobd_ctx_fail(ctx,
-				   "noop: failing on request (attempt %lld)",
-				   (long long)jobd_ctx_attempt(ctx));
-out:
-	if (unint)
-		jobd_ctx_uninterruptible_end(ctx);
-	free(child_payload);
-	json_decref(p);
-	return rc;
 }
 
 /* --- workers ------------------------------------------------------------------- */
@@ -1661,7 +1488,6 @@ struct jobd_workers *jobd_workers_start(const struct jobd_conf *conf,
 		return NULL;
 	}
 	w->conf = conf;
-	jobd_handlers_register_builtin();
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->spawn_mu, NULL);
 	cond_init(&w->work_cv);

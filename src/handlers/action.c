@@ -24,7 +24,7 @@
  */
 #include "config.h"
 
-#include "handlers/handlers.h"
+#include "handlers/builtin.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -19,11 +19,17 @@
 #include <stdio.h>
 
 #include "base/log.h"
+#include "handlers/builtin.h"
 #include "store/store.h"
 
 #define PURGE_BATCH 500
 #define LEASE_MS 60000
 
+/*
+ * The handler: builds the missing indexes, then purges, in bounded
+ * batches until nothing is left, holding the "cleanup" lease so that two
+ * cleanup jobs never overlap.
+ */
 int jobd_handler_cleanup(struct jobd_ctx *ctx)
 {
 	const struct jobd_conf *conf = jobd_ctx_conf(ctx);

@@ -18,13 +18,6 @@
 #define JOBD_CLEANUP_INTERVAL_MS 3600000
 
 /*
- * The handler: builds the missing indexes, then purges, in bounded
- * batches until nothing is left, holding the "cleanup" lease so that two
- * cleanup jobs never overlap.
- */
-int jobd_handler_cleanup(struct jobd_ctx *ctx);
-
-/*
  * Submits this interval's cleanup job (key "cleanup:INTERVAL_START"), so
  * any number of instances calling it create one job per interval; with
  * STARTING (jobd's first call) also the job "cleanup:backfill" when the

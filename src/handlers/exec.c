@@ -50,6 +50,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "handlers/builtin.h"
 #include "handlers/execproto.h"
 #include "handlers/reaper.h"
 
@@ -580,7 +581,8 @@ out_free:
 	return rc;
 }
 
-int jobd_exec_handler(struct jobd_ctx *ctx)
+/* The handler of the "exec" type: the type's command, as above. */
+int jobd_handler_exec(struct jobd_ctx *ctx)
 {
 	const struct jobd_type_conf *tc = jobd_ctx_type_conf(ctx);
 	const char *payload = jobd_ctx_payload(ctx);

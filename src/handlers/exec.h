@@ -21,9 +21,6 @@
 /* Time between SIGTERM and SIGKILL after a timeout, ms. */
 #define JOBD_EXEC_GRACE_MS 5000
 
-/* The handler; registered as "exec". */
-int jobd_exec_handler(struct jobd_ctx *ctx);
-
 /* Handles a stdout line the exec protocol does not know; true = handled. */
 typedef bool (*jobd_exec_line_fn)(void *arg, const char *line, size_t len);
 

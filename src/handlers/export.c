@@ -43,7 +43,7 @@
  */
 #include "config.h"
 
-#include "handlers/handlers.h"
+#include "handlers/builtin.h"
 
 #include <errno.h>
 #include <fcntl.h>

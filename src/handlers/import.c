@@ -34,7 +34,7 @@
  */
 #include "config.h"
 
-#include "handlers/handlers.h"
+#include "handlers/builtin.h"
 
 #include <errno.h>
 #include <inttypes.h>

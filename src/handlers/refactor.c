@@ -13,7 +13,7 @@
  */
 #include "config.h"
 
-#include "handlers/handlers.h"
+#include "handlers/builtin.h"
 
 #include <inttypes.h>
 #include <string.h>

@@ -16,7 +16,7 @@
  */
 #include "config.h"
 
-#include "handlers/handlers.h"
+#include "handlers/builtin.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
