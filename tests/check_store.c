@@ -1,5 +1,5 @@
 /*
- * check_store: the job store (src/store/store.c and the Lua scripts of src/store/lua/)
+ * check_store: the job store (the C files of src/store/ and its Lua functions)
  * against a real, private redis-server.
  *
  * Each test drives the store the way its callers do: the engine's calls

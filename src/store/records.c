@@ -1,8 +1,8 @@
 /*
  * records: record collections in Redis (records.h has the layout).
  *
- * Part of the store layer: the only file besides store.c that talks to
- * hiredis, through store_int.h. Each call builds one pipeline of plain
+ * Part of the store layer (src/store/): like the job store's files, it
+ * talks to hiredis through store_int.h. Each call builds one pipeline of plain
  * commands: the reads it needs first (old label values, existence), then
  * the writes inside one MULTI/EXEC, so one record's hash and index entry
  * change together and a reader never sees half a record.

@@ -1,7 +1,7 @@
 /*
- * store_int: for the files of the store layer only (store.c, records.c):
- * the Redis connection behind a struct jobd_store. Every other module uses
- * store.h, so hiredis stays inside the store layer (STYLE rule 1).
+ * store_int: for the files of src/store/ only: the Redis connection behind
+ * a struct jobd_store, and what the store's files share (conn.c). Every
+ * other module uses store.h, so hiredis stays inside the store layer.
  */
 #ifndef JOBD_SRC_STORE_STORE_INT_H
 #define JOBD_SRC_STORE_STORE_INT_H
@@ -41,5 +41,160 @@ void jobd_store_stats_field(struct jobd_stats_minute *m, const char *field,
 
 /* The key prefix ("jobd"). */
 const char *jobd_store_prefix(const struct jobd_store *st);
+
+/* --- shared by the files of the store (conn.c) ------------------------------ */
+
+enum script_id {
+	S_CREATE,
+	S_CLAIM,
+	S_FINISH,
+	S_HANDBACK,
+	S_PROGRESS,
+	S_HEARTBEAT,
+	S_EXPIRE,
+	S_STOP,
+	S_RESUME,
+	S_FORCE_STOP,
+	S_CANCEL,
+	S_RESTART,
+	S_LOW_PRIORITY,
+	S_LIST,
+	S_CHILDREN,
+	S_SHOW,
+	S_CASCADE,
+	S_BROKER_CLAIM,
+	S_BROKER_RELEASE,
+	S_LEASE,
+	S_PURGE,
+	S_FSCK,
+	S_FSCK_REFS,
+	S_BACKFILL,
+	S_LOGSCAN,
+	S_COUNT,
+};
+
+struct jobd_store {
+	const struct jobd_conf *conf; /* borrowed */
+	redisContext *c;	      /* NULL while disconnected */
+	redisContext *sub;	      /* subscribed to PREFIX:wake, or NULL */
+	char fn[S_COUNT][64];	      /* function names, "jobd_HASH_claim" */
+	int timeout_ms;		      /* per-call socket timeout */
+	bool module;		      /* Redis has this jobd's module */
+	bool warned;		      /* ... in another version: said */
+	char err[512];		      /* the last error */
+	uint64_t conns; /* connections made: which one a call went on */
+	/* jobd_store_create_send's calls whose replies are not read yet:
+	 * NSENT of them, the oldest at SENT_HEAD of the ring */
+	struct sent_create {
+		size_t n;		      /* jobs sent (0: no call made) */
+		size_t pos[JOBD_STORE_BATCH]; /* index of each in the specs */
+		uint64_t conn;		      /* the connection it went on */
+	} sent[JOBD_STORE_CREATES_SENT];
+	size_t sent_head, nsent;
+};
+
+/*
+ * Arguments of one script call: borrowed strings, or numbers formatted
+ * into storage owned by the list.
+ */
+struct store_args {
+	const char **v;
+	size_t *len;
+	char **owned;
+	size_t n, cap;
+};
+
+/*
+ * One argument written piece by piece: a module command's list. Made for
+ * every batch of the hot path, so with no printf (a consumer's create of
+ * 500 jobs would spend more on formatting than on decoding them).
+ */
+struct store_list {
+	char *s;
+	size_t n, cap;
+};
+
+/* Frees what A owns and empties it. */
+void store_args_release(struct store_args *a);
+
+/* Adds S (borrowed; NULL adds ""). */
+void store_args_add(struct store_args *a, const char *s);
+
+/* Adds a formatted argument, owned by A. */
+void store_args_addf(struct store_args *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Appends N bytes at P. */
+void store_list_put(struct store_list *l, const char *p, size_t n);
+
+/* Appends C. */
+void store_list_char(struct store_list *l, char c);
+
+/* Writes decimal integer V. */
+void store_list_int(struct store_list *l, long long v);
+
+/* Writes S as "LEN:S" (JOBD.CREATE's fields, a checkpoint). */
+void store_list_field(struct store_list *l, const char *s);
+
+/* Adds list L to A, which owns it from now on. */
+void store_list_add(struct store_list *l, struct store_args *a);
+
+/* Sets the error jobd_store_errstr() returns. */
+void store_set_err(struct jobd_store *st, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Frees connection *C, if any, and sets it NULL. */
+void store_drop(redisContext **c);
+
+/* The connection failed (hiredis says why): the error, and a reconnect
+ * on the next call. */
+void store_lost(struct jobd_store *st);
+
+/* A new connection to [redis] address, authenticated, with the call
+ * timeout; NULL with the error set. */
+redisContext *store_connect_to(struct jobd_store *st);
+
+/* Connects if not connected (and checks for the module once a
+ * connection); 0, or -1 with the error set. */
+int store_ensure(struct jobd_store *st);
+
+/*
+ * Into A, the call with ARGS (borrowed): the module command CMD, or with
+ * CMD NULL the Lua function of script ID; the key prefix first either way.
+ */
+void store_call_args(const struct jobd_store *st, const char *cmd,
+		     enum script_id id, const struct store_args *args,
+		     struct store_args *a);
+
+/*
+ * Runs the module command CMD with the arguments of script ID (ARGS, the
+ * prefix prepended), when Redis has the module. Returns the reply (caller
+ * frees), or NULL: with *fallback set when the Lua function must do the
+ * work instead (no module, or it was unloaded or refused since), else
+ * with st->err set (Redis unreachable, or refusing writes). A module
+ * command that fails has written nothing.
+ */
+redisReply *store_module_call(struct jobd_store *st, const char *cmd,
+			      struct store_args *args, bool *fallback);
+
+/*
+ * Runs script ID with ARGS (the prefix is prepended here). Returns the
+ * reply (caller frees) or NULL with st->err set; a script error is an
+ * error too, never a reply.
+ */
+redisReply *store_eval(struct jobd_store *st, enum script_id id,
+		       struct store_args *args);
+
+/* A copy of a string or status reply (caller frees), else NULL. */
+char *store_dup_str(const redisReply *r);
+
+/* An integer reply, or a string one read as a number; else 0. */
+int64_t store_reply_i64(const redisReply *r);
+
+/* A log level's name as the store writes it ("info" if out of range). */
+const char *store_level_name(int level);
+
+/* The level named S; info (1) for a name it does not know. */
+int store_level_parse(const char *s);
 
 #endif

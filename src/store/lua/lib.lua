@@ -165,7 +165,7 @@ end
 -- made once a minute is closed: the first call that writes statistics
 -- ROLL_GRACE ms after a minute's end adds it to its hour, at most
 -- ROLL_MAX minutes a call. P:stats:rolled marks how far: later minutes
--- are not in their hour yet (readers add them themselves, store.c), and
+-- are not in their hour yet (readers add them themselves, src/store/stats.c), and
 -- a call writing into a minute at or before the mark writes its hour
 -- directly too. That covers the first call of this version on
 -- statistics of an earlier one (the mark starts at the current minute:

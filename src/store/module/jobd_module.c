@@ -1907,7 +1907,7 @@ static int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 /* ---- loading ------------------------------------------------------------ */
 
 /* The module and the Lua library it mirrors: a client uses the module
- * only when this equals its own (store.c). */
+ * only when this equals its own (src/store/conn.c). */
 static int cmd_version(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	static const char version[] = JOBD_MODULE_REVISION;

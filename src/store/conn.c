@@ -1,0 +1,567 @@
+/*
+ * store/conn: the store's connection to Redis, and what every file of the
+ * store shares (store_int.h): the calls' argument lists, running a Lua
+ * function (FCALL, loading the library on first use) or a module command,
+ * and the errors.
+ *
+ * Every state change is one Lua function (src/store/lua/), called with
+ * FCALL and the key prefix as first argument; the functions derive the
+ * keys, read the clock with TIME and keep counters, indexes, ready queues
+ * and statistics in step. Where Redis has jobd's module
+ * (src/store/module/), create, claim and finish call its commands first,
+ * with the same arguments; they do the common jobs and leave the rest to
+ * the Lua functions. Nothing in the store reads a value, changes it and
+ * writes it back: two jobctl processes and any number of jobd instances
+ * can race freely.
+ *
+ * Connections are blocking with timeouts (hiredis 0.14 has neither TLS
+ * nor async timeouts). Any I/O error drops the connection; the next call
+ * reconnects and reloads the functions, so callers only need to back off
+ * and retry on JOBD_STORE_ERR_REDIS. Requests larger than JOBD_STORE_BATCH
+ * are split so that every call does bounded work.
+ */
+#include "config.h"
+
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "store/module/module.h"
+#include "store/scripts.h"
+
+static const char *const script_names[S_COUNT] = {
+	"create",    "claim",	"finish",	"handback",	  "progress",
+	"heartbeat", "expire",	"stop",		"resume",	  "force_stop",
+	"cancel",    "restart", "low_priority", "list",		  "children",
+	"show",	     "cascade", "broker_claim", "broker_release", "lease",
+	"purge",     "fsck",	"fsck_refs",	"backfill",	  "logscan",
+};
+
+void store_args_release(struct store_args *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->owned[i]);
+	free(a->v);
+	free(a->len);
+	free(a->owned);
+	memset(a, 0, sizeof(*a));
+}
+
+static void args_grow(struct store_args *a)
+{
+	if (a->n < a->cap)
+		return;
+	a->cap = a->cap ? a->cap * 2 : 64;
+	a->v = realloc(a->v, a->cap * sizeof(*a->v));
+	a->len = realloc(a->len, a->cap * sizeof(*a->len));
+	a->owned = realloc(a->owned, a->cap * sizeof(*a->owned));
+	if (!a->v || !a->len || !a->owned)
+		abort(); /* out of memory: nothing sensible to do */
+}
+
+void store_args_add(struct store_args *a, const char *s)
+{
+	args_grow(a);
+	a->v[a->n] = s ? s : "";
+	a->len[a->n] = strlen(a->v[a->n]);
+	a->owned[a->n] = NULL;
+	a->n++;
+}
+
+void store_args_addf(struct store_args *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	args_grow(a);
+	a->v[a->n] = s;
+	a->len[a->n] = strlen(s);
+	a->owned[a->n] = s;
+	a->n++;
+}
+
+/* Room for N more bytes. */
+static void list_room(struct store_list *l, size_t n)
+{
+	if (l->n + n > l->cap) {
+		l->cap = (l->n + n) * 2 + 256;
+		l->s = realloc(l->s, l->cap);
+		if (!l->s)
+			abort(); /* out of memory */
+	}
+}
+
+void store_list_put(struct store_list *l, const char *p, size_t n)
+{
+	list_room(l, n);
+	memcpy(l->s + l->n, p, n);
+	l->n += n;
+}
+
+void store_list_char(struct store_list *l, char c)
+{
+	store_list_put(l, &c, 1);
+}
+
+void store_list_int(struct store_list *l, long long v)
+{
+	char buf[JOBD_I64_SIZE];
+
+	store_list_put(l, buf, jobd_util_i64_text(v, buf));
+}
+
+void store_list_field(struct store_list *l, const char *s)
+{
+	size_t n;
+
+	s = s ? s : "";
+	n = strlen(s);
+	list_room(l, n + JOBD_I64_SIZE + 1);
+	l->n += jobd_util_i64_text((int64_t)n, l->s + l->n);
+	l->s[l->n++] = ':';
+	memcpy(l->s + l->n, s, n);
+	l->n += n;
+}
+
+void store_list_add(struct store_list *l, struct store_args *a)
+{
+	args_grow(a);
+	a->v[a->n] = l->s;
+	a->len[a->n] = l->n;
+	a->owned[a->n] = l->s;
+	a->n++;
+}
+
+/* Appends the arguments of FROM to A, borrowed (FROM must outlive A). */
+static void args_append(struct store_args *a, const struct store_args *from)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		args_grow(a);
+		a->v[a->n] = from->v[i];
+		a->len[a->n] = from->len[i];
+		a->owned[a->n] = NULL;
+		a->n++;
+	}
+}
+
+void store_set_err(struct jobd_store *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+}
+
+void store_drop(redisContext **c)
+{
+	if (*c)
+		redisFree(*c);
+	*c = NULL;
+}
+
+void store_lost(struct jobd_store *st)
+{
+	store_set_err(st, "redis at %s: %s", st->conf->redis_address,
+		      st->c->errstr[0] ? st->c->errstr : "connection lost");
+	store_drop(&st->c);
+}
+
+redisContext *store_connect_to(struct jobd_store *st)
+{
+	const char *addr = st->conf->redis_address;
+	struct timeval tv = { st->timeout_ms / 1000,
+			      (st->timeout_ms % 1000) * 1000 };
+	redisContext *c;
+	redisReply *r;
+
+	if (strchr(addr, '/')) {
+		c = redisConnectUnixWithTimeout(addr, tv);
+	} else {
+		char host[256];
+		const char *colon = strrchr(addr, ':');
+		int port = 6379;
+		size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
+
+		if (hl >= sizeof(host))
+			hl = sizeof(host) - 1;
+		memcpy(host, addr, hl);
+		host[hl] = '\0';
+		if (colon)
+			port = atoi(colon + 1);
+		c = redisConnectWithTimeout(host, port, tv);
+	}
+	if (!c || c->err) {
+		store_set_err(st, "cannot connect to redis at %s: %s", addr,
+			      c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	if (st->conf->redis_password) {
+		if (st->conf->redis_user)
+			r = redisCommand(c, "AUTH %s %s", st->conf->redis_user,
+					 st->conf->redis_password);
+		else
+			r = redisCommand(c, "AUTH %s",
+					 st->conf->redis_password);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			store_set_err(st,
+				      "cannot authenticate to redis at %s: %s",
+				      addr, r ? r->str : c->errstr);
+			if (r)
+				freeReplyObject(r);
+			redisFree(c);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
+	/*
+	 * Ask before loading scripts: Redis drops an unauthenticated client
+	 * that sends large requests, which would only say "connection lost".
+	 */
+	r = redisCommand(c, "PING");
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		store_set_err(
+			st, "redis at %s refused us: %s%s", addr,
+			r ? r->str : c->errstr,
+			r && strncmp(r->str, "NOAUTH", 6) == 0 ?
+				" (set [redis] password, and user for an ACL user)" :
+				"");
+		if (r)
+			freeReplyObject(r);
+		redisFree(c);
+		return NULL;
+	}
+	freeReplyObject(r);
+	return c;
+}
+
+/*
+ * Loads the function library. Its name carries the hash of its sources,
+ * so "already exists" means this very library is there (another process
+ * loaded it): fine.
+ */
+static int load_library(struct jobd_store *st)
+{
+	redisReply *r = redisCommand(st->c, "FUNCTION LOAD %s", jobd_library);
+
+	if (!r) {
+		store_lost(st);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	if (r->type == REDIS_REPLY_ERROR && !strstr(r->str, "already exists")) {
+		store_set_err(
+			st, "cannot load jobd's functions into redis at %s: %s",
+			st->conf->redis_address, r->str);
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+int store_ensure(struct jobd_store *st)
+{
+	char want[128];
+	redisReply *r;
+
+	if (st->c)
+		return 0;
+	st->c = store_connect_to(st);
+	if (!st->c)
+		return JOBD_STORE_ERR_REDIS;
+	st->conns++;
+	/* Functions read the log bound from here (first writer wins). */
+	r = redisCommand(st->c, "HSETNX %s:conf logs_max_entries %lld",
+			 st->conf->prefix,
+			 (long long)st->conf->logs_max_entries);
+	if (!r)
+		goto lost;
+	freeReplyObject(r);
+	/*
+	 * The native module (docs/redis-module.md) runs the hot path when
+	 * Redis has it loaded in the version built with these functions;
+	 * otherwise (no module, another version, a user without the
+	 * permission) everything runs in Lua.
+	 */
+	r = redisCommand(st->c, "JOBD.VERSION");
+	if (!r)
+		goto lost; /* not "no module": no answer (Redis stalled) */
+	snprintf(want, sizeof(want), "%s%s", jobd_library_prefix,
+		 JOBD_MODULE_REVISION);
+	st->module = r->type == REDIS_REPLY_STATUS && strcmp(r->str, want) == 0;
+	if (r->type == REDIS_REPLY_STATUS && !st->module && !st->warned) {
+		jobd_warn("store: the jobd module in redis at %s is version "
+			  "%s, this jobd wants %s: using the Lua functions",
+			  st->conf->redis_address, r->str, want);
+		st->warned = true;
+	}
+	freeReplyObject(r);
+	return 0;
+lost:
+	store_lost(st);
+	return JOBD_STORE_ERR_REDIS;
+}
+
+struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
+				  size_t errstr_size)
+{
+	struct jobd_store *st = calloc(1, sizeof(*st));
+
+	if (!st) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	st->conf = conf;
+	st->timeout_ms = 5000;
+	for (int i = 0; i < S_COUNT; i++)
+		snprintf(st->fn[i], sizeof(st->fn[i]), "%s%s",
+			 jobd_library_prefix, script_names[i]);
+	if (store_ensure(st) < 0) {
+		snprintf(errstr, errstr_size, "%s", st->err);
+		free(st);
+		return NULL;
+	}
+	return st;
+}
+
+void jobd_store_free(struct jobd_store *st)
+{
+	if (!st)
+		return;
+	store_drop(&st->c);
+	store_drop(&st->sub);
+	free(st);
+}
+
+const char *jobd_store_errstr(const struct jobd_store *st)
+{
+	return st->err;
+}
+
+void jobd_store_set_timeout(struct jobd_store *st, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	st->timeout_ms = ms;
+	if (st->c)
+		redisSetTimeout(st->c, tv);
+}
+
+void store_call_args(const struct jobd_store *st, const char *cmd,
+		     enum script_id id, const struct store_args *args,
+		     struct store_args *a)
+{
+	if (cmd) {
+		store_args_add(a, cmd);
+	} else {
+		store_args_add(a, "FCALL");
+		store_args_add(a, st->fn[id]);
+		store_args_add(a, "0");
+	}
+	store_args_add(a, st->conf->prefix);
+	args_append(a, args);
+}
+
+redisReply *store_module_call(struct jobd_store *st, const char *cmd,
+			      struct store_args *args, bool *fallback)
+{
+	struct store_args a = { 0 };
+	redisReply *r;
+
+	*fallback = true;
+	if (store_ensure(st) < 0) {
+		*fallback = false;
+		return NULL;
+	}
+	if (!st->module)
+		return NULL;
+	store_call_args(st, cmd, 0, args, &a);
+	r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
+	store_args_release(&a);
+	if (!r) {
+		store_lost(st);
+		*fallback = false;
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		if (strncmp(r->str, "ERR unknown command", 19) == 0 ||
+		    strncmp(r->str, "NOPERM", 6) == 0 ||
+		    strstr(r->str, "wrong number of arguments")) {
+			/* Unloaded since, or refused: Lua from now on. */
+			jobd_warn("store: redis module command %s failed, "
+				  "using the Lua functions: %s",
+				  cmd, r->str);
+			st->module = false;
+		} else {
+			/* Out of memory, loading, busy, read-only: the Lua
+			 * function would fail the same way; the caller
+			 * retries (the module wrote nothing). */
+			store_set_err(st, "redis at %s: %s: %s",
+				      st->conf->redis_address, cmd, r->str);
+			*fallback = false;
+		}
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+redisReply *store_eval(struct jobd_store *st, enum script_id id,
+		       struct store_args *args)
+{
+	struct store_args a = { 0 };
+	redisReply *r = NULL;
+
+	if (store_ensure(st) < 0)
+		return NULL;
+	store_call_args(st, NULL, id, args, &a);
+	for (int tries = 0; tries < 2; tries++) {
+		r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
+		if (!r) {
+			store_lost(st);
+			break;
+		}
+		if (r->type != REDIS_REPLY_ERROR)
+			break;
+		if (strstr(r->str, "Function not found") && tries == 0) {
+			/* First use on this Redis, or it lost its functions. */
+			freeReplyObject(r);
+			r = NULL;
+			if (load_library(st) < 0)
+				break;
+			continue;
+		}
+		store_set_err(
+			st,
+			"redis function %s (src/store/lua/%s.lua) failed: %s",
+			st->fn[id], script_names[id], r->str);
+		freeReplyObject(r);
+		r = NULL;
+		break;
+	}
+	store_args_release(&a);
+	return r;
+}
+
+char *store_dup_str(const redisReply *r)
+{
+	if (!r ||
+	    (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
+		return NULL;
+	return strndup(r->str, r->len);
+}
+
+int64_t store_reply_i64(const redisReply *r)
+{
+	if (!r)
+		return 0;
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r->type == REDIS_REPLY_STRING)
+		return strtoll(r->str, NULL, 10);
+	return 0;
+}
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+const char *store_level_name(int level)
+{
+	if (level < 0 || level > 3)
+		return "info";
+	return level_names[level];
+}
+
+int store_level_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, level_names[i]) == 0)
+			return i;
+	return 1;
+}
+
+/* --- the store layer's own calls (store_int.h) ---------------------------------- */
+
+redisReply *jobd_store_command(struct jobd_store *st, const char *fmt, ...)
+{
+	redisReply *r;
+	va_list ap;
+
+	if (store_ensure(st) < 0)
+		return NULL;
+	va_start(ap, fmt);
+	r = redisvCommand(st->c, fmt, ap);
+	va_end(ap);
+	if (!r) {
+		store_lost(st);
+	}
+	return r;
+}
+
+redisReply *jobd_store_command_argv(struct jobd_store *st, int argc,
+				    const char **argv, const size_t *lens)
+{
+	redisReply *r;
+
+	if (store_ensure(st) < 0)
+		return NULL;
+	r = redisCommandArgv(st->c, argc, argv, lens);
+	if (!r) {
+		store_lost(st);
+	}
+	return r;
+}
+
+redisContext *jobd_store_pipeline(struct jobd_store *st)
+{
+	return store_ensure(st) < 0 ? NULL : st->c;
+}
+
+int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
+			     redisReply **replies)
+{
+	for (size_t i = 0; i < n; i++)
+		replies[i] = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (redisGetReply(st->c, (void **)&replies[i]) != REDIS_OK) {
+			store_lost(st);
+			for (size_t k = 0; k < i; k++) {
+				freeReplyObject(replies[k]);
+				replies[k] = NULL;
+			}
+			return JOBD_STORE_ERR_REDIS;
+		}
+	}
+	return 0;
+}
+
+const char *jobd_store_prefix(const struct jobd_store *st)
+{
+	return st->conf->prefix;
+}
+
+int jobd_store_time(struct jobd_store *st, int64_t *now)
+{
+	redisReply *r = jobd_store_command(st, "TIME");
+
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	*now = 0;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+		*now = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+		       strtoll(r->element[1]->str, NULL, 10) / 1000;
+	freeReplyObject(r);
+	return 0;
+}

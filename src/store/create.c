@@ -1,0 +1,295 @@
+/*
+ * store/create: jobd_store_create and its pipelined halves (send, then
+ * receive): jobs and their children created in batches of
+ * JOBD_STORE_BATCH, through the module's JOBD.CREATE where Redis has it,
+ * else src/store/lua/create.lua.
+ */
+#include "config.h"
+
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool valid_json(const char *s, char *why, size_t why_size)
+{
+	json_error_t e;
+	json_t *j = json_loads(s, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+
+	if (!j) {
+		snprintf(why, why_size,
+			 "payload is not valid JSON: %s at byte %d", e.text,
+			 e.position);
+		return false;
+	}
+	json_decref(j);
+	return true;
+}
+
+/*
+ * JOBD.CREATE's list of the SENT jobs of SPECS named by POS, in one
+ * argument: create.lua's seven arguments per job, each as "LEN:BYTES",
+ * and a newline per job (src/store/module/jobd_module.c parse_jobs()).
+ */
+static void create_list(struct store_args *a, const struct jobd_spec *specs,
+			const size_t *pos, size_t sent)
+{
+	struct store_list l = { 0 };
+	char parent[24];
+
+	for (size_t k = 0; k < sent; k++) {
+		const struct jobd_spec *sp = &specs[pos[k]];
+
+		store_list_field(&l, sp->key);
+		store_list_field(&l, sp->type);
+		parent[0] = 0;
+		if (sp->parent > 0) /* the module leaves children to Lua */
+			snprintf(parent, sizeof(parent), "%lld",
+				 (long long)sp->parent);
+		store_list_field(&l, parent);
+		store_list_field(&l, sp->run_by);
+		store_list_field(&l, sp->low_priority ? "1" : "0");
+		store_list_field(&l, sp->payload ? sp->payload : "{}");
+		store_list_field(&l, sp->source);
+		store_list_char(&l, '\n');
+	}
+	store_list_add(&l, a);
+}
+
+/*
+ * The arguments of create.lua, or with MODULE of JOBD.CREATE, for the N
+ * SPECS into A. Specs refused here (unknown type, payload not JSON) get
+ * their reason in OUT; the others are sent, the k-th being SPECS[POS[k]].
+ * Returns how many are sent.
+ */
+static size_t create_args(struct jobd_store *st, const char *actor,
+			  const struct jobd_spec *specs, size_t n,
+			  struct jobd_created *out, size_t *pos,
+			  struct store_args *a, bool module)
+{
+	/* the distinct types of the batch, whose policies go once */
+	const struct jobd_type_conf *types[JOBD_STORE_BATCH];
+	size_t sent = 0, ntypes = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct jobd_spec *sp = &specs[i];
+		const struct jobd_type_conf *ty =
+			sp->type ? jobd_conf_type(st->conf, sp->type) : NULL;
+		size_t j = 0;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		if (!ty) {
+			snprintf(out[i].error, sizeof(out[i].error),
+				 "unknown type \"%s\"",
+				 sp->type ? sp->type : "");
+			continue;
+		}
+		if (sp->payload && !sp->payload_checked &&
+		    !valid_json(sp->payload, out[i].error,
+				sizeof(out[i].error)))
+			continue;
+		pos[sent++] = i;
+		while (j < ntypes && types[j] != ty)
+			j++;
+		if (j == ntypes)
+			types[ntypes++] = ty;
+	}
+	if (sent == 0)
+		return 0;
+	store_args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	store_args_add(a, actor);
+	store_args_addf(a, "%zu", sent);
+	/* The policy of each type in the batch, once (create.lua). */
+	store_args_addf(a, "%zu", ntypes);
+	for (size_t j = 0; j < ntypes; j++) {
+		store_args_add(a, types[j]->name);
+		store_args_add(a, types[j]->system ? "1" : "0");
+		store_args_add(a, types[j]->stoppable ? "1" : "0");
+		store_args_add(a, types[j]->restartable ? "1" : "0");
+		store_args_addf(a, "%d", types[j]->retries);
+		store_args_addf(a, "%lld", (long long)types[j]->retry_backoff);
+	}
+	if (module)
+		create_list(a, specs, pos, sent);
+	else
+		for (size_t k = 0; k < sent; k++) {
+			const struct jobd_spec *sp = &specs[pos[k]];
+
+			store_args_add(a, sp->key);
+			store_args_add(a, sp->type);
+			if (sp->parent > 0)
+				store_args_addf(a, "%lld",
+						(long long)sp->parent);
+			else
+				store_args_add(a, "");
+			store_args_add(a, sp->run_by);
+			store_args_add(a, sp->low_priority ? "1" : "0");
+			store_args_add(a, sp->payload ? sp->payload : "{}");
+			store_args_add(a, sp->source);
+		}
+	return sent;
+}
+
+/* The ids (or refusals) of create reply R into OUT, as create_args sent:
+ * create.lua's {id, existed} per job, or JOBD.CREATE's id, negative when
+ * it existed. */
+static void create_results(const redisReply *r, const size_t *pos, size_t sent,
+			   struct jobd_created *out)
+{
+	for (size_t k = 0; k < sent && k < r->elements; k++) {
+		redisReply *e = r->element[k];
+		struct jobd_created *c = &out[pos[k]];
+
+		if (e->type == REDIS_REPLY_INTEGER) {
+			c->id = e->integer < 0 ? -e->integer : e->integer;
+			c->existed = e->integer < 0;
+		} else if (e->type == REDIS_REPLY_ARRAY && e->elements == 2) {
+			c->id = store_reply_i64(e->element[0]);
+			c->existed = store_reply_i64(e->element[1]) == 1;
+		} else if (e->type == REDIS_REPLY_STRING) {
+			snprintf(c->error, sizeof(c->error), "%.*s",
+				 (int)e->len, e->str);
+		}
+	}
+}
+
+static int create_batch(struct jobd_store *st, const char *actor,
+			const struct jobd_spec *specs, size_t n,
+			struct jobd_created *out)
+{
+	struct store_args a = { 0 };
+	size_t pos[JOBD_STORE_BATCH], sent;
+	redisReply *r;
+	bool fallback, packed;
+	int rc = 0;
+
+	/* Specs all refused here need no Redis. */
+	packed = st->module;
+	sent = create_args(st, actor, specs, n, out, pos, &a, packed);
+	if (sent == 0)
+		goto out;
+	if (store_ensure(st) < 0) {
+		rc = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	if (packed != st->module) { /* learnt as it connected */
+		store_args_release(&a);
+		packed = st->module;
+		create_args(st, actor, specs, n, out, pos, &a, packed);
+	}
+	r = store_module_call(st, "JOBD.CREATE", &a, &fallback);
+	if (r && r->type == REDIS_REPLY_STATUS) {
+		/* Not only root jobs: the module left it to Lua. */
+		freeReplyObject(r);
+		r = NULL;
+	}
+	if (!r && fallback) {
+		if (packed) {
+			store_args_release(&a);
+			create_args(st, actor, specs, n, out, pos, &a, false);
+		}
+		r = store_eval(st, S_CREATE, &a);
+	}
+	if (!r) {
+		rc = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	create_results(r, pos, sent, out);
+	freeReplyObject(r);
+out:
+	store_args_release(&a);
+	return rc;
+}
+
+int jobd_store_create(struct jobd_store *st, const char *actor,
+		      const struct jobd_spec *specs, size_t n,
+		      struct jobd_created *out)
+{
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		int rc = create_batch(st, actor, specs + off, len, out + off);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int jobd_store_create_send(struct jobd_store *st, const char *actor,
+			   const struct jobd_spec *specs, size_t n,
+			   struct jobd_created *out)
+{
+	struct store_args a = { 0 }, call = { 0 };
+	struct sent_create *sc;
+	int done = 0, rc = 0;
+
+	if (st->nsent == JOBD_STORE_CREATES_SENT || n > JOBD_STORE_BATCH) {
+		store_set_err(st, "create: %zu jobs, %zu calls on their way", n,
+			      st->nsent);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	if (store_ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	sc = &st->sent[(st->sent_head + st->nsent) % JOBD_STORE_CREATES_SENT];
+	sc->conn = st->conns;
+	sc->n = create_args(st, actor, specs, n, out, sc->pos, &a, st->module);
+	if (sc->n == 0)
+		goto out; /* all refused here: no call, and no reply */
+	store_call_args(st, st->module ? "JOBD.CREATE" : NULL, S_CREATE, &a,
+			&call);
+	/* Sent now, not when the reply is read: Redis works meanwhile. */
+	if (redisAppendCommandArgv(st->c, (int)call.n, call.v, call.len) !=
+	    REDIS_OK)
+		done = -1;
+	while (done == 0)
+		if (redisBufferWrite(st->c, &done) != REDIS_OK)
+			done = -1;
+	store_args_release(&call);
+	if (done < 0) {
+		store_lost(st);
+		rc = JOBD_STORE_ERR_REDIS;
+	}
+out:
+	if (rc == 0)
+		st->nsent++;
+	store_args_release(&a);
+	return rc;
+}
+
+int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
+{
+	const struct sent_create *sc = &st->sent[st->sent_head];
+	redisReply *r = NULL;
+
+	if (st->nsent == 0) {
+		store_set_err(st, "create: no call on its way");
+		return JOBD_STORE_ERR_REDIS;
+	}
+	st->sent_head = (st->sent_head + 1) % JOBD_STORE_CREATES_SENT;
+	st->nsent--;
+	if (sc->n == 0)
+		return 0;
+	if (!st->c || sc->conn != st->conns)
+		return JOBD_STORE_ERR_REDIS; /* its reply went with it */
+	if (redisGetReply(st->c, (void **)&r) != REDIS_OK || !r) {
+		store_lost(st);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	if (r->type != REDIS_REPLY_ARRAY) {
+		/*
+		 * Left to Lua, the module gone or refused, the functions not
+		 * loaded, or Redis refusing writes: jobd_store_create sorts
+		 * each out, and the keys make the repeat harmless.
+		 */
+		store_set_err(st, "redis at %s: create: %s",
+			      st->conf->redis_address,
+			      r->str ? r->str : "unexpected reply");
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	create_results(r, sc->pos, sc->n, out);
+	freeReplyObject(r);
+	return 0;
+}

@@ -1,0 +1,180 @@
+/*
+ * store/query: reading jobs: one job, the list with its filters and
+ * cursor, a job's children, the counts by status.
+ */
+#include "config.h"
+
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+static struct jobd_job *job_from_reply(const redisReply *e)
+{
+	const char **names, **values;
+	struct jobd_job *job;
+	size_t n;
+
+	if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2)
+		return NULL;
+	n = e->elements / 2;
+	names = calloc(n, sizeof(*names));
+	values = calloc(n, sizeof(*values));
+	if (!names || !values) {
+		free(names);
+		free(values);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		names[i] = e->element[2 * i]->str;
+		values[i] = e->element[2 * i + 1]->str;
+	}
+	job = jobd_job_from_fields(names, values, n);
+	free(names);
+	free(values);
+	return job;
+}
+
+/* Appends the jobs of R's elements from FIRST on to LIST. */
+static void append_jobs(struct jobd_job_list *list, const redisReply *r,
+			size_t first)
+{
+	size_t add = r->elements > first ? r->elements - first : 0;
+	struct jobd_job **jobs;
+
+	if (add == 0)
+		return;
+	jobs = realloc(list->jobs, (list->n + add) * sizeof(*jobs));
+	if (!jobs)
+		return;
+	list->jobs = jobs;
+	for (size_t i = first; i < r->elements; i++) {
+		struct jobd_job *job = job_from_reply(r->element[i]);
+
+		if (job)
+			list->jobs[list->n++] = job;
+	}
+}
+
+int jobd_store_list(struct jobd_store *st, const struct jobd_filter *f,
+		    struct jobd_job_list *out)
+{
+	char classes[16] = "ru";
+	size_t limit = f->limit ? f->limit : 50;
+	int64_t cursor = f->cursor;
+	int64_t deadline = jobd_util_mono_ms() + 2000;
+
+	memset(out, 0, sizeof(*out));
+	if (limit > 1000)
+		limit = 1000;
+	if (f->system)
+		strcat(classes, ",rs");
+	if (f->all)
+		strcat(classes, f->system ? ",cu,cs" : ",cu");
+	/* Each call is bounded; call again until the page is full. */
+	for (;;) {
+		struct store_args a = { 0 };
+		redisReply *r;
+		bool more;
+
+		store_args_add(&a, classes);
+		store_args_add(&a, f->status);
+		store_args_add(&a, f->type);
+		store_args_add(&a, f->run_by);
+		store_args_addf(&a, "%lld", (long long)cursor);
+		store_args_addf(&a, "%zu", limit - out->n);
+		store_args_add(&a, "2000");
+		r = store_eval(st, S_LIST, &a);
+		store_args_release(&a);
+		if (!r) {
+			jobd_job_list_release(out);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		out->now = store_reply_i64(r->element[0]);
+		cursor = store_reply_i64(r->element[1]);
+		more = store_reply_i64(r->element[2]) == 1;
+		append_jobs(out, r, 3);
+		freeReplyObject(r);
+		if (!more) {
+			out->next = 0;
+			break;
+		}
+		out->next = cursor;
+		if (out->n >= limit || jobd_util_mono_ms() > deadline)
+			break;
+	}
+	return 0;
+}
+
+int jobd_store_children(struct jobd_store *st, int64_t id, int64_t cursor,
+			size_t limit, struct jobd_job_list *out)
+{
+	struct store_args a = { 0 };
+	redisReply *r;
+
+	memset(out, 0, sizeof(*out));
+	if (limit == 0 || limit > 1000)
+		limit = limit ? 1000 : 50;
+	store_args_addf(&a, "%lld", (long long)id);
+	store_args_addf(&a, "%lld", (long long)cursor);
+	store_args_addf(&a, "%zu", limit);
+	r = store_eval(st, S_CHILDREN, &a);
+	store_args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_STRING) {
+		store_set_err(st, "%s", r->str);
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_NOTFOUND;
+	}
+	out->now = store_reply_i64(r->element[0]);
+	out->next = store_reply_i64(r->element[1]);
+	append_jobs(out, r, 2);
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_get(struct jobd_store *st, int64_t id, struct jobd_job **job,
+		   int64_t *now)
+{
+	struct store_args a = { 0 };
+	redisReply *r;
+
+	*job = NULL;
+	store_args_addf(&a, "%lld", (long long)id);
+	r = store_eval(st, S_SHOW, &a);
+	store_args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	*now = store_reply_i64(r->element[0]);
+	if (r->elements > 1)
+		*job = job_from_reply(r->element[1]);
+	freeReplyObject(r);
+	if (!*job) {
+		store_set_err(st, "job %lld not found", (long long)id);
+		return JOBD_STORE_ERR_NOTFOUND;
+	}
+	return 0;
+}
+
+int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT])
+{
+	redisReply *r;
+
+	r = jobd_store_command(
+		st,
+		"HMGET %s:count pending in_progress stopping stopped "
+		"finished canceled",
+		st->conf->prefix);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (int i = 0; i < JOBD_STATUS_COUNT; i++)
+		counts[i] = i < (int)r->elements ?
+				    store_reply_i64(r->element[i]) :
+				    0;
+	freeReplyObject(r);
+	return 0;
+}

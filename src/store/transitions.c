@@ -1,0 +1,599 @@
+/*
+ * store/transitions: what happens to a job once it exists. The engine's
+ * calls (claim, report, finish, hand back, heartbeat, expired leases, the
+ * wake-up wait, cascades) and the operators' operations (stop, resume,
+ * force stop, cancel, restart, low priority). Each is one Lua function of
+ * src/store/lua/ (claim and finish through the module first, where Redis
+ * has it).
+ */
+#include "config.h"
+
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+/* --- engine ------------------------------------------------------------ */
+
+/* Appends the jobs of claim reply R to CL (*n of them); true when the
+ * module stopped early and left the rest to claim.lua. */
+static bool claims_from(const redisReply *r, struct jobd_claim *cl, size_t *n,
+			int *low)
+{
+	bool rest = false;
+
+	for (size_t i = 0; i < r->elements; i++) {
+		redisReply *e = r->element[i];
+
+		if (e->type == REDIS_REPLY_STATUS && strcmp(e->str, "lua") == 0)
+			rest = true;
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 8)
+			continue;
+		cl[*n].id = store_reply_i64(e->element[0]);
+		cl[*n].attempt = store_reply_i64(e->element[1]);
+		cl[*n].type = store_dup_str(e->element[2]);
+		cl[*n].payload = store_dup_str(e->element[3]);
+		cl[*n].checkpoint = e->element[4]->len ?
+					    store_dup_str(e->element[4]) :
+					    NULL;
+		cl[*n].low_priority = store_reply_i64(e->element[5]) == 1;
+		cl[*n].root = store_reply_i64(e->element[6]);
+		cl[*n].progress = e->element[7]->type == REDIS_REPLY_STRING ?
+					  strtod(e->element[7]->str, NULL) :
+					  0;
+		*low += cl[*n].low_priority;
+		(*n)++;
+	}
+	return rest;
+}
+
+static void claim_args(struct jobd_store *st, struct store_args *a,
+		       const char *instance, int64_t lease_ms, int max,
+		       int max_low)
+{
+	store_args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	store_args_add(a, instance);
+	store_args_addf(a, "%lld", (long long)lease_ms);
+	store_args_addf(a, "%d", max);
+	store_args_addf(a, "%d", max_low);
+	store_args_add(a, "10");
+}
+
+int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
+		     int max_low, int64_t lease_ms, struct jobd_claim **claims,
+		     size_t *n)
+{
+	struct store_args a = { 0 };
+	struct jobd_claim *cl;
+	redisReply *r;
+	bool fallback, rest = true;
+	int low = 0;
+
+	*claims = NULL;
+	*n = 0;
+	if (max <= 0)
+		return 0;
+	cl = calloc((size_t)max, sizeof(*cl));
+	if (!cl)
+		return JOBD_STORE_ERR_REDIS;
+	claim_args(st, &a, instance, lease_ms, max, max_low);
+	r = store_module_call(st, "JOBD.CLAIM", &a, &fallback);
+	store_args_release(&a);
+	if (!r && !fallback) {
+		free(cl);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	if (r) {
+		if (r->type == REDIS_REPLY_ARRAY)
+			rest = claims_from(r, cl, n, &low);
+		freeReplyObject(r);
+	}
+	if (rest && (int)*n < max) {
+		/* What the module does not claim (a root with children, a
+		 * due retry), or no module: claim.lua. */
+		memset(&a, 0, sizeof(a));
+		claim_args(st, &a, instance, lease_ms, max - (int)*n,
+			   max_low > low ? max_low - low : 0);
+		r = store_eval(st, S_CLAIM, &a);
+		store_args_release(&a);
+		if (!r) {
+			/* The module's claims stand: hand them out. */
+			if (*n == 0) {
+				free(cl);
+				return JOBD_STORE_ERR_REDIS;
+			}
+		} else {
+			if (r->type == REDIS_REPLY_ARRAY)
+				claims_from(r, cl, n, &low);
+			freeReplyObject(r);
+		}
+	}
+	if (*n == 0) {
+		free(cl);
+		return 0;
+	}
+	*claims = cl;
+	return 0;
+}
+
+void jobd_store_claims_free(struct jobd_claim *claims, size_t n)
+{
+	if (!claims)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(claims[i].type);
+		free(claims[i].payload);
+		free(claims[i].checkpoint);
+	}
+	free(claims);
+}
+
+static enum jobd_result parse_result(const redisReply *e)
+{
+	static const struct {
+		const char *name;
+		enum jobd_result result;
+	} map[] = {
+		{ "ok", JOBD_RESULT_OK },
+		{ "stop", JOBD_RESULT_STOP },
+		{ "fenced", JOBD_RESULT_FENCED },
+		{ "finished", JOBD_RESULT_FINISHED },
+		{ "waiting", JOBD_RESULT_WAITING },
+		{ "stopped", JOBD_RESULT_STOPPED },
+		{ "retry", JOBD_RESULT_RETRY },
+		{ "pending", JOBD_RESULT_PENDING },
+	};
+
+	if (e && e->type == REDIS_REPLY_STRING)
+		for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+			if (strcmp(e->str, map[i].name) == 0)
+				return map[i].result;
+	return JOBD_RESULT_FENCED;
+}
+
+static int results_from(redisReply *r, size_t n, enum jobd_result *results)
+{
+	for (size_t i = 0; i < n; i++)
+		results[i] =
+			parse_result(i < r->elements ? r->element[i] : NULL);
+	freeReplyObject(r);
+	return 0;
+}
+
+/* A progress as the scripts take it (-1 keeps the job's) in BUF (SIZE,
+ * at least 32): "%.4g", with no printf for a whole number. */
+static const char *progress_text(char *buf, size_t size, double progress)
+{
+	if (progress < 0)
+		return "-1";
+	if (progress <= 9999 && progress == floor(progress))
+		buf[jobd_util_i64_text((int64_t)progress, buf)] = '\0';
+	else
+		snprintf(buf, size, "%.4g", progress);
+	return buf;
+}
+
+static void add_progress(struct store_args *a, double progress)
+{
+	char buf[32];
+
+	store_args_addf(a, "%s", progress_text(buf, sizeof(buf), progress));
+}
+
+int jobd_store_report(struct jobd_store *st, const struct jobd_report *rep,
+		      size_t n, enum jobd_result *results)
+{
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		struct store_args a = { 0 };
+		redisReply *r;
+
+		store_args_addf(&a, "%zu", len);
+		for (size_t i = off; i < off + len; i++) {
+			store_args_addf(&a, "%lld", (long long)rep[i].id);
+			store_args_addf(&a, "%lld", (long long)rep[i].attempt);
+			add_progress(&a, rep[i].progress);
+			store_args_addf(&a, "%lld", (long long)rep[i].errors);
+			store_args_add(&a, rep[i].checkpoint);
+			store_args_addf(&a, "%zu", rep[i].nlogs);
+			for (size_t j = 0; j < rep[i].nlogs; j++) {
+				store_args_add(
+					&a,
+					store_level_name(rep[i].logs[j].level));
+				store_args_add(&a, rep[i].logs[j].msg);
+			}
+		}
+		r = store_eval(st, S_PROGRESS, &a);
+		store_args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		results_from(r, len, results + off);
+	}
+	return 0;
+}
+
+static void finish_args(struct jobd_store *st, struct store_args *a,
+			const struct jobd_report *rep, const size_t *idx,
+			size_t len)
+{
+	static const char *const outcomes[] = { "done", "failed", "stopped" };
+
+	store_args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	store_args_addf(a, "%zu", len);
+	for (size_t k = 0; k < len; k++) {
+		const struct jobd_report *p = &rep[idx[k]];
+
+		store_args_addf(a, "%lld", (long long)p->id);
+		store_args_addf(a, "%lld", (long long)p->attempt);
+		store_args_add(a, outcomes[p->outcome]);
+		add_progress(a, p->progress);
+		store_args_addf(a, "%lld", (long long)p->errors);
+		store_args_add(a, p->checkpoint);
+		store_args_addf(a, "%.4f", (double)random() / RAND_MAX);
+		store_args_add(a, p->message);
+		store_args_addf(a, "%zu", p->nlogs);
+		for (size_t j = 0; j < p->nlogs; j++) {
+			store_args_add(a, store_level_name(p->logs[j].level));
+			store_args_add(a, p->logs[j].msg);
+		}
+	}
+}
+
+static bool is_lua(const redisReply *e)
+{
+	return e && e->type == REDIS_REPLY_STRING && strcmp(e->str, "lua") == 0;
+}
+
+/*
+ * JOBD.FINISH's arguments for the LEN runs of REP named by IDX, all done
+ * without log lines: their list in one argument, "ID ATTEMPT PROGRESS
+ * ERRORS LEN:CHECKPOINT\n" each (src/store/module/jobd_module.c parse_runs()).
+ */
+static void done_args(struct jobd_store *st, struct store_args *a,
+		      const struct jobd_report *rep, const size_t *idx,
+		      size_t len)
+{
+	char buf[32];
+	struct store_list l = { 0 };
+
+	for (size_t k = 0; k < len; k++) {
+		const struct jobd_report *p = &rep[idx[k]];
+		const char *pr = progress_text(buf, sizeof(buf), p->progress);
+
+		store_list_int(&l, (long long)p->id);
+		store_list_char(&l, ' ');
+		store_list_int(&l, (long long)p->attempt);
+		store_list_char(&l, ' ');
+		store_list_put(&l, pr, strlen(pr));
+		store_list_char(&l, ' ');
+		store_list_int(&l, (long long)p->errors);
+		store_list_char(&l, ' ');
+		store_list_field(&l, p->checkpoint);
+		store_list_char(&l, '\n');
+	}
+	store_args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	store_list_add(&l, a);
+}
+
+/*
+ * Finishes the LEN runs of REP named by IDX: the module takes the runs
+ * done without log lines that it can, finish.lua the rest (and those
+ * the module answered "lua" for).
+ */
+static int finish_batch(struct jobd_store *st, const struct jobd_report *rep,
+			size_t *idx, size_t len, enum jobd_result *results)
+{
+	struct store_args a = { 0 };
+	redisReply *r;
+	size_t done[JOBD_STORE_BATCH], ndone = 0, left = 0;
+
+	for (size_t k = 0; k < len; k++) {
+		const struct jobd_report *p = &rep[idx[k]];
+
+		if (p->outcome == JOBD_OUTCOME_DONE && p->nlogs == 0)
+			done[ndone++] = idx[k];
+		else
+			idx[left++] = idx[k];
+	}
+	if (ndone) {
+		bool fallback;
+
+		done_args(st, &a, rep, done, ndone);
+		r = store_module_call(st, "JOBD.FINISH", &a, &fallback);
+		store_args_release(&a);
+		if (!r && !fallback)
+			return JOBD_STORE_ERR_REDIS;
+		for (size_t k = 0; k < ndone; k++) {
+			redisReply *e = r && k < r->elements ? r->element[k] :
+							       NULL;
+
+			if (!r || is_lua(e))
+				idx[left++] = done[k];
+			else
+				results[done[k]] = parse_result(e);
+		}
+		freeReplyObject(r);
+	}
+	if (left == 0)
+		return 0;
+	finish_args(st, &a, rep, idx, left);
+	r = store_eval(st, S_FINISH, &a);
+	store_args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t k = 0; k < left; k++)
+		results[idx[k]] =
+			parse_result(k < r->elements ? r->element[k] : NULL);
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_finish(struct jobd_store *st, const struct jobd_report *rep,
+		      size_t n, enum jobd_result *results)
+{
+	size_t idx[JOBD_STORE_BATCH];
+
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		int rc;
+
+		for (size_t k = 0; k < len; k++)
+			idx[k] = off + k;
+		rc = finish_batch(st, rep, idx, len, results);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int jobd_store_handback(struct jobd_store *st, const char *reason,
+			const struct jobd_report *rep, size_t n,
+			enum jobd_result *results)
+{
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		struct store_args a = { 0 };
+		redisReply *r;
+
+		store_args_addf(&a, "%lld",
+				(long long)st->conf->retention_stats);
+		store_args_add(&a, reason);
+		store_args_addf(&a, "%zu", len);
+		for (size_t i = off; i < off + len; i++) {
+			store_args_addf(&a, "%lld", (long long)rep[i].id);
+			store_args_addf(&a, "%lld", (long long)rep[i].attempt);
+			add_progress(&a, rep[i].progress);
+			store_args_add(&a, rep[i].checkpoint);
+		}
+		r = store_eval(st, S_HANDBACK, &a);
+		store_args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		results_from(r, len, results + off);
+	}
+	return 0;
+}
+
+int jobd_store_heartbeat(struct jobd_store *st, const int64_t *ids,
+			 const int64_t *attempts, size_t n, int64_t lease_ms,
+			 enum jobd_result *results)
+{
+	for (size_t off = 0; off < n || off == 0; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		struct store_args a = { 0 };
+		redisReply *r;
+
+		store_args_addf(&a, "%lld", (long long)lease_ms);
+		store_args_addf(&a, "%zu", len);
+		for (size_t i = off; i < off + len; i++) {
+			store_args_addf(&a, "%lld", (long long)ids[i]);
+			store_args_addf(&a, "%lld", (long long)attempts[i]);
+		}
+		r = store_eval(st, S_HEARTBEAT, &a);
+		store_args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		results_from(r, len, results + off);
+		if (n == 0)
+			break;
+	}
+	return 0;
+}
+
+int jobd_store_expire(struct jobd_store *st, size_t max, size_t *n)
+{
+	struct store_args a = { 0 };
+	redisReply *r;
+
+	*n = 0;
+	store_args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+	store_args_addf(&a, "%zu", max);
+	r = store_eval(st, S_EXPIRE, &a);
+	store_args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_ARRAY)
+		*n = r->elements;
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_wait(struct jobd_store *st, int timeout_ms)
+{
+	redisReply *r = NULL;
+	struct pollfd pfd;
+	int woken = 0, n;
+
+	if (!st->sub) {
+		st->sub = store_connect_to(st);
+		if (!st->sub)
+			return JOBD_STORE_ERR_REDIS;
+		r = redisCommand(st->sub, "SUBSCRIBE %s:wake",
+				 st->conf->prefix);
+		if (!r)
+			goto err_lost;
+		freeReplyObject(r);
+		r = NULL;
+		/* Jobs may have become ready before we listened. */
+		return 1;
+	}
+	/*
+	 * Poll the socket ourselves: a hiredis read timeout would leave the
+	 * context unusable and we would miss wake-ups while resubscribing.
+	 */
+	pfd.fd = st->sub->fd;
+	pfd.events = POLLIN;
+	n = poll(&pfd, 1, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : JOBD_STORE_ERR_REDIS;
+	if (n == 0)
+		return 0;
+	if (redisBufferRead(st->sub) != REDIS_OK)
+		goto err_lost;
+	/* One wake-up is as good as many: drain what arrived. */
+	while (redisGetReplyFromReader(st->sub, (void **)&r) == REDIS_OK && r) {
+		freeReplyObject(r);
+		r = NULL;
+		woken = 1;
+	}
+	return woken;
+
+err_lost:
+	store_set_err(st, "redis at %s: subscription lost",
+		      st->conf->redis_address);
+	store_drop(&st->sub);
+	return JOBD_STORE_ERR_REDIS;
+}
+
+static int cascade_run(struct jobd_store *st, const char *task)
+{
+	for (;;) {
+		struct store_args a = { 0 };
+		redisReply *r;
+		int64_t left;
+
+		store_args_addf(&a, "%lld",
+				(long long)st->conf->retention_stats);
+		store_args_add(&a, task);
+		store_args_add(&a, "200");
+		r = store_eval(st, S_CASCADE, &a);
+		store_args_release(&a);
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		left = store_reply_i64(r);
+		freeReplyObject(r);
+		if (left == 0)
+			return 0;
+	}
+}
+
+int jobd_store_cascades_run(struct jobd_store *st, size_t max_calls,
+			    size_t *left)
+{
+	redisReply *r;
+	int rc = 0;
+
+	*left = 0;
+	if (store_ensure(st) < 0)
+		return JOBD_STORE_ERR_REDIS;
+	/* hiredis 0.14 formats no %zu. */
+	r = jobd_store_command(st, "ZRANGE %s:cascades 0 %lld",
+			       st->conf->prefix,
+			       (long long)(max_calls ? max_calls - 1 : 0));
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; i < r->elements && rc == 0; i++)
+		rc = cascade_run(st, r->element[i]->str);
+	*left = r->elements;
+	freeReplyObject(r);
+	return rc;
+}
+
+/* --- operations -------------------------------------------------------- */
+
+const char *const jobd_op_names[JOBD_OP_COUNT] = {
+	"stop",	   "resume",	   "force-stop",       "cancel",
+	"restart", "low-priority", "low-priority-off",
+};
+
+int jobd_op_parse(const char *name)
+{
+	for (int i = 0; i < JOBD_OP_COUNT; i++)
+		if (strcmp(name, jobd_op_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int op_batch(struct jobd_store *st, enum jobd_op op, const char *actor,
+		    const int64_t *ids, size_t n, struct jobd_op_result *out)
+{
+	static const enum script_id scripts[JOBD_OP_COUNT] = {
+		S_STOP,	   S_RESUME,	   S_FORCE_STOP,   S_CANCEL,
+		S_RESTART, S_LOW_PRIORITY, S_LOW_PRIORITY,
+	};
+	struct store_args a = { 0 };
+	redisReply *r;
+	int rc = 0;
+
+	store_args_addf(&a, "%lld", (long long)st->conf->retention_stats);
+	store_args_add(&a, actor);
+	if (op == JOBD_OP_LOW_PRIORITY || op == JOBD_OP_LOW_PRIORITY_OFF)
+		store_args_add(&a, op == JOBD_OP_LOW_PRIORITY ? "1" : "0");
+	for (size_t i = 0; i < n; i++)
+		store_args_addf(&a, "%lld", (long long)ids[i]);
+	r = store_eval(st, scripts[op], &a);
+	store_args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; i < n; i++) {
+		redisReply *e = i < r->elements ? r->element[i] : NULL;
+
+		out[i].id = ids[i];
+		out[i].ok = false;
+		out[i].error[0] = '\0';
+		if (!e || e->type != REDIS_REPLY_STRING) {
+			snprintf(out[i].error, sizeof(out[i].error),
+				 "no answer from redis");
+			continue;
+		}
+		if (strncmp(e->str, "ok", 2) == 0 &&
+		    (e->str[2] == '\0' || e->str[2] == ':')) {
+			out[i].ok = true;
+			/* Descendants first, before the operator hears "done". */
+			if (e->str[2] == ':' && rc == 0)
+				rc = cascade_run(st, e->str + 3);
+		} else {
+			snprintf(out[i].error, sizeof(out[i].error), "%s",
+				 e->str);
+		}
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+int jobd_store_op(struct jobd_store *st, enum jobd_op op, const char *actor,
+		  const int64_t *ids, size_t n, struct jobd_op_result *out)
+{
+	if ((int)op < 0 || op >= JOBD_OP_COUNT)
+		return JOBD_STORE_ERR_INVALID;
+	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
+		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
+							  JOBD_STORE_BATCH;
+		int rc = op_batch(st, op, actor, ids + off, len, out + off);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
