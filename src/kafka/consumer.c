@@ -32,7 +32,7 @@
  *
  * Key of a job: "<topic>:<id>" when the message has an id, else
  * "<topic>/<partition>@<offset>@<cluster id>": offsets restart at 0 on a
- * new embedded broker, the cluster id (with its start token, kafka.c) does
+ * new embedded broker, the cluster id (with its start token, mock_broker.c) does
  * not repeat.
  *
  * Backpressure and the embedded broker's key are checked once a second,
