@@ -1,5 +1,6 @@
 /*
- * worker: the worker pool of one instance, and the handler context.
+ * worker: the worker pool of one instance (the handler context, what a
+ * handler calls, is ctx.c).
  *
  * Threads, each with its own store connection when it talks to Redis (a
  * store is used by one thread at a time):
@@ -66,24 +67,20 @@
 #include "config.h"
 
 #include "engine/worker.h"
+#include "engine/worker_int.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
 #include "base/util.h"
-#include "engine/handler.h"
 #include "engine/registry.h"
 #include "store/store.h"
 
@@ -95,8 +92,6 @@
 #define LOW_CAPPED_WAIT_MS 100 /* ... while the low-priority cap is reached */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define LOGS_FLUSH 256	 /* buffered lines that trigger a write */
-#define LOGS_MAX 10000	 /* buffered lines kept while Redis is away */
 #define EXPIRE_MAX 100	 /* leases expired per heartbeat */
 #define CASCADE_CALLS 10 /* orphaned cascades continued per heartbeat */
 /*
@@ -115,100 +110,6 @@
 #define AHEAD_MAX 8
 #define CLAIM_MAX 256	   /* jobs in one claim, at most */
 #define QUEUED_MAX_MS 1000 /* a job queued longer goes back (heartbeat) */
-
-enum run_state {
-	RUN_QUEUED,  /* claimed, waiting for a worker */
-	RUN_RUNNING, /* a worker runs its handler */
-	RUN_DONE,    /* handler returned; finish or hand-back queued */
-};
-
-enum end_kind {
-	END_FINISH,   /* jobd_store_finish with ctx->outcome */
-	END_HANDBACK, /* jobd_store_handback, reason back_why */
-	END_DROP,     /* fenced: write nothing */
-};
-
-struct line {
-	int level; /* enum jobd_log_level */
-	char *msg; /* owned */
-};
-
-/* What a handler reported and Redis has not seen yet. */
-struct out {
-	double progress;   /* 0-100, negative = unchanged */
-	int64_t errors;	   /* errors since the last write */
-	char *checkpoint;  /* JSON text, owned; NULL = unchanged */
-	struct line *logs; /* owned */
-	size_t nlogs, cap;
-	size_t dropped; /* lines dropped beyond LOGS_MAX */
-};
-
-struct jobd_ctx {
-	struct jobd_workers *w;	 /* the pool */
-	struct jobd_claim claim; /* owned strings; id and attempt fence */
-	const struct jobd_type_conf *tc; /* borrowed from conf, NULL if unknown */
-	jobd_handler_fn fn;		 /* NULL: cannot run (why) */
-	char why[160];			 /* why fn is NULL */
-	int efd;	 /* eventfd: stop delivered or abandoned; -1 */
-	bool efd_failed; /* ... and could not be made */
-	/* Below: under w->mu. */
-	char *last_ck; /* latest checkpoint, owned, NULL = claim's */
-	enum run_state state;
-	int64_t queued_at;    /* monotonic ms of the claim */
-	int64_t lease_until;  /* monotonic ms the lease surely lasts: from
-			       * before the claim or renewal that set it */
-	const char *back_why; /* hand-back reason; NULL: "shutdown" */
-	bool stop;	      /* a stop was delivered to the handler */
-	bool stop_held;	      /* a stop waits for the uninterruptible end */
-	bool shutdown;	      /* jobd shuts down, or it waited too long: back */
-	bool abandoned;	      /* must return now */
-	bool fenced;	      /* not the job's attempt any more */
-	int uninterruptible;  /* nesting depth */
-	struct out out;
-	enum end_kind end;	      /* when RUN_DONE */
-	enum jobd_outcome outcome;    /* for END_FINISH */
-	char *message;		      /* failure message, owned */
-	struct jobd_ctx *prev, *next; /* live list */
-	struct jobd_ctx *qnext;	      /* work queue or done queue */
-};
-
-struct jobd_workers {
-	const struct jobd_conf *conf; /* borrowed */
-	struct jobd_store *st_claim;  /* dispatcher's */
-	struct jobd_store *st_flush;  /* flusher's */
-	struct jobd_store *st_beat;   /* heartbeat's */
-	struct jobd_store *st_spawn;  /* handlers', under spawn_mu */
-	pthread_mutex_t spawn_mu;
-	pthread_mutex_t mu;	 /* everything below */
-	pthread_cond_t work_cv;	 /* queue not empty, or quit */
-	pthread_cond_t idle_cv;	 /* a worker became idle, or closing */
-	pthread_cond_t flush_cv; /* something to write, or quit */
-	pthread_cond_t beat_cv;	 /* quit */
-	pthread_cond_t guard_cv; /* an earlier lease end, or quit */
-	pthread_t dispatcher, flusher, beat, guard;
-	pthread_t *threads; /* conf->workers */
-	int nthreads;	    /* started */
-	bool dispatcher_up, flusher_up, beat_up, guard_up;
-	struct jobd_ctx *live; /* every attempt not yet written off */
-	struct jobd_ctx *queue, *queue_tail; /* claimed, not started */
-	struct jobd_ctx *done, *done_tail;   /* returned, not written */
-	int busy;			     /* queued + running handlers */
-	int queued;			     /* of them queued */
-	int64_t run_us;			     /* mean run time (EWMA), or -1 */
-	int idle_wanted; /* idle_cv waits for this many idle workers (0: none) */
-	int busy_low;	 /* of them low priority */
-	int queued_low;	 /* of the queued ones low priority */
-	int low_cap;	 /* most low-priority handlers at once */
-	bool closing;	 /* stop claiming, hand back */
-	bool workers_quit;     /* workers exit when the queue is empty */
-	bool flush_now;	       /* a buffer is large */
-	bool flush_quit;       /* write what is left, then exit */
-	int64_t flush_give_up; /* monotonic ms: stop retrying at quit */
-	bool beat_quit;
-	bool guard_quit;
-	int64_t guard_at; /* monotonic ms the guard wakes at */
-	struct jobd_workers_stats stats;
-};
 
 /* --- small helpers ------------------------------------------------------- */
 
@@ -253,7 +154,7 @@ static int cond_init(pthread_cond_t *cv)
 	return rc;
 }
 
-static void sleep_ms(int64_t ms)
+void worker_sleep_ms(int64_t ms)
 {
 	struct timespec ts = { (time_t)(ms / 1000),
 			       (long)(ms % 1000) * 1000000L };
@@ -262,14 +163,14 @@ static void sleep_ms(int64_t ms)
 		;
 }
 
-static int64_t backoff_next(int64_t ms)
+int64_t worker_backoff_next(int64_t ms)
 {
 	if (ms < BACKOFF_MIN_MS)
 		return BACKOFF_MIN_MS;
 	return ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
 }
 
-static char *xstrdup(const char *s)
+char *worker_xstrdup(const char *s)
 {
 	char *d = s ? strdup(s) : NULL;
 
@@ -278,9 +179,7 @@ static char *xstrdup(const char *s)
 	return d;
 }
 
-/* Under w->mu: a stop or abandon for CTX's handler, on its event fd if
- * it has one (event_fd() signals one made later). */
-static void notify(struct jobd_ctx *ctx)
+void worker_notify(struct jobd_ctx *ctx)
 {
 	uint64_t one = 1;
 
@@ -315,7 +214,7 @@ static void out_take(struct out *dst, struct out *src)
 	src->progress = -1;
 }
 
-static void out_add_line(struct out *o, int level, char *msg)
+void worker_out_add_line(struct out *o, int level, char *msg)
 {
 	if (o->nlogs >= LOGS_MAX) {
 		o->dropped++;
@@ -379,23 +278,23 @@ static void ctx_free(struct jobd_ctx *ctx)
 	free(ctx);
 }
 
-/* Delivers a stop now, or after the uninterruptible section. */
-static void deliver_stop(struct jobd_ctx *ctx)
+void worker_deliver_stop(struct jobd_ctx *ctx)
 {
 	if (ctx->stop)
 		return;
 	if (ctx->uninterruptible > 0) {
 		/* The audit trail says why the job stays Stopping (once). */
 		if (!ctx->stop_held)
-			out_add_line(
+			worker_out_add_line(
 				&ctx->out, JOBD_LOG_INFO,
-				xstrdup("stopping deferred: the handler is "
+				worker_xstrdup(
+					"stopping deferred: the handler is "
 					"in a non-interruptible section"));
 		ctx->stop_held = true;
 		return;
 	}
 	ctx->stop = true;
-	notify(ctx);
+	worker_notify(ctx);
 }
 
 /* The attempt is no longer ours: the handler must end, writes dropped. */
@@ -409,291 +308,7 @@ static void fence(struct jobd_workers *w, struct jobd_ctx *ctx, const char *why)
 	w->stats.fenced++;
 	jobd_warn("job %lld attempt %lld %s: abandoning its handler",
 		  (long long)ctx->claim.id, (long long)ctx->claim.attempt, why);
-	notify(ctx);
-}
-
-/* --- the handler context (handler.h) ---------------------------------------- */
-
-int64_t jobd_ctx_job_id(const struct jobd_ctx *ctx)
-{
-	return ctx->claim.id;
-}
-
-int64_t jobd_ctx_attempt(const struct jobd_ctx *ctx)
-{
-	return ctx->claim.attempt;
-}
-
-const char *jobd_ctx_type(const struct jobd_ctx *ctx)
-{
-	return ctx->claim.type;
-}
-
-const struct jobd_type_conf *jobd_ctx_type_conf(const struct jobd_ctx *ctx)
-{
-	return ctx->tc;
-}
-
-const struct jobd_conf *jobd_ctx_conf(const struct jobd_ctx *ctx)
-{
-	return ctx->w->conf;
-}
-
-/* Each worker thread's own store for its handlers, made on first use. */
-static __thread struct jobd_store *thread_st;
-
-struct jobd_store *jobd_ctx_store(struct jobd_ctx *ctx)
-{
-	char err[256];
-
-	if (!thread_st) {
-		thread_st = jobd_store_new(ctx->w->conf, err, sizeof(err));
-		if (!thread_st)
-			jobd_warn("job %lld: %s", (long long)ctx->claim.id,
-				  err);
-	}
-	return thread_st;
-}
-
-const char *jobd_ctx_payload(const struct jobd_ctx *ctx)
-{
-	return ctx->claim.payload ? ctx->claim.payload : "{}";
-}
-
-const char *jobd_ctx_checkpoint(const struct jobd_ctx *ctx)
-{
-	const char *ck;
-
-	pthread_mutex_lock(&ctx->w->mu);
-	ck = ctx->last_ck ? ctx->last_ck : ctx->claim.checkpoint;
-	pthread_mutex_unlock(&ctx->w->mu);
-	return ck;
-}
-
-void jobd_ctx_save_checkpoint(struct jobd_ctx *ctx, const char *json)
-{
-	struct jobd_workers *w = ctx->w;
-	char *a = xstrdup(json), *b = xstrdup(json);
-
-	pthread_mutex_lock(&w->mu);
-	free(ctx->last_ck);
-	ctx->last_ck = a;
-	if (!ctx->fenced) {
-		free(ctx->out.checkpoint);
-		ctx->out.checkpoint = b;
-		b = NULL;
-	}
-	pthread_mutex_unlock(&w->mu);
-	free(b);
-}
-
-void jobd_ctx_progress(struct jobd_ctx *ctx, double pct)
-{
-	if (!(pct >= 0)) /* also NaN */
-		pct = 0;
-	if (pct > 100)
-		pct = 100;
-	pthread_mutex_lock(&ctx->w->mu);
-	if (!ctx->fenced)
-		ctx->out.progress = pct;
-	pthread_mutex_unlock(&ctx->w->mu);
-}
-
-void jobd_ctx_progress_of(struct jobd_ctx *ctx, int64_t done, int64_t total)
-{
-	jobd_ctx_progress(ctx,
-			  total > 0 ? 100.0 * (double)done / (double)total : 0);
-}
-
-static void add_line(struct jobd_ctx *ctx, int level, int64_t errors,
-		     const char *fmt, va_list ap)
-{
-	struct jobd_workers *w = ctx->w;
-	char *msg;
-
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
-	pthread_mutex_lock(&w->mu);
-	if (ctx->fenced) {
-		free(msg);
-	} else {
-		ctx->out.errors += errors;
-		out_add_line(&ctx->out, level, msg);
-		if (ctx->out.nlogs >= LOGS_FLUSH && !w->flush_now) {
-			w->flush_now = true;
-			pthread_cond_signal(&w->flush_cv);
-		}
-	}
-	pthread_mutex_unlock(&w->mu);
-}
-
-void jobd_ctx_log(struct jobd_ctx *ctx, enum jobd_log_level level,
-		  const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	add_line(ctx, level, 0, fmt, ap);
-	va_end(ap);
-}
-
-void jobd_ctx_error(struct jobd_ctx *ctx, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	add_line(ctx, JOBD_LOG_ERROR, 1, fmt, ap);
-	va_end(ap);
-}
-
-int jobd_ctx_fail(struct jobd_ctx *ctx, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	pthread_mutex_lock(&ctx->w->mu);
-	free(ctx->message);
-	ctx->message = msg;
-	pthread_mutex_unlock(&ctx->w->mu);
-	return JOBD_HANDLER_FAILED;
-}
-
-bool jobd_ctx_stop_requested(const struct jobd_ctx *ctx)
-{
-	bool stop;
-
-	pthread_mutex_lock(&ctx->w->mu);
-	stop = ctx->stop || ctx->abandoned;
-	pthread_mutex_unlock(&ctx->w->mu);
-	return stop;
-}
-
-bool jobd_ctx_abandoned(const struct jobd_ctx *ctx)
-{
-	bool abandoned;
-
-	pthread_mutex_lock(&ctx->w->mu);
-	abandoned = ctx->abandoned;
-	pthread_mutex_unlock(&ctx->w->mu);
-	return abandoned;
-}
-
-void jobd_ctx_uninterruptible_begin(struct jobd_ctx *ctx)
-{
-	pthread_mutex_lock(&ctx->w->mu);
-	ctx->uninterruptible++;
-	pthread_mutex_unlock(&ctx->w->mu);
-}
-
-void jobd_ctx_uninterruptible_end(struct jobd_ctx *ctx)
-{
-	pthread_mutex_lock(&ctx->w->mu);
-	if (ctx->uninterruptible > 0 && --ctx->uninterruptible == 0 &&
-	    ctx->stop_held) {
-		ctx->stop_held = false;
-		deliver_stop(ctx);
-	}
-	pthread_mutex_unlock(&ctx->w->mu);
-}
-
-/*
- * The event fd of CTX, made on first use: most handlers never wait on it,
- * and an eventfd per job cost two system calls a job. Made under w->mu,
- * so a stop or abandon delivered before it existed is signalled on it at
- * once. -1 when it cannot be made (a warning said why).
- */
-static int event_fd(struct jobd_ctx *ctx)
-{
-	int fd;
-
-	pthread_mutex_lock(&ctx->w->mu);
-	if (ctx->efd < 0 && !ctx->efd_failed) {
-		ctx->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (ctx->efd < 0) {
-			ctx->efd_failed = true;
-			jobd_warn("cannot create an eventfd for job %lld: %s",
-				  (long long)ctx->claim.id, strerror(errno));
-		} else if (ctx->stop || ctx->abandoned) {
-			notify(ctx);
-		}
-	}
-	fd = ctx->efd;
-	pthread_mutex_unlock(&ctx->w->mu);
-	return fd;
-}
-
-int jobd_ctx_event_fd(struct jobd_ctx *ctx)
-{
-	return event_fd(ctx);
-}
-
-bool jobd_ctx_sleep(struct jobd_ctx *ctx, int64_t ms)
-{
-	int64_t end = jobd_util_mono_ms() + ms, left;
-	struct pollfd pfd = { .fd = event_fd(ctx), .events = POLLIN };
-
-	for (;;) {
-		if (jobd_ctx_stop_requested(ctx))
-			return false;
-		left = end - jobd_util_mono_ms();
-		if (left <= 0)
-			return true;
-		if (poll(&pfd, 1, left > 1000 ? 1000 : (int)left) > 0)
-			return !jobd_ctx_stop_requested(ctx);
-	}
-}
-
-int jobd_ctx_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
-		   const char *payload, int64_t *child_id)
-{
-	struct jobd_workers *w = ctx->w;
-	struct jobd_spec spec = {
-		.type = type,
-		.key = key,
-		.payload = payload,
-		.parent = ctx->claim.id,
-	};
-	struct jobd_created out;
-	int64_t backoff = 0;
-	int rc;
-
-	if (!key || !*key) {
-		jobd_ctx_log(ctx, JOBD_LOG_ERROR,
-			     "cannot create a child of type \"%s\": no key",
-			     type ? type : "");
-		return JOBD_CTX_ERR_REFUSED;
-	}
-	pthread_mutex_lock(&w->spawn_mu);
-	for (;;) {
-		if (jobd_ctx_abandoned(ctx)) {
-			pthread_mutex_unlock(&w->spawn_mu);
-			return JOBD_CTX_ERR_ABANDONED;
-		}
-		rc = jobd_store_create(w->st_spawn, w->conf->instance, &spec, 1,
-				       &out);
-		if (rc == 0)
-			break;
-		backoff = backoff_next(backoff);
-		jobd_warn("cannot create child \"%s\" of job %lld: %s "
-			  "(retrying in %lld ms)",
-			  key, (long long)ctx->claim.id,
-			  jobd_store_errstr(w->st_spawn), (long long)backoff);
-		sleep_ms(backoff);
-	}
-	pthread_mutex_unlock(&w->spawn_mu);
-	if (out.id == 0) {
-		jobd_ctx_log(ctx, JOBD_LOG_ERROR,
-			     "cannot create child \"%s\" of type \"%s\": %s",
-			     key, type ? type : "", out.error);
-		return JOBD_CTX_ERR_REFUSED;
-	}
-	if (child_id)
-		*child_id = out.id;
-	return 0;
+	worker_notify(ctx);
 }
 
 /* --- workers ------------------------------------------------------------------- */
@@ -724,7 +339,7 @@ static void end_run(struct jobd_workers *w, struct jobd_ctx *ctx, int rc)
 		default:
 			ctx->outcome = JOBD_OUTCOME_FAILED;
 			if (!ctx->message)
-				ctx->message = xstrdup("handler failed");
+				ctx->message = worker_xstrdup("handler failed");
 		}
 	}
 	ctx->state = RUN_DONE;
@@ -823,8 +438,7 @@ static void *worker_main(void *arg)
 		end_run(w, ctx, rc);
 	}
 	pthread_mutex_unlock(&w->mu);
-	jobd_store_free(thread_st);
-	thread_st = NULL;
+	worker_ctx_thread_end();
 	return NULL;
 }
 
@@ -843,7 +457,7 @@ static struct jobd_ctx *ctx_new(struct jobd_workers *w, struct jobd_claim *c)
 	/* The strings are ours now. */
 	memset(c, 0, sizeof(*c));
 	ctx->out.progress = -1;
-	ctx->efd = -1; /* made on first use: event_fd() */
+	ctx->efd = -1; /* made on first use: worker_event_fd() */
 	ctx->tc = jobd_conf_type(w->conf, ctx->claim.type);
 	if (!ctx->tc) {
 		snprintf(ctx->why, sizeof(ctx->why),
@@ -921,7 +535,7 @@ static void *dispatcher_main(void *arg)
 				      max_low, conf->lease, &claims, &n);
 		pthread_mutex_lock(&w->mu);
 		if (rc < 0) {
-			backoff = backoff_next(backoff);
+			backoff = worker_backoff_next(backoff);
 			jobd_warn("cannot claim jobs: %s (retrying in %lld ms)",
 				  jobd_store_errstr(w->st_claim),
 				  (long long)backoff);
@@ -977,7 +591,7 @@ static void *dispatcher_main(void *arg)
 		rc = jobd_store_wait(w->st_claim, timeout);
 		pthread_mutex_lock(&w->mu);
 		if (rc < 0) {
-			backoff = backoff_next(backoff);
+			backoff = worker_backoff_next(backoff);
 			jobd_warn(
 				"cannot wait for jobs: %s (retrying in %lld ms)",
 				jobd_store_errstr(w->st_claim),
@@ -1050,10 +664,10 @@ static bool flush_retry(struct jobd_workers *w, const char *what,
 			   jobd_store_errstr(w->st_flush));
 		return false;
 	}
-	*backoff = backoff_next(*backoff);
+	*backoff = worker_backoff_next(*backoff);
 	jobd_warn("cannot %s: %s (retrying in %lld ms)", what,
 		  jobd_store_errstr(w->st_flush), (long long)*backoff);
-	sleep_ms(*backoff);
+	worker_sleep_ms(*backoff);
 	return true;
 }
 
@@ -1075,7 +689,8 @@ static void item_to_report(struct item *it, struct jobd_ctx *ctx,
 		snprintf(note, sizeof(note),
 			 "%zu log lines dropped while redis was unreachable",
 			 it->out.dropped);
-		out_add_line(&it->out, JOBD_LOG_WARN, xstrdup(note));
+		worker_out_add_line(&it->out, JOBD_LOG_WARN,
+				    worker_xstrdup(note));
 	}
 	it->lines = calloc(it->out.nlogs + 1, sizeof(*it->lines));
 	if (!it->lines)
@@ -1117,7 +732,7 @@ static void send_reports(struct jobd_workers *w, struct batch *b)
 		if (!ctx)
 			continue;
 		if (res[i] == JOBD_RESULT_STOP && ctx->state != RUN_DONE)
-			deliver_stop(ctx);
+			worker_deliver_stop(ctx);
 		else if (res[i] == JOBD_RESULT_FENCED)
 			fence(w, ctx, "was fenced off");
 	}
@@ -1265,7 +880,7 @@ static void *flusher_main(void *arg)
 		if (w->done && !w->flush_quit) {
 			/* Let finishes of other workers join this batch. */
 			pthread_mutex_unlock(&w->mu);
-			sleep_ms(COALESCE_MS);
+			worker_sleep_ms(COALESCE_MS);
 			pthread_mutex_lock(&w->mu);
 		}
 		quit = w->flush_quit;
@@ -1377,7 +992,7 @@ static void *beat_main(void *arg)
 					ctx->lease_until = t0 + conf->lease;
 					if (res[i] == JOBD_RESULT_STOP &&
 					    ctx->state != RUN_DONE)
-						deliver_stop(ctx);
+						worker_deliver_stop(ctx);
 				}
 			}
 		} else {
@@ -1578,7 +1193,7 @@ void jobd_workers_stop(struct jobd_workers *w)
 		if (ctx->state == RUN_DONE)
 			continue;
 		ctx->shutdown = true;
-		deliver_stop(ctx);
+		worker_deliver_stop(ctx);
 	}
 	pthread_cond_broadcast(&w->idle_cv);
 	pthread_mutex_unlock(&w->mu);
@@ -1601,7 +1216,7 @@ void jobd_workers_stop(struct jobd_workers *w)
 	for (ctx = w->live; ctx; ctx = ctx->next) {
 		if (ctx->state == RUN_RUNNING && !ctx->abandoned) {
 			ctx->abandoned = true;
-			notify(ctx);
+			worker_notify(ctx);
 			abandoned++;
 		}
 	}
