@@ -1,11 +1,11 @@
 /*
- * http: the monitor's server. One thread runs an evhttp loop and owns one
+ * http/server: the monitor's server. One thread runs an evhttp loop and owns one
  * store connection; each request is parsed, checked (method, parameters,
  * token, body) and answered with a few bounded store calls, so a slow
  * Redis delays the monitor but nothing else of jobd.
  *
  * Every answer of the API is JSON. User input never causes a 5xx: ids,
- * filters, times, regexes and bodies are validated first (httpparse.c,
+ * filters, times, regexes and bodies are validated first (parse.c,
  * which takes plain bytes so that it can be fuzzed) and refused with a
  * 4xx saying what was wrong; 503 means Redis is unreachable (the store
  * reconnects on the next call). The store is created lazily, so the
@@ -15,7 +15,7 @@
  * refusal; past 64 KiB of headers or 8 MiB of body, evhttp itself refuses
  * the request (400/413 with its own HTML text) before it reaches us.
  * Connections are bounded in number and each has [http] request_timeout
- * to send a request (httpconn.c).
+ * to send a request (conn.c).
  *
  * Security: a request whose Host is not an address, localhost or a name
  * of [http] allowed_hosts gets 421, whatever it asks: a page of another
@@ -37,6 +37,7 @@
 #include "config.h"
 
 #include "http/server.h"
+#include "http/http_int.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -47,7 +48,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -62,17 +62,14 @@
 #include "base/job.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "engine/worker.h"
 #include "http/conn.h"
 #include "http/page.h"
 #include "http/parse.h"
-#include "kafka/consumer.h"
 #include "store/statsjson.h"
 #include "store/store.h"
 
 #define MAX_HEADERS (64 * 1024)		/* evhttp's own limit */
 #define MAX_BODY_HARD (8 * 1024 * 1024) /* evhttp's own limit */
-#define STORE_TIMEOUT 3000		/* ms per Redis call */
 
 static const char page_csp[] =
 	"default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -80,45 +77,14 @@ static const char page_csp[] =
 	"form-action 'none'; frame-ancestors 'none'";
 static const char api_csp[] = "default-src 'none'; frame-ancestors 'none'";
 
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
-
 /* Status codes counted for jobd_http_requests_total; the last is "other". */
-static const int counted_codes[] = { 200, 201, 304, 400, 401, 403, 404, 405,
-				     409, 413, 414, 421, 500, 503, 0 };
-#define NCODES (sizeof(counted_codes) / sizeof(counted_codes[0]))
+const int http_counted_codes[HTTP_NCODES] = { HTTP_COUNTED_CODES };
 
-struct jobd_http {
-	const struct jobd_conf *conf; /* borrowed */
-	struct event_base *base;
-	struct evhttp *http;
-	struct event *wake; /* reads stop_pipe[0] */
-	int stop_pipe[2];   /* a byte written = stop the loop */
-	pthread_t thread;
-	struct jobd_store *st;	     /* NULL until Redis answers */
-	struct jobd_httpconn *conns; /* limit and deadlines */
-	char **hosts; /* names for the Host header besides addresses and
-		       * localhost, NULL-terminated */
-	char address[INET6_ADDRSTRLEN + 8]; /* bound address, "host:port" */
-	uint64_t requests[NCODES];	    /* answers per status code */
-	pthread_mutex_t sources_mu;
-	struct jobd_workers *workers;	/* borrowed, NULL without role work */
-	struct jobd_consumer *consumer; /* borrowed, NULL without role consume */
-};
-
-/* One request being answered. */
-struct req {
-	struct jobd_http *h;
-	struct evhttp_request *r;
-	char *path;			/* decoded path, owned */
-	struct jobd_httpparse_query qs; /* decoded parameters */
-	const char *actor; /* who operates: user name, "admin", "http" */
-	char actor_buf[80];
-	bool counted; /* already in h->requests */
-};
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 /* --- answers ------------------------------------------------------------ */
 
-static const char *reason(int code)
+const char *http_reason(int code)
 {
 	switch (code) {
 	case 200:
@@ -152,19 +118,18 @@ static const char *reason(int code)
 	}
 }
 
-static void count(struct jobd_http *h, int code)
+void http_count(struct jobd_http *h, int code)
 {
 	size_t i;
 
-	for (i = 0; i + 1 < NCODES; i++)
-		if (counted_codes[i] == code)
+	for (i = 0; i + 1 < HTTP_NCODES; i++)
+		if (http_counted_codes[i] == code)
 			break;
 	h->requests[i]++;
 }
 
-/* Sends CODE with BUF (taken) as the body of type CTYPE. */
-static void send_buf(struct req *q, int code, const char *ctype,
-		     struct evbuffer *buf)
+void http_send_buf(struct req *q, int code, const char *ctype,
+		   struct evbuffer *buf)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(q->r);
 
@@ -177,8 +142,8 @@ static void send_buf(struct req *q, int code, const char *ctype,
 	if (!evhttp_find_header(out, "Cache-Control"))
 		evhttp_add_header(out, "Cache-Control", "no-store");
 	if (!q->counted)
-		count(q->h, code);
-	evhttp_send_reply(q->r, code, reason(code), buf);
+		http_count(q->h, code);
+	evhttp_send_reply(q->r, code, http_reason(code), buf);
 	evbuffer_free(buf);
 }
 
@@ -205,13 +170,10 @@ static void send_json(struct req *q, int code, json_t *j)
 		evbuffer_add_printf(buf, "{\"error\":\"out of memory\"}\n");
 	}
 	free(s);
-	send_buf(q, code, "application/json; charset=utf-8", buf);
+	http_send_buf(q, code, "application/json; charset=utf-8", buf);
 }
 
-static void send_error(struct req *q, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void send_error(struct req *q, int code, const char *fmt, ...)
+void http_send_error(struct req *q, int code, const char *fmt, ...)
 {
 	char msg[512];
 	json_t *j;
@@ -230,9 +192,9 @@ static void send_error(struct req *q, int code, const char *fmt, ...)
 static void send_store_error(struct req *q, int rc)
 {
 	if (rc == JOBD_STORE_ERR_INVALID)
-		send_error(q, 400, "%s", jobd_store_errstr(q->h->st));
+		http_send_error(q, 400, "%s", jobd_store_errstr(q->h->st));
 	else
-		send_error(q, 503, "%s", jobd_store_errstr(q->h->st));
+		http_send_error(q, 503, "%s", jobd_store_errstr(q->h->st));
 }
 
 /* The store, connecting on first use; NULL after answering 503. */
@@ -244,7 +206,7 @@ static struct jobd_store *store(struct req *q)
 		return q->h->st;
 	q->h->st = jobd_store_new(q->h->conf, err, sizeof(err));
 	if (!q->h->st) {
-		send_error(q, 503, "%s", err);
+		http_send_error(q, 503, "%s", err);
 		return NULL;
 	}
 	jobd_store_set_timeout(q->h->st, STORE_TIMEOUT);
@@ -260,11 +222,10 @@ static void refuse(struct req *q, int rc, const char *err, int too_big)
 		   rc == JOBD_HTTPPARSE_NOMEM	? 503 :
 						  400;
 
-	send_error(q, code, "%s", err);
+	http_send_error(q, code, "%s", err);
 }
 
-/* For the paths that take no parameters. */
-static bool no_params(struct req *q)
+bool http_no_params(struct req *q)
 {
 	static const char *const none[] = { NULL };
 	char err[512];
@@ -307,11 +268,11 @@ static void get_job(struct req *q, int64_t id)
 	int64_t now;
 	int rc;
 
-	if (!no_params(q) || !(st = store(q)))
+	if (!http_no_params(q) || !(st = store(q)))
 		return;
 	rc = jobd_store_get(st, id, &job, &now);
 	if (rc == JOBD_STORE_ERR_NOTFOUND) {
-		send_error(q, 404, "job %lld not found", (long long)id);
+		http_send_error(q, 404, "job %lld not found", (long long)id);
 		return;
 	}
 	if (rc < 0) {
@@ -340,7 +301,7 @@ static void get_children(struct req *q, int64_t id)
 		return;
 	rc = jobd_store_children(st, id, cursor, limit, &list);
 	if (rc == JOBD_STORE_ERR_NOTFOUND) {
-		send_error(q, 404, "job %lld not found", (long long)id);
+		http_send_error(q, 404, "job %lld not found", (long long)id);
 		return;
 	}
 	if (rc < 0) {
@@ -419,7 +380,7 @@ static void get_logs(struct req *q, int64_t id)
 	rc = id ? jobd_store_logs(st, id, &lp.lq, &res) :
 		  jobd_store_logs_all(st, &lp.lq, &res);
 	if (rc == JOBD_STORE_ERR_NOTFOUND)
-		send_error(q, 404, "job %lld not found", (long long)id);
+		http_send_error(q, 404, "job %lld not found", (long long)id);
 	else if (rc < 0)
 		send_store_error(q, rc);
 	else {
@@ -464,7 +425,7 @@ static void get_counts(struct req *q)
 	json_t *o;
 	int rc;
 
-	if (!no_params(q) || !(st = store(q)))
+	if (!http_no_params(q) || !(st = store(q)))
 		return;
 	if ((rc = jobd_store_counts(st, counts)) < 0) {
 		send_store_error(q, rc);
@@ -483,7 +444,7 @@ static void get_types(struct req *q)
 	const struct jobd_conf *conf = q->h->conf;
 	json_t *o, *a;
 
-	if (!no_params(q))
+	if (!http_no_params(q))
 		return;
 	o = json_object();
 	a = json_array();
@@ -554,7 +515,8 @@ static void post_jobs(struct req *q)
 	out = calloc((size_t)n, sizeof(*out));
 	keys = calloc((size_t)n, sizeof(*keys));
 	if (!specs || !out || !keys) {
-		send_error(q, 503, "out of memory for %lld jobs", (long long)n);
+		http_send_error(q, 503, "out of memory for %lld jobs",
+				(long long)n);
 		goto out_free;
 	}
 	for (int64_t i = 0; i < n; i++) {
@@ -564,7 +526,7 @@ static void post_jobs(struct req *q)
 			if (asprintf(&keys[i], "%s-%lld", sub.spec.key,
 				     (long long)i + 1) < 0) {
 				keys[i] = NULL;
-				send_error(q, 503, "out of memory");
+				http_send_error(q, 503, "out of memory");
 				goto out_free;
 			}
 			specs[i].key = keys[i];
@@ -621,7 +583,7 @@ static void post_ops(struct req *q)
 		goto out_body;
 	}
 	if ((op = jobd_op_parse(name)) < 0) {
-		send_error(
+		http_send_error(
 			q, 400,
 			"unknown op \"%s\": use stop, resume, force-stop, cancel, restart, low-priority or low-priority-off",
 			jobd_httpparse_quote(name, buf, sizeof(buf)));
@@ -635,7 +597,7 @@ static void post_ops(struct req *q)
 		goto out_free;
 	out = calloc(n, sizeof(*out));
 	if (!out) {
-		send_error(q, 503, "out of memory for %zu ids", n);
+		http_send_error(q, 503, "out of memory for %zu ids", n);
 		goto out_free;
 	}
 	if ((rc = jobd_store_op(st, (enum jobd_op)op, q->actor, ids, n, out)) <
@@ -664,262 +626,6 @@ out_body:
 	json_decref(body);
 }
 
-/* --- /metrics ---------------------------------------------------------------- */
-
-static void metric_head(struct evbuffer *b, const char *name, const char *type,
-			const char *help)
-{
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-			    type);
-}
-
-/*
- * Counters cover the current UTC day (they reset to 0 at midnight, which
- * rate() reads as a counter reset) and the waiting histogram the current
- * UTC hour: both come from the hourly rollups, a few small hashes a scrape.
- */
-/* The counters of this instance's own worker pool and consumer. */
-static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
-{
-	struct jobd_workers_stats ws;
-	struct jobd_consumer_stats cs;
-	bool have_w, have_c;
-
-	pthread_mutex_lock(&h->sources_mu);
-	have_w = h->workers != NULL;
-	have_c = h->consumer != NULL;
-	if (have_w)
-		jobd_workers_stats(h->workers, &ws);
-	if (have_c)
-		jobd_consumer_stats(h->consumer, &cs);
-	pthread_mutex_unlock(&h->sources_mu);
-	if (have_w) {
-		metric_head(b, "jobd_workers", "gauge",
-			    "Worker threads of this instance.");
-		evbuffer_add_printf(b, "jobd_workers %d\n", h->conf->workers);
-		metric_head(
-			b, "jobd_workers_busy", "gauge",
-			"Handlers running now on this instance (worker utilisation = busy / workers).");
-		evbuffer_add_printf(b, "jobd_workers_busy %d\n", ws.running);
-		metric_head(b, "jobd_workers_busy_low_priority", "gauge",
-			    "Of them, running low-priority jobs.");
-		evbuffer_add_printf(b, "jobd_workers_busy_low_priority %d\n",
-				    ws.running_low);
-		metric_head(b, "jobd_workers_queued", "gauge",
-			    "Jobs claimed ahead, waiting for a worker.");
-		evbuffer_add_printf(b, "jobd_workers_queued %d\n", ws.queued);
-		metric_head(b, "jobd_worker_claims_total", "counter",
-			    "Jobs claimed by this instance.");
-		evbuffer_add_printf(b, "jobd_worker_claims_total %lld\n",
-				    (long long)ws.claimed);
-		metric_head(b, "jobd_worker_handed_back_total", "counter",
-			    "Jobs this instance handed back unfinished.");
-		evbuffer_add_printf(b, "jobd_worker_handed_back_total %lld\n",
-				    (long long)ws.handed_back);
-		metric_head(
-			b, "jobd_worker_fenced_total", "counter",
-			"Attempts this instance abandoned: fenced off or lease lost.");
-		evbuffer_add_printf(b, "jobd_worker_fenced_total %lld\n",
-				    (long long)ws.fenced);
-	}
-	if (have_c) {
-		metric_head(
-			b, "jobd_consumer_messages_total", "counter",
-			"Kafka messages consumed and committed by this instance.");
-		evbuffer_add_printf(b, "jobd_consumer_messages_total %llu\n",
-				    (unsigned long long)cs.messages);
-		metric_head(b, "jobd_consumer_dead_letters_total", "counter",
-			    "Messages sent to the dead-letter topic.");
-		evbuffer_add_printf(b,
-				    "jobd_consumer_dead_letters_total %llu\n",
-				    (unsigned long long)cs.dead_lettered);
-		metric_head(b, "jobd_consumer_retries_total", "counter",
-			    "Batches retried after Redis or Kafka errors.");
-		evbuffer_add_printf(b, "jobd_consumer_retries_total %llu\n",
-				    (unsigned long long)cs.retries);
-		if (cs.lag >= 0) {
-			metric_head(
-				b, "jobd_consumer_lag", "gauge",
-				"Messages not yet consumed on this instance's partitions.");
-			evbuffer_add_printf(b, "jobd_consumer_lag %lld\n",
-					    (long long)cs.lag);
-		}
-		metric_head(
-			b, "jobd_consumer_paused", "gauge",
-			"1 while consumption is paused: pending_limit reached.");
-		evbuffer_add_printf(b, "jobd_consumer_paused %d\n",
-				    cs.paused ? 1 : 0);
-	}
-}
-
-/* The monitor's own connections (httpconn.c). */
-static void connection_metrics(struct jobd_http *h, struct evbuffer *b)
-{
-	struct jobd_httpconn_stats cs;
-
-	jobd_httpconn_stats(h->conns, &cs);
-	metric_head(b, "jobd_http_connections", "gauge",
-		    "Connections open to this monitor.");
-	evbuffer_add_printf(b, "jobd_http_connections %d\n", cs.open);
-	metric_head(b, "jobd_http_connections_max", "gauge",
-		    "The connection limit ([http] max_connections).");
-	evbuffer_add_printf(b, "jobd_http_connections_max %d\n", cs.max);
-	metric_head(
-		b, "jobd_http_connections_closed_total", "counter",
-		"Connections the monitor closed: no whole request by [http] request_timeout, or the oldest at the limit.");
-	evbuffer_add_printf(
-		b,
-		"jobd_http_connections_closed_total{reason=\"deadline\"} %llu\n"
-		"jobd_http_connections_closed_total{reason=\"limit\"} %llu\n",
-		(unsigned long long)cs.deadline_closed,
-		(unsigned long long)cs.limit_closed);
-	metric_head(b, "jobd_http_accept_errors_total", "counter",
-		    "accept() failures, e.g. out of descriptors.");
-	evbuffer_add_printf(b, "jobd_http_accept_errors_total %llu\n",
-			    (unsigned long long)cs.accept_errors);
-}
-
-void jobd_http_set_sources(struct jobd_http *h, struct jobd_workers *w,
-			   struct jobd_consumer *c)
-{
-	if (!h)
-		return;
-	pthread_mutex_lock(&h->sources_mu);
-	h->workers = w;
-	h->consumer = c;
-	pthread_mutex_unlock(&h->sources_mu);
-}
-
-static void get_metrics(struct req *q)
-{
-	struct evbuffer *b;
-	struct jobd_store *st;
-	int64_t counts[JOBD_STATUS_COUNT];
-	struct jobd_stats s = { 0 };
-	struct jobd_stats_counts day = { 0 };
-	const struct jobd_stats_counts *hour = NULL;
-	int64_t now = jobd_util_now_ms();
-	int64_t since = now - now % 86400000 - 3600000;
-	bool up;
-
-	if (!no_params(q))
-		return;
-	if (now - since <= 6 * 3600000LL)
-		since = now - 7 * 3600000LL; /* hourly rollups */
-	st = q->h->st;
-	if (!st) {
-		char err[512];
-
-		st = q->h->st = jobd_store_new(q->h->conf, err, sizeof(err));
-		if (st)
-			jobd_store_set_timeout(st, STORE_TIMEOUT);
-	}
-	up = st && jobd_store_counts(st, counts) == 0 &&
-	     jobd_store_stats(st, since, NULL, &s) == 0;
-	if (!(b = evbuffer_new())) {
-		jobd_stats_release(&s);
-		send_error(q, 503, "out of memory");
-		return;
-	}
-	metric_head(b, "jobd_redis_up", "gauge",
-		    "Whether the monitor could read Redis for this scrape.");
-	evbuffer_add_printf(b, "jobd_redis_up %d\n", up ? 1 : 0);
-	if (up) {
-		int64_t day_start = s.now - s.now % 86400000;
-
-		for (size_t i = 0; i < s.n; i++) {
-			const struct jobd_stats_counts *c = &s.minutes[i].all;
-
-			if (s.minutes[i].minute < day_start)
-				continue;
-			day.created += c->created;
-			day.started += c->started;
-			day.finished += c->finished;
-			day.errors += c->errors;
-		}
-		if (s.n)
-			hour = &s.minutes[s.n - 1].all;
-		metric_head(b, "jobd_jobs", "gauge",
-			    "Jobs in each status now.");
-		for (int i = 0; i < JOBD_STATUS_COUNT; i++)
-			evbuffer_add_printf(b,
-					    "jobd_jobs{status=\"%s\"} %lld\n",
-					    jobd_status_names[i],
-					    (long long)counts[i]);
-		metric_head(
-			b, "jobd_jobs_created_total", "counter",
-			"Jobs created since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(b, "jobd_jobs_created_total %lld\n",
-				    (long long)day.created);
-		metric_head(
-			b, "jobd_jobs_started_total", "counter",
-			"Jobs started for the first time since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(b, "jobd_jobs_started_total %lld\n",
-				    (long long)day.started);
-		metric_head(
-			b, "jobd_jobs_finished_total", "counter",
-			"Jobs finished since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(b, "jobd_jobs_finished_total %lld\n",
-				    (long long)day.finished);
-		metric_head(
-			b, "jobd_jobs_finished_with_errors_total", "counter",
-			"Jobs finished with errors since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(
-			b, "jobd_jobs_finished_with_errors_total %lld\n",
-			(long long)day.errors);
-		metric_head(
-			b, "jobd_waiting_seconds", "histogram",
-			"Waiting time (creation to first start) of the jobs started in the current UTC hour (resets hourly).");
-		if (hour) {
-			int64_t cum = 0;
-
-			/* Every 4th log-scale bucket: powers of two. */
-			for (int bk = 0; bk < JOBD_STATS_BUCKETS; bk++) {
-				cum += hour->hist[bk];
-				if (bk % 4 == 3)
-					evbuffer_add_printf(
-						b,
-						"jobd_waiting_seconds_bucket{le=\"%.3f\"} %lld\n",
-						((double)(1LL << (bk / 4 + 1)) -
-						 1) / 1000.0,
-						(long long)cum);
-			}
-			evbuffer_add_printf(
-				b,
-				"jobd_waiting_seconds_bucket{le=\"+Inf\"} %lld\n"
-				"jobd_waiting_seconds_sum %.3f\n"
-				"jobd_waiting_seconds_count %lld\n",
-				(long long)hour->started,
-				(double)hour->wait_sum / 1000.0,
-				(long long)hour->started);
-		}
-	}
-	jobd_stats_release(&s);
-	instance_metrics(q->h, b);
-	/* This answer counts itself, so the first scrape reads 1, not 0. */
-	count(q->h, 200);
-	q->counted = true;
-	metric_head(b, "jobd_http_requests_total", "counter",
-		    "HTTP requests answered by this monitor, by status code.");
-	for (size_t i = 0; i < NCODES; i++) {
-		if (!q->h->requests[i])
-			continue;
-		if (counted_codes[i])
-			evbuffer_add_printf(
-				b,
-				"jobd_http_requests_total{code=\"%d\"} %llu\n",
-				counted_codes[i],
-				(unsigned long long)q->h->requests[i]);
-		else
-			evbuffer_add_printf(
-				b,
-				"jobd_http_requests_total{code=\"other\"} %llu\n",
-				(unsigned long long)q->h->requests[i]);
-	}
-	connection_metrics(q->h, b);
-	send_buf(q, 200, "text/plain; version=0.0.4; charset=utf-8", b);
-}
-
 /* --- the page -------------------------------------------------------------- */
 
 static bool send_file(struct req *q)
@@ -943,15 +649,15 @@ static bool send_file(struct req *q)
 		evhttp_add_header(out, "Cache-Control", "no-cache");
 		evhttp_add_header(out, "Content-Security-Policy", page_csp);
 		if (!(b = evbuffer_new())) {
-			send_error(q, 503, "out of memory");
+			http_send_error(q, 503, "out of memory");
 			return true;
 		}
 		if (inm && strcmp(inm, etag) == 0) {
-			send_buf(q, 304, f->content_type, b);
+			http_send_buf(q, 304, f->content_type, b);
 			return true;
 		}
 		evbuffer_add_reference(b, f->data, f->size, NULL, NULL);
-		send_buf(q, 200, f->content_type, b);
+		http_send_buf(q, 200, f->content_type, b);
 		return true;
 	}
 	return false;
@@ -991,7 +697,7 @@ static bool authenticate(struct req *q)
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(q->r),
 				  "WWW-Authenticate", "Bearer realm=\"jobd\"");
-		send_error(
+		http_send_error(
 			q, 401,
 			"this request needs \"Authorization: Bearer TOKEN\"");
 		return false;
@@ -1011,7 +717,7 @@ static bool authenticate(struct req *q)
 			evhttp_request_get_output_headers(q->r),
 			"WWW-Authenticate",
 			"Bearer realm=\"jobd\", error=\"invalid_token\"");
-		send_error(q, 401, "wrong token");
+		http_send_error(q, 401, "wrong token");
 		return false;
 	}
 	q->actor = who;
@@ -1033,7 +739,7 @@ static bool actor_from_header(struct req *q)
 		if (u[i] < 0x20 || u[i] >= 0x7f)
 			n = 0;
 	if (n == 0 || n > 64) {
-		send_error(
+		http_send_error(
 			q, 400,
 			"bad X-Jobd-User: use 1 to 64 printable ASCII characters");
 		return false;
@@ -1064,7 +770,7 @@ static bool same_origin(struct req *q)
 	if (host && p && strcmp(p + 3, host) == 0)
 		return true;
 refuse:
-	send_error(q, 403, "cross-site request refused");
+	http_send_error(q, 403, "cross-site request refused");
 	return false;
 }
 
@@ -1074,7 +780,7 @@ static void method_not_allowed(struct req *q, const char *allow)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(q->r), "Allow",
 			  allow);
-	send_error(q, 405, "method not allowed: use %s", allow);
+	http_send_error(q, 405, "method not allowed: use %s", allow);
 }
 
 /* "/api/jobs/42/logs" -> id 42, rest "/logs"; false if not /api/jobs/N. */
@@ -1109,7 +815,7 @@ static void route(struct req *q)
 			return;
 		}
 		if (!send_file(q))
-			send_error(q, 404, "no such page");
+			http_send_error(q, 404, "no such page");
 		return;
 	}
 	if (!get && !post) {
@@ -1146,7 +852,7 @@ static void route(struct req *q)
 
 		if (strcmp(rest, "") != 0 && strcmp(rest, "/children") != 0 &&
 		    strcmp(rest, "/logs") != 0) {
-			send_error(q, 404, "no such path");
+			http_send_error(q, 404, "no such path");
 			return;
 		}
 		if (!get) {
@@ -1174,7 +880,7 @@ static void route(struct req *q)
 			{ "/api/stats", get_stats },
 			{ "/api/counts", get_counts },
 			{ "/api/types", get_types },
-			{ "/metrics", get_metrics },
+			{ "/metrics", http_get_metrics },
 		};
 
 		for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
@@ -1194,7 +900,7 @@ static void route(struct req *q)
 			method_not_allowed(q, "GET, HEAD");
 		return;
 	}
-	send_error(q, 404, "no such path");
+	http_send_error(q, 404, "no such path");
 }
 
 /* Answers 421 unless the Host header names this monitor. */
@@ -1206,7 +912,7 @@ static bool known_host(struct req *q)
 
 	if (jobd_httpparse_host_allowed(host, (const char *const *)q->h->hosts))
 		return true;
-	send_error(
+	http_send_error(
 		q, 421,
 		"unknown host \"%s\": the monitor answers to its addresses, localhost and the names of [http] allowed_hosts",
 		jobd_httpparse_quote(host, buf, sizeof(buf)));
@@ -1229,7 +935,7 @@ static void handle(struct evhttp_request *r, void *arg)
 		goto out;
 	q.path = evhttp_uridecode(raw && *raw ? raw : "/", 0, &len);
 	if (!q.path || strlen(q.path) != len) {
-		send_error(&q, 400, "bad path");
+		http_send_error(&q, 400, "bad path");
 		goto out;
 	}
 	rc = jobd_httpparse_query_init(&q.qs, query ? query : "",
@@ -1435,7 +1141,7 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 	}
 	event_add(h->wake, NULL);
 	/* evhttp's own timeout (between two bytes) is the deadline's length:
-	 * the deadline, which httpconn.c keeps, comes first. */
+	 * the deadline, which conn.c keeps, comes first. */
 	tv.tv_sec = (time_t)(conf->http_request_timeout / 1000);
 	tv.tv_usec = (suseconds_t)(conf->http_request_timeout % 1000) * 1000;
 	evhttp_set_timeout_tv(h->http, &tv);
