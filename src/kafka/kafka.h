@@ -1,5 +1,6 @@
 /*
- * kafka: every librdkafka call of jobd (STYLE rule 1).
+ * kafka: every librdkafka call of jobd
+ * (CONTRIBUTING.md, "One concept per file").
  *
  * Six things live here:
  * - a producer that sends a batch of messages (with headers) and waits for
