@@ -11,7 +11,7 @@
  * The soft descriptor limit is raised to the hard one at start: the
  * monitor's connections, the workers' pipes and the Redis and Kafka
  * connections all come out of it (the monitor keeps to its share, see
- * httpconn.h).
+ * http/conn.h).
  *
  * Exit codes: 0 after a graceful stop; 1 on a configuration error or a
  * fatal Redis error (wrong password); 2 on bad usage. An unreachable Redis

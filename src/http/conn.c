@@ -1,6 +1,6 @@
 /*
  * httpconn: the monitor's connections, counted, bounded and given a
- * deadline (see httpconn.h for the contract).
+ * deadline (see conn.h for the contract).
  *
  * Data flow: evhttp accepts a socket and asks our bevcb for its
  * bufferevent; we make the one it would have made, count the connection,
@@ -12,7 +12,7 @@
  *
  * Deadline: from connecting, or from queueing the answer to the previous
  * request, a connection has request_timeout to deliver a whole request
- * (headers and body). http.c stops the clock when a request reaches the
+ * (headers and body). server.c stops the clock when a request reaches the
  * handler and starts it again when the answer is queued; bytes arriving
  * do not move it, so trickling cannot extend it. At the deadline the
  * connection is freed.

@@ -5,7 +5,7 @@
  * connection for ever), and its listener retries at once, for ever, when
  * accept() fails for want of descriptors. This module gives each
  * connection a deadline for its request, keeps at most a limit of them,
- * and pauses accepting after an error; see httpconn.c for how.
+ * and pauses accepting after an error; see conn.c for how.
  *
  * Everything here runs in the monitor's thread, the one running the event
  * loop; jobd_httpconn_limit() excepted, which any thread may call.

@@ -1,6 +1,6 @@
 /*
  * httpparse: query strings and JSON bodies of the monitor's API, checked
- * before any store call (http.c answers the refusals with a 4xx).
+ * before any store call (server.c answers the refusals with a 4xx).
  *
  * Query strings are decoded here rather than with evhttp_parse_query_str:
  * libevent 2.1 leaves names undecoded and silently cuts a value at %00,
