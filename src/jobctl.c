@@ -1,7 +1,7 @@
 /*
- * jobctl: the operator's command line (DESIGN section 9). It talks to Redis
- * directly through the store, with the same Lua scripts as the daemon, so
- * an operation judged here is judged exactly as jobd would.
+ * jobctl: the operator's command line (docs/design.md, "Interfaces"). It talks
+ * to Redis directly through the store, with the same Lua scripts as the daemon,
+ * so an operation judged here is judged exactly as jobd would.
  *
  * Exit codes: 0 all done; 1 something refused, not found or unknown (one
  * line per id on stderr); 2 usage; 3 Redis or Kafka unreachable.

@@ -1,5 +1,5 @@
 /*
- * check_codec: the Kafka message envelope decoder (DESIGN section 7).
+ * check_codec: the Kafka message envelope decoder (docs/kafka-messages.md).
  * msgpack messages are written with msgpack-c's packer, as producers do;
  * malformed ones are spelled out byte by byte.
  */

@@ -1,6 +1,7 @@
 /*
- * check_execproto: the exec handler's stdout line protocol (DESIGN
- * section 6, contract): each command, each refusal with its reason.
+ * check_execproto: the exec handler's stdout line protocol
+ * (docs/exec-protocol.md, the contract): each command, each refusal with its
+ * reason.
  */
 #include "config.h"
 

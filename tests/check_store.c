@@ -5,7 +5,8 @@
  * Each test drives the store the way its callers do: the engine's calls
  * (create, claim, report, finish, handback, heartbeat, expire) and the
  * operator's operations (jobd_store_op), then reads the jobs back and
- * asserts their statuses, fields and refusal texts (DESIGN section 3).
+ * asserts their statuses, fields and refusal texts (docs/design.md,
+ * "State machine").
  * check_tree() verifies after each step that every parent's children_*
  * counters and overall progress agree with what its children really are.
  */

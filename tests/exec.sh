@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# exec.sh: the exec handler contract (DESIGN section 6,
-# docs/exec-protocol.md) through a real jobd and jobctl: progress, log and
-# error lines, stderr, checkpoint + stop/resume continuing from it, exit 75
-# on stop, SIGKILL on force stop (the process is gone), timeouts kill,
-# other exit statuses fail.
+# exec.sh: the exec handler contract (docs/exec-protocol.md) through a real jobd
+# and jobctl: progress, log and error lines, stderr, checkpoint + stop/resume
+# continuing from it, exit 75 on stop, SIGKILL on force stop (the process is
+# gone), timeouts kill, other exit statuses fail.
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh" 2>/dev/null || . "$(dirname "$0")/lib.sh"
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # tests/jobctl.sh: jobctl end to end against a private redis-server.
 #
-# submit, list, show, children and the operations through the CLI; the
-# --json shapes (DESIGN section 3: integer ids, JSON booleans, ISO times
-# with ms and Z); exit codes 1 (refused / not found / unknown type), 2
-# (usage, nothing written), 3 (Redis unreachable), one line on stderr each;
-# the actor in the audit log; readable hashes; and two operators racing
-# stop/resume/cancel over the same jobs, after which every job has a valid
-# status and every parent's counters match its children.
+# submit, list, show, children and the operations through the CLI; the --json
+# shapes (docs/design.md, "The job": integer ids, JSON booleans, ISO times with
+# ms and Z); exit codes 1 (refused / not found / unknown type), 2 (usage,
+# nothing written), 3 (Redis unreachable), one line on stderr each; the actor in
+# the audit log; readable hashes; and two operators racing stop/resume/cancel
+# over the same jobs, after which every job has a valid status and every
+# parent's counters match its children.
 set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/kafka.sh: the consume role end to end (DESIGN section 7), against
+# tests/kafka.sh: the consume role end to end (docs/kafka-messages.md), against
 # the embedded broker and a real Apache Kafka broker ($JOBD_TEST_KAFKA, or
 # one started here with scripts/kafka).
 #

@@ -3,7 +3,7 @@
 #	. "$top_srcdir/tests/lib.sh"
 #	start_redis
 #	id=$(jobctl submit noop) || fail "submit failed"
-#	assert_eq "waiting" "$(rcli hget "jobd:job:$id" status)" "new job state"
+#	assert_eq "pending" "$(rcli hget "jobd:job:$id" status)" "new job state"
 #
 # make check exports top_srcdir and top_builddir; run by hand, both default
 # to the repository root. Exit codes follow automake: 0 pass, 1 fail, 77 skip.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/stats.sh: the stats role end to end (DESIGN section 8): each closed
+# tests/stats.sh: the stats role end to end (docs/statistics.md): each closed
 # minute is published exactly once on the stats topic, in order, while
 # three jobd instances (roles stats + work) share the work, the leader is
 # killed with kill -9, and the broker stops answering for a while.

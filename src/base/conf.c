@@ -1,5 +1,6 @@
 /*
- * conf: reads jobd.conf into a struct jobd_conf (DESIGN section 9).
+ * conf: reads jobd.conf into a struct jobd_conf (docs/design.md,
+ * "Interfaces"; every key is in config/jobd.conf).
  *
  * Data flow: built-in defaults -> the file, line by line -> checks that
  * need the whole file (lease > heartbeat, exec types have a command,

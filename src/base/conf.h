@@ -1,5 +1,5 @@
 /*
- * conf: jobd's configuration (DESIGN section 9).
+ * conf: jobd's configuration (docs/design.md, "Interfaces").
  *
  * An INI file of "key = value" lines in [sections]; repeated sections merge;
  * ';' or '#' start a comment (at line start, or after whitespace). Our own

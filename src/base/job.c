@@ -1,5 +1,6 @@
 /*
- * job: a job read from its Redis hash, and its JSON form (DESIGN section 3).
+ * job: a job read from its Redis hash, and its JSON form (docs/design.md,
+ * "The job").
  *
  * The hash stores times as ms since the epoch and booleans as 0/1 so that
  * the Lua scripts can compute with them; this module turns them into the

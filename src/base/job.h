@@ -1,6 +1,6 @@
 /*
- * job: one job as read from its Redis hash (DESIGN section 3), and its JSON
- * form. Live values (waiting_ms, duration_ms) are computed against the
+ * job: one job as read from its Redis hash, and its JSON form (docs/design.md,
+ * "The job"). Live values (waiting_ms, duration_ms) are computed against the
  * Redis clock passed in, never the local one, so every reader agrees.
  */
 #ifndef JOBD_SRC_BASE_JOB_H
@@ -92,7 +92,7 @@ int64_t jobd_job_waiting_ms(const struct jobd_job *job, int64_t now);
 int64_t jobd_job_duration_ms(const struct jobd_job *job, int64_t now);
 double jobd_job_overall_progress(const struct jobd_job *job);
 
-/* The JSON object of DESIGN section 3; caller owns the reference. */
+/* The job's JSON object (docs/design.md, "The job"); caller owns it. */
 json_t *jobd_job_to_json(const struct jobd_job *job, int64_t now);
 
 /* {"jobs": [...], "next": cursor|null}; caller owns the reference. */

@@ -1,7 +1,7 @@
 /*
  * log: jobd's own diagnostic lines on stderr ("jobd: warn: ..."), not the
- * per-job logs (those live in Redis, see joblog.h). Thread-safe: one
- * fprintf per line.
+ * per-job logs (those live in Redis, see jobd_store_logs() in store/store.h).
+ * Thread-safe: one fprintf per line.
  */
 #ifndef JOBD_SRC_BASE_LOG_H
 #define JOBD_SRC_BASE_LOG_H

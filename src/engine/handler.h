@@ -1,5 +1,6 @@
 /*
- * handler: the API a job handler is written against (DESIGN section 6).
+ * handler: the API a job handler is written against (docs/design.md,
+ * "Execution").
  *
  * A handler is a C function run on a worker thread for one attempt of one
  * job. It reads its input through the context (payload, the checkpoint of

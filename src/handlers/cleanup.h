@@ -1,10 +1,10 @@
 /*
- * cleanup: the "cleanup" system job, jobd's retention (DESIGN section 4,
- * [retention] jobs). Finished and canceled root jobs older than the
- * retention are deleted with their whole tree, logs and keys, and the log
- * search index of the minutes before the retention with them; statistics
- * expire by themselves. It also builds the indexes that a store of an
- * earlier version lacks (jobd_store_backfill).
+ * cleanup: the "cleanup" system job, jobd's retention ([retention] jobs; its
+ * keys: docs/redis-keys.md, "Housekeeping"). Finished and canceled root jobs
+ * older than the retention are deleted with their whole tree, logs and keys,
+ * and the log search index of the minutes before the retention with them;
+ * statistics expire by themselves. It also builds the indexes that a store of
+ * an earlier version lacks (jobd_store_backfill).
  */
 #ifndef JOBD_SRC_HANDLERS_CLEANUP_H
 #define JOBD_SRC_HANDLERS_CLEANUP_H

@@ -4,7 +4,8 @@
  * opened only inside data_dir, running a command with the exec protocol,
  * payload helpers, and the relationship-update trigger.
  *
- * Internal to src/handlers/; the list of handlers is builtin.h.
+ * Internal to src/handlers/; the list of handlers that jobd registers is
+ * builtin.h.
  */
 #ifndef JOBD_SRC_HANDLERS_COMMON_H
 #define JOBD_SRC_HANDLERS_COMMON_H

@@ -1,5 +1,5 @@
 /*
- * exec: runs a job as a child process (DESIGN section 6, contract).
+ * exec: runs a job as a child process (docs/exec-protocol.md, the contract).
  *
  * Data flow: payload -> child's stdin (nonblocking writes); child's stdout
  * -> lines -> jobd_execproto_parse -> progress, logs, errors, checkpoints,

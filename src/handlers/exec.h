@@ -1,11 +1,11 @@
 /*
- * exec: the built-in "exec" handler (DESIGN section 6, contract; the
- * protocol is in docs/exec-protocol.md). Runs the type's command (argv,
- * never a shell) with the payload on stdin, reads commands from its stdout
- * (execproto.h), turns stderr lines into warn logs, and maps its exit
- * status to the handler's result. Stop: SIGTERM to its process group;
- * force stop, a lost lease: SIGKILL to its whole tree (reaper.h); the
- * type's timeout: SIGTERM, then SIGKILL after JOBD_EXEC_GRACE_MS.
+ * exec: the built-in "exec" handler (the contract is docs/exec-protocol.md).
+ * Runs the type's command (argv, never a shell) with the payload on stdin,
+ * reads commands from its stdout (execproto.h), turns stderr lines into warn
+ * logs, and maps its exit status to the handler's result. Stop: SIGTERM to its
+ * process group; force stop, a lost lease: SIGKILL to its whole tree
+ * (reaper.h); the type's timeout: SIGTERM, then SIGKILL after
+ * JOBD_EXEC_GRACE_MS.
  */
 #ifndef JOBD_SRC_HANDLERS_EXEC_H
 #define JOBD_SRC_HANDLERS_EXEC_H
@@ -46,8 +46,8 @@ enum jobd_exec_result {
 };
 
 /*
- * Runs RUN's command for the job with the exec protocol (DESIGN 6,
- * docs/exec-protocol.md): stdout lines are progress, log, error,
+ * Runs RUN's command for the job with the exec protocol
+ * (docs/exec-protocol.md): stdout lines are progress, log, error,
  * checkpoint and child commands, stderr lines warn logs. A stop delivered
  * to the job sends SIGTERM to its process group (inside an uninterruptible
  * section no stop is delivered, so the command runs to its end); an

@@ -1,9 +1,9 @@
 /*
- * execproto: the line protocol an exec handler speaks on stdout (DESIGN
- * section 6, contract). One line in, one command out; no I/O here. The
- * caller reads lines, hands each (without its newline) to
- * jobd_execproto_parse() and acts on the command; an INVALID line becomes
- * a warn log with the reason as text.
+ * execproto: the line protocol an exec handler speaks on stdout
+ * (docs/exec-protocol.md, the contract). One line in, one command out; no I/O
+ * here. The caller reads lines, hands each (without its newline) to
+ * jobd_execproto_parse() and acts on the command; an INVALID line becomes a
+ * warn log with the reason as text.
  *
  *	progress P                 P in 0-100, may be fractional (1e-05 too)
  *	progress DONE/TOTAL        integers, TOTAL > 0, DONE <= TOTAL

@@ -1,5 +1,5 @@
 /*
- * http: the monitor (role http, DESIGN section 9). The App Monitor "Jobs"
+ * http: the monitor (role http, docs/monitor.md). The App Monitor "Jobs"
  * page at "/" (embedded in the binary, see page.h) and a JSON API at
  * /api/... with the shapes of `jobctl --json`, plus Prometheus text at
  * /metrics. docs/monitor.md lists every endpoint.

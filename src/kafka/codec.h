@@ -2,7 +2,7 @@
  * codec: turns one Kafka message (a JSON object or a msgpack map) from
  * jobs.events, jobs.records or jobs.actions into a job request: the
  * envelope fields checked and copied out, the payload as compact JSON text.
- * DESIGN section 7 is the contract.
+ * docs/kafka-messages.md is the contract.
  *
  * Pure: no I/O, no globals, safe from any thread.
  */
@@ -45,10 +45,10 @@ struct jobd_request {
  * safe). The payload text may be at most MAX_PAYLOAD bytes, and a message
  * over twice that is refused before it is parsed; 0 means no limit.
  *
- * Rules beyond DESIGN section 7: leading JSON whitespace is skipped before
- * the format is chosen; a field whose value is null counts as absent; an
- * empty "id" is refused (it would make every such message the same job);
- * unknown fields are ignored; a repeated key: the last one wins.
+ * Rules (docs/kafka-messages.md, "Message format"): leading JSON whitespace is
+ * skipped before the format is chosen; a field whose value is null counts as
+ * absent; an empty "id" is refused (it would make every such message the same
+ * job); unknown fields are ignored; a repeated key: the last one wins.
  *
  * Returns 0; -EINVAL when the message cannot become a job (a poison
  * message: dead-letter it), with the reason in ERRSTR (printable ASCII,

@@ -1,6 +1,6 @@
 /*
  * consumer: the "consume" role. Turns the messages of jobs.events,
- * jobs.records and jobs.actions into jobs (DESIGN section 7), in its own
+ * jobs.records and jobs.actions into jobs (docs/kafka-messages.md), in its own
  * thread with its own store connection.
  *
  * Loop: poll a batch (up to JOBD_CONSUMER_BATCH messages or 50 ms), decode

@@ -1,5 +1,6 @@
 /*
- * kafka: every librdkafka call of jobd (STYLE rule 1).
+ * kafka: every librdkafka call of jobd
+ * (CONTRIBUTING.md, "One concept per file").
  *
  * Six things live here:
  * - a producer that sends a batch of messages (with headers) and waits for
@@ -10,7 +11,8 @@
  *   stored or committed automatically); pause/resume for backpressure;
  * - the embedded broker (`brokers = embedded`): librdkafka's mock cluster
  *   started inside jobd, its address published in Redis (<prefix>:broker,
- *   TTL refreshed while alive, see broker.h) so kcat, jobctl and other jobd
+ *   through the store's jobd_store_broker_claim(), its TTL refreshed by
+ *   jobd_kafka_broker_tick() below) so kcat, jobctl and other jobd
  *   instances find it; a second instance joins the live one and takes over
  *   (starts its own) once the key expires;
  * - reading the last message of a partition (watermarks, then a fetch at

@@ -1,6 +1,6 @@
 /*
- * stats: the per-minute statistics producer (see stats.h for the contract,
- * docs/statistics.md for the design and its limits).
+ * stats: the per-minute statistics producer (see stats_producer.h for the
+ * contract, docs/statistics.md for the design and its limits).
  *
  * Each second the thread renews the lease; the holder runs one round:
  *

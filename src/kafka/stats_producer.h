@@ -1,6 +1,6 @@
 /*
  * stats: the "stats" role. Publishes each closed minute of statistics
- * (DESIGN section 8) exactly once on the stats topic (conf->topic_stats,
+ * (docs/statistics.md) exactly once on the stats topic (conf->topic_stats,
  * one partition), however many jobd instances run the role, in its own
  * thread with its own store connection. docs/statistics.md describes the
  * messages and the design; the contract is the minute object of

@@ -2,7 +2,7 @@
  * stats_marker: the Redis state of the stats producer (src/kafka/stats_producer.c)
  * beyond its leader lease: the published-up-to marker, and the closed
  * minutes to publish. A file of the store layer (it uses store_int.h), so
- * hiredis stays there (STYLE rule 1).
+ * hiredis stays there (CONTRIBUTING.md, "One concept per file").
  *
  * Keys (docs/redis-keys.md): P:stats:published (string, ms of the start of
  * the last minute published on the stats topic; no TTL), read together

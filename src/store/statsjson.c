@@ -1,8 +1,8 @@
 /*
- * statsjson: struct jobd_stats -> the section 8 JSON. Averages are whole
- * milliseconds (rounded); p95 comes from the log-scale histogram, so it is
- * the upper edge of the bucket holding the 95th percentile, clamped to
- * the minute's min and max.
+ * statsjson: struct jobd_stats -> the JSON of docs/statistics.md. Averages are
+ * whole milliseconds (rounded); p95 comes from the log-scale histogram, so it
+ * is the upper edge of the bucket holding the 95th percentile, clamped to the
+ * minute's min and max.
  *
  * The msgpack form (the stats topic with [stats] format = msgpack) packs
  * the very JSON object, so the two forms cannot drift apart: the same keys

@@ -1,6 +1,6 @@
 /*
- * statsjson: the JSON form of per-minute statistics (DESIGN section 8
- * contract), shared by `jobctl stats --json` and GET /api/stats.
+ * statsjson: the JSON form of per-minute statistics (the contract of
+ * docs/statistics.md), shared by `jobctl stats --json` and GET /api/stats.
  */
 #ifndef JOBD_SRC_STORE_STATSJSON_H
 #define JOBD_SRC_STORE_STATSJSON_H

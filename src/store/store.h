@@ -1,12 +1,13 @@
 /*
  * store: the job store in Redis. Every hiredis call of jobd is here.
  *
- * Each transition is one Lua script of src/store/lua/ run with EVALSHA (reloaded
- * on NOSCRIPT); hot paths take batches so one call's fixed cost is shared.
- * A store holds one blocking connection with timeouts; it is used by one
- * thread at a time. When Redis is unreachable a call returns
- * JOBD_STORE_ERR_REDIS (retriable: back off and call again; the next call
- * reconnects) and jobd_store_errstr() says why.
+ * Each transition is one Lua function of src/store/lua/, called with FCALL (the
+ * library is loaded into Redis when it lacks it), or for create, claim and
+ * finish a command of jobd's module where Redis has it (conn.c); hot paths take
+ * batches so one call's fixed cost is shared. A store holds one blocking
+ * connection with timeouts; it is used by one thread at a time. When Redis is
+ * unreachable a call returns JOBD_STORE_ERR_REDIS (retriable: back off and call
+ * again; the next call reconnects) and jobd_store_errstr() says why.
  */
 #ifndef JOBD_SRC_STORE_STORE_H
 #define JOBD_SRC_STORE_STORE_H
@@ -163,7 +164,8 @@ int jobd_store_report(struct jobd_store *st, const struct jobd_report *r,
 int jobd_store_finish(struct jobd_store *st, const struct jobd_report *r,
 		      size_t n, enum jobd_result *results);
 
-/* N running jobs go back unfinished (shutdown, lost lease): REASON logged. */
+/* N running jobs go back unfinished (shutdown, claimed ahead but waited too
+ * long for a worker): REASON logged. */
 int jobd_store_handback(struct jobd_store *st, const char *reason,
 			const struct jobd_report *r, size_t n,
 			enum jobd_result *results);

@@ -2,7 +2,7 @@
  * fuzz_http: the monitor's query string and body parsing (src/http/parse.h)
  * on arbitrary bytes.
  *
- * The first byte picks what the rest is, as http.c would see it:
+ * The first byte picks what the rest is, as server.c would see it:
  *	j  the query of GET /api/jobs	     c  of /api/jobs/ID/children
  *	l  of /api/jobs/ID/logs		     L  of /api/logs
  *	s  of /api/stats		     n  of a path taking none

@@ -3,13 +3,14 @@
 --   estimate_ms (charge for a root with no history)
 -- Reply: a list of jobs, each {id, attempt, type, payload, checkpoint,
 --   low_priority (0/1), root, progress}.
--- Roots take turns by virtual runtime (DESIGN section 5): the root with
--- the least is served first and charged its mean duration at claim, so a
--- batch does not hand every worker to one root; finish.lua corrects the
--- charge. Low-priority jobs are taken only when no normal job is ready,
--- at most max_low of them. A job under a stopping, stopped or canceled
--- ancestor is stopped (or canceled) here instead of run, so a cascade in
--- progress is never raced.
+-- Roots take turns by virtual runtime
+-- (docs/design.md, "Fair share between roots"): the root with the least is
+-- served first and charged its mean duration at claim, so a batch does not
+-- hand every worker to one root; finish.lua corrects the charge.
+-- Low-priority jobs are taken only when no normal job is ready, at most
+-- max_low of them. A job under a stopping, stopped or canceled ancestor is
+-- stopped (or canceled) here instead of run, so a cascade in progress is
+-- never raced.
 
 local ttl = tonumber(ARGV[2])
 local instance = ARGV[3]

@@ -1,4 +1,5 @@
--- force_stop.lua: the operator's force-stop of N jobs (DESIGN section 3).
+-- force_stop.lua: the operator's force-stop of N jobs
+-- (docs/design.md, "State machine").
 -- ARGV: prefix, stats_ttl_ms, actor, id...
 -- Reply: per id 'ok', 'ok:TASK' (run cascade.lua on TASK for the
 --   descendants before returning to the operator) or the refusal.

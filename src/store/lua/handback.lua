@@ -1,8 +1,8 @@
 -- handback.lua: running jobs go back without finishing: jobd shuts down,
--- the worker could not keep the lease, or a job claimed ahead waited too
--- long for a worker (docs/reliability.md, "Claiming ahead"). In progress
--- becomes pending (resumed later from the checkpoint), stopping becomes
--- stopped.
+-- or a job claimed ahead waited too long for a worker (docs/reliability.md,
+-- "Claiming ahead"). In progress becomes pending (resumed later from the
+-- checkpoint), stopping becomes stopped. An attempt that lost its lease
+-- writes nothing: expire.lua hands its job back once the lease ran out.
 -- ARGV: prefix, stats_ttl_ms, reason, n, then n groups of 4:
 --   id, attempt, progress (-1 keeps it), checkpoint ('' keeps it)
 -- Reply: n strings: pending | stopped | fenced.

@@ -161,7 +161,7 @@ local function write_window(k, start, span, set, counters, mins, maxs, ttl_ms)
 	end
 end
 
--- The hours (long windows, DESIGN section 8) are sums of their minutes,
+-- The hours (long windows, docs/statistics.md) are sums of their minutes,
 -- made once a minute is closed: the first call that writes statistics
 -- ROLL_GRACE ms after a minute's end adds it to its hour, at most
 -- ROLL_MAX minutes a call. P:stats:rolled marks how far: later minutes
@@ -306,12 +306,12 @@ local function vr_floor()
 	return VR_FLOOR
 end
 
--- Puts pending job H on its root's ready queue (or the delayed set). A
--- root without children is its own queue: it waits in the roots set as
--- "=ID" with no ready key, which saves four calls per job for the common
--- case. A
+-- Puts pending job H on its root's ready queue (or the delayed set). A root
+-- without children is its own queue: it waits in the roots set as "=ID"
+-- with no ready key, which saves four calls per job for the common case. A
 -- root that becomes ready again starts at the current minimum virtual
--- runtime, so it neither jumps the queue nor starves (DESIGN section 5).
+-- runtime, so it neither jumps the queue nor starves
+-- (docs/design.md, "Fair share between roots").
 local function enqueue(h)
 	need(h, QUEUE)
 	local nb = num(h.not_before)
@@ -448,7 +448,8 @@ end
 
 local finish_job -- forward: set_status may finish a waiting parent
 
--- Audit and lifecycle entries, bounded per job (DESIGN section 8).
+-- Audit and lifecycle entries, bounded per job
+-- (docs/design.md, "Logs and statistics").
 local LOG_MAX = nil
 -- The log search index (logs --all, GET /api/logs): each entry written
 -- gets one in the stream of its minute, P:logix:m:MINUTE (fields job and
@@ -712,11 +713,11 @@ local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
 	if own and #f > 0 then redis.call('HSET', jkey(h.id), unpack(f)) end
 end
 
--- Operations (DESIGN section 3). Each OPS[op](h, actor, top) applies the
--- operation to one job: TOP is the job the operator named (checked and
--- refused with a reason), otherwise a descendant reached by the cascade
--- (changed only when its status allows it). Returns nil on success or the
--- reason for a refusal.
+-- Operations (docs/design.md, "State machine"). Each OPS[op](h, actor, top)
+-- applies the operation to one job: TOP is the job the operator named
+-- (checked and refused with a reason), otherwise a descendant reached by
+-- the cascade (changed only when its status allows it). Returns nil on
+-- success or the reason for a refusal.
 local OPS = {}
 
 local function refuse(h, op, needs)

@@ -1,4 +1,5 @@
--- resume.lua: the operator's resume of N jobs (DESIGN section 3).
+-- resume.lua: the operator's resume of N jobs
+-- (docs/design.md, "State machine").
 -- ARGV: prefix, stats_ttl_ms, actor, id...
 -- Reply: per id 'ok', 'ok:TASK' (run cascade.lua on TASK for the
 --   descendants before returning to the operator) or the refusal.

@@ -16,9 +16,13 @@
  *                  "+lua" if it stopped early for the Lua function
  *   JOBD.FINISH    finish.lua for runs done without log lines, listed in
  *                  one argument; per run "lua" for all but a root job
- *                  without children
+ *                  without children (and for a fractional progress)
  *
- * CREATE and CLAIM take the arguments of their Lua function.
+ * CLAIM takes the arguments of claim.lua. CREATE takes create.lua's, except
+ * that its jobs come in one list argument (parse_jobs()), and it answers one
+ * id per job, negative when the key had it already, where create.lua answers
+ * {id, existed}. FINISH takes its runs in one list too (parse_runs()): an
+ * argument per field would cost Redis a string made and freed for each.
  *
  * Writes go through the key API and are replicated by hand as their
  * effects with literal values (rm_Replicate), as Redis replicates a Lua
