@@ -103,7 +103,7 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
 	}
 }
 
-/* The monitor's own connections (httpconn.c). */
+/* The monitor's own connections (conn.c). */
 static void connection_metrics(struct jobd_http *h, struct evbuffer *b)
 {
 	struct jobd_httpconn_stats cs;
