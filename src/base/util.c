@@ -8,6 +8,7 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +129,40 @@ size_t jobd_util_i64_text(int64_t v, char *buf)
 	n = (size_t)(tmp + sizeof(tmp) - p);
 	memcpy(buf, p, n);
 	return n;
+}
+
+int jobd_util_resize(void *pp, size_t n, size_t size)
+{
+	void **p = pp;
+	void *v;
+
+	if (size && n > SIZE_MAX / size)
+		return -1;
+	v = realloc(*p, n && size ? n * size : 1);
+	if (!v)
+		return -1;
+	*p = v;
+	return 0;
+}
+
+int jobd_util_grow(void *pp, size_t *cap, size_t n, size_t size, size_t first)
+{
+	size_t want;
+
+	if (n < *cap)
+		return 0;
+	want = *cap ? *cap * 2 : first;
+	if (want <= n)
+		want = n + 1;
+	if (jobd_util_resize(pp, want, size) < 0)
+		return -1;
+	*cap = want;
+	return 0;
+}
+
+int64_t jobd_util_backoff(int64_t ms, int64_t min, int64_t max)
+{
+	if (ms < min)
+		return min;
+	return ms > max / 2 ? max : ms * 2;
 }

@@ -39,4 +39,25 @@ int64_t jobd_util_now_ms(void);
 int64_t jobd_util_mono_ms(void);
 int64_t jobd_util_mono_us(void);
 
+/*
+ * The pause after one of MS in a backoff: MIN at first (MS below MIN),
+ * then doubling up to MAX. The one backoff of jobd's retries.
+ */
+int64_t jobd_util_backoff(int64_t ms, int64_t min, int64_t max);
+
+/*
+ * *PP, the address of an array's pointer, reallocated to N elements of
+ * SIZE bytes. Returns 0, or -1 when out of memory or when N * SIZE
+ * overflows; the array is then unchanged.
+ */
+int jobd_util_resize(void *pp, size_t n, size_t size);
+
+/*
+ * Room for element N of the array at *PP (SIZE bytes each, *CAP
+ * allocated): once N reaches *CAP the array doubles (FIRST elements the
+ * first time). Returns 0, or -1 when out of memory (array and *CAP
+ * unchanged). The one way jobd's growing arrays grow.
+ */
+int jobd_util_grow(void *pp, size_t *cap, size_t n, size_t size, size_t first);
+
 #endif

@@ -288,7 +288,8 @@ int jobd_ctx_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 				       &out);
 		if (rc == 0)
 			break;
-		backoff = worker_backoff_next(backoff);
+		backoff = jobd_util_backoff(backoff, BACKOFF_MIN_MS,
+					    BACKOFF_MAX_MS);
 		jobd_warn("cannot create child \"%s\" of job %lld: %s "
 			  "(retrying in %lld ms)",
 			  key, (long long)ctx->claim.id,

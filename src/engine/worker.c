@@ -90,10 +90,8 @@
 	2	     /* under load, a claim waits for more idle workers */
 #define WAIT_MS 1000 /* longest block in jobd_store_wait */
 #define LOW_CAPPED_WAIT_MS 100 /* ... while the low-priority cap is reached */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
-#define EXPIRE_MAX 100	 /* leases expired per heartbeat */
-#define CASCADE_CALLS 10 /* orphaned cascades continued per heartbeat */
+#define EXPIRE_MAX 100	       /* leases expired per heartbeat */
+#define CASCADE_CALLS 10       /* orphaned cascades continued per heartbeat */
 /*
  * Claiming ahead: when handlers are short, each worker may have up to
  * AHEAD_MAX more jobs claimed and queued for it, as many as take about
@@ -163,13 +161,6 @@ void worker_sleep_ms(int64_t ms)
 		;
 }
 
-int64_t worker_backoff_next(int64_t ms)
-{
-	if (ms < BACKOFF_MIN_MS)
-		return BACKOFF_MIN_MS;
-	return ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
-}
-
 char *worker_xstrdup(const char *s)
 {
 	char *d = s ? strdup(s) : NULL;
@@ -221,12 +212,9 @@ void worker_out_add_line(struct out *o, int level, char *msg)
 		free(msg);
 		return;
 	}
-	if (o->nlogs == o->cap) {
-		o->cap = o->cap ? o->cap * 2 : 16;
-		o->logs = realloc(o->logs, o->cap * sizeof(*o->logs));
-		if (!o->logs)
-			abort();
-	}
+	if (jobd_util_grow(&o->logs, &o->cap, o->nlogs, sizeof(*o->logs), 16) <
+	    0)
+		abort(); /* out of memory: nothing sensible to do */
 	o->logs[o->nlogs].level = level;
 	o->logs[o->nlogs].msg = msg;
 	o->nlogs++;
@@ -535,7 +523,8 @@ static void *dispatcher_main(void *arg)
 				      max_low, conf->lease, &claims, &n);
 		pthread_mutex_lock(&w->mu);
 		if (rc < 0) {
-			backoff = worker_backoff_next(backoff);
+			backoff = jobd_util_backoff(backoff, BACKOFF_MIN_MS,
+						    BACKOFF_MAX_MS);
 			jobd_warn("cannot claim jobs: %s (retrying in %lld ms)",
 				  jobd_store_errstr(w->st_claim),
 				  (long long)backoff);
@@ -591,7 +580,8 @@ static void *dispatcher_main(void *arg)
 		rc = jobd_store_wait(w->st_claim, timeout);
 		pthread_mutex_lock(&w->mu);
 		if (rc < 0) {
-			backoff = worker_backoff_next(backoff);
+			backoff = jobd_util_backoff(backoff, BACKOFF_MIN_MS,
+						    BACKOFF_MAX_MS);
 			jobd_warn(
 				"cannot wait for jobs: %s (retrying in %lld ms)",
 				jobd_store_errstr(w->st_claim),
@@ -634,12 +624,8 @@ static void batch_take(struct batch *b, struct jobd_ctx *ctx)
 
 	if (ctx->fenced || !out_dirty(&ctx->out))
 		return;
-	if (b->n == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 32;
-		b->items = realloc(b->items, b->cap * sizeof(*b->items));
-		if (!b->items)
-			abort();
-	}
+	if (jobd_util_grow(&b->items, &b->cap, b->n, sizeof(*b->items), 32) < 0)
+		abort();
 	it = &b->items[b->n++];
 	it->id = ctx->claim.id;
 	it->attempt = ctx->claim.attempt;
@@ -664,7 +650,7 @@ static bool flush_retry(struct jobd_workers *w, const char *what,
 			   jobd_store_errstr(w->st_flush));
 		return false;
 	}
-	*backoff = worker_backoff_next(*backoff);
+	*backoff = jobd_util_backoff(*backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	jobd_warn("cannot %s: %s (retrying in %lld ms)", what,
 		  jobd_store_errstr(w->st_flush), (long long)*backoff);
 	worker_sleep_ms(*backoff);
@@ -960,11 +946,12 @@ static void *beat_main(void *arg)
 				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;
-				ids = realloc(ids, cap * sizeof(*ids));
-				attempts = realloc(attempts,
-						   cap * sizeof(*attempts));
-				res = realloc(res, cap * sizeof(*res));
-				if (!ids || !attempts || !res)
+				if (jobd_util_resize(&ids, cap, sizeof(*ids)) <
+					    0 ||
+				    jobd_util_resize(&attempts, cap,
+						     sizeof(*attempts)) < 0 ||
+				    jobd_util_resize(&res, cap, sizeof(*res)) <
+					    0)
 					abort();
 			}
 			ids[n] = ctx->claim.id;

@@ -13,7 +13,9 @@
 #include "engine/worker.h"
 #include "store/store.h"
 
-#define LOGS_MAX 10000 /* buffered lines kept while Redis is away */
+#define LOGS_MAX 10000	    /* buffered lines kept while Redis is away */
+#define BACKOFF_MIN_MS 100  /* the first pause after a Redis error */
+#define BACKOFF_MAX_MS 5000 /* the longest */
 
 enum run_state {
 	RUN_QUEUED,  /* claimed, waiting for a worker */
@@ -111,9 +113,6 @@ struct jobd_workers {
 
 /* Sleeps MS milliseconds, signals or not. */
 void worker_sleep_ms(int64_t ms);
-
-/* The backoff after one of MS: doubled, within BACKOFF_MIN_MS..MAX. */
-int64_t worker_backoff_next(int64_t ms);
 
 /* strdup that aborts when out of memory; NULL stays NULL. */
 char *worker_xstrdup(const char *s);

@@ -31,10 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handlers/chunks.h"
 #include "handlers/common.h"
 #include "handlers/csv.h"
 #include "handlers/exec.h"
 #include "handlers/ndjson.h"
+#include "handlers/relation.h"
 
 struct batch_run {
 	struct jobd_ctx *ctx;

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "kafka/codec.h"
 
 #define READ_BUF 65536
@@ -194,15 +195,10 @@ static int field_begin(struct jobd_csv_reader *r)
 {
 	if (r->nf == r->fcap) {
 		size_t cap = r->fcap ? r->fcap * 2 : 16;
-		size_t *s = realloc(r->starts, cap * sizeof(*s));
 
-		if (!s)
+		if (jobd_util_resize(&r->starts, cap, sizeof(*r->starts)) < 0 ||
+		    jobd_util_resize(&r->lens, cap, sizeof(*r->lens)) < 0)
 			return -1;
-		r->starts = s;
-		s = realloc(r->lens, cap * sizeof(*s));
-		if (!s)
-			return -1;
-		r->lens = s;
 		r->fcap = cap;
 	}
 	r->starts[r->nf] = r->dlen;

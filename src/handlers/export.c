@@ -54,8 +54,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/util.h"
+#include "handlers/chunks.h"
 #include "handlers/common.h"
 #include "handlers/csv.h"
+#include "handlers/datadir.h"
 #include "handlers/ndjson.h"
 #include "handlers/sink.h"
 #include "kafka/codec.h"
@@ -115,7 +118,7 @@ static void format_rows(struct jobd_csv_buf *out,
 			for (size_t c = 1; c < ncols; c++) {
 				const char *name = json_string_value(
 					json_array_get(cols, c));
-				const char *v = jobd_handlers_field(rec, name);
+				const char *v = jobd_record_field(rec, name);
 
 				json_object_set_new(o, name,
 						    v ? json_string(v) :
@@ -131,7 +134,7 @@ static void format_rows(struct jobd_csv_buf *out,
 			vals[0] = rec->id;
 			lens[0] = strlen(rec->id);
 			for (size_t c = 1; c < ncols; c++) {
-				vals[c] = jobd_handlers_field(
+				vals[c] = jobd_record_field(
 					rec, json_string_value(
 						     json_array_get(cols, c)));
 				lens[c] = vals[c] ? strlen(vals[c]) : 0;
@@ -445,9 +448,8 @@ static int read_page(struct jobd_ctx *ctx, struct jobd_store *st, struct run *r,
 				json_decref(next);
 				return JOBD_HANDLER_STOPPED;
 			}
-			pause = pause * 2 > TOPIC_RETRY_MAX_MS ?
-					TOPIC_RETRY_MAX_MS :
-					pause * 2;
+			pause = jobd_util_backoff(pause, pause,
+						  TOPIC_RETRY_MAX_MS);
 		}
 		json_decref(next);
 		for (size_t p = 0; p < json_array_size(r->ends); p++)

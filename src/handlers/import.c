@@ -46,6 +46,7 @@
 
 #include "handlers/common.h"
 #include "handlers/csv.h"
+#include "handlers/datadir.h"
 #include "handlers/ndjson.h"
 #include "handlers/sink.h"
 

@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "handlers/chunks.h"
 #include "handlers/common.h"
 
 struct refactor {

@@ -19,10 +19,18 @@
 #include "handlers/builtin.h"
 
 #include <inttypes.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "handlers/chunks.h"
 #include "handlers/common.h"
+#include "handlers/relation.h"
+#include "store/records.h"
+#include "store/store.h"
 
 struct relupd {
 	const struct jobd_relation_conf *rel; /* borrowed from the conf */
@@ -55,7 +63,7 @@ static int page(struct jobd_ctx *ctx, struct jobd_store *st, char **ids,
 		abort();
 	for (size_t i = 0; i < n; i++) {
 		const char *ref =
-			jobd_handlers_field(&recs[i], ru->rel->ref_field);
+			jobd_record_field(&recs[i], ru->rel->ref_field);
 		const char *label;
 
 		if (!ref)
@@ -140,4 +148,75 @@ int jobd_handler_relationship_update(struct jobd_ctx *ctx)
 	}
 	json_decref(p);
 	return ret;
+}
+
+/* --- the trigger (relation.h) ------------------------------------------------ */
+
+bool jobd_handlers_relations(struct jobd_ctx *ctx, struct jobd_store *st,
+			     const char *coll, const struct jobd_record *olds,
+			     const struct jobd_record *news, size_t n,
+			     const char *key_base)
+{
+	const struct jobd_conf *conf = jobd_ctx_conf(ctx);
+
+	for (size_t r = 0; r < conf->relations_count; r++) {
+		const struct jobd_relation_conf *rel = &conf->relations[r];
+		json_t *changes, *payload;
+		struct jobd_spec spec = { 0 };
+		struct jobd_created out;
+		int64_t backoff = 0;
+		char key[512];
+		char *text;
+
+		if (strcmp(rel->source, coll) != 0)
+			continue;
+		changes = json_object();
+		for (size_t i = 0; i < n; i++) {
+			const char *was, *now;
+
+			if (!olds[i].exists)
+				continue;
+			was = jobd_record_field(&olds[i], rel->label);
+			now = jobd_record_field(&news[i], rel->label);
+			if (!now || (was && strcmp(was, now) == 0))
+				continue;
+			json_object_set_new(changes, news[i].id,
+					    json_string(now));
+		}
+		if (json_object_size(changes) == 0) {
+			json_decref(changes);
+			continue;
+		}
+		payload = json_pack("{s:s, s:o, s:I}", "relation", rel->name,
+				    "changes", changes, "cause",
+				    (json_int_t)jobd_ctx_job_id(ctx));
+		text = json_dumps(payload, JSON_COMPACT);
+		if (!text)
+			abort();
+		snprintf(key, sizeof(key), "relupd:%s:%" PRId64 ":%s",
+			 rel->name, jobd_ctx_job_id(ctx), key_base);
+		spec.type = "relationship-update";
+		spec.key = key;
+		spec.payload = text;
+		while (jobd_store_create(st, "jobd", &spec, 1, &out) < 0)
+			if (!jobd_handlers_retry(ctx, st, &backoff)) {
+				free(text);
+				json_decref(payload);
+				return false;
+			}
+		if (out.id == 0)
+			jobd_ctx_error(ctx,
+				       "cannot create relationship-update for "
+				       "relation %s: %s",
+				       rel->name, out.error);
+		else if (!out.existed)
+			jobd_ctx_log(ctx, JOBD_LOG_INFO,
+				     "%zu %s labels changed: relationship-"
+				     "update job %" PRId64 " (relation %s)",
+				     json_object_size(changes), coll, out.id,
+				     rel->name);
+		free(text);
+		json_decref(payload);
+	}
+	return true;
 }

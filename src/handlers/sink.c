@@ -34,10 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "handlers/common.h"
 #include "handlers/csv.h"
 #include "handlers/exec.h"
 #include "handlers/ndjson.h"
+#include "handlers/relation.h"
 #include "kafka/kafka.h"
 
 #define TOPIC_RETRY_MS 1000	 /* first pause between deliveries, doubled */
@@ -389,8 +391,7 @@ static int write_topic(struct jobd_sinks *s, struct jobd_ctx *ctx,
 			ret = JOBD_HANDLER_STOPPED;
 			break;
 		}
-		pause = pause * 2 > TOPIC_RETRY_MAX_MS ? TOPIC_RETRY_MAX_MS :
-							 pause * 2;
+		pause = jobd_util_backoff(pause, pause, TOPIC_RETRY_MAX_MS);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(vals[i]);

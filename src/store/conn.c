@@ -55,14 +55,15 @@ void store_args_release(struct store_args *a)
 
 static void args_grow(struct store_args *a)
 {
+	size_t cap = a->cap ? a->cap * 2 : 64;
+
 	if (a->n < a->cap)
 		return;
-	a->cap = a->cap ? a->cap * 2 : 64;
-	a->v = realloc(a->v, a->cap * sizeof(*a->v));
-	a->len = realloc(a->len, a->cap * sizeof(*a->len));
-	a->owned = realloc(a->owned, a->cap * sizeof(*a->owned));
-	if (!a->v || !a->len || !a->owned)
+	if (jobd_util_resize(&a->v, cap, sizeof(*a->v)) < 0 ||
+	    jobd_util_resize(&a->len, cap, sizeof(*a->len)) < 0 ||
+	    jobd_util_resize(&a->owned, cap, sizeof(*a->owned)) < 0)
 		abort(); /* out of memory: nothing sensible to do */
+	a->cap = cap;
 }
 
 void store_args_add(struct store_args *a, const char *s)
@@ -72,6 +73,14 @@ void store_args_add(struct store_args *a, const char *s)
 	a->len[a->n] = strlen(a->v[a->n]);
 	a->owned[a->n] = NULL;
 	a->n++;
+}
+
+void store_args_pipe(redisContext *c, struct store_args *a)
+{
+	redisAppendCommandArgv(c, (int)a->n, a->v, a->len);
+	for (size_t i = 0; i < a->n; i++)
+		free(a->owned[i]);
+	a->n = 0;
 }
 
 void store_args_addf(struct store_args *a, const char *fmt, ...)

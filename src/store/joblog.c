@@ -37,16 +37,9 @@ static bool entry_matches(const struct jobd_log_entry *e,
 static int push_entry(struct jobd_log_result *out, size_t *cap,
 		      struct jobd_log_entry *e)
 {
-	if (out->n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		struct jobd_log_entry *v =
-			realloc(out->entries, ncap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		out->entries = v;
-		*cap = ncap;
-	}
+	if (jobd_util_grow(&out->entries, cap, out->n, sizeof(*out->entries),
+			   64) < 0)
+		return -1;
 	out->entries[out->n++] = *e;
 	return 0;
 }
@@ -171,16 +164,10 @@ static int descendants(struct jobd_store *st, int64_t id, int64_t **ids,
 			return JOBD_STORE_ERR_REDIS;
 		}
 		for (size_t i = 0; i < r->elements && *n < max; i++) {
-			if (*n == cap) {
-				int64_t *nv =
-					realloc(v, (cap *= 2) * sizeof(*v));
-
-				if (!nv) {
-					freeReplyObject(r);
-					free(v);
-					return JOBD_STORE_ERR_REDIS;
-				}
-				v = nv;
+			if (jobd_util_grow(&v, &cap, *n, sizeof(*v), 64) < 0) {
+				freeReplyObject(r);
+				free(v);
+				return JOBD_STORE_ERR_REDIS;
 			}
 			v[(*n)++] = strtoll(r->element[i]->str, NULL, 10);
 		}
@@ -487,15 +474,9 @@ static int page_add(struct log_page *p, const struct log_key *k,
 {
 	struct log_found *f;
 
-	if (p->n == p->cap) {
-		size_t ncap = p->cap ? p->cap * 2 : 256;
-
-		f = realloc(p->found, ncap * sizeof(*f));
-		if (!f)
-			return -1;
-		p->found = f;
-		p->cap = ncap;
-	}
+	if (jobd_util_grow(&p->found, &p->cap, p->n, sizeof(*p->found), 256) <
+	    0)
+		return -1;
 	f = &p->found[p->n];
 	f->key = *k;
 	f->e = *e;
@@ -508,15 +489,9 @@ static int page_add(struct log_page *p, const struct log_key *k,
 
 static int page_add_job(struct log_page *p, struct jobd_job *job)
 {
-	if (p->njobs == p->capjobs) {
-		size_t ncap = p->capjobs ? p->capjobs * 2 : 64;
-		struct jobd_job **v = realloc(p->jobs, ncap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		p->jobs = v;
-		p->capjobs = ncap;
-	}
+	if (jobd_util_grow(&p->jobs, &p->capjobs, p->njobs, sizeof(*p->jobs),
+			   64) < 0)
+		return -1;
 	p->jobs[p->njobs++] = job;
 	return 0;
 }

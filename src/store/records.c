@@ -30,46 +30,14 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/util.h"
 #include "store/store_int.h"
-
-/* One command's argument vector; strings borrowed or in OWNED. */
-struct cmd {
-	const char **v;
-	size_t *len;
-	size_t n, cap;
-};
 
 /* Strings built for a pipeline, freed together. */
 struct pool {
 	char **s;
 	size_t n, cap;
 };
-
-static void cmd_add(struct cmd *c, const char *s, size_t len)
-{
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 16;
-		c->v = realloc(c->v, c->cap * sizeof(*c->v));
-		c->len = realloc(c->len, c->cap * sizeof(*c->len));
-		if (!c->v || !c->len)
-			abort(); /* out of memory: nothing sensible to do */
-	}
-	c->v[c->n] = s;
-	c->len[c->n] = len;
-	c->n++;
-}
-
-static void cmd_str(struct cmd *c, const char *s)
-{
-	cmd_add(c, s, strlen(s));
-}
-
-static void cmd_release(struct cmd *c)
-{
-	free(c->v);
-	free(c->len);
-	memset(c, 0, sizeof(*c));
-}
 
 static const char *pool_printf(struct pool *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -83,12 +51,8 @@ static const char *pool_printf(struct pool *p, const char *fmt, ...)
 	if (vasprintf(&s, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	if (p->n == p->cap) {
-		p->cap = p->cap ? p->cap * 2 : 16;
-		p->s = realloc(p->s, p->cap * sizeof(*p->s));
-		if (!p->s)
-			abort();
-	}
+	if (jobd_util_grow(&p->s, &p->cap, p->n, sizeof(*p->s), 16) < 0)
+		abort();
 	p->s[p->n++] = s;
 	return s;
 }
@@ -99,13 +63,6 @@ static void pool_release(struct pool *p)
 		free(p->s[i]);
 	free(p->s);
 	memset(p, 0, sizeof(*p));
-}
-
-/* Appends the command in C to the pipeline and empties C. */
-static void append(redisContext *rc, struct cmd *c)
-{
-	redisAppendCommandArgv(rc, (int)c->n, c->v, c->len);
-	c->n = 0;
 }
 
 static const char *rec_key(struct pool *p, struct jobd_store *st,
@@ -199,7 +156,7 @@ int jobd_records_put(struct jobd_store *st, const char *coll,
 		     const char *label, char **old)
 {
 	struct pool p = { 0 };
-	struct cmd c = { 0 };
+	struct store_args c = { 0 };
 	redisContext *rc;
 	redisReply **r = NULL;
 	const char *idx, **keys;
@@ -222,41 +179,42 @@ int jobd_records_put(struct jobd_store *st, const char *coll,
 	for (size_t i = 0; i < n; i++)
 		keys[i] = rec_key(&p, st, coll, recs[i].id);
 	for (size_t i = 0; i < nold; i++) {
-		cmd_str(&c, "HGET");
-		cmd_str(&c, keys[i]);
-		cmd_str(&c, label);
-		append(rc, &c);
+		store_args_add(&c, "HGET");
+		store_args_add(&c, keys[i]);
+		store_args_add(&c, label);
+		store_args_pipe(rc, &c);
 		total++;
 	}
-	cmd_str(&c, "MULTI");
-	append(rc, &c);
+	store_args_add(&c, "MULTI");
+	store_args_pipe(rc, &c);
 	total++;
 	for (size_t i = 0; i < n; i++) {
-		cmd_str(&c, "DEL");
-		cmd_str(&c, keys[i]);
-		append(rc, &c);
+		store_args_add(&c, "DEL");
+		store_args_add(&c, keys[i]);
+		store_args_pipe(rc, &c);
 		total++;
 		if (recs[i].n) {
-			cmd_str(&c, "HSET");
-			cmd_str(&c, keys[i]);
+			store_args_add(&c, "HSET");
+			store_args_add(&c, keys[i]);
 			for (size_t j = 0; j < recs[i].n; j++) {
-				cmd_str(&c, recs[i].fields[j].name);
-				cmd_str(&c, recs[i].fields[j].value ?
-						    recs[i].fields[j].value :
-						    "");
+				store_args_add(&c, recs[i].fields[j].name);
+				store_args_add(&c,
+					       recs[i].fields[j].value ?
+						       recs[i].fields[j].value :
+						       "");
 			}
-			append(rc, &c);
+			store_args_pipe(rc, &c);
 			total++;
 		}
-		cmd_str(&c, "ZADD");
-		cmd_str(&c, idx);
-		cmd_str(&c, "0");
-		cmd_str(&c, recs[i].id);
-		append(rc, &c);
+		store_args_add(&c, "ZADD");
+		store_args_add(&c, idx);
+		store_args_add(&c, "0");
+		store_args_add(&c, recs[i].id);
+		store_args_pipe(rc, &c);
 		total++;
 	}
-	cmd_str(&c, "EXEC");
-	append(rc, &c);
+	store_args_add(&c, "EXEC");
+	store_args_pipe(rc, &c);
 	total++;
 	ret = read_replies(st, total, &r);
 	if (ret == 0)
@@ -270,7 +228,7 @@ int jobd_records_put(struct jobd_store *st, const char *coll,
 			}
 	}
 	free_replies(r, total);
-	cmd_release(&c);
+	store_args_release(&c);
 	pool_release(&p);
 	free(keys);
 	return ret;
@@ -300,7 +258,7 @@ int jobd_records_ids(struct jobd_store *st, const char *coll, const char *after,
 		     const char *upto, size_t limit, char ***ids, size_t *n)
 {
 	struct pool p = { 0 };
-	struct cmd c = { 0 };
+	struct store_args c = { 0 };
 	redisReply *r;
 	char **out;
 	int ret = 0;
@@ -309,15 +267,16 @@ int jobd_records_ids(struct jobd_store *st, const char *coll, const char *after,
 	*n = 0;
 	if (!jobd_records_valid_collection(coll))
 		return JOBD_STORE_ERR_INVALID;
-	cmd_str(&c, "ZRANGEBYLEX");
-	cmd_str(&c, idx_key(&p, st, coll));
-	cmd_str(&c, after && *after ? pool_printf(&p, "(%s", after) : "-");
-	cmd_str(&c, upto && *upto ? pool_printf(&p, "[%s", upto) : "+");
-	cmd_str(&c, "LIMIT");
-	cmd_str(&c, "0");
-	cmd_str(&c, pool_printf(&p, "%zu", limit));
+	store_args_add(&c, "ZRANGEBYLEX");
+	store_args_add(&c, idx_key(&p, st, coll));
+	store_args_add(&c,
+		       after && *after ? pool_printf(&p, "(%s", after) : "-");
+	store_args_add(&c, upto && *upto ? pool_printf(&p, "[%s", upto) : "+");
+	store_args_add(&c, "LIMIT");
+	store_args_add(&c, "0");
+	store_args_add(&c, pool_printf(&p, "%zu", limit));
 	r = jobd_store_command_argv(st, (int)c.n, c.v, c.len);
-	cmd_release(&c);
+	store_args_release(&c);
 	pool_release(&p);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
@@ -364,7 +323,7 @@ static int read_records(struct jobd_store *st, const char *coll,
 			struct jobd_record **recs)
 {
 	struct pool p = { 0 };
-	struct cmd c = { 0 };
+	struct store_args c = { 0 };
 	struct jobd_record *out;
 	redisContext *rc;
 	redisReply **r = NULL;
@@ -377,11 +336,11 @@ static int read_records(struct jobd_store *st, const char *coll,
 	if (!rc)
 		return JOBD_STORE_ERR_REDIS;
 	for (size_t i = 0; i < n; i++) {
-		cmd_str(&c, names_only ? "HKEYS" : "HGETALL");
-		cmd_str(&c, rec_key(&p, st, coll, ids[i]));
-		append(rc, &c);
+		store_args_add(&c, names_only ? "HKEYS" : "HGETALL");
+		store_args_add(&c, rec_key(&p, st, coll, ids[i]));
+		store_args_pipe(rc, &c);
 	}
-	cmd_release(&c);
+	store_args_release(&c);
 	pool_release(&p);
 	ret = read_replies(st, n, &r);
 	if (ret < 0)
@@ -454,7 +413,7 @@ void jobd_records_free(struct jobd_record *recs, size_t n)
 static int read_field(struct jobd_store *st, const char *const *keys, size_t n,
 		      const char *field, char ***vals, bool *exists)
 {
-	struct cmd c = { 0 };
+	struct store_args c = { 0 };
 	redisContext *rc = jobd_store_pipeline(st);
 	redisReply **r = NULL;
 	char **v;
@@ -465,17 +424,17 @@ static int read_field(struct jobd_store *st, const char *const *keys, size_t n,
 	if (!rc)
 		return JOBD_STORE_ERR_REDIS;
 	for (size_t i = 0; i < n; i++) {
-		cmd_str(&c, "HGET");
-		cmd_str(&c, keys[i]);
-		cmd_str(&c, field);
-		append(rc, &c);
+		store_args_add(&c, "HGET");
+		store_args_add(&c, keys[i]);
+		store_args_add(&c, field);
+		store_args_pipe(rc, &c);
 		if (exists) {
-			cmd_str(&c, "EXISTS");
-			cmd_str(&c, keys[i]);
-			append(rc, &c);
+			store_args_add(&c, "EXISTS");
+			store_args_add(&c, keys[i]);
+			store_args_pipe(rc, &c);
 		}
 	}
-	cmd_release(&c);
+	store_args_release(&c);
 	w = exists ? 2 : 1;
 	ret = read_replies(st, n * w, &r);
 	if (ret < 0)
@@ -512,7 +471,7 @@ int jobd_records_set_field(struct jobd_store *st, const char *coll,
 			   const char *field, size_t *changed)
 {
 	struct pool p = { 0 };
-	struct cmd c = { 0 };
+	struct store_args c = { 0 };
 	const char **keys;
 	char **cur = NULL;
 	bool *exists;
@@ -539,22 +498,22 @@ int jobd_records_set_field(struct jobd_store *st, const char *coll,
 		ret = JOBD_STORE_ERR_REDIS;
 		goto out;
 	}
-	cmd_str(&c, "MULTI");
-	append(rc, &c);
+	store_args_add(&c, "MULTI");
+	store_args_pipe(rc, &c);
 	count++;
 	for (size_t i = 0; i < n; i++) {
 		if (!exists[i] || (cur[i] && strcmp(cur[i], values[i]) == 0))
 			continue;
-		cmd_str(&c, "HSET");
-		cmd_str(&c, keys[i]);
-		cmd_str(&c, field);
-		cmd_str(&c, values[i]);
-		append(rc, &c);
+		store_args_add(&c, "HSET");
+		store_args_add(&c, keys[i]);
+		store_args_add(&c, field);
+		store_args_add(&c, values[i]);
+		store_args_pipe(rc, &c);
 		count++;
 		nch++;
 	}
-	cmd_str(&c, "EXEC");
-	append(rc, &c);
+	store_args_add(&c, "EXEC");
+	store_args_pipe(rc, &c);
 	count++;
 	ret = exec_queued(st, count);
 	if (ret == 0 && changed)
@@ -565,7 +524,7 @@ out:
 	free(cur);
 	free(exists);
 	free(keys);
-	cmd_release(&c);
+	store_args_release(&c);
 	pool_release(&p);
 	return ret;
 }
@@ -575,7 +534,7 @@ int jobd_records_rename_field(struct jobd_store *st, const char *coll,
 			      const char *to, size_t *changed)
 {
 	struct pool p = { 0 };
-	struct cmd c = { 0 };
+	struct store_args c = { 0 };
 	const char **keys;
 	char **cur = NULL;
 	redisContext *rc;
@@ -597,29 +556,29 @@ int jobd_records_rename_field(struct jobd_store *st, const char *coll,
 		ret = JOBD_STORE_ERR_REDIS;
 		goto out;
 	}
-	cmd_str(&c, "MULTI");
-	append(rc, &c);
+	store_args_add(&c, "MULTI");
+	store_args_pipe(rc, &c);
 	count++;
 	for (size_t i = 0; i < n; i++) {
 		if (!cur[i])
 			continue;
 		if (to) {
-			cmd_str(&c, "HSET");
-			cmd_str(&c, keys[i]);
-			cmd_str(&c, to);
-			cmd_str(&c, cur[i]);
-			append(rc, &c);
+			store_args_add(&c, "HSET");
+			store_args_add(&c, keys[i]);
+			store_args_add(&c, to);
+			store_args_add(&c, cur[i]);
+			store_args_pipe(rc, &c);
 			count++;
 		}
-		cmd_str(&c, "HDEL");
-		cmd_str(&c, keys[i]);
-		cmd_str(&c, from);
-		append(rc, &c);
+		store_args_add(&c, "HDEL");
+		store_args_add(&c, keys[i]);
+		store_args_add(&c, from);
+		store_args_pipe(rc, &c);
 		count++;
 		nch++;
 	}
-	cmd_str(&c, "EXEC");
-	append(rc, &c);
+	store_args_add(&c, "EXEC");
+	store_args_pipe(rc, &c);
 	count++;
 	ret = exec_queued(st, count);
 	if (ret == 0 && changed)
@@ -629,7 +588,15 @@ out:
 		free(cur[i]);
 	free(cur);
 	free(keys);
-	cmd_release(&c);
+	store_args_release(&c);
 	pool_release(&p);
 	return ret;
+}
+
+const char *jobd_record_field(const struct jobd_record *rec, const char *name)
+{
+	for (size_t i = 0; i < rec->n; i++)
+		if (strcmp(rec->fields[i].name, name) == 0)
+			return rec->fields[i].value;
+	return NULL;
 }

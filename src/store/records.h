@@ -113,4 +113,7 @@ int jobd_records_rename_field(struct jobd_store *st, const char *coll,
 			      char *const *ids, size_t n, const char *from,
 			      const char *to, size_t *changed);
 
+/* The value of field NAME in REC, NULL when absent. */
+const char *jobd_record_field(const struct jobd_record *rec, const char *name);
+
 #endif

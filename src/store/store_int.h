@@ -120,6 +120,10 @@ void store_args_release(struct store_args *a);
 /* Adds S (borrowed; NULL adds ""). */
 void store_args_add(struct store_args *a, const char *s);
 
+/* Appends A as one command to C's pipeline (redisAppendCommandArgv) and
+ * empties A for the next command, keeping its room. */
+void store_args_pipe(redisContext *c, struct store_args *a);
+
 /* Adds a formatted argument, owned by A. */
 void store_args_addf(struct store_args *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

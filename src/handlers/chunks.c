@@ -1,0 +1,167 @@
+/*
+ * handlers/chunks: work over a record collection in chunks (chunks.h):
+ * the parent splits the ids into children, each child walks its range a
+ * page at a time with checkpoints.
+ */
+#include "config.h"
+
+#include "handlers/chunks.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers/common.h"
+#include "store/records.h"
+
+int jobd_handlers_ids(struct jobd_ctx *ctx, struct jobd_store *st,
+		      const char *coll, const char *after, const char *upto,
+		      size_t limit, char ***ids, size_t *n, int64_t *backoff)
+{
+	int rc;
+
+	while ((rc = jobd_records_ids(st, coll, after, upto, limit, ids, n)) ==
+	       JOBD_STORE_ERR_REDIS)
+		if (!jobd_handlers_retry(ctx, st, backoff))
+			return JOBD_HANDLERS_STOPPED;
+	return rc;
+}
+
+int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
+			const char *coll, int64_t chunk, const json_t *payload,
+			int64_t *parts)
+{
+	json_t *ck = jobd_handlers_checkpoint(ctx), *child, *nck;
+	int64_t token, part, backoff = 0;
+	char **ids = NULL, key[64], *after;
+	size_t n = 0;
+	int rc, ret = JOBD_HANDLER_DONE;
+
+	token = ck ? jobd_handlers_int(ck, "token", 0) : jobd_ctx_attempt(ctx);
+	part = jobd_handlers_int(ck, "part", 0);
+	after = strdup(jobd_handlers_str(ck, "after", ""));
+	if (!after)
+		abort();
+	json_decref(ck);
+	for (;;) {
+		if (jobd_ctx_stop_requested(ctx)) {
+			ret = JOBD_HANDLER_STOPPED;
+			break;
+		}
+		rc = jobd_handlers_ids(ctx, st, coll, after, NULL,
+				       (size_t)chunk, &ids, &n, &backoff);
+		if (rc == JOBD_HANDLERS_STOPPED) {
+			ret = JOBD_HANDLER_STOPPED;
+			goto out;
+		}
+		if (rc < 0) {
+			ret = jobd_ctx_fail(ctx, "cannot read collection %s",
+					    coll);
+			break;
+		}
+		if (n == 0)
+			break;
+		child = json_deep_copy(payload);
+		json_object_set_new(child, "part", json_integer(part));
+		json_object_set_new(child, "after", json_string(after));
+		json_object_set_new(child, "upto", json_string(ids[n - 1]));
+		snprintf(key, sizeof(key), "p%" PRId64 "-%" PRId64, token,
+			 part);
+		rc = jobd_handlers_spawn(ctx, jobd_ctx_type(ctx), key, child);
+		json_decref(child);
+		if (rc == JOBD_CTX_ERR_ABANDONED) {
+			ret = JOBD_HANDLER_STOPPED;
+			break;
+		}
+		if (rc < 0) {
+			ret = jobd_ctx_fail(ctx, "cannot create part %" PRId64,
+					    part);
+			break;
+		}
+		part++;
+		free(after);
+		after = strdup(ids[n - 1]);
+		if (!after)
+			abort();
+		jobd_records_ids_free(ids, n);
+		ids = NULL;
+		n = 0;
+		nck = json_pack("{s:I, s:I, s:s}", "token", (json_int_t)token,
+				"part", (json_int_t)part, "after", after);
+		jobd_handlers_save(ctx, nck);
+		json_decref(nck);
+	}
+out:
+	if (ret == JOBD_HANDLER_DONE)
+		jobd_ctx_progress(ctx, 100);
+	if (parts)
+		*parts = part;
+	jobd_records_ids_free(ids, n);
+	free(after);
+	return ret;
+}
+
+int jobd_handlers_walk(struct jobd_ctx *ctx, struct jobd_store *st,
+		       const char *coll, const char *after, const char *upto,
+		       int64_t expected, jobd_handlers_page_fn fn, void *arg)
+{
+	json_t *ck = jobd_handlers_checkpoint(ctx), *nck;
+	int64_t done, backoff = 0;
+	char **ids = NULL, *cur;
+	size_t n = 0;
+	int rc, ret = JOBD_HANDLER_DONE;
+
+	cur = strdup(ck ? jobd_handlers_str(ck, "after", "") :
+			  (after ? after : ""));
+	done = jobd_handlers_int(ck, "done", 0);
+	json_decref(ck);
+	if (!cur)
+		abort();
+	for (;;) {
+		if (jobd_ctx_stop_requested(ctx)) {
+			ret = JOBD_HANDLER_STOPPED;
+			break;
+		}
+		rc = jobd_handlers_ids(ctx, st, coll, cur, upto,
+				       JOBD_HANDLERS_BATCH, &ids, &n, &backoff);
+		if (rc == JOBD_HANDLERS_STOPPED) {
+			ret = JOBD_HANDLER_STOPPED;
+			goto out;
+		}
+		if (rc < 0) {
+			ret = jobd_ctx_fail(ctx, "cannot read collection %s",
+					    coll);
+			break;
+		}
+		if (n == 0)
+			break;
+		rc = fn(ctx, st, ids, n, arg);
+		if (rc != 0) {
+			ret = rc;
+			break;
+		}
+		done += (int64_t)n;
+		free(cur);
+		cur = strdup(ids[n - 1]);
+		if (!cur)
+			abort();
+		jobd_records_ids_free(ids, n);
+		ids = NULL;
+		n = 0;
+		nck = json_pack("{s:s, s:I}", "after", cur, "done",
+				(json_int_t)done);
+		jobd_handlers_save(ctx, nck);
+		json_decref(nck);
+		jobd_ctx_progress_of(ctx, done,
+				     expected > done ? expected : done);
+	}
+out:
+	if (ret == JOBD_HANDLER_DONE)
+		jobd_ctx_progress(ctx, 100);
+	jobd_records_ids_free(ids, n);
+	free(cur);
+	return ret;
+}
