@@ -11,7 +11,7 @@
  *   stored or committed automatically); pause/resume for backpressure;
  * - the embedded broker (`brokers = embedded`): librdkafka's mock cluster
  *   started inside jobd, its address published in Redis (<prefix>:broker,
- *   through the store's jobd_store_broker_claim(), its TTL refreshed by
+ *   through the store's jobd_store_broker_publish(), its TTL refreshed by
  *   jobd_kafka_broker_tick() below) so kcat, jobctl and other jobd
  *   instances find it; a second instance joins the live one and takes over
  *   (starts its own) once the key expires;

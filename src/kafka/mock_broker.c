@@ -44,11 +44,11 @@ struct jobd_kafka_broker {
  * (NULL: only read). Returns 1 when ADDR is live, 0 with the live address
  * (or "") in CUR, -1 with the reason in errstr.
  */
-static int broker_claim(struct jobd_kafka_broker *b, const char *addr,
-			int64_t ttl_ms, char *cur, size_t cur_size,
-			char *errstr, size_t errstr_size)
+static int broker_publish(struct jobd_kafka_broker *b, const char *addr,
+			  int64_t ttl_ms, char *cur, size_t cur_size,
+			  char *errstr, size_t errstr_size)
 {
-	int rc = jobd_store_broker_claim(b->st, addr, ttl_ms, cur, cur_size);
+	int rc = jobd_store_broker_publish(b->st, addr, ttl_ms, cur, cur_size);
 
 	if (rc < 0) {
 		snprintf(errstr, errstr_size, "%s", jobd_store_errstr(b->st));
@@ -158,8 +158,8 @@ static int take_over(struct jobd_kafka_broker *b, char *errstr,
 	if (start_embedded(b, errstr, errstr_size) < 0)
 		return -1;
 	ours = rd_kafka_mock_cluster_bootstraps(b->mc);
-	rc = broker_claim(b, ours, JOBD_KAFKA_BROKER_TTL_MS, cur, sizeof(cur),
-			  errstr, errstr_size);
+	rc = broker_publish(b, ours, JOBD_KAFKA_BROKER_TTL_MS, cur, sizeof(cur),
+			    errstr, errstr_size);
 	if (rc == 1 && set_addr(b, ours) == 0) {
 		jobd_info("kafka: embedded broker at %s", ours);
 		return 1;
@@ -204,7 +204,7 @@ struct jobd_kafka_broker *jobd_kafka_broker_new(const struct jobd_conf *conf,
 	b->st = jobd_store_new(conf, errstr, errstr_size);
 	if (!b->st)
 		goto err_free;
-	rc = broker_claim(b, NULL, 0, cur, sizeof(cur), errstr, errstr_size);
+	rc = broker_publish(b, NULL, 0, cur, sizeof(cur), errstr, errstr_size);
 	if (rc < 0)
 		goto err_free;
 	if (cur[0]) {
@@ -243,8 +243,8 @@ int jobd_kafka_broker_tick(struct jobd_kafka_broker *b, char *errstr,
 
 	if (strcmp(b->conf->brokers, "embedded") != 0)
 		return 0;
-	rc = broker_claim(b, b->mc ? b->addr : NULL, JOBD_KAFKA_BROKER_TTL_MS,
-			  cur, sizeof(cur), errstr, errstr_size);
+	rc = broker_publish(b, b->mc ? b->addr : NULL, JOBD_KAFKA_BROKER_TTL_MS,
+			    cur, sizeof(cur), errstr, errstr_size);
 	if (rc < 0)
 		return -1;
 	if (rc == 1)

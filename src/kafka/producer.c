@@ -304,7 +304,7 @@ int jobd_kafka_brokers(const struct jobd_conf *conf, struct jobd_store *st,
 		st = own;
 	}
 	/* Only reads the key: this never starts a broker. */
-	rc = jobd_store_broker_claim(st, NULL, 0, buf, size);
+	rc = jobd_store_broker_publish(st, NULL, 0, buf, size);
 	if (rc < 0)
 		snprintf(errstr, errstr_size, "%s", jobd_store_errstr(st));
 	jobd_store_free(own);

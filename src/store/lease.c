@@ -11,8 +11,8 @@
 
 /* --- embedded broker -------------------------------------------------------- */
 
-int jobd_store_broker_claim(struct jobd_store *st, const char *addr,
-			    int64_t ttl_ms, char *current, size_t size)
+int jobd_store_broker_publish(struct jobd_store *st, const char *addr,
+			      int64_t ttl_ms, char *current, size_t size)
 {
 	struct store_args a = { 0 };
 	redisReply *r;
@@ -20,7 +20,7 @@ int jobd_store_broker_claim(struct jobd_store *st, const char *addr,
 
 	store_args_add(&a, addr);
 	store_args_addf(&a, "%lld", (long long)ttl_ms);
-	r = store_eval(st, S_BROKER_CLAIM, &a);
+	r = store_eval(st, S_BROKER_PUBLISH, &a);
 	store_args_release(&a);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;

@@ -372,8 +372,8 @@ int64_t jobd_stats_percentile(const struct jobd_stats_counts *c, double p);
  * one (TTL refreshed), 0 when another is live or ADDR is NULL (the live
  * address, or "", copied into CURRENT of SIZE), or JOBD_STORE_ERR_REDIS.
  */
-int jobd_store_broker_claim(struct jobd_store *st, const char *addr,
-			    int64_t ttl_ms, char *current, size_t size);
+int jobd_store_broker_publish(struct jobd_store *st, const char *addr,
+			      int64_t ttl_ms, char *current, size_t size);
 
 /* Deletes PREFIX:broker if it still holds ADDR: 1 deleted, 0 not ours. */
 int jobd_store_broker_release(struct jobd_store *st, const char *addr);

@@ -1,4 +1,4 @@
--- broker_claim.lua: publish, refresh or read the live embedded broker.
+-- broker_publish.lua: publish, refresh or read the live embedded broker.
 -- ARGV: prefix, address ('' = only read), ttl_ms
 -- Reply: {1, address} when ADDRESS is now the published one (TTL
 --   refreshed), else {0, current address or ''}.
