@@ -30,7 +30,7 @@ static bool valid_json(const char *s, char *why, size_t why_size)
 /*
  * JOBD.CREATE's list of the SENT jobs of SPECS named by POS, in one
  * argument: create.lua's seven arguments per job, each as "LEN:BYTES",
- * and a newline per job (src/store/module/jobd_module.c parse_jobs()).
+ * and a newline per job (src/store/module/create.c parse_jobs()).
  */
 static void create_list(struct store_args *a, const struct jobd_spec *specs,
 			const size_t *pos, size_t sent)

@@ -255,7 +255,7 @@ static bool is_lua(const redisReply *e)
 /*
  * JOBD.FINISH's arguments for the LEN runs of REP named by IDX, all done
  * without log lines: their list in one argument, "ID ATTEMPT PROGRESS
- * ERRORS LEN:CHECKPOINT\n" each (src/store/module/jobd_module.c parse_runs()).
+ * ERRORS LEN:CHECKPOINT\n" each (src/store/module/finish.c parse_runs()).
  */
 static void done_args(struct jobd_store *st, struct store_args *a,
 		      const struct jobd_report *rep, const size_t *idx,

@@ -1,0 +1,221 @@
+/*
+ * module/claim: JOBD.CLAIM, claim.lua in C for roots without children
+ * (read it beside src/store/lua/claim.lua).
+ */
+#include "store/module/lib.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What claim.lua reads of a root claimed alone (load_alone). */
+static const int claim_fields[] = { F_STATUS,	  F_TYPE,	F_SYSTEM,
+				    F_LOW,	  F_ATTEMPT,	F_PROGRESS,
+				    F_QUEUED_AT,  F_CREATED_AT, F_STARTED_AT,
+				    F_NOT_BEFORE, F_PAYLOAD,	F_CHECKPOINT };
+
+#define NCLAIM (int)(sizeof(claim_fields) / sizeof(claim_fields[0]))
+
+/* True when a retry waits in P:delayed with its time come: claim.lua
+ * moves those first. */
+static int retries_due(struct call *c)
+{
+	RedisModuleString *k = keyf(c, ":delayed");
+	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
+	int due = 0;
+
+	if (rm_KeyType(key) == RM_KEYTYPE_ZSET &&
+	    rm_ZsetFirstInScoreRange(key, -HUGE_VAL, (double)c->now, 0, 0) ==
+		    RM_OK) {
+		due = !rm_ZsetRangeEndReached(key);
+		rm_ZsetRangeStop(key);
+	}
+	rm_CloseKey(key);
+	rm_FreeString(NULL, k);
+	return due;
+}
+
+/* The first member of roots set KEY and its score, held; NULL if none. */
+static RedisModuleString *first_root(RedisModuleKey *key, double *score)
+{
+	RedisModuleString *m = NULL;
+
+	if (rm_KeyType(key) != RM_KEYTYPE_ZSET ||
+	    rm_ZsetFirstInScoreRange(key, -HUGE_VAL, HUGE_VAL, 0, 0) != RM_OK)
+		return NULL;
+	if (!rm_ZsetRangeEndReached(key))
+		m = rm_ZsetRangeCurrentElement(key, score);
+	rm_ZsetRangeStop(key);
+	return m;
+}
+
+struct claim_args {
+	RedisModuleString *instance;
+	long long ttl, lease, max, max_low;
+};
+
+/* A bulk string reply of V ("" when absent). */
+static void reply_sv(RedisModuleCtx *ctx, struct sv v)
+{
+	rm_ReplyWithStringBuffer(ctx, v.p ? v.p : "", v.n);
+}
+
+/* Claims root ID alone (claim.lua, a "=ID" entry of the roots set of
+ * priority LOW): replies with its job when it was pending there. */
+static int claim_alone(struct call *c, const struct claim_args *a,
+		       RedisModuleString *sid, long long id, int low)
+{
+	RedisModuleString *fv[16];
+	struct job j;
+	const struct sv *v = j.v;
+	size_t n = 0;
+	int ok = 0;
+	long long attempt;
+
+	if (!job_open(c, &j, job_key(c, id), claim_fields, NCLAIM) ||
+	    !sv_eq(v[F_STATUS], "pending") ||
+	    (sv_eq(v[F_LOW], "1") ? 1 : 0) != low ||
+	    !(sv_empty(v[F_LOW]) || sv_eq(v[F_LOW], "0") ||
+	      sv_eq(v[F_LOW], "1")))
+		goto out; /* stale: the job moved on, or sits elsewhere */
+	attempt = (long long)sv_num(v[F_ATTEMPT]) + 1;
+	fv[n++] = N[F_ATTEMPT];
+	fv[n++] = job_own(&j, str_ll(attempt));
+	fv[n++] = N[F_INSTANCE];
+	fv[n++] = a->instance;
+	/* No run_since: the attempt starts at the claim (lib.lua
+	 * run_start), and the first claim's time is started_at. */
+	if (!sv_empty(v[F_STARTED_AT])) {
+		fv[n++] = N[F_CLAIMED_AT];
+		fv[n++] = c->nows;
+	}
+	if (sv_num(v[F_NOT_BEFORE]) > 0) {
+		fv[n++] = N[F_NOT_BEFORE];
+		fv[n++] = N[V_ZERO];
+	}
+	if (sv_empty(v[F_STARTED_AT])) {
+		struct sv from = sv_empty(v[F_QUEUED_AT]) ? v[F_CREATED_AT] :
+							    v[F_QUEUED_AT];
+
+		fv[n++] = N[F_STARTED_AT];
+		fv[n++] = c->nows;
+		stat_wait(c, v[F_TYPE], c->now - (long long)sv_num(from));
+	}
+	fv[n++] = N[F_STATUS];
+	fv[n++] = N[V_IN_PROGRESS];
+	hset(c, j.key, j.k, fv, n);
+	/* set_status(pending -> in_progress) */
+	zset_later(c,
+		   ckey(c,
+			sv_eq(v[F_SYSTEM], "1") ? K_PENDING_RS : K_PENDING_RU),
+		   sid, 0, 0);
+	zset_later(c, ckey(c, K_LEASES), sid, c->now + a->lease, 1);
+	count_move(c, ST_PENDING, ST_IN_PROGRESS);
+	rm_ReplyWithArray(c->ctx, 8);
+	rm_ReplyWithLongLong(c->ctx, id);
+	rm_ReplyWithLongLong(c->ctx, attempt);
+	reply_sv(c->ctx, v[F_TYPE]);
+	reply_sv(c->ctx, v[F_PAYLOAD]);
+	reply_sv(c->ctx, v[F_CHECKPOINT]);
+	rm_ReplyWithLongLong(c->ctx, (long long)sv_num(v[F_LOW]));
+	rm_ReplyWithLongLong(c->ctx, id);
+	reply_sv(c->ctx, v[F_PROGRESS]);
+	ok = 1;
+out:
+	job_close(&j);
+	return ok;
+}
+
+int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	struct claim_args a;
+	struct call c;
+	RedisModuleString *rk[2], **pop[2] = { NULL, NULL };
+	RedisModuleKey *roots[2];
+	size_t npop[2] = { 0, 0 }, cap[2] = { 0, 0 };
+	long long est, out = 0, tries = 0, low_taken = 0;
+	int handoff = 0;
+
+	if (argc != 8)
+		return rm_WrongArity(ctx);
+	a.instance = argv[3];
+	if (!parse_ll(argv[2], &a.ttl) || !parse_ll(argv[4], &a.lease) ||
+	    !parse_ll(argv[5], &a.max) || !parse_ll(argv[6], &a.max_low) ||
+	    !parse_ll(argv[7], &est))
+		return rm_ReplyWithError(ctx, "ERR jobd.claim: an argument "
+					      "is not an integer");
+	call_begin(&c, ctx, argv[1], a.ttl);
+	rm_ReplyWithArray(ctx, RM_POSTPONED_LEN);
+	if (retries_due(&c)) {
+		handoff = 1;
+		goto done;
+	}
+	rk[0] = keyf(&c, ":roots");
+	rk[1] = keyf(&c, ":roots_low");
+	roots[0] = open_rw(&c, rk[0]);
+	roots[1] = open_rw(&c, rk[1]);
+	while (out < a.max && tries < a.max * 4 + 8) {
+		double score = 0;
+		int low = 0;
+		RedisModuleString *m = first_root(roots[0], &score);
+		struct sv mv;
+		long long id;
+
+		tries++;
+		if (!m && low_taken < a.max_low) {
+			low = 1;
+			m = first_root(roots[1], &score);
+		}
+		if (!m)
+			break;
+		mv = sv_of(m);
+		if (mv.n < 2 || mv.p[0] != '=') {
+			/* A root with a ready queue: claim.lua's part. */
+			rm_FreeString(NULL, m);
+			handoff = 1;
+			break;
+		}
+		rm_ZsetRem(roots[low], m, NULL);
+		grow((void **)&pop[low], &cap[low], npop[low], sizeof(*pop[0]));
+		pop[low][npop[low]++] = rm_HoldString(NULL, m);
+		c.vr_last = (long long)score;
+		c.have_vr = 1;
+		{
+			RedisModuleString *sid =
+				rm_CreateString(NULL, mv.p + 1, mv.n - 1);
+
+			if (parse_ll(sid, &id) &&
+			    claim_alone(&c, &a, sid, id, low)) {
+				out++;
+				if (low)
+					low_taken++;
+			}
+			rm_FreeString(NULL, sid);
+		}
+		rm_FreeString(NULL, m);
+	}
+	rm_CloseKey(roots[0]);
+	rm_CloseKey(roots[1]);
+	/* The pops (ZPOPMIN in claim.lua), one ZREM per set. */
+	for (int low = 0; low < 2; low++) {
+		if (npop[low]) {
+			rm_Replicate(ctx, "ZREM", "sv", rk[low], pop[low],
+				     npop[low]);
+			rm_NotifyKeyspaceEvent(ctx, RM_NOTIFY_ZSET, "zpopmin",
+					       rk[low]);
+		}
+		for (size_t i = 0; i < npop[low]; i++)
+			rm_FreeString(NULL, pop[low][i]);
+		rm_Free(pop[low]);
+		rm_FreeString(NULL, rk[low]);
+	}
+done:
+	if (handoff)
+		rm_ReplyWithSimpleString(ctx, "lua");
+	rm_ReplySetArrayLength(ctx, out + handoff);
+	flush(&c);
+	call_end(&c);
+	return RM_OK;
+}

@@ -1,0 +1,341 @@
+/*
+ * module/create: JOBD.CREATE, create.lua in C for batches of root jobs
+ * (read it beside src/store/lua/create.lua).
+ */
+#include "store/module/lib.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A type's policy as create.lua takes it: type, system, stoppable,
+ * restartable, retries, backoff_ms. */
+enum {
+	P_TYPE,
+	P_SYSTEM,
+	P_STOPPABLE,
+	P_RESTARTABLE,
+	P_RETRIES,
+	P_BACKOFF,
+	NPOLICY
+};
+
+static int str_is(RedisModuleString *s, struct sv v)
+{
+	struct sv a = sv_of(s);
+
+	return a.n == v.n && memcmp(a.p, v.p, v.n) == 0;
+}
+
+/* create.lua opt(): field NAME only when V differs from its default. */
+static void opt(RedisModuleString **fv, size_t *n, int name,
+		RedisModuleString *v, const char *def)
+{
+	if (!v || sv_eq(sv_of(v), def) || (!*def && !sv_of(v).n))
+		return;
+	fv[(*n)++] = N[name];
+	fv[(*n)++] = v;
+}
+
+/* The policy (NPOLICY strings) of type TY among the T of POL, or NULL. */
+static RedisModuleString **policy_of(RedisModuleString **pol, long long t,
+				     struct sv ty)
+{
+	for (long long j = 0; j < t; j++)
+		if (str_is(pol[j * NPOLICY + P_TYPE], ty))
+			return pol + j * NPOLICY;
+	return NULL;
+}
+
+/* The fields of a job to create, as JOBD.CREATE lists them. */
+enum { J_KEY, J_TYPE, J_PARENT, J_RUN_BY, J_LOW, J_PAYLOAD, J_SOURCE, NJ };
+
+/*
+ * Parses JOBD.CREATE's list of N jobs, each NJ fields "LEN:BYTES" and a
+ * newline, into *F (NJ views per job, into LIST; rm_Free). Returns 0
+ * when the list is malformed or has another number of jobs.
+ */
+static int parse_jobs(RedisModuleString *list, long long n, struct sv **f)
+{
+	size_t len;
+	const char *p = rm_StringPtrLen(list, &len), *end = p + len;
+
+	*f = xalloc(sizeof(**f) * NJ * (size_t)n);
+	for (long long i = 0; i < n; i++) {
+		for (int j = 0; j < NJ; j++) {
+			struct sv t, *v = &(*f)[i * NJ + j];
+			long long flen;
+
+			if (!token(&p, end, ':', &t) || !sv_ll(t, &flen) ||
+			    flen < 0 || flen > end - p)
+				goto bad;
+			v->p = p;
+			v->n = (size_t)flen;
+			p += flen;
+		}
+		if (p == end || *p++ != '\n')
+			goto bad;
+	}
+	if (p == end)
+		return 1;
+bad:
+	rm_Free(*f);
+	*f = NULL;
+	return 0;
+}
+
+/* The strings create_root() writes for job fields F of type policy
+ * POL into E; those made here go into OWN (*NOWN of them). */
+static void job_strings(const struct sv *f, RedisModuleString **pol,
+			RedisModuleString **e, RedisModuleString **own,
+			int *nown)
+{
+	for (int j = 0; j < NJ; j++) {
+		struct sv v = f[j];
+
+		if (j == J_TYPE)
+			e[j] = pol[P_TYPE];
+		else if (!v.n)
+			e[j] = N[V_EMPTY];
+		else if (sv_eq(v, "0"))
+			e[j] = N[V_ZERO];
+		else if (sv_eq(v, "1"))
+			e[j] = N[V_ONE];
+		else
+			e[j] = own[(*nown)++] = rm_CreateString(NULL, v.p, v.n);
+	}
+}
+
+/* Adds new root ID to the indexes of class CLS (create.lua). */
+static void index_new(struct call *c, int sys, RedisModuleString *sid,
+		      long long id, RedisModuleString *type,
+		      RedisModuleString *run_by)
+{
+	const char *cls = sys ? "rs" : "ru";
+	struct sv ty = sv_of(type), rb = sv_of(run_by);
+	RedisModuleString *ix;
+
+	zset_later(c, ckey(c, sys ? K_PENDING_RS : K_PENDING_RU), sid, id, 1);
+	/* A batch is mostly of one type: its index key is kept. */
+	if (!c->type_ix || strncmp(c->type_ix_for, cls, 2) != 0 ||
+	    !sv_eq(ty, c->type_ix_for + 3)) {
+		if (c->type_ix)
+			rm_FreeString(NULL, c->type_ix);
+		rm_Free(c->type_ix_for);
+		c->type_ix = keyf(c, ":ix:%s:t:%.*s", cls, (int)ty.n, ty.p);
+		c->type_ix_for = join(cls, '|', ty.p, ty.n);
+	}
+	zset_later(c, c->type_ix, sid, id, 1);
+	if (run_by && rb.n) {
+		ix = keyf(c, ":ix:%s:u:%.*s", cls, (int)rb.n, rb.p);
+		zset_later(c, ix, sid, id, 1);
+		rm_FreeString(NULL, ix);
+	}
+}
+
+/* New roots without children wait alone, as "=ID" in the roots set of
+ * their priority at the current virtual runtime floor (lib.lua
+ * enqueue): one ZADD NX per set for the call, as create.lua does. */
+static void enqueue_alone(struct call *c, long long floor_vr)
+{
+	for (int low = 0; low < 2; low++) {
+		RedisModuleString **v, *sc, *rk;
+		RedisModuleKey *key;
+		size_t n = c->nalone[low];
+
+		if (!n)
+			continue;
+		rk = keyf(c, low ? ":roots_low" : ":roots");
+		sc = str_ll(floor_vr);
+		v = xalloc(sizeof(*v) * 2 * n);
+		for (size_t i = 0; i < n; i++) {
+			v[2 * i] = sc;
+			v[2 * i + 1] = c->alone[low][i];
+		}
+		key = open_rw(c, rk);
+		skiplist_begin(key);
+		for (size_t i = 0; i < n; i++) {
+			int fl = RM_ZADD_NX;
+
+			rm_ZsetAdd(key, (double)floor_vr, c->alone[low][i],
+				   &fl);
+		}
+		skiplist_end(key);
+		rm_CloseKey(key);
+		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd", rk);
+		rm_Replicate(c->ctx, "ZADD", "scv", rk, "NX", v, 2 * n);
+		for (size_t i = 0; i < n; i++)
+			rm_FreeString(NULL, c->alone[low][i]);
+		rm_Free(c->alone[low]);
+		c->alone[low] = NULL;
+		c->nalone[low] = 0;
+		rm_Free(v);
+		rm_FreeString(NULL, sc);
+		rm_FreeString(NULL, rk);
+	}
+}
+
+/* Writes new root job ID from entry E (key type parent run_by low
+ * payload source) with policy POL, created by ACTOR. */
+static void create_root(struct call *c, long long id, RedisModuleString **e,
+			RedisModuleString **pol, RedisModuleString *actor)
+{
+	RedisModuleString *fv[40], *sid = str_ll(id), *k;
+	RedisModuleString *run_by = e[3];
+	RedisModuleKey *key;
+	int sys = sv_eq(sv_of(pol[P_SYSTEM]), "1");
+	size_t n = 0;
+
+	if (sys)
+		run_by = NULL; /* a system job runs for no one */
+	/* No id (the key has it), no root (a root job is its own). */
+	fv[n++] = N[F_TYPE];
+	fv[n++] = e[1];
+	fv[n++] = N[F_STATUS];
+	fv[n++] = N[V_PENDING];
+	fv[n++] = N[F_CREATED_AT];
+	fv[n++] = c->nows;
+	fv[n++] = N[F_PAYLOAD];
+	fv[n++] = e[5];
+	opt(fv, &n, F_SYSTEM, pol[P_SYSTEM], "0");
+	opt(fv, &n, F_LOW, e[4], "0");
+	opt(fv, &n, F_KEY, e[0], "");
+	opt(fv, &n, F_RUN_BY, run_by, "");
+	opt(fv, &n, F_SOURCE, e[6], "");
+	opt(fv, &n, F_STOPPABLE, pol[P_STOPPABLE], "1");
+	opt(fv, &n, F_RESTARTABLE, pol[P_RESTARTABLE], "0");
+	opt(fv, &n, F_RETRIES, pol[P_RETRIES], "0");
+	if (!sv_eq(sv_of(pol[P_RETRIES]), "0"))
+		opt(fv, &n, F_BACKOFF_MS, pol[P_BACKOFF], "");
+	/* The audit log reads "created by ACTOR" from here; a job with a
+	 * source came from the consumer, which the log names itself. */
+	if (sv_of(actor).n && !(run_by && str_is(actor, sv_of(run_by))) &&
+	    !sv_of(e[6]).n) {
+		fv[n++] = N[F_CREATED_BY];
+		fv[n++] = actor;
+	}
+	k = job_key(c, id);
+	key = open_rw(c, k);
+	hset(c, key, k, fv, n);
+	rm_CloseKey(key);
+	rm_FreeString(NULL, k);
+	index_new(c, sys, sid, id, e[1], run_by);
+	c->count[ST_PENDING]++;
+	{
+		int low = sv_eq(sv_of(e[4]), "1");
+		char buf[24], *p = id_text(buf, id);
+
+		*--p = '=';
+		grow((void **)&c->alone[low], &c->capalone[low], c->nalone[low],
+		     sizeof(*c->alone[0]));
+		c->alone[low][c->nalone[low]++] =
+			rm_CreateString(NULL, p, (size_t)(buf + 23 - p));
+	}
+	c->wake = 1;
+	stat_add(c, "created", sv_of(e[1]), 1);
+	rm_FreeString(NULL, sid);
+}
+
+int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	struct call c;
+	long long ttl, n, t, next_id, floor_vr;
+	RedisModuleString **pol, **newkeys, *k, *v;
+	static const char bad_mapping[] = "its key maps to no job id";
+	struct sv *f;
+	long long *ids;
+	int *existed, found;
+	size_t nnew = 0;
+
+	if (argc < 7 || !parse_ll(argv[2], &ttl) || !parse_ll(argv[4], &n) ||
+	    !parse_ll(argv[5], &t) || n < 0 || n > MAX_BATCH || t < 0 ||
+	    t > (argc - 7) / NPOLICY || 7 + NPOLICY * t != argc ||
+	    !parse_jobs(argv[argc - 1], n, &f))
+		return rm_ReplyWithError(ctx, "ERR jobd.create: bad arguments");
+	pol = argv + 6;
+	for (long long i = 0; i < n; i++) {
+		const struct sv *e = f + i * NJ;
+
+		if (e[J_PARENT].n) { /* a child: create.lua's */
+			rm_Free(f);
+			return rm_ReplyWithSimpleString(ctx, "lua");
+		}
+		if (!policy_of(pol, t, e[J_TYPE])) {
+			rm_Free(f);
+			return rm_ReplyWithError(ctx,
+						 "ERR jobd.create: a job's "
+						 "type has no policy");
+		}
+	}
+	call_begin(&c, ctx, argv[1], ttl);
+	ids = xalloc(sizeof(*ids) * (size_t)n);
+	existed = xalloc(sizeof(*existed) * (size_t)n);
+	newkeys = xalloc(sizeof(*newkeys) * 2 * (size_t)n);
+	/* Ids for the whole batch in one step, as INCRBY seq n. */
+	k = keyf(&c, ":seq");
+	next_id = get_ll(&c, k, &found);
+	v = str_ll(next_id + n);
+	set_string(&c, k, v);
+	rm_FreeString(NULL, v);
+	rm_FreeString(NULL, k);
+	k = keyf(&c, ":vr_floor");
+	floor_vr = get_ll(&c, k, &found);
+	rm_FreeString(NULL, k);
+	for (long long i = 0; i < n; i++) {
+		const struct sv *fi = f + i * NJ;
+		struct sv key = fi[J_KEY];
+		RedisModuleString **ip = policy_of(pol, t, fi[J_TYPE]);
+		RedisModuleString *e[NJ], *own[NJ], *kk = NULL;
+		RedisModuleKey *mk = NULL;
+		int mapped = 0, nown = 0;
+
+		existed[i] = 0;
+		if (key.n) {
+			/* The mapping is written at once, so a key repeated
+			 * later in the batch finds it (create.lua: NEWKEY). */
+			kk = keycat(&c, ":key:", key.p, key.n);
+			mk = open_rw(&c, kk);
+			ids[i] = key_ll(mk, &mapped);
+			if (mapped) {
+				existed[i] = 1;
+				rm_CloseKey(mk);
+				rm_FreeString(NULL, kk);
+				continue;
+			}
+		}
+		ids[i] = ++next_id;
+		job_strings(fi, ip, e, own, &nown);
+		create_root(&c, ids[i], e, ip, argv[3]);
+		while (nown)
+			rm_FreeString(NULL, own[--nown]);
+		if (kk) {
+			newkeys[2 * nnew] = kk;
+			newkeys[2 * nnew + 1] = str_ll(ids[i]);
+			rm_StringSet(mk, newkeys[2 * nnew + 1]);
+			rm_CloseKey(mk);
+			nnew++;
+		}
+	}
+	enqueue_alone(&c, floor_vr);
+	if (nnew)
+		rm_Replicate(ctx, "MSET", "v", newkeys, 2 * nnew);
+	for (size_t j = 0; j < 2 * nnew; j++)
+		rm_FreeString(NULL, newkeys[j]);
+	flush(&c);
+	call_end(&c);
+	rm_ReplyWithArray(ctx, n);
+	for (long long i = 0; i < n; i++)
+		if (ids[i] > 0)
+			rm_ReplyWithLongLong(ctx,
+					     existed[i] ? -ids[i] : ids[i]);
+		else /* a mapping that is not a job id: refused */
+			rm_ReplyWithStringBuffer(ctx, bad_mapping,
+						 strlen(bad_mapping));
+	rm_Free(f);
+	rm_Free(ids);
+	rm_Free(existed);
+	rm_Free(newkeys);
+	return RM_OK;
+}

@@ -1,0 +1,842 @@
+/*
+ * module/lib: what the module's commands share, as lib.lua is what the
+ * Lua functions share: the interned field names, a call's state and its
+ * deferred writes (lib.lua begin / flush), the writes each replicated as
+ * its effect, and reading a job. Read it beside src/store/lua/lib.lua.
+ */
+#include "store/module/lib.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const names[NNAMES] = {
+	[F_STATUS] = "status",
+	[F_PARENT] = "parent",
+	[F_ROOT] = "root",
+	[F_TYPE] = "type",
+	[F_SYSTEM] = "system",
+	[F_LOW] = "low_priority",
+	[F_ATTEMPT] = "attempt",
+	[F_AWAITING] = "awaiting",
+	[F_PROGRESS] = "progress",
+	[F_CH_TOTAL] = "children_total",
+	[F_ERRORS] = "errors",
+	[F_RUN_SINCE] = "run_since",
+	[F_RUN_MS] = "run_ms",
+	[F_CHARGED] = "charged",
+	[F_NOT_BEFORE] = "not_before",
+	[F_QUEUED_AT] = "queued_at",
+	[F_CREATED_AT] = "created_at",
+	[F_STARTED_AT] = "started_at",
+	[F_PAYLOAD] = "payload",
+	[F_CHECKPOINT] = "checkpoint",
+	[F_INSTANCE] = "instance",
+	[F_CLAIMED_AT] = "claimed_at",
+	[F_FINISHED_AT] = "finished_at",
+	[F_WITH_ERRORS] = "with_errors",
+	[F_ID] = "id",
+	[F_KEY] = "key",
+	[F_RUN_BY] = "run_by",
+	[F_SOURCE] = "source",
+	[F_STOPPABLE] = "stoppable",
+	[F_RESTARTABLE] = "restartable",
+	[F_RETRIES] = "retries",
+	[F_BACKOFF_MS] = "backoff_ms",
+	[F_CREATED_BY] = "created_by",
+	[V_ZERO] = "0",
+	[V_ONE] = "1",
+	[V_IN_PROGRESS] = "in_progress",
+	[V_FINISHED] = "finished",
+	[V_PENDING] = "pending",
+	[V_EMPTY] = "",
+};
+RedisModuleString *N[NNAMES];
+size_t name_len[NNAMES];
+
+static const char *const status_names[NST] = { "pending", "in_progress",
+					       "stopping", "finished" };
+
+static const char *const key_names[NKEYS] = {
+	[K_LEASES] = ":leases",
+	[K_PENDING_RU] = ":ix:ru:s:pending",
+	[K_PENDING_RS] = ":ix:rs:s:pending",
+	[K_FINISHED_RU] = ":ix:ru:s:finished",
+	[K_FINISHED_RS] = ":ix:rs:s:finished",
+	[K_ENDED] = ":ended",
+};
+
+void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
+		long long ttl)
+{
+	memset(c, 0, sizeof(*c));
+	c->ctx = ctx;
+	c->P = rm_StringPtrLen(prefix, &c->plen);
+	c->now = rm_Milliseconds();
+	c->minute = c->now - c->now % 60000;
+	c->ttl = ttl;
+	c->nows = str_ll(c->now);
+}
+
+static void counters_free(struct counters *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		rm_Free(s->v[i].name);
+	rm_Free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+void call_end(struct call *c)
+{
+	for (int i = 0; i < NKEYS; i++)
+		if (c->keys[i])
+			rm_FreeString(NULL, c->keys[i]);
+	if (c->type_ix)
+		rm_FreeString(NULL, c->type_ix);
+	rm_Free(c->type_ix_for);
+	for (size_t i = 0; i < c->nzk; i++) {
+		for (size_t j = 0; j < c->zk[i].n; j++)
+			rm_FreeString(NULL, c->zk[i].ops[j].member);
+		rm_Free(c->zk[i].ops);
+		rm_Free(c->zk[i].name);
+	}
+	rm_Free(c->zk);
+	counters_free(&c->stats);
+	counters_free(&c->mins);
+	counters_free(&c->maxs);
+	for (size_t i = 0; i < c->nwaits; i++)
+		rm_Free(c->waits[i].type);
+	rm_Free(c->waits);
+	rm_FreeString(NULL, c->nows);
+}
+
+RedisModuleString *keycat(struct call *c, const char *mid, const char *s,
+			  size_t n)
+{
+	size_t ml = strlen(mid), len = c->plen + ml + n;
+	char buf[256], *p = len <= sizeof(buf) ? buf : xalloc(len);
+	RedisModuleString *k;
+
+	memcpy(p, c->P, c->plen);
+	memcpy(p + c->plen, mid, ml);
+	memcpy(p + c->plen + ml, s, n);
+	k = rm_CreateString(NULL, p, len);
+	if (p != buf)
+		rm_Free(p);
+	return k;
+}
+
+RedisModuleString *keyf(struct call *c, const char *fmt, ...)
+{
+	char buf[256], *s = buf;
+	va_list ap;
+	int n;
+	RedisModuleString *k;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(buf)) {
+		s = xalloc((size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	k = keycat(c, "", s, (size_t)n);
+	if (s != buf)
+		rm_Free(s);
+	return k;
+}
+
+char *id_text(char *buf, long long id)
+{
+	char *p = buf + 23;
+	unsigned long long v = id < 0 ? 0 - (unsigned long long)id :
+					(unsigned long long)id;
+
+	*p = 0;
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	if (id < 0)
+		*--p = '-';
+	return p;
+}
+
+RedisModuleString *job_key(struct call *c, long long id)
+{
+	char buf[24], *p = id_text(buf, id);
+
+	return keycat(c, ":job:", p, (size_t)(buf + 23 - p));
+}
+
+RedisModuleString *ckey(struct call *c, int which)
+{
+	if (!c->keys[which])
+		c->keys[which] = keycat(c, key_names[which], "", 0);
+	return c->keys[which];
+}
+
+static char *dup_sv(struct sv v)
+{
+	char *s = xalloc(v.n + 1);
+
+	if (v.n)
+		memcpy(s, v.p, v.n);
+	s[v.n] = 0;
+	return s;
+}
+
+void zset_later(struct call *c, RedisModuleString *key,
+		RedisModuleString *member, long long score, int add)
+{
+	size_t kl;
+	const char *k = rm_StringPtrLen(key, &kl);
+	struct zkey *z = NULL;
+
+	for (size_t i = c->nzk; i-- > 0;)
+		if (c->zk[i].len == kl && memcmp(c->zk[i].name, k, kl) == 0) {
+			z = &c->zk[i];
+			break;
+		}
+	if (!z) {
+		grow((void **)&c->zk, &c->capzk, c->nzk, sizeof(*c->zk));
+		z = &c->zk[c->nzk++];
+		memset(z, 0, sizeof(*z));
+		z->name = dup_sv((struct sv){ k, kl });
+		z->len = kl;
+		z->churn = kl == c->plen + 7 &&
+			   memcmp(k + c->plen, ":leases", 7) == 0;
+	}
+	grow((void **)&z->ops, &z->cap, z->n, sizeof(*z->ops));
+	z->ops[z->n].member = rm_HoldString(NULL, member);
+	z->ops[z->n].score = score;
+	z->ops[z->n].add = add;
+	z->n++;
+}
+
+static void counter_add(struct counters *s, const char *name, long long n)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i].name, name) == 0) {
+			s->v[i].n += n;
+			return;
+		}
+	grow((void **)&s->v, &s->cap, s->n, sizeof(*s->v));
+	s->v[s->n].name = dup_sv((struct sv){ name, strlen(name) });
+	s->v[s->n].n = n;
+	s->n++;
+}
+
+/* Lowers (MAX 0) or raises (MAX 1) the value NAME of S to N. */
+static void counter_extreme(struct counters *s, const char *name, long long n,
+			    int max)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i].name, name) == 0) {
+			if (max ? n > s->v[i].n : n < s->v[i].n)
+				s->v[i].n = n;
+			return;
+		}
+	counter_add(s, name, n);
+}
+
+char *join(const char *a, char sep, const char *b, size_t bn)
+{
+	size_t an = strlen(a);
+	char *s = xalloc(an + 1 + bn + 1);
+
+	memcpy(s, a, an);
+	s[an] = sep;
+	memcpy(s + an + 1, b, bn);
+	s[an + 1 + bn] = 0;
+	return s;
+}
+
+void stat_add(struct call *c, const char *field, struct sv type, long long n)
+{
+	char *f = join(field, '|', type.p ? type.p : "", type.n);
+
+	counter_add(&c->stats, field, n);
+	counter_add(&c->stats, f, n);
+	rm_Free(f);
+}
+
+void stat_wait(struct call *c, struct sv type, long long ms)
+{
+	struct wait *w = NULL;
+	int b = 0;
+
+	for (size_t i = 0; i < c->nwaits; i++)
+		if (strlen(c->waits[i].type) == type.n &&
+		    memcmp(c->waits[i].type, type.p, type.n) == 0) {
+			w = &c->waits[i];
+			break;
+		}
+	if (!w) {
+		grow((void **)&c->waits, &c->capwaits, c->nwaits,
+		     sizeof(*c->waits));
+		w = &c->waits[c->nwaits++];
+		memset(w, 0, sizeof(*w));
+		w->type = dup_sv(type);
+		w->min = w->max = ms;
+	}
+	w->n++;
+	w->sum += ms;
+	if (ms < w->min)
+		w->min = ms;
+	if (ms > w->max)
+		w->max = ms;
+	if (ms > 0) {
+		double d = floor(log((double)ms + 1) * LOG2x4);
+
+		b = d > 95 ? 95 : (int)d;
+	}
+	w->hist[b]++;
+}
+
+static void waits_to_stats(struct call *c)
+{
+	for (size_t i = 0; i < c->nwaits; i++) {
+		struct wait *w = &c->waits[i];
+		struct sv ty = { w->type, strlen(w->type) };
+		char *f;
+
+		stat_add(c, "started", ty, w->n);
+		stat_add(c, "wait_sum", ty, w->sum);
+		for (int b = 0; b < 96; b++)
+			if (w->hist[b]) {
+				char h[8];
+
+				snprintf(h, sizeof(h), "h%d", b);
+				stat_add(c, h, ty, w->hist[b]);
+			}
+		f = join("wait", '|', ty.p, ty.n);
+		counter_extreme(&c->mins, "wait", w->min, 0);
+		counter_extreme(&c->mins, f, w->min, 0);
+		counter_extreme(&c->maxs, "wait", w->max, 1);
+		counter_extreme(&c->maxs, f, w->max, 1);
+		rm_Free(f);
+	}
+}
+
+RedisModuleKey *open_rw(struct call *c, RedisModuleString *k)
+{
+	return rm_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
+}
+
+void hset(struct call *c, RedisModuleKey *key, RedisModuleString *k,
+	  RedisModuleString **fv, size_t n)
+{
+	for (size_t i = 0; i < n; i += 16) {
+		RedisModuleString *a[17] = { 0 };
+
+		for (size_t j = 0; j < 16 && i + j < n; j++)
+			a[j] = fv[i + j];
+		rm_HashSet(key, RM_HASH_NONE, a[0], a[1], a[2], a[3], a[4],
+			   a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12],
+			   a[13], a[14], a[15], NULL);
+	}
+	rm_Replicate(c->ctx, "HSET", "sv", k, fv, n);
+	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", k);
+}
+
+static long long hash_ll(RedisModuleKey *key, RedisModuleString *f, int *found)
+{
+	RedisModuleString *v = NULL;
+	long long n = 0;
+
+	rm_HashGet(key, RM_HASH_NONE, f, &v, NULL);
+	*found = v != NULL;
+	if (v) {
+		if (rm_StringToLongLong(v, &n) != RM_OK)
+			n = 0;
+		rm_FreeString(NULL, v);
+	}
+	return n;
+}
+
+/*
+ * A sorted set that takes many members at once, or churns (the running
+ * jobs, the roots waiting), is best a skip list from the start: a small
+ * set is a listpack, where every insert scans for its place, and Redis
+ * converts it only once it has zset-max-listpack-entries (128). A member
+ * longer than zset-max-listpack-value (64) converts it at once, and a
+ * skip list stays one when that member goes: nothing of it is left or
+ * replicated.
+ */
+#define ZADD_BULK 32
+RedisModuleString *skiplist_member;
+RedisModuleString *table_field, *table_value; /* write_window() */
+
+void skiplist_begin(RedisModuleKey *key)
+{
+	rm_ZsetAdd(key, 0, skiplist_member, NULL);
+}
+
+void skiplist_end(RedisModuleKey *key)
+{
+	rm_ZsetRem(key, skiplist_member, NULL);
+}
+
+/* The deferred sorted-set writes, one ZADD or ZREM per run of the same
+ * kind per key, in order (the last write of a member wins). */
+static void zflush(struct call *c)
+{
+	for (size_t i = 0; i < c->nzk; i++) {
+		struct zkey *z = &c->zk[i];
+		RedisModuleString *k = rm_CreateString(NULL, z->name, z->len);
+		RedisModuleKey *key = open_rw(c, k);
+		RedisModuleString **v = xalloc(sizeof(*v) * 2 * z->n);
+		RedisModuleString **own = xalloc(sizeof(*own) * z->n);
+		size_t j = 0, no = 0;
+
+		while (j < z->n) {
+			int add = z->ops[j].add, changed = 0;
+			size_t nv = 0, from = j;
+
+			while (j < z->n && z->ops[j].add == add)
+				j++;
+			int bulk = add &&
+				   (j - from >= ZADD_BULK ||
+				    (z->churn &&
+				     rm_KeyType(key) == RM_KEYTYPE_EMPTY));
+
+			if (bulk)
+				skiplist_begin(key);
+			for (size_t x = from; x < j; x++) {
+				struct zop *o = &z->ops[x];
+				int fl = 0;
+
+				if (add) {
+					rm_ZsetAdd(key, (double)o->score,
+						   o->member, &fl);
+					v[nv++] = own[no++] = str_ll(o->score);
+				} else if (rm_ZsetRem(key, o->member, &fl) !=
+						   RM_OK ||
+					   !fl) {
+					continue;
+				}
+				changed = 1;
+				v[nv++] = o->member;
+			}
+			if (bulk)
+				skiplist_end(key);
+			if (changed) {
+				rm_Replicate(c->ctx, add ? "ZADD" : "ZREM",
+					     "sv", k, v, nv);
+				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
+						       add ? "zadd" : "zrem",
+						       k);
+			}
+		}
+		rm_CloseKey(key);
+		for (size_t x = 0; x < no; x++)
+			rm_FreeString(NULL, own[x]);
+		rm_Free(own);
+		rm_Free(v);
+		rm_FreeString(NULL, k);
+	}
+}
+
+void set_string(struct call *c, RedisModuleString *k, RedisModuleString *v)
+{
+	RedisModuleKey *key = open_rw(c, k);
+
+	rm_StringSet(key, v);
+	rm_CloseKey(key);
+	rm_Replicate(c->ctx, "SET", "ss", k, v);
+	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_STRING, "set", k);
+}
+
+long long key_ll(RedisModuleKey *key, int *found)
+{
+	long long n = 0;
+
+	*found = 0;
+	if (rm_KeyType(key) == RM_KEYTYPE_STRING) {
+		size_t len;
+		char buf[32];
+		const char *p = rm_StringDMA(key, &len, RM_READ);
+
+		*found = 1;
+		if (len < sizeof(buf)) {
+			memcpy(buf, p, len);
+			buf[len] = 0;
+			n = (long long)strtod(buf, NULL);
+		}
+	}
+	return n;
+}
+
+long long get_ll(struct call *c, RedisModuleString *k, int *found)
+{
+	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
+	long long n = key_ll(key, found);
+
+	rm_CloseKey(key);
+	return n;
+}
+
+/* HINCRBY of every counter of S (one replicated HSET of the results);
+ * true when one of them created its field. */
+static int hincr_all(RedisModuleKey *key, const struct counters *s,
+		     RedisModuleString **fv, size_t *nfv)
+{
+	int fresh = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		RedisModuleString *f = str_c(s->v[i].name);
+		int found;
+		long long v = hash_ll(key, f, &found) + s->v[i].n;
+
+		if (v == s->v[i].n)
+			fresh = 1;
+		fv[(*nfv)++] = f;
+		fv[(*nfv)++] = str_ll(v);
+	}
+	return fresh;
+}
+
+/* lib.lua write_window(): counters into window K (START, SPAN ms long,
+ * listed in P..SET), its minima and maxima; the call that creates it
+ * registers it and sets its expiry. */
+static void write_window(struct call *c, RedisModuleString *k, long long start,
+			 long long span, const char *set,
+			 const struct counters *counters,
+			 const struct counters *mins,
+			 const struct counters *maxs)
+{
+	RedisModuleKey *key = open_rw(c, k);
+	size_t cap = 2 * (counters->n + mins->n + maxs->n), nfv = 0;
+	RedisModuleString **fv = xalloc(sizeof(*fv) * cap);
+	int fresh;
+
+	/*
+	 * A window has a hundred fields or so (per type, per waiting-time
+	 * bucket), and every call reads and writes a dozen of them: as a
+	 * listpack each access scans it. A value longer than
+	 * hash-max-listpack-value (64) makes it a hash table, which it stays
+	 * when that field goes; nothing of it is left or replicated.
+	 */
+	rm_HashSet(key, RM_HASH_NONE, table_field, table_value, NULL);
+	fresh = hincr_all(key, counters, fv, &nfv);
+
+	for (int mx = 0; mx < 2; mx++) {
+		const struct counters *s = mx ? maxs : mins;
+
+		for (size_t i = 0; i < s->n; i++) {
+			char *name =
+				join(s->v[i].name, '_', mx ? "max" : "min", 3);
+			RedisModuleString *f = str_c(name);
+			int found;
+			long long cur;
+
+			rm_Free(name);
+			cur = hash_ll(key, f, &found);
+			if (!found ||
+			    (mx ? s->v[i].n > cur : s->v[i].n < cur)) {
+				fv[nfv++] = f;
+				fv[nfv++] = str_ll(s->v[i].n);
+			} else {
+				rm_FreeString(NULL, f);
+			}
+		}
+	}
+	if (nfv)
+		hset(c, key, k, fv, nfv);
+	rm_HashSet(key, RM_HASH_NONE, table_field, RM_HASH_DELETE, NULL);
+	if (fresh) {
+		long long at = start + span + c->ttl;
+		RedisModuleString *setk = keycat(c, set, "", 0);
+		RedisModuleString *m = str_ll(start);
+		RedisModuleKey *sk;
+
+		rm_SetAbsExpire(key, at);
+		rm_Replicate(c->ctx, "PEXPIREAT", "sl", k, at);
+		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire", k);
+		sk = open_rw(c, setk);
+		rm_ZsetAdd(sk, (double)start, m, NULL);
+		rm_CloseKey(sk);
+		rm_Replicate(c->ctx, "ZADD", "sls", setk, start, m);
+		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd", setk);
+		rm_FreeString(NULL, m);
+		rm_FreeString(NULL, setk);
+	}
+	rm_CloseKey(key);
+	for (size_t i = 0; i < nfv; i++)
+		rm_FreeString(NULL, fv[i]);
+	rm_Free(fv);
+}
+
+static void write_hour(struct call *c, long long m,
+		       const struct counters *counters,
+		       const struct counters *mins, const struct counters *maxs)
+{
+	long long hour = m - m % 3600000;
+	RedisModuleString *k = keyf(c, ":stats:h:%lld", hour);
+
+	write_window(c, k, hour, 3600000, ":stats:hours", counters, mins, maxs);
+	rm_FreeString(NULL, k);
+}
+
+/* lib.lua roll_mark(). */
+static long long roll_mark(struct call *c)
+{
+	RedisModuleString *k = keyf(c, ":stats:rolled");
+	int found;
+	long long done = get_ll(c, k, &found);
+
+	if (!found) {
+		RedisModuleString *mk = keyf(c, ":stats:minutes");
+		RedisModuleKey *key = rm_OpenKey(c->ctx, mk, RM_READ);
+		RedisModuleString *v;
+
+		done = c->minute;
+		if (rm_KeyType(key) == RM_KEYTYPE_EMPTY)
+			done = c->minute - 60000;
+		rm_CloseKey(key);
+		rm_FreeString(NULL, mk);
+		v = str_ll(done);
+		set_string(c, k, v);
+		rm_FreeString(NULL, v);
+	}
+	rm_FreeString(NULL, k);
+	return done;
+}
+
+struct minute_fields {
+	struct counters counters, mins, maxs;
+};
+
+static void minute_field(RedisModuleKey *key, RedisModuleString *field,
+			 RedisModuleString *value, void *pd)
+{
+	struct minute_fields *m = pd;
+	struct sv f = sv_of(field);
+	long long x;
+	char *name;
+
+	(void)key;
+	/* Only integers (a hand-edited field would fail HINCRBY). */
+	if (!value || rm_StringToLongLong(value, &x) != RM_OK)
+		return;
+	name = dup_sv(f);
+	/* lib.lua minmax_field() */
+	if (f.n > 4 && (sv_eq(f, "wait_min") || sv_eq(f, "wait_max") ||
+			strncmp(name, "wait|", 5) == 0)) {
+		const char *which = name + f.n - 3;
+
+		if (strcmp(which, "min") == 0 || strcmp(which, "max") == 0) {
+			int max = which[1] == 'a';
+
+			name[f.n - 4] = 0;
+			counter_add(max ? &m->maxs : &m->mins, name, x);
+			rm_Free(name);
+			return;
+		}
+	}
+	counter_add(&m->counters, name, x);
+	rm_Free(name);
+}
+
+/* lib.lua roll_up(): closed minutes after DONE into their hours. */
+static void roll_up(struct call *c, long long done)
+{
+	long long last = c->now - ROLL_GRACE - 60000;
+	long long mins[ROLL_MAX];
+	int n = 0;
+	RedisModuleString *mk, *rk, *v;
+	RedisModuleKey *key;
+
+	last -= last % 60000;
+	if (done >= last)
+		return;
+	mk = keyf(c, ":stats:minutes");
+	key = rm_OpenKey(c->ctx, mk, RM_READ);
+	if (rm_KeyType(key) == RM_KEYTYPE_ZSET &&
+	    rm_ZsetFirstInScoreRange(key, (double)done, (double)last, 1, 0) ==
+		    RM_OK) {
+		while (n < ROLL_MAX && !rm_ZsetRangeEndReached(key)) {
+			double score;
+			RedisModuleString *e =
+				rm_ZsetRangeCurrentElement(key, &score);
+			long long m;
+
+			if (rm_StringToLongLong(e, &m) == RM_OK)
+				mins[n++] = m;
+			rm_FreeString(NULL, e);
+			rm_ZsetRangeNext(key);
+		}
+		rm_ZsetRangeStop(key);
+	}
+	rm_CloseKey(key);
+	rm_FreeString(NULL, mk);
+	for (int i = 0; i < n; i++) {
+		struct minute_fields f;
+		RedisModuleString *k = keyf(c, ":stats:m:%lld", mins[i]);
+		RedisModuleScanCursor *cur = rm_ScanCursorCreate();
+
+		memset(&f, 0, sizeof(f));
+		key = rm_OpenKey(c->ctx, k, RM_READ);
+		if (rm_KeyType(key) == RM_KEYTYPE_HASH)
+			while (rm_ScanKey(key, cur, minute_field, &f))
+				;
+		rm_CloseKey(key);
+		rm_ScanCursorDestroy(cur);
+		rm_FreeString(NULL, k);
+		write_hour(c, mins[i], &f.counters, &f.mins, &f.maxs);
+		counters_free(&f.counters);
+		counters_free(&f.mins);
+		counters_free(&f.maxs);
+		done = mins[i];
+	}
+	/* Fewer than asked for: every closed minute is in. */
+	if (n < ROLL_MAX)
+		done = last;
+	rk = keyf(c, ":stats:rolled");
+	v = str_ll(done);
+	set_string(c, rk, v);
+	rm_FreeString(NULL, v);
+	rm_FreeString(NULL, rk);
+}
+
+static void flush_stats(struct call *c)
+{
+	RedisModuleString *k;
+	long long done;
+
+	if (c->nwaits)
+		waits_to_stats(c);
+	if (!c->stats.n)
+		return;
+	done = roll_mark(c);
+	k = keyf(c, ":stats:m:%lld", c->minute);
+	write_window(c, k, c->minute, 60000, ":stats:minutes", &c->stats,
+		     &c->mins, &c->maxs);
+	rm_FreeString(NULL, k);
+	if (c->minute <= done)
+		write_hour(c, c->minute, &c->stats, &c->mins, &c->maxs);
+	roll_up(c, done);
+}
+
+void flush(struct call *c)
+{
+	RedisModuleString *fv[2 * NST];
+	size_t nfv = 0;
+
+	zflush(c);
+	for (int s = 0; s < NST; s++)
+		if (c->count[s]) {
+			fv[nfv++] = str_c(status_names[s]);
+			fv[nfv++] = NULL;
+		}
+	if (nfv) {
+		RedisModuleString *k = keyf(c, ":count");
+		RedisModuleKey *key = open_rw(c, k);
+
+		for (size_t i = 0, s = 0; i < nfv; i += 2, s++) {
+			int found;
+
+			while (!c->count[s])
+				s++;
+			fv[i + 1] = str_ll(hash_ll(key, fv[i], &found) +
+					   c->count[s]);
+		}
+		hset(c, key, k, fv, nfv);
+		rm_CloseKey(key);
+		rm_FreeString(NULL, k);
+		for (size_t i = 0; i < nfv; i++)
+			rm_FreeString(NULL, fv[i]);
+	}
+	if (c->have_vr) {
+		RedisModuleString *k = keyf(c, ":vr_floor");
+		RedisModuleString *v = str_ll(c->vr_last);
+
+		set_string(c, k, v);
+		rm_FreeString(NULL, v);
+		rm_FreeString(NULL, k);
+	}
+	if (c->wake) {
+		RedisModuleString *k = keyf(c, ":wake");
+
+		rm_PublishMessage(c->ctx, k, N[V_ONE]);
+		/* As Redis replicates a PUBLISH from Lua. */
+		rm_Replicate(c->ctx, "PUBLISH", "ss", k, N[V_ONE]);
+		rm_FreeString(NULL, k);
+	}
+	flush_stats(c);
+}
+
+static void scan_field(RedisModuleKey *key, RedisModuleString *field,
+		       RedisModuleString *value, void *pd)
+{
+	struct job *j = pd;
+	struct sv f = sv_of(field);
+
+	(void)key;
+	for (int i = 0; i < j->nfields; i++) {
+		int id = j->fields[i];
+		const char *name = names[id];
+
+		if (f.n == name_len[id] && f.p[0] == name[0] &&
+		    memcmp(f.p, name, f.n) == 0) {
+			if (value && !j->held[id])
+				j->held[id] = rm_HoldString(NULL, value);
+			return;
+		}
+	}
+}
+
+int job_open(struct call *c, struct job *j, RedisModuleString *k,
+	     const int *fields, int n)
+{
+	RedisModuleScanCursor *cur;
+
+	memset(j, 0, sizeof(*j));
+	j->k = k;
+	j->key = open_rw(c, k);
+	j->fields = fields;
+	j->nfields = n;
+	if (rm_KeyType(j->key) != RM_KEYTYPE_HASH)
+		return 0;
+	cur = rm_ScanCursorCreate();
+	while (rm_ScanKey(j->key, cur, scan_field, j))
+		;
+	rm_ScanCursorDestroy(cur);
+	for (int i = 0; i < n; i++)
+		j->v[fields[i]] = sv_of(j->held[fields[i]]);
+	return j->v[F_STATUS].p != NULL;
+}
+
+RedisModuleString *job_own(struct job *j, RedisModuleString *s)
+{
+	j->own[j->nown++] = s;
+	return s;
+}
+
+void job_close(struct job *j)
+{
+	rm_CloseKey(j->key);
+	rm_FreeString(NULL, j->k);
+	for (int i = 0; i < j->nfields; i++)
+		if (j->held[j->fields[i]])
+			rm_FreeString(NULL, j->held[j->fields[i]]);
+	for (int i = 0; i < j->nown; i++)
+		rm_FreeString(NULL, j->own[i]);
+}
+
+void count_move(struct call *c, int from, int to)
+{
+	c->count[from]--;
+	c->count[to]++;
+}
+
+int parse_ll(RedisModuleString *s, long long *v)
+{
+	return rm_StringToLongLong(s, v) == RM_OK;
+}

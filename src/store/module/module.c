@@ -1,0 +1,118 @@
+/*
+ * module/module: the hot path of jobd's state machine as a native Redis
+ * module (docs/redis-module.md). Optional: without it every transition
+ * runs as a Lua function (src/store/lua/), with it create, claim and finish of
+ * the common job (a root job without children) run here, at about half
+ * the Redis CPU, and everything else still runs in Lua.
+ *
+ * Each command writes exactly what its Lua function writes; what it does
+ * not handle it hands back, and the client runs the Lua function for that
+ * part:
+ *
+ *   JOBD.VERSION   the version the client must match, else it uses Lua
+ *   JOBD.CREATE    create.lua; only batches of root jobs, else "+lua"
+ *   JOBD.CLAIM     claim.lua; claims while the next ready entry is a root
+ *                  without children and no retry is due, then appends
+ *                  "+lua" if it stopped early for the Lua function
+ *   JOBD.FINISH    finish.lua for runs done without log lines, listed in
+ *                  one argument; per run "lua" for all but a root job
+ *                  without children (and for a fractional progress)
+ *
+ * CLAIM takes the arguments of claim.lua. CREATE takes create.lua's, except
+ * that its jobs come in one list argument (parse_jobs()), and it answers one
+ * id per job, negative when the key had it already, where create.lua answers
+ * {id, existed}. FINISH takes its runs in one list too (parse_runs()): an
+ * argument per field would cost Redis a string made and freed for each.
+ *
+ * Writes go through the key API and are replicated by hand as their
+ * effects with literal values (rm_Replicate), as Redis replicates a Lua
+ * function's effects: the replica and the AOF never run module code.
+ * tests/module.sh compares every key written by the module with the Lua
+ * functions' on the same work, and a replica's DEBUG DIGEST with the
+ * primary's.
+ */
+#include "store/module/lib.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/module/module.h"
+#include "store/scripts.h"
+
+#define RM_DEFINE(ret, name, params) ret(*rm_##name) params;
+RM_FUNCTIONS(RM_DEFINE)
+#undef RM_DEFINE
+
+int rm_init(RedisModuleCtx *ctx, const char *name, int version)
+{
+	int (*get)(const char *, void *) =
+		(int (*)(const char *, void *))((void **)ctx)[0];
+
+#define RM_FETCH(ret, fn, params)                               \
+	if (get("RedisModule_" #fn, (void *)&rm_##fn) != RM_OK) \
+		return RM_ERR;
+	RM_FUNCTIONS(RM_FETCH)
+#undef RM_FETCH
+	if (rm_IsModuleNameBusy(name))
+		return RM_ERR;
+	rm_SetModuleAttribs(ctx, name, version, RM_APIVER_1);
+	return RM_OK;
+}
+
+/* The module and the Lua library it mirrors: a client uses the module
+ * only when this equals its own (src/store/conn.c). */
+static int cmd_version(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	static const char version[] = JOBD_MODULE_REVISION;
+	char buf[128];
+
+	(void)argv;
+	if (argc != 1)
+		return rm_WrongArity(ctx);
+	snprintf(buf, sizeof(buf), "%s%s", jobd_library_prefix, version);
+	return rm_ReplyWithSimpleString(ctx, buf);
+}
+
+/* The one symbol Redis looks up (the build hides all others). */
+__attribute__((visibility("default"))) int
+RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+__attribute__((visibility("default"))) int
+RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	static const struct {
+		const char *name;
+		rm_cmd_fn fn;
+		const char *flags;
+	} cmds[] = {
+		{ "jobd.version", cmd_version, "readonly fast" },
+		{ "jobd.create", cmd_create, "write deny-oom" },
+		{ "jobd.claim", cmd_claim, "write deny-oom" },
+		{ "jobd.finish", cmd_finish, "write deny-oom" },
+	};
+
+	(void)argv;
+	(void)argc;
+	if (rm_init(ctx, "jobd", 1) != RM_OK)
+		return RM_ERR;
+	for (int i = 0; i < NNAMES; i++) {
+		N[i] = str_c(names[i]);
+		name_len[i] = strlen(names[i]);
+	}
+	table_field = str_c("jobd:table");
+	table_value = str_c("jobd: a value long enough to make a hash a hash "
+			    "table, removed at once");
+	skiplist_member = str_c("jobd: a member long enough to make a sorted "
+				"set a skip list, removed at once");
+	/* Keys are derived from the prefix inside each command, as in the
+	 * Lua functions: no key positions (one Redis primary, no cluster;
+	 * docs/scaling.md). */
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (rm_CreateCommand(ctx, cmds[i].name, cmds[i].fn,
+				     cmds[i].flags, 0, 0, 0) != RM_OK)
+			return RM_ERR;
+	return RM_OK;
+}
