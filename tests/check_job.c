@@ -162,7 +162,8 @@ START_TEST(test_status_parse_refuses_labels_and_unknown_names)
 }
 END_TEST
 
-/* --- from the hash's fields ------------------------------------------------ */
+/* --- from the hash's fields ------------------------------------------------
+ */
 
 START_TEST(test_from_fields_without_id_or_type_makes_no_job)
 {
@@ -442,7 +443,8 @@ START_TEST(test_from_fields_resumed_waiting_parent_keeps_its_run_since)
 }
 END_TEST
 
-/* --- live values ------------------------------------------------------------ */
+/* --- live values ------------------------------------------------------------
+ */
 
 START_TEST(test_waiting_grows_while_pending)
 {
@@ -587,7 +589,8 @@ START_TEST(test_overall_progress_averages_self_and_children)
 }
 END_TEST
 
-/* --- JSON -------------------------------------------------------------------- */
+/* --- JSON --------------------------------------------------------------------
+ */
 
 START_TEST(test_json_has_exactly_the_contract_fields)
 {
@@ -789,6 +792,38 @@ START_TEST(test_json_progress_rounded_to_two_decimals)
 }
 END_TEST
 
+START_TEST(test_json_progress_outside_0_100_is_clamped)
+{
+	static const struct {
+		const char *stored;
+		int shown;
+	} cases[] = {
+		{ "nan", 0 },	  { "-inf", 0 },    { "-3", 0 },
+		{ "inf", 100 },	  { "1e999", 100 }, { "1e300", 100 },
+		{ "100.4", 100 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o = json_of(JOB("progress", cases[i].stored,
+					"children_total", "1",
+					"children_progress", cases[i].stored),
+				    T0);
+		json_t *ch = json_object_get(o, "children");
+
+		ck_assert_msg(json_is_integer(json_object_get(o, "progress")) &&
+				      int_at(o, "progress") == cases[i].shown,
+			      "progress %s: shown as %s, want %d",
+			      cases[i].stored,
+			      json_dumps(json_object_get(o, "progress"),
+					 JSON_ENCODE_ANY),
+			      cases[i].shown);
+		ck_assert_int_eq(int_at(o, "overall_progress"), cases[i].shown);
+		ck_assert_int_eq(int_at(ch, "progress"), cases[i].shown);
+		json_decref(o);
+	}
+}
+END_TEST
+
 START_TEST(test_json_children_counts)
 {
 	json_t *o =
@@ -962,6 +997,7 @@ static Suite *job_suite(void)
 	tcase_add_test(tc, test_json_system_job_runs_for_nobody);
 	tcase_add_test(tc, test_json_live_values_use_the_clock_given);
 	tcase_add_test(tc, test_json_progress_rounded_to_two_decimals);
+	tcase_add_test(tc, test_json_progress_outside_0_100_is_clamped);
 	tcase_add_test(tc, test_json_children_counts);
 	tcase_add_test(tc, test_json_payload_and_checkpoint_any_json_or_null);
 	tcase_add_test(tc, test_json_unicode_texts_kept);
