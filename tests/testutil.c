@@ -487,6 +487,20 @@ int jobd_test_run_suite(Suite *s)
 	return failed == 0 ? 0 : 1;
 }
 
+int jobd_test_run_suite_with_redis(Suite *(*suite)(void),
+				   struct jobd_test_redis **r)
+{
+	int rc;
+
+	*r = jobd_test_redis_start();
+	if (!*r)
+		jobd_test_skip_or_fail("redis-server not available");
+	rc = jobd_test_run_suite(suite());
+	jobd_test_redis_stop(*r);
+	*r = NULL;
+	return rc;
+}
+
 char *jobd_test_tmpdir(void)
 {
 	const char *base = getenv("TMPDIR");

@@ -61,6 +61,15 @@ void jobd_test_skip_or_fail(const char *why) __attribute__((noreturn));
 int jobd_test_run_suite(Suite *s);
 
 /*
+ * The main() of a program whose tests need Redis, as above: starts a
+ * private redis-server into *R (or skips or fails through
+ * jobd_test_skip_or_fail), runs the suite SUITE() makes and stops the
+ * server. Returns the exit status for main().
+ */
+int jobd_test_run_suite_with_redis(Suite *(*suite)(void),
+				   struct jobd_test_redis **r);
+
+/*
  * A fresh directory from mkdtemp under $TMPDIR or /tmp. Returns NULL on
  * error (errno set); caller frees the string and removes the directory
  * with jobd_test_rmrf().
