@@ -696,6 +696,20 @@ START_TEST(test_rename_field_to_null_drops_it)
 }
 END_TEST
 
+START_TEST(test_rename_field_to_its_own_name_keeps_it)
+{
+	char *ids[1] = { "a" };
+	size_t changed = 9;
+
+	PUT1("c", "a", "name", "Ann");
+	ck_assert_int_eq(jobd_records_rename_field(st, "c", ids, 1, "name",
+						   "name", &changed),
+			 0);
+	ck_assert_uint_eq(changed, 0);
+	ck_assert_str_eq(value_of("c", "a", "name"), "Ann");
+}
+END_TEST
+
 START_TEST(test_updates_of_no_records_change_nothing)
 {
 	size_t changed = 5;
@@ -933,6 +947,7 @@ static Suite *records_suite(void)
 	tcase_add_test(
 		tc, test_rename_field_keeps_the_value_and_a_rerun_is_harmless);
 	tcase_add_test(tc, test_rename_field_to_null_drops_it);
+	tcase_add_test(tc, test_rename_field_to_its_own_name_keeps_it);
 	tcase_add_test(tc, test_updates_of_no_records_change_nothing);
 
 	tc = tcase_redis(s, "failures", 30);
