@@ -18,6 +18,8 @@
 #define JOBD_TESTS_TESTUTIL_H
 
 #include <check.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 struct jobd_test_redis;
 
@@ -46,6 +48,23 @@ void jobd_test_redis_flush(struct jobd_test_redis *r);
  * Check test that calls this (or exits) leaves the server alone.
  */
 void jobd_test_redis_stop(struct jobd_test_redis *r);
+
+/*
+ * librdkafka's mock cluster of one broker, for tests of the Kafka wrapper
+ * (no external broker in unit tests). The test drives it with librdkafka's
+ * mock API (topics, errors, a broker down); the code under test reaches it
+ * at rd_kafka_mock_cluster_bootstraps(MC).
+ */
+struct jobd_test_mock {
+	rd_kafka_t *rk;		     /* the handle that owns the cluster */
+	rd_kafka_mock_cluster_t *mc; /* the cluster */
+};
+
+/* Starts M's cluster; a failure fails the current test. */
+void jobd_test_mock_start(struct jobd_test_mock *m);
+
+/* Stops M's cluster, if started, and clears M. */
+void jobd_test_mock_stop(struct jobd_test_mock *m);
 
 /*
  * A needed service is missing: exit(77) (automake's "skip") unless $CI is
