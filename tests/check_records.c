@@ -897,17 +897,6 @@ START_TEST(test_concurrent_writers_leave_each_record_whole)
 }
 END_TEST
 
-/* A test case of S on a fresh Redis (setup, teardown). */
-static TCase *tcase_redis(Suite *s, const char *name, int timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *records_suite(void)
 {
 	Suite *s = suite_create("records");
@@ -917,7 +906,7 @@ static Suite *records_suite(void)
 	tcase_add_test(tc, test_valid_record_ids);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_redis(s, "records", 30);
+	tc = jobd_test_tcase(s, "records", setup, teardown, 30);
 	tcase_add_test(tc,
 		       test_bad_collection_name_refused_and_nothing_written);
 	tcase_add_test(tc, test_put_writes_the_documented_layout);
@@ -933,7 +922,7 @@ static Suite *records_suite(void)
 	tcase_add_test(tc, test_names_reads_field_names_without_values);
 	tcase_add_test(tc, test_put_returns_earlier_label_values);
 
-	tc = tcase_redis(s, "index", 30);
+	tc = jobd_test_tcase(s, "index", setup, teardown, 30);
 	tcase_add_test(tc, test_count_of_a_collection);
 	tcase_add_test(tc, test_ids_in_byte_order_after_upto_and_limit);
 	tcase_add_test(tc, test_ids_of_an_empty_collection);
@@ -942,7 +931,7 @@ static Suite *records_suite(void)
 	tcase_add_test(
 		tc, test_record_written_by_an_application_is_seen_once_indexed);
 
-	tc = tcase_redis(s, "fields", 30);
+	tc = jobd_test_tcase(s, "fields", setup, teardown, 30);
 	tcase_add_test(tc, test_set_field_changes_existing_records_only);
 	tcase_add_test(
 		tc, test_rename_field_keeps_the_value_and_a_rerun_is_harmless);
@@ -950,14 +939,14 @@ static Suite *records_suite(void)
 	tcase_add_test(tc, test_rename_field_to_its_own_name_keeps_it);
 	tcase_add_test(tc, test_updates_of_no_records_change_nothing);
 
-	tc = tcase_redis(s, "failures", 30);
+	tc = jobd_test_tcase(s, "failures", setup, teardown, 30);
 	tcase_add_test(tc, test_wrong_type_keys_are_refused_not_read_as_empty);
 	tcase_add_test(tc, test_put_into_a_broken_index_is_refused);
 	tcase_add_test(
 		tc,
 		test_dropped_connection_is_retriable_and_the_next_call_works);
 
-	tc = tcase_redis(s, "concurrency", 60);
+	tc = jobd_test_tcase(s, "concurrency", setup, teardown, 60);
 	tcase_add_test(tc, test_readers_never_see_half_a_replaced_record);
 	tcase_add_test(tc, test_concurrent_writers_leave_each_record_whole);
 	return s;

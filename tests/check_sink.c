@@ -743,9 +743,7 @@ static Suite *sink_suite(void)
 	tcase_add_test(tc, test_sinks_free_null_is_noop);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("write");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = jobd_test_tcase(s, "write", setup, teardown, 60);
 	tcase_add_test(tc, test_write_to_a_collection_replaces_the_records);
 	tcase_add_test(
 		tc, test_write_of_a_changed_label_starts_a_relationship_update);
@@ -763,7 +761,6 @@ static Suite *sink_suite(void)
 		tc,
 		test_write_a_failing_command_fails_the_batch_and_stops_there);
 	tcase_add_test(tc, test_write_of_no_records_touches_no_sink);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -508,6 +508,17 @@ int jobd_test_run_suite(Suite *s)
 	return failed == 0 ? 0 : 1;
 }
 
+TCase *jobd_test_tcase(Suite *s, const char *name, void (*setup)(void),
+		       void (*teardown)(void), int timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 int jobd_test_run_suite_with_redis(Suite *(*suite)(void),
 				   struct jobd_test_redis **r)
 {

@@ -80,6 +80,13 @@ void jobd_test_skip_or_fail(const char *why) __attribute__((noreturn));
 int jobd_test_run_suite(Suite *s);
 
 /*
+ * A new test case NAME of S with the checked fixture SETUP and TEARDOWN
+ * (each may be NULL) and a timeout of TIMEOUT s; S owns it.
+ */
+TCase *jobd_test_tcase(Suite *s, const char *name, void (*setup)(void),
+		       void (*teardown)(void), int timeout);
+
+/*
  * The main() of a program whose tests need Redis, as above: starts a
  * private redis-server into *R (or skips or fails through
  * jobd_test_skip_or_fail), runs the suite SUITE() makes and stops the
