@@ -461,6 +461,27 @@ void jobd_test_redis_stop(struct jobd_test_redis *r)
 	redis_free(r);
 }
 
+void jobd_test_mock_start(struct jobd_test_mock *m)
+{
+	char why[512];
+
+	m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), why,
+			     sizeof(why));
+	ck_assert_msg(m->rk != NULL, "%s", why);
+	m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
+	ck_assert_msg(m->mc != NULL, "cannot start librdkafka's mock cluster");
+}
+
+void jobd_test_mock_stop(struct jobd_test_mock *m)
+{
+	if (m->mc)
+		rd_kafka_mock_cluster_destroy(m->mc);
+	if (m->rk)
+		rd_kafka_destroy(m->rk);
+	m->mc = NULL;
+	m->rk = NULL;
+}
+
 void jobd_test_skip_or_fail(const char *why)
 {
 	const char *ci = getenv("CI");
@@ -485,6 +506,31 @@ int jobd_test_run_suite(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? 0 : 1;
+}
+
+TCase *jobd_test_tcase(Suite *s, const char *name, void (*setup)(void),
+		       void (*teardown)(void), int timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+int jobd_test_run_suite_with_redis(Suite *(*suite)(void),
+				   struct jobd_test_redis **r)
+{
+	int rc;
+
+	*r = jobd_test_redis_start();
+	if (!*r)
+		jobd_test_skip_or_fail("redis-server not available");
+	rc = jobd_test_run_suite(suite());
+	jobd_test_redis_stop(*r);
+	*r = NULL;
+	return rc;
 }
 
 char *jobd_test_tmpdir(void)

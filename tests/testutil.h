@@ -18,6 +18,8 @@
 #define JOBD_TESTS_TESTUTIL_H
 
 #include <check.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 struct jobd_test_redis;
 
@@ -48,6 +50,23 @@ void jobd_test_redis_flush(struct jobd_test_redis *r);
 void jobd_test_redis_stop(struct jobd_test_redis *r);
 
 /*
+ * librdkafka's mock cluster of one broker, for tests of the Kafka wrapper
+ * (no external broker in unit tests). The test drives it with librdkafka's
+ * mock API (topics, errors, a broker down); the code under test reaches it
+ * at rd_kafka_mock_cluster_bootstraps(MC).
+ */
+struct jobd_test_mock {
+	rd_kafka_t *rk;		     /* the handle that owns the cluster */
+	rd_kafka_mock_cluster_t *mc; /* the cluster */
+};
+
+/* Starts M's cluster; a failure fails the current test. */
+void jobd_test_mock_start(struct jobd_test_mock *m);
+
+/* Stops M's cluster, if started, and clears M. */
+void jobd_test_mock_stop(struct jobd_test_mock *m);
+
+/*
  * A needed service is missing: exit(77) (automake's "skip") unless $CI is
  * "true", then exit(1), because a missing service fails CI. Prints WHY.
  */
@@ -59,6 +78,22 @@ void jobd_test_skip_or_fail(const char *why) __attribute__((noreturn));
  * 0 if every test passed, else 1.
  */
 int jobd_test_run_suite(Suite *s);
+
+/*
+ * A new test case NAME of S with the checked fixture SETUP and TEARDOWN
+ * (each may be NULL) and a timeout of TIMEOUT s; S owns it.
+ */
+TCase *jobd_test_tcase(Suite *s, const char *name, void (*setup)(void),
+		       void (*teardown)(void), int timeout);
+
+/*
+ * The main() of a program whose tests need Redis, as above: starts a
+ * private redis-server into *R (or skips or fails through
+ * jobd_test_skip_or_fail), runs the suite SUITE() makes and stops the
+ * server. Returns the exit status for main().
+ */
+int jobd_test_run_suite_with_redis(Suite *(*suite)(void),
+				   struct jobd_test_redis **r);
 
 /*
  * A fresh directory from mkdtemp under $TMPDIR or /tmp. Returns NULL on

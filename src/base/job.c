@@ -234,10 +234,20 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-/* Rounds to 2 decimals so JSON shows 33.33, not 33.333333333333336. */
+/*
+ * Rounds to 2 decimals so JSON shows 33.33, not 33.333333333333336. A
+ * value outside 0-100 (a hash written by hand: "nan", "1e999") is
+ * clamped first: the cast of a value out of int64_t's range is undefined.
+ */
 static json_t *percent(double p)
 {
-	double r = (double)(int64_t)(p * 100 + 0.5) / 100;
+	double r;
+
+	if (!(p >= 0)) /* also NaN */
+		p = 0;
+	if (p > 100)
+		p = 100;
+	r = (double)(int64_t)(p * 100 + 0.5) / 100;
 
 	if (r == (double)(int64_t)r)
 		return json_integer((json_int_t)r);

@@ -321,9 +321,11 @@ void jobd_kafka_consumer_on_revoke(struct jobd_kafka_consumer *kc,
 				   void (*fn)(void *arg), void *arg);
 
 /*
- * Commits, synchronously, the offset after the highest one of each
- * partition among MSGS. Returns 0, or -1 with the reason in errstr (e.g.
- * during a rebalance: the messages will come again).
+ * Commits the offset after the highest one of each partition among MSGS,
+ * asynchronously: the jobs are in Redis already, so a commit that fails
+ * or is lost only makes the messages come again (kafka.c says why).
+ * Returns 0, or -1 with the reason in errstr when it cannot even be
+ * sent.
  */
 int jobd_kafka_consumer_commit(struct jobd_kafka_consumer *kc,
 			       const struct jobd_kafka_message *msgs, size_t n,
@@ -344,7 +346,6 @@ int jobd_kafka_consumer_pause(struct jobd_kafka_consumer *kc, bool pause);
 int jobd_kafka_consumer_cluster_id(struct jobd_kafka_consumer *kc,
 				   int timeout_ms, char *buf, size_t size);
 
-/* Leaves the group (commits nothing) and frees KC. NULL is a no-op. */
 /*
  * Messages not yet consumed on the partitions assigned to KC: the high
  * watermarks (as of the last fetch, no request made) minus the positions.
@@ -352,6 +353,7 @@ int jobd_kafka_consumer_cluster_id(struct jobd_kafka_consumer *kc,
  */
 int64_t jobd_kafka_consumer_lag(struct jobd_kafka_consumer *kc);
 
+/* Leaves the group (commits nothing) and frees KC. NULL is a no-op. */
 void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc);
 
 #endif

@@ -545,7 +545,8 @@ int jobd_records_rename_field(struct jobd_store *st, const char *coll,
 		*changed = 0;
 	if (!jobd_records_valid_collection(coll))
 		return JOBD_STORE_ERR_INVALID;
-	if (n == 0)
+	/* The HSET of TO then the HDEL of FROM would drop the field. */
+	if (n == 0 || (to && strcmp(from, to) == 0))
 		return 0;
 	keys = rec_keys(&p, st, coll, ids, n);
 	ret = read_field(st, keys, n, from, &cur, NULL);

@@ -106,8 +106,9 @@ int jobd_records_set_field(struct jobd_store *st, const char *coll,
 
 /*
  * Renames field FROM to TO in records IDS of COLL (a record without FROM
- * is left alone, so a rerun is harmless); TO NULL drops FROM instead.
- * *CHANGED (may be NULL) = records changed.
+ * is left alone, so a rerun is harmless); TO NULL drops FROM instead, and
+ * TO equal to FROM changes nothing. *CHANGED (may be NULL) = records
+ * changed.
  */
 int jobd_records_rename_field(struct jobd_store *st, const char *coll,
 			      char *const *ids, size_t n, const char *from,
