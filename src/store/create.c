@@ -27,34 +27,58 @@ static bool valid_json(const char *s, char *why, size_t why_size)
 	return true;
 }
 
+/* create.lua's arguments per job, in its order. */
+#define CREATE_FIELDS 7
+
 /*
- * JOBD.CREATE's list of the SENT jobs of SPECS named by POS, in one
- * argument: create.lua's seven arguments per job, each as "LEN:BYTES",
- * and a newline per job (src/store/module/create.c parse_jobs()).
+ * The CREATE_FIELDS arguments of job SP into F, in the order create.lua
+ * and JOBD.CREATE read them (PARENT holds the parent's id as text). The
+ * one place that order is written.
  */
-static void create_list(struct store_args *a, const struct jobd_spec *specs,
-			const size_t *pos, size_t sent)
+static void create_fields(const struct jobd_spec *sp, char parent[24],
+			  const char *f[CREATE_FIELDS])
+{
+	parent[0] = 0;
+	if (sp->parent > 0)
+		snprintf(parent, 24, "%lld", (long long)sp->parent);
+	f[0] = sp->key;
+	f[1] = sp->type;
+	f[2] = parent;
+	f[3] = sp->run_by;
+	f[4] = sp->low_priority ? "1" : "0";
+	f[5] = sp->payload ? sp->payload : "{}";
+	f[6] = sp->source;
+}
+
+/*
+ * The SENT jobs of SPECS named by POS into A: for create.lua an argument
+ * per field; for JOBD.CREATE (MODULE) one argument, each field as
+ * "LEN:BYTES" and a newline per job (src/store/module/create.c
+ * parse_jobs()).
+ */
+static void create_jobs(struct store_args *a, const struct jobd_spec *specs,
+			const size_t *pos, size_t sent, bool module)
 {
 	struct store_list l = { 0 };
+	const char *f[CREATE_FIELDS];
 	char parent[24];
 
 	for (size_t k = 0; k < sent; k++) {
-		const struct jobd_spec *sp = &specs[pos[k]];
-
-		store_list_field(&l, sp->key);
-		store_list_field(&l, sp->type);
-		parent[0] = 0;
-		if (sp->parent > 0) /* the module leaves children to Lua */
-			snprintf(parent, sizeof(parent), "%lld",
-				 (long long)sp->parent);
-		store_list_field(&l, parent);
-		store_list_field(&l, sp->run_by);
-		store_list_field(&l, sp->low_priority ? "1" : "0");
-		store_list_field(&l, sp->payload ? sp->payload : "{}");
-		store_list_field(&l, sp->source);
-		store_list_char(&l, '\n');
+		create_fields(&specs[pos[k]], parent, f);
+		for (int i = 0; i < CREATE_FIELDS; i++) {
+			if (module)
+				store_list_field(&l, f[i]);
+			else if (i == 2 &&
+				 *parent) /* a copy: PARENT is reused */
+				store_args_addf(a, "%s", parent);
+			else
+				store_args_add(a, f[i]);
+		}
+		if (module)
+			store_list_char(&l, '\n');
 	}
-	store_list_add(&l, a);
+	if (module)
+		store_list_add(&l, a);
 }
 
 /*
@@ -110,24 +134,7 @@ static size_t create_args(struct jobd_store *st, const char *actor,
 		store_args_addf(a, "%d", types[j]->retries);
 		store_args_addf(a, "%lld", (long long)types[j]->retry_backoff);
 	}
-	if (module)
-		create_list(a, specs, pos, sent);
-	else
-		for (size_t k = 0; k < sent; k++) {
-			const struct jobd_spec *sp = &specs[pos[k]];
-
-			store_args_add(a, sp->key);
-			store_args_add(a, sp->type);
-			if (sp->parent > 0)
-				store_args_addf(a, "%lld",
-						(long long)sp->parent);
-			else
-				store_args_add(a, "");
-			store_args_add(a, sp->run_by);
-			store_args_add(a, sp->low_priority ? "1" : "0");
-			store_args_add(a, sp->payload ? sp->payload : "{}");
-			store_args_add(a, sp->source);
-		}
+	create_jobs(a, specs, pos, sent, module);
 	return sent;
 }
 
