@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,33 @@ int jobd_handlers_ids(struct jobd_ctx *ctx, struct jobd_store *st,
 	return rc;
 }
 
+/*
+ * The next page of COLL's ids after AFTER up to UPTO (NULL: no end), at
+ * most LIMIT, into *IDS and *N, a stop honoured first. True with a page;
+ * false when the range is done (*RET JOBD_HANDLER_DONE) or the handler
+ * must end with *RET (stopped, or the collection unreadable).
+ */
+static bool next_page(struct jobd_ctx *ctx, struct jobd_store *st,
+		      const char *coll, const char *after, const char *upto,
+		      size_t limit, char ***ids, size_t *n, int64_t *backoff,
+		      int *ret)
+{
+	int rc;
+
+	*ret = JOBD_HANDLER_DONE;
+	if (jobd_ctx_stop_requested(ctx)) {
+		*ret = JOBD_HANDLER_STOPPED;
+		return false;
+	}
+	rc = jobd_handlers_ids(ctx, st, coll, after, upto, limit, ids, n,
+			       backoff);
+	if (rc == JOBD_HANDLERS_STOPPED)
+		*ret = JOBD_HANDLER_STOPPED;
+	else if (rc < 0)
+		*ret = jobd_ctx_fail(ctx, "cannot read collection %s", coll);
+	return rc == 0 && *n > 0;
+}
+
 int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
 			const char *coll, int64_t chunk, const json_t *payload,
 			int64_t *parts)
@@ -46,24 +74,8 @@ int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
 	if (!after)
 		abort();
 	json_decref(ck);
-	for (;;) {
-		if (jobd_ctx_stop_requested(ctx)) {
-			ret = JOBD_HANDLER_STOPPED;
-			break;
-		}
-		rc = jobd_handlers_ids(ctx, st, coll, after, NULL,
-				       (size_t)chunk, &ids, &n, &backoff);
-		if (rc == JOBD_HANDLERS_STOPPED) {
-			ret = JOBD_HANDLER_STOPPED;
-			goto out;
-		}
-		if (rc < 0) {
-			ret = jobd_ctx_fail(ctx, "cannot read collection %s",
-					    coll);
-			break;
-		}
-		if (n == 0)
-			break;
+	while (next_page(ctx, st, coll, after, NULL, (size_t)chunk, &ids, &n,
+			 &backoff, &ret)) {
 		child = json_deep_copy(payload);
 		json_object_set_new(child, "part", json_integer(part));
 		json_object_set_new(child, "after", json_string(after));
@@ -94,7 +106,6 @@ int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
 		jobd_handlers_save(ctx, nck);
 		json_decref(nck);
 	}
-out:
 	if (ret == JOBD_HANDLER_DONE)
 		jobd_ctx_progress(ctx, 100);
 	if (parts)
@@ -120,24 +131,8 @@ int jobd_handlers_walk(struct jobd_ctx *ctx, struct jobd_store *st,
 	json_decref(ck);
 	if (!cur)
 		abort();
-	for (;;) {
-		if (jobd_ctx_stop_requested(ctx)) {
-			ret = JOBD_HANDLER_STOPPED;
-			break;
-		}
-		rc = jobd_handlers_ids(ctx, st, coll, cur, upto,
-				       JOBD_HANDLERS_BATCH, &ids, &n, &backoff);
-		if (rc == JOBD_HANDLERS_STOPPED) {
-			ret = JOBD_HANDLER_STOPPED;
-			goto out;
-		}
-		if (rc < 0) {
-			ret = jobd_ctx_fail(ctx, "cannot read collection %s",
-					    coll);
-			break;
-		}
-		if (n == 0)
-			break;
+	while (next_page(ctx, st, coll, cur, upto, JOBD_HANDLERS_BATCH, &ids,
+			 &n, &backoff, &ret)) {
 		rc = fn(ctx, st, ids, n, arg);
 		if (rc != 0) {
 			ret = rc;
@@ -158,7 +153,6 @@ int jobd_handlers_walk(struct jobd_ctx *ctx, struct jobd_store *st,
 		jobd_ctx_progress_of(ctx, done,
 				     expected > done ? expected : done);
 	}
-out:
 	if (ret == JOBD_HANDLER_DONE)
 		jobd_ctx_progress(ctx, 100);
 	jobd_records_ids_free(ids, n);
