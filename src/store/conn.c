@@ -85,7 +85,7 @@ void store_args_pipe(redisContext *c, struct store_args *a)
 	a->n = 0;
 }
 
-void store_args_addf(struct store_args *a, const char *fmt, ...)
+const char *store_args_addf(struct store_args *a, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -99,6 +99,7 @@ void store_args_addf(struct store_args *a, const char *fmt, ...)
 	a->len[a->n] = strlen(s);
 	a->owned[a->n] = s;
 	a->n++;
+	return s;
 }
 
 /* Room for N more bytes. */

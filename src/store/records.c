@@ -33,46 +33,18 @@
 #include "base/util.h"
 #include "store/store_int.h"
 
-/* Strings built for a pipeline, freed together. */
-struct pool {
-	char **s;
-	size_t n, cap;
-};
-
-static const char *pool_printf(struct pool *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static const char *pool_printf(struct pool *p, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	if (jobd_util_grow(&p->s, &p->cap, p->n, sizeof(*p->s), 16) < 0)
-		abort();
-	p->s[p->n++] = s;
-	return s;
-}
-
-static void pool_release(struct pool *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		free(p->s[i]);
-	free(p->s);
-	memset(p, 0, sizeof(*p));
-}
-
-static const char *rec_key(struct pool *p, struct jobd_store *st,
+/* Keys and numbers that several commands of a pipeline use are made
+ * once into P, a struct store_args used as a pool of strings: they live
+ * until P is released. */
+static const char *rec_key(struct store_args *p, struct jobd_store *st,
 			   const char *coll, const char *id)
 {
-	return pool_printf(p, "%s:rec:%s:%s", jobd_store_prefix(st), coll, id);
+	return store_args_addf(p, "%s:rec:%s:%s", jobd_store_prefix(st), coll,
+			       id);
 }
 
 /* The keys of records IDS[0..N-1]; the array is the caller's to free. */
-static const char **rec_keys(struct pool *p, struct jobd_store *st,
+static const char **rec_keys(struct store_args *p, struct jobd_store *st,
 			     const char *coll, char *const *ids, size_t n)
 {
 	const char **keys = calloc(n, sizeof(*keys));
@@ -84,10 +56,10 @@ static const char **rec_keys(struct pool *p, struct jobd_store *st,
 	return keys;
 }
 
-static const char *idx_key(struct pool *p, struct jobd_store *st,
+static const char *idx_key(struct store_args *p, struct jobd_store *st,
 			   const char *coll)
 {
-	return pool_printf(p, "%s:recidx:%s", jobd_store_prefix(st), coll);
+	return store_args_addf(p, "%s:recidx:%s", jobd_store_prefix(st), coll);
 }
 
 bool jobd_records_valid_collection(const char *name)
@@ -155,7 +127,7 @@ int jobd_records_put(struct jobd_store *st, const char *coll,
 		     const struct jobd_record *recs, size_t n,
 		     const char *label, char **old)
 {
-	struct pool p = { 0 };
+	struct store_args p = { 0 };
 	struct store_args c = { 0 };
 	redisContext *rc;
 	redisReply **r = NULL;
@@ -229,7 +201,7 @@ int jobd_records_put(struct jobd_store *st, const char *coll,
 	}
 	free_replies(r, total);
 	store_args_release(&c);
-	pool_release(&p);
+	store_args_release(&p);
 	free(keys);
 	return ret;
 }
@@ -257,7 +229,7 @@ int jobd_records_count(struct jobd_store *st, const char *coll, int64_t *n)
 int jobd_records_ids(struct jobd_store *st, const char *coll, const char *after,
 		     const char *upto, size_t limit, char ***ids, size_t *n)
 {
-	struct pool p = { 0 };
+	struct store_args p = { 0 };
 	struct store_args c = { 0 };
 	redisReply *r;
 	char **out;
@@ -269,15 +241,16 @@ int jobd_records_ids(struct jobd_store *st, const char *coll, const char *after,
 		return JOBD_STORE_ERR_INVALID;
 	store_args_add(&c, "ZRANGEBYLEX");
 	store_args_add(&c, idx_key(&p, st, coll));
+	store_args_add(&c, after && *after ? store_args_addf(&p, "(%s", after) :
+					     "-");
 	store_args_add(&c,
-		       after && *after ? pool_printf(&p, "(%s", after) : "-");
-	store_args_add(&c, upto && *upto ? pool_printf(&p, "[%s", upto) : "+");
+		       upto && *upto ? store_args_addf(&p, "[%s", upto) : "+");
 	store_args_add(&c, "LIMIT");
 	store_args_add(&c, "0");
-	store_args_add(&c, pool_printf(&p, "%zu", limit));
+	store_args_add(&c, store_args_addf(&p, "%zu", limit));
 	r = jobd_store_command_argv(st, (int)c.n, c.v, c.len);
 	store_args_release(&c);
-	pool_release(&p);
+	store_args_release(&p);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	if (r->type != REDIS_REPLY_ARRAY) {
@@ -322,7 +295,7 @@ static int read_records(struct jobd_store *st, const char *coll,
 			char *const *ids, size_t n, bool names_only,
 			struct jobd_record **recs)
 {
-	struct pool p = { 0 };
+	struct store_args p = { 0 };
 	struct store_args c = { 0 };
 	struct jobd_record *out;
 	redisContext *rc;
@@ -341,7 +314,7 @@ static int read_records(struct jobd_store *st, const char *coll,
 		store_args_pipe(rc, &c);
 	}
 	store_args_release(&c);
-	pool_release(&p);
+	store_args_release(&p);
 	ret = read_replies(st, n, &r);
 	if (ret < 0)
 		return ret;
@@ -470,7 +443,7 @@ int jobd_records_set_field(struct jobd_store *st, const char *coll,
 			   char *const *ids, char *const *values, size_t n,
 			   const char *field, size_t *changed)
 {
-	struct pool p = { 0 };
+	struct store_args p = { 0 };
 	struct store_args c = { 0 };
 	const char **keys;
 	char **cur = NULL;
@@ -525,7 +498,7 @@ out:
 	free(exists);
 	free(keys);
 	store_args_release(&c);
-	pool_release(&p);
+	store_args_release(&p);
 	return ret;
 }
 
@@ -533,7 +506,7 @@ int jobd_records_rename_field(struct jobd_store *st, const char *coll,
 			      char *const *ids, size_t n, const char *from,
 			      const char *to, size_t *changed)
 {
-	struct pool p = { 0 };
+	struct store_args p = { 0 };
 	struct store_args c = { 0 };
 	const char **keys;
 	char **cur = NULL;
@@ -590,7 +563,7 @@ out:
 	free(cur);
 	free(keys);
 	store_args_release(&c);
-	pool_release(&p);
+	store_args_release(&p);
 	return ret;
 }
 

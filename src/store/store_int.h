@@ -124,8 +124,9 @@ void store_args_add(struct store_args *a, const char *s);
  * empties A for the next command, keeping its room. */
 void store_args_pipe(redisContext *c, struct store_args *a);
 
-/* Adds a formatted argument, owned by A. */
-void store_args_addf(struct store_args *a, const char *fmt, ...)
+/* Adds a formatted argument, owned by A, and returns it (valid until A is
+ * released or piped). */
+const char *store_args_addf(struct store_args *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Appends N bytes at P. */
