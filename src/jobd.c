@@ -34,6 +34,7 @@
 
 #include "base/conf.h"
 #include "base/log.h"
+#include "base/util.h"
 #include "engine/worker.h"
 #include "handlers/builtin.h"
 #include "handlers/cleanup.h"
@@ -162,9 +163,8 @@ start_role(const char *what,
 			*rc = 1;
 			return NULL;
 		}
-		backoff = backoff < BACKOFF_MIN_MS     ? BACKOFF_MIN_MS :
-			  backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-							 backoff * 2;
+		backoff = jobd_util_backoff(backoff, BACKOFF_MIN_MS,
+					    BACKOFF_MAX_MS);
 		jobd_warn("cannot start %s: %s (retrying in %lld ms)", what,
 			  errstr, (long long)backoff);
 		*sig = wait_signal(sfd, (int)backoff);

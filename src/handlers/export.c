@@ -448,7 +448,7 @@ static int read_page(struct jobd_ctx *ctx, struct jobd_store *st, struct run *r,
 				json_decref(next);
 				return JOBD_HANDLER_STOPPED;
 			}
-			pause = jobd_util_backoff(pause, pause,
+			pause = jobd_util_backoff(pause, TOPIC_RETRY_MS,
 						  TOPIC_RETRY_MAX_MS);
 		}
 		json_decref(next);

@@ -391,7 +391,8 @@ static int write_topic(struct jobd_sinks *s, struct jobd_ctx *ctx,
 			ret = JOBD_HANDLER_STOPPED;
 			break;
 		}
-		pause = jobd_util_backoff(pause, pause, TOPIC_RETRY_MAX_MS);
+		pause = jobd_util_backoff(pause, TOPIC_RETRY_MS,
+					  TOPIC_RETRY_MAX_MS);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(vals[i]);

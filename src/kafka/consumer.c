@@ -645,8 +645,8 @@ static void handle_batch(struct jobd_consumer *c, struct batch *b,
 		nap(c, backoff);
 		if (atomic_load(&c->stop))
 			goto abandon; /* uncommitted: consumed again later */
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-							 backoff * 2;
+		backoff = (int)jobd_util_backoff(backoff, BACKOFF_MIN_MS,
+						 BACKOFF_MAX_MS);
 		/* a dead peer broker can stall the dead letters for good */
 		if (c->reconnect ||
 		    jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr)) ==

@@ -371,11 +371,8 @@ static void *thread_main(void *arg)
 		rc = renew(p);
 		rc = rc == 1 ? publish(p, errstr, sizeof(errstr)) : 0;
 		if (rc < 0) {
-			p->backoff = p->backoff < BACKOFF_MIN_MS ?
-					     BACKOFF_MIN_MS :
-				     p->backoff * 2 > BACKOFF_MAX_MS ?
-					     BACKOFF_MAX_MS :
-					     p->backoff * 2;
+			p->backoff = jobd_util_backoff(
+				p->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 			jobd_warn("stats: %s (retrying in %lld ms)", errstr,
 				  (long long)p->backoff);
 			nap(p, p->backoff);
