@@ -151,9 +151,12 @@ int jobd_util_grow(void *pp, size_t *cap, size_t n, size_t size, size_t first)
 
 	if (n < *cap)
 		return 0;
-	want = *cap ? *cap * 2 : first;
-	if (want <= n)
-		want = n + 1;
+	want = *cap ? *cap : first ? first : 1;
+	while (want <= n) {
+		if (want > SIZE_MAX / 2)
+			return -1;
+		want *= 2;
+	}
 	if (jobd_util_resize(pp, want, size) < 0)
 		return -1;
 	*cap = want;

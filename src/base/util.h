@@ -54,8 +54,8 @@ int jobd_util_resize(void *pp, size_t n, size_t size);
 
 /*
  * Room for element N of the array at *PP (SIZE bytes each, *CAP
- * allocated): once N reaches *CAP the array doubles (FIRST elements the
- * first time). Returns 0, or -1 when out of memory (array and *CAP
+ * allocated): once N reaches *CAP the array doubles (from FIRST
+ * elements the first time) until it holds N + 1. Returns 0, or -1 when out of memory (array and *CAP
  * unchanged). The one way jobd's growing arrays grow.
  */
 int jobd_util_grow(void *pp, size_t *cap, size_t n, size_t size, size_t first);

@@ -152,27 +152,9 @@ static void problem(struct jobd_csv_reader *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Makes room for WANT bytes in *DATA (capacity *CAP, doubling). */
-static int grow(char **data, size_t *cap, size_t want)
-{
-	size_t c = *cap ? *cap : 256;
-	char *d;
-
-	if (want <= *cap)
-		return 0;
-	while (c < want)
-		c *= 2;
-	d = realloc(*data, c);
-	if (!d)
-		return -1;
-	*data = d;
-	*cap = c;
-	return 0;
-}
-
 static int grow_data(struct jobd_csv_reader *r, size_t need)
 {
-	return grow(&r->data, &r->dcap, r->dlen + need);
+	return jobd_util_grow(&r->data, &r->dcap, r->dlen + need - 1, 1, 256);
 }
 
 /* Appends byte C to the current field (dropped past the cap). */
@@ -470,7 +452,7 @@ void jobd_csv_buf_release(struct jobd_csv_buf *b)
 
 int jobd_csv_buf_add(struct jobd_csv_buf *b, const char *s, size_t len)
 {
-	if (grow(&b->data, &b->cap, b->len + len + 1) < 0)
+	if (jobd_util_grow(&b->data, &b->cap, b->len + len, 1, 256) < 0)
 		return -1;
 	memcpy(b->data + b->len, s, len);
 	b->len += len;

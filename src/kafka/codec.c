@@ -38,6 +38,8 @@
 
 #include <jansson.h>
 
+#include "base/util.h"
+
 /* Field names quoted in messages longer than this are not quoted. */
 #define NAME_QUOTE_MAX 64
 
@@ -585,8 +587,6 @@ struct text_buf {
 static int text_append(const char *s, size_t n, void *arg)
 {
 	struct text_buf *tb = arg;
-	size_t want;
-	char *data;
 
 	tb->len += n;
 	/* Past the limit only the size is still counted, for the message. */
@@ -596,17 +596,9 @@ static int text_append(const char *s, size_t n, void *arg)
 		tb->cap = 0;
 		return 0;
 	}
-	if (tb->len + 1 > tb->cap) {
-		want = tb->cap ? tb->cap : 256;
-		while (want < tb->len + 1)
-			want *= 2;
-		data = realloc(tb->data, want);
-		if (!data) {
-			tb->nomem = true;
-			return -1;
-		}
-		tb->data = data;
-		tb->cap = want;
+	if (jobd_util_grow(&tb->data, &tb->cap, tb->len, 1, 256) < 0) {
+		tb->nomem = true;
+		return -1;
 	}
 	memcpy(tb->data + tb->len - n, s, n);
 	tb->data[tb->len] = '\0';
@@ -911,15 +903,8 @@ static void fast_ws(struct fast *f)
 
 static bool fast_put(struct fast *f, const char *s, size_t n)
 {
-	if (f->n + n > f->cap) {
-		size_t cap = (f->n + n) * 2 + 64;
-		char *out = realloc(f->out, cap);
-
-		if (!out)
-			return false;
-		f->out = out;
-		f->cap = cap;
-	}
+	if (n > 0 && jobd_util_grow(&f->out, &f->cap, f->n + n - 1, 1, 64) < 0)
+		return false;
 	memcpy(f->out + f->n, s, n);
 	f->n += n;
 	return true;
