@@ -77,6 +77,9 @@ start
 # 1. The handler exits and leaves its tree behind.
 id=$(jobctl submit tree --payload '{"exit": true}')
 wait_until 30 status_is "$id" finished
+[ "$(cat "$dir/started.$id")" -ge 3 ] ||
+	fail "the handler's tree was not up before it exited: $(cat "$dir/started.$id") processes"
+assert_eq 0 "$(jobctl show "$id" --json | jq -r .errors)" "the handler that left its tree succeeded"
 gone_within_1s "handler exited"
 
 # 2. Force stop: the stop (SIGTERM) is ignored, the force stop kills.

@@ -101,7 +101,8 @@ sleep 1
 echo "# kill -9 worker w1" >&2
 kill -9 "${pid[w1]}"
 send_events 201 300
-again jobctl stop "$p" >/dev/null || true
+again jobctl stop "$p" >/dev/null ||
+	fail "the stop of tree $p was refused"
 
 echo "# redis frozen for 10 s" >&2
 rpid=$(cat "$rdir/redis.pid")
@@ -124,9 +125,10 @@ JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$rdir" --conf "$dir/redis.conf" 
 	fail "cannot restart redis-server from its AOF"
 send_events 401 500
 
-# Everything settles: no job left pending, running or stopping.
+# Everything settles: no job left pending, running, stopping or stopped
+# (the stopped tree is resumed, so none may stay stopped).
 open_jobs() {
-	rcli hmget jobd:count pending in_progress stopping | tr -d '\r' |
+	rcli hmget jobd:count pending in_progress stopping stopped | tr -d '\r' |
 		awk '{ s += $1 } END { print s + 0 }'
 }
 # The resume above is refused while a descendant is still stopping (its
@@ -135,10 +137,6 @@ open_jobs() {
 # a tree stuck in Stopping, or stopped again, stays open and fails below.
 resumed_late=no
 for i in $(seq 1 600); do
-	events=$(jobctl list --type event --all --limit 1000 --json | jq '.jobs | length')
-	if [ "$events" -ge "$messages" ] && [ "$(open_jobs)" -eq 0 ]; then
-		break
-	fi
 	if [ "$resumed_late" = no ] &&
 		[ "$(jobctl show "$p" --json | jq -r .status)" = stopped ]; then
 		out=$(jobctl resume "$p" 2>&1) ||
@@ -146,11 +144,15 @@ for i in $(seq 1 600); do
 		resumed_late=yes
 		echo "# tree $p resumed once more after it stopped" >&2
 	fi
+	events=$(jobctl list --type event --all --limit 1000 --json | jq '.jobs | length')
+	if [ "$events" -ge "$messages" ] && [ "$(open_jobs)" -eq 0 ]; then
+		break
+	fi
 	sleep 0.2
 done
 echo "# settled after faults: $events event jobs, $(open_jobs) open" >&2
 if [ "$(open_jobs)" -ne 0 ]; then
-	for st in pending in_progress stopping; do
+	for st in pending in_progress stopping stopped; do
 		jobctl list --all --system --status "$st" --json | jq -c '.jobs[] | {id, type, status, parent, attempt, waiting_for_children, children, instance}' >&2
 	done
 	jobctl fsck >&2 || true
@@ -164,6 +166,7 @@ dups=$(jobctl list --type event --all --limit 1000 --json |
 	jq -r '.jobs[].key' | sort | uniq -d | wc -l)
 assert_eq 0 "$dups" "event keys made twice"
 assert_eq 0 "$(open_jobs)" "jobs still open"
+assert_eq finished "$(jobctl show "$p" --json | jq -r .status)" "the stopped and resumed tree $p"
 
 # Side effects: all 60 jobs completed; twice only after a cut attempt.
 made=$(sort -u -k1,1 "$side" | wc -l)

@@ -2,7 +2,12 @@
 """http_attack.py: the two attacks of tests/http_limits.sh on a monitor.
 
     http_attack.py flood PORT N       opens N idle TCP connections and holds
-                                      them until SIGTERM
+                                      them until SIGTERM, a new one for each
+                                      the server closes (at most RECONNECTS
+                                      a second: a monitor held at its limit,
+                                      not a SYN flood, which fills the
+                                      kernel's accept queue whatever jobd
+                                      does)
     http_attack.py slowloris PORT S   sends a request's first line, then a
                                       header line every S seconds, never the
                                       blank line; reconnects when closed
@@ -24,21 +29,36 @@ def stop(*_):
     sys.exit(0)
 
 
+RECONNECTS = 200
+
+
 def flood(port, n):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY:
         n = min(n, hard - 64)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 64), hard))
     sel = selectors.DefaultSelector()
-    for _ in range(n):
+
+    def connect():
         s = socket.socket()
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", port))
         sel.register(s, selectors.EVENT_WRITE)
-    connected = closed = failed = 0
+
+    for _ in range(n):
+        connect()
+    connected = closed = failed = owed = 0
     last = None
+    budget, then = 0.0, time.monotonic()
     while True:
-        for key, mask in sel.select(timeout=0.2):
+        now = time.monotonic()
+        budget = min(RECONNECTS, budget + (now - then) * RECONNECTS)
+        then = now
+        while owed and budget >= 1:
+            connect()
+            owed -= 1
+            budget -= 1
+        for key, mask in sel.select(timeout=0.02):
             s = key.fileobj
             if mask & selectors.EVENT_WRITE:
                 if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
@@ -54,9 +74,12 @@ def flood(port, n):
                 except OSError:
                     data = b""
                 if not data:
+                    # Closed by the server: another takes its place, so
+                    # the flood holds N connections for as long as it runs.
                     closed += 1
                     sel.unregister(s)
                     s.close()
+                    owed += 1
         status = (connected, closed, failed)
         if status != last:
             print("flood: %d connected, %d closed by the server, %d failed"

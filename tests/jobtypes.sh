@@ -232,6 +232,7 @@ done
 mkfifo "$data/fifo.csv"
 id=$(import fifo "{\"file\":\"fifo.csv\",\"collection\":\"x\"}")
 wait_for "$id" '.status == "finished"' 30
+assert_eq 1 "$(field "$id" errors)" "import of a FIFO fails"
 assert_contains "$(tree_logs "$id")" '"fifo.csv" is not a regular file' "import of a FIFO refused"
 id=$(export_ escx '{"collection":"people","file":"../out.csv"}')
 wait_for "$id" '.status == "finished"' 30

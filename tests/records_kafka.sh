@@ -228,8 +228,11 @@ refused export_ bad4 '{"source":{"topic":"no.such.topic"},"file":"out/x.csv"}' \
 	'topic "no.such.topic" does not exist' "missing topic"
 # A payload names topics with jobd's credentials: only those listed, and
 # never jobd's own (the "jobs.*" listed above covers them) or Kafka's.
-dlq_lines() { kcat -b "$broker" -C -t jobs.dlq -e -q 2>/dev/null | wc -l || true; }
+# A marker first, so the topic exists and a kcat that fails fails the test.
+printf 'marker\n' | kcat -b "$broker" -t jobs.dlq -P || fail "kcat could not write jobs.dlq"
+dlq_lines() { consume jobs.dlq | wc -l; }
 dlq_before=$(dlq_lines)
+[ "$dlq_before" -ge 1 ] || fail "the marker is not on jobs.dlq"
 refused import bad5 '{"file":"cmd.csv","sink":{"topic":"secret.topic"}}' \
 	'topic "secret.topic" is not in [topics] allowed' "unlisted sink topic"
 refused import bad6 '{"file":"cmd.csv","sink":[{"collection":"x6"},{"topic":"jobs.dlq"}]}' \

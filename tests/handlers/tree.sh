@@ -3,7 +3,8 @@
 # would outlive it: a child, a grandchild, and a daemon (double fork and
 # setsid, so it leaves the process group and its parent). Each is a sleep
 # whose argv[0] is "jobd-tree-TAG", so a test finds them with pgrep; all
-# ignore SIGTERM (a stop cannot end them). Then it creates DIR/started.ID
+# ignore SIGTERM (a stop cannot end them). Then it writes the number of
+# those processes to DIR/started.ID (it fails when fewer than 3 came up)
 # and, with payload {"exit": true}, exits at once, leaving the tree
 # behind; else it becomes a sleep of the same name itself.
 set -u
@@ -18,10 +19,12 @@ bash -c "(exec -a $name sleep 300) & exec -a $name sleep 300" &
 # adopts it.
 (setsid bash -c "exec -a $name sleep 300" </dev/null >/dev/null 2>&1 &)
 for _ in $(seq 200); do
-	[ "$(pgrep -c -f "^$name")" -ge 3 ] && break
+	n=$(pgrep -c -f "^$name")
+	[ "$n" -ge 3 ] && break
 	sleep 0.05
 done
-: > "$dir/started.$JOBD_JOB_ID"
+echo "$n" >"$dir/started.$JOBD_JOB_ID"
+[ "$n" -ge 3 ] || { echo "tree.sh: only $n of 3 processes started" >&2; exit 1; }
 case $payload in
 *'"exit": true'*) exit 0 ;;
 esac
