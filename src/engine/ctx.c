@@ -242,6 +242,15 @@ int jobd_ctx_event_fd(struct jobd_ctx *ctx)
 	return worker_event_fd(ctx);
 }
 
+void jobd_ctx_kill_fd(struct jobd_ctx *ctx, int fd)
+{
+	pthread_mutex_lock(&ctx->w->mu);
+	ctx->kill_fd = fd;
+	if (fd >= 0 && ctx->abandoned)
+		worker_notify(ctx);
+	pthread_mutex_unlock(&ctx->w->mu);
+}
+
 bool jobd_ctx_sleep(struct jobd_ctx *ctx, int64_t ms)
 {
 	int64_t end = jobd_util_mono_ms() + ms, left;
@@ -294,7 +303,13 @@ int jobd_ctx_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 			  "(retrying in %lld ms)",
 			  key, (long long)ctx->claim.id,
 			  jobd_store_errstr(w->st_spawn), (long long)backoff);
-		worker_sleep_ms(backoff);
+		/* Other handlers' spawns may go on meanwhile, and an abandon
+		 * ends the wait within 100 ms. */
+		pthread_mutex_unlock(&w->spawn_mu);
+		for (int64_t t = 0; t < backoff && !jobd_ctx_abandoned(ctx);
+		     t += 100)
+			worker_sleep_ms(backoff - t < 100 ? backoff - t : 100);
+		pthread_mutex_lock(&w->spawn_mu);
 	}
 	pthread_mutex_unlock(&w->spawn_mu);
 	if (out.id == 0) {

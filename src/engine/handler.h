@@ -162,6 +162,17 @@ void jobd_ctx_uninterruptible_end(struct jobd_ctx *ctx);
 int jobd_ctx_event_fd(struct jobd_ctx *ctx);
 
 /*
+ * FD, the write end of a pipe whose other end a process outside jobd
+ * watches (exec's reaper: docs/exec-protocol.md), is written one byte the
+ * moment the attempt is abandoned (its lease running out, a force stop,
+ * shutdown), by whichever thread abandons it: what that process runs then
+ * ends without waiting for the handler's thread, which may be blocked
+ * elsewhere. Written at once when the attempt is abandoned already. -1
+ * unregisters; unregister before closing FD.
+ */
+void jobd_ctx_kill_fd(struct jobd_ctx *ctx, int fd);
+
+/*
  * Sleeps MS milliseconds. Returns true after the full time, false early
  * when a stop was delivered or the attempt was abandoned.
  */

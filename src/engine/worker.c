@@ -174,6 +174,10 @@ void worker_notify(struct jobd_ctx *ctx)
 {
 	uint64_t one = 1;
 
+	if (ctx->abandoned && ctx->kill_fd >= 0 &&
+	    write(ctx->kill_fd, "k", 1) < 0 && errno != EAGAIN)
+		jobd_warn("cannot end the processes of job %lld: %s",
+			  (long long)ctx->claim.id, strerror(errno));
 	if (ctx->efd < 0)
 		return;
 	if (write(ctx->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -446,6 +450,7 @@ static struct jobd_ctx *ctx_new(struct jobd_workers *w, struct jobd_claim *c)
 	memset(c, 0, sizeof(*c));
 	ctx->out.progress = -1;
 	ctx->efd = -1; /* made on first use: worker_event_fd() */
+	ctx->kill_fd = -1;
 	ctx->tc = jobd_conf_type(w->conf, ctx->claim.type);
 	if (!ctx->tc) {
 		snprintf(ctx->why, sizeof(ctx->why),

@@ -51,6 +51,7 @@ struct jobd_ctx {
 	jobd_handler_fn fn;		 /* NULL: cannot run (why) */
 	char why[160];			 /* why fn is NULL */
 	int efd;	 /* eventfd: stop delivered or abandoned; -1 */
+	int kill_fd;	 /* jobd_ctx_kill_fd(), under w->mu; -1 */
 	bool efd_failed; /* ... and could not be made */
 	/* Below: under w->mu. */
 	char *last_ck; /* latest checkpoint, owned, NULL = claim's */

@@ -101,10 +101,11 @@ struct stream {
 };
 
 struct child {
-	pid_t pid; /* the reaper's; 0 once reaped */
-	int pidfd; /* readable when it exits; -1 if unsupported */
-	int life;  /* write end of the life pipe; -1 once closed (kill) */
-	int in;	   /* write end of its stdin, -1 when closed */
+	struct jobd_ctx *ctx; /* the attempt it runs for */
+	pid_t pid;	      /* the reaper's; 0 once reaped */
+	int pidfd;	      /* readable when it exits; -1 if unsupported */
+	int life; /* write end of the life pipe; -1 once closed (kill) */
+	int in;	  /* write end of its stdin, -1 when closed */
 	const char *input;
 	size_t input_len, written;
 	int status;	/* wait status once reaped */
@@ -237,6 +238,7 @@ static void child_signal(struct child *ch, int sig)
 		return;
 	}
 	if (ch->life >= 0) {
+		jobd_ctx_kill_fd(ch->ctx, -1);
 		close(ch->life);
 		ch->life = -1;
 	}
@@ -454,7 +456,9 @@ enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
 {
 	struct stream out = { .fd = -1, .is_stdout = true };
 	struct stream err = { .fd = -1 };
-	struct child ch = { .pid = 0, .pidfd = -1, .life = -1, .in = -1 };
+	struct child ch = {
+		.ctx = ctx, .pid = 0, .pidfd = -1, .life = -1, .in = -1
+	};
 	int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
 	int life_p[2] = { -1, -1 };
 	char *path = NULL, **env = NULL, *ck_file = NULL, dummy[8];
@@ -530,6 +534,9 @@ enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
 	in_p[0] = out_p[1] = err_p[1] = life_p[0] = -1;
 	ch.life = life_p[1];
 	life_p[1] = -1;
+	/* An abandon ends the tree even while this thread is elsewhere (a
+	 * child's create blocked on a Redis cut off, say). */
+	jobd_ctx_kill_fd(ctx, ch.life);
 	ch.in = in_p[1];
 	out.fd = out_p[0];
 	err.fd = err_p[0];
@@ -552,8 +559,10 @@ enum jobd_exec_result jobd_exec_run(struct jobd_ctx *ctx,
 		close(err.fd);
 	if (ch.pidfd >= 0)
 		close(ch.pidfd);
-	if (ch.life >= 0)
+	if (ch.life >= 0) {
+		jobd_ctx_kill_fd(ctx, -1);
 		close(ch.life);
+	}
 out_mask:
 	while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
 		;
