@@ -86,6 +86,9 @@ gone_within_1s "handler exited"
 id=$(jobctl submit tree)
 wait_until 30 started "$id"
 [ "$(tree_count)" -ge 4 ] || fail "the tree did not start: $(tree_count) processes"
+# The reaper has a name of its own: "pkill jobd" means jobd alone.
+assert_eq "$jobd_pid" "$(pgrep -x jobd -P $$ || true)" "the only jobd process of this test"
+[ -n "$(pgrep -x jobd-reaper -P "$jobd_pid")" ] || fail "no process named jobd-reaper below jobd"
 jobctl stop "$id" >/dev/null
 wait_until 10 status_is "$id" stopping
 sleep 0.5

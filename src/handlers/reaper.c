@@ -153,11 +153,15 @@ static void kill_tree(pid_t cmd, int *status, bool *cmd_reaped)
 }
 
 static void __attribute__((noreturn))
-run_command(const struct jobd_reaper_spec *spec)
+run_command(const struct jobd_reaper_spec *spec, pid_t reaper)
 {
 	struct sigaction sa;
 	sigset_t none;
 
+	/* The command at least dies with a reaper that is killed itself
+	 * (what it started then escapes: docs/reliability.md). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != reaper)
+		_exit(127);
 	setpgid(0, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -204,10 +208,12 @@ void jobd_reaper_main(const struct jobd_reaper_spec *spec)
 	sigset_t all, wanted;
 	bool cmd_reaped = false;
 	int st = 0, wst;
-	pid_t cmd, p;
+	pid_t cmd, p, reaper = getpid();
 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* Not "jobd": pkill jobd, killall jobd and the like mean jobd. */
+	prctl(PR_SET_NAME, "jobd-reaper");
 	/* jobd's handlers, inherited, never run with everything blocked;
 	 * SIGCHLD must not be ignored, or children reap themselves. */
 	memset(&sa, 0, sizeof(sa));
@@ -226,7 +232,7 @@ void jobd_reaper_main(const struct jobd_reaper_spec *spec)
 	if (cmd < 0)
 		die("jobd: cannot start the command: fork failed\n");
 	if (cmd == 0)
-		run_command(spec);
+		run_command(spec, reaper);
 	setpgid(cmd, cmd);
 	close(STDIN_FILENO);
 	close(STDOUT_FILENO);
