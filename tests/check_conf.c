@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "base/conf.h"
+#include "http/conn.h"
 
 #include "testutil.h"
 
@@ -503,6 +504,39 @@ START_TEST(test_conf_topics_allowed)
 			 "t.conf:2: [topics] allowed lists in.x, jobd's "
 			 "events topic: jobs may not read or write jobd's "
 			 "own topics; remove it");
+}
+END_TEST
+
+/*
+ * The monitor's connection limit leaves the rest of jobd its descriptors:
+ * 64, 12 per worker (an exec's four pipes and pidfd, its Redis, a file),
+ * 8 more per worker when jobs may use topics, 32 for Kafka roles.
+ */
+START_TEST(test_conf_http_limit_keeps_descriptors_for_workers)
+{
+	struct jobd_conf *conf = parse("[engine]\nworkers = 8\n");
+	char why[256] = "";
+
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	/* every role: 256 - (64 + 8 * 12 + 32) */
+	ck_assert_int_eq(jobd_httpconn_limit(conf, 256, why, sizeof(why)), 64);
+	ck_assert_int_eq(jobd_httpconn_limit(conf, 100000, why, sizeof(why)),
+			 JOBD_HTTPCONN_DEFAULT_MAX);
+	conf->http_max_connections = 900;
+	ck_assert_int_eq(jobd_httpconn_limit(conf, 1024, why, sizeof(why)), -1);
+	ck_assert_str_eq(why,
+			 "[http] max_connections 900 is more than the "
+			 "descriptor limit leaves: ulimit -n 1024 minus 192 "
+			 "for workers, Redis and Kafka leaves 832; lower it, "
+			 "or raise the limit");
+	jobd_conf_free(conf);
+	/* Topics for jobs: 8 more per worker, so 256 leaves none. */
+	conf = parse("[engine]\nworkers = 8\n[topics]\nallowed = crm.*\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_int_eq(jobd_httpconn_limit(conf, 256, why, sizeof(why)), -1);
+	ck_assert_int_eq(jobd_httpconn_limit(conf, 512, why, sizeof(why)),
+			 512 - (64 + 8 * 20 + 32));
+	jobd_conf_free(conf);
 }
 END_TEST
 
@@ -1193,6 +1227,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_number_ranges_refused);
 	tcase_add_test(tc, test_conf_http_limits_refused_out_of_range);
 	tcase_add_test(tc, test_conf_topics_allowed);
+	tcase_add_test(tc, test_conf_http_limit_keeps_descriptors_for_workers);
 	tcase_add_test(tc, test_conf_lease_must_exceed_heartbeat);
 	tcase_add_test(tc, test_conf_repeated_sections_merge);
 	tcase_add_test(tc, test_conf_unknown_key_warns);

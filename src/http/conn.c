@@ -61,11 +61,15 @@
  * the loop, the stop pipe, the listener, Redis connections of main,
  * consumer, stats, dispatcher and monitor. */
 #define RESERVE_BASE 64
-/* Per worker: its Redis connection; running a command, three pipes (six
- * ends while it starts) and a pidfd; an import's or export's file. */
-#define RESERVE_PER_WORKER 10
+/* Per worker: its Redis connection; running a command, four pipes (eight
+ * ends while it starts: stdin, stdout, stderr, the reaper's life pipe)
+ * and a pidfd; an import's or export's file. */
+#define RESERVE_PER_WORKER 12
 /* librdkafka's sockets and wake-up pipes, the embedded broker's peers. */
 #define RESERVE_KAFKA 32
+/* Per worker when jobs may use topics ([topics] allowed): the producer
+ * of an import's topic sink or the reader of an export's topic source. */
+#define RESERVE_KAFKA_PER_WORKER 8
 #define MIN_CONNECTIONS 4    /* below this the limit is an error */
 #define ACCEPT_PAUSE_MS 1000 /* after an accept error */
 #define WARN_EVERY_MS 10000  /* at most one warning line of a kind */
@@ -115,7 +119,10 @@ int jobd_httpconn_limit(const struct jobd_conf *conf, long nofile, char *errstr,
 	long reserve = RESERVE_BASE, left;
 
 	if (conf->role_work)
-		reserve += (long)conf->workers * RESERVE_PER_WORKER;
+		reserve +=
+			(long)conf->workers *
+			(RESERVE_PER_WORKER +
+			 (conf->topics_allowed ? RESERVE_KAFKA_PER_WORKER : 0));
 	if (conf->role_consume || conf->role_stats)
 		reserve += RESERVE_KAFKA;
 	left = nofile - reserve;

@@ -1026,8 +1026,12 @@ static evutil_socket_t listen_on(const char *addr, char *bound, size_t bsize,
 			continue;
 		}
 		evutil_make_listen_socket_reuseable(fd);
+		/* The kernel's largest accept queue: with a flood of
+		 * connections a smaller one is full all the time, and a new
+		 * client's SYN is dropped (a second's wait, or a failure)
+		 * before jobd ever sees it (docs/monitor.md). */
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, 128) == 0 &&
+		    listen(fd, SOMAXCONN) == 0 &&
 		    evutil_make_socket_nonblocking(fd) == 0)
 			break;
 		err = errno;
