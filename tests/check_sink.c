@@ -313,6 +313,7 @@ END_TEST
 static struct jobd_conf *conf;
 static struct jobd_store *st;
 static struct jobd_workers *pool;
+static struct jobd_test_pool tp;
 static struct jobd_test_mock mock; /* the topics' broker, when started */
 static char *dir;		   /* a temp dir for the command sinks */
 
@@ -354,7 +355,7 @@ static void mock_start(void)
  * mock cluster's when it runs. */
 static void start(const char *extra)
 {
-	char text[4096], err[512];
+	char text[4096];
 
 	snprintf(text, sizeof(text),
 		 "[redis]\naddress = %s\nprefix = t\n"
@@ -367,14 +368,11 @@ static void start(const char *extra)
 		 mock.mc ? rd_kafka_mock_cluster_bootstraps(mock.mc) :
 			   "127.0.0.1:1",
 		 extra ? extra : "");
-	jobd_test_redis_flush(redis);
-	conf = conf_of(text);
-	st = jobd_store_new(conf, err, sizeof(err));
-	ck_assert_msg(st != NULL, "store: %s", err);
-	jobd_handlers_register_builtin();
 	ck_assert_int_eq(jobd_handler_register("sinktest", sinktest), 0);
-	pool = jobd_workers_start(conf, err, sizeof(err));
-	ck_assert_msg(pool != NULL, "workers: %s", err);
+	jobd_test_pool_start(&tp, redis, text);
+	conf = tp.conf;
+	st = tp.st;
+	pool = tp.pool;
 }
 
 static void setup(void)
@@ -387,12 +385,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	jobd_workers_stop(pool);
-	pool = NULL;
-	jobd_store_free(st);
-	st = NULL;
-	jobd_conf_free(conf);
+	jobd_test_pool_stop(&tp);
 	conf = NULL;
+	st = NULL;
+	pool = NULL;
 	jobd_test_mock_stop(&mock);
 	jobd_test_rmrf(dir);
 	free(dir);
@@ -404,26 +400,15 @@ static struct jobd_field c1_fields[] = { { "name", "Ann Lee" },
 					 { "email", "ann@example.org" } };
 static struct jobd_field c2_fields[] = { { "name", "Zoë 李" },
 					 { "email", "" } };
+/* The records of TWO as a command sink gets them. */
+#define TWO_NDJSON                                                             \
+	"{\"id\":\"c1\",\"name\":\"Ann Lee\",\"email\":\"ann@example.org\"}\n" \
+	"{\"id\":\"c2\",\"name\":\"Zoë 李\",\"email\":\"\"}\n"
+
 static struct jobd_record two[] = {
 	{ .id = "c1", .fields = c1_fields, .n = 2 },
 	{ .id = "c2", .fields = c2_fields, .n = 2 },
 };
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static struct jobd_job *get(int64_t id)
-{
-	struct jobd_job *job = NULL;
-	int64_t now;
-
-	ck_assert_int_eq(jobd_store_get(st, id, &job, &now), 0);
-	return job;
-}
 
 /* Waits until job ID has status S (20 s at most); returns the job. */
 static struct jobd_job *wait_status(int64_t id, enum jobd_status s)
@@ -431,7 +416,7 @@ static struct jobd_job *wait_status(int64_t id, enum jobd_status s)
 	int64_t end = jobd_util_mono_ms() + 20000;
 
 	for (;;) {
-		struct jobd_job *job = get(id);
+		struct jobd_job *job = jobd_test_job(st, id);
 
 		if (job->status == s)
 			return job;
@@ -440,7 +425,7 @@ static struct jobd_job *wait_status(int64_t id, enum jobd_status s)
 			      jobd_status_names[job->status],
 			      jobd_status_names[s]);
 		jobd_job_free(job);
-		sleep_ms(20);
+		jobd_test_sleep_ms(20);
 	}
 }
 
@@ -537,20 +522,21 @@ START_TEST(test_write_of_a_changed_label_starts_a_relationship_update)
 }
 END_TEST
 
-START_TEST(test_write_to_a_topic_one_message_per_record_keyed_by_id)
+/*
+ * Reads every message of TOPIC on the mock cluster: each must be c1's or
+ * c2's record keyed by its id; counts them per record into SEEN[0..1].
+ */
+static void read_two(int seen[2])
 {
+	static const char *const want[2] = {
+		"{\"id\":\"c1\",\"name\":\"Ann Lee\",\"email\":\"ann@example.org\"}",
+		"{\"id\":\"c2\",\"name\":\"Zoë 李\",\"email\":\"\"}",
+	};
 	struct jobd_kafka_reader *r;
 	struct jobd_kafka_message m;
-	struct jobd_job *job;
 	int32_t nparts = 0;
-	int seen = 0;
 
-	mock_start();
-	start(NULL);
-	job = run("{\"sink\": {\"topic\": \"" TOPIC "\"}}", two, 2);
-	ck_assert_int_eq(atomic_load(&write_rc), JOBD_HANDLER_DONE);
-	jobd_job_free(job);
-
+	seen[0] = seen[1] = 0;
 	r = jobd_kafka_reader_new(NULL,
 				  rd_kafka_mock_cluster_bootstraps(mock.mc),
 				  TOPIC, 10000, &nparts, why, sizeof(why));
@@ -562,21 +548,37 @@ START_TEST(test_write_to_a_topic_one_message_per_record_keyed_by_id)
 				 0);
 		while (jobd_kafka_reader_next(r, &m, 10000, why, sizeof(why)) ==
 		       1) {
-			const char *want =
-				m.key_len == 2 && memcmp(m.key, "c1", 2) == 0 ?
-					"{\"id\":\"c1\",\"name\":\"Ann Lee\","
-					"\"email\":\"ann@example.org\"}" :
-					"{\"id\":\"c2\",\"name\":\"Zoë 李\","
-					"\"email\":\"\"}";
+			int k = m.key_len == 2 && memcmp(m.key, "c1", 2) == 0 ?
+					0 :
+				m.key_len == 2 && memcmp(m.key, "c2", 2) == 0 ?
+					1 :
+					-1;
 
-			ck_assert_uint_eq(m.len, strlen(want));
-			ck_assert_mem_eq(m.value, want, m.len);
-			seen++;
+			ck_assert_msg(k >= 0, "a message keyed \"%.*s\"",
+				      (int)m.key_len,
+				      m.key ? (const char *)m.key : "");
+			ck_assert_uint_eq(m.len, strlen(want[k]));
+			ck_assert_mem_eq(m.value, want[k], m.len);
+			seen[k]++;
 			jobd_kafka_messages_release(&m, 1);
 		}
 	}
-	ck_assert_int_eq(seen, 2);
 	jobd_kafka_reader_free(r);
+}
+
+START_TEST(test_write_to_a_topic_one_message_per_record_keyed_by_id)
+{
+	struct jobd_job *job;
+	int seen[2];
+
+	mock_start();
+	start(NULL);
+	job = run("{\"sink\": {\"topic\": \"" TOPIC "\"}}", two, 2);
+	ck_assert_int_eq(atomic_load(&write_rc), JOBD_HANDLER_DONE);
+	jobd_job_free(job);
+	read_two(seen);
+	ck_assert_int_eq(seen[0], 1);
+	ck_assert_int_eq(seen[1], 1);
 }
 END_TEST
 
@@ -585,6 +587,7 @@ START_TEST(test_write_reaches_every_sink)
 	char extra[1024];
 	struct jobd_job *job;
 	int64_t n = 0;
+	int seen[2];
 
 	mock_start();
 	snprintf(extra, sizeof(extra),
@@ -599,7 +602,10 @@ START_TEST(test_write_reaches_every_sink)
 	ck_assert_int_eq(n, 2);
 	ck_assert_int_eq(jobd_records_count(st, "b", &n), 0);
 	ck_assert_int_eq(n, 2);
-	ck_assert_str_ne(file_text("in"), "");
+	ck_assert_str_eq(file_text("in"), TWO_NDJSON);
+	read_two(seen);
+	ck_assert_int_eq(seen[0], 1);
+	ck_assert_int_eq(seen[1], 1);
 }
 END_TEST
 
@@ -612,7 +618,7 @@ static void wait_logged(int64_t id, const char *text)
 		ck_assert_msg(jobd_util_mono_ms() < end,
 			      "job %lld never logged \"%s\"", (long long)id,
 			      text);
-		sleep_ms(50);
+		jobd_test_sleep_ms(50);
 	}
 }
 
@@ -634,7 +640,7 @@ START_TEST(test_write_to_a_topic_waits_for_the_broker_and_can_be_stopped)
 	ck_assert_int_gt(out.id, 0);
 	wait_logged(out.id, "import: cannot publish the records of lines 2-3 "
 			    "to topic " TOPIC " (try 1, again in 1000 ms)");
-	job = get(out.id);
+	job = jobd_test_job(st, out.id);
 	ck_assert_int_eq(job->status, JOBD_IN_PROGRESS);
 	jobd_job_free(job);
 	ck_assert_int_eq(
@@ -661,11 +667,7 @@ START_TEST(test_write_to_a_command_sends_ndjson_and_names_the_sink)
 	ck_assert_int_eq(atomic_load(&write_rc), JOBD_HANDLER_DONE);
 	ck_assert(!job->with_errors);
 	jobd_job_free(job);
-	ck_assert_str_eq(
-		file_text("in"),
-		"{\"id\":\"c1\",\"name\":\"Ann Lee\",\"email\":"
-		"\"ann@example.org\"}\n"
-		"{\"id\":\"c2\",\"name\":\"Zoë 李\",\"email\":\"\"}\n");
+	ck_assert_str_eq(file_text("in"), TWO_NDJSON);
 	ck_assert_str_eq(file_text("env"), "copy\n");
 }
 END_TEST

@@ -3143,12 +3143,5 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-	int rc;
-
-	redis = jobd_test_redis_start();
-	if (!redis)
-		jobd_test_skip_or_fail("redis-server not available");
-	rc = jobd_test_run_suite(store_suite());
-	jobd_test_redis_stop(redis);
-	return rc;
+	return jobd_test_run_suite_with_redis(store_suite, &redis);
 }

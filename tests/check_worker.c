@@ -38,10 +38,11 @@ static struct jobd_test_redis *redis;
 static struct jobd_conf *conf;
 static struct jobd_store *st;
 static struct jobd_workers *pool;
+static struct jobd_test_pool tp;
 
 static void start(int workers, const char *extra)
 {
-	char text[4096], err[512];
+	char text[4096];
 
 	snprintf(text, sizeof(text),
 		 "[redis]\naddress = %s\nprefix = t\n"
@@ -50,32 +51,18 @@ static void start(int workers, const char *extra)
 		 "[type.retry]\nhandler = noop\nretries = 2\n"
 		 "retry_backoff = 100ms\n%s",
 		 jobd_test_redis_address(redis), workers, extra ? extra : "");
-	jobd_test_redis_flush(redis);
-	conf = jobd_conf_parse(text, strlen(text), "test.conf", err,
-			       sizeof(err));
-	ck_assert_msg(conf != NULL, "conf: %s", err);
-	st = jobd_store_new(conf, err, sizeof(err));
-	ck_assert_msg(st != NULL, "store: %s", err);
-	jobd_handlers_register_builtin();
-	pool = jobd_workers_start(conf, err, sizeof(err));
-	ck_assert_msg(pool != NULL, "workers: %s", err);
+	jobd_test_pool_start(&tp, redis, text);
+	conf = tp.conf;
+	st = tp.st;
+	pool = tp.pool;
 }
 
 static void teardown(void)
 {
-	jobd_workers_stop(pool);
-	pool = NULL;
-	jobd_store_free(st);
-	st = NULL;
-	jobd_conf_free(conf);
+	jobd_test_pool_stop(&tp);
 	conf = NULL;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
+	st = NULL;
+	pool = NULL;
 }
 
 static int64_t submit(const char *type, const char *payload, bool low)
@@ -90,18 +77,9 @@ static int64_t submit(const char *type, const char *payload, bool low)
 	return out.id;
 }
 
-static struct jobd_job *get(int64_t id)
-{
-	struct jobd_job *job = NULL;
-	int64_t now;
-
-	ck_assert_int_eq(jobd_store_get(st, id, &job, &now), 0);
-	return job;
-}
-
 static enum jobd_status status_of(int64_t id)
 {
-	struct jobd_job *job = get(id);
+	struct jobd_job *job = jobd_test_job(st, id);
 	enum jobd_status s = job->status;
 
 	jobd_job_free(job);
@@ -110,7 +88,7 @@ static enum jobd_status status_of(int64_t id)
 
 static double progress_of(int64_t id)
 {
-	struct jobd_job *job = get(id);
+	struct jobd_job *job = jobd_test_job(st, id);
 	double p = job->progress;
 
 	jobd_job_free(job);
@@ -131,7 +109,7 @@ static void wait_status(int64_t id, enum jobd_status s, int ms)
 			      "job %lld is %s after %d ms, expected %s",
 			      (long long)id, jobd_status_names[cur], ms,
 			      jobd_status_names[s]);
-		sleep_ms(10);
+		jobd_test_sleep_ms(10);
 	}
 }
 
@@ -147,7 +125,7 @@ static void op(enum jobd_op o, int64_t id)
 /* "acc" of the job's checkpoint, -1 if none. */
 static int64_t checkpoint_field(int64_t id, const char *field)
 {
-	struct jobd_job *job = get(id);
+	struct jobd_job *job = jobd_test_job(st, id);
 	json_t *j = job->checkpoint ? json_loads(job->checkpoint, 0, NULL) :
 				      NULL;
 	int64_t v = -1;
@@ -169,7 +147,7 @@ START_TEST(test_worker_noop_jobs_finish)
 		ids[i] = submit("noop", "{\"steps\": 3}", false);
 	for (int i = 0; i < 20; i++) {
 		wait_status(ids[i], JOBD_FINISHED, 10000);
-		job = get(ids[i]);
+		job = jobd_test_job(st, ids[i]);
 		ck_assert(job->progress == 100);
 		ck_assert_int_eq(job->errors, 0);
 		ck_assert(!job->with_errors);
@@ -194,7 +172,7 @@ START_TEST(test_worker_progress_reported_while_running)
 		p = progress_of(id);
 		if (p > 0 && p < 100)
 			seen = p;
-		sleep_ms(20);
+		jobd_test_sleep_ms(20);
 	}
 	ck_assert_int_eq(status_of(id), JOBD_FINISHED);
 	ck_assert_msg(seen > 0, "no intermediate progress was visible");
@@ -219,7 +197,7 @@ START_TEST(test_worker_parent_waits_for_children_holding_no_worker)
 		    false);
 	end = jobd_util_mono_ms() + 15000;
 	for (;;) {
-		job = get(id);
+		job = jobd_test_job(st, id);
 		if (job->status == JOBD_FINISHED) {
 			jobd_job_free(job);
 			break;
@@ -231,10 +209,10 @@ START_TEST(test_worker_parent_waits_for_children_holding_no_worker)
 		jobd_job_free(job);
 		ck_assert_msg(jobd_util_mono_ms() < end,
 			      "parent never finished");
-		sleep_ms(20);
+		jobd_test_sleep_ms(20);
 	}
 	ck_assert(saw_waiting);
-	job = get(id);
+	job = jobd_test_job(st, id);
 	ck_assert_int_eq(job->children.total, 3);
 	ck_assert_int_eq(job->children.finished, 3);
 	ck_assert(!job->with_errors);
@@ -257,7 +235,7 @@ START_TEST(test_worker_parent_finishes_with_errors_when_a_child_failed)
 		    "{\"fail\": true}}",
 		    false);
 	wait_status(id, JOBD_FINISHED, 10000);
-	job = get(id);
+	job = jobd_test_job(st, id);
 	ck_assert(job->with_errors);
 	ck_assert_int_eq(job->errors, 0);
 	ck_assert_int_eq(job->children.errors, 2);
@@ -274,7 +252,7 @@ START_TEST(test_worker_retries_with_backoff_then_finished_with_errors)
 	start(2, NULL);
 	id = submit("retry", "{\"fail_attempts\": 2}", false);
 	wait_status(id, JOBD_FINISHED, 15000);
-	job = get(id);
+	job = jobd_test_job(st, id);
 	ck_assert_int_eq(job->attempt, 3);
 	ck_assert_int_eq(job->errors, 2);
 	ck_assert(job->with_errors);
@@ -285,7 +263,7 @@ START_TEST(test_worker_retries_with_backoff_then_finished_with_errors)
 	/* Out of retries: the failure stands. */
 	id = submit("retry", "{\"fail\": true}", false);
 	wait_status(id, JOBD_FINISHED, 15000);
-	job = get(id);
+	job = jobd_test_job(st, id);
 	ck_assert_int_eq(job->attempt, 3);
 	ck_assert_int_eq(job->errors, 3);
 	jobd_job_free(job);
@@ -305,7 +283,7 @@ START_TEST(test_worker_stop_and_resume_continue_from_checkpoint)
 	end = jobd_util_mono_ms() + 10000;
 	while (progress_of(id) < 40) {
 		ck_assert(jobd_util_mono_ms() < end);
-		sleep_ms(5);
+		jobd_test_sleep_ms(5);
 	}
 	op(JOBD_OP_STOP, id);
 	wait_status(id, JOBD_STOPPED, 5000);
@@ -322,7 +300,7 @@ START_TEST(test_worker_stop_and_resume_continue_from_checkpoint)
 		if (p < low)
 			low = p;
 		ck_assert(jobd_util_mono_ms() < end);
-		sleep_ms(5);
+		jobd_test_sleep_ms(5);
 	}
 	/* Never back to 0: the second attempt started at the checkpoint. */
 	ck_assert_msg(low >= stopped_at,
@@ -347,10 +325,10 @@ START_TEST(test_worker_uninterruptible_stays_stopping_until_the_end)
 		    "\"uninterruptible\": true}",
 		    false);
 	wait_status(id, JOBD_IN_PROGRESS, 5000);
-	sleep_ms(200);
+	jobd_test_sleep_ms(200);
 	op(JOBD_OP_STOP, id);
 	ck_assert_int_eq(status_of(id), JOBD_STOPPING);
-	sleep_ms(400);
+	jobd_test_sleep_ms(400);
 	ck_assert_int_eq(status_of(id), JOBD_STOPPING);
 	/* It ends its work, then the job finishes. */
 	wait_status(id, JOBD_FINISHED, 5000);
@@ -373,12 +351,12 @@ START_TEST(test_worker_force_stop_fences_the_attempt)
 		    "\"uninterruptible\": true}",
 		    false);
 	wait_status(id, JOBD_IN_PROGRESS, 5000);
-	sleep_ms(200);
+	jobd_test_sleep_ms(200);
 	op(JOBD_OP_STOP, id);
-	sleep_ms(300);
+	jobd_test_sleep_ms(300);
 	ck_assert_int_eq(status_of(id), JOBD_STOPPING);
 	op(JOBD_OP_FORCE_STOP, id);
-	job = get(id);
+	job = jobd_test_job(st, id);
 	ck_assert_int_eq(job->status, JOBD_STOPPED);
 	ck_assert(job->inconsistent);
 	attempt = job->attempt;
@@ -400,10 +378,10 @@ START_TEST(test_worker_force_stop_fences_the_attempt)
 		ck_assert_msg(jobd_util_mono_ms() < end,
 			      "handler not abandoned: fenced %lld running %d",
 			      (long long)ws.fenced, ws.running);
-		sleep_ms(20);
+		jobd_test_sleep_ms(20);
 	}
-	sleep_ms(300);
-	job = get(id);
+	jobd_test_sleep_ms(300);
+	job = jobd_test_job(st, id);
 	ck_assert_int_eq(job->status, JOBD_STOPPED);
 	ck_assert(job->progress < 99);
 	jobd_job_free(job);
@@ -425,7 +403,7 @@ START_TEST(test_worker_low_priority_deferred_under_load)
 		low[i] = submit("noop", "{\"sleep_ms\": 200}", true);
 	for (int i = 0; i < 4; i++) {
 		wait_status(normal[i], JOBD_FINISHED, 10000);
-		job = get(normal[i]);
+		job = jobd_test_job(st, normal[i]);
 		if (job->started_at > last_normal)
 			last_normal = job->started_at;
 		jobd_job_free(job);
@@ -433,7 +411,7 @@ START_TEST(test_worker_low_priority_deferred_under_load)
 	/* Idle workers take low-priority jobs, one at a time. */
 	for (int i = 0; i < 4; i++) {
 		wait_status(low[i], JOBD_FINISHED, 10000);
-		job = get(low[i]);
+		job = jobd_test_job(st, low[i]);
 		if (job->started_at < first_low)
 			first_low = job->started_at;
 		jobd_job_free(job);
@@ -462,22 +440,22 @@ START_TEST(test_worker_fair_between_a_big_root_and_small_ones)
 	/* Let the big root fill its queue first. */
 	end = jobd_util_mono_ms() + 30000;
 	for (;;) {
-		job = get(big);
+		job = jobd_test_job(st, big);
 		total = job->children.total;
 		jobd_job_free(job);
 		if (total >= 500)
 			break;
 		ck_assert(jobd_util_mono_ms() < end);
-		sleep_ms(10);
+		jobd_test_sleep_ms(10);
 	}
-	job = get(big);
+	job = jobd_test_job(st, big);
 	done_before = job->children.finished;
 	jobd_job_free(job);
 	for (int i = 0; i < 20; i++)
 		small[i] = submit("noop", "{\"sleep_ms\": 2}", false);
 	for (int i = 0; i < 20; i++)
 		wait_status(small[i], JOBD_FINISHED, 10000);
-	job = get(big);
+	job = jobd_test_job(st, big);
 	done_after = job->children.finished;
 	ck_assert_msg(done_after < 1500,
 		      "small roots waited for the big one: %lld of 2000 "
@@ -486,7 +464,7 @@ START_TEST(test_worker_fair_between_a_big_root_and_small_ones)
 	jobd_job_free(job);
 	/* The big root kept running meanwhile and ends. */
 	wait_status(big, JOBD_FINISHED, 120000);
-	job = get(big);
+	job = jobd_test_job(st, big);
 	ck_assert_int_eq(job->children.finished, 2000);
 	jobd_job_free(job);
 	(void)done_before;
@@ -532,7 +510,7 @@ START_TEST(test_worker_claims_ahead_and_hands_back_what_waits)
 		jobd_workers_stats(pool, &ws);
 		if (ws.queued == 2 || jobd_util_mono_ms() > end)
 			break;
-		sleep_ms(5);
+		jobd_test_sleep_ms(5);
 	}
 	ck_assert_int_eq(ws.running, 1);
 	ck_assert_int_eq(ws.queued, 2);
@@ -540,7 +518,7 @@ START_TEST(test_worker_claims_ahead_and_hands_back_what_waits)
 	wait_status(ahead[0], JOBD_PENDING, 3000);
 	wait_status(ahead[1], JOBD_PENDING, 3000);
 	ck_assert_int_eq(status_of(slow), JOBD_IN_PROGRESS);
-	sleep_ms(500);
+	jobd_test_sleep_ms(500);
 	ck_assert_int_eq(status_of(ahead[0]), JOBD_PENDING);
 	jobd_workers_stats(pool, &ws);
 	ck_assert_int_eq(ws.queued, 0);
@@ -549,7 +527,7 @@ START_TEST(test_worker_claims_ahead_and_hands_back_what_waits)
 	wait_status(slow, JOBD_FINISHED, 10000);
 	for (int i = 0; i < 2; i++) {
 		wait_status(ahead[i], JOBD_FINISHED, 10000);
-		job = get(ahead[i]);
+		job = jobd_test_job(st, ahead[i]);
 		ck_assert_int_eq(job->attempt, 2);
 		ck_assert(!job->with_errors);
 		jobd_job_free(job);
@@ -624,13 +602,6 @@ static Suite *suite(void)
 
 int main(void)
 {
-	int rc;
-
 	signal(SIGPIPE, SIG_IGN);
-	redis = jobd_test_redis_start();
-	if (!redis)
-		jobd_test_skip_or_fail("redis-server not available");
-	rc = jobd_test_run_suite(suite());
-	jobd_test_redis_stop(redis);
-	return rc;
+	return jobd_test_run_suite_with_redis(suite, &redis);
 }

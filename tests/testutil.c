@@ -37,6 +37,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/conf.h"
+#include "engine/worker.h"
+#include "handlers/builtin.h"
+#include "store/store.h"
+
 #define REDIS_READY_MS 10000 /* ms redis-server may take to answer PING */
 #define REDIS_IO_MS 5000     /* ms, timeout of one command on the socket */
 #define REDIS_MAX 8	     /* servers one test program may run at once */
@@ -561,4 +566,45 @@ void jobd_test_rmrf(const char *dir)
 {
 	if (dir)
 		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void jobd_test_pool_start(struct jobd_test_pool *p, struct jobd_test_redis *r,
+			  const char *text)
+{
+	char err[512];
+
+	jobd_test_redis_flush(r);
+	p->conf = jobd_conf_parse(text, strlen(text), "test.conf", err,
+				  sizeof(err));
+	ck_assert_msg(p->conf != NULL, "conf: %s", err);
+	p->st = jobd_store_new(p->conf, err, sizeof(err));
+	ck_assert_msg(p->st != NULL, "store: %s", err);
+	jobd_handlers_register_builtin();
+	p->pool = jobd_workers_start(p->conf, err, sizeof(err));
+	ck_assert_msg(p->pool != NULL, "workers: %s", err);
+}
+
+void jobd_test_pool_stop(struct jobd_test_pool *p)
+{
+	jobd_workers_stop(p->pool);
+	jobd_store_free(p->st);
+	jobd_conf_free(p->conf);
+	memset(p, 0, sizeof(*p));
+}
+
+struct jobd_job *jobd_test_job(struct jobd_store *st, long long id)
+{
+	struct jobd_job *job = NULL;
+	int64_t now;
+
+	ck_assert_int_eq(jobd_store_get(st, id, &job, &now), 0);
+	ck_assert_msg(job != NULL, "job %lld is gone", id);
+	return job;
+}
+
+void jobd_test_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
 }

@@ -105,4 +105,34 @@ char *jobd_test_tmpdir(void);
 /* Removes DIR and everything below it; symlinks are not followed. */
 void jobd_test_rmrf(const char *dir);
 
+struct jobd_conf;
+struct jobd_store;
+struct jobd_workers;
+struct jobd_job;
+
+/* A worker pool of jobd's on a test's Redis, with a store of the test's. */
+struct jobd_test_pool {
+	struct jobd_conf *conf;
+	struct jobd_store *st;
+	struct jobd_workers *pool;
+};
+
+/*
+ * Flushes R, parses TEXT (a whole conf, its [redis] address pointing at
+ * R), opens a store, registers the built-in handlers and starts a worker
+ * pool into *P; a failure fails the test. Register a test's own handlers
+ * before, or after if the pool has no job of theirs yet.
+ */
+void jobd_test_pool_start(struct jobd_test_pool *p, struct jobd_test_redis *r,
+			  const char *text);
+
+/* Stops the pool and frees what jobd_test_pool_start() made. */
+void jobd_test_pool_stop(struct jobd_test_pool *p);
+
+/* Job ID as the store reads it (caller frees); fails the test if absent. */
+struct jobd_job *jobd_test_job(struct jobd_store *st, long long id);
+
+/* Sleeps MS milliseconds. */
+void jobd_test_sleep_ms(int ms);
+
 #endif
