@@ -703,11 +703,14 @@ START_TEST(test_last_message_of_an_empty_or_missing_topic)
 			 0);
 	ck_assert_ptr_null(key);
 	ck_assert_int_eq(off, -1);
+	key = (char *)"x";
+	off = 7;
 	ck_assert_int_eq(jobd_kafka_last_message(NULL, bootstraps(), "t.none",
 						 0, 10000, &key, &off, errstr,
 						 sizeof(errstr)),
 			 0);
 	ck_assert_ptr_null(key);
+	ck_assert_int_eq(off, -1);
 }
 END_TEST
 
