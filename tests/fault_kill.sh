@@ -186,7 +186,7 @@ sentinels() {
 # under the Redis prefix jobd_NAME.
 ingest() {
 	local name=$1 brokers=$2 t=$3 p=jobd_$1 c=ingest_$1 expected=0 r n
-	local partial=0 at_kill=() noid before target deadline ns
+	local partial=0 ingesting=0 at_kill=() noid before target deadline ns limit log_at
 
 	ingest_conf "$c" "$p" "$brokers" "$t" "ingest-$run_id"
 	: >"$work/ids"
@@ -213,8 +213,9 @@ ingest() {
 		# Kill at a random point, 10 to 60 % into what is left, with
 		# backpressure halfway from there to the end.
 		target=$((before + (expected - before) * (10 + RANDOM % 50) / 100))
-		ingest_conf "$c" "$p" "$brokers" "$t" "ingest-$run_id" \
-			$((target + (expected - target) / 2))
+		limit=$((target + (expected - target) / 2))
+		ingest_conf "$c" "$p" "$brokers" "$t" "ingest-$run_id" "$limit"
+		log_at=$(wc -l <"$work/$c.log" 2>/dev/null || echo 0)
 		start_jobd "$c"
 		deadline=$((SECONDS + 60))
 		while n=$(count) && [ "$n" -lt "$target" ]; do
@@ -225,7 +226,15 @@ ingest() {
 		kill9_jobd "$c"
 		n=$(count)
 		[ "$n" -lt "$expected" ] && partial=$((partial + 1))
-		at_kill+=("$n")
+		# The consumer had not paused at the backpressure limit (its
+		# log says so when it does): it was still taking batches in,
+		# not waiting with nothing in flight.
+		if tail -n +"$((log_at + 1))" "$work/$c.log" | grep -q "jobs pending (limit [0-9]*): pausing"; then
+			at_kill+=("$n,paused")
+		else
+			ingesting=$((ingesting + 1))
+			at_kill+=("$n")
+		fi
 	done
 	echo "# $name: jobs after each kill: ${at_kill[*]} (bursts end at $BURST, $((2 * BURST)), ...) [$((SECONDS - t_start)) s]"
 	# The rest, up to the sentinels that follow it.
@@ -239,6 +248,9 @@ ingest() {
 
 	[ "$partial" -eq "$ROUNDS" ] ||
 		fail "$name: only $partial of $ROUNDS kills landed mid-burst (jobs after each kill: ${at_kill[*]})"
+	# One round may find a batch that crossed the limit at once.
+	[ "$ingesting" -ge $((ROUNDS - 1)) ] ||
+		fail "$name: only $ingesting of $ROUNDS kills landed while the consumer was ingesting (jobs after each kill: ${at_kill[*]})"
 	expected=$((expected + ns))
 	cat "$work/sentinels.1" >>"$work/ids"
 	assert_eq "$expected" "$(count)" "$name: jobs for $expected messages"
