@@ -40,8 +40,10 @@
  *               thread is doing meanwhile (blocked in a call to a Redis
  *               cut off, say). Another instance can take the job only
  *               once the whole lease has passed in Redis since that
- *               renewal reached it, so a job never runs in two places:
- *               an exec handler's tree is killed a heartbeat before.
+ *               renewal reached it, so an exec job never runs in two
+ *               places: its tree is killed a heartbeat before, from the
+ *               guard's thread (jobd_ctx_kill_fd). A C handler can only
+ *               be asked to return; its writes are dropped.
  *
  * A job's attempt is a struct jobd_ctx, on the live list from its claim
  * until its finish (or hand-back) was written or it was dropped. Every
