@@ -12,7 +12,10 @@
 #    halfway between that point and the end of the burst, so however fast
 #    it ingests (and however slowly this script polls on a busy machine)
 #    the kill lands before the burst is all jobs: backpressure holds it
-#    back, at most a few batches past the limit. Four bursts, four
+#    back, at most a few batches past the limit. So a kill finds the
+#    consumer taking batches in, or paused at the limit with its last
+#    asynchronous commits perhaps not done; at least one kill of four
+#    must find it taking batches in (its log shows no pause). Four bursts, four
 #    kills, then sentinels (one message per partition after all others)
 #    and one more start that reads up to them and stops with SIGTERM.
 #    Asserted: as many jobs as messages; every message id has its job; the
@@ -248,8 +251,9 @@ ingest() {
 
 	[ "$partial" -eq "$ROUNDS" ] ||
 		fail "$name: only $partial of $ROUNDS kills landed mid-burst (jobs after each kill: ${at_kill[*]})"
-	# One round may find a batch that crossed the limit at once.
-	[ "$ingesting" -ge $((ROUNDS - 1)) ] ||
+	# Batches can cross the limit before the kill: some rounds find
+	# the consumer paused, but not all.
+	[ "$ingesting" -ge 1 ] ||
 		fail "$name: only $ingesting of $ROUNDS kills landed while the consumer was ingesting (jobs after each kill: ${at_kill[*]})"
 	expected=$((expected + ns))
 	cat "$work/sentinels.1" >>"$work/ids"
