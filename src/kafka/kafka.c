@@ -62,6 +62,20 @@ int kafka_set(rd_kafka_conf_t *kconf, const char *name, const char *value,
 	return -1;
 }
 
+rd_kafka_t *kafka_new_consumer(rd_kafka_conf_t *kconf, char *errstr,
+			       size_t errstr_size)
+{
+	rd_kafka_t *rk =
+		rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
+
+	if (!rk) {
+		rd_kafka_conf_destroy(kconf);
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
 const char *jobd_kafka_version(void)
 {
 	return rd_kafka_version_str();
@@ -257,13 +271,10 @@ jobd_kafka_consumer_new(const struct jobd_conf *conf, const char *brokers,
 	}
 	rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
 	rd_kafka_conf_set_opaque(kconf, kc);
-	kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
-	if (!kc->rk) {
-		rd_kafka_conf_destroy(kconf);
+	kc->rk = kafka_new_consumer(kconf, errstr, errstr_size);
+	kconf = NULL; /* owned by rk, or freed */
+	if (!kc->rk)
 		goto err_free;
-	}
-	kconf = NULL; /* now owned by rk */
-	rd_kafka_poll_set_consumer(kc->rk);
 	subs = rd_kafka_topic_partition_list_new((int)ntopics);
 	for (size_t i = 0; i < ntopics; i++)
 		rd_kafka_topic_partition_list_add(subs, topics[i],

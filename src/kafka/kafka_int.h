@@ -41,4 +41,12 @@ rd_kafka_conf_t *kafka_new_conf(const struct jobd_conf *conf,
 				const char *const *defaults, char *errstr,
 				size_t errstr_size);
 
+/*
+ * A consumer handle made from KCONF (taken, freed on failure too), its
+ * main queue forwarded to the consumer queue; NULL with the reason in
+ * ERRSTR. For group consumers and for readers that never join one.
+ */
+rd_kafka_t *kafka_new_consumer(rd_kafka_conf_t *kconf, char *errstr,
+			       size_t errstr_size);
+
 #endif

@@ -150,13 +150,9 @@ int jobd_kafka_last_message(const struct jobd_conf *conf, const char *brokers,
 	kconf = kafka_new_conf(conf, brokers, defaults, errstr, errstr_size);
 	if (!kconf)
 		return -1;
-	rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
-	if (!rk) {
-		rd_kafka_conf_destroy(kconf);
+	rk = kafka_new_consumer(kconf, errstr, errstr_size);
+	if (!rk)
 		return -1;
-	}
-	kconf = NULL; /* now owned by rk */
-	rd_kafka_poll_set_consumer(rk);
 	rc = topic_exists(rk, topic, timeout_ms, errstr, errstr_size);
 	if (rc == 1) {
 		rc = 0;
@@ -259,13 +255,10 @@ jobd_kafka_reader_new(const struct jobd_conf *conf, const char *brokers,
 	kconf = kafka_new_conf(conf, brokers, defaults, errstr, errstr_size);
 	if (!kconf)
 		goto err_free;
-	r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
-	if (!r->rk) {
-		rd_kafka_conf_destroy(kconf);
+	r->rk = kafka_new_consumer(kconf, errstr, errstr_size);
+	kconf = NULL; /* owned by rk, or freed */
+	if (!r->rk)
 		goto err_free;
-	}
-	kconf = NULL; /* now owned by rk */
-	rd_kafka_poll_set_consumer(r->rk);
 	rc = topic_partitions(r->rk, topic, timeout_ms, nparts, errstr,
 			      errstr_size);
 	if (rc == 0)
