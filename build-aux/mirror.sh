@@ -7,7 +7,7 @@
 # comment can change freely). "check" fails the build when a file's code no
 # longer matches its line: the Lua changed, and nobody has looked at the C
 # that mirrors it since. Whoever changes one of them changes the module the
-# same way (or finds it needs nothing), runs tests/module.sh, then
+# same way (or finds it needs nothing), runs tests/equivalence/module.sh, then
 # "make mirror-update" to record the new fingerprints with the change.
 set -eu
 
@@ -32,7 +32,7 @@ update)
 	{
 		echo "# The code of the Lua files src/store/module/ mirrors in C, as"
 		echo "# build-aux/mirror.sh reads it. Update with 'make mirror-update'"
-		echo "# only after the module matches (tests/module.sh)."
+		echo "# only after the module matches (tests/equivalence/module.sh)."
 		current
 	} >"$sums.tmp"
 	mv "$sums.tmp" "$sums"
@@ -49,7 +49,7 @@ check)
 	done <"${TMPDIR:-/tmp}/mirror.$$"
 	rm -f "${TMPDIR:-/tmp}/mirror.$$"
 	if [ $bad = 1 ]; then
-		echo "mirror.sh: make src/store/module/ (lib.c, create.c, claim.c, finish.c) do what the Lua now does, or see that it need not; run tests/module.sh; then 'make mirror-update' and commit src/store/module/mirror.sums with the change (docs/redis-module.md)" >&2
+		echo "mirror.sh: make src/store/module/ (lib.c, create.c, claim.c, finish.c) do what the Lua now does, or see that it need not; run tests/equivalence/module.sh; then 'make mirror-update' and commit src/store/module/mirror.sums with the change (docs/redis-module.md)" >&2
 		exit 1
 	fi
 	;;

@@ -81,7 +81,7 @@ assert_contains() {
 
 # The scripts/redis arguments that load jobd's Redis module (make builds
 # it): every test runs with it unless JOBD_TEST_MODULE=no, so the module's
-# paths are tested by all of them; tests/module.sh compares it with the
+# paths are tested by all of them; tests/equivalence/module.sh compares it with the
 # Lua functions alone.
 module_args() {
 	local so=$top_builddir/src/store/module/jobd.so
@@ -151,12 +151,12 @@ kafka_address() {
 	echo "$JOBD_TEST_KAFKA"
 }
 
-# The consume role alone: tests/kafka_driver (JOBD_KAFKA_DRIVER overrides).
+# The consume role alone: tests/drivers/kafka_driver (JOBD_KAFKA_DRIVER overrides).
 # start_kafka_driver NAME DIR ARGS...: runs it with ARGS in the background,
 # its output appended to DIR/NAME.out and DIR/NAME.err, its pid in
 # $pid_NAME (NAME is a shell name); killed at exit.
 start_kafka_driver() {
-	local name=$1 dir=$2 bin=${JOBD_KAFKA_DRIVER:-$top_builddir/tests/kafka_driver}
+	local name=$1 dir=$2 bin=${JOBD_KAFKA_DRIVER:-$top_builddir/tests/drivers/kafka_driver}
 	shift 2
 	[ -x "$bin" ] || fail "missing $bin (make check builds it)"
 	"$bin" "$@" >>"$dir/$name.out" 2>>"$dir/$name.err" &

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 
 #include "handlers/csv.h"
-#include "tests/memread.h"
+#include "tests/unit/memread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

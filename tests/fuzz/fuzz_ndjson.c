@@ -27,7 +27,7 @@
 
 #include "handlers/csv.h"
 #include "handlers/ndjson.h"
-#include "tests/memread.h"
+#include "tests/unit/memread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# backfill.sh: a store written by an earlier version (no P:ended, the log
+# search index as per-minute sets of job ids, P:logmin:MINUTE) is brought
+# up to this version's indexes by jobd itself when it starts: the
+# cleanup job "cleanup:backfill" indexes every ended root and converts
+# the log sets, the search across jobs then finds what was logged before,
+# retention then deletes what expired, and fsck finds nothing to repair.
+set -euo pipefail
+. "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
+
+start_redis
+dir=$(mktemp -d "${TMPDIR:-/tmp}/jobd-backfill.XXXXXX")
+on_exit "rm -rf '$dir'"
+cat >"$dir/jobd.conf" <<CONF
+[engine]
+roles = work
+workers = 2
+CONF
+export JOBD_CONFIG=$dir/jobd.conf
+jobd_pid=
+start() {
+	"$top_builddir/src/jobd" 2>>"$dir/jobd.log" &
+	jobd_pid=$!
+}
+stop() {
+	kill "$jobd_pid" 2>/dev/null || true
+	wait "$jobd_pid" 2>/dev/null || true
+	jobd_pid=
+}
+on_exit 'stop'
+wait_finished() { # N
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ "$(rcli hget jobd:count finished)" -ge "$1" ] 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "only $(rcli hget jobd:count finished) jobs finished, want $1"
+}
+
+# Some history under this version: 30 roots that ended.
+jobctl submit noop --count 30 >/dev/null
+start
+wait_finished 30
+stop
+# ... made into the store of an earlier version: no P:ended, no
+# backfill done, no log index but a set for a minute 10 minutes ago of
+# a job that logged then.
+now=$(date +%s%3N)
+m=$((now - now % 60000 - 600000))
+old=$(jobctl submit noop)
+rcli xadd "jobd:log:$old" "$((m + 1234))-0" level warn attempt 0 msg "logged by an earlier version" >/dev/null
+rcli sadd "jobd:logmin:$m" "$old" >/dev/null
+for k in $(rcli --scan --pattern 'jobd:logix:*'); do rcli del "$k" >/dev/null; done
+rcli del jobd:ended jobd:backfill >/dev/null
+rcli del "jobd:key:cleanup:backfill" >/dev/null
+[ -z "$(jobctl logs --all --since 1h --grep 'earlier version')" ] ||
+	fail "the earlier version's entry is indexed already"
+
+# jobd starts: the backfill runs at once, not within the hour.
+start
+for ((i = 0; i < 600; i++)); do
+	[ "$(rcli hget jobd:backfill logs)" = done ] && [ "$(rcli hget jobd:backfill ended)" = done ] && break
+	sleep 0.1
+done
+assert_eq done "$(rcli hget jobd:backfill ended)" "P:backfill ended"
+assert_eq done "$(rcli hget jobd:backfill logs)" "P:backfill logs"
+id=$(rcli get jobd:key:cleanup:backfill)
+[ -n "$id" ] || fail "no cleanup:backfill job"
+# 30 noop roots, the old one, and the cleanup jobs, once all ran.
+for ((i = 0; i < 600; i++)); do
+	[ "$(rcli hget jobd:count pending)" = 0 ] && [ "$(rcli hget jobd:count in_progress)" = 0 ] && break
+	sleep 0.1
+done
+ended=$(jobctl list --status finished --system --json --limit 1000 |
+	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
+[ "$ended" -ge 31 ] || fail "only $ended finished roots"
+assert_eq "$ended" "$(rcli zcard jobd:ended)" "every finished root in P:ended"
+assert_eq 0 "$(rcli --scan --pattern 'jobd:logmin:*' | wc -l)" "the log sets converted"
+found=$(jobctl logs --all --since 1h --grep 'earlier version')
+assert_contains "$found" "[$old]" "the search finds the earlier version's entry"
+jobctl fsck >"$dir/fsck.out" || fail "fsck after the backfill: $(cat "$dir/fsck.out")"
+stop
+
+# Retention then deletes every root that ended (a cutoff in the future).
+cat >>"$dir/jobd.conf" <<CONF
+[retention]
+jobs = 1ms
+CONF
+rcli del "jobd:key:cleanup:backfill" >/dev/null
+for k in $(rcli --scan --pattern 'jobd:key:cleanup:*'); do rcli del "$k" >/dev/null; done
+start
+for ((i = 0; i < 600; i++)); do
+	[ "$(rcli exists "jobd:job:$old")" = 0 ] && break
+	sleep 0.1
+done
+assert_eq 0 "$(rcli exists "jobd:job:$old")" "retention deleted the old job"
+echo "PASS: backfill"

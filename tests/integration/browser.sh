@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# tests/integration/browser.sh: the monitor page in headless Chromium (Debian's
+# chromium driven by playwright-core from npm; never `playwright install`).
+# Starts redis-server, the monitor (tests/drivers/http_driver) and its scripted
+# worker, then runs tests/integration/browser/monitor.test.mjs. Screenshots go to
+# tests/integration/browser/screenshots/ (git-ignored). Skips (77) when chromium, node
+# or npm is missing, unless CI=true.
+set -euo pipefail
+. "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
+
+DRIVER=${HTTP_DRIVER:-$top_builddir/tests/drivers/http_driver}
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+dir=$top_srcdir/tests/browser
+[ -x "$DRIVER" ] || fail "$DRIVER not built"
+[ -x "$CHROMIUM" ] || skip_or_fail "chromium not found at $CHROMIUM (run scripts/bootstrap)"
+need node
+if [ ! -d "$dir/node_modules/playwright-core" ]; then
+	need npm
+	(cd "$dir" && npm install --no-audit --no-fund --silent) ||
+		skip_or_fail "cannot install playwright-core from npm"
+fi
+
+start_redis
+work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-browser.XXXXXX")
+on_exit "rm -rf '$work'"
+printf '%s\n' "[redis]" "address = $JOBD_REDIS" "[http]" "listen = 127.0.0.1:0" \
+	"[type.import]" "handler = noop" "restartable = yes" \
+	"[type.refactor]" "handler = noop" "system = yes" \
+	"[type.fixed]" "handler = noop" "stoppable = no" >"$work/jobd.conf"
+
+start() { # NAME ARGS...
+	local name=$1 i
+	shift
+	"$DRIVER" "$work/jobd.conf" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+	echo $! >"$work/$name.pid"
+	on_exit "kill \$(cat '$work/$name.pid') 2>/dev/null || true"
+	for i in $(seq 100); do
+		grep -q 'listening\|worker ready' "$work/$name.out" 2>/dev/null && return 0
+		kill -0 "$(cat "$work/$name.pid")" 2>/dev/null ||
+			fail "$name exited: $(cat "$work/$name.err")"
+		sleep 0.1
+	done
+	fail "$name did not start"
+}
+start http
+start worker --worker
+BASE=http://$(awk '/listening/ { print $2 }' "$work/http.out")
+
+mkdir -p "$dir/screenshots"
+BASE=$BASE CHROMIUM=$CHROMIUM SCREENSHOTS=$dir/screenshots USER_DATA=$work/chrome \
+	timeout 180 node "$dir/monitor.test.mjs" ||
+	fail "browser test failed (monitor log: $(tail -5 "$work/http.err"))"
+echo "PASS: browser"

@@ -1,0 +1,3147 @@
+/*
+ * check_store: the job store (the C files of src/store/ and its Lua functions)
+ * against a real, private redis-server.
+ *
+ * Each test drives the store the way its callers do: the engine's calls
+ * (create, claim, report, finish, handback, heartbeat, expire) and the
+ * operator's operations (jobd_store_op), then reads the jobs back and
+ * asserts their statuses, fields and refusal texts (docs/design.md,
+ * "State machine").
+ * check_tree() verifies after each step that every parent's children_*
+ * counters and overall progress agree with what its children really are.
+ */
+#include "config.h"
+
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include "base/log.h"
+#include "base/util.h"
+
+#include "testutil.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct jobd_test_redis *redis;
+static struct jobd_conf *conf;
+static struct jobd_store *st;
+
+static const char conf_text[] = "[type.nostop]\n"
+				"handler = noop\n"
+				"stoppable = no\n"
+				"[type.again]\n"
+				"handler = noop\n"
+				"restartable = yes\n"
+				"[type.flaky]\n"
+				"handler = noop\n"
+				"retries = 2\n"
+				"retry_backoff = 1ms\n"
+				"[type.sys]\n"
+				"handler = noop\n"
+				"system = yes\n";
+
+static void setup(void)
+{
+	char err[512];
+
+	jobd_test_redis_flush(redis);
+	conf = jobd_conf_parse(conf_text, strlen(conf_text), "test", err,
+			       sizeof(err));
+	ck_assert_msg(conf != NULL, "conf: %s", err);
+	free(conf->redis_address);
+	conf->redis_address = strdup(jobd_test_redis_address(redis));
+	st = jobd_store_new(conf, err, sizeof(err));
+	ck_assert_msg(st != NULL, "store: %s", err);
+}
+
+static void teardown(void)
+{
+	jobd_store_free(st);
+	st = NULL;
+	jobd_conf_free(conf);
+	conf = NULL;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* --- helpers ----------------------------------------------------------- */
+
+static int64_t create_full(const char *type, int64_t parent, const char *key,
+			   bool low, const char *run_by, bool *existed)
+{
+	struct jobd_spec spec = { .type = type,
+				  .parent = parent,
+				  .key = key,
+				  .low_priority = low,
+				  .run_by = run_by };
+	struct jobd_created out;
+
+	ck_assert_int_eq(jobd_store_create(st, "tester", &spec, 1, &out), 0);
+	ck_assert_msg(out.error[0] == '\0', "create %s under %lld: %s", type,
+		      (long long)parent, out.error);
+	ck_assert_int_gt(out.id, 0);
+	if (existed)
+		*existed = out.existed;
+	return out.id;
+}
+
+static int64_t create(const char *type, int64_t parent)
+{
+	return create_full(type, parent, NULL, false, NULL, NULL);
+}
+
+/* Creation refused: returns the reason (static buffer). */
+static const char *create_refused(const char *type, int64_t parent)
+{
+	static char why[200];
+	struct jobd_spec spec = { .type = type, .parent = parent };
+	struct jobd_created out;
+
+	ck_assert_int_eq(jobd_store_create(st, "tester", &spec, 1, &out), 0);
+	ck_assert_int_eq(out.id, 0);
+	ck_assert_msg(out.error[0], "create %s under %lld was not refused",
+		      type, (long long)parent);
+	snprintf(why, sizeof(why), "%s", out.error);
+	return why;
+}
+
+static struct jobd_job *get(int64_t id)
+{
+	struct jobd_job *job;
+	int64_t now;
+
+	ck_assert_int_eq(jobd_store_get(st, id, &job, &now), 0);
+	return job;
+}
+
+static const char *status(int64_t id)
+{
+	struct jobd_job *job = get(id);
+	const char *s = jobd_status_names[job->status];
+
+	jobd_job_free(job);
+	return s;
+}
+
+#define assert_status(id, want) ck_assert_str_eq(status(id), (want))
+
+/* Claims every ready job (up to 1000); caller frees. */
+static struct jobd_claim *claim(int max, int max_low, int64_t lease_ms,
+				size_t *n)
+{
+	struct jobd_claim *cl;
+
+	ck_assert_int_eq(jobd_store_claim(st, "test-1", max, max_low, lease_ms,
+					  &cl, n),
+			 0);
+	return cl;
+}
+
+/* Claims ready jobs and expects exactly ID among them: its attempt. */
+static int64_t claim_only(int64_t id)
+{
+	size_t n;
+	struct jobd_claim *cl = claim(100, 100, 60000, &n);
+	int64_t attempt;
+
+	ck_assert_msg(n == 1, "claimed %zu jobs, want only job %lld", n,
+		      (long long)id);
+	ck_assert_int_eq(cl[0].id, id);
+	attempt = cl[0].attempt;
+	jobd_store_claims_free(cl, n);
+	return attempt;
+}
+
+static size_t claim_count(void)
+{
+	size_t n;
+	struct jobd_claim *cl = claim(1000, 1000, 60000, &n);
+
+	jobd_store_claims_free(cl, n);
+	return n;
+}
+
+static enum jobd_result finish_full(int64_t id, int64_t attempt,
+				    enum jobd_outcome outcome, double progress,
+				    int64_t errors, const char *checkpoint)
+{
+	struct jobd_report r = { .id = id,
+				 .attempt = attempt,
+				 .progress = progress,
+				 .errors = errors,
+				 .checkpoint = checkpoint,
+				 .outcome = outcome,
+				 .message = "it broke" };
+	enum jobd_result res;
+
+	ck_assert_int_eq(jobd_store_finish(st, &r, 1, &res), 0);
+	return res;
+}
+
+static enum jobd_result finish(int64_t id, int64_t attempt,
+			       enum jobd_outcome outcome)
+{
+	return finish_full(id, attempt, outcome, -1, 0, NULL);
+}
+
+static enum jobd_result report(int64_t id, int64_t attempt, double progress,
+			       const char *checkpoint)
+{
+	struct jobd_report r = { .id = id,
+				 .attempt = attempt,
+				 .progress = progress,
+				 .checkpoint = checkpoint };
+	enum jobd_result res;
+
+	ck_assert_int_eq(jobd_store_report(st, &r, 1, &res), 0);
+	return res;
+}
+
+static enum jobd_result heartbeat(int64_t id, int64_t attempt)
+{
+	enum jobd_result res;
+
+	ck_assert_int_eq(
+		jobd_store_heartbeat(st, &id, &attempt, 1, 60000, &res), 0);
+	return res;
+}
+
+static enum jobd_result handback(int64_t id, int64_t attempt,
+				 const char *checkpoint)
+{
+	struct jobd_report r = { .id = id,
+				 .attempt = attempt,
+				 .progress = -1,
+				 .checkpoint = checkpoint };
+	enum jobd_result res;
+
+	ck_assert_int_eq(jobd_store_handback(st, "shutdown", &r, 1, &res), 0);
+	return res;
+}
+
+static void op_ok(enum jobd_op op, int64_t id)
+{
+	struct jobd_op_result out;
+
+	ck_assert_int_eq(jobd_store_op(st, op, "alice", &id, 1, &out), 0);
+	ck_assert_msg(out.ok, "%s %lld refused: %s", jobd_op_names[op],
+		      (long long)id, out.error);
+	ck_assert_int_eq(out.id, id);
+}
+
+/* OP on ID must be refused with exactly WANT; nothing may change. */
+static void op_refused(enum jobd_op op, int64_t id, const char *want)
+{
+	struct jobd_op_result out;
+	struct jobd_job *before = NULL, *after = NULL;
+	int64_t now;
+
+	jobd_store_get(st, id, &before, &now);
+	ck_assert_int_eq(jobd_store_op(st, op, "alice", &id, 1, &out), 0);
+	ck_assert_msg(!out.ok, "%s %lld was not refused", jobd_op_names[op],
+		      (long long)id);
+	ck_assert_str_eq(out.error, want);
+	jobd_store_get(st, id, &after, &now);
+	if (before) {
+		ck_assert_ptr_nonnull(after);
+		ck_assert_int_eq(after->status, before->status);
+		ck_assert_int_eq(after->low_priority, before->low_priority);
+		ck_assert_int_eq(after->attempt, before->attempt);
+		ck_assert_int_eq(after->restarts, before->restarts);
+	}
+	jobd_job_free(before);
+	jobd_job_free(after);
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+	static char bufs[4][256];
+	static int next;
+	char *b = bufs[next++ % 4];
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(b, sizeof(bufs[0]), f, ap);
+	va_end(ap);
+	return b;
+}
+
+/*
+ * The invariant of every tree: a parent's children_* counters equal a count
+ * of its direct children's statuses, and its children_progress equals the
+ * sum of their overall progress. Checked recursively; returns the number of
+ * jobs in the subtree.
+ */
+static size_t check_tree(int64_t id)
+{
+	struct jobd_job *job = get(id);
+	struct jobd_children c = { 0 };
+	double sum = 0;
+	size_t jobs = 1;
+	int64_t cursor = 0;
+
+	for (;;) {
+		struct jobd_job_list list;
+
+		ck_assert_int_eq(
+			jobd_store_children(st, id, cursor, 1000, &list), 0);
+		for (size_t i = 0; i < list.n; i++) {
+			struct jobd_job *k = list.jobs[i];
+
+			ck_assert_int_eq(k->parent, id);
+			ck_assert_int_eq(k->root, job->root);
+			c.total++;
+			switch (k->status) {
+			case JOBD_PENDING:
+				c.pending++;
+				break;
+			case JOBD_IN_PROGRESS:
+				c.in_progress++;
+				break;
+			case JOBD_STOPPING:
+				c.stopping++;
+				break;
+			case JOBD_STOPPED:
+				c.stopped++;
+				break;
+			case JOBD_FINISHED:
+				c.finished++;
+				if (k->with_errors)
+					c.errors++;
+				break;
+			case JOBD_CANCELED:
+				c.canceled++;
+				break;
+			default:
+				ck_abort_msg("bad status");
+			}
+			sum += jobd_job_overall_progress(k);
+			if (k->children.total)
+				jobs += check_tree(k->id);
+			else
+				jobs++;
+		}
+		cursor = list.next;
+		jobd_job_list_release(&list);
+		if (!cursor)
+			break;
+	}
+#define SAME(f)                                                         \
+	ck_assert_msg(job->children.f == c.f,                           \
+		      "job %lld: children_" #f " = %lld, counted %lld", \
+		      (long long)id, (long long)job->children.f,        \
+		      (long long)c.f)
+	SAME(total);
+	SAME(pending);
+	SAME(in_progress);
+	SAME(stopping);
+	SAME(stopped);
+	SAME(finished);
+	SAME(canceled);
+	SAME(errors);
+#undef SAME
+	ck_assert_msg(
+		fabs(job->children_progress - sum) < 1e-6,
+		"job %lld: children_progress %f, children's overall sum %f",
+		(long long)id, job->children_progress, sum);
+	ck_assert_msg(fabs(jobd_job_overall_progress(job) -
+			   (job->progress + sum) / (1.0 + (double)c.total)) <
+			      1e-6,
+		      "job %lld: overall progress does not match the formula",
+		      (long long)id);
+	jobd_job_free(job);
+	return jobs;
+}
+
+static int64_t count_of(enum jobd_status s)
+{
+	int64_t counts[JOBD_STATUS_COUNT];
+
+	ck_assert_int_eq(jobd_store_counts(st, counts), 0);
+	return counts[s];
+}
+
+/* --- create ------------------------------------------------------------ */
+
+START_TEST(test_create_makes_pending_job_with_policy_and_fields)
+{
+	struct jobd_spec spec = { .type = "noop",
+				  .key = "k1",
+				  .source = "jobs.records/2@1041",
+				  .payload = "{\"a\":1}",
+				  .run_by = "bob" };
+	struct jobd_created out;
+	struct jobd_job *job;
+
+	ck_assert_int_eq(jobd_store_create(st, "tester", &spec, 1, &out), 0);
+	ck_assert_str_eq(out.error, "");
+	ck_assert(!out.existed);
+	job = get(out.id);
+	ck_assert_int_eq(job->status, JOBD_PENDING);
+	ck_assert_str_eq(job->type, "noop");
+	ck_assert_str_eq(job->key, "k1");
+	ck_assert_str_eq(job->source, "jobs.records/2@1041");
+	ck_assert_str_eq(job->payload, "{\"a\":1}");
+	ck_assert_str_eq(job->run_by, "bob");
+	ck_assert_int_eq(job->parent, 0);
+	ck_assert_int_eq(job->root, out.id);
+	ck_assert_int_eq(job->attempt, 0);
+	ck_assert_int_gt(job->created_at, 1600000000000LL);
+	ck_assert_int_eq(job->started_at, 0);
+	ck_assert(!job->system);
+	ck_assert(!job->low_priority);
+	ck_assert(job->stoppable);
+	ck_assert(!job->restartable);
+	jobd_job_free(job);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 1);
+	/* The policy copied into the job, shown in its JSON (the monitor
+	 * enables Stop and Restart by it). */
+	for (int i = 0; i < 2; i++) {
+		json_t *o;
+
+		job = get(create(i ? "again" : "nostop", 0));
+		o = jobd_job_to_json(job, job->created_at);
+		ck_assert(json_is_true(json_object_get(o, "stoppable")) == i);
+		ck_assert(json_is_true(json_object_get(o, "restartable")) == i);
+		json_decref(o);
+		jobd_job_free(job);
+	}
+}
+END_TEST
+
+START_TEST(test_create_system_job_has_no_run_by)
+{
+	int64_t id = create_full("sys", 0, NULL, false, "bob", NULL);
+	struct jobd_job *job = get(id);
+
+	ck_assert(job->system);
+	ck_assert_ptr_null(job->run_by);
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_create_refuses_unknown_type_bad_payload_missing_parent)
+{
+	struct jobd_spec specs[3] = {
+		{ .type = "nosuch" },
+		{ .type = "noop", .payload = "{bad" },
+		{ .type = "noop", .parent = 999 },
+	};
+	struct jobd_created out[3];
+
+	ck_assert_int_eq(jobd_store_create(st, "t", specs, 3, out), 0);
+	ck_assert_str_eq(out[0].error, "unknown type \"nosuch\"");
+	ck_assert_int_eq(out[0].id, 0);
+	ck_assert_msg(strstr(out[1].error, "payload is not valid JSON"), "%s",
+		      out[1].error);
+	ck_assert_int_eq(out[1].id, 0);
+	ck_assert_str_eq(out[2].error, "parent 999 not found");
+	ck_assert_int_eq(out[2].id, 0);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 0);
+}
+END_TEST
+
+START_TEST(test_create_same_key_returns_same_job)
+{
+	bool existed;
+	int64_t a = create_full("noop", 0, "order-1", false, NULL, &existed);
+	int64_t b;
+
+	ck_assert(!existed);
+	b = create_full("noop", 0, "order-1", false, NULL, &existed);
+	ck_assert(existed);
+	ck_assert_int_eq(a, b);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 1);
+	/* A key is scoped to the parent: the same key under a job is new. */
+	b = create_full("noop", a, "order-1", false, NULL, &existed);
+	ck_assert(!existed);
+	ck_assert_int_ne(a, b);
+}
+END_TEST
+
+START_TEST(test_create_retried_after_lost_reply_makes_no_second_job)
+{
+	struct jobd_spec specs[4] = {
+		{ .type = "noop", .key = "m-1" },
+		{ .type = "noop", .key = "m-2" },
+		{ .type = "noop",
+		  .key = "m-1" }, /* retried in the same batch */
+		{ .type = "noop", .key = "m-2" },
+	};
+	struct jobd_created out[4], again[2];
+
+	ck_assert_int_eq(jobd_store_create(st, "t", specs, 4, out), 0);
+	ck_assert(!out[0].existed && !out[1].existed);
+	ck_assert(out[2].existed && out[3].existed);
+	ck_assert_int_eq(out[2].id, out[0].id);
+	ck_assert_int_eq(out[3].id, out[1].id);
+	/* The whole batch again, as after a dropped connection. */
+	ck_assert_int_eq(jobd_store_create(st, "t", specs, 2, again), 0);
+	ck_assert(again[0].existed && again[1].existed);
+	ck_assert_int_eq(again[0].id, out[0].id);
+	ck_assert_int_eq(again[1].id, out[1].id);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 2);
+}
+END_TEST
+
+START_TEST(test_create_in_halves_with_two_calls_on_their_way)
+{
+	struct jobd_spec a[2] = { { .type = "noop", .key = "h-1" },
+				  { .type = "nosuch", .key = "h-2" } };
+	struct jobd_spec b[1] = { { .type = "noop",
+				    .key = "h-3",
+				    .payload = "{\"x\":1}",
+				    .payload_checked = true } };
+	struct jobd_spec c[1] = { { .type = "nosuch", .key = "h-4" } };
+	struct jobd_created oa[2], ob[1], oc[1];
+	struct jobd_job *job;
+
+	ck_assert_int_eq(jobd_store_create_send(st, "t", a, 2, oa), 0);
+	ck_assert_int_eq(jobd_store_create_send(st, "t", b, 1, ob), 0);
+	/* Two on their way at most. */
+	ck_assert_int_eq(jobd_store_create_send(st, "t", c, 1, oc),
+			 JOBD_STORE_ERR_REDIS);
+	/* Replies come oldest first. */
+	ck_assert_int_eq(jobd_store_create_recv(st, oa), 0);
+	ck_assert_int_gt(oa[0].id, 0);
+	ck_assert(!oa[0].existed);
+	ck_assert_str_eq(oa[1].error, "unknown type \"nosuch\"");
+	ck_assert_int_eq(oa[1].id, 0);
+	/* All refused here: no call, and a "reply" all the same. */
+	ck_assert_int_eq(jobd_store_create_send(st, "t", c, 1, oc), 0);
+	ck_assert_int_eq(jobd_store_create_recv(st, ob), 0);
+	ck_assert_int_gt(ob[0].id, oa[0].id);
+	ck_assert_int_eq(jobd_store_create_recv(st, oc), 0);
+	ck_assert_str_eq(oc[0].error, "unknown type \"nosuch\"");
+	ck_assert_int_eq(jobd_store_create_recv(st, oc), JOBD_STORE_ERR_REDIS);
+	/* The store takes other calls again; the jobs are whole. */
+	ck_assert_int_eq(count_of(JOBD_PENDING), 2);
+	job = get(ob[0].id);
+	ck_assert_str_eq(job->payload, "{\"x\":1}");
+	ck_assert_str_eq(job->key, "h-3");
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_create_sent_then_connection_lost_is_made_again)
+{
+	struct jobd_spec a[2] = { { .type = "noop", .key = "l-1" },
+				  { .type = "noop", .key = "l-2" } };
+	struct jobd_spec b[1] = { { .type = "noop", .key = "l-3" } };
+	struct jobd_spec d[1] = { { .type = "noop", .key = "l-4" } };
+	struct jobd_created oa[2], ob[1], od[1];
+	struct jobd_store *other;
+	redisReply *r;
+	char err[512];
+
+	other = jobd_store_new(conf, err, sizeof(err));
+	ck_assert_msg(other != NULL, "store: %s", err);
+	/* Writes wait while paused: the calls are sent, not run. */
+	r = jobd_store_command(other, "CLIENT PAUSE 10000 WRITE");
+	ck_assert(r && r->type == REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+	ck_assert_int_eq(jobd_store_create_send(st, "t", a, 2, oa), 0);
+	ck_assert_int_eq(jobd_store_create_send(st, "t", b, 1, ob), 0);
+	r = jobd_store_command(other, "CLIENT KILL TYPE normal SKIPME yes");
+	ck_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
+	freeReplyObject(r);
+	r = jobd_store_command(other, "CLIENT UNPAUSE");
+	freeReplyObject(r);
+	/* Both replies are lost with the connection... */
+	ck_assert_int_eq(jobd_store_create_recv(st, oa), JOBD_STORE_ERR_REDIS);
+	/* ...even when a new call went out on a new one in between: the
+	 * second reply read is that call's, not the lost one's. */
+	ck_assert_int_eq(jobd_store_create_send(st, "t", d, 1, od), 0);
+	ck_assert_int_eq(jobd_store_create_recv(st, ob), JOBD_STORE_ERR_REDIS);
+	ck_assert_int_eq(jobd_store_create_recv(st, od), 0);
+	ck_assert_int_gt(od[0].id, 0);
+	ck_assert(!od[0].existed);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 1);
+	/* ...and the calls made again create each job once. */
+	ck_assert_int_eq(jobd_store_create(st, "t", a, 2, oa), 0);
+	ck_assert_int_eq(jobd_store_create(st, "t", b, 1, ob), 0);
+	ck_assert(!oa[0].existed && !oa[1].existed && !ob[0].existed);
+	ck_assert_int_eq(jobd_store_create(st, "t", b, 1, ob), 0);
+	ck_assert(ob[0].existed);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 4);
+	jobd_store_free(other);
+}
+END_TEST
+
+/* Specs refused before anything is sent need no Redis: a consumer
+ * dead-letters them even while Redis is unreachable. */
+START_TEST(test_create_refused_here_needs_no_redis)
+{
+	struct jobd_spec good = { .type = "noop" }, bad = { .type = "nosuch" };
+	struct jobd_created out;
+	struct jobd_store *other;
+	redisReply *r;
+	char err[512];
+
+	signal(SIGPIPE, SIG_IGN); /* as jobd does: a write to the dropped
+				     connection fails instead */
+	other = jobd_store_new(conf, err, sizeof(err));
+	ck_assert_msg(other != NULL, "store: %s", err);
+	/* Redis gone for st: its connection dropped, no server at the
+	 * address it would reconnect to. */
+	free(conf->redis_address);
+	conf->redis_address = strdup("/nonexistent/jobd-check-store.sock");
+	r = jobd_store_command(other, "CLIENT KILL TYPE normal SKIPME yes");
+	ck_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
+	freeReplyObject(r);
+	ck_assert_int_eq(jobd_store_create(st, "t", &good, 1, &out),
+			 JOBD_STORE_ERR_REDIS);
+	ck_assert_int_eq(jobd_store_create(st, "t", &bad, 1, &out), 0);
+	ck_assert_str_eq(out.error, "unknown type \"nosuch\"");
+	jobd_store_free(other);
+}
+END_TEST
+
+START_TEST(test_create_child_derives_root_and_inherits_low_priority)
+{
+	int64_t r = create_full("noop", 0, NULL, true, NULL, NULL);
+	int64_t c = create("noop", r);
+	int64_t g = create("noop", c);
+	struct jobd_job *job = get(g);
+
+	ck_assert_int_eq(job->root, r);
+	ck_assert_int_eq(job->parent, c);
+	ck_assert(job->low_priority);
+	jobd_job_free(job);
+	job = get(r);
+	ck_assert_int_eq(job->children.total, 1);
+	ck_assert_int_eq(job->children.pending, 1);
+	jobd_job_free(job);
+	check_tree(r);
+}
+END_TEST
+
+START_TEST(test_create_child_under_stopping_or_stopped_parent_is_stopped)
+{
+	int64_t p = create("noop", 0), c1, c2;
+	int64_t a = claim_only(p);
+
+	op_ok(JOBD_OP_STOP, p);
+	assert_status(p, "stopping");
+	c1 = create("noop", p);
+	assert_status(c1, "stopped");
+	ck_assert_int_eq(finish(p, a, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	assert_status(p, "stopped");
+	c2 = create("noop", p);
+	assert_status(c2, "stopped");
+	ck_assert_int_eq(claim_count(), 0);
+	check_tree(p);
+}
+END_TEST
+
+START_TEST(test_create_child_refused_under_finished_parent)
+{
+	int64_t f = create("noop", 0);
+	int64_t a = claim_only(f);
+
+	ck_assert_int_eq(finish(f, a, JOBD_OUTCOME_DONE), JOBD_RESULT_FINISHED);
+	ck_assert_str_eq(create_refused("noop", f),
+			 fmt("parent %lld is finished: no new children",
+			     (long long)f));
+	check_tree(f);
+}
+END_TEST
+
+START_TEST(test_create_child_refused_under_canceled_parent)
+{
+	int64_t p = create("noop", 0);
+
+	op_ok(JOBD_OP_STOP, p);
+	op_ok(JOBD_OP_CANCEL, p);
+	assert_status(p, "canceled");
+	ck_assert_str_eq(create_refused("noop", p),
+			 fmt("parent %lld is canceled: no new children",
+			     (long long)p));
+}
+END_TEST
+
+/* --- claim ------------------------------------------------------------- */
+
+START_TEST(test_claim_increments_attempt_and_sets_in_progress)
+{
+	int64_t id = create("noop", 0);
+	struct jobd_job *job;
+	int64_t a = claim_only(id);
+
+	ck_assert_int_eq(a, 1);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_IN_PROGRESS);
+	ck_assert_int_eq(job->attempt, 1);
+	ck_assert_int_gt(job->started_at, 0);
+	ck_assert_str_eq(job->instance, "test-1");
+	jobd_job_free(job);
+	ck_assert_int_eq(handback(id, a, "{\"at\":3}"), JOBD_RESULT_PENDING);
+	a = claim_only(id);
+	ck_assert_int_eq(a, 2);
+	ck_assert_int_eq(claim_count(), 0);
+}
+END_TEST
+
+START_TEST(test_claim_is_fair_between_roots)
+{
+	int64_t big = create("noop", 0), small;
+	size_t n;
+	struct jobd_claim *cl;
+	int big_seen = 0;
+
+	for (int i = 0; i < 20; i++)
+		create("noop", big);
+	small = create("noop", 0);
+	/* The small root arrived last but is served within the first two. */
+	cl = claim(2, 0, 60000, &n);
+	ck_assert_int_eq(n, 2);
+	ck_assert_msg(cl[0].id == small || cl[1].id == small,
+		      "small root not among the first claims: %lld %lld",
+		      (long long)cl[0].id, (long long)cl[1].id);
+	for (size_t i = 0; i < n; i++) {
+		if (cl[i].id != small) {
+			ck_assert_int_eq(cl[i].root, big);
+			big_seen++;
+		}
+	}
+	ck_assert_int_eq(big_seen, 1);
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+START_TEST(test_claim_takes_low_priority_only_when_no_normal_job_is_ready)
+{
+	int64_t low[3], normal[2];
+	size_t n;
+	struct jobd_claim *cl;
+
+	for (int i = 0; i < 3; i++)
+		low[i] = create_full("noop", 0, NULL, true, NULL, NULL);
+	for (int i = 0; i < 2; i++)
+		normal[i] = create("noop", 0);
+	/* No low-priority job while normal ones are ready... */
+	cl = claim(2, 2, 60000, &n);
+	ck_assert_int_eq(n, 2);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(!cl[i].low_priority &&
+			  (cl[i].id == normal[0] || cl[i].id == normal[1]));
+	jobd_store_claims_free(cl, n);
+	/* ...then at most max_low of them. */
+	cl = claim(10, 2, 60000, &n);
+	ck_assert_int_eq(n, 2);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(cl[i].low_priority);
+	jobd_store_claims_free(cl, n);
+	cl = claim(10, 0, 60000, &n);
+	ck_assert_int_eq(n, 0);
+	jobd_store_claims_free(cl, n);
+	cl = claim(10, 1, 60000, &n);
+	ck_assert_int_eq(n, 1);
+	ck_assert(cl[0].id == low[0] || cl[0].id == low[1] ||
+		  cl[0].id == low[2]);
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+START_TEST(test_claim_normal_before_low_in_one_batch)
+{
+	int64_t low = create_full("noop", 0, NULL, true, NULL, NULL);
+	int64_t normal = create("noop", 0);
+	size_t n;
+	struct jobd_claim *cl = claim(10, 1, 60000, &n);
+
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(cl[0].id, normal);
+	ck_assert_int_eq(cl[1].id, low);
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+/* --- finish ------------------------------------------------------------ */
+
+START_TEST(test_finish_done_finishes_job)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+	struct jobd_job *job;
+
+	ck_assert_int_eq(finish_full(id, a, JOBD_OUTCOME_DONE, 100, 0, NULL),
+			 JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_FINISHED);
+	ck_assert_int_gt(job->finished_at, 0);
+	ck_assert(!job->with_errors);
+	ck_assert(job->progress == 100);
+	ck_assert_int_eq(job->run_since, 0);
+	jobd_job_free(job);
+	ck_assert_int_eq(count_of(JOBD_FINISHED), 1);
+	ck_assert_int_eq(count_of(JOBD_IN_PROGRESS), 0);
+	/* Finishing twice is fenced: the run is over. */
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE), JOBD_RESULT_FENCED);
+}
+END_TEST
+
+START_TEST(test_finish_failed_without_retries_finishes_with_errors)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+	struct jobd_job *job;
+
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_FAILED),
+			 JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_FINISHED);
+	ck_assert(job->with_errors);
+	ck_assert_int_eq(job->errors, 1);
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_finish_stopped_without_stop_request_is_a_failure)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+	struct jobd_job *job;
+
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert(job->with_errors);
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_finish_counts_reported_errors_once_with_logs)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+	struct jobd_log_line line = { 1, "last words" };
+	struct jobd_report r = { .id = id,
+				 .attempt = a,
+				 .progress = 50,
+				 .errors = 1,
+				 .logs = &line,
+				 .nlogs = 1,
+				 .outcome = JOBD_OUTCOME_DONE };
+	enum jobd_result res;
+	struct jobd_job *job;
+
+	ck_assert_int_eq(jobd_store_finish(st, &r, 1, &res), 0);
+	ck_assert_int_eq(res, JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert_msg(job->errors == 1, "errors = %lld, one was reported",
+		      (long long)job->errors);
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_finish_parent_waits_for_children_up_a_three_level_tree)
+{
+	int64_t r = create("noop", 0);
+	int64_t c1, c2, g1, g2, ar, a1, a2, ag1, ag2;
+	size_t n;
+	struct jobd_claim *cl;
+	struct jobd_job *job;
+
+	ar = claim_only(r);
+	c1 = create("noop", r);
+	c2 = create("noop", r);
+	ck_assert_int_eq(finish_full(r, ar, JOBD_OUTCOME_DONE, 100, 0, NULL),
+			 JOBD_RESULT_WAITING);
+	assert_status(r, "in_progress");
+	/* Waiting holds no worker and no lease: heartbeats are refused. */
+	ck_assert_int_eq(heartbeat(r, ar), JOBD_RESULT_FENCED);
+	cl = claim(10, 10, 60000, &n);
+	ck_assert_int_eq(n, 2);
+	a1 = cl[0].id == c1 ? cl[0].attempt : cl[1].attempt;
+	a2 = cl[0].id == c2 ? cl[0].attempt : cl[1].attempt;
+	jobd_store_claims_free(cl, n);
+	g1 = create("noop", c1);
+	g2 = create("noop", c1);
+	ck_assert_int_eq(finish_full(c1, a1, JOBD_OUTCOME_DONE, 100, 0, NULL),
+			 JOBD_RESULT_WAITING);
+	ck_assert_int_eq(finish_full(c2, a2, JOBD_OUTCOME_DONE, 100, 0, NULL),
+			 JOBD_RESULT_FINISHED);
+	check_tree(r);
+	assert_status(r, "in_progress");
+	cl = claim(10, 10, 60000, &n);
+	ck_assert_int_eq(n, 2);
+	ag1 = cl[0].id == g1 ? cl[0].attempt : cl[1].attempt;
+	ag2 = cl[0].id == g2 ? cl[0].attempt : cl[1].attempt;
+	jobd_store_claims_free(cl, n);
+	ck_assert_int_eq(finish(g1, ag1, JOBD_OUTCOME_FAILED),
+			 JOBD_RESULT_FINISHED);
+	assert_status(c1, "in_progress");
+	assert_status(r, "in_progress");
+	check_tree(r);
+	ck_assert_int_eq(finish_full(g2, ag2, JOBD_OUTCOME_DONE, 100, 0, NULL),
+			 JOBD_RESULT_FINISHED);
+	/* The last grandchild finishes its parent and then the root. */
+	assert_status(c1, "finished");
+	assert_status(r, "finished");
+	job = get(c1);
+	ck_assert(job->with_errors);
+	ck_assert_int_eq(job->errors, 0);
+	ck_assert_int_eq(job->children.errors, 1);
+	ck_assert(!job->awaiting);
+	jobd_job_free(job);
+	job = get(r);
+	ck_assert(job->with_errors);
+	ck_assert_int_eq(job->children.errors, 1);
+	ck_assert_int_eq(job->children.finished, 2);
+	ck_assert_int_gt(job->finished_at, 0);
+	/* g1 failed at 0 %: (100 + (100 + (0 + 100) / 3) ... ) */
+	ck_assert(fabs(jobd_job_overall_progress(job) -
+		       (100 + (100 + 0 + 100) / 3.0 + 100) / 3.0) < 1e-6);
+	jobd_job_free(job);
+	check_tree(r);
+}
+END_TEST
+
+START_TEST(test_finish_progress_moves_overall_progress_up_the_tree)
+{
+	int64_t r = create("noop", 0), c, g;
+	int64_t ar, ac, ag;
+	struct jobd_job *job;
+
+	ar = claim_only(r);
+	c = create("noop", r);
+	ac = claim_only(c);
+	g = create("noop", c);
+	ag = claim_only(g);
+	ck_assert_int_eq(report(g, ag, 60, NULL), JOBD_RESULT_OK);
+	ck_assert_int_eq(report(c, ac, 30, NULL), JOBD_RESULT_OK);
+	ck_assert_int_eq(report(r, ar, 10, NULL), JOBD_RESULT_OK);
+	job = get(r);
+	/* c: (30 + 60) / 2 = 45; r: (10 + 45) / 2 = 27.5 */
+	ck_assert(fabs(jobd_job_overall_progress(job) - 27.5) < 1e-6);
+	jobd_job_free(job);
+	check_tree(r);
+	/* A new child moves the overall progress back. */
+	create("noop", r);
+	job = get(r);
+	ck_assert(fabs(jobd_job_overall_progress(job) - 55.0 / 3) < 1e-6);
+	jobd_job_free(job);
+	check_tree(r);
+}
+END_TEST
+
+START_TEST(test_finish_failed_with_retries_is_claimable_after_backoff)
+{
+	int64_t id = create("flaky", 0);
+	struct jobd_job *job;
+	int64_t a = claim_only(id);
+
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_FAILED), JOBD_RESULT_RETRY);
+	assert_status(id, "pending");
+	sleep_ms(20);
+	a = claim_only(id);
+	ck_assert_int_eq(a, 2);
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_FAILED), JOBD_RESULT_RETRY);
+	sleep_ms(20);
+	a = claim_only(id);
+	ck_assert_int_eq(a, 3);
+	/* Retries are used up: finished with errors. */
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_FAILED),
+			 JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_FINISHED);
+	ck_assert(job->with_errors);
+	ck_assert_int_eq(job->errors, 3);
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_finish_retry_waits_for_its_not_before_time)
+{
+	/* A type with a long backoff is not claimable right away. */
+	int64_t id;
+	int64_t a;
+	struct jobd_type_conf *ty = NULL;
+
+	for (size_t i = 0; i < conf->types_count; i++)
+		if (strcmp(conf->types[i].name, "flaky") == 0)
+			ty = &conf->types[i];
+	ck_assert_ptr_nonnull(ty);
+	ty->retry_backoff = 60000;
+	id = create("flaky", 0);
+	a = claim_only(id);
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_FAILED), JOBD_RESULT_RETRY);
+	assert_status(id, "pending");
+	ck_assert_int_eq(claim_count(), 0);
+	/* It can still be stopped and canceled while it waits. */
+	op_ok(JOBD_OP_STOP, id);
+	assert_status(id, "stopped");
+}
+END_TEST
+
+/* --- stop, resume ------------------------------------------------------- */
+
+START_TEST(test_stop_pending_job_is_stopped)
+{
+	int64_t id = create("noop", 0);
+
+	op_ok(JOBD_OP_STOP, id);
+	assert_status(id, "stopped");
+	ck_assert_int_eq(claim_count(), 0);
+	ck_assert_int_eq(count_of(JOBD_STOPPED), 1);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 0);
+}
+END_TEST
+
+START_TEST(test_stop_running_job_asks_handler_then_stops_at_checkpoint)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+	struct jobd_job *job;
+	size_t n;
+	struct jobd_claim *cl;
+
+	ck_assert_int_eq(report(id, a, 40, "{\"row\":400}"), JOBD_RESULT_OK);
+	op_ok(JOBD_OP_STOP, id);
+	assert_status(id, "stopping");
+	ck_assert_int_eq(heartbeat(id, a), JOBD_RESULT_STOP);
+	ck_assert_int_eq(report(id, a, 50, "{\"row\":500}"), JOBD_RESULT_STOP);
+	ck_assert_int_eq(finish_full(id, a, JOBD_OUTCOME_STOPPED, -1, 0,
+				     "{\"row\":512}"),
+			 JOBD_RESULT_STOPPED);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_STOPPED);
+	ck_assert_str_eq(job->checkpoint, "{\"row\":512}");
+	ck_assert(job->progress == 50);
+	ck_assert(!job->inconsistent);
+	jobd_job_free(job);
+	ck_assert_int_eq(claim_count(), 0);
+	/* Resume: pending again, and the next claim gets the checkpoint. */
+	op_ok(JOBD_OP_RESUME, id);
+	assert_status(id, "pending");
+	cl = claim(10, 10, 60000, &n);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(cl[0].id, id);
+	ck_assert_int_eq(cl[0].attempt, 2);
+	ck_assert_str_eq(cl[0].checkpoint, "{\"row\":512}");
+	ck_assert(cl[0].progress == 50);
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+START_TEST(test_finish_done_while_stopping_finishes)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+
+	op_ok(JOBD_OP_STOP, id);
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	assert_status(id, "finished");
+}
+END_TEST
+
+START_TEST(test_stop_refused_for_non_stoppable_type_in_every_status)
+{
+	int64_t id = create("nostop", 0);
+	const char *why = fmt(
+		"job %lld (nostop) cannot be stopped: its type is not stoppable",
+		(long long)id);
+	char want[256];
+	int64_t a;
+
+	snprintf(want, sizeof(want), "%s", why);
+	op_refused(JOBD_OP_STOP, id, want);
+	a = claim_only(id);
+	op_refused(JOBD_OP_STOP, id, want);
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	op_refused(JOBD_OP_STOP, id, want);
+}
+END_TEST
+
+START_TEST(test_stop_refused_when_finished_or_stopping)
+{
+	int64_t id = create("noop", 0), s = create("noop", 0);
+	size_t n;
+	struct jobd_claim *cl = claim(10, 10, 60000, &n);
+	int64_t a = cl[0].id == id ? cl[0].attempt : cl[1].attempt;
+
+	jobd_store_claims_free(cl, n);
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	op_refused(
+		JOBD_OP_STOP, id,
+		fmt("job %lld is finished: stop needs pending or in_progress",
+		    (long long)id));
+	op_ok(JOBD_OP_STOP, s);
+	op_refused(
+		JOBD_OP_STOP, s,
+		fmt("job %lld is stopping: stop needs pending or in_progress",
+		    (long long)s));
+}
+END_TEST
+
+START_TEST(test_operations_refuse_unknown_id)
+{
+	static const enum jobd_op ops[] = {
+		JOBD_OP_STOP,
+		JOBD_OP_RESUME,
+		JOBD_OP_FORCE_STOP,
+		JOBD_OP_CANCEL,
+		JOBD_OP_RESTART,
+		JOBD_OP_LOW_PRIORITY,
+		JOBD_OP_LOW_PRIORITY_OFF,
+	};
+
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		op_refused(ops[i], 424242, "job 424242 not found");
+	ck_assert_int_eq(jobd_store_get(st, 424242, &(struct jobd_job *){ 0 },
+					&(int64_t){ 0 }),
+			 JOBD_STORE_ERR_NOTFOUND);
+}
+END_TEST
+
+START_TEST(test_operations_on_a_batch_answer_per_id)
+{
+	int64_t ids[3] = { create("noop", 0), 9999, create("noop", 0) };
+	struct jobd_op_result out[3];
+
+	ck_assert_int_eq(jobd_store_op(st, JOBD_OP_STOP, "alice", ids, 3, out),
+			 0);
+	ck_assert(out[0].ok && !out[1].ok && out[2].ok);
+	ck_assert_str_eq(out[1].error, "job 9999 not found");
+	assert_status(ids[0], "stopped");
+	assert_status(ids[2], "stopped");
+}
+END_TEST
+
+START_TEST(test_resume_refused_unless_stopped_or_under_stopped_ancestor)
+{
+	int64_t p = create("noop", 0), c = create("noop", p);
+
+	op_refused(JOBD_OP_RESUME, p,
+		   fmt("job %lld is pending: resume needs stopped",
+		       (long long)p));
+	op_ok(JOBD_OP_STOP, p);
+	assert_status(c, "stopped");
+	op_refused(JOBD_OP_RESUME, c,
+		   fmt("job %lld is under stopped job %lld: resume that one",
+		       (long long)c, (long long)p));
+	op_ok(JOBD_OP_RESUME, p);
+	assert_status(p, "pending");
+	assert_status(c, "pending");
+	check_tree(p);
+}
+END_TEST
+
+START_TEST(test_stop_waiting_parent_is_stopped_once_no_child_runs)
+{
+	int64_t p = create("noop", 0), c1, c2, ap, a1;
+	size_t n;
+	struct jobd_claim *cl;
+
+	ap = claim_only(p);
+	c1 = create("noop", p);
+	c2 = create("noop", p);
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
+	cl = claim(1, 0, 60000, &n);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(cl[0].id, c1);
+	a1 = cl[0].attempt;
+	jobd_store_claims_free(cl, n);
+	op_ok(JOBD_OP_STOP, p);
+	assert_status(p, "stopping");
+	assert_status(c1, "stopping");
+	assert_status(c2, "stopped");
+	check_tree(p);
+	ck_assert_int_eq(heartbeat(c1, a1), JOBD_RESULT_STOP);
+	ck_assert_int_eq(finish(c1, a1, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	assert_status(p, "stopped");
+	check_tree(p);
+	/* Resume: the parent waits again, its handler is not run again. */
+	op_ok(JOBD_OP_RESUME, p);
+	assert_status(p, "in_progress");
+	assert_status(c1, "pending");
+	assert_status(c2, "pending");
+	cl = claim(10, 10, 60000, &n);
+	ck_assert_int_eq(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert(cl[i].id == c1 || cl[i].id == c2);
+		ck_assert_int_eq(finish(cl[i].id, cl[i].attempt,
+					JOBD_OUTCOME_DONE),
+				 JOBD_RESULT_FINISHED);
+	}
+	jobd_store_claims_free(cl, n);
+	assert_status(p, "finished");
+	check_tree(p);
+}
+END_TEST
+
+START_TEST(test_stop_waiting_parent_without_running_children_stops_at_once)
+{
+	int64_t p = create("noop", 0), c, ap;
+
+	ap = claim_only(p);
+	c = create("noop", p);
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
+	op_ok(JOBD_OP_STOP, p);
+	assert_status(p, "stopped");
+	assert_status(c, "stopped");
+	check_tree(p);
+}
+END_TEST
+
+START_TEST(test_resume_waiting_parent_with_all_children_done_finishes)
+{
+	int64_t p = create("noop", 0), c, ap;
+
+	ap = claim_only(p);
+	c = create("noop", p);
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
+	op_ok(JOBD_OP_STOP, p);
+	/* The parent stays stopped while its child is canceled alone. */
+	op_ok(JOBD_OP_CANCEL, c);
+	assert_status(p, "stopped");
+	op_ok(JOBD_OP_RESUME, p);
+	assert_status(p, "finished");
+	check_tree(p);
+}
+END_TEST
+
+START_TEST(test_resumed_waiting_parent_runs_and_its_duration_grows)
+{
+	int64_t p = create("noop", 0), c, ap;
+	struct jobd_job *job;
+	json_t *o;
+
+	ap = claim_only(p);
+	c = create("noop", p);
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
+	op_ok(JOBD_OP_STOP, p);
+	assert_status(p, "stopped");
+	job = get(p);
+	ck_assert_int_eq(job->run_since, 0);
+	jobd_job_free(job);
+	/* Back to waiting for its child: in progress, so running. */
+	op_ok(JOBD_OP_RESUME, p);
+	assert_status(p, "in_progress");
+	job = get(p);
+	ck_assert_int_gt(job->run_since, 0);
+	ck_assert_int_ge(jobd_job_duration_ms(job, job->run_since + 500), 500);
+	jobd_job_free(job);
+	/* The child finishes at 40 % (and so its parent): the children's
+	 * bar shows 40, the parent's overall (0 + 40) / 2. */
+	ck_assert_int_eq(finish_full(c, claim_only(c), JOBD_OUTCOME_DONE, 40, 0,
+				     NULL),
+			 JOBD_RESULT_FINISHED);
+	job = get(p);
+	o = jobd_job_to_json(job, job->run_since);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_object_get(o, "children"), "progress")),
+			 40);
+	ck_assert_int_eq(
+		json_integer_value(json_object_get(o, "overall_progress")), 20);
+	json_decref(o);
+	jobd_job_free(job);
+	check_tree(p);
+}
+END_TEST
+
+START_TEST(test_waiting_grows_until_first_start_then_duration_while_running)
+{
+	int64_t id = create("noop", 0), a;
+	struct jobd_job *job = get(id);
+
+	/* Pending: waiting is creation to now, and grows. */
+	ck_assert_int_eq(jobd_job_waiting_ms(job, job->created_at + 100), 100);
+	ck_assert_int_eq(jobd_job_waiting_ms(job, job->created_at + 900), 900);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->created_at + 900), 0);
+	jobd_job_free(job);
+	/* Running: waiting stops at the start, duration grows. */
+	a = claim_only(id);
+	job = get(id);
+	ck_assert_int_eq(jobd_job_waiting_ms(job, job->started_at + 5000),
+			 job->started_at - job->created_at);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->run_since + 300), 300);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->run_since + 700), 700);
+	jobd_job_free(job);
+	/* Finished: both are fixed. */
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->finished_at + 60000),
+			 jobd_job_duration_ms(job, job->finished_at));
+	ck_assert_int_eq(jobd_job_waiting_ms(job, job->finished_at + 60000),
+			 job->started_at - job->created_at);
+	jobd_job_free(job);
+}
+END_TEST
+
+/* --- force stop --------------------------------------------------------- */
+
+START_TEST(test_force_stop_fences_the_running_attempt)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+	struct jobd_job *job;
+	enum jobd_result res;
+
+	ck_assert_int_eq(report(id, a, 20, "{\"n\":1}"), JOBD_RESULT_OK);
+	op_refused(JOBD_OP_FORCE_STOP, id,
+		   fmt("job %lld is in_progress: force-stop needs stopping",
+		       (long long)id));
+	op_ok(JOBD_OP_STOP, id);
+	op_ok(JOBD_OP_FORCE_STOP, id);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_STOPPED);
+	ck_assert(job->inconsistent);
+	jobd_job_free(job);
+	/* The old attempt writes nothing any more. */
+	ck_assert_int_eq(report(id, a, 90, "{\"n\":9}"), JOBD_RESULT_FENCED);
+	ck_assert_int_eq(heartbeat(id, a), JOBD_RESULT_FENCED);
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE), JOBD_RESULT_FENCED);
+	ck_assert_int_eq(handback(id, a, "{\"n\":8}"), JOBD_RESULT_FENCED);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_STOPPED);
+	ck_assert(job->progress == 20);
+	ck_assert_str_eq(job->checkpoint, "{\"n\":1}");
+	ck_assert_int_eq(job->errors, 0);
+	jobd_job_free(job);
+	ck_assert_int_eq(jobd_store_heartbeat(st, &id, &a, 1, 1000, &res), 0);
+	ck_assert_int_eq(res, JOBD_RESULT_FENCED);
+	/* Resumed, it runs again with a new attempt. */
+	op_ok(JOBD_OP_RESUME, id);
+	ck_assert_int_eq(claim_only(id), a + 1);
+}
+END_TEST
+
+START_TEST(test_force_stop_stops_stopping_descendants)
+{
+	int64_t p = create("noop", 0), c, g, ap, ac, ag;
+	struct jobd_job *job;
+
+	ap = claim_only(p);
+	c = create("noop", p);
+	ac = claim_only(c);
+	g = create("noop", c);
+	ag = claim_only(g);
+	op_ok(JOBD_OP_STOP, p);
+	assert_status(p, "stopping");
+	assert_status(c, "stopping");
+	assert_status(g, "stopping");
+	op_refused(JOBD_OP_CANCEL, p,
+		   fmt("job %lld is stopping: cancel needs stopped",
+		       (long long)p));
+	op_ok(JOBD_OP_FORCE_STOP, p);
+	assert_status(p, "stopped");
+	assert_status(c, "stopped");
+	assert_status(g, "stopped");
+	job = get(g);
+	ck_assert(job->inconsistent);
+	jobd_job_free(job);
+	ck_assert_int_eq(heartbeat(p, ap), JOBD_RESULT_FENCED);
+	ck_assert_int_eq(heartbeat(c, ac), JOBD_RESULT_FENCED);
+	ck_assert_int_eq(finish(g, ag, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_FENCED);
+	check_tree(p);
+	op_ok(JOBD_OP_CANCEL, p);
+	assert_status(g, "canceled");
+	check_tree(p);
+}
+END_TEST
+
+/* --- cancel ------------------------------------------------------------- */
+
+START_TEST(test_cancel_refused_unless_stopped)
+{
+	int64_t id = create("noop", 0);
+
+	op_refused(JOBD_OP_CANCEL, id,
+		   fmt("job %lld is pending: cancel needs stopped",
+		       (long long)id));
+	op_ok(JOBD_OP_STOP, id);
+	op_ok(JOBD_OP_CANCEL, id);
+	assert_status(id, "canceled");
+	op_refused(JOBD_OP_CANCEL, id,
+		   fmt("job %lld is canceled: cancel needs stopped",
+		       (long long)id));
+	op_refused(JOBD_OP_RESUME, id,
+		   fmt("job %lld is canceled: resume needs stopped",
+		       (long long)id));
+	ck_assert_int_eq(claim_count(), 0);
+	ck_assert_int_eq(count_of(JOBD_CANCELED), 1);
+}
+END_TEST
+
+START_TEST(test_cancel_refused_while_a_descendant_is_stopping)
+{
+	int64_t p = create("noop", 0), c, g, ap, ac, ag;
+
+	ap = claim_only(p);
+	c = create("noop", p);
+	ac = claim_only(c);
+	g = create("noop", c);
+	ag = claim_only(g);
+	op_ok(JOBD_OP_STOP, p);
+	/* The parent's handler honours the stop first; its children not. */
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	assert_status(p, "stopped");
+	op_refused(
+		JOBD_OP_CANCEL, p,
+		fmt("job %lld has 2 descendants still stopping: cancel needs them stopped",
+		    (long long)p));
+	ck_assert_int_eq(finish(g, ag, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	op_refused(
+		JOBD_OP_CANCEL, p,
+		fmt("job %lld has 1 descendants still stopping: cancel needs them stopped",
+		    (long long)p));
+	ck_assert_int_eq(finish(c, ac, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	op_ok(JOBD_OP_CANCEL, p);
+	assert_status(p, "canceled");
+	assert_status(c, "canceled");
+	assert_status(g, "canceled");
+	check_tree(p);
+}
+END_TEST
+
+/* Regression (tests/fault/fault.sh): a parent resumed while a child was still
+ * stopping waited forever for that child, stopped after the cascade. */
+START_TEST(test_resume_refused_while_a_descendant_is_stopping)
+{
+	int64_t p = create("noop", 0), c, ap, ac;
+
+	ap = claim_only(p);
+	c = create("noop", p);
+	ac = claim_only(c);
+	op_ok(JOBD_OP_STOP, p);
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	op_refused(
+		JOBD_OP_RESUME, p,
+		fmt("job %lld has 1 descendants still stopping: resume needs them stopped",
+		    (long long)p));
+	ck_assert_int_eq(finish(c, ac, JOBD_OUTCOME_STOPPED),
+			 JOBD_RESULT_STOPPED);
+	op_ok(JOBD_OP_RESUME, p);
+	assert_status(p, "pending");
+	assert_status(c, "pending");
+	check_tree(p);
+}
+END_TEST
+
+START_TEST(test_canceled_child_is_not_an_error)
+{
+	int64_t p = create("noop", 0), c1, c2, ap, a1;
+
+	ap = claim_only(p);
+	c1 = create("noop", p);
+	c2 = create("noop", p);
+	ck_assert_int_eq(finish(p, ap, JOBD_OUTCOME_DONE), JOBD_RESULT_WAITING);
+	op_ok(JOBD_OP_STOP, c2);
+	op_ok(JOBD_OP_CANCEL, c2);
+	assert_status(p, "in_progress");
+	a1 = claim_only(c1);
+	ck_assert_int_eq(finish(c1, a1, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	assert_status(p, "finished");
+	{
+		struct jobd_job *job = get(p);
+
+		ck_assert(!job->with_errors);
+		ck_assert_int_eq(job->children.canceled, 1);
+		ck_assert_int_eq(job->children.errors, 0);
+		jobd_job_free(job);
+	}
+	check_tree(p);
+}
+END_TEST
+
+/* --- hand back, lease expiry -------------------------------------------- */
+
+START_TEST(test_handback_running_job_goes_pending_with_checkpoint)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+	size_t n;
+	struct jobd_claim *cl;
+
+	ck_assert_int_eq(handback(id, a, "{\"k\":7}"), JOBD_RESULT_PENDING);
+	assert_status(id, "pending");
+	ck_assert_int_eq(heartbeat(id, a), JOBD_RESULT_FENCED);
+	cl = claim(10, 10, 60000, &n);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(cl[0].checkpoint, "{\"k\":7}");
+	ck_assert_int_eq(cl[0].attempt, a + 1);
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+START_TEST(test_handback_stopping_job_is_stopped)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+	struct jobd_job *job;
+
+	op_ok(JOBD_OP_STOP, id);
+	ck_assert_int_eq(handback(id, a, "{\"k\":1}"), JOBD_RESULT_STOPPED);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_STOPPED);
+	ck_assert_str_eq(job->checkpoint, "{\"k\":1}");
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_expire_hands_back_jobs_whose_lease_ran_out)
+{
+	int64_t a1 = create("noop", 0), b = create("noop", 0), keep;
+	int64_t aa, ab;
+	size_t n;
+	struct jobd_claim *cl = claim(2, 0, 50, &n);
+
+	ck_assert_int_eq(n, 2);
+	aa = cl[0].id == a1 ? cl[0].attempt : cl[1].attempt;
+	ab = cl[0].id == b ? cl[0].attempt : cl[1].attempt;
+	jobd_store_claims_free(cl, n);
+	keep = create("noop", 0);
+	cl = claim(1, 0, 60000, &n);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(cl[0].id, keep);
+	jobd_store_claims_free(cl, n);
+	op_ok(JOBD_OP_STOP, b);
+	ck_assert_int_eq(jobd_store_expire(st, 100, &n), 0);
+	ck_assert_int_eq(n, 0);
+	sleep_ms(120);
+	ck_assert_int_eq(jobd_store_expire(st, 100, &n), 0);
+	ck_assert_int_eq(n, 2);
+	assert_status(a1, "pending");
+	assert_status(b, "stopped");
+	assert_status(keep, "in_progress");
+	ck_assert_int_eq(heartbeat(a1, aa), JOBD_RESULT_FENCED);
+	ck_assert_int_eq(finish(b, ab, JOBD_OUTCOME_DONE), JOBD_RESULT_FENCED);
+	ck_assert_int_eq(claim_only(a1), aa + 1);
+}
+END_TEST
+
+START_TEST(test_heartbeat_renews_the_lease)
+{
+	int64_t id = create("noop", 0);
+	size_t n;
+	struct jobd_claim *cl = claim(1, 0, 80, &n);
+	int64_t a = cl[0].attempt;
+	enum jobd_result res;
+
+	jobd_store_claims_free(cl, n);
+	for (int i = 0; i < 4; i++) {
+		sleep_ms(40);
+		ck_assert_int_eq(jobd_store_heartbeat(st, &id, &a, 1, 80, &res),
+				 0);
+		ck_assert_int_eq(res, JOBD_RESULT_OK);
+		ck_assert_int_eq(jobd_store_expire(st, 10, &n), 0);
+		ck_assert_int_eq(n, 0);
+	}
+	assert_status(id, "in_progress");
+}
+END_TEST
+
+/* --- restart ------------------------------------------------------------ */
+
+START_TEST(test_restart_resets_run_and_detaches_children)
+{
+	int64_t r = create("again", 0), c, ar, ac;
+	struct jobd_job *job;
+	struct jobd_job_list list;
+
+	ar = claim_only(r);
+	c = create("again", r);
+	ck_assert_int_eq(finish_full(r, ar, JOBD_OUTCOME_DONE, 100, 2,
+				     "{\"x\":1}"),
+			 JOBD_RESULT_WAITING);
+	ac = claim_only(c);
+	op_refused(JOBD_OP_RESTART, r,
+		   fmt("job %lld is in_progress: restart needs finished",
+		       (long long)r));
+	ck_assert_int_eq(finish(c, ac, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	assert_status(r, "finished");
+	op_refused(JOBD_OP_RESTART, c,
+		   fmt("job %lld is a child of %lld: only root jobs restart",
+		       (long long)c, (long long)r));
+	op_ok(JOBD_OP_RESTART, r);
+	job = get(r);
+	ck_assert_int_eq(job->status, JOBD_PENDING);
+	ck_assert(job->progress == 0);
+	ck_assert_int_eq(job->errors, 0);
+	ck_assert(!job->with_errors);
+	ck_assert_ptr_null(job->checkpoint);
+	ck_assert_int_eq(job->finished_at, 0);
+	ck_assert_int_eq(job->started_at, 0);
+	ck_assert_int_eq(job->restarts, 1);
+	ck_assert_int_eq(job->children.total, 0);
+	ck_assert_int_eq(job->children.finished, 0);
+	ck_assert(jobd_job_overall_progress(job) == 0);
+	jobd_job_free(job);
+	ck_assert_int_eq(jobd_store_children(st, r, 0, 100, &list), 0);
+	ck_assert_int_eq(list.n, 0);
+	jobd_job_list_release(&list);
+	/* The old child is kept for history, untouched. */
+	assert_status(c, "finished");
+	check_tree(r);
+	/* The new run finishes without waiting for the old children. */
+	ar = claim_only(r);
+	ck_assert_int_gt(ar, 1);
+	ck_assert_int_eq(finish(r, ar, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+}
+END_TEST
+
+START_TEST(test_restart_refused_for_non_restartable_type)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	op_refused(
+		JOBD_OP_RESTART, id,
+		fmt("job %lld (noop) cannot be restarted: its type is not restartable",
+		    (long long)id));
+}
+END_TEST
+
+/* --- low priority ------------------------------------------------------- */
+
+START_TEST(test_low_priority_applies_to_descendants_and_later_children)
+{
+	int64_t r = create("noop", 0), c = create("noop", r), g, later;
+	struct jobd_job *job;
+	size_t n;
+	struct jobd_claim *cl;
+
+	g = create("noop", c);
+	op_ok(JOBD_OP_LOW_PRIORITY, r);
+	job = get(g);
+	ck_assert(job->low_priority);
+	jobd_job_free(job);
+	later = create("noop", c);
+	job = get(later);
+	ck_assert(job->low_priority);
+	jobd_job_free(job);
+	/* Low-priority jobs are not claimed without a low slot. */
+	cl = claim(10, 0, 60000, &n);
+	ck_assert_int_eq(n, 0);
+	jobd_store_claims_free(cl, n);
+	op_ok(JOBD_OP_LOW_PRIORITY_OFF, r);
+	job = get(later);
+	ck_assert(!job->low_priority);
+	jobd_job_free(job);
+	cl = claim(10, 0, 60000, &n);
+	ck_assert_int_eq(n, 4);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(!cl[i].low_priority);
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+START_TEST(test_low_priority_refused_for_terminal_job)
+{
+	int64_t id = create("noop", 0);
+	int64_t a = claim_only(id);
+
+	op_ok(JOBD_OP_LOW_PRIORITY, id); /* in progress: fine */
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	op_refused(
+		JOBD_OP_LOW_PRIORITY, id,
+		fmt("job %lld is finished: low-priority needs a job that is not finished or canceled",
+		    (long long)id));
+}
+END_TEST
+
+/* --- cascades ------------------------------------------------------------ */
+
+/* A root with WIDE children, the first and last having WIDE children each. */
+static int64_t big_tree(int wide, int64_t *first, int64_t *last)
+{
+	int64_t r = create("noop", 0);
+	struct jobd_spec *specs = calloc((size_t)wide, sizeof(*specs));
+	struct jobd_created *out = calloc((size_t)wide, sizeof(*out));
+	int64_t mid[2];
+
+	for (int i = 0; i < wide; i++)
+		specs[i] = (struct jobd_spec){ .type = "noop", .parent = r };
+	ck_assert_int_eq(jobd_store_create(st, "t", specs, (size_t)wide, out),
+			 0);
+	mid[0] = out[0].id;
+	mid[1] = out[wide - 1].id;
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < wide; i++)
+			specs[i] = (struct jobd_spec){ .type = "noop",
+						       .parent = mid[k] };
+		ck_assert_int_eq(jobd_store_create(st, "t", specs, (size_t)wide,
+						   out),
+				 0);
+		for (int i = 0; i < wide; i++)
+			ck_assert_int_gt(out[i].id, 0);
+	}
+	free(specs);
+	free(out);
+	*first = mid[0];
+	*last = mid[1];
+	return r;
+}
+
+/* How many jobs of the subtree of ID have status S (recursively). */
+static size_t count_status(int64_t id, enum jobd_status s)
+{
+	struct jobd_job *job = get(id);
+	size_t n = job->status == s;
+	int64_t cursor = 0;
+
+	jobd_job_free(job);
+	for (;;) {
+		struct jobd_job_list list;
+
+		ck_assert_int_eq(
+			jobd_store_children(st, id, cursor, 1000, &list), 0);
+		for (size_t i = 0; i < list.n; i++)
+			n += list.jobs[i]->children.total ?
+				     count_status(list.jobs[i]->id, s) :
+				     list.jobs[i]->status == s;
+		cursor = list.next;
+		jobd_job_list_release(&list);
+		if (!cursor)
+			return n;
+	}
+}
+
+START_TEST(test_cascade_over_wide_three_level_tree)
+{
+	int64_t first, last, r = big_tree(250, &first, &last);
+	size_t total = 1 + 250 + 2 * 250;
+	struct jobd_job *job;
+	size_t n, left;
+	struct jobd_claim *cl;
+
+	ck_assert_uint_eq(check_tree(r), total);
+	op_ok(JOBD_OP_STOP, r);
+	ck_assert_uint_eq(count_status(r, JOBD_STOPPED), total);
+	ck_assert_int_eq(claim_count(), 0);
+	check_tree(r);
+	ck_assert_int_eq(jobd_store_cascades_run(st, 10, &left), 0);
+	ck_assert_uint_eq(left, 0);
+
+	op_ok(JOBD_OP_RESUME, r);
+	ck_assert_uint_eq(count_status(r, JOBD_PENDING), total);
+	check_tree(r);
+
+	op_ok(JOBD_OP_LOW_PRIORITY, r);
+	job = get(last);
+	ck_assert(job->low_priority);
+	jobd_job_free(job);
+	cl = claim(10, 0, 60000, &n);
+	ck_assert_int_eq(n, 0);
+	jobd_store_claims_free(cl, n);
+	op_ok(JOBD_OP_LOW_PRIORITY_OFF, r);
+
+	op_ok(JOBD_OP_STOP, r);
+	op_ok(JOBD_OP_CANCEL, r);
+	ck_assert_uint_eq(count_status(r, JOBD_CANCELED), total);
+	ck_assert_int_eq(count_of(JOBD_CANCELED), (int64_t)total);
+	ck_assert_int_eq(count_of(JOBD_PENDING), 0);
+	check_tree(r);
+	ck_assert_int_eq(claim_count(), 0);
+	(void)first;
+}
+END_TEST
+
+START_TEST(test_stop_leaves_no_job_of_the_subtree_claimable)
+{
+	int64_t first, last, r = big_tree(220, &first, &last);
+	int64_t other = create("noop", 0);
+	size_t n, stopping = 0;
+	struct jobd_claim *cl;
+
+	/* Some jobs of the tree run, the rest wait. */
+	cl = claim(30, 0, 60000, &n);
+	ck_assert_int_eq(n, 30);
+	jobd_store_claims_free(cl, n);
+	op_ok(JOBD_OP_STOP, r);
+	cl = claim(1000, 1000, 60000, &n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(cl[i].root != r,
+			      "job %lld of the stopped tree claimed",
+			      (long long)cl[i].id);
+	jobd_store_claims_free(cl, n);
+	ck_assert_int_le(n, 1);
+	stopping = count_status(r, JOBD_STOPPING);
+	ck_assert_uint_le(stopping, 30);
+	ck_assert_uint_eq(count_status(r, JOBD_PENDING), 0);
+	ck_assert_uint_eq(count_status(r, JOBD_IN_PROGRESS), 0);
+	check_tree(r);
+	(void)other;
+	(void)first;
+	(void)last;
+}
+END_TEST
+
+START_TEST(test_cancel_leaves_no_job_of_the_subtree_claimable)
+{
+	/* A non-stoppable child is skipped by the stop cascade... */
+	int64_t p = create("noop", 0), c = create("nostop", p);
+	size_t n;
+	struct jobd_claim *cl;
+
+	op_ok(JOBD_OP_STOP, p);
+	op_ok(JOBD_OP_CANCEL, p);
+	assert_status(p, "canceled");
+	/* ...but once its tree is canceled it must not run. */
+	cl = claim(10, 10, 60000, &n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(cl[i].root != p,
+			      "job %lld (%s) of canceled tree %lld claimed",
+			      (long long)cl[i].id, cl[i].type, (long long)p);
+	jobd_store_claims_free(cl, n);
+	check_tree(p);
+	(void)c;
+}
+END_TEST
+
+/* --- fencing ------------------------------------------------------------- */
+
+START_TEST(test_report_with_old_attempt_is_fenced_and_writes_nothing)
+{
+	int64_t id = create("noop", 0);
+	int64_t a1 = claim_only(id), a2;
+	struct jobd_report r = { .id = id,
+				 .attempt = a1,
+				 .progress = 90,
+				 .errors = 3,
+				 .checkpoint = "{\"old\":1}" };
+	enum jobd_result res;
+	struct jobd_job *job;
+
+	ck_assert_int_eq(handback(id, a1, NULL), JOBD_RESULT_PENDING);
+	a2 = claim_only(id);
+	ck_assert_int_eq(a2, a1 + 1);
+	ck_assert_int_eq(jobd_store_report(st, &r, 1, &res), 0);
+	ck_assert_int_eq(res, JOBD_RESULT_FENCED);
+	r.outcome = JOBD_OUTCOME_FAILED;
+	ck_assert_int_eq(jobd_store_finish(st, &r, 1, &res), 0);
+	ck_assert_int_eq(res, JOBD_RESULT_FENCED);
+	job = get(id);
+	ck_assert_int_eq(job->status, JOBD_IN_PROGRESS);
+	ck_assert(job->progress == 0);
+	ck_assert_int_eq(job->errors, 0);
+	ck_assert_ptr_null(job->checkpoint);
+	ck_assert_int_eq(job->attempt, a2);
+	jobd_job_free(job);
+	ck_assert_int_eq(heartbeat(id, a2), JOBD_RESULT_OK);
+	ck_assert_int_eq(finish(id, a2, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+}
+END_TEST
+
+/* --- list ---------------------------------------------------------------- */
+
+START_TEST(test_list_filters_by_status_type_run_by_system_and_all)
+{
+	int64_t a = create_full("noop", 0, NULL, false, "alice", NULL);
+	int64_t b = create_full("again", 0, NULL, false, "bob", NULL);
+	int64_t s = create_full("sys", 0, NULL, false, NULL, NULL);
+	int64_t c = create_full("noop", a, NULL, false, "alice", NULL);
+	struct jobd_filter f = { .limit = 100 };
+	struct jobd_job_list list;
+
+	op_ok(JOBD_OP_STOP, b);
+#define LIST(...)                                                    \
+	do {                                                         \
+		f = (struct jobd_filter){ __VA_ARGS__ };             \
+		if (!f.limit)                                        \
+			f.limit = 100;                               \
+		ck_assert_int_eq(jobd_store_list(st, &f, &list), 0); \
+	} while (0)
+	LIST(.cursor = 0);
+	ck_assert_int_eq(list.n, 2);
+	ck_assert_int_eq(list.jobs[0]->id, b); /* newest first */
+	ck_assert_int_eq(list.jobs[1]->id, a);
+	ck_assert_int_eq(list.next, 0);
+	ck_assert_int_gt(list.now, 0);
+	jobd_job_list_release(&list);
+	LIST(.all = true);
+	ck_assert_int_eq(list.n, 3);
+	ck_assert_int_eq(list.jobs[0]->id, c);
+	jobd_job_list_release(&list);
+	LIST(.system = true);
+	ck_assert_int_eq(list.n, 3);
+	ck_assert_int_eq(list.jobs[0]->id, s);
+	jobd_job_list_release(&list);
+	LIST(.system = true, .all = true);
+	ck_assert_int_eq(list.n, 4);
+	jobd_job_list_release(&list);
+	LIST(.status = "stopped");
+	ck_assert_int_eq(list.n, 1);
+	ck_assert_int_eq(list.jobs[0]->id, b);
+	jobd_job_list_release(&list);
+	LIST(.type = "noop", .all = true);
+	ck_assert_int_eq(list.n, 2);
+	ck_assert_int_eq(list.jobs[0]->id, c);
+	ck_assert_int_eq(list.jobs[1]->id, a);
+	jobd_job_list_release(&list);
+	LIST(.run_by = "alice");
+	ck_assert_int_eq(list.n, 1);
+	ck_assert_int_eq(list.jobs[0]->id, a);
+	jobd_job_list_release(&list);
+	LIST(.run_by = "alice", .status = "stopped");
+	ck_assert_int_eq(list.n, 0);
+	jobd_job_list_release(&list);
+	LIST(.limit = 1);
+	ck_assert_int_eq(list.n, 1);
+	ck_assert_int_eq(list.jobs[0]->id, b);
+	ck_assert_int_eq(list.next, b);
+	jobd_job_list_release(&list);
+	LIST(.cursor = b);
+	ck_assert_int_eq(list.n, 1);
+	ck_assert_int_eq(list.jobs[0]->id, a);
+	ck_assert_int_eq(list.next, 0);
+	jobd_job_list_release(&list);
+}
+END_TEST
+
+/* How many keys exist with the prefix (SCAN is fine in a test). */
+static long long keys_matching(const char *pattern)
+{
+	char cmd[256];
+	long long n = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "redis-cli -s '%s' --scan --pattern '%s' | wc -l",
+		 jobd_test_redis_address(redis), pattern);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%lld", &n), 1);
+	pclose(f);
+	return n;
+}
+
+/* The integers redis-cli prints for a command into V (an absent value
+ * prints an empty line, which fscanf skips: read one field at a time). */
+static size_t rcli_ints(long long *v, size_t max, const char *fmt, ...)
+{
+	char cmd[512], args[256];
+	size_t n = 0;
+	va_list ap;
+	FILE *f;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' %s",
+		 jobd_test_redis_address(redis), args);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	while (n < max && fscanf(f, "%lld", &v[n]) == 1)
+		n++;
+	pclose(f);
+	return n;
+}
+
+/* A claim writes when it took place only from the second claim on: the
+ * running attempt starts at the last claim (lib.lua run_start). */
+START_TEST(test_duration_counts_each_attempt_from_its_claim)
+{
+	int64_t id = create("noop", 0), a = claim_only(id), first;
+	struct jobd_job *job = get(id);
+	long long v[2];
+
+	ck_assert_int_eq(rcli_ints(v, 1, "hexists jobd:job:%lld claimed_at",
+				   (long long)id),
+			 1);
+	ck_assert_int_eq(rcli_ints(v + 1, 1, "hexists jobd:job:%lld run_since",
+				   (long long)id),
+			 1);
+	ck_assert_int_eq(v[0] + v[1], 0);
+	ck_assert_int_eq(job->claimed_at, job->started_at);
+	ck_assert_int_eq(job->run_since, job->started_at);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->started_at + 250), 250);
+	jobd_job_free(job);
+	sleep_ms(30);
+	ck_assert_int_eq(handback(id, a, ""), JOBD_RESULT_PENDING);
+	job = get(id);
+	first = job->run_ms;
+	ck_assert_int_ge(first, 30);
+	ck_assert_int_eq(job->run_since, 0);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->started_at + 99999),
+			 first);
+	jobd_job_free(job);
+	sleep_ms(30);
+	a = claim_only(id);
+	job = get(id);
+	ck_assert_int_ge(job->claimed_at, job->started_at + 60);
+	ck_assert_int_eq(job->run_since, job->claimed_at);
+	ck_assert_int_eq(jobd_job_duration_ms(job, job->claimed_at + 100),
+			 first + 100);
+	jobd_job_free(job);
+	sleep_ms(20);
+	ck_assert_int_eq(finish(id, a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	job = get(id);
+	ck_assert_int_eq(job->run_since, 0);
+	ck_assert_int_eq(job->run_ms,
+			 first + job->finished_at - job->claimed_at);
+	ck_assert_int_ge(job->run_ms, first + 20);
+	jobd_job_free(job);
+}
+END_TEST
+
+START_TEST(test_stats_minutes_are_registered_and_expire_after_retention)
+{
+	long long starts[8], v[2], created = 0;
+	size_t n;
+
+	for (int i = 0; i < 2; i++) {
+		int64_t id = create("noop", 0);
+
+		ck_assert_int_eq(finish(id, claim_only(id), JOBD_OUTCOME_DONE),
+				 JOBD_RESULT_FINISHED);
+	}
+	/* Each minute the jobs touched is listed, expires at its end plus
+	 * the retention (not counted from its last write), and their
+	 * counters add up over the minutes (one may turn meanwhile). */
+	n = rcli_ints(starts, 8, "zrange jobd:stats:minutes 0 -1");
+	ck_assert_uint_ge(n, 1);
+	for (size_t k = 0; k < n; k++) {
+		ck_assert_uint_eq(rcli_ints(v, 1,
+					    "pexpiretime jobd:stats:m:%lld",
+					    starts[k]),
+				  1);
+		ck_assert_int_eq(v[0],
+				 starts[k] + 60000 + conf->retention_stats);
+		if (rcli_ints(v, 1, "hget jobd:stats:m:%lld created",
+			      starts[k]))
+			created += v[0];
+		if (rcli_ints(v, 2, "hmget jobd:stats:m:%lld wait_min wait_max",
+			      starts[k]) == 2)
+			ck_assert_int_le(v[0], v[1]);
+	}
+	ck_assert_int_eq(created, 2);
+	/* On a Redis with no statistics before, the roll-up starts before
+	 * the first minute: no hour is written until a minute closes. */
+	ck_assert_uint_eq(rcli_ints(v, 1, "get jobd:stats:rolled"), 1);
+	ck_assert_int_lt(v[0], starts[0]);
+	ck_assert_uint_eq(rcli_ints(v, 1, "zcard jobd:stats:hours"), 1);
+	ck_assert_int_eq(v[0], 0);
+}
+END_TEST
+
+START_TEST(test_stats_waiting_times_are_the_jobs_waits)
+{
+	int64_t now;
+	struct jobd_stats stats;
+	struct jobd_claim *cl;
+	size_t n;
+	int64_t started = 0, sum = 0, lo = -1, hi = -1;
+
+	create("noop", 0);
+	sleep_ms(300);
+	create("noop", 0);
+	cl = claim(10, 10, 60000, &n);
+	ck_assert_uint_eq(n, 2);
+	jobd_store_claims_free(cl, n);
+	/* A waited 300 ms or more, B a few: the minute's started, sum,
+	 * min and max say so (wait_min of B, wait_max of A). */
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	ck_assert_int_eq(jobd_store_stats(st, now - 600000, NULL, &stats), 0);
+	for (size_t k = 0; k < stats.n; k++) {
+		const struct jobd_stats_counts *c = &stats.minutes[k].all;
+
+		started += c->started;
+		sum += c->wait_sum;
+		if (c->wait_min >= 0 && (lo < 0 || c->wait_min < lo))
+			lo = c->wait_min;
+		if (c->wait_max > hi)
+			hi = c->wait_max;
+	}
+	jobd_stats_release(&stats);
+	ck_assert_int_eq(started, 2);
+	ck_assert_int_lt(lo, 100);
+	ck_assert_int_ge(hi, 300);
+	ck_assert_int_eq(sum, hi + lo);
+}
+END_TEST
+
+/* Jobs created over the hourly windows of the last 8 hours. */
+static long long created_in_hours(long long now_ms)
+{
+	struct jobd_stats stats;
+	long long created = 0;
+
+	ck_assert_int_eq(
+		jobd_store_stats(st, now_ms - 8 * 3600000LL, NULL, &stats), 0);
+	for (size_t k = 0; k < stats.n; k++) {
+		ck_assert_int_eq(stats.minutes[k].minute % 3600000, 0);
+		created += stats.minutes[k].all.created;
+	}
+	jobd_stats_release(&stats);
+	return created;
+}
+
+START_TEST(test_stats_closed_minutes_roll_up_into_hours_once)
+{
+	long long v[4], t[2], old, hour;
+
+	/* Before any other statistics: a closed minute two hours back, not
+	 * rolled up yet. The next call that writes statistics adds it to
+	 * its hour, once. */
+	ck_assert_uint_eq(rcli_ints(t, 2, "time"), 2);
+	old = t[0] * 1000 - 7200000;
+	old -= old % 60000;
+	hour = old - old % 3600000;
+	rcli_ints(v, 1,
+		  "hset jobd:stats:m:%lld created 5 'created|noop' 5 "
+		  "wait_min 3 wait_max 9 'wait|noop_min' 3 'wait|noop_max' 9",
+		  old);
+	rcli_ints(v, 1, "zadd jobd:stats:minutes %lld %lld", old, old);
+	rcli_ints(v, 1, "set jobd:stats:rolled %lld", old - 60000);
+	create("noop", 0);
+	create("noop", 0);
+	ck_assert_uint_eq(rcli_ints(v, 4,
+				    "hmget jobd:stats:h:%lld created wait_min "
+				    "wait_max 'created|noop'",
+				    hour),
+			  4);
+	ck_assert_int_eq(v[0], 5);
+	ck_assert_int_eq(v[1], 3);
+	ck_assert_int_eq(v[2], 9);
+	ck_assert_int_eq(v[3], 5);
+	ck_assert_uint_eq(
+		rcli_ints(v, 1, "pexpiretime jobd:stats:h:%lld", hour), 1);
+	ck_assert_int_eq(v[0], hour + 3600000 + conf->retention_stats);
+	ck_assert_uint_eq(rcli_ints(v, 1, "zscore jobd:stats:hours %lld", hour),
+			  1);
+	ck_assert_uint_eq(rcli_ints(v, 1, "get jobd:stats:rolled"), 1);
+	ck_assert_int_ge(v[0], old);
+	/* A long window reads hours: the rolled minute once, and the
+	 * minutes not rolled up yet added to their hour. */
+	ck_assert_int_eq(created_in_hours(t[0] * 1000), 5 + 2);
+}
+END_TEST
+
+START_TEST(test_stats_first_call_after_upgrade_counts_each_job_once)
+{
+	long long v[2], t[2], minute, hour;
+
+	/* What an earlier version left: the current minute written into
+	 * both its minute and its hour, and no roll-up mark. */
+	ck_assert_uint_eq(rcli_ints(t, 2, "time"), 2);
+	minute = t[0] * 1000 - t[0] * 1000 % 60000;
+	hour = minute - minute % 3600000;
+	rcli_ints(v, 1, "hset jobd:stats:m:%lld created 7", minute);
+	rcli_ints(v, 1, "hset jobd:stats:h:%lld created 7", hour);
+	rcli_ints(v, 1, "zadd jobd:stats:minutes %lld %lld", minute, minute);
+	rcli_ints(v, 1, "zadd jobd:stats:hours %lld %lld", hour, hour);
+	create("noop", 0);
+	ck_assert_int_eq(created_in_hours(t[0] * 1000), 7 + 1);
+}
+END_TEST
+
+START_TEST(test_purge_deletes_expired_trees_and_every_key)
+{
+	int64_t done = create_full("noop", 0, "k-done", false, "alice", NULL);
+	int64_t kid = create("noop", done);
+	int64_t grand = create_full("noop", kid, "k-grand", false, NULL, NULL);
+	int64_t live, live_kid;
+	int64_t counts_before[JOBD_STATUS_COUNT];
+	size_t deleted, total = 0, n;
+	bool more = true;
+	int64_t now;
+	struct jobd_claim *cl = claim(100, 100, 60000, &n);
+
+	/* Run the first tree, finishing from the leaves up. */
+	ck_assert_uint_eq(n, 3);
+	jobd_store_claims_free(cl, n);
+	ck_assert_int_eq(finish(done, 1, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_WAITING);
+	ck_assert_int_eq(finish(kid, 1, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_WAITING);
+	ck_assert_int_eq(finish(grand, 1, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	assert_status(done, "finished");
+	/* A second tree that is not over stays. */
+	live = create("noop", 0);
+	live_kid = create("noop", live);
+	op_ok(JOBD_OP_STOP, live);
+	ck_assert_int_eq(jobd_store_counts(st, counts_before), 0);
+
+	/* A cutoff before the finish deletes nothing. */
+	ck_assert_int_eq(jobd_store_purge(st, 1, 100, &deleted, &more), 0);
+	ck_assert_uint_eq(deleted, 0);
+
+	ck_assert(!more);
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	for (more = true; more;) {
+		/* A batch of 1 proves the work list carries over calls. */
+		ck_assert_int_eq(jobd_store_purge(st, now + 1000, 1, &deleted,
+						  &more),
+				 0);
+		total += deleted;
+	}
+	ck_assert_uint_eq(total, 3);
+	ck_assert_int_eq(keys_matching("jobd:job:*"), 2);
+	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)done)),
+			 0);
+	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
+	ck_assert_int_eq(
+		keys_matching(fmt("jobd:children:%lld", (long long)done)), 0);
+	ck_assert_int_eq(keys_matching("jobd:ix:*:s:finished"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ix:*:u:alice"), 0);
+	ck_assert_int_eq(keys_matching("jobd:purge"), 0);
+	ck_assert_int_eq(count_of(JOBD_FINISHED),
+			 counts_before[JOBD_FINISHED] - 3);
+	/* The live tree is untouched and still consistent. */
+	assert_status(live, "stopped");
+	assert_status(live_kid, "stopped");
+	check_tree(live);
+}
+END_TEST
+
+/* Runs a redis-cli command against the test server (to corrupt it). */
+static void rcli(const char *args)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' %s >/dev/null",
+		 jobd_test_redis_address(redis), args);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* fsck finds at least N violations and fixes nothing; with repair it
+ * fixes at least N, after which it finds none. */
+static void fsck_then_repair(size_t n)
+{
+	struct jobd_fsck f;
+
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_ge(f.nviolations, n);
+	ck_assert_uint_eq(f.fixed, 0);
+	jobd_fsck_release(&f);
+	ck_assert_int_eq(jobd_store_fsck(st, true, &f), 0);
+	ck_assert_uint_ge(f.fixed, n);
+	jobd_fsck_release(&f);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "after repair: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+}
+
+/*
+ * Claims every ready job and finishes it done, each with one log line
+ * (LOG: a format with one %lld, the job's id; NULL = none), until no job
+ * is ready. Returns how many finished their run.
+ */
+static size_t run_ready(const char *log)
+{
+	size_t total = 0;
+
+	for (;;) {
+		size_t n;
+		struct jobd_claim *cl = claim(1000, 1000, 60000, &n);
+		struct jobd_report *r = calloc(n ? n : 1, sizeof(*r));
+		struct jobd_log_line *lines = calloc(n ? n : 1, sizeof(*lines));
+		char(*text)[64] = calloc(n ? n : 1, sizeof(*text));
+		enum jobd_result *res = calloc(n ? n : 1, sizeof(*res));
+
+		for (size_t i = 0; i < n; i++) {
+			if (log) {
+				snprintf(text[i], sizeof(text[i]), log,
+					 (long long)cl[i].id);
+				lines[i] = (struct jobd_log_line){ 1, text[i] };
+			}
+			r[i] = (struct jobd_report){
+				.id = cl[i].id,
+				.attempt = cl[i].attempt,
+				.progress = -1,
+				.logs = log ? &lines[i] : NULL,
+				.nlogs = log ? 1 : 0,
+				.outcome = JOBD_OUTCOME_DONE,
+			};
+		}
+		if (n)
+			ck_assert_int_eq(jobd_store_finish(st, r, n, res), 0);
+		jobd_store_claims_free(cl, n);
+		free(r);
+		free(lines);
+		free(text);
+		free(res);
+		if (n == 0)
+			return total;
+		total += n;
+	}
+}
+
+/* Whether MEMBER is in the sorted set KEY (its score into *SCORE). */
+static bool zscore(const char *key, long long member, long long *score)
+{
+	long long v = 0;
+	bool in = rcli_ints(&v, 1, "zscore %s %lld", key, member) == 1;
+
+	if (score)
+		*score = v;
+	return in;
+}
+
+static int64_t finished_at(int64_t id)
+{
+	struct jobd_job *job = get(id);
+	int64_t at = job->finished_at;
+
+	jobd_job_free(job);
+	return at;
+}
+
+static long long rcli_int(const char *args)
+{
+	long long v = -1;
+
+	ck_assert_uint_eq(rcli_ints(&v, 1, "%s", args), 1);
+	return v;
+}
+
+/* Purges everything that ended before CUTOFF, in batches of 500 (the
+ * cleanup job's): the jobs deleted. */
+static size_t purge_all(int64_t cutoff)
+{
+	size_t deleted, total = 0;
+	bool more = true;
+
+	for (int calls = 0; more; calls++) {
+		ck_assert_int_lt(calls, 1000);
+		ck_assert_int_eq(
+			jobd_store_purge(st, cutoff, 500, &deleted, &more), 0);
+		total += deleted;
+	}
+	return total;
+}
+
+#define OLD_ROOTS 500
+
+/*
+ * Issue 17 item 6: retention read the 500 lowest ids of each terminal
+ * index, so 500 old roots restarted and ended again after the cutoff hid
+ * every later job from it ("deleted 0 jobs" while job 502 had ended long
+ * before). It now reads the roots by end time.
+ */
+START_TEST(test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late)
+{
+	struct jobd_spec specs[OLD_ROOTS];
+	struct jobd_created out[OLD_ROOTS];
+	struct jobd_op_result res[OLD_ROOTS];
+	int64_t ids[OLD_ROOTS], old, kid, cutoff, score;
+	long long at;
+
+	for (int i = 0; i < OLD_ROOTS; i++)
+		specs[i] = (struct jobd_spec){ .type = "again" };
+	ck_assert_int_eq(jobd_store_create(st, "t", specs, OLD_ROOTS, out), 0);
+	for (int i = 0; i < OLD_ROOTS; i++)
+		ids[i] = out[i].id;
+	ck_assert_uint_eq(run_ready(NULL), OLD_ROOTS);
+	/* The job that expires: a root with a child, a key, a user, logs. */
+	old = create_full("noop", 0, "k-old", false, "carol", NULL);
+	kid = create("noop", old);
+	ck_assert_int_gt(old, ids[OLD_ROOTS - 1]);
+	ck_assert_uint_eq(run_ready("work of %lld"), 2);
+	assert_status(old, "finished");
+	ck_assert_int_eq(jobd_store_time(st, &cutoff), 0);
+	cutoff += 1;
+	sleep_ms(5);
+	/* The old roots run again and end after the cutoff. */
+	ck_assert_int_eq(jobd_store_op(st, JOBD_OP_RESTART, "t", ids, OLD_ROOTS,
+				       res),
+			 0);
+	for (int i = 0; i < OLD_ROOTS; i++)
+		ck_assert_msg(res[i].ok, "restart: %s", res[i].error);
+	ck_assert_uint_eq(run_ready(NULL), OLD_ROOTS);
+
+	ck_assert_uint_eq(purge_all(cutoff), 2);
+	ck_assert_int_eq(keys_matching(fmt("jobd:job:%lld", (long long)old)),
+			 0);
+	ck_assert_int_eq(keys_matching(fmt("jobd:job:%lld", (long long)kid)),
+			 0);
+	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)old)),
+			 0);
+	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ix:*:u:carol"), 0);
+	ck_assert(!zscore("jobd:ended", old, NULL));
+	ck_assert(!zscore("jobd:ix:ru:s:finished", old, NULL));
+	ck_assert(!zscore("jobd:ix:cu:s:finished", kid, NULL));
+	/* Exactly those: every old root stays, indexed at its new end. */
+	ck_assert_int_eq(rcli_int("zcard jobd:ended"), OLD_ROOTS);
+	ck_assert_int_eq(count_of(JOBD_FINISHED), OLD_ROOTS);
+	for (int i = 0; i < OLD_ROOTS; i++) {
+		struct jobd_job *job = get(ids[i]);
+
+		ck_assert(zscore("jobd:ended", ids[i], &at));
+		score = at;
+		ck_assert_int_eq(score, job->finished_at);
+		ck_assert_int_ge(score, cutoff);
+		jobd_job_free(job);
+	}
+	/* Later, past their end, they go too. */
+	ck_assert_int_eq(jobd_store_time(st, &cutoff), 0);
+	ck_assert_uint_eq(purge_all(cutoff + 1), OLD_ROOTS);
+	ck_assert_int_eq(keys_matching("jobd:job:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ended"), 0);
+}
+END_TEST
+
+/* An entry of P:ended that no longer says when a root ended is settled
+ * by the purge that meets it, never read again. */
+START_TEST(test_purge_settles_stale_entries_of_the_ended_index)
+{
+	int64_t gone = create("noop", 0), late = create("noop", 0), live, now;
+	long long at;
+
+	ck_assert_uint_eq(run_ready(NULL), 2);
+	live = create("noop", 0);
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	rcli(fmt("DEL jobd:job:%lld", (long long)gone));
+	rcli(fmt("ZADD jobd:ended 1 %lld 2 %lld 3 %lld", (long long)gone,
+		 (long long)live, (long long)late));
+	ck_assert_uint_eq(purge_all(now - 60000), 0);
+	ck_assert(!zscore("jobd:ended", gone, NULL));
+	ck_assert(!zscore("jobd:ended", live, NULL));
+	ck_assert(zscore("jobd:ended", late, &at));
+	ck_assert_int_eq(at, finished_at(late));
+	assert_status(live, "pending");
+}
+END_TEST
+
+/* A store of an earlier version has no P:ended: the backfill builds it
+ * from the terminal indexes, in batches, and the purge then works. */
+START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
+{
+	int64_t a = create("noop", 0), b = create("sys", 0),
+		c = create("noop", 0);
+	int64_t kid = create("noop", a), p, now;
+	size_t indexed = 0, n, m;
+	bool more = true;
+	long long at;
+
+	op_ok(JOBD_OP_STOP, c);
+	op_ok(JOBD_OP_CANCEL, c);
+	ck_assert_uint_eq(run_ready(NULL), 3);
+	p = create("noop", 0);
+	rcli("DEL jobd:ended jobd:backfill");
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
+	/* Batches of 1 prove that the cursor carries over calls. */
+	for (int calls = 0; more && calls < 20; calls++) {
+		ck_assert_int_eq(jobd_store_backfill(st, 1, &n, &m, &more), 0);
+		indexed += n;
+	}
+	ck_assert_uint_eq(indexed, 3);
+	/* The log minutes of a month: a few larger batches. */
+	for (int calls = 0; more; calls++) {
+		ck_assert_int_lt(calls, 10);
+		ck_assert_int_eq(jobd_store_backfill(st, 10000, &n, &m, &more),
+				 0);
+		ck_assert_uint_eq(n, 0);
+	}
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	ck_assert_int_eq(rcli_int("zcard jobd:ended"), 3);
+	ck_assert(zscore("jobd:ended", a, &at));
+	ck_assert_int_eq(at, finished_at(a));
+	ck_assert(zscore("jobd:ended", b, &at));
+	ck_assert_int_eq(at, finished_at(b));
+	ck_assert(zscore("jobd:ended", c, &at));
+	ck_assert_int_eq(at, finished_at(c));
+	ck_assert(!zscore("jobd:ended", kid, NULL));
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	ck_assert_uint_eq(purge_all(now + 1), 4);
+	assert_status(p, "pending");
+}
+END_TEST
+
+START_TEST(test_fsck_checks_and_repairs_the_ended_index)
+{
+	int64_t a = create("noop", 0), b = create("noop", 0);
+	int64_t kid = create("noop", b), d;
+	struct jobd_fsck f;
+	long long at;
+
+	ck_assert_uint_eq(run_ready(NULL), 3);
+	d = create("noop", 0);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "clean store: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+	/* Missing, at a wrong time, a child, a pending job, no such job;
+	 * and a minute of the log index without its stream. */
+	rcli("ZADD jobd:logix:minutes 60000 60000");
+	rcli(fmt("ZREM jobd:ended %lld", (long long)a));
+	rcli(fmt("ZADD jobd:ended 5 %lld 1 %lld 1 %lld 1 999999", (long long)b,
+		 (long long)kid, (long long)d));
+	fsck_then_repair(6);
+	ck_assert_int_eq(rcli_int("zcard jobd:ended"), 2);
+	ck_assert(!zscore("jobd:logix:minutes", 60000, NULL));
+	ck_assert(zscore("jobd:ended", a, &at));
+	ck_assert_int_eq(at, finished_at(a));
+	ck_assert(zscore("jobd:ended", b, &at));
+	ck_assert_int_eq(at, finished_at(b));
+}
+END_TEST
+
+START_TEST(test_fsck_finds_and_repairs_corruption)
+{
+	int64_t a = create("noop", 0), b = create("noop", 0);
+	int64_t p = create("noop", 0), c1 = create("noop", p);
+	struct jobd_fsck f;
+	size_t n;
+	struct jobd_claim *cl;
+
+	create("noop", p);
+	op_ok(JOBD_OP_STOP, a);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_eq(f.jobs, 5);
+	ck_assert_uint_eq(f.nviolations, 0);
+	jobd_fsck_release(&f);
+
+	/* Each kind of damage: a stopped job still ready, a pending job out
+	 * of its index, a lease for a pending job, wrong parent counters,
+	 * a status counter off. */
+	rcli(fmt("ZADD jobd:roots 0 =%lld", (long long)a));
+	rcli(fmt("ZREM jobd:ix:ru:s:pending %lld", (long long)b));
+	rcli(fmt("ZADD jobd:leases 0 %lld", (long long)c1));
+	rcli(fmt("HSET jobd:job:%lld children_total 9 children_pending 0",
+		 (long long)p));
+	rcli("HINCRBY jobd:count finished 4");
+	fsck_then_repair(5);
+	check_tree(p);
+	ck_assert_int_eq(count_of(JOBD_FINISHED), 0);
+	/* The repaired queues run exactly the pending jobs, a not. */
+	cl = claim(100, 100, 60000, &n);
+	ck_assert_uint_eq(n, 4);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_ne(cl[i].id, a);
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+/* A page of the search across jobs, asserting its bound. */
+static void logs_page(const struct jobd_log_query *q,
+		      struct jobd_log_result *res)
+{
+	size_t cap = q->scan_max ? q->scan_max : JOBD_LOG_SCAN_MAX;
+
+	ck_assert_int_eq(jobd_store_logs_all(st, q, res), 0);
+	ck_assert_msg(res->scanned <= cap, "a page read %zu index entries",
+		      res->scanned);
+	ck_assert_uint_le(res->n, q->limit ? q->limit : 1000);
+	ck_assert(res->truncated == (res->next[0] != '\0'));
+}
+
+#define LOGGED 20000
+
+/*
+ * Issue 17 item 7: the search across jobs read every job that logged in
+ * the window (a round trip per minute, two or more per job). A page now
+ * reads at most its scan bound of index entries, whatever the window
+ * holds, and the cursor continues exactly where it stopped: 20,000 jobs
+ * logged, every entry found once, in order, page after page.
+ */
+START_TEST(test_logs_all_pages_are_bounded_and_continue_by_cursor)
+{
+	struct jobd_spec *specs = calloc(LOGGED, sizeof(*specs));
+	struct jobd_created *out = calloc(LOGGED, sizeof(*out));
+	unsigned char *seen = calloc(LOGGED + 1, 1);
+	struct jobd_log_query q = { .grep = "work of" };
+	struct jobd_log_result res;
+	char cursor[JOBD_LOG_CURSOR_SIZE];
+	size_t pages = 0, found = 0, scanned = 0, n;
+	int64_t base, last_ms = 0;
+
+	for (size_t i = 0; i < LOGGED; i++)
+		specs[i] = (struct jobd_spec){ .type = "noop" };
+	for (size_t off = 0; off < LOGGED; off += 500)
+		ck_assert_int_eq(jobd_store_create(st, "t", specs + off, 500,
+						   out + off),
+				 0);
+	base = out[0].id - 1;
+	ck_assert_uint_eq(run_ready("work of %lld"), LOGGED);
+
+	/* Every entry once, by the order of the index, in bounded pages. */
+	do {
+		logs_page(&q, &res);
+		pages++;
+		scanned += res.scanned;
+		for (size_t i = 0; i < res.n; i++) {
+			const struct jobd_log_entry *e = &res.entries[i];
+			int64_t k = e->job - base;
+
+			ck_assert(k >= 1 && k <= LOGGED);
+			ck_assert_msg(!seen[k], "job %lld found twice",
+				      (long long)e->job);
+			seen[k] = 1;
+			ck_assert_str_eq(e->msg, fmt("work of %lld",
+						     (long long)e->job));
+			ck_assert_int_ge(e->ms, last_ms);
+			last_ms = e->ms;
+			found++;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", res.next);
+		q.cursor = cursor;
+		jobd_log_result_release(&res);
+	} while (cursor[0]);
+	ck_assert_uint_eq(found, LOGGED);
+	ck_assert_uint_eq(scanned, LOGGED);
+	ck_assert_uint_ge(pages, LOGGED / 1000);
+
+	/* A search that matches nothing reads the window in bounded pages,
+	 * each continuing the last: one index entry per entry written. */
+	q = (struct jobd_log_query){ .grep = "no such text", .scan_max = 3000 };
+	pages = scanned = 0;
+	do {
+		logs_page(&q, &res);
+		ck_assert_uint_eq(res.n, 0);
+		pages++;
+		scanned += res.scanned;
+		snprintf(cursor, sizeof(cursor), "%s", res.next);
+		q.cursor = cursor;
+		jobd_log_result_release(&res);
+	} while (cursor[0]);
+	ck_assert_uint_eq(scanned, LOGGED);
+	ck_assert_uint_eq(pages, (LOGGED + 2999) / 3000 + (LOGGED % 3000 == 0));
+
+	/* Everything (lifecycle entries too), small pages: no entry twice,
+	 * every logged one there, all in key order. */
+	memset(seen, 0, LOGGED + 1);
+	q = (struct jobd_log_query){ .limit = 700, .scan_max = 2500 };
+	found = n = 0;
+	last_ms = 0;
+	do {
+		logs_page(&q, &res);
+		for (size_t i = 0; i < res.n; i++) {
+			const struct jobd_log_entry *e = &res.entries[i];
+			int64_t k = e->job - base;
+
+			ck_assert_int_ge(e->ms, last_ms);
+			last_ms = e->ms;
+			if (strncmp(e->msg, "work of ", 8) == 0) {
+				ck_assert(!(seen[k] & 1));
+				seen[k] |= 1;
+				found++;
+			} else if (strncmp(e->msg, "created by", 10) == 0) {
+				ck_assert(!(seen[k] & 2));
+				seen[k] |= 2;
+			} else if (strcmp(e->msg, "finished") == 0) {
+				ck_assert(!(seen[k] & 4));
+				seen[k] |= 4;
+			}
+			n++;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", res.next);
+		q.cursor = cursor;
+		jobd_log_result_release(&res);
+	} while (cursor[0]);
+	ck_assert_uint_eq(found, LOGGED);
+	ck_assert_uint_gt(n, LOGGED);
+	free(specs);
+	free(out);
+	free(seen);
+}
+END_TEST
+
+/* A small search is one page, with the lifecycle entries of the jobs
+ * that logged, as before; a bad cursor is refused. */
+START_TEST(test_logs_all_one_page_has_entries_and_lifecycle_of_jobs)
+{
+	int64_t a = create("noop", 0), b = create("noop", 0);
+	int64_t c = create("noop", 0);
+	struct jobd_log_query q = { .grep = "" };
+	struct jobd_log_result res;
+	bool created_a = false, finished_b = false, work_a = false;
+
+	op_ok(JOBD_OP_STOP, c); /* logs, is no job that ran */
+	ck_assert_uint_eq(run_ready("work of %lld"), 2);
+	logs_page(&q, &res);
+	ck_assert_str_eq(res.next, "");
+	for (size_t i = 0; i < res.n; i++) {
+		const struct jobd_log_entry *e = &res.entries[i];
+
+		if (e->job == a && strcmp(e->msg, "created by tester") == 0)
+			created_a = true;
+		if (e->job == a &&
+		    strcmp(e->msg, fmt("work of %lld", (long long)a)) == 0)
+			work_a = true;
+		if (e->job == b && strcmp(e->msg, "finished") == 0)
+			finished_b = true;
+		if (i > 0)
+			ck_assert_int_ge(e->ms, res.entries[i - 1].ms);
+	}
+	ck_assert_msg(created_a && work_a && finished_b,
+		      "%d %d %d, %zu entries", created_a, work_a, finished_b,
+		      res.n);
+	jobd_log_result_release(&res);
+	/* level and regex filter as for one job. */
+	q = (struct jobd_log_query){ .grep = "stopped by", .min_level = 1 };
+	logs_page(&q, &res);
+	ck_assert_uint_eq(res.n, 1);
+	ck_assert_int_eq(res.entries[0].job, c);
+	jobd_log_result_release(&res);
+	q.cursor = "12-x";
+	ck_assert_int_eq(jobd_store_logs_all(st, &q, &res),
+			 JOBD_STORE_ERR_INVALID);
+	ck_assert(!jobd_store_log_cursor_valid("12-x"));
+	ck_assert(jobd_store_log_cursor_valid("1764340000000-3"));
+	ck_assert(jobd_store_log_cursor_valid("1764340000000-0/42"));
+}
+END_TEST
+
+/*
+ * A job created, claimed and finished in one millisecond has three
+ * lifecycle entries with one time: pages of one entry each still give
+ * every one of them once (the cursor "MS-0/JOB" of the first once hid
+ * the others, seen as a flaky tests/integration/logs.sh).
+ */
+START_TEST(test_logs_all_pages_keep_lifecycle_entries_of_one_millisecond)
+{
+	int64_t a = create("noop", 0);
+	struct jobd_log_query q = { .limit = 1 };
+	struct jobd_log_result res;
+	char cursor[JOBD_LOG_CURSOR_SIZE];
+	unsigned seen = 0;
+	size_t pages = 0;
+
+	long long t = (long long)jobd_util_now_ms() - 5000;
+
+	ck_assert_uint_eq(run_ready("work of %lld"), 1);
+	rcli(fmt("HSET jobd:job:%lld created_at %lld claimed_at %lld "
+		 "finished_at %lld",
+		 (long long)a, t, t, t));
+	do {
+		logs_page(&q, &res);
+		ck_assert_uint_le(res.n, 1);
+		for (size_t i = 0; i < res.n; i++) {
+			const char *m = res.entries[i].msg;
+			unsigned bit = strncmp(m, "created by", 10) == 0 ? 1 :
+				       strncmp(m, "claimed by", 10) == 0 ? 2 :
+				       strcmp(m, "finished") == 0	 ? 4 :
+									   8;
+
+			ck_assert_msg(!(seen & bit) || bit == 8,
+				      "\"%s\" found twice", m);
+			seen |= bit;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", res.next);
+		q.cursor = cursor;
+		jobd_log_result_release(&res);
+		ck_assert_uint_lt(++pages, 20);
+	} while (cursor[0]);
+	ck_assert_uint_eq(seen, 15);
+}
+END_TEST
+
+/*
+ * A store of an earlier version indexed logs by minute in sets of job
+ * ids (P:logmin:MINUTE): the backfill turns them into the index, merged
+ * in time order with what this version indexed in the same minute.
+ */
+START_TEST(test_backfill_converts_the_log_sets_of_an_earlier_version)
+{
+	int64_t j = create("noop", 0), k = create("noop", 0), now, m;
+	struct jobd_log_query q = { 0 };
+	struct jobd_log_result res;
+	size_t n, conv, converted = 0;
+	bool more = true;
+
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	m = now - now % 60000 - 5 * 60000;
+	/* J logged twice in minute M under the earlier version, K once
+	 * under this one, between. */
+	rcli(fmt("XADD jobd:log:%lld %lld-0 level info attempt 0 msg old-one",
+		 (long long)j, (long long)(m + 500)));
+	rcli(fmt("XADD jobd:log:%lld %lld-0 level warn attempt 0 msg old-two",
+		 (long long)j, (long long)(m + 2000)));
+	rcli(fmt("SADD jobd:logmin:%lld %lld", (long long)m, (long long)j));
+	rcli(fmt("XADD jobd:log:%lld %lld-0 level info attempt 0 msg new-one",
+		 (long long)k, (long long)(m + 1000)));
+	rcli(fmt("XADD jobd:logix:m:%lld %lld-0 job %lld sid %lld-0",
+		 (long long)m, (long long)(m + 1000), (long long)k,
+		 (long long)(m + 1000)));
+	rcli(fmt("ZADD jobd:logix:minutes %lld %lld", (long long)m,
+		 (long long)m));
+	q.since = m;
+	q.grep = "-";
+	logs_page(&q, &res);
+	ck_assert_uint_eq(res.n, 1);
+	jobd_log_result_release(&res);
+
+	rcli("DEL jobd:backfill");
+	for (int calls = 0; more; calls++) {
+		ck_assert_int_lt(calls, 100);
+		ck_assert_int_eq(
+			jobd_store_backfill(st, 5000, &n, &conv, &more), 0);
+		converted += conv;
+	}
+	ck_assert_uint_eq(converted, 1);
+	ck_assert_int_eq(keys_matching("jobd:logmin:*"), 0);
+	logs_page(&q, &res);
+	ck_assert_uint_eq(res.n, 3);
+	ck_assert_str_eq(res.entries[0].msg, "old-one");
+	ck_assert_str_eq(res.entries[1].msg, "new-one");
+	ck_assert_str_eq(res.entries[2].msg, "old-two");
+	ck_assert_int_eq(res.entries[2].level, JOBD_LOG_WARN);
+	ck_assert_int_eq(res.entries[2].job, j);
+	jobd_log_result_release(&res);
+	/* The converted minute expires like one this version wrote. */
+	ck_assert_int_gt(rcli_int(fmt("pttl jobd:logix:m:%lld", (long long)m)),
+			 0);
+}
+END_TEST
+
+/* Retention deletes the index of the minutes before its cutoff. */
+START_TEST(test_purge_deletes_the_log_index_before_the_cutoff)
+{
+	int64_t a = create("noop", 0), now, m;
+
+	ck_assert_uint_eq(run_ready("work of %lld"), 1);
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	m = now - now % 60000;
+	ck_assert_int_eq(rcli_int("zcard jobd:logix:minutes"), 1);
+	rcli(fmt("ZADD jobd:logix:minutes %lld %lld", (long long)(m - 120000),
+		 (long long)(m - 120000)));
+	rcli(fmt("XADD jobd:logix:m:%lld %lld-0 job %lld sid 1-1",
+		 (long long)(m - 120000), (long long)(m - 120000),
+		 (long long)a));
+	/* A cutoff within this minute keeps it, drops the old one. */
+	ck_assert_uint_eq(purge_all(m + 1), 0);
+	ck_assert_int_eq(rcli_int("zcard jobd:logix:minutes"), 1);
+	ck_assert_int_eq(keys_matching(fmt("jobd:logix:m:%lld",
+					   (long long)(m - 120000))),
+			 0);
+	ck_assert_int_eq(keys_matching(fmt("jobd:logix:m:%lld", (long long)m)),
+			 1);
+}
+END_TEST
+
+START_TEST(test_children_pages_oldest_first)
+{
+	int64_t p = create("noop", 0), ids[5];
+	struct jobd_job_list list;
+
+	for (int i = 0; i < 5; i++)
+		ids[i] = create("noop", p);
+	ck_assert_int_eq(jobd_store_children(st, p, 0, 2, &list), 0);
+	ck_assert_int_eq(list.n, 2);
+	ck_assert_int_eq(list.jobs[0]->id, ids[0]);
+	ck_assert_int_eq(list.jobs[1]->id, ids[1]);
+	ck_assert_int_eq(list.next, ids[1]);
+	jobd_job_list_release(&list);
+	ck_assert_int_eq(jobd_store_children(st, p, ids[3], 2, &list), 0);
+	ck_assert_int_eq(list.n, 1);
+	ck_assert_int_eq(list.jobs[0]->id, ids[4]);
+	ck_assert_int_eq(list.next, 0);
+	jobd_job_list_release(&list);
+	ck_assert_int_eq(jobd_store_children(st, 777777, 0, 2, &list),
+			 JOBD_STORE_ERR_NOTFOUND);
+}
+END_TEST
+
+#define BIG 100000
+
+struct big_meta {
+	unsigned char kind; /* 0 root user, 1 root system, 2 child */
+	bool again;	    /* type again (else noop / sys) */
+	bool alice;	    /* run_by alice (else bob) */
+	bool stopped;
+};
+
+/* Walks every page of F (limit 1000); checks order, filter and returns
+ * how many jobs matched. SEEN counts each id. */
+static size_t walk(struct jobd_filter f, const struct big_meta *meta,
+		   int64_t base, unsigned char *seen)
+{
+	size_t total = 0;
+	int64_t prev = INT64_MAX;
+
+	f.limit = 1000;
+	f.cursor = 0;
+	memset(seen, 0, BIG + 1);
+	for (int pages = 0; pages < 1000; pages++) {
+		struct jobd_job_list list;
+
+		ck_assert_int_eq(jobd_store_list(st, &f, &list), 0);
+		for (size_t i = 0; i < list.n; i++) {
+			const struct jobd_job *job = list.jobs[i];
+			int64_t k = job->id - base;
+			const struct big_meta *m;
+
+			ck_assert_msg(job->id < prev,
+				      "not newest first: %lld after %lld",
+				      (long long)job->id, (long long)prev);
+			prev = job->id;
+			ck_assert(k >= 0 && k <= BIG);
+			m = &meta[k];
+			ck_assert_int_eq(seen[k], 0);
+			seen[k] = 1;
+			if (!f.all)
+				ck_assert_int_eq(job->parent, 0);
+			if (!f.system)
+				ck_assert(!job->system);
+			if (f.status)
+				ck_assert_str_eq(jobd_status_names[job->status],
+						 f.status);
+			if (f.type)
+				ck_assert_str_eq(job->type, f.type);
+			if (f.run_by)
+				ck_assert_str_eq(job->run_by, f.run_by);
+			ck_assert_int_eq(m->kind == 1, job->system);
+			ck_assert_int_eq(m->kind == 2, job->parent != 0);
+			total++;
+		}
+		ck_assert(list.n > 0 || list.next == 0);
+		f.cursor = list.next;
+		jobd_job_list_release(&list);
+		if (!f.cursor)
+			return total;
+	}
+	ck_abort_msg("more than 1000 pages");
+	return 0;
+}
+
+START_TEST(test_list_pages_over_100000_jobs)
+{
+	struct big_meta *meta = calloc(BIG + 1, sizeof(*meta));
+	unsigned char *seen = malloc(BIG + 1);
+	struct jobd_spec *specs = calloc(BIG, sizeof(*specs));
+	struct jobd_created *out = calloc(BIG, sizeof(*out));
+	int64_t parent = create("noop", 0), base = parent;
+	int64_t *stop_ids = calloc(BIG, sizeof(*stop_ids));
+	struct jobd_op_result *res;
+	size_t nstop = 0, want;
+
+	/* id = base + k; job 0 is the parent of the children. */
+	meta[0].kind = 0;
+	for (size_t i = 0; i < BIG; i++) {
+		size_t k = i + 1;
+		struct big_meta *m = &meta[k];
+
+		m->kind = k % 10 == 0 ? 1 : (k % 7 == 0 ? 2 : 0);
+		m->again = m->kind != 1 && k % 2 == 0;
+		m->alice = k % 3 == 0;
+		specs[i] = (struct jobd_spec){
+			.type = m->kind == 1 ? "sys" :
+					       (m->again ? "again" : "noop"),
+			.run_by = m->alice ? "alice" : "bob",
+			.parent = m->kind == 2 ? parent : 0,
+		};
+	}
+	for (size_t off = 0; off < BIG; off += 5000)
+		ck_assert_int_eq(jobd_store_create(st, "t", specs + off, 5000,
+						   out + off),
+				 0);
+	for (size_t i = 0; i < BIG; i++) {
+		ck_assert_int_eq(out[i].id, base + (int64_t)i + 1);
+		if (i % 13 == 0 && meta[i + 1].kind != 2) {
+			stop_ids[nstop++] = out[i].id;
+			meta[i + 1].stopped = true;
+		}
+	}
+	res = calloc(nstop, sizeof(*res));
+	ck_assert_int_eq(
+		jobd_store_op(st, JOBD_OP_STOP, "t", stop_ids, nstop, res), 0);
+	for (size_t i = 0; i < nstop; i++)
+		ck_assert(res[i].ok);
+
+	/* Default: user roots. */
+	want = 0;
+	for (size_t k = 0; k <= BIG; k++)
+		want += meta[k].kind == 0;
+	ck_assert_uint_eq(walk((struct jobd_filter){ 0 }, meta, base, seen),
+			  want);
+	for (size_t k = 0; k <= BIG; k++)
+		ck_assert_int_eq(seen[k], meta[k].kind == 0);
+	/* --all --system: everything exactly once. */
+	ck_assert_uint_eq(
+		walk((struct jobd_filter){ .all = true, .system = true }, meta,
+		     base, seen),
+		BIG + 1);
+	/* --status stopped (roots, system included). */
+	want = 0;
+	for (size_t k = 0; k <= BIG; k++)
+		want += meta[k].stopped;
+	ck_assert_uint_eq(walk((struct jobd_filter){ .status = "stopped",
+						     .system = true },
+			       meta, base, seen),
+			  want);
+	/* --type again --run-by alice --all */
+	want = 0;
+	for (size_t k = 1; k <= BIG; k++)
+		want += meta[k].again && meta[k].alice;
+	ck_assert_uint_eq(walk((struct jobd_filter){ .type = "again",
+						     .run_by = "alice",
+						     .all = true },
+			       meta, base, seen),
+			  want);
+	free(meta);
+	free(seen);
+	free(specs);
+	free(out);
+	free(stop_ids);
+	free(res);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+	TCase *big = tcase_create("big");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc,
+		       test_create_makes_pending_job_with_policy_and_fields);
+	tcase_add_test(tc, test_create_system_job_has_no_run_by);
+	tcase_add_test(
+		tc,
+		test_create_refuses_unknown_type_bad_payload_missing_parent);
+	tcase_add_test(tc, test_create_same_key_returns_same_job);
+	tcase_add_test(
+		tc, test_create_retried_after_lost_reply_makes_no_second_job);
+	tcase_add_test(tc, test_create_in_halves_with_two_calls_on_their_way);
+	tcase_add_test(tc, test_create_sent_then_connection_lost_is_made_again);
+	tcase_add_test(tc, test_create_refused_here_needs_no_redis);
+	tcase_add_test(
+		tc, test_create_child_derives_root_and_inherits_low_priority);
+	tcase_add_test(
+		tc,
+		test_create_child_under_stopping_or_stopped_parent_is_stopped);
+	tcase_add_test(tc, test_create_child_refused_under_finished_parent);
+	tcase_add_test(tc, test_create_child_refused_under_canceled_parent);
+	tcase_add_test(tc, test_claim_increments_attempt_and_sets_in_progress);
+	tcase_add_test(tc, test_claim_is_fair_between_roots);
+	tcase_add_test(
+		tc,
+		test_claim_takes_low_priority_only_when_no_normal_job_is_ready);
+	tcase_add_test(tc, test_claim_normal_before_low_in_one_batch);
+	tcase_add_test(tc, test_finish_done_finishes_job);
+	tcase_add_test(tc,
+		       test_finish_failed_without_retries_finishes_with_errors);
+	tcase_add_test(tc,
+		       test_finish_stopped_without_stop_request_is_a_failure);
+	tcase_add_test(tc, test_finish_counts_reported_errors_once_with_logs);
+	tcase_add_test(
+		tc,
+		test_finish_parent_waits_for_children_up_a_three_level_tree);
+	tcase_add_test(tc,
+		       test_finish_progress_moves_overall_progress_up_the_tree);
+	tcase_add_test(
+		tc, test_finish_failed_with_retries_is_claimable_after_backoff);
+	tcase_add_test(tc, test_finish_retry_waits_for_its_not_before_time);
+	tcase_add_test(tc, test_stop_pending_job_is_stopped);
+	tcase_add_test(
+		tc,
+		test_stop_running_job_asks_handler_then_stops_at_checkpoint);
+	tcase_add_test(tc, test_finish_done_while_stopping_finishes);
+	tcase_add_test(
+		tc, test_stop_refused_for_non_stoppable_type_in_every_status);
+	tcase_add_test(tc, test_stop_refused_when_finished_or_stopping);
+	tcase_add_test(tc, test_operations_refuse_unknown_id);
+	tcase_add_test(tc, test_operations_on_a_batch_answer_per_id);
+	tcase_add_test(
+		tc,
+		test_resume_refused_unless_stopped_or_under_stopped_ancestor);
+	tcase_add_test(tc,
+		       test_stop_waiting_parent_is_stopped_once_no_child_runs);
+	tcase_add_test(
+		tc,
+		test_stop_waiting_parent_without_running_children_stops_at_once);
+	tcase_add_test(
+		tc, test_resume_waiting_parent_with_all_children_done_finishes);
+	tcase_add_test(tc,
+		       test_resumed_waiting_parent_runs_and_its_duration_grows);
+	tcase_add_test(
+		tc,
+		test_waiting_grows_until_first_start_then_duration_while_running);
+	tcase_add_test(tc, test_force_stop_fences_the_running_attempt);
+	tcase_add_test(tc, test_force_stop_stops_stopping_descendants);
+	tcase_add_test(tc, test_cancel_refused_unless_stopped);
+	tcase_add_test(tc, test_cancel_refused_while_a_descendant_is_stopping);
+	tcase_add_test(tc, test_resume_refused_while_a_descendant_is_stopping);
+	tcase_add_test(tc, test_canceled_child_is_not_an_error);
+	tcase_add_test(tc,
+		       test_handback_running_job_goes_pending_with_checkpoint);
+	tcase_add_test(tc, test_handback_stopping_job_is_stopped);
+	tcase_add_test(tc, test_expire_hands_back_jobs_whose_lease_ran_out);
+	tcase_add_test(tc, test_heartbeat_renews_the_lease);
+	tcase_add_test(tc, test_restart_resets_run_and_detaches_children);
+	tcase_add_test(tc, test_restart_refused_for_non_restartable_type);
+	tcase_add_test(
+		tc,
+		test_low_priority_applies_to_descendants_and_later_children);
+	tcase_add_test(tc, test_low_priority_refused_for_terminal_job);
+	tcase_add_test(tc, test_cascade_over_wide_three_level_tree);
+	tcase_add_test(tc, test_stop_leaves_no_job_of_the_subtree_claimable);
+	tcase_add_test(tc, test_cancel_leaves_no_job_of_the_subtree_claimable);
+	tcase_add_test(
+		tc, test_report_with_old_attempt_is_fenced_and_writes_nothing);
+	tcase_add_test(tc,
+		       test_list_filters_by_status_type_run_by_system_and_all);
+	tcase_add_test(tc, test_children_pages_oldest_first);
+	tcase_add_test(tc, test_purge_deletes_expired_trees_and_every_key);
+	tcase_add_test(
+		tc,
+		test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late);
+	tcase_add_test(tc, test_purge_settles_stale_entries_of_the_ended_index);
+	tcase_add_test(
+		tc,
+		test_backfill_indexes_the_ended_roots_of_an_earlier_version);
+	tcase_add_test(tc, test_fsck_checks_and_repairs_the_ended_index);
+	tcase_add_test(
+		tc, test_logs_all_one_page_has_entries_and_lifecycle_of_jobs);
+	tcase_add_test(
+		tc, test_backfill_converts_the_log_sets_of_an_earlier_version);
+	tcase_add_test(tc, test_purge_deletes_the_log_index_before_the_cutoff);
+	tcase_add_test(
+		tc,
+		test_logs_all_pages_keep_lifecycle_entries_of_one_millisecond);
+	tcase_add_test(
+		tc,
+		test_stats_minutes_are_registered_and_expire_after_retention);
+	tcase_add_test(tc, test_duration_counts_each_attempt_from_its_claim);
+	tcase_add_test(tc, test_stats_closed_minutes_roll_up_into_hours_once);
+	tcase_add_test(tc, test_stats_waiting_times_are_the_jobs_waits);
+	tcase_add_test(
+		tc, test_stats_first_call_after_upgrade_counts_each_job_once);
+	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
+	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(big, setup, teardown);
+	tcase_set_timeout(big, 120);
+	tcase_add_test(big, test_list_pages_over_100000_jobs);
+	tcase_add_test(big,
+		       test_logs_all_pages_are_bounded_and_continue_by_cursor);
+	suite_add_tcase(s, big);
+	return s;
+}
+
+int main(void)
+{
+	return jobd_test_run_suite_with_redis(store_suite, &redis);
+}
