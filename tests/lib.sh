@@ -79,6 +79,66 @@ assert_contains() {
 	esac
 }
 
+# poll SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds
+# (returns 0) or SECONDS pass (returns 1).
+poll() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds; fails
+# naming WHAT after SECONDS.
+wait_for() {
+	poll "$1" "${@:3}" || fail "timed out after $1 s: $2"
+}
+
+# job_is ID JQ-EXPR: the expression is true of `jobctl show ID --json`.
+job_is() {
+	[ "$(jobctl show "$1" --json | jq -r "$2")" = true ]
+}
+
+# wait_job SECONDS ID JQ-EXPR: until the expression is true of the job;
+# fails showing the job.
+wait_job() {
+	poll "$1" job_is "$2" "$3" ||
+		fail "job $2: '$3' still false after $1 s: $(jobctl show "$2" --json)"
+}
+
+# start_jobd NAME [DIR]: runs src/jobd -c DIR/NAME.conf in the background,
+# its output appended to DIR/NAME.log (DIR: $work, or else $dir); its pid
+# in jobd_pids[NAME]. JOBD_BIN runs another build of jobd.
+declare -A jobd_pids
+start_jobd() {
+	local d=${2:-${work:-$dir}}
+	"${JOBD_BIN:-$top_builddir/src/jobd}" -c "$d/$1.conf" >>"$d/$1.log" 2>&1 &
+	jobd_pids[$1]=$!
+	on_exit "kill -KILL $! 2>/dev/null"
+}
+
+# stop_jobd NAME [any]: SIGTERM and wait; fails unless jobd exits 0
+# (with "any", whatever it exits with).
+stop_jobd() {
+	local pid=${jobd_pids[$1]:?stop_jobd: no jobd named $1} rc=0
+	unset "jobd_pids[$1]"
+	kill -TERM "$pid" 2>/dev/null || [ "${2:-}" = any ] ||
+		fail "jobd $1 died before SIGTERM (see its log)"
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 0 ] || [ "${2:-}" = any ] ||
+		fail "jobd $1 exited with $rc at SIGTERM (see its log)"
+}
+
+# kill9_jobd NAME: kill -9, as a crash does.
+kill9_jobd() {
+	local pid=${jobd_pids[$1]:?kill9_jobd: no jobd named $1}
+	unset "jobd_pids[$1]"
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
 # The scripts/redis arguments that load jobd's Redis module (make builds
 # it): every test runs with it unless JOBD_TEST_MODULE=no, so the module's
 # paths are tested by all of them; tests/equivalence/module.sh compares it with the

@@ -862,7 +862,7 @@ static bool is_msgpack_map(unsigned char c)
  * without a repeated key. Anything else (an escape, a real number, a
  * repeated key, deep nesting, a field of the wrong type, any error) goes
  * the tree's way, which decides and words it: both give the same
- * request (tests/check_codec.c and tests/fuzz/fuzz_codec.c compare them).
+ * request (tests/unit/check_codec.c and tests/fuzz/fuzz_codec.c compare them).
  */
 
 #define FAST_DEPTH 16 /* deeper: the tree's way */

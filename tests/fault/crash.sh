@@ -27,43 +27,31 @@ command = $top_srcdir/tests/fixtures/handlers/side.sh '$done_log'
 CONF
 done
 export JOBD_CONFIG=$dir/a.conf
-pids=()
-
-# start_jobd NAME: runs an instance in the background; its pid in $!.
-start_jobd() {
-	JOBD_CONFIG=$dir/$1.conf "$top_builddir/src/jobd" 2>> "$dir/$1.log" &
-	pids+=($!)
-	on_exit "kill -9 $! 2>/dev/null || true"
-}
 
 count_status() {
 	jobctl list --status "$1" --limit 1000 --json | jq '.jobs | length'
 }
 
+# at_least STATUS N: N jobs or more are in STATUS.
+at_least() {
+	[ "$(count_status "$1")" -ge "$2" ]
+}
+
 # wait_finished N SECONDS
 wait_finished() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		[ "$(count_status finished)" -ge "$1" ] && return 0
-		sleep 0.1
-	done
-	fail "only $(count_status finished) of $1 jobs finished after $2 s"
+	poll "$2" at_least finished "$1" ||
+		fail "only $(count_status finished) of $1 jobs finished after $2 s"
 }
 
 # 1. kill -9 in the middle of 100 jobs.
 start_jobd a
-a=$!
 jobctl submit side --count 100 > "$dir/ids"
-for ((i = 0; i < 200; i++)); do
-	[ "$(wc -l < "$done_log")" -ge 12 ] && break
-	sleep 0.05
-done
-kill -9 "$a"
-wait "$a" 2>/dev/null || true
+done_at_least() { [ "$(wc -l <"$done_log")" -ge "$1" ]; }
+poll 10 done_at_least 12 || true
+kill9_jobd a
 running=$(count_status in_progress)
 [ "$running" -gt 0 ] || fail "no job was running when jobd was killed"
 start_jobd b
-b=$!
 wait_finished 100 60
 distinct=$(cut -d' ' -f1 "$done_log" | sort -u | wc -l)
 assert_eq 100 "$distinct" "jobs whose side effect happened"
@@ -86,16 +74,11 @@ assert_eq 0 "$lost" "leases left"
 # 2. SIGTERM: running jobs go back to pending, jobd exits 0 quickly.
 : > "$done_log"
 jobctl submit side --payload '{"sleep_ms": 5000}' --count 8 > "$dir/ids2"
-for ((i = 0; i < 100; i++)); do
-	[ "$(count_status in_progress)" -ge 4 ] && break
-	sleep 0.05
-done
+poll 5 at_least in_progress 4 || true
 assert_eq 4 "$(count_status in_progress)" "jobs running before SIGTERM"
 t0=$(date +%s%N)
-kill -TERM "$b"
-rc=0; wait "$b" || rc=$?
+stop_jobd b
 ms=$((($(date +%s%N) - t0) / 1000000))
-assert_eq 0 "$rc" "exit status after SIGTERM"
 [ "$ms" -lt 3000 ] || fail "SIGTERM took $ms ms"
 assert_eq 0 "$(count_status in_progress)" "running jobs after SIGTERM"
 assert_eq 8 "$(count_status pending)" "jobs handed back to pending"
@@ -117,9 +100,5 @@ assert_eq 90 "$(wc -l < "$done_log")" "side effects of 90 jobs"
 assert_eq 90 "$(cut -d' ' -f1 "$done_log" | sort -u | wc -l)" "distinct jobs"
 instances=$(for id in $(cat "$dir/ids3"); do rcli hget "jobd:job:$id" instance; done | sort -u | tr '\n' ' ')
 assert_eq "a b c " "$instances" "instances that ran jobs"
-for p in "${pids[@]: -3}"; do kill -TERM "$p"; done
-for p in "${pids[@]: -3}"; do
-	rc=0; wait "$p" || rc=$?
-	assert_eq 0 "$rc" "exit status of instance $p"
-done
+for n in a b c; do stop_jobd "$n"; done
 echo "PASS: crash"

@@ -59,38 +59,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/jobd-fkill.XXXXXX")
 run_id=$$.$RANDOM
 t_start=$SECONDS
 
-declare -A pids
-start_jobd() {
-	"$jobd_bin" -c "$work/$1.conf" >>"$work/$1.log" 2>&1 &
-	pids[$1]=$!
-	on_exit "kill -KILL $! 2>/dev/null"
-}
-
-kill9_jobd() {
-	kill -KILL "${pids[$1]}" 2>/dev/null || true
-	wait "${pids[$1]}" 2>/dev/null || true
-	unset "pids[$1]"
-}
-
-# stop_jobd NAME: SIGTERM; fails unless it exits 0.
-stop_jobd() {
-	local pid=${pids[$1]} rc=0
-	kill -TERM "$pid" 2>/dev/null || fail "jobd $1 died early (see $work/$1.log)"
-	wait "$pid" || rc=$?
-	unset "pids[$1]"
-	[ "$rc" -eq 0 ] || fail "jobd $1 exited with $rc (see $work/$1.log)"
-}
-
-# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ "$SECONDS" -lt "$deadline" ] || fail "timed out: $what (logs in $work)"
-		sleep 0.2
-	done
-}
-
 # The host: a consume-only jobd under the stats scenario's prefix that
 # runs the embedded broker (no messages reach its topics).
 cat >"$work/host.conf" <<EOF
@@ -359,7 +327,7 @@ for k in 1 2 3; do
 		sleep 0.05
 	done
 	leader=$(rcli get jobd_s:lease:stats)
-	[ -n "${pids[$leader]:-}" ] || fail "stats: unknown leader '$leader'"
+	[ -n "${jobd_pids[$leader]:-}" ] || fail "stats: unknown leader '$leader'"
 	m1=$(marker)
 	[ "$m1" -lt "$(last_closed)" ] ||
 		fail "stats: caught up before kill $k; the backlog is too small"
@@ -394,7 +362,7 @@ assert_contains "$v" '"created":7,' "stats: the seeded minute's count"
 n=$(cat "$work"/s[123].*.log | grep -c "stats: leading the stats producers" || true)
 [ "$n" -ge 4 ] || fail "stats: expected four leaders in turn, saw $n"
 
-for name in "${!pids[@]}"; do
+for name in "${!jobd_pids[@]}"; do
 	[ "$name" = host ] || stop_jobd "$name"
 done
 stop_jobd host

@@ -36,19 +36,9 @@ on_exit "kill -9 $jobd_pid 2>/dev/null || true"
 field() { jobctl show "$1" --json | jq -r ".$2"; }
 logs() { rcli xrange "jobd:log:$1" - + | tr -d '\r'; }
 
-# wait_for ID JQ-EXPR SECONDS: until the expression is true for the job.
-wait_for() {
-	local i
-	for ((i = 0; i < $3 * 20; i++)); do
-		[ "$(jobctl show "$1" --json | jq -r "$2")" = true ] && return 0
-		sleep 0.05
-	done
-	fail "job $1: '$2' still false after $3 s: $(jobctl show "$1" --json)"
-}
-
 # 1. Runs to the end: progress lines, log lines.
 id=$(jobctl submit count --payload '{"steps": 5, "sleep_ms": 50}')
-wait_for "$id" '.status == "finished"' 20
+wait_job 20 "$id" '.status == "finished"'
 assert_eq 100 "$(field "$id" progress)" "progress after the last step"
 assert_eq 0 "$(field "$id" errors)" "errors of a clean run"
 assert_eq '{"next":5}' "$(rcli hget "jobd:job:$id" checkpoint | jq -c .)" "last checkpoint"
@@ -56,27 +46,27 @@ assert_contains "$(logs "$id")" "starts at step 0 of 5" "log line"
 
 # 2. Stop at a checkpoint (exit 75), resume continues from it.
 id=$(jobctl submit count --payload '{"steps": 20, "sleep_ms": 100}')
-wait_for "$id" '.progress >= 30' 20
+wait_job 20 "$id" '.progress >= 30'
 jobctl stop "$id" >/dev/null
-wait_for "$id" '.status == "stopped"' 10
+wait_job 10 "$id" '.status == "stopped"'
 at=$(rcli hget "jobd:job:$id" checkpoint | sed 's/[^0-9]//g')
 [ "$at" -ge 6 ] && [ "$at" -lt 20 ] || fail "stopped at checkpoint $at"
 assert_contains "$(logs "$id")" "stopping at step $at" "handler saw SIGTERM"
 assert_contains "$(logs "$id")" "stopped at checkpoint" "exit 75 is stopped"
 jobctl resume "$id" >/dev/null
-wait_for "$id" '.status == "finished"' 20
+wait_job 20 "$id" '.status == "finished"'
 assert_contains "$(logs "$id")" "attempt 2 starts at step $at of 20" "resumed from the checkpoint"
 assert_eq 0 "$(field "$id" errors)" "a stop is not an error"
 
 # 3. Exit 75 without a stop request is a failure.
 id=$(jobctl submit stubborn --payload '{"exit": 75}')
-wait_for "$id" '.status == "finished"' 20
+wait_job 20 "$id" '.status == "finished"'
 assert_eq 2 "$(field "$id" errors)" "error line + failure counted"
 assert_contains "$(logs "$id")" "without a stop request" "75 without stop"
 
 # 4. log, error, unknown and stderr lines; another exit status fails.
 id=$(jobctl submit stubborn --payload '{"exit": 3}')
-wait_for "$id" '.status == "finished"' 20
+wait_job 20 "$id" '.status == "finished"'
 l=$(logs "$id")
 assert_contains "$l" "stubborn job $id" "log line"
 assert_contains "$l" "something went wrong" "error line"
@@ -103,7 +93,7 @@ kill -0 "$pid" 2>/dev/null && fail "process $pid still runs after force stop"
 id=$(jobctl submit slow)
 for ((i = 0; i < 100; i++)); do [ -s "$dir/$id.pid" ] && break; sleep 0.05; done
 pid=$(cat "$dir/$id.pid") || fail "slow handler did not start"
-wait_for "$id" '.status == "finished"' 15
+wait_job 15 "$id" '.status == "finished"'
 kill -0 "$pid" 2>/dev/null && fail "process $pid survived its timeout"
 assert_contains "$(logs "$id")" "timed out after 1000 ms: killed by signal 9" "timeout"
 

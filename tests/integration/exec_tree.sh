@@ -41,17 +41,6 @@ tree_count() {
 
 field() { jobctl show "$1" --json | jq -r ".$2"; }
 
-# wait_until SECONDS CMD...: until CMD succeeds, or fail.
-wait_until() {
-	local s=$1 i
-	shift
-	for ((i = 0; i < s * 20; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "still not true after $s s: $*"
-}
-
 started() { [ -e "$dir/started.$1" ]; }
 status_is() { [ "$(field "$1" status)" = "$2" ]; }
 tree_gone() { [ "$(tree_count)" -eq 0 ]; }
@@ -76,7 +65,7 @@ start
 
 # 1. The handler exits and leaves its tree behind.
 id=$(jobctl submit tree --payload '{"exit": true}')
-wait_until 30 status_is "$id" finished
+wait_for 30 "status_is $id finished" status_is "$id" finished
 [ "$(cat "$dir/started.$id")" -ge 3 ] ||
 	fail "the handler's tree was not up before it exited: $(cat "$dir/started.$id") processes"
 assert_eq 0 "$(jobctl show "$id" --json | jq -r .errors)" "the handler that left its tree succeeded"
@@ -84,22 +73,22 @@ gone_within_1s "handler exited"
 
 # 2. Force stop: the stop (SIGTERM) is ignored, the force stop kills.
 id=$(jobctl submit tree)
-wait_until 30 started "$id"
+wait_for 30 "started $id" started "$id"
 [ "$(tree_count)" -ge 4 ] || fail "the tree did not start: $(tree_count) processes"
 # The reaper has a name of its own: "pkill jobd" means jobd alone.
 assert_eq "$jobd_pid" "$(pgrep -x jobd -P $$ || true)" "the only jobd process of this test"
 [ -n "$(pgrep -x jobd-reaper -P "$jobd_pid")" ] || fail "no process named jobd-reaper below jobd"
 jobctl stop "$id" >/dev/null
-wait_until 10 status_is "$id" stopping
+wait_for 10 "status_is $id stopping" status_is "$id" stopping
 sleep 0.5
 [ "$(tree_count)" -ge 4 ] || fail "a stop ended the tree that ignores SIGTERM"
 jobctl force-stop "$id" >/dev/null
 gone_within_1s "force stop"
-wait_until 10 status_is "$id" stopped
+wait_for 10 "status_is $id stopped" status_is "$id" stopped
 
 # 3. kill -9 of jobd in the middle of the handler.
 id=$(jobctl submit tree)
-wait_until 30 started "$id"
+wait_for 30 "started $id" started "$id"
 [ "$(tree_count)" -ge 4 ] || fail "the tree did not start: $(tree_count) processes"
 kill -9 "$jobd_pid"
 gone_within_1s "kill -9 of jobd"

@@ -87,16 +87,6 @@ tree_logs() { jobctl logs "$1" --tree; }
 count() { rcli zcard "jobd:recidx:$1"; }
 rec() { rcli hget "jobd:rec:$1:$2" "$3"; }
 
-# wait_for ID JQ-EXPR SECONDS: until the expression is true for the job.
-wait_for() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[ "$(jobctl show "$1" --json | jq -r "$2")" = true ] && return 0
-		sleep 0.1
-	done
-	fail "job $1: '$2' still false after $3 s: $(jobctl show "$1" --json)"
-}
-
 # send TOPIC ID JSON: sends the message, prints the job's id once made.
 send() {
 	local i id
@@ -128,7 +118,7 @@ export_() { # ID PAYLOAD
 	printf 'c7,"never closed,x\r\nc8,y,z\r\n'
 } >"$data/bad.csv"
 id=$(import bad '{"file":"bad.csv","collection":"mixed"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq true "$(field "$id" finished_with_errors)" "bad rows: finished with errors"
 assert_eq 3 "$(count mixed)" "good rows imported"
 assert_eq 'Bob "the" Builder' "$(rec mixed c2 name)" "escaped quotes"
@@ -144,7 +134,7 @@ kill -0 "$jobd_pid" || fail "jobd died on malformed CSV"
 # --- 2. NDJSON import, chunked CSV import -------------------------------------------
 printf '{"id": 1, "name": "one", "n": 5}\n\n{"id": "two", "tags": ["a"]}\n[1]\n{"name": "no id"}\n' >"$data/r.ndjson"
 id=$(import nd '{"file":"r.ndjson","collection":"nd"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq 2 "$(count nd)" "ndjson rows"
 assert_eq 5 "$(rec nd 1 n)" "number as text"
 assert_eq '["a"]' "$(rec nd two tags)" "array as JSON text"
@@ -159,14 +149,14 @@ assert_contains "$l" 'line 5: no "id" string or integer' "ndjson without id"
 	done
 } >"$data/people.csv"
 id=$(import people '{"file":"people.csv","collection":"people"}')
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq 4 "$(field "$id" children.total)" "3500 rows in chunks of 1000"
 assert_eq 3500 "$(count people)" "all rows imported"
 assert_eq false "$(field "$id" finished_with_errors)" "clean import"
 assert_eq 100 "$(field "$id" overall_progress)" "overall progress"
 assert_eq "Person 3500" "$(rec people p3500 name)" "last row"
 jobctl restart "$id" >/dev/null
-wait_for "$id" '.restarts == 1 and .status == "finished"' 60
+wait_job 60 "$id" '.restarts == 1 and .status == "finished"'
 assert_eq 4 "$(field "$id" children.total)" "restart: fresh chunk children"
 assert_eq 3500 "$(count people)" "restart re-imports by id"
 
@@ -176,13 +166,13 @@ assert_eq 3500 "$(count people)" "restart re-imports by id"
 	for ((i = 0; i < 3000; i++)); do echo "s$i,$i"; done
 } >"$data/slow.csv"
 id=$(import slow '{"file":"slow.csv","collection":"slow","pace_ms":400}')
-wait_for "$id" '.children.in_progress >= 1 and .overall_progress > 0' 30
+wait_job 30 "$id" '.children.in_progress >= 1 and .overall_progress > 0'
 jobctl stop "$id" >/dev/null
-wait_for "$id" '.status == "stopped"' 30
+wait_job 30 "$id" '.status == "stopped"'
 n=$(count slow)
 [ "$n" -gt 0 ] && [ "$n" -lt 3000 ] || fail "stopped import holds $n of 3000 rows"
 jobctl resume "$id" >/dev/null
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq 3000 "$(count slow)" "resumed import: every row"
 assert_eq false "$(field "$id" finished_with_errors)" "a stop is not an error"
 l=$(tree_logs "$id")
@@ -194,26 +184,26 @@ assert_eq 3000 "$total" "rows done over all chunks, across the stop"
 # --- 4. export: stop/resume byte-identical ----------------------------------------------------
 mkdir -p "$data/out"
 id=$(export_ full '{"collection":"people","file":"out/full.csv"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 [ -f "$data/out/full.csv" ] || fail "export wrote no file"
 assert_eq 3501 "$(wc -l <"$data/out/full.csv" | tr -d ' ')" "header + 3500 rows"
 assert_eq $'id,company_id,email,name\r' "$(head -n 1 "$data/out/full.csv")" "csv header: id, then every field, sorted"
 
 id=$(export_ part '{"collection":"people","file":"out/part.csv","pace_ms":300}')
 # past the pass over the fields (the first half): the file is being written
-wait_for "$id" '.progress > 55' 30
+wait_job 30 "$id" '.progress > 55'
 jobctl stop "$id" >/dev/null
-wait_for "$id" '.status == "stopped"' 30
+wait_job 30 "$id" '.status == "stopped"'
 [ -f "$data/out/part.csv" ] && fail "a stopped export must not leave the target file"
 ls -a "$data/out" | grep -q '\.part\.csv\.jobd-.*\.part$' || fail "no partial file kept"
 jobctl resume "$id" >/dev/null
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 cmp "$data/out/full.csv" "$data/out/part.csv" || fail "resumed export differs"
 assert_contains "$(tree_logs "$id")" "export: resuming after" "export resumed"
 ls -a "$data/out" | grep -q '\.part$' && fail "temp file left behind"
 
 id=$(export_ ndx '{"collection":"nd","file":"nd.ndjson"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq '{"id":"1","name":"one","n":"5"}' "$(head -n 1 "$data/nd.ndjson")" "ndjson export"
 
 # --- 5. paths escaping data_dir ---------------------------------------------------------------
@@ -224,29 +214,29 @@ for case in '../x.csv:escapes data_dir' '/etc/passwd:is outside data_dir' \
 	f=${case%%:*} want=${case#*:}
 	k=esc$RANDOM
 	id=$(import "$k" "{\"file\":\"$f\",\"collection\":\"x\"}")
-	wait_for "$id" '.status == "finished"' 30
+	wait_job 30 "$id" '.status == "finished"'
 	assert_eq 1 "$(field "$id" errors)" "import of $f fails"
 	assert_contains "$(tree_logs "$id")" "$want" "import of $f refused"
 done
 # A FIFO would block the worker's open() (no writer comes) for good.
 mkfifo "$data/fifo.csv"
 id=$(import fifo "{\"file\":\"fifo.csv\",\"collection\":\"x\"}")
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq 1 "$(field "$id" errors)" "import of a FIFO fails"
 assert_contains "$(tree_logs "$id")" '"fifo.csv" is not a regular file' "import of a FIFO refused"
 id=$(export_ escx '{"collection":"people","file":"../out.csv"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_contains "$(tree_logs "$id")" "escapes data_dir" "export outside refused"
 [ -e "$dir/out.csv" ] && fail "export wrote outside data_dir"
 
 # --- 6. events ------------------------------------------------------------------------------
 id=$(send jobs.events ev1 '{"id":"ev1","service":"crm","event":"order.created","data":{"order":1}}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq $'a crm order.created\nb crm order.created' "$(cat "$dir/events.log")" "listeners in order"
 assert_eq 0 "$(field "$id" errors)" "listeners ok"
 
 id=$(send jobs.events ev2 '{"id":"ev2","service":"shop","event":"cart.lost","data":{}}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_contains "$(tree_logs "$id")" "nobody listens to shop/cart.lost" "no listener"
 
 : >"$dir/events.log"
@@ -256,11 +246,11 @@ for ((i = 0; i < 100; i++)); do [ -e "$dir/slow1.started" ] && break; sleep 0.05
 jobctl stop "$id" >/dev/null
 sleep 0.5
 assert_eq stopping "$(field "$id" status)" "stopping while a listener runs"
-wait_for "$id" '.status == "stopped"' 30
+wait_job 30 "$id" '.status == "stopped"'
 assert_eq "slow1 billing invoice.sent" "$(cat "$dir/events.log")" "stopped before the next listener"
 assert_eq '{"next":1}' "$(rcli hget "jobd:job:$id" checkpoint)" "checkpoint: next listener"
 jobctl resume "$id" >/dev/null
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq $'slow1 billing invoice.sent\nslow2 billing invoice.sent' "$(cat "$dir/events.log")" "resumed with the next listener"
 assert_eq 0 "$(field "$id" errors)" "uninterrupted listeners did not fail"
 
@@ -270,10 +260,10 @@ assert_eq 0 "$(field "$id" errors)" "uninterrupted listeners did not fail"
 	for ((i = 1; i <= 120; i++)); do printf 'p%03d,n%d\n' "$i" "$i"; done
 } >"$data/small.csv"
 id=$(import small '{"file":"small.csv","collection":"small"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 : >"$dir/action.ids"
 id=$(send jobs.actions act1 '{"id":"act1","action":"tag","payload":{"collection":"small"}}')
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq 3 "$(field "$id" children.total)" "120 records in batches of 50"
 assert_eq 120 "$(sort -u "$dir/action.ids" | wc -l | tr -d ' ')" "every record once"
 assert_eq 120 "$(wc -l <"$dir/action.ids" | tr -d ' ')" "no record twice"
@@ -283,23 +273,23 @@ assert_eq vip "$(rec small p001 tag)" "update line applied"
 
 : >"$dir/action.ids"
 id=$(send jobs.actions act2 '{"id":"act2","action":"tag","payload":{"ids":["x1","x2","x3"]}}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq $'x1\nx2\nx3' "$(cat "$dir/action.ids")" "action over a list of ids"
 assert_eq 0 "$(field "$id" children.total)" "one batch runs in the root"
 
 id=$(send jobs.actions act3 '{"id":"act3","action":"nosuch","payload":{"ids":["x"]}}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_contains "$(tree_logs "$id")" 'unknown action "nosuch"' "unknown action"
 
 # --- 8. relationship-update and refactor ------------------------------------------------------
 printf 'id,name\nco0,Acme\nco1,Globex\nco2,Initech\n' >"$data/co.csv"
 id=$(import co1 '{"file":"co.csv","collection":"companies"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 before=$(jobctl list --system --all --type relationship-update --json | jq '.jobs | length')
 assert_eq 0 "$before" "no label changed on first import"
 printf 'id,name\nco0,Acme\nco1,Globex Corp\nco2,Initech\n' >"$data/co.csv"
 id=$(import co2 '{"file":"co.csv","collection":"companies"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 ru=
 for ((i = 0; i < 100; i++)); do
 	ru=$(jobctl list --system --type relationship-update --json | jq -r '.jobs[0].id // empty')
@@ -311,7 +301,7 @@ assert_eq true "$(field "$ru" system)" "relationship-update is a system job"
 assert_eq null "$(field "$ru" run_by)" "run by nobody"
 jobctl list --json | jq -e ".jobs | map(.id) | index($ru) == null" >/dev/null ||
 	fail "system job shown without --system"
-wait_for "$ru" '.status == "finished"' 60
+wait_job 60 "$ru" '.status == "finished"'
 assert_eq "Globex Corp" "$(rec people p0001 company_name)" "label copied (co1)"
 assert_eq "" "$(rec people p0003 company_name)" "other references untouched (co0)"
 n=0
@@ -321,12 +311,12 @@ done
 assert_eq 3 "$n" "every reference to co1 updated"
 
 id=$(jobctl submit refactor --payload '{"collection":"small","field":"name","rename_to":"title"}')
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq 3 "$(field "$id" children.total)" "refactor in chunks of 40"
 assert_eq n7 "$(rec small p007 title)" "field renamed"
 assert_eq "" "$(rec small p007 name)" "old field gone"
 id=$(jobctl submit refactor --payload '{"collection":"small","field":"tag","drop":true}')
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq "" "$(rec small p001 tag)" "field dropped"
 
 kill -TERM "$jobd_pid"

@@ -64,15 +64,6 @@ field() { jobctl show "$1" --json | jq -r ".$2"; }
 tree_logs() { jobctl logs "$1" --tree; }
 count() { rcli zcard "jobd:recidx:$1"; }
 
-wait_for() { # ID JQ-EXPR SECONDS
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[ "$(jobctl show "$1" --json | jq -r "$2")" = true ] && return 0
-		sleep 0.1
-	done
-	fail "job $1: '$2' still false after $3 s: $(jobctl show "$1" --json)"
-}
-
 send() { # ID JSON: sends to jobs.records, prints the job's id once made
 	local i id
 	jobctl send jobs.records "$2" >/dev/null || fail "jobctl send failed"
@@ -100,7 +91,7 @@ consume() {
 	done
 } >"$data/contacts.csv"
 id=$(import imp1 '{"file":"contacts.csv","collection":"contacts","sink":{"topic":"crm.contacts"}}')
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq false "$(field "$id" finished_with_errors)" "clean import to two sinks"
 assert_eq 3 "$(field "$id" children.total)" "2500 rows in chunks of 1000"
 assert_eq 2500 "$(count contacts)" "the collection got every row"
@@ -117,7 +108,7 @@ assert_contains "$(tree_logs "$id")" "into collection contacts, topic crm.contac
 
 printf '{"id":"n1","v":1}\n{"id":"n2","v":[2]}\n' >"$data/only.ndjson"
 id=$(import imp2 '{"file":"only.ndjson","sink":[{"topic":"only.topic"}]}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq 0 "$(field "$id" errors)" "topic-only import"
 assert_eq 0 "$(count only)" "no collection written"
 assert_eq $'n1\t{"id":"n1","v":"1"}\nn2\t{"id":"n2","v":"[2]"}' "$(consume only.topic | sort)" \
@@ -125,7 +116,7 @@ assert_eq $'n1\t{"id":"n1","v":"1"}\nn2\t{"id":"n2","v":"[2]"}' "$(consume only.
 
 # --- 2. export from a topic ----------------------------------------------------------
 id=$(export_ exp1 '{"source":{"topic":"crm.contacts"},"file":"out/topic.csv"}')
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq 0 "$(field "$id" errors)" "topic export"
 assert_eq $'id,email,name\r' "$(head -n 1 "$data/out/topic.csv")" "header: id, then the union, sorted"
 assert_eq 2501 "$(wc -l <"$data/out/topic.csv" | tr -d ' ')" "header + one row per message"
@@ -135,28 +126,28 @@ got=$(tail -n +2 "$data/out/topic.csv" | tr -d '"' | sort)
 grep -q $'^c0042,c42@example.org,"Name, 42"\r$' "$data/out/topic.csv" || fail "a row is not quoted as RFC 4180 says"
 
 id=$(export_ exp2 '{"source":{"topic":"crm.contacts"},"file":"out/paced.csv","pace_ms":250}')
-wait_for "$id" '.progress > 55' 60
+wait_job 60 "$id" '.progress > 55'
 jobctl stop "$id" >/dev/null
-wait_for "$id" '.status == "stopped"' 30
+wait_job 30 "$id" '.status == "stopped"'
 ck=$(rcli hget "jobd:job:$id" checkpoint)
 assert_eq rows "$(jq -r .phase <<<"$ck")" "stopped while writing rows"
 jq -e '(.next | length) == (.ends | length) and (.next | add) < (.ends | add)' <<<"$ck" >/dev/null ||
 	fail "checkpoint lacks per-partition offsets short of the ends: $ck"
 [ -f "$data/out/paced.csv" ] && fail "a stopped export must not leave the target file"
 jobctl resume "$id" >/dev/null
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 cmp "$data/out/topic.csv" "$data/out/paced.csv" || fail "resumed topic export differs"
 assert_contains "$(tree_logs "$id")" "export: resuming after" "topic export resumed"
 
 id=$(export_ exp3 '{"source":{"topic":"only.topic"},"file":"out/only.ndjson"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq $'{"id":"n1","v":"1"}\n{"id":"n2","v":"[2]"}' "$(sort "$data/out/only.ndjson")" "ndjson export of a topic"
 
 # Without an "id" member the message key is the id, if it is UTF-8.
 printf 'k1\t{"v":"1"}\n\377\t{"v":"2"}\n' |
 	kcat -b "$broker" -t keyed.topic -P -K $'\t' || fail "kcat could not produce"
 id=$(export_ expk '{"source":{"topic":"keyed.topic"},"file":"out/keyed.ndjson"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq '{"id":"k1","v":"1"}' "$(cat "$data/out/keyed.ndjson")" "the key as the id"
 assert_contains "$(tree_logs "$id")" "no record id (an \"id\" member or a UTF-8 message key" \
 	"a key that is not UTF-8 is refused"
@@ -167,7 +158,7 @@ assert_contains "$(tree_logs "$id")" "no record id (an \"id\" member or a UTF-8 
 	for ((i = 1; i <= 1200; i++)); do echo "x$i,$i"; done
 } >"$data/cmd.csv"
 id=$(import imp3 '{"file":"cmd.csv","sink":{"command":"loader"}}')
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq 1200 "$(wc -l <"$dir/sink.ndjson" | tr -d ' ')" "the command got 1200 rows"
 assert_eq "$(tail -n +2 "$data/cmd.csv" | cut -d, -f1 | sort)" \
 	"$(jq -r .id "$dir/sink.ndjson" | sort)" "every row exactly once"
@@ -182,33 +173,33 @@ assert_eq 12 "$(grep -c 'rejected by the loader' <<<"$l")" "one error per error 
 
 printf 'id,n\nb1,1\nb2,2\n' >"$data/broken.csv"
 id=$(import imp4 '{"file":"broken.csv","sink":{"command":"broken"}}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq true "$(field "$id" finished_with_errors)" "a failing command fails the chunk"
 assert_contains "$(tree_logs "$id")" "import: sink broken failed on lines 2-3: exited with status 1" "failing command's reason"
 
 # --- 4. CSV export columns: the union of the fields -------------------------------------------
 printf '{"id":"a","x":"1"}\n{"id":"b","y":"2"}\n{"id":"c","x":"3","z":"4"}\n' >"$data/mixed.ndjson"
 id=$(import imp5 '{"file":"mixed.ndjson","collection":"mixed"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 id=$(export_ exp4 '{"collection":"mixed","file":"out/mixed.csv"}')
-wait_for "$id" '.status == "finished"' 30
+wait_job 30 "$id" '.status == "finished"'
 assert_eq $'id,x,y,z\r\na,1,,\r\nb,,2,\r\nc,3,,4\r' "$(cat "$data/out/mixed.csv")" "union of fields, sorted"
 
 # Fields beyond the first record's, in a collection of 2500 + 1 odd one.
 rcli hset jobd:rec:contacts:c9999 id c9999 phone 555 >/dev/null
 rcli zadd jobd:recidx:contacts 0 c9999 >/dev/null
 id=$(export_ exp5 '{"collection":"contacts","file":"out/contacts.csv"}')
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 assert_eq $'id,email,name,phone\r' "$(head -n 1 "$data/out/contacts.csv")" "a field of the last record only"
 assert_eq $'c9999,,,555\r' "$(tail -n 1 "$data/out/contacts.csv")" "its value is exported"
 
 id=$(export_ exp6 '{"collection":"contacts","file":"out/contacts2.csv","pace_ms":300}')
-wait_for "$id" '.progress > 0' 30
+wait_job 30 "$id" '.progress > 0'
 jobctl stop "$id" >/dev/null
-wait_for "$id" '.status == "stopped"' 30
+wait_job 30 "$id" '.status == "stopped"'
 assert_eq columns "$(rcli hget "jobd:job:$id" checkpoint | jq -r .phase)" "stopped in the pass over the fields"
 jobctl resume "$id" >/dev/null
-wait_for "$id" '.status == "finished"' 60
+wait_job 60 "$id" '.status == "finished"'
 cmp "$data/out/contacts.csv" "$data/out/contacts2.csv" || fail "export resumed in the fields pass differs"
 assert_contains "$(tree_logs "$id")" "export: resuming the pass over the fields" "fields pass resumed"
 
@@ -216,7 +207,7 @@ assert_contains "$(tree_logs "$id")" "export: resuming the pass over the fields"
 # refused import|export_ ID PAYLOAD WANT WHAT: the job ends with WANT in its log.
 refused() {
 	id=$("$1" "$2" "$3")
-	wait_for "$id" '.status == "finished"' 60
+	wait_job 60 "$id" '.status == "finished"'
 	assert_contains "$(tree_logs "$id")" "$4" "$5"
 }
 refused import bad1 '{"file":"cmd.csv","sink":{"command":"nosuch"}}' \
@@ -294,11 +285,11 @@ on_exit "kill -9 $w_pid 2>/dev/null || true"
 id=$(JOBD_CONFIG=$dir/w.conf jobctl submit import --payload \
 	'{"file":"contacts.csv","sink":{"topic":"crm.outage"},"pace_ms":700}') ||
 	fail "cannot submit the import"
-JOBD_CONFIG=$dir/w.conf wait_for "$id" '.children.total > 0' 30
+JOBD_CONFIG=$dir/w.conf wait_job 30 "$id" '.children.total > 0'
 kill -STOP "$eb_pid"
 sleep 7
 kill -CONT "$eb_pid"
-JOBD_CONFIG=$dir/w.conf wait_for "$id" '.status == "finished"' 120
+JOBD_CONFIG=$dir/w.conf wait_job 120 "$id" '.status == "finished"'
 assert_eq false "$(JOBD_CONFIG=$dir/w.conf field "$id" finished_with_errors)" "import through the outage: no errors"
 assert_contains "$(JOBD_CONFIG=$dir/w.conf tree_logs "$id")" "cannot publish the records of" "the sink retried"
 assert_eq 2500 "$(consume crm.outage | cut -f1 | sort -u | wc -l)" "every row published through the outage"

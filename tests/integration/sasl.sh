@@ -89,23 +89,6 @@ write_conf() {
 		"kafka.sasl.username = $user" "kafka.sasl.password = $2"
 }
 
-# start_jobd NAME: jobd with $work/NAME.conf, its log in $work/NAME.log.
-start_jobd() {
-	"$top_builddir/src/jobd" -c "$work/$1.conf" >"$work/$1.log" 2>&1 &
-	jobd_pid=$!
-	on_exit "kill -KILL $jobd_pid 2>/dev/null"
-}
-
-# stop_jobd NAME [any]: SIGTERM; jobd must exit 0 unless "any".
-stop_jobd() {
-	kill -TERM "$jobd_pid" 2>/dev/null || true
-	if [ "${2:-}" = any ]; then
-		wait "$jobd_pid" 2>/dev/null || true
-	else
-		wait "$jobd_pid" || fail "jobd exited with $? at SIGTERM (log: $work/$1.log)"
-	fi
-}
-
 # deliver NAME TOPIC ID JSON: jobctl sends JSON to TOPIC with NAME's
 # config, while the jobd started as NAME runs; waits for the job of key
 # TOPIC:ID and sets $id.
@@ -140,16 +123,6 @@ over_tls() {
 
 jobs() {
 	rcli --scan --pattern "jobd:job:*" | grep -cE ':job:[0-9]+$' || true
-}
-
-# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ "$SECONDS" -lt "$deadline" ] || fail "$what (after ${deadline}s)"
-		sleep 0.5
-	done
 }
 
 # --- the right password ---------------------------------------------------------

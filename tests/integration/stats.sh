@@ -76,33 +76,8 @@ format = $5
 EOF
 }
 
-declare -A pids
-start_jobd() {
-	"$jobd_bin" -c "$work/$1.conf" >>"$work/$1.log" 2>&1 &
-	pids[$1]=$!
-	on_exit "kill -KILL $! 2>/dev/null"
-}
-
-# stop_jobd NAME: SIGTERM; fails unless it exits 0.
-stop_jobd() {
-	local pid=${pids[$1]} rc=0
-	kill -TERM "$pid" 2>/dev/null || fail "jobd $1 died early (see $work/$1.log)"
-	wait "$pid" || rc=$?
-	[ "$rc" -eq 0 ] || fail "jobd $1 exited with $rc (see $work/$1.log)"
-}
-
 leader() {
 	rcli get "$1:lease:stats"
-}
-
-# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ "$SECONDS" -lt "$deadline" ] || fail "timed out: $what (logs in $work)"
-		sleep 0.2
-	done
 }
 
 has_leader() {
@@ -161,11 +136,11 @@ run_for 20
 
 for s in "${scenarios[@]}"; do
 	name=$(leader "jobd_$s")
-	[ -n "${pids[$name]:-}" ] || fail "unknown stats leader '$name' in scenario $s"
+	[ -n "${jobd_pids[$name]:-}" ] || fail "unknown stats leader '$name' in scenario $s"
 	echo "# kill -9 the stats leader $name"
-	kill -KILL "${pids[$name]}"
-	wait "${pids[$name]}" 2>/dev/null || true
-	unset "pids[$name]"
+	kill -KILL "${jobd_pids[$name]}"
+	wait "${jobd_pids[$name]}" 2>/dev/null || true
+	unset "jobd_pids[$name]"
 done
 run_for 3
 
@@ -176,11 +151,11 @@ while [ $(($(redis_ms) / 1000 % 60)) -ne 58 ]; do
 	sleep 0.5
 done
 echo "# outage: brokers frozen"
-kill -STOP "${pids[eb]}"
+kill -STOP "${jobd_pids[eb]}"
 [ -z "$real_pid" ] || kill -STOP "$real_pid"
-on_exit "kill -CONT ${pids[eb]} ${real_pid} 2>/dev/null"
+on_exit "kill -CONT ${jobd_pids[eb]} ${real_pid} 2>/dev/null"
 run_for 6
-kill -CONT "${pids[eb]}"
+kill -CONT "${jobd_pids[eb]}"
 run_for 4
 [ -z "$real_pid" ] || kill -CONT "$real_pid"
 echo "# outage over"
@@ -211,13 +186,13 @@ done
 # the minutes from the topic's end, not publish them again.
 for s in "${scenarios[@]}"; do
 	name=$(leader "jobd_$s")
-	[ -n "${pids[$name]:-}" ] || fail "unknown stats leader '$name' in scenario $s"
-	kill -STOP "${pids[$name]}"
+	[ -n "${jobd_pids[$name]:-}" ] || fail "unknown stats leader '$name' in scenario $s"
+	kill -STOP "${jobd_pids[$name]}"
 	rcli set "jobd_$s:stats:published" $((last_minute - 120000)) >/dev/null
 	echo "# marker of scenario $s set back two minutes; kill -9 its leader $name"
-	kill -KILL "${pids[$name]}"
-	wait "${pids[$name]}" 2>/dev/null || true
-	unset "pids[$name]"
+	kill -KILL "${jobd_pids[$name]}"
+	wait "${jobd_pids[$name]}" 2>/dev/null || true
+	unset "jobd_pids[$name]"
 done
 for s in "${scenarios[@]}"; do
 	wait_for 30 "a new stats leader in scenario $s" has_leader "jobd_$s"
@@ -354,7 +329,7 @@ for s in "${scenarios[@]}"; do
 done
 
 # The broker's owner last, so the others need not wait for it.
-for name in "${!pids[@]}"; do
+for name in "${!jobd_pids[@]}"; do
 	[ "$name" = eb ] || stop_jobd "$name"
 done
 stop_jobd eb

@@ -27,7 +27,7 @@
  * Writes go through the key API and are replicated by hand as their
  * effects with literal values (rm_Replicate), as Redis replicates a Lua
  * function's effects: the replica and the AOF never run module code.
- * tests/module.sh compares every key written by the module with the Lua
+ * tests/equivalence/module.sh compares every key written by the module with the Lua
  * functions' on the same work, and a replica's DEBUG DIGEST with the
  * primary's.
  */
