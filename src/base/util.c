@@ -169,3 +169,21 @@ int64_t jobd_util_backoff(int64_t ms, int64_t min, int64_t max)
 		return min;
 	return ms > max / 2 ? max : ms * 2;
 }
+
+void jobd_util_sleep_ms(int64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000),
+			       (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+char *jobd_util_xstrdup(const char *s)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		abort(); /* out of memory: nothing sensible to do */
+	return d;
+}

@@ -60,4 +60,10 @@ int jobd_util_resize(void *pp, size_t n, size_t size);
  */
 int jobd_util_grow(void *pp, size_t *cap, size_t n, size_t size, size_t first);
 
+/* Sleeps MS milliseconds, signals or not. */
+void jobd_util_sleep_ms(int64_t ms);
+
+/* strdup that aborts when out of memory; NULL stays NULL. */
+char *jobd_util_xstrdup(const char *s);
+
 #endif

@@ -1,8 +1,10 @@
 /*
  * ctx: the handler context (engine/handler.h): what a handler calls while
  * it runs (payload, checkpoint, progress, logs, errors, children, stop
- * and its uninterruptible sections). Reports go into the attempt's
- * buffer under the pool's mutex (worker_int.h); the flusher writes them.
+ * and its uninterruptible sections), and how the pool reaches a running
+ * attempt (a stop, an abandon). Reports go into the attempt's buffer
+ * under the pool's mutex (worker_int.h); the flusher writes them. The
+ * pool (worker.c) calls this file, never the other way round.
  */
 #include "config.h"
 
@@ -18,12 +20,62 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/util.h"
 #include "store/store.h"
 
 #define LOGS_FLUSH 256 /* buffered lines that trigger a write */
+
+void ctx_notify(struct jobd_ctx *ctx)
+{
+	uint64_t one = 1;
+
+	if (ctx->abandoned && ctx->kill_fd >= 0 &&
+	    write(ctx->kill_fd, "k", 1) < 0 && errno != EAGAIN)
+		jobd_warn("cannot end the processes of job %lld: %s",
+			  (long long)ctx->claim.id, strerror(errno));
+	if (ctx->efd < 0)
+		return;
+	if (write(ctx->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		jobd_warn("cannot signal job %lld: %s",
+			  (long long)ctx->claim.id, strerror(errno));
+}
+
+void ctx_out_add_line(struct out *o, int level, char *msg)
+{
+	if (o->nlogs >= LOGS_MAX) {
+		o->dropped++;
+		free(msg);
+		return;
+	}
+	if (jobd_util_grow(&o->logs, &o->cap, o->nlogs, sizeof(*o->logs), 16) <
+	    0)
+		abort(); /* out of memory: nothing sensible to do */
+	o->logs[o->nlogs].level = level;
+	o->logs[o->nlogs].msg = msg;
+	o->nlogs++;
+}
+
+void ctx_deliver_stop(struct jobd_ctx *ctx)
+{
+	if (ctx->stop)
+		return;
+	if (ctx->uninterruptible > 0) {
+		/* The audit trail says why the job stays Stopping (once). */
+		if (!ctx->stop_held)
+			ctx_out_add_line(
+				&ctx->out, JOBD_LOG_INFO,
+				jobd_util_xstrdup(
+					"stopping deferred: the handler is "
+					"in a non-interruptible section"));
+		ctx->stop_held = true;
+		return;
+	}
+	ctx->stop = true;
+	ctx_notify(ctx);
+}
 
 int64_t jobd_ctx_job_id(const struct jobd_ctx *ctx)
 {
@@ -66,7 +118,7 @@ struct jobd_store *jobd_ctx_store(struct jobd_ctx *ctx)
 	return thread_st;
 }
 
-void worker_ctx_thread_end(void)
+void ctx_thread_end(void)
 {
 	jobd_store_free(thread_st);
 	thread_st = NULL;
@@ -90,7 +142,7 @@ const char *jobd_ctx_checkpoint(const struct jobd_ctx *ctx)
 void jobd_ctx_save_checkpoint(struct jobd_ctx *ctx, const char *json)
 {
 	struct jobd_workers *w = ctx->w;
-	char *a = worker_xstrdup(json), *b = worker_xstrdup(json);
+	char *a = jobd_util_xstrdup(json), *b = jobd_util_xstrdup(json);
 
 	pthread_mutex_lock(&w->mu);
 	free(ctx->last_ck);
@@ -135,7 +187,7 @@ static void add_line(struct jobd_ctx *ctx, int level, int64_t errors,
 		free(msg);
 	} else {
 		ctx->out.errors += errors;
-		worker_out_add_line(&ctx->out, level, msg);
+		ctx_out_add_line(&ctx->out, level, msg);
 		if (ctx->out.nlogs >= LOGS_FLUSH && !w->flush_now) {
 			w->flush_now = true;
 			pthread_cond_signal(&w->flush_cv);
@@ -212,12 +264,12 @@ void jobd_ctx_uninterruptible_end(struct jobd_ctx *ctx)
 	if (ctx->uninterruptible > 0 && --ctx->uninterruptible == 0 &&
 	    ctx->stop_held) {
 		ctx->stop_held = false;
-		worker_deliver_stop(ctx);
+		ctx_deliver_stop(ctx);
 	}
 	pthread_mutex_unlock(&ctx->w->mu);
 }
 
-int worker_event_fd(struct jobd_ctx *ctx)
+int ctx_event_fd(struct jobd_ctx *ctx)
 {
 	int fd;
 
@@ -229,7 +281,7 @@ int worker_event_fd(struct jobd_ctx *ctx)
 			jobd_warn("cannot create an eventfd for job %lld: %s",
 				  (long long)ctx->claim.id, strerror(errno));
 		} else if (ctx->stop || ctx->abandoned) {
-			worker_notify(ctx);
+			ctx_notify(ctx);
 		}
 	}
 	fd = ctx->efd;
@@ -239,7 +291,7 @@ int worker_event_fd(struct jobd_ctx *ctx)
 
 int jobd_ctx_event_fd(struct jobd_ctx *ctx)
 {
-	return worker_event_fd(ctx);
+	return ctx_event_fd(ctx);
 }
 
 void jobd_ctx_kill_fd(struct jobd_ctx *ctx, int fd)
@@ -247,14 +299,14 @@ void jobd_ctx_kill_fd(struct jobd_ctx *ctx, int fd)
 	pthread_mutex_lock(&ctx->w->mu);
 	ctx->kill_fd = fd;
 	if (fd >= 0 && ctx->abandoned)
-		worker_notify(ctx);
+		ctx_notify(ctx);
 	pthread_mutex_unlock(&ctx->w->mu);
 }
 
 bool jobd_ctx_sleep(struct jobd_ctx *ctx, int64_t ms)
 {
 	int64_t end = jobd_util_mono_ms() + ms, left;
-	struct pollfd pfd = { .fd = worker_event_fd(ctx), .events = POLLIN };
+	struct pollfd pfd = { .fd = ctx_event_fd(ctx), .events = POLLIN };
 
 	for (;;) {
 		if (jobd_ctx_stop_requested(ctx))
@@ -308,7 +360,8 @@ int jobd_ctx_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 		pthread_mutex_unlock(&w->spawn_mu);
 		for (int64_t t = 0; t < backoff && !jobd_ctx_abandoned(ctx);
 		     t += 100)
-			worker_sleep_ms(backoff - t < 100 ? backoff - t : 100);
+			jobd_util_sleep_ms(backoff - t < 100 ? backoff - t :
+							       100);
 		pthread_mutex_lock(&w->spawn_mu);
 	}
 	pthread_mutex_unlock(&w->spawn_mu);

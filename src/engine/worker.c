@@ -154,39 +154,6 @@ static int cond_init(pthread_cond_t *cv)
 	return rc;
 }
 
-void worker_sleep_ms(int64_t ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000),
-			       (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-char *worker_xstrdup(const char *s)
-{
-	char *d = s ? strdup(s) : NULL;
-
-	if (s && !d)
-		abort(); /* out of memory: nothing sensible to do */
-	return d;
-}
-
-void worker_notify(struct jobd_ctx *ctx)
-{
-	uint64_t one = 1;
-
-	if (ctx->abandoned && ctx->kill_fd >= 0 &&
-	    write(ctx->kill_fd, "k", 1) < 0 && errno != EAGAIN)
-		jobd_warn("cannot end the processes of job %lld: %s",
-			  (long long)ctx->claim.id, strerror(errno));
-	if (ctx->efd < 0)
-		return;
-	if (write(ctx->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		jobd_warn("cannot signal job %lld: %s",
-			  (long long)ctx->claim.id, strerror(errno));
-}
-
 static void out_release(struct out *o)
 {
 	for (size_t i = 0; i < o->nlogs; i++)
@@ -209,21 +176,6 @@ static void out_take(struct out *dst, struct out *src)
 	*dst = *src;
 	memset(src, 0, sizeof(*src));
 	src->progress = -1;
-}
-
-void worker_out_add_line(struct out *o, int level, char *msg)
-{
-	if (o->nlogs >= LOGS_MAX) {
-		o->dropped++;
-		free(msg);
-		return;
-	}
-	if (jobd_util_grow(&o->logs, &o->cap, o->nlogs, sizeof(*o->logs), 16) <
-	    0)
-		abort(); /* out of memory: nothing sensible to do */
-	o->logs[o->nlogs].level = level;
-	o->logs[o->nlogs].msg = msg;
-	o->nlogs++;
 }
 
 /* --- live attempts (under w->mu) ------------------------------------------ */
@@ -272,25 +224,6 @@ static void ctx_free(struct jobd_ctx *ctx)
 	free(ctx);
 }
 
-void worker_deliver_stop(struct jobd_ctx *ctx)
-{
-	if (ctx->stop)
-		return;
-	if (ctx->uninterruptible > 0) {
-		/* The audit trail says why the job stays Stopping (once). */
-		if (!ctx->stop_held)
-			worker_out_add_line(
-				&ctx->out, JOBD_LOG_INFO,
-				worker_xstrdup(
-					"stopping deferred: the handler is "
-					"in a non-interruptible section"));
-		ctx->stop_held = true;
-		return;
-	}
-	ctx->stop = true;
-	worker_notify(ctx);
-}
-
 /* The attempt is no longer ours: the handler must end, writes dropped. */
 static void fence(struct jobd_workers *w, struct jobd_ctx *ctx, const char *why)
 {
@@ -302,7 +235,7 @@ static void fence(struct jobd_workers *w, struct jobd_ctx *ctx, const char *why)
 	w->stats.fenced++;
 	jobd_warn("job %lld attempt %lld %s: abandoning its handler",
 		  (long long)ctx->claim.id, (long long)ctx->claim.attempt, why);
-	worker_notify(ctx);
+	ctx_notify(ctx);
 }
 
 /* --- workers ------------------------------------------------------------------- */
@@ -333,7 +266,8 @@ static void end_run(struct jobd_workers *w, struct jobd_ctx *ctx, int rc)
 		default:
 			ctx->outcome = JOBD_OUTCOME_FAILED;
 			if (!ctx->message)
-				ctx->message = worker_xstrdup("handler failed");
+				ctx->message =
+					jobd_util_xstrdup("handler failed");
 		}
 	}
 	ctx->state = RUN_DONE;
@@ -432,7 +366,7 @@ static void *worker_main(void *arg)
 		end_run(w, ctx, rc);
 	}
 	pthread_mutex_unlock(&w->mu);
-	worker_ctx_thread_end();
+	ctx_thread_end();
 	return NULL;
 }
 
@@ -451,7 +385,7 @@ static struct jobd_ctx *ctx_new(struct jobd_workers *w, struct jobd_claim *c)
 	/* The strings are ours now. */
 	memset(c, 0, sizeof(*c));
 	ctx->out.progress = -1;
-	ctx->efd = -1; /* made on first use: worker_event_fd() */
+	ctx->efd = -1; /* made on first use: ctx_event_fd() */
 	ctx->kill_fd = -1;
 	ctx->tc = jobd_conf_type(w->conf, ctx->claim.type);
 	if (!ctx->tc) {
@@ -660,7 +594,7 @@ static bool flush_retry(struct jobd_workers *w, const char *what,
 	*backoff = jobd_util_backoff(*backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	jobd_warn("cannot %s: %s (retrying in %lld ms)", what,
 		  jobd_store_errstr(w->st_flush), (long long)*backoff);
-	worker_sleep_ms(*backoff);
+	jobd_util_sleep_ms(*backoff);
 	return true;
 }
 
@@ -682,8 +616,8 @@ static void item_to_report(struct item *it, struct jobd_ctx *ctx,
 		snprintf(note, sizeof(note),
 			 "%zu log lines dropped while redis was unreachable",
 			 it->out.dropped);
-		worker_out_add_line(&it->out, JOBD_LOG_WARN,
-				    worker_xstrdup(note));
+		ctx_out_add_line(&it->out, JOBD_LOG_WARN,
+				 jobd_util_xstrdup(note));
 	}
 	it->lines = calloc(it->out.nlogs + 1, sizeof(*it->lines));
 	if (!it->lines)
@@ -725,7 +659,7 @@ static void send_reports(struct jobd_workers *w, struct batch *b)
 		if (!ctx)
 			continue;
 		if (res[i] == JOBD_RESULT_STOP && ctx->state != RUN_DONE)
-			worker_deliver_stop(ctx);
+			ctx_deliver_stop(ctx);
 		else if (res[i] == JOBD_RESULT_FENCED)
 			fence(w, ctx, "was fenced off");
 	}
@@ -873,7 +807,7 @@ static void *flusher_main(void *arg)
 		if (w->done && !w->flush_quit) {
 			/* Let finishes of other workers join this batch. */
 			pthread_mutex_unlock(&w->mu);
-			worker_sleep_ms(COALESCE_MS);
+			jobd_util_sleep_ms(COALESCE_MS);
 			pthread_mutex_lock(&w->mu);
 		}
 		quit = w->flush_quit;
@@ -986,7 +920,7 @@ static void *beat_main(void *arg)
 					ctx->lease_until = t0 + conf->lease;
 					if (res[i] == JOBD_RESULT_STOP &&
 					    ctx->state != RUN_DONE)
-						worker_deliver_stop(ctx);
+						ctx_deliver_stop(ctx);
 				}
 			}
 		} else {
@@ -1187,7 +1121,7 @@ void jobd_workers_stop(struct jobd_workers *w)
 		if (ctx->state == RUN_DONE)
 			continue;
 		ctx->shutdown = true;
-		worker_deliver_stop(ctx);
+		ctx_deliver_stop(ctx);
 	}
 	pthread_cond_broadcast(&w->idle_cv);
 	pthread_mutex_unlock(&w->mu);
@@ -1210,7 +1144,7 @@ void jobd_workers_stop(struct jobd_workers *w)
 	for (ctx = w->live; ctx; ctx = ctx->next) {
 		if (ctx->state == RUN_RUNNING && !ctx->abandoned) {
 			ctx->abandoned = true;
-			worker_notify(ctx);
+			ctx_notify(ctx);
 			abandoned++;
 		}
 	}

@@ -112,22 +112,18 @@ struct jobd_workers {
 	struct jobd_workers_stats stats;
 };
 
-/* Sleeps MS milliseconds, signals or not. */
-void worker_sleep_ms(int64_t ms);
-
-/* strdup that aborts when out of memory; NULL stays NULL. */
-char *worker_xstrdup(const char *s);
+/* ctx.c: an attempt, as the pool and its handler signal each other. */
 
 /* Under w->mu: a stop or abandon for CTX's handler, on its event fd if
- * it has one (worker_event_fd() signals one made later). */
-void worker_notify(struct jobd_ctx *ctx);
+ * it has one (ctx_event_fd() signals one made later). */
+void ctx_notify(struct jobd_ctx *ctx);
 
 /* Buffers log line MSG (taken) at LEVEL in O; beyond LOGS_MAX lines
  * it is dropped and counted instead. */
-void worker_out_add_line(struct out *o, int level, char *msg);
+void ctx_out_add_line(struct out *o, int level, char *msg);
 
 /* Delivers a stop now, or after the uninterruptible section. */
-void worker_deliver_stop(struct jobd_ctx *ctx);
+void ctx_deliver_stop(struct jobd_ctx *ctx);
 
 /*
  * The event fd of CTX, made on first use: most handlers never wait on it,
@@ -135,9 +131,9 @@ void worker_deliver_stop(struct jobd_ctx *ctx);
  * so a stop or abandon delivered before it existed is signalled on it at
  * once. -1 when it cannot be made (a warning said why).
  */
-int worker_event_fd(struct jobd_ctx *ctx);
+int ctx_event_fd(struct jobd_ctx *ctx);
 
 /* A worker thread ends: frees the store its handlers used (ctx.c). */
-void worker_ctx_thread_end(void);
+void ctx_thread_end(void);
 
 #endif

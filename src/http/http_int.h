@@ -1,11 +1,12 @@
 /*
  * http_int: for the files of the monitor's server only (server.c,
- * metrics.c): the server, a request, and the answers both give.
+ * metrics.c, reply.c): the server, a request, and how to answer it.
  */
 #ifndef JOBD_SRC_HTTP_HTTP_INT_H
 #define JOBD_SRC_HTTP_HTTP_INT_H
 
 #include <event2/http.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -55,6 +56,7 @@ struct req {
 	bool counted; /* already in h->requests */
 };
 
+/* reply.c: answers. */
 const char *http_reason(int code);
 
 void http_count(struct jobd_http *h, int code);
@@ -63,8 +65,15 @@ void http_count(struct jobd_http *h, int code);
 void http_send_buf(struct req *q, int code, const char *ctype,
 		   struct evbuffer *buf);
 
+/* Sends J (taken) as JSON. */
+void http_send_json(struct req *q, int code, json_t *j);
+
 void http_send_error(struct req *q, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Answers a refusal of httpparse (RC < 0, the reason in ERR): TOO_BIG
+ * is the code for a request too large. */
+void http_refuse(struct req *q, int rc, const char *err, int too_big);
 
 /* For the paths that take no parameters. */
 bool http_no_params(struct req *q);

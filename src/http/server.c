@@ -75,119 +75,10 @@ static const char page_csp[] =
 	"default-src 'none'; script-src 'self'; style-src 'self'; "
 	"img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
 	"form-action 'none'; frame-ancestors 'none'";
-static const char api_csp[] = "default-src 'none'; frame-ancestors 'none'";
-
-/* Status codes counted for jobd_http_requests_total; the last is "other". */
-const int http_counted_codes[HTTP_NCODES] = { HTTP_COUNTED_CODES };
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 /* --- answers ------------------------------------------------------------ */
-
-const char *http_reason(int code)
-{
-	switch (code) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 304:
-		return "Not Modified";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Payload Too Large";
-	case 414:
-		return "URI Too Long";
-	case 421:
-		return "Misdirected Request";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Internal Server Error";
-	}
-}
-
-void http_count(struct jobd_http *h, int code)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < HTTP_NCODES; i++)
-		if (http_counted_codes[i] == code)
-			break;
-	h->requests[i]++;
-}
-
-void http_send_buf(struct req *q, int code, const char *ctype,
-		   struct evbuffer *buf)
-{
-	struct evkeyvalq *out = evhttp_request_get_output_headers(q->r);
-
-	evhttp_add_header(out, "Content-Type", ctype);
-	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(out, "Referrer-Policy", "no-referrer");
-	evhttp_add_header(out, "X-Frame-Options", "DENY");
-	if (!evhttp_find_header(out, "Content-Security-Policy"))
-		evhttp_add_header(out, "Content-Security-Policy", api_csp);
-	if (!evhttp_find_header(out, "Cache-Control"))
-		evhttp_add_header(out, "Cache-Control", "no-store");
-	if (!q->counted)
-		http_count(q->h, code);
-	evhttp_send_reply(q->r, code, http_reason(code), buf);
-	evbuffer_free(buf);
-}
-
-/* Sends J (taken) as JSON. */
-static void send_json(struct req *q, int code, json_t *j)
-{
-	struct evbuffer *buf = evbuffer_new();
-	/* "<\/script>": JSON embedded anywhere never closes a script. */
-	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
-					    JSON_ESCAPE_SLASH) :
-		      NULL;
-
-	json_decref(j);
-	if (!buf) {
-		free(s);
-		evhttp_send_error(q->r, 500, NULL);
-		return;
-	}
-	if (s) {
-		evbuffer_add(buf, s, strlen(s));
-		evbuffer_add(buf, "\n", 1);
-	} else {
-		code = 500;
-		evbuffer_add_printf(buf, "{\"error\":\"out of memory\"}\n");
-	}
-	free(s);
-	http_send_buf(q, code, "application/json; charset=utf-8", buf);
-}
-
-void http_send_error(struct req *q, int code, const char *fmt, ...)
-{
-	char msg[512];
-	json_t *j;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	j = json_object();
-	/* User input reaches messages through jobd_httpparse_quote() only:
-	 * printable ASCII, always valid UTF-8. */
-	json_object_set_new(j, "error", json_string(msg));
-	send_json(q, code, j);
-}
 
 static void send_store_error(struct req *q, int rc)
 {
@@ -215,27 +106,6 @@ static struct jobd_store *store(struct req *q)
 
 /* --- parameters ---------------------------------------------------------- */
 
-/* Answers a refusal of httpparse (RC < 0, the reason in ERR). */
-static void refuse(struct req *q, int rc, const char *err, int too_big)
-{
-	int code = rc == JOBD_HTTPPARSE_TOO_BIG ? too_big :
-		   rc == JOBD_HTTPPARSE_NOMEM	? 503 :
-						  400;
-
-	http_send_error(q, code, "%s", err);
-}
-
-bool http_no_params(struct req *q)
-{
-	static const char *const none[] = { NULL };
-	char err[512];
-	int rc = jobd_httpparse_allowed(&q->qs, none, err, sizeof(err));
-
-	if (rc)
-		refuse(q, rc, err, 400);
-	return rc == 0;
-}
-
 /* --- reading jobs ---------------------------------------------------------- */
 
 static void get_jobs(struct req *q)
@@ -248,7 +118,7 @@ static void get_jobs(struct req *q)
 
 	rc = jobd_httpparse_jobs(&q->qs, q->h->conf, &f, err, sizeof(err));
 	if (rc) {
-		refuse(q, rc, err, 400);
+		http_refuse(q, rc, err, 400);
 		return;
 	}
 	if (!(st = store(q)))
@@ -257,7 +127,7 @@ static void get_jobs(struct req *q)
 		send_store_error(q, rc);
 		return;
 	}
-	send_json(q, 200, jobd_job_list_to_json(&list));
+	http_send_json(q, 200, jobd_job_list_to_json(&list));
 	jobd_job_list_release(&list);
 }
 
@@ -279,7 +149,7 @@ static void get_job(struct req *q, int64_t id)
 		send_store_error(q, rc);
 		return;
 	}
-	send_json(q, 200, jobd_job_to_json(job, now));
+	http_send_json(q, 200, jobd_job_to_json(job, now));
 	jobd_job_free(job);
 }
 
@@ -294,7 +164,7 @@ static void get_children(struct req *q, int64_t id)
 
 	rc = jobd_httpparse_children(&q->qs, &cursor, &limit, err, sizeof(err));
 	if (rc) {
-		refuse(q, rc, err, 400);
+		http_refuse(q, rc, err, 400);
 		return;
 	}
 	if (!(st = store(q)))
@@ -308,7 +178,7 @@ static void get_children(struct req *q, int64_t id)
 		send_store_error(q, rc);
 		return;
 	}
-	send_json(q, 200, jobd_job_list_to_json(&list));
+	http_send_json(q, 200, jobd_job_list_to_json(&list));
 	jobd_job_list_release(&list);
 }
 
@@ -372,7 +242,7 @@ static void get_logs(struct req *q, int64_t id)
 	rc = jobd_httpparse_logs(&q->qs, id != 0, jobd_util_now_ms(), &lp, err,
 				 sizeof(err));
 	if (rc) {
-		refuse(q, rc, err, 400);
+		http_refuse(q, rc, err, 400);
 		goto out;
 	}
 	if (!(st = store(q)))
@@ -384,7 +254,7 @@ static void get_logs(struct req *q, int64_t id)
 	else if (rc < 0)
 		send_store_error(q, rc);
 	else {
-		send_json(q, 200, logs_to_json(&res, id == 0));
+		http_send_json(q, 200, logs_to_json(&res, id == 0));
 		jobd_log_result_release(&res);
 	}
 out:
@@ -405,7 +275,7 @@ static void get_stats(struct req *q)
 	rc = jobd_httpparse_stats(&q->qs, q->h->conf, jobd_util_now_ms(),
 				  &since, &type, err, sizeof(err));
 	if (rc) {
-		refuse(q, rc, err, 400);
+		http_refuse(q, rc, err, 400);
 		return;
 	}
 	if (!(st = store(q)))
@@ -414,7 +284,7 @@ static void get_stats(struct req *q)
 		send_store_error(q, rc);
 		return;
 	}
-	send_json(q, 200, jobd_stats_to_json(&s));
+	http_send_json(q, 200, jobd_stats_to_json(&s));
 	jobd_stats_release(&s);
 }
 
@@ -435,7 +305,7 @@ static void get_counts(struct req *q)
 	for (int i = 0; i < JOBD_STATUS_COUNT; i++)
 		json_object_set_new(o, jobd_status_names[i],
 				    json_integer(counts[i]));
-	send_json(q, 200, o);
+	http_send_json(q, 200, o);
 }
 
 /* The configured types and their policies, for the page's filters. */
@@ -460,7 +330,7 @@ static void get_types(struct req *q)
 		json_array_append_new(a, j);
 	}
 	json_object_set_new(o, "types", a);
-	send_json(q, 200, o);
+	http_send_json(q, 200, o);
 }
 
 /* --- POST bodies ----------------------------------------------------------- */
@@ -480,7 +350,7 @@ static json_t *read_body(struct req *q)
 					 (const char *)evbuffer_pullup(in, -1),
 				 len, &body, err, sizeof(err));
 	if (rc) {
-		refuse(q, rc, err, 413);
+		http_refuse(q, rc, err, 413);
 		return NULL;
 	}
 	return body;
@@ -503,7 +373,7 @@ static void post_jobs(struct req *q)
 		return;
 	rc = jobd_httpparse_submit(body, q->h->conf, &sub, err, sizeof(err));
 	if (rc) {
-		refuse(q, rc, err, 400);
+		http_refuse(q, rc, err, 400);
 		goto out_body;
 	}
 	n = sub.count;
@@ -553,7 +423,7 @@ static void post_jobs(struct req *q)
 		code = strstr(refused, "not found") ? 404 : 409;
 		json_object_set_new(res, "error", json_string(refused));
 	}
-	send_json(q, code, res);
+	http_send_json(q, code, res);
 out_free:
 	for (int64_t i = 0; keys && i < n; i++)
 		free(keys[i]);
@@ -579,7 +449,7 @@ static void post_ops(struct req *q)
 	if (!(body = read_body(q)))
 		return;
 	if ((rc = jobd_httpparse_op(body, &name, err, sizeof(err)))) {
-		refuse(q, rc, err, 400);
+		http_refuse(q, rc, err, 400);
 		goto out_body;
 	}
 	if ((op = jobd_op_parse(name)) < 0) {
@@ -590,7 +460,7 @@ static void post_ops(struct req *q)
 		goto out_body;
 	}
 	if ((rc = jobd_httpparse_ids(body, &ids, &n, err, sizeof(err)))) {
-		refuse(q, rc, err, 400);
+		http_refuse(q, rc, err, 400);
 		goto out_body;
 	}
 	if (!(st = store(q)))
@@ -618,7 +488,7 @@ static void post_ops(struct req *q)
 		json_array_append_new(results, r);
 	}
 	json_object_set_new(res, "results", results);
-	send_json(q, 200, res);
+	http_send_json(q, 200, res);
 out_free:
 	free(ids);
 	free(out);
@@ -861,7 +731,7 @@ static void route(struct req *q)
 		}
 		if ((rc = jobd_httpparse_id(id_s, idlen, &id, err,
 					    sizeof(err)))) {
-			refuse(q, rc, err, 400);
+			http_refuse(q, rc, err, 400);
 			return;
 		}
 		if (!*rest)
@@ -942,7 +812,7 @@ static void handle(struct evhttp_request *r, void *arg)
 				       query ? strlen(query) : 0, err,
 				       sizeof(err));
 	if (rc) {
-		refuse(&q, rc, err, 414);
+		http_refuse(&q, rc, err, 414);
 		goto out;
 	}
 	route(&q);
