@@ -10,7 +10,7 @@ set -euo pipefail
 
 DRIVER=${HTTP_DRIVER:-$top_builddir/tests/drivers/http_driver}
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-dir=$top_srcdir/tests/browser
+dir=$top_srcdir/tests/integration/browser
 [ -x "$DRIVER" ] || fail "$DRIVER not built"
 [ -x "$CHROMIUM" ] || skip_or_fail "chromium not found at $CHROMIUM (run scripts/bootstrap)"
 need node

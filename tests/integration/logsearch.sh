@@ -78,9 +78,12 @@ print("pages: %d of %s index entries" % (len(ps), [d["scanned"] for d in ps]))
 # reading its whole bound: every count answered, and right.
 stop = threading.Event()
 searches = [0, 0]
+longest = [0.0]
 def search(k):
     while not stop.is_set():
+        t0 = time.monotonic()
         d = get("/api/logs?grep=no%20such%20text&since=1h")
+        longest[0] = max(longest[0], time.monotonic() - t0)
         assert d["scanned"] == BOUND
         searches[k] += 1
 threads = [threading.Thread(target=search, args=(k,)) for k in (0, 1)]
@@ -102,10 +105,13 @@ finally:
     for t in threads:
         t.join()
 # The searches went on while the counts were asked, and no count waited
-# for more than a few of them (before the bound: 1.3 s at 20,000 jobs, and
-# up to 13.6 s at 80,000).
+# for more than the searches in flight (before the bound a search took
+# 1.3 s at 20,000 jobs and up to 13.6 s at 80,000, and counts queued
+# behind them). Measured against the longest search of this run, not a
+# clock: a loaded machine slows both alike.
 assert during >= 2, "only %d searches while the counts ran" % during
-assert slowest < 1.0, "a count waited %.2f s behind the searches" % slowest
+assert slowest < 3 * longest[0] + 0.2, \
+    "a count waited %.2f s behind searches of at most %.2f s" % (slowest, longest[0])
 print("counts answered 20 times during %d searches, the slowest in %.3f s" % (during, slowest))
 PY
 
