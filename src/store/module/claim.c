@@ -11,10 +11,11 @@
 #include <string.h>
 
 /* What claim.lua reads of a root claimed alone (load_alone). */
-static const int claim_fields[] = { F_STATUS,	  F_TYPE,	F_SYSTEM,
-				    F_LOW,	  F_ATTEMPT,	F_PROGRESS,
-				    F_QUEUED_AT,  F_CREATED_AT, F_STARTED_AT,
-				    F_NOT_BEFORE, F_PAYLOAD,	F_CHECKPOINT };
+static const int claim_fields[] = {
+	F_STATUS,     F_TYPE,	    F_SYSTEM,	 F_LOW_PRIORITY,
+	F_ATTEMPT,    F_PROGRESS,   F_QUEUED_AT, F_CREATED_AT,
+	F_STARTED_AT, F_NOT_BEFORE, F_PAYLOAD,	 F_CHECKPOINT
+};
 
 #define NCLAIM (int)(sizeof(claim_fields) / sizeof(claim_fields[0]))
 
@@ -22,7 +23,7 @@ static const int claim_fields[] = { F_STATUS,	  F_TYPE,	F_SYSTEM,
  * moves those first. */
 static int retries_due(struct call *c)
 {
-	RedisModuleString *k = keyf(c, ":delayed");
+	RedisModuleString *k = keyf(c, K_DELAYED);
 	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
 	int due = 0;
 
@@ -75,10 +76,10 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	long long attempt;
 
 	if (!job_open(c, &j, job_key(c, id), claim_fields, NCLAIM) ||
-	    !sv_eq(v[F_STATUS], "pending") ||
-	    (sv_eq(v[F_LOW], "1") ? 1 : 0) != low ||
-	    !(sv_empty(v[F_LOW]) || sv_eq(v[F_LOW], "0") ||
-	      sv_eq(v[F_LOW], "1")))
+	    !sv_is(v[F_STATUS], STATUS(S_PENDING)) ||
+	    (sv_eq(v[F_LOW_PRIORITY], "1") ? 1 : 0) != low ||
+	    !(sv_empty(v[F_LOW_PRIORITY]) || sv_eq(v[F_LOW_PRIORITY], "0") ||
+	      sv_eq(v[F_LOW_PRIORITY], "1")))
 		goto out; /* stale: the job moved on, or sits elsewhere */
 	attempt = (long long)sv_num(v[F_ATTEMPT]) + 1;
 	fv[n++] = N[F_ATTEMPT];
@@ -104,22 +105,22 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 		stat_wait(c, v[F_TYPE], c->now - (long long)sv_num(from));
 	}
 	fv[n++] = N[F_STATUS];
-	fv[n++] = N[V_IN_PROGRESS];
+	fv[n++] = N[STATUS(S_IN_PROGRESS)];
 	hset(c, j.key, j.k, fv, n);
 	/* set_status(pending -> in_progress) */
 	zset_later(c,
-		   ckey(c,
-			sv_eq(v[F_SYSTEM], "1") ? K_PENDING_RS : K_PENDING_RU),
+		   ckey(c, sv_eq(v[F_SYSTEM], "1") ? CK_PENDING_RS :
+						     CK_PENDING_RU),
 		   sid, 0, 0);
-	zset_later(c, ckey(c, K_LEASES), sid, c->now + a->lease, 1);
-	count_move(c, ST_PENDING, ST_IN_PROGRESS);
+	zset_later(c, ckey(c, CK_LEASES), sid, c->now + a->lease, 1);
+	count_move(c, S_PENDING, S_IN_PROGRESS);
 	rm_ReplyWithArray(c->ctx, 8);
 	rm_ReplyWithLongLong(c->ctx, id);
 	rm_ReplyWithLongLong(c->ctx, attempt);
 	reply_sv(c->ctx, v[F_TYPE]);
 	reply_sv(c->ctx, v[F_PAYLOAD]);
 	reply_sv(c->ctx, v[F_CHECKPOINT]);
-	rm_ReplyWithLongLong(c->ctx, (long long)sv_num(v[F_LOW]));
+	rm_ReplyWithLongLong(c->ctx, (long long)sv_num(v[F_LOW_PRIORITY]));
 	rm_ReplyWithLongLong(c->ctx, id);
 	reply_sv(c->ctx, v[F_PROGRESS]);
 	ok = 1;
@@ -152,8 +153,8 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		handoff = 1;
 		goto done;
 	}
-	rk[0] = keyf(&c, ":roots");
-	rk[1] = keyf(&c, ":roots_low");
+	rk[0] = keyf(&c, K_ROOTS);
+	rk[1] = keyf(&c, K_ROOTS_LOW);
 	roots[0] = open_rw(&c, rk[0]);
 	roots[1] = open_rw(&c, rk[1]);
 	while (out < a.max && tries < a.max * 4 + 8) {

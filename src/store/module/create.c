@@ -117,19 +117,19 @@ static void index_new(struct call *c, int sys, RedisModuleString *sid,
 	struct sv ty = sv_of(type), rb = sv_of(run_by);
 	RedisModuleString *ix;
 
-	zset_later(c, ckey(c, sys ? K_PENDING_RS : K_PENDING_RU), sid, id, 1);
+	zset_later(c, ckey(c, sys ? CK_PENDING_RS : CK_PENDING_RU), sid, id, 1);
 	/* A batch is mostly of one type: its index key is kept. */
 	if (!c->type_ix || strncmp(c->type_ix_for, cls, 2) != 0 ||
 	    !sv_eq(ty, c->type_ix_for + 3)) {
 		if (c->type_ix)
 			rm_FreeString(NULL, c->type_ix);
 		rm_Free(c->type_ix_for);
-		c->type_ix = keyf(c, ":ix:%s:t:%.*s", cls, (int)ty.n, ty.p);
+		c->type_ix = keyf(c, K_IX "%s:t:%.*s", cls, (int)ty.n, ty.p);
 		c->type_ix_for = join(cls, '|', ty.p, ty.n);
 	}
 	zset_later(c, c->type_ix, sid, id, 1);
 	if (run_by && rb.n) {
-		ix = keyf(c, ":ix:%s:u:%.*s", cls, (int)rb.n, rb.p);
+		ix = keyf(c, K_IX "%s:u:%.*s", cls, (int)rb.n, rb.p);
 		zset_later(c, ix, sid, id, 1);
 		rm_FreeString(NULL, ix);
 	}
@@ -147,7 +147,7 @@ static void enqueue_alone(struct call *c, long long floor_vr)
 
 		if (!n)
 			continue;
-		rk = keyf(c, low ? ":roots_low" : ":roots");
+		rk = keyf(c, low ? K_ROOTS_LOW : K_ROOTS);
 		sc = str_ll(floor_vr);
 		v = xalloc(sizeof(*v) * 2 * n);
 		for (size_t i = 0; i < n; i++) {
@@ -194,13 +194,13 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	fv[n++] = N[F_TYPE];
 	fv[n++] = e[1];
 	fv[n++] = N[F_STATUS];
-	fv[n++] = N[V_PENDING];
+	fv[n++] = N[STATUS(S_PENDING)];
 	fv[n++] = N[F_CREATED_AT];
 	fv[n++] = c->nows;
 	fv[n++] = N[F_PAYLOAD];
 	fv[n++] = e[5];
 	opt(fv, &n, F_SYSTEM, pol[P_SYSTEM], "0");
-	opt(fv, &n, F_LOW, e[4], "0");
+	opt(fv, &n, F_LOW_PRIORITY, e[4], "0");
 	opt(fv, &n, F_KEY, e[0], "");
 	opt(fv, &n, F_RUN_BY, run_by, "");
 	opt(fv, &n, F_SOURCE, e[6], "");
@@ -222,7 +222,7 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	rm_CloseKey(key);
 	rm_FreeString(NULL, k);
 	index_new(c, sys, sid, id, e[1], run_by);
-	c->count[ST_PENDING]++;
+	c->count[S_PENDING]++;
 	{
 		int low = sv_eq(sv_of(e[4]), "1");
 		char buf[24], *p = id_text(buf, id);
@@ -234,7 +234,7 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 			rm_CreateString(NULL, p, (size_t)(buf + 23 - p));
 	}
 	c->wake = 1;
-	stat_add(c, "created", sv_of(e[1]), 1);
+	stat_add(c, W_CREATED, sv_of(e[1]), 1);
 	rm_FreeString(NULL, sid);
 }
 
@@ -274,13 +274,13 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	existed = xalloc(sizeof(*existed) * (size_t)n);
 	newkeys = xalloc(sizeof(*newkeys) * 2 * (size_t)n);
 	/* Ids for the whole batch in one step, as INCRBY seq n. */
-	k = keyf(&c, ":seq");
+	k = keyf(&c, K_SEQ);
 	next_id = get_ll(&c, k, &found);
 	v = str_ll(next_id + n);
 	set_string(&c, k, v);
 	rm_FreeString(NULL, v);
 	rm_FreeString(NULL, k);
-	k = keyf(&c, ":vr_floor");
+	k = keyf(&c, K_VR_FLOOR);
 	floor_vr = get_ll(&c, k, &found);
 	rm_FreeString(NULL, k);
 	for (long long i = 0; i < n; i++) {
@@ -295,7 +295,7 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		if (key.n) {
 			/* The mapping is written at once, so a key repeated
 			 * later in the batch finds it (create.lua: NEWKEY). */
-			kk = keycat(&c, ":key:", key.p, key.n);
+			kk = keycat(&c, K_KEY, key.p, key.n);
 			mk = open_rw(&c, kk);
 			ids[i] = key_ll(mk, &mapped);
 			if (mapped) {

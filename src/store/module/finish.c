@@ -14,7 +14,7 @@
 /* What the end of a run reads (lib.lua load_run). */
 static const int run_fields[] = { F_STATUS,   F_PARENT,	    F_ROOT,
 				  F_TYPE,     F_SYSTEM,	    F_ATTEMPT,
-				  F_AWAITING, F_PROGRESS,   F_CH_TOTAL,
+				  F_AWAITING, F_PROGRESS,   F_CHILDREN_TOTAL,
 				  F_ERRORS,   F_RUN_SINCE,  F_RUN_MS,
 				  F_CHARGED,  F_CLAIMED_AT, F_STARTED_AT };
 
@@ -35,18 +35,17 @@ static const char *finish_done(struct call *c, struct sv id, struct sv at,
 	int stopping;
 	long long errors, since;
 
-	if (!job_open(c, &j, keycat(c, ":job:", id.p, id.n), run_fields,
-		      NRUN) ||
-	    !(sv_eq(v[F_STATUS], "in_progress") ||
-	      sv_eq(v[F_STATUS], "stopping")) ||
+	if (!job_open(c, &j, keycat(c, K_JOB, id.p, id.n), run_fields, NRUN) ||
+	    !(sv_is(v[F_STATUS], STATUS(S_IN_PROGRESS)) ||
+	      sv_is(v[F_STATUS], STATUS(S_STOPPING))) ||
 	    !sv_same(v[F_ATTEMPT], at) || sv_eq(v[F_AWAITING], "1")) {
 		res = "fenced";
 		goto out;
 	}
-	if (!sv_empty(v[F_PARENT]) || sv_num(v[F_CH_TOTAL]) != 0 ||
+	if (!sv_empty(v[F_PARENT]) || sv_num(v[F_CHILDREN_TOTAL]) != 0 ||
 	    !sv_empty(v[F_CHARGED]))
 		goto out;
-	stopping = sv_eq(v[F_STATUS], "stopping");
+	stopping = sv_is(v[F_STATUS], STATUS(S_STOPPING));
 	/* set_progress(quiet): a root's progress moves no parent. */
 	if (progress >= 0) {
 		if (progress > 100)
@@ -86,22 +85,22 @@ static const char *finish_done(struct call *c, struct sv id, struct sv at,
 		fv[n++] = N[F_WITH_ERRORS];
 		fv[n++] = N[V_ONE];
 	}
-	stat_add(c, "finished", v[F_TYPE], 1);
+	stat_add(c, W_FINISHED, v[F_TYPE], 1);
 	if (errors > 0)
-		stat_add(c, "errors", v[F_TYPE], 1);
+		stat_add(c, W_ERRORS, v[F_TYPE], 1);
 	fv[n++] = N[F_STATUS];
-	fv[n++] = N[V_FINISHED];
+	fv[n++] = N[STATUS(S_FINISHED)];
 	hset(c, j.key, j.k, fv, n);
 	sid = rm_CreateString(NULL, id.p, id.n);
 	zset_later(c,
-		   ckey(c, sv_eq(v[F_SYSTEM], "1") ? K_FINISHED_RS :
-						     K_FINISHED_RU),
+		   ckey(c, sv_eq(v[F_SYSTEM], "1") ? CK_FINISHED_RS :
+						     CK_FINISHED_RU),
 		   sid, (long long)sv_num(id), 1);
 	/* lib.lua set_status(): a root that ends enters retention's index. */
-	zset_later(c, ckey(c, K_ENDED), sid, c->now, 1);
-	zset_later(c, ckey(c, K_LEASES), sid, 0, 0);
+	zset_later(c, ckey(c, CK_ENDED), sid, c->now, 1);
+	zset_later(c, ckey(c, CK_LEASES), sid, 0, 0);
 	rm_FreeString(NULL, sid);
-	count_move(c, stopping ? ST_STOPPING : ST_IN_PROGRESS, ST_FINISHED);
+	count_move(c, stopping ? S_STOPPING : S_IN_PROGRESS, S_FINISHED);
 	res = "finished";
 out:
 	job_close(&j);

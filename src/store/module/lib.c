@@ -1,8 +1,9 @@
 /*
  * module/lib: what the module's commands share, as lib.lua is what the
- * Lua functions share: the interned field names, a call's state and its
- * deferred writes (lib.lua begin / flush), the writes each replicated as
- * its effect, and reading a job. Read it beside src/store/lua/lib.lua.
+ * Lua functions share: the interned names (of src/store/schema.def), a
+ * call's state and its deferred writes (lib.lua begin / flush), the
+ * writes each replicated as its effect, and reading a job. Read it beside
+ * src/store/lua/lib.lua.
  */
 #include "store/module/lib.h"
 
@@ -13,59 +14,26 @@
 #include <string.h>
 
 const char *const names[NNAMES] = {
-	[F_STATUS] = "status",
-	[F_PARENT] = "parent",
-	[F_ROOT] = "root",
-	[F_TYPE] = "type",
-	[F_SYSTEM] = "system",
-	[F_LOW] = "low_priority",
-	[F_ATTEMPT] = "attempt",
-	[F_AWAITING] = "awaiting",
-	[F_PROGRESS] = "progress",
-	[F_CH_TOTAL] = "children_total",
-	[F_ERRORS] = "errors",
-	[F_RUN_SINCE] = "run_since",
-	[F_RUN_MS] = "run_ms",
-	[F_CHARGED] = "charged",
-	[F_NOT_BEFORE] = "not_before",
-	[F_QUEUED_AT] = "queued_at",
-	[F_CREATED_AT] = "created_at",
-	[F_STARTED_AT] = "started_at",
-	[F_PAYLOAD] = "payload",
-	[F_CHECKPOINT] = "checkpoint",
-	[F_INSTANCE] = "instance",
-	[F_CLAIMED_AT] = "claimed_at",
-	[F_FINISHED_AT] = "finished_at",
-	[F_WITH_ERRORS] = "with_errors",
-	[F_ID] = "id",
-	[F_KEY] = "key",
-	[F_RUN_BY] = "run_by",
-	[F_SOURCE] = "source",
-	[F_STOPPABLE] = "stoppable",
-	[F_RESTARTABLE] = "restartable",
-	[F_RETRIES] = "retries",
-	[F_BACKOFF_MS] = "backoff_ms",
-	[F_CREATED_BY] = "created_by",
-	[V_ZERO] = "0",
-	[V_ONE] = "1",
-	[V_IN_PROGRESS] = "in_progress",
-	[V_FINISHED] = "finished",
-	[V_PENDING] = "pending",
-	[V_EMPTY] = "",
+	SCHEMA_FIELD_NAMES,  /* F_..., src/store/schema.def */
+	SCHEMA_STATUS_NAMES, /* STATUS(S_...) */
+	[V_ZERO] = "0",	     /* values: a flag off, a time reset */
+	[V_ONE] = "1",	     /* a flag on, the wake-up message */
+	[V_EMPTY] = "",	     /* an empty value */
 };
 RedisModuleString *N[NNAMES];
 size_t name_len[NNAMES];
 
-static const char *const status_names[NST] = { "pending", "in_progress",
-					       "stopping", "finished" };
-
-static const char *const key_names[NKEYS] = {
-	[K_LEASES] = ":leases",
-	[K_PENDING_RU] = ":ix:ru:s:pending",
-	[K_PENDING_RS] = ":ix:rs:s:pending",
-	[K_FINISHED_RU] = ":ix:ru:s:finished",
-	[K_FINISHED_RS] = ":ix:rs:s:finished",
-	[K_ENDED] = ":ended",
+/* The keys of ckey(): MID, and the name of STATUS after it (-1: none). */
+static const struct {
+	const char *mid;
+	int status;
+} call_keys[NCKEYS] = {
+	[CK_LEASES] = { K_LEASES, -1 },
+	[CK_PENDING_RU] = { K_IX "ru:s:", S_PENDING },
+	[CK_PENDING_RS] = { K_IX "rs:s:", S_PENDING },
+	[CK_FINISHED_RU] = { K_IX "ru:s:", S_FINISHED },
+	[CK_FINISHED_RS] = { K_IX "rs:s:", S_FINISHED },
+	[CK_ENDED] = { K_ENDED, -1 },
 };
 
 void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
@@ -75,7 +43,7 @@ void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
 	c->ctx = ctx;
 	c->P = rm_StringPtrLen(prefix, &c->plen);
 	c->now = rm_Milliseconds();
-	c->minute = c->now - c->now % 60000;
+	c->minute = c->now - c->now % N_MINUTE_MS;
 	c->ttl = ttl;
 	c->nows = str_ll(c->now);
 }
@@ -90,7 +58,7 @@ static void counters_free(struct counters *s)
 
 void call_end(struct call *c)
 {
-	for (int i = 0; i < NKEYS; i++)
+	for (int i = 0; i < NCKEYS; i++)
 		if (c->keys[i])
 			rm_FreeString(NULL, c->keys[i]);
 	if (c->type_ix)
@@ -171,13 +139,17 @@ RedisModuleString *job_key(struct call *c, long long id)
 {
 	char buf[24], *p = id_text(buf, id);
 
-	return keycat(c, ":job:", p, (size_t)(buf + 23 - p));
+	return keycat(c, K_JOB, p, (size_t)(buf + 23 - p));
 }
 
 RedisModuleString *ckey(struct call *c, int which)
 {
+	int s = call_keys[which].status;
+
 	if (!c->keys[which])
-		c->keys[which] = keycat(c, key_names[which], "", 0);
+		c->keys[which] = keycat(c, call_keys[which].mid,
+					s < 0 ? "" : names[STATUS(s)],
+					s < 0 ? 0 : name_len[STATUS(s)]);
 	return c->keys[which];
 }
 
@@ -209,8 +181,8 @@ void zset_later(struct call *c, RedisModuleString *key,
 		memset(z, 0, sizeof(*z));
 		z->name = dup_sv((struct sv){ k, kl });
 		z->len = kl;
-		z->churn = kl == c->plen + 7 &&
-			   memcmp(k + c->plen, ":leases", 7) == 0;
+		z->churn = kl == c->plen + sizeof(K_LEASES) - 1 &&
+			   memcmp(k + c->plen, K_LEASES, kl - c->plen) == 0;
 	}
 	grow((void **)&z->ops, &z->cap, z->n, sizeof(*z->ops));
 	z->ops[z->n].member = rm_HoldString(NULL, member);
@@ -292,7 +264,7 @@ void stat_wait(struct call *c, struct sv type, long long ms)
 	if (ms > w->max)
 		w->max = ms;
 	if (ms > 0) {
-		double d = floor(log((double)ms + 1) * LOG2x4);
+		double d = floor(log((double)ms + 1) * N_LOG2X4);
 
 		b = d > 95 ? 95 : (int)d;
 	}
@@ -306,8 +278,8 @@ static void waits_to_stats(struct call *c)
 		struct sv ty = { w->type, strlen(w->type) };
 		char *f;
 
-		stat_add(c, "started", ty, w->n);
-		stat_add(c, "wait_sum", ty, w->sum);
+		stat_add(c, W_STARTED, ty, w->n);
+		stat_add(c, W_WAIT_SUM, ty, w->sum);
 		for (int b = 0; b < 96; b++)
 			if (w->hist[b]) {
 				char h[8];
@@ -315,10 +287,10 @@ static void waits_to_stats(struct call *c)
 				snprintf(h, sizeof(h), "h%d", b);
 				stat_add(c, h, ty, w->hist[b]);
 			}
-		f = join("wait", '|', ty.p, ty.n);
-		counter_extreme(&c->mins, "wait", w->min, 0);
+		f = join(W_WAIT, '|', ty.p, ty.n);
+		counter_extreme(&c->mins, W_WAIT, w->min, 0);
 		counter_extreme(&c->mins, f, w->min, 0);
-		counter_extreme(&c->maxs, "wait", w->max, 1);
+		counter_extreme(&c->maxs, W_WAIT, w->max, 1);
 		counter_extreme(&c->maxs, f, w->max, 1);
 		rm_Free(f);
 	}
@@ -577,28 +549,29 @@ static void write_hour(struct call *c, long long m,
 		       const struct counters *counters,
 		       const struct counters *mins, const struct counters *maxs)
 {
-	long long hour = m - m % 3600000;
-	RedisModuleString *k = keyf(c, ":stats:h:%lld", hour);
+	long long hour = m - m % N_HOUR_MS;
+	RedisModuleString *k = keyf(c, K_STATS_HOUR "%lld", hour);
 
-	write_window(c, k, hour, 3600000, ":stats:hours", counters, mins, maxs);
+	write_window(c, k, hour, N_HOUR_MS, K_STATS_HOURS, counters, mins,
+		     maxs);
 	rm_FreeString(NULL, k);
 }
 
 /* lib.lua roll_mark(). */
 static long long roll_mark(struct call *c)
 {
-	RedisModuleString *k = keyf(c, ":stats:rolled");
+	RedisModuleString *k = keyf(c, K_STATS_ROLLED);
 	int found;
 	long long done = get_ll(c, k, &found);
 
 	if (!found) {
-		RedisModuleString *mk = keyf(c, ":stats:minutes");
+		RedisModuleString *mk = keyf(c, K_STATS_MINUTES);
 		RedisModuleKey *key = rm_OpenKey(c->ctx, mk, RM_READ);
 		RedisModuleString *v;
 
 		done = c->minute;
 		if (rm_KeyType(key) == RM_KEYTYPE_EMPTY)
-			done = c->minute - 60000;
+			done = c->minute - N_MINUTE_MS;
 		rm_CloseKey(key);
 		rm_FreeString(NULL, mk);
 		v = str_ll(done);
@@ -627,8 +600,8 @@ static void minute_field(RedisModuleKey *key, RedisModuleString *field,
 		return;
 	name = dup_sv(f);
 	/* lib.lua minmax_field() */
-	if (f.n > 4 && (sv_eq(f, "wait_min") || sv_eq(f, "wait_max") ||
-			strncmp(name, "wait|", 5) == 0)) {
+	if (f.n > 4 && (sv_eq(f, W_WAIT "_min") || sv_eq(f, W_WAIT "_max") ||
+			strncmp(name, W_WAIT "|", sizeof(W_WAIT)) == 0)) {
 		const char *which = name + f.n - 3;
 
 		if (strcmp(which, "min") == 0 || strcmp(which, "max") == 0) {
@@ -647,21 +620,21 @@ static void minute_field(RedisModuleKey *key, RedisModuleString *field,
 /* lib.lua roll_up(): closed minutes after DONE into their hours. */
 static void roll_up(struct call *c, long long done)
 {
-	long long last = c->now - ROLL_GRACE - 60000;
-	long long mins[ROLL_MAX];
+	long long last = c->now - N_ROLL_GRACE - N_MINUTE_MS;
+	long long mins[N_ROLL_MAX];
 	int n = 0;
 	RedisModuleString *mk, *rk, *v;
 	RedisModuleKey *key;
 
-	last -= last % 60000;
+	last -= last % N_MINUTE_MS;
 	if (done >= last)
 		return;
-	mk = keyf(c, ":stats:minutes");
+	mk = keyf(c, K_STATS_MINUTES);
 	key = rm_OpenKey(c->ctx, mk, RM_READ);
 	if (rm_KeyType(key) == RM_KEYTYPE_ZSET &&
 	    rm_ZsetFirstInScoreRange(key, (double)done, (double)last, 1, 0) ==
 		    RM_OK) {
-		while (n < ROLL_MAX && !rm_ZsetRangeEndReached(key)) {
+		while (n < N_ROLL_MAX && !rm_ZsetRangeEndReached(key)) {
 			double score;
 			RedisModuleString *e =
 				rm_ZsetRangeCurrentElement(key, &score);
@@ -678,7 +651,7 @@ static void roll_up(struct call *c, long long done)
 	rm_FreeString(NULL, mk);
 	for (int i = 0; i < n; i++) {
 		struct minute_fields f;
-		RedisModuleString *k = keyf(c, ":stats:m:%lld", mins[i]);
+		RedisModuleString *k = keyf(c, K_STATS_MINUTE "%lld", mins[i]);
 		RedisModuleScanCursor *cur = rm_ScanCursorCreate();
 
 		memset(&f, 0, sizeof(f));
@@ -696,9 +669,9 @@ static void roll_up(struct call *c, long long done)
 		done = mins[i];
 	}
 	/* Fewer than asked for: every closed minute is in. */
-	if (n < ROLL_MAX)
+	if (n < N_ROLL_MAX)
 		done = last;
-	rk = keyf(c, ":stats:rolled");
+	rk = keyf(c, K_STATS_ROLLED);
 	v = str_ll(done);
 	set_string(c, rk, v);
 	rm_FreeString(NULL, v);
@@ -715,8 +688,8 @@ static void flush_stats(struct call *c)
 	if (!c->stats.n)
 		return;
 	done = roll_mark(c);
-	k = keyf(c, ":stats:m:%lld", c->minute);
-	write_window(c, k, c->minute, 60000, ":stats:minutes", &c->stats,
+	k = keyf(c, K_STATS_MINUTE "%lld", c->minute);
+	write_window(c, k, c->minute, N_MINUTE_MS, K_STATS_MINUTES, &c->stats,
 		     &c->mins, &c->maxs);
 	rm_FreeString(NULL, k);
 	if (c->minute <= done)
@@ -726,17 +699,17 @@ static void flush_stats(struct call *c)
 
 void flush(struct call *c)
 {
-	RedisModuleString *fv[2 * NST];
+	RedisModuleString *fv[2 * NSTATUSES];
 	size_t nfv = 0;
 
 	zflush(c);
-	for (int s = 0; s < NST; s++)
+	for (int s = 0; s < NSTATUSES; s++)
 		if (c->count[s]) {
-			fv[nfv++] = str_c(status_names[s]);
+			fv[nfv++] = str_c(names[STATUS(s)]);
 			fv[nfv++] = NULL;
 		}
 	if (nfv) {
-		RedisModuleString *k = keyf(c, ":count");
+		RedisModuleString *k = keyf(c, K_COUNT);
 		RedisModuleKey *key = open_rw(c, k);
 
 		for (size_t i = 0, s = 0; i < nfv; i += 2, s++) {
@@ -754,7 +727,7 @@ void flush(struct call *c)
 			rm_FreeString(NULL, fv[i]);
 	}
 	if (c->have_vr) {
-		RedisModuleString *k = keyf(c, ":vr_floor");
+		RedisModuleString *k = keyf(c, K_VR_FLOOR);
 		RedisModuleString *v = str_ll(c->vr_last);
 
 		set_string(c, k, v);
@@ -762,7 +735,7 @@ void flush(struct call *c)
 		rm_FreeString(NULL, k);
 	}
 	if (c->wake) {
-		RedisModuleString *k = keyf(c, ":wake");
+		RedisModuleString *k = keyf(c, K_WAKE);
 
 		rm_PublishMessage(c->ctx, k, N[V_ONE]);
 		/* As Redis replicates a PUBLISH from Lua. */

@@ -7,16 +7,14 @@
 #define JOBD_SRC_STORE_MODULE_LIB_H
 
 #include "store/module/rm.h"
+#include "store/schema.h" /* generated from src/store/schema.def */
 
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_BATCH 10000		 /* jobs per call, as the Lua functions take */
-#define LOG2x4 5.770780163555854 /* lib.lua: four buckets per doubling */
-#define ROLL_GRACE 5000		 /* lib.lua: ms after a minute's end */
-#define ROLL_MAX 10		 /* lib.lua: minutes rolled up per call */
+#define MAX_BATCH 10000 /* jobs per call, as the Lua functions take */
 
 /* A value borrowed from a RedisModuleString; p NULL: absent. */
 struct sv {
@@ -139,48 +137,13 @@ static inline void grow(void **v, size_t *cap, size_t n, size_t size)
 	*v = rm_Realloc(*v, *cap * size);
 }
 
-enum {
-	F_STATUS,
-	F_PARENT,
-	F_ROOT,
-	F_TYPE,
-	F_SYSTEM,
-	F_LOW,
-	F_ATTEMPT,
-	F_AWAITING,
-	F_PROGRESS,
-	F_CH_TOTAL,
-	F_ERRORS,
-	F_RUN_SINCE,
-	F_RUN_MS,
-	F_CHARGED,
-	F_NOT_BEFORE,
-	F_QUEUED_AT,
-	F_CREATED_AT,
-	F_STARTED_AT,
-	F_PAYLOAD,
-	F_CHECKPOINT,
-	F_INSTANCE,
-	F_CLAIMED_AT,
-	F_FINISHED_AT,
-	F_WITH_ERRORS,
-	F_ID,
-	F_KEY,
-	F_RUN_BY,
-	F_SOURCE,
-	F_STOPPABLE,
-	F_RESTARTABLE,
-	F_RETRIES,
-	F_BACKOFF_MS,
-	F_CREATED_BY,
-	V_ZERO,
-	V_ONE,
-	V_IN_PROGRESS,
-	V_FINISHED,
-	V_PENDING,
-	V_EMPTY,
-	NNAMES
-};
+/*
+ * The names interned at load (module.c), N[] and names[]: the fields of
+ * a job (F_..., schema.h), then the statuses (STATUS(S_...)), then three
+ * values.
+ */
+#define STATUS(s) (NFIELDS + (s))
+enum { V_ZERO = NFIELDS + NSTATUSES, V_ONE, V_EMPTY, NNAMES };
 extern const char *const names[NNAMES];
 extern RedisModuleString *N[NNAMES];
 extern size_t name_len[NNAMES];
@@ -190,18 +153,21 @@ extern size_t name_len[NNAMES];
 extern RedisModuleString *skiplist_member;
 extern RedisModuleString *table_field, *table_value;
 
-/* The status counters of P:count (lib.lua count_add). */
-enum { ST_PENDING, ST_IN_PROGRESS, ST_STOPPING, ST_FINISHED, NST };
+/* Names[ID] is V: the same length and bytes. */
+static inline int sv_is(struct sv v, int id)
+{
+	return v.p && v.n == name_len[id] && memcmp(v.p, names[id], v.n) == 0;
+}
 
 /* Keys every job of a call may use, made once a call (ckey()). */
 enum {
-	K_LEASES,
-	K_PENDING_RU,
-	K_PENDING_RS,
-	K_FINISHED_RU,
-	K_FINISHED_RS,
-	K_ENDED,
-	NKEYS
+	CK_LEASES,
+	CK_PENDING_RU,
+	CK_PENDING_RS,
+	CK_FINISHED_RU,
+	CK_FINISHED_RS,
+	CK_ENDED,
+	NCKEYS
 };
 
 /* One deferred sorted-set write (lib.lua zset_later). */
@@ -243,7 +209,7 @@ struct call {
 	RedisModuleString *nows;
 	struct zkey *zk;
 	size_t nzk, capzk;
-	long long count[NST];
+	long long count[NSTATUSES]; /* lib.lua count_add */
 	int have_vr, wake;
 	long long vr_last;
 	struct counters stats, mins, maxs; /* lib.lua STATS, STATS_MIN/MAX */
@@ -251,9 +217,9 @@ struct call {
 	size_t nwaits, capwaits;
 	RedisModuleString **alone[2]; /* create: new "=ID" roots members */
 	size_t nalone[2], capalone[2];
-	RedisModuleString *keys[NKEYS]; /* ckey(), made on first use */
-	RedisModuleString *type_ix;	/* create: the last type's index key */
-	char *type_ix_for;		/* ... its class and type, "ru|noop" */
+	RedisModuleString *keys[NCKEYS]; /* ckey(), made on first use */
+	RedisModuleString *type_ix;	 /* create: the last type's index key */
+	char *type_ix_for;		 /* ... its class and type, "ru|noop" */
 };
 
 /* A job hash open for a transition: what was read of it, indexed by
@@ -263,8 +229,8 @@ struct job {
 	RedisModuleKey *key;
 	const int *fields; /* read, NFIELDS of them */
 	int nfields;
-	RedisModuleString *held[NNAMES];
-	struct sv v[NNAMES];	   /* views of HELD; p NULL: absent */
+	RedisModuleString *held[NFIELDS];
+	struct sv v[NFIELDS];	   /* views of HELD; p NULL: absent */
 	RedisModuleString *own[4]; /* job_own() */
 	int nown;
 };
