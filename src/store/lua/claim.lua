@@ -21,10 +21,10 @@ local estimate = tonumber(ARGV[7])
 local out = {}
 -- What a claim reads of a job, in one constructor (see load_run).
 local function load_claim(id)
-	local v = redis.call('HMGET', jkey(id), 'status', 'parent', 'type',
-		'system', 'low_priority', 'attempt', 'progress', 'queued_at',
-		'created_at', 'started_at', 'not_before', 'avg_ms', 'vruntime',
-		'payload', 'checkpoint')
+	local v = redis.call('HMGET', jkey(id), F_status, F_parent, F_type,
+		F_system, F_low_priority, F_attempt, F_progress, F_queued_at,
+		F_created_at, F_started_at, F_not_before, F_avg_ms, F_vruntime,
+		F_payload, F_checkpoint)
 	if not v[1] then return nil end
 	return {id = id, status = v[1], parent = v[2] or '', type = v[3] or '',
 		system = v[4] or '', low_priority = v[5] or '', attempt = v[6] or '',
@@ -36,9 +36,9 @@ end
 -- The same for a root claimed alone (the common job): no parent, and its
 -- charge fields are not used (see below), so they are not read.
 local function load_alone(id)
-	local v = redis.call('HMGET', jkey(id), 'status', 'type', 'system',
-		'low_priority', 'attempt', 'progress', 'queued_at', 'created_at',
-		'started_at', 'not_before', 'payload', 'checkpoint')
+	local v = redis.call('HMGET', jkey(id), F_status, F_type, F_system,
+		F_low_priority, F_attempt, F_progress, F_queued_at, F_created_at,
+		F_started_at, F_not_before, F_payload, F_checkpoint)
 	if not v[1] then return nil end
 	return {id = id, status = v[1], parent = '', type = v[2] or '',
 		system = v[3] or '', low_priority = v[4] or '', attempt = v[5] or '',
@@ -48,12 +48,12 @@ local function load_alone(id)
 end
 
 -- Due retries become ready (bounded per call).
-local due = redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', NOW, 'LIMIT', 0, 100)
+local due = redis.call('ZRANGEBYSCORE', P .. K_delayed, '-inf', NOW, 'LIMIT', 0, 100)
 for _, id in ipairs(due) do
-	redis.call('ZREM', P .. ':delayed', id)
-	local h = load_fields(id, {'status', 'root', 'low_priority',
-		'children_total', 'vruntime', 'not_before'})
-	if h and h.status == 'pending' then enqueue(h) end
+	redis.call('ZREM', P .. K_delayed, id)
+	local h = load_fields(id, {F_status, F_root, F_low_priority,
+		F_children_total, F_vruntime, F_not_before})
+	if h and h.status == S_PENDING then enqueue(h) end
 end
 
 -- Pops the root with the least virtual runtime and its first ready job.
@@ -92,53 +92,53 @@ while #out < max and tries < max * 4 + 8 do
 	if h then h.root = root end
 	-- Stale entries (the job moved on, or sits in the other queue) are
 	-- dropped; the queue it really is in still holds it.
-	local ok = h and h.status == 'pending' and
+	local ok = h and h.status == S_PENDING and
 		(h.low_priority == '' and '0' or h.low_priority) == low
 	-- A root alone leaves the roots set with its run: nothing to charge.
 	-- Should it become ready again, it starts at the current minimum.
 	local charge = 0
 	if ok and not alone then
 		local avg = id == root and num(h.avg_ms) or
-			num(redis.call('HGET', jkey(root), 'avg_ms'))
+			num(redis.call('HGET', jkey(root), F_avg_ms))
 		charge = avg > 0 and avg or estimate
 	end
 	if more then
 		redis.call('ZADD', roots_key(low), I(vr + charge), root)
 	elseif ok and id ~= root then
-		redis.call('HSET', jkey(root), 'vruntime', I(vr + charge))
+		redis.call('HSET', jkey(root), F_vruntime, I(vr + charge))
 	end
 	if ok then
 		h.dequeued = true
 		local sa, how = nil, nil
 		if h.parent ~= '' then sa, how = stopped_ancestor(h.parent) end
 		if sa then
-			local to = how == 'canceled' and 'canceled' or 'stopped'
+			local to = how == S_CANCELED and S_CANCELED or S_STOPPED
 			set_status(h, to)
 			joblog(id, 'info', h.attempt, to .. ': ancestor ' .. sa .. ' is ' .. how)
 		else
 			local attempt = num(h.attempt) + 1
 			-- "claimed by INSTANCE attempt N" is read from these fields
 			-- (lib.lua run_start: the first claim's time is started_at).
-			local f = {'attempt', I(attempt), 'instance', instance}
+			local f = {F_attempt, I(attempt), F_instance, instance}
 			if h.started_at ~= '' then
-				f[#f + 1] = 'claimed_at'; f[#f + 1] = NOWS
+				f[#f + 1] = F_claimed_at; f[#f + 1] = NOWS
 			end
 			if not alone then
-				f[#f + 1] = 'charged'; f[#f + 1] = I(charge)
+				f[#f + 1] = F_charged; f[#f + 1] = I(charge)
 			end
 			if num(h.not_before) > 0 then
-				f[#f + 1] = 'not_before'; f[#f + 1] = '0'
+				f[#f + 1] = F_not_before; f[#f + 1] = '0'
 			end
 			if id == root and not more and not alone then
-				f[#f + 1] = 'vruntime'; f[#f + 1] = I(vr + charge)
+				f[#f + 1] = F_vruntime; f[#f + 1] = I(vr + charge)
 			end
 			if h.started_at == '' then
-				f[#f + 1] = 'started_at'; f[#f + 1] = NOWS
+				f[#f + 1] = F_started_at; f[#f + 1] = NOWS
 				local from = h.queued_at ~= '' and h.queued_at or h.created_at
 				stat_wait(h.type, NOW - num(from))
 			end
 			h.lease_until = NOW + lease
-			set_status(h, 'in_progress', f)
+			set_status(h, S_IN_PROGRESS, f)
 			if low == '1' then low_taken = low_taken + 1 end
 			out[#out + 1] = {tonumber(id), attempt, h.type, h.payload,
 				h.checkpoint, tonumber(h.low_priority) or 0,

@@ -29,7 +29,7 @@ end
 local FIRST = 6 + t * 6
 local W = 7
 -- Ids for the whole batch in one call; unused ones are simply skipped.
-local next_id = redis.call('INCRBY', P .. ':seq', n) - n
+local next_id = redis.call('INCRBY', P .. K_seq, n) - n
 
 -- Calls per batch rather than per job, where order allows: the key
 -- mappings of root jobs are read with one MGET and written with one MSET
@@ -43,7 +43,7 @@ do
 	for i = 0, n - 1 do
 		local a = FIRST + i * W
 		if ARGV[a] ~= '' and ARGV[a + 2] == '' then
-			kks[#kks + 1] = P .. ':key:' .. ARGV[a]
+			kks[#kks + 1] = P .. K_key .. ARGV[a]
 		end
 	end
 	for i = 1, #kks, 1000 do
@@ -86,7 +86,7 @@ for i = 0, n - 1 do
 	local p = nil
 	if parent ~= '' then p = load(parent) end
 	if key ~= '' and (p or parent == '') then
-		kk = P .. ':key:' .. child_scope(parent, p and p.restarts) .. key
+		kk = P .. K_key .. child_scope(parent, p and p.restarts) .. key
 		local existing = NEWKEY[kk] or KNOWN[kk]
 		if not existing and parent ~= '' then existing = redis.call('GET', kk) end
 		if existing then res = {tonumber(existing), 1} end
@@ -97,8 +97,8 @@ for i = 0, n - 1 do
 		elseif terminal(p.status) then
 			res = 'parent ' .. parent .. ' is ' .. p.status ..
 				': no new children'
-		elseif num(p.depth) + 1 >= MAX_DEPTH then
-			res = 'parent ' .. parent .. ' is ' .. MAX_DEPTH ..
+		elseif num(p.depth) + 1 >= N_MAX_DEPTH then
+			res = 'parent ' .. parent .. ' is ' .. N_MAX_DEPTH ..
 				' levels deep: no deeper children'
 		end
 	end
@@ -106,36 +106,36 @@ for i = 0, n - 1 do
 		next_id = next_id + 1
 		local id = next_id
 		local sid = tostring(id)
-		local root, status = sid, 'pending'
+		local root, status = sid, S_PENDING
 		if p then
 			root = p.root
 			if p.low_priority == '1' then low = '1' end
 			-- Children run for whoever ran their parent.
 			if run_by == '' then run_by = p.run_by end
-			if p.status == 'stopping' or p.status == 'stopped' then
-				status = 'stopped'
+			if p.status == S_STOPPING or p.status == S_STOPPED then
+				status = S_STOPPED
 			end
 		end
 		if system == '1' then run_by = '' end
 		-- No id (the key has it), no root for a root job (its own).
-		local f = {'type', ty, 'status', status, 'created_at', NOWS,
-			'payload', payload}
-		if p then f[#f + 1] = 'root'; f[#f + 1] = root end
-		opt(f, 'system', system, '0')
-		opt(f, 'low_priority', low, '0')
-		opt(f, 'key', key, '')
-		opt(f, 'parent', parent, '')
-		opt(f, 'run_by', run_by, '')
-		opt(f, 'source', source, '')
-		opt(f, 'stoppable', pol.stoppable, '1')
-		opt(f, 'restartable', pol.restartable, '0')
-		opt(f, 'retries', pol.retries, '0')
-		if pol.retries ~= '0' then opt(f, 'backoff_ms', pol.backoff_ms, '') end
-		if p then opt(f, 'depth', tostring(num(p.depth) + 1), '0') end
+		local f = {F_type, ty, F_status, status, F_created_at, NOWS,
+			F_payload, payload}
+		if p then f[#f + 1] = F_root; f[#f + 1] = root end
+		opt(f, F_system, system, '0')
+		opt(f, F_low_priority, low, '0')
+		opt(f, F_key, key, '')
+		opt(f, F_parent, parent, '')
+		opt(f, F_run_by, run_by, '')
+		opt(f, F_source, source, '')
+		opt(f, F_stoppable, pol.stoppable, '1')
+		opt(f, F_restartable, pol.restartable, '0')
+		opt(f, F_retries, pol.retries, '0')
+		if pol.retries ~= '0' then opt(f, F_backoff_ms, pol.backoff_ms, '') end
+		if p then opt(f, F_depth, tostring(num(p.depth) + 1), '0') end
 		-- The audit log reads "created by ACTOR" from here, not a stream;
 		-- a job with a source came from the consumer, which it names itself.
 		if actor ~= '' and actor ~= run_by and source == '' then
-			opt(f, 'created_by', actor, '')
+			opt(f, F_created_by, actor, '')
 		end
 		redis.call('HSET', jkey(sid), unpack(f))
 		if kk and p then
@@ -155,28 +155,28 @@ for i = 0, n - 1 do
 		if p then
 			local pk = jkey(parent)
 			local old = overall(p)
-			redis.call('ZADD', P .. ':children:' .. parent, id, sid)
-			redis.call('HINCRBY', pk, 'children_total', 1)
+			redis.call('ZADD', P .. K_children .. parent, id, sid)
+			redis.call('HINCRBY', pk, F_children_total, 1)
 			redis.call('HINCRBY', pk, 'children_' .. status, 1)
 			p.children_total = num(p.children_total) + 1
 			local new = overall(p)
 			if p.parent ~= '' then propagate_progress(p, old, new) end
 			joblog(parent, 'info', p.attempt, 'child ' .. sid .. ' (' .. ty .. ') created')
-			if status == 'stopped' then
+			if status == S_STOPPED then
 				joblog(sid, 'info', 0, 'created stopped: parent ' .. parent .. ' is ' .. p.status)
 			end
 		end
-		if status == 'pending' and not p then
+		if status == S_PENDING and not p then
 			local q = ALONE[low] or ALONE['0']
 			q[#q + 1] = sid
 			WAKE = true
-		elseif status == 'pending' then
+		elseif status == S_PENDING then
 			-- Its root may be one of this batch's: in the roots set first.
 			alone_flush()
 			enqueue({id = sid, root = root, low_priority = low,
 				children_total = 0, not_before = '', vruntime = ''})
 		end
-		stat_one('created', ty)
+		stat_one(W_created, ty)
 		res = {id, 0}
 	end
 	out[#out + 1] = res

@@ -30,28 +30,28 @@ for i = 0, n - 1 do
 		set_progress(h, tonumber(ARGV[a + 3]), ARGV[a + 5],
 			tonumber(ARGV[a + 4]), f, true)
 		settle_charge(h, f)
-		if outcome == 'stopped' and h.status ~= 'stopping' then
+		if outcome == 'stopped' and h.status ~= S_STOPPING then
 			outcome = 'failed'
 		end
 		if outcome == 'failed' then
-			need(h, {'retries', 'retry_count', 'backoff_ms'})
+			need(h, {F_retries, F_retry_count, F_backoff_ms})
 			h.errors = num(h.errors) + 1
 			-- The last 'errors' of F wins in HSET.
-			f[#f + 1] = 'errors'; f[#f + 1] = h.errors
+			f[#f + 1] = F_errors; f[#f + 1] = h.errors
 			joblog(id, 'error', attempt, ARGV[a + 7] ~= '' and ARGV[a + 7] or 'handler failed')
 		end
 		if outcome == 'stopped' then
-			set_status(h, 'stopped', f)
+			set_status(h, S_STOPPED, f)
 			joblog(id, 'info', attempt, 'stopped at checkpoint')
 			out[#out + 1] = 'stopped'
-		elseif outcome == 'failed' and h.status == 'in_progress' and
+		elseif outcome == 'failed' and h.status == S_IN_PROGRESS and
 			num(h.retry_count) < num(h.retries) then
 			local rc = num(h.retry_count)
 			local delay = num(h.backoff_ms) * (2 ^ rc) * (0.5 + tonumber(ARGV[a + 6]))
 			h.not_before = NOW + math.floor(delay)
-			f[#f + 1] = 'retry_count'; f[#f + 1] = rc + 1
-			f[#f + 1] = 'not_before'; f[#f + 1] = h.not_before
-			set_status(h, 'pending', f)
+			f[#f + 1] = F_retry_count; f[#f + 1] = rc + 1
+			f[#f + 1] = F_not_before; f[#f + 1] = h.not_before
+			set_status(h, S_PENDING, f)
 			joblog(id, 'warn', attempt, 'retry ' .. (rc + 1) .. ' of ' .. h.retries ..
 				' in ' .. math.floor(delay) .. 'ms')
 			out[#out + 1] = 'retry'

@@ -11,6 +11,12 @@
 -- exactly one ready queue (or the delayed set). set_status() is the only
 -- place that moves a job between statuses, so counters, indexes, queues and
 -- statistics change together.
+--
+-- Names the module writes too are symbols of src/store/schema.def: a
+-- job's field F_status ('status'; a loaded job h has it as h.status), a
+-- status S_PENDING, a statistics field W_created, a key K_ready (after
+-- the prefix P), a number N_MAX_DEPTH. build-aux/lua2c.sh writes each
+-- symbol's literal into the library Redis loads.
 
 -- Per call (set by begin()): the arguments, the key prefix, the Redis clock
 -- in ms and as text, the start of its minute.
@@ -22,10 +28,8 @@ local ARGV, P, NOW, NOWS, MINUTE
 -- a library's load may read no global).
 local format, floor, log, min, max
 local function I(x) return format('%d', x) end
-local MAX_DEPTH = 32
-local LOG2x4 = 5.770780163555854 -- 4 / ln 2: four buckets per doubling
 
-local function jkey(id) return P .. ':job:' .. id end
+local function jkey(id) return P .. K_job .. id end
 
 local function num(v)
 	if v == false or v == nil or v == '' then return 0 end
@@ -38,13 +42,13 @@ local function class_of(parent, system)
 	return c .. ((system == '1') and 's' or 'u')
 end
 
-local function terminal(s) return s == 'finished' or s == 'canceled' end
+local function terminal(s) return s == S_FINISHED or s == S_CANCELED end
 
 -- Running jobs (in progress or stopping) are indexed by P:leases alone,
 -- scored by lease expiry (+inf for a parent waiting for its children):
 -- the status indexes hold the other four statuses. One write less per
 -- claim and per finish; list.lua reads P:leases for these two statuses.
-local function running(s) return s == 'in_progress' or s == 'stopping' end
+local function running(s) return s == S_IN_PROGRESS or s == S_STOPPING end
 
 -- Index writes (status indexes, leases, create's indexes) are collected
 -- per call and written at the end (flush) with one ZADD and one ZREM per
@@ -106,15 +110,15 @@ local function stat_wait(ty, ms)
 	if ms > w.max then w.max = ms end
 	-- Log-scale histogram: 4 buckets per power of two (about 19 % wide).
 	local b = 0
-	if ms > 0 then b = min(95, floor(log(ms + 1) * LOG2x4)) end
+	if ms > 0 then b = min(95, floor(log(ms + 1) * N_LOG2x4)) end
 	w.hist[b] = (w.hist[b] or 0) + 1
 end
 local function waits_to_stats()
 	for ty, w in pairs(WAITS) do
-		stat_add('started', ty, w.n)
-		stat_add('wait_sum', ty, w.sum)
+		stat_add(W_started, ty, w.n)
+		stat_add(W_wait_sum, ty, w.sum)
 		for b, n in pairs(w.hist) do stat_add('h' .. b, ty, n) end
-		for _, f in ipairs({'wait', 'wait|' .. ty}) do
+		for _, f in ipairs({W_wait, W_wait .. '|' .. ty}) do
 			if STATS_MIN[f] == nil or w.min < STATS_MIN[f] then STATS_MIN[f] = w.min end
 			if STATS_MAX[f] == nil or w.max > STATS_MAX[f] then STATS_MAX[f] = w.max end
 		end
@@ -163,8 +167,8 @@ end
 
 -- The hours (long windows, docs/statistics.md) are sums of their minutes,
 -- made once a minute is closed: the first call that writes statistics
--- ROLL_GRACE ms after a minute's end adds it to its hour, at most
--- ROLL_MAX minutes a call. P:stats:rolled marks how far: later minutes
+-- N_ROLL_GRACE ms after a minute's end adds it to its hour, at most
+-- N_ROLL_MAX minutes a call. P:stats:rolled marks how far: later minutes
 -- are not in their hour yet (readers add them themselves, src/store/stats.c), and
 -- a call writing into a minute at or before the mark writes its hour
 -- directly too. That covers the first call of this version on
@@ -172,39 +176,39 @@ end
 -- earlier versions wrote the hours as they went) and a Redis clock
 -- stepped back. Written by every call
 -- instead, the hour doubled the statistics writes of every transition.
-local ROLL_GRACE, ROLL_MAX = 5000, 10
 -- Adds to the hour that holds minute M.
 local function write_hour(m, counters, mins, maxs, ttl_ms)
-	local hour = m - m % 3600000
-	write_window(P .. ':stats:h:' .. hour, hour, 3600000, ':stats:hours',
+	local hour = m - m % N_HOUR_MS
+	write_window(P .. K_stats_hour .. hour, hour, N_HOUR_MS, K_stats_hours,
 		counters, mins, maxs, ttl_ms)
 end
 local function minmax_field(f)
-	if f == 'wait_min' or f == 'wait_max' or string.sub(f, 1, 5) == 'wait|' then
+	if f == W_wait .. '_min' or f == W_wait .. '_max' or
+		string.sub(f, 1, #W_wait + 1) == W_wait .. '|' then
 		return string.sub(f, 1, -5), string.sub(f, -3)
 	end
 	return nil
 end
 local function roll_mark()
-	local done = redis.call('GET', P .. ':stats:rolled')
+	local done = redis.call('GET', P .. K_stats_rolled)
 	if done then return tonumber(done) end
 	-- No mark: statistics written by an earlier version, whose hours hold
 	-- every minute up to now, or none at all (nothing to protect).
 	done = MINUTE
-	if redis.call('EXISTS', P .. ':stats:minutes') == 0 then
-		done = MINUTE - 60000
+	if redis.call('EXISTS', P .. K_stats_minutes) == 0 then
+		done = MINUTE - N_MINUTE_MS
 	end
-	redis.call('SET', P .. ':stats:rolled', I(done))
+	redis.call('SET', P .. K_stats_rolled, I(done))
 	return done
 end
 local function roll_up(done, ttl_ms)
-	local last = NOW - ROLL_GRACE - 60000
-	last = last - last % 60000
+	local last = NOW - N_ROLL_GRACE - N_MINUTE_MS
+	last = last - last % N_MINUTE_MS
 	if done >= last then return end
-	local mins = redis.call('ZRANGEBYSCORE', P .. ':stats:minutes',
-		'(' .. I(done), I(last), 'LIMIT', 0, ROLL_MAX)
+	local mins = redis.call('ZRANGEBYSCORE', P .. K_stats_minutes,
+		'(' .. I(done), I(last), 'LIMIT', 0, N_ROLL_MAX)
 	for _, m in ipairs(mins) do
-		local v = redis.call('HGETALL', P .. ':stats:m:' .. m)
+		local v = redis.call('HGETALL', P .. K_stats_minute .. m)
 		local counters, lo, hi = {}, {}, {}
 		for i = 1, #v, 2 do
 			local f, x = v[i], tonumber(v[i + 1])
@@ -221,8 +225,8 @@ local function roll_up(done, ttl_ms)
 		done = m
 	end
 	-- Fewer than asked for: every closed minute is in.
-	if #mins < ROLL_MAX then done = last end
-	redis.call('SET', P .. ':stats:rolled', I(done))
+	if #mins < N_ROLL_MAX then done = last end
+	redis.call('SET', P .. K_stats_rolled, I(done))
 end
 
 local function flush_stats(ttl_ms)
@@ -233,7 +237,7 @@ local function flush_stats(ttl_ms)
 	if next(STATS) == nil then return end
 	ttl_ms = ttl_ms or 2592000000
 	local done = roll_mark()
-	write_window(P .. ':stats:m:' .. MINUTE, MINUTE, 60000, ':stats:minutes',
+	write_window(P .. K_stats_minute .. MINUTE, MINUTE, N_MINUTE_MS, K_stats_minutes,
 		STATS, STATS_MIN, STATS_MAX, ttl_ms)
 	if MINUTE <= done then write_hour(MINUTE, STATS, STATS_MIN, STATS_MAX, ttl_ms) end
 	roll_up(done, ttl_ms)
@@ -245,7 +249,7 @@ local WAKE = false
 
 -- Index keys of one job, for its class and dimensions.
 local function index_keys(cls, status, ty, run_by)
-	local base = P .. ':ix:' .. cls
+	local base = P .. K_ix .. cls
 	local k = {base .. ':s:' .. status, base .. ':t:' .. ty}
 	if run_by and run_by ~= '' then k[#k + 1] = base .. ':u:' .. run_by end
 	return k
@@ -287,14 +291,14 @@ local function need(h, fields)
 end
 
 -- What enqueue() and dequeue() read that a loaded run may lack.
-local QUEUE = {'not_before', 'low_priority', 'vruntime'}
+local QUEUE = {F_not_before, F_low_priority, F_vruntime}
 
 -- The ready structures of a pending job: normal or low priority.
 local function ready_key(root, low)
-	return P .. (low == '1' and ':ready_low:' or ':ready:') .. root
+	return P .. (low == '1' and K_ready_low or K_ready) .. root
 end
 local function roots_key(low)
-	return P .. (low == '1' and ':roots_low' or ':roots')
+	return P .. (low == '1' and K_roots_low or K_roots)
 end
 
 -- The virtual runtime at which a root that becomes ready starts: the
@@ -302,7 +306,7 @@ end
 local VR_FLOOR = nil
 local VR_LAST = nil
 local function vr_floor()
-	if not VR_FLOOR then VR_FLOOR = num(redis.call('GET', P .. ':vr_floor')) end
+	if not VR_FLOOR then VR_FLOOR = num(redis.call('GET', P .. K_vr_floor)) end
 	return VR_FLOOR
 end
 
@@ -316,7 +320,7 @@ local function enqueue(h)
 	need(h, QUEUE)
 	local nb = num(h.not_before)
 	if nb > NOW then
-		redis.call('ZADD', P .. ':delayed', nb, h.id)
+		redis.call('ZADD', P .. K_delayed, nb, h.id)
 		return
 	end
 	WAKE = true
@@ -334,7 +338,7 @@ local function enqueue(h)
 		redis.call('ZADD', rk, alone, h.root)
 		redis.call('ZADD', rq, h.root, h.root)
 	elseif not redis.call('ZSCORE', rk, h.root) then
-		local own = num(redis.call('HGET', jkey(h.root), 'vruntime'))
+		local own = num(redis.call('HGET', jkey(h.root), F_vruntime))
 		redis.call('ZADD', rk, I(max(vr_floor(), own)), h.root)
 	end
 	redis.call('ZADD', rq, h.id, h.id)
@@ -343,7 +347,7 @@ end
 -- Takes pending job H off its ready queue (or the delayed set).
 local function dequeue(h)
 	need(h, QUEUE)
-	if num(h.not_before) > 0 then redis.call('ZREM', P .. ':delayed', h.id) end
+	if num(h.not_before) > 0 then redis.call('ZREM', P .. K_delayed, h.id) end
 	local rq = ready_key(h.root, h.low_priority)
 	local rk = roots_key(h.low_priority)
 	if redis.call('ZREM', rq, h.id) == 1 then
@@ -356,9 +360,9 @@ end
 -- Adds D to tree_stopping of every ancestor of a job (bounded depth).
 local function ancestors_stopping(parent, d)
 	local depth = 0
-	while parent and parent ~= '' and depth < MAX_DEPTH do
-		redis.call('HINCRBY', jkey(parent), 'tree_stopping', d)
-		parent = redis.call('HGET', jkey(parent), 'parent')
+	while parent and parent ~= '' and depth < N_MAX_DEPTH do
+		redis.call('HINCRBY', jkey(parent), F_tree_stopping, d)
+		parent = redis.call('HGET', jkey(parent), F_parent)
 		depth = depth + 1
 	end
 end
@@ -368,21 +372,21 @@ local function overall(h)
 	return (num(h.progress) + num(h.children_progress)) / (1 + num(h.children_total))
 end
 
-local CHILDREN = {'children_progress', 'children_pending',
-	'children_in_progress', 'children_stopping', 'children_stopped',
-	'children_finished', 'children_canceled', 'children_errors',
-	'tree_stopping'}
+local CHILDREN = {F_children_progress, F_children_pending,
+	F_children_in_progress, F_children_stopping, F_children_stopped,
+	F_children_finished, F_children_canceled, F_children_errors,
+	F_tree_stopping}
 -- Every field the transitions use (the children's counters included:
 -- written out, because a library's load may call no library function).
-local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
-	'low_priority', 'progress', 'children_total', 'attempt', 'errors',
-	'awaiting', 'created_at', 'queued_at', 'started_at', 'claimed_at',
-	'run_since', 'run_ms', 'stoppable', 'restartable', 'retries', 'retry_count',
-	'backoff_ms', 'not_before', 'inconsistent', 'depth', 'charged',
-	'vruntime', 'avg_ms', 'restarts', 'children_progress', 'children_pending',
-	'children_in_progress', 'children_stopping', 'children_stopped',
-	'children_finished', 'children_canceled', 'children_errors',
-	'tree_stopping'}
+local ALL = {F_status, F_parent, F_root, F_type, F_system, F_run_by,
+	F_low_priority, F_progress, F_children_total, F_attempt, F_errors,
+	F_awaiting, F_created_at, F_queued_at, F_started_at, F_claimed_at,
+	F_run_since, F_run_ms, F_stoppable, F_restartable, F_retries, F_retry_count,
+	F_backoff_ms, F_not_before, F_inconsistent, F_depth, F_charged,
+	F_vruntime, F_avg_ms, F_restarts, F_children_progress, F_children_pending,
+	F_children_in_progress, F_children_stopping, F_children_stopped,
+	F_children_finished, F_children_canceled, F_children_errors,
+	F_tree_stopping}
 
 -- What the ends of a run (finish, hand back, lease expiry, reports) read,
 -- in a table built by one constructor: filling a table field by field
@@ -392,10 +396,10 @@ local ALL = {'status', 'parent', 'root', 'type', 'system', 'run_by',
 -- progress) are left nil here and read by need() where they are used:
 -- each field read costs a listpack scan and two conversions.
 local function load_run(id)
-	local v = redis.call('HMGET', jkey(id), 'status', 'parent', 'root',
-		'type', 'system', 'attempt', 'awaiting', 'progress',
-		'children_total', 'errors', 'run_since', 'run_ms', 'charged',
-		'claimed_at', 'started_at')
+	local v = redis.call('HMGET', jkey(id), F_status, F_parent, F_root,
+		F_type, F_system, F_attempt, F_awaiting, F_progress,
+		F_children_total, F_errors, F_run_since, F_run_ms, F_charged,
+		F_claimed_at, F_started_at)
 	if not v[1] then return nil end
 	return {id = id, status = v[1], parent = v[2] or '', root = v[3] or id,
 		type = v[4] or '', system = v[5] or '', attempt = v[6] or '',
@@ -412,7 +416,7 @@ end
 local function run_start(h)
 	local s = num(h.run_since)
 	if s > 0 then return s end
-	need(h, {'claimed_at', 'started_at'})
+	need(h, {F_claimed_at, F_started_at})
 	s = num(h.claimed_at)
 	if s > 0 then return s end
 	return num(h.started_at)
@@ -427,18 +431,18 @@ local function need_children(h)
 end
 
 -- Changes the overall progress of job ID's parent chain after job ID's
--- own overall went from OLD to NEW (bounded by MAX_DEPTH).
+-- own overall went from OLD to NEW (bounded by N_MAX_DEPTH).
 local function propagate_progress(h, old, new)
 	local parent = h.parent
 	local depth = 0
-	while parent ~= '' and depth < MAX_DEPTH and old ~= new do
+	while parent ~= '' and depth < N_MAX_DEPTH and old ~= new do
 		local pk = jkey(parent)
-		local v = redis.call('HMGET', pk, 'progress', 'children_progress',
-			'children_total', 'parent')
+		local v = redis.call('HMGET', pk, F_progress, F_children_progress,
+			F_children_total, F_parent)
 		local t = num(v[3])
 		local pold = (num(v[1]) + num(v[2])) / (1 + t)
 		local cp = num(v[2]) + new - old
-		redis.call('HSET', pk, 'children_progress', cp)
+		redis.call('HSET', pk, F_children_progress, cp)
 		old = pold
 		new = (num(v[1]) + cp) / (1 + t)
 		parent = v[4] or ''
@@ -474,7 +478,7 @@ local function joblog(id, level, attempt, msg)
 	-- so that the index orders entries as their times do; after the
 	-- stream's last id otherwise (a clock stepped back).
 	local ms = tonumber(string.match(sid, '^(%d+)'))
-	local m = ms - ms % 60000
+	local m = ms - ms % N_MINUTE_MS
 	local k = P .. ':logix:m:' .. I(m)
 	if type(redis.pcall('XADD', k, I(ms) .. '-*', 'job', id, 'sid', sid)) == 'table' then
 		redis.call('XADD', k, '*', 'job', id, 'sid', sid)
@@ -482,7 +486,7 @@ local function joblog(id, level, attempt, msg)
 	if LOGIX_SEEN ~= m then
 		LOGIX_SEEN = m
 		if redis.call('PTTL', k) < 0 then
-			redis.call('PEXPIREAT', k, I(m + 60000 + LOGIX_TTL))
+			redis.call('PEXPIREAT', k, I(m + N_MINUTE_MS + LOGIX_TTL))
 			redis.call('ZADD', P .. ':logix:minutes', I(m), I(m))
 			redis.call('ZREMRANGEBYSCORE', P .. ':logix:minutes', '-inf',
 				'(' .. I(m - LOGIX_TTL))
@@ -496,7 +500,7 @@ local function set_status(h, to, fields)
 	local from = h.status
 	local k = jkey(h.id)
 	local cls = class_of(h.parent, h.system)
-	local base = P .. ':ix:' .. cls
+	local base = P .. K_ix .. cls
 	fields = fields or {}
 	if from ~= to then
 		if not running(from) then zset_later(base .. ':s:' .. from, h.id, false) end
@@ -506,57 +510,57 @@ local function set_status(h, to, fields)
 		-- Retention's index (purge.lua): root jobs that ended, by the
 		-- time they did. Only a restart takes a job out of it alive.
 		if terminal(from) ~= terminal(to) and h.parent == '' then
-			zset_later(P .. ':ended', h.id, terminal(to) and NOWS or false)
+			zset_later(P .. K_ended, h.id, terminal(to) and NOWS or false)
 		end
 	end
 	if running(to) and not running(from) then
 		-- claim.lua sets the lease; a resumed waiting parent has none.
-		zset_later(P .. ':leases', h.id, h.lease_until and I(h.lease_until) or '+inf')
+		zset_later(P .. K_leases, h.id, h.lease_until and I(h.lease_until) or '+inf')
 	end
 	-- claim.lua takes the job off its queue itself (h.dequeued).
-	if from == 'pending' and to ~= 'pending' and not h.dequeued then
+	if from == S_PENDING and to ~= S_PENDING and not h.dequeued then
 		dequeue(h)
 	end
 	if running(from) and not running(to) then
-		zset_later(P .. ':leases', h.id, false)
+		zset_later(P .. K_leases, h.id, false)
 		local since = run_start(h)
 		if since > 0 then
 			h.run_ms = num(h.run_ms) + NOW - since
-			fields[#fields + 1] = 'run_ms'
+			fields[#fields + 1] = F_run_ms
 			fields[#fields + 1] = I(h.run_ms)
 		end
 		if num(h.run_since) > 0 then
-			fields[#fields + 1] = 'run_since'
+			fields[#fields + 1] = F_run_since
 			fields[#fields + 1] = '0'
 			h.run_since = 0
 		end
 	end
 	if terminal(to) then
-		fields[#fields + 1] = 'finished_at'
+		fields[#fields + 1] = F_finished_at
 		fields[#fields + 1] = NOWS
-		if to == 'finished' then
+		if to == S_FINISHED then
 			need_children(h)
 			local errs = (num(h.errors) > 0 or num(h.children_errors) > 0)
 			-- Absent means without errors (restart deletes the field).
 			if errs then
-				fields[#fields + 1] = 'with_errors'
+				fields[#fields + 1] = F_with_errors
 				fields[#fields + 1] = '1'
 			end
 			h.with_errors = errs
-			stat_one('finished', h.type)
-			if errs then stat_one('errors', h.type) end
+			stat_one(W_finished, h.type)
+			if errs then stat_one(W_errors, h.type) end
 		end
 	end
-	fields[#fields + 1] = 'status'
+	fields[#fields + 1] = F_status
 	fields[#fields + 1] = to
 	redis.call('HSET', k, unpack(fields))
 	h.status = to
-	if from == 'stopping' and to ~= 'stopping' then
+	if from == S_STOPPING and to ~= S_STOPPING then
 		ancestors_stopping(h.parent, -1)
-	elseif to == 'stopping' and from ~= 'stopping' then
+	elseif to == S_STOPPING and from ~= S_STOPPING then
 		ancestors_stopping(h.parent, 1)
 	end
-	if to == 'pending' and from ~= 'pending' then
+	if to == S_PENDING and from ~= S_PENDING then
 		enqueue(h)
 	end
 	if h.parent == '' or from == to then return end
@@ -564,8 +568,8 @@ local function set_status(h, to, fields)
 	local pk = jkey(h.parent)
 	redis.call('HINCRBY', pk, 'children_' .. from, -1)
 	redis.call('HINCRBY', pk, 'children_' .. to, 1)
-	if to == 'finished' and h.with_errors then
-		redis.call('HINCRBY', pk, 'children_errors', 1)
+	if to == S_FINISHED and h.with_errors then
+		redis.call('HINCRBY', pk, F_children_errors, 1)
 	end
 	-- A parent waiting for its children moves on when they allow it.
 	local p = load(h.parent)
@@ -573,10 +577,10 @@ local function set_status(h, to, fields)
 	local running = num(p.children_in_progress) + num(p.children_stopping)
 	local open = num(p.children_total) - num(p.children_finished) -
 		num(p.children_canceled)
-	if p.status == 'stopping' and running == 0 then
-		set_status(p, 'stopped')
+	if p.status == S_STOPPING and running == 0 then
+		set_status(p, S_STOPPED)
 		joblog(p.id, 'info', p.attempt, 'stopped: no child runs any more')
-	elseif p.status == 'in_progress' and open == 0 then
+	elseif p.status == S_IN_PROGRESS and open == 0 then
 		finish_job(p)
 	end
 end
@@ -590,13 +594,13 @@ finish_job = function(h, fields)
 		num(h.children_canceled)
 	if open > 0 then
 		-- Still running, holding no worker: no lease to expire.
-		zset_later(P .. ':leases', h.id, '+inf')
-		fields[#fields + 1] = 'awaiting'
+		zset_later(P .. K_leases, h.id, '+inf')
+		fields[#fields + 1] = F_awaiting
 		fields[#fields + 1] = 1
 		h.awaiting = '1'
-		if h.status == 'stopping' and
+		if h.status == S_STOPPING and
 			num(h.children_in_progress) + num(h.children_stopping) == 0 then
-			set_status(h, 'stopped', fields)
+			set_status(h, S_STOPPED, fields)
 		else
 			redis.call('HSET', jkey(h.id), unpack(fields))
 		end
@@ -604,10 +608,10 @@ finish_job = function(h, fields)
 	end
 	-- No log entry: "finished" is read from the hash (finished_at).
 	if h.awaiting == '1' then
-		fields[#fields + 1] = 'awaiting'
+		fields[#fields + 1] = F_awaiting
 		fields[#fields + 1] = 0
 	end
-	set_status(h, 'finished', fields)
+	set_status(h, S_FINISHED, fields)
 	return 'finished'
 end
 
@@ -615,9 +619,9 @@ end
 -- status, or nil.
 local function stopped_ancestor(parent)
 	local depth = 0
-	while parent and parent ~= '' and depth < MAX_DEPTH do
-		local v = redis.call('HMGET', jkey(parent), 'status', 'parent')
-		if v[1] == 'stopping' or v[1] == 'stopped' or v[1] == 'canceled' then
+	while parent and parent ~= '' and depth < N_MAX_DEPTH do
+		local v = redis.call('HMGET', jkey(parent), F_status, F_parent)
+		if v[1] == S_STOPPING or v[1] == S_STOPPED or v[1] == S_CANCELED then
 			return parent, v[1]
 		end
 		parent = v[2]
@@ -637,7 +641,7 @@ end
 
 -- Fencing: a write of a run is accepted only from its current attempt.
 local function fenced(h, attempt)
-	return not h or (h.status ~= 'in_progress' and h.status ~= 'stopping')
+	return not h or (h.status ~= S_IN_PROGRESS and h.status ~= S_STOPPING)
 		or h.attempt ~= attempt or h.awaiting == '1'
 end
 
@@ -656,14 +660,14 @@ local function settle_charge(h, fields)
 	local delta = actual - num(h.charged)
 	local vr, avg
 	if h.id == h.root then
-		need(h, {'vruntime', 'avg_ms'})
+		need(h, {F_vruntime, F_avg_ms})
 		vr, avg = num(h.vruntime), num(h.avg_ms)
 	else
-		local v = redis.call('HMGET', jkey(h.root), 'vruntime', 'avg_ms')
+		local v = redis.call('HMGET', jkey(h.root), F_vruntime, F_avg_ms)
 		vr, avg = num(v[1]), num(v[2])
 	end
 	avg = avg > 0 and (avg * 0.8 + actual * 0.2) or actual
-	local f = {'vruntime', I(vr + delta), 'avg_ms', I(max(1, floor(avg + 0.5)))}
+	local f = {F_vruntime, I(vr + delta), F_avg_ms, I(max(1, floor(avg + 0.5)))}
 	if h.id == h.root then
 		for _, x in ipairs(f) do fields[#fields + 1] = x end
 		h.vruntime = vr + delta
@@ -692,23 +696,23 @@ local function set_progress(h, progress, checkpoint, errors_delta, f, quiet)
 		local before, old = num(h.progress), nil
 		-- Only a parent's overall progress depends on this job's.
 		if h.parent ~= '' then
-			need(h, {'children_progress'})
+			need(h, {F_children_progress})
 			old = overall(h)
 		end
 		h.progress = progress
 		if old then propagate_progress(h, old, overall(h)) end
-		f[#f + 1] = 'progress'
+		f[#f + 1] = F_progress
 		f[#f + 1] = progress == floor(progress) and I(progress) or progress
 		if not quiet and floor(progress / 10) > floor(before / 10) then
 			joblog(h.id, 'info', h.attempt, 'progress ' .. floor(progress / 10) * 10 .. '%')
 		end
 	end
 	if checkpoint and checkpoint ~= '' then
-		f[#f + 1] = 'checkpoint'; f[#f + 1] = checkpoint
+		f[#f + 1] = F_checkpoint; f[#f + 1] = checkpoint
 	end
 	if errors_delta and errors_delta > 0 then
 		h.errors = num(h.errors) + errors_delta
-		f[#f + 1] = 'errors'; f[#f + 1] = h.errors
+		f[#f + 1] = F_errors; f[#f + 1] = h.errors
 	end
 	if own and #f > 0 then redis.call('HSET', jkey(h.id), unpack(f)) end
 end
@@ -729,15 +733,15 @@ OPS['stop'] = function(h, actor, top)
 		if top then return 'job ' .. h.id .. ' (' .. h.type .. ') cannot be stopped: its type is not stoppable' end
 		return nil
 	end
-	if h.status == 'pending' then
-		set_status(h, 'stopped')
+	if h.status == S_PENDING then
+		set_status(h, S_STOPPED)
 		joblog(h.id, 'info', h.attempt, 'stopped by ' .. actor .. ' before it started')
-	elseif h.status == 'in_progress' then
+	elseif h.status == S_IN_PROGRESS then
 		if h.awaiting == '1' and num(h.children_in_progress) + num(h.children_stopping) == 0 then
-			set_status(h, 'stopped')
+			set_status(h, S_STOPPED)
 			joblog(h.id, 'info', h.attempt, 'stopped by ' .. actor .. ' while waiting for children')
 		else
-			set_status(h, 'stopping')
+			set_status(h, S_STOPPING)
 			joblog(h.id, 'info', h.attempt, 'stop requested by ' .. actor)
 		end
 	elseif top then
@@ -747,8 +751,8 @@ OPS['stop'] = function(h, actor, top)
 end
 
 OPS['resume'] = function(h, actor, top)
-	if h.status ~= 'stopped' then
-		if top then return refuse(h, 'resume', 'stopped') end
+	if h.status ~= S_STOPPED then
+		if top then return refuse(h, 'resume', S_STOPPED) end
 		return nil
 	end
 	-- A descendant still stopping would stop after the cascade passed it
@@ -758,31 +762,31 @@ OPS['resume'] = function(h, actor, top)
 	end
 	if top and h.parent ~= '' then
 		local sa, how = stopped_ancestor(h.parent)
-		if sa then return 'job ' .. h.id .. ' is under ' .. how .. ' job ' .. sa .. (how == 'canceled' and ': it cannot run any more' or ': resume that one') end
+		if sa then return 'job ' .. h.id .. ' is under ' .. how .. ' job ' .. sa .. (how == S_CANCELED and ': it cannot run any more' or ': resume that one') end
 	end
 	if h.awaiting == '1' then
 		-- Its handler had returned: back to waiting for its children,
 		-- running again (its duration grows, as for any job in progress).
 		h.run_since = NOW
-		set_status(h, 'in_progress', {'run_since', NOWS})
+		set_status(h, S_IN_PROGRESS, {F_run_since, NOWS})
 		joblog(h.id, 'info', h.attempt, 'resumed by ' .. actor .. ', waiting for children')
 		local open = num(h.children_total) - num(h.children_finished) - num(h.children_canceled)
 		if open == 0 then finish_job(h) end
 	else
-		set_status(h, 'pending')
+		set_status(h, S_PENDING)
 		joblog(h.id, 'info', h.attempt, 'resumed by ' .. actor)
 	end
 	return nil
 end
 
 OPS['force-stop'] = function(h, actor, top)
-	if h.status ~= 'stopping' then
-		if top then return refuse(h, 'force-stop', 'stopping') end
+	if h.status ~= S_STOPPING then
+		if top then return refuse(h, 'force-stop', S_STOPPING) end
 		return nil
 	end
 	-- The running attempt is fenced off by the status change: its
 	-- later writes and heartbeats are refused and its worker kills it.
-	set_status(h, 'stopped', {'inconsistent', 1})
+	set_status(h, S_STOPPED, {F_inconsistent, 1})
 	joblog(h.id, 'warn', h.attempt, 'force-stopped by ' .. actor .. ': attempt ' .. h.attempt .. ' fenced off, data may be inconsistent')
 	return nil
 end
@@ -790,14 +794,14 @@ end
 OPS['cancel'] = function(h, actor, top)
 	-- A descendant that a stop skipped (its type is not stoppable) and
 	-- that never started is canceled with its tree, never run under it.
-	if h.status ~= 'stopped' and (top or h.status ~= 'pending') then
-		if top then return refuse(h, 'cancel', 'stopped') end
+	if h.status ~= S_STOPPED and (top or h.status ~= S_PENDING) then
+		if top then return refuse(h, 'cancel', S_STOPPED) end
 		return nil
 	end
 	if num(h.tree_stopping) > 0 then
 		return 'job ' .. h.id .. ' has ' .. h.tree_stopping .. ' descendants still stopping: cancel needs them stopped'
 	end
-	set_status(h, 'canceled')
+	set_status(h, S_CANCELED)
 	joblog(h.id, 'info', h.attempt, 'canceled by ' .. actor)
 	return nil
 end
@@ -808,9 +812,9 @@ local function set_low(h, actor, top, low)
 		return nil
 	end
 	if h.low_priority == low then return nil end
-	local queued = h.status == 'pending'
+	local queued = h.status == S_PENDING
 	if queued then dequeue(h) end
-	redis.call('HSET', jkey(h.id), 'low_priority', low)
+	redis.call('HSET', jkey(h.id), F_low_priority, low)
 	h.low_priority = low
 	if queued then enqueue(h) end
 	joblog(h.id, 'info', h.attempt, (low == '1' and 'low priority set by ' or 'low priority removed by ') .. actor)
@@ -866,10 +870,10 @@ local function flush(ttl_ms)
 		end
 	end
 	for st, d in pairs(COUNT) do
-		if d ~= 0 then redis.call('HINCRBY', P .. ':count', st, d) end
+		if d ~= 0 then redis.call('HINCRBY', P .. K_count, st, d) end
 	end
-	if VR_LAST then redis.call('SET', P .. ':vr_floor', I(VR_LAST)) end
-	if WAKE then redis.call('PUBLISH', P .. ':wake', '1') end
+	if VR_LAST then redis.call('SET', P .. K_vr_floor, I(VR_LAST)) end
+	if WAKE then redis.call('PUBLISH', P .. K_wake, '1') end
 	-- Last: statistics read older data (a roll-up), so whatever they meet
 	-- cannot stop the transition's own writes half way.
 	flush_stats(ttl_ms)
@@ -886,7 +890,7 @@ local function begin(args)
 	local t = redis.call('TIME')
 	NOW = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 	NOWS = I(NOW)
-	MINUTE = NOW - NOW % 60000
+	MINUTE = NOW - NOW % N_MINUTE_MS
 	ZDEFER, ZKEYS = {}, {}
 	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
 	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
