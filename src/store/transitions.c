@@ -220,67 +220,104 @@ int jobd_store_report(struct jobd_store *st, const struct jobd_report *rep,
 	return 0;
 }
 
-static void finish_args(struct jobd_store *st, struct store_args *a,
-			const struct jobd_report *rep, const size_t *idx,
-			size_t len)
-{
-	static const char *const outcomes[] = { "done", "failed", "stopped" };
-
-	store_args_addf(a, "%lld", (long long)st->conf->retention_stats);
-	store_args_addf(a, "%zu", len);
-	for (size_t k = 0; k < len; k++) {
-		const struct jobd_report *p = &rep[idx[k]];
-
-		store_args_addf(a, "%lld", (long long)p->id);
-		store_args_addf(a, "%lld", (long long)p->attempt);
-		store_args_add(a, outcomes[p->outcome]);
-		add_progress(a, p->progress);
-		store_args_addf(a, "%lld", (long long)p->errors);
-		store_args_add(a, p->checkpoint);
-		store_args_addf(a, "%.4f", (double)random() / RAND_MAX);
-		store_args_add(a, p->message);
-		store_args_addf(a, "%zu", p->nlogs);
-		for (size_t j = 0; j < p->nlogs; j++) {
-			store_args_add(a, store_level_name(p->logs[j].level));
-			store_args_add(a, p->logs[j].msg);
-		}
-	}
-}
-
 static bool is_lua(const redisReply *e)
 {
 	return e && e->type == REDIS_REPLY_STRING && strcmp(e->str, "lua") == 0;
 }
 
-/*
- * JOBD.FINISH's arguments for the LEN runs of REP named by IDX, all done
- * without log lines: their list in one argument, "ID ATTEMPT PROGRESS
- * ERRORS LEN:CHECKPOINT\n" each (src/store/module/finish.c parse_runs()).
- */
-static void done_args(struct jobd_store *st, struct store_args *a,
-		      const struct jobd_report *rep, const size_t *idx,
-		      size_t len)
-{
-	char buf[32];
-	struct store_list l = { 0 };
+/* finish.lua's arguments per run before its log lines, in its order. */
+enum {
+	R_ID,
+	R_ATTEMPT,
+	R_OUTCOME,
+	R_PROGRESS,
+	R_ERRORS,
+	R_CHECKPOINT,
+	R_JITTER,
+	R_MESSAGE,
+	R_NLOGS,
+	RUN_FIELDS
+};
 
+/* Those JOBD.FINISH takes, in the same order: its runs are done and have
+ * no log lines, so it needs no outcome, jitter, message or count. */
+static const bool run_packed[RUN_FIELDS] = {
+	[R_ID] = true,	   [R_ATTEMPT] = true,	  [R_PROGRESS] = true,
+	[R_ERRORS] = true, [R_CHECKPOINT] = true,
+};
+
+/*
+ * The RUN_FIELDS arguments of run P into F, in the order finish.lua and
+ * JOBD.FINISH read them; numbers are written into NUM (reused by the
+ * next run), the rest is borrowed from P. The jitter of the retry backoff
+ * is drawn for finish.lua only (MODULE false). The one place that order
+ * is written.
+ */
+static void run_fields(const struct jobd_report *p, char num[RUN_FIELDS][32],
+		       const char *f[RUN_FIELDS], bool module)
+{
+	static const char *const outcomes[] = { "done", "failed", "stopped" };
+
+	for (int i = 0; i < RUN_FIELDS; i++)
+		f[i] = num[i];
+	num[R_ID][jobd_util_i64_text(p->id, num[R_ID])] = '\0';
+	num[R_ATTEMPT][jobd_util_i64_text(p->attempt, num[R_ATTEMPT])] = '\0';
+	f[R_OUTCOME] = outcomes[p->outcome];
+	f[R_PROGRESS] = progress_text(num[R_PROGRESS], 32, p->progress);
+	num[R_ERRORS][jobd_util_i64_text(p->errors, num[R_ERRORS])] = '\0';
+	f[R_CHECKPOINT] = p->checkpoint ? p->checkpoint : "";
+	num[R_JITTER][0] = '\0';
+	if (!module)
+		snprintf(num[R_JITTER], 32, "%.4f",
+			 (double)random() / RAND_MAX);
+	f[R_MESSAGE] = p->message ? p->message : "";
+	snprintf(num[R_NLOGS], 32, "%zu", p->nlogs);
+}
+
+/*
+ * The arguments of finish.lua, or with MODULE of JOBD.FINISH, for the LEN
+ * runs of REP named by IDX into A. For finish.lua an argument per field,
+ * then the run's log lines; for JOBD.FINISH (runs done without log lines
+ * only) one argument, "ID ATTEMPT PROGRESS ERRORS LEN:CHECKPOINT\n" a run
+ * (src/store/module/finish.c parse_runs()).
+ */
+static void finish_args(struct jobd_store *st, struct store_args *a,
+			const struct jobd_report *rep, const size_t *idx,
+			size_t len, bool module)
+{
+	struct store_list l = { 0 };
+	char num[RUN_FIELDS][32];
+	const char *f[RUN_FIELDS];
+
+	store_args_addf(a, "%lld", (long long)st->conf->retention_stats);
+	if (!module)
+		store_args_addf(a, "%zu", len);
 	for (size_t k = 0; k < len; k++) {
 		const struct jobd_report *p = &rep[idx[k]];
-		const char *pr = progress_text(buf, sizeof(buf), p->progress);
 
-		store_list_int(&l, (long long)p->id);
-		store_list_char(&l, ' ');
-		store_list_int(&l, (long long)p->attempt);
-		store_list_char(&l, ' ');
-		store_list_put(&l, pr, strlen(pr));
-		store_list_char(&l, ' ');
-		store_list_int(&l, (long long)p->errors);
-		store_list_char(&l, ' ');
-		store_list_field(&l, p->checkpoint);
-		store_list_char(&l, '\n');
+		run_fields(p, num, f, module);
+		for (int i = 0; i < RUN_FIELDS; i++) {
+			if (module && !run_packed[i])
+				continue;
+			if (module && i == R_CHECKPOINT) {
+				store_list_field(&l, f[i]);
+				store_list_char(&l, '\n');
+			} else if (module) {
+				store_list_put(&l, f[i], strlen(f[i]));
+				store_list_char(&l, ' ');
+			} else if (f[i] == num[i]) { /* a copy: NUM is reused */
+				store_args_addf(a, "%s", f[i]);
+			} else {
+				store_args_add(a, f[i]);
+			}
+		}
+		for (size_t j = 0; !module && j < p->nlogs; j++) {
+			store_args_add(a, store_level_name(p->logs[j].level));
+			store_args_add(a, p->logs[j].msg);
+		}
 	}
-	store_args_addf(a, "%lld", (long long)st->conf->retention_stats);
-	store_list_add(&l, a);
+	if (module)
+		store_list_add(&l, a);
 }
 
 /*
@@ -306,7 +343,7 @@ static int finish_batch(struct jobd_store *st, const struct jobd_report *rep,
 	if (ndone) {
 		bool fallback;
 
-		done_args(st, &a, rep, done, ndone);
+		finish_args(st, &a, rep, done, ndone, true);
 		r = store_module_call(st, "JOBD.FINISH", &a, &fallback);
 		store_args_release(&a);
 		if (!r && !fallback)
@@ -324,7 +361,7 @@ static int finish_batch(struct jobd_store *st, const struct jobd_report *rep,
 	}
 	if (left == 0)
 		return 0;
-	finish_args(st, &a, rep, idx, left);
+	finish_args(st, &a, rep, idx, left, false);
 	r = store_eval(st, S_FINISH, &a);
 	store_args_release(&a);
 	if (!r)
