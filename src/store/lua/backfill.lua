@@ -29,12 +29,12 @@ local function ended_step()
 	if at == 'done' then return true end
 	local k, last = string.match(at, '^(%d+):(%d+)$')
 	k, last = tonumber(k) or 1, last or '0'
-	local ids = redis.call('ZRANGEBYSCORE', P .. ':ix:' .. SOURCES[k],
+	local ids = redis.call('ZRANGEBYSCORE', P .. K_ix .. SOURCES[k],
 		'(' .. last, '+inf', 'LIMIT', 0, batch)
 	for _, id in ipairs(ids) do
-		local v = redis.call('HMGET', jkey(id), 'status', 'finished_at', 'parent')
+		local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
 		if terminal(v[1]) and not v[3] then
-			redis.call('ZADD', P .. ':ended', v[2] or '0', id)
+			redis.call('ZADD', P .. K_ended, v[2] or '0', id)
 			indexed = indexed + 1
 		end
 	end

@@ -23,7 +23,7 @@ while budget > 0 do
 	if not e then break end
 	local sep = string.find(e, ':', 1, true)
 	local id, cursor = string.sub(e, 1, sep - 1), string.sub(e, sep + 1)
-	local kids = redis.call('ZRANGEBYSCORE', P .. ':children:' .. id,
+	local kids = redis.call('ZRANGEBYSCORE', P .. K_children .. id,
 		'(' .. cursor, '+inf', 'LIMIT', 0, budget)
 	for _, cid in ipairs(kids) do
 		local h = load(cid)
@@ -35,7 +35,7 @@ while budget > 0 do
 		end
 	end
 	budget = budget - #kids - 1
-	if #kids > 0 and redis.call('ZCOUNT', P .. ':children:' .. id,
+	if #kids > 0 and redis.call('ZCOUNT', P .. K_children .. id,
 		'(' .. kids[#kids], '+inf') > 0 then
 		redis.call('LPUSH', todo, id .. ':' .. kids[#kids])
 	end

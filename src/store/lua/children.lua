@@ -5,7 +5,7 @@
 
 local id, cursor, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if redis.call('EXISTS', jkey(id)) == 0 then return 'job ' .. id .. ' not found' end
-local ids = redis.call('ZRANGEBYSCORE', P .. ':children:' .. id, '(' .. cursor,
+local ids = redis.call('ZRANGEBYSCORE', P .. K_children .. id, '(' .. cursor,
 	'+inf', 'LIMIT', 0, limit + 1)
 local out = {NOW, 0}
 for i, cid in ipairs(ids) do

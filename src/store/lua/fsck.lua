@@ -15,7 +15,7 @@
 local from, count = tonumber(ARGV[2]), tonumber(ARGV[3])
 local repair = ARGV[4] == '1'
 local CHILD_MAX = 10000
-local seq = num(redis.call('GET', P .. ':seq'))
+local seq = num(redis.call('GET', P .. K_seq))
 local bad = {}
 local fixed = 0
 local seen = {}
@@ -37,18 +37,18 @@ local function member(id, key, want, score, what)
 	end
 end
 
-local STATIC = {'pending', 'stopped', 'finished', 'canceled'}
+local STATIC = {S_PENDING, S_STOPPED, S_FINISHED, S_CANCELED}
 local last = math.min(seq, from + count - 1)
 for n = from, last do
 	local id = I(n)
 	local h = load(id)
 	if h then
 		seen[h.status] = (seen[h.status] or 0) + 1
-		local base = P .. ':ix:' .. class_of(h.parent, h.system)
+		local base = P .. K_ix .. class_of(h.parent, h.system)
 		for _, st in ipairs(STATIC) do
 			member(id, base .. ':s:' .. st, st == h.status, id, st .. ' index')
 		end
-		member(id, P .. ':leases', running(h.status),
+		member(id, P .. K_leases, running(h.status),
 			h.awaiting == '1' and '+inf' or NOWS, 'leases')
 		member(id, base .. ':t:' .. h.type, true, id, 'type index')
 		if h.run_by ~= '' then
@@ -56,15 +56,15 @@ for n = from, last do
 		end
 		-- Retention's index: every ended root, at its end time.
 		local ended = h.parent == '' and terminal(h.status)
-		local at = ended and (redis.call('HGET', jkey(id), 'finished_at') or '0')
-		member(id, P .. ':ended', ended, at, 'ended index')
+		local at = ended and (redis.call('HGET', jkey(id), F_finished_at) or '0')
+		member(id, P .. K_ended, ended, at, 'ended index')
 		if ended then
-			local sc = redis.call('ZSCORE', P .. ':ended', id)
+			local sc = redis.call('ZSCORE', P .. K_ended, id)
 			if sc and num(sc) ~= num(at) then
 				violation(id, 'ended index has it ending at ' .. sc ..
 					', its finished_at is ' .. at)
 				if repair then
-					redis.call('ZADD', P .. ':ended', at, id)
+					redis.call('ZADD', P .. K_ended, at, id)
 					fixed = fixed + 1
 				end
 			end
@@ -80,18 +80,18 @@ for n = from, last do
 				places[#places + 1] = {'alone', low}
 			end
 		end
-		if redis.call('ZSCORE', P .. ':delayed', id) then
+		if redis.call('ZSCORE', P .. K_delayed, id) then
 			places[#places + 1] = {'delayed'}
 		end
 		local low = h.low_priority == '1' and '1' or '0'
 		local ok = false
-		if h.status == 'pending' and #places == 1 then
+		if h.status == S_PENDING and #places == 1 then
 			local p = places[1]
 			ok = p[1] == 'delayed' or p[2] == low
 			if ok and p[1] == 'ready' and not redis.call('ZSCORE', roots_key(low), h.root) then
 				ok = false
 			end
-		elseif h.status ~= 'pending' then
+		elseif h.status ~= S_PENDING then
 			ok = #places == 0
 		end
 		if not ok then
@@ -99,34 +99,34 @@ for n = from, last do
 			if repair then
 				for _, p in ipairs(places) do
 					if p[1] == 'delayed' then
-						redis.call('ZREM', P .. ':delayed', id)
+						redis.call('ZREM', P .. K_delayed, id)
 					elseif p[1] == 'alone' then
 						redis.call('ZREM', roots_key(p[2]), '=' .. id)
 					else
 						redis.call('ZREM', ready_key(h.root, p[2]), id)
 					end
 				end
-				if h.status == 'pending' then enqueue(h) end
+				if h.status == S_PENDING then enqueue(h) end
 				fixed = fixed + 1
 			end
 		end
 
 		-- The parent side: counters from the children themselves.
-		local kids = redis.call('ZRANGE', P .. ':children:' .. id, 0, CHILD_MAX - 1)
+		local kids = redis.call('ZRANGE', P .. K_children .. id, 0, CHILD_MAX - 1)
 		if #kids > 0 or num(h.children_total) > 0 then
 			local c = {total = 0, pending = 0, in_progress = 0, stopping = 0,
 				stopped = 0, finished = 0, canceled = 0, errors = 0}
 			local progress, stopping = 0, 0
 			for _, k in ipairs(kids) do
-				local v = redis.call('HMGET', jkey(k), 'status', 'with_errors',
-					'progress', 'children_progress', 'children_total',
-					'tree_stopping')
+				local v = redis.call('HMGET', jkey(k), F_status, F_with_errors,
+					F_progress, F_children_progress, F_children_total,
+					F_tree_stopping)
 				if v[1] and c[v[1]] then
 					c.total = c.total + 1
 					c[v[1]] = c[v[1]] + 1
-					if v[1] == 'finished' and v[2] == '1' then c.errors = c.errors + 1 end
+					if v[1] == S_FINISHED and v[2] == '1' then c.errors = c.errors + 1 end
 					progress = progress + (num(v[3]) + num(v[4])) / (1 + num(v[5]))
-					stopping = stopping + num(v[6]) + (v[1] == 'stopping' and 1 or 0)
+					stopping = stopping + num(v[6]) + (v[1] == S_STOPPING and 1 or 0)
 				end
 			end
 			if #kids < CHILD_MAX then
@@ -141,12 +141,12 @@ for n = from, last do
 				if math.abs(num(h.children_progress) - progress) > 0.01 then
 					violation(id, 'children_progress is ' .. num(h.children_progress) ..
 						', its children say ' .. progress)
-					f[#f + 1] = 'children_progress'; f[#f + 1] = progress
+					f[#f + 1] = F_children_progress; f[#f + 1] = progress
 				end
 				if num(h.tree_stopping) ~= stopping then
 					violation(id, 'tree_stopping is ' .. num(h.tree_stopping) ..
 						', its descendants say ' .. stopping)
-					f[#f + 1] = 'tree_stopping'; f[#f + 1] = I(stopping)
+					f[#f + 1] = F_tree_stopping; f[#f + 1] = I(stopping)
 				end
 				if repair and #f > 0 then
 					redis.call('HSET', jkey(id), unpack(f))

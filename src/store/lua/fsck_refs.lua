@@ -28,7 +28,7 @@ end
 
 -- Status, low_priority and root of job ID (a root job stores no root).
 local function status_of(id)
-	local v = redis.call('HMGET', jkey(id), 'status', 'low_priority', 'root')
+	local v = redis.call('HMGET', jkey(id), F_status, F_low_priority, F_root)
 	if v[1] and not v[3] then v[3] = id end
 	return v
 end
@@ -41,7 +41,7 @@ for _, m in ipairs(members) do
 		elseif not running(v[1]) then drop(key, m, 'job is ' .. v[1]) end
 	elseif what == 'delayed' then
 		local v = status_of(m)
-		if v[1] ~= 'pending' then drop(key, m, 'job is ' .. (v[1] or 'gone')) end
+		if v[1] ~= S_PENDING then drop(key, m, 'job is ' .. (v[1] or 'gone')) end
 	elseif what == 'logix:minutes' then
 		if redis.call('EXISTS', P .. ':logix:m:' .. m) == 0 then
 			drop(key, m, 'no index stream')
@@ -55,7 +55,7 @@ for _, m in ipairs(members) do
 	elseif string.byte(m) == 61 then
 		local id = string.sub(m, 2)
 		local v = status_of(id)
-		if v[1] ~= 'pending' or (v[2] == '1' and '1' or '0') ~= low or v[3] ~= id then
+		if v[1] ~= S_PENDING or (v[2] == '1' and '1' or '0') ~= low or v[3] ~= id then
 			drop(key, m, 'not a pending root of this priority')
 		end
 	else
@@ -64,7 +64,7 @@ for _, m in ipairs(members) do
 		if #ids == 0 then drop(key, m, 'root without ready jobs') end
 		for _, id in ipairs(ids) do
 			local v = status_of(id)
-			if v[1] ~= 'pending' or (v[2] == '1' and '1' or '0') ~= low or v[3] ~= m then
+			if v[1] ~= S_PENDING or (v[2] == '1' and '1' or '0') ~= low or v[3] ~= m then
 				drop(rq, id, 'not a pending job of root ' .. m .. ' at this priority')
 			end
 		end

@@ -20,7 +20,7 @@ for i = 0, n - 1 do
 		local f = {}
 		set_progress(h, tonumber(ARGV[a + 2]), ARGV[a + 3], 0, f, true)
 		settle_charge(h, f)
-		local to = h.status == 'stopping' and 'stopped' or 'pending'
+		local to = h.status == S_STOPPING and S_STOPPED or S_PENDING
 		set_status(h, to, f)
 		joblog(id, 'info', attempt, 'attempt ' .. attempt .. ' handed back (' .. reason .. '): ' .. to)
 		out[#out + 1] = to

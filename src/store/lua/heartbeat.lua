@@ -10,12 +10,12 @@ local n = tonumber(ARGV[3])
 local out = {}
 for i = 0, n - 1 do
 	local id, attempt = ARGV[4 + i * 2], ARGV[5 + i * 2]
-	local v = redis.call('HMGET', jkey(id), 'status', 'attempt', 'awaiting')
-	if (v[1] ~= 'in_progress' and v[1] ~= 'stopping') or v[2] ~= attempt or v[3] == '1' then
+	local v = redis.call('HMGET', jkey(id), F_status, F_attempt, F_awaiting)
+	if (v[1] ~= S_IN_PROGRESS and v[1] ~= S_STOPPING) or v[2] ~= attempt or v[3] == '1' then
 		out[#out + 1] = 'fenced'
 	else
-		redis.call('ZADD', P .. ':leases', NOW + lease, id)
-		out[#out + 1] = v[1] == 'stopping' and 'stop' or 'ok'
+		redis.call('ZADD', P .. K_leases, NOW + lease, id)
+		out[#out + 1] = v[1] == S_STOPPING and 'stop' or 'ok'
 	end
 end
 return out

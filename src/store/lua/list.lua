@@ -21,7 +21,7 @@ elseif ty ~= '' then dims = {':t:' .. ty}
 elseif run_by ~= '' then dims = {':u:' .. run_by}
 else
 	leases = true
-	for _, st in ipairs({'pending', 'stopped', 'finished', 'canceled'}) do
+	for _, st in ipairs({S_PENDING, S_STOPPED, S_FINISHED, S_CANCELED}) do
 		dims[#dims + 1] = ':s:' .. st
 	end
 end
@@ -39,7 +39,7 @@ local full = false
 if leases then
 	-- As many as run at once: bounded by the workers of all instances.
 	local ids = {}
-	for _, id in ipairs(redis.call('ZRANGE', P .. ':leases', 0, -1)) do
+	for _, id in ipairs(redis.call('ZRANGE', P .. K_leases, 0, -1)) do
 		local n = tonumber(id)
 		if cursor == 0 or n < cursor then ids[#ids + 1] = n end
 	end
@@ -49,7 +49,7 @@ if leases then
 end
 for cls in pairs(classes) do
 	for _, dim in ipairs(dims) do
-		local ids = redis.call('ZREVRANGEBYSCORE', P .. ':ix:' .. cls .. dim,
+		local ids = redis.call('ZREVRANGEBYSCORE', P .. K_ix .. cls .. dim,
 			max, '-inf', 'LIMIT', 0, fetch)
 		if #ids == fetch then full = true end
 		for _, id in ipairs(ids) do cand[#cand + 1] = tonumber(id) end
@@ -63,8 +63,8 @@ for _, id in ipairs(cand) do
 	if found >= limit or examined >= fetch then break end
 	examined = examined + 1
 	last = id
-	local v = redis.call('HMGET', jkey(id), 'status', 'type', 'run_by',
-		'parent', 'system')
+	local v = redis.call('HMGET', jkey(id), F_status, F_type, F_run_by,
+		F_parent, F_system)
 	if v[1] and (status == '' or v[1] == status) and (ty == '' or v[2] == ty)
 		and (run_by == '' or v[3] == run_by)
 		and classes[class_of(v[4] or '', v[5] or '0')] then

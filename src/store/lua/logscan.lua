@@ -30,9 +30,9 @@ local dir = P .. ':logix:minutes'
 local entries, jobs, seen = {}, {}, {}
 local scanned, visited = 0, 0
 local m = sms - sms % 60000
-local LIFECYCLE = {'created_at', 'created_by', 'source', 'run_by', 'parent',
-	'claimed_at', 'started_at', 'instance', 'attempt', 'status',
-	'finished_at', 'with_errors', 'type'}
+local LIFECYCLE = {F_created_at, F_created_by, F_source, F_run_by, F_parent,
+	F_claimed_at, F_started_at, F_instance, F_attempt, F_status,
+	F_finished_at, F_with_errors, F_type}
 
 while true do
 	local mins = redis.call('ZRANGEBYSCORE', dir, I(m), I(untilms), 'LIMIT', 0, 64)

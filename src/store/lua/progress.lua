@@ -20,7 +20,7 @@ for i = 1, n do
 		for j = 0, nlogs - 1 do
 			joblog(id, ARGV[a + 6 + j * 2], attempt, ARGV[a + 7 + j * 2])
 		end
-		out[#out + 1] = h.status == 'stopping' and 'stop' or 'ok'
+		out[#out + 1] = h.status == S_STOPPING and 'stop' or 'ok'
 	end
 	a = a + 6 + nlogs * 2
 end

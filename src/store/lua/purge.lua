@@ -15,7 +15,7 @@
 local cutoff = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
 local todo = P .. ':purge'
-local ended = P .. ':ended'
+local ended = P .. K_ended
 local deleted = 0
 local found = 0
 
@@ -32,7 +32,7 @@ if redis.call('LLEN', todo) == 0 then
 		'LIMIT', 0, max)
 	found = #ids
 	for _, id in ipairs(ids) do
-		local v = redis.call('HMGET', jkey(id), 'status', 'finished_at', 'parent')
+		local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
 		if not terminal(v[1]) or v[3] then
 			redis.call('ZREM', ended, id)
 		elseif num(v[2]) < cutoff then
@@ -58,21 +58,21 @@ while budget > 0 do
 	local kind, a, b, c = string.match(e, '^(%a+)\t([^\t]*)\t([^\t]*)\t?(.*)$')
 	if kind == 'job' then
 		local id, scope = a, b
-		local h = load_fields(id, {'status', 'parent', 'type', 'system',
-			'run_by', 'key', 'restarts'})
+		local h = load_fields(id, {F_status, F_parent, F_type, F_system,
+			F_run_by, F_key, F_restarts})
 		if h then
-			local base = P .. ':ix:' .. class_of(h.parent, h.system)
+			local base = P .. K_ix .. class_of(h.parent, h.system)
 			if running(h.status) then
-				zset_later(P .. ':leases', id, false)
+				zset_later(P .. K_leases, id, false)
 			else
 				zset_later(base .. ':s:' .. h.status, id, false)
 			end
 			zset_later(base .. ':t:' .. h.type, id, false)
 			if h.run_by ~= '' then zset_later(base .. ':u:' .. h.run_by, id, false) end
-			if h.key ~= '' then redis.call('DEL', P .. ':key:' .. scope .. h.key) end
+			if h.key ~= '' then redis.call('DEL', P .. K_key .. scope .. h.key) end
 			if h.parent == '' then zset_later(ended, id, false) end
 			count_add(h.status, -1)
-			local ck = P .. ':children:' .. id
+			local ck = P .. K_children .. id
 			redis.call('RPUSH', todo, 'set\t' .. ck .. '\t0\t' ..
 				child_scope(id, h.restarts))
 			for n = 1, num(h.restarts) do

@@ -13,31 +13,31 @@ for i = 4, #ARGV do
 	local r = nil
 	if not h then
 		r = 'job ' .. id .. ' not found'
-	elseif h.status ~= 'finished' then
-		r = refuse(h, 'restart', 'finished')
+	elseif h.status ~= S_FINISHED then
+		r = refuse(h, 'restart', S_FINISHED)
 	elseif h.parent ~= '' then
 		r = 'job ' .. id .. ' is a child of ' .. h.parent .. ': only root jobs restart'
 	elseif h.restartable ~= '1' then
 		r = 'job ' .. id .. ' (' .. h.type .. ') cannot be restarted: its type is not restartable'
 	else
-		local restarts = num(redis.call('HGET', jkey(id), 'restarts')) + 1
-		local ck = P .. ':children:' .. id
+		local restarts = num(redis.call('HGET', jkey(id), F_restarts)) + 1
+		local ck = P .. K_children .. id
 		if redis.call('EXISTS', ck) == 1 then
 			redis.call('RENAME', ck, ck .. ':run:' .. restarts)
 		end
-		redis.call('HDEL', jkey(id), 'checkpoint', 'started_at', 'finished_at',
-			'with_errors', 'retry_count', 'inconsistent', 'instance',
-			'claimed_at', 'charged')
-		local f = {'restarts', restarts, 'progress', 0, 'errors', 0,
-			'run_ms', 0, 'run_since', 0, 'queued_at', NOW, 'awaiting', 0,
-			'not_before', 0, 'children_progress', 0}
-		for _, c in ipairs({'total', 'pending', 'in_progress', 'stopping',
-			'stopped', 'finished', 'canceled', 'errors'}) do
+		redis.call('HDEL', jkey(id), F_checkpoint, F_started_at, F_finished_at,
+			F_with_errors, F_retry_count, F_inconsistent, F_instance,
+			F_claimed_at, F_charged)
+		local f = {F_restarts, restarts, F_progress, 0, F_errors, 0,
+			F_run_ms, 0, F_run_since, 0, F_queued_at, NOW, F_awaiting, 0,
+			F_not_before, 0, F_children_progress, 0}
+		for _, c in ipairs({'total', S_PENDING, S_IN_PROGRESS, S_STOPPING,
+			S_STOPPED, S_FINISHED, S_CANCELED, 'errors'}) do
 			f[#f + 1] = 'children_' .. c; f[#f + 1] = 0
 		end
 		h.not_before = 0
 		h.children_total = 0
-		set_status(h, 'pending', f)
+		set_status(h, S_PENDING, f)
 		joblog(id, 'info', h.attempt, 'restarted by ' .. actor .. ' (restart ' .. restarts .. ')')
 		r = 'ok'
 	end
