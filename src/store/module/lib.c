@@ -437,6 +437,8 @@ static void zflush(struct call *c)
 				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
 						       add ? "zadd" : "zrem",
 						       k);
+				if (!add)
+					notify_if_gone(c, key, k);
 			}
 		}
 		rm_CloseKey(key);
@@ -446,6 +448,12 @@ static void zflush(struct call *c)
 		rm_Free(v);
 		rm_FreeString(NULL, k);
 	}
+}
+
+void notify_if_gone(struct call *c, RedisModuleKey *key, RedisModuleString *k)
+{
+	if (rm_KeyType(key) == RM_KEYTYPE_EMPTY)
+		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "del", k);
 }
 
 void set_string(struct call *c, RedisModuleString *k, RedisModuleString *v)
