@@ -58,8 +58,8 @@ while budget > 0 do
 	local kind, a, b, c = string.match(e, '^(%a+)\t([^\t]*)\t([^\t]*)\t?(.*)$')
 	if kind == 'job' then
 		local id, scope = a, b
-		local h = load_fields(id, {'status', 'parent', 'type', 'system',
-			'run_by', 'key', 'restarts'})
+		local h = load_fields(id, {'status', 'parent', 'root', 'type',
+			'system', 'run_by', 'key', 'restarts'})
 		if h then
 			local base = P .. ':ix:' .. class_of(h.parent, h.system)
 			if running(h.status) then
@@ -67,6 +67,9 @@ while budget > 0 do
 			else
 				zset_later(base .. ':s:' .. h.status, id, false)
 			end
+			-- A descendant that a cancel's cascade has not reached yet
+			-- (its operator died) may still wait in a ready queue.
+			if h.status == 'pending' then dequeue(h) end
 			zset_later(base .. ':t:' .. h.type, id, false)
 			if h.run_by ~= '' then zset_later(base .. ':u:' .. h.run_by, id, false) end
 			if h.key ~= '' then redis.call('DEL', P .. ':key:' .. scope .. h.key) end
