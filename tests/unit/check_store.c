@@ -2432,6 +2432,53 @@ START_TEST(test_purge_settles_stale_entries_of_the_ended_index)
 }
 END_TEST
 
+/*
+ * A cancel whose operator died before the cascade leaves the canceled
+ * root's descendants as they were: a child that the stop before skipped
+ * (its type is not stoppable) still waits in its root's ready queue. A
+ * purge in that window deleted the child but not its queue entries,
+ * which named no job until a claim of that priority dropped them.
+ */
+START_TEST(test_purge_of_a_root_canceled_mid_cascade_leaves_no_queue_behind)
+{
+	int64_t root = create("noop", 0);
+	int64_t kid = create_full("nostop", root, NULL, true, NULL, NULL);
+	int64_t late = create_full("flaky", root, NULL, false, NULL, NULL);
+	struct store_args a = { 0 };
+	struct jobd_fsck f;
+	redisReply *r;
+	size_t left;
+	int64_t now;
+
+	op_ok(JOBD_OP_STOP, root);
+	assert_status(kid, "pending");
+	assert_status(late, "stopped");
+	/* The cancel alone, as from an operator that died after it. */
+	store_args_addf(&a, "%lld", (long long)conf->retention_stats);
+	store_args_add(&a, "tester");
+	store_args_addf(&a, "%lld", (long long)root);
+	r = store_eval(st, S_CANCEL, &a);
+	store_args_release(&a);
+	ck_assert_ptr_nonnull(r);
+	/* ok, and its cascade left to do ("ok:TASK") */
+	ck_assert_int_eq(strncmp(r->element[0]->str, "ok:", 3), 0);
+	freeReplyObject(r);
+	assert_status(kid, "pending");
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	ck_assert_uint_eq(purge_all(now + 1), 3);
+	ck_assert_int_eq(keys_matching("jobd:ready*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:roots*"), 0);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "after the purge: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+	/* Housekeeping finds nothing left to cascade to. */
+	ck_assert_int_eq(jobd_store_cascades_run(st, 10, &left), 0);
+	ck_assert_int_eq(keys_matching("jobd:cascades"), 0);
+	ck_assert_int_eq(keys_matching("jobd:cascade:*"), 0);
+}
+END_TEST
+
 /* A store of an earlier version has no P:ended: the backfill builds it
  * from the terminal indexes, in batches, and the purge then works. */
 START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
@@ -3109,6 +3156,9 @@ static Suite *store_suite(void)
 		tc,
 		test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late);
 	tcase_add_test(tc, test_purge_settles_stale_entries_of_the_ended_index);
+	tcase_add_test(
+		tc,
+		test_purge_of_a_root_canceled_mid_cascade_leaves_no_queue_behind);
 	tcase_add_test(
 		tc,
 		test_backfill_indexes_the_ended_roots_of_an_earlier_version);

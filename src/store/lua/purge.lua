@@ -58,7 +58,7 @@ while budget > 0 do
 	local kind, a, b, c = string.match(e, '^(%a+)\t([^\t]*)\t([^\t]*)\t?(.*)$')
 	if kind == 'job' then
 		local id, scope = a, b
-		local h = load_fields(id, {F_status, F_parent, F_type, F_system,
+		local h = load_fields(id, {F_status, F_parent, F_root, F_type, F_system,
 			F_run_by, F_key, F_restarts})
 		if h then
 			local base = P .. K_ix .. class_of(h.parent, h.system)
@@ -67,6 +67,9 @@ while budget > 0 do
 			else
 				zset_later(base .. ':s:' .. h.status, id, false)
 			end
+			-- A descendant that a cancel's cascade has not reached yet
+			-- (its operator died) may still wait in a ready queue.
+			if h.status == S_PENDING then dequeue(h) end
 			zset_later(base .. ':t:' .. h.type, id, false)
 			if h.run_by ~= '' then zset_later(base .. ':u:' .. h.run_by, id, false) end
 			if h.key ~= '' then redis.call('DEL', P .. K_key .. scope .. h.key) end

@@ -197,8 +197,6 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		}
 		rm_FreeString(NULL, m);
 	}
-	rm_CloseKey(roots[0]);
-	rm_CloseKey(roots[1]);
 	/* The pops (ZPOPMIN in claim.lua), one ZREM per set. */
 	for (int low = 0; low < 2; low++) {
 		if (npop[low]) {
@@ -206,7 +204,9 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 				     npop[low]);
 			rm_NotifyKeyspaceEvent(ctx, RM_NOTIFY_ZSET, "zpopmin",
 					       rk[low]);
+			notify_if_gone(&c, roots[low], rk[low]);
 		}
+		rm_CloseKey(roots[low]);
 		for (size_t i = 0; i < npop[low]; i++)
 			rm_FreeString(NULL, pop[low][i]);
 		rm_Free(pop[low]);

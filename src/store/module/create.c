@@ -315,6 +315,9 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 			newkeys[2 * nnew + 1] = str_ll(ids[i]);
 			rm_StringSet(mk, newkeys[2 * nnew + 1]);
 			rm_CloseKey(mk);
+			/* create.lua's MSET notifies each key it sets. */
+			rm_NotifyKeyspaceEvent(ctx, RM_NOTIFY_STRING, "set",
+					       kk);
 			nnew++;
 		}
 	}

@@ -388,12 +388,17 @@ static void zflush(struct call *c)
 					rm_ZsetAdd(key, (double)o->score,
 						   o->member, &fl);
 					v[nv++] = own[no++] = str_ll(o->score);
+					/* As ZADD: replicated whole when it
+					 * changed a member, else not at all. */
+					changed |= fl & (RM_ZADD_ADDED |
+							 RM_ZADD_UPDATED);
 				} else if (rm_ZsetRem(key, o->member, &fl) !=
 						   RM_OK ||
 					   !fl) {
 					continue;
+				} else {
+					changed = 1;
 				}
-				changed = 1;
 				v[nv++] = o->member;
 			}
 			if (bulk)
@@ -404,6 +409,8 @@ static void zflush(struct call *c)
 				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
 						       add ? "zadd" : "zrem",
 						       k);
+				if (!add)
+					notify_if_gone(c, key, k);
 			}
 		}
 		rm_CloseKey(key);
@@ -413,6 +420,12 @@ static void zflush(struct call *c)
 		rm_Free(v);
 		rm_FreeString(NULL, k);
 	}
+}
+
+void notify_if_gone(struct call *c, RedisModuleKey *key, RedisModuleString *k)
+{
+	if (rm_KeyType(key) == RM_KEYTYPE_EMPTY)
+		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "del", k);
 }
 
 void set_string(struct call *c, RedisModuleString *k, RedisModuleString *v)
@@ -527,15 +540,21 @@ static void write_window(struct call *c, RedisModuleString *k, long long start,
 		RedisModuleString *setk = keycat(c, set, "", 0);
 		RedisModuleString *m = str_ll(start);
 		RedisModuleKey *sk;
+		int fl = 0;
 
 		rm_SetAbsExpire(key, at);
 		rm_Replicate(c->ctx, "PEXPIREAT", "sl", k, at);
 		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire", k);
 		sk = open_rw(c, setk);
-		rm_ZsetAdd(sk, (double)start, m, NULL);
+		rm_ZsetAdd(sk, (double)start, m, &fl);
 		rm_CloseKey(sk);
-		rm_Replicate(c->ctx, "ZADD", "sls", setk, start, m);
-		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd", setk);
+		/* A new field of a listed window: a ZADD that changes
+		 * nothing, which Redis neither replicates nor notifies. */
+		if (fl & (RM_ZADD_ADDED | RM_ZADD_UPDATED)) {
+			rm_Replicate(c->ctx, "ZADD", "sls", setk, start, m);
+			rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd",
+					       setk);
+		}
 		rm_FreeString(NULL, m);
 		rm_FreeString(NULL, setk);
 	}

@@ -281,6 +281,11 @@ void skiplist_begin(RedisModuleKey *key);
 /* Removes it, after the adds. */
 void skiplist_end(RedisModuleKey *key);
 
+/* After a removal from open KEY (named K): Redis deleted the key if it
+ * left it empty, silently for a module, where after ZREM or ZPOPMIN it
+ * notifies "del". */
+void notify_if_gone(struct call *c, RedisModuleKey *key, RedisModuleString *k);
+
 void set_string(struct call *c, RedisModuleString *k, RedisModuleString *v);
 
 /* The string value of open KEY as a number (lib.lua tonumber(GET));

@@ -40,6 +40,7 @@ typedef void (*rm_scan_fn)(RedisModuleKey *key, RedisModuleString *field,
 #define RM_HASH_DELETE ((RedisModuleString *)(long)1)
 #define RM_ZADD_NX (1 << 1)
 #define RM_ZADD_ADDED (1 << 2)
+#define RM_ZADD_UPDATED (1 << 3)
 
 #define RM_NOTIFY_GENERIC (1 << 2)
 #define RM_NOTIFY_STRING (1 << 3)
