@@ -74,7 +74,7 @@ void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
 	memset(c, 0, sizeof(*c));
 	c->ctx = ctx;
 	c->P = rm_StringPtrLen(prefix, &c->plen);
-	c->now = rm_Milliseconds();
+	c->now = rm_Milliseconds() + testclock_offset;
 	c->minute = c->now - c->now % 60000;
 	c->ttl = ttl;
 	c->nows = str_ll(c->now);
