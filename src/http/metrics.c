@@ -1,7 +1,20 @@
 /*
- * http/metrics: GET /metrics, the Prometheus text format (docs/monitor.md,
- * "Metrics"): the store's counters and histograms, this instance's
- * workers and consumer, and the monitor's own requests and connections.
+ * http/metrics: GET /metrics, the Prometheus text format (docs/metrics.md):
+ * the store's jobs and counters, this instance's workers, consumer,
+ * process and the monitor's own requests and connections.
+ *
+ * Two kinds of series. The store's (labelled store="PREFIX") are the same
+ * from every instance that reads the store: the jobs in each status and
+ * the counters since the store began (P:stats:total, incremented by the
+ * transitions themselves), which only grow, whatever the clock does: one
+ * max by (store, ...) over instances, or one scrape job, counts them
+ * once. The instance's (labelled instance="NAME", [engine] instance)
+ * count what this process did since it started.
+ *
+ * Rejected: counters summed from the per-minute statistics (what this
+ * file did first): they covered the current UTC day and the waiting
+ * histogram the current hour, and fell back to 0 at each boundary,
+ * which rate() reads as a reset.
  */
 #include "config.h"
 
@@ -10,8 +23,12 @@
 
 #include <event2/buffer.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "base/util.h"
+#include "base/proc.h"
 #include "engine/worker.h"
 #include "http/conn.h"
 #include "kafka/consumer.h"
@@ -24,13 +41,38 @@ static void metric_head(struct evbuffer *b, const char *name, const char *type,
 			    type);
 }
 
-/*
- * Counters cover the current UTC day (they reset to 0 at midnight, which
- * rate() reads as a counter reset) and the waiting histogram the current
- * UTC hour: both come from the hourly rollups, a few small hashes a scrape.
- */
+/* V as a label value (backslash, quote and newline escaped) into BUF. */
+static const char *label_value(const char *v, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (; *v && n + 3 < size; v++) {
+		if (*v == '\\' || *v == '"') {
+			buf[n++] = '\\';
+			buf[n++] = *v;
+		} else if (*v == '\n') {
+			buf[n++] = '\\';
+			buf[n++] = 'n';
+		} else {
+			buf[n++] = *v;
+		}
+	}
+	buf[n] = 0;
+	return buf;
+}
+
+/* One series of this instance: its HELP and TYPE, then NAME{INST} V. */
+static void instance_series(struct evbuffer *b, const char *inst,
+			    const char *name, const char *type,
+			    const char *help, long long v)
+{
+	metric_head(b, name, type, help);
+	evbuffer_add_printf(b, "%s{%s} %lld\n", name, inst, v);
+}
+
 /* The counters of this instance's own worker pool and consumer. */
-static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
+static void instance_metrics(struct jobd_http *h, struct evbuffer *b,
+			     const char *inst)
 {
 	struct jobd_workers_stats ws;
 	struct jobd_consumer_stats cs;
@@ -45,89 +87,207 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
 		jobd_consumer_stats(h->consumer, &cs);
 	pthread_mutex_unlock(&h->sources_mu);
 	if (have_w) {
-		metric_head(b, "jobd_workers", "gauge",
-			    "Worker threads of this instance.");
-		evbuffer_add_printf(b, "jobd_workers %d\n", h->conf->workers);
-		metric_head(
-			b, "jobd_workers_busy", "gauge",
-			"Handlers running now on this instance (worker utilisation = busy / workers).");
-		evbuffer_add_printf(b, "jobd_workers_busy %d\n", ws.running);
-		metric_head(b, "jobd_workers_busy_low_priority", "gauge",
-			    "Of them, running low-priority jobs.");
-		evbuffer_add_printf(b, "jobd_workers_busy_low_priority %d\n",
-				    ws.running_low);
-		metric_head(b, "jobd_workers_queued", "gauge",
-			    "Jobs claimed ahead, waiting for a worker.");
-		evbuffer_add_printf(b, "jobd_workers_queued %d\n", ws.queued);
-		metric_head(b, "jobd_worker_claims_total", "counter",
-			    "Jobs claimed by this instance.");
-		evbuffer_add_printf(b, "jobd_worker_claims_total %lld\n",
-				    (long long)ws.claimed);
-		metric_head(b, "jobd_worker_handed_back_total", "counter",
-			    "Jobs this instance handed back unfinished.");
-		evbuffer_add_printf(b, "jobd_worker_handed_back_total %lld\n",
-				    (long long)ws.handed_back);
-		metric_head(
-			b, "jobd_worker_fenced_total", "counter",
-			"Attempts this instance abandoned: fenced off or lease lost.");
-		evbuffer_add_printf(b, "jobd_worker_fenced_total %lld\n",
-				    (long long)ws.fenced);
+		instance_series(b, inst, "jobd_workers", "gauge",
+				"Worker threads of this instance.",
+				h->conf->workers);
+		instance_series(
+			b, inst, "jobd_workers_busy", "gauge",
+			"Handlers running now on this instance (worker utilisation = busy / workers).",
+			ws.running);
+		instance_series(b, inst, "jobd_workers_busy_low_priority",
+				"gauge", "Of them, running low-priority jobs.",
+				ws.running_low);
+		instance_series(b, inst, "jobd_workers_queued", "gauge",
+				"Jobs claimed ahead, waiting for a worker.",
+				ws.queued);
+		instance_series(b, inst, "jobd_worker_claims_total", "counter",
+				"Jobs claimed by this instance.", ws.claimed);
+		instance_series(b, inst, "jobd_worker_handed_back_total",
+				"counter",
+				"Jobs this instance handed back unfinished.",
+				ws.handed_back);
+		instance_series(
+			b, inst, "jobd_worker_fenced_total", "counter",
+			"Attempts this instance abandoned: fenced off or lease lost.",
+			ws.fenced);
 	}
 	if (have_c) {
-		metric_head(
-			b, "jobd_consumer_messages_total", "counter",
-			"Kafka messages consumed and committed by this instance.");
-		evbuffer_add_printf(b, "jobd_consumer_messages_total %llu\n",
-				    (unsigned long long)cs.messages);
-		metric_head(b, "jobd_consumer_dead_letters_total", "counter",
-			    "Messages sent to the dead-letter topic.");
-		evbuffer_add_printf(b,
-				    "jobd_consumer_dead_letters_total %llu\n",
-				    (unsigned long long)cs.dead_lettered);
-		metric_head(b, "jobd_consumer_retries_total", "counter",
-			    "Batches retried after Redis or Kafka errors.");
-		evbuffer_add_printf(b, "jobd_consumer_retries_total %llu\n",
-				    (unsigned long long)cs.retries);
+		instance_series(
+			b, inst, "jobd_consumer_messages_total", "counter",
+			"Kafka messages consumed and committed by this instance.",
+			(long long)cs.messages);
+		instance_series(b, inst, "jobd_consumer_dead_letters_total",
+				"counter",
+				"Messages sent to the dead-letter topic.",
+				(long long)cs.dead_lettered);
+		instance_series(b, inst, "jobd_consumer_retries_total",
+				"counter",
+				"Batches retried after Redis or Kafka errors.",
+				(long long)cs.retries);
 		if (cs.lag >= 0) {
-			metric_head(
-				b, "jobd_consumer_lag", "gauge",
-				"Messages not yet consumed on this instance's partitions.");
-			evbuffer_add_printf(b, "jobd_consumer_lag %lld\n",
-					    (long long)cs.lag);
+			instance_series(
+				b, inst, "jobd_consumer_lag", "gauge",
+				"Messages not yet consumed on this instance's partitions.",
+				cs.lag);
 		}
-		metric_head(
-			b, "jobd_consumer_paused", "gauge",
-			"1 while consumption is paused: pending_limit reached.");
-		evbuffer_add_printf(b, "jobd_consumer_paused %d\n",
-				    cs.paused ? 1 : 0);
+		instance_series(
+			b, inst, "jobd_consumer_paused", "gauge",
+			"1 while consumption is paused: pending_limit reached.",
+			cs.paused ? 1 : 0);
 	}
 }
 
 /* The monitor's own connections (conn.c). */
-static void connection_metrics(struct jobd_http *h, struct evbuffer *b)
+static void connection_metrics(struct jobd_http *h, struct evbuffer *b,
+			       const char *inst)
 {
 	struct jobd_httpconn_stats cs;
 
 	jobd_httpconn_stats(h->conns, &cs);
-	metric_head(b, "jobd_http_connections", "gauge",
-		    "Connections open to this monitor.");
-	evbuffer_add_printf(b, "jobd_http_connections %d\n", cs.open);
-	metric_head(b, "jobd_http_connections_max", "gauge",
-		    "The connection limit ([http] max_connections).");
-	evbuffer_add_printf(b, "jobd_http_connections_max %d\n", cs.max);
+	instance_series(b, inst, "jobd_http_connections", "gauge",
+			"Connections open to this monitor.", cs.open);
+	instance_series(b, inst, "jobd_http_connections_max", "gauge",
+			"The connection limit ([http] max_connections).",
+			cs.max);
 	metric_head(
 		b, "jobd_http_connections_closed_total", "counter",
 		"Connections the monitor closed: no whole request by [http] request_timeout, or the oldest at the limit.");
 	evbuffer_add_printf(
 		b,
-		"jobd_http_connections_closed_total{reason=\"deadline\"} %llu\n"
-		"jobd_http_connections_closed_total{reason=\"limit\"} %llu\n",
-		(unsigned long long)cs.deadline_closed,
+		"jobd_http_connections_closed_total{%s,reason=\"deadline\"} %llu\n"
+		"jobd_http_connections_closed_total{%s,reason=\"limit\"} %llu\n",
+		inst, (unsigned long long)cs.deadline_closed, inst,
 		(unsigned long long)cs.limit_closed);
-	metric_head(b, "jobd_http_accept_errors_total", "counter",
-		    "accept() failures, e.g. out of descriptors.");
-	evbuffer_add_printf(b, "jobd_http_accept_errors_total %llu\n",
-			    (unsigned long long)cs.accept_errors);
+	instance_series(b, inst, "jobd_http_accept_errors_total", "counter",
+			"accept() failures, e.g. out of descriptors.",
+			(long long)cs.accept_errors);
+}
+
+/* The process_* series of the Prometheus client libraries. */
+static void process_metrics(struct evbuffer *b, const char *inst)
+{
+	struct jobd_proc_stats ps;
+
+	if (jobd_proc_stats(&ps) < 0)
+		return;
+	metric_head(
+		b, "process_cpu_seconds_total", "counter",
+		"User and system CPU time spent by this process, in seconds.");
+	evbuffer_add_printf(b, "process_cpu_seconds_total{%s} %.2f\n", inst,
+			    ps.cpu_seconds);
+	instance_series(b, inst, "process_resident_memory_bytes", "gauge",
+			"Resident memory size of this process, in bytes.",
+			ps.resident_bytes);
+	instance_series(b, inst, "process_open_fds", "gauge",
+			"File descriptors open in this process.", ps.open_fds);
+	if (ps.max_fds >= 0)
+		instance_series(
+			b, inst, "process_max_fds", "gauge",
+			"The limit of open file descriptors (RLIMIT_NOFILE).",
+			ps.max_fds);
+	metric_head(b, "process_start_time_seconds", "gauge",
+		    "Start time of this process since the epoch, in seconds.");
+	evbuffer_add_printf(b, "process_start_time_seconds{%s} %.2f\n", inst,
+			    ps.start_time);
+}
+
+/* The store's counters, one series per type. */
+static const struct {
+	const char *name, *help;
+	size_t field; /* offset of an int64_t in struct jobd_stats_counts */
+} type_counters[] = {
+	{ "jobd_jobs_created_total",
+	  "Jobs created since the store began (store-wide).",
+	  offsetof(struct jobd_stats_counts, created) },
+	{ "jobd_jobs_started_total",
+	  "First starts of jobs since the store began (store-wide).",
+	  offsetof(struct jobd_stats_counts, started) },
+	{ "jobd_jobs_finished_total",
+	  "Jobs finished since the store began (store-wide).",
+	  offsetof(struct jobd_stats_counts, finished) },
+	{ "jobd_jobs_finished_with_errors_total",
+	  "Jobs finished with errors since the store began (store-wide).",
+	  offsetof(struct jobd_stats_counts, errors) },
+};
+
+static int64_t count_of(const struct jobd_stats_counts *c, size_t field)
+{
+	int64_t v;
+
+	memcpy(&v, (const char *)c + field, sizeof(v));
+	return v;
+}
+
+/* The store's waiting-time histogram per type: every 4th log-scale
+ * bucket of the statistics, the powers of two (le = 2^k - 1 ms). */
+static void waiting_histogram(struct evbuffer *b, const char *store,
+			      const struct jobd_stats_minute *t)
+{
+	char ty[256];
+
+	metric_head(
+		b, "jobd_waiting_seconds", "histogram",
+		"Waiting time (creation or restart to first start) of the jobs started since the store began.");
+	for (size_t i = 0; i < t->ntypes; i++) {
+		const struct jobd_stats_counts *c = &t->types[i].c;
+		int64_t cum = 0;
+
+		label_value(t->types[i].type, ty, sizeof(ty));
+		for (int bk = 0; bk < JOBD_STATS_BUCKETS; bk++) {
+			cum += c->hist[bk];
+			if (bk % 4 == 3)
+				evbuffer_add_printf(
+					b,
+					"jobd_waiting_seconds_bucket{%s,type=\"%s\",le=\"%.3f\"} %lld\n",
+					store, ty,
+					((double)(1LL << (bk / 4 + 1)) - 1) /
+						1000.0,
+					(long long)cum);
+		}
+		evbuffer_add_printf(
+			b,
+			"jobd_waiting_seconds_bucket{%s,type=\"%s\",le=\"+Inf\"} %lld\n"
+			"jobd_waiting_seconds_sum{%s,type=\"%s\"} %.3f\n"
+			"jobd_waiting_seconds_count{%s,type=\"%s\"} %lld\n",
+			store, ty, (long long)c->started, store, ty,
+			(double)c->wait_sum / 1000.0, store, ty,
+			(long long)c->started);
+	}
+}
+
+static int by_type(const void *a, const void *b)
+{
+	return strcmp(((const struct jobd_stats_type *)a)->type,
+		      ((const struct jobd_stats_type *)b)->type);
+}
+
+/* The store's series: the same from every instance. */
+static void store_metrics(struct evbuffer *b, const char *store,
+			  const int64_t *counts, struct jobd_stats_minute *t)
+{
+	char ty[256];
+
+	metric_head(
+		b, "jobd_jobs", "gauge",
+		"Jobs in each status now (store-wide: the same from every instance).");
+	for (int i = 0; i < JOBD_STATUS_COUNT; i++)
+		evbuffer_add_printf(b, "jobd_jobs{%s,status=\"%s\"} %lld\n",
+				    store, jobd_status_names[i],
+				    (long long)counts[i]);
+	qsort(t->types, t->ntypes, sizeof(*t->types), by_type);
+	for (size_t k = 0; k < sizeof(type_counters) / sizeof(type_counters[0]);
+	     k++) {
+		metric_head(b, type_counters[k].name, "counter",
+			    type_counters[k].help);
+		for (size_t i = 0; i < t->ntypes; i++)
+			evbuffer_add_printf(
+				b, "%s{%s,type=\"%s\"} %lld\n",
+				type_counters[k].name, store,
+				label_value(t->types[i].type, ty, sizeof(ty)),
+				(long long)count_of(&t->types[i].c,
+						    type_counters[k].field));
+	}
+	waiting_histogram(b, store, t);
 }
 
 void jobd_http_set_sources(struct jobd_http *h, struct jobd_workers *w,
@@ -146,17 +306,16 @@ void http_get_metrics(struct req *q)
 	struct evbuffer *b;
 	struct jobd_store *st;
 	int64_t counts[JOBD_STATUS_COUNT];
-	struct jobd_stats s = { 0 };
-	struct jobd_stats_counts day = { 0 };
-	const struct jobd_stats_counts *hour = NULL;
-	int64_t now = jobd_util_now_ms();
-	int64_t since = now - now % 86400000 - 3600000;
+	struct jobd_stats_minute total = { 0 };
+	char inst[300], store[300], v[256];
 	bool up;
 
 	if (!http_no_params(q))
 		return;
-	if (now - since <= 6 * 3600000LL)
-		since = now - 7 * 3600000LL; /* hourly rollups */
+	snprintf(inst, sizeof(inst), "instance=\"%s\"",
+		 label_value(q->h->conf->instance, v, sizeof(v)));
+	snprintf(store, sizeof(store), "store=\"%s\"",
+		 label_value(q->h->conf->prefix, v, sizeof(v)));
 	st = q->h->st;
 	if (!st) {
 		char err[512];
@@ -166,87 +325,20 @@ void http_get_metrics(struct req *q)
 			jobd_store_set_timeout(st, STORE_TIMEOUT);
 	}
 	up = st && jobd_store_counts(st, counts) == 0 &&
-	     jobd_store_stats(st, since, NULL, &s) == 0;
+	     jobd_store_totals(st, &total) == 0;
 	if (!(b = evbuffer_new())) {
-		jobd_stats_release(&s);
+		jobd_stats_minute_release(&total);
 		http_send_error(q, 503, "out of memory");
 		return;
 	}
 	metric_head(b, "jobd_redis_up", "gauge",
-		    "Whether the monitor could read Redis for this scrape.");
-	evbuffer_add_printf(b, "jobd_redis_up %d\n", up ? 1 : 0);
-	if (up) {
-		int64_t day_start = s.now - s.now % 86400000;
-
-		for (size_t i = 0; i < s.n; i++) {
-			const struct jobd_stats_counts *c = &s.minutes[i].all;
-
-			if (s.minutes[i].minute < day_start)
-				continue;
-			day.created += c->created;
-			day.started += c->started;
-			day.finished += c->finished;
-			day.errors += c->errors;
-		}
-		if (s.n)
-			hour = &s.minutes[s.n - 1].all;
-		metric_head(b, "jobd_jobs", "gauge",
-			    "Jobs in each status now.");
-		for (int i = 0; i < JOBD_STATUS_COUNT; i++)
-			evbuffer_add_printf(b,
-					    "jobd_jobs{status=\"%s\"} %lld\n",
-					    jobd_status_names[i],
-					    (long long)counts[i]);
-		metric_head(
-			b, "jobd_jobs_created_total", "counter",
-			"Jobs created since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(b, "jobd_jobs_created_total %lld\n",
-				    (long long)day.created);
-		metric_head(
-			b, "jobd_jobs_started_total", "counter",
-			"Jobs started for the first time since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(b, "jobd_jobs_started_total %lld\n",
-				    (long long)day.started);
-		metric_head(
-			b, "jobd_jobs_finished_total", "counter",
-			"Jobs finished since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(b, "jobd_jobs_finished_total %lld\n",
-				    (long long)day.finished);
-		metric_head(
-			b, "jobd_jobs_finished_with_errors_total", "counter",
-			"Jobs finished with errors since 00:00 UTC today (resets daily).");
-		evbuffer_add_printf(
-			b, "jobd_jobs_finished_with_errors_total %lld\n",
-			(long long)day.errors);
-		metric_head(
-			b, "jobd_waiting_seconds", "histogram",
-			"Waiting time (creation to first start) of the jobs started in the current UTC hour (resets hourly).");
-		if (hour) {
-			int64_t cum = 0;
-
-			/* Every 4th log-scale bucket: powers of two. */
-			for (int bk = 0; bk < JOBD_STATS_BUCKETS; bk++) {
-				cum += hour->hist[bk];
-				if (bk % 4 == 3)
-					evbuffer_add_printf(
-						b,
-						"jobd_waiting_seconds_bucket{le=\"%.3f\"} %lld\n",
-						((double)(1LL << (bk / 4 + 1)) -
-						 1) / 1000.0,
-						(long long)cum);
-			}
-			evbuffer_add_printf(
-				b,
-				"jobd_waiting_seconds_bucket{le=\"+Inf\"} %lld\n"
-				"jobd_waiting_seconds_sum %.3f\n"
-				"jobd_waiting_seconds_count %lld\n",
-				(long long)hour->started,
-				(double)hour->wait_sum / 1000.0,
-				(long long)hour->started);
-		}
-	}
-	jobd_stats_release(&s);
-	instance_metrics(q->h, b);
+		    "Whether this monitor could read Redis for this scrape.");
+	evbuffer_add_printf(b, "jobd_redis_up{%s} %d\n", inst, up ? 1 : 0);
+	if (up)
+		store_metrics(b, store, counts, &total);
+	jobd_stats_minute_release(&total);
+	instance_metrics(q->h, b, inst);
+	process_metrics(b, inst);
 	/* This answer counts itself, so the first scrape reads 1, not 0. */
 	http_count(q->h, 200);
 	q->counted = true;
@@ -258,15 +350,15 @@ void http_get_metrics(struct req *q)
 		if (http_counted_codes[i])
 			evbuffer_add_printf(
 				b,
-				"jobd_http_requests_total{code=\"%d\"} %llu\n",
-				http_counted_codes[i],
+				"jobd_http_requests_total{%s,code=\"%d\"} %llu\n",
+				inst, http_counted_codes[i],
 				(unsigned long long)q->h->requests[i]);
 		else
 			evbuffer_add_printf(
 				b,
-				"jobd_http_requests_total{code=\"other\"} %llu\n",
-				(unsigned long long)q->h->requests[i]);
+				"jobd_http_requests_total{%s,code=\"other\"} %llu\n",
+				inst, (unsigned long long)q->h->requests[i]);
 	}
-	connection_metrics(q->h, b);
+	connection_metrics(q->h, b, inst);
 	http_send_buf(q, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }

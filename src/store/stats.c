@@ -12,13 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+void jobd_stats_minute_release(struct jobd_stats_minute *m)
+{
+	for (size_t t = 0; t < m->ntypes; t++)
+		free(m->types[t].type);
+	free(m->types);
+	m->types = NULL;
+	m->ntypes = 0;
+}
+
 void jobd_stats_release(struct jobd_stats *s)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		for (size_t t = 0; t < s->minutes[i].ntypes; t++)
-			free(s->minutes[i].types[t].type);
-		free(s->minutes[i].types);
-	}
+	for (size_t i = 0; i < s->n; i++)
+		jobd_stats_minute_release(&s->minutes[i]);
 	free(s->minutes);
 	memset(s, 0, sizeof(*s));
 }
@@ -261,5 +267,42 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 		return JOBD_STORE_ERR_REDIS;
 	}
 	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_totals(struct jobd_store *st, struct jobd_stats_minute *out)
+{
+	redisReply *r;
+
+	memset(out, 0, sizeof(*out));
+	out->all.wait_min = out->all.wait_max = -1;
+	r = jobd_store_command(st, "HGETALL %s:stats:total", st->conf->prefix);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_ERROR) {
+		store_set_err(st, "redis at %s: HGETALL %s:stats:total: %s",
+			      st->conf->redis_address, st->conf->prefix,
+			      r->str);
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	for (size_t k = 0; r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements;
+	     k += 2)
+		jobd_store_stats_field(
+			out, r->element[k]->str,
+			strtoll(r->element[k + 1]->str, NULL, 10), NULL);
+	freeReplyObject(r);
+	/* Only the per-type fields are kept: the overall ones are sums. */
+	for (size_t t = 0; t < out->ntypes; t++) {
+		const struct jobd_stats_counts *c = &out->types[t].c;
+
+		out->all.created += c->created;
+		out->all.started += c->started;
+		out->all.finished += c->finished;
+		out->all.errors += c->errors;
+		out->all.wait_sum += c->wait_sum;
+		for (int b = 0; b < JOBD_STATS_BUCKETS; b++)
+			out->all.hist[b] += c->hist[b];
+	}
 	return 0;
 }

@@ -360,6 +360,17 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 		     struct jobd_stats *out);
 void jobd_stats_release(struct jobd_stats *s);
 
+/*
+ * The counters since the store began (P:stats:total, docs/metrics.md):
+ * created, started, finished, errors, wait_sum and the waiting-time
+ * histogram per type in OUT->types, their sums in OUT->all (no minima or
+ * maxima: -1; minute 0). They only grow, whatever the clock does. OUT is
+ * the caller's, released with jobd_stats_minute_release() (also after an
+ * error).
+ */
+int jobd_store_totals(struct jobd_store *st, struct jobd_stats_minute *out);
+void jobd_stats_minute_release(struct jobd_stats_minute *m);
+
 /* The waiting-time percentile P (0-100) of counts C in ms; -1 = no start. */
 int64_t jobd_stats_percentile(const struct jobd_stats_counts *c, double p);
 

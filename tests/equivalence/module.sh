@@ -58,8 +58,8 @@ dump() {
 		echo "$k ttl $ttl"
 	done | sed -E 's/[0-9]{13}/T/g
 		s/^(jobd:job:[0-9]+ (run_ms|avg_ms|vruntime))\t.*/\1\tN/
-		/^jobd:stats:[mh]:T h[0-9]+/d
-		s/^(jobd:stats:[mh]:T wait[^\t]*)\t.*/\1\tN/
+		/^jobd:stats:([mh]:T|total) h[0-9]+/d
+		s/^(jobd:stats:([mh]:T|total) wait[^\t]*)\t.*/\1\tN/
 		s/ in [0-9]+ms/ in Nms/'
 }
 

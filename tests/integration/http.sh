@@ -268,11 +268,13 @@ assert_eq 3600000 "$(j 'd["span_ms"]')" "hourly rollups past 6h"
 req GET /metrics
 expect 200 "metrics"
 assert_contains "$HEADERS" "text/plain; version=0.0.4" "metrics type"
-for m in 'jobd_jobs{status="pending"}' '# TYPE jobd_jobs_created_total counter' \
-	jobd_jobs_finished_total 'jobd_waiting_seconds_bucket{le="+Inf"}' \
-	jobd_waiting_seconds_count 'jobd_http_requests_total{code="200"}' 'jobd_redis_up 1'; do
+for m in 'jobd_jobs{store="jobd",status="pending"}' '# TYPE jobd_jobs_created_total counter' \
+	'jobd_jobs_finished_total{store="jobd",type="' 'le="+Inf"}' \
+	'jobd_waiting_seconds_count{store="jobd",type="' ',code="200"}' 'jobd_redis_up{instance="'; do
 	assert_contains "$BODY" "$m" "metrics line $m"
 done
+printf '%s\n' "$BODY" | grep -q -E '^jobd_redis_up\{instance="[^"]+"\} 1$' ||
+	fail "metrics: jobd_redis_up is not 1: $BODY"
 
 # --- refusals -------------------------------------------------------------
 check() { # CODE WORDS METHOD PATH [BODY] [ARGS]
@@ -462,6 +464,7 @@ req GET /
 expect 200 "the page without Redis"
 req GET /metrics
 expect 200 "metrics without Redis"
-assert_contains "$BODY" "jobd_redis_up 0" "redis down in metrics"
+printf '%s\n' "$BODY" | grep -q -E '^jobd_redis_up\{instance="[^"]+"\} 0$' ||
+	fail "metrics: jobd_redis_up is not 0 with Redis down: $BODY"
 stop_driver open2
 echo "PASS: http"

@@ -63,9 +63,12 @@ addr=$(sed -n 's|.*http: monitor on http://\([0-9.:]*\)/.*|\1|p' "$dir/jobd.log"
 port=${addr##*:}
 base=http://$addr
 
-# metric NAME: its value from /metrics (one try, 5 s at most).
+# metric NAME: its value from /metrics (one try, 5 s at most), NAME
+# without this instance's label (instance="...", first of the labels).
 metric() {
-	curl -s -m 5 "$base/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+	curl -s -m 5 "$base/metrics" |
+		sed -E 's/\{instance="[^"]*",?/{/; s/\{\}//' |
+		awk -v m="$1" '$1 == m { print $2 }'
 }
 
 # fresh: one GET /api/counts on a new connection; prints its seconds.

@@ -182,9 +182,11 @@ assert_contains "$table" "(open)" "stats table shows the open minute"
 # /metrics adds this instance's worker counters to the store's.
 url=$(monitor_url "$dir/jobd.log") || exit 1
 metrics=$(curl -fsS "${url}metrics") || fail "GET /metrics"
-assert_contains "$metrics" "jobd_workers 4" "metrics: workers"
-assert_contains "$metrics" "jobd_workers_busy " "metrics: utilisation"
-claims=$(printf '%s\n' "$metrics" | awk '$1 == "jobd_worker_claims_total" { print $2 }')
+inst=$(printf '%s\n' "$metrics" | sed -n 's/^jobd_workers{\(instance="[^"]*"\)} .*/\1/p')
+[ -n "$inst" ] || fail "metrics: no jobd_workers with an instance label: $metrics"
+assert_contains "$metrics" "jobd_workers{$inst} 4" "metrics: workers"
+assert_contains "$metrics" "jobd_workers_busy{$inst} " "metrics: utilisation"
+claims=$(printf '%s\n' "$metrics" | awk -v s="jobd_worker_claims_total{$inst}" '$1 == s { print $2 }')
 [ "${claims:-0}" -ge 5 ] || fail "metrics: $claims claims"
-assert_contains "$metrics" 'jobd_jobs{status="finished"}' "metrics: jobs by status"
+assert_contains "$metrics" 'jobd_jobs{store="jobd",status="finished"}' "metrics: jobs by status"
 echo "PASS: logs"

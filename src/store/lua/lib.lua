@@ -229,12 +229,27 @@ local function roll_up(done, ttl_ms)
 	redis.call('SET', P .. K_stats_rolled, I(done))
 end
 
+-- The counters since the store began (P:stats:total), for /metrics:
+-- the per-type counters of the call (FIELD|TYPE, no minima or maxima),
+-- added in the same call as its windows. They never expire and never go
+-- down, so Prometheus' rate() reads them across minutes, hours and days;
+-- the overall values are their sums (docs/metrics.md).
+local function write_total(counters)
+	local k = P .. ':stats:total'
+	for f, n in pairs(counters) do
+		if string.find(f, '|', 1, true) then
+			redis.call('HINCRBY', k, f, I(n))
+		end
+	end
+end
+
 local function flush_stats(ttl_ms)
 	if next(WAITS) ~= nil then waits_to_stats() end
 	for field, t in pairs(TALLY) do
 		for ty, n in pairs(t) do stat_add(field, ty, n) end
 	end
 	if next(STATS) == nil then return end
+	write_total(STATS)
 	ttl_ms = ttl_ms or 2592000000
 	local done = roll_mark()
 	write_window(P .. K_stats_minute .. MINUTE, MINUTE, N_MINUTE_MS, K_stats_minutes,

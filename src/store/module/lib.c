@@ -42,7 +42,7 @@ void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
 	memset(c, 0, sizeof(*c));
 	c->ctx = ctx;
 	c->P = rm_StringPtrLen(prefix, &c->plen);
-	c->now = rm_Milliseconds();
+	c->now = rm_Milliseconds() + testclock_offset;
 	c->minute = c->now - c->now % N_MINUTE_MS;
 	c->ttl = ttl;
 	c->nows = str_ll(c->now);
@@ -697,6 +697,33 @@ static void roll_up(struct call *c, long long done)
 	rm_FreeString(NULL, rk);
 }
 
+/* lib.lua write_total(): the per-type counters into P:stats:total. */
+static void write_total(struct call *c, const struct counters *counters)
+{
+	RedisModuleString *k = keyf(c, ":stats:total");
+	RedisModuleKey *key = open_rw(c, k);
+	RedisModuleString **fv = xalloc(sizeof(*fv) * 2 * counters->n);
+	size_t nfv = 0;
+
+	for (size_t i = 0; i < counters->n; i++) {
+		RedisModuleString *f;
+		int found;
+
+		if (!strchr(counters->v[i].name, '|'))
+			continue;
+		f = str_c(counters->v[i].name);
+		fv[nfv++] = f;
+		fv[nfv++] = str_ll(hash_ll(key, f, &found) + counters->v[i].n);
+	}
+	if (nfv)
+		hset(c, key, k, fv, nfv);
+	rm_CloseKey(key);
+	for (size_t i = 0; i < nfv; i++)
+		rm_FreeString(NULL, fv[i]);
+	rm_Free(fv);
+	rm_FreeString(NULL, k);
+}
+
 static void flush_stats(struct call *c)
 {
 	RedisModuleString *k;
@@ -706,6 +733,7 @@ static void flush_stats(struct call *c)
 		waits_to_stats(c);
 	if (!c->stats.n)
 		return;
+	write_total(c, &c->stats);
 	done = roll_mark(c);
 	k = keyf(c, K_STATS_MINUTE "%lld", c->minute);
 	write_window(c, k, c->minute, N_MINUTE_MS, K_STATS_MINUTES, &c->stats,

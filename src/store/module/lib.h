@@ -235,6 +235,11 @@ struct job {
 	int nown;
 };
 
+/* testclock.c: ms added to Redis' clock, 0 unless a test moved it;
+ * registers its commands and the TIME filter. */
+extern long long testclock_offset;
+int testclock_load(RedisModuleCtx *ctx);
+
 void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
 		long long ttl);
 

@@ -93,11 +93,31 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		{ "jobd.claim", cmd_claim, "write deny-oom" },
 		{ "jobd.finish", cmd_finish, "write deny-oom" },
 	};
+	int clock = 0, only_clock = 0;
 
-	(void)argv;
-	(void)argc;
 	if (rm_init(ctx, "jobd", 1) != RM_OK)
 		return RM_ERR;
+	/* tests/integration/metrics.sh: "test-clock" adds a clock the tests
+	 * move, "test-clock-only" leaves jobd's commands out (testclock.c). */
+	for (int i = 0; i < argc; i++) {
+		const char *a = rm_StringPtrLen(argv[i], NULL);
+
+		if (strcmp(a, "test-clock") == 0) {
+			clock = 1;
+		} else if (strcmp(a, "test-clock-only") == 0) {
+			clock = only_clock = 1;
+		} else {
+			rm_Log(ctx, "warning",
+			       "jobd: unknown argument \"%s\": the module takes "
+			       "none (test-clock and test-clock-only are for tests)",
+			       a);
+			return RM_ERR;
+		}
+	}
+	if (clock && testclock_load(ctx) != RM_OK)
+		return RM_ERR;
+	if (only_clock)
+		return RM_OK;
 	for (int i = 0; i < NNAMES; i++) {
 		N[i] = str_c(names[i]);
 		name_len[i] = strlen(names[i]);

@@ -17,11 +17,14 @@ typedef struct RedisModuleCtx RedisModuleCtx;
 typedef struct RedisModuleKey RedisModuleKey;
 typedef struct RedisModuleString RedisModuleString;
 typedef struct RedisModuleScanCursor RedisModuleScanCursor;
+typedef struct RedisModuleCommandFilterCtx RedisModuleCommandFilterCtx;
+typedef struct RedisModuleCommandFilter RedisModuleCommandFilter;
 
 typedef int (*rm_cmd_fn)(RedisModuleCtx *ctx, RedisModuleString **argv,
 			 int argc);
 typedef void (*rm_scan_fn)(RedisModuleKey *key, RedisModuleString *field,
 			   RedisModuleString *value, void *privdata);
+typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 
 #define RM_OK 0
 #define RM_ERR 1
@@ -102,6 +105,14 @@ typedef void (*rm_scan_fn)(RedisModuleKey *key, RedisModuleString *field,
 	  (RedisModuleCtx *, RedisModuleString *, RedisModuleString *))        \
 	X(int, NotifyKeyspaceEvent,                                            \
 	  (RedisModuleCtx *, int, const char *, RedisModuleString *))          \
+	X(RedisModuleCommandFilter *, RegisterCommandFilter,                   \
+	  (RedisModuleCtx *, rm_filter_fn, int))                               \
+	X(int, CommandFilterArgsCount, (RedisModuleCommandFilterCtx *))        \
+	X(RedisModuleString *, CommandFilterArgGet,                            \
+	  (RedisModuleCommandFilterCtx *, int))                                \
+	X(int, CommandFilterArgReplace,                                        \
+	  (RedisModuleCommandFilterCtx *, int, RedisModuleString *))           \
+	X(void, Log, (RedisModuleCtx *, const char *, const char *, ...))      \
 	X(void *, Alloc, (size_t))                                             \
 	X(void *, Realloc, (void *, size_t))                                   \
 	X(void, Free, (void *))
