@@ -808,7 +808,7 @@ function drawChart(box, times, series, y, spanMs) {
     const paint = s.color ? { fill: s.color } : {};
     s.values.forEach((v, i) => {
       const h = ph * (v || 0) / topV;
-      root.append(svg('rect', { class: 'barc', 'data-series': s.name, ...paint, x: x(i) - bw / 2,
+      root.append(svg('rect', { class: s.color ? 'bart' : 'barc', 'data-series': s.name, ...paint, x: x(i) - bw / 2,
         y: top + ph - base[i] - h, width: bw, height: Math.max(h, v ? 1 : 0) },
       svgTitle(stamp(times[i]) + ': ' + (v || 0) + ' ' + s.name)));
       base[i] += h;
@@ -879,6 +879,8 @@ async function loadStats() {
   }
   const times = rows.map((r) => r.t);
   const per = 'jobs per ' + unit;
+  /* What the charts show, once drawn (below). */
+  $('chart-created').dataset.shows = $('chart-wait').dataset.shows = w + ' ' + (type || 'all');
   $('s-legend').hidden = type === EACH;
   if (type === EACH) {
     /* One series per type that has data in the window, by name. */
@@ -919,6 +921,8 @@ function route() {
       clear($('logs'));
       clear($('d-fields'));
       clear($('d-children'));
+      $('d-payload').textContent = '';
+      $('d-checkpoint').textContent = '';
       $('l-notice').hidden = true;
       $('l-more').hidden = true;
       $('l-count').textContent = '';

@@ -52,10 +52,18 @@ function parseHuman(t) {
 }
 
 const DOCS_IMG = process.env.DOCS_SCREENSHOTS === '1' ? process.env.DOCS_IMG : '';
-async function docShot(page, name) {
+/* A picture for docs/monitor.md; WHOLE: the whole page, taken in a window
+ * as tall as the page (a full-page shot repeats the sticky header). */
+async function docShot(page, name, whole = false) {
   if (!DOCS_IMG) return;
   fs.mkdirSync(DOCS_IMG, { recursive: true });
+  const size = page.viewportSize();
+  if (whole) {
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: size.width, height });
+  }
   await page.screenshot({ path: path.join(DOCS_IMG, 'monitor-' + name + '.png') });
+  if (whole) await page.setViewportSize(size);
 }
 
 fs.mkdirSync(SHOTS, { recursive: true });
@@ -80,7 +88,7 @@ try {
   const run = await submit({ type: 'import', payload: { sim: 'run' }, run_by: 'alice' });
   const parent = await submit({ type: 'import', payload: { sim: 'run' } });
   await api('/api/jobs', { type: 'import', parent, count: 3 });
-  const waiter = await submit({ type: 'import', payload: { sim: 'finish' } });
+  const waiter = await submit({ type: 'import', payload: { sim: 'run', steps: 2 } });
   await api('/api/jobs', { type: 'import', parent: waiter, count: 2, payload: { sim: 'run' } });
   const stuck = await submit({ type: 'import', payload: { sim: 'stuck' }, run_by: 'bob' });
   await submit({ type: 'import', payload: { sim: 'error' } });
@@ -117,9 +125,11 @@ try {
   const wj = await api('/api/jobs/' + waiter);
   assert.ok(wj.waiting_for_children && wj.progress === 100 && wj.overall_progress < 100,
     'the waiting parent: ' + JSON.stringify(wj));
+  /* Once the row shows the parent waiting (its handler at 100 %). */
   await page.waitForFunction((id) => {
-    const t = document.querySelector(`#jobs-body tr[data-id="${id}"] td.c-progress .pct`);
-    return t && t.textContent !== '100%';
+    const t = document.querySelector(`#jobs-body tr[data-id="${id}"] td.c-progress`);
+    return t && /its own 100%/.test(t.title || '') ||
+      t && t.querySelector('[role=progressbar]').getAttribute('aria-valuenow') === '100';
   }, waiter);
   const shown = Number(await cell(waiter, 'c-progress').locator('[role=progressbar]').getAttribute('aria-valuenow'));
   assert.ok(shown < 100 && shown > 0, 'the tree\'s progress, not the handler\'s 100 %: ' + shown);
@@ -131,7 +141,6 @@ try {
   const d2 = await cell(run, 'c-duration').innerText();
   assert.notEqual(d1, d2, 'duration moves');
   await page.screenshot({ path: path.join(SHOTS, 'jobs.png'), fullPage: true });
-  await docShot(page, 'jobs');
 
   step('a stop says it is requested, and follows the job live');
   const button = (op) => page.locator(`#actions button[data-op="${op}"]`);
@@ -159,6 +168,7 @@ try {
   await button('stop').click();
   await results.locator(`li[data-id="${xss}"]`).waitFor();
   assert.match(await results.locator('.summary').innerText(), /^1 (stop requested|stopped), 1 refused: finished$/);
+  await docShot(page, 'jobs');
   assert.match(await results.locator(`li.no[data-id="${xss}"]`).innerText(),
     new RegExp(`job ${xss} is finished: stop needs pending or in_progress`));
   await waitStatus(run, 'stopped');
@@ -293,7 +303,6 @@ try {
   await page.locator('#l-level').selectOption('');
   await page.locator('#logs .logline').first().waitFor();
   await page.screenshot({ path: path.join(SHOTS, 'detail.png'), fullPage: true });
-  await docShot(page, 'job-log');
 
   step('each job\'s log view starts clean');
   await page.locator('#l-level').selectOption('info');
@@ -317,11 +326,17 @@ try {
   await page.goto(BASE + '/#/jobs/' + parent);
   await page.locator('#d-children tr').nth(2).waitFor();
   assert.equal(await page.locator('#d-children tr').count(), 3);
+  await page.goto(BASE + `/#/jobs/${waiter}?tree=1`); /* a job and its children's log */
+  await page.locator('#logs .logline .j', { hasText: '#' + (waiter + 1) }).first().waitFor();
+  assert.ok(await page.locator('#l-tree').isChecked(), 'the tree\'s log from the URL');
+  await page.locator('#d-children tr').nth(1).waitFor();
+  await docShot(page, 'job-log', true);
 
   step('markup in job data is shown as text');
   await page.goto(BASE + '/#/jobs/' + xss);
   await page.locator('#logs .logline', { hasText: '<script>window.__xss=1</script>' }).waitFor();
-  assert.match(await page.locator('#d-payload').innerText(), /<script>window.__xss=1<\/script>/);
+  await page.waitForFunction(() => document.querySelector('#d-payload').textContent
+    .includes('<script>window.__xss=1</script>'));
   await page.goto(BASE + '/#/');
   await row(xss).waitFor();
   await page.waitForTimeout(500);
@@ -342,8 +357,7 @@ try {
 
   step('the charts have readable axes: round time ticks, values in ms or s');
   await page.locator('#s-window button[data-w="1h"]').click();
-  await page.waitForFunction(() => document.querySelector('#s-window button.on').dataset.w === '1h');
-  await page.locator('#chart-wait svg path').first().waitFor({ state: 'attached' });
+  await page.locator('#chart-wait[data-shows="1h all"] svg path').first().waitFor({ state: 'attached' });
   const axes = await page.evaluate(() => ['chart-created', 'chart-wait'].map((id) => ({
     title: document.querySelector(`#${id} svg .axis-title`)?.textContent,
     y: [...document.querySelectorAll(`#${id} svg text.axis.y`)].map((t) => t.textContent),
@@ -373,6 +387,9 @@ try {
   const importBars = await page.evaluate(() => [...document.querySelectorAll(
     '#chart-created rect[data-series="import"]')].reduce((a, r) => a + Number(r.getAttribute('height')), 0));
   assert.ok(importBars > 0, 'bars of the import type');
+  const fills = await page.evaluate(() => ['fixed', 'import', 'refactor'].map((t) =>
+    getComputedStyle(document.querySelector(`#chart-created rect[data-series="${t}"]`)).fill));
+  assert.equal(new Set(fills).size, 3, 'a colour per type: ' + fills);
   await docShot(page, 'stats');
   const statsUrl = page.url();
   const again = await ctx.newPage();
