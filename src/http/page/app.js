@@ -879,8 +879,6 @@ async function loadStats() {
   }
   const times = rows.map((r) => r.t);
   const per = 'jobs per ' + unit;
-  /* What the charts show, once drawn (below). */
-  $('chart-created').dataset.shows = $('chart-wait').dataset.shows = w + ' ' + (type || 'all');
   $('s-legend').hidden = type === EACH;
   if (type === EACH) {
     /* One series per type that has data in the window, by name. */

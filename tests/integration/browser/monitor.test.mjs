@@ -102,20 +102,24 @@ try {
   step('the list shows the jobs');
   await page.goto(BASE + '/');
   const row = (id) => page.locator(`#jobs-body tr[data-id="${id}"]`);
-  const cell = (id, cls) => row(id).locator('td.' + cls);
   await row(run).waitFor();
+  /* Columns by their header, so a step tests its behaviour, not markup. */
+  const COL = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#jobs-table thead th')]
+    .map((th, i) => [th.textContent.trim(), i])));
+  const cell = (id, header) => row(id).locator('td').nth(COL[header]);
+  const line = (id) => page.locator('#results li', { hasText: new RegExp(`^job ${id}\\b`) });
   assert.equal(await row(sys).count(), 0, 'system jobs hidden by default');
-  assert.match(await cell(run, 'c-status').innerText(), /In Progress/);
-  assert.equal(await cell(run, 'c-runby').innerText(), 'alice');
-  assert.match(await cell(parent, 'c-children').innerText(), /\d\/3/);
+  assert.match(await cell(run, 'Status').innerText(), /In Progress/);
+  assert.equal(await cell(run, 'Run by').innerText(), 'alice');
+  assert.match(await cell(parent, 'Children execution').innerText(), /\d\/3/);
 
   step('the children bar shows the children\'s progress, not the parent\'s');
-  await page.waitForFunction((id) => {
-    const r = document.querySelector(`#jobs-body tr[data-id="${id}"] td.c-children`);
-    return r && r.textContent.includes('3/3');
-  }, parent, { timeout: 30000 });
+  await page.waitForFunction(([id, i]) => {
+    const r = document.querySelector(`#jobs-body tr[data-id="${id}"]`);
+    return r && r.children[i].textContent.includes('3/3');
+  }, [parent, COL['Children execution']], { timeout: 30000 });
   const pj = await api(`/api/jobs/${parent}`);
-  assert.equal(await cell(parent, 'c-children').locator('[role=progressbar]').getAttribute('aria-valuenow'),
+  assert.equal(await cell(parent, 'Children execution').locator('[role=progressbar]').getAttribute('aria-valuenow'),
     String(Math.round(pj.children.progress)));
 
   step('a parent waiting for its children shows the progress of its tree');
@@ -126,19 +130,20 @@ try {
   assert.ok(wj.waiting_for_children && wj.progress === 100 && wj.overall_progress < 100,
     'the waiting parent: ' + JSON.stringify(wj));
   /* Once the row shows the parent waiting (its handler at 100 %). */
-  await page.waitForFunction((id) => {
-    const t = document.querySelector(`#jobs-body tr[data-id="${id}"] td.c-progress`);
-    return t && /its own 100%/.test(t.title || '') ||
-      t && t.querySelector('[role=progressbar]').getAttribute('aria-valuenow') === '100';
-  }, waiter);
-  const shown = Number(await cell(waiter, 'c-progress').locator('[role=progressbar]').getAttribute('aria-valuenow'));
+  await page.waitForFunction(([id, i]) => {
+    const r = document.querySelector(`#jobs-body tr[data-id="${id}"]`);
+    const t = r && r.children[i];
+    return t && (/its own 100%/.test(t.title || '') ||
+      t.querySelector('[role=progressbar]').getAttribute('aria-valuenow') === '100');
+  }, [waiter, COL.Progress]);
+  const shown = Number(await cell(waiter, 'Progress').locator('[role=progressbar]').getAttribute('aria-valuenow'));
   assert.ok(shown < 100 && shown > 0, 'the tree\'s progress, not the handler\'s 100 %: ' + shown);
-  assert.match(await cell(waiter, 'c-progress').getAttribute('title'), /its own 100%/);
+  assert.match(await cell(waiter, 'Progress').getAttribute('title'), /its own 100%/);
 
   step('duration ticks while running');
-  const d1 = await cell(run, 'c-duration').innerText();
+  const d1 = await cell(run, 'Duration').innerText();
   await page.waitForTimeout(1600);
-  const d2 = await cell(run, 'c-duration').innerText();
+  const d2 = await cell(run, 'Duration').innerText();
   assert.notEqual(d1, d2, 'duration moves');
   await page.screenshot({ path: path.join(SHOTS, 'jobs.png'), fullPage: true });
 
@@ -147,16 +152,12 @@ try {
   const results = page.locator('#results');
   await row(stuck).locator('td.c-check input').check();
   await button('stop').click();
-  await results.locator(`li[data-id="${stuck}"]`).waitFor();
-  assert.match(await results.innerText(), /1 stop requested/);
-  assert.match(await results.locator(`li[data-id="${stuck}"]`).innerText(),
-    new RegExp(`job ${stuck}: stop requested; now Stopping`));
+  await line(stuck).waitFor();
   assert.doesNotMatch(await results.innerText(), /done/, 'never "stop done" while stopping');
+  assert.match(await results.innerText(), /1 stop requested/);
+  assert.equal(await line(stuck).innerText(), `job ${stuck}: stop requested; now Stopping`);
   await api('/api/jobs/ops', { op: 'force-stop', ids: [stuck] }); /* another operator */
-  await page.waitForFunction((id) => {
-    const li = document.querySelector(`#results li[data-id="${id}"]`);
-    return li && li.textContent.endsWith('now Stopped');
-  }, stuck, { timeout: 10000 });
+  await line(stuck).filter({ hasText: /now Stopped$/ }).waitFor({ timeout: 10000 });
   await row(stuck).locator('td.c-check input').uncheck();
 
   step('a bulk operation applies to the jobs that qualify and reports per id');
@@ -166,27 +167,23 @@ try {
   assert.match(await button('stop').innerText(), /1 of 2/);
   assert.ok(await button('resume').isDisabled(), 'resume valid for none of them');
   await button('stop').click();
-  await results.locator(`li[data-id="${xss}"]`).waitFor();
+  await line(xss).waitFor();
   assert.match(await results.locator('.summary').innerText(), /^1 (stop requested|stopped), 1 refused: finished$/);
   await docShot(page, 'jobs');
-  assert.match(await results.locator(`li.no[data-id="${xss}"]`).innerText(),
-    new RegExp(`job ${xss} is finished: stop needs pending or in_progress`));
+  assert.equal(await line(xss).innerText(), `job ${xss} is finished: stop needs pending or in_progress`);
   await waitStatus(run, 'stopped');
-  await page.waitForFunction((id) => {
-    const li = document.querySelector(`#results li[data-id="${id}"]`);
-    return li && li.textContent.endsWith('now Stopped');
-  }, run, { timeout: 10000 });
-  await page.waitForFunction((id) => {
-    const r = document.querySelector(`#jobs-body tr[data-id="${id}"] td.c-status`);
-    return r && r.textContent === 'Stopped';
-  }, run);
+  await line(run).filter({ hasText: /now Stopped$/ }).waitFor({ timeout: 10000 });
+  await page.waitForFunction(([id, i]) => {
+    const r = document.querySelector(`#jobs-body tr[data-id="${id}"]`);
+    return r && r.children[i].textContent === 'Stopped';
+  }, [run, COL.Status]);
   await page.waitForFunction(() => !document.querySelector('#actions button[data-op="resume"]').disabled);
   assert.ok(await button('stop').isDisabled(), 'stop valid for neither any more');
   assert.ok(await button('cancel').isEnabled(), 'cancel valid for the stopped one');
   await button('resume').click();
   await page.waitForFunction(() => document.querySelector('#results .summary')?.textContent ===
     '1 resumed, 1 refused: finished');
-  assert.match(await results.locator(`li.ok[data-id="${run}"]`).innerText(), /resumed; now Pending/);
+  assert.equal(await line(run).innerText(), `job ${run}: resumed; now Pending`);
   await waitStatus(run, 'in_progress');
 
   step('stop and restart follow the job\'s own policy');
@@ -244,10 +241,12 @@ try {
   step('columns sort by created, started, waiting, duration and status');
   await page.locator('#f-all').check();
   await row(run).waitFor();
-  const order = async (cls) => page.evaluate((c) => [...document.querySelectorAll('#jobs-body tr')]
-    .map((r) => ({ id: Number(r.dataset.id), v: r.querySelector('td.' + c) })).map((x) => ({
+  const order = async (header) => page.evaluate((i) => [...document.querySelectorAll('#jobs-body tr')]
+    .map((r) => ({ id: Number(r.dataset.id), v: r.children[i] })).map((x) => ({
       id: x.id, text: x.v.textContent, title: x.v.getAttribute('title') || '',
-    })), cls);
+    })), COL[header]);
+  const HEADER = { created: 'Create date', started: 'Start date', waiting: 'Waiting', duration: 'Duration',
+    status: 'Status' };
   const sorted = (vals, desc) => vals.every((v, i) => i === 0 || (desc ? vals[i - 1] >= v : vals[i - 1] <= v));
   const header = (key) => page.locator(`#jobs-table th[data-sort="${key}"]`);
   const STATUS = ['Pending', 'In Progress', 'Stopping', 'Stopped', 'Finished', 'Canceled'];
@@ -265,7 +264,7 @@ try {
         .getAttribute('aria-sort') === d, [key, dir]);
       const want = (dir === 'descending' ? '-' : '') + key;
       if (want !== '-created') assert.ok((await hash()).includes('sort=' + want), 'sort in the URL: ' + await hash());
-      const rows = await order('c-' + key);
+      const rows = await order(HEADER[key]);
       const vals = rows.map(keyOf[key]).filter((v) => v !== null && v !== '');
       assert.ok(vals.length >= 3, `${key}: values ${JSON.stringify(rows)}`);
       assert.ok(sorted(vals, dir === 'descending'), `${key} ${dir}: ${JSON.stringify(rows)}`);
@@ -305,6 +304,8 @@ try {
   await page.screenshot({ path: path.join(SHOTS, 'detail.png'), fullPage: true });
 
   step('each job\'s log view starts clean');
+  await page.goto(BASE + '/#/jobs/' + run);
+  await page.locator('#d-title').filter({ hasText: 'Job ' + run }).waitFor();
   await page.locator('#l-level').selectOption('info');
   await page.locator('#l-grep').fill('step');
   await page.locator('#l-tree').check();
@@ -356,8 +357,11 @@ try {
   await page.screenshot({ path: path.join(SHOTS, 'stats.png'), fullPage: true });
 
   step('the charts have readable axes: round time ticks, values in ms or s');
+  await page.goto(BASE + '/#/stats');
   await page.locator('#s-window button[data-w="1h"]').click();
-  await page.locator('#chart-wait[data-shows="1h all"] svg path').first().waitFor({ state: 'attached' });
+  /* The charts of the hour: a bar slot per minute. */
+  await page.waitForFunction(() => document.querySelectorAll('#chart-created svg rect').length > 40 &&
+    document.querySelector('#chart-wait svg path'));
   const axes = await page.evaluate(() => ['chart-created', 'chart-wait'].map((id) => ({
     title: document.querySelector(`#${id} svg .axis-title`)?.textContent,
     y: [...document.querySelectorAll(`#${id} svg text.axis.y`)].map((t) => t.textContent),
@@ -377,6 +381,8 @@ try {
   }
 
   step('the statistics of one type, or of each type');
+  await page.goto(BASE + '/#/stats');
+  await page.locator('#chart-created svg').waitFor();
   await page.locator('#s-type').selectOption('import');
   await page.waitForFunction(() => location.hash.includes('type=import') &&
     document.querySelector('#s-created-title').textContent.includes('import'));
@@ -414,12 +420,12 @@ try {
   await row(run).waitFor();
   await row(run).locator('td.c-check input').check();
   await noSideways('the list');
-  for (const loc of [cell(run, 'c-status'), row(run).locator('td.c-check input'), button('stop'),
+  for (const loc of [cell(run, 'Status'), row(run).locator('td.c-check input'), button('stop'),
     button('resume'), button('clear')]) {
     const box = await loc.boundingBox();
     assert.ok(box && box.x >= 0 && box.x + box.width <= 390, 'visible at 390 px: ' + JSON.stringify(box));
   }
-  assert.ok(await cell(run, 'c-status').isVisible());
+  assert.ok(await cell(run, 'Status').isVisible());
   await page.screenshot({ path: path.join(SHOTS, 'jobs-390.png'), fullPage: true });
   await docShot(page, 'jobs-390');
   await row(run).locator('td.c-check input').uncheck();
