@@ -309,7 +309,10 @@ try {
   await page.locator('#l-level').selectOption('info');
   await page.locator('#l-grep').fill('step');
   await page.locator('#l-tree').check();
-  await page.waitForFunction(() => location.hash.includes('grep=step') && location.hash.includes('tree=1'));
+  await page.waitForFunction(() => { /* the log filtered: the handler's steps, no debug lines */
+    const lines = [...document.querySelectorAll('#logs .logline')];
+    return lines.length > 0 && lines.every((l) => /step/.test(l.textContent) && !/DEBUG/.test(l.textContent));
+  });
   await page.locator('#back').click();
   await row(parent).click();
   await page.locator('#d-title').filter({ hasText: 'Job ' + parent }).waitFor();
@@ -322,6 +325,7 @@ try {
   await page.locator('#d-title').filter({ hasText: 'Job ' + run }).waitFor();
   await page.waitForFunction(() => document.querySelector('#l-grep').value === 'step' &&
     document.querySelector('#l-level').value === 'info');
+  assert.equal(await hash(), `#/jobs/${run}?level=info&grep=step&tree=1`);
 
   step('children of a parent');
   await page.goto(BASE + '/#/jobs/' + parent);
