@@ -485,6 +485,11 @@ static void post_ops(struct req *q)
 		json_object_set_new(r, "error",
 				    out[i].ok ? json_null() :
 						json_string(out[i].error));
+		json_object_set_new(
+			r, "status",
+			out[i].status >= 0 ?
+				json_string(jobd_status_names[out[i].status]) :
+				json_null());
 		json_array_append_new(results, r);
 	}
 	json_object_set_new(res, "results", results);

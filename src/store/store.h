@@ -209,6 +209,8 @@ extern const char *const jobd_op_names[JOBD_OP_COUNT];
 struct jobd_op_result {
 	int64_t id;
 	bool ok;
+	int status; /* ok: enum jobd_status right after the operation (a stop
+		     * of a running job leaves it stopping); -1 unknown */
 	char error[200]; /* "job 42 is finished: stop needs pending or in_progress" */
 };
 

@@ -598,18 +598,26 @@ static int op_batch(struct jobd_store *st, enum jobd_op op, const char *actor,
 
 		out[i].id = ids[i];
 		out[i].ok = false;
+		out[i].status = -1;
 		out[i].error[0] = '\0';
 		if (!e || e->type != REDIS_REPLY_STRING) {
 			snprintf(out[i].error, sizeof(out[i].error),
 				 "no answer from redis");
 			continue;
 		}
-		if (strncmp(e->str, "ok", 2) == 0 &&
-		    (e->str[2] == '\0' || e->str[2] == ':')) {
+		if (strncmp(e->str, "ok ", 3) == 0) {
+			/* "ok STATUS" or "ok STATUS:TASK" */
+			size_t len = strcspn(e->str + 3, ":");
+			const char *task = e->str + 3 + len;
+			char status[16];
+
+			snprintf(status, sizeof(status), "%.*s", (int)len,
+				 e->str + 3);
 			out[i].ok = true;
+			out[i].status = jobd_status_parse(status);
 			/* Descendants first, before the operator hears "done". */
-			if (e->str[2] == ':' && rc == 0)
-				rc = cascade_run(st, e->str + 3);
+			if (*task == ':' && rc == 0)
+				rc = cascade_run(st, task + 1);
 		} else {
 			snprintf(out[i].error, sizeof(out[i].error), "%s",
 				 e->str);

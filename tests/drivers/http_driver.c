@@ -9,8 +9,9 @@
  * "sim" member, so the tests can put jobs in every status without real
  * handlers: "finish" (default) logs its "note" and finishes; "error" reports an
  * error and fails; "run" logs a step a second until a stop is requested,
- * then stops at its checkpoint; "stuck" runs and never honours a stop (it
- * stays stopping until force-stopped).
+ * then stops at its checkpoint, or with "steps": N finishes after N steps
+ * (a parent has that long to get children it then waits for); "stuck"
+ * runs and never honours a stop (it stays stopping until force-stopped).
  */
 #include "config.h"
 
@@ -34,8 +35,9 @@
 struct sim {
 	int64_t id;
 	int64_t attempt;
-	bool stuck; /* ignores stop requests */
-	int steps;  /* steps logged so far */
+	bool stuck;    /* ignores stop requests */
+	int steps;     /* steps logged so far */
+	int max_steps; /* finishes after this many; 0 = runs until stopped */
 };
 
 /* Waits up to MS for SIGTERM or SIGINT; true when one came. */
@@ -46,8 +48,10 @@ static bool signalled(const sigset_t *set, int ms)
 	return sigtimedwait(set, NULL, &ts) > 0;
 }
 
-/* The payload's "sim" (default "finish") and "note" (a line to log). */
-static const char *sim_of(const char *payload, char *note, size_t size)
+/* The payload's "sim" (default "finish"), "note" (a line to log) and
+ * "steps" (0 when absent). */
+static const char *sim_of(const char *payload, char *note, size_t size,
+			  int *steps)
 {
 	static char buf[16];
 	json_t *j = json_loads(payload ? payload : "{}", 0, NULL);
@@ -56,6 +60,7 @@ static const char *sim_of(const char *payload, char *note, size_t size)
 
 	snprintf(buf, sizeof(buf), "%s", s ? s : "finish");
 	snprintf(note, size, "%s", n ? n : "all records processed");
+	*steps = (int)json_integer_value(json_object_get(j, "steps"));
 	json_decref(j);
 	return buf;
 }
@@ -126,8 +131,10 @@ static int run_worker(const struct jobd_conf *conf, const sigset_t *set)
 				     &n) == 0) {
 			for (size_t i = 0; i < n; i++) {
 				char note[256];
+				int steps;
 				const char *sim = sim_of(claims[i].payload,
-							 note, sizeof(note));
+							 note, sizeof(note),
+							 &steps);
 				struct jobd_claim *c = &claims[i];
 
 				if (!strcmp(sim, "run") ||
@@ -136,6 +143,7 @@ static int run_worker(const struct jobd_conf *conf, const sigset_t *set)
 						.id = c->id,
 						.attempt = c->attempt,
 						.stuck = !strcmp(sim, "stuck"),
+						.max_steps = steps,
 					};
 					step(st, &running[nrun - 1]);
 				} else if (!strcmp(sim, "error")) {
@@ -173,6 +181,12 @@ static int run_worker(const struct jobd_conf *conf, const sigset_t *set)
 					finish(st, s->id, s->attempt,
 					       JOBD_OUTCOME_STOPPED,
 					       "stopped at step 1", -1, 0);
+					continue;
+				}
+				if (s->max_steps && s->steps >= s->max_steps) {
+					finish(st, s->id, s->attempt,
+					       JOBD_OUTCOME_DONE,
+					       "all steps done", 100, 0);
 					continue;
 				}
 				step(st, s);

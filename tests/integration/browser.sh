@@ -3,8 +3,9 @@
 # chromium driven by playwright-core from npm; never `playwright install`).
 # Starts redis-server, the monitor (tests/drivers/http_driver) and its scripted
 # worker, then runs tests/integration/browser/monitor.test.mjs. Screenshots go to
-# tests/integration/browser/screenshots/ (git-ignored). Skips (77) when chromium, node
-# or npm is missing, unless CI=true.
+# tests/integration/browser/screenshots/ (git-ignored); with DOCS_SCREENSHOTS=1
+# also those of docs/monitor.md, into docs/img/monitor-*.png. Skips (77) when
+# chromium, node or npm is missing, unless CI=true.
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
@@ -48,6 +49,7 @@ BASE=http://$(awk '/listening/ { print $2 }' "$work/http.out")
 
 mkdir -p "$dir/screenshots"
 BASE=$BASE CHROMIUM=$CHROMIUM SCREENSHOTS=$dir/screenshots USER_DATA=$work/chrome \
+	DOCS_SCREENSHOTS=${DOCS_SCREENSHOTS:-} DOCS_IMG=$top_srcdir/docs/img \
 	timeout 180 node "$dir/monitor.test.mjs" ||
 	fail "browser test failed (monitor log: $(tail -5 "$work/http.err"))"
 echo "PASS: browser"

@@ -191,7 +191,9 @@ req POST /api/jobs/ops "{\"op\":\"stop\",\"ids\":[$parent,999999]}" -H 'X-Jobd-U
 expect 200 "stop"
 assert_eq true "$(j 'd["results"][0]["ok"]')" "stop ok"
 assert_eq null "$(j 'd["results"][0]["error"]')" "no error"
+assert_eq stopped "$(j 'd["results"][0]["status"]')" "a pending job is stopped at once"
 assert_eq false "$(j 'd["results"][1]["ok"]')" "unknown job refused"
+assert_eq null "$(j 'd["results"][1]["status"]')" "a refused job has no status"
 assert_contains "$(j 'd["results"][1]["error"]')" "not found" "unknown job says why"
 req GET "/api/jobs/$child"
 assert_eq stopped "$(j 'd["status"]')" "stop cascades to children"
@@ -200,6 +202,7 @@ assert_eq false "$(j 'd["results"][0]["ok"]')" "second stop refused"
 assert_contains "$(j 'd["results"][0]["error"]')" "stop needs" "refusal says why"
 req POST /api/jobs/ops "{\"op\":\"low-priority\",\"ids\":[$parent]}"
 assert_eq true "$(j 'd["results"][0]["ok"]')" "low priority"
+assert_eq stopped "$(j 'd["results"][0]["status"]')" "low priority keeps the status"
 req POST /api/jobs/ops "{\"op\":\"low-priority-off\",\"ids\":[$parent]}"
 assert_eq true "$(j 'd["results"][0]["ok"]')" "low priority off"
 req POST /api/jobs/ops "{\"op\":\"resume\",\"ids\":[$parent]}"
@@ -371,6 +374,8 @@ wait_status "$stuck" in_progress
 wait_status "$bad" finished
 assert_eq true "$(j 'd["finished_with_errors"]')" "failed job has errors"
 req POST /api/jobs/ops "{\"op\":\"stop\",\"ids\":[$run,$stuck]}"
+assert_eq '["stopping", "stopping"]' "$(j '[r["status"] for r in d["results"]]')" \
+	"a stop of a running job is only requested"
 wait_status "$run" stopped
 wait_status "$stuck" stopping
 req POST /api/jobs/ops "{\"op\":\"cancel\",\"ids\":[$stuck]}"
@@ -384,6 +389,7 @@ assert_eq true "$(j 'd["results"][0]["ok"]')" "cancel"
 wait_status "$stuck" canceled
 req POST /api/jobs/ops "{\"op\":\"restart\",\"ids\":[$bad]}"
 assert_eq true "$(j 'd["results"][0]["ok"]')" "restart a finished root"
+assert_eq pending "$(j 'd["results"][0]["status"]')" "a restarted job is pending"
 req GET "/api/jobs/$bad"
 assert_eq 1 "$(j 'd["restarts"]')" "restarts counted"
 req GET "/api/jobs/$run/logs?level=info&grep=step"

@@ -4,9 +4,14 @@
  * Vanilla JS, no libraries. Every piece of job data goes into the DOM as
  * text (textContent and text nodes, never parsed as HTML), so a payload, type or
  * log line holding markup is shown, not run. Views are chosen by the URL
- * hash (#/, #/jobs/ID, #/stats); the visible view refreshes every 2 s and
- * live values (waiting, duration) tick every second between refreshes,
- * from the server's values plus the time elapsed since they were read.
+ * hash (#/, #/jobs/ID, #/stats) and what a view shows is in the hash's
+ * query: the list's filters and sort (#/?status=stopped&sort=-duration),
+ * a job's log filters (#/jobs/7?level=warn), the statistics' window and
+ * type (#/stats?w=6h&type=import). So a URL can be shared, the back button
+ * undoes a filter, and each job opened from a link starts with a clean
+ * log view. The visible view refreshes every 2 s and live values (waiting,
+ * duration) tick every second between refreshes, from the server's values
+ * plus the time elapsed since they were read.
  */
 'use strict';
 
@@ -27,6 +32,26 @@ const OPS = [
   { op: 'low-priority', label: 'Set low priority', ok: (j) => !TERMINAL.has(j.status) },
   { op: 'low-priority-off', label: 'Remove low priority', ok: (j) => !TERMINAL.has(j.status) },
 ];
+/* What an operation did to a job, by the status it left the job in. */
+const DONE = {
+  stop: (st) => (st === 'stopping' ? 'stop requested' : 'stopped'),
+  resume: () => 'resumed',
+  'force-stop': () => 'force-stopped',
+  cancel: () => 'canceled',
+  restart: () => 'restarted',
+  'low-priority': () => 'set to low priority',
+  'low-priority-off': () => 'low priority removed',
+};
+/* Columns the list sorts by (within the page it shows): a job's value. */
+const STATUS_ORDER = ['pending', 'in_progress', 'stopping', 'stopped', 'finished', 'canceled'];
+const SORTS = {
+  created: (j) => Date.parse(j.created_at),
+  started: (j) => (j.started_at ? Date.parse(j.started_at) : null),
+  waiting: (j, at) => waitingNow(j, at),
+  duration: (j, at) => (j.started_at || j.duration_ms ? durationNow(j, at) : null),
+  status: (j) => STATUS_ORDER.indexOf(j.status),
+};
+const DEFAULT_SORT = '-created';
 
 const $ = (id) => document.getElementById(id);
 
@@ -54,8 +79,9 @@ function clear(node) { while (node.firstChild) node.removeChild(node.firstChild)
 const state = {
   token: localStorage.getItem('jobd.token') || '',
   selected: new Map(), /* id -> last seen job */
-  list: { cursors: [0], page: 0, next: null, rows: [], at: 0 },
+  list: { cursors: [0], page: 0, next: null, rows: [], at: 0, query: null },
   detail: null,
+  opResults: [], /* result boxes of operations: {box, op, rows: [{id, ok, status, text}]} */
   timer: null,
 };
 
@@ -150,14 +176,24 @@ function bar(p, done) {
 }
 
 function progressCell(p, done) {
-  return el('td', {}, bar(p, done), el('span', { class: 'pct' }, pct(p)));
+  return el('td', { class: 'c-progress' }, bar(p, done), el('span', { class: 'pct' }, pct(p)));
+}
+
+/* A job's progress as the CLI rolls it up: with children, the tree's
+ * overall progress (its own and its children's), so a parent whose
+ * handler is done but whose children are not does not show 100 %. */
+function jobProgressCell(j) {
+  if (!j.children || !j.children.total) return progressCell(j.progress, j.status === 'finished');
+  const td = progressCell(j.overall_progress, j.status === 'finished');
+  td.title = `tree ${pct(j.overall_progress)}: its own ${pct(j.progress)} and ${j.children.total} children`;
+  return td;
 }
 
 function childrenCell(j) {
   const c = j.children;
-  if (!c || !c.total) return el('td', { class: 'muted' }, '–');
+  if (!c || !c.total) return el('td', { class: 'muted c-children' }, '–');
   const ended = c.finished + c.canceled;
-  return el('td', { title: `${c.pending} pending, ${c.in_progress} in progress, ${c.stopping} stopping, ` +
+  return el('td', { class: 'c-children', title: `${c.pending} pending, ${c.in_progress} in progress, ${c.stopping} stopping, ` +
       `${c.stopped} stopped, ${c.finished} finished, ${c.canceled} canceled, ${c.errors} with errors` },
     bar(c.progress, ended === c.total), el('span', { class: 'pct' }, `${ended}/${c.total}`));
 }
@@ -192,7 +228,7 @@ async function loadCounts() {
   clear(box);
   for (const s of Object.keys(LABELS)) {
     box.append(el('button', { type: 'button', class: 'count', title: 'Show ' + LABELS[s] + ' jobs',
-      onclick: () => { $('f-status').value = s; location.hash = '#/'; resetPaging(); refresh(); } },
+      onclick: () => { $('f-status').value = s; setListUrl(true); } },
     LABELS[s], el('b', {}, (c[s] || 0).toLocaleString())));
   }
 }
@@ -211,22 +247,59 @@ function resetPaging() {
   state.list.page = 0;
 }
 
-function saveFilters() {
-  const f = filters();
-  f.limit = $('page-size').value;
-  localStorage.setItem('jobd.filters', JSON.stringify(f));
+/* --- the URL: #/PATH?QUERY ------------------------------------------------ */
+
+function parseHash() {
+  const h = (location.hash || '#/').slice(1);
+  const q = h.indexOf('?');
+  return { path: q < 0 ? h : h.slice(0, q), params: new URLSearchParams(q < 0 ? '' : h.slice(q + 1)) };
 }
 
-function restoreFilters() {
-  try {
-    const f = JSON.parse(localStorage.getItem('jobd.filters') || '{}');
-    $('f-status').value = f.status || '';
-    $('f-runby').value = f.run_by || '';
-    $('f-system').checked = !!f.system;
-    $('f-all').checked = !!f.all;
-    if (f.limit) $('page-size').value = f.limit;
-    state.savedType = f.type || '';
-  } catch (e) { /* a bad saved value: defaults */ }
+/* Sets the URL to PATH with PARAMS (defaults left out): a new history
+ * entry when PUSH (a choice the back button undoes), else the current one
+ * replaced (typing in a text field). Either way the view follows it. */
+function setUrl(path, params, push) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== '' && v !== null && v !== undefined && v !== false) p.set(k, v === true ? '1' : String(v));
+  }
+  const s = p.toString();
+  const hash = '#' + path + (s ? '?' + s : '');
+  if (hash === (location.hash || '#/')) return;
+  if (push) {
+    location.hash = hash; /* hashchange routes */
+  } else {
+    history.replaceState(null, '', hash);
+    route();
+  }
+}
+
+/* A text field set from the URL, left alone while it says the same (its
+ * caret and trailing space stay while the user types). */
+function setText(id, v) {
+  if ($(id).value.trim() !== v) $(id).value = v;
+}
+
+function listParams() {
+  const f = filters();
+  return { status: f.status, type: f.type, run_by: f.run_by, system: f.system, all: f.all,
+    limit: $('page-size').value === '50' ? '' : $('page-size').value,
+    sort: state.sort === DEFAULT_SORT ? '' : state.sort };
+}
+function setListUrl(push) { setUrl('/', listParams(), push); }
+
+/* The list's controls from the URL's PARAMS. */
+function applyListParams(params) {
+  const opt = (sel, v) => ([...$(sel).options].some((o) => o.value === v) ? v : '');
+  $('f-status').value = opt('f-status', params.get('status') || '');
+  state.wantType = params.get('type') || '';
+  $('f-type').value = opt('f-type', state.wantType);
+  setText('f-runby', params.get('run_by') || '');
+  $('f-system').checked = params.get('system') === '1';
+  $('f-all').checked = params.get('all') === '1';
+  $('page-size').value = opt('page-size', params.get('limit') || '50') || '50';
+  const sort = params.get('sort') || DEFAULT_SORT;
+  state.sort = SORTS[sort.replace(/^-/, '')] ? sort : DEFAULT_SORT;
 }
 
 async function loadJobs() {
@@ -239,12 +312,33 @@ async function loadJobs() {
   renderJobs();
 }
 
+/* The page's rows in the order of state.sort ("-duration": longest
+ * first); jobs without the value (not started) last, then newest first. */
+function sortedRows(rows, at) {
+  const desc = state.sort.startsWith('-');
+  const key = SORTS[state.sort.replace(/^-/, '')];
+  return rows.map((j) => ({ j, v: key(j, at) })).sort((a, b) => {
+    if (a.v === null || b.v === null) return a.v === b.v ? b.j.id - a.j.id : a.v === null ? 1 : -1;
+    return (desc ? b.v - a.v : a.v - b.v) || b.j.id - a.j.id;
+  }).map((x) => x.j);
+}
+
+function renderSortHeaders() {
+  const key = state.sort.replace(/^-/, '');
+  for (const th of document.querySelectorAll('#jobs-table th[data-sort]')) {
+    const on = th.dataset.sort === key;
+    th.setAttribute('aria-sort', on ? (state.sort.startsWith('-') ? 'descending' : 'ascending') : 'none');
+    th.classList.toggle('sorted', on);
+  }
+}
+
 function renderJobs() {
   const L = state.list;
   const body = $('jobs-body');
   const frag = document.createDocumentFragment();
   tickers = [];
-  for (const j of L.rows) {
+  renderSortHeaders();
+  for (const j of sortedRows(L.rows, L.at)) {
     const at = L.at;
     const check = el('input', { type: 'checkbox', 'aria-label': 'Select job ' + j.id });
     check.checked = state.selected.has(j.id);
@@ -254,23 +348,23 @@ function renderJobs() {
       tr.classList.toggle('sel', check.checked);
       renderActions();
     });
-    const waiting = el('td', { class: 'num' }, human(waitingNow(j, at)));
-    const duration = el('td', { class: 'num' }, durationText(j, at));
+    const waiting = el('td', { class: 'num c-waiting' }, human(waitingNow(j, at)));
+    const duration = el('td', { class: 'num c-duration' }, durationText(j, at));
     const tr = el('tr', { 'data-id': j.id, class: state.selected.has(j.id) ? 'sel' : null,
       onclick: () => { location.hash = '#/jobs/' + j.id; } },
     el('td', { class: 'c-check' }, check),
     el('td', { class: 'mono' }, el('a', { href: '#/jobs/' + j.id, onclick: (ev) => ev.stopPropagation() }, String(j.id))),
     el('td', { class: 'type', title: j.type }, j.type, j.system ? el('span', { class: 'muted' }, ' (system)') : null,
       j.parent !== null ? el('span', { class: 'muted' }, ' ↳ ' + j.parent) : null),
-    el('td', { title: j.created_at }, when(j.created_at)),
+    el('td', { class: 'c-created', title: j.created_at }, when(j.created_at)),
     waiting,
-    el('td', { title: j.started_at || '' }, when(j.started_at)),
+    el('td', { class: 'c-started', title: j.started_at || '' }, when(j.started_at)),
     duration,
-    el('td', {}, statusBadge(j.status)),
-    el('td', {}, hasErrors(j) ? el('span', { class: 'badge err' }, 'Errors') : ''),
-    el('td', {}, j.low_priority ? el('span', { class: 'badge low' }, 'Low') : ''),
-    el('td', {}, j.run_by || ''),
-    progressCell(j.progress, j.status === 'finished'),
+    el('td', { class: 'c-status' }, statusBadge(j.status)),
+    el('td', { class: 'c-errors' }, hasErrors(j) ? el('span', { class: 'badge err' }, 'Errors') : ''),
+    el('td', { class: 'c-low' }, j.low_priority ? el('span', { class: 'badge low' }, 'Low') : ''),
+    el('td', { class: 'c-runby' }, j.run_by || ''),
+    jobProgressCell(j),
     childrenCell(j));
     tickers.push([waiting, () => human(waitingNow(j, at))], [duration, () => durationText(j, at)]);
     frag.append(tr);
@@ -279,22 +373,32 @@ function renderJobs() {
   body.append(frag);
   $('jobs-empty').hidden = L.rows.length > 0;
   $('check-all').checked = L.rows.length > 0 && L.rows.every((j) => state.selected.has(j.id));
-  $('page-info').textContent = 'Page ' + (L.page + 1);
+  $('page-info').textContent = 'Page ' + (L.page + 1) +
+    (state.sort === DEFAULT_SORT ? '' : ' · sorted within the page');
   $('page-prev').disabled = L.page === 0;
   $('page-first').disabled = L.page === 0;
   $('page-next').disabled = !L.next;
   renderActions();
 }
 
-/* Operation buttons for JOBS (an array), results into BOX. */
+/*
+ * Operation buttons for JOBS (an array), results into BOX. A button is
+ * enabled when the operation is valid for at least one of them, and says
+ * for how many ("Stop 3 of 5"); like jobctl, it is sent for them all and
+ * the server applies it to those that qualify and refuses the others,
+ * each with its reason.
+ */
 function renderOpButtons(container, jobs, box, after) {
   for (const b of container.querySelectorAll('button[data-op]')) b.remove();
   for (const o of OPS) {
-    const valid = jobs.length > 0 && jobs.every(o.ok);
+    const n = jobs.filter(o.ok).length;
+    const some = n > 0 && n < jobs.length;
     const b = el('button', { type: 'button', class: 'btn' + (o.danger ? ' danger' : ''), 'data-op': o.op,
-      title: valid ? '' : 'Not valid for ' + (jobs.length ? 'every selected job' : 'an empty selection') },
-    o.label);
-    b.disabled = !valid;
+      'data-count': n,
+      title: n === 0 ? 'Not valid for ' + (jobs.length ? 'any selected job' : 'an empty selection') :
+        some ? `Valid for ${n} of the ${jobs.length} selected jobs: the others will be refused` : '' },
+    o.label, some ? el('span', { class: 'of' }, ` ${n} of ${jobs.length}`) : null);
+    b.disabled = n === 0;
     b.addEventListener('click', () => runOp(o, jobs.map((j) => j.id), box, after));
     container.append(b);
   }
@@ -311,21 +415,77 @@ function renderActions() {
   }
 }
 
+/* A refusal in a few words, for the summary: "finished", "not stoppable". */
+function refusalReason(error) {
+  let m;
+  if ((m = /^job \d+ is (\w+): /.exec(error))) return (LABELS[m[1]] || m[1]).toLowerCase();
+  if (/^job \d+ not found/.test(error)) return 'not found';
+  if ((m = /cannot be (\w+): its type is not (\w+)/.exec(error))) return 'not ' + m[2];
+  return error.replace(/^job \d+ /, '');
+}
+
+/* "3 stopped, 2 stop requested, 2 refused: finished" from RESULTS of OP. */
+function opSummary(o, results) {
+  const groups = new Map();
+  const add = (k) => groups.set(k, (groups.get(k) || 0) + 1);
+  for (const r of results.filter((x) => x.ok)) add(DONE[o.op](r.status));
+  const refused = new Map();
+  for (const r of results.filter((x) => !x.ok)) {
+    const k = refusalReason(r.error);
+    refused.set(k, (refused.get(k) || 0) + 1);
+  }
+  const parts = [...groups].map(([k, n]) => `${n} ${k}`);
+  const nref = results.length - results.filter((x) => x.ok).length;
+  if (nref) parts.push(`${nref} refused: ` + (refused.size === 1 ? [...refused.keys()][0] :
+    [...refused].map(([k, n]) => `${n} ${k}`).join(', ')));
+  return parts.join(', ');
+}
+
+/* One result line: what happened and, for a job that changed, the status
+ * it is in now (kept live while it is still stopping). */
+function opLine(o, r) {
+  if (!r.ok) return r.error;
+  const now = r.status ? LABELS[r.status] || r.status : 'unknown';
+  return `job ${r.id}: ${DONE[o.op](r.opStatus)}; now ${now}`;
+}
+
+function renderOpResult(res) {
+  const ul = res.box.querySelector('ul');
+  if (!ul) return;
+  clear(ul);
+  for (const r of res.rows) {
+    ul.append(el('li', { class: r.ok ? 'ok' : 'no', 'data-id': r.id,
+      'data-status': r.status || '' }, opLine(res.op, r)));
+  }
+}
+
+/* Rereads the jobs of result lines still stopping (at most 20 a turn). */
+async function followOpResults() {
+  state.opResults = state.opResults.filter((res) => !res.box.hidden && res.box.querySelector('ul'));
+  const jobs = state.opResults.flatMap((res) => res.rows.filter((r) => r.ok && r.status === 'stopping')
+    .map((r) => [res, r])).slice(0, 20);
+  await Promise.all(jobs.map(async ([res, r]) => {
+    try {
+      const j = await api('/api/jobs/' + r.id);
+      if (j.status !== r.status) { r.status = j.status; renderOpResult(res); }
+    } catch (e) { /* gone meanwhile: the line keeps the last status */ }
+  }));
+}
+
 async function runOp(o, ids, box, after) {
   if (o.confirm && !window.confirm(o.confirm)) return;
   clear(box);
   box.hidden = false;
+  state.opResults = state.opResults.filter((res) => res.box !== box);
   const close = el('button', { type: 'button', class: 'btn close', onclick: () => { box.hidden = true; } }, 'Dismiss');
   box.append(close, el('strong', {}, o.label + ': '));
   try {
     const res = await api('/api/jobs/ops', { op: o.op, ids });
-    const okCount = res.results.filter((r) => r.ok).length;
-    box.append(`${okCount} of ${res.results.length} done`);
-    const ul = el('ul');
-    for (const r of res.results) {
-      ul.append(el('li', { class: r.ok ? 'ok' : 'no' }, r.ok ? `job ${r.id}: ${o.label.toLowerCase()} done` : r.error));
-    }
-    box.append(ul);
+    const rows = res.results.map((r) => ({ ...r, opStatus: r.status }));
+    box.append(el('span', { class: 'summary' }, opSummary(o, res.results)), el('ul'));
+    const entry = { box, op: o, rows };
+    state.opResults.push(entry);
+    renderOpResult(entry);
   } catch (e) {
     box.append(el('span', { class: 'no' }, e.message));
   }
@@ -416,16 +576,16 @@ async function loadChildren() {
   const frag = document.createDocumentFragment();
   const at = performance.now();
   for (const j of data.jobs) {
-    const waiting = el('td', { class: 'num' }, human(waitingNow(j, at)));
-    const duration = el('td', { class: 'num' }, durationText(j, at));
+    const waiting = el('td', { class: 'num c-waiting' }, human(waitingNow(j, at)));
+    const duration = el('td', { class: 'num c-duration' }, durationText(j, at));
     tickers.push([waiting, () => human(waitingNow(j, at))], [duration, () => durationText(j, at)]);
     frag.append(el('tr', { onclick: () => { location.hash = '#/jobs/' + j.id; } },
       el('td', { class: 'mono' }, el('a', { href: '#/jobs/' + j.id }, String(j.id))),
       el('td', { class: 'type' }, j.type),
-      el('td', {}, statusBadge(j.status)),
+      el('td', { class: 'c-status' }, statusBadge(j.status)),
       waiting, duration,
-      el('td', {}, hasErrors(j) ? el('span', { class: 'badge err' }, 'Errors') : ''),
-      progressCell(j.progress, j.status === 'finished'),
+      el('td', { class: 'c-errors' }, hasErrors(j) ? el('span', { class: 'badge err' }, 'Errors') : ''),
+      jobProgressCell(j),
       childrenCell(j)));
   }
   clear(body);
@@ -440,6 +600,29 @@ async function loadChildren() {
 /* --- logs ------------------------------------------------------------------ */
 
 const LOG_PAGE = 500;
+
+/* The log view's controls as URL parameters of #/jobs/ID (defaults left out). */
+function logUrlParams() {
+  return { level: $('l-level').value, grep: $('l-grep').value.trim(), regex: $('l-regex').checked,
+    since: $('l-since').value.trim(), until: $('l-until').value.trim(), tree: $('l-tree').checked,
+    follow: $('l-follow').checked ? '' : '0' };
+}
+function setLogUrl(push) {
+  if (state.detail) setUrl('/jobs/' + state.detail.id, logUrlParams(), push);
+}
+
+/* The log view's controls from the URL: what is not there is the default,
+ * so a job opened from a link starts with a clean log view. */
+function applyLogParams(params) {
+  const level = params.get('level') || '';
+  $('l-level').value = [...$('l-level').options].some((o) => o.value === level) ? level : '';
+  setText('l-grep', params.get('grep') || '');
+  $('l-regex').checked = params.get('regex') === '1';
+  setText('l-since', params.get('since') || '');
+  setText('l-until', params.get('until') || '');
+  $('l-tree').checked = params.get('tree') === '1';
+  $('l-follow').checked = params.get('follow') !== '0';
+}
 
 function logParams() {
   const grep = $('l-grep').value.trim();
@@ -527,90 +710,159 @@ function svgTitle(text) {
   return t;
 }
 
-function niceMax(v) {
+/* A step of 1, 2 or 5 times a power of ten near V / 4: 4-6 ticks. */
+function niceStep(v) {
   if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  const raw = v / 4;
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
   return 10 * p;
 }
 
+/* The unit of a y axis of milliseconds: ms below a second, s below two
+ * minutes, min above. */
+function timeUnit(maxMs) {
+  if (maxMs < 1000) return { name: 'ms', div: 1 };
+  if (maxMs < 120000) return { name: 's', div: 1000 };
+  return { name: 'min', div: 60000 };
+}
+
+/* Round steps for the time axis, in minutes. */
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+const PALETTE = ['#2563eb', '#15803d', '#b45309', '#9333ea', '#db2777', '#0891b2', '#65a30d', '#dc2626'];
+
 /*
- * A chart of TIMES (ms) with SERIES [{name, cls, values, kind: 'bar'|'line'}];
- * FMT formats a y value.
+ * A chart over TIMES (ms, one slot each of SPAN ms) of SERIES [{name, cls
+ * or color, values, kind: 'bar'|'line'}]; bars are stacked. The y axis has
+ * ticks at round values in Y.unit ("ms", "s", "min": values are ms; or
+ * Y.count, a count) and its title Y.title; the x axis has ticks at round
+ * times (every 5 min, 1 h ...) in local time.
  */
-function drawChart(box, times, series, fmt, spanMs) {
+function drawChart(box, times, series, y, spanMs) {
   clear(box);
-  const W = Math.max(box.clientWidth || 800, 320), H = 240;
-  const left = 64, right = 12, top = 12, bottom = 28;
+  const W = Math.max(box.clientWidth || 800, 300), H = 240;
+  const left = 58, right = 12, top = 22, bottom = 34;
   const pw = W - left - right, ph = H - top - bottom;
   const n = times.length;
+  const bars = series.filter((s) => s.kind === 'bar');
   let max = 0;
-  for (const s of series) for (const v of s.values) if (v !== null && v > max) max = v;
-  max = niceMax(max);
-  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': series.map((s) => s.name).join(', ') });
-  for (let i = 0; i <= 4; i++) {
-    const y = top + ph - (ph * i) / 4;
-    root.append(svg('line', { class: 'grid', x1: left, x2: W - right, y1: y, y2: y }));
-    const t = svg('text', { class: 'axis', x: left - 8, y: y + 4, 'text-anchor': 'end' });
-    t.textContent = fmt((max * i) / 4);
+  for (let i = 0; i < n; i++) {
+    const stack = bars.reduce((a, s) => a + (s.values[i] || 0), 0);
+    if (stack > max) max = stack;
+  }
+  for (const s of series) if (s.kind !== 'bar') for (const v of s.values) if (v !== null && v > max) max = v;
+  const unit = y.count ? { name: '', div: 1 } : timeUnit(max);
+  const step = y.count ? Math.max(1, niceStep(max)) : niceStep(max / unit.div);
+  const topV = Math.max(step, Math.ceil(max / unit.div / step) * step) * unit.div;
+  const fmtY = (v) => {
+    const x = v / unit.div;
+    const t = Number.isInteger(x) ? String(x) : String(Math.round(x * 100) / 100);
+    return unit.name ? t + ' ' + unit.name : t;
+  };
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': y.title });
+  const yt = svg('text', { class: 'axis-title', x: 4, y: 12 });
+  yt.textContent = y.title + (unit.name ? ` (${unit.name})` : '');
+  root.append(yt);
+  for (let v = 0; v <= topV + 1e-9; v += step * unit.div) {
+    const py = top + ph - (ph * v) / topV;
+    root.append(svg('line', { class: 'grid', x1: left, x2: W - right, y1: py, y2: py }));
+    const t = svg('text', { class: 'axis y', x: left - 6, y: py + 4, 'text-anchor': 'end' });
+    t.textContent = fmtY(v);
     root.append(t);
   }
   const slot = pw / Math.max(n, 1);
+  const t0 = n ? times[0] : 0;
+  const xt = (t) => left + ((t - t0) / spanMs + 0.5) * slot;
   const x = (i) => left + slot * i + slot / 2;
-  const y = (v) => top + ph - (ph * v) / max;
-  const labelEvery = Math.max(1, Math.ceil(n / Math.max(2, Math.floor(pw / 70))));
+  const yv = (v) => top + ph - (ph * v) / topV;
   const pad = (v) => String(v).padStart(2, '0');
+  const hm = (ms) => { const d = new Date(ms); return pad(d.getHours()) + ':' + pad(d.getMinutes()); };
   const stamp = (ms) => {
     const d = new Date(ms);
-    return (spanMs >= 3600000 ? pad(d.getDate()) + ' ' : '') + pad(d.getHours()) + ':' + pad(d.getMinutes());
+    return (spanMs >= 3600000 ? d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' : '') + hm(ms);
   };
-  for (let i = 0; i < n; i += labelEvery) {
-    const t = svg('text', { class: 'axis', x: x(i), y: H - 8, 'text-anchor': 'middle' });
-    t.textContent = stamp(times[i]);
-    root.append(t);
-  }
-  for (const s of series) {
-    if (s.kind === 'bar') {
-      const bw = Math.max(1, slot * 0.7);
-      s.values.forEach((v, i) => {
-        const h = ph * (v || 0) / max;
-        root.append(svg('rect', { class: 'barc', x: x(i) - bw / 2, y: top + ph - h, width: bw, height: Math.max(h, v ? 1 : 0) },
-          svgTitle(stamp(times[i]) + ': ' + fmt(v || 0) + ' ' + s.name)));
-      });
-    } else {
-      let d = '';
-      let pen = false;
-      s.values.forEach((v, i) => {
-        if (v === null) { pen = false; return; }
-        d += (pen ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(v).toFixed(1);
-        pen = true;
-      });
-      if (d) root.append(svg('path', { class: 'l-' + s.cls, d, fill: 'none', 'stroke-width': 2 }));
-      s.values.forEach((v, i) => {
-        if (v === null) return;
-        root.append(svg('circle', { class: 'p-' + s.cls, cx: x(i), cy: y(v), r: n > 120 ? 1.5 : 3 },
-          svgTitle(stamp(times[i]) + ': ' + s.name + ' ' + fmt(v))));
-      });
+  root.append(svg('line', { class: 'axis-line', x1: left, x2: W - right, y1: top + ph, y2: top + ph }));
+  if (n) {
+    /* Round local times: every STEP minutes, as many as fit 70 px apart. */
+    const range = (times[n - 1] - t0) / 60000 + spanMs / 60000;
+    const fit = Math.max(2, Math.floor(pw / 70));
+    const stepMin = TIME_STEPS.find((m) => range / m <= fit) || 1440;
+    const offset = new Date(t0).getTimezoneOffset() * 60000;
+    let t = Math.ceil((t0 - offset) / (stepMin * 60000)) * stepMin * 60000 + offset;
+    for (; t <= times[n - 1]; t += stepMin * 60000) {
+      const px = xt(t);
+      root.append(svg('line', { class: 'tick', x1: px, x2: px, y1: top + ph, y2: top + ph + 5 }));
+      /* A label near an edge is anchored inside the chart. */
+      const anchor = px > W - right - 18 ? 'end' : px < left + 18 ? 'start' : 'middle';
+      const label = svg('text', { class: 'axis x', x: px, y: top + ph + 18, 'text-anchor': anchor,
+        'data-t': new Date(t).toISOString() });
+      const d = new Date(t);
+      label.textContent = stepMin >= 60 && d.getHours() === 0 && d.getMinutes() === 0 ?
+        pad(d.getDate()) + '/' + pad(d.getMonth() + 1) : hm(t);
+      root.append(label);
     }
   }
+  const base = new Array(n).fill(0);
+  const bw = Math.max(1, slot * 0.7);
+  for (const s of bars) {
+    const paint = s.color ? { fill: s.color } : {};
+    s.values.forEach((v, i) => {
+      const h = ph * (v || 0) / topV;
+      root.append(svg('rect', { class: s.color ? 'bart' : 'barc', 'data-series': s.name, ...paint, x: x(i) - bw / 2,
+        y: top + ph - base[i] - h, width: bw, height: Math.max(h, v ? 1 : 0) },
+      svgTitle(stamp(times[i]) + ': ' + (v || 0) + ' ' + s.name)));
+      base[i] += h;
+    });
+  }
+  for (const s of series.filter((x2) => x2.kind !== 'bar')) {
+    const paint = s.color ? { stroke: s.color } : {};
+    let d = '';
+    let pen = false;
+    s.values.forEach((v, i) => {
+      if (v === null) { pen = false; return; }
+      d += (pen ? 'L' : 'M') + x(i).toFixed(1) + ' ' + yv(v).toFixed(1);
+      pen = true;
+    });
+    if (d) root.append(svg('path', { class: s.cls ? 'l-' + s.cls : 'l', 'data-series': s.name, ...paint, d, fill: 'none', 'stroke-width': 2 }));
+    s.values.forEach((v, i) => {
+      if (v === null) return;
+      root.append(svg('circle', { class: s.cls ? 'p-' + s.cls : 'p', ...(s.color ? { fill: s.color } : {}),
+        cx: x(i), cy: yv(v), r: n > 120 ? 1.5 : 3 }, svgTitle(stamp(times[i]) + ': ' + s.name + ' ' + human(v))));
+    });
+  }
   box.append(root);
+  if (series.some((s) => s.color)) {
+    box.append(el('div', { class: 'legend chart-legend' }, ...series.map((s) => {
+      const k = el('i', { class: 'k' });
+      k.style.background = s.color;
+      return el('span', { 'data-series': s.name }, k, s.name);
+    })));
+  }
 }
 
-function statsWindow() { return localStorage.getItem('jobd.window') || '1h'; }
+const EACH = '*'; /* the type choice "each type": one series per type */
+const WINDOWS = ['15m', '1h', '6h', '24h'];
+function statsWindow() {
+  const w = parseHash().params.get('w');
+  return WINDOWS.includes(w) ? w : '1h';
+}
+function setStatsUrl(w, type) { setUrl('/stats', { w: w === '1h' ? '' : w, type }, true); }
 
 async function loadStats() {
   const w = statsWindow();
   for (const b of $('s-window').querySelectorAll('button')) b.classList.toggle('on', b.dataset.w === w);
-  const data = await api('/api/stats' + qs({ since: w, type: $('s-type').value }));
   const type = $('s-type').value;
+  const data = await api('/api/stats' + qs({ since: w, type: type === EACH ? '' : type }));
+  const empty = { created: 0, started: 0, finished: 0, errors: 0,
+    wait_avg_ms: null, wait_min_ms: null, wait_max_ms: null, wait_p95_ms: null };
   const rows = data.minutes.map((m) => {
-    const c = type ? (m.by_type[type] || { created: 0, started: 0, finished: 0, errors: 0,
-      wait_avg_ms: null, wait_min_ms: null, wait_max_ms: null, wait_p95_ms: null }) : m;
-    return { t: Date.parse(m.minute), ...c };
+    const c = type && type !== EACH ? (m.by_type[type] || empty) : m;
+    return { t: Date.parse(m.minute), by_type: m.by_type, ...c };
   });
   const unit = data.span_ms >= 3600000 ? 'hour' : 'minute';
   $('s-span').textContent = 'one point per ' + unit;
-  $('s-created-title').textContent = 'Jobs created per ' + unit;
+  $('s-created-title').textContent = 'Jobs created per ' + unit + (type && type !== EACH ? ' · ' + type : '');
+  $('s-wait-title').textContent = 'Waiting time' + (type && type !== EACH ? ' · ' + type : '');
   const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
   const started = sum('started');
   const waitSum = rows.reduce((a, r) => a + (r.wait_avg_ms === null ? 0 : r.wait_avg_ms * r.started), 0);
@@ -626,39 +878,75 @@ async function loadStats() {
     tiles.append(el('div', { class: 'tile' }, el('div', { class: 'v' }, v), el('div', { class: 'k' }, k)));
   }
   const times = rows.map((r) => r.t);
+  const per = 'jobs per ' + unit;
+  $('s-legend').hidden = type === EACH;
+  if (type === EACH) {
+    /* One series per type that has data in the window, by name. */
+    const names = [...new Set(rows.flatMap((r) => Object.keys(r.by_type || {})))].sort();
+    const color = (i) => PALETTE[i % PALETTE.length];
+    drawChart($('chart-created'), times, names.map((t, i) => ({ name: t, color: color(i), kind: 'bar',
+      values: rows.map((r) => (r.by_type[t] ? r.by_type[t].created : 0)) })), { count: true, title: per }, data.span_ms);
+    drawChart($('chart-wait'), times, names.map((t, i) => ({ name: t, color: color(i), kind: 'line',
+      values: rows.map((r) => (r.by_type[t] ? r.by_type[t].wait_avg_ms : null)) })),
+    { title: 'average waiting' }, data.span_ms);
+    return;
+  }
   drawChart($('chart-created'), times, [{ name: 'created', values: rows.map((r) => r.created), kind: 'bar' }],
-    (v) => String(Math.round(v * 10) / 10), data.span_ms);
+    { count: true, title: per }, data.span_ms);
   drawChart($('chart-wait'), times, [
     { name: 'max', cls: 'max', values: rows.map((r) => r.wait_max_ms), kind: 'line' },
     { name: 'average', cls: 'avg', values: rows.map((r) => r.wait_avg_ms), kind: 'line' },
     { name: 'min', cls: 'min', values: rows.map((r) => r.wait_min_ms), kind: 'line' },
-  ], human, data.span_ms);
+  ], { title: 'waiting' }, data.span_ms);
 }
 
 /* --- routing and refresh ---------------------------------------------------- */
 
 function route() {
-  const h = location.hash || '#/';
-  const m = /^#\/jobs\/(\d+)$/.exec(h);
-  const view = m ? 'detail' : h === '#/stats' ? 'stats' : 'jobs';
+  const { path, params } = parseHash();
+  const m = /^\/jobs\/(\d+)$/.exec(path);
+  const view = m ? 'detail' : path === '/stats' ? 'stats' : 'jobs';
   for (const v of ['jobs', 'detail', 'stats']) $('view-' + v).hidden = v !== view;
   $('tab-jobs').classList.toggle('active', view !== 'stats');
   $('tab-stats').classList.toggle('active', view === 'stats');
   tickers = [];
   if (view === 'detail') {
     const id = Number(m[1]);
+    applyLogParams(params);
+    const logQuery = JSON.stringify(logUrlParams());
     if (!state.detail || state.detail.id !== id) {
       state.detail = { id, job: null, cursors: [0], page: 0, childNext: null, lastLog: '', logCount: 0, logSeq: 0 };
       clear($('logs'));
       clear($('d-fields'));
       clear($('d-children'));
+      $('d-payload').textContent = '';
+      $('d-checkpoint').textContent = '';
+      $('l-notice').hidden = true;
+      $('l-more').hidden = true;
+      $('l-count').textContent = '';
       $('d-results').hidden = true;
       $('d-title').textContent = 'Job ' + id;
+      state.detail.logQuery = logQuery;
+      loadLogs(true);
+    } else if (logQuery !== state.detail.logQuery) {
+      state.detail.logQuery = logQuery;
       loadLogs(true);
     }
   } else {
     state.detail = null;
     document.title = view === 'stats' ? 'Statistics · jobd monitor' : 'Jobs · jobd monitor';
+  }
+  if (view === 'jobs') {
+    applyListParams(params);
+    const query = JSON.stringify({ ...listParams(), sort: '' });
+    if (query !== state.list.query) resetPaging();
+    state.list.query = query;
+    /* The Jobs tab and the detail's way back return to this list. */
+    $('tab-jobs').href = $('back').href = location.hash || '#/';
+    if (state.view === 'jobs' && state.list.rows.length) renderJobs();
+  } else if (view === 'stats') {
+    const type = params.get('type') || '';
+    $('s-type').value = [...$('s-type').options].some((o) => o.value === type) ? type : '';
   }
   state.view = view;
   refresh();
@@ -669,7 +957,7 @@ async function refresh() {
   if (refreshing) { state.again = true; return; }
   refreshing = true;
   try {
-    const tasks = [loadCounts()];
+    const tasks = [loadCounts(), followOpResults()];
     if (state.view === 'jobs') tasks.push(loadJobs());
     else if (state.view === 'stats') tasks.push(loadStats());
     else if (state.view === 'detail') {
@@ -700,15 +988,24 @@ async function loadTypes() {
       $('f-type').append(el('option', { value: t.name }, t.name + (t.system ? ' (system)' : '')));
       $('s-type').append(el('option', { value: t.name }, t.name));
     }
-    if (state.savedType) $('f-type').value = state.savedType;
   } catch (e) { /* the list still works without type names */ }
 }
 
 function init() {
-  restoreFilters();
-  const onFilter = () => { saveFilters(); resetPaging(); refresh(); };
-  for (const id of ['f-status', 'f-type', 'f-system', 'f-all', 'page-size']) $(id).addEventListener('change', onFilter);
-  $('f-runby').addEventListener('input', debounce(onFilter, 300));
+  for (const id of ['f-status', 'f-type', 'f-system', 'f-all', 'page-size']) {
+    $(id).addEventListener('change', () => setListUrl(true));
+  }
+  $('f-runby').addEventListener('input', debounce(() => setListUrl(false), 300));
+  $('f-runby').addEventListener('change', () => setListUrl(true));
+  for (const th of document.querySelectorAll('#jobs-table th[data-sort]')) {
+    const b = th.querySelector('button');
+    b.addEventListener('click', () => {
+      const key = th.dataset.sort;
+      /* First click: the largest (newest, longest, last status) first. */
+      state.sort = state.sort === '-' + key ? key : '-' + key;
+      setListUrl(true);
+    });
+  }
   $('check-all').addEventListener('change', () => {
     for (const j of state.list.rows) {
       if ($('check-all').checked) state.selected.set(j.id, j); else state.selected.delete(j.id);
@@ -733,14 +1030,15 @@ function init() {
   });
   $('c-prev').addEventListener('click', () => { const d = state.detail; if (d && d.page > 0) { d.page--; refresh(); } });
   $('c-first').addEventListener('click', () => { const d = state.detail; if (d) { d.page = 0; refresh(); } });
-  const relog = () => loadLogs(true);
-  for (const id of ['l-level', 'l-regex', 'l-tree']) $(id).addEventListener('change', relog);
-  for (const id of ['l-grep', 'l-since', 'l-until']) $(id).addEventListener('input', debounce(relog, 350));
+  for (const id of ['l-level', 'l-regex', 'l-tree', 'l-follow']) $(id).addEventListener('change', () => setLogUrl(true));
+  for (const id of ['l-grep', 'l-since', 'l-until']) {
+    $(id).addEventListener('input', debounce(() => setLogUrl(false), 350));
+  }
   $('l-more').addEventListener('click', () => { if (state.detail) { state.detail.truncated = false; loadLogs(false); } });
   for (const b of $('s-window').querySelectorAll('button')) {
-    b.addEventListener('click', () => { localStorage.setItem('jobd.window', b.dataset.w); refresh(); });
+    b.addEventListener('click', () => setStatsUrl(b.dataset.w, $('s-type').value));
   }
-  $('s-type').addEventListener('change', refresh);
+  $('s-type').addEventListener('change', () => setStatsUrl(statsWindow(), $('s-type').value));
   $('token-btn').addEventListener('click', () => { $('token-box').hidden = !$('token-box').hidden; });
   $('token-box').addEventListener('submit', (ev) => {
     ev.preventDefault();

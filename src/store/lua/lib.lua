@@ -839,8 +839,10 @@ OPS['low-priority'] = function(h, actor, top) return set_low(h, actor, top, '1')
 OPS['low-priority-off'] = function(h, actor, top) return set_low(h, actor, top, '0') end
 
 -- Applies OP to each id of ARGV from position FIRST on; a job with children
--- gets a cascade task for them. Reply: per id, 'ok', 'ok:TASK' (a cascade
--- to run with cascade.lua) or the refusal.
+-- gets a cascade task for them. Reply: per id, 'ok STATUS' (the job's
+-- status after the operation: a stop of a running job is only requested,
+-- 'ok stopping'), 'ok STATUS:TASK' (a cascade to run with cascade.lua) or
+-- the refusal.
 local function run_op(op, actor, first)
 	local out = {}
 	for i = first, #ARGV do
@@ -855,9 +857,9 @@ local function run_op(op, actor, first)
 		if r then
 			out[#out + 1] = r
 		elseif num(h.children_total) > 0 then
-			out[#out + 1] = 'ok:' .. cascade(op, id, actor)
+			out[#out + 1] = 'ok ' .. h.status .. ':' .. cascade(op, id, actor)
 		else
-			out[#out + 1] = 'ok'
+			out[#out + 1] = 'ok ' .. h.status
 		end
 	end
 	return out

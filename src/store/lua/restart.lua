@@ -1,6 +1,6 @@
 -- restart.lua: runs finished root jobs of restartable types again.
 -- ARGV: prefix, stats_ttl_ms, actor, id...
--- Reply: per id 'ok' or the refusal.
+-- Reply: per id 'ok pending' (its status now) or the refusal.
 -- Progress, checkpoint and errors are reset; the old children are
 -- detached (their set is kept as P:children:ID:run:N for history until
 -- retention removes the job).
@@ -39,7 +39,7 @@ for i = 4, #ARGV do
 		h.children_total = 0
 		set_status(h, S_PENDING, f)
 		joblog(id, 'info', h.attempt, 'restarted by ' .. actor .. ' (restart ' .. restarts .. ')')
-		r = 'ok'
+		r = 'ok pending'
 	end
 	out[#out + 1] = r
 end

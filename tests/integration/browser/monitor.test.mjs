@@ -1,8 +1,13 @@
 // The monitor page in headless Chromium: run by tests/integration/browser.sh, which
 // starts the monitor and a scripted worker and sets BASE, CHROMIUM,
-// SCREENSHOTS and USER_DATA. Asserts outcomes a user sees: jobs listed,
-// stop and resume through the page, log search, system jobs toggle,
-// statistics charts, and markup in job data shown as text, never run.
+// SCREENSHOTS and USER_DATA (and DOCS_IMG with DOCS_SCREENSHOTS=1: the
+// screenshots of docs/monitor.md). Asserts outcomes a user sees: jobs
+// listed, a parent's rolled-up progress, stop (requested, then live) and
+// resume through the page, bulk operations on the jobs that qualify,
+// filters, sort and the open job in the URL (back button included), log
+// search and a clean log view per job, system jobs toggle, statistics
+// charts with their axes and per-type choice, the page at 390 px, and
+// markup in job data shown as text, never run.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,6 +41,31 @@ async function waitStatus(id, status) {
 const steps = [];
 function step(name) { steps.push(name); console.log('  ' + name); }
 
+/* A duration as the page shows it ("850ms", "1.5s", "2m05s") in ms. */
+function parseHuman(t) {
+  let m;
+  if ((m = /^(\d+)ms$/.exec(t))) return Number(m[1]);
+  if ((m = /^([\d.]+)s$/.exec(t))) return Number(m[1]) * 1000;
+  if ((m = /^(\d+)m(\d+)s$/.exec(t))) return (Number(m[1]) * 60 + Number(m[2])) * 1000;
+  if ((m = /^(\d+)h(\d+)m$/.exec(t))) return (Number(m[1]) * 60 + Number(m[2])) * 60000;
+  return null; /* '–' */
+}
+
+const DOCS_IMG = process.env.DOCS_SCREENSHOTS === '1' ? process.env.DOCS_IMG : '';
+/* A picture for docs/monitor.md; WHOLE: the whole page, taken in a window
+ * as tall as the page (a full-page shot repeats the sticky header). */
+async function docShot(page, name, whole = false) {
+  if (!DOCS_IMG) return;
+  fs.mkdirSync(DOCS_IMG, { recursive: true });
+  const size = page.viewportSize();
+  if (whole) {
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: size.width, height });
+  }
+  await page.screenshot({ path: path.join(DOCS_IMG, 'monitor-' + name + '.png') });
+  if (whole) await page.setViewportSize(size);
+}
+
 fs.mkdirSync(SHOTS, { recursive: true });
 const ctx = await chromium.launchPersistentContext(process.env.USER_DATA, {
   executablePath: process.env.CHROMIUM,
@@ -52,79 +82,119 @@ try {
   page.on('dialog', (d) => d.accept());
 
   // Jobs of every kind: markup in the payload and a log line, a running
-  // job, a parent with children, a failed job, a system job.
+  // job, a parent with children, a parent waiting for running children, a
+  // job that ignores stops, a failed job, a system job.
   const xss = await submit({ type: 'import', payload: { sim: 'finish', note: XSS, name: XSS } });
   const run = await submit({ type: 'import', payload: { sim: 'run' }, run_by: 'alice' });
   const parent = await submit({ type: 'import', payload: { sim: 'run' } });
   await api('/api/jobs', { type: 'import', parent, count: 3 });
+  const waiter = await submit({ type: 'import', payload: { sim: 'run', steps: 2 } });
+  await api('/api/jobs', { type: 'import', parent: waiter, count: 2, payload: { sim: 'run' } });
+  const stuck = await submit({ type: 'import', payload: { sim: 'stuck' }, run_by: 'bob' });
   await submit({ type: 'import', payload: { sim: 'error' } });
   const sys = await submit({ type: 'refactor' });
   const fixed = await submit({ type: 'fixed', payload: { sim: 'run' } });
   await waitStatus(run, 'in_progress');
   await waitStatus(fixed, 'in_progress');
+  await waitStatus(stuck, 'in_progress');
   await waitStatus(xss, 'finished');
 
   step('the list shows the jobs');
   await page.goto(BASE + '/');
   const row = (id) => page.locator(`#jobs-body tr[data-id="${id}"]`);
   await row(run).waitFor();
+  /* Columns by their header, so a step tests its behaviour, not markup. */
+  const COL = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#jobs-table thead th')]
+    .map((th, i) => [th.textContent.trim(), i])));
+  const cell = (id, header) => row(id).locator('td').nth(COL[header]);
+  const line = (id) => page.locator('#results li', { hasText: new RegExp(`^job ${id}\\b`) });
   assert.equal(await row(sys).count(), 0, 'system jobs hidden by default');
-  assert.match(await row(run).locator('td').nth(7).innerText(), /In Progress/);
-  assert.equal(await row(run).locator('td').nth(10).innerText(), 'alice');
-  assert.match(await row(parent).locator('td').nth(12).innerText(), /\d\/3/);
+  assert.match(await cell(run, 'Status').innerText(), /In Progress/);
+  assert.equal(await cell(run, 'Run by').innerText(), 'alice');
+  assert.match(await cell(parent, 'Children execution').innerText(), /\d\/3/);
 
   step('the children bar shows the children\'s progress, not the parent\'s');
-  await page.waitForFunction((id) => {
+  await page.waitForFunction(([id, i]) => {
     const r = document.querySelector(`#jobs-body tr[data-id="${id}"]`);
-    return r && r.children[12].textContent.includes('3/3');
-  }, parent, { timeout: 30000 });
+    return r && r.children[i].textContent.includes('3/3');
+  }, [parent, COL['Children execution']], { timeout: 30000 });
   const pj = await api(`/api/jobs/${parent}`);
-  assert.equal(await row(parent).locator('td').nth(12).locator('[role=progressbar]').getAttribute('aria-valuenow'),
+  assert.equal(await cell(parent, 'Children execution').locator('[role=progressbar]').getAttribute('aria-valuenow'),
     String(Math.round(pj.children.progress)));
 
+  step('a parent waiting for its children shows the progress of its tree');
+  for (let i = 0; i < 100 && !(await api('/api/jobs/' + waiter)).waiting_for_children; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const wj = await api('/api/jobs/' + waiter);
+  assert.ok(wj.waiting_for_children && wj.progress === 100 && wj.overall_progress < 100,
+    'the waiting parent: ' + JSON.stringify(wj));
+  /* Once the row shows the parent waiting (its handler at 100 %). */
+  await page.waitForFunction(([id, i]) => {
+    const r = document.querySelector(`#jobs-body tr[data-id="${id}"]`);
+    const t = r && r.children[i];
+    return t && (/its own 100%/.test(t.title || '') ||
+      t.querySelector('[role=progressbar]').getAttribute('aria-valuenow') === '100');
+  }, [waiter, COL.Progress]);
+  const shown = Number(await cell(waiter, 'Progress').locator('[role=progressbar]').getAttribute('aria-valuenow'));
+  assert.ok(shown < 100 && shown > 0, 'the tree\'s progress, not the handler\'s 100 %: ' + shown);
+  assert.match(await cell(waiter, 'Progress').getAttribute('title'), /its own 100%/);
+
   step('duration ticks while running');
-  const d1 = await row(run).locator('td').nth(6).innerText();
+  const d1 = await cell(run, 'Duration').innerText();
   await page.waitForTimeout(1600);
-  const d2 = await row(run).locator('td').nth(6).innerText();
+  const d2 = await cell(run, 'Duration').innerText();
   assert.notEqual(d1, d2, 'duration moves');
   await page.screenshot({ path: path.join(SHOTS, 'jobs.png'), fullPage: true });
 
-  step('stop and resume through the page');
+  step('a stop says it is requested, and follows the job live');
   const button = (op) => page.locator(`#actions button[data-op="${op}"]`);
-  await row(run).locator('td.c-check input').check();
-  assert.ok(await button('stop').isEnabled(), 'stop valid for in_progress');
-  assert.ok(await button('resume').isDisabled(), 'resume invalid for in_progress');
-  assert.ok(await button('restart').isDisabled(), 'restart invalid for in_progress');
+  const results = page.locator('#results');
+  await row(stuck).locator('td.c-check input').check();
   await button('stop').click();
-  await page.locator('#results li.ok').waitFor();
-  assert.match(await page.locator('#results').innerText(), /1 of 1 done/);
-  await waitStatus(run, 'stopped');
-  await page.waitForFunction((id) => {
-    const r = document.querySelector(`#jobs-body tr[data-id="${id}"]`);
-    return r && r.children[7].textContent === 'Stopped';
-  }, run);
-  await page.waitForFunction(() => !document.querySelector('#actions button[data-op="resume"]').disabled);
-  assert.ok(await button('stop').isDisabled(), 'stop invalid for stopped');
-  assert.ok(await button('cancel').isEnabled(), 'cancel valid for stopped');
-  await button('resume').click();
-  await page.waitForFunction(() => document.querySelector('#results').textContent.includes('resume done'));
-  await waitStatus(run, 'in_progress');
+  await line(stuck).waitFor();
+  assert.doesNotMatch(await results.innerText(), /done/, 'never "stop done" while stopping');
+  assert.match(await results.innerText(), /1 stop requested/);
+  assert.equal(await line(stuck).innerText(), `job ${stuck}: stop requested; now Stopping`);
+  await api('/api/jobs/ops', { op: 'force-stop', ids: [stuck] }); /* another operator */
+  await line(stuck).filter({ hasText: /now Stopped$/ }).waitFor({ timeout: 10000 });
+  await row(stuck).locator('td.c-check input').uncheck();
 
-  step('a refused operation says why');
+  step('a bulk operation applies to the jobs that qualify and reports per id');
+  await row(run).locator('td.c-check input').check();
   await row(xss).locator('td.c-check input').check();
-  assert.ok(await button('stop').isDisabled(), 'stop invalid when a finished job is selected');
-  await row(xss).locator('td.c-check input').uncheck();
+  assert.ok(await button('stop').isEnabled(), 'stop valid for one of the two');
+  assert.match(await button('stop').innerText(), /1 of 2/);
+  assert.ok(await button('resume').isDisabled(), 'resume valid for none of them');
+  await button('stop').click();
+  await line(xss).waitFor();
+  assert.match(await results.locator('.summary').innerText(), /^1 (stop requested|stopped), 1 refused: finished$/);
+  await docShot(page, 'jobs');
+  assert.equal(await line(xss).innerText(), `job ${xss} is finished: stop needs pending or in_progress`);
+  await waitStatus(run, 'stopped');
+  await line(run).filter({ hasText: /now Stopped$/ }).waitFor({ timeout: 10000 });
+  await page.waitForFunction(([id, i]) => {
+    const r = document.querySelector(`#jobs-body tr[data-id="${id}"]`);
+    return r && r.children[i].textContent === 'Stopped';
+  }, [run, COL.Status]);
+  await page.waitForFunction(() => !document.querySelector('#actions button[data-op="resume"]').disabled);
+  assert.ok(await button('stop').isDisabled(), 'stop valid for neither any more');
+  assert.ok(await button('cancel').isEnabled(), 'cancel valid for the stopped one');
+  await button('resume').click();
+  await page.waitForFunction(() => document.querySelector('#results .summary')?.textContent ===
+    '1 resumed, 1 refused: finished');
+  assert.equal(await line(run).innerText(), `job ${run}: resumed; now Pending`);
+  await waitStatus(run, 'in_progress');
 
   step('stop and restart follow the job\'s own policy');
   await row(run).locator('td.c-check input').uncheck();
-  await row(xss).locator('td.c-check input').check();
   assert.ok(await button('restart').isEnabled(), 'restart valid for a finished root of a restartable type');
+  assert.ok(await button('stop').isDisabled(), 'stop invalid when only a finished job is selected');
   await row(xss).locator('td.c-check input').uncheck();
   await row(fixed).locator('td.c-check input').check();
   assert.ok(await button('stop').isDisabled(), 'stop invalid for a job whose type is not stoppable');
   assert.ok(await button('resume').isDisabled(), 'resume invalid for in_progress');
   await row(fixed).locator('td.c-check input').uncheck();
-  await row(run).locator('td.c-check input').check();
 
   step('system jobs toggle');
   await page.locator('#f-system').check();
@@ -138,9 +208,81 @@ try {
   await page.locator('#jobs-body tr', { hasText: '↳ ' + parent }).first().waitFor();
   await page.locator('#f-all').uncheck();
 
+  step('filters live in the URL, and the back button undoes them');
+  const hash = () => page.evaluate(() => decodeURIComponent(location.hash));
+  await page.locator('#f-status').selectOption('finished');
+  await page.waitForFunction(() => location.hash.includes('status=finished'));
+  await row(run).waitFor({ state: 'detached' });
+  await row(xss).waitFor();
+  await page.locator('#f-runby').fill('alice');
+  await page.waitForFunction(() => location.hash.includes('run_by=alice'));
+  await row(xss).waitFor({ state: 'detached' });
+  await page.locator('#f-runby').fill('');
+  await page.waitForFunction(() => !location.hash.includes('run_by'));
+  await page.locator('#f-status').selectOption('in_progress');
+  await page.waitForFunction(() => location.hash.includes('status=in_progress'));
+  await row(fixed).waitFor();
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelector('#f-status').value === 'finished');
+  await row(xss).waitFor();
+  await row(fixed).waitFor({ state: 'detached' });
+  assert.equal(await hash(), '#/?status=finished');
+  const shared = await ctx.newPage(); /* the URL, shared */
+  await shared.goto(BASE + '/#/?status=stopped&run_by=bob');
+  await shared.locator(`#jobs-body tr[data-id="${stuck}"]`).waitFor();
+  assert.equal(await shared.locator('#f-status').inputValue(), 'stopped');
+  assert.equal(await shared.locator('#f-runby').inputValue(), 'bob');
+  assert.equal(await shared.locator('#jobs-body tr').count(), 1);
+  await shared.close();
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelector('#f-status').value === '');
+  await row(run).waitFor();
+
+  step('columns sort by created, started, waiting, duration and status');
+  await page.locator('#f-all').check();
+  await row(run).waitFor();
+  const order = async (header) => page.evaluate((i) => [...document.querySelectorAll('#jobs-body tr')]
+    .map((r) => ({ id: Number(r.dataset.id), v: r.children[i] })).map((x) => ({
+      id: x.id, text: x.v.textContent, title: x.v.getAttribute('title') || '',
+    })), COL[header]);
+  const HEADER = { created: 'Create date', started: 'Start date', waiting: 'Waiting', duration: 'Duration',
+    status: 'Status' };
+  const sorted = (vals, desc) => vals.every((v, i) => i === 0 || (desc ? vals[i - 1] >= v : vals[i - 1] <= v));
+  const header = (key) => page.locator(`#jobs-table th[data-sort="${key}"]`);
+  const STATUS = ['Pending', 'In Progress', 'Stopping', 'Stopped', 'Finished', 'Canceled'];
+  const keyOf = {
+    created: (x) => x.title,
+    started: (x) => x.title,
+    waiting: (x) => parseHuman(x.text),
+    duration: (x) => parseHuman(x.text),
+    status: (x) => STATUS.indexOf(x.text),
+  };
+  for (const key of ['created', 'started', 'waiting', 'duration', 'status']) {
+    for (const dir of ['descending', 'ascending']) {
+      if (key !== 'created' || dir === 'ascending') await header(key).locator('button').click();
+      await page.waitForFunction(([k, d]) => document.querySelector(`#jobs-table th[data-sort="${k}"]`)
+        .getAttribute('aria-sort') === d, [key, dir]);
+      const want = (dir === 'descending' ? '-' : '') + key;
+      if (want !== '-created') assert.ok((await hash()).includes('sort=' + want), 'sort in the URL: ' + await hash());
+      const rows = await order(HEADER[key]);
+      const vals = rows.map(keyOf[key]).filter((v) => v !== null && v !== '');
+      assert.ok(vals.length >= 3, `${key}: values ${JSON.stringify(rows)}`);
+      assert.ok(sorted(vals, dir === 'descending'), `${key} ${dir}: ${JSON.stringify(rows)}`);
+      /* Jobs without the value (not started) come last. */
+      const missing = rows.map((x) => keyOf[key](x)).map((v) => v === null || v === '');
+      assert.ok(missing.every((m, i) => !m || missing.slice(i).every(Boolean)), `${key}: unset last`);
+    }
+  }
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelector('#jobs-table th[data-sort="status"]')
+    .getAttribute('aria-sort') === 'descending');
+  await page.goto(BASE + '/#/');
+  await row(run).waitFor();
+
   step('job detail with logs and search');
   await row(run).click();
   await page.locator('#d-title').filter({ hasText: 'Job ' + run }).waitFor();
+  assert.equal(await hash(), '#/jobs/' + run);
   await page.locator('#logs .logline', { hasText: 'resumed by http' }).waitFor();
   await page.locator('#logs .logline', { hasText: 'stop requested by http' }).waitFor();
   const before = await page.locator('#logs .logline').count();
@@ -151,23 +293,55 @@ try {
     const lines = [...document.querySelectorAll('#logs .logline')];
     return lines.length === 1 && lines[0].textContent.includes('resumed by http');
   });
+  await page.waitForFunction(() => location.hash.includes('grep=RESUMED'));
   await page.locator('#l-grep').fill('');
   await page.locator('#l-level').selectOption('warn');
   await page.waitForFunction(() => document.querySelectorAll('#logs .logline').length === 0 &&
     document.querySelector('#logs .none'));
+  assert.equal(await hash(), `#/jobs/${run}?level=warn`);
   await page.locator('#l-level').selectOption('');
   await page.locator('#logs .logline').first().waitFor();
   await page.screenshot({ path: path.join(SHOTS, 'detail.png'), fullPage: true });
+
+  step('each job\'s log view starts clean');
+  await page.goto(BASE + '/#/jobs/' + run);
+  await page.locator('#d-title').filter({ hasText: 'Job ' + run }).waitFor();
+  await page.locator('#l-level').selectOption('info');
+  await page.locator('#l-grep').fill('step');
+  await page.locator('#l-tree').check();
+  await page.waitForFunction(() => { /* the log filtered: the handler's steps, no debug lines */
+    const lines = [...document.querySelectorAll('#logs .logline')];
+    return lines.length > 0 && lines.every((l) => /step/.test(l.textContent) && !/DEBUG/.test(l.textContent));
+  });
+  await page.locator('#back').click();
+  await row(parent).click();
+  await page.locator('#d-title').filter({ hasText: 'Job ' + parent }).waitFor();
+  assert.equal(await page.locator('#l-level').inputValue(), '', 'level reset');
+  assert.equal(await page.locator('#l-grep').inputValue(), '', 'search reset');
+  assert.equal(await page.locator('#l-tree').isChecked(), false, 'tree reset');
+  await page.locator('#logs .logline', { hasText: 'DEBUG' }).first().waitFor();
+  await page.goBack(); /* the list */
+  await page.goBack(); /* the first job, with its filters */
+  await page.locator('#d-title').filter({ hasText: 'Job ' + run }).waitFor();
+  await page.waitForFunction(() => document.querySelector('#l-grep').value === 'step' &&
+    document.querySelector('#l-level').value === 'info');
+  assert.equal(await hash(), `#/jobs/${run}?level=info&grep=step&tree=1`);
 
   step('children of a parent');
   await page.goto(BASE + '/#/jobs/' + parent);
   await page.locator('#d-children tr').nth(2).waitFor();
   assert.equal(await page.locator('#d-children tr').count(), 3);
+  await page.goto(BASE + `/#/jobs/${waiter}?tree=1`); /* a job and its children's log */
+  await page.locator('#logs .logline .j', { hasText: '#' + (waiter + 1) }).first().waitFor();
+  assert.ok(await page.locator('#l-tree').isChecked(), 'the tree\'s log from the URL');
+  await page.locator('#d-children tr').nth(1).waitFor();
+  await docShot(page, 'job-log', true);
 
   step('markup in job data is shown as text');
   await page.goto(BASE + '/#/jobs/' + xss);
   await page.locator('#logs .logline', { hasText: '<script>window.__xss=1</script>' }).waitFor();
-  assert.match(await page.locator('#d-payload').innerText(), /<script>window.__xss=1<\/script>/);
+  await page.waitForFunction(() => document.querySelector('#d-payload').textContent
+    .includes('<script>window.__xss=1</script>'));
   await page.goto(BASE + '/#/');
   await row(xss).waitFor();
   await page.waitForTimeout(500);
@@ -180,12 +354,97 @@ try {
     .some((r) => Number(r.getAttribute('height')) > 0));
   await page.locator('#s-window button[data-w="15m"]').click();
   await page.waitForFunction(() => document.querySelector('#s-window button.on').dataset.w === '15m');
+  assert.equal(await hash(), '#/stats?w=15m');
   await page.locator('#chart-wait svg path').first().waitFor({ state: 'attached' });
   const created = await page.locator('#s-tiles .tile').first().innerText();
   assert.ok(parseInt(created, 10) >= 8, 'created tile: ' + created);
   await page.screenshot({ path: path.join(SHOTS, 'stats.png'), fullPage: true });
+
+  step('the charts have readable axes: round time ticks, values in ms or s');
+  await page.goto(BASE + '/#/stats');
+  await page.locator('#s-window button[data-w="1h"]').click();
+  /* The charts of the hour: a bar slot per minute. */
+  await page.waitForFunction(() => document.querySelectorAll('#chart-created svg rect').length > 40 &&
+    document.querySelector('#chart-wait svg path'));
+  const axes = await page.evaluate(() => ['chart-created', 'chart-wait'].map((id) => ({
+    title: document.querySelector(`#${id} svg .axis-title`)?.textContent,
+    y: [...document.querySelectorAll(`#${id} svg text.axis.y`)].map((t) => t.textContent),
+    x: [...document.querySelectorAll(`#${id} svg text.axis.x`)].map((t) => t.textContent),
+  })));
+  assert.equal(axes[0].title, 'jobs per minute');
+  assert.match(axes[1].title, /^waiting \((ms|s)\)$/);
+  const unit = / (ms|s)$/.exec(axes[1].y[1])[1];
+  assert.ok(axes[1].y.every((t) => new RegExp(`^[\\d.]+ ${unit}$`).test(t)), 'one unit: ' + axes[1].y);
+  assert.ok(axes[1].title.endsWith(`(${unit})`));
+  for (const a of axes) {
+    assert.ok(a.x.length >= 4, 'time ticks: ' + a.x);
+    assert.ok(a.x.every((t) => /^\d\d:\d[05]$/.test(t)), 'ticks at round minutes: ' + a.x);
+    const mins = a.x.map((t) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3)));
+    const steps = mins.slice(1).map((m, i) => (m - mins[i] + 1440) % 1440);
+    assert.ok(steps.every((d) => d === steps[0]), 'evenly spaced: ' + a.x);
+  }
+
+  step('the statistics of one type, or of each type');
+  await page.goto(BASE + '/#/stats');
+  await page.locator('#chart-created svg').waitFor();
+  await page.locator('#s-type').selectOption('import');
+  await page.waitForFunction(() => location.hash.includes('type=import') &&
+    document.querySelector('#s-created-title').textContent.includes('import'));
+  await page.locator('#s-type').selectOption('*');
+  await page.waitForFunction(() => document.querySelector('#chart-created .chart-legend'));
+  const legend = await page.locator('#chart-created .chart-legend span').allInnerTexts();
+  assert.deepEqual(legend.map((t) => t.trim()), ['fixed', 'import', 'refactor']);
+  const importBars = await page.evaluate(() => [...document.querySelectorAll(
+    '#chart-created rect[data-series="import"]')].reduce((a, r) => a + Number(r.getAttribute('height')), 0));
+  assert.ok(importBars > 0, 'bars of the import type');
+  const fills = await page.evaluate(() => ['fixed', 'import', 'refactor'].map((t) =>
+    getComputedStyle(document.querySelector(`#chart-created rect[data-series="${t}"]`)).fill));
+  assert.equal(new Set(fills).size, 3, 'a colour per type: ' + fills);
+  await docShot(page, 'stats');
+  const statsUrl = page.url();
+  const again = await ctx.newPage();
+  await again.goto(BASE + '/#/stats?w=15m&type=import');
+  await again.waitForFunction(() => document.querySelector('#s-created-title').textContent.includes('import'));
+  assert.equal(await again.locator('#s-type').inputValue(), 'import');
+  assert.equal(await again.locator('#s-window button.on').getAttribute('data-w'), '15m');
+  await again.close();
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelector('#s-type').value === 'import');
+  assert.notEqual(page.url(), statsUrl);
   await page.locator('#s-window button[data-w="24h"]').click();
   await page.waitForFunction(() => document.querySelector('#s-span').textContent.includes('hour'));
+
+  step('at 390 px status and actions stay visible, and nothing scrolls sideways');
+  await page.setViewportSize({ width: 390, height: 844 });
+  const noSideways = async (what) => {
+    const [sw, w] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(sw <= w, `${what}: page ${sw} px wide in a ${w} px window`);
+  };
+  await page.goto(BASE + '/#/?all=1');
+  await row(run).waitFor();
+  await row(run).locator('td.c-check input').check();
+  await noSideways('the list');
+  for (const loc of [cell(run, 'Status'), row(run).locator('td.c-check input'), button('stop'),
+    button('resume'), button('clear')]) {
+    const box = await loc.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 390, 'visible at 390 px: ' + JSON.stringify(box));
+  }
+  assert.ok(await cell(run, 'Status').isVisible());
+  await page.screenshot({ path: path.join(SHOTS, 'jobs-390.png'), fullPage: true });
+  await docShot(page, 'jobs-390');
+  await row(run).locator('td.c-check input').uncheck();
+  await page.goto(BASE + '/#/jobs/' + waiter);
+  await page.locator('#logs .logline').first().waitFor();
+  await page.locator('#d-children tr').first().waitFor();
+  await noSideways('a job');
+  const st = await page.locator('#d-status').boundingBox();
+  assert.ok(st.x + st.width <= 390, 'status of the job visible');
+  await page.screenshot({ path: path.join(SHOTS, 'detail-390.png'), fullPage: true });
+  await page.goto(BASE + '/#/stats');
+  await page.locator('#chart-wait svg').waitFor();
+  await noSideways('the statistics');
+  await page.screenshot({ path: path.join(SHOTS, 'stats-390.png'), fullPage: true });
+  await page.setViewportSize({ width: 1440, height: 900 });
 
   assert.equal(await page.evaluate(() => window.__xss), undefined, 'no injected script ran');
   assert.deepEqual(errors, [], 'no page errors');
