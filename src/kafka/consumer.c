@@ -24,8 +24,9 @@
  * Dead letters (deadletter.h) are sent once each, on a producer that puts
  * each record in a batch of its own: a retry sends only those not acked;
  * one the broker or librdkafka refuses for itself (too large, invalid)
- * goes again at once as a reference record, and a refused reference
- * record is dropped with an error line (the message stays on its topic).
+ * goes again at once with its key and headers but no value, then as a
+ * reference record, and a refused reference record is dropped with an
+ * error line (the message stays on its topic).
  * Anything else (brokers down, a missing ACL) is retried with the
  * batch's backoff: the batch waits and nothing is lost. Before, one dead
  * letter the broker refused held every later message back for good.
@@ -456,7 +457,7 @@ static bool dead_letter_fate(struct jobd_consumer *c, struct item *it,
 		if (dl->form == JOBD_DEADLETTER_WHOLE)
 			jobd_warn("consumer: dead-lettered to %s: %s", dlq,
 				  it->reason);
-		else if (dl->form == JOBD_DEADLETTER_TRUNCATED)
+		else if (dl->form != JOBD_DEADLETTER_REFERENCE)
 			jobd_warn("consumer: dead-lettered to %s, its value "
 				  "cut to %zu of %zu bytes: %s",
 				  dlq, dl->out.len, dl->original, it->reason);
@@ -471,13 +472,20 @@ static bool dead_letter_fate(struct jobd_consumer *c, struct item *it,
 		break;
 	}
 	if (dl->form != JOBD_DEADLETTER_REFERENCE) {
+		/* The key and headers go again without the value, then
+		 * without them. */
+		it->least = dl->form == JOBD_DEADLETTER_EMPTIED ?
+				    JOBD_DEADLETTER_REFERENCE :
+				    JOBD_DEADLETTER_EMPTIED;
 		jobd_warn("consumer: %s refused the dead letter of %s (%s, %zu "
-			  "bytes): sending a reference record instead",
+			  "bytes): sending %s instead",
 			  dlq, it->source,
 			  fate == JOBD_KAFKA_TOO_LARGE ? "too large" :
 							 "invalid record",
-			  jobd_deadletter_size(&dl->out));
-		it->least = JOBD_DEADLETTER_REFERENCE;
+			  jobd_deadletter_size(&dl->out),
+			  it->least == JOBD_DEADLETTER_EMPTIED ?
+				  "its key and headers without the value" :
+				  "a reference record");
 		return false;
 	}
 	jobd_error("consumer: %s refused the reference record of %s too (%s): "
@@ -531,8 +539,9 @@ err_release:
 /*
  * Sends the dead letters of batch B that are not done yet, each once: a
  * retry sends only those not acked. One refused for itself (too large
- * for the broker or the topic, invalid) goes again at once as a
- * reference record; a refused reference record is dropped. Returns 0
+ * for the broker or the topic, invalid) goes again at once without its
+ * value, then as a reference record; a refused reference record is
+ * dropped. Returns 0
  * when each is done, or -1 (retry later) with errstr.
  */
 static int dead_letter(struct jobd_consumer *c, struct batch *b, char *errstr,
