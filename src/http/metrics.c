@@ -91,7 +91,7 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b)
 		if (cs.lag >= 0) {
 			metric_head(
 				b, "jobd_consumer_lag", "gauge",
-				"Messages not yet consumed on this instance's partitions.");
+				"Messages not committed yet on this instance's partitions: high watermark minus committed offset, both asked of the brokers each second.");
 			evbuffer_add_printf(b, "jobd_consumer_lag %lld\n",
 					    (long long)cs.lag);
 		}

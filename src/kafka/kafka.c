@@ -512,30 +512,57 @@ void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc)
 	free(kc);
 }
 
-int64_t jobd_kafka_consumer_lag(struct jobd_kafka_consumer *kc)
+int jobd_kafka_consumer_partitions(struct jobd_kafka_consumer *kc,
+				   struct jobd_kafka_partition *parts,
+				   size_t max, size_t *n, int timeout_ms,
+				   char *errstr, size_t errstr_size)
 {
-	rd_kafka_topic_partition_list_t *parts = NULL;
-	int64_t lag = 0;
+	rd_kafka_topic_partition_list_t *list = NULL;
+	rd_kafka_resp_err_t cerr, err;
+	int rc = 0;
 
-	if (rd_kafka_assignment(kc->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    !parts)
-		return -1;
-	if (parts->cnt == 0) {
-		rd_kafka_topic_partition_list_destroy(parts);
-		return -1;
-	}
-	rd_kafka_position(kc->rk, parts);
-	for (int i = 0; i < parts->cnt; i++) {
-		const rd_kafka_topic_partition_t *p = &parts->elems[i];
-		int64_t lo, hi;
+	*n = 0;
+	if (rd_kafka_assignment(kc->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    !list)
+		return 0;
+	for (int i = 0; i < list->cnt && *n < max; i++) {
+		struct jobd_kafka_partition *p = &parts[(*n)++];
 
-		if (rd_kafka_get_watermark_offsets(kc->rk, p->topic,
-						   p->partition, &lo, &hi) !=
-			    RD_KAFKA_RESP_ERR_NO_ERROR ||
-		    hi < 0)
-			continue;
-		lag += hi - (p->offset >= 0 ? p->offset : lo);
+		snprintf(p->topic, sizeof(p->topic), "%s",
+			 list->elems[i].topic);
+		p->partition = list->elems[i].partition;
+		p->committed = p->low = p->high = p->lag = -1;
 	}
-	rd_kafka_topic_partition_list_destroy(parts);
-	return lag;
+	cerr = rd_kafka_committed(kc->rk, list, timeout_ms);
+	if (cerr) {
+		snprintf(errstr, errstr_size,
+			 "cannot read the committed offsets: %s",
+			 rd_kafka_err2str(cerr));
+		rc = -1;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		struct jobd_kafka_partition *p = &parts[i];
+		int64_t off = list->elems[i].offset;
+
+		if (!cerr && list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			p->committed = off >= 0 ? off : -1;
+		err = rd_kafka_query_watermark_offsets(kc->rk, p->topic,
+						       p->partition, &p->low,
+						       &p->high, timeout_ms);
+		if (err) {
+			snprintf(errstr, errstr_size,
+				 "cannot read the watermarks of %s/%d: %s",
+				 p->topic, (int)p->partition,
+				 rd_kafka_err2str(err));
+			p->low = p->high = -1;
+			rc = -1;
+			break; /* the broker is away: do not wait for each */
+		}
+		p->lag = p->high - (p->committed >= 0 ? p->committed : p->low);
+		if (p->lag < 0)
+			p->lag =
+				0; /* a commit seen before the watermark moved */
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	return rc;
 }
