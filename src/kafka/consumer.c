@@ -47,7 +47,7 @@
  * stand still) and publishes them with its messages/s, dead letters of
  * the last VIEW_MINUTES minutes and whether it is paused to Redis
  * (jobd_store_kafka_view_put), for VIEW_TTL_MS: a dead instance's view
- * expires.
+ * expires, a stopped one's is deleted.
  */
 #include "config.h"
 
@@ -1091,6 +1091,10 @@ void jobd_consumer_stop(struct jobd_consumer *c)
 		return;
 	atomic_store(&c->stop, true);
 	pthread_join(c->thread, NULL);
+	/* gone at once, not a TTL later */
+	if (jobd_store_kafka_view_drop(c->st, c->conf->instance) < 0)
+		jobd_debug("consumer: cannot delete the kafka view: %s",
+			   jobd_store_errstr(c->st));
 	disconnect(c);
 	jobd_kafka_broker_free(c->broker);
 	jobd_store_free(c->st);

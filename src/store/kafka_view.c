@@ -6,7 +6,8 @@
  * with a TTL a few times its refresh, and its name to the set
  * P:kafka:views; a reader takes the set's members, reads their keys and
  * drops the names whose key expired. So a dead instance disappears once
- * its TTL passes, without a clock shared by the instances. Rejected: a
+ * its TTL passes, without a clock shared by the instances; one that stops
+ * deletes its view at once. Rejected: a
  * SCAN for P:kafka:view:*, which walks every job key of the store.
  */
 #include "config.h"
@@ -39,6 +40,22 @@ int jobd_store_kafka_view_put(struct jobd_store *st, const char *instance,
 	ok = r->type == REDIS_REPLY_INTEGER;
 	freeReplyObject(r);
 	return ok ? 0 : JOBD_STORE_ERR_REDIS;
+}
+
+int jobd_store_kafka_view_drop(struct jobd_store *st, const char *instance)
+{
+	const char *p = st->conf->prefix;
+	redisReply *r;
+
+	r = jobd_store_command(st, "DEL %s:kafka:view:%s", p, instance);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	freeReplyObject(r);
+	r = jobd_store_command(st, "SREM %s:kafka:views %s", p, instance);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	freeReplyObject(r);
+	return 0;
 }
 
 int jobd_store_kafka_views(struct jobd_store *st, char ***views, size_t *n)

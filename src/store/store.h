@@ -388,6 +388,9 @@ int jobd_store_broker_release(struct jobd_store *st, const char *addr);
 int jobd_store_kafka_view_put(struct jobd_store *st, const char *instance,
 			      const char *json, int64_t ttl_ms);
 
+/* Deletes INSTANCE's view (a clean stop). 0 or JOBD_STORE_ERR_REDIS. */
+int jobd_store_kafka_view_drop(struct jobd_store *st, const char *instance);
+
 /*
  * The views of every instance whose view has not expired, as *N JSON
  * texts in *VIEWS (caller frees with jobd_store_kafka_views_free);

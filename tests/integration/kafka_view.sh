@@ -14,7 +14,8 @@
 # /metrics. Before, the lag was the cached watermark of the last fetch
 # minus the read position: 0 while messages piled up. Then jobd "b"
 # joins the group and appears in the view beside "a"; killed with
-# kill -9, it disappears once its view's TTL (10 s) has passed.
+# kill -9, it disappears once its view's TTL (10 s) has passed; "a",
+# stopped with SIGTERM, deletes its view at once.
 set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
@@ -125,5 +126,8 @@ echo "# b gone from the view $((SECONDS - t_kill)) s after kill -9"
 [ "$(rcli sismember jobd:kafka:views b)" = 0 ] ||
 	fail "b still in jobd:kafka:views after its view expired"
 
+# Stopped cleanly, an instance takes its view away at once.
 stop_jobd a
+assert_eq 0 "$(rcli exists jobd:kafka:view:a)" "view of a deleted at stop"
+assert_eq 0 "$(rcli sismember jobd:kafka:views a)" "a out of jobd:kafka:views at stop"
 echo "PASS"
