@@ -127,7 +127,7 @@ static void instance_metrics(struct jobd_http *h, struct evbuffer *b,
 		if (cs.lag >= 0) {
 			instance_series(
 				b, inst, "jobd_consumer_lag", "gauge",
-				"Messages not yet consumed on this instance's partitions.",
+				"Messages not committed yet on this instance's partitions: high watermark minus committed offset, both asked of the brokers each second.",
 				cs.lag);
 		}
 		instance_series(

@@ -308,6 +308,59 @@ static void get_counts(struct req *q)
 	http_send_json(q, 200, o);
 }
 
+/*
+ * The Kafka view: what every live instance with the consume role
+ * published of its partitions (store/kafka_view.c), by instance name.
+ */
+static int by_instance(const void *a, const void *b)
+{
+	const char *x = json_string_value(
+		json_object_get(*(json_t *const *)a, "instance"));
+	const char *y = json_string_value(
+		json_object_get(*(json_t *const *)b, "instance"));
+
+	return strcmp(x ? x : "", y ? y : "");
+}
+
+static void get_kafka(struct req *q)
+{
+	struct jobd_store *st;
+	char **views;
+	json_t **sorted, *o, *a;
+	size_t n, m = 0;
+	int rc;
+
+	if (!http_no_params(q) || !(st = store(q)))
+		return;
+	if ((rc = jobd_store_kafka_views(st, &views, &n)) < 0) {
+		send_store_error(q, rc);
+		return;
+	}
+	sorted = calloc(n + 1, sizeof(*sorted));
+	if (!sorted) {
+		jobd_store_kafka_views_free(views, n);
+		http_send_error(q, 503, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_loads(views[i], 0, NULL);
+
+		if (json_is_object(v))
+			sorted[m++] = v;
+		else
+			json_decref(v); /* not jobd's: left out */
+	}
+	jobd_store_kafka_views_free(views, n);
+	qsort(sorted, m, sizeof(*sorted), by_instance);
+	a = json_array();
+	for (size_t i = 0; i < m; i++)
+		json_array_append_new(a, sorted[i]);
+	free(sorted);
+	o = json_object();
+	json_object_set_new(o, "instances", a);
+	http_send_json(q, 200, o);
+}
+
 /* The configured types and their policies, for the page's filters. */
 static void get_types(struct req *q)
 {
@@ -755,6 +808,7 @@ static void route(struct req *q)
 			{ "/api/stats", get_stats },
 			{ "/api/counts", get_counts },
 			{ "/api/types", get_types },
+			{ "/api/kafka", get_kafka },
 			{ "/metrics", http_get_metrics },
 		};
 

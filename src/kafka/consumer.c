@@ -24,8 +24,9 @@
  * Dead letters (deadletter.h) are sent once each, on a producer that puts
  * each record in a batch of its own: a retry sends only those not acked;
  * one the broker or librdkafka refuses for itself (too large, invalid)
- * goes again at once as a reference record, and a refused reference
- * record is dropped with an error line (the message stays on its topic).
+ * goes again at once with its key and headers but no value, then as a
+ * reference record, and a refused reference record is dropped with an
+ * error line (the message stays on its topic).
  * Anything else (brokers down, a missing ACL) is retried with the
  * batch's backoff: the batch waits and nothing is lost. Before, one dead
  * letter the broker refused held every later message back for good.
@@ -37,6 +38,16 @@
  *
  * Backpressure and the embedded broker's key are checked once a second,
  * not per message.
+ *
+ * The Kafka view (docs/monitor.md, "Kafka view"): once a second, and
+ * while a batch waits for its retries, the consumer asks the brokers for
+ * the committed offset and the watermarks of each partition it holds
+ * (the lag is high watermark - committed offset, whatever was read:
+ * while paused or wedged, the read position and the cached watermarks
+ * stand still) and publishes them with its messages/s, dead letters of
+ * the last VIEW_MINUTES minutes and whether it is paused to Redis
+ * (jobd_store_kafka_view_put), for VIEW_TTL_MS: a dead instance's view
+ * expires, a stopped one's is deleted.
  */
 #include "config.h"
 
@@ -52,6 +63,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "base/log.h"
 #include "base/util.h"
 #include "kafka/codec.h"
@@ -64,6 +77,20 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CLUSTER_ID_TIMEOUT_MS 5000
+#define VIEW_PARTS 256	    /* partitions of an instance in its view */
+#define VIEW_MINUTES 5	    /* dead letters counted over these minutes */
+#define VIEW_TIMEOUT_MS 500 /* per request for offsets and watermarks */
+#define VIEW_TTL_MS 10000   /* a view lives this long unrefreshed */
+
+/* One partition of the Kafka view (guarded by the consumer's lock). */
+struct view_part {
+	struct jobd_kafka_partition kp;	   /* offsets as last asked */
+	uint64_t messages;		   /* committed by us, since start */
+	uint64_t messages_then;		   /* at the refresh before */
+	double rate;			   /* messages/s between the two */
+	int64_t dead_minute[VIEW_MINUTES]; /* minute (ms/60000) of a slot */
+	uint64_t dead[VIEW_MINUTES];	   /* dead letters acked in it */
+};
 
 /* One message of the batch on its way to a job. */
 struct item {
@@ -102,8 +129,11 @@ struct jobd_consumer {
 	atomic_bool stop;
 	pthread_t thread;
 
-	pthread_mutex_t lock; /* guards stats */
+	pthread_mutex_t lock; /* guards stats and the view */
 	struct jobd_consumer_stats stats;
+	struct view_part view[VIEW_PARTS]; /* the partitions we hold */
+	size_t nview;
+	int64_t view_at; /* mono ms of the last refresh */
 
 	/*
 	 * While Redis creates the jobs of the batches SENT (oldest first),
@@ -205,18 +235,195 @@ static void backpressure(struct jobd_consumer *c)
 	}
 }
 
-/* Once a second: the embedded broker's key, then backpressure. */
-static void tick(struct jobd_consumer *c)
+/* The view's entry of TOPIC/PARTITION, added when new; NULL when full.
+ * Under the lock. */
+static struct view_part *view_of(struct jobd_consumer *c, const char *topic,
+				 int32_t partition)
 {
-	int64_t counts[JOBD_STATUS_COUNT],
-		lag = c->kc ? jobd_kafka_consumer_lag(c->kc) : -1;
-	char errstr[512];
-	int rc;
+	struct view_part *v;
+
+	for (size_t i = 0; i < c->nview; i++)
+		if (c->view[i].kp.partition == partition &&
+		    strcmp(c->view[i].kp.topic, topic) == 0)
+			return &c->view[i];
+	if (c->nview == VIEW_PARTS)
+		return NULL;
+	v = &c->view[c->nview++];
+	memset(v, 0, sizeof(*v));
+	snprintf(v->kp.topic, sizeof(v->kp.topic), "%s", topic);
+	v->kp.partition = partition;
+	v->kp.committed = v->kp.low = v->kp.high = v->kp.lag = -1;
+	return v;
+}
+
+/* Counts the messages of B, committed, per partition. */
+static void view_count_batch(struct jobd_consumer *c, const struct batch *b)
+{
+	struct view_part *v = NULL;
 
 	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct jobd_kafka_message *msg = &b->msgs[i];
+
+		if (!v || v->kp.partition != msg->partition ||
+		    strcmp(v->kp.topic, msg->topic) != 0)
+			v = view_of(c, msg->topic, msg->partition);
+		if (v)
+			v->messages++;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Counts a dead letter of MSG acked now. */
+static void view_count_dead(struct jobd_consumer *c,
+			    const struct jobd_kafka_message *msg)
+{
+	int64_t minute = jobd_util_now_ms() / 60000;
+	struct view_part *v;
+	size_t slot = (size_t)(minute % VIEW_MINUTES);
+
+	pthread_mutex_lock(&c->lock);
+	v = view_of(c, msg->topic, msg->partition);
+	if (v) {
+		if (v->dead_minute[slot] != minute) {
+			v->dead_minute[slot] = minute;
+			v->dead[slot] = 0;
+		}
+		v->dead[slot]++;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Asks the brokers for the offsets of the partitions we hold, keeps them
+ * in the view (dropping the partitions no longer ours) and sums the lag
+ * for /metrics. Kafka only: also called while Redis is away.
+ */
+static void view_refresh(struct jobd_consumer *c)
+{
+	struct jobd_kafka_partition *kp;
+	int64_t now = jobd_util_mono_ms(), lag = -1;
+	struct view_part *kept;
+	size_t n = 0, nkept = 0;
+	char errstr[512];
+
+	if (!c->kc)
+		return;
+	kp = calloc(VIEW_PARTS, sizeof(*kp));
+	kept = calloc(VIEW_PARTS, sizeof(*kept));
+	if (!kp || !kept)
+		goto out;
+	if (jobd_kafka_consumer_partitions(c->kc, kp, VIEW_PARTS, &n,
+					   VIEW_TIMEOUT_MS, errstr,
+					   sizeof(errstr)) < 0)
+		jobd_debug("consumer: kafka view: %s", errstr);
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct view_part *v = view_of(c, kp[i].topic, kp[i].partition);
+
+		if (!v)
+			continue;
+		v->kp = kp[i];
+		v->rate = c->view_at && now > c->view_at ?
+				  (double)(v->messages - v->messages_then) *
+					  1000.0 / (double)(now - c->view_at) :
+				  0.0;
+		v->messages_then = v->messages;
+		kept[nkept++] = *v;
+		if (kp[i].lag >= 0)
+			lag = (lag < 0 ? 0 : lag) + kp[i].lag;
+	}
+	memcpy(c->view, kept, nkept * sizeof(*kept));
+	c->nview = nkept;
+	c->view_at = now;
 	c->stats.lag = lag;
 	c->stats.paused = c->paused;
 	pthread_mutex_unlock(&c->lock);
+out:
+	free(kp);
+	free(kept);
+}
+
+/* The view as JSON text (caller frees with free()), or NULL. */
+static char *view_json(struct jobd_consumer *c)
+{
+	int64_t minute = jobd_util_now_ms() / 60000;
+	json_t *o = json_object(), *parts = json_array();
+	char iso[JOBD_ISO_SIZE];
+	char *s;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nview; i++) {
+		const struct view_part *v = &c->view[i];
+		json_t *p = json_object();
+		uint64_t dead = 0;
+
+		for (size_t k = 0; k < VIEW_MINUTES; k++)
+			if (v->dead_minute[k] > minute - VIEW_MINUTES)
+				dead += v->dead[k];
+		json_object_set_new(p, "topic", json_string(v->kp.topic));
+		json_object_set_new(p, "partition",
+				    json_integer(v->kp.partition));
+		json_object_set_new(p, "committed",
+				    v->kp.committed >= 0 ?
+					    json_integer(v->kp.committed) :
+					    json_null());
+		json_object_set_new(p, "high_watermark",
+				    v->kp.high >= 0 ? json_integer(v->kp.high) :
+						      json_null());
+		json_object_set_new(p, "lag",
+				    v->kp.lag >= 0 ? json_integer(v->kp.lag) :
+						     json_null());
+		json_object_set_new(
+			p, "messages_per_s",
+			json_real((double)(int64_t)(v->rate * 10 + 0.5) /
+				  10.0));
+		json_object_set_new(p, "dead_letters",
+				    json_integer((json_int_t)dead));
+		json_array_append_new(parts, p);
+	}
+	json_object_set_new(o, "instance", json_string(c->conf->instance));
+	json_object_set_new(o, "group", json_string(c->conf->group));
+	json_object_set_new(o, "paused", json_boolean(c->paused));
+	json_object_set_new(o, "lag",
+			    c->stats.lag >= 0 ? json_integer(c->stats.lag) :
+						json_null());
+	pthread_mutex_unlock(&c->lock);
+	json_object_set_new(o, "dead_letters_minutes",
+			    json_integer(VIEW_MINUTES));
+	json_object_set_new(
+		o, "updated_at",
+		json_string(jobd_util_iso(jobd_util_now_ms(), iso)));
+	json_object_set_new(o, "partitions", parts);
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+/* Publishes the view to Redis; a failure waits for the next tick. */
+static void view_publish(struct jobd_consumer *c)
+{
+	char *s = view_json(c);
+
+	if (!s)
+		return;
+	if (jobd_store_kafka_view_put(c->st, c->conf->instance, s,
+				      VIEW_TTL_MS) < 0)
+		jobd_debug("consumer: cannot publish the kafka view: %s",
+			   jobd_store_errstr(c->st));
+	free(s);
+}
+
+/* Once a second: the Kafka view, the embedded broker's key, then
+ * backpressure. */
+static void tick(struct jobd_consumer *c)
+{
+	int64_t counts[JOBD_STATUS_COUNT];
+	char errstr[512];
+	int rc;
+
+	view_refresh(c);
+	view_publish(c);
 	rc = jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr));
 	if (rc < 0)
 		jobd_debug("consumer: cannot check the broker key: %s", errstr);
@@ -456,7 +663,7 @@ static bool dead_letter_fate(struct jobd_consumer *c, struct item *it,
 		if (dl->form == JOBD_DEADLETTER_WHOLE)
 			jobd_warn("consumer: dead-lettered to %s: %s", dlq,
 				  it->reason);
-		else if (dl->form == JOBD_DEADLETTER_TRUNCATED)
+		else if (dl->form != JOBD_DEADLETTER_REFERENCE)
 			jobd_warn("consumer: dead-lettered to %s, its value "
 				  "cut to %zu of %zu bytes: %s",
 				  dlq, dl->out.len, dl->original, it->reason);
@@ -471,13 +678,20 @@ static bool dead_letter_fate(struct jobd_consumer *c, struct item *it,
 		break;
 	}
 	if (dl->form != JOBD_DEADLETTER_REFERENCE) {
+		/* The key and headers go again without the value, then
+		 * without them. */
+		it->least = dl->form == JOBD_DEADLETTER_EMPTIED ?
+				    JOBD_DEADLETTER_REFERENCE :
+				    JOBD_DEADLETTER_EMPTIED;
 		jobd_warn("consumer: %s refused the dead letter of %s (%s, %zu "
-			  "bytes): sending a reference record instead",
+			  "bytes): sending %s instead",
 			  dlq, it->source,
 			  fate == JOBD_KAFKA_TOO_LARGE ? "too large" :
 							 "invalid record",
-			  jobd_deadletter_size(&dl->out));
-		it->least = JOBD_DEADLETTER_REFERENCE;
+			  jobd_deadletter_size(&dl->out),
+			  it->least == JOBD_DEADLETTER_EMPTIED ?
+				  "its key and headers without the value" :
+				  "a reference record");
 		return false;
 	}
 	jobd_error("consumer: %s refused the reference record of %s too (%s): "
@@ -531,8 +745,9 @@ err_release:
 /*
  * Sends the dead letters of batch B that are not done yet, each once: a
  * retry sends only those not acked. One refused for itself (too large
- * for the broker or the topic, invalid) goes again at once as a
- * reference record; a refused reference record is dropped. Returns 0
+ * for the broker or the topic, invalid) goes again at once without its
+ * value, then as a reference record; a refused reference record is
+ * dropped. Returns 0
  * when each is done, or -1 (retry later) with errstr.
  */
 static int dead_letter(struct jobd_consumer *c, struct batch *b, char *errstr,
@@ -585,6 +800,8 @@ static int dead_letter(struct jobd_consumer *c, struct batch *b, char *errstr,
 			enum jobd_deadletter_form least = it->least;
 
 			it->dead = dead_letter_fate(c, it, &dls[k], fates[k]);
+			if (fates[k] == JOBD_KAFKA_ACKED)
+				view_count_dead(c, &b->msgs[of[k]]);
 			again |= it->least != least;
 			jobd_deadletter_release(&dls[k]);
 		}
@@ -642,6 +859,8 @@ static void handle_batch(struct jobd_consumer *c, struct batch *b,
 		jobd_warn("consumer: %s: retrying the batch of %zu in %d ms",
 			  errstr, b->n, backoff);
 		count(c, &c->stats.retries, 1);
+		/* /metrics sees the lag grow while the batch waits */
+		view_refresh(c);
 		nap(c, backoff);
 		if (atomic_load(&c->stop))
 			goto abandon; /* uncommitted: consumed again later */
@@ -668,6 +887,7 @@ static void handle_batch(struct jobd_consumer *c, struct batch *b,
 				       sizeof(errstr)) < 0)
 		jobd_warn("consumer: %s (the batch will be consumed again)",
 			  errstr);
+	view_count_batch(c, b);
 	pthread_mutex_lock(&c->lock);
 	c->stats.messages += b->n;
 	c->stats.created += created;
@@ -871,6 +1091,10 @@ void jobd_consumer_stop(struct jobd_consumer *c)
 		return;
 	atomic_store(&c->stop, true);
 	pthread_join(c->thread, NULL);
+	/* gone at once, not a TTL later */
+	if (jobd_store_kafka_view_drop(c->st, c->conf->instance) < 0)
+		jobd_debug("consumer: cannot delete the kafka view: %s",
+			   jobd_store_errstr(c->st));
 	disconnect(c);
 	jobd_kafka_broker_free(c->broker);
 	jobd_store_free(c->st);

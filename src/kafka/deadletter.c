@@ -43,6 +43,8 @@ const char *jobd_deadletter_form_name(enum jobd_deadletter_form form)
 		return "whole";
 	case JOBD_DEADLETTER_TRUNCATED:
 		return "truncated";
+	case JOBD_DEADLETTER_EMPTIED:
+		return "emptied";
 	case JOBD_DEADLETTER_REFERENCE:
 		return "reference";
 	}
@@ -109,13 +111,17 @@ int jobd_deadletter_init(struct jobd_deadletter *dl, const char *topic,
 		kept += header_size(H_SIZE, dl->size, strlen(dl->size)) +
 			header_size(H_SHA256, "", SHA256_HEX) +
 			header_size(H_TRUNCATED, "value", strlen("value"));
-		dl->form = least <= JOBD_DEADLETTER_TRUNCATED &&
-					   kept <= max_bytes ?
-				   JOBD_DEADLETTER_TRUNCATED :
-				   JOBD_DEADLETTER_REFERENCE;
+		if (kept > max_bytes || least == JOBD_DEADLETTER_REFERENCE)
+			dl->form = JOBD_DEADLETTER_REFERENCE;
+		else if (least == JOBD_DEADLETTER_EMPTIED)
+			dl->form = JOBD_DEADLETTER_EMPTIED;
+		else
+			dl->form = JOBD_DEADLETTER_TRUNCATED;
 		if (dl->form == JOBD_DEADLETTER_TRUNCATED &&
 		    value > max_bytes - kept)
 			cut = max_bytes - kept;
+		else if (dl->form == JOBD_DEADLETTER_EMPTIED)
+			cut = 0;
 		if (sha256_hex(msg->value, value, dl->sha256) < 0) {
 			jobd_deadletter_release(dl);
 			return -ENOMEM;
@@ -128,7 +134,8 @@ int jobd_deadletter_init(struct jobd_deadletter *dl, const char *topic,
 	} else {
 		dl->out.key = msg->key;
 		dl->out.key_len = msg->key ? msg->key_len : 0;
-		dl->out.value = msg->value;
+		dl->out.value =
+			dl->form == JOBD_DEADLETTER_EMPTIED ? "" : msg->value;
 		dl->out.len = cut;
 		for (size_t i = 0; i < nhdrs; i++)
 			add(dl, hdrs[i].name, hdrs[i].value, hdrs[i].len);

@@ -7,19 +7,22 @@
  * (topic/partition@offset). A message that would make a dead letter over
  * [kafka] dlq_max_bytes is cut instead, so that the broker (1 MiB by
  * default) or librdkafka (message.max.bytes, 1,000,000) does not refuse
- * it: three forms, the first that fits is sent.
+ * it: four forms, the first that fits is sent.
  *
  * - whole: as above;
  * - truncated: the value cut to its first bytes, key and headers kept,
  *   and three headers more: jobd-original-size (the value's size in
  *   bytes, decimal), jobd-original-sha256 (its SHA-256, 64 lowercase hex
  *   digits), jobd-truncated = "value";
+ * - emptied: as truncated, with none of the value kept: sent when the
+ *   broker or librdkafka refused the whole or truncated form anyway (a
+ *   topic with a smaller max.message.bytes, dlq_max_bytes set too high),
+ *   so that the key and headers still reach the topic;
  * - reference: only jobd's five headers (jobd-truncated = "record"), no
  *   key, an empty value: the message itself is still at jobd-source
  *   until the topic's retention drops it. Used when the key and headers
- *   alone do not fit, and when a broker refused the other form anyway
- *   (a topic with a smaller max.message.bytes, a record it finds
- *   invalid).
+ *   alone do not fit, and when a broker refused the emptied form too (a
+ *   record it finds invalid, a limit under the key and headers).
  *
  * The size that dlq_max_bytes bounds is librdkafka's: key, value, and
  * each header's name and value, counted here with 10 bytes of framing a
@@ -49,6 +52,7 @@
 enum jobd_deadletter_form {
 	JOBD_DEADLETTER_WHOLE,
 	JOBD_DEADLETTER_TRUNCATED,
+	JOBD_DEADLETTER_EMPTIED,
 	JOBD_DEADLETTER_REFERENCE,
 };
 
@@ -82,7 +86,7 @@ void jobd_deadletter_release(struct jobd_deadletter *dl);
 /* The size of OUT as dlq_max_bytes counts it (key, value, headers). */
 size_t jobd_deadletter_size(const struct jobd_kafka_out *out);
 
-/* "whole", "truncated" or "reference". */
+/* "whole", "truncated", "emptied" or "reference". */
 const char *jobd_deadletter_form_name(enum jobd_deadletter_form form);
 
 #endif

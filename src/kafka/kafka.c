@@ -512,30 +512,97 @@ void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc)
 	free(kc);
 }
 
-int64_t jobd_kafka_consumer_lag(struct jobd_kafka_consumer *kc)
+/*
+ * The offsets of LIST at "timestamp" WHEN (RD_KAFKA_OFFSET_END: the high
+ * watermarks, _BEGINNING: the low ones), one request per leader for all
+ * of them, into the OUT field of PARTS. 0 or -1 with errstr.
+ */
+static int list_offsets(struct jobd_kafka_consumer *kc,
+			const rd_kafka_topic_partition_list_t *list,
+			int64_t when, struct jobd_kafka_partition *parts,
+			size_t n, bool high, int timeout_ms, char *errstr,
+			size_t errstr_size)
 {
-	rd_kafka_topic_partition_list_t *parts = NULL;
-	int64_t lag = 0;
+	rd_kafka_topic_partition_list_t *q =
+		rd_kafka_topic_partition_list_copy(list);
+	rd_kafka_resp_err_t err;
 
-	if (rd_kafka_assignment(kc->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    !parts)
-		return -1;
-	if (parts->cnt == 0) {
-		rd_kafka_topic_partition_list_destroy(parts);
+	for (int i = 0; i < q->cnt; i++)
+		q->elems[i].offset = when;
+	err = rd_kafka_offsets_for_times(kc->rk, q, timeout_ms);
+	if (err) {
+		snprintf(errstr, errstr_size,
+			 "cannot read the %s watermarks: %s",
+			 high ? "high" : "low", rd_kafka_err2str(err));
+		rd_kafka_topic_partition_list_destroy(q);
 		return -1;
 	}
-	rd_kafka_position(kc->rk, parts);
-	for (int i = 0; i < parts->cnt; i++) {
-		const rd_kafka_topic_partition_t *p = &parts->elems[i];
-		int64_t lo, hi;
+	for (size_t i = 0; i < n; i++) {
+		const rd_kafka_topic_partition_t *e = &q->elems[i];
+		int64_t off = e->err ? -1 : e->offset;
 
-		if (rd_kafka_get_watermark_offsets(kc->rk, p->topic,
-						   p->partition, &lo, &hi) !=
-			    RD_KAFKA_RESP_ERR_NO_ERROR ||
-		    hi < 0)
-			continue;
-		lag += hi - (p->offset >= 0 ? p->offset : lo);
+		if (high)
+			parts[i].high = off;
+		else
+			parts[i].low = off;
 	}
-	rd_kafka_topic_partition_list_destroy(parts);
-	return lag;
+	rd_kafka_topic_partition_list_destroy(q);
+	return 0;
+}
+
+int jobd_kafka_consumer_partitions(struct jobd_kafka_consumer *kc,
+				   struct jobd_kafka_partition *parts,
+				   size_t max, size_t *n, int timeout_ms,
+				   char *errstr, size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *list = NULL;
+	rd_kafka_resp_err_t err;
+	int rc = 0;
+
+	*n = 0;
+	if (rd_kafka_assignment(kc->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    !list)
+		return 0;
+	for (int i = 0; i < list->cnt && *n < max; i++) {
+		struct jobd_kafka_partition *p = &parts[(*n)++];
+
+		snprintf(p->topic, sizeof(p->topic), "%s",
+			 list->elems[i].topic);
+		p->partition = list->elems[i].partition;
+		p->committed = p->low = p->high = p->lag = -1;
+	}
+	if (*n == 0)
+		goto out;
+	/* Three requests however many partitions: a broker that does not
+	 * answer costs at most three timeouts a refresh. */
+	if (list_offsets(kc, list, RD_KAFKA_OFFSET_END, parts, *n, true,
+			 timeout_ms, errstr, errstr_size) < 0 ||
+	    list_offsets(kc, list, RD_KAFKA_OFFSET_BEGINNING, parts, *n, false,
+			 timeout_ms, errstr, errstr_size) < 0) {
+		rc = -1;
+		goto out;
+	}
+	err = rd_kafka_committed(kc->rk, list, timeout_ms);
+	if (err) {
+		snprintf(errstr, errstr_size,
+			 "cannot read the committed offsets: %s",
+			 rd_kafka_err2str(err));
+		rc = -1;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		struct jobd_kafka_partition *p = &parts[i];
+		int64_t off = list->elems[i].offset;
+
+		if (!err && list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			p->committed = off >= 0 ? off : -1;
+		if (p->high < 0 || (p->committed < 0 && (err || p->low < 0)))
+			continue; /* unknown */
+		p->lag = p->high - (p->committed >= 0 ? p->committed : p->low);
+		if (p->lag < 0)
+			p->lag =
+				0; /* a commit seen before the watermark moved */
+	}
+out:
+	rd_kafka_topic_partition_list_destroy(list);
+	return rc;
 }

@@ -346,12 +346,32 @@ int jobd_kafka_consumer_pause(struct jobd_kafka_consumer *kc, bool pause);
 int jobd_kafka_consumer_cluster_id(struct jobd_kafka_consumer *kc,
 				   int timeout_ms, char *buf, size_t size);
 
+/* One partition assigned to a consumer, as the Kafka view shows it. */
+struct jobd_kafka_partition {
+	char topic[256];   /* a topic name has at most 249 bytes */
+	int32_t partition; /* its number */
+	int64_t committed; /* the group's committed offset; -1 = none yet */
+	int64_t low;	   /* low watermark (earliest offset kept) */
+	int64_t high;	   /* high watermark (the next offset written) */
+	int64_t lag; /* high - committed (high - low with no commit): every
+		      * message not committed yet, whether read or not */
+};
+
 /*
- * Messages not yet consumed on the partitions assigned to KC: the high
- * watermarks (as of the last fetch, no request made) minus the positions.
- * -1 when unknown (no assignment yet). Call from KC's own thread.
+ * The partitions assigned to KC (at most MAX of them into PARTS, *N set),
+ * with the group's committed offsets and the watermarks asked of the
+ * brokers now, each request waiting at most TIMEOUT_MS. Not the cached
+ * watermarks of the last fetch nor the read position: those stand still
+ * while the consumer is paused or wedged, and the lag read 0 while
+ * messages piled up (issue 25). Returns 0 (*N = 0 before the first
+ * assignment), or -1 with the reason in errstr (a broker or the group
+ * coordinator did not answer): PARTS then holds what was read, -1 for
+ * the rest. Call from KC's own thread.
  */
-int64_t jobd_kafka_consumer_lag(struct jobd_kafka_consumer *kc);
+int jobd_kafka_consumer_partitions(struct jobd_kafka_consumer *kc,
+				   struct jobd_kafka_partition *parts,
+				   size_t max, size_t *n, int timeout_ms,
+				   char *errstr, size_t errstr_size);
 
 /* Leaves the group (commits nothing) and frees KC. NULL is a no-op. */
 void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc);

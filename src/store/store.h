@@ -391,6 +391,30 @@ int jobd_store_broker_publish(struct jobd_store *st, const char *addr,
 /* Deletes PREFIX:broker if it still holds ADDR: 1 deleted, 0 not ours. */
 int jobd_store_broker_release(struct jobd_store *st, const char *addr);
 
+/* --- the Kafka view ------------------------------------------------------------ */
+
+/*
+ * Publishes JSON (an instance's Kafka view, borrowed) as INSTANCE's for
+ * TTL_MS: P:kafka:view:INSTANCE, and INSTANCE in P:kafka:views. Returns 0
+ * or JOBD_STORE_ERR_REDIS.
+ */
+int jobd_store_kafka_view_put(struct jobd_store *st, const char *instance,
+			      const char *json, int64_t ttl_ms);
+
+/* Deletes INSTANCE's view (a clean stop). 0 or JOBD_STORE_ERR_REDIS. */
+int jobd_store_kafka_view_drop(struct jobd_store *st, const char *instance);
+
+/*
+ * The views of every instance whose view has not expired, as *N JSON
+ * texts in *VIEWS (caller frees with jobd_store_kafka_views_free);
+ * forgets the instances whose view expired. Returns 0,
+ * JOBD_STORE_ERR_REDIS or -ENOMEM.
+ */
+int jobd_store_kafka_views(struct jobd_store *st, char ***views, size_t *n);
+
+/* Frees what jobd_store_kafka_views returned. NULL is a no-op. */
+void jobd_store_kafka_views_free(char **views, size_t n);
+
 /* --- leader leases ------------------------------------------------------------ */
 
 /*

@@ -6,21 +6,27 @@
 #    records and actions over three topics; one record in ten without an
 #    id, so its key is topic/partition@offset@cluster) waits on the broker;
 #    a consume-only jobd starts and is killed with kill -9 at a random
-#    point 10-60 % into what is outstanding (job count polled from Redis
-#    every 50 ms), so batches are in flight: polled, created but not committed
-#    (commits are asynchronous), or being created. Its pending_limit lies
-#    halfway between that point and the end of the burst, so however fast
-#    it ingests (and however slowly this script polls on a busy machine)
-#    the kill lands before the burst is all jobs: backpressure holds it
-#    back, at most a few batches past the limit. So a kill finds the
-#    consumer taking batches in, or paused at the limit with its last
-#    asynchronous commits perhaps not done; at least one kill of four
-#    must find it taking batches in (its log shows no pause). Four bursts, four
-#    kills, then sentinels (one message per partition after all others)
-#    and one more start that reads up to them and stops with SIGTERM.
-#    Asserted: as many jobs as messages; every message id has its job; the
-#    messages without an id made exactly as many keys; no two jobs share
-#    a key; every kill landed mid-burst. Then every
+#    point 10-60 % of the way to its pending_limit, so batches are in
+#    flight: polled, created but not committed (commits are asynchronous),
+#    or being created. The kill waits for a measured state, not a time:
+#    jobd runs in slices (SIGCONT, 20 ms, SIGSTOP) and the job count is
+#    read from Redis while it is stopped; once it reaches the point, jobd
+#    is killed where it stands, whatever the machine's load did to the
+#    slices. Its pending_limit is KILL_MARGIN jobs below the end of the
+#    burst, more than backpressure can overshoot (the batch that crosses
+#    the limit, the JOBD_STORE_CREATES_SENT batches on their way and the
+#    one decoded: 4 x JOBD_CONSUMER_BATCH = 2,000), so every kill lands
+#    before the burst is all jobs, by construction. A kill finds the
+#    consumer taking batches in, or, when a slice ran long, paused at the
+#    limit with its last asynchronous commits perhaps not done (read
+#    from its log while stopped). ROUNDS bursts and kills, and more (at
+#    most MAX_ROUNDS) until one kill found it taking batches in. Then
+#    sentinels (one message per partition
+#    after all others) and one more start that reads up to them and
+#    stops with SIGTERM. Asserted: as many jobs as messages; every
+#    message id has its job; the messages without an id made exactly as
+#    many keys; no two jobs share a key; every kill landed mid-burst.
+#    Then every
 #    offset is lost at once: a consumer in a new group reads all the
 #    topics again, and not one job more is made. The figure "read again
 #    and recognised" counts create-batch ids reserved beyond the jobs
@@ -78,7 +84,7 @@ echo "# embedded broker at $embedded (held by jobd 'host') [$((SECONDS - t_start
 
 # --- 1. ingest ---------------------------------------------------------------
 
-readonly BURST=10000 ROUNDS=4
+readonly BURST=10000 ROUNDS=4 MAX_ROUNDS=8 KILL_MARGIN=3000
 
 # burst FILE_PREFIX TOPIC_PREFIX ROUND: writes the round's messages, one
 # file per topic; appends "TOPIC:ID" of each id to $work/ids.
@@ -157,7 +163,8 @@ sentinels() {
 # under the Redis prefix jobd_NAME.
 ingest() {
 	local name=$1 brokers=$2 t=$3 p=jobd_$1 c=ingest_$1 expected=0 r n
-	local partial=0 ingesting=0 at_kill=() noid before target deadline ns limit log_at
+	local partial=0 ingesting=0 at_kill=() before target deadline ns limit log_at pid
+	local paused rounds
 
 	ingest_conf "$c" "$p" "$brokers" "$t" "ingest-$run_id"
 	: >"$work/ids"
@@ -172,7 +179,9 @@ ingest() {
 			grep -q -v '^1$' && return 1
 		return 0
 	}
-	for ((r = 1; r <= ROUNDS; r++)); do
+	for ((r = 1; r <= ROUNDS || ingesting == 0; r++)); do
+		[ "$r" -le "$MAX_ROUNDS" ] ||
+			fail "$name: none of $MAX_ROUNDS kills found the consumer ingesting (jobs after each kill: ${at_kill[*]})"
 		burst "$work/burst" "$t" "$r"
 		for topic in events records actions; do
 			kcat -b "$brokers" -t "$t.$topic" -P -l "$work/burst.$topic" ||
@@ -181,32 +190,41 @@ ingest() {
 		done
 		expected=$((expected + BURST))
 		before=$(count)
-		# Kill at a random point, 10 to 60 % into what is left, with
-		# backpressure halfway from there to the end.
-		target=$((before + (expected - before) * (10 + RANDOM % 50) / 100))
-		limit=$((target + (expected - target) / 2))
+		# Backpressure KILL_MARGIN before the end; the kill at a random
+		# point 10 to 60 % of the way there.
+		limit=$((expected - KILL_MARGIN))
+		[ "$before" -lt "$limit" ] ||
+			fail "$name: $before jobs before burst $r, over the limit $limit"
+		target=$((before + (limit - before) * (10 + RANDOM % 50) / 100))
 		ingest_conf "$c" "$p" "$brokers" "$t" "ingest-$run_id" "$limit"
 		log_at=$(wc -l <"$work/$c.log" 2>/dev/null || echo 0)
 		start_jobd "$c"
-		deadline=$((SECONDS + 60))
+		pid=${jobd_pids[$c]}
+		# In slices, measured while stopped (above).
+		kill -STOP "$pid"
+		deadline=$((SECONDS + 120))
 		while n=$(count) && [ "$n" -lt "$target" ]; do
 			[ "$SECONDS" -lt "$deadline" ] ||
-				fail "$name: $n jobs, not $target, 60 s into burst $r (see $work/$c.log)"
-			sleep 0.05
+				fail "$name: $n jobs, not $target, 120 s into burst $r (see $work/$c.log)"
+			kill -CONT "$pid"
+			sleep 0.02
+			kill -STOP "$pid"
 		done
-		kill9_jobd "$c"
-		n=$(count)
-		[ "$n" -lt "$expected" ] && partial=$((partial + 1))
 		# The consumer had not paused at the backpressure limit (its
 		# log says so when it does): it was still taking batches in,
 		# not waiting with nothing in flight.
 		if tail -n +"$((log_at + 1))" "$work/$c.log" | grep -q "jobs pending (limit [0-9]*): pausing"; then
-			at_kill+=("$n,paused")
+			paused=,paused
 		else
+			paused=
 			ingesting=$((ingesting + 1))
-			at_kill+=("$n")
 		fi
+		kill9_jobd "$c"
+		n=$(count)
+		[ "$n" -lt "$expected" ] && partial=$((partial + 1))
+		at_kill+=("$n$paused")
 	done
+	rounds=$((r - 1))
 	echo "# $name: jobs after each kill: ${at_kill[*]} (bursts end at $BURST, $((2 * BURST)), ...) [$((SECONDS - t_start)) s]"
 	# The rest, up to the sentinels that follow it.
 	ingest_conf "$c" "$p" "$brokers" "$t" "ingest-$run_id"
@@ -217,12 +235,8 @@ ingest() {
 	# SIGTERM: nothing more is created after this.
 	stop_jobd "$c"
 
-	[ "$partial" -eq "$ROUNDS" ] ||
-		fail "$name: only $partial of $ROUNDS kills landed mid-burst (jobs after each kill: ${at_kill[*]})"
-	# Batches can cross the limit before the kill: some rounds find
-	# the consumer paused, but not all.
-	[ "$ingesting" -ge 1 ] ||
-		fail "$name: only $ingesting of $ROUNDS kills landed while the consumer was ingesting (jobs after each kill: ${at_kill[*]})"
+	[ "$partial" -eq "$rounds" ] ||
+		fail "$name: only $partial of $rounds kills landed mid-burst (jobs after each kill: ${at_kill[*]})"
 	expected=$((expected + ns))
 	cat "$work/sentinels.1" >>"$work/ids"
 	assert_eq "$expected" "$(count)" "$name: jobs for $expected messages"
@@ -255,7 +269,7 @@ check_keys() {
 	sed "s|^|EXISTS $p:key:|" "$work/ids" | rcli >"$work/exists"
 	missing=$(grep -vc '^1$' "$work/exists" || true)
 	assert_eq 0 "$missing" "$name: message ids without a job"
-	assert_eq $((ROUNDS * BURST / 10)) \
+	assert_eq $((rounds * BURST / 10)) \
 		"$(rcli --scan --pattern "$p:key:$t.records/*" | wc -l)" \
 		"$name: keys of the messages without an id"
 	sed 's|^|HGET |; s|$| key|' "$work/jobkeys" | rcli >"$work/jobkeyfields"

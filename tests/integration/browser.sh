@@ -2,7 +2,8 @@
 # tests/integration/browser.sh: the monitor page in headless Chromium (Debian's
 # chromium driven by playwright-core from npm; never `playwright install`).
 # Starts redis-server, the monitor (tests/drivers/http_driver) and its scripted
-# worker, then runs tests/integration/browser/monitor.test.mjs. Screenshots go to
+# worker, and a consumer for the Kafka view, then runs
+# tests/integration/browser/monitor.test.mjs. Screenshots go to
 # tests/integration/browser/screenshots/ (git-ignored); with DOCS_SCREENSHOTS=1
 # also those of docs/monitor.md, into docs/img/monitor-*.png. Skips (77) when
 # chromium, node or npm is missing, unless CI=true.
@@ -46,6 +47,19 @@ start() { # NAME ARGS...
 start http
 start worker --worker
 BASE=http://$(awk '/listening/ { print $2 }' "$work/http.out")
+
+# The Kafka view: a consumer (tests/drivers/kafka_driver, the consume role
+# on the embedded broker) publishes its partitions; three messages that
+# cannot become jobs give it dead letters (and no job to disturb the list).
+need kcat
+printf '%s\n' "[redis]" "address = $JOBD_REDIS" "[engine]" "instance = kview" \
+	>"$work/kafka.conf"
+start_kafka_driver kview "$work" -c "$work/kafka.conf"
+broker=$(embedded_broker) || exit
+for bad in 'not json' '[1,2]' '{"id":"x"}'; do
+	printf '%s' "$bad" | kcat -b "$broker" -t jobs.events -p 0 -P ||
+		fail "kcat cannot produce to jobs.events on $broker"
+done
 
 mkdir -p "$dir/screenshots"
 BASE=$BASE CHROMIUM=$CHROMIUM SCREENSHOTS=$dir/screenshots USER_DATA=$work/chrome \

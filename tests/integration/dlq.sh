@@ -11,18 +11,22 @@
 # exactly one dead letter: the small ones whole with their key and every
 # header in order, the big one cut to [kafka] dlq_max_bytes with its
 # original size and SHA-256 (or, when the broker or librdkafka refused
-# it anyway, a reference record). Before the fix the big dead letter was
-# refused forever, the batch retried every 5 s with all its dead letters,
-# and no later message became a job.
+# it anyway, its key and headers without the value; or, when they alone
+# are over dlq_max_bytes, a reference record). Before the fix of issue 17
+# the big dead letter was refused forever, the batch retried every 5 s
+# with all its dead letters, and no later message became a job; before
+# the emptied form (issue 25) a refused one lost its key and headers.
 #
-#	embedded, cut:  1.5 MiB, default dlq_max_bytes (900 KiB): truncated
-#	embedded, ref:  1.5 MiB, dlq_max_bytes = 2MiB: librdkafka refuses it
-#	                (message.max.bytes 1000000): a reference record
-#	real, cut:      the issue's 1,010,037 bytes, defaults: truncated
-#	real, ref:      1,048,480 bytes, which the broker takes (1 MiB + 12
-#	                for a batch) but not once jobd's headers are added;
-#	                dlq_max_bytes = 2MiB and kafka.message.max.bytes =
-#	                2000000, so only the broker refuses it: a reference
+#	embedded, cut:   1.5 MiB, default dlq_max_bytes (900 KiB): truncated
+#	embedded, empty: 1.5 MiB, dlq_max_bytes = 2MiB: librdkafka refuses it
+#	                 (message.max.bytes 1000000): emptied
+#	real, cut:       the issue's 1,010,037 bytes, defaults: truncated
+#	real, empty:     1,048,480 bytes, which the broker takes (1 MiB + 12
+#	                 for a batch) but not once jobd's headers are added;
+#	                 dlq_max_bytes = 2MiB and kafka.message.max.bytes =
+#	                 2000000, so only the broker refuses it: emptied
+#	real, ref:       the big message has a header of 5,000 bytes more and
+#	                 dlq_max_bytes = 4KiB: a reference record
 set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
@@ -118,10 +122,14 @@ check_case() {
 	sum=$(sha256sum "$work/big" | cut -d' ' -f1)
 	printf 'not json' >"$work/notjson"
 	# partition 0, in this order: offsets 0, 1, 2
+	local blob=()
+	[ "$form" != reference ] ||
+		blob=(-H "blob=$(head -c 5000 /dev/zero | tr '\0' b)")
 	kcat -b "$broker" -t "$t_events" -p 0 -P -k key-sb1 \
 		-H trace=t-1 -H trace=t-2 -H team=ops "$work/small" &&
 		kcat -b "$broker" -t "$t_events" -p 0 -P -k key-big \
-			-H trace=t-big -X message.max.bytes=2000000 "$work/big" &&
+			-H trace=t-big "${blob[@]}" \
+			-X message.max.bytes=2000000 "$work/big" &&
 		kcat -b "$broker" -t "$t_events" -p 0 -P "$work/notjson" ||
 		fail "$name: kcat cannot produce the bad messages"
 
@@ -178,15 +186,29 @@ check_case() {
 		[ "$(field "$rec" .len)" -gt 900000 ] ||
 			fail "$name: big: only $(field "$rec" .len) bytes kept"
 		;;
+	emptied)
+		assert_eq value "$(field "$rec" '.h["jobd-truncated"]')" \
+			"$name: big: cut"
+		assert_eq 0 "$(field "$rec" .len)" "$name: big: no value"
+		assert_eq key-big "$(field "$rec" .key)" "$name: big: key kept"
+		assert_eq '["trace","jobd-reason","jobd-source","jobd-original-size","jobd-original-sha256","jobd-truncated"]' \
+			"$(field "$rec" .names)" "$name: big: headers kept"
+		assert_eq t-big "$(field "$rec" '.h.trace')" \
+			"$name: big: header value kept"
+		assert_contains "$(cat "$work/$name.err")" \
+			"refused the dead letter of $t_events/0@1 (too large" \
+			"$name: the refusal is logged"
+		;;
 	reference)
 		assert_eq record "$(field "$rec" '.h["jobd-truncated"]')" \
 			"$name: big: a reference record"
+		assert_eq null "$(field "$rec" .key)" "$name: big: no key"
 		assert_eq 0 "$(field "$rec" .len)" "$name: big: no value"
 		assert_eq '["jobd-reason","jobd-source","jobd-original-size","jobd-original-sha256","jobd-truncated"]' \
 			"$(field "$rec" .names)" "$name: big: jobd's headers only"
 		assert_contains "$(cat "$work/$name.err")" \
-			"refused the dead letter of $t_events/0@1 (too large" \
-			"$name: the refusal is logged"
+			"as a reference record (${big} bytes at $t_events/0@1)" \
+			"$name: the reference is logged"
 		;;
 	esac
 	echo "# $name: a dead letter of $big bytes sent $form, each of 3 once; $good later messages were jobs $ms ms after they were sent"
@@ -201,7 +223,7 @@ check_case() {
 start_kafka_driver host "$work" -c "$work/host.conf" --broker-only
 broker=$(embedded_broker) || exit
 check_case embedded_cut embedded $((3 << 19)) truncated
-check_case embedded_ref embedded $((3 << 19)) reference "dlq_max_bytes = 2MiB"
+check_case embedded_empty embedded $((3 << 19)) emptied "dlq_max_bytes = 2MiB"
 stop_kafka_driver host "$work"
 rcli flushall >/dev/null
 
@@ -209,6 +231,7 @@ rcli flushall >/dev/null
 
 real_broker "$work/kafka"
 check_case real_cut "$broker" 1010037 truncated
-check_case real_ref "$broker" 1048480 reference "dlq_max_bytes = 2MiB" \
+check_case real_empty "$broker" 1048480 emptied "dlq_max_bytes = 2MiB" \
 	"kafka.message.max.bytes = 2000000"
+check_case real_ref "$broker" 1010037 reference "dlq_max_bytes = 4KiB"
 echo "PASS"

@@ -22,7 +22,10 @@
 # minute from the first with statistics to the marker, each once, in
 # order; each value is the contract's minute object, equal to that minute
 # in `jobctl stats --json`, with `created` equal to the jobs whose
-# created_at falls in the minute (`jobctl list --all --system --json`).
+# created_at falls in the minute (`jobctl list --all --system --json`),
+# with exactly the fields and types that docs/statistics.md documents
+# ("The message's fields"), per type too; and the Redis hash fields
+# behind them are named as docs/redis-keys.md says.
 # Takes about three to four minutes.
 set -euo pipefail
 
@@ -213,16 +216,46 @@ check_scenario() {
 		>"$work/$s.stats.json" || fail "scenario $s: jobctl stats failed"
 	python3 - "$work/$s.msgs" "$work/$s.jobs.json" "$work/$s.stats.json" \
 		"$format" "$(rcli get "$p:stats:published")" \
-		"$(rcli zrange "$p:stats:minutes" 0 0)" "$s" <<'EOF' ||
-import json, struct, sys
+		"$(rcli zrange "$p:stats:minutes" 0 0)" "$s" \
+		"$top_srcdir/docs/statistics.md" <<'EOF' ||
+import json, re, struct, sys
 from datetime import datetime, timezone
 
-msgs_path, jobs_path, stats_path, fmt, marker, first, name = sys.argv[1:]
+msgs_path, jobs_path, stats_path, fmt, marker, first, name, doc = sys.argv[1:]
 marker, first = int(marker), int(first)
 
 def bad(why):
     print("FAIL: scenario %s: %s" % (name, why), file=sys.stderr)
     sys.exit(1)
+
+# The documented schema: the rows of the tables under "The message's
+# fields" in docs/statistics.md: (field, type, example).
+def documented():
+    text = open(doc).read()
+    part = text.split("### The message's fields", 1)
+    if len(part) != 2:
+        bad("%s has no section \"The message's fields\"" % doc)
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \|[^\n]*\| `([^`]*)` \|$",
+                      part[1].split("\n## ", 1)[0], re.M)
+    return [(f, t.strip(), json.loads(e)) for f, t, e in rows]
+
+TYPES = {"string": (str,), "boolean": (bool,), "object": (dict,),
+         "integer": (int,), "integer or null": (int, type(None))}
+
+def of_type(v, t):
+    if t not in TYPES: bad("%s: unknown documented type %r" % (doc, t))
+    if isinstance(v, bool) and bool not in TYPES[t]: return False
+    return isinstance(v, TYPES[t])
+
+schema = documented()
+fields = [f for f, _, _ in schema if "." not in f]
+per_type = [f.split(".")[-1] for f, _, _ in schema if f.startswith("by_type.TYPE.")]
+types = {f: t for f, t, _ in schema}
+if not fields or not per_type:
+    bad("%s documents no message fields (%s) or no per-type fields (%s)"
+        % (doc, fields, per_type))
+for f, t, e in schema:
+    if not of_type(e, t): bad("%s: the example of %s is not %s: %r" % (doc, f, t, e))
 
 def unpack(b, i=0):
     """A msgpack decoder for what jobd writes: maps, arrays, str, ints,
@@ -298,11 +331,24 @@ if json.load(open(jobs_path))["next"] is not None:
     bad("more than one page of jobs")
 minutes = {ms(m["minute"]): m for m in json.load(open(stats_path))["minutes"]}
 
-fields = ["minute", "closed", "created", "started", "finished", "errors",
-          "wait_avg_ms", "wait_min_ms", "wait_max_ms", "wait_p95_ms", "by_type"]
 total = 0
+seen_type = False
 for (key, obj), m in zip(msgs, keys):
-    if list(obj) != fields: bad("minute %s has fields %s" % (key, list(obj)))
+    if list(obj) != fields:
+        bad("minute %s has fields %s, %s documents %s" % (key, list(obj), doc, fields))
+    for f in fields:
+        if not of_type(obj[f], types[f]):
+            bad("minute %s: %s is %r, documented as %s" % (key, f, obj[f], types[f]))
+    for ty, c in obj["by_type"].items():
+        seen_type = True
+        if list(c) != per_type:
+            bad("minute %s: by_type.%s has fields %s, %s documents %s"
+                % (key, ty, list(c), doc, per_type))
+        for f in per_type:
+            t = types["by_type.TYPE." + f]
+            if not of_type(c[f], t):
+                bad("minute %s: by_type.%s.%s is %r, documented as %s"
+                    % (key, ty, f, c[f], t))
     if obj["minute"] != key: bad("key %s holds minute %s" % (key, obj["minute"]))
     if obj["closed"] is not True: bad("minute %s is not closed" % key)
     if obj["created"] != created.get(m, 0):
@@ -311,6 +357,8 @@ for (key, obj), m in zip(msgs, keys):
     if m in minutes and minutes[m] != obj:
         bad("minute %s differs from jobctl stats: %s vs %s" % (key, obj, minutes[m]))
     total += obj["created"]
+if not seen_type:
+    bad("no minute has a by_type entry: the per-type fields went unchecked")
 if total != sum(created.values()):
     bad("%d jobs created, %d counted in the messages" % (sum(created.values()), total))
 print("# scenario %s: %d minutes published once each, in order, %d jobs (%s)"
@@ -321,6 +369,19 @@ EOF
 
 check_scenario e "$(rcli get jobd_e:broker)" jobs.stats msgpack
 [ -z "$real" ] || check_scenario r "$real" "$topic_r" json
+
+# The Redis fields behind the messages are named as docs/redis-keys.md
+# says (P:stats:m:MINUTE): FIELD and FIELD|TYPE, but the waits' extremes
+# per type are wait|TYPE_min and wait|TYPE_max.
+for k in $(rcli --scan --pattern 'jobd_e:stats:m:*'); do
+	rcli hkeys "$k"
+done | sort -u >"$work/stats.fields"
+grep -q '^wait|noop_min$' "$work/stats.fields" ||
+	fail "no wait|noop_min field among the statistics of the noop jobs: $(tr '\n' ' ' <"$work/stats.fields")"
+if grep -v -E '^((created|started|finished|errors|wait_sum|h[0-9]+)(\|.+)?|wait_(min|max)|wait\|.+_(min|max))$' \
+	"$work/stats.fields" >"$work/stats.odd"; then
+	fail "statistics fields not in docs/redis-keys.md: $(tr '\n' ' ' <"$work/stats.odd")"
+fi
 
 # The kills were survived, not avoided: three leaders in turn.
 for s in "${scenarios[@]}"; do

@@ -211,6 +211,39 @@ START_TEST(test_deadletter_asked_for_a_reference_sends_only_that)
 }
 END_TEST
 
+START_TEST(test_deadletter_emptied_keeps_key_and_headers_without_value)
+{
+	static const struct jobd_kafka_header hdrs[] = {
+		{ "trace", "t-1", 3 },
+		{ "empty", NULL, 0 },
+	};
+	struct jobd_kafka_message msg = message(1000000);
+
+	/* e.g. after the broker refused the truncated one */
+	build(&msg, hdrs, 2, 921600, JOBD_DEADLETTER_EMPTIED);
+	ck_assert_int_eq(dl.form, JOBD_DEADLETTER_EMPTIED);
+	ck_assert_str_eq(jobd_deadletter_form_name(dl.form), "emptied");
+	ck_assert_ptr_eq(dl.out.key, msg.key);
+	ck_assert_uint_eq(dl.out.key_len, 3);
+	ck_assert_ptr_nonnull(dl.out.value); /* empty, not null */
+	ck_assert_uint_eq(dl.out.len, 0);
+	ck_assert_uint_eq(dl.out.nheaders, 7);
+	ck_assert_str_eq(dl.out.headers[0].name, "trace");
+	ck_assert_str_eq(header("trace"), "t-1");
+	ck_assert_str_eq(dl.out.headers[1].name, "empty");
+	ck_assert_ptr_null(dl.out.headers[1].value);
+	ck_assert_str_eq(header("jobd-original-size"), "1000000");
+	ck_assert_str_eq(header("jobd-original-sha256"), MILLION_A_SHA256);
+	ck_assert_str_eq(header("jobd-truncated"), "value");
+
+	/* key and headers over the cap: a reference all the same */
+	build(&msg, hdrs, 2, 100, JOBD_DEADLETTER_EMPTIED);
+	ck_assert_int_eq(dl.form, JOBD_DEADLETTER_REFERENCE);
+	ck_assert_ptr_null(dl.out.key);
+	ck_assert_ptr_null(header("trace"));
+}
+END_TEST
+
 static Suite *deadletter_suite(void)
 {
 	Suite *s = suite_create("deadletter");
@@ -227,6 +260,9 @@ static Suite *deadletter_suite(void)
 		       test_deadletter_whose_headers_do_not_fit_is_a_reference);
 	tcase_add_test(tc,
 		       test_deadletter_asked_for_a_reference_sends_only_that);
+	tcase_add_test(
+		tc,
+		test_deadletter_emptied_keeps_key_and_headers_without_value);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -874,31 +874,69 @@ START_TEST(test_consumer_paused_takes_nothing_until_resumed)
 }
 END_TEST
 
-START_TEST(test_consumer_lag_unknown_then_what_is_left)
+/* Partition PART of KC's view as asked now: its lag, -2 when not held. */
+static int64_t lag_of(struct jobd_kafka_consumer *kc, int32_t part)
 {
+	struct jobd_kafka_partition parts[16];
+	size_t n;
+
+	jobd_kafka_consumer_partitions(kc, parts, 16, &n, 2000, errstr,
+				       sizeof(errstr));
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].partition == part)
+			return parts[i].lag;
+	return -2;
+}
+
+/* Waits up to 10 s for partition PART of KC to lag WANT; returns it. */
+static int64_t wait_lag(struct jobd_kafka_consumer *kc, int32_t part,
+			int64_t want)
+{
+	int64_t end = jobd_util_mono_ms() + 10000, lag;
+
+	while ((lag = lag_of(kc, part)) != want && jobd_util_mono_ms() < end)
+		usleep(100000);
+	return lag;
+}
+
+START_TEST(test_consumer_lag_is_high_watermark_minus_committed)
+{
+	struct jobd_kafka_partition parts[16];
 	struct jobd_kafka_consumer *kc;
 	struct jobd_kafka_message msgs[8];
-	int64_t lag = -1, end;
+	size_t n = 1;
 
 	kc = consumer("g1");
-	ck_assert_int_eq(jobd_kafka_consumer_lag(kc), -1); /* not assigned */
+	ck_assert_int_eq(jobd_kafka_consumer_partitions(kc, parts, 16, &n, 2000,
+							errstr, sizeof(errstr)),
+			 0);
+	ck_assert_uint_eq(n, 0); /* not assigned yet */
 	send_n(TOPIC, 0, 4);
 	ck_assert_str_eq(poll_n(kc, msgs, 4), "v0 v1 v2 v3");
+	/* read but not committed: every message still counts */
+	ck_assert_int_eq(wait_lag(kc, 0, 4), 4);
+	ck_assert_int_eq(jobd_kafka_consumer_commit(kc, msgs, 4, errstr,
+						    sizeof(errstr)),
+			 0);
 	jobd_kafka_messages_release(msgs, 4);
+	ck_assert_int_eq(wait_lag(kc, 0, 0), 0);
+	/*
+	 * Paused (or wedged), the consumer fetches nothing: the lag still
+	 * grows with what is written, from watermarks asked now. The lag
+	 * of the read position and the last fetch's watermark read 0 here.
+	 */
+	ck_assert_int_eq(jobd_kafka_consumer_pause(kc, true), 0);
 	send_n(TOPIC, 0, 2);
-	/* the high watermark is as of the last fetch: wait for one */
-	end = jobd_util_mono_ms() + 10000;
-	while ((lag = jobd_kafka_consumer_lag(kc)) != 2 &&
-	       jobd_util_mono_ms() < end) {
-		size_t n;
-
-		ck_assert_int_eq(jobd_kafka_consumer_pause(kc, true), 0);
-		jobd_kafka_consumer_poll(kc, msgs, 8, &n, 100);
-		ck_assert_uint_eq(n, 0);
-		ck_assert_int_eq(jobd_kafka_consumer_pause(kc, false), 0);
-		usleep(100000);
+	ck_assert_int_eq(wait_lag(kc, 0, 2), 2);
+	jobd_kafka_consumer_partitions(kc, parts, 16, &n, 2000, errstr,
+				       sizeof(errstr));
+	for (size_t i = 0; i < n; i++) {
+		if (parts[i].partition != 0)
+			continue;
+		ck_assert_str_eq(parts[i].topic, TOPIC);
+		ck_assert_int_eq(parts[i].committed, 4);
+		ck_assert_int_eq(parts[i].high, 6);
 	}
-	ck_assert_int_eq(lag, 2);
 	jobd_kafka_consumer_free(kc);
 }
 END_TEST
@@ -1076,7 +1114,7 @@ static Suite *kafka_suite(void)
 	tcase_add_test(tc, test_consumer_resumes_after_its_group_commit);
 	tcase_add_test(tc, test_consumer_commit_of_nothing_is_a_no_op);
 	tcase_add_test(tc, test_consumer_paused_takes_nothing_until_resumed);
-	tcase_add_test(tc, test_consumer_lag_unknown_then_what_is_left);
+	tcase_add_test(tc, test_consumer_lag_is_high_watermark_minus_committed);
 	tcase_add_test(tc, test_consumer_cluster_id_carries_the_embedded_epoch);
 
 	tc = jobd_test_tcase(s, "embedded", setup, teardown, 60);

@@ -4,7 +4,7 @@
  * Vanilla JS, no libraries. Every piece of job data goes into the DOM as
  * text (textContent and text nodes, never parsed as HTML), so a payload, type or
  * log line holding markup is shown, not run. Views are chosen by the URL
- * hash (#/, #/jobs/ID, #/stats) and what a view shows is in the hash's
+ * hash (#/, #/jobs/ID, #/stats, #/kafka) and what a view shows is in the hash's
  * query: the list's filters and sort (#/?status=stopped&sort=-duration),
  * a job's log filters (#/jobs/7?level=warn), the statistics' window and
  * type (#/stats?w=6h&type=import). So a URL can be shared, the back button
@@ -900,15 +900,73 @@ async function loadStats() {
   ], { title: 'waiting' }, data.span_ms);
 }
 
+/* --- Kafka view ------------------------------------------------------------ */
+
+/*
+ * What every live instance with the consume role publishes of its input
+ * partitions (GET /api/kafka): one card per instance, one row per
+ * partition. Lag is high watermark - committed offset, so it grows while
+ * an instance is paused or wedged.
+ */
+const KAFKA_COLUMNS = [
+  ['Topic', ''], ['Partition', 'num'], ['Committed', 'num'], ['High watermark', 'num'],
+  ['Lag', 'num'], ['Messages/s', 'num'], ['Dead letters', 'num'],
+];
+
+function kafkaNumber(v) { return v === null || v === undefined ? '–' : v.toLocaleString(); }
+
+function kafkaInstance(inst) {
+  const paused = el('span', { class: 'badge ' + (inst.paused ? 'st-stopped' : 'st-in_progress') },
+    inst.paused ? 'Paused' : 'Consuming');
+  const head = el('h2', { class: 'k-head' }, inst.instance, ' ', paused,
+    el('span', { class: 'muted' }, ' group ', inst.group, ' · lag ', kafkaNumber(inst.lag),
+      ' · updated ', when(inst.updated_at)));
+  const minutes = inst.dead_letters_minutes;
+  const thead = el('tr', null, ...KAFKA_COLUMNS.map(([name, cls]) =>
+    el('th', { class: cls || null, title: name === 'Dead letters' ? 'in the last ' + minutes + ' minutes' : null },
+      name === 'Dead letters' ? name + ' (' + minutes + ' min)' : name)));
+  const rows = inst.partitions.map((p) => el('tr', { class: p.lag > 0 ? 'k-lag' : null },
+    el('td', { class: 'mono' }, p.topic),
+    el('td', { class: 'num' }, String(p.partition)),
+    el('td', { class: 'num' }, kafkaNumber(p.committed)),
+    el('td', { class: 'num' }, kafkaNumber(p.high_watermark)),
+    el('td', { class: 'num k-lagv' }, kafkaNumber(p.lag)),
+    el('td', { class: 'num' }, String(p.messages_per_s)),
+    el('td', { class: 'num' + (p.dead_letters ? ' k-dead' : '') }, kafkaNumber(p.dead_letters))));
+  const body = rows.length ? rows
+    : [el('tr', null, el('td', { class: 'empty', colspan: KAFKA_COLUMNS.length }, 'No partition assigned to this instance.'))];
+  return el('div', { class: 'card k-instance', 'data-instance': inst.instance }, head,
+    el('div', { class: 'table-wrap' }, el('table', { class: 'jobs compact k-table' },
+      el('thead', null, thead), el('tbody', null, ...body))));
+}
+
+async function loadKafka() {
+  const data = await api('/api/kafka');
+  const box = $('k-instances');
+  clear(box);
+  const parts = data.instances.reduce((n, i) => n + i.partitions.length, 0);
+  const lag = data.instances.reduce((n, i) => n + (i.lag || 0), 0);
+  $('k-summary').textContent = data.instances.length
+    ? data.instances.length + ' instance' + (data.instances.length === 1 ? '' : 's') + ' consuming, '
+      + parts + ' partition' + (parts === 1 ? '' : 's') + ', total lag ' + lag.toLocaleString()
+    : '';
+  if (!data.instances.length) {
+    box.append(el('p', { class: 'empty' }, 'No jobd instance with the consume role is publishing its Kafka view.'));
+    return;
+  }
+  for (const inst of data.instances) box.append(kafkaInstance(inst));
+}
+
 /* --- routing and refresh ---------------------------------------------------- */
 
 function route() {
   const { path, params } = parseHash();
   const m = /^\/jobs\/(\d+)$/.exec(path);
-  const view = m ? 'detail' : path === '/stats' ? 'stats' : 'jobs';
-  for (const v of ['jobs', 'detail', 'stats']) $('view-' + v).hidden = v !== view;
-  $('tab-jobs').classList.toggle('active', view !== 'stats');
+  const view = m ? 'detail' : path === '/stats' ? 'stats' : path === '/kafka' ? 'kafka' : 'jobs';
+  for (const v of ['jobs', 'detail', 'stats', 'kafka']) $('view-' + v).hidden = v !== view;
+  $('tab-jobs').classList.toggle('active', view === 'jobs' || view === 'detail');
   $('tab-stats').classList.toggle('active', view === 'stats');
+  $('tab-kafka').classList.toggle('active', view === 'kafka');
   tickers = [];
   if (view === 'detail') {
     const id = Number(m[1]);
@@ -934,7 +992,8 @@ function route() {
     }
   } else {
     state.detail = null;
-    document.title = view === 'stats' ? 'Statistics · jobd monitor' : 'Jobs · jobd monitor';
+    document.title = { stats: 'Statistics', kafka: 'Kafka' }[view] || 'Jobs';
+    document.title += ' · jobd monitor';
   }
   if (view === 'jobs') {
     applyListParams(params);
@@ -960,6 +1019,7 @@ async function refresh() {
     const tasks = [loadCounts(), followOpResults()];
     if (state.view === 'jobs') tasks.push(loadJobs());
     else if (state.view === 'stats') tasks.push(loadStats());
+    else if (state.view === 'kafka') tasks.push(loadKafka());
     else if (state.view === 'detail') {
       tasks.push(loadDetail());
       const d = state.detail;

@@ -1,12 +1,13 @@
 // The monitor page in headless Chromium: run by tests/integration/browser.sh, which
-// starts the monitor and a scripted worker and sets BASE, CHROMIUM,
+// starts the monitor, a scripted worker and a consumer and sets BASE, CHROMIUM,
 // SCREENSHOTS and USER_DATA (and DOCS_IMG with DOCS_SCREENSHOTS=1: the
 // screenshots of docs/monitor.md). Asserts outcomes a user sees: jobs
 // listed, a parent's rolled-up progress, stop (requested, then live) and
 // resume through the page, bulk operations on the jobs that qualify,
 // filters, sort and the open job in the URL (back button included), log
 // search and a clean log view per job, system jobs toggle, statistics
-// charts with their axes and per-type choice, the page at 390 px, and
+// charts with their axes and per-type choice, the Kafka view, the page
+// at 390 px, and
 // markup in job data shown as text, never run.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -445,6 +446,29 @@ try {
   await noSideways('the statistics');
   await page.screenshot({ path: path.join(SHOTS, 'stats-390.png'), fullPage: true });
   await page.setViewportSize({ width: 1440, height: 900 });
+
+  step('Kafka view: each consuming instance with its partitions');
+  await page.locator('#tab-kafka').click();
+  const kview = page.locator('.k-instance[data-instance="kview"]');
+  await kview.waitFor();
+  const published = (await api('/api/kafka')).instances.find((i) => i.instance === 'kview');
+  assert.ok(published && published.partitions.length > 0, 'kview publishes partitions');
+  await page.waitForFunction((n) => document.querySelectorAll(
+    '.k-instance[data-instance="kview"] tbody tr').length === n, published.partitions.length);
+  assert.match(await kview.locator('.k-head').textContent(), /kview\s*Consuming/);
+  assert.ok(await page.locator('#tab-kafka').evaluate((a) => a.classList.contains('active')), 'Kafka tab active');
+  // the three bad messages of jobs.events/0, counted where they came from
+  const row0 = kview.locator('tbody tr').filter({ hasText: 'jobs.events' }).filter({
+    has: page.locator('td.num', { hasText: /^0$/ }) }).first();
+  await page.waitForFunction(() => [...document.querySelectorAll('.k-instance[data-instance="kview"] tbody tr')]
+    .some((tr) => tr.cells[0].textContent === 'jobs.events' && tr.cells[1].textContent === '0'
+      && tr.cells[6].textContent === '3'));
+  assert.equal(await row0.locator('td').nth(3).innerText(), '3', 'jobs.events/0 high watermark');
+  await page.screenshot({ path: path.join(SHOTS, 'kafka.png'), fullPage: true });
+  if (DOCS_IMG) {
+    fs.mkdirSync(DOCS_IMG, { recursive: true });
+    await page.screenshot({ path: path.join(DOCS_IMG, 'monitor-kafka.png'), fullPage: true });
+  }
 
   assert.equal(await page.evaluate(() => window.__xss), undefined, 'no injected script ran');
   assert.deepEqual(errors, [], 'no page errors');
