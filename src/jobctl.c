@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "kafka/kafka.h"
+#include "revision.h"
 #include "store/statsjson.h"
 #include "store/store.h"
 
@@ -40,6 +41,7 @@ static int usage(FILE *f, int rc)
 {
 	fprintf(f,
 		"usage: jobctl [-c FILE] [--as USER] COMMAND [ARGS]\n"
+		"       jobctl --version | --help\n"
 		"\n"
 		"  submit TYPE [--payload JSON] [--key K] [--run-by U]\n"
 		"         [--low-priority] [--parent ID] [--count N]\n"
@@ -1037,6 +1039,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "as", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const ops[] = { "stop",   "resume",	"force-stop",
@@ -1061,6 +1064,11 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			return usage(stdout, 0);
+		case 'V':
+			printf("jobctl %s (revision %s, librdkafka %s)\n",
+			       PACKAGE_VERSION, JOBD_REVISION,
+			       jobd_kafka_version());
+			return 0;
 		default:
 			fprintf(stderr,
 				"jobctl: bad option \"%s\" (see jobctl --help)\n",

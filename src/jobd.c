@@ -42,6 +42,7 @@
 #include "kafka/consumer.h"
 #include "kafka/kafka.h"
 #include "kafka/stats_producer.h"
+#include "revision.h"
 #include "store/store.h"
 
 #define BACKOFF_MIN_MS 100
@@ -54,7 +55,7 @@ static void usage(FILE *f)
 		   "  -c, --config FILE  configuration file (default: "
 		   "$JOBD_CONFIG, else built-in defaults)\n"
 		   "  -h, --help         this help\n"
-		   "      --version      print the version\n");
+		   "      --version      print the version and git revision\n");
 }
 
 /*
@@ -203,7 +204,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("jobd %s (librdkafka %s)\n", PACKAGE_VERSION,
+			printf("jobd %s (revision %s, librdkafka %s)\n",
+			       PACKAGE_VERSION, JOBD_REVISION,
 			       jobd_kafka_version());
 			return 0;
 		default:
@@ -242,9 +244,10 @@ int main(int argc, char **argv)
 		 conf->role_work ? " work" : "",
 		 conf->role_stats ? " stats" : "",
 		 conf->role_http ? " http" : "");
-	jobd_info("jobd %s starting: instance %s, redis %s, roles:%s",
-		  PACKAGE_VERSION, conf->instance, conf->redis_address,
-		  roles[0] ? roles : " none");
+	jobd_info("jobd %s (revision %s) starting: instance %s, redis %s, "
+		  "roles:%s",
+		  PACKAGE_VERSION, JOBD_REVISION, conf->instance,
+		  conf->redis_address, roles[0] ? roles : " none");
 	raise_nofile();
 	if (conf->role_http &&
 	    jobd_http_connection_limit(conf, errstr, sizeof(errstr)) < 0) {

@@ -15,6 +15,7 @@
 #include "engine/worker.h"
 #include "http/conn.h"
 #include "kafka/consumer.h"
+#include "revision.h"
 #include "store/store.h"
 
 static void metric_head(struct evbuffer *b, const char *name, const char *type,
@@ -172,6 +173,12 @@ void http_get_metrics(struct req *q)
 		http_send_error(q, 503, "out of memory");
 		return;
 	}
+	metric_head(
+		b, "jobd_build_info", "gauge",
+		"The version and git revision this instance runs; always 1.");
+	evbuffer_add_printf(
+		b, "jobd_build_info{version=\"%s\",revision=\"%s\"} 1\n",
+		PACKAGE_VERSION, JOBD_REVISION);
 	metric_head(b, "jobd_redis_up", "gauge",
 		    "Whether the monitor could read Redis for this scrape.");
 	evbuffer_add_printf(b, "jobd_redis_up %d\n", up ? 1 : 0);
