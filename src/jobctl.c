@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1076,8 +1077,15 @@ out:
 	return rc;
 }
 
-static const char *default_actor(const char *as)
+/*
+ * Who operates, for the job's log: $JOBD_USER, --as, $USER, then the user
+ * name of the uid, then the uid itself ("uid 1001"): cron and systemd
+ * units run without $USER, and "unknown" would tell an auditor nothing.
+ * The last two are copied into BUF (getpwuid's answer is static storage).
+ */
+static const char *default_actor(const char *as, char *buf, size_t size)
 {
+	const struct passwd *pw;
 	const char *u;
 
 	if ((u = getenv("JOBD_USER")) && *u)
@@ -1086,7 +1094,11 @@ static const char *default_actor(const char *as)
 		return as;
 	if ((u = getenv("USER")) && *u)
 		return u;
-	return "unknown";
+	if ((pw = getpwuid(getuid())) && pw->pw_name && *pw->pw_name)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else
+		snprintf(buf, size, "uid %lu", (unsigned long)getuid());
+	return buf;
 }
 
 int main(int argc, char **argv)
@@ -1102,7 +1114,7 @@ int main(int argc, char **argv)
 					   "cancel", "restart", "low-priority" };
 	struct ctl ctl = { 0 };
 	const char *path = NULL, *as = NULL, *cmd;
-	char err[512];
+	char err[512], uid_actor[256];
 	int opt, rc = EXIT_USAGE;
 
 	jobd_log_set_ident("jobctl");
@@ -1143,7 +1155,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "jobctl: %s\n", err);
 		return EXIT_USAGE;
 	}
-	ctl.actor = default_actor(as);
+	ctl.actor = default_actor(as, uid_actor, sizeof(uid_actor));
 	/* Each command sees its name as argv[0]. */
 	argc -= optind;
 	argv += optind;

@@ -328,4 +328,23 @@ expect_rc 0 stats --since 30m --type nosuch
 assert_eq 1 "$(printf '%s\n' "$out" | wc -l)" "stats of a type without jobs: the summary alone"
 assert_contains "$out" ": 0 created, 0 started" "stats of a type without jobs"
 
+# --- the actor without $USER (cron, systemd) ---------------------------------
+USER= expect_rc 0 submit noop
+nouser=$out
+expect_rc 0 show "$nouser" --json
+py "assert d['run_by'] == '$(id -un)', d['run_by']"
+USER= expect_rc 0 stop "$nouser"
+assert_contains "$(rcli xrange "jobd:log:$nouser" - +)" "stopped by $(id -un)" \
+	"the uid's user name is the actor without \$USER"
+# A uid without a user name (a container's): the uid itself. unshare maps
+# us to uid 4242 in a user namespace, where no passwd entry names it.
+if ! unshare --user --map-user=4242 --map-group=4242 true 2>/dev/null; then
+	skip_or_fail "unshare --user is not allowed here: the uid fallback of the actor is untested"
+fi
+getent passwd 4242 >/dev/null && fail "uid 4242 has a user name here: pick another"
+nouid=$(USER= unshare --user --map-user=4242 --map-group=4242 \
+	"$top_builddir/src/jobctl" submit noop) || fail "jobctl as uid 4242 failed"
+expect_rc 0 show "$nouid" --json
+py "assert d['run_by'] == 'uid 4242', d['run_by']"
+
 echo "jobctl.sh: ok"
