@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "kafka/kafka.h"
+#include "revision.h"
 #include "store/statsjson.h"
 #include "store/store.h"
 
@@ -40,6 +42,7 @@ static int usage(FILE *f, int rc)
 {
 	fprintf(f,
 		"usage: jobctl [-c FILE] [--as USER] COMMAND [ARGS]\n"
+		"       jobctl --version | --help\n"
 		"\n"
 		"  submit TYPE [--payload JSON] [--key K] [--run-by U]\n"
 		"         [--low-priority] [--parent ID] [--count N]\n"
@@ -773,6 +776,26 @@ out:
 
 /* --- stats ------------------------------------------------------------- */
 
+static const struct jobd_stats_counts no_counts = {
+	.wait_min = -1,
+	.wait_max = -1,
+};
+
+/* The counts of minute M: of its one type when TYPE is given (the store
+ * kept only that one), else of all types. */
+static const struct jobd_stats_counts *
+minute_counts(const struct jobd_stats_minute *m, const char *type)
+{
+	if (!type)
+		return &m->all;
+	return m->ntypes ? &m->types[0].c : &no_counts;
+}
+
+static bool has_jobs(const struct jobd_stats_counts *c)
+{
+	return c->created || c->started || c->finished || c->errors;
+}
+
 static void fmt_wait(int64_t ms, char *buf, size_t size)
 {
 	if (ms < 0)
@@ -781,16 +804,25 @@ static void fmt_wait(int64_t ms, char *buf, size_t size)
 		jobd_util_human_ms(ms, buf, size);
 }
 
+/* The four waiting times of C: avg, min, max and p95. */
+static void fmt_waits(const struct jobd_stats_counts *c, char w[4][16])
+{
+	fmt_wait(c->started > 0 ? c->wait_sum / c->started : -1, w[0],
+		 sizeof(w[0]));
+	fmt_wait(c->wait_min, w[1], sizeof(w[1]));
+	fmt_wait(c->wait_max, w[2], sizeof(w[2]));
+	fmt_wait(jobd_stats_percentile(c, 95), w[3], sizeof(w[3]));
+}
+
 /* A terminal chart of the waiting times: one bar per minute. */
 static void print_wait_chart(const struct jobd_stats *s, const char *type)
 {
 	int64_t top = 0;
 
 	for (size_t i = 0; i < s->n; i++) {
-		const struct jobd_stats_counts *c = &s->minutes[i].all;
+		const struct jobd_stats_counts *c =
+			minute_counts(&s->minutes[i], type);
 
-		for (size_t t = 0; type && t < s->minutes[i].ntypes; t++)
-			c = &s->minutes[i].types[t].c;
 		if (c->wait_max > top)
 			top = c->wait_max;
 	}
@@ -799,12 +831,11 @@ static void print_wait_chart(const struct jobd_stats *s, const char *type)
 	printf("\nwaiting time per minute (= avg, + max; full width %lldms)\n",
 	       (long long)top);
 	for (size_t i = 0; i < s->n; i++) {
-		const struct jobd_stats_counts *c = &s->minutes[i].all;
+		const struct jobd_stats_counts *c =
+			minute_counts(&s->minutes[i], type);
 		char iso[JOBD_ISO_SIZE], bar[61];
 		int avg, max;
 
-		for (size_t t = 0; type && t < s->minutes[i].ntypes; t++)
-			c = &s->minutes[i].types[t].c;
 		if (c->started <= 0)
 			continue;
 		avg = (int)(60 * (c->wait_sum / c->started) / top);
@@ -816,6 +847,66 @@ static void print_wait_chart(const struct jobd_stats *s, const char *type)
 		jobd_util_iso(s->minutes[i].minute, iso);
 		printf("%.5s |%s\n", iso + 11, bar);
 	}
+}
+
+/*
+ * The table of jobctl stats: a summary of the whole window first, then
+ * only the minutes (hours, for windows over six hours) that saw a job,
+ * the open one marked, and how many quiet ones were left out. Rows of
+ * zeros told an operator nothing and pushed the busy minutes off screen.
+ */
+static void print_stats(const struct jobd_stats *s, const char *type)
+{
+	struct jobd_stats_counts sum = no_counts;
+	int64_t span = s->n > 1 ? s->minutes[1].minute - s->minutes[0].minute :
+				  60000;
+	const char *unit = span == 60000 ? "minute" : "hour";
+	char from[JOBD_ISO_SIZE], to[JOBD_ISO_SIZE], w[4][16];
+	size_t quiet = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		jobd_stats_counts_add(&sum,
+				      minute_counts(&s->minutes[i], type));
+	jobd_util_iso(s->n ? s->minutes[0].minute : s->now, from);
+	jobd_util_iso(s->now, to);
+	fmt_waits(&sum, w);
+	printf("%s%s from %.10s %.5s to %.10s %.5s UTC: %lld created, "
+	       "%lld started, %lld finished, %lld with errors",
+	       type ? "type " : "all types", type ? type : "", from, from + 11,
+	       to, to + 11, (long long)sum.created, (long long)sum.started,
+	       (long long)sum.finished, (long long)sum.errors);
+	if (sum.started > 0)
+		printf("; waiting avg %s, min %s, max %s, p95 %s\n", w[0], w[1],
+		       w[2], w[3]);
+	else
+		printf("\n");
+	if (!has_jobs(&sum))
+		return;
+	printf("\n%-17s %-6s %8s %8s %8s %7s %9s %9s %9s %9s\n",
+	       span == 60000 ? "MINUTE" : "HOUR", "", "CREATED", "STARTED",
+	       "FINISHED", "ERRORS", "WAIT AVG", "WAIT MIN", "WAIT MAX",
+	       "WAIT P95");
+	for (size_t i = 0; i < s->n; i++) {
+		const struct jobd_stats_minute *m = &s->minutes[i];
+		const struct jobd_stats_counts *c = minute_counts(m, type);
+		char iso[JOBD_ISO_SIZE];
+
+		if (!has_jobs(c)) {
+			quiet++;
+			continue;
+		}
+		jobd_util_iso(m->minute, iso);
+		fmt_waits(c, w);
+		printf("%.10s %.5s %-6s %8lld %8lld %8lld %7lld %9s %9s %9s %9s\n",
+		       iso, iso + 11, m->closed ? "" : "(open)",
+		       (long long)c->created, (long long)c->started,
+		       (long long)c->finished, (long long)c->errors, w[0], w[1],
+		       w[2], w[3]);
+	}
+	if (quiet)
+		printf("(%zu %s%s without jobs not shown)\n", quiet, unit,
+		       quiet == 1 ? "" : "s");
+	print_wait_chart(s, type);
 }
 
 static int cmd_stats(struct ctl *ctl, int argc, char **argv)
@@ -854,42 +945,10 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
 		return rc;
 	if (jobd_store_stats(ctl->st, since, type, &s) < 0)
 		return store_failed(ctl);
-	if (json) {
+	if (json)
 		print_json(jobd_stats_to_json(&s));
-		jobd_stats_release(&s);
-		return 0;
-	}
-	printf("%-17s %-6s %8s %8s %8s %7s %9s %9s %9s %9s\n", "MINUTE", "",
-	       "CREATED", "STARTED", "FINISHED", "ERRORS", "WAIT AVG",
-	       "WAIT MIN", "WAIT MAX", "WAIT P95");
-	for (size_t i = 0; i < s.n; i++) {
-		const struct jobd_stats_minute *m = &s.minutes[i];
-		const struct jobd_stats_counts *c = &m->all;
-		char iso[JOBD_ISO_SIZE], avg[16], mn[16], mx[16], p95[16];
-
-		if (type) {
-			static const struct jobd_stats_counts none = {
-				.wait_min = -1,
-				.wait_max = -1,
-			};
-
-			c = &none;
-			for (size_t t = 0; t < m->ntypes; t++)
-				c = &m->types[t].c;
-		}
-		jobd_util_iso(m->minute, iso);
-		fmt_wait(c->started > 0 ? c->wait_sum / c->started : -1, avg,
-			 sizeof(avg));
-		fmt_wait(c->wait_min, mn, sizeof(mn));
-		fmt_wait(c->wait_max, mx, sizeof(mx));
-		fmt_wait(jobd_stats_percentile(c, 95), p95, sizeof(p95));
-		printf("%.10s %.5s %-6s %8lld %8lld %8lld %7lld %9s %9s %9s %9s\n",
-		       iso, iso + 11, m->closed ? "" : "(open)",
-		       (long long)c->created, (long long)c->started,
-		       (long long)c->finished, (long long)c->errors, avg, mn,
-		       mx, p95);
-	}
-	print_wait_chart(&s, type);
+	else
+		print_stats(&s, type);
 	jobd_stats_release(&s);
 	return 0;
 }
@@ -1018,8 +1077,15 @@ out:
 	return rc;
 }
 
-static const char *default_actor(const char *as)
+/*
+ * Who operates, for the job's log: $JOBD_USER, --as, $USER, then the user
+ * name of the uid, then the uid itself ("uid 1001"): cron and systemd
+ * units run without $USER, and "unknown" would tell an auditor nothing.
+ * The last two are copied into BUF (getpwuid's answer is static storage).
+ */
+static const char *default_actor(const char *as, char *buf, size_t size)
 {
+	const struct passwd *pw;
 	const char *u;
 
 	if ((u = getenv("JOBD_USER")) && *u)
@@ -1028,7 +1094,11 @@ static const char *default_actor(const char *as)
 		return as;
 	if ((u = getenv("USER")) && *u)
 		return u;
-	return "unknown";
+	if ((pw = getpwuid(getuid())) && pw->pw_name && *pw->pw_name)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else
+		snprintf(buf, size, "uid %lu", (unsigned long)getuid());
+	return buf;
 }
 
 int main(int argc, char **argv)
@@ -1037,13 +1107,14 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "as", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const ops[] = { "stop",   "resume",	"force-stop",
 					   "cancel", "restart", "low-priority" };
 	struct ctl ctl = { 0 };
 	const char *path = NULL, *as = NULL, *cmd;
-	char err[512];
+	char err[512], uid_actor[256];
 	int opt, rc = EXIT_USAGE;
 
 	jobd_log_set_ident("jobctl");
@@ -1061,6 +1132,11 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			return usage(stdout, 0);
+		case 'V':
+			printf("jobctl %s (revision %s, librdkafka %s)\n",
+			       PACKAGE_VERSION, JOBD_REVISION,
+			       jobd_kafka_version());
+			return 0;
 		default:
 			fprintf(stderr,
 				"jobctl: bad option \"%s\" (see jobctl --help)\n",
@@ -1079,7 +1155,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "jobctl: %s\n", err);
 		return EXIT_USAGE;
 	}
-	ctl.actor = default_actor(as);
+	ctl.actor = default_actor(as, uid_actor, sizeof(uid_actor));
 	/* Each command sees its name as argv[0]. */
 	argc -= optind;
 	argv += optind;

@@ -14,7 +14,9 @@
  * http/conn.h).
  *
  * Exit codes: 0 after a graceful stop; 1 on a configuration error or a
- * fatal Redis error (wrong password); 2 on bad usage. An unreachable Redis
+ * fatal Redis error (wrong password); 2 on bad usage. jobd --check-config
+ * FILE starts nothing: it exits 0 with the effective configuration on
+ * stdout, or 2 with every error of FILE on stderr. An unreachable Redis
  * is not fatal: a daemon must survive Redis restarts, so jobd warns and
  * keeps trying with backoff (100 ms doubling to 5 s).
  */
@@ -42,6 +44,7 @@
 #include "kafka/consumer.h"
 #include "kafka/kafka.h"
 #include "kafka/stats_producer.h"
+#include "revision.h"
 #include "store/store.h"
 
 #define BACKOFF_MIN_MS 100
@@ -50,11 +53,18 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: jobd [-c FILE] [-h] [--version]\n"
-		   "  -c, --config FILE  configuration file (default: "
-		   "$JOBD_CONFIG, else built-in defaults)\n"
-		   "  -h, --help         this help\n"
-		   "      --version      print the version\n");
+	fprintf(f,
+		"usage: jobd [-c FILE] [-h] [--version] [--check-config FILE]\n"
+		"  -c, --config FILE  configuration file (default: "
+		"$JOBD_CONFIG, else built-in defaults)\n"
+		"      --check-config FILE\n"
+		"                     check every key of FILE, print the "
+		"effective\n"
+		"                     configuration (secrets hidden); exit 0, "
+		"or 2 with\n"
+		"                     FILE:LINE: for each error\n"
+		"  -h, --help         this help\n"
+		"      --version      print the version and git revision\n");
 }
 
 /*
@@ -102,6 +112,43 @@ static void raise_nofile(void)
 		jobd_info(
 			"descriptor limit (RLIMIT_NOFILE) raised from %s to %s",
 			was, to);
+}
+
+/*
+ * jobd --check-config PATH: every error and warning of PATH, one
+ * "FILE:LINE: ..." line each on stderr, and 2; or the effective
+ * configuration on stdout, and 0.
+ */
+static int check_config(const char *path)
+{
+	struct jobd_conf_errors errors;
+	struct jobd_conf *conf;
+	int rc = 0;
+
+	conf = jobd_conf_check(path, &errors);
+	if (conf) {
+		if (jobd_conf_write(conf, stdout) < 0 || fflush(stdout) != 0) {
+			fprintf(stderr,
+				"jobd: cannot write the configuration: %s\n",
+				strerror(errno));
+			rc = 2;
+		}
+		jobd_conf_free(conf);
+		return rc;
+	}
+	for (size_t i = 0; i < errors.n; i++)
+		fprintf(stderr, "%s\n", errors.errors[i].msg);
+	fprintf(stderr, "jobd: %s: %zu error%s", path,
+		errors.n - errors.warnings,
+		errors.n - errors.warnings == 1 ? "" : "s");
+	if (errors.warnings)
+		fprintf(stderr,
+			", %zu warning%s (a start would ignore that line and "
+			"keep the default: a check fails on it)",
+			errors.warnings, errors.warnings == 1 ? "" : "s");
+	fputc('\n', stderr);
+	jobd_conf_errors_release(&errors);
+	return 2;
 }
 
 /* A Redis error that retrying will not fix. */
@@ -180,9 +227,10 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "check-config", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = NULL;
+	const char *path = NULL, *check = NULL;
 	struct jobd_conf *conf;
 	struct jobd_workers *workers = NULL;
 	struct jobd_consumer *consumer = NULL;
@@ -199,11 +247,15 @@ int main(int argc, char **argv)
 		case 'c':
 			path = optarg;
 			break;
+		case 'C':
+			check = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("jobd %s (librdkafka %s)\n", PACKAGE_VERSION,
+			printf("jobd %s (revision %s, librdkafka %s)\n",
+			       PACKAGE_VERSION, JOBD_REVISION,
 			       jobd_kafka_version());
 			return 0;
 		default:
@@ -217,6 +269,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (check)
+		return check_config(check);
 
 	conf = jobd_conf_load(path, errstr, sizeof(errstr));
 	if (!conf) {
@@ -242,9 +296,10 @@ int main(int argc, char **argv)
 		 conf->role_work ? " work" : "",
 		 conf->role_stats ? " stats" : "",
 		 conf->role_http ? " http" : "");
-	jobd_info("jobd %s starting: instance %s, redis %s, roles:%s",
-		  PACKAGE_VERSION, conf->instance, conf->redis_address,
-		  roles[0] ? roles : " none");
+	jobd_info("jobd %s (revision %s) starting: instance %s, redis %s, "
+		  "roles:%s",
+		  PACKAGE_VERSION, JOBD_REVISION, conf->instance,
+		  conf->redis_address, roles[0] ? roles : " none");
 	raise_nofile();
 	if (conf->role_http &&
 	    jobd_http_connection_limit(conf, errstr, sizeof(errstr)) < 0) {

@@ -265,3 +265,61 @@ real_broker() {
 		skip_or_fail "cannot start a Kafka broker (scripts/kafka, log $1.log)"
 	on_exit "'$top_srcdir/scripts/kafka' stop '$1'"
 }
+
+# running PID: the process exists and has not exited (a zombie, exited
+# but not yet waited for, has).
+running() {
+	local stat
+
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) } # the name in parentheses may hold spaces
+	[ "${stat%% *}" != Z ]
+}
+
+exited() {
+	! running "$1"
+}
+
+# scripts/run printed its export line, or will not any more.
+run_ready() {
+	grep -q '^export ' "$run_out" || exited "$run_pid"
+}
+
+# start_run DIR [ARGS...]: scripts/run on this build (JOBD_RUN_BUILD, so
+# it builds nothing), in a session of its own as a terminal starts it:
+# its pid is also its process group's and its session's. Waits until it
+# printed its export line. Sets run_pid, run_out (its output, in DIR),
+# run_export (the line), run_state (its temp dir) and run_redis_pid.
+# Stopped at exit unless stop_run did.
+start_run() {
+	local dir=$1
+	shift
+	run_out=$dir/run.out
+	# A background command of a script starts with SIGINT ignored, which
+	# a shell cannot undo: Python resets it, as a terminal's shell would.
+	JOBD_RUN_BUILD=$top_builddir python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setsid()
+os.execvp(sys.argv[1], sys.argv[1:])' "$top_srcdir/scripts/run" "$@" >"$run_out" 2>&1 &
+	run_pid=$!
+	on_exit "kill -TERM -- -$run_pid 2>/dev/null; wait $run_pid 2>/dev/null"
+	poll 60 run_ready || fail "scripts/run printed no export line in 60 s: $(cat "$run_out")"
+	running "$run_pid" || fail "scripts/run exited: $(cat "$run_out")"
+	run_export=$(grep '^export ' "$run_out")
+	run_state=$(sed -n 's|^jobd is running (log: \(.*\)/jobd.log).$|\1|p' "$run_out")
+	[ -d "$run_state" ] || fail "scripts/run names no temp dir: $(cat "$run_out")"
+	run_redis_pid=$(cat "$run_state/redis/redis.pid") || fail "no redis.pid in $run_state/redis"
+	# Should scripts/run fail to clean up, the test still does.
+	on_exit "'$top_srcdir/scripts/redis' stop '$run_state/redis' >/dev/null 2>&1; rm -rf '$run_state'"
+}
+
+# stop_run SIGNAL: sends SIGNAL to scripts/run's process group, as Ctrl-C
+# (INT) or a supervisor (TERM) does; waits for it (30 s at most) and sets
+# run_rc to its exit status.
+stop_run() {
+	kill "-$1" -- "-$run_pid" || fail "cannot signal scripts/run's group $run_pid"
+	wait_for 30 "scripts/run to exit after SIG$1" exited "$run_pid"
+	run_rc=0
+	wait "$run_pid" || run_rc=$?
+}

@@ -41,6 +41,7 @@
 enum kind {
 	K_STR,	    /* char *, must not be empty */
 	K_OPTSTR,   /* char *, empty = NULL */
+	K_SECRET,   /* K_OPTSTR that jobd_conf_write hides */
 	K_INSTANCE, /* char *, empty = <hostname>-<pid> */
 	K_BOOL,	    /* bool */
 	K_INT,	    /* int within min..max */
@@ -87,7 +88,7 @@ enum section {
 
 static const struct key redis_keys[] = {
 	{ "address", K_STR, C(redis_address), 0, 0 },
-	{ "password", K_OPTSTR, C(redis_password), 0, 0 },
+	{ "password", K_SECRET, C(redis_password), 0, 0 },
 	{ "user", K_OPTSTR, C(redis_user), 0, 0 },
 	{ "prefix", K_STR, C(prefix), 0, 0 },
 	{ NULL, K_STR, 0, 0, 0 },
@@ -139,7 +140,7 @@ static const struct key stats_keys[] = {
 
 static const struct key http_keys[] = {
 	{ "listen", K_STR, C(http_listen), 0, 0 },
-	{ "token", K_OPTSTR, C(http_token), 0, 0 },
+	{ "token", K_SECRET, C(http_token), 0, 0 },
 	{ "read_requires_token", K_BOOL, C(read_requires_token), 0, 0 },
 	{ "allowed_hosts", K_HOSTS, C(http_allowed_hosts), 0, 0 },
 	{ "max_connections", K_INT, C(http_max_connections), 0, 1000000 },
@@ -233,6 +234,12 @@ struct parser {
 	unsigned long lease_line; /* last line setting lease, 0 = default */
 	unsigned long heartbeat_line;	   /* last line setting heartbeat */
 	unsigned long topics_allowed_line; /* last line setting allowed */
+
+	struct jobd_conf_errors *all; /* jobd_conf_check: every error and
+				       * warning goes here and parsing goes
+				       * on; NULL = stop at the first */
+	size_t nerrors;		      /* errors met so far */
+	bool oom;		      /* out of memory: stop, whatever ALL */
 };
 
 static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
@@ -249,26 +256,58 @@ static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* "NAME:LINE: <what>: <hint>" into the caller's errstr. Returns -1. */
+/* Appends a copy of MSG, about LINE, to ALL. Returns 0 or -1 (ENOMEM). */
+static int push_error(struct jobd_conf_errors *all, unsigned long line,
+		      const char *msg)
+{
+	struct jobd_conf_error *grown;
+	char *copy;
+
+	grown = realloc(all->errors, (all->n + 1) * sizeof(*grown));
+	if (!grown)
+		return -1;
+	all->errors = grown;
+	if (!(copy = strdup(msg)))
+		return -1;
+	grown[all->n].line = line;
+	grown[all->n].msg = copy;
+	all->n++;
+	return 0;
+}
+
+static void add_error(struct parser *p, unsigned long line, const char *msg)
+{
+	if (push_error(p->all, line, msg) < 0)
+		p->oom = true;
+}
+
+/*
+ * "NAME:LINE: <what>: <hint>": into the caller's errstr when it is the
+ * first error, and onto the list of jobd_conf_check. Returns -1.
+ */
 static int fail(struct parser *p, unsigned long line, const char *hint,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static int fail(struct parser *p, unsigned long line, const char *hint,
 		const char *fmt, ...)
 {
-	char what[1024];
+	char what[1024], msg[1400];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	set_error(p->errstr, p->errstr_size, "%s:%lu: %s: %s", p->name, line,
-		  what, hint);
+	snprintf(msg, sizeof(msg), "%s:%lu: %s: %s", p->name, line, what, hint);
+	if (p->nerrors++ == 0)
+		set_error(p->errstr, p->errstr_size, "%s", msg);
+	if (p->all)
+		add_error(p, line, msg);
 	return -1;
 }
 
 static int fail_oom(struct parser *p)
 {
+	p->oom = true;
 	set_error(p->errstr, p->errstr_size, "%s:%lu: out of memory", p->name,
 		  p->lineno);
 	return -1;
@@ -285,8 +324,17 @@ static void warn(struct parser *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	jobd_warn("%s:%lu: warning: %s", p->name, p->lineno, what);
 	p->conf->warnings++;
+	if (p->all) {
+		char msg[1400];
+
+		snprintf(msg, sizeof(msg), "%s:%lu: warning: %s", p->name,
+			 p->lineno, what);
+		add_error(p, p->lineno, msg);
+		p->all->warnings++;
+		return;
+	}
+	jobd_warn("%s:%lu: warning: %s", p->name, p->lineno, what);
 }
 
 static bool is_space(char c)
@@ -785,11 +833,20 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 
 		if (rc == -2)
 			return fail_oom(p);
-		if (rc < 0)
-			return fail(
-				p, p->lineno,
-				"close the quote, or escape the character with a backslash",
-				"%s in [%s] %s", why, sec, k->name);
+		if (rc < 0) {
+			size_t words = 0;
+
+			fail(p, p->lineno,
+			     "close the quote, or escape the character with a backslash",
+			     "%s in [%s] %s", why, sec, k->name);
+			/* jobd_conf_check goes on and drops the conf: the text
+			 * as one word spares "has no command" after this. */
+			if (p->all && !*(char ***)(void *)field &&
+			    push_word((char ***)(void *)field, &words, raw,
+				      strlen(raw)) < 0)
+				return fail_oom(p);
+			return -1;
+		}
 		free_argv(*(char ***)(void *)field);
 		*(char ***)(void *)field = argv;
 		return 0;
@@ -805,6 +862,7 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 				    "empty value for [%s] %s", sec, k->name);
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
 	case K_OPTSTR:
+	case K_SECRET:
 		return set_str((char **)(void *)field, *v ? v : NULL) ?
 			       fail_oom(p) :
 			       0;
@@ -908,11 +966,16 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 	case K_HANDLER: {
 		char hint[256];
 
-		if (!is_handler(v))
-			return fail(p, p->lineno,
-				    handler_hint(hint, sizeof(hint)),
-				    "unknown handler \"%s\" for [%s] %s", v,
-				    sec, k->name);
+		if (!is_handler(v)) {
+			fail(p, p->lineno, handler_hint(hint, sizeof(hint)),
+			     "unknown handler \"%s\" for [%s] %s", v, sec,
+			     k->name);
+			/* As for a bad command: kept, it spares "handler exec
+			 * but no command" after; the conf is dropped. */
+			if (p->all && set_str((char **)(void *)field, v) < 0)
+				return fail_oom(p);
+			return -1;
+		}
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
 	}
 	case K_HOSTS:
@@ -1214,6 +1277,9 @@ static int parse_line(struct parser *p, char *line)
 	if (*s == '\0' || *s == ';' || *s == '#')
 		return 0;
 	if (*s == '[') {
+		/* Until a good header, keys go nowhere: checked against no
+		 * section, they would only add errors that are not. */
+		p->section = S_UNKNOWN;
 		end = strchr(s, ']');
 		if (!end)
 			return fail(p, p->lineno, "close it with ]",
@@ -1224,7 +1290,11 @@ static int parse_line(struct parser *p, char *line)
 			return fail(p, p->lineno,
 				    "put nothing but a comment after ]",
 				    "text after section header [%s]", s + 1);
-		return enter_section(p, trim(s + 1));
+		if (enter_section(p, trim(s + 1)) < 0) {
+			p->section = S_UNKNOWN;
+			return -1;
+		}
+		return 0;
 	}
 	eq = strchr(s, '=');
 	if (!eq)
@@ -1265,35 +1335,37 @@ const char *jobd_conf_own_topic(const struct jobd_conf *conf, const char *topic)
 	return NULL;
 }
 
-/* Checks that need the whole file. */
+/*
+ * Checks that need the whole file. All of them run, so that
+ * jobd_conf_check hears of every error; errstr keeps the first. Returns 0
+ * or -1.
+ */
 static int finish(struct parser *p)
 {
 	struct jobd_conf *conf = p->conf;
-	size_t i;
+	size_t i, before = p->nerrors;
 
 	if (conf->lease <= conf->heartbeat) {
 		char lease[32], hb[32];
 
 		jobd_util_human_ms(conf->lease, lease, sizeof(lease));
 		jobd_util_human_ms(conf->heartbeat, hb, sizeof(hb));
-		return fail(p,
-			    p->lease_line > p->heartbeat_line ?
-				    p->lease_line :
-				    p->heartbeat_line,
-			    "make lease longer than heartbeat, e.g. 10 times",
-			    "[engine] lease %s is not longer than heartbeat %s",
-			    lease, hb);
+		fail(p,
+		     p->lease_line > p->heartbeat_line ? p->lease_line :
+							 p->heartbeat_line,
+		     "make lease longer than heartbeat, e.g. 10 times",
+		     "[engine] lease %s is not longer than heartbeat %s", lease,
+		     hb);
 	}
 	for (char **t = conf->topics_allowed; t && *t; t++) {
 		const char *own = jobd_conf_own_topic(conf, *t);
 
 		if (own)
-			return fail(
-				p, p->topics_allowed_line,
-				"jobs may not read or write jobd's own "
-				"topics; remove it",
-				"[topics] allowed lists %s, jobd's %s topic",
-				*t, own);
+			fail(p, p->topics_allowed_line,
+			     "jobs may not read or write jobd's own "
+			     "topics; remove it",
+			     "[topics] allowed lists %s, jobd's %s topic", *t,
+			     own);
 	}
 	for (i = 0; i < conf->types_count; i++) {
 		struct jobd_type_conf *type = &conf->types[i];
@@ -1301,10 +1373,10 @@ static int finish(struct parser *p)
 		type->needs_command = strcmp(type->handler, "exec") == 0 &&
 				      !type->command;
 		if (type->line && type->needs_command)
-			return fail(p, type->line,
-				    "add command = /path/to/program args",
-				    "[type.%s] has handler exec but no command",
-				    type->name);
+			fail(p, type->line,
+			     "add command = /path/to/program args",
+			     "[type.%s] has handler exec but no command",
+			     type->name);
 		if (type->line && type->command &&
 		    strcmp(type->handler, "exec") != 0) {
 			p->lineno = type->line;
@@ -1316,26 +1388,24 @@ static int finish(struct parser *p)
 		struct jobd_listener_conf *l = &conf->listeners[i];
 
 		if (!l->service)
-			return fail(p, l->line, "add service = NAME",
-				    "[listener.%s] has no service", l->name);
+			fail(p, l->line, "add service = NAME",
+			     "[listener.%s] has no service", l->name);
 		if (!l->command)
-			return fail(p, l->line,
-				    "add command = /path/to/program args",
-				    "[listener.%s] has no command", l->name);
+			fail(p, l->line, "add command = /path/to/program args",
+			     "[listener.%s] has no command", l->name);
 	}
 	for (i = 0; i < conf->actions_count; i++) {
 		if (!conf->actions[i].command)
-			return fail(p, conf->actions[i].line,
-				    "add command = /path/to/program args",
-				    "[action.%s] has no command",
-				    conf->actions[i].name);
+			fail(p, conf->actions[i].line,
+			     "add command = /path/to/program args",
+			     "[action.%s] has no command",
+			     conf->actions[i].name);
 	}
 	for (i = 0; i < conf->sinks_count; i++) {
 		if (!conf->sinks[i].command)
-			return fail(p, conf->sinks[i].line,
-				    "add command = /path/to/program args",
-				    "[sink.%s] has no command",
-				    conf->sinks[i].name);
+			fail(p, conf->sinks[i].line,
+			     "add command = /path/to/program args",
+			     "[sink.%s] has no command", conf->sinks[i].name);
 	}
 	for (i = 0; i < conf->relations_count; i++) {
 		struct jobd_relation_conf *r = &conf->relations[i];
@@ -1347,11 +1417,12 @@ static int finish(struct parser *p)
 						       NULL;
 
 		if (missing)
-			return fail(
-				p, r->line,
-				"a relation needs source, label, target, ref_field and copy_field",
-				"[relation.%s] has no %s", r->name, missing);
+			fail(p, r->line,
+			     "a relation needs source, label, target, ref_field and copy_field",
+			     "[relation.%s] has no %s", r->name, missing);
 	}
+	if (p->nerrors > before)
+		return -1;
 	if (conf->listeners_count > 1)
 		qsort(conf->listeners, conf->listeners_count,
 		      sizeof(*conf->listeners), listener_cmp);
@@ -1414,32 +1485,42 @@ err_free_conf:
 	return NULL;
 }
 
-struct jobd_conf *jobd_conf_parse(const char *text, size_t len,
-				  const char *name, char *errstr,
-				  size_t errstr_size)
+/*
+ * The parse of jobd_conf_parse and jobd_conf_check: with ALL, an error
+ * goes onto it and the next line is read, so that one run finds them all;
+ * without, the first error ends it.
+ */
+static struct jobd_conf *parse_text(const char *text, size_t len,
+				    const char *name, char *errstr,
+				    size_t errstr_size,
+				    struct jobd_conf_errors *all)
 {
 	struct parser p;
 	const char *pos = text, *stop = text + len, *nl;
 	char *line;
 	size_t n;
+	int rc;
 
 	memset(&p, 0, sizeof(p));
 	p.name = name ? name : "(config)";
 	p.errstr = errstr;
 	p.errstr_size = errstr_size;
+	p.all = all;
 	p.conf = conf_defaults();
 	if (!p.conf || set_str(&p.conf->path, p.name) < 0) {
 		set_error(errstr, errstr_size, "%s: out of memory", p.name);
 		goto err_free_conf;
 	}
-	while (pos < stop) {
+	for (; pos < stop && !p.oom; pos += n + (nl ? 1 : 0)) {
 		p.lineno++;
 		nl = memchr(pos, '\n', (size_t)(stop - pos));
 		n = nl ? (size_t)(nl - pos) : (size_t)(stop - pos);
 		if (memchr(pos, '\0', n)) {
 			fail(&p, p.lineno, "save the file as text",
 			     "NUL byte in line");
-			goto err_free_conf;
+			if (!all)
+				goto err_free_conf;
+			continue;
 		}
 		line = malloc(n + 1);
 		if (!line) {
@@ -1448,22 +1529,29 @@ struct jobd_conf *jobd_conf_parse(const char *text, size_t len,
 		}
 		memcpy(line, pos, n);
 		line[n] = '\0';
-		if (parse_line(&p, line) < 0) {
-			free(line);
-			goto err_free_conf;
-		}
+		rc = parse_line(&p, line);
 		free(line);
-		pos += n + (nl ? 1 : 0);
+		if (rc < 0 && !all)
+			goto err_free_conf;
 	}
-	if (finish(&p) < 0)
+	if (p.oom || finish(&p) < 0 || p.nerrors)
 		goto err_free_conf;
 	free(p.section_name);
 	return p.conf;
 
 err_free_conf:
+	if (all && p.oom)
+		set_error(errstr, errstr_size, "%s: out of memory", p.name);
 	free(p.section_name);
 	jobd_conf_free(p.conf);
 	return NULL;
+}
+
+struct jobd_conf *jobd_conf_parse(const char *text, size_t len,
+				  const char *name, char *errstr,
+				  size_t errstr_size)
+{
+	return parse_text(text, len, name, errstr, errstr_size, NULL);
 }
 
 /* Reads all of PATH into *TEXT (NUL-terminated) and *LEN. */
@@ -1644,4 +1732,286 @@ const struct jobd_type_conf *jobd_conf_type(const struct jobd_conf *conf,
 		if (strcmp(conf->types[i].name, type) == 0)
 			return &conf->types[i];
 	return NULL;
+}
+
+void jobd_conf_errors_release(struct jobd_conf_errors *all)
+{
+	for (size_t i = 0; i < all->n; i++)
+		free(all->errors[i].msg);
+	free(all->errors);
+	memset(all, 0, sizeof(*all));
+}
+
+struct jobd_conf *jobd_conf_check(const char *path,
+				  struct jobd_conf_errors *errors)
+{
+	struct jobd_conf *conf = NULL;
+	char *text = NULL, errstr[1400] = "";
+	size_t len = 0;
+	int rc;
+
+	memset(errors, 0, sizeof(*errors));
+	rc = read_file(path, &text, &len);
+	if (rc < 0)
+		snprintf(errstr, sizeof(errstr), "cannot read \"%s\": %s", path,
+			 strerror(-rc));
+	else
+		conf = parse_text(text, len, path, errstr, sizeof(errstr),
+				  errors);
+	free(text);
+	if (conf && apply_env(conf) < 0)
+		snprintf(errstr, sizeof(errstr),
+			 "cannot apply environment: out of memory");
+	else if (conf && errors->n == 0)
+		return conf;
+	jobd_conf_free(conf);
+	/* What stopped the parse itself (unreadable, out of memory). */
+	if (errors->n == 0 && push_error(errors, 0, errstr) < 0)
+		abort();
+	/* In line order, the checks of the whole file among the lines;
+	 * insertion keeps the order of one line's messages. */
+	for (size_t i = 1; i < errors->n; i++) {
+		struct jobd_conf_error e = errors->errors[i];
+		size_t j = i;
+
+		for (; j > 0 && errors->errors[j - 1].line > e.line; j--)
+			errors->errors[j] = errors->errors[j - 1];
+		errors->errors[j] = e;
+	}
+	return NULL;
+}
+
+/* --- the effective configuration, as a file ------------------------------ */
+
+/* A word of a command as split_command() reads it back. */
+static void write_word(FILE *f, const char *w)
+{
+	static const char safe[] = "abcdefghijklmnopqrstuvwxyz"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789_./:=@%+,-";
+
+	if (*w && strspn(w, safe) == strlen(w)) {
+		fputs(w, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *w; w++) {
+		if (*w == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*w, f);
+	}
+	fputc('\'', f);
+}
+
+/* Items of a NULL-terminated list, separated by SEP. */
+static void write_list(FILE *f, char **items, const char *sep, bool words)
+{
+	for (char **i = items; i && *i; i++) {
+		if (i != items)
+			fputs(sep, f);
+		if (words)
+			write_word(f, *i);
+		else
+			fputs(*i, f);
+	}
+}
+
+/*
+ * A kafka.* property whose value is a secret: passwords, client secrets,
+ * private keys inline, and the OAUTHBEARER config that holds them.
+ */
+static bool secret_property(const char *key)
+{
+	return strstr(key, "password") || strstr(key, "secret") ||
+	       strstr(key, ".pem") || strstr(key, "oauthbearer.config");
+}
+
+/* The value of key K of BASE, as the file takes it. */
+static void write_value(FILE *f, const struct key *k, const void *base,
+			const struct jobd_conf *conf)
+{
+	const char *field = (const char *)base + k->off;
+	/* Only the string kinds hold a pointer there. */
+	const char *const *str = (const char *const *)(const void *)field;
+	char buf[32];
+
+	switch (k->kind) {
+	case K_STR:
+	case K_OPTSTR:
+	case K_HANDLER:
+		fputs(*str ? *str : "", f);
+		break;
+	case K_SECRET:
+		fputs(*str ? "(hidden)" : "", f);
+		break;
+	case K_INSTANCE: {
+		char *dflt = default_instance();
+
+		/* The default is the running jobd's own, not ours. */
+		if (dflt && strcmp(*str, dflt) == 0)
+			fputs("; empty: <hostname>-<pid> of each jobd", f);
+		else
+			fputs(*str, f);
+		free(dflt);
+		break;
+	}
+	case K_BOOL:
+		fputs(*(const bool *)(const void *)field ? "yes" : "no", f);
+		break;
+	case K_INT:
+		fprintf(f, "%d", *(const int *)(const void *)field);
+		break;
+	case K_I64:
+	case K_SIZE:
+		fprintf(f, "%lld",
+			(long long)*(const int64_t *)(const void *)field);
+		break;
+	case K_DURATION: {
+		int64_t ms = *(const int64_t *)(const void *)field;
+
+		fputs(ms ? duration_text(ms, buf, sizeof(buf)) : "0", f);
+		break;
+	}
+	case K_SHARE:
+		fprintf(f, "%g", *(const double *)(const void *)field);
+		break;
+	case K_ROLES: {
+		const bool on[] = { conf->role_consume, conf->role_work,
+				    conf->role_stats, conf->role_http };
+		const char *names[] = { "consume", "work", "stats", "http" };
+		bool first = true;
+
+		for (size_t i = 0; i < 4; i++) {
+			if (!on[i])
+				continue;
+			fprintf(f, "%s%s", first ? "" : ",", names[i]);
+			first = false;
+		}
+		break;
+	}
+	case K_FORMAT:
+		fputs(conf->stats_msgpack ? "msgpack" : "json", f);
+		break;
+	case K_COMMAND:
+		write_list(f, *(char **const *)(const void *)field, " ", true);
+		break;
+	case K_HOSTS:
+	case K_TOPICS:
+		write_list(f, *(char **const *)(const void *)field, ", ",
+			   false);
+		break;
+	}
+}
+
+/*
+ * "key = value" for every key of KEYS ("key =" for an empty one; no
+ * command line without a command, which only exec types need), each line
+ * after PREFIX.
+ */
+static int write_keys(FILE *f, const char *prefix, const struct key *keys,
+		      const void *base, const struct jobd_conf *conf)
+{
+	for (const struct key *k = keys; k->name; k++) {
+		char *v = NULL;
+		size_t len = 0;
+		FILE *m;
+
+		if (k->kind == K_COMMAND &&
+		    !*(char **const *)(const void *)((const char *)base +
+						     k->off))
+			continue;
+		if (!(m = open_memstream(&v, &len)))
+			return -ENOMEM;
+		write_value(m, k, base, conf);
+		if (fclose(m) != 0) {
+			free(v);
+			return -ENOMEM;
+		}
+		fprintf(f, "%s%s =%s%s\n", prefix, k->name, len ? " " : "", v);
+		free(v);
+	}
+	return 0;
+}
+
+/*
+ * A [SECTION.NAME] for each of the COUNT elements of ARRAY (SIZE bytes
+ * each, the name at NAME_OFF), as find_or_add() made them.
+ */
+static int write_named(FILE *f, const char *section, const struct key *keys,
+		       const void *array, size_t count, size_t size,
+		       size_t name_off, const struct jobd_conf *conf)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		const char *elem = (const char *)array + i * size;
+
+		fprintf(f, "\n[%s.%s]\n", section,
+			*(char *const *)(const void *)(elem + name_off));
+		rc |= write_keys(f, "", keys, elem, conf);
+	}
+	return rc;
+}
+
+int jobd_conf_write(const struct jobd_conf *conf, FILE *f)
+{
+	int rc = 0;
+	size_t i;
+
+	fprintf(f,
+		"; the effective configuration: the defaults, %s%s%s, "
+		"then the environment; secrets hidden\n",
+		conf->path ? "\"" : "", conf->path ? conf->path : "no file",
+		conf->path ? "\"" : "");
+	fputs("\n[redis]\n", f);
+	rc |= write_keys(f, "", redis_keys, conf, conf);
+	fputs("\n[kafka]\n", f);
+	rc |= write_keys(f, "", kafka_keys, conf, conf);
+	for (i = 0; i < conf->kafka_props_count; i++)
+		fprintf(f, "kafka.%s = %s\n", conf->kafka_props[i].key,
+			secret_property(conf->kafka_props[i].key) ?
+				"(hidden)" :
+				conf->kafka_props[i].value);
+	fputs("\n[topics]\n", f);
+	rc |= write_keys(f, "", topics_keys, conf, conf);
+	fputs("\n[engine]\n", f);
+	rc |= write_keys(f, "", engine_keys, conf, conf);
+	fputs("\n[retention]\n", f);
+	rc |= write_keys(f, "", retention_keys, conf, conf);
+	fputs("\n[stats]\n", f);
+	rc |= write_keys(f, "", stats_keys, conf, conf);
+	fputs("\n[http]\n", f);
+	rc |= write_keys(f, "", http_keys, conf, conf);
+	if (conf->users_count) {
+		/* A token lets its holder act as the user: the names only. */
+		fputs("\n[users]\n", f);
+		for (i = 0; i < conf->users_count; i++)
+			fprintf(f, "; (token hidden) = %s\n",
+				conf->users[i].value);
+	}
+	for (i = 0; i < conf->types_count; i++) {
+		/* A built-in type the file leaves alone stays a comment: as a
+		 * section, the built-in exec would want a command. */
+		const char *pre = conf->types[i].line ? "" : "; ";
+
+		fprintf(f, "\n%s[type.%s]%s\n", pre, conf->types[i].name,
+			conf->types[i].line ? "" : " (built in)");
+		rc |= write_keys(f, pre, type_keys, &conf->types[i], conf);
+	}
+	rc |= write_named(f, "listener", listener_keys, conf->listeners,
+			  conf->listeners_count, sizeof(*conf->listeners),
+			  offsetof(struct jobd_listener_conf, name), conf);
+	rc |= write_named(f, "action", action_keys, conf->actions,
+			  conf->actions_count, sizeof(*conf->actions),
+			  offsetof(struct jobd_action_conf, name), conf);
+	rc |= write_named(f, "relation", relation_keys, conf->relations,
+			  conf->relations_count, sizeof(*conf->relations),
+			  offsetof(struct jobd_relation_conf, name), conf);
+	rc |= write_named(f, "sink", sink_keys, conf->sinks, conf->sinks_count,
+			  sizeof(*conf->sinks),
+			  offsetof(struct jobd_sink_conf, name), conf);
+	if (rc < 0)
+		return rc;
+	return ferror(f) ? -EIO : 0;
 }

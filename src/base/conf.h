@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Policy of one job type, [type.NAME]; copied into each job at creation. */
 struct jobd_type_conf {
@@ -181,6 +182,41 @@ struct jobd_conf *jobd_conf_parse(const char *text, size_t len,
 				  size_t errstr_size);
 
 void jobd_conf_free(struct jobd_conf *conf);
+
+/* One message of jobd_conf_check. */
+struct jobd_conf_error {
+	unsigned long line; /* of the file; 0 = the file as a whole */
+	char *msg;	    /* "FILE:LINE: what: hint", owned */
+};
+
+struct jobd_conf_errors {
+	struct jobd_conf_error *errors; /* owned, in line order */
+	size_t n;
+	size_t warnings; /* of them, what a start only warns about */
+};
+
+/*
+ * jobd --check-config: reads PATH as jobd_conf_load does, environment
+ * included, but goes on after an error, so that one run names every error
+ * of the file, and takes a warning (an unknown key or section, a command
+ * its handler ignores) for an error: at a start, a misspelt key silently
+ * leaves its default in place. Returns the conf (caller frees with
+ * jobd_conf_free()) when there was none; else NULL, with every message in
+ * ERRORS (also an unreadable file, as line 0), which the caller releases
+ * with jobd_conf_errors_release() either way.
+ */
+struct jobd_conf *jobd_conf_check(const char *path,
+				  struct jobd_conf_errors *errors);
+void jobd_conf_errors_release(struct jobd_conf_errors *errors);
+
+/*
+ * Writes CONF to F as a configuration file: every key of every section
+ * and type, defaults included, in the units the file takes. Secrets
+ * ([redis] password, [http] token, the tokens of [users], kafka.*
+ * passwords, secrets and keys) are written as "(hidden)" or left in a
+ * comment. Returns 0, or -EIO when F failed.
+ */
+int jobd_conf_write(const struct jobd_conf *conf, FILE *f);
 
 /* The policy of TYPE, or NULL when the type is unknown. Borrowed from conf. */
 const struct jobd_type_conf *jobd_conf_type(const struct jobd_conf *conf,

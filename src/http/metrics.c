@@ -32,6 +32,7 @@
 #include "engine/worker.h"
 #include "http/conn.h"
 #include "kafka/consumer.h"
+#include "revision.h"
 #include "store/store.h"
 
 static void metric_head(struct evbuffer *b, const char *name, const char *type,
@@ -274,7 +275,8 @@ static void store_metrics(struct evbuffer *b, const char *store,
 		evbuffer_add_printf(b, "jobd_jobs{%s,status=\"%s\"} %lld\n",
 				    store, jobd_status_names[i],
 				    (long long)counts[i]);
-	qsort(t->types, t->ntypes, sizeof(*t->types), by_type);
+	if (t->ntypes) /* a store without jobs has no array to sort */
+		qsort(t->types, t->ntypes, sizeof(*t->types), by_type);
 	for (size_t k = 0; k < sizeof(type_counters) / sizeof(type_counters[0]);
 	     k++) {
 		metric_head(b, type_counters[k].name, "counter",
@@ -331,6 +333,12 @@ void http_get_metrics(struct req *q)
 		http_send_error(q, 503, "out of memory");
 		return;
 	}
+	metric_head(
+		b, "jobd_build_info", "gauge",
+		"The version and git revision this instance runs; always 1.");
+	evbuffer_add_printf(
+		b, "jobd_build_info{%s,version=\"%s\",revision=\"%s\"} 1\n",
+		inst, PACKAGE_VERSION, JOBD_REVISION);
 	metric_head(b, "jobd_redis_up", "gauge",
 		    "Whether this monitor could read Redis for this scrape.");
 	evbuffer_add_printf(b, "jobd_redis_up{%s} %d\n", inst, up ? 1 : 0);

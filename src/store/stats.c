@@ -54,6 +54,23 @@ int64_t jobd_stats_percentile(const struct jobd_stats_counts *c, double p)
 	return c->wait_max;
 }
 
+void jobd_stats_counts_add(struct jobd_stats_counts *sum,
+			   const struct jobd_stats_counts *c)
+{
+	sum->created += c->created;
+	sum->started += c->started;
+	sum->finished += c->finished;
+	sum->errors += c->errors;
+	sum->wait_sum += c->wait_sum;
+	if (c->wait_min >= 0 &&
+	    (sum->wait_min < 0 || c->wait_min < sum->wait_min))
+		sum->wait_min = c->wait_min;
+	if (c->wait_max > sum->wait_max)
+		sum->wait_max = c->wait_max;
+	for (int b = 0; b < JOBD_STATS_BUCKETS; b++)
+		sum->hist[b] += c->hist[b];
+}
+
 static struct jobd_stats_counts *type_counts(struct jobd_stats_minute *m,
 					     const char *type, size_t len)
 {

@@ -376,6 +376,10 @@ void jobd_stats_minute_release(struct jobd_stats_minute *m);
 /* The waiting-time percentile P (0-100) of counts C in ms; -1 = no start. */
 int64_t jobd_stats_percentile(const struct jobd_stats_counts *c, double p);
 
+/* Adds the counts C into SUM (a window's total): sums, min, max, buckets. */
+void jobd_stats_counts_add(struct jobd_stats_counts *sum,
+			   const struct jobd_stats_counts *c);
+
 /* --- embedded broker -------------------------------------------------------- */
 
 /*

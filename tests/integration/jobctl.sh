@@ -287,4 +287,64 @@ for s in ('pending', 'in_progress', 'stopping', 'stopped', 'finished', 'canceled
     n = sum(1 for j in d['jobs'] if j['status'] == s)
     assert c.get(s, 0) == n, (s, c.get(s, 0), n)
 "
+# --- stats: the window's summary first, then only the minutes with jobs ------
+# The last job is created in the open minute (a second try when a minute
+# began in between), so the open minute is shown, and marked.
+agains=1 # the one submitted above
+for _ in 1 2; do
+	expect_rc 0 submit again
+	agains=$((agains + 1))
+	expect_rc 0 stats --since 30m
+	[ "$(printf '%s\n' "$out" | grep -c '(open)')" = 1 ] && break
+done
+stats=$out
+expect_rc 0 stats --since 30m --json
+printf '%s' "$stats" | python3 -c '
+import json, re, sys
+text, d, total = sys.stdin.read(), json.loads(sys.argv[1]), int(sys.argv[2])
+lines = text.split("\n")
+first = re.match(r"all types from \S+ \S+ to \S+ \S+ UTC: (\d+) created, \d+ started, \d+ finished, \d+ with errors$", lines[0])
+assert first, "no summary first: %r" % lines[0]
+assert int(first.group(1)) == total, (first.group(1), total)
+rows = [l for l in lines if re.match(r"\d{4}-\d\d-\d\d ", l)]
+assert rows, text
+created = 0
+for r in rows:
+    f = r.replace("(open)", "").split()
+    counts = [int(x) for x in f[2:6]]
+    assert any(counts), "a row of zeros: %r" % r
+    created += counts[0]
+assert created == total, (created, total)
+assert "(open)" in rows[-1] and all("(open)" not in r for r in rows[:-1]), rows
+quiet = re.search(r"^\((\d+) minutes without jobs not shown\)$", text, re.M)
+assert quiet, "no count of the quiet minutes: %r" % text
+# The JSON was read a moment later: a minute may have begun since.
+assert len(d["minutes"]) - len(rows) - int(quiet.group(1)) in (0, 1), (len(d["minutes"]), len(rows), quiet.group(1))
+' "$out" "$(jobs_total)" || fail "jobctl stats: $stats"
+expect_rc 0 stats --since 30m --type again
+assert_contains "$(printf '%s\n' "$out" | head -n 1)" "type again from " "stats --type: its summary"
+assert_contains "$(printf '%s\n' "$out" | head -n 1)" ": $agains created," "the jobs of that type only"
+expect_rc 0 stats --since 30m --type nosuch
+assert_eq 1 "$(printf '%s\n' "$out" | wc -l)" "stats of a type without jobs: the summary alone"
+assert_contains "$out" ": 0 created, 0 started" "stats of a type without jobs"
+
+# --- the actor without $USER (cron, systemd) ---------------------------------
+USER= expect_rc 0 submit noop
+nouser=$out
+expect_rc 0 show "$nouser" --json
+py "assert d['run_by'] == '$(id -un)', d['run_by']"
+USER= expect_rc 0 stop "$nouser"
+assert_contains "$(rcli xrange "jobd:log:$nouser" - +)" "stopped by $(id -un)" \
+	"the uid's user name is the actor without \$USER"
+# A uid without a user name (a container's): the uid itself. unshare maps
+# us to uid 4242 in a user namespace, where no passwd entry names it.
+if ! unshare --user --map-user=4242 --map-group=4242 true 2>/dev/null; then
+	skip_or_fail "unshare --user is not allowed here: the uid fallback of the actor is untested"
+fi
+getent passwd 4242 >/dev/null && fail "uid 4242 has a user name here: pick another"
+nouid=$(USER= unshare --user --map-user=4242 --map-group=4242 \
+	"$top_builddir/src/jobctl" submit noop) || fail "jobctl as uid 4242 failed"
+expect_rc 0 show "$nouid" --json
+py "assert d['run_by'] == 'uid 4242', d['run_by']"
+
 echo "jobctl.sh: ok"

@@ -1204,6 +1204,162 @@ START_TEST(test_conf_shipped_samples_parse_when_uncommented)
 }
 END_TEST
 
+START_TEST(test_conf_check_names_every_error_in_line_order)
+{
+	static const char text[] =
+		"[engine]\n"		      /* 1 */
+		"workers = lots\n"	      /* 2 */
+		"lease = 5x\n"		      /* 3 */
+		"wokers = 4\n"		      /* 4: a warning at a start */
+		"[type.report]\n"	      /* 5 */
+		"handler = nosuch\n"	      /* 6: no "exec but no command" */
+		"stoppable = maybe\n"	      /* 7 */
+		"[type.runner]\n"	      /* 8: exec without command */
+		"[http\n"		      /* 9 */
+		"listen = ignored\n"	      /* 10: in no section */
+		"[listener.l]\n"	      /* 11 */
+		"service = crm\n"	      /* 12 */
+		"command = \"unterminated\n"; /* 13 */
+	static const char *const want[] = {
+		":2: bad number \"lots\" for [engine] workers: use a whole "
+		"number from 1 to 1024",
+		":3: bad duration \"5x\" for [engine] lease: use a number "
+		"with ms, s, m, h or d",
+		":4: warning: unknown key \"wokers\" in [engine]; ignored",
+		":6: unknown handler \"nosuch\" for [type.report] handler: "
+		"use noop, exec, import, export, event, action, refactor, "
+		"relationship-update or cleanup",
+		":7: bad boolean \"maybe\" for [type.report] stoppable: use "
+		"yes or no",
+		":8: [type.runner] has handler exec but no command: add "
+		"command = /path/to/program args",
+		":9: unterminated section header: close it with ]",
+		":13: unterminated double quote in [listener.l] command: close "
+		"the quote, or escape the character with a backslash",
+	};
+	struct jobd_conf_errors errors;
+	char *dir, *path, msg[1024];
+	size_t n = sizeof(want) / sizeof(want[0]);
+
+	clear_env();
+	path = write_file(&dir, "jobd.conf", text);
+	ck_assert_ptr_null(jobd_conf_check(path, &errors));
+	for (size_t i = 0; i < errors.n && i < n; i++) {
+		snprintf(msg, sizeof(msg), "%s%s", path, want[i]);
+		ck_assert_str_eq(errors.errors[i].msg, msg);
+	}
+	ck_assert_uint_eq(errors.n, n);
+	ck_assert_uint_eq(errors.warnings, 1);
+	/* A start stops at the first of them. */
+	ck_assert_ptr_null(jobd_conf_load(path, errstr, sizeof(errstr)));
+	ck_assert_str_eq(errstr, errors.errors[0].msg);
+	jobd_conf_errors_release(&errors);
+
+	ck_assert_ptr_null(jobd_conf_check("/nonexistent/jobd.conf", &errors));
+	ck_assert_uint_eq(errors.n, 1);
+	ck_assert_str_eq(errors.errors[0].msg,
+			 "cannot read \"/nonexistent/jobd.conf\": No such "
+			 "file or directory");
+	jobd_conf_errors_release(&errors);
+	jobd_test_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
+/* CONF written by jobd_conf_write, without its first line (the path). */
+static char *written(const struct jobd_conf *conf)
+{
+	char *text = NULL, *body;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(jobd_conf_write(conf, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	body = strdup(strchr(text, '\n') + 1);
+	free(text);
+	return body;
+}
+
+START_TEST(test_conf_write_reads_back_the_same_without_secrets)
+{
+	static const char text[] =
+		"[redis]\naddress = /run/redis.sock\npassword = s3cr3t-pw\n"
+		"[kafka]\nbrokers = k1:9092,k2:9092\nmax_payload = 2MiB\n"
+		"kafka.sasl.password = s3cr3t-sasl\n"
+		"kafka.socket.timeout.ms = 5000\n"
+		"[topics]\nallowed = crm.contacts, exports.*\n"
+		"[engine]\nroles = work, http\ninstance = box-1\n"
+		"lease = 90s\nheartbeat = 250ms\nlow_priority_share = .25\n"
+		"[stats]\nformat = msgpack\n"
+		"[http]\ntoken = s3cr3t-token\nallowed_hosts = Jobs.example.com\n"
+		"[users]\ns3cr3t-user-token = alice\n"
+		"[type.report]\ncommand = /bin/sh -c 'echo \"a b\"; it'\\''s' x\n"
+		"timeout = 1h\nretries = 2\n"
+		"[type.noop]\nrestartable = yes\n"
+		"[listener.mail]\nservice = crm\nevent = order.created\n"
+		"command = /usr/bin/mail\norder = -3\n"
+		"[action.tag]\ncommand = /bin/tag\nbatch = 20\n"
+		"[relation.co]\nsource = companies\nlabel = name\n"
+		"target = contacts\nref_field = company_id\n"
+		"copy_field = company_name\n"
+		"[sink.crm]\ncommand = /bin/sink --fast\n";
+	struct jobd_conf *conf, *again;
+	char *first, *second;
+
+	conf = parse(text);
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	first = written(conf);
+	ck_assert_msg(!strstr(first, "s3cr3t"), "a secret is shown: %.60s",
+		      strstr(first, "s3cr3t"));
+	ck_assert_msg(strstr(first, "\npassword = (hidden)\n"), "%.3000s",
+		      first);
+	ck_assert_msg(strstr(first, "\nkafka.sasl.password = (hidden)\n"), "%s",
+		      first);
+	ck_assert_msg(strstr(first, "\n; (token hidden) = alice\n"), "%s",
+		      first);
+	ck_assert_msg(strstr(first, "\nroles = work,http\n"), "%.3000s", first);
+	ck_assert_msg(strstr(first, "\nlease = 90s\nheartbeat = 250ms\n"), "%s",
+		      first);
+	ck_assert_msg(strstr(first, "\n; [type.exec] (built in)\n"), "%s",
+		      first);
+	again = parse(first);
+	ck_assert_msg(again != NULL, "%s: %.3000s", errstr, first);
+	ck_assert_str_eq(
+		again->types[jobd_conf_type(again, "report") - again->types]
+			.command[2],
+		"echo \"a b\"; it's");
+	/* Every key back as it was, the secrets as "(hidden)". */
+	free(conf->redis_password);
+	conf->redis_password = strdup("(hidden)");
+	free(conf->http_token);
+	conf->http_token = strdup("(hidden)");
+	free(conf->kafka_props[0].value);
+	conf->kafka_props[0].value = strdup("(hidden)");
+	free(conf->users[0].key);
+	free(conf->users[0].value);
+	conf->users_count = 0;
+	free(first);
+	first = written(conf);
+	second = written(again);
+	{
+		size_t at = 0;
+
+		while (first[at] && first[at] == second[at])
+			at++;
+		ck_assert_msg(first[at] == second[at],
+			      "read back differs at byte %zu: \"%.80s\" vs "
+			      "\"%.80s\"",
+			      at, first + at, second + at);
+	}
+	free(first);
+	free(second);
+	jobd_conf_free(again);
+	jobd_conf_free(conf);
+}
+END_TEST
+
 START_TEST(test_conf_free_null_is_noop)
 {
 	jobd_conf_free(NULL);
@@ -1252,6 +1408,8 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_env_overrides_file);
 	tcase_add_test(tc, test_conf_shipped_file_parses);
 	tcase_add_test(tc, test_conf_shipped_samples_parse_when_uncommented);
+	tcase_add_test(tc, test_conf_check_names_every_error_in_line_order);
+	tcase_add_test(tc, test_conf_write_reads_back_the_same_without_secrets);
 	tcase_add_test(tc, test_conf_free_null_is_noop);
 	suite_add_tcase(s, tc);
 	return s;
