@@ -312,6 +312,11 @@ int main(int argc, char **argv)
 	st = start_role("redis", start_probe, conf, sfd, &sig, &rc);
 	if (!st)
 		goto out_sfd;
+	if (!jobd_store_has_module(st))
+		jobd_info("redis has no jobd module of this version: using "
+			  "the Lua functions "
+			  "(loadmodule %s in redis.conf is faster)",
+			  JOBD_MODULE_PATH);
 	/* Kept for main's own housekeeping (the cleanup schedule). */
 	if (conf->role_work && !(workers = start_role("workers", start_workers,
 						      conf, sfd, &sig, &rc)))

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "base/conf.h"
+#include "base/log.h"
 #include "http/conn.h"
 
 #include "testutil.h"
@@ -954,6 +955,29 @@ START_TEST(test_conf_roles)
 }
 END_TEST
 
+START_TEST(test_conf_log_level_and_format)
+{
+	struct jobd_conf *conf;
+
+	conf = parse("");
+	ck_assert_ptr_nonnull(conf);
+	ck_assert_int_eq(conf->log_level, JOBD_LOG_INFO);
+	ck_assert(!conf->log_json);
+	jobd_conf_free(conf);
+	conf = parse("[log]\nlevel = debug\nformat = json\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_int_eq(conf->log_level, JOBD_LOG_DEBUG);
+	ck_assert(conf->log_json);
+	jobd_conf_free(conf);
+	ck_assert_str_eq(refuse("[log]\nlevel = verbose\n"),
+			 "t.conf:2: bad level \"verbose\" for [log] level: "
+			 "use debug, info, warn or error");
+	ck_assert_str_eq(refuse("[log]\nformat = logfmt\n"),
+			 "t.conf:2: bad format \"logfmt\" for [log] format: "
+			 "use text or json");
+}
+END_TEST
+
 START_TEST(test_conf_kafka_properties_pass_through)
 {
 	struct jobd_conf *conf;
@@ -1224,6 +1248,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_sizes);
 	tcase_add_test(tc, test_conf_values_parsed);
 	tcase_add_test(tc, test_conf_booleans);
+	tcase_add_test(tc, test_conf_log_level_and_format);
 	tcase_add_test(tc, test_conf_number_ranges_refused);
 	tcase_add_test(tc, test_conf_http_limits_refused_out_of_range);
 	tcase_add_test(tc, test_conf_topics_allowed);
