@@ -10,13 +10,18 @@ need make jq
 dest=$(mktemp -d /tmp/jobd-install.XXXXXX) || fail "cannot make a temp dir"
 on_exit "rm -rf '$dest'"
 
-# dir VAR: the Makefile's value of VAR (bindir, pkglibdir...), expanded.
-dir() {
-	printf 'print-dir:\n\t@echo $(%s)\n' "$1" |
-		make -s --no-print-directory -C "$top_builddir" -f Makefile -f - print-dir
+# mk ARGS: make in the build dir, on its own (not a part of the make check
+# that runs this test: no jobserver, no "Entering directory").
+mk() {
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$top_builddir" "$@"
 }
 
-make -s -C "$top_builddir" install DESTDIR="$dest" >"$dest.log" 2>&1 ||
+# dir VAR: the Makefile's value of VAR (bindir, pkglibdir...), expanded.
+dir() {
+	printf 'print-dir:\n\t@echo $(%s)\n' "$1" | mk -f Makefile -f - print-dir
+}
+
+mk install DESTDIR="$dest" >"$dest.log" 2>&1 ||
 	fail "make install failed: $(tail -n 20 "$dest.log")"
 on_exit "rm -f '$dest.log'"
 bindir=$dest$(dir bindir)
@@ -48,7 +53,7 @@ fi
 
 # A second install keeps an operator's jobd.conf and puts the new one beside.
 echo "# mine" >>"$etc/jobd.conf"
-make -s -C "$top_builddir" install DESTDIR="$dest" >"$dest.log" 2>&1 ||
+mk install DESTDIR="$dest" >"$dest.log" 2>&1 ||
 	fail "second make install failed: $(tail -n 20 "$dest.log")"
 [ "$(tail -n 1 "$etc/jobd.conf")" = "# mine" ] || fail "make install overwrote a changed jobd.conf"
 cmp -s "$top_srcdir/config/jobd.conf" "$etc/jobd.conf.dist" || fail "no jobd.conf.dist beside the changed one"
@@ -68,7 +73,7 @@ stop_jobd run
 grep -q "no jobd module" "$dest/run.log" && fail "jobd says the module is missing: $(cat "$dest/run.log")"
 
 # make uninstall leaves nothing but the changed jobd.conf.
-make -s -C "$top_builddir" uninstall DESTDIR="$dest" >"$dest.log" 2>&1 ||
+mk uninstall DESTDIR="$dest" >"$dest.log" 2>&1 ||
 	fail "make uninstall failed: $(tail -n 20 "$dest.log")"
 rm -f "$dest"/run.*
 left=$(cd "$dest" && find . -type f | sort)
