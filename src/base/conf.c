@@ -1776,6 +1776,12 @@ static bool same_kv(const struct jobd_kv *a, size_t na, const struct jobd_kv *b,
 	return true;
 }
 
+/* The "name" at NAME_OFF in an element of a [type.]/[listener.]/... array. */
+static const char *elem_name(const char *elem, size_t name_off)
+{
+	return *(char *const *)(const void *)(elem + name_off);
+}
+
 /*
  * Logs every key of LIVE that FRESH changes and a reload does not take:
  * the fixed sections but [log], [http] token and [users]; kafka.*
@@ -1836,17 +1842,8 @@ static void warn_restart(const struct jobd_conf *live,
 			const char *a = arrays[i].a + j * arrays[i].size;
 			const char *b = arrays[i].b + j * arrays[i].size;
 
-			same = same_str(
-				       *(char *const
-						 *)(const void
-							    *)(a +
-							       arrays[i]
-								       .name_off),
-				       *(char *const
-						 *)(const void
-							    *)(b +
-							       arrays[i]
-								       .name_off)) &&
+			same = same_str(elem_name(a, arrays[i].name_off),
+					elem_name(b, arrays[i].name_off)) &&
 			       same_element(arrays[i].keys, live, a, fresh, b);
 		}
 		if (!same)
