@@ -13,6 +13,12 @@
  * connections all come out of it (the monitor keeps to its share, see
  * http/conn.h).
  *
+ * Under systemd (Type=notify) it says READY=1 once every role serves,
+ * STOPPING=1 at a stop signal, and WATCHDOG=1 at half of WatchdogSec from
+ * the main loop (base/notify.h). SIGHUP reloads what can change without a
+ * restart (jobd_conf_reload in base/conf.h); a bad file is refused and
+ * logged, and the running configuration stays.
+ *
  * Exit codes: 0 after a graceful stop; 1 on a configuration error or a
  * fatal Redis error (wrong password); 2 on bad usage. jobd --check-config
  * FILE starts nothing: it exits 0 with the effective configuration on
@@ -36,6 +42,7 @@
 
 #include "base/conf.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "base/util.h"
 #include "engine/worker.h"
 #include "handlers/builtin.h"
@@ -54,7 +61,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: jobd [-c FILE] [-h] [--version] [--check-config FILE]\n"
+		"usage: jobd [-c FILE] [--log-format F] [-h] [--version]\n"
+		"            [--check-config FILE]\n"
 		"  -c, --config FILE  configuration file (default: "
 		"$JOBD_CONFIG, else built-in defaults)\n"
 		"      --check-config FILE\n"
@@ -63,6 +71,7 @@ static void usage(FILE *f)
 		"                     configuration (secrets hidden); exit 0, "
 		"or 2 with\n"
 		"                     FILE:LINE: for each error\n"
+		"      --log-format F text or json (default: [log] format)\n"
 		"  -h, --help         this help\n"
 		"      --version      print the version and git revision\n");
 }
@@ -214,11 +223,40 @@ start_role(const char *what,
 					    BACKOFF_MAX_MS);
 		jobd_warn("cannot start %s: %s (retrying in %lld ms)", what,
 			  errstr, (long long)backoff);
+		jobd_notify("STATUS=waiting for Redis or Kafka");
 		*sig = wait_signal(sfd, (int)backoff);
-		if (*sig)
+		if (*sig == SIGHUP)
+			jobd_warn("SIGHUP while starting: ignored, send it "
+				  "again once running");
+		else if (*sig)
 			return NULL;
+		*sig = 0;
 	}
 	return role;
+}
+
+/* [log] level and format; FORMAT (--log-format) wins when not -1. */
+static void apply_log(const struct jobd_conf *conf, int format)
+{
+	jobd_log_set_level((enum jobd_log_level)conf->log_level);
+	jobd_log_set_format(format >= 0	   ? (enum jobd_log_format)format :
+			    conf->log_json ? JOBD_LOG_JSON :
+					     JOBD_LOG_TEXT);
+}
+
+/* SIGHUP: the outcome is logged either way. */
+static void reload(struct jobd_conf *conf, int format)
+{
+	char errstr[512];
+
+	jobd_notify("RELOADING=1");
+	if (jobd_conf_reload(conf, errstr, sizeof(errstr)) < 0)
+		jobd_error("reload refused, the running configuration stays: "
+			   "%s",
+			   errstr);
+	else
+		apply_log(conf, format);
+	jobd_notify("READY=1");
 }
 
 int main(int argc, char **argv)
@@ -228,6 +266,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "check-config", required_argument, NULL, 'C' },
+		{ "log-format", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL, *check = NULL;
@@ -239,9 +278,11 @@ int main(int argc, char **argv)
 	struct jobd_store *st;
 	char errstr[512], roles[64] = "";
 	sigset_t mask;
-	int opt, sfd, sig = 0, rc = 0;
+	int opt, sfd, sig = 0, rc = 0, format = -1;
+	int64_t watchdog, next = 0, now, wait;
 
 	jobd_log_set_ident("jobd");
+	jobd_notify_init();
 	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -253,6 +294,19 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'L':
+			if (strcmp(optarg, "text") != 0 &&
+			    strcmp(optarg, "json") != 0) {
+				fprintf(stderr,
+					"jobd: bad --log-format \"%s\": use "
+					"text or json\n",
+					optarg);
+				return 2;
+			}
+			format = strcmp(optarg, "json") == 0 ? JOBD_LOG_JSON :
+							       JOBD_LOG_TEXT;
+			jobd_log_set_format((enum jobd_log_format)format);
+			break;
 		case 'V':
 			printf("jobd %s (revision %s, librdkafka %s)\n",
 			       PACKAGE_VERSION, JOBD_REVISION,
@@ -277,12 +331,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "jobd: %s\n", errstr);
 		return 1;
 	}
+	apply_log(conf, format);
 
 	/* Before any thread exists, so every thread inherits the mask. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
@@ -312,6 +368,11 @@ int main(int argc, char **argv)
 	st = start_role("redis", start_probe, conf, sfd, &sig, &rc);
 	if (!st)
 		goto out_sfd;
+	if (!jobd_store_has_module(st))
+		jobd_info("redis has no jobd module of this version: using "
+			  "the Lua functions "
+			  "(loadmodule %s in redis.conf is faster)",
+			  JOBD_MODULE_PATH);
 	/* Kept for main's own housekeeping (the cleanup schedule). */
 	if (conf->role_work && !(workers = start_role("workers", start_workers,
 						      conf, sfd, &sig, &rc)))
@@ -328,14 +389,30 @@ int main(int argc, char **argv)
 		goto out_roles;
 	jobd_http_set_sources(http, workers, consumer);
 	jobd_info("running");
+	jobd_notify("READY=1\nSTATUS=running");
 
-	for (bool starting = true; !sig; starting = false) {
+	watchdog = jobd_notify_watchdog_ms() / 2;
+	while (!sig) {
+		now = jobd_util_mono_ms();
 		/* One cleanup job per hour, whichever instance is first. */
-		if (conf->role_work && jobd_cleanup_schedule(st, starting) < 0)
-			jobd_warn("%s", jobd_store_errstr(st));
-		sig = wait_signal(sfd, conf->role_work ? HOUSEKEEPING_MS : -1);
+		if (conf->role_work && now >= next) {
+			if (jobd_cleanup_schedule(st, next == 0) < 0)
+				jobd_warn("%s", jobd_store_errstr(st));
+			next = now + HOUSEKEEPING_MS;
+		}
+		if (watchdog)
+			jobd_notify("WATCHDOG=1");
+		wait = conf->role_work ? next - now : -1;
+		if (watchdog && (wait < 0 || wait > watchdog))
+			wait = watchdog;
+		sig = wait_signal(sfd, (int)wait);
+		if (sig == SIGHUP) {
+			reload(conf, format);
+			sig = 0;
+		}
 	}
 	jobd_info("%s received: stopping", strsignal(sig));
+	jobd_notify("STOPPING=1");
 
 out_roles:
 	/* Reverse order of start: http, stats, consume, then work. */

@@ -142,9 +142,9 @@ kill9_jobd() {
 # The scripts/redis arguments that load jobd's Redis module (make builds
 # it): every test runs with it unless JOBD_TEST_MODULE=no, so the module's
 # paths are tested by all of them; tests/equivalence/module.sh compares it with the
-# Lua functions alone.
+# Lua functions alone. JOBD_TEST_MODULE_SO loads another build of it.
 module_args() {
-	local so=$top_builddir/src/store/module/jobd.so
+	local so=${JOBD_TEST_MODULE_SO:-$top_builddir/src/store/module/jobd.so}
 
 	[ "${JOBD_TEST_MODULE:-yes}" = no ] || [ ! -f "$so" ] ||
 		echo "--module $so"
@@ -322,4 +322,39 @@ stop_run() {
 	wait_for 30 "scripts/run to exit after SIG$1" exited "$run_pid"
 	run_rc=0
 	wait "$run_pid" || run_rc=$?
+}
+
+# What src/jobctl.c accepts, read from the source, for the tests that
+# check the manuals and the completion against it. jobctl_commands: one
+# command a line (main()'s dispatch and its ops[]). jobctl_options: "CMD
+# OPTION" a line, without "--"; CMD is "jobctl" for main()'s own, and
+# cmd_op's --off belongs to low-priority alone.
+jobctl_commands() {
+	awk '
+	/^int main\(/ { inmain = 1 }
+	inmain && /strcmp\(cmd, "[a-z-]+"\) == 0/ {
+		match($0, /"[a-z-]+"/); print substr($0, RSTART + 1, RLENGTH - 2)
+	}
+	inmain && /ops\[\] = \{/ { inops = 1 }
+	inops {
+		s = $0
+		while (match(s, /"[a-z-]+"/)) {
+			print substr(s, RSTART + 1, RLENGTH - 2); s = substr(s, RSTART + RLENGTH)
+		}
+	}
+	inops && /\};/ { inops = 0 }
+	' "$top_srcdir/src/jobctl.c" | sort -u
+}
+
+jobctl_options() {
+	awk '
+	/^static int cmd_[a-z_]+\(/ {
+		match($0, /cmd_[a-z_]+/); fn = substr($0, RSTART + 4, RLENGTH - 4)
+		gsub(/_/, "-", fn); if (fn == "op") fn = "low-priority"
+	}
+	/^int main\(/ { fn = "jobctl" }
+	fn && /\{ "[a-z-]+", (no|required|optional)_argument/ {
+		match($0, /"[a-z-]+"/); print fn, substr($0, RSTART + 1, RLENGTH - 2)
+	}
+	' "$top_srcdir/src/jobctl.c"
 }

@@ -55,6 +55,8 @@ enum kind {
 	K_COMMAND,  /* char **, split like shell words */
 	K_HOSTS,    /* char **, host names separated by commas */
 	K_TOPICS,   /* char **, topic names or prefixes*, by commas */
+	K_LEVEL,    /* int, a log level name */
+	K_LOGFMT,   /* log_json: text or json */
 };
 
 struct key {
@@ -76,6 +78,7 @@ enum section {
 	S_STATS,
 	S_HTTP,
 	S_USERS,
+	S_LOG,
 	S_TYPE,
 	S_LISTENER,
 	S_ACTION,
@@ -145,6 +148,12 @@ static const struct key http_keys[] = {
 	{ "allowed_hosts", K_HOSTS, C(http_allowed_hosts), 0, 0 },
 	{ "max_connections", K_INT, C(http_max_connections), 0, 1000000 },
 	{ "request_timeout", K_DURATION, C(http_request_timeout), 1, 3600000 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+static const struct key log_keys[] = {
+	{ "level", K_LEVEL, C(log_level), 0, 0 },
+	{ "format", K_LOGFMT, 0, 0, 0 },
 	{ NULL, K_STR, 0, 0, 0 },
 };
 
@@ -985,6 +994,21 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 		p->topics_allowed_line = p->lineno;
 		return parse_list(p, &topics_list, (char ***)(void *)field, v,
 				  k->name);
+	case K_LEVEL:
+		if (jobd_log_level_parse(v) < 0)
+			return fail(p, p->lineno,
+				    "use debug, info, warn or error",
+				    "bad level \"%s\" for [%s] %s", v, sec,
+				    k->name);
+		*(int *)(void *)field = jobd_log_level_parse(v);
+		return 0;
+	case K_LOGFMT:
+		if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+			return fail(p, p->lineno, "use text or json",
+				    "bad format \"%s\" for [%s] %s", v, sec,
+				    k->name);
+		p->conf->log_json = strcmp(v, "json") == 0;
+		return 0;
 	case K_COMMAND:
 		break;
 	}
@@ -1072,10 +1096,15 @@ static int enter_section(struct parser *p, const char *name)
 		const char *name;
 		enum section section;
 	} fixed[] = {
-		{ "redis", S_REDIS },	      { "kafka", S_KAFKA },
-		{ "topics", S_TOPICS },	      { "engine", S_ENGINE },
-		{ "retention", S_RETENTION }, { "stats", S_STATS },
-		{ "http", S_HTTP },	      { "users", S_USERS },
+		{ "redis", S_REDIS },
+		{ "kafka", S_KAFKA },
+		{ "topics", S_TOPICS },
+		{ "engine", S_ENGINE },
+		{ "retention", S_RETENTION },
+		{ "stats", S_STATS },
+		{ "http", S_HTTP },
+		{ "users", S_USERS },
+		{ "log", S_LOG },
 	};
 	static const struct {
 		const char *prefix;
@@ -1229,6 +1258,9 @@ static int handle_key(struct parser *p, const char *key, char *raw)
 		break;
 	case S_HTTP:
 		keys = http_keys;
+		break;
+	case S_LOG:
+		keys = log_keys;
 		break;
 	case S_USERS:
 		cut_comment(raw, false);
@@ -1438,6 +1470,7 @@ static struct jobd_conf *conf_defaults(void)
 	conf = calloc(1, sizeof(*conf));
 	if (!conf)
 		return NULL;
+	pthread_rwlock_init(&conf->lock, NULL);
 	rc |= set_str(&conf->redis_address, "127.0.0.1:6379");
 	rc |= set_str(&conf->prefix, "jobd");
 	rc |= set_str(&conf->brokers, "embedded");
@@ -1463,6 +1496,7 @@ static struct jobd_conf *conf_defaults(void)
 	conf->retention_stats = 30 * DAY_MS;
 	rc |= set_str(&conf->http_listen, "127.0.0.1:8080");
 	conf->http_request_timeout = 10000;
+	conf->log_level = JOBD_LOG_INFO;
 	conf->types = calloc(n, sizeof(*conf->types));
 	if (rc || !conf->instance || !conf->types)
 		goto err_free_conf;
@@ -1718,20 +1752,256 @@ void jobd_conf_free(struct jobd_conf *conf)
 		free_argv(conf->sinks[i].command);
 	}
 	free(conf->sinks);
+	jobd_conf_free(conf->retired);
+	pthread_rwlock_destroy(&conf->lock);
 	free(conf);
 }
 
 const struct jobd_type_conf *jobd_conf_type(const struct jobd_conf *conf,
 					    const char *type)
 {
-	size_t i;
+	const struct jobd_type_conf *found = NULL;
 
 	if (!conf || !type)
 		return NULL;
-	for (i = 0; i < conf->types_count; i++)
+	jobd_conf_rdlock(conf);
+	for (size_t i = 0; i < conf->types_count && !found; i++)
 		if (strcmp(conf->types[i].name, type) == 0)
-			return &conf->types[i];
-	return NULL;
+			found = &conf->types[i];
+	jobd_conf_unlock(conf);
+	return found;
+}
+
+void jobd_conf_rdlock(const struct jobd_conf *conf)
+{
+	pthread_rwlock_rdlock((pthread_rwlock_t *)&conf->lock);
+}
+
+void jobd_conf_unlock(const struct jobd_conf *conf)
+{
+	pthread_rwlock_unlock((pthread_rwlock_t *)&conf->lock);
+}
+
+/* --- reload ---------------------------------------------------------------- */
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_argv(char **a, char **b)
+{
+	for (; a && b && *a && *b; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return (!a || !*a) && (!b || !*b);
+}
+
+/* Whether key K has the same value in the elements A and B of CA and CB. */
+static bool same_value(const struct key *k, const struct jobd_conf *ca,
+		       const char *a, const struct jobd_conf *cb, const char *b)
+{
+	a += k->off;
+	b += k->off;
+	switch (k->kind) {
+	case K_STR:
+	case K_OPTSTR:
+	case K_SECRET:
+	case K_INSTANCE:
+	case K_HANDLER:
+		return same_str(*(char *const *)(const void *)a,
+				*(char *const *)(const void *)b);
+	case K_BOOL:
+		return *(const bool *)a == *(const bool *)b;
+	case K_INT:
+	case K_LEVEL:
+		return *(const int *)(const void *)a ==
+		       *(const int *)(const void *)b;
+	case K_I64:
+	case K_DURATION:
+	case K_SIZE:
+		return *(const int64_t *)(const void *)a ==
+		       *(const int64_t *)(const void *)b;
+	case K_SHARE:
+		return *(const double *)(const void *)a ==
+		       *(const double *)(const void *)b;
+	case K_COMMAND:
+	case K_HOSTS:
+	case K_TOPICS:
+		return same_argv(*(char **const *)(const void *)a,
+				 *(char **const *)(const void *)b);
+	case K_ROLES:
+		return ca->role_consume == cb->role_consume &&
+		       ca->role_work == cb->role_work &&
+		       ca->role_stats == cb->role_stats &&
+		       ca->role_http == cb->role_http;
+	case K_FORMAT:
+		return ca->stats_msgpack == cb->stats_msgpack;
+	case K_LOGFMT:
+		return ca->log_json == cb->log_json;
+	}
+	return false;
+}
+
+static bool same_element(const struct key *keys, const struct jobd_conf *ca,
+			 const void *a, const struct jobd_conf *cb,
+			 const void *b)
+{
+	for (; keys->name; keys++)
+		if (!same_value(keys, ca, a, cb, b))
+			return false;
+	return true;
+}
+
+static bool same_kv(const struct jobd_kv *a, size_t na, const struct jobd_kv *b,
+		    size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!same_str(a[i].key, b[i].key) ||
+		    !same_str(a[i].value, b[i].value))
+			return false;
+	return true;
+}
+
+/* The "name" at NAME_OFF in an element of a [type.]/[listener.]/... array. */
+static const char *elem_name(const char *elem, size_t name_off)
+{
+	return *(char *const *)(const void *)(elem + name_off);
+}
+
+/*
+ * Logs every key of LIVE that FRESH changes and a reload does not take:
+ * the fixed sections but [log], [http] token and [users]; kafka.*
+ * properties; [listener.], [action.], [relation.] and [sink.] sections.
+ */
+static void warn_restart(const struct jobd_conf *live,
+			 const struct jobd_conf *fresh)
+{
+	static const struct {
+		const char *section;
+		const struct key *keys;
+	} fixed[] = {
+		{ "redis", redis_keys },	 { "kafka", kafka_keys },
+		{ "topics", topics_keys },	 { "engine", engine_keys },
+		{ "retention", retention_keys }, { "stats", stats_keys },
+		{ "http", http_keys },
+	};
+#define ARRAY(sec, arr, cnt, keys)                             \
+	{                                                      \
+		sec, keys, (const char *)live->arr, live->cnt, \
+			(const char *)fresh->arr, fresh->cnt,  \
+			sizeof(*live->arr),                    \
+			offsetof(__typeof__(*live->arr), name) \
+	}
+	const struct {
+		const char *section;
+		const struct key *keys;
+		const char *a;
+		size_t na;
+		const char *b;
+		size_t nb, size, name_off;
+	} arrays[] = {
+		ARRAY("listener", listeners, listeners_count, listener_keys),
+		ARRAY("action", actions, actions_count, action_keys),
+		ARRAY("relation", relations, relations_count, relation_keys),
+		ARRAY("sink", sinks, sinks_count, sink_keys),
+	};
+#undef ARRAY
+	const char *path = live->path;
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		for (const struct key *k = fixed[i].keys; k->name; k++)
+			if (strcmp(k->name, "token") != 0 &&
+			    !same_value(k, live, (const char *)live, fresh,
+					(const char *)fresh))
+				jobd_warn("%s: [%s] %s changed: needs a "
+					  "restart; keeping the running value",
+					  path, fixed[i].section, k->name);
+	if (!same_kv(live->kafka_props, live->kafka_props_count,
+		     fresh->kafka_props, fresh->kafka_props_count))
+		jobd_warn("%s: [kafka] kafka.* properties changed: need a "
+			  "restart; keeping the running ones",
+			  path);
+	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
+		bool same = arrays[i].na == arrays[i].nb;
+
+		for (size_t j = 0; same && j < arrays[i].na; j++) {
+			const char *a = arrays[i].a + j * arrays[i].size;
+			const char *b = arrays[i].b + j * arrays[i].size;
+
+			same = same_str(elem_name(a, arrays[i].name_off),
+					elem_name(b, arrays[i].name_off)) &&
+			       same_element(arrays[i].keys, live, a, fresh, b);
+		}
+		if (!same)
+			jobd_warn("%s: [%s.NAME] sections changed: need a "
+				  "restart; keeping the running ones",
+				  path, arrays[i].section);
+	}
+}
+
+/* " a, b" into BUF: the types of A that B lacks ("" when none). */
+static const char *types_missing(const struct jobd_conf *a,
+				 const struct jobd_conf *b, char *buf,
+				 size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < a->types_count && len < size; i++)
+		if (!jobd_conf_type(b, a->types[i].name))
+			len += (size_t)snprintf(buf + len, size - len, "%s %s",
+						len ? "," : "",
+						a->types[i].name);
+	return buf;
+}
+
+#define SWAP(a, b)                          \
+	do {                                \
+		__typeof__(a) swap_tmp = a; \
+		a = b;                      \
+		b = swap_tmp;               \
+	} while (0)
+
+int jobd_conf_reload(struct jobd_conf *live, char *errstr, size_t errstr_size)
+{
+	struct jobd_conf *fresh;
+	char added[512], removed[512];
+
+	if (!live->path) {
+		set_error(errstr, errstr_size,
+			  "no file to reload: jobd started on the built-in "
+			  "defaults (give -c FILE or JOBD_CONFIG)");
+		return -1;
+	}
+	fresh = jobd_conf_load(live->path, errstr, errstr_size);
+	if (!fresh)
+		return -1;
+	warn_restart(live, fresh);
+	types_missing(fresh, live, added, sizeof(added));
+	types_missing(live, fresh, removed, sizeof(removed));
+
+	pthread_rwlock_wrlock(&live->lock);
+	SWAP(live->types, fresh->types);
+	SWAP(live->types_count, fresh->types_count);
+	SWAP(live->http_token, fresh->http_token);
+	SWAP(live->users, fresh->users);
+	SWAP(live->users_count, fresh->users_count);
+	live->log_level = fresh->log_level;
+	live->log_json = fresh->log_json;
+	fresh->retired = live->retired;
+	live->retired = fresh;
+	pthread_rwlock_unlock(&live->lock);
+
+	jobd_info("reloaded %s: %zu job types (added:%s, removed:%s), "
+		  "%s admin token, %zu user tokens, log level %s",
+		  live->path, live->types_count, added[0] ? added : " none",
+		  removed[0] ? removed : " none",
+		  live->http_token ? "an" : "no", live->users_count,
+		  jobd_log_level_name((enum jobd_log_level)live->log_level));
+	return 0;
 }
 
 void jobd_conf_errors_release(struct jobd_conf_errors *all)
@@ -1861,6 +2131,14 @@ static void write_value(FILE *f, const struct key *k, const void *base,
 		break;
 	case K_INT:
 		fprintf(f, "%d", *(const int *)(const void *)field);
+		break;
+	case K_LEVEL:
+		fputs(jobd_log_level_name((enum jobd_log_level) *
+					  (const int *)(const void *)field),
+		      f);
+		break;
+	case K_LOGFMT:
+		fputs(conf->log_json ? "json" : "text", f);
 		break;
 	case K_I64:
 	case K_SIZE:

@@ -17,6 +17,7 @@
 #ifndef JOBD_SRC_BASE_CONF_H
 #define JOBD_SRC_BASE_CONF_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -140,6 +141,10 @@ struct jobd_conf {
 	int64_t http_request_timeout; /* ms a connection has to send a whole
 				       * request, 10s */
 
+	/* [log] */
+	int log_level; /* enum jobd_log_level, JOBD_LOG_INFO */
+	bool log_json; /* format = json; default text */
+
 	/* [users] TOKEN = name */
 	struct jobd_kv *users;
 	size_t users_count;
@@ -160,6 +165,10 @@ struct jobd_conf {
 
 	unsigned int warnings; /* warnings printed while parsing (unknown keys
 				* and sections); 0 for a clean file */
+
+	pthread_rwlock_t lock; /* held to read or swap what reload changes */
+	struct jobd_conf *retired; /* what reloads replaced, freed with this
+				    * conf so borrowed pointers stay valid */
 };
 
 /*
@@ -218,7 +227,28 @@ void jobd_conf_errors_release(struct jobd_conf_errors *errors);
  */
 int jobd_conf_write(const struct jobd_conf *conf, FILE *f);
 
-/* The policy of TYPE, or NULL when the type is unknown. Borrowed from conf. */
+/*
+ * SIGHUP: re-reads LIVE's file (LIVE->path, then the environment, as
+ * jobd_conf_load) and takes from it what may change while jobd runs: the
+ * job types ([type.NAME]), [http] token, [users] and [log]. Every other
+ * key that differs is logged as needing a restart and keeps its running
+ * value. Returns 0 (the outcome logged), or -1 with the reason in errstr
+ * ("FILE:LINE: ...") and LIVE unchanged.
+ *
+ * Other threads read the reloadable fields of LIVE (types, http_token,
+ * users) under jobd_conf_rdlock(), or through jobd_conf_type(). What a
+ * reload replaces stays allocated until jobd_conf_free(LIVE), so pointers
+ * borrowed before it (a jobd_type_conf, a user name) remain valid.
+ */
+int jobd_conf_reload(struct jobd_conf *live, char *errstr, size_t errstr_size);
+
+void jobd_conf_rdlock(const struct jobd_conf *conf);
+void jobd_conf_unlock(const struct jobd_conf *conf);
+
+/*
+ * The policy of TYPE, or NULL when the type is unknown. Borrowed from conf,
+ * until jobd_conf_free() (a reload does not free it).
+ */
 const struct jobd_type_conf *jobd_conf_type(const struct jobd_conf *conf,
 					    const char *type);
 

@@ -1,7 +1,7 @@
 /*
  * log: jobd's own diagnostic lines on stderr ("jobd: warn: ..."), not the
  * per-job logs (those live in Redis, see jobd_store_logs() in store/store.h).
- * Thread-safe: one fprintf per line.
+ * Thread-safe: one fprintf per line. Text, or one JSON object per line.
  */
 #ifndef JOBD_SRC_BASE_LOG_H
 #define JOBD_SRC_BASE_LOG_H
@@ -13,8 +13,22 @@ enum jobd_log_level {
 	JOBD_LOG_ERROR,
 };
 
-/* Lines below LEVEL are dropped; default JOBD_LOG_INFO. */
+enum jobd_log_format {
+	JOBD_LOG_TEXT, /* "STAMP IDENT: LEVEL: message" */
+	JOBD_LOG_JSON, /* {"ts","level","ident","subsystem","msg"} */
+};
+
+/* Lines below LEVEL are dropped; default JOBD_LOG_INFO. Any thread. */
 void jobd_log_set_level(enum jobd_log_level level);
+
+/* Default JOBD_LOG_TEXT. Any thread. */
+void jobd_log_set_format(enum jobd_log_format format);
+
+/* "debug", "info", "warn" or "error" -> its level, else -1. */
+int jobd_log_level_parse(const char *s);
+
+/* The name jobd_log_level_parse() reads; static. */
+const char *jobd_log_level_name(enum jobd_log_level level);
 
 /* Program name printed before each line; borrowed, must outlive logging. */
 void jobd_log_set_ident(const char *ident);

@@ -371,6 +371,7 @@ static void get_types(struct req *q)
 		return;
 	o = json_object();
 	a = json_array();
+	jobd_conf_rdlock(conf); /* a reload may swap the types */
 	for (size_t i = 0; i < conf->types_count; i++) {
 		const struct jobd_type_conf *t = &conf->types[i];
 		json_t *j = json_object();
@@ -382,6 +383,7 @@ static void get_types(struct req *q)
 				    json_boolean(t->restartable));
 		json_array_append_new(a, j);
 	}
+	jobd_conf_unlock(conf);
 	json_object_set_new(o, "types", a);
 	http_send_json(q, 200, o);
 }
@@ -607,7 +609,12 @@ static bool token_equal(const char *given, size_t glen, const char *s)
 
 static bool token_mode(const struct jobd_conf *conf)
 {
-	return (conf->http_token && *conf->http_token) || conf->users_count;
+	bool on;
+
+	jobd_conf_rdlock(conf); /* a reload may swap the tokens */
+	on = (conf->http_token && *conf->http_token) || conf->users_count;
+	jobd_conf_unlock(conf);
+	return on;
 }
 
 /*
@@ -632,7 +639,11 @@ static bool authenticate(struct req *q)
 	}
 	tok = auth + 7;
 	len = strlen(tok);
-	/* Compare with every token, so timing does not say which matched. */
+	/*
+	 * Compare with every token, so timing does not say which matched.
+	 * A user name stays valid after a reload (jobd_conf_reload).
+	 */
+	jobd_conf_rdlock(conf);
 	if (conf->http_token && *conf->http_token &&
 	    token_equal(tok, len, conf->http_token))
 		who = "admin";
@@ -640,6 +651,7 @@ static bool authenticate(struct req *q)
 		if (*conf->users[i].key &&
 		    token_equal(tok, len, conf->users[i].key) && !who)
 			who = conf->users[i].value;
+	jobd_conf_unlock(conf);
 	if (!who) {
 		evhttp_add_header(
 			evhttp_request_get_output_headers(q->r),

@@ -363,6 +363,11 @@ const char *jobd_store_errstr(const struct jobd_store *st)
 	return st->err;
 }
 
+bool jobd_store_has_module(const struct jobd_store *st)
+{
+	return st->module;
+}
+
 void jobd_store_set_timeout(struct jobd_store *st, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };

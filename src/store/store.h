@@ -40,6 +40,10 @@ void jobd_store_free(struct jobd_store *st);
 /* The last error of ST ("cannot connect to 127.0.0.1:6379: ..."). */
 const char *jobd_store_errstr(const struct jobd_store *st);
 
+/* Whether ST's Redis, when it last connected, had jobd's module loaded in
+ * the version this jobd wants (docs/redis-module.md). */
+bool jobd_store_has_module(const struct jobd_store *st);
+
 /* Sets per-call timeouts (ms) of the connection; default 5000. */
 void jobd_store_set_timeout(struct jobd_store *st, int ms);
 

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "base/conf.h"
+#include "base/log.h"
 #include "http/conn.h"
 
 #include "testutil.h"
@@ -954,6 +955,104 @@ START_TEST(test_conf_roles)
 }
 END_TEST
 
+START_TEST(test_conf_log_level_and_format)
+{
+	struct jobd_conf *conf;
+
+	conf = parse("");
+	ck_assert_ptr_nonnull(conf);
+	ck_assert_int_eq(conf->log_level, JOBD_LOG_INFO);
+	ck_assert(!conf->log_json);
+	jobd_conf_free(conf);
+	conf = parse("[log]\nlevel = debug\nformat = json\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_int_eq(conf->log_level, JOBD_LOG_DEBUG);
+	ck_assert(conf->log_json);
+	jobd_conf_free(conf);
+	ck_assert_str_eq(refuse("[log]\nlevel = verbose\n"),
+			 "t.conf:2: bad level \"verbose\" for [log] level: "
+			 "use debug, info, warn or error");
+	ck_assert_str_eq(refuse("[log]\nformat = logfmt\n"),
+			 "t.conf:2: bad format \"logfmt\" for [log] format: "
+			 "use text or json");
+}
+END_TEST
+
+/* Overwrites PATH with TEXT. */
+static void rewrite(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_conf_reload_takes_types_and_tokens_and_names_the_rest)
+{
+	const struct jobd_type_conf *old;
+	struct jobd_conf *conf;
+	struct capture cap;
+	char *dir, *path, *out;
+
+	clear_env();
+	path = write_file(&dir, "jobd.conf",
+			  "[engine]\nworkers = 2\n[type.a]\nhandler = noop\n"
+			  "[listener.l]\nservice = s\ncommand = x\n");
+	conf = jobd_conf_load(path, errstr, sizeof(errstr));
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	old = jobd_conf_type(conf, "a");
+	ck_assert_ptr_nonnull(old);
+
+	rewrite(path, "[engine]\nworkers = 3\n[type.b]\nhandler = noop\n"
+		      "[listener.l]\nservice = s2\ncommand = x\n"
+		      "[http]\ntoken = t\n[users]\nu1 = alice\n"
+		      "[log]\nlevel = warn\n");
+	capture_start(&cap);
+	ck_assert_int_eq(jobd_conf_reload(conf, errstr, sizeof(errstr)), 0);
+	out = capture_end(&cap);
+	ck_assert_ptr_nonnull(jobd_conf_type(conf, "b"));
+	ck_assert_ptr_null(jobd_conf_type(conf, "a"));
+	/* Borrowed before the reload, still readable (ASan would say). */
+	ck_assert_str_eq(old->name, "a");
+	ck_assert_str_eq(conf->http_token, "t");
+	ck_assert_uint_eq(conf->users_count, 1);
+	ck_assert_int_eq(conf->log_level, JOBD_LOG_WARN);
+	ck_assert_int_eq(conf->workers, 2);
+	ck_assert_str_eq(conf->listeners[0].service, "s");
+	ck_assert_msg(strstr(out, "[engine] workers changed: needs a restart"),
+		      "%s", out);
+	ck_assert_msg(strstr(out, "[listener.NAME] sections changed: need a "
+				  "restart"),
+		      "%s", out);
+	ck_assert_msg(!strstr(out, "[http] token"), "token named: %s", out);
+	ck_assert_msg(strstr(out, "reloaded "), "%s", out);
+	free(out);
+
+	/* A bad file: refused with its line, nothing changed. */
+	rewrite(path, "[type.c]\nhandler = noop\n[engine]\nlease = 5x\n");
+	ck_assert_int_eq(jobd_conf_reload(conf, errstr, sizeof(errstr)), -1);
+	ck_assert_msg(strstr(errstr, "jobd.conf:4: bad duration \"5x\""), "%s",
+		      errstr);
+	ck_assert_ptr_nonnull(jobd_conf_type(conf, "b"));
+	ck_assert_ptr_null(jobd_conf_type(conf, "c"));
+	ck_assert_str_eq(conf->http_token, "t");
+	jobd_conf_free(conf);
+
+	/* Built-in defaults: no file to read again. */
+	conf = jobd_conf_load(NULL, errstr, sizeof(errstr));
+	ck_assert_ptr_nonnull(conf);
+	ck_assert_int_eq(jobd_conf_reload(conf, errstr, sizeof(errstr)), -1);
+	ck_assert_str_eq(errstr, "no file to reload: jobd started on the "
+				 "built-in defaults (give -c FILE or "
+				 "JOBD_CONFIG)");
+	jobd_conf_free(conf);
+	jobd_test_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_conf_kafka_properties_pass_through)
 {
 	struct jobd_conf *conf;
@@ -1380,6 +1479,9 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_sizes);
 	tcase_add_test(tc, test_conf_values_parsed);
 	tcase_add_test(tc, test_conf_booleans);
+	tcase_add_test(tc, test_conf_log_level_and_format);
+	tcase_add_test(
+		tc, test_conf_reload_takes_types_and_tokens_and_names_the_rest);
 	tcase_add_test(tc, test_conf_number_ranges_refused);
 	tcase_add_test(tc, test_conf_http_limits_refused_out_of_range);
 	tcase_add_test(tc, test_conf_topics_allowed);
