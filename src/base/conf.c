@@ -1197,8 +1197,7 @@ static char *relative_to(const char *name, const char *path)
  * (caller frees): its bytes without the line ends at its end. A file that
  * group or others may read is a warning. Returns 0 or -1 with errstr set.
  */
-static int read_secret(struct parser *p, const char *key, char *raw,
-		       char **out)
+static int read_secret(struct parser *p, const char *key, char *raw, char **out)
 {
 	const char *sec = p->section_name;
 	char *v, *path, *text = NULL;
@@ -1216,8 +1215,7 @@ static int read_secret(struct parser *p, const char *key, char *raw,
 		return fail_oom(p);
 	rc = read_file(path, &text, &len);
 	if (rc < 0) {
-		rc = fail(p, p->lineno,
-			  "give a file that jobd's user can read",
+		rc = fail(p, p->lineno, "give a file that jobd's user can read",
 			  "cannot read \"%s\" for [%s] %s_file: %s", path, sec,
 			  key, strerror(-rc));
 		goto out;
@@ -1248,8 +1246,7 @@ out:
  * ('#' starts a comment line), to [users]. Returns 0, -1 with *WHY set on
  * a bad pair, or -2 when out of memory.
  */
-static int add_users(struct jobd_conf *conf, const char *text,
-		     const char **why)
+static int add_users(struct jobd_conf *conf, const char *text, const char **why)
 {
 	char *copy, *item, *save = NULL, *eq, *token, *name;
 	int rc = 0;
@@ -1311,8 +1308,8 @@ static int read_users(struct parser *p, char *raw)
  * section): sets NAME from the file. Returns 1 when KEY is one, 0 when it
  * is not, -1 on an error.
  */
-static int secret_file_key(struct parser *p, const struct key *keys,
-			   void *base, const char *key, char *raw)
+static int secret_file_key(struct parser *p, const struct key *keys, void *base,
+			   const char *key, char *raw)
 {
 	char *stem = file_stem(key), *secret = NULL;
 	int rc = 0;
@@ -1323,8 +1320,8 @@ static int secret_file_key(struct parser *p, const struct key *keys,
 	if (stem && keys->name) {
 		rc = read_secret(p, stem, raw, &secret);
 		if (rc == 0) {
-			char **field = (char **)(void *)((char *)base +
-							 keys->off);
+			char **field =
+				(char **)(void *)((char *)base + keys->off);
 
 			free(*field);
 			*field = secret;
@@ -1381,7 +1378,8 @@ static int handle_key(struct parser *p, const char *key, char *raw)
 				return rc < 0 ? -1 : 0;
 			cut_comment(raw, false);
 			v = trim(raw);
-			if (*v && secret_property(key + 6) && !conf->secret_line)
+			if (*v && secret_property(key + 6) &&
+			    !conf->secret_line)
 				conf->secret_line = p->lineno;
 			if (set_kv(&conf->kafka_props, &conf->kafka_props_count,
 				   key + 6, v) < 0)

@@ -1090,10 +1090,10 @@ START_TEST(test_conf_secret_file_refused_naming_key_and_file)
 			 "= name pairs separated by commas");
 	free(text);
 	/* A directory is not a secret. */
-	ck_assert_int_ge(
-		asprintf(&text, "[kafka]\nkafka.sasl.password_file = %s\n",
-			 dir),
-		0);
+	ck_assert_int_ge(asprintf(&text,
+				  "[kafka]\nkafka.sasl.password_file = %s\n",
+				  dir),
+			 0);
 	ck_assert_msg(strstr(refuse(text),
 			     "for [kafka] kafka.sasl.password_file: Is a "
 			     "directory"),
@@ -1148,8 +1148,9 @@ START_TEST(test_conf_config_with_secret_readable_by_others_warns)
 	char *dir, *path, *out;
 
 	clear_env();
-	path = write_file(&dir, "jobd.conf",
-			  "[engine]\nworkers = 2\n[redis]\npassword = s3cret\n");
+	path = write_file(
+		&dir, "jobd.conf",
+		"[engine]\nworkers = 2\n[redis]\npassword = s3cret\n");
 	ck_assert_int_eq(chmod(path, 0644), 0);
 	capture_start(&cap);
 	conf = jobd_conf_load(path, errstr, sizeof(errstr));
@@ -1519,7 +1520,8 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_secrets_read_from_files);
 	tcase_add_test(tc, test_conf_secret_file_refused_naming_key_and_file);
 	tcase_add_test(tc, test_conf_secret_file_readable_by_others_warns);
-	tcase_add_test(tc, test_conf_config_with_secret_readable_by_others_warns);
+	tcase_add_test(tc,
+		       test_conf_config_with_secret_readable_by_others_warns);
 	tcase_add_test(tc, test_conf_secret_file_relative_to_config);
 	tcase_add_test(tc, test_conf_secrets_from_env_override_file);
 	tcase_add_test(tc, test_conf_secret_is_a_property_of_the_key);
