@@ -17,6 +17,7 @@ typedef struct RedisModuleCtx RedisModuleCtx;
 typedef struct RedisModuleKey RedisModuleKey;
 typedef struct RedisModuleString RedisModuleString;
 typedef struct RedisModuleScanCursor RedisModuleScanCursor;
+typedef struct RedisModuleUser RedisModuleUser;
 
 typedef int (*rm_cmd_fn)(RedisModuleCtx *ctx, RedisModuleString **argv,
 			 int argc);
@@ -45,6 +46,12 @@ typedef void (*rm_scan_fn)(RedisModuleKey *key, RedisModuleString *field,
 #define RM_NOTIFY_STRING (1 << 3)
 #define RM_NOTIFY_HASH (1 << 6)
 #define RM_NOTIFY_ZSET (1 << 7)
+
+/* Key permissions, as in key specs (REDISMODULE_CMD_KEY_*). */
+#define RM_KEY_ACCESS (1 << 4)
+#define RM_KEY_UPDATE (1 << 5)
+#define RM_KEY_INSERT (1 << 6)
+#define RM_KEY_DELETE (1 << 7)
 
 /* X(return type, name, parameter list): RedisModule_NAME in Redis. */
 #define RM_FUNCTIONS(X)                                                        \
@@ -101,6 +108,11 @@ typedef void (*rm_scan_fn)(RedisModuleKey *key, RedisModuleString *field,
 	  (RedisModuleCtx *, RedisModuleString *, RedisModuleString *))        \
 	X(int, NotifyKeyspaceEvent,                                            \
 	  (RedisModuleCtx *, int, const char *, RedisModuleString *))          \
+	X(RedisModuleString *, GetCurrentUserName, (RedisModuleCtx *))         \
+	X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString *)) \
+	X(int, ACLCheckKeyPermissions,                                         \
+	  (RedisModuleUser *, RedisModuleString *, int))                       \
+	X(int, FreeModuleUser, (RedisModuleUser *))                            \
 	X(void *, Alloc, (size_t))                                             \
 	X(void *, Realloc, (void *, size_t))                                   \
 	X(void, Free, (void *))
