@@ -143,6 +143,8 @@ static const struct key http_keys[] = {
 	{ "listen", K_STR, C(http_listen), 0, 0 },
 	{ "token", K_SECRET, C(http_token), 0, 0 },
 	{ "read_requires_token", K_BOOL, C(read_requires_token), 0, 0 },
+	{ "tls_cert", K_OPTSTR, C(http_tls_cert), 0, 0 },
+	{ "tls_key", K_OPTSTR, C(http_tls_key), 0, 0 },
 	{ "allowed_hosts", K_HOSTS, C(http_allowed_hosts), 0, 0 },
 	{ "max_connections", K_INT, C(http_max_connections), 0, 1000000 },
 	{ "request_timeout", K_DURATION, C(http_request_timeout), 1, 3600000 },
@@ -235,6 +237,7 @@ struct parser {
 	unsigned long lease_line; /* last line setting lease, 0 = default */
 	unsigned long heartbeat_line;	   /* last line setting heartbeat */
 	unsigned long topics_allowed_line; /* last line setting allowed */
+	unsigned long tls_line; /* last line setting tls_cert or tls_key */
 };
 
 static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
@@ -808,6 +811,8 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 				    "empty value for [%s] %s", sec, k->name);
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
 	case K_OPTSTR:
+		if (p->section == S_HTTP && strncmp(k->name, "tls_", 4) == 0)
+			p->tls_line = p->lineno;
 		return set_str((char **)(void *)field, *v ? v : NULL) ?
 			       fail_oom(p) :
 			       0;
@@ -1532,6 +1537,12 @@ static int finish(struct parser *p)
 			    "[engine] lease %s is not longer than heartbeat %s",
 			    lease, hb);
 	}
+	if (!conf->http_tls_cert != !conf->http_tls_key)
+		return fail(p, p->tls_line,
+			    "give both tls_cert and tls_key, or neither",
+			    "[http] %s without %s",
+			    conf->http_tls_cert ? "tls_cert" : "tls_key",
+			    conf->http_tls_cert ? "tls_key" : "tls_cert");
 	for (char **t = conf->topics_allowed; t && *t; t++) {
 		const char *own = jobd_conf_own_topic(conf, *t);
 
@@ -1911,6 +1922,8 @@ void jobd_conf_free(struct jobd_conf *conf)
 	free(conf->data_dir);
 	free(conf->http_listen);
 	free(conf->http_token);
+	free(conf->http_tls_cert);
+	free(conf->http_tls_key);
 	free_argv(conf->http_allowed_hosts);
 	free_argv(conf->topics_allowed);
 	free_kv(conf->users, conf->users_count);

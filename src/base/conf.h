@@ -139,8 +139,10 @@ struct jobd_conf {
 	bool stats_msgpack; /* format = msgpack; default json */
 
 	/* [http] */
-	char *http_listen;	      /* "127.0.0.1:8080" */
-	char *http_token;	      /* NULL = no token */
+	char *http_listen;   /* "127.0.0.1:8080" */
+	char *http_token;    /* NULL = no token */
+	char *http_tls_cert; /* PEM certificate chain file; NULL = plain HTTP */
+	char *http_tls_key;  /* PEM private key file; set with http_tls_cert */
 	bool read_requires_token;     /* no */
 	char **http_allowed_hosts;    /* more host names than the listen address
 				    * and loopback, lowercase, NULL-terminated;

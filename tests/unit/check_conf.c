@@ -1260,6 +1260,31 @@ START_TEST(test_conf_secret_is_a_property_of_the_key)
 }
 END_TEST
 
+START_TEST(test_conf_tls_needs_cert_and_key)
+{
+	struct jobd_conf *conf;
+
+	conf = parse("[http]\ntls_cert = /etc/jobd/cert.pem\n"
+		     "tls_key = /etc/jobd/key.pem\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_str_eq(conf->http_tls_cert, "/etc/jobd/cert.pem");
+	ck_assert_str_eq(conf->http_tls_key, "/etc/jobd/key.pem");
+	jobd_conf_free(conf);
+	conf = parse("[http]\nlisten = 0.0.0.0:8443\n");
+	ck_assert_ptr_nonnull(conf);
+	ck_assert_ptr_null(conf->http_tls_cert);
+	ck_assert_ptr_null(conf->http_tls_key);
+	jobd_conf_free(conf);
+	ck_assert_str_eq(refuse("[http]\nlisten = 0.0.0.0:8443\n"
+				"tls_cert = /etc/jobd/cert.pem\n"),
+			 "t.conf:3: [http] tls_cert without tls_key: give both "
+			 "tls_cert and tls_key, or neither");
+	ck_assert_str_eq(refuse("[http]\ntls_key = /k.pem\n"),
+			 "t.conf:2: [http] tls_key without tls_cert: give both "
+			 "tls_cert and tls_key, or neither");
+}
+END_TEST
+
 START_TEST(test_conf_listeners_sorted_by_order_then_name)
 {
 	struct jobd_conf *conf;
@@ -1525,6 +1550,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_secret_file_relative_to_config);
 	tcase_add_test(tc, test_conf_secrets_from_env_override_file);
 	tcase_add_test(tc, test_conf_secret_is_a_property_of_the_key);
+	tcase_add_test(tc, test_conf_tls_needs_cert_and_key);
 	tcase_add_test(tc, test_conf_listeners_sorted_by_order_then_name);
 	tcase_add_test(tc, test_conf_incomplete_sections_refused);
 	tcase_add_test(tc, test_conf_actions_and_relations);
