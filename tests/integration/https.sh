@@ -107,19 +107,19 @@ fi
 stop_jobd tls
 ! grep -q "warning" "$work/tls.log" || fail "warnings: $(cat "$work/tls.log")"
 
+# refuses NAME MESSAGE: jobd -c NAME.conf exits 1 at once, saying MESSAGE.
+refuses() {
+	local rc=0
+	timeout 20 "$top_builddir/src/jobd" -c "$work/$1.conf" >"$work/$1.log" 2>&1 || rc=$?
+	assert_eq 1 "$rc" "jobd's exit with $1.conf"
+	assert_contains "$(cat "$work/$1.log")" "$2" "jobd's message with $1.conf"
+}
+
 # A missing certificate, a key that is not its key: jobd stops at once.
 write_conf missing 127.0.0.1:0 "tls_cert = $work/nowhere.pem" "tls_key = $work/server.key"
-rc=0
-timeout 20 "$top_builddir/src/jobd" -c "$work/missing.conf" >"$work/missing.log" 2>&1 || rc=$?
-assert_eq 1 "$rc" "jobd with a missing certificate"
-assert_contains "$(cat "$work/missing.log")" \
-	"cannot read [http] tls_cert \"$work/nowhere.pem\": No such file or directory" "missing certificate"
+refuses missing "cannot read [http] tls_cert \"$work/nowhere.pem\": No such file or directory"
 write_conf mismatch 127.0.0.1:0 "tls_cert = $work/server.pem" "tls_key = $work/other.key"
-rc=0
-timeout 20 "$top_builddir/src/jobd" -c "$work/mismatch.conf" >"$work/mismatch.log" 2>&1 || rc=$?
-assert_eq 1 "$rc" "jobd with another certificate's key"
-assert_contains "$(cat "$work/mismatch.log")" \
-	"[http] tls_key \"$work/other.key\" is not the key of tls_cert \"$work/server.pem\"" "key mismatch"
+refuses mismatch "[http] tls_key \"$work/other.key\" is not the key of tls_cert \"$work/server.pem\""
 
 # Beyond loopback: without TLS a warning, with TLS none.
 write_conf open 0.0.0.0:0
