@@ -1174,6 +1174,9 @@ bool jobd_conf_secret(const char *section, const char *key)
 	return false;
 }
 
+/* The largest secret file: a password, a token list, a private key. */
+#define SECRET_MAX (64 * 1024)
+
 /* KEY without its "_file" ending, a new string; NULL when it has none. */
 static char *file_stem(const char *key)
 {
@@ -1218,6 +1221,16 @@ static int read_secret(struct parser *p, const char *key, char *raw, char **out)
 			    "empty path for [%s] %s_file", sec, key);
 	if (!(path = relative_to(p->name, v)))
 		return fail_oom(p);
+	/* A device (/dev/zero) or a huge file would be read for ever. */
+	if (stat(path, &sb) == 0 &&
+	    (!S_ISREG(sb.st_mode) || sb.st_size > SECRET_MAX)) {
+		rc = fail(p, p->lineno,
+			  "give a file of at most 64 KiB holding the secret",
+			  "\"%s\" for [%s] %s_file is %s", path, sec, key,
+			  S_ISREG(sb.st_mode) ? "larger than 64 KiB" :
+						"not a regular file");
+		goto out;
+	}
 	rc = read_file(path, &text, &len);
 	if (rc < 0) {
 		rc = fail(p, p->lineno, "give a file that jobd's user can read",

@@ -1089,15 +1089,19 @@ START_TEST(test_conf_secret_file_refused_naming_key_and_file)
 			 "tokens_file: write one TOKEN = name a line, or TOKEN "
 			 "= name pairs separated by commas");
 	free(text);
-	/* A directory is not a secret. */
+	/* A directory or a device is not a secret. */
 	ck_assert_int_ge(asprintf(&text,
 				  "[kafka]\nkafka.sasl.password_file = %s\n",
 				  dir),
 			 0);
 	ck_assert_msg(strstr(refuse(text),
-			     "for [kafka] kafka.sasl.password_file: Is a "
-			     "directory"),
+			     "for [kafka] kafka.sasl.password_file is not a "
+			     "regular file"),
 		      "%s", errstr);
+	ck_assert_str_eq(refuse("[redis]\npassword_file = /dev/zero\n"),
+			 "t.conf:2: \"/dev/zero\" for [redis] password_file "
+			 "is not a regular file: give a file of at most 64 KiB "
+			 "holding the secret");
 	free(text);
 	free(empty);
 	free(bad);
