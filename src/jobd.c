@@ -48,6 +48,7 @@
 #include "handlers/builtin.h"
 #include "handlers/cleanup.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "kafka/consumer.h"
 #include "kafka/kafka.h"
 #include "kafka/stats_producer.h"
@@ -358,7 +359,8 @@ int main(int argc, char **argv)
 		  conf->redis_address, roles[0] ? roles : " none");
 	raise_nofile();
 	if (conf->role_http &&
-	    jobd_http_connection_limit(conf, errstr, sizeof(errstr)) < 0) {
+	    (jobd_http_connection_limit(conf, errstr, sizeof(errstr)) < 0 ||
+	     jobd_http_tls_check(conf, errstr, sizeof(errstr)) < 0)) {
 		jobd_error("%s", errstr);
 		rc = 1;
 		goto out_sfd;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DURATION_HINT "use a number with ms, s, m, h or d"
@@ -145,6 +146,8 @@ static const struct key http_keys[] = {
 	{ "listen", K_STR, C(http_listen), 0, 0 },
 	{ "token", K_SECRET, C(http_token), 0, 0 },
 	{ "read_requires_token", K_BOOL, C(read_requires_token), 0, 0 },
+	{ "tls_cert", K_OPTSTR, C(http_tls_cert), 0, 0 },
+	{ "tls_key", K_OPTSTR, C(http_tls_key), 0, 0 },
 	{ "allowed_hosts", K_HOSTS, C(http_allowed_hosts), 0, 0 },
 	{ "max_connections", K_INT, C(http_max_connections), 0, 1000000 },
 	{ "request_timeout", K_DURATION, C(http_request_timeout), 1, 3600000 },
@@ -249,10 +252,12 @@ struct parser {
 				       * on; NULL = stop at the first */
 	size_t nerrors;		      /* errors met so far */
 	bool oom;		      /* out of memory: stop, whatever ALL */
+	unsigned long tls_line; /* last line setting tls_cert or tls_key */
 };
 
 static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static int read_file(const char *path, char **text, size_t *len);
 
 static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
@@ -871,7 +876,14 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 				    "empty value for [%s] %s", sec, k->name);
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
 	case K_OPTSTR:
+		if (p->section == S_HTTP && strncmp(k->name, "tls_", 4) == 0)
+			p->tls_line = p->lineno;
+		return set_str((char **)(void *)field, *v ? v : NULL) ?
+			       fail_oom(p) :
+			       0;
 	case K_SECRET:
+		if (*v && !p->conf->secret_line)
+			p->conf->secret_line = p->lineno;
 		return set_str((char **)(void *)field, *v ? v : NULL) ?
 			       fail_oom(p) :
 			       0;
@@ -1216,6 +1228,239 @@ static int enter_section(struct parser *p, const char *name)
 	return 0;
 }
 
+/*
+ * A kafka.* property holding a secret: passwords, client secrets, private
+ * keys inline, and the OAUTHBEARER config that holds them.
+ */
+static bool secret_property(const char *key)
+{
+	return strstr(key, "password") || strstr(key, "secret") ||
+	       strstr(key, ".pem") || strstr(key, "oauthbearer.config");
+}
+
+bool jobd_conf_secret(const char *section, const char *key)
+{
+	static const struct {
+		const char *name;
+		const struct key *keys;
+	} fixed[] = {
+		{ "redis", redis_keys },	 { "kafka", kafka_keys },
+		{ "topics", topics_keys },	 { "engine", engine_keys },
+		{ "retention", retention_keys }, { "stats", stats_keys },
+		{ "http", http_keys },
+	};
+
+	if (strcmp(section, "users") == 0)
+		return true;
+	if (strcmp(section, "kafka") == 0 && strncmp(key, "kafka.", 6) == 0)
+		return secret_property(key + 6);
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (strcmp(section, fixed[i].name) != 0)
+			continue;
+		for (const struct key *k = fixed[i].keys; k->name; k++)
+			if (strcmp(k->name, key) == 0)
+				return k->kind == K_SECRET;
+	}
+	return false;
+}
+
+/* The largest secret file: a password, a token list, a private key. */
+#define SECRET_MAX (64 * 1024)
+
+/* KEY without its "_file" ending, a new string; NULL when it has none. */
+static char *file_stem(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n <= 5 || strcmp(key + n - 5, "_file") != 0)
+		return NULL;
+	return strndup(key, n - 5);
+}
+
+/* PATH as seen from the directory of the configuration file NAME. */
+static char *relative_to(const char *name, const char *path)
+{
+	const char *slash = strrchr(name, '/');
+	char *out;
+
+	if (path[0] == '/' || !slash)
+		return strdup(path);
+	if (asprintf(&out, "%.*s/%s", (int)(slash - name), name, path) < 0)
+		return NULL;
+	return out;
+}
+
+/*
+ * The secret of KEY from the file that KEY_file = RAW names, into *OUT
+ * (caller frees): its bytes without the line ends at its end. A file that
+ * group or others may read is a warning. Returns 0 or -1 with errstr set.
+ */
+static int read_secret(struct parser *p, const char *key, char *raw, char **out)
+{
+	const char *sec = p->section_name;
+	char *v, *path, *text = NULL;
+	size_t len = 0;
+	struct stat sb;
+	int rc;
+
+	cut_comment(raw, false);
+	v = trim(raw);
+	if (!*v)
+		return fail(p, p->lineno,
+			    "give the path of a file holding the secret",
+			    "empty path for [%s] %s_file", sec, key);
+	if (!(path = relative_to(p->name, v)))
+		return fail_oom(p);
+	/* A device (/dev/zero) or a huge file would be read for ever. */
+	if (stat(path, &sb) == 0 &&
+	    (!S_ISREG(sb.st_mode) || sb.st_size > SECRET_MAX)) {
+		rc = fail(p, p->lineno,
+			  "give a file of at most 64 KiB holding the secret",
+			  "\"%s\" for [%s] %s_file is %s", path, sec, key,
+			  S_ISREG(sb.st_mode) ? "larger than 64 KiB" :
+						"not a regular file");
+		goto out;
+	}
+	rc = read_file(path, &text, &len);
+	if (rc < 0) {
+		rc = fail(p, p->lineno, "give a file that jobd's user can read",
+			  "cannot read \"%s\" for [%s] %s_file: %s", path, sec,
+			  key, strerror(-rc));
+		goto out;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		text[--len] = '\0';
+	if (len == 0 || memchr(text, '\0', len)) {
+		rc = fail(p, p->lineno, "put the secret alone in it, as text",
+			  "\"%s\" for [%s] %s_file is %s", path, sec, key,
+			  len ? "not text (NUL byte)" : "empty");
+		goto out;
+	}
+	if (stat(path, &sb) == 0 && (sb.st_mode & (S_IRGRP | S_IROTH)))
+		warn(p,
+		     "\"%s\" for [%s] %s_file is readable by group or others "
+		     "(mode %04o): chmod 600 it",
+		     path, sec, key, (unsigned int)(sb.st_mode & 07777));
+	*out = text;
+	text = NULL;
+out:
+	free(path);
+	free(text);
+	return rc;
+}
+
+/*
+ * Adds the "TOKEN = name" pairs of TEXT, separated by newlines or commas
+ * ('#' starts a comment line), to [users]. Returns 0, -1 with *WHY set on
+ * a bad pair, or -2 when out of memory.
+ */
+static int add_users(struct jobd_conf *conf, const char *text, const char **why)
+{
+	char *copy, *item, *save = NULL, *eq, *token, *name;
+	int rc = 0;
+
+	if (!(copy = strdup(text)))
+		return -2;
+	for (item = strtok_r(copy, ",\n", &save); item;
+	     item = strtok_r(NULL, ",\n", &save)) {
+		item = trim(item);
+		if (!*item || *item == '#')
+			continue;
+		eq = strchr(item, '=');
+		if (!eq) {
+			*why = "a pair without '='";
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		token = trim(item);
+		name = trim(eq + 1);
+		if (!*token || !*name) {
+			*why = *token ? "a token without a user name" :
+					"a user name without a token";
+			rc = -1;
+			break;
+		}
+		if (set_kv(&conf->users, &conf->users_count, token, name) < 0) {
+			rc = -2;
+			break;
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+/* [users] tokens_file = RAW: the pairs of that file. */
+static int read_users(struct parser *p, char *raw)
+{
+	const char *why = NULL;
+	char *text = NULL;
+	int rc;
+
+	if (read_secret(p, "tokens", raw, &text) < 0)
+		return -1;
+	rc = add_users(p->conf, text, &why);
+	free(text);
+	if (rc == -2)
+		return fail_oom(p);
+	if (rc < 0)
+		return fail(p, p->lineno,
+			    "write one TOKEN = name a line, or TOKEN = name "
+			    "pairs separated by commas",
+			    "%s in the file of [users] tokens_file", why);
+	return 0;
+}
+
+/*
+ * KEY = RAW where KEY is NAME_file for a secret key NAME of KEYS (a fixed
+ * section): sets NAME from the file. Returns 1 when KEY is one, 0 when it
+ * is not, -1 on an error.
+ */
+static int secret_file_key(struct parser *p, const struct key *keys, void *base,
+			   const char *key, char *raw)
+{
+	char *stem = file_stem(key), *secret = NULL;
+	int rc = 0;
+
+	for (; stem && keys->name; keys++)
+		if (keys->kind == K_SECRET && strcmp(keys->name, stem) == 0)
+			break;
+	if (stem && keys->name) {
+		rc = read_secret(p, stem, raw, &secret);
+		if (rc == 0) {
+			char **field =
+				(char **)(void *)((char *)base + keys->off);
+
+			free(*field);
+			*field = secret;
+			rc = 1;
+		}
+	}
+	free(stem);
+	return rc;
+}
+
+/* [kafka] kafka.PROPERTY_file = RAW for a secret PROPERTY; as above. */
+static int secret_file_property(struct parser *p, const char *key, char *raw)
+{
+	char *stem = file_stem(key), *secret = NULL;
+	int rc = 0;
+
+	if (stem && secret_property(stem + 6)) {
+		rc = read_secret(p, stem, raw, &secret);
+		if (rc == 0) {
+			rc = set_kv(&p->conf->kafka_props,
+				    &p->conf->kafka_props_count, stem + 6,
+				    secret) < 0 ?
+				     fail_oom(p) :
+				     1;
+			free(secret);
+		}
+	}
+	free(stem);
+	return rc;
+}
+
 /* KEY = RAW in the current section. */
 static int handle_key(struct parser *p, const char *key, char *raw)
 {
@@ -1235,8 +1480,15 @@ static int handle_key(struct parser *p, const char *key, char *raw)
 		break;
 	case S_KAFKA:
 		if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
+			int rc = secret_file_property(p, key, raw);
+
+			if (rc)
+				return rc < 0 ? -1 : 0;
 			cut_comment(raw, false);
 			v = trim(raw);
+			if (*v && secret_property(key + 6) &&
+			    !conf->secret_line)
+				conf->secret_line = p->lineno;
 			if (set_kv(&conf->kafka_props, &conf->kafka_props_count,
 				   key + 6, v) < 0)
 				return fail_oom(p);
@@ -1263,11 +1515,15 @@ static int handle_key(struct parser *p, const char *key, char *raw)
 		keys = log_keys;
 		break;
 	case S_USERS:
+		if (strcmp(key, "tokens_file") == 0)
+			return read_users(p, raw);
 		cut_comment(raw, false);
 		v = trim(raw);
 		if (!*v)
 			return fail(p, p->lineno, "write TOKEN = user name",
 				    "empty user name for a token in [users]");
+		if (!conf->secret_line)
+			conf->secret_line = p->lineno;
 		if (set_kv(&conf->users, &conf->users_count, key, v) < 0)
 			return fail_oom(p);
 		return 0;
@@ -1291,6 +1547,14 @@ static int handle_key(struct parser *p, const char *key, char *raw)
 		keys = sink_keys;
 		base = &conf->sinks[p->index];
 		break;
+	}
+	switch (secret_file_key(p, keys, base, key, raw)) {
+	case 1:
+		return 0;
+	case 0:
+		break;
+	default:
+		return -1;
 	}
 	for (; keys->name; keys++)
 		if (strcmp(keys->name, key) == 0)
@@ -1389,6 +1653,12 @@ static int finish(struct parser *p)
 		     "[engine] lease %s is not longer than heartbeat %s", lease,
 		     hb);
 	}
+	if (!conf->http_tls_cert != !conf->http_tls_key)
+		return fail(p, p->tls_line,
+			    "give both tls_cert and tls_key, or neither",
+			    "[http] %s without %s",
+			    conf->http_tls_cert ? "tls_cert" : "tls_key",
+			    conf->http_tls_cert ? "tls_key" : "tls_cert");
 	for (char **t = conf->topics_allowed; t && *t; t++) {
 		const char *own = jobd_conf_own_topic(conf, *t);
 
@@ -1630,17 +1900,85 @@ err_close:
 	return -err;
 }
 
-static int apply_env(struct jobd_conf *conf)
+/*
+ * The environment over the file (docs/security.md): addresses, and the
+ * secrets a service manager hands over without a file. Returns 0 or -1
+ * with errstr set.
+ */
+static int apply_env(struct jobd_conf *conf, char *errstr, size_t errstr_size)
 {
-	const char *v;
+	static const struct {
+		const char *var;
+		size_t off;
+	} fields[] = {
+		{ "JOBD_REDIS", offsetof(struct jobd_conf, redis_address) },
+		{ "JOBD_BROKERS", offsetof(struct jobd_conf, brokers) },
+		{ "JOBD_REDIS_PASSWORD",
+		  offsetof(struct jobd_conf, redis_password) },
+		{ "JOBD_HTTP_TOKEN", offsetof(struct jobd_conf, http_token) },
+	};
+	static const struct {
+		const char *var, *property;
+	} props[] = {
+		{ "JOBD_KAFKA_SASL_PASSWORD", "sasl.password" },
+		{ "JOBD_KAFKA_SSL_KEY_PASSWORD", "ssl.key.password" },
+	};
+	const char *v, *why = NULL;
+	int rc;
 
-	v = getenv("JOBD_REDIS");
-	if (v && *v && set_str(&conf->redis_address, v) < 0)
-		return -1;
-	v = getenv("JOBD_BROKERS");
-	if (v && *v && set_str(&conf->brokers, v) < 0)
-		return -1;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		v = getenv(fields[i].var);
+		if (v && *v &&
+		    set_str((char **)(void *)((char *)conf + fields[i].off),
+			    v) < 0)
+			goto err_oom;
+	}
+	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
+		v = getenv(props[i].var);
+		if (v && *v &&
+		    set_kv(&conf->kafka_props, &conf->kafka_props_count,
+			   props[i].property, v) < 0)
+			goto err_oom;
+	}
+	v = getenv("JOBD_USERS");
+	if (v && *v) {
+		rc = add_users(conf, v, &why);
+		if (rc == -2)
+			goto err_oom;
+		if (rc < 0) {
+			set_error(errstr, errstr_size,
+				  "%s in $JOBD_USERS: write TOKEN = name "
+				  "pairs separated by commas or newlines",
+				  why);
+			return -1;
+		}
+	}
 	return 0;
+
+err_oom:
+	set_error(errstr, errstr_size,
+		  "cannot apply environment: out of memory");
+	return -1;
+}
+
+/*
+ * A warning when the file PATH holds a secret (on line LINE) and group or
+ * others may read it.
+ */
+static void check_readable(struct jobd_conf *conf, const char *path)
+{
+	struct stat sb;
+
+	if (!conf->secret_line || stat(path, &sb) < 0 ||
+	    !(sb.st_mode & (S_IRGRP | S_IROTH)))
+		return;
+	jobd_warn("%s:%lu: warning: a secret in a file that group or others "
+		  "may read (mode %04o): chmod 600 \"%s\", or move the "
+		  "secret to a KEY_file or the environment "
+		  "(docs/security.md)",
+		  path, conf->secret_line, (unsigned int)(sb.st_mode & 07777),
+		  path);
+	conf->warnings++;
 }
 
 struct jobd_conf *jobd_conf_load(const char *path, char *errstr,
@@ -1674,12 +2012,12 @@ struct jobd_conf *jobd_conf_load(const char *path, char *errstr,
 	}
 	if (!conf)
 		return NULL;
-	if (apply_env(conf) < 0) {
-		set_error(errstr, errstr_size,
-			  "cannot apply environment: out of memory");
+	if (apply_env(conf, errstr, errstr_size) < 0) {
 		jobd_conf_free(conf);
 		return NULL;
 	}
+	if (path)
+		check_readable(conf, path);
 	return conf;
 }
 
@@ -1717,6 +2055,8 @@ void jobd_conf_free(struct jobd_conf *conf)
 	free(conf->data_dir);
 	free(conf->http_listen);
 	free(conf->http_token);
+	free(conf->http_tls_cert);
+	free(conf->http_tls_key);
 	free_argv(conf->http_allowed_hosts);
 	free_argv(conf->topics_allowed);
 	free_kv(conf->users, conf->users_count);
@@ -2029,10 +2369,9 @@ struct jobd_conf *jobd_conf_check(const char *path,
 		conf = parse_text(text, len, path, errstr, sizeof(errstr),
 				  errors);
 	free(text);
-	if (conf && apply_env(conf) < 0)
-		snprintf(errstr, sizeof(errstr),
-			 "cannot apply environment: out of memory");
-	else if (conf && errors->n == 0)
+	/* The environment too, as a start: its secret files can fail. */
+	if (conf && apply_env(conf, errstr, sizeof(errstr)) == 0 &&
+	    errors->n == 0)
 		return conf;
 	jobd_conf_free(conf);
 	/* What stopped the parse itself (unreadable, out of memory). */
@@ -2085,16 +2424,6 @@ static void write_list(FILE *f, char **items, const char *sep, bool words)
 		else
 			fputs(*i, f);
 	}
-}
-
-/*
- * A kafka.* property whose value is a secret: passwords, client secrets,
- * private keys inline, and the OAUTHBEARER config that holds them.
- */
-static bool secret_property(const char *key)
-{
-	return strstr(key, "password") || strstr(key, "secret") ||
-	       strstr(key, ".pem") || strstr(key, "oauthbearer.config");
 }
 
 /* The value of key K of BASE, as the file takes it. */

@@ -8,6 +8,17 @@
  * Built-in defaults apply without any file; the environment (JOBD_REDIS,
  * JOBD_BROKERS) overrides the file. JOBD_USER is jobctl's, not read here.
  *
+ * Secrets (docs/security.md): every key that holds one (jobd_conf_secret)
+ * can instead name a file, KEY_file = PATH ([redis] password_file, [http]
+ * token_file, [kafka] kafka.sasl.password_file, [users] tokens_file), whose
+ * content is the value without its trailing newline; a relative PATH is
+ * relative to the configuration file's directory. The environment
+ * overrides both: JOBD_REDIS_PASSWORD, JOBD_HTTP_TOKEN,
+ * JOBD_KAFKA_SASL_PASSWORD, JOBD_KAFKA_SSL_KEY_PASSWORD, and JOBD_USERS
+ * ("TOKEN = name" pairs separated by newlines or commas, added to
+ * [users]). A secret file, or a configuration file holding a secret,
+ * that group or others may read is a warning.
+ *
  * "command" values are split into argv like a shell splits words, without a
  * shell: whitespace separates words, '...' and "..." group, a backslash
  * escapes the next character outside quotes (and ", \, $, ` inside double
@@ -130,8 +141,10 @@ struct jobd_conf {
 	bool stats_msgpack; /* format = msgpack; default json */
 
 	/* [http] */
-	char *http_listen;	      /* "127.0.0.1:8080" */
-	char *http_token;	      /* NULL = no token */
+	char *http_listen;   /* "127.0.0.1:8080" */
+	char *http_token;    /* NULL = no token */
+	char *http_tls_cert; /* PEM certificate chain file; NULL = plain HTTP */
+	char *http_tls_key;  /* PEM private key file; set with http_tls_cert */
 	bool read_requires_token;     /* no */
 	char **http_allowed_hosts;    /* more host names than the listen address
 				    * and loopback, lowercase, NULL-terminated;
@@ -164,11 +177,14 @@ struct jobd_conf {
 	size_t sinks_count;
 
 	unsigned int warnings; /* warnings printed while parsing (unknown keys
-				* and sections); 0 for a clean file */
+				* and sections, files others may read); 0
+				* for a clean file */
 
 	pthread_rwlock_t lock; /* held to read or swap what reload changes */
 	struct jobd_conf *retired; /* what reloads replaced, freed with this
 				    * conf so borrowed pointers stay valid */
+	unsigned long secret_line; /* first line of conf->path with a secret
+				    * written in it, 0 = none */
 };
 
 /*
@@ -249,6 +265,15 @@ void jobd_conf_unlock(const struct jobd_conf *conf);
  * The policy of TYPE, or NULL when the type is unknown. Borrowed from conf,
  * until jobd_conf_free() (a reload does not free it).
  */
+/*
+ * Whether KEY of [SECTION] (without brackets) holds a secret, to be never
+ * printed: [redis] password, [http] token, a [kafka] property holding a
+ * password, client secret or private key ("kafka.sasl.password"), and
+ * every key of [users] (a token).
+ */
+bool jobd_conf_secret(const char *section, const char *key);
+
+/* The policy of TYPE, or NULL when the type is unknown. Borrowed from conf. */
 const struct jobd_type_conf *jobd_conf_type(const struct jobd_conf *conf,
 					    const char *type);
 

@@ -56,6 +56,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "http/tls.h"
 
 /* Descriptors kept for the rest of jobd: stdio, its log, the signalfd,
  * the loop, the stop pipe, the listener, Redis connections of main,
@@ -108,6 +109,7 @@ struct jobd_httpconn {
 	uint64_t deadline_closed;      /* connections freed at deadline */
 	uint64_t limit_closed;	       /* connections freed at the limit */
 	uint64_t accept_errors;	       /* accept() failures */
+	struct ssl_ctx_st *tls;	       /* borrowed; NULL = plain HTTP */
 };
 
 /* The instance whose loop runs in this thread, for on_accept_error(). */
@@ -290,7 +292,9 @@ static struct bufferevent *on_connect(struct event_base *base, void *arg)
 	if (!c)
 		return NULL; /* evhttp makes one, uncounted: out of memory */
 	c->hc = hc;
-	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = hc->tls ? jobd_http_tls_bufferevent(base, hc->tls) :
+			   bufferevent_socket_new(base, -1,
+						  BEV_OPT_CLOSE_ON_FREE);
 	c->deadline = event_new(base, -1, 0, on_deadline, c);
 	if (!c->bev || !c->deadline) {
 		if (c->bev)
@@ -459,4 +463,9 @@ void jobd_httpconn_free(struct jobd_httpconn *hc)
 	if (hc->resume)
 		event_free(hc->resume);
 	free(hc);
+}
+
+void jobd_httpconn_set_tls(struct jobd_httpconn *hc, struct ssl_ctx_st *ctx)
+{
+	hc->tls = ctx;
 }

@@ -23,6 +23,7 @@ struct evhttp;
 struct evhttp_bound_socket;
 struct evhttp_connection;
 struct jobd_httpconn;
+struct ssl_ctx_st;
 
 /* Connections when [http] max_connections is 0, if descriptors allow. */
 #define JOBD_HTTPCONN_DEFAULT_MAX 256
@@ -58,6 +59,12 @@ struct jobd_httpconn *jobd_httpconn_new(struct event_base *base,
  * evhttp's argument, not ours, so it finds HC through the thread).
  */
 void jobd_httpconn_attach(struct jobd_httpconn *hc);
+
+/*
+ * Serves every connection accepted from now on over TLS with CTX
+ * (borrowed; it must outlive HC), made by jobd_http_tls_new().
+ */
+void jobd_httpconn_set_tls(struct jobd_httpconn *hc, struct ssl_ctx_st *ctx);
 
 /*
  * A whole request reached the handler on EVCON (borrowed; NULL is

@@ -36,6 +36,7 @@ struct jobd_http {
 	pthread_t thread;
 	struct jobd_store *st;	     /* NULL until Redis answers */
 	struct jobd_httpconn *conns; /* limit and deadlines */
+	struct ssl_ctx_st *tls;	     /* [http] tls_cert; NULL = plain HTTP */
 	char **hosts; /* names for the Host header besides addresses and
 		       * localhost, NULL-terminated */
 	char address[INET6_ADDRSTRLEN + 8]; /* bound address, "host:port" */

@@ -65,6 +65,7 @@
 #include "http/conn.h"
 #include "http/page.h"
 #include "http/parse.h"
+#include "http/tls.h"
 #include "store/statsjson.h"
 #include "store/store.h"
 
@@ -1044,6 +1045,13 @@ int jobd_http_connection_limit(const struct jobd_conf *conf, char *errstr,
 	return jobd_httpconn_limit(conf, nofile, errstr, errstr_size);
 }
 
+/* Whether the bound address ADDR ("127.0.0.1:8080", "[::1]:80") is
+ * loopback, which no other machine reaches. */
+static bool loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]", 5) == 0;
+}
+
 struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 				  size_t errstr_size)
 {
@@ -1110,6 +1118,17 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 		snprintf(errstr, errstr_size, "out of memory");
 		goto err_close;
 	}
+	if (conf->http_tls_cert) {
+		if (!(h->tls = jobd_http_tls_new(conf, errstr, errstr_size)))
+			goto err_close;
+		jobd_httpconn_set_tls(h->conns, h->tls);
+	} else if (!loopback(h->address)) {
+		jobd_warn("http: the monitor listens on %s, beyond loopback, "
+			  "without TLS: its token and jobs cross the network "
+			  "in clear; set [http] tls_cert and tls_key "
+			  "(docs/security.md)",
+			  h->address);
+	}
 	/* Redis may come later: the API answers 503 until it does. */
 	h->st = jobd_store_new(conf, err, sizeof(err));
 	if (h->st)
@@ -1127,9 +1146,9 @@ struct jobd_http *jobd_http_start(const struct jobd_conf *conf, char *errstr,
 			 "cannot start the http thread: %s", strerror(errno));
 		goto err_close;
 	}
-	jobd_info("http: monitor on http://%s/ (at most %d connections, %s "
+	jobd_info("http: monitor on %s://%s/ (at most %d connections, %s "
 		  "per request)",
-		  h->address, max,
+		  h->tls ? "https" : "http", h->address, max,
 		  jobd_util_human_ms(conf->http_request_timeout, timeout,
 				     sizeof(timeout)));
 	return h;
@@ -1143,6 +1162,7 @@ err_close:
 	if (h->http)
 		evhttp_free(h->http);
 	jobd_httpconn_free(h->conns);
+	jobd_http_tls_free(h->tls);
 	if (h->base)
 		event_base_free(h->base);
 	if (h->stop_pipe[0] >= 0) {
@@ -1172,6 +1192,7 @@ void jobd_http_stop(struct jobd_http *h)
 	pthread_join(h->thread, NULL);
 	evhttp_free(h->http); /* closes the connections */
 	jobd_httpconn_free(h->conns);
+	jobd_http_tls_free(h->tls);
 	event_free(h->wake);
 	event_base_free(h->base);
 	pthread_mutex_destroy(&h->sources_mu);

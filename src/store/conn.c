@@ -275,8 +275,13 @@ static int load_library(struct jobd_store *st)
 	}
 	if (r->type == REDIS_REPLY_ERROR && !strstr(r->str, "already exists")) {
 		store_set_err(
-			st, "cannot load jobd's functions into redis at %s: %s",
-			st->conf->redis_address, r->str);
+			st,
+			"cannot load jobd's functions into redis at %s: %s%s",
+			st->conf->redis_address, r->str,
+			strncmp(r->str, "NOPERM", 6) == 0 ?
+				" (an admin loads them: docs/security.md, "
+				"\"Redis\")" :
+				"");
 		freeReplyObject(r);
 		return JOBD_STORE_ERR_REDIS;
 	}

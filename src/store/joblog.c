@@ -333,6 +333,13 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 			       (long long)id);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
+	if (r->type == REDIS_REPLY_ERROR) {
+		/* NOPERM for a user of another prefix: not "not found". */
+		store_set_err(st, "cannot read job %lld: %s", (long long)id,
+			      r->str);
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
 	rc = r->integer == 1 ? 0 : JOBD_STORE_ERR_NOTFOUND;
 	freeReplyObject(r);
 	if (rc < 0) {

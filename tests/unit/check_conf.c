@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char errstr[1024];
@@ -43,6 +44,11 @@ static void clear_env(void)
 	unsetenv("JOBD_CONFIG");
 	unsetenv("JOBD_REDIS");
 	unsetenv("JOBD_BROKERS");
+	unsetenv("JOBD_REDIS_PASSWORD");
+	unsetenv("JOBD_HTTP_TOKEN");
+	unsetenv("JOBD_KAFKA_SASL_PASSWORD");
+	unsetenv("JOBD_KAFKA_SSL_KEY_PASSWORD");
+	unsetenv("JOBD_USERS");
 }
 
 /* stderr goes to a temp file between capture_start and capture_end. */
@@ -1088,6 +1094,300 @@ START_TEST(test_conf_users_map_tokens)
 }
 END_TEST
 
+/* Writes TEXT to NAME in DIR with MODE; returns the path (caller frees). */
+static char *write_secret(const char *dir, const char *name, const char *text,
+			  mode_t mode)
+{
+	char *path;
+	FILE *f;
+
+	ck_assert_int_ge(asprintf(&path, "%s/%s", dir, name), 0);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+	return path;
+}
+
+START_TEST(test_conf_secrets_read_from_files)
+{
+	struct jobd_conf *conf;
+	struct capture cap;
+	char *dir = jobd_test_tmpdir(), *pw, *tok, *kpw, *users, *text, *out;
+
+	ck_assert_ptr_nonnull(dir);
+	pw = write_secret(dir, "pw", "s3 cret\n", 0600);
+	tok = write_secret(dir, "tok", "t0k\r\n\n", 0400);
+	kpw = write_secret(dir, "kpw", "kafka-pw", 0600);
+	users = write_secret(dir, "users",
+			     "# operators\nabc = alice\n\ndef = bob, g = c\n",
+			     0600);
+	ck_assert_int_ge(asprintf(&text,
+				  "[redis]\npassword_file = %s ; comment\n"
+				  "[http]\ntoken_file = %s\n"
+				  "[kafka]\nkafka.sasl.password_file = %s\n"
+				  "[users]\ntokens_file = %s\nxyz = carol\n",
+				  pw, tok, kpw, users),
+			 0);
+	capture_start(&cap);
+	conf = parse(text);
+	out = capture_end(&cap);
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_msg(conf->warnings == 0, "warnings: %s", out);
+	/* Only the line ends at the end go. */
+	ck_assert_str_eq(conf->redis_password, "s3 cret");
+	ck_assert_str_eq(conf->http_token, "t0k");
+	ck_assert_uint_eq(conf->kafka_props_count, 1);
+	ck_assert_str_eq(conf->kafka_props[0].key, "sasl.password");
+	ck_assert_str_eq(conf->kafka_props[0].value, "kafka-pw");
+	ck_assert_uint_eq(conf->users_count, 4);
+	ck_assert_str_eq(conf->users[0].key, "abc");
+	ck_assert_str_eq(conf->users[0].value, "alice");
+	ck_assert_str_eq(conf->users[2].key, "g");
+	ck_assert_str_eq(conf->users[2].value, "c");
+	ck_assert_str_eq(conf->users[3].value, "carol");
+	/* The one inline secret is the [users] token of line 9. */
+	ck_assert_uint_eq(conf->secret_line, 9);
+	jobd_conf_free(conf);
+	free(out);
+	free(text);
+	free(pw);
+	free(tok);
+	free(kpw);
+	free(users);
+	jobd_test_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_conf_secret_file_refused_naming_key_and_file)
+{
+	char *dir = jobd_test_tmpdir(), *empty, *bad, *text;
+
+	ck_assert_ptr_nonnull(dir);
+	ck_assert_str_eq(
+		refuse("[redis]\naddress = x:1\npassword_file = /nonexistent/pw\n"),
+		"t.conf:3: cannot read \"/nonexistent/pw\" for [redis] "
+		"password_file: No such file or directory: give a file that "
+		"jobd's user can read");
+	ck_assert_str_eq(refuse("[http]\ntoken_file =\n"),
+			 "t.conf:2: empty path for [http] token_file: give the "
+			 "path of a file holding the secret");
+	empty = write_secret(dir, "empty", "\n", 0600);
+	ck_assert_int_ge(asprintf(&text, "[http]\ntoken_file = %s\n", empty),
+			 0);
+	ck_assert_msg(strstr(refuse(text), "for [http] token_file is empty: "),
+		      "%s", errstr);
+	free(text);
+	bad = write_secret(dir, "bad", "abc = alice\nnoequals\n", 0600);
+	ck_assert_int_ge(asprintf(&text, "[users]\ntokens_file = %s\n", bad),
+			 0);
+	ck_assert_str_eq(refuse(text),
+			 "t.conf:2: a pair without '=' in the file of [users] "
+			 "tokens_file: write one TOKEN = name a line, or TOKEN "
+			 "= name pairs separated by commas");
+	free(text);
+	/* A directory or a device is not a secret. */
+	ck_assert_int_ge(asprintf(&text,
+				  "[kafka]\nkafka.sasl.password_file = %s\n",
+				  dir),
+			 0);
+	ck_assert_msg(strstr(refuse(text),
+			     "for [kafka] kafka.sasl.password_file is not a "
+			     "regular file"),
+		      "%s", errstr);
+	ck_assert_str_eq(refuse("[redis]\npassword_file = /dev/zero\n"),
+			 "t.conf:2: \"/dev/zero\" for [redis] password_file "
+			 "is not a regular file: give a file of at most 64 KiB "
+			 "holding the secret");
+	free(text);
+	free(empty);
+	free(bad);
+	jobd_test_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_conf_secret_file_readable_by_others_warns)
+{
+	struct jobd_conf *conf;
+	struct capture cap;
+	char *dir = jobd_test_tmpdir(), *pw, *text, *out, *want;
+
+	ck_assert_ptr_nonnull(dir);
+	pw = write_secret(dir, "pw", "s3cret\n", 0640);
+	ck_assert_int_ge(asprintf(&text, "[redis]\npassword_file = %s\n", pw),
+			 0);
+	capture_start(&cap);
+	conf = parse(text);
+	out = capture_end(&cap);
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_uint_eq(conf->warnings, 1);
+	ck_assert_int_ge(asprintf(&want,
+				  "t.conf:2: warning: \"%s\" for [redis] "
+				  "password_file is readable by group or "
+				  "others (mode 0640): chmod 600 it",
+				  pw),
+			 0);
+	ck_assert_msg(strstr(out, want), "stderr: %s", out);
+	/* The warning never shows the secret. */
+	ck_assert_ptr_null(strstr(out, "s3cret"));
+	ck_assert_str_eq(conf->redis_password, "s3cret");
+	jobd_conf_free(conf);
+	free(want);
+	free(out);
+	free(text);
+	free(pw);
+	jobd_test_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_conf_config_with_secret_readable_by_others_warns)
+{
+	struct jobd_conf *conf;
+	struct capture cap;
+	char *dir, *path, *out;
+
+	clear_env();
+	path = write_file(
+		&dir, "jobd.conf",
+		"[engine]\nworkers = 2\n[redis]\npassword = s3cret\n");
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	capture_start(&cap);
+	conf = jobd_conf_load(path, errstr, sizeof(errstr));
+	out = capture_end(&cap);
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_uint_eq(conf->warnings, 1);
+	ck_assert_msg(strstr(out, ":4: warning: a secret in a file that group "
+				  "or others may read (mode 0644): chmod 600"),
+		      "stderr: %s", out);
+	ck_assert_ptr_null(strstr(out, "s3cret"));
+	jobd_conf_free(conf);
+	free(out);
+
+	/* Mode 600: quiet. */
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	capture_start(&cap);
+	conf = jobd_conf_load(path, errstr, sizeof(errstr));
+	out = capture_end(&cap);
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_msg(conf->warnings == 0, "stderr: %s", out);
+	jobd_conf_free(conf);
+	free(out);
+	jobd_test_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_conf_secret_file_relative_to_config)
+{
+	struct jobd_conf *conf;
+	char *dir, *path, *pw;
+
+	clear_env();
+	path = write_file(&dir, "jobd.conf", "[redis]\npassword_file = pw\n");
+	pw = write_secret(dir, "pw", "from-dir\n", 0600);
+	conf = jobd_conf_load(path, errstr, sizeof(errstr));
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_str_eq(conf->redis_password, "from-dir");
+	ck_assert_uint_eq(conf->secret_line, 0);
+	jobd_conf_free(conf);
+	jobd_test_rmrf(dir);
+	free(dir);
+	free(path);
+	free(pw);
+}
+END_TEST
+
+START_TEST(test_conf_secrets_from_env_override_file)
+{
+	struct jobd_conf *conf;
+	char *dir, *path;
+
+	clear_env();
+	path = write_file(&dir, "jobd.conf",
+			  "[redis]\npassword = file-pw\n[http]\ntoken = t\n"
+			  "[users]\nabc = alice\n");
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	setenv("JOBD_REDIS_PASSWORD", "env-pw", 1);
+	setenv("JOBD_HTTP_TOKEN", "env-token", 1);
+	setenv("JOBD_KAFKA_SASL_PASSWORD", "env-sasl", 1);
+	setenv("JOBD_KAFKA_SSL_KEY_PASSWORD", "env-key", 1);
+	setenv("JOBD_USERS", "abc = bob, def=carol\nghi = dan", 1);
+	conf = jobd_conf_load(path, errstr, sizeof(errstr));
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_str_eq(conf->redis_password, "env-pw");
+	ck_assert_str_eq(conf->http_token, "env-token");
+	ck_assert_uint_eq(conf->kafka_props_count, 2);
+	ck_assert_str_eq(conf->kafka_props[0].key, "sasl.password");
+	ck_assert_str_eq(conf->kafka_props[0].value, "env-sasl");
+	ck_assert_str_eq(conf->kafka_props[1].key, "ssl.key.password");
+	ck_assert_str_eq(conf->kafka_props[1].value, "env-key");
+	ck_assert_uint_eq(conf->users_count, 3);
+	ck_assert_str_eq(conf->users[0].value, "bob");
+	ck_assert_str_eq(conf->users[2].key, "ghi");
+	jobd_conf_free(conf);
+
+	setenv("JOBD_USERS", "abc", 1);
+	ck_assert_ptr_null(jobd_conf_load(path, errstr, sizeof(errstr)));
+	ck_assert_str_eq(errstr, "a pair without '=' in $JOBD_USERS: write "
+				 "TOKEN = name pairs separated by commas or "
+				 "newlines");
+	clear_env();
+	jobd_test_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_conf_secret_is_a_property_of_the_key)
+{
+	ck_assert(jobd_conf_secret("redis", "password"));
+	ck_assert(!jobd_conf_secret("redis", "user"));
+	ck_assert(!jobd_conf_secret("redis", "address"));
+	ck_assert(jobd_conf_secret("http", "token"));
+	ck_assert(!jobd_conf_secret("http", "listen"));
+	ck_assert(jobd_conf_secret("kafka", "kafka.sasl.password"));
+	ck_assert(jobd_conf_secret("kafka", "kafka.ssl.key.password"));
+	ck_assert(jobd_conf_secret("kafka", "kafka.ssl.key.pem"));
+	ck_assert(jobd_conf_secret("kafka",
+				   "kafka.sasl.oauthbearer.client.secret"));
+	ck_assert(!jobd_conf_secret("kafka", "kafka.sasl.username"));
+	ck_assert(!jobd_conf_secret("kafka", "brokers"));
+	ck_assert(jobd_conf_secret("users", "abc123"));
+	ck_assert(!jobd_conf_secret("engine", "workers"));
+	ck_assert(!jobd_conf_secret("type.noop", "command"));
+}
+END_TEST
+
+START_TEST(test_conf_tls_needs_cert_and_key)
+{
+	struct jobd_conf *conf;
+
+	conf = parse("[http]\ntls_cert = /etc/jobd/cert.pem\n"
+		     "tls_key = /etc/jobd/key.pem\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_str_eq(conf->http_tls_cert, "/etc/jobd/cert.pem");
+	ck_assert_str_eq(conf->http_tls_key, "/etc/jobd/key.pem");
+	jobd_conf_free(conf);
+	conf = parse("[http]\nlisten = 0.0.0.0:8443\n");
+	ck_assert_ptr_nonnull(conf);
+	ck_assert_ptr_null(conf->http_tls_cert);
+	ck_assert_ptr_null(conf->http_tls_key);
+	jobd_conf_free(conf);
+	ck_assert_str_eq(refuse("[http]\nlisten = 0.0.0.0:8443\n"
+				"tls_cert = /etc/jobd/cert.pem\n"),
+			 "t.conf:3: [http] tls_cert without tls_key: give both "
+			 "tls_cert and tls_key, or neither");
+	ck_assert_str_eq(refuse("[http]\ntls_key = /k.pem\n"),
+			 "t.conf:2: [http] tls_key without tls_cert: give both "
+			 "tls_cert and tls_key, or neither");
+}
+END_TEST
+
 START_TEST(test_conf_listeners_sorted_by_order_then_name)
 {
 	struct jobd_conf *conf;
@@ -1504,6 +1804,15 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_roles);
 	tcase_add_test(tc, test_conf_kafka_properties_pass_through);
 	tcase_add_test(tc, test_conf_users_map_tokens);
+	tcase_add_test(tc, test_conf_secrets_read_from_files);
+	tcase_add_test(tc, test_conf_secret_file_refused_naming_key_and_file);
+	tcase_add_test(tc, test_conf_secret_file_readable_by_others_warns);
+	tcase_add_test(tc,
+		       test_conf_config_with_secret_readable_by_others_warns);
+	tcase_add_test(tc, test_conf_secret_file_relative_to_config);
+	tcase_add_test(tc, test_conf_secrets_from_env_override_file);
+	tcase_add_test(tc, test_conf_secret_is_a_property_of_the_key);
+	tcase_add_test(tc, test_conf_tls_needs_cert_and_key);
 	tcase_add_test(tc, test_conf_listeners_sorted_by_order_then_name);
 	tcase_add_test(tc, test_conf_incomplete_sections_refused);
 	tcase_add_test(tc, test_conf_actions_and_relations);

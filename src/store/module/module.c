@@ -24,6 +24,12 @@
  * {id, existed}. FINISH takes its runs in one list too (parse_runs()): an
  * argument per field would cost Redis a string made and freed for each.
  *
+ * The key API does not ask Redis's ACLs, so each command first checks
+ * that the calling user may read and write "PREFIX:*" (prefix_allowed()):
+ * a user limited to ~other:* gets NOPERM, as from the Lua functions, and
+ * cannot reach another prefix's jobs through the module
+ * (docs/security.md, "Redis").
+ *
  * Writes go through the key API and are replicated by hand as their
  * effects with literal values (rm_Replicate), as Redis replicates a Lua
  * function's effects: the replica and the AOF never run module code.
@@ -76,6 +82,70 @@ static int cmd_version(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	return rm_ReplyWithSimpleString(ctx, buf);
 }
 
+/*
+ * Whether the user running the command may read and write every key of
+ * the prefix ARGV[1]: ACL patterns are globs, and the literal key
+ * "PREFIX:*" matches only a pattern that covers all of them. No user (a
+ * replica's or the AOF's client) is allowed.
+ */
+static int prefix_allowed(RedisModuleCtx *ctx, RedisModuleString **argv,
+			  int argc)
+{
+	RedisModuleString *name, *probe;
+	RedisModuleUser *user;
+	const char *p;
+	char *buf;
+	size_t len;
+	int ok;
+
+	if (argc < 2)
+		return 1;
+	if (!(name = rm_GetCurrentUserName(ctx)))
+		return 1;
+	user = rm_GetModuleUserFromUserName(name);
+	rm_FreeString(ctx, name);
+	if (!user)
+		return 0;
+	p = rm_StringPtrLen(argv[1], &len);
+	buf = rm_Alloc(len + 2);
+	memcpy(buf, p, len);
+	memcpy(buf + len, ":*", 2);
+	probe = rm_CreateString(ctx, buf, len + 2);
+	rm_Free(buf);
+	ok = rm_ACLCheckKeyPermissions(user, probe,
+				       RM_KEY_ACCESS | RM_KEY_UPDATE |
+					       RM_KEY_INSERT | RM_KEY_DELETE) ==
+	     RM_OK;
+	rm_FreeString(ctx, probe);
+	rm_FreeModuleUser(user);
+	return ok;
+}
+
+#define NOPERM                                                                \
+	"NOPERM this user has no permissions to access one of the keys used " \
+	"as arguments"
+
+static int acl_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	if (!prefix_allowed(ctx, argv, argc))
+		return rm_ReplyWithError(ctx, NOPERM);
+	return cmd_create(ctx, argv, argc);
+}
+
+static int acl_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	if (!prefix_allowed(ctx, argv, argc))
+		return rm_ReplyWithError(ctx, NOPERM);
+	return cmd_claim(ctx, argv, argc);
+}
+
+static int acl_finish(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	if (!prefix_allowed(ctx, argv, argc))
+		return rm_ReplyWithError(ctx, NOPERM);
+	return cmd_finish(ctx, argv, argc);
+}
+
 /* The one symbol Redis looks up (the build hides all others). */
 __attribute__((visibility("default"))) int
 RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
@@ -89,9 +159,9 @@ RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		const char *flags;
 	} cmds[] = {
 		{ "jobd.version", cmd_version, "readonly fast" },
-		{ "jobd.create", cmd_create, "write deny-oom" },
-		{ "jobd.claim", cmd_claim, "write deny-oom" },
-		{ "jobd.finish", cmd_finish, "write deny-oom" },
+		{ "jobd.create", acl_create, "write deny-oom" },
+		{ "jobd.claim", acl_claim, "write deny-oom" },
+		{ "jobd.finish", acl_finish, "write deny-oom" },
 	};
 	int clock = 0, only_clock = 0;
 

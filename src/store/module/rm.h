@@ -19,6 +19,7 @@ typedef struct RedisModuleString RedisModuleString;
 typedef struct RedisModuleScanCursor RedisModuleScanCursor;
 typedef struct RedisModuleCommandFilterCtx RedisModuleCommandFilterCtx;
 typedef struct RedisModuleCommandFilter RedisModuleCommandFilter;
+typedef struct RedisModuleUser RedisModuleUser;
 
 typedef int (*rm_cmd_fn)(RedisModuleCtx *ctx, RedisModuleString **argv,
 			 int argc);
@@ -49,6 +50,12 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 #define RM_NOTIFY_STRING (1 << 3)
 #define RM_NOTIFY_HASH (1 << 6)
 #define RM_NOTIFY_ZSET (1 << 7)
+
+/* Key permissions, as in key specs (REDISMODULE_CMD_KEY_*). */
+#define RM_KEY_ACCESS (1 << 4)
+#define RM_KEY_UPDATE (1 << 5)
+#define RM_KEY_INSERT (1 << 6)
+#define RM_KEY_DELETE (1 << 7)
 
 /* X(return type, name, parameter list): RedisModule_NAME in Redis. */
 #define RM_FUNCTIONS(X)                                                        \
@@ -113,6 +120,11 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(int, CommandFilterArgReplace,                                        \
 	  (RedisModuleCommandFilterCtx *, int, RedisModuleString *))           \
 	X(void, Log, (RedisModuleCtx *, const char *, const char *, ...))      \
+	X(RedisModuleString *, GetCurrentUserName, (RedisModuleCtx *))         \
+	X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString *)) \
+	X(int, ACLCheckKeyPermissions,                                         \
+	  (RedisModuleUser *, RedisModuleString *, int))                       \
+	X(int, FreeModuleUser, (RedisModuleUser *))                            \
 	X(void *, Alloc, (size_t))                                             \
 	X(void *, Realloc, (void *, size_t))                                   \
 	X(void, Free, (void *))
