@@ -36,8 +36,11 @@ at_least() {
 	[ "$(grep -cE "$2" "$3")" -ge "$1" ]
 }
 
-# conf TYPE-SECTION TOKEN LEVEL WORKERS [BROKEN]: writes daemon.conf.
+# conf TYPE-SECTION TOKEN LEVEL WORKERS [BROKEN]: writes daemon.conf,
+# mode 600 as it holds a token (a readable one is a warning, logged
+# before [log] format applies).
 conf() {
+	install -m 600 /dev/null "$dir/daemon.conf"
 	cat >"$dir/daemon.conf" <<CONF
 [engine]
 roles = work,http
