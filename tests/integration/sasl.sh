@@ -79,6 +79,7 @@ conf() {
 		printf 'kafka.topic.metadata.refresh.interval.ms = 1000\n'
 		printf '[engine]\nroles = %s\n' "$roles"
 	} >"$file"
+	chmod 600 "$file" # it holds a password: readable is a warning
 }
 
 # write_conf FILE PASSWORD [MECHANISM [ROLES]]: over SASL.
