@@ -49,6 +49,7 @@ static int usage(FILE *f, int rc)
 		"  list [--status S] [--type T] [--run-by U] [--system] [--all]\n"
 		"       [--limit N] [--cursor C] [--json]\n"
 		"  show ID [--json]\n"
+		"  why ID [--json]\n"
 		"  children ID [--limit N] [--cursor C] [--json]\n"
 		"  stop | resume | force-stop | cancel | restart ID...\n"
 		"  low-priority ID... [--off]\n"
@@ -76,6 +77,7 @@ static int bad_usage(char **argv, bool option)
 		{ "list",
 		  "list [--status S] [--type T] [--run-by U] [--system] [--all] [--limit N] [--cursor C] [--json]" },
 		{ "show", "show ID [--json]" },
+		{ "why", "why ID [--json]" },
 		{ "children", "children ID [--limit N] [--cursor C] [--json]" },
 		{ "logs",
 		  "logs ID [--level L] [--grep TEXT] [--regex RE] [--since T] [--until T] [--tree] [--follow] [--json], or logs --all [...] [--limit N] [--cursor C]" },
@@ -423,33 +425,49 @@ static void print_job(const struct jobd_job *job, int64_t now)
 	json_decref(j);
 }
 
-static int cmd_show(struct ctl *ctl, int argc, char **argv)
+/* The arguments of a command on one job: ID [--json]. Returns 0, or the
+ * exit code of a usage error (said). */
+static int one_job_args(int argc, char **argv, int64_t *id, bool *json)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct jobd_job *job;
-	bool json = false;
-	int64_t id, now;
-	int opt, rc;
+	int opt;
 
+	*json = false;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt != 'j')
 			return bad_usage(argv, true);
-		json = true;
+		*json = true;
 	}
 	if (optind != argc - 1)
 		return bad_usage(argv, false);
-	if (parse_id(argv[optind], &id) < 0)
+	if (parse_id(argv[optind], id) < 0)
 		return EXIT_USAGE;
+	return 0;
+}
+
+static int job_not_found(int64_t id)
+{
+	fprintf(stderr, "jobctl: job %lld not found\n", (long long)id);
+	return EXIT_REFUSED;
+}
+
+static int cmd_show(struct ctl *ctl, int argc, char **argv)
+{
+	struct jobd_job *job;
+	int64_t id, now;
+	bool json;
+	int rc;
+
+	if ((rc = one_job_args(argc, argv, &id, &json)))
+		return rc;
 	if ((rc = connect_store(ctl)))
 		return rc;
 	rc = jobd_store_get(ctl->st, id, &job, &now);
-	if (rc == JOBD_STORE_ERR_NOTFOUND) {
-		fprintf(stderr, "jobctl: job %lld not found\n", (long long)id);
-		return EXIT_REFUSED;
-	}
+	if (rc == JOBD_STORE_ERR_NOTFOUND)
+		return job_not_found(id);
 	if (rc < 0)
 		return store_failed(ctl);
 	if (json)
@@ -457,6 +475,40 @@ static int cmd_show(struct ctl *ctl, int argc, char **argv)
 	else
 		print_job(job, now);
 	jobd_job_free(job);
+	return 0;
+}
+
+/* Why a job has not started (store/why.c): one line per reason. */
+static int cmd_why(struct ctl *ctl, int argc, char **argv)
+{
+	struct jobd_why w;
+	char waited[32];
+	bool json;
+	int64_t id;
+	int rc;
+
+	if ((rc = one_job_args(argc, argv, &id, &json)))
+		return rc;
+	if ((rc = connect_store(ctl)))
+		return rc;
+	rc = jobd_store_why(ctl->st, id, &w);
+	if (rc == JOBD_STORE_ERR_NOTFOUND)
+		return job_not_found(id);
+	if (rc < 0)
+		return store_failed(ctl);
+	if (json) {
+		print_json(jobd_why_to_json(&w));
+		return 0;
+	}
+	if (w.status == JOBD_PENDING)
+		printf("job %lld (%s) is Pending, waiting for %s:\n",
+		       (long long)id, w.type,
+		       jobd_util_human_ms(w.now - w.since, waited,
+					  sizeof(waited)));
+	else
+		printf("job %lld (%s):\n", (long long)id, w.type);
+	for (size_t i = 0; i < w.n; i++)
+		printf("  - %s\n", w.reasons[i].text);
 	return 0;
 }
 
@@ -490,10 +542,8 @@ static int cmd_children(struct ctl *ctl, int argc, char **argv)
 	if ((rc = connect_store(ctl)))
 		return rc;
 	rc = jobd_store_children(ctl->st, id, cursor, limit, &list);
-	if (rc == JOBD_STORE_ERR_NOTFOUND) {
-		fprintf(stderr, "jobctl: job %lld not found\n", (long long)id);
-		return EXIT_REFUSED;
-	}
+	if (rc == JOBD_STORE_ERR_NOTFOUND)
+		return job_not_found(id);
 	if (rc < 0)
 		return store_failed(ctl);
 	if (json)
@@ -722,9 +772,7 @@ static int cmd_logs(struct ctl *ctl, int argc, char **argv)
 			q.after = last;
 		rc = jobd_store_logs(ctl->st, id, &q, &res);
 		if (rc == JOBD_STORE_ERR_NOTFOUND) {
-			fprintf(stderr, "jobctl: job %lld not found\n",
-				(long long)id);
-			rc = EXIT_REFUSED;
+			rc = job_not_found(id);
 			goto out;
 		}
 		if (rc < 0) {
@@ -1167,6 +1215,8 @@ int main(int argc, char **argv)
 		rc = cmd_list(&ctl, argc, argv);
 	else if (strcmp(cmd, "show") == 0)
 		rc = cmd_show(&ctl, argc, argv);
+	else if (strcmp(cmd, "why") == 0)
+		rc = cmd_why(&ctl, argc, argv);
 	else if (strcmp(cmd, "children") == 0)
 		rc = cmd_children(&ctl, argc, argv);
 	else if (strcmp(cmd, "logs") == 0)

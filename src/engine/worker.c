@@ -94,6 +94,7 @@
 #define LOW_CAPPED_WAIT_MS 100 /* ... while the low-priority cap is reached */
 #define EXPIRE_MAX 100	       /* leases expired per heartbeat */
 #define CASCADE_CALLS 10       /* orphaned cascades continued per heartbeat */
+#define VIEW_BEATS 5 /* the workers' view outlives this many heartbeats */
 /*
  * Claiming ahead: when handlers are short, each worker may have up to
  * AHEAD_MAX more jobs claimed and queued for it, as many as take about
@@ -860,6 +861,43 @@ static void unqueue_stale(struct jobd_workers *w)
 	}
 }
 
+/*
+ * Publishes this instance's workers (jobd_store_workers_put: what jobctl
+ * why reads): their number, how many are busy, and the types this jobd
+ * can run. Kept for a few heartbeats, so a dead instance drops out.
+ */
+static void publish_view(struct jobd_workers *w)
+{
+	const struct jobd_conf *conf = w->conf;
+	json_t *v = json_object(), *types = json_array();
+	char *text;
+
+	pthread_mutex_lock(&w->mu);
+	json_object_set_new(v, "instance", json_string(conf->instance));
+	json_object_set_new(v, "workers", json_integer(conf->workers));
+	json_object_set_new(v, "busy", json_integer(w->busy));
+	json_object_set_new(v, "busy_low", json_integer(w->busy_low));
+	json_object_set_new(v, "low_cap", json_integer(w->low_cap));
+	pthread_mutex_unlock(&w->mu);
+	jobd_conf_rdlock(conf);
+	for (size_t i = 0; i < conf->types_count; i++) {
+		const struct jobd_type_conf *t = &conf->types[i];
+
+		if (!t->needs_command && (jobd_handler_find(t->name) ||
+					  jobd_handler_find(t->handler)))
+			json_array_append_new(types, json_string(t->name));
+	}
+	jobd_conf_unlock(conf);
+	json_object_set_new(v, "types", types);
+	text = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	if (text && jobd_store_workers_put(w->st_beat, conf->instance, text,
+					   VIEW_BEATS * conf->heartbeat) < 0)
+		jobd_debug("cannot publish the workers' view: %s",
+			   jobd_store_errstr(w->st_beat));
+	free(text);
+}
+
 static void *beat_main(void *arg)
 {
 	struct jobd_workers *w = arg;
@@ -939,9 +977,13 @@ static void *beat_main(void *arg)
 		    0)
 			jobd_debug("cannot continue cascades: %s",
 				   jobd_store_errstr(w->st_beat));
+		publish_view(w);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
+	if (jobd_store_workers_drop(w->st_beat, conf->instance) < 0)
+		jobd_debug("cannot drop the workers' view: %s",
+			   jobd_store_errstr(w->st_beat));
 	free(ids);
 	free(attempts);
 	free(res);

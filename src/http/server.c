@@ -132,6 +132,16 @@ static void get_jobs(struct req *q)
 	jobd_job_list_release(&list);
 }
 
+/* Answers the error of a store call on job ID: true when RC was one. */
+static bool job_failed(struct req *q, int rc, int64_t id)
+{
+	if (rc == JOBD_STORE_ERR_NOTFOUND)
+		http_send_error(q, 404, "job %lld not found", (long long)id);
+	else if (rc < 0)
+		send_store_error(q, rc);
+	return rc < 0;
+}
+
 static void get_job(struct req *q, int64_t id)
 {
 	struct jobd_store *st;
@@ -142,16 +152,25 @@ static void get_job(struct req *q, int64_t id)
 	if (!http_no_params(q) || !(st = store(q)))
 		return;
 	rc = jobd_store_get(st, id, &job, &now);
-	if (rc == JOBD_STORE_ERR_NOTFOUND) {
-		http_send_error(q, 404, "job %lld not found", (long long)id);
+	if (job_failed(q, rc, id))
 		return;
-	}
-	if (rc < 0) {
-		send_store_error(q, rc);
-		return;
-	}
 	http_send_json(q, 200, jobd_job_to_json(job, now));
 	jobd_job_free(job);
+}
+
+/* GET /api/jobs/ID/why: why a pending job has not started. */
+static void get_why(struct req *q, int64_t id)
+{
+	struct jobd_store *st;
+	struct jobd_why w;
+	int rc;
+
+	if (!http_no_params(q) || !(st = store(q)))
+		return;
+	rc = jobd_store_why(st, id, &w);
+	if (job_failed(q, rc, id))
+		return;
+	http_send_json(q, 200, jobd_why_to_json(&w));
 }
 
 static void get_children(struct req *q, int64_t id)
@@ -171,14 +190,8 @@ static void get_children(struct req *q, int64_t id)
 	if (!(st = store(q)))
 		return;
 	rc = jobd_store_children(st, id, cursor, limit, &list);
-	if (rc == JOBD_STORE_ERR_NOTFOUND) {
-		http_send_error(q, 404, "job %lld not found", (long long)id);
+	if (job_failed(q, rc, id))
 		return;
-	}
-	if (rc < 0) {
-		send_store_error(q, rc);
-		return;
-	}
 	http_send_json(q, 200, jobd_job_list_to_json(&list));
 	jobd_job_list_release(&list);
 }
@@ -792,7 +805,7 @@ static void route(struct req *q)
 		int rc;
 
 		if (strcmp(rest, "") != 0 && strcmp(rest, "/children") != 0 &&
-		    strcmp(rest, "/logs") != 0) {
+		    strcmp(rest, "/logs") != 0 && strcmp(rest, "/why") != 0) {
 			http_send_error(q, 404, "no such path");
 			return;
 		}
@@ -809,6 +822,8 @@ static void route(struct req *q)
 			get_job(q, id);
 		else if (rest[1] == 'c')
 			get_children(q, id);
+		else if (rest[1] == 'w')
+			get_why(q, id);
 		else
 			get_logs(q, id);
 		return;

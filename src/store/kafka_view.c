@@ -1,14 +1,15 @@
 /*
- * store/kafka_view: what each consumer publishes of its Kafka partitions
- * for the monitor's Kafka view (docs/monitor.md, "Kafka view").
+ * store/kafka_view: what each instance publishes of itself: its Kafka
+ * partitions for the monitor's Kafka view (docs/monitor.md, "Kafka
+ * view"), and its workers for jobctl why (store/why.c).
  *
- * Each instance writes its view, a JSON object, to P:kafka:view:INSTANCE
- * with a TTL a few times its refresh, and its name to the set
- * P:kafka:views; a reader takes the set's members, reads their keys and
- * drops the names whose key expired. So a dead instance disappears once
- * its TTL passes, without a clock shared by the instances; one that stops
- * deletes its view at once. Rejected: a
- * SCAN for P:kafka:view:*, which walks every job key of the store.
+ * Each instance writes its view, a JSON object, to P:STEM:INSTANCE
+ * (P:kafka:view:INSTANCE) with a TTL a few times its refresh, and its
+ * name to a set (P:kafka:views); a reader takes the set's members, reads
+ * their keys and drops the names whose key expired. So a dead instance
+ * disappears once its TTL passes, without a clock shared by the
+ * instances; one that stops deletes its view at once. Rejected: a SCAN
+ * for P:kafka:view:*, which walks every job key of the store.
  */
 #include "config.h"
 
@@ -19,22 +20,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-int jobd_store_kafka_view_put(struct jobd_store *st, const char *instance,
-			      const char *json, int64_t ttl_ms)
+#define KAFKA_KEY "kafka:view:"
+#define KAFKA_SET "kafka:views"
+
+int store_view_put(struct jobd_store *st, const char *stem, const char *set,
+		   const char *instance, const char *json, int64_t ttl_ms)
 {
 	const char *p = st->conf->prefix;
 	redisReply *r;
 	bool ok;
 
-	r = jobd_store_command(st, "SET %s:kafka:view:%s %s PX %lld", p,
-			       instance, json, (long long)ttl_ms);
+	r = jobd_store_command(st, "SET %s:%s%s %s PX %lld", p, stem, instance,
+			       json, (long long)ttl_ms);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	ok = r->type == REDIS_REPLY_STATUS;
 	freeReplyObject(r);
 	if (!ok)
 		return JOBD_STORE_ERR_REDIS;
-	r = jobd_store_command(st, "SADD %s:kafka:views %s", p, instance);
+	r = jobd_store_command(st, "SADD %s:%s %s", p, set, instance);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	ok = r->type == REDIS_REPLY_INTEGER;
@@ -42,23 +46,25 @@ int jobd_store_kafka_view_put(struct jobd_store *st, const char *instance,
 	return ok ? 0 : JOBD_STORE_ERR_REDIS;
 }
 
-int jobd_store_kafka_view_drop(struct jobd_store *st, const char *instance)
+int store_view_drop(struct jobd_store *st, const char *stem, const char *set,
+		    const char *instance)
 {
 	const char *p = st->conf->prefix;
 	redisReply *r;
 
-	r = jobd_store_command(st, "DEL %s:kafka:view:%s", p, instance);
+	r = jobd_store_command(st, "DEL %s:%s%s", p, stem, instance);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	freeReplyObject(r);
-	r = jobd_store_command(st, "SREM %s:kafka:views %s", p, instance);
+	r = jobd_store_command(st, "SREM %s:%s %s", p, set, instance);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	freeReplyObject(r);
 	return 0;
 }
 
-int jobd_store_kafka_views(struct jobd_store *st, char ***views, size_t *n)
+int store_views(struct jobd_store *st, const char *stem, const char *set,
+		char ***views, size_t *n)
 {
 	const char *p = st->conf->prefix;
 	redisReply *names, *r;
@@ -67,7 +73,7 @@ int jobd_store_kafka_views(struct jobd_store *st, char ***views, size_t *n)
 
 	*views = NULL;
 	*n = 0;
-	names = jobd_store_command(st, "SMEMBERS %s:kafka:views", p);
+	names = jobd_store_command(st, "SMEMBERS %s:%s", p, set);
 	if (!names)
 		return JOBD_STORE_ERR_REDIS;
 	if (names->type != REDIS_REPLY_ARRAY) {
@@ -82,7 +88,7 @@ int jobd_store_kafka_views(struct jobd_store *st, char ***views, size_t *n)
 	for (size_t i = 0; i < names->elements; i++) {
 		const char *name = names->element[i]->str;
 
-		r = jobd_store_command(st, "GET %s:kafka:view:%s", p, name);
+		r = jobd_store_command(st, "GET %s:%s%s", p, stem, name);
 		if (!r) {
 			rc = JOBD_STORE_ERR_REDIS;
 			break;
@@ -98,7 +104,7 @@ int jobd_store_kafka_views(struct jobd_store *st, char ***views, size_t *n)
 		} else if (r->type == REDIS_REPLY_NIL) {
 			/* expired: that instance is gone */
 			freeReplyObject(r);
-			r = jobd_store_command(st, "SREM %s:kafka:views %s", p,
+			r = jobd_store_command(st, "SREM %s:%s %s", p, set,
 					       name);
 			if (!r) {
 				rc = JOBD_STORE_ERR_REDIS;
@@ -115,6 +121,22 @@ int jobd_store_kafka_views(struct jobd_store *st, char ***views, size_t *n)
 	}
 	*views = out;
 	return 0;
+}
+
+int jobd_store_kafka_view_put(struct jobd_store *st, const char *instance,
+			      const char *json, int64_t ttl_ms)
+{
+	return store_view_put(st, KAFKA_KEY, KAFKA_SET, instance, json, ttl_ms);
+}
+
+int jobd_store_kafka_view_drop(struct jobd_store *st, const char *instance)
+{
+	return store_view_drop(st, KAFKA_KEY, KAFKA_SET, instance);
+}
+
+int jobd_store_kafka_views(struct jobd_store *st, char ***views, size_t *n)
+{
+	return store_views(st, KAFKA_KEY, KAFKA_SET, views, n);
 }
 
 void jobd_store_kafka_views_free(char **views, size_t n)

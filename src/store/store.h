@@ -328,6 +328,49 @@ int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
 bool jobd_store_log_cursor_valid(const char *s);
 void jobd_log_result_release(struct jobd_log_result *r);
 
+/* --- why a job waits (store/why.c) --------------------------------------- */
+
+#define JOBD_WHY_MAX 8
+
+struct jobd_why_reason {
+	const char *code; /* "turn", "ahead", "busy", ... (docs/design.md) */
+	char text[256];	  /* one line for a person */
+};
+
+struct jobd_why {
+	int64_t id, root, now; /* now: the Redis clock, ms */
+	int status;	       /* enum jobd_status, -1 unknown */
+	char type[128];
+	bool low_priority;
+	int64_t since; /* ms: waiting since (queued_at, else created_at) */
+	int instances, workers, busy, busy_low, low_cap; /* live work roles */
+	int serving; /* of the instances, those that know the type */
+	struct jobd_why_reason reasons[JOBD_WHY_MAX]; /* first = strongest */
+	size_t n;
+};
+
+/*
+ * Why job ID has not started: the reasons from the store's state and the
+ * instances' published views, strongest first; a job that is not pending
+ * has one reason, "not_pending". Returns 0, JOBD_STORE_ERR_NOTFOUND or
+ * JOBD_STORE_ERR_REDIS.
+ */
+int jobd_store_why(struct jobd_store *st, int64_t id, struct jobd_why *w);
+
+/* The JSON of GET /api/jobs/ID/why (caller decrefs). */
+json_t *jobd_why_to_json(const struct jobd_why *w);
+
+/*
+ * An instance with the work role publishes its workers every heartbeat
+ * (JSON: instance, workers, busy, busy_low, low_cap, types), kept TTL_MS;
+ * jobd_store_workers reads the live ones like jobd_store_kafka_views
+ * (freed with jobd_store_kafka_views_free).
+ */
+int jobd_store_workers_put(struct jobd_store *st, const char *instance,
+			   const char *json, int64_t ttl_ms);
+int jobd_store_workers_drop(struct jobd_store *st, const char *instance);
+int jobd_store_workers(struct jobd_store *st, char ***views, size_t *n);
+
 /* --- statistics ---------------------------------------------------------- */
 
 #define JOBD_STATS_BUCKETS 96 /* log-scale waiting-time buckets, 4 per 2x */

@@ -70,6 +70,7 @@ enum script_id {
 	S_FSCK_REFS,
 	S_BACKFILL,
 	S_LOGSCAN,
+	S_WHY,
 	S_COUNT,
 };
 
@@ -189,6 +190,18 @@ redisReply *store_module_call(struct jobd_store *st, const char *cmd,
  */
 redisReply *store_eval(struct jobd_store *st, enum script_id id,
 		       struct store_args *args);
+
+/*
+ * An instance's published view of itself (store/kafka_view.c): JSON at
+ * P:STEM INSTANCE with a TTL, INSTANCE in the set P:SET. store_views
+ * reads the live ones and forgets the expired.
+ */
+int store_view_put(struct jobd_store *st, const char *stem, const char *set,
+		   const char *instance, const char *json, int64_t ttl_ms);
+int store_view_drop(struct jobd_store *st, const char *stem, const char *set,
+		    const char *instance);
+int store_views(struct jobd_store *st, const char *stem, const char *set,
+		char ***views, size_t *n);
 
 /* A copy of a string or status reply (caller frees), else NULL. */
 char *store_dup_str(const redisReply *r);

@@ -28,7 +28,8 @@ on_exit "rm -rf '$work'"
 printf '%s\n' "[redis]" "address = $JOBD_REDIS" "[http]" "listen = 127.0.0.1:0" \
 	"[type.import]" "handler = noop" "restartable = yes" \
 	"[type.refactor]" "handler = noop" "system = yes" \
-	"[type.fixed]" "handler = noop" "stoppable = no" >"$work/jobd.conf"
+	"[type.fixed]" "handler = noop" "stoppable = no" \
+	"[type.later]" "handler = noop" "retries = 1" "retry_backoff = 1h" >"$work/jobd.conf"
 
 start() { # NAME ARGS...
 	local name=$1 i

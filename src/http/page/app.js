@@ -504,7 +504,19 @@ async function loadDetail() {
   d.job = job;
   d.at = performance.now();
   renderDetail();
-  await loadChildren();
+  await Promise.all([loadChildren(), loadWhy(job)]);
+}
+
+/* A pending job says why it has not started (GET /api/jobs/ID/why). */
+async function loadWhy(job) {
+  const box = $('d-why');
+  if (job.status !== 'pending') { box.hidden = true; return; }
+  const why = await api('/api/jobs/' + job.id + '/why');
+  if (state.detail === null || state.detail.id !== job.id) return;
+  const list = $('d-why-list');
+  clear(list);
+  for (const r of why.reasons) list.append(el('li', { 'data-code': r.code }, r.text));
+  box.hidden = why.reasons.length === 0;
 }
 
 function renderDetail() {

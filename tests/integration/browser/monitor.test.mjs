@@ -415,6 +415,23 @@ try {
   await page.locator('#s-window button[data-w="24h"]').click();
   await page.waitForFunction(() => document.querySelector('#s-span').textContent.includes('hour'));
 
+  step('a pending job says why it has not started');
+  const later = await submit({ type: 'later', payload: { sim: 'error' } }); /* fails, retries in 1 h */
+  for (let i = 0; ; i++) {
+    const why = await api('/api/jobs/' + later + '/why');
+    if (why.reasons.length && why.reasons[0].code === 'retry_at') break;
+    assert.ok(i < 100, 'the failed job waits for its retry: ' + JSON.stringify(why));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await page.goto(BASE + '/#/jobs/' + later);
+  const reason = page.locator('#d-why-list li[data-code="retry_at"]');
+  await reason.waitFor();
+  assert.match(await reason.textContent(), /it waits for its retry time, in \d+m/);
+  assert.ok(await page.locator('#d-why').isVisible(), 'the reasons are shown');
+  await page.goto(BASE + '/#/jobs/' + waiter);
+  await page.locator('#d-children tr').first().waitFor();
+  await page.waitForFunction(() => document.querySelector('#d-why').hidden);
+
   step('at 390 px status and actions stay visible, and nothing scrolls sideways');
   await page.setViewportSize({ width: 390, height: 844 });
   const noSideways = async (what) => {
