@@ -1,0 +1,491 @@
+/*
+ * check_cluster: the Redis Cluster client (src/store/cluster.c) against a
+ * real cluster of 3 primaries with a replica each.
+ *
+ * tests/unit/check_cluster.sh starts the cluster with scripts/redis
+ * cluster-start, exports its seed address and directory, runs this
+ * program and stops the cluster. The tests change the cluster (a slot
+ * moved, a migration, a primary killed), so each finds the owners it
+ * needs at run time, and the failover runs last.
+ */
+#include "config.h"
+
+#include "store/cluster.h"
+
+#include "testutil.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#define FAILOVER_MS 20000 /* ms a replica may take to be promoted */
+
+static const char *seed; /* $JOBD_TEST_CLUSTER: host:port of node1 */
+static const char *dir;	 /* $JOBD_TEST_CLUSTER_DIR: scripts/redis's */
+
+static struct jobd_cluster *cluster_open(void)
+{
+	char err[512];
+	struct jobd_cluster *cl =
+		jobd_cluster_new(seed, NULL, err, sizeof(err));
+
+	ck_assert_msg(cl != NULL, "cluster: %s", err);
+	return cl;
+}
+
+/* A command on the node at ADDR alone (no redirects); fails the test
+ * when the node does not answer. Caller frees the reply. */
+static redisReply *node_cmd(const char *addr, const char *fmt, ...)
+{
+	char host[64];
+	const char *colon = strrchr(addr, ':');
+	redisContext *c;
+	redisReply *r;
+	va_list ap;
+
+	ck_assert(colon && (size_t)(colon - addr) < sizeof(host));
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	c = redisConnect(host, atoi(colon + 1));
+	ck_assert_msg(c && !c->err, "cannot connect to %s", addr);
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	ck_assert_msg(r != NULL, "%s: %s", addr, c->errstr);
+	redisFree(c);
+	return r;
+}
+
+/* The node id of the node at ADDR, into ID (41 bytes). */
+static void node_id(const char *addr, char *id)
+{
+	redisReply *r = node_cmd(addr, "CLUSTER MYID");
+
+	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+	snprintf(id, 41, "%s", r->str);
+	freeReplyObject(r);
+}
+
+/* Another primary than ADDR in CL's map, into OTHER. */
+static void other_primary(struct jobd_cluster *cl, const char *addr,
+			  char *other, size_t size)
+{
+	for (int s = 0; s < JOBD_CLUSTER_SLOTS; s++) {
+		const char *a = jobd_cluster_slot_node(cl, s);
+
+		if (a && strcmp(a, addr) != 0) {
+			snprintf(other, size, "%s", a);
+			return;
+		}
+	}
+	ck_abort_msg("no primary but %s", addr);
+}
+
+static redisReply *cmd(struct jobd_cluster *cl, const char *key, int argc,
+		       const char **argv)
+{
+	size_t lens[8];
+
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	return jobd_cluster_command(cl, jobd_cluster_key_slot(key, strlen(key)),
+				    argc, argv, lens);
+}
+
+static void set(struct jobd_cluster *cl, const char *key, const char *value)
+{
+	const char *argv[] = { "SET", key, value };
+	redisReply *r = cmd(cl, key, 3, argv);
+
+	ck_assert_msg(r != NULL, "SET %s: %s", key, jobd_cluster_errstr(cl));
+	ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+}
+
+/* GET KEY through CL equals WANT. */
+static void get_is(struct jobd_cluster *cl, const char *key, const char *want)
+{
+	const char *argv[] = { "GET", key };
+	redisReply *r = cmd(cl, key, 2, argv);
+
+	ck_assert_msg(r != NULL, "GET %s: %s", key, jobd_cluster_errstr(cl));
+	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+	ck_assert_str_eq(r->str, want);
+	freeReplyObject(r);
+}
+
+static int slot_of(const char *key)
+{
+	return jobd_cluster_key_slot(key, strlen(key));
+}
+
+/* The slot Redis itself computes for KEY. */
+static long long server_slot(const char *key)
+{
+	redisReply *r = node_cmd(seed, "CLUSTER KEYSLOT %s", key);
+	long long slot = r->integer;
+
+	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	return slot;
+}
+
+START_TEST(test_cluster_key_slot_follows_redis)
+{
+	static const char *const keys[] = {
+		"foo",
+		"{user1000}.following",
+		"{user1000}.followers",
+		"foo{}{bar}",
+		"foo{{bar}}zap",
+		"{bar",
+		"{}",
+		"a{b}c{d}",
+		"jobd:{17}:job:42",
+		"",
+	};
+
+	ck_assert_int_eq(slot_of("foo"), 12182);
+	ck_assert_int_eq(slot_of("123456789"), 0x31C3 & 16383);
+	ck_assert_int_eq(slot_of("{user1000}.following"),
+			 slot_of("{user1000}.followers"));
+	ck_assert_int_eq(slot_of("{user1000}.following"), slot_of("user1000"));
+	ck_assert_int_eq(slot_of("foo{}{bar}"),
+			 jobd_cluster_key_slot("foo{}{bar}", 10));
+	ck_assert_int_ne(slot_of("foo{}{bar}"), slot_of("bar"));
+	ck_assert_int_eq(slot_of("foo{{bar}}zap"), slot_of("{bar"));
+	/* Binary keys: the length counts, not a NUL. */
+	ck_assert_int_ne(jobd_cluster_key_slot("a\0b", 3), slot_of("a"));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i][0])
+			ck_assert_int_eq(slot_of(keys[i]),
+					 server_slot(keys[i]));
+}
+END_TEST
+
+START_TEST(test_cluster_command_reaches_the_owner)
+{
+	struct jobd_cluster *cl = cluster_open();
+	static const char *const keys[] = { "a", "b", "c", "d", "e", "f" };
+
+	ck_assert_int_eq(jobd_cluster_primaries(cl), 3);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		int slot = slot_of(keys[i]);
+		const char *owner = jobd_cluster_slot_node(cl, slot);
+		redisReply *r;
+
+		ck_assert_ptr_nonnull(owner);
+		set(cl, keys[i], keys[i]);
+		/* The owner has it and answers itself, no MOVED. */
+		r = node_cmd(owner, "GET %s", keys[i]);
+		ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+		ck_assert_str_eq(r->str, keys[i]);
+		freeReplyObject(r);
+	}
+	jobd_cluster_free(cl);
+}
+END_TEST
+
+START_TEST(test_cluster_pipeline_spans_primaries_in_order)
+{
+	struct jobd_cluster *cl = cluster_open();
+	struct jobd_cluster_pipe *p = jobd_cluster_pipe_new(cl);
+	const char *owners[3] = { NULL };
+	int nowners = 0;
+	enum { N = 300 };
+	char key[N][32], val[N][32];
+
+	for (int i = 0; i < N; i++) {
+		const char *argv[3] = { "SET", key[i], val[i] };
+		size_t lens[3] = { 3 };
+
+		snprintf(key[i], sizeof(key[i]), "pipe:%d", i);
+		snprintf(val[i], sizeof(val[i]), "v%d", i * 7);
+		lens[1] = strlen(key[i]);
+		lens[2] = strlen(val[i]);
+		jobd_cluster_pipe_append(p, slot_of(key[i]), 3, argv, lens);
+		argv[0] = "GET";
+		lens[0] = 3;
+		jobd_cluster_pipe_append(p, slot_of(key[i]), 2, argv, lens);
+	}
+	ck_assert_uint_eq(jobd_cluster_pipe_count(p), 2 * N);
+	for (int i = 0; i < N; i++) {
+		const char *o = jobd_cluster_slot_node(cl, slot_of(key[i]));
+		int j;
+
+		for (j = 0; j < nowners && strcmp(owners[j], o) != 0; j++)
+			;
+		if (j == nowners)
+			owners[nowners++] = o;
+	}
+	ck_assert_int_eq(nowners, 3);
+	ck_assert_int_eq(jobd_cluster_pipe_exec(p), 0);
+	for (int i = 0; i < N; i++) {
+		redisReply *r = jobd_cluster_pipe_reply(p, 2 * (size_t)i + 1);
+
+		ck_assert_ptr_nonnull(
+			jobd_cluster_pipe_reply(p, 2 * (size_t)i));
+		ck_assert_ptr_nonnull(r);
+		ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+		ck_assert_str_eq(r->str, val[i]);
+		ck_assert_str_eq(jobd_cluster_pipe_errstr(p, 2 * (size_t)i + 1),
+				 "");
+	}
+	jobd_cluster_pipe_free(p);
+	jobd_cluster_free(cl);
+}
+END_TEST
+
+/* Gives SLOT (empty) to the primary at TO, on every primary of CL. */
+static void move_slot(struct jobd_cluster *cl, int slot, const char *to)
+{
+	char id[41];
+	const char *done[3];
+	int ndone = 0;
+
+	node_id(to, id);
+	/* The new owner first, as redis-cli --cluster reshard does. */
+	freeReplyObject(node_cmd(to, "CLUSTER SETSLOT %d NODE %s", slot, id));
+	for (int s = 0; s < JOBD_CLUSTER_SLOTS; s++) {
+		const char *a = jobd_cluster_slot_node(cl, s);
+		int j;
+		redisReply *r;
+
+		for (j = 0; j < ndone && strcmp(done[j], a) != 0; j++)
+			;
+		if (j < ndone || strcmp(a, to) == 0)
+			continue;
+		done[ndone++] = a;
+		r = node_cmd(a, "CLUSTER SETSLOT %d NODE %s", slot, id);
+		ck_assert_msg(r->type == REDIS_REPLY_STATUS,
+			      "SETSLOT on %s: %s", a, r->str);
+		freeReplyObject(r);
+	}
+}
+
+START_TEST(test_cluster_moved_updates_the_map)
+{
+	struct jobd_cluster *cl = cluster_open();
+	struct jobd_cluster *stale = cluster_open();
+	int slot = slot_of("{moved}k");
+	char from[64], to[64];
+
+	snprintf(from, sizeof(from), "%s", jobd_cluster_slot_node(cl, slot));
+	other_primary(cl, from, to, sizeof(to));
+	move_slot(cl, slot, to);
+	/* STALE still sends to FROM, which answers MOVED. */
+	ck_assert_str_eq(jobd_cluster_slot_node(stale, slot), from);
+	set(stale, "{moved}k", "here");
+	ck_assert_str_eq(jobd_cluster_slot_node(stale, slot), to);
+	freeReplyObject(node_cmd(to, "GET {moved}k"));
+	get_is(stale, "{moved}k", "here");
+	jobd_cluster_free(stale);
+	jobd_cluster_free(cl);
+}
+END_TEST
+
+/* INFO commandstats' count of ASKING on the node at ADDR. */
+static long asking_calls(const char *addr)
+{
+	redisReply *r = node_cmd(addr, "INFO commandstats");
+	const char *s = strstr(r->str, "cmdstat_asking:calls=");
+	long n = s ? atol(s + strlen("cmdstat_asking:calls=")) : 0;
+
+	freeReplyObject(r);
+	return n;
+}
+
+START_TEST(test_cluster_ask_follows_a_migration)
+{
+	struct jobd_cluster *cl = cluster_open();
+	int slot = slot_of("{ask}k");
+	char from[64], to[64], from_id[41], to_id[41], host[64];
+	long asked;
+	redisReply *r;
+
+	snprintf(from, sizeof(from), "%s", jobd_cluster_slot_node(cl, slot));
+	other_primary(cl, from, to, sizeof(to));
+	node_id(from, from_id);
+	node_id(to, to_id);
+	set(cl, "{ask}k", "migrated");
+	set(cl, "{ask}stays", "put");
+	freeReplyObject(
+		node_cmd(to, "CLUSTER SETSLOT %d IMPORTING %s", slot, from_id));
+	freeReplyObject(
+		node_cmd(from, "CLUSTER SETSLOT %d MIGRATING %s", slot, to_id));
+	snprintf(host, sizeof(host), "%.*s", (int)(strchr(to, ':') - to), to);
+	r = node_cmd(from, "MIGRATE %s %s %b 0 5000 KEYS {ask}k", host,
+		     strchr(to, ':') + 1, "", (size_t)0);
+	ck_assert_msg(r->type == REDIS_REPLY_STATUS, "MIGRATE: %s", r->str);
+	freeReplyObject(r);
+
+	asked = asking_calls(to);
+	get_is(cl, "{ask}k", "migrated");
+	ck_assert_int_eq(asking_calls(to), asked + 1);
+	/* An ASK is for one command: the slot stays FROM's. */
+	ck_assert_str_eq(jobd_cluster_slot_node(cl, slot), from);
+	get_is(cl, "{ask}stays", "put");
+	ck_assert_int_eq(asking_calls(to), asked + 1);
+	jobd_cluster_free(cl);
+}
+END_TEST
+
+START_TEST(test_cluster_crossslot_names_the_keys)
+{
+	struct jobd_cluster *cl = cluster_open();
+	const char *argv[] = { "MSET", "alpha", "1", "beta", "2" };
+	size_t lens[] = { 4, 5, 1, 4, 1 };
+	char want[64];
+	redisReply *r;
+
+	ck_assert_int_ne(slot_of("alpha"), slot_of("beta"));
+	r = jobd_cluster_command(cl, slot_of("alpha"), 5, argv, lens);
+	ck_assert_ptr_null(r);
+	ck_assert_msg(strstr(jobd_cluster_errstr(cl), "CROSSSLOT") &&
+			      strstr(jobd_cluster_errstr(cl), "'alpha'") &&
+			      strstr(jobd_cluster_errstr(cl), "'beta'"),
+		      "%s", jobd_cluster_errstr(cl));
+	snprintf(want, sizeof(want), "'beta' (slot %d)", slot_of("beta"));
+	ck_assert_msg(strstr(jobd_cluster_errstr(cl), want), "%s",
+		      jobd_cluster_errstr(cl));
+	jobd_cluster_free(cl);
+}
+END_TEST
+
+START_TEST(test_cluster_new_names_a_bad_seed)
+{
+	static const struct {
+		const char *seeds, *want[2];
+	} cases[] = {
+		{ "nonsense", { "'nonsense'", "host:port" } },
+		{ "127.0.0.1:99999", { "'127.0.0.1:99999'", "host:port" } },
+		{ "127.0.0.1:1", { "127.0.0.1:1", "refused" } },
+		{ "no-such-host.invalid:7000",
+		  { "no-such-host.invalid:7000", "cannot connect" } },
+	};
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		ck_assert_ptr_null(jobd_cluster_new(cases[i].seeds, NULL, err,
+						    sizeof(err)));
+		for (int j = 0; j < 2; j++)
+			ck_assert_msg(strstr(err, cases[i].want[j]),
+				      "seed '%s': '%s' lacks '%s'",
+				      cases[i].seeds, err, cases[i].want[j]);
+	}
+}
+END_TEST
+
+/* The pid of the node at ADDR: line N of DIR/nodes is DIR/nodeN. */
+static pid_t node_pid(const char *addr)
+{
+	char path[512], line[64];
+	FILE *f;
+	int n = 0;
+	long pid = 0;
+
+	snprintf(path, sizeof(path), "%s/nodes", dir);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		line[strcspn(line, "\n")] = '\0';
+		if (strcmp(line, addr) == 0)
+			break;
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/node%d/redis.pid", dir, n);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fscanf(f, "%ld", &pid), 1);
+	fclose(f);
+	return (pid_t)pid;
+}
+
+START_TEST(test_cluster_failover_is_followed)
+{
+	struct jobd_cluster *cl = cluster_open();
+	int slot = slot_of("{failover}k");
+	char primary[64], replica[64], id[41], err[512];
+	struct jobd_cluster *other;
+	redisReply *r;
+	int waited = 0;
+
+	snprintf(primary, sizeof(primary), "%s",
+		 jobd_cluster_slot_node(cl, slot));
+	set(cl, "{failover}k", "kept");
+	node_id(primary, id);
+	r = node_cmd(seed, "CLUSTER REPLICAS %s", id);
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	ck_assert_uint_ge(r->elements, 1);
+	/* "<id> 127.0.0.1:PORT@BUS slave <primary id> ..." */
+	ck_assert_int_eq(sscanf(r->element[0]->str, "%*s %63[^@]", replica), 1);
+	freeReplyObject(r);
+	/* The replica has the key before its primary dies. */
+	freeReplyObject(node_cmd(primary, "WAIT 1 5000"));
+
+	ck_assert_int_eq(kill(node_pid(primary), SIGKILL), 0);
+	/* Until the replica takes over, a new client cannot reach the
+	 * primary of these slots, and says which. */
+	other = jobd_cluster_new(seed, NULL, err, sizeof(err));
+	if (other)
+		jobd_cluster_free(other);
+	else
+		ck_assert_msg(strstr(err, primary) || strstr(err, "no primary"),
+			      "%s", err);
+	for (;;) {
+		const char *argv[] = { "GET", "{failover}k" };
+		size_t lens[] = { 3, 11 };
+
+		r = jobd_cluster_command(cl, slot, 2, argv, lens);
+		if (r)
+			break;
+		ck_assert_msg(waited < FAILOVER_MS, "no failover: %s",
+			      jobd_cluster_errstr(cl));
+		jobd_test_sleep_ms(100);
+		waited += 100;
+	}
+	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+	ck_assert_str_eq(r->str, "kept");
+	freeReplyObject(r);
+	ck_assert_str_eq(jobd_cluster_slot_node(cl, slot), replica);
+	set(cl, "{failover}k", "after");
+	get_is(cl, "{failover}k", "after");
+	jobd_cluster_free(cl);
+}
+END_TEST
+
+static Suite *cluster_suite(void)
+{
+	Suite *s = suite_create("cluster");
+	TCase *tc = jobd_test_tcase(s, "cluster", NULL, NULL, 30);
+
+	tcase_add_test(tc, test_cluster_key_slot_follows_redis);
+	tcase_add_test(tc, test_cluster_command_reaches_the_owner);
+	tcase_add_test(tc, test_cluster_pipeline_spans_primaries_in_order);
+	tcase_add_test(tc, test_cluster_moved_updates_the_map);
+	tcase_add_test(tc, test_cluster_ask_follows_a_migration);
+	tcase_add_test(tc, test_cluster_crossslot_names_the_keys);
+	tcase_add_test(tc, test_cluster_new_names_a_bad_seed);
+	/* Last: it kills a primary. */
+	tc = jobd_test_tcase(s, "failover", NULL, NULL, 60);
+	tcase_add_test(tc, test_cluster_failover_is_followed);
+	return s;
+}
+
+int main(void)
+{
+	seed = getenv("JOBD_TEST_CLUSTER");
+	dir = getenv("JOBD_TEST_CLUSTER_DIR");
+	if (!seed || !*seed || !dir || !*dir)
+		jobd_test_skip_or_fail("no redis cluster: run "
+				       "tests/unit/check_cluster.sh, which "
+				       "starts one");
+	return jobd_test_run_suite(cluster_suite());
+}

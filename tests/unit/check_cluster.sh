@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# tests/unit/check_cluster.sh: runs the Check suite of the Redis Cluster
+# client (tests/unit/check_cluster.c) against a real cluster of 3
+# primaries with a replica each, started here with scripts/redis
+# cluster-start and always stopped.
+set -euo pipefail
+
+. "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
+
+need redis-server redis-cli
+bin=$top_builddir/tests/unit/check_cluster
+[ -x "$bin" ] || fail "missing $bin (make check builds it)"
+# A unix socket path is limited to 107 bytes.
+base=${TMPDIR:-/tmp}
+[ ${#base} -le 60 ] || base=/tmp
+work=$(mktemp -d "$base/jobd-cluster.XXXXXX") || fail "cannot create a temp dir"
+on_exit rm -rf "$work"
+on_exit "'$top_srcdir/scripts/redis' cluster-stop '$work' >/dev/null 2>&1"
+JOBD_TEST_CLUSTER=$("$top_srcdir/scripts/redis" cluster-start "$work") ||
+	skip_or_fail "cannot start a redis cluster (logs: $work/node*/redis.log)"
+JOBD_TEST_CLUSTER_DIR=$work
+export JOBD_TEST_CLUSTER JOBD_TEST_CLUSTER_DIR
+"$bin"
