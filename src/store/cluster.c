@@ -591,7 +591,7 @@ void jobd_cluster_pipe_append(struct jobd_cluster_pipe *p, int slot, int argc,
 	cmd->slot = slot;
 	if (slot < 0 || slot >= JOBD_CLUSTER_SLOTS) {
 		cmd->done = true;
-		cmd->rc = JOBD_CLUSTER_ERR_CROSSSLOT;
+		cmd->rc = JOBD_CLUSTER_ERR_INVALID;
 		snprintf(cmd->err, sizeof(cmd->err),
 			 "bad slot %d for a redis cluster command", slot);
 	}

@@ -25,9 +25,10 @@
 #define JOBD_CLUSTER_SLOTS 16384
 #define JOBD_CLUSTER_ERR_REDIS (-1)	/* unreachable or lost: retriable */
 #define JOBD_CLUSTER_ERR_CROSSSLOT (-2) /* keys in several slots: a bug */
+#define JOBD_CLUSTER_ERR_INVALID (-3)	/* a slot out of range: a bug */
 
 struct jobd_cluster_opts {
-	const char *user;     /* ACL user, or NULL; borrowed during _new */
+	const char *user;     /* ACL user (with a password), or NULL; copied */
 	const char *password; /* or NULL; copied */
 	int timeout_ms;	      /* connect and per-call socket timeout; 0: 5000 */
 	int max_redirects;    /* MOVED, ASK and retries per command; 0: 5 */

@@ -274,16 +274,53 @@ START_TEST(test_cluster_moved_updates_the_map)
 	struct jobd_cluster *stale = cluster_open();
 	int slot = slot_of("{moved}k");
 	char from[64], to[64];
+	static const char *const keys[] = { "{moved}k", "m1",	    "{moved}k",
+					    "m2",	"{moved}k", "m3" };
+	struct jobd_cluster_pipe *p;
+	redisReply *r;
 
 	snprintf(from, sizeof(from), "%s", jobd_cluster_slot_node(cl, slot));
 	other_primary(cl, from, to, sizeof(to));
+	for (int i = 1; i < 6; i += 2)
+		set(cl, keys[i], "other");
 	move_slot(cl, slot, to);
 	/* STALE still sends to FROM, which answers MOVED. */
 	ck_assert_str_eq(jobd_cluster_slot_node(stale, slot), from);
 	set(stale, "{moved}k", "here");
 	ck_assert_str_eq(jobd_cluster_slot_node(stale, slot), to);
-	freeReplyObject(node_cmd(to, "GET {moved}k"));
+	r = node_cmd(to, "GET {moved}k");
+	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(r);
 	get_is(stale, "{moved}k", "here");
+	jobd_cluster_free(stale);
+
+	/* In a pipeline, only the moved slot's commands are redirected:
+	 * SET {moved}k (3 times) and GET of keys elsewhere, interleaved. */
+	stale = cluster_open();
+	r = node_cmd(to, "DEL {moved}k");
+	freeReplyObject(r);
+	move_slot(cl, slot, from);
+	p = jobd_cluster_pipe_new(stale);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *argv[] = { i % 2 ? "GET" : "SET", keys[i], "back" };
+		size_t lens[] = { 3, strlen(keys[i]), 4 };
+
+		jobd_cluster_pipe_append(p, slot_of(keys[i]), i % 2 ? 2 : 3,
+					 argv, lens);
+	}
+	ck_assert_int_eq(jobd_cluster_pipe_exec(p), 0);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		r = jobd_cluster_pipe_reply(p, i);
+		ck_assert_ptr_nonnull(r);
+		ck_assert_int_eq(r->type, i % 2 ? REDIS_REPLY_STRING :
+						  REDIS_REPLY_STATUS);
+		ck_assert_str_eq(r->str, i % 2 ? "other" : "OK");
+	}
+	r = node_cmd(from, "GET {moved}k");
+	ck_assert_str_eq(r->str, "back");
+	freeReplyObject(r);
+	ck_assert_str_eq(jobd_cluster_slot_node(stale, slot), from);
+	jobd_cluster_pipe_free(p);
 	jobd_cluster_free(stale);
 	jobd_cluster_free(cl);
 }
