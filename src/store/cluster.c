@@ -860,10 +860,13 @@ int jobd_cluster_pipe_exec(struct jobd_cluster_pipe *p)
 			if (cmd->done)
 				continue;
 			if (++cmd->rounds > cl->max_redirects) {
+				char last[sizeof(cmd->err)];
+
+				snprintf(last, sizeof(last), "%s", cmd->err);
 				cmd_fail(cmd, JOBD_CLUSTER_ERR_REDIS,
-					 "redis cluster: no reply after %d "
-					 "redirects or retries: %.400s",
-					 cl->max_redirects, cmd->err);
+					 "no reply from redis cluster after %d "
+					 "redirects or retries; last: %.400s",
+					 cl->max_redirects, last);
 				continue;
 			}
 			pending = true;
