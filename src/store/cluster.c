@@ -58,6 +58,7 @@ struct node {
 	size_t nsent;	 /* commands written to it in this round */
 	bool down;	 /* could not connect in this round */
 	char err[512];	 /* ... why */
+	bool asked;	 /* for the map in this refresh */
 };
 
 struct jobd_cluster {
@@ -427,13 +428,25 @@ int jobd_cluster_refresh(struct jobd_cluster *cl)
 {
 	char first[sizeof(cl->err)] = "";
 
-	/* Nodes appended during the loop (from a map) are tried too. */
-	for (size_t i = 0; i < cl->nnodes; i++) {
-		if (refresh_from(cl, cl->nodes[i]) == 0)
-			return 0;
-		if (!first[0])
-			snprintf(first, sizeof(first), "%s", cl->err);
-	}
+	for (size_t i = 0; i < cl->nnodes; i++)
+		cl->nodes[i]->asked = false;
+	/*
+	 * Connected nodes first: a node known but gone (a primary that failed
+	 * over, a seed that is down) costs a connect, maybe a timeout. Nodes
+	 * appended during the loop (from a map) are tried too.
+	 */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < cl->nnodes; i++) {
+			struct node *node = cl->nodes[i];
+
+			if (node->asked || (pass == 0 && !node->c))
+				continue;
+			node->asked = true;
+			if (refresh_from(cl, node) == 0)
+				return 0;
+			if (!first[0])
+				snprintf(first, sizeof(first), "%s", cl->err);
+		}
 	set_err(cl, "%s", first[0] ? first : "no redis cluster node known");
 	return JOBD_CLUSTER_ERR_REDIS;
 }
