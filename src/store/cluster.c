@@ -534,16 +534,35 @@ const char *jobd_cluster_slot_node(const struct jobd_cluster *cl, int slot)
 	return cl->slots[slot]->addr;
 }
 
+/* Slot S is the first of its primary's. */
+static bool first_slot(const struct jobd_cluster *cl, int s)
+{
+	for (int t = 0; t < s; t++)
+		if (cl->slots[t] == cl->slots[s])
+			return false;
+	return cl->slots[s] != NULL;
+}
+
+int jobd_cluster_primary(const struct jobd_cluster *cl, int i,
+			 const char **addr)
+{
+	for (int s = 0; s < JOBD_CLUSTER_SLOTS; s++)
+		if (cl->slots[s] &&
+		    (s == 0 || cl->slots[s] != cl->slots[s - 1]) &&
+		    first_slot(cl, s) && i-- == 0) {
+			if (addr)
+				*addr = cl->slots[s]->addr;
+			return s;
+		}
+	return -1;
+}
+
 int jobd_cluster_primaries(const struct jobd_cluster *cl)
 {
 	int n = 0;
 
-	for (size_t i = 0; i < cl->nnodes; i++)
-		for (int s = 0; s < JOBD_CLUSTER_SLOTS; s++)
-			if (cl->slots[s] == cl->nodes[i]) {
-				n++;
-				break;
-			}
+	while (jobd_cluster_primary(cl, n, NULL) >= 0)
+		n++;
 	return n;
 }
 

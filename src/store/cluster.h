@@ -74,6 +74,16 @@ const char *jobd_cluster_slot_node(const struct jobd_cluster *cl, int slot);
 int jobd_cluster_primaries(const struct jobd_cluster *cl);
 
 /*
+ * The first slot of primary I (0 to jobd_cluster_primaries() - 1, in
+ * slot order), with its "host:port" in *ADDR (borrowed until the next
+ * call on CL) when ADDR is not NULL; -1 when there is no such primary.
+ * A command for that slot reaches that primary: for what every primary
+ * needs (FUNCTION LOAD, checking for the module) or reads across them.
+ */
+int jobd_cluster_primary(const struct jobd_cluster *cl, int i,
+			 const char **addr);
+
+/*
  * Runs one command (ARGC arguments ARGV of LENS bytes; borrowed) on the
  * primary of SLOT (0 to 16383), following MOVED and ASK. Returns the
  * reply (caller frees with freeReplyObject; an error reply such as

@@ -174,6 +174,23 @@ START_TEST(test_cluster_command_reaches_the_owner)
 	static const char *const keys[] = { "a", "b", "c", "d", "e", "f" };
 
 	ck_assert_int_eq(jobd_cluster_primaries(cl), 3);
+	ck_assert_int_eq(jobd_cluster_primary(cl, 3, NULL), -1);
+	/* Each primary by its first slot: they answer with their own ids. */
+	for (int i = 0; i < 3; i++) {
+		const char *addr, *argv[] = { "CLUSTER", "MYID" };
+		size_t lens[] = { 7, 4 };
+		int slot = jobd_cluster_primary(cl, i, &addr);
+		char id[41];
+		redisReply *r;
+
+		ck_assert_int_ge(slot, 0);
+		ck_assert_str_eq(jobd_cluster_slot_node(cl, slot), addr);
+		node_id(addr, id);
+		r = jobd_cluster_command(cl, slot, 2, argv, lens);
+		ck_assert_ptr_nonnull(r);
+		ck_assert_str_eq(r->str, id);
+		freeReplyObject(r);
+	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		int slot = slot_of(keys[i]);
 		const char *owner = jobd_cluster_slot_node(cl, slot);
