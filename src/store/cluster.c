@@ -728,11 +728,15 @@ static void take_reply(struct jobd_cluster *cl, struct node *node,
 		slot = strtol(r->str + (moved ? 6 : 4), NULL, 10);
 		addr = strchr(r->str + (moved ? 6 : 4), ' ');
 		to = NULL;
-		if (addr && addr[1] == ':')
-			to = node_get(cl, node->host, strlen(node->host),
-				      atoi(addr + 2));
-		else if (addr)
+		if (addr && strrchr(addr, ':') == addr + 1) {
+			char full[sizeof(node->addr)];
+
+			snprintf(full, sizeof(full), "%s%s", node->host,
+				 addr + 1);
+			to = node_parse(cl, full, strlen(full));
+		} else if (addr) {
 			to = node_parse(cl, addr + 1, strlen(addr + 1));
+		}
 		if (!to || slot < 0 || slot >= JOBD_CLUSTER_SLOTS) {
 			cmd_fail(cmd, JOBD_CLUSTER_ERR_REDIS,
 				 "bad redirect from redis cluster node %s: %s",
