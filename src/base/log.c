@@ -46,10 +46,10 @@ static const char *ident = "jobd";
 static const char *level_names[] = { "debug", "info", "warn", "error" };
 
 static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool holding;		    /* under held_lock */
+static bool holding;		   /* under held_lock */
 static struct held held[HELD_MAX]; /* under held_lock */
-static size_t nheld;		    /* under held_lock */
-static size_t dropped;		    /* lines past HELD_MAX, under held_lock */
+static size_t nheld;		   /* under held_lock */
+static size_t dropped;		   /* lines past HELD_MAX, under held_lock */
 
 void jobd_log_set_level(enum jobd_log_level level)
 {
