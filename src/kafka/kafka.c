@@ -225,6 +225,24 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
+/* A consumer's conf of GROUP: DEFAULTS, then kafka.*, then group.id. */
+static rd_kafka_conf_t *group_conf(const struct jobd_conf *conf,
+				   const char *brokers,
+				   const char *const *defaults,
+				   const char *group, char *errstr,
+				   size_t errstr_size)
+{
+	rd_kafka_conf_t *kconf =
+		kafka_new_conf(conf, brokers, defaults, errstr, errstr_size);
+
+	if (kconf &&
+	    kafka_set(kconf, "group.id", group, errstr, errstr_size) < 0) {
+		rd_kafka_conf_destroy(kconf);
+		return NULL;
+	}
+	return kconf;
+}
+
 struct jobd_kafka_consumer *
 jobd_kafka_consumer_new(const struct jobd_conf *conf, const char *brokers,
 			const char *group, const char *const *topics,
@@ -262,13 +280,9 @@ jobd_kafka_consumer_new(const struct jobd_conf *conf, const char *brokers,
 		snprintf(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
-	kconf = kafka_new_conf(conf, brokers, defaults, errstr, errstr_size);
+	kconf = group_conf(conf, brokers, defaults, group, errstr, errstr_size);
 	if (!kconf)
 		goto err_free;
-	if (kafka_set(kconf, "group.id", group, errstr, errstr_size) < 0) {
-		rd_kafka_conf_destroy(kconf);
-		goto err_free;
-	}
 	rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
 	rd_kafka_conf_set_opaque(kconf, kc);
 	kc->rk = kafka_new_consumer(kconf, errstr, errstr_size);
@@ -657,13 +671,9 @@ jobd_kafka_offsets_new(const struct jobd_conf *conf, const char *brokers,
 		snprintf(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
-	kconf = kafka_new_conf(conf, brokers, defaults, errstr, errstr_size);
+	kconf = group_conf(conf, brokers, defaults, group, errstr, errstr_size);
 	if (!kconf)
 		goto err_free;
-	if (kafka_set(kconf, "group.id", group, errstr, errstr_size) < 0) {
-		rd_kafka_conf_destroy(kconf);
-		goto err_free;
-	}
 	o->rk = kafka_new_consumer(kconf, errstr, errstr_size);
 	kconf = NULL; /* owned by rk, or freed */
 	if (!o->rk)
