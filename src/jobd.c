@@ -251,12 +251,17 @@ static void reload(struct jobd_conf *conf, int format)
 	char errstr[512];
 
 	jobd_notify("RELOADING=1");
-	if (jobd_conf_reload(conf, errstr, sizeof(errstr)) < 0)
+	/* The reload's warnings in the format it sets, as at start. */
+	jobd_log_hold();
+	if (jobd_conf_reload(conf, errstr, sizeof(errstr)) < 0) {
+		jobd_log_release();
 		jobd_error("reload refused, the running configuration stays: "
 			   "%s",
 			   errstr);
-	else
+	} else {
 		apply_log(conf, format);
+		jobd_log_release();
+	}
 	jobd_notify("READY=1");
 }
 
@@ -327,12 +332,22 @@ int main(int argc, char **argv)
 	if (check)
 		return check_config(check);
 
+	/*
+	 * The loader's warnings (a readable secret, ...) wait for the format
+	 * [log] or --log-format sets, so that every line follows it.
+	 */
+	jobd_log_hold();
 	conf = jobd_conf_load(path, errstr, sizeof(errstr));
 	if (!conf) {
-		fprintf(stderr, "jobd: %s\n", errstr);
+		jobd_log_release();
+		if (format == JOBD_LOG_JSON)
+			jobd_error("%s", errstr);
+		else
+			fprintf(stderr, "jobd: %s\n", errstr);
 		return 1;
 	}
 	apply_log(conf, format);
+	jobd_log_release();
 
 	/* Before any thread exists, so every thread inherits the mask. */
 	signal(SIGPIPE, SIG_IGN);

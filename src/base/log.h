@@ -33,6 +33,16 @@ const char *jobd_log_level_name(enum jobd_log_level level);
 /* Program name printed before each line; borrowed, must outlive logging. */
 void jobd_log_set_ident(const char *ident);
 
+/*
+ * From jobd_log_hold() to jobd_log_release(), lines are kept instead of
+ * written (64 at most; more are counted); release writes them, with the
+ * time they were logged, in the format set by then (the level is the one
+ * they were logged at, as for any line). For the reading of the
+ * configuration that sets the format. Any thread.
+ */
+void jobd_log_hold(void);
+void jobd_log_release(void);
+
 void jobd_log(enum jobd_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

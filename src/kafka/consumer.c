@@ -1,13 +1,13 @@
 /*
  * consumer: Kafka messages -> jobs (the "consume" role, consumer.h).
  *
- * One thread owns everything here: the store connection, the broker
- * handle, the group consumer and the dead-letter producer. A batch goes
- * through three stages, each retried on its own until it succeeds (create
- * in Redis, send dead letters, commit), so a Redis or Kafka outage stalls
- * the batch but never skips a message; only a failed commit is not
- * retried (a rebalance: the next owner gets the messages again, and the
- * keys make them "existed").
+ * One thread owns everything here but the Kafka view (below): the store
+ * connection, the broker handle, the group consumer and the dead-letter
+ * producer. A batch goes through three stages, each retried on its own
+ * until it succeeds (create in Redis, send dead letters, commit), so a
+ * Redis or Kafka outage stalls the batch but never skips a message; only
+ * a failed commit is not retried (a rebalance: the next owner gets the
+ * messages again, and the keys make them "existed").
  *
  * Batches overlap: the creates of up to JOBD_STORE_CREATES_SENT batches
  * are on their way to Redis (jobd_store_create_send) while the next is
@@ -39,15 +39,24 @@
  * Backpressure and the embedded broker's key are checked once a second,
  * not per message.
  *
- * The Kafka view (docs/monitor.md, "Kafka view"): once a second, and
- * while a batch waits for its retries, the consumer asks the brokers for
- * the committed offset and the watermarks of each partition it holds
- * (the lag is high watermark - committed offset, whatever was read:
- * while paused or wedged, the read position and the cached watermarks
- * stand still) and publishes them with its messages/s, dead letters of
- * the last VIEW_MINUTES minutes and whether it is paused to Redis
+ * The Kafka view (docs/monitor.md, "Kafka view"): once a second a thread
+ * of its own asks the brokers for the committed offset and the
+ * watermarks of each partition the consumer holds (the lag is high
+ * watermark - committed offset, whatever was read: while paused or
+ * wedged, the read position and the cached watermarks stand still) and
+ * publishes them with the messages/s, dead letters of the last
+ * VIEW_MINUTES minutes and whether the consumer is paused to Redis
  * (jobd_store_kafka_view_put), for VIEW_TTL_MS: a dead instance's view
- * expires, a stopped one's is deleted.
+ * expires, a stopped one's is deleted. That thread has its own Redis
+ * connection and its own Kafka handle (jobd_kafka_offsets): a Redis that
+ * does not answer or a broker slow to tell its offsets (three requests,
+ * up to VIEW_TIMEOUT_MS each) costs the view a refresh, never the
+ * consumer a poll; on the consumer's handle, a slow answer would also
+ * hold back the fetches behind it on the same connection. The consumer
+ * thread only copies, once a second, which partitions it holds and the
+ * brokers' address (both local, under the lock). Before, the refresh ran
+ * on the consumer thread and a Redis outage or a slow broker held
+ * consumption up to 1.5 s of each second.
  */
 #include "config.h"
 
@@ -129,11 +138,21 @@ struct jobd_consumer {
 	atomic_bool stop;
 	pthread_t thread;
 
-	pthread_mutex_t lock; /* guards stats and the view */
+	pthread_mutex_t lock; /* guards stats, the view and what follows */
 	struct jobd_consumer_stats stats;
 	struct view_part view[VIEW_PARTS]; /* the partitions we hold */
 	size_t nview;
 	int64_t view_at; /* mono ms of the last refresh */
+	struct jobd_kafka_partition held[VIEW_PARTS]; /* assigned, as the
+						       * consumer saw last */
+	size_t nheld;
+	char brokers[1024]; /* the consumer's bootstrap list, "" = none */
+
+	/* The view's thread, and what only it uses. */
+	pthread_t view_thread;
+	struct jobd_store *view_st;	    /* its own Redis connection */
+	struct jobd_kafka_offsets *offsets; /* its own Kafka handle */
+	char offsets_brokers[1024];	    /* what OFFSETS was made for */
 
 	/*
 	 * While Redis creates the jobs of the batches SENT (oldest first),
@@ -164,6 +183,10 @@ static void count(struct jobd_consumer *c, uint64_t *field, uint64_t n)
 
 static void disconnect(struct jobd_consumer *c)
 {
+	pthread_mutex_lock(&c->lock);
+	c->nheld = 0;
+	c->brokers[0] = '\0';
+	pthread_mutex_unlock(&c->lock);
 	jobd_kafka_consumer_free(c->kc);
 	jobd_kafka_producer_free(c->dlq);
 	c->kc = NULL;
@@ -208,6 +231,9 @@ static int connect_kafka(struct jobd_consumer *c, char *errstr,
 	}
 	if (c->paused)
 		jobd_kafka_consumer_pause(c->kc, true);
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->brokers, sizeof(c->brokers), "%s", brokers);
+	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
@@ -219,6 +245,8 @@ static int connect_kafka(struct jobd_consumer *c, char *errstr,
  */
 static void backpressure(struct jobd_consumer *c)
 {
+	bool was = c->paused;
+
 	if (!c->paused && c->pending > c->conf->pending_limit) {
 		jobd_info("consumer: %lld jobs pending (limit %lld): pausing",
 			  (long long)c->pending,
@@ -232,6 +260,11 @@ static void backpressure(struct jobd_consumer *c)
 		c->paused = false;
 		if (c->kc)
 			jobd_kafka_consumer_pause(c->kc, false);
+	}
+	if (c->paused != was) {
+		pthread_mutex_lock(&c->lock);
+		c->stats.paused = c->paused;
+		pthread_mutex_unlock(&c->lock);
 	}
 }
 
@@ -294,29 +327,79 @@ static void view_count_dead(struct jobd_consumer *c,
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Copies which partitions KC holds for the view's thread; local. */
+static void view_hold(struct jobd_consumer *c)
+{
+	struct jobd_kafka_partition *kp;
+	size_t n = 0;
+
+	kp = calloc(VIEW_PARTS, sizeof(*kp));
+	if (!kp)
+		return;
+	if (c->kc)
+		jobd_kafka_consumer_assignment(c->kc, kp, VIEW_PARTS, &n);
+	pthread_mutex_lock(&c->lock);
+	memcpy(c->held, kp, n * sizeof(*kp));
+	c->nheld = n;
+	pthread_mutex_unlock(&c->lock);
+	free(kp);
+}
+
 /*
- * Asks the brokers for the offsets of the partitions we hold, keeps them
- * in the view (dropping the partitions no longer ours) and sums the lag
- * for /metrics. Kafka only: also called while Redis is away.
+ * The view's Kafka handle, for the consumer's brokers (BROKERS): made
+ * again when they moved (a new embedded broker). NULL when it cannot be.
+ */
+static struct jobd_kafka_offsets *view_offsets(struct jobd_consumer *c,
+					       const char *brokers)
+{
+	char errstr[512];
+
+	if (c->offsets && strcmp(c->offsets_brokers, brokers) == 0)
+		return c->offsets;
+	jobd_kafka_offsets_free(c->offsets);
+	c->offsets = jobd_kafka_offsets_new(c->conf, brokers, c->conf->group,
+					    errstr, sizeof(errstr));
+	if (!c->offsets) {
+		jobd_debug("consumer: kafka view: %s", errstr);
+		return NULL;
+	}
+	snprintf(c->offsets_brokers, sizeof(c->offsets_brokers), "%s", brokers);
+	return c->offsets;
+}
+
+/*
+ * Asks the brokers for the offsets of the partitions the consumer holds,
+ * keeps them in the view (dropping the partitions no longer ours) and
+ * sums the lag for /metrics. On the view's thread, the lock not held
+ * while asking.
  */
 static void view_refresh(struct jobd_consumer *c)
 {
 	struct jobd_kafka_partition *kp;
-	int64_t now = jobd_util_mono_ms(), lag = -1;
+	struct jobd_kafka_offsets *o;
+	int64_t now, lag = -1;
 	struct view_part *kept;
 	size_t n = 0, nkept = 0;
-	char errstr[512];
+	char errstr[512], brokers[sizeof(c->brokers)];
 
-	if (!c->kc)
-		return;
 	kp = calloc(VIEW_PARTS, sizeof(*kp));
 	kept = calloc(VIEW_PARTS, sizeof(*kept));
 	if (!kp || !kept)
 		goto out;
-	if (jobd_kafka_consumer_partitions(c->kc, kp, VIEW_PARTS, &n,
-					   VIEW_TIMEOUT_MS, errstr,
-					   sizeof(errstr)) < 0)
+	pthread_mutex_lock(&c->lock);
+	memcpy(kp, c->held, c->nheld * sizeof(*kp));
+	n = c->nheld;
+	snprintf(brokers, sizeof(brokers), "%s", c->brokers);
+	pthread_mutex_unlock(&c->lock);
+	if (!brokers[0])
+		goto out; /* the consumer is reconnecting */
+	o = view_offsets(c, brokers);
+	if (!o)
+		goto out;
+	if (jobd_kafka_offsets_ask(o, kp, n, VIEW_TIMEOUT_MS, errstr,
+				   sizeof(errstr)) < 0)
 		jobd_debug("consumer: kafka view: %s", errstr);
+	now = jobd_util_mono_ms();
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct view_part *v = view_of(c, kp[i].topic, kp[i].partition);
@@ -337,7 +420,6 @@ static void view_refresh(struct jobd_consumer *c)
 	c->nview = nkept;
 	c->view_at = now;
 	c->stats.lag = lag;
-	c->stats.paused = c->paused;
 	pthread_mutex_unlock(&c->lock);
 out:
 	free(kp);
@@ -384,7 +466,7 @@ static char *view_json(struct jobd_consumer *c)
 	}
 	json_object_set_new(o, "instance", json_string(c->conf->instance));
 	json_object_set_new(o, "group", json_string(c->conf->group));
-	json_object_set_new(o, "paused", json_boolean(c->paused));
+	json_object_set_new(o, "paused", json_boolean(c->stats.paused));
 	json_object_set_new(o, "lag",
 			    c->stats.lag >= 0 ? json_integer(c->stats.lag) :
 						json_null());
@@ -407,14 +489,31 @@ static void view_publish(struct jobd_consumer *c)
 
 	if (!s)
 		return;
-	if (jobd_store_kafka_view_put(c->st, c->conf->instance, s,
+	if (jobd_store_kafka_view_put(c->view_st, c->conf->instance, s,
 				      VIEW_TTL_MS) < 0)
 		jobd_debug("consumer: cannot publish the kafka view: %s",
-			   jobd_store_errstr(c->st));
+			   jobd_store_errstr(c->view_st));
 	free(s);
 }
 
-/* Once a second: the Kafka view, the embedded broker's key, then
+/* The view's thread: a refresh and a publish each TICK_MS. */
+static void *view_main(void *arg)
+{
+	struct jobd_consumer *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		int64_t next = jobd_util_mono_ms() + TICK_MS;
+
+		view_refresh(c);
+		if (atomic_load(&c->stop))
+			break;
+		view_publish(c);
+		nap(c, (int)(next - jobd_util_mono_ms()));
+	}
+	return NULL;
+}
+
+/* Once a second: what the view needs, the embedded broker's key, then
  * backpressure. */
 static void tick(struct jobd_consumer *c)
 {
@@ -422,8 +521,7 @@ static void tick(struct jobd_consumer *c)
 	char errstr[512];
 	int rc;
 
-	view_refresh(c);
-	view_publish(c);
+	view_hold(c);
 	rc = jobd_kafka_broker_tick(c->broker, errstr, sizeof(errstr));
 	if (rc < 0)
 		jobd_debug("consumer: cannot check the broker key: %s", errstr);
@@ -859,8 +957,6 @@ static void handle_batch(struct jobd_consumer *c, struct batch *b,
 		jobd_warn("consumer: %s: retrying the batch of %zu in %d ms",
 			  errstr, b->n, backoff);
 		count(c, &c->stats.retries, 1);
-		/* /metrics sees the lag grow while the batch waits */
-		view_refresh(c);
 		nap(c, backoff);
 		if (atomic_load(&c->stop))
 			goto abandon; /* uncommitted: consumed again later */
@@ -1050,15 +1146,26 @@ struct jobd_consumer *jobd_consumer_start(const struct jobd_conf *conf,
 	c->st = jobd_store_new(conf, errstr, errstr_size);
 	if (!c->st)
 		goto err_free;
+	c->view_st = jobd_store_new(conf, errstr, errstr_size);
+	if (!c->view_st)
+		goto err_free_store;
 	c->broker = jobd_kafka_broker_new(conf, errstr, errstr_size);
 	if (!c->broker)
-		goto err_free_store;
+		goto err_free_view_store;
 	if (connect_kafka(c, errstr, errstr_size) < 0)
 		goto err_free_broker;
 	err = pthread_create(&c->thread, NULL, thread_main, c);
 	if (err) {
 		snprintf(errstr, errstr_size, "cannot start a thread: %s",
 			 strerror(err));
+		goto err_disconnect;
+	}
+	err = pthread_create(&c->view_thread, NULL, view_main, c);
+	if (err) {
+		snprintf(errstr, errstr_size, "cannot start a thread: %s",
+			 strerror(err));
+		atomic_store(&c->stop, true);
+		pthread_join(c->thread, NULL);
 		goto err_disconnect;
 	}
 	jobd_info("consumer: group \"%s\" on %s, topics %s, %s, %s",
@@ -1069,6 +1176,8 @@ err_disconnect:
 	disconnect(c);
 err_free_broker:
 	jobd_kafka_broker_free(c->broker);
+err_free_view_store:
+	jobd_store_free(c->view_st);
 err_free_store:
 	jobd_store_free(c->st);
 err_free:
@@ -1091,12 +1200,15 @@ void jobd_consumer_stop(struct jobd_consumer *c)
 		return;
 	atomic_store(&c->stop, true);
 	pthread_join(c->thread, NULL);
+	pthread_join(c->view_thread, NULL);
 	/* gone at once, not a TTL later */
-	if (jobd_store_kafka_view_drop(c->st, c->conf->instance) < 0)
+	if (jobd_store_kafka_view_drop(c->view_st, c->conf->instance) < 0)
 		jobd_debug("consumer: cannot delete the kafka view: %s",
-			   jobd_store_errstr(c->st));
+			   jobd_store_errstr(c->view_st));
 	disconnect(c);
+	jobd_kafka_offsets_free(c->offsets);
 	jobd_kafka_broker_free(c->broker);
+	jobd_store_free(c->view_st);
 	jobd_store_free(c->st);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -225,6 +225,24 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
+/* A consumer's conf of GROUP: DEFAULTS, then kafka.*, then group.id. */
+static rd_kafka_conf_t *group_conf(const struct jobd_conf *conf,
+				   const char *brokers,
+				   const char *const *defaults,
+				   const char *group, char *errstr,
+				   size_t errstr_size)
+{
+	rd_kafka_conf_t *kconf =
+		kafka_new_conf(conf, brokers, defaults, errstr, errstr_size);
+
+	if (kconf &&
+	    kafka_set(kconf, "group.id", group, errstr, errstr_size) < 0) {
+		rd_kafka_conf_destroy(kconf);
+		return NULL;
+	}
+	return kconf;
+}
+
 struct jobd_kafka_consumer *
 jobd_kafka_consumer_new(const struct jobd_conf *conf, const char *brokers,
 			const char *group, const char *const *topics,
@@ -262,13 +280,9 @@ jobd_kafka_consumer_new(const struct jobd_conf *conf, const char *brokers,
 		snprintf(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
-	kconf = kafka_new_conf(conf, brokers, defaults, errstr, errstr_size);
+	kconf = group_conf(conf, brokers, defaults, group, errstr, errstr_size);
 	if (!kconf)
 		goto err_free;
-	if (kafka_set(kconf, "group.id", group, errstr, errstr_size) < 0) {
-		rd_kafka_conf_destroy(kconf);
-		goto err_free;
-	}
 	rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
 	rd_kafka_conf_set_opaque(kconf, kc);
 	kc->rk = kafka_new_consumer(kconf, errstr, errstr_size);
@@ -517,7 +531,7 @@ void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc)
  * watermarks, _BEGINNING: the low ones), one request per leader for all
  * of them, into the OUT field of PARTS. 0 or -1 with errstr.
  */
-static int list_offsets(struct jobd_kafka_consumer *kc,
+static int list_offsets(rd_kafka_t *rk,
 			const rd_kafka_topic_partition_list_t *list,
 			int64_t when, struct jobd_kafka_partition *parts,
 			size_t n, bool high, int timeout_ms, char *errstr,
@@ -529,7 +543,7 @@ static int list_offsets(struct jobd_kafka_consumer *kc,
 
 	for (int i = 0; i < q->cnt; i++)
 		q->elems[i].offset = when;
-	err = rd_kafka_offsets_for_times(kc->rk, q, timeout_ms);
+	err = rd_kafka_offsets_for_times(rk, q, timeout_ms);
 	if (err) {
 		snprintf(errstr, errstr_size,
 			 "cannot read the %s watermarks: %s",
@@ -550,46 +564,44 @@ static int list_offsets(struct jobd_kafka_consumer *kc,
 	return 0;
 }
 
-int jobd_kafka_consumer_partitions(struct jobd_kafka_consumer *kc,
-				   struct jobd_kafka_partition *parts,
-				   size_t max, size_t *n, int timeout_ms,
-				   char *errstr, size_t errstr_size)
+/*
+ * The committed offsets (of RK's group) and the watermarks of the N
+ * partitions of PARTS, asked now; the lag from them. 0 or -1 with errstr.
+ */
+static int ask_offsets(rd_kafka_t *rk, struct jobd_kafka_partition *parts,
+		       size_t n, int timeout_ms, char *errstr,
+		       size_t errstr_size)
 {
-	rd_kafka_topic_partition_list_t *list = NULL;
+	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
 	int rc = 0;
 
-	*n = 0;
-	if (rd_kafka_assignment(kc->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    !list)
+	for (size_t i = 0; i < n; i++)
+		parts[i].committed = parts[i].low = parts[i].high =
+			parts[i].lag = -1;
+	if (n == 0)
 		return 0;
-	for (int i = 0; i < list->cnt && *n < max; i++) {
-		struct jobd_kafka_partition *p = &parts[(*n)++];
-
-		snprintf(p->topic, sizeof(p->topic), "%s",
-			 list->elems[i].topic);
-		p->partition = list->elems[i].partition;
-		p->committed = p->low = p->high = p->lag = -1;
-	}
-	if (*n == 0)
-		goto out;
+	list = rd_kafka_topic_partition_list_new((int)n);
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(list, parts[i].topic,
+						  parts[i].partition);
 	/* Three requests however many partitions: a broker that does not
 	 * answer costs at most three timeouts a refresh. */
-	if (list_offsets(kc, list, RD_KAFKA_OFFSET_END, parts, *n, true,
+	if (list_offsets(rk, list, RD_KAFKA_OFFSET_END, parts, n, true,
 			 timeout_ms, errstr, errstr_size) < 0 ||
-	    list_offsets(kc, list, RD_KAFKA_OFFSET_BEGINNING, parts, *n, false,
+	    list_offsets(rk, list, RD_KAFKA_OFFSET_BEGINNING, parts, n, false,
 			 timeout_ms, errstr, errstr_size) < 0) {
 		rc = -1;
 		goto out;
 	}
-	err = rd_kafka_committed(kc->rk, list, timeout_ms);
+	err = rd_kafka_committed(rk, list, timeout_ms);
 	if (err) {
 		snprintf(errstr, errstr_size,
 			 "cannot read the committed offsets: %s",
 			 rd_kafka_err2str(err));
 		rc = -1;
 	}
-	for (size_t i = 0; i < *n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct jobd_kafka_partition *p = &parts[i];
 		int64_t off = list->elems[i].offset;
 
@@ -605,4 +617,84 @@ int jobd_kafka_consumer_partitions(struct jobd_kafka_consumer *kc,
 out:
 	rd_kafka_topic_partition_list_destroy(list);
 	return rc;
+}
+
+void jobd_kafka_consumer_assignment(struct jobd_kafka_consumer *kc,
+				    struct jobd_kafka_partition *parts,
+				    size_t max, size_t *n)
+{
+	rd_kafka_topic_partition_list_t *list = NULL;
+
+	*n = 0;
+	if (rd_kafka_assignment(kc->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    !list)
+		return;
+	for (int i = 0; i < list->cnt && *n < max; i++) {
+		struct jobd_kafka_partition *p = &parts[(*n)++];
+
+		snprintf(p->topic, sizeof(p->topic), "%s",
+			 list->elems[i].topic);
+		p->partition = list->elems[i].partition;
+		p->committed = p->low = p->high = p->lag = -1;
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+int jobd_kafka_consumer_partitions(struct jobd_kafka_consumer *kc,
+				   struct jobd_kafka_partition *parts,
+				   size_t max, size_t *n, int timeout_ms,
+				   char *errstr, size_t errstr_size)
+{
+	jobd_kafka_consumer_assignment(kc, parts, max, n);
+	return ask_offsets(kc->rk, parts, *n, timeout_ms, errstr, errstr_size);
+}
+
+/* --- offsets asked on a handle of their own ---------------------------- */
+
+struct jobd_kafka_offsets {
+	rd_kafka_t *rk; /* a consumer handle that never joins its group */
+};
+
+struct jobd_kafka_offsets *
+jobd_kafka_offsets_new(const struct jobd_conf *conf, const char *brokers,
+		       const char *group, char *errstr, size_t errstr_size)
+{
+	static const char *const defaults[] = {
+		"client.id", "jobd-offsets", "enable.auto.commit",
+		"false",     NULL,
+	};
+	struct jobd_kafka_offsets *o;
+	rd_kafka_conf_t *kconf;
+
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	kconf = group_conf(conf, brokers, defaults, group, errstr, errstr_size);
+	if (!kconf)
+		goto err_free;
+	o->rk = kafka_new_consumer(kconf, errstr, errstr_size);
+	kconf = NULL; /* owned by rk, or freed */
+	if (!o->rk)
+		goto err_free;
+	return o;
+err_free:
+	free(o);
+	return NULL;
+}
+
+int jobd_kafka_offsets_ask(struct jobd_kafka_offsets *o,
+			   struct jobd_kafka_partition *parts, size_t n,
+			   int timeout_ms, char *errstr, size_t errstr_size)
+{
+	return ask_offsets(o->rk, parts, n, timeout_ms, errstr, errstr_size);
+}
+
+void jobd_kafka_offsets_free(struct jobd_kafka_offsets *o)
+{
+	if (!o)
+		return;
+	rd_kafka_destroy(o->rk);
+	free(o);
 }

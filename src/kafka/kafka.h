@@ -2,7 +2,7 @@
  * kafka: every librdkafka call of jobd
  * (CONTRIBUTING.md, "One concept per file").
  *
- * Six things live here:
+ * Seven things live here:
  * - a producer that sends a batch of messages (with headers) and waits for
  *   their delivery reports, saying what became of each: the dead-letter
  *   queue, `jobctl send`, stats, sinks;
@@ -19,6 +19,8 @@
  *   high - 1 without a group): where the stats producer resumes;
  * - a reader of whole partitions from a given offset, without a group:
  *   export from a topic;
+ * - a handle that asks a group's committed offsets and the watermarks
+ *   without joining the group: the Kafka view's, apart from the consumer;
  * - the pass-through of `[kafka] kafka.<property> = value` to librdkafka,
  *   applied after jobd's defaults so SASL/SSL or any tuning works.
  *
@@ -74,6 +76,16 @@ bool jobd_kafka_broker_owned(const struct jobd_kafka_broker *b);
  */
 int jobd_kafka_broker_tick(struct jobd_kafka_broker *b, char *errstr,
 			   size_t errstr_size);
+
+/*
+ * For fault tests (tests/drivers/kafka_driver --slow): the embedded
+ * broker that B runs answers its next N requests of Kafka protocol
+ * API_KEY (e.g. 2 ListOffsets, 9 OffsetFetch) RTT_MS late, each on its
+ * own connection; tops up to N what earlier calls left. 0, or -1 when B
+ * runs no broker.
+ */
+int jobd_kafka_broker_delay(struct jobd_kafka_broker *b, int16_t api_key,
+			    int rtt_ms, size_t n);
 
 /* Deletes our key (so a peer takes over at once) and stops our broker. */
 void jobd_kafka_broker_free(struct jobd_kafka_broker *b);
@@ -373,7 +385,48 @@ int jobd_kafka_consumer_partitions(struct jobd_kafka_consumer *kc,
 				   size_t max, size_t *n, int timeout_ms,
 				   char *errstr, size_t errstr_size);
 
+/*
+ * The partitions assigned to KC now (at most MAX into PARTS, *N set; the
+ * offsets -1): librdkafka's local state, no request. Call from KC's own
+ * thread.
+ */
+void jobd_kafka_consumer_assignment(struct jobd_kafka_consumer *kc,
+				    struct jobd_kafka_partition *parts,
+				    size_t max, size_t *n);
+
 /* Leaves the group (commits nothing) and frees KC. NULL is a no-op. */
 void jobd_kafka_consumer_free(struct jobd_kafka_consumer *kc);
+
+/* --- offsets of a group, asked apart from its consumer ------------------ */
+
+/*
+ * A handle of its own (its own connections to the brokers) that asks
+ * for the committed offsets of GROUP and the watermarks, never joining
+ * the group nor committing: the Kafka view's, so that a slow answer
+ * never waits in front of the consumer's fetches. Used by one thread at
+ * a time.
+ */
+struct jobd_kafka_offsets;
+
+/*
+ * For BROKERS and GROUP (borrowed for the call). Returns NULL with the
+ * reason in errstr. Caller frees with jobd_kafka_offsets_free().
+ */
+struct jobd_kafka_offsets *
+jobd_kafka_offsets_new(const struct jobd_conf *conf, const char *brokers,
+		       const char *group, char *errstr, size_t errstr_size);
+
+/*
+ * Fills the offsets and the lag of the N partitions of PARTS (topic and
+ * partition set), as jobd_kafka_consumer_partitions() does, each request
+ * waiting at most TIMEOUT_MS. 0, or -1 with errstr (PARTS then holds what
+ * was read, -1 for the rest).
+ */
+int jobd_kafka_offsets_ask(struct jobd_kafka_offsets *o,
+			   struct jobd_kafka_partition *parts, size_t n,
+			   int timeout_ms, char *errstr, size_t errstr_size);
+
+/* NULL is a no-op. */
+void jobd_kafka_offsets_free(struct jobd_kafka_offsets *o);
 
 #endif

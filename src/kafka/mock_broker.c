@@ -272,6 +272,25 @@ int jobd_kafka_broker_tick(struct jobd_kafka_broker *b, char *errstr,
 	return 1;
 }
 
+int jobd_kafka_broker_delay(struct jobd_kafka_broker *b, int16_t api_key,
+			    int rtt_ms, size_t n)
+{
+	size_t have = 0;
+
+	if (!b->mc)
+		return -1;
+	/* broker 1: the embedded cluster has one */
+	if (rd_kafka_mock_broker_error_stack_cnt(b->mc, 1, api_key, &have) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	for (; have < n; have++)
+		if (rd_kafka_mock_broker_push_request_error_rtts(
+			    b->mc, 1, api_key, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
+			    rtt_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+			return -1;
+	return 0;
+}
+
 void jobd_kafka_broker_free(struct jobd_kafka_broker *b)
 {
 	if (!b)

@@ -6,6 +6,9 @@
  *	                                    embedded broker)
  *	kafka_driver -c CONF --broker-only  only run or join the embedded
  *	                                    broker, refreshing its key
+ *	    [--slow MS]                     ... and answer every request for
+ *	                                    offsets (ListOffsets, OffsetFetch)
+ *	                                    MS late: a slow broker
  *
  * Stand-in until src/jobd.c starts jobd_consumer_start for role consume.
  */
@@ -13,6 +16,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/conf.h"
@@ -22,7 +26,8 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: kafka_driver -c CONF [--broker-only]\n");
+	fprintf(stderr,
+		"usage: kafka_driver -c CONF [--broker-only [--slow MS]]\n");
 	return 2;
 }
 
@@ -33,7 +38,13 @@ static int wait_signal(const sigset_t *set, int ms)
 	return sigtimedwait(set, NULL, &ts);
 }
 
-static int broker_only(const struct jobd_conf *conf, const sigset_t *set)
+/* Kafka protocol API keys of the requests for offsets. */
+#define API_LIST_OFFSETS 2
+#define API_OFFSET_FETCH 9
+#define SLOW_DEPTH 1000 /* delayed answers kept queued */
+
+static int broker_only(const struct jobd_conf *conf, const sigset_t *set,
+		       int slow_ms)
 {
 	struct jobd_kafka_broker *b;
 	char errstr[512];
@@ -43,9 +54,20 @@ static int broker_only(const struct jobd_conf *conf, const sigset_t *set)
 		fprintf(stderr, "kafka_driver: %s\n", errstr);
 		return 1;
 	}
-	while (wait_signal(set, 1000) < 0)
+	do {
+		if (slow_ms > 0 &&
+		    (jobd_kafka_broker_delay(b, API_LIST_OFFSETS, slow_ms,
+					     SLOW_DEPTH) < 0 ||
+		     jobd_kafka_broker_delay(b, API_OFFSET_FETCH, slow_ms,
+					     SLOW_DEPTH) < 0)) {
+			fprintf(stderr, "kafka_driver: --slow: this process "
+					"runs no embedded broker\n");
+			jobd_kafka_broker_free(b);
+			return 1;
+		}
 		if (jobd_kafka_broker_tick(b, errstr, sizeof(errstr)) < 0)
 			jobd_warn("broker: %s", errstr);
+	} while (wait_signal(set, 1000) < 0);
 	jobd_kafka_broker_free(b);
 	return 0;
 }
@@ -57,6 +79,7 @@ int main(int argc, char **argv)
 	struct jobd_conf *conf;
 	const char *path = NULL;
 	bool only_broker = false;
+	int slow_ms = 0;
 	char errstr[512];
 	sigset_t set;
 	int rc = 0;
@@ -66,6 +89,8 @@ int main(int argc, char **argv)
 			path = argv[++i];
 		else if (strcmp(argv[i], "--broker-only") == 0)
 			only_broker = true;
+		else if (strcmp(argv[i], "--slow") == 0 && i + 1 < argc)
+			slow_ms = atoi(argv[++i]);
 		else
 			return usage();
 	}
@@ -80,7 +105,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (only_broker) {
-		rc = broker_only(conf, &set);
+		rc = broker_only(conf, &set, slow_ms);
 		jobd_conf_free(conf);
 		return rc;
 	}

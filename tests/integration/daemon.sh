@@ -37,10 +37,11 @@ at_least() {
 }
 
 # conf TYPE-SECTION TOKEN LEVEL WORKERS [BROKEN]: writes daemon.conf,
-# mode 600 as it holds a token (a readable one is a warning, logged
-# before [log] format applies).
+# mode 644 though it holds a token: the warning that it is readable comes
+# while the file is read, at start and at each reload, before [log]
+# format = json applies, and must be JSON too.
 conf() {
-	install -m 600 /dev/null "$dir/daemon.conf"
+	install -m 644 /dev/null "$dir/daemon.conf"
 	cat >"$dir/daemon.conf" <<CONF
 [engine]
 roles = work,http
@@ -78,6 +79,9 @@ curl -sf "$base/api/types" >/dev/null || fail "READY=1 before the monitor served
 assert_eq "bound READY=1;STATUS=running" "$(head -n 2 "$dir/notify.log" | paste -sd ' ')" \
 	"READY=1 first"
 wait_for 10 "three WATCHDOG=1 pings" at_least 3 '^WATCHDOG=1$' "$dir/notify.log"
+# The warning of the loader, before [log] was read, is a JSON line.
+readable='.level == "warn" and (.msg | contains("daemon.conf:7: warning: a secret in a file that group or others may read (mode 0644)"))'
+logged "$readable" || fail "no JSON warning for the readable token: $(head -n 3 "$dir/daemon.log")"
 
 # --- SIGHUP: a new type, new tokens, a key that needs a restart ----------
 post tok1 report
@@ -122,6 +126,9 @@ conf "$(printf '[type.report]\nhandler = noop')" tok2 warn 3
 kill -HUP "${jobd_pids[daemon]}"
 wait_for 10 "the restart warning at level warn" at_least 2 'workers changed' "$dir/daemon.log"
 assert_eq 2 "$(grep -c '"reloaded ' "$dir/daemon.log")" "info lines dropped at level warn"
+# At start and at each of the four reloads but the refused one.
+assert_eq 4 "$(jq -c "select($readable)" "$dir/daemon.log" | wc -l)" \
+	"readable-token warnings, start and reloads"
 
 # --- STOPPING=1 last; every line is one JSON object -----------------------
 stop_jobd daemon
@@ -137,7 +144,9 @@ logged '.subsystem == "http" and (.msg | startswith("monitor on "))' ||
 # --- an abstract socket; --log-format json over a text config -------------
 abstract=@jobd-test-$$-$RANDOM
 listen "$abstract" "$dir/abstract.log"
-printf '[engine]\nroles = work\nworkers = 1\n' >"$dir/abstract.conf"
+# an unknown key: a warning while the file is read, before --log-format
+# could apply if it were not held
+printf '[engine]\nroles = work\nworkers = 1\nbogus = 1\n' >"$dir/abstract.conf"
 NOTIFY_SOCKET=$abstract "$jobd_bin" -c "$dir/abstract.conf" --log-format json \
 	>"$dir/abstract.out" 2>&1 &
 pid=$!
@@ -148,6 +157,15 @@ wait "$pid" || fail "jobd exited with $? at SIGTERM: $(cat "$dir/abstract.out")"
 assert_eq STOPPING=1 "$(tail -n 1 "$dir/abstract.log")" "STOPPING=1 on the abstract socket"
 jq -e -s 'length > 2 and all(.level and .msg)' "$dir/abstract.out" >/dev/null ||
 	fail "--log-format json: $(cat "$dir/abstract.out")"
+jq -e -s 'any(.level == "warn" and (.msg | endswith("abstract.conf:4: warning: unknown key \"bogus\" in [engine]; ignored")))' \
+	"$dir/abstract.out" >/dev/null 2>&1 ||
+	fail "--log-format json: no JSON warning for the unknown key: $(head -n 3 "$dir/abstract.out")"
+# A file that does not load: its error follows --log-format too.
+printf '[engine]\nlease = 5x\n' >"$dir/broken.conf"
+"$jobd_bin" -c "$dir/broken.conf" --log-format json 2>"$dir/broken.out" &&
+	fail "a broken file accepted"
+jq -e -s 'length == 1 and .[0].level == "error" and (.[0].msg | endswith("broken.conf:2: bad duration \"5x\" for [engine] lease: use a number with ms, s, m, h or d"))' \
+	"$dir/broken.out" >/dev/null 2>&1 || fail "--log-format json, a broken file: $(cat "$dir/broken.out")"
 "$jobd_bin" --log-format yaml 2>"$dir/usage.out" && fail "--log-format yaml accepted"
 assert_contains "$(cat "$dir/usage.out")" 'bad --log-format "yaml": use text or json' "bad format"
 echo "PASS: daemon"
