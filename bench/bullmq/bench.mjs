@@ -2,8 +2,8 @@
 //
 //   node bench.mjs worker SOCKET CONC N SLEEP_MS RECORD_FILE TIMEOUT_MS
 //       a Worker of queue "bench" with concurrency CONC and a processor
-//       that does nothing (or sleeps SLEEP_MS). Prints "ready" once
-//       connected, then exits after N completions (or TIMEOUT_MS) printing
+//       that does nothing (or sleeps SLEEP_MS). Prints "ready START_MS"
+//       once connected (START_MS: when it began to take jobs), then exits after N completions (or TIMEOUT_MS) printing
 //       "END_MS COMPLETED". RECORD_FILE ("-" = none) gets one line per job:
 //       "KIND TIMESTAMP PROCESSED_ON" (ms; job.timestamp is set when the
 //       job is added, processedOn when it moved to active).
@@ -45,8 +45,9 @@ async function worker(conc, n, sleepMs, recordFile, timeoutMs) {
 	});
 	w.on('error', (err) => console.error(`bullmq worker: ${err.message}`));
 	await w.waitUntilReady();
+	const startMs = Date.now();
 	w.run();
-	console.log('ready');
+	console.log(`ready ${startMs}`);
 	const timer = setTimeout(done, timeoutMs);
 	await finished;
 	const end = Date.now();
