@@ -1,7 +1,8 @@
 /*
  * jobd: the daemon. Loads the configuration, starts the roles it names
- * (consume, work, stats, http), and on SIGTERM or SIGINT stops them
- * gracefully and exits 0.
+ * (consume, work, stats, http; with work, the ticker of the
+ * [schedule.NAME] sections, engine/scheduler.h), and on SIGTERM or SIGINT
+ * stops them gracefully and exits 0.
  *
  * Signals are blocked in every thread (the mask is set before any thread
  * starts) and read from a signalfd by the main thread, so no code runs in

@@ -1250,7 +1250,8 @@ static int enter_section(struct parser *p, const char *name)
 		if (!conf->schedules[idx].line) {
 			conf->schedules[idx].line = p->lineno;
 			conf->schedules[idx].enabled = true;
-			if (set_str(&conf->schedules[idx].timezone, "UTC") < 0 ||
+			if (set_str(&conf->schedules[idx].timezone, "UTC") <
+				    0 ||
 			    set_str(&conf->schedules[idx].payload, "{}") < 0 ||
 			    set_str(&conf->schedules[idx].catch_up, "latest") <
 				    0)
@@ -1723,7 +1724,8 @@ static void check_schedule(struct parser *p, struct jobd_schedule_conf *s)
 	j = json_loads(s->payload, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
 		       &e);
 	if (!j)
-		fail(p, s->payload_line, "write the payload as JSON on one line",
+		fail(p, s->payload_line,
+		     "write the payload as JSON on one line",
 		     "[schedule.%s] payload is not valid JSON: %s at byte %d",
 		     s->name, e.text, e.position);
 	json_decref(j);
@@ -1735,8 +1737,7 @@ static void check_schedule(struct parser *p, struct jobd_schedule_conf *s)
 		s->catch_up_mode = JOBD_CATCH_UP_ALL;
 	else
 		fail(p, s->catch_up_line, "use latest, none or all",
-		     "[schedule.%s] bad catch_up \"%s\"", s->name,
-		     s->catch_up);
+		     "[schedule.%s] bad catch_up \"%s\"", s->name, s->catch_up);
 }
 
 static int schedule_cmp(const void *a, const void *b)

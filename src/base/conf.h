@@ -102,13 +102,13 @@ enum jobd_catch_up {
  * (docs/schedules.md). */
 struct jobd_schedule_conf {
 	char *name;
-	char *cron;	    /* the expression as written, "0 9 * * MON-FRI" */
-	char *timezone;	    /* IANA name, default "UTC" */
-	char *type;	    /* job type submitted; a type of the conf */
-	char *payload;	    /* JSON text, default "{}" */
-	bool low_priority;  /* default no */
-	bool enabled;	    /* default yes */
-	char *catch_up;	    /* "latest" (default), "none" or "all" */
+	char *cron;	   /* the expression as written, "0 9 * * MON-FRI" */
+	char *timezone;	   /* IANA name, default "UTC" */
+	char *type;	   /* job type submitted; a type of the conf */
+	char *payload;	   /* JSON text, default "{}" */
+	bool low_priority; /* default no */
+	bool enabled;	   /* default yes */
+	char *catch_up;	   /* "latest" (default), "none" or "all" */
 	enum jobd_catch_up catch_up_mode; /* parsed catch_up */
 	struct jobd_cron expr;		  /* parsed cron */
 	struct jobd_tz *tz;		  /* loaded timezone, owned */

@@ -24,11 +24,11 @@
 #include "base/log.h"
 #include "base/util.h"
 
-#define POLL_MS 1000	     /* longest sleep between two passes */
-#define BACKOFF_MIN_MS 100   /* while Redis is away */
+#define POLL_MS 1000	   /* longest sleep between two passes */
+#define BACKOFF_MIN_MS 100 /* while Redis is away */
 #define BACKOFF_MAX_MS 5000
-#define ALL_PER_STEP 100     /* catch_up = all: jobs per step at most */
-#define WALK_MAX 1000000     /* ticks counted when skipping at most */
+#define ALL_PER_STEP 100 /* catch_up = all: jobs per step at most */
+#define WALK_MAX 1000000 /* ticks counted when skipping at most */
 #define DAY_MS INT64_C(86400000)
 
 struct jobd_scheduler {
@@ -63,14 +63,15 @@ static int fire(struct jobd_store *st, const struct jobd_schedule_conf *sc,
 	*job = out.id;
 	jobd_util_iso(tick, when);
 	if (out.error[0])
-		jobd_error("scheduler: [schedule.%s] tick %s: job refused: %s", sc->name,
-			   when, out.error);
+		jobd_error("scheduler: [schedule.%s] tick %s: job refused: %s",
+			   sc->name, when, out.error);
 	else if (out.existed)
-		jobd_debug("scheduler: [schedule.%s] tick %s: job %lld already created",
-			   sc->name, when, (long long)out.id);
+		jobd_debug(
+			"scheduler: [schedule.%s] tick %s: job %lld already created",
+			sc->name, when, (long long)out.id);
 	else
-		jobd_info("scheduler: [schedule.%s] tick %s: job %lld created", sc->name,
-			  when, (long long)out.id);
+		jobd_info("scheduler: [schedule.%s] tick %s: job %lld created",
+			  sc->name, when, (long long)out.id);
 	return 0;
 }
 
@@ -85,8 +86,7 @@ static int64_t latest_tick(const struct jobd_schedule_conf *sc, int64_t first,
 	int64_t last = first, t;
 
 	*count = 1;
-	while ((t = jobd_cron_next(&sc->expr, sc->tz, last)) >= 0 &&
-	       t <= now) {
+	while ((t = jobd_cron_next(&sc->expr, sc->tz, last)) >= 0 && t <= now) {
 		last = t;
 		if (++*count >= WALK_MAX) {
 			/* Only the latest matters from here on. */
@@ -116,11 +116,12 @@ int jobd_scheduler_step(struct jobd_store *st,
 		/* Never seen: from now on, nothing of the past. */
 		rc = jobd_store_schedule_mark(st, sc->name, now, 0, 0, 0);
 		if (rc == 1)
-			jobd_info("scheduler: [schedule.%s] new, first tick at %s",
-				  sc->name,
-				  jobd_util_iso(jobd_cron_next(&sc->expr,
-							       sc->tz, now),
-						when));
+			jobd_info(
+				"scheduler: [schedule.%s] new, first tick at %s",
+				sc->name,
+				jobd_util_iso(jobd_cron_next(&sc->expr, sc->tz,
+							     now),
+					      when));
 		return rc < 0 ? rc : 0;
 	}
 	first = jobd_cron_next(&sc->expr, sc->tz, state.tick);
@@ -148,21 +149,22 @@ int jobd_scheduler_step(struct jobd_store *st,
 	    now - last > JOBD_SCHEDULE_GRACE_MS) {
 		rc = jobd_store_schedule_mark(st, sc->name, last, 0, 0, count);
 		if (rc == 1)
-			jobd_warn("scheduler: [schedule.%s] %lld missed tick%s skipped, the "
-				  "latest %s (catch_up = none)",
-				  sc->name, (long long)count,
-				  count == 1 ? "" : "s", when);
+			jobd_warn(
+				"scheduler: [schedule.%s] %lld missed tick%s skipped, the "
+				"latest %s (catch_up = none)",
+				sc->name, (long long)count,
+				count == 1 ? "" : "s", when);
 		return rc < 0 ? rc : 0;
 	}
 	if ((rc = fire(st, sc, last, &job)) < 0)
 		return rc;
-	rc = jobd_store_schedule_mark(st, sc->name, last, last, job,
-				      count - 1);
+	rc = jobd_store_schedule_mark(st, sc->name, last, last, job, count - 1);
 	if (rc == 1 && count > 1)
-		jobd_warn("scheduler: [schedule.%s] %lld missed tick%s skipped, fired the "
-			  "latest, %s (catch_up = latest)",
-			  sc->name, (long long)(count - 1),
-			  count == 2 ? "" : "s", when);
+		jobd_warn(
+			"scheduler: [schedule.%s] %lld missed tick%s skipped, fired the "
+			"latest, %s (catch_up = latest)",
+			sc->name, (long long)(count - 1), count == 2 ? "" : "s",
+			when);
 	return rc < 0 ? rc : 0;
 }
 
@@ -291,8 +293,7 @@ static json_t *time_json(int64_t ms)
 
 static const char *const catch_up_names[] = { "latest", "none", "all" };
 
-json_t *jobd_schedules_json(const struct jobd_conf *conf,
-			    struct jobd_store *st)
+json_t *jobd_schedules_json(const struct jobd_conf *conf, struct jobd_store *st)
 {
 	json_t *arr = json_array();
 	int64_t now;
@@ -316,18 +317,18 @@ json_t *jobd_schedules_json(const struct jobd_conf *conf,
 
 			if (rc == JOBD_STORE_ERR_REDIS)
 				goto err;
-			last = json_pack(
-				"{s:I, s:s?, s:o}", "id", (json_int_t)state.job,
-				"status",
-				job ? jobd_status_names[job->status] : NULL,
-				"tick", time_json(state.fired));
+			last = json_pack("{s:I, s:s?, s:o}", "id",
+					 (json_int_t)state.job, "status",
+					 job ? jobd_status_names[job->status] :
+					       NULL,
+					 "tick", time_json(state.fired));
 			jobd_job_free(job);
 		}
-		next = sc->enabled ? jobd_cron_next(&sc->expr, sc->tz,
-						    state.tick > now ?
-							    state.tick :
-							    now) :
-				     -1;
+		next = sc->enabled ?
+			       jobd_cron_next(&sc->expr, sc->tz,
+					      state.tick > now ? state.tick :
+								 now) :
+			       -1;
 		o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:b, s:s, s:o, "
 			      "s:o, s:I}",
 			      "name", sc->name, "cron", sc->cron, "timezone",
