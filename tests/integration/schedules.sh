@@ -21,9 +21,6 @@ set -euo pipefail
 
 need redis-server redis-cli curl jq
 need_jobd
-so=$top_builddir/src/store/module/jobd.so
-[ -f "$so" ] || fail "missing $so (make builds it)"
-
 dir=$(mktemp -d /tmp/jobd-sched.XXXXXX) || fail "cannot create a temp dir"
 on_exit "rm -rf '$dir'"
 
@@ -56,17 +53,7 @@ assert_eq 1 "$rc" "a start with a cron that never fires exits"
 assert_contains "$(cat "$dir/never.err")" "never.conf:2: [schedule.x] cron: cron expression \"0 0 31 2 *\" never fires"
 
 # 2. The store with the test clock; two instances.
-clock=test-clock
-[ "${JOBD_TEST_MODULE:-yes}" = no ] && clock=test-clock-only
-echo "loadmodule $so $clock" >"$dir/clock.conf"
-JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$dir/redis" --conf "$dir/clock.conf") ||
-	fail "cannot start redis-server with the test clock (log: $dir/redis/redis.log)"
-on_exit "'$top_srcdir/scripts/redis' stop '$dir/redis'"
-export JOBD_REDIS
-
-set_clock() {
-	rcli jobd.testclock "$1" >/dev/null || fail "JOBD.TESTCLOCK $1 refused"
-}
+start_redis_test_clock "$dir"
 
 # 2026-01-05T12:00:00Z, a Monday.
 t0=1767614400000
