@@ -13,7 +13,9 @@
 #     earlier one again;
 #  4. after an outage of every instance (3.5 hours of the store's clock),
 #     catch_up = latest fires the latest missed tick once, none fires
-#     nothing, all fires each missed tick; the missed count is kept;
+#     nothing, all fires each missed tick; the missed count is kept; after
+#     Redis was unreachable (SIGSTOP) with the tickers running and three
+#     ticks passed, the latest fires once and both instances live on;
 #  5. jobctl schedules and GET /api/schedules show the next run and the
 #     last job with its status.
 set -euo pipefail
@@ -190,14 +192,36 @@ assert_eq "$t0 $((t0 + h)) $((t0 + 2 * h)) $((t0 + 3 * h))" "$(ticks hourly_all)
 # A disabled schedule fires nothing, ever.
 [ -z "$(rcli keys 'jobd:key:schedule:off:*')" ] || fail "a disabled schedule fired"
 
+# 4b. Redis unreachable (stopped, SIGSTOP) while the tickers run, then
+# back with three minutely ticks missed: the latest fires once.
+redis_pid=$(cat "$dir/redis/redis.pid")
+kill -STOP "$redis_pid"
+on_exit "kill -CONT $redis_pid 2>/dev/null"
+sleep 7
+kill -CONT "$redis_pid"
+m33=$((t0 + 3 * h + 33 * 60000))
+set_clock $((m33 + 30000)) # 15:33:30
+wait_for 20 "the minutely job of 15:33 after Redis came back" \
+	eval "[ \"\$(rcli get jobd:key:schedule:minutely:$m33)\" != '' ]"
+sleep 3
+for name in a b; do
+	kill -0 "${jobd_pids[$name]}" 2>/dev/null || fail "jobd $name died while Redis was away"
+done
+grep -q "scheduler: .*retrying" "$dir/a.log" "$dir/b.log" ||
+	fail "no ticker noticed that Redis was away"
+assert_eq 6 "$(count every_minute)" "minutely jobs after Redis came back"
+assert_eq "$m33" "$(ticks every_minute | awk '{ print $NF }')" \
+	"the latest tick missed while Redis was away fired"
+assert_eq 208 "$(rcli hget jobd:schedule:minutely missed)" "15:31 and 15:32 skipped"
+
 # 5. jobctl schedules and GET /api/schedules.
 out=$(jobctl schedules)
-assert_contains "$out" "minutely             * * * * *        UTC                2026-01-05 15:31:00"
+assert_contains "$out" "minutely             * * * * *        UTC                2026-01-05 15:34:00"
 assert_contains "$out" "(disabled)"
 last=$(jobctl list --type every_minute --limit 1 --json | jq -r '.jobs[0].id')
 wait_job 10 "$last" '.status == "finished"'
 json=$(jobctl schedules --json)
-assert_eq "minutely $last finished 2026-01-05T15:30:00.000Z" \
+assert_eq "minutely $last finished 2026-01-05T15:33:00.000Z" \
 	"$(jq -r '.[] | select(.name == "minutely") | "\(.name) \(.last.id) \(.last.status) \(.last.tick)"' <<<"$json")" \
 	"jobctl schedules --json, minutely"
 assert_eq "Europe/Paris latest none all" \
