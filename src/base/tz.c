@@ -16,7 +16,6 @@
 #include "base/tz.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,18 +42,6 @@ struct jobd_tz {
 	bool has_dst;	  /* rule: it has a daylight period */
 	struct rule_date start, end; /* rule: daylight from start to end */
 };
-
-static void set_error(char *errstr, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_error(char *errstr, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(errstr, size, fmt, ap);
-	va_end(ap);
-}
 
 static uint32_t be32(const unsigned char *p)
 {
@@ -347,24 +334,24 @@ struct jobd_tz *jobd_tz_load(const char *name, char *errstr, size_t errstr_size)
 		dir = JOBD_TZ_DIR;
 	tz = calloc(1, sizeof(*tz));
 	if (!tz || !(tz->name = strdup(name))) {
-		set_error(errstr, errstr_size, "out of memory");
+		snprintf(errstr, errstr_size, "out of memory");
 		goto err;
 	}
 	if (strcmp(name, "UTC") == 0)
 		return tz;
 	if (!valid_name(name)) {
-		set_error(errstr, errstr_size,
-			  "bad time zone \"%s\": use an IANA name such as "
-			  "Europe/Paris or UTC",
-			  name);
+		snprintf(errstr, errstr_size,
+			 "bad time zone \"%s\": use an IANA name such as "
+			 "Europe/Paris or UTC",
+			 name);
 		goto err;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	rc = read_all(path, &buf, &len);
 	if (rc < 0) {
-		set_error(errstr, errstr_size,
-			  "unknown time zone \"%s\": cannot read %s: %s", name,
-			  path, strerror(-rc));
+		snprintf(errstr, errstr_size,
+			 "unknown time zone \"%s\": cannot read %s: %s", name,
+			 path, strerror(-rc));
 		goto err;
 	}
 	if (parse_block(tz, buf, len, 4, &used) < 0)
@@ -393,8 +380,8 @@ struct jobd_tz *jobd_tz_load(const char *name, char *errstr, size_t errstr_size)
 	return tz;
 
 err_bad:
-	set_error(errstr, errstr_size,
-		  "bad time zone \"%s\": %s is not a TZif file", name, path);
+	snprintf(errstr, errstr_size,
+		 "bad time zone \"%s\": %s is not a TZif file", name, path);
 err:
 	free(buf);
 	jobd_tz_free(tz);
