@@ -23,6 +23,7 @@
 #include "base/job.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "engine/scheduler.h"
 #include "kafka/kafka.h"
 #include "revision.h"
 #include "store/statsjson.h"
@@ -60,6 +61,7 @@ static int usage(FILE *f, int rc)
 		"  stats [--since D] [--type T] [--json]\n"
 		"  send TOPIC JSON\n"
 		"  fsck [--repair]\n"
+		"  schedules [--json]\n"
 		"\n"
 		"Without -c, $JOBD_CONFIG names the config file; without it,\n"
 		"built-in defaults. JOBD_REDIS overrides the Redis address.\n");
@@ -85,6 +87,7 @@ static int bad_usage(char **argv, bool option)
 		{ "low-priority", "low-priority ID... [--off]" },
 		{ "send", "send TOPIC JSON" },
 		{ "fsck", "fsck [--repair]" },
+		{ "schedules", "schedules [--json]" },
 	};
 	const char *form = "COMMAND ID...";
 
@@ -1066,6 +1069,82 @@ static int cmd_fsck(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/* --- schedules ----------------------------------------------------------- */
+
+/* "2026-11-28T14:39:00.000Z" -> "2026-11-28 14:39:00", "-" for null. */
+static void fmt_iso(const json_t *v, char *buf, size_t size)
+{
+	const char *s = json_string_value(v);
+
+	if (!s)
+		snprintf(buf, size, "-");
+	else
+		snprintf(buf, size, "%.10s %.8s", s, s + 11);
+}
+
+static int cmd_schedules(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	json_t *list, *s;
+	size_t i;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'j')
+			return bad_usage(argv, true);
+		json = true;
+	}
+	if (optind != argc)
+		return bad_usage(argv, false);
+	if ((rc = connect_store(ctl)))
+		return rc;
+	list = jobd_schedules_json(ctl->conf, ctl->st);
+	if (!list)
+		return store_failed(ctl);
+	if (json) {
+		print_json(list); /* frees it */
+		return 0;
+	}
+	printf("%-20s %-16s %-18s %-19s %-8s %-19s %s\n", "NAME", "CRON",
+	       "TIMEZONE", "NEXT RUN (UTC)", "LAST JOB", "LAST TICK (UTC)",
+	       "STATUS");
+	json_array_foreach(list, i, s)
+	{
+		const json_t *last = json_object_get(s, "last");
+		char next[32], tick[32], job[24] = "-";
+		const char *status = "-";
+
+		fmt_iso(json_object_get(s, "next_run"), next, sizeof(next));
+		fmt_iso(json_object_get(last, "tick"), tick, sizeof(tick));
+		if (json_is_object(last)) {
+			snprintf(job, sizeof(job), "%lld",
+				 (long long)json_integer_value(
+					 json_object_get(last, "id")));
+			status = json_string_value(
+				json_object_get(last, "status"));
+			if (!status)
+				status = "(deleted)";
+		}
+		if (!json_is_true(json_object_get(s, "enabled")))
+			snprintf(next, sizeof(next), "(disabled)");
+		printf("%-20s %-16s %-18s %-19s %-8s %-19s %s\n",
+		       json_string_value(json_object_get(s, "name")),
+		       json_string_value(json_object_get(s, "cron")),
+		       json_string_value(json_object_get(s, "timezone")), next,
+		       job, tick, status);
+	}
+	if (!json_array_size(list))
+		printf("(no [schedule.NAME] in %s)\n",
+		       ctl->conf->path ? ctl->conf->path :
+					 "the built-in configuration");
+	json_decref(list);
+	return 0;
+}
+
 /* --- operations -------------------------------------------------------- */
 
 static int cmd_op(struct ctl *ctl, const char *name, int argc, char **argv)
@@ -1227,6 +1306,8 @@ int main(int argc, char **argv)
 		rc = cmd_send(&ctl, argc, argv);
 	else if (strcmp(cmd, "fsck") == 0)
 		rc = cmd_fsck(&ctl, argc, argv);
+	else if (strcmp(cmd, "schedules") == 0)
+		rc = cmd_schedules(&ctl, argc, argv);
 	else {
 		rc = -1;
 		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)

@@ -1,7 +1,8 @@
 /*
  * jobd: the daemon. Loads the configuration, starts the roles it names
- * (consume, work, stats, http), and on SIGTERM or SIGINT stops them
- * gracefully and exits 0.
+ * (consume, work, stats, http; with work, the ticker of the
+ * [schedule.NAME] sections, engine/scheduler.h), and on SIGTERM or SIGINT
+ * stops them gracefully and exits 0.
  *
  * Signals are blocked in every thread (the mask is set before any thread
  * starts) and read from a signalfd by the main thread, so no code runs in
@@ -44,6 +45,7 @@
 #include "base/log.h"
 #include "base/notify.h"
 #include "base/util.h"
+#include "engine/scheduler.h"
 #include "engine/worker.h"
 #include "handlers/builtin.h"
 #include "handlers/cleanup.h"
@@ -182,6 +184,12 @@ static void *start_workers(const struct jobd_conf *conf, char *errstr,
 	return jobd_workers_start(conf, errstr, size);
 }
 
+static void *start_scheduler(const struct jobd_conf *conf, char *errstr,
+			     size_t size)
+{
+	return jobd_scheduler_start(conf, errstr, size);
+}
+
 static void *start_consumer(const struct jobd_conf *conf, char *errstr,
 			    size_t size)
 {
@@ -281,6 +289,7 @@ int main(int argc, char **argv)
 	struct jobd_consumer *consumer = NULL;
 	struct jobd_http *http = NULL;
 	struct jobd_stats_producer *stats = NULL;
+	struct jobd_scheduler *scheduler = NULL;
 	struct jobd_store *st;
 	char errstr[512], roles[64] = "";
 	sigset_t mask;
@@ -394,6 +403,12 @@ int main(int argc, char **argv)
 	if (conf->role_work && !(workers = start_role("workers", start_workers,
 						      conf, sfd, &sig, &rc)))
 		goto out_roles;
+	/* The schedules' ticker runs wherever jobs are worked
+	 * (docs/schedules.md, "Which instances tick"). */
+	if (conf->role_work && conf->schedules_count &&
+	    !(scheduler = start_role("scheduler", start_scheduler, conf, sfd,
+				     &sig, &rc)))
+		goto out_roles;
 	if (conf->role_consume &&
 	    !(consumer = start_role("consumer", start_consumer, conf, sfd, &sig,
 				    &rc)))
@@ -432,11 +447,13 @@ int main(int argc, char **argv)
 	jobd_notify("STOPPING=1");
 
 out_roles:
-	/* Reverse order of start: http, stats, consume, then work. */
+	/* Reverse order of start: http, stats, consume, the scheduler, then
+	 * work. */
 	jobd_http_set_sources(http, NULL, NULL);
 	jobd_http_stop(http);
 	jobd_stats_producer_stop(stats);
 	jobd_consumer_stop(consumer);
+	jobd_scheduler_stop(scheduler);
 	jobd_workers_stop(workers);
 	if (sig)
 		jobd_info("stopped");

@@ -175,6 +175,29 @@ stop_redis() {
 	JOBD_TEST_REDIS_DIR=
 }
 
+# start_redis_test_clock DIR: a redis-server in DIR/redis with jobd's
+# module and its test clock (src/store/module/testclock.c; the clock
+# without jobd's commands when JOBD_TEST_MODULE=no, so that every
+# transition runs in Lua); exports JOBD_REDIS. Move the clock with
+# set_clock.
+start_redis_test_clock() {
+	local so=$top_builddir/src/store/module/jobd.so clock=test-clock
+
+	[ -f "$so" ] || fail "missing $so (make builds it)"
+	[ "${JOBD_TEST_MODULE:-yes}" = no ] && clock=test-clock-only
+	echo "loadmodule $so $clock" >"$1/clock.conf"
+	JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$1/redis" --conf "$1/clock.conf") ||
+		fail "cannot start redis-server with the test clock (log: $1/redis/redis.log)"
+	on_exit "'$top_srcdir/scripts/redis' stop '$1/redis'"
+	export JOBD_REDIS
+}
+
+# set_clock MS: the test clock jumps to MS (ms since the epoch) and runs
+# on at the real pace from there.
+set_clock() {
+	rcli jobd.testclock "$1" >/dev/null || fail "JOBD.TESTCLOCK $1 refused"
+}
+
 jobctl() {
 	"$top_builddir/src/jobctl" "$@"
 }

@@ -25,6 +25,8 @@
 #include "base/util.h"
 #include "handlers/builtin.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -85,6 +87,7 @@ enum section {
 	S_ACTION,
 	S_RELATION,
 	S_SINK,
+	S_SCHEDULE,
 };
 
 #define C(f) offsetof(struct jobd_conf, f)
@@ -213,6 +216,21 @@ static const struct key relation_keys[] = {
 
 static const struct key sink_keys[] = {
 	{ "command", K_COMMAND, K(command), 0, 0 },
+	{ NULL, K_STR, 0, 0, 0 },
+};
+
+#undef K
+#define K(f) offsetof(struct jobd_schedule_conf, f)
+
+/* Checked together in finish(), when the types are all known. */
+static const struct key schedule_keys[] = {
+	{ "cron", K_STR, K(cron), 0, 0 },
+	{ "timezone", K_STR, K(timezone), 0, 0 },
+	{ "type", K_STR, K(type), 0, 0 },
+	{ "payload", K_STR, K(payload), 0, 0 },
+	{ "low_priority", K_BOOL, K(low_priority), 0, 0 },
+	{ "enabled", K_BOOL, K(enabled), 0, 0 },
+	{ "catch_up", K_STR, K(catch_up), 0, 0 },
 	{ NULL, K_STR, 0, 0, 0 },
 };
 
@@ -1124,7 +1142,7 @@ static int enter_section(struct parser *p, const char *name)
 	} named[] = {
 		{ "type.", S_TYPE },	 { "listener.", S_LISTENER },
 		{ "action.", S_ACTION }, { "relation.", S_RELATION },
-		{ "sink.", S_SINK },
+		{ "sink.", S_SINK },	 { "schedule.", S_SCHEDULE },
 	};
 	struct jobd_conf *conf = p->conf;
 	const char *sub = NULL, *c;
@@ -1220,6 +1238,25 @@ static int enter_section(struct parser *p, const char *name)
 			return fail_oom(p);
 		if (!conf->sinks[idx].line)
 			conf->sinks[idx].line = p->lineno;
+		break;
+	case S_SCHEDULE:
+		idx = find_or_add((void **)&conf->schedules,
+				  &conf->schedules_count,
+				  sizeof(*conf->schedules),
+				  offsetof(struct jobd_schedule_conf, name),
+				  sub);
+		if (idx < 0)
+			return fail_oom(p);
+		if (!conf->schedules[idx].line) {
+			conf->schedules[idx].line = p->lineno;
+			conf->schedules[idx].enabled = true;
+			if (set_str(&conf->schedules[idx].timezone, "UTC") <
+				    0 ||
+			    set_str(&conf->schedules[idx].payload, "{}") < 0 ||
+			    set_str(&conf->schedules[idx].catch_up, "latest") <
+				    0)
+				return fail_oom(p);
+		}
 		break;
 	default:
 		break;
@@ -1462,6 +1499,22 @@ static int secret_file_property(struct parser *p, const char *key, char *raw)
 }
 
 /* KEY = RAW in the current section. */
+/* Which line set KEY of S, for the messages of check_schedule(). */
+static void schedule_line(struct jobd_schedule_conf *s, const char *key,
+			  unsigned long line)
+{
+	if (strcmp(key, "cron") == 0)
+		s->cron_line = line;
+	else if (strcmp(key, "timezone") == 0)
+		s->timezone_line = line;
+	else if (strcmp(key, "type") == 0)
+		s->type_line = line;
+	else if (strcmp(key, "payload") == 0)
+		s->payload_line = line;
+	else if (strcmp(key, "catch_up") == 0)
+		s->catch_up_line = line;
+}
+
 static int handle_key(struct parser *p, const char *key, char *raw)
 {
 	struct jobd_conf *conf = p->conf;
@@ -1547,6 +1600,11 @@ static int handle_key(struct parser *p, const char *key, char *raw)
 		keys = sink_keys;
 		base = &conf->sinks[p->index];
 		break;
+	case S_SCHEDULE:
+		keys = schedule_keys;
+		base = &conf->schedules[p->index];
+		schedule_line(&conf->schedules[p->index], key, p->lineno);
+		break;
 	}
 	switch (secret_file_key(p, keys, base, key, raw)) {
 	case 1:
@@ -1629,6 +1687,64 @@ const char *jobd_conf_own_topic(const struct jobd_conf *conf, const char *topic)
 		if (own[i].name && strcmp(own[i].name, topic) == 0)
 			return own[i].key;
 	return NULL;
+}
+
+/*
+ * [schedule.NAME]: its cron expression, time zone, type (any type of the
+ * file, wherever defined), payload and catch_up, each error on the line
+ * that set the key.
+ */
+static void check_schedule(struct parser *p, struct jobd_schedule_conf *s)
+{
+	char why[512];
+	json_error_t e;
+	json_t *j;
+
+	if (!s->cron)
+		fail(p, s->line, "add cron = MIN HOUR DAY MONTH WEEKDAY",
+		     "[schedule.%s] has no cron", s->name);
+	else if (jobd_cron_parse(s->cron, &s->expr, why, sizeof(why)) < 0)
+		fail(p, s->cron_line,
+		     "use 5 fields (minute hour day month weekday) or @daily",
+		     "[schedule.%s] cron: %s", s->name, why);
+	jobd_tz_free(s->tz);
+	s->tz = jobd_tz_load(s->timezone, why, sizeof(why));
+	if (!s->tz)
+		fail(p, s->timezone_line ? s->timezone_line : s->line,
+		     "use a name of the tz database, e.g. Europe/Paris, or UTC",
+		     "[schedule.%s] timezone: %s", s->name, why);
+	if (!s->type)
+		fail(p, s->line, "add type = a job type",
+		     "[schedule.%s] has no type", s->name);
+	else if (!jobd_conf_type(p->conf, s->type))
+		fail(p, s->type_line,
+		     "use a built-in type or one of a [type.NAME] section",
+		     "[schedule.%s] type: unknown job type \"%s\"", s->name,
+		     s->type);
+	j = json_loads(s->payload, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+		       &e);
+	if (!j)
+		fail(p, s->payload_line,
+		     "write the payload as JSON on one line",
+		     "[schedule.%s] payload is not valid JSON: %s at byte %d",
+		     s->name, e.text, e.position);
+	json_decref(j);
+	if (strcmp(s->catch_up, "latest") == 0)
+		s->catch_up_mode = JOBD_CATCH_UP_LATEST;
+	else if (strcmp(s->catch_up, "none") == 0)
+		s->catch_up_mode = JOBD_CATCH_UP_NONE;
+	else if (strcmp(s->catch_up, "all") == 0)
+		s->catch_up_mode = JOBD_CATCH_UP_ALL;
+	else
+		fail(p, s->catch_up_line, "use latest, none or all",
+		     "[schedule.%s] bad catch_up \"%s\"", s->name, s->catch_up);
+}
+
+static int schedule_cmp(const void *a, const void *b)
+{
+	const struct jobd_schedule_conf *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
 }
 
 /*
@@ -1723,8 +1839,13 @@ static int finish(struct parser *p)
 			     "a relation needs source, label, target, ref_field and copy_field",
 			     "[relation.%s] has no %s", r->name, missing);
 	}
+	for (i = 0; i < conf->schedules_count; i++)
+		check_schedule(p, &conf->schedules[i]);
 	if (p->nerrors > before)
 		return -1;
+	if (conf->schedules_count > 1)
+		qsort(conf->schedules, conf->schedules_count,
+		      sizeof(*conf->schedules), schedule_cmp);
 	if (conf->listeners_count > 1)
 		qsort(conf->listeners, conf->listeners_count,
 		      sizeof(*conf->listeners), listener_cmp);
@@ -2092,6 +2213,18 @@ void jobd_conf_free(struct jobd_conf *conf)
 		free_argv(conf->sinks[i].command);
 	}
 	free(conf->sinks);
+	for (i = 0; i < conf->schedules_count; i++) {
+		struct jobd_schedule_conf *sc = &conf->schedules[i];
+
+		free(sc->name);
+		free(sc->cron);
+		free(sc->timezone);
+		free(sc->type);
+		free(sc->payload);
+		free(sc->catch_up);
+		jobd_tz_free(sc->tz);
+	}
+	free(conf->schedules);
 	jobd_conf_free(conf->retired);
 	pthread_rwlock_destroy(&conf->lock);
 	free(conf);
@@ -2214,7 +2347,8 @@ static const char *elem_name(const char *elem, size_t name_off)
 /*
  * Logs every key of LIVE that FRESH changes and a reload does not take:
  * the fixed sections but [log], [http] token and [users]; kafka.*
- * properties; [listener.], [action.], [relation.] and [sink.] sections.
+ * properties; [listener.], [action.], [relation.], [sink.] and [schedule.]
+ * sections.
  */
 static void warn_restart(const struct jobd_conf *live,
 			 const struct jobd_conf *fresh)
@@ -2247,6 +2381,7 @@ static void warn_restart(const struct jobd_conf *live,
 		ARRAY("action", actions, actions_count, action_keys),
 		ARRAY("relation", relations, relations_count, relation_keys),
 		ARRAY("sink", sinks, sinks_count, sink_keys),
+		ARRAY("schedule", schedules, schedules_count, schedule_keys),
 	};
 #undef ARRAY
 	const char *path = live->path;
@@ -2618,6 +2753,9 @@ int jobd_conf_write(const struct jobd_conf *conf, FILE *f)
 	rc |= write_named(f, "sink", sink_keys, conf->sinks, conf->sinks_count,
 			  sizeof(*conf->sinks),
 			  offsetof(struct jobd_sink_conf, name), conf);
+	rc |= write_named(f, "schedule", schedule_keys, conf->schedules,
+			  conf->schedules_count, sizeof(*conf->schedules),
+			  offsetof(struct jobd_schedule_conf, name), conf);
 	if (rc < 0)
 		return rc;
 	return ferror(f) ? -EIO : 0;

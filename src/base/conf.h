@@ -34,6 +34,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/cron.h"
+#include "base/tz.h"
+
 /* Policy of one job type, [type.NAME]; copied into each job at creation. */
 struct jobd_type_conf {
 	char *name;    /* type name, e.g. "noop" */
@@ -86,6 +89,32 @@ struct jobd_sink_conf {
 	char *name;
 	char **command;	    /* argv, NULL-terminated */
 	unsigned long line; /* line of its first [sink.NAME] */
+};
+
+/* What a [schedule.NAME] does with ticks missed while no jobd ran it. */
+enum jobd_catch_up {
+	JOBD_CATCH_UP_LATEST, /* the latest missed tick fires once (default) */
+	JOBD_CATCH_UP_NONE,   /* missed ticks are skipped */
+	JOBD_CATCH_UP_ALL,    /* every missed tick fires, oldest first */
+};
+
+/* [schedule.NAME]: a job submitted at each tick of a cron expression
+ * (docs/schedules.md). */
+struct jobd_schedule_conf {
+	char *name;
+	char *cron;	   /* the expression as written, "0 9 * * MON-FRI" */
+	char *timezone;	   /* IANA name, default "UTC" */
+	char *type;	   /* job type submitted; a type of the conf */
+	char *payload;	   /* JSON text, default "{}" */
+	bool low_priority; /* default no */
+	bool enabled;	   /* default yes */
+	char *catch_up;	   /* "latest" (default), "none" or "all" */
+	enum jobd_catch_up catch_up_mode; /* parsed catch_up */
+	struct jobd_cron expr;		  /* parsed cron */
+	struct jobd_tz *tz;		  /* loaded timezone, owned */
+	unsigned long line; /* line of its first [schedule.NAME] */
+	unsigned long cron_line, timezone_line, type_line, payload_line,
+		catch_up_line; /* last line setting each key, 0 = none */
 };
 
 /* A [kafka] "kafka.<property> = value" passed through to librdkafka. */
@@ -175,6 +204,8 @@ struct jobd_conf {
 	size_t relations_count;
 	struct jobd_sink_conf *sinks;
 	size_t sinks_count;
+	struct jobd_schedule_conf *schedules; /* sorted by name */
+	size_t schedules_count;
 
 	unsigned int warnings; /* warnings printed while parsing (unknown keys
 				* and sections, files others may read); 0

@@ -62,6 +62,7 @@
 #include "base/job.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "engine/scheduler.h"
 #include "http/conn.h"
 #include "http/page.h"
 #include "http/parse.h"
@@ -320,6 +321,24 @@ static void get_counts(struct req *q)
 		json_object_set_new(o, jobd_status_names[i],
 				    json_integer(counts[i]));
 	http_send_json(q, 200, o);
+}
+
+/*
+ * [schedule.NAME] sections with their next run and last job
+ * (docs/schedules.md): {"schedules": [...]}.
+ */
+static void get_schedules(struct req *q)
+{
+	struct jobd_store *st;
+	json_t *list;
+
+	if (!http_no_params(q) || !(st = store(q)))
+		return;
+	if (!(list = jobd_schedules_json(q->h->conf, st))) {
+		send_store_error(q, JOBD_STORE_ERR_REDIS);
+		return;
+	}
+	http_send_json(q, 200, json_pack("{s:o}", "schedules", list));
 }
 
 /*
@@ -836,6 +855,7 @@ static void route(struct req *q)
 			{ "/api/stats", get_stats },
 			{ "/api/counts", get_counts },
 			{ "/api/types", get_types },
+			{ "/api/schedules", get_schedules },
 			{ "/api/kafka", get_kafka },
 			{ "/metrics", http_get_metrics },
 		};

@@ -504,6 +504,32 @@ int jobd_store_backfill_pending(struct jobd_store *st);
 /* The Redis clock, ms since the epoch. */
 int jobd_store_time(struct jobd_store *st, int64_t *now);
 
+/* --- schedules ------------------------------------------------------------- */
+
+/* What P:schedule:NAME holds (docs/redis-keys.md, "Schedules"). */
+struct jobd_schedule_state {
+	int64_t tick;	/* ms: ticks up to here are handled; 0 = never seen */
+	int64_t fired;	/* ms: the tick of the last job fired; 0 = none */
+	int64_t job;	/* id of that job; 0 = none */
+	int64_t missed; /* ticks skipped by the catch-up policy, in all */
+};
+
+/* The state of schedule NAME (all zero when it has none). 0 or
+ * JOBD_STORE_ERR_REDIS. */
+int jobd_store_schedule_get(struct jobd_store *st, const char *name,
+			    struct jobd_schedule_state *out);
+
+/*
+ * Records a step of schedule NAME's ticker: ticks up to TICK handled,
+ * MISSED of them skipped, and when FIRED > 0, job JOB fired for the tick
+ * FIRED. The tick only moves forward (an older step changes nothing, nor
+ * counts its MISSED). Returns 1 when it moved, 0 when not, or
+ * JOBD_STORE_ERR_REDIS.
+ */
+int jobd_store_schedule_mark(struct jobd_store *st, const char *name,
+			     int64_t tick, int64_t fired, int64_t job,
+			     int64_t missed);
+
 /* --- fsck ------------------------------------------------------------------- */
 
 #define JOBD_FSCK_MAX_REPORTED 1000

@@ -71,6 +71,7 @@ enum script_id {
 	S_BACKFILL,
 	S_LOGSCAN,
 	S_WHY,
+	S_SCHEDULE,
 	S_COUNT,
 };
 

@@ -29,7 +29,9 @@ printf '%s\n' "[redis]" "address = $JOBD_REDIS" "[http]" "listen = 127.0.0.1:0" 
 	"[type.import]" "handler = noop" "restartable = yes" \
 	"[type.refactor]" "handler = noop" "system = yes" \
 	"[type.fixed]" "handler = noop" "stoppable = no" \
-	"[type.later]" "handler = noop" "retries = 1" "retry_backoff = 1h" >"$work/jobd.conf"
+	"[type.later]" "handler = noop" "retries = 1" "retry_backoff = 1h" \
+	"[schedule.nightly]" "cron = 30 2 * * *" "timezone = Europe/Paris" "type = import" \
+	"[schedule.paused]" "cron = @hourly" "type = import" "enabled = no" >"$work/jobd.conf"
 
 start() { # NAME ARGS...
 	local name=$1 i
@@ -63,7 +65,7 @@ for bad in 'not json' '[1,2]' '{"id":"x"}'; do
 done
 
 mkdir -p "$dir/screenshots"
-BASE=$BASE CHROMIUM=$CHROMIUM SCREENSHOTS=$dir/screenshots USER_DATA=$work/chrome \
+BASE=$BASE JOBD_REDIS=$JOBD_REDIS CHROMIUM=$CHROMIUM SCREENSHOTS=$dir/screenshots USER_DATA=$work/chrome \
 	DOCS_SCREENSHOTS=${DOCS_SCREENSHOTS:-} DOCS_IMG=$top_srcdir/docs/img \
 	timeout 180 node "$dir/monitor.test.mjs" ||
 	fail "browser test failed (monitor log: $(tail -5 "$work/http.err"))"

@@ -21,18 +21,9 @@ set -euo pipefail
 
 need redis-server redis-cli curl python3
 need_jobd
-so=$top_builddir/src/store/module/jobd.so
-[ -f "$so" ] || fail "missing $so (make builds it)"
-
 dir=$(mktemp -d /tmp/jobd-metrics.XXXXXX) || fail "cannot create a temp dir"
 on_exit "rm -rf '$dir'"
-clock=test-clock
-[ "${JOBD_TEST_MODULE:-yes}" = no ] && clock=test-clock-only
-echo "loadmodule $so $clock" >"$dir/clock.conf"
-JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$dir/redis" --conf "$dir/clock.conf") ||
-	fail "cannot start redis-server with the test clock (log: $dir/redis/redis.log)"
-on_exit "'$top_srcdir/scripts/redis' stop '$dir/redis'"
-export JOBD_REDIS
+start_redis_test_clock "$dir"
 
 cat >"$dir/metrics.conf" <<CONF
 [engine]
@@ -56,10 +47,6 @@ url=$(monitor_url "$dir/metrics.log") || exit 1
 # The store's clock, ms since the epoch.
 store_ms() {
 	rcli time | { read -r s && read -r us && echo $((s * 1000 + us / 1000)); }
-}
-
-set_clock() {
-	rcli jobd.testclock "$1" >/dev/null || fail "JOBD.TESTCLOCK $1 refused"
 }
 
 scrape() {

@@ -628,6 +628,59 @@ START_TEST(test_conf_lease_must_exceed_heartbeat)
 }
 END_TEST
 
+/* [schedule.NAME]: defaults, a type defined after the schedule, and each
+ * bad value refused on the line that set it. */
+START_TEST(test_conf_schedule_parsed_and_refused_by_line)
+{
+	struct jobd_conf *conf;
+	const struct jobd_schedule_conf *sc;
+
+	conf = parse("[schedule.b]\ncron = @daily\ntype = report\n"
+		     "[schedule.a]\ncron = */5 9-17 * * MON-FRI\n"
+		     "timezone = Europe/Paris\ntype = noop\n"
+		     "payload = {\"x\": [1, 2]}\nlow_priority = yes\n"
+		     "enabled = no\ncatch_up = all\n"
+		     "[type.report]\nhandler = noop\n");
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_uint_eq(conf->schedules_count, 2);
+	sc = &conf->schedules[0]; /* sorted by name */
+	ck_assert_str_eq(sc->name, "a");
+	ck_assert_str_eq(sc->timezone, "Europe/Paris");
+	ck_assert(sc->low_priority && !sc->enabled);
+	ck_assert_int_eq(sc->catch_up_mode, JOBD_CATCH_UP_ALL);
+	ck_assert_uint_eq(sc->expr.hours, 0x3fe00u); /* 9-17 */
+	sc = &conf->schedules[1];
+	ck_assert_str_eq(sc->name, "b");
+	ck_assert_str_eq(sc->timezone, "UTC");
+	ck_assert_str_eq(sc->payload, "{}");
+	ck_assert(!sc->low_priority && sc->enabled);
+	ck_assert_int_eq(sc->catch_up_mode, JOBD_CATCH_UP_LATEST);
+	jobd_conf_free(conf);
+
+	ck_assert_str_eq(refuse("[schedule.x]\ntype = noop\n\n"
+				"cron = 0 0 * * 9\n"),
+			 "t.conf:4: [schedule.x] cron: day of week 9 out of "
+			 "range 0-7 in \"0 0 * * 9\": use 5 fields (minute "
+			 "hour day month weekday) or @daily");
+	ck_assert_ptr_nonnull(
+		strstr(refuse("[schedule.x]\ncron = @daily\n"
+			      "type = noop\ntimezone = Mars/Base\n"),
+		       "t.conf:4: [schedule.x] timezone: unknown "
+		       "time zone \"Mars/Base\""));
+	ck_assert_str_eq(refuse("[schedule.x]\ncron = @daily\ntype = nope\n"),
+			 "t.conf:3: [schedule.x] type: unknown job type "
+			 "\"nope\": use a built-in type or one of a "
+			 "[type.NAME] section");
+	ck_assert_ptr_nonnull(strstr(refuse("[schedule.x]\ncron = @daily\n"
+					    "type = noop\npayload = {x}\n"),
+				     "t.conf:4: [schedule.x] payload is not "
+				     "valid JSON"));
+	ck_assert_str_eq(refuse("[schedule.x]\ntype = noop\n"),
+			 "t.conf:1: [schedule.x] has no cron: add cron = MIN "
+			 "HOUR DAY MONTH WEEKDAY");
+}
+END_TEST
+
 START_TEST(test_conf_repeated_sections_merge)
 {
 	struct jobd_conf *conf;
@@ -1787,6 +1840,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_topics_allowed);
 	tcase_add_test(tc, test_conf_http_limit_keeps_descriptors_for_workers);
 	tcase_add_test(tc, test_conf_lease_must_exceed_heartbeat);
+	tcase_add_test(tc, test_conf_schedule_parsed_and_refused_by_line);
 	tcase_add_test(tc, test_conf_repeated_sections_merge);
 	tcase_add_test(tc, test_conf_unknown_key_warns);
 	tcase_add_test(tc, test_conf_unknown_section_warns);

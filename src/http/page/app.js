@@ -4,7 +4,7 @@
  * Vanilla JS, no libraries. Every piece of job data goes into the DOM as
  * text (textContent and text nodes, never parsed as HTML), so a payload, type or
  * log line holding markup is shown, not run. Views are chosen by the URL
- * hash (#/, #/jobs/ID, #/stats, #/kafka) and what a view shows is in the hash's
+ * hash (#/, #/jobs/ID, #/stats, #/kafka, #/schedules) and what a view shows is in the hash's
  * query: the list's filters and sort (#/?status=stopped&sort=-duration),
  * a job's log filters (#/jobs/7?level=warn), the statistics' window and
  * type (#/stats?w=6h&type=import). So a URL can be shared, the back button
@@ -969,16 +969,59 @@ async function loadKafka() {
   for (const inst of data.instances) box.append(kafkaInstance(inst));
 }
 
+/* --- Schedules view -------------------------------------------------------- */
+
+/*
+ * The [schedule.NAME] sections of this jobd (GET /api/schedules,
+ * docs/schedules.md): one row each, with the next run and the last job
+ * fired, linked to its detail.
+ */
+function scheduleRow(s) {
+  const last = s.last;
+  const job = last ? el('a', { href: '#/jobs/' + last.id }, String(last.id)) : '–';
+  const status = !last ? '–' : last.status ? statusBadge(last.status) : el('span', { class: 'muted' }, 'deleted');
+  const next = s.enabled ? when(s.next_run) : el('span', { class: 'muted' }, 'disabled');
+  return el('tr', { 'data-schedule': s.name, class: s.enabled ? null : 'sc-off' },
+    el('td', { class: 'mono' }, s.name),
+    el('td', { class: 'mono' }, s.cron),
+    el('td', null, s.timezone),
+    el('td', { class: 'mono' }, s.type),
+    el('td', { class: 'sc-next' }, next),
+    el('td', { class: 'mono sc-job' }, job),
+    el('td', null, last ? when(last.tick) : '–'),
+    el('td', { class: 'c-status' }, status),
+    el('td', null, s.catch_up),
+    el('td', { class: 'num' }, String(s.missed)));
+}
+
+async function loadSchedules() {
+  const data = await api('/api/schedules');
+  const body = $('sc-rows');
+  const on = data.schedules.filter((s) => s.enabled).length;
+  clear(body);
+  $('sc-summary').textContent = data.schedules.length
+    ? data.schedules.length + ' schedule' + (data.schedules.length === 1 ? '' : 's') + ', ' + on + ' enabled'
+    : '';
+  if (!data.schedules.length) {
+    body.append(el('tr', null, el('td', { class: 'empty', colspan: 10 },
+      'No [schedule.NAME] section in this jobd\'s configuration.')));
+    return;
+  }
+  for (const s of data.schedules) body.append(scheduleRow(s));
+}
+
 /* --- routing and refresh ---------------------------------------------------- */
 
 function route() {
   const { path, params } = parseHash();
   const m = /^\/jobs\/(\d+)$/.exec(path);
-  const view = m ? 'detail' : path === '/stats' ? 'stats' : path === '/kafka' ? 'kafka' : 'jobs';
-  for (const v of ['jobs', 'detail', 'stats', 'kafka']) $('view-' + v).hidden = v !== view;
+  const view = m ? 'detail' : path === '/stats' ? 'stats' : path === '/kafka' ? 'kafka'
+    : path === '/schedules' ? 'schedules' : 'jobs';
+  for (const v of ['jobs', 'detail', 'stats', 'kafka', 'schedules']) $('view-' + v).hidden = v !== view;
   $('tab-jobs').classList.toggle('active', view === 'jobs' || view === 'detail');
   $('tab-stats').classList.toggle('active', view === 'stats');
   $('tab-kafka').classList.toggle('active', view === 'kafka');
+  $('tab-schedules').classList.toggle('active', view === 'schedules');
   tickers = [];
   if (view === 'detail') {
     const id = Number(m[1]);
@@ -1004,7 +1047,7 @@ function route() {
     }
   } else {
     state.detail = null;
-    document.title = { stats: 'Statistics', kafka: 'Kafka' }[view] || 'Jobs';
+    document.title = { stats: 'Statistics', kafka: 'Kafka', schedules: 'Schedules' }[view] || 'Jobs';
     document.title += ' · jobd monitor';
   }
   if (view === 'jobs') {
@@ -1032,6 +1075,7 @@ async function refresh() {
     if (state.view === 'jobs') tasks.push(loadJobs());
     else if (state.view === 'stats') tasks.push(loadStats());
     else if (state.view === 'kafka') tasks.push(loadKafka());
+    else if (state.view === 'schedules') tasks.push(loadSchedules());
     else if (state.view === 'detail') {
       tasks.push(loadDetail());
       const d = state.detail;

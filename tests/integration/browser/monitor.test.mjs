@@ -6,10 +6,12 @@
 // resume through the page, bulk operations on the jobs that qualify,
 // filters, sort and the open job in the URL (back button included), log
 // search and a clean log view per job, system jobs toggle, statistics
-// charts with their axes and per-type choice, the Kafka view, the page
+// charts with their axes and per-type choice, the Kafka view, the
+// Schedules view, the page
 // at 390 px, and
 // markup in job data shown as text, never run.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -486,6 +488,41 @@ try {
     fs.mkdirSync(DOCS_IMG, { recursive: true });
     await page.screenshot({ path: path.join(DOCS_IMG, 'monitor-kafka.png'), fullPage: true });
   }
+
+  step('Schedules view: the next run, the last job fired and its status');
+  // The driver runs no ticker (tests/integration/schedules.sh tests it):
+  // the job of a tick is made with the key the ticker gives it, and the
+  // state is written as src/store/lua/schedule.lua writes it.
+  const tickMs = Date.UTC(2026, 0, 5, 1, 30);
+  const fired = await submit({ type: 'import', key: 'schedule:nightly:' + tickMs });
+  execFileSync('redis-cli', ['-s', process.env.JOBD_REDIS, 'HSET', 'jobd:schedule:nightly',
+    'tick', String(tickMs), 'fired', String(tickMs), 'job', String(fired), 'missed', '2']);
+  await waitStatus(fired, 'finished');
+  await page.locator('#tab-schedules').click();
+  const nightly = page.locator('#sc-rows tr[data-schedule="nightly"]');
+  await nightly.waitFor();
+  assert.ok(await page.locator('#tab-schedules').evaluate((a) => a.classList.contains('active')), 'Schedules tab active');
+  await page.waitForFunction(() => {
+    const tr = document.querySelector('#sc-rows tr[data-schedule="nightly"]');
+    return tr && tr.querySelector('.c-status .badge') && tr.querySelector('.c-status').textContent === 'Finished';
+  });
+  const cells = await nightly.locator('td').allInnerTexts();
+  assert.deepEqual(cells.slice(0, 4), ['nightly', '30 2 * * *', 'Europe/Paris', 'import']);
+  assert.equal(cells[5], String(fired), 'last job id');
+  assert.equal(cells[8], 'latest', 'catch-up policy');
+  assert.equal(cells[9], '2', 'missed ticks');
+  const listed = (await api('/api/schedules')).schedules.find((x) => x.name === 'nightly');
+  assert.match(listed.next_run, /T0[01]:30:00\.000Z$/, 'next run at 02:30 in Paris');
+  assert.match(cells[4], /^\d{4}-\d\d-\d\d \d\d:30:00$/, 'next run shown');
+  const paused = page.locator('#sc-rows tr[data-schedule="paused"]');
+  assert.equal(await paused.locator('.sc-next').innerText(), 'disabled');
+  assert.ok(await paused.evaluate((tr) => tr.classList.contains('sc-off')), 'a disabled schedule is greyed');
+  await nightly.locator('.sc-job a').click();
+  await page.waitForURL(new RegExp('#/jobs/' + fired + '$'));
+  await page.locator('#d-title', { hasText: 'Job ' + fired }).waitFor();
+  await page.goto(BASE + '/#/schedules');
+  await nightly.waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'schedules.png'), fullPage: true });
 
   assert.equal(await page.evaluate(() => window.__xss), undefined, 'no injected script ran');
   assert.deepEqual(errors, [], 'no page errors');
