@@ -1060,6 +1060,9 @@ static int cmd_fsck(struct ctl *ctl, int argc, char **argv)
 		printf("%s\n", f.violations[i]);
 	if (f.more_violations)
 		printf("(%zu more violations not listed)\n", f.more_violations);
+	if (f.counters_moved)
+		printf("status counters not compared: jobs changed status "
+		       "during the check (run it again, or on a quiet store)\n");
 	printf("%zu jobs checked, %zu violations%s", f.jobs,
 	       f.nviolations + f.more_violations, repair ? "" : "\n");
 	if (repair)

@@ -43,10 +43,13 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 						  "roots",  "roots_low",
 						  "ended",  "logix:minutes" };
 	int64_t seen[JOBD_STATUS_COUNT] = { 0 }, counts[JOBD_STATUS_COUNT];
+	int64_t before[JOBD_STATUS_COUNT];
 	int64_t next = 1;
 	redisReply *r;
 
 	memset(f, 0, sizeof(*f));
+	if (jobd_store_counts(st, before) < 0)
+		return JOBD_STORE_ERR_REDIS;
 	/* Every job, from its hash. */
 	while (next > 0) {
 		struct store_args a = { 0 };
@@ -92,14 +95,15 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 				break;
 		}
 	}
-	/* The status counters, from the jobs seen. */
+	/* The status counters, from the jobs seen, if they held still. */
 	if (jobd_store_counts(st, counts) < 0)
 		return JOBD_STORE_ERR_REDIS;
+	f->counters_moved = memcmp(before, counts, sizeof(counts)) != 0;
 	for (int s = 0; s < JOBD_STATUS_COUNT; s++) {
 		char msg[160];
 
 		f->jobs += (size_t)seen[s];
-		if (counts[s] == seen[s])
+		if (f->counters_moved || counts[s] == seen[s])
 			continue;
 		snprintf(msg, sizeof(msg),
 			 "status counter %s is %lld, the jobs say %lld",

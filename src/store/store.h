@@ -540,13 +540,18 @@ struct jobd_fsck {
 	size_t nviolations;
 	size_t more_violations; /* found beyond those reported */
 	size_t fixed;		/* repairs made (with repair) */
+	bool counters_moved;	/* jobs changed status during the check: the
+			      * status counters were not compared */
 };
 
 /*
  * Checks every invariant of the store, job by job and then the
  * scheduling structures and status counters, in bounded calls. With
  * REPAIR, rebuilds what is wrong from the job hashes, which are the
- * truth. Release F with jobd_fsck_release.
+ * truth. The counters are compared with the jobs seen only when they
+ * did not change while the jobs were read: on a live store a job may
+ * change status between two calls, so a difference then proves nothing
+ * (F->counters_moved). Release F with jobd_fsck_release.
  */
 int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f);
 void jobd_fsck_release(struct jobd_fsck *f);
