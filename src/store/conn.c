@@ -206,23 +206,29 @@ static redisReply *first_call(struct jobd_store *st, struct store_link *c,
 static redisReply *first_call(struct jobd_store *st, struct store_link *c,
 			      const char *step, const char *fmt, ...)
 {
+	const char *why;
 	redisReply *r;
+	bool tls_port;
 	va_list ap;
 
 	va_start(ap, fmt);
 	r = store_link_vcommand(c, fmt, ap);
 	va_end(ap);
-	if (!r)
-		store_set_err(st, "cannot %s redis at %s: %s%s", step,
-			      st->conf->redis_address, store_link_errstr(c),
-			      !st->addr.tls && !st->addr.unix_socket &&
-					      store_link_never_answered(c) &&
-					      !strstr(store_link_errstr(c),
-						      "rediss://") ?
-				      " (is it a TLS port? then write "
-				      "rediss://host:port)" :
-				      "");
-	return r;
+	if (r)
+		return r;
+	why = store_link_errstr(c);
+	/* A TLS port resets a client that speaks in clear, or answers it
+	 * with bytes that are no reply. */
+	tls_port = !st->addr.tls && !st->addr.unix_socket &&
+		   store_link_never_answered(c) &&
+		   (strstr(why, "reset by peer") ||
+		    (strstr(why, "protocol error") && !strstr(why, "rediss")));
+	store_set_err(st, "cannot %s redis at %s: %s%s", step,
+		      st->conf->redis_address, why,
+		      tls_port ? " (is it a TLS port? then write "
+				 "rediss://host:port)" :
+				 "");
+	return NULL;
 }
 
 struct store_link *store_connect_to(struct jobd_store *st)

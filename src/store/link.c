@@ -46,7 +46,6 @@
 #define READ_SIZE 16384 /* bytes a read asks for, as hiredis */
 
 #if OPENSSL_VERSION_NUMBER < 0x30000000L /* 1.1.1, the floor */
-#define SSL_get1_peer_certificate SSL_get_peer_certificate
 #define SSL_R_UNEXPECTED_EOF_WHILE_READING SSL_R_WRONG_VERSION_NUMBER
 #endif
 
@@ -66,8 +65,25 @@ struct store_link {
 	int timeout_ms;		    /* per read or write */
 	bool failed;		    /* unusable: drop it */
 	bool answered;		    /* a reply came */
+	char peer[256];		    /* names of a certificate refused */
 	char err[512];		    /* why it failed */
 };
+
+static void cert_names(X509 *cert, char *buf, size_t size);
+
+/* Keeps the names of the server's certificate when it is refused, for
+ * the message (OpenSSL keeps no peer certificate after a failure). */
+static int verify_cb(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(
+		x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct store_link *l = ssl ? SSL_get_app_data(ssl) : NULL;
+
+	if (!ok && l && X509_STORE_CTX_get_error_depth(x) == 0)
+		cert_names(X509_STORE_CTX_get_current_cert(x), l->peer,
+			   sizeof(l->peer));
+	return ok;
+}
 
 /* --- TLS settings ------------------------------------------------------- */
 
@@ -107,7 +123,7 @@ struct store_tls *store_tls_new(const struct jobd_conf *conf, char *errstr,
 	}
 	tls->conf = conf;
 	SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, verify_cb);
 	/* One read takes what arrived, not one record header at a time. */
 	SSL_CTX_set_read_ahead(tls->ctx, 1);
 	ERR_clear_error();
@@ -228,22 +244,19 @@ static void tls_fail(struct store_link *l, int ret, int err, const char *what)
 	unsigned long code = ERR_peek_last_error();
 	int reason = ERR_GET_REASON(code);
 	long vr = SSL_get_verify_result(l->ssl);
-	char why[256], names[256];
+	char why[256];
 
 	ERR_clear_error();
 	if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
 		if (vr == X509_V_ERR_HOSTNAME_MISMATCH ||
 		    vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-			X509 *cert = SSL_get1_peer_certificate(l->ssl);
-
-			cert_names(cert, names, sizeof(names));
-			X509_free(cert);
 			fail(l,
 			     "TLS: the server's certificate is not for \"%s\" "
 			     "(it is for %s): set [redis] tls_server_name to "
 			     "a name it holds, or give the server a "
 			     "certificate for \"%s\"",
-			     l->name, names[0] ? names : "no name", l->name);
+			     l->name, l->peer[0] ? l->peer : "no name",
+			     l->name);
 		} else if (conf->redis_tls_ca) {
 			fail(l,
 			     "TLS: cannot verify the server's certificate: %s "
@@ -283,26 +296,26 @@ static void tls_fail(struct store_link *l, int ret, int err, const char *what)
 	    (!conf->redis_tls_cert &&
 	     reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE))
 		fail(l,
-		     "TLS %s: the server requires a client certificate (%s): "
-		     "set [redis] tls_cert and tls_key",
-		     what, why);
+		     "TLS: the server requires a client certificate (%s, "
+		     "during %s): set [redis] tls_cert and tls_key",
+		     why, what);
 	else if (conf->redis_tls_cert &&
 		 (reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
 		  reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
 		  reason == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN ||
 		  reason == SSL_R_TLSV1_ALERT_DECRYPT_ERROR))
 		fail(l,
-		     "TLS %s: the server refused our client certificate "
-		     "[redis] tls_cert \"%s\" (%s): is it signed by a CA the "
-		     "server trusts (tls-ca-cert-file)?",
-		     what, conf->redis_tls_cert, why);
+		     "TLS: the server refused our client certificate "
+		     "[redis] tls_cert \"%s\" (%s, during %s): is it signed "
+		     "by a CA the server trusts (tls-ca-cert-file)?",
+		     conf->redis_tls_cert, why, what);
 	else if (!l->answered && (reason == SSL_R_WRONG_VERSION_NUMBER ||
 				  reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
 				  reason == SSL_R_UNEXPECTED_EOF_WHILE_READING))
 		fail(l,
-		     "TLS %s: %s (is it a plain port? then write redis://, "
-		     "or use the server's tls-port)",
-		     what, why);
+		     "TLS: %s, during %s (is it a plain port? then write "
+		     "redis://, or use the server's tls-port)",
+		     why, what);
 	else
 		fail(l, "TLS %s: %s", what, why);
 }
@@ -420,6 +433,7 @@ static int tls_start(struct store_link *l, const char *name)
 		fail(l, "cannot set up TLS: out of memory");
 		return -1;
 	}
+	SSL_set_app_data(l->ssl, l);
 	l->name = name;
 	if (is_ip(name)) {
 		/* No SNI for an address (RFC 6066); its SAN IP is checked. */
