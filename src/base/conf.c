@@ -1792,11 +1792,11 @@ static int redis_check(const struct jobd_conf *conf, char *what, size_t size,
 		       const char **hint)
 {
 	struct jobd_redis_address addr;
-	const char *tls_key = conf->redis_tls_ca	    ? "tls_ca" :
-			      conf->redis_tls_cert	    ? "tls_cert" :
-			      conf->redis_tls_key	    ? "tls_key" :
+	const char *tls_key = conf->redis_tls_ca	  ? "tls_ca" :
+			      conf->redis_tls_cert	  ? "tls_cert" :
+			      conf->redis_tls_key	  ? "tls_key" :
 			      conf->redis_tls_server_name ? "tls_server_name" :
-							      NULL;
+							    NULL;
 
 	*hint = "see [redis] address in jobd.conf(5)";
 	if (jobd_conf_redis_address(conf->redis_address, &addr, what, size) < 0)

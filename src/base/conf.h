@@ -135,7 +135,7 @@ struct jobd_conf {
 	char *path; /* file read, NULL for built-in defaults */
 
 	/* [redis] */
-	char *redis_address; /* [redis[s]://]host:port or a unix socket path;
+	char *redis_address;  /* [redis[s]://]host:port or a unix socket path;
 			      * "127.0.0.1:6379" */
 	char *redis_password; /* NULL = no AUTH */
 	char *redis_user;     /* NULL = default user */
@@ -144,7 +144,7 @@ struct jobd_conf {
 	char *redis_tls_key;  /* PEM private key of redis_tls_cert */
 	char *redis_tls_server_name; /* name verified and sent (SNI); NULL =
 				      * the address's host */
-	char *prefix;	      /* key prefix, "jobd" */
+	char *prefix;		     /* key prefix, "jobd" */
 
 	/* [kafka] */
 	char *brokers;	       /* "embedded" or host:port,... */

@@ -55,18 +55,18 @@ struct store_tls {
 };
 
 struct store_link {
-	int fd;			    /* the socket */
-	SSL *ssl;		    /* NULL in clear */
+	int fd;			     /* the socket */
+	SSL *ssl;		     /* NULL in clear */
 	const struct store_tls *tls; /* borrowed; NULL in clear */
-	const char *name;	    /* name verified (borrowed), or NULL */
-	redisReader *reader;	    /* replies read, not yet handed out */
-	char *out;		    /* formatted commands not yet sent */
-	size_t out_len, out_cap;    /* bytes */
-	int timeout_ms;		    /* per read or write */
-	bool failed;		    /* unusable: drop it */
-	bool answered;		    /* a reply came */
-	char peer[256];		    /* names of a certificate refused */
-	char err[512];		    /* why it failed */
+	const char *name;	     /* name verified (borrowed), or NULL */
+	redisReader *reader;	     /* replies read, not yet handed out */
+	char *out;		     /* formatted commands not yet sent */
+	size_t out_len, out_cap;     /* bytes */
+	int timeout_ms;		     /* per read or write */
+	bool failed;		     /* unusable: drop it */
+	bool answered;		     /* a reply came */
+	char peer[256];		     /* names of a certificate refused */
+	char err[512];		     /* why it failed */
 };
 
 static void cert_names(X509 *cert, char *buf, size_t size);
@@ -386,8 +386,8 @@ static int tcp_open(struct store_link *l, const struct jobd_redis_address *addr)
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {
-		fail(l, "%s", err == ETIMEDOUT ? "connect timed out" :
-						 strerror(err));
+		fail(l, "%s",
+		     err == ETIMEDOUT ? "connect timed out" : strerror(err));
 		return -1;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -440,8 +440,7 @@ static int tls_start(struct store_link *l, const char *name)
 		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(l->ssl), name);
 	} else {
 		SSL_set_tlsext_host_name(l->ssl, name);
-		SSL_set_hostflags(l->ssl,
-				  X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		SSL_set_hostflags(l->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		SSL_set1_host(l->ssl, name);
 	}
 	do {

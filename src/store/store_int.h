@@ -82,16 +82,16 @@ enum script_id {
 };
 
 struct jobd_store {
-	const struct jobd_conf *conf; /* borrowed */
+	const struct jobd_conf *conf;	/* borrowed */
 	struct jobd_redis_address addr; /* conf's redis_address, parsed */
-	struct store_tls *tls;	      /* for rediss://, else NULL */
-	struct store_link *c;	      /* NULL while disconnected */
-	struct store_link *sub;	      /* subscribed to PREFIX:wake, or NULL */
-	char fn[S_COUNT][64];	      /* function names, "jobd_HASH_claim" */
-	int timeout_ms;		      /* per-call socket timeout */
-	bool module;		      /* Redis has this jobd's module */
-	bool warned;		      /* ... in another version: said */
-	char err[512];		      /* the last error */
+	struct store_tls *tls;		/* for rediss://, else NULL */
+	struct store_link *c;		/* NULL while disconnected */
+	struct store_link *sub;		/* subscribed to PREFIX:wake, or NULL */
+	char fn[S_COUNT][64];		/* function names, "jobd_HASH_claim" */
+	int timeout_ms;			/* per-call socket timeout */
+	bool module;			/* Redis has this jobd's module */
+	bool warned;			/* ... in another version: said */
+	char err[512];			/* the last error */
 	uint64_t conns; /* connections made: which one a call went on */
 	/* jobd_store_create_send's calls whose replies are not read yet:
 	 * NSENT of them, the oldest at SENT_HEAD of the ring */

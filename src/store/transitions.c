@@ -490,7 +490,8 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 	 * while resubscribing. One wake-up is as good as many: drain what
 	 * arrived.
 	 */
-	while ((rc = store_link_wait(st->sub, woken ? 0 : timeout_ms, &r)) > 0) {
+	while ((rc = store_link_wait(st->sub, woken ? 0 : timeout_ms, &r)) >
+	       0) {
 		freeReplyObject(r);
 		r = NULL;
 		woken = 1;
