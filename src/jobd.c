@@ -163,11 +163,18 @@ static int check_config(const char *path)
 	return 2;
 }
 
-/* A Redis error that retrying will not fix. */
+/*
+ * A Redis error that retrying will not fix: credentials, and TLS that
+ * cannot work (src/store/link.c: "TLS: " starts what the settings or the
+ * server's certificate get wrong, never a timeout or a lost connection),
+ * or a server that does not speak Redis's protocol (plain to a TLS port).
+ */
 static bool redis_fatal(const char *err)
 {
 	return strstr(err, "cannot authenticate") || strstr(err, "WRONGPASS") ||
-	       strstr(err, "NOAUTH") || strstr(err, "NOPERM");
+	       strstr(err, "NOAUTH") || strstr(err, "NOPERM") ||
+	       strstr(err, "TLS: ") || strstr(err, "[redis] tls_") ||
+	       strstr(err, "protocol error") || strstr(err, "a TLS port?");
 }
 
 /* The role starters, in the one shape start_role() takes. */

@@ -45,6 +45,7 @@ enum kind {
 	K_STR,	    /* char *, must not be empty */
 	K_OPTSTR,   /* char *, empty = NULL */
 	K_SECRET,   /* K_OPTSTR that jobd_conf_write hides */
+	K_PATH,	    /* K_OPTSTR naming a file, relative to the file's dir */
 	K_INSTANCE, /* char *, empty = <hostname>-<pid> */
 	K_BOOL,	    /* bool */
 	K_INT,	    /* int within min..max */
@@ -97,6 +98,10 @@ static const struct key redis_keys[] = {
 	{ "address", K_STR, C(redis_address), 0, 0 },
 	{ "password", K_SECRET, C(redis_password), 0, 0 },
 	{ "user", K_OPTSTR, C(redis_user), 0, 0 },
+	{ "tls_ca", K_PATH, C(redis_tls_ca), 0, 0 },
+	{ "tls_cert", K_PATH, C(redis_tls_cert), 0, 0 },
+	{ "tls_key", K_PATH, C(redis_tls_key), 0, 0 },
+	{ "tls_server_name", K_OPTSTR, C(redis_tls_server_name), 0, 0 },
 	{ "prefix", K_STR, C(prefix), 0, 0 },
 	{ NULL, K_STR, 0, 0, 0 },
 };
@@ -149,8 +154,8 @@ static const struct key http_keys[] = {
 	{ "listen", K_STR, C(http_listen), 0, 0 },
 	{ "token", K_SECRET, C(http_token), 0, 0 },
 	{ "read_requires_token", K_BOOL, C(read_requires_token), 0, 0 },
-	{ "tls_cert", K_OPTSTR, C(http_tls_cert), 0, 0 },
-	{ "tls_key", K_OPTSTR, C(http_tls_key), 0, 0 },
+	{ "tls_cert", K_PATH, C(http_tls_cert), 0, 0 },
+	{ "tls_key", K_PATH, C(http_tls_key), 0, 0 },
 	{ "allowed_hosts", K_HOSTS, C(http_allowed_hosts), 0, 0 },
 	{ "max_connections", K_INT, C(http_max_connections), 0, 1000000 },
 	{ "request_timeout", K_DURATION, C(http_request_timeout), 1, 3600000 },
@@ -271,11 +276,14 @@ struct parser {
 	size_t nerrors;		      /* errors met so far */
 	bool oom;		      /* out of memory: stop, whatever ALL */
 	unsigned long tls_line; /* last line setting tls_cert or tls_key */
+	unsigned long redis_tls_line; /* ... of [redis] */
+	unsigned long address_line;   /* last line setting [redis] address */
 };
 
 static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int read_file(const char *path, char **text, size_t *len);
+static char *relative_to(const char *name, const char *path);
 
 static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
@@ -892,13 +900,26 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 			return fail(p, p->lineno,
 				    "give a value or remove the line",
 				    "empty value for [%s] %s", sec, k->name);
+		if (p->section == S_REDIS && strcmp(k->name, "address") == 0)
+			p->address_line = p->lineno;
 		return set_str((char **)(void *)field, v) ? fail_oom(p) : 0;
 	case K_OPTSTR:
-		if (p->section == S_HTTP && strncmp(k->name, "tls_", 4) == 0)
-			p->tls_line = p->lineno;
 		return set_str((char **)(void *)field, *v ? v : NULL) ?
 			       fail_oom(p) :
 			       0;
+	case K_PATH: {
+		char *path = *v ? relative_to(p->name, v) : NULL;
+
+		if (*v && !path)
+			return fail_oom(p);
+		if (p->section == S_HTTP)
+			p->tls_line = p->lineno;
+		else if (p->section == S_REDIS)
+			p->redis_tls_line = p->lineno;
+		free(*(char **)(void *)field);
+		*(char **)(void *)field = path;
+		return 0;
+	}
 	case K_SECRET:
 		if (*v && !p->conf->secret_line)
 			p->conf->secret_line = p->lineno;
@@ -1689,6 +1710,118 @@ const char *jobd_conf_own_topic(const struct jobd_conf *conf, const char *topic)
 	return NULL;
 }
 
+int jobd_conf_redis_address(const char *text, struct jobd_redis_address *out,
+			    char *errstr, size_t errstr_size)
+{
+	const char *s = text, *colon, *host, *end;
+	size_t hl;
+	char *num_end;
+	long port = 6379;
+
+	memset(out, 0, sizeof(*out));
+	out->port = 6379;
+	if (strncmp(s, "rediss://", 9) == 0) {
+		out->tls = true;
+		s += 9;
+	} else if (strncmp(s, "redis://", 8) == 0) {
+		s += 8;
+	} else if (strchr(s, '/')) {
+		if (strlen(s) >= sizeof(out->host)) {
+			set_error(errstr, errstr_size,
+				  "redis socket path \"%s\" is too long", s);
+			return -1;
+		}
+		out->unix_socket = true;
+		strcpy(out->host, s);
+		return 0;
+	}
+	if (strchr(s, '@')) {
+		set_error(errstr, errstr_size,
+			  "redis address \"%s\" holds a user or password: put "
+			  "them in [redis] user and password_file",
+			  text);
+		return -1;
+	}
+	if (strchr(s, '/')) {
+		set_error(errstr, errstr_size,
+			  "redis address \"%s\" has a path: write "
+			  "%shost:port (jobd uses database 0)",
+			  text, out->tls ? "rediss://" : "redis://");
+		return -1;
+	}
+	host = s;
+	if (*s == '[') {
+		end = strchr(s, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			goto bad;
+		host = s + 1;
+		hl = (size_t)(end - host);
+		colon = end[1] ? end + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		hl = colon ? (size_t)(colon - s) : strlen(s);
+	}
+	if (hl == 0 || hl >= sizeof(out->host))
+		goto bad;
+	memcpy(out->host, host, hl);
+	out->host[hl] = '\0';
+	if (colon) {
+		errno = 0;
+		port = strtol(colon + 1, &num_end, 10);
+		if (!colon[1] || *num_end || errno || port < 1 || port > 65535)
+			goto bad;
+	}
+	out->port = (int)port;
+	return 0;
+bad:
+	set_error(errstr, errstr_size,
+		  "bad redis address \"%s\": write host:port, "
+		  "redis://host:port, rediss://host:port (TLS) or a unix "
+		  "socket path",
+		  text);
+	return -1;
+}
+
+/*
+ * The [redis] address and tls_* keys of CONF agree: the address parses,
+ * tls_cert comes with tls_key, and TLS keys only with a rediss://
+ * address (a plain address would send in clear what the keys meant to
+ * protect). Returns 0, or -1 with WHAT and *HINT set.
+ */
+static int redis_check(const struct jobd_conf *conf, char *what, size_t size,
+		       const char **hint)
+{
+	struct jobd_redis_address addr;
+	const char *tls_key = conf->redis_tls_ca	  ? "tls_ca" :
+			      conf->redis_tls_cert	  ? "tls_cert" :
+			      conf->redis_tls_key	  ? "tls_key" :
+			      conf->redis_tls_server_name ? "tls_server_name" :
+							    NULL;
+
+	*hint = "see [redis] address in jobd.conf(5)";
+	if (jobd_conf_redis_address(conf->redis_address, &addr, what, size) < 0)
+		return -1;
+	if (!conf->redis_tls_cert != !conf->redis_tls_key) {
+		snprintf(what, size, "[redis] %s without %s",
+			 conf->redis_tls_cert ? "tls_cert" : "tls_key",
+			 conf->redis_tls_cert ? "tls_key" : "tls_cert");
+		*hint = "give both tls_cert and tls_key, or neither";
+		return -1;
+	}
+	if (tls_key && !addr.tls) {
+		snprintf(what, size,
+			 "[redis] %s is set but address \"%s\" is not TLS",
+			 tls_key, conf->redis_address);
+		*hint = addr.unix_socket ?
+				"Redis speaks TLS on TCP ports only: write "
+				"rediss://host:port, or remove the tls_ keys" :
+				"write rediss://host:port, or remove the "
+				"tls_ keys";
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * [schedule.NAME]: its cron expression, time zone, type (any type of the
  * file, wherever defined), payload and catch_up, each error on the line
@@ -1756,6 +1889,8 @@ static int finish(struct parser *p)
 {
 	struct jobd_conf *conf = p->conf;
 	size_t i, before = p->nerrors;
+	const char *hint = NULL;
+	char what[600];
 
 	if (conf->lease <= conf->heartbeat) {
 		char lease[32], hb[32];
@@ -1769,6 +1904,10 @@ static int finish(struct parser *p)
 		     "[engine] lease %s is not longer than heartbeat %s", lease,
 		     hb);
 	}
+	if (redis_check(conf, what, sizeof(what), &hint) < 0)
+		fail(p,
+		     strstr(what, "tls_") ? p->redis_tls_line : p->address_line,
+		     hint, "%s", what);
 	if (!conf->http_tls_cert != !conf->http_tls_key)
 		return fail(p, p->tls_line,
 			    "give both tls_cert and tls_key, or neither",
@@ -2137,6 +2276,18 @@ struct jobd_conf *jobd_conf_load(const char *path, char *errstr,
 		jobd_conf_free(conf);
 		return NULL;
 	}
+	if (getenv("JOBD_REDIS") && *getenv("JOBD_REDIS")) {
+		const char *hint;
+		char what[600];
+
+		if (redis_check(conf, what, sizeof(what), &hint) < 0) {
+			set_error(errstr, errstr_size,
+				  "%s (address from $JOBD_REDIS): %s", what,
+				  hint);
+			jobd_conf_free(conf);
+			return NULL;
+		}
+	}
 	if (path)
 		check_readable(conf, path);
 	return conf;
@@ -2163,6 +2314,10 @@ void jobd_conf_free(struct jobd_conf *conf)
 	free(conf->redis_address);
 	free(conf->redis_password);
 	free(conf->redis_user);
+	free(conf->redis_tls_ca);
+	free(conf->redis_tls_cert);
+	free(conf->redis_tls_key);
+	free(conf->redis_tls_server_name);
 	free(conf->prefix);
 	free(conf->brokers);
 	free(conf->group);
@@ -2280,6 +2435,7 @@ static bool same_value(const struct key *k, const struct jobd_conf *ca,
 	case K_STR:
 	case K_OPTSTR:
 	case K_SECRET:
+	case K_PATH:
 	case K_INSTANCE:
 	case K_HANDLER:
 		return same_str(*(char *const *)(const void *)a,
@@ -2573,6 +2729,7 @@ static void write_value(FILE *f, const struct key *k, const void *base,
 	switch (k->kind) {
 	case K_STR:
 	case K_OPTSTR:
+	case K_PATH:
 	case K_HANDLER:
 		fputs(*str ? *str : "", f);
 		break;

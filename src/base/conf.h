@@ -123,14 +123,28 @@ struct jobd_kv {
 	char *value;
 };
 
+/* [redis] address (or JOBD_REDIS), taken apart. */
+struct jobd_redis_address {
+	bool tls;	  /* rediss:// */
+	bool unix_socket; /* HOST is a unix socket path */
+	char host[256];	  /* name, IP address (IPv6 without brackets), path */
+	int port;	  /* TCP port; 6379 when not given */
+};
+
 struct jobd_conf {
 	char *path; /* file read, NULL for built-in defaults */
 
 	/* [redis] */
-	char *redis_address; /* host:port or a unix socket path; "127.0.0.1:6379" */
+	char *redis_address;  /* [redis[s]://]host:port or a unix socket path;
+			      * "127.0.0.1:6379" */
 	char *redis_password; /* NULL = no AUTH */
 	char *redis_user;     /* NULL = default user */
-	char *prefix;	      /* key prefix, "jobd" */
+	char *redis_tls_ca;   /* PEM CA file; NULL = the system's CAs */
+	char *redis_tls_cert; /* PEM client certificate (chain); NULL = none */
+	char *redis_tls_key;  /* PEM private key of redis_tls_cert */
+	char *redis_tls_server_name; /* name verified and sent (SNI); NULL =
+				      * the address's host */
+	char *prefix;		     /* key prefix, "jobd" */
 
 	/* [kafka] */
 	char *brokers;	       /* "embedded" or host:port,... */
@@ -314,6 +328,16 @@ const struct jobd_type_conf *jobd_conf_type(const struct jobd_conf *conf,
  * (also on overflow).
  */
 int jobd_conf_parse_duration(const char *s, int64_t *ms);
+
+/*
+ * Takes TEXT ([redis] address or JOBD_REDIS) apart into *OUT (TEXT
+ * borrowed): "host:port", "redis://host:port", "rediss://host:port"
+ * (TLS), "[IPv6]:port" or a unix socket path (any other text with a
+ * '/'); port 6379 when not given. Returns 0, or -1 with errstr saying
+ * what is wrong.
+ */
+int jobd_conf_redis_address(const char *text, struct jobd_redis_address *out,
+			    char *errstr, size_t errstr_size);
 
 /*
  * "1MiB", "512KiB", "100", "5MB" -> bytes. Units B, KB, MB, GB, TB (powers

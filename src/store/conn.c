@@ -14,11 +14,15 @@
  * writes it back: two jobctl processes and any number of jobd instances
  * can race freely.
  *
- * Connections are blocking with timeouts (hiredis 0.14 has neither TLS
- * nor async timeouts). Any I/O error drops the connection; the next call
+ * Connections are blocking with timeouts, in clear or through TLS
+ * (link.c: hiredis formats and parses, the link moves the bytes; hiredis
+ * 0.14 has no TLS). Any I/O error drops the connection; the next call
  * reconnects and reloads the functions, so callers only need to back off
- * and retry on JOBD_STORE_ERR_REDIS. Requests larger than JOBD_STORE_BATCH
- * are split so that every call does bounded work.
+ * and retry on JOBD_STORE_ERR_REDIS. A TLS setting that cannot work (a
+ * certificate file, a server that cannot be verified) fails
+ * jobd_store_new, so jobd and jobctl stop at start saying why, and never
+ * fall back to plain text. Requests larger than JOBD_STORE_BATCH are split
+ * so that every call does bounded work.
  */
 #include "config.h"
 
@@ -79,9 +83,9 @@ void store_args_add(struct store_args *a, const char *s)
 	a->n++;
 }
 
-void store_args_pipe(redisContext *c, struct store_args *a)
+void store_args_pipe(struct store_link *c, struct store_args *a)
 {
-	redisAppendCommandArgv(c, (int)a->n, a->v, a->len);
+	store_link_append_argv(c, (int)a->n, a->v, a->len);
 	for (size_t i = 0; i < a->n; i++)
 		free(a->owned[i]);
 	a->n = 0;
@@ -177,67 +181,86 @@ void store_set_err(struct jobd_store *st, const char *fmt, ...)
 	va_end(ap);
 }
 
-void store_drop(redisContext **c)
+void store_drop(struct store_link **c)
 {
-	if (*c)
-		redisFree(*c);
+	store_link_free(*c);
 	*c = NULL;
 }
 
 void store_lost(struct jobd_store *st)
 {
 	store_set_err(st, "redis at %s: %s", st->conf->redis_address,
-		      st->c->errstr[0] ? st->c->errstr : "connection lost");
+		      store_link_errstr(st->c));
 	store_drop(&st->c);
 }
 
-redisContext *store_connect_to(struct jobd_store *st)
+/*
+ * Runs the first command CMD on the new link C (hiredis format): its
+ * reply, or NULL with the error set (what STEP was, and a hint when a
+ * server that never answered looks like one speaking TLS).
+ */
+static redisReply *first_call(struct jobd_store *st, struct store_link *c,
+			      const char *step, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static redisReply *first_call(struct jobd_store *st, struct store_link *c,
+			      const char *step, const char *fmt, ...)
+{
+	const char *why;
+	redisReply *r;
+	bool tls_port;
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = store_link_vcommand(c, fmt, ap);
+	va_end(ap);
+	if (r)
+		return r;
+	why = store_link_errstr(c);
+	/* A TLS port resets a client that speaks in clear, or answers it
+	 * with bytes that are no reply. */
+	tls_port = !st->addr.tls && !st->addr.unix_socket &&
+		   store_link_never_answered(c) &&
+		   (strstr(why, "reset by peer") ||
+		    (strstr(why, "protocol error") && !strstr(why, "rediss")));
+	store_set_err(st, "cannot %s redis at %s: %s%s", step,
+		      st->conf->redis_address, why,
+		      tls_port ? " (is it a TLS port? then write "
+				 "rediss://host:port)" :
+				 "");
+	return NULL;
+}
+
+struct store_link *store_connect_to(struct jobd_store *st)
 {
 	const char *addr = st->conf->redis_address;
-	struct timeval tv = { st->timeout_ms / 1000,
-			      (st->timeout_ms % 1000) * 1000 };
-	redisContext *c;
+	struct store_link *c;
 	redisReply *r;
+	char err[512];
 
-	if (strchr(addr, '/')) {
-		c = redisConnectUnixWithTimeout(addr, tv);
-	} else {
-		char host[256];
-		const char *colon = strrchr(addr, ':');
-		int port = 6379;
-		size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
-
-		if (hl >= sizeof(host))
-			hl = sizeof(host) - 1;
-		memcpy(host, addr, hl);
-		host[hl] = '\0';
-		if (colon)
-			port = atoi(colon + 1);
-		c = redisConnectWithTimeout(host, port, tv);
-	}
-	if (!c || c->err) {
+	c = store_link_open(&st->addr, st->tls, st->timeout_ms, err,
+			    sizeof(err));
+	if (!c) {
 		store_set_err(st, "cannot connect to redis at %s: %s", addr,
-			      c ? c->errstr : "out of memory");
-		if (c)
-			redisFree(c);
+			      err);
 		return NULL;
 	}
-	redisSetTimeout(c, tv);
 	if (st->conf->redis_password) {
 		if (st->conf->redis_user)
-			r = redisCommand(c, "AUTH %s %s", st->conf->redis_user,
-					 st->conf->redis_password);
+			r = first_call(st, c, "authenticate to", "AUTH %s %s",
+				       st->conf->redis_user,
+				       st->conf->redis_password);
 		else
-			r = redisCommand(c, "AUTH %s",
-					 st->conf->redis_password);
-		if (!r || r->type == REDIS_REPLY_ERROR) {
+			r = first_call(st, c, "authenticate to", "AUTH %s",
+				       st->conf->redis_password);
+		if (!r)
+			goto err_free;
+		if (r->type == REDIS_REPLY_ERROR) {
 			store_set_err(st,
 				      "cannot authenticate to redis at %s: %s",
-				      addr, r ? r->str : c->errstr);
-			if (r)
-				freeReplyObject(r);
-			redisFree(c);
-			return NULL;
+				      addr, r->str);
+			freeReplyObject(r);
+			goto err_free;
 		}
 		freeReplyObject(r);
 	}
@@ -245,21 +268,24 @@ redisContext *store_connect_to(struct jobd_store *st)
 	 * Ask before loading scripts: Redis drops an unauthenticated client
 	 * that sends large requests, which would only say "connection lost".
 	 */
-	r = redisCommand(c, "PING");
-	if (!r || r->type == REDIS_REPLY_ERROR) {
+	r = first_call(st, c, "talk to", "PING");
+	if (!r)
+		goto err_free;
+	if (r->type == REDIS_REPLY_ERROR) {
 		store_set_err(
-			st, "redis at %s refused us: %s%s", addr,
-			r ? r->str : c->errstr,
-			r && strncmp(r->str, "NOAUTH", 6) == 0 ?
+			st, "redis at %s refused us: %s%s", addr, r->str,
+			strncmp(r->str, "NOAUTH", 6) == 0 ?
 				" (set [redis] password, and user for an ACL user)" :
 				"");
-		if (r)
-			freeReplyObject(r);
-		redisFree(c);
-		return NULL;
+		freeReplyObject(r);
+		goto err_free;
 	}
 	freeReplyObject(r);
 	return c;
+
+err_free:
+	store_link_free(c);
+	return NULL;
 }
 
 /*
@@ -269,7 +295,8 @@ redisContext *store_connect_to(struct jobd_store *st)
  */
 static int load_library(struct jobd_store *st)
 {
-	redisReply *r = redisCommand(st->c, "FUNCTION LOAD %s", jobd_library);
+	redisReply *r =
+		store_link_command(st->c, "FUNCTION LOAD %s", jobd_library);
 
 	if (!r) {
 		store_lost(st);
@@ -303,9 +330,9 @@ int store_ensure(struct jobd_store *st)
 		return JOBD_STORE_ERR_REDIS;
 	st->conns++;
 	/* Functions read the log bound from here (first writer wins). */
-	r = redisCommand(st->c, "HSETNX %s:conf logs_max_entries %lld",
-			 st->conf->prefix,
-			 (long long)st->conf->logs_max_entries);
+	r = store_link_command(st->c, "HSETNX %s:conf logs_max_entries %lld",
+			       st->conf->prefix,
+			       (long long)st->conf->logs_max_entries);
 	if (!r)
 		goto lost;
 	freeReplyObject(r);
@@ -315,7 +342,7 @@ int store_ensure(struct jobd_store *st)
 	 * otherwise (no module, another version, a user without the
 	 * permission) everything runs in Lua.
 	 */
-	r = redisCommand(st->c, "JOBD.VERSION");
+	r = store_link_command(st->c, "JOBD.VERSION");
 	if (!r)
 		goto lost; /* not "no module": no answer (Redis stalled) */
 	snprintf(want, sizeof(want), "%s%s", jobd_library_prefix,
@@ -348,12 +375,22 @@ struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
 	for (int i = 0; i < S_COUNT; i++)
 		snprintf(st->fn[i], sizeof(st->fn[i]), "%s%s",
 			 jobd_library_prefix, script_names[i]);
+	if (jobd_conf_redis_address(conf->redis_address, &st->addr, errstr,
+				    errstr_size) < 0)
+		goto err_free;
+	if (st->addr.tls &&
+	    !(st->tls = store_tls_new(conf, errstr, errstr_size)))
+		goto err_free;
 	if (store_ensure(st) < 0) {
 		snprintf(errstr, errstr_size, "%s", st->err);
-		free(st);
-		return NULL;
+		goto err_free;
 	}
 	return st;
+
+err_free:
+	store_tls_free(st->tls);
+	free(st);
+	return NULL;
 }
 
 void jobd_store_free(struct jobd_store *st)
@@ -362,6 +399,7 @@ void jobd_store_free(struct jobd_store *st)
 		return;
 	store_drop(&st->c);
 	store_drop(&st->sub);
+	store_tls_free(st->tls);
 	free(st);
 }
 
@@ -377,11 +415,9 @@ bool jobd_store_has_module(const struct jobd_store *st)
 
 void jobd_store_set_timeout(struct jobd_store *st, int ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
 	st->timeout_ms = ms;
 	if (st->c)
-		redisSetTimeout(st->c, tv);
+		store_link_set_timeout(st->c, ms);
 }
 
 void store_call_args(const struct jobd_store *st, const char *cmd,
@@ -413,7 +449,7 @@ redisReply *store_module_call(struct jobd_store *st, const char *cmd,
 	if (!st->module)
 		return NULL;
 	store_call_args(st, cmd, 0, args, &a);
-	r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
+	r = store_link_command_argv(st->c, (int)a.n, a.v, a.len);
 	store_args_release(&a);
 	if (!r) {
 		store_lost(st);
@@ -453,7 +489,7 @@ redisReply *store_eval(struct jobd_store *st, enum script_id id,
 		return NULL;
 	store_call_args(st, NULL, id, args, &a);
 	for (int tries = 0; tries < 2; tries++) {
-		r = redisCommandArgv(st->c, (int)a.n, a.v, a.len);
+		r = store_link_command_argv(st->c, (int)a.n, a.v, a.len);
 		if (!r) {
 			store_lost(st);
 			break;
@@ -518,19 +554,27 @@ int store_level_parse(const char *s)
 
 /* --- the store layer's own calls (store_int.h) ---------------------------------- */
 
+redisReply *jobd_store_vcommand(struct jobd_store *st, const char *fmt,
+				va_list ap)
+{
+	redisReply *r;
+
+	if (store_ensure(st) < 0)
+		return NULL;
+	r = store_link_vcommand(st->c, fmt, ap);
+	if (!r)
+		store_lost(st);
+	return r;
+}
+
 redisReply *jobd_store_command(struct jobd_store *st, const char *fmt, ...)
 {
 	redisReply *r;
 	va_list ap;
 
-	if (store_ensure(st) < 0)
-		return NULL;
 	va_start(ap, fmt);
-	r = redisvCommand(st->c, fmt, ap);
+	r = jobd_store_vcommand(st, fmt, ap);
 	va_end(ap);
-	if (!r) {
-		store_lost(st);
-	}
 	return r;
 }
 
@@ -541,14 +585,13 @@ redisReply *jobd_store_command_argv(struct jobd_store *st, int argc,
 
 	if (store_ensure(st) < 0)
 		return NULL;
-	r = redisCommandArgv(st->c, argc, argv, lens);
-	if (!r) {
+	r = store_link_command_argv(st->c, argc, argv, lens);
+	if (!r)
 		store_lost(st);
-	}
 	return r;
 }
 
-redisContext *jobd_store_pipeline(struct jobd_store *st)
+struct store_link *jobd_store_pipeline(struct jobd_store *st)
 {
 	return store_ensure(st) < 0 ? NULL : st->c;
 }
@@ -559,7 +602,7 @@ int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 	for (size_t i = 0; i < n; i++)
 		replies[i] = NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (redisGetReply(st->c, (void **)&replies[i]) != REDIS_OK) {
+		if (store_link_reply(st->c, &replies[i]) < 0) {
 			store_lost(st);
 			for (size_t k = 0; k < i; k++) {
 				freeReplyObject(replies[k]);

@@ -230,7 +230,7 @@ int jobd_store_create_send(struct jobd_store *st, const char *actor,
 {
 	struct store_args a = { 0 }, call = { 0 };
 	struct sent_create *sc;
-	int done = 0, rc = 0;
+	int rc = 0;
 
 	if (st->nsent == JOBD_STORE_CREATES_SENT || n > JOBD_STORE_BATCH) {
 		store_set_err(st, "create: %zu jobs, %zu calls on their way", n,
@@ -247,14 +247,9 @@ int jobd_store_create_send(struct jobd_store *st, const char *actor,
 	store_call_args(st, st->module ? "JOBD.CREATE" : NULL, S_CREATE, &a,
 			&call);
 	/* Sent now, not when the reply is read: Redis works meanwhile. */
-	if (redisAppendCommandArgv(st->c, (int)call.n, call.v, call.len) !=
-	    REDIS_OK)
-		done = -1;
-	while (done == 0)
-		if (redisBufferWrite(st->c, &done) != REDIS_OK)
-			done = -1;
+	store_link_append_argv(st->c, (int)call.n, call.v, call.len);
 	store_args_release(&call);
-	if (done < 0) {
+	if (store_link_flush(st->c) < 0) {
 		store_lost(st);
 		rc = JOBD_STORE_ERR_REDIS;
 	}
@@ -280,7 +275,7 @@ int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
 		return 0;
 	if (!st->c || sc->conn != st->conns)
 		return JOBD_STORE_ERR_REDIS; /* its reply went with it */
-	if (redisGetReply(st->c, (void **)&r) != REDIS_OK || !r) {
+	if (store_link_reply(st->c, &r) < 0) {
 		store_lost(st);
 		return JOBD_STORE_ERR_REDIS;
 	}

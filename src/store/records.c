@@ -129,7 +129,7 @@ int jobd_records_put(struct jobd_store *st, const char *coll,
 {
 	struct store_args p = { 0 };
 	struct store_args c = { 0 };
-	redisContext *rc;
+	struct store_link *rc;
 	redisReply **r = NULL;
 	const char *idx, **keys;
 	size_t nold = label && old ? n : 0, total = 0;
@@ -298,7 +298,7 @@ static int read_records(struct jobd_store *st, const char *coll,
 	struct store_args p = { 0 };
 	struct store_args c = { 0 };
 	struct jobd_record *out;
-	redisContext *rc;
+	struct store_link *rc;
 	redisReply **r = NULL;
 	int ret;
 
@@ -387,7 +387,7 @@ static int read_field(struct jobd_store *st, const char *const *keys, size_t n,
 		      const char *field, char ***vals, bool *exists)
 {
 	struct store_args c = { 0 };
-	redisContext *rc = jobd_store_pipeline(st);
+	struct store_link *rc = jobd_store_pipeline(st);
 	redisReply **r = NULL;
 	char **v;
 	size_t w;
@@ -448,7 +448,7 @@ int jobd_records_set_field(struct jobd_store *st, const char *coll,
 	const char **keys;
 	char **cur = NULL;
 	bool *exists;
-	redisContext *rc;
+	struct store_link *rc;
 	size_t count = 0, nch = 0;
 	int ret;
 
@@ -510,7 +510,7 @@ int jobd_records_rename_field(struct jobd_store *st, const char *coll,
 	struct store_args c = { 0 };
 	const char **keys;
 	char **cur = NULL;
-	redisContext *rc;
+	struct store_link *rc;
 	size_t count = 0, nch = 0;
 	int ret;
 

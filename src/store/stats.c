@@ -178,8 +178,8 @@ static int add_unrolled(struct jobd_store *st, const redisReply *rolled,
 	if (!h)
 		abort();
 	for (size_t i = 0; i < r->elements; i++)
-		redisAppendCommand(st->c, "HGETALL %s:stats:m:%s", p,
-				   r->element[i]->str);
+		store_link_append(st->c, "HGETALL %s:stats:m:%s", p,
+				  r->element[i]->str);
 	if (jobd_store_pipeline_read(st, r->elements, h) < 0)
 		rc = JOBD_STORE_ERR_REDIS;
 	for (size_t i = 0; rc == 0 && i < r->elements; i++) {
@@ -212,7 +212,7 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 	memset(out, 0, sizeof(*out));
 	if (store_ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
-	r = redisCommand(st->c, "TIME");
+	r = store_link_command(st->c, "TIME");
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 		if (r)
 			freeReplyObject(r);
@@ -236,15 +236,15 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 		return JOBD_STORE_ERR_REDIS;
 	/* The windows and the roll-up mark in one transaction (see
 	 * add_unrolled): MULTI, GET, NSPANS HGETALL, EXEC. */
-	redisAppendCommand(st->c, "MULTI");
-	redisAppendCommand(st->c, "GET %s:stats:rolled", st->conf->prefix);
+	store_link_append(st->c, "MULTI");
+	store_link_append(st->c, "GET %s:stats:rolled", st->conf->prefix);
 	for (int64_t i = 0; i < nspans; i++)
-		redisAppendCommand(st->c, "HGETALL %s:stats:%s:%lld",
-				   st->conf->prefix, span == 60000 ? "m" : "h",
-				   (long long)(first + i * span));
-	redisAppendCommand(st->c, "EXEC");
+		store_link_append(st->c, "HGETALL %s:stats:%s:%lld",
+				  st->conf->prefix, span == 60000 ? "m" : "h",
+				  (long long)(first + i * span));
+	store_link_append(st->c, "EXEC");
 	for (int64_t i = 0; i < nspans + 3; i++) {
-		if (redisGetReply(st->c, (void **)&r) != REDIS_OK) {
+		if (store_link_reply(st->c, &r) < 0) {
 			store_lost(st);
 			free(out->minutes);
 			out->minutes = NULL;

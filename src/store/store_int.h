@@ -8,6 +8,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "store/link.h"
 #include "store/store.h"
 
 /*
@@ -19,13 +20,18 @@
 redisReply *jobd_store_command(struct jobd_store *st, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The same with a va_list. */
+redisReply *jobd_store_vcommand(struct jobd_store *st, const char *fmt,
+				va_list ap);
+
 /* The same with an argument vector (binary-safe; all borrowed). */
 redisReply *jobd_store_command_argv(struct jobd_store *st, int argc,
 				    const char **argv, const size_t *lens);
 
-/* Sends N commands appended with redisAppendCommand... on the returned
- * context and reads their replies into REPLIES (caller frees each). */
-redisContext *jobd_store_pipeline(struct jobd_store *st);
+/* Sends N commands appended with store_link_append... on the returned
+ * link (borrowed; NULL with the error set when Redis is unreachable) and
+ * reads their replies into REPLIES (caller frees each). */
+struct store_link *jobd_store_pipeline(struct jobd_store *st);
 int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 			     redisReply **replies);
 
@@ -76,14 +82,16 @@ enum script_id {
 };
 
 struct jobd_store {
-	const struct jobd_conf *conf; /* borrowed */
-	redisContext *c;	      /* NULL while disconnected */
-	redisContext *sub;	      /* subscribed to PREFIX:wake, or NULL */
-	char fn[S_COUNT][64];	      /* function names, "jobd_HASH_claim" */
-	int timeout_ms;		      /* per-call socket timeout */
-	bool module;		      /* Redis has this jobd's module */
-	bool warned;		      /* ... in another version: said */
-	char err[512];		      /* the last error */
+	const struct jobd_conf *conf;	/* borrowed */
+	struct jobd_redis_address addr; /* conf's redis_address, parsed */
+	struct store_tls *tls;		/* for rediss://, else NULL */
+	struct store_link *c;		/* NULL while disconnected */
+	struct store_link *sub;		/* subscribed to PREFIX:wake, or NULL */
+	char fn[S_COUNT][64];		/* function names, "jobd_HASH_claim" */
+	int timeout_ms;			/* per-call socket timeout */
+	bool module;			/* Redis has this jobd's module */
+	bool warned;			/* ... in another version: said */
+	char err[512];			/* the last error */
 	uint64_t conns; /* connections made: which one a call went on */
 	/* jobd_store_create_send's calls whose replies are not read yet:
 	 * NSENT of them, the oldest at SENT_HEAD of the ring */
@@ -122,9 +130,9 @@ void store_args_release(struct store_args *a);
 /* Adds S (borrowed; NULL adds ""). */
 void store_args_add(struct store_args *a, const char *s);
 
-/* Appends A as one command to C's pipeline (redisAppendCommandArgv) and
+/* Appends A as one command to C's pipeline (store_link_append_argv) and
  * empties A for the next command, keeping its room. */
-void store_args_pipe(redisContext *c, struct store_args *a);
+void store_args_pipe(struct store_link *c, struct store_args *a);
 
 /* Adds a formatted argument, owned by A, and returns it (valid until A is
  * released or piped). */
@@ -151,15 +159,15 @@ void store_set_err(struct jobd_store *st, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Frees connection *C, if any, and sets it NULL. */
-void store_drop(redisContext **c);
+void store_drop(struct store_link **c);
 
-/* The connection failed (hiredis says why): the error, and a reconnect
+/* The connection failed (the link says why): the error, and a reconnect
  * on the next call. */
 void store_lost(struct jobd_store *st);
 
-/* A new connection to [redis] address, authenticated, with the call
- * timeout; NULL with the error set. */
-redisContext *store_connect_to(struct jobd_store *st);
+/* A new connection to [redis] address (through TLS for rediss://),
+ * authenticated, with the call timeout; NULL with the error set. */
+struct store_link *store_connect_to(struct jobd_store *st);
 
 /* Connects if not connected (and checks for the module once a
  * connection); 0, or -1 with the error set. */

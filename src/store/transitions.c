@@ -469,15 +469,14 @@ int jobd_store_expire(struct jobd_store *st, size_t max, size_t *n)
 int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 {
 	redisReply *r = NULL;
-	struct pollfd pfd;
-	int woken = 0, n;
+	int woken = 0, rc;
 
 	if (!st->sub) {
 		st->sub = store_connect_to(st);
 		if (!st->sub)
 			return JOBD_STORE_ERR_REDIS;
-		r = redisCommand(st->sub, "SUBSCRIBE %s:wake",
-				 st->conf->prefix);
+		r = store_link_command(st->sub, "SUBSCRIBE %s:wake",
+				       st->conf->prefix);
 		if (!r)
 			goto err_lost;
 		freeReplyObject(r);
@@ -486,29 +485,25 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 		return 1;
 	}
 	/*
-	 * Poll the socket ourselves: a hiredis read timeout would leave the
-	 * context unusable and we would miss wake-ups while resubscribing.
+	 * Wait on the socket here, not with a read timeout: a timed-out
+	 * read would leave the link unusable and we would miss wake-ups
+	 * while resubscribing. One wake-up is as good as many: drain what
+	 * arrived.
 	 */
-	pfd.fd = st->sub->fd;
-	pfd.events = POLLIN;
-	n = poll(&pfd, 1, timeout_ms);
-	if (n < 0)
-		return errno == EINTR ? 0 : JOBD_STORE_ERR_REDIS;
-	if (n == 0)
-		return 0;
-	if (redisBufferRead(st->sub) != REDIS_OK)
-		goto err_lost;
-	/* One wake-up is as good as many: drain what arrived. */
-	while (redisGetReplyFromReader(st->sub, (void **)&r) == REDIS_OK && r) {
+	while ((rc = store_link_wait(st->sub, woken ? 0 : timeout_ms, &r)) >
+	       0) {
 		freeReplyObject(r);
 		r = NULL;
 		woken = 1;
 	}
+	if (rc < 0)
+		goto err_lost;
 	return woken;
 
 err_lost:
-	store_set_err(st, "redis at %s: subscription lost",
-		      st->conf->redis_address);
+	store_set_err(st, "redis at %s: subscription lost: %s",
+		      st->conf->redis_address,
+		      st->sub ? store_link_errstr(st->sub) : "");
 	store_drop(&st->sub);
 	return JOBD_STORE_ERR_REDIS;
 }

@@ -1416,6 +1416,74 @@ START_TEST(test_conf_secret_is_a_property_of_the_key)
 }
 END_TEST
 
+START_TEST(test_conf_redis_tls_keys_and_address)
+{
+	struct jobd_redis_address a;
+	struct jobd_conf *conf;
+	char err[256];
+
+	conf = jobd_conf_parse(
+		"[redis]\naddress = rediss://r.example:6380\n"
+		"tls_ca = ca.pem\ntls_cert = c.pem\n"
+		"tls_key = /abs/c.key\ntls_server_name = r\n",
+		strlen("[redis]\naddress = rediss://r.example:6380\n"
+		       "tls_ca = ca.pem\ntls_cert = c.pem\n"
+		       "tls_key = /abs/c.key\ntls_server_name = r\n"),
+		"/etc/jobd/jobd.conf", errstr, sizeof(errstr));
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	/* Relative to the file's directory, as every path key. */
+	ck_assert_str_eq(conf->redis_tls_ca, "/etc/jobd/ca.pem");
+	ck_assert_str_eq(conf->redis_tls_cert, "/etc/jobd/c.pem");
+	ck_assert_str_eq(conf->redis_tls_key, "/abs/c.key");
+	ck_assert_str_eq(conf->redis_tls_server_name, "r");
+	jobd_conf_free(conf);
+	conf = jobd_conf_parse(
+		"[http]\ntls_cert = m.pem\ntls_key = m.key\n",
+		strlen("[http]\ntls_cert = m.pem\ntls_key = m.key\n"),
+		"/etc/jobd/jobd.conf", errstr, sizeof(errstr));
+	ck_assert_msg(conf != NULL, "%s", errstr);
+	ck_assert_str_eq(conf->http_tls_cert, "/etc/jobd/m.pem");
+	jobd_conf_free(conf);
+
+	ck_assert_str_eq(refuse("[redis]\naddress = 10.0.0.1:6379\n"
+				"tls_ca = /ca.pem\n"),
+			 "t.conf:3: [redis] tls_ca is set but address "
+			 "\"10.0.0.1:6379\" is not TLS: write "
+			 "rediss://host:port, or remove the tls_ keys");
+	ck_assert_str_eq(refuse("[redis]\naddress = rediss://h:1\n"
+				"tls_cert = /c.pem\n"),
+			 "t.conf:3: [redis] tls_cert without tls_key: give "
+			 "both tls_cert and tls_key, or neither");
+	ck_assert(strstr(refuse("[redis]\naddress = rediss://h:99999\n"),
+			 "t.conf:2: bad redis address \"rediss://h:99999\""));
+	ck_assert(strstr(refuse("[redis]\naddress = redis://u:pw@h:1\n"),
+			 "holds a user or password"));
+
+	ck_assert_int_eq(jobd_conf_redis_address("rediss://[::1]:6380", &a, err,
+						 sizeof(err)),
+			 0);
+	ck_assert(a.tls && !a.unix_socket);
+	ck_assert_str_eq(a.host, "::1");
+	ck_assert_int_eq(a.port, 6380);
+	ck_assert_int_eq(
+		jobd_conf_redis_address("redis://h", &a, err, sizeof(err)), 0);
+	ck_assert(!a.tls && a.port == 6379);
+	ck_assert_str_eq(a.host, "h");
+	ck_assert_int_eq(jobd_conf_redis_address("/run/redis.sock", &a, err,
+						 sizeof(err)),
+			 0);
+	ck_assert(a.unix_socket && !a.tls);
+	ck_assert_int_eq(jobd_conf_redis_address("127.0.0.1:7000", &a, err,
+						 sizeof(err)),
+			 0);
+	ck_assert(!a.tls && a.port == 7000);
+	ck_assert_int_eq(jobd_conf_redis_address("rediss://h:1/0", &a, err,
+						 sizeof(err)),
+			 -1);
+	ck_assert(strstr(err, "has a path"));
+}
+END_TEST
+
 START_TEST(test_conf_tls_needs_cert_and_key)
 {
 	struct jobd_conf *conf;
@@ -1867,6 +1935,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_conf_secrets_from_env_override_file);
 	tcase_add_test(tc, test_conf_secret_is_a_property_of_the_key);
 	tcase_add_test(tc, test_conf_tls_needs_cert_and_key);
+	tcase_add_test(tc, test_conf_redis_tls_keys_and_address);
 	tcase_add_test(tc, test_conf_listeners_sorted_by_order_then_name);
 	tcase_add_test(tc, test_conf_incomplete_sections_refused);
 	tcase_add_test(tc, test_conf_actions_and_relations);

@@ -194,7 +194,7 @@ static redisReply *raw_cmd(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	r = redisvCommand(jobd_store_pipeline(raw), fmt, ap);
+	r = jobd_store_vcommand(raw, fmt, ap);
 	va_end(ap);
 	ck_assert_msg(r != NULL, "raw command failed: %s", fmt);
 	return r;
@@ -208,7 +208,7 @@ static long long raw_int(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	r = redisvCommand(jobd_store_pipeline(raw), fmt, ap);
+	r = jobd_store_vcommand(raw, fmt, ap);
 	va_end(ap);
 	ck_assert_msg(r && r->type == REDIS_REPLY_INTEGER,
 		      "%s: not an integer reply", fmt);
@@ -226,7 +226,7 @@ static const char *raw_str(const char *fmt, ...)
 	bool nil;
 
 	va_start(ap, fmt);
-	r = redisvCommand(jobd_store_pipeline(raw), fmt, ap);
+	r = jobd_store_vcommand(raw, fmt, ap);
 	va_end(ap);
 	ck_assert_msg(r && (r->type == REDIS_REPLY_STRING ||
 			    r->type == REDIS_REPLY_NIL),
