@@ -14,7 +14,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* Two digits at P into *V. */
 static int two_digits(const char *p, int *v)
@@ -27,33 +26,21 @@ static int two_digits(const char *p, int *v)
 
 int jobd_schedule_parse_run_at(const char *s, int64_t *ms)
 {
-	struct tm tm;
 	const char *p;
 	int64_t t;
-	int frac = 0, digits = 0, hh, mm, sign;
+	int hh, mm, sign;
 
 	if (!s || !*s)
 		return -1;
 	if (strspn(s, "0123456789") == strlen(s))
 		return jobd_util_parse_i64(s, ms) < 0 || *ms <= 0 ? -1 : 0;
-	if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' ||
-	    (s[10] != 'T' && s[10] != 't'))
+	/* RFC 3339: a T between date and time, and an offset. */
+	if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T')
 		return -1;
-	memset(&tm, 0, sizeof(tm));
-	p = strptime(s + 11, "%H:%M:%S", &tm);
-	if (!p || !strptime(s, "%Y-%m-%d", &tm))
+	p = jobd_util_parse_iso_prefix(s, &t);
+	if (!p)
 		return -1;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 3)
-				frac = frac * 10 + (*p - '0');
-		if (digits == 0)
-			return -1;
-		for (; digits < 3; digits++)
-			frac *= 10;
-	}
-	t = (int64_t)timegm(&tm) * 1000 + frac;
-	if ((*p == 'Z' || *p == 'z') && p[1] == 0) {
+	if (*p == 'Z' && p[1] == 0) {
 		*ms = t;
 		return t > 0 ? 0 : -1;
 	}
