@@ -107,6 +107,8 @@ echo "started $((s - at)) ms after run_at"
 echo "# epoch ms, delay, a time past"
 b=$(jobctl submit sched --run-at $(($(redis_ms) + 60000)))
 job_is "$b" '.scheduled' || fail "job $b (epoch ms) not scheduled"
+assert_eq run_at "$(jobctl why "$b" --json | jq -r '[.reasons[].code] | join(",")')" \
+	"jobctl why of a scheduled job"
 before=$(redis_ms)
 d=$(jobctl submit sched --delay 2s)
 nb=$(field "$d" not_before)
