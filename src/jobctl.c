@@ -22,6 +22,7 @@
 #include "base/conf.h"
 #include "base/job.h"
 #include "base/log.h"
+#include "base/schedule.h"
 #include "base/util.h"
 #include "engine/scheduler.h"
 #include "kafka/kafka.h"
@@ -47,6 +48,7 @@ static int usage(FILE *f, int rc)
 		"\n"
 		"  submit TYPE [--payload JSON] [--key K] [--run-by U]\n"
 		"         [--low-priority] [--parent ID] [--count N]\n"
+		"         [--run-at TIME | --delay D]\n"
 		"  list [--status S] [--type T] [--run-by U] [--system] [--all]\n"
 		"       [--limit N] [--cursor C] [--json]\n"
 		"  show ID [--json]\n"
@@ -75,7 +77,7 @@ static int bad_usage(char **argv, bool option)
 		const char *cmd, *form;
 	} forms[] = {
 		{ "submit",
-		  "submit TYPE [--payload JSON] [--key K] [--run-by U] [--low-priority] [--parent ID] [--count N]" },
+		  "submit TYPE [--payload JSON] [--key K] [--run-by U] [--low-priority] [--parent ID] [--count N] [--run-at TIME | --delay D]" },
 		{ "list",
 		  "list [--status S] [--type T] [--run-by U] [--system] [--all] [--limit N] [--cursor C] [--json]" },
 		{ "show", "show ID [--json]" },
@@ -158,6 +160,8 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
 		{ "low-priority", no_argument, NULL, 'l' },
 		{ "parent", required_argument, NULL, 'P' },
 		{ "count", required_argument, NULL, 'n' },
+		{ "run-at", required_argument, NULL, 'a' },
+		{ "delay", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct jobd_spec spec = { 0 };
@@ -197,12 +201,36 @@ static int cmd_submit(struct ctl *ctl, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'a':
+			if (jobd_schedule_parse_run_at(optarg, &spec.run_at) <
+			    0) {
+				fprintf(stderr,
+					"jobctl: bad --run-at \"%s\": %s\n",
+					optarg, JOBD_SCHEDULE_RUN_AT_HINT);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'd':
+			if (jobd_schedule_parse_delay(optarg, &spec.delay) <
+			    0) {
+				fprintf(stderr,
+					"jobctl: bad --delay \"%s\": %s\n",
+					optarg, JOBD_SCHEDULE_DELAY_HINT);
+				return EXIT_USAGE;
+			}
+			break;
 		default:
 			return bad_usage(argv, true);
 		}
 	}
 	if (optind != argc - 1)
 		return bad_usage(argv, false);
+	if (spec.run_at && spec.delay) {
+		fprintf(stderr,
+			"jobctl: --run-at and --delay exclude each other: "
+			"give one\n");
+		return EXIT_USAGE;
+	}
 	spec.type = argv[optind];
 	if (spec.payload) {
 		j = json_loads(spec.payload, 0, &e);
@@ -288,13 +316,22 @@ static void print_table(const struct jobd_job_list *list)
 	for (size_t i = 0; i < list->n; i++) {
 		const struct jobd_job *job = list->jobs[i];
 		const struct jobd_children *c = &job->children;
-		char created[32], started[32], waiting[16], duration[16];
+		char created[32], started[32], waiting[24], duration[16];
 		char progress[16], children[32], errors[8];
 
 		fmt_time(job->created_at, created, sizeof(created));
 		fmt_time(job->started_at, started, sizeof(started));
-		jobd_util_human_ms(jobd_job_waiting_ms(job, list->now), waiting,
-				   sizeof(waiting));
+		/* A scheduled job waits for its run time, not yet to run. */
+		if (jobd_job_scheduled(job, list->now)) {
+			char in[16];
+
+			jobd_util_human_ms(job->run_at - list->now, in,
+					   sizeof(in));
+			snprintf(waiting, sizeof(waiting), "in %s", in);
+		} else {
+			jobd_util_human_ms(jobd_job_waiting_ms(job, list->now),
+					   waiting, sizeof(waiting));
+		}
 		if (job->started_at || job->run_ms)
 			jobd_util_human_ms(jobd_job_duration_ms(job, list->now),
 					   duration, sizeof(duration));
@@ -314,7 +351,7 @@ static void print_table(const struct jobd_job_list *list)
 			snprintf(errors, sizeof(errors), "-");
 		printf("%-8lld %-14.14s %-12s %-19s %-8s %-19s %-8s %-8s %-14s %-6s %-3s %s\n",
 		       (long long)job->id, job->type,
-		       jobd_status_label(job->status), created, waiting,
+		       jobd_job_label(job, list->now), created, waiting,
 		       started, duration, progress, children, errors,
 		       job->low_priority ? "yes" : "-",
 		       job->run_by && !job->system ? job->run_by : "");
@@ -422,7 +459,15 @@ static void print_job(const struct jobd_job *job, int64_t now)
 				  json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
 							JSON_PRESERVE_ORDER);
 
-		printf("%-22s %s\n", k, s ? s : "");
+		printf("%-22s %s", k, s ? s : "");
+		/* Scheduled is shown, not a status of the state machine. */
+		if (strcmp(k, "status") == 0 && jobd_job_scheduled(job, now)) {
+			char iso[JOBD_ISO_SIZE];
+
+			printf(" (Scheduled for %s)",
+			       jobd_util_iso(job->run_at, iso));
+		}
+		printf("\n");
 		free(s);
 	}
 	json_decref(j);

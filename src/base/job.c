@@ -116,6 +116,8 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 			job->awaiting = strcmp(v, "1") == 0;
 		else if (strcmp(f, "not_before") == 0)
 			job->not_before = i64(v);
+		else if (strcmp(f, "run_at") == 0)
+			job->run_at = i64(v);
 		else if (strcmp(f, "instance") == 0)
 			job->instance = dup_nonempty(v);
 		else if (strcmp(f, "claimed_at") == 0)
@@ -189,6 +191,17 @@ void jobd_job_list_release(struct jobd_job_list *list)
 		jobd_job_free(list->jobs[i]);
 	free(list->jobs);
 	memset(list, 0, sizeof(*list));
+}
+
+bool jobd_job_scheduled(const struct jobd_job *job, int64_t now)
+{
+	return job->status == JOBD_PENDING && job->run_at > now;
+}
+
+const char *jobd_job_label(const struct jobd_job *job, int64_t now)
+{
+	return jobd_job_scheduled(job, now) ? "Scheduled" :
+					      jobd_status_label(job->status);
 }
 
 int64_t jobd_job_waiting_ms(const struct jobd_job *job, int64_t now)
@@ -283,6 +296,9 @@ json_t *jobd_job_to_json(const struct jobd_job *job, int64_t now)
 					  json_null());
 	json_object_set_new(o, "root", json_integer(job->root));
 	json_object_set_new(o, "created_at", time_or_null(job->created_at));
+	json_object_set_new(o, "run_at", time_or_null(job->run_at));
+	json_object_set_new(o, "scheduled",
+			    json_boolean(jobd_job_scheduled(job, now)));
 	json_object_set_new(o, "started_at", time_or_null(job->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(job->finished_at));
 	json_object_set_new(o, "waiting_ms",

@@ -54,7 +54,9 @@ struct jobd_job {
 	int64_t restarts;
 	bool inconsistent;
 	bool awaiting;	    /* handler returned, waiting for children */
-	int64_t not_before; /* ms: retry time, 0 = none */
+	int64_t not_before; /* ms: retry or run time, 0 = none */
+	int64_t run_at;	    /* ms: the run time asked for at creation,
+			     * 0 = none (docs/design.md, "Scheduled jobs") */
 	char *instance;	    /* instance of the last claim, NULL if never */
 	int64_t claimed_at; /* ms: the last claim, 0 = never */
 	char *created_by;   /* the actor, when not run_by (e.g. "kafka") */
@@ -88,6 +90,15 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 void jobd_job_free(struct jobd_job *job);
 void jobd_job_list_release(struct jobd_job_list *list);
 
+/* Pending with its run time later than NOW (ms, Redis clock): shown
+ * as Scheduled, not claimable before run_at. */
+bool jobd_job_scheduled(const struct jobd_job *job, int64_t now);
+
+/* "Scheduled" for a scheduled job, else jobd_status_label(). */
+const char *jobd_job_label(const struct jobd_job *job, int64_t now);
+
+/* From queued_at (creation, the run time of a scheduled job, or the
+ * last restart) to the first start; 0 before queued_at. */
 int64_t jobd_job_waiting_ms(const struct jobd_job *job, int64_t now);
 int64_t jobd_job_duration_ms(const struct jobd_job *job, int64_t now);
 double jobd_job_overall_progress(const struct jobd_job *job);

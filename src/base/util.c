@@ -26,7 +26,7 @@ char *jobd_util_iso(int64_t ms, char *buf)
 	return buf;
 }
 
-int jobd_util_parse_iso(const char *s, int64_t *ms)
+const char *jobd_util_parse_iso_prefix(const char *s, int64_t *ms)
 {
 	struct tm tm;
 	const char *p;
@@ -39,23 +39,34 @@ int jobd_util_parse_iso(const char *s, int64_t *ms)
 		p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
 	}
 	if (!p)
-		return -1;
+		return NULL;
 	if (*p == '.') {
 		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
 			if (digits < 3)
 				frac = frac * 10 + (*p - '0');
 		if (digits == 0)
-			return -1;
+			return NULL;
 		for (; digits < 3; digits++)
 			frac *= 10;
 	}
+	*ms = (int64_t)timegm(&tm) * 1000 + frac;
+	return p;
+}
+
+int jobd_util_parse_iso(const char *s, int64_t *ms)
+{
+	int64_t t;
+	const char *p = jobd_util_parse_iso_prefix(s, &t);
+
+	if (!p)
+		return -1;
 	if (*p == 'Z')
 		p++;
 	else if (strcmp(p, "+00:00") == 0)
 		p += 6;
 	if (*p)
 		return -1;
-	*ms = (int64_t)timegm(&tm) * 1000 + frac;
+	*ms = t;
 	return 0;
 }
 

@@ -20,6 +20,11 @@ char *jobd_util_iso(int64_t ms, char *buf);
  */
 int jobd_util_parse_iso(const char *s, int64_t *ms);
 
+/* The date, time and optional fraction of S ("2026-11-28T14:39:38.123",
+ * or with a space for T) into *MS, as if UTC; returns where the rest
+ * (a zone) starts, or NULL. */
+const char *jobd_util_parse_iso_prefix(const char *s, int64_t *ms);
+
 /* ms -> "350ms", "4.2s", "3m12s", "2h05m", "3d04h" in BUF of SIZE. */
 char *jobd_util_human_ms(int64_t ms, char *buf, size_t size);
 

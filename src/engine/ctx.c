@@ -322,12 +322,20 @@ bool jobd_ctx_sleep(struct jobd_ctx *ctx, int64_t ms)
 int jobd_ctx_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 		   const char *payload, int64_t *child_id)
 {
+	return jobd_ctx_spawn_later(ctx, type, key, payload, 0, child_id);
+}
+
+int jobd_ctx_spawn_later(struct jobd_ctx *ctx, const char *type,
+			 const char *key, const char *payload, int64_t delay,
+			 int64_t *child_id)
+{
 	struct jobd_workers *w = ctx->w;
 	struct jobd_spec spec = {
 		.type = type,
 		.key = key,
 		.payload = payload,
 		.parent = ctx->claim.id,
+		.delay = delay > 0 ? delay : 0,
 	};
 	struct jobd_created out;
 	int64_t backoff = 0;

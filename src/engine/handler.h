@@ -130,6 +130,17 @@ int jobd_ctx_fail(struct jobd_ctx *ctx, const char *fmt, ...)
 int jobd_ctx_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 		   const char *payload, int64_t *child_id);
 
+/*
+ * jobd_ctx_spawn of a child scheduled DELAY ms after the Redis clock of
+ * its creation (0: at once): it stays Pending, shown as Scheduled, until
+ * then (docs/design.md, "Scheduled jobs"). A child spawned again with
+ * the same KEY keeps its first run time. The parent, once its handler
+ * returned, waits for it holding no worker.
+ */
+int jobd_ctx_spawn_later(struct jobd_ctx *ctx, const char *type,
+			 const char *key, const char *payload, int64_t delay,
+			 int64_t *child_id);
+
 /* --- stopping ----------------------------------------------------------- */
 
 /*

@@ -6,7 +6,8 @@
  * (fail at the end), "fail_attempts": N (fail while the attempt is <= N),
  * "uninterruptible": true (the whole run), "children": N (spawned first,
  * keys "c0".., of "child_type", default the job's own type, with payload
- * "child_payload", default {}). Progress and a checkpoint {"spawned",
+ * "child_payload", default {}, scheduled "child_delay_ms" after their
+ * creation, default at once). Progress and a checkpoint {"spawned",
  * "step", "acc"} after every step; honours stop between steps; "acc" sums
  * a function of each step, so a resumed run ends with the same value as
  * an uninterrupted one.
@@ -41,7 +42,7 @@ int jobd_handler_noop(struct jobd_ctx *ctx)
 	const char *ckt = jobd_ctx_checkpoint(ctx);
 	const char *child_type;
 	char *child_payload = NULL;
-	int64_t steps, sleep_ms_, errors, children, fail_attempts;
+	int64_t steps, sleep_ms_, errors, children, fail_attempts, child_delay;
 	int64_t spawned = 0, step = 0, acc = 0;
 	bool fail, unint;
 	int rc = JOBD_HANDLER_DONE;
@@ -55,6 +56,7 @@ int jobd_handler_noop(struct jobd_ctx *ctx)
 	sleep_ms_ = jobd_handlers_int(p, "sleep_ms", 0);
 	errors = jobd_handlers_int(p, "errors", 0);
 	children = jobd_handlers_int(p, "children", 0);
+	child_delay = jobd_handlers_int(p, "child_delay_ms", 0);
 	fail_attempts = jobd_handlers_int(p, "fail_attempts", 0);
 	fail = json_is_true(json_object_get(p, "fail"));
 	unint = json_is_true(json_object_get(p, "uninterruptible"));
@@ -86,8 +88,9 @@ int jobd_handler_noop(struct jobd_ctx *ctx)
 			goto out;
 		}
 		snprintf(key, sizeof(key), "c%lld", (long long)spawned);
-		if (jobd_ctx_spawn(ctx, child_type, key, child_payload, NULL) ==
-		    JOBD_CTX_ERR_ABANDONED) {
+		if (jobd_ctx_spawn_later(ctx, child_type, key, child_payload,
+					 child_delay,
+					 NULL) == JOBD_CTX_ERR_ABANDONED) {
 			rc = JOBD_HANDLER_STOPPED;
 			goto out;
 		}

@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "base/job.h"
+#include "base/schedule.h"
 #include "base/util.h"
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
@@ -782,14 +783,24 @@ static int member_int(json_t *o, const char *name, int64_t min, int64_t max,
 	return 0;
 }
 
+/* run_at and delay (base/schedule.h), refused as a bad request. */
+static int schedule(json_t *body, struct jobd_spec *spec, char *errstr,
+		    size_t errstr_size)
+{
+	if (jobd_schedule_from_json(body, &spec->run_at, &spec->delay, errstr,
+				    errstr_size) < 0)
+		return JOBD_HTTPPARSE_BAD;
+	return 0;
+}
+
 int jobd_httpparse_submit(json_t *body, const struct jobd_conf *conf,
 			  struct jobd_httpparse_submit *out, char *errstr,
 			  size_t errstr_size)
 {
-	static const char *const allowed[] = { "type",	       "payload",
-					       "key",	       "run_by",
-					       "low_priority", "parent",
-					       "count",	       NULL };
+	static const char *const allowed[] = {
+		"type",	  "payload", "key",    "run_by", "low_priority",
+		"parent", "count",   "run_at", "delay",	 NULL
+	};
 	struct jobd_spec *spec = &out->spec;
 	json_t *m;
 	int rc;
@@ -807,6 +818,7 @@ int jobd_httpparse_submit(json_t *body, const struct jobd_conf *conf,
 			     errstr, errstr_size)) ||
 	    (rc = member_int(body, "count", 1, JOBD_HTTPPARSE_MAX_COUNT,
 			     &out->count, errstr, errstr_size)) ||
+	    (rc = schedule(body, spec, errstr, errstr_size)) ||
 	    (rc = jobd_httpparse_type(conf, spec->type, errstr, errstr_size)))
 		return rc;
 	m = json_object_get(body, "low_priority");

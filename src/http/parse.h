@@ -160,7 +160,8 @@ struct jobd_httpparse_submit {
 
 /*
  * Members type (a type of CONF), payload (an object), key, run_by
- * (strings), parent (> 0), count, low_priority (boolean). run_by stays
+ * (strings), parent (> 0), count, low_priority (boolean), run_at and
+ * delay (base/schedule.h: one or neither). run_by stays
  * NULL when absent: the caller puts its actor there. Release OUT whatever
  * this returned.
  */

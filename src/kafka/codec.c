@@ -27,6 +27,8 @@
 
 #include "kafka/codec.h"
 
+#include "base/schedule.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -1062,11 +1064,13 @@ enum {
 	FF_SERVICE,
 	FF_EVENT,
 	FF_DATA,
+	FF_RUN_AT,
+	FF_DELAY,
 	NFF
 };
 static const char *const fast_fields[NFF] = {
-	"id",	   "type",    "action", "run_by", "low_priority",
-	"payload", "service", "event",	"data",
+	"id",	   "type",  "action", "run_by", "low_priority", "payload",
+	"service", "event", "data",   "run_at", "delay",
 };
 
 /* A copy of S (N bytes), or NULL. */
@@ -1090,11 +1094,16 @@ static bool fast_name(const struct fval *v, char **out)
 	return *out != NULL;
 }
 
-/* run_by and low_priority as take_run_by() and take_low_priority(). */
+/* run_by and low_priority as take_run_by() and take_low_priority(). A
+ * run time is left to the tree (jobd_schedule_from_json()). */
 static bool fast_common(const struct fval *fv, struct jobd_request *req,
 			bool low)
 {
 	const struct fval *r = &fv[FF_RUN_BY], *l = &fv[FF_LOW];
+
+	if ((fv[FF_RUN_AT].kind != FV_NONE && fv[FF_RUN_AT].kind != FV_NULL) ||
+	    (fv[FF_DELAY].kind != FV_NONE && fv[FF_DELAY].kind != FV_NULL))
+		return false;
 
 	if (r->kind == FV_STRING && r->n) {
 		if (!(req->run_by = fast_dup(r->p, r->n)))
@@ -1277,7 +1286,9 @@ int jobd_codec_decode_tree(enum jobd_topic_kind kind, const void *buf,
 	if (rc < 0)
 		return rc;
 
-	if ((rc = take_id(root, &req->id, errstr, errstr_size)) < 0)
+	if ((rc = take_id(root, &req->id, errstr, errstr_size)) < 0 ||
+	    (rc = jobd_schedule_from_json(root, &req->run_at, &req->delay,
+					  errstr, errstr_size)) < 0)
 		goto err_release;
 	switch (kind) {
 	case JOBD_TOPIC_EVENTS:

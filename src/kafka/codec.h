@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Containers nested deeper than this (the message's own object is level 1)
  * are refused, in JSON and msgpack alike. */
@@ -37,6 +38,8 @@ struct jobd_request {
 	char *service;	    /* events only: the legacy service; else NULL */
 	char *event;	    /* events only: the event name; else NULL */
 	char *action;	    /* actions only: the action name; else NULL */
+	int64_t run_at;	    /* ms since the epoch; 0 = now */
+	int64_t delay;	    /* ms after creation; 0 = none */
 };
 
 /*

@@ -669,6 +669,8 @@ static int decode(struct jobd_consumer *c, struct batch *b, char *errstr,
 			.payload_checked = true,
 			.run_by = it->req.run_by,
 			.low_priority = it->req.low_priority,
+			.run_at = it->req.run_at,
+			.delay = it->req.delay,
 		};
 	}
 	return 0;

@@ -28,19 +28,25 @@ static bool valid_json(const char *s, char *why, size_t why_size)
 }
 
 /* create.lua's arguments per job, in its order. */
-#define CREATE_FIELDS 7
+#define CREATE_FIELDS 8
 
 /*
  * The CREATE_FIELDS arguments of job SP into F, in the order create.lua
- * and JOBD.CREATE read them (PARENT holds the parent's id as text). The
+ * and JOBD.CREATE read them (PARENT holds the parent's id as text, WHEN
+ * the run time: "" now, "MS" at MS, "+MS" after a delay of MS). The
  * one place that order is written.
  */
 static void create_fields(const struct jobd_spec *sp, char parent[24],
-			  const char *f[CREATE_FIELDS])
+			  char when[24], const char *f[CREATE_FIELDS])
 {
 	parent[0] = 0;
 	if (sp->parent > 0)
 		snprintf(parent, 24, "%lld", (long long)sp->parent);
+	when[0] = 0;
+	if (sp->run_at > 0)
+		snprintf(when, 24, "%lld", (long long)sp->run_at);
+	else if (sp->delay > 0)
+		snprintf(when, 24, "+%lld", (long long)sp->delay);
 	f[0] = sp->key;
 	f[1] = sp->type;
 	f[2] = parent;
@@ -48,6 +54,7 @@ static void create_fields(const struct jobd_spec *sp, char parent[24],
 	f[4] = sp->low_priority ? "1" : "0";
 	f[5] = sp->payload ? sp->payload : "{}";
 	f[6] = sp->source;
+	f[7] = when;
 }
 
 /*
@@ -61,16 +68,16 @@ static void create_jobs(struct store_args *a, const struct jobd_spec *specs,
 {
 	struct store_list l = { 0 };
 	const char *f[CREATE_FIELDS];
-	char parent[24];
+	char parent[24], when[24];
 
 	for (size_t k = 0; k < sent; k++) {
-		create_fields(&specs[pos[k]], parent, f);
+		create_fields(&specs[pos[k]], parent, when, f);
 		for (int i = 0; i < CREATE_FIELDS; i++) {
 			if (module)
 				store_list_field(&l, f[i]);
-			else if (i == 2 &&
-				 *parent) /* a copy: PARENT is reused */
-				store_args_addf(a, "%s", parent);
+			else if ((i == 2 || i == 7) &&
+				 *f[i]) /* a copy: PARENT, WHEN are reused */
+				store_args_addf(a, "%s", f[i]);
 			else
 				store_args_add(a, f[i]);
 		}

@@ -56,6 +56,8 @@ struct jobd_spec {
 	const char *payload; /* JSON text, NULL = "{}" */
 	const char *run_by;  /* NULL = nobody; ignored for system types */
 	int64_t parent;	     /* 0 = a root job */
+	int64_t run_at;	     /* ms since the epoch, 0 = now (run_at wins) */
+	int64_t delay;	     /* ms after the Redis clock at creation, 0 = now */
 	bool low_priority;
 	bool payload_checked; /* the payload is known JSON text: not parsed */
 };

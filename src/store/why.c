@@ -149,6 +149,13 @@ static void pending_reasons(struct jobd_why *w, const redisReply *r)
 		    strcmp(fact(r, "how"), "canceled") == 0 ? "cancels" :
 							      "stops");
 	}
+	/* A scheduled job's not_before is its run_at until it runs. */
+	if (not_before > w->now && fact_i64(r, "run_at", 0) == not_before) {
+		add(w, "run_at", "it is scheduled: its run_at is in %s (at %s)",
+		    jobd_util_human_ms(not_before - w->now, when, sizeof(when)),
+		    jobd_util_iso(not_before, at));
+		return;
+	}
 	if (not_before > w->now) {
 		add(w, "retry_at", "it waits for its retry time, in %s (at %s)",
 		    jobd_util_human_ms(not_before - w->now, when, sizeof(when)),

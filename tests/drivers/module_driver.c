@@ -6,7 +6,8 @@
  * and every hand-off to the Lua functions: roots with and without keys
  * (repeated within a batch and across batches), system, low-priority,
  * non-stoppable and retried types, children (Lua), a root with children
- * in the claim order (Lua), a due retry (Lua), failed and fenced
+ * in the claim order (Lua), a due retry (Lua), jobs with a run time
+ * (Lua), failed and fenced
  * finishes, a finish while stopping. Prints what each call answered:
  * that must match too.
  */
@@ -194,6 +195,14 @@ int main(void)
 				   .key = "b1",
 				   .low_priority = true };
 	b[2] = (struct jobd_spec){ .type = "sys" };
+	create(b, 3);
+	/* Run times: a batch with one goes to create.lua whole; one in an
+	 * hour waits in P:delayed through the run, one past runs now. */
+	b[0] = (struct jobd_spec){ .type = "noop",
+				   .key = "t1",
+				   .delay = 3600000 };
+	b[1] = (struct jobd_spec){ .type = "noop", .key = "t2", .run_at = 1 };
+	b[2] = (struct jobd_spec){ .type = "sys", .run_at = 4102444800000 };
 	create(b, 3);
 
 	/* Lone roots, in the module where there is one. */

@@ -3,7 +3,8 @@
  * (tests/equivalence/module_twin.sh, docs/redis-module.md). One seeded
  * random sequence of operations runs through the store API against two
  * Redis servers, one with the module and one without it (the Lua
- * functions alone): creates of roots and children, claims, finishes done,
+ * functions alone): creates of roots and children (some with a run time
+ * or a delay), claims, finishes done,
  * failed and stopped, reports, heartbeats, hand-backs, lease expiry,
  * every operator operation (with its cascade, or left behind as by an
  * operator that died, and continued later), retention's purge, and a
@@ -906,12 +907,20 @@ static void step_create(void)
 				 "jobs.events/0@%d", below(100000));
 			sp->source = sources[i];
 		}
-		buf_add(&desc, " [%s parent=%lld key=%s by=%s%s%s%s]", sp->type,
-			(long long)sp->parent, sp->key ? sp->key : "-",
-			sp->run_by ? sp->run_by : "-",
+		/* A run time: later (scheduled), just now, past; or a delay. */
+		if (chance(12))
+			sp->run_at = now - 2000 + below(20000);
+		else if (chance(8))
+			sp->delay = below(20000);
+		buf_add(&desc,
+			" [%s parent=%lld key=%s by=%s%s%s%s at=%+lld delay=%lld]",
+			sp->type, (long long)sp->parent,
+			sp->key ? sp->key : "-", sp->run_by ? sp->run_by : "-",
 			sp->low_priority ? " low" : "",
 			sp->payload ? " payload" : "",
-			sp->source ? " source" : "");
+			sp->source ? " source" : "",
+			(long long)(sp->run_at ? sp->run_at - now : 0),
+			(long long)sp->delay);
 	}
 	BOTH(s, create_on(s, specs, n, piped, out));
 	for (size_t i = 0; i < n; i++)

@@ -158,8 +158,8 @@ assert_eq fenced "$(printf '999999 1 100 0 0:\n' |
 
 # JOBD.CREATE takes its jobs as one list: likewise refused whole.
 pol=(sys 1 1 0 0 0)
-job='0:3:sys0:0:1:02:{}0:\n'
-for list in "${job%??}" "${job}0:" '0:3:sys0:0:1:09:{}0:\n' "$job$job" \
+job='0:3:sys0:0:1:02:{}0:0:\n'
+for list in "${job%??}" "${job}0:" '0:3:sys0:0:1:09:{}0:0:\n' "$job$job" \
 	"x${job#0}" "$job\n"; do
 	out=$(printf "$list" | redis-cli -s "$sock" -x jobd.create jobd 60000 \
 		test 1 1 "${pol[@]}")
@@ -175,12 +175,19 @@ case $out in
 	"the job made from a list" ;;
 *) fail "a well-formed list: $out" ;;
 esac
+# A job with a run time (the eighth field) is create.lua's: nothing written.
+digest=$(redis-cli -s "$sock" debug digest)
+out=$(printf '0:3:sys0:0:1:02:{}0:6:+60000\n' | redis-cli -s "$sock" -x \
+	jobd.create jobd 60000 test 1 1 "${pol[@]}")
+assert_eq lua "$out" "a job with a run time"
+assert_eq "$digest" "$(redis-cli -s "$sock" debug digest)" \
+	"Redis after a batch left to create.lua"
 # A policy count whose size overflows is refused, not read past argv.
 out=$(printf "$job" | redis-cli -s "$sock" -x jobd.create jobd 60000 test 1 \
 	3074457345618258603 sys 1)
 assert_eq "ERR jobd.create: bad arguments" "$out" "an overflowing policy count"
 # A key whose mapping is not a job id: that job is refused, by name.
 redis-cli -s "$sock" set jobd:key:k1 junk >/dev/null
-out=$(printf '2:k13:sys0:0:1:02:{}0:\n' | redis-cli -s "$sock" -x \
+out=$(printf '2:k13:sys0:0:1:02:{}0:0:\n' | redis-cli -s "$sock" -x \
 	jobd.create jobd 60000 test 1 1 "${pol[@]}")
 assert_eq "its key maps to no job id" "$out" "a broken key mapping"

@@ -489,6 +489,45 @@ START_TEST(test_waiting_counts_from_the_last_restart)
 }
 END_TEST
 
+/* A scheduled job: pending with its run_at to come, shown as Scheduled,
+ * waiting from run_at (its queued_at) and 0 before. */
+START_TEST(test_scheduled_until_run_at_and_waiting_from_it)
+{
+	struct jobd_job *job = JOB("created_at", "1000", "run_at", "5000",
+				   "not_before", "5000", "queued_at", "5000");
+	json_t *o;
+
+	ck_assert(jobd_job_scheduled(job, 4999));
+	ck_assert_str_eq(jobd_job_label(job, 4999), "Scheduled");
+	ck_assert_int_eq(jobd_job_waiting_ms(job, 4999), 0);
+	ck_assert(!jobd_job_scheduled(job, 5000));
+	ck_assert_str_eq(jobd_job_label(job, 5000), "Pending");
+	ck_assert_int_eq(jobd_job_waiting_ms(job, 5750), 750);
+	o = json_of(job, 3000);
+	ck_assert(json_is_true(json_object_get(o, "scheduled")));
+	ck_assert_str_eq(json_string_value(json_object_get(o, "run_at")),
+			 "1970-01-01T00:00:05.000Z");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "status")),
+			 "pending");
+	json_decref(o);
+	/* Stopped, or run: not scheduled, run_at kept. */
+	job = JOB("status", "stopped", "run_at", "5000");
+	ck_assert(!jobd_job_scheduled(job, 1000));
+	jobd_job_free(job);
+	job = JOB("status", "finished", "run_at", "5000", "queued_at", "5000",
+		  "started_at", "5200");
+	ck_assert_int_eq(jobd_job_waiting_ms(job, 9000), 200);
+	o = json_of(job, 9000);
+	ck_assert(json_is_false(json_object_get(o, "scheduled")));
+	ck_assert(json_is_string(json_object_get(o, "run_at")));
+	json_decref(o);
+	/* No run time: null. */
+	o = json_of(JOB(NULL), T0);
+	ck_assert(json_is_null(json_object_get(o, "run_at")));
+	json_decref(o);
+}
+END_TEST
+
 START_TEST(test_waiting_of_a_job_stopped_before_it_started)
 {
 	struct jobd_job *job;
@@ -608,6 +647,8 @@ START_TEST(test_json_has_exactly_the_contract_fields)
 		"parent",
 		"root",
 		"created_at",
+		"run_at",
+		"scheduled",
 		"started_at",
 		"finished_at",
 		"waiting_ms",
@@ -980,6 +1021,7 @@ static Suite *job_suite(void)
 	tcase_add_test(tc, test_waiting_ends_at_the_first_start);
 	tcase_add_test(tc, test_waiting_counts_from_the_last_restart);
 	tcase_add_test(tc, test_waiting_of_a_job_stopped_before_it_started);
+	tcase_add_test(tc, test_scheduled_until_run_at_and_waiting_from_it);
 	tcase_add_test(tc,
 		       test_waiting_is_never_negative_for_times_in_the_future);
 	tcase_add_test(tc,

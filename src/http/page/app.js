@@ -163,6 +163,12 @@ function pct(p) { return (Math.round(p * 10) / 10) + '%'; }
 function statusBadge(status) {
   return el('span', { class: 'badge st-' + status }, LABELS[status] || status);
 }
+/* A job's badge: a scheduled job (pending, its run_at to come) shows
+ * Scheduled and its time; the state machine still says pending. */
+function jobBadge(j) {
+  if (!j.scheduled) return statusBadge(j.status);
+  return el('span', { class: 'badge st-scheduled', title: 'Pending until ' + j.run_at }, 'Scheduled ' + when(j.run_at));
+}
 
 function hasErrors(j) {
   return j.errors > 0 || j.finished_with_errors || (j.children && j.children.errors > 0);
@@ -201,8 +207,9 @@ function childrenCell(j) {
 /* Live values: the server's value plus the time since it was read. */
 function waitingNow(j, at) {
   /* As the server counts it: until the first start, also while stopped
-   * before it (a job canceled before it started waits no more). */
-  const waiting = !j.started_at && j.status !== 'finished' && j.status !== 'canceled';
+   * before it (a job canceled before it started waits no more); from its
+   * run time for a scheduled job (the next refresh brings it). */
+  const waiting = !j.started_at && !j.scheduled && j.status !== 'finished' && j.status !== 'canceled';
   return waiting ? j.waiting_ms + (performance.now() - at) : j.waiting_ms;
 }
 function durationNow(j, at) {
@@ -360,7 +367,7 @@ function renderJobs() {
     waiting,
     el('td', { class: 'c-started', title: j.started_at || '' }, when(j.started_at)),
     duration,
-    el('td', { class: 'c-status' }, statusBadge(j.status)),
+    el('td', { class: 'c-status' }, jobBadge(j)),
     el('td', { class: 'c-errors' }, hasErrors(j) ? el('span', { class: 'badge err' }, 'Errors') : ''),
     el('td', { class: 'c-low' }, j.low_priority ? el('span', { class: 'badge low' }, 'Low') : ''),
     el('td', { class: 'c-runby' }, j.run_by || ''),
@@ -526,8 +533,8 @@ function renderDetail() {
   $('d-title').textContent = 'Job ' + j.id + ' · ' + j.type;
   document.title = 'Job ' + j.id + ' · jobd monitor';
   const st = $('d-status');
-  st.className = 'badge st-' + j.status;
-  st.textContent = LABELS[j.status] || j.status;
+  st.className = 'badge st-' + (j.scheduled ? 'scheduled' : j.status);
+  st.textContent = j.scheduled ? 'Scheduled' : LABELS[j.status] || j.status;
   $('d-errors').hidden = !hasErrors(j);
   $('d-low').hidden = !j.low_priority;
   const crumb = $('crumb-parent');
@@ -546,7 +553,8 @@ function renderDetail() {
   tickers.push([waiting, () => human(waitingNow(j, at))], [duration, () => durationText(j, at)]);
   field(dl, 'ID', String(j.id));
   field(dl, 'Type', j.type + (j.system ? ' (system)' : ''));
-  field(dl, 'Status', statusBadge(j.status));
+  field(dl, 'Status', jobBadge(j));
+  if (j.run_at) field(dl, 'Run at', when(j.run_at) + '  (' + j.run_at + ')' + (j.scheduled ? '' : ' · due'));
   field(dl, 'Create date', when(j.created_at) + '  (' + j.created_at + ')');
   field(dl, 'Waiting', waiting);
   field(dl, 'Start date', j.started_at ? when(j.started_at) + '  (' + j.started_at + ')' : '–');
@@ -594,7 +602,7 @@ async function loadChildren() {
     frag.append(el('tr', { onclick: () => { location.hash = '#/jobs/' + j.id; } },
       el('td', { class: 'mono' }, el('a', { href: '#/jobs/' + j.id }, String(j.id))),
       el('td', { class: 'type' }, j.type),
-      el('td', { class: 'c-status' }, statusBadge(j.status)),
+      el('td', { class: 'c-status' }, jobBadge(j)),
       waiting, duration,
       el('td', { class: 'c-errors' }, hasErrors(j) ? el('span', { class: 'badge err' }, 'Errors') : ''),
       jobProgressCell(j),

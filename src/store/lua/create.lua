@@ -1,14 +1,22 @@
 -- create.lua: creates N jobs, idempotently by key.
 -- ARGV: prefix, stats_ttl_ms, actor, n, t, then t groups of 6, the
 --   policy of each type of the batch: type, system (0/1), stoppable (0/1),
---   restartable (0/1), retries, backoff_ms; then n groups of 7: key, type,
---   parent, run_by, low_priority (0/1), payload (JSON text), source
+--   restartable (0/1), retries, backoff_ms; then n groups of 8: key, type,
+--   parent, run_by, low_priority (0/1), payload (JSON text), source, when
+--   ('' = now, 'MS' = at MS since the epoch, '+MS' = MS after the Redis
+--   clock of this call)
 -- Reply: n entries, each {id, existed (0/1)} or an error string naming
 --   why ("parent 7 not found").
 -- A job with a key whose mapping exists returns the existing id and
 -- changes nothing, so a create retried after a lost reply makes no second
 -- job. A child of a stopping or stopped parent is created stopped; no
 -- child under a finished or canceled parent.
+-- A job whose WHEN is later than the Redis clock is scheduled: it stores
+-- run_at (the time asked for, kept), not_before (so it waits in
+-- P:delayed as a retry does, and claim.lua makes it ready when its time
+-- comes) and queued_at (its waiting time counts from there); a WHEN not
+-- after the clock is now, and stores nothing (docs/design.md, "Scheduled
+-- jobs").
 -- The hash holds only what differs from the defaults (docs/redis-keys.md):
 -- a zero counter or a default policy is an absent field, which keeps the
 -- hash small and every later read of it cheap.
@@ -27,7 +35,7 @@ for i = 0, t - 1 do
 		backoff_ms = ARGV[a + 5]}
 end
 local FIRST = 6 + t * 6
-local W = 7
+local W = 8
 -- Ids for the whole batch in one call; unused ones are simply skipped.
 local next_id = redis.call('INCRBY', P .. K_seq, n) - n
 
@@ -70,6 +78,19 @@ local function alone_flush()
 		end
 	end
 end
+-- The time a job's WHEN argument names, or nil when it is now or past.
+local function scheduled_at(when)
+	if when == '' then return nil end
+	local t
+	if string.byte(when) == 43 then -- "+MS"
+		t = NOW + (tonumber(string.sub(when, 2)) or 0)
+	else
+		t = tonumber(when) or 0
+	end
+	if t > NOW then return t end
+	return nil
+end
+
 -- A field of the new hash, when it differs from its default.
 local function opt(f, name, v, default)
 	if v ~= default then f[#f + 1] = name; f[#f + 1] = v end
@@ -79,6 +100,7 @@ for i = 0, n - 1 do
 	local a = FIRST + i * W
 	local key, ty, parent, run_by = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
 	local low, payload, source = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+	local at = scheduled_at(ARGV[a + 7])
 	local pol = POLICY[ty]
 	local system = pol.system
 	local kk = nil
@@ -137,6 +159,12 @@ for i = 0, n - 1 do
 		if actor ~= '' and actor ~= run_by and source == '' then
 			opt(f, F_created_by, actor, '')
 		end
+		if at then
+			local t = I(at)
+			f[#f + 1] = F_run_at; f[#f + 1] = t
+			f[#f + 1] = F_not_before; f[#f + 1] = t
+			f[#f + 1] = F_queued_at; f[#f + 1] = t
+		end
 		redis.call('HSET', jkey(sid), unpack(f))
 		if kk and p then
 			-- A child is written through at once (its parent's counters
@@ -166,7 +194,10 @@ for i = 0, n - 1 do
 				joblog(sid, 'info', 0, 'created stopped: parent ' .. parent .. ' is ' .. p.status)
 			end
 		end
-		if status == S_PENDING and not p then
+		if status == S_PENDING and at then
+			enqueue({id = sid, root = root, low_priority = low,
+				children_total = 0, not_before = at, vruntime = ''})
+		elseif status == S_PENDING and not p then
 			local q = ALONE[low] or ALONE['0']
 			q[#q + 1] = sid
 			WAKE = true

@@ -8,7 +8,8 @@
 -- its status implies (P:leases for running jobs), in its type and run_by
 -- indexes, in P:ended at its finished_at when it is an ended root (and
 -- only then); a pending job is in exactly one ready queue (or delayed), no
--- other job in any; a parent's children counters, children progress and
+-- other job in any, and a job whose not_before (retry or run time) is to
+-- come in the delayed set, not ready before its time; a parent's children counters, children progress and
 -- tree_stopping equal what its children say. Work per call is bounded by
 -- COUNT jobs and CHILD_MAX children per parent.
 
@@ -94,8 +95,16 @@ for n = from, last do
 		elseif h.status ~= S_PENDING then
 			ok = #places == 0
 		end
-		if not ok then
+		local early = ok and h.status == S_PENDING and places[1][1] ~= 'delayed' and
+			num(h.not_before) > NOW
+		if early then
+			ok = false
+			violation(id, 'ready before its time: not_before ' .. h.not_before ..
+				' is to come, it belongs in ' .. P .. K_delayed)
+		elseif not ok then
 			violation(id, h.status .. ' job in ' .. #places .. ' ready structures')
+		end
+		if not ok then
 			if repair then
 				for _, p in ipairs(places) do
 					if p[1] == 'delayed' then

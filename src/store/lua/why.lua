@@ -4,7 +4,7 @@
 -- ARGV: prefix, id
 -- Reply: {} when the job does not exist, else a flat list of names and
 --   values (text; "" = absent): now, status, type, low_priority,
---   created_at, queued_at, not_before, root, stopped_by (the first
+--   created_at, queued_at, not_before, run_at, root, stopped_by (the first
 --   stopping, stopped or canceled ancestor) and how (its status),
 --   delayed (the job's score in the delayed set), queued (1 = on a ready
 --   queue: its root's, or the roots set as a root of its own),
@@ -16,11 +16,11 @@
 
 local id = ARGV[2]
 local h = load_fields(id, {F_status, F_type, F_low_priority, F_created_at,
-	F_queued_at, F_not_before, F_parent, F_root, F_children_total})
+	F_queued_at, F_not_before, F_run_at, F_parent, F_root, F_children_total})
 if not h then return {} end
 local out = {'now', NOWS, 'status', h.status, 'type', h.type,
 	'low_priority', h.low_priority, 'created_at', h.created_at,
-	'queued_at', h.queued_at, 'not_before', h.not_before}
+	'queued_at', h.queued_at, 'not_before', h.not_before, 'run_at', h.run_at}
 local function put(k, v) out[#out + 1] = k; out[#out + 1] = v or '' end
 local root = h.root ~= '' and h.root or id
 put('root', root)

@@ -50,7 +50,17 @@ static RedisModuleString **policy_of(RedisModuleString **pol, long long t,
 }
 
 /* The fields of a job to create, as JOBD.CREATE lists them. */
-enum { J_KEY, J_TYPE, J_PARENT, J_RUN_BY, J_LOW, J_PAYLOAD, J_SOURCE, NJ };
+enum {
+	J_KEY,
+	J_TYPE,
+	J_PARENT,
+	J_RUN_BY,
+	J_LOW,
+	J_PAYLOAD,
+	J_SOURCE,
+	J_WHEN,
+	NJ
+};
 
 /*
  * Parses JOBD.CREATE's list of N jobs, each NJ fields "LEN:BYTES" and a
@@ -258,7 +268,8 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	for (long long i = 0; i < n; i++) {
 		const struct sv *e = f + i * NJ;
 
-		if (e[J_PARENT].n) { /* a child: create.lua's */
+		/* A child, or a job with a run time: create.lua's. */
+		if (e[J_PARENT].n || e[J_WHEN].n) {
 			rm_Free(f);
 			return rm_ReplyWithSimpleString(ctx, "lua");
 		}

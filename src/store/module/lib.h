@@ -335,9 +335,10 @@ int cmd_finish(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 /*
  * JOBD.CREATE prefix stats_ttl_ms actor n t {type system stoppable
  * restartable retries backoff_ms}*t jobs: create.lua for a batch of root
- * jobs; "+lua" for any other batch, with nothing written. The jobs come
- * in one argument (parse_jobs(): create.lua's seven arguments per job
- * would cost Redis seven strings made and freed each). Replies with the
+ * jobs to run now; "+lua" for any other batch (a child, a run time), with
+ * nothing written. The jobs come in one argument (parse_jobs():
+ * create.lua's eight arguments per job would cost Redis eight strings
+ * made and freed each). Replies with the
  * id of each job, negative when its key had it already.
  */
 int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
