@@ -44,7 +44,8 @@ static const char *const script_names[S_COUNT] = {
 	"show",		  "cascade",   "broker_publish",
 	"broker_release", "lease",     "purge",
 	"fsck",		  "fsck_refs", "backfill",
-	"logscan",	  "why",
+	"logscan",	  "why",       "limits",
+	"limits_show",
 };
 
 void store_args_release(struct store_args *a)

@@ -71,6 +71,8 @@ enum script_id {
 	S_BACKFILL,
 	S_LOGSCAN,
 	S_WHY,
+	S_LIMITS,
+	S_LIMITS_SHOW,
 	S_COUNT,
 };
 
