@@ -401,6 +401,12 @@ local function dequeue(h)
 	elseif h.id == h.root then
 		redis.call('ZREM', rk, '=' .. h.id)
 	end
+	-- Or held by its type's limit (claim.lua).
+	local l = limits()
+	if l then
+		need(h, {F_type})
+		if l[h.type] then redis.call('ZREM', P .. K_held .. h.type, h.id) end
+	end
 end
 
 -- Adds D to tree_stopping of every ancestor of a job (bounded depth).
