@@ -979,11 +979,11 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 		    per < 1 || per > DAY_MS) {
 			if (slash)
 				*slash = '/';
-			return fail(p, p->lineno,
-				    "use N/DURATION with N from 1 to 1000000 "
-				    "and a duration from 1ms to 1d, e.g. 100/1m",
-				    "bad rate \"%s\" for [%s] %s", v, sec,
-				    k->name);
+			return fail(
+				p, p->lineno,
+				"use N/DURATION with N from 1 to 1000000 "
+				"and a duration from 1ms to 1d, e.g. 100/1m",
+				"bad rate \"%s\" for [%s] %s", v, sec, k->name);
 		}
 		r->n = n;
 		r->per_ms = per;

@@ -53,13 +53,13 @@ struct jobd_job {
 	int64_t attempt;
 	int64_t restarts;
 	bool inconsistent;
-	bool awaiting;	    /* handler returned, waiting for children */
-	int64_t not_before; /* ms: retry time, 0 = none */
-	char *instance;	    /* instance of the last claim, NULL if never */
-	int64_t claimed_at; /* ms: the last claim, 0 = never */
-	char *created_by;   /* the actor, when not run_by (e.g. "kafka") */
-	char *payload;	    /* JSON text */
-	char *checkpoint;   /* JSON text, NULL if none */
+	bool awaiting;	     /* handler returned, waiting for children */
+	int64_t not_before;  /* ms: retry time, 0 = none */
+	char *instance;	     /* instance of the last claim, NULL if never */
+	int64_t claimed_at;  /* ms: the last claim, 0 = never */
+	char *created_by;    /* the actor, when not run_by (e.g. "kafka") */
+	char *payload;	     /* JSON text */
+	char *checkpoint;    /* JSON text, NULL if none */
 	char *held_by_limit; /* pending, held back by its type's limit: which
 			      * and where it stands (show only), else NULL */
 	struct jobd_children children;

@@ -327,8 +327,10 @@ static void limit_metrics(struct evbuffer *b, const char *store,
 
 		metric_head(b, series[k].name, "gauge", series[k].help);
 		for (size_t i = 0; i < n; i++) {
-			int64_t v = *(const int64_t *)(const void *)((
-				const char *)&l[i] + series[k].off);
+			int64_t v =
+				*(const int64_t
+					  *)(const void *)((const char *)&l[i] +
+							   series[k].off);
 
 			/* A rate series for a rate, the others for a
 			 * concurrency (held for either). */

@@ -40,9 +40,11 @@ int jobd_store_limits_write(struct jobd_store *st, const char *instance,
 		if (!limited(t))
 			continue;
 		store_args_add(&a, t->name);
-		store_args_addf(&a, "%d", t->concurrency > 0 ? t->concurrency : 0);
+		store_args_addf(&a, "%d",
+				t->concurrency > 0 ? t->concurrency : 0);
 		store_args_addf(&a, "%lld",
-				(long long)(t->rate.per_ms > 0 ? t->rate.n : 0));
+				(long long)(t->rate.per_ms > 0 ? t->rate.n :
+								 0));
 		store_args_addf(&a, "%lld", (long long)t->rate.per_ms);
 	}
 	jobd_conf_unlock(conf);

@@ -247,8 +247,8 @@ static int64_t *jobs;		  /* every id created */
 static size_t njobs, capjobs;
 static struct run runs[MAX_RUNS]; /* claimed, perhaps ended since */
 static size_t nruns;
-static const char *const types[] = { "noop",	"sys",	  "fixed", "flaky",
-				      "redo",	"capped", "paced" };
+static const char *const types[] = { "noop", "sys",    "fixed", "flaky",
+				     "redo", "capped", "paced" };
 #define NTYPES (int)(sizeof(types) / sizeof(types[0]))
 
 static void __attribute__((noreturn)) die(const char *fmt, ...)
@@ -1245,8 +1245,8 @@ static void step_limits(void)
 	int c = conc[below(4)];
 	struct jobd_rate r = rates[below(4)];
 
-	buf_add(&desc, "limits capped %d, paced %lld/%lldms", c,
-		(long long)r.n, (long long)r.per_ms);
+	buf_add(&desc, "limits capped %d, paced %lld/%lldms", c, (long long)r.n,
+		(long long)r.per_ms);
 	for (int i = 0; i < 2; i++) {
 		struct jobd_conf *conf = sides[i].conf;
 

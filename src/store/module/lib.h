@@ -220,8 +220,8 @@ struct call {
 	RedisModuleString *keys[NCKEYS]; /* ckey(), made on first use */
 	RedisModuleString *type_ix;	 /* create: the last type's index key */
 	char *type_ix_for;		 /* ... its class and type, "ru|noop" */
-	RedisModuleKey *limits; /* P:limits open, or NULL (limit_of) */
-	int limits_read;	/* ... once per call */
+	RedisModuleKey *limits;		 /* P:limits open, or NULL (limit_of) */
+	int limits_read;		 /* ... once per call */
 };
 
 /* One type's limits, as P:limits holds them (lib.lua limits()). */
