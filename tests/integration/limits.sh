@@ -6,7 +6,7 @@
 #     file:line, by jobd --check-config as by jobd itself.
 #  2. concurrency = 2 across two instances: never more than 2 running
 #     (sampled from the jobs themselves, every 50 ms), a pending job says
-#     it waits for its type's limit (jobctl show), /metrics has the
+#     it waits for its type's limit (jobctl show, jobctl why), /metrics has the
 #     running count and the limit; jobs of another type, and of another
 #     root, are not held up behind them.
 #  3. rate = 3/2s: no window of 2 s has more than 3 starts.
@@ -164,6 +164,8 @@ wait_job 10 "$f2" '.status == "finished"'
 job_is "$s3" '.status == "pending"' || fail "s3 ran beyond the limit"
 wait_job 10 "$s3" '.waiting_for_limit == "type slow: concurrency 2 (2 running)"'
 assert_contains "$(jobctl show "$s3")" "waiting_for_limit" "jobctl show says it"
+assert_contains "$(jobctl why "$s3")" "its type's limit holds it back (type slow: concurrency 2 (2 running))" \
+	"jobctl why says it"
 m=$(curl -fsS "${url}metrics")
 assert_contains "$m" 'jobd_type_concurrency_limit{store="jobd",type="slow"} 2' "metrics: the limit"
 assert_contains "$m" 'jobd_type_running{store="jobd",type="slow"} 2' "metrics: the running count"

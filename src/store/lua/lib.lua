@@ -345,6 +345,27 @@ local function limits()
 	return LIMITS
 end
 
+-- For pending job ID of type TY held back by its type's limit
+-- (claim.lua): which limit and where the type stands, e.g. "type mail:
+-- concurrency 2 (2 running)"; nil when it is not held (show.lua,
+-- why.lua).
+local function limit_held(id, ty)
+	local l = limits()
+	l = l and l[ty]
+	if not l or not redis.call('ZSCORE', P .. K_held .. ty, id) then return nil end
+	local what = {}
+	if l.c > 0 then
+		what[#what + 1] = 'concurrency ' .. I(l.c) .. ' (' ..
+			I(redis.call('ZCARD', P .. K_slots .. ty)) .. ' running)'
+	end
+	if l.r > 0 then
+		local n = redis.call('ZCOUNT', P .. K_starts .. ty, '(' .. I(NOW - l.w), '+inf')
+		what[#what + 1] = 'rate ' .. I(l.r) .. ' per ' .. I(l.w) .. ' ms (' ..
+			I(n) .. ' started in the last window)'
+	end
+	return 'type ' .. ty .. ': ' .. table.concat(what, ', ')
+end
+
 -- Job H (running, of type h.type) gives back its slot of its type's
 -- concurrency, if it holds one: its handler no longer runs. Claims wake
 -- up to take it (claim.lua moves held jobs back to their queues).

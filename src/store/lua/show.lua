@@ -11,21 +11,11 @@ local function held(id, f)
 		if f[i] == F_status then status = f[i + 1]
 		elseif f[i] == F_type then ty = f[i + 1] end
 	end
-	local l = status == S_PENDING and ty and limits()
-	l = l and l[ty]
-	if not l or not redis.call('ZSCORE', P .. K_held .. ty, id) then return end
-	local what = {}
-	if l.c > 0 then
-		what[#what + 1] = 'concurrency ' .. I(l.c) .. ' (' ..
-			I(redis.call('ZCARD', P .. K_slots .. ty)) .. ' running)'
+	local what = status == S_PENDING and ty and limit_held(id, ty)
+	if what then
+		f[#f + 1] = 'held_by_limit'
+		f[#f + 1] = what
 	end
-	if l.r > 0 then
-		local n = redis.call('ZCOUNT', P .. K_starts .. ty, '(' .. I(NOW - l.w), '+inf')
-		what[#what + 1] = 'rate ' .. I(l.r) .. ' per ' .. I(l.w) .. ' ms (' ..
-			I(n) .. ' started in the last window)'
-	end
-	f[#f + 1] = 'held_by_limit'
-	f[#f + 1] = 'type ' .. ty .. ': ' .. table.concat(what, ', ')
 end
 
 local out = {NOW}
