@@ -260,8 +260,34 @@ static void apply_log(const struct jobd_conf *conf, int format)
 					     JOBD_LOG_TEXT);
 }
 
+/*
+ * The per-type limits of this configuration, written into the store for
+ * every instance (docs/job-types.md, "Limits"): each instance with the
+ * work role writes them as it starts and reloads, the last one wins.
+ */
+static void write_limits(struct jobd_store *st, const struct jobd_conf *conf)
+{
+	char by[256];
+	bool changed;
+
+	if (!conf->role_work)
+		return;
+	if (jobd_store_limits_write(st, conf->instance, &changed, by,
+				    sizeof(by)) < 0)
+		jobd_warn("limits: cannot write the job types' limits: %s",
+			  jobd_store_errstr(st));
+	else if (changed)
+		jobd_info("limits: the job types' limits of this configuration "
+			  "now hold for every instance (they replace those "
+			  "written by %s)",
+			  by[0] ? by : "nobody");
+	else if (by[0] && strcmp(by, conf->instance) != 0)
+		jobd_info("limits: the job types' limits are those %s wrote",
+			  by);
+}
+
 /* SIGHUP: the outcome is logged either way. */
-static void reload(struct jobd_conf *conf, int format)
+static void reload(struct jobd_conf *conf, int format, struct jobd_store *st)
 {
 	char errstr[512];
 
@@ -276,6 +302,7 @@ static void reload(struct jobd_conf *conf, int format)
 	} else {
 		apply_log(conf, format);
 		jobd_log_release();
+		write_limits(st, conf);
 	}
 	jobd_notify("READY=1");
 }
@@ -406,6 +433,7 @@ int main(int argc, char **argv)
 			  "the Lua functions "
 			  "(loadmodule %s in redis.conf is faster)",
 			  JOBD_MODULE_PATH);
+	write_limits(st, conf);
 	/* Kept for main's own housekeeping (the cleanup schedule). */
 	if (conf->role_work && !(workers = start_role("workers", start_workers,
 						      conf, sfd, &sig, &rc)))
@@ -446,7 +474,7 @@ int main(int argc, char **argv)
 			wait = watchdog;
 		sig = wait_signal(sfd, (int)wait);
 		if (sig == SIGHUP) {
-			reload(conf, format);
+			reload(conf, format, st);
 			sig = 0;
 		}
 	}

@@ -61,6 +61,7 @@ enum kind {
 	K_TOPICS,   /* char **, topic names or prefixes*, by commas */
 	K_LEVEL,    /* int, a log level name */
 	K_LOGFMT,   /* log_json: text or json */
+	K_RATE,	    /* struct jobd_rate, N/DURATION */
 };
 
 struct key {
@@ -181,6 +182,8 @@ static const struct key type_keys[] = {
 	{ "retries", K_INT, T(retries), 0, 1000 },
 	{ "retry_backoff", K_DURATION, T(retry_backoff), 0, INT64_MAX },
 	{ "chunk_size", K_I64, T(chunk_size), 1, 100000000 },
+	{ "concurrency", K_INT, T(concurrency), 1, 1000000 },
+	{ "rate", K_RATE, T(rate), 1, 1000000 },
 	{ NULL, K_STR, 0, 0, 0 },
 };
 
@@ -1002,6 +1005,29 @@ static int set_value(struct parser *p, void *base, const struct key *k,
 		}
 		*(int64_t *)(void *)field = n;
 		return 0;
+	case K_RATE: {
+		struct jobd_rate *r = (struct jobd_rate *)(void *)field;
+		char *slash = strchr(v, '/');
+		int64_t per = 0;
+
+		if (slash)
+			*slash = '\0';
+		if (!slash || jobd_util_parse_i64(trim(v), &n) < 0 ||
+		    n < k->min || n > k->max ||
+		    jobd_conf_parse_duration(trim(slash + 1), &per) < 0 ||
+		    per < 1 || per > DAY_MS) {
+			if (slash)
+				*slash = '/';
+			return fail(
+				p, p->lineno,
+				"use N/DURATION with N from 1 to 1000000 "
+				"and a duration from 1ms to 1d, e.g. 100/1m",
+				"bad rate \"%s\" for [%s] %s", v, sec, k->name);
+		}
+		r->n = n;
+		r->per_ms = per;
+		return 0;
+	}
 	case K_SHARE:
 		if (parse_share(v, &d) < 0)
 			return fail(
@@ -2454,6 +2480,8 @@ static bool same_value(const struct key *k, const struct jobd_conf *ca,
 	case K_SHARE:
 		return *(const double *)(const void *)a ==
 		       *(const double *)(const void *)b;
+	case K_RATE:
+		return memcmp(a, b, sizeof(struct jobd_rate)) == 0;
 	case K_COMMAND:
 	case K_HOSTS:
 	case K_TOPICS:
@@ -2772,6 +2800,14 @@ static void write_value(FILE *f, const struct key *k, const void *base,
 		fputs(ms ? duration_text(ms, buf, sizeof(buf)) : "0", f);
 		break;
 	}
+	case K_RATE: {
+		const struct jobd_rate *r =
+			(const struct jobd_rate *)(const void *)field;
+
+		fprintf(f, "%lld/%s", (long long)r->n,
+			duration_text(r->per_ms, buf, sizeof(buf)));
+		break;
+	}
 	case K_SHARE:
 		fprintf(f, "%g", *(const double *)(const void *)field);
 		break;
@@ -2803,6 +2839,19 @@ static void write_value(FILE *f, const struct key *k, const void *base,
 	}
 }
 
+/* Whether K is a limit of BASE left unset (concurrency, rate): no value
+ * the file would take says so. */
+static bool unset_limit(const struct key *k, const void *base)
+{
+	const char *field = (const char *)base + k->off;
+
+	if (k->kind == K_RATE)
+		return ((const struct jobd_rate *)(const void *)field)->per_ms ==
+		       0;
+	return k->kind == K_INT && k->min > 0 &&
+	       *(const int *)(const void *)field < k->min;
+}
+
 /*
  * "key = value" for every key of KEYS ("key =" for an empty one; no
  * command line without a command, which only exec types need), each line
@@ -2820,6 +2869,11 @@ static int write_keys(FILE *f, const char *prefix, const struct key *keys,
 		    !*(char **const *)(const void *)((const char *)base +
 						     k->off))
 			continue;
+		if (unset_limit(k, base)) {
+			fprintf(f, "%s%s%s: no limit\n", prefix,
+				*prefix ? "" : "; ", k->name);
+			continue;
+		}
 		if (!(m = open_memstream(&v, &len)))
 			return -ENOMEM;
 		write_value(m, k, base, conf);

@@ -49,6 +49,12 @@ struct jobd_type_conf {
 	int retries;	  /* extra attempts after a failure, default 0 */
 	int64_t retry_backoff; /* ms, base of the exponential backoff, default 1s */
 	int64_t chunk_size; /* rows per child for import/action, default 1000 */
+	int concurrency;    /* at most this many running across all instances,
+			     * 0 = no limit (docs/job-types.md, "Limits") */
+	struct jobd_rate {
+		int64_t n;	/* at most N starts ... */
+		int64_t per_ms; /* ... in any window of this many ms; 0 = none */
+	} rate;
 	bool needs_command; /* handler exec without a command (the built-in
 				* "exec"): jobs of this type cannot run */
 	unsigned long line; /* line of its first [type.NAME] in conf->path,

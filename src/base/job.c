@@ -120,6 +120,8 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 			job->run_at = i64(v);
 		else if (strcmp(f, "instance") == 0)
 			job->instance = dup_nonempty(v);
+		else if (strcmp(f, "held_by_limit") == 0)
+			job->held_by_limit = dup_nonempty(v);
 		else if (strcmp(f, "claimed_at") == 0)
 			job->claimed_at = i64(v);
 		else if (strcmp(f, "created_by") == 0)
@@ -179,6 +181,7 @@ void jobd_job_free(struct jobd_job *job)
 	free(job->type);
 	free(job->run_by);
 	free(job->instance);
+	free(job->held_by_limit);
 	free(job->created_by);
 	free(job->payload);
 	free(job->checkpoint);
@@ -330,6 +333,8 @@ json_t *jobd_job_to_json(const struct jobd_job *job, int64_t now)
 	json_object_set_new(o, "inconsistent", json_boolean(job->inconsistent));
 	json_object_set_new(o, "waiting_for_children",
 			    json_boolean(job->awaiting));
+	json_object_set_new(o, "waiting_for_limit",
+			    str_or_null(job->held_by_limit));
 	json_object_set_new(o, "instance", str_or_null(job->instance));
 	json_object_set_new(o, "payload", payload ? payload : json_null());
 	json_object_set_new(o, "checkpoint",

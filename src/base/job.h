@@ -62,6 +62,8 @@ struct jobd_job {
 	char *created_by;   /* the actor, when not run_by (e.g. "kafka") */
 	char *payload;	    /* JSON text */
 	char *checkpoint;   /* JSON text, NULL if none */
+	char *held_by_limit; /* pending, held back by its type's limit: which
+			      * and where it stands (show only), else NULL */
 	struct jobd_children children;
 };
 

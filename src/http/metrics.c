@@ -292,6 +292,69 @@ static void store_metrics(struct evbuffer *b, const char *store,
 	waiting_histogram(b, store, t);
 }
 
+/* Where each type with a limit stands (docs/job-types.md, "Limits"). */
+static void limit_metrics(struct evbuffer *b, const char *store,
+			  const struct jobd_type_limit *l, size_t n)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+		bool limit; /* a limit: only where the type has it */
+	} series[] = {
+		{ "jobd_type_running",
+		  "Jobs of a type with a concurrency limit whose handler runs (its slots taken, across all instances).",
+		  offsetof(struct jobd_type_limit, running), false },
+		{ "jobd_type_concurrency_limit",
+		  "The concurrency limit of a type: at most this many run across all instances.",
+		  offsetof(struct jobd_type_limit, concurrency), true },
+		{ "jobd_type_held",
+		  "Pending jobs of a type held back by its limits.",
+		  offsetof(struct jobd_type_limit, held), false },
+		{ "jobd_type_rate_limit",
+		  "The rate limit of a type: at most this many starts per jobd_type_rate_window_seconds.",
+		  offsetof(struct jobd_type_limit, rate), true },
+		{ "jobd_type_rate_window_seconds",
+		  "The window of a type's rate limit.",
+		  offsetof(struct jobd_type_limit, rate_ms), true },
+		{ "jobd_type_rate_started",
+		  "Starts of a type with a rate limit in its last window.",
+		  offsetof(struct jobd_type_limit, started), false },
+	};
+	char ty[256];
+
+	for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
+		bool rate = strstr(series[k].name, "rate") != NULL;
+
+		metric_head(b, series[k].name, "gauge", series[k].help);
+		for (size_t i = 0; i < n; i++) {
+			int64_t v =
+				*(const int64_t
+					  *)(const void *)((const char *)&l[i] +
+							   series[k].off);
+
+			/* A rate series for a rate, the others for a
+			 * concurrency (held for either). */
+			if (series[k].off !=
+				    offsetof(struct jobd_type_limit, held) &&
+			    (rate ? l[i].rate <= 0 : l[i].concurrency <= 0))
+				continue;
+			if (series[k].off ==
+			    offsetof(struct jobd_type_limit, rate_ms))
+				evbuffer_add_printf(
+					b, "%s{%s,type=\"%s\"} %.3f\n",
+					series[k].name, store,
+					label_value(l[i].type, ty, sizeof(ty)),
+					(double)v / 1000.0);
+			else
+				evbuffer_add_printf(
+					b, "%s{%s,type=\"%s\"} %lld\n",
+					series[k].name, store,
+					label_value(l[i].type, ty, sizeof(ty)),
+					(long long)v);
+		}
+	}
+}
+
 void jobd_http_set_sources(struct jobd_http *h, struct jobd_workers *w,
 			   struct jobd_consumer *c)
 {
@@ -342,8 +405,16 @@ void http_get_metrics(struct req *q)
 	metric_head(b, "jobd_redis_up", "gauge",
 		    "Whether this monitor could read Redis for this scrape.");
 	evbuffer_add_printf(b, "jobd_redis_up{%s} %d\n", inst, up ? 1 : 0);
-	if (up)
+	if (up) {
+		struct jobd_type_limit *lim;
+		size_t nlim;
+
 		store_metrics(b, store, counts, &total);
+		if (jobd_store_limits(st, &lim, &nlim) == 0) {
+			limit_metrics(b, store, lim, nlim);
+			jobd_store_limits_release(lim, nlim);
+		}
+	}
 	jobd_stats_minute_release(&total);
 	instance_metrics(q->h, b, inst);
 	process_metrics(b, inst);

@@ -49,6 +49,7 @@ static const char *const script_names[S_COUNT] = {
 	"broker_release", "lease",     "purge",
 	"fsck",		  "fsck_refs", "backfill",
 	"logscan",	  "why",       "schedule",
+	"limits",	  "limits_show",
 };
 
 void store_args_release(struct store_args *a)

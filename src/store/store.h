@@ -558,4 +558,31 @@ struct jobd_fsck {
 int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f);
 void jobd_fsck_release(struct jobd_fsck *f);
 
+/* --- per-type limits (docs/job-types.md, "Limits") -------------------------- */
+
+/*
+ * Writes the limits of the configuration's types into the store for every
+ * instance (limits.lua): the last writer wins. *CHANGED says whether they
+ * differ from those there; BY gets the instance that wrote those ("" if
+ * none).
+ */
+int jobd_store_limits_write(struct jobd_store *st, const char *instance,
+			    bool *changed, char *by, size_t by_size);
+
+/* Where a limited type stands. */
+struct jobd_type_limit {
+	char *type;
+	int64_t concurrency; /* 0 = none */
+	int64_t rate;	     /* starts per rate_ms, 0 = none */
+	int64_t rate_ms;
+	int64_t running; /* slots taken: jobs of the type whose handler runs */
+	int64_t held;	 /* pending jobs held back by the limit */
+	int64_t started; /* starts in the last rate_ms */
+};
+
+/* Every type the store has limits for (limits_show.lua). */
+int jobd_store_limits(struct jobd_store *st, struct jobd_type_limit **out,
+		      size_t *n);
+void jobd_store_limits_release(struct jobd_type_limit *l, size_t n);
+
 #endif

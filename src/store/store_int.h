@@ -78,6 +78,8 @@ enum script_id {
 	S_LOGSCAN,
 	S_WHY,
 	S_SCHEDULE,
+	S_LIMITS,
+	S_LIMITS_SHOW,
 	S_COUNT,
 };
 

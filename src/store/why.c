@@ -162,6 +162,13 @@ static void pending_reasons(struct jobd_why *w, const redisReply *r)
 		    jobd_util_iso(not_before, at));
 		return;
 	}
+	if (*fact(r, "held")) {
+		add(w, "type_limit",
+		    "its type's limit holds it back (%s): it starts when the "
+		    "type has room again",
+		    fact(r, "held"));
+		return;
+	}
 	if (!*fact(r, "queued") || strcmp(fact(r, "queued"), "1") != 0) {
 		if (*fact(r, "delayed"))
 			add(w, "retry_due",

@@ -38,7 +38,9 @@
  * primary holds (the module replicates its writes as their effects).
  *
  * JOBD_CONFIG names the configuration of the types the steps use (sys,
- * fixed, flaky, redo; tests/equivalence/module_twin.sh writes it). The
+ * fixed, flaky, redo, and capped and paced with a concurrency and a rate
+ * limit that a step changes now and then; tests/equivalence/module_twin.sh
+ * writes it). The
  * second form creates the clock file at the driver's epoch, for the
  * servers to start on.
  */
@@ -246,7 +248,9 @@ static int64_t *jobs;		  /* every id created */
 static size_t njobs, capjobs;
 static struct run runs[MAX_RUNS]; /* claimed, perhaps ended since */
 static size_t nruns;
-static const char *const types[] = { "noop", "sys", "fixed", "flaky", "redo" };
+static const char *const types[] = { "noop", "sys",    "fixed", "flaky",
+				     "redo", "capped", "paced" };
+#define NTYPES (int)(sizeof(types) / sizeof(types[0]))
 
 static void __attribute__((noreturn)) die(const char *fmt, ...)
 {
@@ -351,6 +355,8 @@ static redisContext *connect_to(const char *sock)
 	return c;
 }
 
+static int limits_on(struct side *s);
+
 static void side_open(struct side *s, const char *sock)
 {
 	char err[512];
@@ -385,6 +391,8 @@ static void side_open(struct side *s, const char *sock)
 	s->st = jobd_store_new(s->conf, err, sizeof(err));
 	if (!s->st)
 		die("%s", err);
+	if (limits_on(s) < 0)
+		die("%s: %s", s->name, jobd_store_errstr(s->st));
 }
 
 static void side_close(struct side *s)
@@ -888,7 +896,7 @@ static void step_create(void)
 		struct jobd_spec *sp = &specs[i];
 
 		memset(sp, 0, sizeof(*sp));
-		sp->type = types[below(5)];
+		sp->type = types[below(NTYPES)];
 		if (!roots && chance(60))
 			sp->parent = pick_job();
 		if (chance(40)) {
@@ -1184,6 +1192,14 @@ static void step_op(bool dies)
 	}
 }
 
+/* The configuration's limits into S's store. */
+static int limits_on(struct side *s)
+{
+	bool changed;
+
+	return jobd_store_limits_write(s->st, "twin", &changed, NULL, 0);
+}
+
 static int purge_on(struct side *s, int64_t cutoff, size_t max)
 {
 	size_t deleted;
@@ -1226,6 +1242,33 @@ static void clock_step(void)
 	buf_add(&desc, "+%lldms: ", (long long)d);
 }
 
+/* Changes the limits of capped and paced, as a reload of another
+ * configuration would (limits.lua): to none, to a tighter or a looser
+ * one, with jobs held or running. */
+static void step_limits(void)
+{
+	static const int conc[] = { 0, 1, 2, 3 };
+	static const struct jobd_rate rates[] = {
+		{ 0, 0 }, { 1, 2000 }, { 2, 5000 }, { 4, 60000 }
+	};
+	int c = conc[below(4)];
+	struct jobd_rate r = rates[below(4)];
+
+	buf_add(&desc, "limits capped %d, paced %lld/%lldms", c, (long long)r.n,
+		(long long)r.per_ms);
+	for (int i = 0; i < 2; i++) {
+		struct jobd_conf *conf = sides[i].conf;
+
+		for (size_t k = 0; k < conf->types_count; k++) {
+			if (strcmp(conf->types[k].name, "capped") == 0)
+				conf->types[k].concurrency = c;
+			if (strcmp(conf->types[k].name, "paced") == 0)
+				conf->types[k].rate = r;
+		}
+	}
+	BOTH(s, limits_on(s));
+}
+
 /* One step, chosen by weight (in percent): mostly creates, claims and
  * finishes, as jobd's own work is. */
 static void run_step(void)
@@ -1252,6 +1295,8 @@ static void run_step(void)
 		step_op(true);
 	else if (w < 95)
 		step_count(CASCADES);
+	else if (w < 96)
+		step_limits();
 	else
 		step_purge();
 }

@@ -62,6 +62,12 @@ handler = noop
 restartable = yes
 retries = 1
 retry_backoff = 500ms
+[type.capped]
+handler = noop
+concurrency = 2
+[type.paced]
+handler = noop
+rate = 2/5s
 EOF
 # On the driver's clock: replication syncs at once (not after 5 s that
 # never pass) and never times out when the clock jumps hours ahead;

@@ -573,6 +573,7 @@ function renderDetail() {
   field(dl, 'Source', j.source || '–');
   field(dl, 'Instance', j.instance || '–');
   field(dl, 'Waiting for children', j.waiting_for_children ? 'yes' : 'no');
+  if (j.waiting_for_limit) field(dl, 'Waiting for its type\'s limit', j.waiting_for_limit);
   field(dl, 'Inconsistent', j.inconsistent ? 'yes: force-stopped, data may be inconsistent' : 'no');
   $('d-payload').textContent = JSON.stringify(j.payload, null, 2);
   $('d-checkpoint').textContent = j.checkpoint === null ? '–' : JSON.stringify(j.checkpoint, null, 2);

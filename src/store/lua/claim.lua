@@ -11,6 +11,10 @@
 -- max_low of them. A job under a stopping, stopped or canceled ancestor is
 -- stopped (or canceled) here instead of run, so a cascade in progress is
 -- never raced.
+-- A job whose type is at its limit (docs/job-types.md, "Limits") is held
+-- in P:held:TYPE instead of run, off its root's queue, so it blocks
+-- neither its root's other jobs nor other roots; held jobs go back to
+-- their queues, first held first, as their type has room again.
 
 local ttl = tonumber(ARGV[2])
 local instance = ARGV[3]
@@ -56,6 +60,70 @@ for _, id in ipairs(due) do
 	if h and h.status == S_PENDING then enqueue(h) end
 end
 
+-- Room left under each limited type's limits, counted once per call
+-- (reading only: JOBD.CLAIM decides on the same counts whether to hand
+-- over): ROOM[TYPE] = {c = free slots or nil, r = starts left or nil}.
+local ROOM = {}
+local function room(ty, l)
+	local m = ROOM[ty]
+	if m then return m end
+	m = {}
+	if l.c > 0 then m.c = l.c - redis.call('ZCARD', P .. K_slots .. ty) end
+	if l.r > 0 then
+		m.r = l.r - redis.call('ZCOUNT', P .. K_starts .. ty,
+			'(' .. I(NOW - l.w), '+inf')
+	end
+	ROOM[ty] = m
+	return m
+end
+local function room_left(m)
+	local n = m.c or 1000000
+	if m.r and m.r < n then n = m.r end
+	return n
+end
+
+-- Held jobs go back to their queues, as many as their type has room for.
+local LIM = limits()
+if LIM then
+	for ty, l in pairs(LIM) do
+		local hk = P .. K_held .. ty
+		local n = redis.call('EXISTS', hk) == 1 and room_left(room(ty, l)) or 0
+		if n > 0 then
+			local ids = redis.call('ZRANGE', hk, 0, n - 1)
+			for _, id in ipairs(ids) do
+				redis.call('ZREM', hk, id)
+				local h = load_fields(id, {F_status, F_root, F_low_priority,
+					F_children_total, F_vruntime, F_not_before})
+				if h and h.status == S_PENDING then enqueue(h) end
+			end
+		end
+	end
+end
+
+-- Whether job H may start under its type's limits; takes a slot and a
+-- start when it may.
+local function take(h)
+	local l = LIM and LIM[h.type]
+	if not l then return true end
+	local m = room(h.type, l)
+	if room_left(m) <= 0 then return false end
+	if m.c then
+		m.c = m.c - 1
+		redis.call('ZADD', P .. K_slots .. h.type, NOWS, h.id)
+	end
+	if m.r then
+		-- The window keeps the starts of the last interval only.
+		local k = P .. K_starts .. h.type
+		if m.r == l.r then redis.call('DEL', k)
+		elseif not m.trimmed then
+			redis.call('ZREMRANGEBYSCORE', k, '-inf', I(NOW - l.w))
+		end
+		m.r, m.trimmed = m.r - 1, true
+		redis.call('ZADD', k, NOWS, h.id .. ':' .. I(num(h.attempt) + 1))
+	end
+	return true
+end
+
 -- Pops the root with the least virtual runtime and its first ready job.
 -- Returns id, root, vruntime, more (the root has more ready jobs), alone
 -- (a root with no ready key: its own queue), or nil when no root is
@@ -94,6 +162,14 @@ while #out < max and tries < max * 4 + 8 do
 	-- dropped; the queue it really is in still holds it.
 	local ok = h and h.status == S_PENDING and
 		(h.low_priority == '' and '0' or h.low_priority) == low
+	-- At its type's limit: held, not charged (its root goes on).
+	local sa, how = nil, nil
+	if ok and h.parent ~= '' then sa, how = stopped_ancestor(h.parent) end
+	local held = ok and not sa and not take(h)
+	if held then
+		ok = false
+		redis.call('ZADD', P .. K_held .. h.type, id, id)
+	end
 	-- A root alone leaves the roots set with its run: nothing to charge.
 	-- Should it become ready again, it starts at the current minimum.
 	local charge = 0
@@ -109,8 +185,6 @@ while #out < max and tries < max * 4 + 8 do
 	end
 	if ok then
 		h.dequeued = true
-		local sa, how = nil, nil
-		if h.parent ~= '' then sa, how = stopped_ancestor(h.parent) end
 		if sa then
 			local to = how == S_CANCELED and S_CANCELED or S_STOPPED
 			set_status(h, to)

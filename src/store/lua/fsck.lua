@@ -9,8 +9,13 @@
 -- indexes, in P:ended at its finished_at when it is an ended root (and
 -- only then); a pending job is in exactly one ready queue (or delayed), no
 -- other job in any, and a job whose not_before (retry or run time) is to
--- come in the delayed set, not ready before its time; a parent's children counters, children progress and
--- tree_stopping equal what its children say. Work per call is bounded by
+-- come in the delayed set, not ready before its time; a parent's children
+-- counters, children progress and tree_stopping equal what its children
+-- say. A pending job held by its type's limit (P:held:TYPE) is in no
+-- ready queue. The running count of a type with a concurrency limit
+-- (P:slots:TYPE) holds exactly the jobs of the type whose handler runs
+-- (running, not waiting for children); the last call checks the entries
+-- of the slots and held sets themselves. Work per call is bounded by
 -- COUNT jobs and CHILD_MAX children per parent.
 
 local from, count = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -84,11 +89,21 @@ for n = from, last do
 		if redis.call('ZSCORE', P .. K_delayed, id) then
 			places[#places + 1] = {'delayed'}
 		end
+		local lim = limits()
+		lim = lim and lim[h.type]
+		if lim and redis.call('ZSCORE', P .. K_held .. h.type, id) then
+			places[#places + 1] = {'held'}
+		end
+		if lim and lim.c > 0 then
+			member(id, P .. K_slots .. h.type,
+				running(h.status) and h.awaiting ~= '1', NOWS,
+				'running count of type ' .. h.type)
+		end
 		local low = h.low_priority == '1' and '1' or '0'
 		local ok = false
 		if h.status == S_PENDING and #places == 1 then
 			local p = places[1]
-			ok = p[1] == 'delayed' or p[2] == low
+			ok = p[1] == 'delayed' or p[1] == 'held' or p[2] == low
 			if ok and p[1] == 'ready' and not redis.call('ZSCORE', roots_key(low), h.root) then
 				ok = false
 			end
@@ -109,6 +124,8 @@ for n = from, last do
 				for _, p in ipairs(places) do
 					if p[1] == 'delayed' then
 						redis.call('ZREM', P .. K_delayed, id)
+					elseif p[1] == 'held' then
+						redis.call('ZREM', P .. K_held .. h.type, id)
 					elseif p[1] == 'alone' then
 						redis.call('ZREM', roots_key(p[2]), '=' .. id)
 					else
@@ -160,6 +177,31 @@ for n = from, last do
 				if repair and #f > 0 then
 					redis.call('HSET', jkey(id), unpack(f))
 					fixed = fixed + 1
+				end
+			end
+		end
+	end
+end
+
+-- The last call: entries of the limits' sets naming a job that is gone,
+-- of another type, or not (or no longer) where the set says.
+if last >= seq then
+	for ty, l in pairs(limits() or {}) do
+		for _, set in ipairs({{K_slots, 'running count'}, {K_held, 'held'}}) do
+			local k = P .. set[1] .. ty
+			for _, id in ipairs(redis.call('ZRANGE', k, 0, -1)) do
+				local v = redis.call('HMGET', jkey(id), F_status, F_type,
+					F_awaiting)
+				local right = v[2] == ty and (set[1] == K_held and
+					v[1] == S_PENDING or set[1] == K_slots and
+					running(v[1]) and v[3] ~= '1' and l.c > 0)
+				if not right then
+					violation(id, 'stale entry in the ' .. set[2] ..
+						' of type ' .. ty .. ' (' .. k .. ')')
+					if repair then
+						redis.call('ZREM', k, id)
+						fixed = fixed + 1
+					end
 				end
 			end
 		end

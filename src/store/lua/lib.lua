@@ -325,6 +325,58 @@ local function vr_floor()
 	return VR_FLOOR
 end
 
+-- The per-type limits (docs/job-types.md, "Limits"), read once per call
+-- from P:limits (TYPE -> "CONCURRENCY RATE WINDOW_MS", 0 = none):
+-- LIMITS[TYPE] = {c =, r =, w =}, or false when no type has one.
+local LIMITS = nil
+local function limits()
+	if LIMITS == nil then
+		LIMITS = false
+		local v = redis.call('HGETALL', P .. K_limits)
+		for i = 1, #v, 2 do
+			local c, r, w = string.match(v[i + 1], '^(%d+) (%d+) (%d+)$')
+			if c then
+				LIMITS = LIMITS or {}
+				LIMITS[v[i]] = {c = tonumber(c), r = tonumber(r),
+					w = tonumber(w)}
+			end
+		end
+	end
+	return LIMITS
+end
+
+-- For pending job ID of type TY held back by its type's limit
+-- (claim.lua): which limit and where the type stands, e.g. "type mail:
+-- concurrency 2 (2 running)"; nil when it is not held (show.lua,
+-- why.lua).
+local function limit_held(id, ty)
+	local l = limits()
+	l = l and l[ty]
+	if not l or not redis.call('ZSCORE', P .. K_held .. ty, id) then return nil end
+	local what = {}
+	if l.c > 0 then
+		what[#what + 1] = 'concurrency ' .. I(l.c) .. ' (' ..
+			I(redis.call('ZCARD', P .. K_slots .. ty)) .. ' running)'
+	end
+	if l.r > 0 then
+		local n = redis.call('ZCOUNT', P .. K_starts .. ty, '(' .. I(NOW - l.w), '+inf')
+		what[#what + 1] = 'rate ' .. I(l.r) .. ' per ' .. I(l.w) .. ' ms (' ..
+			I(n) .. ' started in the last window)'
+	end
+	return 'type ' .. ty .. ': ' .. table.concat(what, ', ')
+end
+
+-- Job H (running, of type h.type) gives back its slot of its type's
+-- concurrency, if it holds one: its handler no longer runs. Claims wake
+-- up to take it (claim.lua moves held jobs back to their queues).
+local function release_slot(h)
+	local l = limits()
+	if l and l[h.type] and l[h.type].c > 0 and
+		redis.call('ZREM', P .. K_slots .. h.type, h.id) == 1 then
+		WAKE = true
+	end
+end
+
 -- Puts pending job H on its root's ready queue (or the delayed set). A root
 -- without children is its own queue: it waits in the roots set as "=ID"
 -- with no ready key, which saves four calls per job for the common case. A
@@ -369,6 +421,12 @@ local function dequeue(h)
 		if redis.call('EXISTS', rq) == 0 then redis.call('ZREM', rk, h.root) end
 	elseif h.id == h.root then
 		redis.call('ZREM', rk, '=' .. h.id)
+	end
+	-- Or held by its type's limit (claim.lua).
+	local l = limits()
+	if l then
+		need(h, {F_type})
+		if l[h.type] then redis.call('ZREM', P .. K_held .. h.type, h.id) end
 	end
 end
 
@@ -538,6 +596,7 @@ local function set_status(h, to, fields)
 	end
 	if running(from) and not running(to) then
 		zset_later(P .. K_leases, h.id, false)
+		release_slot(h)
 		local since = run_start(h)
 		if since > 0 then
 			h.run_ms = num(h.run_ms) + NOW - since
@@ -608,8 +667,10 @@ finish_job = function(h, fields)
 	local open = num(h.children_total) - num(h.children_finished) -
 		num(h.children_canceled)
 	if open > 0 then
-		-- Still running, holding no worker: no lease to expire.
+		-- Still running, holding no worker: no lease to expire, and
+		-- no slot of its type's concurrency.
 		zset_later(P .. K_leases, h.id, '+inf')
+		release_slot(h)
 		fields[#fields + 1] = F_awaiting
 		fields[#fields + 1] = 1
 		h.awaiting = '1'
@@ -912,6 +973,7 @@ local function begin(args)
 	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
 	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
 	LOG_MAX, LOGIX_SEEN = nil, nil
+	LIMITS = nil
 end
 
 -- The key scope of a parent's children: a restart starts a new scope, so

@@ -11,7 +11,8 @@
 --   ahead (jobs of its root before it), root_vr (its root's virtual
 --   runtime), roots_ahead (roots served before it), roots (roots with
 --   ready jobs in its class), normal_roots (roots with ready normal
---   jobs), running (jobs holding a lease).
+--   jobs), running (jobs holding a lease), held (held back by its type's
+--   limit: which and where the type stands; docs/job-types.md, "Limits").
 -- Reads only.
 
 local id = ARGV[2]
@@ -31,6 +32,7 @@ if h.parent ~= '' then sa, how = stopped_ancestor(h.parent) end
 put('stopped_by', sa)
 put('how', how)
 put('delayed', redis.call('ZSCORE', P .. K_delayed, id))
+put('held', limit_held(id, h.type))
 
 local low = h.low_priority == '1' and '1' or '0'
 local rk = roots_key(low)

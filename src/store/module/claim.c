@@ -64,13 +64,16 @@ static void reply_sv(RedisModuleCtx *ctx, struct sv v)
 }
 
 /* Claims root ID alone (claim.lua, a "=ID" entry of the roots set of
- * priority LOW): replies with its job when it was pending there. */
+ * priority LOW): replies with its job when it was pending there (1),
+ * else 0; -1 without a write when its type has limits (claim.lua takes
+ * or holds it). */
 static int claim_alone(struct call *c, const struct claim_args *a,
 		       RedisModuleString *sid, long long id, int low)
 {
 	RedisModuleString *fv[16];
 	struct job j;
 	const struct sv *v = j.v;
+	struct limit lim;
 	size_t n = 0;
 	int ok = 0;
 	long long attempt;
@@ -81,6 +84,10 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	    !(sv_empty(v[F_LOW_PRIORITY]) || sv_eq(v[F_LOW_PRIORITY], "0") ||
 	      sv_eq(v[F_LOW_PRIORITY], "1")))
 		goto out; /* stale: the job moved on, or sits elsewhere */
+	if (limit_of(c, v[F_TYPE], &lim)) {
+		ok = -1; /* its type's limits: claim.lua's part */
+		goto out;
+	}
 	attempt = (long long)sv_num(v[F_ATTEMPT]) + 1;
 	fv[n++] = N[F_ATTEMPT];
 	fv[n++] = job_own(&j, str_ll(attempt));
@@ -149,7 +156,7 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 					      "is not an integer");
 	call_begin(&c, ctx, argv[1], a.ttl);
 	rm_ReplyWithArray(ctx, RM_POSTPONED_LEN);
-	if (retries_due(&c)) {
+	if (retries_due(&c) || held_due(&c)) {
 		handoff = 1;
 		goto done;
 	}
@@ -178,22 +185,31 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 			handoff = 1;
 			break;
 		}
-		rm_ZsetRem(roots[low], m, NULL);
-		grow((void **)&pop[low], &cap[low], npop[low], sizeof(*pop[0]));
-		pop[low][npop[low]++] = rm_HoldString(NULL, m);
-		c.vr_last = (long long)score;
-		c.have_vr = 1;
 		{
 			RedisModuleString *sid =
 				rm_CreateString(NULL, mv.p + 1, mv.n - 1);
+			int rc = parse_ll(sid, &id) ?
+					 claim_alone(&c, &a, sid, id, low) :
+					 0;
 
-			if (parse_ll(sid, &id) &&
-			    claim_alone(&c, &a, sid, id, low)) {
+			rm_FreeString(NULL, sid);
+			if (rc < 0) {
+				/* Left where it is, for claim.lua. */
+				rm_FreeString(NULL, m);
+				handoff = 1;
+				break;
+			}
+			rm_ZsetRem(roots[low], m, NULL);
+			grow((void **)&pop[low], &cap[low], npop[low],
+			     sizeof(*pop[0]));
+			pop[low][npop[low]++] = rm_HoldString(NULL, m);
+			c.vr_last = (long long)score;
+			c.have_vr = 1;
+			if (rc > 0) {
 				out++;
 				if (low)
 					low_taken++;
 			}
-			rm_FreeString(NULL, sid);
 		}
 		rm_FreeString(NULL, m);
 	}

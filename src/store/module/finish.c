@@ -22,7 +22,8 @@ static const int run_fields[] = { F_STATUS,   F_PARENT,	    F_ROOT,
 
 /* finish.lua for job ID when its outcome is done and it has no logs:
  * "finished", "fenced", or "lua" for what only the Lua function does
- * (a parent, a child, a charged run). */
+ * (a parent, a child, a charged run, a run holding a slot of its type's
+ * concurrency). */
 static const char *finish_done(struct call *c, struct sv id, struct sv at,
 			       double progress, long long errors_delta,
 			       struct sv checkpoint)
@@ -31,6 +32,7 @@ static const char *finish_done(struct call *c, struct sv id, struct sv at,
 	struct job j;
 	const struct sv *v = j.v;
 	const char *res = "lua";
+	struct limit lim;
 	size_t n = 0;
 	int stopping;
 	long long errors, since;
@@ -44,6 +46,10 @@ static const char *finish_done(struct call *c, struct sv id, struct sv at,
 	}
 	if (!sv_empty(v[F_PARENT]) || sv_num(v[F_CHILDREN_TOTAL]) != 0 ||
 	    !sv_empty(v[F_CHARGED]))
+		goto out;
+	/* A slot of its type's concurrency to give back (lib.lua
+	 * release_slot): Lua's. */
+	if (limit_of(c, v[F_TYPE], &lim) && lim.c > 0)
 		goto out;
 	stopping = sv_is(v[F_STATUS], STATUS(S_STOPPING));
 	/* set_progress(quiet): a root's progress moves no parent. */

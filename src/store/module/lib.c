@@ -78,6 +78,133 @@ void call_end(struct call *c)
 		rm_Free(c->waits[i].type);
 	rm_Free(c->waits);
 	rm_FreeString(NULL, c->nows);
+	if (c->limits)
+		rm_CloseKey(c->limits);
+}
+
+/* "C R W" (lib.lua limits(): '^(%d+) (%d+) (%d+)$'). */
+static int parse_limit(struct sv v, struct limit *l)
+{
+	const char *p = v.p, *end = v.p + v.n;
+	long long *out[3] = { &l->c, &l->r, &l->w };
+
+	for (int i = 0; i < 3; i++) {
+		const char *q = p;
+		long long x = 0;
+
+		while (q < end && *q >= '0' && *q <= '9' && q - p < 18)
+			x = x * 10 + (*q++ - '0');
+		if (q == p || (q < end && *q >= '0' && *q <= '9') ||
+		    (i < 2 ? q == end || *q != ' ' : q != end))
+			return 0;
+		*out[i] = x;
+		p = q + 1;
+	}
+	return 1;
+}
+
+static RedisModuleKey *limits_key(struct call *c)
+{
+	if (!c->limits_read) {
+		RedisModuleString *k = keyf(c, K_LIMITS);
+
+		c->limits_read = 1;
+		c->limits = rm_OpenKey(c->ctx, k, RM_READ);
+		if (rm_KeyType(c->limits) != RM_KEYTYPE_HASH) {
+			rm_CloseKey(c->limits);
+			c->limits = NULL;
+		}
+		rm_FreeString(NULL, k);
+	}
+	return c->limits;
+}
+
+int limit_of(struct call *c, struct sv type, struct limit *l)
+{
+	RedisModuleKey *key = limits_key(c);
+	RedisModuleString *f, *v = NULL;
+	int ok;
+
+	if (!key)
+		return 0;
+	f = rm_CreateString(NULL, type.p ? type.p : "", type.n);
+	rm_HashGet(key, RM_HASH_NONE, f, &v, NULL);
+	rm_FreeString(NULL, f);
+	ok = v && parse_limit(sv_of(v), l);
+	if (v)
+		rm_FreeString(NULL, v);
+	return ok;
+}
+
+/* The length of zset P + MID + TYPE (0 when absent); with SINCE >= 0,
+ * only its members scored above SINCE, counted up to MAX. */
+static long long zlen(struct call *c, const char *mid, struct sv type,
+		      long long since, long long max)
+{
+	RedisModuleString *k = keycat(c, mid, type.p, type.n);
+	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
+	long long n = 0;
+
+	if (rm_KeyType(key) == RM_KEYTYPE_ZSET) {
+		if (since < 0)
+			n = (long long)rm_ValueLength(key);
+		else if (rm_ZsetFirstInScoreRange(key, (double)since, HUGE_VAL,
+						  1, 0) == RM_OK) {
+			while (n < max && !rm_ZsetRangeEndReached(key)) {
+				n++;
+				rm_ZsetRangeNext(key);
+			}
+			rm_ZsetRangeStop(key);
+		}
+	}
+	rm_CloseKey(key);
+	rm_FreeString(NULL, k);
+	return n;
+}
+
+struct held_scan {
+	struct call *c;
+	int due;
+};
+
+/* claim.lua: EXISTS P:held:TYPE and room_left(room(TYPE)) > 0. */
+static void held_one(RedisModuleKey *key, RedisModuleString *field,
+		     RedisModuleString *value, void *priv)
+{
+	struct held_scan *h = priv;
+	struct sv ty = sv_of(field);
+	struct limit l;
+	long long room = 1000000;
+
+	(void)key;
+	if (h->due || !parse_limit(sv_of(value), &l) ||
+	    zlen(h->c, K_HELD, ty, -1, 0) == 0)
+		return;
+	if (l.c > 0)
+		room = l.c - zlen(h->c, K_SLOTS, ty, -1, 0);
+	if (l.r > 0) {
+		long long left =
+			l.r - zlen(h->c, K_STARTS, ty, h->c->now - l.w, l.r);
+
+		if (left < room)
+			room = left;
+	}
+	h->due = room > 0;
+}
+
+int held_due(struct call *c)
+{
+	RedisModuleKey *key = limits_key(c);
+	RedisModuleScanCursor *cur;
+	struct held_scan h = { c, 0 };
+
+	if (!key)
+		return 0;
+	cur = rm_ScanCursorCreate();
+	while (!h.due && rm_ScanKey(key, cur, held_one, &h))
+		;
+	rm_ScanCursorDestroy(cur);
+	return h.due;
 }
 
 RedisModuleString *keycat(struct call *c, const char *mid, const char *s,

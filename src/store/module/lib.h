@@ -220,6 +220,13 @@ struct call {
 	RedisModuleString *keys[NCKEYS]; /* ckey(), made on first use */
 	RedisModuleString *type_ix;	 /* create: the last type's index key */
 	char *type_ix_for;		 /* ... its class and type, "ru|noop" */
+	RedisModuleKey *limits;		 /* P:limits open, or NULL (limit_of) */
+	int limits_read;		 /* ... once per call */
+};
+
+/* One type's limits, as P:limits holds them (lib.lua limits()). */
+struct limit {
+	long long c, r, w; /* concurrency, rate per w ms; 0 = none */
 };
 
 /* A job hash open for a transition: what was read of it, indexed by
@@ -244,6 +251,14 @@ void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
 		long long ttl);
 
 void call_end(struct call *c);
+
+/* lib.lua limits()[TYPE]: 1 and *L when TYPE has limits in P:limits. */
+int limit_of(struct call *c, struct sv type, struct limit *l);
+
+/* claim.lua's first step: 1 when some limited type has held jobs and
+ * room for one of them again (claim.lua moves them back to their
+ * queues). */
+int held_due(struct call *c);
 
 /* PREFIX + MID + the N bytes at S. */
 RedisModuleString *keycat(struct call *c, const char *mid, const char *s,

@@ -86,6 +86,7 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	  (RedisModuleCtx *, RedisModuleString *, int))                        \
 	X(void, CloseKey, (RedisModuleKey *))                                  \
 	X(int, KeyType, (RedisModuleKey *))                                    \
+	X(size_t, ValueLength, (RedisModuleKey *))                             \
 	X(int, HashGet, (RedisModuleKey *, int, ...))                          \
 	X(int, HashSet, (RedisModuleKey *, int, ...))                          \
 	X(int, ZsetAdd,                                                        \
