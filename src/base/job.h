@@ -53,15 +53,15 @@ struct jobd_job {
 	int64_t attempt;
 	int64_t restarts;
 	bool inconsistent;
-	bool awaiting;	    /* handler returned, waiting for children */
-	int64_t not_before; /* ms: retry or run time, 0 = none */
-	int64_t run_at;	    /* ms: the run time asked for at creation,
+	bool awaiting;	     /* handler returned, waiting for children */
+	int64_t not_before;  /* ms: retry or run time, 0 = none */
+	int64_t run_at;	     /* ms: the run time asked for at creation,
 			     * 0 = none (docs/design.md, "Scheduled jobs") */
-	char *instance;	    /* instance of the last claim, NULL if never */
-	int64_t claimed_at; /* ms: the last claim, 0 = never */
-	char *created_by;   /* the actor, when not run_by (e.g. "kafka") */
-	char *payload;	    /* JSON text */
-	char *checkpoint;   /* JSON text, NULL if none */
+	char *instance;	     /* instance of the last claim, NULL if never */
+	int64_t claimed_at;  /* ms: the last claim, 0 = never */
+	char *created_by;    /* the actor, when not run_by (e.g. "kafka") */
+	char *payload;	     /* JSON text */
+	char *checkpoint;    /* JSON text, NULL if none */
 	char *held_by_limit; /* pending, held back by its type's limit: which
 			      * and where it stands (show only), else NULL */
 	struct jobd_children children;
