@@ -1235,8 +1235,7 @@ static void print_done(int op, int64_t id, int status)
 }
 
 /* For several ids, one line more: "3 stopped, 2 stop requested, 1 refused". */
-static void print_op_summary(int op, const struct jobd_op_result *out,
-			     size_t n)
+static void print_op_summary(int op, const struct jobd_op_result *out, size_t n)
 {
 	const char *seen[4];
 	size_t count[4], nseen = 0, refused = 0;
