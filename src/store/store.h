@@ -254,7 +254,7 @@ struct jobd_filter {
  * JOBD_SORT_WINDOW newest matching jobs, and say so (complete = false)
  * when there are older ones (docs/monitor.md, "Sorting").
  */
-#define JOBD_SORT_WINDOW 10000
+#define JOBD_SORT_WINDOW 5000
 
 /* "created", "started", ...: the orders jobd_filter.sort takes. */
 bool jobd_store_sort_known(const char *by);
