@@ -29,17 +29,7 @@ local ascending = by == 'created' and not desc
 
 -- The indexes to read, as list.lua picks them (the most selective filter
 -- drives; running jobs live in P:leases).
-local dims, leases = {}, false
-if status ~= '' then
-	if running(status) then leases = true else dims = {':s:' .. status} end
-elseif ty ~= '' then dims = {':t:' .. ty}
-elseif run_by ~= '' then dims = {':u:' .. run_by}
-else
-	leases = true
-	for _, st in ipairs({S_PENDING, S_STOPPED, S_FINISHED, S_CANCELED}) do
-		dims[#dims + 1] = ':s:' .. st
-	end
-end
+local dims, leases = list_indexes(status, ty, run_by)
 local classes = {}
 for cls in string.gmatch(ARGV[2], '[^,]+') do classes[cls] = true end
 
