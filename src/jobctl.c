@@ -1195,6 +1195,76 @@ static int cmd_schedules(struct ctl *ctl, int argc, char **argv)
 
 /* --- operations -------------------------------------------------------- */
 
+/*
+ * What OP did to a job, by the status it left the job in (the monitor's
+ * words, page/app.js DONE): a stop of a running job is only a request,
+ * and saying "stopped" then would send an operator to cancel too soon.
+ */
+static const char *op_done(int op, int status)
+{
+	switch (op) {
+	case JOBD_OP_STOP:
+		return status == JOBD_STOPPING ? "stop requested" : "stopped";
+	case JOBD_OP_RESUME:
+		return "resumed";
+	case JOBD_OP_FORCE_STOP:
+		return "force-stopped";
+	case JOBD_OP_CANCEL:
+		return "canceled";
+	case JOBD_OP_RESTART:
+		return "restarted";
+	case JOBD_OP_LOW_PRIORITY:
+		return "set to low priority";
+	default:
+		return "low priority removed";
+	}
+}
+
+/* "stop requested: job 42 is Stopping", "job 42 stopped". */
+static void print_done(int op, int64_t id, int status)
+{
+	const char *done = op_done(op, status);
+
+	if (op == JOBD_OP_STOP && status == JOBD_STOPPING)
+		printf("%s: job %lld is %s\n", done, (long long)id,
+		       jobd_status_label(JOBD_STOPPING));
+	else if (op == JOBD_OP_LOW_PRIORITY_OFF)
+		printf("job %lld: %s\n", (long long)id, done);
+	else
+		printf("job %lld %s\n", (long long)id, done);
+}
+
+/* For several ids, one line more: "3 stopped, 2 stop requested, 1 refused". */
+static void print_op_summary(int op, const struct jobd_op_result *out, size_t n)
+{
+	const char *seen[4];
+	size_t count[4], nseen = 0, refused = 0;
+	const char *sep = "";
+
+	for (size_t i = 0; i < n; i++) {
+		const char *done;
+		size_t k;
+
+		if (!out[i].ok) {
+			refused++;
+			continue;
+		}
+		done = op_done(op, out[i].status);
+		for (k = 0; k < nseen && strcmp(seen[k], done) != 0; k++)
+			;
+		if (k == nseen) {
+			seen[nseen] = done;
+			count[nseen++] = 0;
+		}
+		count[k]++;
+	}
+	for (size_t k = 0; k < nseen; k++, sep = ", ")
+		printf("%s%zu %s", sep, count[k], seen[k]);
+	if (refused)
+		printf("%s%zu refused", sep, refused);
+	printf("\n");
+}
+
 static int cmd_op(struct ctl *ctl, const char *name, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1239,13 +1309,14 @@ static int cmd_op(struct ctl *ctl, const char *name, int argc, char **argv)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (out[i].ok) {
-			printf("job %lld: %s done\n", (long long)ids[i],
-			       jobd_op_names[op]);
+			print_done(op, ids[i], out[i].status);
 		} else {
 			fprintf(stderr, "jobctl: %s\n", out[i].error);
 			rc = EXIT_REFUSED;
 		}
 	}
+	if (n > 1)
+		print_op_summary(op, out, n);
 out:
 	free(ids);
 	free(out);
@@ -1253,7 +1324,8 @@ out:
 }
 
 /*
- * Who operates, for the job's log: $JOBD_USER, --as, $USER, then the user
+ * Who operates, for the job's log: --as (an option typed on this command
+ * line wins over the environment), $JOBD_USER, $USER, then the user
  * name of the uid, then the uid itself ("uid 1001"): cron and systemd
  * units run without $USER, and "unknown" would tell an auditor nothing.
  * The last two are copied into BUF (getpwuid's answer is static storage).
@@ -1263,10 +1335,10 @@ static const char *default_actor(const char *as, char *buf, size_t size)
 	const struct passwd *pw;
 	const char *u;
 
-	if ((u = getenv("JOBD_USER")) && *u)
-		return u;
 	if (as)
 		return as;
+	if ((u = getenv("JOBD_USER")) && *u)
+		return u;
 	if ((u = getenv("USER")) && *u)
 		return u;
 	if ((pw = getpwuid(getuid())) && pw->pw_name && *pw->pw_name)

@@ -160,6 +160,7 @@ static const struct key http_keys[] = {
 	{ "allowed_hosts", K_HOSTS, C(http_allowed_hosts), 0, 0 },
 	{ "max_connections", K_INT, C(http_max_connections), 0, 1000000 },
 	{ "request_timeout", K_DURATION, C(http_request_timeout), 1, 3600000 },
+	{ "sort_window", K_INT, C(http_sort_window), 0, 1000000 },
 	{ NULL, K_STR, 0, 0, 0 },
 };
 

@@ -202,6 +202,8 @@ struct jobd_conf {
 				    * RLIMIT_NOFILE leaves, if less */
 	int64_t http_request_timeout; /* ms a connection has to send a whole
 				       * request, 10s */
+	int http_sort_window; /* jobs a sort by started, waiting, duration or
+			       * status reads at most; 0 = JOBD_SORT_WINDOW */
 
 	/* [log] */
 	int log_level; /* enum jobd_log_level, JOBD_LOG_INFO */

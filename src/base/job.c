@@ -351,6 +351,16 @@ json_t *jobd_job_list_to_json(const struct jobd_job_list *list)
 		json_array_append_new(jobs, jobd_job_to_json(list->jobs[i],
 							     list->now));
 	json_object_set_new(o, "jobs", jobs);
+	if (list->sorted) {
+		json_object_set_new(o, "next",
+				    list->after[0] ? json_string(list->after) :
+						     json_null());
+		json_object_set_new(o, "complete",
+				    json_boolean(list->complete));
+		json_object_set_new(o, "examined",
+				    json_integer((json_int_t)list->examined));
+		return o;
+	}
 	json_object_set_new(
 		o, "next", list->next ? json_integer(list->next) : json_null());
 	return o;

@@ -72,6 +72,13 @@ struct jobd_job_list {
 	size_t n;
 	int64_t next; /* cursor of the next page, 0 = none */
 	int64_t now;  /* ms, Redis clock when read */
+	/* A list in another order than newest first (jobd_store_list with
+	 * a sort): its next page's cursor, "" = none, and how much of the
+	 * store the order covers. */
+	bool sorted;
+	char after[64];	 /* "1042" (created) or "KEY:ID:AT" */
+	bool complete;	 /* false: only the newest jobs were sorted */
+	size_t examined; /* index entries read for this page */
 };
 
 extern const char *const jobd_status_names[JOBD_STATUS_COUNT];

@@ -309,10 +309,12 @@ int jobd_httpparse_jobs(const struct jobd_httpparse_query *qs,
 {
 	static const char *const allowed[] = { "status", "type", "run_by",
 					       "system", "all",	 "limit",
-					       "cursor", NULL };
+					       "cursor", "sort", NULL };
 	int64_t limit = 50;
 	char buf[80];
 	int rc;
+	const char *sort = jobd_httpparse_get(qs, "sort");
+	const char *cursor = jobd_httpparse_get(qs, "cursor");
 
 	*f = (struct jobd_filter){ .limit = 50 };
 	if ((rc = jobd_httpparse_allowed(qs, allowed, errstr, errstr_size)))
@@ -331,11 +333,44 @@ int jobd_httpparse_jobs(const struct jobd_httpparse_query *qs,
 	    (rc = jobd_httpparse_bool(qs, "all", &f->all, errstr,
 				      errstr_size)) ||
 	    (rc = jobd_httpparse_int(qs, "limit", 1, 1000, &limit, errstr,
-				     errstr_size)) ||
-	    (rc = jobd_httpparse_int(qs, "cursor", 0, INT64_MAX, &f->cursor,
-				     errstr, errstr_size)))
+				     errstr_size)))
 		return rc;
 	f->limit = (size_t)limit;
+	if (sort && *sort) {
+		f->desc = *sort == '-';
+		f->sort = sort + (*sort == '-');
+		if (!jobd_store_sort_known(f->sort))
+			return bad(
+				errstr, errstr_size,
+				"bad sort \"%s\": use created, started, waiting, duration or status, with - for highest first",
+				jobd_httpparse_quote(sort, buf, sizeof(buf)));
+		if (strcmp(f->sort, "created") == 0 && f->desc)
+			f->sort = NULL; /* the newest first list */
+	}
+	if (!f->sort)
+		return jobd_httpparse_int(qs, "cursor", 0, INT64_MAX,
+					  &f->cursor, errstr, errstr_size);
+	/* A sorted list's cursor is what its last page returned. */
+	if (cursor && *cursor) {
+		int n = 0;
+		long long k, id, at;
+		bool created = strcmp(f->sort, "created") == 0;
+
+		if (strlen(cursor) >= 64 ||
+		    (created ? sscanf(cursor, "%lld%n", &id, &n) != 1 :
+			       sscanf(cursor, "%lld:%lld:%lld%n", &k, &id, &at,
+				      &n) != 3) ||
+		    cursor[n] || id < 0)
+			return bad(
+				errstr, errstr_size,
+				"bad cursor \"%s\" for sort %s: use the \"next\" of the page before",
+				jobd_httpparse_quote(cursor, buf, sizeof(buf)),
+				f->sort);
+		f->after = cursor;
+	}
+	f->window = conf && conf->http_sort_window > 0 ?
+			    (size_t)conf->http_sort_window :
+			    0;
 	return 0;
 }
 

@@ -92,7 +92,9 @@ int jobd_httpparse_type(const struct jobd_conf *conf, const char *type,
 
 /*
  * GET /api/jobs: status, type, run_by, system, all, limit (1-1000,
- * default 50), cursor. F's strings are borrowed from QS.
+ * default 50), sort ("-created" by default; created, started, waiting,
+ * duration or status, "-" for highest first), cursor (an id, or for a
+ * sort the "next" of the page before). F's strings are borrowed from QS.
  */
 int jobd_httpparse_jobs(const struct jobd_httpparse_query *qs,
 			const struct jobd_conf *conf, struct jobd_filter *f,

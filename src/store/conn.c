@@ -40,16 +40,16 @@
 #include "store/scripts.h"
 
 static const char *const script_names[S_COUNT] = {
-	"create",	  "claim",     "finish",
-	"handback",	  "progress",  "heartbeat",
-	"expire",	  "stop",      "resume",
-	"force_stop",	  "cancel",    "restart",
-	"low_priority",	  "list",      "children",
-	"show",		  "cascade",   "broker_publish",
-	"broker_release", "lease",     "purge",
-	"fsck",		  "fsck_refs", "backfill",
-	"logscan",	  "why",       "schedule",
-	"limits",	  "limits_show",
+	"create",	  "claim",	 "finish",
+	"handback",	  "progress",	 "heartbeat",
+	"expire",	  "stop",	 "resume",
+	"force_stop",	  "cancel",	 "restart",
+	"low_priority",	  "list",	 "children",
+	"show",		  "cascade",	 "broker_publish",
+	"broker_release", "lease",	 "purge",
+	"fsck",		  "fsck_refs",	 "backfill",
+	"logscan",	  "why",	 "schedule",
+	"limits",	  "limits_show", "sort",
 };
 
 void store_args_release(struct store_args *a)

@@ -7,6 +7,7 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,10 +60,82 @@ static void append_jobs(struct jobd_job_list *list, const redisReply *r,
 	}
 }
 
+static void filter_classes(const struct jobd_filter *f, char classes[16])
+{
+	strcpy(classes, "ru");
+	if (f->system)
+		strcat(classes, ",rs");
+	if (f->all)
+		strcat(classes, f->system ? ",cu,cs" : ",cu");
+}
+
+bool jobd_store_sort_known(const char *by)
+{
+	static const char *const known[] = { "created", "started", "waiting",
+					     "duration", "status" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(by, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A page in F's sort order (sort.lua). Created pages call again, like
+ * the newest first list, until the page is full: each call reads at most
+ * JOBD_SORT_WINDOW index entries. The other orders are one call.
+ */
+static int list_sorted(struct jobd_store *st, const struct jobd_filter *f,
+		       size_t limit, struct jobd_job_list *out)
+{
+	bool created = strcmp(f->sort, "created") == 0;
+	int64_t deadline = jobd_util_mono_ms() + 2000;
+	char classes[16], after[sizeof(out->after)];
+
+	filter_classes(f, classes);
+	snprintf(after, sizeof(after), "%s", f->after ? f->after : "");
+	out->sorted = true;
+	out->complete = true;
+	for (;;) {
+		struct store_args a = { 0 };
+		redisReply *r;
+
+		store_args_add(&a, classes);
+		store_args_add(&a, f->status);
+		store_args_add(&a, f->type);
+		store_args_add(&a, f->run_by);
+		store_args_add(&a, f->sort);
+		store_args_add(&a, f->desc ? "1" : "0");
+		store_args_add(&a, after);
+		store_args_addf(&a, "%zu", limit - out->n);
+		store_args_addf(&a, "%zu",
+				f->window ? f->window : JOBD_SORT_WINDOW);
+		r = store_eval(st, S_SORT, &a);
+		store_args_release(&a);
+		if (!r) {
+			jobd_job_list_release(out);
+			return JOBD_STORE_ERR_REDIS;
+		}
+		out->now = store_reply_i64(r->element[0]);
+		snprintf(out->after, sizeof(out->after), "%s",
+			 r->element[1]->str ? r->element[1]->str : "");
+		out->complete = out->complete &&
+				store_reply_i64(r->element[2]) == 1;
+		out->examined += (size_t)store_reply_i64(r->element[3]);
+		append_jobs(out, r, 4);
+		freeReplyObject(r);
+		if (!created || !out->after[0] || out->n >= limit ||
+		    jobd_util_mono_ms() > deadline)
+			break;
+		snprintf(after, sizeof(after), "%s", out->after);
+	}
+	return 0;
+}
+
 int jobd_store_list(struct jobd_store *st, const struct jobd_filter *f,
 		    struct jobd_job_list *out)
 {
-	char classes[16] = "ru";
+	char classes[16];
 	size_t limit = f->limit ? f->limit : 50;
 	int64_t cursor = f->cursor;
 	int64_t deadline = jobd_util_mono_ms() + 2000;
@@ -70,10 +143,9 @@ int jobd_store_list(struct jobd_store *st, const struct jobd_filter *f,
 	memset(out, 0, sizeof(*out));
 	if (limit > 1000)
 		limit = 1000;
-	if (f->system)
-		strcat(classes, ",rs");
-	if (f->all)
-		strcat(classes, f->system ? ",cu,cs" : ",cu");
+	if (f->sort && !(strcmp(f->sort, "created") == 0 && f->desc))
+		return list_sorted(st, f, limit, out);
+	filter_classes(f, classes);
 	/* Each call is bounded; call again until the page is full. */
 	for (;;) {
 		struct store_args a = { 0 };

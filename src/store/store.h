@@ -238,9 +238,32 @@ struct jobd_filter {
 	bool all;	    /* include children */
 	int64_t cursor;	    /* 0 = from the newest */
 	size_t limit;	    /* page size, at most 1000 */
+	/* Another order (src/store/lua/sort.lua): NULL = newest first, else
+	 * "created", "started", "waiting", "duration" or "status" */
+	const char *sort;
+	bool desc;	   /* ... highest first */
+	const char *after; /* ... the cursor a page returned, NULL = first */
+	size_t window;	   /* ... index entries read at most; 0 =
+			    * JOBD_SORT_WINDOW */
 };
 
-/* One page of jobs, newest first. OUT is released with jobd_job_list_release. */
+/*
+ * Index entries a sorted page reads at most. Created is id order, which
+ * the indexes hold: such a page reads them from its cursor on, like the
+ * newest first list. No index holds the other keys: those sort the
+ * JOBD_SORT_WINDOW newest matching jobs, and say so (complete = false)
+ * when there are older ones (docs/monitor.md, "Sorting").
+ */
+#define JOBD_SORT_WINDOW 5000
+
+/* "created", "started", ...: the orders jobd_filter.sort takes. */
+bool jobd_store_sort_known(const char *by);
+
+/*
+ * One page of jobs, newest first, or in F's sort order (then OUT->sorted
+ * and OUT->after is the next page's cursor). OUT is released with
+ * jobd_job_list_release.
+ */
 int jobd_store_list(struct jobd_store *st, const struct jobd_filter *f,
 		    struct jobd_job_list *out);
 

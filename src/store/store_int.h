@@ -80,6 +80,7 @@ enum script_id {
 	S_SCHEDULE,
 	S_LIMITS,
 	S_LIMITS_SHOW,
+	S_SORT,
 	S_COUNT,
 };
 

@@ -127,7 +127,7 @@ service = crm
 event = order.created
 command = $top_srcdir/tests/fixtures/handlers/listener.sh '$work' soak
 [action.touch]
-command = $top_srcdir/tests/fixtures/handlers/action.sh '$work'
+command = $top_srcdir/tests/fixtures/handlers/action.sh '$work' '*7'
 batch = 5
 CONF
 done

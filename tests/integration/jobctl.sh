@@ -135,7 +135,7 @@ assert_contains "$out" "STATUS" "table header"
 
 # --- operations, audit log --------------------------------------------------
 expect_rc 0 --as alice stop "$root"
-assert_eq "job $root: stop done" "$out" "stop output"
+assert_eq "job $root stopped" "$out" "a stop of a pending job: it is stopped"
 expect_rc 0 show "$child2" --json
 py "assert d['status'] == 'stopped'"
 assert_contains "$(rcli xrange "jobd:log:$root" - +)" "stopped by alice" "audit log"
@@ -145,6 +145,9 @@ expect_rc 1 resume "$child1"
 assert_contains "$err" "under stopped job $root" "resume under a stopped parent"
 JOBD_USER=bob expect_rc 0 resume "$root"
 assert_contains "$(rcli xrange "jobd:log:$root" - +)" "resumed by bob" "JOBD_USER is the actor"
+# The option typed on the command line wins over the environment.
+JOBD_USER=bob expect_rc 0 --as dave low-priority "$root" --off
+assert_contains "$(rcli xrange "jobd:log:$root" - +)" "by dave" "--as wins over JOBD_USER"
 expect_rc 0 show "$child1" --json
 py "assert d['status'] == 'pending'"
 expect_rc 0 low-priority "$root"
@@ -179,7 +182,8 @@ expect_rc 0 submit noop
 a=$out
 run stop "$a" 999999
 assert_eq 1 "$rc" "a batch with an unknown id"
-assert_eq "job $a: stop done" "$out" "the known id is done"
+assert_eq "job $a stopped
+1 stopped, 1 refused" "$out" "the known id is stopped, then the summary"
 assert_eq "jobctl: job 999999 not found" "$err" "unknown id"
 
 # --- exit codes --------------------------------------------------------------
@@ -346,5 +350,27 @@ nouid=$(USER= unshare --user --map-user=4242 --map-group=4242 \
 	"$top_builddir/src/jobctl" submit noop) || fail "jobctl as uid 4242 failed"
 expect_rc 0 show "$nouid" --json
 py "assert d['run_by'] == 'uid 4242', d['run_by']"
+
+# --- a stop of a running job is a request -------------------------------------
+# The worker stops the job at its next step: until then it is Stopping,
+# and jobctl must not say "stopped" (one would cancel it too soon).
+printf '[engine]\nroles = work\nworkers = 2\n' >"$work/run.conf"
+JOBD_CONFIG=$work/run.conf start_jobd run
+expect_rc 0 submit noop --payload '{"steps": 600, "sleep_ms": 100}'
+slow=$out
+wait_job 30 "$slow" '.status == "in_progress"'
+expect_rc 0 submit noop --payload '{"steps": 600, "sleep_ms": 100}'
+slow2=$out
+wait_job 30 "$slow2" '.status == "in_progress"'
+expect_rc 0 --as erin stop "$slow"
+assert_eq "stop requested: job $slow is Stopping" "$out" "a stop of a running job"
+wait_job 30 "$slow" '.status == "stopped"'
+run stop "$slow2" 999999 "$slow"
+assert_eq 1 "$rc" "a bulk stop with a refused id"
+assert_contains "$out" "stop requested: job $slow2 is Stopping" "bulk: the running one"
+assert_eq "1 stop requested, 2 refused" "$(printf '%s\n' "$out" | tail -n 1)" \
+	"bulk: a summary of what happened"
+wait_job 30 "$slow2" '.status == "stopped"'
+stop_jobd run
 
 echo "jobctl.sh: ok"

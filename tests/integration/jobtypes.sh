@@ -62,7 +62,7 @@ event = invoice.sent
 command = $handlers/listener.sh '$dir' slow2
 order = 2
 [action.tag]
-command = $handlers/action.sh '$dir'
+command = $handlers/action.sh '$dir' '*7'
 batch = 50
 [relation.company]
 source = companies

@@ -7,8 +7,20 @@
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
 need groff
-man=$top_srcdir/man
+# The build writes the manuals from man/*.in with the version of AC_INIT.
+man=$top_builddir/man
 missing=()
+
+version=$(sed -n 's/^AC_INIT(\[jobd\], \[\([^]]*\)\].*/\1/p' "$top_srcdir/configure.ac")
+[ -n "$version" ] || fail "no version in configure.ac's AC_INIT"
+for page in jobd.8 jobctl.1 jobd.conf.5; do
+	[ -f "$man/$page" ] || fail "missing $man/$page (configure writes it from man/$page.in)"
+	th=$(grep -m 1 '^\.TH ' "$man/$page")
+	assert_contains "$th" "\"jobd $version\"" "$page: the version of configure.ac in .TH"
+	# A number written in the source would go stale at the next release.
+	assert_contains "$(grep -m 1 '^\.TH ' "$top_srcdir/man/$page.in")" \
+		'"jobd @PACKAGE_VERSION@"' "man/$page.in: .TH takes the version from configure"
+done
 
 for page in jobd.8 jobctl.1 jobd.conf.5; do
 	out=$(groff -man -ww -z -Tutf8 "$man/$page" 2>&1) || fail "groff failed on $page: $out"

@@ -69,7 +69,10 @@ $(tail -n 20 "$work/tour.out")"
 eval "$run_export"
 assert_eq canceled "$(redis-cli -s "$JOBD_REDIS" hget "jobd:job:$long" status)" "the long job"
 log=$(jobctl logs "$long")
-# A stop reaches a running job as a request, a pending one at once.
+# A stop reaches a running job as a request, a pending one at once, and
+# jobctl says which (never "stop done" for a job still Stopping).
+grep -qxE "stop requested: job $long is Stopping|job $long stopped" "$work/tour.out" ||
+	fail "jobctl stop did not say what happened to job $long: $(grep -E "^\+ jobctl --as alice stop" -A 1 "$work/tour.out")"
 assert_eq 2 "$(printf '%s\n' "$log" | grep -cE '(stop requested|stopped) by alice')" \
 	"two stops by alice in the long job's log: $log"
 assert_contains "$log" "resumed by alice" "the long job's log"

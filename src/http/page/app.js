@@ -42,15 +42,9 @@ const DONE = {
   'low-priority': () => 'set to low priority',
   'low-priority-off': () => 'low priority removed',
 };
-/* Columns the list sorts by (within the page it shows): a job's value. */
-const STATUS_ORDER = ['pending', 'in_progress', 'stopping', 'stopped', 'finished', 'canceled'];
-const SORTS = {
-  created: (j) => Date.parse(j.created_at),
-  started: (j) => (j.started_at ? Date.parse(j.started_at) : null),
-  waiting: (j, at) => waitingNow(j, at),
-  duration: (j, at) => (j.started_at || j.duration_ms ? durationNow(j, at) : null),
-  status: (j) => STATUS_ORDER.indexOf(j.status),
-};
+/* Columns the list sorts by: the server sorts all matching jobs
+ * (GET /api/jobs?sort=KEY, "-KEY" highest first) and pages them. */
+const SORTS = new Set(['created', 'started', 'waiting', 'duration', 'status']);
 const DEFAULT_SORT = '-created';
 
 const $ = (id) => document.getElementById(id);
@@ -306,28 +300,21 @@ function applyListParams(params) {
   $('f-all').checked = params.get('all') === '1';
   $('page-size').value = opt('page-size', params.get('limit') || '50') || '50';
   const sort = params.get('sort') || DEFAULT_SORT;
-  state.sort = SORTS[sort.replace(/^-/, '')] ? sort : DEFAULT_SORT;
+  state.sort = SORTS.has(sort.replace(/^-/, '')) ? sort : DEFAULT_SORT;
 }
 
 async function loadJobs() {
   const L = state.list;
-  const data = await api('/api/jobs' + qs({ ...filters(), limit: $('page-size').value, cursor: L.cursors[L.page] || '' }));
+  const data = await api('/api/jobs' + qs({ ...filters(), limit: $('page-size').value,
+    sort: state.sort === DEFAULT_SORT ? '' : state.sort, cursor: L.cursors[L.page] || '' }));
   L.next = data.next;
   L.rows = data.jobs;
+  /* A sort by a key no index holds covers the newest jobs only. */
+  L.complete = data.complete !== false;
+  L.examined = data.examined || 0;
   L.at = performance.now();
   for (const j of data.jobs) if (state.selected.has(j.id)) state.selected.set(j.id, j);
   renderJobs();
-}
-
-/* The page's rows in the order of state.sort ("-duration": longest
- * first); jobs without the value (not started) last, then newest first. */
-function sortedRows(rows, at) {
-  const desc = state.sort.startsWith('-');
-  const key = SORTS[state.sort.replace(/^-/, '')];
-  return rows.map((j) => ({ j, v: key(j, at) })).sort((a, b) => {
-    if (a.v === null || b.v === null) return a.v === b.v ? b.j.id - a.j.id : a.v === null ? 1 : -1;
-    return (desc ? b.v - a.v : a.v - b.v) || b.j.id - a.j.id;
-  }).map((x) => x.j);
 }
 
 function renderSortHeaders() {
@@ -345,7 +332,7 @@ function renderJobs() {
   const frag = document.createDocumentFragment();
   tickers = [];
   renderSortHeaders();
-  for (const j of sortedRows(L.rows, L.at)) {
+  for (const j of L.rows) {
     const at = L.at;
     const check = el('input', { type: 'checkbox', 'aria-label': 'Select job ' + j.id });
     check.checked = state.selected.has(j.id);
@@ -380,8 +367,15 @@ function renderJobs() {
   body.append(frag);
   $('jobs-empty').hidden = L.rows.length > 0;
   $('check-all').checked = L.rows.length > 0 && L.rows.every((j) => state.selected.has(j.id));
-  $('page-info').textContent = 'Page ' + (L.page + 1) +
-    (state.sort === DEFAULT_SORT ? '' : ' · sorted within the page');
+  $('page-info').textContent = 'Page ' + (L.page + 1);
+  const byAge = state.sort === DEFAULT_SORT;
+  $('page-first').textContent = byAge ? 'Newest' : 'First';
+  $('page-prev').textContent = byAge ? '‹ Newer' : '‹ Previous';
+  $('page-next').textContent = byAge ? 'Older ›' : 'Next ›';
+  const partial = $('sort-partial');
+  partial.hidden = L.complete;
+  partial.textContent = L.complete ? '' : `Sorted among the newest ${L.examined.toLocaleString()} ` +
+    'jobs: older ones are left out of this order (sort by Create date to reach them)';
   $('page-prev').disabled = L.page === 0;
   $('page-first').disabled = L.page === 0;
   $('page-next').disabled = !L.next;
@@ -1061,7 +1055,9 @@ function route() {
   }
   if (view === 'jobs') {
     applyListParams(params);
-    const query = JSON.stringify({ ...listParams(), sort: '' });
+    /* A new filter or order starts again at the first page: a cursor
+     * belongs to the order that gave it. */
+    const query = JSON.stringify(listParams());
     if (query !== state.list.query) resetPaging();
     state.list.query = query;
     /* The Jobs tab and the detail's way back return to this list. */

@@ -50,6 +50,25 @@ local function terminal(s) return s == S_FINISHED or s == S_CANCELED end
 -- claim and per finish; list.lua reads P:leases for these two statuses.
 local function running(s) return s == S_IN_PROGRESS or s == S_STOPPING end
 
+-- The indexes a list with these filters reads (list.lua, sort.lua): the
+-- most selective filter drives (status, then type, then run_by), the
+-- others are checked on the job hash. Returns the index suffixes (after
+-- P:ix:CLASS) and whether P:leases is read too, which alone holds the
+-- running jobs. Without a filter the four other status indexes.
+local function list_indexes(status, ty, run_by)
+	if status ~= '' then
+		if running(status) then return {}, true end
+		return {':s:' .. status}, false
+	end
+	if ty ~= '' then return {':t:' .. ty}, false end
+	if run_by ~= '' then return {':u:' .. run_by}, false end
+	local dims = {}
+	for _, st in ipairs({S_PENDING, S_STOPPED, S_FINISHED, S_CANCELED}) do
+		dims[#dims + 1] = ':s:' .. st
+	end
+	return dims, true
+end
+
 -- Index writes (status indexes, leases, create's indexes) are collected
 -- per call and written at the end (flush) with one ZADD and one ZREM per
 -- key: a batch of 200 jobs costs a few calls, not 200 per index. The last

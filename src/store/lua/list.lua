@@ -14,17 +14,7 @@ local status, ty, run_by = ARGV[3], ARGV[4], ARGV[5]
 local cursor = tonumber(ARGV[6])
 local limit, budget = tonumber(ARGV[7]), tonumber(ARGV[8])
 -- Running jobs are indexed by P:leases only (all classes, see lib.lua).
-local dims, leases = {}, false
-if status ~= '' then
-	if running(status) then leases = true else dims = {':s:' .. status} end
-elseif ty ~= '' then dims = {':t:' .. ty}
-elseif run_by ~= '' then dims = {':u:' .. run_by}
-else
-	leases = true
-	for _, st in ipairs({S_PENDING, S_STOPPED, S_FINISHED, S_CANCELED}) do
-		dims[#dims + 1] = ':s:' .. st
-	end
-end
+local dims, leases = list_indexes(status, ty, run_by)
 local classes = {}
 for cls in string.gmatch(ARGV[2], '[^,]+') do classes[cls] = true end
 local max = cursor > 0 and ('(' .. cursor) or '+inf'

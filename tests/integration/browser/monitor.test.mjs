@@ -279,6 +279,46 @@ try {
   await page.goBack();
   await page.waitForFunction(() => document.querySelector('#jobs-table th[data-sort="status"]')
     .getAttribute('aria-sort') === 'descending');
+
+  step('a sort orders all matching jobs, not the page shown, and pages on in that order');
+  const many = (await api('/api/jobs', { type: 'import', count: 30, run_by: 'sorter',
+    payload: { sim: 'finish' } })).ids;
+  assert.equal(many.length, 30);
+  for (let i = 0; ; i++) {
+    const d = await api('/api/jobs?run_by=sorter&status=finished&limit=100');
+    if (d.jobs.length === 30) break;
+    assert.ok(i < 100, 'the 30 jobs of sorter never finished');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const ids = () => page.evaluate(() => [...document.querySelectorAll('#jobs-body tr')].map((r) => Number(r.dataset.id)));
+  const pageOf = async (n, first) => {
+    await page.waitForFunction(([k, f]) => {
+      const r = [...document.querySelectorAll('#jobs-body tr')];
+      return r.length === k && Number(r[0].dataset.id) === f;
+    }, [n, first]);
+    return ids();
+  };
+  /* Oldest first: the oldest of all 30, on the first page of 25. */
+  const oldest = Math.min(...many);
+  await page.goto(BASE + '/#/?run_by=sorter&limit=25&sort=created');
+  const p1 = await pageOf(25, oldest);
+  assert.deepEqual(p1, [...many].sort((a, b) => a - b).slice(0, 25), 'created ascending, page 1');
+  assert.equal(await page.locator('#page-next').innerText(), 'Next ›');
+  assert.ok(await page.locator('#sort-partial').isHidden(), 'the whole store is sorted');
+  await page.locator('#page-next').click();
+  const p2 = await pageOf(5, Math.min(...many.filter((id) => !p1.includes(id))));
+  assert.deepEqual([...p1, ...p2], [...many].sort((a, b) => a - b), 'created ascending, page 2 goes on');
+  /* Longest first: page 1 and 2 are the server's order of all 30. */
+  const want = (await api('/api/jobs?run_by=sorter&sort=-duration&limit=100')).jobs;
+  const durations = want.map((j) => j.duration_ms);
+  assert.ok(durations.every((v, i) => i === 0 || durations[i - 1] >= v), 'the API sorts by duration');
+  await page.goto(BASE + '/#/?run_by=sorter&limit=25&sort=-duration');
+  const l1 = await pageOf(25, want[0].id);
+  await page.locator('#page-next').click();
+  const l2 = await pageOf(5, want[25].id);
+  assert.deepEqual([...l1, ...l2], want.map((j) => j.id), 'longest first across the pages');
+  assert.ok(!(await hash()).includes('cursor'), 'the URL holds the order, not a cursor');
+
   await page.goto(BASE + '/#/');
   await row(run).waitFor();
 
@@ -444,10 +484,11 @@ try {
   await row(run).waitFor();
   await row(run).locator('td.c-check input').check();
   await noSideways('the list');
-  for (const loc of [cell(run, 'Status'), row(run).locator('td.c-check input'), button('stop'),
-    button('resume'), button('clear')]) {
+  for (const [what, loc] of Object.entries({ status: cell(run, 'Status'),
+    check: row(run).locator('td.c-check input'), stop: button('stop'), resume: button('resume'),
+    clear: button('clear') })) {
     const box = await loc.boundingBox();
-    assert.ok(box && box.x >= 0 && box.x + box.width <= 390, 'visible at 390 px: ' + JSON.stringify(box));
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${what} visible at 390 px: ` + JSON.stringify(box));
   }
   assert.ok(await cell(run, 'Status').isVisible());
   await page.screenshot({ path: path.join(SHOTS, 'jobs-390.png'), fullPage: true });
