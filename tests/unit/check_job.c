@@ -665,6 +665,7 @@ START_TEST(test_json_has_exactly_the_contract_fields)
 		"instance",
 		"payload",
 		"checkpoint",
+		"waiting_for_limit",
 	};
 	static const char *const child_keys[] = {
 		"total",    "pending",	"in_progress", "stopping", "stopped",
