@@ -32,6 +32,17 @@ int jobd_status_parse(const char *s)
 	return -1;
 }
 
+bool jobd_job_sort_known(const char *by)
+{
+	static const char *const known[] = { "created", "started", "waiting",
+					     "duration", "status" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(by, known[i]) == 0)
+			return true;
+	return false;
+}
+
 const char *jobd_status_label(enum jobd_status s)
 {
 	return (int)s >= 0 && s < JOBD_STATUS_COUNT ? status_labels[s] : "?";

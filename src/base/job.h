@@ -86,6 +86,10 @@ extern const char *const jobd_status_names[JOBD_STATUS_COUNT];
 /* "in_progress" -> JOBD_IN_PROGRESS; -1 when unknown. */
 int jobd_status_parse(const char *s);
 
+/* "created", "started", ...: the orders a list of jobs can be sorted in
+ * (jobd_filter.sort, GET /api/jobs?sort=). */
+bool jobd_job_sort_known(const char *by);
+
 /* "In Progress" for the table and the page. */
 const char *jobd_status_label(enum jobd_status s);
 

@@ -339,7 +339,7 @@ int jobd_httpparse_jobs(const struct jobd_httpparse_query *qs,
 	if (sort && *sort) {
 		f->desc = *sort == '-';
 		f->sort = sort + (*sort == '-');
-		if (!jobd_store_sort_known(f->sort))
+		if (!jobd_job_sort_known(f->sort))
 			return bad(
 				errstr, errstr_size,
 				"bad sort \"%s\": use created, started, waiting, duration or status, with - for highest first",

@@ -69,17 +69,6 @@ static void filter_classes(const struct jobd_filter *f, char classes[16])
 		strcat(classes, f->system ? ",cu,cs" : ",cu");
 }
 
-bool jobd_store_sort_known(const char *by)
-{
-	static const char *const known[] = { "created", "started", "waiting",
-					     "duration", "status" };
-
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(by, known[i]) == 0)
-			return true;
-	return false;
-}
-
 /*
  * A page in F's sort order (sort.lua). Created pages call again, like
  * the newest first list, until the page is full: each call reads at most

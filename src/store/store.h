@@ -256,9 +256,6 @@ struct jobd_filter {
  */
 #define JOBD_SORT_WINDOW 5000
 
-/* "created", "started", ...: the orders jobd_filter.sort takes. */
-bool jobd_store_sort_known(const char *by);
-
 /*
  * One page of jobs, newest first, or in F's sort order (then OUT->sorted
  * and OUT->after is the next page's cursor). OUT is released with

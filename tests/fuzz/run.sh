@@ -29,12 +29,12 @@ usage() {
 # here when adding tests/fuzz/fuzz_NAME.c.
 sources_of() {
 	case $1 in
-	conf) echo "src/base/conf.c src/base/util.c src/base/log.c" ;;
-	codec) echo "src/kafka/codec.c src/base/util.c src/base/log.c" ;;
-	execproto) echo "src/handlers/execproto.c src/kafka/codec.c src/base/util.c src/base/log.c" ;;
-	csv) echo "src/handlers/csv.c src/kafka/codec.c src/base/util.c src/base/log.c" ;;
-	http) echo "src/http/parse.c src/base/conf.c src/base/job.c src/base/util.c src/base/log.c" ;;
-	ndjson) echo "src/handlers/ndjson.c src/handlers/csv.c src/kafka/codec.c src/base/util.c src/base/log.c" ;;
+	conf) echo "src/base/conf.c src/base/cron.c src/base/tz.c src/base/util.c src/base/log.c" ;;
+	codec) echo "src/kafka/codec.c src/base/schedule.c src/base/conf.c src/base/cron.c src/base/tz.c src/base/util.c src/base/log.c" ;;
+	execproto) echo "src/handlers/execproto.c src/kafka/codec.c src/base/schedule.c src/base/conf.c src/base/cron.c src/base/tz.c src/base/util.c src/base/log.c" ;;
+	csv) echo "src/handlers/csv.c src/kafka/codec.c src/base/schedule.c src/base/conf.c src/base/cron.c src/base/tz.c src/base/util.c src/base/log.c" ;;
+	http) echo "src/http/parse.c src/base/conf.c src/base/cron.c src/base/tz.c src/base/job.c src/base/schedule.c src/base/util.c src/base/log.c" ;;
+	ndjson) echo "src/handlers/ndjson.c src/handlers/csv.c src/kafka/codec.c src/base/schedule.c src/base/conf.c src/base/cron.c src/base/tz.c src/base/util.c src/base/log.c" ;;
 	*) return 1 ;;
 	esac
 }
@@ -43,7 +43,7 @@ sources_of() {
 packages_of() {
 	case $1 in
 	codec | execproto | csv | ndjson) echo "jansson msgpack" ;;
-	http) echo "jansson" ;;
+	http | conf) echo "jansson" ;;
 	*) echo "" ;;
 	esac
 }

@@ -487,7 +487,13 @@ try {
   for (const [what, loc] of Object.entries({ status: cell(run, 'Status'),
     check: row(run).locator('td.c-check input'), stop: button('stop'), resume: button('resume'),
     clear: button('clear') })) {
-    const box = await loc.boundingBox();
+    /* The list's refresh re-creates the action buttons: a box read while
+     * one is replaced is null, so read it again. */
+    let box = null;
+    for (let i = 0; i < 20 && !box; i++) {
+      box = await loc.boundingBox();
+      if (!box) await new Promise((r) => setTimeout(r, 100));
+    }
     assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${what} visible at 390 px: ` + JSON.stringify(box));
   }
   assert.ok(await cell(run, 'Status').isVisible());
