@@ -24,31 +24,7 @@
 #include <string.h>
 
 #include "base/conf.h"
-
-/* "cannot load [http] KEY \"PATH\": WHY" with OpenSSL's reason, or the
- * system's when the file cannot be read at all. */
-static void load_error(const char *key, const char *path, char *errstr,
-		       size_t errstr_size)
-{
-	char why[256];
-	FILE *f = fopen(path, "r");
-
-	if (!f) {
-		snprintf(errstr, errstr_size,
-			 "cannot read [http] %s \"%s\": %s", key, path,
-			 strerror(errno));
-		ERR_clear_error();
-		return;
-	}
-	fclose(f);
-	ERR_error_string_n(ERR_get_error(), why, sizeof(why));
-	ERR_clear_error();
-	snprintf(errstr, errstr_size,
-		 "cannot load [http] %s \"%s\": %s: give a PEM %s", key, path,
-		 why,
-		 strcmp(key, "tls_cert") == 0 ? "certificate (chain)" :
-						"private key");
-}
+#include "store/link.h"
 
 struct ssl_ctx_st *jobd_http_tls_new(const struct jobd_conf *conf, char *errstr,
 				     size_t errstr_size)
@@ -63,15 +39,17 @@ struct ssl_ctx_st *jobd_http_tls_new(const struct jobd_conf *conf, char *errstr,
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	if (SSL_CTX_use_certificate_chain_file(ctx, conf->http_tls_cert) != 1) {
-		load_error("tls_cert", conf->http_tls_cert, errstr,
-			   errstr_size);
+		store_tls_load_error("http", "tls_cert", conf->http_tls_cert,
+				     "certificate (chain)", errstr,
+				     errstr_size);
 		goto err_free_ctx;
 	}
 	ERR_clear_error();
 	if (SSL_CTX_use_PrivateKey_file(ctx, conf->http_tls_key,
 					SSL_FILETYPE_PEM) != 1 &&
 	    ERR_GET_REASON(ERR_peek_error()) != X509_R_KEY_VALUES_MISMATCH) {
-		load_error("tls_key", conf->http_tls_key, errstr, errstr_size);
+		store_tls_load_error("http", "tls_key", conf->http_tls_key,
+				     "private key", errstr, errstr_size);
 		goto err_free_ctx;
 	}
 	if (ERR_peek_error() || SSL_CTX_check_private_key(ctx) != 1) {

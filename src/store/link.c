@@ -87,18 +87,16 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 
 /* --- TLS settings ------------------------------------------------------- */
 
-/* "cannot read [redis] KEY "PATH": WHY", or OpenSSL's reason when the
- * file is there but is not what KEY wants. */
-static void load_error(const char *key, const char *path, const char *want,
-		       char *errstr, size_t errstr_size)
+void store_tls_load_error(const char *section, const char *key,
+			  const char *path, const char *want, char *errstr,
+			  size_t errstr_size)
 {
 	char why[256];
 	FILE *f = fopen(path, "r");
 
 	if (!f) {
-		snprintf(errstr, errstr_size,
-			 "cannot read [redis] %s \"%s\": %s", key, path,
-			 strerror(errno));
+		snprintf(errstr, errstr_size, "cannot read [%s] %s \"%s\": %s",
+			 section, key, path, strerror(errno));
 		ERR_clear_error();
 		return;
 	}
@@ -106,8 +104,8 @@ static void load_error(const char *key, const char *path, const char *want,
 	ERR_error_string_n(ERR_get_error(), why, sizeof(why));
 	ERR_clear_error();
 	snprintf(errstr, errstr_size,
-		 "cannot load [redis] %s \"%s\": %s: give a PEM %s", key, path,
-		 why, want);
+		 "cannot load [%s] %s \"%s\": %s: give a PEM %s", section, key,
+		 path, why, want);
 }
 
 struct store_tls *store_tls_new(const struct jobd_conf *conf, char *errstr,
@@ -130,8 +128,10 @@ struct store_tls *store_tls_new(const struct jobd_conf *conf, char *errstr,
 	if (conf->redis_tls_ca) {
 		if (SSL_CTX_load_verify_locations(tls->ctx, conf->redis_tls_ca,
 						  NULL) != 1) {
-			load_error("tls_ca", conf->redis_tls_ca,
-				   "CA certificate", errstr, errstr_size);
+			store_tls_load_error("redis", "tls_ca",
+					     conf->redis_tls_ca,
+					     "CA certificate", errstr,
+					     errstr_size);
 			goto err_free;
 		}
 	} else if (SSL_CTX_set_default_verify_paths(tls->ctx) != 1) {
@@ -144,15 +144,16 @@ struct store_tls *store_tls_new(const struct jobd_conf *conf, char *errstr,
 		return tls;
 	if (SSL_CTX_use_certificate_chain_file(tls->ctx,
 					       conf->redis_tls_cert) != 1) {
-		load_error("tls_cert", conf->redis_tls_cert,
-			   "certificate (chain)", errstr, errstr_size);
+		store_tls_load_error("redis", "tls_cert", conf->redis_tls_cert,
+				     "certificate (chain)", errstr,
+				     errstr_size);
 		goto err_free;
 	}
 	if (SSL_CTX_use_PrivateKey_file(tls->ctx, conf->redis_tls_key,
 					SSL_FILETYPE_PEM) != 1 &&
 	    ERR_GET_REASON(ERR_peek_error()) != X509_R_KEY_VALUES_MISMATCH) {
-		load_error("tls_key", conf->redis_tls_key, "private key",
-			   errstr, errstr_size);
+		store_tls_load_error("redis", "tls_key", conf->redis_tls_key,
+				     "private key", errstr, errstr_size);
 		goto err_free;
 	}
 	if (ERR_peek_error() || SSL_CTX_check_private_key(tls->ctx) != 1) {

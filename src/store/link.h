@@ -35,6 +35,17 @@ struct store_tls *store_tls_new(const struct jobd_conf *conf, char *errstr,
 void store_tls_free(struct store_tls *tls);
 
 /*
+ * Why the PEM file PATH of [SECTION] KEY did not load, after an OpenSSL
+ * call refused it: "cannot read [SECTION] KEY "PATH": WHY" when the file
+ * cannot be opened, else OpenSSL's reason and that a PEM WANT
+ * ("private key") is expected. Clears OpenSSL's error queue. Also the
+ * monitor's (http/tls.c).
+ */
+void store_tls_load_error(const char *section, const char *key,
+			  const char *path, const char *want, char *errstr,
+			  size_t errstr_size);
+
+/*
  * Connects to ADDR (borrowed), through TLS when ADDR says rediss:// (TLS,
  * borrowed until the link is freed, then required) with the server's
  * certificate and name verified, each I/O bounded by TIMEOUT_MS. Returns
