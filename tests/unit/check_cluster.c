@@ -256,6 +256,57 @@ START_TEST(test_cluster_command_reaches_the_owner)
 }
 END_TEST
 
+/* INFO stats' total_connections_received of the node at ADDR (this
+ * call's own connection included). */
+static long connections_received(const char *addr)
+{
+	redisReply *r = node_cmd(addr, "INFO stats");
+	const char *s = strstr(r->str, "total_connections_received:");
+	long n;
+
+	ck_assert_ptr_nonnull(s);
+	n = atol(s + strlen("total_connections_received:"));
+	freeReplyObject(r);
+	return n;
+}
+
+START_TEST(test_cluster_keeps_its_connections)
+{
+	struct jobd_cluster *cl = cluster_open();
+	const char *addr;
+	int slot = -1;
+	char owner[64];
+	long before;
+
+	/* A primary that is not the seed: its connection, made last by
+	 * jobd_cluster_new, has carried nothing yet. */
+	for (int i = 0; i < 3 && slot < 0; i++) {
+		slot = jobd_cluster_primary(cl, i, &addr);
+		if (strcmp(addr, seed_addr()) == 0)
+			slot = -1;
+	}
+	ck_assert_int_ge(slot, 0);
+	snprintf(owner, sizeof(owner), "%s", addr);
+	before = connections_received(owner);
+	/* Each call checks the idle connection first (over TLS, reading the
+	 * session tickets that came after the handshake) and keeps it. */
+	for (int i = 0; i < 20; i++) {
+		const char *argv[] = { "PING" };
+		size_t lens[] = { 4 };
+		redisReply *r = jobd_cluster_command(cl, slot, 1, argv, lens);
+
+		ck_assert_msg(r != NULL, "%s", jobd_cluster_errstr(cl));
+		ck_assert_str_eq(r->str, "PONG");
+		freeReplyObject(r);
+		if (i == 9)
+			jobd_test_sleep_ms(200);
+	}
+	/* One more: the connection that asks. */
+	ck_assert_int_eq(connections_received(owner), before + 1);
+	jobd_cluster_free(cl);
+}
+END_TEST
+
 START_TEST(test_cluster_pipeline_spans_primaries_in_order)
 {
 	struct jobd_cluster *cl = cluster_open();
@@ -657,6 +708,7 @@ static Suite *cluster_suite(void)
 
 	tcase_add_test(tc, test_cluster_key_slot_follows_redis);
 	tcase_add_test(tc, test_cluster_command_reaches_the_owner);
+	tcase_add_test(tc, test_cluster_keeps_its_connections);
 	tcase_add_test(tc, test_cluster_pipeline_spans_primaries_in_order);
 	tcase_add_test(tc, test_cluster_moved_updates_the_map);
 	tcase_add_test(tc, test_cluster_ask_follows_a_migration);
