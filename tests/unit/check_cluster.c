@@ -35,6 +35,8 @@
 
 static const char *seed;	  /* $JOBD_TEST_CLUSTER: [rediss://]host:port */
 static const char *dir;		  /* $JOBD_TEST_CLUSTER_DIR: scripts/redis's */
+static const char *clear_seed;	  /* $JOBD_TEST_CLUSTER_CLEAR: host:port of
+				* node1's clear port, when it has one */
 static bool tls;		  /* SEED is rediss:// */
 static char tls_path[4][512];	  /* DIR/tls/ca.pem, client.pem, client.key,
 				 * other.pem */
@@ -701,6 +703,63 @@ START_TEST(test_cluster_tls_port_refuses_clear)
 }
 END_TEST
 
+/* The clients of the node at ADDR whose local address is 127.0.0.1:PORT. */
+static int clients_on(const char *addr, const char *port)
+{
+	redisReply *r = node_cmd(addr, "CLIENT LIST");
+	char want[64];
+	int n = 0;
+
+	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+	snprintf(want, sizeof(want), "laddr=127.0.0.1:%s ", port);
+	for (const char *p = r->str; (p = strstr(p, want)); p++)
+		n++;
+	freeReplyObject(r);
+	return n;
+}
+
+START_TEST(test_cluster_seeds_keep_their_scheme)
+{
+	struct jobd_cluster *cl = cluster_open();
+	struct jobd_cluster *clear;
+	char err[512];
+
+	/* Every node has a TLS and a clear port: the map and the redirects
+	 * name both kinds, and each client takes its seeds' kind. */
+	clear = jobd_cluster_new(clear_seed, NULL, err, sizeof(err));
+	ck_assert_msg(clear != NULL, "%s", err);
+	ck_assert_int_eq(jobd_cluster_primaries(cl), 3);
+	ck_assert_int_eq(jobd_cluster_primaries(clear), 3);
+	for (int i = 0; i < 3; i++) {
+		const char *a, *argv[] = { "PING" };
+		size_t lens[] = { 4 };
+		char t[64], c[64];
+		int slot = jobd_cluster_primary(cl, i, &a);
+		redisReply *r;
+
+		snprintf(t, sizeof(t), "%s", a);
+		ck_assert_int_eq(jobd_cluster_primary(clear, i, &a), slot);
+		snprintf(c, sizeof(c), "%s", a);
+		ck_assert_str_ne(t, c);
+		r = node_cmd(t, "CONFIG GET port");
+		ck_assert_str_eq(r->element[1]->str, strchr(c, ':') + 1);
+		freeReplyObject(r);
+		r = jobd_cluster_command(cl, slot, 1, argv, lens);
+		ck_assert_msg(r != NULL, "%s", jobd_cluster_errstr(cl));
+		freeReplyObject(r);
+		r = jobd_cluster_command(clear, slot, 1, argv, lens);
+		ck_assert_msg(r != NULL, "%s", jobd_cluster_errstr(clear));
+		freeReplyObject(r);
+		/* The clear client alone is on the clear port; the TLS one
+		 * (and this test's own connection) on the TLS port. */
+		ck_assert_int_eq(clients_on(t, strchr(c, ':') + 1), 1);
+		ck_assert_int_eq(clients_on(t, strchr(t, ':') + 1), 2);
+	}
+	jobd_cluster_free(clear);
+	jobd_cluster_free(cl);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
 	Suite *s = suite_create("cluster");
@@ -719,6 +778,12 @@ static Suite *cluster_suite(void)
 		tcase_add_test(tc, test_cluster_tls_refuses_another_name);
 		tcase_add_test(tc, test_cluster_tls_port_refuses_clear);
 	}
+	/* A cluster with both ports (check_cluster.sh runs this case alone
+	 * on one). */
+	if (tls && clear_seed) {
+		tc = jobd_test_tcase(s, "both-ports", NULL, NULL, 30);
+		tcase_add_test(tc, test_cluster_seeds_keep_their_scheme);
+	}
 	/* Last: it kills a primary. */
 	tc = jobd_test_tcase(s, "failover", NULL, NULL, 60);
 	tcase_add_test(tc, test_cluster_failover_is_followed);
@@ -736,6 +801,7 @@ int main(void)
 				       "tests/unit/check_cluster.sh, which "
 				       "starts one");
 	tls = strncmp(seed, "rediss://", 9) == 0;
+	clear_seed = getenv("JOBD_TEST_CLUSTER_CLEAR");
 	if (tls) {
 		static const char *const files[] = { "ca.pem", "client.pem",
 						     "client.key",
