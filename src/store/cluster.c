@@ -4,7 +4,11 @@
  *
  * The client keeps a map of the 16384 slots to their primaries, read
  * from CLUSTER SHARDS (CLUSTER SLOTS on a Redis older than 7.0), and one
- * blocking connection per node it talked to. A command names its slot;
+ * blocking connection per node it talked to: a store_link (link.c), the
+ * store's own transport, so a cluster of rediss:// seeds is reached
+ * through verified TLS on every node, with the TLS settings of one Redis.
+ * A node the map or a redirect names is reached as the seeds are (the
+ * map gives a TLS client the nodes' TLS ports). A command names its slot;
  * the caller computes it from the hash tag of its keys with
  * jobd_cluster_key_slot(), so a Lua function or module command whose
  * keys share a tag is routed without the client knowing its key specs.
@@ -37,13 +41,15 @@
 
 #include "store/cluster.h"
 
+#include "base/conf.h"
+#include "store/link.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -51,14 +57,14 @@
 #define BACKOFF_MS 100 /* ms times the round, before retrying a node */
 
 struct node {
-	char host[256];	 /* as the map or the seed list names it */
-	int port;	 /* TCP port */
-	char addr[270];	 /* "host:port", for messages */
-	redisContext *c; /* NULL while disconnected */
-	size_t nsent;	 /* commands written to it in this round */
-	bool down;	 /* could not connect in this round */
-	char err[512];	 /* ... why */
-	bool asked;	 /* for the map in this refresh */
+	struct jobd_redis_address at; /* host as the map or the seed list
+				       * names it, port, TLS as the seeds */
+	char addr[270];		      /* "host:port", for messages */
+	struct store_link *l;	      /* NULL while disconnected */
+	size_t nsent;		      /* commands written to it in this round */
+	bool down;		      /* could not connect in this round */
+	char err[512];		      /* ... why */
+	bool asked;		      /* for the map in this refresh */
 };
 
 struct jobd_cluster {
@@ -67,6 +73,8 @@ struct jobd_cluster {
 	struct node *slots[JOBD_CLUSTER_SLOTS]; /* primary of each slot */
 	char *user;				/* ACL user, or NULL; owned */
 	char *password;				/* or NULL; owned */
+	bool tls;				/* rediss:// seeds */
+	struct store_tls *tls_ctx;		/* for TLS; borrowed */
 	int timeout_ms;				/* per call, and connect */
 	int max_redirects;			/* extra rounds per command */
 	char err[512];				/* the last error */
@@ -154,12 +162,12 @@ static struct node *node_get(struct jobd_cluster *cl, const char *host,
 {
 	struct node *node, **nodes;
 
-	if (n >= sizeof(node->host))
+	if (n >= sizeof(node->at.host))
 		return NULL;
 	for (size_t i = 0; i < cl->nnodes; i++) {
 		node = cl->nodes[i];
-		if (node->port == port && strlen(node->host) == n &&
-		    memcmp(node->host, host, n) == 0)
+		if (node->at.port == port && strlen(node->at.host) == n &&
+		    memcmp(node->at.host, host, n) == 0)
 			return node;
 	}
 	nodes = realloc(cl->nodes, (cl->nnodes + 1) * sizeof(*nodes));
@@ -169,9 +177,10 @@ static struct node *node_get(struct jobd_cluster *cl, const char *host,
 	node = calloc(1, sizeof(*node));
 	if (!node)
 		return NULL;
-	memcpy(node->host, host, n);
-	node->port = port;
-	snprintf(node->addr, sizeof(node->addr), "%s:%d", node->host, port);
+	memcpy(node->at.host, host, n);
+	node->at.port = port;
+	node->at.tls = cl->tls;
+	snprintf(node->addr, sizeof(node->addr), "%s:%d", node->at.host, port);
 	cl->nodes[cl->nnodes++] = node;
 	return node;
 }
@@ -198,43 +207,50 @@ static struct node *node_parse(struct jobd_cluster *cl, const char *s, size_t n)
 	return node_get(cl, s, (size_t)(colon - s), (int)port);
 }
 
+/* A hint after NODE's error: a clear client of a TLS port. */
+static const char *tls_hint(const struct node *node)
+{
+	return node->l && !node->at.tls && store_link_looks_tls(node->l) ?
+		       " (is it a TLS port? then write rediss://host:port)" :
+		       "";
+}
+
 static void node_drop(struct node *node)
 {
-	if (node->c)
-		redisFree(node->c);
-	node->c = NULL;
+	store_link_free(node->l);
+	node->l = NULL;
 }
 
 /*
- * A new connection to NODE, authenticated: the one place that connects,
- * so TLS plugs in here. 0, or JOBD_CLUSTER_ERR_REDIS with the error set
- * naming the node.
+ * A new connection to NODE, authenticated: the one place that connects.
+ * 0, or JOBD_CLUSTER_ERR_REDIS with the error set naming the node and
+ * why (the TLS reason with TLS).
  */
 static int node_connect(struct jobd_cluster *cl, struct node *node)
 {
-	struct timeval tv = { cl->timeout_ms / 1000,
-			      (cl->timeout_ms % 1000) * 1000 };
+	char err[512];
 	redisReply *r;
 
 	node_drop(node);
-	node->c = redisConnectWithTimeout(node->host, node->port, tv);
-	if (!node->c || node->c->err) {
+	node->l = store_link_open(&node->at, cl->tls_ctx, cl->timeout_ms, err,
+				  sizeof(err));
+	if (!node->l) {
 		set_err(cl, "cannot connect to redis cluster node %s: %s",
-			node->addr,
-			node->c ? node->c->errstr : "out of memory");
-		node_drop(node);
+			node->addr, err);
 		return JOBD_CLUSTER_ERR_REDIS;
 	}
-	redisSetTimeout(node->c, tv);
 	if (!cl->password)
 		return 0;
 	if (cl->user)
-		r = redisCommand(node->c, "AUTH %s %s", cl->user, cl->password);
+		r = store_link_command(node->l, "AUTH %s %s", cl->user,
+				       cl->password);
 	else
-		r = redisCommand(node->c, "AUTH %s", cl->password);
+		r = store_link_command(node->l, "AUTH %s", cl->password);
 	if (!r || r->type == REDIS_REPLY_ERROR) {
-		set_err(cl, "cannot authenticate to redis cluster node %s: %s",
-			node->addr, r ? r->str : node->c->errstr);
+		set_err(cl,
+			"cannot authenticate to redis cluster node %s: %s%s",
+			node->addr, r ? r->str : store_link_errstr(node->l),
+			r ? "" : tls_hint(node));
 		if (r)
 			freeReplyObject(r);
 		node_drop(node);
@@ -251,13 +267,7 @@ static int node_connect(struct jobd_cluster *cl, struct node *node)
  */
 static bool node_alive(const struct node *node)
 {
-	char b;
-	ssize_t n;
-
-	if (!node->c)
-		return false;
-	n = recv(node->c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	return node->l && store_link_alive(node->l);
 }
 
 static int node_ensure(struct jobd_cluster *cl, struct node *node)
@@ -291,7 +301,7 @@ static const redisReply *field(const redisReply *m, const char *name)
 static struct node *map_node(struct jobd_cluster *cl, const struct node *from,
 			     const redisReply *host, long long port)
 {
-	const char *h = from->host;
+	const char *h = from->at.host;
 
 	if (host && host->type == REDIS_REPLY_STRING && host->len > 0 &&
 	    strcmp(host->str, "?") != 0)
@@ -313,10 +323,15 @@ static bool map_range(struct node **map, const redisReply *lo,
 	return true;
 }
 
-/* CLUSTER SHARDS (7.0): the primary of each shard that has slots, the
- * one that is online (a failed one stays listed until it is forgotten). */
+/*
+ * CLUSTER SHARDS (7.0): the primary of each shard that has slots, the
+ * one that is online (a failed one stays listed until it is forgotten).
+ * A TLS client takes the "tls-port" (a cluster with tls-cluster yes
+ * gives it; "port" is then the clear one), a clear client "port". False
+ * with *WHY set when a node has no port for us.
+ */
 static bool map_shards(struct jobd_cluster *cl, const struct node *from,
-		       const redisReply *r, struct node **map)
+		       const redisReply *r, struct node **map, const char **why)
 {
 	for (size_t i = 0; i < r->elements; i++) {
 		const redisReply *slots = field(r->element[i], "slots");
@@ -328,13 +343,23 @@ static bool map_shards(struct jobd_cluster *cl, const struct node *from,
 			return false;
 		for (size_t j = 0; j < nodes->elements && !primary; j++) {
 			const redisReply *n = nodes->element[j];
-			const redisReply *port = field(n, "port");
+			const redisReply *port =
+				field(n, cl->tls ? "tls-port" : "port");
 			const redisReply *ep = field(n, "endpoint");
 
 			if (!is_str(field(n, "role"), "master") ||
-			    !is_str(field(n, "health"), "online") || !port ||
-			    port->type != REDIS_REPLY_INTEGER)
+			    !is_str(field(n, "health"), "online"))
 				continue;
+			if (!port || port->type != REDIS_REPLY_INTEGER) {
+				*why = cl->tls ?
+					       "a primary has no TLS port (a "
+					       "cluster for TLS clients needs "
+					       "tls-cluster yes)" :
+					       "a primary has no clear port "
+					       "(a TLS-only cluster: write "
+					       "rediss://)";
+				return false;
+			}
 			if (ep && is_str(ep, "?"))
 				ep = field(n, "ip");
 			primary = map_node(cl, from, ep, port->integer);
@@ -374,6 +399,7 @@ static int refresh_from(struct jobd_cluster *cl, struct node *node)
 {
 	struct node **map = calloc(JOBD_CLUSTER_SLOTS, sizeof(*map));
 	redisReply *r;
+	const char *why = "unexpected reply";
 	bool ok;
 
 	if (!map) {
@@ -382,15 +408,15 @@ static int refresh_from(struct jobd_cluster *cl, struct node *node)
 	}
 	if (node_ensure(cl, node) < 0)
 		goto err_free_map;
-	r = redisCommand(node->c, "CLUSTER SHARDS");
+	r = store_link_command(node->l, "CLUSTER SHARDS");
 	if (r && r->type == REDIS_REPLY_ERROR &&
 	    strstr(r->str, "nknown subcommand")) {
 		freeReplyObject(r);
-		r = redisCommand(node->c, "CLUSTER SLOTS");
+		r = store_link_command(node->l, "CLUSTER SLOTS");
 	}
 	if (!r) {
-		set_err(cl, "redis cluster node %s: %s", node->addr,
-			node->c->errstr);
+		set_err(cl, "redis cluster node %s: %s%s", node->addr,
+			store_link_errstr(node->l), tls_hint(node));
 		node_drop(node);
 		goto err_free_map;
 	}
@@ -406,14 +432,13 @@ static int refresh_from(struct jobd_cluster *cl, struct node *node)
 		freeReplyObject(r);
 		goto err_free_map;
 	}
-	ok = r->elements > 0 &&
-	     (field(r->element[0], "slots") ? map_shards(cl, node, r, map) :
-					      map_slots(cl, node, r, map));
+	ok = r->elements > 0 && (field(r->element[0], "slots") ?
+					 map_shards(cl, node, r, map, &why) :
+					 map_slots(cl, node, r, map));
 	freeReplyObject(r);
 	if (!ok) {
-		set_err(cl,
-			"cannot read the slot map from %s: unexpected reply",
-			node->addr);
+		set_err(cl, "cannot read the slot map from %s: %s", node->addr,
+			why);
 		goto err_free_map;
 	}
 	memcpy(cl->slots, map, sizeof(cl->slots));
@@ -439,7 +464,7 @@ int jobd_cluster_refresh(struct jobd_cluster *cl)
 		for (size_t i = 0; i < cl->nnodes; i++) {
 			struct node *node = cl->nodes[i];
 
-			if (node->asked || (pass == 0 && !node->c))
+			if (node->asked || (pass == 0 && !node->l))
 				continue;
 			node->asked = true;
 			if (refresh_from(cl, node) == 0)
@@ -471,20 +496,45 @@ struct jobd_cluster *jobd_cluster_new(const char *seeds,
 		cl->password = strdup(opts->password);
 		cl->user = opts->user ? strdup(opts->user) : NULL;
 	}
+	cl->tls_ctx = opts ? opts->tls : NULL;
 	do {
-		size_t n;
+		size_t n, skip = 0;
+		bool tls = false;
 
 		comma = strchr(s, ',');
 		n = comma ? (size_t)(comma - s) : strlen(s);
-		if (!node_parse(cl, s, n)) {
+		if (n >= 9 && strncmp(s, "rediss://", 9) == 0) {
+			tls = true;
+			skip = 9;
+		} else if (n >= 8 && strncmp(s, "redis://", 8) == 0) {
+			skip = 8;
+		}
+		if (s == seeds) {
+			cl->tls = tls;
+		} else if (tls != cl->tls) {
+			snprintf(errstr, errstr_size,
+				 "redis cluster seeds '%s' mix TLS and clear: "
+				 "write rediss:// on every seed or on none",
+				 seeds);
+			goto err_free;
+		}
+		if (!node_parse(cl, s + skip, n - skip)) {
 			snprintf(errstr, errstr_size,
 				 "bad redis cluster seed '%.*s' in '%s': "
-				 "want host:port",
+				 "want host:port, redis://host:port or "
+				 "rediss://host:port",
 				 (int)n, s, seeds);
 			goto err_free;
 		}
 		s = comma + 1;
 	} while (comma);
+	if (cl->tls && !cl->tls_ctx) {
+		snprintf(errstr, errstr_size,
+			 "redis cluster seeds '%s' are rediss:// but no TLS "
+			 "settings were given",
+			 seeds);
+		goto err_free;
+	}
 	if (jobd_cluster_refresh(cl) < 0)
 		goto err_copy;
 	for (int slot = 0; slot < JOBD_CLUSTER_SLOTS; slot++) {
@@ -497,7 +547,7 @@ struct jobd_cluster *jobd_cluster_new(const char *seeds,
 				slot);
 			goto err_copy;
 		}
-		if (!node->c && node_connect(cl, node) < 0)
+		if (!node->l && node_connect(cl, node) < 0)
 			goto err_copy;
 	}
 	return cl;
@@ -648,17 +698,6 @@ static void cmd_fail(struct cmd *cmd, int rc, const char *fmt, ...)
 	cmd->done = true;
 }
 
-/* Sends the buffered commands of NODE; false when the connection failed. */
-static bool node_flush(struct node *node)
-{
-	int done = 0;
-
-	while (!done)
-		if (redisBufferWrite(node->c, &done) != REDIS_OK)
-			return false;
-	return true;
-}
-
 /*
  * CMD was refused with CROSSSLOT by NODE: name its keys (COMMAND GETKEYS)
  * and their slots in CMD's error.
@@ -683,7 +722,7 @@ static void explain_crossslot(struct node *node, struct cmd *cmd)
 			argv[i + 2] = cmd->argv[i];
 			lens[i + 2] = cmd->lens[i];
 		}
-		r = redisCommandArgv(node->c, cmd->argc + 2, argv, lens);
+		r = store_link_command_argv(node->l, cmd->argc + 2, argv, lens);
 	}
 	for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY &&
 			   i < r->elements && n < (int)sizeof(cmd->err);
@@ -731,7 +770,7 @@ static void take_reply(struct jobd_cluster *cl, struct node *node,
 		if (addr && strrchr(addr, ':') == addr + 1) {
 			char full[sizeof(node->addr)];
 
-			snprintf(full, sizeof(full), "%s%s", node->host,
+			snprintf(full, sizeof(full), "%s%s", node->at.host,
 				 addr + 1);
 			to = node_parse(cl, full, strlen(full));
 		} else if (addr) {
@@ -780,7 +819,7 @@ static void read_node(struct jobd_cluster *cl, struct jobd_cluster_pipe *p,
 		      struct node *node, bool *refresh, bool *backoff)
 {
 	bool lost = false;
-	void *v;
+	redisReply *v;
 
 	for (size_t i = 0; i < p->n; i++) {
 		struct cmd *cmd = &p->cmds[i];
@@ -790,18 +829,19 @@ static void read_node(struct jobd_cluster *cl, struct jobd_cluster_pipe *p,
 		cmd->to = NULL;
 		if (!lost && cmd->asking) {
 			/* ASKING's +OK */
-			lost = redisGetReply(node->c, &v) != REDIS_OK;
+			lost = store_link_reply(node->l, &v) < 0;
 			if (!lost)
 				freeReplyObject(v);
 		}
-		if (!lost && redisGetReply(node->c, &v) == REDIS_OK) {
+		if (!lost && store_link_reply(node->l, &v) == 0) {
 			take_reply(cl, node, cmd, v, refresh, backoff);
 			continue;
 		}
 		if (!lost) {
 			set_err(cl,
-				"connection to redis cluster node %s lost: %s",
-				node->addr, node->c->errstr);
+				"connection to redis cluster node %s lost: %s%s",
+				node->addr, store_link_errstr(node->l),
+				tls_hint(node));
 			lost = true;
 		}
 		cmd_fail(cmd, JOBD_CLUSTER_ERR_REDIS,
@@ -849,8 +889,8 @@ static void round_run(struct jobd_cluster *cl, struct jobd_cluster_pipe *p,
 			continue;
 		}
 		if (cmd->asking)
-			redisAppendCommand(node->c, "ASKING");
-		redisAppendCommandArgv(node->c, cmd->argc,
+			store_link_append(node->l, "ASKING");
+		store_link_append_argv(node->l, cmd->argc,
 				       (const char **)cmd->argv, cmd->lens);
 		cmd->to = node;
 		node->nsent++;
@@ -859,10 +899,10 @@ static void round_run(struct jobd_cluster *cl, struct jobd_cluster_pipe *p,
 	for (size_t i = 0; i < cl->nnodes; i++) {
 		struct node *node = cl->nodes[i];
 
-		if (node->nsent && !node_flush(node))
+		if (node->nsent && store_link_flush(node->l) < 0)
 			set_err(cl,
 				"connection to redis cluster node %s lost: %s",
-				node->addr, node->c->errstr);
+				node->addr, store_link_errstr(node->l));
 	}
 	for (size_t i = 0; i < cl->nnodes; i++)
 		if (cl->nodes[i]->nsent)

@@ -1,11 +1,12 @@
 /*
  * store/cluster: a small Redis Cluster client on hiredis 0.14 (which has
- * none): the slot map, one connection per primary, MOVED and ASK, and
- * pipelining per node. For the store only; the store decides which slot a
- * call goes to (the hash tag of its keys) and calls these.
+ * none): the slot map, one connection per primary (a store_link: clear
+ * or TLS), MOVED and ASK, and pipelining per node. For the store only;
+ * the store decides which slot a call goes to (the hash tag of its keys)
+ * and calls these.
  *
- *	struct jobd_cluster *cl = jobd_cluster_new("127.0.0.1:7000", &opts,
- *						   err, sizeof(err));
+ *	struct jobd_cluster *cl = jobd_cluster_new("rediss://127.0.0.1:7000",
+ *						   &opts, err, sizeof(err));
  *	r = jobd_cluster_command(cl, jobd_cluster_key_slot("{7}q", 4),
  *				 argc, argv, lens);
  *
@@ -27,11 +28,15 @@
 #define JOBD_CLUSTER_ERR_CROSSSLOT (-2) /* keys in several slots: a bug */
 #define JOBD_CLUSTER_ERR_INVALID (-3)	/* a slot out of range: a bug */
 
+struct store_tls;
+
 struct jobd_cluster_opts {
 	const char *user;     /* ACL user (with a password), or NULL; copied */
 	const char *password; /* or NULL; copied */
 	int timeout_ms;	      /* connect and per-call socket timeout; 0: 5000 */
 	int max_redirects;    /* MOVED, ASK and retries per command; 0: 5 */
+	struct store_tls *tls; /* for rediss:// seeds (store_tls_new), borrowed
+				* until the cluster is freed; NULL in clear */
 };
 
 struct jobd_cluster;
@@ -45,12 +50,17 @@ struct jobd_cluster_pipe;
 int jobd_cluster_key_slot(const char *key, size_t len);
 
 /*
- * Connects to the cluster of SEEDS ("host:port", several separated by
- * commas; borrowed), reads its slot map (CLUSTER SHARDS, or CLUSTER SLOTS
- * on an older Redis) and connects to every primary. Returns NULL with the
- * reason in ERRSTR: a seed that is not host:port, no seed answering, a
- * Redis not in cluster mode, a primary unreachable (named host:port).
- * Caller frees with jobd_cluster_free().
+ * Connects to the cluster of SEEDS ("host:port", "redis://host:port" or
+ * "rediss://host:port", several separated by commas, all in clear or all
+ * TLS; borrowed), reads its slot map (CLUSTER SHARDS, or CLUSTER SLOTS on
+ * an older Redis) and connects to every primary. Every node, those of the
+ * map and of redirects too, is reached as the seeds are: through TLS with
+ * OPTS->tls for rediss://, each node's certificate verified against
+ * [redis] tls_server_name, else the host the map names it by. Returns
+ * NULL with the reason in ERRSTR: a seed that is not host:port, no seed
+ * answering, a Redis not in cluster mode, a primary unreachable or its
+ * certificate refused (named host:port, with the TLS reason). Caller
+ * frees with jobd_cluster_free().
  */
 struct jobd_cluster *jobd_cluster_new(const char *seeds,
 				      const struct jobd_cluster_opts *opts,

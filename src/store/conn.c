@@ -218,12 +218,8 @@ static redisReply *first_call(struct jobd_store *st, struct store_link *c,
 	if (r)
 		return r;
 	why = store_link_errstr(c);
-	/* A TLS port resets a client that speaks in clear, or answers it
-	 * with bytes that are no reply. */
 	tls_port = !st->addr.tls && !st->addr.unix_socket &&
-		   store_link_never_answered(c) &&
-		   (strstr(why, "reset by peer") ||
-		    (strstr(why, "protocol error") && !strstr(why, "rediss")));
+		   store_link_looks_tls(c);
 	store_set_err(st, "cannot %s redis at %s: %s%s", step,
 		      st->conf->redis_address, why,
 		      tls_port ? " (is it a TLS port? then write "

@@ -534,6 +534,69 @@ bool store_link_never_answered(const struct store_link *l)
 	return l->failed && !l->answered;
 }
 
+bool store_link_looks_tls(const struct store_link *l)
+{
+	/* A TLS port resets a client that speaks in clear, or answers it
+	 * with bytes that are no reply (take() hints at rediss:// then). */
+	return !l->ssl && store_link_never_answered(l) &&
+	       (strstr(l->err, "reset by peer") ||
+		(strstr(l->err, "protocol error") &&
+		 !strstr(l->err, "rediss")));
+}
+
+bool store_link_alive(struct store_link *l)
+{
+	struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
+	char b;
+	ssize_t n;
+	int fl, e, err;
+
+	if (l->failed)
+		return false;
+	if (!l->ssl) {
+		n = recv(l->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		if (n == 0)
+			fail(l, "the server closed the connection");
+		else if (n > 0)
+			fail(l, "the server sent what no command asked for");
+		else
+			fail(l, "%s", strerror(errno));
+		return false;
+	}
+	if (!SSL_has_pending(l->ssl) && poll(&pfd, 1, 0) == 0)
+		return true;
+	/*
+	 * Records came: session tickets, which OpenSSL takes and then wants
+	 * more, or a close_notify, an end of file, a reply nobody asked for.
+	 * The socket does not block for that one read: a ticket alone must
+	 * not cost a timeout.
+	 */
+	fl = fcntl(l->fd, F_GETFL);
+	if (fl < 0 || fcntl(l->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		fail(l, "%s", strerror(errno));
+		return false;
+	}
+	ERR_clear_error();
+	errno = 0;
+	n = SSL_read(l->ssl, &b, 1);
+	err = errno;
+	e = SSL_get_error(l->ssl, (int)n);
+	fcntl(l->fd, F_SETFL, fl);
+	if (n <= 0 && e == SSL_ERROR_WANT_READ) {
+		ERR_clear_error();
+		return true;
+	}
+	if (n > 0) {
+		ERR_clear_error();
+		fail(l, "the server sent what no command asked for");
+	} else {
+		tls_fail(l, (int)n, err, "read");
+	}
+	return false;
+}
+
 /* --- output --------------------------------------------------------------- */
 
 /* Takes the formatted command CMD (LEN bytes, malloc'd) into the output. */

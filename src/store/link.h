@@ -94,11 +94,30 @@ redisReply *store_link_command_argv(struct store_link *l, int argc,
  */
 int store_link_wait(struct store_link *l, int timeout_ms, redisReply **r);
 
+/*
+ * Whether L, idle (every reply read), can take a command: the server has
+ * neither closed it (a node killed or restarted) nor sent anything
+ * unasked. Never waits. A TLS link reads, without blocking, the records
+ * a server may send on its own (TLS 1.3 session tickets after the
+ * handshake); anything else makes it unusable, with the reason in
+ * store_link_errstr(). For a caller that must not write a command on a
+ * dead link: nothing was sent yet, so reconnecting is safe.
+ */
+bool store_link_alive(struct store_link *l);
+
 /* Why the last call on L failed. */
 const char *store_link_errstr(const struct store_link *l);
 
 /* Whether L failed with an I/O or protocol error before any reply came,
  * as on a port that speaks another protocol. */
 bool store_link_never_answered(const struct store_link *l);
+
+/*
+ * Whether L, in clear, failed as a client in clear of a TLS port does:
+ * reset before any reply came, or answered with bytes that are no reply.
+ * For the caller's hint to write rediss:// (a unix socket has no TLS:
+ * the caller knows whether L is one).
+ */
+bool store_link_looks_tls(const struct store_link *l);
 
 #endif

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # tests/integration/redis_tls.sh: jobd and jobctl reach Redis through TLS
 # ([redis] address = rediss://..., tls_ca, tls_cert, tls_key,
-# tls_server_name; docs/security.md, "Redis in transit"). Certificates made
-# by openssl: a CA, a server certificate for 127.0.0.1 and localhost, a
-# client certificate. redis-server listens on a TLS port only, with
-# --tls-auth-clients yes: a job goes its whole way (jobctl submit, a
-# worker runs it, jobctl show and list, the monitor's API), an idle worker
-# is woken promptly for a new job (the wake-up subscription over TLS), and
-# a restart of Redis mid-run is recovered. Then each misconfiguration
+# tls_server_name; docs/security.md, "Redis in transit"). Certificates
+# made by openssl (scripts/redis tls-certs): a CA, a server certificate
+# for 127.0.0.1 and localhost, a client certificate. redis-server listens
+# on a TLS port only, with --tls-auth-clients yes: a job goes its whole
+# way (jobctl submit, a worker runs it, jobctl show and list, the
+# monitor's API), an idle worker is woken promptly for a new job (the
+# wake-up subscription over TLS), and a restart of Redis mid-run is
+# recovered. Then each misconfiguration
 # stops jobd at start with a message naming the address and the reason:
 # another CA, another server name, plain redis:// to the TLS port, no
 # client certificate, a missing certificate file. With --tls-auth-clients
@@ -17,33 +18,20 @@ set -euo pipefail
 
 need redis-server redis-cli openssl jq curl python3
 need_jobd
-ldd "$(command -v redis-server)" 2>/dev/null | grep -q libssl ||
-	skip_or_fail "this redis-server has no TLS"
+# Not ldd | grep -q: with pipefail, grep quitting early fails the pipe.
+case $(ldd "$(command -v redis-server)" 2>/dev/null) in
+*libssl*) ;;
+*) skip_or_fail "this redis-server has no TLS" ;;
+esac
 work=$(mktemp -d "/tmp/jobd-rtls.XXXXXX")
 on_exit "rm -rf '$work'"
 umask 077
 
 # --- certificates -----------------------------------------------------------
 
-# ca NAME: a self-signed CA.
-ca() {
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-		-keyout "$work/$1.key" -out "$work/$1.pem" -days 2 -subj "/CN=$1" 2>/dev/null ||
-		fail "openssl cannot make CA $1"
-}
-# cert NAME CA SAN: a certificate signed by CA.
-cert() {
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-		-keyout "$work/$1.key" -out "$work/$1.csr" -subj "/CN=$1" 2>/dev/null &&
-		printf 'subjectAltName=%s\n' "$3" >"$work/$1.ext" &&
-		openssl x509 -req -in "$work/$1.csr" -CA "$work/$2.pem" -CAkey "$work/$2.key" \
-			-CAcreateserial -days 2 -extfile "$work/$1.ext" -out "$work/$1.pem" 2>/dev/null ||
-		fail "openssl cannot make certificate $1"
-}
-ca ca
-ca other
-cert server ca "DNS:localhost,IP:127.0.0.1"
-cert client ca "DNS:jobd-client"
+# ca.pem, server.pem for 127.0.0.1 and localhost, client.pem, and
+# other.pem, a CA that signed none of them (with their keys).
+"$top_srcdir/scripts/redis" tls-certs "$work" || fail "cannot make the certificates"
 
 # --- redis-server on a TLS port ---------------------------------------------
 

@@ -7,11 +7,19 @@
  * program and stops the cluster. The tests change the cluster (a slot
  * moved, a migration, a primary killed), so each finds the owners it
  * needs at run time, and the failover runs last.
+ *
+ * tests/unit/check_cluster_tls.sh runs the same suite against a cluster
+ * of cluster-start --tls: its seed is rediss://, its nodes have a TLS
+ * port only and want a client certificate (DIR/tls), so every call of
+ * the client and of these tests goes through TLS; the refusals of a TLS
+ * cluster are added.
  */
 #include "config.h"
 
 #include "store/cluster.h"
 
+#include "base/conf.h"
+#include "store/link.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -25,39 +33,71 @@
 
 #define FAILOVER_MS 20000 /* ms a replica may take to be promoted */
 
-static const char *seed; /* $JOBD_TEST_CLUSTER: host:port of node1 */
-static const char *dir;	 /* $JOBD_TEST_CLUSTER_DIR: scripts/redis's */
+static const char *seed;	  /* $JOBD_TEST_CLUSTER: [rediss://]host:port */
+static const char *dir;		  /* $JOBD_TEST_CLUSTER_DIR: scripts/redis's */
+static const char *clear_seed;	  /* $JOBD_TEST_CLUSTER_CLEAR: host:port of
+				* node1's clear port, when it has one */
+static bool tls;		  /* SEED is rediss:// */
+static char tls_path[4][512];	  /* DIR/tls/ca.pem, client.pem, client.key,
+				 * other.pem */
+static struct jobd_conf tls_conf; /* [redis] tls_* of the cluster's CA */
+static struct store_tls *tls_ctx; /* from TLS_CONF, for TLS; else NULL */
 
 static struct jobd_cluster *cluster_open(void)
 {
+	struct jobd_cluster_opts opts = { .tls = tls_ctx };
 	char err[512];
 	struct jobd_cluster *cl =
-		jobd_cluster_new(seed, NULL, err, sizeof(err));
+		jobd_cluster_new(seed, &opts, err, sizeof(err));
 
 	ck_assert_msg(cl != NULL, "cluster: %s", err);
 	return cl;
 }
 
-/* A command on the node at ADDR alone (no redirects); fails the test
- * when the node does not answer. Caller frees the reply. */
+/* The seed's "host:port", without the scheme. */
+static const char *seed_addr(void)
+{
+	return strncmp(seed, "rediss://", 9) == 0 ? seed + 9 : seed;
+}
+
+/* "host:port" with the scheme of the cluster, into BUF. */
+static const char *with_scheme(const char *addr, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s", tls ? "rediss://" : "", addr);
+	return buf;
+}
+
+/* A connection to the node at ADDR (host:port), as the cluster's seed:
+ * NULL with ERR set when it cannot be made. */
+static struct store_link *node_link(const char *addr, char *err,
+				    size_t err_size)
+{
+	struct jobd_redis_address a;
+	char full[300];
+
+	ck_assert_int_eq(
+		jobd_conf_redis_address(with_scheme(addr, full, sizeof(full)),
+					&a, err, err_size),
+		0);
+	return store_link_open(&a, tls_ctx, 5000, err, err_size);
+}
+
+/* A command on the node at ADDR alone (no redirects), through TLS for a
+ * TLS cluster; fails the test when the node does not answer. Caller
+ * frees the reply. */
 static redisReply *node_cmd(const char *addr, const char *fmt, ...)
 {
-	char host[64];
-	const char *colon = strrchr(addr, ':');
-	redisContext *c;
+	char err[512];
+	struct store_link *l = node_link(addr, err, sizeof(err));
 	redisReply *r;
 	va_list ap;
 
-	ck_assert(colon && (size_t)(colon - addr) < sizeof(host));
-	memcpy(host, addr, (size_t)(colon - addr));
-	host[colon - addr] = '\0';
-	c = redisConnect(host, atoi(colon + 1));
-	ck_assert_msg(c && !c->err, "cannot connect to %s", addr);
+	ck_assert_msg(l != NULL, "cannot connect to %s: %s", addr, err);
 	va_start(ap, fmt);
-	r = redisvCommand(c, fmt, ap);
+	r = store_link_vcommand(l, fmt, ap);
 	va_end(ap);
-	ck_assert_msg(r != NULL, "%s: %s", addr, c->errstr);
-	redisFree(c);
+	ck_assert_msg(r != NULL, "%s: %s", addr, store_link_errstr(l));
+	store_link_free(l);
 	return r;
 }
 
@@ -127,7 +167,7 @@ static int slot_of(const char *key)
 /* The slot Redis itself computes for KEY. */
 static long long server_slot(const char *key)
 {
-	redisReply *r = node_cmd(seed, "CLUSTER KEYSLOT %s", key);
+	redisReply *r = node_cmd(seed_addr(), "CLUSTER KEYSLOT %s", key);
 	long long slot = r->integer;
 
 	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
@@ -190,6 +230,16 @@ START_TEST(test_cluster_command_reaches_the_owner)
 		ck_assert_ptr_nonnull(r);
 		ck_assert_str_eq(r->str, id);
 		freeReplyObject(r);
+		/* A TLS cluster has no clear port: every call was TLS. */
+		r = node_cmd(addr, "CONFIG GET port");
+		ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+		ck_assert_uint_eq(r->elements, 2);
+		if (tls)
+			ck_assert_str_eq(r->element[1]->str, "0");
+		else
+			ck_assert_str_eq(r->element[1]->str,
+					 strrchr(addr, ':') + 1);
+		freeReplyObject(r);
 	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		int slot = slot_of(keys[i]);
@@ -204,6 +254,57 @@ START_TEST(test_cluster_command_reaches_the_owner)
 		ck_assert_str_eq(r->str, keys[i]);
 		freeReplyObject(r);
 	}
+	jobd_cluster_free(cl);
+}
+END_TEST
+
+/* INFO stats' total_connections_received of the node at ADDR (this
+ * call's own connection included). */
+static long connections_received(const char *addr)
+{
+	redisReply *r = node_cmd(addr, "INFO stats");
+	const char *s = strstr(r->str, "total_connections_received:");
+	long n;
+
+	ck_assert_ptr_nonnull(s);
+	n = atol(s + strlen("total_connections_received:"));
+	freeReplyObject(r);
+	return n;
+}
+
+START_TEST(test_cluster_keeps_its_connections)
+{
+	struct jobd_cluster *cl = cluster_open();
+	const char *addr;
+	int slot = -1;
+	char owner[64];
+	long before;
+
+	/* A primary that is not the seed: its connection, made last by
+	 * jobd_cluster_new, has carried nothing yet. */
+	for (int i = 0; i < 3 && slot < 0; i++) {
+		slot = jobd_cluster_primary(cl, i, &addr);
+		if (strcmp(addr, seed_addr()) == 0)
+			slot = -1;
+	}
+	ck_assert_int_ge(slot, 0);
+	snprintf(owner, sizeof(owner), "%s", addr);
+	before = connections_received(owner);
+	/* Each call checks the idle connection first (over TLS, reading the
+	 * session tickets that came after the handshake) and keeps it. */
+	for (int i = 0; i < 20; i++) {
+		const char *argv[] = { "PING" };
+		size_t lens[] = { 4 };
+		redisReply *r = jobd_cluster_command(cl, slot, 1, argv, lens);
+
+		ck_assert_msg(r != NULL, "%s", jobd_cluster_errstr(cl));
+		ck_assert_str_eq(r->str, "PONG");
+		freeReplyObject(r);
+		if (i == 9)
+			jobd_test_sleep_ms(200);
+	}
+	/* One more: the connection that asks. */
+	ck_assert_int_eq(connections_received(owner), before + 1);
 	jobd_cluster_free(cl);
 }
 END_TEST
@@ -421,6 +522,15 @@ START_TEST(test_cluster_new_names_a_bad_seed)
 		{ "127.0.0.1:1", { "127.0.0.1:1", "refused" } },
 		{ "no-such-host.invalid:7000",
 		  { "no-such-host.invalid:7000", "cannot connect" } },
+		{ "rediss://127.0.0.1:1,127.0.0.1:2",
+		  { "mix TLS and clear", "rediss:// on every seed" } },
+		{ "redis://127.0.0.1:1,rediss://127.0.0.1:2",
+		  { "mix TLS and clear", "127.0.0.1:2" } },
+		{ "rediss://127.0.0.1",
+		  { "'rediss://127.0.0.1'", "host:port" } },
+		/* No TLS settings given. */
+		{ "rediss://127.0.0.1:1",
+		  { "rediss://127.0.0.1:1", "no TLS settings" } },
 	};
 	char err[512];
 
@@ -439,12 +549,11 @@ END_TEST
 /* Whether the node at ADDR accepts connections. */
 static bool node_up(const char *addr)
 {
-	redisContext *c =
-		redisConnect("127.0.0.1", atoi(strchr(addr, ':') + 1));
-	bool up = c && !c->err;
+	char err[512];
+	struct store_link *l = node_link(addr, err, sizeof(err));
 
-	redisFree(c);
-	return up;
+	store_link_free(l);
+	return l != NULL;
 }
 
 /* The pid of the node at ADDR: line N of DIR/nodes is DIR/nodeN. */
@@ -477,7 +586,8 @@ START_TEST(test_cluster_failover_is_followed)
 {
 	struct jobd_cluster *cl = cluster_open();
 	int slot = slot_of("{failover}k");
-	char primary[64], replica[64], id[41], err[512];
+	char primary[64], replica[64], id[41], err[512], full[80];
+	struct jobd_cluster_opts opts = { .tls = tls_ctx };
 	struct jobd_cluster *other;
 	redisReply *r;
 	int waited = 0;
@@ -486,7 +596,7 @@ START_TEST(test_cluster_failover_is_followed)
 		 jobd_cluster_slot_node(cl, slot));
 	set(cl, "{failover}k", "kept");
 	node_id(primary, id);
-	r = node_cmd(seed, "CLUSTER REPLICAS %s", id);
+	r = node_cmd(seed_addr(), "CLUSTER REPLICAS %s", id);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
 	ck_assert_uint_ge(r->elements, 1);
 	/* "<id> 127.0.0.1:PORT@BUS slave <primary id> ..." */
@@ -501,7 +611,8 @@ START_TEST(test_cluster_failover_is_followed)
 	/* Until the replica takes over (a cluster-node-timeout at least), a
 	 * new client reads a map that still names the dead primary, cannot
 	 * reach it, and says which it is. */
-	other = jobd_cluster_new(replica, NULL, err, sizeof(err));
+	other = jobd_cluster_new(with_scheme(replica, full, sizeof(full)),
+				 &opts, err, sizeof(err));
 	ck_assert_ptr_null(other);
 	ck_assert_msg(strstr(err, primary) && strstr(err, "refused"), "%s",
 		      err);
@@ -527,6 +638,128 @@ START_TEST(test_cluster_failover_is_followed)
 }
 END_TEST
 
+/*
+ * Whether a cluster client with [redis] tls_ca CA (tls_server_name NAME,
+ * or NULL) and the cluster's client certificate connects; if not, the
+ * reason is in ERR.
+ */
+static bool opens_with(const char *ca, const char *name, char *err,
+		       size_t err_size)
+{
+	struct jobd_conf conf = tls_conf;
+	struct jobd_cluster_opts opts = { 0 };
+	struct jobd_cluster *cl;
+
+	conf.redis_tls_ca = (char *)ca;
+	conf.redis_tls_server_name = (char *)name;
+	opts.tls = store_tls_new(&conf, err, err_size);
+	ck_assert_msg(opts.tls != NULL, "%s", err);
+	cl = jobd_cluster_new(seed, &opts, err, err_size);
+	jobd_cluster_free(cl);
+	store_tls_free(opts.tls);
+	return cl != NULL;
+}
+
+START_TEST(test_cluster_tls_refuses_another_ca)
+{
+	char err[512], want[600];
+
+	ck_assert(!opens_with(tls_path[3], NULL, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+		 "cannot connect to redis cluster node %s:", seed_addr());
+	ck_assert_msg(strstr(err, want), "'%s' lacks '%s'", err, want);
+	ck_assert_msg(strstr(err, "TLS: cannot verify the server's "
+				  "certificate") &&
+			      strstr(err, tls_path[3]),
+		      "%s", err);
+}
+END_TEST
+
+START_TEST(test_cluster_tls_refuses_another_name)
+{
+	char err[512];
+
+	ck_assert(!opens_with(tls_path[0], "redis.example", err, sizeof(err)));
+	ck_assert_msg(strstr(err, seed_addr()) &&
+			      strstr(err, "not for \"redis.example\"") &&
+			      strstr(err, "IP:127.0.0.1"),
+		      "%s", err);
+	/* A name the certificate holds is verified on every node. */
+	ck_assert_msg(opens_with(tls_path[0], "localhost", err, sizeof(err)),
+		      "%s", err);
+}
+END_TEST
+
+START_TEST(test_cluster_tls_port_refuses_clear)
+{
+	struct jobd_cluster_opts opts = { .tls = tls_ctx };
+	char err[512];
+
+	/* The TLS seed's port, in clear: the node is named, with the hint. */
+	ck_assert_ptr_null(
+		jobd_cluster_new(seed_addr(), &opts, err, sizeof(err)));
+	ck_assert_msg(strstr(err, seed_addr()) && strstr(err, "rediss://"),
+		      "%s", err);
+}
+END_TEST
+
+/* The clients of the node at ADDR whose local address is 127.0.0.1:PORT. */
+static int clients_on(const char *addr, const char *port)
+{
+	redisReply *r = node_cmd(addr, "CLIENT LIST");
+	char want[64];
+	int n = 0;
+
+	ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+	snprintf(want, sizeof(want), "laddr=127.0.0.1:%s ", port);
+	for (const char *p = r->str; (p = strstr(p, want)); p++)
+		n++;
+	freeReplyObject(r);
+	return n;
+}
+
+START_TEST(test_cluster_seeds_keep_their_scheme)
+{
+	struct jobd_cluster *cl = cluster_open();
+	struct jobd_cluster *clear;
+	char err[512];
+
+	/* Every node has a TLS and a clear port: the map and the redirects
+	 * name both kinds, and each client takes its seeds' kind. */
+	clear = jobd_cluster_new(clear_seed, NULL, err, sizeof(err));
+	ck_assert_msg(clear != NULL, "%s", err);
+	ck_assert_int_eq(jobd_cluster_primaries(cl), 3);
+	ck_assert_int_eq(jobd_cluster_primaries(clear), 3);
+	for (int i = 0; i < 3; i++) {
+		const char *a, *argv[] = { "PING" };
+		size_t lens[] = { 4 };
+		char t[64], c[64];
+		int slot = jobd_cluster_primary(cl, i, &a);
+		redisReply *r;
+
+		snprintf(t, sizeof(t), "%s", a);
+		ck_assert_int_eq(jobd_cluster_primary(clear, i, &a), slot);
+		snprintf(c, sizeof(c), "%s", a);
+		ck_assert_str_ne(t, c);
+		r = node_cmd(t, "CONFIG GET port");
+		ck_assert_str_eq(r->element[1]->str, strchr(c, ':') + 1);
+		freeReplyObject(r);
+		r = jobd_cluster_command(cl, slot, 1, argv, lens);
+		ck_assert_msg(r != NULL, "%s", jobd_cluster_errstr(cl));
+		freeReplyObject(r);
+		r = jobd_cluster_command(clear, slot, 1, argv, lens);
+		ck_assert_msg(r != NULL, "%s", jobd_cluster_errstr(clear));
+		freeReplyObject(r);
+		/* The clear client alone is on the clear port; the TLS one
+		 * (and this test's own connection) on the TLS port. */
+		ck_assert_int_eq(clients_on(t, strchr(c, ':') + 1), 1);
+		ck_assert_int_eq(clients_on(t, strchr(t, ':') + 1), 2);
+	}
+	jobd_cluster_free(clear);
+	jobd_cluster_free(cl);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
 	Suite *s = suite_create("cluster");
@@ -534,11 +767,23 @@ static Suite *cluster_suite(void)
 
 	tcase_add_test(tc, test_cluster_key_slot_follows_redis);
 	tcase_add_test(tc, test_cluster_command_reaches_the_owner);
+	tcase_add_test(tc, test_cluster_keeps_its_connections);
 	tcase_add_test(tc, test_cluster_pipeline_spans_primaries_in_order);
 	tcase_add_test(tc, test_cluster_moved_updates_the_map);
 	tcase_add_test(tc, test_cluster_ask_follows_a_migration);
 	tcase_add_test(tc, test_cluster_crossslot_names_the_keys);
 	tcase_add_test(tc, test_cluster_new_names_a_bad_seed);
+	if (tls) {
+		tcase_add_test(tc, test_cluster_tls_refuses_another_ca);
+		tcase_add_test(tc, test_cluster_tls_refuses_another_name);
+		tcase_add_test(tc, test_cluster_tls_port_refuses_clear);
+	}
+	/* A cluster with both ports (check_cluster.sh runs this case alone
+	 * on one). */
+	if (tls && clear_seed) {
+		tc = jobd_test_tcase(s, "both-ports", NULL, NULL, 30);
+		tcase_add_test(tc, test_cluster_seeds_keep_their_scheme);
+	}
 	/* Last: it kills a primary. */
 	tc = jobd_test_tcase(s, "failover", NULL, NULL, 60);
 	tcase_add_test(tc, test_cluster_failover_is_followed);
@@ -547,11 +792,35 @@ static Suite *cluster_suite(void)
 
 int main(void)
 {
+	int rc;
+
 	seed = getenv("JOBD_TEST_CLUSTER");
 	dir = getenv("JOBD_TEST_CLUSTER_DIR");
 	if (!seed || !*seed || !dir || !*dir)
 		jobd_test_skip_or_fail("no redis cluster: run "
 				       "tests/unit/check_cluster.sh, which "
 				       "starts one");
-	return jobd_test_run_suite(cluster_suite());
+	tls = strncmp(seed, "rediss://", 9) == 0;
+	clear_seed = getenv("JOBD_TEST_CLUSTER_CLEAR");
+	if (tls) {
+		static const char *const files[] = { "ca.pem", "client.pem",
+						     "client.key",
+						     "other.pem" };
+		char err[512];
+
+		for (int i = 0; i < 4; i++)
+			snprintf(tls_path[i], sizeof(tls_path[i]), "%s/tls/%s",
+				 dir, files[i]);
+		tls_conf.redis_tls_ca = tls_path[0];
+		tls_conf.redis_tls_cert = tls_path[1];
+		tls_conf.redis_tls_key = tls_path[2];
+		tls_ctx = store_tls_new(&tls_conf, err, sizeof(err));
+		if (!tls_ctx) {
+			fprintf(stderr, "check_cluster: %s\n", err);
+			return 1;
+		}
+	}
+	rc = jobd_test_run_suite(cluster_suite());
+	store_tls_free(tls_ctx);
+	return rc;
 }
