@@ -3,11 +3,16 @@
  * bench/store. "create N" creates N noop root jobs in batches of BATCH
  * (jobd_store_create); "run N" claims and finishes them in batches
  * (jobd_store_claim, jobd_store_finish with outcome done) until N jobs are
- * finished. Prints the wall time of the phase; bench/store measures the
- * Redis CPU around each phase. JOBD_REDIS names the server;
- * JOBD_BENCH_BATCH sets BATCH (1-200, default 200: the engine's claims
- * under light load are far smaller). Keys carry the process id, so a
- * second "create" into the same Redis makes new jobs.
+ * finished. "parent" creates a noop root job and claims it, as a handler
+ * that spawns runs, and prints its id; "children N" then creates N noop
+ * children of the job JOBD_BENCH_PARENT names, BATCH to a call, as
+ * jobd_ctx_spawn (a call each) and jobd_ctx_spawn_many (up to
+ * JOBD_STORE_BATCH a call) do. Prints the wall time of the phase;
+ * bench/store measures the Redis CPU around each phase. JOBD_REDIS names
+ * the server; JOBD_BENCH_BATCH sets BATCH (1-200, default 200: the
+ * engine's claims under light load are far smaller; for "children"
+ * 1-JOBD_STORE_BATCH). Keys carry the process id, so a second "create"
+ * into the same Redis makes new jobs.
  */
 #include "config.h"
 
@@ -15,6 +20,7 @@
 #include "base/util.h"
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +29,60 @@
 #define BATCH_MAX 200
 
 static size_t batch = BATCH_MAX;
+
+/* A noop root job, claimed: the parent "children" creates children of. */
+static int make_parent(struct jobd_store *st)
+{
+	struct jobd_spec spec = { .type = "noop" };
+	struct jobd_created out;
+	struct jobd_claim *cl;
+	size_t k;
+
+	if (jobd_store_create(st, "bench", &spec, 1, &out) < 0 || out.id == 0 ||
+	    jobd_store_claim(st, "bench-1", 1, 0, 600000, &cl, &k) < 0 ||
+	    k != 1 || cl[0].id != out.id) {
+		fprintf(stderr, "store_bench: parent: %s%s\n",
+			jobd_store_errstr(st), out.error);
+		return -1;
+	}
+	jobd_store_claims_free(cl, k);
+	printf("%lld\n", (long long)out.id);
+	return 0;
+}
+
+static int create_children(struct jobd_store *st, int64_t parent, long n)
+{
+	static struct jobd_spec specs[JOBD_STORE_BATCH];
+	static struct jobd_created out[JOBD_STORE_BATCH];
+	static char keys[JOBD_STORE_BATCH][48];
+
+	for (long done = 0; done < n;) {
+		size_t k = n - done < (long)batch ? (size_t)(n - done) : batch;
+
+		for (size_t i = 0; i < k; i++) {
+			snprintf(keys[i], sizeof(keys[i]), "c%ld",
+				 done + (long)i);
+			specs[i] = (struct jobd_spec){ .type = "noop",
+						       .key = keys[i],
+						       .parent = parent };
+		}
+		if (jobd_store_create(st, "bench", specs, k, out) < 0) {
+			fprintf(stderr, "store_bench: children: %s\n",
+				jobd_store_errstr(st));
+			return -1;
+		}
+		for (size_t i = 0; i < k; i++)
+			if (out[i].error[0] || out[i].existed) {
+				fprintf(stderr, "store_bench: child %ld: %s\n",
+					done + (long)i,
+					out[i].existed ? "existed" :
+							 out[i].error);
+				return -1;
+			}
+		done += (long)k;
+	}
+	return 0;
+}
 
 static int create_jobs(struct jobd_store *st, long n)
 {
@@ -121,23 +181,34 @@ int main(int argc, char **argv)
 	long n;
 	int rc;
 
-	if (argc != 3 ||
-	    (strcmp(argv[1], "create") && strcmp(argv[1], "run"))) {
-		fprintf(stderr, "usage: store_bench create|run N\n");
+	bool kids = argc == 3 && strcmp(argv[1], "children") == 0;
+	long batch_max = kids ? JOBD_STORE_BATCH : BATCH_MAX;
+
+	if (!(argc == 2 && strcmp(argv[1], "parent") == 0) &&
+	    !(argc == 3 && (kids || strcmp(argv[1], "create") == 0 ||
+			    strcmp(argv[1], "run") == 0))) {
+		fprintf(stderr,
+			"usage: store_bench create|run|children N | parent\n");
 		return 2;
 	}
-	n = atol(argv[2]);
-	if (getenv("JOBD_BENCH_BATCH")) {
+	n = argc == 3 ? atol(argv[2]) : 0;
+	if (argc == 3 && getenv("JOBD_BENCH_BATCH")) {
 		long b = atol(getenv("JOBD_BENCH_BATCH"));
 
-		if (b < 1 || b > BATCH_MAX) {
+		if (b < 1 || b > batch_max) {
 			fprintf(stderr,
 				"store_bench: JOBD_BENCH_BATCH must be "
-				"1-%d\n",
-				BATCH_MAX);
+				"1-%ld\n",
+				batch_max);
 			return 2;
 		}
 		batch = (size_t)b;
+	}
+	if (kids && !(getenv("JOBD_BENCH_PARENT") &&
+		      atoll(getenv("JOBD_BENCH_PARENT")) > 0)) {
+		fprintf(stderr, "store_bench: children: JOBD_BENCH_PARENT "
+				"must name the parent's id\n");
+		return 2;
 	}
 	conf = jobd_conf_load(NULL, err, sizeof(err));
 	if (!conf) {
@@ -152,9 +223,16 @@ int main(int argc, char **argv)
 	/* Generous: under callgrind (bench/store-instr) a call is slow. */
 	jobd_store_set_timeout(st, 600000);
 	t0 = jobd_util_mono_ms();
-	rc = strcmp(argv[1], "create") == 0 ? create_jobs(st, n) :
-					      run_jobs(st, n);
-	printf("%lld\n", (long long)(jobd_util_mono_ms() - t0));
+	if (strcmp(argv[1], "parent") == 0)
+		rc = make_parent(st);
+	else if (kids)
+		rc = create_children(st, atoll(getenv("JOBD_BENCH_PARENT")), n);
+	else if (strcmp(argv[1], "create") == 0)
+		rc = create_jobs(st, n);
+	else
+		rc = run_jobs(st, n);
+	if (strcmp(argv[1], "parent") != 0)
+		printf("%lld\n", (long long)(jobd_util_mono_ms() - t0));
 	jobd_store_free(st);
 	jobd_conf_free(conf);
 	return rc < 0 ? 1 : 0;

@@ -325,44 +325,41 @@ int jobd_ctx_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
 	return jobd_ctx_spawn_later(ctx, type, key, payload, 0, child_id);
 }
 
-int jobd_ctx_spawn_later(struct jobd_ctx *ctx, const char *type,
-			 const char *key, const char *payload, int64_t delay,
-			 int64_t *child_id)
+/*
+ * Creates the N (at most JOBD_STORE_BATCH) children SPECS in one call of
+ * the pool's spawning store, retrying while Redis cannot be reached (the
+ * keys make a repeat harmless). Returns 0 with OUT filled, or
+ * JOBD_CTX_ERR_ABANDONED.
+ */
+static int create_children(struct jobd_ctx *ctx, const struct jobd_spec *specs,
+			   size_t n, struct jobd_created *out)
 {
 	struct jobd_workers *w = ctx->w;
-	struct jobd_spec spec = {
-		.type = type,
-		.key = key,
-		.payload = payload,
-		.parent = ctx->claim.id,
-		.delay = delay > 0 ? delay : 0,
-	};
-	struct jobd_created out;
 	int64_t backoff = 0;
-	int rc;
 
-	if (!key || !*key) {
-		jobd_ctx_log(ctx, JOBD_LOG_ERROR,
-			     "cannot create a child of type \"%s\": no key",
-			     type ? type : "");
-		return JOBD_CTX_ERR_REFUSED;
-	}
 	pthread_mutex_lock(&w->spawn_mu);
 	for (;;) {
 		if (jobd_ctx_abandoned(ctx)) {
 			pthread_mutex_unlock(&w->spawn_mu);
 			return JOBD_CTX_ERR_ABANDONED;
 		}
-		rc = jobd_store_create(w->st_spawn, w->conf->instance, &spec, 1,
-				       &out);
-		if (rc == 0)
+		if (jobd_store_create(w->st_spawn, w->conf->instance, specs, n,
+				      out) == 0)
 			break;
 		backoff = jobd_util_backoff(backoff, BACKOFF_MIN_MS,
 					    BACKOFF_MAX_MS);
-		jobd_warn("cannot create child \"%s\" of job %lld: %s "
-			  "(retrying in %lld ms)",
-			  key, (long long)ctx->claim.id,
-			  jobd_store_errstr(w->st_spawn), (long long)backoff);
+		if (n == 1)
+			jobd_warn("cannot create child \"%s\" of job %lld: %s "
+				  "(retrying in %lld ms)",
+				  specs[0].key, (long long)ctx->claim.id,
+				  jobd_store_errstr(w->st_spawn),
+				  (long long)backoff);
+		else
+			jobd_warn("cannot create %zu children of job %lld: %s "
+				  "(retrying in %lld ms)",
+				  n, (long long)ctx->claim.id,
+				  jobd_store_errstr(w->st_spawn),
+				  (long long)backoff);
 		/* Other handlers' spawns may go on meanwhile, and an abandon
 		 * ends the wait within 100 ms. */
 		pthread_mutex_unlock(&w->spawn_mu);
@@ -373,13 +370,142 @@ int jobd_ctx_spawn_later(struct jobd_ctx *ctx, const char *type,
 		pthread_mutex_lock(&w->spawn_mu);
 	}
 	pthread_mutex_unlock(&w->spawn_mu);
-	if (out.id == 0) {
+	return 0;
+}
+
+/* The refusal of child SP by the store, in the job's log. */
+static void log_refused(struct jobd_ctx *ctx, const struct jobd_spec *sp,
+			const struct jobd_created *out)
+{
+	jobd_ctx_log(ctx, JOBD_LOG_ERROR,
+		     "cannot create child \"%s\" of type \"%s\": %s", sp->key,
+		     sp->type ? sp->type : "", out->error);
+}
+
+int jobd_ctx_spawn_later(struct jobd_ctx *ctx, const char *type,
+			 const char *key, const char *payload, int64_t delay,
+			 int64_t *child_id)
+{
+	struct jobd_spec spec = {
+		.type = type,
+		.key = key,
+		.payload = payload,
+		.parent = ctx->claim.id,
+		.delay = delay > 0 ? delay : 0,
+	};
+	struct jobd_created out;
+	int rc;
+
+	if (!key || !*key) {
 		jobd_ctx_log(ctx, JOBD_LOG_ERROR,
-			     "cannot create child \"%s\" of type \"%s\": %s",
-			     key, type ? type : "", out.error);
+			     "cannot create a child of type \"%s\": no key",
+			     type ? type : "");
+		return JOBD_CTX_ERR_REFUSED;
+	}
+	rc = create_children(ctx, &spec, 1, &out);
+	if (rc < 0)
+		return rc;
+	if (out.id == 0) {
+		log_refused(ctx, &spec, &out);
 		return JOBD_CTX_ERR_REFUSED;
 	}
 	if (child_id)
 		*child_id = out.id;
 	return 0;
+}
+
+/* CHILD of CTX's job as the store takes it. */
+static void child_spec(const struct jobd_ctx *ctx,
+		       const struct jobd_ctx_child *child, struct jobd_spec *sp)
+{
+	*sp = (struct jobd_spec){
+		.type = child->type,
+		.key = child->key,
+		.payload = child->payload,
+		.parent = ctx->claim.id,
+		.run_at = child->run_at > 0 ? child->run_at : 0,
+		.delay = child->delay > 0 ? child->delay : 0,
+		.low_priority = child->low_priority,
+	};
+}
+
+bool jobd_ctx_child_check(const struct jobd_ctx *ctx,
+			  const struct jobd_ctx_child *child, char *why,
+			  size_t why_size)
+{
+	struct jobd_spec sp;
+
+	if (!child->key || !*child->key) {
+		snprintf(why, why_size, "no key");
+		return false;
+	}
+	if (child->run_at > 0 && child->delay > 0) {
+		snprintf(why, why_size, "both a run_at and a delay");
+		return false;
+	}
+	child_spec(ctx, child, &sp);
+	return jobd_store_spec_check(ctx->w->conf, &sp, why, why_size);
+}
+
+int jobd_ctx_spawn_many(struct jobd_ctx *ctx,
+			const struct jobd_ctx_child *children, size_t n,
+			int64_t *ids, size_t *bad)
+{
+	struct jobd_spec *specs;
+	struct jobd_created *out;
+	size_t first_bad = n, len;
+	char why[200];
+	int rc = 0;
+
+	for (size_t i = 0; ids && i < n; i++)
+		ids[i] = 0;
+	/* All checked before the first call: a bad child leaves nothing
+	 * half-made, and the handler can fix or drop it and call again. */
+	for (size_t i = 0; i < n; i++) {
+		const struct jobd_ctx_child *c = &children[i];
+
+		if (jobd_ctx_child_check(ctx, c, why, sizeof(why)))
+			continue;
+		jobd_ctx_log(ctx, JOBD_LOG_ERROR,
+			     "cannot create children: child %zu (\"%s\") of "
+			     "type \"%s\": %s; none created",
+			     i, c->key ? c->key : "", c->type ? c->type : "",
+			     why);
+		if (bad)
+			*bad = i;
+		return JOBD_CTX_ERR_REFUSED;
+	}
+	if (n == 0)
+		return 0;
+	specs = calloc(n, sizeof(*specs));
+	out = calloc(n < JOBD_STORE_BATCH ? n : JOBD_STORE_BATCH, sizeof(*out));
+	if (!specs || !out)
+		abort(); /* out of memory: nothing sensible to do */
+	for (size_t i = 0; i < n; i++) {
+		child_spec(ctx, &children[i], &specs[i]);
+		specs[i].payload_checked = true;
+	}
+	for (size_t off = 0; off < n; off += len) {
+		len = n - off < JOBD_STORE_BATCH ? n - off : JOBD_STORE_BATCH;
+		rc = create_children(ctx, specs + off, len, out);
+		if (rc < 0)
+			break;
+		for (size_t k = 0; k < len; k++) {
+			if (out[k].id == 0) {
+				log_refused(ctx, &specs[off + k], &out[k]);
+				if (first_bad == n)
+					first_bad = off + k;
+			} else if (ids) {
+				ids[off + k] = out[k].id;
+			}
+		}
+	}
+	free(out);
+	free(specs);
+	if (rc == 0 && first_bad < n) {
+		if (bad)
+			*bad = first_bad;
+		rc = JOBD_CTX_ERR_REFUSED;
+	}
+	return rc;
 }

@@ -141,6 +141,48 @@ int jobd_ctx_spawn_later(struct jobd_ctx *ctx, const char *type,
 			 const char *key, const char *payload, int64_t delay,
 			 int64_t *child_id);
 
+/* A child for jobd_ctx_spawn_many(); its strings are borrowed. */
+struct jobd_ctx_child {
+	const char *type;    /* a type of the conf */
+	const char *key;     /* idempotency key within the parent, required */
+	const char *payload; /* JSON text, NULL = "{}" */
+	int64_t run_at;	     /* ms since the epoch, 0 = now; not with delay */
+	int64_t delay;	     /* ms after the Redis clock at creation, 0 = now */
+	bool low_priority;   /* low even when the parent is not */
+};
+
+/*
+ * The N CHILDREN as N calls of jobd_ctx_spawn_later would create them
+ * (same keys, counters, run times; the parent's stop and end apply the
+ * same way), in as few Redis calls as the store's batches allow
+ * (JOBD_STORE_BATCH children per call). IDS (N entries, may be NULL)
+ * gets each child's id, 0 for one not created.
+ *
+ * Every child is checked first (a key, a type of the conf, a payload of
+ * JSON text, not both a run_at and a delay): the first bad one is logged
+ * in the job's log with its index, counted from 0 ("cannot create
+ * children: child 3 (\"k3\") of type \"x\": unknown type \"x\"; none
+ * created"), *BAD (may be NULL) is set to that index, and nothing is
+ * created: JOBD_CTX_ERR_REFUSED. Children the store
+ * refuses (the parent finished or was canceled meanwhile) are logged each
+ * as jobd_ctx_spawn logs them, *BAD is the first of them and the others
+ * exist: JOBD_CTX_ERR_REFUSED too. Returns 0 when all exist, or
+ * JOBD_CTX_ERR_ABANDONED (the batches before it exist).
+ */
+int jobd_ctx_spawn_many(struct jobd_ctx *ctx,
+			const struct jobd_ctx_child *children, size_t n,
+			int64_t *ids, size_t *bad);
+
+/*
+ * Whether jobd_ctx_spawn_many would take CHILD (borrowed) rather than
+ * refuse it before any Redis call: false with the reason in WHY ("no
+ * key", "unknown type \"x\"", "payload is not valid JSON: ...").
+ * It makes no Redis call.
+ */
+bool jobd_ctx_child_check(const struct jobd_ctx *ctx,
+			  const struct jobd_ctx_child *child, char *why,
+			  size_t why_size);
+
 /* --- stopping ----------------------------------------------------------- */
 
 /*

@@ -92,12 +92,26 @@ err_free:
 
 /* --- running a command (also for listeners and actions) ----------------------------------------------------------- */
 
+/* Child lines held for one create call, and the bytes of their payloads
+ * that flush them sooner (a Lua call's arguments are held whole). */
+#define CHILD_BATCH JOBD_STORE_BATCH
+#define CHILD_BATCH_BYTES (1 << 20)
+
+/* A child line read, not yet created. */
+struct kid {
+	struct jobd_exec_line line; /* the parsed line (type, JSON, time) */
+	char *key;		    /* the key with the spec's child_prefix */
+};
+
 struct stream {
-	int fd;		 /* read end, -1 once at EOF */
-	char *buf;	 /* JOBD_EXEC_LINE_MAX + 1 bytes */
-	size_t len;	 /* bytes in buf */
-	bool discarding; /* dropping the rest of an oversized line */
-	bool is_stdout;	 /* commands, else warn logs */
+	int fd;		  /* read end, -1 once at EOF */
+	char *buf;	  /* JOBD_EXEC_LINE_MAX + 1 bytes */
+	size_t len;	  /* bytes in buf */
+	bool discarding;  /* dropping the rest of an oversized line */
+	bool is_stdout;	  /* commands, else warn logs */
+	struct kid *kids; /* CHILD_BATCH, made with the first child line */
+	size_t nkids;	  /* child lines held in kids */
+	size_t kid_bytes; /* bytes of their payloads */
 };
 
 struct child {
@@ -114,19 +128,94 @@ struct child {
 	bool timed_out; /* the timeout passed */
 };
 
+/*
+ * Creates the children held in S in one call (as one spawn each would),
+ * and lets them go. Called before any other command is acted on, so that
+ * a checkpoint written after child lines never reaches Redis before the
+ * children do (a resume from it would skip them), and before the handler
+ * waits for more output.
+ */
+static void kids_flush(struct jobd_ctx *ctx, struct stream *s)
+{
+	struct jobd_ctx_child c[CHILD_BATCH];
+
+	if (s->nkids == 0)
+		return;
+	for (size_t i = 0; i < s->nkids; i++) {
+		const struct jobd_exec_line *l = &s->kids[i].line;
+
+		c[i] = (struct jobd_ctx_child){
+			.type = l->child_type,
+			.key = s->kids[i].key,
+			.payload = l->json,
+			.run_at = l->child_run_at,
+			.delay = l->child_delay,
+		};
+	}
+	/* Each was checked as it came: only the store may refuse one now,
+	 * and that is logged per child. */
+	jobd_ctx_spawn_many(ctx, c, s->nkids, NULL, NULL);
+	for (size_t i = 0; i < s->nkids; i++) {
+		jobd_execproto_line_release(&s->kids[i].line);
+		free(s->kids[i].key);
+	}
+	s->nkids = 0;
+	s->kid_bytes = 0;
+}
+
+/* Holds child line L (taken) for the next kids_flush, or logs why it
+ * cannot be created as jobd_ctx_spawn would. */
+static void kids_add(struct jobd_ctx *ctx, const struct jobd_exec_spec *run,
+		     struct stream *s, struct jobd_exec_line *l)
+{
+	struct kid *k;
+	char why[200];
+	char *key;
+
+	if (asprintf(&key, "%s%s", run->child_prefix ? run->child_prefix : "",
+		     l->child_key) < 0)
+		abort();
+	if (!jobd_ctx_child_check(
+		    ctx,
+		    &(struct jobd_ctx_child){ .type = l->child_type,
+					      .key = key,
+					      .payload = l->json },
+		    why, sizeof(why))) {
+		jobd_ctx_log(ctx, JOBD_LOG_ERROR,
+			     "cannot create child \"%s\" of type \"%s\": %s",
+			     key, l->child_type, why);
+		free(key);
+		jobd_execproto_line_release(l);
+		return;
+	}
+	if (!s->kids && !(s->kids = calloc(CHILD_BATCH, sizeof(*s->kids))))
+		abort(); /* out of memory: nothing sensible to do */
+	k = &s->kids[s->nkids++];
+	k->line = *l;
+	k->key = key;
+	s->kid_bytes += strlen(l->json);
+	memset(l, 0, sizeof(*l));
+	if (s->nkids == CHILD_BATCH || s->kid_bytes >= CHILD_BATCH_BYTES)
+		kids_flush(ctx, s);
+}
+
 static void stream_line(struct jobd_ctx *ctx, const struct jobd_exec_spec *run,
 			struct stream *s, const char *line, size_t len)
 {
 	struct jobd_exec_line l;
-	char *key;
 
 	if (!s->is_stdout) {
 		jobd_ctx_log(ctx, JOBD_LOG_WARN, "%.*s", (int)len, line);
 		return;
 	}
-	if (run->line_hook && run->line_hook(run->line_arg, line, len))
-		return;
+	if (run->line_hook) {
+		kids_flush(ctx, s);
+		if (run->line_hook(run->line_arg, line, len))
+			return;
+	}
 	jobd_execproto_parse(line, len, &l);
+	if (l.cmd != JOBD_EXEC_CHILD)
+		kids_flush(ctx, s);
 	switch (l.cmd) {
 	case JOBD_EXEC_PROGRESS:
 		jobd_ctx_progress(ctx, run->progress_base + run->progress_span *
@@ -148,12 +237,7 @@ static void stream_line(struct jobd_ctx *ctx, const struct jobd_exec_spec *run,
 				     "checkpoint line ignored: %s", l.json);
 		break;
 	case JOBD_EXEC_CHILD:
-		if (asprintf(&key, "%s%s",
-			     run->child_prefix ? run->child_prefix : "",
-			     l.child_key) < 0)
-			abort();
-		jobd_ctx_spawn(ctx, l.child_type, key, l.json, NULL);
-		free(key);
+		kids_add(ctx, run, s, &l);
 		break;
 	default:
 		jobd_ctx_log(ctx, JOBD_LOG_WARN, "bad line on stdout: %s",
@@ -172,8 +256,12 @@ static void stream_read(struct jobd_ctx *ctx, const struct jobd_exec_spec *run,
 		n = read(s->fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n < 0 && errno == EAGAIN) {
+			/* All that was written so far is read: the children
+			 * among it go in one call before poll() waits. */
+			kids_flush(ctx, s);
 			return;
+		}
 		if (n <= 0)
 			break;
 		for (ssize_t i = 0; i < n; i++) {
@@ -202,6 +290,7 @@ static void stream_read(struct jobd_ctx *ctx, const struct jobd_exec_spec *run,
 	}
 	if (s->len && !s->discarding)
 		stream_line(ctx, run, s, s->buf, s->len);
+	kids_flush(ctx, s);
 	s->len = 0;
 	close(s->fd);
 	s->fd = -1;
@@ -586,6 +675,7 @@ out_free:
 	free_env(env);
 	free(out.buf);
 	free(err.buf);
+	free(out.kids); /* empty: each read flushes what it held */
 	free(path);
 	return rc;
 }

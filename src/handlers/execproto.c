@@ -322,6 +322,54 @@ static int parse_checkpoint(struct scan *sc, struct jobd_exec_line *out)
 	return take_json(json, n, false, "checkpoint", out);
 }
 
+/* WORD of N bytes when it starts with NAME ("at="): its value in *V. */
+static bool run_time_word(const char *word, size_t n, const char *name,
+			  const char **v, size_t *vn)
+{
+	size_t len = strlen(name);
+
+	if (n < len || memcmp(word, name, len) != 0)
+		return false;
+	*v = word + len;
+	*vn = n - len;
+	return true;
+}
+
+/*
+ * The optional run time of a child line at SC, "at=MS" or "delay=MS",
+ * into OUT; SC is left before the JSON either way (which starts with '{',
+ * never with a name of ours).
+ */
+static int parse_run_time(struct scan *sc, struct jobd_exec_line *out)
+{
+	struct scan before = *sc;
+	const char *word, *v;
+	size_t n, vn;
+	uint64_t ms;
+	long long *to;
+
+	next_word(sc, &word, &n);
+	if (run_time_word(word, n, "at=", &v, &vn))
+		to = &out->child_run_at;
+	else if (run_time_word(word, n, "delay=", &v, &vn))
+		to = &out->child_delay;
+	else {
+		*sc = before;
+		return 0;
+	}
+	if (!parse_count(v, vn, &ms))
+		return invalid(out,
+			       "child run time \"%.*s\"%s is not a whole "
+			       "number of ms",
+			       quote_len(word, n), word, quote_more(n));
+	if (ms > JOBD_EXEC_RUN_TIME_MAX)
+		return invalid(out, "child run time \"%.*s\"%s is over %lld ms",
+			       quote_len(word, n), word, quote_more(n),
+			       (long long)JOBD_EXEC_RUN_TIME_MAX);
+	*to = (long long)ms;
+	return 0;
+}
+
 static int parse_child(struct scan *sc, struct jobd_exec_line *out)
 {
 	const char *type, *key, *json;
@@ -330,6 +378,9 @@ static int parse_child(struct scan *sc, struct jobd_exec_line *out)
 
 	next_word(sc, &type, &type_n);
 	next_word(sc, &key, &key_n);
+	rc = parse_run_time(sc, out);
+	if (rc < 0)
+		return rc;
 	rest_of_line(sc, &json, &json_n);
 	if (type_n == 0 || key_n == 0 || json_n == 0)
 		return invalid(out, "child needs TYPE KEY JSON");

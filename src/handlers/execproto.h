@@ -10,7 +10,9 @@
  *	log LEVEL TEXT             LEVEL: debug, info, warn, error
  *	error TEXT                 counts as an error, logged at level error
  *	checkpoint JSON            any JSON value
- *	child TYPE KEY JSON        TYPE, KEY: words; JSON: an object
+ *	child TYPE KEY [WHEN] JSON TYPE, KEY: words; JSON: an object;
+ *	                           WHEN: at=MS (ms since the epoch) or
+ *	                           delay=MS (after its creation)
  *
  * Words are separated by spaces or tabs; TEXT and JSON are the rest of the
  * line after the separator. A trailing CR is dropped. Commands are lower
@@ -23,6 +25,10 @@
 
 /* Longest line accepted, in bytes, without newline and CR. */
 #define JOBD_EXEC_LINE_MAX 65536
+
+/* Largest at= or delay= of a child line, in ms (some 31,000 years: far
+ * inside what a double, Redis's and Lua's number, holds exactly). */
+#define JOBD_EXEC_RUN_TIME_MAX 1000000000000000LL
 
 enum jobd_exec_cmd {
 	JOBD_EXEC_PROGRESS,
@@ -43,6 +49,8 @@ struct jobd_exec_line {
 	char *json; /* CHECKPOINT: the value; CHILD: the payload object; compact JSON */
 	char *child_type; /* CHILD: the child's job type */
 	char *child_key;  /* CHILD: its idempotency key within the parent */
+	long long child_run_at; /* CHILD: ms since the epoch, 0 = now */
+	long long child_delay;	/* CHILD: ms after its creation, 0 = now */
 };
 
 /*

@@ -7,7 +7,8 @@
  * "uninterruptible": true (the whole run), "children": N (spawned first,
  * keys "c0".., of "child_type", default the job's own type, with payload
  * "child_payload", default {}, scheduled "child_delay_ms" after their
- * creation, default at once). Progress and a checkpoint {"spawned",
+ * creation, default at once; SPAWN_BATCH to a Redis call, with a stop
+ * honoured between calls). Progress and a checkpoint {"spawned",
  * "step", "acc"} after every step; honours stop between steps; "acc" sums
  * a function of each step, so a resumed run ends with the same value as
  * an uninterrupted one.
@@ -23,6 +24,9 @@
 #include "engine/handler.h"
 #include "handlers/builtin.h"
 #include "handlers/common.h"
+
+/* Children created per Redis call, and between two looks for a stop. */
+#define SPAWN_BATCH 100
 
 static void noop_checkpoint(struct jobd_ctx *ctx, int64_t spawned, int64_t step,
 			    int64_t acc)
@@ -80,21 +84,34 @@ int jobd_handler_noop(struct jobd_ctx *ctx)
 
 	if (unint)
 		jobd_ctx_uninterruptible_begin(ctx);
-	for (; spawned < children; spawned++) {
-		char key[32];
+	while (spawned < children) {
+		struct jobd_ctx_child batch[SPAWN_BATCH];
+		char keys[SPAWN_BATCH][32];
+		size_t n = 0;
 
 		if (jobd_ctx_stop_requested(ctx)) {
 			rc = JOBD_HANDLER_STOPPED;
 			goto out;
 		}
-		snprintf(key, sizeof(key), "c%lld", (long long)spawned);
-		if (jobd_ctx_spawn_later(ctx, child_type, key, child_payload,
-					 child_delay,
-					 NULL) == JOBD_CTX_ERR_ABANDONED) {
+		for (; n < SPAWN_BATCH && spawned + (int64_t)n < children;
+		     n++) {
+			snprintf(keys[n], sizeof(keys[n]), "c%lld",
+				 (long long)(spawned + (int64_t)n));
+			batch[n] = (struct jobd_ctx_child){
+				.type = child_type,
+				.key = keys[n],
+				.payload = child_payload,
+				.delay = child_delay,
+			};
+		}
+		/* A refused child (its reason logged) is skipped, as before. */
+		if (jobd_ctx_spawn_many(ctx, batch, n, NULL, NULL) ==
+		    JOBD_CTX_ERR_ABANDONED) {
 			rc = JOBD_HANDLER_STOPPED;
 			goto out;
 		}
-		noop_checkpoint(ctx, spawned + 1, step, acc);
+		spawned += (int64_t)n;
+		noop_checkpoint(ctx, spawned, step, acc);
 	}
 	for (; step < steps; step++) {
 		if (jobd_ctx_stop_requested(ctx)) {

@@ -27,6 +27,19 @@ static bool valid_json(const char *s, char *why, size_t why_size)
 	return true;
 }
 
+bool jobd_store_spec_check(const struct jobd_conf *conf,
+			   const struct jobd_spec *sp, char *why,
+			   size_t why_size)
+{
+	if (!sp->type || !jobd_conf_type(conf, sp->type)) {
+		snprintf(why, why_size, "unknown type \"%s\"",
+			 sp->type ? sp->type : "");
+		return false;
+	}
+	return !sp->payload || sp->payload_checked ||
+	       valid_json(sp->payload, why, why_size);
+}
+
 /* create.lua's arguments per job, in its order. */
 #define CREATE_FIELDS 8
 
@@ -110,15 +123,8 @@ static size_t create_args(struct jobd_store *st, const char *actor,
 		size_t j = 0;
 
 		memset(&out[i], 0, sizeof(out[i]));
-		if (!ty) {
-			snprintf(out[i].error, sizeof(out[i].error),
-				 "unknown type \"%s\"",
-				 sp->type ? sp->type : "");
-			continue;
-		}
-		if (sp->payload && !sp->payload_checked &&
-		    !valid_json(sp->payload, out[i].error,
-				sizeof(out[i].error)))
+		if (!jobd_store_spec_check(st->conf, sp, out[i].error,
+					   sizeof(out[i].error)))
 			continue;
 		pos[sent++] = i;
 		while (j < ntypes && types[j] != ty)

@@ -69,6 +69,16 @@ struct jobd_created {
 };
 
 /*
+ * Whether jobd_store_create would send SP rather than refuse it itself:
+ * its type is one of CONF (borrowed) and its payload JSON text. Else
+ * false with the reason in WHY ("unknown type \"x\""). Refusals that
+ * depend on what Redis holds (the parent ended) are only known there.
+ */
+bool jobd_store_spec_check(const struct jobd_conf *conf,
+			   const struct jobd_spec *sp, char *why,
+			   size_t why_size);
+
+/*
  * The actor of the jobs the Kafka consumer creates. A job with a source
  * came from it: its hash stores no created_by (docs/redis-keys.md).
  */

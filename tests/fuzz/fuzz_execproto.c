@@ -2,8 +2,8 @@
  * fuzz_execproto: libFuzzer target for the exec handler's stdout line
  * parser. The input is one line. A command must hold what execproto.h
  * promises (progress within 0-100, valid UTF-8 text, compact JSON that
- * parses, child words without blanks); an INVALID line must carry a
- * printable reason. Run with tests/fuzz/run.sh.
+ * parses, child words without blanks, one child run time in range); an
+ * INVALID line must carry a printable reason. Run with tests/fuzz/run.sh.
  */
 #include "config.h"
 
@@ -68,6 +68,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (rc != 0)
 		abort();
+	if (line.cmd != JOBD_EXEC_CHILD &&
+	    (line.child_run_at || line.child_delay))
+		abort();
 	switch (line.cmd) {
 	case JOBD_EXEC_PROGRESS:
 		if (!(line.progress >= 0.0 && line.progress <= 100.0) ||
@@ -91,6 +94,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_json(line.json, true);
 		check_word(line.child_type);
 		check_word(line.child_key);
+		/* one run time at most, each within its range */
+		if (line.child_run_at < 0 || line.child_delay < 0 ||
+		    line.child_run_at > JOBD_EXEC_RUN_TIME_MAX ||
+		    line.child_delay > JOBD_EXEC_RUN_TIME_MAX ||
+		    (line.child_run_at && line.child_delay))
+			abort();
 		break;
 	default:
 		abort();

@@ -2,7 +2,8 @@
 # exec.sh: the exec handler contract (docs/exec-protocol.md) through a real jobd
 # and jobctl: progress, log and error lines, stderr, checkpoint + stop/resume
 # continuing from it, exit 75 on stop, SIGKILL on force stop (the process is
-# gone), timeouts kill, other exit statuses fail.
+# gone), timeouts kill, other exit statuses fail; child lines read together
+# are created in one Redis call, with the run times they name.
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
@@ -26,6 +27,11 @@ command = $handlers/stubborn.sh '$dir'
 handler = exec
 command = $handlers/stubborn.sh '$dir'
 timeout = 1s
+[type.brood]
+handler = exec
+command = $handlers/kids.sh
+[type.kid]
+handler = noop
 CONF
 export JOBD_CONFIG=$dir/jobd.conf
 
@@ -97,7 +103,43 @@ wait_job 15 "$id" '.status == "finished"'
 kill -0 "$pid" 2>/dev/null && fail "process $pid survived its timeout"
 assert_contains "$(logs "$id")" "timed out after 1000 ms: killed by signal 9" "timeout"
 
-# 7. SIGTERM to jobd: exits 0.
+# 7. Child lines written at once: one create call for the 52 good ones
+# (MONITOR sees every call; a line per child made 52), delay= and at= as
+# run times, the child of an unknown type refused alone, and the
+# checkpoint after them.
+at=$(($(date +%s%3N) + 7200000))
+rcli monitor > "$dir/monitor" &
+mon=$!
+on_exit "kill $mon 2>/dev/null || true"
+sleep 0.2
+id=$(jobctl submit brood --payload "{\"n\": 50, \"at\": $at}")
+wait_job 20 "$id" '.children.total == 52 and .children.finished == 50'
+sleep 0.2
+kill "$mon"
+wait "$mon" 2>/dev/null || true
+calls=$(grep -c '_create" .*"kid"' "$dir/monitor" || true)
+echo "# create calls for 52 children: $calls"
+assert_eq 1 "$calls" "create calls for children written at once"
+assert_eq '{"sent":50}' "$(rcli hget "jobd:job:$id" checkpoint | jq -c .)" "checkpoint after the children"
+assert_contains "$(logs "$id")" 'cannot create child "kx" of type "nosuch": unknown type "nosuch"' "unknown child type refused"
+declare -A kid
+for c in $(rcli zrange "jobd:children:$id" 0 -1); do
+	kid[$(rcli hget "jobd:job:$c" key)]=$c
+done
+assert_eq 52 "${#kid[@]}" "children by key"
+assert_eq '{"i":7}' "$(rcli hget "jobd:job:${kid[k7]}" payload)" "payload of k7"
+assert_eq "$at" "$(rcli hget "jobd:job:${kid[ka]}" run_at)" "run time of at="
+kd_at=$(rcli hget "jobd:job:${kid[kd]}" run_at)
+now=$(date +%s%3N)
+[ "$kd_at" -gt $((now + 3500000)) ] && [ "$kd_at" -le $((now + 3600000)) ] ||
+	fail "run time of delay=3600000 is $kd_at at $now"
+for k in ka kd; do
+	assert_eq true "$(field "${kid[$k]}" scheduled)" "$k scheduled"
+	assert_eq pending "$(field "${kid[$k]}" status)" "$k waits for its time"
+done
+assert_eq in_progress "$(field "$id" status)" "parent waits for its scheduled children"
+
+# 8. SIGTERM to jobd: exits 0.
 kill -TERM "$jobd_pid"
 rc=0; wait "$jobd_pid" || rc=$?
 assert_eq 0 "$rc" "jobd exit status after SIGTERM"

@@ -255,6 +255,52 @@ START_TEST(test_child_with_type_key_and_payload)
 	ck_assert_str_eq(line.child_type, "noop");
 	ck_assert_str_eq(line.child_key, "k");
 	ck_assert_str_eq(line.json, "{}");
+	ck_assert_int_eq(line.child_run_at, 0);
+	ck_assert_int_eq(line.child_delay, 0);
+}
+END_TEST
+
+START_TEST(test_child_with_a_run_time)
+{
+	ck_assert_int_eq(parse("child noop k1 delay=1500 {\"a\": 1}"), 0);
+	ck_assert_int_eq(line.cmd, JOBD_EXEC_CHILD);
+	ck_assert_str_eq(line.child_key, "k1");
+	ck_assert_int_eq(line.child_delay, 1500);
+	ck_assert_int_eq(line.child_run_at, 0);
+	ck_assert_str_eq(line.json, "{\"a\":1}");
+	ck_assert_int_eq(parse("child noop k2\tat=1796000000000\t{}"), 0);
+	ck_assert_int_eq(line.child_run_at, 1796000000000LL);
+	ck_assert_int_eq(line.child_delay, 0);
+	ck_assert_str_eq(line.json, "{}");
+	ck_assert_int_eq(parse("child noop k3 delay=0 {}"), 0);
+	ck_assert_int_eq(line.child_delay, 0);
+	ck_assert_int_eq(parse("child noop k4 at=1000000000000000 {}"), 0);
+	ck_assert_int_eq(line.child_run_at, JOBD_EXEC_RUN_TIME_MAX);
+}
+END_TEST
+
+START_TEST(test_child_run_time_refusals)
+{
+	ck_assert_invalid(parse("child noop k delay=1.5 {}"),
+			  "child run time \"delay=1.5\" is not a whole number "
+			  "of ms");
+	ck_assert_invalid(parse("child noop k at= {}"),
+			  "child run time \"at=\" is not a whole number of ms");
+	ck_assert_invalid(parse("child noop k delay=-5 {}"),
+			  "child run time \"delay=-5\" is not a whole number "
+			  "of ms");
+	ck_assert_invalid(parse("child noop k at=1000000000000001 {}"),
+			  "child run time \"at=1000000000000001\" is over "
+			  "1000000000000000 ms");
+	ck_assert_invalid(parse("child noop k delay=99999999999999999999 {}"),
+			  "child run time \"delay=99999999999999999999\" is "
+			  "not a whole number of ms");
+	/* one run time only: a second is where the JSON should be */
+	ck_assert_invalid(parse("child noop k at=5 delay=6 {}"),
+			  "invalid child JSON at byte 5: invalid token near "
+			  "'delay'");
+	ck_assert_invalid(parse("child noop k delay=5"),
+			  "child needs TYPE KEY JSON");
 }
 END_TEST
 
@@ -397,6 +443,8 @@ static Suite *execproto_suite(void)
 	tcase_add_test(tc, test_checkpoint_refused_unless_valid_json);
 	tcase_add_test(tc, test_child_with_type_key_and_payload);
 	tcase_add_test(tc, test_child_refusals);
+	tcase_add_test(tc, test_child_with_a_run_time);
+	tcase_add_test(tc, test_child_run_time_refusals);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("line");

@@ -577,6 +577,126 @@ START_TEST(test_worker_stopped_while_queued_never_starts)
 }
 END_TEST
 
+/* Handler "fanout": jobd_ctx_spawn_many of five children, then (first
+ * attempt only) of three whose third is bad, and fails once, so that the
+ * retry spawns the same five again. */
+#define FAN_N 5
+static atomic_int fan_runs;
+static int64_t fan_run_at;	  /* k4's run time, ms since the epoch */
+static int fan_rc[2];		  /* per attempt */
+static int64_t fan_ids[2][FAN_N]; /* per attempt */
+static int fan_bad_rc;		  /* the bad call's */
+static size_t fan_bad_at;	  /* the index it named */
+static int64_t fan_bad_ids[3];	  /* the ids it returned */
+
+static int fanout_handler(struct jobd_ctx *ctx)
+{
+	const struct jobd_ctx_child kids[FAN_N] = {
+		{ .type = "kid", .key = "k0" },
+		{ .type = "kid", .key = "k1", .payload = "{\"n\":1}" },
+		{ .type = "kid", .key = "k2", .low_priority = true },
+		{ .type = "kid", .key = "k3", .delay = 3600000 },
+		{ .type = "kid", .key = "k4", .run_at = fan_run_at },
+	};
+	const struct jobd_ctx_child bad[3] = {
+		{ .type = "kid", .key = "b0" },
+		{ .type = "kid", .key = "b1" },
+		{ .type = "nosuch", .key = "b2" },
+	};
+	int a = jobd_ctx_attempt(ctx) == 1 ? 0 : 1;
+
+	fan_rc[a] = jobd_ctx_spawn_many(ctx, kids, FAN_N, fan_ids[a], NULL);
+	if (a == 0) {
+		fan_bad_ids[0] = fan_bad_ids[1] = fan_bad_ids[2] = -1;
+		fan_bad_rc = jobd_ctx_spawn_many(ctx, bad, 3, fan_bad_ids,
+						 &fan_bad_at);
+	}
+	atomic_fetch_add(&fan_runs, 1);
+	return a == 0 ? jobd_ctx_fail(ctx, "fanout: failing once") :
+			JOBD_HANDLER_DONE;
+}
+
+/*
+ * jobd_ctx_spawn_many creates its children with their ids, run times and
+ * priority, counts each once in the parent, gives a rerun (the retry)
+ * the same children by key, and refuses a batch with a bad child whole,
+ * naming its index.
+ */
+START_TEST(test_worker_spawn_many_creates_children_once_by_key)
+{
+	struct jobd_log_query q = { .grep = "child 2 (\"b2\")" };
+	struct jobd_log_result res = { 0 };
+	struct jobd_job *job;
+	int64_t id, end;
+
+	ck_assert_int_eq(jobd_handler_register("fanout", fanout_handler), 0);
+	start(2, "[type.fanout]\nhandler = noop\nretries = 1\n"
+		 "retry_backoff = 100ms\n[type.kid]\nhandler = noop\n");
+	fan_run_at = jobd_util_now_ms() + 7200000;
+	id = submit("fanout", "{}", false);
+	end = jobd_util_mono_ms() + 10000;
+	while (atomic_load(&fan_runs) < 2) {
+		ck_assert_msg(jobd_util_mono_ms() < end,
+			      "fanout ran %d times, not twice",
+			      atomic_load(&fan_runs));
+		jobd_test_sleep_ms(10);
+	}
+	ck_assert_int_eq(fan_rc[0], 0);
+	ck_assert_int_eq(fan_rc[1], 0);
+	for (int i = 0; i < FAN_N; i++) {
+		ck_assert_int_gt(fan_ids[0][i], id);
+		/* the retry got the same children back */
+		ck_assert_int_eq(fan_ids[1][i], fan_ids[0][i]);
+		for (int k = 0; k < i; k++)
+			ck_assert_int_ne(fan_ids[0][k], fan_ids[0][i]);
+		job = jobd_test_job(st, fan_ids[0][i]);
+		ck_assert_int_eq(job->parent, id);
+		ck_assert_str_eq(job->type, "kid");
+		ck_assert_str_eq(job->key, i == 0 ? "k0" :
+					   i == 1 ? "k1" :
+					   i == 2 ? "k2" :
+					   i == 3 ? "k3" :
+						    "k4");
+		ck_assert(job->low_priority == (i == 2));
+		ck_assert_str_eq(job->payload, i == 1 ? "{\"n\":1}" : "{}");
+		if (i == 3)
+			ck_assert_int_gt(job->run_at,
+					 jobd_util_now_ms() + 3500000);
+		else if (i == 4)
+			ck_assert_int_eq(job->run_at, fan_run_at);
+		else
+			ck_assert_int_eq(job->run_at, 0);
+		jobd_job_free(job);
+	}
+	/* The bad batch: refused whole, naming the bad child. */
+	ck_assert_int_eq(fan_bad_rc, JOBD_CTX_ERR_REFUSED);
+	ck_assert_uint_eq(fan_bad_at, 2);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(fan_bad_ids[i], 0);
+	/* Five children counted, once: neither the retry nor b0 and b1 of
+	 * the refused batch added any. */
+	job = jobd_test_job(st, id);
+	ck_assert_int_eq(job->children.total, FAN_N);
+	ck_assert_int_eq(job->attempt, 2);
+	jobd_job_free(job);
+	end = jobd_util_mono_ms() + 5000;
+	for (;;) {
+		ck_assert_int_eq(jobd_store_logs(st, id, &q, &res), 0);
+		if (res.n > 0)
+			break;
+		jobd_log_result_release(&res);
+		ck_assert_msg(jobd_util_mono_ms() < end,
+			      "no log line names the bad child");
+		jobd_test_sleep_ms(20);
+	}
+	ck_assert_str_eq(res.entries[0].msg,
+			 "cannot create children: child 2 (\"b2\") of type "
+			 "\"nosuch\": unknown type \"nosuch\"; none created");
+	jobd_log_result_release(&res);
+	teardown();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -601,6 +721,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_worker_fair_between_a_big_root_and_small_ones);
 	tcase_add_test(tc, test_worker_claims_ahead_and_hands_back_what_waits);
 	tcase_add_test(tc, test_worker_stopped_while_queued_never_starts);
+	tcase_add_test(tc, test_worker_spawn_many_creates_children_once_by_key);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -91,6 +91,21 @@ local function scheduled_at(when)
 	return nil
 end
 
+-- The parents of the batch, each loaded once (false: no such job): a
+-- handler's children come in batches under one parent, and loading it
+-- reads every field of its hash. What this call changes in a parent is
+-- kept in its table (children_total) or drops the cache (the progress of
+-- ancestors, below).
+local PARENTS = {}
+local function parent_of(parent)
+	local p = PARENTS[parent]
+	if p == nil then
+		p = load(parent) or false
+		PARENTS[parent] = p
+	end
+	return p or nil
+end
+
 -- A field of the new hash, when it differs from its default.
 local function opt(f, name, v, default)
 	if v ~= default then f[#f + 1] = name; f[#f + 1] = v end
@@ -106,7 +121,7 @@ for i = 0, n - 1 do
 	local kk = nil
 	local res = nil
 	local p = nil
-	if parent ~= '' then p = load(parent) end
+	if parent ~= '' then p = parent_of(parent) end
 	if key ~= '' and (p or parent == '') then
 		kk = P .. K_key .. child_scope(parent, p and p.restarts) .. key
 		local existing = NEWKEY[kk] or KNOWN[kk]
@@ -188,7 +203,10 @@ for i = 0, n - 1 do
 			redis.call('HINCRBY', pk, 'children_' .. status, 1)
 			p.children_total = num(p.children_total) + 1
 			local new = overall(p)
-			if p.parent ~= '' then propagate_progress(p, old, new) end
+			if p.parent ~= '' and old ~= new then
+				propagate_progress(p, old, new)
+				PARENTS = {} -- it wrote children_progress above P
+			end
 			joblog(parent, 'info', p.attempt, 'child ' .. sid .. ' (' .. ty .. ') created')
 			if status == S_STOPPED then
 				joblog(sid, 'info', 0, 'created stopped: parent ' .. parent .. ' is ' .. p.status)
