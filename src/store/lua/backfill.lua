@@ -184,6 +184,9 @@ local function logs_step()
 end
 
 local more = 1
-if ix_step() and ended_step() and logs_step() then more = 0 end
+-- The ended step reads the buckets the ix step wrote.
+local moved = ix_step()
+ix_flush()
+if moved and ended_step() and logs_step() then more = 0 end
 flush(nil)
 return {more, indexed, converted}

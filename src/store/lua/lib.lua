@@ -298,7 +298,8 @@ local function index_names(cls, status, ty, run_by)
 end
 
 -- Index writes collected per call: IXDEFER[NAME][ID] = true (add) or
--- false (remove); the last write of an id wins, as in zset_later.
+-- false (remove); the last write of an id wins, as in zset_later. A
+-- script that reads the indexes after writing them flushes them first.
 local IXDEFER, IXNAMES = {}, {}
 local function ix_later(name, id, add)
 	local t = IXDEFER[name]
@@ -356,6 +357,7 @@ local function ix_flush()
 		if #dadd > 0 then redis.call('ZADD', d, unpack(dadd)) end
 		if #drem > 0 then redis.call('ZREM', d, unpack(drem)) end
 	end
+	IXDEFER, IXNAMES = {}, {}
 end
 
 -- Until the backfill has moved the indexes of an earlier version (sorted
