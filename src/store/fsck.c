@@ -42,10 +42,10 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 {
 	/* "ix": the listing index buckets and their directories, by SCAN
 	 * (its cursor is the start). */
-	static const char *const structures[] = {
-		"leases", "delayed",	   "roots", "roots_low",
-		"ended",  "logix:minutes", "ix"
-	};
+	static const char *const structures[] = { "leases", "delayed",
+						  "roots",  "roots_low",
+						  "ended",  "logix:minutes",
+						  "ix" };
 	int64_t seen[JOBD_STATUS_COUNT] = { 0 }, counts[JOBD_STATUS_COUNT];
 	int64_t before[JOBD_STATUS_COUNT];
 	int64_t next = 1;

@@ -37,7 +37,9 @@ local indexed, converted = 0, 0
 -- how many it took out of K.
 local function move_index(k, budget)
 	local name = string.sub(k, #P + #K_ix + 1)
-	local ids = redis.call('ZRANGE', k, 0, budget - 1)
+	local ids = redis.pcall('ZRANGE', k, 0, budget - 1)
+	-- Not a sorted set: not an index of jobd's, left alone.
+	if ids.err then return 0 end
 	for _, id in ipairs(ids) do
 		local v = redis.call('HMGET', jkey(id), F_status, F_type, F_run_by,
 			F_parent, F_system)
@@ -69,10 +71,9 @@ local function ix_step()
 				whole = false
 				break
 			end
-			if redis.call('TYPE', k).ok == 'zset' then
-				budget = budget - move_index(k, budget)
-				if redis.call('EXISTS', k) == 1 then whole = false end
-			end
+			local n = move_index(k, budget)
+			budget = budget - n
+			if n > 0 and redis.call('EXISTS', k) == 1 then whole = false end
 		end
 		-- A SCAN batch is passed once its sets are all moved: the next
 		-- call scans it again, and finds only what is left of it.

@@ -41,7 +41,8 @@ if what == 'ix' then
 		elseif string.sub(k, 1, #buckets) == buckets then
 			local name, b = string.match(string.sub(k, #buckets + 1), '^(.*):(%d+)$')
 			local dk = dirs .. (name or '')
-			if not name or redis.call('TYPE', k).ok ~= 'set' then
+			local ids = redis.pcall('SMEMBERS', k)
+			if not name or ids.err then
 				bad[#bad + 1] = k .. ': not an index bucket'
 			else
 				if not redis.call('ZSCORE', dk, b) then
@@ -51,7 +52,7 @@ if what == 'ix' then
 						fixed = fixed + 1
 					end
 				end
-				for _, id in ipairs(redis.call('SMEMBERS', k)) do
+				for _, id in ipairs(ids) do
 					local v = redis.call('HMGET', jkey(id), F_status, F_type,
 						F_run_by, F_parent, F_system)
 					local ok = false

@@ -317,8 +317,8 @@ local function ix_bucket(name, n)
 end
 
 -- Writes the collected index changes: per bucket one SADD and one SREM,
--- then SCARD tells whether the bucket was new or is now gone (Redis
--- deletes an emptied set), which the directory follows.
+-- and whether the bucket was new or is now gone (Redis deletes an
+-- emptied set), which the directory follows.
 local function ix_flush()
 	for _, name in ipairs(IXNAMES) do
 		local per = {}
@@ -335,20 +335,24 @@ local function ix_flush()
 		local dadd, drem = {}, {}
 		for b, e in pairs(per) do
 			local k = P .. K_ixb .. name .. ':' .. I(b)
+			local adds, rems = e[1], e[2]
+			-- A set that loses members existed; one that gains them
+			-- exists after. (EXISTS, not SCARD: the ACL rule of
+			-- docs/security.md allows it already.)
+			local before = #adds == 0 or redis.call('EXISTS', k) == 1
 			local added, removed = 0, 0
-			for i = 1, #e[1], 4000 do
-				added = added + redis.call('SADD', k, unpack(e[1], i, min(i + 3999, #e[1])))
+			for i = 1, #adds, 4000 do
+				added = added + redis.call('SADD', k, unpack(adds, i, min(i + 3999, #adds)))
 			end
-			for i = 1, #e[2], 4000 do
-				removed = removed + redis.call('SREM', k, unpack(e[2], i, min(i + 3999, #e[2])))
+			for i = 1, #rems, 4000 do
+				removed = removed + redis.call('SREM', k, unpack(rems, i, min(i + 3999, #rems)))
 			end
 			if added > 0 or removed > 0 then
-				local after = redis.call('SCARD', k)
-				local before = after - added + removed
-				if before == 0 and after > 0 then
+				local after = removed == 0 or redis.call('EXISTS', k) == 1
+				if after and not before then
 					dadd[#dadd + 1] = I(b)
 					dadd[#dadd + 1] = I(b)
-				elseif before > 0 and after == 0 then
+				elseif before and not after then
 					drem[#drem + 1] = I(b)
 				end
 			end

@@ -160,11 +160,7 @@ static inline int sv_is(struct sv v, int id)
 }
 
 /* Keys every job of a call may use, made once a call (ckey()). */
-enum {
-	CK_LEASES,
-	CK_ENDED,
-	NCKEYS
-};
+enum { CK_LEASES, CK_ENDED, NCKEYS };
 
 /* One deferred write of a listing index (lib.lua ix_later). */
 struct ixop {
@@ -232,8 +228,8 @@ struct call {
 	RedisModuleString *keys[NCKEYS]; /* ckey(), made on first use */
 	struct ixkey *ix;		 /* lib.lua IXDEFER, by bucket */
 	size_t nix, capix;
-	RedisModuleKey *limits;		 /* P:limits open, or NULL (limit_of) */
-	int limits_read;		 /* ... once per call */
+	RedisModuleKey *limits; /* P:limits open, or NULL (limit_of) */
+	int limits_read;	/* ... once per call */
 };
 
 /* One type's limits, as P:limits holds them (lib.lua limits()). */
