@@ -23,6 +23,11 @@
 #include "store/store.h"
 
 #define PURGE_BATCH 500
+/* The key of the cleanup jobd submits on start when the backfill has
+ * work: named after its newest step (the listing index buckets), since
+ * a store that an earlier version backfilled has the key of that job,
+ * which would make the submit find it and start none. */
+#define BACKFILL_KEY "cleanup:backfill:ix"
 #define LEASE_MS 60000
 
 /*
@@ -119,7 +124,7 @@ int jobd_cleanup_schedule(struct jobd_store *st, bool starting)
 	/* A store of an earlier version: its indexes now, not within the
 	 * hour (one such job per store: its key is fixed). */
 	if (starting && (rc = jobd_store_backfill_pending(st)) != 0) {
-		if (rc < 0 || (rc = submit(st, "cleanup:backfill")) < 0)
+		if (rc < 0 || (rc = submit(st, BACKFILL_KEY)) < 0)
 			return rc;
 	}
 	rc = jobd_store_time(st, &now);

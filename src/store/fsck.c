@@ -1,6 +1,7 @@
 /*
  * store/fsck: checking every job against its indexes, ready queues,
- * leases and parent counters, and repairing them from the job hashes.
+ * leases and parent counters, and repairing them from the job hashes;
+ * then the entries of those structures against the jobs they name.
  */
 #include "config.h"
 
@@ -39,9 +40,12 @@ void jobd_fsck_release(struct jobd_fsck *f)
 
 int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 {
+	/* "ix": the listing index buckets and their directories, by SCAN
+	 * (its cursor is the start). */
 	static const char *const structures[] = { "leases", "delayed",
 						  "roots",  "roots_low",
-						  "ended",  "logix:minutes" };
+						  "ended",  "logix:minutes",
+						  "ix" };
 	int64_t seen[JOBD_STATUS_COUNT] = { 0 }, counts[JOBD_STATUS_COUNT];
 	int64_t before[JOBD_STATUS_COUNT];
 	int64_t next = 1;

@@ -58,7 +58,7 @@ int jobd_store_backfill_pending(struct jobd_store *st)
 {
 	const char *p = st->conf->prefix;
 	redisReply *r =
-		jobd_store_command(st, "HMGET %s:backfill ended logs", p);
+		jobd_store_command(st, "HMGET %s:backfill ix ended logs", p);
 	int pending = 0;
 
 	if (!r)
@@ -78,7 +78,8 @@ int jobd_store_backfill_pending(struct jobd_store *st)
 	freeReplyObject(r);
 	if (pending)
 		return 1;
-	r = jobd_store_command(st, "HSET %s:backfill ended done logs done", p);
+	r = jobd_store_command(
+		st, "HSET %s:backfill ix done ended done logs done", p);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	freeReplyObject(r);

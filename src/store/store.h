@@ -521,8 +521,9 @@ int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
 
 /*
  * Builds the indexes that a store written by an earlier version lacks
- * (src/store/lua/backfill.lua: P:ended from the terminal roots, P:logix from
- * the per-minute log sets), visiting at most MAX ids or minutes.
+ * (src/store/lua/backfill.lua: the listing index buckets from the sorted
+ * sets P:ix:*, P:ended from the terminal roots, P:logix from the
+ * per-minute log sets), visiting at most MAX ids or minutes.
  * *INDEXED = roots indexed, *CONVERTED = log minutes converted by this
  * call; *MORE = call again. Progress is kept in Redis (P:backfill): any
  * process may continue it.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # backfill.sh: a store written by an earlier version (no P:ended, the log
-# search index as per-minute sets of job ids, P:logmin:MINUTE) is brought
-# up to this version's indexes by jobd itself when it starts: the
-# cleanup job "cleanup:backfill" indexes every ended root and converts
+# search index as per-minute sets of job ids, P:logmin:MINUTE, the
+# listing indexes as sorted sets, P:ix:NAME) is brought up to this
+# version's indexes by jobd itself when it starts: the cleanup job
+# "cleanup:backfill:ix" moves the listing indexes into their buckets
+# (listings read both meanwhile), indexes every ended root and converts
 # the log sets, the search across jobs then finds what was logged before,
 # retention then deletes what expired, and fsck finds nothing to repair.
 set -euo pipefail
@@ -52,7 +54,21 @@ rcli xadd "jobd:log:$old" "$((m + 1234))-0" level warn attempt 0 msg "logged by 
 rcli sadd "jobd:logmin:$m" "$old" >/dev/null
 for k in $(rcli --scan --pattern 'jobd:logix:*'); do rcli del "$k" >/dev/null; done
 rcli del jobd:ended jobd:backfill >/dev/null
-rcli del "jobd:key:cleanup:backfill" >/dev/null
+rcli del "jobd:key:cleanup:backfill:ix" >/dev/null
+listing() { jobctl list --all --system --json --limit 1000 |
+	python3 -c 'import json,sys; print(" ".join(str(j["id"]) for j in json.load(sys.stdin)["jobs"]))'; }
+before=$(listing)
+# The listing indexes as the sorted sets of module revision r9 and before.
+rcli eval "for _, k in ipairs(redis.call('KEYS', 'jobd:ixb:*')) do
+		local n = string.match(k, '^jobd:ixb:(.*):%d+$')
+		for _, id in ipairs(redis.call('SMEMBERS', k)) do
+			redis.call('ZADD', 'jobd:ix:' .. n, id, id)
+		end
+		redis.call('DEL', k)
+	end
+	for _, k in ipairs(redis.call('KEYS', 'jobd:ixd:*')) do redis.call('DEL', k) end" 0 >/dev/null
+[ -n "$(rcli --scan --pattern 'jobd:ix:*')" ] || fail "no index of the earlier layout"
+assert_eq "$before" "$(listing)" "the listing read from the earlier indexes"
 [ -z "$(jobctl logs --all --since 1h --grep 'earlier version')" ] ||
 	fail "the earlier version's entry is indexed already"
 
@@ -62,10 +78,12 @@ for ((i = 0; i < 600; i++)); do
 	[ "$(rcli hget jobd:backfill logs)" = done ] && [ "$(rcli hget jobd:backfill ended)" = done ] && break
 	sleep 0.1
 done
+assert_eq done "$(rcli hget jobd:backfill ix)" "P:backfill ix"
 assert_eq done "$(rcli hget jobd:backfill ended)" "P:backfill ended"
 assert_eq done "$(rcli hget jobd:backfill logs)" "P:backfill logs"
-id=$(rcli get jobd:key:cleanup:backfill)
-[ -n "$id" ] || fail "no cleanup:backfill job"
+assert_eq "" "$(rcli --scan --pattern 'jobd:ix:*')" "the earlier indexes moved"
+id=$(rcli get jobd:key:cleanup:backfill:ix)
+[ -n "$id" ] || fail "no cleanup:backfill:ix job"
 # 30 noop roots, the old one, and the cleanup jobs, once all ran.
 for ((i = 0; i < 600; i++)); do
 	[ "$(rcli hget jobd:count pending)" = 0 ] && [ "$(rcli hget jobd:count in_progress)" = 0 ] && break
@@ -78,6 +96,10 @@ assert_eq "$ended" "$(rcli zcard jobd:ended)" "every finished root in P:ended"
 assert_eq 0 "$(rcli --scan --pattern 'jobd:logmin:*' | wc -l)" "the log sets converted"
 found=$(jobctl logs --all --since 1h --grep 'earlier version')
 assert_contains "$found" "[$old]" "the search finds the earlier version's entry"
+case " $(listing) " in
+*" $before ") ;;
+*) fail "after the move, the listing $(listing) does not end with $before" ;;
+esac
 jobctl fsck >"$dir/fsck.out" || fail "fsck after the backfill: $(cat "$dir/fsck.out")"
 stop
 
@@ -86,7 +108,6 @@ cat >>"$dir/jobd.conf" <<CONF
 [retention]
 jobs = 1ms
 CONF
-rcli del "jobd:key:cleanup:backfill" >/dev/null
 for k in $(rcli --scan --pattern 'jobd:key:cleanup:*'); do rcli del "$k" >/dev/null; done
 start
 for ((i = 0; i < 600; i++)); do

@@ -52,7 +52,14 @@ p=$(pending)
 wpid=$!
 on_exit "kill -9 $wpid 2>/dev/null || true"
 # (The worker instance also runs its hourly cleanup job: count events.)
-events() { rcli zcard jobd:ix:ru:t:event | tr -d '\r'; }
+# The type index of event: the sizes of the buckets its directory lists.
+events() {
+	rcli eval "local n = 0
+		for _, b in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+			n = n + redis.call('SCARD', KEYS[2] .. b)
+		end
+		return n" 2 jobd:ixd:ru:t:event jobd:ixb:ru:t:event: | tr -d '\r'
+}
 for _ in $(seq 1 1200); do
 	[ "$(events)" -ge 3000 ] && [ "$(pending)" -eq 0 ] && break
 	sleep 0.1

@@ -2209,8 +2209,10 @@ START_TEST(test_purge_deletes_expired_trees_and_every_key)
 	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
 	ck_assert_int_eq(
 		keys_matching(fmt("jobd:children:%lld", (long long)done)), 0);
-	ck_assert_int_eq(keys_matching("jobd:ix:*:s:finished"), 0);
-	ck_assert_int_eq(keys_matching("jobd:ix:*:u:alice"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ixb:*:s:finished:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ixd:*:s:finished"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ixb:*:u:alice:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ixd:*:u:alice"), 0);
 	ck_assert_int_eq(keys_matching("jobd:purge"), 0);
 	ck_assert_int_eq(count_of(JOBD_FINISHED),
 			 counts_before[JOBD_FINISHED] - 3);
@@ -2224,7 +2226,7 @@ END_TEST
 /* Runs a redis-cli command against the test server (to corrupt it). */
 static void rcli(const char *args)
 {
-	char cmd[512];
+	char cmd[1024];
 
 	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' %s >/dev/null",
 		 jobd_test_redis_address(redis), args);
@@ -2304,6 +2306,17 @@ static bool zscore(const char *key, long long member, long long *score)
 	if (score)
 		*score = v;
 	return in;
+}
+
+/* Whether job ID is in listing index NAME: in the bucket of its id. */
+static bool in_index(const char *name, long long id)
+{
+	long long v = 0;
+
+	ck_assert_uint_eq(rcli_ints(&v, 1, "sismember jobd:ixb:%s:%lld %lld",
+				    name, id / 512, id),
+			  1);
+	return v == 1;
 }
 
 static int64_t finished_at(int64_t id)
@@ -2386,10 +2399,10 @@ START_TEST(test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late)
 	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)old)),
 			 0);
 	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
-	ck_assert_int_eq(keys_matching("jobd:ix:*:u:carol"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ixb:*:u:carol:*"), 0);
 	ck_assert(!zscore("jobd:ended", old, NULL));
-	ck_assert(!zscore("jobd:ix:ru:s:finished", old, NULL));
-	ck_assert(!zscore("jobd:ix:cu:s:finished", kid, NULL));
+	ck_assert(!in_index("ru:s:finished", old));
+	ck_assert(!in_index("cu:s:finished", kid));
 	/* Exactly those: every old root stays, indexed at its new end. */
 	ck_assert_int_eq(rcli_int("zcard jobd:ended"), OLD_ROOTS);
 	ck_assert_int_eq(count_of(JOBD_FINISHED), OLD_ROOTS);
@@ -2476,6 +2489,176 @@ START_TEST(test_purge_of_a_root_canceled_mid_cascade_leaves_no_queue_behind)
 	ck_assert_int_eq(jobd_store_cascades_run(st, 10, &left), 0);
 	ck_assert_int_eq(keys_matching("jobd:cascades"), 0);
 	ck_assert_int_eq(keys_matching("jobd:cascade:*"), 0);
+}
+END_TEST
+
+/* The ids of every page of F, two a page (so that paging crosses the
+ * buckets), as text: "1030 1029 ..." (caller frees). */
+static char *listed(struct jobd_filter f)
+{
+	char *out = calloc(1, 8192), after[64];
+	size_t len = 0;
+
+	ck_assert_ptr_nonnull(out);
+	f.limit = 2;
+	for (int pages = 0; pages < 200; pages++) {
+		struct jobd_job_list list;
+		bool more;
+
+		ck_assert_int_eq(jobd_store_list(st, &f, &list), 0);
+		for (size_t i = 0; i < list.n; i++)
+			len += (size_t)snprintf(out + len, 8192 - len, "%lld ",
+						(long long)list.jobs[i]->id);
+		more = f.sort ? list.after[0] != 0 : list.next != 0;
+		snprintf(after, sizeof(after), "%s", list.after);
+		f.after = after;
+		f.cursor = list.next;
+		jobd_job_list_release(&list);
+		if (!more)
+			return out;
+	}
+	ck_abort_msg("more than 200 pages");
+	return out;
+}
+
+/* The listings test_upgrade_* compares, by filter. */
+static const struct jobd_filter upgrade_filters[] = {
+	{ .all = true, .system = true },
+	{ .status = "pending", .all = true },
+	{ .status = "finished", .system = true },
+	{ .status = "stopped" },
+	{ .type = "noop", .all = true },
+	{ .run_by = "carol" },
+	{ .all = true, .system = true, .sort = "created" },
+	{ .status = "pending", .sort = "created", .desc = true },
+};
+#define NFILTERS (sizeof(upgrade_filters) / sizeof(upgrade_filters[0]))
+
+/*
+ * A store written with the sorted-set indexes of module revisions up to
+ * r9 (P:ix:NAME, score = id): listings read them until the backfill has
+ * moved them into the buckets, a transition meanwhile writes only the
+ * buckets (its old entry goes stale, and listings skip it), and the
+ * backfill, in batches, leaves every job in exactly its buckets: fsck
+ * finds nothing, and every listing is what it was.
+ */
+START_TEST(test_upgrade_moves_the_sorted_set_indexes_into_buckets)
+{
+	char *want[NFILTERS], *got;
+	int64_t ids[12], stop;
+	size_t n, m, calls = 0;
+	bool more = true;
+	struct jobd_fsck f;
+
+	/* Ids across the bucket of 512 to 1023 and the next. */
+	rcli("SET jobd:seq 1015");
+	for (int i = 0; i < 12; i++)
+		ids[i] = create_full(i % 3 == 0 ? "sys" : "noop",
+				     i == 4 ? ids[3] : 0, NULL, false,
+				     i % 2 ? "carol" : NULL, NULL);
+	ck_assert_int_eq(ids[11], 1027);
+	op_ok(JOBD_OP_STOP, ids[1]);
+	ck_assert_uint_ge(run_ready(NULL), 1);
+	stop = create_full("noop", 0, NULL, false, NULL, NULL);
+	create_full("noop", 0, NULL, false, "carol", NULL);
+	create_full("sys", 0, NULL, false, NULL, NULL);
+	for (size_t i = 0; i < NFILTERS; i++)
+		want[i] = listed(upgrade_filters[i]);
+	ck_assert_str_ne(want[1], "");
+
+	/* The earlier layout: each bucket into its index's sorted set, an
+	 * index of running jobs as the oldest versions wrote, and no
+	 * backfill of it done. */
+	rcli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'jobd:ixb:*')) do "
+	     "local n = string.match(k, '^jobd:ixb:(.*):%d+$') "
+	     "for _, id in ipairs(redis.call('SMEMBERS', k)) do "
+	     "redis.call('ZADD', 'jobd:ix:' .. n, id, id) end "
+	     "redis.call('DEL', k) end "
+	     "for _, k in ipairs(redis.call('KEYS', 'jobd:ixd:*')) do "
+	     "redis.call('DEL', k) end\" 0");
+	rcli(fmt("ZADD jobd:ix:ru:s:in_progress %lld %lld", (long long)stop,
+		 (long long)stop));
+	rcli("HDEL jobd:backfill ix");
+	ck_assert_int_eq(keys_matching("jobd:ix[bd]:*"), 0);
+	for (size_t i = 0; i < NFILTERS; i++) {
+		got = listed(upgrade_filters[i]);
+		ck_assert_str_eq(got, want[i]);
+		free(got);
+	}
+
+	/* A stop before the backfill: pending in the old index, stopped in
+	 * a bucket; listed once, as stopped. */
+	op_ok(JOBD_OP_STOP, stop);
+	got = listed(upgrade_filters[1]);
+	ck_assert_ptr_null(strstr(got, fmt("%lld ", (long long)stop)));
+	free(got);
+	got = listed(upgrade_filters[3]);
+	ck_assert_str_eq(got, fmt("%lld %s", (long long)stop, want[3]));
+	free(got);
+	free(want[0]);
+	want[0] = listed(upgrade_filters[0]);
+	ck_assert_ptr_nonnull(strstr(want[0], fmt("%lld ", (long long)stop)));
+	ck_assert_ptr_null(
+		strstr(strstr(want[0], fmt("%lld ", (long long)stop)) + 1,
+		       fmt(" %lld ", (long long)stop)));
+	free(want[1]);
+	want[1] = listed(upgrade_filters[1]);
+	free(want[3]);
+	want[3] = listed(upgrade_filters[3]);
+	free(want[7]);
+	want[7] = listed(upgrade_filters[7]);
+
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
+	/* Batches of 2 prove that the move carries over calls; then the
+	 * month of log minutes in larger ones. */
+	while (more && !rcli_int("EVAL \"return redis.call('HGET', "
+				 "'jobd:backfill', 'ix') == 'done' and 1 "
+				 "or 0\" 0")) {
+		ck_assert_uint_lt(++calls, 100);
+		ck_assert_int_eq(jobd_store_backfill(st, 2, &n, &m, &more), 0);
+	}
+	ck_assert_uint_gt(calls, 5);
+	while (more) {
+		ck_assert_uint_lt(++calls, 200);
+		ck_assert_int_eq(jobd_store_backfill(st, 10000, &n, &m, &more),
+				 0);
+	}
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	ck_assert_int_eq(keys_matching("jobd:ix:*"), 0);
+	ck_assert(in_index("ru:s:stopped", stop));
+	ck_assert(!in_index("ru:s:pending", stop));
+	for (size_t i = 0; i < NFILTERS; i++) {
+		got = listed(upgrade_filters[i]);
+		ck_assert_str_eq(got, want[i]);
+		free(got);
+		free(want[i]);
+	}
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "after the upgrade: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+}
+END_TEST
+
+/* The listing index buckets against the jobs and their directories:
+ * an entry of a job of another type, a job out of its bucket, a bucket
+ * its directory does not list, a directory entry without its bucket. */
+START_TEST(test_fsck_checks_and_repairs_the_index_buckets)
+{
+	int64_t a = create("noop", 0), b = create("sys", 0);
+
+	(void)b;
+	rcli(fmt("SADD jobd:ixb:ru:t:other:0 %lld", (long long)a));
+	rcli("ZADD jobd:ixd:ru:t:other 0 0");
+	rcli(fmt("SREM jobd:ixb:ru:t:noop:0 %lld", (long long)a));
+	rcli("ZREM jobd:ixd:rs:t:sys 0");
+	rcli("ZADD jobd:ixd:ru:s:pending 7 7");
+	fsck_then_repair(4);
+	ck_assert(in_index("ru:t:noop", a));
+	ck_assert_int_eq(rcli_int("zcard jobd:ixd:ru:t:noop"), 1);
+	ck_assert_int_eq(keys_matching("jobd:ix?:ru:t:other*"), 0);
+	ck_assert_int_eq(rcli_int("zcard jobd:ixd:rs:t:sys"), 1);
+	ck_assert_int_eq(rcli_int("zcard jobd:ixd:ru:s:pending"), 1);
 }
 END_TEST
 
@@ -2572,7 +2755,8 @@ START_TEST(test_fsck_finds_and_repairs_corruption)
 	 * of its index, a lease for a pending job, wrong parent counters,
 	 * a status counter off. */
 	rcli(fmt("ZADD jobd:roots 0 =%lld", (long long)a));
-	rcli(fmt("ZREM jobd:ix:ru:s:pending %lld", (long long)b));
+	rcli(fmt("SREM jobd:ixb:ru:s:pending:%lld %lld", (long long)b / 512,
+		 (long long)b));
 	rcli(fmt("ZADD jobd:leases 0 %lld", (long long)c1));
 	rcli(fmt("HSET jobd:job:%lld children_total 9 children_pending 0",
 		 (long long)p));
@@ -3180,6 +3364,9 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc, test_stats_first_call_after_upgrade_counts_each_job_once);
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
+	tcase_add_test(tc,
+		       test_upgrade_moves_the_sorted_set_indexes_into_buckets);
+	tcase_add_test(tc, test_fsck_checks_and_repairs_the_index_buckets);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(big, setup, teardown);

@@ -5,6 +5,15 @@
 -- Reply: {work left (0/1), ended roots indexed, log minutes converted}
 -- Progress lives in the hash P:backfill, so any process may continue
 -- where another stopped:
+--   ix     CURSOR (of a SCAN over P:ix:*) or "done": the listing indexes
+--          of module revisions up to r9, one sorted set per index
+--          (P:ix:NAME, score = id), move into this version's buckets
+--          (lib.lua index_names: P:ixb:NAME:BUCKET and P:ixd:NAME), at
+--          most MAX ids a call. Each id is checked against its job hash:
+--          the transitions of this version write only the buckets, so an
+--          old entry may be stale (the job moved on, or is gone) and is
+--          dropped. Each old set is deleted as it empties. Until this step
+--          is done, listings read the old sets too (lib.lua ix_legacy).
 --   ended  "K:ID" (the K-th terminal root index, done up to id ID) or
 --          "done": P:ended (retention's index) gets every root job that
 --          is finished or canceled, at its finished_at. Jobs ending
@@ -24,13 +33,72 @@ local SOURCES = {'ru:s:finished', 'ru:s:canceled', 'rs:s:finished', 'rs:s:cancel
 local LEGACY_MS = 2592000000 + 60000 -- what the earlier sets lived
 local indexed, converted = 0, 0
 
+-- Moves up to BUDGET ids of the old index K into the buckets; returns
+-- how many it took out of K.
+local function move_index(k, budget)
+	local name = string.sub(k, #P + #K_ix + 1)
+	local ids = redis.pcall('ZRANGE', k, 0, budget - 1)
+	-- Not a sorted set: not an index of jobd's, left alone.
+	if ids.err then return 0 end
+	for _, id in ipairs(ids) do
+		local v = redis.call('HMGET', jkey(id), F_status, F_type, F_run_by,
+			F_parent, F_system)
+		if v[1] then
+			-- A running job has no status index (an empty status names
+			-- none), whatever an older version wrote.
+			local st = running(v[1]) and '' or v[1]
+			for _, n in ipairs(index_names(class_of(v[4] or '', v[5] or '0'),
+				st, v[2] or '', v[3] or '')) do
+				if n == name then ix_later(n, id, true) end
+			end
+		end
+	end
+	for i = 1, #ids, 2000 do
+		redis.call('ZREM', k, unpack(ids, i, min(i + 1999, #ids)))
+	end
+	return #ids
+end
+
+local function ix_step()
+	local at = redis.call('HGET', state, 'ix') or '0'
+	if at == 'done' then return true end
+	local budget = batch
+	for _ = 1, 10 do
+		local r = redis.call('SCAN', at, 'MATCH', P .. K_ix .. '*', 'COUNT', 100)
+		local whole = true
+		for _, k in ipairs(r[2]) do
+			if budget <= 0 then
+				whole = false
+				break
+			end
+			local n = move_index(k, budget)
+			budget = budget - n
+			if n > 0 and redis.call('EXISTS', k) == 1 then whole = false end
+		end
+		-- A SCAN batch is passed once its sets are all moved: the next
+		-- call scans it again, and finds only what is left of it.
+		if not whole then break end
+		at = r[1]
+		if at == '0' then
+			redis.call('HSET', state, 'ix', 'done')
+			return true
+		end
+		if budget <= 0 then break end
+	end
+	redis.call('HSET', state, 'ix', at)
+	return false
+end
+
 local function ended_step()
 	local at = redis.call('HGET', state, 'ended') or '1:0'
 	if at == 'done' then return true end
 	local k, last = string.match(at, '^(%d+):(%d+)$')
-	k, last = tonumber(k) or 1, last or '0'
-	local ids = redis.call('ZRANGEBYSCORE', P .. K_ix .. SOURCES[k],
-		'(' .. last, '+inf', 'LIMIT', 0, batch)
+	k, last = tonumber(k) or 1, tonumber(last) or 0
+	local ids, more = ix_read(SOURCES[k], last > 0 and last or nil, true, batch)
+	if #ids > batch then
+		for i = #ids, batch + 1, -1 do ids[i] = nil end
+		more = true
+	end
 	for _, id in ipairs(ids) do
 		local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
 		if terminal(v[1]) and not v[3] then
@@ -38,8 +106,8 @@ local function ended_step()
 			indexed = indexed + 1
 		end
 	end
-	if #ids == batch then
-		redis.call('HSET', state, 'ended', k .. ':' .. ids[#ids])
+	if more and #ids > 0 then
+		redis.call('HSET', state, 'ended', k .. ':' .. I(ids[#ids]))
 	elseif k < #SOURCES then
 		redis.call('HSET', state, 'ended', (k + 1) .. ':0')
 	else
@@ -117,5 +185,9 @@ local function logs_step()
 end
 
 local more = 1
-if ended_step() and logs_step() then more = 0 end
+-- The ended step reads the buckets the ix step wrote.
+local moved = ix_step()
+ix_flush()
+if moved and ended_step() and logs_step() then more = 0 end
+flush(nil)
 return {more, indexed, converted}

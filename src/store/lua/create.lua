@@ -191,8 +191,8 @@ for i = 0, n - 1 do
 			NEWKEYS[#NEWKEYS + 1] = sid
 		end
 		local cls = class_of(parent, system)
-		for _, ik in ipairs(index_keys(cls, status, ty, run_by)) do
-			zset_later(ik, sid, sid) -- text: a number costs a %.17g format
+		for _, name in ipairs(index_names(cls, status, ty, run_by)) do
+			ix_later(name, sid, true)
 		end
 		count_add(status, 1)
 		if p then

@@ -6,7 +6,8 @@
 --   {status, n, status, n, ...} (jobs seen per status)}
 -- Checked for every job of the range: it is in exactly the status index
 -- its status implies (P:leases for running jobs), in its type and run_by
--- indexes, in P:ended at its finished_at when it is an ended root (and
+-- indexes (the bucket of its id; fsck_refs.lua checks each bucket's
+-- entries and the directories), in P:ended at its finished_at when it is an ended root (and
 -- only then); a pending job is in exactly one ready queue (or delayed), no
 -- other job in any, and a job whose not_before (retry or run time) is to
 -- come in the delayed set, not ready before its time; a parent's children
@@ -43,6 +44,25 @@ local function member(id, key, want, score, what)
 	end
 end
 
+-- Membership of ID in index NAME (its bucket, lib.lua ix_bucket) should
+-- be WANT. While the backfill has not moved an earlier version's indexes
+-- (lib.lua ix_legacy), a job still in its old index is not missing.
+local legacy = ix_legacy()
+local function in_index(id, name, want, what)
+	local key = ix_bucket(name, id)
+	local has = redis.call('SISMEMBER', key, id) == 1
+	if has == want then return end
+	if want and legacy and redis.call('ZSCORE', P .. K_ix .. name, id) then
+		return
+	end
+	violation(id, (want and 'missing from ' or 'stale entry in ') .. what ..
+		' (' .. key .. ')')
+	if repair then
+		ix_later(name, id, want)
+		fixed = fixed + 1
+	end
+end
+
 local STATIC = {S_PENDING, S_STOPPED, S_FINISHED, S_CANCELED}
 local last = math.min(seq, from + count - 1)
 for n = from, last do
@@ -50,15 +70,15 @@ for n = from, last do
 	local h = load(id)
 	if h then
 		seen[h.status] = (seen[h.status] or 0) + 1
-		local base = P .. K_ix .. class_of(h.parent, h.system)
+		local cls = class_of(h.parent, h.system)
 		for _, st in ipairs(STATIC) do
-			member(id, base .. ':s:' .. st, st == h.status, id, st .. ' index')
+			in_index(id, cls .. ':s:' .. st, st == h.status, st .. ' index')
 		end
 		member(id, P .. K_leases, running(h.status),
 			h.awaiting == '1' and '+inf' or NOWS, 'leases')
-		member(id, base .. ':t:' .. h.type, true, id, 'type index')
+		in_index(id, cls .. ':t:' .. h.type, true, 'type index')
 		if h.run_by ~= '' then
-			member(id, base .. ':u:' .. h.run_by, true, id, 'run_by index')
+			in_index(id, cls .. ':u:' .. h.run_by, true, 'run_by index')
 		end
 		-- Retention's index: every ended root, at its end time.
 		local ended = h.parent == '' and terminal(h.status)

@@ -6,8 +6,8 @@
 -- minute has its stream: one that expired or was deleted is dropped). fsck.lua checks the
 -- other direction, from each job.
 -- ARGV: prefix, structure (leases | delayed | roots | roots_low | ended |
---   logix:minutes), start
---   (rank), count, repair (0/1)
+--   logix:minutes | ix), start
+--   (rank; for ix a SCAN cursor), count, repair (0/1)
 -- Reply: {next start (0 = done), fixed, {violation...}}
 
 local what, start, count = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -15,6 +15,77 @@ local repair = ARGV[5] == '1'
 local bad = {}
 local fixed, removed = 0, 0
 local key = P .. ':' .. what
+
+-- The listing indexes (lib.lua index_names), by a SCAN over P:ix*
+-- (START is its cursor): each directory P:ixd:NAME lists exactly the
+-- buckets P:ixb:NAME:BUCKET that exist, and each bucket holds only ids
+-- of its range whose job belongs in NAME. An index of an earlier
+-- version (P:ix:NAME) left after the backfill moved them is reported,
+-- and the repair has the backfill run that step again.
+if what == 'ix' then
+	local r = redis.call('SCAN', ARGV[3], 'MATCH', P .. ':ix*', 'COUNT', count)
+	local moved = redis.call('HGET', P .. ':backfill', 'ix') == 'done'
+	local dirs, buckets = P .. K_ixd, P .. K_ixb
+	for _, k in ipairs(r[2]) do
+		if string.sub(k, 1, #dirs) == dirs then
+			local name = string.sub(k, #dirs + 1)
+			for _, b in ipairs(redis.call('ZRANGE', k, 0, -1)) do
+				if redis.call('EXISTS', buckets .. name .. ':' .. b) == 0 then
+					bad[#bad + 1] = k .. ': ' .. b .. ': no such bucket'
+					if repair then
+						redis.call('ZREM', k, b)
+						fixed = fixed + 1
+					end
+				end
+			end
+		elseif string.sub(k, 1, #buckets) == buckets then
+			local name, b = string.match(string.sub(k, #buckets + 1), '^(.*):(%d+)$')
+			local dk = dirs .. (name or '')
+			local ids = redis.pcall('SMEMBERS', k)
+			if not name or ids.err then
+				bad[#bad + 1] = k .. ': not an index bucket'
+			else
+				if not redis.call('ZSCORE', dk, b) then
+					bad[#bad + 1] = dk .. ': bucket ' .. b .. ' missing'
+					if repair then
+						redis.call('ZADD', dk, b, b)
+						fixed = fixed + 1
+					end
+				end
+				for _, id in ipairs(ids) do
+					local v = redis.call('HMGET', jkey(id), F_status, F_type,
+						F_run_by, F_parent, F_system)
+					local ok = false
+					if v[1] and floor(tonumber(id) / N_IX_BUCKET) == tonumber(b) then
+						local st = running(v[1]) and '' or v[1]
+						for _, n in ipairs(index_names(class_of(v[4] or '', v[5] or '0'),
+							st, v[2] or '', v[3] or '')) do
+							if n == name then ok = true end
+						end
+					end
+					if not ok then
+						bad[#bad + 1] = k .. ': ' .. id .. ': ' .. (v[1] and
+							'job is not of this index' or 'no such job')
+						if repair then
+							ix_later(name, id, false)
+							fixed = fixed + 1
+						end
+					end
+				end
+			end
+		elseif moved and string.sub(k, 1, #P + #K_ix) == P .. K_ix then
+			bad[#bad + 1] = k .. ': an index of an earlier version, left ' ..
+				'after the backfill moved them'
+			if repair then
+				redis.call('HDEL', P .. ':backfill', 'ix')
+				fixed = fixed + 1
+			end
+		end
+	end
+	flush(nil)
+	return {tonumber(r[1]), fixed, bad}
+end
+
 local members = redis.call('ZRANGE', key, start, start + count - 1)
 
 local function drop(k, m, msg)

@@ -281,12 +281,134 @@ end
 local WAKE = false
 
 
--- Index keys of one job, for its class and dimensions.
-local function index_keys(cls, status, ty, run_by)
-	local base = P .. K_ix .. cls
-	local k = {base .. ':s:' .. status, base .. ':t:' .. ty}
-	if run_by and run_by ~= '' then k[#k + 1] = base .. ':u:' .. run_by end
+-- The listing indexes (docs/redis-keys.md, "Indexes (listing)"): an
+-- index NAME (CLASS:s:STATUS, CLASS:t:TYPE, CLASS:u:USER) is a set of
+-- ids per range of N_IX_BUCKET ids, P:ixb:NAME:BUCKET (BUCKET = id /
+-- N_IX_BUCKET), with the non-empty buckets in the sorted set P:ixd:NAME
+-- (member = score = BUCKET), so a listing walks the buckets in id order
+-- and skips the empty ranges. A bucket of at most set-max-intset-entries
+-- (512) integers is an intset: 4 bytes an id below 2^31, where a
+-- sorted-set skiplist member costs about 100 (bench/README.md, "Memory
+-- per job"), and an SADD costs fewer instructions than a ZADD. Written
+-- at the end of a call (flush), one SADD and one SREM per bucket.
+local function index_names(cls, status, ty, run_by)
+	local k = {cls .. ':s:' .. status, cls .. ':t:' .. ty}
+	if run_by and run_by ~= '' then k[#k + 1] = cls .. ':u:' .. run_by end
 	return k
+end
+
+-- Index writes collected per call: IXDEFER[NAME][ID] = true (add) or
+-- false (remove); the last write of an id wins, as in zset_later. A
+-- script that reads the indexes after writing them flushes them first.
+local IXDEFER, IXNAMES = {}, {}
+local function ix_later(name, id, add)
+	local t = IXDEFER[name]
+	if not t then
+		t = {}
+		IXDEFER[name] = t
+		IXNAMES[#IXNAMES + 1] = name
+	end
+	t[tostring(id)] = add
+end
+
+-- The bucket key of index NAME that holds id N (a number or its text).
+local function ix_bucket(name, n)
+	return P .. K_ixb .. name .. ':' .. I(floor(n / N_IX_BUCKET))
+end
+
+-- Writes the collected index changes: per bucket one SADD and one SREM,
+-- and whether the bucket was new or is now gone (Redis deletes an
+-- emptied set), which the directory follows.
+local function ix_flush()
+	for _, name in ipairs(IXNAMES) do
+		local per = {}
+		for id, add in pairs(IXDEFER[name]) do
+			local b = floor(id / N_IX_BUCKET)
+			local e = per[b]
+			if not e then
+				e = {{}, {}}
+				per[b] = e
+			end
+			local l = e[add and 1 or 2]
+			l[#l + 1] = id
+		end
+		local dadd, drem = {}, {}
+		for b, e in pairs(per) do
+			local k = P .. K_ixb .. name .. ':' .. I(b)
+			local adds, rems = e[1], e[2]
+			-- A set that loses members existed; one that gains them
+			-- exists after. (EXISTS, not SCARD: the ACL rule of
+			-- docs/security.md allows it already.)
+			local before = #adds == 0 or redis.call('EXISTS', k) == 1
+			local added, removed = 0, 0
+			for i = 1, #adds, 4000 do
+				added = added + redis.call('SADD', k, unpack(adds, i, min(i + 3999, #adds)))
+			end
+			for i = 1, #rems, 4000 do
+				removed = removed + redis.call('SREM', k, unpack(rems, i, min(i + 3999, #rems)))
+			end
+			if added > 0 or removed > 0 then
+				local after = removed == 0 or redis.call('EXISTS', k) == 1
+				if after and not before then
+					dadd[#dadd + 1] = I(b)
+					dadd[#dadd + 1] = I(b)
+				elseif before and not after then
+					drem[#drem + 1] = I(b)
+				end
+			end
+		end
+		local d = P .. K_ixd .. name
+		if #dadd > 0 then redis.call('ZADD', d, unpack(dadd)) end
+		if #drem > 0 then redis.call('ZREM', d, unpack(drem)) end
+	end
+	IXDEFER, IXNAMES = {}, {}
+end
+
+-- Until the backfill has moved the indexes of an earlier version (sorted
+-- sets P:ix:NAME, score = id) into the buckets, listings read both
+-- (backfill.lua, step ix): the transitions write only the buckets, so an
+-- entry of the old index may be stale, and readers check every id
+-- against its job hash and drop the repeats.
+local function ix_legacy()
+	return redis.call('HGET', P .. ':backfill', 'ix') ~= 'done'
+end
+
+-- Ids of index NAME past FROM (exclusive; nil: from the first) in id
+-- order (ASC, or newest first), whole buckets until at least N: returns
+-- them and whether buckets beyond them may hold more.
+local function ix_read(name, from, asc, n)
+	local d = P .. K_ixd .. name
+	local out = {}
+	local bound
+	if from then bound = I(floor(from / N_IX_BUCKET))
+	else bound = asc and '-inf' or '+inf' end
+	while #out < n do
+		local want = floor((n - #out) / N_IX_BUCKET) + 2
+		local bs
+		if asc then
+			bs = redis.call('ZRANGEBYSCORE', d, bound, '+inf', 'LIMIT', 0, want)
+		else
+			bs = redis.call('ZREVRANGEBYSCORE', d, bound, '-inf', 'LIMIT', 0, want)
+		end
+		for _, b in ipairs(bs) do
+			local ids = {}
+			for _, m in ipairs(redis.call('SMEMBERS', P .. K_ixb .. name .. ':' .. b)) do
+				local id = tonumber(m)
+				if id and (not from or (asc and id > from) or (not asc and id < from)) then
+					ids[#ids + 1] = id
+				end
+			end
+			if asc then table.sort(ids)
+			else table.sort(ids, function(x, y) return x > y end) end
+			for _, id in ipairs(ids) do out[#out + 1] = id end
+			bound = '(' .. b
+			if #out >= n then
+				return out, true
+			end
+		end
+		if #bs < want then return out, false end
+	end
+	return out, true
 end
 
 -- Reads fields of a job into a table (absent fields read as '', an
@@ -592,11 +714,10 @@ local function set_status(h, to, fields)
 	local from = h.status
 	local k = jkey(h.id)
 	local cls = class_of(h.parent, h.system)
-	local base = P .. K_ix .. cls
 	fields = fields or {}
 	if from ~= to then
-		if not running(from) then zset_later(base .. ':s:' .. from, h.id, false) end
-		if not running(to) then zset_later(base .. ':s:' .. to, h.id, h.id) end
+		if not running(from) then ix_later(cls .. ':s:' .. from, h.id, false) end
+		if not running(to) then ix_later(cls .. ':s:' .. to, h.id, true) end
 		count_add(from, -1)
 		count_add(to, 1)
 		-- Retention's index (purge.lua): root jobs that ended, by the
@@ -948,6 +1069,7 @@ end
 -- Writes what a script call summed up: statistics, status counters, the
 -- virtual runtime floor, and one wake-up for idle workers.
 local function flush(ttl_ms)
+	ix_flush()
 	for _, k in ipairs(ZKEYS) do
 		local add, rem = {}, {}
 		for m, sc in pairs(ZDEFER[k]) do
@@ -989,6 +1111,7 @@ local function begin(args)
 	NOWS = I(NOW)
 	MINUTE = NOW - NOW % N_MINUTE_MS
 	ZDEFER, ZKEYS = {}, {}
+	IXDEFER, IXNAMES = {}, {}
 	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
 	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
 	LOG_MAX, LOGIX_SEEN = nil, nil

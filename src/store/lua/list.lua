@@ -37,15 +37,33 @@ if leases then
 	for i = 1, math.min(#ids, fetch) do cand[#cand + 1] = ids[i] end
 	if #ids > fetch then full = true end
 end
+-- Each index gives up to FETCH ids below the cursor (its buckets, newest
+-- first); while the backfill has not moved an earlier version's index,
+-- that one too (lib.lua ix_legacy).
+local legacy = ix_legacy()
 for cls in pairs(classes) do
 	for _, dim in ipairs(dims) do
-		local ids = redis.call('ZREVRANGEBYSCORE', P .. K_ix .. cls .. dim,
-			max, '-inf', 'LIMIT', 0, fetch)
-		if #ids == fetch then full = true end
-		for _, id in ipairs(ids) do cand[#cand + 1] = tonumber(id) end
+		local ids = ix_read(cls .. dim, cursor > 0 and cursor or nil, false, fetch)
+		if #ids >= fetch then full = true end
+		for i = 1, math.min(#ids, fetch) do cand[#cand + 1] = ids[i] end
+		if legacy then
+			ids = redis.call('ZREVRANGEBYSCORE', P .. K_ix .. cls .. dim,
+				max, '-inf', 'LIMIT', 0, fetch)
+			if #ids == fetch then full = true end
+			for _, id in ipairs(ids) do cand[#cand + 1] = tonumber(id) end
+		end
 	end
 end
 table.sort(cand, function(x, y) return x > y end)
+-- An id in both an old index and a bucket (or in two old ones) once.
+local j = 0
+for i = 1, #cand do
+	if cand[i] ~= cand[j] then
+		j = j + 1
+		cand[j] = cand[i]
+	end
+end
+for i = #cand, j + 1, -1 do cand[i] = nil end
 
 local out = {NOW, 0, 0}
 local found, examined, last = 0, 0, 0

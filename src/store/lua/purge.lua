@@ -61,17 +61,17 @@ while budget > 0 do
 		local h = load_fields(id, {F_status, F_parent, F_root, F_type, F_system,
 			F_run_by, F_key, F_restarts})
 		if h then
-			local base = P .. K_ix .. class_of(h.parent, h.system)
+			local cls = class_of(h.parent, h.system)
 			if running(h.status) then
 				zset_later(P .. K_leases, id, false)
 			else
-				zset_later(base .. ':s:' .. h.status, id, false)
+				ix_later(cls .. ':s:' .. h.status, id, false)
 			end
 			-- A descendant that a cancel's cascade has not reached yet
 			-- (its operator died) may still wait in a ready queue.
 			if h.status == S_PENDING then dequeue(h) end
-			zset_later(base .. ':t:' .. h.type, id, false)
-			if h.run_by ~= '' then zset_later(base .. ':u:' .. h.run_by, id, false) end
+			ix_later(cls .. ':t:' .. h.type, id, false)
+			if h.run_by ~= '' then ix_later(cls .. ':u:' .. h.run_by, id, false) end
 			if h.key ~= '' then redis.call('DEL', P .. K_key .. scope .. h.key) end
 			if h.parent == '' then zset_later(ended, id, false) end
 			count_add(h.status, -1)

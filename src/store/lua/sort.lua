@@ -39,12 +39,20 @@ if by == 'created' and after ~= '' then from = tonumber(after) or 0 end
 
 -- Streams of ids in order, one per index, merged: each is read 200 at a
 -- time, so WINDOW entries cost about WINDOW reads however many indexes.
+-- An index (lib.lua ix_read) is read a bucket at a time; while the
+-- backfill has not moved an earlier version's index, that one is a
+-- stream too (lib.lua ix_legacy).
 local CHUNK = 200
 local streams = {}
+local legacy = ix_legacy()
 for cls in pairs(classes) do
 	for _, dim in ipairs(dims) do
-		streams[#streams + 1] = {key = P .. K_ix .. cls .. dim, buf = {},
+		streams[#streams + 1] = {name = cls .. dim, buf = {},
 			pos = 1, last = from, done = false}
+		if legacy then
+			streams[#streams + 1] = {key = P .. K_ix .. cls .. dim, buf = {},
+				pos = 1, last = from, done = false}
+		end
 	end
 end
 if leases then
@@ -61,7 +69,12 @@ if leases then
 end
 
 local function head(s)
-	if s.pos > #s.buf and not s.done then
+	if s.pos > #s.buf and not s.done and s.name then
+		local more
+		s.buf, more = ix_read(s.name, s.last > 0 and s.last or nil, ascending, 1)
+		s.pos, s.done = 1, not more
+		if #s.buf > 0 then s.last = s.buf[#s.buf] end
+	elseif s.pos > #s.buf and not s.done then
 		local ids
 		if ascending then
 			ids = redis.call('ZRANGEBYSCORE', s.key, '(' .. I(s.last), '+inf',
@@ -78,16 +91,21 @@ local function head(s)
 	return s.buf[s.pos]
 end
 
--- The next id of the merged order, or nil when every stream is dry.
+-- The next id of the merged order, or nil when every stream is dry. An
+-- id in two streams (an earlier version's index and a bucket) comes once.
 local function next_id()
-	local best, bs
+	local best
 	for _, s in ipairs(streams) do
 		local id = head(s)
 		if id and (not best or (ascending and id < best) or (not ascending and id > best)) then
-			best, bs = id, s
+			best = id
 		end
 	end
-	if bs then bs.pos = bs.pos + 1 end
+	if best then
+		for _, s in ipairs(streams) do
+			if head(s) == best then s.pos = s.pos + 1 end
+		end
+	end
 	return best
 end
 

@@ -115,10 +115,7 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	fv[n++] = N[STATUS(S_IN_PROGRESS)];
 	hset(c, j.key, j.k, fv, n);
 	/* set_status(pending -> in_progress) */
-	zset_later(c,
-		   ckey(c, sv_eq(v[F_SYSTEM], "1") ? CK_PENDING_RS :
-						     CK_PENDING_RU),
-		   sid, 0, 0);
+	ix_status_later(c, sv_eq(v[F_SYSTEM], "1"), S_PENDING, sid, id, 0);
 	zset_later(c, ckey(c, CK_LEASES), sid, c->now + a->lease, 1);
 	count_move(c, S_PENDING, S_IN_PROGRESS);
 	rm_ReplyWithArray(c->ctx, 8);

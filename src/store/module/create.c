@@ -118,30 +118,23 @@ static void job_strings(const struct sv *f, RedisModuleString **pol,
 	}
 }
 
-/* Adds new root ID to the indexes of class CLS (create.lua). */
+/* Adds new root ID to the listing indexes of its class (create.lua,
+ * lib.lua index_names): its status, type and run_by. */
 static void index_new(struct call *c, int sys, RedisModuleString *sid,
 		      long long id, RedisModuleString *type,
 		      RedisModuleString *run_by)
 {
-	const char *cls = sys ? "rs" : "ru";
 	struct sv ty = sv_of(type), rb = sv_of(run_by);
-	RedisModuleString *ix;
+	char *name;
 
-	zset_later(c, ckey(c, sys ? CK_PENDING_RS : CK_PENDING_RU), sid, id, 1);
-	/* A batch is mostly of one type: its index key is kept. */
-	if (!c->type_ix || strncmp(c->type_ix_for, cls, 2) != 0 ||
-	    !sv_eq(ty, c->type_ix_for + 3)) {
-		if (c->type_ix)
-			rm_FreeString(NULL, c->type_ix);
-		rm_Free(c->type_ix_for);
-		c->type_ix = keyf(c, K_IX "%s:t:%.*s", cls, (int)ty.n, ty.p);
-		c->type_ix_for = join(cls, '|', ty.p, ty.n);
-	}
-	zset_later(c, c->type_ix, sid, id, 1);
+	ix_status_later(c, sys, S_PENDING, sid, id, 1);
+	name = join(sys ? "rs:t" : "ru:t", ':', ty.p ? ty.p : "", ty.n);
+	ix_later(c, name, strlen(name), sid, id, 1);
+	rm_Free(name);
 	if (run_by && rb.n) {
-		ix = keyf(c, K_IX "%s:u:%.*s", cls, (int)rb.n, rb.p);
-		zset_later(c, ix, sid, id, 1);
-		rm_FreeString(NULL, ix);
+		name = join(sys ? "rs:u" : "ru:u", ':', rb.p, rb.n);
+		ix_later(c, name, strlen(name), sid, id, 1);
+		rm_Free(name);
 	}
 }
 

@@ -98,10 +98,8 @@ static const char *finish_done(struct call *c, struct sv id, struct sv at,
 	fv[n++] = N[STATUS(S_FINISHED)];
 	hset(c, j.key, j.k, fv, n);
 	sid = rm_CreateString(NULL, id.p, id.n);
-	zset_later(c,
-		   ckey(c, sv_eq(v[F_SYSTEM], "1") ? CK_FINISHED_RS :
-						     CK_FINISHED_RU),
-		   sid, (long long)sv_num(id), 1);
+	ix_status_later(c, sv_eq(v[F_SYSTEM], "1"), S_FINISHED, sid,
+			(long long)sv_num(id), 1);
 	/* lib.lua set_status(): a root that ends enters retention's index. */
 	zset_later(c, ckey(c, CK_ENDED), sid, c->now, 1);
 	zset_later(c, ckey(c, CK_LEASES), sid, 0, 0);

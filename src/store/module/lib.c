@@ -29,10 +29,6 @@ static const struct {
 	int status;
 } call_keys[NCKEYS] = {
 	[CK_LEASES] = { K_LEASES, -1 },
-	[CK_PENDING_RU] = { K_IX "ru:s:", S_PENDING },
-	[CK_PENDING_RS] = { K_IX "rs:s:", S_PENDING },
-	[CK_FINISHED_RU] = { K_IX "ru:s:", S_FINISHED },
-	[CK_FINISHED_RS] = { K_IX "rs:s:", S_FINISHED },
 	[CK_ENDED] = { K_ENDED, -1 },
 };
 
@@ -61,9 +57,13 @@ void call_end(struct call *c)
 	for (int i = 0; i < NCKEYS; i++)
 		if (c->keys[i])
 			rm_FreeString(NULL, c->keys[i]);
-	if (c->type_ix)
-		rm_FreeString(NULL, c->type_ix);
-	rm_Free(c->type_ix_for);
+	for (size_t i = 0; i < c->nix; i++) {
+		for (size_t j = 0; j < c->ix[i].n; j++)
+			rm_FreeString(NULL, c->ix[i].ops[j].member);
+		rm_Free(c->ix[i].ops);
+		rm_Free(c->ix[i].name);
+	}
+	rm_Free(c->ix);
 	for (size_t i = 0; i < c->nzk; i++) {
 		for (size_t j = 0; j < c->zk[i].n; j++)
 			rm_FreeString(NULL, c->zk[i].ops[j].member);
@@ -318,6 +318,48 @@ void zset_later(struct call *c, RedisModuleString *key,
 	z->n++;
 }
 
+void ix_later(struct call *c, const char *name, size_t nlen,
+	      RedisModuleString *member, long long id, int add)
+{
+	long long b = id / N_IX_BUCKET;
+	char buf[24], *bt = id_text(buf, b);
+	size_t bl = (size_t)(buf + 23 - bt), len = nlen + 1 + bl;
+	struct ixkey *x = NULL;
+
+	for (size_t i = c->nix; i-- > 0;)
+		if (c->ix[i].bucket == b && c->ix[i].namelen == nlen &&
+		    memcmp(c->ix[i].name, name, nlen) == 0) {
+			x = &c->ix[i];
+			break;
+		}
+	if (!x) {
+		grow((void **)&c->ix, &c->capix, c->nix, sizeof(*c->ix));
+		x = &c->ix[c->nix++];
+		memset(x, 0, sizeof(*x));
+		x->name = xalloc(len + 1);
+		memcpy(x->name, name, nlen);
+		x->name[nlen] = ':';
+		memcpy(x->name + nlen + 1, bt, bl + 1);
+		x->len = len;
+		x->namelen = nlen;
+		x->bucket = b;
+	}
+	grow((void **)&x->ops, &x->cap, x->n, sizeof(*x->ops));
+	x->ops[x->n].member = rm_HoldString(NULL, member);
+	x->ops[x->n].add = add;
+	x->n++;
+}
+
+void ix_status_later(struct call *c, int sys, int status,
+		     RedisModuleString *member, long long id, int add)
+{
+	char *name = join(sys ? "rs:s" : "ru:s", ':', names[STATUS(status)],
+			  name_len[STATUS(status)]);
+
+	ix_later(c, name, strlen(name), member, id, add);
+	rm_Free(name);
+}
+
 static void counter_add(struct counters *s, const char *name, long long n)
 {
 	for (size_t i = 0; i < s->n; i++)
@@ -546,6 +588,79 @@ static void zflush(struct call *c)
 		rm_Free(own);
 		rm_Free(v);
 		rm_FreeString(NULL, k);
+	}
+}
+
+/* SADD or SREM of the N MEMBERS of set K, replicated as it is: how many
+ * it added or removed. */
+static long long set_call(struct call *c, const char *cmd, RedisModuleString *k,
+			  RedisModuleString **members, size_t n)
+{
+	RedisModuleCallReply *r = rm_Call(c->ctx, cmd, "!sv", k, members, n);
+	long long done = r ? rm_CallReplyInteger(r) : 0;
+
+	if (r)
+		rm_FreeCallReply(r);
+	return done;
+}
+
+/* lib.lua ix_flush(): the writes of each bucket, one SADD or SREM per
+ * run of the same kind, in order; then its size says whether the
+ * bucket is new or gone, which its directory P:ixd:NAME follows. */
+static void ixflush(struct call *c)
+{
+	for (size_t i = 0; i < c->nix; i++) {
+		struct ixkey *x = &c->ix[i];
+		RedisModuleString *k = keycat(c, K_IXB, x->name, x->len);
+		RedisModuleString **v = xalloc(sizeof(*v) * x->n);
+		long long added = 0, removed = 0, after;
+		RedisModuleKey *key;
+		size_t j = 0;
+
+		while (j < x->n) {
+			int add = x->ops[j].add;
+			size_t nv = 0;
+
+			while (j < x->n && x->ops[j].add == add)
+				v[nv++] = x->ops[j++].member;
+			if (add)
+				added += set_call(c, "SADD", k, v, nv);
+			else
+				removed += set_call(c, "SREM", k, v, nv);
+		}
+		rm_Free(v);
+		key = rm_OpenKey(c->ctx, k, RM_READ);
+		after = rm_KeyType(key) == RM_KEYTYPE_SET ?
+				(long long)rm_ValueLength(key) :
+				0;
+		rm_CloseKey(key);
+		rm_FreeString(NULL, k);
+		if (added || removed) {
+			long long before = after - added + removed;
+			RedisModuleString *dk, *m;
+			RedisModuleKey *dir;
+			int fl = 0;
+
+			if ((before == 0) == (after == 0))
+				continue;
+			dk = keycat(c, K_IXD, x->name, x->namelen);
+			m = str_ll(x->bucket);
+			dir = open_rw(c, dk);
+			if (after > 0) {
+				rm_ZsetAdd(dir, (double)x->bucket, m, &fl);
+				rm_Replicate(c->ctx, "ZADD", "sss", dk, m, m);
+				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
+						       "zadd", dk);
+			} else if (rm_ZsetRem(dir, m, &fl) == RM_OK && fl) {
+				rm_Replicate(c->ctx, "ZREM", "ss", dk, m);
+				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
+						       "zrem", dk);
+				notify_if_gone(c, dir, dk);
+			}
+			rm_CloseKey(dir);
+			rm_FreeString(NULL, m);
+			rm_FreeString(NULL, dk);
+		}
 	}
 }
 
@@ -876,6 +991,7 @@ void flush(struct call *c)
 	RedisModuleString *fv[2 * NSTATUSES];
 	size_t nfv = 0;
 
+	ixflush(c);
 	zflush(c);
 	for (int s = 0; s < NSTATUSES; s++)
 		if (c->count[s]) {

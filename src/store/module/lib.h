@@ -160,14 +160,22 @@ static inline int sv_is(struct sv v, int id)
 }
 
 /* Keys every job of a call may use, made once a call (ckey()). */
-enum {
-	CK_LEASES,
-	CK_PENDING_RU,
-	CK_PENDING_RS,
-	CK_FINISHED_RU,
-	CK_FINISHED_RS,
-	CK_ENDED,
-	NCKEYS
+enum { CK_LEASES, CK_ENDED, NCKEYS };
+
+/* One deferred write of a listing index (lib.lua ix_later). */
+struct ixop {
+	RedisModuleString *member; /* held */
+	int add;		   /* 0: remove */
+};
+
+/* The writes into one bucket P:ixb:NAME:BUCKET. */
+struct ixkey {
+	char *name;	  /* "NAME:BUCKET", after P:ixb: */
+	size_t len;	  /* ... its length */
+	size_t namelen;	  /* ... of NAME alone */
+	long long bucket; /* id / N_IX_BUCKET */
+	struct ixop *ops;
+	size_t n, cap;
 };
 
 /* One deferred sorted-set write (lib.lua zset_later). */
@@ -218,10 +226,10 @@ struct call {
 	RedisModuleString **alone[2]; /* create: new "=ID" roots members */
 	size_t nalone[2], capalone[2];
 	RedisModuleString *keys[NCKEYS]; /* ckey(), made on first use */
-	RedisModuleString *type_ix;	 /* create: the last type's index key */
-	char *type_ix_for;		 /* ... its class and type, "ru|noop" */
-	RedisModuleKey *limits;		 /* P:limits open, or NULL (limit_of) */
-	int limits_read;		 /* ... once per call */
+	struct ixkey *ix;		 /* lib.lua IXDEFER, by bucket */
+	size_t nix, capix;
+	RedisModuleKey *limits; /* P:limits open, or NULL (limit_of) */
+	int limits_read;	/* ... once per call */
 };
 
 /* One type's limits, as P:limits holds them (lib.lua limits()). */
@@ -280,6 +288,17 @@ RedisModuleString *ckey(struct call *c, int which);
 void zset_later(struct call *c, RedisModuleString *key,
 		RedisModuleString *member, long long score, int add);
 
+/* lib.lua ix_later(): adds (ADD 1) or removes job ID, MEMBER in text,
+ * to or from listing index NAME ("ru:s:pending", NLEN bytes) at the end
+ * of the call (flush). */
+void ix_later(struct call *c, const char *name, size_t nlen,
+	      RedisModuleString *member, long long id, int add);
+
+/* ix_later() into the status index of root jobs: STATUS (S_...) of
+ * user (SYS 0) or system (SYS 1) roots, "ru:s:pending". */
+void ix_status_later(struct call *c, int sys, int status,
+		     RedisModuleString *member, long long id, int add);
+
 /* "A|B" (or "A_B" with SEP '_'), allocated. */
 char *join(const char *a, char sep, const char *b, size_t bn);
 
@@ -315,7 +334,7 @@ long long key_ll(RedisModuleKey *key, int *found);
 /* String key K as a number; *found 0: absent. */
 long long get_ll(struct call *c, RedisModuleString *k, int *found);
 
-/* lib.lua flush(): indexes, status counters, the virtual runtime floor,
+/* lib.lua flush(): listing indexes, other indexes, status counters, the virtual runtime floor,
  * the wake-up, statistics. */
 void flush(struct call *c);
 

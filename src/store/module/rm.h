@@ -20,6 +20,7 @@ typedef struct RedisModuleScanCursor RedisModuleScanCursor;
 typedef struct RedisModuleCommandFilterCtx RedisModuleCommandFilterCtx;
 typedef struct RedisModuleCommandFilter RedisModuleCommandFilter;
 typedef struct RedisModuleUser RedisModuleUser;
+typedef struct RedisModuleCallReply RedisModuleCallReply;
 
 typedef int (*rm_cmd_fn)(RedisModuleCtx *ctx, RedisModuleString **argv,
 			 int argc);
@@ -37,6 +38,7 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 #define RM_KEYTYPE_EMPTY 0
 #define RM_KEYTYPE_STRING 1
 #define RM_KEYTYPE_HASH 3
+#define RM_KEYTYPE_SET 4
 #define RM_KEYTYPE_ZSET 5
 
 #define RM_POSTPONED_LEN -1
@@ -104,6 +106,10 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(char *, StringDMA, (RedisModuleKey *, size_t *, int))                \
 	X(int, SetAbsExpire, (RedisModuleKey *, long long))                    \
 	X(int, Replicate, (RedisModuleCtx *, const char *, const char *, ...)) \
+	X(RedisModuleCallReply *, Call,                                        \
+	  (RedisModuleCtx *, const char *, const char *, ...))                 \
+	X(long long, CallReplyInteger, (RedisModuleCallReply *))               \
+	X(void, FreeCallReply, (RedisModuleCallReply *))                       \
 	X(long long, Milliseconds, (void))                                     \
 	X(RedisModuleScanCursor *, ScanCursorCreate, (void))                   \
 	X(void, ScanCursorDestroy, (RedisModuleScanCursor *))                  \
