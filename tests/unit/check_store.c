@@ -2206,7 +2206,8 @@ START_TEST(test_purge_deletes_expired_trees_and_every_key)
 	ck_assert_int_eq(keys_matching("jobd:job:*"), 2);
 	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)done)),
 			 0);
-	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:keys:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ckeys:*"), 0);
 	ck_assert_int_eq(
 		keys_matching(fmt("jobd:children:%lld", (long long)done)), 0);
 	ck_assert_int_eq(keys_matching("jobd:ix:*:s:finished"), 0);
@@ -2385,7 +2386,8 @@ START_TEST(test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late)
 			 0);
 	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)old)),
 			 0);
-	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:keys:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ckeys:*"), 0);
 	ck_assert_int_eq(keys_matching("jobd:ix:*:u:carol"), 0);
 	ck_assert(!zscore("jobd:ended", old, NULL));
 	ck_assert(!zscore("jobd:ix:ru:s:finished", old, NULL));
@@ -2486,7 +2488,7 @@ START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
 	int64_t a = create("noop", 0), b = create("sys", 0),
 		c = create("noop", 0);
 	int64_t kid = create("noop", a), p, now;
-	size_t indexed = 0, n, m;
+	size_t indexed = 0, n, m, k;
 	bool more = true;
 	long long at;
 
@@ -2498,14 +2500,14 @@ START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
 	/* Batches of 1 prove that the cursor carries over calls. */
 	for (int calls = 0; more && calls < 20; calls++) {
-		ck_assert_int_eq(jobd_store_backfill(st, 1, &n, &m, &more), 0);
+		ck_assert_int_eq(jobd_store_backfill(st, 1, &n, &m, &k, &more), 0);
 		indexed += n;
 	}
 	ck_assert_uint_eq(indexed, 3);
 	/* The log minutes of a month: a few larger batches. */
 	for (int calls = 0; more; calls++) {
 		ck_assert_int_lt(calls, 10);
-		ck_assert_int_eq(jobd_store_backfill(st, 10000, &n, &m, &more),
+		ck_assert_int_eq(jobd_store_backfill(st, 10000, &n, &m, &k, &more),
 				 0);
 		ck_assert_uint_eq(n, 0);
 	}
@@ -2813,7 +2815,7 @@ START_TEST(test_backfill_converts_the_log_sets_of_an_earlier_version)
 	int64_t j = create("noop", 0), k = create("noop", 0), now, m;
 	struct jobd_log_query q = { 0 };
 	struct jobd_log_result res;
-	size_t n, conv, converted = 0;
+	size_t n, conv, moved, converted = 0;
 	bool more = true;
 
 	ck_assert_int_eq(jobd_store_time(st, &now), 0);
@@ -2842,7 +2844,7 @@ START_TEST(test_backfill_converts_the_log_sets_of_an_earlier_version)
 	for (int calls = 0; more; calls++) {
 		ck_assert_int_lt(calls, 100);
 		ck_assert_int_eq(
-			jobd_store_backfill(st, 5000, &n, &conv, &more), 0);
+			jobd_store_backfill(st, 5000, &n, &conv, &moved, &more), 0);
 		converted += conv;
 	}
 	ck_assert_uint_eq(converted, 1);
