@@ -54,7 +54,8 @@ int jobd_handler_cleanup(struct jobd_ctx *ctx)
 	if (rc < 0)
 		return jobd_ctx_fail(ctx, "cleanup: %s", jobd_store_errstr(st));
 	while (more && !jobd_ctx_abandoned(ctx)) {
-		if (jobd_store_backfill(st, PURGE_BATCH, &n, &m, &k, &more) < 0 ||
+		if (jobd_store_backfill(st, PURGE_BATCH, &n, &m, &k, &more) <
+			    0 ||
 		    jobd_store_lease(st, "cleanup", holder, LEASE_MS) < 0)
 			return jobd_ctx_fail(ctx, "cleanup: %s",
 					     jobd_store_errstr(st));

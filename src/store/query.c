@@ -295,8 +295,8 @@ static char *glob_to_lua(const char *glob)
 	return p;
 }
 
-int jobd_store_key_scan(struct jobd_store *st, int64_t parent,
-			const char *glob, jobd_store_key_fn fn, void *arg)
+int jobd_store_key_scan(struct jobd_store *st, int64_t parent, const char *glob,
+			jobd_store_key_fn fn, void *arg)
 {
 	char cursor[32] = "0", *pat = glob_to_lua(glob);
 	int rc = 0;

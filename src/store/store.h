@@ -614,8 +614,8 @@ typedef void (*jobd_store_key_fn)(const char *key, int64_t id, void *arg);
  * children that matches GLOB ('*' and '?'), in no order, reading the
  * store a bounded step per call.
  */
-int jobd_store_key_scan(struct jobd_store *st, int64_t parent,
-			const char *glob, jobd_store_key_fn fn, void *arg);
+int jobd_store_key_scan(struct jobd_store *st, int64_t parent, const char *glob,
+			jobd_store_key_fn fn, void *arg);
 
 /* Where a limited type stands. */
 struct jobd_type_limit {

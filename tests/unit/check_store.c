@@ -2500,15 +2500,16 @@ START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
 	/* Batches of 1 prove that the cursor carries over calls. */
 	for (int calls = 0; more && calls < 20; calls++) {
-		ck_assert_int_eq(jobd_store_backfill(st, 1, &n, &m, &k, &more), 0);
+		ck_assert_int_eq(jobd_store_backfill(st, 1, &n, &m, &k, &more),
+				 0);
 		indexed += n;
 	}
 	ck_assert_uint_eq(indexed, 3);
 	/* The log minutes of a month: a few larger batches. */
 	for (int calls = 0; more; calls++) {
 		ck_assert_int_lt(calls, 10);
-		ck_assert_int_eq(jobd_store_backfill(st, 10000, &n, &m, &k, &more),
-				 0);
+		ck_assert_int_eq(
+			jobd_store_backfill(st, 10000, &n, &m, &k, &more), 0);
 		ck_assert_uint_eq(n, 0);
 	}
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
@@ -2843,8 +2844,9 @@ START_TEST(test_backfill_converts_the_log_sets_of_an_earlier_version)
 	rcli("DEL jobd:backfill");
 	for (int calls = 0; more; calls++) {
 		ck_assert_int_lt(calls, 100);
-		ck_assert_int_eq(
-			jobd_store_backfill(st, 5000, &n, &conv, &moved, &more), 0);
+		ck_assert_int_eq(jobd_store_backfill(st, 5000, &n, &conv,
+						     &moved, &more),
+				 0);
 		converted += conv;
 	}
 	ck_assert_uint_eq(converted, 1);

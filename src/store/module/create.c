@@ -273,8 +273,7 @@ static void keys_conf(struct call *c, struct keys *ks)
 		/* tonumber(): a window like "1e3" counts, "x" does not. */
 		double d;
 
-		if (rm_StringToDouble(v, &d) == RM_OK && d >= 1 &&
-		    d < 9.0e15)
+		if (rm_StringToDouble(v, &d) == RM_OK && d >= 1 && d < 9.0e15)
 			ks->w = (long long)d;
 		rm_FreeString(NULL, v);
 	}
@@ -350,8 +349,7 @@ static long long hash_id(struct call *c, RedisModuleString *k,
 }
 
 /* The id root key KEY maps to, or 0. */
-static long long key_find(struct call *c, const struct keys *ks,
-			  struct sv key)
+static long long key_find(struct call *c, const struct keys *ks, struct sv key)
 {
 	unsigned b;
 	RedisModuleString *f = key_slot(key, &b), *k;
