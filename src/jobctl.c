@@ -63,6 +63,8 @@ static int usage(FILE *f, int rc)
 		"  stats [--since D] [--type T] [--json]\n"
 		"  send TOPIC JSON\n"
 		"  fsck [--repair]\n"
+		"  key KEY... [--parent ID]\n"
+		"  key --scan PATTERN [--parent ID]\n"
 		"  schedules [--json]\n"
 		"\n"
 		"Without -c, $JOBD_CONFIG names the config file; without it,\n"
@@ -89,6 +91,8 @@ static int bad_usage(char **argv, bool option)
 		{ "low-priority", "low-priority ID... [--off]" },
 		{ "send", "send TOPIC JSON" },
 		{ "fsck", "fsck [--repair]" },
+		{ "key",
+		  "key KEY... [--parent ID], or key --scan PATTERN [--parent ID]" },
 		{ "schedules", "schedules [--json]" },
 	};
 	const char *form = "COMMAND ID...";
@@ -1117,6 +1121,69 @@ static int cmd_fsck(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/* --- key ----------------------------------------------------------------- */
+
+static void print_key(const char *key, int64_t id, void *arg)
+{
+	(void)arg;
+	printf("%s %lld\n", key, (long long)id);
+}
+
+/* The job of each idempotency key, as a create with it would find it. */
+static int cmd_key(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "parent", required_argument, NULL, 'P' },
+		{ "scan", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *scan = NULL;
+	int64_t parent = 0, *ids;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'P') {
+			if (parse_id(optarg, &parent) < 0)
+				return EXIT_USAGE;
+		} else if (opt == 's') {
+			scan = optarg;
+		} else {
+			return bad_usage(argv, true);
+		}
+	}
+	if (scan ? optind != argc : optind == argc)
+		return bad_usage(argv, false);
+	if ((rc = connect_store(ctl)))
+		return rc;
+	if (scan)
+		return jobd_store_key_scan(ctl->st, parent, scan, print_key,
+					   NULL) < 0 ?
+			       store_failed(ctl) :
+			       0;
+	ids = calloc((size_t)(argc - optind), sizeof(*ids));
+	if (!ids) {
+		fprintf(stderr, "jobctl: key: out of memory\n");
+		return EXIT_UNREACHABLE;
+	}
+	if (jobd_store_key_ids(ctl->st, parent,
+			       (const char *const *)argv + optind,
+			       (size_t)(argc - optind), ids) < 0) {
+		free(ids);
+		return store_failed(ctl);
+	}
+	/* One line per key, in order: its job's id, or "-". */
+	for (int i = 0; i < argc - optind; i++) {
+		if (ids[i])
+			printf("%lld\n", (long long)ids[i]);
+		else {
+			printf("-\n");
+			rc = EXIT_REFUSED;
+		}
+	}
+	free(ids);
+	return rc;
+}
+
 /* --- schedules ----------------------------------------------------------- */
 
 /* "2026-11-28T14:39:00.000Z" -> "2026-11-28 14:39:00", "-" for null. */
@@ -1426,6 +1493,8 @@ int main(int argc, char **argv)
 		rc = cmd_send(&ctl, argc, argv);
 	else if (strcmp(cmd, "fsck") == 0)
 		rc = cmd_fsck(&ctl, argc, argv);
+	else if (strcmp(cmd, "key") == 0)
+		rc = cmd_key(&ctl, argc, argv);
 	else if (strcmp(cmd, "schedules") == 0)
 		rc = cmd_schedules(&ctl, argc, argv);
 	else {

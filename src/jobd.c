@@ -286,6 +286,15 @@ static void write_limits(struct jobd_store *st, const struct jobd_conf *conf)
 			  by);
 }
 
+/* The idempotency keys' window (docs/redis-keys.md, "Idempotency keys"),
+ * by every instance as it starts and reloads. */
+static void write_key_window(struct jobd_store *st)
+{
+	if (jobd_store_key_window_write(st) < 0)
+		jobd_warn("store: cannot write the key window: %s",
+			  jobd_store_errstr(st));
+}
+
 /* SIGHUP: the outcome is logged either way. */
 static void reload(struct jobd_conf *conf, int format, struct jobd_store *st)
 {
@@ -303,6 +312,7 @@ static void reload(struct jobd_conf *conf, int format, struct jobd_store *st)
 		apply_log(conf, format);
 		jobd_log_release();
 		write_limits(st, conf);
+		write_key_window(st);
 	}
 	jobd_notify("READY=1");
 }
@@ -434,6 +444,7 @@ int main(int argc, char **argv)
 			  "(loadmodule %s in redis.conf is faster)",
 			  JOBD_MODULE_PATH);
 	write_limits(st, conf);
+	write_key_window(st);
 	/* Kept for main's own housekeeping (the cleanup schedule). */
 	if (conf->role_work && !(workers = start_role("workers", start_workers,
 						      conf, sfd, &sig, &rc)))

@@ -206,6 +206,24 @@ rcli() {
 	redis-cli -s "$JOBD_REDIS" "$@"
 }
 
+# key_id [JOBCTL_OPTIONS...] KEY: the id of the job the idempotency key
+# KEY names (jobctl key), or nothing.
+key_id() {
+	local id
+	id=$(jobctl key "$@" 2>/dev/null) || true
+	[ "$id" = - ] || echo "$id"
+}
+
+# keys_missing FILE [JOBCTL_OPTIONS...]: how many of the idempotency keys
+# in FILE (one a line) name no job.
+keys_missing() {
+	local f=$1
+	shift
+	[ -s "$f" ] || { echo 0; return; }
+	xargs -d '\n' "$top_builddir/src/jobctl" "$@" key -- <"$f" |
+		grep -c '^-$' || true
+}
+
 # Prints the monitor's base URL ("http://127.0.0.1:8080/") from the
 # "http: monitor on URL (...)" line of jobd's log LOG, waiting up to 10 s
 # for it; fails the test without one.

@@ -142,6 +142,8 @@ static const struct key engine_keys[] = {
 static const struct key retention_keys[] = {
 	{ "jobs", K_DURATION, C(retention_jobs), 0, INT64_MAX },
 	{ "logs_max_entries", K_I64, C(logs_max_entries), 1, 1000000000 },
+	/* a minute at least (a window is two bucket sets), a year at most */
+	{ "key_window", K_DURATION, C(key_window), 60000, 366 * DAY_MS },
 	{ "stats", K_DURATION, C(retention_stats), 0, INT64_MAX },
 	{ NULL, K_STR, 0, 0, 0 },
 };
@@ -2050,6 +2052,7 @@ static struct jobd_conf *conf_defaults(void)
 	rc |= set_str(&conf->data_dir, "/var/lib/jobd");
 	conf->retention_jobs = 7 * DAY_MS;
 	conf->logs_max_entries = 10000;
+	conf->key_window = DAY_MS;
 	conf->retention_stats = 30 * DAY_MS;
 	rc |= set_str(&conf->http_listen, "127.0.0.1:8080");
 	conf->http_request_timeout = 10000;

@@ -184,6 +184,7 @@ struct jobd_conf {
 	/* [retention] */
 	int64_t retention_jobs;	  /* ms, 7d */
 	int64_t logs_max_entries; /* 10000 */
+	int64_t key_window;	  /* ms, 24h: idempotency keys last as long */
 	int64_t retention_stats;  /* ms, 30d */
 
 	/* [stats] */

@@ -24,10 +24,10 @@
 
 #define PURGE_BATCH 500
 /* The key of the cleanup jobd submits on start when the backfill has
- * work: named after its newest step (the listing index buckets), since
- * a store that an earlier version backfilled has the key of that job,
- * which would make the submit find it and start none. */
-#define BACKFILL_KEY "cleanup:backfill:ix"
+ * work: named after the module revision whose steps it adds (ix, keys),
+ * since a store that an earlier version backfilled has the key of that
+ * job, which would make the submit find it and start none. */
+#define BACKFILL_KEY "cleanup:backfill:r10"
 #define LEASE_MS 60000
 
 /*
@@ -40,8 +40,8 @@ int jobd_handler_cleanup(struct jobd_ctx *ctx)
 	const struct jobd_conf *conf = jobd_ctx_conf(ctx);
 	struct jobd_store *st = jobd_ctx_store(ctx);
 	char holder[64];
-	int64_t now, total = 0, indexed = 0, converted = 0;
-	size_t deleted, n, m;
+	int64_t now, total = 0, indexed = 0, converted = 0, moved = 0;
+	size_t deleted, n, m, k;
 	bool more = true;
 	int rc;
 
@@ -59,18 +59,21 @@ int jobd_handler_cleanup(struct jobd_ctx *ctx)
 	if (rc < 0)
 		return jobd_ctx_fail(ctx, "cleanup: %s", jobd_store_errstr(st));
 	while (more && !jobd_ctx_abandoned(ctx)) {
-		if (jobd_store_backfill(st, PURGE_BATCH, &n, &m, &more) < 0 ||
+		if (jobd_store_backfill(st, PURGE_BATCH, &n, &m, &k, &more) <
+			    0 ||
 		    jobd_store_lease(st, "cleanup", holder, LEASE_MS) < 0)
 			return jobd_ctx_fail(ctx, "cleanup: %s",
 					     jobd_store_errstr(st));
 		indexed += (int64_t)n;
 		converted += (int64_t)m;
+		moved += (int64_t)k;
 	}
-	if (indexed || converted)
+	if (indexed || converted || moved)
 		jobd_ctx_log(ctx, JOBD_LOG_INFO,
-			     "cleanup: indexed %lld ended jobs and %lld log "
-			     "minutes of an earlier version",
-			     (long long)indexed, (long long)converted);
+			     "cleanup: indexed %lld ended jobs, %lld log "
+			     "minutes and %lld keys of an earlier version",
+			     (long long)indexed, (long long)converted,
+			     (long long)moved);
 	if (more) { /* abandoned: the next cleanup goes on */
 		jobd_store_lease(st, "cleanup", holder, 0);
 		return JOBD_HANDLER_DONE;

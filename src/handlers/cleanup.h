@@ -20,7 +20,7 @@
 /*
  * Submits this interval's cleanup job (key "cleanup:INTERVAL_START"), so
  * any number of instances calling it create one job per interval; with
- * STARTING (jobd's first call) also the job "cleanup:backfill:ix" when the
+ * STARTING (jobd's first call) also the job "cleanup:backfill:r10" when the
  * store still lacks an index of this version. ST is borrowed. Returns 0
  * or a JOBD_STORE_ERR_* code.
  */

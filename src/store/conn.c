@@ -50,6 +50,7 @@ static const char *const script_names[S_COUNT] = {
 	"fsck",		  "fsck_refs",	 "backfill",
 	"logscan",	  "why",	 "schedule",
 	"limits",	  "limits_show", "sort",
+	"keys",
 };
 
 void store_args_release(struct store_args *a)
@@ -626,6 +627,18 @@ int jobd_store_time(struct jobd_store *st, int64_t *now)
 	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
 		*now = strtoll(r->element[0]->str, NULL, 10) * 1000 +
 		       strtoll(r->element[1]->str, NULL, 10) / 1000;
+	freeReplyObject(r);
+	return 0;
+}
+
+int jobd_store_key_window_write(struct jobd_store *st)
+{
+	redisReply *r = jobd_store_command(st, "HSET %s:conf key_window %lld",
+					   st->conf->prefix,
+					   (long long)st->conf->key_window);
+
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
 	freeReplyObject(r);
 	return 0;
 }

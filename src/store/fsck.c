@@ -45,7 +45,7 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 	static const char *const structures[] = { "leases", "delayed",
 						  "roots",  "roots_low",
 						  "ended",  "logix:minutes",
-						  "ix" };
+						  "ix",	    "keys" };
 	int64_t seen[JOBD_STATUS_COUNT] = { 0 }, counts[JOBD_STATUS_COUNT];
 	int64_t before[JOBD_STATUS_COUNT];
 	int64_t next = 1;

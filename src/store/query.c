@@ -239,3 +239,105 @@ int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT])
 	freeReplyObject(r);
 	return 0;
 }
+
+int jobd_store_key_ids(struct jobd_store *st, int64_t parent,
+		       const char *const *keys, size_t n, int64_t *ids)
+{
+	struct store_args a = { 0 };
+	redisReply *r;
+
+	if (parent)
+		store_args_addf(&a, "%lld", (long long)parent);
+	else
+		store_args_add(&a, "");
+	store_args_add(&a, "get");
+	for (size_t i = 0; i < n; i++)
+		store_args_add(&a, keys[i]);
+	r = store_eval(st, S_KEYS, &a);
+	store_args_release(&a);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = 0;
+		if (r->type == REDIS_REPLY_ARRAY && i < r->elements &&
+		    r->element[i]->type == REDIS_REPLY_STRING)
+			jobd_util_parse_i64(r->element[i]->str, &ids[i]);
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+/* The glob of jobctl key --scan as a Lua pattern, anchored: '*' and '?'
+ * are the glob's, every other character stands for itself. */
+static char *glob_to_lua(const char *glob)
+{
+	char *p = malloc(strlen(glob) * 2 + 3), *o = p;
+
+	if (!p)
+		return NULL;
+	*o++ = '^';
+	for (; *glob; glob++) {
+		if (*glob == '*') {
+			*o++ = '.';
+			*o++ = '*';
+		} else if (*glob == '?') {
+			*o++ = '.';
+		} else {
+			if (!((*glob >= '0' && *glob <= '9') ||
+			      (*glob >= 'a' && *glob <= 'z') ||
+			      (*glob >= 'A' && *glob <= 'Z')))
+				*o++ = '%';
+			*o++ = *glob;
+		}
+	}
+	*o++ = '$';
+	*o = '\0';
+	return p;
+}
+
+int jobd_store_key_scan(struct jobd_store *st, int64_t parent, const char *glob,
+			jobd_store_key_fn fn, void *arg)
+{
+	char cursor[32] = "0", *pat = glob_to_lua(glob);
+	int rc = 0;
+
+	if (!pat)
+		return JOBD_STORE_ERR_REDIS;
+	do {
+		struct store_args a = { 0 };
+		redisReply *r, *found;
+
+		if (parent)
+			store_args_addf(&a, "%lld", (long long)parent);
+		else
+			store_args_add(&a, "");
+		store_args_add(&a, "scan");
+		store_args_add(&a, cursor);
+		store_args_add(&a, pat);
+		r = store_eval(st, S_KEYS, &a);
+		store_args_release(&a);
+		if (!r) {
+			rc = JOBD_STORE_ERR_REDIS;
+			break;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING) {
+			freeReplyObject(r);
+			rc = JOBD_STORE_ERR_REDIS;
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		found = r->element[1];
+		for (size_t i = 0; found->type == REDIS_REPLY_ARRAY &&
+				   i + 1 < found->elements;
+		     i += 2) {
+			int64_t id = 0;
+
+			jobd_util_parse_i64(found->element[i + 1]->str, &id);
+			fn(found->element[i]->str, id, arg);
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+	free(pat);
+	return rc;
+}

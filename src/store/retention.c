@@ -33,22 +33,23 @@ int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
 }
 
 int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
-			size_t *converted, bool *more)
+			size_t *converted, size_t *moved, bool *more)
 {
 	struct store_args a = { 0 };
 	redisReply *r;
 
-	*indexed = *converted = 0;
+	*indexed = *converted = *moved = 0;
 	*more = false;
 	store_args_addf(&a, "%zu", max ? max : 500);
 	r = store_eval(st, S_BACKFILL, &a);
 	store_args_release(&a);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
 		*more = store_reply_i64(r->element[0]) == 1;
 		*indexed = (size_t)store_reply_i64(r->element[1]);
 		*converted = (size_t)store_reply_i64(r->element[2]);
+		*moved = (size_t)store_reply_i64(r->element[3]);
 	}
 	freeReplyObject(r);
 	return 0;
@@ -57,8 +58,8 @@ int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
 int jobd_store_backfill_pending(struct jobd_store *st)
 {
 	const char *p = st->conf->prefix;
-	redisReply *r =
-		jobd_store_command(st, "HMGET %s:backfill ix ended logs", p);
+	redisReply *r = jobd_store_command(
+		st, "HMGET %s:backfill ix ended logs keys", p);
 	int pending = 0;
 
 	if (!r)
@@ -79,7 +80,8 @@ int jobd_store_backfill_pending(struct jobd_store *st)
 	if (pending)
 		return 1;
 	r = jobd_store_command(
-		st, "HSET %s:backfill ix done ended done logs done", p);
+		st, "HSET %s:backfill ix done ended done logs done keys done",
+		p);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	freeReplyObject(r);

@@ -523,13 +523,14 @@ int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
  * Builds the indexes that a store written by an earlier version lacks
  * (src/store/lua/backfill.lua: the listing index buckets from the sorted
  * sets P:ix:*, P:ended from the terminal roots, P:logix from the
- * per-minute log sets), visiting at most MAX ids or minutes.
- * *INDEXED = roots indexed, *CONVERTED = log minutes converted by this
- * call; *MORE = call again. Progress is kept in Redis (P:backfill): any
- * process may continue it.
+ * per-minute log sets) and moves its idempotency keys (P:key:*) into
+ * this version's layout, visiting at most MAX ids, minutes or keys.
+ * *INDEXED = roots indexed, *CONVERTED = log minutes converted, *MOVED =
+ * keys moved by this call; *MORE = call again. Progress is kept in Redis
+ * (P:backfill): any process may continue it.
  */
 int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
-			size_t *converted, bool *more);
+			size_t *converted, size_t *moved, bool *more);
 
 /* 1 when jobd_store_backfill has work left, 0 when not, or an error. */
 int jobd_store_backfill_pending(struct jobd_store *st);
@@ -599,6 +600,33 @@ void jobd_fsck_release(struct jobd_fsck *f);
  */
 int jobd_store_limits_write(struct jobd_store *st, const char *instance,
 			    bool *changed, char *by, size_t by_size);
+
+/*
+ * Writes the configuration's [retention] key_window into P:conf, where
+ * the functions and the module read it (docs/redis-keys.md, "Idempotency
+ * keys"): the last writer wins, so every instance needs the same one.
+ */
+int jobd_store_key_window_write(struct jobd_store *st);
+
+/*
+ * The job each of the N idempotency KEYS names (docs/redis-keys.md,
+ * "Idempotency keys"), as creating a job with it would find it: root
+ * keys with PARENT 0, else the keys of PARENT's children in its current
+ * run. IDS[i] = 0 when KEYS[i] names no job.
+ */
+int jobd_store_key_ids(struct jobd_store *st, int64_t parent,
+		       const char *const *keys, size_t n, int64_t *ids);
+
+/* One key and its job, for jobd_store_key_scan; KEY borrowed for the call. */
+typedef void (*jobd_store_key_fn)(const char *key, int64_t id, void *arg);
+
+/*
+ * Calls FN for every root key (PARENT 0) or every key of PARENT's
+ * children that matches GLOB ('*' and '?'), in no order, reading the
+ * store a bounded step per call.
+ */
+int jobd_store_key_scan(struct jobd_store *st, int64_t parent, const char *glob,
+			jobd_store_key_fn fn, void *arg);
 
 /* Where a limited type stands. */
 struct jobd_type_limit {

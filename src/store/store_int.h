@@ -81,6 +81,7 @@ enum script_id {
 	S_LIMITS,
 	S_LIMITS_SHOW,
 	S_SORT,
+	S_KEYS,
 	S_COUNT,
 };
 

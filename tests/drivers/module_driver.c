@@ -157,7 +157,7 @@ int main(void)
 {
 	char err[512], keys[80][16];
 	struct jobd_conf *conf = jobd_conf_load(NULL, err, sizeof(err));
-	struct jobd_spec a[48], b[3], kids[3];
+	struct jobd_spec a[50], b[3], kids[3];
 	struct jobd_report rep[8];
 	int64_t id[3];
 	size_t n = 0;
@@ -189,6 +189,14 @@ int main(void)
 		snprintf(keys[i], sizeof(keys[i]), "n%d", i);
 		a[n++] = (struct jobd_spec){ .type = "noop", .key = keys[i] };
 	}
+	/* A key longer than a bucket's listpack value (64 bytes) is mapped
+	 * by its digest; repeated, it finds its job. */
+	for (int i = 0; i < 2; i++)
+		a[n++] = (struct jobd_spec){
+			.type = "noop",
+			.key = "long-key-of-more-than-sixty-four-bytes-"
+			       "0123456789012345678901234567890123456789"
+		};
 	create(a, n);
 	b[0] = (struct jobd_spec){ .type = "noop", .key = "a2" };
 	b[1] = (struct jobd_spec){ .type = "noop",

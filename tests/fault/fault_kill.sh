@@ -175,9 +175,7 @@ ingest() {
 	}
 	# sentinels_in TAG: every sentinel of TAG is a job.
 	sentinels_in() {
-		sed "s|^|EXISTS $p:key:|" "$work/sentinels.$1" | rcli |
-			grep -q -v '^1$' && return 1
-		return 0
+		[ "$(keys_missing "$work/sentinels.$1" -c "$work/$c.conf")" = 0 ]
 	}
 	for ((r = 1; r <= ROUNDS || ingesting == 0; r++)); do
 		[ "$r" -le "$MAX_ROUNDS" ] ||
@@ -266,11 +264,10 @@ check_keys() {
 	local name=$1 p=$2 t=$3 n=$4 missing
 	rcli --scan --pattern "$p:job:*" | grep -E ':job:[0-9]+$' >"$work/jobkeys" || true
 	assert_eq "$n" "$(grep -c . "$work/jobkeys")" "$name: job hashes"
-	sed "s|^|EXISTS $p:key:|" "$work/ids" | rcli >"$work/exists"
-	missing=$(grep -vc '^1$' "$work/exists" || true)
+	missing=$(keys_missing "$work/ids" -c "$work/ingest_$name.conf")
 	assert_eq 0 "$missing" "$name: message ids without a job"
 	assert_eq $((rounds * BURST / 10)) \
-		"$(rcli --scan --pattern "$p:key:$t.records/*" | wc -l)" \
+		"$(jobctl -c "$work/ingest_$name.conf" key --scan "$t.records/*" | wc -l)" \
 		"$name: keys of the messages without an id"
 	sed 's|^|HGET |; s|$| key|' "$work/jobkeys" | rcli >"$work/jobkeyfields"
 	assert_eq "$n" "$(sort -u "$work/jobkeyfields" | grep -c .)" \

@@ -46,7 +46,7 @@ send() {
 	kcat -b "$broker" -t jobs.records -p 0 -P "$work/msg" ||
 		fail "kcat cannot produce $1"
 }
-made() { [ -n "$(rcli get "jobd:key:jobs.records:$1")" ]; }
+made() { [ -n "$(key_id "jobs.records:$1")" ]; }
 
 # The group joined, the first assignment's offsets read (slowly too).
 send warm
@@ -60,7 +60,7 @@ wait_for 20 "the 30 messages did not all become jobs" made m30
 
 max=0 over=0
 for i in $(seq 1 30); do
-	id=$(rcli get "jobd:key:jobs.records:m$i")
+	id=$(key_id "jobs.records:m$i")
 	[ -n "$id" ] || fail "no job for m$i"
 	sent=$(rcli hget "jobd:job:$id" payload | jq -r .sent)
 	created=$(rcli hget "jobd:job:$id" created_at)

@@ -302,7 +302,7 @@ open_jobs() {
 		awk '{ s += $1 } END { print s + 0 }'
 }
 sentinels_in() {
-	! sed 's|^|EXISTS jobd:key:|' "$work/sentinels" | rcli | grep -q -v '^1$'
+	[ "$(keys_missing "$work/sentinels")" = 0 ]
 }
 deadline=$((SECONDS + 180))
 until sentinels_in && [ "$(open_jobs)" -eq 0 ]; do
@@ -338,9 +338,9 @@ jobs=$(grep -c . "$work/jobs")
 [ "$jobs" -gt 0 ] || fail "no jobs"
 
 # Every message with an id: exactly one job; without: one key each.
-missing=$(sed 's|^|EXISTS jobd:key:|' "$work/ids" | rcli | grep -vc '^1$' || true)
+missing=$(keys_missing "$work/ids")
 assert_eq 0 "$missing" "message ids without a job"
-assert_eq "$noid" "$(rcli --scan --pattern 'jobd:key:jobs.records/*' | wc -l)" \
+assert_eq "$noid" "$(jobctl key --scan 'jobs.records/*' | wc -l)" \
 	"keys of the messages without an id"
 from_kafka=$(awk -F'\t' '$2 ~ /^jobs\.(events|records|actions)[:\/]/' "$work/jobs" | wc -l)
 assert_eq $(($(grep -c . "$work/ids") + noid)) "$from_kafka" "jobs made from messages"

@@ -3,10 +3,14 @@
 # search index as per-minute sets of job ids, P:logmin:MINUTE, the
 # listing indexes as sorted sets, P:ix:NAME) is brought up to this
 # version's indexes by jobd itself when it starts: the cleanup job
-# "cleanup:backfill:ix" moves the listing indexes into their buckets
+# "cleanup:backfill:r10" moves the listing indexes into their buckets
 # (listings read both meanwhile), indexes every ended root and converts
 # the log sets, the search across jobs then finds what was logged before,
 # retention then deletes what expired, and fsck finds nothing to repair.
+# Its idempotency keys (strings P:key:KEY and P:key:PARENT/KEY) are
+# found while they wait, then moved into this version's layout (hash
+# buckets per window, P:ckeys:PARENT): a duplicate of an old key makes no
+# second job before or after the move.
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
@@ -39,8 +43,13 @@ wait_finished() { # N
 	fail "only $(rcli hget jobd:count finished) jobs finished, want $1"
 }
 
-# Some history under this version: 30 roots that ended.
+# Some history under this version: 30 roots that ended, two with keys,
+# one with a child with a key.
 jobctl submit noop --count 30 >/dev/null
+ka=$(jobctl submit noop --key old-a)
+kb=$(jobctl submit noop --key old-b)
+kp=$(jobctl submit noop --key old-parent)
+kc=$(jobctl submit noop --key old-child --parent "$kp")
 start
 wait_finished 30
 stop
@@ -54,7 +63,19 @@ rcli xadd "jobd:log:$old" "$((m + 1234))-0" level warn attempt 0 msg "logged by 
 rcli sadd "jobd:logmin:$m" "$old" >/dev/null
 for k in $(rcli --scan --pattern 'jobd:logix:*'); do rcli del "$k" >/dev/null; done
 rcli del jobd:ended jobd:backfill >/dev/null
-rcli del "jobd:key:cleanup:backfill:ix" >/dev/null
+# The keys as an earlier version kept them: one string each.
+for b in $(rcli --scan --pattern 'jobd:keys:*'); do
+	rcli hgetall "$b" | paste - - | while read -r f v; do
+		rcli set "jobd:key:$f" "$v" >/dev/null
+	done
+	rcli del "$b" >/dev/null
+done
+rcli hgetall "jobd:ckeys:$kp" | paste - - | while read -r f v; do
+	rcli set "jobd:key:$kp/$f" "$v" >/dev/null
+done
+rcli del "jobd:ckeys:$kp" >/dev/null
+assert_eq "$kc" "$(rcli get "jobd:key:$kp/old-child")" "the child's key, as it was"
+rcli del "jobd:key:cleanup:backfill:r10" >/dev/null
 listing() { jobctl list --all --system --json --limit 1000 |
 	python3 -c 'import json,sys; print(" ".join(str(j["id"]) for j in json.load(sys.stdin)["jobs"]))'; }
 before=$(listing)
@@ -69,21 +90,33 @@ rcli eval "for _, k in ipairs(redis.call('KEYS', 'jobd:ixb:*')) do
 	for _, k in ipairs(redis.call('KEYS', 'jobd:ixd:*')) do redis.call('DEL', k) end" 0 >/dev/null
 [ -n "$(rcli --scan --pattern 'jobd:ix:*')" ] || fail "no index of the earlier layout"
 assert_eq "$before" "$(listing)" "the listing read from the earlier indexes"
+# Read where they are until the backfill moved them.
+assert_eq "$ka" "$(jobctl submit noop --key old-a)" "a duplicate of an old key before the move"
+assert_eq "$kc" "$(jobctl key --parent "$kp" old-child)" "an old child key before the move"
 [ -z "$(jobctl logs --all --since 1h --grep 'earlier version')" ] ||
 	fail "the earlier version's entry is indexed already"
 
 # jobd starts: the backfill runs at once, not within the hour.
 start
 for ((i = 0; i < 600; i++)); do
-	[ "$(rcli hget jobd:backfill logs)" = done ] && [ "$(rcli hget jobd:backfill ended)" = done ] && break
+	[ "$(rcli hget jobd:backfill keys)" = done ] && break
 	sleep 0.1
 done
 assert_eq done "$(rcli hget jobd:backfill ix)" "P:backfill ix"
 assert_eq done "$(rcli hget jobd:backfill ended)" "P:backfill ended"
 assert_eq done "$(rcli hget jobd:backfill logs)" "P:backfill logs"
 assert_eq "" "$(rcli --scan --pattern 'jobd:ix:*')" "the earlier indexes moved"
-id=$(rcli get jobd:key:cleanup:backfill:ix)
-[ -n "$id" ] || fail "no cleanup:backfill:ix job"
+assert_eq done "$(rcli hget jobd:backfill keys)" "P:backfill keys"
+id=$(jobctl key cleanup:backfill:r10) || fail "no cleanup:backfill:r10 job"
+assert_eq 0 "$(rcli --scan --pattern 'jobd:key:*' | wc -l)" "the old keys moved"
+assert_eq "$ka $kb" "$(jobctl key old-a old-b | tr '\n' ' ' | sed 's/ $//')" "the old root keys, moved"
+assert_eq "$kc" "$(jobctl key --parent "$kp" old-child)" "the old child key, moved"
+assert_eq "$kc" "$(rcli hget "jobd:ckeys:$kp" old-child)" "in its parent's hash"
+jobs=$(rcli --scan --pattern 'jobd:job:*' | wc -l)
+assert_eq "$ka" "$(jobctl submit noop --key old-a)" "a duplicate of an old key after the move"
+assert_eq "$kc" "$(jobctl submit noop --key old-child --parent "$kp" 2>&1 || true)" \
+	"a duplicate of an old child key after the move"
+assert_eq "$jobs" "$(rcli --scan --pattern 'jobd:job:*' | wc -l)" "no job made by the duplicates"
 # 30 noop roots, the old one, and the cleanup jobs, once all ran.
 for ((i = 0; i < 600; i++)); do
 	[ "$(rcli hget jobd:count pending)" = 0 ] && [ "$(rcli hget jobd:count in_progress)" = 0 ] && break
@@ -108,7 +141,8 @@ cat >>"$dir/jobd.conf" <<CONF
 [retention]
 jobs = 1ms
 CONF
-for k in $(rcli --scan --pattern 'jobd:key:cleanup:*'); do rcli del "$k" >/dev/null; done
+# Without their keys, the cleanup jobs are submitted again.
+for k in $(rcli --scan --pattern 'jobd:keys:*'); do rcli del "$k" >/dev/null; done
 start
 for ((i = 0; i < 600; i++)); do
 	[ "$(rcli exists "jobd:job:$old")" = 0 ] && break

@@ -40,7 +40,7 @@ run_id=$$.$RANDOM
 good=20
 
 job_count() {
-	rcli --scan --pattern "jobd:key:$t_events:g*" | grep -c . || true
+	jobctl key --scan "$t_events:g*" | grep -c . || true
 }
 
 # dlq: the dead-letter topic as kcat's JSON, one record a line.

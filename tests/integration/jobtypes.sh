@@ -92,7 +92,7 @@ send() {
 	local i id
 	jobctl send "$1" "$3" >/dev/null || fail "jobctl send $1 failed"
 	for ((i = 0; i < 300; i++)); do
-		id=$(rcli get "jobd:key:$1:$2")
+		id=$(key_id "$1:$2")
 		[ -n "$id" ] && { echo "$id"; return 0; }
 		sleep 0.05
 	done

@@ -49,7 +49,7 @@ wait_jobs() {
 # field KEY FIELD: a field of the job with idempotency key KEY.
 field() {
 	local id
-	id=$(rcli get "jobd:key:$1")
+	id=$(key_id "$1")
 	[ -n "$id" ] || fail "no job with key '$1'"
 	rcli hget "jobd:job:$id" "$2"
 }
@@ -135,7 +135,7 @@ check_messages() {
 	assert_eq event "$(field "$t_events:e1" type)" "e1 type"
 	assert_eq bob "$(field "$t_events:e1" run_by)" "e1 run_by"
 	assert_eq action "$(field "$t_actions:a1" type)" "a1 type"
-	n=$(rcli --scan --pattern "jobd:key:$t_records/0@2@*" | wc -l)
+	n=$(jobctl key --scan "$t_records/0@2@*" | wc -l)
 	assert_eq 1 "$n" "key of a message without id: topic/partition@offset@cluster"
 
 	local deadline=$((SECONDS + 30))

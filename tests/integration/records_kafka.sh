@@ -68,7 +68,7 @@ send() { # ID JSON: sends to jobs.records, prints the job's id once made
 	local i id
 	jobctl send jobs.records "$2" >/dev/null || fail "jobctl send failed"
 	for ((i = 0; i < 300; i++)); do
-		id=$(rcli get "jobd:key:jobs.records:$1")
+		id=$(key_id "jobs.records:$1")
 		[ -n "$id" ] && { echo "$id"; return 0; }
 		sleep 0.05
 	done

@@ -105,9 +105,9 @@ deliver() {
 
 	jobctl -c "$work/$name.conf" send "$2" "$4" ||
 		fail "jobctl send with $name.conf failed"
-	made() { [ -n "$(rcli get "jobd:key:$key")" ]; }
+	made() { [ -n "$(key_id "$key")" ]; }
 	wait_for 40 "no job from the message sent with $name.conf (log: $work/$name.log)" made
-	id=$(rcli get "jobd:key:$key")
+	id=$(key_id "$key")
 }
 
 # Warnings and errors of log $1 about TLS or logins.
@@ -182,7 +182,7 @@ refused() { grep -q 'SASL authentication error: Authentication failed' "$work/ba
 wait_for 20 "jobd logged no authentication failure (log: $(tail -n 5 "$work/bad.log"))" refused
 sleep 3
 assert_eq "$before" "$(jobs)" "jobs after jobd ran with a wrong password"
-[ -z "$(rcli get jobd:key:jobs.events:s3)" ] || fail "a job made for s3 with a wrong password"
+[ -z "$(key_id jobs.events:s3)" ] || fail "a job made for s3 with a wrong password"
 stop_jobd bad any
 echo "# wrong password: $(grep -m1 'SASL authentication error' "$work/bad.log")"
 
@@ -202,7 +202,7 @@ if [ "$(printf '%s\n2.6.1\n' "$rdkafka" | sort -V | head -n 1)" = 2.6.1 ]; then
 		'{"id":"s4","service":"crm","event":"order.shipped","run_by":"bo"}'
 	assert_eq bo "$(rcli hget "jobd:job:$id" run_by)" "the SCRAM job's run_by"
 	# The message s3, left by the wrong password, is this group's too.
-	s3_job() { [ -n "$(rcli get jobd:key:jobs.events:s3)" ]; }
+	s3_job() { [ -n "$(key_id jobs.events:s3)" ]; }
 	wait_for 20 "s3 never became a job over SCRAM" s3_job
 	stop_jobd scram
 	if grep -qi 'authentication' "$work/scram.log"; then
@@ -218,7 +218,7 @@ else
 	said() { grep -q "$scram_bug" "$work/scram.log"; }
 	wait_for 20 "jobd did not explain the SCRAM failure (log: $(tail -n 5 "$work/scram.log"))" said
 	sleep 2
-	[ -z "$(rcli get jobd:key:jobs.events:s4)" ] || fail "a job made over a refused SCRAM login"
+	[ -z "$(key_id jobs.events:s4)" ] || fail "a job made over a refused SCRAM login"
 	stop_jobd scram any
 	echo "# SCRAM-SHA-256 with librdkafka $rdkafka: refused by Kafka 4, and said why"
 fi

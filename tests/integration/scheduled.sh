@@ -229,7 +229,7 @@ printf '\x83\xa2id\xa2k5\xa6action\xa1a\xa5delay\xa21h' >"$m/9"
 kcat -b "$broker" -t "$t_actions" -p 0 -P "$m"/1 "$m"/2 "$m"/3 "$m"/4 "$m"/5 \
 	"$m"/6 "$m"/7 "$m"/8 "$m"/9 || fail "kcat cannot produce"
 start_jobd k
-key_job() { rcli get "jobd:key:$t_actions:$1"; }
+key_job() { key_id "$t_actions:$1"; }
 have_k5() { [ -n "$(key_job k5)" ]; }
 wait_for 60 "the job of message k5" have_k5
 job_is "$(key_job k1)" '.scheduled' || fail "message k1 (delay 2h) not scheduled"

@@ -125,7 +125,7 @@ known() {
 tick() {
 	set_clock $(($1 - 1500))
 	wait_for 15 "the minutely job of tick $1" \
-		eval "[ \"\$(rcli get jobd:key:schedule:minutely:$1)\" != '' ]"
+		eval "[ \"\$(key_id schedule:minutely:$1)\" != '' ]"
 	sleep 3
 }
 
@@ -172,7 +172,7 @@ start_jobd b "$dir"
 h=3600000
 m15=$((t0 + 3 * h + 1800000))
 wait_for 20 "the catch-up of the minutely schedule" \
-	eval "[ \"\$(rcli get jobd:key:schedule:minutely:$m15)\" != '' ]"
+	eval "[ \"\$(key_id schedule:minutely:$m15)\" != '' ]"
 wait_for 20 "the catch-up of the hourly (all) schedule" \
 	eval "[ \"\$(count hourly_all)\" = 4 ]"
 sleep 3
@@ -190,7 +190,7 @@ assert_eq 3 "$(rcli hget jobd:schedule:none missed)" "hourly (none) skipped thre
 assert_eq "$t0 $((t0 + h)) $((t0 + 2 * h)) $((t0 + 3 * h))" "$(ticks hourly_all)" \
 	"hourly (all): every missed tick"
 # A disabled schedule fires nothing, ever.
-[ -z "$(rcli keys 'jobd:key:schedule:off:*')" ] || fail "a disabled schedule fired"
+[ -z "$(jobctl key --scan 'schedule:off:*')" ] || fail "a disabled schedule fired"
 
 # 4b. Redis unreachable (stopped, SIGSTOP) while the tickers run, then
 # back with three minutely ticks missed: the latest fires once.
@@ -202,7 +202,7 @@ kill -CONT "$redis_pid"
 m33=$((t0 + 3 * h + 33 * 60000))
 set_clock $((m33 + 30000)) # 15:33:30
 wait_for 20 "the minutely job of 15:33 after Redis came back" \
-	eval "[ \"\$(rcli get jobd:key:schedule:minutely:$m33)\" != '' ]"
+	eval "[ \"\$(key_id schedule:minutely:$m33)\" != '' ]"
 sleep 3
 for name in a b; do
 	kill -0 "${jobd_pids[$name]}" 2>/dev/null || fail "jobd $name died while Redis was away"

@@ -2206,7 +2206,8 @@ START_TEST(test_purge_deletes_expired_trees_and_every_key)
 	ck_assert_int_eq(keys_matching("jobd:job:*"), 2);
 	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)done)),
 			 0);
-	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:keys:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ckeys:*"), 0);
 	ck_assert_int_eq(
 		keys_matching(fmt("jobd:children:%lld", (long long)done)), 0);
 	ck_assert_int_eq(keys_matching("jobd:ixb:*:s:finished:*"), 0);
@@ -2398,7 +2399,8 @@ START_TEST(test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late)
 			 0);
 	ck_assert_int_eq(keys_matching(fmt("jobd:log:%lld", (long long)old)),
 			 0);
-	ck_assert_int_eq(keys_matching("jobd:key:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:keys:*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:ckeys:*"), 0);
 	ck_assert_int_eq(keys_matching("jobd:ixb:*:u:carol:*"), 0);
 	ck_assert(!zscore("jobd:ended", old, NULL));
 	ck_assert(!in_index("ru:s:finished", old));
@@ -2546,7 +2548,7 @@ START_TEST(test_upgrade_moves_the_sorted_set_indexes_into_buckets)
 {
 	char *want[NFILTERS], *got;
 	int64_t ids[12], stop;
-	size_t n, m, calls = 0;
+	size_t n, m, k, calls = 0;
 	bool more = true;
 	struct jobd_fsck f;
 
@@ -2615,13 +2617,14 @@ START_TEST(test_upgrade_moves_the_sorted_set_indexes_into_buckets)
 				 "'jobd:backfill', 'ix') == 'done' and 1 "
 				 "or 0\" 0")) {
 		ck_assert_uint_lt(++calls, 100);
-		ck_assert_int_eq(jobd_store_backfill(st, 2, &n, &m, &more), 0);
+		ck_assert_int_eq(jobd_store_backfill(st, 2, &n, &m, &k, &more),
+				 0);
 	}
 	ck_assert_uint_gt(calls, 5);
 	while (more) {
 		ck_assert_uint_lt(++calls, 200);
-		ck_assert_int_eq(jobd_store_backfill(st, 10000, &n, &m, &more),
-				 0);
+		ck_assert_int_eq(
+			jobd_store_backfill(st, 10000, &n, &m, &k, &more), 0);
 	}
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
 	ck_assert_int_eq(keys_matching("jobd:ix:*"), 0);
@@ -2669,7 +2672,7 @@ START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
 	int64_t a = create("noop", 0), b = create("sys", 0),
 		c = create("noop", 0);
 	int64_t kid = create("noop", a), p, now;
-	size_t indexed = 0, n, m;
+	size_t indexed = 0, n, m, k;
 	bool more = true;
 	long long at;
 
@@ -2681,15 +2684,16 @@ START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
 	/* Batches of 1 prove that the cursor carries over calls. */
 	for (int calls = 0; more && calls < 20; calls++) {
-		ck_assert_int_eq(jobd_store_backfill(st, 1, &n, &m, &more), 0);
+		ck_assert_int_eq(jobd_store_backfill(st, 1, &n, &m, &k, &more),
+				 0);
 		indexed += n;
 	}
 	ck_assert_uint_eq(indexed, 3);
 	/* The log minutes of a month: a few larger batches. */
 	for (int calls = 0; more; calls++) {
 		ck_assert_int_lt(calls, 10);
-		ck_assert_int_eq(jobd_store_backfill(st, 10000, &n, &m, &more),
-				 0);
+		ck_assert_int_eq(
+			jobd_store_backfill(st, 10000, &n, &m, &k, &more), 0);
 		ck_assert_uint_eq(n, 0);
 	}
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
@@ -2997,7 +3001,7 @@ START_TEST(test_backfill_converts_the_log_sets_of_an_earlier_version)
 	int64_t j = create("noop", 0), k = create("noop", 0), now, m;
 	struct jobd_log_query q = { 0 };
 	struct jobd_log_result res;
-	size_t n, conv, converted = 0;
+	size_t n, conv, moved, converted = 0;
 	bool more = true;
 
 	ck_assert_int_eq(jobd_store_time(st, &now), 0);
@@ -3025,8 +3029,9 @@ START_TEST(test_backfill_converts_the_log_sets_of_an_earlier_version)
 	rcli("DEL jobd:backfill");
 	for (int calls = 0; more; calls++) {
 		ck_assert_int_lt(calls, 100);
-		ck_assert_int_eq(
-			jobd_store_backfill(st, 5000, &n, &conv, &more), 0);
+		ck_assert_int_eq(jobd_store_backfill(st, 5000, &n, &conv,
+						     &moved, &more),
+				 0);
 		converted += conv;
 	}
 	ck_assert_uint_eq(converted, 1);

@@ -2,7 +2,8 @@
 -- not write, from what it left, a bounded batch per call. jobd's cleanup
 -- job calls it until it is done (src/handlers/cleanup.c), before it purges.
 -- ARGV: prefix, max (ids or minutes visited per call)
--- Reply: {work left (0/1), ended roots indexed, log minutes converted}
+-- Reply: {work left (0/1), ended roots indexed, log minutes converted,
+--   keys moved}
 -- Progress lives in the hash P:backfill, so any process may continue
 -- where another stopped:
 --   ix     CURSOR (of a SCAN over P:ix:*) or "done": the listing indexes
@@ -25,13 +26,22 @@
 --          deleted. A minute in which this version logged already is
 --          rebuilt with both, in time order; only past minutes are
 --          converted (the current one may still be written).
+--   keys   a SCAN cursor or "done": the idempotency keys of an earlier
+--          version, strings P:key:KEY (a root's), P:key:PARENT/KEY and
+--          P:key:PARENT/N/KEY (a child's), move into this version's
+--          layout (docs/redis-keys.md, "Idempotency keys"): a root's
+--          into the current window (so a duplicate within key_window of
+--          the move is still found), a child's into P:ckeys:PARENT. A
+--          mapping whose job is gone, or has another key, is dropped.
+--          Until this is done, create.lua and the module read P:key:*
+--          too.
 -- Delete P:backfill to run it again: every step can be repeated.
 
 local batch = tonumber(ARGV[2])
 local state = P .. ':backfill'
 local SOURCES = {'ru:s:finished', 'ru:s:canceled', 'rs:s:finished', 'rs:s:canceled'}
 local LEGACY_MS = 2592000000 + 60000 -- what the earlier sets lived
-local indexed, converted = 0, 0
+local indexed, converted, moved = 0, 0, 0
 
 -- Moves up to BUDGET ids of the old index K into the buckets; returns
 -- how many it took out of K.
@@ -184,10 +194,47 @@ local function logs_step()
 	return false
 end
 
+-- The earlier layout's mapping K (text after P:key: NAME) of job ID,
+-- into this layout.
+local function move_key(k, name, id)
+	local v = redis.call('HMGET', jkey(id), F_key, F_parent)
+	local key, parent = v[1], v[2]
+	if key and not parent and name == key then
+		key_map(key, id)
+		moved = moved + 1
+	elseif key and parent and string.sub(name, 1, #parent + 1) == parent .. '/' then
+		-- The field is what follows the parent's id: KEY or N/KEY.
+		local field = string.sub(name, #parent + 2)
+		if field == key or string.match(field, '^%d+/(.*)$') == key then
+			redis.call('HSETNX', P .. K_ckeys .. parent, field, id)
+			moved = moved + 1
+		end
+	end
+	redis.call('DEL', k)
+end
+
+local function keys_step()
+	local at = redis.call('HGET', state, 'keys')
+	if at == 'done' then return true end
+	local base = P .. K_key
+	local r = redis.call('SCAN', at or '0', 'MATCH',
+		string.gsub(base, '([%*%?%[%]\\])', '\\%1') .. '*', 'COUNT', batch)
+	for _, k in ipairs(r[2]) do
+		local id = redis.pcall('GET', k)
+		if type(id) == 'string' then move_key(k, string.sub(k, #base + 1), id) end
+	end
+	if r[1] == '0' then
+		redis.call('HSET', state, 'keys', 'done')
+		return true
+	end
+	redis.call('HSET', state, 'keys', r[1])
+	return false
+end
+
 local more = 1
 -- The ended step reads the buckets the ix step wrote.
-local moved = ix_step()
+local ix_done = ix_step()
 ix_flush()
-if moved and ended_step() and logs_step() then more = 0 end
+if ix_done and ended_step() and logs_step() and keys_step() then more = 0 end
 flush(nil)
-return {more, indexed, converted}
+return {more, indexed, converted, moved}

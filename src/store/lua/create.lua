@@ -39,28 +39,9 @@ local W = 8
 -- Ids for the whole batch in one call; unused ones are simply skipped.
 local next_id = redis.call('INCRBY', P .. K_seq, n) - n
 
--- Calls per batch rather than per job, where order allows: the key
--- mappings of root jobs are read with one MGET and written with one MSET
--- at the end (NEWKEY answers a key repeated within the batch), and new
--- roots without children join the roots sets with one ZADD NX per set
--- (enqueue() does the same one job at a time).
-local KNOWN, NEWKEY, NEWKEYS = {}, {}, {}
+-- New roots without children join the roots sets with one ZADD NX per
+-- set (enqueue() does the same one job at a time).
 local ALONE = {['0'] = {}, ['1'] = {}}
-do
-	local kks = {}
-	for i = 0, n - 1 do
-		local a = FIRST + i * W
-		if ARGV[a] ~= '' and ARGV[a + 2] == '' then
-			kks[#kks + 1] = P .. K_key .. ARGV[a]
-		end
-	end
-	for i = 1, #kks, 1000 do
-		local v = redis.call('MGET', unpack(kks, i, math.min(i + 999, #kks)))
-		for j, id in ipairs(v) do
-			if id then KNOWN[kks[i + j - 1]] = id end
-		end
-	end
-end
 local function alone_flush()
 	for low, ids in pairs(ALONE) do
 		if #ids > 0 then
@@ -118,14 +99,22 @@ for i = 0, n - 1 do
 	local at = scheduled_at(ARGV[a + 7])
 	local pol = POLICY[ty]
 	local system = pol.system
-	local kk = nil
+	local ck, cf = nil, nil
 	local res = nil
 	local p = nil
 	if parent ~= '' then p = parent_of(parent) end
-	if key ~= '' and (p or parent == '') then
-		kk = P .. K_key .. child_scope(parent, p and p.restarts) .. key
-		local existing = NEWKEY[kk] or KNOWN[kk]
-		if not existing and parent ~= '' then existing = redis.call('GET', kk) end
+	if key ~= '' and p then
+		-- A child's key, in its parent's hash (or, until backfill.lua
+		-- moved it, where the earlier layout kept it).
+		ck, cf = P .. K_ckeys .. parent, ckey_field(p.restarts, key)
+		local existing = redis.call('HGET', ck, cf)
+		keys_conf()
+		if not existing and KEYS_OLD then
+			existing = redis.call('GET', P .. K_key .. child_scope(parent, p.restarts) .. key)
+		end
+		if existing then res = {tonumber(existing), 1} end
+	elseif key ~= '' and parent == '' then
+		local existing = key_find(key)
 		if existing then res = {tonumber(existing), 1} end
 	end
 	if not res and parent ~= '' then
@@ -181,14 +170,13 @@ for i = 0, n - 1 do
 			f[#f + 1] = F_queued_at; f[#f + 1] = t
 		end
 		redis.call('HSET', jkey(sid), unpack(f))
-		if kk and p then
-			-- A child is written through at once (its parent's counters
-			-- are): a call failing later must not leave it without its key.
-			redis.call('SET', kk, sid)
-		elseif kk then
-			NEWKEY[kk] = sid
-			NEWKEYS[#NEWKEYS + 1] = kk
-			NEWKEYS[#NEWKEYS + 1] = sid
+		-- The key is written through at once: a key repeated later in
+		-- the batch finds it, and a call failing later leaves no job
+		-- without its key.
+		if ck then
+			redis.call('HSET', ck, cf, sid)
+		elseif key ~= '' and parent == '' then
+			key_map(key, sid)
 		end
 		local cls = class_of(parent, system)
 		for _, name in ipairs(index_names(cls, status, ty, run_by)) do
@@ -231,8 +219,5 @@ for i = 0, n - 1 do
 	out[#out + 1] = res
 end
 alone_flush()
-for i = 1, #NEWKEYS, 1000 do
-	redis.call('MSET', unpack(NEWKEYS, i, math.min(i + 999, #NEWKEYS)))
-end
 flush(ttl)
 return out

@@ -16,8 +16,14 @@
 -- ready queue. The running count of a type with a concurrency limit
 -- (P:slots:TYPE) holds exactly the jobs of the type whose handler runs
 -- (running, not waiting for children); the last call checks the entries
--- of the slots and held sets themselves. Work per call is bounded by
--- COUNT jobs and CHILD_MAX children per parent.
+-- of the slots and held sets themselves. A job's idempotency key
+-- (docs/redis-keys.md, "Idempotency keys") finds it: a root's, when the
+-- root was made in the current or the previous key window, in its
+-- window's bucket (repair: mapped there); a child's in its parent's
+-- P:ckeys, under its run's field (repair, for a child of the parent's
+-- current run: mapped). Not checked while keys of an earlier version
+-- wait to be moved (backfill.lua). Work per call is bounded by COUNT
+-- jobs and CHILD_MAX children per parent.
 
 local from, count = tonumber(ARGV[2]), tonumber(ARGV[3])
 local repair = ARGV[4] == '1'
@@ -91,6 +97,42 @@ for n = from, last do
 					', its finished_at is ' .. at)
 				if repair then
 					redis.call('ZADD', P .. K_ended, at, id)
+					fixed = fixed + 1
+				end
+			end
+		end
+
+		-- Its idempotency key finds it.
+		keys_conf()
+		h.key = redis.call('HGET', jkey(id), F_key) or ''
+		if h.key ~= '' and not KEYS_OLD and h.parent == '' then
+			local start = NOW - NOW % KEYS_W
+			local made = num(h.created_at)
+			local other = key_find(h.key)
+			-- Another job with the key is no fault: one whose mapping
+			-- an operator deleted is made again.
+			if not other and made >= start - KEYS_W then
+				violation(id, 'its key ' .. h.key .. ' finds no job')
+				if repair then
+					local f, b = key_slot(h.key)
+					local ws = made - made % KEYS_W
+					local k = keys_bucket(ws, b)
+					redis.call('HSET', k, f, id)
+					redis.call('PEXPIRE', k, I(ws + 2 * KEYS_W - NOW))
+					fixed = fixed + 1
+				end
+			end
+		elseif h.key ~= '' and not KEYS_OLD then
+			local ck = P .. K_ckeys .. h.parent
+			local pr = redis.call('HGET', jkey(h.parent), F_restarts)
+			local found = false
+			for n = 0, num(pr) do
+				if redis.call('HGET', ck, ckey_field(n, h.key)) == id then found = true end
+			end
+			if not found then
+				violation(id, 'its key ' .. h.key .. ' is not in its parent\'s keys (' .. ck .. ')')
+				if repair and redis.call('ZSCORE', P .. K_children .. h.parent, id) then
+					redis.call('HSETNX', ck, ckey_field(pr, h.key), id)
 					fixed = fixed + 1
 				end
 			end

@@ -2,12 +2,15 @@
 -- structures that name no job or a job in another state: leases (running
 -- jobs), the delayed set (pending jobs), the roots sets and their ready
 -- queues (pending jobs of that root and priority), retention's index of
--- ended roots, and the minutes of the log search index (each listed
--- minute has its stream: one that expired or was deleted is dropped). fsck.lua checks the
+-- ended roots, the minutes of the log search index (each listed
+-- minute has its stream: one that expired or was deleted is dropped),
+-- and the idempotency keys: each field of a key window's bucket
+-- P:keys:START:B names a root job with that key (in that bucket), each of
+-- P:ckeys:PARENT a child of PARENT with that key. fsck.lua checks the
 -- other direction, from each job.
 -- ARGV: prefix, structure (leases | delayed | roots | roots_low | ended |
---   logix:minutes | ix), start
---   (rank; for ix a SCAN cursor), count, repair (0/1)
+--   logix:minutes | ix | keys), start
+--   (rank; for ix and keys a SCAN cursor), count, repair (0/1)
 -- Reply: {next start (0 = done), fixed, {violation...}}
 
 local what, start, count = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -84,6 +87,43 @@ if what == 'ix' then
 	end
 	flush(nil)
 	return {tonumber(r[1]), fixed, bad}
+end
+
+-- The keys: one SCAN step of COUNT over both kinds of hash.
+if what == 'keys' then
+	local function hdrop(k, f, msg)
+		bad[#bad + 1] = k .. ': ' .. f .. ': ' .. msg
+		if repair then
+			redis.call('HDEL', k, f)
+			fixed = fixed + 1
+		end
+	end
+	local r = redis.call('SCAN', ARGV[3], 'MATCH',
+		string.gsub(P, '([%*%?%[%]\\])', '\\%1') .. ':*keys:*', 'COUNT', count)
+	local roots, kids = P .. K_keys, P .. K_ckeys
+	for _, k in ipairs(r[2]) do
+		local b = string.match(string.sub(k, #roots + 1), '^%d+:(%d+)$')
+		local parent = string.match(string.sub(k, #kids + 1), '^(%d+)$')
+		if string.sub(k, 1, #roots) ~= roots then b = nil end
+		if string.sub(k, 1, #kids) ~= kids then parent = nil end
+		local v = (b or parent) and redis.call('HGETALL', k) or {}
+		for i = 1, #v, 2 do
+			local f, id = v[i], v[i + 1]
+			local j = redis.call('HMGET', jkey(id), F_key, F_parent)
+			if not j[1] then
+				hdrop(k, f, 'job ' .. id .. ' is gone or has no key')
+			elseif b then
+				local want, wb = key_slot(j[1])
+				if j[2] or want ~= f or I(wb) ~= b then
+					hdrop(k, f, 'job ' .. id .. ' is not a root with this key')
+				end
+			elseif j[2] ~= parent or (f ~= j[1] and
+				string.match(f, '^%d+/(.*)$') ~= j[1]) then
+				hdrop(k, f, 'job ' .. id .. ' is not a child with this key')
+			end
+		end
+	end
+	return {r[1], fixed, bad}
 end
 
 local members = redis.call('ZRANGE', key, start, start + count - 1)

@@ -1098,6 +1098,9 @@ local function flush(ttl_ms)
 	flush_stats(ttl_ms)
 end
 
+-- Per call: the idempotency keys' window and layout (keys_conf()).
+local KEYS_W, KEYS_OLD
+
 -- Starts a call: its arguments and clock, and empty per-call state.
 local function begin(args)
 	if not format then
@@ -1116,13 +1119,105 @@ local function begin(args)
 	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
 	LOG_MAX, LOGIX_SEEN = nil, nil
 	LIMITS = nil
+	KEYS_W, KEYS_OLD = nil, nil
 end
 
 -- The key scope of a parent's children: a restart starts a new scope, so
 -- a restarted handler re-spawning its keys gets new children, not the
--- detached ones of the earlier run.
+-- detached ones of the earlier run. The earlier layout named a child's
+-- mapping P:key:SCOPE..KEY; this one keeps it in P:ckeys:PARENT, field
+-- the scope after the parent's id ('' or 'N/') and the key.
 local function child_scope(parent, restarts)
 	if parent == '' then return '' end
 	if num(restarts) > 0 then return parent .. '/' .. restarts .. '/' end
 	return parent .. '/'
+end
+
+-- Idempotency keys (docs/redis-keys.md, "Idempotency keys"). A root
+-- job's key maps to its id in a hash bucket of its time window,
+-- P:keys:START:B (START: the window's start, a multiple of key_window
+-- ms; B: the key's FNV-1a hash mod N_KEY_BUCKETS), field the key itself,
+-- or '#' and two hashes of it when it is longer than N_KEY_FIELD_MAX
+-- bytes (a longer field would make its bucket a hash table). A bucket
+-- expires at the end of the window after its own, and a lookup reads the
+-- current window and the one before: a duplicate within key_window of
+-- the first is always found. A hit counts only when the job's key field
+-- is the key: a digest may collide, and retention may have deleted the
+-- job. The module's create does the same (src/store/module/create.c).
+-- Per call: the window (P:conf key_window, ms) and whether mappings of
+-- the earlier layout (P:key:*) may remain: backfill.lua's keys step
+-- moves them, and until it is done a lookup reads them too (KEYS_W,
+-- KEYS_OLD: declared before begin(), which resets them).
+local function keys_conf()
+	if not KEYS_W then
+		local w = tonumber(redis.call('HGET', P .. ':conf', 'key_window') or '')
+		if not w or w < 1 or w >= 9e15 then w = N_KEY_WINDOW end
+		KEYS_W = floor(w)
+		KEYS_OLD = redis.call('HGET', P .. ':backfill', 'keys') ~= 'done'
+	end
+end
+
+-- FNV-1a, 32 bits, of S from H. Lua's numbers are doubles: H * 16777619
+-- would lose bits, so it is 2^24 * H + 403 * H, mod 2^32 each.
+local function fnv(s, h)
+	for i = 1, #s do
+		h = bit.bxor(h, string.byte(s, i))
+		if h < 0 then h = h + 4294967296 end
+		h = ((h % 256) * 16777216 + h * 403) % 4294967296
+	end
+	return h
+end
+
+-- The field of root key KEY in its bucket, and the bucket's number.
+local function key_slot(key)
+	local h = fnv(key, 2166136261)
+	local f = key
+	if #key > N_KEY_FIELD_MAX then f = format('#%08x%08x', h, fnv(key, h)) end
+	return f, h % N_KEY_BUCKETS
+end
+
+-- Bucket B of the window starting at START.
+local function keys_bucket(start, b)
+	return P .. K_keys .. I(start) .. ':' .. I(b)
+end
+
+-- The id root key KEY maps to, or nil.
+local function key_find(key)
+	keys_conf()
+	local f, b = key_slot(key)
+	local start = NOW - NOW % KEYS_W
+	local id = redis.call('HGET', keys_bucket(start, b), f) or
+		redis.call('HGET', keys_bucket(start - KEYS_W, b), f)
+	if not id and KEYS_OLD then id = redis.call('GET', P .. K_key .. key) end
+	if id and redis.call('HGET', jkey(id), F_key) == key then return id end
+	return nil
+end
+
+-- Maps root key KEY to job id SID in the current window.
+local function key_map(key, sid)
+	keys_conf()
+	local f, b = key_slot(key)
+	local start = NOW - NOW % KEYS_W
+	local k = keys_bucket(start, b)
+	redis.call('HSET', k, f, sid)
+	-- Relative: Redis expires by its own clock, which a test may have
+	-- moved away from TIME's (src/store/module/testclock.c).
+	redis.call('PEXPIRE', k, I(start + 2 * KEYS_W - NOW))
+end
+
+-- Drops root key KEY's mapping to SID, from both windows that exist.
+local function key_unmap(key, sid)
+	keys_conf()
+	local f, b = key_slot(key)
+	local start = NOW - NOW % KEYS_W
+	for _, s in ipairs({start, start - KEYS_W}) do
+		local k = keys_bucket(s, b)
+		if redis.call('HGET', k, f) == sid then redis.call('HDEL', k, f) end
+	end
+end
+
+-- Parent PARENT's field for its child key KEY after RESTARTS restarts.
+local function ckey_field(restarts, key)
+	if num(restarts) > 0 then return restarts .. '/' .. key end
+	return key
 end

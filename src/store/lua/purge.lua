@@ -72,7 +72,13 @@ while budget > 0 do
 			if h.status == S_PENDING then dequeue(h) end
 			ix_later(cls .. ':t:' .. h.type, id, false)
 			if h.run_by ~= '' then ix_later(cls .. ':u:' .. h.run_by, id, false) end
-			if h.key ~= '' then redis.call('DEL', P .. K_key .. scope .. h.key) end
+			-- Its key: a root's in the two windows that exist (a lookup
+			-- would pass it over, but fsck would report it), a child's
+			-- with its parent's P:ckeys (below).
+			keys_conf()
+			if h.key ~= '' and h.parent == '' then key_unmap(h.key, id) end
+			if h.key ~= '' and KEYS_OLD then redis.call('DEL', P .. K_key .. scope .. h.key) end
+			redis.call('DEL', P .. K_ckeys .. id)
 			if h.parent == '' then zset_later(ended, id, false) end
 			count_add(h.status, -1)
 			local ck = P .. K_children .. id

@@ -5,6 +5,7 @@
 #include "store/module/lib.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,16 +242,181 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	rm_FreeString(NULL, sid);
 }
 
+/*
+ * Idempotency keys of root jobs, as lib.lua keys_conf(), key_slot(),
+ * key_find() and key_map() (docs/redis-keys.md, "Idempotency keys"):
+ * hash buckets per window P:keys:START:B, field the key or its digest.
+ */
+struct keys {
+	long long w;	 /* key_window, ms (P:conf) */
+	long long start; /* the current window's start, ms */
+	int old;	 /* mappings of the earlier layout may remain */
+};
+
+static void keys_conf(struct call *c, struct keys *ks)
+{
+	RedisModuleString *k = keyf(c, ":conf"), *v = NULL;
+	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
+	RedisModuleString *f = str_c("key_window");
+
+	ks->w = 0;
+	if (rm_KeyType(key) == RM_KEYTYPE_HASH)
+		rm_HashGet(key, RM_HASH_NONE, f, &v, NULL);
+	if (v) {
+		/* tonumber(): a window like "1e3" counts, "x" does not. */
+		double d;
+
+		if (rm_StringToDouble(v, &d) == RM_OK && d >= 1 && d < 9.0e15)
+			ks->w = (long long)d;
+		rm_FreeString(NULL, v);
+	}
+	if (ks->w < 1)
+		ks->w = N_KEY_WINDOW;
+	rm_CloseKey(key);
+	rm_FreeString(NULL, f);
+	rm_FreeString(NULL, k);
+	k = keyf(c, ":backfill");
+	key = rm_OpenKey(c->ctx, k, RM_READ);
+	f = str_c("keys");
+	v = NULL;
+	if (rm_KeyType(key) == RM_KEYTYPE_HASH)
+		rm_HashGet(key, RM_HASH_NONE, f, &v, NULL);
+	ks->old = !v || !sv_eq(sv_of(v), "done");
+	if (v)
+		rm_FreeString(NULL, v);
+	rm_CloseKey(key);
+	rm_FreeString(NULL, f);
+	rm_FreeString(NULL, k);
+	ks->start = c->now - c->now % ks->w;
+}
+
+/* FNV-1a, 32 bits, of the N bytes at S from H. */
+static uint32_t fnv(const char *s, size_t n, uint32_t h)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* Root key KEY's field (new) in its bucket, and the bucket's number. */
+static RedisModuleString *key_slot(struct sv key, unsigned *b)
+{
+	uint32_t h = fnv(key.p, key.n, 2166136261u);
+	char buf[24];
+
+	*b = h % N_KEY_BUCKETS;
+	if (key.n <= N_KEY_FIELD_MAX)
+		return rm_CreateString(NULL, key.p, key.n);
+	snprintf(buf, sizeof(buf), "#%08x%08x", (unsigned)h,
+		 (unsigned)fnv(key.p, key.n, h));
+	return str_c(buf);
+}
+
+static RedisModuleString *keys_bucket(struct call *c, long long start,
+				      unsigned b)
+{
+	return keyf(c, K_KEYS "%lld:%u", start, b);
+}
+
+/* Field F of hash K as a job id; 0 when absent. */
+static long long hash_id(struct call *c, RedisModuleString *k,
+			 RedisModuleString *f, int *found)
+{
+	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
+	RedisModuleString *v = NULL;
+	long long id = 0;
+
+	*found = 0;
+	if (rm_KeyType(key) == RM_KEYTYPE_HASH)
+		rm_HashGet(key, RM_HASH_NONE, f, &v, NULL);
+	if (v) {
+		*found = 1;
+		if (rm_StringToLongLong(v, &id) != RM_OK || id < 0)
+			id = 0;
+		rm_FreeString(NULL, v);
+	}
+	rm_CloseKey(key);
+	return id;
+}
+
+/* The id root key KEY maps to, or 0. */
+static long long key_find(struct call *c, const struct keys *ks, struct sv key)
+{
+	unsigned b;
+	RedisModuleString *f = key_slot(key, &b), *k;
+	long long id = 0;
+	int found = 0;
+
+	for (int w = 0; w < 2 && !found; w++) {
+		k = keys_bucket(c, ks->start - w * ks->w, b);
+		id = hash_id(c, k, f, &found);
+		rm_FreeString(NULL, k);
+	}
+	rm_FreeString(NULL, f);
+	if (!found && ks->old) {
+		k = keycat(c, K_KEY, key.p, key.n);
+		id = get_ll(c, k, &found);
+		rm_FreeString(NULL, k);
+	}
+	/* Counts only when the job's key is this one (a digest may
+	 * collide, retention may have deleted the job). */
+	if (found && id > 0) {
+		int same = 0;
+		RedisModuleString *v = NULL;
+		RedisModuleKey *jk;
+
+		k = job_key(c, id);
+		jk = rm_OpenKey(c->ctx, k, RM_READ);
+		if (rm_KeyType(jk) == RM_KEYTYPE_HASH)
+			rm_HashGet(jk, RM_HASH_NONE, N[F_KEY], &v, NULL);
+		if (v) {
+			same = sv_same(sv_of(v), key);
+			rm_FreeString(NULL, v);
+		}
+		rm_CloseKey(jk);
+		rm_FreeString(NULL, k);
+		if (same)
+			return id;
+	}
+	return 0;
+}
+
+/* Maps root key KEY to job SID in the current window. */
+static void key_map(struct call *c, const struct keys *ks, struct sv key,
+		    RedisModuleString *sid)
+{
+	unsigned b;
+	RedisModuleString *f = key_slot(key, &b);
+	RedisModuleString *k = keys_bucket(c, ks->start, b);
+	/* By Redis' own clock, as lib.lua's PEXPIRE: a test may have moved
+	 * the clock the transitions read (testclock.c). */
+	long long real_at = ks->start + 2 * ks->w - testclock_offset;
+	RedisModuleString *at = str_ll(real_at);
+	RedisModuleKey *key_h = open_rw(c, k);
+
+	rm_HashSet(key_h, RM_HASH_NONE, f, sid, NULL);
+	rm_Replicate(c->ctx, "HSET", "sss", k, f, sid);
+	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", k);
+	rm_SetAbsExpire(key_h, real_at);
+	rm_Replicate(c->ctx, "PEXPIREAT", "ss", k, at);
+	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire", k);
+	rm_CloseKey(key_h);
+	rm_FreeString(NULL, at);
+	rm_FreeString(NULL, k);
+	rm_FreeString(NULL, f);
+}
+
 int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	struct call c;
 	long long ttl, n, t, next_id, floor_vr;
-	RedisModuleString **pol, **newkeys, *k, *v;
-	static const char bad_mapping[] = "its key maps to no job id";
+	RedisModuleString **pol, *k, *v;
 	struct sv *f;
+	struct keys ks;
 	long long *ids;
 	int *existed, found;
-	size_t nnew = 0;
 
 	if (argc < 7 || !parse_ll(argv[2], &ttl) || !parse_ll(argv[4], &n) ||
 	    !parse_ll(argv[5], &t) || n < 0 || n > MAX_BATCH || t < 0 ||
@@ -276,7 +442,6 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	call_begin(&c, ctx, argv[1], ttl);
 	ids = xalloc(sizeof(*ids) * (size_t)n);
 	existed = xalloc(sizeof(*existed) * (size_t)n);
-	newkeys = xalloc(sizeof(*newkeys) * 2 * (size_t)n);
 	/* Ids for the whole batch in one step, as INCRBY seq n. */
 	k = keyf(&c, K_SEQ);
 	next_id = get_ll(&c, k, &found);
@@ -287,62 +452,41 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	k = keyf(&c, K_VR_FLOOR);
 	floor_vr = get_ll(&c, k, &found);
 	rm_FreeString(NULL, k);
+	keys_conf(&c, &ks);
 	for (long long i = 0; i < n; i++) {
 		const struct sv *fi = f + i * NJ;
 		struct sv key = fi[J_KEY];
 		RedisModuleString **ip = policy_of(pol, t, fi[J_TYPE]);
-		RedisModuleString *e[NJ], *own[NJ], *kk = NULL;
-		RedisModuleKey *mk = NULL;
-		int mapped = 0, nown = 0;
+		RedisModuleString *e[NJ], *own[NJ];
+		int nown = 0;
 
 		existed[i] = 0;
-		if (key.n) {
-			/* The mapping is written at once, so a key repeated
-			 * later in the batch finds it (create.lua: NEWKEY). */
-			kk = keycat(&c, K_KEY, key.p, key.n);
-			mk = open_rw(&c, kk);
-			ids[i] = key_ll(mk, &mapped);
-			if (mapped) {
-				existed[i] = 1;
-				rm_CloseKey(mk);
-				rm_FreeString(NULL, kk);
-				continue;
-			}
+		/* Written at once, so a key repeated later in the batch
+		 * finds it. */
+		if (key.n && (ids[i] = key_find(&c, &ks, key)) > 0) {
+			existed[i] = 1;
+			continue;
 		}
 		ids[i] = ++next_id;
 		job_strings(fi, ip, e, own, &nown);
 		create_root(&c, ids[i], e, ip, argv[3]);
 		while (nown)
 			rm_FreeString(NULL, own[--nown]);
-		if (kk) {
-			newkeys[2 * nnew] = kk;
-			newkeys[2 * nnew + 1] = str_ll(ids[i]);
-			rm_StringSet(mk, newkeys[2 * nnew + 1]);
-			rm_CloseKey(mk);
-			/* create.lua's MSET notifies each key it sets. */
-			rm_NotifyKeyspaceEvent(ctx, RM_NOTIFY_STRING, "set",
-					       kk);
-			nnew++;
+		if (key.n) {
+			RedisModuleString *sid = str_ll(ids[i]);
+
+			key_map(&c, &ks, key, sid);
+			rm_FreeString(NULL, sid);
 		}
 	}
 	enqueue_alone(&c, floor_vr);
-	if (nnew)
-		rm_Replicate(ctx, "MSET", "v", newkeys, 2 * nnew);
-	for (size_t j = 0; j < 2 * nnew; j++)
-		rm_FreeString(NULL, newkeys[j]);
 	flush(&c);
 	call_end(&c);
 	rm_ReplyWithArray(ctx, n);
 	for (long long i = 0; i < n; i++)
-		if (ids[i] > 0)
-			rm_ReplyWithLongLong(ctx,
-					     existed[i] ? -ids[i] : ids[i]);
-		else /* a mapping that is not a job id: refused */
-			rm_ReplyWithStringBuffer(ctx, bad_mapping,
-						 strlen(bad_mapping));
+		rm_ReplyWithLongLong(ctx, existed[i] ? -ids[i] : ids[i]);
 	rm_Free(f);
 	rm_Free(ids);
 	rm_Free(existed);
-	rm_Free(newkeys);
 	return RM_OK;
 }
