@@ -111,11 +111,13 @@ jobctl --as frank cancel "$a" >/dev/null
 b=$(jobctl submit again --payload '{"steps": 1}')
 wait_status "$b" finished 10
 jobctl --as gina restart "$b" >/dev/null
-u=$(jobctl submit noop --payload '{"steps": 10, "sleep_ms": 100, "uninterruptible": true}')
+# 4 s of work: the stop lands inside it however loaded the machine (at
+# 1 s it found the job finished once).
+u=$(jobctl submit noop --payload '{"steps": 40, "sleep_ms": 100, "uninterruptible": true}')
 wait_status "$u" in_progress 10
 jobctl --as hal stop "$u" >/dev/null
 # Its one section spans the whole run: it ends done, never interrupted.
-wait_status "$u" finished 20
+wait_status "$u" finished 30
 assert_contains "$(jobctl logs "$u")" "stopping deferred" "non-interruptible stop audit"
 audit=$(jobctl logs "$a")
 for want in "stop requested by bob" "stopped at checkpoint" "resumed by carol" \
