@@ -335,10 +335,17 @@ end
 -- The id range keeps a bucket within set-max-intset-entries however
 -- many roots end in a minute; the minute lets retention read the oldest
 -- first. ended_bucket is the member of the bucket that holds root ID
--- ended at AT (ms, a number or its text).
+-- ended at AT (ms, a number or its text); the last one is kept, since
+-- the roots of a batch mostly share it (two formats fewer a root).
+local EB_M, EB_N, EB_S
 local function ended_bucket(id, at)
 	local m = num(at)
-	return I(m - m % N_MINUTE_MS) .. ':' .. I(floor(id / N_IX_BUCKET))
+	m = m - m % N_MINUTE_MS
+	local n = floor(id / N_IX_BUCKET)
+	if m ~= EB_M or n ~= EB_N then
+		EB_M, EB_N, EB_S = m, n, I(m) .. ':' .. I(n)
+	end
+	return EB_S
 end
 local function ended_later(id, at, add)
 	bucket_later(ENDED, ended_bucket(id, at), id, add)
