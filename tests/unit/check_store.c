@@ -2491,6 +2491,30 @@ START_TEST(test_restart_takes_a_root_out_of_the_ended_index)
 }
 END_TEST
 
+/* More than set-max-intset-entries (512) roots ending in a minute still
+ * make intsets: a bucket holds a range of 512 ids of its minute. */
+START_TEST(test_ended_buckets_stay_intsets_past_512_roots_a_minute)
+{
+	struct jobd_spec specs[300];
+	struct jobd_created out[300];
+
+	for (int i = 0; i < 300; i++)
+		specs[i] = (struct jobd_spec){ .type = "noop" };
+	for (int b = 0; b < 2; b++)
+		ck_assert_int_eq(jobd_store_create(st, "t", specs, 300, out),
+				 0);
+	ck_assert_uint_eq(run_ready(NULL), 600);
+	ck_assert_int_eq(ended_total(), 600);
+	ck_assert_int_ge(rcli_int("zcard jobd:endd"), 2);
+	ck_assert_int_eq(
+		rcli_int("eval \"local n = 0 for _, k in ipairs(redis.call("
+			 "'KEYS', 'jobd:endb:*')) do if redis.call('OBJECT', "
+			 "'ENCODING', k) ~= 'intset' then n = n + 1 end end "
+			 "return n\" 0"),
+		0);
+}
+END_TEST
+
 /* Retention reads the oldest minutes first, a bounded batch a call: with
  * a budget of one, the roots of a minute all go before any of the next,
  * and a minute after the cutoff stays. */
@@ -3549,6 +3573,8 @@ static Suite *store_suite(void)
 		tc,
 		test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late);
 	tcase_add_test(tc, test_restart_takes_a_root_out_of_the_ended_index);
+	tcase_add_test(tc,
+		       test_ended_buckets_stay_intsets_past_512_roots_a_minute);
 	tcase_add_test(
 		tc,
 		test_purge_deletes_the_oldest_minutes_first_in_small_batches);
