@@ -9,10 +9,10 @@
 -- indexes (the bucket of its id; fsck_refs.lua checks each bucket's
 -- entries and the directories), in the bucket of retention's index of
 -- its finished_at when it is an ended root (fsck_refs.lua checks that
--- the buckets hold nothing else); a pending job is in exactly one ready queue (or delayed), no
--- other job in any, and a job whose not_before (retry or run time) is to
--- come in the delayed set, not ready before its time; a parent's children
--- counters, children progress and tree_stopping equal what its children
+-- the buckets hold nothing else); a pending job is in exactly one ready
+-- queue (or delayed), no other job in any, and a job whose not_before
+-- (retry or run time) is to come in the delayed set, not ready before
+-- its time; a parent's children counters, children progress and tree_stopping equal what its children
 -- say. A pending job held by its type's limit (P:held:TYPE) is in no
 -- ready queue. The running count of a type with a concurrency limit
 -- (P:slots:TYPE) holds exactly the jobs of the type whose handler runs

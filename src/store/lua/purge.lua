@@ -7,8 +7,9 @@
 -- Reply: {jobs deleted, work left (0/1)}.
 -- A root is expired when it is finished or canceled and the minute of
 -- its finished_at ended by the cutoff (retention's index is kept per
--- minute: a root goes at most a minute after the retention); its descendants go with it (a child is never
--- deleted while its root lives, so counters stay true). The work list
+-- minute: a root goes up to a minute later than the cutoff alone says);
+-- its descendants go with it (a child is never deleted while its root
+-- lives, so counters stay true). The work list
 -- P:purge holds "job:ID" entries (delete the job, queue its child sets)
 -- and "set:KEY:CURSOR" entries (queue the members of a child set), so a
 -- root with 100,000 children takes many calls, each bounded.
