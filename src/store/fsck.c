@@ -40,8 +40,9 @@ void jobd_fsck_release(struct jobd_fsck *f)
 
 int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 {
-	/* "ix": the listing index buckets and their directories, by SCAN
-	 * (its cursor is the start). */
+	/* "ended" and "ix": the buckets of retention's index and of the
+	 * listing indexes and their directories, by SCAN (its cursor is the
+	 * start); "keys" too. */
 	static const char *const structures[] = { "leases", "delayed",
 						  "roots",  "roots_low",
 						  "ended",  "logix:minutes",

@@ -59,7 +59,7 @@ int jobd_store_backfill_pending(struct jobd_store *st)
 {
 	const char *p = st->conf->prefix;
 	redisReply *r = jobd_store_command(
-		st, "HMGET %s:backfill ix ended logs keys", p);
+		st, "HMGET %s:backfill ix ended endb logs keys", p);
 	int pending = 0;
 
 	if (!r)
@@ -80,7 +80,9 @@ int jobd_store_backfill_pending(struct jobd_store *st)
 	if (pending)
 		return 1;
 	r = jobd_store_command(
-		st, "HSET %s:backfill ix done ended done logs done keys done",
+		st,
+		"HSET %s:backfill ix done ended done endb done logs done "
+		"keys done",
 		p);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;

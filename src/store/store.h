@@ -511,8 +511,9 @@ int jobd_store_lease(struct jobd_store *st, const char *name,
 /* --- retention ---------------------------------------------------------------- */
 
 /*
- * Deletes the trees of root jobs that finished or were canceled before
- * CUTOFF_MS, with every key they own, visiting at most MAX jobs (0 = 200).
+ * Deletes the trees of root jobs that finished or were canceled in a
+ * minute that ended by CUTOFF_MS (retention's index is kept per minute),
+ * with every key they own, visiting at most MAX jobs (0 = 200).
  * *DELETED = jobs deleted by this call; *MORE = call again. Any number of
  * processes may call it; the work list lives in Redis.
  */
@@ -522,7 +523,8 @@ int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
 /*
  * Builds the indexes that a store written by an earlier version lacks
  * (src/store/lua/backfill.lua: the listing index buckets from the sorted
- * sets P:ix:*, P:ended from the terminal roots, P:logix from the
+ * sets P:ix:*, retention's index from the terminal roots or from the
+ * sorted set P:ended of r7 to r9, P:logix from the
  * per-minute log sets) and moves its idempotency keys (P:key:*) into
  * this version's layout, visiting at most MAX ids, minutes or keys.
  * *INDEXED = roots indexed, *CONVERTED = log minutes converted, *MOVED =

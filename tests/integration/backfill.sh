@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# backfill.sh: a store written by an earlier version (no P:ended, the log
-# search index as per-minute sets of job ids, P:logmin:MINUTE, the
-# listing indexes as sorted sets, P:ix:NAME) is brought up to this
-# version's indexes by jobd itself when it starts: the cleanup job
-# "cleanup:backfill:r10" moves the listing indexes into their buckets
-# (listings read both meanwhile), indexes every ended root and converts
-# the log sets, the search across jobs then finds what was logged before,
-# retention then deletes what expired, and fsck finds nothing to repair.
+# backfill.sh: a store written by an earlier version (retention's index
+# as the sorted set P:ended, the log search index as per-minute sets of
+# job ids, P:logmin:MINUTE, the listing indexes as sorted sets,
+# P:ix:NAME) is brought up to this version's indexes by jobd itself when
+# it starts: the cleanup job "cleanup:backfill:r10" moves the listing
+# indexes into their buckets (listings read both meanwhile), moves
+# P:ended into the buckets of retention's index and indexes every ended
+# root, converts the log sets, the search across jobs then finds what
+# was logged before, retention then deletes what expired, and fsck finds
+# nothing to repair.
 # Its idempotency keys (strings P:key:KEY and P:key:PARENT/KEY) are
 # found while they wait, then moved into this version's layout (hash
 # buckets per window, P:ckeys:PARENT): a duplicate of an old key makes no
@@ -53,16 +55,26 @@ kc=$(jobctl submit noop --key old-child --parent "$kp")
 start
 wait_finished 30
 stop
-# ... made into the store of an earlier version: no P:ended, no
-# backfill done, no log index but a set for a minute 10 minutes ago of
-# a job that logged then.
+# ... made into the store of an earlier version: retention's index as
+# the sorted set P:ended of module revisions up to r9, no backfill done,
+# no log index but a set for a minute 10 minutes ago of a job that
+# logged then.
 now=$(date +%s%3N)
 m=$((now - now % 60000 - 600000))
 old=$(jobctl submit noop)
 rcli xadd "jobd:log:$old" "$((m + 1234))-0" level warn attempt 0 msg "logged by an earlier version" >/dev/null
 rcli sadd "jobd:logmin:$m" "$old" >/dev/null
 for k in $(rcli --scan --pattern 'jobd:logix:*'); do rcli del "$k" >/dev/null; done
-rcli del jobd:ended jobd:backfill >/dev/null
+rcli eval "for _, k in ipairs(redis.call('KEYS', 'jobd:endb:*')) do
+		for _, id in ipairs(redis.call('SMEMBERS', k)) do
+			redis.call('ZADD', 'jobd:ended',
+				redis.call('HGET', 'jobd:job:' .. id, 'finished_at'), id)
+		end
+		redis.call('DEL', k)
+	end
+	redis.call('DEL', 'jobd:endd')" 0 >/dev/null
+[ "$(rcli zcard jobd:ended)" -ge 30 ] || fail "P:ended of the earlier layout: $(rcli zcard jobd:ended)"
+rcli del jobd:backfill >/dev/null
 # The keys as an earlier version kept them: one string each.
 for b in $(rcli --scan --pattern 'jobd:keys:*'); do
 	rcli hgetall "$b" | paste - - | while read -r f v; do
@@ -104,6 +116,8 @@ for ((i = 0; i < 600; i++)); do
 done
 assert_eq done "$(rcli hget jobd:backfill ix)" "P:backfill ix"
 assert_eq done "$(rcli hget jobd:backfill ended)" "P:backfill ended"
+assert_eq done "$(rcli hget jobd:backfill endb)" "P:backfill endb"
+assert_eq 0 "$(rcli exists jobd:ended)" "P:ended moved"
 assert_eq done "$(rcli hget jobd:backfill logs)" "P:backfill logs"
 assert_eq "" "$(rcli --scan --pattern 'jobd:ix:*')" "the earlier indexes moved"
 assert_eq done "$(rcli hget jobd:backfill keys)" "P:backfill keys"
@@ -125,7 +139,10 @@ done
 ended=$(jobctl list --status finished --system --json --limit 1000 |
 	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
 [ "$ended" -ge 31 ] || fail "only $ended finished roots"
-assert_eq "$ended" "$(rcli zcard jobd:ended)" "every finished root in P:ended"
+indexed=$(rcli eval "local n = 0
+	for _, k in ipairs(redis.call('KEYS', 'jobd:endb:*')) do n = n + redis.call('SCARD', k) end
+	return n" 0)
+assert_eq "$ended" "$indexed" "every finished root in retention's index"
 assert_eq 0 "$(rcli --scan --pattern 'jobd:logmin:*' | wc -l)" "the log sets converted"
 found=$(jobctl logs --all --since 1h --grep 'earlier version')
 assert_contains "$found" "[$old]" "the search finds the earlier version's entry"
@@ -141,6 +158,13 @@ cat >>"$dir/jobd.conf" <<CONF
 [retention]
 jobs = 1ms
 CONF
+# Retention keeps whole minutes: the old job's end two minutes back (the
+# repair moves its entry in retention's index).
+at=$(rcli hget "jobd:job:$old" finished_at)
+rcli hset "jobd:job:$old" finished_at $((at - 120000)) >/dev/null
+jobctl fsck --repair >"$dir/fsck.out" 2>&1 || true
+assert_contains "$(cat "$dir/fsck.out")" "$old" "fsck finds the old job's end moved"
+jobctl fsck >"$dir/fsck.out" || fail "fsck after the repair: $(cat "$dir/fsck.out")"
 # Without their keys, the cleanup jobs are submitted again.
 for k in $(rcli --scan --pattern 'jobd:keys:*'); do rcli del "$k" >/dev/null; done
 start

@@ -2161,6 +2161,13 @@ START_TEST(test_stats_first_call_after_upgrade_counts_each_job_once)
 }
 END_TEST
 
+/* The start of the minute after the one of AT: a cutoff that expires
+ * the roots that ended by AT's minute (retention's index is per minute). */
+static int64_t after_minute(int64_t at)
+{
+	return at - at % 60000 + 60000;
+}
+
 START_TEST(test_purge_deletes_expired_trees_and_every_key)
 {
 	int64_t done = create_full("noop", 0, "k-done", false, "alice", NULL);
@@ -2197,8 +2204,8 @@ START_TEST(test_purge_deletes_expired_trees_and_every_key)
 	ck_assert_int_eq(jobd_store_time(st, &now), 0);
 	for (more = true; more;) {
 		/* A batch of 1 proves the work list carries over calls. */
-		ck_assert_int_eq(jobd_store_purge(st, now + 1000, 1, &deleted,
-						  &more),
+		ck_assert_int_eq(jobd_store_purge(st, after_minute(now), 1,
+						  &deleted, &more),
 				 0);
 		total += deleted;
 	}
@@ -2337,6 +2344,29 @@ static long long rcli_int(const char *args)
 	return v;
 }
 
+/* The bucket of retention's index that holds root ID ended at AT
+ * (lib.lua ended_bucket): "MINUTE:N", after jobd:endb:. */
+static const char *ended_bucket(int64_t id, int64_t at)
+{
+	return fmt("%lld:%lld", (long long)(at - at % 60000),
+		   (long long)(id / 512));
+}
+
+/* Whether root ID is in retention's index, in the bucket of its end AT. */
+static bool in_ended(int64_t id, int64_t at)
+{
+	return rcli_int(fmt("sismember jobd:endb:%s %lld", ended_bucket(id, at),
+			    (long long)id)) == 1;
+}
+
+/* The ids in retention's index, every bucket. */
+static long long ended_total(void)
+{
+	return rcli_int("eval \"local n = 0 for _, k in ipairs(redis.call("
+			"'KEYS', 'jobd:endb:*')) do n = n + redis.call("
+			"'SCARD', k) end return n\" 0");
+}
+
 /* Purges everything that ended before CUTOFF, in batches of 500 (the
  * cleanup job's): the jobs deleted. */
 static size_t purge_all(int64_t cutoff)
@@ -2353,21 +2383,38 @@ static size_t purge_all(int64_t cutoff)
 	return total;
 }
 
+/* Moves the end of each root of IDS (N of them) back by MS: its
+ * finished_at, then fsck --repair moves its entry in retention's index
+ * (it finds it missing from its new bucket and stale in its old one). */
+static void end_earlier(const int64_t *ids, size_t n, int64_t ms)
+{
+	struct jobd_fsck f;
+
+	for (size_t i = 0; i < n; i++)
+		rcli(fmt("hset jobd:job:%lld finished_at %lld",
+			 (long long)ids[i],
+			 (long long)(finished_at(ids[i]) - ms)));
+	ck_assert_int_eq(jobd_store_fsck(st, true, &f), 0);
+	ck_assert_uint_eq(f.fixed, 2 * n);
+	jobd_fsck_release(&f);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(in_ended(ids[i], finished_at(ids[i])));
+}
+
 #define OLD_ROOTS 500
 
 /*
  * Issue 17 item 6: retention read the 500 lowest ids of each terminal
  * index, so 500 old roots restarted and ended again after the cutoff hid
  * every later job from it ("deleted 0 jobs" while job 502 had ended long
- * before). It now reads the roots by end time.
+ * before). It now reads the roots by the minute they ended.
  */
 START_TEST(test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late)
 {
 	struct jobd_spec specs[OLD_ROOTS];
 	struct jobd_created out[OLD_ROOTS];
 	struct jobd_op_result res[OLD_ROOTS];
-	int64_t ids[OLD_ROOTS], old, kid, cutoff, score;
-	long long at;
+	int64_t ids[OLD_ROOTS], old, kid, cutoff, now;
 
 	for (int i = 0; i < OLD_ROOTS; i++)
 		specs[i] = (struct jobd_spec){ .type = "again" };
@@ -2375,21 +2422,22 @@ START_TEST(test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late)
 	for (int i = 0; i < OLD_ROOTS; i++)
 		ids[i] = out[i].id;
 	ck_assert_uint_eq(run_ready(NULL), OLD_ROOTS);
-	/* The job that expires: a root with a child, a key, a user, logs. */
+	/* The job that expires: a root with a child, a key, a user, logs,
+	 * that ended two minutes ago. */
 	old = create_full("noop", 0, "k-old", false, "carol", NULL);
 	kid = create("noop", old);
 	ck_assert_int_gt(old, ids[OLD_ROOTS - 1]);
 	ck_assert_uint_eq(run_ready("work of %lld"), 2);
 	assert_status(old, "finished");
-	ck_assert_int_eq(jobd_store_time(st, &cutoff), 0);
-	cutoff += 1;
-	sleep_ms(5);
+	end_earlier(&old, 1, 120000);
+	cutoff = after_minute(finished_at(old));
 	/* The old roots run again and end after the cutoff. */
 	ck_assert_int_eq(jobd_store_op(st, JOBD_OP_RESTART, "t", ids, OLD_ROOTS,
 				       res),
 			 0);
 	for (int i = 0; i < OLD_ROOTS; i++)
 		ck_assert_msg(res[i].ok, "restart: %s", res[i].error);
+	ck_assert_int_eq(ended_total(), 1);
 	ck_assert_uint_eq(run_ready(NULL), OLD_ROOTS);
 
 	ck_assert_uint_eq(purge_all(cutoff), 2);
@@ -2402,47 +2450,146 @@ START_TEST(test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late)
 	ck_assert_int_eq(keys_matching("jobd:keys:*"), 0);
 	ck_assert_int_eq(keys_matching("jobd:ckeys:*"), 0);
 	ck_assert_int_eq(keys_matching("jobd:ixb:*:u:carol:*"), 0);
-	ck_assert(!zscore("jobd:ended", old, NULL));
 	ck_assert(!in_index("ru:s:finished", old));
 	ck_assert(!in_index("cu:s:finished", kid));
 	/* Exactly those: every old root stays, indexed at its new end. */
-	ck_assert_int_eq(rcli_int("zcard jobd:ended"), OLD_ROOTS);
+	ck_assert_int_eq(ended_total(), OLD_ROOTS);
 	ck_assert_int_eq(count_of(JOBD_FINISHED), OLD_ROOTS);
 	for (int i = 0; i < OLD_ROOTS; i++) {
-		struct jobd_job *job = get(ids[i]);
+		int64_t at = finished_at(ids[i]);
 
-		ck_assert(zscore("jobd:ended", ids[i], &at));
-		score = at;
-		ck_assert_int_eq(score, job->finished_at);
-		ck_assert_int_ge(score, cutoff);
-		jobd_job_free(job);
+		ck_assert(in_ended(ids[i], at));
+		ck_assert_int_ge(at, cutoff);
 	}
 	/* Later, past their end, they go too. */
-	ck_assert_int_eq(jobd_store_time(st, &cutoff), 0);
-	ck_assert_uint_eq(purge_all(cutoff + 1), OLD_ROOTS);
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	ck_assert_uint_eq(purge_all(after_minute(now)), OLD_ROOTS);
 	ck_assert_int_eq(keys_matching("jobd:job:*"), 0);
-	ck_assert_int_eq(keys_matching("jobd:ended"), 0);
+	ck_assert_int_eq(keys_matching("jobd:end*"), 0);
 }
 END_TEST
 
-/* An entry of P:ended that no longer says when a root ended is settled
- * by the purge that meets it, never read again. */
+/* A restart takes a root out of retention's index (the bucket of the end
+ * it had, read before the restart clears it); its next end puts it back. */
+START_TEST(test_restart_takes_a_root_out_of_the_ended_index)
+{
+	int64_t a = create("again", 0), at;
+
+	ck_assert_uint_eq(run_ready(NULL), 1);
+	at = finished_at(a);
+	ck_assert(in_ended(a, at));
+	ck_assert_int_eq(rcli_int("zcard jobd:endd"), 1);
+	op_ok(JOBD_OP_RESTART, a);
+	ck_assert(!in_ended(a, at));
+	ck_assert_int_eq(keys_matching("jobd:end*"), 0);
+	ck_assert_uint_eq(run_ready(NULL), 1);
+	ck_assert(in_ended(a, finished_at(a)));
+	ck_assert_int_eq(ended_total(), 1);
+	ck_assert_int_eq(rcli_int(fmt("zscore jobd:endd %s",
+				      ended_bucket(a, finished_at(a)))),
+			 finished_at(a) - finished_at(a) % 60000);
+}
+END_TEST
+
+/* More than set-max-intset-entries (512) roots ending in a minute still
+ * make intsets: a bucket holds a range of 512 ids of its minute. */
+START_TEST(test_ended_buckets_stay_intsets_past_512_roots_a_minute)
+{
+	struct jobd_spec specs[300];
+	struct jobd_created out[300];
+
+	for (int i = 0; i < 300; i++)
+		specs[i] = (struct jobd_spec){ .type = "noop" };
+	for (int b = 0; b < 2; b++)
+		ck_assert_int_eq(jobd_store_create(st, "t", specs, 300, out),
+				 0);
+	ck_assert_uint_eq(run_ready(NULL), 600);
+	ck_assert_int_eq(ended_total(), 600);
+	ck_assert_int_ge(rcli_int("zcard jobd:endd"), 2);
+	ck_assert_int_eq(
+		rcli_int("eval \"local n = 0 for _, k in ipairs(redis.call("
+			 "'KEYS', 'jobd:endb:*')) do if redis.call('OBJECT', "
+			 "'ENCODING', k) ~= 'intset' then n = n + 1 end end "
+			 "return n\" 0"),
+		0);
+}
+END_TEST
+
+/* Retention reads the oldest minutes first, a bounded batch a call: with
+ * a budget of one, the roots of a minute all go before any of the next,
+ * and a minute after the cutoff stays. */
+START_TEST(test_purge_deletes_the_oldest_minutes_first_in_small_batches)
+{
+	int64_t ids[6], cutoff;
+	size_t deleted, total = 0;
+	bool more = true;
+	int calls = 0;
+
+	for (int i = 0; i < 6; i++)
+		ids[i] = create("noop", 0);
+	ck_assert_uint_eq(run_ready(NULL), 6);
+	/* Two roots per minute, 5, 4 and 3 minutes ago, the oldest the
+	 * highest ids (retention reads minutes, not ids). */
+	end_earlier(&ids[4], 2, 300000);
+	end_earlier(&ids[2], 2, 240000);
+	end_earlier(&ids[0], 2, 180000);
+	ck_assert_int_eq(rcli_int("zcard jobd:endd"), 3);
+	cutoff = after_minute(finished_at(ids[2]));
+	while (more) {
+		ck_assert_int_lt(calls++, 50);
+		ck_assert_int_eq(
+			jobd_store_purge(st, cutoff, 1, &deleted, &more), 0);
+		ck_assert_uint_le(deleted, 1);
+		total += deleted;
+		/* The minute of ids 2 and 3 only once that of 4 and 5 is gone. */
+		if (keys_matching(fmt("jobd:job:%lld", (long long)ids[2])) +
+			    keys_matching(
+				    fmt("jobd:job:%lld", (long long)ids[3])) <
+		    2)
+			ck_assert_int_eq(
+				keys_matching(fmt("jobd:job:%lld",
+						  (long long)ids[4])) +
+					keys_matching(fmt("jobd:job:%lld",
+							  (long long)ids[5])),
+				0);
+	}
+	ck_assert_uint_eq(total, 4);
+	ck_assert_int_ge(calls, 4);
+	for (int i = 0; i < 2; i++) {
+		assert_status(ids[i], "finished");
+		ck_assert(in_ended(ids[i], finished_at(ids[i])));
+	}
+	ck_assert_int_eq(ended_total(), 2);
+	ck_assert_int_eq(rcli_int("zcard jobd:endd"), 1);
+}
+END_TEST
+
+/* An entry of retention's index that no longer says when a root ended is
+ * settled by the purge that meets it, never read again. */
 START_TEST(test_purge_settles_stale_entries_of_the_ended_index)
 {
 	int64_t gone = create("noop", 0), late = create("noop", 0), live, now;
-	long long at;
+	long long v;
 
 	ck_assert_uint_eq(run_ready(NULL), 2);
 	live = create("noop", 0);
 	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	rcli(fmt("SREM jobd:endb:%s %lld",
+		 ended_bucket(gone, finished_at(gone)), (long long)gone));
 	rcli(fmt("DEL jobd:job:%lld", (long long)gone));
-	rcli(fmt("ZADD jobd:ended 1 %lld 2 %lld 3 %lld", (long long)gone,
-		 (long long)live, (long long)late));
+	/* All three in a bucket of minute 0, long expired. */
+	rcli(fmt("SADD jobd:endb:%s %lld %lld %lld", ended_bucket(gone, 0),
+		 (long long)gone, (long long)live, (long long)late));
+	rcli(fmt("ZADD jobd:endd 0 %s", ended_bucket(gone, 0)));
 	ck_assert_uint_eq(purge_all(now - 60000), 0);
-	ck_assert(!zscore("jobd:ended", gone, NULL));
-	ck_assert(!zscore("jobd:ended", live, NULL));
-	ck_assert(zscore("jobd:ended", late, &at));
-	ck_assert_int_eq(at, finished_at(late));
+	ck_assert_int_eq(
+		keys_matching(fmt("jobd:endb:%s", ended_bucket(gone, 0))), 0);
+	ck_assert_uint_eq(rcli_ints(&v, 1, "zscore jobd:endd %s",
+				    ended_bucket(gone, 0)),
+			  0);
+	ck_assert(in_ended(late, finished_at(late)));
+	ck_assert_int_eq(ended_total(), 1);
+	ck_assert_int_eq(rcli_int("zcard jobd:endd"), 1);
 	assert_status(live, "pending");
 }
 END_TEST
@@ -2480,7 +2627,7 @@ START_TEST(test_purge_of_a_root_canceled_mid_cascade_leaves_no_queue_behind)
 	freeReplyObject(r);
 	assert_status(kid, "pending");
 	ck_assert_int_eq(jobd_store_time(st, &now), 0);
-	ck_assert_uint_eq(purge_all(now + 1), 3);
+	ck_assert_uint_eq(purge_all(after_minute(now)), 3);
 	ck_assert_int_eq(keys_matching("jobd:ready*"), 0);
 	ck_assert_int_eq(keys_matching("jobd:roots*"), 0);
 	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
@@ -2665,8 +2812,17 @@ START_TEST(test_fsck_checks_and_repairs_the_index_buckets)
 }
 END_TEST
 
-/* A store of an earlier version has no P:ended: the backfill builds it
- * from the terminal indexes, in batches, and the purge then works. */
+/* Deletes retention's index (every bucket, the directory). */
+static void drop_ended_index(void)
+{
+	rcli("eval \"for _, k in ipairs(redis.call('KEYS', 'jobd:endb:*')) do "
+	     "redis.call('DEL', k) end\" 0");
+	rcli("DEL jobd:endd");
+}
+
+/* A store of a version before r7 has no index of ended roots: the
+ * backfill builds it from the terminal indexes, in batches, and the
+ * purge then works. */
 START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
 {
 	int64_t a = create("noop", 0), b = create("sys", 0),
@@ -2674,13 +2830,13 @@ START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
 	int64_t kid = create("noop", a), p, now;
 	size_t indexed = 0, n, m, k;
 	bool more = true;
-	long long at;
 
 	op_ok(JOBD_OP_STOP, c);
 	op_ok(JOBD_OP_CANCEL, c);
 	ck_assert_uint_eq(run_ready(NULL), 3);
 	p = create("noop", 0);
-	rcli("DEL jobd:ended jobd:backfill");
+	drop_ended_index();
+	rcli("DEL jobd:backfill");
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
 	/* Batches of 1 prove that the cursor carries over calls. */
 	for (int calls = 0; more && calls < 20; calls++) {
@@ -2697,17 +2853,86 @@ START_TEST(test_backfill_indexes_the_ended_roots_of_an_earlier_version)
 		ck_assert_uint_eq(n, 0);
 	}
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
-	ck_assert_int_eq(rcli_int("zcard jobd:ended"), 3);
-	ck_assert(zscore("jobd:ended", a, &at));
-	ck_assert_int_eq(at, finished_at(a));
-	ck_assert(zscore("jobd:ended", b, &at));
-	ck_assert_int_eq(at, finished_at(b));
-	ck_assert(zscore("jobd:ended", c, &at));
-	ck_assert_int_eq(at, finished_at(c));
-	ck_assert(!zscore("jobd:ended", kid, NULL));
+	ck_assert_int_eq(ended_total(), 3);
+	ck_assert(in_ended(a, finished_at(a)));
+	ck_assert(in_ended(b, finished_at(b)));
+	ck_assert(in_ended(c, finished_at(c)));
+	ck_assert(!in_ended(kid, finished_at(kid)));
 	ck_assert_int_eq(jobd_store_time(st, &now), 0);
-	ck_assert_uint_eq(purge_all(now + 1), 4);
+	ck_assert_uint_eq(purge_all(after_minute(now)), 4);
 	assert_status(p, "pending");
+}
+END_TEST
+
+/*
+ * A store of module revisions r7 to r9 keeps retention's index as the
+ * sorted set P:ended (score = finished_at): the backfill's step endb
+ * moves it into the buckets, a bounded batch a call, each entry checked
+ * against its job (a root restarted since, a child, a job gone are
+ * dropped). fsck takes an entry of the old set for indexed meanwhile,
+ * and finds the store clean after.
+ */
+START_TEST(test_backfill_moves_the_ended_index_of_r9)
+{
+	int64_t ids[5], kid, re, now;
+	size_t indexed = 0, n, m, k;
+	bool more = true;
+	struct jobd_fsck f;
+	int calls = 0;
+
+	for (int i = 0; i < 5; i++)
+		ids[i] = create(i == 4 ? "again" : "noop", 0);
+	kid = create("noop", ids[0]);
+	ck_assert_uint_eq(run_ready(NULL), 6);
+	re = ids[4];
+	/* The r9 shape: every bucket into P:ended at its job's end, and a
+	 * child and a job gone in it too. */
+	rcli("eval \"for _, k in ipairs(redis.call('KEYS', 'jobd:endb:*')) do "
+	     "for _, id in ipairs(redis.call('SMEMBERS', k)) do "
+	     "redis.call('ZADD', 'jobd:ended', redis.call('HGET', "
+	     "'jobd:job:' .. id, 'finished_at'), id) end end\" 0");
+	drop_ended_index();
+	ck_assert_int_eq(rcli_int("zcard jobd:ended"), 5);
+	rcli(fmt("ZADD jobd:ended 1 %lld 2 999999", (long long)kid));
+	/* r9's steps done, this one not. */
+	rcli("HSET jobd:backfill ix done ended done logs done keys done");
+	rcli("HDEL jobd:backfill endb");
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "a store of r9: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+	/* A root restarted before the move: its entry is stale. */
+	op_ok(JOBD_OP_RESTART, re);
+	while (more) {
+		ck_assert_int_lt(calls++, 20);
+		ck_assert_int_eq(jobd_store_backfill(st, 2, &n, &m, &k, &more),
+				 0);
+		indexed += n;
+		ck_assert_uint_le(n, 2);
+	}
+	ck_assert_int_ge(calls, 4);
+	ck_assert_uint_eq(indexed, 4);
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	ck_assert_int_eq(keys_matching("jobd:ended"), 0);
+	ck_assert_int_eq(ended_total(), 4);
+	for (int i = 0; i < 4; i++)
+		ck_assert(in_ended(ids[i], finished_at(ids[i])));
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "after the move: %s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+	/* A P:ended left after the move is reported; the repair has the
+	 * step run again, which moves it. */
+	rcli(fmt("ZADD jobd:ended 1 %lld", (long long)ids[1]));
+	fsck_then_repair(1);
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
+	ck_assert_int_eq(jobd_store_backfill(st, 10, &n, &m, &k, &more), 0);
+	ck_assert(!more);
+	ck_assert_int_eq(keys_matching("jobd:ended"), 0);
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	ck_assert_uint_eq(purge_all(after_minute(now)), 5);
+	assert_status(re, "pending");
 }
 END_TEST
 
@@ -2716,7 +2941,6 @@ START_TEST(test_fsck_checks_and_repairs_the_ended_index)
 	int64_t a = create("noop", 0), b = create("noop", 0);
 	int64_t kid = create("noop", b), d;
 	struct jobd_fsck f;
-	long long at;
 
 	ck_assert_uint_eq(run_ready(NULL), 3);
 	d = create("noop", 0);
@@ -2724,19 +2948,23 @@ START_TEST(test_fsck_checks_and_repairs_the_ended_index)
 	ck_assert_msg(f.nviolations == 0, "clean store: %s",
 		      f.nviolations ? f.violations[0] : "");
 	jobd_fsck_release(&f);
-	/* Missing, at a wrong time, a child, a pending job, no such job;
-	 * and a minute of the log index without its stream. */
+	/* Missing; at a wrong time, a child, a pending job in a bucket the
+	 * directory lacks; no such job; a directory entry without its
+	 * bucket; and a minute of the log index without its stream. */
 	rcli("ZADD jobd:logix:minutes 60000 60000");
-	rcli(fmt("ZREM jobd:ended %lld", (long long)a));
-	rcli(fmt("ZADD jobd:ended 5 %lld 1 %lld 1 %lld 1 999999", (long long)b,
-		 (long long)kid, (long long)d));
-	fsck_then_repair(6);
-	ck_assert_int_eq(rcli_int("zcard jobd:ended"), 2);
+	rcli(fmt("SREM jobd:endb:%s %lld", ended_bucket(a, finished_at(a)),
+		 (long long)a));
+	rcli(fmt("SADD jobd:endb:%s %lld %lld %lld", ended_bucket(b, 0),
+		 (long long)b, (long long)kid, (long long)d));
+	rcli("SADD jobd:endb:0:1953 999999");
+	rcli("ZADD jobd:endd 0 0:1953 60000 60000:0");
+	fsck_then_repair(8);
 	ck_assert(!zscore("jobd:logix:minutes", 60000, NULL));
-	ck_assert(zscore("jobd:ended", a, &at));
-	ck_assert_int_eq(at, finished_at(a));
-	ck_assert(zscore("jobd:ended", b, &at));
-	ck_assert_int_eq(at, finished_at(b));
+	ck_assert_int_eq(ended_total(), 2);
+	ck_assert(in_ended(a, finished_at(a)));
+	ck_assert(in_ended(b, finished_at(b)));
+	ck_assert_int_eq(keys_matching("jobd:endb:0:*"), 0);
+	ck_assert_int_eq(rcli_int("zcard jobd:endd"), 1);
 }
 END_TEST
 
@@ -3344,6 +3572,12 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc,
 		test_purge_is_not_blocked_by_restarted_old_roots_that_ended_late);
+	tcase_add_test(tc, test_restart_takes_a_root_out_of_the_ended_index);
+	tcase_add_test(tc,
+		       test_ended_buckets_stay_intsets_past_512_roots_a_minute);
+	tcase_add_test(
+		tc,
+		test_purge_deletes_the_oldest_minutes_first_in_small_batches);
 	tcase_add_test(tc, test_purge_settles_stale_entries_of_the_ended_index);
 	tcase_add_test(
 		tc,
@@ -3351,6 +3585,7 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc,
 		test_backfill_indexes_the_ended_roots_of_an_earlier_version);
+	tcase_add_test(tc, test_backfill_moves_the_ended_index_of_r9);
 	tcase_add_test(tc, test_fsck_checks_and_repairs_the_ended_index);
 	tcase_add_test(
 		tc, test_logs_all_one_page_has_entries_and_lifecycle_of_jobs);

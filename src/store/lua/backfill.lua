@@ -16,9 +16,21 @@
 --          dropped. Each old set is deleted as it empties. Until this step
 --          is done, listings read the old sets too (lib.lua ix_legacy).
 --   ended  "K:ID" (the K-th terminal root index, done up to id ID) or
---          "done": P:ended (retention's index) gets every root job that
---          is finished or canceled, at its finished_at. Jobs ending
---          meanwhile are indexed by the transitions themselves.
+--          "done": retention's index (lib.lua ended_bucket: the buckets
+--          P:endb:MINUTE:N and their directory P:endd) gets every root
+--          job that is finished or canceled, in the bucket of its
+--          finished_at, for a store of a version before module revision
+--          r7, which kept no such index. Jobs ending meanwhile are
+--          indexed by the transitions themselves.
+--   endb   "done" once retention's index of module revisions r7 to r9,
+--          the sorted set P:ended (score = finished_at), is moved into
+--          the buckets: at most MAX ids a call, lowest score first, each
+--          checked against its job hash (a root restarted since, or
+--          gone, is dropped; one that ended again is in the bucket of
+--          its new end), the old set deleted as it empties. Retention
+--          runs after the backfill (src/handlers/cleanup.c), so it reads
+--          only the buckets; until this is done, fsck takes a root in
+--          P:ended for indexed.
 --   logs   MINUTE (the next minute to look at) or "done": the log search
 --          sets of an earlier version, P:logmin:MINUTE (ids of the jobs
 --          that logged in that minute, kept 30 days), become the index
@@ -99,6 +111,18 @@ local function ix_step()
 	return false
 end
 
+-- Each of IDS that is an ended root into retention's index, in the
+-- bucket of its finished_at.
+local function index_ended(ids)
+	for _, id in ipairs(ids) do
+		local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
+		if terminal(v[1]) and not v[3] then
+			ended_later(id, v[2], true)
+			indexed = indexed + 1
+		end
+	end
+end
+
 local function ended_step()
 	local at = redis.call('HGET', state, 'ended') or '1:0'
 	if at == 'done' then return true end
@@ -109,13 +133,7 @@ local function ended_step()
 		for i = #ids, batch + 1, -1 do ids[i] = nil end
 		more = true
 	end
-	for _, id in ipairs(ids) do
-		local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
-		if terminal(v[1]) and not v[3] then
-			redis.call('ZADD', P .. K_ended, v[2] or '0', id)
-			indexed = indexed + 1
-		end
-	end
+	index_ended(ids)
 	if more and #ids > 0 then
 		redis.call('HSET', state, 'ended', k .. ':' .. I(ids[#ids]))
 	elseif k < #SOURCES then
@@ -125,6 +143,21 @@ local function ended_step()
 		return true
 	end
 	return false
+end
+
+local function endb_step()
+	if redis.call('HGET', state, 'endb') == 'done' then return true end
+	local old = P .. K_ended
+	local ids = redis.pcall('ZRANGE', old, 0, batch - 1)
+	-- Not a sorted set: not an index of jobd's, left alone.
+	if ids.err then ids = {} end
+	index_ended(ids)
+	for i = 1, #ids, 2000 do
+		redis.call('ZREM', old, unpack(ids, i, min(i + 1999, #ids)))
+	end
+	if #ids == batch then return false end
+	redis.call('HSET', state, 'endb', 'done')
+	return true
 end
 
 -- Stream ids "MS-SEQ" as two numbers.
@@ -235,6 +268,8 @@ local more = 1
 -- The ended step reads the buckets the ix step wrote.
 local ix_done = ix_step()
 ix_flush()
-if ix_done and ended_step() and logs_step() and keys_step() then more = 0 end
+if ix_done and ended_step() and endb_step() and logs_step() and keys_step() then
+	more = 0
+end
 flush(nil)
 return {more, indexed, converted, moved}

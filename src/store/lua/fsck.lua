@@ -7,11 +7,12 @@
 -- Checked for every job of the range: it is in exactly the status index
 -- its status implies (P:leases for running jobs), in its type and run_by
 -- indexes (the bucket of its id; fsck_refs.lua checks each bucket's
--- entries and the directories), in P:ended at its finished_at when it is an ended root (and
--- only then); a pending job is in exactly one ready queue (or delayed), no
--- other job in any, and a job whose not_before (retry or run time) is to
--- come in the delayed set, not ready before its time; a parent's children
--- counters, children progress and tree_stopping equal what its children
+-- entries and the directories), in the bucket of retention's index of
+-- its finished_at when it is an ended root (fsck_refs.lua checks that
+-- the buckets hold nothing else); a pending job is in exactly one ready
+-- queue (or delayed), no other job in any, and a job whose not_before
+-- (retry or run time) is to come in the delayed set, not ready before
+-- its time; a parent's children counters, children progress and tree_stopping equal what its children
 -- say. A pending job held by its type's limit (P:held:TYPE) is in no
 -- ready queue. The running count of a type with a concurrency limit
 -- (P:slots:TYPE) holds exactly the jobs of the type whose handler runs
@@ -69,6 +70,8 @@ local function in_index(id, name, want, what)
 	end
 end
 
+local ended_legacy = redis.call('HGET', P .. ':backfill', 'endb') ~= 'done'
+
 local STATIC = {S_PENDING, S_STOPPED, S_FINISHED, S_CANCELED}
 local last = math.min(seq, from + count - 1)
 for n = from, last do
@@ -86,17 +89,18 @@ for n = from, last do
 		if h.run_by ~= '' then
 			in_index(id, cls .. ':u:' .. h.run_by, true, 'run_by index')
 		end
-		-- Retention's index: every ended root, at its end time.
-		local ended = h.parent == '' and terminal(h.status)
-		local at = ended and (redis.call('HGET', jkey(id), F_finished_at) or '0')
-		member(id, P .. K_ended, ended, at, 'ended index')
-		if ended then
-			local sc = redis.call('ZSCORE', P .. K_ended, id)
-			if sc and num(sc) ~= num(at) then
-				violation(id, 'ended index has it ending at ' .. sc ..
-					', its finished_at is ' .. at)
+		-- Retention's index: every ended root, in the bucket of its end
+		-- (lib.lua ended_bucket; fsck_refs.lua finds the entries that
+		-- are not). While the backfill has not moved the index of an
+		-- earlier version (P:ended), a root still in it is not missing.
+		if h.parent == '' and terminal(h.status) then
+			local at = redis.call('HGET', jkey(id), F_finished_at) or '0'
+			local b = ended_bucket(id, at)
+			if redis.call('SISMEMBER', P .. K_endb .. b, id) == 0 and
+				not (ended_legacy and redis.call('ZSCORE', P .. K_ended, id)) then
+				violation(id, 'missing from the ended index (' .. P .. K_endb .. b .. ')')
 				if repair then
-					redis.call('ZADD', P .. K_ended, at, id)
+					ended_later(id, at, true)
 					fixed = fixed + 1
 				end
 			end

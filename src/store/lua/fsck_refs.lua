@@ -2,7 +2,7 @@
 -- structures that name no job or a job in another state: leases (running
 -- jobs), the delayed set (pending jobs), the roots sets and their ready
 -- queues (pending jobs of that root and priority), retention's index of
--- ended roots, the minutes of the log search index (each listed
+-- ended roots (its buckets and their directory), the minutes of the log search index (each listed
 -- minute has its stream: one that expired or was deleted is dropped),
 -- and the idempotency keys: each field of a key window's bucket
 -- P:keys:START:B names a root job with that key (in that bucket), each of
@@ -10,7 +10,7 @@
 -- other direction, from each job.
 -- ARGV: prefix, structure (leases | delayed | roots | roots_low | ended |
 --   logix:minutes | ix | keys), start
---   (rank; for ix and keys a SCAN cursor), count, repair (0/1)
+--   (rank; for ended, ix and keys a SCAN cursor), count, repair (0/1)
 -- Reply: {next start (0 = done), fixed, {violation...}}
 
 local what, start, count = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -18,6 +18,37 @@ local repair = ARGV[5] == '1'
 local bad = {}
 local fixed, removed = 0, 0
 local key = P .. ':' .. what
+
+-- The buckets of an index and their directory D (listing indexes,
+-- retention's): an entry B names a bucket K that exists (else it goes),
+-- and a bucket that exists is listed, scored SC.
+local function names_bucket(d, b, k)
+	if redis.call('EXISTS', k) == 1 then return true end
+	bad[#bad + 1] = d .. ': ' .. b .. ': no such bucket'
+	if repair then
+		redis.call('ZREM', d, b)
+		fixed = fixed + 1
+	end
+	return false
+end
+local function listed(d, b, sc)
+	if redis.call('ZSCORE', d, b) then return end
+	bad[#bad + 1] = d .. ': bucket ' .. b .. ' missing'
+	if repair then
+		redis.call('ZADD', d, sc, b)
+		fixed = fixed + 1
+	end
+end
+-- An index K of an earlier version, left after the backfill's STEP
+-- moved it: the repair has the step run again.
+local function left_behind(k, step)
+	bad[#bad + 1] = k .. ': an index of an earlier version, left ' ..
+		'after the backfill moved it'
+	if repair then
+		redis.call('HDEL', P .. ':backfill', step)
+		fixed = fixed + 1
+	end
+end
 
 -- The listing indexes (lib.lua index_names), by a SCAN over P:ix*
 -- (START is its cursor): each directory P:ixd:NAME lists exactly the
@@ -33,13 +64,7 @@ if what == 'ix' then
 		if string.sub(k, 1, #dirs) == dirs then
 			local name = string.sub(k, #dirs + 1)
 			for _, b in ipairs(redis.call('ZRANGE', k, 0, -1)) do
-				if redis.call('EXISTS', buckets .. name .. ':' .. b) == 0 then
-					bad[#bad + 1] = k .. ': ' .. b .. ': no such bucket'
-					if repair then
-						redis.call('ZREM', k, b)
-						fixed = fixed + 1
-					end
-				end
+				names_bucket(k, b, buckets .. name .. ':' .. b)
 			end
 		elseif string.sub(k, 1, #buckets) == buckets then
 			local name, b = string.match(string.sub(k, #buckets + 1), '^(.*):(%d+)$')
@@ -48,13 +73,7 @@ if what == 'ix' then
 			if not name or ids.err then
 				bad[#bad + 1] = k .. ': not an index bucket'
 			else
-				if not redis.call('ZSCORE', dk, b) then
-					bad[#bad + 1] = dk .. ': bucket ' .. b .. ' missing'
-					if repair then
-						redis.call('ZADD', dk, b, b)
-						fixed = fixed + 1
-					end
-				end
+				listed(dk, b, b)
 				for _, id in ipairs(ids) do
 					local v = redis.call('HMGET', jkey(id), F_status, F_type,
 						F_run_by, F_parent, F_system)
@@ -77,12 +96,71 @@ if what == 'ix' then
 				end
 			end
 		elseif moved and string.sub(k, 1, #P + #K_ix) == P .. K_ix then
-			bad[#bad + 1] = k .. ': an index of an earlier version, left ' ..
-				'after the backfill moved them'
-			if repair then
-				redis.call('HDEL', P .. ':backfill', 'ix')
-				fixed = fixed + 1
+			left_behind(k, 'ix')
+		end
+	end
+	flush(nil)
+	return {tonumber(r[1]), fixed, bad}
+end
+
+-- Retention's index (lib.lua ended_bucket), by a SCAN over P:end* (START
+-- is its cursor): the directory P:endd lists exactly the buckets
+-- P:endb:MINUTE:N that exist, each scored MINUTE, and each bucket holds
+-- only roots that ended (finished or canceled) in its minute, of its id
+-- range; fsck.lua checks that every ended root is in its bucket. The
+-- sorted set of module revisions up to r9 (P:ended) left after the
+-- backfill moved it is reported, and the repair has the backfill run
+-- that step again.
+if what == 'ended' then
+	local r = redis.call('SCAN', ARGV[3], 'MATCH',
+		string.gsub(P, '([%*%?%[%]\\])', '\\%1') .. ':end*', 'COUNT', count)
+	local dir, buckets = P .. K_endd, P .. K_endb
+	local moved = redis.call('HGET', P .. ':backfill', 'endb') == 'done'
+	for _, k in ipairs(r[2]) do
+		if k == dir then
+			local v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+			for i = 1, #v, 2 do
+				local b, sc = v[i], v[i + 1]
+				local m = string.match(b, '^(%d+):%d+$')
+				if not m then
+					bad[#bad + 1] = k .. ': ' .. b .. ': not a bucket of the ended index'
+					if repair then
+						redis.call('ZREM', k, b)
+						fixed = fixed + 1
+					end
+				elseif names_bucket(k, b, buckets .. b) and num(sc) ~= num(m) then
+					bad[#bad + 1] = k .. ': ' .. b .. ': scored ' .. sc
+					if repair then
+						redis.call('ZADD', k, m, b)
+						fixed = fixed + 1
+					end
+				end
 			end
+		elseif string.sub(k, 1, #buckets) == buckets then
+			local b = string.sub(k, #buckets + 1)
+			local m = string.match(b, '^(%d+):%d+$')
+			local ids = redis.pcall('SMEMBERS', k)
+			if not m or ids.err then
+				bad[#bad + 1] = k .. ': not a bucket of the ended index'
+			else
+				listed(dir, b, m)
+				for _, id in ipairs(ids) do
+					local v = redis.call('HMGET', jkey(id), F_status,
+						F_finished_at, F_parent)
+					if not terminal(v[1]) or v[3] or ended_bucket(id, v[2]) ~= b then
+						bad[#bad + 1] = k .. ': ' .. id .. ': ' .. (not v[1] and
+							'no such job' or v[3] and 'a child' or
+							not terminal(v[1]) and 'job is ' .. v[1] or
+							'job ended at ' .. v[2])
+						if repair then
+							bucket_later(ENDED, b, id, false)
+							fixed = fixed + 1
+						end
+					end
+				end
+			end
+		elseif moved and k == P .. K_ended then
+			left_behind(k, 'endb')
 		end
 	end
 	flush(nil)
@@ -156,12 +234,6 @@ for _, m in ipairs(members) do
 	elseif what == 'logix:minutes' then
 		if redis.call('EXISTS', P .. ':logix:m:' .. m) == 0 then
 			drop(key, m, 'no index stream')
-		end
-	elseif what == 'ended' then
-		local v = status_of(m)
-		if not terminal(v[1]) or v[3] ~= m then
-			drop(key, m, v[1] and ('job is ' .. v[1] .. (v[3] ~= m and ', a child' or ''))
-				or 'no such job')
 		end
 	elseif string.byte(m) == 61 then
 		local id = string.sub(m, 2)

@@ -297,18 +297,30 @@ local function index_names(cls, status, ty, run_by)
 	return k
 end
 
--- Index writes collected per call: IXDEFER[NAME][ID] = true (add) or
--- false (remove); the last write of an id wins, as in zset_later. A
--- script that reads the indexes after writing them flushes them first.
+-- Bucket writes collected per call, by index: IXDEFER[G][B][ID] = true
+-- (add) or false (remove), G a listing index NAME (B = id / N_IX_BUCKET,
+-- a number) or ENDED, retention's index (B = "MINUTE:N", ended_later);
+-- the last write of an id to a bucket wins, as in zset_later. A script
+-- that reads the buckets after writing them flushes them first.
 local IXDEFER, IXNAMES = {}, {}
-local function ix_later(name, id, add)
-	local t = IXDEFER[name]
+local ENDED = {}
+local function bucket_later(g, b, id, add)
+	local t = IXDEFER[g]
 	if not t then
 		t = {}
-		IXDEFER[name] = t
-		IXNAMES[#IXNAMES + 1] = name
+		IXDEFER[g] = t
+		IXNAMES[#IXNAMES + 1] = g
 	end
-	t[tostring(id)] = add
+	local s = t[b]
+	if not s then
+		s = {}
+		t[b] = s
+	end
+	s[tostring(id)] = add
+end
+
+local function ix_later(name, id, add)
+	bucket_later(name, floor(id / N_IX_BUCKET), id, add)
 end
 
 -- The bucket key of index NAME that holds id N (a number or its text).
@@ -316,26 +328,51 @@ local function ix_bucket(name, n)
 	return P .. K_ixb .. name .. ':' .. I(floor(n / N_IX_BUCKET))
 end
 
--- Writes the collected index changes: per bucket one SADD and one SREM,
+-- Retention's index (docs/redis-keys.md, "Housekeeping"): the root jobs
+-- that ended, per minute of their finished_at and range of N_IX_BUCKET
+-- ids, P:endb:MINUTE:N (MINUTE in ms, N = id / N_IX_BUCKET), with the
+-- buckets in the sorted set P:endd (member "MINUTE:N", score MINUTE).
+-- The id range keeps a bucket within set-max-intset-entries however
+-- many roots end in a minute; the minute lets retention read the oldest
+-- first. ended_bucket is the member of the bucket that holds root ID
+-- ended at AT (ms, a number or its text); the last one is kept, since
+-- the roots of a batch mostly share it (two formats fewer a root).
+local EB_M, EB_N, EB_S
+local function ended_bucket(id, at)
+	local m = num(at)
+	m = m - m % N_MINUTE_MS
+	local n = floor(id / N_IX_BUCKET)
+	if m ~= EB_M or n ~= EB_N then
+		EB_M, EB_N, EB_S = m, n, I(m) .. ':' .. I(n)
+	end
+	return EB_S
+end
+local function ended_later(id, at, add)
+	bucket_later(ENDED, ended_bucket(id, at), id, add)
+end
+
+-- Writes the collected bucket changes: per bucket one SADD and one SREM,
 -- and whether the bucket was new or is now gone (Redis deletes an
--- emptied set), which the directory follows.
+-- emptied set), which the directory follows: P:ixd:NAME (member = score
+-- = the bucket) or P:endd (member "MINUTE:N", score MINUTE).
 local function ix_flush()
-	for _, name in ipairs(IXNAMES) do
-		local per = {}
-		for id, add in pairs(IXDEFER[name]) do
-			local b = floor(id / N_IX_BUCKET)
-			local e = per[b]
-			if not e then
-				e = {{}, {}}
-				per[b] = e
-			end
-			local l = e[add and 1 or 2]
-			l[#l + 1] = id
-		end
+	for _, g in ipairs(IXNAMES) do
 		local dadd, drem = {}, {}
-		for b, e in pairs(per) do
-			local k = P .. K_ixb .. name .. ':' .. I(b)
-			local adds, rems = e[1], e[2]
+		for b, s in pairs(IXDEFER[g]) do
+			local adds, rems = {}, {}
+			for id, add in pairs(s) do
+				local l = add and adds or rems
+				l[#l + 1] = id
+			end
+			local k, member, score
+			if g == ENDED then
+				member, score = b, string.match(b, '^(%d+)')
+				k = P .. K_endb .. b
+			else
+				member = I(b)
+				score = member
+				k = P .. K_ixb .. g .. ':' .. member
+			end
 			-- A set that loses members existed; one that gains them
 			-- exists after. (EXISTS, not SCARD: the ACL rule of
 			-- docs/security.md allows it already.)
@@ -350,14 +387,14 @@ local function ix_flush()
 			if added > 0 or removed > 0 then
 				local after = removed == 0 or redis.call('EXISTS', k) == 1
 				if after and not before then
-					dadd[#dadd + 1] = I(b)
-					dadd[#dadd + 1] = I(b)
+					dadd[#dadd + 1] = score
+					dadd[#dadd + 1] = member
 				elseif before and not after then
-					drem[#drem + 1] = I(b)
+					drem[#drem + 1] = member
 				end
 			end
 		end
-		local d = P .. K_ixd .. name
+		local d = g == ENDED and P .. K_endd or P .. K_ixd .. g
 		if #dadd > 0 then redis.call('ZADD', d, unpack(dadd)) end
 		if #drem > 0 then redis.call('ZREM', d, unpack(drem)) end
 	end
@@ -721,9 +758,15 @@ local function set_status(h, to, fields)
 		count_add(from, -1)
 		count_add(to, 1)
 		-- Retention's index (purge.lua): root jobs that ended, by the
-		-- time they did. Only a restart takes a job out of it alive.
+		-- minute they did. Only a restart takes a job out of it alive,
+		-- from the bucket of the end it had.
 		if terminal(from) ~= terminal(to) and h.parent == '' then
-			zset_later(P .. K_ended, h.id, terminal(to) and NOWS or false)
+			if terminal(to) then
+				ended_later(h.id, NOW, true)
+			else
+				need(h, {F_finished_at})
+				ended_later(h.id, h.finished_at, false)
+			end
 		end
 	end
 	if running(to) and not running(from) then

@@ -5,9 +5,11 @@
 -- alive stay in its own log, but leave the search across jobs).
 -- ARGV: prefix, cutoff_ms, max (jobs or set members visited per call)
 -- Reply: {jobs deleted, work left (0/1)}.
--- A root is expired when it is finished or canceled and its finished_at
--- is before the cutoff; its descendants go with it (a child is never
--- deleted while its root lives, so counters stay true). The work list
+-- A root is expired when it is finished or canceled and the minute of
+-- its finished_at ended by the cutoff (retention's index is kept per
+-- minute: a root goes up to a minute later than the cutoff alone says);
+-- its descendants go with it (a child is never deleted while its root
+-- lives, so counters stay true). The work list
 -- P:purge holds "job:ID" entries (delete the job, queue its child sets)
 -- and "set:KEY:CURSOR" entries (queue the members of a child set), so a
 -- root with 100,000 children takes many calls, each bounded.
@@ -15,30 +17,46 @@
 local cutoff = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
 local todo = P .. ':purge'
-local ended = P .. K_ended
 local deleted = 0
 local found = 0
 
--- Finds expired roots when there is nothing left to do: the entries of
--- P:ended (root jobs by the time they ended) before the cutoff, oldest
--- first. Every entry read is settled: queued (its job expired), moved to
--- its job's true end time, or dropped (no such job, or not an ended root
--- any more; fsck reports how that came about). So a call costs what it
--- finds, and nothing that ended later can stand in front of what
--- expired: the ids scanned before, lowest first, let 500 old roots
--- restarted and ended again hide every later expired job.
-if redis.call('LLEN', todo) == 0 then
-	local ids = redis.call('ZRANGEBYSCORE', ended, '-inf', '(' .. I(cutoff),
+-- Finds expired roots when there is nothing left to do: the buckets of
+-- retention's index (lib.lua ended_bucket) of the minutes wholly before
+-- the cutoff, oldest first, at most MAX ids. Every id read is settled:
+-- queued (its job expired), moved to the bucket of its job's true end,
+-- or dropped (no such job, or not an ended root any more; fsck reports
+-- how that came about). So a call costs what it finds, and nothing that
+-- ended later can stand in front of what expired: the ids scanned
+-- before, lowest first, let 500 old roots restarted and ended again
+-- hide every later expired job. The minute the cutoff falls in waits
+-- for a later cutoff: its roots that ended after the cutoff would be
+-- read by every call and settled by none.
+local searched = redis.call('LLEN', todo) == 0
+if searched then
+	local last = cutoff - N_MINUTE_MS
+	local bs = redis.call('ZRANGEBYSCORE', P .. K_endd, '-inf', I(last),
 		'LIMIT', 0, max)
-	found = #ids
-	for _, id in ipairs(ids) do
-		local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
-		if not terminal(v[1]) or v[3] then
-			redis.call('ZREM', ended, id)
-		elseif num(v[2]) < cutoff then
-			redis.call('RPUSH', todo, 'job\t' .. id .. '\t')
-		else
-			redis.call('ZADD', ended, v[2], id)
+	for _, b in ipairs(bs) do
+		if found >= max then break end
+		local ids = redis.call('SMEMBERS', P .. K_endb .. b)
+		-- A directory entry without its bucket (fsck reports it).
+		if #ids == 0 then redis.call('ZREM', P .. K_endd, b) end
+		for i = 1, min(#ids, max - found) do
+			local id = ids[i]
+			local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
+			found = found + 1
+			if not terminal(v[1]) or v[3] then
+				bucket_later(ENDED, b, id, false)
+			else
+				if ended_bucket(id, v[2]) ~= b then
+					bucket_later(ENDED, b, id, false)
+					ended_later(id, v[2], true)
+				end
+				local at = num(v[2])
+				if at - at % N_MINUTE_MS <= last then
+					redis.call('RPUSH', todo, 'job\t' .. id .. '\t')
+				end
+			end
 		end
 	end
 end
@@ -59,7 +77,7 @@ while budget > 0 do
 	if kind == 'job' then
 		local id, scope = a, b
 		local h = load_fields(id, {F_status, F_parent, F_root, F_type, F_system,
-			F_run_by, F_key, F_restarts})
+			F_run_by, F_key, F_restarts, F_finished_at})
 		if h then
 			local cls = class_of(h.parent, h.system)
 			if running(h.status) then
@@ -79,7 +97,9 @@ while budget > 0 do
 			if h.key ~= '' and h.parent == '' then key_unmap(h.key, id) end
 			if h.key ~= '' and KEYS_OLD then redis.call('DEL', P .. K_key .. scope .. h.key) end
 			redis.call('DEL', P .. K_ckeys .. id)
-			if h.parent == '' then zset_later(ended, id, false) end
+			if h.parent == '' and terminal(h.status) then
+				ended_later(id, h.finished_at, false)
+			end
 			count_add(h.status, -1)
 			local ck = P .. K_children .. id
 			redis.call('RPUSH', todo, 'set\t' .. ck .. '\t0\t' ..
@@ -108,6 +128,8 @@ while budget > 0 do
 	end
 end
 flush(nil)
--- A full batch of either kind may have left more behind it.
-local more = found == max or #mins == max or redis.call('LLEN', todo) > 0
+-- A full batch of either kind may have left more behind it, and a call
+-- that worked through the list found nothing: the next one looks.
+local more = found == max or #mins == max or not searched or
+	redis.call('LLEN', todo) > 0
 return {deleted, more and 1 or 0}

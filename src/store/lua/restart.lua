@@ -20,6 +20,9 @@ for i = 4, #ARGV do
 	elseif h.restartable ~= '1' then
 		r = 'job ' .. id .. ' (' .. h.type .. ') cannot be restarted: its type is not restartable'
 	else
+		-- Its end, before the HDEL below: set_status takes the root
+		-- out of the bucket of retention's index that this names.
+		need(h, {F_finished_at})
 		local restarts = num(redis.call('HGET', jkey(id), F_restarts)) + 1
 		local ck = P .. K_children .. id
 		if redis.call('EXISTS', ck) == 1 then

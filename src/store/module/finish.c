@@ -101,7 +101,7 @@ static const char *finish_done(struct call *c, struct sv id, struct sv at,
 	ix_status_later(c, sv_eq(v[F_SYSTEM], "1"), S_FINISHED, sid,
 			(long long)sv_num(id), 1);
 	/* lib.lua set_status(): a root that ends enters retention's index. */
-	zset_later(c, ckey(c, CK_ENDED), sid, c->now, 1);
+	ended_later(c, sid, (long long)sv_num(id), c->now, 1);
 	zset_later(c, ckey(c, CK_LEASES), sid, 0, 0);
 	rm_FreeString(NULL, sid);
 	count_move(c, stopping ? S_STOPPING : S_IN_PROGRESS, S_FINISHED);

@@ -29,7 +29,6 @@ static const struct {
 	int status;
 } call_keys[NCKEYS] = {
 	[CK_LEASES] = { K_LEASES, -1 },
-	[CK_ENDED] = { K_ENDED, -1 },
 };
 
 void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
@@ -318,36 +317,65 @@ void zset_later(struct call *c, RedisModuleString *key,
 	z->n++;
 }
 
+/* The deferred writes of bucket A:B (ENDED: of retention's index, else
+ * of listing index A), whose directory scores it SCORE. */
+static struct ixkey *bucket_of(struct call *c, int ended, const char *a,
+			       size_t an, const char *b, size_t bn,
+			       long long score)
+{
+	size_t len = an + 1 + bn;
+	struct ixkey *x;
+
+	for (size_t i = c->nix; i-- > 0;) {
+		x = &c->ix[i];
+		if (x->ended == ended && x->len == len && x->namelen == an &&
+		    memcmp(x->name, a, an) == 0 &&
+		    memcmp(x->name + an + 1, b, bn) == 0)
+			return x;
+	}
+	grow((void **)&c->ix, &c->capix, c->nix, sizeof(*c->ix));
+	x = &c->ix[c->nix++];
+	memset(x, 0, sizeof(*x));
+	x->ended = ended;
+	x->name = xalloc(len + 1);
+	memcpy(x->name, a, an);
+	x->name[an] = ':';
+	memcpy(x->name + an + 1, b, bn);
+	x->name[len] = 0;
+	x->len = len;
+	x->namelen = an;
+	x->score = score;
+	return x;
+}
+
+static void bucket_add(struct ixkey *x, RedisModuleString *member, int add)
+{
+	grow((void **)&x->ops, &x->cap, x->n, sizeof(*x->ops));
+	x->ops[x->n].member = rm_HoldString(NULL, member);
+	x->ops[x->n].add = add;
+	x->n++;
+}
+
 void ix_later(struct call *c, const char *name, size_t nlen,
 	      RedisModuleString *member, long long id, int add)
 {
 	long long b = id / N_IX_BUCKET;
 	char buf[24], *bt = id_text(buf, b);
-	size_t bl = (size_t)(buf + 23 - bt), len = nlen + 1 + bl;
-	struct ixkey *x = NULL;
 
-	for (size_t i = c->nix; i-- > 0;)
-		if (c->ix[i].bucket == b && c->ix[i].namelen == nlen &&
-		    memcmp(c->ix[i].name, name, nlen) == 0) {
-			x = &c->ix[i];
-			break;
-		}
-	if (!x) {
-		grow((void **)&c->ix, &c->capix, c->nix, sizeof(*c->ix));
-		x = &c->ix[c->nix++];
-		memset(x, 0, sizeof(*x));
-		x->name = xalloc(len + 1);
-		memcpy(x->name, name, nlen);
-		x->name[nlen] = ':';
-		memcpy(x->name + nlen + 1, bt, bl + 1);
-		x->len = len;
-		x->namelen = nlen;
-		x->bucket = b;
-	}
-	grow((void **)&x->ops, &x->cap, x->n, sizeof(*x->ops));
-	x->ops[x->n].member = rm_HoldString(NULL, member);
-	x->ops[x->n].add = add;
-	x->n++;
+	bucket_add(bucket_of(c, 0, name, nlen, bt, (size_t)(buf + 23 - bt), b),
+		   member, add);
+}
+
+void ended_later(struct call *c, RedisModuleString *member, long long id,
+		 long long at, int add)
+{
+	long long m = at - at % N_MINUTE_MS;
+	char mbuf[24], nbuf[24], *mt = id_text(mbuf, m),
+				 *nt = id_text(nbuf, id / N_IX_BUCKET);
+
+	bucket_add(bucket_of(c, 1, mt, (size_t)(mbuf + 23 - mt), nt,
+			     (size_t)(nbuf + 23 - nt), m),
+		   member, add);
 }
 
 void ix_status_later(struct call *c, int sys, int status,
@@ -606,12 +634,14 @@ static long long set_call(struct call *c, const char *cmd, RedisModuleString *k,
 
 /* lib.lua ix_flush(): the writes of each bucket, one SADD or SREM per
  * run of the same kind, in order; then its size says whether the
- * bucket is new or gone, which its directory P:ixd:NAME follows. */
+ * bucket is new or gone, which its directory (P:ixd:NAME, P:endd)
+ * follows. */
 static void ixflush(struct call *c)
 {
 	for (size_t i = 0; i < c->nix; i++) {
 		struct ixkey *x = &c->ix[i];
-		RedisModuleString *k = keycat(c, K_IXB, x->name, x->len);
+		RedisModuleString *k =
+			keycat(c, x->ended ? K_ENDB : K_IXB, x->name, x->len);
 		RedisModuleString **v = xalloc(sizeof(*v) * x->n);
 		long long added = 0, removed = 0, after;
 		RedisModuleKey *key;
@@ -643,12 +673,20 @@ static void ixflush(struct call *c)
 
 			if ((before == 0) == (after == 0))
 				continue;
-			dk = keycat(c, K_IXD, x->name, x->namelen);
-			m = str_ll(x->bucket);
+			if (x->ended) {
+				dk = keycat(c, K_ENDD, "", 0);
+				m = rm_CreateString(NULL, x->name, x->len);
+			} else {
+				dk = keycat(c, K_IXD, x->name, x->namelen);
+				m = rm_CreateString(NULL,
+						    x->name + x->namelen + 1,
+						    x->len - x->namelen - 1);
+			}
 			dir = open_rw(c, dk);
 			if (after > 0) {
-				rm_ZsetAdd(dir, (double)x->bucket, m, &fl);
-				rm_Replicate(c->ctx, "ZADD", "sss", dk, m, m);
+				rm_ZsetAdd(dir, (double)x->score, m, &fl);
+				rm_Replicate(c->ctx, "ZADD", "sls", dk,
+					     x->score, m);
 				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
 						       "zadd", dk);
 			} else if (rm_ZsetRem(dir, m, &fl) == RM_OK && fl) {

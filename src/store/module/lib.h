@@ -160,7 +160,7 @@ static inline int sv_is(struct sv v, int id)
 }
 
 /* Keys every job of a call may use, made once a call (ckey()). */
-enum { CK_LEASES, CK_ENDED, NCKEYS };
+enum { CK_LEASES, NCKEYS };
 
 /* One deferred write of a listing index (lib.lua ix_later). */
 struct ixop {
@@ -168,12 +168,16 @@ struct ixop {
 	int add;		   /* 0: remove */
 };
 
-/* The writes into one bucket P:ixb:NAME:BUCKET. */
+/* The writes into one bucket: of a listing index, P:ixb:NAME:BUCKET in
+ * directory P:ixd:NAME (member = score = BUCKET); of retention's index
+ * (ENDED), P:endb:MINUTE:N in directory P:endd (member "MINUTE:N",
+ * score MINUTE). */
 struct ixkey {
-	char *name;	  /* "NAME:BUCKET", after P:ixb: */
-	size_t len;	  /* ... its length */
-	size_t namelen;	  /* ... of NAME alone */
-	long long bucket; /* id / N_IX_BUCKET */
+	int ended;	 /* retention's index */
+	char *name;	 /* "NAME:BUCKET" or "MINUTE:N", after the mid */
+	size_t len;	 /* ... its length */
+	size_t namelen;	 /* ... of what comes before the ':' */
+	long long score; /* the directory's score: BUCKET, or MINUTE */
 	struct ixop *ops;
 	size_t n, cap;
 };
@@ -293,6 +297,11 @@ void zset_later(struct call *c, RedisModuleString *key,
  * of the call (flush). */
 void ix_later(struct call *c, const char *name, size_t nlen,
 	      RedisModuleString *member, long long id, int add);
+
+/* lib.lua ended_later(): adds (ADD 1) or removes root ID, MEMBER in
+ * text, to or from the bucket of retention's index of its end AT (ms). */
+void ended_later(struct call *c, RedisModuleString *member, long long id,
+		 long long at, int add);
 
 /* ix_later() into the status index of root jobs: STATUS (S_...) of
  * user (SYS 0) or system (SYS 1) roots, "ru:s:pending". */
