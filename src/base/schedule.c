@@ -73,6 +73,8 @@ static int refuse(char *errstr, size_t errstr_size, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(errstr, errstr_size, fmt, ap);
 		va_end(ap);
+		/* It may quote the message's own bytes. */
+		jobd_util_printable(errstr);
 	}
 	return -EINVAL;
 }

@@ -198,3 +198,11 @@ char *jobd_util_xstrdup(const char *s)
 		abort(); /* out of memory: nothing sensible to do */
 	return d;
 }
+
+char *jobd_util_printable(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+	return s;
+}

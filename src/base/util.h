@@ -71,4 +71,11 @@ void jobd_util_sleep_ms(int64_t ms);
 /* strdup that aborts when out of memory; NULL stays NULL. */
 char *jobd_util_xstrdup(const char *s);
 
+/*
+ * Makes S printable ASCII in place: every other byte becomes '?'. For
+ * reasons that quote a message's bytes and travel in Kafka headers, log
+ * lines and HTTP answers. Returns S.
+ */
+char *jobd_util_printable(char *s);
+
 #endif

@@ -56,16 +56,13 @@ static void fail(char *errstr, size_t errstr_size, const char *fmt, ...)
 static void fail(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
 	va_list ap;
-	char *p;
 
 	if (!errstr || errstr_size == 0)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(errstr, errstr_size, fmt, ap);
 	va_end(ap);
-	for (p = errstr; *p; p++)
-		if (*p < 0x20 || *p > 0x7e)
-			*p = '?';
+	jobd_util_printable(errstr);
 }
 
 static int fail_nomem(char *errstr, size_t errstr_size)

@@ -157,6 +157,9 @@ START_TEST(test_json_refusals_name_the_member)
 		  "\"delay\" must be a string or an integer" },
 		{ "{\"delay\":\"1s\",\"run_at\":1}",
 		  "\"run_at\" and \"delay\" exclude each other" },
+		/* The message's bytes are quoted printable (fuzz_codec). */
+		{ "{\"run_at\":\"u\\u007f\\u00e9\\t\"}",
+		  "\"run_at\" is not a time: \"u????\"" },
 	};
 	int64_t at, delay;
 	char why[256];
