@@ -887,7 +887,7 @@ static void step_create(void)
 	static const char *const users[] = { NULL, "alice", "bob", ACTOR };
 	struct jobd_spec specs[5];
 	struct jobd_created out[5];
-	char keys[5][16], payloads[5][32], sources[5][32];
+	char keys[5][160], payloads[5][32], sources[5][32];
 	size_t n = 1 + (size_t)below(chance(20) ? 5 : 2);
 	bool roots = chance(40), piped = chance(25);
 
@@ -900,7 +900,15 @@ static void step_create(void)
 		if (!roots && chance(60))
 			sp->parent = pick_job();
 		if (chance(40)) {
-			snprintf(keys[i], sizeof(keys[i]), "k%d", below(12));
+			/* Some longer than a bucket's field (their digest) and
+			 * than the 64 bytes lib.lua hashes at a time. */
+			int k = below(14);
+
+			if (k < 12)
+				snprintf(keys[i], sizeof(keys[i]), "k%d", k);
+			else
+				snprintf(keys[i], sizeof(keys[i]), "%0*d",
+					 k == 12 ? 65 : 150, k);
 			sp->key = keys[i];
 		}
 		sp->run_by = users[below(4)];

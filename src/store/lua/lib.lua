@@ -26,7 +26,7 @@ local ARGV, P, NOW, NOWS, MINUTE
 -- times cheaper, and the hot paths pass a dozen numbers per job.
 -- The library functions of the hot paths as upvalues (set by begin():
 -- a library's load may read no global).
-local format, floor, log, min, max
+local format, floor, log, min, max, bxor, sbyte
 local function I(x) return format('%d', x) end
 
 local function jkey(id) return P .. K_job .. id end
@@ -1149,6 +1149,7 @@ local function begin(args)
 	if not format then
 		format, floor, log = string.format, math.floor, math.log
 		min, max = math.min, math.max
+		bxor, sbyte = bit.bxor, string.byte
 	end
 	ARGV = args
 	P = args[1]
@@ -1201,22 +1202,31 @@ local function keys_conf()
 end
 
 -- FNV-1a, 32 bits, of S from H. Lua's numbers are doubles: H * 16777619
--- would lose bits, so it is 2^24 * H + 403 * H, mod 2^32 each.
+-- would lose bits, so it is 2^24 * H + 403 * H, mod 2^32 each. The bytes
+-- come in few calls (a create hashes every root's key: per byte, a C
+-- call is the cost), 64 at a time (a key may be longer than Lua's stack).
 local function fnv(s, h)
-	for i = 1, #s do
-		h = bit.bxor(h, string.byte(s, i))
-		if h < 0 then h = h + 4294967296 end
-		h = ((h % 256) * 16777216 + h * 403) % 4294967296
+	for j = 1, #s, 64 do
+		local b = {sbyte(s, j, j + 63)}
+		for i = 1, #b do
+			h = bxor(h, b[i])
+			if h < 0 then h = h + 4294967296 end
+			h = ((h % 256) * 16777216 + h * 403) % 4294967296
+		end
 	end
 	return h
 end
 
--- The field of root key KEY in its bucket, and the bucket's number.
+-- The field of root key KEY in its bucket, and the bucket's number. The
+-- last one is kept: a create looks a key up, then maps it.
+local SLOT_KEY, SLOT_F, SLOT_B
 local function key_slot(key)
+	if key == SLOT_KEY then return SLOT_F, SLOT_B end
 	local h = fnv(key, 2166136261)
 	local f = key
 	if #key > N_KEY_FIELD_MAX then f = format('#%08x%08x', h, fnv(key, h)) end
-	return f, h % N_KEY_BUCKETS
+	SLOT_KEY, SLOT_F, SLOT_B = key, f, h % N_KEY_BUCKETS
+	return f, SLOT_B
 end
 
 -- Bucket B of the window starting at START.
@@ -1244,8 +1254,10 @@ local function key_map(key, sid)
 	local k = keys_bucket(start, b)
 	redis.call('HSET', k, f, sid)
 	-- Relative: Redis expires by its own clock, which a test may have
-	-- moved away from TIME's (src/store/module/testclock.c).
-	redis.call('PEXPIRE', k, I(start + 2 * KEYS_W - NOW))
+	-- moved away from TIME's (src/store/module/testclock.c). NX: a
+	-- bucket gets its expiry with its first key, and the others add
+	-- nothing to the AOF or the replicas.
+	redis.call('PEXPIRE', k, I(start + 2 * KEYS_W - NOW), 'NX')
 end
 
 -- Drops root key KEY's mapping to SID, from both windows that exist.

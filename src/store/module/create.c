@@ -395,13 +395,18 @@ static void key_map(struct call *c, const struct keys *ks, struct sv key,
 	long long real_at = ks->start + 2 * ks->w - testclock_offset;
 	RedisModuleString *at = str_ll(real_at);
 	RedisModuleKey *key_h = open_rw(c, k);
+	/* A bucket gets its expiry with its first key, as lib.lua's
+	 * PEXPIRE NX: the others add nothing to the AOF or the replicas. */
+	int fresh = rm_KeyType(key_h) == RM_KEYTYPE_EMPTY;
 
 	rm_HashSet(key_h, RM_HASH_NONE, f, sid, NULL);
 	rm_Replicate(c->ctx, "HSET", "sss", k, f, sid);
 	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", k);
-	rm_SetAbsExpire(key_h, real_at);
-	rm_Replicate(c->ctx, "PEXPIREAT", "ss", k, at);
-	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire", k);
+	if (fresh) {
+		rm_SetAbsExpire(key_h, real_at);
+		rm_Replicate(c->ctx, "PEXPIREAT", "ss", k, at);
+		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire", k);
+	}
 	rm_CloseKey(key_h);
 	rm_FreeString(NULL, at);
 	rm_FreeString(NULL, k);
