@@ -86,7 +86,7 @@ local function ix_step()
 	if at == 'done' then return true end
 	local budget = batch
 	for _ = 1, 10 do
-		local r = redis.call('SCAN', at, 'MATCH', P .. K_ix .. '*', 'COUNT', 100)
+		local r = redis.call('SCAN', at, 'MATCH', prefix_match(K_ix .. '*'), 'COUNT', 100)
 		local whole = true
 		for _, k in ipairs(r[2]) do
 			if budget <= 0 then
@@ -251,7 +251,7 @@ local function keys_step()
 	if at == 'done' then return true end
 	local base = P .. K_key
 	local r = redis.call('SCAN', at or '0', 'MATCH',
-		string.gsub(base, '([%*%?%[%]\\])', '\\%1') .. '*', 'COUNT', batch)
+		prefix_match(K_key .. '*'), 'COUNT', batch)
 	for _, k in ipairs(r[2]) do
 		local id = redis.pcall('GET', k)
 		if type(id) == 'string' then move_key(k, string.sub(k, #base + 1), id) end

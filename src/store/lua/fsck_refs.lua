@@ -57,7 +57,7 @@ end
 -- version (P:ix:NAME) left after the backfill moved them is reported,
 -- and the repair has the backfill run that step again.
 if what == 'ix' then
-	local r = redis.call('SCAN', ARGV[3], 'MATCH', P .. ':ix*', 'COUNT', count)
+	local r = redis.call('SCAN', ARGV[3], 'MATCH', prefix_match(':ix*'), 'COUNT', count)
 	local moved = redis.call('HGET', P .. ':backfill', 'ix') == 'done'
 	local dirs, buckets = P .. K_ixd, P .. K_ixb
 	for _, k in ipairs(r[2]) do
@@ -113,7 +113,7 @@ end
 -- that step again.
 if what == 'ended' then
 	local r = redis.call('SCAN', ARGV[3], 'MATCH',
-		string.gsub(P, '([%*%?%[%]\\])', '\\%1') .. ':end*', 'COUNT', count)
+		prefix_match(':end*'), 'COUNT', count)
 	local dir, buckets = P .. K_endd, P .. K_endb
 	local moved = redis.call('HGET', P .. ':backfill', 'endb') == 'done'
 	for _, k in ipairs(r[2]) do
@@ -177,7 +177,7 @@ if what == 'keys' then
 		end
 	end
 	local r = redis.call('SCAN', ARGV[3], 'MATCH',
-		string.gsub(P, '([%*%?%[%]\\])', '\\%1') .. ':*keys:*', 'COUNT', count)
+		prefix_match(':*keys:*'), 'COUNT', count)
 	local roots, kids = P .. K_keys, P .. K_ckeys
 	for _, k in ipairs(r[2]) do
 		local b = string.match(string.sub(k, #roots + 1), '^%d+:(%d+)$')

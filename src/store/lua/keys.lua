@@ -53,7 +53,7 @@ if parent ~= '' then
 end
 keys_conf()
 local r = redis.call('SCAN', ARGV[4], 'MATCH',
-	string.gsub(P, '([%*%?%[%]\\])', '\\%1') .. ':key*', 'COUNT', 100)
+	prefix_match(':key*'), 'COUNT', 100)
 local bucket = P .. K_keys
 local old = P .. K_key
 for _, k in ipairs(r[2]) do

@@ -31,6 +31,13 @@ local function I(x) return format('%d', x) end
 
 local function jkey(id) return P .. K_job .. id end
 
+-- A SCAN MATCH pattern for the keys of the prefix whose names go on with
+-- REST (a glob): the prefix's own glob characters are quoted, so a
+-- prefix such as "app[1]" matches itself, not another prefix's keys.
+local function prefix_match(rest)
+	return (string.gsub(P, '([%*%?%[%]\\])', '\\%1')) .. rest
+end
+
 local function num(v)
 	if v == false or v == nil or v == '' then return 0 end
 	return tonumber(v) or 0
