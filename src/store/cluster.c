@@ -77,6 +77,7 @@ struct jobd_cluster {
 	struct store_tls *tls_ctx;		/* for TLS; borrowed */
 	int timeout_ms;				/* per call, and connect */
 	int max_redirects;			/* extra rounds per command */
+	bool map_only;				/* opts->map_only */
 	char err[512];				/* the last error */
 };
 
@@ -497,6 +498,7 @@ struct jobd_cluster *jobd_cluster_new(const char *seeds,
 		cl->user = opts->user ? strdup(opts->user) : NULL;
 	}
 	cl->tls_ctx = opts ? opts->tls : NULL;
+	cl->map_only = opts && opts->map_only;
 	do {
 		size_t n, skip = 0;
 		bool tls = false;
@@ -537,7 +539,7 @@ struct jobd_cluster *jobd_cluster_new(const char *seeds,
 	}
 	if (jobd_cluster_refresh(cl) < 0)
 		goto err_copy;
-	for (int slot = 0; slot < JOBD_CLUSTER_SLOTS; slot++) {
+	for (int slot = 0; slot < JOBD_CLUSTER_SLOTS && !cl->map_only; slot++) {
 		struct node *node = cl->slots[slot];
 
 		if (!node) {
@@ -582,6 +584,14 @@ const char *jobd_cluster_slot_node(const struct jobd_cluster *cl, int slot)
 	if (slot < 0 || slot >= JOBD_CLUSTER_SLOTS || !cl->slots[slot])
 		return NULL;
 	return cl->slots[slot]->addr;
+}
+
+const struct jobd_redis_address *
+jobd_cluster_slot_at(const struct jobd_cluster *cl, int slot)
+{
+	if (slot < 0 || slot >= JOBD_CLUSTER_SLOTS || !cl->slots[slot])
+		return NULL;
+	return &cl->slots[slot]->at;
 }
 
 /* Slot S is the first of its primary's. */

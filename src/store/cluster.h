@@ -29,6 +29,7 @@
 #define JOBD_CLUSTER_ERR_INVALID (-3)	/* a slot out of range: a bug */
 
 struct store_tls;
+struct jobd_redis_address;
 
 struct jobd_cluster_opts {
 	const char *user;     /* ACL user (with a password), or NULL; copied */
@@ -37,6 +38,9 @@ struct jobd_cluster_opts {
 	int max_redirects;    /* MOVED, ASK and retries per command; 0: 5 */
 	struct store_tls *tls; /* for rediss:// seeds (store_tls_new), borrowed
 				* until the cluster is freed; NULL in clear */
+	bool map_only;	       /* read the map only: connect to no primary, and
+			* accept slots without one (the store, which wants
+			* the owner of one slot: jobd_cluster_slot_at) */
 };
 
 struct jobd_cluster;
@@ -56,7 +60,8 @@ int jobd_cluster_key_slot(const char *key, size_t len);
  * an older Redis) and connects to every primary. Every node, those of the
  * map and of redirects too, is reached as the seeds are: through TLS with
  * OPTS->tls for rediss://, each node's certificate verified against
- * [redis] tls_server_name, else the host the map names it by. Returns
+ * [redis] tls_server_name, else the host the map names it by. With
+ * OPTS->map_only it connects to the node that gave the map only. Returns
  * NULL with the reason in ERRSTR: a seed that is not host:port, no seed
  * answering, a Redis not in cluster mode, a primary unreachable or its
  * certificate refused (named host:port, with the TLS reason). Caller
@@ -79,6 +84,12 @@ int jobd_cluster_refresh(struct jobd_cluster *cl);
 /* "host:port" of the primary that owns SLOT in the current map, or NULL;
  * borrowed until the next call on CL. */
 const char *jobd_cluster_slot_node(const struct jobd_cluster *cl, int slot);
+
+/* The address of the primary that owns SLOT in the current map,
+ * reached as the seeds are (TLS or clear), or NULL; borrowed until the
+ * next call on CL. */
+const struct jobd_redis_address *
+jobd_cluster_slot_at(const struct jobd_cluster *cl, int slot);
 
 /* Number of primaries in the current map. */
 int jobd_cluster_primaries(const struct jobd_cluster *cl);
