@@ -167,14 +167,17 @@ static int check_config(const char *path)
  * A Redis error that retrying will not fix: credentials, and TLS that
  * cannot work (src/store/link.c: "TLS: " starts what the settings or the
  * server's certificate get wrong, never a timeout or a lost connection),
- * or a server that does not speak Redis's protocol (plain to a TLS port).
+ * or a server that does not speak Redis's protocol (plain to a TLS port),
+ * and a cluster that jobd's prefix cannot live on (no hash tag).
  */
 static bool redis_fatal(const char *err)
 {
 	return strstr(err, "cannot authenticate") || strstr(err, "WRONGPASS") ||
 	       strstr(err, "NOAUTH") || strstr(err, "NOPERM") ||
 	       strstr(err, "TLS: ") || strstr(err, "[redis] tls_") ||
-	       strstr(err, "protocol error") || strstr(err, "a TLS port?");
+	       strstr(err, "protocol error") || strstr(err, "a TLS port?") ||
+	       strstr(err, "[redis] prefix") ||
+	       strstr(err, "bad redis cluster seed");
 }
 
 /* The role starters, in the one shape start_role() takes. */

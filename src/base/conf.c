@@ -104,6 +104,9 @@ static const struct key redis_keys[] = {
 	{ "tls_key", K_PATH, C(redis_tls_key), 0, 0 },
 	{ "tls_server_name", K_OPTSTR, C(redis_tls_server_name), 0, 0 },
 	{ "prefix", K_STR, C(prefix), 0, 0 },
+	{ "cluster_seeds", K_OPTSTR, C(redis_cluster_seeds), 0, 0 },
+	{ "wait_replicas", K_INT, C(redis_wait_replicas), 0, 16 },
+	{ "wait_timeout", K_DURATION, C(redis_wait_timeout), 1, 3600000 },
 	{ NULL, K_STR, 0, 0, 0 },
 };
 
@@ -1837,6 +1840,27 @@ static int redis_check(const struct jobd_conf *conf, char *what, size_t size,
 		*hint = "give both tls_cert and tls_key, or neither";
 		return -1;
 	}
+	for (const char *s = conf->redis_cluster_seeds; s && *s;) {
+		const char *comma = strchr(s, ',');
+		size_t n = comma ? (size_t)(comma - s) : strlen(s);
+		struct jobd_redis_address seed;
+		char one[300];
+
+		snprintf(one, sizeof(one), "%.*s", (int)n, s);
+		if (jobd_conf_redis_address(one, &seed, what, size) < 0 ||
+		    seed.unix_socket || seed.tls != addr.tls) {
+			snprintf(
+				what, size,
+				"[redis] cluster_seeds \"%s\": bad seed \"%s\"",
+				conf->redis_cluster_seeds, one);
+			*hint = addr.tls ? "write rediss://host:port,... as "
+					   "the address is TLS" :
+					   "write host:port,host:port (clear, "
+					   "as the address)";
+			return -1;
+		}
+		s = comma ? comma + 1 : s + n;
+	}
 	if (tls_key && !addr.tls) {
 		snprintf(what, size,
 			 "[redis] %s is set but address \"%s\" is not TLS",
@@ -2032,6 +2056,8 @@ static struct jobd_conf *conf_defaults(void)
 	pthread_rwlock_init(&conf->lock, NULL);
 	rc |= set_str(&conf->redis_address, "127.0.0.1:6379");
 	rc |= set_str(&conf->prefix, "jobd");
+	conf->redis_wait_replicas = 1;
+	conf->redis_wait_timeout = 1000;
 	rc |= set_str(&conf->brokers, "embedded");
 	rc |= set_str(&conf->group, "jobd");
 	conf->max_payload = INT64_C(1) << 20;
@@ -2348,6 +2374,7 @@ void jobd_conf_free(struct jobd_conf *conf)
 	free(conf->redis_tls_cert);
 	free(conf->redis_tls_key);
 	free(conf->redis_tls_server_name);
+	free(conf->redis_cluster_seeds);
 	free(conf->prefix);
 	free(conf->brokers);
 	free(conf->group);

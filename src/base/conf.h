@@ -151,6 +151,12 @@ struct jobd_conf {
 	char *redis_tls_server_name; /* name verified and sent (SNI); NULL =
 				      * the address's host */
 	char *prefix;		     /* key prefix, "jobd" */
+	char *redis_cluster_seeds;   /* more nodes of a cluster, "host:port,..."
+				      * (as address: clear or rediss://);
+				      * NULL = the address only */
+	int redis_wait_replicas;     /* replicas a consumer's create waits
+				      * for (at most those connected), 1 */
+	int64_t redis_wait_timeout;  /* ms the consumer's WAIT waits, 1000 */
 
 	/* [kafka] */
 	char *brokers;	       /* "embedded" or host:port,... */

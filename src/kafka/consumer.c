@@ -1148,6 +1148,9 @@ struct jobd_consumer *jobd_consumer_start(const struct jobd_conf *conf,
 	c->st = jobd_store_new(conf, errstr, errstr_size);
 	if (!c->st)
 		goto err_free;
+	/* Offsets are committed after the create: it must survive a
+	 * failover to a replica first ([redis] wait_replicas). */
+	jobd_store_set_create_wait(c->st, true);
 	c->view_st = jobd_store_new(conf, errstr, errstr_size);
 	if (!c->view_st)
 		goto err_free_store;

@@ -23,6 +23,22 @@
  * jobd_store_new, so jobd and jobctl stop at start saying why, and never
  * fall back to plain text. Requests larger than JOBD_STORE_BATCH are split
  * so that every call does bounded work.
+ *
+ * On a Redis Cluster (the configured node says cluster_enabled:1, or
+ * [redis] cluster_seeds is set) every key of the deployment carries the
+ * hash tag of the prefix ("{jobd}:job:7"), so all of them are in one
+ * slot and every call, a Lua function or a module command deriving its
+ * keys from the prefix, runs on the one primary that owns it. Each link
+ * the store opens (its calls, the wake-up subscriber) goes to that
+ * primary, found in the slot map of the cluster client (cluster.c) read
+ * again at every connect, so a promoted replica is found after a
+ * failover. A reply that says the command did not run here (MOVED: the
+ * slot moved or a replica took over; ASK, TRYAGAIN, CLUSTERDOWN: a
+ * migration or a failover under way) is retried, after reading the map
+ * again for MOVED, after a backoff for the others; a lost connection is
+ * the callers' retry as on one Redis. Calls are routed by the slot of
+ * the prefix's tag, the shape the sharded layout keeps (docs/scaling.md,
+ * "On a Redis Cluster today"), where the prefix of a call is its shard's.
  */
 #include "config.h"
 
@@ -36,8 +52,15 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "store/cluster.h"
 #include "store/module/module.h"
 #include "store/scripts.h"
+
+/* Rounds a command redirected or refused for the moment takes (cluster),
+ * and the backoff before each but MOVED's first: up to 2.75 s in all,
+ * about what a one-slot migration takes; then the caller's retry. */
+#define REDIRECTS 10
+#define REDIRECT_BACKOFF_MS 50
 
 static const char *const script_names[S_COUNT] = {
 	"create",	  "claim",	 "finish",
@@ -189,11 +212,43 @@ void store_drop(struct store_link **c)
 	*c = NULL;
 }
 
+const char *store_where(const struct jobd_store *st)
+{
+	return st->cl && st->owner[0] ? st->owner : st->conf->redis_address;
+}
+
 void store_lost(struct jobd_store *st)
 {
-	store_set_err(st, "redis at %s: %s", st->conf->redis_address,
+	store_set_err(st, "redis at %s: %s", store_where(st),
 		      store_link_errstr(st->c));
 	store_drop(&st->c);
+}
+
+bool store_redirected(struct jobd_store *st, const redisReply *r)
+{
+	if (!st->cl || !r || r->type != REDIS_REPLY_ERROR)
+		return false;
+	if (strncmp(r->str, "MOVED ", 6) == 0) {
+		store_set_err(st,
+			      "redis cluster: slot %d of [redis] prefix \"%s\" "
+			      "is no longer at %s (%s): reading the slot map "
+			      "again",
+			      st->slot, st->conf->prefix, store_where(st),
+			      r->str);
+		store_drop(&st->c);
+		return true;
+	}
+	if (strncmp(r->str, "ASK ", 4) == 0 ||
+	    strncmp(r->str, "TRYAGAIN", 8) == 0 ||
+	    strncmp(r->str, "CLUSTERDOWN", 11) == 0) {
+		store_set_err(st,
+			      "redis cluster at %s: slot %d of [redis] prefix "
+			      "\"%s\" is migrating or failing over: %s",
+			      store_where(st), st->slot, st->conf->prefix,
+			      r->str);
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -221,23 +276,57 @@ static redisReply *first_call(struct jobd_store *st, struct store_link *c,
 	why = store_link_errstr(c);
 	tls_port = !st->addr.tls && !st->addr.unix_socket &&
 		   store_link_looks_tls(c);
-	store_set_err(st, "cannot %s redis at %s: %s%s", step,
-		      st->conf->redis_address, why,
+	store_set_err(st, "cannot %s redis at %s: %s%s", step, store_where(st),
+		      why,
 		      tls_port ? " (is it a TLS port? then write "
 				 "rediss://host:port)" :
 				 "");
 	return NULL;
 }
 
+/*
+ * The address of the primary that owns the prefix's slot, from the slot
+ * map read again (a failover may have promoted a replica since); 0, or
+ * -1 with the error set (no node answering, or none owning the slot yet:
+ * a failover under way).
+ */
+static int owner_find(struct jobd_store *st, struct jobd_redis_address *at)
+{
+	const struct jobd_redis_address *owner;
+
+	if (jobd_cluster_refresh(st->cl) < 0) {
+		store_set_err(st,
+			      "cannot read the slot map of the redis "
+			      "cluster: %s",
+			      jobd_cluster_errstr(st->cl));
+		return -1;
+	}
+	owner = jobd_cluster_slot_at(st->cl, st->slot);
+	if (!owner) {
+		store_set_err(st,
+			      "redis cluster has no primary for slot %d of "
+			      "[redis] prefix \"%s\" (a failover under way?)",
+			      st->slot, st->conf->prefix);
+		return -1;
+	}
+	*at = *owner;
+	snprintf(st->owner, sizeof(st->owner), "%s",
+		 jobd_cluster_slot_node(st->cl, st->slot));
+	return 0;
+}
+
 struct store_link *store_connect_to(struct jobd_store *st)
 {
-	const char *addr = st->conf->redis_address;
+	struct jobd_redis_address at = st->addr;
+	const char *addr;
 	struct store_link *c;
 	redisReply *r;
 	char err[512];
 
-	c = store_link_open(&st->addr, st->tls, st->timeout_ms, err,
-			    sizeof(err));
+	if (st->cl && owner_find(st, &at) < 0)
+		return NULL;
+	addr = store_where(st);
+	c = store_link_open(&at, st->tls, st->timeout_ms, err, sizeof(err));
 	if (!c) {
 		store_set_err(st, "cannot connect to redis at %s: %s", addr,
 			      err);
@@ -304,7 +393,7 @@ static int load_library(struct jobd_store *st)
 		store_set_err(
 			st,
 			"cannot load jobd's functions into redis at %s: %s%s",
-			st->conf->redis_address, r->str,
+			store_where(st), r->str,
 			strncmp(r->str, "NOPERM", 6) == 0 ?
 				" (an admin loads them: docs/security.md, "
 				"\"Redis\")" :
@@ -333,6 +422,12 @@ int store_ensure(struct jobd_store *st)
 			       (long long)st->conf->logs_max_entries);
 	if (!r)
 		goto lost;
+	if (store_redirected(st, r)) {
+		/* The map was stale: the caller's retry connects anew. */
+		freeReplyObject(r);
+		store_drop(&st->c);
+		return JOBD_STORE_ERR_REDIS;
+	}
 	freeReplyObject(r);
 	/*
 	 * The native module (docs/redis-module.md) runs the hot path when
@@ -349,7 +444,7 @@ int store_ensure(struct jobd_store *st)
 	if (r->type == REDIS_REPLY_STATUS && !st->module && !st->warned) {
 		jobd_warn("store: the jobd module in redis at %s is version "
 			  "%s, this jobd wants %s: using the Lua functions",
-			  st->conf->redis_address, r->str, want);
+			  store_where(st), r->str, want);
 		st->warned = true;
 	}
 	freeReplyObject(r);
@@ -357,6 +452,81 @@ int store_ensure(struct jobd_store *st)
 lost:
 	store_lost(st);
 	return JOBD_STORE_ERR_REDIS;
+}
+
+/* PREFIX has a hash tag: a '{' with a '}' after it and something in
+ * between, so every key that starts with it is in the tag's slot. */
+static bool prefix_tagged(const char *prefix)
+{
+	const char *open = strchr(prefix, '{');
+	const char *close = open ? strchr(open + 1, '}') : NULL;
+
+	return close && close > open + 1;
+}
+
+/*
+ * Whether the store is on a cluster: [redis] cluster_seeds is set, or
+ * the node at [redis] address says cluster_enabled:1 (INFO cluster; a
+ * user refused INFO is taken for one Redis, the ACL in docs/security.md
+ * allows it). Then the prefix must have a hash tag, and the slot map is
+ * read from the address and the seeds. 0, or -1 with ERRSTR set.
+ */
+static int cluster_detect(struct jobd_store *st, char *errstr,
+			  size_t errstr_size)
+{
+	const struct jobd_conf *conf = st->conf;
+	struct jobd_cluster_opts opts = { 0 };
+	bool cluster = conf->redis_cluster_seeds != NULL;
+	char seeds[2048];
+	redisReply *r;
+
+	if (!cluster) {
+		struct store_link *c = store_connect_to(st);
+
+		if (!c) {
+			snprintf(errstr, errstr_size, "%s", st->err);
+			return -1;
+		}
+		r = store_link_command(c, "INFO cluster");
+		if (!r) {
+			snprintf(errstr, errstr_size, "redis at %s: %s",
+				 conf->redis_address, store_link_errstr(c));
+			store_link_free(c);
+			return -1;
+		}
+		cluster = r->type == REDIS_REPLY_STRING &&
+			  strstr(r->str, "cluster_enabled:1");
+		freeReplyObject(r);
+		store_link_free(c);
+	}
+	if (!cluster)
+		return 0;
+	if (!prefix_tagged(conf->prefix)) {
+		snprintf(errstr, errstr_size,
+			 "[redis] prefix \"%s\" has no hash tag, and redis at "
+			 "%s is a cluster: every key of jobd must be in one "
+			 "slot, so write the prefix with a tag, for example "
+			 "prefix = {%s}",
+			 conf->prefix,
+			 conf->redis_cluster_seeds ? conf->redis_cluster_seeds :
+						     conf->redis_address,
+			 strpbrk(conf->prefix, "{}") ? "jobd" : conf->prefix);
+		return -1;
+	}
+	snprintf(seeds, sizeof(seeds), "%s%s%s",
+		 st->addr.unix_socket ? "" : conf->redis_address,
+		 !st->addr.unix_socket && conf->redis_cluster_seeds ? "," : "",
+		 conf->redis_cluster_seeds ? conf->redis_cluster_seeds : "");
+	opts.user = conf->redis_user;
+	opts.password = conf->redis_password;
+	opts.timeout_ms = st->timeout_ms;
+	opts.tls = st->tls;
+	opts.map_only = true;
+	st->cl = jobd_cluster_new(seeds, &opts, errstr, errstr_size);
+	if (!st->cl)
+		return -1;
+	st->slot = jobd_cluster_key_slot(conf->prefix, strlen(conf->prefix));
+	return 0;
 }
 
 struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
@@ -379,6 +549,8 @@ struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
 	if (st->addr.tls &&
 	    !(st->tls = store_tls_new(conf, errstr, errstr_size)))
 		goto err_free;
+	if (cluster_detect(st, errstr, errstr_size) < 0)
+		goto err_free;
 	if (store_ensure(st) < 0) {
 		snprintf(errstr, errstr_size, "%s", st->err);
 		goto err_free;
@@ -386,6 +558,7 @@ struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
 	return st;
 
 err_free:
+	jobd_cluster_free(st->cl);
 	store_tls_free(st->tls);
 	free(st);
 	return NULL;
@@ -397,6 +570,7 @@ void jobd_store_free(struct jobd_store *st)
 		return;
 	store_drop(&st->c);
 	store_drop(&st->sub);
+	jobd_cluster_free(st->cl);
 	store_tls_free(st->tls);
 	free(st);
 }
@@ -411,11 +585,103 @@ bool jobd_store_has_module(const struct jobd_store *st)
 	return st->module;
 }
 
+void jobd_store_set_create_wait(struct jobd_store *st, bool on)
+{
+	st->create_wait = on;
+	st->replicas_at = 0;
+}
+
+int store_create_replicas(struct jobd_store *st, bool ask)
+{
+	int64_t now = jobd_util_mono_ms();
+	const char *p;
+	redisReply *r;
+
+	if (!st->create_wait || st->conf->redis_wait_replicas == 0)
+		return 0;
+	if (ask && (st->replicas_at == 0 || now - st->replicas_at >= 1000)) {
+		r = jobd_store_command(st, "INFO replication");
+		if (!r)
+			return JOBD_STORE_ERR_REDIS;
+		/* A user refused INFO (NOPERM) waits for no replica. */
+		p = r->type == REDIS_REPLY_STRING ?
+			    strstr(r->str, "connected_slaves:") :
+			    NULL;
+		st->replicas = p ? atoi(p + 17) : 0;
+		st->replicas_at = now;
+		freeReplyObject(r);
+	}
+	return st->replicas < st->conf->redis_wait_replicas ?
+		       st->replicas :
+		       st->conf->redis_wait_replicas;
+}
+
+int store_create_waited(struct jobd_store *st, redisReply *r, int want)
+{
+	long long got = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+	if (got >= want)
+		return 0;
+	st->replicas_at = 0; /* a replica gone: count them again */
+	store_set_err(st,
+		      "redis at %s: create: %lld of %d replicas have it after "
+		      "[redis] wait_timeout %lld ms%s%s",
+		      store_where(st), got < 0 ? 0 : got, want,
+		      (long long)st->conf->redis_wait_timeout,
+		      r && r->type == REDIS_REPLY_ERROR ? ": " : "",
+		      r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+	return JOBD_STORE_ERR_REDIS;
+}
+
 void jobd_store_set_timeout(struct jobd_store *st, int ms)
 {
 	st->timeout_ms = ms;
 	if (st->c)
 		store_link_set_timeout(st->c, ms);
+}
+
+/*
+ * Runs one command on the store's connection, connecting first: its
+ * reply (an error reply too), or NULL with the error set. On a cluster a
+ * command that did not run (store_redirected) goes again, at once after
+ * a MOVED (to the primary of the map read again), else after a backoff,
+ * REDIRECTS times at most. ARGV, or else FMT with *AP (copied each time).
+ */
+static redisReply *run(struct jobd_store *st, int argc, const char **argv,
+		       const size_t *lens, const char *fmt, va_list *ap)
+{
+	for (int round = 0;; round++) {
+		redisReply *r;
+		va_list aq;
+
+		if (store_ensure(st) < 0)
+			return NULL;
+		if (argv) {
+			r = store_link_command_argv(st->c, argc, argv, lens);
+		} else {
+			va_copy(aq, *ap);
+			r = store_link_vcommand(st->c, fmt, aq);
+			va_end(aq);
+		}
+		if (!r) {
+			store_lost(st);
+			return NULL;
+		}
+		if (!store_redirected(st, r))
+			return r;
+		freeReplyObject(r);
+		if (round == REDIRECTS)
+			return NULL; /* the error says what is under way */
+		if (st->c || round > 0)
+			jobd_util_sleep_ms(REDIRECT_BACKOFF_MS * (round + 1));
+	}
+}
+
+/* run() with an argument vector. */
+static redisReply *run_argv(struct jobd_store *st, int argc, const char **argv,
+			    const size_t *lens)
+{
+	return run(st, argc, argv, lens, NULL, NULL);
 }
 
 void store_call_args(const struct jobd_store *st, const char *cmd,
@@ -447,10 +713,9 @@ redisReply *store_module_call(struct jobd_store *st, const char *cmd,
 	if (!st->module)
 		return NULL;
 	store_call_args(st, cmd, 0, args, &a);
-	r = store_link_command_argv(st->c, (int)a.n, a.v, a.len);
+	r = run_argv(st, (int)a.n, a.v, a.len);
 	store_args_release(&a);
 	if (!r) {
-		store_lost(st);
 		*fallback = false;
 		return NULL;
 	}
@@ -468,7 +733,7 @@ redisReply *store_module_call(struct jobd_store *st, const char *cmd,
 			 * function would fail the same way; the caller
 			 * retries (the module wrote nothing). */
 			store_set_err(st, "redis at %s: %s: %s",
-				      st->conf->redis_address, cmd, r->str);
+				      store_where(st), cmd, r->str);
 			*fallback = false;
 		}
 		freeReplyObject(r);
@@ -487,11 +752,9 @@ redisReply *store_eval(struct jobd_store *st, enum script_id id,
 		return NULL;
 	store_call_args(st, NULL, id, args, &a);
 	for (int tries = 0; tries < 2; tries++) {
-		r = store_link_command_argv(st->c, (int)a.n, a.v, a.len);
-		if (!r) {
-			store_lost(st);
+		r = run_argv(st, (int)a.n, a.v, a.len);
+		if (!r)
 			break;
-		}
 		if (r->type != REDIS_REPLY_ERROR)
 			break;
 		if (strstr(r->str, "Function not found") && tries == 0) {
@@ -555,13 +818,12 @@ int store_level_parse(const char *s)
 redisReply *jobd_store_vcommand(struct jobd_store *st, const char *fmt,
 				va_list ap)
 {
+	va_list aq;
 	redisReply *r;
 
-	if (store_ensure(st) < 0)
-		return NULL;
-	r = store_link_vcommand(st->c, fmt, ap);
-	if (!r)
-		store_lost(st);
+	va_copy(aq, ap);
+	r = run(st, 0, NULL, NULL, fmt, &aq);
+	va_end(aq);
 	return r;
 }
 
@@ -579,14 +841,7 @@ redisReply *jobd_store_command(struct jobd_store *st, const char *fmt, ...)
 redisReply *jobd_store_command_argv(struct jobd_store *st, int argc,
 				    const char **argv, const size_t *lens)
 {
-	redisReply *r;
-
-	if (store_ensure(st) < 0)
-		return NULL;
-	r = store_link_command_argv(st->c, argc, argv, lens);
-	if (!r)
-		store_lost(st);
-	return r;
+	return run_argv(st, argc, argv, lens);
 }
 
 struct store_link *jobd_store_pipeline(struct jobd_store *st)
@@ -609,6 +864,19 @@ int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 			return JOBD_STORE_ERR_REDIS;
 		}
 	}
+	/*
+	 * One slot, one node: a command that did not run says the others
+	 * did not either, or ran before the slot moved; the caller retries
+	 * the whole, as after a connection lost midway.
+	 */
+	for (size_t i = 0; i < n; i++)
+		if (store_redirected(st, replies[i])) {
+			for (size_t k = 0; k < n; k++) {
+				freeReplyObject(replies[k]);
+				replies[k] = NULL;
+			}
+			return JOBD_STORE_ERR_REDIS;
+		}
 	return 0;
 }
 

@@ -174,6 +174,29 @@ static void create_results(const redisReply *r, const size_t *pos, size_t sent,
 	}
 }
 
+/*
+ * Waits until the replicas store_create_replicas() names have what this
+ * connection wrote (nothing else is on its way on it): 0, or
+ * JOBD_STORE_ERR_REDIS with the error set, and the caller makes the
+ * create again (its keys make it "existed").
+ */
+static int create_wait(struct jobd_store *st)
+{
+	int want = store_create_replicas(st, true);
+	redisReply *r;
+	int rc;
+
+	if (want <= 0)
+		return want;
+	r = jobd_store_command(st, "WAIT %d %lld", want,
+			       (long long)st->conf->redis_wait_timeout);
+	if (!r)
+		return JOBD_STORE_ERR_REDIS;
+	rc = store_create_waited(st, r, want);
+	freeReplyObject(r);
+	return rc;
+}
+
 static int create_batch(struct jobd_store *st, const char *actor,
 			const struct jobd_spec *specs, size_t n,
 			struct jobd_created *out)
@@ -217,6 +240,7 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	}
 	create_results(r, pos, sent, out);
 	freeReplyObject(r);
+	rc = create_wait(st);
 out:
 	store_args_release(&a);
 	return rc;
@@ -253,6 +277,10 @@ int jobd_store_create_send(struct jobd_store *st, const char *actor,
 	if (store_ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
 	sc = &st->sent[(st->sent_head + st->nsent) % JOBD_STORE_CREATES_SENT];
+	/* The count of replicas is asked only while no reply is due. */
+	sc->wait = store_create_replicas(st, st->nsent == 0);
+	if (sc->wait < 0)
+		return JOBD_STORE_ERR_REDIS;
 	sc->conn = st->conns;
 	sc->n = create_args(st, actor, specs, n, out, sc->pos, &a, st->module);
 	if (sc->n == 0)
@@ -262,6 +290,10 @@ int jobd_store_create_send(struct jobd_store *st, const char *actor,
 	/* Sent now, not when the reply is read: Redis works meanwhile. */
 	store_link_append_argv(st->c, (int)call.n, call.v, call.len);
 	store_args_release(&call);
+	/* Right behind it, so it covers this create (and those before). */
+	if (sc->wait > 0)
+		store_link_append(st->c, "WAIT %d %lld", sc->wait,
+				  (long long)st->conf->redis_wait_timeout);
 	if (store_link_flush(st->c) < 0) {
 		store_lost(st);
 		rc = JOBD_STORE_ERR_REDIS;
@@ -276,7 +308,8 @@ out:
 int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
 {
 	const struct sent_create *sc = &st->sent[st->sent_head];
-	redisReply *r = NULL;
+	redisReply *r = NULL, *w = NULL;
+	int rc;
 
 	if (st->nsent == 0) {
 		store_set_err(st, "create: no call on its way");
@@ -288,23 +321,35 @@ int jobd_store_create_recv(struct jobd_store *st, struct jobd_created *out)
 		return 0;
 	if (!st->c || sc->conn != st->conns)
 		return JOBD_STORE_ERR_REDIS; /* its reply went with it */
-	if (store_link_reply(st->c, &r) < 0) {
+	if (store_link_reply(st->c, &r) < 0 ||
+	    (sc->wait > 0 && store_link_reply(st->c, &w) < 0)) {
+		if (r)
+			freeReplyObject(r);
 		store_lost(st);
 		return JOBD_STORE_ERR_REDIS;
 	}
+	if (store_redirected(st, r)) {
+		/* Not run: made again on the slot's primary. */
+		if (w)
+			freeReplyObject(w);
+		freeReplyObject(r);
+		return JOBD_STORE_ERR_REDIS;
+	}
+	rc = sc->wait > 0 ? store_create_waited(st, w, sc->wait) : 0;
+	if (w)
+		freeReplyObject(w);
 	if (r->type != REDIS_REPLY_ARRAY) {
 		/*
 		 * Left to Lua, the module gone or refused, the functions not
 		 * loaded, or Redis refusing writes: jobd_store_create sorts
 		 * each out, and the keys make the repeat harmless.
 		 */
-		store_set_err(st, "redis at %s: create: %s",
-			      st->conf->redis_address,
+		store_set_err(st, "redis at %s: create: %s", store_where(st),
 			      r->str ? r->str : "unexpected reply");
 		freeReplyObject(r);
 		return JOBD_STORE_ERR_REDIS;
 	}
 	create_results(r, sc->pos, sc->n, out);
 	freeReplyObject(r);
-	return 0;
+	return rc;
 }

@@ -216,8 +216,7 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 		if (r)
 			freeReplyObject(r);
-		store_set_err(st, "redis at %s: no TIME",
-			      st->conf->redis_address);
+		store_set_err(st, "redis at %s: no TIME", store_where(st));
 		store_drop(&st->c);
 		return JOBD_STORE_ERR_REDIS;
 	}
@@ -255,8 +254,12 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)nspans + 1) {
 		store_set_err(st, "redis at %s: statistics transaction failed",
-			      st->conf->redis_address);
+			      store_where(st));
 		freeReplyObject(r);
+		/* On a cluster, a command of it was redirected (EXECABORT):
+		 * the next call reads the slot map again. */
+		if (st->cl)
+			store_drop(&st->c);
 		free(out->minutes);
 		out->minutes = NULL;
 		return JOBD_STORE_ERR_REDIS;
@@ -298,8 +301,7 @@ int jobd_store_totals(struct jobd_store *st, struct jobd_stats_minute *out)
 		return JOBD_STORE_ERR_REDIS;
 	if (r->type == REDIS_REPLY_ERROR) {
 		store_set_err(st, "redis at %s: HGETALL %s:stats:total: %s",
-			      st->conf->redis_address, st->conf->prefix,
-			      r->str);
+			      store_where(st), st->conf->prefix, r->str);
 		freeReplyObject(r);
 		return JOBD_STORE_ERR_REDIS;
 	}

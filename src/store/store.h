@@ -44,6 +44,16 @@ const char *jobd_store_errstr(const struct jobd_store *st);
  * the version this jobd wants (docs/redis-module.md). */
 bool jobd_store_has_module(const struct jobd_store *st);
 
+/*
+ * From now on, the creates of ST (jobd_store_create and the _send/_recv
+ * pair) wait until [redis] wait_replicas replicas of the primary have
+ * them (WAIT, at most [redis] wait_timeout) before they return: the
+ * Kafka consumer's, whose offsets are committed after the create, so a
+ * failover to a replica loses no job whose message was committed
+ * (docs/scaling.md, "Durability across a failover").
+ */
+void jobd_store_set_create_wait(struct jobd_store *st, bool on);
+
 /* Sets per-call timeouts (ms) of the connection; default 5000. */
 void jobd_store_set_timeout(struct jobd_store *st, int ms);
 

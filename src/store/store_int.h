@@ -91,11 +91,19 @@ struct jobd_store {
 	struct store_tls *tls;		/* for rediss://, else NULL */
 	struct store_link *c;		/* NULL while disconnected */
 	struct store_link *sub;		/* subscribed to PREFIX:wake, or NULL */
-	char fn[S_COUNT][64];		/* function names, "jobd_HASH_claim" */
-	int timeout_ms;			/* per-call socket timeout */
-	bool module;			/* Redis has this jobd's module */
-	bool warned;			/* ... in another version: said */
-	char err[512];			/* the last error */
+	struct jobd_cluster *cl; /* the slot map when Redis is a cluster, else
+				  * NULL: every link goes to the primary of
+				  * SLOT */
+	int slot;		 /* slot of the prefix's hash tag (cluster) */
+	char owner[270];	 /* "host:port" of that primary, last asked */
+	bool create_wait;	 /* creates WAIT for replicas (consumer) */
+	int replicas;		 /* replicas of the primary, as last seen */
+	int64_t replicas_at;	 /* ms (monotonic) when seen; 0: never */
+	char fn[S_COUNT][64];	 /* function names, "jobd_HASH_claim" */
+	int timeout_ms;		 /* per-call socket timeout */
+	bool module;		 /* Redis has this jobd's module */
+	bool warned;		 /* ... in another version: said */
+	char err[512];		 /* the last error */
 	uint64_t conns; /* connections made: which one a call went on */
 	/* jobd_store_create_send's calls whose replies are not read yet:
 	 * NSENT of them, the oldest at SENT_HEAD of the ring */
@@ -103,6 +111,7 @@ struct jobd_store {
 		size_t n;		      /* jobs sent (0: no call made) */
 		size_t pos[JOBD_STORE_BATCH]; /* index of each in the specs */
 		uint64_t conn;		      /* the connection it went on */
+		int wait;		      /* replicas its WAIT asks, or 0 */
 	} sent[JOBD_STORE_CREATES_SENT];
 	size_t sent_head, nsent;
 };
@@ -168,6 +177,37 @@ void store_drop(struct store_link **c);
 /* The connection failed (the link says why): the error, and a reconnect
  * on the next call. */
 void store_lost(struct jobd_store *st);
+
+/*
+ * How many replicas a create made now waits for (WAIT) before it counts
+ * as done: 0 unless jobd_store_set_create_wait() asked for it, else
+ * [redis] wait_replicas, at most the replicas connected to the primary
+ * (INFO replication, asked again once a second when ASK is set: call it
+ * so only with no reply on its way). -1 with the error set when Redis
+ * is unreachable.
+ */
+int store_create_replicas(struct jobd_store *st, bool ask);
+
+/*
+ * Reads the reply of a create's WAIT for WANT replicas; 0, or
+ * JOBD_STORE_ERR_REDIS with the error set when fewer had the create
+ * within [redis] wait_timeout (the replica count is asked again next
+ * time) or the connection was lost.
+ */
+int store_create_waited(struct jobd_store *st, redisReply *r, int want);
+
+/* The Redis the store talks to, for messages: [redis] address, or on a
+ * cluster the primary of the prefix's slot ("host:port"). Borrowed. */
+const char *store_where(const struct jobd_store *st);
+
+/*
+ * On a cluster, whether R (borrowed) is a redirect (MOVED, ASK) or a
+ * refusal for the moment (TRYAGAIN, CLUSTERDOWN): the command did not
+ * run. Then the error is set, the connection dropped (the next call
+ * reads the slot map again and connects to the slot's primary) and true
+ * returned; the caller retries or fails with JOBD_STORE_ERR_REDIS.
+ */
+bool store_redirected(struct jobd_store *st, const redisReply *r);
 
 /* A new connection to [redis] address (through TLS for rediss://),
  * authenticated, with the call timeout; NULL with the error set. */

@@ -501,8 +501,7 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 	return woken;
 
 err_lost:
-	store_set_err(st, "redis at %s: subscription lost: %s",
-		      st->conf->redis_address,
+	store_set_err(st, "redis at %s: subscription lost: %s", store_where(st),
 		      st->sub ? store_link_errstr(st->sub) : "");
 	store_drop(&st->sub);
 	return JOBD_STORE_ERR_REDIS;
