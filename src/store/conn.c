@@ -228,7 +228,15 @@ bool store_redirected(struct jobd_store *st, const redisReply *r)
 {
 	if (!st->cl || !r || r->type != REDIS_REPLY_ERROR)
 		return false;
-	if (strncmp(r->str, "MOVED ", 6) == 0) {
+	/*
+	 * A call that names no key (FCALL with 0 keys, a module command) is
+	 * never redirected: a primary turned replica (a manual failover)
+	 * refuses it as a write (READONLY), a node that lost the slot
+	 * refuses the function's first key; neither has run anything.
+	 */
+	if (strncmp(r->str, "MOVED ", 6) == 0 ||
+	    strncmp(r->str, "READONLY ", 9) == 0 ||
+	    strstr(r->str, "access a non local key")) {
 		store_set_err(st,
 			      "redis cluster: slot %d of [redis] prefix \"%s\" "
 			      "is no longer at %s (%s): reading the slot map "

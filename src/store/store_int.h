@@ -201,7 +201,8 @@ int store_create_waited(struct jobd_store *st, redisReply *r, int want);
 const char *store_where(const struct jobd_store *st);
 
 /*
- * On a cluster, whether R (borrowed) is a redirect (MOVED, ASK) or a
+ * On a cluster, whether R (borrowed) is a redirect (MOVED, ASK; for a
+ * call without keys READONLY or a script's "non local key") or a
  * refusal for the moment (TRYAGAIN, CLUSTERDOWN): the command did not
  * run. Then the error is set, the connection dropped (the next call
  * reads the slot map again and connects to the slot's primary) and true

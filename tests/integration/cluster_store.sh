@@ -12,8 +12,9 @@
 # resume, cancel and restart work. The wake-up channel reaches a
 # subscriber on another node. Kafka (the embedded broker): the
 # consumer's creates WAIT for the owner's replica before their offsets
-# are committed. Then kill -9 of the slot's primary while 200 jobs flow:
-# the replica takes over, jobd follows it, every job's side effect
+# are committed. Then, while 120 jobs flow, CLUSTER FAILOVER (the old
+# primary answers MOVED) and kill -9 of the slot's new primary: each
+# time the replica takes over, jobd follows it, every job's side effect
 # happens once (none lost, none run twice), jobd subscribes again on the
 # new primary, and jobctl fsck is clean; the old primary, restarted,
 # comes back as a replica.
@@ -80,7 +81,7 @@ prefix = {jobd}
 [engine]
 roles = $2
 instance = $1
-workers = 4
+workers = 6
 lease = 2s
 heartbeat = 200ms
 [type.side]
@@ -206,19 +207,31 @@ waits1=$(nrcli "$o" info commandstats | sed -n 's/^cmdstat_wait:calls=\([0-9]*\)
 	fail "the consumer's creates did not WAIT for the replica (WAIT calls ${waits0:-0} -> ${waits1:-0})"
 stop_jobd k
 
-# --- 4. failover while jobs flow ------------------------------------------------
+# --- 4. failovers while jobs flow -----------------------------------------------
 
 : >"$done_log"
 start_jobd a
-jobctl submit side --count 200 --payload '{"sleep_ms": 20}' >"$work/ids2"
-poll 20 done_at_least 30 || fail "jobs did not start before the failover"
+jobctl submit side --count 120 --payload '{"sleep_ms": 10}' >"$work/ids2"
+poll 20 done_at_least 15 || fail "jobs did not start before the failover"
+# A manual failover: the replica takes over, the old primary answers
+# MOVED on jobd's open connections.
 o=$(owner)
+id=$(nrcli "$o" cluster myid)
+r=$(for n in "${nodes[@]}"; do nrcli "$n" cluster nodes 2>/dev/null && break; done |
+	awk -v id="$id" '$3 ~ /slave/ && $4 == id { sub(/@.*/, "", $2); print $2; exit }')
+[ -n "$r" ] || fail "no replica of $o"
+nrcli "$r" cluster failover >/dev/null || fail "CLUSTER FAILOVER refused by $r"
+new_owner() { n=$(owner); [ -n "$n" ] && [ "$n" != "$o" ]; }
+wait_for 20 "$r takes slot $slot over from $o (CLUSTER FAILOVER)" new_owner
+o=$(owner)
+assert_eq "$r" "$o" "the slot's primary after CLUSTER FAILOVER"
+poll 20 done_at_least 50 || fail "jobs stalled after CLUSTER FAILOVER"
+# kill -9 of the new primary: its replica (the old primary) takes over.
 odir=$(node_dir "$o")
 kill -KILL "$(cat "$odir/redis.pid")"
-new_owner() { n=$(owner); [ -n "$n" ] && [ "$n" != "$o" ]; }
 wait_for 20 "a replica takes slot $slot over from $o" new_owner
 o2=$(owner)
-wait_for 60 "200 jobs done after the failover to $o2" done_at_least 200
+wait_for 60 "120 jobs done after the failover to $o2" done_at_least 120
 dups=$(cut -d' ' -f1 "$done_log" | sort | uniq -d | paste -sd' ' -)
 [ -z "$dups" ] || fail "jobs run twice across the failover: $dups ($(grep -cE . "$done_log") runs)"
 missing=0
@@ -240,4 +253,4 @@ wait_for 20 "$o back as a replica" replica_back
 id=$(jobctl submit side --payload '{"sleep_ms": 1}')
 wait_job 10 "$id" '.status == "finished"'
 stop_jobd a
-echo "failover: slot $slot from $o to $o2, 200 jobs done once each"
+echo "failovers: slot $slot from $r to $o2, 120 jobs done once each"
