@@ -232,7 +232,8 @@ bool store_redirected(struct jobd_store *st, const redisReply *r)
 	 * A call that names no key (FCALL with 0 keys, a module command) is
 	 * never redirected: a primary turned replica (a manual failover)
 	 * refuses it as a write (READONLY), a node that lost the slot
-	 * refuses the function's first key; neither has run anything.
+	 * refuses the function's first key (nothing ran; but during a
+	 * migration a later key, after writes: see run()).
 	 */
 	if (strncmp(r->str, "MOVED ", 6) == 0 ||
 	    strncmp(r->str, "READONLY ", 9) == 0 ||
@@ -661,6 +662,7 @@ static redisReply *run(struct jobd_store *st, int argc, const char **argv,
 	for (int round = 0;; round++) {
 		redisReply *r;
 		va_list aq;
+		bool partial;
 
 		if (store_ensure(st) < 0)
 			return NULL;
@@ -677,8 +679,16 @@ static redisReply *run(struct jobd_store *st, int argc, const char **argv,
 		}
 		if (!store_redirected(st, r))
 			return r;
+		/*
+		 * A function refused a key that is not here may have written
+		 * before it reached one: during a migration of the slot
+		 * (docs/scaling.md, "Migrating the slot"). Not again at once;
+		 * after a failover or a migration done, the caller's retry
+		 * finds the new primary.
+		 */
+		partial = strstr(r->str, "non local key") != NULL;
 		freeReplyObject(r);
-		if (round == REDIRECTS)
+		if (round == REDIRECTS || partial)
 			return NULL; /* the error says what is under way */
 		if (st->c || round > 0)
 			jobd_util_sleep_ms(REDIRECT_BACKOFF_MS * (round + 1));

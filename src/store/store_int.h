@@ -204,7 +204,8 @@ const char *store_where(const struct jobd_store *st);
  * On a cluster, whether R (borrowed) is a redirect (MOVED, ASK; for a
  * call without keys READONLY or a script's "non local key") or a
  * refusal for the moment (TRYAGAIN, CLUSTERDOWN): the command did not
- * run. Then the error is set, the connection dropped (the next call
+ * run (but for a function refused a key during a migration, which may
+ * have written before: docs/scaling.md). Then the error is set, the connection dropped (the next call
  * reads the slot map again and connects to the slot's primary) and true
  * returned; the caller retries or fails with JOBD_STORE_ERR_REDIS.
  */
