@@ -176,7 +176,7 @@ static bool redis_fatal(const char *err)
 	       strstr(err, "NOAUTH") || strstr(err, "NOPERM") ||
 	       strstr(err, "TLS: ") || strstr(err, "[redis] tls_") ||
 	       strstr(err, "protocol error") || strstr(err, "a TLS port?") ||
-	       strstr(err, "[redis] prefix") ||
+	       strstr(err, "has no hash tag") ||
 	       strstr(err, "bad redis cluster seed");
 }
 

@@ -475,10 +475,10 @@ static bool prefix_tagged(const char *prefix)
 
 /*
  * Whether the store is on a cluster: [redis] cluster_seeds is set, or
- * the node at [redis] address says cluster_enabled:1 (INFO cluster; a
- * user refused INFO is taken for one Redis, the ACL in docs/security.md
- * allows it). Then the prefix must have a hash tag, and the slot map is
- * read from the address and the seeds. 0, or -1 with ERRSTR set.
+ * the node at [redis] address says mode cluster (HELLO; a Redis older
+ * than 6.0 refuses it and is taken for one Redis). Then the prefix must
+ * have a hash tag, and the slot map is read from the address and the
+ * seeds. 0, or -1 with ERRSTR set.
  */
 static int cluster_detect(struct jobd_store *st, char *errstr,
 			  size_t errstr_size)
@@ -496,15 +496,22 @@ static int cluster_detect(struct jobd_store *st, char *errstr,
 			snprintf(errstr, errstr_size, "%s", st->err);
 			return -1;
 		}
-		r = store_link_command(c, "INFO cluster");
+		/* HELLO, unlike INFO, needs no ACL permission. */
+		r = store_link_command(c, "HELLO 2");
 		if (!r) {
 			snprintf(errstr, errstr_size, "redis at %s: %s",
 				 conf->redis_address, store_link_errstr(c));
 			store_link_free(c);
 			return -1;
 		}
-		cluster = r->type == REDIS_REPLY_STRING &&
-			  strstr(r->str, "cluster_enabled:1");
+		for (size_t i = 0;
+		     r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
+		     i += 2)
+			if (r->element[i]->type == REDIS_REPLY_STRING &&
+			    strcmp(r->element[i]->str, "mode") == 0 &&
+			    r->element[i + 1]->type == REDIS_REPLY_STRING)
+				cluster = strcmp(r->element[i + 1]->str,
+						 "cluster") == 0;
 		freeReplyObject(r);
 		store_link_free(c);
 	}
@@ -606,18 +613,27 @@ int store_create_replicas(struct jobd_store *st, bool ask)
 	const char *p;
 	redisReply *r;
 
-	if (!st->create_wait || st->conf->redis_wait_replicas == 0)
+	if (!st->create_wait || st->conf->redis_wait_replicas == 0 ||
+	    st->no_info)
 		return 0;
 	if (ask && (st->replicas_at == 0 || now - st->replicas_at >= 1000)) {
 		r = jobd_store_command(st, "INFO replication");
 		if (!r)
 			return JOBD_STORE_ERR_REDIS;
-		/* A user refused INFO (NOPERM) waits for no replica. */
 		p = r->type == REDIS_REPLY_STRING ?
 			    strstr(r->str, "connected_slaves:") :
 			    NULL;
 		st->replicas = p ? atoi(p + 17) : 0;
 		st->replicas_at = now;
+		if (r->type == REDIS_REPLY_ERROR && !st->no_info) {
+			/* Not asked again: each refusal is in the ACL log. */
+			jobd_warn(
+				"store: redis at %s refused INFO (%s): creates "
+				"wait for no replica (docs/security.md, on a "
+				"cluster)",
+				store_where(st), r->str);
+			st->no_info = true;
+		}
 		freeReplyObject(r);
 	}
 	return st->replicas < st->conf->redis_wait_replicas ?

@@ -99,6 +99,7 @@ struct jobd_store {
 	bool create_wait;	 /* creates WAIT for replicas (consumer) */
 	int replicas;		 /* replicas of the primary, as last seen */
 	int64_t replicas_at;	 /* ms (monotonic) when seen; 0: never */
+	bool no_info;		 /* INFO refused (ACL): no replica waited for */
 	char fn[S_COUNT][64];	 /* function names, "jobd_HASH_claim" */
 	int timeout_ms;		 /* per-call socket timeout */
 	bool module;		 /* Redis has this jobd's module */

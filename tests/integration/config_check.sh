@@ -120,6 +120,19 @@ assert_eq 2 "$rc" "an unknown key fails the check"
 assert_contains "$err" "$work/warn.conf:3: warning: unknown key \"colour\" in [engine]; ignored" \
 	"the unknown key and its line"
 
+# A hash-tagged prefix is a prefix; a cluster seed must be a TCP host:port
+# in the address's scheme.
+printf '[redis]\nprefix = {jobd}\ncluster_seeds = 127.0.0.1:7000,127.0.0.1:7001\n' >"$work/cluster.conf"
+check "$work/cluster.conf"
+assert_eq 0 "$rc" "a tagged prefix and two seeds: $err"
+assert_contains "$out" $'\nprefix = {jobd}\ncluster_seeds = 127.0.0.1:7000,127.0.0.1:7001\n' \
+	"the prefix and the seeds printed"
+printf '[redis]\ncluster_seeds = 127.0.0.1:7000,/tmp/x.sock\n' >"$work/badseed.conf"
+check "$work/badseed.conf"
+assert_eq 2 "$rc" "a unix socket as a cluster seed fails the check"
+assert_contains "$err" '[redis] cluster_seeds "127.0.0.1:7000,/tmp/x.sock": bad seed "/tmp/x.sock"' \
+	"the bad seed named"
+
 # --- the file itself ---------------------------------------------------------------
 check "$work/missing.conf"
 assert_eq 2 "$rc" "a missing file exits 2"
