@@ -414,16 +414,14 @@ static int load_library(struct jobd_store *st)
 	return 0;
 }
 
-int store_ensure(struct jobd_store *st)
+/* What a new connection st->c needs before the store's calls: the log
+ * bound, and whether Redis has the module. 0, or -1 with the error set
+ * and the connection dropped. */
+static int conn_setup(struct jobd_store *st)
 {
 	char want[128];
 	redisReply *r;
 
-	if (st->c)
-		return 0;
-	st->c = store_connect_to(st);
-	if (!st->c)
-		return JOBD_STORE_ERR_REDIS;
 	st->conns++;
 	/* Functions read the log bound from here (first writer wins). */
 	r = store_link_command(st->c, "HSETNX %s:conf logs_max_entries %lld",
@@ -463,6 +461,16 @@ lost:
 	return JOBD_STORE_ERR_REDIS;
 }
 
+int store_ensure(struct jobd_store *st)
+{
+	if (st->c)
+		return 0;
+	st->c = store_connect_to(st);
+	if (!st->c)
+		return JOBD_STORE_ERR_REDIS;
+	return conn_setup(st);
+}
+
 /* PREFIX has a hash tag: a '{' with a '}' after it and something in
  * between, so every key that starts with it is in the tag's slot. */
 static bool prefix_tagged(const char *prefix)
@@ -478,7 +486,8 @@ static bool prefix_tagged(const char *prefix)
  * the node at [redis] address says mode cluster (HELLO; a Redis older
  * than 6.0 refuses it and is taken for one Redis). Then the prefix must
  * have a hash tag, and the slot map is read from the address and the
- * seeds. 0, or -1 with ERRSTR set.
+ * seeds. 0, or -1 with ERRSTR set; on one Redis the connection that
+ * asked is kept in st->c, not set up yet.
  */
 static int cluster_detect(struct jobd_store *st, char *errstr,
 			  size_t errstr_size)
@@ -513,10 +522,12 @@ static int cluster_detect(struct jobd_store *st, char *errstr,
 				cluster = strcmp(r->element[i + 1]->str,
 						 "cluster") == 0;
 		freeReplyObject(r);
+		if (!cluster) {
+			st->c = c;
+			return 0;
+		}
 		store_link_free(c);
 	}
-	if (!cluster)
-		return 0;
 	if (!prefix_tagged(conf->prefix)) {
 		snprintf(errstr, errstr_size,
 			 "[redis] prefix \"%s\" has no hash tag, and redis at "
@@ -567,7 +578,7 @@ struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
 		goto err_free;
 	if (cluster_detect(st, errstr, errstr_size) < 0)
 		goto err_free;
-	if (store_ensure(st) < 0) {
+	if ((st->c ? conn_setup(st) : store_ensure(st)) < 0) {
 		snprintf(errstr, errstr_size, "%s", st->err);
 		goto err_free;
 	}
