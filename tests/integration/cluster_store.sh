@@ -13,9 +13,10 @@
 # subscriber on another node. Kafka (the embedded broker): the
 # consumer's creates WAIT for the owner's replica before their offsets
 # are committed. Then, while 120 jobs flow, CLUSTER FAILOVER (the old
-# primary answers MOVED) and kill -9 of the slot's new primary: each
-# time the replica takes over, jobd follows it, every job's side effect
-# happens once (none lost, none run twice), jobd subscribes again on the
+# primary answers MOVED) and kill -9 of the slot's new primary as 100
+# more messages come: each time the replica takes over, jobd follows
+# it, every job's side effect happens once (none lost, none run twice),
+# every message is a job, jobd subscribes again on the
 # new primary, and jobctl fsck is clean; the old primary, restarted,
 # comes back as a replica.
 set -euo pipefail
@@ -205,12 +206,10 @@ poll 60 kafka_done ||
 waits1=$(nrcli "$o" info commandstats | sed -n 's/^cmdstat_wait:calls=\([0-9]*\).*/\1/p')
 [ "${waits1:-0}" -gt "${waits0:-0}" ] ||
 	fail "the consumer's creates did not WAIT for the replica (WAIT calls ${waits0:-0} -> ${waits1:-0})"
-stop_jobd k
 
-# --- 4. failovers while jobs flow -----------------------------------------------
+# --- 4. failovers while jobs flow (k consumes and works on) ---------------------
 
 : >"$done_log"
-start_jobd a
 jobctl submit side --count 120 --payload '{"sleep_ms": 10}' >"$work/ids2"
 poll 20 done_at_least 15 || fail "jobs did not start before the failover"
 # A manual failover: the replica takes over, the old primary answers
@@ -226,7 +225,11 @@ wait_for 20 "$r takes slot $slot over from $o (CLUSTER FAILOVER)" new_owner
 o=$(owner)
 assert_eq "$r" "$o" "the slot's primary after CLUSTER FAILOVER"
 poll 20 done_at_least 50 || fail "jobs stalled after CLUSTER FAILOVER"
-# kill -9 of the new primary: its replica (the old primary) takes over.
+# kill -9 of the new primary: its replica (the old primary) takes over,
+# while the consumer creates jobs from 100 more messages.
+for i in $(seq 101 200); do
+	printf '{"id":"k%d","service":"crm","event":"order.created","data":{"n":%d}}\n' "$i" "$i"
+done | kcat -b "$broker" -t jobs.events -p 0 -P || fail "kcat cannot produce"
 odir=$(node_dir "$o")
 kill -KILL "$(cat "$odir/redis.pid")"
 wait_for 20 "a replica takes slot $slot over from $o" new_owner
@@ -239,8 +242,11 @@ while read -r id; do
 	job_is "$id" '.status == "finished"' || missing=$((missing + 1))
 done <"$work/ids2"
 assert_eq 0 "$missing" "jobs not finished after the failover"
-grep -q "claiming jobs again" "$work/a.log" ||
-	fail "jobd did not say it claims again: $(tail -n 20 "$work/a.log")"
+grep -q "claiming jobs again" "$work/k.log" ||
+	fail "jobd did not say it claims again: $(tail -n 20 "$work/k.log")"
+kafka_all() { [ "$(jobctl key --scan 'jobs.events:k*' | wc -l)" -ge 200 ]; }
+poll 30 kafka_all ||
+	fail "$(jobctl key --scan 'jobs.events:k*' | wc -l) of 200 jobs from Kafka after the failover: $(tail -n 20 "$work/k.log")"
 # Idle, jobd listens for wake-ups on the new primary.
 subscribed() { [ "$(nrcli "$o2" pubsub numsub '{jobd}:wake' | tail -n 1)" -ge 1 ]; }
 wait_for 10 "jobd subscribed on $o2" subscribed
@@ -252,5 +258,5 @@ replica_back() { [ "$(nrcli "$o" role 2>/dev/null | head -n 1)" = slave ]; }
 wait_for 20 "$o back as a replica" replica_back
 id=$(jobctl submit side --payload '{"sleep_ms": 1}')
 wait_job 10 "$id" '.status == "finished"'
-stop_jobd a
+stop_jobd k
 echo "failovers: slot $slot from $r to $o2, 120 jobs done once each"
