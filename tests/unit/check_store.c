@@ -2409,8 +2409,12 @@ START_TEST(test_key_found_after_the_key_window_changes)
 {
 	static const int64_t old = 300, to[] = { 100, 1200 };
 
-	/* A new store: no keys of an earlier version to read too. */
+	/* A new store: no keys of an earlier version to read too, and none
+	 * of the window replaced to keep. */
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	ck_assert_int_eq(set_key_window(old), 0);
+	ck_assert_int_eq(rcli_int("HEXISTS jobd:conf key_window_prev"), 0);
+	ck_assert_int_eq(rcli_int("HGET jobd:conf key_window"), old);
 	for (size_t i = 0; i < 2; i++) {
 		char key[32], bucket[64];
 		int64_t a, changed, now, cur, start;

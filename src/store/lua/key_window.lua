@@ -11,7 +11,8 @@
 -- Only one window is kept: a second change within two old windows of
 -- the first loses the keys of the first's old window.
 -- ARGV: prefix, window (ms)
--- Reply: the window replaced (ms), or 0 when it stays the same
+-- Reply: the window replaced (ms) when the keys made under it are kept,
+--   else 0 (the same window, or a store without jobs)
 
 local w = tonumber(ARGV[2])
 if not w or w < 1 or w >= 9e15 or w ~= floor(w) then
@@ -28,8 +29,8 @@ local was = KEYS_W
 if redis.call('EXISTS', P .. K_seq) == 1 then
 	redis.call('HSET', P .. ':conf', 'key_window', I(w),
 		'key_window_prev', I(was), 'key_window_changed', NOWS)
-else
-	redis.call('HDEL', P .. ':conf', 'key_window_prev', 'key_window_changed')
-	redis.call('HSET', P .. ':conf', 'key_window', I(w))
+	return was
 end
-return was
+redis.call('HDEL', P .. ':conf', 'key_window_prev', 'key_window_changed')
+redis.call('HSET', P .. ':conf', 'key_window', I(w))
+return 0
