@@ -2533,6 +2533,32 @@ START_TEST(test_fsck_repairs_a_lost_key_mapping_from_the_job)
 }
 END_TEST
 
+/* fsck checks and repairs the key of a root made under the window a
+ * change replaced, in that window's bucket, while its keys live: made
+ * 2 s before, it is older than the new 1 s window's lookup reads. */
+START_TEST(test_fsck_repairs_a_key_of_the_window_replaced)
+{
+	int64_t a, made;
+	struct jobd_job *job;
+
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	set_key_window(3000);
+	a = create_full("noop", 0, "fsck-old", false, NULL, NULL);
+	job = get(a);
+	made = job->created_at;
+	jobd_job_free(job);
+	ck_assert_int_eq(set_key_window(1000), 3000);
+	rcli(fmt("HDEL %s fsck-old", key_bucket("fsck-old", 3000, made)));
+	sleep_until(made + 2050);
+	fsck_then_repair(1);
+	ck_assert_int_lt(redis_now(), made + 3000);
+	ck_assert_int_eq(key_id("fsck-old"), a);
+	ck_assert_int_eq(rcli_int(fmt("HGET %s fsck-old",
+				      key_bucket("fsck-old", 3000, made))),
+			 a);
+}
+END_TEST
+
 /* The bucket of retention's index that holds root ID ended at AT
  * (lib.lua ended_bucket): "MINUTE:N", after jobd:endb:. */
 static const char *ended_bucket(int64_t id, int64_t at)
@@ -3676,6 +3702,7 @@ static Suite *store_suite(void)
 		test_create_refuses_unknown_type_bad_payload_missing_parent);
 	tcase_add_test(tc, test_create_same_key_returns_same_job);
 	tcase_add_test(tc, test_fsck_repairs_a_lost_key_mapping_from_the_job);
+	tcase_add_test(tc, test_fsck_repairs_a_key_of_the_window_replaced);
 	tcase_add_test(tc, test_key_found_after_the_key_window_changes);
 	tcase_add_test(tc,
 		       test_key_bucket_shared_by_two_windows_lives_the_longer);
