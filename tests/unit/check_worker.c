@@ -744,8 +744,9 @@ static long long calls_of(const char *name)
  * The import's split makes its chunk children in batches, one create
  * call a batch (handlers/common.h, the spawner: 1, 2 and 4 chunks, then
  * the 3 left), where it made one a chunk; each chunk exists once, the
- * checkpoint counts them all. The calls are counted as JOBD.CREATE, so
- * with the module (as make check runs the unit tests).
+ * checkpoint counts them all. The calls are counted as JOBD.CREATE,
+ * which each create call asks first where Redis has the module (as make
+ * check runs the unit tests; children then go on to create.lua).
  */
 START_TEST(test_worker_import_split_creates_chunks_in_batches)
 {
