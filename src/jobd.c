@@ -291,11 +291,19 @@ static void write_limits(struct jobd_store *st, const struct jobd_conf *conf)
 
 /* The idempotency keys' window (docs/redis-keys.md, "Idempotency keys"),
  * by every instance as it starts and reloads. */
-static void write_key_window(struct jobd_store *st)
+static void write_key_window(struct jobd_store *st,
+			     const struct jobd_conf *conf)
 {
-	if (jobd_store_key_window_write(st) < 0)
+	int64_t was;
+
+	if (jobd_store_key_window_write(st, &was) < 0)
 		jobd_warn("store: cannot write the key window: %s",
 			  jobd_store_errstr(st));
+	else if (was)
+		jobd_info("store: the key window is now %lld ms, was %lld ms: "
+			  "keys made under the old one are found for two of "
+			  "its windows",
+			  (long long)conf->key_window, (long long)was);
 }
 
 /* SIGHUP: the outcome is logged either way. */
@@ -315,7 +323,7 @@ static void reload(struct jobd_conf *conf, int format, struct jobd_store *st)
 		apply_log(conf, format);
 		jobd_log_release();
 		write_limits(st, conf);
-		write_key_window(st);
+		write_key_window(st, conf);
 	}
 	jobd_notify("READY=1");
 }
@@ -447,7 +455,7 @@ int main(int argc, char **argv)
 			  "(loadmodule %s in redis.conf is faster)",
 			  JOBD_MODULE_PATH);
 	write_limits(st, conf);
-	write_key_window(st);
+	write_key_window(st, conf);
 	/* Kept for main's own housekeeping (the cleanup schedule). */
 	if (conf->role_work && !(workers = start_role("workers", start_workers,
 						      conf, sfd, &sig, &rc)))

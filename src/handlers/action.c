@@ -7,7 +7,8 @@
  * The [action.NAME] command runs once per batch of "batch" records (the
  * action's setting, default 500), each batch a child job; the root only
  * splits (a list of ids into slices, a collection into id ranges, so a
- * child's payload stays small) and checkpoints after each spawn. A root
+ * child's payload stays small), makes the children in batches
+ * (handlers/common.h, the spawner) and checkpoints after each. A root
  * whose ids fit in one batch runs it itself.
  *
  * A batch runs the command with the exec protocol: stdin has one JSON
@@ -243,21 +244,44 @@ static int range_ids(struct jobd_ctx *ctx, struct jobd_store *st,
 	return 0;
 }
 
-/* The root with an explicit id list longer than a batch: slices. */
+/* Creates SP's held parts, if any, and checkpoints after them, with the
+ * progress of the split; returns as split_list. */
+static int list_flush(struct jobd_ctx *ctx, struct jobd_handlers_spawner *sp,
+		      int64_t token, int64_t batch, int64_t total)
+{
+	int64_t next = jobd_handlers_spawner_next(sp);
+	json_t *nck = json_pack("{s:I, s:I}", "token", (json_int_t)token,
+				"part", (json_int_t)next);
+	int rc = jobd_handlers_spawner_flush(ctx, sp, nck);
+
+	json_decref(nck);
+	if (rc == JOBD_HANDLER_DONE)
+		jobd_ctx_progress_of(ctx, next * batch, total);
+	return rc;
+}
+
+/* The root with an explicit id list longer than a batch: slices, their
+ * children made in batches (handlers/common.h, the spawner). */
 static int split_list(struct jobd_ctx *ctx, const json_t *p, const json_t *list,
 		      int64_t batch)
 {
-	json_t *ck = jobd_handlers_checkpoint(ctx), *child, *slice, *nck;
+	json_t *ck = jobd_handlers_checkpoint(ctx), *child, *slice;
+	struct jobd_handlers_spawner *sp;
 	int64_t token, part, total = (int64_t)json_array_size(list);
 	char key[64];
-	int rc;
+	int ret = JOBD_HANDLER_DONE, rc;
 
 	token = ck ? jobd_handlers_int(ck, "token", 0) : jobd_ctx_attempt(ctx);
 	part = jobd_handlers_int(ck, "part", 0);
 	json_decref(ck);
+	sp = jobd_handlers_spawner_new(part, "cannot create part");
 	for (; part * batch < total; part++) {
-		if (jobd_ctx_stop_requested(ctx))
-			return JOBD_HANDLER_STOPPED;
+		bool full;
+
+		if (jobd_ctx_stop_requested(ctx)) {
+			ret = JOBD_HANDLER_STOPPED;
+			break;
+		}
 		slice = json_array();
 		for (int64_t i = part * batch;
 		     i < total && i < (part + 1) * batch; i++)
@@ -268,19 +292,20 @@ static int split_list(struct jobd_ctx *ctx, const json_t *p, const json_t *list,
 		json_object_set_new(child, "part", json_integer(part));
 		snprintf(key, sizeof(key), "p%" PRId64 "-%" PRId64, token,
 			 part);
-		rc = jobd_handlers_spawn(ctx, jobd_ctx_type(ctx), key, child);
+		full = jobd_handlers_spawner_add(sp, jobd_ctx_type(ctx), key,
+						 child);
 		json_decref(child);
-		if (rc == JOBD_CTX_ERR_ABANDONED)
-			return JOBD_HANDLER_STOPPED;
-		if (rc < 0)
-			return jobd_ctx_fail(ctx, "cannot create part %" PRId64,
-					     part);
-		nck = json_pack("{s:I, s:I}", "token", (json_int_t)token,
-				"part", (json_int_t)part + 1);
-		jobd_handlers_save(ctx, nck);
-		json_decref(nck);
-		jobd_ctx_progress_of(ctx, (part + 1) * batch, total);
+		if (full && (rc = list_flush(ctx, sp, token, batch, total)) !=
+				    JOBD_HANDLER_DONE) {
+			jobd_handlers_spawner_free(sp);
+			return rc;
+		}
 	}
+	/* The slices held when the list ended or a stop came. */
+	rc = list_flush(ctx, sp, token, batch, total);
+	jobd_handlers_spawner_free(sp);
+	if (rc != JOBD_HANDLER_DONE || ret != JOBD_HANDLER_DONE)
+		return rc != JOBD_HANDLER_DONE ? rc : ret;
 	jobd_ctx_progress(ctx, 100);
 	jobd_ctx_log(ctx, JOBD_LOG_INFO,
 		     "action: %" PRId64 " ids in %" PRId64 " batches", total,

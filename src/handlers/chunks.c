@@ -58,11 +58,27 @@ static bool next_page(struct jobd_ctx *ctx, struct jobd_store *st,
 	return rc == 0 && *n > 0;
 }
 
+/* Creates SP's held parts, if any, and checkpoints the split after them
+ * (the next part starts after AFTER); returns as jobd_handlers_split. */
+static int split_flush(struct jobd_ctx *ctx, struct jobd_handlers_spawner *sp,
+		       int64_t token, const char *after)
+{
+	json_t *nck = json_pack("{s:I, s:I, s:s}", "token", (json_int_t)token,
+				"part",
+				(json_int_t)jobd_handlers_spawner_next(sp),
+				"after", after);
+	int rc = jobd_handlers_spawner_flush(ctx, sp, nck);
+
+	json_decref(nck);
+	return rc;
+}
+
 int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
 			const char *coll, int64_t chunk, const json_t *payload,
 			int64_t *parts)
 {
-	json_t *ck = jobd_handlers_checkpoint(ctx), *child, *nck;
+	json_t *ck = jobd_handlers_checkpoint(ctx), *child;
+	struct jobd_handlers_spawner *sp;
 	int64_t token, part, backoff = 0;
 	char **ids = NULL, key[64], *after;
 	size_t n = 0;
@@ -74,26 +90,21 @@ int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
 	if (!after)
 		abort();
 	json_decref(ck);
+	sp = jobd_handlers_spawner_new(part, "cannot create part");
 	while (next_page(ctx, st, coll, after, NULL, (size_t)chunk, &ids, &n,
 			 &backoff, &ret)) {
+		bool full;
+
+		part = jobd_handlers_spawner_next(sp);
 		child = json_deep_copy(payload);
 		json_object_set_new(child, "part", json_integer(part));
 		json_object_set_new(child, "after", json_string(after));
 		json_object_set_new(child, "upto", json_string(ids[n - 1]));
 		snprintf(key, sizeof(key), "p%" PRId64 "-%" PRId64, token,
 			 part);
-		rc = jobd_handlers_spawn(ctx, jobd_ctx_type(ctx), key, child);
+		full = jobd_handlers_spawner_add(sp, jobd_ctx_type(ctx), key,
+						 child);
 		json_decref(child);
-		if (rc == JOBD_CTX_ERR_ABANDONED) {
-			ret = JOBD_HANDLER_STOPPED;
-			break;
-		}
-		if (rc < 0) {
-			ret = jobd_ctx_fail(ctx, "cannot create part %" PRId64,
-					    part);
-			break;
-		}
-		part++;
 		free(after);
 		after = strdup(ids[n - 1]);
 		if (!after)
@@ -101,15 +112,23 @@ int jobd_handlers_split(struct jobd_ctx *ctx, struct jobd_store *st,
 		jobd_records_ids_free(ids, n);
 		ids = NULL;
 		n = 0;
-		nck = json_pack("{s:I, s:I, s:s}", "token", (json_int_t)token,
-				"part", (json_int_t)part, "after", after);
-		jobd_handlers_save(ctx, nck);
-		json_decref(nck);
+		if (full && (rc = split_flush(ctx, sp, token, after)) !=
+				    JOBD_HANDLER_DONE) {
+			ret = rc;
+			break;
+		}
 	}
+	/* The parts held when the ids ran out, a stop came or the
+	 * collection could not be read: made as they were one by one. */
+	if (!jobd_ctx_abandoned(ctx) &&
+	    (rc = split_flush(ctx, sp, token, after)) != JOBD_HANDLER_DONE &&
+	    ret != JOBD_HANDLER_FAILED)
+		ret = rc;
 	if (ret == JOBD_HANDLER_DONE)
 		jobd_ctx_progress(ctx, 100);
 	if (parts)
-		*parts = part;
+		*parts = jobd_handlers_spawner_next(sp);
+	jobd_handlers_spawner_free(sp);
 	jobd_records_ids_free(ids, n);
 	free(after);
 	return ret;

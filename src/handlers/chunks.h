@@ -27,7 +27,8 @@ int jobd_handlers_ids(struct jobd_ctx *ctx, struct jobd_store *st,
  * The parent side: walks COLL's ids CHUNK at a time and spawns for each
  * chunk a child of the job's own type with PAYLOAD (borrowed) plus
  * "part", "after" (the id before the chunk, "" for the first) and "upto"
- * (its last id). Checkpoints after each spawn; child keys carry a token
+ * (its last id), in batches (handlers/common.h, the spawner).
+ * Checkpoints after each batch; child keys carry a token
  * fixed at the first attempt (a restart makes fresh children). Returns a
  * handler result; *PARTS (may be NULL) = children spawned in all.
  */

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -104,15 +105,88 @@ int64_t jobd_handlers_int(const json_t *obj, const char *key, int64_t def)
 	return def;
 }
 
-int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
-			const json_t *payload)
+struct jobd_handlers_spawner {
+	struct jobd_ctx_child kids[JOBD_STORE_BATCH]; /* the held children */
+	char *keys[JOBD_STORE_BATCH];		      /* owned */
+	char *payloads[JOBD_STORE_BATCH];	      /* owned JSON text */
+	size_t n;				      /* children held */
+	size_t batch;	  /* children the batch being filled takes */
+	int64_t first;	  /* the number of kids[0] */
+	const char *what; /* borrowed: "cannot create part" */
+};
+
+struct jobd_handlers_spawner *jobd_handlers_spawner_new(int64_t next,
+							const char *what)
 {
-	char *s = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	struct jobd_handlers_spawner *sp = calloc(1, sizeof(*sp));
+
+	if (!sp)
+		abort();
+	sp->batch = 1;
+	sp->first = next;
+	sp->what = what;
+	return sp;
+}
+
+static void spawner_clear(struct jobd_handlers_spawner *sp)
+{
+	for (size_t i = 0; i < sp->n; i++) {
+		free(sp->keys[i]);
+		free(sp->payloads[i]);
+	}
+	sp->first += (int64_t)sp->n;
+	sp->n = 0;
+}
+
+void jobd_handlers_spawner_free(struct jobd_handlers_spawner *sp)
+{
+	if (!sp)
+		return;
+	spawner_clear(sp);
+	free(sp);
+}
+
+bool jobd_handlers_spawner_add(struct jobd_handlers_spawner *sp,
+			       const char *type, const char *key,
+			       const json_t *payload)
+{
+	size_t i = sp->n++;
+
+	sp->keys[i] = strdup(key);
+	sp->payloads[i] =
+		json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!sp->keys[i] || !sp->payloads[i])
+		abort();
+	sp->kids[i] = (struct jobd_ctx_child){ .type = type,
+					       .key = sp->keys[i],
+					       .payload = sp->payloads[i] };
+	return sp->n >= sp->batch;
+}
+
+int64_t jobd_handlers_spawner_next(const struct jobd_handlers_spawner *sp)
+{
+	return sp->first + (int64_t)sp->n;
+}
+
+int jobd_handlers_spawner_flush(struct jobd_ctx *ctx,
+				struct jobd_handlers_spawner *sp,
+				const json_t *ck)
+{
+	int64_t first = sp->first;
+	size_t bad = 0;
 	int rc;
 
-	if (!s)
-		abort();
-	rc = jobd_ctx_spawn(ctx, type, key, s, NULL);
-	free(s);
-	return rc;
+	if (sp->n == 0)
+		return JOBD_HANDLER_DONE;
+	rc = jobd_ctx_spawn_many(ctx, sp->kids, sp->n, NULL, &bad);
+	spawner_clear(sp);
+	sp->batch = sp->batch * 2 < JOBD_STORE_BATCH ? sp->batch * 2 :
+						       JOBD_STORE_BATCH;
+	if (rc == JOBD_CTX_ERR_ABANDONED)
+		return JOBD_HANDLER_STOPPED;
+	if (rc < 0)
+		return jobd_ctx_fail(ctx, "%s %" PRId64, sp->what,
+				     first + (int64_t)bad);
+	jobd_handlers_save(ctx, ck);
+	return JOBD_HANDLER_DONE;
 }

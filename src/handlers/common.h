@@ -60,8 +60,51 @@ const char *jobd_handlers_str(const json_t *obj, const char *key,
 /* OBJ[KEY] as an integer, DEF when absent or not a number. */
 int64_t jobd_handlers_int(const json_t *obj, const char *key, int64_t def);
 
-/* Spawns a child with a payload object (borrowed); jobd_ctx_spawn's codes. */
-int jobd_handlers_spawn(struct jobd_ctx *ctx, const char *type, const char *key,
-			const json_t *payload);
+/*
+ * The children of a split (import's chunks, the parts of action and of
+ * the chunked handlers), numbered from 0, created in batches by
+ * jobd_ctx_spawn_many: one create call per batch where there was one per
+ * child. The first batch is one child, and each next one twice the last
+ * up to JOBD_STORE_BATCH, so the first children start at once, as when
+ * each was spawned alone, and a long split still makes few calls. The
+ * handler checkpoints after each batch (jobd_handlers_spawner_flush),
+ * never for a child only held: a resume spawns the held ones again under
+ * the same keys, and gets those that exist.
+ */
+struct jobd_handlers_spawner;
+
+/*
+ * A spawner whose next child is number NEXT (a resumed split's). WHAT
+ * (borrowed for the spawner's life) names a child in a failure, before
+ * its number: "import: cannot create chunk" gives "... chunk 3".
+ */
+struct jobd_handlers_spawner *jobd_handlers_spawner_new(int64_t next,
+							const char *what);
+void jobd_handlers_spawner_free(struct jobd_handlers_spawner *sp);
+
+/*
+ * Holds the next child: TYPE (borrowed until the next flush), KEY (copied)
+ * and PAYLOAD (borrowed; its text is copied). True when the batch is
+ * full: flush it before adding more.
+ */
+bool jobd_handlers_spawner_add(struct jobd_handlers_spawner *sp,
+			       const char *type, const char *key,
+			       const json_t *payload);
+
+/* The number the next child added gets. */
+int64_t jobd_handlers_spawner_next(const struct jobd_handlers_spawner *sp);
+
+/*
+ * Creates the held children in one call and lets them go, then saves CK
+ * (borrowed) as the checkpoint: where the split goes on after them
+ * (jobd_handlers_spawner_next is the number of its next child). None
+ * held: nothing done. Returns JOBD_HANDLER_DONE when all exist,
+ * JOBD_HANDLER_STOPPED when the attempt was abandoned, or fails the job
+ * naming the first child the store refused (the reason is logged; those
+ * after it may exist), and then CK is not saved.
+ */
+int jobd_handlers_spawner_flush(struct jobd_ctx *ctx,
+				struct jobd_handlers_spawner *sp,
+				const json_t *ck);
 
 #endif

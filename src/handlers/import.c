@@ -7,8 +7,10 @@
  * record by record (quotes decide where a CSV record ends, so a byte count
  * cannot), and every chunk_size rows spawns a child job ("chunk") naming
  * the byte range and first line of those rows; the children import in
- * parallel under the fair scheduler. The split checkpoints the next byte
- * offset, line and chunk number after each spawn, and child keys carry a
+ * parallel under the fair scheduler. The chunks are made in batches
+ * (handlers/common.h, the spawner: the first alone, then twice as many
+ * each time up to a store batch), and the split checkpoints the next
+ * byte offset, line and chunk number after each batch; child keys carry a
  * token fixed at the first split attempt, so a resumed split makes no
  * chunk twice while a restarted job (checkpoint reset) makes fresh ones.
  *
@@ -153,13 +155,43 @@ err:
 	return NULL;
 }
 
+/* Where the split is: after the chunks made, the next one's start. */
+struct split_at {
+	int64_t token, offset, line, rows, size;
+	json_t *header; /* borrowed; NULL for NDJSON */
+};
+
+/* Creates the chunks KIDS holds, if any, then checkpoints the split at
+ * AT and reports its progress; returns as split(). */
+static int split_flush(struct jobd_ctx *ctx, struct jobd_handlers_spawner *kids,
+		       const struct split_at *at)
+{
+	json_t *nck = json_pack("{s:I, s:I, s:I, s:I, s:I}", "token",
+				(json_int_t)at->token, "offset",
+				(json_int_t)at->offset, "line",
+				(json_int_t)at->line, "chunk",
+				(json_int_t)jobd_handlers_spawner_next(kids),
+				"rows", (json_int_t)at->rows);
+	int rc;
+
+	if (at->header)
+		json_object_set(nck, "header", at->header);
+	rc = jobd_handlers_spawner_flush(ctx, kids, nck);
+	json_decref(nck);
+	if (rc == JOBD_HANDLER_DONE)
+		jobd_ctx_progress_of(ctx, at->offset, at->size);
+	return rc;
+}
+
 static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 {
 	const struct jobd_conf *conf = jobd_ctx_conf(ctx);
 	struct jobd_csv_reader *r = NULL;
 	struct jobd_csv_record rec;
+	struct jobd_handlers_spawner *kids = NULL;
+	struct split_at at = { 0 };
 	json_t *ck = jobd_handlers_checkpoint(ctx), *header = NULL, *child;
-	int64_t token, offset, line, chunk, rows, size;
+	int64_t chunk;
 	struct stat sb;
 	char why[512], key[64];
 	int fd, rc, ret = JOBD_HANDLER_DONE;
@@ -169,23 +201,23 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 		json_decref(ck);
 		return jobd_ctx_fail(ctx, "import: %s", why);
 	}
-	size = fstat(fd, &sb) == 0 ? (int64_t)sb.st_size : 0;
+	at.size = fstat(fd, &sb) == 0 ? (int64_t)sb.st_size : 0;
 	if (ck) {
-		token = jobd_handlers_int(ck, "token", 0);
-		offset = jobd_handlers_int(ck, "offset", 0);
-		line = jobd_handlers_int(ck, "line", 1);
+		at.token = jobd_handlers_int(ck, "token", 0);
+		at.offset = jobd_handlers_int(ck, "offset", 0);
+		at.line = jobd_handlers_int(ck, "line", 1);
 		chunk = jobd_handlers_int(ck, "chunk", 0);
-		rows = jobd_handlers_int(ck, "rows", 0);
+		at.rows = jobd_handlers_int(ck, "rows", 0);
 		header = json_incref(json_object_get(ck, "header"));
 		jobd_ctx_log(ctx, JOBD_LOG_INFO,
 			     "import: resuming the split at line %" PRId64
 			     " (chunk %" PRId64 ")",
-			     line, chunk);
+			     at.line, chunk);
 	} else {
-		token = jobd_ctx_attempt(ctx);
-		offset = 0;
-		line = 1;
-		chunk = rows = 0;
+		at.token = jobd_ctx_attempt(ctx);
+		at.offset = 0;
+		at.line = 1;
+		chunk = 0;
 	}
 	if (!ck && !sp->ndjson) {
 		r = jobd_csv_reader_new(fd_read, &fd, 0, 1, -1);
@@ -203,22 +235,23 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 					    sp->file, why);
 			goto out;
 		}
-		offset = jobd_csv_reader_offset(r);
-		line = jobd_csv_reader_line(r);
+		at.offset = jobd_csv_reader_offset(r);
+		at.line = jobd_csv_reader_line(r);
 		jobd_csv_reader_free(r);
 		r = NULL;
 	}
-	if (lseek(fd, (off_t)offset, SEEK_SET) < 0) {
+	at.header = header;
+	if (lseek(fd, (off_t)at.offset, SEEK_SET) < 0) {
 		ret = jobd_ctx_fail(ctx, "import: cannot seek in \"%s\": %s",
 				    sp->file, strerror(errno));
 		goto out;
 	}
-	r = jobd_csv_reader_new(fd_read, &fd, offset, line, -1);
+	r = jobd_csv_reader_new(fd_read, &fd, at.offset, at.line, -1);
 	if (!r)
 		abort();
+	kids = jobd_handlers_spawner_new(chunk, "import: cannot create chunk");
 	for (;;) {
-		int64_t start = -1, end = offset, first = line, n = 0;
-		json_t *nck;
+		int64_t start = -1, end = at.offset, first = at.line, n = 0;
 
 		if (jobd_ctx_stop_requested(ctx)) {
 			ret = JOBD_HANDLER_STOPPED;
@@ -242,6 +275,7 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 		}
 		if (n == 0)
 			break;
+		chunk = jobd_handlers_spawner_next(kids);
 		child = json_pack(
 			"{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
 			"chunk", (json_int_t)chunk, "file", sp->file, "format",
@@ -258,41 +292,35 @@ static int split(struct jobd_ctx *ctx, const json_t *p, const struct spec *sp)
 					json_object_get(p, "sink"));
 		if (header)
 			json_object_set(child, "header", header);
-		snprintf(key, sizeof(key), "c%" PRId64 "-%" PRId64, token,
+		snprintf(key, sizeof(key), "c%" PRId64 "-%" PRId64, at.token,
 			 chunk);
-		rc = jobd_handlers_spawn(ctx, jobd_ctx_type(ctx), key, child);
+		at.rows += n;
+		at.offset = end;
+		at.line = jobd_csv_reader_line(r);
+		if (jobd_handlers_spawner_add(kids, jobd_ctx_type(ctx), key,
+					      child) &&
+		    (ret = split_flush(ctx, kids, &at)) != JOBD_HANDLER_DONE) {
+			json_decref(child);
+			goto out;
+		}
 		json_decref(child);
-		if (rc == JOBD_CTX_ERR_ABANDONED) {
-			ret = JOBD_HANDLER_STOPPED;
-			goto out;
-		}
-		if (rc < 0) {
-			ret = jobd_ctx_fail(
-				ctx, "import: cannot create chunk %" PRId64,
-				chunk);
-			goto out;
-		}
-		chunk++;
-		rows += n;
-		offset = end;
-		line = jobd_csv_reader_line(r);
-		nck = json_pack("{s:I, s:I, s:I, s:I, s:I}", "token",
-				(json_int_t)token, "offset", (json_int_t)offset,
-				"line", (json_int_t)line, "chunk",
-				(json_int_t)chunk, "rows", (json_int_t)rows);
-		if (header)
-			json_object_set(nck, "header", header);
-		jobd_handlers_save(ctx, nck);
-		json_decref(nck);
-		jobd_ctx_progress_of(ctx, offset, size);
 	}
+	if ((ret = split_flush(ctx, kids, &at)) != JOBD_HANDLER_DONE)
+		goto out;
 	jobd_ctx_progress(ctx, 100);
 	jobd_ctx_log(ctx, JOBD_LOG_INFO,
 		     "import: \"%s\" has %" PRId64 " rows: %" PRId64
 		     " chunks of up to %" PRId64 " into %s",
-		     sp->file, rows, chunk, sp->chunk_size,
-		     jobd_sinks_describe(sp->sinks));
+		     sp->file, at.rows, jobd_handlers_spawner_next(kids),
+		     sp->chunk_size, jobd_sinks_describe(sp->sinks));
 out:
+	/* The chunks held when a stop came or the file failed: made, as
+	 * they were one by one, and the split checkpointed after them. */
+	if (kids && !jobd_ctx_abandoned(ctx) &&
+	    (rc = split_flush(ctx, kids, &at)) != JOBD_HANDLER_DONE &&
+	    ret != JOBD_HANDLER_FAILED)
+		ret = rc;
+	jobd_handlers_spawner_free(kids);
 	jobd_csv_reader_free(r);
 	json_decref(header);
 	json_decref(ck);

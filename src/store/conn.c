@@ -73,7 +73,7 @@ static const char *const script_names[S_COUNT] = {
 	"fsck",		  "fsck_refs",	 "backfill",
 	"logscan",	  "why",	 "schedule",
 	"limits",	  "limits_show", "sort",
-	"keys",
+	"keys",		  "key_window",
 };
 
 void store_args_release(struct store_args *a)
@@ -944,14 +944,18 @@ int jobd_store_time(struct jobd_store *st, int64_t *now)
 	return 0;
 }
 
-int jobd_store_key_window_write(struct jobd_store *st)
+int jobd_store_key_window_write(struct jobd_store *st, int64_t *replaced)
 {
-	redisReply *r = jobd_store_command(st, "HSET %s:conf key_window %lld",
-					   st->conf->prefix,
-					   (long long)st->conf->key_window);
+	struct store_args a = { 0 };
+	redisReply *r;
 
+	*replaced = 0;
+	store_args_addf(&a, "%lld", (long long)st->conf->key_window);
+	r = store_eval(st, S_KEY_WINDOW, &a);
+	store_args_release(&a);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
+	*replaced = store_reply_i64(r);
 	freeReplyObject(r);
 	return 0;
 }

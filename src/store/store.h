@@ -617,8 +617,11 @@ int jobd_store_limits_write(struct jobd_store *st, const char *instance,
  * Writes the configuration's [retention] key_window into P:conf, where
  * the functions and the module read it (docs/redis-keys.md, "Idempotency
  * keys"): the last writer wins, so every instance needs the same one.
+ * *REPLACED gets the window it replaced (ms) when the keys written under
+ * that one are kept: found until two of its windows have passed
+ * (key_window.lua); 0 when the window stays or the store has no jobs.
  */
-int jobd_store_key_window_write(struct jobd_store *st);
+int jobd_store_key_window_write(struct jobd_store *st, int64_t *replaced);
 
 /*
  * The job each of the N idempotency KEYS names (docs/redis-keys.md,

@@ -82,6 +82,7 @@ enum script_id {
 	S_LIMITS_SHOW,
 	S_SORT,
 	S_KEYS,
+	S_KEY_WINDOW,
 	S_COUNT,
 };
 

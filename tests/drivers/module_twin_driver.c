@@ -7,8 +7,9 @@
  * or a delay), claims, finishes done,
  * failed and stopped, reports, heartbeats, hand-backs, lease expiry,
  * every operator operation (with its cascade, or left behind as by an
- * operator that died, and continued later), retention's purge, and a
- * clock that moves on. After each step both servers must have answered
+ * operator that died, and continued later), retention's purge, changes
+ * of the types' limits and of the idempotency keys' window, and a clock
+ * that moves on. After each step both servers must have answered
  * alike, sent the same keyspace notifications and wake-ups, and hold the
  * same value and expiry time in every key the step changed; every 25
  * steps every key of both is compared, and fsck must find nothing wrong
@@ -1277,6 +1278,36 @@ static void step_limits(void)
 	BOTH(s, limits_on(s));
 }
 
+/* Changes the idempotency keys' window, as a reload of another
+ * configuration would (key_window.lua): the keys made under the old one
+ * are looked for in its buckets too, for two of its windows. Windows
+ * that share starts (10m, 20m, 1h, 24h) make a bucket of both. The store
+ * keeps one old window: a second change before the first one's keys
+ * have expired is not made (docs/redis-keys.md, "Idempotency keys"). */
+static int key_window_on(struct side *s)
+{
+	int64_t was;
+
+	return jobd_store_key_window_write(s->st, &was);
+}
+
+static void step_key_window(void)
+{
+	static const int64_t windows[] = { 600000, 1200000, 3600000, 86400000 };
+	static int64_t until; /* the old window's keys live until, ms */
+	int64_t w = windows[below(4)], was = sides[0].conf->key_window;
+
+	if (now < until || w == was) {
+		buf_add(&desc, "key_window %lldms kept", (long long)was);
+		return;
+	}
+	buf_add(&desc, "key_window %lldms", (long long)w);
+	until = now + 2 * was;
+	for (int i = 0; i < 2; i++)
+		sides[i].conf->key_window = w;
+	BOTH(s, key_window_on(s));
+}
+
 /* One step, chosen by weight (in percent): mostly creates, claims and
  * finishes, as jobd's own work is. */
 static void run_step(void)
@@ -1303,8 +1334,10 @@ static void run_step(void)
 		step_op(true);
 	else if (w < 95)
 		step_count(CASCADES);
-	else if (w < 96)
+	else if (w < 96 && chance(50))
 		step_limits();
+	else if (w < 96)
+		step_key_window();
 	else
 		step_purge();
 }

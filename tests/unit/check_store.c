@@ -2344,6 +2344,221 @@ static long long rcli_int(const char *args)
 	return v;
 }
 
+/* Sets [retention] key_window to MS as jobd does as it starts and
+ * reloads; returns the window it replaced (0: the same). */
+static int64_t set_key_window(int64_t ms)
+{
+	int64_t was = -1;
+
+	conf->key_window = ms;
+	ck_assert_int_eq(jobd_store_key_window_write(st, &was), 0);
+	return was;
+}
+
+/* The job root key KEY names, as jobctl key reads it; 0 when none. */
+static int64_t key_id(const char *key)
+{
+	int64_t id = -1;
+
+	ck_assert_int_eq(jobd_store_key_ids(st, 0, &key, 1, &id), 0);
+	return id;
+}
+
+/* Redis' clock, ms. */
+static int64_t redis_now(void)
+{
+	int64_t now;
+
+	ck_assert_int_eq(jobd_store_time(st, &now), 0);
+	return now;
+}
+
+/* Root key KEY's bucket in the window of length W that holds AT
+ * (lib.lua key_slot, keys_bucket: FNV-1a mod 16384). */
+static const char *key_bucket(const char *key, int64_t w, int64_t at)
+{
+	static char name[64];
+	uint32_t h = 2166136261u;
+
+	for (const char *p = key; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 16777619u;
+	}
+	snprintf(name, sizeof(name), "jobd:keys:%lld:%u",
+		 (long long)(at - at % w), (unsigned)(h % 16384));
+	return name;
+}
+
+/* Sleeps until Redis' clock is at least AT. */
+static void sleep_until(int64_t at)
+{
+	int64_t now;
+
+	while ((now = redis_now()) < at)
+		sleep_ms((long)(at - now));
+}
+
+/*
+ * A key made under one key window is found after the window changes, to
+ * a shorter and to a longer one (a duplicate of a Kafka message after a
+ * reload makes no second job), until two of the old windows have passed:
+ * then the old window's buckets are no longer read. Its bucket made
+ * never to expire shows that it is the lookup that stops.
+ */
+START_TEST(test_key_found_after_the_key_window_changes)
+{
+	static const int64_t old = 300, to[] = { 100, 1200 };
+
+	/* A new store: no keys of an earlier version to read too, and none
+	 * of the window replaced to keep. */
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	ck_assert_int_eq(set_key_window(old), 0);
+	ck_assert_int_eq(rcli_int("HEXISTS jobd:conf key_window_prev"), 0);
+	ck_assert_int_eq(rcli_int("HGET jobd:conf key_window"), old);
+	for (size_t i = 0; i < 2; i++) {
+		char key[32], bucket[64];
+		int64_t a, changed, now, cur, start;
+		struct jobd_job *job;
+		bool existed;
+
+		snprintf(key, sizeof(key), "kw-%zu", i);
+		set_key_window(old);
+		a = create_full("noop", 0, key, false, NULL, &existed);
+		ck_assert(!existed);
+		job = get(a);
+		snprintf(bucket, sizeof(bucket), "%s",
+			 key_bucket(key, old, job->created_at));
+		start = job->created_at - job->created_at % old;
+		jobd_job_free(job);
+		changed = redis_now();
+		ck_assert_int_eq(set_key_window(to[i]), old);
+		ck_assert_int_eq(rcli_int("HGET jobd:conf key_window_prev"),
+				 old);
+		/* The same window again keeps the change as it was. */
+		ck_assert_int_eq(set_key_window(to[i]), 0);
+		ck_assert_int_eq(rcli_int("HGET jobd:conf key_window_prev"),
+				 old);
+		ck_assert_int_eq(key_id(key), a);
+		ck_assert_int_eq(
+			create_full("noop", 0, key, false, NULL, &existed), a);
+		ck_assert(existed);
+
+		rcli(fmt("PERSIST %s", bucket));
+		/* Two old windows after the change, in the first half of a
+		 * new window, so that no window starts during the lookup. */
+		sleep_until(changed + 2 * old + 10);
+		now = redis_now();
+		if (now % to[i] > to[i] / 2)
+			sleep_until(now - now % to[i] + to[i] + 1);
+		now = redis_now();
+		cur = now - now % to[i];
+		/* The old bucket is read only when its name is one of the new
+		 * window's (a start both windows share). */
+		ck_assert_int_eq(key_id(key),
+				 start == cur || start == cur - to[i] ? a : 0);
+		ck_assert_int_eq(rcli_int(fmt("EXISTS %s", bucket)), 1);
+	}
+}
+END_TEST
+
+/*
+ * A longer window whose start is one of the old window's names the same
+ * bucket as the old one: a key mapped there after the change keeps it
+ * alive for two of the new windows, not the old bucket's two old ones.
+ */
+START_TEST(test_key_bucket_shared_by_two_windows_lives_the_longer)
+{
+	const char *x = "shared-x";
+	char y[32], bucket[64];
+	int64_t a, b, now;
+	size_t n = 0;
+
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	set_key_window(300);
+	/* The start of a 900 ms window: also one of a 300 ms window. */
+	now = redis_now();
+	sleep_until(now - now % 900 + 900);
+	a = create_full("noop", 0, x, false, NULL, NULL);
+	now = redis_now();
+	ck_assert_int_lt(now % 900, 300);
+	snprintf(bucket, sizeof(bucket), "%s", key_bucket(x, 900, now));
+	ck_assert_str_eq(bucket, key_bucket(x, 300, now));
+	ck_assert_int_eq(set_key_window(900), 300);
+	/* Another key of the same bucket. */
+	do
+		snprintf(y, sizeof(y), "shared-%zu", n++);
+	while (strcmp(key_bucket(y, 900, now), bucket) != 0);
+	b = create_full("noop", 0, y, false, NULL, NULL);
+	now = redis_now();
+	ck_assert_str_eq(key_bucket(y, 900, now), bucket);
+	/* Its start + 2 x 900, not + 2 x 300. */
+	ck_assert_int_gt(rcli_int(fmt("PTTL %s", bucket)),
+			 now - now % 900 + 1200 - now);
+	ck_assert_int_eq(key_id(x), a);
+	ck_assert_int_eq(key_id(y), b);
+}
+END_TEST
+
+/* fsck --repair maps a key again from the job's own key field: a
+ * child's into its parent's P:ckeys (the run it was made in), a root's
+ * into the bucket of the window it was made in. */
+START_TEST(test_fsck_repairs_a_lost_key_mapping_from_the_job)
+{
+	int64_t root, kid, id = 0;
+	const char *k = "fk-kid";
+	struct jobd_job *job;
+	bool existed;
+
+	/* A new store: no keys of an earlier version, so fsck checks. */
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	root = create_full("noop", 0, "fk-root", false, NULL, NULL);
+	kid = create_full("noop", root, "fk-kid", false, NULL, NULL);
+	job = get(root);
+
+	rcli(fmt("HDEL jobd:ckeys:%lld fk-kid", (long long)root));
+	rcli(fmt("HDEL %s fk-root",
+		 key_bucket("fk-root", conf->key_window, job->created_at)));
+	jobd_job_free(job);
+	ck_assert_int_eq(jobd_store_key_ids(st, root, &k, 1, &id), 0);
+	ck_assert_int_eq(id, 0);
+	ck_assert_int_eq(key_id("fk-root"), 0);
+	fsck_then_repair(2);
+	ck_assert_int_eq(jobd_store_key_ids(st, root, &k, 1, &id), 0);
+	ck_assert_int_eq(id, kid);
+	ck_assert_int_eq(key_id("fk-root"), root);
+	ck_assert_int_eq(create_full("noop", root, "fk-kid", false, NULL,
+				     &existed),
+			 kid);
+	ck_assert(existed);
+}
+END_TEST
+
+/* fsck checks and repairs the key of a root made under the window a
+ * change replaced, in that window's bucket, while its keys live: made
+ * 2 s before, it is older than the new 1 s window's lookup reads. */
+START_TEST(test_fsck_repairs_a_key_of_the_window_replaced)
+{
+	int64_t a, made;
+	struct jobd_job *job;
+
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	set_key_window(3000);
+	a = create_full("noop", 0, "fsck-old", false, NULL, NULL);
+	job = get(a);
+	made = job->created_at;
+	jobd_job_free(job);
+	ck_assert_int_eq(set_key_window(1000), 3000);
+	rcli(fmt("HDEL %s fsck-old", key_bucket("fsck-old", 3000, made)));
+	sleep_until(made + 2050);
+	fsck_then_repair(1);
+	ck_assert_int_lt(redis_now(), made + 3000);
+	ck_assert_int_eq(key_id("fsck-old"), a);
+	ck_assert_int_eq(rcli_int(fmt("HGET %s fsck-old",
+				      key_bucket("fsck-old", 3000, made))),
+			 a);
+}
+END_TEST
+
 /* The bucket of retention's index that holds root ID ended at AT
  * (lib.lua ended_bucket): "MINUTE:N", after jobd:endb:. */
 static const char *ended_bucket(int64_t id, int64_t at)
@@ -3486,6 +3701,11 @@ static Suite *store_suite(void)
 		tc,
 		test_create_refuses_unknown_type_bad_payload_missing_parent);
 	tcase_add_test(tc, test_create_same_key_returns_same_job);
+	tcase_add_test(tc, test_fsck_repairs_a_lost_key_mapping_from_the_job);
+	tcase_add_test(tc, test_fsck_repairs_a_key_of_the_window_replaced);
+	tcase_add_test(tc, test_key_found_after_the_key_window_changes);
+	tcase_add_test(tc,
+		       test_key_bucket_shared_by_two_windows_lives_the_longer);
 	tcase_add_test(
 		tc, test_create_retried_after_lost_reply_makes_no_second_job);
 	tcase_add_test(tc, test_create_in_halves_with_two_calls_on_their_way);

@@ -697,6 +697,144 @@ START_TEST(test_worker_spawn_many_creates_children_once_by_key)
 }
 END_TEST
 
+/* Writes data file NAME of DIR: a CSV header and ROWS rows. */
+static void write_rows(const char *dir, const char *name, int rows)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "id,name\n");
+	for (int i = 0; i < rows; i++)
+		fprintf(f, "r%d,name %d\n", i, i);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Whether the tests run without jobd's module (testutil.c). */
+static bool module_off(void)
+{
+	const char *m = getenv("JOBD_TEST_MODULE");
+
+	return m && strcmp(m, "no") == 0;
+}
+
+/* Calls of command NAME so far, by INFO commandstats (0: none yet). */
+static long long calls_of(const char *name)
+{
+	char cmd[512], line[512], want[64];
+	long long n = 0;
+	size_t len;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' INFO commandstats",
+		 jobd_test_redis_address(redis));
+	len = (size_t)snprintf(want, sizeof(want), "cmdstat_%s:calls=", name);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, want, len) == 0)
+			n = strtoll(line + len, NULL, 10);
+	pclose(f);
+	return n;
+}
+
+/*
+ * The import's split makes its chunk children in batches, one create
+ * call a batch (handlers/common.h, the spawner: 1, 2 and 4 chunks, then
+ * the 3 left), where it made one a chunk; each chunk exists once, the
+ * checkpoint counts them all. The calls are counted as JOBD.CREATE,
+ * which each create call asks first where Redis has the module (as make
+ * check runs the unit tests; children then go on to create.lua).
+ */
+START_TEST(test_worker_import_split_creates_chunks_in_batches)
+{
+	char *dir = jobd_test_tmpdir(), extra[4200];
+	struct jobd_job *job;
+	long long before;
+	int64_t id;
+
+	write_rows(dir, "rows.csv", 10);
+	snprintf(extra, sizeof(extra),
+		 "[engine]\ndata_dir = %s\n[type.import]\nchunk_size = 1\n",
+		 dir);
+	start(2, extra);
+	before = calls_of("jobd.create");
+	id = submit("import", "{\"file\":\"rows.csv\",\"collection\":\"rows\"}",
+		    false);
+	wait_status(id, JOBD_FINISHED, 30000);
+	/* The submit, then four batches; without the module (tests run
+	 * with JOBD_TEST_MODULE=no) a create is one FCALL among all. */
+	if (!module_off())
+		ck_assert_int_eq(calls_of("jobd.create") - before, 1 + 4);
+	job = jobd_test_job(st, id);
+	ck_assert_int_eq(job->children.total, 10);
+	ck_assert_int_eq(job->errors, 0);
+	jobd_job_free(job);
+	ck_assert_int_eq(checkpoint_field(id, "chunk"), 10);
+	ck_assert_int_eq(checkpoint_field(id, "rows"), 10);
+	teardown();
+	jobd_test_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * An import's split stopped while it makes its chunks, then resumed:
+ * the resumed split goes on from the checkpoint of its last batch, so
+ * every chunk is made once (the held ones again under the same keys,
+ * the keys naming the same rows) and every row lands in one chunk.
+ */
+START_TEST(test_worker_import_split_stopped_and_resumed_makes_chunks_once)
+{
+	enum { ROWS = 3000 };
+	char *dir = jobd_test_tmpdir(), extra[4200];
+	struct jobd_job *job;
+	int64_t id, end, chunk;
+
+	write_rows(dir, "many.csv", ROWS);
+	snprintf(extra, sizeof(extra),
+		 "[engine]\ndata_dir = %s\n[type.import]\nchunk_size = 1\n",
+		 dir);
+	start(2, extra);
+	id = submit("import", "{\"file\":\"many.csv\",\"collection\":\"many\"}",
+		    false);
+	end = jobd_util_mono_ms() + 10000;
+	for (;;) {
+		job = jobd_test_job(st, id);
+		if (job->children.total > 0)
+			break;
+		jobd_job_free(job);
+		ck_assert(jobd_util_mono_ms() < end);
+		jobd_test_sleep_ms(1);
+	}
+	jobd_job_free(job);
+	op(JOBD_OP_STOP, id);
+	wait_status(id, JOBD_STOPPED, 60000);
+	chunk = checkpoint_field(id, "chunk");
+	ck_assert_msg(chunk > 0 && chunk < ROWS,
+		      "the split was not stopped midway: chunk %lld",
+		      (long long)chunk);
+	job = jobd_test_job(st, id);
+	/* The chunks made are those the checkpoint counts, no more. */
+	ck_assert_int_eq(job->children.total, chunk);
+	jobd_job_free(job);
+	op(JOBD_OP_RESUME, id);
+	wait_status(id, JOBD_FINISHED, 120000);
+	job = jobd_test_job(st, id);
+	ck_assert_int_eq(job->children.total, ROWS);
+	ck_assert_int_eq(job->errors, 0);
+	ck_assert(!job->with_errors);
+	jobd_job_free(job);
+	ck_assert_int_eq(checkpoint_field(id, "chunk"), ROWS);
+	ck_assert_int_eq(checkpoint_field(id, "rows"), ROWS);
+	teardown();
+	jobd_test_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -722,6 +860,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_worker_claims_ahead_and_hands_back_what_waits);
 	tcase_add_test(tc, test_worker_stopped_while_queued_never_starts);
 	tcase_add_test(tc, test_worker_spawn_many_creates_children_once_by_key);
+	tcase_add_test(tc, test_worker_import_split_creates_chunks_in_batches);
+	tcase_add_test(
+		tc,
+		test_worker_import_split_stopped_and_resumed_makes_chunks_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -19,8 +19,9 @@
 -- (running, not waiting for children); the last call checks the entries
 -- of the slots and held sets themselves. A job's idempotency key
 -- (docs/redis-keys.md, "Idempotency keys") finds it: a root's, when the
--- root was made in the current or the previous key window, in its
--- window's bucket (repair: mapped there); a child's in its parent's
+-- root was made in the current or the previous key window (or in those
+-- of the window a change replaced, while its keys live), in its window's
+-- bucket (repair: mapped there); a child's in its parent's
 -- P:ckeys, under its run's field (repair, for a child of the parent's
 -- current run: mapped). Not checked while keys of an earlier version
 -- wait to be moved (backfill.lua). Work per call is bounded by COUNT
@@ -110,19 +111,24 @@ for n = from, last do
 		keys_conf()
 		h.key = redis.call('HGET', jkey(id), F_key) or ''
 		if h.key ~= '' and not KEYS_OLD and h.parent == '' then
-			local start = NOW - NOW % KEYS_W
 			local made = num(h.created_at)
 			local other = key_find(h.key)
+			-- The window whose lookup reads the bucket of MADE: the
+			-- current one, or the one it replaced while its keys live.
+			local w = nil
+			for _, c in ipairs({KEYS_W, KEYS_PREV}) do
+				if not w and made >= NOW - NOW % c - c then w = c end
+			end
 			-- Another job with the key is no fault: one whose mapping
 			-- an operator deleted is made again.
-			if not other and made >= start - KEYS_W then
+			if not other and w then
 				violation(id, 'its key ' .. h.key .. ' finds no job')
 				if repair then
 					local f, b = key_slot(h.key)
-					local ws = made - made % KEYS_W
+					local ws = made - made % w
 					local k = keys_bucket(ws, b)
 					redis.call('HSET', k, f, id)
-					redis.call('PEXPIRE', k, I(ws + 2 * KEYS_W - NOW))
+					redis.call('PEXPIRE', k, I(ws + 2 * w - NOW))
 					fixed = fixed + 1
 				end
 			end

@@ -1149,7 +1149,7 @@ local function flush(ttl_ms)
 end
 
 -- Per call: the idempotency keys' window and layout (keys_conf()).
-local KEYS_W, KEYS_OLD
+local KEYS_W, KEYS_PREV, KEYS_OLD
 
 -- Starts a call: its arguments and clock, and empty per-call state.
 local function begin(args)
@@ -1170,7 +1170,7 @@ local function begin(args)
 	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
 	LOG_MAX, LOGIX_SEEN = nil, nil
 	LIMITS = nil
-	KEYS_W, KEYS_OLD = nil, nil
+	KEYS_W, KEYS_PREV, KEYS_OLD = nil, nil, nil
 end
 
 -- The key scope of a parent's children: a restart starts a new scope, so
@@ -1195,15 +1195,29 @@ end
 -- the first is always found. A hit counts only when the job's key field
 -- is the key: a digest may collide, and retention may have deleted the
 -- job. The module's create does the same (src/store/module/create.c).
--- Per call: the window (P:conf key_window, ms) and whether mappings of
--- the earlier layout (P:key:*) may remain: backfill.lua's keys step
--- moves them, and until it is done a lookup reads them too (KEYS_W,
--- KEYS_OLD: declared before begin(), which resets them).
+-- Per call: the window (P:conf key_window, ms); the window it replaced
+-- while keys written under that one may live (key_window_prev, written
+-- by key_window.lua with the time of the change, key_window_changed: a
+-- bucket lives two of its windows, so until two old windows after the
+-- change; else nil); and whether mappings of the earlier layout
+-- (P:key:*) may remain: backfill.lua's keys step moves them, and until
+-- it is done a lookup reads them too (KEYS_W, KEYS_PREV, KEYS_OLD:
+-- declared before begin(), which resets them).
+local function window_of(v)
+	local w = tonumber(v or '')
+	if not w or w < 1 or w >= 9e15 then return nil end
+	return floor(w)
+end
+
 local function keys_conf()
 	if not KEYS_W then
-		local w = tonumber(redis.call('HGET', P .. ':conf', 'key_window') or '')
-		if not w or w < 1 or w >= 9e15 then w = N_KEY_WINDOW end
-		KEYS_W = floor(w)
+		local c = redis.call('HMGET', P .. ':conf', 'key_window',
+			'key_window_prev', 'key_window_changed')
+		KEYS_W = window_of(c[1]) or N_KEY_WINDOW
+		local prev, at = window_of(c[2]), tonumber(c[3] or '')
+		if prev and at and prev ~= KEYS_W and NOW < at + 2 * prev then
+			KEYS_PREV = prev
+		end
 		KEYS_OLD = redis.call('HGET', P .. ':backfill', 'keys') ~= 'done'
 	end
 end
@@ -1241,13 +1255,22 @@ local function keys_bucket(start, b)
 	return P .. K_keys .. I(start) .. ':' .. I(b)
 end
 
--- The id root key KEY maps to, or nil.
+-- The id root key KEY (field F, bucket B) maps to in window W's current
+-- or previous bucket, or nil.
+local function key_get(w, f, b)
+	local start = NOW - NOW % w
+	return redis.call('HGET', keys_bucket(start, b), f) or
+		redis.call('HGET', keys_bucket(start - w, b), f)
+end
+
+-- The id root key KEY maps to, or nil: in the current window's buckets,
+-- then in those of the window it replaced (KEYS_PREV), as a lookup
+-- before the change would have read them.
 local function key_find(key)
 	keys_conf()
 	local f, b = key_slot(key)
-	local start = NOW - NOW % KEYS_W
-	local id = redis.call('HGET', keys_bucket(start, b), f) or
-		redis.call('HGET', keys_bucket(start - KEYS_W, b), f)
+	local id = key_get(KEYS_W, f, b)
+	if not id and KEYS_PREV then id = key_get(KEYS_PREV, f, b) end
 	if not id and KEYS_OLD then id = redis.call('GET', P .. K_key .. key) end
 	if id and redis.call('HGET', jkey(id), F_key) == key then return id end
 	return nil
@@ -1259,22 +1282,34 @@ local function key_map(key, sid)
 	local f, b = key_slot(key)
 	local start = NOW - NOW % KEYS_W
 	local k = keys_bucket(start, b)
+	local ttl = start + 2 * KEYS_W - NOW
 	redis.call('HSET', k, f, sid)
 	-- Relative: Redis expires by its own clock, which a test may have
 	-- moved away from TIME's (src/store/module/testclock.c). NX: a
 	-- bucket gets its expiry with its first key, and the others add
 	-- nothing to the AOF or the replicas.
-	redis.call('PEXPIRE', k, I(start + 2 * KEYS_W - NOW), 'NX')
+	redis.call('PEXPIRE', k, I(ttl), 'NX')
+	-- A start both windows share names one bucket of each: one made
+	-- under a shorter old window would expire before two of this one
+	-- have passed. Its expiry is at most START + 2 x KEYS_PREV, this
+	-- window's START + 2 x KEYS_W: halfway between tells them apart.
+	if KEYS_PREV and KEYS_PREV < KEYS_W and start % KEYS_PREV == 0 and
+		redis.call('PTTL', k) < ttl - (KEYS_W - KEYS_PREV) then
+		redis.call('PEXPIRE', k, I(ttl))
+	end
 end
 
--- Drops root key KEY's mapping to SID, from both windows that exist.
+-- Drops root key KEY's mapping to SID, from both windows that exist, of
+-- the current window and of the one it replaced.
 local function key_unmap(key, sid)
 	keys_conf()
 	local f, b = key_slot(key)
-	local start = NOW - NOW % KEYS_W
-	for _, s in ipairs({start, start - KEYS_W}) do
-		local k = keys_bucket(s, b)
-		if redis.call('HGET', k, f) == sid then redis.call('HDEL', k, f) end
+	for _, w in ipairs({KEYS_W, KEYS_PREV}) do
+		local start = NOW - NOW % w
+		for _, s in ipairs({start, start - w}) do
+			local k = keys_bucket(s, b)
+			if redis.call('HGET', k, f) == sid then redis.call('HDEL', k, f) end
+		end
 	end
 end
 

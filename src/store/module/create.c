@@ -249,36 +249,60 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
  */
 struct keys {
 	long long w;	 /* key_window, ms (P:conf) */
+	long long prev;	 /* the window it replaced while keys made under
+			  * that one may live (key_window_prev), ms; else 0 */
 	long long start; /* the current window's start, ms */
 	int old;	 /* mappings of the earlier layout may remain */
 };
 
-static void keys_conf(struct call *c, struct keys *ks)
+/* Field NAME of hash K as a number, as Lua's tonumber() reads it (a
+ * window like "1e3" counts, "x" does not); 0 when absent or not one. */
+static int hash_num(RedisModuleKey *key, const char *name, double *d)
 {
-	RedisModuleString *k = keyf(c, ":conf"), *v = NULL;
-	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
-	RedisModuleString *f = str_c("key_window");
+	RedisModuleString *f = str_c(name), *v = NULL;
+	int ok = 0;
 
-	ks->w = 0;
 	if (rm_KeyType(key) == RM_KEYTYPE_HASH)
 		rm_HashGet(key, RM_HASH_NONE, f, &v, NULL);
 	if (v) {
-		/* tonumber(): a window like "1e3" counts, "x" does not. */
-		double d;
-
-		if (rm_StringToDouble(v, &d) == RM_OK && d >= 1 && d < 9.0e15)
-			ks->w = (long long)d;
+		ok = rm_StringToDouble(v, d) == RM_OK;
 		rm_FreeString(NULL, v);
 	}
+	rm_FreeString(NULL, f);
+	return ok;
+}
+
+/* A window of P:conf, as lib.lua window_of(): whole ms, or 0. */
+static long long window_of(RedisModuleKey *key, const char *name)
+{
+	double d;
+
+	if (!hash_num(key, name, &d) || !(d >= 1 && d < 9.0e15))
+		return 0;
+	return (long long)d;
+}
+
+static void keys_conf(struct call *c, struct keys *ks)
+{
+	RedisModuleString *k = keyf(c, ":conf"), *v = NULL, *f;
+	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
+	double at;
+
+	ks->w = window_of(key, "key_window");
 	if (ks->w < 1)
 		ks->w = N_KEY_WINDOW;
+	/* Until the keys made under the window replaced have expired: a
+	 * bucket lives two of its windows (key_window.lua). */
+	ks->prev = window_of(key, "key_window_prev");
+	if (!ks->prev || ks->prev == ks->w ||
+	    !hash_num(key, "key_window_changed", &at) ||
+	    !((double)c->now < at + 2.0 * (double)ks->prev))
+		ks->prev = 0;
 	rm_CloseKey(key);
-	rm_FreeString(NULL, f);
 	rm_FreeString(NULL, k);
 	k = keyf(c, ":backfill");
 	key = rm_OpenKey(c->ctx, k, RM_READ);
 	f = str_c("keys");
-	v = NULL;
 	if (rm_KeyType(key) == RM_KEYTYPE_HASH)
 		rm_HashGet(key, RM_HASH_NONE, f, &v, NULL);
 	ks->old = !v || !sv_eq(sv_of(v), "done");
@@ -349,8 +373,14 @@ static long long key_find(struct call *c, const struct keys *ks, struct sv key)
 	long long id = 0;
 	int found = 0;
 
-	for (int w = 0; w < 2 && !found; w++) {
-		k = keys_bucket(c, ks->start - w * ks->w, b);
+	/* The current window's buckets, then those of the window it
+	 * replaced, as a lookup before the change would have read them. */
+	for (int w = 0; w < 4 && !found; w++) {
+		long long len = w < 2 ? ks->w : ks->prev;
+
+		if (!len)
+			break;
+		k = keys_bucket(c, c->now - c->now % len - (w % 2) * len, b);
 		id = hash_id(c, k, f, &found);
 		rm_FreeString(NULL, k);
 	}
@@ -402,6 +432,14 @@ static void key_map(struct call *c, const struct keys *ks, struct sv key,
 	rm_HashSet(key_h, RM_HASH_NONE, f, sid, NULL);
 	rm_Replicate(c->ctx, "HSET", "sss", k, f, sid);
 	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", k);
+	/* A start both windows share names one bucket of each: one made
+	 * under a shorter old window would expire too soon, as lib.lua's
+	 * key_map() says. */
+	if (!fresh && ks->prev && ks->prev < ks->w &&
+	    ks->start % ks->prev == 0) {
+		/* No expiry (-1) too: Lua's PEXPIRE NX would have set one. */
+		fresh = rm_GetAbsExpire(key_h) < real_at - (ks->w - ks->prev);
+	}
 	if (fresh) {
 		rm_SetAbsExpire(key_h, real_at);
 		rm_Replicate(c->ctx, "PEXPIREAT", "ss", k, at);

@@ -105,6 +105,7 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(int, StringSet, (RedisModuleKey *, RedisModuleString *))             \
 	X(char *, StringDMA, (RedisModuleKey *, size_t *, int))                \
 	X(int, SetAbsExpire, (RedisModuleKey *, long long))                    \
+	X(long long, GetAbsExpire, (RedisModuleKey *))                         \
 	X(int, Replicate, (RedisModuleCtx *, const char *, const char *, ...)) \
 	X(RedisModuleCallReply *, Call,                                        \
 	  (RedisModuleCtx *, const char *, const char *, ...))                 \
