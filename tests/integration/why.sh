@@ -92,7 +92,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "${url}api/jobs/999999/why")
 assert_eq 404 "$code" "unknown job over HTTP"
 
 # --- a job on no queue: the store is inconsistent ------------------------------
-rcli zrem jobd:roots "=$r1" >/dev/null
+rcli lrem jobd:alone 0 "$r1" >/dev/null
 assert_contains "$(why "$r1")" "it is on no ready queue, so no worker can take it: run jobctl fsck" "lost from its queue"
 jobctl fsck --repair >/dev/null || true
 has_code "$r1" busy && ! has_code "$r1" no_queue ||
