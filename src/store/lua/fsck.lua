@@ -12,7 +12,8 @@
 -- entries and the directories), in the bucket of retention's index of
 -- its finished_at when it is an ended root (fsck_refs.lua checks that
 -- the buckets hold nothing else); a pending job is in exactly one ready
--- queue (or delayed), no other job in any, and a job whose not_before
+-- queue (or delayed; a root without children: its list, or its "=ID"
+-- member), no other job in any, and a job whose not_before
 -- (retry or run time) is to come in the delayed set, not ready before
 -- its time; a parent's children counters, children progress and tree_stopping equal what its children
 -- say. A pending job held by its type's limit (P:held:TYPE) is in no
