@@ -66,9 +66,10 @@ static int listed_read(struct jobd_store *st, const char *list,
 		       struct listed *l)
 {
 	for (long long start = 0;; start += LISTED_CHUNK) {
-		redisReply *r = jobd_store_command(
-			st, "LRANGE %s:%s %lld %lld", st->conf->prefix, list,
-			start, start + LISTED_CHUNK - 1);
+		redisReply *r = jobd_store_command(st, "LRANGE %s:%s %lld %lld",
+						   st->conf->prefix, list,
+						   start,
+						   start + LISTED_CHUNK - 1);
 		size_t got;
 
 		if (!r)
@@ -128,11 +129,10 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 	 * listing indexes and their directories, by SCAN (its cursor is the
 	 * start); "keys" too. "alone", "alone_low": the lists of roots
 	 * without children, whose stale entries are counted. */
-	static const char *const structures[] = { "leases",   "delayed",
-						  "roots",    "roots_low",
-						  "alone",    "alone_low",
-						  "ended",  "logix:minutes",
-						  "ix",	    "keys" };
+	static const char *const structures[] = {
+		"leases",    "delayed", "roots",	 "roots_low", "alone",
+		"alone_low", "ended",	"logix:minutes", "ix",	      "keys"
+	};
 	int64_t seen[JOBD_STATUS_COUNT] = { 0 }, counts[JOBD_STATUS_COUNT];
 	int64_t before[JOBD_STATUS_COUNT];
 	int64_t next = 1;
@@ -188,7 +188,8 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 			f->fixed += (size_t)store_reply_i64(r->element[1]);
 			fsck_add(f, r->element[2]);
 			if (r->elements > 3)
-				f->stale += (size_t)store_reply_i64(r->element[3]);
+				f->stale +=
+					(size_t)store_reply_i64(r->element[3]);
 			freeReplyObject(r);
 			if (start == 0)
 				break;

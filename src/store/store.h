@@ -578,7 +578,7 @@ struct jobd_fsck {
 	size_t fixed;		/* repairs made (with repair) */
 	size_t stale; /* stale entries in the lists of roots without children
 		       * (not a violation: claims drop them) */
-	bool counters_moved;	/* jobs changed status during the check: the
+	bool counters_moved; /* jobs changed status during the check: the
 			      * status counters were not compared */
 };
 

@@ -756,8 +756,8 @@ START_TEST(test_claim_serves_roots_without_children_in_order_beside_a_big_tree)
 	for (int i = 0; i < 500; i++)
 		kids[i] = (struct jobd_spec){ .type = "noop", .parent = big };
 	for (int b = 0; b < 4; b++)
-		ck_assert_int_eq(jobd_store_create(st, "tester", kids, 500, out),
-				 0);
+		ck_assert_int_eq(
+			jobd_store_create(st, "tester", kids, 500, out), 0);
 	for (int i = 0; i < 5; i++)
 		small[i] = create("noop", 0);
 	claim_one_by_one(order, 8);
@@ -765,9 +765,10 @@ START_TEST(test_claim_serves_roots_without_children_in_order_beside_a_big_tree)
 		if (seen < 5 && order[i] == small[seen])
 			seen++;
 		else
-			ck_assert_msg(order[i] < small[0],
-				      "claim %d: %lld, a small root out of order",
-				      i, (long long)order[i]);
+			ck_assert_msg(
+				order[i] < small[0],
+				"claim %d: %lld, a small root out of order", i,
+				(long long)order[i]);
 	}
 	ck_assert_msg(seen == 5, "only %d small roots in the first 8 claims",
 		      seen);
@@ -3716,8 +3717,10 @@ static Suite *store_suite(void)
 		tc,
 		test_claim_serves_roots_without_children_in_order_beside_a_big_tree);
 	tcase_add_test(
-		tc, test_stale_entries_of_roots_without_children_run_nothing_twice);
-	tcase_add_test(tc, test_a_lost_alone_member_comes_back_with_the_next_root);
+		tc,
+		test_stale_entries_of_roots_without_children_run_nothing_twice);
+	tcase_add_test(tc,
+		       test_a_lost_alone_member_comes_back_with_the_next_root);
 	tcase_add_test(tc, test_old_alone_members_and_list_entries_drain);
 	tcase_add_test(
 		tc,
@@ -3823,7 +3826,8 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc, test_stats_first_call_after_upgrade_counts_each_job_once);
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
-	tcase_add_test(tc, test_fsck_checks_the_lists_of_roots_without_children);
+	tcase_add_test(tc,
+		       test_fsck_checks_the_lists_of_roots_without_children);
 	tcase_add_test(tc,
 		       test_upgrade_moves_the_sorted_set_indexes_into_buckets);
 	tcase_add_test(tc, test_fsck_checks_and_repairs_the_index_buckets);

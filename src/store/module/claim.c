@@ -11,12 +11,11 @@
 #include <string.h>
 
 /* What claim.lua reads of a root claimed alone (load_alone). */
-static const int claim_fields[] = {
-	F_STATUS,     F_TYPE,	    F_SYSTEM,	 F_LOW_PRIORITY,
-	F_ATTEMPT,    F_PROGRESS,   F_QUEUED_AT, F_CREATED_AT,
-	F_STARTED_AT, F_NOT_BEFORE, F_PAYLOAD,	 F_CHECKPOINT,
-	F_CHILDREN_TOTAL
-};
+static const int claim_fields[] = { F_STATUS,	     F_TYPE,	   F_SYSTEM,
+				    F_LOW_PRIORITY,  F_ATTEMPT,	   F_PROGRESS,
+				    F_QUEUED_AT,     F_CREATED_AT, F_STARTED_AT,
+				    F_NOT_BEFORE,    F_PAYLOAD,	   F_CHECKPOINT,
+				    F_CHILDREN_TOTAL };
 
 #define NCLAIM (int)(sizeof(claim_fields) / sizeof(claim_fields[0]))
 

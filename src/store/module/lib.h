@@ -222,7 +222,7 @@ struct call {
 	struct zkey *zk;
 	size_t nzk, capzk;
 	long long count[NSTATUSES]; /* lib.lua count_add */
-	int have_vr, wake; /* have_vr: the floor moved, to vr_last */
+	int have_vr, wake;	    /* have_vr: the floor moved, to vr_last */
 	long long vr_last;
 	struct counters stats, mins, maxs; /* lib.lua STATS, STATS_MIN/MAX */
 	struct wait *waits;

@@ -96,7 +96,7 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(size_t, ValueLength, (RedisModuleKey *))                             \
 	X(int, HashGet, (RedisModuleKey *, int, ...))                          \
 	X(int, HashSet, (RedisModuleKey *, int, ...))                          \
-	X(int, ListPush, (RedisModuleKey *, int, RedisModuleString *))        \
+	X(int, ListPush, (RedisModuleKey *, int, RedisModuleString *))         \
 	X(RedisModuleString *, ListPop, (RedisModuleKey *, int))               \
 	X(RedisModuleString *, ListGet, (RedisModuleKey *, long))              \
 	X(int, ZsetAdd,                                                        \
