@@ -165,13 +165,19 @@ static int64_t claim_only(int64_t id)
 	return attempt;
 }
 
-static size_t claim_count(void)
+/* Claims at most MAX jobs: how many it got. */
+static size_t claim_count_of(int max)
 {
 	size_t n;
-	struct jobd_claim *cl = claim(1000, 1000, 60000, &n);
+	struct jobd_claim *cl = claim(max, max, 60000, &n);
 
 	jobd_store_claims_free(cl, n);
 	return n;
+}
+
+static size_t claim_count(void)
+{
+	return claim_count_of(1000);
 }
 
 static enum jobd_result finish_full(int64_t id, int64_t attempt,
@@ -832,6 +838,34 @@ START_TEST(test_stale_entries_of_roots_without_children_run_nothing_twice)
 	assert_status(y, "stopped");
 	ck_assert_int_eq(keys_matching("jobd:alone*"), 0);
 	ck_assert_int_eq(keys_matching("jobd:roots*"), 0);
+}
+END_TEST
+
+/* A claim that spends its tries on stale entries (a cancel of many
+ * waiting roots leaves them in the list) wakes the workers, which claim
+ * again at once: the root behind them is not left for their next wait. */
+START_TEST(test_a_claim_out_of_tries_on_stale_entries_wakes_the_workers)
+{
+	int64_t stopped[20], v, got = 0;
+
+	for (int i = 0; i < 20; i++)
+		stopped[i] = create("noop", 0);
+	for (int i = 0; i < 20; i++)
+		op_ok(JOBD_OP_STOP, stopped[i]);
+	v = create("noop", 0);
+	ck_assert_int_eq(jobd_store_wait(st, 0), 1); /* subscribes */
+	/* 12 tries for one job: the stale entries outnumber them. */
+	ck_assert_uint_eq(claim_count_of(1), 0);
+	ck_assert_int_eq(jobd_store_wait(st, 1000), 1);
+	for (int i = 0; i < 3 && !got; i++) {
+		size_t n;
+		struct jobd_claim *cl = claim(1, 0, 60000, &n);
+
+		if (n)
+			got = cl[0].id;
+		jobd_store_claims_free(cl, n);
+	}
+	ck_assert_int_eq(got, v);
 }
 END_TEST
 
@@ -3722,6 +3756,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc,
 		       test_a_lost_alone_member_comes_back_with_the_next_root);
 	tcase_add_test(tc, test_old_alone_members_and_list_entries_drain);
+	tcase_add_test(
+		tc,
+		test_a_claim_out_of_tries_on_stale_entries_wakes_the_workers);
 	tcase_add_test(
 		tc,
 		test_claim_takes_low_priority_only_when_no_normal_job_is_ready);

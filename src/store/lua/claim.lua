@@ -256,6 +256,11 @@ while #out < max and tries < max * 4 + 8 do
 		end
 	end
 end
+-- Out of tries with room left: what remains may be ready behind the
+-- entries dropped (a cancel of many waiting roots leaves as many stale
+-- entries in the list, lib.lua alone_ok). The wake-up has the workers
+-- claim again at once rather than after their wait.
+if #out < max and tries >= max * 4 + 8 then WAKE = true end
 -- The entries served leave their list; an empty list's ALONE leaves the
 -- roots set.
 for low, l in pairs(LIST) do

@@ -271,6 +271,9 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 				low_taken++;
 		}
 	}
+	/* Out of tries with room left: claim.lua's wake-up. */
+	if (!handoff && out < a.max && tries >= a.max * 4 + 8)
+		c.wake = 1;
 	/* The pops (ZPOPMIN in claim.lua), one ZREM per set; one LPOP per
 	 * list. */
 	for (int low = 0; low < 2; low++) {
