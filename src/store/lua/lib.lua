@@ -664,9 +664,9 @@ end
 -- dropped. It runs when pending in this queue, without children (a root
 -- with children waits in its ready queue: root_to_tree), not in the
 -- delayed set (for its time, or moved from it later) nor held by its
--- type's limit. A job
--- queued twice (stopped and resumed, say) runs through its first entry:
--- the claim makes it in progress, and its second entry is then stale.
+-- type's limit. A job queued twice (stopped and resumed, say) runs
+-- through its first entry: the claim makes it in progress, and its
+-- second entry is then stale.
 local function alone_ok(h, low)
 	return h and h.status == S_PENDING and
 		(h.low_priority == '' and '0' or h.low_priority) == low and
