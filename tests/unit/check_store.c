@@ -854,6 +854,7 @@ START_TEST(test_a_claim_out_of_tries_on_stale_entries_wakes_the_workers)
 		op_ok(JOBD_OP_STOP, stopped[i]);
 	v = create("noop", 0);
 	ck_assert_int_eq(jobd_store_wait(st, 0), 1); /* subscribes */
+	ck_assert_int_eq(jobd_store_wait(st, 100), 0);
 	/* 12 tries for one job: the stale entries outnumber them. */
 	ck_assert_uint_eq(claim_count_of(1), 0);
 	ck_assert_int_eq(jobd_store_wait(st, 1000), 1);
