@@ -1109,6 +1109,10 @@ static int cmd_fsck(struct ctl *ctl, int argc, char **argv)
 		printf("%s\n", f.violations[i]);
 	if (f.more_violations)
 		printf("(%zu more violations not listed)\n", f.more_violations);
+	if (f.stale)
+		printf("%zu stale entries in the lists of roots without "
+		       "children: not a violation, claims drop them\n",
+		       f.stale);
 	if (f.counters_moved)
 		printf("status counters not compared: jobs changed status "
 		       "during the check (run it again, or on a quiet store)\n");

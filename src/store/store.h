@@ -586,7 +586,9 @@ struct jobd_fsck {
 	size_t nviolations;
 	size_t more_violations; /* found beyond those reported */
 	size_t fixed;		/* repairs made (with repair) */
-	bool counters_moved;	/* jobs changed status during the check: the
+	size_t stale; /* stale entries in the lists of roots without children
+		       * (not a violation: claims drop them) */
+	bool counters_moved; /* jobs changed status during the check: the
 			      * status counters were not compared */
 };
 

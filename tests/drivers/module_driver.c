@@ -247,7 +247,7 @@ int main(void)
 	rep[0] = done(running_of("flaky"), -1);
 	rep[0].outcome = JOBD_OUTCOME_FAILED;
 	rep[0].message = "boom";
-	rep[1] = done(running_of("fixed"), 50);
+	rep[1] = done(running_of("noop"), 50);
 	rep[1].attempt = 9;
 	finish(rep, 2);
 	forget(rep[0].id);

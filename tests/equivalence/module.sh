@@ -49,6 +49,7 @@ dump() {
 		# not from one run to the next; each line keeps its score.
 		zset) redis-cli -s "$s" zrange "$k" 0 -1 withscores | paste - - | sort ;;
 		set) redis-cli -s "$s" smembers "$k" | sort ;;
+		list) redis-cli -s "$s" lrange "$k" 0 -1 ;;
 		string) redis-cli -s "$s" get "$k" ;;
 		stream) redis-cli -s "$s" xrange "$k" - + |
 			grep -v -E '^[0-9]+-[0-9]+$' | paste - - ;;

@@ -74,7 +74,8 @@ c2=$(jobctl submit noop --parent "$parent")
 assert_contains "$(why "$c2")" "2 jobs of root $parent are ahead of it" "queue of a root"
 assert_contains "$(why "$c1")" "1 job of root $parent is ahead of it" "one ahead"
 # Equal virtual runtimes are served in member order, and a root with a
-# queue of its own ("8") sorts before roots alone ("=6"): it is first.
+# queue of its own ("8") sorts before the list of roots alone ("alone"):
+# it is first.
 assert_eq "ahead,busy" "$(codes "$c2")" "the children's root is first in line"
 
 low=$(jobctl submit noop --low-priority)
@@ -92,7 +93,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "${url}api/jobs/999999/why")
 assert_eq 404 "$code" "unknown job over HTTP"
 
 # --- a job on no queue: the store is inconsistent ------------------------------
-rcli zrem jobd:roots "=$r1" >/dev/null
+rcli lrem jobd:alone 0 "$r1" >/dev/null
 assert_contains "$(why "$r1")" "it is on no ready queue, so no worker can take it: run jobctl fsck" "lost from its queue"
 jobctl fsck --repair >/dev/null || true
 has_code "$r1" busy && ! has_code "$r1" no_queue ||

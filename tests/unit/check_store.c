@@ -165,13 +165,19 @@ static int64_t claim_only(int64_t id)
 	return attempt;
 }
 
-static size_t claim_count(void)
+/* Claims at most MAX jobs: how many it got. */
+static size_t claim_count_of(int max)
 {
 	size_t n;
-	struct jobd_claim *cl = claim(1000, 1000, 60000, &n);
+	struct jobd_claim *cl = claim(max, max, 60000, &n);
 
 	jobd_store_claims_free(cl, n);
 	return n;
+}
+
+static size_t claim_count(void)
+{
+	return claim_count_of(1000);
 }
 
 static enum jobd_result finish_full(int64_t id, int64_t attempt,
@@ -721,6 +727,193 @@ START_TEST(test_claim_is_fair_between_roots)
 	}
 	ck_assert_int_eq(big_seen, 1);
 	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+static long long keys_matching(const char *pattern);
+static void rcli(const char *args);
+
+/* Claims one job at a time, N times: the ids in claim order. */
+static void claim_one_by_one(int64_t *ids, int n)
+{
+	for (int i = 0; i < n; i++) {
+		size_t got;
+		struct jobd_claim *cl = claim(1, 0, 60000, &got);
+
+		ck_assert_uint_eq(got, 1);
+		ids[i] = cl[0].id;
+		jobd_store_claims_free(cl, got);
+	}
+}
+
+/*
+ * Roots without children wait in one list (lib.lua enqueue), served in
+ * arrival order, and take their turn beside a root with thousands of
+ * ready children created before them: each is served within the first
+ * claims, not after the tree.
+ */
+START_TEST(test_claim_serves_roots_without_children_in_order_beside_a_big_tree)
+{
+	static struct jobd_spec kids[500];
+	static struct jobd_created out[500];
+	int64_t big = create("noop", 0), small[5], order[8];
+	int seen = 0;
+
+	for (int i = 0; i < 500; i++)
+		kids[i] = (struct jobd_spec){ .type = "noop", .parent = big };
+	for (int b = 0; b < 4; b++)
+		ck_assert_int_eq(
+			jobd_store_create(st, "tester", kids, 500, out), 0);
+	for (int i = 0; i < 5; i++)
+		small[i] = create("noop", 0);
+	claim_one_by_one(order, 8);
+	for (int i = 0; i < 8; i++) {
+		if (seen < 5 && order[i] == small[seen])
+			seen++;
+		else
+			ck_assert_msg(
+				order[i] < small[0],
+				"claim %d: %lld, a small root out of order", i,
+				(long long)order[i]);
+	}
+	ck_assert_msg(seen == 5, "only %d small roots in the first 8 claims",
+		      seen);
+}
+END_TEST
+
+/*
+ * A root left in the list more than once (stopped and resumed, moved to
+ * low priority and back), stopped, or given a child leaves stale entries
+ * behind: each pending state runs once, and fsck counts the stale
+ * entries without calling them violations.
+ */
+START_TEST(test_stale_entries_of_roots_without_children_run_nothing_twice)
+{
+	int64_t x = create("flaky", 0), y = create("noop", 0);
+	int64_t p = create("noop", 0), c, ids[2];
+	struct jobd_fsck f;
+	size_t n;
+	struct jobd_claim *cl;
+	int xs = 0, ps = 0, cs = 0;
+
+	op_ok(JOBD_OP_STOP, x);
+	op_ok(JOBD_OP_RESUME, x);
+	op_ok(JOBD_OP_LOW_PRIORITY, x);
+	op_ok(JOBD_OP_LOW_PRIORITY_OFF, x);
+	op_ok(JOBD_OP_STOP, y);
+	c = create("noop", p);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "%s",
+		      f.nviolations ? f.violations[0] : "");
+	/* alone: x (first, runs), p (has a child), x, y (stopped), x;
+	 * alone_low: x (not low now). */
+	ck_assert_uint_eq(f.stale, 3);
+	jobd_fsck_release(&f);
+	/* One at a time, so the stale entries outlive a run of x. p, a
+	 * queue of its own at the floor, sorts before the list. */
+	claim_one_by_one(ids, 2);
+	ck_assert_int_eq(ids[0], p);
+	ck_assert_int_eq(ids[1], x);
+	ps = 1;
+	ck_assert_int_eq(finish(x, 1, JOBD_OUTCOME_FAILED), JOBD_RESULT_RETRY);
+	assert_status(x, "pending");
+	sleep_ms(20); /* the retry's backoff, 1 ms */
+	for (;;) {
+		cl = claim(1, 1, 60000, &n);
+		for (size_t i = 0; i < n; i++) {
+			xs += cl[i].id == x;
+			ps += cl[i].id == p;
+			cs += cl[i].id == c;
+			ck_assert_int_ne(cl[i].id, y);
+			if (cl[i].id == x)
+				ck_assert_int_eq(cl[i].attempt, 2);
+		}
+		jobd_store_claims_free(cl, n);
+		if (n == 0)
+			break;
+	}
+	ck_assert_int_eq(xs, 1);
+	ck_assert_int_eq(ps, 1);
+	ck_assert_int_eq(cs, 1);
+	assert_status(y, "stopped");
+	ck_assert_int_eq(keys_matching("jobd:alone*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:roots*"), 0);
+}
+END_TEST
+
+/* A claim that spends its tries on stale entries (a cancel of many
+ * waiting roots leaves them in the list) wakes the workers, which claim
+ * again at once: the root behind them is not left for their next wait. */
+START_TEST(test_a_claim_out_of_tries_on_stale_entries_wakes_the_workers)
+{
+	int64_t stopped[20], v, got = 0;
+
+	for (int i = 0; i < 20; i++)
+		stopped[i] = create("noop", 0);
+	for (int i = 0; i < 20; i++)
+		op_ok(JOBD_OP_STOP, stopped[i]);
+	v = create("noop", 0);
+	ck_assert_int_eq(jobd_store_wait(st, 0), 1); /* subscribes */
+	ck_assert_int_eq(jobd_store_wait(st, 100), 0);
+	/* 12 tries for one job: the stale entries outnumber them. */
+	ck_assert_uint_eq(claim_count_of(1), 0);
+	ck_assert_int_eq(jobd_store_wait(st, 1000), 1);
+	for (int i = 0; i < 3 && !got; i++) {
+		size_t n;
+		struct jobd_claim *cl = claim(1, 0, 60000, &n);
+
+		if (n)
+			got = cl[0].id;
+		jobd_store_claims_free(cl, n);
+	}
+	ck_assert_int_eq(got, v);
+}
+END_TEST
+
+/* The roots set's member for the list, deleted by hand, comes back with
+ * the next root the list takes, and the roots waiting run, in order. */
+START_TEST(test_a_lost_alone_member_comes_back_with_the_next_root)
+{
+	int64_t a = create("noop", 0), b, ids[2];
+
+	rcli("ZREM jobd:roots alone");
+	ck_assert_uint_eq(claim_count(), 0);
+	b = create("noop", 0);
+	claim_one_by_one(ids, 2);
+	ck_assert_int_eq(ids[0], a);
+	ck_assert_int_eq(ids[1], b);
+	ck_assert_uint_eq(claim_count(), 0);
+}
+END_TEST
+
+/* A store of revision r10 has its roots without children as "=ID"
+ * members: they run beside the list's roots, and the store drains. */
+START_TEST(test_old_alone_members_and_list_entries_drain)
+{
+	int64_t a = create("noop", 0), b, c;
+	struct jobd_fsck f;
+	size_t n;
+	struct jobd_claim *cl;
+
+	rcli(fmt("LREM jobd:alone 0 %lld", (long long)a));
+	rcli("DEL jobd:roots");
+	rcli(fmt("ZADD jobd:roots 0 =%lld", (long long)a));
+	b = create("noop", 0);
+	c = create_full("noop", 0, NULL, true, NULL, NULL);
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "%s",
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+	cl = claim(100, 100, 60000, &n);
+	ck_assert_uint_eq(n, 3);
+	/* Normal first; "=ID" sorts before the list's member. */
+	ck_assert_int_eq(cl[0].id, a);
+	ck_assert_int_eq(cl[1].id, b);
+	ck_assert_int_eq(cl[2].id, c);
+	jobd_store_claims_free(cl, n);
+	ck_assert_uint_eq(claim_count(), 0);
+	ck_assert_int_eq(keys_matching("jobd:roots*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:alone*"), 0);
 }
 END_TEST
 
@@ -2844,7 +3037,13 @@ START_TEST(test_purge_of_a_root_canceled_mid_cascade_leaves_no_queue_behind)
 	ck_assert_int_eq(jobd_store_time(st, &now), 0);
 	ck_assert_uint_eq(purge_all(after_minute(now)), 3);
 	ck_assert_int_eq(keys_matching("jobd:ready*"), 0);
+	/* The root's entry in the list of roots without children (made
+	 * stale by its first child) is left for a claim to drop: taking it
+	 * out of a list would read the whole list. */
+	ck_assert_int_eq(keys_matching("jobd:roots*"), 1);
+	ck_assert_int_eq(claim_count(), 0);
 	ck_assert_int_eq(keys_matching("jobd:roots*"), 0);
+	ck_assert_int_eq(keys_matching("jobd:alone*"), 0);
 	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
 	ck_assert_msg(f.nviolations == 0, "after the purge: %s",
 		      f.nviolations ? f.violations[0] : "");
@@ -3217,6 +3416,55 @@ START_TEST(test_fsck_finds_and_repairs_corruption)
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_ne(cl[i].id, a);
 	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+/*
+ * The lists of roots without children: a list with entries has its
+ * member in the roots set, the member stands for a list with entries,
+ * and a pending root without children is in its list. fsck names each
+ * and --repair restores it; the roots then run once each.
+ */
+START_TEST(test_fsck_checks_the_lists_of_roots_without_children)
+{
+	int64_t a = create("noop", 0), b = create("noop", 0);
+	struct jobd_fsck f;
+	size_t n;
+	struct jobd_claim *cl;
+
+	rcli("ZREM jobd:roots alone");
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_eq(f.nviolations, 1);
+	ck_assert_msg(strstr(f.violations[0], "jobd:alone: not in jobd:roots"),
+		      "%s", f.violations[0]);
+	jobd_fsck_release(&f);
+	fsck_then_repair(1);
+
+	rcli(fmt("LREM jobd:alone 0 %lld", (long long)a));
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_eq(f.nviolations, 1);
+	ck_assert_str_eq(f.violations[0],
+			 fmt("job %lld: pending job in 0 ready structures",
+			     (long long)a));
+	jobd_fsck_release(&f);
+	fsck_then_repair(1);
+
+	rcli("DEL jobd:alone");
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_eq(f.nviolations, 3);
+	ck_assert_msg(strstr(f.violations[2], "jobd:roots: alone: stands for "
+					      "jobd:alone, which is empty"),
+		      "%s", f.violations[2]);
+	jobd_fsck_release(&f);
+	/* Two repairs: a and b queued again, which makes the member right. */
+	fsck_then_repair(2);
+
+	cl = claim(100, 100, 60000, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(cl[0].id != cl[1].id && (cl[0].id == a || cl[0].id == b) &&
+		  (cl[1].id == a || cl[1].id == b));
+	jobd_store_claims_free(cl, n);
+	ck_assert_uint_eq(claim_count(), 0);
 }
 END_TEST
 
@@ -3722,6 +3970,18 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_claim_is_fair_between_roots);
 	tcase_add_test(
 		tc,
+		test_claim_serves_roots_without_children_in_order_beside_a_big_tree);
+	tcase_add_test(
+		tc,
+		test_stale_entries_of_roots_without_children_run_nothing_twice);
+	tcase_add_test(tc,
+		       test_a_lost_alone_member_comes_back_with_the_next_root);
+	tcase_add_test(tc, test_old_alone_members_and_list_entries_drain);
+	tcase_add_test(
+		tc,
+		test_a_claim_out_of_tries_on_stale_entries_wakes_the_workers);
+	tcase_add_test(
+		tc,
 		test_claim_takes_low_priority_only_when_no_normal_job_is_ready);
 	tcase_add_test(tc, test_claim_normal_before_low_in_one_batch);
 	tcase_add_test(tc, test_finish_done_finishes_job);
@@ -3824,6 +4084,8 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc, test_stats_first_call_after_upgrade_counts_each_job_once);
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
+	tcase_add_test(tc,
+		       test_fsck_checks_the_lists_of_roots_without_children);
 	tcase_add_test(tc,
 		       test_upgrade_moves_the_sorted_set_indexes_into_buckets);
 	tcase_add_test(tc, test_fsck_checks_and_repairs_the_index_buckets);

@@ -38,17 +38,18 @@ local function load_claim(id)
 end
 
 -- The same for a root claimed alone (the common job): no parent, and its
--- charge fields are not used (see below), so they are not read.
+-- charge fields are not used (see below), so they are not read; what
+-- tells a stale entry (lib.lua alone_ok) is.
 local function load_alone(id)
 	local v = redis.call('HMGET', jkey(id), F_status, F_type, F_system,
 		F_low_priority, F_attempt, F_progress, F_queued_at, F_created_at,
-		F_started_at, F_not_before, F_payload, F_checkpoint)
+		F_started_at, F_not_before, F_payload, F_checkpoint, F_children_total)
 	if not v[1] then return nil end
 	return {id = id, status = v[1], parent = '', type = v[2] or '',
 		system = v[3] or '', low_priority = v[4] or '', attempt = v[5] or '',
 		progress = v[6] or '', queued_at = v[7] or '', created_at = v[8] or '',
 		started_at = v[9] or '', not_before = v[10] or '', payload = v[11] or '',
-		checkpoint = v[12] or ''}
+		checkpoint = v[12] or '', children_total = v[13] or ''}
 end
 
 -- Due retries become ready (bounded per call).
@@ -124,13 +125,45 @@ local function take(h)
 	return true
 end
 
--- Pops the root with the least virtual runtime and its first ready job.
+-- The list of roots without children of each priority, read ahead
+-- (docs/design.md, "Fair share between roots"): its entries from index
+-- LIST[low].n on are LIST[low].ids from .i on, served at virtual runtime
+-- .vr; .n counts the entries served, taken off the list with one LTRIM at
+-- the end.
+local LIST = {['0'] = {n = 0, i = 1, ids = {}}, ['1'] = {n = 0, i = 1, ids = {}}}
+local low_taken = 0
+
+-- Takes the root with the least virtual runtime and its first ready job.
 -- Returns id, root, vruntime, more (the root has more ready jobs), alone
 -- (a root with no ready key: its own queue), or nil when no root is
 -- ready.
 local function pick(low)
-	local r = redis.call('ZPOPMIN', roots_key(low))
+	local l = LIST[low]
+	local id = l.ids[l.i]
+	if id then
+		l.i, l.n = l.i + 1, l.n + 1
+		return id, id, l.vr, false, true
+	end
+	local rk = roots_key(low)
+	local r = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
 	if #r == 0 then return nil end
+	if r[1] == ALONE then
+		-- The list's head. ALONE is the least member, and a member of
+		-- the same score would sort before it: it stays the least
+		-- until its list is done, so one read takes as many entries as
+		-- this claim may still take (ALONE stays in the set meanwhile).
+		local want = max - #out
+		if low == '1' then want = math.min(want, max_low - low_taken) end
+		local ids = redis.call('LRANGE', alone_key(low), l.n, l.n + want - 1)
+		if #ids == 0 then
+			redis.call('ZREM', rk, ALONE)
+			return pick(low)
+		end
+		l.ids, l.i, l.vr = ids, 2, tonumber(r[2])
+		l.n = l.n + 1
+		return ids[1], ids[1], l.vr, false, true
+	end
+	r = redis.call('ZPOPMIN', rk)
 	local root, vr = r[1], tonumber(r[2])
 	if string.byte(root) == 61 then -- "=ID": a root that is its own queue
 		root = string.sub(root, 2)
@@ -143,7 +176,6 @@ local function pick(low)
 	return ids[1], root, vr, #ids > 1
 end
 
-local low_taken = 0
 local tries = 0
 while #out < max and tries < max * 4 + 8 do
 	tries = tries + 1
@@ -154,14 +186,18 @@ while #out < max and tries < max * 4 + 8 do
 		id, root, vr, more, alone = pick('1')
 	end
 	if id == nil then break end
-	VR_LAST = vr
+	vr_served(vr)
 	local h
 	if alone then h = load_alone(id) else h = load_claim(id) end
 	if h then h.root = root end
 	-- Stale entries (the job moved on, or sits in the other queue) are
 	-- dropped; the queue it really is in still holds it.
-	local ok = h and h.status == S_PENDING and
-		(h.low_priority == '' and '0' or h.low_priority) == low
+	local ok
+	if alone then ok = alone_ok(h, low)
+	else
+		ok = h and h.status == S_PENDING and
+			(h.low_priority == '' and '0' or h.low_priority) == low
+	end
 	-- At its type's limit: held, not charged (its root goes on).
 	local sa, how = nil, nil
 	if ok and h.parent ~= '' then sa, how = stopped_ancestor(h.parent) end
@@ -217,6 +253,22 @@ while #out < max and tries < max * 4 + 8 do
 			out[#out + 1] = {tonumber(id), attempt, h.type, h.payload,
 				h.checkpoint, tonumber(h.low_priority) or 0,
 				tonumber(root), h.progress}
+		end
+	end
+end
+-- Out of tries with room left: what remains may be ready behind the
+-- entries dropped (a cancel of many waiting roots leaves as many stale
+-- entries in the list, lib.lua alone_ok). The wake-up has the workers
+-- claim again at once rather than after their wait.
+if #out < max and tries >= max * 4 + 8 then WAKE = true end
+-- The entries served leave their list; an empty list's ALONE leaves the
+-- roots set.
+for low, l in pairs(LIST) do
+	if l.n > 0 then
+		local ak = alone_key(low)
+		redis.call('LTRIM', ak, l.n, -1)
+		if redis.call('EXISTS', ak) == 0 then
+			redis.call('ZREM', roots_key(low), ALONE)
 		end
 	end
 end

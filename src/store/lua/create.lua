@@ -39,23 +39,19 @@ local W = 8
 -- Ids for the whole batch in one call; unused ones are simply skipped.
 local next_id = redis.call('INCRBY', P .. K_seq, n) - n
 
--- New roots without children join the roots sets with one ZADD NX per
--- set (enqueue() does the same one job at a time).
-local ALONE = {['0'] = {}, ['1'] = {}}
+-- New roots without children join the lists of roots without children
+-- with one RPUSH per list, and ALONE the roots set with one ZADD NX
+-- (enqueue() does the same one job at a time).
+local ALONE_IDS = {['0'] = {}, ['1'] = {}}
 local function alone_flush()
-	for low, ids in pairs(ALONE) do
+	for low, ids in pairs(ALONE_IDS) do
 		if #ids > 0 then
-			local score = I(vr_floor())
-			local args = {}
-			for _, id in ipairs(ids) do
-				args[#args + 1] = score
-				args[#args + 1] = '=' .. id
+			for i = 1, #ids, 4000 do
+				redis.call('RPUSH', alone_key(low),
+					unpack(ids, i, math.min(i + 3999, #ids)))
 			end
-			for i = 1, #args, 4000 do
-				redis.call('ZADD', roots_key(low), 'NX',
-					unpack(args, i, math.min(i + 3999, #args)))
-			end
-			ALONE[low] = {}
+			redis.call('ZADD', roots_key(low), 'NX', I(vr_floor()), ALONE)
+			ALONE_IDS[low] = {}
 		end
 	end
 end
@@ -189,6 +185,11 @@ for i = 0, n - 1 do
 			redis.call('ZADD', P .. K_children .. parent, id, sid)
 			redis.call('HINCRBY', pk, F_children_total, 1)
 			redis.call('HINCRBY', pk, 'children_' .. status, 1)
+			if p.parent == '' and num(p.children_total) == 0 then
+				-- In the list first, should it be one of this batch's.
+				alone_flush()
+				root_to_tree(p)
+			end
 			p.children_total = num(p.children_total) + 1
 			local new = overall(p)
 			if p.parent ~= '' and old ~= new then
@@ -204,11 +205,11 @@ for i = 0, n - 1 do
 			enqueue({id = sid, root = root, low_priority = low,
 				children_total = 0, not_before = at, vruntime = ''})
 		elseif status == S_PENDING and not p then
-			local q = ALONE[low] or ALONE['0']
+			local q = ALONE_IDS[low] or ALONE_IDS['0']
 			q[#q + 1] = sid
 			WAKE = true
 		elseif status == S_PENDING then
-			-- Its root may be one of this batch's: in the roots set first.
+			-- Its root may be one of this batch's: queued first.
 			alone_flush()
 			enqueue({id = sid, root = root, low_priority = low,
 				children_total = 0, not_before = '', vruntime = ''})

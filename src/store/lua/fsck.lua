@@ -1,7 +1,9 @@
 -- fsck.lua: checks (and with repair, fixes) a range of jobs against the
 -- invariants of the store. The job hashes are the truth: indexes, ready
 -- queues, leases and the parent counters are derived from them.
--- ARGV: prefix, from_id, count, repair (0/1)
+-- ARGV: prefix, from_id, count, repair (0/1), then the ids of the range
+--   in the list of roots without children and in its low-priority list
+--   (P:alone, P:alone_low), each as text of ids separated by spaces
 -- Reply: {next_id (0 = past the last id), fixed, {violation...},
 --   {status, n, status, n, ...} (jobs seen per status)}
 -- Checked for every job of the range: it is in exactly the status index
@@ -10,7 +12,8 @@
 -- entries and the directories), in the bucket of retention's index of
 -- its finished_at when it is an ended root (fsck_refs.lua checks that
 -- the buckets hold nothing else); a pending job is in exactly one ready
--- queue (or delayed), no other job in any, and a job whose not_before
+-- queue (or delayed; a root without children: its list, or its "=ID"
+-- member), no other job in any, and a job whose not_before
 -- (retry or run time) is to come in the delayed set, not ready before
 -- its time; a parent's children counters, children progress and tree_stopping equal what its children
 -- say. A pending job held by its type's limit (P:held:TYPE) is in no
@@ -29,6 +32,20 @@
 
 local from, count = tonumber(ARGV[2]), tonumber(ARGV[3])
 local repair = ARGV[4] == '1'
+-- A pending root without children is queued when it is in the list of
+-- its priority (any number of times: lib.lua alone_ok) or has its "=ID"
+-- member. fsck.c reads the lists first, in bounded calls, and passes the
+-- range's ids; a root listed since (at the tail) is looked for there,
+-- within the last LISTED_TAIL entries.
+local LISTED = {['0'] = {}, ['1'] = {}}
+for low, a in pairs({['0'] = ARGV[5], ['1'] = ARGV[6]}) do
+	for x in string.gmatch(a or '', '%d+') do LISTED[low][x] = true end
+end
+local LISTED_TAIL = 1000
+local function listed(id, low)
+	return LISTED[low][id] or redis.call('LPOS', alone_key(low), id,
+		'RANK', -1, 'MAXLEN', LISTED_TAIL) ~= false
+end
 local CHILD_MAX = 10000
 local seq = num(redis.call('GET', P .. K_seq))
 local bad = {}
@@ -179,11 +196,14 @@ for n = from, last do
 			if ok and p[1] == 'ready' and not redis.call('ZSCORE', roots_key(low), h.root) then
 				ok = false
 			end
+		elseif h.status == S_PENDING and #places == 0 then
+			-- Entries of a root with children are stale, not a place.
+			ok = id == h.root and num(h.children_total) == 0 and listed(id, low)
 		elseif h.status ~= S_PENDING then
 			ok = #places == 0
 		end
-		local early = ok and h.status == S_PENDING and places[1][1] ~= 'delayed' and
-			num(h.not_before) > NOW
+		local early = ok and h.status == S_PENDING and
+			(places[1] and places[1][1]) ~= 'delayed' and num(h.not_before) > NOW
 		if early then
 			ok = false
 			violation(id, 'ready before its time: not_before ' .. h.not_before ..

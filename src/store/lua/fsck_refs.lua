@@ -8,10 +8,17 @@
 -- P:keys:START:B names a root job with that key (in that bucket), each of
 -- P:ckeys:PARENT a child of PARENT with that key. fsck.lua checks the
 -- other direction, from each job.
--- ARGV: prefix, structure (leases | delayed | roots | roots_low | ended |
---   logix:minutes | ix | keys), start
+-- The lists of roots without children (alone, alone_low): a list with
+-- entries has its member ALONE in its roots set (repair: added at the
+-- floor), and in the roots set ALONE stands for a list with entries
+-- (repair: dropped). Their stale entries (lib.lua alone_ok) are counted,
+-- not reported: they cost a claim a try each, as they reach the head,
+-- and removing one from the middle of a list (LREM) reads the whole list.
+-- ARGV: prefix, structure (leases | delayed | roots | roots_low | alone |
+--   alone_low | ended | logix:minutes | ix | keys), start
 --   (rank; for ended, ix and keys a SCAN cursor), count, repair (0/1)
--- Reply: {next start (0 = done), fixed, {violation...}}
+-- Reply: {next start (0 = done), fixed, {violation...}}, and for the
+--   lists the stale entries read
 
 local what, start, count = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local repair = ARGV[5] == '1'
@@ -204,6 +211,29 @@ if what == 'keys' then
 	return {r[1], fixed, bad}
 end
 
+if what == 'alone' or what == 'alone_low' then
+	local low = what == 'alone_low' and '1' or '0'
+	local rk = roots_key(low)
+	if start == 0 and redis.call('EXISTS', key) == 1 and
+		not redis.call('ZSCORE', rk, ALONE) then
+		bad[#bad + 1] = key .. ': not in ' .. rk .. ' (no member ' .. ALONE ..
+			'): its roots wait for no claim'
+		if repair then
+			redis.call('ZADD', rk, I(vr_floor()), ALONE)
+			fixed = fixed + 1
+		end
+	end
+	local ids = redis.call('LRANGE', key, start, start + count - 1)
+	local stale = 0
+	for _, id in ipairs(ids) do
+		if not alone_ok(load_fields(id, {F_status, F_low_priority,
+			F_children_total, F_not_before, F_type}), low) then
+			stale = stale + 1
+		end
+	end
+	return {#ids == count and start + count or 0, fixed, bad, stale}
+end
+
 local members = redis.call('ZRANGE', key, start, start + count - 1)
 
 local function drop(k, m, msg)
@@ -234,6 +264,10 @@ for _, m in ipairs(members) do
 	elseif what == 'logix:minutes' then
 		if redis.call('EXISTS', P .. ':logix:m:' .. m) == 0 then
 			drop(key, m, 'no index stream')
+		end
+	elseif m == ALONE then
+		if redis.call('EXISTS', alone_key(low)) == 0 then
+			drop(key, m, 'stands for ' .. alone_key(low) .. ', which is empty')
 		end
 	elseif string.byte(m) == 61 then
 		local id = string.sub(m, 2)

@@ -500,14 +500,32 @@ end
 local function roots_key(low)
 	return P .. (low == '1' and K_roots_low or K_roots)
 end
+-- The roots without children waiting at the floor, first come first
+-- served (docs/design.md, "Fair share between roots"): a list of ids, and
+-- in the roots set the one member ALONE standing for the whole list. It
+-- sorts after every other member (ids are digits, "=ID" starts with
+-- '='), so a root at the same virtual runtime goes first, as it went
+-- before "=ID" members.
+local ALONE = 'alone'
+local function alone_key(low)
+	return P .. (low == '1' and K_alone_low or K_alone)
+end
 
 -- The virtual runtime at which a root that becomes ready starts: the
--- last served root's (read once per call).
+-- highest served root's (read once per call). It never goes back, as
+-- CFS's min_vruntime: settle_charge() may lower a waiting root below it,
+-- and serving that root must not lower the floor, or a root without
+-- children that arrives next would start below the roots waiting in the
+-- list at the floor, where one list cannot keep their order.
 local VR_FLOOR = nil
-local VR_LAST = nil
+local VR_MOVED = false
 local function vr_floor()
 	if not VR_FLOOR then VR_FLOOR = num(redis.call('GET', P .. K_vr_floor)) end
 	return VR_FLOOR
+end
+-- A root was served at virtual runtime VR (claim.lua).
+local function vr_served(vr)
+	if vr > vr_floor() then VR_FLOOR, VR_MOVED = vr, true end
 end
 
 -- The per-type limits (docs/job-types.md, "Limits"), read once per call
@@ -563,11 +581,17 @@ local function release_slot(h)
 end
 
 -- Puts pending job H on its root's ready queue (or the delayed set). A root
--- without children is its own queue: it waits in the roots set as "=ID"
--- with no ready key, which saves four calls per job for the common case. A
--- root that becomes ready again starts at the current minimum virtual
--- runtime, so it neither jumps the queue nor starves
--- (docs/design.md, "Fair share between roots").
+-- without children is its own queue, with no ready key, which saves four
+-- calls per job for the common case: it waits in the list of roots
+-- without children (alone_key) behind ALONE, which enters the roots set
+-- at the floor. A root that becomes ready again starts at the current
+-- minimum virtual runtime, so it neither jumps the queue nor starves
+-- (docs/design.md, "Fair share between roots"). While ALONE waits, the
+-- floor stays at its score (claims pop the least, the floor never goes
+-- back), so every root the list takes would have had that score: the list
+-- is one level of the roots set, in arrival order. A root whose own
+-- virtual runtime is above the floor would not: it waits as "=ID" at its
+-- own.
 local function enqueue(h)
 	need(h, QUEUE)
 	local nb = num(h.not_before)
@@ -578,22 +602,76 @@ local function enqueue(h)
 	WAKE = true
 	local rk = roots_key(h.low_priority)
 	if h.id == h.root and num(h.children_total) == 0 then
-		redis.call('ZADD', rk, 'NX', I(max(vr_floor(), num(h.vruntime))),
-			'=' .. h.id)
+		local fl, own = vr_floor(), num(h.vruntime)
+		if own > fl then
+			redis.call('ZADD', rk, 'NX', I(own), '=' .. h.id)
+		else
+			redis.call('RPUSH', alone_key(h.low_priority), h.id)
+			-- Every time: cheap, and a lost ALONE comes back.
+			redis.call('ZADD', rk, 'NX', I(fl), ALONE)
+		end
 		return
 	end
+	-- A root waiting alone became a real queue with its first child
+	-- (root_to_tree).
 	local rq = ready_key(h.root, h.low_priority)
-	local alone = redis.call('ZSCORE', rk, '=' .. h.root)
-	if alone then
-		-- The root waits as its own queue: it becomes a real one.
-		redis.call('ZREM', rk, '=' .. h.root)
-		redis.call('ZADD', rk, alone, h.root)
-		redis.call('ZADD', rq, h.root, h.root)
-	elseif not redis.call('ZSCORE', rk, h.root) then
+	if not redis.call('ZSCORE', rk, h.root) then
 		local own = num(redis.call('HGET', jkey(h.root), F_vruntime))
 		redis.call('ZADD', rk, I(max(vr_floor(), own)), h.root)
 	end
 	redis.call('ZADD', rq, h.id, h.id)
+end
+
+-- Whether pending job H waits in the delayed set: for its time, or its
+-- time come and not yet moved (claim.lua moves 100 a call).
+local function is_delayed(h)
+	local nb = num(h.not_before)
+	return nb > NOW or (nb > 0 and
+		redis.call('ZSCORE', P .. K_delayed, h.id) ~= false)
+end
+
+-- Whether pending job ID of type TY waits in P:held:TY (claim.lua).
+local function is_held(id, ty)
+	local l = limits()
+	return l and l[ty] and redis.call('ZSCORE', P .. K_held .. ty, id) ~= false
+end
+
+-- Root P (a loaded job) gets its first child: were it pending and
+-- queued alone, it now waits in its own ready queue, where its children
+-- join it. Its entry in the list of roots without children stays,
+-- stale: claim.lua drops an entry of a root with children (alone_ok); an
+-- "=ID" member is replaced at its score, as enqueue() does. It enters
+-- the roots set at the floor, ahead of the roots that wait in the list
+-- before it (it sorts before ALONE).
+local function root_to_tree(p)
+	if p.status ~= S_PENDING or is_delayed(p) or is_held(p.id, p.type) then
+		return
+	end
+	local low = p.low_priority == '1' and '1' or '0'
+	local rk = roots_key(low)
+	local sc = redis.call('ZSCORE', rk, '=' .. p.id)
+	if sc then redis.call('ZREM', rk, '=' .. p.id)
+	else sc = I(max(vr_floor(), num(p.vruntime))) end
+	redis.call('ZADD', rk, 'NX', sc, p.id)
+	redis.call('ZADD', ready_key(p.id, low), p.id, p.id)
+	WAKE = true
+end
+
+-- Whether pending root H (claim.lua's load_alone), taken from an "=ID"
+-- member or the list of priority LOW, may run now: entries are left
+-- behind when a job leaves its queue (stop, cancel, the low-priority
+-- move, a claim through another entry of it), and such a stale entry is
+-- dropped. It runs when pending in this queue, without children (a root
+-- with children waits in its ready queue: root_to_tree), not in the
+-- delayed set (for its time, or moved from it later) nor held by its
+-- type's limit. A job queued twice (stopped and resumed, say) runs
+-- through its first entry: the claim makes it in progress, and its
+-- second entry is then stale.
+local function alone_ok(h, low)
+	return h and h.status == S_PENDING and
+		(h.low_priority == '' and '0' or h.low_priority) == low and
+		num(h.children_total) == 0 and not is_delayed(h) and
+		not is_held(h.id, h.type)
 end
 
 -- Takes pending job H off its ready queue (or the delayed set).
@@ -1141,7 +1219,7 @@ local function flush(ttl_ms)
 	for st, d in pairs(COUNT) do
 		if d ~= 0 then redis.call('HINCRBY', P .. K_count, st, d) end
 	end
-	if VR_LAST then redis.call('SET', P .. K_vr_floor, I(VR_LAST)) end
+	if VR_MOVED then redis.call('SET', P .. K_vr_floor, I(VR_FLOOR)) end
 	if WAKE then redis.call('PUBLISH', P .. K_wake, '1') end
 	-- Last: statistics read older data (a roll-up), so whatever they meet
 	-- cannot stop the transition's own writes half way.
@@ -1167,7 +1245,7 @@ local function begin(args)
 	ZDEFER, ZKEYS = {}, {}
 	IXDEFER, IXNAMES = {}, {}
 	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
-	WAKE, VR_FLOOR, VR_LAST = false, nil, nil
+	WAKE, VR_FLOOR, VR_MOVED = false, nil, false
 	LOG_MAX, LOGIX_SEEN = nil, nil
 	LIMITS = nil
 	KEYS_W, KEYS_PREV, KEYS_OLD = nil, nil, nil

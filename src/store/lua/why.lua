@@ -7,11 +7,12 @@
 --   created_at, queued_at, not_before, run_at, root, stopped_by (the first
 --   stopping, stopped or canceled ancestor) and how (its status),
 --   delayed (the job's score in the delayed set), queued (1 = on a ready
---   queue: its root's, or the roots set as a root of its own),
---   ahead (jobs of its root before it), root_vr (its root's virtual
---   runtime), roots_ahead (roots served before it), roots (roots with
---   ready jobs in its class), normal_roots (roots with ready normal
---   jobs), running (jobs holding a lease), held (held back by its type's
+--   queue: its root's, the list of roots without children, or the roots
+--   set as a root of its own), ahead (jobs of its root before it),
+--   root_vr (its root's virtual runtime), roots_ahead (roots served
+--   before it: members of the roots set and entries of the list),
+--   roots (roots with ready jobs in its class), normal_roots (roots
+--   with ready normal jobs), running (jobs holding a lease), held (held back by its type's
 --   limit: which and where the type stands; docs/job-types.md, "Limits").
 -- Reads only.
 
@@ -36,13 +37,57 @@ put('held', limit_held(id, h.type))
 
 local low = h.low_priority == '1' and '1' or '0'
 local rk = roots_key(low)
--- A root without children waits in the roots set as "=ID"; any other job
--- on its root's ready queue, the root in the roots set.
-local member, ahead = root, nil
-local own = redis.call('ZSCORE', rk, '=' .. id)
-if id == root and own then
-	member = '=' .. id
-	ahead = 0
+
+-- The list of roots without children of priority L (lib.lua enqueue)
+-- holds stale entries too (lib.lua alone_ok): of its first SCAN entries
+-- only those that would run count, each job once. Returns how many count
+-- before ID's first entry (nil when ID is not listed) and how many in
+-- all; past SCAN entries every entry counts (LPOS reads the list from
+-- its head: O(N), fine for a diagnostic).
+local SCAN = 1000
+local function listed(l, want)
+	local ak = alone_key(l)
+	local ids = redis.call('LRANGE', ak, 0, SCAN - 1)
+	local seen, n, before = {}, 0, nil
+	for _, e in ipairs(ids) do
+		if e == want and not before then before = n end
+		if not seen[e] and alone_ok(load_fields(e, {F_status, F_low_priority,
+			F_children_total, F_not_before, F_type}), l) then
+			seen[e] = true
+			n = n + 1
+		end
+	end
+	local more = redis.call('LLEN', ak) - #ids
+	if want and not before and more > 0 then
+		local pos = redis.call('LPOS', ak, want)
+		if pos then before = n + pos - #ids end
+	end
+	return before, n + math.max(more, 0)
+end
+-- The roots waiting in priority L: the roots set's members, the list's
+-- entries for ALONE.
+local function waiting(l)
+	local k = roots_key(l)
+	local n = redis.call('ZCARD', k)
+	if redis.call('ZSCORE', k, ALONE) then n = n - 1 end
+	local _, listed_n = listed(l, nil)
+	return n + listed_n
+end
+
+-- A root without children waits in the list of its priority (or as
+-- "=ID" in the roots set); any other job on its root's ready queue, the
+-- root in the roots set.
+local member, ahead, pos = root, nil, nil
+if id == root and num(h.children_total) == 0 then
+	if redis.call('ZSCORE', rk, '=' .. id) then
+		member, ahead = '=' .. id, 0
+	else
+		-- Listed, and the list in the roots set (fsck restores ALONE).
+		pos = listed(low, id)
+		if pos and redis.call('ZSCORE', rk, ALONE) then
+			member, ahead = ALONE, 0
+		end
+	end
 else
 	ahead = redis.call('ZRANK', ready_key(root, low), id)
 end
@@ -51,9 +96,18 @@ put('ahead', ahead and I(ahead) or '')
 local vr = redis.call('ZSCORE', rk, member)
 put('root_vr', vr)
 -- ZPOPMIN serves the lowest runtime first, equal ones in member order:
--- the member's rank.
-put('roots_ahead', vr and I(redis.call('ZRANK', rk, member)) or '')
-put('roots', I(redis.call('ZCARD', rk)))
-put('normal_roots', I(redis.call('ZCARD', roots_key('0'))))
+-- the member's rank (the list's entries ahead count as roots).
+local rank = vr and redis.call('ZRANK', rk, member)
+if rank then
+	local at = redis.call('ZRANK', rk, ALONE)
+	if member == ALONE then rank = rank + pos
+	elseif at and at < rank then
+		rank = rank - 1 + select(2, listed(low, nil))
+	end
+end
+put('roots_ahead', rank and I(rank) or '')
+local nr = waiting(low)
+put('roots', I(nr))
+put('normal_roots', I(low == '0' and nr or waiting('0')))
 put('running', I(redis.call('ZCOUNT', P .. K_leases, '-inf', '(+inf')))
 return out

@@ -11,11 +11,11 @@
 #include <string.h>
 
 /* What claim.lua reads of a root claimed alone (load_alone). */
-static const int claim_fields[] = {
-	F_STATUS,     F_TYPE,	    F_SYSTEM,	 F_LOW_PRIORITY,
-	F_ATTEMPT,    F_PROGRESS,   F_QUEUED_AT, F_CREATED_AT,
-	F_STARTED_AT, F_NOT_BEFORE, F_PAYLOAD,	 F_CHECKPOINT
-};
+static const int claim_fields[] = { F_STATUS,	     F_TYPE,	   F_SYSTEM,
+				    F_LOW_PRIORITY,  F_ATTEMPT,	   F_PROGRESS,
+				    F_QUEUED_AT,     F_CREATED_AT, F_STARTED_AT,
+				    F_NOT_BEFORE,    F_PAYLOAD,	   F_CHECKPOINT,
+				    F_CHILDREN_TOTAL };
 
 #define NCLAIM (int)(sizeof(claim_fields) / sizeof(claim_fields[0]))
 
@@ -64,9 +64,10 @@ static void reply_sv(RedisModuleCtx *ctx, struct sv v)
 }
 
 /* Claims root ID alone (claim.lua, a "=ID" entry of the roots set of
- * priority LOW): replies with its job when it was pending there (1),
- * else 0; -1 without a write when its type has limits (claim.lua takes
- * or holds it). */
+ * priority LOW or an entry of its list of roots without children):
+ * replies with its job when it may run (1, lib.lua alone_ok), else 0 (a
+ * stale entry); -1 without a write when its type has limits (claim.lua
+ * takes, holds or drops it). */
 static int claim_alone(struct call *c, const struct claim_args *a,
 		       RedisModuleString *sid, long long id, int low)
 {
@@ -82,7 +83,9 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	    !sv_is(v[F_STATUS], STATUS(S_PENDING)) ||
 	    (sv_eq(v[F_LOW_PRIORITY], "1") ? 1 : 0) != low ||
 	    !(sv_empty(v[F_LOW_PRIORITY]) || sv_eq(v[F_LOW_PRIORITY], "0") ||
-	      sv_eq(v[F_LOW_PRIORITY], "1")))
+	      sv_eq(v[F_LOW_PRIORITY], "1")) ||
+	    sv_num(v[F_CHILDREN_TOTAL]) != 0 ||
+	    sv_num(v[F_NOT_BEFORE]) > (double)c->now)
 		goto out; /* stale: the job moved on, or sits elsewhere */
 	if (limit_of(c, v[F_TYPE], &lim)) {
 		ok = -1; /* its type's limits: claim.lua's part */
@@ -133,15 +136,47 @@ out:
 	return ok;
 }
 
+/* The head of list LIST of roots without children of priority LOW, whose
+ * member "alone" is the least of its roots set (claim.lua pick): as
+ * claim_alone(), and popped unless -1. *GONE: the list has no entry
+ * left (the member leaves the set); *NONE: it had none to begin with. */
+static int claim_head(struct call *c, const struct claim_args *a,
+		      RedisModuleKey *list, int low, long long *popped,
+		      int *gone, int *none)
+{
+	RedisModuleString *e = NULL;
+	long long id;
+	int rc = 0;
+
+	if (rm_KeyType(list) == RM_KEYTYPE_LIST)
+		e = rm_ListGet(list, 0);
+	if (!e) {
+		*gone = *none = 1;
+		return 0;
+	}
+	if (parse_ll(e, &id))
+		rc = claim_alone(c, a, e, id, low);
+	if (rc >= 0) {
+		rm_FreeString(NULL, rm_ListPop(list, RM_LIST_HEAD));
+		(*popped)++;
+	}
+	rm_FreeString(NULL, e);
+	*gone = rm_KeyType(list) != RM_KEYTYPE_LIST ||
+		rm_ValueLength(list) == 0;
+	*none = 0;
+	return rc;
+}
+
 int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	struct claim_args a;
 	struct call c;
 	RedisModuleString *rk[2], **pop[2] = { NULL, NULL };
-	RedisModuleKey *roots[2];
+	RedisModuleString *ak[2];
+	RedisModuleKey *roots[2], *lists[2];
 	size_t npop[2] = { 0, 0 }, cap[2] = { 0, 0 };
-	long long est, out = 0, tries = 0, low_taken = 0;
-	int handoff = 0;
+	long long est, out = 0, tries = 0, low_taken = 0, lpop[2] = { 0, 0 };
+	int handoff = 0, found;
 
 	if (argc != 8)
 		return rm_WrongArity(ctx);
@@ -161,9 +196,20 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	rk[1] = keyf(&c, K_ROOTS_LOW);
 	roots[0] = open_rw(&c, rk[0]);
 	roots[1] = open_rw(&c, rk[1]);
+	ak[0] = keyf(&c, K_ALONE);
+	ak[1] = keyf(&c, K_ALONE_LOW);
+	lists[0] = open_rw(&c, ak[0]);
+	lists[1] = open_rw(&c, ak[1]);
+	/* lib.lua vr_served(): the floor never goes back. */
+	{
+		RedisModuleString *k = keyf(&c, K_VR_FLOOR);
+
+		c.vr_last = get_ll(&c, k, &found);
+		rm_FreeString(NULL, k);
+	}
 	while (out < a.max && tries < a.max * 4 + 8) {
 		double score = 0;
-		int low = 0;
+		int low = 0, rc = 0, gone = 1, none = 0;
 		RedisModuleString *m = first_root(roots[0], &score);
 		struct sv mv;
 		long long id;
@@ -176,42 +222,69 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		if (!m)
 			break;
 		mv = sv_of(m);
-		if (mv.n < 2 || mv.p[0] != '=') {
+		if (sv_eq(mv, "alone")) {
+			/* The list's head (claim.lua pick); the member
+			 * goes with the list's last entry. */
+			rc = claim_head(&c, &a, lists[low], low, &lpop[low],
+					&gone, &none);
+		} else if (mv.n < 2 || mv.p[0] != '=') {
 			/* A root with a ready queue: claim.lua's part. */
 			rm_FreeString(NULL, m);
 			handoff = 1;
 			break;
-		}
-		{
+		} else {
 			RedisModuleString *sid =
 				rm_CreateString(NULL, mv.p + 1, mv.n - 1);
-			int rc = parse_ll(sid, &id) ?
-					 claim_alone(&c, &a, sid, id, low) :
-					 0;
 
+			rc = parse_ll(sid, &id) ?
+				     claim_alone(&c, &a, sid, id, low) :
+				     0;
 			rm_FreeString(NULL, sid);
-			if (rc < 0) {
-				/* Left where it is, for claim.lua. */
-				rm_FreeString(NULL, m);
-				handoff = 1;
-				break;
-			}
+		}
+		if (rc < 0) {
+			/* Left where it is, for claim.lua. */
+			rm_FreeString(NULL, m);
+			handoff = 1;
+			break;
+		}
+		if (gone) {
 			rm_ZsetRem(roots[low], m, NULL);
 			grow((void **)&pop[low], &cap[low], npop[low],
 			     sizeof(*pop[0]));
 			pop[low][npop[low]++] = rm_HoldString(NULL, m);
-			c.vr_last = (long long)score;
-			c.have_vr = 1;
-			if (rc > 0) {
-				out++;
-				if (low)
-					low_taken++;
-			}
 		}
 		rm_FreeString(NULL, m);
+		if (none) {
+			/* "alone" with no list: claim.lua pops the next
+			 * member in the same try. */
+			tries--;
+			continue;
+		}
+		/* lib.lua vr_served(). */
+		if ((long long)score > c.vr_last) {
+			c.vr_last = (long long)score;
+			c.have_vr = 1;
+		}
+		if (rc > 0) {
+			out++;
+			if (low)
+				low_taken++;
+		}
 	}
-	/* The pops (ZPOPMIN in claim.lua), one ZREM per set. */
+	/* Out of tries with room left: claim.lua's wake-up. */
+	if (!handoff && out < a.max && tries >= a.max * 4 + 8)
+		c.wake = 1;
+	/* The pops (ZPOPMIN in claim.lua), one ZREM per set; one LPOP per
+	 * list. */
 	for (int low = 0; low < 2; low++) {
+		if (lpop[low]) {
+			rm_Replicate(ctx, "LPOP", "sl", ak[low], lpop[low]);
+			rm_NotifyKeyspaceEvent(ctx, RM_NOTIFY_LIST, "lpop",
+					       ak[low]);
+			notify_if_gone(&c, lists[low], ak[low]);
+		}
+		rm_CloseKey(lists[low]);
+		rm_FreeString(NULL, ak[low]);
 		if (npop[low]) {
 			rm_Replicate(ctx, "ZREM", "sv", rk[low], pop[low],
 				     npop[low]);

@@ -139,45 +139,48 @@ static void index_new(struct call *c, int sys, RedisModuleString *sid,
 	}
 }
 
-/* New roots without children wait alone, as "=ID" in the roots set of
- * their priority at the current virtual runtime floor (lib.lua
- * enqueue): one ZADD NX per set for the call, as create.lua does. */
+/* New roots without children wait in the list of roots without children
+ * of their priority, and its member "alone" in the roots set at the
+ * current virtual runtime floor (lib.lua enqueue): one RPUSH and one
+ * ZADD NX per priority for the call, as create.lua does. */
 static void enqueue_alone(struct call *c, long long floor_vr)
 {
 	for (int low = 0; low < 2; low++) {
-		RedisModuleString **v, *sc, *rk;
+		RedisModuleString *sc, *rk, *ak;
 		RedisModuleKey *key;
 		size_t n = c->nalone[low];
+		int fl = RM_ZADD_NX;
 
 		if (!n)
 			continue;
+		ak = keyf(c, low ? K_ALONE_LOW : K_ALONE);
+		key = open_rw(c, ak);
+		for (size_t i = 0; i < n; i++)
+			rm_ListPush(key, RM_LIST_TAIL, c->alone[low][i]);
+		rm_CloseKey(key);
+		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_LIST, "rpush", ak);
+		rm_Replicate(c->ctx, "RPUSH", "sv", ak, c->alone[low], n);
 		rk = keyf(c, low ? K_ROOTS_LOW : K_ROOTS);
 		sc = str_ll(floor_vr);
-		v = xalloc(sizeof(*v) * 2 * n);
-		for (size_t i = 0; i < n; i++) {
-			v[2 * i] = sc;
-			v[2 * i + 1] = c->alone[low][i];
-		}
 		key = open_rw(c, rk);
-		skiplist_begin(key);
-		for (size_t i = 0; i < n; i++) {
-			int fl = RM_ZADD_NX;
-
-			rm_ZsetAdd(key, (double)floor_vr, c->alone[low][i],
-				   &fl);
-		}
-		skiplist_end(key);
+		rm_ZsetAdd(key, (double)floor_vr, N[V_ALONE], &fl);
 		rm_CloseKey(key);
-		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd", rk);
-		rm_Replicate(c->ctx, "ZADD", "scv", rk, "NX", v, 2 * n);
+		/* As Redis: a ZADD NX that adds nothing is neither notified
+		 * nor replicated. */
+		if (fl & RM_ZADD_ADDED) {
+			rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd",
+					       rk);
+			rm_Replicate(c->ctx, "ZADD", "scss", rk, "NX", sc,
+				     N[V_ALONE]);
+		}
 		for (size_t i = 0; i < n; i++)
 			rm_FreeString(NULL, c->alone[low][i]);
 		rm_Free(c->alone[low]);
 		c->alone[low] = NULL;
 		c->nalone[low] = 0;
-		rm_Free(v);
 		rm_FreeString(NULL, sc);
 		rm_FreeString(NULL, rk);
+		rm_FreeString(NULL, ak);
 	}
 }
 
@@ -229,13 +232,10 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	c->count[S_PENDING]++;
 	{
 		int low = sv_eq(sv_of(e[4]), "1");
-		char buf[24], *p = id_text(buf, id);
 
-		*--p = '=';
 		grow((void **)&c->alone[low], &c->capalone[low], c->nalone[low],
 		     sizeof(*c->alone[0]));
-		c->alone[low][c->nalone[low]++] =
-			rm_CreateString(NULL, p, (size_t)(buf + 23 - p));
+		c->alone[low][c->nalone[low]++] = rm_HoldString(NULL, sid);
 	}
 	c->wake = 1;
 	stat_add(c, W_CREATED, sv_of(e[1]), 1);

@@ -19,6 +19,9 @@ const char *const names[NNAMES] = {
 	[V_ZERO] = "0",	     /* values: a flag off, a time reset */
 	[V_ONE] = "1",	     /* a flag on, the wake-up message */
 	[V_EMPTY] = "",	     /* an empty value */
+	/* lib.lua ALONE: the roots set's member for the list of roots
+	 * without children */
+	[V_ALONE] = "alone",
 };
 RedisModuleString *N[NNAMES];
 size_t name_len[NNAMES];

@@ -143,7 +143,7 @@ static inline void grow(void **v, size_t *cap, size_t n, size_t size)
  * values.
  */
 #define STATUS(s) (NFIELDS + (s))
-enum { V_ZERO = NFIELDS + NSTATUSES, V_ONE, V_EMPTY, NNAMES };
+enum { V_ZERO = NFIELDS + NSTATUSES, V_ONE, V_EMPTY, V_ALONE, NNAMES };
 extern const char *const names[NNAMES];
 extern RedisModuleString *N[NNAMES];
 extern size_t name_len[NNAMES];
@@ -222,12 +222,12 @@ struct call {
 	struct zkey *zk;
 	size_t nzk, capzk;
 	long long count[NSTATUSES]; /* lib.lua count_add */
-	int have_vr, wake;
+	int have_vr, wake;	    /* have_vr: the floor moved, to vr_last */
 	long long vr_last;
 	struct counters stats, mins, maxs; /* lib.lua STATS, STATS_MIN/MAX */
 	struct wait *waits;
 	size_t nwaits, capwaits;
-	RedisModuleString **alone[2]; /* create: new "=ID" roots members */
+	RedisModuleString **alone[2]; /* create: new roots without children */
 	size_t nalone[2], capalone[2];
 	RedisModuleString *keys[NCKEYS]; /* ckey(), made on first use */
 	struct ixkey *ix;		 /* lib.lua IXDEFER, by bucket */

@@ -37,9 +37,13 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 
 #define RM_KEYTYPE_EMPTY 0
 #define RM_KEYTYPE_STRING 1
+#define RM_KEYTYPE_LIST 2
 #define RM_KEYTYPE_HASH 3
 #define RM_KEYTYPE_SET 4
 #define RM_KEYTYPE_ZSET 5
+
+#define RM_LIST_HEAD 0
+#define RM_LIST_TAIL 1
 
 #define RM_POSTPONED_LEN -1
 #define RM_HASH_NONE 0
@@ -50,6 +54,7 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 
 #define RM_NOTIFY_GENERIC (1 << 2)
 #define RM_NOTIFY_STRING (1 << 3)
+#define RM_NOTIFY_LIST (1 << 4)
 #define RM_NOTIFY_HASH (1 << 6)
 #define RM_NOTIFY_ZSET (1 << 7)
 
@@ -91,6 +96,9 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(size_t, ValueLength, (RedisModuleKey *))                             \
 	X(int, HashGet, (RedisModuleKey *, int, ...))                          \
 	X(int, HashSet, (RedisModuleKey *, int, ...))                          \
+	X(int, ListPush, (RedisModuleKey *, int, RedisModuleString *))         \
+	X(RedisModuleString *, ListPop, (RedisModuleKey *, int))               \
+	X(RedisModuleString *, ListGet, (RedisModuleKey *, long))              \
 	X(int, ZsetAdd,                                                        \
 	  (RedisModuleKey *, double, RedisModuleString *, int *))              \
 	X(int, ZsetRem, (RedisModuleKey *, RedisModuleString *, int *))        \
