@@ -224,10 +224,18 @@ int jobd_ctx_fail(struct jobd_ctx *ctx, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) < 0)
 		abort();
 	va_end(ap);
+	/* The first failure is the cause: a later one (a handler that
+	 * fails to create the children it held while failing) only logs. */
 	pthread_mutex_lock(&ctx->w->mu);
-	free(ctx->message);
-	ctx->message = msg;
+	if (!ctx->message) {
+		ctx->message = msg;
+		msg = NULL;
+	}
 	pthread_mutex_unlock(&ctx->w->mu);
+	if (msg) {
+		jobd_ctx_log(ctx, JOBD_LOG_ERROR, "also: %s", msg);
+		free(msg);
+	}
 	return JOBD_HANDLER_FAILED;
 }
 

@@ -114,7 +114,9 @@ void jobd_ctx_error(struct jobd_ctx *ctx, const char *fmt, ...)
 /*
  * Sets the failure message (logged at level error with the one error that
  * a failure counts) and returns JOBD_HANDLER_FAILED, for
- * "return jobd_ctx_fail(ctx, "exited with status %d", st);".
+ * "return jobd_ctx_fail(ctx, "exited with status %d", st);". The first
+ * call of a run sets it; a later one is logged ("also: ...") and leaves
+ * the first as the cause.
  */
 int jobd_ctx_fail(struct jobd_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -247,9 +247,12 @@ bool store_redirected(struct jobd_store *st, const redisReply *r)
 		store_drop(&st->c);
 		return true;
 	}
+	/* A function names no key, so a cluster that is down refuses it
+	 * from inside the script, at its first key, before any write. */
 	if (strncmp(r->str, "ASK ", 4) == 0 ||
 	    strncmp(r->str, "TRYAGAIN", 8) == 0 ||
-	    strncmp(r->str, "CLUSTERDOWN", 11) == 0) {
+	    strncmp(r->str, "CLUSTERDOWN", 11) == 0 ||
+	    strstr(r->str, "while the cluster is down")) {
 		store_set_err(st,
 			      "redis cluster at %s: slot %d of [redis] prefix "
 			      "\"%s\" is migrating or failing over: %s",

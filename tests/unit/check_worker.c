@@ -14,6 +14,7 @@
 #include <check.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -697,6 +698,59 @@ START_TEST(test_worker_spawn_many_creates_children_once_by_key)
 }
 END_TEST
 
+/* Handler "twofail": fails, then fails again while cleaning up (as a
+ * split that cannot create the children it held). */
+static int twofail_handler(struct jobd_ctx *ctx)
+{
+	jobd_ctx_fail(ctx, "read error at line 7");
+	return jobd_ctx_fail(ctx, "cannot create chunk 3");
+}
+
+/* The first failure of a run is the job's cause; a later one is logged
+ * as it comes ("also: ..."), and does not replace it. */
+START_TEST(test_worker_first_failure_is_the_cause)
+{
+	struct jobd_log_query q = { .min_level = JOBD_LOG_ERROR };
+	struct jobd_log_result res = { 0 };
+	int64_t id, end;
+	size_t i, first = SIZE_MAX, also = SIZE_MAX;
+
+	ck_assert_int_eq(jobd_handler_register("twofail", twofail_handler), 0);
+	start(1, "[type.twofail]\nhandler = noop\n");
+	id = submit("twofail", "{}", false);
+	wait_status(id, JOBD_FINISHED, 10000);
+	end = jobd_util_mono_ms() + 5000;
+	for (;;) {
+		ck_assert_int_eq(jobd_store_logs(st, id, &q, &res), 0);
+		for (i = 0; i < res.n; i++) {
+			if (strstr(res.entries[i].msg,
+				   "read error at line 7") &&
+			    !strstr(res.entries[i].msg, "also:"))
+				first = i;
+			if (strcmp(res.entries[i].msg,
+				   "also: cannot create chunk 3") == 0)
+				also = i;
+		}
+		if (first != SIZE_MAX && also != SIZE_MAX)
+			break;
+		jobd_log_result_release(&res);
+		first = also = SIZE_MAX;
+		ck_assert_msg(jobd_util_mono_ms() < end,
+			      "no log line gives the first failure as the "
+			      "cause and the second after it");
+		jobd_test_sleep_ms(20);
+	}
+	for (i = 0; i < res.n; i++)
+		ck_assert_msg(!strstr(res.entries[i].msg,
+				      "cannot create chunk 3") ||
+				      strstr(res.entries[i].msg, "also:"),
+			      "the second failure replaced the first: %s",
+			      res.entries[i].msg);
+	jobd_log_result_release(&res);
+	teardown();
+}
+END_TEST
+
 /* Writes data file NAME of DIR: a CSV header and ROWS rows. */
 static void write_rows(const char *dir, const char *name, int rows)
 {
@@ -860,6 +914,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_worker_claims_ahead_and_hands_back_what_waits);
 	tcase_add_test(tc, test_worker_stopped_while_queued_never_starts);
 	tcase_add_test(tc, test_worker_spawn_many_creates_children_once_by_key);
+	tcase_add_test(tc, test_worker_first_failure_is_the_cause);
 	tcase_add_test(tc, test_worker_import_split_creates_chunks_in_batches);
 	tcase_add_test(
 		tc,

@@ -305,10 +305,14 @@ function applyListParams(params) {
 
 async function loadJobs() {
   const L = state.list;
+  const sort = state.sort;
   const data = await api('/api/jobs' + qs({ ...filters(), limit: $('page-size').value,
-    sort: state.sort === DEFAULT_SORT ? '' : state.sort, cursor: L.cursors[L.page] || '' }));
+    sort: sort === DEFAULT_SORT ? '' : sort, cursor: L.cursors[L.page] || '' }));
   L.next = data.next;
   L.rows = data.jobs;
+  /* The order of these rows: the headers and pager say it, not the one
+   * just asked for (its rows are on their way). */
+  L.sort = sort;
   /* A sort by a key no index holds covers the newest jobs only. */
   L.complete = data.complete !== false;
   L.examined = data.examined || 0;
@@ -317,11 +321,11 @@ async function loadJobs() {
   renderJobs();
 }
 
-function renderSortHeaders() {
-  const key = state.sort.replace(/^-/, '');
+function renderSortHeaders(sort) {
+  const key = sort.replace(/^-/, '');
   for (const th of document.querySelectorAll('#jobs-table th[data-sort]')) {
     const on = th.dataset.sort === key;
-    th.setAttribute('aria-sort', on ? (state.sort.startsWith('-') ? 'descending' : 'ascending') : 'none');
+    th.setAttribute('aria-sort', on ? (sort.startsWith('-') ? 'descending' : 'ascending') : 'none');
     th.classList.toggle('sorted', on);
   }
 }
@@ -331,7 +335,8 @@ function renderJobs() {
   const body = $('jobs-body');
   const frag = document.createDocumentFragment();
   tickers = [];
-  renderSortHeaders();
+  const sort = L.sort || state.sort;
+  renderSortHeaders(sort);
   for (const j of L.rows) {
     const at = L.at;
     const check = el('input', { type: 'checkbox', 'aria-label': 'Select job ' + j.id });
@@ -368,7 +373,7 @@ function renderJobs() {
   $('jobs-empty').hidden = L.rows.length > 0;
   $('check-all').checked = L.rows.length > 0 && L.rows.every((j) => state.selected.has(j.id));
   $('page-info').textContent = 'Page ' + (L.page + 1);
-  const byAge = state.sort === DEFAULT_SORT;
+  const byAge = sort === DEFAULT_SORT;
   $('page-first').textContent = byAge ? 'Newest' : 'First';
   $('page-prev').textContent = byAge ? '‹ Newer' : '‹ Previous';
   $('page-next').textContent = byAge ? 'Older ›' : 'Next ›';
