@@ -841,6 +841,50 @@ START_TEST(test_stale_entries_of_roots_without_children_run_nothing_twice)
 }
 END_TEST
 
+/*
+ * A claim moves a due job from the delayed set into its queue with its
+ * not_before, which stays until the job is claimed; a Redis clock that
+ * steps back (a failover to a node behind, an NTP step) reads before it
+ * again. Waiting for its time is membership of the delayed set, never
+ * the time: the root in the list is claimed (the module's claim and
+ * claim.lua), and one that gets its first child moves to its own queue
+ * (lib.lua root_to_tree) and runs. not_before set ahead by hand is the
+ * state a clock stepped back leaves.
+ */
+START_TEST(test_a_queued_job_is_claimed_when_the_clock_steps_back)
+{
+	int64_t a = create("noop", 0), p, c, ahead;
+	struct jobd_job *job = get(a);
+	size_t n;
+	struct jobd_claim *cl;
+	int ps = 0, cs = 0;
+
+	ahead = job->created_at + 3600000;
+	jobd_job_free(job);
+	rcli(fmt("HSET jobd:job:%lld not_before %lld", (long long)a,
+		 (long long)ahead));
+	ck_assert_int_eq(claim_only(a), 1);
+	job = get(a);
+	ck_assert_int_eq(job->not_before, 0);
+	jobd_job_free(job);
+
+	p = create("noop", 0);
+	rcli(fmt("HSET jobd:job:%lld not_before %lld", (long long)p,
+		 (long long)ahead));
+	c = create("noop", p);
+	cl = claim(100, 100, 60000, &n);
+	for (size_t i = 0; i < n; i++) {
+		ps += cl[i].id == p;
+		cs += cl[i].id == c;
+	}
+	jobd_store_claims_free(cl, n);
+	ck_assert_int_eq(ps, 1);
+	ck_assert_int_eq(cs, 1);
+	ck_assert_uint_eq(n, 2);
+	assert_status(p, "in_progress");
+}
+END_TEST
+
 /* A claim that spends its tries on stale entries (a cancel of many
  * waiting roots leaves them in the list) wakes the workers, which claim
  * again at once: the root behind them is not left for their next wait. */
@@ -3974,6 +4018,8 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc,
 		test_stale_entries_of_roots_without_children_run_nothing_twice);
+	tcase_add_test(tc,
+		       test_a_queued_job_is_claimed_when_the_clock_steps_back);
 	tcase_add_test(tc,
 		       test_a_lost_alone_member_comes_back_with_the_next_root);
 	tcase_add_test(tc, test_old_alone_members_and_list_entries_drain);

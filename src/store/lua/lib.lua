@@ -623,11 +623,16 @@ local function enqueue(h)
 end
 
 -- Whether pending job H waits in the delayed set: for its time, or its
--- time come and not yet moved (claim.lua moves 100 a call).
+-- time come and not yet moved (claim.lua moves 100 a call). Membership
+-- only, never its time: a claim moves a due job into its queue with its
+-- not_before, which stays until the job is claimed, and a clock that
+-- steps back (a failover to a node behind, an NTP step) may read before
+-- it again; the job's entry in its queue is then its only one. A job
+-- enters the set only with a not_before (enqueue), so one without is
+-- not looked for.
 local function is_delayed(h)
-	local nb = num(h.not_before)
-	return nb > NOW or (nb > 0 and
-		redis.call('ZSCORE', P .. K_delayed, h.id) ~= false)
+	return num(h.not_before) > 0 and
+		redis.call('ZSCORE', P .. K_delayed, h.id) ~= false
 end
 
 -- Whether pending job ID of type TY waits in P:held:TY (claim.lua).
