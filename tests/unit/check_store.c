@@ -1009,6 +1009,61 @@ START_TEST(test_claim_normal_before_low_in_one_batch)
 }
 END_TEST
 
+static long long rcli_int(const char *args);
+
+/*
+ * Each priority has its own virtual runtime floor. Low-priority jobs are
+ * claimed only when no normal one is ready, so normal claims in between
+ * must not raise the floor low-priority trees start at while the list of
+ * low-priority roots without children waits at an older score: a
+ * low-priority tree that became ready after the list's first root takes
+ * its turn before the roots that arrive after it, as a normal tree does
+ * (test_claim_serves_roots_without_children_in_order_beside_a_big_tree),
+ * and a stream of them does not starve it.
+ */
+START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
+{
+	int64_t first = create_full("noop", 0, NULL, true, NULL, NULL);
+	int64_t normal = create("noop", 0), tree, stream[6], order[6];
+
+	/* Normal claims, each charged: the normal floor rises. */
+	for (int i = 0; i < 20; i++)
+		create("noop", normal);
+	for (int i = 0; i < 21; i++) {
+		size_t n;
+		struct jobd_claim *cl = claim(1, 0, 60000, &n);
+
+		ck_assert_uint_eq(n, 1);
+		ck_assert(!cl[0].low_priority);
+		jobd_store_claims_free(cl, n);
+	}
+	ck_assert_int_gt(rcli_int("GET jobd:vr_floor"), 0);
+	tree = create_full("noop", 0, NULL, true, NULL, NULL);
+	for (int i = 0; i < 3; i++)
+		create("noop", tree); /* low priority, as its parent */
+	/* A root without children arrives before each claim. */
+	for (int i = 0; i < 6; i++) {
+		size_t n;
+		struct jobd_claim *cl;
+
+		stream[i] = create_full("noop", 0, NULL, true, NULL, NULL);
+		cl = claim(1, 1, 60000, &n);
+		ck_assert_uint_eq(n, 1);
+		ck_assert(cl[0].low_priority);
+		order[i] = cl[0].id;
+		jobd_store_claims_free(cl, n);
+	}
+	/* The tree at the floor sorts before the list, then the list in
+	 * arrival order (the tree's entry in it is stale). */
+	ck_assert_msg(order[0] == tree, "claim 0: %lld, want the tree %lld",
+		      (long long)order[0], (long long)tree);
+	ck_assert_int_eq(order[1], first);
+	for (int i = 2; i < 6; i++)
+		ck_assert_int_eq(order[i], stream[i - 2]);
+	ck_assert_int_eq(rcli_int("GET jobd:vr_floor_low"), 0);
+}
+END_TEST
+
 /* --- finish ------------------------------------------------------------ */
 
 START_TEST(test_finish_done_finishes_job)
@@ -4030,6 +4085,9 @@ static Suite *store_suite(void)
 		tc,
 		test_claim_takes_low_priority_only_when_no_normal_job_is_ready);
 	tcase_add_test(tc, test_claim_normal_before_low_in_one_batch);
+	tcase_add_test(
+		tc,
+		test_low_priority_trees_take_turns_with_roots_without_children);
 	tcase_add_test(tc, test_finish_done_finishes_job);
 	tcase_add_test(tc,
 		       test_finish_failed_without_retries_finishes_with_errors);

@@ -200,7 +200,7 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	RedisModuleKey *roots[2], *lists[2];
 	size_t npop[2] = { 0, 0 }, cap[2] = { 0, 0 };
 	long long est, out = 0, tries = 0, low_taken = 0, lpop[2] = { 0, 0 };
-	int handoff = 0, found;
+	int handoff = 0;
 
 	if (argc != 8)
 		return rm_WrongArity(ctx);
@@ -224,13 +224,6 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	ak[1] = keyf(&c, K_ALONE_LOW);
 	lists[0] = open_rw(&c, ak[0]);
 	lists[1] = open_rw(&c, ak[1]);
-	/* lib.lua vr_served(): the floor never goes back. */
-	{
-		RedisModuleString *k = keyf(&c, K_VR_FLOOR);
-
-		c.vr_last = get_ll(&c, k, &found);
-		rm_FreeString(NULL, k);
-	}
 	while (out < a.max && tries < a.max * 4 + 8) {
 		double score = 0;
 		int low = 0, rc = 0, gone = 1, none = 0;
@@ -284,11 +277,7 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 			tries--;
 			continue;
 		}
-		/* lib.lua vr_served(). */
-		if ((long long)score > c.vr_last) {
-			c.vr_last = (long long)score;
-			c.have_vr = 1;
-		}
+		vr_served(&c, (long long)score, low);
 		if (rc > 0) {
 			out++;
 			if (low)
