@@ -2851,6 +2851,40 @@ START_TEST(test_fsck_repairs_a_key_of_the_window_replaced)
 }
 END_TEST
 
+/*
+ * A root made after a change of the window has its key under the new
+ * window, in a bucket that expires after two new windows: fsck does not
+ * take it for one of the window replaced (whose keys live longer here),
+ * and neither reports nor maps back a key that expired as it should.
+ */
+START_TEST(test_fsck_leaves_a_key_made_after_the_window_changed_expired)
+{
+	int64_t a, made;
+	struct jobd_job *job;
+	struct jobd_fsck f;
+
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	set_key_window(3000);
+	create("noop", 0); /* a store with jobs keeps the old window */
+	ck_assert_int_eq(set_key_window(1000), 3000);
+	a = create_full("noop", 0, "fsck-new", false, NULL, NULL);
+	job = get(a);
+	made = job->created_at;
+	jobd_job_free(job);
+	ck_assert_int_eq(key_id("fsck-new"), a);
+	sleep_until(made + 2100);
+	ck_assert_int_eq(key_id("fsck-new"), 0);
+	ck_assert_int_eq(jobd_store_fsck(st, true, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "%s",
+		      f.nviolations ? f.violations[0] : "");
+	ck_assert_uint_eq(f.fixed, 0);
+	jobd_fsck_release(&f);
+	/* The old window's keys still live: the case the check tells. */
+	ck_assert_int_lt(redis_now(), made + 3000);
+	ck_assert_int_eq(key_id("fsck-new"), 0);
+}
+END_TEST
+
 /* The bucket of retention's index that holds root ID ended at AT
  * (lib.lua ended_bucket): "MINUTE:N", after jobd:endb:. */
 static const char *ended_bucket(int64_t id, int64_t at)
@@ -4050,6 +4084,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_create_same_key_returns_same_job);
 	tcase_add_test(tc, test_fsck_repairs_a_lost_key_mapping_from_the_job);
 	tcase_add_test(tc, test_fsck_repairs_a_key_of_the_window_replaced);
+	tcase_add_test(
+		tc,
+		test_fsck_leaves_a_key_made_after_the_window_changed_expired);
 	tcase_add_test(tc, test_key_found_after_the_key_window_changes);
 	tcase_add_test(tc,
 		       test_key_bucket_shared_by_two_windows_lives_the_longer);

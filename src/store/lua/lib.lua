@@ -1268,7 +1268,7 @@ local function flush(ttl_ms)
 end
 
 -- Per call: the idempotency keys' window and layout (keys_conf()).
-local KEYS_W, KEYS_PREV, KEYS_OLD
+local KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD
 
 -- Starts a call: its arguments and clock, and empty per-call state.
 local function begin(args)
@@ -1289,7 +1289,7 @@ local function begin(args)
 	WAKE, VR_FLOOR, VR_MOVED = false, {}, {}
 	LOG_MAX, LOGIX_SEEN = nil, nil
 	LIMITS = nil
-	KEYS_W, KEYS_PREV, KEYS_OLD = nil, nil, nil
+	KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD = nil, nil, nil, nil
 end
 
 -- The key scope of a parent's children: a restart starts a new scope, so
@@ -1318,10 +1318,13 @@ end
 -- while keys written under that one may live (key_window_prev, written
 -- by key_window.lua with the time of the change, key_window_changed: a
 -- bucket lives two of its windows, so until two old windows after the
--- change; else nil); and whether mappings of the earlier layout
--- (P:key:*) may remain: backfill.lua's keys step moves them, and until
--- it is done a lookup reads them too (KEYS_W, KEYS_PREV, KEYS_OLD:
--- declared before begin(), which resets them).
+-- change; else nil); the time of that change, while its windows differ
+-- (kept after the replaced window's keys have expired: a root made
+-- before it had its key under that window, fsck.lua); and whether
+-- mappings of the earlier layout (P:key:*) may remain: backfill.lua's
+-- keys step moves them, and until it is done a lookup reads them too
+-- (KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD: declared before begin(),
+-- which resets them).
 local function window_of(v)
 	local w = tonumber(v or '')
 	if not w or w < 1 or w >= 9e15 then return nil end
@@ -1334,8 +1337,9 @@ local function keys_conf()
 			'key_window_prev', 'key_window_changed')
 		KEYS_W = window_of(c[1]) or N_KEY_WINDOW
 		local prev, at = window_of(c[2]), tonumber(c[3] or '')
-		if prev and at and prev ~= KEYS_W and NOW < at + 2 * prev then
-			KEYS_PREV = prev
+		if prev and at and prev ~= KEYS_W then
+			KEYS_CHANGED = at
+			if NOW < at + 2 * prev then KEYS_PREV = prev end
 		end
 		KEYS_OLD = redis.call('HGET', P .. ':backfill', 'keys') ~= 'done'
 	end
