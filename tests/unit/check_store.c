@@ -841,6 +841,50 @@ START_TEST(test_stale_entries_of_roots_without_children_run_nothing_twice)
 }
 END_TEST
 
+/*
+ * A claim moves a due job from the delayed set into its queue with its
+ * not_before, which stays until the job is claimed; a Redis clock that
+ * steps back (a failover to a node behind, an NTP step) reads before it
+ * again. Waiting for its time is membership of the delayed set, never
+ * the time: the root in the list is claimed (the module's claim and
+ * claim.lua), and one that gets its first child moves to its own queue
+ * (lib.lua root_to_tree) and runs. not_before set ahead by hand is the
+ * state a clock stepped back leaves.
+ */
+START_TEST(test_a_queued_job_is_claimed_when_the_clock_steps_back)
+{
+	int64_t a = create("noop", 0), p, c, ahead;
+	struct jobd_job *job = get(a);
+	size_t n;
+	struct jobd_claim *cl;
+	int ps = 0, cs = 0;
+
+	ahead = job->created_at + 3600000;
+	jobd_job_free(job);
+	rcli(fmt("HSET jobd:job:%lld not_before %lld", (long long)a,
+		 (long long)ahead));
+	ck_assert_int_eq(claim_only(a), 1);
+	job = get(a);
+	ck_assert_int_eq(job->not_before, 0);
+	jobd_job_free(job);
+
+	p = create("noop", 0);
+	rcli(fmt("HSET jobd:job:%lld not_before %lld", (long long)p,
+		 (long long)ahead));
+	c = create("noop", p);
+	cl = claim(100, 100, 60000, &n);
+	for (size_t i = 0; i < n; i++) {
+		ps += cl[i].id == p;
+		cs += cl[i].id == c;
+	}
+	jobd_store_claims_free(cl, n);
+	ck_assert_int_eq(ps, 1);
+	ck_assert_int_eq(cs, 1);
+	ck_assert_uint_eq(n, 2);
+	assert_status(p, "in_progress");
+}
+END_TEST
+
 /* A claim that spends its tries on stale entries (a cancel of many
  * waiting roots leaves them in the list) wakes the workers, which claim
  * again at once: the root behind them is not left for their next wait. */
@@ -962,6 +1006,61 @@ START_TEST(test_claim_normal_before_low_in_one_batch)
 	ck_assert_int_eq(cl[0].id, normal);
 	ck_assert_int_eq(cl[1].id, low);
 	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+static long long rcli_int(const char *args);
+
+/*
+ * Each priority has its own virtual runtime floor. Low-priority jobs are
+ * claimed only when no normal one is ready, so normal claims in between
+ * must not raise the floor low-priority trees start at while the list of
+ * low-priority roots without children waits at an older score: a
+ * low-priority tree that became ready after the list's first root takes
+ * its turn before the roots that arrive after it, as a normal tree does
+ * (test_claim_serves_roots_without_children_in_order_beside_a_big_tree),
+ * and a stream of them does not starve it.
+ */
+START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
+{
+	int64_t first = create_full("noop", 0, NULL, true, NULL, NULL);
+	int64_t normal = create("noop", 0), tree, stream[6], order[6];
+
+	/* Normal claims, each charged: the normal floor rises. */
+	for (int i = 0; i < 20; i++)
+		create("noop", normal);
+	for (int i = 0; i < 21; i++) {
+		size_t n;
+		struct jobd_claim *cl = claim(1, 0, 60000, &n);
+
+		ck_assert_uint_eq(n, 1);
+		ck_assert(!cl[0].low_priority);
+		jobd_store_claims_free(cl, n);
+	}
+	ck_assert_int_gt(rcli_int("GET jobd:vr_floor"), 0);
+	tree = create_full("noop", 0, NULL, true, NULL, NULL);
+	for (int i = 0; i < 3; i++)
+		create("noop", tree); /* low priority, as its parent */
+	/* A root without children arrives before each claim. */
+	for (int i = 0; i < 6; i++) {
+		size_t n;
+		struct jobd_claim *cl;
+
+		stream[i] = create_full("noop", 0, NULL, true, NULL, NULL);
+		cl = claim(1, 1, 60000, &n);
+		ck_assert_uint_eq(n, 1);
+		ck_assert(cl[0].low_priority);
+		order[i] = cl[0].id;
+		jobd_store_claims_free(cl, n);
+	}
+	/* The tree at the floor sorts before the list, then the list in
+	 * arrival order (the tree's entry in it is stale). */
+	ck_assert_msg(order[0] == tree, "claim 0: %lld, want the tree %lld",
+		      (long long)order[0], (long long)tree);
+	ck_assert_int_eq(order[1], first);
+	for (int i = 2; i < 6; i++)
+		ck_assert_int_eq(order[i], stream[i - 2]);
+	ck_assert_int_eq(rcli_int("GET jobd:vr_floor_low"), 0);
 }
 END_TEST
 
@@ -2752,6 +2851,40 @@ START_TEST(test_fsck_repairs_a_key_of_the_window_replaced)
 }
 END_TEST
 
+/*
+ * A root made after a change of the window has its key under the new
+ * window, in a bucket that expires after two new windows: fsck does not
+ * take it for one of the window replaced (whose keys live longer here),
+ * and neither reports nor maps back a key that expired as it should.
+ */
+START_TEST(test_fsck_leaves_a_key_made_after_the_window_changed_expired)
+{
+	int64_t a, made;
+	struct jobd_job *job;
+	struct jobd_fsck f;
+
+	ck_assert_int_eq(jobd_store_backfill_pending(st), 0);
+	set_key_window(3000);
+	create("noop", 0); /* a store with jobs keeps the old window */
+	ck_assert_int_eq(set_key_window(1000), 3000);
+	a = create_full("noop", 0, "fsck-new", false, NULL, NULL);
+	job = get(a);
+	made = job->created_at;
+	jobd_job_free(job);
+	ck_assert_int_eq(key_id("fsck-new"), a);
+	sleep_until(made + 2100);
+	ck_assert_int_eq(key_id("fsck-new"), 0);
+	ck_assert_int_eq(jobd_store_fsck(st, true, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "%s",
+		      f.nviolations ? f.violations[0] : "");
+	ck_assert_uint_eq(f.fixed, 0);
+	jobd_fsck_release(&f);
+	/* The old window's keys still live: the case the check tells. */
+	ck_assert_int_lt(redis_now(), made + 3000);
+	ck_assert_int_eq(key_id("fsck-new"), 0);
+}
+END_TEST
+
 /* The bucket of retention's index that holds root ID ended at AT
  * (lib.lua ended_bucket): "MINUTE:N", after jobd:endb:. */
 static const char *ended_bucket(int64_t id, int64_t at)
@@ -3951,6 +4084,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_create_same_key_returns_same_job);
 	tcase_add_test(tc, test_fsck_repairs_a_lost_key_mapping_from_the_job);
 	tcase_add_test(tc, test_fsck_repairs_a_key_of_the_window_replaced);
+	tcase_add_test(
+		tc,
+		test_fsck_leaves_a_key_made_after_the_window_changed_expired);
 	tcase_add_test(tc, test_key_found_after_the_key_window_changes);
 	tcase_add_test(tc,
 		       test_key_bucket_shared_by_two_windows_lives_the_longer);
@@ -3975,6 +4111,8 @@ static Suite *store_suite(void)
 		tc,
 		test_stale_entries_of_roots_without_children_run_nothing_twice);
 	tcase_add_test(tc,
+		       test_a_queued_job_is_claimed_when_the_clock_steps_back);
+	tcase_add_test(tc,
 		       test_a_lost_alone_member_comes_back_with_the_next_root);
 	tcase_add_test(tc, test_old_alone_members_and_list_entries_drain);
 	tcase_add_test(
@@ -3984,6 +4122,9 @@ static Suite *store_suite(void)
 		tc,
 		test_claim_takes_low_priority_only_when_no_normal_job_is_ready);
 	tcase_add_test(tc, test_claim_normal_before_low_in_one_batch);
+	tcase_add_test(
+		tc,
+		test_low_priority_trees_take_turns_with_roots_without_children);
 	tcase_add_test(tc, test_finish_done_finishes_job);
 	tcase_add_test(tc,
 		       test_finish_failed_without_retries_finishes_with_errors);

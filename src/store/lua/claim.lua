@@ -186,7 +186,7 @@ while #out < max and tries < max * 4 + 8 do
 		id, root, vr, more, alone = pick('1')
 	end
 	if id == nil then break end
-	vr_served(vr)
+	vr_served(vr, low)
 	local h
 	if alone then h = load_alone(id) else h = load_claim(id) end
 	if h then h.root = root end
@@ -208,15 +208,21 @@ while #out < max and tries < max * 4 + 8 do
 	end
 	-- A root alone leaves the roots set with its run: nothing to charge.
 	-- Should it become ready again, it starts at the current minimum.
-	local charge = 0
+	-- A root of the other priority keeps its own virtual runtime: this
+	-- one counts on this priority's floor (lib.lua enqueue).
+	local charge, mine = 0, true
 	if ok and not alone then
-		local avg = id == root and num(h.avg_ms) or
-			num(redis.call('HGET', jkey(root), F_avg_ms))
+		local avg
+		if id == root then avg = num(h.avg_ms)
+		else
+			local v = redis.call('HMGET', jkey(root), F_avg_ms, F_low_priority)
+			avg, mine = num(v[1]), (v[2] == '1' and '1' or '0') == low
+		end
 		charge = avg > 0 and avg or estimate
 	end
 	if more then
 		redis.call('ZADD', roots_key(low), I(vr + charge), root)
-	elseif ok and id ~= root then
+	elseif ok and id ~= root and mine then
 		redis.call('HSET', jkey(root), F_vruntime, I(vr + charge))
 	end
 	if ok then

@@ -50,7 +50,7 @@ local function alone_flush()
 				redis.call('RPUSH', alone_key(low),
 					unpack(ids, i, math.min(i + 3999, #ids)))
 			end
-			redis.call('ZADD', roots_key(low), 'NX', I(vr_floor()), ALONE)
+			redis.call('ZADD', roots_key(low), 'NX', I(vr_floor(low)), ALONE)
 			ALONE_IDS[low] = {}
 		end
 	end

@@ -22,9 +22,10 @@
 -- (running, not waiting for children); the last call checks the entries
 -- of the slots and held sets themselves. A job's idempotency key
 -- (docs/redis-keys.md, "Idempotency keys") finds it: a root's, when the
--- root was made in the current or the previous key window (or in those
--- of the window a change replaced, while its keys live), in its window's
--- bucket (repair: mapped there); a child's in its parent's
+-- root was made in the current or the previous key window under the
+-- window it was made under (the current one, or for a root made before
+-- a change of the window, the one the change replaced, while its keys
+-- live), in that window's bucket (repair: mapped there); a child's in its parent's
 -- P:ckeys, under its run's field (repair, for a child of the parent's
 -- current run: mapped). Not checked while keys of an earlier version
 -- wait to be moved (backfill.lua). Work per call is bounded by COUNT
@@ -130,11 +131,19 @@ for n = from, last do
 		if h.key ~= '' and not KEYS_OLD and h.parent == '' then
 			local made = num(h.created_at)
 			local other = key_find(h.key)
-			-- The window whose lookup reads the bucket of MADE: the
-			-- current one, or the one it replaced while its keys live.
+			-- The window its key was made under and whose lookup
+			-- reads the bucket of MADE while the key lives: the one
+			-- a change replaced for a root made before the change
+			-- (none once its keys have expired), else the current
+			-- one. A key made under the other window lives as long
+			-- as that window says: its expiry is no fault.
 			local w = nil
-			for _, c in ipairs({KEYS_W, KEYS_PREV}) do
-				if not w and made >= NOW - NOW % c - c then w = c end
+			if KEYS_CHANGED and made < KEYS_CHANGED then
+				if KEYS_PREV and made >= NOW - NOW % KEYS_PREV - KEYS_PREV then
+					w = KEYS_PREV
+				end
+			elseif made >= NOW - NOW % KEYS_W - KEYS_W then
+				w = KEYS_W
 			end
 			-- Another job with the key is no fault: one whose mapping
 			-- an operator deleted is made again.

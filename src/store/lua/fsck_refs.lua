@@ -219,7 +219,7 @@ if what == 'alone' or what == 'alone_low' then
 		bad[#bad + 1] = key .. ': not in ' .. rk .. ' (no member ' .. ALONE ..
 			'): its roots wait for no claim'
 		if repair then
-			redis.call('ZADD', rk, I(vr_floor()), ALONE)
+			redis.call('ZADD', rk, I(vr_floor(low)), ALONE)
 			fixed = fixed + 1
 		end
 	end

@@ -511,21 +511,42 @@ local function alone_key(low)
 	return P .. (low == '1' and K_alone_low or K_alone)
 end
 
--- The virtual runtime at which a root that becomes ready starts: the
--- highest served root's (read once per call). It never goes back, as
--- CFS's min_vruntime: settle_charge() may lower a waiting root below it,
--- and serving that root must not lower the floor, or a root without
--- children that arrives next would start below the roots waiting in the
--- list at the floor, where one list cannot keep their order.
-local VR_FLOOR = nil
-local VR_MOVED = false
-local function vr_floor()
-	if not VR_FLOOR then VR_FLOOR = num(redis.call('GET', P .. K_vr_floor)) end
-	return VR_FLOOR
+-- The virtual runtime at which a root of priority LOW that becomes
+-- ready starts: the highest served root's of its roots set, P:vr_floor
+-- or P:vr_floor_low (read once per call: VR_FLOOR[LOW]). It never goes
+-- back, as CFS's min_vruntime: settle_charge() may lower a waiting root
+-- below it, and serving that root must not lower the floor, or a root
+-- without children that arrives next would start below the roots
+-- waiting in the list at the floor, where one list cannot keep their
+-- order. One per priority: low-priority roots are served only while
+-- P:roots is empty, so normal claims would raise a shared floor while
+-- P:roots_low's ALONE waits at an older score, and every later entry of
+-- its list would run before the low-priority roots that became ready at
+-- the higher floor.
+local VR_FLOOR, VR_MOVED = {}, {}
+local function vr_floor(low)
+	low = low == '1' and '1' or '0'
+	local fl = VR_FLOOR[low]
+	if fl then return fl end
+	local v = redis.call('GET', P .. (low == '1' and K_vr_floor_low or K_vr_floor))
+	if not v and low == '1' then
+		-- A store from before the floor of low priority: its
+		-- low-priority roots entered at the shared floor, where this
+		-- one starts, and written at once, so that normal claims no
+		-- longer move it. (At 0, the roots that waited would wait
+		-- behind every low-priority root until its floor reached
+		-- theirs.)
+		v = redis.call('GET', P .. K_vr_floor)
+		VR_MOVED[low] = true
+	end
+	fl = num(v)
+	VR_FLOOR[low] = fl
+	return fl
 end
--- A root was served at virtual runtime VR (claim.lua).
-local function vr_served(vr)
-	if vr > vr_floor() then VR_FLOOR, VR_MOVED = vr, true end
+-- A root of priority LOW was served at virtual runtime VR (claim.lua).
+local function vr_served(vr, low)
+	low = low == '1' and '1' or '0'
+	if vr > vr_floor(low) then VR_FLOOR[low], VR_MOVED[low] = vr, true end
 end
 
 -- The per-type limits (docs/job-types.md, "Limits"), read once per call
@@ -602,7 +623,7 @@ local function enqueue(h)
 	WAKE = true
 	local rk = roots_key(h.low_priority)
 	if h.id == h.root and num(h.children_total) == 0 then
-		local fl, own = vr_floor(), num(h.vruntime)
+		local fl, own = vr_floor(h.low_priority), num(h.vruntime)
 		if own > fl then
 			redis.call('ZADD', rk, 'NX', I(own), '=' .. h.id)
 		else
@@ -616,18 +637,27 @@ local function enqueue(h)
 	-- (root_to_tree).
 	local rq = ready_key(h.root, h.low_priority)
 	if not redis.call('ZSCORE', rk, h.root) then
-		local own = num(redis.call('HGET', jkey(h.root), F_vruntime))
-		redis.call('ZADD', rk, I(max(vr_floor(), own)), h.root)
+		-- The root's own virtual runtime counts on its own priority's
+		-- floor: a job moved to the other priority (set_low) enters
+		-- that priority's roots set at its floor.
+		local v = redis.call('HMGET', jkey(h.root), F_vruntime, F_low_priority)
+		local own = ((v[2] == '1') == (h.low_priority == '1')) and num(v[1]) or 0
+		redis.call('ZADD', rk, I(max(vr_floor(h.low_priority), own)), h.root)
 	end
 	redis.call('ZADD', rq, h.id, h.id)
 end
 
 -- Whether pending job H waits in the delayed set: for its time, or its
--- time come and not yet moved (claim.lua moves 100 a call).
+-- time come and not yet moved (claim.lua moves 100 a call). Membership
+-- only, never its time: a claim moves a due job into its queue with its
+-- not_before, which stays until the job is claimed, and a clock that
+-- steps back (a failover to a node behind, an NTP step) may read before
+-- it again; the job's entry in its queue is then its only one. A job
+-- enters the set only with a not_before (enqueue), so one without is
+-- not looked for.
 local function is_delayed(h)
-	local nb = num(h.not_before)
-	return nb > NOW or (nb > 0 and
-		redis.call('ZSCORE', P .. K_delayed, h.id) ~= false)
+	return num(h.not_before) > 0 and
+		redis.call('ZSCORE', P .. K_delayed, h.id) ~= false
 end
 
 -- Whether pending job ID of type TY waits in P:held:TY (claim.lua).
@@ -651,7 +681,7 @@ local function root_to_tree(p)
 	local rk = roots_key(low)
 	local sc = redis.call('ZSCORE', rk, '=' .. p.id)
 	if sc then redis.call('ZREM', rk, '=' .. p.id)
-	else sc = I(max(vr_floor(), num(p.vruntime))) end
+	else sc = I(max(vr_floor(low), num(p.vruntime))) end
 	redis.call('ZADD', rk, 'NX', sc, p.id)
 	redis.call('ZADD', ready_key(p.id, low), p.id, p.id)
 	WAKE = true
@@ -1158,7 +1188,17 @@ local function set_low(h, actor, top, low)
 	if h.low_priority == low then return nil end
 	local queued = h.status == S_PENDING
 	if queued then dequeue(h) end
-	redis.call('HSET', jkey(h.id), F_low_priority, low)
+	local f = {F_low_priority, low}
+	-- A root's virtual runtime counts on its priority's floor: it keeps
+	-- its lead over the floor it leaves, as CFS moves a task between run
+	-- queues, and so enters the other priority at that one's floor, not
+	-- far above it (normal roots run on a higher floor) nor below.
+	if h.id == h.root and num(h.vruntime) > 0 then
+		h.vruntime = max(0, num(h.vruntime) - vr_floor(h.low_priority)) +
+			vr_floor(low)
+		f[#f + 1] = F_vruntime; f[#f + 1] = I(h.vruntime)
+	end
+	redis.call('HSET', jkey(h.id), unpack(f))
 	h.low_priority = low
 	if queued then enqueue(h) end
 	joblog(h.id, 'info', h.attempt, (low == '1' and 'low priority set by ' or 'low priority removed by ') .. actor)
@@ -1219,7 +1259,8 @@ local function flush(ttl_ms)
 	for st, d in pairs(COUNT) do
 		if d ~= 0 then redis.call('HINCRBY', P .. K_count, st, d) end
 	end
-	if VR_MOVED then redis.call('SET', P .. K_vr_floor, I(VR_FLOOR)) end
+	if VR_MOVED['0'] then redis.call('SET', P .. K_vr_floor, I(VR_FLOOR['0'])) end
+	if VR_MOVED['1'] then redis.call('SET', P .. K_vr_floor_low, I(VR_FLOOR['1'])) end
 	if WAKE then redis.call('PUBLISH', P .. K_wake, '1') end
 	-- Last: statistics read older data (a roll-up), so whatever they meet
 	-- cannot stop the transition's own writes half way.
@@ -1227,7 +1268,7 @@ local function flush(ttl_ms)
 end
 
 -- Per call: the idempotency keys' window and layout (keys_conf()).
-local KEYS_W, KEYS_PREV, KEYS_OLD
+local KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD
 
 -- Starts a call: its arguments and clock, and empty per-call state.
 local function begin(args)
@@ -1245,10 +1286,10 @@ local function begin(args)
 	ZDEFER, ZKEYS = {}, {}
 	IXDEFER, IXNAMES = {}, {}
 	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
-	WAKE, VR_FLOOR, VR_MOVED = false, nil, false
+	WAKE, VR_FLOOR, VR_MOVED = false, {}, {}
 	LOG_MAX, LOGIX_SEEN = nil, nil
 	LIMITS = nil
-	KEYS_W, KEYS_PREV, KEYS_OLD = nil, nil, nil
+	KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD = nil, nil, nil, nil
 end
 
 -- The key scope of a parent's children: a restart starts a new scope, so
@@ -1277,10 +1318,13 @@ end
 -- while keys written under that one may live (key_window_prev, written
 -- by key_window.lua with the time of the change, key_window_changed: a
 -- bucket lives two of its windows, so until two old windows after the
--- change; else nil); and whether mappings of the earlier layout
--- (P:key:*) may remain: backfill.lua's keys step moves them, and until
--- it is done a lookup reads them too (KEYS_W, KEYS_PREV, KEYS_OLD:
--- declared before begin(), which resets them).
+-- change; else nil); the time of that change, while its windows differ
+-- (kept after the replaced window's keys have expired: a root made
+-- before it had its key under that window, fsck.lua); and whether
+-- mappings of the earlier layout (P:key:*) may remain: backfill.lua's
+-- keys step moves them, and until it is done a lookup reads them too
+-- (KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD: declared before begin(),
+-- which resets them).
 local function window_of(v)
 	local w = tonumber(v or '')
 	if not w or w < 1 or w >= 9e15 then return nil end
@@ -1293,8 +1337,9 @@ local function keys_conf()
 			'key_window_prev', 'key_window_changed')
 		KEYS_W = window_of(c[1]) or N_KEY_WINDOW
 		local prev, at = window_of(c[2]), tonumber(c[3] or '')
-		if prev and at and prev ~= KEYS_W and NOW < at + 2 * prev then
-			KEYS_PREV = prev
+		if prev and at and prev ~= KEYS_W then
+			KEYS_CHANGED = at
+			if NOW < at + 2 * prev then KEYS_PREV = prev end
 		end
 		KEYS_OLD = redis.call('HGET', P .. ':backfill', 'keys') ~= 'done'
 	end

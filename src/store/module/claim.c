@@ -52,6 +52,30 @@ static RedisModuleString *first_root(RedisModuleKey *key, double *score)
 	return m;
 }
 
+/* lib.lua is_delayed(): whether job SID, with not_before NB, waits in
+ * P:delayed. Membership, never its time: a due job moved into its list
+ * keeps its not_before until it is claimed, and a clock that steps back
+ * reads before it again. The due ones are claim.lua's (retries_due), so
+ * a member here waits for its time: an entry of the list left behind
+ * by a run that failed and waits for its retry. */
+static int is_delayed(struct call *c, RedisModuleString *sid, struct sv nb)
+{
+	RedisModuleString *k;
+	RedisModuleKey *key;
+	double score;
+	int in;
+
+	if (sv_num(nb) <= 0)
+		return 0;
+	k = keyf(c, K_DELAYED);
+	key = rm_OpenKey(c->ctx, k, RM_READ);
+	in = rm_KeyType(key) == RM_KEYTYPE_ZSET &&
+	     rm_ZsetScore(key, sid, &score) == RM_OK;
+	rm_CloseKey(key);
+	rm_FreeString(NULL, k);
+	return in;
+}
+
 struct claim_args {
 	RedisModuleString *instance;
 	long long ttl, lease, max, max_low;
@@ -85,7 +109,7 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	    !(sv_empty(v[F_LOW_PRIORITY]) || sv_eq(v[F_LOW_PRIORITY], "0") ||
 	      sv_eq(v[F_LOW_PRIORITY], "1")) ||
 	    sv_num(v[F_CHILDREN_TOTAL]) != 0 ||
-	    sv_num(v[F_NOT_BEFORE]) > (double)c->now)
+	    is_delayed(c, sid, v[F_NOT_BEFORE]))
 		goto out; /* stale: the job moved on, or sits elsewhere */
 	if (limit_of(c, v[F_TYPE], &lim)) {
 		ok = -1; /* its type's limits: claim.lua's part */
@@ -176,7 +200,7 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	RedisModuleKey *roots[2], *lists[2];
 	size_t npop[2] = { 0, 0 }, cap[2] = { 0, 0 };
 	long long est, out = 0, tries = 0, low_taken = 0, lpop[2] = { 0, 0 };
-	int handoff = 0, found;
+	int handoff = 0;
 
 	if (argc != 8)
 		return rm_WrongArity(ctx);
@@ -200,13 +224,6 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	ak[1] = keyf(&c, K_ALONE_LOW);
 	lists[0] = open_rw(&c, ak[0]);
 	lists[1] = open_rw(&c, ak[1]);
-	/* lib.lua vr_served(): the floor never goes back. */
-	{
-		RedisModuleString *k = keyf(&c, K_VR_FLOOR);
-
-		c.vr_last = get_ll(&c, k, &found);
-		rm_FreeString(NULL, k);
-	}
 	while (out < a.max && tries < a.max * 4 + 8) {
 		double score = 0;
 		int low = 0, rc = 0, gone = 1, none = 0;
@@ -260,11 +277,7 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 			tries--;
 			continue;
 		}
-		/* lib.lua vr_served(). */
-		if ((long long)score > c.vr_last) {
-			c.vr_last = (long long)score;
-			c.have_vr = 1;
-		}
+		vr_served(&c, (long long)score, low);
 		if (rc > 0) {
 			out++;
 			if (low)

@@ -143,16 +143,18 @@ static void index_new(struct call *c, int sys, RedisModuleString *sid,
  * of their priority, and its member "alone" in the roots set at the
  * current virtual runtime floor (lib.lua enqueue): one RPUSH and one
  * ZADD NX per priority for the call, as create.lua does. */
-static void enqueue_alone(struct call *c, long long floor_vr)
+static void enqueue_alone(struct call *c)
 {
 	for (int low = 0; low < 2; low++) {
 		RedisModuleString *sc, *rk, *ak;
 		RedisModuleKey *key;
 		size_t n = c->nalone[low];
 		int fl = RM_ZADD_NX;
+		long long floor_vr;
 
 		if (!n)
 			continue;
+		floor_vr = vr_floor(c, low);
 		ak = keyf(c, low ? K_ALONE_LOW : K_ALONE);
 		key = open_rw(c, ak);
 		for (size_t i = 0; i < n; i++)
@@ -454,7 +456,7 @@ static void key_map(struct call *c, const struct keys *ks, struct sv key,
 int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	struct call c;
-	long long ttl, n, t, next_id, floor_vr;
+	long long ttl, n, t, next_id;
 	RedisModuleString **pol, *k, *v;
 	struct sv *f;
 	struct keys ks;
@@ -492,9 +494,6 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	set_string(&c, k, v);
 	rm_FreeString(NULL, v);
 	rm_FreeString(NULL, k);
-	k = keyf(&c, K_VR_FLOOR);
-	floor_vr = get_ll(&c, k, &found);
-	rm_FreeString(NULL, k);
 	keys_conf(&c, &ks);
 	for (long long i = 0; i < n; i++) {
 		const struct sv *fi = f + i * NJ;
@@ -522,7 +521,7 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 			rm_FreeString(NULL, sid);
 		}
 	}
-	enqueue_alone(&c, floor_vr);
+	enqueue_alone(&c);
 	flush(&c);
 	call_end(&c);
 	rm_ReplyWithArray(ctx, n);

@@ -750,6 +750,36 @@ long long get_ll(struct call *c, RedisModuleString *k, int *found)
 	return n;
 }
 
+long long vr_floor(struct call *c, int low)
+{
+	RedisModuleString *k;
+	int found;
+
+	if (c->vr_read[low])
+		return c->vr_last[low];
+	k = keyf(c, low ? K_VR_FLOOR_LOW : K_VR_FLOOR);
+	c->vr_last[low] = get_ll(c, k, &found);
+	rm_FreeString(NULL, k);
+	if (!found && low) {
+		/* A store from before the floor of low priority: it starts
+		 * at the shared floor, written at once. */
+		k = keyf(c, K_VR_FLOOR);
+		c->vr_last[low] = get_ll(c, k, &found);
+		rm_FreeString(NULL, k);
+		c->have_vr[low] = 1;
+	}
+	c->vr_read[low] = 1;
+	return c->vr_last[low];
+}
+
+void vr_served(struct call *c, long long vr, int low)
+{
+	if (vr > vr_floor(c, low)) {
+		c->vr_last[low] = vr;
+		c->have_vr[low] = 1;
+	}
+}
+
 /* HINCRBY of every counter of S (one replicated HSET of the results);
  * true when one of them created its field. */
 static int hincr_all(RedisModuleKey *key, const struct counters *s,
@@ -1057,10 +1087,13 @@ void flush(struct call *c)
 		for (size_t i = 0; i < nfv; i++)
 			rm_FreeString(NULL, fv[i]);
 	}
-	if (c->have_vr) {
-		RedisModuleString *k = keyf(c, K_VR_FLOOR);
-		RedisModuleString *v = str_ll(c->vr_last);
+	for (int low = 0; low < 2; low++) {
+		RedisModuleString *k, *v;
 
+		if (!c->have_vr[low])
+			continue;
+		k = keyf(c, low ? K_VR_FLOOR_LOW : K_VR_FLOOR);
+		v = str_ll(c->vr_last[low]);
 		set_string(c, k, v);
 		rm_FreeString(NULL, v);
 		rm_FreeString(NULL, k);

@@ -222,8 +222,11 @@ struct call {
 	struct zkey *zk;
 	size_t nzk, capzk;
 	long long count[NSTATUSES]; /* lib.lua count_add */
-	int have_vr, wake;	    /* have_vr: the floor moved, to vr_last */
-	long long vr_last;
+	int wake;
+	/* lib.lua VR_FLOOR, VR_MOVED: per priority (0 normal, 1 low), the
+	 * floor read (vr_read), the floor (vr_last), whether it moved */
+	int vr_read[2], have_vr[2];
+	long long vr_last[2];
 	struct counters stats, mins, maxs; /* lib.lua STATS, STATS_MIN/MAX */
 	struct wait *waits;
 	size_t nwaits, capwaits;
@@ -342,6 +345,13 @@ long long key_ll(RedisModuleKey *key, int *found);
 
 /* String key K as a number; *found 0: absent. */
 long long get_ll(struct call *c, RedisModuleString *k, int *found);
+
+/* lib.lua vr_floor(): the virtual runtime floor of priority LOW (0
+ * normal, 1 low), read once per call; vr_served(): a root of priority
+ * LOW was served at VR, and the floor never goes back. flush() writes
+ * the floors that moved. */
+long long vr_floor(struct call *c, int low);
+void vr_served(struct call *c, long long vr, int low);
 
 /* lib.lua flush(): listing indexes, other indexes, status counters, the virtual runtime floor,
  * the wake-up, statistics. */
