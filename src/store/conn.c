@@ -543,10 +543,19 @@ static int cluster_detect(struct jobd_store *st, char *errstr,
 			 strpbrk(conf->prefix, "{}") ? "jobd" : conf->prefix);
 		return -1;
 	}
-	snprintf(seeds, sizeof(seeds), "%s%s%s",
-		 st->addr.unix_socket ? "" : conf->redis_address,
-		 !st->addr.unix_socket && conf->redis_cluster_seeds ? "," : "",
-		 conf->redis_cluster_seeds ? conf->redis_cluster_seeds : "");
+	if ((size_t)snprintf(
+		    seeds, sizeof(seeds), "%s%s%s",
+		    st->addr.unix_socket ? "" : conf->redis_address,
+		    !st->addr.unix_socket && conf->redis_cluster_seeds ? "," :
+									 "",
+		    conf->redis_cluster_seeds ? conf->redis_cluster_seeds :
+						"") >= sizeof(seeds)) {
+		snprintf(errstr, errstr_size,
+			 "[redis] cluster_seeds: the address and the seeds are "
+			 "longer than %zu bytes in all",
+			 sizeof(seeds) - 1);
+		return -1;
+	}
 	opts.user = conf->redis_user;
 	opts.password = conf->redis_password;
 	opts.timeout_ms = st->timeout_ms;
