@@ -203,7 +203,10 @@ ingest() {
 		deadline=$((SECONDS + 120))
 		while n=$(count) && [ "$n" -lt "$target" ]; do
 			[ "$SECONDS" -lt "$deadline" ] ||
-				fail "$name: $n jobs, not $target, 120 s into burst $r (see $work/$c.log)"
+				fail "$name: $n jobs, not $target, 120 s into burst $r; its log:
+$(tail -n 30 "$work/$c.log")
+the broker's host:
+$(tail -n 10 "$work/host.log")"
 			kill -CONT "$pid"
 			sleep 0.02
 			kill -STOP "$pid"
