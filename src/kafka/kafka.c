@@ -201,14 +201,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		/* a partition assigned during backpressure starts paused */
 		if (kc->paused)
 			rd_kafka_pause_partitions(rk, parts);
-		jobd_debug("kafka: %d partitions assigned", parts->cnt);
+		jobd_info("kafka: %d partitions assigned", parts->cnt);
 		break;
 	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
 		if (coop)
 			error = rd_kafka_incremental_unassign(rk, parts);
 		else
 			aerr = rd_kafka_assign(rk, NULL);
-		jobd_debug("kafka: %d partitions revoked", parts->cnt);
+		jobd_info("kafka: %d partitions revoked", parts->cnt);
 		break;
 	default:
 		jobd_warn("kafka: rebalance failed: %s", rd_kafka_err2str(err));

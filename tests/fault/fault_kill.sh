@@ -111,6 +111,12 @@ burst() {
 }
 
 # ingest_conf NAME PREFIX BROKERS TOPIC_PREFIX GROUP [PENDING_LIMIT]
+# The session timeout is jobd's default, not lower: after a join the
+# embedded broker gives each member one session timeout to send its
+# SyncGroup, and this consumer runs in slices (below) on a machine that
+# may be loaded. Once in CI burst 1 made no job in 120 s with 3000 ms;
+# the tail of the log printed on such a failure now says whether the
+# consumer was ever given its partitions ("partitions assigned").
 ingest_conf() {
 	cat >"$work/$1.conf" <<EOF
 [redis]
@@ -119,7 +125,7 @@ prefix = $2
 brokers = $3
 group = $5
 pending_limit = ${6:-100000}
-kafka.session.timeout.ms = 3000
+kafka.session.timeout.ms = 6000
 kafka.heartbeat.interval.ms = 500
 kafka.topic.metadata.refresh.interval.ms = 1000
 [topics]
