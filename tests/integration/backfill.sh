@@ -173,4 +173,23 @@ for ((i = 0; i < 600; i++)); do
 	sleep 0.1
 done
 assert_eq 0 "$(rcli exists "jobd:job:$old")" "retention deleted the old job"
+# An instance without the work role marks a store without a job as
+# this version's as it starts (its creates would otherwise also look for
+# the earlier layout's keys until a worker starts), and leaves a store
+# with jobs to the backfill.
+consume_only() { # PREFIX
+	printf '[redis]\nprefix = %s\n[engine]\nroles = consume\ninstance = c-%s\n' \
+		"$1" "$1" >"$dir/c-$1.conf"
+	"$top_builddir/src/jobd" -c "$dir/c-$1.conf" 2>>"$dir/c-$1.log" &
+	local pid=$!
+	wait_for 30 "consume-only jobd on prefix $1 running" grep -q ': running' "$dir/c-$1.log"
+	kill "$pid"
+	wait "$pid" || fail "consume-only jobd on prefix $1 exited $?: $(tail -n 5 "$dir/c-$1.log")"
+}
+consume_only fresh
+assert_eq "done done done done done" "$(rcli hmget fresh:backfill ix ended endb logs keys | paste -sd ' ')" \
+	"a consume-only jobd marks a new store"
+rcli set aged:seq 7 >/dev/null
+consume_only aged
+assert_eq 0 "$(rcli exists aged:backfill)" "a consume-only jobd leaves a store with jobs to the backfill"
 echo "PASS: backfill"
