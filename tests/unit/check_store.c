@@ -3601,6 +3601,81 @@ START_TEST(test_fsck_checks_the_lists_of_roots_without_children)
 }
 END_TEST
 
+/*
+ * A job waits for its time only while in P:delayed (lib.lua is_delayed):
+ * a due job the claim moved into its queue keeps its not_before until
+ * it is claimed, and a clock that steps back reads before it again.
+ * fsck takes that state for sound and --repair changes nothing; a job in
+ * P:delayed and a ready queue, in neither, or in P:delayed without a
+ * not_before is still found and repaired. not_before set ahead by hand
+ * is the state a clock stepped back leaves.
+ */
+START_TEST(test_fsck_leaves_a_queued_job_whose_not_before_is_to_come)
+{
+	int64_t a = create("noop", 0), p = create("noop", 0), c, b, ahead;
+	int64_t queued[3];
+	char rq[64];
+	struct jobd_fsck f;
+	size_t n;
+	struct jobd_claim *cl;
+
+	c = create("noop", p);
+	b = create("noop", 0);
+	snprintf(rq, sizeof(rq), "jobd:ready:%lld", (long long)p);
+	ahead = redis_now() + 3600000;
+	queued[0] = a;
+	queued[1] = p;
+	queued[2] = c;
+	for (int i = 0; i < 3; i++)
+		rcli(fmt("HSET jobd:job:%lld not_before %lld",
+			 (long long)queued[i], (long long)ahead));
+	for (int repair = 0; repair < 2; repair++) {
+		ck_assert_int_eq(jobd_store_fsck(st, repair, &f), 0);
+		ck_assert_msg(f.nviolations == 0, "%s",
+			      f.nviolations ? f.violations[0] : "");
+		ck_assert_uint_eq(f.fixed, 0);
+		/* p's entry in the list, left by its first child. */
+		ck_assert_uint_eq(f.stale, 1);
+		jobd_fsck_release(&f);
+	}
+	ck_assert_int_eq(rcli_int(fmt("LPOS jobd:alone %lld", (long long)a)),
+			 0);
+	ck_assert(zscore(rq, p, NULL));
+	ck_assert(zscore(rq, c, NULL));
+	ck_assert_int_eq(rcli_int("EXISTS jobd:delayed"), 0);
+
+	/* c in P:delayed as well, a in no structure, b in P:delayed with
+	 * no time. */
+	rcli(fmt("ZADD jobd:delayed %lld %lld", (long long)ahead,
+		 (long long)c));
+	rcli(fmt("LREM jobd:alone 0 %lld", (long long)a));
+	rcli(fmt("ZADD jobd:delayed 0 %lld", (long long)b));
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_eq(f.nviolations, 3);
+	ck_assert_str_eq(f.violations[0],
+			 fmt("job %lld: pending job in 0 ready structures",
+			     (long long)a));
+	ck_assert_str_eq(f.violations[1],
+			 fmt("job %lld: pending job in 2 ready structures",
+			     (long long)c));
+	ck_assert_str_eq(f.violations[2],
+			 fmt("job %lld: in jobd:delayed without a not_before",
+			     (long long)b));
+	jobd_fsck_release(&f);
+	fsck_then_repair(3);
+	/* Queued again from their hashes: a and c wait for their time. */
+	ck_assert(zscore("jobd:delayed", a, NULL));
+	ck_assert(zscore("jobd:delayed", c, NULL));
+	ck_assert(!zscore(rq, c, NULL));
+	ck_assert(!zscore("jobd:delayed", b, NULL));
+	cl = claim(100, 100, 60000, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(cl[0].id != cl[1].id && (cl[0].id == p || cl[0].id == b) &&
+		  (cl[1].id == p || cl[1].id == b));
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
 /* A page of the search across jobs, asserting its bound. */
 static void logs_page(const struct jobd_log_query *q,
 		      struct jobd_log_result *res)
@@ -4227,6 +4302,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
 	tcase_add_test(tc,
 		       test_fsck_checks_the_lists_of_roots_without_children);
+	tcase_add_test(
+		tc, test_fsck_leaves_a_queued_job_whose_not_before_is_to_come);
 	tcase_add_test(tc,
 		       test_upgrade_moves_the_sorted_set_indexes_into_buckets);
 	tcase_add_test(tc, test_fsck_checks_and_repairs_the_index_buckets);
