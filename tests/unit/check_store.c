@@ -1064,6 +1064,65 @@ START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
 }
 END_TEST
 
+static bool zscore(const char *key, long long member, long long *score);
+
+/*
+ * The low-priority move keeps a waiting root's lead over its floor
+ * (docs/design.md, "Low priority"): a tree root at virtual runtime V
+ * moves from P:roots to P:roots_low at V - F + F_low and back at V
+ * (floors F = P:vr_floor, F_low = P:vr_floor_low, set apart by hand,
+ * with the root's V, as claims leave them), its vruntime with it. Moved
+ * to low priority, it then runs after a low-priority root that entered
+ * at F_low: unshifted (V), at V - F or at F_low it would run first.
+ */
+START_TEST(test_low_priority_move_keeps_a_roots_lead_over_its_floor)
+{
+	int64_t x = create("noop", 0), xc = create("noop", x), z, order[3];
+	char rq[64], rq_low[64];
+
+	snprintf(rq, sizeof(rq), "jobd:ready:%lld", (long long)x);
+	snprintf(rq_low, sizeof(rq_low), "jobd:ready_low:%lld", (long long)x);
+	rcli("SET jobd:vr_floor 1000");
+	rcli("SET jobd:vr_floor_low 3000");
+	rcli(fmt("HSET jobd:job:%lld vruntime 1500", (long long)x));
+	rcli(fmt("ZADD jobd:roots XX 1500 %lld", (long long)x));
+	for (int i = 0; i < 3; i++) {
+		bool low = i != 1;
+		long long sc = -1, want = low ? 3500 : 1500;
+
+		op_ok(low ? JOBD_OP_LOW_PRIORITY : JOBD_OP_LOW_PRIORITY_OFF, x);
+		ck_assert_msg(zscore(low ? "jobd:roots_low" : "jobd:roots", x,
+				     &sc) &&
+				      sc == want,
+			      "move %d: root at %lld, want %lld", i, sc, want);
+		ck_assert(!zscore(low ? "jobd:roots" : "jobd:roots_low", x,
+				  NULL));
+		ck_assert_int_eq(rcli_int(fmt("HGET jobd:job:%lld vruntime",
+					      (long long)x)),
+				 want);
+		ck_assert(zscore(low ? rq_low : rq, x, NULL));
+		ck_assert(zscore(low ? rq_low : rq, xc, NULL));
+		ck_assert_int_eq(rcli_int(fmt("EXISTS %s", low ? rq : rq_low)),
+				 0);
+	}
+	z = create_full("noop", 0, NULL, true, NULL, NULL);
+	for (int i = 0; i < 3; i++) {
+		size_t n;
+		struct jobd_claim *cl = claim(1, 1, 60000, &n);
+
+		ck_assert_uint_eq(n, 1);
+		ck_assert(cl[0].low_priority);
+		order[i] = cl[0].id;
+		jobd_store_claims_free(cl, n);
+	}
+	ck_assert_msg(order[0] == z, "claim 0: %lld, want the root %lld",
+		      (long long)order[0], (long long)z);
+	ck_assert(order[1] != order[2] && (order[1] == x || order[1] == xc) &&
+		  (order[2] == x || order[2] == xc));
+	ck_assert_uint_eq(claim_count(), 0);
+}
+END_TEST
+
 /* --- finish ------------------------------------------------------------ */
 
 START_TEST(test_finish_done_finishes_job)
@@ -4200,6 +4259,8 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc,
 		test_low_priority_trees_take_turns_with_roots_without_children);
+	tcase_add_test(tc,
+		       test_low_priority_move_keeps_a_roots_lead_over_its_floor);
 	tcase_add_test(tc, test_finish_done_finishes_job);
 	tcase_add_test(tc,
 		       test_finish_failed_without_retries_finishes_with_errors);
