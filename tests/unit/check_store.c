@@ -1011,6 +1011,21 @@ END_TEST
 
 static long long rcli_int(const char *args);
 
+/* Claims one job, low priority allowed, and expects a low-priority one:
+ * its id. */
+static int64_t claim_one_low(void)
+{
+	size_t n;
+	struct jobd_claim *cl = claim(1, 1, 60000, &n);
+	int64_t id;
+
+	ck_assert_uint_eq(n, 1);
+	ck_assert(cl[0].low_priority);
+	id = cl[0].id;
+	jobd_store_claims_free(cl, n);
+	return id;
+}
+
 /*
  * Each priority has its own virtual runtime floor. Low-priority jobs are
  * claimed only when no normal one is ready, so normal claims in between
@@ -1043,15 +1058,8 @@ START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
 		create("noop", tree); /* low priority, as its parent */
 	/* A root without children arrives before each claim. */
 	for (int i = 0; i < 6; i++) {
-		size_t n;
-		struct jobd_claim *cl;
-
 		stream[i] = create_full("noop", 0, NULL, true, NULL, NULL);
-		cl = claim(1, 1, 60000, &n);
-		ck_assert_uint_eq(n, 1);
-		ck_assert(cl[0].low_priority);
-		order[i] = cl[0].id;
-		jobd_store_claims_free(cl, n);
+		order[i] = claim_one_low();
 	}
 	/* The tree at the floor sorts before the list, then the list in
 	 * arrival order (the tree's entry in it is stale). */
@@ -1106,15 +1114,8 @@ START_TEST(test_low_priority_move_keeps_a_roots_lead_over_its_floor)
 				 0);
 	}
 	z = create_full("noop", 0, NULL, true, NULL, NULL);
-	for (int i = 0; i < 3; i++) {
-		size_t n;
-		struct jobd_claim *cl = claim(1, 1, 60000, &n);
-
-		ck_assert_uint_eq(n, 1);
-		ck_assert(cl[0].low_priority);
-		order[i] = cl[0].id;
-		jobd_store_claims_free(cl, n);
-	}
+	for (int i = 0; i < 3; i++)
+		order[i] = claim_one_low();
 	ck_assert_msg(order[0] == z, "claim 0: %lld, want the root %lld",
 		      (long long)order[0], (long long)z);
 	ck_assert(order[1] != order[2] && (order[1] == x || order[1] == xc) &&
@@ -4259,8 +4260,8 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc,
 		test_low_priority_trees_take_turns_with_roots_without_children);
-	tcase_add_test(tc,
-		       test_low_priority_move_keeps_a_roots_lead_over_its_floor);
+	tcase_add_test(
+		tc, test_low_priority_move_keeps_a_roots_lead_over_its_floor);
 	tcase_add_test(tc, test_finish_done_finishes_job);
 	tcase_add_test(tc,
 		       test_finish_failed_without_retries_finishes_with_errors);
