@@ -3736,6 +3736,42 @@ START_TEST(test_fsck_leaves_a_queued_job_whose_not_before_is_to_come)
 }
 END_TEST
 
+/* The code of the first reason jobctl why gives for ID, and how many. */
+static const char *why_first(int64_t id, size_t *n)
+{
+	static struct jobd_why w;
+
+	ck_assert_int_eq(jobd_store_why(st, id, &w), 0);
+	ck_assert_uint_ge(w.n, 1);
+	*n = w.n;
+	return w.reasons[0].code;
+}
+
+/*
+ * jobctl why agrees with the claim: a job waits for its time only while
+ * in P:delayed (lib.lua is_delayed). One on its queue whose not_before
+ * the clock reads as to come (a clock stepped back; set ahead by hand)
+ * gets its other reasons, here that no instance runs; in P:delayed it
+ * waits for its retry time, or its run_at when it is scheduled.
+ */
+START_TEST(test_why_a_queued_job_does_not_wait_for_a_not_before_to_come)
+{
+	int64_t a = create("noop", 0), ahead = redis_now() + 3600000;
+	size_t n;
+
+	rcli(fmt("HSET jobd:job:%lld not_before %lld", (long long)a,
+		 (long long)ahead));
+	ck_assert_str_eq(why_first(a, &n), "no_workers");
+	ck_assert_uint_eq(n, 1);
+	rcli(fmt("ZADD jobd:delayed %lld %lld", (long long)ahead,
+		 (long long)a));
+	ck_assert_str_eq(why_first(a, &n), "retry_at");
+	rcli(fmt("HSET jobd:job:%lld run_at %lld", (long long)a,
+		 (long long)ahead));
+	ck_assert_str_eq(why_first(a, &n), "run_at");
+}
+END_TEST
+
 /* A page of the search across jobs, asserting its bound. */
 static void logs_page(const struct jobd_log_query *q,
 		      struct jobd_log_result *res)
@@ -4366,6 +4402,9 @@ static Suite *store_suite(void)
 		       test_fsck_checks_the_lists_of_roots_without_children);
 	tcase_add_test(
 		tc, test_fsck_leaves_a_queued_job_whose_not_before_is_to_come);
+	tcase_add_test(
+		tc,
+		test_why_a_queued_job_does_not_wait_for_a_not_before_to_come);
 	tcase_add_test(tc,
 		       test_upgrade_moves_the_sorted_set_indexes_into_buckets);
 	tcase_add_test(tc, test_fsck_checks_and_repairs_the_index_buckets);
