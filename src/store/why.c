@@ -134,6 +134,7 @@ static void add_instances(struct jobd_why *w, char **views, size_t n)
 static void pending_reasons(struct jobd_why *w, const redisReply *r)
 {
 	const char *stopped_by = fact(r, "stopped_by");
+	bool delayed = *fact(r, "delayed") != '\0';
 	int64_t not_before = fact_i64(r, "not_before", 0);
 	int64_t ahead = fact_i64(r, "ahead", -1);
 	int64_t roots_ahead = fact_i64(r, "roots_ahead", -1);
@@ -149,14 +150,19 @@ static void pending_reasons(struct jobd_why *w, const redisReply *r)
 		    strcmp(fact(r, "how"), "canceled") == 0 ? "cancels" :
 							      "stops");
 	}
-	/* A scheduled job's not_before is its run_at until it runs. */
-	if (not_before > w->now && fact_i64(r, "run_at", 0) == not_before) {
+	/* A job waits for its time while in P:delayed, never by its
+	 * not_before alone (lib.lua is_delayed): one a claim moved to its
+	 * queue keeps its not_before until it is claimed, and a Redis clock
+	 * that stepped back (a failover, an NTP step) reads it as early
+	 * again. A scheduled job's not_before is its run_at until it runs. */
+	if (delayed && not_before > w->now &&
+	    fact_i64(r, "run_at", 0) == not_before) {
 		add(w, "run_at", "it is scheduled: its run_at is in %s (at %s)",
 		    jobd_util_human_ms(not_before - w->now, when, sizeof(when)),
 		    jobd_util_iso(not_before, at));
 		return;
 	}
-	if (not_before > w->now) {
+	if (delayed && not_before > w->now) {
 		add(w, "retry_at", "it waits for its retry time, in %s (at %s)",
 		    jobd_util_human_ms(not_before - w->now, when, sizeof(when)),
 		    jobd_util_iso(not_before, at));
@@ -170,7 +176,7 @@ static void pending_reasons(struct jobd_why *w, const redisReply *r)
 		return;
 	}
 	if (!*fact(r, "queued") || strcmp(fact(r, "queued"), "1") != 0) {
-		if (*fact(r, "delayed"))
+		if (delayed)
 			add(w, "retry_due",
 			    "its retry time has passed: the next claim makes "
 			    "it ready");

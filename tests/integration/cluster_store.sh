@@ -5,7 +5,9 @@
 # JOBD_TEST_MODULE=no) and the prefix {jobd}, so the whole deployment is
 # one slot on one primary.
 #
-# Checks: a prefix without a hash tag stops jobd with exit 1 and a
+# Checks: cluster-start starts a node again on other ports when its port
+# or its bus port (+ 10000) was taken after it was found free (another
+# process holds them bound). A prefix without a hash tag stops jobd with exit 1 and a
 # message naming the key and an example; an unreachable node is named
 # (host:port); a dead seed before a live one in [redis] cluster_seeds is
 # passed over. Jobs submitted with jobctl run to finished, and stop,
@@ -34,9 +36,47 @@ work=$(mktemp -d "$base/jobd-cs.XXXXXX") || fail "cannot create a temp dir"
 on_exit "rm -rf '$work'"
 cdir=$work/c
 on_exit "'$top_srcdir/scripts/redis' cluster-stop '$cdir' >/dev/null 2>&1"
+# The first port cluster-start hands out, and the bus port of the second
+# (JOBD_REDIS_TEST_PORTS), bound by another process but not listening:
+# a connect finds them free, the node's bind fails.
+python3 -c '
+import random, socket, time
+held, out = [], []
+while len(out) < 2:
+    p = random.randrange(20000, 50000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p + 10000 * len(out)))
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+    out.append(p)
+print(*out, flush=True)
+time.sleep(300)
+' >"$work/held" &
+holder=$!
+on_exit "kill $holder 2>/dev/null"
+wait_for 10 "ports held" test -s "$work/held"
+read -r held_port held_bus <"$work/held"
 # shellcheck disable=SC2046
-seed=$("$top_srcdir/scripts/redis" cluster-start "$cdir" $(module_args)) ||
+seed=$(JOBD_REDIS_TEST_PORTS="$held_port $held_bus" \
+	"$top_srcdir/scripts/redis" cluster-start "$cdir" $(module_args) \
+	2>"$work/cluster-start.err") || {
+	cat "$work/cluster-start.err" >&2
 	skip_or_fail "cannot start a redis cluster (logs: $cdir/node*/redis.log)"
+}
+kill "$holder"
+start_err=$(cat "$work/cluster-start.err")
+echo "$start_err" >&2
+assert_contains "$start_err" "127.0.0.1:$held_port: bind: Address already in use" \
+	"cluster-start: the held port"
+assert_contains "$start_err" "127.0.0.1:$((held_bus + 10000)): bind: Address already in use" \
+	"cluster-start: the held bus port"
+assert_eq 2 "$(grep -c 'was taken before it bound them; trying others' <<<"$start_err")" \
+	"cluster-start: tries again"
+! grep -Eq ":($held_port|$held_bus)\$" "$cdir/nodes" ||
+	fail "a node on a port that was in use: $(cat "$cdir/nodes")"
 mapfile -t nodes <"$cdir/nodes"
 others=$(grep -vx "$seed" "$cdir/nodes" | paste -sd, -)
 slot=$(redis-cli -h 127.0.0.1 -p "${seed#*:}" cluster keyslot '{jobd}')

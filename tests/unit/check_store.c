@@ -1011,6 +1011,21 @@ END_TEST
 
 static long long rcli_int(const char *args);
 
+/* Claims one job, low priority allowed, and expects a low-priority one:
+ * its id. */
+static int64_t claim_one_low(void)
+{
+	size_t n;
+	struct jobd_claim *cl = claim(1, 1, 60000, &n);
+	int64_t id;
+
+	ck_assert_uint_eq(n, 1);
+	ck_assert(cl[0].low_priority);
+	id = cl[0].id;
+	jobd_store_claims_free(cl, n);
+	return id;
+}
+
 /*
  * Each priority has its own virtual runtime floor. Low-priority jobs are
  * claimed only when no normal one is ready, so normal claims in between
@@ -1043,15 +1058,8 @@ START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
 		create("noop", tree); /* low priority, as its parent */
 	/* A root without children arrives before each claim. */
 	for (int i = 0; i < 6; i++) {
-		size_t n;
-		struct jobd_claim *cl;
-
 		stream[i] = create_full("noop", 0, NULL, true, NULL, NULL);
-		cl = claim(1, 1, 60000, &n);
-		ck_assert_uint_eq(n, 1);
-		ck_assert(cl[0].low_priority);
-		order[i] = cl[0].id;
-		jobd_store_claims_free(cl, n);
+		order[i] = claim_one_low();
 	}
 	/* The tree at the floor sorts before the list, then the list in
 	 * arrival order (the tree's entry in it is stale). */
@@ -1061,6 +1069,58 @@ START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
 	for (int i = 2; i < 6; i++)
 		ck_assert_int_eq(order[i], stream[i - 2]);
 	ck_assert_int_eq(rcli_int("GET jobd:vr_floor_low"), 0);
+}
+END_TEST
+
+static bool zscore(const char *key, long long member, long long *score);
+
+/*
+ * The low-priority move keeps a waiting root's lead over its floor
+ * (docs/design.md, "Low priority"): a tree root at virtual runtime V
+ * moves from P:roots to P:roots_low at V - F + F_low and back at V
+ * (floors F = P:vr_floor, F_low = P:vr_floor_low, set apart by hand,
+ * with the root's V, as claims leave them), its vruntime with it. Moved
+ * to low priority, it then runs after a low-priority root that entered
+ * at F_low: unshifted (V), at V - F or at F_low it would run first.
+ */
+START_TEST(test_low_priority_move_keeps_a_roots_lead_over_its_floor)
+{
+	int64_t x = create("noop", 0), xc = create("noop", x), z, order[3];
+	char rq[64], rq_low[64];
+
+	snprintf(rq, sizeof(rq), "jobd:ready:%lld", (long long)x);
+	snprintf(rq_low, sizeof(rq_low), "jobd:ready_low:%lld", (long long)x);
+	rcli("SET jobd:vr_floor 1000");
+	rcli("SET jobd:vr_floor_low 3000");
+	rcli(fmt("HSET jobd:job:%lld vruntime 1500", (long long)x));
+	rcli(fmt("ZADD jobd:roots XX 1500 %lld", (long long)x));
+	for (int i = 0; i < 3; i++) {
+		bool low = i != 1;
+		long long sc = -1, want = low ? 3500 : 1500;
+
+		op_ok(low ? JOBD_OP_LOW_PRIORITY : JOBD_OP_LOW_PRIORITY_OFF, x);
+		ck_assert_msg(zscore(low ? "jobd:roots_low" : "jobd:roots", x,
+				     &sc) &&
+				      sc == want,
+			      "move %d: root at %lld, want %lld", i, sc, want);
+		ck_assert(!zscore(low ? "jobd:roots" : "jobd:roots_low", x,
+				  NULL));
+		ck_assert_int_eq(rcli_int(fmt("HGET jobd:job:%lld vruntime",
+					      (long long)x)),
+				 want);
+		ck_assert(zscore(low ? rq_low : rq, x, NULL));
+		ck_assert(zscore(low ? rq_low : rq, xc, NULL));
+		ck_assert_int_eq(rcli_int(fmt("EXISTS %s", low ? rq : rq_low)),
+				 0);
+	}
+	z = create_full("noop", 0, NULL, true, NULL, NULL);
+	for (int i = 0; i < 3; i++)
+		order[i] = claim_one_low();
+	ck_assert_msg(order[0] == z, "claim 0: %lld, want the root %lld",
+		      (long long)order[0], (long long)z);
+	ck_assert(order[1] != order[2] && (order[1] == x || order[1] == xc) &&
+		  (order[2] == x || order[2] == xc));
+	ck_assert_uint_eq(claim_count(), 0);
 }
 END_TEST
 
@@ -3601,6 +3661,117 @@ START_TEST(test_fsck_checks_the_lists_of_roots_without_children)
 }
 END_TEST
 
+/*
+ * A job waits for its time only while in P:delayed (lib.lua is_delayed):
+ * a due job the claim moved into its queue keeps its not_before until
+ * it is claimed, and a clock that steps back reads before it again.
+ * fsck takes that state for sound and --repair changes nothing; a job in
+ * P:delayed and a ready queue, in neither, or in P:delayed without a
+ * not_before is still found and repaired. not_before set ahead by hand
+ * is the state a clock stepped back leaves.
+ */
+START_TEST(test_fsck_leaves_a_queued_job_whose_not_before_is_to_come)
+{
+	int64_t a = create("noop", 0), p = create("noop", 0), c, b, ahead;
+	int64_t queued[3];
+	char rq[64];
+	struct jobd_fsck f;
+	size_t n;
+	struct jobd_claim *cl;
+
+	c = create("noop", p);
+	b = create("noop", 0);
+	snprintf(rq, sizeof(rq), "jobd:ready:%lld", (long long)p);
+	ahead = redis_now() + 3600000;
+	queued[0] = a;
+	queued[1] = p;
+	queued[2] = c;
+	for (int i = 0; i < 3; i++)
+		rcli(fmt("HSET jobd:job:%lld not_before %lld",
+			 (long long)queued[i], (long long)ahead));
+	for (int repair = 0; repair < 2; repair++) {
+		ck_assert_int_eq(jobd_store_fsck(st, repair, &f), 0);
+		ck_assert_msg(f.nviolations == 0, "%s",
+			      f.nviolations ? f.violations[0] : "");
+		ck_assert_uint_eq(f.fixed, 0);
+		/* p's entry in the list, left by its first child. */
+		ck_assert_uint_eq(f.stale, 1);
+		jobd_fsck_release(&f);
+	}
+	ck_assert_int_eq(rcli_int(fmt("LPOS jobd:alone %lld", (long long)a)),
+			 0);
+	ck_assert(zscore(rq, p, NULL));
+	ck_assert(zscore(rq, c, NULL));
+	ck_assert_int_eq(rcli_int("EXISTS jobd:delayed"), 0);
+
+	/* c in P:delayed as well, a in no structure, b in P:delayed with
+	 * no time. */
+	rcli(fmt("ZADD jobd:delayed %lld %lld", (long long)ahead,
+		 (long long)c));
+	rcli(fmt("LREM jobd:alone 0 %lld", (long long)a));
+	rcli(fmt("ZADD jobd:delayed 0 %lld", (long long)b));
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_uint_eq(f.nviolations, 3);
+	ck_assert_str_eq(f.violations[0],
+			 fmt("job %lld: pending job in 0 ready structures",
+			     (long long)a));
+	ck_assert_str_eq(f.violations[1],
+			 fmt("job %lld: pending job in 2 ready structures",
+			     (long long)c));
+	ck_assert_str_eq(f.violations[2],
+			 fmt("job %lld: in jobd:delayed without a not_before",
+			     (long long)b));
+	jobd_fsck_release(&f);
+	fsck_then_repair(3);
+	/* Queued again from their hashes: a and c wait for their time. */
+	ck_assert(zscore("jobd:delayed", a, NULL));
+	ck_assert(zscore("jobd:delayed", c, NULL));
+	ck_assert(!zscore(rq, c, NULL));
+	ck_assert(!zscore("jobd:delayed", b, NULL));
+	cl = claim(100, 100, 60000, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(cl[0].id != cl[1].id && (cl[0].id == p || cl[0].id == b) &&
+		  (cl[1].id == p || cl[1].id == b));
+	jobd_store_claims_free(cl, n);
+}
+END_TEST
+
+/* The code of the first reason jobctl why gives for ID, and how many. */
+static const char *why_first(int64_t id, size_t *n)
+{
+	static struct jobd_why w;
+
+	ck_assert_int_eq(jobd_store_why(st, id, &w), 0);
+	ck_assert_uint_ge(w.n, 1);
+	*n = w.n;
+	return w.reasons[0].code;
+}
+
+/*
+ * jobctl why agrees with the claim: a job waits for its time only while
+ * in P:delayed (lib.lua is_delayed). One on its queue whose not_before
+ * the clock reads as to come (a clock stepped back; set ahead by hand)
+ * gets its other reasons, here that no instance runs; in P:delayed it
+ * waits for its retry time, or its run_at when it is scheduled.
+ */
+START_TEST(test_why_a_queued_job_does_not_wait_for_a_not_before_to_come)
+{
+	int64_t a = create("noop", 0), ahead = redis_now() + 3600000;
+	size_t n;
+
+	rcli(fmt("HSET jobd:job:%lld not_before %lld", (long long)a,
+		 (long long)ahead));
+	ck_assert_str_eq(why_first(a, &n), "no_workers");
+	ck_assert_uint_eq(n, 1);
+	rcli(fmt("ZADD jobd:delayed %lld %lld", (long long)ahead,
+		 (long long)a));
+	ck_assert_str_eq(why_first(a, &n), "retry_at");
+	rcli(fmt("HSET jobd:job:%lld run_at %lld", (long long)a,
+		 (long long)ahead));
+	ck_assert_str_eq(why_first(a, &n), "run_at");
+}
+END_TEST
+
 /* A page of the search across jobs, asserting its bound. */
 static void logs_page(const struct jobd_log_query *q,
 		      struct jobd_log_result *res)
@@ -4125,6 +4296,8 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc,
 		test_low_priority_trees_take_turns_with_roots_without_children);
+	tcase_add_test(
+		tc, test_low_priority_move_keeps_a_roots_lead_over_its_floor);
 	tcase_add_test(tc, test_finish_done_finishes_job);
 	tcase_add_test(tc,
 		       test_finish_failed_without_retries_finishes_with_errors);
@@ -4227,6 +4400,11 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_fsck_finds_and_repairs_corruption);
 	tcase_add_test(tc,
 		       test_fsck_checks_the_lists_of_roots_without_children);
+	tcase_add_test(
+		tc, test_fsck_leaves_a_queued_job_whose_not_before_is_to_come);
+	tcase_add_test(
+		tc,
+		test_why_a_queued_job_does_not_wait_for_a_not_before_to_come);
 	tcase_add_test(tc,
 		       test_upgrade_moves_the_sorted_set_indexes_into_buckets);
 	tcase_add_test(tc, test_fsck_checks_and_repairs_the_index_buckets);

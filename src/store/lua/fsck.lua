@@ -13,11 +13,16 @@
 -- its finished_at when it is an ended root (fsck_refs.lua checks that
 -- the buckets hold nothing else); a pending job is in exactly one ready
 -- queue (or delayed; a root without children: its list, or its "=ID"
--- member), no other job in any, and a job whose not_before
--- (retry or run time) is to come in the delayed set, not ready before
--- its time; a parent's children counters, children progress and tree_stopping equal what its children
--- say. A pending job held by its type's limit (P:held:TYPE) is in no
--- ready queue. The running count of a type with a concurrency limit
+-- member), no other job in any; a job in the delayed set has a
+-- not_before (the claim counts membership only with one: lib.lua
+-- is_delayed). A job whose not_before is to come may wait in its ready
+-- queue: a claim moves a due job there with its not_before, which stays
+-- until the job is claimed, and a Redis clock that steps back (a
+-- failover to a node behind, an NTP step) reads before it again; the
+-- claim runs it, so fsck leaves it. A parent's children counters,
+-- children progress and tree_stopping equal what its children say. A
+-- pending job held by its type's limit (P:held:TYPE) is in no ready
+-- queue. The running count of a type with a concurrency limit
 -- (P:slots:TYPE) holds exactly the jobs of the type whose handler runs
 -- (running, not waiting for children); the last call checks the entries
 -- of the slots and held sets themselves. A job's idempotency key
@@ -211,12 +216,11 @@ for n = from, last do
 		elseif h.status ~= S_PENDING then
 			ok = #places == 0
 		end
-		local early = ok and h.status == S_PENDING and
-			(places[1] and places[1][1]) ~= 'delayed' and num(h.not_before) > NOW
-		if early then
+		local untimed = ok and h.status == S_PENDING and
+			(places[1] and places[1][1]) == 'delayed' and num(h.not_before) <= 0
+		if untimed then
 			ok = false
-			violation(id, 'ready before its time: not_before ' .. h.not_before ..
-				' is to come, it belongs in ' .. P .. K_delayed)
+			violation(id, 'in ' .. P .. K_delayed .. ' without a not_before')
 		elseif not ok then
 			violation(id, h.status .. ' job in ' .. #places .. ' ready structures')
 		end
