@@ -230,10 +230,16 @@ while #out < max and tries < max * 4 + 8 do
 		redis.call('ZADD', P .. K_held .. h.type, id, id)
 	end
 	-- A root the list serves charges ALONE its share (LIST above); a
-	-- stale or held entry only leaves the list.
+	-- stale or held entry only leaves the list. The list's last entry
+	-- takes ALONE out of the set (below, or the next pick), and what
+	-- it was charged stays in the floor, where the list's next root
+	-- brings it back: a list emptied at every claim (one root waiting
+	-- at a time) would otherwise hold the floor, and starve trees, as
+	-- a list never emptied did before the charge.
 	if listed then
 		if ok then listed.vr = listed.vr + estimate / math.max(listed.w, 1) end
 		listed.w = listed.w - 1
+		if listed.w == 0 then vr_served(floor(listed.vr), low) end
 	end
 	-- A root alone leaves the roots set with its run: nothing to charge.
 	-- Should it become ready again, it starts at the current minimum.

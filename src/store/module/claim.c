@@ -199,21 +199,6 @@ static long long list_len(RedisModuleKey *list)
 		       0;
 }
 
-/* claim.lua's charge of the member "alone" M of roots set KEY, at SCORE,
- * for a root its list served: SHARE, the estimate over the entries the
- * list held, added as claim.lua adds it (the same double). 1 when the
- * score moved. */
-static int charge_alone(RedisModuleKey *key, RedisModuleString *m, double score,
-			double share)
-{
-	double to = score + share;
-
-	if (to == score)
-		return 0;
-	rm_ZsetAdd(key, to, m, NULL);
-	return 1;
-}
-
 /* The member "alone" of roots set KEY (named K), charged for the roots
  * its list served (cmd_claim): its score, replicated exactly (%.17g
  * reads back as the same double), and notified, as claim.lua's ZADD. A
@@ -281,19 +266,25 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 			break;
 		mv = sv_of(m);
 		if (sv_eq(mv, "alone")) {
-			/* The list's head (claim.lua pick); the member
-			 * goes with the list's last entry, and is charged
-			 * the estimate over the entries it holds for a root
-			 * it serves: claim.lua's double, in the same
-			 * order. */
+			/* The list's head (claim.lua pick), charged the
+			 * estimate over the entries the list holds for a
+			 * root it serves: claim.lua's double, in the same
+			 * order. The member goes with the list's last
+			 * entry, and its charge stays in the floor. */
 			long long w = list_len(lists[low]);
+			double to =
+				score + (double)est / (double)(w > 1 ? w : 1);
 
 			rc = claim_head(&c, &a, lists[low], low, &lpop[low],
 					&gone, &none);
-			if (rc > 0 && !gone)
-				charged[low] |= charge_alone(
-					roots[low], m, score,
-					(double)est / (double)(w > 1 ? w : 1));
+			if (rc <= 0)
+				to = score; /* stale, or claim.lua's */
+			if (gone && !none) {
+				vr_served(&c, (long long)to, low);
+			} else if (to != score) {
+				rm_ZsetAdd(roots[low], to, m, NULL);
+				charged[low] = 1;
+			}
 		} else if (mv.n < 2 || mv.p[0] != '=') {
 			/* A root with a ready queue: claim.lua's part. */
 			rm_FreeString(NULL, m);
