@@ -1034,12 +1034,14 @@ static int64_t claim_one_low(void)
  * low-priority tree that became ready after the list's first root takes
  * its turn before the roots that arrive after it, as a normal tree does
  * (test_claim_serves_roots_without_children_in_order_beside_a_big_tree),
- * and a stream of them does not starve it.
+ * and the list's member, charged for the roots it serves, lets the tree
+ * take its turn again (a longer stream:
+ * test_a_low_priority_stream_does_not_starve_a_low_priority_tree).
  */
 START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
 {
 	int64_t first = create_full("noop", 0, NULL, true, NULL, NULL);
-	int64_t normal = create("noop", 0), tree, stream[6], order[6];
+	int64_t normal = create("noop", 0), tree, kid, stream[6], order[6];
 
 	/* Normal claims, each charged: the normal floor rises. */
 	for (int i = 0; i < 20; i++)
@@ -1052,23 +1054,101 @@ START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
 		ck_assert(!cl[0].low_priority);
 		jobd_store_claims_free(cl, n);
 	}
-	ck_assert_int_gt(rcli_int("GET jobd:vr_floor"), 0);
+	ck_assert_int_eq(rcli_int("GET jobd:vr_floor"), 200);
 	tree = create_full("noop", 0, NULL, true, NULL, NULL);
-	for (int i = 0; i < 3; i++)
-		create("noop", tree); /* low priority, as its parent */
+	kid = create("noop", tree); /* low priority, as its parent */
+	for (int i = 0; i < 2; i++)
+		create("noop", tree);
 	/* A root without children arrives before each claim. */
 	for (int i = 0; i < 6; i++) {
 		stream[i] = create_full("noop", 0, NULL, true, NULL, NULL);
 		order[i] = claim_one_low();
 	}
-	/* The tree at the floor sorts before the list, then the list in
-	 * arrival order (the tree's entry in it is stale). */
+	/*
+	 * The tree at the floor (0) sorts before the list and goes to 10
+	 * (the estimate); then the list in arrival order, its member
+	 * charged 10 over the entries it holds for each root served: first
+	 * at 0 of 4 entries (to 2.5), stream[0] at 2.5 of 3 (the tree's
+	 * entry before it is stale: to 5.83), stream[1] at 5.83 of 3 (to
+	 * 9.17), stream[2] at 9.17 of 3 (to 12.5); then the tree at 10
+	 * again.
+	 */
 	ck_assert_msg(order[0] == tree, "claim 0: %lld, want the tree %lld",
 		      (long long)order[0], (long long)tree);
 	ck_assert_int_eq(order[1], first);
-	for (int i = 2; i < 6; i++)
+	for (int i = 2; i < 5; i++)
 		ck_assert_int_eq(order[i], stream[i - 2]);
-	ck_assert_int_eq(rcli_int("GET jobd:vr_floor_low"), 0);
+	ck_assert_int_eq(order[5], kid);
+	ck_assert_int_eq(rcli_int("GET jobd:vr_floor_low"), 10);
+	ck_assert_int_eq(rcli_int("GET jobd:vr_floor"), 200);
+}
+END_TEST
+
+/*
+ * A tree root (50 ready children) beside a sustained stream of roots
+ * without children of the same priority: a new one arrives for each one
+ * claimed, so W wait in the list at every claim. The list's member is
+ * charged as a group of W roots (claim.lua pick: the estimate over the
+ * list's length for each root it serves), so the tree takes about one
+ * claim in W + 1. Were the member left at its score while the list is
+ * not empty, the floor would stay there and the tree would get its
+ * first claim and no other; with W = 1 the list empties at every claim,
+ * and the floor must keep what it was charged. The floor never goes
+ * back meanwhile, and rises.
+ */
+static void tree_claims_beside_a_stream(bool low, int w, int claims)
+{
+	int64_t tree = create_full("noop", 0, NULL, low, NULL, NULL);
+	const char *floor_key = low ? "jobd:vr_floor_low" : "jobd:vr_floor";
+	long long fl = 0;
+	int got = 0, want = claims / (w + 1), slack = want / 6 + 2;
+
+	for (int i = 0; i < 50; i++)
+		create("noop", tree); /* its priority, as its parent */
+	for (int i = 0; i < w; i++)
+		create_full("noop", 0, NULL, low, NULL, NULL);
+	for (int i = 0; i < claims; i++) {
+		size_t n;
+		struct jobd_claim *cl = claim(1, low ? 1 : 0, 60000, &n);
+		long long now;
+
+		ck_assert_uint_eq(n, 1);
+		ck_assert_int_eq(cl[0].low_priority, low);
+		if (cl[0].root == tree)
+			got++;
+		else
+			create_full("noop", 0, NULL, low, NULL, NULL);
+		jobd_store_claims_free(cl, n);
+		now = rcli_int(fmt("EXISTS %s", floor_key)) ?
+			      rcli_int(fmt("GET %s", floor_key)) :
+			      0;
+		ck_assert_msg(now >= fl,
+			      "claim %d: the floor went back from %lld to %lld",
+			      i, fl, now);
+		fl = now;
+	}
+	ck_assert_msg(got >= want - slack && got <= want + slack,
+		      "W = %d: the tree took %d of %d claims, want about %d", w,
+		      got, claims, want);
+	ck_assert_msg(fl > 0, "the floor stayed at 0");
+}
+
+START_TEST(test_a_stream_of_roots_without_children_does_not_starve_a_tree)
+{
+	tree_claims_beside_a_stream(false, 5, 200);
+}
+END_TEST
+
+START_TEST(test_one_root_without_children_at_a_time_does_not_starve_a_tree)
+{
+	/* The tree has 51 jobs: about half of 80 claims. */
+	tree_claims_beside_a_stream(false, 1, 80);
+}
+END_TEST
+
+START_TEST(test_a_low_priority_stream_does_not_starve_a_low_priority_tree)
+{
+	tree_claims_beside_a_stream(true, 5, 200);
 }
 END_TEST
 
@@ -4293,6 +4373,15 @@ static Suite *store_suite(void)
 		tc,
 		test_claim_takes_low_priority_only_when_no_normal_job_is_ready);
 	tcase_add_test(tc, test_claim_normal_before_low_in_one_batch);
+	tcase_add_test(
+		tc,
+		test_a_stream_of_roots_without_children_does_not_starve_a_tree);
+	tcase_add_test(
+		tc,
+		test_a_low_priority_stream_does_not_starve_a_low_priority_tree);
+	tcase_add_test(
+		tc,
+		test_one_root_without_children_at_a_time_does_not_starve_a_tree);
 	tcase_add_test(
 		tc,
 		test_low_priority_trees_take_turns_with_roots_without_children);

@@ -127,41 +127,62 @@ end
 
 -- The list of roots without children of each priority, read ahead
 -- (docs/design.md, "Fair share between roots"): its entries from index
--- LIST[low].n on are LIST[low].ids from .i on, served at virtual runtime
--- .vr; .n counts the entries served, taken off the list with one LTRIM at
--- the end.
+-- LIST[low].n on are LIST[low].ids from .i on; .n counts the entries
+-- taken, off the list with one LTRIM at the end. The list is charged as
+-- a group of as many roots as it holds, so that a stream of roots
+-- without children does not hold its member ALONE, and the floor, at one
+-- score while trees wait: each root it serves adds the estimate over .w,
+-- the entries from the next on (LLEN, stale ones too), to .vr, ALONE's
+-- score now (.at: its score in the set). ALONE serves while .vr is below
+-- .nxt, the score of the member after it (nil: none); at the same score
+-- that member sorts first.
 local LIST = {['0'] = {n = 0, i = 1, ids = {}}, ['1'] = {n = 0, i = 1, ids = {}}}
 local low_taken = 0
 
+-- ALONE's score as charged goes back into the set: exact, as the module
+-- writes the same double (%.17g reads back as the same number).
+local function alone_score(l, low)
+	if l.vr ~= l.at then
+		redis.call('ZADD', roots_key(low), format('%.17g', l.vr), ALONE)
+		l.at = l.vr
+	end
+end
+
 -- Takes the root with the least virtual runtime and its first ready job.
 -- Returns id, root, vruntime, more (the root has more ready jobs), alone
--- (a root with no ready key: its own queue), or nil when no root is
--- ready.
+-- (a root with no ready key: its own queue), listed (LIST[low] when it
+-- came from the list), or nil when no root is ready.
 local function pick(low)
 	local l = LIST[low]
 	local id = l.ids[l.i]
-	if id then
+	if id and (not l.nxt or l.vr < l.nxt) then
 		l.i, l.n = l.i + 1, l.n + 1
-		return id, id, l.vr, false, true
+		return id, id, l.vr, false, true, l
 	end
+	-- The entries read ahead wait for the next read: ALONE's turn
+	-- is over, or they are done.
+	l.ids, l.i = {}, 1
+	alone_score(l, low)
 	local rk = roots_key(low)
-	local r = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+	local r = redis.call('ZRANGE', rk, 0, 1, 'WITHSCORES')
 	if #r == 0 then return nil end
 	if r[1] == ALONE then
-		-- The list's head. ALONE is the least member, and a member of
-		-- the same score would sort before it: it stays the least
-		-- until its list is done, so one read takes as many entries as
-		-- this claim may still take (ALONE stays in the set meanwhile).
+		-- The list's head. One read takes as many entries as this
+		-- claim may still take: ALONE serves them while it stays the
+		-- least (above; it stays in the set meanwhile).
 		local want = max - #out
 		if low == '1' then want = math.min(want, max_low - low_taken) end
-		local ids = redis.call('LRANGE', alone_key(low), l.n, l.n + want - 1)
+		local ak = alone_key(low)
+		local ids = redis.call('LRANGE', ak, l.n, l.n + want - 1)
 		if #ids == 0 then
 			redis.call('ZREM', rk, ALONE)
 			return pick(low)
 		end
-		l.ids, l.i, l.vr = ids, 2, tonumber(r[2])
+		l.ids, l.i, l.vr, l.at = ids, 2, tonumber(r[2]), tonumber(r[2])
+		l.nxt = r[4] and tonumber(r[4])
+		l.w = redis.call('LLEN', ak) - l.n
 		l.n = l.n + 1
-		return ids[1], ids[1], l.vr, false, true
+		return ids[1], ids[1], l.vr, false, true, l
 	end
 	r = redis.call('ZPOPMIN', rk)
 	local root, vr = r[1], tonumber(r[2])
@@ -180,13 +201,15 @@ local tries = 0
 while #out < max and tries < max * 4 + 8 do
 	tries = tries + 1
 	local low = '0'
-	local id, root, vr, more, alone = pick('0')
+	local id, root, vr, more, alone, listed = pick('0')
 	if id == nil and low_taken < max_low then
 		low = '1'
-		id, root, vr, more, alone = pick('1')
+		id, root, vr, more, alone, listed = pick('1')
 	end
 	if id == nil then break end
-	vr_served(vr, low)
+	-- In whole milliseconds, as the module's (ALONE's may have a
+	-- fraction).
+	vr_served(floor(vr), low)
 	local h
 	if alone then h = load_alone(id) else h = load_claim(id) end
 	if h then h.root = root end
@@ -205,6 +228,18 @@ while #out < max and tries < max * 4 + 8 do
 	if held then
 		ok = false
 		redis.call('ZADD', P .. K_held .. h.type, id, id)
+	end
+	-- A root the list serves charges ALONE its share (LIST above); a
+	-- stale or held entry only leaves the list. The list's last entry
+	-- takes ALONE out of the set (below, or the next pick), and what
+	-- it was charged stays in the floor, where the list's next root
+	-- brings it back: a list emptied at every claim (one root waiting
+	-- at a time) would otherwise hold the floor, and starve trees, as
+	-- a list never emptied did before the charge.
+	if listed then
+		if ok then listed.vr = listed.vr + estimate / math.max(listed.w, 1) end
+		listed.w = listed.w - 1
+		if listed.w == 0 then vr_served(floor(listed.vr), low) end
 	end
 	-- A root alone leaves the roots set with its run: nothing to charge.
 	-- Should it become ready again, it starts at the current minimum.
@@ -268,13 +303,15 @@ end
 -- claim again at once rather than after their wait.
 if #out < max and tries >= max * 4 + 8 then WAKE = true end
 -- The entries served leave their list; an empty list's ALONE leaves the
--- roots set.
+-- roots set, another's takes the score it was charged.
 for low, l in pairs(LIST) do
 	if l.n > 0 then
 		local ak = alone_key(low)
 		redis.call('LTRIM', ak, l.n, -1)
 		if redis.call('EXISTS', ak) == 0 then
 			redis.call('ZREM', roots_key(low), ALONE)
+		else
+			alone_score(l, low)
 		end
 	end
 end

@@ -500,9 +500,10 @@ end
 local function roots_key(low)
 	return P .. (low == '1' and K_roots_low or K_roots)
 end
--- The roots without children waiting at the floor, first come first
--- served (docs/design.md, "Fair share between roots"): a list of ids, and
--- in the roots set the one member ALONE standing for the whole list. It
+-- The roots without children waiting, first come first served
+-- (docs/design.md, "Fair share between roots"): a list of ids, and in the
+-- roots set the one member ALONE standing for the whole list, charged as
+-- a group of as many roots as it holds (claim.lua). It
 -- sorts after every other member (ids are digits, "=ID" starts with
 -- '='), so a root at the same virtual runtime goes first, as it went
 -- before "=ID" members.
@@ -512,13 +513,14 @@ local function alone_key(low)
 end
 
 -- The virtual runtime at which a root of priority LOW that becomes
--- ready starts: the highest served root's of its roots set, P:vr_floor
--- or P:vr_floor_low (read once per call: VR_FLOOR[LOW]). It never goes
--- back, as CFS's min_vruntime: settle_charge() may lower a waiting root
--- below it, and serving that root must not lower the floor, or a root
--- without children that arrives next would start below the roots
--- waiting in the list at the floor, where one list cannot keep their
--- order. One per priority: low-priority roots are served only while
+-- ready starts: the highest served root's of its roots set, or the
+-- score ALONE was charged to when its list emptied (claim.lua), in whole
+-- milliseconds: P:vr_floor or P:vr_floor_low (read once per call:
+-- VR_FLOOR[LOW]). It never goes back, as CFS's min_vruntime:
+-- settle_charge() may lower a waiting root below it, and serving that
+-- root must not lower the floor, or a root without children that
+-- arrives next would start below the roots waiting in the list, where
+-- one list cannot keep their order. One per priority: low-priority roots are served only while
 -- P:roots is empty, so normal claims would raise a shared floor while
 -- P:roots_low's ALONE waits at an older score, and every later entry of
 -- its list would run before the low-priority roots that became ready at
@@ -607,11 +609,10 @@ end
 -- without children (alone_key) behind ALONE, which enters the roots set
 -- at the floor. A root that becomes ready again starts at the current
 -- minimum virtual runtime, so it neither jumps the queue nor starves
--- (docs/design.md, "Fair share between roots"). While ALONE waits, the
--- floor stays at its score (claims pop the least, the floor never goes
--- back), so every root the list takes would have had that score: the list
--- is one level of the roots set, in arrival order. A root whose own
--- virtual runtime is above the floor would not: it waits as "=ID" at its
+-- (docs/design.md, "Fair share between roots"). A root that arrives
+-- while ALONE waits joins its list, in arrival order: ALONE, charged for
+-- the roots it served, is at most one estimate above the floor. A root
+-- whose own virtual runtime is above the floor waits as "=ID" at its
 -- own.
 local function enqueue(h)
 	need(h, QUEUE)

@@ -191,6 +191,32 @@ static int claim_head(struct call *c, const struct claim_args *a,
 	return rc;
 }
 
+/* The entries of list LIST (0: none). */
+static long long list_len(RedisModuleKey *list)
+{
+	return rm_KeyType(list) == RM_KEYTYPE_LIST ?
+		       (long long)rm_ValueLength(list) :
+		       0;
+}
+
+/* The member "alone" of roots set KEY (named K), charged for the roots
+ * its list served (cmd_claim): its score, replicated exactly (%.17g
+ * reads back as the same double), and notified, as claim.lua's ZADD. A
+ * member that left with its list's last entry is the ZREM's. */
+static void alone_charged(struct call *c, RedisModuleKey *key,
+			  RedisModuleString *k)
+{
+	char sc[32];
+	double score;
+
+	if (rm_KeyType(key) != RM_KEYTYPE_ZSET ||
+	    rm_ZsetScore(key, N[V_ALONE], &score) != RM_OK)
+		return;
+	snprintf(sc, sizeof(sc), "%.17g", score);
+	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd", k);
+	rm_Replicate(c->ctx, "ZADD", "scs", k, sc, N[V_ALONE]);
+}
+
 int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	struct claim_args a;
@@ -200,7 +226,7 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	RedisModuleKey *roots[2], *lists[2];
 	size_t npop[2] = { 0, 0 }, cap[2] = { 0, 0 };
 	long long est, out = 0, tries = 0, low_taken = 0, lpop[2] = { 0, 0 };
-	int handoff = 0;
+	int handoff = 0, charged[2] = { 0, 0 };
 
 	if (argc != 8)
 		return rm_WrongArity(ctx);
@@ -240,10 +266,25 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 			break;
 		mv = sv_of(m);
 		if (sv_eq(mv, "alone")) {
-			/* The list's head (claim.lua pick); the member
-			 * goes with the list's last entry. */
+			/* The list's head (claim.lua pick), charged the
+			 * estimate over the entries the list holds for a
+			 * root it serves: claim.lua's double, in the same
+			 * order. The member goes with the list's last
+			 * entry, and its charge stays in the floor. */
+			long long w = list_len(lists[low]);
+			double to =
+				score + (double)est / (double)(w > 1 ? w : 1);
+
 			rc = claim_head(&c, &a, lists[low], low, &lpop[low],
 					&gone, &none);
+			if (rc <= 0)
+				to = score; /* stale, or claim.lua's */
+			if (gone && !none) {
+				vr_served(&c, (long long)to, low);
+			} else if (to != score) {
+				rm_ZsetAdd(roots[low], to, m, NULL);
+				charged[low] = 1;
+			}
 		} else if (mv.n < 2 || mv.p[0] != '=') {
 			/* A root with a ready queue: claim.lua's part. */
 			rm_FreeString(NULL, m);
@@ -298,6 +339,8 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		}
 		rm_CloseKey(lists[low]);
 		rm_FreeString(NULL, ak[low]);
+		if (charged[low])
+			alone_charged(&c, roots[low], rk[low]);
 		if (npop[low]) {
 			rm_Replicate(ctx, "ZREM", "sv", rk[low], pop[low],
 				     npop[low]);
