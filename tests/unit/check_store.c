@@ -1152,6 +1152,65 @@ START_TEST(test_a_low_priority_stream_does_not_starve_a_low_priority_tree)
 }
 END_TEST
 
+/* A tree root with 30 ready children, then 12 roots without children;
+ * the tree's id. */
+static int64_t tree_and_list(void)
+{
+	int64_t tree = create("noop", 0);
+
+	for (int i = 0; i < 30; i++)
+		create("noop", tree);
+	for (int i = 0; i < 12; i++)
+		create("noop", 0);
+	return tree;
+}
+
+/*
+ * How claims are batched does not change the order (docs/design.md,
+ * "Fair share between roots"): a tree beside a list of roots without
+ * children, claimed one job a call, then the same store made again and
+ * claimed ten a call: the same jobs in the same order, and the same
+ * floor after. A claim of ten serves the list while the score charged
+ * to its member stays below the tree's, then the tree (with the module,
+ * by handing the call to claim.lua) and the list again, in one call.
+ */
+START_TEST(test_claims_of_many_take_the_order_of_claims_of_one)
+{
+	int64_t one[43], many[43];
+	size_t n1 = 0, n2 = 0;
+	long long floor1;
+
+	tree_and_list();
+	while (n1 < 43) {
+		size_t n;
+		struct jobd_claim *cl = claim(1, 0, 60000, &n);
+
+		ck_assert_uint_eq(n, 1);
+		one[n1++] = cl[0].id;
+		jobd_store_claims_free(cl, n);
+	}
+	floor1 = rcli_int("GET jobd:vr_floor");
+	jobd_test_redis_flush(redis);
+	tree_and_list();
+	while (n2 < 43) {
+		size_t n;
+		struct jobd_claim *cl = claim(10, 0, 60000, &n);
+
+		ck_assert_msg(n > 0 && n2 + n <= 43, "a claim of 10 took %zu",
+			      n);
+		for (size_t i = 0; i < n; i++)
+			many[n2++] = cl[i].id;
+		jobd_store_claims_free(cl, n);
+	}
+	for (size_t i = 0; i < 43; i++)
+		ck_assert_msg(one[i] == many[i],
+			      "job %zu: %lld claimed one a call, %lld ten a "
+			      "call",
+			      i, (long long)one[i], (long long)many[i]);
+	ck_assert_int_eq(rcli_int("GET jobd:vr_floor"), floor1);
+}
+END_TEST
+
 static bool zscore(const char *key, long long member, long long *score);
 
 /*
@@ -4387,6 +4446,7 @@ static Suite *store_suite(void)
 		test_low_priority_trees_take_turns_with_roots_without_children);
 	tcase_add_test(
 		tc, test_low_priority_move_keeps_a_roots_lead_over_its_floor);
+	tcase_add_test(tc, test_claims_of_many_take_the_order_of_claims_of_one);
 	tcase_add_test(tc, test_finish_done_finishes_job);
 	tcase_add_test(tc,
 		       test_finish_failed_without_retries_finishes_with_errors);

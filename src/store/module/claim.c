@@ -52,6 +52,20 @@ static RedisModuleString *first_root(RedisModuleKey *key, double *score)
 	return m;
 }
 
+/* The score of the second member of roots set KEY; +inf if none. */
+static double second_score(RedisModuleKey *key)
+{
+	double score = HUGE_VAL;
+
+	if (rm_KeyType(key) != RM_KEYTYPE_ZSET ||
+	    rm_ZsetFirstInScoreRange(key, -HUGE_VAL, HUGE_VAL, 0, 0) != RM_OK)
+		return score;
+	if (rm_ZsetRangeNext(key) && !rm_ZsetRangeEndReached(key))
+		rm_FreeString(NULL, rm_ZsetRangeCurrentElement(key, &score));
+	rm_ZsetRangeStop(key);
+	return score;
+}
+
 /* lib.lua is_delayed(): whether job SID, with not_before NB, waits in
  * P:delayed. Membership, never its time: a due job moved into its list
  * keeps its not_before until it is claimed, and a clock that steps back
@@ -227,6 +241,11 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	size_t npop[2] = { 0, 0 }, cap[2] = { 0, 0 };
 	long long est, out = 0, tries = 0, low_taken = 0, lpop[2] = { 0, 0 };
 	int handoff = 0, charged[2] = { 0, 0 };
+	/* "alone"'s score as charged in this call, written to its set
+	 * once (below) rather than once a root served: while it stays
+	 * below the next member's (NEXT), "alone" is still the least. */
+	int pending[2] = { 0, 0 };
+	double charge[2] = { 0, 0 }, next[2] = { 0, 0 };
 
 	if (argc != 8)
 		return rm_WrongArity(ctx);
@@ -265,6 +284,19 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		if (!m)
 			break;
 		mv = sv_of(m);
+		if (sv_eq(mv, "alone") && pending[low]) {
+			if (charge[low] >= next[low]) {
+				/* Charged past the next member, which
+				 * goes first (at the same score too):
+				 * the set as claim.lua would have it. */
+				rm_ZsetAdd(roots[low], charge[low], m, NULL);
+				pending[low] = 0;
+				rm_FreeString(NULL, m);
+				tries--;
+				continue;
+			}
+			score = charge[low];
+		}
 		if (sv_eq(mv, "alone")) {
 			/* The list's head (claim.lua pick), charged the
 			 * estimate over the entries the list holds for a
@@ -281,8 +313,12 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 				to = score; /* stale, or claim.lua's */
 			if (gone && !none) {
 				vr_served(&c, (long long)to, low);
-			} else if (to != score) {
-				rm_ZsetAdd(roots[low], to, m, NULL);
+				pending[low] = 0;
+			} else if (to != score || pending[low]) {
+				if (!pending[low])
+					next[low] = second_score(roots[low]);
+				charge[low] = to;
+				pending[low] = 1;
 				charged[low] = 1;
 			}
 		} else if (mv.n < 2 || mv.p[0] != '=') {
@@ -325,6 +361,9 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 				low_taken++;
 		}
 	}
+	for (int low = 0; low < 2; low++)
+		if (pending[low])
+			rm_ZsetAdd(roots[low], charge[low], N[V_ALONE], NULL);
 	/* Out of tries with room left: claim.lua's wake-up. */
 	if (!handoff && out < a.max && tries >= a.max * 4 + 8)
 		c.wake = 1;
