@@ -426,6 +426,9 @@ static int conn_setup(struct jobd_store *st)
 	redisReply *r;
 
 	st->conns++;
+	/* A new connection may be to a new primary (a failover): its
+	 * replicas are counted again before the next create waits. */
+	st->replicas_at = 0;
 	/* Functions read the log bound from here (first writer wins). */
 	r = store_link_command(st->c, "HSETNX %s:conf logs_max_entries %lld",
 			       st->conf->prefix,
