@@ -224,6 +224,21 @@ keys_missing() {
 		grep -c '^-$' || true
 }
 
+# side_type LOG: the [type.side] section of a jobd.conf, an exec handler
+# (tests/fixtures/handlers/side.sh) that appends "ID ATTEMPT" to LOG as
+# its side effect; side_jobs LOG: how many jobs had one; side_twice LOG:
+# the ids of the jobs that had more than one.
+side_type() {
+	printf "[type.side]\nhandler = exec\ncommand = %s/tests/fixtures/handlers/side.sh '%s'\n" \
+		"$top_srcdir" "$1"
+}
+side_jobs() {
+	cut -d' ' -f1 "$1" | sort -u | wc -l
+}
+side_twice() {
+	cut -d' ' -f1 "$1" | sort | uniq -d
+}
+
 # Prints the monitor's base URL ("http://127.0.0.1:8080/") from the
 # "http: monitor on URL (...)" line of jobd's log LOG, waiting up to 10 s
 # for it; fails the test without one.

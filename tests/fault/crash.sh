@@ -21,9 +21,7 @@ instance = $name
 workers = 4
 lease = 2s
 heartbeat = 200ms
-[type.side]
-handler = exec
-command = $top_srcdir/tests/fixtures/handlers/side.sh '$done_log'
+$(side_type "$done_log")
 CONF
 done
 export JOBD_CONFIG=$dir/a.conf
@@ -53,14 +51,14 @@ running=$(count_status in_progress)
 [ "$running" -gt 0 ] || fail "no job was running when jobd was killed"
 start_jobd b
 wait_finished 100 60
-distinct=$(cut -d' ' -f1 "$done_log" | sort -u | wc -l)
+distinct=$(side_jobs "$done_log")
 assert_eq 100 "$distinct" "jobs whose side effect happened"
 # A handler that completed its side effect in the few ms before jobd's
 # finish reached Redis runs again: exec side effects are at least once
 # inside that window, so a duplicate is tolerated only for a job that was
 # in flight at the kill (attempt 2 ran after attempt 1) and at most one
 # per worker of the killed instance. Outside of the window: none.
-dups=$(cut -d' ' -f1 "$done_log" | sort | uniq -d)
+dups=$(side_twice "$done_log")
 for id in $dups; do
 	[ "$(rcli hget "jobd:job:$id" attempt)" -ge 2 ] ||
 		fail "job $id completed twice without a second attempt"
@@ -97,7 +95,7 @@ start_jobd c
 jobctl submit side --payload '{"sleep_ms": 100}' --count 90 > "$dir/ids3"
 wait_finished 190 60
 assert_eq 90 "$(wc -l < "$done_log")" "side effects of 90 jobs"
-assert_eq 90 "$(cut -d' ' -f1 "$done_log" | sort -u | wc -l)" "distinct jobs"
+assert_eq 90 "$(side_jobs "$done_log")" "distinct jobs"
 instances=$(for id in $(cat "$dir/ids3"); do rcli hget "jobd:job:$id" instance; done | sort -u | tr '\n' ' ')
 assert_eq "a b c " "$instances" "instances that ran jobs"
 for n in a b c; do stop_jobd "$n"; done

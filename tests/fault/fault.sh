@@ -40,9 +40,7 @@ heartbeat = 200ms
 [kafka]
 kafka.session.timeout.ms = 6000
 kafka.heartbeat.interval.ms = 1000
-[type.side]
-handler = exec
-command = $top_srcdir/tests/fixtures/handlers/side.sh '$side'
+$(side_type "$side")
 CONF
 }
 conf c consume

@@ -117,9 +117,7 @@ data_dir = $work/data
 [kafka]
 kafka.session.timeout.ms = 3000
 kafka.heartbeat.interval.ms = 500
-[type.side]
-handler = exec
-command = $top_srcdir/tests/fixtures/handlers/side.sh '$side'
+$(side_type "$side")
 [type.import]
 chunk_size = 5
 [listener.soak]

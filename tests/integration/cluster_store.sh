@@ -134,9 +134,7 @@ instance = $1
 workers = 6
 lease = 2s
 heartbeat = 200ms
-[type.side]
-handler = exec
-command = $top_srcdir/tests/fixtures/handlers/side.sh '$done_log'
+$(side_type "$done_log")
 restartable = yes
 ${3:-}
 EOF
@@ -151,7 +149,7 @@ at_least() {
 }
 
 done_at_least() {
-	[ "$(cut -d' ' -f1 "$done_log" | sort -u | wc -l)" -ge "$1" ]
+	[ "$(side_jobs "$done_log")" -ge "$1" ]
 }
 
 # --- 1. refusals -------------------------------------------------------------
@@ -284,7 +282,7 @@ kill -KILL "$(cat "$odir/redis.pid")"
 wait_for 20 "a replica takes slot $slot over from $o" new_owner
 o2=$(owner)
 wait_for 60 "120 jobs done after the failover to $o2" done_at_least 120
-dups=$(cut -d' ' -f1 "$done_log" | sort | uniq -d | paste -sd' ' -)
+dups=$(side_twice "$done_log" | paste -sd' ' -)
 [ -z "$dups" ] || fail "jobs run twice across the failover: $dups ($(grep -cE . "$done_log") runs)"
 missing=0
 while read -r id; do
