@@ -732,6 +732,7 @@ END_TEST
 
 static long long keys_matching(const char *pattern);
 static void rcli(const char *args);
+static void fsck_clean(const char *when);
 
 /* Claims one job at a time, N times: the ids in claim order. */
 static void claim_one_by_one(int64_t *ids, int n)
@@ -935,7 +936,6 @@ END_TEST
 START_TEST(test_old_alone_members_and_list_entries_drain)
 {
 	int64_t a = create("noop", 0), b, c;
-	struct jobd_fsck f;
 	size_t n;
 	struct jobd_claim *cl;
 
@@ -944,10 +944,7 @@ START_TEST(test_old_alone_members_and_list_entries_drain)
 	rcli(fmt("ZADD jobd:roots 0 =%lld", (long long)a));
 	b = create("noop", 0);
 	c = create_full("noop", 0, NULL, true, NULL, NULL);
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_msg(f.nviolations == 0, "%s",
-		      f.nviolations ? f.violations[0] : "");
-	jobd_fsck_release(&f);
+	fsck_clean("clean store");
 	cl = claim(100, 100, 60000, &n);
 	ck_assert_uint_eq(n, 3);
 	/* Normal first; "=ID" sorts before the list's member. */
@@ -1042,18 +1039,12 @@ START_TEST(test_low_priority_trees_take_turns_with_roots_without_children)
 {
 	int64_t first = create_full("noop", 0, NULL, true, NULL, NULL);
 	int64_t normal = create("noop", 0), tree, kid, stream[6], order[6];
+	int64_t normals[21];
 
 	/* Normal claims, each charged: the normal floor rises. */
 	for (int i = 0; i < 20; i++)
 		create("noop", normal);
-	for (int i = 0; i < 21; i++) {
-		size_t n;
-		struct jobd_claim *cl = claim(1, 0, 60000, &n);
-
-		ck_assert_uint_eq(n, 1);
-		ck_assert(!cl[0].low_priority);
-		jobd_store_claims_free(cl, n);
-	}
+	claim_one_by_one(normals, 21);
 	ck_assert_int_eq(rcli_int("GET jobd:vr_floor"), 200);
 	tree = create_full("noop", 0, NULL, true, NULL, NULL);
 	kid = create("noop", tree); /* low priority, as its parent */
@@ -1177,18 +1168,11 @@ static int64_t tree_and_list(void)
 START_TEST(test_claims_of_many_take_the_order_of_claims_of_one)
 {
 	int64_t one[43], many[43];
-	size_t n1 = 0, n2 = 0;
+	size_t n2 = 0;
 	long long floor1;
 
 	tree_and_list();
-	while (n1 < 43) {
-		size_t n;
-		struct jobd_claim *cl = claim(1, 0, 60000, &n);
-
-		ck_assert_uint_eq(n, 1);
-		one[n1++] = cl[0].id;
-		jobd_store_claims_free(cl, n);
-	}
+	claim_one_by_one(one, 43);
 	floor1 = rcli_int("GET jobd:vr_floor");
 	jobd_test_redis_flush(redis);
 	tree_and_list();
@@ -2732,6 +2716,17 @@ static void rcli(const char *args)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
+/* fsck finds no violation (WHEN says at which point, in the message). */
+static void fsck_clean(const char *when)
+{
+	struct jobd_fsck f;
+
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "%s: %s", when,
+		      f.nviolations ? f.violations[0] : "");
+	jobd_fsck_release(&f);
+}
+
 /* fsck finds at least N violations and fixes nothing; with repair it
  * fixes at least N, after which it finds none. */
 static void fsck_then_repair(size_t n)
@@ -2745,10 +2740,7 @@ static void fsck_then_repair(size_t n)
 	ck_assert_int_eq(jobd_store_fsck(st, true, &f), 0);
 	ck_assert_uint_ge(f.fixed, n);
 	jobd_fsck_release(&f);
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_msg(f.nviolations == 0, "after repair: %s",
-		      f.nviolations ? f.violations[0] : "");
-	jobd_fsck_release(&f);
+	fsck_clean("after repair");
 }
 
 /*
@@ -3347,7 +3339,6 @@ START_TEST(test_purge_of_a_root_canceled_mid_cascade_leaves_no_queue_behind)
 	int64_t kid = create_full("nostop", root, NULL, true, NULL, NULL);
 	int64_t late = create_full("flaky", root, NULL, false, NULL, NULL);
 	struct store_args a = { 0 };
-	struct jobd_fsck f;
 	redisReply *r;
 	size_t left;
 	int64_t now;
@@ -3376,10 +3367,7 @@ START_TEST(test_purge_of_a_root_canceled_mid_cascade_leaves_no_queue_behind)
 	ck_assert_int_eq(claim_count(), 0);
 	ck_assert_int_eq(keys_matching("jobd:roots*"), 0);
 	ck_assert_int_eq(keys_matching("jobd:alone*"), 0);
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_msg(f.nviolations == 0, "after the purge: %s",
-		      f.nviolations ? f.violations[0] : "");
-	jobd_fsck_release(&f);
+	fsck_clean("after the purge");
 	/* Housekeeping finds nothing left to cascade to. */
 	ck_assert_int_eq(jobd_store_cascades_run(st, 10, &left), 0);
 	ck_assert_int_eq(keys_matching("jobd:cascades"), 0);
@@ -3443,7 +3431,6 @@ START_TEST(test_upgrade_moves_the_sorted_set_indexes_into_buckets)
 	int64_t ids[12], stop;
 	size_t n, m, k, calls = 0;
 	bool more = true;
-	struct jobd_fsck f;
 
 	/* Ids across the bucket of 512 to 1023 and the next. */
 	rcli("SET jobd:seq 1015");
@@ -3529,10 +3516,7 @@ START_TEST(test_upgrade_moves_the_sorted_set_indexes_into_buckets)
 		free(got);
 		free(want[i]);
 	}
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_msg(f.nviolations == 0, "after the upgrade: %s",
-		      f.nviolations ? f.violations[0] : "");
-	jobd_fsck_release(&f);
+	fsck_clean("after the upgrade");
 }
 END_TEST
 
@@ -3623,7 +3607,6 @@ START_TEST(test_backfill_moves_the_ended_index_of_r9)
 	int64_t ids[5], kid, re, now;
 	size_t indexed = 0, n, m, k;
 	bool more = true;
-	struct jobd_fsck f;
 	int calls = 0;
 
 	for (int i = 0; i < 5; i++)
@@ -3644,10 +3627,7 @@ START_TEST(test_backfill_moves_the_ended_index_of_r9)
 	rcli("HSET jobd:backfill ix done ended done logs done keys done");
 	rcli("HDEL jobd:backfill endb");
 	ck_assert_int_eq(jobd_store_backfill_pending(st), 1);
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_msg(f.nviolations == 0, "a store of r9: %s",
-		      f.nviolations ? f.violations[0] : "");
-	jobd_fsck_release(&f);
+	fsck_clean("a store of r9");
 	/* A root restarted before the move: its entry is stale. */
 	op_ok(JOBD_OP_RESTART, re);
 	while (more) {
@@ -3664,10 +3644,7 @@ START_TEST(test_backfill_moves_the_ended_index_of_r9)
 	ck_assert_int_eq(ended_total(), 4);
 	for (int i = 0; i < 4; i++)
 		ck_assert(in_ended(ids[i], finished_at(ids[i])));
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_msg(f.nviolations == 0, "after the move: %s",
-		      f.nviolations ? f.violations[0] : "");
-	jobd_fsck_release(&f);
+	fsck_clean("after the move");
 	/* A P:ended left after the move is reported; the repair has the
 	 * step run again, which moves it. */
 	rcli(fmt("ZADD jobd:ended 1 %lld", (long long)ids[1]));
@@ -3686,14 +3663,10 @@ START_TEST(test_fsck_checks_and_repairs_the_ended_index)
 {
 	int64_t a = create("noop", 0), b = create("noop", 0);
 	int64_t kid = create("noop", b), d;
-	struct jobd_fsck f;
 
 	ck_assert_uint_eq(run_ready(NULL), 3);
 	d = create("noop", 0);
-	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
-	ck_assert_msg(f.nviolations == 0, "clean store: %s",
-		      f.nviolations ? f.violations[0] : "");
-	jobd_fsck_release(&f);
+	fsck_clean("clean store");
 	/* Missing; at a wrong time, a child, a pending job in a bucket the
 	 * directory lacks; no such job; a directory entry without its
 	 * bucket; and a minute of the log index without its stream. */
