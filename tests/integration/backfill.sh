@@ -180,11 +180,9 @@ assert_eq 0 "$(rcli exists "jobd:job:$old")" "retention deleted the old job"
 consume_only() { # PREFIX
 	printf '[redis]\nprefix = %s\n[engine]\nroles = consume\ninstance = c-%s\n' \
 		"$1" "$1" >"$dir/c-$1.conf"
-	"$top_builddir/src/jobd" -c "$dir/c-$1.conf" 2>>"$dir/c-$1.log" &
-	local pid=$!
+	start_jobd "c-$1" "$dir"
 	wait_for 30 "consume-only jobd on prefix $1 running" grep -q ': running' "$dir/c-$1.log"
-	kill "$pid"
-	wait "$pid" || fail "consume-only jobd on prefix $1 exited $?: $(tail -n 5 "$dir/c-$1.log")"
+	stop_jobd "c-$1"
 }
 consume_only fresh
 assert_eq "done done done done done" "$(rcli hmget fresh:backfill ix ended endb logs keys | paste -sd ' ')" \
