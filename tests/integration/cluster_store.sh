@@ -59,8 +59,8 @@ while len(out) < 2:
     held.append(s)
     out.append(p)
 print(*out, flush=True)
-time.sleep(300)
-' >"$work/held" &
+time.sleep(3600)
+' >"$work/held" 2>"$work/held.err" &
 holder=$!
 on_exit "kill $holder 2>/dev/null"
 wait_for 10 "ports held" test -s "$work/held"
@@ -75,7 +75,9 @@ seed=$(JOBD_REDIS_TEST_PORTS="$held_port $held_bus" \
 		fail "cluster-start did not get past the ports held for it"
 	skip_or_fail "cannot start a redis cluster (logs: $cdir/node*/redis.log)"
 }
-kill "$holder"
+# Killed at exit otherwise; gone already, it held nothing for a while.
+kill "$holder" 2>/dev/null ||
+	fail "the process holding ports $held_port and $held_bus exited during cluster-start: $(cat "$work/held.err")"
 start_err=$(cat "$work/cluster-start.err")
 echo "$start_err" >&2
 assert_contains "$start_err" "127.0.0.1:$held_port: bind: Address already in use" \
