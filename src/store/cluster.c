@@ -754,6 +754,20 @@ static void explain_crossslot(struct node *node, struct cmd *cmd)
 	free(lens);
 }
 
+enum jobd_cluster_redirect jobd_cluster_redirect(const redisReply *r)
+{
+	if (!r || r->type != REDIS_REPLY_ERROR)
+		return JOBD_CLUSTER_HERE;
+	if (strncmp(r->str, "MOVED ", 6) == 0)
+		return JOBD_CLUSTER_MOVED;
+	if (strncmp(r->str, "ASK ", 4) == 0)
+		return JOBD_CLUSTER_ASK;
+	if (strncmp(r->str, "TRYAGAIN", 8) == 0 ||
+	    strncmp(r->str, "CLUSTERDOWN", 11) == 0)
+		return JOBD_CLUSTER_RETRY;
+	return JOBD_CLUSTER_HERE;
+}
+
 /*
  * A reply R to CMD from NODE: keeps it, or reads a redirect or a retry
  * from it (and frees it). Sets *REFRESH when the map is stale, *BACKOFF
@@ -763,15 +777,13 @@ static void take_reply(struct jobd_cluster *cl, struct node *node,
 		       struct cmd *cmd, redisReply *r, bool *refresh,
 		       bool *backoff)
 {
-	bool moved, ask;
+	enum jobd_cluster_redirect kind = jobd_cluster_redirect(r);
+	bool moved = kind == JOBD_CLUSTER_MOVED;
 	const char *addr;
 	struct node *to;
 	long slot;
 
-	moved = r->type == REDIS_REPLY_ERROR &&
-		strncmp(r->str, "MOVED ", 6) == 0;
-	ask = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0;
-	if (moved || ask) {
+	if (moved || kind == JOBD_CLUSTER_ASK) {
 		/* "MOVED 3999 127.0.0.1:6381"; the host may be empty, then
 		 * it is NODE's. */
 		slot = strtol(r->str + (moved ? 6 : 4), NULL, 10);
@@ -803,9 +815,7 @@ static void take_reply(struct jobd_cluster *cl, struct node *node,
 		freeReplyObject(r);
 		return;
 	}
-	if (r->type == REDIS_REPLY_ERROR &&
-	    (strncmp(r->str, "TRYAGAIN", 8) == 0 ||
-	     strncmp(r->str, "CLUSTERDOWN", 11) == 0)) {
+	if (kind == JOBD_CLUSTER_RETRY) {
 		snprintf(cmd->err, sizeof(cmd->err), "%s (from %s)", r->str,
 			 node->addr);
 		*backoff = *refresh = true;

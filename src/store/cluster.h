@@ -46,6 +46,20 @@ struct jobd_cluster_opts {
 struct jobd_cluster;
 struct jobd_cluster_pipe;
 
+/* What a reply says about where its command runs (jobd_cluster_redirect). */
+enum jobd_cluster_redirect {
+	JOBD_CLUSTER_HERE,  /* not a redirect: the command's own reply */
+	JOBD_CLUSTER_MOVED, /* "MOVED slot host:port": the slot moved */
+	JOBD_CLUSTER_ASK,   /* "ASK slot host:port": this key is migrating */
+	JOBD_CLUSTER_RETRY  /* TRYAGAIN or CLUSTERDOWN: a migration or a
+			     * failover under way, nothing ran */
+};
+
+/* Whether R (borrowed; NULL is JOBD_CLUSTER_HERE) is an error reply that
+ * sends its command elsewhere or later: the one test of the cluster
+ * client and of the store's own links (conn.c). */
+enum jobd_cluster_redirect jobd_cluster_redirect(const redisReply *r);
+
 /*
  * The hash slot of KEY (LEN bytes) as Redis computes it: CRC16 (XMODEM)
  * mod 16384 of the hash tag, the bytes between the first '{' and the next

@@ -226,6 +226,8 @@ void store_lost(struct jobd_store *st)
 
 bool store_redirected(struct jobd_store *st, const redisReply *r)
 {
+	enum jobd_cluster_redirect kind = jobd_cluster_redirect(r);
+
 	if (!st->cl || !r || r->type != REDIS_REPLY_ERROR)
 		return false;
 	/*
@@ -235,7 +237,7 @@ bool store_redirected(struct jobd_store *st, const redisReply *r)
 	 * refuses the function's first key (nothing ran; but during a
 	 * migration a later key, after writes: see run()).
 	 */
-	if (strncmp(r->str, "MOVED ", 6) == 0 ||
+	if (kind == JOBD_CLUSTER_MOVED ||
 	    strncmp(r->str, "READONLY ", 9) == 0 ||
 	    strstr(r->str, "access a non local key")) {
 		store_set_err(st,
@@ -249,9 +251,7 @@ bool store_redirected(struct jobd_store *st, const redisReply *r)
 	}
 	/* A function names no key, so a cluster that is down refuses it
 	 * from inside the script, at its first key, before any write. */
-	if (strncmp(r->str, "ASK ", 4) == 0 ||
-	    strncmp(r->str, "TRYAGAIN", 8) == 0 ||
-	    strncmp(r->str, "CLUSTERDOWN", 11) == 0 ||
+	if (kind == JOBD_CLUSTER_ASK || kind == JOBD_CLUSTER_RETRY ||
 	    strstr(r->str, "while the cluster is down")) {
 		store_set_err(st,
 			      "redis cluster at %s: slot %d of [redis] prefix "
