@@ -207,7 +207,8 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 		     struct jobd_stats *out)
 {
 	int64_t now, span, first, nspans;
-	redisReply *r;
+	redisReply *r, **replies;
+	size_t n;
 
 	memset(out, 0, sizeof(*out));
 	if (store_ensure(st) < 0)
@@ -234,7 +235,14 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 	if (!out->minutes)
 		return JOBD_STORE_ERR_REDIS;
 	/* The windows and the roll-up mark in one transaction (see
-	 * add_unrolled): MULTI, GET, NSPANS HGETALL, EXEC. */
+	 * add_unrolled): MULTI, GET, NSPANS HGETALL, EXEC. Every reply is
+	 * read through the store's pipeline, which checks each for a
+	 * redirect: on a cluster whose slot moved, the queued commands say
+	 * MOVED and EXEC only EXECABORT. */
+	n = (size_t)nspans + 3;
+	replies = calloc(n, sizeof(*replies));
+	if (!replies)
+		abort(); /* out of memory */
 	store_link_append(st->c, "MULTI");
 	store_link_append(st->c, "GET %s:stats:rolled", st->conf->prefix);
 	for (int64_t i = 0; i < nspans; i++)
@@ -242,24 +250,23 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 				  st->conf->prefix, span == 60000 ? "m" : "h",
 				  (long long)(first + i * span));
 	store_link_append(st->c, "EXEC");
-	for (int64_t i = 0; i < nspans + 3; i++) {
-		if (store_link_reply(st->c, &r) < 0) {
-			store_lost(st);
-			free(out->minutes);
-			out->minutes = NULL;
-			return JOBD_STORE_ERR_REDIS;
-		}
-		if (i < nspans + 2)
-			freeReplyObject(r);
+	if (jobd_store_pipeline_read(st, n, replies) < 0) {
+		free(replies);
+		free(out->minutes);
+		out->minutes = NULL;
+		return JOBD_STORE_ERR_REDIS;
 	}
+	r = replies[n - 1];
+	for (size_t i = 0; i + 1 < n; i++)
+		freeReplyObject(replies[i]);
+	free(replies);
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)nspans + 1) {
-		store_set_err(st, "redis at %s: statistics transaction failed",
-			      store_where(st));
+		store_set_err(st,
+			      "redis at %s: statistics transaction failed%s%s",
+			      store_where(st),
+			      r->type == REDIS_REPLY_ERROR ? ": " : "",
+			      r->type == REDIS_REPLY_ERROR ? r->str : "");
 		freeReplyObject(r);
-		/* On a cluster, a command of it was redirected (EXECABORT):
-		 * the next call reads the slot map again. */
-		if (st->cl)
-			store_drop(&st->c);
 		free(out->minutes);
 		out->minutes = NULL;
 		return JOBD_STORE_ERR_REDIS;

@@ -20,6 +20,7 @@
 
 #include "base/conf.h"
 #include "store/link.h"
+#include "store/store.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -490,6 +491,87 @@ START_TEST(test_cluster_ask_follows_a_migration)
 }
 END_TEST
 
+/* A conf whose [redis] is the cluster's seed, with PREFIX, and its CA and
+ * client certificate for TLS; caller frees with jobd_conf_free(). */
+static struct jobd_conf *store_conf(const char *prefix)
+{
+	char text[4096], err[512];
+	struct jobd_conf *conf;
+
+	if (tls)
+		snprintf(text, sizeof(text),
+			 "[redis]\naddress = %s\nprefix = %s\ntls_ca = %s\n"
+			 "tls_cert = %s\ntls_key = %s\n",
+			 seed, prefix, tls_path[0], tls_path[1], tls_path[2]);
+	else
+		snprintf(text, sizeof(text),
+			 "[redis]\naddress = %s\nprefix = %s\n", seed, prefix);
+	conf = jobd_conf_parse(text, strlen(text), "test.conf", err,
+			       sizeof(err));
+	ck_assert_msg(conf != NULL, "conf: %s", err);
+	return conf;
+}
+
+/* A store on the cluster (jobd_store_new) with CONF. */
+static struct jobd_store *store_open(const struct jobd_conf *conf)
+{
+	char err[512];
+	struct jobd_store *st = jobd_store_new(conf, err, sizeof(err));
+
+	ck_assert_msg(st != NULL, "store: %s", err);
+	return st;
+}
+
+/* Gives the slot of PREFIX, emptied of its keys, to another primary than
+ * its owner's; the new owner's address into TO. */
+static void move_prefix(const char *prefix, char *to, size_t size)
+{
+	struct jobd_cluster *cl = cluster_open();
+	int slot = slot_of(prefix);
+	char from[64];
+	redisReply *r;
+
+	snprintf(from, sizeof(from), "%s", jobd_cluster_slot_node(cl, slot));
+	other_primary(cl, from, to, size);
+	r = node_cmd(from, "CLUSTER GETKEYSINSLOT %d 100", slot);
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	for (size_t i = 0; i < r->elements; i++)
+		freeReplyObject(node_cmd(from, "DEL %b", r->element[i]->str,
+					 r->element[i]->len));
+	freeReplyObject(r);
+	move_slot(cl, slot, to);
+	jobd_cluster_free(cl);
+}
+
+START_TEST(test_cluster_store_stats_names_a_moved_slot)
+{
+	struct jobd_conf *conf = store_conf("{stats}");
+	struct jobd_store *st = store_open(conf);
+	struct jobd_stats stats;
+	char to[64];
+
+	ck_assert_msg(jobd_store_stats(st, 0, NULL, &stats) == 0, "%s",
+		      jobd_store_errstr(st));
+	jobd_stats_release(&stats);
+	move_prefix("{stats}", to, sizeof(to));
+	/* The queued commands of the statistics' MULTI answer MOVED, EXEC
+	 * only EXECABORT: the error names the redirect, and the next call
+	 * reads the slot map again and reaches the new owner. */
+	ck_assert_int_eq(jobd_store_stats(st, 0, NULL, &stats),
+			 JOBD_STORE_ERR_REDIS);
+	ck_assert_msg(strstr(jobd_store_errstr(st), "MOVED") &&
+			      strstr(jobd_store_errstr(st), to),
+		      "%s", jobd_store_errstr(st));
+	ck_assert_ptr_null(stats.minutes);
+	ck_assert_msg(jobd_store_stats(st, 0, NULL, &stats) == 0, "%s",
+		      jobd_store_errstr(st));
+	ck_assert_uint_gt(stats.n, 0);
+	jobd_stats_release(&stats);
+	jobd_store_free(st);
+	jobd_conf_free(conf);
+}
+END_TEST
+
 START_TEST(test_cluster_crossslot_names_the_keys)
 {
 	struct jobd_cluster *cl = cluster_open();
@@ -772,6 +854,7 @@ static Suite *cluster_suite(void)
 	tcase_add_test(tc, test_cluster_moved_updates_the_map);
 	tcase_add_test(tc, test_cluster_ask_follows_a_migration);
 	tcase_add_test(tc, test_cluster_crossslot_names_the_keys);
+	tcase_add_test(tc, test_cluster_store_stats_names_a_moved_slot);
 	tcase_add_test(tc, test_cluster_new_names_a_bad_seed);
 	if (tls) {
 		tcase_add_test(tc, test_cluster_tls_refuses_another_ca);
