@@ -574,6 +574,14 @@ void jobd_cluster_free(struct jobd_cluster *cl)
 	free(cl);
 }
 
+void jobd_cluster_set_timeout(struct jobd_cluster *cl, int ms)
+{
+	cl->timeout_ms = ms;
+	for (size_t i = 0; i < cl->nnodes; i++)
+		if (cl->nodes[i]->l)
+			store_link_set_timeout(cl->nodes[i]->l, ms);
+}
+
 const char *jobd_cluster_errstr(const struct jobd_cluster *cl)
 {
 	return cl->err;

@@ -88,6 +88,10 @@ struct jobd_cluster *jobd_cluster_new(const char *seeds,
 /* Closes every connection and frees CL; NULL is a no-op. */
 void jobd_cluster_free(struct jobd_cluster *cl);
 
+/* Sets the connect and per-call socket timeout (ms, > 0) of CL's
+ * connections, those open and those made later. */
+void jobd_cluster_set_timeout(struct jobd_cluster *cl, int ms);
+
 /* The last error (borrowed, valid until the next call on CL). */
 const char *jobd_cluster_errstr(const struct jobd_cluster *cl);
 

@@ -689,6 +689,10 @@ void jobd_store_set_timeout(struct jobd_store *st, int ms)
 	st->timeout_ms = ms;
 	if (st->c)
 		store_link_set_timeout(st->c, ms);
+	/* The cluster client's links read the slot map at every connect:
+	 * a node that stalls must not hold the call longer. */
+	if (st->cl)
+		jobd_cluster_set_timeout(st->cl, ms);
 }
 
 /*

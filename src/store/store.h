@@ -54,7 +54,9 @@ bool jobd_store_has_module(const struct jobd_store *st);
  */
 void jobd_store_set_create_wait(struct jobd_store *st, bool on);
 
-/* Sets per-call timeouts (ms) of the connection; default 5000. */
+/* Sets per-call timeouts (ms) of the store's connections, those open
+ * and those made later (on a cluster, the cluster client's too); default
+ * 5000. */
 void jobd_store_set_timeout(struct jobd_store *st, int ms);
 
 /* --- creating jobs ----------------------------------------------------- */

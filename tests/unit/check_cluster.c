@@ -572,6 +572,93 @@ START_TEST(test_cluster_store_stats_names_a_moved_slot)
 }
 END_TEST
 
+/* CLIENT PAUSE MS ALL on the node at ADDR: it takes connections but
+ * answers no command of a client until MS have passed. */
+static void pause_node(const char *addr, int ms)
+{
+	redisReply *r = node_cmd(addr, "CLIENT PAUSE %d ALL", ms);
+
+	ck_assert_msg(r->type == REDIS_REPLY_STATUS, "CLIENT PAUSE on %s: %s",
+		      addr, r->str);
+	freeReplyObject(r);
+}
+
+/* Pauses (PAUSE_MS > 0) every node of the cluster (DIR/nodes), or waits
+ * until each answers again (PAUSE_MS 0). */
+static void pause_all(int pause_ms)
+{
+	char path[512], line[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/nodes", dir);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (pause_ms > 0)
+			pause_node(line, pause_ms);
+		else
+			freeReplyObject(node_cmd(line, "PING"));
+	}
+	fclose(f);
+}
+
+START_TEST(test_cluster_timeout_applies_to_every_link)
+{
+	struct jobd_cluster *cl = cluster_open();
+	int slot = slot_of("{timeout}k");
+	const char *argv[] = { "PING" };
+	size_t lens[] = { 4 };
+	char owner[64];
+	redisReply *r;
+
+	snprintf(owner, sizeof(owner), "%s", jobd_cluster_slot_node(cl, slot));
+	jobd_cluster_set_timeout(cl, 300);
+	pause_node(owner, 2500);
+	/* The connection open before, then the one made after it was lost:
+	 * each gives up after 300 ms, long before the pause ends. */
+	for (int i = 0; i < 2; i++) {
+		r = jobd_cluster_command(cl, slot, 1, argv, lens);
+		ck_assert_msg(r == NULL, "call %d: a reply within the pause",
+			      i);
+		ck_assert_msg(strstr(jobd_cluster_errstr(cl), " 300 ms"),
+			      "call %d: %s", i, jobd_cluster_errstr(cl));
+	}
+	freeReplyObject(node_cmd(owner, "PING"));
+	r = jobd_cluster_command(cl, slot, 1, argv, lens);
+	ck_assert_msg(r != NULL, "%s", jobd_cluster_errstr(cl));
+	ck_assert_str_eq(r->str, "PONG");
+	freeReplyObject(r);
+	jobd_cluster_free(cl);
+}
+END_TEST
+
+START_TEST(test_cluster_store_timeout_reaches_the_map)
+{
+	struct jobd_conf *conf = store_conf("{storetimeout}");
+	struct jobd_store *st = store_open(conf);
+	int64_t now;
+
+	jobd_store_set_timeout(st, 300);
+	pause_all(5000);
+	/* The store's own connection gives up first; then, connecting anew,
+	 * the cluster client's link that reads the slot map gives up as
+	 * soon (it waited 5 s, past the pause, with its first timeout). */
+	ck_assert_int_eq(jobd_store_time(st, &now), JOBD_STORE_ERR_REDIS);
+	ck_assert_msg(strstr(jobd_store_errstr(st), " 300 ms"), "%s",
+		      jobd_store_errstr(st));
+	ck_assert_int_eq(jobd_store_time(st, &now), JOBD_STORE_ERR_REDIS);
+	ck_assert_msg(strstr(jobd_store_errstr(st), "slot map") &&
+			      strstr(jobd_store_errstr(st), " 300 ms"),
+		      "%s", jobd_store_errstr(st));
+	pause_all(0);
+	ck_assert_msg(jobd_store_time(st, &now) == 0, "%s",
+		      jobd_store_errstr(st));
+	jobd_store_free(st);
+	jobd_conf_free(conf);
+}
+END_TEST
+
 START_TEST(test_cluster_crossslot_names_the_keys)
 {
 	struct jobd_cluster *cl = cluster_open();
@@ -855,6 +942,8 @@ static Suite *cluster_suite(void)
 	tcase_add_test(tc, test_cluster_ask_follows_a_migration);
 	tcase_add_test(tc, test_cluster_crossslot_names_the_keys);
 	tcase_add_test(tc, test_cluster_store_stats_names_a_moved_slot);
+	tcase_add_test(tc, test_cluster_timeout_applies_to_every_link);
+	tcase_add_test(tc, test_cluster_store_timeout_reaches_the_map);
 	tcase_add_test(tc, test_cluster_new_names_a_bad_seed);
 	if (tls) {
 		tcase_add_test(tc, test_cluster_tls_refuses_another_ca);
