@@ -701,30 +701,46 @@ void jobd_store_set_timeout(struct jobd_store *st, int ms)
  * command that did not run (store_redirected) goes again, at once after
  * a MOVED (to the primary of the map read again), else after a backoff,
  * REDIRECTS times at most. ARGV, or else FMT with *AP (copied each time).
+ * With WANT > 0, WAIT WANT [redis] wait_timeout goes right behind the
+ * command, in the same write, and its reply is put into *WAITED when the
+ * command's is returned (so it covers the command: one round trip).
  */
 static redisReply *run(struct jobd_store *st, int argc, const char **argv,
-		       const size_t *lens, const char *fmt, va_list *ap)
+		       const size_t *lens, const char *fmt, va_list *ap,
+		       int want, redisReply **waited)
 {
 	for (int round = 0;; round++) {
-		redisReply *r;
+		redisReply *r = NULL, *w = NULL;
 		va_list aq;
 		bool partial;
 
 		if (store_ensure(st) < 0)
 			return NULL;
 		if (argv) {
-			r = store_link_command_argv(st->c, argc, argv, lens);
+			store_link_append_argv(st->c, argc, argv, lens);
 		} else {
 			va_copy(aq, *ap);
-			r = store_link_vcommand(st->c, fmt, aq);
+			store_link_vappend(st->c, fmt, aq);
 			va_end(aq);
 		}
-		if (!r) {
+		if (want > 0)
+			store_link_append(
+				st->c, "WAIT %d %lld", want,
+				(long long)st->conf->redis_wait_timeout);
+		if (store_link_reply(st->c, &r) < 0 ||
+		    (want > 0 && store_link_reply(st->c, &w) < 0)) {
+			if (r)
+				freeReplyObject(r);
 			store_lost(st);
 			return NULL;
 		}
-		if (!store_redirected(st, r))
+		if (!store_redirected(st, r)) {
+			if (waited)
+				*waited = w;
 			return r;
+		}
+		if (w)
+			freeReplyObject(w);
 		/*
 		 * A function refused a key that is not here may have written
 		 * before it reached one: during a migration of the slot
@@ -741,11 +757,11 @@ static redisReply *run(struct jobd_store *st, int argc, const char **argv,
 	}
 }
 
-/* run() with an argument vector. */
+/* run() with an argument vector, and WAIT behind it when WANT > 0. */
 static redisReply *run_argv(struct jobd_store *st, int argc, const char **argv,
-			    const size_t *lens)
+			    const size_t *lens, int want, redisReply **waited)
 {
-	return run(st, argc, argv, lens, NULL, NULL);
+	return run(st, argc, argv, lens, NULL, NULL, want, waited);
 }
 
 void store_call_args(const struct jobd_store *st, const char *cmd,
@@ -763,13 +779,15 @@ void store_call_args(const struct jobd_store *st, const char *cmd,
 	args_append(a, args);
 }
 
-redisReply *store_module_call(struct jobd_store *st, const char *cmd,
-			      struct store_args *args, bool *fallback)
+redisReply *store_module_call_wait(struct jobd_store *st, const char *cmd,
+				   struct store_args *args, bool *fallback,
+				   int want, redisReply **waited)
 {
 	struct store_args a = { 0 };
-	redisReply *r;
+	redisReply *r, *w = NULL;
 
 	*fallback = true;
+	*waited = NULL;
 	if (store_ensure(st) < 0) {
 		*fallback = false;
 		return NULL;
@@ -777,13 +795,15 @@ redisReply *store_module_call(struct jobd_store *st, const char *cmd,
 	if (!st->module)
 		return NULL;
 	store_call_args(st, cmd, 0, args, &a);
-	r = run_argv(st, (int)a.n, a.v, a.len);
+	r = run_argv(st, (int)a.n, a.v, a.len, want, &w);
 	store_args_release(&a);
 	if (!r) {
 		*fallback = false;
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
+		if (w)
+			freeReplyObject(w);
 		if (strncmp(r->str, "ERR unknown command", 19) == 0 ||
 		    strncmp(r->str, "NOPERM", 6) == 0 ||
 		    strstr(r->str, "wrong number of arguments")) {
@@ -803,24 +823,39 @@ redisReply *store_module_call(struct jobd_store *st, const char *cmd,
 		freeReplyObject(r);
 		return NULL;
 	}
+	*waited = w;
 	return r;
 }
 
-redisReply *store_eval(struct jobd_store *st, enum script_id id,
-		       struct store_args *args)
+redisReply *store_module_call(struct jobd_store *st, const char *cmd,
+			      struct store_args *args, bool *fallback)
+{
+	redisReply *w;
+
+	return store_module_call_wait(st, cmd, args, fallback, 0, &w);
+}
+
+redisReply *store_eval_wait(struct jobd_store *st, enum script_id id,
+			    struct store_args *args, int want,
+			    redisReply **waited)
 {
 	struct store_args a = { 0 };
-	redisReply *r = NULL;
+	redisReply *r = NULL, *w = NULL;
 
+	*waited = NULL;
 	if (store_ensure(st) < 0)
 		return NULL;
 	store_call_args(st, NULL, id, args, &a);
 	for (int tries = 0; tries < 2; tries++) {
-		r = run_argv(st, (int)a.n, a.v, a.len);
+		r = run_argv(st, (int)a.n, a.v, a.len, want, &w);
 		if (!r)
 			break;
-		if (r->type != REDIS_REPLY_ERROR)
+		if (r->type != REDIS_REPLY_ERROR) {
+			*waited = w;
 			break;
+		}
+		if (w)
+			freeReplyObject(w);
 		if (strstr(r->str, "Function not found") && tries == 0) {
 			/* First use on this Redis, or it lost its functions. */
 			freeReplyObject(r);
@@ -839,6 +874,14 @@ redisReply *store_eval(struct jobd_store *st, enum script_id id,
 	}
 	store_args_release(&a);
 	return r;
+}
+
+redisReply *store_eval(struct jobd_store *st, enum script_id id,
+		       struct store_args *args)
+{
+	redisReply *w;
+
+	return store_eval_wait(st, id, args, 0, &w);
 }
 
 char *store_dup_str(const redisReply *r)
@@ -886,7 +929,7 @@ redisReply *jobd_store_vcommand(struct jobd_store *st, const char *fmt,
 	redisReply *r;
 
 	va_copy(aq, ap);
-	r = run(st, 0, NULL, NULL, fmt, &aq);
+	r = run(st, 0, NULL, NULL, fmt, &aq, 0, NULL);
 	va_end(aq);
 	return r;
 }
@@ -905,7 +948,7 @@ redisReply *jobd_store_command(struct jobd_store *st, const char *fmt, ...)
 redisReply *jobd_store_command_argv(struct jobd_store *st, int argc,
 				    const char **argv, const size_t *lens)
 {
-	return run_argv(st, argc, argv, lens);
+	return run_argv(st, argc, argv, lens, 0, NULL);
 }
 
 struct store_link *jobd_store_pipeline(struct jobd_store *st)

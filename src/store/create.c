@@ -174,38 +174,15 @@ static void create_results(const redisReply *r, const size_t *pos, size_t sent,
 	}
 }
 
-/*
- * Waits until the replicas store_create_replicas() names have what this
- * connection wrote (nothing else is on its way on it): 0, or
- * JOBD_STORE_ERR_REDIS with the error set, and the caller makes the
- * create again (its keys make it "existed").
- */
-static int create_wait(struct jobd_store *st)
-{
-	int want = store_create_replicas(st, true);
-	redisReply *r;
-	int rc;
-
-	if (want <= 0)
-		return want;
-	r = jobd_store_command(st, "WAIT %d %lld", want,
-			       (long long)st->conf->redis_wait_timeout);
-	if (!r)
-		return JOBD_STORE_ERR_REDIS;
-	rc = store_create_waited(st, r, want);
-	freeReplyObject(r);
-	return rc;
-}
-
 static int create_batch(struct jobd_store *st, const char *actor,
 			const struct jobd_spec *specs, size_t n,
 			struct jobd_created *out)
 {
 	struct store_args a = { 0 };
 	size_t pos[JOBD_STORE_BATCH], sent;
-	redisReply *r;
+	redisReply *r, *w = NULL;
 	bool fallback, packed;
-	int rc = 0;
+	int want, rc = 0;
 
 	/* Specs all refused here need no Redis. */
 	packed = st->module;
@@ -221,18 +198,33 @@ static int create_batch(struct jobd_store *st, const char *actor,
 		packed = st->module;
 		create_args(st, actor, specs, n, out, pos, &a, packed);
 	}
-	r = store_module_call(st, "JOBD.CREATE", &a, &fallback);
+	/*
+	 * The replicas to wait for (WAIT): pipelined right behind the call,
+	 * so it covers this create in the same round trip. Fewer replicas
+	 * having it within [redis] wait_timeout fail the batch with the
+	 * error set, and the caller makes it again (its keys make it
+	 * "existed").
+	 */
+	want = store_create_replicas(st, true);
+	if (want < 0) {
+		rc = JOBD_STORE_ERR_REDIS;
+		goto out;
+	}
+	r = store_module_call_wait(st, "JOBD.CREATE", &a, &fallback, want, &w);
 	if (r && r->type == REDIS_REPLY_STATUS) {
 		/* Not only root jobs: the module left it to Lua. */
 		freeReplyObject(r);
 		r = NULL;
+		if (w)
+			freeReplyObject(w);
+		w = NULL;
 	}
 	if (!r && fallback) {
 		if (packed) {
 			store_args_release(&a);
 			create_args(st, actor, specs, n, out, pos, &a, false);
 		}
-		r = store_eval(st, S_CREATE, &a);
+		r = store_eval_wait(st, S_CREATE, &a, want, &w);
 	}
 	if (!r) {
 		rc = JOBD_STORE_ERR_REDIS;
@@ -240,7 +232,10 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	}
 	create_results(r, pos, sent, out);
 	freeReplyObject(r);
-	rc = create_wait(st);
+	if (want > 0)
+		rc = store_create_waited(st, w, want);
+	if (w)
+		freeReplyObject(w);
 out:
 	store_args_release(&a);
 	return rc;

@@ -241,12 +241,26 @@ redisReply *store_module_call(struct jobd_store *st, const char *cmd,
 			      struct store_args *args, bool *fallback);
 
 /*
+ * store_module_call() with, when WANT > 0, WAIT WANT [redis] wait_timeout
+ * pipelined right behind the command: when the command's reply is
+ * returned, WAIT's is in *WAITED (caller frees), else *WAITED is NULL.
+ */
+redisReply *store_module_call_wait(struct jobd_store *st, const char *cmd,
+				   struct store_args *args, bool *fallback,
+				   int want, redisReply **waited);
+
+/*
  * Runs script ID with ARGS (the prefix is prepended here). Returns the
  * reply (caller frees) or NULL with st->err set; a script error is an
  * error too, never a reply.
  */
 redisReply *store_eval(struct jobd_store *st, enum script_id id,
 		       struct store_args *args);
+
+/* store_eval() with WAIT behind it, as store_module_call_wait(). */
+redisReply *store_eval_wait(struct jobd_store *st, enum script_id id,
+			    struct store_args *args, int want,
+			    redisReply **waited);
 
 /*
  * An instance's published view of itself (store/kafka_view.c): JSON at

@@ -491,21 +491,22 @@ START_TEST(test_cluster_ask_follows_a_migration)
 }
 END_TEST
 
-/* A conf whose [redis] is the cluster's seed, with PREFIX, and its CA and
- * client certificate for TLS; caller frees with jobd_conf_free(). */
-static struct jobd_conf *store_conf(const char *prefix)
+/* A conf whose [redis] is the cluster's seed, with PREFIX, the lines
+ * EXTRA and, for TLS, the cluster's CA and client certificate; caller
+ * frees with jobd_conf_free(). */
+static struct jobd_conf *store_conf(const char *prefix, const char *extra)
 {
 	char text[4096], err[512];
 	struct jobd_conf *conf;
+	int n;
 
+	n = snprintf(text, sizeof(text),
+		     "[redis]\naddress = %s\nprefix = %s\n%s", seed, prefix,
+		     extra);
 	if (tls)
-		snprintf(text, sizeof(text),
-			 "[redis]\naddress = %s\nprefix = %s\ntls_ca = %s\n"
-			 "tls_cert = %s\ntls_key = %s\n",
-			 seed, prefix, tls_path[0], tls_path[1], tls_path[2]);
-	else
-		snprintf(text, sizeof(text),
-			 "[redis]\naddress = %s\nprefix = %s\n", seed, prefix);
+		snprintf(text + n, sizeof(text) - (size_t)n,
+			 "tls_ca = %s\ntls_cert = %s\ntls_key = %s\n",
+			 tls_path[0], tls_path[1], tls_path[2]);
 	conf = jobd_conf_parse(text, strlen(text), "test.conf", err,
 			       sizeof(err));
 	ck_assert_msg(conf != NULL, "conf: %s", err);
@@ -545,7 +546,7 @@ static void move_prefix(const char *prefix, char *to, size_t size)
 
 START_TEST(test_cluster_store_stats_names_a_moved_slot)
 {
-	struct jobd_conf *conf = store_conf("{stats}");
+	struct jobd_conf *conf = store_conf("{stats}", "");
 	struct jobd_store *st = store_open(conf);
 	struct jobd_stats stats;
 	char to[64];
@@ -635,7 +636,7 @@ END_TEST
 
 START_TEST(test_cluster_store_timeout_reaches_the_map)
 {
-	struct jobd_conf *conf = store_conf("{storetimeout}");
+	struct jobd_conf *conf = store_conf("{storetimeout}", "");
 	struct jobd_store *st = store_open(conf);
 	int64_t now;
 
@@ -654,6 +655,111 @@ START_TEST(test_cluster_store_timeout_reaches_the_map)
 	pause_all(0);
 	ck_assert_msg(jobd_store_time(st, &now) == 0, "%s",
 		      jobd_store_errstr(st));
+	jobd_store_free(st);
+	jobd_conf_free(conf);
+}
+END_TEST
+
+/* The pid of the node at ADDR: line N of DIR/nodes is DIR/nodeN. */
+static pid_t node_pid(const char *addr)
+{
+	char path[512], line[64];
+	FILE *f;
+	int n = 0;
+	long pid = 0;
+
+	snprintf(path, sizeof(path), "%s/nodes", dir);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		line[strcspn(line, "\n")] = '\0';
+		if (strcmp(line, addr) == 0)
+			break;
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/node%d/redis.pid", dir, n);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fscanf(f, "%ld", &pid), 1);
+	fclose(f);
+	return (pid_t)pid;
+}
+
+/* A field of INFO SECTION of the node at ADDR, as a number. */
+static long long info_field(const char *addr, const char *section,
+			    const char *name)
+{
+	redisReply *r = node_cmd(addr, "INFO %s", section);
+	const char *s = strstr(r->str, name);
+	long long n;
+
+	ck_assert_msg(s != NULL, "no %s in INFO %s of %s", name, section, addr);
+	n = atoll(s + strlen(name));
+	freeReplyObject(r);
+	return n;
+}
+
+/* Creates one job of type "noop" with ST; what jobd_store_create says. */
+static int create_one(struct jobd_store *st)
+{
+	struct jobd_spec spec = { .type = "noop" };
+	struct jobd_created out = { 0 };
+
+	return jobd_store_create(st, "test", &spec, 1, &out);
+}
+
+START_TEST(test_cluster_store_create_waits_in_its_round_trip)
+{
+	struct jobd_conf *conf = store_conf("{wait}", "wait_timeout = 200ms\n");
+	struct jobd_store *st = store_open(conf);
+	int slot = slot_of("{wait}");
+	struct jobd_cluster *cl = cluster_open();
+	char owner[64], replica[64], id[41];
+	long long waits, reads;
+	pid_t pid;
+	redisReply *r;
+	enum { N = 40 };
+
+	snprintf(owner, sizeof(owner), "%s", jobd_cluster_slot_node(cl, slot));
+	jobd_cluster_free(cl);
+	jobd_store_set_create_wait(st, true);
+	/* Loads the functions and counts the replicas. */
+	ck_assert_msg(create_one(st) == 0, "%s", jobd_store_errstr(st));
+	waits = info_field(owner, "commandstats", "cmdstat_wait:calls=");
+	reads = info_field(owner, "stats", "total_reads_processed:");
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(create_one(st) == 0, "%s", jobd_store_errstr(st));
+	ck_assert_int_eq(info_field(owner, "commandstats",
+				    "cmdstat_wait:calls="),
+			 waits + N);
+	/*
+	 * Each create and its WAIT come in one read, and the replica's
+	 * acknowledgement in another: 2 reads a create, 3 when the WAIT is
+	 * a round trip of its own; the INFO calls here and the replica's
+	 * acknowledgement once a second add a few.
+	 */
+	reads = info_field(owner, "stats", "total_reads_processed:") - reads;
+	ck_assert_msg(reads < N * 5 / 2, "%lld reads on %s for %d creates",
+		      reads, owner, N);
+
+	/* A replica that does not acknowledge within [redis] wait_timeout
+	 * (stopped) fails the create, saying so. */
+	node_id(owner, id);
+	r = node_cmd(owner, "CLUSTER REPLICAS %s", id);
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	ck_assert_uint_ge(r->elements, 1);
+	ck_assert_int_eq(sscanf(r->element[0]->str, "%*s %63[^@]", replica), 1);
+	freeReplyObject(r);
+	pid = node_pid(replica);
+	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+	/* Under cluster-node-timeout (1 s): no node marks it failing. */
+	ck_assert_int_eq(create_one(st), JOBD_STORE_ERR_REDIS);
+	ck_assert_int_eq(kill(pid, SIGCONT), 0);
+	ck_assert_msg(strstr(jobd_store_errstr(st), "0 of 1 replicas") &&
+			      strstr(jobd_store_errstr(st), "200 ms"),
+		      "%s", jobd_store_errstr(st));
+	ck_assert_msg(create_one(st) == 0, "%s", jobd_store_errstr(st));
 	jobd_store_free(st);
 	jobd_conf_free(conf);
 }
@@ -723,32 +829,6 @@ static bool node_up(const char *addr)
 
 	store_link_free(l);
 	return l != NULL;
-}
-
-/* The pid of the node at ADDR: line N of DIR/nodes is DIR/nodeN. */
-static pid_t node_pid(const char *addr)
-{
-	char path[512], line[64];
-	FILE *f;
-	int n = 0;
-	long pid = 0;
-
-	snprintf(path, sizeof(path), "%s/nodes", dir);
-	f = fopen(path, "r");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	while (fgets(line, sizeof(line), f)) {
-		n++;
-		line[strcspn(line, "\n")] = '\0';
-		if (strcmp(line, addr) == 0)
-			break;
-	}
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/node%d/redis.pid", dir, n);
-	f = fopen(path, "r");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fscanf(f, "%ld", &pid), 1);
-	fclose(f);
-	return (pid_t)pid;
 }
 
 START_TEST(test_cluster_failover_is_followed)
@@ -944,6 +1024,7 @@ static Suite *cluster_suite(void)
 	tcase_add_test(tc, test_cluster_store_stats_names_a_moved_slot);
 	tcase_add_test(tc, test_cluster_timeout_applies_to_every_link);
 	tcase_add_test(tc, test_cluster_store_timeout_reaches_the_map);
+	tcase_add_test(tc, test_cluster_store_create_waits_in_its_round_trip);
 	tcase_add_test(tc, test_cluster_new_names_a_bad_seed);
 	if (tls) {
 		tcase_add_test(tc, test_cluster_tls_refuses_another_ca);
