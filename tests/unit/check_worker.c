@@ -30,6 +30,7 @@
 #include "engine/registry.h"
 #include "engine/worker.h"
 #include "handlers/builtin.h"
+#include "store/records.h"
 #include "store/store.h"
 #include "testutil.h"
 
@@ -706,14 +707,20 @@ static int twofail_handler(struct jobd_ctx *ctx)
 	return jobd_ctx_fail(ctx, "cannot create chunk 3");
 }
 
-/* The first failure of a run is the job's cause; a later one is logged
- * as it comes ("also: ..."), and does not replace it. */
+/*
+ * The first failure of a run is the job's cause: the failure the finish
+ * reports (its error entry, after the handler's lines) is the first one,
+ * word for word; a later one is logged as it comes, before it, as
+ * "also: ...", and is reported nowhere else.
+ */
 START_TEST(test_worker_first_failure_is_the_cause)
 {
+	static const char cause_msg[] = "read error at line 7";
+	static const char also_msg[] = "also: cannot create chunk 3";
 	struct jobd_log_query q = { .min_level = JOBD_LOG_ERROR };
 	struct jobd_log_result res = { 0 };
 	int64_t id, end;
-	size_t i, first = SIZE_MAX, also = SIZE_MAX;
+	size_t i, cause = SIZE_MAX, also = SIZE_MAX;
 
 	ck_assert_int_eq(jobd_handler_register("twofail", twofail_handler), 0);
 	start(1, "[type.twofail]\nhandler = noop\n");
@@ -723,29 +730,35 @@ START_TEST(test_worker_first_failure_is_the_cause)
 	for (;;) {
 		ck_assert_int_eq(jobd_store_logs(st, id, &q, &res), 0);
 		for (i = 0; i < res.n; i++) {
-			if (strstr(res.entries[i].msg,
-				   "read error at line 7") &&
-			    !strstr(res.entries[i].msg, "also:"))
-				first = i;
-			if (strcmp(res.entries[i].msg,
-				   "also: cannot create chunk 3") == 0)
+			if (strcmp(res.entries[i].msg, cause_msg) == 0)
+				cause = i;
+			if (strcmp(res.entries[i].msg, also_msg) == 0)
 				also = i;
 		}
-		if (first != SIZE_MAX && also != SIZE_MAX)
+		if (cause != SIZE_MAX && also != SIZE_MAX)
 			break;
 		jobd_log_result_release(&res);
-		first = also = SIZE_MAX;
+		cause = also = SIZE_MAX;
 		ck_assert_msg(jobd_util_mono_ms() < end,
-			      "no log line gives the first failure as the "
-			      "cause and the second after it");
+			      "no error entry reports \"%s\" as the failure "
+			      "and \"%s\" besides",
+			      cause_msg, also_msg);
 		jobd_test_sleep_ms(20);
 	}
-	for (i = 0; i < res.n; i++)
-		ck_assert_msg(!strstr(res.entries[i].msg,
-				      "cannot create chunk 3") ||
-				      strstr(res.entries[i].msg, "also:"),
-			      "the second failure replaced the first: %s",
+	/* The finish's report is the last error entry of the (only) run. */
+	ck_assert_msg(cause == res.n - 1,
+		      "the failure reported is \"%s\", not the first one",
+		      res.entries[res.n - 1].msg);
+	ck_assert_msg(also < cause,
+		      "the second failure was logged after the report");
+	for (i = 0; i < res.n; i++) {
+		ck_assert_int_eq(res.entries[i].attempt, 1);
+		ck_assert_msg(i == cause || i == also ||
+				      (!strstr(res.entries[i].msg, "line 7") &&
+				       !strstr(res.entries[i].msg, "chunk 3")),
+			      "a failure reported twice: \"%s\"",
 			      res.entries[i].msg);
+	}
 	jobd_log_result_release(&res);
 	teardown();
 }
@@ -842,23 +855,127 @@ START_TEST(test_worker_import_split_creates_chunks_in_batches)
 END_TEST
 
 /*
+ * Checks that the chunk children of import ID are ROWS chunks of one row
+ * each, chunk c made once, naming line c + 2 (after the header) under
+ * the key c<token>-<c>.
+ */
+static void chunks_once(int64_t id, int rows)
+{
+	struct jobd_job_list list = { 0 };
+	char *made = calloc((size_t)rows, 1);
+	int64_t cursor = 0;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(made);
+	do {
+		ck_assert_int_eq(
+			jobd_store_children(st, id, cursor, 1000, &list), 0);
+		for (size_t i = 0; i < list.n; i++) {
+			const struct jobd_job *c = list.jobs[i];
+			json_t *p = json_loads(c->payload, 0, NULL);
+			json_int_t chunk =
+				json_integer_value(json_object_get(p, "chunk"));
+			char suffix[32];
+
+			ck_assert_msg(chunk >= 0 && chunk < rows,
+				      "child %lld: chunk %lld",
+				      (long long)c->id, (long long)chunk);
+			ck_assert_msg(!made[chunk], "chunk %lld made twice",
+				      (long long)chunk);
+			made[chunk] = 1;
+			ck_assert_int_eq(
+				json_integer_value(json_object_get(p, "line")),
+				chunk + 2);
+			ck_assert_int_eq(
+				json_integer_value(json_object_get(p, "rows")),
+				1);
+			snprintf(suffix, sizeof(suffix), "-%lld",
+				 (long long)chunk);
+			ck_assert_msg(c->key && c->key[0] == 'c' &&
+					      strlen(c->key) > strlen(suffix) &&
+					      strcmp(c->key + strlen(c->key) -
+							     strlen(suffix),
+						     suffix) == 0,
+				      "chunk %lld has the key %s",
+				      (long long)chunk, c->key ? c->key : "");
+			json_decref(p);
+			n++;
+		}
+		cursor = list.next;
+		jobd_job_list_release(&list);
+	} while (cursor);
+	ck_assert_int_eq(n, rows);
+	free(made);
+}
+
+/* Checks that collection COLL holds exactly the ROWS records of
+ * write_rows(), each with its name. */
+static void records_are_rows(const char *coll, int rows)
+{
+	char *seen = calloc((size_t)rows, 1), *after = NULL, **ids;
+	struct jobd_record *recs;
+	int64_t count;
+	size_t n;
+
+	ck_assert_ptr_nonnull(seen);
+	ck_assert_int_eq(jobd_records_count(st, coll, &count), 0);
+	ck_assert_int_eq(count, rows);
+	do {
+		ck_assert_int_eq(jobd_records_ids(st, coll, after, NULL, 500,
+						  &ids, &n),
+				 0);
+		ck_assert_int_eq(jobd_records_get(st, coll, ids, n, &recs), 0);
+		for (size_t i = 0; i < n; i++) {
+			char want[64];
+			int row = -1;
+
+			ck_assert_msg(sscanf(ids[i], "r%d", &row) == 1 &&
+					      row >= 0 && row < rows &&
+					      !seen[row],
+				      "record %s is no row, or twice", ids[i]);
+			seen[row] = 1;
+			snprintf(want, sizeof(want), "name %d", row);
+			ck_assert(recs[i].exists);
+			ck_assert_str_eq(jobd_record_field(&recs[i], "name"),
+					 want);
+		}
+		free(after);
+		after = n ? strdup(ids[n - 1]) : NULL;
+		jobd_records_free(recs, n);
+		jobd_records_ids_free(ids, n);
+	} while (n > 0);
+	free(after);
+	for (int i = 0; i < rows; i++)
+		ck_assert_msg(seen[i], "row r%d was not imported", i);
+	free(seen);
+}
+
+/*
  * An import's split stopped while it makes its chunks, then resumed:
- * the resumed split goes on from the checkpoint of its last batch, so
- * every chunk is made once (the held ones again under the same keys,
- * the keys naming the same rows) and every row lands in one chunk.
+ * the resumed split goes on from the checkpoint of its last batch (its
+ * log says so, at the checkpoint's line and chunk), so every chunk is
+ * made once (the held ones again under the same keys, the keys naming
+ * the same rows), every row lands in one chunk, and every record is
+ * imported, once: a chunk of one row writes it in one MULTI/EXEC (the
+ * only EXEC of these jobs), so EXEC runs once a row.
  */
 START_TEST(test_worker_import_split_stopped_and_resumed_makes_chunks_once)
 {
 	enum { ROWS = 3000 };
-	char *dir = jobd_test_tmpdir(), extra[4200];
+	char *dir = jobd_test_tmpdir(), extra[4200], resumed[128];
+	struct jobd_log_query q = { .min_level = JOBD_LOG_INFO,
+				    .grep = "resuming the split" };
+	struct jobd_log_result res = { 0 };
 	struct jobd_job *job;
 	int64_t id, end, chunk;
+	long long execs;
 
 	write_rows(dir, "many.csv", ROWS);
 	snprintf(extra, sizeof(extra),
 		 "[engine]\ndata_dir = %s\n[type.import]\nchunk_size = 1\n",
 		 dir);
 	start(2, extra);
+	execs = calls_of("exec");
 	id = submit("import", "{\"file\":\"many.csv\",\"collection\":\"many\"}",
 		    false);
 	end = jobd_util_mono_ms() + 10000;
@@ -890,6 +1007,18 @@ START_TEST(test_worker_import_split_stopped_and_resumed_makes_chunks_once)
 	jobd_job_free(job);
 	ck_assert_int_eq(checkpoint_field(id, "chunk"), ROWS);
 	ck_assert_int_eq(checkpoint_field(id, "rows"), ROWS);
+	/* Resumed once, where the checkpoint of the stop said: row CHUNK
+	 * (line CHUNK + 2, after the header), chunk CHUNK. */
+	ck_assert_int_eq(jobd_store_logs(st, id, &q, &res), 0);
+	snprintf(resumed, sizeof(resumed),
+		 "import: resuming the split at line %lld (chunk %lld)",
+		 (long long)chunk + 2, (long long)chunk);
+	ck_assert_uint_eq(res.n, 1);
+	ck_assert_str_eq(res.entries[0].msg, resumed);
+	jobd_log_result_release(&res);
+	chunks_once(id, ROWS);
+	records_are_rows("many", ROWS);
+	ck_assert_int_eq(calls_of("exec") - execs, ROWS);
 	teardown();
 	jobd_test_rmrf(dir);
 	free(dir);
