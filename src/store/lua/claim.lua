@@ -37,19 +37,15 @@ local function load_claim(id)
 		vruntime = v[13] or '', payload = v[14] or '', checkpoint = v[15] or ''}
 end
 
--- The same for a root claimed alone (the common job): no parent, and its
--- charge fields are not used (see below), so they are not read; what
--- tells a stale entry (lib.lua alone_ok) is.
+-- The same for a root claimed alone (the common job): its whole hash, in
+-- one HGETALL. A claim hands its payload over anyway, and a small hash
+-- (a listpack) is read in one pass where HMGET scans it once a field,
+-- each absent field the whole of it. No parent; what tells a stale
+-- entry (lib.lua alone_ok) is read with the rest.
 local function load_alone(id)
-	local v = redis.call('HMGET', jkey(id), F_status, F_type, F_system,
-		F_low_priority, F_attempt, F_progress, F_queued_at, F_created_at,
-		F_started_at, F_not_before, F_payload, F_checkpoint, F_children_total)
-	if not v[1] then return nil end
-	return {id = id, status = v[1], parent = '', type = v[2] or '',
-		system = v[3] or '', low_priority = v[4] or '', attempt = v[5] or '',
-		progress = v[6] or '', queued_at = v[7] or '', created_at = v[8] or '',
-		started_at = v[9] or '', not_before = v[10] or '', payload = v[11] or '',
-		checkpoint = v[12] or '', children_total = v[13] or ''}
+	local v = redis.call('HGETALL', jkey(id))
+	if #v == 0 then return nil end
+	return read_all(id, v)
 end
 
 -- Due retries become ready (bounded per call).

@@ -30,9 +30,21 @@ local POLICY = {}
 local t = tonumber(ARGV[5])
 for i = 0, t - 1 do
 	local a = 6 + i * 6
-	POLICY[ARGV[a]] = {system = ARGV[a + 1], stoppable = ARGV[a + 2],
+	local pol = {system = ARGV[a + 1], stoppable = ARGV[a + 2],
 		restartable = ARGV[a + 3], retries = ARGV[a + 4],
 		backoff_ms = ARGV[a + 5]}
+	-- The policy's fields of the new hash (those that differ from
+	-- their defaults), the same for every job of the type.
+	local pf = {}
+	local function opt(name, v, default)
+		if v ~= default then pf[#pf + 1] = name; pf[#pf + 1] = v end
+	end
+	opt(F_stoppable, pol.stoppable, '1')
+	opt(F_restartable, pol.restartable, '0')
+	opt(F_retries, pol.retries, '0')
+	if pol.retries ~= '0' then opt(F_backoff_ms, pol.backoff_ms, '') end
+	pol.fields = pf
+	POLICY[ARGV[a]] = pol
 end
 local FIRST = 6 + t * 6
 local W = 8
@@ -81,11 +93,6 @@ local function parent_of(parent)
 		PARENTS[parent] = p
 	end
 	return p or nil
-end
-
--- A field of the new hash, when it differs from its default.
-local function opt(f, name, v, default)
-	if v ~= default then f[#f + 1] = name; f[#f + 1] = v end
 end
 
 for i = 0, n - 1 do
@@ -139,31 +146,33 @@ for i = 0, n - 1 do
 			end
 		end
 		if system == '1' then run_by = '' end
-		-- No id (the key has it), no root for a root job (its own).
+		-- No id (the key has it), no root for a root job (its own). A
+		-- field that holds its default is left out; NF counts F's
+		-- entries (cheaper than #f a field on this hot path).
 		local f = {F_type, ty, F_status, status, F_created_at, NOWS,
 			F_payload, payload}
-		if p then f[#f + 1] = F_root; f[#f + 1] = root end
-		opt(f, F_system, system, '0')
-		opt(f, F_low_priority, low, '0')
-		opt(f, F_key, key, '')
-		opt(f, F_parent, parent, '')
-		opt(f, F_run_by, run_by, '')
-		opt(f, F_source, source, '')
-		opt(f, F_stoppable, pol.stoppable, '1')
-		opt(f, F_restartable, pol.restartable, '0')
-		opt(f, F_retries, pol.retries, '0')
-		if pol.retries ~= '0' then opt(f, F_backoff_ms, pol.backoff_ms, '') end
-		if p then opt(f, F_depth, tostring(num(p.depth) + 1), '0') end
+		local nf = 8
+		if p then f[9] = F_root; f[10] = root; nf = 10 end
+		if system ~= '0' then f[nf + 1] = F_system; f[nf + 2] = system; nf = nf + 2 end
+		if low ~= '0' then f[nf + 1] = F_low_priority; f[nf + 2] = low; nf = nf + 2 end
+		if key ~= '' then f[nf + 1] = F_key; f[nf + 2] = key; nf = nf + 2 end
+		if p then f[nf + 1] = F_parent; f[nf + 2] = parent; nf = nf + 2 end
+		if run_by ~= '' then f[nf + 1] = F_run_by; f[nf + 2] = run_by; nf = nf + 2 end
+		if source ~= '' then f[nf + 1] = F_source; f[nf + 2] = source; nf = nf + 2 end
+		local pf = pol.fields
+		for j = 1, #pf do f[nf + j] = pf[j] end
+		nf = nf + #pf
+		if p then f[nf + 1] = F_depth; f[nf + 2] = tostring(num(p.depth) + 1); nf = nf + 2 end
 		-- The audit log reads "created by ACTOR" from here, not a stream;
 		-- a job with a source came from the consumer, which it names itself.
 		if actor ~= '' and actor ~= run_by and source == '' then
-			opt(f, F_created_by, actor, '')
+			f[nf + 1] = F_created_by; f[nf + 2] = actor; nf = nf + 2
 		end
 		if at then
 			local t = I(at)
-			f[#f + 1] = F_run_at; f[#f + 1] = t
-			f[#f + 1] = F_not_before; f[#f + 1] = t
-			f[#f + 1] = F_queued_at; f[#f + 1] = t
+			f[nf + 1] = F_run_at; f[nf + 2] = t
+			f[nf + 3] = F_not_before; f[nf + 4] = t
+			f[nf + 5] = F_queued_at; f[nf + 6] = t
 		end
 		redis.call('HSET', jkey(sid), unpack(f))
 		-- The key is written through at once: a key repeated later in
@@ -175,9 +184,10 @@ for i = 0, n - 1 do
 			key_map(key, sid)
 		end
 		local cls = class_of(parent, system)
-		for _, name in ipairs(index_names(cls, status, ty, run_by)) do
-			ix_later(name, sid, true)
-		end
+		-- (lib.lua index_names, without its table)
+		ix_later(cls .. ':s:' .. status, sid, true)
+		ix_later(cls .. ':t:' .. ty, sid, true)
+		if run_by ~= '' then ix_later(cls .. ':u:' .. run_by, sid, true) end
 		count_add(status, 1)
 		if p then
 			local pk = jkey(parent)

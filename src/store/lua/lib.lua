@@ -39,7 +39,7 @@ local function prefix_match(rest)
 end
 
 local function num(v)
-	if v == false or v == nil or v == '' then return 0 end
+	if not v or v == '' then return 0 end
 	return tonumber(v) or 0
 end
 
@@ -478,8 +478,29 @@ local function job_fields(id)
 	return h
 end
 
+-- A job read whole (HGETALL's flat list V of job ID's hash): every field
+-- the hash has, and '' for those that a transition reads and it lacks;
+-- need() reads nothing more for it (ALL_READ).
+local ALL_READ = {}
+local function read_all(id, v)
+	local h = {id = id, status = '', parent = '', type = '', system = '',
+		low_priority = '', attempt = '', progress = '', queued_at = '',
+		created_at = '', started_at = '', not_before = '', payload = '',
+		checkpoint = '', children_total = ''}
+	for i = 1, #v, 2 do h[v[i]] = v[i + 1] end
+	if h.root == nil or h.root == '' then h.root = id end
+	h[ALL_READ] = true
+	return h
+end
+
 -- Adds FIELDS to a job already loaded (those it lacks).
 local function need(h, fields)
+	if h[ALL_READ] then
+		for _, f in ipairs(fields) do
+			if h[f] == nil then h[f] = '' end
+		end
+		return
+	end
 	local want = {}
 	for _, f in ipairs(fields) do
 		if h[f] == nil then want[#want + 1] = f end
@@ -868,16 +889,19 @@ local function set_status(h, to, fields)
 	local k = jkey(h.id)
 	local cls = class_of(h.parent, h.system)
 	fields = fields or {}
+	-- (each asked once: a function call costs more than the test)
+	local run_from, run_to = running(from), running(to)
+	local end_to = terminal(to)
 	if from ~= to then
-		if not running(from) then ix_later(cls .. ':s:' .. from, h.id, false) end
-		if not running(to) then ix_later(cls .. ':s:' .. to, h.id, true) end
+		if not run_from then ix_later(cls .. ':s:' .. from, h.id, false) end
+		if not run_to then ix_later(cls .. ':s:' .. to, h.id, true) end
 		count_add(from, -1)
 		count_add(to, 1)
 		-- Retention's index (purge.lua): root jobs that ended, by the
 		-- minute they did. Only a restart takes a job out of it alive,
 		-- from the bucket of the end it had.
-		if terminal(from) ~= terminal(to) and h.parent == '' then
-			if terminal(to) then
+		if terminal(from) ~= end_to and h.parent == '' then
+			if end_to then
 				ended_later(h.id, NOW, true)
 			else
 				need(h, {F_finished_at})
@@ -885,7 +909,7 @@ local function set_status(h, to, fields)
 			end
 		end
 	end
-	if running(to) and not running(from) then
+	if run_to and not run_from then
 		-- claim.lua sets the lease; a resumed waiting parent has none.
 		zset_later(P .. K_leases, h.id, h.lease_until and I(h.lease_until) or '+inf')
 	end
@@ -893,7 +917,7 @@ local function set_status(h, to, fields)
 	if from == S_PENDING and to ~= S_PENDING and not h.dequeued then
 		dequeue(h)
 	end
-	if running(from) and not running(to) then
+	if run_from and not run_to then
 		zset_later(P .. K_leases, h.id, false)
 		release_slot(h)
 		local since = run_start(h)
@@ -908,7 +932,7 @@ local function set_status(h, to, fields)
 			h.run_since = 0
 		end
 	end
-	if terminal(to) then
+	if end_to then
 		fields[#fields + 1] = F_finished_at
 		fields[#fields + 1] = NOWS
 		if to == S_FINISHED then
@@ -1269,7 +1293,7 @@ local function flush(ttl_ms)
 end
 
 -- Per call: the idempotency keys' window and layout (keys_conf()).
-local KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD
+local KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD, KEYS_PFX
 
 -- Starts a call: its arguments and clock, and empty per-call state.
 local function begin(args)
@@ -1291,6 +1315,7 @@ local function begin(args)
 	LOG_MAX, LOGIX_SEEN = nil, nil
 	LIMITS = nil
 	KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD = nil, nil, nil, nil
+	KEYS_PFX = {}
 end
 
 -- The key scope of a parent's children: a restart starts a new scope, so
@@ -1350,12 +1375,14 @@ end
 -- would lose bits, so it is 2^24 * H + 403 * H, mod 2^32 each. The bytes
 -- come in few calls (a create hashes every root's key: per byte, a C
 -- call is the cost), 64 at a time (a key may be longer than Lua's stack).
+-- bxor answers a signed 32-bit number, H - 2^32 when H >= 2^31; Lua's
+-- % rounds its quotient down, so both % give what they give for H
+-- (2^32 is a multiple of 256) and the result is in [0, 2^32).
 local function fnv(s, h)
 	for j = 1, #s, 64 do
 		local b = {sbyte(s, j, j + 63)}
 		for i = 1, #b do
 			h = bxor(h, b[i])
-			if h < 0 then h = h + 4294967296 end
 			h = ((h % 256) * 16777216 + h * 403) % 4294967296
 		end
 	end
@@ -1374,9 +1401,16 @@ local function key_slot(key)
 	return f, SLOT_B
 end
 
--- Bucket B of the window starting at START.
+-- Bucket B of the window starting at START. The name up to B is kept
+-- per window start for the call (KEYS_PFX, reset by begin()): a create
+-- names two or three buckets a root.
 local function keys_bucket(start, b)
-	return P .. K_keys .. I(start) .. ':' .. I(b)
+	local p = KEYS_PFX[start]
+	if not p then
+		p = P .. K_keys .. I(start) .. ':'
+		KEYS_PFX[start] = p
+	end
+	return p .. I(b)
 end
 
 -- The id root key KEY (field F, bucket B) maps to in window W's current
