@@ -84,8 +84,11 @@ assert_contains "$start_err" "127.0.0.1:$held_port: bind: Address already in use
 	"cluster-start: the held port"
 assert_contains "$start_err" "127.0.0.1:$((held_bus + 10000)): bind: Address already in use" \
 	"cluster-start: the held bus port"
-assert_eq 2 "$(grep -c 'was taken before it bound them; trying others' <<<"$start_err")" \
-	"cluster-start: tries again"
+# At least the two held: a port another process took meanwhile (tests
+# run side by side on a developer's machine) is one retry more.
+retries=$(grep -c 'was taken before it bound them; trying others' <<<"$start_err" || true)
+[ "$retries" -ge 2 ] ||
+	fail "cluster-start: tried again $retries times, want at least 2 (the ports held)"
 ! grep -Eq ":($held_port|$held_bus)\$" "$cdir/nodes" ||
 	fail "a node on a port that was in use: $(cat "$cdir/nodes")"
 mapfile -t nodes <"$cdir/nodes"
