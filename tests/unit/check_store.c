@@ -1,6 +1,8 @@
 /*
  * check_store: the job store (the C files of src/store/ and its Lua functions)
- * against a real, private redis-server.
+ * against a real, private redis-server, or against a Redis Cluster of 3
+ * primaries with the prefix {jobd} when tests/unit/check_store_cluster.sh
+ * runs it (every case, and one of the cluster's; below).
  *
  * Each test drives the store the way its callers do: the engine's calls
  * (create, claim, report, finish, handback, heartbeat, expire) and the
