@@ -1,6 +1,8 @@
 /*
  * check_store: the job store (the C files of src/store/ and its Lua functions)
- * against a real, private redis-server.
+ * against a real, private redis-server, or against a Redis Cluster of 3
+ * primaries with the prefix {jobd} when tests/unit/check_store_cluster.sh
+ * runs it (every case, and one of the cluster's; below).
  *
  * Each test drives the store the way its callers do: the engine's calls
  * (create, claim, report, finish, handback, heartbeat, expire) and the
@@ -12,6 +14,7 @@
  */
 #include "config.h"
 
+#include "store/cluster.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
@@ -30,9 +33,24 @@
 #include <string.h>
 #include <time.h>
 
-static struct jobd_test_redis *redis;
+static struct jobd_test_redis *redis; /* the private redis-server, or NULL */
 static struct jobd_conf *conf;
 static struct jobd_store *st;
+
+/*
+ * On a Redis Cluster (tests/unit/check_store_cluster.sh exports its seed
+ * as $JOBD_TEST_CLUSTER) the suite runs with the prefix "{jobd}": its
+ * hash tag puts every key in one slot, as docs/scaling.md says to
+ * deploy. The store finds the slot's primary from the seed; the test's
+ * own commands (redis-cli, to read and corrupt keys) go to that primary,
+ * found once in main(). The tests name keys as on one Redis, "jobd:...";
+ * with_prefix() writes them with the cluster's prefix.
+ */
+static const char *cluster_seed; /* $JOBD_TEST_CLUSTER; NULL: one Redis */
+static const char *prefix = "jobd";
+static char cluster_owner[300];	   /* redis-cli's options for the primary */
+static char cluster_owner_at[300]; /* its host:port */
+static char cluster_address[300];  /* another primary's: the store's address */
 
 static const char conf_text[] = "[type.nostop]\n"
 				"handler = noop\n"
@@ -48,16 +66,22 @@ static const char conf_text[] = "[type.nostop]\n"
 				"handler = noop\n"
 				"system = yes\n";
 
+static void flush(void);
+
 static void setup(void)
 {
 	char err[512];
 
-	jobd_test_redis_flush(redis);
+	flush();
 	conf = jobd_conf_parse(conf_text, strlen(conf_text), "test", err,
 			       sizeof(err));
 	ck_assert_msg(conf != NULL, "conf: %s", err);
 	free(conf->redis_address);
-	conf->redis_address = strdup(jobd_test_redis_address(redis));
+	conf->redis_address = strdup(cluster_seed ?
+					     cluster_address :
+					     jobd_test_redis_address(redis));
+	free(conf->prefix);
+	conf->prefix = strdup(prefix);
 	st = jobd_store_new(conf, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store: %s", err);
 }
@@ -1174,7 +1198,7 @@ START_TEST(test_claims_of_many_take_the_order_of_claims_of_one)
 	tree_and_list();
 	claim_one_by_one(one, 43);
 	floor1 = rcli_int("GET jobd:vr_floor");
-	jobd_test_redis_flush(redis);
+	flush();
 	tree_and_list();
 	while (n2 < 43) {
 		size_t n;
@@ -2398,37 +2422,80 @@ START_TEST(test_list_filters_by_status_type_run_by_system_and_all)
 }
 END_TEST
 
+/*
+ * TEXT (a command, a key pattern, a message of fsck) with every "jobd:"
+ * written with the suite's prefix, into BUF of SIZE bytes; fails the test
+ * when it does not fit.
+ */
+static const char *with_prefix(const char *text, char *buf, size_t size)
+{
+	size_t len = 0, plen = strlen(prefix);
+	const char *p = text, *at;
+
+	while ((at = strstr(p, "jobd:"))) {
+		ck_assert_msg(len + (size_t)(at - p) + plen < size,
+			      "too long with the prefix: %s", text);
+		memcpy(buf + len, p, (size_t)(at - p));
+		len += (size_t)(at - p);
+		memcpy(buf + len, prefix, plen);
+		len += plen;
+		p = at + 4; /* from the ':' on */
+	}
+	ck_assert_msg(len + strlen(p) < size, "too long with the prefix: %s",
+		      text);
+	strcpy(buf + len, p);
+	return buf;
+}
+
+/* redis-cli's options that reach the server holding the suite's keys. */
+static const char *server_opts(void)
+{
+	static char opts[300];
+
+	if (cluster_seed)
+		return cluster_owner;
+	snprintf(opts, sizeof(opts), "-s '%s'", jobd_test_redis_address(redis));
+	return opts;
+}
+
+/* The number the shell command CMD prints first. */
+static long long number_of(const char *cmd)
+{
+	long long n = 0;
+	FILE *f = popen(cmd, "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_msg(fscanf(f, "%lld", &n) == 1, "no number from %s", cmd);
+	pclose(f);
+	return n;
+}
+
 /* How many keys exist with the prefix (SCAN is fine in a test). */
 static long long keys_matching(const char *pattern)
 {
-	char cmd[256];
-	long long n = 0;
-	FILE *f;
+	char cmd[512], pat[256];
 
-	snprintf(cmd, sizeof(cmd),
-		 "redis-cli -s '%s' --scan --pattern '%s' | wc -l",
-		 jobd_test_redis_address(redis), pattern);
-	f = popen(cmd, "r");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fscanf(f, "%lld", &n), 1);
-	pclose(f);
-	return n;
+	snprintf(cmd, sizeof(cmd), "redis-cli %s --scan --pattern '%s' | wc -l",
+		 server_opts(), with_prefix(pattern, pat, sizeof(pat)));
+	return number_of(cmd);
 }
 
 /* The integers redis-cli prints for a command into V (an absent value
  * prints an empty line, which fscanf skips: read one field at a time). */
 static size_t rcli_ints(long long *v, size_t max, const char *fmt, ...)
 {
-	char cmd[512], args[256];
+	char cmd[1536], args[512], keyed[1024];
 	size_t n = 0;
 	va_list ap;
+	int len;
 	FILE *f;
 
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
+	len = vsnprintf(args, sizeof(args), fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' %s",
-		 jobd_test_redis_address(redis), args);
+	ck_assert_msg(len < (int)sizeof(args), "command too long: %s", args);
+	snprintf(cmd, sizeof(cmd), "redis-cli %s %s", server_opts(),
+		 with_prefix(args, keyed, sizeof(keyed)));
 	f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	while (n < max && fscanf(f, "%lld", &v[n]) == 1)
@@ -2709,11 +2776,24 @@ END_TEST
 /* Runs a redis-cli command against the test server (to corrupt it). */
 static void rcli(const char *args)
 {
-	char cmd[1024];
+	char cmd[2048], keyed[1536];
 
-	snprintf(cmd, sizeof(cmd), "redis-cli -s '%s' %s >/dev/null",
-		 jobd_test_redis_address(redis), args);
+	snprintf(cmd, sizeof(cmd), "redis-cli %s %s >/dev/null", server_opts(),
+		 with_prefix(args, keyed, sizeof(keyed)));
 	ck_assert_int_eq(system(cmd), 0);
+}
+
+/*
+ * Empties the test's Redis: on a cluster, the primary that holds every
+ * key of the suite (tests/unit/check_store_cluster.sh checks at the end
+ * that the other primaries got none).
+ */
+static void flush(void)
+{
+	if (cluster_seed)
+		rcli("FLUSHALL");
+	else
+		jobd_test_redis_flush(redis);
 }
 
 /* fsck finds no violation (WHEN says at which point, in the message). */
@@ -3734,13 +3814,16 @@ START_TEST(test_fsck_checks_the_lists_of_roots_without_children)
 {
 	int64_t a = create("noop", 0), b = create("noop", 0);
 	struct jobd_fsck f;
+	char msg[128];
 	size_t n;
 	struct jobd_claim *cl;
 
 	rcli("ZREM jobd:roots alone");
 	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
 	ck_assert_uint_eq(f.nviolations, 1);
-	ck_assert_msg(strstr(f.violations[0], "jobd:alone: not in jobd:roots"),
+	ck_assert_msg(strstr(f.violations[0],
+			     with_prefix("jobd:alone: not in jobd:roots", msg,
+					 sizeof(msg))),
 		      "%s", f.violations[0]);
 	jobd_fsck_release(&f);
 	fsck_then_repair(1);
@@ -3757,8 +3840,10 @@ START_TEST(test_fsck_checks_the_lists_of_roots_without_children)
 	rcli("DEL jobd:alone");
 	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
 	ck_assert_uint_eq(f.nviolations, 3);
-	ck_assert_msg(strstr(f.violations[2], "jobd:roots: alone: stands for "
-					      "jobd:alone, which is empty"),
+	ck_assert_msg(strstr(f.violations[2],
+			     with_prefix("jobd:roots: alone: stands for "
+					 "jobd:alone, which is empty",
+					 msg, sizeof(msg))),
 		      "%s", f.violations[2]);
 	jobd_fsck_release(&f);
 	/* Two repairs: a and b queued again, which makes the member right. */
@@ -3786,7 +3871,7 @@ START_TEST(test_fsck_leaves_a_queued_job_whose_not_before_is_to_come)
 {
 	int64_t a = create("noop", 0), p = create("noop", 0), c, b, ahead;
 	int64_t queued[3];
-	char rq[64];
+	char rq[64], msg[128];
 	struct jobd_fsck f;
 	size_t n;
 	struct jobd_claim *cl;
@@ -3830,9 +3915,11 @@ START_TEST(test_fsck_leaves_a_queued_job_whose_not_before_is_to_come)
 	ck_assert_str_eq(f.violations[1],
 			 fmt("job %lld: pending job in 2 ready structures",
 			     (long long)c));
-	ck_assert_str_eq(f.violations[2],
-			 fmt("job %lld: in jobd:delayed without a not_before",
-			     (long long)b));
+	ck_assert_str_eq(
+		f.violations[2],
+		with_prefix(fmt("job %lld: in jobd:delayed without a not_before",
+				(long long)b),
+			    msg, sizeof(msg)));
 	jobd_fsck_release(&f);
 	fsck_then_repair(3);
 	/* Queued again from their hashes: a and c wait for their time. */
@@ -4350,6 +4437,37 @@ START_TEST(test_list_pages_over_100000_jobs)
 }
 END_TEST
 
+/*
+ * On a cluster: the store, given another primary than the slot's, works
+ * on the slot's primary, with jobd's module exactly when
+ * tests/unit/check_store_cluster.sh loaded it on every primary
+ * ($JOBD_TEST_CLUSTER_MODULE).
+ */
+START_TEST(test_cluster_store_works_on_the_primary_of_its_slot)
+{
+	const char *module = getenv("JOBD_TEST_CLUSTER_MODULE");
+	int64_t id = create("noop", 0);
+	const char *colon = strrchr(cluster_address, ':');
+	long long n;
+
+	ck_assert_str_ne(conf->redis_address, cluster_owner_at);
+	ck_assert_int_eq(keys_matching(fmt("jobd:job:%lld", (long long)id)), 1);
+	n = number_of(fmt("redis-cli -h '%.*s' -p %s dbsize",
+			  (int)(colon - cluster_address), cluster_address,
+			  colon + 1));
+	ck_assert_msg(n == 0, "%lld keys on %s, which does not own the slot", n,
+		      cluster_address);
+	if (module && *module)
+		ck_assert_msg(jobd_store_has_module(st) ==
+				      (strcmp(module, "yes") == 0),
+			      "the store %s jobd's module; "
+			      "JOBD_TEST_CLUSTER_MODULE=%s",
+			      jobd_store_has_module(st) ? "uses" :
+							  "does not use",
+			      module);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -4358,6 +4476,10 @@ static Suite *store_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
+	if (cluster_seed)
+		tcase_add_test(
+			tc,
+			test_cluster_store_works_on_the_primary_of_its_slot);
 	tcase_add_test(tc,
 		       test_create_makes_pending_job_with_policy_and_fields);
 	tcase_add_test(tc, test_create_system_job_has_no_run_by);
@@ -4541,7 +4663,65 @@ static Suite *store_suite(void)
 	return s;
 }
 
+/*
+ * On a cluster: the primary that owns the slot of the prefix, from the
+ * map the seed gives, into cluster_owner (redis-cli's options) and
+ * cluster_owner_at; another primary into cluster_address, the store's
+ * [redis] address, so that the store has to find the owner from the
+ * map itself. Exits 1 when the cluster has no such primaries.
+ */
+static void find_cluster_owner(void)
+{
+	struct jobd_cluster_opts opts = { .map_only = true };
+	struct jobd_cluster *cl;
+	const char *addr, *colon, *other;
+	char err[512];
+
+	cl = jobd_cluster_new(cluster_seed, &opts, err, sizeof(err));
+	if (!cl) {
+		fprintf(stderr, "check_store: cluster at %s: %s\n",
+			cluster_seed, err);
+		exit(1);
+	}
+	addr = jobd_cluster_slot_node(
+		cl, jobd_cluster_key_slot(prefix, strlen(prefix)));
+	colon = addr ? strrchr(addr, ':') : NULL;
+	if (!colon) {
+		fprintf(stderr,
+			"check_store: no primary owns the slot of %s in the "
+			"map of %s\n",
+			prefix, cluster_seed);
+		exit(1);
+	}
+	snprintf(cluster_owner, sizeof(cluster_owner), "-h '%.*s' -p %s",
+		 (int)(colon - addr), addr, colon + 1);
+	snprintf(cluster_owner_at, sizeof(cluster_owner_at), "%s", addr);
+	for (int i = 0; jobd_cluster_primary(cl, i, &other) >= 0; i++) {
+		if (strcmp(other, cluster_owner_at) != 0) {
+			snprintf(cluster_address, sizeof(cluster_address), "%s",
+				 other);
+			break;
+		}
+	}
+	if (!cluster_address[0]) {
+		fprintf(stderr,
+			"check_store: the cluster of %s has one primary\n",
+			cluster_seed);
+		exit(1);
+	}
+	printf("check_store: on the cluster of %s with the prefix %s: the "
+	       "store is given %s, its slot's primary is %s\n",
+	       cluster_seed, prefix, cluster_address, cluster_owner_at);
+	jobd_cluster_free(cl);
+}
+
 int main(void)
 {
-	return jobd_test_run_suite_with_redis(store_suite, &redis);
+	cluster_seed = getenv("JOBD_TEST_CLUSTER");
+	if (!cluster_seed || !*cluster_seed)
+		return jobd_test_run_suite_with_redis(store_suite, &redis);
+	prefix = "{jobd}";
+	find_cluster_owner();
+	fflush(stdout);
+	return jobd_test_run_suite(store_suite());
 }
