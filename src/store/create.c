@@ -174,6 +174,57 @@ static void create_results(const redisReply *r, const size_t *pos, size_t sent,
 	}
 }
 
+/* Whether JOBD.CREATE makes the SENT jobs of SPECS named by POS: root
+ * jobs to run now only; it hands any other batch to create.lua (its
+ * reply "lua"), so that batch goes there at once, with its WAIT once. */
+static bool module_makes(const struct jobd_spec *specs, const size_t *pos,
+			 size_t sent)
+{
+	for (size_t k = 0; k < sent; k++) {
+		const struct jobd_spec *sp = &specs[pos[k]];
+
+		if (sp->parent > 0 || sp->run_at > 0 || sp->delay > 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The call went again on a new connection (a MOVED or READONLY after a
+ * failover: conn.c run()), so the replicas counted before it were the
+ * old primary's, and its WAIT asked for WANT of them. Counted on this
+ * connection, which the create was written on: more than WANT are
+ * waited for here, a round trip more on this rare path.
+ */
+static int create_wait_again(struct jobd_store *st, int want)
+{
+	uint64_t conns = st->conns;
+	int now = store_create_replicas(st, true);
+	redisReply *w;
+	int rc;
+
+	if (now < 0)
+		return JOBD_STORE_ERR_REDIS;
+	if (now <= want)
+		return 0;
+	w = jobd_store_command(st, "WAIT %d %lld", now,
+			       (long long)st->conf->redis_wait_timeout);
+	if (!w)
+		return JOBD_STORE_ERR_REDIS;
+	rc = store_create_waited(st, w, now);
+	freeReplyObject(w);
+	if (rc == 0 && st->conns != conns) {
+		/* A WAIT on another connection covers nothing of the
+		 * create: made again, its keys make it "existed". */
+		store_set_err(st,
+			      "redis at %s: create: the connection changed "
+			      "before its replicas were counted",
+			      store_where(st));
+		return JOBD_STORE_ERR_REDIS;
+	}
+	return rc;
+}
+
 static int create_batch(struct jobd_store *st, const char *actor,
 			const struct jobd_spec *specs, size_t n,
 			struct jobd_created *out)
@@ -183,6 +234,7 @@ static int create_batch(struct jobd_store *st, const char *actor,
 	redisReply *r, *w = NULL;
 	bool fallback, packed;
 	int want, rc = 0;
+	uint64_t conns;
 
 	/* Specs all refused here need no Redis. */
 	packed = st->module;
@@ -193,9 +245,10 @@ static int create_batch(struct jobd_store *st, const char *actor,
 		rc = JOBD_STORE_ERR_REDIS;
 		goto out;
 	}
-	if (packed != st->module) { /* learnt as it connected */
+	if (packed != (st->module && module_makes(specs, pos, sent))) {
+		/* learnt as it connected, or not the module's */
 		store_args_release(&a);
-		packed = st->module;
+		packed = !packed;
 		create_args(st, actor, specs, n, out, pos, &a, packed);
 	}
 	/*
@@ -210,7 +263,12 @@ static int create_batch(struct jobd_store *st, const char *actor,
 		rc = JOBD_STORE_ERR_REDIS;
 		goto out;
 	}
-	r = store_module_call_wait(st, "JOBD.CREATE", &a, &fallback, want, &w);
+	conns = st->conns;
+	r = NULL;
+	fallback = true;
+	if (packed)
+		r = store_module_call_wait(st, "JOBD.CREATE", &a, &fallback,
+					   want, &w);
 	if (r && r->type == REDIS_REPLY_STATUS) {
 		/* Not only root jobs: the module left it to Lua. */
 		freeReplyObject(r);
@@ -236,6 +294,8 @@ static int create_batch(struct jobd_store *st, const char *actor,
 		rc = store_create_waited(st, w, want);
 	if (w)
 		freeReplyObject(w);
+	if (rc == 0 && st->conns != conns)
+		rc = create_wait_again(st, want);
 out:
 	store_args_release(&a);
 	return rc;
