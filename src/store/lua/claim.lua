@@ -45,7 +45,10 @@ end
 local function load_alone(id)
 	local v = redis.call('HGETALL', jkey(id))
 	if #v == 0 then return nil end
-	return read_all(id, v)
+	local h = read_all(id, v)
+	-- A root, whatever its hash says (as the module's claim_alone).
+	h.parent = ''
+	return h
 end
 
 -- Due retries become ready (bounded per call).

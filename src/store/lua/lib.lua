@@ -488,6 +488,8 @@ local function read_all(id, v)
 		created_at = '', started_at = '', not_before = '', payload = '',
 		checkpoint = '', children_total = ''}
 	for i = 1, #v, 2 do h[v[i]] = v[i + 1] end
+	-- (a hash of an earlier version holds its id too: the key's wins)
+	h.id = id
 	if h.root == nil or h.root == '' then h.root = id end
 	h[ALL_READ] = true
 	return h
