@@ -17,10 +17,12 @@
 # slot's from the cluster's map; the suite's own commands (redis-cli, to
 # read and corrupt keys) go to the slot's primary, and each test starts
 # with FLUSHALL there. One case is added on a cluster (the store works
-# on the slot's primary, with the module exactly when it is loaded);
-# none is left out: the suite restarts no Redis and needs no second
-# server or test clock, and the connection cases (CLIENT PAUSE, CLIENT
-# KILL, an address that no longer answers) hold on the slot's primary.
+# on the slot's primary, with the module exactly when it is loaded),
+# and one left out (a create refused before anything is sent needs no
+# Redis: shown by taking away the address the store would reconnect to,
+# which on a cluster it does not use). The suite restarts no Redis and
+# needs no second server or test clock, and the connection cases
+# (CLIENT PAUSE, CLIENT KILL) hold on the slot's primary.
 # At the end, every key on every node is in the slot of {jobd}.
 set -euo pipefail
 
