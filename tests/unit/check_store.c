@@ -2790,10 +2790,28 @@ static void rcli(const char *args)
  */
 static void flush(void)
 {
-	if (cluster_seed)
-		rcli("FLUSHALL");
-	else
+	char cmd[1024];
+	long long all, in_slot;
+
+	if (!cluster_seed) {
 		jobd_test_redis_flush(redis);
+		return;
+	}
+	/* What the case before wrote is all in the slot of the prefix
+	 * (the module could write a key of another slot on this node;
+	 * check_store_cluster.sh looks at the other nodes at the end). */
+	snprintf(cmd, sizeof(cmd), "redis-cli %s dbsize", server_opts());
+	all = number_of(cmd);
+	snprintf(cmd, sizeof(cmd),
+		 "redis-cli %s cluster countkeysinslot "
+		 "\"$(redis-cli %s cluster keyslot '%s')\"",
+		 server_opts(), server_opts(), prefix);
+	in_slot = number_of(cmd);
+	ck_assert_msg(all == in_slot,
+		      "%lld keys on the slot's primary, %lld of them in the "
+		      "slot of %s",
+		      all, in_slot, prefix);
+	rcli("FLUSHALL");
 }
 
 /* fsck finds no violation (WHEN says at which point, in the message). */
