@@ -1219,6 +1219,55 @@ START_TEST(test_claims_of_many_take_the_order_of_claims_of_one)
 }
 END_TEST
 
+static const char *server_opts(void);
+static long long number_of(const char *cmd);
+
+/* Calls of COMMAND (lower case) since the last CONFIG RESETSTAT. */
+static long long command_calls(const char *command)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "redis-cli %s info commandstats | tr -d '\\r' | "
+		 "awk -F'[:=,]' '$1 == \"cmdstat_%s\" { n = $3 } "
+		 "END { print n + 0 }'",
+		 server_opts(), command);
+	return number_of(cmd);
+}
+
+/*
+ * A claim that alternates between the list of roots without children and
+ * a tree reads the list's entries once: those read ahead and not served
+ * at the end of the list's turn wait for its next turn in the call
+ * (claim.lua pick(); the module hands such a call to claim.lua). One
+ * LRANGE for the 12 roots, and at most one more that finds the list
+ * empty, where every turn of the list read them again.
+ */
+START_TEST(test_a_claim_reads_the_list_once_across_its_turns)
+{
+	int64_t tree = tree_and_list();
+	int turns = 0;
+	bool listed = false;
+	struct jobd_claim *cl;
+	size_t n;
+
+	rcli("CONFIG RESETSTAT");
+	cl = claim(43, 0, 60000, &n);
+	ck_assert_int_eq(n, 43);
+	/* The roots of the list are the 12 ids after the tree's 31. */
+	for (size_t i = 0; i < n; i++) {
+		bool alone = cl[i].id > tree + 30;
+
+		if (alone && !listed)
+			turns++;
+		listed = alone;
+	}
+	jobd_store_claims_free(cl, n);
+	ck_assert_msg(turns >= 3, "the list had %d turns in the claim", turns);
+	ck_assert_int_le(command_calls("lrange"), 2);
+}
+END_TEST
+
 static bool zscore(const char *key, long long member, long long *score);
 
 /*
@@ -4563,6 +4612,7 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc, test_low_priority_move_keeps_a_roots_lead_over_its_floor);
 	tcase_add_test(tc, test_claims_of_many_take_the_order_of_claims_of_one);
+	tcase_add_test(tc, test_a_claim_reads_the_list_once_across_its_turns);
 	tcase_add_test(tc, test_finish_done_finishes_job);
 	tcase_add_test(tc,
 		       test_finish_failed_without_retries_finishes_with_errors);

@@ -158,9 +158,11 @@ local function pick(low)
 		l.i, l.n = l.i + 1, l.n + 1
 		return id, id, l.vr, false, true, l
 	end
-	-- The entries read ahead wait for the next read: ALONE's turn
-	-- is over, or they are done.
-	l.ids, l.i = {}, 1
+	-- ALONE's turn is over, or its entries read ahead are done. Those
+	-- not served yet stay read for its next turn in this call: nothing
+	-- else writes the list meanwhile, and a claim that alternates
+	-- between the list and a tree would otherwise read them again each
+	-- turn.
 	alone_score(l, low)
 	local rk = roots_key(low)
 	local r = redis.call('ZRANGE', rk, 0, 1, 'WITHSCORES')
@@ -169,19 +171,23 @@ local function pick(low)
 		-- The list's head. One read takes as many entries as this
 		-- claim may still take: ALONE serves them while it stays the
 		-- least (above; it stays in the set meanwhile).
-		local want = max - #out
-		if low == '1' then want = math.min(want, max_low - low_taken) end
 		local ak = alone_key(low)
-		local ids = redis.call('LRANGE', ak, l.n, l.n + want - 1)
-		if #ids == 0 then
-			redis.call('ZREM', rk, ALONE)
-			return pick(low)
+		local ids, i = l.ids, l.i
+		if not ids[i] then
+			local want = max - #out
+			if low == '1' then want = math.min(want, max_low - low_taken) end
+			ids, i = redis.call('LRANGE', ak, l.n, l.n + want - 1), 1
+			if #ids == 0 then
+				l.ids, l.i = {}, 1
+				redis.call('ZREM', rk, ALONE)
+				return pick(low)
+			end
 		end
-		l.ids, l.i, l.vr, l.at = ids, 2, tonumber(r[2]), tonumber(r[2])
+		l.ids, l.i, l.vr, l.at = ids, i + 1, tonumber(r[2]), tonumber(r[2])
 		l.nxt = r[4] and tonumber(r[4])
 		l.w = redis.call('LLEN', ak) - l.n
 		l.n = l.n + 1
-		return ids[1], ids[1], l.vr, false, true, l
+		return ids[i], ids[i], l.vr, false, true, l
 	end
 	r = redis.call('ZPOPMIN', rk)
 	local root, vr = r[1], tonumber(r[2])
