@@ -25,6 +25,12 @@
 #   tests/integration/exec_tree.sh  nothing an exec handler starts
 #                                   outlives it, a force stop or kill -9
 #                                   of jobd.
+#   tests/integration/limits.sh     per-type limits across two
+#                                   instances: concurrency 2 never
+#                                   exceeded, another type or root not
+#                                   held up behind it, rate 3/2s, the
+#                                   slots of a killed instance handed
+#                                   back, jobctl fsck --repair.
 #
 # Fails when one of them fails. One that cannot run (exit 77: no kcat, no
 # Kafka broker, no cluster) is reported as SKIP, and then this test skips
@@ -38,7 +44,8 @@ set -euo pipefail
 need redis-server redis-cli
 
 failed=() skipped=()
-for t in tests/fault/crash.sh tests/integration/kafka.sh tests/integration/exec_tree.sh; do
+for t in tests/fault/crash.sh tests/integration/kafka.sh tests/integration/exec_tree.sh \
+	tests/integration/limits.sh; do
 	echo "# --- $t on a Redis Cluster"
 	t0=$SECONDS
 	rc=0
@@ -57,4 +64,4 @@ if [ ${#skipped[@]} -gt 0 ]; then
 	echo "SKIP: on a Redis Cluster: ${skipped[*]} could not run" >&2
 	exit 77
 fi
-echo "PASS: crash, Kafka ingestion and exec handler trees on a Redis Cluster"
+echo "PASS: crash, Kafka ingestion, exec handler trees and limits on a Redis Cluster"
