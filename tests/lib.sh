@@ -14,10 +14,10 @@
 # Redis (tests/integration/cluster_suites.sh runs those that support it):
 # start_redis starts 3 primaries, rcli talks to the one that owns the
 # store's slot, and $P, the prefix of jobd's keys, is {jobd} (a hash tag:
-# docs/scaling.md, "On a Redis Cluster today") instead of jobd. A test
-# that supports it names keys "$P:...", puts $(redis_conf) in every
-# configuration it writes, and reaches the server only through rcli and
-# redis_pid.
+# docs/scaling.md, "On a Redis Cluster today") instead of jobd; a key
+# outside that slot fails the test at exit. A test that supports it
+# names keys "$P:...", puts $(redis_conf) in every configuration it
+# writes, and reaches the server only through rcli and redis_pid.
 if [ "${JOBD_TEST_ON_CLUSTER:-}" = 1 ]; then
 	P='{jobd}'
 else
@@ -44,6 +44,10 @@ run_cleanups() {
 		eval "$cmd" || true
 	done
 	jobd_test_cleanups=()
+	# A check made by a cleanup failed a test that had passed.
+	if [ "$rc" -eq 0 ] && [ -n "${jobd_test_failed_at_exit:-}" ]; then
+		exit 1
+	fi
 	return "$rc"
 }
 
@@ -200,15 +204,40 @@ start_redis() {
 	export JOBD_REDIS
 }
 
+# On a cluster, stop_redis fails the test when a node other than the
+# owner of the slot of $P holds a key: all that jobd and jobctl write
+# belongs in that slot (a key without the tag would go elsewhere).
 stop_redis() {
+	local stray
+
 	[ -n "${JOBD_TEST_REDIS_DIR:-}" ] || return 0
 	if [ "${JOBD_TEST_ON_CLUSTER:-}" = 1 ]; then
+		stray=$(cluster_strays)
+		if [ -n "$stray" ]; then
+			echo "FAIL: keys outside the slot of $P: $stray" >&2
+			jobd_test_failed_at_exit=1
+		fi
 		"$top_srcdir/scripts/redis" cluster-stop "$JOBD_TEST_REDIS_DIR" || true
 	else
 		"$top_srcdir/scripts/redis" stop "$JOBD_TEST_REDIS_DIR" || true
 	fi
 	rm -rf "$JOBD_TEST_REDIS_DIR"
 	JOBD_TEST_REDIS_DIR=
+}
+
+# cluster_strays: "HOST:PORT KEY..." (5 keys at most) for each node of
+# the cluster of start_redis but the owner of the slot of $P that holds
+# keys.
+cluster_strays() {
+	local n keys
+
+	[ -f "$JOBD_TEST_REDIS_DIR/nodes" ] || return 0
+	while read -r n; do
+		[ "$n" != "${JOBD_TEST_REDIS_OWNER:-}" ] || continue
+		keys=$(redis-cli -h "${n%:*}" -p "${n#*:}" --scan 2>/dev/null |
+			sort | head -n 5 | paste -sd ' ' -) || true
+		[ -z "$keys" ] || echo "$n $keys"
+	done <"$JOBD_TEST_REDIS_DIR/nodes"
 }
 
 # cluster_owner NODES KEY: host:port of the primary that owns the slot

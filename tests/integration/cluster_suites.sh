@@ -7,7 +7,9 @@
 # JOBD_TEST_MODULE=no), the prefix is {jobd}, so every key is in the
 # slot of {jobd} on one primary, jobd and jobctl are given another
 # primary's address (they find the owner in the slot map), and rcli
-# talks to the owner; the cluster is stopped when the test exits.
+# talks to the owner; when the test exits, a key on another node fails
+# it (all that jobd writes belongs in the slot), and the cluster is
+# stopped.
 #
 #   tests/fault/crash.sh            kill -9 of jobd running 100 jobs:
 #                                   another instance finishes them all
