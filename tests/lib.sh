@@ -3,12 +3,26 @@
 #	. "$top_srcdir/tests/lib.sh"
 #	start_redis
 #	id=$(jobctl submit noop) || fail "submit failed"
-#	assert_eq "pending" "$(rcli hget "jobd:job:$id" status)" "new job state"
+#	assert_eq "pending" "$(rcli hget "$P:job:$id" status)" "new job state"
 #
 # make check exports top_srcdir and top_builddir; run by hand, both default
 # to the repository root. Exit codes follow automake: 0 pass, 1 fail, 77 skip.
 # Services are real processes, always stopped on exit (EXIT trap; INT and
 # TERM exit through it). Register more cleanup with on_exit, not trap.
+#
+# JOBD_TEST_ON_CLUSTER=1 runs a test on a Redis Cluster instead of one
+# Redis (tests/integration/cluster_suites.sh runs those that support it):
+# start_redis starts 3 primaries, rcli talks to the one that owns the
+# store's slot, and $P, the prefix of jobd's keys, is {jobd} (a hash tag:
+# docs/scaling.md, "On a Redis Cluster today") instead of jobd; a key
+# outside that slot fails the test at exit. A test that supports it
+# names keys "$P:...", puts $(redis_conf) in every configuration it
+# writes, and reaches the server only through rcli and redis_pid.
+if [ "${JOBD_TEST_ON_CLUSTER:-}" = 1 ]; then
+	P='{jobd}'
+else
+	P=jobd
+fi
 
 if [ -z "${top_srcdir:-}" ]; then
 	top_srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +44,10 @@ run_cleanups() {
 		eval "$cmd" || true
 	done
 	jobd_test_cleanups=()
+	# A check made by a cleanup failed a test that had passed.
+	if [ "$rc" -eq 0 ] && [ -n "${jobd_test_failed_at_exit:-}" ]; then
+		exit 1
+	fi
 	return "$rc"
 }
 
@@ -151,7 +169,12 @@ module_args() {
 }
 
 # Starts a private redis-server (unix socket only, no persistence) in a
-# fresh temp dir and exports JOBD_REDIS = its socket path.
+# fresh temp dir and exports JOBD_REDIS = its socket path. With
+# JOBD_TEST_ON_CLUSTER=1, a Redis Cluster of 3 primaries without replicas
+# (scripts/redis cluster-start, jobd's module on each node as module_args
+# says) in that dir instead: JOBD_TEST_REDIS_OWNER is the primary that
+# owns the slot of $P, and JOBD_REDIS (host:port) another primary, so
+# that jobd and jobctl reach the owner through the cluster's slot map.
 start_redis() {
 	local base=${TMPDIR:-/tmp}
 
@@ -162,17 +185,101 @@ start_redis() {
 	JOBD_TEST_REDIS_DIR=$(mktemp -d "$base/jobd-sh.XXXXXX") ||
 		fail "cannot create a temp dir in $base"
 	on_exit stop_redis
+	if [ "${JOBD_TEST_ON_CLUSTER:-}" = 1 ]; then
+		# shellcheck disable=SC2046
+		"$top_srcdir/scripts/redis" cluster-start "$JOBD_TEST_REDIS_DIR" \
+			--replicas 0 $(module_args) >/dev/null ||
+			skip_or_fail "cannot start a redis cluster (logs: $JOBD_TEST_REDIS_DIR/node*/redis.log)"
+		JOBD_TEST_REDIS_OWNER=$(cluster_owner "$JOBD_TEST_REDIS_DIR/nodes" "$P")
+		[ -n "$JOBD_TEST_REDIS_OWNER" ] ||
+			fail "no primary of the cluster in $JOBD_TEST_REDIS_DIR owns the slot of $P"
+		JOBD_REDIS=$(grep -m 1 -vxF "$JOBD_TEST_REDIS_OWNER" "$JOBD_TEST_REDIS_DIR/nodes")
+		echo "# on a Redis Cluster: address $JOBD_REDIS, slot of $P on $JOBD_TEST_REDIS_OWNER" >&2
+		export JOBD_REDIS
+		return
+	fi
 	# shellcheck disable=SC2046
 	JOBD_REDIS=$("$top_srcdir/scripts/redis" start "$JOBD_TEST_REDIS_DIR" $(module_args)) ||
 		fail "cannot start redis-server (log: $JOBD_TEST_REDIS_DIR/redis.log)"
 	export JOBD_REDIS
 }
 
+# On a cluster, stop_redis fails the test when a node other than the
+# owner of the slot of $P holds a key: all that jobd and jobctl write
+# belongs in that slot (a key without the tag would go elsewhere).
 stop_redis() {
+	local stray
+
 	[ -n "${JOBD_TEST_REDIS_DIR:-}" ] || return 0
-	"$top_srcdir/scripts/redis" stop "$JOBD_TEST_REDIS_DIR" || true
+	if [ "${JOBD_TEST_ON_CLUSTER:-}" = 1 ]; then
+		stray=$(cluster_strays)
+		if [ -n "$stray" ]; then
+			echo "FAIL: keys outside the slot of $P: $stray" >&2
+			jobd_test_failed_at_exit=1
+		fi
+		"$top_srcdir/scripts/redis" cluster-stop "$JOBD_TEST_REDIS_DIR" || true
+	else
+		"$top_srcdir/scripts/redis" stop "$JOBD_TEST_REDIS_DIR" || true
+	fi
 	rm -rf "$JOBD_TEST_REDIS_DIR"
 	JOBD_TEST_REDIS_DIR=
+}
+
+# cluster_strays: "HOST:PORT KEY..." (5 keys at most) for each node of
+# the cluster of start_redis but the owner of the slot of $P that holds
+# keys.
+cluster_strays() {
+	local n keys
+
+	[ -f "$JOBD_TEST_REDIS_DIR/nodes" ] || return 0
+	while read -r n; do
+		[ "$n" != "${JOBD_TEST_REDIS_OWNER:-}" ] || continue
+		keys=$(redis-cli -h "${n%:*}" -p "${n#*:}" --scan 2>/dev/null |
+			sort | head -n 5 | paste -sd ' ' -) || true
+		[ -z "$keys" ] || echo "$n $keys"
+	done <"$JOBD_TEST_REDIS_DIR/nodes"
+}
+
+# cluster_owner NODES KEY: host:port of the primary that owns the slot
+# of KEY, as the first node of the file NODES (host:port a line) that
+# answers sees it; nothing while no primary does (during a failover).
+cluster_owner() {
+	local n
+
+	# Each node that answers prints the slot, then the nodes it knows.
+	while read -r n; do
+		if redis-cli -h "${n%:*}" -p "${n#*:}" cluster keyslot "$2" 2>/dev/null &&
+			redis-cli -h "${n%:*}" -p "${n#*:}" cluster nodes 2>/dev/null; then
+			break
+		fi
+	done <"$1" | awk '
+		NR == 1 { s = $0; next }
+		$3 ~ /master/ && $3 !~ /fail/ && o == "" {
+			for (i = 9; i <= NF; i++) {
+				split($i, r, "-")
+				if (r[2] == "") r[2] = r[1]
+				if (s + 0 >= r[1] + 0 && s + 0 <= r[2] + 0)
+					o = $2
+			}
+		}
+		END { sub(/@.*/, "", o); if (o != "") print o }'
+}
+
+# redis_pid: the pid of the redis-server that holds the store (with
+# JOBD_TEST_ON_CLUSTER=1, the primary that owns the slot of $P).
+redis_pid() {
+	local d=$JOBD_TEST_REDIS_DIR
+
+	if [ "${JOBD_TEST_ON_CLUSTER:-}" = 1 ]; then
+		d=$(dirname "$(grep -lx "port ${JOBD_TEST_REDIS_OWNER#*:}" "$d"/node*/redis.conf)")
+	fi
+	cat "$d/redis.pid"
+}
+
+# redis_conf: the [redis] section of a configuration for the Redis of
+# start_redis: its address and the prefix $P.
+redis_conf() {
+	printf '[redis]\naddress = %s\nprefix = %s\n' "$JOBD_REDIS" "$P"
 }
 
 # start_redis_test_clock DIR: a redis-server in DIR/redis with jobd's
@@ -202,8 +309,14 @@ jobctl() {
 	"$top_builddir/src/jobctl" "$@"
 }
 
+# rcli ARGS...: redis-cli on the Redis of start_redis (on a cluster, the
+# primary that owns the slot of $P, following redirections).
 rcli() {
-	redis-cli -s "$JOBD_REDIS" "$@"
+	if [ "${JOBD_TEST_ON_CLUSTER:-}" = 1 ]; then
+		redis-cli -c -h "${JOBD_TEST_REDIS_OWNER%:*}" -p "${JOBD_TEST_REDIS_OWNER#*:}" "$@"
+	else
+		redis-cli -s "$JOBD_REDIS" "$@"
+	fi
 }
 
 # key_id [JOBCTL_OPTIONS...] KEY: the id of the job the idempotency key
@@ -301,7 +414,7 @@ kill9_kafka_driver() {
 embedded_broker() {
 	local addr
 	for _ in $(seq 100); do
-		addr=$(rcli get jobd:broker)
+		addr=$(rcli get "$P:broker")
 		[ -n "$addr" ] && break
 		sleep 0.1
 	done

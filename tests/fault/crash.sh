@@ -4,7 +4,8 @@
 # all; the side effects (each handler appends its id on completion) show
 # every job completed, none twice (see the note on the kill window below).
 # SIGTERM hands running jobs back and exits 0 quickly. Three instances
-# share the work.
+# share the work. Runs on a Redis Cluster too (JOBD_TEST_ON_CLUSTER=1:
+# tests/integration/cluster_suites.sh).
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
@@ -15,6 +16,7 @@ done_log=$dir/done.log
 : > "$done_log"
 for name in a b c; do
 	cat > "$dir/$name.conf" <<CONF
+$(redis_conf)
 [engine]
 roles = work
 instance = $name
@@ -60,13 +62,13 @@ assert_eq 100 "$distinct" "jobs whose side effect happened"
 # per worker of the killed instance. Outside of the window: none.
 dups=$(side_twice "$done_log")
 for id in $dups; do
-	[ "$(rcli hget "jobd:job:$id" attempt)" -ge 2 ] ||
+	[ "$(rcli hget "$P:job:$id" attempt)" -ge 2 ] ||
 		fail "job $id completed twice without a second attempt"
 done
 [ "$(echo "$dups" | grep -c . || true)" -le 4 ] ||
 	fail "too many jobs completed twice: $dups"
 [ -z "$dups" ] || echo "note: completed in the kill window: $dups" >&2
-lost=$(rcli zcard jobd:leases)
+lost=$(rcli zcard "$P:leases")
 assert_eq 0 "$lost" "leases left"
 
 # 2. SIGTERM: running jobs go back to pending, jobd exits 0 quickly.
@@ -82,7 +84,7 @@ assert_eq 0 "$(count_status in_progress)" "running jobs after SIGTERM"
 assert_eq 8 "$(count_status pending)" "jobs handed back to pending"
 assert_eq 0 "$(wc -l < "$done_log")" "handlers cut short by SIGTERM"
 first=$(head -1 "$dir/ids2")
-assert_contains "$(rcli xrange "jobd:log:$first" - + | tr -d '\r')" \
+assert_contains "$(rcli xrange "$P:log:$first" - + | tr -d '\r')" \
 	"handed back (shutdown)" "shutdown hand-back logged"
 
 # 3. Three instances share the work; no job completes twice.
@@ -96,7 +98,7 @@ jobctl submit side --payload '{"sleep_ms": 100}' --count 90 > "$dir/ids3"
 wait_finished 190 60
 assert_eq 90 "$(wc -l < "$done_log")" "side effects of 90 jobs"
 assert_eq 90 "$(side_jobs "$done_log")" "distinct jobs"
-instances=$(for id in $(cat "$dir/ids3"); do rcli hget "jobd:job:$id" instance; done | sort -u | tr '\n' ' ')
+instances=$(for id in $(cat "$dir/ids3"); do rcli hget "$P:job:$id" instance; done | sort -u | tr '\n' ' ')
 assert_eq "a b c " "$instances" "instances that ran jobs"
 for n in a b c; do stop_jobd "$n"; done
 echo "PASS: crash"

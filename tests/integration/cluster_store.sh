@@ -107,18 +107,7 @@ nrcli() {
 # owner: host:port of the primary that owns the slot of {jobd}, as the
 # first node that answers sees it (nothing during a failover).
 owner() {
-	local n
-	for n in "${nodes[@]}"; do
-		nrcli "$n" cluster nodes 2>/dev/null && break
-	done | awk -v s="$slot" '
-		$3 ~ /master/ && $3 !~ /fail/ {
-			for (i = 9; i <= NF; i++) {
-				split($i, r, "-")
-				if (r[2] == "") r[2] = r[1]
-				if (s + 0 >= r[1] + 0 && s + 0 <= r[2] + 0)
-					print $2
-			}
-		}' | sed 's/@.*//' | head -n 1
+	cluster_owner "$cdir/nodes" '{jobd}'
 }
 
 # node_dir HOST:PORT: the directory scripts/redis started that node in.

@@ -6,7 +6,8 @@
 #   2. a force stop,
 #   3. kill -9 of jobd,
 # no process of its tree remains (docs/reliability.md, "Handlers that
-# fork").
+# fork"). Runs on a Redis Cluster too (JOBD_TEST_ON_CLUSTER=1:
+# tests/integration/cluster_suites.sh).
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
@@ -17,6 +18,7 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/jobd-tree.XXXXXX")
 tag=t$$r$RANDOM
 on_exit "pkill -9 -f 'jobd-tree-$tag' 2>/dev/null || true; rm -rf '$dir'"
 cat > "$dir/jobd.conf" <<CONF
+$(redis_conf)
 [engine]
 roles = work
 workers = 2

@@ -9,7 +9,9 @@
 # messages land in the dead-letter topic with their headers and later
 # messages still become jobs; kill -9 mid-stream makes no duplicate and
 # loses nothing; Redis frozen for 6 s under load: every message becomes a
-# job exactly once.
+# job exactly once. Runs on a Redis Cluster too (JOBD_TEST_ON_CLUSTER=1:
+# tests/integration/cluster_suites.sh): the outage then freezes the
+# primary that owns the store's slot.
 set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
@@ -33,7 +35,7 @@ stop_driver() {
 }
 
 job_count() {
-	rcli --scan --pattern "jobd:job:*" | grep -cE ':job:[0-9]+$' || true
+	rcli --scan --pattern "$P:job:*" | grep -cE ':job:[0-9]+$' || true
 }
 
 # wait_jobs N SECONDS: until N jobs exist.
@@ -51,7 +53,7 @@ field() {
 	local id
 	id=$(key_id "$1")
 	[ -n "$id" ] || fail "no job with key '$1'"
-	rcli hget "jobd:job:$id" "$2"
+	rcli hget "$P:job:$id" "$2"
 }
 
 # produce TOPIC FILE...: each file is one message, all to partition 0 so
@@ -69,8 +71,7 @@ dlq() {
 
 write_conf() {
 	cat >"$work/jobd.conf" <<EOF
-[redis]
-address = $JOBD_REDIS
+$(redis_conf)
 [kafka]
 brokers = $1
 group = jobd-test-$run_id-$2
@@ -82,6 +83,8 @@ actions = $t_actions
 stats = $t_stats
 dlq = $t_dlq
 EOF
+	# jobctl (key_id, jobctl key) reads it too: the prefix.
+	export JOBD_CONFIG=$work/jobd.conf
 }
 
 # --- scenarios ---------------------------------------------------------------
@@ -196,7 +199,7 @@ check_redis_outage() {
 	start_driver ro
 	produce_load 10000 12000
 	wait_jobs $((base + 1)) 60 # the consumer is in the group and busy
-	rpid=$(cat "$JOBD_TEST_REDIS_DIR/redis.pid")
+	rpid=$(redis_pid)
 	kill -STOP "$rpid"
 	on_exit "kill -CONT $rpid 2>/dev/null"
 	produce_load 12000 14000
@@ -238,7 +241,7 @@ broker=$(embedded_broker) || exit
 assert_contains "$(cat "$work/host.err")" "kafka: embedded broker at $broker" \
 	"broker log line"
 start_driver c1
-assert_eq "$broker" "$(rcli get jobd:broker)" "a second instance joins"
+assert_eq "$broker" "$(rcli get "$P:broker")" "a second instance joins"
 check_messages
 stop_driver c1
 check_kill9
@@ -250,18 +253,18 @@ start_driver c2
 sleep 1
 kill9_kafka_driver host
 deadline=$((SECONDS + 30))
-while [ "$(rcli get jobd:broker)" = "$broker" ] ||
-	[ -z "$(rcli get jobd:broker)" ]; do
+while [ "$(rcli get "$P:broker")" = "$broker" ] ||
+	[ -z "$(rcli get "$P:broker")" ]; do
 	[ "$SECONDS" -lt "$deadline" ] || fail "no takeover after the host died"
 	sleep 0.5
 done
-broker=$(rcli get jobd:broker)
+broker=$(rcli get "$P:broker")
 before=$(job_count)
 printf '{"type":"export"}' >"$work/takeover"
 produce "$t_records" "$work/takeover"
 wait_jobs $((before + 1)) 60
 stop_driver c2
-assert_eq 0 "$(rcli exists jobd:broker)" "key released at stop"
+assert_eq 0 "$(rcli exists "$P:broker")" "key released at stop"
 rcli flushall >/dev/null
 
 # --- real broker -----------------------------------------------------------------

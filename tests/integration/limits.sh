@@ -14,6 +14,8 @@
 #     the slots come back and the other instance runs the jobs.
 #  5. jobctl fsck finds a running count that disagrees with the jobs,
 #     and --repair fixes it.
+# Runs on a Redis Cluster too (JOBD_TEST_ON_CLUSTER=1:
+# tests/integration/cluster_suites.sh).
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
@@ -67,6 +69,7 @@ assert_contains "$out" 'bad.conf:3: bad number "0" for [type.a] concurrency' \
 start_redis
 conf() { # NAME ROLES
 	cat >"$dir/$1.conf" <<CONF
+$(redis_conf)
 [engine]
 roles = $2
 instance = $1
@@ -94,8 +97,8 @@ start_jobd a "$dir"
 start_jobd b "$dir"
 url=$(monitor_url "$dir/a.log")
 export JOBD_CONFIG=$dir/a.conf
-wait_for 10 "limits written to the store" \
-	sh -c "[ \"\$(redis-cli -s '$JOBD_REDIS' hget jobd:limits slow)\" = '2 0 0' ]"
+limits_written() { [ "$(rcli hget "$P:limits" slow)" = '2 0 0' ]; }
+wait_for 10 "limits written to the store" limits_written
 
 mapfile -t slow < <(jobctl submit slow --count 8 --payload '{"steps": 8, "sleep_ms": 100}')
 assert_eq 8 "${#slow[@]}" "slow jobs submitted"
@@ -106,15 +109,15 @@ free=$(jobctl submit free --payload '{"steps": 1, "sleep_ms": 10}')
 running_slow() {
 	rcli eval "local n = 0
 		for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-			local v = redis.call('HMGET', 'jobd:job:' .. id, 'type', 'status')
+			local v = redis.call('HMGET', '$P:job:' .. id, 'type', 'status')
 			if v[1] == 'slow' and v[2] == 'in_progress' then n = n + 1 end
 		end
-		return n" 1 jobd:leases
+		return n" 1 "$P:leases"
 }
 finished_slow() {
 	rcli eval "local n = 0
 		for _, id in ipairs(ARGV) do
-			if redis.call('HGET', 'jobd:job:' .. id, 'status') == 'finished' then
+			if redis.call('HGET', '$P:job:' .. id, 'status') == 'finished' then
 				n = n + 1
 			end
 		end
@@ -134,10 +137,10 @@ done
 	fail "the slow jobs did not all finish: $(jobctl list --type slow)"
 assert_eq 2 "$max" "most slow jobs running at once ($samples samples)"
 # ms since the epoch, from the job's hash.
-at() { rcli hget "jobd:job:$1" "$2" | tr -d '\r'; }
+at() { rcli hget "$P:job:$1" "$2" | tr -d '\r'; }
 # And from the jobs' own times: at no moment did more than 2 run.
 for id in "${slow[@]}"; do
-	rcli hmget "jobd:job:$id" started_at finished_at | tr -d '\r' |
+	rcli hmget "$P:job:$id" started_at finished_at | tr -d '\r' |
 		paste -sd ' ' | awk '{ print $1, 1; print $2, -1 }'
 done | sort -n -k1,1 -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m }' >"$dir/overlap"
 assert_eq 2 "$(cat "$dir/overlap")" "most slow jobs running at once, from their times"
@@ -149,7 +152,7 @@ last=$(for id in "${slow[@]}"; do at "$id" started_at; done | sort -n | tail -n 
 # Both instances ran slow jobs, and no slot is left taken.
 assert_eq 2 "$(for id in "${slow[@]}"; do jobctl show "$id" --json | jq -r .instance; done | sort -u | wc -l)" \
 	"slow jobs ran on both instances"
-assert_eq 0 "$(rcli zcard jobd:slots:slow)" "slots after the last slow job"
+assert_eq 0 "$(rcli zcard "$P:slots:slow")" "slots after the last slow job"
 
 # A root whose only ready job is held does not hold up another root or
 # another type: while both slots are taken, a new slow job waits and a
@@ -167,10 +170,10 @@ assert_contains "$(jobctl show "$s3")" "waiting_for_limit" "jobctl show says it"
 assert_contains "$(jobctl why "$s3")" "its type's limit holds it back (type slow: concurrency 2 (2 running))" \
 	"jobctl why says it"
 m=$(curl -fsS "${url}metrics")
-assert_contains "$m" 'jobd_type_concurrency_limit{store="jobd",type="slow"} 2' "metrics: the limit"
-assert_contains "$m" 'jobd_type_running{store="jobd",type="slow"} 2' "metrics: the running count"
-assert_contains "$m" 'jobd_type_held{store="jobd",type="slow"} 1' "metrics: the held job"
-assert_contains "$m" 'jobd_type_rate_limit{store="jobd",type="paced"} 3' "metrics: a rate"
+assert_contains "$m" "jobd_type_concurrency_limit{store=\"$P\",type=\"slow\"} 2" "metrics: the limit"
+assert_contains "$m" "jobd_type_running{store=\"$P\",type=\"slow\"} 2" "metrics: the running count"
+assert_contains "$m" "jobd_type_held{store=\"$P\",type=\"slow\"} 1" "metrics: the held job"
+assert_contains "$m" "jobd_type_rate_limit{store=\"$P\",type=\"paced\"} 3" "metrics: a rate"
 # A stop gives the slots back: the held job runs.
 jobctl stop "$s1" "$s2" >/dev/null
 wait_job 30 "$s3" '.status == "finished"'
@@ -197,35 +200,35 @@ wait_job 10 "$l1" '.status == "in_progress"'
 wait_job 10 "$l2" '.status == "in_progress"'
 l3=$(jobctl submit slow --payload '{"steps": 1, "sleep_ms": 10}')
 kill9_jobd a
-assert_eq 2 "$(rcli zcard jobd:slots:slow)" "slots held by the killed instance"
+assert_eq 2 "$(rcli zcard "$P:slots:slow")" "slots held by the killed instance"
 start_jobd b "$dir"
 # b hands the expired leases back: the slots come back, and b runs two
 # of the three (which two is the fair scheduler's choice), never more.
 running_on_b() {
 	rcli eval "local n = 0
 		for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-			local v = redis.call('HMGET', 'jobd:job:' .. id, 'type', 'status', 'instance')
+			local v = redis.call('HMGET', '$P:job:' .. id, 'type', 'status', 'instance')
 			if v[1] == 'slow' and v[2] == 'in_progress' and v[3] == 'b' then n = n + 1 end
 		end
-		return n" 1 jobd:leases
+		return n" 1 "$P:leases"
 }
 two_on_b() { [ "$(running_on_b)" = 2 ]; }
 wait_for 30 "two slow jobs running on b" two_on_b
-assert_eq 2 "$(rcli zcard jobd:slots:slow)" "slots after the hand-back"
+assert_eq 2 "$(rcli zcard "$P:slots:slow")" "slots after the hand-back"
 assert_eq 2 "$(running_slow)" "slow jobs running after the hand-back"
 jobctl stop "$l1" "$l2" >/dev/null
 wait_job 30 "$l3" '.status == "finished"'
-no_slots() { [ "$(rcli zcard jobd:slots:slow)" = 0 ]; }
+no_slots() { [ "$(rcli zcard "$P:slots:slow")" = 0 ]; }
 wait_for 20 "slots released by a stop" no_slots
 
 # --- 5. fsck ----------------------------------------------------------------
-rcli zadd jobd:slots:slow 1 "$l3" >/dev/null
+rcli zadd "$P:slots:slow" 1 "$l3" >/dev/null
 rc=0
 out=$(jobctl fsck 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "fsck found nothing: $out"
 assert_contains "$out" "running count of type slow" "fsck names the running count"
 jobctl fsck --repair >/dev/null 2>&1 || true
 jobctl fsck >/dev/null || fail "fsck after --repair: $(jobctl fsck 2>&1)"
-assert_eq 0 "$(rcli zcard jobd:slots:slow)" "slots after the repair"
+assert_eq 0 "$(rcli zcard "$P:slots:slow")" "slots after the repair"
 stop_jobd b
 echo "limits: ok"
