@@ -779,14 +779,6 @@ static void write_rows(const char *dir, const char *name, int rows)
 	ck_assert_int_eq(fclose(f), 0);
 }
 
-/* Whether the tests run without jobd's module (testutil.c). */
-static bool module_off(void)
-{
-	const char *m = getenv("JOBD_TEST_MODULE");
-
-	return m && strcmp(m, "no") == 0;
-}
-
 /* Calls of command NAME so far, by INFO commandstats (0: none yet). */
 static long long calls_of(const char *name)
 {
@@ -808,21 +800,22 @@ static long long calls_of(const char *name)
 }
 
 /*
- * The command each create call runs once: JOBD.CREATE where Redis has
- * the module (it asks it first), else create.lua's one INCRBY of the
- * id sequence (the only INCRBY of jobd's functions; a function's
- * commands count in commandstats).
+ * The create calls made so far: JOBD.CREATE's (root jobs to run now,
+ * where Redis has the module) and create.lua's, each of which runs one
+ * INCRBY of the id sequence (the only INCRBY of jobd's functions; a
+ * function's commands count in commandstats). A batch of children goes
+ * to create.lua at once, so each call counts once.
  */
-static const char *create_cmd(void)
+static long long create_calls(void)
 {
-	return module_off() ? "incrby" : "jobd.create";
+	return calls_of("jobd.create") + calls_of("incrby");
 }
 
 /*
  * The import's split makes its chunk children in batches, one create
  * call a batch (handlers/common.h, the spawner: 1, 2 and 4 chunks, then
  * the 3 left), where it made one a chunk; each chunk exists once, the
- * checkpoint counts them all. The calls are counted by create_cmd().
+ * checkpoint counts them all. The calls are counted by create_calls().
  */
 START_TEST(test_worker_import_split_creates_chunks_in_batches)
 {
@@ -836,12 +829,12 @@ START_TEST(test_worker_import_split_creates_chunks_in_batches)
 		 "[engine]\ndata_dir = %s\n[type.import]\nchunk_size = 1\n",
 		 dir);
 	start(2, extra);
-	before = calls_of(create_cmd());
+	before = create_calls();
 	id = submit("import", "{\"file\":\"rows.csv\",\"collection\":\"rows\"}",
 		    false);
 	wait_status(id, JOBD_FINISHED, 30000);
 	/* The submit, then four batches. */
-	ck_assert_int_eq(calls_of(create_cmd()) - before, 1 + 4);
+	ck_assert_int_eq(create_calls() - before, 1 + 4);
 	job = jobd_test_job(st, id);
 	ck_assert_int_eq(job->children.total, 10);
 	ck_assert_int_eq(job->errors, 0);
