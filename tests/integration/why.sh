@@ -62,6 +62,9 @@ wait_for 20 "flaky job waits for its retry" has_code "$flaky" retry_at
 block=$(jobctl submit block)
 wait_job 20 "$block" '.status == "in_progress"'
 r1=$(jobctl submit noop)
+# The instance publishes how many of its workers are busy once a
+# heartbeat (200 ms here): the claim of block may not be in it yet.
+wait_for 10 "the instance's view counts the busy worker" has_code "$r1" busy
 r2=$(jobctl submit noop)
 out=$(why "$r2")
 assert_contains "$out" "its root $r2 is 2nd of 2 roots in line" "second root in line"
