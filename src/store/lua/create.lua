@@ -5,8 +5,10 @@
 --   parent, run_by, low_priority (0/1), payload (JSON text), source, when
 --   ('' = now, 'MS' = at MS since the epoch, '+MS' = MS after the Redis
 --   clock of this call)
--- Reply: n entries, each {id, existed (0/1)} or an error string naming
---   why ("parent 7 not found").
+-- Reply: n entries, each the job's id (negative when its key named a job
+--   already: that job's id) or an error string naming why ("parent 7 not
+--   found"), as JOBD.CREATE answers: a table a job would cost the reply's
+--   conversion several lookups each.
 -- A job with a key whose mapping exists returns the existing id and
 -- changes nothing, so a create retried after a lost reply makes no second
 -- job. A child of a stopping or stopped parent is created stopped; no
@@ -80,6 +82,15 @@ local function scheduled_at(when)
 	return nil
 end
 
+-- The answer for a key that names job V already: its id, negative. A
+-- child's mapping is not checked against its job: one that holds no id
+-- keeps the answer of earlier versions, {id, 1}.
+local function existed(v)
+	local id = tonumber(v)
+	if id and id > 0 then return -id end
+	return {id, 1}
+end
+
 -- The parents of the batch, each loaded once (false: no such job): a
 -- handler's children come in batches under one parent, and loading it
 -- reads every field of its hash. What this call changes in a parent is
@@ -115,10 +126,10 @@ for i = 0, n - 1 do
 		if not existing and KEYS_OLD then
 			existing = redis.call('GET', P .. K_key .. child_scope(parent, p.restarts) .. key)
 		end
-		if existing then res = {tonumber(existing), 1} end
+		if existing then res = existed(existing) end
 	elseif key ~= '' and parent == '' then
 		local existing = key_find(key)
-		if existing then res = {tonumber(existing), 1} end
+		if existing then res = existed(existing) end
 	end
 	if not res and parent ~= '' then
 		if not p then
@@ -225,7 +236,7 @@ for i = 0, n - 1 do
 				children_total = 0, not_before = '', vruntime = ''})
 		end
 		stat_one(W_created, ty)
-		res = {id, 0}
+		res = id
 	end
 	out[#out + 1] = res
 end
