@@ -480,19 +480,26 @@ end
 
 -- A job read whole (HGETALL's flat list V of job ID's hash): every field
 -- the hash has, and '' for those that a transition reads and it lacks;
--- need() reads nothing more for it (ALL_READ).
+-- need() reads nothing more for it (ALL_READ). More than 16 entries in
+-- the constructor give the table 32 slots at once: one of 16 that the
+-- hash's other fields and a claim's own marks overflow is rehashed whole.
 local ALL_READ = {}
-local function read_all(id, v)
-	local h = {id = id, status = '', parent = '', type = '', system = '',
-		low_priority = '', attempt = '', progress = '', queued_at = '',
-		created_at = '', started_at = '', not_before = '', payload = '',
-		checkpoint = '', children_total = ''}
+-- Fills H (its id and the defaults the reader wants) from V.
+local function read_into(h, v)
+	local id = h.id
 	for i = 1, #v, 2 do h[v[i]] = v[i + 1] end
 	-- (a hash of an earlier version holds its id too: the key's wins)
 	h.id = id
-	if h.root == nil or h.root == '' then h.root = id end
+	if h.root == '' then h.root = id end
 	h[ALL_READ] = true
 	return h
+end
+local function read_all(id, v)
+	return read_into({id = id, status = '', parent = '', root = '',
+		type = '', system = '', low_priority = '', attempt = '',
+		progress = '', queued_at = '', created_at = '', started_at = '',
+		not_before = '', payload = '', checkpoint = '',
+		children_total = '', key = '', created_by = ''}, v)
 end
 
 -- Adds FIELDS to a job already loaded (those it lacks).
@@ -784,8 +791,26 @@ local ALL = {F_status, F_parent, F_root, F_type, F_system, F_run_by,
 -- Fields that only some ends use (low_priority, not_before and vruntime
 -- for a requeue, avg_ms for a charge, children_progress for a parent's
 -- progress) are left nil here and read by need() where they are used:
--- each field read costs a listpack scan and two conversions.
-local function load_run(id)
+-- each field read costs a listpack scan and two conversions. with_errors
+-- (set_status's, at the end) makes 17 entries: 32 slots at once, where a
+-- table of 16 full would be rehashed whole for it.
+-- WHOLE (finish.lua) reads the whole hash in one HGETALL instead: one
+-- pass over it, where HMGET scans it once a field, whole for each absent
+-- one, and most of these fifteen are absent from a run without children
+-- or history (for the job of bench/store, 17.6k instructions in HMGET,
+-- 8k in HGETALL; 4k a job less in all, its reply being longer). The
+-- payload comes with it, as the claim read it; progress.lua, which may
+-- run many times a run, keeps HMGET.
+local function load_run(id, whole)
+	if whole then
+		local v = redis.call('HGETALL', jkey(id))
+		if #v == 0 then return nil end
+		return read_into({id = id, status = '', parent = '', root = '',
+			type = '', system = '', attempt = '', awaiting = '',
+			progress = '', children_total = '', errors = '',
+			run_since = '', run_ms = '', charged = '', claimed_at = '',
+			started_at = '', with_errors = false}, v)
+	end
 	local v = redis.call('HMGET', jkey(id), F_status, F_parent, F_root,
 		F_type, F_system, F_attempt, F_awaiting, F_progress,
 		F_children_total, F_errors, F_run_since, F_run_ms, F_charged,
@@ -796,17 +821,19 @@ local function load_run(id)
 		awaiting = v[7] or '', progress = v[8] or '',
 		children_total = v[9] or '', errors = v[10] or '',
 		run_since = v[11] or '', run_ms = v[12] or '', charged = v[13] or '',
-		claimed_at = v[14] or '', started_at = v[15] or ''}
+		claimed_at = v[14] or '', started_at = v[15] or '',
+		with_errors = false}
 end
 
 -- When the running attempt of running job H started. A claim writes no
 -- field for it: the first claim's time is started_at, a later one's
 -- claimed_at (written from the second claim on). Only a waiting parent
 -- that runs again without a claim (resume) has run_since.
+local STARTS = {F_claimed_at, F_started_at}
 local function run_start(h)
 	local s = num(h.run_since)
 	if s > 0 then return s end
-	need(h, {F_claimed_at, F_started_at})
+	need(h, STARTS)
 	s = num(h.claimed_at)
 	if s > 0 then return s end
 	return num(h.started_at)
@@ -1050,13 +1077,13 @@ end
 -- and keeps the root's mean duration that later claims are charged. For a
 -- root job the fields go into FIELDS, written with its status change.
 local function settle_charge(h, fields)
-	local since = run_start(h)
 	-- A root claimed alone was not charged (claim.lua): nothing to correct
 	-- unless it has spawned children meanwhile, whose queue its run must
-	-- weigh on (charged counts as 0).
-	if since == 0 or (h.charged == '' and num(h.children_total) == 0) then
-		return
-	end
+	-- weigh on (charged counts as 0). Asked first: run_start parses a
+	-- time, which set_status does again.
+	if h.charged == '' and num(h.children_total) == 0 then return end
+	local since = run_start(h)
+	if since == 0 then return end
 	local actual = NOW - since
 	local delta = actual - num(h.charged)
 	local vr, avg
