@@ -19,15 +19,24 @@
 -- symbol's literal into the library Redis loads.
 
 -- Per call (set by begin()): the arguments, the key prefix, the Redis clock
--- in ms and as text, the start of its minute.
-local ARGV, P, NOW, NOWS, MINUTE
+-- in ms and as text, the start of its minute, the key of the leases (set
+-- by the transitions of every run).
+local ARGV, P, NOW, NOWS, MINUTE, LEASES
 -- Integers as text. Lua 5.1 turns every number it hands to redis.call
 -- into text with "%.14g", a slow floating-point format: "%d" is several
 -- times cheaper, and the hot paths pass a dozen numbers per job.
 -- The library functions of the hot paths as upvalues (set by begin():
--- a library's load may read no global).
+-- a library's load may read no global), and the global functions the
+-- transitions call for every job: a global is a miss in the function's
+-- environment, then a lookup in Redis's globals behind it.
 local format, floor, log, min, max, bxor, sbyte
-local function I(x) return format('%d', x) end
+local tonumber, tostring, unpack
+-- The integers 0 to 100 as text, made by the load (a number concatenated
+-- is "%.14g" text, the same for these): attempts, progress and counters
+-- are mostly small, and a format costs a C call and a string.
+local SMALL = {}
+for i = 0, 100 do SMALL[i] = i .. '' end
+local function I(x) return SMALL[x] or format('%d', x) end
 
 local function jkey(id) return P .. K_job .. id end
 
@@ -45,8 +54,10 @@ end
 
 -- The index class of a job: root or child, user or system.
 local function class_of(parent, system)
-	local c = (parent == nil or parent == '' or parent == '0') and 'r' or 'c'
-	return c .. ((system == '1') and 's' or 'u')
+	if parent == nil or parent == '' or parent == '0' then
+		return system == '1' and 'rs' or 'ru'
+	end
+	return system == '1' and 'cs' or 'cu'
 end
 
 local function terminal(s) return s == S_FINISHED or s == S_CANCELED end
@@ -90,7 +101,8 @@ local function zset_later(key, member, score)
 		ZDEFER[key] = t
 		ZKEYS[#ZKEYS + 1] = key
 	end
-	t[tostring(member)] = score
+	-- (.. '' is tostring without a call: a text stays itself)
+	t[member .. ''] = score
 end
 
 -- Status counters (P:count), like statistics, are summed per call and
@@ -323,11 +335,26 @@ local function bucket_later(g, b, id, add)
 		s = {}
 		t[b] = s
 	end
-	s[tostring(id)] = add
+	s[id .. ''] = add
 end
 
 local function ix_later(name, id, add)
 	bucket_later(name, floor(id / N_IX_BUCKET), id, add)
+end
+
+-- The status indexes' names (CLASS:s:STATUS), made once by the library's
+-- load: set_status names one or two a job. (A status the schema lacks
+-- is named as it comes.)
+local IX_S = {}
+do
+	local cls = {'ru', 'rs', 'cu', 'cs'}
+	local sts = {S_PENDING, S_IN_PROGRESS, S_STOPPING, S_STOPPED,
+		S_FINISHED, S_CANCELED}
+	for i = 1, #cls do
+		local t = {}
+		for j = 1, #sts do t[sts[j]] = cls[i] .. ':s:' .. sts[j] end
+		IX_S[cls[i]] = t
+	end
 end
 
 -- The bucket key of index NAME that holds id N (a number or its text).
@@ -842,11 +869,6 @@ end
 -- A whole job, for operations (off the hot path).
 local function load(id) return load_fields(id, ALL) end
 
--- The children counters of H, when it has children.
-local function need_children(h)
-	if num(h.children_total) > 0 then need(h, CHILDREN) end
-end
-
 -- Changes the overall progress of job ID's parent chain after job ID's
 -- own overall went from OLD to NEW (bounded by N_MAX_DEPTH).
 local function propagate_progress(h, old, new)
@@ -918,18 +940,22 @@ local function set_status(h, to, fields)
 	local k = jkey(h.id)
 	local cls = class_of(h.parent, h.system)
 	fields = fields or {}
-	-- (each asked once: a function call costs more than the test)
-	local run_from, run_to = running(from), running(to)
-	local end_to = terminal(to)
+	-- running() and terminal() of both, and count_add(), written out:
+	-- a function call costs more than its test, twice a job.
+	local run_from = from == S_IN_PROGRESS or from == S_STOPPING
+	local run_to = to == S_IN_PROGRESS or to == S_STOPPING
+	local end_to = to == S_FINISHED or to == S_CANCELED
 	if from ~= to then
-		if not run_from then ix_later(cls .. ':s:' .. from, h.id, false) end
-		if not run_to then ix_later(cls .. ':s:' .. to, h.id, true) end
-		count_add(from, -1)
-		count_add(to, 1)
+		local ixs = IX_S[cls]
+		if not run_from then ix_later(ixs[from] or cls .. ':s:' .. from, h.id, false) end
+		if not run_to then ix_later(ixs[to] or cls .. ':s:' .. to, h.id, true) end
+		COUNT[from] = (COUNT[from] or 0) - 1
+		COUNT[to] = (COUNT[to] or 0) + 1
 		-- Retention's index (purge.lua): root jobs that ended, by the
 		-- minute they did. Only a restart takes a job out of it alive,
 		-- from the bucket of the end it had.
-		if terminal(from) ~= end_to and h.parent == '' then
+		if (from == S_FINISHED or from == S_CANCELED) ~= end_to and
+			h.parent == '' then
 			if end_to then
 				ended_later(h.id, NOW, true)
 			else
@@ -939,15 +965,16 @@ local function set_status(h, to, fields)
 		end
 	end
 	if run_to and not run_from then
-		-- claim.lua sets the lease; a resumed waiting parent has none.
-		zset_later(P .. K_leases, h.id, h.lease_until and I(h.lease_until) or '+inf')
+		-- claim.lua sets the lease (as text: the same for every job of
+		-- the call); a resumed waiting parent has none.
+		zset_later(LEASES, h.id, h.lease_until or '+inf')
 	end
 	-- claim.lua takes the job off its queue itself (h.dequeued).
 	if from == S_PENDING and to ~= S_PENDING and not h.dequeued then
 		dequeue(h)
 	end
 	if run_from and not run_to then
-		zset_later(P .. K_leases, h.id, false)
+		zset_later(LEASES, h.id, false)
 		release_slot(h)
 		local since = run_start(h)
 		if since > 0 then
@@ -965,8 +992,13 @@ local function set_status(h, to, fields)
 		fields[#fields + 1] = F_finished_at
 		fields[#fields + 1] = NOWS
 		if to == S_FINISHED then
-			need_children(h)
-			local errs = (num(h.errors) > 0 or num(h.children_errors) > 0)
+			-- A child's errors count where there are children (a
+			-- restart zeroes children_errors with children_total).
+			local errs = num(h.errors) > 0
+			if not errs and num(h.children_total) > 0 then
+				need(h, CHILDREN)
+				errs = num(h.children_errors) > 0
+			end
 			-- Absent means without errors (restart deletes the field).
 			if errs then
 				fields[#fields + 1] = F_with_errors
@@ -1015,13 +1047,17 @@ end
 -- else it waits for them, holding no worker.
 finish_job = function(h, fields)
 	fields = fields or {}
-	need_children(h)
-	local open = num(h.children_total) - num(h.children_finished) -
-		num(h.children_canceled)
+	-- None open without children (most jobs): one number read, not
+	-- three.
+	local open, total = 0, num(h.children_total)
+	if total > 0 then
+		need(h, CHILDREN)
+		open = total - num(h.children_finished) - num(h.children_canceled)
+	end
 	if open > 0 then
 		-- Still running, holding no worker: no lease to expire, and
 		-- no slot of its type's concurrency.
-		zset_later(P .. K_leases, h.id, '+inf')
+		zset_later(LEASES, h.id, '+inf')
 		release_slot(h)
 		fields[#fields + 1] = F_awaiting
 		fields[#fields + 1] = 1
@@ -1330,6 +1366,7 @@ local function begin(args)
 		format, floor, log = string.format, math.floor, math.log
 		min, max = math.min, math.max
 		bxor, sbyte = bit.bxor, string.byte
+		tonumber, tostring, unpack = _G.tonumber, _G.tostring, _G.unpack
 	end
 	ARGV = args
 	P = args[1]
@@ -1337,6 +1374,7 @@ local function begin(args)
 	NOW = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 	NOWS = I(NOW)
 	MINUTE = NOW - NOW % N_MINUTE_MS
+	LEASES = P .. K_leases
 	ZDEFER, ZKEYS = {}, {}
 	IXDEFER, IXNAMES = {}, {}
 	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
