@@ -91,6 +91,9 @@ local function existed(v)
 	return {id, 1}
 end
 
+-- The type indexes of the batch by class and type (CLASS:t:TYPE).
+local TYPE_IX = {}
+
 -- The parents of the batch, each loaded once (false: no such job): a
 -- handler's children come in batches under one parent, and loading it
 -- reads every field of its hash. What this call changes in a parent is
@@ -145,7 +148,7 @@ for i = 0, n - 1 do
 	if not res then
 		next_id = next_id + 1
 		local id = next_id
-		local sid = tostring(id)
+		local sid = I(id) -- ("%d": tostring's "%.14g" costs more)
 		local root, status = sid, S_PENDING
 		if p then
 			root = p.root
@@ -195,10 +198,22 @@ for i = 0, n - 1 do
 			key_map(key, sid)
 		end
 		local cls = class_of(parent, system)
-		-- (lib.lua index_names, without its table)
-		ix_later(cls .. ':s:' .. status, sid, true)
-		ix_later(cls .. ':t:' .. ty, sid, true)
-		if run_by ~= '' then ix_later(cls .. ':u:' .. run_by, sid, true) end
+		-- (lib.lua index_names, without its table; the bucket from the
+		-- id as a number, and each type's index named once a call)
+		local b = floor(id / N_IX_BUCKET)
+		local tix = TYPE_IX[cls]
+		if not tix then
+			tix = {}
+			TYPE_IX[cls] = tix
+		end
+		local tname = tix[ty]
+		if not tname then
+			tname = cls .. ':t:' .. ty
+			tix[ty] = tname
+		end
+		bucket_later(IX_S[cls][status], b, sid, true)
+		bucket_later(tname, b, sid, true)
+		if run_by ~= '' then bucket_later(cls .. ':u:' .. run_by, b, sid, true) end
 		count_add(status, 1)
 		if p then
 			local pk = jkey(parent)

@@ -1457,27 +1457,28 @@ local function fnv(s, h)
 end
 
 -- The field of root key KEY in its bucket, and the bucket's number. The
--- last one is kept: a create looks a key up, then maps it.
-local SLOT_KEY, SLOT_F, SLOT_B
+-- last one is kept, with the number as text (SLOT_BT): a create looks a
+-- key up, then maps it, naming two or three buckets.
+local SLOT_KEY, SLOT_F, SLOT_B, SLOT_BT
 local function key_slot(key)
 	if key == SLOT_KEY then return SLOT_F, SLOT_B end
 	local h = fnv(key, 2166136261)
 	local f = key
 	if #key > N_KEY_FIELD_MAX then f = format('#%08x%08x', h, fnv(key, h)) end
 	SLOT_KEY, SLOT_F, SLOT_B = key, f, h % N_KEY_BUCKETS
+	SLOT_BT = I(SLOT_B)
 	return f, SLOT_B
 end
 
 -- Bucket B of the window starting at START. The name up to B is kept
--- per window start for the call (KEYS_PFX, reset by begin()): a create
--- names two or three buckets a root.
+-- per window start for the call (KEYS_PFX, reset by begin()).
 local function keys_bucket(start, b)
 	local p = KEYS_PFX[start]
 	if not p then
 		p = P .. K_keys .. I(start) .. ':'
 		KEYS_PFX[start] = p
 	end
-	return p .. I(b)
+	return p .. (b == SLOT_B and SLOT_BT or I(b))
 end
 
 -- The id root key KEY (field F, bucket B) maps to in window W's current
@@ -1502,18 +1503,21 @@ local function key_find(key)
 end
 
 -- Maps root key KEY to job id SID in the current window.
+local MAP_TTL, MAP_TTLS
 local function key_map(key, sid)
 	keys_conf()
 	local f, b = key_slot(key)
 	local start = NOW - NOW % KEYS_W
 	local k = keys_bucket(start, b)
 	local ttl = start + 2 * KEYS_W - NOW
+	-- (the same for every key of the call: made text once)
+	if ttl ~= MAP_TTL then MAP_TTL, MAP_TTLS = ttl, I(ttl) end
 	redis.call('HSET', k, f, sid)
 	-- Relative: Redis expires by its own clock, which a test may have
 	-- moved away from TIME's (src/store/module/testclock.c). NX: a
 	-- bucket gets its expiry with its first key, and the others add
 	-- nothing to the AOF or the replicas.
-	redis.call('PEXPIRE', k, I(ttl), 'NX')
+	redis.call('PEXPIRE', k, MAP_TTLS, 'NX')
 	-- A start both windows share names one bucket of each: one made
 	-- under a shorter old window would expire before two of this one
 	-- have passed. Its expiry is at most START + 2 x KEYS_PREV, this
