@@ -152,8 +152,9 @@ static size_t create_args(struct jobd_store *st, const char *actor,
 }
 
 /* The ids (or refusals) of create reply R into OUT, as create_args sent:
- * create.lua's {id, existed} per job, or JOBD.CREATE's id, negative when
- * it existed. */
+ * the id of each job, negative when it existed (JOBD.CREATE and
+ * create.lua alike; create.lua answers {id, 1} for a child's key mapped
+ * to no job id). */
 static void create_results(const redisReply *r, const size_t *pos, size_t sent,
 			   struct jobd_created *out)
 {

@@ -22,8 +22,24 @@
 
 /* --- engine ------------------------------------------------------------ */
 
+/* Claim CL from the eight entries of one job at F (claim.lua's order). */
+static void claim_from(struct jobd_claim *cl, redisReply *const *f)
+{
+	cl->id = store_reply_i64(f[0]);
+	cl->attempt = store_reply_i64(f[1]);
+	cl->type = store_dup_str(f[2]);
+	cl->payload = store_dup_str(f[3]);
+	cl->checkpoint = f[4]->len ? store_dup_str(f[4]) : NULL;
+	cl->low_priority = store_reply_i64(f[5]) == 1;
+	cl->root = store_reply_i64(f[6]);
+	cl->progress =
+		f[7]->type == REDIS_REPLY_STRING ? strtod(f[7]->str, NULL) : 0;
+}
+
 /* Appends the jobs of claim reply R to CL (*n of them); true when the
- * module stopped early and left the rest to claim.lua. */
+ * module stopped early and left the rest to claim.lua. JOBD.CLAIM answers
+ * a list of eight entries a job, claim.lua the entries of its jobs one
+ * after the other (a table a job costs Lua's reply more). */
 static bool claims_from(const redisReply *r, struct jobd_claim *cl, size_t *n,
 			int *low)
 {
@@ -32,22 +48,21 @@ static bool claims_from(const redisReply *r, struct jobd_claim *cl, size_t *n,
 	for (size_t i = 0; i < r->elements; i++) {
 		redisReply *e = r->element[i];
 
-		if (e->type == REDIS_REPLY_STATUS && strcmp(e->str, "lua") == 0)
+		if (e->type == REDIS_REPLY_STATUS &&
+		    strcmp(e->str, "lua") == 0) {
 			rest = true;
-		if (e->type != REDIS_REPLY_ARRAY || e->elements < 8)
 			continue;
-		cl[*n].id = store_reply_i64(e->element[0]);
-		cl[*n].attempt = store_reply_i64(e->element[1]);
-		cl[*n].type = store_dup_str(e->element[2]);
-		cl[*n].payload = store_dup_str(e->element[3]);
-		cl[*n].checkpoint = e->element[4]->len ?
-					    store_dup_str(e->element[4]) :
-					    NULL;
-		cl[*n].low_priority = store_reply_i64(e->element[5]) == 1;
-		cl[*n].root = store_reply_i64(e->element[6]);
-		cl[*n].progress = e->element[7]->type == REDIS_REPLY_STRING ?
-					  strtod(e->element[7]->str, NULL) :
-					  0;
+		}
+		if (e->type == REDIS_REPLY_ARRAY && e->elements >= 8) {
+			claim_from(&cl[*n], e->element);
+		} else if ((e->type == REDIS_REPLY_STRING ||
+			    e->type == REDIS_REPLY_INTEGER) &&
+			   r->elements - i >= 8) {
+			claim_from(&cl[*n], &r->element[i]);
+			i += 7;
+		} else {
+			continue;
+		}
 		*low += cl[*n].low_priority;
 		(*n)++;
 	}

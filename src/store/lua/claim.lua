@@ -1,8 +1,10 @@
 -- claim.lua: a worker pool takes up to N ready jobs, fairly per root.
 -- ARGV: prefix, stats_ttl_ms, instance, lease_ms, max, max_low,
 --   estimate_ms (charge for a root with no history)
--- Reply: a list of jobs, each {id, attempt, type, payload, checkpoint,
---   low_priority (0/1), root, progress}.
+-- Reply: the jobs one after the other, 8 entries each: id, attempt,
+--   type, payload, checkpoint, low_priority (0/1), root, progress. (A
+--   table a job, as JOBD.CLAIM answers, would cost the reply's conversion
+--   seven lookups and a deferred length each; the store reads both.)
 -- Roots take turns by virtual runtime
 -- (docs/design.md, "Fair share between roots"): the root with the least is
 -- served first and charged its mean duration at claim, so a batch does not
@@ -22,7 +24,9 @@ local lease = tonumber(ARGV[4])
 local max = tonumber(ARGV[5])
 local max_low = tonumber(ARGV[6])
 local estimate = tonumber(ARGV[7])
-local out = {}
+-- The lease of every job claimed, as text once.
+local lease_until = I(NOW + lease)
+local out, taken = {}, 0
 -- What a claim reads of a job, in one constructor (see load_run).
 local function load_claim(id)
 	local v = redis.call('HMGET', jkey(id), F_status, F_parent, F_type,
@@ -174,7 +178,7 @@ local function pick(low)
 		local ak = alone_key(low)
 		local ids, i = l.ids, l.i
 		if not ids[i] then
-			local want = max - #out
+			local want = max - taken
 			if low == '1' then want = math.min(want, max_low - low_taken) end
 			ids, i = redis.call('LRANGE', ak, l.n, l.n + want - 1), 1
 			if #ids == 0 then
@@ -203,7 +207,7 @@ local function pick(low)
 end
 
 local tries = 0
-while #out < max and tries < max * 4 + 8 do
+while taken < max and tries < max * 4 + 8 do
 	tries = tries + 1
 	local low = '0'
 	local id, root, vr, more, alone, listed = pick('0')
@@ -242,7 +246,9 @@ while #out < max and tries < max * 4 + 8 do
 	-- at a time) would otherwise hold the floor, and starve trees, as
 	-- a list never emptied did before the charge.
 	if listed then
-		if ok then listed.vr = listed.vr + estimate / math.max(listed.w, 1) end
+		if ok then
+			listed.vr = listed.vr + estimate / (listed.w > 1 and listed.w or 1)
+		end
 		listed.w = listed.w - 1
 		if listed.w == 0 then vr_served(floor(listed.vr), low) end
 	end
@@ -275,7 +281,9 @@ while #out < max and tries < max * 4 + 8 do
 			local attempt = num(h.attempt) + 1
 			-- "claimed by INSTANCE attempt N" is read from these fields
 			-- (lib.lua run_start: the first claim's time is started_at).
-			local f = {F_attempt, I(attempt), F_instance, instance}
+			-- (room for the fields below: finish.lua's f)
+			local f = {F_attempt, I(attempt), F_instance, instance,
+				nil, nil, nil, nil}
 			if h.started_at ~= '' then
 				f[#f + 1] = F_claimed_at; f[#f + 1] = NOWS
 			end
@@ -293,12 +301,19 @@ while #out < max and tries < max * 4 + 8 do
 				local from = h.queued_at ~= '' and h.queued_at or h.created_at
 				stat_wait(h.type, NOW - num(from))
 			end
-			h.lease_until = NOW + lease
+			h.lease_until = lease_until
 			set_status(h, S_IN_PROGRESS, f)
 			if low == '1' then low_taken = low_taken + 1 end
-			out[#out + 1] = {tonumber(id), attempt, h.type, h.payload,
-				h.checkpoint, tonumber(h.low_priority) or 0,
-				tonumber(root), h.progress}
+			-- The id and the root as the text they are (the store reads
+			-- either): tonumber parses a text twice.
+			local o = taken * 8
+			taken = taken + 1
+			out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, attempt,
+				h.type, h.payload
+			out[o + 5] = h.checkpoint
+			out[o + 6] = h.low_priority == '1' and 1 or
+				h.low_priority == '' and 0 or tonumber(h.low_priority) or 0
+			out[o + 7], out[o + 8] = root, h.progress
 		end
 	end
 end
@@ -306,7 +321,7 @@ end
 -- entries dropped (a cancel of many waiting roots leaves as many stale
 -- entries in the list, lib.lua alone_ok). The wake-up has the workers
 -- claim again at once rather than after their wait.
-if #out < max and tries >= max * 4 + 8 then WAKE = true end
+if taken < max and tries >= max * 4 + 8 then WAKE = true end
 -- The entries served leave their list; an empty list's ALONE leaves the
 -- roots set, another's takes the score it was charged.
 for low, l in pairs(LIST) do

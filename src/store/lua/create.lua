@@ -5,8 +5,10 @@
 --   parent, run_by, low_priority (0/1), payload (JSON text), source, when
 --   ('' = now, 'MS' = at MS since the epoch, '+MS' = MS after the Redis
 --   clock of this call)
--- Reply: n entries, each {id, existed (0/1)} or an error string naming
---   why ("parent 7 not found").
+-- Reply: n entries, each the job's id (negative when its key named a job
+--   already: that job's id) or an error string naming why ("parent 7 not
+--   found"), as JOBD.CREATE answers: a table a job would cost the reply's
+--   conversion several lookups each.
 -- A job with a key whose mapping exists returns the existing id and
 -- changes nothing, so a create retried after a lost reply makes no second
 -- job. A child of a stopping or stopped parent is created stopped; no
@@ -80,6 +82,18 @@ local function scheduled_at(when)
 	return nil
 end
 
+-- The answer for a key that names job V already: its id, negative. A
+-- child's mapping is not checked against its job: one that holds no id
+-- keeps the answer of earlier versions, {id, 1}.
+local function existed(v)
+	local id = tonumber(v)
+	if id and id > 0 then return -id end
+	return {id, 1}
+end
+
+-- The type indexes of the batch by class and type (CLASS:t:TYPE).
+local TYPE_IX = {}
+
 -- The parents of the batch, each loaded once (false: no such job): a
 -- handler's children come in batches under one parent, and loading it
 -- reads every field of its hash. What this call changes in a parent is
@@ -115,10 +129,10 @@ for i = 0, n - 1 do
 		if not existing and KEYS_OLD then
 			existing = redis.call('GET', P .. K_key .. child_scope(parent, p.restarts) .. key)
 		end
-		if existing then res = {tonumber(existing), 1} end
+		if existing then res = existed(existing) end
 	elseif key ~= '' and parent == '' then
 		local existing = key_find(key)
-		if existing then res = {tonumber(existing), 1} end
+		if existing then res = existed(existing) end
 	end
 	if not res and parent ~= '' then
 		if not p then
@@ -134,7 +148,7 @@ for i = 0, n - 1 do
 	if not res then
 		next_id = next_id + 1
 		local id = next_id
-		local sid = tostring(id)
+		local sid = I(id) -- ("%d": tostring's "%.14g" costs more)
 		local root, status = sid, S_PENDING
 		if p then
 			root = p.root
@@ -184,10 +198,22 @@ for i = 0, n - 1 do
 			key_map(key, sid)
 		end
 		local cls = class_of(parent, system)
-		-- (lib.lua index_names, without its table)
-		ix_later(cls .. ':s:' .. status, sid, true)
-		ix_later(cls .. ':t:' .. ty, sid, true)
-		if run_by ~= '' then ix_later(cls .. ':u:' .. run_by, sid, true) end
+		-- (lib.lua index_names, without its table; the bucket from the
+		-- id as a number, and each type's index named once a call)
+		local b = floor(id / N_IX_BUCKET)
+		local tix = TYPE_IX[cls]
+		if not tix then
+			tix = {}
+			TYPE_IX[cls] = tix
+		end
+		local tname = tix[ty]
+		if not tname then
+			tname = cls .. ':t:' .. ty
+			tix[ty] = tname
+		end
+		bucket_later(IX_S[cls][status], b, sid, true)
+		bucket_later(tname, b, sid, true)
+		if run_by ~= '' then bucket_later(cls .. ':u:' .. run_by, b, sid, true) end
 		count_add(status, 1)
 		if p then
 			local pk = jkey(parent)
@@ -225,7 +251,7 @@ for i = 0, n - 1 do
 				children_total = 0, not_before = '', vruntime = ''})
 		end
 		stat_one(W_created, ty)
-		res = {id, 0}
+		res = id
 	end
 	out[#out + 1] = res
 end

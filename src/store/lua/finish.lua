@@ -18,17 +18,22 @@ local a = 4
 
 for i = 0, n - 1 do
 	local id, attempt, outcome = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-	local nlogs = tonumber(ARGV[a + 8])
-	local h = load_run(id)
+	-- (the usual texts without a parse: tonumber parses twice)
+	local nlogs = ARGV[a + 8] == '0' and 0 or tonumber(ARGV[a + 8])
+	local h = load_run(id, true)
 	if fenced(h, attempt) then
 		out[#out + 1] = 'fenced'
 	else
 		for j = 0, nlogs - 1 do
 			joblog(id, ARGV[a + 9 + j * 2], attempt, ARGV[a + 10 + j * 2])
 		end
-		local f = {}
+		-- Eight empty slots at once (trailing nils make a table's array
+		-- part and count for nothing in #f): a run that ends writes
+		-- four fields, and a table grown a field at a time is resized
+		-- at 1, 2, 4 and 8 entries.
+		local f = {nil, nil, nil, nil, nil, nil, nil, nil}
 		set_progress(h, tonumber(ARGV[a + 3]), ARGV[a + 5],
-			tonumber(ARGV[a + 4]), f, true)
+			ARGV[a + 4] == '0' and 0 or tonumber(ARGV[a + 4]), f, true)
 		settle_charge(h, f)
 		if outcome == 'stopped' and h.status ~= S_STOPPING then
 			outcome = 'failed'

@@ -19,15 +19,24 @@
 -- symbol's literal into the library Redis loads.
 
 -- Per call (set by begin()): the arguments, the key prefix, the Redis clock
--- in ms and as text, the start of its minute.
-local ARGV, P, NOW, NOWS, MINUTE
+-- in ms and as text, the start of its minute, the key of the leases (set
+-- by the transitions of every run).
+local ARGV, P, NOW, NOWS, MINUTE, LEASES
 -- Integers as text. Lua 5.1 turns every number it hands to redis.call
 -- into text with "%.14g", a slow floating-point format: "%d" is several
 -- times cheaper, and the hot paths pass a dozen numbers per job.
 -- The library functions of the hot paths as upvalues (set by begin():
--- a library's load may read no global).
+-- a library's load may read no global), and the global functions the
+-- transitions call for every job: a global is a miss in the function's
+-- environment, then a lookup in Redis's globals behind it.
 local format, floor, log, min, max, bxor, sbyte
-local function I(x) return format('%d', x) end
+local tonumber, tostring, unpack
+-- The integers 0 to 100 as text, made by the load (a number concatenated
+-- is "%.14g" text, the same for these): attempts, progress and counters
+-- are mostly small, and a format costs a C call and a string.
+local SMALL = {}
+for i = 0, 100 do SMALL[i] = i .. '' end
+local function I(x) return SMALL[x] or format('%d', x) end
 
 local function jkey(id) return P .. K_job .. id end
 
@@ -45,8 +54,10 @@ end
 
 -- The index class of a job: root or child, user or system.
 local function class_of(parent, system)
-	local c = (parent == nil or parent == '' or parent == '0') and 'r' or 'c'
-	return c .. ((system == '1') and 's' or 'u')
+	if parent == nil or parent == '' or parent == '0' then
+		return system == '1' and 'rs' or 'ru'
+	end
+	return system == '1' and 'cs' or 'cu'
 end
 
 local function terminal(s) return s == S_FINISHED or s == S_CANCELED end
@@ -90,7 +101,8 @@ local function zset_later(key, member, score)
 		ZDEFER[key] = t
 		ZKEYS[#ZKEYS + 1] = key
 	end
-	t[tostring(member)] = score
+	-- (.. '' is tostring without a call: a text stays itself)
+	t[member .. ''] = score
 end
 
 -- Status counters (P:count), like statistics, are summed per call and
@@ -323,11 +335,26 @@ local function bucket_later(g, b, id, add)
 		s = {}
 		t[b] = s
 	end
-	s[tostring(id)] = add
+	s[id .. ''] = add
 end
 
 local function ix_later(name, id, add)
 	bucket_later(name, floor(id / N_IX_BUCKET), id, add)
+end
+
+-- The status indexes' names (CLASS:s:STATUS), made once by the library's
+-- load: set_status names one or two a job. (A status the schema lacks
+-- is named as it comes.)
+local IX_S = {}
+do
+	local cls = {'ru', 'rs', 'cu', 'cs'}
+	local sts = {S_PENDING, S_IN_PROGRESS, S_STOPPING, S_STOPPED,
+		S_FINISHED, S_CANCELED}
+	for i = 1, #cls do
+		local t = {}
+		for j = 1, #sts do t[sts[j]] = cls[i] .. ':s:' .. sts[j] end
+		IX_S[cls[i]] = t
+	end
 end
 
 -- The bucket key of index NAME that holds id N (a number or its text).
@@ -480,19 +507,26 @@ end
 
 -- A job read whole (HGETALL's flat list V of job ID's hash): every field
 -- the hash has, and '' for those that a transition reads and it lacks;
--- need() reads nothing more for it (ALL_READ).
+-- need() reads nothing more for it (ALL_READ). More than 16 entries in
+-- the constructor give the table 32 slots at once: one of 16 that the
+-- hash's other fields and a claim's own marks overflow is rehashed whole.
 local ALL_READ = {}
-local function read_all(id, v)
-	local h = {id = id, status = '', parent = '', type = '', system = '',
-		low_priority = '', attempt = '', progress = '', queued_at = '',
-		created_at = '', started_at = '', not_before = '', payload = '',
-		checkpoint = '', children_total = ''}
+-- Fills H (its id and the defaults the reader wants) from V.
+local function read_into(h, v)
+	local id = h.id
 	for i = 1, #v, 2 do h[v[i]] = v[i + 1] end
 	-- (a hash of an earlier version holds its id too: the key's wins)
 	h.id = id
-	if h.root == nil or h.root == '' then h.root = id end
+	if h.root == '' then h.root = id end
 	h[ALL_READ] = true
 	return h
+end
+local function read_all(id, v)
+	return read_into({id = id, status = '', parent = '', root = '',
+		type = '', system = '', low_priority = '', attempt = '',
+		progress = '', queued_at = '', created_at = '', started_at = '',
+		not_before = '', payload = '', checkpoint = '',
+		children_total = '', key = '', created_by = ''}, v)
 end
 
 -- Adds FIELDS to a job already loaded (those it lacks).
@@ -784,8 +818,26 @@ local ALL = {F_status, F_parent, F_root, F_type, F_system, F_run_by,
 -- Fields that only some ends use (low_priority, not_before and vruntime
 -- for a requeue, avg_ms for a charge, children_progress for a parent's
 -- progress) are left nil here and read by need() where they are used:
--- each field read costs a listpack scan and two conversions.
-local function load_run(id)
+-- each field read costs a listpack scan and two conversions. with_errors
+-- (set_status's, at the end) makes 17 entries: 32 slots at once, where a
+-- table of 16 full would be rehashed whole for it.
+-- WHOLE (finish.lua) reads the whole hash in one HGETALL instead: one
+-- pass over it, where HMGET scans it once a field, whole for each absent
+-- one, and most of these fifteen are absent from a run without children
+-- or history (for the job of bench/store, 17.6k instructions in HMGET,
+-- 8k in HGETALL; 4k a job less in all, its reply being longer). The
+-- payload comes with it, as the claim read it; progress.lua, which may
+-- run many times a run, keeps HMGET.
+local function load_run(id, whole)
+	if whole then
+		local v = redis.call('HGETALL', jkey(id))
+		if #v == 0 then return nil end
+		return read_into({id = id, status = '', parent = '', root = '',
+			type = '', system = '', attempt = '', awaiting = '',
+			progress = '', children_total = '', errors = '',
+			run_since = '', run_ms = '', charged = '', claimed_at = '',
+			started_at = '', with_errors = false}, v)
+	end
 	local v = redis.call('HMGET', jkey(id), F_status, F_parent, F_root,
 		F_type, F_system, F_attempt, F_awaiting, F_progress,
 		F_children_total, F_errors, F_run_since, F_run_ms, F_charged,
@@ -796,17 +848,19 @@ local function load_run(id)
 		awaiting = v[7] or '', progress = v[8] or '',
 		children_total = v[9] or '', errors = v[10] or '',
 		run_since = v[11] or '', run_ms = v[12] or '', charged = v[13] or '',
-		claimed_at = v[14] or '', started_at = v[15] or ''}
+		claimed_at = v[14] or '', started_at = v[15] or '',
+		with_errors = false}
 end
 
 -- When the running attempt of running job H started. A claim writes no
 -- field for it: the first claim's time is started_at, a later one's
 -- claimed_at (written from the second claim on). Only a waiting parent
 -- that runs again without a claim (resume) has run_since.
+local STARTS = {F_claimed_at, F_started_at}
 local function run_start(h)
 	local s = num(h.run_since)
 	if s > 0 then return s end
-	need(h, {F_claimed_at, F_started_at})
+	need(h, STARTS)
 	s = num(h.claimed_at)
 	if s > 0 then return s end
 	return num(h.started_at)
@@ -814,11 +868,6 @@ end
 
 -- A whole job, for operations (off the hot path).
 local function load(id) return load_fields(id, ALL) end
-
--- The children counters of H, when it has children.
-local function need_children(h)
-	if num(h.children_total) > 0 then need(h, CHILDREN) end
-end
 
 -- Changes the overall progress of job ID's parent chain after job ID's
 -- own overall went from OLD to NEW (bounded by N_MAX_DEPTH).
@@ -891,18 +940,22 @@ local function set_status(h, to, fields)
 	local k = jkey(h.id)
 	local cls = class_of(h.parent, h.system)
 	fields = fields or {}
-	-- (each asked once: a function call costs more than the test)
-	local run_from, run_to = running(from), running(to)
-	local end_to = terminal(to)
+	-- running() and terminal() of both, and count_add(), written out:
+	-- a function call costs more than its test, twice a job.
+	local run_from = from == S_IN_PROGRESS or from == S_STOPPING
+	local run_to = to == S_IN_PROGRESS or to == S_STOPPING
+	local end_to = to == S_FINISHED or to == S_CANCELED
 	if from ~= to then
-		if not run_from then ix_later(cls .. ':s:' .. from, h.id, false) end
-		if not run_to then ix_later(cls .. ':s:' .. to, h.id, true) end
-		count_add(from, -1)
-		count_add(to, 1)
+		local ixs = IX_S[cls]
+		if not run_from then ix_later(ixs[from] or cls .. ':s:' .. from, h.id, false) end
+		if not run_to then ix_later(ixs[to] or cls .. ':s:' .. to, h.id, true) end
+		COUNT[from] = (COUNT[from] or 0) - 1
+		COUNT[to] = (COUNT[to] or 0) + 1
 		-- Retention's index (purge.lua): root jobs that ended, by the
 		-- minute they did. Only a restart takes a job out of it alive,
 		-- from the bucket of the end it had.
-		if terminal(from) ~= end_to and h.parent == '' then
+		if (from == S_FINISHED or from == S_CANCELED) ~= end_to and
+			h.parent == '' then
 			if end_to then
 				ended_later(h.id, NOW, true)
 			else
@@ -912,15 +965,16 @@ local function set_status(h, to, fields)
 		end
 	end
 	if run_to and not run_from then
-		-- claim.lua sets the lease; a resumed waiting parent has none.
-		zset_later(P .. K_leases, h.id, h.lease_until and I(h.lease_until) or '+inf')
+		-- claim.lua sets the lease (as text: the same for every job of
+		-- the call); a resumed waiting parent has none.
+		zset_later(LEASES, h.id, h.lease_until or '+inf')
 	end
 	-- claim.lua takes the job off its queue itself (h.dequeued).
 	if from == S_PENDING and to ~= S_PENDING and not h.dequeued then
 		dequeue(h)
 	end
 	if run_from and not run_to then
-		zset_later(P .. K_leases, h.id, false)
+		zset_later(LEASES, h.id, false)
 		release_slot(h)
 		local since = run_start(h)
 		if since > 0 then
@@ -938,8 +992,13 @@ local function set_status(h, to, fields)
 		fields[#fields + 1] = F_finished_at
 		fields[#fields + 1] = NOWS
 		if to == S_FINISHED then
-			need_children(h)
-			local errs = (num(h.errors) > 0 or num(h.children_errors) > 0)
+			-- A child's errors count where there are children (a
+			-- restart zeroes children_errors with children_total).
+			local errs = num(h.errors) > 0
+			if not errs and num(h.children_total) > 0 then
+				need(h, CHILDREN)
+				errs = num(h.children_errors) > 0
+			end
 			-- Absent means without errors (restart deletes the field).
 			if errs then
 				fields[#fields + 1] = F_with_errors
@@ -988,13 +1047,17 @@ end
 -- else it waits for them, holding no worker.
 finish_job = function(h, fields)
 	fields = fields or {}
-	need_children(h)
-	local open = num(h.children_total) - num(h.children_finished) -
-		num(h.children_canceled)
+	-- None open without children (most jobs): one number read, not
+	-- three.
+	local open, total = 0, num(h.children_total)
+	if total > 0 then
+		need(h, CHILDREN)
+		open = total - num(h.children_finished) - num(h.children_canceled)
+	end
 	if open > 0 then
 		-- Still running, holding no worker: no lease to expire, and
 		-- no slot of its type's concurrency.
-		zset_later(P .. K_leases, h.id, '+inf')
+		zset_later(LEASES, h.id, '+inf')
 		release_slot(h)
 		fields[#fields + 1] = F_awaiting
 		fields[#fields + 1] = 1
@@ -1050,13 +1113,13 @@ end
 -- and keeps the root's mean duration that later claims are charged. For a
 -- root job the fields go into FIELDS, written with its status change.
 local function settle_charge(h, fields)
-	local since = run_start(h)
 	-- A root claimed alone was not charged (claim.lua): nothing to correct
 	-- unless it has spawned children meanwhile, whose queue its run must
-	-- weigh on (charged counts as 0).
-	if since == 0 or (h.charged == '' and num(h.children_total) == 0) then
-		return
-	end
+	-- weigh on (charged counts as 0). Asked first: run_start parses a
+	-- time, which set_status does again.
+	if h.charged == '' and num(h.children_total) == 0 then return end
+	local since = run_start(h)
+	if since == 0 then return end
 	local actual = NOW - since
 	local delta = actual - num(h.charged)
 	local vr, avg
@@ -1303,6 +1366,7 @@ local function begin(args)
 		format, floor, log = string.format, math.floor, math.log
 		min, max = math.min, math.max
 		bxor, sbyte = bit.bxor, string.byte
+		tonumber, tostring, unpack = _G.tonumber, _G.tostring, _G.unpack
 	end
 	ARGV = args
 	P = args[1]
@@ -1310,6 +1374,7 @@ local function begin(args)
 	NOW = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 	NOWS = I(NOW)
 	MINUTE = NOW - NOW % N_MINUTE_MS
+	LEASES = P .. K_leases
 	ZDEFER, ZKEYS = {}, {}
 	IXDEFER, IXNAMES = {}, {}
 	COUNT, STATS, STATS_MIN, STATS_MAX, WAITS, TALLY = {}, {}, {}, {}, {}, {}
@@ -1392,27 +1457,28 @@ local function fnv(s, h)
 end
 
 -- The field of root key KEY in its bucket, and the bucket's number. The
--- last one is kept: a create looks a key up, then maps it.
-local SLOT_KEY, SLOT_F, SLOT_B
+-- last one is kept, with the number as text (SLOT_BT): a create looks a
+-- key up, then maps it, naming two or three buckets.
+local SLOT_KEY, SLOT_F, SLOT_B, SLOT_BT
 local function key_slot(key)
 	if key == SLOT_KEY then return SLOT_F, SLOT_B end
 	local h = fnv(key, 2166136261)
 	local f = key
 	if #key > N_KEY_FIELD_MAX then f = format('#%08x%08x', h, fnv(key, h)) end
 	SLOT_KEY, SLOT_F, SLOT_B = key, f, h % N_KEY_BUCKETS
+	SLOT_BT = I(SLOT_B)
 	return f, SLOT_B
 end
 
 -- Bucket B of the window starting at START. The name up to B is kept
--- per window start for the call (KEYS_PFX, reset by begin()): a create
--- names two or three buckets a root.
+-- per window start for the call (KEYS_PFX, reset by begin()).
 local function keys_bucket(start, b)
 	local p = KEYS_PFX[start]
 	if not p then
 		p = P .. K_keys .. I(start) .. ':'
 		KEYS_PFX[start] = p
 	end
-	return p .. I(b)
+	return p .. (b == SLOT_B and SLOT_BT or I(b))
 end
 
 -- The id root key KEY (field F, bucket B) maps to in window W's current
@@ -1437,18 +1503,21 @@ local function key_find(key)
 end
 
 -- Maps root key KEY to job id SID in the current window.
+local MAP_TTL, MAP_TTLS
 local function key_map(key, sid)
 	keys_conf()
 	local f, b = key_slot(key)
 	local start = NOW - NOW % KEYS_W
 	local k = keys_bucket(start, b)
 	local ttl = start + 2 * KEYS_W - NOW
+	-- (the same for every key of the call: made text once)
+	if ttl ~= MAP_TTL then MAP_TTL, MAP_TTLS = ttl, I(ttl) end
 	redis.call('HSET', k, f, sid)
 	-- Relative: Redis expires by its own clock, which a test may have
 	-- moved away from TIME's (src/store/module/testclock.c). NX: a
 	-- bucket gets its expiry with its first key, and the others add
 	-- nothing to the AOF or the replicas.
-	redis.call('PEXPIRE', k, I(ttl), 'NX')
+	redis.call('PEXPIRE', k, MAP_TTLS, 'NX')
 	-- A start both windows share names one bucket of each: one made
 	-- under a shorter old window would expire before two of this one
 	-- have passed. Its expiry is at most START + 2 x KEYS_PREV, this

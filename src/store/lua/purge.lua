@@ -81,7 +81,7 @@ while budget > 0 do
 		if h then
 			local cls = class_of(h.parent, h.system)
 			if running(h.status) then
-				zset_later(P .. K_leases, id, false)
+				zset_later(LEASES, id, false)
 			else
 				ix_later(cls .. ':s:' .. h.status, id, false)
 			end
