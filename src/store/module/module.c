@@ -20,8 +20,9 @@
  *
  * CLAIM takes the arguments of claim.lua. CREATE takes create.lua's, except
  * that its jobs come in one list argument (parse_jobs()); it answers one id
- * per job, negative when the key had it already, as create.lua does. FINISH takes its runs in one list too (parse_runs()): an
- * argument per field would cost Redis a string made and freed for each.
+ * per job, negative when the key had it already, as create.lua does.
+ * FINISH takes its runs in one list too (parse_runs()): an argument per
+ * field would cost Redis a string made and freed for each.
  *
  * The key API does not ask Redis's ACLs, so each command first checks
  * that the calling user may read and write "PREFIX:*" (prefix_allowed()):
