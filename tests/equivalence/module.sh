@@ -5,8 +5,10 @@
 # and on one with it: every answer must be the same, and so must every
 # key, field, value, score and expiry left behind (times, durations and
 # waiting-time buckets masked). With the module, a replica that does not
-# load it follows the primary to the same DEBUG DIGEST: the module
-# replicates the effects of its writes, as Redis does for Lua.
+# load it follows the primary to the same DEBUG DIGEST, and so does a
+# server without it that loads the primary's AOF: the module replicates
+# the effects of its writes (docs/redis-module.md, "Replication and
+# persistence").
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
 need redis-server redis-cli
@@ -30,7 +32,10 @@ handler = noop
 retries = 2
 retry_backoff = 10ms
 EOF
-echo "enable-debug-command local" >"$work/primary.conf"
+# appendfsync always: the AOF holds every write once its reply came.
+printf 'enable-debug-command local\nappendonly yes\nappendfsync always\n' \
+	>"$work/primary.conf"
+printf 'enable-debug-command local\nappendonly yes\n' >"$work/replay.conf"
 
 # A closed minute of statistics not yet rolled up into its hour: the
 # first statistics write of the run rolls it up.
@@ -109,6 +114,17 @@ run() {
 	assert_eq "$(redis-cli -s "$sock" debug digest)" \
 		"$(redis-cli -s "$p-replica/redis.sock" debug digest)" \
 		"$mode: the replica's digest"
+	# The AOF, replayed by a server without the module.
+	mkdir -p "$p-replay"
+	cp -r "$p/appendonlydir" "$p-replay/"
+	"$top_srcdir/scripts/redis" start "$p-replay" \
+		--conf "$work/replay.conf" >/dev/null ||
+		fail "cannot start a server on the $mode AOF"
+	on_exit "'$top_srcdir/scripts/redis' stop '$p-replay'"
+	assert_eq "$(redis-cli -s "$sock" debug digest)" \
+		"$(redis-cli -s "$p-replay/redis.sock" debug digest)" \
+		"$mode: the digest of its AOF replayed"
+	"$top_srcdir/scripts/redis" stop "$p-replay" >/dev/null
 	dump "$sock" >"$work/$mode.dump"
 	redis-cli -s "$sock" info commandstats | tr -d '\r' |
 		grep -o -E '^cmdstat_(jobd\.[a-z]+|fcall):calls=[0-9]+' >"$work/$mode.stats" || true
