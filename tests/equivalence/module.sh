@@ -5,8 +5,10 @@
 # and on one with it: every answer must be the same, and so must every
 # key, field, value, score and expiry left behind (times, durations and
 # waiting-time buckets masked). With the module, a replica that does not
-# load it follows the primary to the same DEBUG DIGEST: the module
-# replicates the effects of its writes, as Redis does for Lua.
+# load it follows the primary to the same DEBUG DIGEST, and so does a
+# server without it that loads the primary's AOF: the module replicates
+# the effects of its writes (docs/redis-module.md, "Replication and
+# persistence").
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
 need redis-server redis-cli
@@ -30,7 +32,10 @@ handler = noop
 retries = 2
 retry_backoff = 10ms
 EOF
-echo "enable-debug-command local" >"$work/primary.conf"
+# appendfsync always: the AOF holds every write once its reply came.
+printf 'enable-debug-command local\nappendonly yes\nappendfsync always\n' \
+	>"$work/primary.conf"
+printf 'enable-debug-command local\nappendonly yes\n' >"$work/replay.conf"
 
 # A closed minute of statistics not yet rolled up into its hour: the
 # first statistics write of the run rolls it up.
@@ -65,10 +70,41 @@ dump() {
 		s/ in [0-9]+ms/ in Nms/'
 }
 
+# agree WHAT DIR: the replica of the primary in DIR, once it caught up,
+# and a server without the module that replays the primary's AOF hold
+# what the primary holds (DEBUG DIGEST).
+agree() {
+	local what=$1 p=$2 sock=$2/redis.sock mo ro i
+
+	for i in $(seq 100); do
+		mo=$(redis-cli -s "$sock" info replication | tr -d '\r' |
+			awk -F: '$1 == "master_repl_offset" { print $2 }')
+		ro=$(redis-cli -s "$p-replica/redis.sock" info replication |
+			tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }')
+		[ "$mo" = "$ro" ] && break
+		[ "$i" = 100 ] && fail "$what: the replica did not catch up"
+		sleep 0.1
+	done
+	assert_eq "$(redis-cli -s "$sock" debug digest)" \
+		"$(redis-cli -s "$p-replica/redis.sock" debug digest)" \
+		"$what: the replica's digest"
+	rm -rf "$p-replay"
+	mkdir -p "$p-replay"
+	cp -r "$p/appendonlydir" "$p-replay/"
+	"$top_srcdir/scripts/redis" start "$p-replay" \
+		--conf "$work/replay.conf" >/dev/null ||
+		fail "cannot start a server on the $what AOF"
+	on_exit "'$top_srcdir/scripts/redis' stop '$p-replay'"
+	assert_eq "$(redis-cli -s "$sock" debug digest)" \
+		"$(redis-cli -s "$p-replay/redis.sock" debug digest)" \
+		"$what: the digest of its AOF replayed"
+	"$top_srcdir/scripts/redis" stop "$p-replay" >/dev/null
+}
+
 # run MODE: the driver on a fresh primary (with the module or not) and
 # a replica without it; leaves MODE.out, MODE.dump and MODE.stats.
 run() {
-	local mode=$1 p=$work/$1 addr sock mo ro i
+	local mode=$1 p=$work/$1 addr sock i
 	local load=()
 
 	[ "$mode" = module ] && load=(--module "$so")
@@ -97,18 +133,7 @@ run() {
 	while [ $(($(date +%s) % 60)) -ge 50 ]; do sleep 1; done
 	JOBD_REDIS=$sock JOBD_CONFIG=$work/jobd.conf "$drv" >"$work/$mode.out" ||
 		fail "$mode: module_driver failed"
-	for i in $(seq 100); do
-		mo=$(redis-cli -s "$sock" info replication | tr -d '\r' |
-			awk -F: '$1 == "master_repl_offset" { print $2 }')
-		ro=$(redis-cli -s "$p-replica/redis.sock" info replication |
-			tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }')
-		[ "$mo" = "$ro" ] && break
-		[ "$i" = 100 ] && fail "$mode: the replica did not catch up"
-		sleep 0.1
-	done
-	assert_eq "$(redis-cli -s "$sock" debug digest)" \
-		"$(redis-cli -s "$p-replica/redis.sock" debug digest)" \
-		"$mode: the replica's digest"
+	agree "$mode" "$p"
 	dump "$sock" >"$work/$mode.dump"
 	redis-cli -s "$sock" info commandstats | tr -d '\r' |
 		grep -o -E '^cmdstat_(jobd\.[a-z]+|fcall):calls=[0-9]+' >"$work/$mode.stats" || true
@@ -201,3 +226,23 @@ esac
 again=$(printf '2:k13:sys0:0:1:02:{}0:0:\n' | redis-cli -s "$sock" -x \
 	jobd.create jobd 60000 test 1 1 "${pol[@]}")
 assert_eq "-$out" "$again" "the same key again"
+
+# Lists longer than one replayed command takes (the module replicates a
+# call's commands in one EVAL whose script unpacks each command's
+# arguments, lib.c REPLAY_ARGS): 8,500 roots in one JOBD.CREATE (their
+# RPUSH), 4,200 of them claimed in one JOBD.CLAIM (the leases' ZADD of
+# 8,400 values), then finished in one JOBD.FINISH; the replica and the
+# AOF's replay still hold what the primary holds.
+awk 'BEGIN { for (i = 0; i < 8500; i++) printf "0:3:sys0:0:1:02:{}0:0:\n" }' |
+	redis-cli -s "$sock" -x jobd.create jobd 60000 test 8500 1 "${pol[@]}" \
+	>"$work/big.ids"
+assert_eq 8500 "$(grep -c -E '^[1-9][0-9]*$' "$work/big.ids")" "ids of the big create"
+before=$(redis-cli -s "$sock" zcard jobd:leases)
+# Each job claimed is 8 lines of the reply, its id first.
+redis-cli -s "$sock" jobd.claim jobd 60000 big 600000 4200 0 1 >"$work/big.claimed"
+assert_eq $((before + 4200)) "$(redis-cli -s "$sock" zcard jobd:leases)" \
+	"the leases after the big claim"
+awk 'NR % 8 == 1 { printf "%s 1 100 0 0:\n", $1 }' "$work/big.claimed" |
+	redis-cli -s "$sock" -x jobd.finish jobd 60000 >"$work/big.finished"
+assert_eq 4200 "$(grep -c '^finished$' "$work/big.finished")" "runs of the big finish"
+agree "big lists" "$work/module"

@@ -161,7 +161,7 @@ static void enqueue_alone(struct call *c)
 			rm_ListPush(key, RM_LIST_TAIL, c->alone[low][i]);
 		rm_CloseKey(key);
 		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_LIST, "rpush", ak);
-		rm_Replicate(c->ctx, "RPUSH", "sv", ak, c->alone[low], n);
+		replicate(c, "RPUSH", "sv", ak, c->alone[low], n);
 		rk = keyf(c, low ? K_ROOTS_LOW : K_ROOTS);
 		sc = str_ll(floor_vr);
 		key = open_rw(c, rk);
@@ -172,8 +172,7 @@ static void enqueue_alone(struct call *c)
 		if (fl & RM_ZADD_ADDED) {
 			rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd",
 					       rk);
-			rm_Replicate(c->ctx, "ZADD", "scss", rk, "NX", sc,
-				     N[V_ALONE]);
+			replicate(c, "ZADD", "scss", rk, "NX", sc, N[V_ALONE]);
 		}
 		for (size_t i = 0; i < n; i++)
 			rm_FreeString(NULL, c->alone[low][i]);
@@ -432,7 +431,7 @@ static void key_map(struct call *c, const struct keys *ks, struct sv key,
 	int fresh = rm_KeyType(key_h) == RM_KEYTYPE_EMPTY;
 
 	rm_HashSet(key_h, RM_HASH_NONE, f, sid, NULL);
-	rm_Replicate(c->ctx, "HSET", "sss", k, f, sid);
+	replicate(c, "HSET", "sss", k, f, sid);
 	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", k);
 	/* A start both windows share names one bucket of each: one made
 	 * under a shorter old window would expire too soon, as lib.lua's
@@ -444,7 +443,7 @@ static void key_map(struct call *c, const struct keys *ks, struct sv key,
 	}
 	if (fresh) {
 		rm_SetAbsExpire(key_h, real_at);
-		rm_Replicate(c->ctx, "PEXPIREAT", "ss", k, at);
+		replicate(c, "PEXPIREAT", "ss", k, at);
 		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire", k);
 	}
 	rm_CloseKey(key_h);
