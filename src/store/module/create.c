@@ -339,17 +339,25 @@ static RedisModuleString *key_slot(struct sv key, unsigned *b)
 	return str_c(buf);
 }
 
+/* Bucket B of the window starting at START, named without printf: a
+ * create names two buckets a root (bench/README.md, "Where a create's
+ * time goes with a deep backlog"). */
 static RedisModuleString *keys_bucket(struct call *c, long long start,
 				      unsigned b)
 {
-	return keyf(c, K_KEYS "%lld:%u", start, b);
+	char sb[24], bb[24], name[48];
+	char *s = id_text(sb, start), *t = id_text(bb, (long long)b);
+	size_t sn = (size_t)(sb + 23 - s), tn = (size_t)(bb + 23 - t);
+
+	memcpy(name, s, sn);
+	name[sn] = ':';
+	memcpy(name + sn + 1, t, tn);
+	return keycat(c, K_KEYS, name, sn + 1 + tn);
 }
 
-/* Field F of hash K as a job id; 0 when absent. */
-static long long hash_id(struct call *c, RedisModuleString *k,
-			 RedisModuleString *f, int *found)
+/* Field F of hash KEY as a job id; 0 when absent. */
+static long long hash_id(RedisModuleKey *key, RedisModuleString *f, int *found)
 {
-	RedisModuleKey *key = rm_OpenKey(c->ctx, k, RM_READ);
 	RedisModuleString *v = NULL;
 	long long id = 0;
 
@@ -362,30 +370,56 @@ static long long hash_id(struct call *c, RedisModuleString *k,
 			id = 0;
 		rm_FreeString(NULL, v);
 	}
-	rm_CloseKey(key);
 	return id;
 }
 
-/* The id root key KEY maps to, or 0. */
-static long long key_find(struct call *c, const struct keys *ks, struct sv key)
-{
+/* A root key's place: its field, its bucket's number, and its bucket in
+ * the current window, open for writing (key_find() reads it, key_map()
+ * writes it: one lookup of the bucket and one hash of the key a root). */
+struct slot {
+	RedisModuleString *f, *k;
+	RedisModuleKey *h;
 	unsigned b;
-	RedisModuleString *f = key_slot(key, &b), *k;
-	long long id = 0;
-	int found = 0;
+};
 
-	/* The current window's buckets, then those of the window it
-	 * replaced, as a lookup before the change would have read them. */
-	for (int w = 0; w < 4 && !found; w++) {
+static void slot_open(struct call *c, const struct keys *ks, struct sv key,
+		      struct slot *s)
+{
+	s->f = key_slot(key, &s->b);
+	s->k = keys_bucket(c, ks->start, s->b);
+	s->h = open_rw(c, s->k);
+}
+
+static void slot_close(struct slot *s)
+{
+	rm_CloseKey(s->h);
+	rm_FreeString(NULL, s->k);
+	rm_FreeString(NULL, s->f);
+}
+
+/* The id root key KEY (its place S) maps to, or 0. */
+static long long key_find(struct call *c, const struct keys *ks, struct sv key,
+			  const struct slot *s)
+{
+	RedisModuleString *k;
+	int found = 0;
+	long long id = hash_id(s->h, s->f, &found);
+
+	/* Then the previous window's bucket, and those of the window a
+	 * change replaced, as a lookup before the change would have read
+	 * them. */
+	for (int w = 1; w < 4 && !found; w++) {
 		long long len = w < 2 ? ks->w : ks->prev;
+		RedisModuleKey *h;
 
 		if (!len)
 			break;
-		k = keys_bucket(c, c->now - c->now % len - (w % 2) * len, b);
-		id = hash_id(c, k, f, &found);
+		k = keys_bucket(c, c->now - c->now % len - (w % 2) * len, s->b);
+		h = rm_OpenKey(c->ctx, k, RM_READ);
+		id = hash_id(h, s->f, &found);
+		rm_CloseKey(h);
 		rm_FreeString(NULL, k);
 	}
-	rm_FreeString(NULL, f);
 	if (!found && ks->old) {
 		k = keycat(c, K_KEY, key.p, key.n);
 		id = get_ll(c, k, &found);
@@ -414,42 +448,36 @@ static long long key_find(struct call *c, const struct keys *ks, struct sv key)
 	return 0;
 }
 
-/* Maps root key KEY to job SID in the current window. */
-static void key_map(struct call *c, const struct keys *ks, struct sv key,
+/* Maps the root key of place S to job SID in the current window. */
+static void key_map(struct call *c, const struct keys *ks, const struct slot *s,
 		    RedisModuleString *sid)
 {
-	unsigned b;
-	RedisModuleString *f = key_slot(key, &b);
-	RedisModuleString *k = keys_bucket(c, ks->start, b);
 	/* By Redis' own clock, as lib.lua's PEXPIRE: a test may have moved
 	 * the clock the transitions read (testclock.c). */
 	long long real_at = ks->start + 2 * ks->w - testclock_offset;
 	RedisModuleString *at = str_ll(real_at);
-	RedisModuleKey *key_h = open_rw(c, k);
 	/* A bucket gets its expiry with its first key, as lib.lua's
 	 * PEXPIRE NX: the others add nothing to the AOF or the replicas. */
-	int fresh = rm_KeyType(key_h) == RM_KEYTYPE_EMPTY;
+	int fresh = rm_KeyType(s->h) == RM_KEYTYPE_EMPTY;
 
-	rm_HashSet(key_h, RM_HASH_NONE, f, sid, NULL);
-	replicate(c, "HSET", "sss", k, f, sid);
-	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", k);
+	rm_HashSet(s->h, RM_HASH_NONE, s->f, sid, NULL);
+	replicate(c, "HSET", "sss", s->k, s->f, sid);
+	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", s->k);
 	/* A start both windows share names one bucket of each: one made
 	 * under a shorter old window would expire too soon, as lib.lua's
 	 * key_map() says. */
 	if (!fresh && ks->prev && ks->prev < ks->w &&
 	    ks->start % ks->prev == 0) {
 		/* No expiry (-1) too: Lua's PEXPIRE NX would have set one. */
-		fresh = rm_GetAbsExpire(key_h) < real_at - (ks->w - ks->prev);
+		fresh = rm_GetAbsExpire(s->h) < real_at - (ks->w - ks->prev);
 	}
 	if (fresh) {
-		rm_SetAbsExpire(key_h, real_at);
-		replicate(c, "PEXPIREAT", "ss", k, at);
-		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire", k);
+		rm_SetAbsExpire(s->h, real_at);
+		replicate(c, "PEXPIREAT", "ss", s->k, at);
+		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire",
+				       s->k);
 	}
-	rm_CloseKey(key_h);
 	rm_FreeString(NULL, at);
-	rm_FreeString(NULL, k);
-	rm_FreeString(NULL, f);
 }
 
 int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
@@ -459,6 +487,7 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	RedisModuleString **pol, *k, *v;
 	struct sv *f;
 	struct keys ks;
+	struct slot s;
 	long long *ids;
 	int *existed, found;
 
@@ -504,9 +533,13 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		existed[i] = 0;
 		/* Written at once, so a key repeated later in the batch
 		 * finds it. */
-		if (key.n && (ids[i] = key_find(&c, &ks, key)) > 0) {
-			existed[i] = 1;
-			continue;
+		if (key.n) {
+			slot_open(&c, &ks, key, &s);
+			if ((ids[i] = key_find(&c, &ks, key, &s)) > 0) {
+				existed[i] = 1;
+				slot_close(&s);
+				continue;
+			}
 		}
 		ids[i] = ++next_id;
 		job_strings(fi, ip, e, own, &nown);
@@ -516,8 +549,9 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		if (key.n) {
 			RedisModuleString *sid = str_ll(ids[i]);
 
-			key_map(&c, &ks, key, sid);
+			key_map(&c, &ks, &s, sid);
 			rm_FreeString(NULL, sid);
+			slot_close(&s);
 		}
 	}
 	enqueue_alone(&c);
