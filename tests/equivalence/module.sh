@@ -227,12 +227,10 @@ again=$(printf '2:k13:sys0:0:1:02:{}0:0:\n' | redis-cli -s "$sock" -x \
 	jobd.create jobd 60000 test 1 1 "${pol[@]}")
 assert_eq "-$out" "$again" "the same key again"
 
-# Lists longer than one replayed command takes (the module replicates a
-# call's commands in one EVAL whose script unpacks each command's
-# arguments, lib.c REPLAY_ARGS): 8,500 roots in one JOBD.CREATE (their
-# RPUSH), 4,200 of them claimed in one JOBD.CLAIM (the leases' ZADD of
-# 8,400 values), then finished in one JOBD.FINISH; the replica and the
-# AOF's replay still hold what the primary holds.
+# Long lists replicated in one command each: 8,500 roots in one
+# JOBD.CREATE (their RPUSH), 4,200 of them claimed in one JOBD.CLAIM (the
+# leases' ZADD of 8,400 values), then finished in one JOBD.FINISH; the
+# replica and the AOF's replay still hold what the primary holds.
 awk 'BEGIN { for (i = 0; i < 8500; i++) printf "0:3:sys0:0:1:02:{}0:0:\n" }' |
 	redis-cli -s "$sock" -x jobd.create jobd 60000 test 8500 1 "${pol[@]}" \
 	>"$work/big.ids"

@@ -31,10 +31,5 @@ for args in "100" "--lua 100"; do
 		"SADD jobd:ixb:ru:s:finished:N" "total (commands: no MULTI, EXEC)"; do
 		assert_contains "$out" "$line" "bench/store-aof $args prints \"$line\""
 	done
-	# The module's EVAL of a call's commands, read back command by command.
-	case $args in
-	--lua*) ;;
-	*) assert_contains "$out" "in EVAL: HSET jobd:job:N" "bench/aof-stat reads the module's EVAL" ;;
-	esac
 done
 echo "PASS: bench_tools"

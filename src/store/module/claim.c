@@ -228,7 +228,7 @@ static void alone_charged(struct call *c, RedisModuleKey *key,
 		return;
 	snprintf(sc, sizeof(sc), "%.17g", score);
 	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd", k);
-	replicate(c, "ZADD", "scs", k, sc, N[V_ALONE]);
+	rm_Replicate(c->ctx, "ZADD", "scs", k, sc, N[V_ALONE]);
 }
 
 int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
@@ -371,7 +371,7 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	 * list. */
 	for (int low = 0; low < 2; low++) {
 		if (lpop[low]) {
-			replicate(&c, "LPOP", "sl", ak[low], lpop[low]);
+			rm_Replicate(ctx, "LPOP", "sl", ak[low], lpop[low]);
 			rm_NotifyKeyspaceEvent(ctx, RM_NOTIFY_LIST, "lpop",
 					       ak[low]);
 			notify_if_gone(&c, lists[low], ak[low]);
@@ -381,8 +381,8 @@ int cmd_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		if (charged[low])
 			alone_charged(&c, roots[low], rk[low]);
 		if (npop[low]) {
-			replicate(&c, "ZREM", "sv", rk[low], pop[low],
-				  npop[low]);
+			rm_Replicate(ctx, "ZREM", "sv", rk[low], pop[low],
+				     npop[low]);
 			rm_NotifyKeyspaceEvent(ctx, RM_NOTIFY_ZSET, "zpopmin",
 					       rk[low]);
 			notify_if_gone(&c, roots[low], rk[low]);

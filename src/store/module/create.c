@@ -161,7 +161,7 @@ static void enqueue_alone(struct call *c)
 			rm_ListPush(key, RM_LIST_TAIL, c->alone[low][i]);
 		rm_CloseKey(key);
 		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_LIST, "rpush", ak);
-		replicate(c, "RPUSH", "sv", ak, c->alone[low], n);
+		rm_Replicate(c->ctx, "RPUSH", "sv", ak, c->alone[low], n);
 		rk = keyf(c, low ? K_ROOTS_LOW : K_ROOTS);
 		sc = str_ll(floor_vr);
 		key = open_rw(c, rk);
@@ -172,7 +172,8 @@ static void enqueue_alone(struct call *c)
 		if (fl & RM_ZADD_ADDED) {
 			rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd",
 					       rk);
-			replicate(c, "ZADD", "scss", rk, "NX", sc, N[V_ALONE]);
+			rm_Replicate(c->ctx, "ZADD", "scss", rk, "NX", sc,
+				     N[V_ALONE]);
 		}
 		for (size_t i = 0; i < n; i++)
 			rm_FreeString(NULL, c->alone[low][i]);
@@ -461,7 +462,7 @@ static void key_map(struct call *c, const struct keys *ks, const struct slot *s,
 	int fresh = rm_KeyType(s->h) == RM_KEYTYPE_EMPTY;
 
 	rm_HashSet(s->h, RM_HASH_NONE, s->f, sid, NULL);
-	replicate(c, "HSET", "sss", s->k, s->f, sid);
+	rm_Replicate(c->ctx, "HSET", "sss", s->k, s->f, sid);
 	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", s->k);
 	/* A start both windows share names one bucket of each: one made
 	 * under a shorter old window would expire too soon, as lib.lua's
@@ -473,7 +474,7 @@ static void key_map(struct call *c, const struct keys *ks, const struct slot *s,
 	}
 	if (fresh) {
 		rm_SetAbsExpire(s->h, real_at);
-		replicate(c, "PEXPIREAT", "ss", s->k, at);
+		rm_Replicate(c->ctx, "PEXPIREAT", "ss", s->k, at);
 		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire",
 				       s->k);
 	}

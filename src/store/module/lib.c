@@ -26,8 +26,6 @@ const char *const names[NNAMES] = {
 RedisModuleString *N[NNAMES];
 size_t name_len[NNAMES];
 
-static void rep_flush(struct call *c);
-
 /* The keys of ckey(): MID, and the name of STATUS after it (-1: none). */
 static const struct {
 	const char *mid;
@@ -84,8 +82,6 @@ void call_end(struct call *c)
 	rm_FreeString(NULL, c->nows);
 	if (c->limits)
 		rm_CloseKey(c->limits);
-	rep_flush(c);
-	rm_Free(c->rep);
 }
 
 /* "C R W" (lib.lua limits(): '^(%d+) (%d+) (%d+)$'). */
@@ -517,157 +513,8 @@ void hset(struct call *c, RedisModuleKey *key, RedisModuleString *k,
 			   a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12],
 			   a[13], a[14], a[15], NULL);
 	}
-	replicate(c, "HSET", "sv", k, fv, n);
+	rm_Replicate(c->ctx, "HSET", "sv", k, fv, n);
 	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_HASH, "hset", k);
-}
-
-/*
- * A call's writes are replicated as one command. Redis appends each
- * replicated command to the AOF (and the replicas' stream) argument by
- * argument, growing a buffer for each: about 750 instructions an
- * argument, where the write itself mostly costs a few hundred, and a job's
- * lifecycle replicated 50 arguments in 5 commands (three HSETs of the
- * job hash, its key's mapping, five set members; bench/README.md, "What
- * the AOF gets"). So replicate() appends each command to one string,
- * as a MessagePack array of strings, and the call ends (flush) with
- *
- *     EVAL <replay_lua> 0 <the commands, one array after the other>
- *
- * which replicas and the AOF's replay run as the same commands, in the
- * same order, with the same literal values: the script reads nothing
- * and depends on nothing but its argument, so the effects replicated
- * are those Redis replicates for a Lua function, and the command is
- * atomic as MULTI/EXEC made them. It declares no keys: Redis checks
- * neither the keys' slots nor read-only or out of memory for a script
- * from the primary or the AOF. Redis's Lua decodes each array in C
- * (cmsgpack.unpack_one): replaying the AOF of 5,000 lifecycles took 10 %
- * more instructions than their commands one by one, where a parser in
- * Lua (string.find and string.sub an argument) took 2.7 times as many.
- * Past REPLAY_MAX bytes the commands so far go out in an EVAL of their
- * own (a few, in order, Redis wraps in MULTI/EXEC). Rejected: a command
- * replicated as each write is made (its cost above), and FCALL of a
- * function of jobd's library (a replica or an AOF could lack the
- * library, or hold another version).
- */
-static const char replay_lua[] = "local s, o, a = ARGV[1], 0\n"
-				 "repeat\n"
-				 "\to, a = cmsgpack.unpack_one(s, o)\n"
-				 "\tredis.call(unpack(a))\n"
-				 "until o < 0\n";
-
-#define REPLAY_MAX (16 << 20) /* bytes of commands in one EVAL */
-/* Values of a list one replayed command takes, at most: unpack() takes
- * fewer than 8000 (LUAI_MAXCSTACK), so a longer list (the leases of a
- * claim of 4,000 jobs or more) goes in several commands, as lib.lua
- * writes its long ones; even, so that pairs stay whole. */
-#define REPLAY_ARGS 4000
-
-/* The call's commands to replicate, as one EVAL (above). */
-static void rep_flush(struct call *c)
-{
-	RedisModuleString *w;
-
-	if (!c->nrep)
-		return;
-	w = rm_CreateString(NULL, c->rep, c->nrep);
-	rm_Replicate(c->ctx, "EVAL", "ccs", replay_lua, "0", w);
-	rm_FreeString(NULL, w);
-	c->nrep = 0;
-}
-
-/* The N bytes at P onto the call's commands. */
-static void rep_raw(struct call *c, const void *p, size_t n)
-{
-	if (c->nrep + n > c->caprep) {
-		while (c->nrep + n > c->caprep)
-			c->caprep = c->caprep ? c->caprep * 2 : 4096;
-		c->rep = rm_Realloc(c->rep, c->caprep);
-	}
-	memcpy(c->rep + c->nrep, p, n);
-	c->nrep += n;
-}
-
-/* A MessagePack header: TYPE (with the length in its low bits when it
- * fits in MASK), or TYPE16/TYPE32 and the length N big-endian. */
-static void rep_head(struct call *c, unsigned char type, size_t mask,
-		     unsigned char type16, size_t n)
-{
-	unsigned char h[5];
-
-	if (n <= mask) {
-		h[0] = (unsigned char)(type | n);
-		rep_raw(c, h, 1);
-	} else if (n <= 0xffff) {
-		h[0] = type16;
-		h[1] = (unsigned char)(n >> 8);
-		h[2] = (unsigned char)n;
-		rep_raw(c, h, 3);
-	} else {
-		h[0] = (unsigned char)(type16 + 1);
-		h[1] = (unsigned char)(n >> 24);
-		h[2] = (unsigned char)(n >> 16);
-		h[3] = (unsigned char)(n >> 8);
-		h[4] = (unsigned char)n;
-		rep_raw(c, h, 5);
-	}
-}
-
-/* The N bytes at P as a MessagePack string. */
-static void rep_put(struct call *c, const char *p, size_t n)
-{
-	rep_head(c, 0xa0, 31, 0xda, n);
-	rep_raw(c, p, n);
-}
-
-static void rep_put_s(struct call *c, const RedisModuleString *s)
-{
-	size_t n;
-	const char *p = rm_StringPtrLen(s, &n);
-
-	rep_put(c, p, n);
-}
-
-void replicate(struct call *c, const char *cmd, const char *fmt, ...)
-{
-	struct sv fixed[4];
-	char num[4][24];
-	RedisModuleString **v = NULL;
-	size_t nf = 0, nv = 0, i = 0;
-	va_list ap;
-
-	va_start(ap, fmt);
-	for (const char *f = fmt; *f && !v && nf < 4; f++) {
-		if (*f == 's') {
-			fixed[nf++] = sv_of(va_arg(ap, RedisModuleString *));
-		} else if (*f == 'c') {
-			const char *s = va_arg(ap, const char *);
-
-			fixed[nf++] = (struct sv){ s, strlen(s) };
-		} else if (*f == 'l') {
-			char *p = id_text(num[nf], va_arg(ap, long long));
-
-			fixed[nf] =
-				(struct sv){ p, (size_t)(num[nf] + 23 - p) };
-			nf++;
-		} else {
-			v = va_arg(ap, RedisModuleString **);
-			nv = va_arg(ap, size_t);
-		}
-	}
-	va_end(ap);
-	if (c->nrep > REPLAY_MAX)
-		rep_flush(c);
-	do {
-		size_t n = nv - i < REPLAY_ARGS ? nv - i : REPLAY_ARGS;
-
-		rep_head(c, 0x90, 15, 0xdc, 1 + nf + n);
-		rep_put(c, cmd, strlen(cmd));
-		for (size_t j = 0; j < nf; j++)
-			rep_put(c, fixed[j].p, fixed[j].n);
-		for (size_t j = 0; j < n; j++)
-			rep_put_s(c, v[i + j]);
-		i += n;
-	} while (i < nv);
 }
 
 static long long hash_ll(RedisModuleKey *key, RedisModuleString *f, int *found)
@@ -757,8 +604,8 @@ static void zflush(struct call *c)
 			if (bulk)
 				skiplist_end(key);
 			if (changed) {
-				replicate(c, add ? "ZADD" : "ZREM", "sv", k, v,
-					  nv);
+				rm_Replicate(c->ctx, add ? "ZADD" : "ZREM",
+					     "sv", k, v, nv);
 				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
 						       add ? "zadd" : "zrem",
 						       k);
@@ -775,19 +622,16 @@ static void zflush(struct call *c)
 	}
 }
 
-/* SADD or SREM of the N MEMBERS of set K, replicated as it is when it
- * changed the set (as Redis replicates a command): how many it added or
- * removed. */
+/* SADD or SREM of the N MEMBERS of set K, replicated as it is: how many
+ * it added or removed. */
 static long long set_call(struct call *c, const char *cmd, RedisModuleString *k,
 			  RedisModuleString **members, size_t n)
 {
-	RedisModuleCallReply *r = rm_Call(c->ctx, cmd, "sv", k, members, n);
+	RedisModuleCallReply *r = rm_Call(c->ctx, cmd, "!sv", k, members, n);
 	long long done = r ? rm_CallReplyInteger(r) : 0;
 
 	if (r)
 		rm_FreeCallReply(r);
-	if (done > 0)
-		replicate(c, cmd, "sv", k, members, n);
 	return done;
 }
 
@@ -844,11 +688,12 @@ static void ixflush(struct call *c)
 			dir = open_rw(c, dk);
 			if (after > 0) {
 				rm_ZsetAdd(dir, (double)x->score, m, &fl);
-				replicate(c, "ZADD", "sls", dk, x->score, m);
+				rm_Replicate(c->ctx, "ZADD", "sls", dk,
+					     x->score, m);
 				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
 						       "zadd", dk);
 			} else if (rm_ZsetRem(dir, m, &fl) == RM_OK && fl) {
-				replicate(c, "ZREM", "ss", dk, m);
+				rm_Replicate(c->ctx, "ZREM", "ss", dk, m);
 				rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET,
 						       "zrem", dk);
 				notify_if_gone(c, dir, dk);
@@ -872,7 +717,7 @@ void set_string(struct call *c, RedisModuleString *k, RedisModuleString *v)
 
 	rm_StringSet(key, v);
 	rm_CloseKey(key);
-	replicate(c, "SET", "ss", k, v);
+	rm_Replicate(c->ctx, "SET", "ss", k, v);
 	rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_STRING, "set", k);
 }
 
@@ -1011,7 +856,7 @@ static void write_window(struct call *c, RedisModuleString *k, long long start,
 		int fl = 0;
 
 		rm_SetAbsExpire(key, at);
-		replicate(c, "PEXPIREAT", "sl", k, at);
+		rm_Replicate(c->ctx, "PEXPIREAT", "sl", k, at);
 		rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_GENERIC, "expire", k);
 		sk = open_rw(c, setk);
 		rm_ZsetAdd(sk, (double)start, m, &fl);
@@ -1019,7 +864,7 @@ static void write_window(struct call *c, RedisModuleString *k, long long start,
 		/* A new field of a listed window: a ZADD that changes
 		 * nothing, which Redis neither replicates nor notifies. */
 		if (fl & (RM_ZADD_ADDED | RM_ZADD_UPDATED)) {
-			replicate(c, "ZADD", "sls", setk, start, m);
+			rm_Replicate(c->ctx, "ZADD", "sls", setk, start, m);
 			rm_NotifyKeyspaceEvent(c->ctx, RM_NOTIFY_ZSET, "zadd",
 					       setk);
 		}
@@ -1258,11 +1103,10 @@ void flush(struct call *c)
 
 		rm_PublishMessage(c->ctx, k, N[V_ONE]);
 		/* As Redis replicates a PUBLISH from Lua. */
-		replicate(c, "PUBLISH", "ss", k, N[V_ONE]);
+		rm_Replicate(c->ctx, "PUBLISH", "ss", k, N[V_ONE]);
 		rm_FreeString(NULL, k);
 	}
 	flush_stats(c);
-	rep_flush(c);
 }
 
 static void scan_field(RedisModuleKey *key, RedisModuleString *field,

@@ -237,8 +237,6 @@ struct call {
 	size_t nix, capix;
 	RedisModuleKey *limits; /* P:limits open, or NULL (limit_of) */
 	int limits_read;	/* ... once per call */
-	char *rep;		/* replicate(): the commands, packed */
-	size_t nrep, caprep;	/* ... bytes used, allocated */
 };
 
 /* One type's limits, as P:limits holds them (lib.lua limits()). */
@@ -326,14 +324,6 @@ RedisModuleKey *open_rw(struct call *c, RedisModuleString *k);
 /* HSET of N fields and values (FV), in one HashSet call per 8 pairs. */
 void hset(struct call *c, RedisModuleKey *key, RedisModuleString *k,
 	  RedisModuleString **fv, size_t n);
-
-/* Replicates command CMD with the arguments FMT lists, as
- * RedisModule_Replicate() takes them (s a RedisModuleString, c a C
- * string, l a long long; at most four of those, then perhaps v, an
- * array of RedisModuleString and its size_t count, last), with the
- * call's other commands in one EVAL at the end of the call (flush;
- * lib.c says why). */
-void replicate(struct call *c, const char *cmd, const char *fmt, ...);
 
 /* Adds the long member, before the adds (a set left empty in between
  * would be deleted, and made anew as a listpack). */

@@ -31,11 +31,10 @@
  * (docs/security.md, "Redis").
  *
  * Writes go through the key API and are replicated by hand as their
- * effects with literal values, the commands of a call packed into one
- * EVAL of a script that runs them (replicate(), lib.c): the replica and
- * the AOF never run module code. tests/equivalence/module.sh compares
- * every key written by the module with the Lua functions' on the same
- * work, and a replica's DEBUG DIGEST and an AOF replay's with the
+ * effects with literal values (rm_Replicate), as Redis replicates a Lua
+ * function's effects: the replica and the AOF never run module code.
+ * tests/equivalence/module.sh compares every key written by the module with the Lua
+ * functions' on the same work, and a replica's DEBUG DIGEST with the
  * primary's.
  */
 #include "store/module/lib.h"
