@@ -311,8 +311,7 @@ while taken < max and tries < max * 4 + 8 do
 			out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, attempt,
 				h.type, h.payload
 			out[o + 5] = h.checkpoint
-			out[o + 6] = h.low_priority == '1' and 1 or
-				h.low_priority == '' and 0 or tonumber(h.low_priority) or 0
+			out[o + 6] = h.low_priority == '1' and 1 or 0
 			out[o + 7], out[o + 8] = root, h.progress
 		end
 	end

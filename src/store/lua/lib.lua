@@ -60,13 +60,17 @@ local function class_of(parent, system)
 	return system == '1' and 'cs' or 'cu'
 end
 
-local function terminal(s) return s == S_FINISHED or s == S_CANCELED end
+-- The ended statuses, and (below) the running ones, as sets: set_status
+-- indexes them where a call a job would cost more than the test.
+local TERMINAL = {[S_FINISHED] = true, [S_CANCELED] = true}
+local function terminal(s) return TERMINAL[s] == true end
 
 -- Running jobs (in progress or stopping) are indexed by P:leases alone,
 -- scored by lease expiry (+inf for a parent waiting for its children):
 -- the status indexes hold the other four statuses. One write less per
 -- claim and per finish; list.lua reads P:leases for these two statuses.
-local function running(s) return s == S_IN_PROGRESS or s == S_STOPPING end
+local RUNNING = {[S_IN_PROGRESS] = true, [S_STOPPING] = true}
+local function running(s) return RUNNING[s] == true end
 
 -- The indexes a list with these filters reads (list.lua, sort.lua): the
 -- most selective filter drives (status, then type, then run_by), the
@@ -940,22 +944,20 @@ local function set_status(h, to, fields)
 	local k = jkey(h.id)
 	local cls = class_of(h.parent, h.system)
 	fields = fields or {}
-	-- running() and terminal() of both, and count_add(), written out:
-	-- a function call costs more than its test, twice a job.
-	local run_from = from == S_IN_PROGRESS or from == S_STOPPING
-	local run_to = to == S_IN_PROGRESS or to == S_STOPPING
-	local end_to = to == S_FINISHED or to == S_CANCELED
+	-- RUNNING and TERMINAL rather than running() and terminal(): a
+	-- function call costs more than its test, twice a job.
+	local run_from, run_to = RUNNING[from], RUNNING[to]
+	local end_to = TERMINAL[to] == true
 	if from ~= to then
 		local ixs = IX_S[cls]
 		if not run_from then ix_later(ixs[from] or cls .. ':s:' .. from, h.id, false) end
 		if not run_to then ix_later(ixs[to] or cls .. ':s:' .. to, h.id, true) end
-		COUNT[from] = (COUNT[from] or 0) - 1
-		COUNT[to] = (COUNT[to] or 0) + 1
+		count_add(from, -1)
+		count_add(to, 1)
 		-- Retention's index (purge.lua): root jobs that ended, by the
 		-- minute they did. Only a restart takes a job out of it alive,
 		-- from the bucket of the end it had.
-		if (from == S_FINISHED or from == S_CANCELED) ~= end_to and
-			h.parent == '' then
+		if (TERMINAL[from] == true) ~= end_to and h.parent == '' then
 			if end_to then
 				ended_later(h.id, NOW, true)
 			else
