@@ -3397,6 +3397,35 @@ START_TEST(test_ended_buckets_stay_intsets_past_512_roots_a_minute)
 }
 END_TEST
 
+/* P:leases is a skip list from its first running job (module and Lua),
+ * where a listpack of up to 128 members is scanned on every claim and
+ * finish; the member that converts it is gone, and it stays one. */
+START_TEST(test_leases_are_a_skiplist_from_the_first_claim)
+{
+	const char *enc =
+		"eval \"return redis.call('OBJECT', 'ENCODING', KEYS[1]) == "
+		"'skiplist' and 1 or 0\" 1 jobd:leases";
+
+	for (int round = 0; round < 2; round++) {
+		int64_t a = create("noop", 0), at_a, b, at_b;
+
+		ck_assert_int_eq(rcli_int("exists jobd:leases"), 0);
+		at_a = claim_only(a);
+		ck_assert_int_eq(rcli_int("zcard jobd:leases"), 1);
+		ck_assert_int_eq(rcli_int(enc), 1);
+		b = create("noop", 0);
+		at_b = claim_only(b);
+		ck_assert_int_eq(rcli_int("zcard jobd:leases"), 2);
+		ck_assert_int_eq(rcli_int(enc), 1);
+		/* Empty, the set goes; the next claim makes it again. */
+		ck_assert_int_eq(finish(a, at_a, JOBD_OUTCOME_DONE),
+				 JOBD_RESULT_FINISHED);
+		ck_assert_int_eq(finish(b, at_b, JOBD_OUTCOME_DONE),
+				 JOBD_RESULT_FINISHED);
+	}
+}
+END_TEST
+
 /* Retention reads the oldest minutes first, a bounded batch a call: with
  * a budget of one, the roots of a minute all go before any of the next,
  * and a minute after the cutoff stays. */
@@ -4687,6 +4716,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_restart_takes_a_root_out_of_the_ended_index);
 	tcase_add_test(tc,
 		       test_ended_buckets_stay_intsets_past_512_roots_a_minute);
+	tcase_add_test(tc, test_leases_are_a_skiplist_from_the_first_claim);
 	tcase_add_test(
 		tc,
 		test_purge_deletes_the_oldest_minutes_first_in_small_batches);

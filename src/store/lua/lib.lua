@@ -1328,6 +1328,10 @@ end
 
 -- Writes what a script call summed up: statistics, status counters, the
 -- virtual runtime floor, and one wake-up for idle workers.
+-- The module's skiplist_member (src/store/module/module.c), the same text.
+local SKIPLIST_MEMBER =
+	'jobd: a member long enough to make a sorted set a skip list, removed at once'
+
 local function flush(ttl_ms)
 	ix_flush()
 	for _, k in ipairs(ZKEYS) do
@@ -1340,6 +1344,15 @@ local function flush(ttl_ms)
 				rem[#rem + 1] = m
 			end
 		end
+		-- P:leases churns: a skip list from its first member, as the
+		-- module makes it (skiplist_begin() in its lib.c), where a
+		-- listpack of up to 128 running jobs is scanned on every write.
+		-- A member longer than zset-max-listpack-value converts it at
+		-- once; the set stays a skip list when it goes, on the replicas
+		-- too, which get both writes.
+		local long = k == LEASES and #add > 0 and
+			redis.call('EXISTS', k) == 0
+		if long then redis.call('ZADD', k, 0, SKIPLIST_MEMBER) end
 		-- In chunks: unpack() is bounded by the Lua stack.
 		for i = 1, #add, 4000 do
 			redis.call('ZADD', k, unpack(add, i, min(i + 3999, #add)))
@@ -1347,6 +1360,7 @@ local function flush(ttl_ms)
 		for i = 1, #rem, 2000 do
 			redis.call('ZREM', k, unpack(rem, i, min(i + 1999, #rem)))
 		end
+		if long then redis.call('ZREM', k, SKIPLIST_MEMBER) end
 	end
 	for st, d in pairs(COUNT) do
 		if d ~= 0 then redis.call('HINCRBY', P .. K_count, st, d) end
