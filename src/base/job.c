@@ -67,7 +67,10 @@ struct jobd_job *jobd_job_from_fields(const char *const *names,
 	if (!job)
 		return NULL;
 	c = &job->children;
-	job->stoppable = true; /* the defaults are absent fields */
+	/* The defaults are absent fields: a job without status is pending,
+	 * one without payload has {} (docs/redis-keys.md). */
+	job->stoppable = true;
+	job->status = JOBD_PENDING;
 	for (size_t i = 0; i < n; i++) {
 		const char *f = names[i], *v = values[i];
 

@@ -102,6 +102,13 @@ assert d["payload"] == {"rows": 3}
 '
 expect_rc 0 show "$child1" --json
 py "assert d['parent'] == $root and d['root'] == $root and type(d['parent']) is int"
+py "assert d['status'] == 'pending' and d['payload'] == {}"
+# A pending job's hash holds no status, nor a payload of {}: their
+# defaults (docs/redis-keys.md); a payload of its own is kept.
+assert_eq 0:0 "$(rcli hexists "jobd:job:$child1" status):$(rcli hexists "jobd:job:$child1" payload)" \
+	"status and payload of pending child $child1"
+assert_eq 0:1 "$(rcli hexists "jobd:job:$root" status):$(rcli hexists "jobd:job:$root" payload)" \
+	"status and payload of pending root $root"
 expect_rc 0 show "$root"
 assert_contains "$out" "pending" "show without --json"
 
@@ -215,7 +222,8 @@ assert h["status"] == "stopped" and h["type"] == "noop", h
 assert h["created_at"].isdigit()
 # The key holds the id; a root job is its own root (docs/redis-keys.md).
 assert "id" not in h and "root" not in h and "parent" not in h, h
-assert h["payload"] == "{}"
+# A payload of {} is its default: not written (nor a pending status).
+assert "payload" not in h, h
 print("ok")') || fail "hash jobd:job:$a not readable: $hash"
 assert_eq ok "$py_hash" "readable hash"
 

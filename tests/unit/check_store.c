@@ -453,6 +453,123 @@ START_TEST(test_create_makes_pending_job_with_policy_and_fields)
 }
 END_TEST
 
+static long long keys_matching(const char *pattern);
+static void rcli(const char *args);
+static void fsck_clean(const char *when);
+static long long rcli_int(const char *args);
+
+/* Whether job ID's hash holds FIELD (HEXISTS). */
+static bool has_field(int64_t id, const char *field)
+{
+	return rcli_int(fmt("HEXISTS jobd:job:%lld %s", (long long)id,
+			    field)) == 1;
+}
+
+/* Whether a violation that fsck reports holds WANT. */
+static bool fsck_finds(const char *want)
+{
+	struct jobd_fsck f;
+	bool found = false;
+
+	ck_assert_int_eq(jobd_store_fsck(st, false, &f), 0);
+	for (size_t i = 0; i < f.nviolations; i++)
+		if (strstr(f.violations[i], want))
+			found = true;
+	jobd_fsck_release(&f);
+	return found;
+}
+
+/*
+ * A pending job's hash holds neither status (pending, its default) nor a
+ * payload of {} (docs/redis-keys.md): create writes neither, and every
+ * reader takes an absent status as pending and an absent payload as {}.
+ * A hash of an earlier version, with both, reads the same. A hash
+ * without a type is no job, whatever its status.
+ */
+START_TEST(test_a_pending_job_stores_no_status_nor_empty_payload)
+{
+	struct jobd_spec spec = { .type = "noop", .payload = "{\"a\":1}" };
+	struct jobd_filter f = { .status = "pending", .all = true };
+	struct jobd_created out;
+	struct jobd_job_list list;
+	struct jobd_claim *cl;
+	struct jobd_why w;
+	struct jobd_job *job;
+	int64_t a = create("noop", 0), kid = create("noop", a), b, old, gone;
+	int64_t stop = create("noop", 0), cancel = create("noop", 0);
+	size_t n, seen = 0;
+
+	ck_assert_int_eq(jobd_store_create(st, "tester", &spec, 1, &out), 0);
+	b = out.id;
+	old = create("noop", 0);
+	rcli(fmt("HSET jobd:job:%lld status pending payload {}",
+		 (long long)old));
+	for (int64_t id = a; id < old; id++) {
+		ck_assert_msg(!has_field(id, "status"), "job %lld: status",
+			      (long long)id);
+		ck_assert_int_eq(has_field(id, "payload"), id == b);
+		job = get(id);
+		ck_assert_int_eq(job->status, JOBD_PENDING);
+		ck_assert_str_eq(job->payload, id == b ? "{\"a\":1}" : "{}");
+		jobd_job_free(job);
+	}
+	ck_assert_int_eq(count_of(JOBD_PENDING), 6);
+	fsck_clean("fresh jobs");
+	/* Listed as pending, newest first and sorted by status. */
+	for (int sorted = 0; sorted < 2; sorted++) {
+		f.sort = sorted ? "status" : NULL;
+		f.limit = 100;
+		ck_assert_int_eq(jobd_store_list(st, &f, &list), 0);
+		ck_assert_uint_eq(list.n, 6);
+		for (size_t i = 0; i < list.n; i++)
+			ck_assert_int_eq(list.jobs[i]->status, JOBD_PENDING);
+		jobd_job_list_release(&list);
+	}
+	ck_assert_int_eq(jobd_store_why(st, a, &w), 0);
+	ck_assert_int_eq(w.status, JOBD_PENDING);
+	ck_assert_str_ne(w.reasons[0].code, "not_pending");
+	/* Stopped from pending; a cancel needs stopped. */
+	op_ok(JOBD_OP_STOP, stop);
+	assert_status(stop, "stopped");
+	op_refused(JOBD_OP_CANCEL, cancel,
+		   fmt("job %lld is pending: cancel needs stopped",
+		       (long long)cancel));
+	op_ok(JOBD_OP_STOP, cancel);
+	op_ok(JOBD_OP_CANCEL, cancel);
+	assert_status(cancel, "canceled");
+	/* Claimed with their payloads, {} for those without. */
+	cl = claim(100, 100, 60000, &n);
+	for (size_t i = 0; i < n; i++) {
+		int64_t id = cl[i].id;
+
+		ck_assert_msg(id == a || id == kid || id == b || id == old,
+			      "claimed job %lld", (long long)id);
+		ck_assert_str_eq(cl[i].payload, id == b ? "{\"a\":1}" : "{}");
+		seen++;
+	}
+	ck_assert_uint_eq(seen, 4);
+	jobd_store_claims_free(cl, n);
+	assert_status(a, "in_progress");
+	assert_status(old, "in_progress");
+	/* Back to pending: the status is written (handback). */
+	ck_assert_int_eq(handback(b, 1, NULL), JOBD_RESULT_PENDING);
+	ck_assert_int_eq(
+		rcli_int(fmt("HSTRLEN jobd:job:%lld status", (long long)b)),
+		strlen("pending"));
+	assert_status(b, "pending");
+	ck_assert_int_eq(claim_only(b), 2);
+	fsck_clean("after the transitions");
+	/* A hash without a type is no job, with a status or without. */
+	gone = create("noop", 0);
+	rcli(fmt("HDEL jobd:job:%lld type", (long long)gone));
+	ck_assert(fsck_finds("not a job"));
+	rcli(fmt("HSET jobd:job:%lld status pending", (long long)gone));
+	ck_assert(fsck_finds("not a job"));
+	ck_assert_int_eq(jobd_store_get(st, gone, &job, &out.id),
+			 JOBD_STORE_ERR_NOTFOUND);
+}
+END_TEST
+
 START_TEST(test_create_system_job_has_no_run_by)
 {
 	int64_t id = create_full("sys", 0, NULL, false, "bob", NULL);
@@ -754,10 +871,6 @@ START_TEST(test_claim_is_fair_between_roots)
 }
 END_TEST
 
-static long long keys_matching(const char *pattern);
-static void rcli(const char *args);
-static void fsck_clean(const char *when);
-
 /* Claims one job at a time, N times: the ids in claim order. */
 static void claim_one_by_one(int64_t *ids, int n)
 {
@@ -1029,8 +1142,6 @@ START_TEST(test_claim_normal_before_low_in_one_batch)
 	jobd_store_claims_free(cl, n);
 }
 END_TEST
-
-static long long rcli_int(const char *args);
 
 /* Claims one job, low priority allowed, and expects a low-priority one:
  * its id. */
@@ -4581,6 +4692,8 @@ static Suite *store_suite(void)
 			test_cluster_store_works_on_the_primary_of_its_slot);
 	tcase_add_test(tc,
 		       test_create_makes_pending_job_with_policy_and_fields);
+	tcase_add_test(tc,
+		       test_a_pending_job_stores_no_status_nor_empty_payload);
 	tcase_add_test(tc, test_create_system_job_has_no_run_by);
 	tcase_add_test(
 		tc,

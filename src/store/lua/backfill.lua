@@ -63,7 +63,7 @@ local function move_index(k, budget)
 	-- Not a sorted set: not an index of jobd's, left alone.
 	if ids.err then return 0 end
 	for _, id in ipairs(ids) do
-		local v = redis.call('HMGET', jkey(id), F_status, F_type, F_run_by,
+		local v = job_hmget(id, F_type, F_run_by,
 			F_parent, F_system)
 		if v[1] then
 			-- A running job has no status index (an empty status names
@@ -115,7 +115,7 @@ end
 -- bucket of its finished_at.
 local function index_ended(ids)
 	for _, id in ipairs(ids) do
-		local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
+		local v = job_hmget(id, F_finished_at, F_parent)
 		if terminal(v[1]) and not v[3] then
 			ended_later(id, v[2], true)
 			indexed = indexed + 1

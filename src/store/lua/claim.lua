@@ -33,8 +33,8 @@ local function load_claim(id)
 		F_system, F_low_priority, F_attempt, F_progress, F_queued_at,
 		F_created_at, F_started_at, F_not_before, F_avg_ms, F_vruntime,
 		F_payload, F_checkpoint)
-	if not v[1] then return nil end
-	return {id = id, status = v[1], parent = v[2] or '', type = v[3] or '',
+	if not v[3] then return nil end -- (no type: no job; lib.lua load_fields)
+	return {id = id, status = v[1] or S_PENDING, parent = v[2] or '', type = v[3] or '',
 		system = v[4] or '', low_priority = v[5] or '', attempt = v[6] or '',
 		progress = v[7] or '', queued_at = v[8] or '', created_at = v[9] or '',
 		started_at = v[10] or '', not_before = v[11] or '', avg_ms = v[12] or '',
@@ -308,8 +308,9 @@ while taken < max and tries < max * 4 + 8 do
 			-- either): tonumber parses a text twice.
 			local o = taken * 8
 			taken = taken + 1
+			-- (a job without payload has {}: create writes none)
 			out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, attempt,
-				h.type, h.payload
+				h.type, h.payload ~= '' and h.payload or '{}'
 			out[o + 5] = h.checkpoint
 			out[o + 6] = h.low_priority == '1' and 1 or 0
 			out[o + 7], out[o + 8] = root, h.progress

@@ -163,10 +163,14 @@ for i = 0, n - 1 do
 		-- No id (the key has it), no root for a root job (its own). A
 		-- field that holds its default is left out; NF counts F's
 		-- entries (cheaper than #f a field on this hot path).
-		local f = {F_type, ty, F_status, status, F_created_at, NOWS,
-			F_payload, payload}
-		local nf = 8
-		if p then f[9] = F_root; f[10] = root; nf = 10 end
+		-- Nor the status when pending (a job without status is), nor
+		-- the payload when {} (docs/redis-keys.md): 32 bytes a pending
+		-- job in jemalloc's classes (bench/README.md).
+		local f = {F_type, ty, F_created_at, NOWS}
+		local nf = 4
+		if status ~= S_PENDING then f[5] = F_status; f[6] = status; nf = 6 end
+		if payload ~= '{}' then f[nf + 1] = F_payload; f[nf + 2] = payload; nf = nf + 2 end
+		if p then f[nf + 1] = F_root; f[nf + 2] = root; nf = nf + 2 end
 		if system ~= '0' then f[nf + 1] = F_system; f[nf + 2] = system; nf = nf + 2 end
 		if low ~= '0' then f[nf + 1] = F_low_priority; f[nf + 2] = low; nf = nf + 2 end
 		if key ~= '' then f[nf + 1] = F_key; f[nf + 2] = key; nf = nf + 2 end

@@ -6,8 +6,9 @@
 --   (P:alone, P:alone_low), each as text of ids separated by spaces
 -- Reply: {next_id (0 = past the last id), fixed, {violation...},
 --   {status, n, status, n, ...} (jobs seen per status)}
--- Checked for every job of the range: it is in exactly the status index
--- its status implies (P:leases for running jobs), in its type and run_by
+-- A hash of the range without a type is no job (a job without status is
+-- pending: lib.lua load_fields), reported. Checked for every job of the
+-- range: it is in exactly the status index its status implies (P:leases for running jobs), in its type and run_by
 -- indexes (the bucket of its id; fsck_refs.lua checks each bucket's
 -- entries and the directories), in the bucket of retention's index of
 -- its finished_at when it is an ended root (fsck_refs.lua checks that
@@ -249,7 +250,7 @@ for n = from, last do
 				stopped = 0, finished = 0, canceled = 0, errors = 0}
 			local progress, stopping = 0, 0
 			for _, k in ipairs(kids) do
-				local v = redis.call('HMGET', jkey(k), F_status, F_with_errors,
+				local v = job_hmget(k, F_with_errors,
 					F_progress, F_children_progress, F_children_total,
 					F_tree_stopping)
 				if v[1] and c[v[1]] then
@@ -285,6 +286,9 @@ for n = from, last do
 				end
 			end
 		end
+	elseif redis.call('EXISTS', jkey(id)) == 1 then
+		-- (a job without status is pending: a job is a hash with a type)
+		violation(id, 'not a job: its hash has no type')
 	end
 end
 
@@ -295,7 +299,7 @@ if last >= seq then
 		for _, set in ipairs({{K_slots, 'running count'}, {K_held, 'held'}}) do
 			local k = P .. set[1] .. ty
 			for _, id in ipairs(redis.call('ZRANGE', k, 0, -1)) do
-				local v = redis.call('HMGET', jkey(id), F_status, F_type,
+				local v = job_hmget(id, F_type,
 					F_awaiting)
 				local right = v[2] == ty and (set[1] == K_held and
 					v[1] == S_PENDING or set[1] == K_slots and

@@ -82,7 +82,7 @@ if what == 'ix' then
 			else
 				listed(dk, b, b)
 				for _, id in ipairs(ids) do
-					local v = redis.call('HMGET', jkey(id), F_status, F_type,
+					local v = job_hmget(id, F_type,
 						F_run_by, F_parent, F_system)
 					local ok = false
 					if v[1] and floor(tonumber(id) / N_IX_BUCKET) == tonumber(b) then
@@ -152,7 +152,7 @@ if what == 'ended' then
 			else
 				listed(dir, b, m)
 				for _, id in ipairs(ids) do
-					local v = redis.call('HMGET', jkey(id), F_status,
+					local v = job_hmget(id,
 						F_finished_at, F_parent)
 					if not terminal(v[1]) or v[3] or ended_bucket(id, v[2]) ~= b then
 						bad[#bad + 1] = k .. ': ' .. id .. ': ' .. (not v[1] and
@@ -247,7 +247,7 @@ end
 
 -- Status, low_priority and root of job ID (a root job stores no root).
 local function status_of(id)
-	local v = redis.call('HMGET', jkey(id), F_status, F_low_priority, F_root)
+	local v = job_hmget(id, F_low_priority, F_root)
 	if v[1] and not v[3] then v[3] = id end
 	return v
 end

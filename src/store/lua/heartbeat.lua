@@ -10,7 +10,7 @@ local n = tonumber(ARGV[3])
 local out = {}
 for i = 0, n - 1 do
 	local id, attempt = ARGV[4 + i * 2], ARGV[5 + i * 2]
-	local v = redis.call('HMGET', jkey(id), F_status, F_attempt, F_awaiting)
+	local v = job_hmget(id, F_attempt, F_awaiting)
 	if (v[1] ~= S_IN_PROGRESS and v[1] ~= S_STOPPING) or v[2] ~= attempt or v[3] == '1' then
 		out[#out + 1] = 'fenced'
 	else

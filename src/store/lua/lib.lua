@@ -6,7 +6,10 @@
 -- needs one Redis primary (no cluster; see docs/scaling.md). All times
 -- come from Redis TIME, in ms.
 --
--- A job is the hash P:job:ID (docs/redis-keys.md). Its status lives in
+-- A job is the hash P:job:ID (docs/redis-keys.md), one with a type; a
+-- pending one has no status field (create writes none: load_fields and
+-- the other readers take its absence for pending; set_status writes
+-- every status it moves to, pending too). Its status lives in
 -- exactly one status index per visibility class, and a pending job in
 -- exactly one ready queue (or the delayed set). set_status() is the only
 -- place that moves a job between statuses, so counters, indexes, queues and
@@ -487,15 +490,34 @@ local function ix_read(name, from, asc, n)
 end
 
 -- Reads fields of a job into a table (absent fields read as '', an
--- absent root as the job itself: a root job stores none). Each
--- transition reads only what it needs: HMGET costs grow with the fields.
+-- absent root as the job itself: a root job stores none, and an absent
+-- status as pending: create writes none). A job is a hash with a type,
+-- the one field every job has (its status may be absent): the type is
+-- read first, where create writes it. Each transition reads only what it
+-- needs: HMGET costs grow with the fields.
 local function load_fields(id, fields)
-	local v = redis.call('HMGET', jkey(id), unpack(fields))
+	local v = redis.call('HMGET', jkey(id), F_type, unpack(fields))
 	if not v[1] then return nil end
-	local h = {id = id}
-	for i, f in ipairs(fields) do h[f] = v[i] or '' end
+	local h = {id = id, type = v[1]}
+	for i, f in ipairs(fields) do h[f] = v[i + 1] or '' end
 	if h.root == '' then h.root = id end
+	if h.status == '' then h.status = S_PENDING end
 	return h
+end
+
+-- HMGET of job ID's status and FIELDS..., in that order, as the scripts
+-- that read a few fields of many jobs want them: the status first
+-- (pending when the hash has none: create writes none; false when there
+-- is no job, a hash without a type: load_fields), then the fields.
+local function job_hmget(id, ...)
+	local a = {...}
+	local n = #a + 1
+	a[n] = F_type
+	local v = redis.call('HMGET', jkey(id), F_status, unpack(a))
+	if not v[n + 1] then v[1] = false
+	elseif not v[1] then v[1] = S_PENDING end
+	v[n + 1] = nil
+	return v
 end
 
 -- The hash of job ID as HGETALL's flat list, with its id (which the hash
@@ -522,6 +544,8 @@ local function read_into(h, v)
 	-- (a hash of an earlier version holds its id too: the key's wins)
 	h.id = id
 	if h.root == '' then h.root = id end
+	-- (a job without status is pending; a hash without a type is no job)
+	if h.status == '' and h.type ~= '' then h.status = S_PENDING end
 	h[ALL_READ] = true
 	return h
 end
@@ -846,8 +870,8 @@ local function load_run(id, whole)
 		F_type, F_system, F_attempt, F_awaiting, F_progress,
 		F_children_total, F_errors, F_run_since, F_run_ms, F_charged,
 		F_claimed_at, F_started_at)
-	if not v[1] then return nil end
-	return {id = id, status = v[1], parent = v[2] or '', root = v[3] or id,
+	if not v[4] then return nil end
+	return {id = id, status = v[1] or S_PENDING, parent = v[2] or '', root = v[3] or id,
 		type = v[4] or '', system = v[5] or '', attempt = v[6] or '',
 		awaiting = v[7] or '', progress = v[8] or '',
 		children_total = v[9] or '', errors = v[10] or '',

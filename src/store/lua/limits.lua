@@ -41,7 +41,7 @@ local function running_now()
 	run = {}
 	local ids = redis.call('ZRANGEBYSCORE', P .. K_leases, '-inf', '+inf')
 	for _, id in ipairs(ids) do
-		local v = redis.call('HMGET', jkey(id), F_status, F_type, F_awaiting)
+		local v = job_hmget(id, F_type, F_awaiting)
 		if running(v[1] or '') and v[3] ~= '1' then
 			run[v[2]] = run[v[2]] or {}
 			local r = run[v[2]]

@@ -71,7 +71,7 @@ for _, id in ipairs(cand) do
 	if found >= limit or examined >= fetch then break end
 	examined = examined + 1
 	last = id
-	local v = redis.call('HMGET', jkey(id), F_status, F_type, F_run_by,
+	local v = job_hmget(id, F_type, F_run_by,
 		F_parent, F_system)
 	if v[1] and (status == '' or v[1] == status) and (ty == '' or v[2] == ty)
 		and (run_by == '' or v[3] == run_by)

@@ -43,7 +43,7 @@ if searched then
 		if #ids == 0 then redis.call('ZREM', P .. K_endd, b) end
 		for i = 1, min(#ids, max - found) do
 			local id = ids[i]
-			local v = redis.call('HMGET', jkey(id), F_status, F_finished_at, F_parent)
+			local v = job_hmget(id, F_finished_at, F_parent)
 			found = found + 1
 			if not terminal(v[1]) or v[3] then
 				bucket_later(ENDED, b, id, false)

@@ -109,7 +109,8 @@ local function next_id()
 	return best
 end
 
-local FIELDS = {F_status, F_type, F_run_by, F_parent, F_system, F_created_at,
+-- (after the status, which job_hmget reads first)
+local FIELDS = {F_type, F_run_by, F_parent, F_system, F_created_at,
 	F_queued_at, F_started_at, F_finished_at, F_run_ms, F_run_since,
 	F_claimed_at, F_instance}
 local ORDER = {[S_PENDING] = 0, [S_IN_PROGRESS] = 1, [S_STOPPING] = 2,
@@ -161,7 +162,7 @@ if by == 'created' then
 		if not id then break end
 		examined = examined + 1
 		last = id
-		if matches(redis.call('HMGET', jkey(id), unpack(FIELDS))) then
+		if matches(job_hmget(id, unpack(FIELDS))) then
 			out[#out + 1] = job_fields(id)
 			found = found + 1
 		end
@@ -195,7 +196,7 @@ while examined < window do
 	local id = next_id()
 	if not id then break end
 	examined = examined + 1
-	local v = redis.call('HMGET', jkey(id), unpack(FIELDS))
+	local v = job_hmget(id, unpack(FIELDS))
 	if matches(v) then
 		local r = {id = id, k = key_of(v) or NONE}
 		if not cur or before(cur, r) then rows[#rows + 1] = r end

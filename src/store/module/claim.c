@@ -163,7 +163,11 @@ static int claim_alone(struct call *c, const struct claim_args *a,
 	rm_ReplyWithLongLong(c->ctx, id);
 	rm_ReplyWithLongLong(c->ctx, attempt);
 	reply_sv(c->ctx, v[F_TYPE]);
-	reply_sv(c->ctx, v[F_PAYLOAD]);
+	/* (a job without payload has {}: create writes none) */
+	if (sv_empty(v[F_PAYLOAD]))
+		rm_ReplyWithStringBuffer(c->ctx, "{}", 2);
+	else
+		reply_sv(c->ctx, v[F_PAYLOAD]);
 	reply_sv(c->ctx, v[F_CHECKPOINT]);
 	rm_ReplyWithLongLong(c->ctx, (long long)sv_num(v[F_LOW_PRIORITY]));
 	rm_ReplyWithLongLong(c->ctx, id);

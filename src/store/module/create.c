@@ -200,14 +200,12 @@ static void create_root(struct call *c, long long id, RedisModuleString **e,
 	if (sys)
 		run_by = NULL; /* a system job runs for no one */
 	/* No id (the key has it), no root (a root job is its own). */
+	/* No status (pending, its default) and no payload {} (create.lua). */
 	fv[n++] = N[F_TYPE];
 	fv[n++] = e[1];
-	fv[n++] = N[F_STATUS];
-	fv[n++] = N[STATUS(S_PENDING)];
 	fv[n++] = N[F_CREATED_AT];
 	fv[n++] = c->nows;
-	fv[n++] = N[F_PAYLOAD];
-	fv[n++] = e[5];
+	opt(fv, &n, F_PAYLOAD, e[5], "{}");
 	opt(fv, &n, F_SYSTEM, pol[P_SYSTEM], "0");
 	opt(fv, &n, F_LOW_PRIORITY, e[4], "0");
 	opt(fv, &n, F_KEY, e[0], "");

@@ -1147,7 +1147,13 @@ int job_open(struct call *c, struct job *j, RedisModuleString *k,
 	rm_ScanCursorDestroy(cur);
 	for (int i = 0; i < n; i++)
 		j->v[fields[i]] = sv_of(j->held[fields[i]]);
-	return j->v[F_STATUS].p != NULL;
+	/* lib.lua load_fields: a job is a hash with a type, and one without
+	 * status is pending (create writes none). */
+	if (!j->v[F_TYPE].p)
+		return 0;
+	if (!j->v[F_STATUS].p)
+		j->v[F_STATUS] = sv_of(N[STATUS(S_PENDING)]);
+	return 1;
 }
 
 RedisModuleString *job_own(struct job *j, RedisModuleString *s)

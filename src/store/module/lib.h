@@ -360,8 +360,9 @@ void flush(struct call *c);
 /*
  * Opens job hash K (taken over) and reads FIELDS (N) of it in one pass
  * into J->v. A lookup per field would scan a small hash once per field,
- * and all of it for each absent one. Returns 0 when the job does not
- * exist. job_close() in any case.
+ * and all of it for each absent one. FIELDS hold F_TYPE and F_STATUS.
+ * Returns 0 when the job does not exist (no hash with a type); an absent
+ * status reads as pending (lib.lua load_fields). job_close() in any case.
  */
 int job_open(struct call *c, struct job *j, RedisModuleString *k,
 	     const int *fields, int n);
