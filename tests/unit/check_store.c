@@ -567,6 +567,8 @@ START_TEST(test_a_pending_job_stores_no_status_nor_empty_payload)
 	ck_assert(fsck_finds("not a job"));
 	ck_assert_int_eq(jobd_store_get(st, gone, &job, &out.id),
 			 JOBD_STORE_ERR_NOTFOUND);
+	/* Nor is it claimed (its entry in P:alone is stale). */
+	ck_assert_uint_eq(claim_count(), 0);
 }
 END_TEST
 
@@ -4314,9 +4316,15 @@ START_TEST(test_logs_all_one_page_has_entries_and_lifecycle_of_jobs)
 	struct jobd_log_query q = { .grep = "" };
 	struct jobd_log_result res;
 	bool created_a = false, finished_b = false, work_a = false;
+	bool created_d = false;
+	int64_t d;
 
 	op_ok(JOBD_OP_STOP, c); /* logs, is no job that ran */
 	ck_assert_uint_eq(run_ready("work of %lld"), 2);
+	/* Logs and stays pending: a hash without status has its lifecycle
+	 * entries too. */
+	d = create("noop", 0);
+	op_ok(JOBD_OP_LOW_PRIORITY, d);
 	logs_page(&q, &res);
 	ck_assert_str_eq(res.next, "");
 	for (size_t i = 0; i < res.n; i++) {
@@ -4329,12 +4337,14 @@ START_TEST(test_logs_all_one_page_has_entries_and_lifecycle_of_jobs)
 			work_a = true;
 		if (e->job == b && strcmp(e->msg, "finished") == 0)
 			finished_b = true;
+		if (e->job == d && strcmp(e->msg, "created by tester") == 0)
+			created_d = true;
 		if (i > 0)
 			ck_assert_int_ge(e->ms, res.entries[i - 1].ms);
 	}
-	ck_assert_msg(created_a && work_a && finished_b,
-		      "%d %d %d, %zu entries", created_a, work_a, finished_b,
-		      res.n);
+	ck_assert_msg(created_a && work_a && finished_b && created_d,
+		      "%d %d %d %d, %zu entries", created_a, work_a, finished_b,
+		      created_d, res.n);
 	jobd_log_result_release(&res);
 	/* level and regex filter as for one job. */
 	q = (struct jobd_log_query){ .grep = "stopped by", .min_level = 1 };

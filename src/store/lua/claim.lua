@@ -50,6 +50,7 @@ local function load_alone(id)
 	local v = redis.call('HGETALL', jkey(id))
 	if #v == 0 then return nil end
 	local h = read_all(id, v)
+	if not h then return nil end
 	-- A root, whatever its hash says (as the module's claim_alone).
 	h.parent = ''
 	return h

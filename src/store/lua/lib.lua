@@ -537,15 +537,17 @@ end
 -- the constructor give the table 32 slots at once: one of 16 that the
 -- hash's other fields and a claim's own marks overflow is rehashed whole.
 local ALL_READ = {}
--- Fills H (its id and the defaults the reader wants) from V.
+-- Fills H (its id and the defaults the reader wants) from V; nil when
+-- V has no type: no job (as the module's job_open()).
 local function read_into(h, v)
 	local id = h.id
 	for i = 1, #v, 2 do h[v[i]] = v[i + 1] end
+	if h.type == '' then return nil end
 	-- (a hash of an earlier version holds its id too: the key's wins)
 	h.id = id
 	if h.root == '' then h.root = id end
-	-- (a job without status is pending; a hash without a type is no job)
-	if h.status == '' and h.type ~= '' then h.status = S_PENDING end
+	-- (a job without status is pending)
+	if h.status == '' then h.status = S_PENDING end
 	h[ALL_READ] = true
 	return h
 end

@@ -59,7 +59,9 @@ while true do
 				if not seen[job] then
 					seen[job] = true
 					local v = redis.call('HMGET', jkey(job), unpack(LIFECYCLE))
-					if v[10] then
+					-- (a job has a type; one without status is pending)
+					if v[13] then
+						v[10] = v[10] or S_PENDING
 						for i = 1, #LIFECYCLE do v[i] = v[i] or '' end
 						jobs[#jobs + 1] = job .. '\0' .. table.concat(v, '\0') .. '\0'
 					end
