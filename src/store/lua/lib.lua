@@ -493,8 +493,9 @@ end
 -- absent root as the job itself: a root job stores none, and an absent
 -- status as pending: create writes none). A job is a hash with a type,
 -- the one field every job has (its status may be absent): the type is
--- read first, where create writes it. Each transition reads only what it
--- needs: HMGET costs grow with the fields.
+-- read first, where create writes it, and always (FIELDS need not name
+-- it). Each transition reads only what it needs: HMGET costs grow with
+-- the fields.
 local function load_fields(id, fields)
 	local v = redis.call('HMGET', jkey(id), F_type, unpack(fields))
 	if not v[1] then return nil end
@@ -832,7 +833,7 @@ local CHILDREN = {F_children_progress, F_children_pending,
 	F_tree_stopping}
 -- Every field the transitions use (the children's counters included:
 -- written out, because a library's load may call no library function).
-local ALL = {F_status, F_parent, F_root, F_type, F_system, F_run_by,
+local ALL = {F_status, F_parent, F_root, F_system, F_run_by,
 	F_low_priority, F_progress, F_children_total, F_attempt, F_errors,
 	F_awaiting, F_created_at, F_queued_at, F_started_at, F_claimed_at,
 	F_run_since, F_run_ms, F_stoppable, F_restartable, F_retries, F_retry_count,
@@ -1352,12 +1353,12 @@ local function run_op(op, actor, first)
 	return out
 end
 
--- Writes what a script call summed up: statistics, status counters, the
--- virtual runtime floor, and one wake-up for idle workers.
 -- The module's skiplist_member (src/store/module/module.c), the same text.
 local SKIPLIST_MEMBER =
 	'jobd: a member long enough to make a sorted set a skip list, removed at once'
 
+-- Writes what a script call summed up: statistics, status counters, the
+-- virtual runtime floor, and one wake-up for idle workers.
 local function flush(ttl_ms)
 	ix_flush()
 	for _, k in ipairs(ZKEYS) do

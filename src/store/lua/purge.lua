@@ -76,7 +76,7 @@ while budget > 0 do
 	local kind, a, b, c = string.match(e, '^(%a+)\t([^\t]*)\t([^\t]*)\t?(.*)$')
 	if kind == 'job' then
 		local id, scope = a, b
-		local h = load_fields(id, {F_status, F_parent, F_root, F_type, F_system,
+		local h = load_fields(id, {F_status, F_parent, F_root, F_system,
 			F_run_by, F_key, F_restarts, F_finished_at})
 		if h then
 			local cls = class_of(h.parent, h.system)

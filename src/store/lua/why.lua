@@ -17,7 +17,7 @@
 -- Reads only.
 
 local id = ARGV[2]
-local h = load_fields(id, {F_status, F_type, F_low_priority, F_created_at,
+local h = load_fields(id, {F_status, F_low_priority, F_created_at,
 	F_queued_at, F_not_before, F_run_at, F_parent, F_root, F_children_total})
 if not h then return {} end
 local out = {'now', NOWS, 'status', h.status, 'type', h.type,
