@@ -49,9 +49,14 @@ field() {
 	rcli hget "jobd:job:$1" "$2"
 }
 
-# The status in the job's hash: a pending job has none (docs/redis-keys.md).
+# The status in the job's hash: a pending job has none (docs/redis-keys.md),
+# but has its type; a hash without one is no job.
 hash_status() {
 	local s
+	if [ -z "$(field "$1" type)" ]; then
+		echo "no job"
+		return
+	fi
 	s=$(field "$1" status)
 	echo "${s:-pending}"
 }
