@@ -289,6 +289,39 @@ static struct view_part *view_of(struct jobd_consumer *c, const char *topic,
 	return v;
 }
 
+/* Whether the consumer holds TOPIC/PARTITION. Under the lock. */
+static bool held(const struct jobd_consumer *c, const char *topic,
+		 int32_t partition)
+{
+	for (size_t i = 0; i < c->nheld; i++)
+		if (c->held[i].partition == partition &&
+		    strcmp(c->held[i].topic, topic) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Adds TOPIC/PARTITION to what the consumer holds, when missing: a
+ * message of it came, so it is ours, even before the next tick asks
+ * the consumer for its assignment. Without it, a refresh in between
+ * took the partition for one no longer held and dropped its counts
+ * (the dead letters of a first batch read within a second of the
+ * assignment). The next tick's assignment corrects it. Under the lock.
+ */
+static void held_add(struct jobd_consumer *c, const char *topic,
+		     int32_t partition)
+{
+	struct jobd_kafka_partition *kp;
+
+	if (held(c, topic, partition) || c->nheld == VIEW_PARTS)
+		return;
+	kp = &c->held[c->nheld++];
+	memset(kp, 0, sizeof(*kp));
+	snprintf(kp->topic, sizeof(kp->topic), "%s", topic);
+	kp->partition = partition;
+	kp->committed = kp->low = kp->high = kp->lag = -1;
+}
+
 /* Counts the messages of B, committed, per partition. */
 static void view_count_batch(struct jobd_consumer *c, const struct batch *b)
 {
@@ -299,8 +332,10 @@ static void view_count_batch(struct jobd_consumer *c, const struct batch *b)
 		const struct jobd_kafka_message *msg = &b->msgs[i];
 
 		if (!v || v->kp.partition != msg->partition ||
-		    strcmp(v->kp.topic, msg->topic) != 0)
+		    strcmp(v->kp.topic, msg->topic) != 0) {
+			held_add(c, msg->topic, msg->partition);
 			v = view_of(c, msg->topic, msg->partition);
+		}
 		if (v)
 			v->messages++;
 	}
@@ -316,6 +351,7 @@ static void view_count_dead(struct jobd_consumer *c,
 	size_t slot = (size_t)(minute % VIEW_MINUTES);
 
 	pthread_mutex_lock(&c->lock);
+	held_add(c, msg->topic, msg->partition);
 	v = view_of(c, msg->topic, msg->partition);
 	if (v) {
 		if (v->dead_minute[slot] != minute) {
@@ -369,7 +405,7 @@ static struct jobd_kafka_offsets *view_offsets(struct jobd_consumer *c,
 
 /*
  * Asks the brokers for the offsets of the partitions the consumer holds,
- * keeps them in the view (dropping the partitions no longer ours) and
+ * keeps them in the view (dropping the partitions no longer held) and
  * sums the lag for /metrics. On the view's thread, the lock not held
  * while asking.
  */
@@ -412,10 +448,14 @@ static void view_refresh(struct jobd_consumer *c)
 					  1000.0 / (double)(now - c->view_at) :
 				  0.0;
 		v->messages_then = v->messages;
-		kept[nkept++] = *v;
 		if (kp[i].lag >= 0)
 			lag = (lag < 0 ? 0 : lag) + kp[i].lag;
 	}
+	/* What is held now: a partition whose first message came while
+	 * we asked is kept with its counts, though not asked yet. */
+	for (size_t i = 0; i < c->nview; i++)
+		if (held(c, c->view[i].kp.topic, c->view[i].kp.partition))
+			kept[nkept++] = c->view[i];
 	memcpy(c->view, kept, nkept * sizeof(*kept));
 	c->nview = nkept;
 	c->view_at = now;
