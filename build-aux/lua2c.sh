@@ -3,7 +3,8 @@
 # The library is lib.lua followed by each script wrapped as the function
 # jobd_HASH_NAME (HASH: the first 8 hex digits of the library's SHA-1), so
 # two versions of jobd can share a Redis without replacing each other's
-# library. The C string jobd_library holds it; jobd_library_prefix is
+# library. Each function but hold's starts with begin() and hold_check()
+# (lib.lua). The C string jobd_library holds it; jobd_library_prefix is
 # "jobd_HASH_". The symbols of DIR/../schema.def (F_status, K_ready...)
 # become their literals on the way (build-aux/schema.sh): the library
 # holds, and its hash covers, the Lua as Redis runs it.
@@ -30,6 +31,7 @@ echo 'const char jobd_library[] ='
 		n=${f%.lua}
 		echo "redis.register_function('jobd_${hash}_$n', function(_, args)"
 		echo "begin(args)"
+		[ "$n" = hold ] || echo "hold_check()"
 		lua "$f"
 		echo "end)"
 	done

@@ -66,6 +66,7 @@ static int usage(FILE *f, int rc)
 		"  key KEY... [--parent ID]\n"
 		"  key --scan PATTERN [--parent ID]\n"
 		"  schedules [--json]\n"
+		"  cluster move --to HOST:PORT [--dry-run]\n"
 		"\n"
 		"Without -c, $JOBD_CONFIG names the config file; without it,\n"
 		"built-in defaults. JOBD_REDIS overrides the Redis address.\n");
@@ -94,6 +95,7 @@ static int bad_usage(char **argv, bool option)
 		{ "key",
 		  "key KEY... [--parent ID], or key --scan PATTERN [--parent ID]" },
 		{ "schedules", "schedules [--json]" },
+		{ "cluster", "cluster move --to HOST:PORT [--dry-run]" },
 	};
 	const char *form = "COMMAND ID...";
 
@@ -1125,6 +1127,50 @@ static int cmd_fsck(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/* --- cluster ------------------------------------------------------------- */
+
+static void print_line(void *arg, const char *line)
+{
+	(void)arg;
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+/* Moves the deployment's slot to another primary while jobd runs. */
+static int cmd_cluster(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *to = NULL;
+	bool dry_run = false;
+	int opt, rc;
+
+	if (argc < 2 || strcmp(argv[1], "move") != 0)
+		return bad_usage(argv, false);
+	argc--;
+	argv++;
+	argv[0] = "cluster";
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 't')
+			to = optarg;
+		else if (opt == 'n')
+			dry_run = true;
+		else
+			return bad_usage(argv, true);
+	}
+	if (optind != argc || !to)
+		return bad_usage(argv, false);
+	if ((rc = connect_store(ctl)))
+		return rc;
+	if (jobd_store_move(ctl->st, to, ctl->actor, dry_run, print_line,
+			    NULL) < 0)
+		return store_failed(ctl);
+	return 0;
+}
+
 /* --- key ----------------------------------------------------------------- */
 
 static void print_key(const char *key, int64_t id, void *arg)
@@ -1501,6 +1547,8 @@ int main(int argc, char **argv)
 		rc = cmd_key(&ctl, argc, argv);
 	else if (strcmp(cmd, "schedules") == 0)
 		rc = cmd_schedules(&ctl, argc, argv);
+	else if (strcmp(cmd, "cluster") == 0)
+		rc = cmd_cluster(&ctl, argc, argv);
 	else {
 		rc = -1;
 		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)

@@ -240,6 +240,13 @@ cluster_strays() {
 	done <"$JOBD_TEST_REDIS_DIR/nodes"
 }
 
+# nrcli HOST:PORT ARGS...: redis-cli on one node of a cluster.
+nrcli() {
+	local at=$1
+	shift
+	redis-cli -h "${at%:*}" -p "${at#*:}" "$@"
+}
+
 # cluster_owner NODES KEY: host:port of the primary that owns the slot
 # of KEY, as the first node of the file NODES (host:port a line) that
 # answers sees it; nothing while no primary does (during a failover).

@@ -907,6 +907,9 @@ static void *beat_main(void *arg)
 	size_t n, cap = 0, expired, left;
 	struct jobd_ctx *ctx;
 	bool failing = false;
+	/* The hold of a move under way (jobctl cluster move), as its start
+	 * names it, and since when (monotonic ms) it surely lasted. */
+	int64_t hold_since = 0, hold_at = 0, since;
 	int rc;
 
 	pthread_mutex_lock(&w->mu);
@@ -961,6 +964,31 @@ static void *beat_main(void *arg)
 						ctx_deliver_stop(ctx);
 				}
 			}
+		} else if (jobd_store_held(w->st_beat, &since)) {
+			/*
+			 * A move of the slot holds the calls; Redis lengthens
+			 * every lease by the time held when it lets them go.
+			 * The hold was there when a refusal came back, and
+			 * when this call arrived, sent at T0: the time between
+			 * counts as renewed (a shorter span than the hold's,
+			 * so the guard stays on the safe side).
+			 */
+			int64_t now = jobd_util_mono_ms();
+
+			if (since != hold_since) {
+				hold_since = since;
+				hold_at = now;
+				jobd_warn("cannot renew leases: %s; they are "
+					  "lengthened by the time held",
+					  jobd_store_errstr(w->st_beat));
+			} else if (t0 > hold_at) {
+				for (ctx = w->live; ctx; ctx = ctx->next)
+					if (!ctx->fenced)
+						ctx->lease_until +=
+							t0 - hold_at;
+				hold_at = t0;
+			}
+			failing = true;
 		} else {
 			/* The guard abandons what cannot be renewed in time. */
 			if (!failing)

@@ -73,7 +73,7 @@ static const char *const script_names[S_COUNT] = {
 	"fsck",		  "fsck_refs",	 "backfill",
 	"logscan",	  "why",	 "schedule",
 	"limits",	  "limits_show", "sort",
-	"keys",		  "key_window",
+	"keys",		  "key_window",	 "hold",
 };
 
 void store_args_release(struct store_args *a)
@@ -302,7 +302,7 @@ static redisReply *first_call(struct jobd_store *st, struct store_link *c,
  * -1 with the error set (no node answering, or none owning the slot yet:
  * a failover under way).
  */
-static int owner_find(struct jobd_store *st, struct jobd_redis_address *at)
+int store_owner_find(struct jobd_store *st, struct jobd_redis_address *at)
 {
 	const struct jobd_redis_address *owner;
 
@@ -330,15 +330,21 @@ static int owner_find(struct jobd_store *st, struct jobd_redis_address *at)
 struct store_link *store_connect_to(struct jobd_store *st)
 {
 	struct jobd_redis_address at = st->addr;
-	const char *addr;
+
+	if (st->cl && store_owner_find(st, &at) < 0)
+		return NULL;
+	return store_link_at(st, &at, store_where(st));
+}
+
+struct store_link *store_link_at(struct jobd_store *st,
+				 const struct jobd_redis_address *at,
+				 const char *addr)
+{
 	struct store_link *c;
 	redisReply *r;
 	char err[512];
 
-	if (st->cl && owner_find(st, &at) < 0)
-		return NULL;
-	addr = store_where(st);
-	c = store_link_open(&at, st->tls, st->timeout_ms, err, sizeof(err));
+	c = store_link_open(at, st->tls, st->timeout_ms, err, sizeof(err));
 	if (!c) {
 		store_set_err(st, "cannot connect to redis at %s: %s", addr,
 			      err);
@@ -744,7 +750,7 @@ static redisReply *run(struct jobd_store *st, int argc, const char **argv,
 		/*
 		 * A function refused a key that is not here may have written
 		 * before it reached one: during a migration of the slot
-		 * (docs/scaling.md, "Migrating the slot"). Not again at once;
+		 * (docs/scaling.md, "Moving the slot"). Not again at once;
 		 * after a failover or a migration done, the caller's retry
 		 * finds the new primary.
 		 */

@@ -628,6 +628,34 @@ int jobd_store_limits_write(struct jobd_store *st, const char *instance,
 int jobd_store_key_window_write(struct jobd_store *st, int64_t *replaced);
 
 /*
+ * Whether the last call failed because a move of the slot holds the calls
+ * (jobctl cluster move: "HELD ..."); *SINCE gets when the hold began (ms,
+ * Redis's clock), which names it: Redis lengthens every lease by the time
+ * held when it lets the calls go, so a worker may count the time a hold
+ * surely lasted as renewed.
+ */
+bool jobd_store_held(const struct jobd_store *st, int64_t *since);
+
+/* What jobd_store_move says as it goes: one line, without its newline. */
+typedef void (*jobd_store_say)(void *arg, const char *line);
+
+/*
+ * Moves the slot of [redis] prefix's hash tag to the primary TO
+ * ("host:port") of the same Redis Cluster while jobd runs (jobctl cluster
+ * move; docs/scaling.md, "Moving the slot"): the calls of every jobd are
+ * held (P:hold, BY saying who moves it) while MIGRATE moves the keys,
+ * then the slot is given to TO and the calls go on, every lease
+ * lengthened by the time held. SAY (may be NULL) gets each step. With
+ * DRY_RUN it says what it would move and moves nothing. A move
+ * interrupted is resumed by calling again with the same TO; the calls
+ * stay held until then. 0, or JOBD_STORE_ERR_REDIS with the error set
+ * (not a cluster, TO not a primary of it, the slot migrating elsewhere,
+ * a node that cannot be reached or refuses a step, named).
+ */
+int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
+		    bool dry_run, jobd_store_say say, void *arg);
+
+/*
  * The job each of the N idempotency KEYS names (docs/redis-keys.md,
  * "Idempotency keys"), as creating a job with it would find it: root
  * keys with PARENT 0, else the keys of PARENT's children in its current

@@ -83,6 +83,7 @@ enum script_id {
 	S_SORT,
 	S_KEYS,
 	S_KEY_WINDOW,
+	S_HOLD,
 	S_COUNT,
 };
 
@@ -172,6 +173,17 @@ void store_list_add(struct store_list *l, struct store_args *a);
 /* Sets the error jobd_store_errstr() returns. */
 void store_set_err(struct jobd_store *st, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* The address of the primary that owns the prefix's slot, from the slot
+ * map read again (its "host:port" in st->owner); 0, or -1 with the error
+ * set. On a cluster only. */
+int store_owner_find(struct jobd_store *st, struct jobd_redis_address *at);
+
+/* A new link to the node AT (called ADDR in errors), authenticated as
+ * the store's own and answering PING; NULL with the error set. */
+struct store_link *store_link_at(struct jobd_store *st,
+				 const struct jobd_redis_address *at,
+				 const char *addr);
 
 /* Frees connection *C, if any, and sets it NULL. */
 void store_drop(struct store_link **c);

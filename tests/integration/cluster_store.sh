@@ -97,13 +97,6 @@ slot=$(redis-cli -h 127.0.0.1 -p "${seed#*:}" cluster keyslot '{jobd}')
 done_log=$work/done.log
 : >"$done_log"
 
-# nrcli HOST:PORT ARGS...: redis-cli on one node.
-nrcli() {
-	local at=$1
-	shift
-	redis-cli -h "${at%:*}" -p "${at#*:}" "$@"
-}
-
 # owner: host:port of the primary that owns the slot of {jobd}, as the
 # first node that answers sees it (nothing during a failover).
 owner() {

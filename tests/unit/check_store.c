@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include "store/cluster.h"
+#include "store/scripts.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
@@ -3539,6 +3540,78 @@ START_TEST(test_leases_are_a_skiplist_from_the_first_claim)
 }
 END_TEST
 
+/*
+ * While P:hold exists (jobctl cluster move, docs/scaling.md "Moving the
+ * slot"), a create, a claim, a finish and a heartbeat are refused before
+ * they write anything, with the error that names the hold
+ * (jobd_store_held: when it began); hold.lua's release lengthens every
+ * lease by the time held and lets the calls go. The module's commands
+ * and the Lua functions alike (both modes).
+ */
+START_TEST(test_a_hold_refuses_every_call_before_it_writes)
+{
+	struct jobd_spec spec = { .type = "noop" };
+	struct jobd_report r = { .outcome = JOBD_OUTCOME_DONE };
+	int64_t a = create("noop", 0), b, at_a, since = 0;
+	long long seq, lease, now;
+	struct jobd_created out;
+	struct jobd_claim *cl;
+	enum jobd_result res;
+	char cmd[512];
+	size_t n;
+
+	at_a = claim_only(a);
+	b = create("noop", 0);
+	ck_assert_uint_eq(rcli_ints(&lease, 1, "zscore jobd:leases %lld",
+				    (long long)a),
+			  1);
+	ck_assert_uint_eq(rcli_ints(&now, 1, "time"), 1);
+	now *= 1000;
+	ck_assert_uint_eq(rcli_ints(&seq, 1, "get jobd:seq"), 1);
+	snprintf(cmd, sizeof(cmd),
+		 "hset jobd:hold to 127.0.0.1:1 by test since %lld",
+		 now - 5000);
+	rcli(cmd);
+
+	ck_assert_int_lt(jobd_store_create(st, "tester", &spec, 1, &out), 0);
+	ck_assert_msg(jobd_store_held(st, &since), "create: %s",
+		      jobd_store_errstr(st));
+	ck_assert_int_eq(since, now - 5000);
+	ck_assert_int_lt(jobd_store_claim(st, "test-1", 10, 10, 60000, &cl,
+					  &n),
+			 0);
+	ck_assert_msg(jobd_store_held(st, &since), "claim: %s",
+		      jobd_store_errstr(st));
+	r.id = a;
+	r.attempt = at_a;
+	ck_assert_int_lt(jobd_store_finish(st, &r, 1, &res), 0);
+	ck_assert_msg(jobd_store_held(st, &since), "finish: %s",
+		      jobd_store_errstr(st));
+	ck_assert_int_lt(jobd_store_heartbeat(st, &a, &at_a, 1, 60000, &res),
+			 0);
+	ck_assert(jobd_store_held(st, &since));
+	ck_assert_int_eq(rcli_int("get jobd:seq"), seq);
+	ck_assert_int_eq(rcli_int("zcard jobd:leases"), 1);
+
+	/* Released: the lease is 5 s longer (the hold's age), and every
+	 * call goes on. */
+	snprintf(cmd, sizeof(cmd), "fcall %shold 0 %s release",
+		 jobd_library_prefix, prefix);
+	ck_assert_int_eq(rcli_int(cmd), 1);
+	ck_assert_int_eq(rcli_int("exists jobd:hold"), 0);
+	ck_assert_uint_eq(rcli_ints(&now, 1, "zscore jobd:leases %lld",
+				    (long long)a),
+			  1);
+	ck_assert_int_ge(now, lease + 5000);
+	ck_assert_int_lt(now, lease + 10000);
+	ck_assert_uint_eq(claim_count_of(10), 1);
+	ck_assert_int_eq(finish(a, at_a, JOBD_OUTCOME_DONE),
+			 JOBD_RESULT_FINISHED);
+	assert_status(a, "finished");
+	ck_assert_int_gt(create("noop", 0), b);
+}
+END_TEST
+
 /* Retention reads the oldest minutes first, a bounded batch a call: with
  * a budget of one, the roots of a minute all go before any of the next,
  * and a minute after the cutoff stays. */
@@ -4840,6 +4913,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc,
 		       test_ended_buckets_stay_intsets_past_512_roots_a_minute);
 	tcase_add_test(tc, test_leases_are_a_skiplist_from_the_first_claim);
+	tcase_add_test(tc, test_a_hold_refuses_every_call_before_it_writes);
 	tcase_add_test(
 		tc,
 		test_purge_deletes_the_oldest_minutes_first_in_small_batches);

@@ -1400,6 +1400,22 @@ local function flush(ttl_ms)
 	flush_stats(ttl_ms)
 end
 
+-- A move of the deployment's slot holds every call (jobctl cluster move,
+-- docs/scaling.md "Moving the slot"): the first key each function reads
+-- is P:hold (every function but hold.lua's, lua2c.sh), so while it
+-- exists, and while the slot migrates (then this node refuses the key
+-- itself: "non local key", or the key has gone ahead to the new node),
+-- a call stops at its first command, before it writes anything. The
+-- caller retries, as after any Redis error.
+local function hold_check()
+	if redis.call('EXISTS', P .. K_hold) == 1 then
+		local h = redis.call('HMGET', P .. K_hold, 'to', 'since')
+		error({err = 'HELD the slot of ' .. P .. ' is moving to ' ..
+			(h[1] or '?') .. ' (jobctl cluster move, since ' ..
+			(h[2] or '?') .. ' ms): calls wait until it is done'})
+	end
+end
+
 -- Per call: the idempotency keys' window and layout (keys_conf()).
 local KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD, KEYS_PFX
 

@@ -101,6 +101,79 @@ static int prefix_allowed(RedisModuleCtx *ctx, RedisModuleString **argv,
 	return ok;
 }
 
+/*
+ * Whether a move of the deployment's slot holds this call (jobctl cluster
+ * move, docs/scaling.md "Moving the slot"), as the Lua functions'
+ * hold_check(): PREFIX:hold exists, or, on a cluster, this node does not
+ * serve it now. The module opens keys without the cluster's checks, so
+ * there the key is asked through RM_Call, which makes them: while the
+ * slot migrates and the key has gone ahead to the new node, or once the
+ * slot is there, the node refuses it ("non local key": the store reads
+ * the slot map again). Replies the refusal when it holds; before
+ * anything is read or written.
+ */
+static int hold_refuses(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	RedisModuleString *k;
+	const char *p;
+	char *buf;
+	size_t len;
+	long long since = 0;
+	char msg[256];
+	int held, here = 1;
+
+	if (argc < 2)
+		return 0;
+	p = rm_StringPtrLen(argv[1], &len);
+	buf = rm_Alloc(len + sizeof(K_HOLD));
+	memcpy(buf, p, len);
+	memcpy(buf + len, K_HOLD, sizeof(K_HOLD));
+	k = rm_CreateString(ctx, buf, len + sizeof(K_HOLD) - 1);
+	rm_Free(buf);
+	if (rm_GetContextFlags(ctx) & RM_CTX_FLAGS_CLUSTER) {
+		RedisModuleCallReply *r = rm_Call(ctx, "EXISTS", "s", k);
+
+		here = r != NULL;
+		held = r && rm_CallReplyInteger(r) > 0;
+		if (r)
+			rm_FreeCallReply(r);
+	} else {
+		held = 1;
+	}
+	if (here && held) {
+		RedisModuleKey *key = rm_OpenKey(ctx, k, RM_READ);
+		RedisModuleString *v = NULL;
+
+		held = rm_KeyType(key) != RM_KEYTYPE_EMPTY;
+		if (rm_KeyType(key) == RM_KEYTYPE_HASH) {
+			RedisModuleString *f = rm_CreateString(ctx, "since", 5);
+
+			rm_HashGet(key, RM_HASH_NONE, f, &v, NULL);
+			rm_FreeString(ctx, f);
+		}
+		if (v) {
+			rm_StringToLongLong(v, &since);
+			rm_FreeString(ctx, v);
+		}
+		rm_CloseKey(key);
+	}
+	rm_FreeString(ctx, k);
+	if (!here)
+		rm_ReplyWithError(ctx,
+				  "ERR jobd: the slot of the prefix is not "
+				  "served here now (migrating or moved): "
+				  "refused an access a non local key would be");
+	else if (held) {
+		snprintf(
+			msg, sizeof(msg),
+			"HELD the slot of %.*s is moving (jobctl cluster move, "
+			"since %lld ms): calls wait until it is done",
+			(int)len, p, since);
+		rm_ReplyWithError(ctx, msg);
+	}
+	return !here || held;
+}
+
 #define NOPERM                                                                \
 	"NOPERM this user has no permissions to access one of the keys used " \
 	"as arguments"
@@ -109,6 +182,8 @@ static int acl_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	if (!prefix_allowed(ctx, argv, argc))
 		return rm_ReplyWithError(ctx, NOPERM);
+	if (hold_refuses(ctx, argv, argc))
+		return RM_OK;
 	return cmd_create(ctx, argv, argc);
 }
 
@@ -116,6 +191,8 @@ static int acl_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	if (!prefix_allowed(ctx, argv, argc))
 		return rm_ReplyWithError(ctx, NOPERM);
+	if (hold_refuses(ctx, argv, argc))
+		return RM_OK;
 	return cmd_claim(ctx, argv, argc);
 }
 
@@ -123,6 +200,8 @@ static int acl_finish(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
 	if (!prefix_allowed(ctx, argv, argc))
 		return rm_ReplyWithError(ctx, NOPERM);
+	if (hold_refuses(ctx, argv, argc))
+		return RM_OK;
 	return cmd_finish(ctx, argv, argc);
 }
 

@@ -58,6 +58,9 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 #define RM_NOTIFY_HASH (1 << 6)
 #define RM_NOTIFY_ZSET (1 << 7)
 
+/* RedisModule_GetContextFlags: the server runs in cluster mode. */
+#define RM_CTX_FLAGS_CLUSTER (1 << 5)
+
 /* Key permissions, as in key specs (REDISMODULE_CMD_KEY_*). */
 #define RM_KEY_ACCESS (1 << 4)
 #define RM_KEY_UPDATE (1 << 5)
@@ -120,6 +123,7 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(long long, CallReplyInteger, (RedisModuleCallReply *))               \
 	X(void, FreeCallReply, (RedisModuleCallReply *))                       \
 	X(long long, Milliseconds, (void))                                     \
+	X(int, GetContextFlags, (RedisModuleCtx *))                            \
 	X(RedisModuleScanCursor *, ScanCursorCreate, (void))                   \
 	X(void, ScanCursorDestroy, (RedisModuleScanCursor *))                  \
 	X(int, ScanKey,                                                        \

@@ -1,0 +1,43 @@
+-- hold.lua: holds every call of the deployment while jobctl cluster move
+-- moves its slot to another primary, then lets them go (docs/scaling.md,
+-- "Moving the slot"). The one function that runs while P:hold exists.
+-- ARGV: prefix, action, then for 'set': to (host:port), by (who moves it)
+-- set: P:hold says where the slot goes, who moves it and since when (ms,
+--   Redis's clock); a hold already there is kept, so a move that was
+--   interrupted resumes under it. Reply: {to, by, since} of the hold.
+-- release: no heartbeat could renew a lease while the calls were held,
+--   so every lease (P:leases) is lengthened by how long the hold lasted:
+--   a job keeps the time it had left, and no instance takes a running
+--   job for one whose owner died. Then P:hold goes. Reply: the leases
+--   lengthened, or -1 when there was no hold.
+
+local hk = P .. K_hold
+local action = ARGV[2]
+if action == 'set' then
+	if redis.call('EXISTS', hk) == 0 then
+		redis.call('HSET', hk, 'to', ARGV[3], 'by', ARGV[4], 'since', NOWS)
+	end
+	return redis.call('HMGET', hk, 'to', 'by', 'since')
+end
+if action ~= 'release' then
+	return redis.error_reply('ERR hold.lua: unknown action ' .. tostring(action))
+end
+local since = tonumber(redis.call('HGET', hk, 'since') or '')
+if redis.call('EXISTS', hk) == 0 then return -1 end
+local held = since and NOW - since or 0
+local n = 0
+if held > 0 then
+	local v = redis.call('ZRANGE', LEASES, 0, -1, 'WITHSCORES')
+	local add = {}
+	for i = 1, #v, 2 do
+		add[#add + 1] = I(tonumber(v[i + 1]) + held)
+		add[#add + 1] = v[i]
+	end
+	n = #add / 2
+	-- In chunks: unpack() is bounded by the Lua stack.
+	for i = 1, #add, 4000 do
+		redis.call('ZADD', LEASES, unpack(add, i, min(i + 3999, #add)))
+	end
+end
+redis.call('DEL', hk)
+return n
