@@ -34,7 +34,7 @@
 #include "store/schema.h" /* generated from src/store/schema.def */
 #include "store/store_int.h"
 
-#define MOVE_BATCH 100	 /* keys per MIGRATE */
+#define MOVE_BATCH 1000	 /* keys per MIGRATE */
 #define MIGRATE_MS 10000 /* MIGRATE's timeout */
 
 bool jobd_store_held(const struct jobd_store *st, int64_t *since)
