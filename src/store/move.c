@@ -145,6 +145,12 @@ static int slot_state(struct jobd_store *st, struct node *n, int slot,
 
 	if (!(r = node_call(st, n, "CLUSTER NODES", "CLUSTER NODES")))
 		return -1;
+	if (r->type != REDIS_REPLY_STRING) {
+		freeReplyObject(r);
+		store_set_err(st, "redis at %s: CLUSTER NODES: not a text",
+			      n->addr);
+		return -1;
+	}
 	snprintf(mig, sizeof(mig), "[%d->-", slot);
 	snprintf(imp, sizeof(imp), "[%d-<-", slot);
 	for (line = r->str; line && *line;) {
@@ -170,39 +176,40 @@ static int slot_state(struct jobd_store *st, struct node *n, int slot,
 }
 
 /*
- * Whether P:hold exists on node N (1, 0; -1 with the error set). During
- * the migration a source answers ASK for a key gone ahead (0: not here),
- * and a target serves one only after ASKING (IMPORTING).
+ * Whether P:hold exists on node N: 1 with its "since" in *SINCE, 0, or -1
+ * with the error set. During the migration a source answers ASK for a key
+ * gone ahead (0: not here), and a target serves one only after ASKING
+ * (IMPORTING).
  */
-static int hold_on(struct jobd_store *st, struct node *n, bool importing)
+static int hold_on(struct jobd_store *st, struct node *n, bool importing,
+		   int64_t *since)
 {
 	redisReply *r;
-	int h;
+	int h = 0;
 
+	*since = 0;
 	if (importing) {
 		if (!(r = node_call(st, n, "ASKING", "ASKING")))
 			return -1;
 		freeReplyObject(r);
 	}
-	r = store_link_command(n->c, "EXISTS %s%s", st->conf->prefix, K_HOLD);
+	r = store_link_command(n->c, "HGET %s%s since", st->conf->prefix,
+			       K_HOLD);
 	if (!r) {
-		store_set_err(st, "redis at %s: EXISTS of the hold: %s",
-			      n->addr, store_link_errstr(n->c));
+		store_set_err(st, "redis at %s: HGET of the hold: %s", n->addr,
+			      store_link_errstr(n->c));
 		return -1;
 	}
-	if (r->type == REDIS_REPLY_ERROR &&
-	    jobd_cluster_redirect(r) == JOBD_CLUSTER_ASK) {
-		freeReplyObject(r);
-		return 0;
+	if (r->type == REDIS_REPLY_STRING) {
+		h = 1;
+		if (jobd_util_parse_i64(r->str, since) < 0)
+			*since = 0;
+	} else if (r->type == REDIS_REPLY_ERROR &&
+		   jobd_cluster_redirect(r) != JOBD_CLUSTER_ASK) {
+		store_set_err(st, "redis at %s refused HGET of the hold: %s",
+			      n->addr, r->str);
+		h = -1;
 	}
-	if (r->type != REDIS_REPLY_INTEGER) {
-		store_set_err(st, "redis at %s refused EXISTS of the hold: %s",
-			      n->addr,
-			      r->type == REDIS_REPLY_ERROR ? r->str : "?");
-		freeReplyObject(r);
-		return -1;
-	}
-	h = r->integer > 0;
 	freeReplyObject(r);
 	return h;
 }
@@ -216,7 +223,7 @@ static int knows(struct jobd_store *st, struct node *n, const char *id)
 
 	if (!r)
 		return -1;
-	k = strstr(r->str, id) != NULL;
+	k = r->type == REDIS_REPLY_STRING && strstr(r->str, id) != NULL;
 	freeReplyObject(r);
 	return k;
 }
@@ -321,7 +328,9 @@ static int move_keys(struct jobd_store *st, struct node *src, struct node *dst,
 		if (*moved % (MOVE_BATCH * 100) == 0)
 			say(fn, arg, "moved %lld keys", *moved);
 	}
-	switch (hold_on(st, src, false)) {
+	int64_t since;
+
+	switch (hold_on(st, src, false, &since)) {
 	case -1:
 		return -1;
 	case 1: {
@@ -341,51 +350,122 @@ static int move_keys(struct jobd_store *st, struct node *src, struct node *dst,
 	return 0;
 }
 
-/* CLUSTER SETSLOT SLOT NODE ID on the target, the source, then every
- * other primary (they learn it by gossip too: a refusal there is said,
- * not an error). */
-static int give_slot(struct jobd_store *st, struct node *src, struct node *dst,
-		     jobd_store_say fn, void *arg)
+/*
+ * Gives the slot to DST on DST, then on every other primary its CLUSTER
+ * NODES names (the source among them, a primary without slots too),
+ * each through a link of its own: SETSLOT NODE also clears a node's
+ * MIGRATING or IMPORTING mark, which gossip does not (a source left
+ * marked would answer ASK for every key it lacks, the hold's too, and
+ * hold every call for good). Then checks that no primary marks the slot
+ * any more; 0 or -1 with the error set (the calls stay held: run the
+ * move again).
+ */
+static int settle(struct jobd_store *st, struct node *dst, jobd_store_say fn,
+		  void *arg)
 {
-	char slot[16];
+	char peer[64], *text = NULL;
+	const char *line;
 	redisReply *r;
+	int rc = -1;
 
-	snprintf(slot, sizeof(slot), "%d", st->slot);
 	if (!(r = node_call(st, dst, "CLUSTER SETSLOT NODE",
 			    "CLUSTER SETSLOT %d NODE %s", st->slot, dst->id)))
 		return -1;
 	freeReplyObject(r);
-	if (!(r = node_call(st, src, "CLUSTER SETSLOT NODE",
-			    "CLUSTER SETSLOT %d NODE %s", st->slot, dst->id)))
+	if (!(r = node_call(st, dst, "CLUSTER NODES", "CLUSTER NODES")))
 		return -1;
+	if (r->type == REDIS_REPLY_STRING)
+		text = strdup(r->str);
 	freeReplyObject(r);
-	for (int i = 0; i < jobd_cluster_primaries(st->cl); i++) {
-		const char *argv[] = { "CLUSTER", "SETSLOT", slot, "NODE",
-				       dst->id };
-		size_t lens[5];
-		const char *addr;
-		int s = jobd_cluster_primary(st->cl, i, &addr);
-
-		if (s < 0 || strcmp(addr, src->addr) == 0 ||
-		    strcmp(addr, dst->addr) == 0)
-			continue;
-		for (int k = 0; k < 5; k++)
-			lens[k] = strlen(argv[k]);
-		r = jobd_cluster_command(st->cl, s, 5, argv, lens);
-		if (!r || r->type == REDIS_REPLY_ERROR)
-			say(fn, arg,
-			    "warning: %s did not take the new owner of slot "
-			    "%d (%s): it learns it from the others",
-			    addr, st->slot,
-			    r ? r->str : jobd_cluster_errstr(st->cl));
-		if (r)
-			freeReplyObject(r);
+	if (!text) {
+		store_set_err(st, "redis at %s: CLUSTER NODES: no text",
+			      dst->addr);
+		return -1;
 	}
-	return 0;
+	for (line = text; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		char buf[8192], id[64], addr[300], flags[256];
+		struct node n = { 0 };
+		int state;
+
+		snprintf(buf, sizeof(buf), "%.*s", (int)len, line);
+		line = end ? end + 1 : line + len;
+		if (sscanf(buf, "%63s %299s %255s", id, addr, flags) != 3 ||
+		    !strstr(flags, "master") || strstr(flags, "myself") ||
+		    strstr(flags, "fail") || strstr(flags, "noaddr"))
+			continue;
+		addr[strcspn(addr, "@")] = '\0';
+		/* Keys of the slot elsewhere: a move to that node cut off
+		 * (its source failed over?). Given away, they would be
+		 * lost. */
+		if (node_open(st, &n, addr) == 0 &&
+		    (r = node_call(st, &n, "CLUSTER COUNTKEYSINSLOT",
+				   "CLUSTER COUNTKEYSINSLOT %d", st->slot))) {
+			long long keys = r->integer;
+
+			freeReplyObject(r);
+			if (keys > 0) {
+				store_set_err(
+					st,
+					"%s holds %lld keys of slot %d, which "
+					"is at %s: a move to %s was cut off (a "
+					"failover of its source?): stop every "
+					"jobd, finish it with redis-cli "
+					"--cluster fix, then run jobctl fsck",
+					addr, keys, st->slot, dst->addr, addr);
+				store_drop(&n.c);
+				goto out;
+			}
+		}
+		if (!n.c || !(r = node_call(st, &n, "CLUSTER SETSLOT NODE",
+					    "CLUSTER SETSLOT %d NODE %s",
+					    st->slot, dst->id))) {
+			/* Unreachable or refusing: fine if it marks nothing
+			 * (it learns the owner by gossip), not otherwise. */
+			say(fn, arg, "warning: %s", st->err);
+			state = n.c ? slot_state(st, &n, st->slot, peer,
+						 sizeof(peer)) :
+				      -1;
+			store_drop(&n.c);
+			if (state != 0) {
+				store_set_err(st,
+					      "%s may still mark slot %d as "
+					      "migrating or importing: run the "
+					      "move again once it answers",
+					      addr, st->slot);
+				goto out;
+			}
+			continue;
+		}
+		freeReplyObject(r);
+		state = slot_state(st, &n, st->slot, peer, sizeof(peer));
+		store_drop(&n.c);
+		if (state != 0) {
+			if (state > 0)
+				store_set_err(st,
+					      "%s still marks slot %d as %s: "
+					      "run the move again",
+					      addr, st->slot,
+					      state == 'm' ? "migrating" :
+							     "importing");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(text);
+	return rc;
 }
 
-/* Lets the calls go (hold.lua release) on the slot's owner now. */
-static int release(struct jobd_store *st, jobd_store_say fn, void *arg)
+/*
+ * Lets the calls go (hold.lua release) on the slot's owner now: the hold
+ * of a move to TO ("" for any), its leases lengthened by the time held
+ * as the owner's clock counts it, and at least MIN_HELD ms (as the
+ * source's counted it: the clocks of two nodes may differ).
+ */
+static int release(struct jobd_store *st, const char *to, int64_t min_held,
+		   jobd_store_say fn, void *arg)
 {
 	struct store_args a = { 0 };
 	redisReply *r;
@@ -394,6 +474,8 @@ static int release(struct jobd_store *st, jobd_store_say fn, void *arg)
 	 * reads the slot map again. */
 	store_drop(&st->c);
 	store_args_add(&a, "release");
+	store_args_add(&a, to);
+	store_args_addf(&a, "%lld", (long long)min_held);
 	r = store_eval(st, S_HOLD, &a);
 	store_args_release(&a);
 	if (!r)
@@ -406,16 +488,34 @@ static int release(struct jobd_store *st, jobd_store_say fn, void *arg)
 	return 0;
 }
 
+/* Node N's clock (TIME), ms; -1 with the error set. */
+static int64_t node_time(struct jobd_store *st, struct node *n)
+{
+	redisReply *r = node_call(st, n, "TIME", "TIME");
+	int64_t ms = -1;
+
+	if (!r)
+		return -1;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+		ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+		     strtoll(r->element[1]->str, NULL, 10) / 1000;
+	else
+		store_set_err(st, "redis at %s: TIME: not two numbers",
+			      n->addr);
+	freeReplyObject(r);
+	return ms;
+}
+
 int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 		    bool dry_run, jobd_store_say fn, void *arg)
 {
 	struct node src = { 0 }, dst = { 0 };
 	char peer[64] = "", tpeer[64] = "";
-	int rc = JOBD_STORE_ERR_REDIS, state, tstate;
+	int rc = JOBD_STORE_ERR_REDIS, state, tstate, h;
 	long long moved = 0, count = 0;
 	struct jobd_redis_address at;
 	char owner[sizeof(st->owner)];
-	int64_t t0 = jobd_util_mono_ms();
+	int64_t t0 = jobd_util_mono_ms(), since = 0, now;
 	redisReply *r;
 
 	if (!st->cl) {
@@ -456,6 +556,26 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 	if ((state = slot_state(st, &src, st->slot, peer, sizeof(peer))) < 0 ||
 	    (tstate = slot_state(st, &dst, st->slot, tpeer, sizeof(tpeer))) < 0)
 		goto out;
+	if (strcmp(src.id, dst.id) == 0) {
+		/* Nothing to move; what an interrupted move left: marks on
+		 * the other primaries (settled), the calls held. */
+		if ((h = hold_on(st, &dst, false, &since)) < 0)
+			goto out;
+		if (!h)
+			say(fn, arg,
+			    "slot %d of prefix \"%s\" is at %s already: "
+			    "nothing to move",
+			    st->slot, st->conf->prefix, dst.addr);
+		else
+			say(fn, arg, "slot %d is at %s; %s the calls held",
+			    st->slot, dst.addr,
+			    dry_run ? "would release" : "releasing");
+		if (dry_run)
+			rc = 0;
+		else if (settle(st, &dst, fn, arg) == 0)
+			rc = h ? release(st, "", 0, fn, arg) : 0;
+		goto out;
+	}
 	if (state == 'm' && strcmp(peer, dst.id) != 0) {
 		store_set_err(st,
 			      "slot %d of [redis] prefix \"%s\" is migrating "
@@ -465,26 +585,21 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 			      dst.addr);
 		goto out;
 	}
-	if (strcmp(src.id, dst.id) == 0) {
-		int h = hold_on(st, &dst, false);
-
-		if (h < 0)
-			goto out;
-		if (!h) {
-			say(fn, arg,
-			    "slot %d of prefix \"%s\" is at %s already: "
-			    "nothing to move",
-			    st->slot, st->conf->prefix, dst.addr);
-			rc = 0;
-			goto out;
-		}
-		/* Interrupted after the slot moved: what is left. */
-		say(fn, arg, "slot %d is at %s; releasing the calls held",
-		    st->slot, dst.addr);
-		if (!dry_run)
-			rc = release(st, fn, arg);
-		else
-			rc = 0;
+	if (tstate == 'm') {
+		store_set_err(st,
+			      "%s marks slot %d as migrating to node %s, left "
+			      "by an earlier move: run jobctl cluster move "
+			      "--to %s to settle it first",
+			      dst.addr, st->slot, tpeer, src.addr);
+		goto out;
+	}
+	if (tstate == 'i' && strcmp(tpeer, src.id) != 0) {
+		store_set_err(st,
+			      "%s marks slot %d as importing from node %s, not "
+			      "from %s: a move cut off (a failover of its "
+			      "source?): stop every jobd, finish it with "
+			      "redis-cli --cluster fix, then run jobctl fsck",
+			      dst.addr, st->slot, tpeer, src.addr);
 		goto out;
 	}
 	if (!(r = node_call(st, &src, "CLUSTER COUNTKEYSINSLOT",
@@ -495,7 +610,7 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 	say(fn, arg, "%s slot %d of prefix \"%s\" (%lld keys) from %s to %s%s",
 	    dry_run ? "would move" : "moving", st->slot, st->conf->prefix,
 	    count, src.addr, dst.addr,
-	    state == 'm' ? ", resuming a move under way" : "");
+	    state == 'm' || tstate == 'i' ? ", resuming a move under way" : "");
 	if (dry_run) {
 		say(fn, arg,
 		    "every jobd's calls would wait while the keys move "
@@ -503,13 +618,14 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 		rc = 0;
 		goto out;
 	}
-	/* A migration under way without the hold (a reshard by hand) has
-	 * let calls run against a slot in pieces: not ours to go on with. */
-	if (state == 'm') {
-		int h = hold_on(st, &src, false);
-
+	if (state == 'm' || tstate == 'i') {
+		/* A migration under way without the hold (a reshard by
+		 * hand, or the source failed over in the middle of a
+		 * move) has let calls run against a slot in pieces: not
+		 * ours to go on with. */
+		h = hold_on(st, &src, false, &since);
 		if (h == 0)
-			h = hold_on(st, &dst, true);
+			h = hold_on(st, &dst, true, &since);
 		if (h < 0)
 			goto out;
 		if (h == 0) {
@@ -517,17 +633,17 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 				st,
 				"slot %d of [redis] prefix \"%s\" is "
 				"migrating from %s to %s without jobctl "
-				"cluster move's hold (a reshard by hand?): "
-				"stop every jobd, finish it with "
-				"redis-cli --cluster fix, then run "
-				"jobctl fsck",
-				st->slot, st->conf->prefix, src.addr, dst.addr);
+				"cluster move's hold (a reshard by hand, or a "
+				"failover of %s during a move?): stop every "
+				"jobd, finish it with redis-cli --cluster fix, "
+				"then run jobctl fsck",
+				st->slot, st->conf->prefix, src.addr, dst.addr,
+				src.addr);
 			goto out;
 		}
-	}
-	/* Held first: while the slot is not migrating yet, P:hold is on the
-	 * source (a move resumed has it already, maybe gone ahead). */
-	if (state != 'm') {
+	} else {
+		/* Held first: while the slot is not migrating yet, P:hold
+		 * is on the source. */
 		struct store_args a = { 0 };
 
 		store_args_add(&a, "set");
@@ -537,29 +653,33 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 		store_args_release(&a);
 		if (!r)
 			goto out;
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+		    r->element[2]->type == REDIS_REPLY_STRING)
+			jobd_util_parse_i64(r->element[2]->str, &since);
 		freeReplyObject(r);
 		say(fn, arg, "calls held");
 	}
-	if (tstate != 'i' &&
-	    !(r = node_call(st, &dst, "CLUSTER SETSLOT IMPORTING",
-			    "CLUSTER SETSLOT %d IMPORTING %s", st->slot,
-			    src.id)))
-		goto out;
-	if (tstate != 'i')
+	if (tstate != 'i') {
+		if (!(r = node_call(st, &dst, "CLUSTER SETSLOT IMPORTING",
+				    "CLUSTER SETSLOT %d IMPORTING %s", st->slot,
+				    src.id)))
+			goto out;
 		freeReplyObject(r);
-	if (state != 'm' &&
-	    !(r = node_call(st, &src, "CLUSTER SETSLOT MIGRATING",
-			    "CLUSTER SETSLOT %d MIGRATING %s", st->slot,
-			    dst.id)))
-		goto out;
-	if (state != 'm')
+	}
+	if (state != 'm') {
+		if (!(r = node_call(st, &src, "CLUSTER SETSLOT MIGRATING",
+				    "CLUSTER SETSLOT %d MIGRATING %s", st->slot,
+				    dst.id)))
+			goto out;
 		freeReplyObject(r);
+	}
 	if (move_keys(st, &src, &dst, fn, arg, &moved) < 0 ||
-	    give_slot(st, &src, &dst, fn, arg) < 0)
+	    (now = node_time(st, &src)) < 0 || settle(st, &dst, fn, arg) < 0)
 		goto out;
 	say(fn, arg, "moved %lld keys; slot %d is at %s", moved, st->slot,
 	    dst.addr);
-	if ((rc = release(st, fn, arg)) == 0)
+	if ((rc = release(st, dst.addr, since > 0 ? now - since : 0, fn,
+			  arg)) == 0)
 		say(fn, arg, "done in %.1f s",
 		    (double)(jobd_util_mono_ms() - t0) / 1000.0);
 out:

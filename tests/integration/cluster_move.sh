@@ -17,7 +17,9 @@
 # gone. Last, a move interrupted half way (the hold, the slot's states
 # and some keys moved by hand, as a jobctl killed in the middle leaves
 # them) is finished by running the move again; one begun by hand
-# (redis-cli --cluster reshard), without the hold, is refused.
+# (redis-cli --cluster reshard), without the hold, is refused; one cut
+# off once the target took the slot, the source still marked migrating,
+# is settled.
 set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
@@ -243,4 +245,33 @@ assert_eq 0 "$(keys_elsewhere "$o")" "keys left elsewhere after the resumed move
 assert_eq 0 "$(nrcli "$o" exists '{jobd}:hold')" "the hold is gone after the resumed move"
 out=$(jobctl fsck 2>&1) || fail "jobctl fsck after the resumed move: $out"
 assert_contains "$out" "0 violations" "fsck after the resumed move"
+
+# --- 5. a move cut off once the target took the slot, the source still marked
+
+# By hand to B: hold, marks, every key, then SETSLOT NODE on B alone (as
+# a jobctl killed right after it leaves them). The source keeps its
+# MIGRATING mark (gossip does not clear it) and would answer ASK for
+# every key it lacks: the move run again settles it and lets the calls go.
+bid=$(nrcli "$b" cluster myid)
+nrcli "$o" hset '{jobd}:hold' to "$b" by test since "$(($(date +%s) * 1000))" >/dev/null
+nrcli "$b" cluster setslot "$slot" importing "$aid" >/dev/null
+nrcli "$o" cluster setslot "$slot" migrating "$bid" >/dev/null
+while mapfile -t some < <(nrcli "$o" cluster getkeysinslot "$slot" 1000 | grep .) &&
+	[ ${#some[@]} -gt 0 ]; do
+	nrcli "$o" migrate "${b%:*}" "${b#*:}" "" 0 5000 keys "${some[@]}" >/dev/null
+done
+nrcli "$b" cluster setslot "$slot" node "$bid" >/dev/null
+at_b() { [ "$(owner)" = "$b" ]; }
+wait_for 20 "the slot at $b by gossip" at_b
+marked() { nrcli "$o" cluster nodes | grep myself | grep -qF "[$slot->-"; }
+marked || fail "the source lost its MIGRATING mark by itself: the case is not tested"
+out=$(jobctl cluster move --to "$b" 2>&1) || fail "settling the move to $b: $out"
+echo "$out"
+assert_contains "$out" "releasing the calls held" "the cut-off move settled"
+! marked || fail "$o still marks slot $slot as migrating"
+assert_eq 0 "$(nrcli "$b" exists '{jobd}:hold')" "the hold is gone after settling"
+n=$(jobctl submit side --payload '{"sleep_ms": 1}')
+[ "$n" -gt 0 ] || fail "no job made after settling"
+out=$(jobctl fsck 2>&1) || fail "jobctl fsck after settling: $out"
+assert_contains "$out" "0 violations" "fsck after settling"
 echo "PASS"

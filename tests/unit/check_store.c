@@ -3593,12 +3593,21 @@ START_TEST(test_a_hold_refuses_every_call_before_it_writes)
 	ck_assert_int_eq(rcli_int("get jobd:seq"), seq);
 	ck_assert_int_eq(rcli_int("zcard jobd:leases"), 1);
 
-	/* Released: the lease is 5 s longer (the hold's age), and every
-	 * call goes on. */
-	snprintf(cmd, sizeof(cmd), "fcall %shold 0 %s release",
+	/* Released: the lease is 5 s longer (the hold's age), a lease
+	 * without end (a parent waiting for its children) stays so, and
+	 * every call goes on. Only by the move it names, or by any. */
+	rcli("zadd jobd:leases +inf 999999");
+	ck_assert_uint_eq(rcli_ints(&now, 1, "fcall %shold 0 %s release "
+					     "127.0.0.1:2 0",
+				    jobd_library_prefix, prefix),
+			  0); /* refused: another move's hold */
+	ck_assert_int_eq(rcli_int("exists jobd:hold"), 1);
+	snprintf(cmd, sizeof(cmd), "fcall %shold 0 %s release '' 0",
 		 jobd_library_prefix, prefix);
 	ck_assert_int_eq(rcli_int(cmd), 1);
 	ck_assert_int_eq(rcli_int("exists jobd:hold"), 0);
+	ck_assert_int_eq(rcli_int("zcount jobd:leases +inf +inf"), 1);
+	rcli("zrem jobd:leases 999999");
 	ck_assert_uint_eq(rcli_ints(&now, 1, "zscore jobd:leases %lld",
 				    (long long)a),
 			  1);

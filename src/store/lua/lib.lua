@@ -1410,9 +1410,9 @@ end
 local function hold_check()
 	if redis.call('EXISTS', P .. K_hold) == 1 then
 		local h = redis.call('HMGET', P .. K_hold, 'to', 'since')
-		error({err = 'HELD the slot of ' .. P .. ' is moving to ' ..
-			(h[1] or '?') .. ' (jobctl cluster move, since ' ..
-			(h[2] or '?') .. ' ms): calls wait until it is done'})
+		error({err = 'HELD (since ' .. (h[2] or '?') .. ' ms) the slot of ' ..
+			P .. ' is moving to ' .. (h[1] or '?') ..
+			' (jobctl cluster move): calls wait until it is done'})
 	end
 end
 

@@ -164,11 +164,12 @@ static int hold_refuses(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 				  "served here now (migrating or moved): "
 				  "refused an access a non local key would be");
 	else if (held) {
-		snprintf(
-			msg, sizeof(msg),
-			"HELD the slot of %.*s is moving (jobctl cluster move, "
-			"since %lld ms): calls wait until it is done",
-			(int)len, p, since);
+		/* "since" first: the worker reads it (jobd_store_held),
+		 * whatever the prefix's length. */
+		snprintf(msg, sizeof(msg),
+			 "HELD (since %lld ms) the slot of %.*s is moving "
+			 "(jobctl cluster move): calls wait until it is done",
+			 since, (int)len, p);
 		rm_ReplyWithError(ctx, msg);
 	}
 	return !here || held;
