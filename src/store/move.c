@@ -156,9 +156,15 @@ static int slot_state(struct jobd_store *st, struct node *n, int slot,
 	for (line = r->str; line && *line;) {
 		const char *end = strchr(line, '\n');
 		size_t len = end ? (size_t)(end - line) : strlen(line);
-		char buf[8192];
+		/* The whole line: a node's slot ranges come before its
+		 * marks, however many. */
+		char *buf = strndup(line, len);
 
-		snprintf(buf, sizeof(buf), "%.*s", (int)len, line);
+		if (!buf) {
+			freeReplyObject(r);
+			store_set_err(st, "out of memory");
+			return -1;
+		}
 		if (strstr(buf, "myself")) {
 			if ((p = strstr(buf, mig)))
 				state = 'm', p += strlen(mig);
@@ -167,8 +173,10 @@ static int slot_state(struct jobd_store *st, struct node *n, int slot,
 			if (state)
 				snprintf(peer, peer_size, "%.*s",
 					 (int)strcspn(p, "]"), p);
+			free(buf);
 			break;
 		}
+		free(buf);
 		line = end ? end + 1 : NULL;
 	}
 	freeReplyObject(r);
@@ -350,28 +358,60 @@ static int move_keys(struct jobd_store *st, struct node *src, struct node *dst,
 	return 0;
 }
 
-/*
- * Gives the slot to DST on DST, then on every other primary its CLUSTER
- * NODES names (the source among them, a primary without slots too),
- * each through a link of its own: SETSLOT NODE also clears a node's
- * MIGRATING or IMPORTING mark, which gossip does not (a source left
- * marked would answer ASK for every key it lacks, the hold's too, and
- * hold every call for good). Then checks that no primary marks the slot
- * any more; 0 or -1 with the error set (the calls stay held: run the
- * move again).
- */
-static int settle(struct jobd_store *st, struct node *dst, jobd_store_say fn,
-		  void *arg)
+/* Whether the comma-separated FLAGS of a CLUSTER NODES line hold FLAG. */
+static bool has_flag(const char *flags, const char *flag)
 {
-	char peer[64], *text = NULL;
+	size_t n = strlen(flag);
+
+	for (const char *p = flags; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && strncmp(p, flag, n) == 0)
+			return true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+/* The primaries of the cluster but the target, as the move found them. */
+struct masters {
+	struct node *v;
+	int *state; /* 'm', 'i' or 0: the node's mark of the slot */
+	char (*peer)[64];
+	long long *keys; /* its keys of the slot */
+	size_t n;
+};
+
+static void masters_free(struct masters *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		store_drop(&m->v[i].c);
+	free(m->v);
+	free(m->state);
+	free(m->peer);
+	free(m->keys);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Every primary DST's CLUSTER NODES names, but DST: connected (through a
+ * link of its own, at the address CLUSTER NODES gives), with its mark of
+ * the slot and its keys of it. A primary flagged failed is passed over
+ * (said); one that cannot be reached fails the survey. 0 or -1 with the
+ * error set.
+ */
+static int survey(struct jobd_store *st, struct node *dst, struct masters *m,
+		  jobd_store_say fn, void *arg)
+{
+	char *text = NULL;
 	const char *line;
 	redisReply *r;
+	size_t cap = 0;
 	int rc = -1;
 
-	if (!(r = node_call(st, dst, "CLUSTER SETSLOT NODE",
-			    "CLUSTER SETSLOT %d NODE %s", st->slot, dst->id)))
-		return -1;
-	freeReplyObject(r);
+	memset(m, 0, sizeof(*m));
 	if (!(r = node_call(st, dst, "CLUSTER NODES", "CLUSTER NODES")))
 		return -1;
 	if (r->type == REDIS_REPLY_STRING)
@@ -385,70 +425,65 @@ static int settle(struct jobd_store *st, struct node *dst, jobd_store_say fn,
 	for (line = text; *line;) {
 		const char *end = strchr(line, '\n');
 		size_t len = end ? (size_t)(end - line) : strlen(line);
-		char buf[8192], id[64], addr[300], flags[256];
+		char *buf = strndup(line, len), id[64], addr[300], flags[256];
 		struct node n = { 0 };
-		int state;
+		size_t k;
 
-		snprintf(buf, sizeof(buf), "%.*s", (int)len, line);
 		line = end ? end + 1 : line + len;
-		if (sscanf(buf, "%63s %299s %255s", id, addr, flags) != 3 ||
-		    !strstr(flags, "master") || strstr(flags, "myself") ||
-		    strstr(flags, "fail") || strstr(flags, "noaddr"))
+		if (!buf) {
+			store_set_err(st, "out of memory");
+			goto out;
+		}
+		k = (size_t)sscanf(buf, "%63s %299s %255s", id, addr, flags);
+		free(buf);
+		if (k != 3 || !has_flag(flags, "master") ||
+		    has_flag(flags, "myself") || has_flag(flags, "noaddr"))
 			continue;
 		addr[strcspn(addr, "@")] = '\0';
-		/* Keys of the slot elsewhere: a move to that node cut off
-		 * (its source failed over?). Given away, they would be
-		 * lost. */
-		if (node_open(st, &n, addr) == 0 &&
-		    (r = node_call(st, &n, "CLUSTER COUNTKEYSINSLOT",
-				   "CLUSTER COUNTKEYSINSLOT %d", st->slot))) {
-			long long keys = r->integer;
-
-			freeReplyObject(r);
-			if (keys > 0) {
-				store_set_err(
-					st,
-					"%s holds %lld keys of slot %d, which "
-					"is at %s: a move to %s was cut off (a "
-					"failover of its source?): stop every "
-					"jobd, finish it with redis-cli "
-					"--cluster fix, then run jobctl fsck",
-					addr, keys, st->slot, dst->addr, addr);
-				store_drop(&n.c);
-				goto out;
-			}
-		}
-		if (!n.c || !(r = node_call(st, &n, "CLUSTER SETSLOT NODE",
-					    "CLUSTER SETSLOT %d NODE %s",
-					    st->slot, dst->id))) {
-			/* Unreachable or refusing: fine if it marks nothing
-			 * (it learns the owner by gossip), not otherwise. */
-			say(fn, arg, "warning: %s", st->err);
-			state = n.c ? slot_state(st, &n, st->slot, peer,
-						 sizeof(peer)) :
-				      -1;
-			store_drop(&n.c);
-			if (state != 0) {
-				store_set_err(st,
-					      "%s may still mark slot %d as "
-					      "migrating or importing: run the "
-					      "move again once it answers",
-					      addr, st->slot);
-				goto out;
-			}
+		if (has_flag(flags, "fail")) {
+			say(fn, arg,
+			    "warning: %s (node %s) is failed: passed over",
+			    addr, id);
 			continue;
 		}
+		if (m->n == cap) {
+			cap = cap ? cap * 2 : 8;
+			if (jobd_util_resize(&m->v, cap, sizeof(*m->v)) < 0 ||
+			    jobd_util_resize(&m->state, cap,
+					     sizeof(*m->state)) < 0 ||
+			    jobd_util_resize(&m->peer, cap, sizeof(*m->peer)) <
+				    0 ||
+			    jobd_util_resize(&m->keys, cap, sizeof(*m->keys)) <
+				    0) {
+				store_set_err(st, "out of memory");
+				goto out;
+			}
+		}
+		if (node_open(st, &n, addr) < 0) {
+			store_drop(&n.c);
+			goto out;
+		}
+		m->v[m->n] = n;
+		m->peer[m->n][0] = '\0';
+		if ((m->state[m->n] = slot_state(st, &m->v[m->n], st->slot,
+						 m->peer[m->n],
+						 sizeof(m->peer[0]))) < 0) {
+			m->n++;
+			goto out;
+		}
+		r = node_call(st, &m->v[m->n], "CLUSTER COUNTKEYSINSLOT",
+			      "CLUSTER COUNTKEYSINSLOT %d", st->slot);
+		m->n++;
+		if (!r)
+			goto out;
+		m->keys[m->n - 1] =
+			r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 		freeReplyObject(r);
-		state = slot_state(st, &n, st->slot, peer, sizeof(peer));
-		store_drop(&n.c);
-		if (state != 0) {
-			if (state > 0)
-				store_set_err(st,
-					      "%s still marks slot %d as %s: "
-					      "run the move again",
-					      addr, st->slot,
-					      state == 'm' ? "migrating" :
-							     "importing");
+		if (m->keys[m->n - 1] < 0) {
+			store_set_err(st,
+				      "%s: CLUSTER COUNTKEYSINSLOT: not a "
+				      "number",
+				      addr);
 			goto out;
 		}
 	}
@@ -456,6 +491,84 @@ static int settle(struct jobd_store *st, struct node *dst, jobd_store_say fn,
 out:
 	free(text);
 	return rc;
+}
+
+/*
+ * Refuses when a primary of M but SRC holds keys of the slot (a move to
+ * it cut off, by a failover of its source say: given away, they would be
+ * lost). 0 or -1 with the error set.
+ */
+static int keys_elsewhere(struct jobd_store *st, const struct masters *m,
+			  const struct node *src, const struct node *dst)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if ((src && strcmp(m->v[i].id, src->id) == 0) ||
+		    m->keys[i] == 0)
+			continue;
+		store_set_err(st,
+			      "%s holds %lld keys of slot %d, which is at %s: "
+			      "a move to %s was cut off (a failover of its "
+			      "source?): stop every jobd, finish it with "
+			      "redis-cli --cluster fix, then run jobctl fsck",
+			      m->v[i].addr, m->keys[i], st->slot, dst->addr,
+			      m->v[i].addr);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Gives the slot to DST: CLUSTER SETSLOT NODE on DST, then on every
+ * primary of M (the source among them, a primary without slots too),
+ * after SETSLOT STABLE on those marked importing (NODE clears a
+ * MIGRATING mark, and DST's own, but not another node's IMPORTING).
+ * Gossip clears no mark: a source left marked would answer ASK for every
+ * key it lacks once the slot came back, and a node left importing would
+ * hold the move. Then checks that no primary marks the slot. 0 or -1
+ * with the error set (the calls stay held: run the move again).
+ */
+static int settle(struct jobd_store *st, struct node *dst, struct masters *m)
+{
+	char peer[64];
+	redisReply *r;
+	int state;
+
+	if (!(r = node_call(st, dst, "CLUSTER SETSLOT NODE",
+			    "CLUSTER SETSLOT %d NODE %s", st->slot, dst->id)))
+		return -1;
+	freeReplyObject(r);
+	for (size_t i = 0; i < m->n; i++) {
+		struct node *n = &m->v[i];
+
+		if (m->state[i] == 'i') {
+			if (!(r = node_call(st, n, "CLUSTER SETSLOT STABLE",
+					    "CLUSTER SETSLOT %d STABLE",
+					    st->slot)))
+				return -1;
+			freeReplyObject(r);
+		}
+		if (!(r = node_call(st, n, "CLUSTER SETSLOT NODE",
+				    "CLUSTER SETSLOT %d NODE %s", st->slot,
+				    dst->id)))
+			return -1;
+		freeReplyObject(r);
+	}
+	for (size_t i = 0; i <= m->n; i++) {
+		struct node *n = i < m->n ? &m->v[i] : dst;
+
+		if ((state = slot_state(st, n, st->slot, peer, sizeof(peer))) <
+		    0)
+			return -1;
+		if (state) {
+			store_set_err(st,
+				      "%s still marks slot %d as %s: run the "
+				      "move again",
+				      n->addr, st->slot,
+				      state == 'm' ? "migrating" : "importing");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -506,13 +619,54 @@ static int64_t node_time(struct jobd_store *st, struct node *n)
 	return ms;
 }
 
+/*
+ * The keys of node N whose name starts with PREFIX (SCAN MATCH, the
+ * glob's special characters escaped): compared with the slot's count,
+ * it tells whether the slot also holds keys of another deployment,
+ * which the hold does not hold. -1 with the error set.
+ */
+static long long prefix_keys(struct jobd_store *st, struct node *n)
+{
+	char pat[600], cursor[32] = "0";
+	const char *p = st->conf->prefix;
+	long long count = 0;
+	size_t k = 0;
+
+	for (; *p && k < sizeof(pat) - 3; p++) {
+		if (strchr("*?[]\\", *p))
+			pat[k++] = '\\';
+		pat[k++] = *p;
+	}
+	pat[k++] = '*';
+	pat[k] = '\0';
+	do {
+		redisReply *r = node_call(st, n, "SCAN",
+					  "SCAN %s MATCH %s COUNT 10000",
+					  cursor, pat);
+
+		if (!r)
+			return -1;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+			freeReplyObject(r);
+			store_set_err(st, "redis at %s: SCAN: bad reply",
+				      n->addr);
+			return -1;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		count += (long long)r->element[1]->elements;
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+	return count;
+}
+
 int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 		    bool dry_run, jobd_store_say fn, void *arg)
 {
 	struct node src = { 0 }, dst = { 0 };
+	struct masters m = { 0 };
 	char peer[64] = "", tpeer[64] = "";
 	int rc = JOBD_STORE_ERR_REDIS, state, tstate, h;
-	long long moved = 0, count = 0;
+	long long moved = 0, count = 0, ours = 0;
 	struct jobd_redis_address at;
 	char owner[sizeof(st->owner)];
 	int64_t t0 = jobd_util_mono_ms(), since = 0, now;
@@ -553,13 +707,30 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 			      dst.addr, dst.id, src.addr);
 		goto out;
 	}
+	/* Every primary reached before anything is held: one that cannot
+	 * be would keep the calls held at the end. */
 	if ((state = slot_state(st, &src, st->slot, peer, sizeof(peer))) < 0 ||
-	    (tstate = slot_state(st, &dst, st->slot, tpeer, sizeof(tpeer))) < 0)
+	    (tstate = slot_state(st, &dst, st->slot, tpeer, sizeof(tpeer))) <
+		    0 ||
+	    survey(st, &dst, &m, fn, arg) < 0)
 		goto out;
 	if (strcmp(src.id, dst.id) == 0) {
 		/* Nothing to move; what an interrupted move left: marks on
-		 * the other primaries (settled), the calls held. */
-		if ((h = hold_on(st, &dst, false, &since)) < 0)
+		 * the other primaries (settled), the calls held. A move
+		 * from here under way is not to be undone so. */
+		if (state) {
+			store_set_err(st,
+				      "%s marks slot %d as %s node %s: a move "
+				      "is under way; go on with it (jobctl "
+				      "cluster move --to that node)",
+				      dst.addr, st->slot,
+				      state == 'm' ? "migrating to" :
+						     "importing from",
+				      peer);
+			goto out;
+		}
+		if (keys_elsewhere(st, &m, NULL, &dst) < 0 ||
+		    (h = hold_on(st, &dst, false, &since)) < 0)
 			goto out;
 		if (!h)
 			say(fn, arg,
@@ -572,7 +743,7 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 			    dry_run ? "would release" : "releasing");
 		if (dry_run)
 			rc = 0;
-		else if (settle(st, &dst, fn, arg) == 0)
+		else if (settle(st, &dst, &m) == 0)
 			rc = h ? release(st, "", 0, fn, arg) : 0;
 		goto out;
 	}
@@ -602,11 +773,28 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 			      dst.addr, st->slot, tpeer, src.addr);
 		goto out;
 	}
+	if (keys_elsewhere(st, &m, &src, &dst) < 0)
+		goto out;
 	if (!(r = node_call(st, &src, "CLUSTER COUNTKEYSINSLOT",
 			    "CLUSTER COUNTKEYSINSLOT %d", st->slot)))
 		goto out;
 	count = r->integer;
 	freeReplyObject(r);
+	/* Keys of another deployment in the slot (its tag hashes alike)
+	 * would move unheld: their calls would fail half way. */
+	if (state != 'm' && (ours = prefix_keys(st, &src)) >= 0 &&
+	    ours < count) {
+		store_set_err(st,
+			      "slot %d at %s holds %lld keys that do not "
+			      "start with [redis] prefix \"%s\": another "
+			      "deployment's, which this move would not hold; "
+			      "stop it first",
+			      st->slot, src.addr, count - ours,
+			      st->conf->prefix);
+		goto out;
+	} else if (state != 'm' && ours < 0) {
+		goto out;
+	}
 	say(fn, arg, "%s slot %d of prefix \"%s\" (%lld keys) from %s to %s%s",
 	    dry_run ? "would move" : "moving", st->slot, st->conf->prefix,
 	    count, src.addr, dst.addr,
@@ -643,20 +831,49 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 		}
 	} else {
 		/* Held first: while the slot is not migrating yet, P:hold
-		 * is on the source. */
+		 * is on the source. A hold there already is another move's
+		 * unless it names this target. */
 		struct store_args a = { 0 };
+		bool theirs;
 
 		store_args_add(&a, "set");
 		store_args_add(&a, dst.addr);
 		store_args_add(&a, by);
+		store_args_add(&a, dst.id);
 		r = store_eval(st, S_HOLD, &a);
 		store_args_release(&a);
 		if (!r)
 			goto out;
-		if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-		    r->element[2]->type == REDIS_REPLY_STRING)
+		theirs = r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+			 r->element[3]->type != REDIS_REPLY_STRING ||
+			 strcmp(r->element[3]->str, dst.id) != 0;
+		if (!theirs && r->element[2]->type == REDIS_REPLY_STRING)
 			jobd_util_parse_i64(r->element[2]->str, &since);
+		if (theirs)
+			store_set_err(
+				st,
+				"the calls are held by another move, to %s by "
+				"%s: finish it (jobctl cluster move --to %s) "
+				"or let it go (--to %s)",
+				r->type == REDIS_REPLY_ARRAY &&
+						r->elements == 4 &&
+						r->element[0]->str ?
+					r->element[0]->str :
+					"?",
+				r->type == REDIS_REPLY_ARRAY &&
+						r->elements == 4 &&
+						r->element[1]->str ?
+					r->element[1]->str :
+					"?",
+				r->type == REDIS_REPLY_ARRAY &&
+						r->elements == 4 &&
+						r->element[0]->str ?
+					r->element[0]->str :
+					"that node",
+				src.addr);
 		freeReplyObject(r);
+		if (theirs)
+			goto out;
 		say(fn, arg, "calls held");
 	}
 	if (tstate != 'i') {
@@ -674,15 +891,16 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 		freeReplyObject(r);
 	}
 	if (move_keys(st, &src, &dst, fn, arg, &moved) < 0 ||
-	    (now = node_time(st, &src)) < 0 || settle(st, &dst, fn, arg) < 0)
+	    (now = node_time(st, &src)) < 0 || settle(st, &dst, &m) < 0)
 		goto out;
 	say(fn, arg, "moved %lld keys; slot %d is at %s", moved, st->slot,
 	    dst.addr);
-	if ((rc = release(st, dst.addr, since > 0 ? now - since : 0, fn,
-			  arg)) == 0)
+	if ((rc = release(st, dst.id, since > 0 ? now - since : 0, fn, arg)) ==
+	    0)
 		say(fn, arg, "done in %.1f s",
 		    (double)(jobd_util_mono_ms() - t0) / 1000.0);
 out:
+	masters_free(&m);
 	store_drop(&src.c);
 	store_drop(&dst.c);
 	return rc;

@@ -232,7 +232,7 @@ assert_contains "$out" "without jobctl cluster move's hold" "a reshard by hand r
 nrcli "$o" cluster setslot "$slot" stable >/dev/null
 nrcli "$c" cluster setslot "$slot" stable >/dev/null
 # Interrupted after the hold, the slot's states and 5 keys.
-nrcli "$c" hset '{jobd}:hold' to "$o" by test since "$(($(date +%s) * 1000))" >/dev/null
+nrcli "$c" hset '{jobd}:hold' to "$o" by test since "$(($(date +%s) * 1000))" node "$aid" >/dev/null
 nrcli "$o" cluster setslot "$slot" importing "$cid" >/dev/null
 nrcli "$c" cluster setslot "$slot" migrating "$aid" >/dev/null
 mapfile -t some < <(nrcli "$c" cluster getkeysinslot "$slot" 5 | grep -vx '{jobd}:hold')
@@ -274,4 +274,39 @@ n=$(jobctl submit side --payload '{"sleep_ms": 1}')
 [ "$n" -gt 0 ] || fail "no job made after settling"
 out=$(jobctl fsck 2>&1) || fail "jobctl fsck after settling: $out"
 assert_contains "$out" "0 violations" "fsck after settling"
+
+# --- 6. what a move refuses, and the stale marks it clears (the slot at B)
+
+# A move from B under way is not undone by a move --to B.
+nrcli "$o" cluster setslot "$slot" importing "$bid" >/dev/null
+nrcli "$b" cluster setslot "$slot" migrating "$aid" >/dev/null
+rc=0
+out=$(jobctl cluster move --to "$b" 2>&1) || rc=$?
+assert_eq 3 "$rc" "a move --to the owner while it migrates: exit code"
+assert_contains "$out" "a move is under way" "a move under way not undone"
+nrcli "$b" cluster setslot "$slot" stable >/dev/null
+nrcli "$o" cluster setslot "$slot" stable >/dev/null
+# The calls held by another move (to C): a move to A is refused.
+nrcli "$b" hset '{jobd}:hold' to "$c" by other since "$(($(date +%s) * 1000))" node "$cid" >/dev/null
+rc=0
+out=$(jobctl cluster move --to "$o" 2>&1) || rc=$?
+assert_eq 3 "$rc" "a move under another move's hold: exit code"
+assert_contains "$out" "held by another move, to $c by other" "another move's hold named"
+out=$(jobctl cluster move --to "$b" 2>&1) || fail "letting the other move's hold go: $out"
+assert_eq 0 "$(nrcli "$b" exists '{jobd}:hold')" "the other move's hold let go"
+# Another deployment's key in the slot (a prefix with the same tag):
+# not held by this move, so refused.
+nrcli "$b" set 'app:{jobd}:x' 1 >/dev/null
+rc=0
+out=$(jobctl cluster move --to "$o" 2>&1) || rc=$?
+assert_eq 3 "$rc" "a move over another deployment's keys: exit code"
+assert_contains "$out" "another deployment's" "another deployment's keys named"
+nrcli "$b" del 'app:{jobd}:x' >/dev/null
+# A stale IMPORTING mark on a third node (C) is cleared by the move.
+nrcli "$c" cluster setslot "$slot" importing "$bid" >/dev/null
+out=$(jobctl cluster move --to "$o" 2>&1) || fail "a move past a stale mark: $out"
+assert_eq "$o" "$(owner)" "the slot's owner after the last move"
+! nrcli "$c" cluster nodes | grep myself | grep -qF "[$slot-<-" ||
+	fail "$c still marks slot $slot as importing"
+assert_eq 0 "$(keys_elsewhere "$o")" "keys left elsewhere after the last move"
 echo "PASS"

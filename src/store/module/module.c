@@ -39,6 +39,7 @@
  */
 #include "store/module/lib.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,7 +121,7 @@ static int hold_refuses(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	size_t len;
 	long long since = 0;
 	char msg[256];
-	int held, here = 1;
+	int held, here = 1, down = 0;
 
 	if (argc < 2)
 		return 0;
@@ -134,6 +135,7 @@ static int hold_refuses(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		RedisModuleCallReply *r = rm_Call(ctx, "EXISTS", "s", k);
 
 		here = r != NULL;
+		down = !r && (errno == ENETDOWN || errno == EROFS);
 		held = r && rm_CallReplyInteger(r) > 0;
 		if (r)
 			rm_FreeCallReply(r);
@@ -158,7 +160,9 @@ static int hold_refuses(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 		rm_CloseKey(key);
 	}
 	rm_FreeString(ctx, k);
-	if (!here)
+	if (down)
+		rm_ReplyWithError(ctx, "CLUSTERDOWN jobd: the cluster is down");
+	else if (!here)
 		rm_ReplyWithError(ctx,
 				  "ERR jobd: the slot of the prefix is not "
 				  "served here now (migrating or moved): "
