@@ -100,10 +100,6 @@ export JOBD_CONFIG=$dir/a.conf
 limits_written() { [ "$(rcli hget "$P:limits" slow)" = '2 0 0' ]; }
 wait_for 10 "limits written to the store" limits_written
 
-mapfile -t slow < <(jobctl submit slow --count 8 --payload '{"steps": 8, "sleep_ms": 100}')
-assert_eq 8 "${#slow[@]}" "slow jobs submitted"
-# Another root, with a type of no limit, created after them.
-free=$(jobctl submit free --payload '{"steps": 1, "sleep_ms": 10}')
 # Counted from the jobs themselves, not from the store's running count
 # (jobctl is too slow to sample with).
 running_slow() {
@@ -123,35 +119,51 @@ finished_slow() {
 		end
 		return n" 0 "${slow[@]}"
 }
-max=0
-samples=0
-deadline=$((SECONDS + 60))
-while [ "$SECONDS" -lt "$deadline" ] && [ "$(finished_slow)" -lt 8 ]; do
-	n=$(running_slow)
-	samples=$((samples + 1))
-	[ "$n" -gt "$max" ] && max=$n
-	[ "$n" -le 2 ] || fail "$n jobs of type slow running at once, limit 2"
-	sleep 0.05
-done
-[ "$(jobctl list --type slow --status finished --json | jq '.jobs | length')" -eq 8 ] ||
-	fail "the slow jobs did not all finish: $(jobctl list --type slow)"
-assert_eq 2 "$max" "most slow jobs running at once ($samples samples)"
 # ms since the epoch, from the job's hash.
 at() { rcli hget "$P:job:$1" "$2" | tr -d '\r'; }
-# And from the jobs' own times: at no moment did more than 2 run.
-for id in "${slow[@]}"; do
-	rcli hmget "$P:job:$id" started_at finished_at | tr -d '\r' |
-		paste -sd ' ' | awk '{ print $1, 1; print $2, -1 }'
-done | sort -n -k1,1 -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m }' >"$dir/overlap"
-assert_eq 2 "$(cat "$dir/overlap")" "most slow jobs running at once, from their times"
-# The free job was not held up behind the slow ones: it started before
-# the last slow job did.
-fs=$(at "$free" started_at)
-last=$(for id in "${slow[@]}"; do at "$id" started_at; done | sort -n | tail -n 1)
-[ "$fs" -lt "$last" ] || fail "the free job started at $fs, after the last slow one ($last)"
-# Both instances ran slow jobs, and no slot is left taken.
-assert_eq 2 "$(for id in "${slow[@]}"; do jobctl show "$id" --json | jq -r .instance; done | sort -u | wc -l)" \
-	"slow jobs ran on both instances"
+# slow_round: 8 slow jobs and a free one; checks the limit held
+# throughout; sets instances to how many instances ran the slow ones.
+slow_round() {
+	local n max=0 samples=0 deadline=$((SECONDS + 60)) fs last
+	mapfile -t slow < <(jobctl submit slow --count 8 --payload '{"steps": 8, "sleep_ms": 100}')
+	assert_eq 8 "${#slow[@]}" "slow jobs submitted"
+	# Another root, with a type of no limit, created after them.
+	free=$(jobctl submit free --payload '{"steps": 1, "sleep_ms": 10}')
+	while [ "$SECONDS" -lt "$deadline" ] && [ "$(finished_slow)" -lt 8 ]; do
+		n=$(running_slow)
+		samples=$((samples + 1))
+		[ "$n" -gt "$max" ] && max=$n
+		[ "$n" -le 2 ] || fail "$n jobs of type slow running at once, limit 2"
+		sleep 0.05
+	done
+	[ "$(finished_slow)" -eq 8 ] ||
+		fail "the slow jobs did not all finish: $(jobctl list --type slow)"
+	assert_eq 2 "$max" "most slow jobs running at once ($samples samples)"
+	# And from the jobs' own times: at no moment did more than 2 run.
+	for id in "${slow[@]}"; do
+		rcli hmget "$P:job:$id" started_at finished_at | tr -d '\r' |
+			paste -sd ' ' | awk '{ print $1, 1; print $2, -1 }'
+	done | sort -n -k1,1 -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m }' >"$dir/overlap"
+	assert_eq 2 "$(cat "$dir/overlap")" "most slow jobs running at once, from their times"
+	# The free job was not held up behind the slow ones: it started
+	# before the last slow job did.
+	fs=$(at "$free" started_at)
+	last=$(for id in "${slow[@]}"; do at "$id" started_at; done | sort -n | tail -n 1)
+	[ "$fs" -lt "$last" ] || fail "the free job started at $fs, after the last slow one ($last)"
+	instances=$(for id in "${slow[@]}"; do jobctl show "$id" --json | jq -r .instance; done | sort -u | wc -l)
+}
+# The limit is only shown to hold across instances when both ran slow
+# jobs. Which instance takes a freed slot is a race between the two
+# dispatchers, both woken by the finish: with another test running
+# beside this one, one instance took all 8 in one round of 12 (none of
+# 12 alone), and the test failed. Such a round proves the limit for one
+# instance only: run another, at most five in all.
+for round in 1 2 3 4 5; do
+	slow_round
+	[ "$instances" -eq 2 ] && break
+	echo "# round $round: every slow job ran on one instance; once more"
+done
+assert_eq 2 "$instances" "slow jobs ran on both instances (in $round rounds)"
 assert_eq 0 "$(rcli zcard "$P:slots:slow")" "slots after the last slow job"
 
 # A root whose only ready job is held does not hold up another root or

@@ -153,6 +153,14 @@ while [ $(($(redis_ms) / 1000 % 60)) -ne 58 ]; do
 	submit_some
 	sleep 0.5
 done
+# Every instance left is alive (a make check failed here with "kill: No
+# such process" for eb, its log removed): say which died, and how.
+for name in "${!jobd_pids[@]}"; do
+	running "${jobd_pids[$name]}" && continue
+	rc=0
+	wait "${jobd_pids[$name]}" || rc=$?
+	fail "jobd $name died before the outage (exit status $rc): $(tail -n 20 "$work/$name.log")"
+done
 echo "# outage: brokers frozen"
 kill -STOP "${jobd_pids[eb]}"
 [ -z "$real_pid" ] || kill -STOP "$real_pid"
