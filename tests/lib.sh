@@ -134,7 +134,21 @@ start_jobd() {
 	local d=${2:-${work:-$dir}}
 	"${JOBD_BIN:-$top_builddir/src/jobd}" -c "$d/$1.conf" >>"$d/$1.log" 2>&1 &
 	jobd_pids[$1]=$!
-	on_exit "kill -KILL $! 2>/dev/null"
+	on_exit "kill_if KILL $! '$d/$1.conf'"
+}
+
+# kill_if SIGNAL PID TEXT: sends SIGNAL to PID only while its command line
+# holds TEXT. A kill registered at start runs at exit, long after the
+# process may have been stopped and waited for: on a busy machine pids
+# wrap within minutes, and the same pid may be another's by then.
+kill_if() {
+	local cmd
+
+	cmd=$(tr '\0' ' ' <"/proc/$2/cmdline" 2>/dev/null) || return 0
+	case $cmd in
+	*"$3"*) kill "-$1" "$2" 2>/dev/null ;;
+	esac
+	return 0
 }
 
 # stop_jobd NAME [any]: SIGTERM and wait; fails unless jobd exits 0
@@ -397,7 +411,7 @@ start_kafka_driver() {
 	[ -x "$bin" ] || fail "missing $bin (make check builds it)"
 	"$bin" "$@" >>"$dir/$name.out" 2>>"$dir/$name.err" &
 	eval "pid_$name=$!"
-	on_exit "kill -KILL $! 2>/dev/null"
+	on_exit "kill_if KILL $! '$bin'"
 }
 
 # stop_kafka_driver NAME DIR: SIGTERM, waits; fails when it did not exit 0.

@@ -3577,8 +3577,7 @@ START_TEST(test_a_hold_refuses_every_call_before_it_writes)
 	ck_assert_msg(jobd_store_held(st, &since), "create: %s",
 		      jobd_store_errstr(st));
 	ck_assert_int_eq(since, now - 5000);
-	ck_assert_int_lt(jobd_store_claim(st, "test-1", 10, 10, 60000, &cl,
-					  &n),
+	ck_assert_int_lt(jobd_store_claim(st, "test-1", 10, 10, 60000, &cl, &n),
 			 0);
 	ck_assert_msg(jobd_store_held(st, &since), "claim: %s",
 		      jobd_store_errstr(st));
@@ -3597,8 +3596,9 @@ START_TEST(test_a_hold_refuses_every_call_before_it_writes)
 	 * without end (a parent waiting for its children) stays so, and
 	 * every call goes on. Only by the move it names, or by any. */
 	rcli("zadd jobd:leases +inf 999999");
-	ck_assert_uint_eq(rcli_ints(&now, 1, "fcall %shold 0 %s release "
-					     "127.0.0.1:2 0",
+	ck_assert_uint_eq(rcli_ints(&now, 1,
+				    "fcall %shold 0 %s release "
+				    "127.0.0.1:2 0",
 				    jobd_library_prefix, prefix),
 			  0); /* refused: another move's hold */
 	ck_assert_int_eq(rcli_int("exists jobd:hold"), 1);
@@ -3608,9 +3608,8 @@ START_TEST(test_a_hold_refuses_every_call_before_it_writes)
 	ck_assert_int_eq(rcli_int("exists jobd:hold"), 0);
 	ck_assert_int_eq(rcli_int("zcount jobd:leases +inf +inf"), 1);
 	rcli("zrem jobd:leases 999999");
-	ck_assert_uint_eq(rcli_ints(&now, 1, "zscore jobd:leases %lld",
-				    (long long)a),
-			  1);
+	ck_assert_uint_eq(
+		rcli_ints(&now, 1, "zscore jobd:leases %lld", (long long)a), 1);
 	ck_assert_int_ge(now, lease + 5000);
 	ck_assert_int_lt(now, lease + 10000);
 	ck_assert_uint_eq(claim_count_of(10), 1);
