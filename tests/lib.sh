@@ -144,7 +144,7 @@ start_jobd() {
 kill_if() {
 	local cmd
 
-	cmd=$(tr '\0' ' ' <"/proc/$2/cmdline" 2>/dev/null) || return 0
+	cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$2/cmdline") || return 0
 	case $cmd in
 	*"$3"*) kill "-$1" "$2" 2>/dev/null ;;
 	esac

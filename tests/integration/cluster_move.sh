@@ -19,7 +19,7 @@
 # them) is finished by running the move again; one begun by hand
 # (redis-cli --cluster reshard), without the hold, is refused; one cut
 # off once the target took the slot, the source still marked migrating,
-# is settled.
+# is settled. Last, a move on a cluster that speaks TLS only.
 set -euo pipefail
 
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
@@ -106,6 +106,9 @@ rc=0
 out=$(jobctl cluster move --to "$JOBD_REDIS" 2>&1) || rc=$?
 assert_eq 3 "$rc" "cluster move to a Redis outside the cluster: exit code"
 assert_contains "$out" "$JOBD_REDIS" "the Redis outside the cluster named"
+# Done with it: JOBD_REDIS would stand for [redis] address from here on.
+stop_redis
+unset JOBD_REDIS
 out=$(jobctl cluster move --to "$o" 2>&1) || fail "cluster move to the owner: $out"
 assert_contains "$out" "is at $o already: nothing to move" "the owner itself"
 jobctl submit side --payload '{"sleep_ms": 1}' >/dev/null
@@ -309,4 +312,34 @@ assert_eq "$o" "$(owner)" "the slot's owner after the last move"
 ! nrcli "$c" cluster nodes | grep myself | grep -qF "[$slot-<-" ||
 	fail "$c still marks slot $slot as importing"
 assert_eq 0 "$(keys_elsewhere "$o")" "keys left elsewhere after the last move"
+
+# --- 7. over TLS: nodes on TLS ports only, tls-cluster yes -------------------
+
+tdir=$work/t
+on_exit "'$top_srcdir/scripts/redis' cluster-stop '$tdir' >/dev/null 2>&1"
+# shellcheck disable=SC2046
+tseed=$("$top_srcdir/scripts/redis" cluster-start "$tdir" --tls --replicas 0 \
+	$(module_args) 2>"$work/tls-start.err") || {
+	cat "$work/tls-start.err" >&2
+	skip_or_fail "cannot start a TLS redis cluster (logs: $tdir/node*/redis.log)"
+}
+mapfile -t tnodes <"$tdir/nodes"
+cat >"$work/tls.conf" <<CONF
+[redis]
+address = $tseed
+cluster_seeds = $(grep -vx "${tseed#rediss://}" "$tdir/nodes" | sed 's|^|rediss://|' | paste -sd, -)
+prefix = {jobd}
+tls_ca = $tdir/tls/ca.pem
+tls_cert = $tdir/tls/client.pem
+tls_key = $tdir/tls/client.key
+CONF
+export JOBD_CONFIG=$work/tls.conf
+jobctl submit noop --count 100 >/dev/null
+tto=${tnodes[1]}
+[ "rediss://$tto" != "$tseed" ] || tto=${tnodes[2]}
+out=$(jobctl cluster move --to "$tto" 2>&1) || fail "a move over TLS: $out"
+echo "$out"
+assert_contains "$out" "slot $slot is at $tto" "the move over TLS"
+out=$(jobctl fsck 2>&1) || fail "jobctl fsck after the move over TLS: $out"
+assert_contains "$out" "100 jobs checked, 0 violations" "fsck after the move over TLS"
 echo "PASS"
