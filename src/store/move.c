@@ -659,6 +659,15 @@ static long long prefix_keys(struct jobd_store *st, struct node *n)
 	return count;
 }
 
+/* Field I of hold.lua's reply to set ({to, by, since, node}), or "?". */
+static const char *hold_field(const redisReply *r, size_t i)
+{
+	if (r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+	    r->element[i]->type != REDIS_REPLY_STRING)
+		return "?";
+	return r->element[i]->str;
+}
+
 int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 		    bool dry_run, jobd_store_say fn, void *arg)
 {
@@ -852,25 +861,10 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 		if (theirs)
 			store_set_err(
 				st,
-				"the calls are held by another move, to %s by "
-				"%s: finish it (jobctl cluster move --to %s) "
-				"or let it go (--to %s)",
-				r->type == REDIS_REPLY_ARRAY &&
-						r->elements == 4 &&
-						r->element[0]->str ?
-					r->element[0]->str :
-					"?",
-				r->type == REDIS_REPLY_ARRAY &&
-						r->elements == 4 &&
-						r->element[1]->str ?
-					r->element[1]->str :
-					"?",
-				r->type == REDIS_REPLY_ARRAY &&
-						r->elements == 4 &&
-						r->element[0]->str ?
-					r->element[0]->str :
-					"that node",
-				src.addr);
+				"the calls are held by another move, to %s "
+				"by %s: finish it (jobctl cluster move --to "
+				"that node) or let it go (--to %s)",
+				hold_field(r, 0), hold_field(r, 1), src.addr);
 		freeReplyObject(r);
 		if (theirs)
 			goto out;
