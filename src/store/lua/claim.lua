@@ -57,7 +57,7 @@ local function load_alone(id)
 end
 
 -- Due retries become ready (bounded per call).
-local due = redis.call('ZRANGEBYSCORE', P .. K_delayed, '-inf', NOW, 'LIMIT', 0, 100)
+local due = redis.call('ZRANGEBYSCORE', P .. K_delayed, '-inf', NOWS, 'LIMIT', '0', '100')
 for _, id in ipairs(due) do
 	redis.call('ZREM', P .. K_delayed, id)
 	local h = load_fields(id, {F_status, F_root, F_low_priority,
@@ -170,7 +170,7 @@ local function pick(low)
 	-- turn.
 	alone_score(l, low)
 	local rk = roots_key(low)
-	local r = redis.call('ZRANGE', rk, 0, 1, 'WITHSCORES')
+	local r = redis.call('ZRANGE', rk, '0', '1', 'WITHSCORES')
 	if #r == 0 then return nil end
 	if r[1] == ALONE then
 		-- The list's head. One read takes as many entries as this
@@ -181,7 +181,7 @@ local function pick(low)
 		if not ids[i] then
 			local want = max - taken
 			if low == '1' then want = math.min(want, max_low - low_taken) end
-			ids, i = redis.call('LRANGE', ak, l.n, l.n + want - 1), 1
+			ids, i = redis.call('LRANGE', ak, I(l.n), I(l.n + want - 1)), 1
 			if #ids == 0 then
 				l.ids, l.i = {}, 1
 				redis.call('ZREM', rk, ALONE)
@@ -328,7 +328,7 @@ if taken < max and tries >= max * 4 + 8 then WAKE = true end
 for low, l in pairs(LIST) do
 	if l.n > 0 then
 		local ak = alone_key(low)
-		redis.call('LTRIM', ak, l.n, -1)
+		redis.call('LTRIM', ak, I(l.n), '-1')
 		if redis.call('EXISTS', ak) == 0 then
 			redis.call('ZREM', roots_key(low), ALONE)
 		else

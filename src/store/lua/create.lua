@@ -51,7 +51,7 @@ end
 local FIRST = 6 + t * 6
 local W = 8
 -- Ids for the whole batch in one call; unused ones are simply skipped.
-local next_id = redis.call('INCRBY', P .. K_seq, n) - n
+local next_id = redis.call('INCRBY', P .. K_seq, I(n)) - n
 
 -- New roots without children join the lists of roots without children
 -- with one RPUSH per list, and ALONE the roots set with one ZADD NX
@@ -222,9 +222,9 @@ for i = 0, n - 1 do
 		if p then
 			local pk = jkey(parent)
 			local old = overall(p)
-			redis.call('ZADD', P .. K_children .. parent, id, sid)
-			redis.call('HINCRBY', pk, F_children_total, 1)
-			redis.call('HINCRBY', pk, 'children_' .. status, 1)
+			redis.call('ZADD', P .. K_children .. parent, sid, sid)
+			redis.call('HINCRBY', pk, F_children_total, '1')
+			redis.call('HINCRBY', pk, 'children_' .. status, '1')
 			if p.parent == '' and num(p.children_total) == 0 then
 				-- In the list first, should it be one of this batch's.
 				alone_flush()

@@ -251,7 +251,7 @@ local function roll_up(done, ttl_ms)
 	last = last - last % N_MINUTE_MS
 	if done >= last then return end
 	local mins = redis.call('ZRANGEBYSCORE', P .. K_stats_minutes,
-		'(' .. I(done), I(last), 'LIMIT', 0, N_ROLL_MAX)
+		'(' .. I(done), I(last), 'LIMIT', '0', I(N_ROLL_MAX))
 	for _, m in ipairs(mins) do
 		local v = redis.call('HGETALL', P .. K_stats_minute .. m)
 		local counters, lo, hi = {}, {}, {}
@@ -816,7 +816,7 @@ end
 local function ancestors_stopping(parent, d)
 	local depth = 0
 	while parent and parent ~= '' and depth < N_MAX_DEPTH do
-		redis.call('HINCRBY', jkey(parent), F_tree_stopping, d)
+		redis.call('HINCRBY', jkey(parent), F_tree_stopping, I(d))
 		parent = redis.call('HGET', jkey(parent), F_parent)
 		depth = depth + 1
 	end
@@ -1053,10 +1053,10 @@ local function set_status(h, to, fields)
 	if h.parent == '' or from == to then return end
 	-- The parent's counters of its direct children.
 	local pk = jkey(h.parent)
-	redis.call('HINCRBY', pk, 'children_' .. from, -1)
-	redis.call('HINCRBY', pk, 'children_' .. to, 1)
+	redis.call('HINCRBY', pk, 'children_' .. from, '-1')
+	redis.call('HINCRBY', pk, 'children_' .. to, '1')
 	if to == S_FINISHED and h.with_errors then
-		redis.call('HINCRBY', pk, F_children_errors, 1)
+		redis.call('HINCRBY', pk, F_children_errors, '1')
 	end
 	-- A parent waiting for its children moves on when they allow it.
 	local p = load(h.parent)
@@ -1379,7 +1379,7 @@ local function flush(ttl_ms)
 		-- too, which get both writes.
 		local long = k == LEASES and #add > 0 and
 			redis.call('EXISTS', k) == 0
-		if long then redis.call('ZADD', k, 0, SKIPLIST_MEMBER) end
+		if long then redis.call('ZADD', k, '0', SKIPLIST_MEMBER) end
 		-- In chunks: unpack() is bounded by the Lua stack.
 		for i = 1, #add, 4000 do
 			redis.call('ZADD', k, unpack(add, i, min(i + 3999, #add)))
@@ -1390,7 +1390,7 @@ local function flush(ttl_ms)
 		if long then redis.call('ZREM', k, SKIPLIST_MEMBER) end
 	end
 	for st, d in pairs(COUNT) do
-		if d ~= 0 then redis.call('HINCRBY', P .. K_count, st, d) end
+		if d ~= 0 then redis.call('HINCRBY', P .. K_count, st, I(d)) end
 	end
 	if VR_MOVED['0'] then redis.call('SET', P .. K_vr_floor, I(VR_FLOOR['0'])) end
 	if VR_MOVED['1'] then redis.call('SET', P .. K_vr_floor_low, I(VR_FLOOR['1'])) end
