@@ -481,19 +481,55 @@ int jobd_store_expire(struct jobd_store *st, size_t max, size_t *n)
 	return 0;
 }
 
+/*
+ * Whether R, a message on the wake-up link, says the node no longer
+ * serves the shard channel: Redis Cluster unsubscribes a shard channel's
+ * subscribers ("sunsubscribe") when its slot leaves the node (a slot
+ * moved: jobctl cluster move, docs/scaling.md).
+ */
+static bool wake_unsubscribed(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+	       r->element[0]->type == REDIS_REPLY_STRING &&
+	       strcmp(r->element[0]->str, "sunsubscribe") == 0;
+}
+
 int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 {
 	redisReply *r = NULL;
+	bool moved = false;
 	int woken = 0, rc;
 
 	if (!st->sub) {
 		st->sub = store_connect_to(st);
 		if (!st->sub)
 			return JOBD_STORE_ERR_REDIS;
+		/*
+		 * The functions and the module publish a wake-up on the shard
+		 * channel PREFIX:wake (SPUBLISH, which a cluster sends to the
+		 * nodes of the slot's shard, not to every node); a jobd of an
+		 * earlier version, or a user whose ACL rule allows no
+		 * SPUBLISH, on the classic channel of the same name. Both are
+		 * listened to. A refused SSUBSCRIBE (an ACL rule without it)
+		 * leaves the classic one, which those calls then use.
+		 */
 		r = store_link_command(st->sub, "SUBSCRIBE %s:wake",
 				       st->conf->prefix);
 		if (!r)
 			goto err_lost;
+		freeReplyObject(r);
+		r = store_link_command(st->sub, "SSUBSCRIBE %s:wake",
+				       st->conf->prefix);
+		if (!r)
+			goto err_lost;
+		if (store_redirected(st, r)) {
+			/* The slot moved since the map was read: listen anew
+			 * at its owner on the next call. */
+			freeReplyObject(r);
+			r = NULL;
+			store_drop(&st->sub);
+			return 1;
+		}
 		freeReplyObject(r);
 		r = NULL;
 		/* Jobs may have become ready before we listened. */
@@ -507,12 +543,18 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 	 */
 	while ((rc = store_link_wait(st->sub, woken ? 0 : timeout_ms, &r)) >
 	       0) {
+		moved = moved || wake_unsubscribed(r);
 		freeReplyObject(r);
 		r = NULL;
 		woken = 1;
 	}
 	if (rc < 0)
 		goto err_lost;
+	if (moved) {
+		/* Listen at the slot's new owner from the next call on; this
+		 * one wakes the caller, whose claim finds the owner too. */
+		store_drop(&st->sub);
+	}
 	return woken;
 
 err_lost:

@@ -6,7 +6,9 @@
 # read from there: jobs run end to end, the API answers, and Redis logs
 # no refusal. A second ACL user with another prefix runs its own jobs but
 # cannot read or change the first one's: not by commands, not through the
-# Lua functions, not through the module.
+# Lua functions, not through the module. A user with the rule of an
+# earlier jobd (no SPUBLISH, no SSUBSCRIBE) still runs jobs: the wake-up
+# falls back to the classic channel.
 set -euo pipefail
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
@@ -215,6 +217,26 @@ CONF
 	assert_eq finished "$(JOBD_CONFIG=$dir/a.conf jobctl show "$id" --json | jq -r .status)" "teama's job"
 	assert_eq canceled "$(JOBD_CONFIG=$dir/a.conf jobctl show "$id2" --json | jq -r .status)" "teama's job"
 	assert_eq pending "$(JOBD_CONFIG=$dir/a.conf jobctl show "$id3" --json | jq -r .status)" "teama's pending job"
+
+	# A rule from before the wake-up's shard channel (no SPUBLISH, no
+	# SSUBSCRIBE): the functions fall back to the classic channel, jobd
+	# listens there, and the calls go through.
+	printf 'pw-c-%s\n' "$RANDOM$RANDOM" >"$dir/teamc.pw"
+	# shellcheck disable=SC2046
+	admin ACL SETUSER teamc $(rule teamc jobd "$(cat "$dir/teamc.pw")" $module |
+		sed 's/ +spublish//; s/ +ssubscribe//') >/dev/null || fail "ACL SETUSER teamc"
+	admin ACL LOG RESET >/dev/null
+	write_conf c teamc jobd
+	start_jobd c "$dir"
+	export JOBD_CONFIG=$dir/c.conf
+	id4=$(jobctl submit noop --payload '{"steps": 2}') || fail "submit with the older rule ($mode)"
+	wait_job 20 "$id4" '.status == "finished"'
+	stop_jobd c
+	out=$(admin ACL LOG)
+	assert_contains "$out" ssubscribe "jobd's SSUBSCRIBE refused by the older rule ($mode)"
+	# (the module publishes through its API, which no ACL rule checks)
+	[ "$mode" = module ] ||
+		assert_contains "$out" spublish "a function's SPUBLISH refused by the older rule"
 	"$top_srcdir/scripts/redis" stop "$dir/redis" >/dev/null 2>&1
 }
 

@@ -216,6 +216,13 @@ poll 60 kafka_all ||
 out=$(jobctl fsck 2>&1) || fail "jobctl fsck after the moves: $out"
 assert_contains "$out" "0 violations" "fsck after the moves"
 assert_eq 0 "$(nrcli "$c" exists '{jobd}:hold')" "the hold is gone"
+# The wake-up channel is a shard channel: a slot that leaves a node
+# unsubscribes its listeners there ("sunsubscribe"), and both jobds listen
+# again at the slot's owner.
+shard_subs() { nrcli "$1" pubsub shardnumsub '{jobd}:wake' | tail -n 1; }
+both_listen() { [ "$(shard_subs "$c")" -ge 2 ]; }
+wait_for 10 "both jobds listening for wake-ups at $c" both_listen
+assert_eq 0 "$(shard_subs "$b")" "listeners left at $b, which the slot left"
 stop_jobd b
 stop_jobd a
 assert_eq 0 "$(keys_elsewhere "$c")" "keys left on the primaries other than $c"

@@ -206,15 +206,25 @@ first=$(head -n 1 "$work/ids1")
 jobctl restart "$first" >/dev/null
 wait_job 10 "$first" '.status == "finished" and .restarts == 1'
 
-# The wake-up channel (PUBLISH) reaches a subscriber on another node.
+# The wake-up goes on the shard channel (SPUBLISH): a listener at the
+# slot's primary hears it, a classic one on another node does not (a
+# classic PUBLISH would reach every node of the cluster).
 other=$(grep -vx "$o" "$cdir/nodes" | head -n 1)
-timeout 3 redis-cli -h "${other%:*}" -p "${other#*:}" subscribe '{jobd}:wake' \
+timeout 3 redis-cli -h "${o%:*}" -p "${o#*:}" ssubscribe '{jobd}:wake' \
 	>"$work/wake.out" 2>&1 &
 sub=$!
+timeout 3 redis-cli -h "${other%:*}" -p "${other#*:}" subscribe '{jobd}:wake' \
+	>"$work/wake_other.out" 2>&1 &
+sub2=$!
 sleep 0.5
 jobctl submit side --payload '{"sleep_ms": 1}' >/dev/null
 wait "$sub" || true
-assert_contains "$(cat "$work/wake.out")" message "a wake-up seen on $other"
+wait "$sub2" || true
+assert_contains "$(cat "$work/wake.out")" smessage "a wake-up seen at $o"
+assert_contains "$(cat "$work/wake_other.out")" subscribe "a classic listener at $other"
+case $(cat "$work/wake_other.out") in
+*message*) fail "a wake-up broadcast to $other: $(cat "$work/wake_other.out")" ;;
+esac
 stop_jobd a
 
 # --- 3. Kafka: creates wait for the replica -----------------------------------
@@ -282,7 +292,7 @@ kafka_all() { [ "$(jobctl key --scan 'jobs.events:k*' | wc -l)" -ge 200 ]; }
 poll 30 kafka_all ||
 	fail "$(jobctl key --scan 'jobs.events:k*' | wc -l) of 200 jobs from Kafka after the failover: $(tail -n 20 "$work/k.log")"
 # Idle, jobd listens for wake-ups on the new primary.
-subscribed() { [ "$(nrcli "$o2" pubsub numsub '{jobd}:wake' | tail -n 1)" -ge 1 ]; }
+subscribed() { [ "$(nrcli "$o2" pubsub shardnumsub '{jobd}:wake' | tail -n 1)" -ge 1 ]; }
 wait_for 10 "jobd subscribed on $o2" subscribed
 out=$(jobctl fsck 2>&1) || fail "jobctl fsck after the failover: $out"
 assert_contains "$out" "0 violations" "fsck after the failover"

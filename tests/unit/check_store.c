@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct jobd_test_redis *redis; /* the private redis-server, or NULL */
 static struct jobd_conf *conf;
@@ -1052,6 +1053,72 @@ START_TEST(test_a_claim_out_of_tries_on_stale_entries_wakes_the_workers)
 		jobd_store_claims_free(cl, n);
 	}
 	ck_assert_int_eq(got, v);
+}
+END_TEST
+
+static const char *server_opts(void);
+static long long number_of(const char *cmd);
+static const char *with_prefix(const char *text, char *buf, size_t size);
+
+/* Subscribers of channel CHAN (jobd: for the prefix), classic ("numsub")
+ * or shard ("shardnumsub"). */
+static long long subscribers(const char *kind, const char *chan)
+{
+	char cmd[1024], keyed[256];
+
+	snprintf(cmd, sizeof(cmd), "redis-cli %s pubsub %s '%s' | tail -n 1",
+		 server_opts(), kind, with_prefix(chan, keyed, sizeof(keyed)));
+	return number_of(cmd);
+}
+
+/* A call that makes work ready wakes the workers on the shard channel
+ * (SPUBLISH, which a cluster keeps to the nodes of the slot's shard),
+ * and jobd listens there and on the classic channel of the same name,
+ * where a jobd of an earlier version, or a user whose ACL rule has no
+ * SPUBLISH, publishes. */
+START_TEST(test_a_wake_up_goes_on_the_shard_channel_and_both_are_heard)
+{
+	char path[] = "/tmp/jobd-wake-XXXXXX", cmd[1200], keyed[256];
+	int fd = mkstemp(path);
+	bool seen = false;
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(jobd_store_wait(st, 0), 1); /* subscribes */
+	ck_assert_int_eq(subscribers("numsub", "jobd:wake"), 1);
+	ck_assert_int_eq(subscribers("shardnumsub", "jobd:wake"), 1);
+	/* Another listener on the shard channel alone, and one on the
+	 * classic channel alone. */
+	snprintf(cmd, sizeof(cmd),
+		 "(timeout 5 redis-cli %s ssubscribe '%s' >'%s' 2>&1 &)",
+		 server_opts(), with_prefix("jobd:wake", keyed, sizeof(keyed)),
+		 path);
+	ck_assert_int_eq(system(cmd), 0);
+	for (int i = 0; i < 100 && subscribers("shardnumsub", "jobd:wake") < 2;
+	     i++)
+		sleep_ms(20);
+	ck_assert_int_eq(subscribers("shardnumsub", "jobd:wake"), 2);
+
+	create("noop", 0);
+	ck_assert_int_eq(jobd_store_wait(st, 1000), 1);
+	for (int i = 0; i < 100 && !seen; i++) {
+		FILE *f = fopen(path, "r");
+		char line[256];
+
+		while (f && fgets(line, sizeof(line), f))
+			seen = seen || strncmp(line, "smessage", 8) == 0;
+		if (f)
+			fclose(f);
+		if (!seen)
+			sleep_ms(20);
+	}
+	unlink(path);
+	ck_assert_msg(seen, "no smessage on the shard channel");
+	/* Nothing more: the one wake-up was drained. */
+	ck_assert_int_eq(jobd_store_wait(st, 100), 0);
+	/* The classic channel wakes it too. */
+	rcli("PUBLISH jobd:wake 1");
+	ck_assert_int_eq(jobd_store_wait(st, 1000), 1);
 }
 END_TEST
 
@@ -4829,6 +4896,9 @@ static Suite *store_suite(void)
 	tcase_add_test(
 		tc,
 		test_a_claim_out_of_tries_on_stale_entries_wakes_the_workers);
+	tcase_add_test(
+		tc,
+		test_a_wake_up_goes_on_the_shard_channel_and_both_are_heard);
 	tcase_add_test(
 		tc,
 		test_claim_takes_low_priority_only_when_no_normal_job_is_ready);

@@ -303,8 +303,19 @@ local function flush_stats(ttl_ms)
 	roll_up(done, ttl_ms)
 end
 
--- Wake idle workers of every instance: one message per script call.
+-- Wake idle workers of every instance: one message per script call, on
+-- the shard channel P:wake (SPUBLISH), which a cluster sends to the
+-- nodes of the slot's shard only, where a classic PUBLISH goes to every
+-- node of the cluster. A user whose ACL rule has no SPUBLISH (the rule
+-- of docs/security.md before it had) gets the classic message instead:
+-- jobd listens on both (src/store/transitions.c jobd_store_wait), and a
+-- refused SPUBLISH must not fail a call that has written its changes.
 local WAKE = false
+local function wake()
+	local ch = P .. K_wake
+	local r = redis.pcall('SPUBLISH', ch, '1')
+	if type(r) == 'table' and r.err then redis.call('PUBLISH', ch, '1') end
+end
 
 
 -- The listing indexes (docs/redis-keys.md, "Indexes (listing)"): an
@@ -1394,7 +1405,7 @@ local function flush(ttl_ms)
 	end
 	if VR_MOVED['0'] then redis.call('SET', P .. K_vr_floor, I(VR_FLOOR['0'])) end
 	if VR_MOVED['1'] then redis.call('SET', P .. K_vr_floor_low, I(VR_FLOOR['1'])) end
-	if WAKE then redis.call('PUBLISH', P .. K_wake, '1') end
+	if WAKE then wake() end
 	-- Last: statistics read older data (a roll-up), so whatever they meet
 	-- cannot stop the transition's own writes half way.
 	flush_stats(ttl_ms)

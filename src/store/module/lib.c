@@ -1101,9 +1101,13 @@ void flush(struct call *c)
 	if (c->wake) {
 		RedisModuleString *k = keyf(c, K_WAKE);
 
-		rm_PublishMessage(c->ctx, k, N[V_ONE]);
-		/* As Redis replicates a PUBLISH from Lua. */
-		rm_Replicate(c->ctx, "PUBLISH", "ss", k, N[V_ONE]);
+		/* On the shard channel, as lib.lua's wake(). */
+		rm_PublishMessageShard(c->ctx, k, N[V_ONE]);
+		/* As Redis replicates an SPUBLISH from Lua: down the
+		 * replication stream out of cluster mode; a cluster sends it
+		 * to the nodes of the slot's shard itself. */
+		if (!(rm_GetContextFlags(c->ctx) & RM_CTX_FLAGS_CLUSTER))
+			rm_Replicate(c->ctx, "SPUBLISH", "ss", k, N[V_ONE]);
 		rm_FreeString(NULL, k);
 	}
 	flush_stats(c);

@@ -128,7 +128,7 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(void, ScanCursorDestroy, (RedisModuleScanCursor *))                  \
 	X(int, ScanKey,                                                        \
 	  (RedisModuleKey *, RedisModuleScanCursor *, rm_scan_fn, void *))     \
-	X(int, PublishMessage,                                                 \
+	X(int, PublishMessageShard,                                            \
 	  (RedisModuleCtx *, RedisModuleString *, RedisModuleString *))        \
 	X(int, NotifyKeyspaceEvent,                                            \
 	  (RedisModuleCtx *, int, const char *, RedisModuleString *))          \
