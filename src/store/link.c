@@ -755,12 +755,15 @@ int store_link_reply(struct store_link *l, redisReply **r)
 	*r = NULL;
 	if (l->failed)
 		return -1;
+	/* What was appended goes out first, even when a reply read before
+	 * (a message on a subscribed link) answers this call: the caller
+	 * may wait for nothing else to send it. */
+	if (store_link_flush(l) < 0)
+		return -1;
 	if (take(l, r) < 0)
 		return -1;
 	if (*r)
 		return 0;
-	if (store_link_flush(l) < 0)
-		return -1;
 	while (!*r)
 		if (fill(l) < 0 || take(l, r) < 0)
 			return -1;

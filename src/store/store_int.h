@@ -106,6 +106,7 @@ struct jobd_store {
 	int timeout_ms;		 /* per-call socket timeout */
 	bool module;		 /* Redis has this jobd's module */
 	bool warned;		 /* ... in another version: said */
+	bool warned_wake;	 /* SSUBSCRIBE refused: said */
 	char err[512];		 /* the last error */
 	uint64_t conns; /* connections made: which one a call went on */
 	/* jobd_store_create_send's calls whose replies are not read yet:

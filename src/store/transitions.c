@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/util.h"
 
 /* --- engine ------------------------------------------------------------ */
@@ -508,16 +509,11 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 		 * The functions and the module publish a wake-up on the shard
 		 * channel PREFIX:wake (SPUBLISH, which a cluster sends to the
 		 * nodes of the slot's shard, not to every node); a jobd of an
-		 * earlier version, or a user whose ACL rule allows no
+		 * earlier version, and a user whose ACL rule allows no
 		 * SPUBLISH, on the classic channel of the same name. Both are
-		 * listened to. A refused SSUBSCRIBE (an ACL rule without it)
-		 * leaves the classic one, which those calls then use.
+		 * listened to. SSUBSCRIBE first: nothing else is subscribed
+		 * yet, so the reply read is its own.
 		 */
-		r = store_link_command(st->sub, "SUBSCRIBE %s:wake",
-				       st->conf->prefix);
-		if (!r)
-			goto err_lost;
-		freeReplyObject(r);
 		r = store_link_command(st->sub, "SSUBSCRIBE %s:wake",
 				       st->conf->prefix);
 		if (!r)
@@ -526,12 +522,46 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 			/* The slot moved since the map was read: listen anew
 			 * at its owner on the next call. */
 			freeReplyObject(r);
-			r = NULL;
 			store_drop(&st->sub);
 			return 1;
 		}
+		if (r->type == REDIS_REPLY_ERROR && !st->warned_wake) {
+			/* An ACL rule with SPUBLISH but not SSUBSCRIBE would
+			 * leave jobd deaf to every wake-up: say it once. */
+			jobd_warn(
+				"store: redis at %s refused SSUBSCRIBE %s:wake "
+				"(%s): idle workers hear only wake-ups on the "
+				"classic channel, and otherwise look for work "
+				"once a second; grant +ssubscribe +spublish "
+				"(docs/security.md)",
+				store_where(st), st->conf->prefix, r->str);
+			st->warned_wake = true;
+		}
 		freeReplyObject(r);
-		r = NULL;
+		/* Its confirmation may come after shard messages (dropped:
+		 * the caller claims at once anyway). */
+		store_link_append(st->sub, "SUBSCRIBE %s:wake",
+				  st->conf->prefix);
+		for (;;) {
+			bool confirmed;
+
+			if (store_link_reply(st->sub, &r) < 0)
+				goto err_lost;
+			confirmed =
+				r->type == REDIS_REPLY_ERROR ||
+				(r->type == REDIS_REPLY_ARRAY &&
+				 r->elements > 0 &&
+				 r->element[0]->type == REDIS_REPLY_STRING &&
+				 strcmp(r->element[0]->str, "subscribe") == 0);
+			moved = moved || wake_unsubscribed(r);
+			freeReplyObject(r);
+			r = NULL;
+			if (confirmed)
+				break;
+		}
+		/* (the slot left this node meanwhile: listen anew) */
+		if (moved)
+			store_drop(&st->sub);
 		/* Jobs may have become ready before we listened. */
 		return 1;
 	}

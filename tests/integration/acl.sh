@@ -90,6 +90,23 @@ lua_commands_in_rule() {
 }
 lua_commands_in_rule
 
+# wakes WHAT: five jobs submitted while the workers are idle (they look
+# for work once a second unless woken), each at another moment of that
+# second, each started within 250 ms of its creation.
+wakes() {
+	local i id started created
+	sleep 1.2
+	for i in 1 2 3 4 5; do
+		id=$(jobctl submit noop) || fail "submit ($1)"
+		wait_job 20 "$id" '.status == "finished"'
+		started=$(admin HGET "jobd:job:$id" started_at)
+		created=$(admin HGET "jobd:job:$id" created_at)
+		[ $((started - created)) -lt 250 ] ||
+			fail "$1: job $i started $((started - created)) ms after it was created: no wake-up?"
+		sleep "0.$((i * 17 % 10))"
+	done
+}
+
 # run_mode lua|module
 run_mode() {
 	local mode=$1 module=no args=() id id2 url code n
@@ -139,6 +156,7 @@ CONF
 	start_jobd a "$dir"
 	url=$(monitor_url "$dir/a.log")
 	export JOBD_CONFIG=$dir/a.conf
+	wakes "teama ($mode)"
 	id=$(jobctl submit noop --payload '{"steps": 3, "sleep_ms": 10}') || fail "submit as teama ($mode)"
 	wait_job 20 "$id" '.status == "finished"'
 	id2=$(jobctl submit slow --payload '{"steps": 1000, "sleep_ms": 100}')
@@ -229,8 +247,7 @@ CONF
 	write_conf c teamc jobd
 	start_jobd c "$dir"
 	export JOBD_CONFIG=$dir/c.conf
-	id4=$(jobctl submit noop --payload '{"steps": 2}') || fail "submit with the older rule ($mode)"
-	wait_job 20 "$id4" '.status == "finished"'
+	wakes "the older rule ($mode)"
 	stop_jobd c
 	out=$(admin ACL LOG)
 	assert_contains "$out" ssubscribe "jobd's SSUBSCRIBE refused by the older rule ($mode)"

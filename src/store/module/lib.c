@@ -1010,6 +1010,55 @@ static void roll_up(struct call *c, long long done)
 	rm_FreeString(NULL, rk);
 }
 
+/*
+ * Whether the user running the call may SPUBLISH on CH. The module API
+ * publishes without asking the ACL; lib.lua's wake() asks Redis, which
+ * refuses it under a rule without +spublish, and falls back.
+ */
+static int may_spublish(RedisModuleCtx *ctx, RedisModuleString *ch)
+{
+	RedisModuleString *name = rm_GetCurrentUserName(ctx), *argv[3];
+	RedisModuleUser *user;
+	int ok;
+
+	if (!name)
+		return 1;
+	user = rm_GetModuleUserFromUserName(name);
+	rm_FreeString(ctx, name);
+	if (!user)
+		return 1;
+	argv[0] = rm_CreateString(ctx, "SPUBLISH", 8);
+	argv[1] = ch;
+	argv[2] = N[V_ONE];
+	ok = rm_ACLCheckCommandPermissions(user, argv, 3) == RM_OK;
+	rm_FreeString(ctx, argv[0]);
+	rm_FreeModuleUser(user);
+	return ok;
+}
+
+/*
+ * Wakes idle workers, as lib.lua's wake(): on the shard channel, or on
+ * the classic one for a user whose ACL rule has no SPUBLISH (then jobd's
+ * SSUBSCRIBE was refused too, and it listens on the classic channel
+ * only). Replicated as Redis replicates either from Lua: down the
+ * replication stream out of cluster mode only; a cluster sends it to
+ * the nodes it goes to itself.
+ */
+static void wake(struct call *c)
+{
+	RedisModuleString *k = keyf(c, K_WAKE);
+	int shard = may_spublish(c->ctx, k);
+
+	if (shard)
+		rm_PublishMessageShard(c->ctx, k, N[V_ONE]);
+	else
+		rm_PublishMessage(c->ctx, k, N[V_ONE]);
+	if (!(rm_GetContextFlags(c->ctx) & RM_CTX_FLAGS_CLUSTER))
+		rm_Replicate(c->ctx, shard ? "SPUBLISH" : "PUBLISH", "ss", k,
+			     N[V_ONE]);
+	rm_FreeString(NULL, k);
+}
+
 /* lib.lua write_total(): the per-type counters into P:stats:total. */
 static void write_total(struct call *c, const struct counters *counters)
 {
@@ -1098,18 +1147,8 @@ void flush(struct call *c)
 		rm_FreeString(NULL, v);
 		rm_FreeString(NULL, k);
 	}
-	if (c->wake) {
-		RedisModuleString *k = keyf(c, K_WAKE);
-
-		/* On the shard channel, as lib.lua's wake(). */
-		rm_PublishMessageShard(c->ctx, k, N[V_ONE]);
-		/* As Redis replicates an SPUBLISH from Lua: down the
-		 * replication stream out of cluster mode; a cluster sends it
-		 * to the nodes of the slot's shard itself. */
-		if (!(rm_GetContextFlags(c->ctx) & RM_CTX_FLAGS_CLUSTER))
-			rm_Replicate(c->ctx, "SPUBLISH", "ss", k, N[V_ONE]);
-		rm_FreeString(NULL, k);
-	}
+	if (c->wake)
+		wake(c);
 	flush_stats(c);
 }
 

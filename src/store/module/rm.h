@@ -128,6 +128,8 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(void, ScanCursorDestroy, (RedisModuleScanCursor *))                  \
 	X(int, ScanKey,                                                        \
 	  (RedisModuleKey *, RedisModuleScanCursor *, rm_scan_fn, void *))     \
+	X(int, PublishMessage,                                                 \
+	  (RedisModuleCtx *, RedisModuleString *, RedisModuleString *))        \
 	X(int, PublishMessageShard,                                            \
 	  (RedisModuleCtx *, RedisModuleString *, RedisModuleString *))        \
 	X(int, NotifyKeyspaceEvent,                                            \
@@ -145,6 +147,8 @@ typedef void (*rm_filter_fn)(RedisModuleCommandFilterCtx *fctx);
 	X(int, ACLCheckKeyPermissions,                                         \
 	  (RedisModuleUser *, RedisModuleString *, int))                       \
 	X(int, FreeModuleUser, (RedisModuleUser *))                            \
+	X(int, ACLCheckCommandPermissions,                                     \
+	  (RedisModuleUser *, RedisModuleString **, int))                      \
 	X(void *, Alloc, (size_t))                                             \
 	X(void *, Realloc, (void *, size_t))                                   \
 	X(void, Free, (void *))
