@@ -2241,7 +2241,9 @@ START_TEST(test_expire_hands_back_jobs_whose_lease_ran_out)
 	int64_t a1 = create("noop", 0), b = create("noop", 0), keep;
 	int64_t aa, ab;
 	size_t n;
-	struct jobd_claim *cl = claim(2, 0, 50, &n);
+	/* (a lease long enough for the calls before the first expire, on a
+	 * cluster under load: 50 ms was not) */
+	struct jobd_claim *cl = claim(2, 0, 500, &n);
 
 	ck_assert_int_eq(n, 2);
 	aa = cl[0].id == a1 ? cl[0].attempt : cl[1].attempt;
@@ -2255,7 +2257,7 @@ START_TEST(test_expire_hands_back_jobs_whose_lease_ran_out)
 	op_ok(JOBD_OP_STOP, b);
 	ck_assert_int_eq(jobd_store_expire(st, 100, &n), 0);
 	ck_assert_int_eq(n, 0);
-	sleep_ms(120);
+	sleep_ms(600);
 	ck_assert_int_eq(jobd_store_expire(st, 100, &n), 0);
 	ck_assert_int_eq(n, 2);
 	assert_status(a1, "pending");

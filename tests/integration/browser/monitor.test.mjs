@@ -265,12 +265,24 @@ try {
     waiting: (x) => x.started === '–' && x.status !== 'Finished' && x.status !== 'Canceled',
     duration: (x) => x.status === 'In Progress' || x.status === 'Stopping',
   };
+  /*
+   * Jobs claimed in one call started in the same millisecond: their
+   * waiting or duration ties on the server, which orders them by id, and
+   * the page shows each at its own instant, rounded to 0.1 s, so two of
+   * them may read 13.0s and 13.1s either way round. Two live cells side
+   * by side may be one such step (100 ms) out of order.
+   */
   const sortedLive = (rows, key, desc, elapsed) => {
     const live = LIVE[key];
+    const cells = rows.map((x) => [keyOf[key](x), live(x)]).filter(([v]) => v !== null && v !== '');
     for (let d = 0; d <= elapsed; d += 50) {
-      const vals = rows.map((x) => [keyOf[key](x), live(x)]).filter(([v]) => v !== null && v !== '')
-        .map(([v, l]) => (l ? v - d : v));
-      if (sorted(vals, desc)) return true;
+      const vals = cells.map(([v, l]) => [l ? v - d : v, l]);
+      if (vals.every(([v, l], i) => {
+        if (i === 0) return true;
+        const [p, pl] = vals[i - 1];
+        const step = l && pl ? 100 : 0;
+        return desc ? p >= v - step : p <= v + step;
+      })) return true;
     }
     return false;
   };
