@@ -268,21 +268,32 @@ try {
   /*
    * Jobs claimed in one call started in the same millisecond: their
    * waiting or duration ties on the server, which orders them by id, and
-   * the page shows each at its own instant, rounded to 0.1 s, so two of
-   * them may read 13.0s and 13.1s either way round. Two live cells side
-   * by side may be one such step (100 ms) out of order.
+   * the page shows each at its own instant, rounded to its display's step
+   * (0.1 s below a minute, 1 s below an hour: human() in app.js), so two
+   * of them may read 13.0s and 13.1s either way round. A live cell may be
+   * one such step out of order against every live cell before it (not
+   * only the one above: steps must not add up), and nothing more.
    */
+  const stepOf = (v) => (v < 1000 ? 1 : v < 60000 ? 100 : v < 3600000 ? 1000 : v < 86400000 ? 60000 : 3600000);
   const sortedLive = (rows, key, desc, elapsed) => {
     const live = LIVE[key];
     const cells = rows.map((x) => [keyOf[key](x), live(x)]).filter(([v]) => v !== null && v !== '');
     for (let d = 0; d <= elapsed; d += 50) {
       const vals = cells.map(([v, l]) => [l ? v - d : v, l]);
-      if (vals.every(([v, l], i) => {
-        if (i === 0) return true;
-        const [p, pl] = vals[i - 1];
-        const step = l && pl ? 100 : 0;
-        return desc ? p >= v - step : p <= v + step;
-      })) return true;
+      let edge = null; /* descending: the least live value so far; ascending: the greatest */
+      const ok = vals.every(([v, l], i) => {
+        if (i > 0) {
+          const [p, pl] = vals[i - 1];
+          if (!(l && pl) && !(desc ? p >= v : p <= v)) return false;
+          if (l && edge !== null) {
+            const step = stepOf(Math.max(v, edge));
+            if (!(desc ? v <= edge + step : v >= edge - step)) return false;
+          }
+        }
+        if (l) edge = edge === null ? v : (desc ? Math.min(edge, v) : Math.max(edge, v));
+        return true;
+      });
+      if (ok) return true;
     }
     return false;
   };
