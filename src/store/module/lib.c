@@ -1013,16 +1013,42 @@ static void roll_up(struct call *c, long long done)
 /*
  * Whether the user running the call may SPUBLISH on CH. The module API
  * publishes without asking the ACL; lib.lua's wake() asks Redis, which
- * refuses it under a rule without +spublish, and falls back.
+ * refuses it under a rule without +spublish, and falls back. The answer
+ * is kept a second for its user (asking costs about 9,000 instructions,
+ * a fifth of a create of one job): a rule changed meanwhile is followed
+ * within that second, and jobd's subscriptions follow a rule only when
+ * they are made anyway.
  */
 static int may_spublish(RedisModuleCtx *ctx, RedisModuleString *ch)
 {
+	static char last[256];
+	static size_t last_len;
+	static long long until;
+	static int last_ok;
 	RedisModuleString *name = rm_GetCurrentUserName(ctx), *argv[3];
 	RedisModuleUser *user;
+	long long now = rm_Milliseconds();
+	char key[sizeof(last)];
+	const char *u, *c;
+	size_t ulen, clen, len = 0;
 	int ok;
 
 	if (!name)
 		return 1;
+	/* The answer's key: the user's name and the channel. */
+	u = rm_StringPtrLen(name, &ulen);
+	c = rm_StringPtrLen(ch, &clen);
+	if (ulen + 1 + clen <= sizeof(key)) {
+		memcpy(key, u, ulen);
+		key[ulen] = '\n';
+		memcpy(key + ulen + 1, c, clen);
+		len = ulen + 1 + clen;
+	}
+	if (len && now < until && len == last_len &&
+	    memcmp(key, last, len) == 0) {
+		rm_FreeString(ctx, name);
+		return last_ok;
+	}
 	user = rm_GetModuleUserFromUserName(name);
 	rm_FreeString(ctx, name);
 	if (!user)
@@ -1033,6 +1059,12 @@ static int may_spublish(RedisModuleCtx *ctx, RedisModuleString *ch)
 	ok = rm_ACLCheckCommandPermissions(user, argv, 3) == RM_OK;
 	rm_FreeString(ctx, argv[0]);
 	rm_FreeModuleUser(user);
+	if (len) {
+		memcpy(last, key, len);
+		last_len = len;
+		until = now + 1000;
+		last_ok = ok;
+	}
 	return ok;
 }
 
