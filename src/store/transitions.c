@@ -483,16 +483,17 @@ int jobd_store_expire(struct jobd_store *st, size_t max, size_t *n)
 }
 
 /*
- * Whether R, a message on the wake-up link, says the node no longer
- * serves the shard channel: Redis Cluster unsubscribes a shard channel's
- * subscribers ("sunsubscribe") when its slot leaves the node (a slot
- * moved: jobctl cluster move, docs/scaling.md).
+ * Whether R, a message on the wake-up link, is of KIND (its first
+ * element): "subscribe" confirms a SUBSCRIBE; "sunsubscribe" says the
+ * node no longer serves the shard channel (Redis Cluster unsubscribes a
+ * shard channel's subscribers when its slot leaves the node: a slot
+ * moved, jobctl cluster move, docs/scaling.md).
  */
-static bool wake_unsubscribed(const redisReply *r)
+static bool push_is(const redisReply *r, const char *kind)
 {
 	return r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
 	       r->element[0]->type == REDIS_REPLY_STRING &&
-	       strcmp(r->element[0]->str, "sunsubscribe") == 0;
+	       strcmp(r->element[0]->str, kind) == 0;
 }
 
 int jobd_store_wait(struct jobd_store *st, int timeout_ms)
@@ -547,13 +548,9 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 
 			if (store_link_reply(st->sub, &r) < 0)
 				goto err_lost;
-			confirmed =
-				r->type == REDIS_REPLY_ERROR ||
-				(r->type == REDIS_REPLY_ARRAY &&
-				 r->elements > 0 &&
-				 r->element[0]->type == REDIS_REPLY_STRING &&
-				 strcmp(r->element[0]->str, "subscribe") == 0);
-			moved = moved || wake_unsubscribed(r);
+			confirmed = r->type == REDIS_REPLY_ERROR ||
+				    push_is(r, "subscribe");
+			moved = moved || push_is(r, "sunsubscribe");
 			freeReplyObject(r);
 			r = NULL;
 			if (confirmed)
@@ -573,7 +570,7 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 	 */
 	while ((rc = store_link_wait(st->sub, woken ? 0 : timeout_ms, &r)) >
 	       0) {
-		moved = moved || wake_unsubscribed(r);
+		moved = moved || push_is(r, "sunsubscribe");
 		freeReplyObject(r);
 		r = NULL;
 		woken = 1;
