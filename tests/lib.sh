@@ -121,6 +121,24 @@ job_is() {
 
 # wait_job SECONDS ID JQ-EXPR: until the expression is true of the job;
 # fails showing the job.
+# assert_woken WHAT SUBMIT HGET WAIT: five jobs, each submitted at
+# another moment of the second idle workers wait between looks for work
+# (SUBMIT: a command that prints the job's id), each started within 250
+# ms of its creation: without wake-ups some would wait. HGET KEY FIELD
+# reads a field of a job's hash, WAIT SECONDS ID FILTER waits for it.
+assert_woken() {
+	local what=$1 submit=$2 hget=$3 waitf=$4 i id started created
+	for i in 1 2 3 4 5; do
+		id=$($submit) || fail "submit ($what)"
+		$waitf 20 "$id" '.status == "finished"'
+		started=$($hget "jobd:job:$id" started_at)
+		created=$($hget "jobd:job:$id" created_at)
+		[ $((started - created)) -lt 250 ] ||
+			fail "$what: job $i started $((started - created)) ms after it was created: no wake-up?"
+		sleep "0.$((i * 17 % 10))"
+	done
+}
+
 wait_job() {
 	poll "$1" job_is "$2" "$3" ||
 		fail "job $2: '$3' still false after $1 s: $(jobctl show "$2" --json)"

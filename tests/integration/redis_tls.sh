@@ -112,15 +112,7 @@ assert_eq "$clients" "$tls_port_clients" "clients on the TLS port"
 # 1 s between looks; woken, they start a new job at once. Five jobs, each
 # at another moment of that second: without wake-ups some would wait.
 sleep 2
-for i in 1 2 3 4 5; do
-	id=$(tctl submit noop)
-	wait_job_tls 20 "$id" '.status == "finished"'
-	started=$(rcli hget "jobd:job:$id" started_at)
-	created=$(rcli hget "jobd:job:$id" created_at)
-	[ $((started - created)) -lt 250 ] ||
-		fail "job $i: an idle worker took $((started - created)) ms to start it: no wake-up over TLS?"
-	sleep "0.$((i * 17 % 10))"
-done
+assert_woken "over TLS" "tctl submit noop" "rcli hget" wait_job_tls
 
 # A restart of Redis mid-run: jobd reconnects through TLS and goes on.
 id=$(tctl submit noop --payload '{"steps": 30, "sleep_ms": 100}')
