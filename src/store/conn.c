@@ -42,6 +42,7 @@
  */
 #include "config.h"
 
+#include "store/shard.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
@@ -581,6 +582,7 @@ struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
 				  size_t errstr_size)
 {
 	struct jobd_store *st = calloc(1, sizeof(*st));
+	long long shards, shard;
 
 	if (!st) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -588,6 +590,15 @@ struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
 	}
 	st->conf = conf;
 	st->timeout_ms = 5000;
+	if (jobd_shard_of(conf->prefix, strlen(conf->prefix), &shards, &shard) <
+	    0) {
+		snprintf(errstr, errstr_size,
+			 "[redis] prefix = %s: a hash tag {N/S} is shard N of "
+			 "S, with 0 <= N < S <= %d and no leading zeros "
+			 "(docs/scaling.md, \"Shards\")",
+			 conf->prefix, N_MAX_SHARDS);
+		goto err_free;
+	}
 	for (int i = 0; i < S_COUNT; i++)
 		snprintf(st->fn[i], sizeof(st->fn[i]), "%s%s",
 			 jobd_library_prefix, script_names[i]);

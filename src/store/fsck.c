@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "store/shard.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
@@ -139,6 +140,12 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 	redisReply *r;
 	struct listed alone = { 0 }, alone_low = { 0 };
 	int rc = JOBD_STORE_ERR_REDIS;
+	const char *prefix = jobd_store_prefix(st);
+	long long shards, shard;
+
+	/* fsck.lua's cursor counts the shard's ids: the Nth is N x SHARDS +
+	 * SHARD (shard.h); the store checked the prefix when it was made. */
+	jobd_shard_of(prefix, strlen(prefix), &shards, &shard);
 
 	memset(f, 0, sizeof(*f));
 	if (jobd_store_counts(st, before) < 0 ||
@@ -152,8 +159,8 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 		store_args_addf(&a, "%lld", (long long)next);
 		store_args_add(&a, "500");
 		store_args_add(&a, repair ? "1" : "0");
-		listed_range(&alone, next, 500, &a);
-		listed_range(&alone_low, next, 500, &a);
+		listed_range(&alone, next * shards, 500 * shards, &a);
+		listed_range(&alone_low, next * shards, 500 * shards, &a);
 		r = store_eval(st, S_FSCK, &a);
 		store_args_release(&a);
 		if (!r)

@@ -14,7 +14,8 @@
 # on a clock the driver moves (tests/drivers/fakeclock.c), so nothing is
 # masked.
 #
-# By default 8 seeds of 1,500 steps; TWIN_SEED=S runs seed S alone and
+# By default 8 seeds of 1,500 steps, then seed 9 with a prefix that is
+# shard 5 of 8; TWIN_SEED=S runs seed S alone (and once as the shard) and
 # TWIN_STEPS=N makes N steps a seed, for a longer run:
 #
 #	cd build/dev && TWIN_SEED=7 TWIN_STEPS=200000 \
@@ -107,9 +108,27 @@ wait_for 10 "the replica to connect to the module's Redis" replica_up
 assert_eq 1767225600 "$(redis-cli -s "$work/lua/redis.sock" time | head -n 1)" \
 	"the fake clock in redis"
 
-for seed in $seeds; do
-	JOBD_CONFIG=$work/jobd.conf "$drv" --lua "$work/lua/redis.sock" \
+twin() { # CONF SEED STEPS
+	JOBD_CONFIG=$1 "$drv" --lua "$work/lua/redis.sock" \
 		--module "$work/module/redis.sock" --clock "$JOBD_FAKECLOCK" \
-		--replica "$work/replica/redis.sock" --seed "$seed" --steps "$steps" ||
+		--replica "$work/replica/redis.sock" --seed "$2" --steps "$3"
+}
+for seed in $seeds; do
+	twin "$work/jobd.conf" "$seed" "$steps" ||
 		fail "seed $seed: the module and the Lua functions differ"
+done
+# Shard 5 of 8 (docs/scaling.md, "Shards"): ids 8 x SEQ + 5 and buckets of
+# 4096 ids, alike in both.
+{ printf '[redis]\nprefix = jobd:{5/8}\n'; cat "$work/jobd.conf"; } \
+	>"$work/shard.conf"
+seed=${TWIN_SEED:-9}
+twin "$work/shard.conf" "$seed" "$steps" ||
+	fail "seed $seed, prefix jobd:{5/8}: the module and the Lua functions differ"
+for s in lua module; do
+	ids=$(redis-cli -s "$work/$s/redis.sock" --scan --pattern 'jobd:{5/8}:job:*' |
+		sed 's/.*://' | sort -n)
+	[ -n "$ids" ] || fail "$s: no job of shard 5 of 8"
+	for id in $ids; do
+		[ $((id % 8)) = 5 ] || fail "$s: job $id in shard 5 of 8"
+	done
 done

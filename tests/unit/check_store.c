@@ -3984,6 +3984,140 @@ START_TEST(test_fsck_checks_and_repairs_the_index_buckets)
 }
 END_TEST
 
+/*
+ * A prefix whose hash tag is {N/S} is shard N of S (docs/scaling.md,
+ * "Shards"), read alike by the functions and the module: its job ids
+ * are SEQ x S + N, so an id names its shard, and a bucket of ids covers
+ * 512 x S of them, 512 of the shard's, so its indexes stay sets of up to
+ * 512 ids however many shards there are. Everything else works as in a
+ * store of one shard: keys, children, claims, finishes, listing pages,
+ * fsck. A tag N/S that names no shard is refused by the store, the
+ * functions and the module. (Not on a cluster: the suite's keys and
+ * commands are those of the slot of {jobd}.)
+ */
+START_TEST(test_a_shard_prefix_makes_ids_of_its_shard)
+{
+	enum { N = 1100 };
+	struct jobd_spec *specs = calloc(N, sizeof(*specs));
+	struct jobd_created *out = calloc(N, sizeof(*out));
+	char(*keys)[16] = calloc(N, sizeof(*keys));
+	struct jobd_filter f = { .limit = 300 };
+	struct jobd_claim *cl;
+	struct jobd_conf *bad;
+	char err[512];
+	int64_t kid, prev = INT64_MAX;
+	size_t n, listed = 0;
+	bool existed;
+	redisReply *r;
+
+	jobd_store_free(st);
+	free(conf->prefix);
+	conf->prefix = strdup("jobd:{3/4}");
+	prefix = conf->prefix;
+	st = jobd_store_new(conf, err, sizeof(err));
+	ck_assert_msg(st != NULL, "store: %s", err);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k-%zu", i);
+		specs[i] = (struct jobd_spec){ .type = "noop", .key = keys[i] };
+	}
+	for (size_t off = 0; off < N; off += 500)
+		ck_assert_int_eq(jobd_store_create(st, "t", specs + off,
+						   N - off < 500 ? N - off :
+								   500,
+						   out + off),
+				 0);
+	for (size_t i = 0; i < N; i++)
+		ck_assert_int_eq(out[i].id, (int64_t)(i + 1) * 4 + 3);
+	ck_assert_int_eq(rcli_int("get jobd:seq"), N);
+	/* Buckets of 2048 ids: seq 1-511, 512-1023, 1024-1100. */
+	ck_assert_int_eq(rcli_int("scard jobd:ixb:ru:s:pending:0"), 511);
+	ck_assert_int_eq(rcli_int("scard jobd:ixb:ru:s:pending:1"), 512);
+	ck_assert_int_eq(rcli_int("scard jobd:ixb:ru:s:pending:2"), N - 1023);
+	ck_assert_int_eq(rcli_int("zcard jobd:ixd:ru:s:pending"), 3);
+	/* Claimed and finished: retention's index by the same buckets. */
+	cl = claim(3, 3, 60000, &n);
+	ck_assert_uint_eq(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(cl[i].id % 4, 3);
+		ck_assert_int_eq(finish(cl[i].id, cl[i].attempt,
+					JOBD_OUTCOME_DONE),
+				 JOBD_RESULT_FINISHED);
+	}
+	jobd_store_claims_free(cl, n);
+	ck_assert_int_eq(keys_matching("jobd:endb:*:0"), 1);
+	ck_assert_int_eq(keys_matching("jobd:endb:*"), 1);
+	/* A child (create.lua) takes the shard's next id; a key finds its
+	 * job again. */
+	kid = create("noop", out[9].id);
+	ck_assert_int_eq(kid, (N + 1) * 4 + 3);
+	ck_assert_int_eq(create_full("noop", 0, "k-5", false, NULL, &existed),
+			 out[5].id);
+	ck_assert(existed);
+	/* Listed newest first, page by page, every root once. */
+	do {
+		struct jobd_job_list list;
+
+		ck_assert_int_eq(jobd_store_list(st, &f, &list), 0);
+		for (size_t i = 0; i < list.n; i++) {
+			ck_assert_int_lt(list.jobs[i]->id, prev);
+			ck_assert_int_eq(list.jobs[i]->id % 4, 3);
+			prev = list.jobs[i]->id;
+			listed++;
+		}
+		f.cursor = list.next;
+		jobd_job_list_release(&list);
+	} while (f.cursor);
+	ck_assert_uint_eq(listed, N);
+	fsck_clean("a shard");
+
+	/* Refused: by the store, by name; by a function and the module. */
+	bad = jobd_conf_parse(conf_text, strlen(conf_text), "test", err,
+			      sizeof(err));
+	free(bad->redis_address);
+	bad->redis_address = strdup(jobd_test_redis_address(redis));
+	free(bad->prefix);
+	bad->prefix = strdup("jobd:{4/4}");
+	ck_assert_ptr_null(jobd_store_new(bad, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "[redis] prefix = jobd:{4/4}: ") == err, "%s",
+		      err);
+	jobd_conf_free(bad);
+	r = jobd_store_command(st, "FCALL %swhy 0 x:{9/2} 1",
+			       jobd_library_prefix);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+	ck_assert_msg(strstr(r->str, "x:{9/2}: its tag names no shard"), "%s",
+		      r->str);
+	freeReplyObject(r);
+	r = jobd_store_command(st, "FCALL %swhy 0 x:{01/2} 1",
+			       jobd_library_prefix);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_msg(r->type == REDIS_REPLY_ERROR &&
+			      strstr(r->str,
+				     "x:{01/2}: its tag names no shard"),
+		      "a leading zero: %s", r->str ? r->str : "");
+	freeReplyObject(r);
+	if (jobd_store_has_module(st)) {
+		r = jobd_store_command(st,
+				       "JOBD.CLAIM x:{0/0} 0 i 1000 1 1 10");
+		ck_assert_ptr_nonnull(r);
+		ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+		ck_assert_msg(strstr(r->str, "x:{0/0}: its tag names no shard"),
+			      "%s", r->str);
+		freeReplyObject(r);
+		r = jobd_store_command(st, "JOBD.CLAIM x:{1/02} 0 i 1 1 1 10");
+		ck_assert_ptr_nonnull(r);
+		ck_assert_msg(r->type == REDIS_REPLY_ERROR &&
+				      strstr(r->str, "its tag names no shard"),
+			      "a leading zero: %s", r->str ? r->str : "");
+		freeReplyObject(r);
+	}
+	prefix = "jobd";
+	free(keys);
+	free(out);
+	free(specs);
+}
+END_TEST
+
 /* Deletes retention's index (every bucket, the directory). */
 static void drop_ended_index(void)
 {
@@ -5033,6 +5167,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc,
 		       test_upgrade_moves_the_sorted_set_indexes_into_buckets);
 	tcase_add_test(tc, test_fsck_checks_and_repairs_the_index_buckets);
+	/* The suite's commands go to the slot of {jobd} on a cluster. */
+	if (!cluster_seed)
+		tcase_add_test(tc, test_a_shard_prefix_makes_ids_of_its_shard);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(big, setup, teardown);

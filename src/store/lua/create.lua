@@ -51,6 +51,8 @@ end
 local FIRST = 6 + t * 6
 local W = 8
 -- Ids for the whole batch in one call; unused ones are simply skipped.
+-- P:seq counts the shard's ids: the Nth is N x SHARDS + SHARD (lib.lua
+-- shard_parse; N itself in a store of one shard).
 local next_id = redis.call('INCRBY', P .. K_seq, I(n)) - n
 
 -- New roots without children join the lists of roots without children
@@ -147,7 +149,7 @@ for i = 0, n - 1 do
 	end
 	if not res then
 		next_id = next_id + 1
-		local id = next_id
+		local id = next_id * SHARDS + SHARD
 		local sid = I(id) -- ("%d": tostring's "%.14g" costs more)
 		local root, status = sid, S_PENDING
 		if p then
@@ -204,7 +206,7 @@ for i = 0, n - 1 do
 		local cls = class_of(parent, system)
 		-- (lib.lua index_names, without its table; the bucket from the
 		-- id as a number, and each type's index named once a call)
-		local b = floor(id / N_IX_BUCKET)
+		local b = floor(id / IXW)
 		local tix = TYPE_IX[cls]
 		if not tix then
 			tix = {}

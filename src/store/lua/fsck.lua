@@ -1,10 +1,12 @@
 -- fsck.lua: checks (and with repair, fixes) a range of jobs against the
 -- invariants of the store. The job hashes are the truth: indexes, ready
 -- queues, leases and the parent counters are derived from them.
--- ARGV: prefix, from_id, count, repair (0/1), then the ids of the range
+-- ARGV: prefix, from, count, repair (0/1), then the ids of the range
 --   in the list of roots without children and in its low-priority list
---   (P:alone, P:alone_low), each as text of ids separated by spaces
--- Reply: {next_id (0 = past the last id), fixed, {violation...},
+--   (P:alone, P:alone_low), each as text of ids separated by spaces;
+--   FROM and COUNT count the shard's ids, the Nth of them N x SHARDS +
+--   SHARD (lib.lua shard_parse), N itself in a store of one shard
+-- Reply: {next (0 = past the last id), fixed, {violation...},
 --   {status, n, status, n, ...} (jobs seen per status)}
 -- A hash of the range without a type is no job (a job without status is
 -- pending: lib.lua load_fields), reported. Checked for every job of the
@@ -100,7 +102,7 @@ local ended_legacy = redis.call('HGET', P .. ':backfill', 'endb') ~= 'done'
 local STATIC = {S_PENDING, S_STOPPED, S_FINISHED, S_CANCELED}
 local last = math.min(seq, from + count - 1)
 for n = from, last do
-	local id = I(n)
+	local id = I(n * SHARDS + SHARD)
 	local h = load(id)
 	if h then
 		seen[h.status] = (seen[h.status] or 0) + 1

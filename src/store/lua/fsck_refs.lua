@@ -85,7 +85,7 @@ if what == 'ix' then
 					local v = job_hmget(id, F_type,
 						F_run_by, F_parent, F_system)
 					local ok = false
-					if v[1] and floor(tonumber(id) / N_IX_BUCKET) == tonumber(b) then
+					if v[1] and floor(tonumber(id) / IXW) == tonumber(b) then
 						local st = running(v[1]) and '' or v[1]
 						for _, n in ipairs(index_names(class_of(v[4] or '', v[5] or '0'),
 							st, v[2] or '', v[3] or '')) do

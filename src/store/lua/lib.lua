@@ -2,9 +2,10 @@
 -- appends every script of src/store/lua/ as a function of the library (FUNCTION
 -- LOAD once; FCALL jobd_HASH_NAME 0 PREFIX ARG...), so this file's code
 -- runs once per load, not once per call; begin() resets the per-call
--- state. Keys are derived from the prefix inside the functions, so jobd
--- needs one Redis primary (no cluster; see docs/scaling.md). All times
--- come from Redis TIME, in ms.
+-- state. Keys are derived from the prefix inside the functions, so a
+-- call's keys are in one hash slot only when the prefix has a hash tag
+-- (docs/scaling.md); a tag {N/S} also makes it shard N of S
+-- (shard_parse). All times come from Redis TIME, in ms.
 --
 -- A job is the hash P:job:ID (docs/redis-keys.md), one with a type; a
 -- pending one has no status field (create writes none: load_fields and
@@ -25,6 +26,9 @@
 -- in ms and as text, the start of its minute, the key of the leases (set
 -- by the transitions of every run).
 local ARGV, P, NOW, NOWS, MINUTE, LEASES
+-- The shard of the prefix, and the ids a bucket of ids covers
+-- (shard_parse(), below).
+local SHARD_P, SHARDS, SHARD, IXW = nil, 1, 0, N_IX_BUCKET
 -- Integers as text. Lua 5.1 turns every number it hands to redis.call
 -- into text with "%.14g", a slow floating-point format: "%d" is several
 -- times cheaper, and the hot paths pass a dozen numbers per job.
@@ -320,9 +324,9 @@ end
 
 -- The listing indexes (docs/redis-keys.md, "Indexes (listing)"): an
 -- index NAME (CLASS:s:STATUS, CLASS:t:TYPE, CLASS:u:USER) is a set of
--- ids per range of N_IX_BUCKET ids, P:ixb:NAME:BUCKET (BUCKET = id /
--- N_IX_BUCKET), with the non-empty buckets in the sorted set P:ixd:NAME
--- (member = score = BUCKET), so a listing walks the buckets in id order
+-- ids per range of IXW ids (N_IX_BUCKET of the shard's: shard_parse),
+-- P:ixb:NAME:BUCKET (BUCKET = id / IXW), with the non-empty buckets in
+-- the sorted set P:ixd:NAME (member = score = BUCKET), so a listing walks the buckets in id order
 -- and skips the empty ranges. A bucket of at most set-max-intset-entries
 -- (512) integers is an intset: 4 bytes an id below 2^31, where a
 -- sorted-set skiplist member costs about 100 (bench/README.md, "Memory
@@ -335,7 +339,7 @@ local function index_names(cls, status, ty, run_by)
 end
 
 -- Bucket writes collected per call, by index: IXDEFER[G][B][ID] = true
--- (add) or false (remove), G a listing index NAME (B = id / N_IX_BUCKET,
+-- (add) or false (remove), G a listing index NAME (B = id / IXW,
 -- a number) or ENDED, retention's index (B = "MINUTE:N", ended_later);
 -- the last write of an id to a bucket wins, as in zset_later. A script
 -- that reads the buckets after writing them flushes them first.
@@ -357,7 +361,7 @@ local function bucket_later(g, b, id, add)
 end
 
 local function ix_later(name, id, add)
-	bucket_later(name, floor(id / N_IX_BUCKET), id, add)
+	bucket_later(name, floor(id / IXW), id, add)
 end
 
 -- The status indexes' names (CLASS:s:STATUS), made once by the library's
@@ -377,12 +381,12 @@ end
 
 -- The bucket key of index NAME that holds id N (a number or its text).
 local function ix_bucket(name, n)
-	return P .. K_ixb .. name .. ':' .. I(floor(n / N_IX_BUCKET))
+	return P .. K_ixb .. name .. ':' .. I(floor(n / IXW))
 end
 
 -- Retention's index (docs/redis-keys.md, "Housekeeping"): the root jobs
--- that ended, per minute of their finished_at and range of N_IX_BUCKET
--- ids, P:endb:MINUTE:N (MINUTE in ms, N = id / N_IX_BUCKET), with the
+-- that ended, per minute of their finished_at and range of IXW ids,
+-- P:endb:MINUTE:N (MINUTE in ms, N = id / IXW), with the
 -- buckets in the sorted set P:endd (member "MINUTE:N", score MINUTE).
 -- The id range keeps a bucket within set-max-intset-entries however
 -- many roots end in a minute; the minute lets retention read the oldest
@@ -393,7 +397,7 @@ local EB_M, EB_N, EB_S
 local function ended_bucket(id, at)
 	local m = num(at)
 	m = m - m % N_MINUTE_MS
-	local n = floor(id / N_IX_BUCKET)
+	local n = floor(id / IXW)
 	if m ~= EB_M or n ~= EB_N then
 		EB_M, EB_N, EB_S = m, n, I(m) .. ':' .. I(n)
 	end
@@ -469,7 +473,7 @@ local function ix_read(name, from, asc, n)
 	local d = P .. K_ixd .. name
 	local out = {}
 	local bound
-	if from then bound = I(floor(from / N_IX_BUCKET))
+	if from then bound = I(floor(from / IXW))
 	else bound = asc and '-inf' or '+inf' end
 	while #out < n do
 		local want = floor((n - #out) / N_IX_BUCKET) + 2
@@ -1430,6 +1434,29 @@ end
 -- Per call: the idempotency keys' window and layout (keys_conf()).
 local KEYS_W, KEYS_PREV, KEYS_CHANGED, KEYS_OLD, KEYS_PFX
 
+-- The shard of the call's prefix (docs/scaling.md, "Shards"): a prefix
+-- whose hash tag is {N/S} is shard N of S, whose job ids are SEQ x S + N
+-- (SEQ counted by its own P:seq), so that an id names its shard, and
+-- whose buckets of ids (listing and retention indexes) cover N_IX_BUCKET
+-- x S ids, N_IX_BUCKET of its own; any other prefix is shard 0 of 1, the
+-- store as it always was. Read once per prefix (the module's shard_of()).
+local function shard_parse()
+	local s, n = 1, 0
+	local tag = string.match(P, '^[^{]*{([^}]*)}')
+	local a, b = string.match(tag or '', '^(%d+)/(%d+)$')
+	if a then
+		n, s = tonumber(a), tonumber(b)
+		-- (a leading zero would name the same shard in another slot)
+		if s < 1 or s > N_MAX_SHARDS or n >= s or
+			string.match(a, '^0%d') or string.match(b, '^0%d') then
+			error({err = 'ERR jobd: prefix ' .. P .. ': its tag names ' ..
+				'no shard (N/S, 0 <= N < S <= ' .. N_MAX_SHARDS ..
+				', without leading zeros)'})
+		end
+	end
+	SHARD_P, SHARDS, SHARD, IXW = P, s, n, N_IX_BUCKET * s
+end
+
 -- Starts a call: its arguments and clock, and empty per-call state.
 local function begin(args)
 	if not format then
@@ -1440,6 +1467,7 @@ local function begin(args)
 	end
 	ARGV = args
 	P = args[1]
+	if P ~= SHARD_P then shard_parse() end
 	local t = redis.call('TIME')
 	NOW = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 	NOWS = I(NOW)

@@ -514,7 +514,8 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	call_begin(&c, ctx, argv[1], ttl);
 	ids = xalloc(sizeof(*ids) * (size_t)n);
 	existed = xalloc(sizeof(*existed) * (size_t)n);
-	/* Ids for the whole batch in one step, as INCRBY seq n. */
+	/* Ids for the whole batch in one step, as INCRBY seq n: P:seq
+	 * counts the shard's ids, the Nth is N x shards + shard (jobd_shard_of). */
 	k = keyf(&c, K_SEQ);
 	next_id = get_ll(&c, k, &found);
 	v = str_ll(next_id + n);
@@ -540,7 +541,7 @@ int cmd_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 				continue;
 			}
 		}
-		ids[i] = ++next_id;
+		ids[i] = ++next_id * c.shards + c.shard;
 		job_strings(fi, ip, e, own, &nown);
 		create_root(&c, ids[i], e, ip, argv[3]);
 		while (nown)

@@ -40,6 +40,8 @@ void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
 	memset(c, 0, sizeof(*c));
 	c->ctx = ctx;
 	c->P = rm_StringPtrLen(prefix, &c->plen);
+	jobd_shard_of(c->P, c->plen, &c->shards, &c->shard);
+	c->ixw = N_IX_BUCKET * c->shards;
 	c->now = rm_Milliseconds() + testclock_offset;
 	c->minute = c->now - c->now % N_MINUTE_MS;
 	c->ttl = ttl;
@@ -362,7 +364,7 @@ static void bucket_add(struct ixkey *x, RedisModuleString *member, int add)
 void ix_later(struct call *c, const char *name, size_t nlen,
 	      RedisModuleString *member, long long id, int add)
 {
-	long long b = id / N_IX_BUCKET;
+	long long b = id / c->ixw;
 	char buf[24], *bt = id_text(buf, b);
 
 	bucket_add(bucket_of(c, 0, name, nlen, bt, (size_t)(buf + 23 - bt), b),
@@ -374,7 +376,7 @@ void ended_later(struct call *c, RedisModuleString *member, long long id,
 {
 	long long m = at - at % N_MINUTE_MS;
 	char mbuf[24], nbuf[24], *mt = id_text(mbuf, m),
-				 *nt = id_text(nbuf, id / N_IX_BUCKET);
+				 *nt = id_text(nbuf, id / c->ixw);
 
 	bucket_add(bucket_of(c, 1, mt, (size_t)(mbuf + 23 - mt), nt,
 			     (size_t)(nbuf + 23 - nt), m),

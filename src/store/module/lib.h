@@ -8,6 +8,7 @@
 
 #include "store/module/rm.h"
 #include "store/schema.h" /* generated from src/store/schema.def */
+#include "store/shard.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -237,6 +238,9 @@ struct call {
 	size_t nix, capix;
 	RedisModuleKey *limits; /* P:limits open, or NULL (limit_of) */
 	int limits_read;	/* ... once per call */
+	/* lib.lua SHARDS, SHARD, IXW: the prefix's shard (jobd_shard_of) and
+	 * the ids a bucket of ids covers */
+	long long shards, shard, ixw;
 };
 
 /* One type's limits, as P:limits holds them (lib.lua limits()). */
@@ -262,6 +266,7 @@ struct job {
 extern long long testclock_offset;
 int testclock_load(RedisModuleCtx *ctx);
 
+/* Starts a call on PREFIX, whose shard tag jobd_shard_of() accepts. */
 void call_begin(struct call *c, RedisModuleCtx *ctx, RedisModuleString *prefix,
 		long long ttl);
 

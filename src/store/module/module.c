@@ -183,31 +183,51 @@ static int hold_refuses(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 	"NOPERM this user has no permissions to access one of the keys used " \
 	"as arguments"
 
+/*
+ * Whether the call is refused before it starts, and then replied to: a
+ * user whose ACL rule does not reach the prefix's keys, a prefix whose
+ * shard tag names no shard (lib.lua shard_parse), a move of the slot.
+ */
+static int refused(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+	const char *p;
+	size_t len;
+	long long s, n;
+	char msg[256];
+
+	if (!prefix_allowed(ctx, argv, argc)) {
+		rm_ReplyWithError(ctx, NOPERM);
+		return 1;
+	}
+	if (argc >= 2) {
+		p = rm_StringPtrLen(argv[1], &len);
+		if (jobd_shard_of(p, len, &s, &n) < 0) {
+			snprintf(
+				msg, sizeof(msg),
+				"ERR jobd: prefix %.*s: its tag names no shard "
+				"(N/S, 0 <= N < S <= %d, without leading "
+				"zeros)",
+				(int)(len > 128 ? 128 : len), p, N_MAX_SHARDS);
+			rm_ReplyWithError(ctx, msg);
+			return 1;
+		}
+	}
+	return hold_refuses(ctx, argv, argc);
+}
+
 static int acl_create(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
-	if (!prefix_allowed(ctx, argv, argc))
-		return rm_ReplyWithError(ctx, NOPERM);
-	if (hold_refuses(ctx, argv, argc))
-		return RM_OK;
-	return cmd_create(ctx, argv, argc);
+	return refused(ctx, argv, argc) ? RM_OK : cmd_create(ctx, argv, argc);
 }
 
 static int acl_claim(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
-	if (!prefix_allowed(ctx, argv, argc))
-		return rm_ReplyWithError(ctx, NOPERM);
-	if (hold_refuses(ctx, argv, argc))
-		return RM_OK;
-	return cmd_claim(ctx, argv, argc);
+	return refused(ctx, argv, argc) ? RM_OK : cmd_claim(ctx, argv, argc);
 }
 
 static int acl_finish(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
-	if (!prefix_allowed(ctx, argv, argc))
-		return rm_ReplyWithError(ctx, NOPERM);
-	if (hold_refuses(ctx, argv, argc))
-		return RM_OK;
-	return cmd_finish(ctx, argv, argc);
+	return refused(ctx, argv, argc) ? RM_OK : cmd_finish(ctx, argv, argc);
 }
 
 /* The one symbol Redis looks up (the build hides all others). */
