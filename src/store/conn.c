@@ -245,8 +245,7 @@ bool store_redirected(struct jobd_store *st, const redisReply *r)
 			      "redis cluster: slot %d of [redis] prefix \"%s\" "
 			      "is no longer at %s (%s): reading the slot map "
 			      "again",
-			      st->slot, st->conf->prefix, store_where(st),
-			      r->str);
+			      st->slot, st->prefix, store_where(st), r->str);
 		store_drop(&st->c);
 		return true;
 	}
@@ -257,8 +256,7 @@ bool store_redirected(struct jobd_store *st, const redisReply *r)
 		store_set_err(st,
 			      "redis cluster at %s: slot %d of [redis] prefix "
 			      "\"%s\" is migrating or failing over: %s",
-			      store_where(st), st->slot, st->conf->prefix,
-			      r->str);
+			      store_where(st), st->slot, st->prefix, r->str);
 		return true;
 	}
 	return false;
@@ -319,7 +317,7 @@ int store_owner_find(struct jobd_store *st, struct jobd_redis_address *at)
 		store_set_err(st,
 			      "redis cluster has no primary for slot %d of "
 			      "[redis] prefix \"%s\" (a failover under way?)",
-			      st->slot, st->conf->prefix);
+			      st->slot, st->prefix);
 		return -1;
 	}
 	*at = *owner;
@@ -438,7 +436,7 @@ static int conn_setup(struct jobd_store *st)
 	st->replicas_at = 0;
 	/* Functions read the log bound from here (first writer wins). */
 	r = store_link_command(st->c, "HSETNX %s:conf logs_max_entries %lld",
-			       st->conf->prefix,
+			       st->prefix,
 			       (long long)st->conf->logs_max_entries);
 	if (!r)
 		goto lost;
@@ -541,16 +539,16 @@ static int cluster_detect(struct jobd_store *st, char *errstr,
 		}
 		store_link_free(c);
 	}
-	if (!prefix_tagged(conf->prefix)) {
+	if (!prefix_tagged(st->prefix)) {
 		snprintf(errstr, errstr_size,
 			 "[redis] prefix \"%s\" has no hash tag, and redis at "
 			 "%s is a cluster: every key of jobd must be in one "
 			 "slot, so write the prefix with a tag, for example "
 			 "prefix = {%s}",
-			 conf->prefix,
+			 st->prefix,
 			 conf->redis_cluster_seeds ? conf->redis_cluster_seeds :
 						     conf->redis_address,
-			 strpbrk(conf->prefix, "{}") ? "jobd" : conf->prefix);
+			 strpbrk(st->prefix, "{}") ? "jobd" : st->prefix);
 		return -1;
 	}
 	if ((size_t)snprintf(
@@ -574,29 +572,31 @@ static int cluster_detect(struct jobd_store *st, char *errstr,
 	st->cl = jobd_cluster_new(seeds, &opts, errstr, errstr_size);
 	if (!st->cl)
 		return -1;
-	st->slot = jobd_cluster_key_slot(conf->prefix, strlen(conf->prefix));
+	st->slot = jobd_cluster_key_slot(st->prefix, strlen(st->prefix));
 	return 0;
 }
 
-struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
-				  size_t errstr_size)
+/* A store of one shard on PREFIX (jobd_store_new: conf's). */
+static struct jobd_store *store_new(const struct jobd_conf *conf,
+				    const char *prefix, char *errstr,
+				    size_t errstr_size)
 {
 	struct jobd_store *st = calloc(1, sizeof(*st));
 	long long shards, shard;
 
-	if (!st) {
+	if (!st || !(st->prefix = strdup(prefix))) {
 		snprintf(errstr, errstr_size, "out of memory");
+		free(st);
 		return NULL;
 	}
 	st->conf = conf;
 	st->timeout_ms = 5000;
-	if (jobd_shard_of(conf->prefix, strlen(conf->prefix), &shards, &shard) <
-	    0) {
+	if (jobd_shard_of(prefix, strlen(prefix), &shards, &shard) < 0) {
 		snprintf(errstr, errstr_size,
 			 "[redis] prefix = %s: a hash tag {N/S} is shard N of "
 			 "S, with 0 <= N < S <= %d and no leading zeros "
 			 "(docs/scaling.md, \"Shards\")",
-			 conf->prefix, N_MAX_SHARDS);
+			 prefix, N_MAX_SHARDS);
 		goto err_free;
 	}
 	for (int i = 0; i < S_COUNT; i++)
@@ -619,14 +619,57 @@ struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
 err_free:
 	jobd_cluster_free(st->cl);
 	store_tls_free(st->tls);
+	free(st->prefix);
 	free(st);
 	return NULL;
+}
+
+struct jobd_store *jobd_store_new(const struct jobd_conf *conf, char *errstr,
+				  size_t errstr_size)
+{
+	return store_new(conf, conf->prefix, errstr, errstr_size);
+}
+
+struct jobd_store *store_shards_new(const struct jobd_conf *conf, int shards,
+				    char *errstr, size_t errstr_size)
+{
+	struct jobd_store *st;
+	char prefix[512];
+
+	if (shards < 2 || shards > N_MAX_SHARDS || strchr(conf->prefix, '{')) {
+		snprintf(errstr, errstr_size,
+			 "a store across shards takes 2 to %d shards and a "
+			 "prefix without a hash tag, not %d and \"%s\"",
+			 N_MAX_SHARDS, shards, conf->prefix);
+		return NULL;
+	}
+	if (!(st = store_new(conf, conf->prefix, errstr, errstr_size)))
+		return NULL;
+	if (!(st->sh = calloc((size_t)shards, sizeof(*st->sh)))) {
+		snprintf(errstr, errstr_size, "out of memory");
+		jobd_store_free(st);
+		return NULL;
+	}
+	for (st->nsh = 0; st->nsh < (size_t)shards; st->nsh++) {
+		snprintf(prefix, sizeof(prefix), "%s:{%zu/%d}", conf->prefix,
+			 st->nsh, shards);
+		st->sh[st->nsh] = store_new(conf, prefix, errstr, errstr_size);
+		if (!st->sh[st->nsh]) {
+			jobd_store_free(st);
+			return NULL;
+		}
+	}
+	return st;
 }
 
 void jobd_store_free(struct jobd_store *st)
 {
 	if (!st)
 		return;
+	for (size_t i = 0; i < st->nsh; i++)
+		jobd_store_free(st->sh[i]);
+	free(st->sh);
+	free(st->prefix);
 	store_drop(&st->c);
 	store_drop(&st->sub);
 	jobd_cluster_free(st->cl);
@@ -792,7 +835,7 @@ void store_call_args(const struct jobd_store *st, const char *cmd,
 		store_args_add(a, st->fn[id]);
 		store_args_add(a, "0");
 	}
-	store_args_add(a, st->conf->prefix);
+	store_args_add(a, st->prefix);
 	args_append(a, args);
 }
 
@@ -1006,7 +1049,7 @@ int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 
 const char *jobd_store_prefix(const struct jobd_store *st)
 {
-	return st->conf->prefix;
+	return st->prefix;
 }
 
 int jobd_store_time(struct jobd_store *st, int64_t *now)

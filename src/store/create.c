@@ -306,6 +306,8 @@ int jobd_store_create(struct jobd_store *st, const char *actor,
 		      const struct jobd_spec *specs, size_t n,
 		      struct jobd_created *out)
 {
+	if (st->nsh)
+		return jobd_store_sharded_create(st, actor, specs, n, out);
 	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
 		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
 							  JOBD_STORE_BATCH;

@@ -68,8 +68,7 @@ static int listed_read(struct jobd_store *st, const char *list,
 {
 	for (long long start = 0;; start += LISTED_CHUNK) {
 		redisReply *r = jobd_store_command(st, "LRANGE %s:%s %lld %lld",
-						   st->conf->prefix, list,
-						   start,
+						   st->prefix, list, start,
 						   start + LISTED_CHUNK - 1);
 		size_t got;
 
@@ -227,8 +226,7 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 		}
 		if (repair) {
 			r = jobd_store_command(st, "HSET %s:count %s %lld",
-					       st->conf->prefix,
-					       jobd_status_names[s],
+					       st->prefix, jobd_status_names[s],
 					       (long long)seen[s]);
 			if (!r)
 				goto out;

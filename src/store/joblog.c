@@ -62,8 +62,8 @@ static int read_log(struct jobd_store *st, int64_t job,
 		snprintf(end, sizeof(end), "+");
 	for (;;) {
 		redisReply *r = jobd_store_command(
-			st, "XRANGE %s:log:%lld %s %s COUNT 500",
-			st->conf->prefix, (long long)job, start, end);
+			st, "XRANGE %s:log:%lld %s %s COUNT 500", st->prefix,
+			(long long)job, start, end);
 		size_t i;
 
 		if (!r)
@@ -155,9 +155,9 @@ static int descendants(struct jobd_store *st, int64_t id, int64_t **ids,
 	v[0] = id;
 	*n = 1;
 	while (head < *n && *n < max) {
-		redisReply *r = jobd_store_command(
-			st, "ZRANGE %s:children:%lld 0 -1", st->conf->prefix,
-			(long long)v[head++]);
+		redisReply *r =
+			jobd_store_command(st, "ZRANGE %s:children:%lld 0 -1",
+					   st->prefix, (long long)v[head++]);
 
 		if (!r) {
 			free(v);
@@ -329,7 +329,7 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 	memset(out, 0, sizeof(*out));
 	if (store_ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
-	r = jobd_store_command(st, "EXISTS %s:job:%lld", st->conf->prefix,
+	r = jobd_store_command(st, "EXISTS %s:job:%lld", st->prefix,
 			       (long long)id);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
@@ -347,7 +347,7 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 		return rc;
 	}
 	/* Entries trimmed by MAXLEN: added so far minus still there. */
-	r = jobd_store_command(st, "XINFO STREAM %s:log:%lld", st->conf->prefix,
+	r = jobd_store_command(st, "XINFO STREAM %s:log:%lld", st->prefix,
 			       (long long)id);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;

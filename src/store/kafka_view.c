@@ -26,7 +26,7 @@
 int store_view_put(struct jobd_store *st, const char *stem, const char *set,
 		   const char *instance, const char *json, int64_t ttl_ms)
 {
-	const char *p = st->conf->prefix;
+	const char *p = st->prefix;
 	redisReply *r;
 	bool ok;
 
@@ -49,7 +49,7 @@ int store_view_put(struct jobd_store *st, const char *stem, const char *set,
 int store_view_drop(struct jobd_store *st, const char *stem, const char *set,
 		    const char *instance)
 {
-	const char *p = st->conf->prefix;
+	const char *p = st->prefix;
 	redisReply *r;
 
 	r = jobd_store_command(st, "DEL %s:%s%s", p, stem, instance);
@@ -66,7 +66,7 @@ int store_view_drop(struct jobd_store *st, const char *stem, const char *set,
 int store_views(struct jobd_store *st, const char *stem, const char *set,
 		char ***views, size_t *n)
 {
-	const char *p = st->conf->prefix;
+	const char *p = st->prefix;
 	redisReply *names, *r;
 	char **out = NULL;
 	int rc = 0;

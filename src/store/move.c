@@ -201,8 +201,7 @@ static int hold_on(struct jobd_store *st, struct node *n, bool importing,
 			return -1;
 		freeReplyObject(r);
 	}
-	r = store_link_command(n->c, "HGET %s%s since", st->conf->prefix,
-			       K_HOLD);
+	r = store_link_command(n->c, "HGET %s%s since", st->prefix, K_HOLD);
 	if (!r) {
 		store_set_err(st, "redis at %s: HGET of the hold: %s", n->addr,
 			      store_link_errstr(n->c));
@@ -301,7 +300,7 @@ static int move_keys(struct jobd_store *st, struct node *src, struct node *dst,
 {
 	char hold[512];
 
-	snprintf(hold, sizeof(hold), "%s%s", st->conf->prefix, K_HOLD);
+	snprintf(hold, sizeof(hold), "%s%s", st->prefix, K_HOLD);
 	for (;;) {
 		redisReply *r = node_call(st, src, "CLUSTER GETKEYSINSLOT",
 					  "CLUSTER GETKEYSINSLOT %d %d",
@@ -628,7 +627,7 @@ static int64_t node_time(struct jobd_store *st, struct node *n)
 static long long prefix_keys(struct jobd_store *st, struct node *n)
 {
 	char pat[600], cursor[32] = "0";
-	const char *p = st->conf->prefix;
+	const char *p = st->prefix;
 	long long count = 0;
 	size_t k = 0;
 
@@ -745,7 +744,7 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 			say(fn, arg,
 			    "slot %d of prefix \"%s\" is at %s already: "
 			    "nothing to move",
-			    st->slot, st->conf->prefix, dst.addr);
+			    st->slot, st->prefix, dst.addr);
 		else
 			say(fn, arg, "slot %d is at %s; %s the calls held",
 			    st->slot, dst.addr,
@@ -761,8 +760,7 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 			      "slot %d of [redis] prefix \"%s\" is migrating "
 			      "from %s to node %s, not to %s: finish that move "
 			      "first (jobctl cluster move --to that node)",
-			      st->slot, st->conf->prefix, src.addr, peer,
-			      dst.addr);
+			      st->slot, st->prefix, src.addr, peer, dst.addr);
 		goto out;
 	}
 	if (tstate == 'm') {
@@ -798,15 +796,14 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 			      "start with [redis] prefix \"%s\": another "
 			      "deployment's, which this move would not hold; "
 			      "stop it first",
-			      st->slot, src.addr, count - ours,
-			      st->conf->prefix);
+			      st->slot, src.addr, count - ours, st->prefix);
 		goto out;
 	} else if (state != 'm' && ours < 0) {
 		goto out;
 	}
 	say(fn, arg, "%s slot %d of prefix \"%s\" (%lld keys) from %s to %s%s",
-	    dry_run ? "would move" : "moving", st->slot, st->conf->prefix,
-	    count, src.addr, dst.addr,
+	    dry_run ? "would move" : "moving", st->slot, st->prefix, count,
+	    src.addr, dst.addr,
 	    state == 'm' || tstate == 'i' ? ", resuming a move under way" : "");
 	if (dry_run) {
 		say(fn, arg,
@@ -834,7 +831,7 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 				"failover of %s during a move?): stop every "
 				"jobd, finish it with redis-cli --cluster fix, "
 				"then run jobctl fsck",
-				st->slot, st->conf->prefix, src.addr, dst.addr,
+				st->slot, st->prefix, src.addr, dst.addr,
 				src.addr);
 			goto out;
 		}

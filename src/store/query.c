@@ -204,6 +204,8 @@ int jobd_store_get(struct jobd_store *st, int64_t id, struct jobd_job **job,
 	struct store_args a = { 0 };
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_get(st, id, job, now);
 	*job = NULL;
 	store_args_addf(&a, "%lld", (long long)id);
 	r = store_eval(st, S_SHOW, &a);
@@ -229,7 +231,7 @@ int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT])
 		st,
 		"HMGET %s:count pending in_progress stopping stopped "
 		"finished canceled",
-		st->conf->prefix);
+		st->prefix);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	for (int i = 0; i < JOBD_STATUS_COUNT; i++)

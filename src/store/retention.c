@@ -57,7 +57,7 @@ int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
 
 int jobd_store_backfill_pending(struct jobd_store *st)
 {
-	const char *p = st->conf->prefix;
+	const char *p = st->prefix;
 	redisReply *r = jobd_store_command(
 		st, "HMGET %s:backfill ix ended endb logs keys", p);
 	int pending = 0;

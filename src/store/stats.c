@@ -156,7 +156,7 @@ void jobd_store_stats_field(struct jobd_stats_minute *m, const char *f,
 static int add_unrolled(struct jobd_store *st, const redisReply *rolled,
 			int64_t first, const char *type, struct jobd_stats *out)
 {
-	const char *p = st->conf->prefix;
+	const char *p = st->prefix;
 	long long from;
 	redisReply *r, **h = NULL;
 	int rc = 0;
@@ -244,10 +244,10 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 	if (!replies)
 		abort(); /* out of memory */
 	store_link_append(st->c, "MULTI");
-	store_link_append(st->c, "GET %s:stats:rolled", st->conf->prefix);
+	store_link_append(st->c, "GET %s:stats:rolled", st->prefix);
 	for (int64_t i = 0; i < nspans; i++)
-		store_link_append(st->c, "HGETALL %s:stats:%s:%lld",
-				  st->conf->prefix, span == 60000 ? "m" : "h",
+		store_link_append(st->c, "HGETALL %s:stats:%s:%lld", st->prefix,
+				  span == 60000 ? "m" : "h",
 				  (long long)(first + i * span));
 	store_link_append(st->c, "EXEC");
 	if (jobd_store_pipeline_read(st, n, replies) < 0) {
@@ -303,12 +303,12 @@ int jobd_store_totals(struct jobd_store *st, struct jobd_stats_minute *out)
 
 	memset(out, 0, sizeof(*out));
 	out->all.wait_min = out->all.wait_max = -1;
-	r = jobd_store_command(st, "HGETALL %s:stats:total", st->conf->prefix);
+	r = jobd_store_command(st, "HGETALL %s:stats:total", st->prefix);
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
 	if (r->type == REDIS_REPLY_ERROR) {
 		store_set_err(st, "redis at %s: HGETALL %s:stats:total: %s",
-			      store_where(st), st->conf->prefix, r->str);
+			      store_where(st), st->prefix, r->str);
 		freeReplyObject(r);
 		return JOBD_STORE_ERR_REDIS;
 	}

@@ -45,8 +45,44 @@ int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 void jobd_store_stats_field(struct jobd_stats_minute *m, const char *field,
 			    int64_t v, const char *only);
 
-/* The key prefix ("jobd"). */
+/* The key prefix ("jobd"; a shard's, "jobd:{3/64}"). */
 const char *jobd_store_prefix(const struct jobd_store *st);
+
+/*
+ * A store across SHARDS shards (2 to N_MAX_SHARDS) on one Redis, for
+ * conf's prefix (without a hash tag): shard N on PREFIX:{N/SHARDS}
+ * (docs/scaling.md, "Shards"). Built so far: creates, placed by key
+ * (shards.c), reads and operations routed by id, claims and the
+ * workers' reports across shards; nothing opens one but the tests.
+ */
+struct jobd_store *store_shards_new(const struct jobd_conf *conf, int shards,
+				    char *errstr, size_t errstr_size);
+
+/* The calls of store.h on a store across shards (shards.c): each public
+ * function hands such a store (st->nsh > 0) to its twin here. */
+int jobd_store_sharded_create(struct jobd_store *st, const char *actor,
+			      const struct jobd_spec *specs, size_t n,
+			      struct jobd_created *out);
+int jobd_store_sharded_get(struct jobd_store *st, int64_t id,
+			   struct jobd_job **job, int64_t *now);
+int jobd_store_sharded_report(struct jobd_store *st,
+			      const struct jobd_report *r, size_t n,
+			      enum jobd_result *results);
+int jobd_store_sharded_finish(struct jobd_store *st,
+			      const struct jobd_report *r, size_t n,
+			      enum jobd_result *results);
+int jobd_store_sharded_handback(struct jobd_store *st, const char *reason,
+				const struct jobd_report *r, size_t n,
+				enum jobd_result *results);
+int jobd_store_sharded_heartbeat(struct jobd_store *st, const int64_t *ids,
+				 const int64_t *attempts, size_t n,
+				 int64_t lease_ms, enum jobd_result *results);
+int jobd_store_sharded_op(struct jobd_store *st, enum jobd_op op,
+			  const char *actor, const int64_t *ids, size_t n,
+			  struct jobd_op_result *out);
+int jobd_store_sharded_claim(struct jobd_store *st, const char *instance,
+			     int max, int max_low, int64_t lease_ms,
+			     struct jobd_claim **claims, size_t *n);
 
 /* --- shared by the files of the store (conn.c) ------------------------------ */
 
@@ -88,7 +124,14 @@ enum script_id {
 };
 
 struct jobd_store {
-	const struct jobd_conf *conf;	/* borrowed */
+	const struct jobd_conf *conf; /* borrowed */
+	char *prefix;		      /* the keys': conf's, or a shard's */
+	/* A store across shards (docs/scaling.md, "Shards"; shards.c):
+	 * NSH stores of one shard each, on PREFIX:{N/NSH}; this one then
+	 * keeps the keys of no shard. 0 for a store of one shard. */
+	struct jobd_store **sh;
+	size_t nsh;
+	size_t rr; /* the shard a root without a key goes to next */
 	struct jobd_redis_address addr; /* conf's redis_address, parsed */
 	struct store_tls *tls;		/* for rediss://, else NULL */
 	struct store_link *c;		/* NULL while disconnected */

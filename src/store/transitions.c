@@ -92,6 +92,9 @@ int jobd_store_claim(struct jobd_store *st, const char *instance, int max,
 	bool fallback, rest = true;
 	int low = 0;
 
+	if (st->nsh)
+		return jobd_store_sharded_claim(st, instance, max, max_low,
+						lease_ms, claims, n);
 	*claims = NULL;
 	*n = 0;
 	if (max <= 0)
@@ -206,6 +209,8 @@ static void add_progress(struct store_args *a, double progress)
 int jobd_store_report(struct jobd_store *st, const struct jobd_report *rep,
 		      size_t n, enum jobd_result *results)
 {
+	if (st->nsh)
+		return jobd_store_sharded_report(st, rep, n, results);
 	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
 		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
 							  JOBD_STORE_BATCH;
@@ -394,6 +399,8 @@ int jobd_store_finish(struct jobd_store *st, const struct jobd_report *rep,
 {
 	size_t idx[JOBD_STORE_BATCH];
 
+	if (st->nsh)
+		return jobd_store_sharded_finish(st, rep, n, results);
 	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
 		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
 							  JOBD_STORE_BATCH;
@@ -412,6 +419,8 @@ int jobd_store_handback(struct jobd_store *st, const char *reason,
 			const struct jobd_report *rep, size_t n,
 			enum jobd_result *results)
 {
+	if (st->nsh)
+		return jobd_store_sharded_handback(st, reason, rep, n, results);
 	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
 		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
 							  JOBD_STORE_BATCH;
@@ -441,6 +450,9 @@ int jobd_store_heartbeat(struct jobd_store *st, const int64_t *ids,
 			 const int64_t *attempts, size_t n, int64_t lease_ms,
 			 enum jobd_result *results)
 {
+	if (st->nsh)
+		return jobd_store_sharded_heartbeat(st, ids, attempts, n,
+						    lease_ms, results);
 	for (size_t off = 0; off < n || off == 0; off += JOBD_STORE_BATCH) {
 		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
 							  JOBD_STORE_BATCH;
@@ -516,7 +528,7 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 		 * yet, so the reply read is its own.
 		 */
 		r = store_link_command(st->sub, "SSUBSCRIBE %s:wake",
-				       st->conf->prefix);
+				       st->prefix);
 		if (!r)
 			goto err_lost;
 		if (store_redirected(st, r)) {
@@ -535,14 +547,13 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 				"classic channel, and otherwise look for work "
 				"once a second; grant +ssubscribe +spublish "
 				"(docs/security.md)",
-				store_where(st), st->conf->prefix, r->str);
+				store_where(st), st->prefix, r->str);
 			st->warned_wake = true;
 		}
 		freeReplyObject(r);
 		/* Its confirmation may come after shard messages (dropped:
 		 * the caller claims at once anyway). */
-		store_link_append(st->sub, "SUBSCRIBE %s:wake",
-				  st->conf->prefix);
+		store_link_append(st->sub, "SUBSCRIBE %s:wake", st->prefix);
 		for (;;) {
 			bool confirmed;
 
@@ -623,8 +634,7 @@ int jobd_store_cascades_run(struct jobd_store *st, size_t max_calls,
 	if (store_ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
 	/* hiredis 0.14 formats no %zu. */
-	r = jobd_store_command(st, "ZRANGE %s:cascades 0 %lld",
-			       st->conf->prefix,
+	r = jobd_store_command(st, "ZRANGE %s:cascades 0 %lld", st->prefix,
 			       (long long)(max_calls ? max_calls - 1 : 0));
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;
@@ -710,6 +720,8 @@ int jobd_store_op(struct jobd_store *st, enum jobd_op op, const char *actor,
 {
 	if ((int)op < 0 || op >= JOBD_OP_COUNT)
 		return JOBD_STORE_ERR_INVALID;
+	if (st->nsh)
+		return jobd_store_sharded_op(st, op, actor, ids, n, out);
 	for (size_t off = 0; off < n; off += JOBD_STORE_BATCH) {
 		size_t len = n - off < JOBD_STORE_BATCH ? n - off :
 							  JOBD_STORE_BATCH;

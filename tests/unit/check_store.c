@@ -4118,6 +4118,140 @@ START_TEST(test_a_shard_prefix_makes_ids_of_its_shard)
 }
 END_TEST
 
+/*
+ * A store across shards (src/store/shards.c; docs/scaling.md, "Shards"):
+ * four shards on one Redis. A root with a key goes to the shard its key
+ * hashes to, so a duplicate finds its first copy; roots without a key go
+ * to the shards in turn; a child to its parent's shard. Reads,
+ * operations, claims and the workers' reports reach every job through
+ * its id, batches split over the shards come back in the caller's order,
+ * and each shard stays consistent (fsck). (Not on a cluster: the suite's
+ * keys are those of the slot of {jobd}.)
+ */
+START_TEST(test_a_store_across_shards_places_and_routes_jobs)
+{
+	enum { KEYED = 200, BARE = 40, ALL = KEYED + BARE + 1 };
+	struct jobd_spec specs[KEYED + BARE];
+	struct jobd_created out[KEYED + BARE], again[KEYED];
+	char keys[KEYED][16];
+	size_t per[4] = { 0 }, n, got = 0;
+	struct jobd_store *sh;
+	struct jobd_report *rep = calloc(ALL, sizeof(*rep));
+	enum jobd_result *res = calloc(ALL, sizeof(*res));
+	int64_t *ids = calloc(ALL, sizeof(*ids)),
+		*att = calloc(ALL, sizeof(*att));
+	struct jobd_op_result ops[3];
+	struct jobd_claim *cl;
+	struct jobd_job *job;
+	char err[512];
+	int64_t now, kid;
+
+	sh = store_shards_new(conf, 4, err, sizeof(err));
+	ck_assert_msg(sh != NULL, "store: %s", err);
+	for (size_t i = 0; i < KEYED + BARE; i++) {
+		if (i < KEYED)
+			snprintf(keys[i], sizeof(keys[i]), "key-%zu", i);
+		specs[i] =
+			(struct jobd_spec){ .type = "noop",
+					    .key = i < KEYED ? keys[i] : NULL };
+	}
+	ck_assert_int_eq(jobd_store_create(sh, "t", specs, KEYED + BARE, out),
+			 0);
+	for (size_t i = 0; i < KEYED + BARE; i++) {
+		ck_assert_msg(out[i].id > 0 && !out[i].existed, "%zu: %s", i,
+			      out[i].error);
+		per[out[i].id % 4]++;
+		if (i >= KEYED) /* in turn: 10 a shard */
+			ck_assert_int_eq(
+				out[i].id % 4,
+				(out[KEYED].id + (int64_t)(i - KEYED)) % 4);
+	}
+	for (int k = 0; k < 4; k++)
+		ck_assert_msg(per[k] >= 10 + 20, "shard %d has %zu of %d", k,
+			      per[k], KEYED + BARE);
+	/* A key made again finds its job, in its shard. */
+	ck_assert_int_eq(jobd_store_create(sh, "t", specs, KEYED, again), 0);
+	for (size_t i = 0; i < KEYED; i++) {
+		ck_assert(again[i].existed);
+		ck_assert_int_eq(again[i].id, out[i].id);
+	}
+	/* A child in its parent's shard. */
+	specs[0] = (struct jobd_spec){ .type = "noop", .parent = out[1].id };
+	ck_assert_int_eq(jobd_store_create(sh, "t", specs, 1, again), 0);
+	kid = again[0].id;
+	ck_assert_int_eq(kid % 4, out[1].id % 4);
+	ck_assert_int_eq(jobd_store_get(sh, kid, &job, &now), 0);
+	ck_assert_int_eq(job->parent, out[1].id);
+	jobd_job_free(job);
+	/* Operations by id over three shards, answered in order. */
+	for (int i = 0; i < 3; i++)
+		ids[i] = out[KEYED + 1 + i].id;
+	ck_assert_int_eq(jobd_store_op(sh, JOBD_OP_STOP, "t", ids, 3, ops), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert(ops[i].ok);
+		ck_assert_int_eq(ops[i].id, ids[i]);
+		ck_assert_int_eq(ops[i].status, JOBD_STOPPED);
+	}
+	ck_assert_int_eq(jobd_store_op(sh, JOBD_OP_RESUME, "t", ids, 3, ops),
+			 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert(ops[i].ok);
+	/* Claimed from every shard, each job once. */
+	while (got < ALL) {
+		ck_assert_int_eq(jobd_store_claim(sh, "test-1", 64, 64, 60000,
+						  &cl, &n),
+				 0);
+		ck_assert_msg(n > 0, "claimed %zu of %d", got, ALL);
+		for (size_t i = 0; i < n; i++) {
+			for (size_t j = 0; j < got; j++)
+				ck_assert_int_ne(ids[j], cl[i].id);
+			ids[got] = cl[i].id;
+			att[got++] = cl[i].attempt;
+		}
+		jobd_store_claims_free(cl, n);
+	}
+	ck_assert_int_eq(jobd_store_heartbeat(sh, ids, att, ALL, 60000, res),
+			 0);
+	for (size_t i = 0; i < ALL; i++) {
+		ck_assert_int_eq(res[i], JOBD_RESULT_OK);
+		rep[i] = (struct jobd_report){ .id = ids[i],
+					       .attempt = att[i],
+					       .progress = 50,
+					       .outcome = JOBD_OUTCOME_DONE };
+	}
+	/* A fenced attempt is told so, in its place. */
+	rep[7].attempt++;
+	ck_assert_int_eq(jobd_store_report(sh, rep, ALL, res), 0);
+	for (size_t i = 0; i < ALL; i++)
+		ck_assert_int_eq(res[i],
+				 i == 7 ? JOBD_RESULT_FENCED : JOBD_RESULT_OK);
+	rep[7].attempt--;
+	ck_assert_int_eq(jobd_store_finish(sh, rep, ALL, res), 0);
+	for (size_t i = 0; i < ALL; i++)
+		ck_assert_msg(res[i] == JOBD_RESULT_FINISHED ||
+				      res[i] == JOBD_RESULT_WAITING,
+			      "job %lld: %d", (long long)ids[i], res[i]);
+	for (size_t i = 0; i < ALL; i++) {
+		ck_assert_int_eq(jobd_store_get(sh, ids[i], &job, &now), 0);
+		ck_assert_int_eq(job->status, JOBD_FINISHED);
+		jobd_job_free(job);
+	}
+	for (size_t k = 0; k < sh->nsh; k++) {
+		struct jobd_fsck f;
+
+		ck_assert_int_eq(jobd_store_fsck(sh->sh[k], false, &f), 0);
+		ck_assert_msg(f.nviolations == 0, "shard %zu: %s", k,
+			      f.nviolations ? f.violations[0] : "");
+		jobd_fsck_release(&f);
+	}
+	jobd_store_free(sh);
+	free(rep);
+	free(res);
+	free(ids);
+	free(att);
+}
+END_TEST
+
 /* Deletes retention's index (every bucket, the directory). */
 static void drop_ended_index(void)
 {
@@ -5170,6 +5304,9 @@ static Suite *store_suite(void)
 	/* The suite's commands go to the slot of {jobd} on a cluster. */
 	if (!cluster_seed)
 		tcase_add_test(tc, test_a_shard_prefix_makes_ids_of_its_shard);
+	if (!cluster_seed)
+		tcase_add_test(
+			tc, test_a_store_across_shards_places_and_routes_jobs);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(big, setup, teardown);
