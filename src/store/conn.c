@@ -658,6 +658,7 @@ struct jobd_store *store_shards_new(const struct jobd_conf *conf, int shards,
 			jobd_store_free(st);
 			return NULL;
 		}
+		st->sh[st->nsh]->top = st;
 	}
 	return st;
 }
@@ -1071,6 +1072,8 @@ int jobd_store_key_window_write(struct jobd_store *st, int64_t *replaced)
 	struct store_args a = { 0 };
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_key_window_write(st, replaced);
 	*replaced = 0;
 	store_args_addf(&a, "%lld", (long long)st->conf->key_window);
 	r = store_eval(st, S_KEY_WINDOW, &a);

@@ -142,6 +142,8 @@ int jobd_store_fsck(struct jobd_store *st, bool repair, struct jobd_fsck *f)
 	const char *prefix = jobd_store_prefix(st);
 	long long shards, shard;
 
+	if (st->nsh)
+		return jobd_store_sharded_fsck(st, repair, f);
 	/* fsck.lua's cursor counts the shard's ids: the Nth is N x SHARDS +
 	 * SHARD (shard.h); the store checked the prefix when it was made. */
 	jobd_shard_of(prefix, strlen(prefix), &shards, &shard);

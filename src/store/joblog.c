@@ -326,6 +326,8 @@ int jobd_store_logs(struct jobd_store *st, int64_t id,
 	redisReply *r;
 	int rc;
 
+	if (st->nsh)
+		return jobd_store_sharded_logs(st, id, q, out);
 	memset(out, 0, sizeof(*out));
 	if (store_ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;

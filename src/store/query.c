@@ -176,6 +176,8 @@ int jobd_store_children(struct jobd_store *st, int64_t id, int64_t cursor,
 	struct store_args a = { 0 };
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_children(st, id, cursor, limit, out);
 	memset(out, 0, sizeof(*out));
 	if (limit == 0 || limit > 1000)
 		limit = limit ? 1000 : 50;
@@ -227,6 +229,8 @@ int jobd_store_counts(struct jobd_store *st, int64_t counts[JOBD_STATUS_COUNT])
 {
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_counts(st, counts);
 	r = jobd_store_command(
 		st,
 		"HMGET %s:count pending in_progress stopping stopped "
@@ -248,6 +252,8 @@ int jobd_store_key_ids(struct jobd_store *st, int64_t parent,
 	struct store_args a = { 0 };
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_key_ids(st, parent, keys, n, ids);
 	if (parent)
 		store_args_addf(&a, "%lld", (long long)parent);
 	else
@@ -300,6 +306,8 @@ static char *glob_to_lua(const char *glob)
 int jobd_store_key_scan(struct jobd_store *st, int64_t parent, const char *glob,
 			jobd_store_key_fn fn, void *arg)
 {
+	if (st->nsh)
+		return jobd_store_sharded_key_scan(st, parent, glob, fn, arg);
 	char cursor[32] = "0", *pat = glob_to_lua(glob);
 	int rc = 0;
 

@@ -16,6 +16,9 @@ int jobd_store_purge(struct jobd_store *st, int64_t cutoff_ms, size_t max,
 	struct store_args a = { 0 };
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_purge(st, cutoff_ms, max, deleted,
+						more);
 	*deleted = 0;
 	*more = false;
 	store_args_addf(&a, "%lld", (long long)cutoff_ms);
@@ -38,6 +41,9 @@ int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
 	struct store_args a = { 0 };
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_backfill(st, max, indexed, converted,
+						   moved, more);
 	*indexed = *converted = *moved = 0;
 	*more = false;
 	store_args_addf(&a, "%zu", max ? max : 500);
@@ -58,9 +64,13 @@ int jobd_store_backfill(struct jobd_store *st, size_t max, size_t *indexed,
 int jobd_store_backfill_pending(struct jobd_store *st)
 {
 	const char *p = st->prefix;
-	redisReply *r = jobd_store_command(
-		st, "HMGET %s:backfill ix ended endb logs keys", p);
+	redisReply *r;
 	int pending = 0;
+
+	if (st->nsh)
+		return jobd_store_sharded_backfill_pending(st);
+	r = jobd_store_command(st, "HMGET %s:backfill ix ended endb logs keys",
+			       p);
 
 	if (!r)
 		return JOBD_STORE_ERR_REDIS;

@@ -366,3 +366,300 @@ int jobd_store_sharded_claim(struct jobd_store *st, const char *instance,
 	*claims = all;
 	return 0;
 }
+
+int jobd_store_sharded_children(struct jobd_store *st, int64_t id,
+				int64_t cursor, size_t limit,
+				struct jobd_job_list *out)
+{
+	struct jobd_store *sh = shard_of_id(st, id);
+	int rc = jobd_store_children(sh, id, cursor, limit, out);
+
+	return rc < 0 ? failed(st, sh, rc) : rc;
+}
+
+int jobd_store_sharded_logs(struct jobd_store *st, int64_t id,
+			    const struct jobd_log_query *q,
+			    struct jobd_log_result *out)
+{
+	struct jobd_store *sh = shard_of_id(st, id);
+	int rc = jobd_store_logs(sh, id, q, out);
+
+	return rc < 0 ? failed(st, sh, rc) : rc;
+}
+
+int jobd_store_sharded_why(struct jobd_store *st, int64_t id,
+			   struct jobd_why *w)
+{
+	struct jobd_store *sh = shard_of_id(st, id);
+	int rc = jobd_store_why(sh, id, w);
+
+	return rc < 0 ? failed(st, sh, rc) : rc;
+}
+
+/* --- every shard ----------------------------------------------------------
+ *
+ * Housekeeping (expired leases, cascades, retention, backfills) runs in
+ * each shard with the caller's budget, so a call does at most S times the
+ * work it asks for; counts add up.
+ */
+
+int jobd_store_sharded_expire(struct jobd_store *st, size_t max, size_t *n)
+{
+	*n = 0;
+	for (size_t k = 0; k < st->nsh; k++) {
+		size_t m;
+		int rc = jobd_store_expire(st->sh[k], max, &m);
+
+		if (rc < 0)
+			return failed(st, st->sh[k], rc);
+		*n += m;
+	}
+	return 0;
+}
+
+int jobd_store_sharded_cascades_run(struct jobd_store *st, size_t max_calls,
+				    size_t *left)
+{
+	*left = 0;
+	for (size_t k = 0; k < st->nsh; k++) {
+		size_t m;
+		int rc = jobd_store_cascades_run(st->sh[k], max_calls, &m);
+
+		if (rc < 0)
+			return failed(st, st->sh[k], rc);
+		*left += m;
+	}
+	return 0;
+}
+
+int jobd_store_sharded_counts(struct jobd_store *st,
+			      int64_t counts[JOBD_STATUS_COUNT])
+{
+	memset(counts, 0, sizeof(int64_t) * JOBD_STATUS_COUNT);
+	for (size_t k = 0; k < st->nsh; k++) {
+		int64_t c[JOBD_STATUS_COUNT];
+		int rc = jobd_store_counts(st->sh[k], c);
+
+		if (rc < 0)
+			return failed(st, st->sh[k], rc);
+		for (int i = 0; i < JOBD_STATUS_COUNT; i++)
+			counts[i] += c[i];
+	}
+	return 0;
+}
+
+int jobd_store_sharded_purge(struct jobd_store *st, int64_t cutoff_ms,
+			     size_t max, size_t *deleted, bool *more)
+{
+	*deleted = 0;
+	*more = false;
+	for (size_t k = 0; k < st->nsh; k++) {
+		size_t d;
+		bool m;
+		int rc = jobd_store_purge(st->sh[k], cutoff_ms, max, &d, &m);
+
+		if (rc < 0)
+			return failed(st, st->sh[k], rc);
+		*deleted += d;
+		*more = *more || m;
+	}
+	return 0;
+}
+
+int jobd_store_sharded_backfill(struct jobd_store *st, size_t max,
+				size_t *indexed, size_t *converted,
+				size_t *moved, bool *more)
+{
+	*indexed = *converted = *moved = 0;
+	*more = false;
+	for (size_t k = 0; k < st->nsh; k++) {
+		size_t i, c, m;
+		bool left;
+		int rc = jobd_store_backfill(st->sh[k], max, &i, &c, &m, &left);
+
+		if (rc < 0)
+			return failed(st, st->sh[k], rc);
+		*indexed += i;
+		*converted += c;
+		*moved += m;
+		*more = *more || left;
+	}
+	return 0;
+}
+
+int jobd_store_sharded_backfill_pending(struct jobd_store *st)
+{
+	int pending = 0;
+
+	for (size_t k = 0; k < st->nsh; k++) {
+		int rc = jobd_store_backfill_pending(st->sh[k]);
+
+		if (rc < 0)
+			return failed(st, st->sh[k], rc);
+		pending = pending || rc;
+	}
+	return pending;
+}
+
+int jobd_store_sharded_key_window_write(struct jobd_store *st,
+					int64_t *replaced)
+{
+	*replaced = 0;
+	for (size_t k = 0; k < st->nsh; k++) {
+		int64_t r;
+		int rc = jobd_store_key_window_write(st->sh[k], &r);
+
+		if (rc < 0)
+			return failed(st, st->sh[k], rc);
+		if (r > *replaced)
+			*replaced = r;
+	}
+	return 0;
+}
+
+/* Each shard checked in turn; its violations named by its prefix, at most
+ * JOBD_FSCK_MAX_REPORTED in all, as for one shard. */
+int jobd_store_sharded_fsck(struct jobd_store *st, bool repair,
+			    struct jobd_fsck *f)
+{
+	memset(f, 0, sizeof(*f));
+	for (size_t k = 0; k < st->nsh; k++) {
+		struct jobd_fsck one;
+		char **v;
+		int rc = jobd_store_fsck(st->sh[k], repair, &one);
+
+		if (rc < 0) {
+			jobd_fsck_release(f);
+			return failed(st, st->sh[k], rc);
+		}
+		f->jobs += one.jobs;
+		f->fixed += one.fixed;
+		f->stale += one.stale;
+		f->more_violations += one.more_violations;
+		f->counters_moved = f->counters_moved || one.counters_moved;
+		v = realloc(f->violations, (f->nviolations + one.nviolations +
+					    1) * sizeof(*v));
+		for (size_t i = 0; i < one.nviolations; i++) {
+			if (v && f->nviolations < JOBD_FSCK_MAX_REPORTED &&
+			    asprintf(&v[f->nviolations], "%s: %s",
+				     jobd_store_prefix(st->sh[k]),
+				     one.violations[i]) >= 0)
+				f->nviolations++;
+			else
+				f->more_violations++;
+		}
+		if (v)
+			f->violations = v;
+		jobd_fsck_release(&one);
+	}
+	return 0;
+}
+
+int jobd_store_sharded_totals(struct jobd_store *st,
+			      struct jobd_stats_minute *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->all.wait_min = out->all.wait_max = -1;
+	for (size_t k = 0; k < st->nsh; k++) {
+		struct jobd_stats_minute m;
+		int rc = jobd_store_totals(st->sh[k], &m);
+
+		if (rc < 0) {
+			jobd_stats_minute_release(out);
+			return failed(st, st->sh[k], rc);
+		}
+		store_stats_minute_add(out, &m);
+		jobd_stats_minute_release(&m);
+	}
+	return 0;
+}
+
+/*
+ * Per-minute statistics: each shard's minutes added into the first's by
+ * their start (counters and histograms add up, so percentiles stay
+ * right). A shard read as a minute began has one minute more: it is
+ * added to the end.
+ */
+int jobd_store_sharded_stats(struct jobd_store *st, int64_t since,
+			     const char *type, struct jobd_stats *out)
+{
+	int rc = jobd_store_stats(st->sh[0], since, type, out);
+
+	if (rc < 0)
+		return failed(st, st->sh[0], rc);
+	for (size_t k = 1; k < st->nsh; k++) {
+		struct jobd_stats s;
+		size_t at = 0;
+
+		if ((rc = jobd_store_stats(st->sh[k], since, type, &s)) < 0) {
+			jobd_stats_release(out);
+			return failed(st, st->sh[k], rc);
+		}
+		for (size_t i = 0; i < s.n; i++) {
+			struct jobd_stats_minute *m;
+
+			while (at < out->n &&
+			       out->minutes[at].minute < s.minutes[i].minute)
+				at++;
+			if (at < out->n &&
+			    out->minutes[at].minute == s.minutes[i].minute) {
+				store_stats_minute_add(&out->minutes[at],
+						       &s.minutes[i]);
+				continue;
+			}
+			if (at < out->n)
+				continue; /* before the first's first */
+			m = realloc(out->minutes,
+				    (out->n + 1) * sizeof(*out->minutes));
+			if (!m)
+				break;
+			out->minutes = m;
+			memset(&m[out->n], 0, sizeof(*m));
+			m[out->n].minute = s.minutes[i].minute;
+			m[out->n].closed = s.minutes[i].closed;
+			m[out->n].all.wait_min = m[out->n].all.wait_max = -1;
+			store_stats_minute_add(&m[out->n++], &s.minutes[i]);
+		}
+		if (s.now > out->now)
+			out->now = s.now;
+		jobd_stats_release(&s);
+	}
+	return 0;
+}
+
+/* Keys by the shard their roots were placed in (or their parent's). */
+int jobd_store_sharded_key_ids(struct jobd_store *st, int64_t parent,
+			       const char *const *keys, size_t n, int64_t *ids)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct jobd_spec sp = { .parent = parent, .key = keys[i] };
+		struct jobd_store *sh;
+		int rc;
+
+		if (!keys[i] || !*keys[i]) {
+			ids[i] = 0;
+			continue;
+		}
+		sh = st->sh[placed(st, &sp)];
+		if ((rc = jobd_store_key_ids(sh, parent, &keys[i], 1,
+					     &ids[i])) < 0)
+			return failed(st, sh, rc);
+	}
+	return 0;
+}
+
+int jobd_store_sharded_key_scan(struct jobd_store *st, int64_t parent,
+				const char *glob, jobd_store_key_fn fn,
+				void *arg)
+{
+	for (size_t k = 0; k < st->nsh; k++) {
+		int rc;
+
+		if (parent > 0 && st->sh[k] != shard_of_id(st, parent))
+			continue;
+		if ((rc = jobd_store_key_scan(st->sh[k], parent, glob, fn,
+					      arg)) < 0)
+			return failed(st, st->sh[k], rc);
+	}
+	return 0;
+}

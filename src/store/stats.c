@@ -91,6 +91,19 @@ static struct jobd_stats_counts *type_counts(struct jobd_stats_minute *m,
 	return &v[m->ntypes++].c;
 }
 
+void store_stats_minute_add(struct jobd_stats_minute *sum,
+			    const struct jobd_stats_minute *m)
+{
+	jobd_stats_counts_add(&sum->all, &m->all);
+	for (size_t i = 0; i < m->ntypes; i++) {
+		struct jobd_stats_counts *c = type_counts(
+			sum, m->types[i].type, strlen(m->types[i].type));
+
+		if (c)
+			jobd_stats_counts_add(c, &m->types[i].c);
+	}
+}
+
 void jobd_store_stats_field(struct jobd_stats_minute *m, const char *f,
 			    int64_t v, const char *only)
 {
@@ -210,6 +223,8 @@ int jobd_store_stats(struct jobd_store *st, int64_t since, const char *type,
 	redisReply *r, **replies;
 	size_t n;
 
+	if (st->nsh)
+		return jobd_store_sharded_stats(st, since, type, out);
 	memset(out, 0, sizeof(*out));
 	if (store_ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;
@@ -301,6 +316,8 @@ int jobd_store_totals(struct jobd_store *st, struct jobd_stats_minute *out)
 {
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_totals(st, out);
 	memset(out, 0, sizeof(*out));
 	out->all.wait_min = out->all.wait_max = -1;
 	r = jobd_store_command(st, "HGETALL %s:stats:total", st->prefix);

@@ -45,6 +45,10 @@ int jobd_store_pipeline_read(struct jobd_store *st, size_t n,
 void jobd_store_stats_field(struct jobd_stats_minute *m, const char *field,
 			    int64_t v, const char *only);
 
+/* Adds the counters of M, overall and per type, to SUM's. */
+void store_stats_minute_add(struct jobd_stats_minute *sum,
+			    const struct jobd_stats_minute *m);
+
 /* The key prefix ("jobd"; a shard's, "jobd:{3/64}"). */
 const char *jobd_store_prefix(const struct jobd_store *st);
 
@@ -83,6 +87,38 @@ int jobd_store_sharded_op(struct jobd_store *st, enum jobd_op op,
 int jobd_store_sharded_claim(struct jobd_store *st, const char *instance,
 			     int max, int max_low, int64_t lease_ms,
 			     struct jobd_claim **claims, size_t *n);
+int jobd_store_sharded_children(struct jobd_store *st, int64_t id,
+				int64_t cursor, size_t limit,
+				struct jobd_job_list *out);
+int jobd_store_sharded_logs(struct jobd_store *st, int64_t id,
+			    const struct jobd_log_query *q,
+			    struct jobd_log_result *out);
+int jobd_store_sharded_why(struct jobd_store *st, int64_t id,
+			   struct jobd_why *w);
+int jobd_store_sharded_expire(struct jobd_store *st, size_t max, size_t *n);
+int jobd_store_sharded_cascades_run(struct jobd_store *st, size_t max_calls,
+				    size_t *left);
+int jobd_store_sharded_counts(struct jobd_store *st,
+			      int64_t counts[JOBD_STATUS_COUNT]);
+int jobd_store_sharded_purge(struct jobd_store *st, int64_t cutoff_ms,
+			     size_t max, size_t *deleted, bool *more);
+int jobd_store_sharded_backfill(struct jobd_store *st, size_t max,
+				size_t *indexed, size_t *converted,
+				size_t *moved, bool *more);
+int jobd_store_sharded_backfill_pending(struct jobd_store *st);
+int jobd_store_sharded_key_window_write(struct jobd_store *st,
+					int64_t *replaced);
+int jobd_store_sharded_fsck(struct jobd_store *st, bool repair,
+			    struct jobd_fsck *f);
+int jobd_store_sharded_totals(struct jobd_store *st,
+			      struct jobd_stats_minute *out);
+int jobd_store_sharded_stats(struct jobd_store *st, int64_t since,
+			     const char *type, struct jobd_stats *out);
+int jobd_store_sharded_key_ids(struct jobd_store *st, int64_t parent,
+			       const char *const *keys, size_t n, int64_t *ids);
+int jobd_store_sharded_key_scan(struct jobd_store *st, int64_t parent,
+				const char *glob, jobd_store_key_fn fn,
+				void *arg);
 
 /* --- shared by the files of the store (conn.c) ------------------------------ */
 
@@ -132,6 +168,7 @@ struct jobd_store {
 	struct jobd_store **sh;
 	size_t nsh;
 	size_t rr; /* the shard a root without a key goes to next */
+	struct jobd_store *top;		/* a shard's: the store across shards */
 	struct jobd_redis_address addr; /* conf's redis_address, parsed */
 	struct store_tls *tls;		/* for rediss://, else NULL */
 	struct store_link *c;		/* NULL while disconnected */

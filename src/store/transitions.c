@@ -481,6 +481,8 @@ int jobd_store_expire(struct jobd_store *st, size_t max, size_t *n)
 	struct store_args a = { 0 };
 	redisReply *r;
 
+	if (st->nsh)
+		return jobd_store_sharded_expire(st, max, n);
 	*n = 0;
 	store_args_addf(&a, "%lld", (long long)st->conf->retention_stats);
 	store_args_addf(&a, "%zu", max);
@@ -630,6 +632,8 @@ int jobd_store_cascades_run(struct jobd_store *st, size_t max_calls,
 	redisReply *r;
 	int rc = 0;
 
+	if (st->nsh)
+		return jobd_store_sharded_cascades_run(st, max_calls, left);
 	*left = 0;
 	if (store_ensure(st) < 0)
 		return JOBD_STORE_ERR_REDIS;

@@ -241,6 +241,8 @@ int jobd_store_why(struct jobd_store *st, int64_t id, struct jobd_why *w)
 	redisReply *r;
 	int rc;
 
+	if (st->nsh)
+		return jobd_store_sharded_why(st, id, w);
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	store_args_addf(&a, "%lld", (long long)id);
@@ -253,7 +255,9 @@ int jobd_store_why(struct jobd_store *st, int64_t id, struct jobd_why *w)
 		store_set_err(st, "job %lld not found", (long long)id);
 		return JOBD_STORE_ERR_NOTFOUND;
 	}
-	if ((rc = jobd_store_workers(st, &views, &nviews)) < 0) {
+	/* The workers' views are the deployment's, not a shard's. */
+	if ((rc = jobd_store_workers(st->top ? st->top : st, &views, &nviews)) <
+	    0) {
 		freeReplyObject(r);
 		return rc;
 	}

@@ -4128,6 +4128,13 @@ END_TEST
  * and each shard stays consistent (fsck). (Not on a cluster: the suite's
  * keys are those of the slot of {jobd}.)
  */
+static void count_key(const char *key, int64_t id, void *arg)
+{
+	(void)key;
+	(void)id;
+	++*(size_t *)arg;
+}
+
 START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 {
 	enum { KEYED = 200, BARE = 40, ALL = KEYED + BARE + 1 };
@@ -4143,6 +4150,17 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 	struct jobd_op_result ops[3];
 	struct jobd_claim *cl;
 	struct jobd_job *job;
+	struct jobd_job_list list;
+	struct jobd_log_query lq = { .limit = 10 };
+	struct jobd_log_result logs;
+	struct jobd_why w;
+	struct jobd_stats stats;
+	struct jobd_stats_minute total;
+	struct jobd_fsck f;
+	const char *kp[KEYED];
+	int64_t kids[KEYED], counts[JOBD_STATUS_COUNT], created = 0;
+	size_t scanned = 0;
+	bool more;
 	char err[512];
 	int64_t now, kid;
 
@@ -4236,14 +4254,73 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 		ck_assert_int_eq(job->status, JOBD_FINISHED);
 		jobd_job_free(job);
 	}
-	for (size_t k = 0; k < sh->nsh; k++) {
-		struct jobd_fsck f;
+	/* Read across the shards: counts, children, logs, why, keys,
+	 * statistics, fsck; housekeeping in each. */
+	ck_assert_int_eq(jobd_store_counts(sh, counts), 0);
+	ck_assert_int_eq(counts[JOBD_FINISHED], ALL);
+	ck_assert_int_eq(counts[JOBD_PENDING], 0);
+	ck_assert_int_eq(jobd_store_children(sh, out[1].id, 0, 10, &list), 0);
+	ck_assert_uint_eq(list.n, 1);
+	ck_assert_int_eq(list.jobs[0]->id, kid);
+	jobd_job_list_release(&list);
+	ck_assert_int_eq(jobd_store_logs(sh, kid, &lq, &logs), 0);
+	ck_assert_uint_gt(logs.n, 0);
+	jobd_log_result_release(&logs);
+	ck_assert_int_eq(jobd_store_why(sh, out[2].id, &w), 0);
+	ck_assert_int_eq(w.status, JOBD_FINISHED);
+	for (size_t i = 0; i < KEYED; i++)
+		kp[i] = keys[i];
+	ck_assert_int_eq(jobd_store_key_ids(sh, 0, kp, KEYED, kids), 0);
+	for (size_t i = 0; i < KEYED; i++)
+		ck_assert_int_eq(kids[i], out[i].id);
+	ck_assert_int_eq(
+		jobd_store_key_scan(sh, 0, "key-1*", count_key, &scanned), 0);
+	ck_assert_uint_eq(scanned, 111); /* key-1, key-10.., key-100.. */
+	ck_assert_int_eq(jobd_store_time(sh, &now), 0);
+	ck_assert_int_eq(jobd_store_stats(sh, now - 600000, NULL, &stats), 0);
+	for (size_t i = 0; i < stats.n; i++)
+		created += stats.minutes[i].all.created;
+	ck_assert_int_eq(created, ALL);
+	jobd_stats_release(&stats);
+	ck_assert_int_eq(jobd_store_totals(sh, &total), 0);
+	ck_assert_int_eq(total.all.created, ALL);
+	ck_assert_int_eq(total.all.finished, ALL);
+	jobd_stats_minute_release(&total);
+	ck_assert_int_eq(jobd_store_expire(sh, 100, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(jobd_store_cascades_run(sh, 10, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(jobd_store_fsck(sh, false, &f), 0);
+	ck_assert_msg(f.nviolations == 0, "%s",
+		      f.nviolations ? f.violations[0] : "");
+	ck_assert_uint_eq(f.jobs, ALL);
+	jobd_fsck_release(&f);
+	/* A violation names its shard. */
+	snprintf(err, sizeof(err), "jobd:{%lld/4}: job %lld",
+		 (long long)(out[3].id % 4), (long long)out[3].id);
+	rcli(fmt("SREM jobd:{%lld/4}:ixb:ru:t:noop:0 %lld",
+		 (long long)(out[3].id % 4), (long long)out[3].id));
+	ck_assert_int_eq(jobd_store_fsck(sh, false, &f), 0);
+	ck_assert_uint_ge(f.nviolations, 1);
+	ck_assert_msg(strncmp(f.violations[0], err, strlen(err)) == 0,
+		      "%s, want %s", f.violations[0], err);
+	jobd_fsck_release(&f);
+	ck_assert_int_eq(jobd_store_fsck(sh, true, &f), 0);
+	jobd_fsck_release(&f);
+	ck_assert_int_eq(jobd_store_fsck(sh, false, &f), 0);
+	ck_assert_uint_eq(f.nviolations, 0);
+	jobd_fsck_release(&f);
+	/* Retention deletes them in every shard. */
+	do {
+		size_t d;
 
-		ck_assert_int_eq(jobd_store_fsck(sh->sh[k], false, &f), 0);
-		ck_assert_msg(f.nviolations == 0, "shard %zu: %s", k,
-			      f.nviolations ? f.violations[0] : "");
-		jobd_fsck_release(&f);
-	}
+		ck_assert_int_eq(
+			jobd_store_purge(sh, now + 120000, 1000, &d, &more), 0);
+	} while (more);
+	ck_assert_int_eq(jobd_store_counts(sh, counts), 0);
+	ck_assert_int_eq(counts[JOBD_FINISHED], 0);
+	ck_assert_int_eq(jobd_store_get(sh, out[5].id, &job, &now),
+			 JOBD_STORE_ERR_NOTFOUND);
 	jobd_store_free(sh);
 	free(rep);
 	free(res);
