@@ -129,6 +129,8 @@ int jobd_store_list(struct jobd_store *st, const struct jobd_filter *f,
 	int64_t cursor = f->cursor;
 	int64_t deadline = jobd_util_mono_ms() + 2000;
 
+	if (st->nsh)
+		return jobd_store_sharded_list(st, f, out);
 	memset(out, 0, sizeof(*out));
 	if (limit > 1000)
 		limit = 1000;

@@ -663,3 +663,84 @@ int jobd_store_sharded_key_scan(struct jobd_store *st, int64_t parent,
 	}
 	return 0;
 }
+
+static int by_id_desc(const void *a, const void *b)
+{
+	int64_t x = (*(struct jobd_job *const *)a)->id;
+	int64_t y = (*(struct jobd_job *const *)b)->id;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * A page newest first: each shard's page below the cursor, merged by id.
+ * A shard whose page is full, or cut short by its time budget (2 s), has
+ * read its ids down to its own next cursor only: the merged page stops
+ * there too, at the highest such cursor, so the next page, which starts
+ * below the last id given, skips none of that shard's jobs. Ids across shards
+ * follow creation as far as the shards grow alike (docs/scaling.md, "Ids
+ * across shards"). Other orders are not built across shards yet.
+ */
+int jobd_store_sharded_list(struct jobd_store *st, const struct jobd_filter *f,
+			    struct jobd_job_list *out)
+{
+	size_t limit = f->limit ? f->limit : 50;
+	int64_t floor = 0;
+	struct jobd_job **all = NULL;
+	size_t n = 0, keep = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (f->sort && !(strcmp(f->sort, "created") == 0 && f->desc)) {
+		store_set_err(st,
+			      "sorting by %s across shards is not built "
+			      "yet (docs/scaling.md, \"Shards\")",
+			      f->sort);
+		return JOBD_STORE_ERR_INVALID;
+	}
+	if (limit > 1000)
+		limit = 1000;
+	for (size_t k = 0; k < st->nsh; k++) {
+		struct jobd_job_list page;
+		struct jobd_job **grown;
+		int rc = jobd_store_list(st->sh[k], f, &page);
+
+		if (rc < 0) {
+			for (size_t i = 0; i < n; i++)
+				jobd_job_free(all[i]);
+			free(all);
+			return failed(st, st->sh[k], rc);
+		}
+		if (page.next > floor)
+			floor = page.next;
+		if (page.now > out->now)
+			out->now = page.now;
+		grown = realloc(all, (n + page.n + 1) * sizeof(*all));
+		if (!grown) {
+			jobd_job_list_release(&page);
+			for (size_t i = 0; i < n; i++)
+				jobd_job_free(all[i]);
+			free(all);
+			store_set_err(st, "out of memory");
+			return JOBD_STORE_ERR_REDIS;
+		}
+		all = grown;
+		if (page.n)
+			memcpy(all + n, page.jobs, page.n * sizeof(*all));
+		n += page.n;
+		free(page.jobs); /* its jobs are ALL's now */
+	}
+	qsort(all, n, sizeof(*all), by_id_desc);
+	while (keep < n && keep < limit && all[keep]->id >= floor)
+		keep++;
+	for (size_t i = keep; i < n; i++)
+		jobd_job_free(all[i]);
+	out->jobs = all;
+	out->n = keep;
+	/* Full: more may follow below its last id; cut at a shard's
+	 * cursor: below that; else every shard is read to its end. */
+	if (keep == limit && keep > 0)
+		out->next = all[keep - 1]->id;
+	else
+		out->next = floor;
+	return 0;
+}

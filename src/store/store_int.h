@@ -119,6 +119,8 @@ int jobd_store_sharded_key_ids(struct jobd_store *st, int64_t parent,
 int jobd_store_sharded_key_scan(struct jobd_store *st, int64_t parent,
 				const char *glob, jobd_store_key_fn fn,
 				void *arg);
+int jobd_store_sharded_list(struct jobd_store *st, const struct jobd_filter *f,
+			    struct jobd_job_list *out);
 
 /* --- shared by the files of the store (conn.c) ------------------------------ */
 

@@ -4159,7 +4159,8 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 	struct jobd_fsck f;
 	const char *kp[KEYED];
 	int64_t kids[KEYED], counts[JOBD_STATUS_COUNT], created = 0;
-	size_t scanned = 0;
+	size_t scanned = 0, listed = 0;
+	int64_t prev = INT64_MAX;
 	bool more;
 	char err[512];
 	int64_t now, kid;
@@ -4201,6 +4202,27 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 	ck_assert_int_eq(jobd_store_get(sh, kid, &job, &now), 0);
 	ck_assert_int_eq(job->parent, out[1].id);
 	jobd_job_free(job);
+	/* Listed newest first across the shards, page by page: every root
+	 * once, ids falling; no sort but by creation yet. */
+	for (struct jobd_filter lf = { .limit = 37 };;) {
+		ck_assert_int_eq(jobd_store_list(sh, &lf, &list), 0);
+		for (size_t i = 0; i < list.n; i++) {
+			ck_assert_int_lt(list.jobs[i]->id, prev);
+			prev = list.jobs[i]->id;
+			listed++;
+		}
+		lf.cursor = list.next;
+		jobd_job_list_release(&list);
+		if (!lf.cursor)
+			break;
+	}
+	ck_assert_uint_eq(listed, KEYED + BARE);
+	ck_assert_int_eq(
+		jobd_store_list(sh, &(struct jobd_filter){ .sort = "duration" },
+				&list),
+		JOBD_STORE_ERR_INVALID);
+	ck_assert_msg(strstr(jobd_store_errstr(sh), "across shards"), "%s",
+		      jobd_store_errstr(sh));
 	/* Operations by id over three shards, answered in order. */
 	for (int i = 0; i < 3; i++)
 		ids[i] = out[KEYED + 1 + i].id;
@@ -4310,6 +4332,46 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 	ck_assert_int_eq(jobd_store_fsck(sh, false, &f), 0);
 	ck_assert_uint_eq(f.nviolations, 0);
 	jobd_fsck_release(&f);
+	/* A filter each shard checks job by job over several of its own
+	 * calls (the status index drives, the type is read from each job: 6
+	 * "again" jobs among 12,000 pending "noop"), 2 a page: each of the
+	 * 6 once. */
+	{
+		enum { MANY = 12000 };
+		struct jobd_spec *many = calloc(MANY, sizeof(*many));
+		struct jobd_created *made = calloc(MANY, sizeof(*made));
+		struct jobd_filter lf = { .status = "pending",
+					  .type = "again",
+					  .limit = 2 };
+		int64_t seen[6];
+		size_t nseen = 0;
+
+		for (size_t i = 0; i < MANY; i++)
+			many[i] = (struct jobd_spec){ .type = i % 2000 == 1999 ?
+								      "again" :
+								      "noop" };
+		ck_assert_int_eq(jobd_store_create(sh, "t", many, MANY, made),
+				 0);
+		for (int pages = 0;; pages++) {
+			ck_assert_int_lt(pages, 100);
+			ck_assert_int_eq(jobd_store_list(sh, &lf, &list), 0);
+			for (size_t i = 0; i < list.n; i++) {
+				ck_assert_str_eq(list.jobs[i]->type, "again");
+				for (size_t j = 0; j < nseen; j++)
+					ck_assert_int_ne(seen[j],
+							 list.jobs[i]->id);
+				ck_assert_uint_lt(nseen, 6);
+				seen[nseen++] = list.jobs[i]->id;
+			}
+			lf.cursor = list.next;
+			jobd_job_list_release(&list);
+			if (!lf.cursor)
+				break;
+		}
+		ck_assert_uint_eq(nseen, 6);
+		free(many);
+		free(made);
+	}
 	/* Retention deletes them in every shard. */
 	do {
 		size_t d;
