@@ -16,6 +16,7 @@
  */
 #include "config.h"
 
+#include "base/log.h"
 #include "store/schema.h"
 #include "store/store.h"
 #include "store/store_int.h"
@@ -743,4 +744,68 @@ int jobd_store_sharded_list(struct jobd_store *st, const struct jobd_filter *f,
 	else
 		out->next = floor;
 	return 0;
+}
+
+/*
+ * The wake-up link of a store across shards on one Redis: every shard's
+ * channel PREFIX:{N/S}:wake, shard and classic (jobd_store_wait), in one
+ * SSUBSCRIBE and one SUBSCRIBE, on the store's own link; the waiting is
+ * jobd_store_wait's. 1 (jobs may have become ready before it listened),
+ * or JOBD_STORE_ERR_REDIS.
+ */
+int store_sharded_subscribe(struct jobd_store *st)
+{
+	const char **argv = calloc(st->nsh + 1, sizeof(*argv));
+	char **chan = calloc(st->nsh, sizeof(*chan));
+	size_t confirmed = 0;
+	redisReply *r = NULL;
+	int rc = JOBD_STORE_ERR_REDIS;
+
+	if (!argv || !chan) {
+		store_set_err(st, "out of memory");
+		goto out;
+	}
+	for (size_t k = 0; k < st->nsh; k++)
+		if (asprintf(&chan[k], "%s:wake",
+			     jobd_store_prefix(st->sh[k])) < 0) {
+			store_set_err(st, "out of memory");
+			goto out;
+		}
+	if (!(st->sub = store_connect_to(st)))
+		goto out;
+	memcpy(argv + 1, chan, st->nsh * sizeof(*chan));
+	argv[0] = "SSUBSCRIBE";
+	store_link_append_argv(st->sub, (int)st->nsh + 1, argv, NULL);
+	argv[0] = "SUBSCRIBE";
+	store_link_append_argv(st->sub, (int)st->nsh + 1, argv, NULL);
+	/* Messages may come between the confirmations (dropped: the caller
+	 * claims at once anyway); done at the classic channels' last. */
+	while (confirmed < st->nsh) {
+		if (store_link_reply(st->sub, &r) < 0) {
+			store_set_err(st, "redis at %s: subscription lost: %s",
+				      store_where(st),
+				      store_link_errstr(st->sub));
+			store_drop(&st->sub);
+			goto out;
+		}
+		if (r->type == REDIS_REPLY_ERROR && !st->warned_wake) {
+			jobd_warn("store: redis at %s refused to subscribe to "
+				  "the shards' wake-ups (%s): idle workers "
+				  "look for work once a second",
+				  store_where(st), r->str);
+			st->warned_wake = true;
+		}
+		if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+		    r->element[0]->type == REDIS_REPLY_STRING &&
+		    strcmp(r->element[0]->str, "subscribe") == 0)
+			confirmed++;
+		freeReplyObject(r);
+	}
+	rc = 1;
+out:
+	for (size_t k = 0; chan && k < st->nsh; k++)
+		free(chan[k]);
+	free(chan);
+	free(argv);
+	return rc;
 }

@@ -121,6 +121,7 @@ int jobd_store_sharded_key_scan(struct jobd_store *st, int64_t parent,
 				void *arg);
 int jobd_store_sharded_list(struct jobd_store *st, const struct jobd_filter *f,
 			    struct jobd_job_list *out);
+int store_sharded_subscribe(struct jobd_store *st);
 
 /* --- shared by the files of the store (conn.c) ------------------------------ */
 

@@ -517,6 +517,8 @@ int jobd_store_wait(struct jobd_store *st, int timeout_ms)
 	int woken = 0, rc;
 
 	if (!st->sub) {
+		if (st->nsh)
+			return store_sharded_subscribe(st);
 		st->sub = store_connect_to(st);
 		if (!st->sub)
 			return JOBD_STORE_ERR_REDIS;

@@ -4160,6 +4160,7 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 	const char *kp[KEYED];
 	int64_t kids[KEYED], counts[JOBD_STATUS_COUNT], created = 0;
 	size_t scanned = 0, listed = 0;
+	unsigned woken = 0;
 	int64_t prev = INT64_MAX;
 	bool more;
 	char err[512];
@@ -4383,6 +4384,25 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 	ck_assert_int_eq(counts[JOBD_FINISHED], 0);
 	ck_assert_int_eq(jobd_store_get(sh, out[5].id, &job, &now),
 			 JOBD_STORE_ERR_NOTFOUND);
+	/* Idle workers are woken by a job made in any shard. */
+	ck_assert_int_eq(jobd_store_wait(sh, 100), 1); /* (subscribes) */
+	for (int i = 0; i < 20 && jobd_store_wait(sh, 100) == 1; i++)
+		;
+	ck_assert_int_eq(jobd_store_wait(sh, 100), 0);
+	for (int i = 0; i < 4; i++) {
+		int64_t t0;
+
+		specs[0] = (struct jobd_spec){ .type = "noop" };
+		ck_assert_int_eq(jobd_store_create(sh, "t", specs, 1, again),
+				 0);
+		t0 = jobd_util_mono_ms();
+		ck_assert_msg(jobd_store_wait(sh, 3000) == 1,
+			      "not woken by job %lld", (long long)again[0].id);
+		ck_assert_int_lt(jobd_util_mono_ms() - t0, 1000);
+		woken |= 1u << (again[0].id % 4);
+		ck_assert_int_eq(jobd_store_wait(sh, 50), 0);
+	}
+	ck_assert_uint_eq(woken, 15); /* by each shard */
 	jobd_store_free(sh);
 	free(rep);
 	free(res);
