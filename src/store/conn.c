@@ -643,7 +643,11 @@ struct jobd_store *store_shards_new(const struct jobd_conf *conf, int shards,
 			 N_MAX_SHARDS, shards, conf->prefix);
 		return NULL;
 	}
-	if (!(st = store_new(conf, conf->prefix, errstr, errstr_size)))
+	/* The deployment's own keys (leader leases, views, schedules, the
+	 * broker's address), which no transition touches, are shard 0's:
+	 * the store itself works on its prefix. */
+	snprintf(prefix, sizeof(prefix), "%s:{0/%d}", conf->prefix, shards);
+	if (!(st = store_new(conf, prefix, errstr, errstr_size)))
 		return NULL;
 	if (!(st->sh = calloc((size_t)shards, sizeof(*st->sh)))) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -692,6 +696,8 @@ void jobd_store_set_create_wait(struct jobd_store *st, bool on)
 {
 	st->create_wait = on;
 	st->replicas_at = 0;
+	for (size_t k = 0; k < st->nsh; k++)
+		jobd_store_set_create_wait(st->sh[k], on);
 }
 
 int store_create_replicas(struct jobd_store *st, bool ask)
@@ -754,6 +760,8 @@ void jobd_store_set_timeout(struct jobd_store *st, int ms)
 	 * a node that stalls must not hold the call longer. */
 	if (st->cl)
 		jobd_cluster_set_timeout(st->cl, ms);
+	for (size_t k = 0; k < st->nsh; k++)
+		jobd_store_set_timeout(st->sh[k], ms);
 }
 
 /*

@@ -53,11 +53,12 @@ void store_stats_minute_add(struct jobd_stats_minute *sum,
 const char *jobd_store_prefix(const struct jobd_store *st);
 
 /*
- * A store across SHARDS shards (2 to N_MAX_SHARDS) on one Redis, for
- * conf's prefix (without a hash tag): shard N on PREFIX:{N/SHARDS}
- * (docs/scaling.md, "Shards"). Built so far: creates, placed by key
- * (shards.c), reads and operations routed by id, claims and the
- * workers' reports across shards; nothing opens one but the tests.
+ * A store across SHARDS shards (2 to N_MAX_SHARDS), for conf's prefix
+ * (without a hash tag): shard N on PREFIX:{N/SHARDS}, each on the
+ * primary of its slot on a cluster (docs/scaling.md, "Shards"); the
+ * deployment's own keys, which no transition touches, under shard 0's
+ * prefix. What is built is in shards.c; nothing opens one but the
+ * tests.
  */
 struct jobd_store *store_shards_new(const struct jobd_conf *conf, int shards,
 				    char *errstr, size_t errstr_size);
@@ -167,7 +168,8 @@ struct jobd_store {
 	char *prefix;		      /* the keys': conf's, or a shard's */
 	/* A store across shards (docs/scaling.md, "Shards"; shards.c):
 	 * NSH stores of one shard each, on PREFIX:{N/NSH}; this one then
-	 * keeps the keys of no shard. 0 for a store of one shard. */
+	 * keeps the deployment's own keys, under shard 0's prefix. 0 for
+	 * a store of one shard. */
 	struct jobd_store **sh;
 	size_t nsh;
 	size_t rr; /* the shard a root without a key goes to next */
