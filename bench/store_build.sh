@@ -20,7 +20,8 @@ store_build() {
 	sh "$top/build-aux/schema.sh" header "$top/src/store/schema.def" >"$tmp/store/schema.h"
 	# What configure would put in config.h that these files need.
 	printf '#define _GNU_SOURCE 1\n' >"$tmp/config.h"
-	for f in conn link cluster create transitions query joblog stats lease retention fsck; do
+	for f in conn link cluster create transitions query joblog stats lease retention fsck \
+		shards why kafka_view; do
 		sources+=("$top/src/store/$f.c")
 	done
 	for f in job util log conf cron tz; do
