@@ -12,13 +12,15 @@
  * the server; JOBD_BENCH_BATCH sets BATCH (1-200, default 200: the
  * engine's claims under light load are far smaller; for "children"
  * 1-JOBD_STORE_BATCH). Keys carry the process id, so a second "create"
- * into the same Redis makes new jobs.
+ * into the same Redis makes new jobs. JOBD_BENCH_SHARDS=S drives a store
+ * across S shards instead (bench/store-cluster).
  */
 #include "config.h"
 
 #include "base/conf.h"
 #include "base/util.h"
 #include "store/store.h"
+#include "store/store_int.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -215,7 +217,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "store_bench: %s\n", err);
 		return 2;
 	}
-	st = jobd_store_new(conf, err, sizeof(err));
+	/* JOBD_BENCH_SHARDS=S: a store across S shards (src/store/shards.c)
+	 * on the prefix's, for bench/store-cluster. */
+	st = getenv("JOBD_BENCH_SHARDS") ?
+		     store_shards_new(conf, atoi(getenv("JOBD_BENCH_SHARDS")),
+				      err, sizeof(err)) :
+		     jobd_store_new(conf, err, sizeof(err));
 	if (!st) {
 		fprintf(stderr, "store_bench: %s\n", err);
 		return 3;

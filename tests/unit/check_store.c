@@ -4034,6 +4034,12 @@ START_TEST(test_a_shard_prefix_makes_ids_of_its_shard)
 	ck_assert_int_eq(rcli_int("scard jobd:ixb:ru:s:pending:1"), 512);
 	ck_assert_int_eq(rcli_int("scard jobd:ixb:ru:s:pending:2"), N - 1023);
 	ck_assert_int_eq(rcli_int("zcard jobd:ixd:ru:s:pending"), 3);
+	/* Keys in 16,384 / 4 buckets a window: none numbered 5000 or more
+	 * (of 16,384, about 70 % of 1,100 keys would be). */
+	ck_assert_int_gt(keys_matching("jobd:keys:*"), 500);
+	ck_assert_int_eq(keys_matching("jobd:keys:*:[5-9]???") +
+				 keys_matching("jobd:keys:*:1????"),
+			 0);
 	/* Claimed and finished: retention's index by the same buckets. */
 	cl = claim(3, 3, 60000, &n);
 	ck_assert_uint_eq(n, 3);

@@ -29,6 +29,9 @@ local ARGV, P, NOW, NOWS, MINUTE, LEASES
 -- The shard of the prefix, and the ids a bucket of ids covers
 -- (shard_parse(), below).
 local SHARD_P, SHARDS, SHARD, IXW = nil, 1, 0, N_IX_BUCKET
+-- The buckets of a key window (key_slot): N_KEY_BUCKETS over the shards,
+-- so that a deployment's keys fill as many buckets as in one shard.
+local KEYB = N_KEY_BUCKETS
 -- Integers as text. Lua 5.1 turns every number it hands to redis.call
 -- into text with "%.14g", a slow floating-point format: "%d" is several
 -- times cheaper, and the hot paths pass a dozen numbers per job.
@@ -1455,6 +1458,7 @@ local function shard_parse()
 		end
 	end
 	SHARD_P, SHARDS, SHARD, IXW = P, s, n, N_IX_BUCKET * s
+	KEYB = max(floor(N_KEY_BUCKETS / s), 1)
 end
 
 -- Starts a call: its arguments and clock, and empty per-call state.
@@ -1497,9 +1501,10 @@ end
 -- Idempotency keys (docs/redis-keys.md, "Idempotency keys"). A root
 -- job's key maps to its id in a hash bucket of its time window,
 -- P:keys:START:B (START: the window's start, a multiple of key_window
--- ms; B: the key's FNV-1a hash mod N_KEY_BUCKETS), field the key itself,
--- or '#' and two hashes of it when it is longer than N_KEY_FIELD_MAX
--- bytes (a longer field would make its bucket a hash table). A bucket
+-- ms; B: the key's FNV-1a hash mod KEYB, N_KEY_BUCKETS over the shards),
+-- field the key itself, or '#' and two hashes of it when it is longer
+-- than N_KEY_FIELD_MAX bytes (a longer field would make its bucket a
+-- hash table). A bucket
 -- expires at the end of the window after its own, and a lookup reads the
 -- current window and the one before: a duplicate within key_window of
 -- the first is always found. A hit counts only when the job's key field
@@ -1557,13 +1562,13 @@ end
 -- The field of root key KEY in its bucket, and the bucket's number. The
 -- last one is kept, with the number as text (SLOT_BT): a create looks a
 -- key up, then maps it, naming two or three buckets.
-local SLOT_KEY, SLOT_F, SLOT_B, SLOT_BT
+local SLOT_KEY, SLOT_F, SLOT_B, SLOT_BT, SLOT_N
 local function key_slot(key)
-	if key == SLOT_KEY then return SLOT_F, SLOT_B end
+	if key == SLOT_KEY and SLOT_N == KEYB then return SLOT_F, SLOT_B end
 	local h = fnv(key, 2166136261)
 	local f = key
 	if #key > N_KEY_FIELD_MAX then f = format('#%08x%08x', h, fnv(key, h)) end
-	SLOT_KEY, SLOT_F, SLOT_B = key, f, h % N_KEY_BUCKETS
+	SLOT_KEY, SLOT_F, SLOT_B, SLOT_N = key, f, h % KEYB, KEYB
 	SLOT_BT = I(SLOT_B)
 	return f, SLOT_B
 end

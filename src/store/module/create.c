@@ -324,13 +324,16 @@ static uint32_t fnv(const char *s, size_t n, uint32_t h)
 	return h;
 }
 
-/* Root key KEY's field (new) in its bucket, and the bucket's number. */
-static RedisModuleString *key_slot(struct sv key, unsigned *b)
+/* Root key KEY's field (new) in its bucket, and the bucket's number: of
+ * N_KEY_BUCKETS / shards a window in a shard (lib.lua key_slot). */
+static RedisModuleString *key_slot(const struct call *c, struct sv key,
+				   unsigned *b)
 {
 	uint32_t h = fnv(key.p, key.n, 2166136261u);
+	long long n = N_KEY_BUCKETS / c->shards;
 	char buf[24];
 
-	*b = h % N_KEY_BUCKETS;
+	*b = h % (unsigned)(n > 0 ? n : 1);
 	if (key.n <= N_KEY_FIELD_MAX)
 		return rm_CreateString(NULL, key.p, key.n);
 	snprintf(buf, sizeof(buf), "#%08x%08x", (unsigned)h,
@@ -384,7 +387,7 @@ struct slot {
 static void slot_open(struct call *c, const struct keys *ks, struct sv key,
 		      struct slot *s)
 {
-	s->f = key_slot(key, &s->b);
+	s->f = key_slot(c, key, &s->b);
 	s->k = keys_bucket(c, ks->start, s->b);
 	s->h = open_rw(c, s->k);
 }
