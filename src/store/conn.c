@@ -241,6 +241,17 @@ bool store_redirected(struct jobd_store *st, const redisReply *r)
 	if (kind == JOBD_CLUSTER_MOVED ||
 	    strncmp(r->str, "READONLY ", 9) == 0 ||
 	    strstr(r->str, "access a non local key")) {
+		const char *to = kind == JOBD_CLUSTER_MOVED ?
+					 strrchr(r->str, ' ') :
+					 NULL;
+
+		/* "MOVED 7650 127.0.0.1:24255" (an empty host: this node's) */
+		if (to && to[1] != ':' && strchr(to, ':')) {
+			snprintf(st->moved_to, sizeof(st->moved_to), "%s",
+				 to + 1);
+			snprintf(st->moved_from, sizeof(st->moved_from), "%s",
+				 store_where(st));
+		}
 		store_set_err(st,
 			      "redis cluster: slot %d of [redis] prefix \"%s\" "
 			      "is no longer at %s (%s): reading the slot map "
@@ -323,6 +334,21 @@ int store_owner_find(struct jobd_store *st, struct jobd_redis_address *at)
 	*at = *owner;
 	snprintf(st->owner, sizeof(st->owner), "%s",
 		 jobd_cluster_slot_node(st->cl, st->slot));
+	/* The map came from a node that has not heard of the move a MOVED
+	 * just named: the MOVED is the newer word. */
+	if (st->moved_to[0] && strcmp(st->owner, st->moved_from) == 0) {
+		const char *colon = strrchr(st->moved_to, ':');
+
+		if (colon &&
+		    (size_t)(colon - st->moved_to) < sizeof(at->host)) {
+			snprintf(at->host, sizeof(at->host), "%.*s",
+				 (int)(colon - st->moved_to), st->moved_to);
+			at->port = atoi(colon + 1);
+			snprintf(st->owner, sizeof(st->owner), "%s",
+				 st->moved_to);
+		}
+	}
+	st->moved_to[0] = st->moved_from[0] = '\0';
 	return 0;
 }
 
@@ -636,11 +662,14 @@ struct jobd_store *store_shards_new(const struct jobd_conf *conf, int shards,
 	struct jobd_store *st;
 	char prefix[512];
 
-	if (shards < 2 || shards > N_MAX_SHARDS || strchr(conf->prefix, '{')) {
+	if (shards < 2 || shards > N_MAX_SHARDS || strchr(conf->prefix, '{') ||
+	    strlen(conf->prefix) > sizeof(prefix) - 16) {
 		snprintf(errstr, errstr_size,
 			 "a store across shards takes 2 to %d shards and a "
-			 "prefix without a hash tag, not %d and \"%s\"",
-			 N_MAX_SHARDS, shards, conf->prefix);
+			 "prefix without a hash tag of at most %zu bytes, not "
+			 "%d and \"%s\"",
+			 N_MAX_SHARDS, sizeof(prefix) - 16, shards,
+			 conf->prefix);
 		return NULL;
 	}
 	/* The deployment's own keys (leader leases, views, schedules, the

@@ -649,6 +649,15 @@ int jobd_store_logs_all(struct jobd_store *st, const struct jobd_log_query *q,
 	bool done = false;
 	int rc = JOBD_STORE_ERR_REDIS;
 
+	if (st->nsh) {
+		memset(out, 0, sizeof(*out));
+		store_set_err(st,
+			      "searching the logs of all jobs across shards "
+			      "is not built yet (docs/scaling.md, "
+			      "\"Shards\"): search a job's logs");
+		return JOBD_STORE_ERR_INVALID;
+	}
+
 	memset(out, 0, sizeof(*out));
 	until = q->until > 0 ? q->until : jobd_util_now_ms() + 60000;
 	since = q->since > 0 ? q->since : until - 3600000;

@@ -17,6 +17,46 @@ static bool limited(const struct jobd_type_conf *t)
 	return t->concurrency > 0 || t->rate.per_ms > 0;
 }
 
+/*
+ * A store across shards: each shard's claims read its own P:limits, so a
+ * limit would hold per shard, not across the deployment, until the
+ * escrow of docs/scaling.md ("Limits across shards") is built: refused
+ * while a type has one; else every shard's limits are cleared.
+ */
+static int limits_write_shards(struct jobd_store *st, const char *instance,
+			       bool *changed, char *by, size_t by_size)
+{
+	const struct jobd_conf *conf = st->conf;
+	const char *named = NULL;
+
+	jobd_conf_rdlock(conf);
+	for (size_t i = 0; i < conf->types_count && !named; i++)
+		if (limited(&conf->types[i]))
+			named = conf->types[i].name;
+	if (named)
+		store_set_err(st,
+			      "[type.%s]: per-type limits do not hold across "
+			      "shards yet (docs/scaling.md, \"Shards\")",
+			      named);
+	jobd_conf_unlock(conf);
+	if (named)
+		return JOBD_STORE_ERR_INVALID;
+	for (size_t k = 0; k < st->nsh; k++) {
+		bool c;
+		int rc = jobd_store_limits_write(st->sh[k], instance, &c, by,
+						 by_size);
+
+		if (rc < 0) {
+			store_set_err(st, "%s: %s",
+				      jobd_store_prefix(st->sh[k]),
+				      jobd_store_errstr(st->sh[k]));
+			return rc;
+		}
+		*changed = *changed || c;
+	}
+	return 0;
+}
+
 int jobd_store_limits_write(struct jobd_store *st, const char *instance,
 			    bool *changed, char *by, size_t by_size)
 {
@@ -28,6 +68,8 @@ int jobd_store_limits_write(struct jobd_store *st, const char *instance,
 	*changed = false;
 	if (by_size)
 		by[0] = '\0';
+	if (st->nsh)
+		return limits_write_shards(st, instance, changed, by, by_size);
 	store_args_add(&a, instance);
 	jobd_conf_rdlock(conf);
 	for (size_t i = 0; i < conf->types_count; i++)
@@ -76,6 +118,9 @@ int jobd_store_limits(struct jobd_store *st, struct jobd_type_limit **out,
 
 	*out = NULL;
 	*n = 0;
+	/* Across shards there are none (limits_write_shards). */
+	if (st->nsh)
+		return 0;
 	r = store_eval(st, S_LIMITS_SHOW, &a);
 	store_args_release(&a);
 	if (!r)

@@ -680,6 +680,13 @@ int jobd_store_move(struct jobd_store *st, const char *to, const char *by,
 	int64_t t0 = jobd_util_mono_ms(), since = 0, now;
 	redisReply *r;
 
+	if (st->nsh) {
+		store_set_err(st, "moving the shards of a store across shards "
+				  "is not built yet (docs/scaling.md, "
+				  "\"Shards\")");
+		return JOBD_STORE_ERR_INVALID;
+	}
+
 	if (!st->cl) {
 		store_set_err(st,
 			      "redis at %s is not a cluster: jobctl cluster "

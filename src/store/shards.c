@@ -530,6 +530,7 @@ int jobd_store_sharded_fsck(struct jobd_store *st, bool repair,
 		int rc = jobd_store_fsck(st->sh[k], repair, &one);
 
 		if (rc < 0) {
+			jobd_fsck_release(&one);
 			jobd_fsck_release(f);
 			return failed(st, st->sh[k], rc);
 		}
@@ -757,7 +758,8 @@ int store_sharded_subscribe(struct jobd_store *st)
 {
 	const char **argv = calloc(st->nsh + 1, sizeof(*argv));
 	char **chan = calloc(st->nsh, sizeof(*chan));
-	size_t confirmed = 0;
+	size_t ss = 0, sub = 0;
+	bool ss_refused = false, refused = false;
 	redisReply *r = NULL;
 	int rc = JOBD_STORE_ERR_REDIS;
 
@@ -778,9 +780,12 @@ int store_sharded_subscribe(struct jobd_store *st)
 	store_link_append_argv(st->sub, (int)st->nsh + 1, argv, NULL);
 	argv[0] = "SUBSCRIBE";
 	store_link_append_argv(st->sub, (int)st->nsh + 1, argv, NULL);
-	/* Messages may come between the confirmations (dropped: the caller
-	 * claims at once anyway); done at the classic channels' last. */
-	while (confirmed < st->nsh) {
+	/* SSUBSCRIBE's answers first (a confirmation a channel, or one
+	 * refusal), then SUBSCRIBE's; messages may come between them
+	 * (dropped: the caller claims at once anyway). */
+	while ((ss < st->nsh && !ss_refused) || (sub < st->nsh && !refused)) {
+		bool err;
+
 		if (store_link_reply(st->sub, &r) < 0) {
 			store_set_err(st, "redis at %s: subscription lost: %s",
 				      store_where(st),
@@ -788,17 +793,23 @@ int store_sharded_subscribe(struct jobd_store *st)
 			store_drop(&st->sub);
 			goto out;
 		}
-		if (r->type == REDIS_REPLY_ERROR && !st->warned_wake) {
+		err = r->type == REDIS_REPLY_ERROR;
+		if (err && !st->warned_wake) {
 			jobd_warn("store: redis at %s refused to subscribe to "
 				  "the shards' wake-ups (%s): idle workers "
 				  "look for work once a second",
 				  store_where(st), r->str);
 			st->warned_wake = true;
 		}
-		if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-		    r->element[0]->type == REDIS_REPLY_STRING &&
-		    strcmp(r->element[0]->str, "subscribe") == 0)
-			confirmed++;
+		if (err && (ss < st->nsh && !ss_refused))
+			ss_refused = true;
+		else if (err)
+			refused = true;
+		else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+			 r->element[0]->type == REDIS_REPLY_STRING) {
+			ss += strcmp(r->element[0]->str, "ssubscribe") == 0;
+			sub += strcmp(r->element[0]->str, "subscribe") == 0;
+		}
 		freeReplyObject(r);
 	}
 	rc = 1;

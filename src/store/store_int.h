@@ -183,17 +183,21 @@ struct jobd_store {
 				  * SLOT */
 	int slot;		 /* slot of the prefix's hash tag (cluster) */
 	char owner[270];	 /* "host:port" of that primary, last asked */
-	bool create_wait;	 /* creates WAIT for replicas (consumer) */
-	int replicas;		 /* replicas of the primary, as last seen */
-	int64_t replicas_at;	 /* ms (monotonic) when seen; 0: never */
-	bool no_info;		 /* INFO refused (ACL): no replica waited for */
-	char fn[S_COUNT][64];	 /* function names, "jobd_HASH_claim" */
-	int timeout_ms;		 /* per-call socket timeout */
-	bool module;		 /* Redis has this jobd's module */
-	bool warned;		 /* ... in another version: said */
-	bool warned_wake;	 /* SSUBSCRIBE refused: said */
-	char err[512];		 /* the last error */
-	uint64_t conns; /* connections made: which one a call went on */
+	/* The node a MOVED named for the slot, and the one that said it:
+	 * used when the map read next still names the latter (a node
+	 * that had not heard of the move yet answered the map). */
+	char moved_to[270], moved_from[270];
+	bool create_wait;     /* creates WAIT for replicas (consumer) */
+	int replicas;	      /* replicas of the primary, as last seen */
+	int64_t replicas_at;  /* ms (monotonic) when seen; 0: never */
+	bool no_info;	      /* INFO refused (ACL): no replica waited for */
+	char fn[S_COUNT][64]; /* function names, "jobd_HASH_claim" */
+	int timeout_ms;	      /* per-call socket timeout */
+	bool module;	      /* Redis has this jobd's module */
+	bool warned;	      /* ... in another version: said */
+	bool warned_wake;     /* SSUBSCRIBE refused: said */
+	char err[512];	      /* the last error */
+	uint64_t conns;	      /* connections made: which one a call went on */
 	/* jobd_store_create_send's calls whose replies are not read yet:
 	 * NSENT of them, the oldest at SENT_HEAD of the ring */
 	struct sent_create {

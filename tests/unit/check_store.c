@@ -4234,6 +4234,43 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 		JOBD_STORE_ERR_INVALID);
 	ck_assert_msg(strstr(jobd_store_errstr(sh), "across shards"), "%s",
 		      jobd_store_errstr(sh));
+	/* Not across shards yet, and said so: per-type limits (each shard
+	 * would hold its own), the search of every job's logs. */
+	{
+		static const char capped[] = "[type.capped]\n"
+					     "handler = noop\n"
+					     "concurrency = 2\n";
+		struct jobd_conf *lc = jobd_conf_parse(
+			capped, strlen(capped), "test", err, sizeof(err));
+		struct jobd_store *ls;
+		struct jobd_log_query all = { .limit = 10 };
+		bool changed;
+		char by[64];
+
+		ck_assert_ptr_nonnull(lc);
+		free(lc->redis_address);
+		lc->redis_address = strdup(conf->redis_address);
+		free(lc->prefix);
+		lc->prefix = strdup("jobdlim");
+		ls = store_shards_new(lc, 2, err, sizeof(err));
+		ck_assert_msg(ls != NULL, "store: %s", err);
+		ck_assert_int_eq(jobd_store_limits_write(ls, "t", &changed, by,
+							 sizeof(by)),
+				 JOBD_STORE_ERR_INVALID);
+		ck_assert_msg(strstr(jobd_store_errstr(ls),
+				     "[type.capped]: per-type limits do not "
+				     "hold across shards"),
+			      "%s", jobd_store_errstr(ls));
+		jobd_store_free(ls);
+		jobd_conf_free(lc);
+		ck_assert_int_eq(jobd_store_limits_write(sh, "t", &changed, by,
+							 sizeof(by)),
+				 0);
+		ck_assert_int_eq(jobd_store_logs_all(sh, &all, &logs),
+				 JOBD_STORE_ERR_INVALID);
+		ck_assert_msg(strstr(jobd_store_errstr(sh), "across shards"),
+			      "%s", jobd_store_errstr(sh));
+	}
 	/* Operations by id over three shards, answered in order. */
 	for (int i = 0; i < 3; i++)
 		ids[i] = out[KEYED + 1 + i].id;
