@@ -89,12 +89,15 @@ struct cmd {
 	redisReply *reply; /* the reply, once done; owned */
 	struct node *to;   /* node of this round, or NULL */
 	struct node *ask;  /* an ASK sends it there next round */
-	bool asking;	   /* sent with ASKING before it this round */
-	bool done;	   /* has its reply or its final error */
-	bool crossslot;	   /* refused with CROSSSLOT: err names keys */
-	int rounds;	   /* extra rounds taken */
-	int rc;		   /* 0, or JOBD_CLUSTER_ERR_* once done */
-	char err[512];	   /* why it has no reply, or "" */
+	/* A MOVED of this round: the node it named, and the one that said
+	 * it (the map read after the round may be older than the MOVED) */
+	struct node *moved, *moved_from;
+	bool asking;	/* sent with ASKING before it this round */
+	bool done;	/* has its reply or its final error */
+	bool crossslot; /* refused with CROSSSLOT: err names keys */
+	int rounds;	/* extra rounds taken */
+	int rc;		/* 0, or JOBD_CLUSTER_ERR_* once done */
+	char err[512];	/* why it has no reply, or "" */
 };
 
 struct jobd_cluster_pipe {
@@ -812,6 +815,8 @@ static void take_reply(struct jobd_cluster *cl, struct node *node,
 				 node->addr, r->str);
 		} else if (moved) {
 			cl->slots[slot] = to;
+			cmd->moved = to;
+			cmd->moved_from = node;
 			*refresh = true;
 			snprintf(cmd->err, sizeof(cmd->err), "%s (from %s)",
 				 r->str, node->addr);
@@ -981,6 +986,17 @@ int jobd_cluster_pipe_exec(struct jobd_cluster_pipe *p)
 			sleep_ms(BACKOFF_MS * (round + 1));
 		if (refresh)
 			jobd_cluster_refresh(cl);
+		/* A map read from a node that has not heard of a move yet (a
+		 * replica, a primary the gossip reaches later) names the node
+		 * that has just answered MOVED: the MOVED is newer. */
+		for (size_t i = 0; i < p->n; i++) {
+			struct cmd *cmd = &p->cmds[i];
+
+			if (cmd->moved &&
+			    cl->slots[cmd->slot] == cmd->moved_from)
+				cl->slots[cmd->slot] = cmd->moved;
+			cmd->moved = cmd->moved_from = NULL;
+		}
 	}
 	for (size_t i = 0; i < p->n; i++)
 		if (p->cmds[i].rc < 0) {
