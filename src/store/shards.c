@@ -585,9 +585,17 @@ int jobd_store_sharded_totals(struct jobd_store *st,
 int jobd_store_sharded_stats(struct jobd_store *st, int64_t since,
 			     const char *type, struct jobd_stats *out)
 {
-	int rc = jobd_store_stats(st->sh[0], since, type, out);
+	int64_t now;
+	int rc;
 
-	if (rc < 0)
+	/* One start for every shard (the last hour by default, from one
+	 * clock), so that their series begin at the same minute. */
+	if (since <= 0) {
+		if ((rc = jobd_store_time(st, &now)) < 0)
+			return rc;
+		since = now - 3600000;
+	}
+	if ((rc = jobd_store_stats(st->sh[0], since, type, out)) < 0)
 		return failed(st, st->sh[0], rc);
 	for (size_t k = 1; k < st->nsh; k++) {
 		struct jobd_stats s;

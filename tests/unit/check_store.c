@@ -4352,6 +4352,11 @@ START_TEST(test_a_store_across_shards_places_and_routes_jobs)
 		created += stats.minutes[i].all.created;
 	ck_assert_int_eq(created, ALL);
 	jobd_stats_release(&stats);
+	ck_assert_int_eq(jobd_store_stats(sh, 0, NULL, &stats), 0); /* 1 h */
+	for (size_t i = 0; i < stats.n; i++)
+		created -= stats.minutes[i].all.created;
+	ck_assert_int_eq(created, 0);
+	jobd_stats_release(&stats);
 	ck_assert_int_eq(jobd_store_totals(sh, &total), 0);
 	ck_assert_int_eq(total.all.created, ALL);
 	ck_assert_int_eq(total.all.finished, ALL);
