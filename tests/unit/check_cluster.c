@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -361,6 +362,54 @@ START_TEST(test_cluster_pipeline_spans_primaries_in_order)
 END_TEST
 
 /* Gives SLOT (empty) to the primary at TO, on every primary of CL. */
+/*
+ * Waits (10 s at most) until every node of the cluster (DIR/nodes,
+ * replicas too) names TO ("host:port") the owner of SLOT in its CLUSTER
+ * SLOTS: a node the gossip has not reached yet would answer a map read
+ * with the old owner, which the cases after a move do not test.
+ */
+static void settled(int slot, const char *to)
+{
+	char path[600], addr[300];
+
+	snprintf(path, sizeof(path), "%s/nodes", dir);
+	for (int tries = 0; tries < 200; tries++) {
+		FILE *f = fopen(path, "r");
+		bool all = true;
+
+		ck_assert_msg(f != NULL, "cannot read %s", path);
+		while (all && fscanf(f, "%299s", addr) == 1) {
+			redisReply *r = node_cmd(addr, "CLUSTER SLOTS");
+			bool here = false;
+
+			for (size_t i = 0;
+			     r->type == REDIS_REPLY_ARRAY && i < r->elements;
+			     i++) {
+				const redisReply *e = r->element[i];
+				char at[300];
+
+				if (e->elements < 3 ||
+				    e->element[0]->integer > slot ||
+				    e->element[1]->integer < slot)
+					continue;
+				snprintf(at, sizeof(at), "%s:%lld",
+					 e->element[2]->element[0]->str,
+					 e->element[2]->element[1]->integer);
+				here = strcmp(at, to) == 0;
+			}
+			freeReplyObject(r);
+			all = here;
+		}
+		fclose(f);
+		if (all)
+			return;
+		nanosleep(&(struct timespec){ 0, 50000000L }, NULL);
+	}
+	ck_abort_msg("the cluster's nodes do not agree that %s owns slot %d "
+		     "after 10 s",
+		     to, slot);
+}
+
 static void move_slot(struct jobd_cluster *cl, int slot, const char *to)
 {
 	char id[41];
@@ -385,6 +434,7 @@ static void move_slot(struct jobd_cluster *cl, int slot, const char *to)
 			      "SETSLOT on %s: %s", a, r->str);
 		freeReplyObject(r);
 	}
+	settled(slot, to);
 }
 
 START_TEST(test_cluster_moved_updates_the_map)
